@@ -1,0 +1,14 @@
+//! `signet-sign`: keys, key rings, wire formats and verification for Signet.
+//!
+//! Everything in Signet signs or verifies through this crate. It is pure: no
+//! I/O, no async, no `unsafe`. Time is always passed in (`now`, unix seconds)
+//! so callers and tests control the clock.
+#![warn(missing_docs)]
+
+pub mod envelope;
+pub mod error;
+pub mod key;
+
+pub use envelope::TaskEnvelope;
+pub use error::{Error, Result};
+pub use key::{Algorithm, Ed25519PublicKey, Ed25519SecretKey, HmacSecret, Key, KeyId, KeyMaterial};
