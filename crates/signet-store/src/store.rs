@@ -1,0 +1,148 @@
+//! The storage seam: every backend implements [`Store`] and passes
+//! [`exercise`](crate::testkit::exercise).
+//!
+//! Every method that depends on the time takes `now_ms` (unix milliseconds)
+//! from the caller, so runtimes inject a clock and tests pin it.
+
+use async_trait::async_trait;
+
+use crate::error::StoreError;
+use crate::task::{
+    ApiKeyRecord, ClaimRequest, DeadFilter, DeadSelector, Enqueued, FailOutcome, KeyUsage,
+    LeaseToken, NewTask, Page, QueueCounts, TaskFilter, TaskRow,
+};
+
+/// Result of store operations.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A durable task store.
+///
+/// Contract shared by all backends (checked by `exercise()`):
+/// - an operation that returns `Ok` is durable; one that returns `Err`
+///   changed nothing;
+/// - the signed envelope and signature are stored byte for byte and never
+///   changed;
+/// - a task is in exactly one [`TaskState`](crate::TaskState) at any time;
+/// - a due `scheduled` or `retryable` task is claimable like an `available` one;
+/// - calls presenting a [`LeaseToken`] fail with [`StoreError::LeaseLost`]
+///   once that lease is no longer the task's current one.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Enqueues one task. With an idempotency key already present, returns
+    /// the first task and `created: false`.
+    async fn enqueue(&self, task: NewTask, now_ms: i64) -> StoreResult<Enqueued> {
+        let mut out = self.enqueue_batch(vec![task], now_ms).await?;
+        out.pop()
+            .ok_or_else(|| StoreError::invalid("enqueue_batch returned no result"))
+    }
+
+    /// Enqueues many tasks atomically (all or none), in order.
+    async fn enqueue_batch(&self, tasks: Vec<NewTask>, now_ms: i64) -> StoreResult<Vec<Enqueued>>;
+
+    /// Claims up to `limit` due tasks, highest priority first, then oldest
+    /// `run_at`; each becomes `running` with `attempt + 1` and a lease until
+    /// `now_ms + lease_ms`.
+    async fn claim(&self, request: ClaimRequest, now_ms: i64) -> StoreResult<Vec<TaskRow>>;
+
+    /// Extends a lease to `now_ms + lease_ms`.
+    async fn heartbeat(&self, lease: &LeaseToken, lease_ms: i64, now_ms: i64) -> StoreResult<()>;
+
+    /// Marks a running task succeeded, with an optional JSON result.
+    async fn complete(
+        &self,
+        lease: &LeaseToken,
+        result: Option<Vec<u8>>,
+        now_ms: i64,
+    ) -> StoreResult<()>;
+
+    /// Completes many running tasks in one commit. Each entry succeeds or
+    /// fails on its own (a lost lease fails only that entry).
+    async fn complete_batch(
+        &self,
+        items: Vec<(LeaseToken, Option<Vec<u8>>)>,
+        now_ms: i64,
+    ) -> StoreResult<Vec<StoreResult<()>>> {
+        let mut out = Vec::with_capacity(items.len());
+        for (lease, result) in items {
+            out.push(self.complete(&lease, result, now_ms).await);
+        }
+        Ok(out)
+    }
+
+    /// Records a failed attempt: retry later, or dead-letter.
+    async fn fail(
+        &self,
+        lease: &LeaseToken,
+        error: &str,
+        outcome: FailOutcome,
+        now_ms: i64,
+    ) -> StoreResult<()>;
+
+    /// Gives a running task back without counting the attempt (graceful
+    /// shutdown): it becomes `available` again at once.
+    async fn release(&self, lease: &LeaseToken, now_ms: i64) -> StoreResult<()>;
+
+    /// Cancels a task that has not started or is waiting to retry. Running
+    /// and final tasks give [`StoreError::Conflict`].
+    async fn cancel(&self, id: &str, now_ms: i64) -> StoreResult<TaskRow>;
+
+    /// Dead-letters a task that is not running and not final (used when a
+    /// task is refused before it runs). Returns the row.
+    async fn kill(
+        &self,
+        id: &str,
+        reason: crate::DeadReason,
+        detail: &str,
+        now_ms: i64,
+    ) -> StoreResult<TaskRow>;
+
+    /// Running tasks whose lease expired: each becomes `retryable` (due now)
+    /// if it has attempts left, else `dead` with `max-attempts`. Returns the
+    /// ids rescued.
+    async fn rescue_expired(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<String>>;
+
+    /// One task by id.
+    async fn task(&self, id: &str) -> StoreResult<Option<TaskRow>>;
+
+    /// Tasks by queue and state, in id order, paged.
+    async fn list_tasks(&self, filter: TaskFilter) -> StoreResult<Page<TaskRow>>;
+
+    /// Dead letters, newest first, paged.
+    async fn list_dead(&self, filter: DeadFilter) -> StoreResult<Page<TaskRow>>;
+
+    /// Dead letters back to `available` with attempts reset to 0 (the
+    /// envelope and signature are untouched). Returns the ids replayed.
+    async fn replay_dead(&self, selector: DeadSelector, now_ms: i64) -> StoreResult<Vec<String>>;
+
+    /// Deletes dead letters. Returns the ids purged.
+    async fn purge_dead(&self, selector: DeadSelector) -> StoreResult<Vec<String>>;
+
+    /// Tasks per queue and state.
+    async fn counts(&self) -> StoreResult<Vec<QueueCounts>>;
+
+    /// Pending (non-final) tasks per signing key id.
+    async fn pending_by_key(&self) -> StoreResult<Vec<KeyUsage>>;
+
+    /// Deletes succeeded and cancelled tasks that finished before
+    /// `finished_before_ms`, at most `limit`. Dead letters stay until purged.
+    /// Returns how many were deleted.
+    async fn prune(&self, finished_before_ms: i64, limit: usize) -> StoreResult<u64>;
+
+    /// Stores a new API key.
+    async fn create_api_key(&self, key: ApiKeyRecord) -> StoreResult<()>;
+
+    /// The API key with this hash, revoked or not.
+    async fn api_key_by_hash(&self, hash: &str) -> StoreResult<Option<ApiKeyRecord>>;
+
+    /// All API keys, oldest first.
+    async fn list_api_keys(&self) -> StoreResult<Vec<ApiKeyRecord>>;
+
+    /// Revokes an API key. Revoking twice is not an error.
+    async fn revoke_api_key(&self, id: &str, now_ms: i64) -> StoreResult<ApiKeyRecord>;
+
+    /// Whether the store answers (for `/readyz`).
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Flushes and closes. Later calls fail with [`StoreError::Closed`].
+    async fn close(&self) -> StoreResult<()>;
+}

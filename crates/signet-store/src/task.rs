@@ -1,0 +1,251 @@
+//! Task rows: the signed envelope plus delivery state, and what goes in and
+//! out of a [`Store`](crate::Store).
+
+use signet_sign::{Algorithm, TaskEnvelope};
+
+use crate::state::{DeadReason, TaskState};
+
+/// Largest `args` a store accepts, in bytes (1 MiB).
+pub const MAX_ARGS_BYTES: usize = 1024 * 1024;
+/// Longest queue name.
+pub const MAX_QUEUE_NAME_LEN: usize = 128;
+/// Default number of attempts (the first one included).
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 25;
+
+/// A signature stored beside the envelope, as `{alg, key_id, sig}`.
+///
+/// `key_id` is kept as text: what the database holds is not trusted, and the
+/// verifier reports an unknown or malformed id as a verification outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignatureRecord {
+    /// The algorithm the signer claims.
+    pub alg: Algorithm,
+    /// The key id the signer claims.
+    pub key_id: String,
+    /// The raw signature bytes.
+    pub sig: Vec<u8>,
+}
+
+/// A task to enqueue.
+#[derive(Clone, Debug)]
+pub struct NewTask {
+    /// The signed part. `envelope.id` must be a fresh [`TaskId`](crate::TaskId).
+    pub envelope: TaskEnvelope,
+    /// The signature over `envelope.canonical_bytes()`, or `None` if unsigned.
+    pub signature: Option<SignatureRecord>,
+    /// Higher runs first among due tasks of a queue. Not signed.
+    pub priority: i32,
+    /// Makes enqueue exactly-once per key while the first task is retained.
+    pub idempotency_key: Option<String>,
+}
+
+/// What enqueue did.
+#[derive(Clone, Debug)]
+pub struct Enqueued {
+    /// The stored task: the new one, or the first one with the same idempotency key.
+    pub task: TaskRow,
+    /// `false` when an earlier task with the same idempotency key was returned.
+    pub created: bool,
+}
+
+/// A stored task.
+#[derive(Clone, Debug)]
+pub struct TaskRow {
+    /// The signed fields, as enqueued. The store never changes them.
+    pub envelope: TaskEnvelope,
+    /// The stored signature, if any.
+    pub signature: Option<SignatureRecord>,
+    /// Current state.
+    pub state: TaskState,
+    /// Priority (higher first).
+    pub priority: i32,
+    /// Attempts started so far (0 before the first claim).
+    pub attempt: u32,
+    /// Earliest time the task may (next) run, unix ms.
+    pub run_at_ms: i64,
+    /// Worker holding the lease, while running.
+    pub lease_owner: Option<String>,
+    /// When the lease expires, while running.
+    pub lease_expires_at_ms: Option<i64>,
+    /// The last attempt's error message.
+    pub last_error: Option<String>,
+    /// Why the task is dead, when it is.
+    pub dead_reason: Option<DeadReason>,
+    /// More about why it is dead.
+    pub dead_detail: Option<String>,
+    /// The handler's result (JSON bytes), when succeeded.
+    pub result: Option<Vec<u8>>,
+    /// The idempotency key it was enqueued with.
+    pub idempotency_key: Option<String>,
+    /// Last state change, unix ms.
+    pub updated_at_ms: i64,
+    /// When it reached a final state, unix ms.
+    pub finished_at_ms: Option<i64>,
+}
+
+impl TaskRow {
+    /// The task id.
+    pub fn id(&self) -> &str {
+        &self.envelope.id
+    }
+
+    /// The queue.
+    pub fn queue(&self) -> &str {
+        &self.envelope.queue
+    }
+}
+
+/// Ask for tasks to run.
+#[derive(Clone, Debug)]
+pub struct ClaimRequest {
+    /// Queues to take from (at least one).
+    pub queues: Vec<String>,
+    /// Who claims: recorded as the lease owner.
+    pub worker_id: String,
+    /// At most this many tasks.
+    pub limit: usize,
+    /// Lease length from `now_ms`.
+    pub lease_ms: i64,
+}
+
+/// A lease the caller holds on a running task: every later call about the
+/// task presents it, and the store refuses it once the lease was lost.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseToken {
+    /// The task.
+    pub task_id: String,
+    /// Who holds it.
+    pub worker_id: String,
+    /// The attempt it was issued for (1-based).
+    pub attempt: u32,
+}
+
+impl LeaseToken {
+    /// The lease of a freshly claimed row.
+    pub fn of(row: &TaskRow) -> Self {
+        Self {
+            task_id: row.envelope.id.clone(),
+            worker_id: row.lease_owner.clone().unwrap_or_default(),
+            attempt: row.attempt,
+        }
+    }
+}
+
+/// How a failed attempt ends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FailOutcome {
+    /// Try again at this time (unix ms).
+    Retry {
+        /// When.
+        at_ms: i64,
+    },
+    /// Do not try again: dead-letter it.
+    Dead {
+        /// Why.
+        reason: DeadReason,
+        /// Details for a person.
+        detail: String,
+    },
+}
+
+/// Filter for task listings.
+#[derive(Clone, Debug, Default)]
+pub struct TaskFilter {
+    /// Only this queue.
+    pub queue: Option<String>,
+    /// Only this state.
+    pub state: Option<TaskState>,
+    /// Page size (the store caps it at [`MAX_PAGE`]; 0 means [`DEFAULT_PAGE`]).
+    pub limit: usize,
+    /// Continue after this cursor (from [`Page::next_cursor`]).
+    pub cursor: Option<String>,
+}
+
+/// Filter for dead letters.
+#[derive(Clone, Debug, Default)]
+pub struct DeadFilter {
+    /// Only this queue.
+    pub queue: Option<String>,
+    /// Only this reason.
+    pub reason: Option<DeadReason>,
+    /// Only dead since this time (unix ms, inclusive).
+    pub since_ms: Option<i64>,
+    /// Only dead before this time (unix ms, exclusive).
+    pub until_ms: Option<i64>,
+    /// Page size (capped at [`MAX_PAGE`]; 0 means [`DEFAULT_PAGE`]).
+    pub limit: usize,
+    /// Continue after this cursor.
+    pub cursor: Option<String>,
+}
+
+/// Which dead letters a replay or purge acts on.
+#[derive(Clone, Debug)]
+pub enum DeadSelector {
+    /// These ids (ids that are not dead letters are skipped).
+    Ids(Vec<String>),
+    /// Every dead letter matching the filter (its limit and cursor are ignored).
+    Filter(DeadFilter),
+}
+
+/// Default page size.
+pub const DEFAULT_PAGE: usize = 50;
+/// Largest page size.
+pub const MAX_PAGE: usize = 1000;
+
+/// A page of results.
+#[derive(Clone, Debug)]
+pub struct Page<T> {
+    /// The items, newest first for dead letters, id order for tasks.
+    pub items: Vec<T>,
+    /// Pass back to get the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Number of tasks in each state of one queue.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QueueCounts {
+    /// The queue.
+    pub queue: String,
+    /// `(state, count)` for every state with at least one task.
+    pub counts: Vec<(TaskState, u64)>,
+}
+
+impl QueueCounts {
+    /// Count of one state (0 when absent).
+    pub fn count(&self, state: TaskState) -> u64 {
+        self.counts
+            .iter()
+            .find(|(s, _)| *s == state)
+            .map_or(0, |(_, n)| *n)
+    }
+}
+
+/// Pending (non-final) tasks signed with one key id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyUsage {
+    /// The key id; `None` for unsigned tasks.
+    pub key_id: Option<String>,
+    /// The algorithm; `None` for unsigned tasks.
+    pub alg: Option<Algorithm>,
+    /// Pending tasks.
+    pub pending: u64,
+}
+
+/// An API key as stored: the secret is kept only as its SHA-256 hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    /// The key's id (`key_…`).
+    pub id: String,
+    /// A name for people.
+    pub name: String,
+    /// `admin`, `publish` or `read`.
+    pub scope: String,
+    /// SHA-256 of the secret `sk_…` text, hex.
+    pub hash: String,
+    /// The first characters of the secret, for recognising it (`sk_abcd`).
+    pub prefix: String,
+    /// Created, unix ms.
+    pub created_at_ms: i64,
+    /// Revoked, unix ms.
+    pub revoked_at_ms: Option<i64>,
+}
