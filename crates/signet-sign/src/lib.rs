@@ -5,10 +5,18 @@
 //! so callers and tests control the clock.
 #![warn(missing_docs)]
 
+pub mod config;
 pub mod envelope;
 pub mod error;
 pub mod key;
+pub mod keyring;
+pub mod profiles;
+pub mod replay;
+pub mod standard;
 
+pub use config::SigningConfig;
 pub use envelope::TaskEnvelope;
 pub use error::{Error, Result};
 pub use key::{Algorithm, Ed25519PublicKey, Ed25519SecretKey, HmacSecret, Key, KeyId, KeyMaterial};
+pub use keyring::KeyRing;
+pub use profiles::Profile;

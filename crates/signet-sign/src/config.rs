@@ -1,0 +1,5 @@
+//! Configuration (being written).
+
+/// Signing configuration.
+#[derive(Debug, Default)]
+pub struct SigningConfig {}

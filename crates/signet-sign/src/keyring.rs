@@ -1,0 +1,5 @@
+//! The key ring (being written).
+
+/// Keys.
+#[derive(Debug, Default)]
+pub struct KeyRing {}

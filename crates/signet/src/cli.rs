@@ -1,0 +1,60 @@
+//! Command-line parsing and dispatch. Each subcommand lives in `commands/`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::commands;
+
+/// Signet: signed jobs and webhooks.
+#[derive(Debug, Parser)]
+#[command(name = "signet", version, about)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP API and background services on one store.
+    Serve(commands::serve::Args),
+    /// Manage API keys for the HTTP API.
+    #[command(subcommand, name = "api-keys")]
+    ApiKeys(commands::api_keys::Command),
+    /// Generate signing keys and inspect their use.
+    #[command(subcommand)]
+    Keys(commands::keys::Command),
+    /// Sign a body and print the headers to send.
+    Sign(commands::sign::Args),
+    /// Verify a signed request.
+    Verify(commands::verify::Args),
+    /// Enqueue a signed task.
+    Enqueue(commands::enqueue::Args),
+    /// List and show tasks.
+    #[command(subcommand)]
+    Tasks(commands::tasks::Command),
+    /// Show tasks per queue and state.
+    Queues(commands::queues::Args),
+    /// Inspect, replay and purge dead letters.
+    #[command(subcommand)]
+    Dlq(commands::dlq::Command),
+    /// Measure throughput and latency.
+    #[command(subcommand)]
+    Bench(commands::bench::Command),
+}
+
+pub(crate) fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => commands::serve::run(args),
+        Command::ApiKeys(cmd) => commands::api_keys::run(cmd),
+        Command::Keys(cmd) => commands::keys::run(cmd),
+        Command::Sign(args) => commands::sign::run(args),
+        Command::Verify(args) => commands::verify::run(args),
+        Command::Enqueue(args) => commands::enqueue::run(args),
+        Command::Tasks(cmd) => commands::tasks::run(cmd),
+        Command::Queues(args) => commands::queues::run(args),
+        Command::Dlq(cmd) => commands::dlq::run(cmd),
+        Command::Bench(cmd) => commands::bench::run(cmd),
+    }
+}
