@@ -25,7 +25,12 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// - a task is in exactly one [`TaskState`](crate::TaskState) at any time;
 /// - a due `scheduled` or `retryable` task is claimable like an `available` one;
 /// - calls presenting a [`LeaseToken`] fail with [`StoreError::LeaseLost`]
-///   once that lease is no longer the task's current one.
+///   once that lease is no longer the task's current one (the task left
+///   `running`, or is running under another worker or attempt). A lease past
+///   its expiry that nobody rescued yet is still current;
+/// - input that [`NewTask::validate`], [`ClaimRequest::validate`] or
+///   [`ApiKeyRecord::validate`] refuses gives [`StoreError::Invalid`];
+/// - a lease has expired when `lease_expires_at_ms <= now_ms`.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Enqueues one task. With an idempotency key already present, returns
@@ -69,7 +74,9 @@ pub trait Store: Send + Sync + 'static {
         Ok(out)
     }
 
-    /// Records a failed attempt: retry later, or dead-letter.
+    /// Records a failed attempt: retry later (`retryable`, due at `at_ms`),
+    /// or dead-letter. The store follows `outcome` as given: deciding
+    /// between retry and dead (attempts left, backoff) is the caller's job.
     async fn fail(
         &self,
         lease: &LeaseToken,
@@ -79,7 +86,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
 
     /// Gives a running task back without counting the attempt (graceful
-    /// shutdown): it becomes `available` again at once.
+    /// shutdown): it becomes `available` again at once and its attempt
+    /// count goes back to what it was before the claim.
     async fn release(&self, lease: &LeaseToken, now_ms: i64) -> StoreResult<()>;
 
     /// Cancels a task that has not started or is waiting to retry. Running
@@ -143,6 +151,7 @@ pub trait Store: Send + Sync + 'static {
     /// Whether the store answers (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;
 
-    /// Flushes and closes. Later calls fail with [`StoreError::Closed`].
+    /// Flushes and closes. Later calls fail with [`StoreError::Closed`];
+    /// closing twice is not an error.
     async fn close(&self) -> StoreResult<()>;
 }

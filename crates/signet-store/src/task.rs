@@ -3,6 +3,8 @@
 
 use signet_sign::{Algorithm, TaskEnvelope};
 
+use crate::error::StoreError;
+use crate::ids::{ApiKeyId, TaskId};
 use crate::state::{DeadReason, TaskState};
 
 /// Largest `args` a store accepts, in bytes (1 MiB).
@@ -11,6 +13,35 @@ pub const MAX_ARGS_BYTES: usize = 1024 * 1024;
 pub const MAX_QUEUE_NAME_LEN: usize = 128;
 /// Default number of attempts (the first one included).
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 25;
+/// Longest task (handler) name.
+pub const MAX_TASK_NAME_LEN: usize = 255;
+/// Longest idempotency key.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// Checks a queue name: 1 to [`MAX_QUEUE_NAME_LEN`] characters of
+/// `A-Z a-z 0-9 . _ : -`.
+pub fn validate_queue_name(name: &str) -> Result<(), StoreError> {
+    if name.is_empty() {
+        return Err(StoreError::invalid(
+            "queue name is empty; use 1 to 128 characters of A-Z a-z 0-9 . _ : -",
+        ));
+    }
+    if name.len() > MAX_QUEUE_NAME_LEN {
+        return Err(StoreError::invalid(format!(
+            "queue name is {} bytes long; the limit is {MAX_QUEUE_NAME_LEN}",
+            name.len()
+        )));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')))
+    {
+        return Err(StoreError::invalid(format!(
+            "queue name {name:?} contains {c:?}; use only A-Z a-z 0-9 . _ : -"
+        )));
+    }
+    Ok(())
+}
 
 /// A signature stored beside the envelope, as `{alg, key_id, sig}`.
 ///
@@ -37,6 +68,56 @@ pub struct NewTask {
     pub priority: i32,
     /// Makes enqueue exactly-once per key while the first task is retained.
     pub idempotency_key: Option<String>,
+}
+
+impl NewTask {
+    /// Checks what every backend refuses with [`StoreError::Invalid`]: a
+    /// malformed task id, a bad queue name, an empty or over-long task name,
+    /// args over [`MAX_ARGS_BYTES`], `max_attempts` of 0, an empty or
+    /// over-long idempotency key, an empty signature or key id.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        let env = &self.envelope;
+        TaskId::parse(&env.id)?;
+        validate_queue_name(&env.queue)?;
+        if env.name.is_empty() || env.name.len() > MAX_TASK_NAME_LEN {
+            return Err(StoreError::invalid(format!(
+                "task {}: the task name must be 1 to {MAX_TASK_NAME_LEN} bytes, got {}",
+                env.id,
+                env.name.len()
+            )));
+        }
+        if env.args.len() > MAX_ARGS_BYTES {
+            return Err(StoreError::invalid(format!(
+                "task {}: args are {} bytes; the limit is {MAX_ARGS_BYTES} bytes (1 MiB); store large payloads elsewhere and pass a reference",
+                env.id,
+                env.args.len()
+            )));
+        }
+        if env.max_attempts == 0 {
+            return Err(StoreError::invalid(format!(
+                "task {}: max_attempts is 0; it counts the first attempt, so use 1 or more",
+                env.id
+            )));
+        }
+        if let Some(key) = &self.idempotency_key {
+            if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN {
+                return Err(StoreError::invalid(format!(
+                    "task {}: the idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} bytes, got {}",
+                    env.id,
+                    key.len()
+                )));
+            }
+        }
+        if let Some(sig) = &self.signature {
+            if sig.key_id.is_empty() || sig.sig.is_empty() {
+                return Err(StoreError::invalid(format!(
+                    "task {}: the signature has an empty key id or empty bytes; sign the task or enqueue it unsigned",
+                    env.id
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What enqueue did.
@@ -106,6 +187,31 @@ pub struct ClaimRequest {
     pub limit: usize,
     /// Lease length from `now_ms`.
     pub lease_ms: i64,
+}
+
+impl ClaimRequest {
+    /// Checks what every backend refuses with [`StoreError::Invalid`]: no
+    /// queues, a bad queue name, an empty worker id, a lease of 0 ms or less.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        if self.queues.is_empty() {
+            return Err(StoreError::invalid(
+                "claim names no queue; give at least one queue",
+            ));
+        }
+        for q in &self.queues {
+            validate_queue_name(q)?;
+        }
+        if self.worker_id.is_empty() {
+            return Err(StoreError::invalid("claim has an empty worker id"));
+        }
+        if self.lease_ms <= 0 {
+            return Err(StoreError::invalid(format!(
+                "lease of {} ms is not positive; use a lease longer than the heartbeat interval",
+                self.lease_ms
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// A lease the caller holds on a running task: every later call about the
@@ -185,6 +291,30 @@ pub enum DeadSelector {
     Ids(Vec<String>),
     /// Every dead letter matching the filter (its limit and cursor are ignored).
     Filter(DeadFilter),
+}
+
+impl ApiKeyRecord {
+    /// Checks what every backend refuses with [`StoreError::Invalid`]: an id
+    /// that is not a `key_…` id, an empty hash, name or scope.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        ApiKeyId::parse(&self.id)?;
+        if self.hash.is_empty() || self.name.is_empty() || self.scope.is_empty() {
+            return Err(StoreError::invalid(format!(
+                "api key {}: name, scope and hash must not be empty",
+                self.id
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The page size a store uses for a requested `limit`: [`DEFAULT_PAGE`] for
+/// 0, at most [`MAX_PAGE`].
+pub fn page_size(limit: usize) -> usize {
+    match limit {
+        0 => DEFAULT_PAGE,
+        n => n.min(MAX_PAGE),
+    }
 }
 
 /// Default page size.
