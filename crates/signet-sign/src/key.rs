@@ -10,7 +10,8 @@ use std::str::FromStr;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use ed25519_dalek::{SigningKey, VerifyingKey};
+use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -216,6 +217,15 @@ impl Ed25519PublicKey {
         })?;
         let key = VerifyingKey::from_bytes(&arr)
             .map_err(|_| Error::config("Ed25519 public key is not a valid curve point"))?;
+        // `VerifyingKey` keeps the bytes it was given, so re-encode the
+        // decompressed point: a y coordinate that is not reduced mod p (or a
+        // sign bit set on x = 0) decodes to the same point as a different,
+        // canonical encoding. Accepting both would give one key two ids.
+        if VerifyingKey::from(key.to_edwards()).to_bytes() != arr {
+            return Err(Error::config(
+                "Ed25519 public key is not canonically encoded (the point has a shorter, canonical encoding); re-export the key",
+            ));
+        }
         if key.is_weak() {
             return Err(Error::config(
                 "Ed25519 public key is of small order and would accept forged signatures",
@@ -394,16 +404,67 @@ impl KeyMaterial {
 }
 
 /// A key with its id.
-#[derive(Debug)]
+///
+/// For HMAC keys the keyed HMAC-SHA256 state (the hashed inner and outer
+/// pads) is computed once when the key is built and cloned for every
+/// signature, so a signature costs only the hashing of the message. That
+/// state is as sensitive as the secret; like the secret it is never printed,
+/// but the `hmac` crate does not zeroize it on drop.
 pub struct Key {
     id: KeyId,
     material: KeyMaterial,
+    hmac: Option<Hmac<Sha256>>,
+}
+
+/// A signature as raw bytes: 32 for HMAC-SHA256, 64 for Ed25519. Kept on
+/// the stack so signing allocates nothing.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct RawSignature {
+    algorithm: Algorithm,
+    bytes: [u8; 64],
+}
+
+impl RawSignature {
+    /// The algorithm that made it.
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    /// The signature bytes (32 or 64).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.algorithm.signature_len()]
+    }
+}
+
+impl fmt::Debug for RawSignature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "RawSignature({}, {})",
+            self.algorithm,
+            STANDARD.encode(self.as_bytes())
+        )
+    }
+}
+
+impl Algorithm {
+    /// Length of a signature of this algorithm in bytes: 32 or 64.
+    pub fn signature_len(self) -> usize {
+        match self {
+            Algorithm::HmacSha256 => 32,
+            Algorithm::Ed25519 => 64,
+        }
+    }
 }
 
 impl Key {
     /// A key from id and material.
     pub fn new(id: KeyId, material: KeyMaterial) -> Self {
-        Self { id, material }
+        let hmac = match &material {
+            KeyMaterial::Hmac(secret) => Some(keyed_hmac(secret.secret_bytes())),
+            _ => None,
+        };
+        Self { id, material, hmac }
     }
 
     /// The key id.
@@ -421,13 +482,172 @@ impl Key {
         self.material.algorithm()
     }
 
+    /// Whether this key can sign (everything but an Ed25519 public key).
+    pub fn can_sign(&self) -> bool {
+        self.material.can_sign()
+    }
+
+    /// A loggable fingerprint of the key (of the public key for Ed25519).
+    pub fn fingerprint(&self) -> String {
+        self.material.fingerprint()
+    }
+
     /// An explicit copy.
     pub fn duplicate(&self) -> Self {
         Self {
             id: self.id.clone(),
             material: self.material.duplicate(),
+            hmac: self.hmac.clone(),
         }
     }
+
+    /// The verify-only form of this key (see [`KeyMaterial::to_verifying`]).
+    pub fn to_verifying(&self) -> Self {
+        Self::new(self.id.clone(), self.material.to_verifying())
+    }
+
+    /// Signs `message`.
+    ///
+    /// Fails with [`Error::unsupported`] for an Ed25519 public key.
+    pub fn sign(&self, message: &[u8]) -> Result<RawSignature> {
+        self.sign_parts(&[message])
+    }
+
+    /// Verifies `signature` over `message`: HMAC in constant time, Ed25519
+    /// strictly (see `docs/ed25519-policy.md`). A signature of the wrong
+    /// length is [`Error::malformed`]; one that does not verify is
+    /// [`Error::mismatch`].
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<()> {
+        self.verify_parts(&[message], signature)
+    }
+
+    /// Signs the concatenation of `parts` without building it (HMAC); Ed25519
+    /// needs the whole message and joins the parts first.
+    pub(crate) fn sign_parts(&self, parts: &[&[u8]]) -> Result<RawSignature> {
+        let mut bytes = [0u8; 64];
+        match (&self.material, &self.hmac) {
+            (KeyMaterial::Hmac(_), Some(state)) => {
+                let tag = mac_parts(state, parts);
+                bytes[..32].copy_from_slice(&tag);
+                Ok(RawSignature {
+                    algorithm: Algorithm::HmacSha256,
+                    bytes,
+                })
+            }
+            (KeyMaterial::Hmac(secret), None) => {
+                // Unreachable through `Key::new`, which always keys the state;
+                // computed from the secret rather than panicking.
+                let tag = mac_parts(&keyed_hmac(secret.secret_bytes()), parts);
+                bytes[..32].copy_from_slice(&tag);
+                Ok(RawSignature {
+                    algorithm: Algorithm::HmacSha256,
+                    bytes,
+                })
+            }
+            (KeyMaterial::Ed25519Private(key), _) => {
+                let sig = with_joined(parts, |msg| key.dalek().sign(msg));
+                bytes.copy_from_slice(&sig.to_bytes());
+                Ok(RawSignature {
+                    algorithm: Algorithm::Ed25519,
+                    bytes,
+                })
+            }
+            (KeyMaterial::Ed25519Public(_), _) => Err(Error::unsupported(format!(
+                "key {:?} is an Ed25519 public key and cannot sign; configure its private key",
+                self.id.as_str()
+            ))),
+        }
+    }
+
+    /// Verifies a signature over the concatenation of `parts`.
+    pub(crate) fn verify_parts(&self, parts: &[&[u8]], signature: &[u8]) -> Result<()> {
+        let expected = self.algorithm().signature_len();
+        if signature.len() != expected {
+            return Err(Error::malformed(format!(
+                "signature is {} bytes; {} signatures are {expected}",
+                signature.len(),
+                self.algorithm()
+            )));
+        }
+        let ok = match &self.material {
+            KeyMaterial::Hmac(secret) => {
+                let tag = match &self.hmac {
+                    Some(state) => mac_parts(state, parts),
+                    None => mac_parts(&keyed_hmac(secret.secret_bytes()), parts),
+                };
+                bool::from(tag.as_slice().ct_eq(signature))
+            }
+            KeyMaterial::Ed25519Private(key) => {
+                let public = key.public_key();
+                with_joined(parts, |msg| ed25519_verify_strict(&public, msg, signature))
+            }
+            KeyMaterial::Ed25519Public(public) => {
+                with_joined(parts, |msg| ed25519_verify_strict(public, msg, signature))
+            }
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::mismatch(format!(
+                "signature does not match key {:?}",
+                self.id.as_str()
+            )))
+        }
+    }
+
+    /// The keyed HMAC state of an HMAC key, ready to clone.
+    pub(crate) fn hmac_state(&self) -> Option<&Hmac<Sha256>> {
+        self.hmac.as_ref()
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Key")
+            .field("id", &self.id.as_str())
+            .field("algorithm", &self.algorithm().as_str())
+            .field("can_sign", &self.can_sign())
+            .field("fingerprint", &self.fingerprint())
+            .finish()
+    }
+}
+
+/// HMAC-SHA256 keyed with `secret`.
+pub(crate) fn keyed_hmac(secret: &[u8]) -> Hmac<Sha256> {
+    // Invariant: HMAC takes keys of any length (longer ones are hashed), so
+    // `new_from_slice` cannot fail for `Hmac<Sha256>`.
+    <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC accepts keys of any length")
+}
+
+/// Finishes a clone of the keyed state over `parts`.
+pub(crate) fn mac_parts(state: &Hmac<Sha256>, parts: &[&[u8]]) -> [u8; 32] {
+    let mut mac = state.clone();
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// Runs `f` on the concatenation of `parts`, joining only when there is
+/// more than one part.
+fn with_joined<T>(parts: &[&[u8]], f: impl FnOnce(&[u8]) -> T) -> T {
+    match parts {
+        [one] => f(one),
+        _ => f(&parts.concat()),
+    }
+}
+
+/// Strict Ed25519 verification: `verify_strict` rejects a non-canonical S
+/// (S ≥ ℓ), a small-order R or public key, and any R whose encoding is not
+/// the canonical encoding of the recomputed point. Public keys are already
+/// checked for canonical encoding and small order when parsed.
+pub(crate) fn ed25519_verify_strict(key: &Ed25519PublicKey, msg: &[u8], sig: &[u8]) -> bool {
+    let Ok(bytes) = <[u8; 64]>::try_from(sig) else {
+        return false;
+    };
+    key.dalek()
+        .verify_strict(msg, &Signature::from_bytes(&bytes))
+        .is_ok()
 }
 
 #[cfg(test)]

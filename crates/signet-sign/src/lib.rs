@@ -5,6 +5,7 @@
 //! so callers and tests control the clock.
 #![warn(missing_docs)]
 
+mod b64;
 pub mod config;
 pub mod envelope;
 pub mod error;
