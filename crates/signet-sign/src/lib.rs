@@ -16,8 +16,13 @@ pub mod replay;
 pub mod standard;
 
 pub use config::SigningConfig;
-pub use envelope::TaskEnvelope;
+pub use envelope::{verify_batch, EnvelopeCheck, EnvelopeSignature, TaskEnvelope};
 pub use error::{Error, Result};
-pub use key::{Algorithm, Ed25519PublicKey, Ed25519SecretKey, HmacSecret, Key, KeyId, KeyMaterial};
+pub use key::{
+    Algorithm, Ed25519PublicKey, Ed25519SecretKey, HmacSecret, Key, KeyId, KeyMaterial,
+    RawSignature,
+};
 pub use keyring::KeyRing;
 pub use profiles::Profile;
+pub use replay::{InMemoryReplayGuard, ReplayGuard};
+pub use standard::{HeaderNames, Verified, DEFAULT_TOLERANCE_SECS};
