@@ -8,11 +8,11 @@
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
-use ed25519_dalek::{Signature, VerifyingKey};
 
 use crate::b64;
+use crate::batch::BatchItem;
 use crate::error::{Error, Result};
-use crate::key::{Algorithm, Key, KeyId};
+use crate::key::{Algorithm, Ed25519PublicKey, Key, KeyId, KeyMaterial};
 use crate::keyring::KeyRing;
 
 /// The 14-byte domain-separation tag that starts the canonical bytes.
@@ -300,13 +300,16 @@ fn resolve<'r>(alg: Algorithm, key_id: &str, sig: &[u8], ring: &'r KeyRing) -> R
 fn check_with(key: &Key, bytes: &[u8], sig: &[u8]) -> Result<KeyId> {
     match key.verify(bytes, sig) {
         Ok(()) => Ok(key.id().clone()),
-        Err(e) if e.is_mismatch() => Err(Error::mismatch(format!(
-            "task signature does not match key {:?} ({} canonical bytes); was the task changed after it was signed?",
-            key.id().as_str(),
-            bytes.len()
-        ))),
+        Err(e) if e.is_mismatch() => Err(mismatch(key, bytes.len())),
         Err(e) => Err(e),
     }
+}
+
+fn mismatch(key: &Key, len: usize) -> Error {
+    Error::mismatch(format!(
+        "task signature does not match key {:?} ({len} canonical bytes); was the task changed after it was signed?",
+        key.id().as_str()
+    ))
 }
 
 /// One envelope to check in [`verify_batch`], with its stored signature
@@ -319,21 +322,21 @@ pub struct EnvelopeCheck<'a> {
     pub signature: Option<(Algorithm, &'a str, &'a [u8])>,
 }
 
+/// An Ed25519 item waiting for the batch: (index, key, public key,
+/// canonical bytes, signature).
+type Pending<'a> = (usize, &'a Key, Ed25519PublicKey, Vec<u8>, &'a [u8]);
+
 /// Verifies many envelopes at once, one result per item in order, each the
 /// same as [`TaskEnvelope::verify`] would give (`None` signature →
 /// [`Error::missing`]).
 ///
 /// HMAC items are checked one by one (HMAC is cheap). Ed25519 items are
-/// checked together with `ed25519-dalek` batch verification; if the batch
-/// fails, every Ed25519 item is checked on its own with strict verification
-/// so the bad ones are named. Before batching, each Ed25519 signature's R
-/// must be a canonical encoding of a point that is not of small order and
-/// its S must be reduced, the same encoding rules strict verification
-/// applies (see `docs/ed25519-policy.md` for the one remaining difference).
+/// checked together with `ed25519-dalek` batch verification
+/// ([`crate::batch::verify_ed25519`]); when the batch fails, each is checked
+/// on its own with strict verification so the bad ones are named.
 pub fn verify_batch(items: &[EnvelopeCheck<'_>], ring: &KeyRing) -> Vec<Result<KeyId>> {
     let mut results: Vec<Result<KeyId>> = Vec::with_capacity(items.len());
-    // Ed25519 items waiting for the batch: (index, key, canonical bytes, signature).
-    let mut pending: Vec<(usize, &Key, Vec<u8>, Signature)> = Vec::new();
+    let mut pending: Vec<Pending<'_>> = Vec::new();
     for (index, item) in items.iter().enumerate() {
         let Some((alg, key_id, sig)) = item.signature else {
             results.push(Err(Error::missing(format!(
@@ -342,97 +345,44 @@ pub fn verify_batch(items: &[EnvelopeCheck<'_>], ring: &KeyRing) -> Vec<Result<K
             ))));
             continue;
         };
-        let key = match resolve(alg, key_id, sig, ring) {
-            Ok(key) => key,
+        let checked = resolve(alg, key_id, sig, ring)
+            .and_then(|key| Ok((key, item.envelope.canonical_bytes()?)));
+        let (key, bytes) = match checked {
+            Ok(found) => found,
             Err(e) => {
                 results.push(Err(e));
                 continue;
             }
         };
-        let bytes = match item.envelope.canonical_bytes() {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                results.push(Err(e));
-                continue;
-            }
+        let public = match key.material() {
+            KeyMaterial::Ed25519Private(k) => Some(k.public_key()),
+            KeyMaterial::Ed25519Public(k) => Some(*k),
+            KeyMaterial::Hmac(_) => None,
         };
-        let batchable = match <[u8; 64]>::try_from(sig) {
-            Ok(arr) if alg == Algorithm::Ed25519 && strict_encoding(&arr) => {
-                Some(Signature::from_bytes(&arr))
-            }
-            _ => None,
-        };
-        match batchable {
-            Some(signature) => {
-                // Placeholder until the batch decides; replaced below.
+        match public {
+            Some(public) => {
+                // Replaced below once the batch has decided.
                 results.push(Ok(key.id().clone()));
-                pending.push((index, key, bytes, signature));
+                pending.push((index, key, public, bytes, sig));
             }
             None => results.push(check_with(key, &bytes, sig)),
         }
     }
-
-    if pending.len() >= 2 {
-        let messages: Vec<&[u8]> = pending.iter().map(|(_, _, m, _)| m.as_slice()).collect();
-        let signatures: Vec<Signature> = pending.iter().map(|(_, _, _, s)| *s).collect();
-        let keys: Option<Vec<VerifyingKey>> = pending
-            .iter()
-            .map(|(_, k, _, _)| verifying_key(k))
-            .collect();
-        if let Some(keys) = keys {
-            if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
-                return results;
-            }
+    let batch: Vec<BatchItem<'_>> = pending
+        .iter()
+        .map(|(_, _, public, bytes, sig)| BatchItem {
+            key: public,
+            message: bytes,
+            signature: sig,
+        })
+        .collect();
+    let valid = crate::batch::verify_ed25519(&batch);
+    for ((index, key, _, bytes, _), ok) in pending.iter().zip(valid) {
+        if !ok {
+            results[*index] = Err(mismatch(key, bytes.len()));
         }
-    }
-    for (index, key, bytes, signature) in pending {
-        results[index] = check_with(key, &bytes, &signature.to_bytes());
     }
     results
-}
-
-/// The dalek verifying key of an Ed25519 key.
-fn verifying_key(key: &Key) -> Option<VerifyingKey> {
-    match key.material() {
-        crate::key::KeyMaterial::Ed25519Private(k) => Some(*k.public_key().dalek()),
-        crate::key::KeyMaterial::Ed25519Public(k) => Some(*k.dalek()),
-        crate::key::KeyMaterial::Hmac(_) => None,
-    }
-}
-
-/// The encoding checks strict verification applies before the equation:
-/// S < ℓ, R a canonical encoding of a point that is not of small order.
-fn strict_encoding(sig: &[u8; 64]) -> bool {
-    let mut r = [0u8; 32];
-    r.copy_from_slice(&sig[..32]);
-    let mut s = [0u8; 32];
-    s.copy_from_slice(&sig[32..]);
-    let s_reduced = scalar_is_reduced(&s);
-    // `VerifyingKey` is used here as a point decoder: it decompresses the
-    // 32 bytes and can report small order; re-encoding the point shows
-    // whether the given bytes were the canonical encoding.
-    let Ok(point) = VerifyingKey::from_bytes(&r) else {
-        return false;
-    };
-    s_reduced && !point.is_weak() && VerifyingKey::from(point.to_edwards()).to_bytes() == r
-}
-
-/// Whether 32 little-endian bytes are a scalar below the group order ℓ.
-fn scalar_is_reduced(s: &[u8; 32]) -> bool {
-    // ℓ = 2^252 + 27742317777372353535851937790883648493, little-endian.
-    const L: [u8; 32] = [
-        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde,
-        0x14, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-        0x00, 0x10,
-    ];
-    // Compare from the most significant byte; signatures are public, so
-    // this need not be constant-time.
-    for i in (0..32).rev() {
-        if s[i] != L[i] {
-            return s[i] < L[i];
-        }
-    }
-    false
 }
 
 fn u32_len(len: usize) -> Result<u32> {
@@ -463,7 +413,7 @@ fn optional(out: &mut Vec<u8>, value: Option<&str>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::{Ed25519SecretKey, HmacSecret, KeyMaterial};
+    use crate::key::{Ed25519SecretKey, HmacSecret};
 
     fn sample() -> TaskEnvelope {
         TaskEnvelope {

@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 mod b64;
+pub mod batch;
 pub mod config;
 pub mod envelope;
 pub mod error;
