@@ -1,1 +1,47 @@
-//! placeholder
+//! `signet-runtime`: the producer that signs tasks, the worker that verifies
+//! every task before running it, retries with backoff and full jitter, the
+//! lease rescuer, the pruner and the metrics they record.
+//!
+//! ```no_run
+//! # async fn demo(store: std::sync::Arc<dyn signet_store::Store>, signing: signet_sign::SigningConfig) -> Result<(), signet_runtime::RuntimeError> {
+//! use signet_runtime::{HandlerResult, Producer, Shutdown, TaskContext, TaskSpec, Worker};
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Greet { name: String }
+//!
+//! async fn greet(_ctx: TaskContext, args: Greet) -> HandlerResult {
+//!     Ok(Some(serde_json::json!({ "greeting": format!("hello {}", args.name) })))
+//! }
+//!
+//! let producer = Producer::new(store.clone(), &signing)?;
+//! producer.enqueue(TaskSpec::new("greet", &serde_json::json!({ "name": "ada" }))).await?;
+//!
+//! let worker = Worker::builder(store).signing(&signing).register("greet", greet).build()?;
+//! let shutdown = Shutdown::new();
+//! worker.run(shutdown.signal()).await?;
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+pub mod backoff;
+pub mod clock;
+pub mod error;
+pub mod handler;
+pub mod metrics;
+pub mod producer;
+pub mod pruner;
+pub mod rescuer;
+pub mod shutdown;
+mod verify;
+pub mod worker;
+
+pub use backoff::RetryPolicy;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::RuntimeError;
+pub use handler::{HandlerError, HandlerResult, TaskContext};
+pub use metrics::QueueDepthReporter;
+pub use producer::{Producer, TaskSpec};
+pub use pruner::Pruner;
+pub use rescuer::Rescuer;
+pub use shutdown::{Shutdown, ShutdownSignal};
+pub use worker::{Worker, WorkerBuilder, WorkerEvent, WorkerEventKind};

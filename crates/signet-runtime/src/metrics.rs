@@ -1,0 +1,135 @@
+//! Metric names and recording, with the `metrics` crate.
+//!
+//! Install any `metrics` recorder (the server installs a Prometheus one) and
+//! these appear:
+//!
+//! | name | kind | labels |
+//! |---|---|---|
+//! | `signet_tasks_enqueued_total` | counter | `queue`, `task` |
+//! | `signet_tasks_succeeded_total` | counter | `queue`, `task` |
+//! | `signet_tasks_failed_total` | counter (every failed attempt) | `queue`, `task` |
+//! | `signet_tasks_retried_total` | counter (failed attempts scheduled again) | `queue`, `task` |
+//! | `signet_tasks_dead_total` | counter | `queue`, `task`, `reason` |
+//! | `signet_signature_invalid_total` | counter | `reason` |
+//! | `signet_task_run_duration_seconds` | histogram | `queue`, `task` |
+//! | `signet_queue_depth` | gauge | `queue`, `state` |
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use signet_store::{DeadReason, Store, TaskState};
+
+use crate::shutdown::ShutdownSignal;
+
+/// Tasks enqueued (new tasks only; idempotent repeats are not counted).
+pub const TASKS_ENQUEUED: &str = "signet_tasks_enqueued_total";
+/// Tasks whose handler succeeded.
+pub const TASKS_SUCCEEDED: &str = "signet_tasks_succeeded_total";
+/// Failed attempts (handler error, timeout or panic).
+pub const TASKS_FAILED: &str = "signet_tasks_failed_total";
+/// Failed attempts that were scheduled to run again.
+pub const TASKS_RETRIED: &str = "signet_tasks_retried_total";
+/// Tasks dead-lettered, by reason.
+pub const TASKS_DEAD: &str = "signet_tasks_dead_total";
+/// Deliveries refused because the signature did not verify, by reason.
+pub const SIGNATURE_INVALID: &str = "signet_signature_invalid_total";
+/// How long handlers ran.
+pub const TASK_RUN_DURATION: &str = "signet_task_run_duration_seconds";
+/// Tasks per queue and state, sampled periodically.
+pub const QUEUE_DEPTH: &str = "signet_queue_depth";
+
+/// Default time between two queue-depth samples.
+pub const DEFAULT_DEPTH_INTERVAL: Duration = Duration::from_secs(15);
+
+pub(crate) fn enqueued(queue: &str, task: &str, n: u64) {
+    metrics::counter!(TASKS_ENQUEUED, "queue" => queue.to_owned(), "task" => task.to_owned())
+        .increment(n);
+}
+
+pub(crate) fn succeeded(queue: &str, task: &str, n: u64) {
+    metrics::counter!(TASKS_SUCCEEDED, "queue" => queue.to_owned(), "task" => task.to_owned())
+        .increment(n);
+}
+
+pub(crate) fn failed(queue: &str, task: &str) {
+    metrics::counter!(TASKS_FAILED, "queue" => queue.to_owned(), "task" => task.to_owned())
+        .increment(1);
+}
+
+pub(crate) fn retried(queue: &str, task: &str) {
+    metrics::counter!(TASKS_RETRIED, "queue" => queue.to_owned(), "task" => task.to_owned())
+        .increment(1);
+}
+
+pub(crate) fn dead(queue: &str, task: &str, reason: DeadReason) {
+    metrics::counter!(
+        TASKS_DEAD,
+        "queue" => queue.to_owned(),
+        "task" => task.to_owned(),
+        "reason" => reason.as_str()
+    )
+    .increment(1);
+}
+
+pub(crate) fn signature_invalid(reason: &'static str) {
+    metrics::counter!(SIGNATURE_INVALID, "reason" => reason).increment(1);
+}
+
+pub(crate) fn run_duration(queue: &str, task: &str, d: Duration) {
+    metrics::histogram!(TASK_RUN_DURATION, "queue" => queue.to_owned(), "task" => task.to_owned())
+        .record(d.as_secs_f64());
+}
+
+/// Samples [`Store::counts`] into the `signet_queue_depth{queue,state}` gauge
+/// every interval until shut down.
+pub struct QueueDepthReporter {
+    store: Arc<dyn Store>,
+    interval: Duration,
+}
+
+impl QueueDepthReporter {
+    /// A reporter sampling every [`DEFAULT_DEPTH_INTERVAL`].
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            interval: DEFAULT_DEPTH_INTERVAL,
+        }
+    }
+
+    /// Changes the sampling interval.
+    pub fn interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    /// Samples once: sets the gauge for every queue and every state (0 for
+    /// states with no tasks, so drained queues read 0 rather than stale).
+    pub async fn sample(&self) -> Result<(), signet_store::StoreError> {
+        for q in self.store.counts().await? {
+            for state in TaskState::ALL {
+                #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+                let n = q.count(state) as f64;
+                metrics::gauge!(QUEUE_DEPTH, "queue" => q.queue.clone(), "state" => state.as_str())
+                    .set(n);
+            }
+        }
+        Ok(())
+    }
+
+    /// Samples every interval until `shutdown` fires. Store errors are logged
+    /// and the next sample is tried on time.
+    pub async fn run(self, mut shutdown: ShutdownSignal) {
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.triggered() => return,
+                _ = tick.tick() => {
+                    if let Err(e) = self.sample().await {
+                        tracing::warn!(error = %e, "queue depth sample failed; will retry next interval");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! The pruner: deletes succeeded and cancelled tasks once they are older
+//! than the retention period. Dead letters stay until purged by a person.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use signet_store::{Store, StoreError};
+
+use crate::clock::{duration_ms, Clock, SystemClock};
+use crate::shutdown::ShutdownSignal;
+
+/// Default retention of finished tasks.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+/// Default time between two prune passes.
+pub const DEFAULT_PRUNE_INTERVAL: Duration = Duration::from_secs(60);
+/// Default most tasks deleted per store call.
+pub const DEFAULT_PRUNE_BATCH: usize = 5000;
+
+/// Periodically calls [`Store::prune`].
+pub struct Pruner {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    retention: Duration,
+    interval: Duration,
+    batch: usize,
+}
+
+impl Pruner {
+    /// A pruner with the default retention, interval and batch.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            clock: Arc::new(SystemClock),
+            retention: DEFAULT_RETENTION,
+            interval: DEFAULT_PRUNE_INTERVAL,
+            batch: DEFAULT_PRUNE_BATCH,
+        }
+    }
+
+    /// How long finished tasks are kept.
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Time between passes.
+    pub fn interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    /// Most tasks per store call (short calls keep the writer responsive).
+    pub fn batch(mut self, batch: usize) -> Self {
+        self.batch = batch.max(1);
+        self
+    }
+
+    /// The clock.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// One pass: deletes every finished task older than the retention, in
+    /// batches. Returns how many.
+    pub async fn run_once(&self) -> Result<u64, StoreError> {
+        let cutoff = self
+            .clock
+            .now_ms()
+            .saturating_sub(duration_ms(self.retention));
+        let mut total = 0;
+        loop {
+            let n = self.store.prune(cutoff, self.batch).await?;
+            total += n;
+            if n < self.batch as u64 {
+                break;
+            }
+            // Let other writers in between large batches.
+            tokio::task::yield_now().await;
+        }
+        if total > 0 {
+            tracing::info!(tasks = total, "pruned finished tasks past retention");
+        }
+        Ok(total)
+    }
+
+    /// Runs a pass every interval until `shutdown` fires.
+    pub async fn run(self, mut shutdown: ShutdownSignal) {
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.triggered() => return,
+                _ = tick.tick() => {
+                    if let Err(e) = self.run_once().await {
+                        tracing::warn!(error = %e, "prune failed; will retry next interval");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Integration tests (written once the SQLite store lands).
