@@ -43,8 +43,21 @@ enum Command {
     Bench(commands::bench::Command),
 }
 
+/// Logs go to stderr (stdout is the commands' output), at `warn` unless
+/// `RUST_LOG` says otherwise.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // A second initialisation (impossible here) would only be ignored.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging();
     match cli.command {
         Command::Serve(args) => commands::serve::run(args),
         Command::ApiKeys(cmd) => commands::api_keys::run(cmd),

@@ -2,6 +2,10 @@
 
 mod cli;
 mod commands;
+mod output;
+mod store_url;
+mod task_view;
+mod timearg;
 
 fn main() -> std::process::ExitCode {
     cli::main()

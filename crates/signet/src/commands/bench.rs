@@ -1,15 +1,21 @@
-//! `signet bench` (scaffold: being written).
+//! `signet bench queue|api`: measure throughput and latency.
 
 use std::process::ExitCode;
+
+use crate::commands;
 
 /// Subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum Command {
-    /// Scaffold.
-    Todo,
+    /// The task queue end to end: signed enqueue → claim → verify → run → ack.
+    Queue(commands::bench_queue::Args),
+    /// The HTTP API.
+    Api(commands::bench_api::Args),
 }
 
-pub(crate) fn run(_cmd: Command) -> ExitCode {
-    eprintln!("signet bench: not built yet");
-    ExitCode::from(2)
+pub(crate) fn run(cmd: Command) -> ExitCode {
+    match cmd {
+        Command::Queue(args) => commands::bench_queue::run(args),
+        Command::Api(args) => commands::bench_api::run(args),
+    }
 }

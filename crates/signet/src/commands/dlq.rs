@@ -1,15 +1,303 @@
-//! `signet dlq` (scaffold: being written).
+//! `signet dlq ls|show|replay|purge`: the dead-letter queue.
+//!
+//! Replay and purge act on explicit ids (`--id`, repeatable) or on every dead
+//! letter matching filters (`--all-matching` with `--queue`, `--reason`,
+//! `--since`, `--until`); one of the two is required so that a forgotten
+//! filter never replays or deletes everything by accident.
 
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::process::ExitCode;
+
+use anyhow::bail;
+use serde_json::json;
+use signet_store::{DeadFilter, DeadReason, DeadSelector, Store, TaskState, MAX_PAGE};
+
+use crate::commands::{block_on, finish, now_ms, Negative};
+use crate::output::{print_json, Table};
+use crate::store_url::DatabaseArgs;
+use crate::task_view::{dead_cells, task_detail, task_json, DEAD_COLUMNS};
+use crate::timearg::parse_time_ms;
 
 /// Subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum Command {
-    /// Scaffold.
-    Todo,
+    /// List dead letters, newest first.
+    Ls(LsArgs),
+    /// Show one dead letter with its reason and detail.
+    Show(ShowArgs),
+    /// Put dead letters back on their queue (attempts reset; the signature is kept).
+    Replay(ActArgs),
+    /// Delete dead letters for good.
+    Purge(PurgeArgs),
 }
 
-pub(crate) fn run(_cmd: Command) -> ExitCode {
-    eprintln!("signet dlq: not built yet");
-    ExitCode::from(2)
+/// Filters shared by listing and `--all-matching`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Filters {
+    /// Only this queue.
+    #[arg(long)]
+    queue: Option<String>,
+    /// Only this reason: signature-invalid, max-attempts, expired, unknown-task,
+    /// payload-invalid, target-refused.
+    #[arg(long, value_parser = parse_reason)]
+    reason: Option<DeadReason>,
+    /// Only dead since this time (RFC 3339 or unix seconds, inclusive).
+    #[arg(long, value_parser = parse_time_ms)]
+    since: Option<i64>,
+    /// Only dead before this time (RFC 3339 or unix seconds, exclusive).
+    #[arg(long, value_parser = parse_time_ms)]
+    until: Option<i64>,
+}
+
+impl Filters {
+    fn to_filter(&self, limit: usize, cursor: Option<String>) -> DeadFilter {
+        DeadFilter {
+            queue: self.queue.clone(),
+            reason: self.reason,
+            since_ms: self.since,
+            until_ms: self.until,
+            limit,
+            cursor,
+        }
+    }
+}
+
+/// Arguments of `signet dlq ls`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct LsArgs {
+    #[command(flatten)]
+    db: DatabaseArgs,
+    #[command(flatten)]
+    filters: Filters,
+    /// Page size (at most 1000).
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+    /// Continue after the cursor a previous page printed.
+    #[arg(long)]
+    cursor: Option<String>,
+    /// Print JSON: {"items": [...], "next_cursor": ...}.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `signet dlq show`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ShowArgs {
+    #[command(flatten)]
+    db: DatabaseArgs,
+    /// The task id (`task_…`).
+    id: String,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Which dead letters `replay` and `purge` act on.
+#[derive(Debug, clap::Args)]
+#[group(id = "selection", required = true, multiple = false, args = ["ids", "all_matching"])]
+pub(crate) struct Selection {
+    /// A dead letter's id; repeat for several.
+    #[arg(long = "id", value_name = "ID")]
+    ids: Vec<String>,
+    /// Every dead letter matching --queue, --reason, --since and --until
+    /// (all of them when no filter is given).
+    #[arg(long)]
+    all_matching: bool,
+    #[command(flatten)]
+    filters: Filters,
+}
+
+impl Selection {
+    fn selector(&self) -> anyhow::Result<DeadSelector> {
+        let f = &self.filters;
+        let has_filter =
+            f.queue.is_some() || f.reason.is_some() || f.since.is_some() || f.until.is_some();
+        if self.all_matching {
+            Ok(DeadSelector::Filter(f.to_filter(0, None)))
+        } else if has_filter {
+            bail!("--queue, --reason, --since and --until select only with --all-matching; add it, or name dead letters with --id")
+        } else {
+            Ok(DeadSelector::Ids(self.ids.clone()))
+        }
+    }
+}
+
+/// Arguments of `signet dlq replay`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ActArgs {
+    #[command(flatten)]
+    db: DatabaseArgs,
+    #[command(flatten)]
+    selection: Selection,
+    /// Print JSON: {"replayed": [ids]}.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `signet dlq purge`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct PurgeArgs {
+    #[command(flatten)]
+    db: DatabaseArgs,
+    #[command(flatten)]
+    selection: Selection,
+    /// Do not ask for confirmation (required when stdin is not a terminal).
+    #[arg(long, short = 'y')]
+    yes: bool,
+    /// Print JSON: {"purged": [ids]}.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_reason(text: &str) -> Result<DeadReason, String> {
+    text.parse::<DeadReason>().map_err(|e| e.to_string())
+}
+
+pub(crate) fn run(cmd: Command) -> ExitCode {
+    match cmd {
+        Command::Ls(args) => finish("dlq ls", block_on(ls(args))),
+        Command::Show(args) => finish("dlq show", block_on(show(args))),
+        Command::Replay(args) => finish("dlq replay", block_on(replay(args))),
+        Command::Purge(args) => finish("dlq purge", block_on(purge(args))),
+    }
+}
+
+async fn ls(args: LsArgs) -> anyhow::Result<()> {
+    let store = args.db.open().await?;
+    let page = store
+        .list_dead(args.filters.to_filter(args.limit, args.cursor))
+        .await?;
+    if args.json {
+        let items: Vec<_> = page.items.iter().map(task_json).collect();
+        return print_json(
+            &json!({ "items": items, "next_cursor": page.next_cursor }),
+            false,
+        );
+    }
+    let mut table = Table::new(DEAD_COLUMNS);
+    for row in &page.items {
+        table.row(dead_cells(row));
+    }
+    if table.is_empty() {
+        println!("no dead letters match");
+    } else {
+        print!("{}", table.render());
+    }
+    if let Some(cursor) = page.next_cursor {
+        println!("more: --cursor {cursor}");
+    }
+    Ok(())
+}
+
+async fn show(args: ShowArgs) -> anyhow::Result<()> {
+    let store = args.db.open().await?;
+    let row = match store.task(&args.id).await? {
+        Some(row) if row.state == TaskState::Dead => row,
+        Some(row) => {
+            return Err(Negative(format!(
+                "task {} is not a dead letter (it is {}); see it with `signet tasks show {}`",
+                args.id, row.state, args.id
+            ))
+            .into())
+        }
+        None => {
+            return Err(Negative(format!(
+                "dead letter {:?} not found; `signet dlq ls` lists them",
+                args.id
+            ))
+            .into())
+        }
+    };
+    if args.json {
+        return print_json(&task_json(&row), true);
+    }
+    print!("{}", task_detail(&row));
+    Ok(())
+}
+
+async fn replay(args: ActArgs) -> anyhow::Result<()> {
+    let selector = args.selection.selector()?;
+    let store = args.db.open().await?;
+    let replayed = store.replay_dead(selector, now_ms()).await?;
+    report("replayed", &args.selection, &replayed, args.json)
+}
+
+async fn purge(args: PurgeArgs) -> anyhow::Result<()> {
+    let selector = args.selection.selector()?;
+    let store = args.db.open().await?;
+    if !args.yes {
+        let n = count_selected(store.as_ref(), &selector).await?;
+        if n == 0 {
+            return report("purged", &args.selection, &[], args.json);
+        }
+        confirm(n)?;
+    }
+    let purged = store.purge_dead(selector).await?;
+    report("purged", &args.selection, &purged, args.json)
+}
+
+/// How many dead letters a selector names (for the confirmation prompt).
+async fn count_selected(store: &dyn Store, selector: &DeadSelector) -> anyhow::Result<usize> {
+    match selector {
+        DeadSelector::Ids(ids) => {
+            let mut n = 0;
+            for id in ids {
+                if matches!(store.task(id).await?, Some(row) if row.state == TaskState::Dead) {
+                    n += 1;
+                }
+            }
+            Ok(n)
+        }
+        DeadSelector::Filter(filter) => {
+            let mut n = 0;
+            let mut cursor = None;
+            loop {
+                let mut f = filter.clone();
+                f.limit = MAX_PAGE;
+                f.cursor = cursor;
+                let page = store.list_dead(f).await?;
+                n += page.items.len();
+                match page.next_cursor {
+                    Some(c) => cursor = Some(c),
+                    None => return Ok(n),
+                }
+            }
+        }
+    }
+}
+
+/// Asks on the terminal; refuses without one.
+fn confirm(n: usize) -> anyhow::Result<()> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        bail!("this would delete {n} dead letter(s) for good; rerun with --yes to confirm");
+    }
+    eprint!("Delete {n} dead letter(s) for good? [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    stdin.lock().read_line(&mut answer)?;
+    if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+        Ok(())
+    } else {
+        Err(Negative("nothing purged".to_owned()).into())
+    }
+}
+
+fn report(verb: &str, selection: &Selection, ids: &[String], json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(&json!({ verb: ids }), false);
+    }
+    println!("{verb} {} dead letter(s)", ids.len());
+    for id in ids {
+        println!("  {id}");
+    }
+    let skipped: Vec<&String> = selection
+        .ids
+        .iter()
+        .filter(|id| !ids.contains(id))
+        .collect();
+    for id in skipped {
+        println!("  skipped {id}: not a dead letter (check it with `signet tasks show {id}`)");
+    }
+    Ok(())
 }

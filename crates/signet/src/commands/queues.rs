@@ -1,12 +1,68 @@
-//! `signet queues` (scaffold: being written).
+//! `signet queues`: how many tasks each queue holds in each state.
 
 use std::process::ExitCode;
 
+use serde_json::{json, Map, Value};
+use signet_store::TaskState;
+
+use crate::commands::{block_on, finish};
+use crate::output::{print_json, Table};
+use crate::store_url::DatabaseArgs;
+
 /// Arguments of `signet queues`.
 #[derive(Debug, clap::Args)]
-pub(crate) struct Args {}
+pub(crate) struct Args {
+    #[command(flatten)]
+    db: DatabaseArgs,
+    /// Print JSON: [{"queue": ..., "counts": {"available": 3, ...}, "total": ...}].
+    #[arg(long)]
+    json: bool,
+}
 
-pub(crate) fn run(_args: Args) -> ExitCode {
-    eprintln!("signet queues: not built yet");
-    ExitCode::from(2)
+pub(crate) fn run(args: Args) -> ExitCode {
+    finish("queues", block_on(queues(args)))
+}
+
+async fn queues(args: Args) -> anyhow::Result<()> {
+    let store = args.db.open().await?;
+    let mut counts = store.counts().await?;
+    counts.sort_by(|a, b| a.queue.cmp(&b.queue));
+    if args.json {
+        let items: Vec<Value> = counts
+            .iter()
+            .map(|q| {
+                let per_state: Map<String, Value> = TaskState::ALL
+                    .iter()
+                    .map(|s| (s.as_str().to_owned(), json!(q.count(*s))))
+                    .collect();
+                let total: u64 = TaskState::ALL.iter().map(|s| q.count(*s)).sum();
+                json!({ "queue": q.queue, "counts": per_state, "total": total })
+            })
+            .collect();
+        return print_json(&Value::Array(items), false);
+    }
+    if counts.is_empty() {
+        println!(
+            "no tasks yet; enqueue one with `signet enqueue --queue Q --task NAME --args '{{}}'`"
+        );
+        return Ok(());
+    }
+    let mut columns = vec!["QUEUE"];
+    columns.extend(TaskState::ALL.iter().map(|s| s.as_str()));
+    columns.push("total");
+    let mut table = Table::new(&columns);
+    for q in &counts {
+        let mut cells = vec![q.queue.clone()];
+        cells.extend(TaskState::ALL.iter().map(|s| q.count(*s).to_string()));
+        cells.push(
+            TaskState::ALL
+                .iter()
+                .map(|s| q.count(*s))
+                .sum::<u64>()
+                .to_string(),
+        );
+        table.row(cells);
+    }
+    print!("{}", table.render());
+    Ok(())
 }

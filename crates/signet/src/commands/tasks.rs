@@ -1,15 +1,113 @@
-//! `signet tasks` (scaffold: being written).
+//! `signet tasks ls|show`: list tasks by queue and state, show one task.
 
 use std::process::ExitCode;
+
+use serde_json::json;
+use signet_store::{TaskFilter, TaskState};
+
+use crate::commands::{block_on, finish, Negative};
+use crate::output::{print_json, Table};
+use crate::store_url::DatabaseArgs;
+use crate::task_view::{task_cells, task_detail, task_json, TASK_COLUMNS};
 
 /// Subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum Command {
-    /// Scaffold.
-    Todo,
+    /// List tasks, oldest first, one page at a time.
+    Ls(LsArgs),
+    /// Show one task: envelope, signature and delivery state.
+    Show(ShowArgs),
 }
 
-pub(crate) fn run(_cmd: Command) -> ExitCode {
-    eprintln!("signet tasks: not built yet");
-    ExitCode::from(2)
+/// Arguments of `signet tasks ls`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct LsArgs {
+    #[command(flatten)]
+    db: DatabaseArgs,
+    /// Only this queue.
+    #[arg(long)]
+    queue: Option<String>,
+    /// Only this state: scheduled, available, running, retryable, succeeded, dead, cancelled.
+    #[arg(long, value_parser = parse_state)]
+    state: Option<TaskState>,
+    /// Page size (at most 1000).
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+    /// Continue after the cursor a previous page printed.
+    #[arg(long)]
+    cursor: Option<String>,
+    /// Print JSON: {"items": [...], "next_cursor": ...}.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `signet tasks show`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ShowArgs {
+    #[command(flatten)]
+    db: DatabaseArgs,
+    /// The task id (`task_…`).
+    id: String,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_state(text: &str) -> Result<TaskState, String> {
+    text.parse::<TaskState>().map_err(|e| e.to_string())
+}
+
+pub(crate) fn run(cmd: Command) -> ExitCode {
+    match cmd {
+        Command::Ls(args) => finish("tasks ls", block_on(ls(args))),
+        Command::Show(args) => finish("tasks show", block_on(show(args))),
+    }
+}
+
+async fn ls(args: LsArgs) -> anyhow::Result<()> {
+    let store = args.db.open().await?;
+    let page = store
+        .list_tasks(TaskFilter {
+            queue: args.queue,
+            state: args.state,
+            limit: args.limit,
+            cursor: args.cursor,
+        })
+        .await?;
+    if args.json {
+        let items: Vec<_> = page.items.iter().map(task_json).collect();
+        return print_json(
+            &json!({ "items": items, "next_cursor": page.next_cursor }),
+            false,
+        );
+    }
+    let mut table = Table::new(TASK_COLUMNS);
+    for row in &page.items {
+        table.row(task_cells(row));
+    }
+    if table.is_empty() {
+        println!("no tasks match");
+    } else {
+        print!("{}", table.render());
+    }
+    if let Some(cursor) = page.next_cursor {
+        println!("more: --cursor {cursor}");
+    }
+    Ok(())
+}
+
+async fn show(args: ShowArgs) -> anyhow::Result<()> {
+    let store = args.db.open().await?;
+    let Some(row) = store.task(&args.id).await? else {
+        return Err(Negative(format!(
+            "task {:?} not found; `signet tasks ls` lists the ids",
+            args.id
+        ))
+        .into());
+    };
+    if args.json {
+        return print_json(&task_json(&row), true);
+    }
+    print!("{}", task_detail(&row));
+    Ok(())
 }

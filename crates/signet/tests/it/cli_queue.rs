@@ -1,1 +1,359 @@
+//! The queue commands against a temporary SQLite file: enqueue, tasks,
+//! queues, keys status and the dead-letter queue.
 
+use serde_json::Value;
+use signet_sqlite::{SqliteConfig, SqliteStore};
+use signet_store::{DeadReason, Store};
+
+use crate::{signet, signet_env, Run};
+
+/// A temporary database and the signing environment of one test.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    url: String,
+    env: Vec<(String, String)>,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("signet.db").display());
+        let keys = signet(&["keys", "generate", "--id", "k1"], b"");
+        let env = keys
+            .ok()
+            .lines()
+            .map(|l| {
+                let (k, v) = l.split_once('=').expect("NAME=value");
+                (k.to_owned(), v.to_owned())
+            })
+            .collect();
+        Self {
+            _dir: dir,
+            url,
+            env,
+        }
+    }
+
+    /// Runs a command with `--database-url` and the signing environment.
+    fn run(&self, args: &[&str]) -> Run {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--database-url", &self.url]);
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        signet_env(&all, b"", &env)
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let run = self.run(&all);
+        serde_json::from_str(run.ok()).unwrap_or_else(|e| panic!("not JSON ({e}): {run:#?}"))
+    }
+
+    fn enqueue(&self, queue: &str, name: &str, args: &str, extra: &[&str]) -> Value {
+        let mut all = vec!["enqueue", "--queue", queue, "--task", name, "--args", args];
+        all.extend(extra);
+        self.json(&all)
+    }
+
+    /// Dead-letters a task through the library, as a worker would.
+    fn kill(&self, id: &str, reason: DeadReason, detail: &str) {
+        let url = self.url.clone();
+        let id = id.to_owned();
+        let detail = detail.to_owned();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let store = SqliteStore::open(&url, SqliteConfig::default()).expect("open store");
+            store
+                .kill(&id, reason, &detail, now_ms())
+                .await
+                .expect("kill task");
+            store.close().await.expect("close store");
+        });
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[test]
+fn enqueue_list_show_and_count() {
+    let f = Fixture::new();
+    let a = f.enqueue("mail", "email.send", r#"{"to": "a@example.com"}"#, &[]);
+    assert_eq!(a["created"], true, "{a}");
+    assert_eq!(a["key_id"], "k1", "{a}");
+    assert_eq!(a["state"], "available", "{a}");
+    let id = a["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("task_"), "{id}");
+
+    // Human output: the id alone on stdout.
+    let plain = f.run(&[
+        "enqueue",
+        "--queue",
+        "mail",
+        "--task",
+        "email.send",
+        "--args",
+        "{}",
+    ]);
+    assert!(plain.ok().trim().starts_with("task_"), "{plain:#?}");
+
+    // Delayed, with options.
+    let later = f.enqueue(
+        "reports",
+        "report.build",
+        "[1, 2]",
+        &[
+            "--delay",
+            "1h",
+            "--max-attempts",
+            "3",
+            "--priority",
+            "-2",
+            "--header",
+            "tenant=acme",
+        ],
+    );
+    assert_eq!(later["state"], "scheduled", "{later}");
+
+    // Idempotency: the second enqueue returns the first task.
+    let first = f.enqueue(
+        "mail",
+        "email.send",
+        "{}",
+        &["--idempotency-key", "welcome-1"],
+    );
+    let again = f.enqueue(
+        "mail",
+        "email.send",
+        "{}",
+        &["--idempotency-key", "welcome-1"],
+    );
+    assert_eq!(first["id"], again["id"]);
+    assert_eq!(again["created"], false);
+
+    // tasks ls, human and JSON, with filters.
+    let ls = f.run(&["tasks", "ls"]);
+    assert!(
+        ls.ok().contains(&id) && ls.stdout.contains("email.send"),
+        "{ls:#?}"
+    );
+    assert!(
+        ls.stdout.lines().next().unwrap().starts_with("ID"),
+        "{ls:#?}"
+    );
+    let all = f.json(&["tasks", "ls"]);
+    assert_eq!(all["items"].as_array().unwrap().len(), 4, "{all}");
+    let mail = f.json(&["tasks", "ls", "--queue", "mail", "--state", "available"]);
+    assert_eq!(mail["items"].as_array().unwrap().len(), 3, "{mail}");
+    let scheduled = f.json(&["tasks", "ls", "--state", "scheduled"]);
+    assert_eq!(scheduled["items"][0]["id"], later["id"], "{scheduled}");
+    // Paging: a cursor continues where the page ended.
+    let page = f.json(&["tasks", "ls", "--limit", "3"]);
+    let cursor = page["next_cursor"]
+        .as_str()
+        .expect("a next cursor")
+        .to_owned();
+    let rest = f.json(&["tasks", "ls", "--limit", "3", "--cursor", &cursor]);
+    assert_eq!(rest["items"].as_array().unwrap().len(), 1, "{rest}");
+    let bad_state = f.run(&["tasks", "ls", "--state", "sleeping"]);
+    assert_eq!(bad_state.code, 2, "{bad_state:#?}");
+
+    // tasks show.
+    let show = f.run(&["tasks", "show", &id]);
+    assert!(
+        show.ok().contains("email.send") && show.stdout.contains("k1"),
+        "{show:#?}"
+    );
+    let shown = f.json(&["tasks", "show", &id]);
+    assert_eq!(shown["args"]["to"], "a@example.com", "{shown}");
+    assert_eq!(shown["signature"]["alg"], "hmac-sha256", "{shown}");
+    let detail = f.json(&["tasks", "show", later["id"].as_str().unwrap()]);
+    assert_eq!(detail["max_attempts"], 3);
+    assert_eq!(detail["priority"], -2);
+    assert_eq!(detail["headers"]["tenant"], "acme");
+    let missing = f.run(&["tasks", "show", "task_doesnotexist"]);
+    assert_eq!(missing.code, 1, "{missing:#?}");
+    assert!(missing.stderr.contains("not found"), "{missing:#?}");
+
+    // queues.
+    let queues = f.run(&["queues"]);
+    assert!(
+        queues.ok().contains("mail") && queues.stdout.contains("reports"),
+        "{queues:#?}"
+    );
+    let counts = f.json(&["queues"]);
+    let mail = counts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["queue"] == "mail")
+        .expect("mail queue");
+    assert_eq!(mail["counts"]["available"], 3, "{counts}");
+    assert_eq!(mail["total"], 3, "{counts}");
+
+    // keys status: every pending task was signed with k1.
+    let status = f.json(&["keys", "status"]);
+    assert_eq!(status[0]["key_id"], "k1", "{status}");
+    assert_eq!(status[0]["pending"], 4, "{status}");
+    let human = f.run(&["keys", "status"]);
+    assert!(
+        human.ok().contains("k1") && human.stdout.contains("retire"),
+        "{human:#?}"
+    );
+}
+
+#[test]
+fn enqueue_refuses_bad_input_with_exit_2() {
+    let f = Fixture::new();
+    let bad = f.run(&[
+        "enqueue",
+        "--queue",
+        "q",
+        "--task",
+        "t",
+        "--args",
+        "{\"a\": 1,,}",
+    ]);
+    assert_eq!(bad.code, 2, "{bad:#?}");
+    assert!(bad.stderr.contains("line 1, column 9"), "{bad:#?}");
+    let bad = f.run(&["enqueue", "--queue", "bad queue", "--task", "t"]);
+    assert_eq!(bad.code, 2, "{bad:#?}");
+    assert!(bad.stderr.contains("queue"), "{bad:#?}");
+    let bad = f.run(&["enqueue", "--task", "t", "--delay", "soon"]);
+    assert_eq!(bad.code, 2, "{bad:#?}");
+    // A broken signing configuration stops it, naming the variable only.
+    let broken = signet_env(
+        &["enqueue", "--task", "t", "--database-url", &f.url],
+        b"",
+        &[("SIGNET_SIGNING_KEYS", "k1:%%%secretish%%%")],
+    );
+    assert_eq!(broken.code, 2, "{broken:#?}");
+    assert!(broken.stderr.contains("SIGNET_SIGNING_KEYS"), "{broken:#?}");
+    assert!(!broken.stderr.contains("secretish"), "{broken:#?}");
+    // Nothing was enqueued by any of these.
+    let all = f.json(&["tasks", "ls"]);
+    assert!(all["items"].as_array().unwrap().is_empty(), "{all}");
+}
+
+#[test]
+fn store_urls_other_than_sqlite_are_refused() {
+    let pg = signet(
+        &[
+            "queues",
+            "--database-url",
+            "postgres://me:hunter2@localhost/signet",
+        ],
+        b"",
+    );
+    assert_eq!(pg.code, 2, "{pg:#?}");
+    assert!(
+        pg.stderr.contains("PostgreSQL support is not built yet"),
+        "{pg:#?}"
+    );
+    assert!(!pg.stderr.contains("hunter2"), "{pg:#?}");
+    let junk = signet(
+        &["queues", "--database-url", "mysql://localhost/signet"],
+        b"",
+    );
+    assert_eq!(junk.code, 2, "{junk:#?}");
+    assert!(junk.stderr.contains("sqlite://"), "{junk:#?}");
+}
+
+#[test]
+fn dead_letters_list_show_replay_and_purge() {
+    let f = Fixture::new();
+    let a = f.enqueue("mail", "email.send", "{}", &[])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b = f.enqueue("mail", "email.send", "{}", &[])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let c = f.enqueue("billing", "invoice.pay", "{}", &[])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let empty = f.run(&["dlq", "ls"]);
+    assert!(empty.ok().contains("no dead letters"), "{empty:#?}");
+    f.kill(
+        &a,
+        DeadReason::SignatureInvalid,
+        "mismatch: args were changed",
+    );
+    f.kill(&b, DeadReason::MaxAttempts, "smtp timeout");
+    f.kill(&c, DeadReason::MaxAttempts, "card declined");
+
+    let ls = f.run(&["dlq", "ls"]);
+    for id in [&a, &b, &c] {
+        assert!(ls.ok().contains(id.as_str()), "{ls:#?}");
+    }
+    assert!(ls.stdout.contains("signature-invalid"), "{ls:#?}");
+    let sig = f.json(&["dlq", "ls", "--reason", "signature-invalid"]);
+    assert_eq!(sig["items"].as_array().unwrap().len(), 1, "{sig}");
+    assert_eq!(
+        sig["items"][0]["dead_detail"],
+        "mismatch: args were changed"
+    );
+    let mail = f.json(&["dlq", "ls", "--queue", "mail"]);
+    assert_eq!(mail["items"].as_array().unwrap().len(), 2, "{mail}");
+    let future = f.json(&["dlq", "ls", "--since", "2999-01-01T00:00:00Z"]);
+    assert!(future["items"].as_array().unwrap().is_empty(), "{future}");
+    let past = f.json(&["dlq", "ls", "--until", "1000000000"]);
+    assert!(past["items"].as_array().unwrap().is_empty(), "{past}");
+    let bad = f.run(&["dlq", "ls", "--reason", "bored"]);
+    assert_eq!(bad.code, 2, "{bad:#?}");
+
+    let show = f.run(&["dlq", "show", &a]);
+    assert!(show.ok().contains("signature-invalid"), "{show:#?}");
+    assert!(show.stdout.contains("args were changed"), "{show:#?}");
+    let shown = f.json(&["dlq", "show", &b]);
+    assert_eq!(shown["dead_reason"], "max-attempts");
+
+    // Selection rules: exactly one of --id and --all-matching.
+    let both = f.run(&["dlq", "replay", "--id", &a, "--all-matching"]);
+    assert_eq!(both.code, 2, "{both:#?}");
+    let neither = f.run(&["dlq", "replay"]);
+    assert_eq!(neither.code, 2, "{neither:#?}");
+    let loose = f.run(&["dlq", "replay", "--queue", "mail"]);
+    assert_eq!(loose.code, 2, "{loose:#?}");
+    assert!(loose.stderr.contains("--all-matching"), "{loose:#?}");
+
+    // Replay one by id: it is available again, signature untouched.
+    let before = f.json(&["tasks", "show", &a]);
+    let replayed = f.json(&["dlq", "replay", "--id", &a]);
+    assert_eq!(replayed["replayed"], serde_json::json!([a]), "{replayed}");
+    let after = f.json(&["tasks", "show", &a]);
+    assert_eq!(after["state"], "available", "{after}");
+    assert_eq!(after["signature"], before["signature"]);
+    let not_dead = f.run(&["dlq", "show", &a]);
+    assert_eq!(not_dead.code, 1, "{not_dead:#?}");
+
+    // Replay by filter.
+    let by_filter = f.json(&["dlq", "replay", "--all-matching", "--queue", "billing"]);
+    assert_eq!(by_filter["replayed"], serde_json::json!([c]), "{by_filter}");
+
+    // Purge needs --yes without a terminal, and then deletes.
+    let refused = f.run(&["dlq", "purge", "--id", &b]);
+    assert_eq!(refused.code, 2, "{refused:#?}");
+    assert!(refused.stderr.contains("--yes"), "{refused:#?}");
+    assert_eq!(f.json(&["dlq", "show", &b])["state"], "dead");
+    let purged = f.run(&["dlq", "purge", "--id", &b, "--yes"]);
+    assert!(purged.ok().contains("purged 1"), "{purged:#?}");
+    let gone = f.run(&["tasks", "show", &b]);
+    assert_eq!(gone.code, 1, "{gone:#?}");
+    // Nothing left to purge: not an error.
+    let none = f.json(&["dlq", "purge", "--all-matching", "--yes"]);
+    assert_eq!(none["purged"], serde_json::json!([]), "{none}");
+}

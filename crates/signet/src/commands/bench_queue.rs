@@ -1,0 +1,354 @@
+//! `signet bench queue`: the task queue end to end, durable.
+//!
+//! Producers sign and enqueue tasks (in batches, as a bulk producer would)
+//! while one worker claims, verifies, runs a trivial handler and
+//! acknowledges them, all against a SQLite store with `synchronous=FULL`.
+//! Reported: enqueue rate, end-to-end rate (tasks / wall time from the first
+//! enqueue to the last acknowledgement), and the enqueue→start latency each
+//! handler measures from a timestamp the producer put in the args.
+//!
+//! The last line printed is one JSON object, for scripts.
+
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context as _};
+use serde_json::json;
+use signet_runtime::{
+    HandlerResult, Producer, Shutdown, TaskContext, TaskSpec, Worker, WorkerEventKind,
+};
+use signet_sign::{Algorithm, Ed25519SecretKey, HmacSecret, Key, KeyId, KeyMaterial, KeyRing};
+use signet_sqlite::SqliteConfig;
+use signet_store::TaskState;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::commands::finish;
+use crate::commands::keys::parse_algorithm;
+use crate::store_url::{open_sqlite_with, redact};
+
+/// Default number of tasks.
+pub(crate) const DEFAULT_TASKS: usize = 100_000;
+/// Default worker concurrency.
+pub(crate) const DEFAULT_CONCURRENCY: usize = 256;
+/// Default number of concurrent producers.
+pub(crate) const DEFAULT_PRODUCERS: usize = 2;
+/// Default tasks per enqueue call.
+pub(crate) const DEFAULT_BATCH: usize = 500;
+/// Give up when no task finished for this long.
+const STALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Arguments of `signet bench queue`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Tasks to run.
+    #[arg(long, default_value_t = DEFAULT_TASKS, value_parser = at_least_one)]
+    tasks: usize,
+    /// Signing algorithm: hmac-sha256 or ed25519.
+    #[arg(long, value_parser = parse_algorithm, default_value = "hmac-sha256")]
+    algorithm: Algorithm,
+    /// Store to use (default: a fresh file in a temporary directory, deleted after).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Tasks the worker runs at once.
+    #[arg(long, default_value_t = DEFAULT_CONCURRENCY, value_parser = at_least_one)]
+    concurrency: usize,
+    /// Concurrent producers.
+    #[arg(long, default_value_t = DEFAULT_PRODUCERS, value_parser = at_least_one)]
+    producers: usize,
+    /// Tasks per enqueue call (1 = one call per task).
+    #[arg(long, default_value_t = DEFAULT_BATCH, value_parser = at_least_one)]
+    batch: usize,
+}
+
+/// A count of at least 1.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{text:?} is not a whole number of at least 1")),
+    }
+}
+
+/// The handler's args: when the producer built the task, unix microseconds.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct BenchArgs {
+    t: i64,
+}
+
+/// What one run measured.
+#[derive(Debug)]
+struct Figures {
+    tasks: usize,
+    enqueue: Duration,
+    e2e: Duration,
+    /// enqueue→start latencies, microseconds, sorted.
+    latencies_us: Vec<i64>,
+}
+
+impl Figures {
+    fn enqueue_per_s(&self) -> f64 {
+        self.tasks as f64 / self.enqueue.as_secs_f64().max(1e-9)
+    }
+
+    fn e2e_per_s(&self) -> f64 {
+        self.tasks as f64 / self.e2e.as_secs_f64().max(1e-9)
+    }
+
+    /// The `q` quantile in milliseconds (nearest rank).
+    fn quantile_ms(&self, q: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return 0.0;
+        }
+        let n = self.latencies_us.len();
+        let rank = ((q * n as f64).ceil() as usize).clamp(1, n);
+        self.latencies_us[rank - 1] as f64 / 1000.0
+    }
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+pub(crate) fn run(args: Args) -> ExitCode {
+    finish("bench queue", bench(args))
+}
+
+fn bench(args: Args) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(bench_async(args))
+}
+
+/// A fresh key ring with one signing key of `algorithm`.
+fn bench_ring(algorithm: Algorithm) -> anyhow::Result<KeyRing> {
+    let material = match algorithm {
+        Algorithm::HmacSha256 => KeyMaterial::Hmac(HmacSecret::generate(32)),
+        Algorithm::Ed25519 => KeyMaterial::Ed25519Private(Ed25519SecretKey::generate()),
+    };
+    let id = KeyId::new("bench").map_err(|e| anyhow!("{e}"))?;
+    Ok(KeyRing::single(Key::new(id, material)))
+}
+
+async fn bench_async(args: Args) -> anyhow::Result<()> {
+    // Keep the temporary directory alive until the end of the run.
+    let (_tmp, url) = match &args.database_url {
+        Some(url) => (None, url.clone()),
+        None => {
+            let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+            let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+            (Some(dir), url)
+        }
+    };
+    let store = open_sqlite_with(&url, SqliteConfig::default()).await?;
+    // A queue of its own, so an existing database's tasks do not count.
+    let queue = format!("bench-{:08x}", rand::random::<u32>());
+    let ring = bench_ring(args.algorithm)?;
+
+    println!(
+        "signet bench queue: {} tasks, {} signatures, store {} (synchronous=FULL)",
+        args.tasks,
+        args.algorithm,
+        redact(&url)
+    );
+    println!(
+        "  {} producer(s) enqueueing batches of {}, one worker with concurrency {}",
+        args.producers, args.batch, args.concurrency
+    );
+
+    let latencies = Arc::new(Mutex::new(Vec::<i64>::with_capacity(args.tasks)));
+    let recorder = Arc::clone(&latencies);
+    let worker = Worker::builder(Arc::clone(&store))
+        .key_ring(&ring, true)
+        .queues([queue.clone()])
+        .concurrency(args.concurrency)
+        .poll_interval(Duration::from_millis(5))
+        .register("bench.noop", move |_ctx: TaskContext, a: BenchArgs| {
+            let latency = now_us().saturating_sub(a.t);
+            if let Ok(mut v) = recorder.lock() {
+                v.push(latency);
+            }
+            async { HandlerResult::Ok(None) }
+        })
+        .build()
+        .map_err(|e| anyhow!("{e}"))?;
+    let mut events = worker.events();
+    let shutdown = Shutdown::new();
+    let worker_task = tokio::spawn(worker.run(shutdown.signal()));
+
+    let producer = Producer::with_ring(Arc::clone(&store), Arc::new(ring.duplicate()), true)
+        .map_err(|e| anyhow!("{e}"))?;
+
+    let started = Instant::now();
+    let mut producers = Vec::with_capacity(args.producers);
+    for p in 0..args.producers {
+        let share = args.tasks / args.producers + usize::from(p < args.tasks % args.producers);
+        let producer = producer.clone();
+        let queue = queue.clone();
+        let batch = args.batch;
+        producers.push(tokio::spawn(async move {
+            let mut left = share;
+            while left > 0 {
+                let n = left.min(batch);
+                let specs: Vec<TaskSpec> = (0..n)
+                    .map(|_| {
+                        TaskSpec::new("bench.noop", &BenchArgs { t: now_us() })
+                            .queue(queue.clone())
+                            .max_attempts(1)
+                    })
+                    .collect();
+                producer
+                    .enqueue_batch(specs)
+                    .await
+                    .map_err(|e| anyhow!("enqueue failed: {e}"))?;
+                left -= n;
+            }
+            anyhow::Ok(())
+        }));
+    }
+
+    // Count outcomes while the producers run.
+    let mut finished = 0usize;
+    let mut failed = 0usize;
+    let mut enqueue_done: Option<Duration> = None;
+    let mut pending_producers = producers;
+    let outcome: anyhow::Result<()> = loop {
+        if enqueue_done.is_none() && pending_producers.iter().all(|h| h.is_finished()) {
+            for h in pending_producers.drain(..) {
+                if let Err(e) = h
+                    .await
+                    .map_err(|e| anyhow!("producer task: {e}"))
+                    .and_then(|r| r)
+                {
+                    shutdown.trigger();
+                    return Err(e);
+                }
+            }
+            enqueue_done = Some(started.elapsed());
+        }
+        if finished >= args.tasks {
+            break Ok(());
+        }
+        let next = tokio::time::timeout(
+            if enqueue_done.is_some() {
+                STALL_TIMEOUT
+            } else {
+                Duration::from_millis(20)
+            },
+            events.recv(),
+        )
+        .await;
+        match next {
+            Ok(Ok(event)) => match event.kind {
+                WorkerEventKind::Succeeded => finished += 1,
+                WorkerEventKind::Retrying { .. } | WorkerEventKind::Released => {}
+                _ => {
+                    finished += 1;
+                    failed += 1;
+                }
+            },
+            // Missed events are outcomes too; the store's counts check them below.
+            Ok(Err(RecvError::Lagged(n))) => finished += usize::try_from(n).unwrap_or(usize::MAX),
+            Ok(Err(RecvError::Closed)) => break Err(anyhow!("the worker stopped early")),
+            Err(_) if enqueue_done.is_some() => {
+                break Err(anyhow!(
+                    "no task finished for {} s ({finished} of {} done); the worker is stuck",
+                    STALL_TIMEOUT.as_secs(),
+                    args.tasks
+                ))
+            }
+            Err(_) => {}
+        }
+    };
+    let e2e = started.elapsed();
+    shutdown.trigger();
+    worker_task
+        .await
+        .map_err(|e| anyhow!("worker task: {e}"))?
+        .map_err(|e| anyhow!("worker: {e}"))?;
+    outcome?;
+    let enqueue = enqueue_done.unwrap_or(e2e);
+
+    // Check against the store: every task succeeded, exactly once.
+    let succeeded = store
+        .counts()
+        .await?
+        .iter()
+        .find(|q| q.queue == queue)
+        .map_or(0, |q| q.count(TaskState::Succeeded));
+    if failed > 0 || succeeded != args.tasks as u64 {
+        bail!(
+            "{succeeded} of {} tasks succeeded ({failed} did not); the figures would be wrong",
+            args.tasks
+        );
+    }
+    if let Err(e) = store.close().await {
+        eprintln!("warning: closing the store: {e}");
+    }
+
+    let mut latencies_us = std::mem::take(
+        &mut *latencies
+            .lock()
+            .map_err(|_| anyhow!("a handler panicked while recording"))?,
+    );
+    latencies_us.sort_unstable();
+    let figures = Figures {
+        tasks: args.tasks,
+        enqueue,
+        e2e,
+        latencies_us,
+    };
+    print_figures(&figures, args.algorithm);
+    Ok(())
+}
+
+fn print_figures(f: &Figures, algorithm: Algorithm) {
+    println!(
+        "  enqueue:    {:>10.0} tasks/s  ({} tasks in {:.2} s)",
+        f.enqueue_per_s(),
+        f.tasks,
+        f.enqueue.as_secs_f64()
+    );
+    println!(
+        "  end to end: {:>10.0} tasks/s  (first enqueue to last ack: {:.2} s)",
+        f.e2e_per_s(),
+        f.e2e.as_secs_f64()
+    );
+    println!(
+        "  enqueue→start latency: p50 {:.1} ms, p99 {:.1} ms",
+        f.quantile_ms(0.50),
+        f.quantile_ms(0.99)
+    );
+    let round1 = |x: f64| (x * 10.0).round() / 10.0;
+    let line = json!({
+        "enqueue_per_s": f.enqueue_per_s().round(),
+        "e2e_per_s": f.e2e_per_s().round(),
+        "p50_ms": round1(f.quantile_ms(0.50)),
+        "p99_ms": round1(f.quantile_ms(0.99)),
+        "tasks": f.tasks,
+        "algorithm": algorithm.as_str(),
+    });
+    println!("{line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_use_nearest_rank() {
+        let f = Figures {
+            tasks: 100,
+            enqueue: Duration::from_secs(1),
+            e2e: Duration::from_secs(2),
+            latencies_us: (1..=100).map(|i| i * 1000).collect(),
+        };
+        assert_eq!(f.quantile_ms(0.50), 50.0);
+        assert_eq!(f.quantile_ms(0.99), 99.0);
+        assert_eq!(f.enqueue_per_s(), 100.0);
+        assert_eq!(f.e2e_per_s(), 50.0);
+    }
+}

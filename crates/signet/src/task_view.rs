@@ -1,0 +1,174 @@
+//! How a stored task is shown: a table row, a detail page, and JSON.
+//!
+//! Args are shown as JSON when they are JSON (they are stored as the exact
+//! bytes the producer wrote), else as base64.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use serde_json::{json, Value};
+use signet_store::TaskRow;
+
+use crate::output::{format_ms, format_opt_ms, printable, truncate, Table};
+
+/// Columns of a task listing.
+pub(crate) const TASK_COLUMNS: &[&str] = &[
+    "ID", "QUEUE", "NAME", "STATE", "ATTEMPT", "PRIORITY", "RUN AT", "KEY",
+];
+
+/// One row of a task listing.
+pub(crate) fn task_cells(row: &TaskRow) -> Vec<String> {
+    vec![
+        row.id().to_owned(),
+        row.queue().to_owned(),
+        row.envelope.name.clone(),
+        row.state.to_string(),
+        format!("{}/{}", row.attempt, row.envelope.max_attempts),
+        row.priority.to_string(),
+        format_ms(row.run_at_ms),
+        key_label(row),
+    ]
+}
+
+/// Columns of a dead-letter listing.
+pub(crate) const DEAD_COLUMNS: &[&str] = &[
+    "ID", "QUEUE", "NAME", "REASON", "DEAD AT", "ATTEMPTS", "DETAIL",
+];
+
+/// One row of a dead-letter listing.
+pub(crate) fn dead_cells(row: &TaskRow) -> Vec<String> {
+    vec![
+        row.id().to_owned(),
+        row.queue().to_owned(),
+        row.envelope.name.clone(),
+        row.dead_reason
+            .map_or_else(|| "-".to_owned(), |r| r.to_string()),
+        format_opt_ms(row.finished_at_ms),
+        row.attempt.to_string(),
+        truncate(row.dead_detail.as_deref().unwrap_or("-"), 60),
+    ]
+}
+
+/// `key-id (alg)`, or `unsigned`.
+fn key_label(row: &TaskRow) -> String {
+    match &row.signature {
+        Some(sig) => sig.key_id.clone(),
+        None => "unsigned".to_owned(),
+    }
+}
+
+/// The args as JSON if they parse, else base64 under `args_base64`.
+fn args_json(args: &[u8]) -> (&'static str, Value) {
+    match serde_json::from_slice::<Value>(args) {
+        Ok(v) => ("args", v),
+        Err(_) => ("args_base64", Value::String(STANDARD.encode(args))),
+    }
+}
+
+/// The whole task as a JSON object (times as unix ms and RFC 3339).
+pub(crate) fn task_json(row: &TaskRow) -> Value {
+    let env = &row.envelope;
+    let (args_key, args) = args_json(&env.args);
+    let mut v = json!({
+        "id": env.id,
+        "queue": env.queue,
+        "name": env.name,
+        "state": row.state.as_str(),
+        "attempt": row.attempt,
+        "max_attempts": env.max_attempts,
+        "priority": row.priority,
+        "headers": env.headers,
+        "created_at_ms": env.created_at_ms,
+        "created_at": format_ms(env.created_at_ms),
+        "not_before_ms": env.not_before_ms,
+        "expires_at_ms": env.expires_at_ms,
+        "callback_url": env.callback_url,
+        "run_at_ms": row.run_at_ms,
+        "run_at": format_ms(row.run_at_ms),
+        "updated_at_ms": row.updated_at_ms,
+        "finished_at_ms": row.finished_at_ms,
+        "lease_owner": row.lease_owner,
+        "lease_expires_at_ms": row.lease_expires_at_ms,
+        "last_error": row.last_error,
+        "dead_reason": row.dead_reason.map(|r| r.as_str()),
+        "dead_detail": row.dead_detail,
+        "idempotency_key": row.idempotency_key,
+        "signature": row.signature.as_ref().map(|s| json!({
+            "alg": s.alg.as_str(),
+            "key_id": s.key_id,
+            "sig": STANDARD.encode(&s.sig),
+        })),
+        "result": row.result.as_deref().map(|r| serde_json::from_slice::<Value>(r)
+            .unwrap_or_else(|_| Value::String(STANDARD.encode(r)))),
+    });
+    if let Value::Object(map) = &mut v {
+        map.insert(args_key.to_owned(), args);
+    }
+    v
+}
+
+/// A task as `name: value` lines, for people.
+pub(crate) fn task_detail(row: &TaskRow) -> String {
+    let env = &row.envelope;
+    let mut t = Table::new(&["FIELD", "VALUE"]);
+    let mut add = |k: &str, v: String| t.row(vec![k.to_owned(), v]);
+    add("id", env.id.clone());
+    add("queue", env.queue.clone());
+    add("name", env.name.clone());
+    add("state", row.state.to_string());
+    add(
+        "attempt",
+        format!("{} of {}", row.attempt, env.max_attempts),
+    );
+    add("priority", row.priority.to_string());
+    add("created at", format_ms(env.created_at_ms));
+    add("run at", format_ms(row.run_at_ms));
+    if let Some(t) = env.not_before_ms {
+        add("not before", format_ms(t));
+    }
+    if let Some(t) = env.expires_at_ms {
+        add("expires at", format_ms(t));
+    }
+    add("updated at", format_ms(row.updated_at_ms));
+    if let Some(t) = row.finished_at_ms {
+        add("finished at", format_ms(t));
+    }
+    match &row.signature {
+        Some(sig) => add("signed", format!("{} key {}", sig.alg, sig.key_id)),
+        None => add("signed", "no (unsigned)".to_owned()),
+    }
+    if let Some(owner) = &row.lease_owner {
+        add(
+            "lease",
+            format!("{owner} until {}", format_opt_ms(row.lease_expires_at_ms)),
+        );
+    }
+    if let Some(k) = &row.idempotency_key {
+        add("idempotency key", k.clone());
+    }
+    if let Some(url) = &env.callback_url {
+        add("callback url", url.clone());
+    }
+    for (name, value) in &env.headers {
+        add("header", format!("{name}: {value}"));
+    }
+    if let Some(e) = &row.last_error {
+        add("last error", e.clone());
+    }
+    if let Some(r) = row.dead_reason {
+        add("dead reason", r.to_string());
+    }
+    if let Some(d) = &row.dead_detail {
+        add("dead detail", d.clone());
+    }
+    if let Some(r) = &row.result {
+        add("result", String::from_utf8_lossy(r).into_owned());
+    }
+    let mut out = t.render();
+    // The args can be long and multi-line; print them last, as they are.
+    let args = match std::str::from_utf8(&env.args) {
+        Ok(s) => printable(s),
+        Err(_) => format!("(binary, base64) {}", STANDARD.encode(&env.args)),
+    };
+    out.push_str(&format!("args  {args}\n"));
+    out
+}
