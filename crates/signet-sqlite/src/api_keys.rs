@@ -1,0 +1,98 @@
+//! API keys: stored as their SHA-256 hash only.
+
+use rusqlite::{params, Connection, ErrorCode};
+use signet_store::{ApiKeyRecord, StoreError, StoreResult};
+
+use crate::error_map::map_err;
+use crate::row::{api_key_from_row, API_KEY_COLUMNS};
+
+/// Stores a new key.
+pub(crate) fn create(conn: &Connection, key: &ApiKeyRecord) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO api_keys (id, name, scope, hash, prefix, created_at_ms, revoked_at_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            key.id,
+            key.name,
+            key.scope,
+            key.hash,
+            key.prefix,
+            key.created_at_ms,
+            key.revoked_at_ms
+        ])
+    })
+    .map_err(|e| {
+        if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) {
+            StoreError::Conflict(format!(
+                "api key {} was not stored: a key with the same id or the same secret already exists; generate a new key",
+                key.id
+            ))
+        } else {
+            map_err(format!("storing api key {}", key.id), e)
+        }
+    })?;
+    Ok(())
+}
+
+fn one(
+    conn: &Connection,
+    sql: &str,
+    arg: &str,
+    context: &str,
+) -> StoreResult<Option<ApiKeyRecord>> {
+    let mut stmt = conn
+        .prepare_cached(sql)
+        .map_err(|e| map_err(format!("preparing {context}"), e))?;
+    let mut rows = stmt.query([arg]).map_err(|e| map_err(context, e))?;
+    match rows.next().map_err(|e| map_err(context, e))? {
+        Some(row) => api_key_from_row(row).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The key with this hash.
+pub(crate) fn by_hash(conn: &Connection, hash: &str) -> StoreResult<Option<ApiKeyRecord>> {
+    one(
+        conn,
+        &format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE hash = ?1"),
+        hash,
+        "looking up an api key",
+    )
+}
+
+/// Every key, oldest first.
+pub(crate) fn list(conn: &Connection) -> StoreResult<Vec<ApiKeyRecord>> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys ORDER BY created_at_ms, id"
+        ))
+        .map_err(|e| map_err("preparing the api key list", e))?;
+    let mut rows = stmt.query([]).map_err(|e| map_err("listing api keys", e))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(|e| map_err("listing api keys", e))? {
+        out.push(api_key_from_row(row)?);
+    }
+    Ok(out)
+}
+
+/// Revokes a key (keeps the first revocation time).
+pub(crate) fn revoke(conn: &Connection, id: &str, now_ms: i64) -> StoreResult<ApiKeyRecord> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "UPDATE api_keys SET revoked_at_ms = COALESCE(revoked_at_ms, ?1) WHERE id = ?2 \
+             RETURNING {API_KEY_COLUMNS}"
+        ))
+        .map_err(|e| map_err("preparing a revocation", e))?;
+    let mut rows = stmt
+        .query(params![now_ms, id])
+        .map_err(|e| map_err(format!("revoking api key {id}"), e))?;
+    match rows
+        .next()
+        .map_err(|e| map_err(format!("revoking api key {id}"), e))?
+    {
+        Some(row) => api_key_from_row(row),
+        None => Err(StoreError::not_found("api key", id)),
+    }
+}

@@ -1,0 +1,160 @@
+//! Numbered schema migrations, embedded in the binary.
+//!
+//! `schema_migrations` records every version applied. Opening a database
+//! whose schema is newer than this build knows fails with
+//! [`StoreError::SchemaTooNew`] rather than risk misreading it.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use signet_store::StoreError;
+
+use crate::error_map::map_err;
+use crate::url::{parse_url, Location};
+
+/// One migration.
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sql: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    sql: include_str!("../migrations/0001_init.sql"),
+}];
+
+/// The newest schema version this build knows.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Where a database stands against this build's migrations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MigrationStatus {
+    /// Version applied in the database (0: none, or no file yet).
+    pub current: i64,
+    /// Newest version this build knows ([`SCHEMA_VERSION`]).
+    pub known: i64,
+    /// Migrations this build would apply: `(version, name)`.
+    pub pending: Vec<(i64, &'static str)>,
+}
+
+impl MigrationStatus {
+    /// Whether the database is newer than this build.
+    pub fn is_too_new(&self) -> bool {
+        self.current > self.known
+    }
+}
+
+/// Reports the schema version of the database at `url` without changing it.
+pub fn migration_status(url: &str) -> Result<MigrationStatus, StoreError> {
+    let current = match parse_url(url)? {
+        Location::Memory => 0,
+        Location::File(path) if !Path::new(&path).exists() => 0,
+        Location::File(path) => {
+            let conn = Connection::open_with_flags(
+                &path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(|e| map_err(format!("opening {} to read its schema", path.display()), e))?;
+            current_version(&conn)?
+        }
+    };
+    Ok(status_for(current))
+}
+
+fn status_for(current: i64) -> MigrationStatus {
+    MigrationStatus {
+        current,
+        known: SCHEMA_VERSION,
+        pending: MIGRATIONS
+            .iter()
+            .filter(|m| m.version > current)
+            .map(|m| (m.version, m.name))
+            .collect(),
+    }
+}
+
+fn current_version(conn: &Connection) -> Result<i64, StoreError> {
+    let exists: Option<i64> = conn
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| map_err("reading the schema version", e))?;
+    if exists.is_none() {
+        return Ok(0);
+    }
+    conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        [],
+        |r| r.get(0),
+    )
+    .map_err(|e| map_err("reading the schema version", e))
+}
+
+/// Applies every pending migration in one transaction.
+pub(crate) fn migrate(conn: &mut Connection, now_ms: i64) -> Result<MigrationStatus, StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| map_err("starting the schema migration", e))?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version       INTEGER NOT NULL PRIMARY KEY,
+             name          TEXT    NOT NULL,
+             applied_at_ms INTEGER NOT NULL
+         )",
+    )
+    .map_err(|e| map_err("creating schema_migrations", e))?;
+    let current = current_version(&tx)?;
+    if current > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            known: SCHEMA_VERSION,
+        });
+    }
+    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+        tx.execute_batch(m.sql)
+            .map_err(|e| map_err(format!("applying migration {:04}_{}", m.version, m.name), e))?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (?1, ?2, ?3)",
+            rusqlite::params![m.version, m.name, now_ms],
+        )
+        .map_err(|e| map_err("recording a migration", e))?;
+    }
+    tx.commit()
+        .map_err(|e| map_err("committing the schema migration", e))?;
+    Ok(status_for(SCHEMA_VERSION))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_numbered_in_order_and_end_at_the_schema_version() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version, i as i64 + 1);
+        }
+        assert_eq!(MIGRATIONS.last().map(|m| m.version), Some(SCHEMA_VERSION));
+    }
+
+    #[test]
+    fn migrating_twice_is_a_no_op_and_too_new_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn, 1).unwrap();
+        migrate(&mut conn, 2).unwrap();
+        assert_eq!(current_version(&conn).unwrap(), SCHEMA_VERSION);
+        conn.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (?1, 'future', 3)",
+            [SCHEMA_VERSION + 1],
+        )
+        .unwrap();
+        assert!(matches!(
+            migrate(&mut conn, 4),
+            Err(StoreError::SchemaTooNew { found, known }) if found == SCHEMA_VERSION + 1 && known == SCHEMA_VERSION
+        ));
+    }
+}

@@ -1,0 +1,251 @@
+//! Reads: lookups, listings, counts. Plain functions on a connection, run
+//! by the reader pool (or the writer, for in-memory databases and for the
+//! reads a write needs).
+
+use std::collections::BTreeMap;
+
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+use signet_sign::Algorithm;
+use signet_store::{
+    page_size, DeadFilter, KeyUsage, Page, QueueCounts, StoreError, StoreResult, TaskFilter,
+    TaskId, TaskRow, TaskState,
+};
+
+use crate::error_map::map_err;
+use crate::row::{task_from_row, TASK_COLUMNS};
+
+/// One task by id.
+pub(crate) fn task_by_id(conn: &Connection, id: &str) -> StoreResult<Option<TaskRow>> {
+    let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1");
+    let mut stmt = conn
+        .prepare_cached(&sql)
+        .map_err(|e| map_err("preparing a task lookup", e))?;
+    let mut rows = stmt
+        .query([id])
+        .map_err(|e| map_err(format!("reading task {id}"), e))?;
+    match rows
+        .next()
+        .map_err(|e| map_err(format!("reading task {id}"), e))?
+    {
+        Some(row) => task_from_row(row).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The state of a task, if it exists.
+pub(crate) fn task_state(conn: &Connection, id: &str) -> StoreResult<Option<String>> {
+    conn.prepare_cached("SELECT state FROM tasks WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
+        .map_err(|e| map_err(format!("reading the state of task {id}"), e))
+}
+
+fn collect(
+    conn: &Connection,
+    sql: &str,
+    args: Vec<Value>,
+    context: &str,
+) -> StoreResult<Vec<TaskRow>> {
+    let mut stmt = conn
+        .prepare_cached(sql)
+        .map_err(|e| map_err(format!("preparing {context}"), e))?;
+    let mut rows = stmt
+        .query(params_from_iter(args))
+        .map_err(|e| map_err(context, e))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(|e| map_err(context, e))? {
+        out.push(task_from_row(row)?);
+    }
+    Ok(out)
+}
+
+fn bad_cursor(cursor: &str) -> StoreError {
+    StoreError::invalid(format!(
+        "cursor {cursor:?} is not valid; pass the next_cursor of the previous page unchanged"
+    ))
+}
+
+/// Tasks in id order, paged by id.
+pub(crate) fn list_tasks(conn: &Connection, filter: &TaskFilter) -> StoreResult<Page<TaskRow>> {
+    let limit = page_size(filter.limit);
+    let mut sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE 1 = 1");
+    let mut args = Vec::new();
+    if let Some(q) = &filter.queue {
+        sql.push_str(" AND queue = ?");
+        args.push(Value::Text(q.clone()));
+    }
+    if let Some(s) = filter.state {
+        sql.push_str(" AND state = ?");
+        args.push(Value::Text(s.as_str().to_owned()));
+    }
+    if let Some(c) = &filter.cursor {
+        TaskId::parse(c).map_err(|_| bad_cursor(c))?;
+        sql.push_str(" AND id > ?");
+        args.push(Value::Text(c.clone()));
+    }
+    sql.push_str(" ORDER BY id LIMIT ?");
+    args.push(Value::Integer(limit as i64 + 1));
+    let mut items = collect(conn, &sql, args, "listing tasks")?;
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(|r| r.id().to_owned())
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
+}
+
+/// The `WHERE` clause of a dead-letter filter (cursor excluded).
+fn dead_where(filter: &DeadFilter, args: &mut Vec<Value>) -> String {
+    // `finished_at_ms IS NOT NULL` lets SQLite use the partial index.
+    let mut sql = String::from("state = 'dead' AND finished_at_ms IS NOT NULL");
+    if let Some(q) = &filter.queue {
+        sql.push_str(" AND queue = ?");
+        args.push(Value::Text(q.clone()));
+    }
+    if let Some(r) = filter.reason {
+        sql.push_str(" AND dead_reason = ?");
+        args.push(Value::Text(r.as_str().to_owned()));
+    }
+    if let Some(since) = filter.since_ms {
+        sql.push_str(" AND finished_at_ms >= ?");
+        args.push(Value::Integer(since));
+    }
+    if let Some(until) = filter.until_ms {
+        sql.push_str(" AND finished_at_ms < ?");
+        args.push(Value::Integer(until));
+    }
+    sql
+}
+
+fn parse_dead_cursor(c: &str) -> StoreResult<(i64, String)> {
+    let (ms, id) = c.split_once(':').ok_or_else(|| bad_cursor(c))?;
+    let ms: i64 = ms.parse().map_err(|_| bad_cursor(c))?;
+    TaskId::parse(id).map_err(|_| bad_cursor(c))?;
+    Ok((ms, id.to_owned()))
+}
+
+/// Dead letters, newest first, paged by `(finished_at, id)`.
+pub(crate) fn list_dead(conn: &Connection, filter: &DeadFilter) -> StoreResult<Page<TaskRow>> {
+    let limit = page_size(filter.limit);
+    let mut args = Vec::new();
+    let mut sql = format!(
+        "SELECT {TASK_COLUMNS} FROM tasks WHERE {}",
+        dead_where(filter, &mut args)
+    );
+    if let Some(c) = &filter.cursor {
+        let (ms, id) = parse_dead_cursor(c)?;
+        sql.push_str(" AND (finished_at_ms < ? OR (finished_at_ms = ? AND id < ?))");
+        args.extend([Value::Integer(ms), Value::Integer(ms), Value::Text(id)]);
+    }
+    sql.push_str(" ORDER BY finished_at_ms DESC, id DESC LIMIT ?");
+    args.push(Value::Integer(limit as i64 + 1));
+    let mut items = collect(conn, &sql, args, "listing dead letters")?;
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        items
+            .last()
+            .map(|r| format!("{}:{}", r.finished_at_ms.unwrap_or_default(), r.id()))
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
+}
+
+/// Ids of every dead letter matching `filter` (limit and cursor ignored).
+pub(crate) fn dead_ids(conn: &Connection, filter: &DeadFilter) -> StoreResult<Vec<String>> {
+    let mut args = Vec::new();
+    let sql = format!(
+        "SELECT id FROM tasks WHERE {} ORDER BY finished_at_ms DESC, id DESC",
+        dead_where(filter, &mut args)
+    );
+    let mut stmt = conn
+        .prepare_cached(&sql)
+        .map_err(|e| map_err("preparing a dead-letter selection", e))?;
+    let ids = stmt
+        .query_map(params_from_iter(args), |r| r.get::<_, String>(0))
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| map_err("selecting dead letters", e))?;
+    Ok(ids)
+}
+
+/// Tasks per queue and state.
+pub(crate) fn counts(conn: &Connection) -> StoreResult<Vec<QueueCounts>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT queue, state, COUNT(*) FROM tasks GROUP BY queue, state ORDER BY queue",
+        )
+        .map_err(|e| map_err("preparing counts", e))?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| map_err("counting tasks", e))?;
+    let mut by_queue: BTreeMap<String, Vec<(TaskState, u64)>> = BTreeMap::new();
+    for (queue, state, n) in rows {
+        let state: TaskState = state.parse().map_err(|e: StoreError| {
+            StoreError::backend(
+                format!("queue {queue} has tasks in an unknown state; the database is corrupt"),
+                e,
+            )
+        })?;
+        by_queue
+            .entry(queue)
+            .or_default()
+            .push((state, u64::try_from(n).unwrap_or_default()));
+    }
+    Ok(by_queue
+        .into_iter()
+        .map(|(queue, mut counts)| {
+            counts.sort();
+            QueueCounts { queue, counts }
+        })
+        .collect())
+}
+
+/// Pending tasks per signing key id.
+pub(crate) fn pending_by_key(conn: &Connection) -> StoreResult<Vec<KeyUsage>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT sig_key_id, sig_alg, COUNT(*) FROM tasks \
+             WHERE state IN ('scheduled', 'available', 'running', 'retryable') \
+             GROUP BY sig_key_id, sig_alg ORDER BY sig_key_id, sig_alg",
+        )
+        .map_err(|e| map_err("preparing pending_by_key", e))?;
+    let rows = stmt
+        .query_map(params![], |r| {
+            Ok((
+                r.get::<_, Option<String>>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| map_err("counting pending tasks per key", e))?;
+    rows.into_iter()
+        .map(|(key_id, alg, n)| {
+            let alg = alg
+                .map(|a| {
+                    a.parse::<Algorithm>().map_err(|e| {
+                        StoreError::backend(
+                            format!(
+                                "tasks signed with key {key_id:?} name an unknown algorithm; the database is corrupt"
+                            ),
+                            e,
+                        )
+                    })
+                })
+                .transpose()?;
+            Ok(KeyUsage {
+                key_id,
+                alg,
+                pending: u64::try_from(n).unwrap_or_default(),
+            })
+        })
+        .collect()
+}

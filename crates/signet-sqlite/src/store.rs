@@ -1,0 +1,383 @@
+//! [`SqliteStore`]: the [`Store`] on SQLite.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags};
+use signet_store::{
+    ApiKeyRecord, ClaimRequest, DeadFilter, DeadReason, DeadSelector, Enqueued, FailOutcome,
+    KeyUsage, LeaseToken, NewTask, Page, QueueCounts, Store, StoreError, StoreResult, TaskFilter,
+    TaskRow,
+};
+
+use crate::config::SqliteConfig;
+use crate::error_map::map_err;
+use crate::migrate::{migrate, MigrationStatus};
+use crate::readers::Readers;
+use crate::url::{parse_url, Location};
+use crate::writer::{Writer, WriterStats};
+use crate::{api_keys, queries, tasks};
+
+/// Size of the writer's prepared statement cache.
+const STATEMENT_CACHE: usize = 128;
+
+/// The embedded SQLite store. Cheap to clone: clones share one writer.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    location: Location,
+    writer: Writer,
+    readers: Option<Readers>,
+    schema: MigrationStatus,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("location", &self.inner.location)
+            .field("schema_version", &self.inner.schema.current)
+            .finish_non_exhaustive()
+    }
+}
+
+fn wall_clock_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn pragma(conn: &Connection, name: &str, value: &str) -> StoreResult<()> {
+    // Some pragmas answer with a row, some do not: read and ignore it.
+    conn.query_row(&format!("PRAGMA {name} = {value}"), [], |_| Ok(()))
+        .or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(()),
+            e => Err(e),
+        })
+        .map_err(|e| map_err(format!("setting PRAGMA {name}"), e))
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url` and migrates it.
+    ///
+    /// URL forms: `sqlite://./signet.db`, `sqlite:///abs/path.db`,
+    /// `sqlite:relative.db`, a plain path, or `sqlite::memory:` (a private
+    /// database for tests; no WAL, reads go through the writer).
+    ///
+    /// Blocks while it opens and migrates; call it before serving, or from
+    /// `spawn_blocking`.
+    pub fn open(url: &str, config: SqliteConfig) -> Result<SqliteStore, StoreError> {
+        let location = parse_url(url)?;
+        let mut conn = match &location {
+            Location::File(path) => Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | OpenFlags::SQLITE_OPEN_CREATE
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(|e| map_err(format!("opening database {}", path.display()), e))?,
+            Location::Memory => Connection::open_in_memory()
+                .map_err(|e| map_err("opening an in-memory database", e))?,
+        };
+        conn.busy_timeout(config.busy_timeout)
+            .map_err(|e| map_err("setting the busy timeout", e))?;
+        if let Location::File(path) = &location {
+            let mode: String = conn
+                .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+                .map_err(|e| map_err(format!("switching {} to WAL", path.display()), e))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(StoreError::invalid(format!(
+                    "database {} cannot use WAL (journal mode stayed {mode:?}); put it on a local file system",
+                    path.display()
+                )));
+            }
+        }
+        pragma(&conn, "synchronous", config.synchronous.pragma_value())?;
+        pragma(&conn, "foreign_keys", "ON")?;
+        pragma(&conn, "temp_store", "MEMORY")?;
+        pragma(&conn, "cache_size", &format!("-{}", config.cache_kib))?;
+        if let Some(pages) = config.max_page_count {
+            pragma(&conn, "max_page_count", &pages.to_string())?;
+        }
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        let schema = migrate(&mut conn, wall_clock_ms())?;
+        let readers = match &location {
+            Location::File(path) if config.read_connections > 0 => Some(Readers::new(
+                path.clone(),
+                config.busy_timeout,
+                config.read_connections,
+            )),
+            _ => None,
+        };
+        let writer = Writer::start(conn, config.max_batch)?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                location,
+                writer,
+                readers,
+                schema,
+            }),
+        })
+    }
+
+    /// The database file, or `None` in memory.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.inner.location {
+            Location::File(p) => Some(p),
+            Location::Memory => None,
+        }
+    }
+
+    /// The schema status found and reached at open.
+    pub fn schema(&self) -> &MigrationStatus {
+        &self.inner.schema
+    }
+
+    /// Writer counters: commits and operations. Under concurrent load
+    /// `operations / commits` shows how many operations share a commit.
+    pub fn writer_stats(&self) -> WriterStats {
+        self.inner.writer.stats()
+    }
+
+    async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.inner.writer.submit(f).await
+    }
+
+    async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        if self.inner.writer.is_closed() {
+            return Err(StoreError::Closed);
+        }
+        match &self.inner.readers {
+            Some(readers) => readers.read(f).await,
+            None => self.inner.writer.submit(f).await,
+        }
+    }
+}
+
+fn check_lease_ms(lease_ms: i64) -> StoreResult<()> {
+    if lease_ms <= 0 {
+        return Err(StoreError::invalid(format!(
+            "lease of {lease_ms} ms is not positive; use a lease longer than the heartbeat interval"
+        )));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn enqueue_batch(&self, tasks: Vec<NewTask>, now_ms: i64) -> StoreResult<Vec<Enqueued>> {
+        let n = tasks.len();
+        for (i, task) in tasks.iter().enumerate() {
+            task.validate().map_err(|e| match e {
+                StoreError::Invalid(msg) if n > 1 => {
+                    StoreError::Invalid(format!("task {} of {n} in the batch: {msg}", i + 1))
+                }
+                e => e,
+            })?;
+        }
+        if tasks.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write(move |c| tasks::enqueue_batch(c, tasks, now_ms))
+            .await
+    }
+
+    async fn claim(&self, request: ClaimRequest, now_ms: i64) -> StoreResult<Vec<TaskRow>> {
+        request.validate()?;
+        self.write(move |c| tasks::claim(c, &request, now_ms)).await
+    }
+
+    async fn heartbeat(&self, lease: &LeaseToken, lease_ms: i64, now_ms: i64) -> StoreResult<()> {
+        check_lease_ms(lease_ms)?;
+        let lease = lease.clone();
+        self.write(move |c| tasks::heartbeat(c, &lease, lease_ms, now_ms))
+            .await
+    }
+
+    async fn complete(
+        &self,
+        lease: &LeaseToken,
+        result: Option<Vec<u8>>,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        let lease = lease.clone();
+        self.write(move |c| tasks::complete(c, &lease, result.as_deref(), now_ms))
+            .await
+    }
+
+    async fn complete_batch(
+        &self,
+        items: Vec<(LeaseToken, Option<Vec<u8>>)>,
+        now_ms: i64,
+    ) -> StoreResult<Vec<StoreResult<()>>> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write(move |c| {
+            let mut out = Vec::with_capacity(items.len());
+            for (lease, result) in &items {
+                let r = tasks::complete(c, lease, result.as_deref(), now_ms);
+                if let Err(e) = &r {
+                    if c.is_autocommit() {
+                        // SQLite rolled the transaction back (disk full):
+                        // the earlier entries are gone too; fail them all.
+                        return Err(map_lost(e));
+                    }
+                }
+                out.push(r);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn fail(
+        &self,
+        lease: &LeaseToken,
+        error: &str,
+        outcome: FailOutcome,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        let lease = lease.clone();
+        let error = error.to_owned();
+        self.write(move |c| tasks::fail(c, &lease, &error, &outcome, now_ms))
+            .await
+    }
+
+    async fn release(&self, lease: &LeaseToken, now_ms: i64) -> StoreResult<()> {
+        let lease = lease.clone();
+        self.write(move |c| tasks::release(c, &lease, now_ms)).await
+    }
+
+    async fn cancel(&self, id: &str, now_ms: i64) -> StoreResult<TaskRow> {
+        let id = id.to_owned();
+        self.write(move |c| tasks::cancel(c, &id, now_ms)).await
+    }
+
+    async fn kill(
+        &self,
+        id: &str,
+        reason: DeadReason,
+        detail: &str,
+        now_ms: i64,
+    ) -> StoreResult<TaskRow> {
+        let id = id.to_owned();
+        let detail = detail.to_owned();
+        self.write(move |c| tasks::kill(c, &id, reason, &detail, now_ms))
+            .await
+    }
+
+    async fn rescue_expired(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<String>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.write(move |c| tasks::rescue_expired(c, now_ms, limit))
+            .await
+    }
+
+    async fn task(&self, id: &str) -> StoreResult<Option<TaskRow>> {
+        let id = id.to_owned();
+        self.read(move |c| queries::task_by_id(c, &id)).await
+    }
+
+    async fn list_tasks(&self, filter: TaskFilter) -> StoreResult<Page<TaskRow>> {
+        self.read(move |c| queries::list_tasks(c, &filter)).await
+    }
+
+    async fn list_dead(&self, filter: DeadFilter) -> StoreResult<Page<TaskRow>> {
+        self.read(move |c| queries::list_dead(c, &filter)).await
+    }
+
+    async fn replay_dead(&self, selector: DeadSelector, now_ms: i64) -> StoreResult<Vec<String>> {
+        self.write(move |c| {
+            let ids = match selector {
+                DeadSelector::Ids(ids) => ids,
+                DeadSelector::Filter(f) => queries::dead_ids(c, &f)?,
+            };
+            tasks::replay(c, &ids, now_ms)
+        })
+        .await
+    }
+
+    async fn purge_dead(&self, selector: DeadSelector) -> StoreResult<Vec<String>> {
+        self.write(move |c| {
+            let ids = match selector {
+                DeadSelector::Ids(ids) => ids,
+                DeadSelector::Filter(f) => queries::dead_ids(c, &f)?,
+            };
+            tasks::purge(c, &ids)
+        })
+        .await
+    }
+
+    async fn counts(&self) -> StoreResult<Vec<QueueCounts>> {
+        self.read(queries::counts).await
+    }
+
+    async fn pending_by_key(&self) -> StoreResult<Vec<KeyUsage>> {
+        self.read(queries::pending_by_key).await
+    }
+
+    async fn prune(&self, finished_before_ms: i64, limit: usize) -> StoreResult<u64> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        self.write(move |c| tasks::prune(c, finished_before_ms, limit))
+            .await
+    }
+
+    async fn create_api_key(&self, key: ApiKeyRecord) -> StoreResult<()> {
+        key.validate()?;
+        self.write(move |c| api_keys::create(c, &key)).await
+    }
+
+    async fn api_key_by_hash(&self, hash: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        let hash = hash.to_owned();
+        self.read(move |c| api_keys::by_hash(c, &hash)).await
+    }
+
+    async fn list_api_keys(&self) -> StoreResult<Vec<ApiKeyRecord>> {
+        self.read(api_keys::list).await
+    }
+
+    async fn revoke_api_key(&self, id: &str, now_ms: i64) -> StoreResult<ApiKeyRecord> {
+        let id = id.to_owned();
+        self.write(move |c| api_keys::revoke(c, &id, now_ms)).await
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.read(|c| {
+            c.query_row("SELECT 1", [], |_| Ok(()))
+                .map_err(|e| map_err("pinging the database", e))
+        })
+        .await?;
+        // The writer answers too (it may be wedged behind a lock).
+        self.write(|_| Ok(())).await
+    }
+
+    async fn close(&self) -> StoreResult<()> {
+        if let Some(readers) = &self.inner.readers {
+            readers.close();
+        }
+        self.inner.writer.close().await
+    }
+}
+
+/// A fresh copy of an error that ended a whole transaction.
+fn map_lost(e: &StoreError) -> StoreError {
+    crate::error_map::Failure::from_store_error(e).to_error()
+}

@@ -1,0 +1,459 @@
+//! Writes on tasks. Plain functions on the write connection; the writer
+//! thread runs each inside a savepoint of the current group commit.
+
+use rusqlite::{params, Connection};
+use signet_store::{
+    ClaimRequest, DeadReason, Enqueued, FailOutcome, LeaseToken, NewTask, StoreError, StoreResult,
+    TaskRow, TaskState,
+};
+
+use crate::error_map::map_err;
+use crate::queries::task_state;
+use crate::row::{headers_json, task_from_row, TASK_COLUMNS};
+
+/// The states a claim takes tasks from. Must match the `tasks_claim` index.
+const CLAIMABLE: &str = "state IN ('available', 'scheduled', 'retryable')";
+
+/// Inserts tasks in order; an idempotency key already present returns the
+/// task holding it.
+pub(crate) fn enqueue_batch(
+    conn: &Connection,
+    tasks: Vec<NewTask>,
+    now_ms: i64,
+) -> StoreResult<Vec<Enqueued>> {
+    let mut out = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        if let Some(key) = &task.idempotency_key {
+            if let Some(existing) = by_idempotency_key(conn, key)? {
+                out.push(Enqueued {
+                    task: existing,
+                    created: false,
+                });
+                continue;
+            }
+        }
+        out.push(Enqueued {
+            task: insert(conn, task, now_ms)?,
+            created: true,
+        });
+    }
+    Ok(out)
+}
+
+fn by_idempotency_key(conn: &Connection, key: &str) -> StoreResult<Option<TaskRow>> {
+    let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE idempotency_key = ?1");
+    let mut stmt = conn
+        .prepare_cached(&sql)
+        .map_err(|e| map_err("preparing an idempotency lookup", e))?;
+    let mut rows = stmt
+        .query([key])
+        .map_err(|e| map_err("looking up an idempotency key", e))?;
+    match rows
+        .next()
+        .map_err(|e| map_err("looking up an idempotency key", e))?
+    {
+        Some(row) => task_from_row(row).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn insert(conn: &Connection, task: NewTask, now_ms: i64) -> StoreResult<TaskRow> {
+    let env = &task.envelope;
+    let (state, run_at_ms) = match env.not_before_ms {
+        Some(t) if t > now_ms => (TaskState::Scheduled, t),
+        Some(t) => (TaskState::Available, t),
+        None => (TaskState::Available, now_ms),
+    };
+    let headers = headers_json(&env.headers)?;
+    let sig = task.signature.as_ref();
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO tasks (id, queue, name, args, headers, created_at_ms, not_before_ms, \
+             expires_at_ms, max_attempts, callback_url, sig_alg, sig_key_id, sig, state, \
+             priority, attempt, run_at_ms, idempotency_key, updated_at_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 0, ?16, ?17, ?18)",
+        )
+        .map_err(|e| map_err("preparing an enqueue", e))?;
+    let inserted = stmt.execute(params![
+        env.id,
+        env.queue,
+        env.name,
+        env.args,
+        headers,
+        env.created_at_ms,
+        env.not_before_ms,
+        env.expires_at_ms,
+        env.max_attempts,
+        env.callback_url,
+        sig.map(|s| s.alg.as_str()),
+        sig.map(|s| s.key_id.as_str()),
+        sig.map(|s| s.sig.as_slice()),
+        state.as_str(),
+        task.priority,
+        run_at_ms,
+        task.idempotency_key,
+        now_ms,
+    ]);
+    if let Err(e) = inserted {
+        let duplicate = e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation)
+            && task_state(conn, &env.id)?.is_some();
+        return Err(if duplicate {
+            StoreError::Conflict(format!(
+                "task {} already exists; every task needs a fresh id (TaskId::generate())",
+                env.id
+            ))
+        } else {
+            map_err(format!("enqueueing task {}", env.id), e)
+        });
+    }
+    Ok(TaskRow {
+        envelope: task.envelope,
+        signature: task.signature,
+        state,
+        priority: task.priority,
+        attempt: 0,
+        run_at_ms,
+        lease_owner: None,
+        lease_expires_at_ms: None,
+        last_error: None,
+        dead_reason: None,
+        dead_detail: None,
+        result: None,
+        idempotency_key: task.idempotency_key,
+        updated_at_ms: now_ms,
+        finished_at_ms: None,
+    })
+}
+
+/// Claims due tasks: candidates per queue from the covering index, merged
+/// in `priority DESC, run_at, id` order, then each updated to `running`.
+pub(crate) fn claim(
+    conn: &Connection,
+    req: &ClaimRequest,
+    now_ms: i64,
+) -> StoreResult<Vec<TaskRow>> {
+    if req.limit == 0 {
+        return Ok(Vec::new());
+    }
+    let limit = i64::try_from(req.limit).unwrap_or(i64::MAX);
+    let mut candidates: Vec<(i32, i64, String)> = Vec::new();
+    {
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT priority, run_at_ms, id FROM tasks \
+                 WHERE {CLAIMABLE} AND queue = ?1 AND run_at_ms <= ?2 \
+                 ORDER BY priority DESC, run_at_ms, id LIMIT ?3"
+            ))
+            .map_err(|e| map_err("preparing a claim", e))?;
+        let mut queues: Vec<&String> = req.queues.iter().collect();
+        queues.sort();
+        queues.dedup();
+        for q in queues {
+            let rows = stmt
+                .query_map(params![q, now_ms, limit], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| map_err(format!("claiming from queue {q}"), e))?;
+            candidates.extend(rows);
+        }
+    }
+    candidates.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    candidates.truncate(req.limit);
+    let expires = now_ms.saturating_add(req.lease_ms);
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "UPDATE tasks SET state = 'running', attempt = attempt + 1, lease_owner = ?1, \
+             lease_expires_at_ms = ?2, updated_at_ms = ?3 WHERE id = ?4 RETURNING {TASK_COLUMNS}"
+        ))
+        .map_err(|e| map_err("preparing a claim", e))?;
+    let mut out = Vec::with_capacity(candidates.len());
+    for (_, _, id) in candidates {
+        let mut rows = stmt
+            .query(params![req.worker_id, expires, now_ms, id])
+            .map_err(|e| map_err(format!("claiming task {id}"), e))?;
+        if let Some(row) = rows
+            .next()
+            .map_err(|e| map_err(format!("claiming task {id}"), e))?
+        {
+            out.push(task_from_row(row)?);
+        }
+    }
+    Ok(out)
+}
+
+fn lease_lost(lease: &LeaseToken) -> StoreError {
+    StoreError::LeaseLost {
+        task_id: lease.task_id.clone(),
+        attempt: lease.attempt,
+    }
+}
+
+/// Runs an update guarded by the lease; no row changed means the lease is lost.
+fn with_lease(
+    conn: &Connection,
+    sql: &str,
+    lease: &LeaseToken,
+    params: &[&dyn rusqlite::ToSql],
+) -> StoreResult<()> {
+    let mut stmt = conn
+        .prepare_cached(sql)
+        .map_err(|e| map_err("preparing a lease update", e))?;
+    let mut all: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(params.len() + 3);
+    all.extend_from_slice(params);
+    all.push(&lease.task_id);
+    all.push(&lease.worker_id);
+    all.push(&lease.attempt);
+    let changed = stmt
+        .execute(all.as_slice())
+        .map_err(|e| map_err(format!("updating task {}", lease.task_id), e))?;
+    if changed == 0 {
+        return Err(lease_lost(lease));
+    }
+    Ok(())
+}
+
+/// Extends a lease.
+pub(crate) fn heartbeat(
+    conn: &Connection,
+    lease: &LeaseToken,
+    lease_ms: i64,
+    now_ms: i64,
+) -> StoreResult<()> {
+    let expires = now_ms.saturating_add(lease_ms);
+    with_lease(
+        conn,
+        "UPDATE tasks SET lease_expires_at_ms = ?1, updated_at_ms = ?2 \
+         WHERE id = ?3 AND state = 'running' AND lease_owner = ?4 AND attempt = ?5",
+        lease,
+        &[&expires, &now_ms],
+    )
+}
+
+/// Marks a running task succeeded.
+pub(crate) fn complete(
+    conn: &Connection,
+    lease: &LeaseToken,
+    result: Option<&[u8]>,
+    now_ms: i64,
+) -> StoreResult<()> {
+    with_lease(
+        conn,
+        "UPDATE tasks SET state = 'succeeded', result = ?1, lease_owner = NULL, \
+         lease_expires_at_ms = NULL, updated_at_ms = ?2, finished_at_ms = ?2 \
+         WHERE id = ?3 AND state = 'running' AND lease_owner = ?4 AND attempt = ?5",
+        lease,
+        &[&result, &now_ms],
+    )
+}
+
+/// Records a failed attempt.
+pub(crate) fn fail(
+    conn: &Connection,
+    lease: &LeaseToken,
+    error: &str,
+    outcome: &FailOutcome,
+    now_ms: i64,
+) -> StoreResult<()> {
+    match outcome {
+        FailOutcome::Retry { at_ms } => with_lease(
+            conn,
+            "UPDATE tasks SET state = 'retryable', run_at_ms = ?1, last_error = ?2, \
+             lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = ?3 \
+             WHERE id = ?4 AND state = 'running' AND lease_owner = ?5 AND attempt = ?6",
+            lease,
+            &[at_ms, &error, &now_ms],
+        ),
+        FailOutcome::Dead { reason, detail } => with_lease(
+            conn,
+            "UPDATE tasks SET state = 'dead', dead_reason = ?1, dead_detail = ?2, \
+             last_error = ?3, lease_owner = NULL, lease_expires_at_ms = NULL, \
+             updated_at_ms = ?4, finished_at_ms = ?4 \
+             WHERE id = ?5 AND state = 'running' AND lease_owner = ?6 AND attempt = ?7",
+            lease,
+            &[&reason.as_str(), detail, &error, &now_ms],
+        ),
+    }
+}
+
+/// Gives a running task back without counting the attempt.
+pub(crate) fn release(conn: &Connection, lease: &LeaseToken, now_ms: i64) -> StoreResult<()> {
+    with_lease(
+        conn,
+        "UPDATE tasks SET state = 'available', attempt = attempt - 1, run_at_ms = ?1, \
+         lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = ?1 \
+         WHERE id = ?2 AND state = 'running' AND lease_owner = ?3 AND attempt = ?4",
+        lease,
+        &[&now_ms],
+    )
+}
+
+fn not_waiting(conn: &Connection, id: &str, action: &str) -> StoreError {
+    match task_state(conn, id) {
+        Ok(Some(state)) => StoreError::Conflict(format!(
+            "task {id} is {state}; only scheduled, available or retryable tasks can be {action}"
+        )),
+        Ok(None) => StoreError::not_found("task", id),
+        Err(e) => e,
+    }
+}
+
+fn update_waiting(
+    conn: &Connection,
+    sql: &str,
+    id: &str,
+    action: &str,
+    params: &[&dyn rusqlite::ToSql],
+) -> StoreResult<TaskRow> {
+    let mut stmt = conn
+        .prepare_cached(sql)
+        .map_err(|e| map_err("preparing an update", e))?;
+    let mut rows = stmt
+        .query(params)
+        .map_err(|e| map_err(format!("updating task {id}"), e))?;
+    match rows
+        .next()
+        .map_err(|e| map_err(format!("updating task {id}"), e))?
+    {
+        Some(row) => task_from_row(row),
+        None => Err(not_waiting(conn, id, action)),
+    }
+}
+
+/// Cancels a task that has not started.
+pub(crate) fn cancel(conn: &Connection, id: &str, now_ms: i64) -> StoreResult<TaskRow> {
+    update_waiting(
+        conn,
+        &format!(
+            "UPDATE tasks SET state = 'cancelled', updated_at_ms = ?1, finished_at_ms = ?1 \
+             WHERE id = ?2 AND {CLAIMABLE} RETURNING {TASK_COLUMNS}"
+        ),
+        id,
+        "cancelled",
+        &[&now_ms, &id],
+    )
+}
+
+/// Dead-letters a task that has not started.
+pub(crate) fn kill(
+    conn: &Connection,
+    id: &str,
+    reason: DeadReason,
+    detail: &str,
+    now_ms: i64,
+) -> StoreResult<TaskRow> {
+    update_waiting(
+        conn,
+        &format!(
+            "UPDATE tasks SET state = 'dead', dead_reason = ?1, dead_detail = ?2, \
+             updated_at_ms = ?3, finished_at_ms = ?3 \
+             WHERE id = ?4 AND {CLAIMABLE} RETURNING {TASK_COLUMNS}"
+        ),
+        id,
+        "dead-lettered",
+        &[&reason.as_str(), &detail, &now_ms, &id],
+    )
+}
+
+/// Expired leases: retryable now, or dead with `max-attempts`.
+pub(crate) fn rescue_expired(
+    conn: &Connection,
+    now_ms: i64,
+    limit: usize,
+) -> StoreResult<Vec<String>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let expired: Vec<(String, i64, i64, Option<String>)> = conn
+        .prepare_cached(
+            "SELECT id, attempt, max_attempts, lease_owner FROM tasks \
+             WHERE state = 'running' AND lease_expires_at_ms <= ?1 \
+             ORDER BY lease_expires_at_ms, id LIMIT ?2",
+        )
+        .and_then(|mut s| {
+            s.query_map(params![now_ms, limit], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?
+            .collect()
+        })
+        .map_err(|e| map_err("finding expired leases", e))?;
+    let mut out = Vec::with_capacity(expired.len());
+    for (id, attempt, max_attempts, owner) in expired {
+        let owner = owner.unwrap_or_default();
+        let error = format!(
+            "lease expired: worker {owner:?} stopped heartbeating during attempt {attempt}"
+        );
+        let changed = if attempt >= max_attempts {
+            let detail = format!("lease expired on attempt {attempt} of {max_attempts}");
+            conn.prepare_cached(
+                "UPDATE tasks SET state = 'dead', dead_reason = 'max-attempts', dead_detail = ?1, \
+                 last_error = ?2, lease_owner = NULL, lease_expires_at_ms = NULL, \
+                 updated_at_ms = ?3, finished_at_ms = ?3 WHERE id = ?4 AND state = 'running'",
+            )
+            .and_then(|mut s| s.execute(params![detail, error, now_ms, id]))
+        } else {
+            conn.prepare_cached(
+                "UPDATE tasks SET state = 'retryable', run_at_ms = ?1, last_error = ?2, \
+                 lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = ?1 \
+                 WHERE id = ?3 AND state = 'running'",
+            )
+            .and_then(|mut s| s.execute(params![now_ms, error, id]))
+        }
+        .map_err(|e| map_err(format!("rescuing task {id}"), e))?;
+        if changed > 0 {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+/// Dead letters back to `available`, attempts reset.
+pub(crate) fn replay(conn: &Connection, ids: &[String], now_ms: i64) -> StoreResult<Vec<String>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "UPDATE tasks SET state = 'available', attempt = 0, run_at_ms = ?1, \
+             dead_reason = NULL, dead_detail = NULL, finished_at_ms = NULL, \
+             lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = ?1 \
+             WHERE id = ?2 AND state = 'dead'",
+        )
+        .map_err(|e| map_err("preparing a replay", e))?;
+    let mut out = Vec::new();
+    for id in ids {
+        let n = stmt
+            .execute(params![now_ms, id])
+            .map_err(|e| map_err(format!("replaying task {id}"), e))?;
+        if n > 0 {
+            out.push(id.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Deletes dead letters.
+pub(crate) fn purge(conn: &Connection, ids: &[String]) -> StoreResult<Vec<String>> {
+    let mut stmt = conn
+        .prepare_cached("DELETE FROM tasks WHERE id = ?1 AND state = 'dead'")
+        .map_err(|e| map_err("preparing a purge", e))?;
+    let mut out = Vec::new();
+    for id in ids {
+        let n = stmt
+            .execute([id])
+            .map_err(|e| map_err(format!("purging task {id}"), e))?;
+        if n > 0 {
+            out.push(id.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Deletes old succeeded and cancelled tasks.
+pub(crate) fn prune(conn: &Connection, before_ms: i64, limit: usize) -> StoreResult<u64> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let n = conn
+        .prepare_cached(
+            "DELETE FROM tasks WHERE rowid IN (SELECT rowid FROM tasks \
+             WHERE state IN ('succeeded', 'cancelled') AND finished_at_ms IS NOT NULL \
+             AND finished_at_ms < ?1 LIMIT ?2)",
+        )
+        .and_then(|mut s| s.execute(params![before_ms, limit]))
+        .map_err(|e| map_err("pruning finished tasks", e))?;
+    Ok(n as u64)
+}
