@@ -1,1 +1,136 @@
-//! placeholder
+//! `signet-server`: Signet's HTTP API (DESIGN §7).
+//!
+//! [`app`] builds the axum [`Router`]: JSON routes under `/v1` for tasks,
+//! queues, key status and dead letters, each behind a bearer API key with a
+//! scope and rate limits per key and per client address; `/healthz`,
+//! `/readyz`, `/metrics` (Prometheus) and `/openapi.json` outside it.
+//! [`serve`] runs it on a socket beside the runtime's background services,
+//! with graceful shutdown; [`bench`] is the load generator behind
+//! `signet bench api`.
+//!
+//! Malformed ids in paths (`/v1/tasks/nonsense`) answer `404`: no task has
+//! that id, and the message says what ids look like.
+#![warn(missing_docs)]
+
+pub mod auth;
+
+pub mod client_ip;
+pub mod config;
+pub mod error;
+pub mod extract;
+mod guard;
+pub mod rate_limit;
+pub mod routes;
+
+pub mod state;
+pub mod views;
+
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::Method;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post, MethodRouter};
+use axum::Router;
+
+pub use auth::{ApiKeySecret, Caller, NewApiKey, Scope};
+pub use client_ip::TrustedProxies;
+pub use config::ServerConfig;
+pub use error::AppError;
+pub use state::{AppState, Signing};
+
+/// Every route: method, path and handler. [`app`] registers exactly these,
+/// and a test checks each appears in `/openapi.json`.
+fn route_table() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
+    use routes::{dead_letters, health, keys, metrics, openapi, queues, tasks};
+    vec![
+        (Method::POST, "/v1/tasks", post(tasks::enqueue)),
+        (Method::GET, "/v1/tasks", get(tasks::list)),
+        (Method::GET, "/v1/tasks/{id}", get(tasks::show)),
+        (Method::POST, "/v1/tasks/{id}/cancel", post(tasks::cancel)),
+        (Method::GET, "/v1/queues", get(queues::list)),
+        (Method::GET, "/v1/keys/status", get(keys::status)),
+        (Method::GET, "/v1/dead-letters", get(dead_letters::list)),
+        (
+            Method::GET,
+            "/v1/dead-letters/{id}",
+            get(dead_letters::show),
+        ),
+        (
+            Method::POST,
+            "/v1/dead-letters/replay",
+            post(dead_letters::replay),
+        ),
+        (
+            Method::POST,
+            "/v1/dead-letters/purge",
+            post(dead_letters::purge),
+        ),
+        (Method::GET, "/healthz", get(health::healthz)),
+        (Method::GET, "/readyz", get(health::readyz)),
+        (Method::GET, "/metrics", get(metrics::render)),
+        (Method::GET, "/openapi.json", get(openapi::document)),
+    ]
+}
+
+/// The `(method, path)` of every route [`app`] registers.
+pub fn route_list() -> Vec<(Method, &'static str)> {
+    route_table()
+        .into_iter()
+        .map(|(method, path, _)| (method, path))
+        .collect()
+}
+
+/// The HTTP API on `state`.
+pub fn app(state: AppState) -> Router {
+    let mut v1 = Router::new();
+    let mut open = Router::new();
+    for (_, path, handler) in route_table() {
+        if path.starts_with("/v1/") {
+            v1 = v1.route(path, handler);
+        } else {
+            open = open.route(path, handler);
+        }
+    }
+    let v1 = v1.route_layer(middleware::from_fn_with_state(state.clone(), guard::guard));
+    Router::new()
+        .merge(v1)
+        .merge(open)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.config().max_body_bytes))
+        .layer(middleware::from_fn(record_metrics))
+        .with_state(state)
+}
+
+async fn not_found(method: Method, uri: axum::http::Uri) -> AppError {
+    AppError::NotFound(format!(
+        "no route for {method} {}; see /openapi.json for the API",
+        uri.path()
+    ))
+}
+
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> AppError {
+    AppError::MethodNotAllowed(format!(
+        "{method} is not allowed on {}; see /openapi.json for the API",
+        uri.path()
+    ))
+}
+
+/// Counts requests and their latency per route (`signet_http_*`).
+async fn record_metrics(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("signet_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("signet_http_request_duration_seconds", "route" => route, "method" => method)
+        .record(started.elapsed().as_secs_f64());
+    response
+}

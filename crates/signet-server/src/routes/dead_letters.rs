@@ -1,0 +1,218 @@
+//! `/v1/dead-letters`: list, show, replay, purge.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use signet_store::{validate_queue_name, DeadFilter, DeadReason, DeadSelector, TaskState};
+
+use crate::error::{AppError, AppResult, ErrorBody};
+use crate::extract::{JsonBody, QueryParams};
+use crate::routes::tasks::{parse_limit, parse_task_id};
+use crate::state::AppState;
+use crate::views::{TaskPage, TaskView, TimeInput};
+
+/// Most ids in one replay or purge.
+pub const MAX_IDS: usize = 1000;
+
+/// Query of `GET /v1/dead-letters`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeadListQuery {
+    /// Only this queue.
+    pub queue: Option<String>,
+    /// Only this reason (`signature-invalid`, `max-attempts`, …).
+    pub reason: Option<String>,
+    /// Only dead since this time (RFC 3339 or unix ms).
+    pub since: Option<String>,
+    /// Page size, 1–1000 (default 50).
+    pub limit: Option<String>,
+    /// From `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+/// A filter over dead letters (for replay and purge).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeadFilterInput {
+    /// Only this queue.
+    pub queue: Option<String>,
+    /// Only this reason.
+    pub reason: Option<String>,
+    /// Only dead since this time (RFC 3339 or unix ms).
+    #[schema(value_type = Option<String>)]
+    pub since: Option<TimeInput>,
+    /// Only dead before this time (RFC 3339 or unix ms).
+    #[schema(value_type = Option<String>)]
+    pub until: Option<TimeInput>,
+}
+
+/// Body of replay and purge: exactly one of `ids` or `filter`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeadSelectorInput {
+    /// These dead letters (ids that are not dead letters are skipped).
+    pub ids: Option<Vec<String>>,
+    /// Every dead letter matching this filter (`{}` matches all).
+    pub filter: Option<DeadFilterInput>,
+}
+
+/// What a replay or purge did.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DeadActionResponse {
+    /// How many.
+    pub count: usize,
+    /// Which.
+    pub ids: Vec<String>,
+}
+
+fn parse_reason(reason: Option<&str>) -> AppResult<Option<DeadReason>> {
+    reason
+        .map(str::parse::<DeadReason>)
+        .transpose()
+        .map_err(|e| AppError::invalid("reason", e.to_string()))
+}
+
+fn parse_queue(queue: Option<String>, field: &str) -> AppResult<Option<String>> {
+    if let Some(q) = &queue {
+        validate_queue_name(q).map_err(|e| AppError::invalid(field, e.to_string()))?;
+    }
+    Ok(queue)
+}
+
+/// List dead letters, newest first.
+#[utoipa::path(
+    get, path = "/v1/dead-letters", tag = "dead-letters",
+    params(DeadListQuery),
+    responses((status = 200, body = TaskPage), (status = 422, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    QueryParams(q): QueryParams<DeadListQuery>,
+) -> AppResult<Json<TaskPage>> {
+    let since_ms = match q.since.as_deref() {
+        None => None,
+        Some(text) => Some(match text.parse::<i64>() {
+            Ok(ms) => ms,
+            Err(_) => {
+                TimeInput::parse(text)
+                    .map_err(|e| AppError::invalid("since", e))?
+                    .0
+            }
+        }),
+    };
+    let filter = DeadFilter {
+        queue: parse_queue(q.queue, "queue")?,
+        reason: parse_reason(q.reason.as_deref())?,
+        since_ms,
+        until_ms: None,
+        limit: parse_limit(q.limit.as_deref())?,
+        cursor: q.cursor,
+    };
+    let page = state.store().list_dead(filter).await?;
+    Ok(Json(TaskPage {
+        items: page.items.iter().map(TaskView::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// Show one dead letter.
+#[utoipa::path(
+    get, path = "/v1/dead-letters/{id}", tag = "dead-letters",
+    params(("id" = String, Path, description = "Task id")),
+    responses((status = 200, body = TaskView), (status = 404, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> AppResult<Json<TaskView>> {
+    let id = parse_task_id(&id)?;
+    match state.store().task(id.as_str()).await? {
+        Some(row) if row.state == TaskState::Dead => Ok(Json(TaskView::from(&row))),
+        _ => Err(AppError::NotFound(format!("dead letter {id} not found"))),
+    }
+}
+
+fn selector(input: DeadSelectorInput) -> AppResult<DeadSelector> {
+    match (input.ids, input.filter) {
+        (Some(_), Some(_)) => Err(AppError::invalid("ids", "give ids or filter, not both")),
+        (None, None) => Err(AppError::invalid(
+            "ids",
+            "give ids (a list of task ids) or filter (`{}` selects every dead letter)",
+        )),
+        (Some(ids), None) => {
+            if ids.is_empty() || ids.len() > MAX_IDS {
+                return Err(AppError::invalid("ids", format!("give 1 to {MAX_IDS} ids")));
+            }
+            for (i, id) in ids.iter().enumerate() {
+                signet_store::TaskId::parse(id)
+                    .map_err(|e| AppError::invalid(format!("ids[{i}]"), e.to_string()))?;
+            }
+            Ok(DeadSelector::Ids(ids))
+        }
+        (None, Some(f)) => {
+            if let (Some(s), Some(u)) = (f.since, f.until) {
+                if u.0 <= s.0 {
+                    return Err(AppError::invalid(
+                        "filter.until",
+                        "must be after filter.since",
+                    ));
+                }
+            }
+            Ok(DeadSelector::Filter(DeadFilter {
+                queue: parse_queue(f.queue, "filter.queue")?,
+                reason: parse_reason(f.reason.as_deref()).map_err(|_| {
+                    AppError::invalid("filter.reason", "unknown dead-letter reason")
+                })?,
+                since_ms: f.since.map(|t| t.0),
+                until_ms: f.until.map(|t| t.0),
+                limit: 0,
+                cursor: None,
+            }))
+        }
+    }
+}
+
+/// Put dead letters back in their queue (attempts reset, envelope and
+/// signature untouched).
+#[utoipa::path(
+    post, path = "/v1/dead-letters/replay", tag = "dead-letters",
+    request_body = DeadSelectorInput,
+    responses((status = 200, body = DeadActionResponse), (status = 422, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn replay(
+    State(state): State<AppState>,
+    JsonBody(input): JsonBody<DeadSelectorInput>,
+) -> AppResult<Json<DeadActionResponse>> {
+    let ids = state
+        .store()
+        .replay_dead(selector(input)?, state.now_ms())
+        .await?;
+    tracing::info!(count = ids.len(), "dead letters replayed");
+    Ok(Json(DeadActionResponse {
+        count: ids.len(),
+        ids,
+    }))
+}
+
+/// Delete dead letters for good.
+#[utoipa::path(
+    post, path = "/v1/dead-letters/purge", tag = "dead-letters",
+    request_body = DeadSelectorInput,
+    responses((status = 200, body = DeadActionResponse), (status = 422, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn purge(
+    State(state): State<AppState>,
+    JsonBody(input): JsonBody<DeadSelectorInput>,
+) -> AppResult<Json<DeadActionResponse>> {
+    let ids = state.store().purge_dead(selector(input)?).await?;
+    tracing::info!(count = ids.len(), "dead letters purged");
+    Ok(Json(DeadActionResponse {
+        count: ids.len(),
+        ids,
+    }))
+}

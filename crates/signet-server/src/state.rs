@@ -1,0 +1,145 @@
+//! What every handler shares: the store, the signing keys, the limiters.
+
+use std::fmt;
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use signet_runtime::{Clock, SystemClock};
+use signet_sign::{KeyRing, SigningConfig};
+use signet_store::Store;
+
+use crate::auth::Authenticator;
+use crate::config::ServerConfig;
+use crate::rate_limit::RateLimits;
+
+/// The server's signing keys and policy.
+pub struct Signing {
+    /// The key ring: the active key signs tasks enqueued over HTTP, every key
+    /// verifies client-signed envelopes.
+    pub ring: KeyRing,
+    /// Reject tasks that would be stored unsigned.
+    pub required: bool,
+    /// Dev mode: client signatures are not verified (loudly warned about).
+    pub dev: bool,
+}
+
+impl Signing {
+    /// Signing off: tasks are stored unsigned.
+    pub fn off() -> Self {
+        Self {
+            ring: KeyRing::empty(),
+            required: false,
+            dev: false,
+        }
+    }
+
+    /// Whether the server signs what it enqueues.
+    pub fn signs(&self) -> bool {
+        self.ring.active().is_some_and(|k| k.can_sign())
+    }
+}
+
+impl From<SigningConfig> for Signing {
+    fn from(config: SigningConfig) -> Self {
+        Self {
+            ring: config.ring,
+            required: config.required,
+            dev: config.dev,
+        }
+    }
+}
+
+impl fmt::Debug for Signing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The ring's own `Debug` is redacted; ids and algorithms only.
+        f.debug_struct("Signing")
+            .field("ring", &self.ring)
+            .field("required", &self.required)
+            .field("dev", &self.dev)
+            .finish()
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) config: ServerConfig,
+    pub(crate) signing: Signing,
+    pub(crate) limits: RateLimits,
+    pub(crate) auth: Authenticator,
+    pub(crate) metrics: PrometheusHandle,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+/// The state behind [`app`](crate::app). Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(pub(crate) Arc<Shared>);
+
+impl fmt::Debug for AppState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppState")
+            .field("config", &self.0.config)
+            .field("signing", &self.0.signing)
+            .field("limits", &self.0.limits)
+            .field("auth", &self.0.auth)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// The state for a server on `store`. `metrics` renders `/metrics`: the
+    /// binary installs a global recorder once and passes its handle; tests
+    /// build a recorder without installing it and pass its handle.
+    pub fn new(
+        store: Arc<dyn Store>,
+        config: ServerConfig,
+        signing: Signing,
+        metrics: PrometheusHandle,
+    ) -> Self {
+        Self::with_clock(store, config, signing, metrics, Arc::new(SystemClock))
+    }
+
+    /// Like [`AppState::new`] with a given clock (tests pin time).
+    pub fn with_clock(
+        store: Arc<dyn Store>,
+        config: ServerConfig,
+        signing: Signing,
+        metrics: PrometheusHandle,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let limits = RateLimits::new(config.rate_limit_per_key, config.rate_limit_per_ip);
+        Self(Arc::new(Shared {
+            store,
+            config,
+            signing,
+            limits,
+            auth: Authenticator::default(),
+            metrics,
+            clock,
+        }))
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.0.store
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.0.config
+    }
+
+    /// The signing keys and policy.
+    pub fn signing(&self) -> &Signing {
+        &self.0.signing
+    }
+
+    /// The rate limiters.
+    pub fn limits(&self) -> &RateLimits {
+        &self.0.limits
+    }
+
+    /// Now, unix milliseconds, from the state's clock.
+    pub fn now_ms(&self) -> i64 {
+        self.0.clock.now_ms()
+    }
+}

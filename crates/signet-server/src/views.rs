@@ -1,0 +1,202 @@
+//! JSON representations of stored things, and time conversions.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
+use signet_store::{SignatureRecord, TaskRow};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// Unix milliseconds as RFC 3339 (UTC, millisecond precision).
+pub fn rfc3339(ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// A time given by a client: an RFC 3339 string or integer unix milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeInput(pub i64);
+
+impl TimeInput {
+    /// Parses RFC 3339 text into unix milliseconds.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let t = OffsetDateTime::parse(text, &Rfc3339).map_err(|e| {
+            format!("{text:?} is not an RFC 3339 time like 2030-01-02T03:04:05Z ({e}); unix milliseconds also work")
+        })?;
+        let ms = t.unix_timestamp_nanos() / 1_000_000;
+        i64::try_from(ms)
+            .map(TimeInput)
+            .map_err(|_| format!("{text:?} is out of range"))
+    }
+}
+
+impl<'de> Deserialize<'de> for TimeInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = TimeInput;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an RFC 3339 time string or integer unix milliseconds")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<TimeInput, E> {
+                Ok(TimeInput(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<TimeInput, E> {
+                i64::try_from(v)
+                    .map(TimeInput)
+                    .map_err(|_| E::custom("unix milliseconds out of range"))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<TimeInput, E> {
+                TimeInput::parse(v).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// A stored signature, as shown.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SignatureView {
+    /// `hmac-sha256` or `ed25519`.
+    pub alg: String,
+    /// The key id that signed.
+    pub key_id: String,
+    /// The signature, standard base64.
+    pub sig: String,
+}
+
+impl From<&SignatureRecord> for SignatureView {
+    fn from(s: &SignatureRecord) -> Self {
+        Self {
+            alg: s.alg.as_str().to_owned(),
+            key_id: s.key_id.clone(),
+            sig: base64::engine::general_purpose::STANDARD.encode(&s.sig),
+        }
+    }
+}
+
+/// A task, as the API shows it. Times are RFC 3339.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TaskView {
+    /// `task_…`.
+    pub id: String,
+    /// Queue.
+    pub queue: String,
+    /// Task (handler) name.
+    pub task: String,
+    /// Arguments as JSON (exactly the bytes stored). `null` when they are
+    /// not JSON; then `args_base64` has them.
+    #[schema(value_type = Object)]
+    pub args: Option<Box<RawValue>>,
+    /// The args as base64, only when they are not JSON.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub args_base64: Option<String>,
+    /// Headers (lower-case names).
+    pub headers: BTreeMap<String, String>,
+    /// `scheduled`, `available`, `running`, `retryable`, `succeeded`, `dead`, `cancelled`.
+    pub state: String,
+    /// Attempts started.
+    pub attempt: u32,
+    /// Attempts allowed.
+    pub max_attempts: u32,
+    /// Higher runs first.
+    pub priority: i32,
+    /// Earliest time it may (next) run.
+    pub run_at: String,
+    /// Created.
+    pub created_at: String,
+    /// Last state change.
+    pub updated_at: String,
+    /// Finished, when final.
+    pub finished_at: Option<String>,
+    /// Not to run before.
+    pub not_before: Option<String>,
+    /// Not to run after.
+    pub expires_at: Option<String>,
+    /// Where the signed callback goes.
+    pub callback_url: Option<String>,
+    /// The last attempt's error.
+    pub last_error: Option<String>,
+    /// Why it is dead.
+    pub dead_reason: Option<String>,
+    /// More about why it is dead.
+    pub dead_detail: Option<String>,
+    /// The handler's result, when succeeded and JSON.
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<Box<RawValue>>,
+    /// The signature over the envelope, when signed.
+    pub signature: Option<SignatureView>,
+}
+
+fn raw_json(bytes: &[u8]) -> Option<Box<RawValue>> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    serde_json::from_str::<Box<RawValue>>(text).ok()
+}
+
+impl From<&TaskRow> for TaskView {
+    fn from(row: &TaskRow) -> Self {
+        let env = &row.envelope;
+        let args = raw_json(&env.args);
+        let args_base64 = args
+            .is_none()
+            .then(|| base64::engine::general_purpose::STANDARD.encode(&env.args));
+        Self {
+            id: env.id.clone(),
+            queue: env.queue.clone(),
+            task: env.name.clone(),
+            args,
+            args_base64,
+            headers: env.headers.clone(),
+            state: row.state.as_str().to_owned(),
+            attempt: row.attempt,
+            max_attempts: env.max_attempts,
+            priority: row.priority,
+            run_at: rfc3339(row.run_at_ms),
+            created_at: rfc3339(env.created_at_ms),
+            updated_at: rfc3339(row.updated_at_ms),
+            finished_at: row.finished_at_ms.map(rfc3339),
+            not_before: env.not_before_ms.map(rfc3339),
+            expires_at: env.expires_at_ms.map(rfc3339),
+            callback_url: env.callback_url.clone(),
+            last_error: row.last_error.clone(),
+            dead_reason: row.dead_reason.map(|r| r.as_str().to_owned()),
+            dead_detail: row.dead_detail.clone(),
+            result: row.result.as_deref().and_then(raw_json),
+            signature: row.signature.as_ref().map(SignatureView::from),
+        }
+    }
+}
+
+/// A page of tasks.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TaskPage {
+    /// The tasks.
+    pub items: Vec<TaskView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_round_trip() {
+        assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(
+            TimeInput::parse("2023-11-14T22:13:20.123Z").unwrap().0,
+            1_700_000_000_123
+        );
+        assert_eq!(
+            TimeInput::parse("2023-11-14T23:13:20+01:00").unwrap().0,
+            1_700_000_000_000
+        );
+        assert!(TimeInput::parse("yesterday").is_err());
+        let t: TimeInput = serde_json::from_str("1700000000000").unwrap();
+        assert_eq!(t.0, 1_700_000_000_000);
+    }
+}

@@ -1,0 +1,134 @@
+//! The `stromboli.rate_limit_client_ip` cases of `vectors/seed_schemes.json`.
+//!
+//! Those cases record Stromboli's own behaviour. Ours is stricter (see
+//! `vectors/README.md`): every hop is validated, the chain is walked from the
+//! right skipping trusted proxies, a bucket is never keyed on text that is
+//! not an IP, and a bogus trusted-proxy entry stops start-up. Where the
+//! vector's `expected_key` differs, [`deliberate_difference`] says why and
+//! gives our answer.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::http::{HeaderMap, HeaderValue};
+use serde::Deserialize;
+use signet_server::TrustedProxies;
+
+const VECTORS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../vectors/seed_schemes.json"
+);
+
+#[derive(Debug, Deserialize)]
+struct Case {
+    trusted: Vec<String>,
+    remote: String,
+    xff: Option<String>,
+    real_ip: Option<String>,
+    expected_key: String,
+}
+
+enum Ours {
+    /// We key the bucket on this address.
+    Key(&'static str),
+    /// We refuse to start with this trusted-proxy list.
+    StartupError(&'static str),
+}
+
+/// Cases where we deliberately differ from Stromboli, with the reason.
+fn deliberate_difference(case: &Case) -> Option<(Ours, &'static str)> {
+    match (case.xff.as_deref(), case.trusted.first().map(String::as_str)) {
+        (Some("not-an-ip, 10.0.0.2"), _) => Some((
+            Ours::Key("10.0.0.2"),
+            "`not-an-ip` is not an address: it ends the walk and the last valid hop (our proxy 10.0.0.2) is used, never the junk text",
+        )),
+        (Some(" , 10.0.0.2"), _) => Some((
+            Ours::Key("10.0.0.2"),
+            "an empty entry ends the walk; an empty bucket key would lump unrelated clients together",
+        )),
+        (_, Some("bogus")) => Some((
+            Ours::StartupError("bogus"),
+            "a trusted-proxy entry that does not parse stops start-up instead of being ignored: a typo must not silently change who is trusted",
+        )),
+        _ => None,
+    }
+}
+
+fn load() -> Vec<Case> {
+    let text = std::fs::read_to_string(VECTORS).expect("read vectors/seed_schemes.json");
+    let root: serde_json::Value = serde_json::from_str(&text).expect("parse seed_schemes.json");
+    serde_json::from_value(root["stromboli"]["rate_limit_client_ip"].clone())
+        .expect("rate_limit_client_ip cases")
+}
+
+#[test]
+fn rate_limit_client_ip_vectors() {
+    let cases = load();
+    assert_eq!(cases.len(), 10, "the vector file changed; review the cases");
+    let mut differences = 0;
+    for case in &cases {
+        let parsed = TrustedProxies::parse(&case.trusted.join(","));
+        let peer: SocketAddr = case.remote.parse().expect("remote is ip:port");
+        let mut headers = HeaderMap::new();
+        if let Some(xff) = &case.xff {
+            headers.insert("x-forwarded-for", HeaderValue::from_str(xff).unwrap());
+        }
+        if let Some(real) = &case.real_ip {
+            headers.insert("x-real-ip", HeaderValue::from_str(real).unwrap());
+        }
+        match deliberate_difference(case) {
+            Some((Ours::StartupError(entry), why)) => {
+                differences += 1;
+                let err = parsed.expect_err(why);
+                assert_eq!(err.entry, entry);
+                assert!(err.to_string().contains("SIGNET_TRUSTED_PROXIES"), "{err}");
+                // With the bogus entry removed, the rest of the case holds.
+                let fixed = TrustedProxies::parse(
+                    &case
+                        .trusted
+                        .iter()
+                        .filter(|t| *t != entry)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(","),
+                )
+                .unwrap();
+                let got = fixed.client_ip(peer.ip(), &headers);
+                assert_eq!(got.to_string(), case.expected_key, "{case:?}");
+            }
+            Some((Ours::Key(ours), why)) => {
+                differences += 1;
+                let got = parsed.unwrap().client_ip(peer.ip(), &headers);
+                assert_ne!(got.to_string(), case.expected_key);
+                assert_eq!(got, ours.parse::<IpAddr>().unwrap(), "{case:?}: {why}");
+            }
+            None => {
+                let got = parsed.unwrap().client_ip(peer.ip(), &headers);
+                assert_eq!(got.to_string(), case.expected_key, "{case:?}");
+            }
+        }
+    }
+    assert_eq!(differences, 3);
+}
+
+#[test]
+fn x_real_ip_is_honoured_only_from_trusted_peers_and_only_when_valid() {
+    let trusted = TrustedProxies::parse("10.0.0.0/8").unwrap();
+    let mut headers = HeaderMap::new();
+    headers.insert("x-real-ip", HeaderValue::from_static("198.51.100.8"));
+    let untrusted_peer: IpAddr = "203.0.113.1".parse().unwrap();
+    assert_eq!(trusted.client_ip(untrusted_peer, &headers), untrusted_peer);
+    let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+    assert_eq!(
+        trusted.client_ip(proxy, &headers),
+        "198.51.100.8".parse::<IpAddr>().unwrap()
+    );
+    headers.insert("x-real-ip", HeaderValue::from_static("evil"));
+    assert_eq!(trusted.client_ip(proxy, &headers), proxy);
+    // X-Forwarded-For wins over X-Real-IP when both are present.
+    headers.insert("x-real-ip", HeaderValue::from_static("198.51.100.8"));
+    headers.insert("x-forwarded-for", HeaderValue::from_static("192.0.2.44"));
+    assert_eq!(
+        trusted.client_ip(proxy, &headers),
+        "192.0.2.44".parse::<IpAddr>().unwrap()
+    );
+}

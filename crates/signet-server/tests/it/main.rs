@@ -1,0 +1,5 @@
+//! Integration tests of `signet-server`: every route through
+//! `app(state).oneshot(request)` over a temp-file SQLite store, and the
+//! trusted-proxy table from the conformance vectors.
+
+mod client_ip;
