@@ -21,6 +21,7 @@ pub mod extract;
 mod guard;
 pub mod rate_limit;
 pub mod routes;
+pub mod serve;
 
 pub mod state;
 pub mod views;

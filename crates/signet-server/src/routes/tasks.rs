@@ -400,7 +400,12 @@ pub async fn enqueue(
     let task = build_task(&state, req, key, now)?;
     let out = state.store().enqueue(task, now).await?;
     let status = if out.created {
-        metrics::counter!("signet_http_tasks_enqueued_total").increment(1);
+        metrics::counter!(
+            signet_runtime::metrics::TASKS_ENQUEUED,
+            "queue" => out.task.envelope.queue.clone(),
+            "task" => out.task.envelope.name.clone()
+        )
+        .increment(1);
         StatusCode::CREATED
     } else {
         StatusCode::OK

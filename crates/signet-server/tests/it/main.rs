@@ -3,3 +3,4 @@
 //! trusted-proxy table from the conformance vectors.
 
 mod client_ip;
+mod routes;

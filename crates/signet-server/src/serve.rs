@@ -1,0 +1,235 @@
+//! Running the API on a socket: bind, banner, background services (rescuer,
+//! pruner, queue-depth sampler, limiter upkeep) and graceful shutdown.
+//!
+//! On the shutdown signal the listener stops accepting, in-flight requests
+//! get [`ServerConfig::shutdown_grace`](crate::ServerConfig) to finish, the
+//! background services stop, and the store is closed.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use signet_runtime::{Pruner, QueueDepthReporter, Rescuer, Shutdown};
+use signet_store::{Store, StoreError};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+use crate::auth::{create_api_key, NewApiKey, Scope};
+use crate::state::{AppState, Signing};
+
+/// How often idle rate-limit buckets are forgotten and histograms drained.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(10);
+/// Name of the admin key `serve` creates on an empty store.
+pub const FIRST_ADMIN_KEY_NAME: &str = "admin (created by signet serve)";
+
+/// Why the server stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The listener failed.
+    #[error("the HTTP listener failed: {0}")]
+    Io(#[from] io::Error),
+    /// Closing the store failed.
+    #[error("closing the store failed: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// The process-wide Prometheus recorder: installed on first call, the same
+/// handle afterwards. Fails only if another recorder was installed first.
+pub fn install_metrics_recorder() -> Result<PrometheusHandle, String> {
+    static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .install_recorder()
+                .map_err(|e| format!("could not install the metrics recorder: {e}"))
+        })
+        .clone()
+}
+
+/// A Prometheus handle whose recorder is NOT installed globally (tests).
+pub fn detached_metrics_handle() -> PrometheusHandle {
+    PrometheusBuilder::new().build_recorder().handle()
+}
+
+/// Binds the listener. `127.0.0.1:0` picks a free port; see
+/// [`TcpListener::local_addr`] for the real one.
+pub async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot listen on {addr}: {e}; choose another address with --listen"),
+        )
+    })
+}
+
+/// Creates one admin key when the store has no API key at all (first start).
+pub async fn ensure_admin_key(
+    store: &dyn Store,
+    now_ms: i64,
+) -> Result<Option<NewApiKey>, StoreError> {
+    if !store.list_api_keys().await?.is_empty() {
+        return Ok(None);
+    }
+    create_api_key(store, FIRST_ADMIN_KEY_NAME, Scope::Admin, now_ms)
+        .await
+        .map(Some)
+}
+
+/// The start-up banner.
+pub struct Banner<'a> {
+    /// The address really bound.
+    pub addr: SocketAddr,
+    /// The store, as safe-to-print text.
+    pub store: &'a str,
+    /// Signing keys and policy.
+    pub signing: &'a Signing,
+    /// The admin key created on this start, printed once.
+    pub new_admin_key: Option<&'a NewApiKey>,
+}
+
+impl fmt::Display for Banner<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "signet {} serving the HTTP API",
+            env!("CARGO_PKG_VERSION")
+        )?;
+        writeln!(f, "  listening on http://{}", self.addr)?;
+        writeln!(f, "  store: {}", self.store)?;
+        match self.signing.ring.active() {
+            Some(key) if key.can_sign() => writeln!(
+                f,
+                "  signing: on ({}, active key {})",
+                key.algorithm(),
+                key.id()
+            )?,
+            _ if !self.signing.ring.is_empty() => writeln!(
+                f,
+                "  signing: verify-only ({} keys); clients must send signed envelopes",
+                self.signing.ring.len()
+            )?,
+            _ => writeln!(
+                f,
+                "  WARN signing: OFF; tasks are stored unsigned. Set SIGNET_SIGNING_KEYS (see `signet keys generate`)"
+            )?,
+        }
+        if self.signing.dev {
+            writeln!(
+                f,
+                "  WARN SIGNET_DEV is on: client signatures are NOT verified"
+            )?;
+        }
+        writeln!(
+            f,
+            "  docs: http://{}/openapi.json  metrics: http://{}/metrics",
+            self.addr, self.addr
+        )?;
+        match self.new_admin_key {
+            Some(key) => {
+                writeln!(f, "  first start: created admin API key {} (shown once, store it now):", key.record.id)?;
+                writeln!(f, "  api key: {}", key.secret.expose_secret())?;
+            }
+            None => writeln!(
+                f,
+                "  API keys: create one with `signet api-keys create --name NAME --scope admin|publish|read`"
+            )?,
+        }
+        Ok(())
+    }
+}
+
+/// Runs the API on `listener` with the background services until `signal`
+/// completes, then shuts down gracefully and closes the store.
+pub async fn run(
+    state: AppState,
+    listener: TcpListener,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let store = Arc::clone(state.store());
+    let grace = state.config().shutdown_grace;
+    let services = Shutdown::new();
+    let mut tasks = JoinSet::new();
+    tasks.spawn(Rescuer::new(Arc::clone(&store)).run(services.signal()));
+    tasks.spawn(Pruner::new(Arc::clone(&store)).run(services.signal()));
+    tasks.spawn(QueueDepthReporter::new(Arc::clone(&store)).run(services.signal()));
+    {
+        let state = state.clone();
+        let mut stop = services.signal();
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
+            loop {
+                tokio::select! {
+                    _ = stop.triggered() => return,
+                    _ = tick.tick() => {
+                        state.limits().retain_recent();
+                        state.0.metrics.run_upkeep();
+                    }
+                }
+            }
+        });
+    }
+
+    let stopping = Shutdown::new();
+    let mut stopping_signal = stopping.signal();
+    let trigger = stopping.clone();
+    let app = crate::app(state).into_make_service_with_connect_info::<SocketAddr>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        signal.await;
+        tracing::info!(
+            "shutdown signal received; no new connections, finishing in-flight requests"
+        );
+        trigger.trigger();
+    });
+    let outcome = tokio::select! {
+        r = std::future::IntoFuture::into_future(server) => r.map_err(ServeError::from),
+        () = async move {
+            stopping_signal.triggered().await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!(grace_s = grace.as_secs(), "grace period over; dropping requests still in flight");
+            Ok(())
+        }
+    };
+
+    services.trigger();
+    while let Some(joined) = tasks.join_next().await {
+        if let Err(e) = joined {
+            tracing::error!(error = %e, "a background service ended abnormally");
+        }
+    }
+    store.close().await?;
+    tracing::info!("stopped; store closed");
+    outcome
+}
+
+/// Completes on SIGINT or SIGTERM (Ctrl-C elsewhere).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(mut int), Ok(mut term)) => {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            _ => {
+                tracing::warn!("could not install signal handlers; only Ctrl-C stops the server");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,960 @@
+//! Every route through `app(state).oneshot(request)` over a temp-file SQLite
+//! store: success, 401 without or with a bad key, 403 with the wrong scope,
+//! and each bad-input status.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use base64::Engine;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use signet_server::auth::create_api_key;
+use signet_server::config::ServerConfig;
+use signet_server::serve::detached_metrics_handle;
+use signet_server::{app, AppState, Scope, Signing};
+use signet_sign::{SigningConfig, TaskEnvelope};
+use signet_sqlite::{SqliteConfig, SqliteStore};
+use signet_store::{DeadReason, Store, TaskState};
+use tower::ServiceExt;
+
+pub(crate) const HMAC_KEY_B64: &str = "c2lnbmV0LXRlc3Qta2V5LTMyLWJ5dGVzLWxvbmchIQ==";
+
+pub(crate) struct Harness {
+    pub(crate) app: Router,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) admin: String,
+    pub(crate) publish: String,
+    pub(crate) read: String,
+    _dir: tempfile::TempDir,
+}
+
+pub(crate) fn signing() -> Signing {
+    let config = SigningConfig::from_vars([
+        ("SIGNET_SIGNING_KEYS", format!("k1:{HMAC_KEY_B64}")),
+        ("SIGNET_SIGNING_ACTIVE_KEY", "k1".to_owned()),
+    ])
+    .expect("signing config");
+    Signing::from(config)
+}
+
+pub(crate) async fn harness_with(config: ServerConfig, signing: Signing) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("signet.db").display());
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&url, SqliteConfig::default()).unwrap());
+    let now = 1_700_000_000_000;
+    let mut keys = Vec::new();
+    for scope in [Scope::Admin, Scope::Publish, Scope::Read] {
+        let k = create_api_key(store.as_ref(), scope.as_str(), scope, now)
+            .await
+            .unwrap();
+        keys.push(k.secret.expose_secret().to_owned());
+    }
+    let state = AppState::new(
+        Arc::clone(&store),
+        config,
+        signing,
+        detached_metrics_handle(),
+    );
+    Harness {
+        app: app(state),
+        store,
+        read: keys.pop().unwrap(),
+        publish: keys.pop().unwrap(),
+        admin: keys.pop().unwrap(),
+        _dir: dir,
+    }
+}
+
+pub(crate) async fn harness() -> Harness {
+    harness_with(ServerConfig::default(), signing()).await
+}
+
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) text: String,
+}
+
+impl Reply {
+    pub(crate) fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    fn code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    fn message(&self) -> String {
+        self.json()["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+impl Harness {
+    pub(crate) async fn send(&self, request: Request<Body>) -> Reply {
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            headers,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        key: Option<&str>,
+        body: Option<&str>,
+    ) -> Reply {
+        let mut b = Request::builder().method(method).uri(uri);
+        if let Some(key) = key {
+            b = b.header(header::AUTHORIZATION, format!("Bearer {key}"));
+        }
+        let request = match body {
+            Some(body) => b
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_owned()))
+                .unwrap(),
+            None => b.body(Body::empty()).unwrap(),
+        };
+        self.send(request).await
+    }
+
+    pub(crate) async fn enqueue(&self, body: Value) -> Value {
+        let r = self
+            .call(
+                Method::POST,
+                "/v1/tasks",
+                Some(&self.publish),
+                Some(&body.to_string()),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        r.json()
+    }
+
+    /// Enqueues, claims and dead-letters one task; returns its id.
+    async fn dead_letter(&self, queue: &str) -> String {
+        let task = self.enqueue(json!({"queue": queue, "task": "t"})).await;
+        let id = task["id"].as_str().unwrap().to_owned();
+        self.store
+            .kill(&id, DeadReason::PayloadInvalid, "bad args", 1)
+            .await
+            .unwrap();
+        id
+    }
+}
+
+/// Every `/v1` route with a body that would succeed, for the auth checks.
+fn v1_routes() -> Vec<(Method, &'static str, Option<&'static str>, Scope)> {
+    vec![
+        (
+            Method::POST,
+            "/v1/tasks",
+            Some(r#"{"queue":"q","task":"t"}"#),
+            Scope::Publish,
+        ),
+        (Method::GET, "/v1/tasks", None, Scope::Read),
+        (
+            Method::GET,
+            "/v1/tasks/task_0190000000007000800000000000000a",
+            None,
+            Scope::Read,
+        ),
+        (
+            Method::POST,
+            "/v1/tasks/task_0190000000007000800000000000000a/cancel",
+            None,
+            Scope::Admin,
+        ),
+        (Method::GET, "/v1/queues", None, Scope::Read),
+        (Method::GET, "/v1/keys/status", None, Scope::Read),
+        (Method::GET, "/v1/dead-letters", None, Scope::Read),
+        (
+            Method::GET,
+            "/v1/dead-letters/task_0190000000007000800000000000000a",
+            None,
+            Scope::Read,
+        ),
+        (
+            Method::POST,
+            "/v1/dead-letters/replay",
+            Some(r#"{"ids":["task_x1"]}"#),
+            Scope::Admin,
+        ),
+        (
+            Method::POST,
+            "/v1/dead-letters/purge",
+            Some(r#"{"ids":["task_x1"]}"#),
+            Scope::Admin,
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn every_v1_route_needs_a_valid_key_and_the_right_scope() {
+    let h = harness().await;
+    let listed: Vec<(Method, &str)> = signet_server::route_list()
+        .into_iter()
+        .filter(|(_, p)| p.starts_with("/v1/"))
+        .collect();
+    assert_eq!(
+        listed.len(),
+        v1_routes().len(),
+        "a /v1 route is missing from this test"
+    );
+    for (method, uri, body, needed) in v1_routes() {
+        let r = h.call(method.clone(), uri, None, body).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNAUTHORIZED,
+            "{method} {uri}: {}",
+            r.text
+        );
+        assert_eq!(r.code(), "unauthorized");
+        assert!(r.headers.contains_key(header::WWW_AUTHENTICATE));
+        let r = h
+            .call(method.clone(), uri, Some("sk_not-a-real-key"), body)
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{method} {uri}");
+        let r = h.call(method.clone(), uri, Some("Basic abc"), body).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{method} {uri}");
+        for (scope, key) in [
+            (Scope::Read, &h.read),
+            (Scope::Publish, &h.publish),
+            (Scope::Admin, &h.admin),
+        ] {
+            let r = h.call(method.clone(), uri, Some(key), body).await;
+            if scope.allows(needed) {
+                assert!(
+                    r.status != StatusCode::FORBIDDEN && r.status != StatusCode::UNAUTHORIZED,
+                    "{method} {uri} with {scope}: {} {}",
+                    r.status,
+                    r.text
+                );
+                assert!(
+                    r.headers.contains_key("x-ratelimit-limit"),
+                    "{method} {uri}"
+                );
+            } else {
+                assert_eq!(
+                    r.status,
+                    StatusCode::FORBIDDEN,
+                    "{method} {uri} with {scope}: {}",
+                    r.text
+                );
+                assert_eq!(r.code(), "forbidden");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_revoked_key_is_refused() {
+    let h = harness().await;
+    let store = Arc::clone(&h.store);
+    let k = create_api_key(store.as_ref(), "temp", Scope::Read, 1)
+        .await
+        .unwrap();
+    store.revoke_api_key(&k.record.id, 2).await.unwrap();
+    let r = h
+        .call(
+            Method::GET,
+            "/v1/queues",
+            Some(k.secret.expose_secret()),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.message().contains("revoked"), "{}", r.text);
+}
+
+#[tokio::test]
+async fn enqueue_signs_and_stores_args_byte_for_byte() {
+    let h = harness().await;
+    let body = r#"{"queue":"emails","task":"email.send","args":{"to": "a@example.com",  "n":[1,2]},"priority":5,"max_attempts":3,"headers":{"Tenant":"acme"},"callback_url":"https://example.com/cb"}"#;
+    let r = h
+        .call(Method::POST, "/v1/tasks", Some(&h.publish), Some(body))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let task = r.json();
+    let id = task["id"].as_str().unwrap();
+    assert!(id.starts_with("task_"));
+    assert_eq!(task["state"], "available");
+    assert_eq!(task["queue"], "emails");
+    assert_eq!(task["task"], "email.send");
+    assert_eq!(task["priority"], 5);
+    assert_eq!(task["max_attempts"], 3);
+    assert_eq!(task["attempt"], 0);
+    assert_eq!(task["headers"]["tenant"], "acme");
+    assert_eq!(task["signature"]["alg"], "hmac-sha256");
+    assert_eq!(task["signature"]["key_id"], "k1");
+    assert!(task["created_at"].as_str().unwrap().ends_with('Z'));
+    let row = h.store.task(id).await.unwrap().unwrap();
+    assert_eq!(row.envelope.args, br#"{"to": "a@example.com",  "n":[1,2]}"#);
+    // The stored signature verifies over the canonical bytes.
+    let sig = row.signature.unwrap();
+    let ring = signing().ring;
+    ring.get("k1")
+        .unwrap()
+        .verify(&row.envelope.canonical_bytes().unwrap(), &sig.sig)
+        .unwrap();
+
+    let r = h
+        .call(Method::GET, &format!("/v1/tasks/{id}"), Some(&h.read), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.json()["args"],
+        json!({"to": "a@example.com", "n": [1, 2]})
+    );
+}
+
+#[tokio::test]
+async fn idempotency_key_returns_the_first_task_with_200() {
+    let h = harness().await;
+    let send = |body: &'static str| {
+        Request::builder()
+            .method(Method::POST)
+            .uri("/v1/tasks")
+            .header(header::AUTHORIZATION, format!("Bearer {}", h.publish))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("Idempotency-Key", "order-42")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let first = h.send(send(r#"{"queue":"q","task":"a"}"#)).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
+    let again = h.send(send(r#"{"queue":"q","task":"b"}"#)).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    assert_eq!(first.json()["id"], again.json()["id"]);
+    assert_eq!(again.json()["task"], "a");
+    let bad = h
+        .send(
+            Request::builder()
+                .method(Method::POST)
+                .uri("/v1/tasks")
+                .header(header::AUTHORIZATION, format!("Bearer {}", h.publish))
+                .header(header::CONTENT_TYPE, "application/json")
+                .header("Idempotency-Key", "x".repeat(300))
+                .body(Body::from(r#"{"queue":"q","task":"a"}"#))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.message().contains("Idempotency-Key"));
+}
+
+#[tokio::test]
+async fn delay_makes_a_scheduled_task() {
+    let h = harness().await;
+    let task = h
+        .enqueue(json!({"queue": "q", "task": "t", "delay_ms": 60_000}))
+        .await;
+    assert_eq!(task["state"], "scheduled");
+    assert!(task["not_before"].is_string());
+}
+
+fn client_signed_body(sign_with: &[u8], key_id: &str, tamper: bool) -> String {
+    let args = r#"{"amount":100}"#;
+    let envelope = TaskEnvelope {
+        id: "task_0190000000007000800000000000abcd".into(),
+        queue: "payments".into(),
+        name: "charge".into(),
+        args: args.as_bytes().to_vec(),
+        headers: Default::default(),
+        created_at_ms: 1_700_000_000_000,
+        not_before_ms: None,
+        expires_at_ms: None,
+        max_attempts: 7,
+        callback_url: None,
+    };
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(sign_with).unwrap();
+    mac.update(&envelope.canonical_bytes().unwrap());
+    let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let sent_args = if tamper { r#"{"amount":1000}"# } else { args };
+    format!(
+        r#"{{"id":"{}","queue":"payments","task":"charge","args":{sent_args},"created_at":1700000000000,"max_attempts":7,"signature":{{"alg":"hmac-sha256","key_id":"{key_id}","sig":"{sig}"}}}}"#,
+        envelope.id
+    )
+}
+
+#[tokio::test]
+async fn client_signed_envelopes_are_verified_at_the_door_and_stored_unchanged() {
+    let h = harness().await;
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(HMAC_KEY_B64)
+        .unwrap();
+    let r = h
+        .call(
+            Method::POST,
+            "/v1/tasks",
+            Some(&h.publish),
+            Some(&client_signed_body(&key, "k1", true)),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert_eq!(r.code(), "signature_invalid");
+    assert!(r.message().contains("mismatch"), "{}", r.text);
+    let r = h
+        .call(
+            Method::POST,
+            "/v1/tasks",
+            Some(&h.publish),
+            Some(&client_signed_body(&key, "k9", false)),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.message().contains("unknown-key"), "{}", r.text);
+    // Nothing was stored by the refusals.
+    assert!(h
+        .store
+        .task("task_0190000000007000800000000000abcd")
+        .await
+        .unwrap()
+        .is_none());
+
+    let r = h
+        .call(
+            Method::POST,
+            "/v1/tasks",
+            Some(&h.publish),
+            Some(&client_signed_body(&key, "k1", false)),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let row = h
+        .store
+        .task("task_0190000000007000800000000000abcd")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.envelope.args, br#"{"amount":100}"#);
+    assert_eq!(row.envelope.created_at_ms, 1_700_000_000_000);
+    assert_eq!(row.signature.unwrap().key_id, "k1");
+}
+
+#[tokio::test]
+async fn bad_input_gets_the_right_status() {
+    let h = harness().await;
+    let post = |body: &str| {
+        let body = body.to_owned();
+        let h = &h;
+        async move {
+            h.call(Method::POST, "/v1/tasks", Some(&h.publish), Some(&body))
+                .await
+        }
+    };
+    // 400 malformed JSON, naming the position.
+    let r = post("{\"queue\":\"q\",\n \"task\": }").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.code(), "malformed_json");
+    assert!(r.message().contains("line 2 column"), "{}", r.text);
+    // 400 unknown field.
+    let r = post(r#"{"queue":"q","task":"t","colour":"red"}"#).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.code(), "unknown_field");
+    assert!(r.message().contains("colour"));
+    // 422 invalid values, naming the field.
+    let now_ms = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    let later_expiry_before_start = format!(
+        r#"{{"queue":"q","task":"t","not_before":{},"expires_at":{}}}"#,
+        now_ms + 86_400_000,
+        now_ms + 3_600_000
+    );
+    for (body, field) in [
+        (r#"{"queue":"bad queue","task":"t"}"#, "queue"),
+        (r#"{"queue":"","task":"t"}"#, "queue"),
+        (r#"{"queue":"q","task":""}"#, "task"),
+        (
+            r#"{"queue":"q","task":"t","max_attempts":0}"#,
+            "max_attempts",
+        ),
+        (
+            r#"{"queue":"q","task":"t","max_attempts":1001}"#,
+            "max_attempts",
+        ),
+        (
+            r#"{"queue":"q","task":"t","max_attempts":"x"}"#,
+            "max_attempts",
+        ),
+        (r#"{"queue":"q","task":"t","priority":5000}"#, "priority"),
+        (r#"{"queue":"q","task":"t","delay_ms":-1}"#, "delay_ms"),
+        (
+            r#"{"queue":"q","task":"t","delay_ms":999999999999}"#,
+            "delay_ms",
+        ),
+        (
+            r#"{"queue":"q","task":"t","delay_ms":5,"not_before":"2099-01-01T00:00:00Z"}"#,
+            "delay_ms",
+        ),
+        (
+            r#"{"queue":"q","task":"t","expires_at":"2001-01-01T00:00:00Z"}"#,
+            "expires_at",
+        ),
+        (later_expiry_before_start.as_str(), "expires_at"),
+        (
+            r#"{"queue":"q","task":"t","not_before":"2999-01-01T00:00:00Z"}"#,
+            "not_before",
+        ),
+        (
+            r#"{"queue":"q","task":"t","not_before":"tomorrow"}"#,
+            "not_before",
+        ),
+        (
+            r#"{"queue":"q","task":"t","headers":{"bad header":"x"}}"#,
+            "headers",
+        ),
+        (
+            r#"{"queue":"q","task":"t","headers":{"A":"1","a":"2"}}"#,
+            "headers",
+        ),
+        (
+            r#"{"queue":"q","task":"t","callback_url":"ftp://x"}"#,
+            "callback_url",
+        ),
+        (r#"{"queue":"q","task":"t","id":"task_abc"}"#, "id"),
+        (
+            r#"{"queue":"q","task":"t","signature":{"alg":"hmac-sha256","key_id":"k1","sig":"AAAA"}}"#,
+            "id",
+        ),
+        (r#"{"task":"t"}"#, "body"),
+    ] {
+        let r = post(body).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            r.text
+        );
+        assert!(
+            r.message().starts_with(field) || r.message().contains(field),
+            "{body}: {}",
+            r.text
+        );
+    }
+    // 415 wrong content type.
+    let r = h
+        .send(
+            Request::builder()
+                .method(Method::POST)
+                .uri("/v1/tasks")
+                .header(header::AUTHORIZATION, format!("Bearer {}", h.publish))
+                .header(header::CONTENT_TYPE, "text/plain")
+                .body(Body::from(r#"{"queue":"q","task":"t"}"#))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(r.code(), "unsupported_media_type");
+    // 413 over the body limit.
+    let big = format!(
+        r#"{{"queue":"q","task":"t","args":"{}"}}"#,
+        "x".repeat(1024 * 1024 + 10)
+    );
+    let r = post(&big).await;
+    assert_eq!(
+        r.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        &r.text[..r.text.len().min(200)]
+    );
+    assert_eq!(r.code(), "payload_too_large");
+    // No half-written task: nothing above was stored.
+    let list = h.call(Method::GET, "/v1/tasks", Some(&h.read), None).await;
+    assert_eq!(list.json()["items"].as_array().unwrap().len(), 0);
+    // 404 for unknown and malformed ids, unknown routes; 405 wrong method.
+    for uri in [
+        "/v1/tasks/task_0190000000007000800000000000ffff",
+        "/v1/tasks/nonsense",
+        "/v1/dead-letters/nonsense",
+    ] {
+        let r = h.call(Method::GET, uri, Some(&h.read), None).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{uri}");
+        assert_eq!(r.code(), "not_found");
+    }
+    let r = h.call(Method::GET, "/v2/nothing", None, None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.code(), "not_found");
+    let r = h
+        .call(Method::DELETE, "/v1/queues", Some(&h.admin), None)
+        .await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    // Query errors.
+    let r = h
+        .call(Method::GET, "/v1/tasks?state=flying", Some(&h.read), None)
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.message().starts_with("state"));
+    let r = h
+        .call(Method::GET, "/v1/tasks?limit=0", Some(&h.read), None)
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = h
+        .call(Method::GET, "/v1/tasks?colour=red", Some(&h.read), None)
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = h
+        .call(
+            Method::GET,
+            "/v1/dead-letters?reason=bored",
+            Some(&h.read),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn list_pages_with_cursor_and_filters() {
+    let h = harness().await;
+    for i in 0..5 {
+        h.enqueue(json!({"queue": if i % 2 == 0 { "even" } else { "odd" }, "task": "t"}))
+            .await;
+    }
+    let r = h
+        .call(
+            Method::GET,
+            "/v1/tasks?queue=even&limit=2",
+            Some(&h.read),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let page = r.json();
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    let cursor = page["next_cursor"].as_str().unwrap().to_owned();
+    let r = h
+        .call(
+            Method::GET,
+            &format!("/v1/tasks?queue=even&limit=2&cursor={cursor}"),
+            Some(&h.read),
+            None,
+        )
+        .await;
+    let page = r.json();
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert!(page["next_cursor"].is_null());
+    let r = h
+        .call(
+            Method::GET,
+            "/v1/tasks?state=available",
+            Some(&h.read),
+            None,
+        )
+        .await;
+    assert_eq!(r.json()["items"].as_array().unwrap().len(), 5);
+}
+
+#[tokio::test]
+async fn cancel_then_cancel_again_conflicts() {
+    let h = harness().await;
+    let task = h.enqueue(json!({"queue": "q", "task": "t"})).await;
+    let uri = format!("/v1/tasks/{}/cancel", task["id"].as_str().unwrap());
+    let r = h.call(Method::POST, &uri, Some(&h.admin), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json()["state"], "cancelled");
+    let r = h.call(Method::POST, &uri, Some(&h.admin), None).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    let r = h
+        .call(
+            Method::POST,
+            "/v1/tasks/task_0190000000007000800000000000ffff/cancel",
+            Some(&h.admin),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+}
+
+#[tokio::test]
+async fn queues_and_key_status() {
+    let h = harness().await;
+    h.enqueue(json!({"queue": "a", "task": "t"})).await;
+    h.enqueue(json!({"queue": "a", "task": "t", "delay_ms": 100000}))
+        .await;
+    h.enqueue(json!({"queue": "b", "task": "t"})).await;
+    let r = h.call(Method::GET, "/v1/queues", Some(&h.read), None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let q = r.json();
+    assert_eq!(q["queues"][0]["queue"], "a");
+    assert_eq!(q["queues"][0]["counts"]["available"], 1);
+    assert_eq!(q["queues"][0]["counts"]["scheduled"], 1);
+    assert_eq!(q["queues"][0]["total"], 2);
+    assert_eq!(q["queues"][1]["total"], 1);
+    let r = h
+        .call(Method::GET, "/v1/keys/status", Some(&h.read), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let k = r.json();
+    assert_eq!(k["signing"], true);
+    assert_eq!(k["active_key_id"], "k1");
+    assert_eq!(k["keys"][0]["key_id"], "k1");
+    assert_eq!(k["keys"][0]["pending"], 3);
+    assert_eq!(k["keys"][0]["active"], true);
+}
+
+#[tokio::test]
+async fn dead_letters_list_show_replay_purge() {
+    let h = harness().await;
+    let a = h.dead_letter("qa").await;
+    let b = h.dead_letter("qb").await;
+    let c = h.dead_letter("qb").await;
+    let live = h.enqueue(json!({"queue": "qa", "task": "t"})).await;
+
+    let r = h
+        .call(
+            Method::GET,
+            "/v1/dead-letters?queue=qb",
+            Some(&h.read),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json()["items"].as_array().unwrap().len(), 2);
+    let r = h
+        .call(
+            Method::GET,
+            "/v1/dead-letters?reason=payload-invalid&limit=1",
+            Some(&h.read),
+            None,
+        )
+        .await;
+    assert_eq!(r.json()["items"].as_array().unwrap().len(), 1);
+    assert!(r.json()["next_cursor"].is_string());
+
+    let r = h
+        .call(
+            Method::GET,
+            &format!("/v1/dead-letters/{a}"),
+            Some(&h.read),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["dead_reason"], "payload-invalid");
+    assert_eq!(r.json()["dead_detail"], "bad args");
+    // A live task is not a dead letter.
+    let r = h
+        .call(
+            Method::GET,
+            &format!("/v1/dead-letters/{}", live["id"].as_str().unwrap()),
+            Some(&h.read),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    let r = h
+        .call(
+            Method::POST,
+            "/v1/dead-letters/replay",
+            Some(&h.admin),
+            Some(&json!({"ids": [a]}).to_string()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json()["count"], 1);
+    assert_eq!(
+        h.store.task(&a).await.unwrap().unwrap().state,
+        TaskState::Available
+    );
+
+    let r = h
+        .call(
+            Method::POST,
+            "/v1/dead-letters/purge",
+            Some(&h.admin),
+            Some(r#"{"filter":{"queue":"qb"}}"#),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json()["count"], 2);
+    assert!(h.store.task(&b).await.unwrap().is_none());
+    assert!(h.store.task(&c).await.unwrap().is_none());
+
+    for body in [
+        r#"{}"#,
+        r#"{"ids":[],"filter":{}}"#,
+        r#"{"ids":[]}"#,
+        r#"{"ids":["nope"]}"#,
+        r#"{"filter":{"reason":"bored"}}"#,
+    ] {
+        let r = h
+            .call(
+                Method::POST,
+                "/v1/dead-letters/replay",
+                Some(&h.admin),
+                Some(body),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            r.text
+        );
+    }
+    let r = h
+        .call(
+            Method::POST,
+            "/v1/dead-letters/purge",
+            Some(&h.admin),
+            Some(r#"{"filter":{"since":1},"x":1}"#),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn health_ready_metrics_openapi_need_no_key() {
+    let h = harness().await;
+    let r = h.call(Method::GET, "/healthz", None, None).await;
+    assert_eq!(
+        (r.status, r.json()["status"].clone()),
+        (StatusCode::OK, json!("ok"))
+    );
+    let r = h.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = h.call(Method::GET, "/metrics", None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.headers[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let r = h.call(Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.json()["openapi"].as_str().unwrap().starts_with("3."));
+    // A closed store is not ready.
+    h.store.close().await.unwrap();
+    let r = h.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
+    assert_eq!(r.code(), "unavailable");
+}
+
+#[tokio::test]
+async fn openapi_documents_every_registered_route() {
+    let h = harness().await;
+    let doc = h
+        .call(Method::GET, "/openapi.json", None, None)
+        .await
+        .json();
+    let paths = doc["paths"].as_object().unwrap();
+    for (method, path) in signet_server::route_list() {
+        let op = paths
+            .get(path)
+            .and_then(|p| p.get(method.as_str().to_ascii_lowercase()))
+            .unwrap_or_else(|| {
+                panic!("{method} {path} is registered but missing from /openapi.json")
+            });
+        if path.starts_with("/v1/") {
+            assert!(
+                op.get("security").is_some(),
+                "{method} {path} does not document its bearer key"
+            );
+        }
+    }
+    let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(
+        documented,
+        signet_server::route_list().len(),
+        "/openapi.json documents a route that is not registered"
+    );
+}
+
+#[tokio::test]
+async fn rate_limits_answer_429_with_headers() {
+    use signet_server::rate_limit::Limit;
+    use std::num::NonZeroU32;
+    let tight = Some(Limit {
+        per_second: NonZeroU32::new(1).unwrap(),
+        burst: NonZeroU32::new(2).unwrap(),
+    });
+    let config = ServerConfig {
+        rate_limit_per_key: tight,
+        ..ServerConfig::default()
+    };
+    let h = harness_with(config, signing()).await;
+    for remaining in [1, 0] {
+        let r = h.call(Method::GET, "/v1/queues", Some(&h.read), None).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.headers["x-ratelimit-limit"], "2");
+        assert_eq!(
+            r.headers["x-ratelimit-remaining"],
+            remaining.to_string().as_str()
+        );
+    }
+    let r = h.call(Method::GET, "/v1/queues", Some(&h.read), None).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.code(), "rate_limited");
+    assert_eq!(r.headers[header::RETRY_AFTER], "1");
+    for h_name in [
+        "x-ratelimit-limit",
+        "x-ratelimit-remaining",
+        "x-ratelimit-reset",
+    ] {
+        assert!(r.headers.contains_key(h_name), "{h_name}");
+    }
+    // Another key has its own bucket.
+    let r = h
+        .call(Method::GET, "/v1/queues", Some(&h.admin), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    // Per address: the limit applies before the key is even checked.
+    let config = ServerConfig {
+        rate_limit_per_ip: tight,
+        ..ServerConfig::default()
+    };
+    let h = harness_with(config, signing()).await;
+    h.call(Method::GET, "/v1/queues", None, None).await;
+    h.call(Method::GET, "/v1/queues", None, None).await;
+    let r = h
+        .call(Method::GET, "/v1/queues", Some(&h.admin), None)
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.message().contains("client address"));
+}
+
+#[tokio::test]
+async fn unsigned_when_signing_is_off_and_refused_when_verify_only() {
+    let h = harness_with(ServerConfig::default(), Signing::off()).await;
+    let task = h.enqueue(json!({"queue": "q", "task": "t"})).await;
+    assert!(task["signature"].is_null());
+
+    let pk = signet_sign::Ed25519SecretKey::generate()
+        .public_key()
+        .to_bytes();
+    let pk = base64::engine::general_purpose::STANDARD.encode(pk);
+    let config =
+        SigningConfig::from_vars([("SIGNET_SIGNING_PUBLIC_KEYS", format!("e1:{pk}"))]).unwrap();
+    let h = harness_with(ServerConfig::default(), Signing::from(config)).await;
+    let r = h
+        .call(
+            Method::POST,
+            "/v1/tasks",
+            Some(&h.publish),
+            Some(r#"{"queue":"q","task":"t"}"#),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert!(r.message().contains("verify-only"));
+}
