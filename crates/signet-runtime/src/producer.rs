@@ -172,6 +172,7 @@ impl TaskSpec {
     /// Builds the envelope (fresh id, times resolved against `now_ms`).
     fn into_parts(self, now_ms: i64) -> Result<(TaskEnvelope, i32, Option<String>), RuntimeError> {
         let args = self.args.map_err(RuntimeError::Args)?;
+        check_args_len(&self.name, &args)?;
         if self.raw {
             serde_json::from_slice::<serde::de::IgnoredAny>(&args).map_err(|e| {
                 RuntimeError::invalid(format!(
@@ -204,13 +205,7 @@ pub fn validate(task: &NewTask) -> Result<(), RuntimeError> {
     let e = &task.envelope;
     check_name("queue", &e.queue, MAX_QUEUE_NAME_LEN)?;
     check_name("task name", &e.name, MAX_TASK_NAME_LEN)?;
-    if e.args.len() > MAX_ARGS_BYTES {
-        return Err(RuntimeError::invalid(format!(
-            "args of task {:?} are {} bytes; the limit is {MAX_ARGS_BYTES} bytes (store large payloads elsewhere and pass a reference)",
-            e.name,
-            e.args.len()
-        )));
-    }
+    check_args_len(&e.name, &e.args)?;
     if e.max_attempts == 0 {
         return Err(RuntimeError::invalid(format!(
             "max_attempts of task {:?} is 0; it must be at least 1",
@@ -243,6 +238,16 @@ pub fn validate(task: &NewTask) -> Result<(), RuntimeError> {
                 "callback URL {url:?} is not an http(s) URL of at most {MAX_CALLBACK_URL_LEN} characters without spaces"
             )));
         }
+    }
+    Ok(())
+}
+
+fn check_args_len(name: &str, args: &[u8]) -> Result<(), RuntimeError> {
+    if args.len() > MAX_ARGS_BYTES {
+        return Err(RuntimeError::invalid(format!(
+            "args of task {name:?} are {} bytes; the limit is {MAX_ARGS_BYTES} bytes (store large payloads elsewhere and pass a reference)",
+            args.len()
+        )));
     }
     Ok(())
 }

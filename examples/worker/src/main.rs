@@ -1,1 +1,20 @@
-fn main() {}
+//! `signet-example-worker`: a Signet worker with two real handlers.
+//! See `README.md` beside this crate.
+
+mod args;
+mod handlers;
+mod run;
+
+use clap::Parser as _;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    run::run(args::Args::parse()).await
+}

@@ -1,1 +1,10 @@
-//! Integration tests (written once the SQLite store lands).
+//! Integration tests of `signet-runtime` over the real SQLite store.
+
+mod flow;
+mod metrics;
+mod producer;
+mod services;
+mod shutdown;
+mod support;
+mod tampering;
+mod verify_only;

@@ -1,0 +1,405 @@
+//! The worker's flow: success, retries, dead letters, timeout, panic, heartbeats.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::json;
+use signet_runtime::{
+    Clock, HandlerError, HandlerResult, Rescuer, RetryPolicy, TaskContext, TaskSpec,
+    WorkerEventKind,
+};
+use signet_store::{DeadReason, TaskState};
+
+use crate::support::*;
+
+#[derive(Deserialize)]
+struct Add {
+    a: i64,
+    b: i64,
+}
+
+async fn add(ctx: TaskContext, args: Add) -> HandlerResult {
+    Ok(Some(
+        json!({ "sum": args.a + args.b, "tenant": ctx.header("tenant"), "attempt": ctx.attempt() }),
+    ))
+}
+
+async fn fail_always(_ctx: TaskContext, _args: serde_json::Value) -> HandlerResult {
+    Err(HandlerError::retry("upstream said no"))
+}
+
+#[tokio::test]
+async fn a_signed_task_runs_and_its_result_is_stored() {
+    let db = Db::new();
+    let ring = hmac_ring();
+    let w = worker(&db, &ring, "flow-ok")
+        .register("add", add)
+        .build()
+        .unwrap();
+    let mut running = Running::start(w);
+    let out = producer(&db, &ring)
+        .enqueue(
+            TaskSpec::new("add", &json!({ "a": 2, "b": 3 }))
+                .queue("flow-ok")
+                .header("Tenant", "acme"),
+        )
+        .await
+        .unwrap();
+    assert!(out.created);
+    let id = out.task.id().to_owned();
+    let events = running.until_final(&id).await;
+    assert_eq!(events.last().unwrap().kind, WorkerEventKind::Succeeded);
+    let row = db.task(&id).await;
+    assert_eq!(row.state, TaskState::Succeeded);
+    assert_eq!(row.attempt, 1);
+    let result: serde_json::Value = serde_json::from_slice(row.result.as_deref().unwrap()).unwrap();
+    assert_eq!(result, json!({ "sum": 5, "tenant": "acme", "attempt": 1 }));
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn many_tasks_all_succeed_once() {
+    let db = Db::new();
+    let ring = hmac_ring();
+    let w = worker(&db, &ring, "flow-many")
+        .concurrency(32)
+        .register("add", add)
+        .build()
+        .unwrap();
+    let mut running = Running::start(w);
+    let specs = (0..300)
+        .map(|i| TaskSpec::new("add", &json!({ "a": i, "b": 1 })).queue("flow-many"))
+        .collect();
+    let out = producer(&db, &ring).enqueue_batch(specs).await.unwrap();
+    let last = out.last().unwrap().task.id().to_owned();
+    let mut succeeded = std::collections::HashSet::new();
+    tokio::time::timeout(WAIT, async {
+        while succeeded.len() < out.len() {
+            let e = running.events.recv().await.unwrap();
+            assert_eq!(e.kind, WorkerEventKind::Succeeded);
+            assert!(succeeded.insert(e.task_id), "a task succeeded twice");
+        }
+    })
+    .await
+    .expect("all tasks succeed");
+    assert_eq!(db.task(&last).await.state, TaskState::Succeeded);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn retries_wait_exponentially_growing_gaps_then_dead_letter() {
+    let db = Db::new();
+    let ring = hmac_ring();
+    let (clock, dyn_clock) = manual_clock(1_700_000_000_000);
+    let w = worker(&db, &ring, "flow-retry")
+        .clock(Arc::clone(&dyn_clock))
+        .retry_policy(
+            RetryPolicy::exponential(Duration::from_secs(1), Duration::from_secs(3600))
+                .without_jitter(),
+        )
+        .register("fail", fail_always)
+        .build()
+        .unwrap();
+    let mut running = Running::start(w);
+    let p = producer(&db, &ring).clock(dyn_clock);
+    let id = p
+        .enqueue(
+            TaskSpec::new("fail", &json!({}))
+                .queue("flow-retry")
+                .max_attempts(4),
+        )
+        .await
+        .unwrap()
+        .task
+        .id()
+        .to_owned();
+
+    let mut gaps = Vec::new();
+    for attempt in 1..=3u32 {
+        let e = running.next_for(&id).await;
+        assert_eq!(e.attempt, attempt);
+        let WorkerEventKind::Retrying { at_ms, error } = &e.kind else {
+            panic!("expected a retry, got {:?}", e.kind);
+        };
+        assert_eq!(error, "upstream said no");
+        let now = clock.now_ms();
+        let row = db.task(&id).await;
+        assert_eq!(row.state, TaskState::Retryable);
+        assert_eq!(row.run_at_ms, *at_ms);
+        assert_eq!(row.last_error.as_deref(), Some("upstream said no"));
+        gaps.push(at_ms - now);
+        // Not due yet: advancing by less than the gap must not run it.
+        clock.set(at_ms - 1);
+        assert!(running.events.try_recv().is_err());
+        clock.set(*at_ms);
+    }
+    assert_eq!(gaps, [1000, 2000, 4000]);
+    let e = running.next_for(&id).await;
+    let (reason, detail) = dead(&e);
+    assert_eq!(reason, DeadReason::MaxAttempts);
+    assert!(
+        detail.contains("all 4 attempts failed") && detail.contains("upstream said no"),
+        "{detail}"
+    );
+    let row = db.task(&id).await;
+    assert_eq!((row.state, row.attempt), (TaskState::Dead, 4));
+    assert_eq!(row.dead_reason, Some(DeadReason::MaxAttempts));
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn jittered_retries_stay_under_the_ceiling() {
+    let db = Db::new();
+    let ring = hmac_ring();
+    let (clock, dyn_clock) = manual_clock(1_700_000_000_000);
+    let w = worker(&db, &ring, "flow-jitter")
+        .clock(Arc::clone(&dyn_clock))
+        .retry_policy(RetryPolicy::exponential(
+            Duration::from_secs(10),
+            Duration::from_secs(25),
+        ))
+        .register("fail", fail_always)
+        .build()
+        .unwrap();
+    let mut running = Running::start(w);
+    let id = producer(&db, &ring)
+        .clock(dyn_clock)
+        .enqueue(
+            TaskSpec::new("fail", &json!({}))
+                .queue("flow-jitter")
+                .max_attempts(4),
+        )
+        .await
+        .unwrap()
+        .task
+        .id()
+        .to_owned();
+    for ceiling in [10_000, 20_000, 25_000] {
+        let e = running.next_for(&id).await;
+        let WorkerEventKind::Retrying { at_ms, .. } = e.kind else {
+            panic!("expected a retry, got {:?}", e.kind);
+        };
+        let gap = at_ms - clock.now_ms();
+        assert!((0..=ceiling).contains(&gap), "gap {gap} above {ceiling}");
+        clock.set(at_ms.max(clock.now_ms()));
+    }
+    assert_eq!(
+        dead(&running.next_for(&id).await).0,
+        DeadReason::MaxAttempts
+    );
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn refusals_dead_letter_without_running_the_handler() {
+    let db = Db::new();
+    let ring = hmac_ring();
+    let calls = Arc::new(AtomicU32::new(0));
+    let c = Arc::clone(&calls);
+    let w = worker(&db, &ring, "flow-refuse")
+        .register("add", move |ctx, a: Add| {
+            c.fetch_add(1, Ordering::SeqCst);
+            add(ctx, a)
+        })
+        .build()
+        .unwrap();
+    let mut running = Running::start(w);
+    let p = producer(&db, &ring);
+    let enqueue = |spec: TaskSpec| {
+        let p = p.clone();
+        async move {
+            p.enqueue(spec.queue("flow-refuse"))
+                .await
+                .unwrap()
+                .task
+                .id()
+                .to_owned()
+        }
+    };
+    let unknown = enqueue(TaskSpec::new("nobody.handles.this", &json!({}))).await;
+    let bad_args = enqueue(TaskSpec::new("add", &json!({ "a": "two" }))).await;
+    let expired = enqueue(TaskSpec::new("add", &json!({ "a": 1, "b": 1 })).expires_at_ms(1)).await;
+
+    let e = running.next_for(&unknown).await;
+    assert_eq!(dead(&e).0, DeadReason::UnknownTask);
+    assert!(dead(&e).1.contains("nobody.handles.this"));
+    let e = running.next_for(&bad_args).await;
+    assert_eq!(dead(&e).0, DeadReason::PayloadInvalid);
+    assert!(dead(&e).1.contains("invalid type"), "{}", dead(&e).1);
+    let e = running.next_for(&expired).await;
+    assert_eq!(dead(&e).0, DeadReason::Expired);
+    for id in [&unknown, &bad_args, &expired] {
+        let row = db.task(id).await;
+        assert_eq!(row.state, TaskState::Dead);
+        assert!(row.dead_detail.is_some());
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "no handler ran");
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn rejected_input_is_dead_at_once_and_timeouts_and_panics_are_failed_attempts() {
+    let db = Db::new();
+    let ring = hmac_ring();
+    let w = worker(&db, &ring, "flow-bad")
+        .handler_timeout(Duration::from_millis(100))
+        .register("reject", |_ctx, _a: serde_json::Value| async {
+            Err::<Option<serde_json::Value>, _>(HandlerError::reject("path escapes the outbox"))
+        })
+        .register("slow", |_ctx, _a: serde_json::Value| async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok(None)
+        })
+        .register(
+            "panic",
+            |ctx: TaskContext, _a: serde_json::Value| async move {
+                if ctx.attempt() < 2 {
+                    panic!("boom on attempt {}", ctx.attempt());
+                }
+                Ok(Some(json!("survived")))
+            },
+        )
+        .register("add", add)
+        .build()
+        .unwrap();
+    let mut running = Running::start(w);
+    let p = producer(&db, &ring);
+    let mk = |name: &str| {
+        TaskSpec::new(name, &json!({}))
+            .queue("flow-bad")
+            .max_attempts(2)
+    };
+    let reject = p.enqueue(mk("reject")).await.unwrap().task.id().to_owned();
+    let slow = p.enqueue(mk("slow")).await.unwrap().task.id().to_owned();
+    let panicky = p.enqueue(mk("panic")).await.unwrap().task.id().to_owned();
+
+    let e = running.until_final(&reject).await;
+    assert_eq!(e.len(), 1);
+    assert_eq!(
+        dead(&e[0]),
+        (DeadReason::PayloadInvalid, "path escapes the outbox")
+    );
+
+    let e = running.until_final(&slow).await;
+    assert!(
+        matches!(&e[0].kind, WorkerEventKind::Retrying { error, .. } if error.contains("timed out"))
+    );
+    let (reason, detail) = dead(e.last().unwrap());
+    assert_eq!(reason, DeadReason::MaxAttempts);
+    assert!(detail.contains("timed out"), "{detail}");
+
+    let e = running.until_final(&panicky).await;
+    assert!(
+        matches!(&e[0].kind, WorkerEventKind::Retrying { error, .. } if error.contains("handler panicked: boom on attempt 1")),
+        "{e:?}"
+    );
+    assert_eq!(e.last().unwrap().kind, WorkerEventKind::Succeeded);
+
+    // The worker is still alive after the panics.
+    let ok = p
+        .enqueue(TaskSpec::new("add", &json!({ "a": 1, "b": 2 })).queue("flow-bad"))
+        .await
+        .unwrap()
+        .task
+        .id()
+        .to_owned();
+    assert_eq!(
+        running.until_final(&ok).await.last().unwrap().kind,
+        WorkerEventKind::Succeeded
+    );
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn heartbeats_keep_a_long_task_leased_past_its_lease() {
+    let db = Db::new();
+    let ring = hmac_ring();
+    let w = worker(&db, &ring, "flow-hb")
+        .lease(Duration::from_millis(400), Duration::from_millis(100))
+        .register("long", |_ctx, _a: serde_json::Value| async {
+            tokio::time::sleep(Duration::from_millis(1200)).await;
+            Ok(Some(json!("done")))
+        })
+        .build()
+        .unwrap();
+    let mut running = Running::start(w);
+    let shutdown = signet_runtime::Shutdown::new();
+    let rescuer = tokio::spawn(
+        Rescuer::new(Arc::clone(&db.store))
+            .interval(Duration::from_millis(50))
+            .run(shutdown.signal()),
+    );
+    let id = producer(&db, &ring)
+        .enqueue(TaskSpec::new("long", &json!({})).queue("flow-hb"))
+        .await
+        .unwrap()
+        .task
+        .id()
+        .to_owned();
+    let e = running.until_final(&id).await;
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].kind, WorkerEventKind::Succeeded);
+    assert_eq!(db.task(&id).await.attempt, 1);
+    shutdown.trigger();
+    rescuer.await.unwrap();
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_lost_lease_drops_the_result_quietly() {
+    let db = Db::new();
+    let ring = hmac_ring();
+    let (clock, dyn_clock) = manual_clock(1_700_000_000_000);
+    let (started_tx, mut started_rx) = tokio::sync::mpsc::unbounded_channel();
+    let release = Arc::new(tokio::sync::Notify::new());
+    let r = Arc::clone(&release);
+    let w = worker(&db, &ring, "flow-lost")
+        .clock(Arc::clone(&dyn_clock))
+        .lease(Duration::from_secs(30), Duration::from_secs(10))
+        .register("wait", move |ctx: TaskContext, _a: serde_json::Value| {
+            let started = started_tx.clone();
+            let release = Arc::clone(&r);
+            async move {
+                let _ = started.send(ctx.attempt());
+                release.notified().await;
+                Ok(None)
+            }
+        })
+        .build()
+        .unwrap();
+    let mut running = Running::start(w);
+    let id = producer(&db, &ring)
+        .clock(Arc::clone(&dyn_clock))
+        .enqueue(TaskSpec::new("wait", &json!({})).queue("flow-lost"))
+        .await
+        .unwrap()
+        .task
+        .id()
+        .to_owned();
+    assert_eq!(
+        tokio::time::timeout(WAIT, started_rx.recv()).await.unwrap(),
+        Some(1)
+    );
+    // The lease expires (time jumps) and the task is rescued behind the
+    // worker's back; its success must not be recorded.
+    clock.advance(Duration::from_secs(60));
+    let rescued = db.store.rescue_expired(clock.now_ms(), 10).await.unwrap();
+    assert_eq!(rescued, vec![id.clone()]);
+    release.notify_one();
+    let e = running.next_for(&id).await;
+    if e.kind == WorkerEventKind::LeaseLost {
+        // The rescued task is claimed again and runs a second attempt.
+        assert_eq!(
+            tokio::time::timeout(WAIT, started_rx.recv()).await.unwrap(),
+            Some(2)
+        );
+        release.notify_one();
+        assert_eq!(running.next_for(&id).await.kind, WorkerEventKind::Succeeded);
+    } else {
+        panic!("expected the stale success to be dropped, got {:?}", e.kind);
+    }
+    assert_eq!(db.task(&id).await.attempt, 2);
+    running.stop().await;
+}

@@ -1,0 +1,184 @@
+//! The producer: signing rules, validation, idempotency, presigned tasks.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use signet_runtime::{Producer, RuntimeError, TaskSpec};
+use signet_sign::{KeyRing, SigningConfig};
+use signet_store::{NewTask, TaskState, MAX_ARGS_BYTES};
+
+use crate::support::*;
+
+#[tokio::test]
+async fn producer_signs_with_the_active_key_and_the_signature_verifies() {
+    let db = Db::new();
+    let ring = hmac_ring();
+    let out = producer(&db, &ring)
+        .enqueue(TaskSpec::raw("raw.task", br#"{"x": 1.50}"#.to_vec()).priority(3))
+        .await
+        .unwrap();
+    let row = db.task(out.task.id()).await;
+    assert_eq!(
+        row.envelope.args, br#"{"x": 1.50}"#,
+        "raw args are stored byte for byte"
+    );
+    assert_eq!(row.priority, 3);
+    assert_eq!(row.envelope.queue, "default");
+    assert_eq!(
+        row.envelope.max_attempts,
+        signet_store::DEFAULT_MAX_ATTEMPTS
+    );
+    let sig = row.signature.unwrap();
+    assert_eq!(sig.key_id, "k1");
+    let key = row
+        .envelope
+        .verify(sig.alg, &sig.key_id, &sig.sig, &ring)
+        .unwrap();
+    assert_eq!(key.as_str(), "k1");
+}
+
+#[tokio::test]
+async fn signing_required_without_keys_refuses_to_start() {
+    let db = Db::new();
+    // `SigningConfig::from_vars` already refuses this; build it by hand to
+    // check that the runtime refuses it too.
+    let config = SigningConfig {
+        ring: KeyRing::empty(),
+        required: true,
+        dev: false,
+        warnings: Vec::new(),
+    };
+    let err = Producer::new(db.store.clone(), &config).unwrap_err();
+    assert!(matches!(err, RuntimeError::Config(_)), "{err}");
+    assert!(err.to_string().contains("SIGNET_SIGNING_KEYS"), "{err}");
+    let err = signet_runtime::Worker::builder(db.store.clone())
+        .signing(&config)
+        .build()
+        .err()
+        .expect("worker refuses too");
+    assert!(matches!(err, RuntimeError::Config(_)), "{err}");
+    // Not required and no keys: tasks go in unsigned.
+    let config = SigningConfig::from_vars(Vec::<(String, String)>::new()).unwrap();
+    let p = Producer::new(db.store.clone(), &config).unwrap();
+    let out = p.enqueue(TaskSpec::new("t", &json!({}))).await.unwrap();
+    assert!(out.task.signature.is_none());
+}
+
+#[tokio::test]
+async fn bad_tasks_are_refused_with_a_reason_and_nothing_is_stored() {
+    let db = Db::new();
+    let p = producer(&db, &hmac_ring());
+    let cases: Vec<(TaskSpec, &str)> = vec![
+        (TaskSpec::new("t", &json!({})).queue(""), "queue"),
+        (TaskSpec::new("t", &json!({})).queue("has space"), "queue"),
+        (
+            TaskSpec::new("t", &json!({})).queue("q".repeat(200)),
+            "queue",
+        ),
+        (TaskSpec::new("", &json!({})), "task name"),
+        (TaskSpec::raw("t", b"{not json".to_vec()), "not valid JSON"),
+        (TaskSpec::raw("t", vec![b' '; MAX_ARGS_BYTES + 1]), "limit"),
+        (
+            TaskSpec::new("t", &json!({})).max_attempts(0),
+            "max_attempts",
+        ),
+        (
+            TaskSpec::new("t", &json!({}))
+                .header("a", "1")
+                .header("A", "2"),
+            "twice",
+        ),
+        (
+            TaskSpec::new("t", &json!({})).callback_url("ftp://x"),
+            "callback URL",
+        ),
+        (
+            TaskSpec::new("t", &json!({}))
+                .not_before_ms(10)
+                .expires_at_ms(5),
+            "expires",
+        ),
+    ];
+    for (spec, needle) in cases {
+        let err = p.enqueue(spec).await.unwrap_err();
+        assert!(
+            err.to_string().contains(needle),
+            "{err} should mention {needle}"
+        );
+        assert!(!err.is_retryable());
+    }
+    let counts = db.store.counts().await.unwrap();
+    assert!(counts.is_empty(), "nothing was stored: {counts:?}");
+    // A batch with one bad spec stores none of them.
+    let err = p
+        .enqueue_batch(vec![
+            TaskSpec::new("t", &json!({})),
+            TaskSpec::new("t", &json!({})).queue("bad queue"),
+        ])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("queue"));
+    assert!(db.store.counts().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn idempotency_keys_and_delays() {
+    let db = Db::new();
+    let p = producer(&db, &hmac_ring());
+    let first = p
+        .enqueue(TaskSpec::new("t", &json!({ "n": 1 })).idempotency_key("once"))
+        .await
+        .unwrap();
+    let again = p
+        .enqueue(TaskSpec::new("t", &json!({ "n": 2 })).idempotency_key("once"))
+        .await
+        .unwrap();
+    assert!(first.created && !again.created);
+    assert_eq!(first.task.id(), again.task.id());
+    let delayed = p
+        .enqueue(TaskSpec::new("t", &json!({})).delay(std::time::Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    assert_eq!(delayed.task.state, TaskState::Scheduled);
+    let nb = delayed.task.envelope.not_before_ms.unwrap();
+    assert_eq!(nb, delayed.task.envelope.created_at_ms + 3_600_000);
+}
+
+#[tokio::test]
+async fn presigned_tasks_are_stored_as_given_and_unsigned_ones_refused() {
+    let db = Db::new();
+    let ring = hmac_ring();
+    let client = Producer::with_ring(db.store.clone(), Arc::new(KeyRing::empty()), false).unwrap();
+    // Build an envelope the way a client would, sign it with the shared key.
+    let mut envelope = client
+        .enqueue(TaskSpec::new("x", &json!({})).queue("scratch"))
+        .await
+        .unwrap()
+        .task
+        .envelope;
+    envelope.id = signet_store::TaskId::generate().into();
+    let sig = envelope.sign(&ring).unwrap();
+    let task = NewTask {
+        envelope: envelope.clone(),
+        signature: Some(signet_store::SignatureRecord {
+            alg: sig.alg,
+            key_id: sig.key_id.as_str().to_owned(),
+            sig: sig.sig.clone(),
+        }),
+        priority: 0,
+        idempotency_key: None,
+    };
+    let server = producer(&db, &ring);
+    let out = server.enqueue_presigned(task).await.unwrap();
+    assert_eq!(out.task.envelope, envelope);
+    assert_eq!(out.task.signature.unwrap().sig, sig.sig);
+    let mut unsigned = NewTask {
+        envelope,
+        signature: None,
+        priority: 0,
+        idempotency_key: None,
+    };
+    unsigned.envelope.id = signet_store::TaskId::generate().into();
+    let err = server.enqueue_presigned(unsigned).await.unwrap_err();
+    assert!(err.to_string().contains("unsigned"), "{err}");
+}

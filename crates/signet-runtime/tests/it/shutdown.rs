@@ -1,0 +1,111 @@
+//! Graceful shutdown: stop claiming, let running handlers finish within the
+//! grace period, release the rest without counting their attempt.
+
+use std::time::Duration;
+
+use serde_json::json;
+use signet_runtime::{TaskContext, TaskSpec, WorkerEventKind};
+use signet_store::TaskState;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn shutdown_finishes_quick_tasks_and_releases_stuck_ones() {
+    let db = Db::new();
+    let ring = hmac_ring();
+    let q = "shutdown";
+    let (started_tx, mut started_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let (finish_tx, finish_rx) = tokio::sync::watch::channel(false);
+    let w = worker(&db, &ring, q)
+        .shutdown_grace(Duration::from_millis(300))
+        .register("stuck", {
+            let started = started_tx.clone();
+            move |ctx: TaskContext, _a: serde_json::Value| {
+                let started = started.clone();
+                async move {
+                    let _ = started.send(ctx.id().to_owned());
+                    std::future::pending::<()>().await;
+                    Ok(None)
+                }
+            }
+        })
+        .register(
+            "finishes",
+            move |ctx: TaskContext, _a: serde_json::Value| {
+                let started = started_tx.clone();
+                let mut finish = finish_rx.clone();
+                async move {
+                    let _ = started.send(ctx.id().to_owned());
+                    let _ = finish.wait_for(|f| *f).await;
+                    Ok(Some(json!("finished during the grace period")))
+                }
+            },
+        )
+        .build()
+        .unwrap();
+    let running = Running::start(w);
+    let p = producer(&db, &ring);
+    let stuck = p
+        .enqueue(TaskSpec::new("stuck", &json!({})).queue(q))
+        .await
+        .unwrap()
+        .task
+        .id()
+        .to_owned();
+    let finishes = p
+        .enqueue(TaskSpec::new("finishes", &json!({})).queue(q))
+        .await
+        .unwrap()
+        .task
+        .id()
+        .to_owned();
+    let mut started = Vec::new();
+    for _ in 0..2 {
+        started.push(
+            tokio::time::timeout(WAIT, started_rx.recv())
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    started.sort();
+    let mut expected = vec![stuck.clone(), finishes.clone()];
+    expected.sort();
+    assert_eq!(started, expected);
+
+    let Running {
+        shutdown,
+        mut events,
+        handle,
+        ..
+    } = running;
+    shutdown.trigger();
+    // Claiming has stopped; the quick task may still finish.
+    finish_tx.send_replace(true);
+    tokio::time::timeout(WAIT, handle)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+
+    let mut outcomes = std::collections::HashMap::new();
+    while let Ok(e) = events.try_recv() {
+        outcomes.insert(e.task_id.clone(), e.kind);
+    }
+    assert_eq!(outcomes.get(&finishes), Some(&WorkerEventKind::Succeeded));
+    assert_eq!(outcomes.get(&stuck), Some(&WorkerEventKind::Released));
+    let row = db.task(&stuck).await;
+    assert_eq!(row.state, TaskState::Available);
+    assert!(row.lease_owner.is_none());
+    assert_eq!(db.task(&finishes).await.state, TaskState::Succeeded);
+
+    // A task enqueued after shutdown is left alone.
+    let later = p
+        .enqueue(TaskSpec::new("finishes", &json!({})).queue(q))
+        .await
+        .unwrap()
+        .task
+        .id()
+        .to_owned();
+    assert_eq!(db.task(&later).await.state, TaskState::Available);
+}

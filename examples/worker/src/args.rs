@@ -1,0 +1,79 @@
+//! Command-line flags (each also readable from the environment).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// A Signet worker running two example handlers, `text.stats` and
+/// `files.write`. Signing keys come from the `SIGNET_SIGNING_*` variables.
+#[derive(Debug, Parser)]
+#[command(name = "signet-example-worker", version)]
+pub(crate) struct Args {
+    /// The store to work from.
+    #[arg(
+        long,
+        env = "SIGNET_DATABASE_URL",
+        default_value = "sqlite://./signet.db"
+    )]
+    pub(crate) database_url: String,
+
+    /// Queues to take tasks from (repeat the flag or separate with commas).
+    #[arg(
+        long = "queue",
+        env = "SIGNET_WORKER_QUEUES",
+        default_value = "default",
+        value_delimiter = ','
+    )]
+    pub(crate) queues: Vec<String>,
+
+    /// Tasks run at once.
+    #[arg(long, env = "SIGNET_WORKER_CONCURRENCY", default_value_t = 16)]
+    pub(crate) concurrency: usize,
+
+    /// Directory `files.write` writes into.
+    #[arg(long, env = "SIGNET_WORKER_OUTBOX", default_value = "./outbox")]
+    pub(crate) outbox: PathBuf,
+
+    /// Lease length in milliseconds: a task whose worker dies is handed out
+    /// again this long after its last heartbeat. Heartbeats run every third
+    /// of it.
+    #[arg(long, env = "SIGNET_WORKER_LEASE_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(300..))]
+    pub(crate) lease_ms: u64,
+
+    /// Longest run of one handler, in milliseconds.
+    #[arg(
+        long,
+        env = "SIGNET_WORKER_HANDLER_TIMEOUT_MS",
+        default_value_t = 60_000
+    )]
+    pub(crate) handler_timeout_ms: u64,
+
+    /// How long running tasks may finish after SIGINT/SIGTERM, in
+    /// milliseconds; the rest go back to the queue.
+    #[arg(
+        long,
+        env = "SIGNET_WORKER_SHUTDOWN_GRACE_MS",
+        default_value_t = 10_000
+    )]
+    pub(crate) shutdown_grace_ms: u64,
+
+    /// Wait before polling again when the queues are empty, in milliseconds.
+    #[arg(long, env = "SIGNET_WORKER_POLL_MS", default_value_t = 50)]
+    pub(crate) poll_ms: u64,
+}
+
+impl Args {
+    pub(crate) fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms)
+    }
+
+    pub(crate) fn heartbeat(&self) -> Duration {
+        Duration::from_millis(self.lease_ms / 3)
+    }
+
+    /// Expired leases are looked for twice per lease length.
+    pub(crate) fn rescue_interval(&self) -> Duration {
+        Duration::from_millis((self.lease_ms / 2).max(100))
+    }
+}

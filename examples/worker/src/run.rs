@@ -1,0 +1,118 @@
+//! Wiring: store, signing configuration, worker, rescuer, pruner, signals.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use signet_runtime::{Pruner, Rescuer, Shutdown, Worker, WorkerEventKind};
+use signet_sign::SigningConfig;
+use signet_sqlite::{SqliteConfig, SqliteStore};
+use signet_store::Store;
+
+use crate::args::Args;
+use crate::handlers::{text_stats, Outbox};
+
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+    let signing = SigningConfig::from_vars(std::env::vars())
+        .context("the signing configuration (SIGNET_SIGNING_* variables) is invalid")?;
+    for warning in &signing.warnings {
+        tracing::warn!("{warning}");
+    }
+    if !signet_sqlite::is_sqlite_url(&args.database_url) {
+        anyhow::bail!(
+            "--database-url {:?} is not a SQLite URL; this example runs on SQLite (sqlite://path/to/file.db)",
+            args.database_url
+        );
+    }
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&args.database_url, SqliteConfig::default())
+            .with_context(|| format!("could not open the store at {:?}", args.database_url))?,
+    );
+    std::fs::create_dir_all(&args.outbox)
+        .with_context(|| format!("could not create the outbox directory {:?}", args.outbox))?;
+    let outbox = Outbox::new(args.outbox.clone());
+
+    let worker = Worker::builder(Arc::clone(&store))
+        .signing(&signing)
+        .queues(args.queues.iter().cloned())
+        .concurrency(args.concurrency)
+        .lease(args.lease(), args.heartbeat())
+        .handler_timeout(Duration::from_millis(args.handler_timeout_ms))
+        .shutdown_grace(Duration::from_millis(args.shutdown_grace_ms))
+        .poll_interval(Duration::from_millis(args.poll_ms))
+        .register("text.stats", text_stats)
+        .register("files.write", move |ctx, a| {
+            let outbox = outbox.clone();
+            async move { outbox.write(ctx, a).await }
+        })
+        .build()
+        .context("the worker configuration is invalid")?;
+
+    let shutdown = Shutdown::new();
+    let mut events = worker.events();
+    let logger = tokio::spawn(async move {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            match events.recv().await {
+                Ok(e) => match &e.kind {
+                    WorkerEventKind::Succeeded => {
+                        tracing::info!(task_id = %e.task_id, task = %e.name, attempt = e.attempt, "succeeded")
+                    }
+                    WorkerEventKind::Retrying { at_ms, error } => {
+                        tracing::warn!(task_id = %e.task_id, task = %e.name, attempt = e.attempt, retry_at_ms = at_ms, %error, "failed; will retry")
+                    }
+                    WorkerEventKind::Dead { reason, detail } => {
+                        tracing::warn!(task_id = %e.task_id, task = %e.name, %reason, %detail, "dead-lettered")
+                    }
+                    other => {
+                        tracing::info!(task_id = %e.task_id, task = %e.name, outcome = ?other, "ended")
+                    }
+                },
+                Err(RecvError::Lagged(n)) => {
+                    tracing::info!(skipped = n, "busy: some task log lines were skipped")
+                }
+                Err(RecvError::Closed) => return,
+            }
+        }
+    });
+    let rescuer = tokio::spawn(
+        Rescuer::new(Arc::clone(&store))
+            .interval(args.rescue_interval())
+            .run(shutdown.signal()),
+    );
+    let pruner = tokio::spawn(Pruner::new(Arc::clone(&store)).run(shutdown.signal()));
+
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        match wait_for_signal().await {
+            Ok(name) => tracing::info!(signal = name, "shutting down: finishing running tasks"),
+            Err(e) => tracing::error!(error = %e, "cannot listen for signals; shutting down"),
+        }
+        trigger.trigger();
+    });
+
+    let result = worker.run(shutdown.signal()).await;
+    shutdown.trigger();
+    let _ = tokio::join!(rescuer, pruner, logger);
+    store.close().await.context("closing the store")?;
+    result.context("the worker stopped with an error")
+}
+
+/// Waits for SIGINT or SIGTERM and returns its name.
+async fn wait_for_signal() -> std::io::Result<&'static str> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        tokio::select! {
+            _ = term.recv() => Ok("SIGTERM"),
+            _ = int.recv() => Ok("SIGINT"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await?;
+        Ok("ctrl-c")
+    }
+}
