@@ -19,7 +19,7 @@ use signet_sqlite::{SqliteConfig, SqliteStore};
 use signet_store::{DeadReason, Store, TaskState};
 use tower::ServiceExt;
 
-pub(crate) const HMAC_KEY_B64: &str = "c2lnbmV0LXRlc3Qta2V5LTMyLWJ5dGVzLWxvbmchIQ==";
+pub(crate) const HMAC_KEY_B64: &str = "c2lnbmV0LXRlc3Qta2V5LTMyLWJ5dGVzLWxvbmchISE=";
 
 pub(crate) struct Harness {
     pub(crate) app: Router,
