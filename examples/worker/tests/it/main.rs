@@ -1,1 +1,5 @@
-//! Integration tests: crash safety.
+//! Integration tests of the example worker binary.
+
+mod crash;
+mod handlers;
+mod support;

@@ -1,0 +1,105 @@
+//! Starting the worker binary over a temp database.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use signet_runtime::Producer;
+use signet_sign::SigningConfig;
+use signet_sqlite::{SqliteConfig, SqliteStore};
+use signet_store::Store;
+
+/// 32 bytes 0..31, base64: the HMAC key both sides use.
+const KEY: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+pub(crate) fn signing_vars() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("SIGNET_SIGNING_KEYS", KEY),
+        ("SIGNET_SIGNING_ACTIVE_KEY", "k1"),
+    ]
+}
+
+pub(crate) struct Env {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) url: String,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) producer: Producer,
+}
+
+impl Env {
+    pub(crate) fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("signet.db").display());
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&url, SqliteConfig::default()).unwrap());
+        let signing = SigningConfig::from_vars(signing_vars()).unwrap();
+        let producer = Producer::new(Arc::clone(&store), &signing).unwrap();
+        Self {
+            dir,
+            url,
+            store,
+            producer,
+        }
+    }
+
+    pub(crate) fn db_path(&self) -> PathBuf {
+        self.dir.path().join("signet.db")
+    }
+
+    pub(crate) fn outbox(&self) -> PathBuf {
+        self.dir.path().join("outbox")
+    }
+
+    /// Starts the worker binary with a short lease.
+    pub(crate) fn spawn_worker(&self, queue: &str) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_signet-example-worker"))
+            .args(["--database-url", &self.url, "--queue", queue])
+            .args(["--concurrency", "32", "--lease-ms", "600", "--poll-ms", "5"])
+            .arg("--outbox")
+            .arg(self.outbox())
+            .envs(signing_vars())
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the worker binary starts")
+    }
+}
+
+/// Counts of tasks per state in one queue, read straight from the file.
+pub(crate) fn states(db: &Path, queue: &str) -> Vec<(String, i64)> {
+    let c = rusqlite::Connection::open(db).unwrap();
+    c.busy_timeout(Duration::from_secs(10)).unwrap();
+    let mut stmt = c
+        .prepare("SELECT state, COUNT(*) FROM tasks WHERE queue = ?1 GROUP BY state ORDER BY state")
+        .unwrap();
+    let rows = stmt
+        .query_map([queue], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<Vec<(String, i64)>, _>>()
+        .unwrap();
+    rows
+}
+
+/// Asks the worker to stop with SIGTERM and waits for a clean exit.
+pub(crate) fn terminate(mut child: Child, within: Duration) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "worker exited with {status}");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "worker did not stop within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
