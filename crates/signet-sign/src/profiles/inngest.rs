@@ -264,8 +264,12 @@ pub fn bearer_token(key: &ProfileKey) -> Result<String> {
 /// `signkey-<env>-` prefix) against the hashed keys, in constant time.
 pub fn verify_bearer(keys: &[ProfileKey], token: &str) -> Result<ProfileVerified> {
     let mut token = token.trim();
-    if token.len() > 7 && token[..7].eq_ignore_ascii_case("bearer ") {
-        token = token[7..].trim_start();
+    if let Some(rest) = token
+        .get(..7)
+        .filter(|scheme| scheme.eq_ignore_ascii_case("bearer "))
+        .and_then(|_| token.get(7..))
+    {
+        token = rest.trim_start();
     }
     if token.is_empty() {
         return Err(Error::missing("bearer token is empty"));
@@ -357,6 +361,11 @@ mod tests {
             .unwrap_err()
             .is_malformed());
         assert!(verify_bearer(&keys, "").unwrap_err().is_missing());
+        // Found by the `inngest` fuzz target: a multi-byte character across
+        // the `Bearer ` cut must not panic.
+        assert!(verify_bearer(&keys, "si\u{fffd}\u{fffd}\u{fffd}x")
+            .unwrap_err()
+            .is_malformed());
     }
 
     #[test]
