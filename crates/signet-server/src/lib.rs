@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod bench;
 
 pub mod client_ip;
 pub mod config;
