@@ -40,10 +40,115 @@ pub(crate) fn decode_key(text: &str) -> Result<Vec<u8>, String> {
     engine.decode(text).map_err(|e| describe(&e))
 }
 
+const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Character → 6-bit value, `INVALID` for characters outside the alphabet.
+const INVALID: u8 = 0xff;
+const DECODE: [u8; 256] = {
+    let mut table = [INVALID; 256];
+    let mut i = 0;
+    while i < 64 {
+        table[ALPHABET[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
+
+/// Appends the padded standard base64 of `input` to `out`.
+///
+/// Signatures are encoded on every signing, so this is a small
+/// straight-line encoder rather than the general `base64` engine (which
+/// goes through a chunked sink and re-validates UTF-8); a unit test checks
+/// it against that engine.
+pub(crate) fn encode_append(input: &[u8], out: &mut String) {
+    out.reserve(input.len().div_ceil(3) * 4);
+    let char_at = |v: u32| char::from(ALPHABET[(v & 63) as usize]);
+    let mut chunks = input.chunks_exact(3);
+    for c in &mut chunks {
+        let v = (u32::from(c[0]) << 16) | (u32::from(c[1]) << 8) | u32::from(c[2]);
+        out.push(char_at(v >> 18));
+        out.push(char_at(v >> 12));
+        out.push(char_at(v >> 6));
+        out.push(char_at(v));
+    }
+    match *chunks.remainder() {
+        [a] => {
+            let v = u32::from(a) << 16;
+            out.push(char_at(v >> 18));
+            out.push(char_at(v >> 12));
+            out.push_str("==");
+        }
+        [a, b] => {
+            let v = (u32::from(a) << 16) | (u32::from(b) << 8);
+            out.push(char_at(v >> 18));
+            out.push(char_at(v >> 12));
+            out.push(char_at(v >> 6));
+            out.push('=');
+        }
+        _ => {}
+    }
+}
+
 /// Decodes a signature into `out`, returning the length, or `None` when the
-/// text is not canonical base64 or does not fit.
+/// text is not canonical standard base64 (padding optional, but correct when
+/// present; unused low bits of the last character zero) or does not fit.
+/// Accepts a subset of what [`SIGNATURE`] accepts (that engine also takes
+/// incomplete padding) and every canonical encoding; a unit test checks both.
 pub(crate) fn decode_signature(text: &str, out: &mut [u8]) -> Option<usize> {
-    SIGNATURE.decode_slice(text, out).ok()
+    let bytes = text.as_bytes();
+    let unpadded = match bytes {
+        [rest @ .., b'=', b'='] | [rest @ .., b'='] => {
+            if bytes.len() % 4 != 0 {
+                return None;
+            }
+            rest
+        }
+        _ => bytes,
+    };
+    let rem = unpadded.len() % 4;
+    let len = unpadded.len() / 4 * 3
+        + match rem {
+            0 => 0,
+            2 => 1,
+            3 => 2,
+            _ => return None,
+        };
+    // Padding must be exactly what the remainder needs.
+    if unpadded.len() != bytes.len() && (bytes.len() - unpadded.len()) != (4 - rem) % 4 {
+        return None;
+    }
+    if len > out.len() {
+        return None;
+    }
+    let value = |c: u8| match DECODE[usize::from(c)] {
+        INVALID => None,
+        v => Some(u32::from(v)),
+    };
+    let mut quads = unpadded.chunks_exact(4);
+    let mut at = 0;
+    for q in &mut quads {
+        let v = (value(q[0])? << 18) | (value(q[1])? << 12) | (value(q[2])? << 6) | value(q[3])?;
+        out[at..at + 3].copy_from_slice(&v.to_be_bytes()[1..]);
+        at += 3;
+    }
+    match *quads.remainder() {
+        [a, b] => {
+            let v = (value(a)? << 18) | (value(b)? << 12);
+            if v & 0xffff != 0 {
+                return None;
+            }
+            out[at] = (v >> 16) as u8;
+        }
+        [a, b, c] => {
+            let v = (value(a)? << 18) | (value(b)? << 12) | (value(c)? << 6);
+            if v & 0xff != 0 {
+                return None;
+            }
+            out[at..at + 2].copy_from_slice(&v.to_be_bytes()[1..3]);
+        }
+        _ => {}
+    }
+    Some(len)
 }
 
 /// Describes a decode error by position only.
@@ -94,6 +199,51 @@ mod tests {
         let mut buf = [0u8; 20];
         for n in [0, 7, 10, 1_614_265_330, -1, i64::MAX, i64::MIN] {
             assert_eq!(decimal(n, &mut buf), n.to_string().as_bytes());
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn encoder_matches_the_base64_crate(input in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80)) {
+            let mut ours = String::from("x");
+            encode_append(&input, &mut ours);
+            proptest::prop_assert_eq!(&ours[1..], STANDARD.encode(&input));
+        }
+
+        #[test]
+        fn decoder_accepts_canonical_forms_and_nothing_the_engine_refuses(
+            input in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..=64),
+            cut in 0usize..3,
+            noise in "[A-Za-z0-9+/=*]{0,8}",
+            at in proptest::prelude::any::<usize>(),
+        ) {
+            let encoded = STANDARD.encode(&input);
+            let unpadded = encoded.trim_end_matches('=').to_owned();
+            let mut changed = unpadded.clone().into_bytes();
+            if !changed.is_empty() && !noise.is_empty() {
+                let i = at % changed.len();
+                changed[i] = noise.as_bytes()[at % noise.len()];
+            }
+            let changed = String::from_utf8(changed).unwrap();
+            let extra = format!("{unpadded}{}", &"=="[..cut.min(2)]);
+            for text in [encoded.as_str(), unpadded.as_str(), changed.as_str(), noise.as_str(), extra.as_str()] {
+                let mut a = [0u8; 64];
+                let mut b = [0u8; 64];
+                let ours = decode_signature(text, &mut a);
+                let theirs = SIGNATURE.decode_slice(text, &mut b).ok();
+                // Ours is the stricter one: the engine also takes a partial
+                // padding ("AAA" + "=" where "==" is due); we do not.
+                if let Some(n) = ours {
+                    proptest::prop_assert_eq!(Some(n), theirs, "{:?}", text);
+                    proptest::prop_assert_eq!(&a[..n], &b[..n]);
+                }
+            }
+            // Canonical forms, padded or not, are always accepted.
+            for text in [encoded.as_str(), unpadded.as_str()] {
+                let mut a = [0u8; 64];
+                proptest::prop_assert_eq!(decode_signature(text, &mut a), Some(input.len()));
+                proptest::prop_assert_eq!(&a[..input.len()], input.as_slice());
+            }
         }
     }
 

@@ -320,6 +320,51 @@ impl SigningConfig {
     }
 }
 
+impl SigningConfig {
+    /// One line for the start-up log, without secrets: `signing on:
+    /// hmac-sha256, active key "k2", 2 keys (k1, k2)`, `signing on
+    /// (verify only): 1 key (pub1)` or `signing off: …`. Log it at INFO when
+    /// `required` is true and at WARN otherwise.
+    pub fn summary(&self) -> String {
+        let ids: Vec<&str> = self.ring.keys().iter().map(|k| k.id().as_str()).collect();
+        let keys = match ids.len() {
+            1 => format!("1 key ({})", ids[0]),
+            n => format!("{n} keys ({})", ids.join(", ")),
+        };
+        let dev = if self.dev {
+            "; DEV MODE: signatures are not verified"
+        } else {
+            ""
+        };
+        match (self.required, self.ring.active()) {
+            (false, _) if self.ring.is_empty() => {
+                format!("signing off: no keys configured, unsigned work is accepted{dev}")
+            }
+            (false, _) => format!("signing off ({VAR_REQUIRED}=false): {keys}{dev}"),
+            (true, Some(active)) => {
+                let overlap: Vec<&str> = self
+                    .ring
+                    .signers()
+                    .iter()
+                    .skip(1)
+                    .map(|k| k.id().as_str())
+                    .collect();
+                let overlap = if overlap.is_empty() {
+                    String::new()
+                } else {
+                    format!(", also signing with {}", overlap.join(", "))
+                };
+                format!(
+                    "signing on: {}, active key {:?}{overlap}, {keys}{dev}",
+                    active.algorithm(),
+                    active.id().as_str()
+                )
+            }
+            (true, None) => format!("signing on (verify only): {keys}{dev}"),
+        }
+    }
+}
+
 /// Splits `id:value,id:value` into validated ids and values. Empty entries
 /// (a trailing comma) are skipped. Errors never quote a value.
 fn entries(var: &str, list: Option<&str>) -> Result<Vec<(KeyId, String)>> {
@@ -503,6 +548,24 @@ mod tests {
             assert!(text.contains(expected), "{text:?} lacks {expected:?}");
             assert!(!text.contains(&secret[..12]), "secret leaked: {text}");
         }
+    }
+
+    #[test]
+    fn summary_names_algorithm_and_ids_only() {
+        let keys = format!("old:{},new:{}", b64(&[1; 32]), b64(&[2; 32]));
+        let cfg = parse(&[
+            (VAR_KEYS, &keys),
+            (VAR_ACTIVE_KEY, "new"),
+            (VAR_OVERLAP_KEYS, "old"),
+        ])
+        .unwrap();
+        assert_eq!(
+            cfg.summary(),
+            "signing on: hmac-sha256, active key \"new\", also signing with old, 2 keys (old, new)"
+        );
+        let cfg = parse(&[(VAR_PUBLIC_KEYS, &format!("p:{}", ed_pair(3).1))]).unwrap();
+        assert_eq!(cfg.summary(), "signing on (verify only): 1 key (p)");
+        assert!(parse(&[]).unwrap().summary().starts_with("signing off"));
     }
 
     #[test]

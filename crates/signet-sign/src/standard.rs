@@ -11,15 +11,14 @@
 //! is precomputed per key, id, timestamp and body are fed to it in pieces,
 //! and base64 is decoded into stack buffers.
 
-use base64::Engine as _;
-use subtle::ConstantTimeEq;
-
 use crate::b64;
 use crate::error::{Error, Result};
 use crate::key::{
-    mac_parts, Algorithm, Ed25519PublicKey, Ed25519SecretKey, HmacSecret, KeyId, KeyMaterial,
+    mac_parts, tags_equal, Algorithm, Ed25519PublicKey, Ed25519SecretKey, HmacSecret, KeyId,
+    KeyMaterial,
 };
 use crate::keyring::KeyRing;
+use base64::Engine as _;
 
 /// Default freshness tolerance, in seconds, in both directions.
 pub const DEFAULT_TOLERANCE_SECS: i64 = 300;
@@ -148,17 +147,19 @@ pub fn sign(ring: &KeyRing, msg_id: &str, timestamp: i64, body: &[u8]) -> Result
     }
     let mut ts = [0u8; 20];
     let ts = b64::decimal(timestamp, &mut ts);
-    let parts: [&[u8]; 5] = [msg_id.as_bytes(), b".", ts, b".", body];
+    let mut prefix = Prefix::new();
+    let parts = prefix.parts(msg_id, ts, body);
+    let parts = parts.as_slice();
     // `v1a,` + 88 base64 characters + a space.
     let mut out = String::with_capacity(96);
     for key in ring.signing_keys() {
-        let sig = key.sign_parts(&parts)?;
+        let sig = key.sign_parts(parts)?;
         if !out.is_empty() {
             out.push(' ');
         }
         out.push_str(sig.algorithm().version());
         out.push(',');
-        b64::STANDARD.encode_string(sig.as_bytes(), &mut out);
+        b64::encode_append(sig.as_bytes(), &mut out);
     }
     Ok(out)
 }
@@ -263,10 +264,74 @@ pub fn verify_with_names(
         )));
     }
 
+    // The timestamp is signed as the sender wrote it (digits only, checked above).
+    let mut prefix = Prefix::new();
+    let parts = prefix.parts(msg_id, timestamp.as_bytes(), body);
+    let parts = parts.as_slice();
+
+    // Fast path: try every readable entry against every key of its
+    // algorithm. Everything needed to explain a failure is worked out
+    // afterwards, only when nothing matched.
+    let mut has_hmac_key = false;
+    let mut has_ed_key = false;
+    for key in ring.keys() {
+        match key.algorithm() {
+            Algorithm::HmacSha256 => has_hmac_key = true,
+            Algorithm::Ed25519 => has_ed_key = true,
+        }
+    }
+    if has_hmac_key {
+        for key in ring.keys() {
+            let Some(state) = key.hmac_state() else {
+                continue;
+            };
+            let tag = mac_parts(state, parts);
+            for (_, value) in entries(signature_header, "v1") {
+                let mut sig = [0u8; 33];
+                if b64::decode_signature(value, &mut sig) == Some(32)
+                    && tags_equal(&tag, &sig[..32])
+                {
+                    return Ok(Verified {
+                        key_id: key.id().clone(),
+                        algorithm: Algorithm::HmacSha256,
+                    });
+                }
+            }
+        }
+    }
+    let has_v1a = has_ed_key && entries(signature_header, "v1a").next().is_some();
+    if has_v1a {
+        let message = parts.concat();
+        for key in ring
+            .keys()
+            .iter()
+            .filter(|k| k.algorithm() == Algorithm::Ed25519)
+        {
+            for (_, value) in entries(signature_header, "v1a") {
+                let mut sig = [0u8; 65];
+                if b64::decode_signature(value, &mut sig) == Some(64)
+                    && key.verify(&message, &sig[..64]).is_ok()
+                {
+                    return Ok(Verified {
+                        key_id: key.id().clone(),
+                        algorithm: Algorithm::Ed25519,
+                    });
+                }
+            }
+        }
+    }
+    Err(explain_failure(names, ring, signature_header, body.len()))
+}
+
+/// Why no entry of `header` matched any key of `ring`: no usable entry
+/// (malformed), entries only for algorithms the ring lacks (algorithm
+/// mismatch), every usable entry unreadable (malformed), or a plain
+/// mismatch.
+fn explain_failure(names: &HeaderNames, ring: &KeyRing, header: &str, body_len: usize) -> Error {
     let mut hmac_entries = 0usize;
     let mut ed_entries = 0usize;
     let mut first_unknown: Option<&str> = None;
-    for entry in signature_header.split_ascii_whitespace() {
+    for entry in header.split_ascii_whitespace() {
         match entry.split_once(',').map(|(v, _)| v) {
             Some("v1") => hmac_entries += 1,
             Some("v1a") => ed_entries += 1,
@@ -282,10 +347,10 @@ pub fn verify_with_names(
             Some(v) if v.len() <= 16 && !v.contains(',') => format!(" (found {v:?})"),
             _ => String::new(),
         };
-        return Err(Error::malformed(format!(
+        return Error::malformed(format!(
             "{} header has no v1 or v1a entry{found}; expected \"v1,<base64>\" or \"v1a,<base64>\"",
             names.signature
-        )));
+        ));
     }
     let hmac_keys = ring
         .keys()
@@ -293,132 +358,114 @@ pub fn verify_with_names(
         .filter(|k| k.algorithm() == Algorithm::HmacSha256)
         .count();
     let ed_keys = ring.len() - hmac_keys;
-    let usable_hmac = if hmac_keys > 0 { hmac_entries } else { 0 };
-    let usable_ed = if ed_keys > 0 { ed_entries } else { 0 };
-    if usable_hmac + usable_ed == 0 {
+    let use_hmac = hmac_keys > 0 && hmac_entries > 0;
+    let use_ed = ed_keys > 0 && ed_entries > 0;
+    if !use_hmac && !use_ed {
         let (have, need) = if hmac_entries > 0 {
             ("v1 (HMAC-SHA256)", "hmac-sha256")
         } else {
             ("v1a (Ed25519)", "ed25519")
         };
-        return Err(Error::algorithm_mismatch(format!(
+        return Error::algorithm_mismatch(format!(
             "{} header has only {have} signatures but the key ring has no {need} key ({})",
             names.signature,
             ring.describe()
-        )));
+        ));
     }
-
-    // The timestamp is signed as the sender wrote it (digits only, checked above).
-    let parts: [&[u8]; 5] = [msg_id.as_bytes(), b".", timestamp.as_bytes(), b".", body];
-
+    // Were all the entries we could use unreadable?
     let mut readable = 0usize;
     let mut first_problem: Option<String> = None;
-    let mut note = |index: usize, version: &str, problem: &str| {
-        if first_problem.is_none() {
-            first_problem = Some(format!(
-                "{} entry {index} ({version}) {problem}",
-                names.signature
-            ));
+    for (version, want, alg_name, usable) in [
+        ("v1", 32, "HMAC-SHA256", use_hmac),
+        ("v1a", 64, "Ed25519", use_ed),
+    ] {
+        if !usable {
+            continue;
         }
-    };
-
-    if usable_hmac > 0 {
-        for key in ring
-            .keys()
-            .iter()
-            .filter(|k| k.algorithm() == Algorithm::HmacSha256)
-        {
-            let Some(state) = key.hmac_state() else {
-                continue;
+        for (index, value) in entries(header, version) {
+            let mut sig = [0u8; 65];
+            let problem = match b64::decode_signature(value, &mut sig) {
+                Some(n) if n == want => {
+                    readable += 1;
+                    continue;
+                }
+                Some(n) => format!("decodes to {n} bytes; {alg_name} signatures are {want}"),
+                None if value.is_empty() => "is empty".to_owned(),
+                None => format!("is not valid base64 of a {want}-byte {alg_name} signature"),
             };
-            let tag = mac_parts(state, &parts);
-            for (index, value) in entries(signature_header, "v1") {
-                let mut sig = [0u8; 33];
-                match b64::decode_signature(value, &mut sig) {
-                    Some(32) => {
-                        readable += 1;
-                        if bool::from(tag.ct_eq(&sig[..32])) {
-                            return Ok(Verified {
-                                key_id: key.id().clone(),
-                                algorithm: Algorithm::HmacSha256,
-                            });
-                        }
-                    }
-                    Some(n) => note(
-                        index,
-                        "v1",
-                        &format!("decodes to {n} bytes; HMAC-SHA256 signatures are 32"),
-                    ),
-                    None if value.is_empty() => note(index, "v1", "is empty"),
-                    None => note(
-                        index,
-                        "v1",
-                        "is not valid base64 of a 32-byte HMAC-SHA256 signature",
-                    ),
-                }
+            if first_problem.is_none() {
+                first_problem = Some(format!(
+                    "{} entry {index} ({version}) {problem}",
+                    names.signature
+                ));
             }
         }
     }
-
-    if usable_ed > 0 {
-        let message = parts.concat();
-        for key in ring
-            .keys()
-            .iter()
-            .filter(|k| k.algorithm() == Algorithm::Ed25519)
-        {
-            for (index, value) in entries(signature_header, "v1a") {
-                let mut sig = [0u8; 65];
-                match b64::decode_signature(value, &mut sig) {
-                    Some(64) => {
-                        readable += 1;
-                        if key.verify(&message, &sig[..64]).is_ok() {
-                            return Ok(Verified {
-                                key_id: key.id().clone(),
-                                algorithm: Algorithm::Ed25519,
-                            });
-                        }
-                    }
-                    Some(n) => note(
-                        index,
-                        "v1a",
-                        &format!("decodes to {n} bytes; Ed25519 signatures are 64"),
-                    ),
-                    None if value.is_empty() => note(index, "v1a", "is empty"),
-                    None => note(
-                        index,
-                        "v1a",
-                        "is not valid base64 of a 64-byte Ed25519 signature",
-                    ),
-                }
-            }
-        }
-    }
-
     if readable == 0 {
         if let Some(problem) = first_problem {
-            return Err(Error::malformed(problem));
+            return Error::malformed(problem);
         }
     }
-    let tried =
-        (if usable_hmac > 0 { hmac_keys } else { 0 }) + (if usable_ed > 0 { ed_keys } else { 0 });
-    let which = if tried == 1 {
-        let only = ring
-            .keys()
-            .iter()
-            .find(|k| {
-                (usable_hmac > 0 && k.algorithm() == Algorithm::HmacSha256)
-                    || (usable_ed > 0 && k.algorithm() == Algorithm::Ed25519)
-            })
-            .map_or("?", |k| k.id().as_str());
-        format!("key {only:?}")
-    } else {
-        format!("any of {tried} keys")
+    let tried: Vec<&str> = ring
+        .keys()
+        .iter()
+        .filter(|k| match k.algorithm() {
+            Algorithm::HmacSha256 => use_hmac,
+            Algorithm::Ed25519 => use_ed,
+        })
+        .map(|k| k.id().as_str())
+        .collect();
+    let which = match tried.as_slice() {
+        [one] => format!("key {one:?}"),
+        many => format!("any of {} keys", many.len()),
     };
-    Err(Error::mismatch(format!(
-        "no signature matched {which} (body {} bytes; was the body re-serialised?)",
-        body.len()
-    )))
+    Error::mismatch(format!(
+        "no signature matched {which} (body {body_len} bytes; was the body re-serialised?)"
+    ))
+}
+
+/// The signed content `{id}.{timestamp}.{body}` as pieces for incremental
+/// hashing. A short `{id}.{timestamp}.` is copied into one stack buffer so
+/// the hash sees two updates instead of five; the body is never copied.
+struct Prefix {
+    buf: [u8; 128],
+}
+
+/// Up to five slices, the signed content in order.
+struct Parts<'a> {
+    slices: [&'a [u8]; 5],
+    len: usize,
+}
+
+impl<'a> Parts<'a> {
+    fn as_slice(&self) -> &[&'a [u8]] {
+        &self.slices[..self.len]
+    }
+}
+
+impl Prefix {
+    fn new() -> Self {
+        Self { buf: [0u8; 128] }
+    }
+
+    fn parts<'a>(&'a mut self, id: &'a str, ts: &'a [u8], body: &'a [u8]) -> Parts<'a> {
+        let (id, n) = (id.as_bytes(), id.len() + ts.len() + 2);
+        if n <= self.buf.len() {
+            self.buf[..id.len()].copy_from_slice(id);
+            self.buf[id.len()] = b'.';
+            self.buf[id.len() + 1..n - 1].copy_from_slice(ts);
+            self.buf[n - 1] = b'.';
+            Parts {
+                slices: [&self.buf[..n], body, &[], &[], &[]],
+                len: 2,
+            }
+        } else {
+            Parts {
+                slices: [id, b".", ts, b".", body],
+                len: 5,
+            }
+        }
+    }
 }
 
 /// The entries of one version, numbered from 1 by position in the header.
