@@ -17,8 +17,16 @@ fuzz_target!(|data: &[u8]| {
 
     let opts = VerifyOptions::new(1_735_726_800);
     for (profile, sig_name, ts_name) in [
-        (Profile::Stromboli, "X-Stromboli-Signature", "X-Stromboli-Timestamp"),
-        (Profile::Krafter, "x-krafter-signature", "x-krafter-timestamp"),
+        (
+            Profile::Stromboli,
+            "X-Stromboli-Signature",
+            "X-Stromboli-Timestamp",
+        ),
+        (
+            Profile::Krafter,
+            "x-krafter-signature",
+            "x-krafter-timestamp",
+        ),
         (Profile::Github, "X-Hub-Signature-256", "X-GitHub-Delivery"),
     ] {
         let Ok(key) = profile.parse_key(&secret) else {
