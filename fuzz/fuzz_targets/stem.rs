@@ -1,5 +1,5 @@
 //! Stem: the key parser (`id:base64`, `ed25519:…`, `ed25519-public:…`), the
-//! envelope JSON canonicaliser and verification with signature headers
+//! envelope JSON canonicaliser, signature attachment, and verification with signature headers
 //! from the HTTP headers or the envelope itself.
 //!
 //! Input: lines `key \n stem-signature \n stem-signature-key \n envelope…`.
@@ -30,6 +30,13 @@ fuzz_target!(|data: &[u8]| {
         ("stem-signature-key".to_owned(), key_id),
     ];
     let _ = Profile::Stem.verify(std::slice::from_ref(&fixed), &headers, envelope, &opts);
+    if let (Ok(before), Ok(attached)) = (
+        stem::canonical_bytes(envelope),
+        stem::attach_signature(envelope, &headers),
+    ) {
+        // Attaching a signature never changes what is signed.
+        assert_eq!(stem::canonical_bytes(&attached).ok(), Some(before));
+    }
     if let Ok(k) = Profile::Stem.parse_key(&key) {
         let _ = Profile::Stem.verify(&[k], &headers, envelope, &opts);
     }

@@ -174,6 +174,41 @@ pub fn compare_utf16(a: &str, b: &str) -> Ordering {
     a.encode_utf16().cmp(b.encode_utf16())
 }
 
+/// Writes a value compactly as parsed: members in source order, numbers as
+/// their source text. Not canonical; for re-emitting a document after an
+/// edit.
+pub fn write_compact(value: &JsonValue, out: &mut Vec<u8>) {
+    match value {
+        JsonValue::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_compact(item, out);
+            }
+            out.push(b']');
+        }
+        JsonValue::Object(members) => {
+            out.push(b'{');
+            for (i, (k, v)) in members.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_string(k, out);
+                out.push(b':');
+                write_compact(v, out);
+            }
+            out.push(b'}');
+        }
+        JsonValue::Number(lexeme) => out.extend_from_slice(lexeme.as_bytes()),
+        JsonValue::String(s) => write_string(s, out),
+        JsonValue::Null => out.extend_from_slice(b"null"),
+        JsonValue::Bool(true) => out.extend_from_slice(b"true"),
+        JsonValue::Bool(false) => out.extend_from_slice(b"false"),
+    }
+}
+
 /// Writes a value compactly with object members sorted by UTF-16 code units
 /// and numbers written by `number` (given the source lexeme).
 pub(crate) fn write_sorted(

@@ -337,6 +337,52 @@ pub(crate) fn sign(
     ])
 }
 
+/// Puts a signature into the envelope's own `headers` map, where Stem keeps
+/// it: `headers` is what [`Profile::sign`](super::Profile::sign) returned for
+/// the `stem` profile (`stem-signature` and `stem-signature-key`). Returns
+/// the envelope JSON, compact, other members unchanged and in their order.
+/// A missing or null `headers` member is created.
+pub fn attach_signature(envelope_json: &[u8], headers: &[(String, String)]) -> Result<Vec<u8>> {
+    let mut envelope = parse_envelope(envelope_json)?;
+    let find = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| Error::missing(format!("no {name} among the headers to attach")))
+    };
+    let (signature, key_id) = (find(SIGNATURE_HEADER)?, find(KEY_HEADER)?);
+    let JsonValue::Object(members) = &mut envelope else {
+        return Err(Error::malformed("stem envelope must be a JSON object"));
+    };
+    let position = match members.iter().position(|(k, _)| k == "headers") {
+        Some(i) => i,
+        None => {
+            members.push(("headers".to_owned(), JsonValue::Null));
+            members.len() - 1
+        }
+    };
+    let slot = &mut members[position].1;
+    if matches!(slot, JsonValue::Null) {
+        *slot = JsonValue::Object(Vec::new());
+    }
+    let JsonValue::Object(map) = slot else {
+        return Err(Error::malformed(format!(
+            "stem envelope field headers must be an object, not {}",
+            slot.kind()
+        )));
+    };
+    for (name, value) in [(SIGNATURE_HEADER, signature), (KEY_HEADER, key_id)] {
+        match map.iter_mut().find(|(k, _)| k == name) {
+            Some((_, v)) => *v = JsonValue::String(value),
+            None => map.push((name.to_owned(), JsonValue::String(value))),
+        }
+    }
+    let mut out = Vec::with_capacity(envelope_json.len() + 160);
+    jcs::write_compact(&envelope, &mut out);
+    Ok(out)
+}
+
 /// Finds the signature and key id: HTTP headers first, then the envelope's
 /// `headers` map.
 fn find_signature<'a>(headers: Headers<'a>, envelope: &'a JsonValue) -> Result<(&'a str, &'a str)> {
@@ -521,6 +567,47 @@ mod tests {
                 .is_malformed()
         );
         assert!(canonical_bytes(b"[1]").unwrap_err().is_malformed());
+    }
+
+    #[test]
+    fn attached_signatures_verify_from_inside_the_envelope() {
+        use super::super::{Profile, VerifyOptions};
+        let keys = [Profile::Stem
+            .parse_key("primary:c2VjcmV0LXNlY3JldA==")
+            .unwrap()];
+        let body =
+            br#"{"id":"1","name":"n","args":{"x":1.5e0},"enqueuedAt":"2025-01-01T00:00:00Z"}"#;
+        // Doubles are refused for signing …
+        let req = SignRequest {
+            id: "",
+            timestamp: 0,
+            body,
+        };
+        assert!(Profile::Stem
+            .sign(&keys, &req)
+            .unwrap_err()
+            .is_unsupported());
+        let body = br#"{"id":"1","name":"n","args":{"x":15},"enqueuedAt":"2025-01-01T00:00:00Z","headers":null}"#;
+        let req = SignRequest {
+            id: "",
+            timestamp: 0,
+            body,
+        };
+        let headers = Profile::Stem.sign(&keys, &req).unwrap();
+        let signed = attach_signature(body, &headers).unwrap();
+        let text = String::from_utf8(signed.clone()).unwrap();
+        assert!(
+            text.starts_with(r#"{"id":"1","name":"n","args":{"x":15},"#),
+            "{text}"
+        );
+        let ok = Profile::Stem
+            .verify(&keys, &[], &signed, &VerifyOptions::new(0))
+            .unwrap();
+        assert_eq!(ok.key_label, "primary");
+        // Re-signing replaces the old signature rather than adding one.
+        let again = attach_signature(&signed, &headers).unwrap();
+        assert_eq!(again, signed);
+        assert!(attach_signature(body, &[]).unwrap_err().is_missing());
     }
 
     #[test]
