@@ -36,23 +36,22 @@ CREATE TABLE tasks (
     CHECK ((sig_alg IS NULL) = (sig_key_id IS NULL) AND (sig_alg IS NULL) = (sig IS NULL))
 );
 
--- Claims: due tasks of one queue, best first. Covers the claim scan.
-CREATE INDEX tasks_claim ON tasks (queue, priority DESC, run_at_ms, id)
+-- Every index below is partial, so a task is in at most two of them at a
+-- time and a state change touches few index entries (each one costs; an
+-- index on (queue, state) alone cut claim+complete throughput by a fifth).
+-- Together they cover counts per queue and state without a table scan.
+
+-- Claims: due tasks of one queue, best first (covering the claim scan).
+CREATE INDEX tasks_claim ON tasks (queue, priority DESC, run_at_ms, id, state)
     WHERE state IN ('available', 'scheduled', 'retryable');
 
--- Rescue of expired leases.
-CREATE INDEX tasks_lease ON tasks (lease_expires_at_ms) WHERE state = 'running';
+-- Rescue of expired leases; running tasks per queue.
+CREATE INDEX tasks_lease ON tasks (lease_expires_at_ms, queue) WHERE state = 'running';
 
--- Listings and counts by queue and state.
-CREATE INDEX tasks_queue_state ON tasks (queue, state, id);
-
--- Dead-letter listing (newest first) and pruning of finished tasks.
-CREATE INDEX tasks_finished ON tasks (state, finished_at_ms, id)
+-- Dead-letter listing (newest first), pruning, finished tasks per queue.
+-- finished_at_ms is set exactly when a task is in a final state.
+CREATE INDEX tasks_finished ON tasks (state, finished_at_ms, id, queue)
     WHERE finished_at_ms IS NOT NULL;
-
--- Pending tasks per signing key (key retirement).
-CREATE INDEX tasks_pending_key ON tasks (sig_key_id, sig_alg)
-    WHERE state IN ('scheduled', 'available', 'running', 'retryable');
 
 -- Idempotency: one task per key while it is retained.
 CREATE UNIQUE INDEX tasks_idempotency ON tasks (idempotency_key)

@@ -169,12 +169,20 @@ pub(crate) fn dead_ids(conn: &Connection, filter: &DeadFilter) -> StoreResult<Ve
     Ok(ids)
 }
 
+/// Counts per queue and state: one covering index scan per group of states
+/// (see the schema), never a scan of the table.
+pub(crate) const COUNTS_SQL: &str = "SELECT queue, state, COUNT(*) FROM tasks \
+     WHERE state IN ('available', 'scheduled', 'retryable') GROUP BY queue, state \
+     UNION ALL \
+     SELECT queue, 'running', COUNT(*) FROM tasks WHERE state = 'running' GROUP BY queue \
+     UNION ALL \
+     SELECT queue, state, COUNT(*) FROM tasks \
+     WHERE finished_at_ms IS NOT NULL GROUP BY queue, state";
+
 /// Tasks per queue and state.
 pub(crate) fn counts(conn: &Connection) -> StoreResult<Vec<QueueCounts>> {
     let mut stmt = conn
-        .prepare_cached(
-            "SELECT queue, state, COUNT(*) FROM tasks GROUP BY queue, state ORDER BY queue",
-        )
+        .prepare_cached(COUNTS_SQL)
         .map_err(|e| map_err("preparing counts", e))?;
     let rows = stmt
         .query_map([], |r| {
@@ -212,8 +220,13 @@ pub(crate) fn counts(conn: &Connection) -> StoreResult<Vec<QueueCounts>> {
 pub(crate) fn pending_by_key(conn: &Connection) -> StoreResult<Vec<KeyUsage>> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT sig_key_id, sig_alg, COUNT(*) FROM tasks \
-             WHERE state IN ('scheduled', 'available', 'running', 'retryable') \
+            "SELECT sig_key_id, sig_alg, SUM(n) FROM ( \
+                 SELECT sig_key_id, sig_alg, COUNT(*) AS n FROM tasks \
+                 WHERE state IN ('available', 'scheduled', 'retryable') \
+                 GROUP BY sig_key_id, sig_alg \
+                 UNION ALL \
+                 SELECT sig_key_id, sig_alg, COUNT(*) AS n FROM tasks WHERE state = 'running' \
+                 GROUP BY sig_key_id, sig_alg) \
              GROUP BY sig_key_id, sig_alg ORDER BY sig_key_id, sig_alg",
         )
         .map_err(|e| map_err("preparing pending_by_key", e))?;
