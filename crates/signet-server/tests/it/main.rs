@@ -4,3 +4,4 @@
 
 mod client_ip;
 mod routes;
+mod secrets;
