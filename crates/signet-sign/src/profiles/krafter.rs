@@ -29,14 +29,16 @@ pub(crate) fn sign(
 ) -> Result<Vec<(String, String)>> {
     let key = first_key(keys)?.text_secret()?;
     let tag = hmac_sha256(key.secret_bytes(), &[request.body]);
-    Ok(vec![
-        (
-            SIGNATURE_HEADER.to_owned(),
-            format!("sha256={}", hex::encode(tag)),
-        ),
-        (JOB_ID_HEADER.to_owned(), request.id.to_owned()),
-        (TIMESTAMP_HEADER.to_owned(), request.timestamp.to_string()),
-    ])
+    let mut out = vec![(
+        SIGNATURE_HEADER.to_owned(),
+        format!("sha256={}", hex::encode(tag)),
+    )];
+    // Informational only: neither is covered by the signature.
+    if !request.id.is_empty() {
+        out.push((JOB_ID_HEADER.to_owned(), request.id.to_owned()));
+    }
+    out.push((TIMESTAMP_HEADER.to_owned(), request.timestamp.to_string()));
+    Ok(out)
 }
 
 pub(crate) fn verify(
