@@ -79,6 +79,9 @@ pub enum AppError {
     /// The store is busy, full or closed; retry later (503).
     #[error("the store is unavailable; retry later")]
     Unavailable(#[source] StoreError),
+    /// The request took longer than the server allows (503).
+    #[error("the request took longer than {0:?}; retry (with an Idempotency-Key, an enqueue cannot happen twice)")]
+    Timeout(std::time::Duration),
     /// Anything else (500). The cause is logged, not sent.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
@@ -116,7 +119,7 @@ impl AppError {
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable(_) | AppError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -136,6 +139,7 @@ impl AppError {
             AppError::UnsupportedMediaType(_) => "unsupported_media_type",
             AppError::RateLimited { .. } => "rate_limited",
             AppError::Unavailable(_) => "unavailable",
+            AppError::Timeout(_) => "timeout",
             AppError::Internal(_) => "internal",
         }
     }

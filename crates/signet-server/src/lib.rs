@@ -29,10 +29,10 @@ pub mod views;
 
 use std::time::Instant;
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 
@@ -102,7 +102,10 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config().max_body_bytes))
-        .layer(middleware::from_fn(record_metrics))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            record_metrics,
+        ))
         .with_state(state)
 }
 
@@ -120,15 +123,20 @@ async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> AppError {
     ))
 }
 
-/// Counts requests and their latency per route (`signet_http_*`).
-async fn record_metrics(request: Request, next: Next) -> Response {
+/// Bounds each request by the configured timeout, and counts requests and
+/// their latency per route (`signet_http_*`).
+async fn record_metrics(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = request.method().as_str().to_owned();
-    let response = next.run(request).await;
+    let limit = state.config().request_timeout;
+    let response = match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => AppError::Timeout(limit).into_response(),
+    };
     let status = response.status().as_u16().to_string();
     metrics::counter!("signet_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status)
         .increment(1);

@@ -46,6 +46,9 @@ pub(crate) struct Args {
     /// comma-separated CIDRs or IPs. Empty trusts nobody.
     #[arg(long, env = "SIGNET_TRUSTED_PROXIES", default_value = "")]
     trusted_proxies: String,
+    /// Longest a request may take before it is answered 503.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    request_timeout: Duration,
     /// Time in-flight requests get to finish after SIGINT/SIGTERM.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     shutdown_grace: Duration,
@@ -70,6 +73,9 @@ fn config(args: &Args) -> anyhow::Result<(ServerConfig, Signing, Vec<String>)> {
             "WARN SIGNET_TRUSTED_PROXIES contains 0.0.0.0/0 or ::/0: EVERY peer is trusted, so any client can choose the address it is rate-limited as. List only your proxies' addresses."
         );
     }
+    if args.request_timeout.is_zero() {
+        return Err(anyhow!("--request-timeout must be longer than 0"));
+    }
     if args.max_body_bytes == 0 {
         return Err(anyhow!("--max-body-bytes must be at least 1"));
     }
@@ -83,7 +89,7 @@ fn config(args: &Args) -> anyhow::Result<(ServerConfig, Signing, Vec<String>)> {
         rate_limit_per_ip: limit_from_rate(args.rate_limit_per_ip),
         trusted_proxies,
         shutdown_grace: args.shutdown_grace,
-        ..ServerConfig::default()
+        request_timeout: args.request_timeout,
     };
     Ok((config, Signing::from(signing), warnings))
 }
