@@ -334,16 +334,17 @@ pub struct ProfileKey {
     secret: KeySecret,
 }
 
-/// The material, by the form the profile uses.
+/// The material, by the form the profile uses. The large variants are boxed
+/// so that the plain-string ones stay small.
 pub(crate) enum KeySecret {
     /// A shared secret string used as-is.
     Text(HmacSecret),
     /// An Inngest signing key.
     Inngest(inngest::SigningKey),
     /// A key with an id (Stem).
-    WithId(Key),
+    WithId(Box<Key>),
     /// Standard Webhooks material (`whsec_`/`whsk_`/`whpk_`).
-    Standard(KeyMaterial),
+    Standard(Box<KeyMaterial>),
 }
 
 impl ProfileKey {
@@ -393,8 +394,8 @@ impl ProfileKey {
         let secret = match &self.secret {
             KeySecret::Text(s) => KeySecret::Text(s.duplicate()),
             KeySecret::Inngest(k) => KeySecret::Inngest(k.duplicate()),
-            KeySecret::WithId(k) => KeySecret::WithId(k.duplicate()),
-            KeySecret::Standard(m) => KeySecret::Standard(m.duplicate()),
+            KeySecret::WithId(k) => KeySecret::WithId(Box::new(k.duplicate())),
+            KeySecret::Standard(m) => KeySecret::Standard(Box::new(m.duplicate())),
         };
         Self {
             profile: self.profile,

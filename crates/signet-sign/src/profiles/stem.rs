@@ -83,7 +83,7 @@ pub(crate) fn parse_key(text: &str) -> Result<KeySecret> {
             )))
         }
     };
-    Ok(KeySecret::WithId(Key::new(id, material)))
+    Ok(KeySecret::WithId(Box::new(Key::new(id, material))))
 }
 
 /// Dart's `base64.decode` accepts padded and unpadded standard or URL-safe

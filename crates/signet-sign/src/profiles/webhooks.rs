@@ -12,7 +12,7 @@ use crate::keyring::KeyRing;
 use crate::standard::{self, HeaderNames, STANDARD_HEADERS, SVIX_HEADERS};
 
 pub(crate) fn parse_key(text: &str) -> Result<KeySecret> {
-    standard::parse_secret(text).map(KeySecret::Standard)
+    standard::parse_secret(text).map(|m| KeySecret::Standard(Box::new(m)))
 }
 
 fn names(profile: Profile) -> &'static HeaderNames {
