@@ -65,7 +65,10 @@ impl TaskState {
         !self.is_final()
     }
 
-    /// Whether `self → next` is an edge of the state machine.
+    /// Whether `self → next` is an edge of the state machine
+    /// (`docs/state-machine.md`). `Running → Available` is a release at
+    /// shutdown; `Scheduled → Available` is allowed but stores need not do
+    /// it (a due scheduled task is claimable as it is).
     pub fn can_transition_to(self, next: TaskState) -> bool {
         use TaskState::*;
         matches!(
@@ -77,6 +80,7 @@ impl TaskState {
                 | (Available, Running)
                 | (Available, Cancelled)
                 | (Available, Dead)
+                | (Running, Available)
                 | (Running, Succeeded)
                 | (Running, Retryable)
                 | (Running, Dead)
@@ -193,5 +197,32 @@ mod tests {
                 assert_eq!(from.can_transition_to(to), allowed, "{from} -> {to}");
             }
         }
+    }
+
+    #[test]
+    fn every_store_operation_is_an_edge() {
+        use TaskState::*;
+        // (from, to) of enqueue-less operations in docs/state-machine.md.
+        let edges = [
+            (Scheduled, Running),
+            (Available, Running),
+            (Retryable, Running),
+            (Running, Succeeded),
+            (Running, Retryable),
+            (Running, Dead),
+            (Running, Available),
+            (Scheduled, Cancelled),
+            (Available, Cancelled),
+            (Retryable, Cancelled),
+            (Scheduled, Dead),
+            (Available, Dead),
+            (Retryable, Dead),
+            (Dead, Available),
+        ];
+        for (from, to) in edges {
+            assert!(from.can_transition_to(to), "{from} -> {to}");
+        }
+        assert!(!Running.can_transition_to(Cancelled));
+        assert!(!Succeeded.can_transition_to(Running));
     }
 }
