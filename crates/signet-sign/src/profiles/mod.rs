@@ -651,10 +651,30 @@ mod tests {
 
     #[test]
     fn debug_of_a_key_shows_no_secret() {
-        let k = Profile::Stripe.parse_key("whsec_top-secret-value").unwrap();
-        let d = format!("{k:?}");
-        assert!(!d.contains("top-secret"), "{d}");
-        assert!(d.contains("sha256:"), "{d}");
+        let cases = [
+            (Profile::Stripe, "whsec_top-secret-value", "top-secret"),
+            (
+                Profile::Inngest,
+                "signkey-prod-abcdef0123456789",
+                "abcdef0123456789",
+            ),
+            (
+                Profile::Stem,
+                "primary:c3VwZXItc2VjcmV0LXN1cGVyLXNlY3JldA==",
+                "c3VwZXIt",
+            ),
+            (
+                Profile::Standard,
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                "MfKQ9r8G",
+            ),
+        ];
+        for (profile, text, secret) in cases {
+            let k = profile.parse_key(text).unwrap();
+            let d = format!("{k:?} {:?}", k.duplicate());
+            assert!(!d.contains(secret), "{d}");
+            assert!(d.contains("sha256:"), "{d}");
+        }
     }
 
     #[test]
