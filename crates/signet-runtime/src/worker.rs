@@ -688,21 +688,18 @@ async fn ack(shared: &Shared, batch: &mut Vec<Finished>) {
     let _ = (complete, failures);
 }
 
-async fn complete_all(shared: &Shared, mut successes: Vec<Finished>, now: i64) {
+async fn complete_all(shared: &Shared, successes: Vec<Finished>, now: i64) {
     if successes.is_empty() {
         return;
     }
-    let items: Vec<(LeaseToken, Option<Vec<u8>>)> = successes
-        .iter_mut()
-        .map(|f| {
-            let result = match &mut f.outcome {
-                Outcome::Success(r) => r.take(),
-                _ => None,
-            };
-            (lease_of(&f.meta), result)
-        })
-        .collect();
-    let results = retry_store(|| shared.store.complete_batch(items.clone(), now)).await;
+    // Built afresh for each try: the store takes the items by value.
+    let items = || -> Vec<(LeaseToken, Option<Vec<u8>>)> {
+        successes
+            .iter()
+            .map(|f| (lease_of(&f.meta), success_result(f)))
+            .collect()
+    };
+    let results = retry_store(|| shared.store.complete_batch(items(), now)).await;
     let results = match results {
         Ok(r) => r,
         Err(e) => {
@@ -744,7 +741,8 @@ async fn complete_all(shared: &Shared, mut successes: Vec<Finished>, now: i64) {
             }
             Err(e) if e.is_retryable() => {
                 let lease = lease_of(&f.meta);
-                match retry_store(|| shared.store.complete(&lease, None, now)).await {
+                let result = success_result(f);
+                match retry_store(|| shared.store.complete(&lease, result.clone(), now)).await {
                     Ok(()) => WorkerEventKind::Succeeded,
                     Err(e) => store_failed(&f.meta, &e),
                 }
@@ -755,6 +753,14 @@ async fn complete_all(shared: &Shared, mut successes: Vec<Finished>, now: i64) {
     }
     if let Some((q, n, c)) = run {
         metrics::succeeded(q, n, c);
+    }
+}
+
+/// The result bytes of a successful run.
+fn success_result(f: &Finished) -> Option<Vec<u8>> {
+    match &f.outcome {
+        Outcome::Success(r) => r.clone(),
+        _ => None,
     }
 }
 
