@@ -20,17 +20,17 @@ use signet_runtime::{
 };
 use signet_sign::{Algorithm, Ed25519SecretKey, HmacSecret, Key, KeyId, KeyMaterial, KeyRing};
 use signet_sqlite::SqliteConfig;
-use signet_store::TaskState;
+use signet_store::{Store, TaskState};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::commands::finish;
 use crate::commands::keys::parse_algorithm;
-use crate::store_url::{open_sqlite_with, redact};
+use crate::store_url::{open_sqlite, redact};
 
 /// Default number of tasks.
 pub(crate) const DEFAULT_TASKS: usize = 100_000;
 /// Default worker concurrency.
-pub(crate) const DEFAULT_CONCURRENCY: usize = 256;
+pub(crate) const DEFAULT_CONCURRENCY: usize = 1000;
 /// Default number of concurrent producers.
 pub(crate) const DEFAULT_PRODUCERS: usize = 2;
 /// Default tasks per enqueue call.
@@ -143,7 +143,8 @@ async fn bench_async(args: Args) -> anyhow::Result<()> {
             (Some(dir), url)
         }
     };
-    let store = open_sqlite_with(&url, SqliteConfig::default()).await?;
+    let sqlite = open_sqlite(&url, SqliteConfig::default())?;
+    let store: Arc<dyn Store> = sqlite.clone();
     // A queue of its own, so an existing database's tasks do not count.
     let queue = format!("bench-{:08x}", rand::random::<u32>());
     let ring = bench_ring(args.algorithm)?;
@@ -285,6 +286,9 @@ async fn bench_async(args: Args) -> anyhow::Result<()> {
             args.tasks
         );
     }
+    let stats = sqlite.writer_stats();
+    let cpu = process_cpu_secs();
+    let threads = thread_times();
     if let Err(e) = store.close().await {
         eprintln!("warning: closing the store: {e}");
     }
@@ -301,8 +305,93 @@ async fn bench_async(args: Args) -> anyhow::Result<()> {
         e2e,
         latencies_us,
     };
+    println!(
+        "  store writer: {} commits for {} operations ({:.1} operations per commit, {:.0} commits/s)",
+        stats.commits,
+        stats.operations,
+        stats.operations as f64 / (stats.commits.max(1)) as f64,
+        stats.commits as f64 / figures.e2e.as_secs_f64().max(1e-9)
+    );
+    if let Some(cpu) = cpu {
+        println!(
+            "  process CPU: {cpu:.2} s over {:.2} s wall ({:.0}% of one core)",
+            figures.e2e.as_secs_f64(),
+            100.0 * cpu / figures.e2e.as_secs_f64().max(1e-9)
+        );
+    }
+    for t in threads.iter().take(3) {
+        println!(
+            "  thread {:<16} on CPU {:.2} s, waiting for a CPU {:.2} s (of {:.2} s wall)",
+            t.name,
+            t.on_cpu,
+            t.waiting_for_cpu,
+            figures.e2e.as_secs_f64()
+        );
+    }
     print_figures(&figures, args.algorithm);
     Ok(())
+}
+
+/// User + system CPU seconds of this process so far, from `/proc/self/stat`
+/// (Linux); `None` elsewhere.
+fn process_cpu_secs() -> Option<f64> {
+    cpu_secs_of_stat(&std::fs::read_to_string("/proc/self/stat").ok()?)
+}
+
+/// User + system CPU seconds from a `/proc/.../stat` line.
+fn cpu_secs_of_stat(stat: &str) -> Option<f64> {
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 here.
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // The kernel's USER_HZ is 100 on every Linux architecture Rust supports.
+    Some(ticks / 100.0)
+}
+
+/// Time of one thread name (threads of one name summed), from
+/// `/proc/self/task/*/schedstat` (Linux): on a CPU, and runnable but waiting
+/// for a CPU (the machine is busy). The rest of the wall time the thread was
+/// blocked: on I/O such as fsync, or idle.
+#[derive(Debug, Default)]
+struct ThreadTime {
+    name: String,
+    on_cpu: f64,
+    waiting_for_cpu: f64,
+}
+
+/// Per thread name, busiest first; empty where `/proc` is missing.
+fn thread_times() -> Vec<ThreadTime> {
+    let mut by_name: Vec<ThreadTime> = Vec::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return by_name;
+    };
+    for task in tasks.flatten() {
+        let path = task.path();
+        let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        let Ok(sched) = std::fs::read_to_string(path.join("schedstat")) else {
+            continue;
+        };
+        let mut fields = sched
+            .split_whitespace()
+            .map(|f| f.parse::<f64>().unwrap_or(0.0));
+        let on_cpu = fields.next().unwrap_or(0.0) / 1e9;
+        let waiting = fields.next().unwrap_or(0.0) / 1e9;
+        let name = name.trim().to_owned();
+        match by_name.iter_mut().find(|t| t.name == name) {
+            Some(t) => {
+                t.on_cpu += on_cpu;
+                t.waiting_for_cpu += waiting;
+            }
+            None => by_name.push(ThreadTime {
+                name,
+                on_cpu,
+                waiting_for_cpu: waiting,
+            }),
+        }
+    }
+    by_name.sort_by(|a, b| b.on_cpu.total_cmp(&a.on_cpu));
+    by_name
 }
 
 fn print_figures(f: &Figures, algorithm: Algorithm) {
