@@ -1,5 +1,6 @@
 //! Integration tests of `signet-runtime` over the real SQLite store.
 
+mod flaky;
 mod flow;
 mod metrics;
 mod producer;

@@ -209,3 +209,38 @@ async fn unsigned_tasks_run_when_signing_is_not_required() {
     );
     running.stop().await;
 }
+
+#[tokio::test]
+async fn dev_mode_runs_tampered_tasks_without_verifying() {
+    let db = Db::new();
+    let ring = hmac_ring();
+    let q = "dev-mode";
+    let id = enqueue(&db, &ring, q, "pay").await;
+    db.raw()
+        .execute(
+            "UPDATE tasks SET name = 'pay', args = CAST('{}' AS BLOB) WHERE id = ?1",
+            [&id],
+        )
+        .unwrap();
+    let config = signet_sign::SigningConfig {
+        ring: KeyRing::empty(),
+        required: false,
+        dev: true,
+        warnings: Vec::new(),
+    };
+    let calls = Arc::new(AtomicU32::new(0));
+    let w = signet_runtime::Worker::builder(db.store.clone())
+        .signing(&config)
+        .queues([q])
+        .poll_interval(std::time::Duration::from_millis(5))
+        .register("pay", counting(&calls))
+        .build()
+        .unwrap();
+    let mut running = Running::start(w);
+    assert_eq!(
+        running.next_for(&id).await.kind,
+        signet_runtime::WorkerEventKind::Succeeded
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    running.stop().await;
+}
