@@ -11,12 +11,12 @@ use std::str::FromStr;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
-use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
+use crate::mac::HmacKey;
 
 /// A signature algorithm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -79,10 +79,14 @@ pub const MAX_KEY_ID_LEN: usize = 64;
 
 /// A key id: 1 to 64 characters of `A-Z a-z 0-9 . _ -`.
 ///
-/// Shared (`Arc<str>`), so a verification result can name its key without
-/// allocating.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct KeyId(std::sync::Arc<str>);
+/// Stored inline (at most 64 ASCII bytes), so copying one, as every
+/// verification result does, allocates nothing. Compares, hashes and orders
+/// like its text.
+#[derive(Clone)]
+pub struct KeyId {
+    len: u8,
+    bytes: [u8; MAX_KEY_ID_LEN],
+}
 
 impl KeyId {
     /// Validates and wraps a key id.
@@ -107,18 +111,62 @@ impl KeyId {
                 "key id {id:?} contains {c:?}; use only A-Z a-z 0-9 . _ -"
             )));
         }
-        Ok(Self(id.into()))
+        let mut bytes = [0u8; MAX_KEY_ID_LEN];
+        bytes[..id.len()].copy_from_slice(id.as_bytes());
+        Ok(Self {
+            // At most MAX_KEY_ID_LEN (64), checked above.
+            len: id.len() as u8,
+            bytes,
+        })
     }
 
     /// The id as text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Only ASCII is ever stored (checked in `new`), so this cannot fail.
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+
+    /// The id's bytes (ASCII).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl PartialEq for KeyId {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for KeyId {}
+
+impl std::hash::Hash for KeyId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl PartialOrd for KeyId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for KeyId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+impl fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("KeyId").field(&self.as_str()).finish()
     }
 }
 
 impl fmt::Display for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
@@ -416,7 +464,7 @@ impl KeyMaterial {
 pub struct Key {
     id: KeyId,
     material: KeyMaterial,
-    hmac: Option<Hmac<Sha256>>,
+    hmac: Option<HmacKey>,
 }
 
 /// A signature as raw bytes: 32 for HMAC-SHA256, 64 for Ed25519. Kept on
@@ -464,7 +512,7 @@ impl Key {
     /// A key from id and material.
     pub fn new(id: KeyId, material: KeyMaterial) -> Self {
         let hmac = match &material {
-            KeyMaterial::Hmac(secret) => Some(keyed_hmac(secret.secret_bytes())),
+            KeyMaterial::Hmac(secret) => Some(HmacKey::new(secret.secret_bytes())),
             _ => None,
         };
         Self { id, material, hmac }
@@ -530,7 +578,7 @@ impl Key {
         let mut bytes = [0u8; 64];
         match (&self.material, &self.hmac) {
             (KeyMaterial::Hmac(_), Some(state)) => {
-                let tag = mac_parts(state, parts);
+                let tag = state.mac_parts(parts);
                 bytes[..32].copy_from_slice(&tag);
                 Ok(RawSignature {
                     algorithm: Algorithm::HmacSha256,
@@ -540,7 +588,7 @@ impl Key {
             (KeyMaterial::Hmac(secret), None) => {
                 // Unreachable through `Key::new`, which always keys the state;
                 // computed from the secret rather than panicking.
-                let tag = mac_parts(&keyed_hmac(secret.secret_bytes()), parts);
+                let tag = HmacKey::new(secret.secret_bytes()).mac_parts(parts);
                 bytes[..32].copy_from_slice(&tag);
                 Ok(RawSignature {
                     algorithm: Algorithm::HmacSha256,
@@ -575,8 +623,8 @@ impl Key {
         let ok = match &self.material {
             KeyMaterial::Hmac(secret) => {
                 let tag = match &self.hmac {
-                    Some(state) => mac_parts(state, parts),
-                    None => mac_parts(&keyed_hmac(secret.secret_bytes()), parts),
+                    Some(state) => state.mac_parts(parts),
+                    None => HmacKey::new(secret.secret_bytes()).mac_parts(parts),
                 };
                 tags_equal(&tag, signature)
             }
@@ -599,7 +647,7 @@ impl Key {
     }
 
     /// The keyed HMAC state of an HMAC key, ready to clone.
-    pub(crate) fn hmac_state(&self) -> Option<&Hmac<Sha256>> {
+    pub(crate) fn hmac_state(&self) -> Option<&HmacKey> {
         self.hmac.as_ref()
     }
 }
@@ -613,22 +661,6 @@ impl fmt::Debug for Key {
             .field("fingerprint", &self.fingerprint())
             .finish()
     }
-}
-
-/// HMAC-SHA256 keyed with `secret`.
-pub(crate) fn keyed_hmac(secret: &[u8]) -> Hmac<Sha256> {
-    // Invariant: HMAC takes keys of any length (longer ones are hashed), so
-    // `new_from_slice` cannot fail for `Hmac<Sha256>`.
-    <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC accepts keys of any length")
-}
-
-/// Finishes a clone of the keyed state over `parts`.
-pub(crate) fn mac_parts(state: &Hmac<Sha256>, parts: &[&[u8]]) -> [u8; 32] {
-    let mut mac = state.clone();
-    for part in parts {
-        mac.update(part);
-    }
-    mac.finalize().into_bytes().into()
 }
 
 /// Compares a computed HMAC tag with a received one in constant time.
@@ -704,7 +736,13 @@ mod tests {
 
     #[test]
     fn key_ids_are_validated() {
-        assert!(KeyId::new("primary-2024.v1_a").is_ok());
+        let id = KeyId::new("primary-2024.v1_a").unwrap();
+        assert_eq!(id.as_str(), "primary-2024.v1_a");
+        assert_eq!(format!("{id:?}"), "KeyId(\"primary-2024.v1_a\")");
+        let long = "x".repeat(64);
+        assert_eq!(KeyId::new(long.clone()).unwrap().as_str(), long);
+        assert!(KeyId::new("a").unwrap() < KeyId::new("aa").unwrap());
+        assert!(KeyId::new("b").unwrap() > KeyId::new("aa").unwrap());
         assert!(KeyId::new("").unwrap_err().is_config());
         assert!(KeyId::new("has space").is_err());
         assert!(KeyId::new("x".repeat(65)).is_err());

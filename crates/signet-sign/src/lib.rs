@@ -12,6 +12,7 @@ pub mod envelope;
 pub mod error;
 pub mod key;
 pub mod keyring;
+mod mac;
 pub mod profiles;
 pub mod replay;
 pub mod standard;
