@@ -586,49 +586,63 @@ async fn run_one(
     let guarded =
         tokio::time::timeout(shared.handler_timeout, AssertUnwindSafe(run).catch_unwind());
     tokio::pin!(guarded);
-    let heartbeat = tokio::time::sleep(shared.heartbeat);
-    tokio::pin!(heartbeat);
+    // Heartbeats run beside the handler (polled in the same task, so the
+    // handler keeps running while a heartbeat is in flight). The future only
+    // completes when the lease is lost. Nothing is registered with the timer
+    // until it is first polled, so a handler that finishes at once costs no
+    // timer.
+    let heartbeat_meta = Arc::clone(&meta);
+    let heartbeats = heartbeat_until_lost(&shared, &heartbeat_meta);
+    tokio::pin!(heartbeats);
     let mut stop = shared.hard_stop.subscribe();
-    let outcome = loop {
-        tokio::select! {
-            biased;
-            result = &mut guarded => {
-                break match result {
-                    Ok(Ok(Ok(value))) => Outcome::Success(value),
-                    Ok(Ok(Err(RunFailure::PayloadInvalid(msg)))) => {
-                        Outcome::Dead(DeadReason::PayloadInvalid, msg)
-                    }
-                    Ok(Ok(Err(RunFailure::Handler(e)))) if e.is_reject() => {
-                        Outcome::Dead(DeadReason::PayloadInvalid, e.message_chain())
-                    }
-                    Ok(Ok(Err(RunFailure::Handler(e)))) => Outcome::Failed(e.message_chain()),
-                    Ok(Err(panic)) => Outcome::Failed(format!(
-                        "handler panicked: {}",
-                        panic_message(panic.as_ref())
-                    )),
-                    Err(_elapsed) => Outcome::Failed(format!(
-                        "handler timed out after {:?}",
-                        shared.handler_timeout
-                    )),
-                };
+    let outcome = tokio::select! {
+        biased;
+        result = &mut guarded => match result {
+            Ok(Ok(Ok(value))) => Outcome::Success(value),
+            Ok(Ok(Err(RunFailure::PayloadInvalid(msg)))) => {
+                Outcome::Dead(DeadReason::PayloadInvalid, msg)
             }
-            () = &mut heartbeat => {
-                let lease = lease_of(&meta);
-                match shared.store.heartbeat(&lease, shared.lease_ms, shared.clock.now_ms()).await {
-                    Ok(()) => {}
-                    Err(StoreError::LeaseLost { .. }) => break Outcome::LeaseLost,
-                    Err(e) => tracing::warn!(task_id = %meta.id, error = %e, "heartbeat failed; will try again"),
-                }
-                heartbeat.as_mut().reset(tokio::time::Instant::now() + shared.heartbeat);
+            Ok(Ok(Err(RunFailure::Handler(e)))) if e.is_reject() => {
+                Outcome::Dead(DeadReason::PayloadInvalid, e.message_chain())
             }
-            () = hard_stopped(&mut stop) => break Outcome::Release,
-        }
+            Ok(Ok(Err(RunFailure::Handler(e)))) => Outcome::Failed(e.message_chain()),
+            Ok(Err(panic)) => Outcome::Failed(format!(
+                "handler panicked: {}",
+                panic_message(panic.as_ref())
+            )),
+            Err(_elapsed) => Outcome::Failed(format!(
+                "handler timed out after {:?}",
+                shared.handler_timeout
+            )),
+        },
+        () = &mut heartbeats => Outcome::LeaseLost,
+        () = hard_stopped(&mut stop) => Outcome::Release,
     };
     let _ = done.send(Finished {
         meta,
         outcome,
         ran: Some(started.elapsed()),
     });
+}
+
+/// Extends the lease every heartbeat interval; returns once it is lost.
+/// Other heartbeat errors are logged and the next heartbeat is tried on time.
+async fn heartbeat_until_lost(shared: &Shared, meta: &TaskMeta) {
+    let lease = lease_of(meta);
+    loop {
+        tokio::time::sleep(shared.heartbeat).await;
+        match shared
+            .store
+            .heartbeat(&lease, shared.lease_ms, shared.clock.now_ms())
+            .await
+        {
+            Ok(()) => {}
+            Err(StoreError::LeaseLost { .. }) => return,
+            Err(e) => {
+                tracing::warn!(task_id = %meta.id, error = %e, "heartbeat failed; will try again");
+            }
+        }
+    }
 }
 
 async fn hard_stopped(stop: &mut watch::Receiver<bool>) {
@@ -681,11 +695,12 @@ async fn ack(shared: &Shared, batch: &mut Vec<Finished>) {
             _ => others.push(f),
         }
     }
-    let (complete, failures) = futures::join!(
+    // Successes go in one batch; the rest are written concurrently so the
+    // store's group commit can take them together.
+    futures::join!(
         complete_all(shared, successes, now),
         futures::future::join_all(others.into_iter().map(|f| settle(shared, f, now))),
     );
-    let _ = (complete, failures);
 }
 
 async fn complete_all(shared: &Shared, successes: Vec<Finished>, now: i64) {

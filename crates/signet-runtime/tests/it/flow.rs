@@ -403,3 +403,68 @@ async fn a_lost_lease_drops_the_result_quietly() {
     assert_eq!(db.task(&id).await.attempt, 2);
     running.stop().await;
 }
+
+#[tokio::test]
+async fn a_heartbeat_that_finds_the_lease_lost_abandons_the_run() {
+    let db = Db::new();
+    let ring = hmac_ring();
+    let (clock, dyn_clock) = manual_clock(1_700_000_000_000);
+    let (started_tx, mut started_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (dropped_tx, mut dropped_rx) = tokio::sync::mpsc::unbounded_channel();
+    /// Reports when the handler's future is dropped (the run was abandoned).
+    struct OnDrop(tokio::sync::mpsc::UnboundedSender<u32>, u32);
+    impl Drop for OnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.send(self.1);
+        }
+    }
+    let w = worker(&db, &ring, "flow-hb-lost")
+        .clock(Arc::clone(&dyn_clock))
+        .lease(Duration::from_secs(30), Duration::from_millis(50))
+        .shutdown_grace(Duration::from_millis(50))
+        .register("forever", move |ctx: TaskContext, _a: serde_json::Value| {
+            let started = started_tx.clone();
+            let guard = OnDrop(dropped_tx.clone(), ctx.attempt());
+            async move {
+                let _guard = guard;
+                let _ = started.send(ctx.attempt());
+                std::future::pending::<()>().await;
+                Ok(None)
+            }
+        })
+        .build()
+        .unwrap();
+    let mut running = Running::start(w);
+    let id = producer(&db, &ring)
+        .clock(Arc::clone(&dyn_clock))
+        .enqueue(TaskSpec::new("forever", &json!({})).queue("flow-hb-lost"))
+        .await
+        .unwrap()
+        .task
+        .id()
+        .to_owned();
+    assert_eq!(
+        tokio::time::timeout(WAIT, started_rx.recv()).await.unwrap(),
+        Some(1)
+    );
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(
+        db.store.rescue_expired(clock.now_ms(), 10).await.unwrap(),
+        vec![id.clone()]
+    );
+    assert_eq!(running.next_for(&id).await.kind, WorkerEventKind::LeaseLost);
+    assert_eq!(
+        tokio::time::timeout(WAIT, dropped_rx.recv()).await.unwrap(),
+        Some(1)
+    );
+    // Claimed again as attempt 2; shutdown releases it after the grace period.
+    assert_eq!(
+        tokio::time::timeout(WAIT, started_rx.recv()).await.unwrap(),
+        Some(2)
+    );
+    running.shutdown.trigger();
+    assert_eq!(running.next_for(&id).await.kind, WorkerEventKind::Released);
+    let row = db.task(&id).await;
+    assert_eq!(row.state, TaskState::Available);
+    running.stop().await;
+}
