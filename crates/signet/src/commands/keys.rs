@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::json;
-use signet_sign::{Algorithm, Ed25519SecretKey, HmacSecret, KeyId};
+use signet_sign::{Algorithm, Ed25519SecretKey, HmacSecret, KeyId, SigningConfig};
 
 use crate::commands::{block_on, finish};
 use crate::output::{print_json, Table};
@@ -142,33 +142,129 @@ fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One line of `keys status`.
+#[derive(Debug, PartialEq, Eq)]
+struct KeyStatus {
+    /// `None` for unsigned tasks.
+    key_id: Option<String>,
+    algorithm: Option<Algorithm>,
+    pending: u64,
+    /// Whether the key is in this process's `SIGNET_SIGNING_*` configuration.
+    configured: bool,
+    /// Whether it is the configured active (signing) key.
+    active: bool,
+    /// Whether any keys were configured at all (else "not configured" means nothing).
+    config_known: bool,
+}
+
+impl KeyStatus {
+    /// What to do about the key.
+    fn advice(&self) -> &'static str {
+        match (&self.key_id, self.active, self.pending) {
+            (None, _, _) => "unsigned tasks",
+            (Some(_), true, _) => "active: signs new tasks",
+            (Some(_), false, 0) => "safe to retire",
+            (Some(_), false, _) if self.configured || !self.config_known => {
+                "keep: pending tasks need it"
+            }
+            (Some(_), false, _) => "NOT CONFIGURED: these tasks will fail verification",
+        }
+    }
+}
+
+/// Merges the store's pending counts with the configured keys (which may
+/// have none pending), ordered by key id, unsigned last.
+fn merge_status(
+    usage: Vec<signet_store::KeyUsage>,
+    configured: &[(String, Algorithm)],
+    active: Option<&str>,
+) -> Vec<KeyStatus> {
+    let mut out: Vec<KeyStatus> = usage
+        .into_iter()
+        .map(|u| KeyStatus {
+            configured: u
+                .key_id
+                .as_deref()
+                .is_some_and(|id| configured.iter().any(|(c, _)| c == id)),
+            active: u.key_id.is_some() && u.key_id.as_deref() == active,
+            config_known: !configured.is_empty(),
+            key_id: u.key_id,
+            algorithm: u.alg,
+            pending: u.pending,
+        })
+        .collect();
+    for (id, alg) in configured {
+        if !out.iter().any(|s| s.key_id.as_deref() == Some(id)) {
+            out.push(KeyStatus {
+                key_id: Some(id.clone()),
+                algorithm: Some(*alg),
+                pending: 0,
+                configured: true,
+                active: Some(id.as_str()) == active,
+                config_known: true,
+            });
+        }
+    }
+    out.sort_by(|a, b| match (&a.key_id, &b.key_id) {
+        (None, None) => std::cmp::Ordering::Equal,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (Some(x), Some(y)) => x.cmp(y),
+    });
+    out
+}
+
 async fn status(args: StatusArgs) -> anyhow::Result<()> {
+    // The configured keys, if any: shown even with nothing pending. A broken
+    // configuration does not stop the report; it is only mentioned.
+    let (configured, active) = match SigningConfig::from_vars(std::env::vars()) {
+        Ok(config) => (
+            config
+                .ring
+                .keys()
+                .iter()
+                .map(|k| (k.id().as_str().to_owned(), k.algorithm()))
+                .collect::<Vec<_>>(),
+            config.ring.active().map(|k| k.id().as_str().to_owned()),
+        ),
+        Err(e) => {
+            eprintln!(
+                "warning: the SIGNET_SIGNING_* configuration does not parse ({}); showing the store's view only",
+                e.message()
+            );
+            (Vec::new(), None)
+        }
+    };
     let store = args.db.open().await?;
-    let mut usage = store.pending_by_key().await?;
-    usage.sort_by(|a, b| a.key_id.cmp(&b.key_id));
+    let usage = store.pending_by_key().await?;
+    let rows = merge_status(usage, &configured, active.as_deref());
     if args.json {
-        let items: Vec<_> = usage
+        let items: Vec<_> = rows
             .iter()
-            .map(|u| {
+            .map(|r| {
                 json!({
-                    "key_id": u.key_id,
-                    "algorithm": u.alg.map(|a| a.as_str()),
-                    "pending": u.pending,
-                    "safe_to_retire": u.key_id.is_some() && u.pending == 0,
+                    "key_id": r.key_id,
+                    "algorithm": r.algorithm.map(|a| a.as_str()),
+                    "pending": r.pending,
+                    "configured": r.configured,
+                    "active": r.active,
+                    "safe_to_retire": r.key_id.is_some() && r.pending == 0 && !r.active,
                 })
             })
             .collect();
         return print_json(&serde_json::Value::Array(items), false);
     }
-    if usage.is_empty() {
-        println!("no pending tasks: no key is needed by queued work");
+    if rows.is_empty() {
+        println!("no pending tasks and no configured keys");
     } else {
-        let mut table = Table::new(&["KEY ID", "ALGORITHM", "PENDING"]);
-        for u in &usage {
+        let mut table = Table::new(&["KEY ID", "ALGORITHM", "PENDING", "STATUS"]);
+        for r in &rows {
             table.row(vec![
-                u.key_id.clone().unwrap_or_else(|| "(unsigned)".to_owned()),
-                u.alg.map_or_else(|| "-".to_owned(), |a| a.to_string()),
-                u.pending.to_string(),
+                r.key_id.clone().unwrap_or_else(|| "(unsigned)".to_owned()),
+                r.algorithm
+                    .map_or_else(|| "-".to_owned(), |a| a.to_string()),
+                r.pending.to_string(),
+                r.advice().to_owned(),
             ]);
         }
         print!("{}", table.render());
@@ -178,4 +274,71 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
          (a key not listed has 0 pending tasks)."
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use signet_store::KeyUsage;
+
+    #[test]
+    fn status_merges_configured_keys_and_advises() {
+        let usage = vec![
+            KeyUsage {
+                key_id: Some("old".into()),
+                alg: Some(Algorithm::HmacSha256),
+                pending: 3,
+            },
+            KeyUsage {
+                key_id: None,
+                alg: None,
+                pending: 1,
+            },
+            KeyUsage {
+                key_id: Some("gone".into()),
+                alg: Some(Algorithm::HmacSha256),
+                pending: 2,
+            },
+        ];
+        let configured = vec![
+            ("new".to_owned(), Algorithm::HmacSha256),
+            ("old".to_owned(), Algorithm::HmacSha256),
+            ("older".to_owned(), Algorithm::HmacSha256),
+        ];
+        let rows = merge_status(usage, &configured, Some("new"));
+        let view: Vec<(Option<&str>, u64, &str)> = rows
+            .iter()
+            .map(|r| (r.key_id.as_deref(), r.pending, r.advice()))
+            .collect();
+        assert_eq!(
+            view,
+            vec![
+                (
+                    Some("gone"),
+                    2,
+                    "NOT CONFIGURED: these tasks will fail verification"
+                ),
+                (Some("new"), 0, "active: signs new tasks"),
+                (Some("old"), 3, "keep: pending tasks need it"),
+                (Some("older"), 0, "safe to retire"),
+                (None, 1, "unsigned tasks"),
+            ]
+        );
+    }
+
+    #[test]
+    fn without_configuration_pending_keys_are_kept() {
+        let usage = vec![KeyUsage {
+            key_id: Some("k1".into()),
+            alg: Some(Algorithm::Ed25519),
+            pending: 2,
+        }];
+        let rows = merge_status(usage, &[], None);
+        assert_eq!(rows[0].advice(), "keep: pending tasks need it");
+    }
+
+    #[test]
+    fn default_key_ids_are_valid() {
+        KeyId::new(default_key_id()).unwrap();
+    }
 }

@@ -206,6 +206,8 @@ fn enqueue_list_show_and_count() {
     let status = f.json(&["keys", "status"]);
     assert_eq!(status[0]["key_id"], "k1", "{status}");
     assert_eq!(status[0]["pending"], 4, "{status}");
+    assert_eq!(status[0]["active"], true, "{status}");
+    assert_eq!(status[0]["safe_to_retire"], false, "{status}");
     let human = f.run(&["keys", "status"]);
     assert!(
         human.ok().contains("k1") && human.stdout.contains("retire"),
