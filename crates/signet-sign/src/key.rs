@@ -457,10 +457,11 @@ impl KeyMaterial {
 /// A key with its id.
 ///
 /// For HMAC keys the keyed HMAC-SHA256 state (the hashed inner and outer
-/// pads) is computed once when the key is built and cloned for every
-/// signature, so a signature costs only the hashing of the message. That
-/// state is as sensitive as the secret; like the secret it is never printed,
-/// but the `hmac` crate does not zeroize it on drop.
+/// pads) is computed once when the key is built, so a signature costs only
+/// the hashing of the message (see `mac.rs`). That state is as sensitive as
+/// the secret: it is never printed and its chaining values are zeroized on
+/// drop, except the copy inside the `hmac` crate's state used for long
+/// messages, which that crate offers no way to wipe.
 pub struct Key {
     id: KeyId,
     material: KeyMaterial,
