@@ -56,9 +56,27 @@ pub(crate) struct Args {
     /// Concurrent producers.
     #[arg(long, default_value_t = DEFAULT_PRODUCERS, value_parser = at_least_one)]
     producers: usize,
-    /// Tasks per enqueue call (1 = one call per task).
-    #[arg(long, default_value_t = DEFAULT_BATCH, value_parser = at_least_one)]
-    batch: usize,
+    /// Tasks per enqueue call (1 = one call per task). Default: 500, or
+    /// 5 ms worth of tasks with --rate.
+    #[arg(long, value_parser = at_least_one)]
+    batch: Option<usize>,
+    /// Enqueue at this many tasks per second in total instead of as fast as
+    /// possible: latency at a load the queue sustains, rather than the
+    /// backlog of a flood.
+    #[arg(long, value_parser = at_least_one)]
+    rate: Option<usize>,
+}
+
+impl Args {
+    /// Tasks per enqueue call.
+    fn batch(&self) -> usize {
+        match (self.batch, self.rate) {
+            (Some(b), _) => b,
+            // 5 ms worth per producer, so pacing stays smooth.
+            (None, Some(rate)) => (rate / self.producers / 200).max(1),
+            (None, None) => DEFAULT_BATCH,
+        }
+    }
 }
 
 /// A count of at least 1.
@@ -155,9 +173,14 @@ async fn bench_async(args: Args) -> anyhow::Result<()> {
         args.algorithm,
         redact(&url)
     );
+    let batch = args.batch();
+    let pace = match args.rate {
+        Some(rate) => format!("at {rate} tasks/s in total"),
+        None => "as fast as they can".to_owned(),
+    };
     println!(
-        "  {} producer(s) enqueueing batches of {}, one worker with concurrency {}",
-        args.producers, args.batch, args.concurrency
+        "  {} producer(s) enqueueing batches of {batch} {pace}, one worker with concurrency {}",
+        args.producers, args.concurrency
     );
 
     let latencies = Arc::new(Mutex::new(Vec::<i64>::with_capacity(args.tasks)));
@@ -189,10 +212,17 @@ async fn bench_async(args: Args) -> anyhow::Result<()> {
         let share = args.tasks / args.producers + usize::from(p < args.tasks % args.producers);
         let producer = producer.clone();
         let queue = queue.clone();
-        let batch = args.batch;
+        // Seconds per task of this producer, when paced.
+        let interval = args.rate.map(|rate| args.producers as f64 / rate as f64);
         producers.push(tokio::spawn(async move {
+            let begun = tokio::time::Instant::now();
             let mut left = share;
             while left > 0 {
+                if let Some(interval) = interval {
+                    let sent = (share - left) as f64;
+                    tokio::time::sleep_until(begun + Duration::from_secs_f64(sent * interval))
+                        .await;
+                }
                 let n = left.min(batch);
                 let specs: Vec<TaskSpec> = (0..n)
                     .map(|_| {

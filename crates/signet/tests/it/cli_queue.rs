@@ -359,3 +359,45 @@ fn dead_letters_list_show_replay_and_purge() {
     let none = f.json(&["dlq", "purge", "--all-matching", "--yes"]);
     assert_eq!(none["purged"], serde_json::json!([]), "{none}");
 }
+
+#[test]
+fn bench_queue_ends_with_one_json_line() {
+    for algorithm in ["hmac-sha256", "ed25519"] {
+        let run = signet(
+            &[
+                "bench",
+                "queue",
+                "--tasks",
+                "300",
+                "--algorithm",
+                algorithm,
+                "--batch",
+                "50",
+            ],
+            b"",
+        );
+        let out = run.ok();
+        assert!(out.contains("end to end"), "{run:#?}");
+        let last = out.lines().last().expect("output");
+        let figures: Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last}"));
+        assert_eq!(figures["tasks"], 300, "{figures}");
+        assert_eq!(figures["algorithm"], algorithm, "{figures}");
+        for key in ["enqueue_per_s", "e2e_per_s", "p50_ms", "p99_ms"] {
+            assert!(
+                figures[key].as_f64().is_some_and(|v| v >= 0.0),
+                "{key}: {figures}"
+            );
+        }
+        assert!(
+            figures["p99_ms"].as_f64() >= figures["p50_ms"].as_f64(),
+            "{figures}"
+        );
+    }
+    // Paced: the enqueue rate follows --rate.
+    let paced = signet(&["bench", "queue", "--tasks", "200", "--rate", "1000"], b"");
+    let last: Value = serde_json::from_str(paced.ok().lines().last().unwrap()).unwrap();
+    let rate = last["enqueue_per_s"].as_f64().unwrap();
+    assert!(rate <= 1100.0, "paced enqueue ran at {rate}/s: {last}");
+    let bad = signet(&["bench", "queue", "--tasks", "0"], b"");
+    assert_eq!(bad.code, 2, "{bad:#?}");
+}
