@@ -203,8 +203,9 @@ impl TaskSpec {
 /// that says what to change.
 pub fn validate(task: &NewTask) -> Result<(), RuntimeError> {
     let e = &task.envelope;
-    check_name("queue", &e.queue, MAX_QUEUE_NAME_LEN)?;
-    check_name("task name", &e.name, MAX_TASK_NAME_LEN)?;
+    TaskId::parse(&e.id).map_err(|err| RuntimeError::invalid(err.to_string()))?;
+    check_name("queue", &e.queue, MAX_QUEUE_NAME_LEN).map_err(RuntimeError::InvalidTask)?;
+    check_name("task name", &e.name, MAX_TASK_NAME_LEN).map_err(RuntimeError::InvalidTask)?;
     check_args_len(&e.name, &e.args)?;
     if e.max_attempts == 0 {
         return Err(RuntimeError::invalid(format!(
@@ -252,19 +253,18 @@ fn check_args_len(name: &str, args: &[u8]) -> Result<(), RuntimeError> {
     Ok(())
 }
 
-fn check_name(what: &str, value: &str, max: usize) -> Result<(), RuntimeError> {
+/// Checks a queue or task name; the error says what to change.
+pub(crate) fn check_name(what: &str, value: &str, max: usize) -> Result<(), String> {
     if value.is_empty() || value.len() > max {
-        return Err(RuntimeError::invalid(format!(
-            "{what} {value:?} must be 1 to {max} characters"
-        )));
+        return Err(format!("{what} {value:?} must be 1 to {max} characters"));
     }
     if let Some(c) = value
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '/')))
     {
-        return Err(RuntimeError::invalid(format!(
+        return Err(format!(
             "{what} {value:?} contains {c:?}; use only A-Z a-z 0-9 . _ - : /"
-        )));
+        ));
     }
     Ok(())
 }

@@ -230,10 +230,14 @@ impl WorkerBuilder {
                 "a handler for task {name:?} is registered twice; register each name once"
             )));
         }
-        if self.queues.is_empty() || self.queues.iter().any(String::is_empty) {
+        if self.queues.is_empty() {
             return Err(RuntimeError::Config(
-                "the worker needs at least one non-empty queue name".into(),
+                "the worker needs at least one queue to take tasks from".into(),
             ));
+        }
+        for queue in &self.queues {
+            crate::producer::check_name("queue", queue, signet_store::MAX_QUEUE_NAME_LEN)
+                .map_err(RuntimeError::Config)?;
         }
         if self.concurrency == 0 {
             return Err(RuntimeError::Config(

@@ -109,3 +109,40 @@ async fn shutdown_finishes_quick_tasks_and_releases_stuck_ones() {
         .to_owned();
     assert_eq!(db.task(&later).await.state, TaskState::Available);
 }
+
+#[tokio::test]
+async fn a_closed_store_stops_the_worker_with_an_error() {
+    let db = Db::new();
+    let ring = hmac_ring();
+    let w = worker(&db, &ring, "closing")
+        .register("x", |_ctx, _a: serde_json::Value| async { Ok(None) })
+        .build()
+        .unwrap();
+    let running = Running::start(w);
+    db.store.close().await.unwrap();
+    let err = tokio::time::timeout(WAIT, running.handle)
+        .await
+        .expect("worker stops by itself")
+        .unwrap()
+        .unwrap_err();
+    assert!(err.to_string().contains("closed"), "{err}");
+}
+
+#[test]
+fn bad_worker_configuration_is_refused_with_the_setting_named() {
+    let db = Db::new();
+    let ring = hmac_ring();
+    let build = |b: signet_runtime::WorkerBuilder| b.build().err().expect("refused").to_string();
+    assert!(build(worker(&db, &ring, "bad queue")).contains("queue"));
+    assert!(build(worker(&db, &ring, "q").concurrency(0)).contains("concurrency"));
+    assert!(
+        build(worker(&db, &ring, "q").lease(Duration::from_secs(1), Duration::from_secs(2)))
+            .contains("heartbeat")
+    );
+    let twice = worker(&db, &ring, "q")
+        .register("a", |_c, _a: serde_json::Value| async { Ok(None) })
+        .register("a", |_c, _a: serde_json::Value| async { Ok(None) });
+    assert!(build(twice).contains("registered twice"));
+    let unconfigured = signet_runtime::Worker::builder(db.store.clone());
+    assert!(build(unconfigured).contains("signing"));
+}
