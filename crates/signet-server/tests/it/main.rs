@@ -5,3 +5,4 @@
 mod client_ip;
 mod routes;
 mod secrets;
+mod serve;

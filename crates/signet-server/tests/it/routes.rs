@@ -444,6 +444,16 @@ async fn client_signed_envelopes_are_verified_at_the_door_and_stored_unchanged()
     assert_eq!(row.envelope.args, br#"{"amount":100}"#);
     assert_eq!(row.envelope.created_at_ms, 1_700_000_000_000);
     assert_eq!(row.signature.unwrap().key_id, "k1");
+    // The same id again (without an Idempotency-Key) conflicts.
+    let r = h
+        .call(
+            Method::POST,
+            "/v1/tasks",
+            Some(&h.publish),
+            Some(&client_signed_body(&key, "k1", false)),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
 }
 
 #[tokio::test]
