@@ -7,7 +7,8 @@ use anyhow::Context as _;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::json;
-use signet_sign::{Algorithm, Ed25519SecretKey, HmacSecret, KeyId, SigningConfig};
+use signet_sign::standard::format_secret;
+use signet_sign::{Algorithm, Ed25519SecretKey, HmacSecret, KeyId, KeyMaterial, SigningConfig};
 
 use crate::commands::{block_on, finish};
 use crate::output::{print_json, Table};
@@ -112,19 +113,12 @@ fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
             ]
         }
         (Algorithm::HmacSha256, Format::Standard) => {
-            let secret = HmacSecret::generate(GENERATED_HMAC_LEN);
-            vec![format!("whsec_{}", STANDARD.encode(secret.secret_bytes()))]
+            let secret = KeyMaterial::Hmac(HmacSecret::generate(GENERATED_HMAC_LEN));
+            vec![format_secret(&secret)]
         }
         (Algorithm::Ed25519, Format::Standard) => {
-            let key = Ed25519SecretKey::generate();
-            let public = key.public_key().to_bytes();
-            let mut pair = zeroize::Zeroizing::new(Vec::with_capacity(64));
-            pair.extend_from_slice(key.secret_bytes().as_slice());
-            pair.extend_from_slice(&public);
-            vec![
-                format!("whsk_{}", STANDARD.encode(pair.as_slice())),
-                format!("whpk_{}", STANDARD.encode(public)),
-            ]
+            let key = KeyMaterial::Ed25519Private(Ed25519SecretKey::generate());
+            vec![format_secret(&key), format_secret(&key.to_verifying())]
         }
     };
     for line in lines {
