@@ -284,37 +284,36 @@ fn build_task(
     Ok(task)
 }
 
-fn canonical(envelope: &TaskEnvelope) -> AppResult<Vec<u8>> {
-    envelope
-        .canonical_bytes()
-        .map_err(|e| AppError::invalid("request", e.message()))
-}
-
 /// Signs as producer with the active key, or leaves the task unsigned when
 /// signing is off.
 fn sign(state: &AppState, envelope: &TaskEnvelope) -> AppResult<Option<SignatureRecord>> {
     let signing = state.signing();
-    match signing.ring.active().filter(|k| k.can_sign()) {
-        Some(key) => {
-            let raw = key
-                .sign(&canonical(envelope)?)
-                .map_err(|e| AppError::Internal(Box::new(e)))?;
-            Ok(Some(SignatureRecord {
-                alg: key.algorithm(),
-                key_id: key.id().as_str().to_owned(),
-                sig: raw.as_bytes().to_vec(),
-            }))
-        }
-        None if signing.required || !signing.ring.is_empty() => Err(AppError::invalid(
+    if signing.signs() {
+        let sig = envelope.sign(&signing.ring).map_err(|e| {
+            if e.is_unsupported() {
+                AppError::invalid("request", e.message())
+            } else {
+                AppError::Internal(Box::new(e))
+            }
+        })?;
+        return Ok(Some(SignatureRecord {
+            alg: sig.alg,
+            key_id: sig.key_id.as_str().to_owned(),
+            sig: sig.sig,
+        }));
+    }
+    if signing.required || !signing.ring.is_empty() {
+        return Err(AppError::invalid(
             "signature",
             "this server holds no signing key (verify-only); sign the envelope yourself and send `signature`",
-        )),
-        None => Ok(None),
+        ));
     }
+    Ok(None)
 }
 
 /// Verifies a client's signature at the door: the key must be in the ring,
-/// its algorithm must match, and the signature must verify.
+/// its algorithm must match, and the signature must verify over the
+/// canonical bytes. Refusals carry the verification outcome as `reason`.
 fn verify_client_signature(
     state: &AppState,
     envelope: &TaskEnvelope,
@@ -331,42 +330,30 @@ fn verify_client_signature(
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(sig.sig.as_bytes())
         .map_err(|_| refuse("malformed", "sig is not standard base64".into()))?;
-    if bytes.len() != alg.signature_len() {
-        return Err(refuse(
-            "malformed",
-            format!(
-                "a {alg} signature is {} bytes, got {}",
-                alg.signature_len(),
-                bytes.len()
-            ),
-        ));
-    }
     let signing = state.signing();
     if signing.dev {
         tracing::warn!(task_id = %envelope.id, "SIGNET_DEV is on: storing a client signature without verifying it");
-    } else {
-        let key = signing.ring.get(&sig.key_id).ok_or_else(|| {
-            refuse(
-                "unknown-key",
-                format!("key {:?} is not in this server's key ring", sig.key_id),
-            )
-        })?;
-        if key.algorithm() != alg {
+        if bytes.len() != alg.signature_len() {
             return Err(refuse(
-                "algorithm-mismatch",
+                "malformed",
                 format!(
-                    "key {:?} is {}, the signature says {alg}",
-                    sig.key_id,
-                    key.algorithm()
+                    "a {alg} signature is {} bytes, got {}",
+                    alg.signature_len(),
+                    bytes.len()
                 ),
             ));
         }
-        key.verify(&canonical(envelope)?, &bytes).map_err(|e| {
-            refuse(
-                if e.is_malformed() { "malformed" } else { "mismatch" },
-                "the signature does not match the envelope (check args are signed as the exact JSON text sent)".into(),
-            )
-        })?;
+    } else {
+        envelope
+            .verify(alg, &sig.key_id, &bytes, &signing.ring)
+            .map_err(|e| {
+                let hint = if e.is_mismatch() {
+                    " (args are signed as the exact JSON text sent in this body)"
+                } else {
+                    ""
+                };
+                refuse(e.reason(), format!("{}{hint}", e.message()))
+            })?;
     }
     Ok(SignatureRecord {
         alg,
