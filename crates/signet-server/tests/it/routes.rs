@@ -968,3 +968,64 @@ async fn unsigned_when_signing_is_off_and_refused_when_verify_only() {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
     assert!(r.message().contains("verify-only"));
 }
+
+#[tokio::test]
+async fn ed25519_client_signatures_verify_with_only_the_public_key() {
+    use signet_sign::{Ed25519SecretKey, Key, KeyId, KeyMaterial, KeyRing};
+    let secret = Ed25519SecretKey::generate();
+    let public = base64::engine::general_purpose::STANDARD.encode(secret.public_key().to_bytes());
+    let server_keys =
+        SigningConfig::from_vars([("SIGNET_SIGNING_PUBLIC_KEYS", format!("e1:{public}"))]).unwrap();
+    let h = harness_with(ServerConfig::default(), Signing::from(server_keys)).await;
+    let client_ring = KeyRing::single(Key::new(
+        KeyId::new("e1").unwrap(),
+        KeyMaterial::Ed25519Private(secret),
+    ));
+
+    let args = r#"{"invoice":"inv_1"}"#;
+    let envelope = TaskEnvelope {
+        id: "task_0190000000007000800000000000ed25".into(),
+        queue: "billing".into(),
+        name: "invoice.send".into(),
+        args: args.as_bytes().to_vec(),
+        headers: TaskEnvelope::normalise_headers([("tenant", "acme")]).unwrap(),
+        created_at_ms: 1_700_000_000_000,
+        not_before_ms: None,
+        expires_at_ms: None,
+        max_attempts: 5,
+        callback_url: None,
+    };
+    let sig = envelope.sign(&client_ring).unwrap();
+    let body = |sent_args: &str| {
+        json!({
+            "id": envelope.id, "queue": "billing", "task": "invoice.send",
+            "args": serde_json::from_str::<Value>(sent_args).unwrap(),
+            "headers": {"tenant": "acme"}, "created_at": 1_700_000_000_000_i64, "max_attempts": 5,
+            "signature": {"alg": "ed25519", "key_id": "e1",
+                          "sig": base64::engine::general_purpose::STANDARD.encode(&sig.sig)}
+        })
+        .to_string()
+    };
+    let r = h
+        .call(
+            Method::POST,
+            "/v1/tasks",
+            Some(&h.publish),
+            Some(&body(r#"{"invoice":"inv_2"}"#)),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert!(r.message().contains("mismatch"), "{}", r.text);
+    let r = h
+        .call(
+            Method::POST,
+            "/v1/tasks",
+            Some(&h.publish),
+            Some(&body(args)),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let row = h.store.task(&envelope.id).await.unwrap().unwrap();
+    assert_eq!(row.envelope, envelope);
+    assert_eq!(row.signature.unwrap().sig, sig.sig);
+}
