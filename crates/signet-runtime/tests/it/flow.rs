@@ -317,9 +317,10 @@ async fn heartbeats_keep_a_long_task_leased_past_its_lease() {
     let db = Db::new();
     let ring = hmac_ring();
     let w = worker(&db, &ring, "flow-hb")
-        .lease(Duration::from_millis(400), Duration::from_millis(100))
+        .lease(Duration::from_millis(1000), Duration::from_millis(100))
         .register("long", |_ctx, _a: serde_json::Value| async {
-            tokio::time::sleep(Duration::from_millis(1200)).await;
+            // Well past the lease: only heartbeats keep it.
+            tokio::time::sleep(Duration::from_millis(2500)).await;
             Ok(Some(json!("done")))
         })
         .build()

@@ -17,7 +17,7 @@ async fn shutdown_finishes_quick_tasks_and_releases_stuck_ones() {
     let (started_tx, mut started_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let (finish_tx, finish_rx) = tokio::sync::watch::channel(false);
     let w = worker(&db, &ring, q)
-        .shutdown_grace(Duration::from_millis(300))
+        .shutdown_grace(Duration::from_millis(1000))
         .register("stuck", {
             let started = started_tx.clone();
             move |ctx: TaskContext, _a: serde_json::Value| {
