@@ -73,3 +73,23 @@ async fn text_stats_and_files_write_run_and_traversal_is_dead_lettered() {
     assert_eq!(row.dead_reason, Some(DeadReason::PayloadInvalid));
     assert!(row.dead_detail.unwrap().contains("txt"));
 }
+
+#[test]
+fn signing_required_without_keys_stops_the_worker_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_signet-example-worker"))
+        .arg("--database-url")
+        .arg(format!("sqlite://{}", dir.path().join("x.db").display()))
+        .arg("--outbox")
+        .arg(dir.path().join("outbox"))
+        .env_remove("SIGNET_SIGNING_KEYS")
+        .env_remove("SIGNET_SIGNING_PRIVATE_KEYS")
+        .env_remove("SIGNET_SIGNING_PUBLIC_KEYS")
+        .env_remove("SIGNET_DEV")
+        .env("SIGNET_SIGNING_REQUIRED", "true")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("SIGNET_SIGNING"), "{stderr}");
+}
