@@ -129,26 +129,27 @@ impl HmacKey {
 /// padding for a message that starts after one key block: 0x80, zeros, and
 /// the bit length. Returns only the blocks used.
 fn padded<const N: usize>(parts: &[&[u8]], len: usize) -> PaddedBlocks<N> {
-    let mut blocks = [Block::default(); N];
-    let (mut block, mut offset) = (0, 0);
+    let mut flat = [[0u8; 64]; N];
+    let bytes = flat.as_flattened_mut();
+    let mut at = 0;
     for part in parts {
-        let mut rest = *part;
-        while !rest.is_empty() {
-            let n = rest.len().min(64 - offset);
-            blocks[block][offset..offset + n].copy_from_slice(&rest[..n]);
-            rest = &rest[n..];
-            offset += n;
-            if offset == 64 {
-                block += 1;
-                offset = 0;
-            }
+        // The separators of signed content are single bytes: store them
+        // directly rather than through a `memcpy` call.
+        if let [byte] = part {
+            bytes[at] = *byte;
+        } else {
+            bytes[at..at + part.len()].copy_from_slice(part);
         }
+        at += part.len();
     }
-    blocks[block][offset] = 0x80;
+    bytes[len] = 0x80;
     let used = (len + 9).div_ceil(64);
     let bits = ((64 + len) as u64) * 8;
-    blocks[used - 1][56..].copy_from_slice(&bits.to_be_bytes());
-    PaddedBlocks { blocks, used }
+    bytes[used * 64 - 8..used * 64].copy_from_slice(&bits.to_be_bytes());
+    PaddedBlocks {
+        blocks: flat.map(Block::from),
+        used,
+    }
 }
 
 struct PaddedBlocks<const N: usize> {

@@ -200,6 +200,7 @@ pub struct Verified {
 
 /// Verifies a Standard Webhooks message with the `webhook-*` header names
 /// in messages. See [`verify_with_names`].
+#[inline]
 pub fn verify(
     ring: &KeyRing,
     msg_id: &str,
