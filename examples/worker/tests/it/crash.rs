@@ -12,8 +12,11 @@ use signet_runtime::TaskSpec;
 use crate::support::*;
 
 const TASKS: usize = 3000;
-const BATCH: usize = 20;
+const BATCH: usize = 50;
 const KILLS: usize = 5;
+/// Low on purpose: the worker stays busy with a backlog, so kills land
+/// while tasks are leased rather than between them.
+const CONCURRENCY: usize = 4;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_task_succeeds_exactly_once_across_sigkills() {
@@ -53,17 +56,17 @@ async fn every_task_succeeds_exactly_once_across_sigkills() {
             };
             ids.extend(out.into_iter().map(|e| e.task.id().to_owned()));
             // Pace the producers so enqueueing spans the kills.
-            tokio::time::sleep(Duration::from_millis(12)).await;
+            tokio::time::sleep(Duration::from_millis(30)).await;
         }
         ids
     });
 
-    let mut child = env.spawn_worker(queue);
+    let mut child = env.spawn_worker(queue, CONCURRENCY);
     for _ in 0..KILLS {
         tokio::time::sleep(Duration::from_millis(rng.gen_range(100..=600))).await;
         child.kill().expect("SIGKILL the worker");
         child.wait().expect("reap the worker");
-        child = env.spawn_worker(queue);
+        child = env.spawn_worker(queue, CONCURRENCY);
     }
     let ids = tokio::time::timeout(Duration::from_secs(30), producing)
         .await

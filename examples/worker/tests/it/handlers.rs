@@ -33,7 +33,7 @@ async fn text_stats_and_files_write_run_and_traversal_is_dead_lettered() {
     .await;
     let bad_args = enqueue(TaskSpec::new("text.stats", &json!({ "txt": "typo" }))).await;
 
-    let child = env.spawn_worker(q);
+    let child = env.spawn_worker(q, 8);
     let deadline = Instant::now() + Duration::from_secs(20);
     let ids = [&stats, &write, &escape, &bad_args];
     loop {

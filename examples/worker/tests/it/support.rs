@@ -52,10 +52,11 @@ impl Env {
     }
 
     /// Starts the worker binary with a short lease.
-    pub(crate) fn spawn_worker(&self, queue: &str) -> Child {
+    pub(crate) fn spawn_worker(&self, queue: &str, concurrency: usize) -> Child {
         Command::new(env!("CARGO_BIN_EXE_signet-example-worker"))
             .args(["--database-url", &self.url, "--queue", queue])
-            .args(["--concurrency", "32", "--lease-ms", "600", "--poll-ms", "5"])
+            .args(["--concurrency", &concurrency.to_string()])
+            .args(["--lease-ms", "600", "--poll-ms", "5"])
             .arg("--outbox")
             .arg(self.outbox())
             .envs(signing_vars())
