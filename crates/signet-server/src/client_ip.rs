@@ -289,4 +289,28 @@ mod tests {
             "10.0.0.0/33"
         );
     }
+
+    proptest::proptest! {
+        /// Whatever the headers say, the answer is the peer or an address
+        /// that appears in them, and parsing never panics.
+        #[test]
+        fn the_client_is_the_peer_or_a_listed_address(
+            xff in "[0-9a-f:., \\[\\]x-]{0,60}",
+            fwd in "[0-9a-zA-Z=;:,. \"\\[\\]]{0,60}",
+            peer_trusted in proptest::bool::ANY,
+        ) {
+            let t = TrustedProxies::parse("10.0.0.0/8, 2001:db8::/32").unwrap();
+            let peer = if peer_trusted { ip("10.1.1.1") } else { ip("192.0.2.1") };
+            let mut h = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(&xff) { h.insert("x-forwarded-for", v); }
+            if let Ok(v) = HeaderValue::from_str(&fwd) { h.insert("forwarded", v); }
+            let got = t.client_ip(peer, &h);
+            if !peer_trusted {
+                proptest::prop_assert_eq!(got, peer);
+            } else if got != peer {
+                let listed = xff.split(',').chain(fwd.split([',', ';', '='])).any(|hop| parse_hop(hop) == Some(got));
+                proptest::prop_assert!(listed, "{} is not in the headers", got);
+            }
+        }
+    }
 }

@@ -1029,3 +1029,16 @@ async fn ed25519_client_signatures_verify_with_only_the_public_key() {
     assert_eq!(row.envelope, envelope);
     assert_eq!(row.signature.unwrap().sig, sig.sig);
 }
+
+#[tokio::test]
+async fn a_request_over_the_time_limit_gets_503_timeout() {
+    let config = ServerConfig {
+        request_timeout: std::time::Duration::ZERO,
+        ..ServerConfig::default()
+    };
+    let h = harness_with(config, signing()).await;
+    // Answering needs the store, which cannot happen within zero time.
+    let r = h.call(Method::GET, "/v1/queues", Some(&h.read), None).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
+    assert_eq!(r.code(), "timeout");
+}
