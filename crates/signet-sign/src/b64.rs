@@ -190,18 +190,31 @@ pub(crate) fn describe(e: &DecodeError) -> String {
 }
 
 /// Writes the decimal form of `n` into `buf`, returning the used tail.
+/// Two digits per step from a table: timestamps are formatted on every
+/// signature.
 pub(crate) fn decimal(n: i64, buf: &mut [u8; 20]) -> &[u8] {
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+                                2021222324252627282930313233343536373839\
+                                4041424344454647484950515253545556575859\
+                                6061626364656667686970717273747576777879\
+                                8081828384858687888990919293949596979899";
     let negative = n < 0;
     let mut v = n.unsigned_abs();
     let mut i = buf.len();
-    loop {
+    while v >= 100 {
+        // `v % 100` is below 100, so the index is within the table.
+        let pair = (v % 100) as usize * 2;
+        v /= 100;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if v >= 10 {
+        let pair = v as usize * 2;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
         i -= 1;
-        // `v % 10` is below 10, so the cast cannot truncate.
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
+        buf[i] = b'0' + v as u8;
     }
     if negative {
         i -= 1;
@@ -217,12 +230,31 @@ mod tests {
     #[test]
     fn decimal_matches_to_string() {
         let mut buf = [0u8; 20];
-        for n in [0, 7, 10, 1_614_265_330, -1, i64::MAX, i64::MIN] {
+        for n in [
+            0,
+            7,
+            10,
+            99,
+            100,
+            101,
+            1_614_265_330,
+            -1,
+            -10,
+            i64::MAX,
+            i64::MIN,
+        ] {
             assert_eq!(decimal(n, &mut buf), n.to_string().as_bytes());
         }
     }
 
     proptest::proptest! {
+        #[test]
+        fn decimal_matches_to_string_everywhere(n in proptest::prelude::any::<i64>()) {
+            let mut buf = [0u8; 20];
+            let expected = n.to_string();
+            proptest::prop_assert_eq!(decimal(n, &mut buf), expected.as_bytes());
+        }
+
         #[test]
         fn encoder_matches_the_base64_crate(input in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
             let mut ours = String::from("x");
