@@ -5,11 +5,26 @@
 //! scope and rate limits per key and per client address; `/healthz`,
 //! `/readyz`, `/metrics` (Prometheus) and `/openapi.json` outside it.
 //! [`serve`] runs it on a socket beside the runtime's background services,
-//! with graceful shutdown; [`bench`] is the load generator behind
+//! with graceful shutdown; [`bench`](mod@bench) is the load generator behind
 //! `signet bench api`.
 //!
-//! Malformed ids in paths (`/v1/tasks/nonsense`) answer `404`: no task has
-//! that id, and the message says what ids look like.
+//! Decisions worth knowing:
+//! - Malformed ids in paths (`/v1/tasks/nonsense`) answer `404`: no task has
+//!   that id, and the message says what ids look like.
+//! - Errors are always `{"error":{"code","message"}}`: `400` malformed JSON
+//!   (with line and column) or unknown field, `401`, `403`, `404`, `405`,
+//!   `409` (cancel a running or final task, reuse a task id), `413`, `415`,
+//!   `422` naming the field, `429`, `503` (store unavailable, request timeout).
+//! - A client may sign the envelope itself: it sends `id`, `created_at` and
+//!   `signature: {alg, key_id, sig}` beside the usual fields, with `args`
+//!   signed as the exact JSON text in the body. The server verifies it with
+//!   its ring (a public key is enough for Ed25519) and stores it unchanged.
+//! - Forwarding headers count only from `SIGNET_TRUSTED_PROXIES` peers
+//!   ([`client_ip`]); `X-Real-IP` likewise, and only when neither
+//!   `X-Forwarded-For` nor `Forwarded` is present.
+//! - Presented API keys are hashed and found keys cached for
+//!   [`auth::KEY_CACHE_TTL`], so a key revoked by another process stops
+//!   working within that time.
 #![warn(missing_docs)]
 
 pub mod auth;
