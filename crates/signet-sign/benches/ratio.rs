@@ -5,8 +5,8 @@
 //! Criterion measures one function after another; on a shared machine the
 //! load changes between them and the ratio drifts by ±15 %. Here the three
 //! run in alternating rounds, so they see the same conditions, and the
-//! ratio is reported both from the mean over all rounds and from the
-//! fastest round of each (the least disturbed).
+//! ratio is reported from the median round and from the fastest round of
+//! each (the least disturbed).
 //!
 //! Run: `cargo bench -p signet-sign --bench ratio`
 
@@ -32,7 +32,7 @@ fn main() {
         KeyMaterial::Hmac(HmacSecret::new(secret.to_vec()).expect("non-empty")),
     ));
     let keyed = <Hmac<Sha256> as Mac>::new_from_slice(&secret).expect("any key length");
-    println!("| body | primitive | sign | verify | sign / primitive (mean, best round) | verify / primitive (mean, best round) |");
+    println!("| body | primitive | sign | verify | sign / primitive (median, best round) | verify / primitive (median, best round) |");
     println!("|---:|---:|---:|---:|---:|---:|");
     for size in [64usize, 256, 1024, 16 * 1024, 1024 * 1024] {
         let body = vec![b'x'; size];
@@ -43,10 +43,9 @@ fn main() {
         } else {
             ((200_000 / size.max(64)).max(2) as u32, 60)
         };
-        let mut total = [Duration::ZERO; 3];
-        let mut best = [Duration::MAX; 3];
+        let mut times: [Vec<Duration>; 3] = Default::default();
         for _ in 0..rounds {
-            for (which, (sum, min)) in total.iter_mut().zip(best.iter_mut()).enumerate() {
+            for (which, samples) in times.iter_mut().enumerate() {
                 let start = Instant::now();
                 for _ in 0..per_round {
                     match which {
@@ -66,17 +65,18 @@ fn main() {
                         }
                     }
                 }
-                let elapsed = start.elapsed();
-                *sum += elapsed;
-                *min = (*min).min(elapsed);
+                samples.push(start.elapsed());
             }
         }
         let per_op = |d: Duration, n: u32| d.as_secs_f64() * 1e9 / f64::from(n);
-        let mean: Vec<f64> = total
+        for samples in &mut times {
+            samples.sort_unstable();
+        }
+        let median: Vec<f64> = times
             .iter()
-            .map(|d| per_op(*d, per_round * rounds))
+            .map(|s| per_op(s[s.len() / 2], per_round))
             .collect();
-        let fast: Vec<f64> = best.iter().map(|d| per_op(*d, per_round)).collect();
+        let fast: Vec<f64> = times.iter().map(|s| per_op(s[0], per_round)).collect();
         let pct = |v: &[f64], i: usize| 100.0 * v[0] / v[i];
         println!(
             "| {} | {} | {} | {} | {:.0} %, {:.0} % | {:.0} %, {:.0} % |",
@@ -84,9 +84,9 @@ fn main() {
             time(fast[0]),
             time(fast[1]),
             time(fast[2]),
-            pct(&mean, 1),
+            pct(&median, 1),
             pct(&fast, 1),
-            pct(&mean, 2),
+            pct(&median, 2),
             pct(&fast, 2),
         );
     }
