@@ -1042,3 +1042,63 @@ async fn a_request_over_the_time_limit_gets_503_timeout() {
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
     assert_eq!(r.code(), "timeout");
 }
+
+#[tokio::test]
+async fn per_address_buckets_follow_forwarding_headers_only_from_trusted_proxies() {
+    use axum::extract::ConnectInfo;
+    use signet_server::rate_limit::Limit;
+    use std::net::SocketAddr;
+    use std::num::NonZeroU32;
+    let config = ServerConfig {
+        rate_limit_per_ip: Some(Limit {
+            per_second: NonZeroU32::new(1).unwrap(),
+            burst: NonZeroU32::new(1).unwrap(),
+        }),
+        trusted_proxies: "10.0.0.0/8".parse().unwrap(),
+        ..ServerConfig::default()
+    };
+    let h = harness_with(config, signing()).await;
+    let request = |peer: &str, xff: &str| {
+        let mut r = Request::builder()
+            .uri("/v1/queues")
+            .header(header::AUTHORIZATION, format!("Bearer {}", h.read))
+            .header("x-forwarded-for", xff)
+            .body(Body::empty())
+            .unwrap();
+        r.extensions_mut()
+            .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+        r
+    };
+    // Through the trusted proxy, two clients have a bucket each.
+    assert_eq!(
+        h.send(request("10.0.0.1:1000", "198.51.100.1"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        h.send(request("10.0.0.1:1001", "198.51.100.2"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        h.send(request("10.0.0.1:1002", "198.51.100.1, 10.0.0.9"))
+            .await
+            .status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // From an untrusted peer the header is ignored: one bucket for the peer.
+    assert_eq!(
+        h.send(request("203.0.113.5:1", "198.51.100.3"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        h.send(request("203.0.113.5:2", "198.51.100.4"))
+            .await
+            .status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
