@@ -101,10 +101,12 @@ async fn serve_main(args: Args) -> anyhow::Result<()> {
     }
     let metrics = serve::install_metrics_recorder().map_err(anyhow::Error::msg)?;
     let store = args.db.open().await?;
+    // Bind before creating the first admin key, so a key is never created
+    // and then lost because the address was taken.
+    let listener = serve::bind(config.listen).await?;
     let admin = serve::ensure_admin_key(store.as_ref(), now_ms())
         .await
         .context("cannot create the first admin API key")?;
-    let listener = serve::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     let store_text = redact(&args.db.database_url);
     let banner = Banner {
