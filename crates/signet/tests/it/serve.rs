@@ -214,3 +214,132 @@ fn serve_enqueue_work_and_shut_down() {
     };
     assert!(status.success(), "signet serve exited with {status}");
 }
+
+fn signet(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_signet"))
+        .args(args)
+        .output()
+        .expect("run signet")
+}
+
+#[test]
+fn api_keys_create_ls_revoke() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("keys.db").display());
+
+    let out = signet(&[
+        "api-keys",
+        "create",
+        "--name",
+        "ci deploy",
+        "--scope",
+        "publish",
+        "--database-url",
+        &url,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let secret = stdout.trim_end_matches('\n');
+    assert!(
+        secret.starts_with("sk_") && !secret.contains('\n'),
+        "stdout is the key alone: {stdout:?}"
+    );
+
+    let out = signet(&["api-keys", "ls", "--json", "--database-url", &url]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains(secret), "ls shows the secret: {text}");
+    let keys = json(&text);
+    let key = &keys[0];
+    assert_eq!(key["name"], "ci deploy");
+    assert_eq!(key["scope"], "publish");
+    assert!(secret.starts_with(key["prefix"].as_str().unwrap()));
+    assert!(key.get("hash").is_none(), "ls shows the hash: {text}");
+    assert!(key["revoked_at_ms"].is_null());
+    let id = key["id"].as_str().unwrap().to_owned();
+
+    let out = signet(&["api-keys", "ls", "--database-url", &url]);
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.contains(&id) && !table.contains(secret), "{table}");
+
+    let out = signet(&["api-keys", "revoke", &id, "--database-url", &url]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let keys = json(
+        &String::from_utf8(signet(&["api-keys", "ls", "--json", "--database-url", &url]).stdout)
+            .unwrap(),
+    );
+    assert!(keys[0]["revoked_at_ms"].is_i64());
+
+    // Unknown id: a negative answer (1); bad scope or id form: usage (2).
+    let out = signet(&[
+        "api-keys",
+        "revoke",
+        "key_0190000000007000800000000000dead",
+        "--database-url",
+        &url,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = signet(&["api-keys", "revoke", "nonsense", "--database-url", &url]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = signet(&[
+        "api-keys",
+        "create",
+        "--name",
+        "x",
+        "--scope",
+        "root",
+        "--database-url",
+        &url,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = signet(&[
+        "api-keys",
+        "create",
+        "--name",
+        " ",
+        "--scope",
+        "read",
+        "--database-url",
+        &url,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn serve_refuses_bad_configuration_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("bad.db").display());
+    for (var, value, expect) in [
+        (
+            "SIGNET_TRUSTED_PROXIES",
+            "10.0.0.0/8,bogus",
+            "SIGNET_TRUSTED_PROXIES",
+        ),
+        (
+            "SIGNET_SIGNING_KEYS",
+            "k1:not-base64!",
+            "SIGNET_SIGNING_KEYS",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_signet"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &url])
+            .env(var, value)
+            .output()
+            .expect("run signet serve");
+        assert_eq!(out.status.code(), Some(2), "{var}={value}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expect), "{stderr}");
+        assert!(
+            !stderr.contains("not-base64!"),
+            "the secret was echoed: {stderr}"
+        );
+    }
+}
