@@ -42,7 +42,8 @@ pub mod serve;
 pub mod state;
 pub mod views;
 
-use std::time::Instant;
+use std::future::Future;
+use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::Method;
@@ -147,15 +148,40 @@ async fn record_metrics(State(state): State<AppState>, request: Request, next: N
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = request.method().as_str().to_owned();
-    let limit = state.config().request_timeout;
-    let response = match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => AppError::Timeout(limit).into_response(),
-    };
+    let response = bounded(state.config().request_timeout, next.run(request)).await;
     let status = response.status().as_u16().to_string();
     metrics::counter!("signet_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("signet_http_request_duration_seconds", "route" => route, "method" => method)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// The response, or `503 timeout` when it takes longer than `limit`.
+async fn bounded(limit: Duration, response: impl Future<Output = Response>) -> Response {
+    match tokio::time::timeout(limit, response).await {
+        Ok(response) => response,
+        Err(_) => AppError::Timeout(limit).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_response_over_the_time_limit_becomes_503_timeout() {
+        let r = bounded(Duration::from_millis(10), std::future::pending()).await;
+        assert_eq!(r.status(), axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        let body = http_body_util::BodyExt::collect(r.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        assert!(String::from_utf8_lossy(&body).contains("\"timeout\""));
+        let ok = bounded(Duration::from_secs(5), async {
+            AppError::NotFound("x".into()).into_response()
+        })
+        .await;
+        assert_eq!(ok.status(), axum::http::StatusCode::NOT_FOUND);
+    }
 }

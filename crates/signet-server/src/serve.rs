@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 use crate::auth::{create_api_key, NewApiKey, Scope};
+use crate::config::ServerConfig;
 use crate::state::{AppState, Signing};
 
 /// How often idle rate-limit buckets are forgotten and histograms drained.
@@ -88,6 +89,8 @@ pub struct Banner<'a> {
     pub store: &'a str,
     /// Signing keys and policy.
     pub signing: &'a Signing,
+    /// Limits and trusted proxies.
+    pub config: &'a ServerConfig,
     /// The admin key created on this start, printed once.
     pub new_admin_key: Option<&'a NewApiKey>,
 }
@@ -123,6 +126,31 @@ impl fmt::Display for Banner<'_> {
                 f,
                 "  WARN SIGNET_DEV is on: client signatures are NOT verified"
             )?;
+        }
+        let limit = |l: Option<crate::rate_limit::Limit>| {
+            l.map_or_else(
+                || "off".to_owned(),
+                |l| format!("{}/s (burst {})", l.per_second, l.burst),
+            )
+        };
+        writeln!(
+            f,
+            "  rate limits: per key {}, per client address {}; body limit {} bytes",
+            limit(self.config.rate_limit_per_key),
+            limit(self.config.rate_limit_per_ip),
+            self.config.max_body_bytes
+        )?;
+        if self.config.trusted_proxies.is_empty() {
+            writeln!(f, "  client address: the direct peer (no trusted proxies)")?;
+        } else {
+            writeln!(
+                f,
+                "  client address: forwarded by trusted proxies {:?}",
+                self.config.trusted_proxies
+            )?;
+            if self.config.trusted_proxies.trusts_everyone() {
+                writeln!(f, "  WARN trusted proxies include 0.0.0.0/0 or ::/0: any client can choose its rate-limit address")?;
+            }
         }
         writeln!(
             f,

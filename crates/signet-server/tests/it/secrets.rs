@@ -128,6 +128,7 @@ async fn no_response_log_or_debug_output_holds_a_secret() {
         addr: "127.0.0.1:1".parse().unwrap(),
         store: &url,
         signing: state.signing(),
+        config: state.config(),
         new_admin_key: None,
     };
     let debug_outputs = [

@@ -88,6 +88,7 @@ fn banner_says_where_what_and_how() {
         addr: "127.0.0.1:4321".parse().unwrap(),
         store: "sqlite://./x.db",
         signing: &on,
+        config: &ServerConfig::default(),
         new_admin_key: None,
     }
     .to_string();
@@ -101,13 +102,25 @@ fn banner_says_where_what_and_how() {
         "{text}"
     );
     assert!(text.contains("signet api-keys create"), "{text}");
+    assert!(text.contains("per key 20000/s (burst 40000)"), "{text}");
+    assert!(text.contains("the direct peer"), "{text}");
     let off = Signing::off();
     let text = Banner {
         addr: "127.0.0.1:4321".parse().unwrap(),
         store: "sqlite://./x.db",
         signing: &off,
+        config: &ServerConfig {
+            trusted_proxies: "0.0.0.0/0".parse().unwrap(),
+            rate_limit_per_key: None,
+            ..ServerConfig::default()
+        },
         new_admin_key: None,
     }
     .to_string();
     assert!(text.contains("WARN signing: OFF"), "{text}");
+    assert!(text.contains("rate limits: per key off"), "{text}");
+    assert!(
+        text.contains("WARN trusted proxies include 0.0.0.0/0"),
+        "{text}"
+    );
 }

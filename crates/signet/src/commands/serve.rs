@@ -113,6 +113,7 @@ async fn serve_main(args: Args) -> anyhow::Result<()> {
         addr,
         store: &store_text,
         signing: &signing,
+        config: &config,
         new_admin_key: admin.as_ref(),
     }
     .to_string();
