@@ -401,3 +401,67 @@ fn bench_queue_ends_with_one_json_line() {
     let bad = signet(&["bench", "queue", "--tasks", "0"], b"");
     assert_eq!(bad.code, 2, "{bad:#?}");
 }
+
+#[test]
+fn keys_status_during_a_rotation() {
+    let f = Fixture::new();
+    let id = f.enqueue("mail", "email.send", "{}", &[])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let k1 = f
+        .env
+        .iter()
+        .find(|(k, _)| k == "SIGNET_SIGNING_KEYS")
+        .unwrap()
+        .1
+        .clone();
+    let new = signet(&["keys", "generate", "--id", "k2"], b"");
+    let k2 = new
+        .ok()
+        .lines()
+        .find_map(|l| l.strip_prefix("SIGNET_SIGNING_KEYS="))
+        .unwrap()
+        .to_owned();
+    let ring = format!("{k1},{k2}");
+    let env = [
+        ("SIGNET_SIGNING_KEYS", ring.as_str()),
+        ("SIGNET_SIGNING_ACTIVE_KEY", "k2"),
+    ];
+    let status = |expect_k1_pending: u64| {
+        let run = signet_env(
+            &["keys", "status", "--json", "--database-url", &f.url],
+            b"",
+            &env,
+        );
+        let rows: Value = serde_json::from_str(run.ok()).unwrap();
+        let row = |id: &str| {
+            rows.as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["key_id"] == id)
+                .cloned()
+                .unwrap_or_else(|| panic!("{id} missing: {rows}"))
+        };
+        let (old, active) = (row("k1"), row("k2"));
+        assert_eq!(old["pending"], expect_k1_pending, "{rows}");
+        assert_eq!(old["active"], false, "{rows}");
+        assert_eq!(old["safe_to_retire"], expect_k1_pending == 0, "{rows}");
+        assert_eq!(active["pending"], 0, "{rows}");
+        assert_eq!(active["active"], true, "{rows}");
+        assert_eq!(active["safe_to_retire"], false, "{rows}");
+    };
+    // The old key still has pending work: keep it.
+    status(1);
+    let human = signet_env(&["keys", "status", "--database-url", &f.url], b"", &env);
+    assert!(
+        human.ok().contains("keep: pending tasks need it"),
+        "{human:#?}"
+    );
+    // Once its task is gone, it is safe to retire.
+    f.kill(&id, DeadReason::MaxAttempts, "gave up");
+    f.run(&["dlq", "purge", "--id", &id, "--yes"]).ok();
+    status(0);
+    let human = signet_env(&["keys", "status", "--database-url", &f.url], b"", &env);
+    assert!(human.ok().contains("safe to retire"), "{human:#?}");
+}
