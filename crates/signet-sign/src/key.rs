@@ -771,6 +771,30 @@ mod tests {
     }
 
     #[test]
+    fn non_canonical_public_key_encodings_are_refused() {
+        // y = p + k for small k encodes the same y as k: not canonical.
+        let mut refused = 0;
+        for k in 0u8..19 {
+            let mut bytes = [0xffu8; 32];
+            bytes[0] = 0xed + k; // p = 2^255 - 19 = ed ff … ff 7f (little-endian)
+            bytes[31] = 0x7f;
+            let Ok(point) = VerifyingKey::from_bytes(&bytes) else {
+                continue; // not a point at all
+            };
+            if point.is_weak() {
+                continue; // refused for small order anyway
+            }
+            let err = Ed25519PublicKey::from_bytes(&bytes).unwrap_err();
+            assert!(err.to_string().contains("not canonically encoded"), "{err}");
+            refused += 1;
+        }
+        assert!(
+            refused > 0,
+            "no non-canonical encoding of a large-order point was tried"
+        );
+    }
+
+    #[test]
     fn algorithm_names_round_trip() {
         for a in [Algorithm::HmacSha256, Algorithm::Ed25519] {
             assert_eq!(a.as_str().parse::<Algorithm>().unwrap(), a);
