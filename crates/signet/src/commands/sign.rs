@@ -3,7 +3,7 @@
 //! Only the headers go to stdout, one per line as `Name: value`, so the
 //! output can be fed to `curl -H @-` or to `signet verify --header`.
 
-use std::io::{Read as _, Write as _};
+use std::io::{IsTerminal as _, Read as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -84,6 +84,9 @@ pub(crate) fn read_body(file: Option<&PathBuf>) -> anyhow::Result<Vec<u8>> {
                 .with_context(|| format!("cannot read --body-file {}", path.display()))?;
         }
         None => {
+            if std::io::stdin().is_terminal() {
+                eprintln!("reading the body from stdin; end it with Ctrl-D (or pass --body-file)");
+            }
             std::io::stdin()
                 .lock()
                 .take(MAX_BODY_BYTES + 1)
