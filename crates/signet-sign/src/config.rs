@@ -217,8 +217,11 @@ impl SigningConfig {
 
         let active = match get(VAR_ACTIVE_KEY) {
             Some(text) => {
-                let id = KeyId::new(text)
-                    .map_err(|e| Error::config(format!("{VAR_ACTIVE_KEY}: {e}")))?;
+                let id = KeyId::new(text).map_err(|_| {
+                    Error::config(format!(
+                        "{VAR_ACTIVE_KEY} is not a key id (1 to 64 of A-Z a-z 0-9 . _ -); set it to the id of a configured key, not to a key"
+                    ))
+                })?;
                 let Some((_, key)) = keys.iter().find(|(_, k)| k.id() == &id) else {
                     return Err(Error::config(format!(
                         "{VAR_ACTIVE_KEY} is {:?}, which is not among the configured keys ({}); add it to {VAR_KEYS} or {VAR_PRIVATE_KEYS}, or pick another",
@@ -391,7 +394,13 @@ fn entries(var: &str, list: Option<&str>) -> Result<Vec<(KeyId, String)>> {
             )));
         }
         let id =
-            KeyId::new(id).map_err(|e| Error::config(format!("{var}: entry {position}: {e}")))?;
+            KeyId::new(id).map_err(|_| {
+                // Not quoted: a malformed "id" may be a secret pasted
+                // without its id.
+                Error::config(format!(
+                    "{var}: entry {position} has an invalid key id (1 to 64 of A-Z a-z 0-9 . _ -); write each key as id:base64"
+                ))
+            })?;
         let value = value.trim();
         if value.is_empty() {
             return Err(Error::config(format!(
@@ -509,6 +518,10 @@ mod tests {
             (
                 vec![(VAR_KEYS, secret.clone())],
                 "SIGNET_SIGNING_KEYS: entry 1 has no ':'",
+            ),
+            (
+                vec![(VAR_KEYS, format!("{secret}+/:{secret}"))],
+                "SIGNET_SIGNING_KEYS: entry 1 has an invalid key id",
             ),
             (
                 vec![(VAR_KEYS, format!("a:{secret},a:{secret}"))],

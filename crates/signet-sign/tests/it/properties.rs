@@ -131,6 +131,60 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(config())]
+
+    /// Bad configuration never panics and no error quotes key material.
+    #[test]
+    fn config_errors_never_echo_secrets(
+        secret in proptest::collection::vec(any::<u8>(), 1..70),
+        junk in "[ -~]{0,6}",
+        var in 0usize..3,
+        id in "[a-z0-9:]{0,6}",
+        extra in proptest::collection::vec(("[A-Z_]{0,24}", "[ -~]{0,40}"), 0..3),
+    ) {
+        use base64::Engine as _;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&secret);
+        let name = [
+            "SIGNET_SIGNING_KEYS",
+            "SIGNET_SIGNING_PRIVATE_KEYS",
+            "SIGNET_SIGNING_PUBLIC_KEYS",
+        ][var];
+        let mut vars = vec![(name.to_owned(), format!("{id}:{encoded}{junk}"))];
+        vars.extend(extra.into_iter().map(|(k, v)| (format!("SIGNET_SIGNING_{k}"), v)));
+        if let Err(e) = signet_sign::SigningConfig::from_vars(vars) {
+            prop_assert!(e.is_config());
+            if encoded.len() >= 8 {
+                prop_assert!(!e.to_string().contains(&encoded[..8]), "{}", e);
+            }
+        }
+        if let Err(e) = signet_sign::standard::parse_secret(&format!("{junk}{encoded}")) {
+            if encoded.len() >= 8 {
+                prop_assert!(!e.to_string().contains(&encoded[..8]), "{}", e);
+            }
+        }
+    }
+
+    /// Arbitrary header values never panic a verifier and always get a
+    /// verification error (never a config or usage error).
+    #[test]
+    fn arbitrary_headers_are_refused_cleanly(
+        id in "[ -~]{0,40}",
+        ts in "[ -~]{0,24}",
+        sig in "(v1a?,)?[ -~]{0,100}",
+        key_id in "[ -~]{0,80}",
+        body in proptest::collection::vec(any::<u8>(), 0..64),
+    ) {
+        let r = ring(false, 1);
+        if let Err(e) = verify(&r, &id, &ts, &sig, &body, 1_700_000_000, 300) {
+            prop_assert!(e.is_verification(), "{}", e);
+        }
+        if let Err(e) = signet_sign::EnvelopeSignature::from_headers(&sig, &key_id) {
+            prop_assert!(e.is_verification(), "{}", e);
+        }
+    }
+}
+
 /// Envelopes over tiny alphabets, so that fields often shift into one
 /// another (`id="ab", queue=""` against `id="a", queue="b"`) and optional
 /// fields are absent, empty or present.
