@@ -104,7 +104,9 @@ impl KeyRing {
 
     /// The key with this id.
     pub fn get(&self, id: &str) -> Option<&Key> {
-        self.keys.iter().find(|k| k.id().as_str() == id)
+        self.keys
+            .iter()
+            .find(|k| k.id().as_bytes() == id.as_bytes())
     }
 
     /// All keys, in the order given.
@@ -138,7 +140,7 @@ impl KeyRing {
         let index = self
             .keys
             .iter()
-            .position(|k| k.id().as_str() == id)
+            .position(|k| k.id().as_bytes() == id.as_bytes())
             .ok_or_else(|| {
                 Error::config(format!(
                     "key {id:?} is not in the key ring ({}); it cannot sign during the overlap",
