@@ -10,10 +10,11 @@
 //! would reject them too). When the batch equation fails, every member is
 //! verified on its own, strictly, so the bad ones are named.
 //!
-//! One difference remains and is documented in `docs/ed25519-policy.md`: the
-//! batch equation is cofactored, so it accepts a signature whose R carries a
-//! small torsion component that strict (cofactorless) verification rejects.
-//! Only the holder of the private key can make such a signature.
+//! One difference remains and is documented in `docs/ed25519-policy.md`: a
+//! signature whose R carries a small torsion component fails strict
+//! verification but can pass the batch, whose per-signature weights
+//! (derived from the signed data) may cancel the torsion term. Only the
+//! holder of the private key can make such a signature.
 
 use ed25519_dalek::{Signature, VerifyingKey};
 
