@@ -27,6 +27,8 @@ enum Kind {
     AlgorithmMismatch,
     /// Configuration (keys, algorithm, variables) is invalid.
     Config,
+    /// An authentic message seen before within the replay window.
+    Duplicate,
     /// The input cannot be signed or encoded (for example a duplicate header,
     /// a JSON double where a profile refuses them, a verify-only key asked to sign).
     Unsupported,
@@ -91,6 +93,12 @@ impl Error {
         Self::new(Kind::Config, message)
     }
 
+    /// An authentic message that was already accepted within the replay
+    /// window (a replay or a duplicate delivery).
+    pub fn duplicate(message: impl Into<String>) -> Self {
+        Self::new(Kind::Duplicate, message)
+    }
+
     /// The request cannot be carried out as asked (a verify-only key asked to
     /// sign, a duplicate header, a value a profile refuses to encode).
     pub fn unsupported(message: impl Into<String>) -> Self {
@@ -142,20 +150,30 @@ impl Error {
         self.kind == Kind::Config
     }
 
+    /// The message was already accepted within the replay window.
+    pub fn is_duplicate(&self) -> bool {
+        self.kind == Kind::Duplicate
+    }
+
     /// The operation is not supported for this input or key.
     pub fn is_unsupported(&self) -> bool {
         self.kind == Kind::Unsupported
     }
 
-    /// Whether this error is a verification outcome (as opposed to a
-    /// configuration or usage error).
+    /// Whether this error says the signature or its timestamp is bad (as
+    /// opposed to a configuration or usage error, or a duplicate of an
+    /// authentic message).
     pub fn is_verification(&self) -> bool {
-        !matches!(self.kind, Kind::Config | Kind::Unsupported)
+        !matches!(
+            self.kind,
+            Kind::Config | Kind::Unsupported | Kind::Duplicate
+        )
     }
 
     /// A stable, lower-case, hyphenated code for dead-letter details and
     /// metric labels: `missing`, `malformed`, `unknown-key`, `mismatch`,
-    /// `too-old`, `too-new`, `algorithm-mismatch`, `config`, `unsupported`.
+    /// `too-old`, `too-new`, `algorithm-mismatch`, `duplicate`, `config`,
+    /// `unsupported`.
     pub fn reason(&self) -> &'static str {
         match self.kind {
             Kind::Missing => "missing",
@@ -166,6 +184,7 @@ impl Error {
             Kind::TooNew => "too-new",
             Kind::AlgorithmMismatch => "algorithm-mismatch",
             Kind::Config => "config",
+            Kind::Duplicate => "duplicate",
             Kind::Unsupported => "unsupported",
         }
     }
@@ -208,6 +227,7 @@ mod tests {
         assert!(Error::algorithm_mismatch("x").is_algorithm_mismatch());
         assert!(Error::config("x").is_config() && !Error::config("x").is_verification());
         assert!(Error::mismatch("x").is_verification());
+        assert!(Error::duplicate("x").is_duplicate() && !Error::duplicate("x").is_verification());
         assert_eq!(Error::unknown_key("x").reason(), "unknown-key");
         assert_eq!(Error::mismatch("no match").to_string(), "no match");
     }

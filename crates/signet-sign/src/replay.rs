@@ -20,7 +20,7 @@ pub trait ReplayGuard: Send + Sync {
     /// Records `id` (sent at `timestamp`, checked at `now`, unix seconds) and
     /// returns `Ok`, or fails when `id` was accepted before and is still
     /// remembered. The error says "duplicate delivery of …"; it is an
-    /// [`Error::unsupported`] (the message is authentic but must not be
+    /// [`Error::duplicate`] (the message is authentic but must not be
     /// processed again), so `is_verification()` is false for it.
     fn check(&self, id: &str, timestamp: i64, now: i64) -> Result<()>;
 }
@@ -103,7 +103,7 @@ impl ReplayGuard for InMemoryReplayGuard {
         }
         if let Some((expiry, _)) = state.seen.get(id) {
             let shown: String = id.chars().take(100).collect();
-            return Err(Error::unsupported(format!(
+            return Err(Error::duplicate(format!(
                 "duplicate delivery of {shown:?}: it was accepted before and is remembered for {} s more; acknowledge it without processing it again",
                 expiry.saturating_sub(now)
             )));
