@@ -30,9 +30,9 @@ use crate::store_url::{open_sqlite, redact};
 /// Default number of tasks.
 pub(crate) const DEFAULT_TASKS: usize = 100_000;
 /// Default worker concurrency.
-pub(crate) const DEFAULT_CONCURRENCY: usize = 1000;
+pub(crate) const DEFAULT_CONCURRENCY: usize = 2000;
 /// Default number of concurrent producers.
-pub(crate) const DEFAULT_PRODUCERS: usize = 2;
+pub(crate) const DEFAULT_PRODUCERS: usize = 1;
 /// Default tasks per enqueue call.
 pub(crate) const DEFAULT_BATCH: usize = 500;
 /// Give up when no task finished for this long.
