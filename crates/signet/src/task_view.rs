@@ -8,7 +8,7 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use signet_store::TaskRow;
 
-use crate::output::{format_ms, format_opt_ms, printable, truncate, Table};
+use crate::output::{format_ms, format_opt_ms, truncate, Table};
 
 /// Columns of a task listing.
 pub(crate) const TASK_COLUMNS: &[&str] = &[
@@ -163,12 +163,11 @@ pub(crate) fn task_detail(row: &TaskRow) -> String {
     if let Some(r) = &row.result {
         add("result", String::from_utf8_lossy(r).into_owned());
     }
-    let mut out = t.render();
-    // The args can be long and multi-line; print them last, as they are.
+    // Args last: they can be long. Shown as the producer wrote them.
     let args = match std::str::from_utf8(&env.args) {
-        Ok(s) => printable(s),
+        Ok(s) => s.to_owned(),
         Err(_) => format!("(binary, base64) {}", STANDARD.encode(&env.args)),
     };
-    out.push_str(&format!("args  {args}\n"));
-    out
+    add("args", args);
+    t.render()
 }
