@@ -6,9 +6,9 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::{json, Value};
-use signet_store::TaskRow;
+use signet_store::{Page, TaskRow};
 
-use crate::output::{format_ms, format_opt_ms, truncate, Table};
+use crate::output::{format_ms, format_opt_ms, print_json, truncate, Table};
 
 /// Columns of a task listing.
 pub(crate) const TASK_COLUMNS: &[&str] = &[
@@ -170,4 +170,35 @@ pub(crate) fn task_detail(row: &TaskRow) -> String {
     };
     add("args", args);
     t.render()
+}
+
+/// Prints a page of tasks: as `{"items", "next_cursor"}` JSON, or as a table
+/// with `columns`/`cells`, `empty` when there is nothing, and the cursor hint.
+pub(crate) fn print_page(
+    page: Page<TaskRow>,
+    json: bool,
+    columns: &'static [&'static str],
+    cells: fn(&TaskRow) -> Vec<String>,
+    empty: &str,
+) -> anyhow::Result<()> {
+    if json {
+        let items: Vec<_> = page.items.iter().map(task_json).collect();
+        return print_json(
+            &json!({ "items": items, "next_cursor": page.next_cursor }),
+            false,
+        );
+    }
+    let mut table = Table::new(columns);
+    for row in &page.items {
+        table.row(cells(row));
+    }
+    if table.is_empty() {
+        println!("{empty}");
+    } else {
+        print!("{}", table.render());
+    }
+    if let Some(cursor) = page.next_cursor {
+        println!("more: --cursor {cursor}");
+    }
+    Ok(())
 }

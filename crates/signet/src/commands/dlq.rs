@@ -13,9 +13,9 @@ use serde_json::json;
 use signet_store::{DeadFilter, DeadReason, DeadSelector, Store, TaskState, MAX_PAGE};
 
 use crate::commands::{block_on, finish, now_ms, Negative};
-use crate::output::{print_json, Table};
+use crate::output::print_json;
 use crate::store_url::DatabaseArgs;
-use crate::task_view::{dead_cells, task_detail, task_json, DEAD_COLUMNS};
+use crate::task_view::{dead_cells, print_page, task_detail, task_json, DEAD_COLUMNS};
 use crate::timearg::parse_time_ms;
 
 /// Subcommands.
@@ -167,26 +167,13 @@ async fn ls(args: LsArgs) -> anyhow::Result<()> {
     let page = store
         .list_dead(args.filters.to_filter(args.limit, args.cursor))
         .await?;
-    if args.json {
-        let items: Vec<_> = page.items.iter().map(task_json).collect();
-        return print_json(
-            &json!({ "items": items, "next_cursor": page.next_cursor }),
-            false,
-        );
-    }
-    let mut table = Table::new(DEAD_COLUMNS);
-    for row in &page.items {
-        table.row(dead_cells(row));
-    }
-    if table.is_empty() {
-        println!("no dead letters match");
-    } else {
-        print!("{}", table.render());
-    }
-    if let Some(cursor) = page.next_cursor {
-        println!("more: --cursor {cursor}");
-    }
-    Ok(())
+    print_page(
+        page,
+        args.json,
+        DEAD_COLUMNS,
+        dead_cells,
+        "no dead letters match",
+    )
 }
 
 async fn show(args: ShowArgs) -> anyhow::Result<()> {

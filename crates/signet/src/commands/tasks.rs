@@ -2,13 +2,12 @@
 
 use std::process::ExitCode;
 
-use serde_json::json;
 use signet_store::{TaskFilter, TaskState};
 
 use crate::commands::{block_on, finish, Negative};
-use crate::output::{print_json, Table};
+use crate::output::print_json;
 use crate::store_url::DatabaseArgs;
-use crate::task_view::{task_cells, task_detail, task_json, TASK_COLUMNS};
+use crate::task_view::{print_page, task_cells, task_detail, task_json, TASK_COLUMNS};
 
 /// Subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -74,26 +73,7 @@ async fn ls(args: LsArgs) -> anyhow::Result<()> {
             cursor: args.cursor,
         })
         .await?;
-    if args.json {
-        let items: Vec<_> = page.items.iter().map(task_json).collect();
-        return print_json(
-            &json!({ "items": items, "next_cursor": page.next_cursor }),
-            false,
-        );
-    }
-    let mut table = Table::new(TASK_COLUMNS);
-    for row in &page.items {
-        table.row(task_cells(row));
-    }
-    if table.is_empty() {
-        println!("no tasks match");
-    } else {
-        print!("{}", table.render());
-    }
-    if let Some(cursor) = page.next_cursor {
-        println!("more: --cursor {cursor}");
-    }
-    Ok(())
+    print_page(page, args.json, TASK_COLUMNS, task_cells, "no tasks match")
 }
 
 async fn show(args: ShowArgs) -> anyhow::Result<()> {
