@@ -15,6 +15,7 @@ pub mod keyring;
 mod mac;
 pub mod profiles;
 pub mod replay;
+pub mod sealed;
 pub mod standard;
 
 pub use config::SigningConfig;

@@ -4,6 +4,7 @@
 mod envelope;
 mod profiles;
 mod properties;
+mod sealed;
 mod standard_webhooks;
 mod wycheproof;
 

@@ -1,0 +1,315 @@
+//! Secrets sealed at rest under the master key (`SIGNET_MASTER_KEY`).
+//!
+//! A [`MasterKey`] is 32 random bytes, given to the server as base64 text.
+//! [`MasterKey::seal`] encrypts a secret (a target's `whsec_…` signing
+//! secret, say) with XChaCha20-Poly1305 and a fresh random 24-byte nonce from
+//! the operating system; [`MasterKey::open`] reverses it. The associated data
+//! (`aad`) binds a sealed secret to its owner — pass the owning row's id — so
+//! a ciphertext copied into another row does not open.
+//!
+//! # Sealed layout (version 1)
+//!
+//! ```text
+//! offset  len  field
+//! 0       1    version, 0x01
+//! 1       4    key check: the first 4 bytes of HMAC-SHA256(master key,
+//!              "signet master key check") — see MasterKey::fingerprint
+//! 5       24   XChaCha20 nonce (random, from the OS RNG)
+//! 29      n    ciphertext (same length as the plaintext)
+//! 29+n    16   Poly1305 tag
+//! ```
+//!
+//! The AEAD's associated data is exactly the caller's `aad`, so the AEAD part
+//! is plain XChaCha20-Poly1305 and is tested against Wycheproof through
+//! [`MasterKey::open`]. The header needs no authentication of its own: the
+//! version is checked against the one layout this build reads, an edited key
+//! check is refused as "a different master key" before decrypting, and an
+//! edited nonce fails the tag. The key check lets [`MasterKey::open`] say
+//! "sealed under a different master key" instead of a bare "does not
+//! authenticate"; being 4 bytes of an HMAC of the key, it reveals nothing
+//! usable about the key.
+//!
+//! # Detecting a wrong master key at start-up
+//!
+//! The server stores [`MasterKey::seal_check`]'s blob once (on first start)
+//! and calls [`MasterKey::verify_check`] on every later start: a different
+//! key fails with a clear error naming both fingerprints, so a wrong
+//! `SIGNET_MASTER_KEY` stops the server instead of producing garbage.
+
+use std::fmt;
+
+use base64::Engine as _;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
+use rand_core::{OsRng, RngCore};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::error::{Error, Result};
+
+/// The environment variable that carries the master key (base64 of 32 bytes).
+pub const MASTER_KEY_VAR: &str = "SIGNET_MASTER_KEY";
+
+/// Length of a master key in bytes.
+pub const MASTER_KEY_LEN: usize = 32;
+
+/// The version byte that starts every sealed blob of the current layout.
+pub const SEALED_VERSION: u8 = 1;
+
+/// Length of the key-check field in a sealed blob.
+pub const KEY_CHECK_LEN: usize = 4;
+
+/// Length of the XChaCha20 nonce.
+pub const NONCE_LEN: usize = 24;
+
+/// Length of the Poly1305 tag.
+pub const TAG_LEN: usize = 16;
+
+/// Length of the header (version, key check, nonce) before the ciphertext.
+pub const HEADER_LEN: usize = 1 + KEY_CHECK_LEN + NONCE_LEN;
+
+/// Shortest possible sealed blob: header and tag around an empty plaintext.
+pub const MIN_SEALED_LEN: usize = HEADER_LEN + TAG_LEN;
+
+/// The HMAC message whose output is the master key's fingerprint.
+const FINGERPRINT_LABEL: &[u8] = b"signet master key check";
+
+/// The associated data and plaintext of the start-up check blob.
+const CHECK_AAD: &[u8] = b"signet master key check blob";
+const CHECK_PLAINTEXT: &[u8] = b"signet master key ok";
+
+/// The master key that seals secrets at rest.
+///
+/// A secret type: the bytes are private, it has no `Clone`, `PartialEq` or
+/// `Serialize`, its `Debug` shows only the fingerprint, and it is zeroized on
+/// drop.
+pub struct MasterKey {
+    bytes: [u8; MASTER_KEY_LEN],
+}
+
+impl MasterKey {
+    /// Parses the text of `SIGNET_MASTER_KEY`: standard base64 (padding
+    /// optional, surrounding whitespace ignored) of exactly 32 bytes.
+    ///
+    /// Errors name the variable and what is wrong, never the value.
+    pub fn parse(text: &str) -> Result<Self> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(Error::config(format!(
+                "{MASTER_KEY_VAR} is empty; set it to the base64 of 32 random bytes \
+                 (for example `head -c 32 /dev/urandom | base64`)"
+            )));
+        }
+        let engine = base64::engine::GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            base64::engine::GeneralPurposeConfig::new()
+                .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+        );
+        let mut decoded = Zeroizing::new(engine.decode(text).map_err(|_| {
+            Error::config(format!(
+                "{MASTER_KEY_VAR} is not valid base64; set it to the base64 of 32 random bytes"
+            ))
+        })?);
+        if decoded.len() != MASTER_KEY_LEN {
+            let len = decoded.len();
+            decoded.zeroize();
+            return Err(Error::config(format!(
+                "{MASTER_KEY_VAR} decodes to {len} bytes, expected exactly {MASTER_KEY_LEN}"
+            )));
+        }
+        let mut bytes = [0u8; MASTER_KEY_LEN];
+        bytes.copy_from_slice(&decoded);
+        Ok(Self { bytes })
+    }
+
+    /// Wraps 32 key bytes (from a KMS, say). The caller should zeroize its copy.
+    pub fn from_bytes(bytes: [u8; MASTER_KEY_LEN]) -> Self {
+        Self { bytes }
+    }
+
+    /// Generates a fresh random master key from the operating system's RNG.
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; MASTER_KEY_LEN];
+        OsRng.fill_bytes(&mut bytes);
+        Self { bytes }
+    }
+
+    /// The key as base64 text, for showing an operator once (after
+    /// [`MasterKey::generate`]). This is the secret itself: never log it.
+    pub fn to_base64_for_display(&self) -> Zeroizing<String> {
+        Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(self.bytes))
+    }
+
+    /// A non-reversible fingerprint: the first 8 bytes of
+    /// HMAC-SHA256(key, "signet master key check"), as 16 lowercase hex
+    /// characters. Safe to log and to store.
+    pub fn fingerprint(&self) -> String {
+        hex::encode(&self.fingerprint_bytes()[..8])
+    }
+
+    fn fingerprint_bytes(&self) -> [u8; 32] {
+        // HMAC accepts keys of any length, so `new_from_slice` cannot fail.
+        let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(&self.bytes) {
+            Ok(mac) => mac,
+            Err(_) => unreachable!("HMAC-SHA256 accepts a key of any length"),
+        };
+        mac.update(FINGERPRINT_LABEL);
+        mac.finalize().into_bytes().into()
+    }
+
+    fn key_check(&self) -> [u8; KEY_CHECK_LEN] {
+        let full = self.fingerprint_bytes();
+        let mut check = [0u8; KEY_CHECK_LEN];
+        check.copy_from_slice(&full[..KEY_CHECK_LEN]);
+        check
+    }
+
+    fn cipher(&self) -> XChaCha20Poly1305 {
+        XChaCha20Poly1305::new((&self.bytes).into())
+    }
+
+    /// Encrypts `plaintext`, bound to `aad` (the owner's id), under a fresh
+    /// random nonce. See the module docs for the layout.
+    pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
+        let mut nonce = [0u8; NONCE_LEN];
+        OsRng.fill_bytes(&mut nonce);
+        self.seal_with_nonce(plaintext, aad, &nonce)
+    }
+
+    fn seal_with_nonce(&self, plaintext: &[u8], aad: &[u8], nonce: &[u8; NONCE_LEN]) -> Vec<u8> {
+        let mut header = [0u8; HEADER_LEN];
+        header[0] = SEALED_VERSION;
+        header[1..1 + KEY_CHECK_LEN].copy_from_slice(&self.key_check());
+        header[1 + KEY_CHECK_LEN..].copy_from_slice(nonce);
+        let ciphertext = match self.cipher().encrypt(
+            XNonce::from_slice(nonce),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        ) {
+            Ok(ciphertext) => ciphertext,
+            // XChaCha20-Poly1305 encryption fails only past 2^38 bytes of
+            // plaintext (256 GiB); secrets are a few dozen bytes.
+            Err(_) => unreachable!("XChaCha20-Poly1305 refused a plaintext under 256 GiB"),
+        };
+        let mut out = Vec::with_capacity(HEADER_LEN + ciphertext.len());
+        out.extend_from_slice(&header);
+        out.extend_from_slice(&ciphertext);
+        out
+    }
+
+    /// Decrypts a blob made by [`MasterKey::seal`] with the same `aad`.
+    ///
+    /// Errors (never panics, whatever the input): `is_malformed()` for a blob
+    /// too short or of an unknown version, `is_unknown_key()` when it was
+    /// sealed under a different master key, `is_mismatch()` when it was
+    /// tampered with or `aad` differs (moved to another owner).
+    pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        if sealed.len() < MIN_SEALED_LEN {
+            return Err(Error::malformed(format!(
+                "sealed secret is {} bytes, shorter than the minimum {MIN_SEALED_LEN}",
+                sealed.len()
+            )));
+        }
+        let (header, body) = sealed.split_at(HEADER_LEN);
+        let (prefix, nonce) = header.split_at(1 + KEY_CHECK_LEN);
+        if prefix[0] != SEALED_VERSION {
+            return Err(Error::malformed(format!(
+                "sealed secret has version {}, this build reads version {SEALED_VERSION}",
+                prefix[0]
+            )));
+        }
+        let check = &prefix[1..];
+        if !bool::from(check.ct_eq(&self.key_check())) {
+            return Err(Error::unknown_key(format!(
+                "sealed secret was sealed under a different master key (key check {}, \
+                 this {MASTER_KEY_VAR} has {}); start with the key that sealed it",
+                hex::encode(check),
+                hex::encode(self.key_check())
+            )));
+        }
+        self.cipher()
+            .decrypt(XNonce::from_slice(nonce), Payload { msg: body, aad })
+            .map(Zeroizing::new)
+            .map_err(|_| {
+                Error::mismatch(
+                    "sealed secret does not authenticate: it was altered, or it belongs \
+                     to a different owner (associated data differs)",
+                )
+            })
+    }
+
+    /// A blob to store once when the server first starts with this key;
+    /// [`MasterKey::verify_check`] checks it on every later start.
+    pub fn seal_check(&self) -> Vec<u8> {
+        self.seal(CHECK_PLAINTEXT, CHECK_AAD)
+    }
+
+    /// Checks a blob from [`MasterKey::seal_check`]: `Ok` when this is the
+    /// key that made it; otherwise a start-up error (`is_config()`) that says
+    /// `SIGNET_MASTER_KEY` is wrong and names this key's fingerprint.
+    pub fn verify_check(&self, blob: &[u8]) -> Result<()> {
+        match self.open(blob, CHECK_AAD) {
+            Ok(plain) if plain.as_slice() == CHECK_PLAINTEXT => Ok(()),
+            Ok(_) => Err(Error::config(
+                "the stored master key check blob holds unexpected content; \
+                 the database may be corrupt",
+            )),
+            Err(e) if e.is_unknown_key() => Err(Error::config(format!(
+                "{MASTER_KEY_VAR} is not the key this database was sealed with \
+                 (this key's fingerprint is {}); start with the original key",
+                self.fingerprint()
+            ))),
+            Err(e) => Err(Error::config(format!(
+                "the stored master key check does not open under {MASTER_KEY_VAR} \
+                 (fingerprint {}): {}",
+                self.fingerprint(),
+                e.message()
+            ))),
+        }
+    }
+}
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MasterKey")
+            .field("fingerprint", &self.fingerprint())
+            .field("bytes", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Drop for MasterKey {
+    fn drop(&mut self) {
+        self.bytes.zeroize();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_is_as_documented() {
+        let key = MasterKey::from_bytes([7; 32]);
+        let nonce = [9u8; NONCE_LEN];
+        let blob = key.seal_with_nonce(b"abc", b"tgt_1", &nonce);
+        assert_eq!(blob.len(), HEADER_LEN + 3 + TAG_LEN);
+        assert_eq!(blob[0], SEALED_VERSION);
+        assert_eq!(&blob[1..5], &key.key_check());
+        assert_eq!(hex::encode(&blob[1..5]), key.fingerprint()[..8].to_string());
+        assert_eq!(&blob[5..29], &nonce);
+        assert_eq!(key.open(&blob, b"tgt_1").unwrap().as_slice(), b"abc");
+    }
+
+    #[test]
+    fn nonces_differ_between_seals() {
+        let key = MasterKey::generate();
+        let a = key.seal(b"x", b"");
+        let b = key.seal(b"x", b"");
+        assert_ne!(a[5..29], b[5..29]);
+    }
+}
