@@ -14,6 +14,8 @@ pub mod key;
 pub mod keyring;
 mod mac;
 pub mod profiles;
+#[cfg(feature = "axum")]
+pub mod receiver;
 pub mod replay;
 pub mod sealed;
 pub mod standard;

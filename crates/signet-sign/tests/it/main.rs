@@ -4,6 +4,8 @@
 mod envelope;
 mod profiles;
 mod properties;
+#[cfg(feature = "axum")]
+mod receiver;
 mod sealed;
 mod standard_webhooks;
 mod wycheproof;
