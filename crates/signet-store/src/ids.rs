@@ -86,6 +86,23 @@ prefixed_id!(
     ApiKeyId,
     "key_"
 );
+prefixed_id!(
+    /// A message id, `msg_…`. Messages are stored as tasks on the reserved
+    /// queue [`MESSAGE_QUEUE`](crate::MESSAGE_QUEUE), so a message id is
+    /// also a valid task row id.
+    MessageId,
+    "msg_"
+);
+prefixed_id!(
+    /// A target (registered receiver) id, `tgt_…`.
+    TargetId,
+    "tgt_"
+);
+prefixed_id!(
+    /// A cron schedule id, `sch_…`.
+    ScheduleId,
+    "sch_"
+);
 
 #[cfg(test)]
 mod tests {

@@ -5,6 +5,7 @@
 //! every backend must pass unchanged.
 #![warn(missing_docs)]
 
+pub mod delivery;
 pub mod error;
 pub mod ids;
 pub mod state;
@@ -13,8 +14,12 @@ pub mod task;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
+pub use delivery::{
+    AttemptRecord, CatchUp, LeaderLease, ScheduleRecord, TargetRecord, MAX_ATTEMPT_BODY_BYTES,
+    MESSAGE_QUEUE, MESSAGE_TASK_NAME, RESERVED_QUEUE_PREFIX,
+};
 pub use error::{BoxError, StoreError};
-pub use ids::{ApiKeyId, TaskId};
+pub use ids::{ApiKeyId, MessageId, ScheduleId, TargetId, TaskId};
 pub use state::{DeadReason, TaskState};
 pub use store::{Store, StoreResult};
 pub use task::*;

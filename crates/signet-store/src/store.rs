@@ -6,6 +6,7 @@
 
 use async_trait::async_trait;
 
+use crate::delivery::{AttemptRecord, LeaderLease, ScheduleRecord, TargetRecord};
 use crate::error::StoreError;
 use crate::task::{
     ApiKeyRecord, ClaimRequest, DeadFilter, DeadSelector, Enqueued, FailOutcome, KeyUsage,
@@ -147,6 +148,124 @@ pub trait Store: Send + Sync + 'static {
 
     /// Revokes an API key. Revoking twice is not an error.
     async fn revoke_api_key(&self, id: &str, now_ms: i64) -> StoreResult<ApiKeyRecord>;
+
+    // --- Message delivery -------------------------------------------------
+
+    /// Records one delivery attempt of a message (a task row on
+    /// [`MESSAGE_QUEUE`](crate::MESSAGE_QUEUE)). Recording the same
+    /// `(task_id, attempt)` twice replaces the first record. Unknown task
+    /// ids give [`StoreError::NotFound`]. Attempts are deleted with their
+    /// task (prune, purge).
+    async fn record_attempt(&self, attempt: AttemptRecord) -> StoreResult<()>;
+
+    /// A message's attempts, oldest first.
+    async fn attempts(&self, task_id: &str) -> StoreResult<Vec<AttemptRecord>>;
+
+    /// Tasks and messages that finished (`succeeded` or `dead`) with a
+    /// `callback_url` whose callback has not been handed off yet, by
+    /// `finished_at_ms`, at most `limit`. A task replayed from the dead
+    /// letters owes a new callback when it finishes again.
+    async fn pending_callbacks(&self, limit: usize) -> StoreResult<Vec<crate::TaskRow>>;
+
+    /// Marks callbacks as handed off (the callback message was enqueued).
+    /// Unknown ids are ignored. [`prune`](Store::prune) never deletes a
+    /// task whose callback is still owed.
+    async fn mark_callbacks_sent(&self, ids: &[String], now_ms: i64) -> StoreResult<()>;
+
+    // --- Targets ----------------------------------------------------------
+
+    /// Stores a new target. A name already in use gives
+    /// [`StoreError::Conflict`].
+    async fn create_target(&self, target: TargetRecord) -> StoreResult<()>;
+
+    /// One target by id.
+    async fn target(&self, id: &str) -> StoreResult<Option<TargetRecord>>;
+
+    /// One target by name.
+    async fn target_by_name(&self, name: &str) -> StoreResult<Option<TargetRecord>>;
+
+    /// All targets, by name.
+    async fn list_targets(&self) -> StoreResult<Vec<TargetRecord>>;
+
+    /// Replaces a target's fields (all but `id` and `created_at_ms`).
+    /// Unknown id: [`StoreError::NotFound`]; a name taken by another target:
+    /// [`StoreError::Conflict`].
+    async fn update_target(&self, target: TargetRecord) -> StoreResult<()>;
+
+    /// Deletes a target. Unknown id: [`StoreError::NotFound`].
+    async fn delete_target(&self, id: &str) -> StoreResult<()>;
+
+    // --- Schedules --------------------------------------------------------
+
+    /// Stores a new schedule. A name already in use gives
+    /// [`StoreError::Conflict`].
+    async fn create_schedule(&self, schedule: ScheduleRecord) -> StoreResult<()>;
+
+    /// One schedule by id.
+    async fn schedule(&self, id: &str) -> StoreResult<Option<ScheduleRecord>>;
+
+    /// One schedule by name.
+    async fn schedule_by_name(&self, name: &str) -> StoreResult<Option<ScheduleRecord>>;
+
+    /// All schedules, by name.
+    async fn list_schedules(&self) -> StoreResult<Vec<ScheduleRecord>>;
+
+    /// Replaces a schedule's fields (all but `id` and `created_at_ms`).
+    /// Unknown id: [`StoreError::NotFound`]; a name taken by another
+    /// schedule: [`StoreError::Conflict`].
+    async fn update_schedule(&self, schedule: ScheduleRecord) -> StoreResult<()>;
+
+    /// Deletes a schedule. Unknown id: [`StoreError::NotFound`].
+    async fn delete_schedule(&self, id: &str) -> StoreResult<()>;
+
+    /// Schedules not paused whose `next_fire_at_ms <= now_ms`, earliest
+    /// first, at most `limit`.
+    async fn due_schedules(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<ScheduleRecord>>;
+
+    /// Moves a schedule past a due time it fired: only if its
+    /// `next_fire_at_ms` is still `fired_at_ms` (compare-and-set, so two
+    /// nodes never both advance it), sets `last_fired_at_ms = fired_at_ms`
+    /// and `next_fire_at_ms = next_ms`. Returns whether it moved.
+    async fn advance_schedule(
+        &self,
+        id: &str,
+        fired_at_ms: i64,
+        next_ms: Option<i64>,
+        now_ms: i64,
+    ) -> StoreResult<bool>;
+
+    // --- Leader leases ----------------------------------------------------
+
+    /// Takes or renews the lease on role `name` for `holder` until
+    /// `now_ms + ttl_ms`: succeeds when nobody holds it, when the lease
+    /// expired (`expires_at_ms <= now_ms`), or when `holder` already holds
+    /// it. Returns the lease when `holder` holds it afterwards, `None` when
+    /// another node does. The term goes up by one whenever the holder
+    /// changes.
+    async fn try_lead(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<Option<LeaderLease>>;
+
+    /// Gives up the lease if `holder` holds it (graceful shutdown), so
+    /// another node takes over at once.
+    async fn resign(&self, name: &str, holder: &str) -> StoreResult<()>;
+
+    /// The current lease on role `name`, expired or not.
+    async fn leader(&self, name: &str) -> StoreResult<Option<LeaderLease>>;
+
+    /// Waits until work may be available on one of `queues` or `timeout`
+    /// passes, whichever comes first. Backends that can be told about new
+    /// work (PostgreSQL `LISTEN/NOTIFY`, an in-process signal) wake early;
+    /// the default just sleeps. Callers treat a wake-up as a hint and claim
+    /// as usual.
+    async fn wait_for_work(&self, queues: &[String], timeout: std::time::Duration) {
+        let _ = queues;
+        tokio::time::sleep(timeout).await;
+    }
 
     /// Whether the store answers (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;

@@ -60,7 +60,8 @@ pub struct SignatureRecord {
 /// A task to enqueue.
 #[derive(Clone, Debug)]
 pub struct NewTask {
-    /// The signed part. `envelope.id` must be a fresh [`TaskId`](crate::TaskId).
+    /// The signed part. `envelope.id` must be a fresh [`TaskId`](crate::TaskId)
+    /// (or [`MessageId`](crate::MessageId) for a message).
     pub envelope: TaskEnvelope,
     /// The signature over `envelope.canonical_bytes()`, or `None` if unsigned.
     pub signature: Option<SignatureRecord>,
@@ -77,7 +78,11 @@ impl NewTask {
     /// over-long idempotency key, an empty signature or key id.
     pub fn validate(&self) -> Result<(), StoreError> {
         let env = &self.envelope;
-        TaskId::parse(&env.id)?;
+        if env.id.starts_with(crate::MessageId::PREFIX) {
+            crate::MessageId::parse(&env.id)?;
+        } else {
+            TaskId::parse(&env.id)?;
+        }
         validate_queue_name(&env.queue)?;
         if env.name.is_empty() || env.name.len() > MAX_TASK_NAME_LEN {
             return Err(StoreError::invalid(format!(

@@ -1,0 +1,308 @@
+//! Rows for HTTP delivery and scheduling: delivery attempts, targets
+//! (registered receivers with their sealed secrets), cron schedules, and the
+//! leader leases that make node-wide services run once.
+//!
+//! Messages themselves are task rows: a message is a signed envelope on the
+//! reserved queue [`MESSAGE_QUEUE`] whose args are the message's JSON spec,
+//! so it gets the queue's durability, leases, retries, idempotency and dead
+//! letters for free, and tampering with it at rest is caught by the same
+//! signature check as a task.
+
+use crate::error::StoreError;
+
+/// The reserved queue messages (and callbacks) are stored on. Queues that
+/// start with [`RESERVED_QUEUE_PREFIX`] are not open to user tasks.
+pub const MESSAGE_QUEUE: &str = "signet:messages";
+/// The task name of a message envelope.
+pub const MESSAGE_TASK_NAME: &str = "signet.http";
+/// Queue names with this prefix belong to Signet itself.
+pub const RESERVED_QUEUE_PREFIX: &str = "signet:";
+/// Bytes of a response body kept per attempt (4 KiB).
+pub const MAX_ATTEMPT_BODY_BYTES: usize = 4096;
+/// Longest error text kept per attempt.
+pub const MAX_ATTEMPT_ERROR_LEN: usize = 1024;
+/// Longest target or schedule name.
+pub const MAX_NAME_LEN: usize = 128;
+
+/// One delivery attempt of a message: when, how it went, and the start of
+/// the response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttemptRecord {
+    /// The message (task row) id.
+    pub task_id: String,
+    /// Attempt number, from 1.
+    pub attempt: u32,
+    /// When the request started, unix ms.
+    pub started_at_ms: i64,
+    /// Time to the end of the response (or the failure), ms.
+    pub latency_ms: i64,
+    /// HTTP status, when a response arrived.
+    pub status: Option<u16>,
+    /// What went wrong without a response (connect error, timeout, refused
+    /// target), or `None`.
+    pub error: Option<String>,
+    /// The first [`MAX_ATTEMPT_BODY_BYTES`] of the response body.
+    pub response_body: Vec<u8>,
+}
+
+impl AttemptRecord {
+    /// Checks what every backend refuses with [`StoreError::Invalid`]: an
+    /// attempt number of 0, a body over [`MAX_ATTEMPT_BODY_BYTES`], an error
+    /// over [`MAX_ATTEMPT_ERROR_LEN`], a negative latency.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        if self.attempt == 0 {
+            return Err(StoreError::invalid("attempt numbers start at 1"));
+        }
+        if self.response_body.len() > MAX_ATTEMPT_BODY_BYTES {
+            return Err(StoreError::invalid(format!(
+                "attempt response body is {} bytes; keep at most {MAX_ATTEMPT_BODY_BYTES}",
+                self.response_body.len()
+            )));
+        }
+        if self
+            .error
+            .as_ref()
+            .is_some_and(|e| e.len() > MAX_ATTEMPT_ERROR_LEN)
+        {
+            return Err(StoreError::invalid(format!(
+                "attempt error text is longer than {MAX_ATTEMPT_ERROR_LEN} bytes"
+            )));
+        }
+        if self.latency_ms < 0 {
+            return Err(StoreError::invalid("attempt latency is negative"));
+        }
+        Ok(())
+    }
+}
+
+/// A registered receiver: where messages for it may go and the secret(s)
+/// they are signed with.
+///
+/// `sealed_secrets` is opaque to the store: the runtime seals the secret
+/// list under the master key before it gets here, so the database never
+/// holds a target secret in clear.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TargetRecord {
+    /// `tgt_…`.
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// Messages for this target must have a URL starting with this.
+    pub url_prefix: Option<String>,
+    /// The sealed secret list (XChaCha20-Poly1305 under the master key).
+    pub sealed_secrets: Vec<u8>,
+    /// A non-secret fingerprint of the current secret, for display.
+    pub secret_fingerprint: String,
+    /// Deliveries per second to this target, at most.
+    pub rate_limit_per_s: Option<u32>,
+    /// Deliveries in flight to this target, at most.
+    pub max_concurrency: Option<u32>,
+    /// Refuse `http://` URLs for this target.
+    pub https_only: bool,
+    /// Creation time, unix ms.
+    pub created_at_ms: i64,
+    /// Last change, unix ms.
+    pub updated_at_ms: i64,
+}
+
+impl std::fmt::Debug for TargetRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TargetRecord")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("url_prefix", &self.url_prefix)
+            .field(
+                "sealed_secrets",
+                &format_args!("<{} sealed bytes>", self.sealed_secrets.len()),
+            )
+            .field("secret_fingerprint", &self.secret_fingerprint)
+            .field("rate_limit_per_s", &self.rate_limit_per_s)
+            .field("max_concurrency", &self.max_concurrency)
+            .field("https_only", &self.https_only)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TargetRecord {
+    /// Checks what every backend refuses with [`StoreError::Invalid`]: a bad
+    /// id, an empty or over-long name, empty sealed secrets, a rate limit or
+    /// concurrency of 0.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        crate::TargetId::parse(&self.id)?;
+        validate_name("target", &self.name)?;
+        if self.sealed_secrets.is_empty() {
+            return Err(StoreError::invalid(format!(
+                "target {}: sealed secrets are empty",
+                self.name
+            )));
+        }
+        if self.rate_limit_per_s == Some(0) || self.max_concurrency == Some(0) {
+            return Err(StoreError::invalid(format!(
+                "target {}: rate_limit_per_s and max_concurrency must be at least 1 when set",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What a schedule does about due times it missed while no scheduler ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CatchUp {
+    /// Missed times are skipped; the next fire is the next due time after now.
+    Skip,
+    /// Missed times fire once (one run for all of them), then back to normal.
+    Once,
+}
+
+impl CatchUp {
+    /// `skip` or `once`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CatchUp::Skip => "skip",
+            CatchUp::Once => "once",
+        }
+    }
+
+    /// Parses `skip` or `once`.
+    pub fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "skip" => Ok(CatchUp::Skip),
+            "once" => Ok(CatchUp::Once),
+            other => Err(StoreError::invalid(format!(
+                "catch_up {other:?} is not known; use \"skip\" or \"once\""
+            ))),
+        }
+    }
+}
+
+/// A cron schedule that fires a task or a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScheduleRecord {
+    /// `sch_…`.
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// The cron expression, 5 or 6 fields, as given.
+    pub cron: String,
+    /// IANA time zone name.
+    pub timezone: String,
+    /// What to fire, JSON: `{"task":{…}}` or `{"message":{…}}`, as the API
+    /// accepted it. Opaque to the store.
+    pub payload: Vec<u8>,
+    /// What to do about missed due times.
+    pub catch_up: CatchUp,
+    /// A paused schedule is never due.
+    pub paused: bool,
+    /// The next due time, unix ms; `None` when the expression has no more.
+    pub next_fire_at_ms: Option<i64>,
+    /// The last due time that fired, unix ms.
+    pub last_fired_at_ms: Option<i64>,
+    /// Creation time, unix ms.
+    pub created_at_ms: i64,
+    /// Last change, unix ms.
+    pub updated_at_ms: i64,
+}
+
+impl ScheduleRecord {
+    /// Checks what every backend refuses with [`StoreError::Invalid`]: a bad
+    /// id, an empty or over-long name, an empty cron, time zone or payload.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        crate::ScheduleId::parse(&self.id)?;
+        validate_name("schedule", &self.name)?;
+        if self.cron.trim().is_empty() || self.timezone.is_empty() || self.payload.is_empty() {
+            return Err(StoreError::invalid(format!(
+                "schedule {}: cron, timezone and payload must not be empty",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A lease on a node-wide role (scheduler, rescuer, pruner, callbacks):
+/// who holds it, until when, and its term (incremented each time the holder
+/// changes, so a change of leader is observable).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaderLease {
+    /// The role.
+    pub name: String,
+    /// The node holding it.
+    pub holder: String,
+    /// Incremented whenever the holder changes.
+    pub term: u64,
+    /// When the lease runs out unless renewed, unix ms.
+    pub expires_at_ms: i64,
+}
+
+/// Checks a target or schedule name: 1 to [`MAX_NAME_LEN`] characters of
+/// `A-Z a-z 0-9 . _ : -`.
+pub fn validate_name(what: &str, name: &str) -> Result<(), StoreError> {
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return Err(StoreError::invalid(format!(
+            "{what} name must be 1 to {MAX_NAME_LEN} characters, got {}",
+            name.len()
+        )));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')))
+    {
+        return Err(StoreError::invalid(format!(
+            "{what} name {name:?} contains {c:?}; use only A-Z a-z 0-9 . _ : -"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked() {
+        assert!(validate_name("target", "billing-prod").is_ok());
+        assert!(validate_name("target", "").is_err());
+        assert!(validate_name("target", "a b").is_err());
+        assert!(validate_name("target", &"x".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn target_debug_hides_sealed_bytes() {
+        let t = TargetRecord {
+            id: crate::TargetId::generate().to_string(),
+            name: "t".into(),
+            url_prefix: None,
+            sealed_secrets: b"sealed-bytes-here".to_vec(),
+            secret_fingerprint: "fp".into(),
+            rate_limit_per_s: None,
+            max_concurrency: None,
+            https_only: false,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        };
+        let dbg = format!("{t:?}");
+        assert!(!dbg.contains("sealed-bytes-here"), "{dbg}");
+        assert!(t.validate().is_ok());
+    }
+
+    #[test]
+    fn attempts_are_checked() {
+        let mut a = AttemptRecord {
+            task_id: "msg_1".into(),
+            attempt: 1,
+            started_at_ms: 0,
+            latency_ms: 3,
+            status: Some(200),
+            error: None,
+            response_body: vec![0; MAX_ATTEMPT_BODY_BYTES],
+        };
+        assert!(a.validate().is_ok());
+        a.response_body.push(0);
+        assert!(a.validate().is_err());
+        a.response_body.pop();
+        a.attempt = 0;
+        assert!(a.validate().is_err());
+    }
+}
