@@ -16,12 +16,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use signet_sign::{Algorithm, TaskEnvelope};
 
+use crate::delivery::{
+    AttemptRecord, CatchUp, ScheduleRecord, TargetRecord, MAX_ATTEMPT_BODY_BYTES,
+    MAX_ATTEMPT_ERROR_LEN, MESSAGE_QUEUE, MESSAGE_TASK_NAME,
+};
 use crate::error::StoreError;
-use crate::ids::{ApiKeyId, TaskId};
+use crate::ids::{ApiKeyId, MessageId, ScheduleId, TargetId, TaskId};
 use crate::state::{DeadReason, TaskState};
 use crate::store::Store;
 use crate::task::{
@@ -104,6 +109,16 @@ checks! {
     PendingByKey => check_pending_by_key: "Pending tasks per signing key, final tasks excluded.",
     Prune => check_prune: "Prune deletes only old succeeded and cancelled tasks, never dead letters.",
     ApiKeys => check_api_keys: "API keys: create, look up by hash, list, revoke.",
+    Messages => check_messages: "Messages are task rows with `msg_` ids on the message queue.",
+    Attempts => check_attempts: "Delivery attempts: recorded, replaced, listed in order, deleted with their task.",
+    PendingCallbacks => check_pending_callbacks: "Finished tasks with a callback URL owe a callback until marked sent; a replay owes a new one.",
+    PruneKeepsOwedCallbacks => check_prune_keeps_owed_callbacks: "Prune never deletes a task whose callback is still owed.",
+    Targets => check_targets: "Targets: create, read by id and name, list by name, update, delete; names are unique.",
+    Schedules => check_schedules: "Schedules: create, read by id and name, list by name, update, delete; names are unique.",
+    DueSchedules => check_due_schedules: "Due schedules: not paused, due by now, earliest first, limited.",
+    AdvanceSchedule => check_advance_schedule: "Advancing a schedule is a compare-and-set on its due time.",
+    LeaderLeases => check_leader_leases: "Leader leases: taken when free or expired, renewed by the holder, terms count holders, resign frees at once.",
+    WaitForWork => check_wait_for_work: "`wait_for_work` returns by its timeout.",
     Close => check_close: "Ping answers; after close every call is `Closed`.",
 }
 
@@ -359,9 +374,11 @@ pub async fn check_invalid_input(store: Arc<dyn Store>) {
     let max = "q".repeat(MAX_QUEUE_NAME_LEN);
     put(s, new_task(&max)).await;
 
-    let mut t = new_task("default");
-    t.envelope.id = "msg_123".into();
-    assert_invalid("id without task_ prefix", s.enqueue(t, T0).await);
+    for bad in ["job_123", "msg_", "task_a b", "123"] {
+        let mut t = new_task("default");
+        t.envelope.id = bad.into();
+        assert_invalid(&format!("task id {bad:?}"), s.enqueue(t, T0).await);
+    }
     let mut t = new_task("default");
     t.envelope.name = String::new();
     assert_invalid("empty task name", s.enqueue(t, T0).await);
@@ -1478,6 +1495,1066 @@ pub async fn check_api_keys(store: Arc<dyn Store>) {
         s.revoke_api_key(&ApiKeyId::generate().to_string(), T0)
             .await,
     );
+}
+
+// ---------------------------------------------------------------------------
+// Builders for delivery and scheduling
+
+/// A valid unsigned message: a fresh `msg_` id on [`MESSAGE_QUEUE`], named
+/// [`MESSAGE_TASK_NAME`], created at [`T0`], 3 attempts.
+pub fn new_message() -> NewTask {
+    let mut t = new_task(MESSAGE_QUEUE);
+    t.envelope.id = MessageId::generate().to_string();
+    t.envelope.name = MESSAGE_TASK_NAME.to_owned();
+    t.envelope.args =
+        br#"{"method":"POST","url":"https://example.com/hooks/1","body":"e30="}"#.to_vec();
+    t
+}
+
+/// A valid target named `name` with a fresh id, created at [`T0`].
+pub fn new_target(name: &str) -> TargetRecord {
+    TargetRecord {
+        id: TargetId::generate().to_string(),
+        name: name.to_owned(),
+        url_prefix: None,
+        sealed_secrets: vec![0x00, 0xff, 0x10, 0x80, 0x7f],
+        secret_fingerprint: "fp-0001".into(),
+        rate_limit_per_s: None,
+        max_concurrency: None,
+        https_only: false,
+        created_at_ms: T0,
+        updated_at_ms: T0,
+    }
+}
+
+/// A valid schedule named `name` with a fresh id, next due at
+/// `next_fire_at_ms`, created at [`T0`].
+pub fn new_schedule(name: &str, next_fire_at_ms: Option<i64>) -> ScheduleRecord {
+    ScheduleRecord {
+        id: ScheduleId::generate().to_string(),
+        name: name.to_owned(),
+        cron: "*/5 * * * *".into(),
+        timezone: "UTC".into(),
+        payload: br#"{"task":{"name":"report.daily","queue":"default","args":{}}}"#.to_vec(),
+        catch_up: CatchUp::Skip,
+        paused: false,
+        next_fire_at_ms,
+        last_fired_at_ms: None,
+        created_at_ms: T0,
+        updated_at_ms: T0,
+    }
+}
+
+fn attempt_of(task_id: &str, attempt: u32, started_at_ms: i64) -> AttemptRecord {
+    AttemptRecord {
+        task_id: task_id.to_owned(),
+        attempt,
+        started_at_ms,
+        latency_ms: 42,
+        status: Some(200),
+        error: None,
+        response_body: b"ok".to_vec(),
+    }
+}
+
+fn with_callback(mut task: NewTask) -> NewTask {
+    task.envelope.callback_url = Some(format!(
+        "https://example.com/callbacks/{}",
+        task.envelope.id
+    ));
+    task
+}
+
+/// Enqueues `task`, claims it (it must be the only due task of its queue)
+/// and completes it at `at`.
+async fn finish(s: &dyn Store, task: NewTask, at: i64) -> String {
+    let queue = task.envelope.queue.clone();
+    let id = put(s, task).await.id().to_owned();
+    let row = claim_one(s, &queue, "w-finish", T0).await;
+    assert_eq!(row.id(), id, "{queue} should hold only {id}");
+    s.complete(&LeaseToken::of(&row), None, at)
+        .await
+        .unwrap_or_else(|e| panic!("complete {id}: {e}"));
+    id
+}
+
+async fn attempts_of(s: &dyn Store, id: &str) -> Vec<AttemptRecord> {
+    s.attempts(id)
+        .await
+        .unwrap_or_else(|e| panic!("attempts({id}): {e}"))
+}
+
+async fn pending(s: &dyn Store, limit: usize) -> Vec<String> {
+    ids(&s
+        .pending_callbacks(limit)
+        .await
+        .unwrap_or_else(|e| panic!("pending_callbacks({limit}): {e}")))
+}
+
+async fn mark_sent(s: &dyn Store, ids: &[&str], now: i64) {
+    let ids: Vec<String> = ids.iter().map(|i| (*i).to_owned()).collect();
+    s.mark_callbacks_sent(&ids, now)
+        .await
+        .unwrap_or_else(|e| panic!("mark_callbacks_sent({ids:?}): {e}"));
+}
+
+// ---------------------------------------------------------------------------
+// Checks: delivery and scheduling
+
+/// Messages are task rows with `msg_` ids on the message queue.
+pub async fn check_messages(store: Arc<dyn Store>) {
+    let s = &*store;
+    let mut msgs = Vec::new();
+    for _ in 0..5 {
+        let m = new_message();
+        let row = put(s, m.clone()).await;
+        assert_same_signed("message", &row, &m);
+        assert_eq!(row.queue(), MESSAGE_QUEUE);
+        assert_eq!(row.state, TaskState::Available);
+        msgs.push(m);
+    }
+    let task = put(s, new_task("default")).await;
+    let row = get(s, &msgs[0].envelope.id).await;
+    assert_same_signed("message read back", &row, &msgs[0]);
+
+    // Listing pages through `msg_` ids (cursors are message ids too).
+    let mut want: Vec<String> = msgs.iter().map(|m| m.envelope.id.clone()).collect();
+    want.sort();
+    let mut got = Vec::new();
+    let mut filter = TaskFilter {
+        queue: Some(MESSAGE_QUEUE.into()),
+        limit: 2,
+        ..TaskFilter::default()
+    };
+    for _ in 0..10 {
+        let page = s.list_tasks(filter.clone()).await.expect("list messages");
+        got.extend(ids(&page.items));
+        match page.next_cursor {
+            Some(c) => filter.cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(got, want, "messages listed in id order, paged");
+    let all = s.list_tasks(TaskFilter::default()).await.expect("list all");
+    assert_eq!(all.items.len(), 6, "messages and tasks list together");
+    assert!(ids(&all.items).contains(&task.id().to_owned()));
+
+    // Claimed, dead-lettered and paged like tasks.
+    let claimed = claim_n(s, &[MESSAGE_QUEUE], 10, T0).await;
+    assert_eq!(claimed.len(), 5);
+    for (i, r) in claimed.iter().enumerate() {
+        s.fail(
+            &LeaseToken::of(r),
+            "502 Bad Gateway",
+            FailOutcome::Dead {
+                reason: DeadReason::MaxAttempts,
+                detail: "3 of 3".into(),
+            },
+            T0 + i as i64,
+        )
+        .await
+        .expect("fail message");
+    }
+    let mut dead = Vec::new();
+    let mut filter = DeadFilter {
+        queue: Some(MESSAGE_QUEUE.into()),
+        limit: 2,
+        ..DeadFilter::default()
+    };
+    for _ in 0..10 {
+        let page = s
+            .list_dead(filter.clone())
+            .await
+            .expect("list dead messages");
+        dead.extend(ids(&page.items));
+        match page.next_cursor {
+            Some(c) => filter.cursor = Some(c),
+            None => break,
+        }
+    }
+    let mut newest_first = ids(&claimed);
+    newest_first.reverse();
+    assert_eq!(dead, newest_first, "dead messages newest first, paged");
+}
+
+/// Delivery attempts: recorded, replaced, listed in order, deleted with
+/// their task.
+pub async fn check_attempts(store: Arc<dyn Store>) {
+    let s = &*store;
+    let m = put(s, new_message()).await.id().to_owned();
+    assert!(attempts_of(s, &m).await.is_empty(), "no attempts yet");
+
+    let a1 = AttemptRecord {
+        status: Some(503),
+        response_body: b"busy, retry later".to_vec(),
+        ..attempt_of(&m, 1, T0)
+    };
+    let a2 = AttemptRecord {
+        status: None,
+        error: Some("connect timeout after 10s \u{e9}".into()),
+        response_body: Vec::new(),
+        latency_ms: 10_000,
+        ..attempt_of(&m, 2, T0 + 5_000)
+    };
+    let a3 = AttemptRecord {
+        response_body: (0..MAX_ATTEMPT_BODY_BYTES)
+            .map(|i| (i % 256) as u8)
+            .collect(),
+        latency_ms: 0,
+        ..attempt_of(&m, 3, T0 + 305_000)
+    };
+    // Recorded out of order, listed by attempt.
+    for a in [&a3, &a1, &a2] {
+        s.record_attempt(a.clone())
+            .await
+            .unwrap_or_else(|e| panic!("record attempt {}: {e}", a.attempt));
+    }
+    assert_eq!(
+        attempts_of(s, &m).await,
+        vec![a1.clone(), a2.clone(), a3.clone()],
+        "oldest first, byte for byte"
+    );
+
+    // The same attempt again replaces the first record.
+    let a2b = AttemptRecord {
+        status: Some(500),
+        error: None,
+        response_body: b"oops".to_vec(),
+        latency_ms: 12,
+        ..a2.clone()
+    };
+    s.record_attempt(a2b.clone()).await.expect("record again");
+    assert_eq!(
+        attempts_of(s, &m).await,
+        vec![a1.clone(), a2b.clone(), a3.clone()]
+    );
+
+    // Other messages keep their own.
+    let other = put(s, new_message()).await.id().to_owned();
+    let o1 = attempt_of(&other, 1, T0 + 1);
+    s.record_attempt(o1.clone()).await.expect("record other");
+    assert_eq!(attempts_of(s, &other).await, vec![o1.clone()]);
+    assert_eq!(attempts_of(s, &m).await.len(), 3);
+
+    // Unknown tasks and invalid records store nothing.
+    let unknown = MessageId::generate().to_string();
+    assert_not_found(
+        "attempt of an unknown message",
+        s.record_attempt(attempt_of(&unknown, 1, T0)).await,
+    );
+    assert!(attempts_of(s, &unknown).await.is_empty());
+    let bad = [
+        (
+            "attempt 0",
+            AttemptRecord {
+                attempt: 0,
+                ..a1.clone()
+            },
+        ),
+        (
+            "body over the limit",
+            AttemptRecord {
+                attempt: 9,
+                response_body: vec![b'x'; MAX_ATTEMPT_BODY_BYTES + 1],
+                ..a1.clone()
+            },
+        ),
+        (
+            "error text over the limit",
+            AttemptRecord {
+                attempt: 9,
+                error: Some("e".repeat(MAX_ATTEMPT_ERROR_LEN + 1)),
+                ..a1.clone()
+            },
+        ),
+        (
+            "negative latency",
+            AttemptRecord {
+                attempt: 9,
+                latency_ms: -1,
+                ..a1.clone()
+            },
+        ),
+    ];
+    for (what, record) in bad {
+        assert_invalid(what, s.record_attempt(record).await);
+    }
+    assert_eq!(
+        attempts_of(s, &m).await,
+        vec![a1, a2b, a3],
+        "refused records change nothing"
+    );
+
+    // Pruned with their task; other messages keep theirs.
+    let claimed = claim_n(s, &[MESSAGE_QUEUE], 10, T0).await;
+    assert_eq!(claimed.len(), 2);
+    let row = claimed
+        .iter()
+        .find(|r| r.id() == m)
+        .expect("the first message was claimed");
+    s.complete(&LeaseToken::of(row), None, T0 + 400_000)
+        .await
+        .expect("complete");
+    assert_eq!(s.prune(T0 + 500_000, 10).await.expect("prune"), 1);
+    assert!(s.task(&m).await.expect("task").is_none());
+    assert!(
+        attempts_of(s, &m).await.is_empty(),
+        "prune deletes the attempts of the tasks it deletes"
+    );
+    assert_not_found(
+        "attempt of a pruned message",
+        s.record_attempt(attempt_of(&m, 4, T0 + 600_000)).await,
+    );
+    assert_eq!(attempts_of(s, &other).await, vec![o1.clone()]);
+
+    // Purged with their dead letter.
+    let d = put(s, new_message()).await.id().to_owned();
+    s.record_attempt(attempt_of(&d, 1, T0))
+        .await
+        .expect("record");
+    s.record_attempt(attempt_of(&d, 2, T0 + 1))
+        .await
+        .expect("record");
+    s.kill(&d, DeadReason::TargetRefused, "refused", T0 + 2)
+        .await
+        .expect("kill");
+    assert_eq!(
+        attempts_of(s, &d).await.len(),
+        2,
+        "dead letters keep attempts"
+    );
+    let purged = s
+        .purge_dead(DeadSelector::Ids(vec![d.clone()]))
+        .await
+        .expect("purge");
+    assert_eq!(purged, vec![d.clone()]);
+    assert!(
+        attempts_of(s, &d).await.is_empty(),
+        "purge deletes the attempts of the dead letters it deletes"
+    );
+    assert_eq!(attempts_of(s, &other).await, vec![o1]);
+}
+
+/// Finished tasks with a callback URL owe a callback until marked sent; a
+/// replay owes a new one.
+pub async fn check_pending_callbacks(store: Arc<dyn Store>) {
+    let s = &*store;
+    assert!(pending(s, 10).await.is_empty(), "empty store owes nothing");
+
+    // Owed: succeeded (T0+30), killed (T0+10), a message dead after an attempt (T0+20).
+    let a = finish(s, with_callback(new_task("a")), T0 + 30).await;
+    let b = put(s, with_callback(new_task("b"))).await.id().to_owned();
+    s.kill(&b, DeadReason::Expired, "past expires_at", T0 + 10)
+        .await
+        .expect("kill");
+    let c = put(s, with_callback(new_message())).await.id().to_owned();
+    let row = claim_one(s, MESSAGE_QUEUE, "w", T0).await;
+    let dead = FailOutcome::Dead {
+        reason: DeadReason::MaxAttempts,
+        detail: "1 of 1".into(),
+    };
+    s.fail(&LeaseToken::of(&row), "410 Gone", dead.clone(), T0 + 20)
+        .await
+        .expect("fail");
+
+    // Owe nothing: cancelled, no callback URL, not finished.
+    let d = put(s, with_callback(new_task("d"))).await;
+    s.cancel(d.id(), T0 + 5).await.expect("cancel");
+    finish(s, new_task("e"), T0 + 1).await;
+    put(s, with_callback(new_task("f"))).await;
+    claim_one(s, "f", "w", T0).await;
+    put(s, with_callback(new_task("g"))).await;
+    let g = claim_one(s, "g", "w", T0).await;
+    s.fail(
+        &LeaseToken::of(&g),
+        "later",
+        FailOutcome::Retry { at_ms: T0 + 60_000 },
+        T0 + 2,
+    )
+    .await
+    .expect("fail retry");
+    put(s, with_callback(new_task("h"))).await;
+    let mut later = with_callback(new_task("h"));
+    later.envelope.not_before_ms = Some(T0 + 3_600_000);
+    put(s, later).await;
+
+    let rows = s.pending_callbacks(10).await.expect("pending_callbacks");
+    assert_eq!(
+        ids(&rows),
+        vec![b.clone(), c.clone(), a.clone()],
+        "succeeded and dead tasks with a callback URL, by finish time"
+    );
+    for r in &rows {
+        assert!(r.state.is_final(), "{}: {:?}", r.id(), r.state);
+        assert!(r.envelope.callback_url.is_some());
+        assert!(r.finished_at_ms.is_some());
+    }
+    assert_eq!(rows[1].dead_reason, Some(DeadReason::MaxAttempts));
+    assert_eq!(pending(s, 2).await, vec![b.clone(), c.clone()], "limit");
+    assert!(pending(s, 0).await.is_empty(), "limit 0");
+
+    // Marked sent: no longer owed. Unknown ids and repeats are fine.
+    let unknown = TaskId::generate().to_string();
+    mark_sent(s, &[&b, &unknown], T0 + 100).await;
+    assert_eq!(pending(s, 10).await, vec![c.clone(), a.clone()]);
+    mark_sent(s, &[&b], T0 + 101).await;
+    mark_sent(s, &[], T0 + 101).await;
+    assert_eq!(pending(s, 10).await, vec![c.clone(), a.clone()]);
+
+    // A replayed dead letter owes nothing while it runs again, then owes a
+    // new callback when it finishes again, however it finishes.
+    let replayed = s
+        .replay_dead(DeadSelector::Ids(vec![b.clone(), c.clone()]), T0 + 200)
+        .await
+        .expect("replay");
+    assert_eq!(replayed.len(), 2);
+    assert_eq!(pending(s, 10).await, vec![a.clone()]);
+    let rb = claim_one(s, "b", "w", T0 + 200).await;
+    s.complete(&LeaseToken::of(&rb), None, T0 + 300)
+        .await
+        .expect("complete replayed");
+    let rc = claim_one(s, MESSAGE_QUEUE, "w", T0 + 200).await;
+    s.fail(&LeaseToken::of(&rc), "410 Gone", dead, T0 + 400)
+        .await
+        .expect("fail replayed");
+    assert_eq!(
+        pending(s, 10).await,
+        vec![a.clone(), b.clone(), c.clone()],
+        "the replayed letter that was already sent owes a new callback"
+    );
+
+    mark_sent(s, &[&a, &b, &c], T0 + 500).await;
+    assert!(pending(s, 10).await.is_empty());
+}
+
+/// Prune never deletes a task whose callback is still owed.
+pub async fn check_prune_keeps_owed_callbacks(store: Arc<dyn Store>) {
+    let s = &*store;
+    // Oldest first, so a prune that took the oldest rows before checking
+    // the callback would delete nothing or the wrong task.
+    let owed = finish(s, with_callback(new_task("p")), T0 + 10).await;
+    let sent = finish(s, with_callback(new_task("p")), T0 + 20).await;
+    mark_sent(s, &[&sent], T0 + 21).await;
+    let plain = finish(s, new_task("p"), T0 + 30).await;
+    let cancelled = put(s, with_callback(new_task("c"))).await.id().to_owned();
+    s.cancel(&cancelled, T0 + 40).await.expect("cancel");
+    let dead = put(s, with_callback(new_task("d"))).await.id().to_owned();
+    s.kill(&dead, DeadReason::Expired, "", T0 + 50)
+        .await
+        .expect("kill");
+
+    let cutoff = T0 + 1_000;
+    for round in 0..3 {
+        assert_eq!(
+            s.prune(cutoff, 1).await.expect("prune"),
+            1,
+            "round {round}: an owed callback does not use up the limit"
+        );
+    }
+    assert_eq!(s.prune(cutoff, 10).await.expect("prune"), 0);
+    for gone in [&sent, &plain, &cancelled] {
+        assert!(s.task(gone).await.expect("task").is_none(), "{gone} pruned");
+    }
+    assert!(
+        s.task(&owed).await.expect("task").is_some(),
+        "a task whose callback is owed is kept"
+    );
+    assert!(s.task(&dead).await.expect("task").is_some());
+    assert_eq!(pending(s, 10).await, vec![owed.clone(), dead.clone()]);
+
+    mark_sent(s, &[&owed], T0 + 2_000).await;
+    assert_eq!(s.prune(cutoff, 10).await.expect("prune"), 1);
+    assert!(s.task(&owed).await.expect("task").is_none());
+}
+
+/// Targets: create, read by id and name, list by name, update, delete;
+/// names are unique.
+pub async fn check_targets(store: Arc<dyn Store>) {
+    let s = &*store;
+    assert!(s.list_targets().await.expect("list").is_empty());
+    let mut a = new_target("zeta-billing");
+    a.url_prefix = Some("https://billing.example.com/hooks/".into());
+    a.sealed_secrets = (0..=255u8).collect();
+    a.secret_fingerprint = "whsec_ab12".into();
+    a.rate_limit_per_s = Some(50);
+    a.max_concurrency = Some(4);
+    a.https_only = true;
+    let mut b = new_target("alpha.orders:v2");
+    b.created_at_ms = T0 + 1;
+    b.updated_at_ms = T0 + 1;
+    s.create_target(a.clone()).await.expect("create a");
+    s.create_target(b.clone()).await.expect("create b");
+
+    assert_eq!(s.target(&a.id).await.expect("target"), Some(a.clone()));
+    assert_eq!(
+        s.target_by_name(&b.name).await.expect("by name"),
+        Some(b.clone())
+    );
+    assert_eq!(
+        s.target(&TargetId::generate().to_string())
+            .await
+            .expect("unknown"),
+        None
+    );
+    assert_eq!(s.target_by_name("nobody").await.expect("unknown"), None);
+    assert_eq!(
+        s.list_targets().await.expect("list"),
+        vec![b.clone(), a.clone()],
+        "by name"
+    );
+
+    // Conflicts and refusals store nothing.
+    let dup = new_target(&a.name);
+    assert_conflict(
+        "a second target with the same name",
+        s.create_target(dup.clone()).await,
+    );
+    assert_eq!(s.target(&dup.id).await.expect("target"), None);
+    let mut dup_id = new_target("another");
+    dup_id.id = a.id.clone();
+    assert_conflict(
+        "a second target with the same id",
+        s.create_target(dup_id).await,
+    );
+    assert_eq!(s.target_by_name("another").await.expect("by name"), None);
+    let refused = [
+        ("schedule id", {
+            let mut t = new_target("x1");
+            t.id = ScheduleId::generate().to_string();
+            t
+        }),
+        ("empty name", new_target("")),
+        ("name with a space", new_target("two words")),
+        ("empty sealed secrets", {
+            let mut t = new_target("x2");
+            t.sealed_secrets.clear();
+            t
+        }),
+        ("rate limit 0", {
+            let mut t = new_target("x3");
+            t.rate_limit_per_s = Some(0);
+            t
+        }),
+        ("concurrency 0", {
+            let mut t = new_target("x4");
+            t.max_concurrency = Some(0);
+            t
+        }),
+    ];
+    for (what, t) in refused {
+        assert_invalid(what, s.create_target(t).await);
+    }
+    assert_eq!(s.list_targets().await.expect("list").len(), 2);
+
+    // Update replaces everything but id and created_at_ms.
+    let a2 = TargetRecord {
+        name: "zeta-billing-eu".into(),
+        url_prefix: None,
+        sealed_secrets: vec![9; 48],
+        secret_fingerprint: "whsec_cd34".into(),
+        rate_limit_per_s: None,
+        max_concurrency: Some(1),
+        https_only: false,
+        created_at_ms: T0 + 999,
+        updated_at_ms: T0 + 100,
+        ..a.clone()
+    };
+    s.update_target(a2.clone()).await.expect("update");
+    let want = TargetRecord {
+        created_at_ms: a.created_at_ms,
+        ..a2
+    };
+    assert_eq!(s.target(&a.id).await.expect("target"), Some(want.clone()));
+    assert_eq!(s.target_by_name(&a.name).await.expect("old name"), None);
+    assert_eq!(
+        s.target_by_name(&want.name).await.expect("new name"),
+        Some(want.clone())
+    );
+    let clash = TargetRecord {
+        name: b.name.clone(),
+        updated_at_ms: T0 + 200,
+        ..want.clone()
+    };
+    assert_conflict(
+        "renaming onto another target's name",
+        s.update_target(clash).await,
+    );
+    assert_eq!(s.target(&a.id).await.expect("target"), Some(want.clone()));
+    let same_name = TargetRecord {
+        https_only: true,
+        updated_at_ms: T0 + 300,
+        ..want.clone()
+    };
+    s.update_target(same_name.clone())
+        .await
+        .expect("update keeping its own name");
+    assert_eq!(
+        s.target(&a.id).await.expect("target"),
+        Some(same_name.clone())
+    );
+    assert_not_found(
+        "update an unknown target",
+        s.update_target(new_target("ghost")).await,
+    );
+    assert_eq!(s.target_by_name("ghost").await.expect("by name"), None);
+    assert_invalid(
+        "update with empty sealed secrets",
+        s.update_target(TargetRecord {
+            sealed_secrets: Vec::new(),
+            ..same_name.clone()
+        })
+        .await,
+    );
+    assert_eq!(
+        s.target(&a.id).await.expect("target"),
+        Some(same_name.clone())
+    );
+
+    // Delete.
+    s.delete_target(&b.id).await.expect("delete");
+    assert_eq!(s.target(&b.id).await.expect("target"), None);
+    assert_eq!(s.target_by_name(&b.name).await.expect("by name"), None);
+    assert_not_found("delete twice", s.delete_target(&b.id).await);
+    assert_eq!(s.list_targets().await.expect("list"), vec![same_name]);
+    s.create_target(new_target(&b.name))
+        .await
+        .expect("a deleted target's name is free again");
+}
+
+/// Schedules: create, read by id and name, list by name, update, delete;
+/// names are unique.
+pub async fn check_schedules(store: Arc<dyn Store>) {
+    let s = &*store;
+    assert!(s.list_schedules().await.expect("list").is_empty());
+    let mut a = new_schedule("nightly-report", Some(T0 + 3_600_000));
+    a.cron = "0 0 3 * * Mon-Fri".into();
+    a.timezone = "Europe/Berlin".into();
+    a.payload = br#"{"message":{"url":"https://example.com/h","body":"\u00e9"}}"#.to_vec();
+    a.catch_up = CatchUp::Once;
+    a.last_fired_at_ms = Some(T0 - 86_400_000);
+    let mut b = new_schedule("cleanup", None);
+    b.paused = true;
+    b.created_at_ms = T0 + 1;
+    b.updated_at_ms = T0 + 2;
+    s.create_schedule(a.clone()).await.expect("create a");
+    s.create_schedule(b.clone()).await.expect("create b");
+
+    assert_eq!(s.schedule(&a.id).await.expect("schedule"), Some(a.clone()));
+    assert_eq!(
+        s.schedule_by_name(&b.name).await.expect("by name"),
+        Some(b.clone())
+    );
+    assert_eq!(
+        s.schedule(&ScheduleId::generate().to_string())
+            .await
+            .expect("unknown"),
+        None
+    );
+    assert_eq!(s.schedule_by_name("nobody").await.expect("unknown"), None);
+    assert_eq!(
+        s.list_schedules().await.expect("list"),
+        vec![b.clone(), a.clone()],
+        "by name"
+    );
+
+    let dup = new_schedule(&a.name, Some(T0));
+    assert_conflict(
+        "a second schedule with the same name",
+        s.create_schedule(dup.clone()).await,
+    );
+    assert_eq!(s.schedule(&dup.id).await.expect("schedule"), None);
+    let mut dup_id = new_schedule("another", Some(T0));
+    dup_id.id = a.id.clone();
+    assert_conflict(
+        "a second schedule with the same id",
+        s.create_schedule(dup_id).await,
+    );
+    assert_eq!(s.schedule_by_name("another").await.expect("by name"), None);
+    let refused = [
+        ("target id", {
+            let mut x = new_schedule("x1", Some(T0));
+            x.id = TargetId::generate().to_string();
+            x
+        }),
+        ("empty name", new_schedule("", Some(T0))),
+        ("name with a slash", new_schedule("a/b", Some(T0))),
+        ("blank cron", {
+            let mut x = new_schedule("x2", Some(T0));
+            x.cron = "  ".into();
+            x
+        }),
+        ("empty time zone", {
+            let mut x = new_schedule("x3", Some(T0));
+            x.timezone.clear();
+            x
+        }),
+        ("empty payload", {
+            let mut x = new_schedule("x4", Some(T0));
+            x.payload.clear();
+            x
+        }),
+    ];
+    for (what, x) in refused {
+        assert_invalid(what, s.create_schedule(x).await);
+    }
+    assert_eq!(s.list_schedules().await.expect("list").len(), 2);
+
+    // Update replaces everything but id and created_at_ms.
+    let a2 = ScheduleRecord {
+        name: "nightly-report-v2".into(),
+        cron: "@hourly".into(),
+        timezone: "America/New_York".into(),
+        payload: br#"{"task":{"name":"x"}}"#.to_vec(),
+        catch_up: CatchUp::Skip,
+        paused: true,
+        next_fire_at_ms: None,
+        last_fired_at_ms: None,
+        created_at_ms: T0 + 999,
+        updated_at_ms: T0 + 100,
+        ..a.clone()
+    };
+    s.update_schedule(a2.clone()).await.expect("update");
+    let want = ScheduleRecord {
+        created_at_ms: a.created_at_ms,
+        ..a2
+    };
+    assert_eq!(
+        s.schedule(&a.id).await.expect("schedule"),
+        Some(want.clone())
+    );
+    assert_eq!(s.schedule_by_name(&a.name).await.expect("old name"), None);
+    let clash = ScheduleRecord {
+        name: b.name.clone(),
+        ..want.clone()
+    };
+    assert_conflict(
+        "renaming onto another schedule's name",
+        s.update_schedule(clash).await,
+    );
+    assert_eq!(
+        s.schedule(&a.id).await.expect("schedule"),
+        Some(want.clone())
+    );
+    let resumed = ScheduleRecord {
+        paused: false,
+        next_fire_at_ms: Some(T0 + 60_000),
+        last_fired_at_ms: Some(T0),
+        updated_at_ms: T0 + 300,
+        ..want.clone()
+    };
+    s.update_schedule(resumed.clone())
+        .await
+        .expect("update keeping its own name");
+    assert_eq!(
+        s.schedule(&a.id).await.expect("schedule"),
+        Some(resumed.clone())
+    );
+    assert_not_found(
+        "update an unknown schedule",
+        s.update_schedule(new_schedule("ghost", Some(T0))).await,
+    );
+    assert_invalid(
+        "update with an empty payload",
+        s.update_schedule(ScheduleRecord {
+            payload: Vec::new(),
+            ..resumed.clone()
+        })
+        .await,
+    );
+    assert_eq!(
+        s.schedule(&a.id).await.expect("schedule"),
+        Some(resumed.clone())
+    );
+
+    s.delete_schedule(&b.id).await.expect("delete");
+    assert_eq!(s.schedule(&b.id).await.expect("schedule"), None);
+    assert_eq!(s.schedule_by_name(&b.name).await.expect("by name"), None);
+    assert_not_found("delete twice", s.delete_schedule(&b.id).await);
+    assert_eq!(s.list_schedules().await.expect("list"), vec![resumed]);
+    s.create_schedule(new_schedule(&b.name, None))
+        .await
+        .expect("a deleted schedule's name is free again");
+}
+
+/// Due schedules: not paused, due by now, earliest first, limited.
+pub async fn check_due_schedules(store: Arc<dyn Store>) {
+    let s = &*store;
+    let due = |now: i64, limit: usize| async move {
+        s.due_schedules(now, limit)
+            .await
+            .unwrap_or_else(|e| panic!("due_schedules({now}, {limit}): {e}"))
+            .into_iter()
+            .map(|x| x.name)
+            .collect::<Vec<_>>()
+    };
+    assert!(due(T0, 10).await.is_empty(), "no schedules");
+    let plan = [
+        ("s1", Some(T0 - 100), false),
+        ("s2", Some(T0), false),
+        ("s3", Some(T0 + 1), false),
+        ("s4-paused", Some(T0 - 500), true),
+        ("s5-done", None, false),
+        ("s6", Some(T0 - 300), false),
+    ];
+    let mut by_name = BTreeMap::new();
+    for (name, next, paused) in plan {
+        let mut x = new_schedule(name, next);
+        x.paused = paused;
+        s.create_schedule(x.clone()).await.expect("create");
+        by_name.insert(name, x);
+    }
+    assert_eq!(
+        due(T0, 10).await,
+        vec!["s6", "s1", "s2"],
+        "earliest first, due time inclusive"
+    );
+    assert_eq!(due(T0, 2).await, vec!["s6", "s1"], "limit");
+    assert!(due(T0, 0).await.is_empty(), "limit 0");
+    assert_eq!(due(T0 - 300, 10).await, vec!["s6"]);
+    assert_eq!(due(T0 + 1, 10).await, vec!["s6", "s1", "s2", "s3"]);
+    let full = s.due_schedules(T0, 1).await.expect("due");
+    assert_eq!(full, vec![by_name["s6"].clone()], "whole records");
+
+    // Pausing and resuming through update.
+    let mut s6 = by_name["s6"].clone();
+    s6.paused = true;
+    s.update_schedule(s6.clone()).await.expect("pause");
+    assert_eq!(due(T0, 10).await, vec!["s1", "s2"]);
+    let mut s4 = by_name["s4-paused"].clone();
+    s4.paused = false;
+    s.update_schedule(s4).await.expect("resume");
+    assert_eq!(due(T0, 10).await, vec!["s4-paused", "s1", "s2"]);
+}
+
+/// Advancing a schedule is a compare-and-set on its due time.
+pub async fn check_advance_schedule(store: Arc<dyn Store>) {
+    let s = &*store;
+    let x = new_schedule("every-minute", Some(T0));
+    s.create_schedule(x.clone()).await.expect("create");
+    let read = |id: String| async move {
+        s.schedule(&id)
+            .await
+            .expect("schedule")
+            .expect("schedule exists")
+    };
+
+    assert!(
+        s.advance_schedule(&x.id, T0, Some(T0 + 60_000), T0 + 5)
+            .await
+            .expect("advance"),
+        "the due time it holds moves"
+    );
+    let r = read(x.id.clone()).await;
+    assert_eq!(r.next_fire_at_ms, Some(T0 + 60_000));
+    assert_eq!(r.last_fired_at_ms, Some(T0));
+    assert_eq!(
+        (
+            &r.name,
+            &r.cron,
+            &r.timezone,
+            &r.payload,
+            r.paused,
+            r.catch_up,
+            r.created_at_ms
+        ),
+        (
+            &x.name,
+            &x.cron,
+            &x.timezone,
+            &x.payload,
+            x.paused,
+            x.catch_up,
+            x.created_at_ms
+        ),
+        "advance changes only the fire times"
+    );
+
+    // Another node that fired the same due time does not move it again.
+    assert!(!s
+        .advance_schedule(&x.id, T0, Some(T0 + 120_000), T0 + 6)
+        .await
+        .expect("advance again"));
+    let r = read(x.id.clone()).await;
+    assert_eq!(r.next_fire_at_ms, Some(T0 + 60_000));
+    assert_eq!(r.last_fired_at_ms, Some(T0));
+    assert!(!s
+        .advance_schedule(&x.id, T0 + 30_000, Some(T0 + 90_000), T0 + 7)
+        .await
+        .expect("advance from a time it does not hold"));
+    assert!(s
+        .due_schedules(T0 + 59_999, 10)
+        .await
+        .expect("due")
+        .is_empty());
+    assert_eq!(
+        s.due_schedules(T0 + 60_000, 10).await.expect("due").len(),
+        1
+    );
+
+    // Many nodes at once: exactly one moves it.
+    let mut handles = Vec::new();
+    for i in 0..8 {
+        let store = store.clone();
+        let id = x.id.clone();
+        handles.push(tokio::spawn(async move {
+            store
+                .advance_schedule(&id, T0 + 60_000, Some(T0 + 120_000), T0 + 60_000 + i)
+                .await
+                .expect("advance")
+        }));
+    }
+    let mut moved = 0;
+    for h in handles {
+        if h.await.expect("advance panicked") {
+            moved += 1;
+        }
+    }
+    assert_eq!(moved, 1, "exactly one concurrent advance wins");
+    assert_eq!(read(x.id.clone()).await.next_fire_at_ms, Some(T0 + 120_000));
+
+    // No next time: the schedule is never due again.
+    assert!(s
+        .advance_schedule(&x.id, T0 + 120_000, None, T0 + 120_001)
+        .await
+        .expect("advance to the end"));
+    let r = read(x.id.clone()).await;
+    assert_eq!(r.next_fire_at_ms, None);
+    assert_eq!(r.last_fired_at_ms, Some(T0 + 120_000));
+    assert!(s.due_schedules(i64::MAX, 10).await.expect("due").is_empty());
+    assert!(!s
+        .advance_schedule(&x.id, T0 + 120_000, Some(T0 + 180_000), T0 + 120_002)
+        .await
+        .expect("advance a finished schedule"));
+    assert_eq!(read(x.id.clone()).await.next_fire_at_ms, None);
+}
+
+/// Leader leases: taken when free or expired, renewed by the holder, terms
+/// count holders, resign frees at once.
+pub async fn check_leader_leases(store: Arc<dyn Store>) {
+    const TTL: i64 = 10_000;
+    const ROLE: &str = "scheduler";
+    let s = &*store;
+    let lead = |holder: &'static str, now: i64| async move {
+        s.try_lead(ROLE, holder, TTL, now)
+            .await
+            .unwrap_or_else(|e| panic!("try_lead({holder}, {now}): {e}"))
+    };
+    let leader = || async { s.leader(ROLE).await.expect("leader") };
+    assert_eq!(leader().await, None, "nobody leads yet");
+
+    let a1 = lead("node-a", T0).await.expect("a free lease is taken");
+    assert_eq!(
+        (a1.name.as_str(), a1.holder.as_str(), a1.expires_at_ms),
+        (ROLE, "node-a", T0 + TTL)
+    );
+    assert_eq!(leader().await, Some(a1.clone()));
+
+    // Renewed by its holder: same term, later expiry.
+    let a2 = lead("node-a", T0 + 5_000).await.expect("renewed");
+    assert_eq!(a2.term, a1.term, "renewal keeps the term");
+    assert_eq!(a2.expires_at_ms, T0 + 5_000 + TTL);
+
+    // Refused to another node while valid, up to the last millisecond.
+    assert_eq!(lead("node-b", T0 + 5_000).await, None);
+    assert_eq!(lead("node-b", a2.expires_at_ms - 1).await, None);
+    assert_eq!(leader().await, Some(a2.clone()));
+
+    // Roles are independent.
+    let p = s
+        .try_lead("pruner", "node-b", TTL, T0 + 5_000)
+        .await
+        .expect("try_lead")
+        .expect("another role is free");
+    assert_eq!(p.holder, "node-b");
+    assert_eq!(leader().await, Some(a2.clone()));
+
+    // Expired (expires_at <= now): taken over with the next term.
+    let b1 = lead("node-b", a2.expires_at_ms).await.expect("taken over");
+    assert_eq!(b1.holder, "node-b");
+    assert_eq!(b1.term, a2.term + 1, "a new holder gets the next term");
+    assert_eq!(b1.expires_at_ms, a2.expires_at_ms + TTL);
+    assert_eq!(
+        lead("node-a", a2.expires_at_ms).await,
+        None,
+        "the old leader cannot come back while the new lease is valid"
+    );
+    assert_eq!(leader().await, Some(b1.clone()));
+
+    // The holder renewing after its own lease ran out, nobody having taken
+    // it: the holder did not change, neither does the term.
+    let late = b1.expires_at_ms + 500;
+    let b2 = lead("node-b", late).await.expect("renewed late");
+    assert_eq!(b2.term, b1.term);
+    assert_eq!(b2.expires_at_ms, late + TTL);
+
+    // Resigning a lease one does not hold changes nothing.
+    s.resign(ROLE, "node-a")
+        .await
+        .expect("resign by non-holder");
+    assert_eq!(leader().await, Some(b2.clone()));
+    assert_eq!(lead("node-a", late + 1).await, None);
+    s.resign("no-such-role", "node-a")
+        .await
+        .expect("resign an unknown role");
+
+    // Resigning frees it at once, and the next holder gets the next term.
+    s.resign(ROLE, "node-b").await.expect("resign");
+    if let Some(l) = leader().await {
+        assert!(
+            l.expires_at_ms <= late + 1,
+            "a resigned lease must be expired: {l:?}"
+        );
+    }
+    let a3 = lead("node-a", late + 1).await.expect("taken after resign");
+    assert_eq!(a3.holder, "node-a");
+    assert_eq!(a3.term, b2.term + 1);
+    assert_eq!(leader().await, Some(a3));
+
+    // Nodes racing for a free role: exactly one wins.
+    let mut handles = Vec::new();
+    for i in 0..8 {
+        let store = store.clone();
+        handles.push(tokio::spawn(async move {
+            let holder = format!("racer-{i}");
+            let got = store
+                .try_lead("rescuer", &holder, TTL, T0)
+                .await
+                .expect("try_lead");
+            got.map(|l| (holder, l))
+        }));
+    }
+    let mut winners = Vec::new();
+    for h in handles {
+        if let Some(w) = h.await.expect("try_lead panicked") {
+            winners.push(w);
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one racer leads: {winners:?}");
+    let (holder, lease) = winners.remove(0);
+    assert_eq!(lease.holder, holder);
+    assert_eq!(s.leader("rescuer").await.expect("leader"), Some(lease));
+}
+
+/// `wait_for_work` returns by its timeout.
+pub async fn check_wait_for_work(store: Arc<dyn Store>) {
+    let s = &*store;
+    // Generous: this checks that the wait ends, not how fast.
+    let bound = Duration::from_secs(60);
+    let short = Duration::from_millis(20);
+    let queues = vec!["default".to_owned(), MESSAGE_QUEUE.to_owned()];
+    tokio::time::timeout(bound, s.wait_for_work(&queues, short))
+        .await
+        .expect("wait_for_work on idle queues did not return after its 20 ms timeout");
+    put(s, new_task("default")).await;
+    tokio::time::timeout(bound, s.wait_for_work(&queues, short))
+        .await
+        .expect("wait_for_work with work waiting did not return");
+    tokio::time::timeout(bound, s.wait_for_work(&[], short))
+        .await
+        .expect("wait_for_work on no queue did not return after its timeout");
+    tokio::time::timeout(bound, s.wait_for_work(&queues, Duration::ZERO))
+        .await
+        .expect("wait_for_work with a zero timeout did not return");
 }
 
 /// Ping answers; after close every call is `Closed`.
