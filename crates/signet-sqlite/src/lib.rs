@@ -21,13 +21,19 @@
 #![warn(missing_docs)]
 
 mod api_keys;
+mod attempts;
+mod callbacks;
 pub mod config;
 mod error_map;
+mod leases;
 pub mod migrate;
 mod queries;
 mod readers;
 mod row;
+mod schedules;
+mod signal;
 mod store;
+mod targets;
 mod tasks;
 pub mod url;
 mod writer;

@@ -8,8 +8,8 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use signet_sign::Algorithm;
 use signet_store::{
-    page_size, DeadFilter, KeyUsage, Page, QueueCounts, StoreError, StoreResult, TaskFilter,
-    TaskId, TaskRow, TaskState,
+    page_size, DeadFilter, KeyUsage, MessageId, Page, QueueCounts, StoreError, StoreResult,
+    TaskFilter, TaskId, TaskRow, TaskState,
 };
 
 use crate::error_map::map_err;
@@ -59,6 +59,15 @@ fn collect(
     Ok(out)
 }
 
+/// Checks the id of a task row: a task id, or a message id.
+fn check_row_id(id: &str) -> StoreResult<()> {
+    if id.starts_with(MessageId::PREFIX) {
+        MessageId::parse(id).map(drop)
+    } else {
+        TaskId::parse(id).map(drop)
+    }
+}
+
 fn bad_cursor(cursor: &str) -> StoreError {
     StoreError::invalid(format!(
         "cursor {cursor:?} is not valid; pass the next_cursor of the previous page unchanged"
@@ -79,7 +88,7 @@ pub(crate) fn list_tasks(conn: &Connection, filter: &TaskFilter) -> StoreResult<
         args.push(Value::Text(s.as_str().to_owned()));
     }
     if let Some(c) = &filter.cursor {
-        TaskId::parse(c).map_err(|_| bad_cursor(c))?;
+        check_row_id(c).map_err(|_| bad_cursor(c))?;
         sql.push_str(" AND id > ?");
         args.push(Value::Text(c.clone()));
     }
@@ -121,7 +130,7 @@ fn dead_where(filter: &DeadFilter, args: &mut Vec<Value>) -> String {
 fn parse_dead_cursor(c: &str) -> StoreResult<(i64, String)> {
     let (ms, id) = c.split_once(':').ok_or_else(|| bad_cursor(c))?;
     let ms: i64 = ms.parse().map_err(|_| bad_cursor(c))?;
-    TaskId::parse(id).map_err(|_| bad_cursor(c))?;
+    check_row_id(id).map_err(|_| bad_cursor(c))?;
     Ok((ms, id.to_owned()))
 }
 

@@ -19,13 +19,30 @@ pub(crate) const TASK_COLUMNS: &str = "id, queue, name, args, headers, created_a
 pub(crate) const API_KEY_COLUMNS: &str =
     "id, name, scope, hash, prefix, created_at_ms, revoked_at_ms";
 
-fn corrupt(what: &str, id: &str, column: &str, cause: impl std::fmt::Display) -> StoreError {
+pub(crate) fn corrupt(
+    what: &str,
+    id: &str,
+    column: &str,
+    cause: impl std::fmt::Display,
+) -> StoreError {
     StoreError::backend(
         format!(
             "{what} {id} has an unreadable {column} column; the row is corrupt (edited by hand or damaged). Inspect it with sqlite3, or purge or delete the row"
         ),
         cause.to_string(),
     )
+}
+
+/// Reads column `idx`, named `column`, of the `what` row `id`; a value that
+/// does not decode is reported as a corrupt row.
+pub(crate) fn column<T: FromSql>(
+    row: &Row<'_>,
+    idx: usize,
+    what: &str,
+    id: &str,
+    column: &str,
+) -> StoreResult<T> {
+    row.get(idx).map_err(|e| corrupt(what, id, column, e))
 }
 
 fn col<T: FromSql>(row: &Row<'_>, idx: usize, id: &str, name: &str) -> StoreResult<T> {

@@ -8,18 +8,19 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 use signet_store::{
-    ApiKeyRecord, ClaimRequest, DeadFilter, DeadReason, DeadSelector, Enqueued, FailOutcome,
-    KeyUsage, LeaseToken, NewTask, Page, QueueCounts, Store, StoreError, StoreResult, TaskFilter,
-    TaskRow,
+    ApiKeyRecord, AttemptRecord, ClaimRequest, DeadFilter, DeadReason, DeadSelector, Enqueued,
+    FailOutcome, KeyUsage, LeaderLease, LeaseToken, NewTask, Page, QueueCounts, ScheduleRecord,
+    Store, StoreError, StoreResult, TargetRecord, TaskFilter, TaskRow, TaskState,
 };
 
 use crate::config::SqliteConfig;
 use crate::error_map::map_err;
 use crate::migrate::{migrate, MigrationStatus};
 use crate::readers::Readers;
+use crate::signal::WorkSignal;
 use crate::url::{parse_url, Location};
 use crate::writer::{Writer, WriterStats};
-use crate::{api_keys, queries, tasks};
+use crate::{api_keys, attempts, callbacks, leases, queries, schedules, targets, tasks};
 
 /// Size of the writer's prepared statement cache.
 const STATEMENT_CACHE: usize = 128;
@@ -35,6 +36,8 @@ struct Inner {
     writer: Writer,
     readers: Option<Readers>,
     schema: MigrationStatus,
+    /// Wakes this process's workers waiting for work.
+    work: WorkSignal,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -122,6 +125,7 @@ impl SqliteStore {
                 writer,
                 readers,
                 schema,
+                work: WorkSignal::default(),
             }),
         })
     }
@@ -192,8 +196,15 @@ impl Store for SqliteStore {
         if tasks.is_empty() {
             return Ok(Vec::new());
         }
-        self.write(move |c| tasks::enqueue_batch(c, tasks, now_ms))
-            .await
+        let out = self
+            .write(move |c| tasks::enqueue_batch(c, tasks, now_ms))
+            .await?;
+        self.inner.work.notify(
+            out.iter()
+                .filter(|e| e.created && e.task.state == TaskState::Available)
+                .map(|e| e.task.queue()),
+        );
+        Ok(out)
     }
 
     async fn claim(&self, request: ClaimRequest, now_ms: i64) -> StoreResult<Vec<TaskRow>> {
@@ -254,13 +265,23 @@ impl Store for SqliteStore {
     ) -> StoreResult<()> {
         let lease = lease.clone();
         let error = error.to_owned();
-        self.write(move |c| tasks::fail(c, &lease, &error, &outcome, now_ms))
-            .await
+        let due_now = matches!(outcome, FailOutcome::Retry { at_ms } if at_ms <= now_ms);
+        let queue = self
+            .write(move |c| tasks::fail(c, &lease, &error, &outcome, now_ms))
+            .await?;
+        if due_now {
+            self.inner.work.notify(queue.as_deref());
+        }
+        Ok(())
     }
 
     async fn release(&self, lease: &LeaseToken, now_ms: i64) -> StoreResult<()> {
         let lease = lease.clone();
-        self.write(move |c| tasks::release(c, &lease, now_ms)).await
+        let queue = self
+            .write(move |c| tasks::release(c, &lease, now_ms))
+            .await?;
+        self.inner.work.notify([queue.as_str()]);
+        Ok(())
     }
 
     async fn cancel(&self, id: &str, now_ms: i64) -> StoreResult<TaskRow> {
@@ -285,8 +306,13 @@ impl Store for SqliteStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        self.write(move |c| tasks::rescue_expired(c, now_ms, limit))
-            .await
+        let rescued = self
+            .write(move |c| tasks::rescue_expired(c, now_ms, limit))
+            .await?;
+        self.inner
+            .work
+            .notify(rescued.iter().filter(|r| r.retry).map(|r| r.queue.as_str()));
+        Ok(rescued.into_iter().map(|r| r.id).collect())
     }
 
     async fn task(&self, id: &str) -> StoreResult<Option<TaskRow>> {
@@ -303,14 +329,19 @@ impl Store for SqliteStore {
     }
 
     async fn replay_dead(&self, selector: DeadSelector, now_ms: i64) -> StoreResult<Vec<String>> {
-        self.write(move |c| {
-            let ids = match selector {
-                DeadSelector::Ids(ids) => ids,
-                DeadSelector::Filter(f) => queries::dead_ids(c, &f)?,
-            };
-            tasks::replay(c, &ids, now_ms)
-        })
-        .await
+        let replayed = self
+            .write(move |c| {
+                let ids = match selector {
+                    DeadSelector::Ids(ids) => ids,
+                    DeadSelector::Filter(f) => queries::dead_ids(c, &f)?,
+                };
+                tasks::replay(c, &ids, now_ms)
+            })
+            .await?;
+        self.inner
+            .work
+            .notify(replayed.iter().map(|(_, queue)| queue.as_str()));
+        Ok(replayed.into_iter().map(|(id, _)| id).collect())
     }
 
     async fn purge_dead(&self, selector: DeadSelector) -> StoreResult<Vec<String>> {
@@ -357,6 +388,139 @@ impl Store for SqliteStore {
     async fn revoke_api_key(&self, id: &str, now_ms: i64) -> StoreResult<ApiKeyRecord> {
         let id = id.to_owned();
         self.write(move |c| api_keys::revoke(c, &id, now_ms)).await
+    }
+
+    async fn record_attempt(&self, attempt: AttemptRecord) -> StoreResult<()> {
+        attempt.validate()?;
+        self.write(move |c| attempts::record(c, &attempt)).await
+    }
+
+    async fn attempts(&self, task_id: &str) -> StoreResult<Vec<AttemptRecord>> {
+        let task_id = task_id.to_owned();
+        self.read(move |c| attempts::list(c, &task_id)).await
+    }
+
+    async fn pending_callbacks(&self, limit: usize) -> StoreResult<Vec<TaskRow>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.read(move |c| callbacks::pending(c, limit)).await
+    }
+
+    async fn mark_callbacks_sent(&self, ids: &[String], now_ms: i64) -> StoreResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ids = ids.to_vec();
+        self.write(move |c| callbacks::mark_sent(c, &ids, now_ms))
+            .await
+    }
+
+    async fn create_target(&self, target: TargetRecord) -> StoreResult<()> {
+        target.validate()?;
+        self.write(move |c| targets::create(c, &target)).await
+    }
+
+    async fn target(&self, id: &str) -> StoreResult<Option<TargetRecord>> {
+        let id = id.to_owned();
+        self.read(move |c| targets::by_id(c, &id)).await
+    }
+
+    async fn target_by_name(&self, name: &str) -> StoreResult<Option<TargetRecord>> {
+        let name = name.to_owned();
+        self.read(move |c| targets::by_name(c, &name)).await
+    }
+
+    async fn list_targets(&self) -> StoreResult<Vec<TargetRecord>> {
+        self.read(targets::list).await
+    }
+
+    async fn update_target(&self, target: TargetRecord) -> StoreResult<()> {
+        target.validate()?;
+        self.write(move |c| targets::update(c, &target)).await
+    }
+
+    async fn delete_target(&self, id: &str) -> StoreResult<()> {
+        let id = id.to_owned();
+        self.write(move |c| targets::delete(c, &id)).await
+    }
+
+    async fn create_schedule(&self, schedule: ScheduleRecord) -> StoreResult<()> {
+        schedule.validate()?;
+        self.write(move |c| schedules::create(c, &schedule)).await
+    }
+
+    async fn schedule(&self, id: &str) -> StoreResult<Option<ScheduleRecord>> {
+        let id = id.to_owned();
+        self.read(move |c| schedules::by_id(c, &id)).await
+    }
+
+    async fn schedule_by_name(&self, name: &str) -> StoreResult<Option<ScheduleRecord>> {
+        let name = name.to_owned();
+        self.read(move |c| schedules::by_name(c, &name)).await
+    }
+
+    async fn list_schedules(&self) -> StoreResult<Vec<ScheduleRecord>> {
+        self.read(schedules::list).await
+    }
+
+    async fn update_schedule(&self, schedule: ScheduleRecord) -> StoreResult<()> {
+        schedule.validate()?;
+        self.write(move |c| schedules::update(c, &schedule)).await
+    }
+
+    async fn delete_schedule(&self, id: &str) -> StoreResult<()> {
+        let id = id.to_owned();
+        self.write(move |c| schedules::delete(c, &id)).await
+    }
+
+    async fn due_schedules(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<ScheduleRecord>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.read(move |c| schedules::due(c, now_ms, limit)).await
+    }
+
+    async fn advance_schedule(
+        &self,
+        id: &str,
+        fired_at_ms: i64,
+        next_ms: Option<i64>,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        let id = id.to_owned();
+        self.write(move |c| schedules::advance(c, &id, fired_at_ms, next_ms, now_ms))
+            .await
+    }
+
+    async fn try_lead(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<Option<LeaderLease>> {
+        leases::validate(name, holder, ttl_ms)?;
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        self.write(move |c| leases::try_lead(c, &name, &holder, ttl_ms, now_ms))
+            .await
+    }
+
+    async fn resign(&self, name: &str, holder: &str) -> StoreResult<()> {
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        self.write(move |c| leases::resign(c, &name, &holder)).await
+    }
+
+    async fn leader(&self, name: &str) -> StoreResult<Option<LeaderLease>> {
+        let name = name.to_owned();
+        self.read(move |c| leases::current(c, &name)).await
+    }
+
+    /// Wakes early when this process enqueues, retries (due now), releases,
+    /// rescues or replays work on one of `queues`; writes by other
+    /// processes on the same file are seen at the timeout.
+    async fn wait_for_work(&self, queues: &[String], timeout: std::time::Duration) {
+        self.inner.work.wait(queues, timeout).await;
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -1,12 +1,13 @@
 //! Writes on tasks. Plain functions on the write connection; the writer
 //! thread runs each inside a savepoint of the current group commit.
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use signet_store::{
     ClaimRequest, DeadReason, Enqueued, FailOutcome, LeaseToken, NewTask, StoreError, StoreResult,
     TaskRow, TaskState,
 };
 
+use crate::attempts;
 use crate::error_map::map_err;
 use crate::queries::task_state;
 use crate::row::{headers_json, task_from_row, TASK_COLUMNS};
@@ -238,6 +239,18 @@ fn lease_lost(lease: &LeaseToken) -> StoreError {
     }
 }
 
+fn lease_params<'a>(
+    params: &[&'a dyn rusqlite::ToSql],
+    lease: &'a LeaseToken,
+) -> Vec<&'a dyn rusqlite::ToSql> {
+    let mut all: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(params.len() + 3);
+    all.extend_from_slice(params);
+    all.push(&lease.task_id);
+    all.push(&lease.worker_id);
+    all.push(&lease.attempt);
+    all
+}
+
 /// Runs an update guarded by the lease; no row changed means the lease is lost.
 fn with_lease(
     conn: &Connection,
@@ -248,18 +261,30 @@ fn with_lease(
     let mut stmt = conn
         .prepare_cached(sql)
         .map_err(|e| map_err("preparing a lease update", e))?;
-    let mut all: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(params.len() + 3);
-    all.extend_from_slice(params);
-    all.push(&lease.task_id);
-    all.push(&lease.worker_id);
-    all.push(&lease.attempt);
     let changed = stmt
-        .execute(all.as_slice())
+        .execute(lease_params(params, lease).as_slice())
         .map_err(|e| map_err(format!("updating task {}", lease.task_id), e))?;
     if changed == 0 {
         return Err(lease_lost(lease));
     }
     Ok(())
+}
+
+/// [`with_lease`] for an update ending in `RETURNING queue`: the task's
+/// queue, to wake its workers.
+fn with_lease_queue(
+    conn: &Connection,
+    sql: &str,
+    lease: &LeaseToken,
+    params: &[&dyn rusqlite::ToSql],
+) -> StoreResult<String> {
+    let mut stmt = conn
+        .prepare_cached(sql)
+        .map_err(|e| map_err("preparing a lease update", e))?;
+    stmt.query_row(lease_params(params, lease).as_slice(), |r| r.get(0))
+        .optional()
+        .map_err(|e| map_err(format!("updating task {}", lease.task_id), e))?
+        .ok_or_else(|| lease_lost(lease))
 }
 
 /// Extends a lease.
@@ -296,23 +321,25 @@ pub(crate) fn complete(
     )
 }
 
-/// Records a failed attempt.
+/// Records a failed attempt. Returns the queue of a task to retry.
 pub(crate) fn fail(
     conn: &Connection,
     lease: &LeaseToken,
     error: &str,
     outcome: &FailOutcome,
     now_ms: i64,
-) -> StoreResult<()> {
+) -> StoreResult<Option<String>> {
     match outcome {
-        FailOutcome::Retry { at_ms } => with_lease(
+        FailOutcome::Retry { at_ms } => with_lease_queue(
             conn,
             "UPDATE tasks SET state = 'retryable', run_at_ms = ?1, last_error = ?2, \
              lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = ?3 \
-             WHERE id = ?4 AND state = 'running' AND lease_owner = ?5 AND attempt = ?6",
+             WHERE id = ?4 AND state = 'running' AND lease_owner = ?5 AND attempt = ?6 \
+             RETURNING queue",
             lease,
             &[at_ms, &error, &now_ms],
-        ),
+        )
+        .map(Some),
         FailOutcome::Dead { reason, detail } => with_lease(
             conn,
             "UPDATE tasks SET state = 'dead', dead_reason = ?1, dead_detail = ?2, \
@@ -321,17 +348,20 @@ pub(crate) fn fail(
              WHERE id = ?5 AND state = 'running' AND lease_owner = ?6 AND attempt = ?7",
             lease,
             &[&reason.as_str(), detail, &error, &now_ms],
-        ),
+        )
+        .map(|()| None),
     }
 }
 
-/// Gives a running task back without counting the attempt.
-pub(crate) fn release(conn: &Connection, lease: &LeaseToken, now_ms: i64) -> StoreResult<()> {
-    with_lease(
+/// Gives a running task back without counting the attempt. Returns its
+/// queue.
+pub(crate) fn release(conn: &Connection, lease: &LeaseToken, now_ms: i64) -> StoreResult<String> {
+    with_lease_queue(
         conn,
         "UPDATE tasks SET state = 'available', attempt = attempt - 1, run_at_ms = ?1, \
          lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = ?1 \
-         WHERE id = ?2 AND state = 'running' AND lease_owner = ?3 AND attempt = ?4",
+         WHERE id = ?2 AND state = 'running' AND lease_owner = ?3 AND attempt = ?4 \
+         RETURNING queue",
         lease,
         &[&now_ms],
     )
@@ -404,33 +434,42 @@ pub(crate) fn kill(
     )
 }
 
+/// A task a rescue changed.
+pub(crate) struct Rescued {
+    pub(crate) id: String,
+    pub(crate) queue: String,
+    /// Retryable now (else dead).
+    pub(crate) retry: bool,
+}
+
 /// Expired leases: retryable now, or dead with `max-attempts`.
 pub(crate) fn rescue_expired(
     conn: &Connection,
     now_ms: i64,
     limit: usize,
-) -> StoreResult<Vec<String>> {
+) -> StoreResult<Vec<Rescued>> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let expired: Vec<(String, i64, i64, Option<String>)> = conn
+    let expired: Vec<(String, i64, i64, Option<String>, String)> = conn
         .prepare_cached(
-            "SELECT id, attempt, max_attempts, lease_owner FROM tasks \
+            "SELECT id, attempt, max_attempts, lease_owner, queue FROM tasks \
              WHERE state = 'running' AND lease_expires_at_ms <= ?1 \
              ORDER BY lease_expires_at_ms, id LIMIT ?2",
         )
         .and_then(|mut s| {
             s.query_map(params![now_ms, limit], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
             })?
             .collect()
         })
         .map_err(|e| map_err("finding expired leases", e))?;
     let mut out = Vec::with_capacity(expired.len());
-    for (id, attempt, max_attempts, owner) in expired {
+    for (id, attempt, max_attempts, owner, queue) in expired {
         let owner = owner.unwrap_or_default();
         let error = format!(
             "lease expired: worker {owner:?} stopped heartbeating during attempt {attempt}"
         );
-        let changed = if attempt >= max_attempts {
+        let retry = attempt < max_attempts;
+        let changed = if !retry {
             let detail = format!("lease expired on attempt {attempt} of {max_attempts}");
             conn.prepare_cached(
                 "UPDATE tasks SET state = 'dead', dead_reason = 'max-attempts', dead_detail = ?1, \
@@ -448,35 +487,42 @@ pub(crate) fn rescue_expired(
         }
         .map_err(|e| map_err(format!("rescuing task {id}"), e))?;
         if changed > 0 {
-            out.push(id);
+            out.push(Rescued { id, queue, retry });
         }
     }
     Ok(out)
 }
 
-/// Dead letters back to `available`, attempts reset.
-pub(crate) fn replay(conn: &Connection, ids: &[String], now_ms: i64) -> StoreResult<Vec<String>> {
+/// Dead letters back to `available`, attempts reset; a callback is owed
+/// again once the task finishes again. Returns `(id, queue)` of each.
+pub(crate) fn replay(
+    conn: &Connection,
+    ids: &[String],
+    now_ms: i64,
+) -> StoreResult<Vec<(String, String)>> {
     let mut stmt = conn
         .prepare_cached(
             "UPDATE tasks SET state = 'available', attempt = 0, run_at_ms = ?1, \
              dead_reason = NULL, dead_detail = NULL, finished_at_ms = NULL, \
-             lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = ?1 \
-             WHERE id = ?2 AND state = 'dead'",
+             lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = ?1, \
+             callback_sent_at_ms = NULL \
+             WHERE id = ?2 AND state = 'dead' RETURNING queue",
         )
         .map_err(|e| map_err("preparing a replay", e))?;
     let mut out = Vec::new();
     for id in ids {
-        let n = stmt
-            .execute(params![now_ms, id])
+        let queue: Option<String> = stmt
+            .query_row(params![now_ms, id], |r| r.get(0))
+            .optional()
             .map_err(|e| map_err(format!("replaying task {id}"), e))?;
-        if n > 0 {
-            out.push(id.clone());
+        if let Some(queue) = queue {
+            out.push((id.clone(), queue));
         }
     }
     Ok(out)
 }
 
-/// Deletes dead letters.
+/// Deletes dead letters and their attempts.
 pub(crate) fn purge(conn: &Connection, ids: &[String]) -> StoreResult<Vec<String>> {
     let mut stmt = conn
         .prepare_cached("DELETE FROM tasks WHERE id = ?1 AND state = 'dead'")
@@ -487,24 +533,36 @@ pub(crate) fn purge(conn: &Connection, ids: &[String]) -> StoreResult<Vec<String
             .execute([id])
             .map_err(|e| map_err(format!("purging task {id}"), e))?;
         if n > 0 {
+            attempts::delete_of(conn, id)?;
             out.push(id.clone());
         }
     }
     Ok(out)
 }
 
-/// Deletes old succeeded and cancelled tasks.
+/// Old succeeded and cancelled tasks, except those whose callback is
+/// still owed: `?1` finished before, `?2` limit.
+pub(crate) const PRUNE_SQL: &str = "DELETE FROM tasks WHERE rowid IN (SELECT rowid FROM tasks \
+     WHERE state IN ('succeeded', 'cancelled') AND finished_at_ms IS NOT NULL \
+     AND finished_at_ms < ?1 \
+     AND (state = 'cancelled' OR callback_url IS NULL OR callback_sent_at_ms IS NOT NULL) \
+     LIMIT ?2) RETURNING id";
+
+/// Deletes old succeeded and cancelled tasks (never one whose callback is
+/// still owed) and their attempts.
 pub(crate) fn prune(conn: &Connection, before_ms: i64, limit: usize) -> StoreResult<u64> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let n = conn
-        .prepare_cached(
-            "DELETE FROM tasks WHERE rowid IN (SELECT rowid FROM tasks \
-             WHERE state IN ('succeeded', 'cancelled') AND finished_at_ms IS NOT NULL \
-             AND finished_at_ms < ?1 LIMIT ?2)",
-        )
-        .and_then(|mut s| s.execute(params![before_ms, limit]))
+    let ids: Vec<String> = conn
+        .prepare_cached(PRUNE_SQL)
+        .and_then(|mut s| {
+            s.query_map(params![before_ms, limit], |r| r.get(0))?
+                .collect()
+        })
         .map_err(|e| map_err("pruning finished tasks", e))?;
-    Ok(n as u64)
+    for id in &ids {
+        attempts::delete_of(conn, id)?;
+    }
+    Ok(ids.len() as u64)
 }
 
 #[cfg(test)]

@@ -1,0 +1,50 @@
+//! Callbacks owed by finished tasks: which ones, and marking them handed off.
+
+use rusqlite::{params, Connection};
+use signet_store::{StoreResult, TaskRow};
+
+use crate::error_map::map_err;
+use crate::row::{task_from_row, TASK_COLUMNS};
+
+/// The condition of a task whose callback is owed. Matches the partial
+/// index `tasks_callbacks`; prune keeps such tasks.
+pub(crate) const OWED: &str = "callback_url IS NOT NULL AND callback_sent_at_ms IS NULL \
+     AND state IN ('succeeded', 'dead')";
+
+/// Owed callbacks by finish time: `?1` limit.
+pub(crate) fn pending_sql() -> String {
+    format!(
+        "SELECT {TASK_COLUMNS} FROM tasks WHERE {OWED} AND finished_at_ms IS NOT NULL \
+         ORDER BY finished_at_ms, id LIMIT ?1"
+    )
+}
+
+/// Finished tasks whose callback is owed, oldest finished first.
+pub(crate) fn pending(conn: &Connection, limit: usize) -> StoreResult<Vec<TaskRow>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let context = "finding owed callbacks";
+    let mut stmt = conn
+        .prepare_cached(&pending_sql())
+        .map_err(|e| map_err(context, e))?;
+    let mut rows = stmt.query([limit]).map_err(|e| map_err(context, e))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(|e| map_err(context, e))? {
+        out.push(task_from_row(row)?);
+    }
+    Ok(out)
+}
+
+/// Marks the callbacks of these finished tasks handed off; other ids are
+/// ignored (unknown, not finished, or already marked).
+pub(crate) fn mark_sent(conn: &Connection, ids: &[String], now_ms: i64) -> StoreResult<()> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "UPDATE tasks SET callback_sent_at_ms = ?1 WHERE id = ?2 AND {OWED}"
+        ))
+        .map_err(|e| map_err("preparing to mark callbacks sent", e))?;
+    for id in ids {
+        stmt.execute(params![now_ms, id])
+            .map_err(|e| map_err(format!("marking the callback of {id} sent"), e))?;
+    }
+    Ok(())
+}
