@@ -8,9 +8,9 @@ use async_trait::async_trait;
 use serde_json::json;
 use signet_runtime::{HandlerError, TaskContext, TaskSpec, Worker, WorkerEventKind};
 use signet_store::{
-    ApiKeyRecord, ClaimRequest, DeadFilter, DeadReason, DeadSelector, Enqueued, FailOutcome,
-    KeyUsage, LeaseToken, NewTask, Page, QueueCounts, Store, StoreError, StoreResult, TaskFilter,
-    TaskRow, TaskState,
+    ApiKeyRecord, AttemptRecord, ClaimRequest, DeadFilter, DeadReason, DeadSelector, Enqueued,
+    FailOutcome, KeyUsage, LeaderLease, LeaseToken, NewTask, Page, QueueCounts, ScheduleRecord,
+    Store, StoreError, StoreResult, TargetRecord, TaskFilter, TaskRow, TaskState,
 };
 
 use crate::support::*;
@@ -130,6 +130,86 @@ impl Store for Flaky {
     }
     async fn revoke_api_key(&self, id: &str, now_ms: i64) -> StoreResult<ApiKeyRecord> {
         self.inner.revoke_api_key(id, now_ms).await
+    }
+    async fn record_attempt(&self, attempt: AttemptRecord) -> StoreResult<()> {
+        self.inner.record_attempt(attempt).await
+    }
+    async fn attempts(&self, task_id: &str) -> StoreResult<Vec<AttemptRecord>> {
+        self.inner.attempts(task_id).await
+    }
+    async fn pending_callbacks(&self, limit: usize) -> StoreResult<Vec<TaskRow>> {
+        self.inner.pending_callbacks(limit).await
+    }
+    async fn mark_callbacks_sent(&self, ids: &[String], now_ms: i64) -> StoreResult<()> {
+        self.inner.mark_callbacks_sent(ids, now_ms).await
+    }
+    async fn create_target(&self, target: TargetRecord) -> StoreResult<()> {
+        self.inner.create_target(target).await
+    }
+    async fn target(&self, id: &str) -> StoreResult<Option<TargetRecord>> {
+        self.inner.target(id).await
+    }
+    async fn target_by_name(&self, name: &str) -> StoreResult<Option<TargetRecord>> {
+        self.inner.target_by_name(name).await
+    }
+    async fn list_targets(&self) -> StoreResult<Vec<TargetRecord>> {
+        self.inner.list_targets().await
+    }
+    async fn update_target(&self, target: TargetRecord) -> StoreResult<()> {
+        self.inner.update_target(target).await
+    }
+    async fn delete_target(&self, id: &str) -> StoreResult<()> {
+        self.inner.delete_target(id).await
+    }
+    async fn create_schedule(&self, schedule: ScheduleRecord) -> StoreResult<()> {
+        self.inner.create_schedule(schedule).await
+    }
+    async fn schedule(&self, id: &str) -> StoreResult<Option<ScheduleRecord>> {
+        self.inner.schedule(id).await
+    }
+    async fn schedule_by_name(&self, name: &str) -> StoreResult<Option<ScheduleRecord>> {
+        self.inner.schedule_by_name(name).await
+    }
+    async fn list_schedules(&self) -> StoreResult<Vec<ScheduleRecord>> {
+        self.inner.list_schedules().await
+    }
+    async fn update_schedule(&self, schedule: ScheduleRecord) -> StoreResult<()> {
+        self.inner.update_schedule(schedule).await
+    }
+    async fn delete_schedule(&self, id: &str) -> StoreResult<()> {
+        self.inner.delete_schedule(id).await
+    }
+    async fn due_schedules(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<ScheduleRecord>> {
+        self.inner.due_schedules(now_ms, limit).await
+    }
+    async fn advance_schedule(
+        &self,
+        id: &str,
+        fired_at_ms: i64,
+        next_ms: Option<i64>,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        self.inner
+            .advance_schedule(id, fired_at_ms, next_ms, now_ms)
+            .await
+    }
+    async fn try_lead(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<Option<LeaderLease>> {
+        self.inner.try_lead(name, holder, ttl_ms, now_ms).await
+    }
+    async fn resign(&self, name: &str, holder: &str) -> StoreResult<()> {
+        self.inner.resign(name, holder).await
+    }
+    async fn leader(&self, name: &str) -> StoreResult<Option<LeaderLease>> {
+        self.inner.leader(name).await
+    }
+    async fn wait_for_work(&self, queues: &[String], timeout: std::time::Duration) {
+        self.inner.wait_for_work(queues, timeout).await
     }
     async fn ping(&self) -> StoreResult<()> {
         self.inner.ping().await
