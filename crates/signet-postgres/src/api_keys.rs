@@ -1,0 +1,103 @@
+//! API keys: stored as their SHA-256 hash only.
+
+use deadpool_postgres::GenericClient;
+use signet_store::{ApiKeyRecord, StoreError, StoreResult};
+use tokio_postgres::error::SqlState;
+
+use crate::error_map::map_err;
+use crate::row::{api_key_from_row, API_KEY_COLUMNS};
+
+/// Stores a new key.
+pub(crate) async fn create(client: &impl GenericClient, key: &ApiKeyRecord) -> StoreResult<()> {
+    let stmt = client
+        .prepare_cached(
+            "INSERT INTO api_keys (id, name, scope, hash, prefix, created_at_ms, revoked_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .await
+        .map_err(|e| map_err("preparing an api key insert", e))?;
+    client
+        .execute(
+            &stmt,
+            &[
+                &key.id,
+                &key.name,
+                &key.scope,
+                &key.hash,
+                &key.prefix,
+                &key.created_at_ms,
+                &key.revoked_at_ms,
+            ],
+        )
+        .await
+        .map_err(|e| {
+            if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+                StoreError::Conflict(format!(
+                    "api key {} was not stored: a key with the same id or the same secret already exists; generate a new key",
+                    key.id
+                ))
+            } else {
+                map_err(format!("storing api key {}", key.id), e)
+            }
+        })?;
+    Ok(())
+}
+
+/// The key with this hash.
+pub(crate) async fn by_hash(
+    client: &impl GenericClient,
+    hash: &str,
+) -> StoreResult<Option<ApiKeyRecord>> {
+    let stmt = client
+        .prepare_cached(&format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE hash = $1"
+        ))
+        .await
+        .map_err(|e| map_err("preparing an api key lookup", e))?;
+    client
+        .query_opt(&stmt, &[&hash])
+        .await
+        .map_err(|e| map_err("looking up an api key", e))?
+        .map(|r| api_key_from_row(&r))
+        .transpose()
+}
+
+/// Every key, oldest first.
+pub(crate) async fn list(client: &impl GenericClient) -> StoreResult<Vec<ApiKeyRecord>> {
+    let stmt = client
+        .prepare_cached(&format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys ORDER BY created_at_ms, id"
+        ))
+        .await
+        .map_err(|e| map_err("preparing the api key list", e))?;
+    client
+        .query(&stmt, &[])
+        .await
+        .map_err(|e| map_err("listing api keys", e))?
+        .iter()
+        .map(api_key_from_row)
+        .collect()
+}
+
+/// Revokes a key (keeps the first revocation time).
+pub(crate) async fn revoke(
+    client: &impl GenericClient,
+    id: &str,
+    now_ms: i64,
+) -> StoreResult<ApiKeyRecord> {
+    let stmt = client
+        .prepare_cached(&format!(
+            "UPDATE api_keys SET revoked_at_ms = COALESCE(revoked_at_ms, $1) WHERE id = $2 \
+             RETURNING {API_KEY_COLUMNS}"
+        ))
+        .await
+        .map_err(|e| map_err("preparing a revocation", e))?;
+    match client
+        .query_opt(&stmt, &[&now_ms, &id])
+        .await
+        .map_err(|e| map_err(format!("revoking api key {id}"), e))?
+    {
+        Some(row) => api_key_from_row(&row),
+        None => Err(StoreError::not_found("api key", id)),
+    }
+}

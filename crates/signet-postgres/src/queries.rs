@@ -1,0 +1,311 @@
+//! Reads: lookups, listings, counts.
+
+use std::collections::BTreeMap;
+
+use deadpool_postgres::GenericClient;
+use signet_sign::Algorithm;
+use signet_store::{
+    page_size, DeadFilter, KeyUsage, MessageId, Page, QueueCounts, StoreError, StoreResult,
+    TaskFilter, TaskId, TaskRow, TaskState,
+};
+use tokio_postgres::types::ToSql;
+
+use crate::error_map::map_err;
+use crate::row::{task_from_row, TASK_COLUMNS};
+
+/// Owned statement parameters, for queries built from a filter.
+type Args = Vec<Box<dyn ToSql + Sync + Send>>;
+
+fn refs(args: &Args) -> Vec<&(dyn ToSql + Sync)> {
+    args.iter()
+        .map(|a| a.as_ref() as &(dyn ToSql + Sync))
+        .collect()
+}
+
+/// One task by id.
+pub(crate) async fn task_by_id(
+    client: &impl GenericClient,
+    id: &str,
+) -> StoreResult<Option<TaskRow>> {
+    let stmt = client
+        .prepare_cached(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1"))
+        .await
+        .map_err(|e| map_err("preparing a task lookup", e))?;
+    client
+        .query_opt(&stmt, &[&id])
+        .await
+        .map_err(|e| map_err(format!("reading task {id}"), e))?
+        .map(|r| task_from_row(&r))
+        .transpose()
+}
+
+/// The state of a task, if it exists.
+pub(crate) async fn task_state(
+    client: &impl GenericClient,
+    id: &str,
+) -> StoreResult<Option<String>> {
+    let stmt = client
+        .prepare_cached("SELECT state FROM tasks WHERE id = $1")
+        .await
+        .map_err(|e| map_err("preparing a state lookup", e))?;
+    client
+        .query_opt(&stmt, &[&id])
+        .await
+        .map_err(|e| map_err(format!("reading the state of task {id}"), e))?
+        .map(|r| r.try_get(0))
+        .transpose()
+        .map_err(|e| map_err(format!("reading the state of task {id}"), e))
+}
+
+async fn collect(
+    client: &impl GenericClient,
+    sql: &str,
+    args: &Args,
+    context: &str,
+) -> StoreResult<Vec<TaskRow>> {
+    let stmt = client
+        .prepare_cached(sql)
+        .await
+        .map_err(|e| map_err(format!("preparing {context}"), e))?;
+    client
+        .query(&stmt, &refs(args))
+        .await
+        .map_err(|e| map_err(context, e))?
+        .iter()
+        .map(task_from_row)
+        .collect()
+}
+
+/// Checks the id of a task row: a task id, or a message id.
+fn check_row_id(id: &str) -> StoreResult<()> {
+    if id.starts_with(MessageId::PREFIX) {
+        MessageId::parse(id).map(drop)
+    } else {
+        TaskId::parse(id).map(drop)
+    }
+}
+
+fn bad_cursor(cursor: &str) -> StoreError {
+    StoreError::invalid(format!(
+        "cursor {cursor:?} is not valid; pass the next_cursor of the previous page unchanged"
+    ))
+}
+
+/// Tasks in id order, paged by id.
+pub(crate) async fn list_tasks(
+    client: &impl GenericClient,
+    filter: &TaskFilter,
+) -> StoreResult<Page<TaskRow>> {
+    let limit = page_size(filter.limit);
+    let mut sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE TRUE");
+    let mut args: Args = Vec::new();
+    if let Some(q) = &filter.queue {
+        args.push(Box::new(q.clone()));
+        sql.push_str(&format!(" AND queue = ${}", args.len()));
+    }
+    if let Some(s) = filter.state {
+        args.push(Box::new(s.as_str()));
+        sql.push_str(&format!(" AND state = ${}", args.len()));
+    }
+    if let Some(c) = &filter.cursor {
+        check_row_id(c).map_err(|_| bad_cursor(c))?;
+        args.push(Box::new(c.clone()));
+        sql.push_str(&format!(" AND id > ${}", args.len()));
+    }
+    args.push(Box::new(limit as i64 + 1));
+    sql.push_str(&format!(" ORDER BY id LIMIT ${}", args.len()));
+    let mut items = collect(client, &sql, &args, "listing tasks").await?;
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(|r| r.id().to_owned())
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
+}
+
+/// The `WHERE` clause of a dead-letter filter (cursor excluded).
+fn dead_where(filter: &DeadFilter, args: &mut Args) -> String {
+    // `finished_at_ms IS NOT NULL` lets PostgreSQL use the partial index.
+    let mut sql = String::from("state = 'dead' AND finished_at_ms IS NOT NULL");
+    if let Some(q) = &filter.queue {
+        args.push(Box::new(q.clone()));
+        sql.push_str(&format!(" AND queue = ${}", args.len()));
+    }
+    if let Some(r) = filter.reason {
+        args.push(Box::new(r.as_str()));
+        sql.push_str(&format!(" AND dead_reason = ${}", args.len()));
+    }
+    if let Some(since) = filter.since_ms {
+        args.push(Box::new(since));
+        sql.push_str(&format!(" AND finished_at_ms >= ${}", args.len()));
+    }
+    if let Some(until) = filter.until_ms {
+        args.push(Box::new(until));
+        sql.push_str(&format!(" AND finished_at_ms < ${}", args.len()));
+    }
+    sql
+}
+
+fn parse_dead_cursor(c: &str) -> StoreResult<(i64, String)> {
+    let (ms, id) = c.split_once(':').ok_or_else(|| bad_cursor(c))?;
+    let ms: i64 = ms.parse().map_err(|_| bad_cursor(c))?;
+    check_row_id(id).map_err(|_| bad_cursor(c))?;
+    Ok((ms, id.to_owned()))
+}
+
+/// Dead letters, newest first, paged by `(finished_at, id)`.
+pub(crate) async fn list_dead(
+    client: &impl GenericClient,
+    filter: &DeadFilter,
+) -> StoreResult<Page<TaskRow>> {
+    let limit = page_size(filter.limit);
+    let mut args: Args = Vec::new();
+    let mut sql = format!(
+        "SELECT {TASK_COLUMNS} FROM tasks WHERE {}",
+        dead_where(filter, &mut args)
+    );
+    if let Some(c) = &filter.cursor {
+        let (ms, id) = parse_dead_cursor(c)?;
+        args.push(Box::new(ms));
+        let ms_at = args.len();
+        args.push(Box::new(id));
+        sql.push_str(&format!(
+            " AND (finished_at_ms, id) < (${ms_at}, ${})",
+            args.len()
+        ));
+    }
+    args.push(Box::new(limit as i64 + 1));
+    sql.push_str(&format!(
+        " ORDER BY finished_at_ms DESC, id DESC LIMIT ${}",
+        args.len()
+    ));
+    let mut items = collect(client, &sql, &args, "listing dead letters").await?;
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        items
+            .last()
+            .map(|r| format!("{}:{}", r.finished_at_ms.unwrap_or_default(), r.id()))
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
+}
+
+/// Ids of every dead letter matching `filter` (limit and cursor ignored).
+pub(crate) async fn dead_ids(
+    client: &impl GenericClient,
+    filter: &DeadFilter,
+) -> StoreResult<Vec<String>> {
+    let mut args: Args = Vec::new();
+    let sql = format!(
+        "SELECT id FROM tasks WHERE {} ORDER BY finished_at_ms DESC, id DESC",
+        dead_where(filter, &mut args)
+    );
+    let stmt = client
+        .prepare_cached(&sql)
+        .await
+        .map_err(|e| map_err("preparing a dead-letter selection", e))?;
+    client
+        .query(&stmt, &refs(&args))
+        .await
+        .map_err(|e| map_err("selecting dead letters", e))?
+        .iter()
+        .map(|r| {
+            r.try_get(0)
+                .map_err(|e| map_err("selecting dead letters", e))
+        })
+        .collect()
+}
+
+/// Counts per queue and state: one scan of each partial index, never of
+/// the table.
+const COUNTS_SQL: &str = "SELECT queue, state, COUNT(*) FROM tasks \
+     WHERE state IN ('available', 'scheduled', 'retryable') GROUP BY queue, state \
+     UNION ALL \
+     SELECT queue, 'running', COUNT(*) FROM tasks WHERE state = 'running' GROUP BY queue \
+     UNION ALL \
+     SELECT queue, state, COUNT(*) FROM tasks \
+     WHERE finished_at_ms IS NOT NULL GROUP BY queue, state";
+
+/// Tasks per queue and state.
+pub(crate) async fn counts(client: &impl GenericClient) -> StoreResult<Vec<QueueCounts>> {
+    let stmt = client
+        .prepare_cached(COUNTS_SQL)
+        .await
+        .map_err(|e| map_err("preparing counts", e))?;
+    let rows = client
+        .query(&stmt, &[])
+        .await
+        .map_err(|e| map_err("counting tasks", e))?;
+    let mut by_queue: BTreeMap<String, Vec<(TaskState, u64)>> = BTreeMap::new();
+    for row in rows {
+        let (queue, state, n): (String, String, i64) = (|| {
+            Ok::<_, tokio_postgres::Error>((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+        })()
+        .map_err(|e| map_err("counting tasks", e))?;
+        let state: TaskState = state.parse().map_err(|e: StoreError| {
+            StoreError::backend(
+                format!("queue {queue} has tasks in an unknown state; the database is corrupt"),
+                e,
+            )
+        })?;
+        by_queue
+            .entry(queue)
+            .or_default()
+            .push((state, u64::try_from(n).unwrap_or_default()));
+    }
+    Ok(by_queue
+        .into_iter()
+        .map(|(queue, mut counts)| {
+            counts.sort();
+            QueueCounts { queue, counts }
+        })
+        .collect())
+}
+
+/// Pending tasks per signing key id.
+pub(crate) async fn pending_by_key(client: &impl GenericClient) -> StoreResult<Vec<KeyUsage>> {
+    let stmt = client
+        .prepare_cached(
+            "SELECT sig_key_id, sig_alg, SUM(n)::BIGINT FROM ( \
+                 SELECT sig_key_id, sig_alg, COUNT(*) AS n FROM tasks \
+                 WHERE state IN ('available', 'scheduled', 'retryable') \
+                 GROUP BY sig_key_id, sig_alg \
+                 UNION ALL \
+                 SELECT sig_key_id, sig_alg, COUNT(*) AS n FROM tasks WHERE state = 'running' \
+                 GROUP BY sig_key_id, sig_alg) AS pending \
+             GROUP BY sig_key_id, sig_alg ORDER BY sig_key_id, sig_alg",
+        )
+        .await
+        .map_err(|e| map_err("preparing pending_by_key", e))?;
+    let rows = client
+        .query(&stmt, &[])
+        .await
+        .map_err(|e| map_err("counting pending tasks per key", e))?;
+    rows.iter()
+        .map(|row| {
+            let (key_id, alg, n): (Option<String>, Option<String>, i64) = (|| {
+                Ok::<_, tokio_postgres::Error>((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+            })()
+            .map_err(|e| map_err("counting pending tasks per key", e))?;
+            let alg = alg
+                .map(|a| {
+                    a.parse::<Algorithm>().map_err(|e| {
+                        StoreError::backend(
+                            format!(
+                                "tasks signed with key {key_id:?} name an unknown algorithm; the database is corrupt"
+                            ),
+                            e,
+                        )
+                    })
+                })
+                .transpose()?;
+            Ok(KeyUsage {
+                key_id,
+                alg,
+                pending: u64::try_from(n).unwrap_or_default(),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,254 @@
+//! Reading rows, defensively: a row that does not decode gives an error
+//! naming the row and column, never a panic.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use signet_sign::{Algorithm, TaskEnvelope};
+use signet_store::{
+    ApiKeyRecord, AttemptRecord, CatchUp, LeaderLease, ScheduleRecord, SignatureRecord, StoreError,
+    StoreResult, TargetRecord, TaskRow,
+};
+use tokio_postgres::types::FromSql;
+use tokio_postgres::Row;
+
+/// The task columns, in the order [`task_from_row`] reads them.
+pub(crate) const TASK_COLUMNS: &str = "id, queue, name, args, headers, created_at_ms, \
+     not_before_ms, expires_at_ms, max_attempts, callback_url, sig_alg, sig_key_id, sig, \
+     state, priority, attempt, run_at_ms, lease_owner, lease_expires_at_ms, last_error, \
+     dead_reason, dead_detail, result, idempotency_key, updated_at_ms, finished_at_ms";
+
+/// The API key columns, in the order [`api_key_from_row`] reads them.
+pub(crate) const API_KEY_COLUMNS: &str =
+    "id, name, scope, hash, prefix, created_at_ms, revoked_at_ms";
+
+/// The attempt columns, in the order [`attempt_from_row`] reads them.
+pub(crate) const ATTEMPT_COLUMNS: &str =
+    "task_id, attempt, started_at_ms, latency_ms, status, error, response_body";
+
+/// The target columns, in the order [`target_from_row`] reads them.
+pub(crate) const TARGET_COLUMNS: &str = "id, name, url_prefix, sealed_secrets, \
+     secret_fingerprint, rate_limit_per_s, max_concurrency, https_only, created_at_ms, updated_at_ms";
+
+/// The schedule columns, in the order [`schedule_from_row`] reads them.
+pub(crate) const SCHEDULE_COLUMNS: &str = "id, name, cron, timezone, payload, catch_up, paused, \
+     next_fire_at_ms, last_fired_at_ms, created_at_ms, updated_at_ms";
+
+/// The leader lease columns, in the order [`lease_from_row`] reads them.
+pub(crate) const LEASE_COLUMNS: &str = "name, holder, term, expires_at_ms";
+
+fn corrupt(what: &str, id: &str, column: &str, cause: impl std::fmt::Display) -> StoreError {
+    StoreError::backend(
+        format!(
+            "{what} {id} has an unreadable {column} column; the row is corrupt (edited by hand or damaged). Inspect it with psql, or purge or delete the row"
+        ),
+        cause.to_string(),
+    )
+}
+
+/// Reads column `idx` of a `what` row identified by `id`.
+fn get<'a, T: FromSql<'a>>(
+    row: &'a Row,
+    idx: usize,
+    what: &str,
+    id: &str,
+    name: &str,
+) -> StoreResult<T> {
+    row.try_get(idx).map_err(|e| corrupt(what, id, name, e))
+}
+
+fn first_id(row: &Row, what: &str) -> StoreResult<String> {
+    row.try_get(0)
+        .map_err(|e| corrupt(what, "(unknown id)", "id", e))
+}
+
+fn to_u32(v: i64, what: &str, id: &str, name: &str) -> StoreResult<u32> {
+    u32::try_from(v).map_err(|e| corrupt(what, id, name, e))
+}
+
+fn opt_u32(v: Option<i64>, what: &str, id: &str, name: &str) -> StoreResult<Option<u32>> {
+    v.map(|v| to_u32(v, what, id, name)).transpose()
+}
+
+fn parsed<T, E: std::fmt::Display>(
+    value: Option<String>,
+    id: &str,
+    name: &str,
+    parse: impl Fn(&str) -> Result<T, E>,
+) -> StoreResult<Option<T>> {
+    value
+        .map(|v| parse(&v).map_err(|e| corrupt("task", id, name, e)))
+        .transpose()
+}
+
+/// Decodes a task row selected with [`TASK_COLUMNS`].
+pub(crate) fn task_from_row(row: &Row) -> StoreResult<TaskRow> {
+    let id = first_id(row, "task")?;
+    let id = id.as_str();
+    let headers_json: String = get(row, 4, "task", id, "headers")?;
+    let headers: BTreeMap<String, String> =
+        serde_json::from_str(&headers_json).map_err(|e| corrupt("task", id, "headers", e))?;
+    let alg = parsed(
+        get(row, 10, "task", id, "sig_alg")?,
+        id,
+        "sig_alg",
+        Algorithm::from_str,
+    )?;
+    let key_id: Option<String> = get(row, 11, "task", id, "sig_key_id")?;
+    let sig: Option<Vec<u8>> = get(row, 12, "task", id, "sig")?;
+    let signature = match (alg, key_id, sig) {
+        (Some(alg), Some(key_id), Some(sig)) => Some(SignatureRecord { alg, key_id, sig }),
+        (None, None, None) => None,
+        _ => {
+            return Err(corrupt(
+                "task",
+                id,
+                "signature",
+                "sig_alg, sig_key_id and sig must be all set or all NULL",
+            ))
+        }
+    };
+    let state: String = get(row, 13, "task", id, "state")?;
+    let state = state
+        .parse()
+        .map_err(|e: StoreError| corrupt("task", id, "state", e))?;
+    Ok(TaskRow {
+        envelope: TaskEnvelope {
+            id: id.to_owned(),
+            queue: get(row, 1, "task", id, "queue")?,
+            name: get(row, 2, "task", id, "name")?,
+            args: get(row, 3, "task", id, "args")?,
+            headers,
+            created_at_ms: get(row, 5, "task", id, "created_at_ms")?,
+            not_before_ms: get(row, 6, "task", id, "not_before_ms")?,
+            expires_at_ms: get(row, 7, "task", id, "expires_at_ms")?,
+            max_attempts: to_u32(
+                get(row, 8, "task", id, "max_attempts")?,
+                "task",
+                id,
+                "max_attempts",
+            )?,
+            callback_url: get(row, 9, "task", id, "callback_url")?,
+        },
+        signature,
+        state,
+        priority: get(row, 14, "task", id, "priority")?,
+        attempt: to_u32(get(row, 15, "task", id, "attempt")?, "task", id, "attempt")?,
+        run_at_ms: get(row, 16, "task", id, "run_at_ms")?,
+        lease_owner: get(row, 17, "task", id, "lease_owner")?,
+        lease_expires_at_ms: get(row, 18, "task", id, "lease_expires_at_ms")?,
+        last_error: get(row, 19, "task", id, "last_error")?,
+        dead_reason: parsed(
+            get(row, 20, "task", id, "dead_reason")?,
+            id,
+            "dead_reason",
+            |s| s.parse(),
+        )?,
+        dead_detail: get(row, 21, "task", id, "dead_detail")?,
+        result: get(row, 22, "task", id, "result")?,
+        idempotency_key: get(row, 23, "task", id, "idempotency_key")?,
+        updated_at_ms: get(row, 24, "task", id, "updated_at_ms")?,
+        finished_at_ms: get(row, 25, "task", id, "finished_at_ms")?,
+    })
+}
+
+/// Encodes headers for the `headers` column.
+pub(crate) fn headers_json(headers: &BTreeMap<String, String>) -> StoreResult<String> {
+    serde_json::to_string(headers)
+        .map_err(|e| StoreError::backend("encoding task headers as JSON", e))
+}
+
+/// Decodes an API key row selected with [`API_KEY_COLUMNS`].
+pub(crate) fn api_key_from_row(row: &Row) -> StoreResult<ApiKeyRecord> {
+    let id = first_id(row, "api key")?;
+    let k = "api key";
+    Ok(ApiKeyRecord {
+        name: get(row, 1, k, &id, "name")?,
+        scope: get(row, 2, k, &id, "scope")?,
+        hash: get(row, 3, k, &id, "hash")?,
+        prefix: get(row, 4, k, &id, "prefix")?,
+        created_at_ms: get(row, 5, k, &id, "created_at_ms")?,
+        revoked_at_ms: get(row, 6, k, &id, "revoked_at_ms")?,
+        id,
+    })
+}
+
+/// Decodes an attempt row selected with [`ATTEMPT_COLUMNS`].
+pub(crate) fn attempt_from_row(row: &Row) -> StoreResult<AttemptRecord> {
+    let id = first_id(row, "attempt of message")?;
+    let k = "attempt of message";
+    let status: Option<i32> = get(row, 4, k, &id, "status")?;
+    let status = status
+        .map(|s| u16::try_from(s).map_err(|e| corrupt(k, &id, "status", e)))
+        .transpose()?;
+    Ok(AttemptRecord {
+        attempt: to_u32(get(row, 1, k, &id, "attempt")?, k, &id, "attempt")?,
+        started_at_ms: get(row, 2, k, &id, "started_at_ms")?,
+        latency_ms: get(row, 3, k, &id, "latency_ms")?,
+        status,
+        error: get(row, 5, k, &id, "error")?,
+        response_body: get(row, 6, k, &id, "response_body")?,
+        task_id: id,
+    })
+}
+
+/// Decodes a target row selected with [`TARGET_COLUMNS`].
+pub(crate) fn target_from_row(row: &Row) -> StoreResult<TargetRecord> {
+    let id = first_id(row, "target")?;
+    let k = "target";
+    Ok(TargetRecord {
+        name: get(row, 1, k, &id, "name")?,
+        url_prefix: get(row, 2, k, &id, "url_prefix")?,
+        sealed_secrets: get(row, 3, k, &id, "sealed_secrets")?,
+        secret_fingerprint: get(row, 4, k, &id, "secret_fingerprint")?,
+        rate_limit_per_s: opt_u32(
+            get(row, 5, k, &id, "rate_limit_per_s")?,
+            k,
+            &id,
+            "rate_limit_per_s",
+        )?,
+        max_concurrency: opt_u32(
+            get(row, 6, k, &id, "max_concurrency")?,
+            k,
+            &id,
+            "max_concurrency",
+        )?,
+        https_only: get(row, 7, k, &id, "https_only")?,
+        created_at_ms: get(row, 8, k, &id, "created_at_ms")?,
+        updated_at_ms: get(row, 9, k, &id, "updated_at_ms")?,
+        id,
+    })
+}
+
+/// Decodes a schedule row selected with [`SCHEDULE_COLUMNS`].
+pub(crate) fn schedule_from_row(row: &Row) -> StoreResult<ScheduleRecord> {
+    let id = first_id(row, "schedule")?;
+    let k = "schedule";
+    let catch_up: String = get(row, 5, k, &id, "catch_up")?;
+    Ok(ScheduleRecord {
+        name: get(row, 1, k, &id, "name")?,
+        cron: get(row, 2, k, &id, "cron")?,
+        timezone: get(row, 3, k, &id, "timezone")?,
+        payload: get(row, 4, k, &id, "payload")?,
+        catch_up: CatchUp::parse(&catch_up).map_err(|e| corrupt(k, &id, "catch_up", e))?,
+        paused: get(row, 6, k, &id, "paused")?,
+        next_fire_at_ms: get(row, 7, k, &id, "next_fire_at_ms")?,
+        last_fired_at_ms: get(row, 8, k, &id, "last_fired_at_ms")?,
+        created_at_ms: get(row, 9, k, &id, "created_at_ms")?,
+        updated_at_ms: get(row, 10, k, &id, "updated_at_ms")?,
+        id,
+    })
+}
+
+/// Decodes a leader lease row selected with [`LEASE_COLUMNS`].
+pub(crate) fn lease_from_row(row: &Row) -> StoreResult<LeaderLease> {
+    let name = first_id(row, "leader lease")?;
+    let k = "leader lease";
+    let term: i64 = get(row, 2, k, &name, "term")?;
+    Ok(LeaderLease {
+        holder: get(row, 1, k, &name, "holder")?,
+        term: u64::try_from(term).map_err(|e| corrupt(k, &name, "term", e))?,
+        expires_at_ms: get(row, 3, k, &name, "expires_at_ms")?,
+        name,
+    })
+}

@@ -1,0 +1,594 @@
+//! [`PostgresStore`]: the [`Store`] on PostgreSQL.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use signet_store::{
+    ApiKeyRecord, AttemptRecord, ClaimRequest, DeadFilter, DeadReason, DeadSelector, Enqueued,
+    FailOutcome, KeyUsage, LeaderLease, LeaseToken, NewTask, Page, QueueCounts, ScheduleRecord,
+    Store, StoreError, StoreResult, TargetRecord, TaskFilter, TaskRow,
+};
+use tokio_postgres::NoTls;
+
+use crate::error_map::{map_err, map_pool_err};
+use crate::migrate::{current_version, migrate, MigrationReport, MigrationStatus, SCHEMA_VERSION};
+use crate::notify::{channel_for, Listener};
+use crate::options::{PostgresOptions, APPLICATION_NAME};
+use crate::targets::By;
+use crate::url::parse_url;
+use crate::{api_keys, delivery, leader, queries, schedules, targets, tasks};
+
+/// The multi-node store on PostgreSQL. Cheap to clone: clones share one
+/// pool and one listener.
+#[derive(Clone)]
+pub struct PostgresStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    closed: AtomicBool,
+    /// `None`: the server's default `search_path`.
+    schema: Option<String>,
+    /// The schema the tables are in, as the server resolved it.
+    resolved_schema: String,
+    channel: String,
+    listener: Listener,
+    status: MigrationStatus,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The pool's configuration holds the password: never print it.
+        f.debug_struct("PostgresStore")
+            .field("schema", &self.inner.resolved_schema)
+            .field("schema_version", &self.inner.status.current)
+            .finish_non_exhaustive()
+    }
+}
+
+fn wall_clock_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The driver configuration for `url` and `options`: the schema becomes
+/// the `search_path` of every connection.
+fn driver_config(url: &str, options: &PostgresOptions) -> StoreResult<tokio_postgres::Config> {
+    options.validate()?;
+    let mut config = parse_url(url)?;
+    if config.get_application_name().is_none() {
+        config.application_name(APPLICATION_NAME);
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(options.connect_timeout);
+    }
+    // Notice a dead peer within about a minute, not the kernel's two hours.
+    config.keepalives(true);
+    config.keepalives_idle(Duration::from_secs(30));
+    if let Some(schema) = &options.schema {
+        let mut opts = config.get_options().unwrap_or_default().to_owned();
+        if !opts.is_empty() {
+            opts.push(' ');
+        }
+        // The name was validated (a-z 0-9 _): no quoting or escaping needed.
+        opts.push_str(&format!("-c search_path={schema}"));
+        config.options(&opts);
+    }
+    Ok(config)
+}
+
+fn pool_for(config: tokio_postgres::Config, options: &PostgresOptions) -> StoreResult<Pool> {
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            // A broken connection (server restart, terminated backend) is
+            // noticed by its driver task and replaced on the next checkout.
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(options.pool_size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(options.pool_timeout))
+        .create_timeout(Some(options.connect_timeout))
+        .recycle_timeout(Some(options.connect_timeout))
+        .build()
+        .map_err(|e| StoreError::backend("building the PostgreSQL connection pool", e))
+}
+
+/// Reports the schema version at `url` (in `options.schema`) without
+/// changing anything.
+pub async fn migration_status(
+    url: &str,
+    options: &PostgresOptions,
+) -> StoreResult<MigrationStatus> {
+    let config = driver_config(url, options)?;
+    let (client, connection) = config
+        .connect(NoTls)
+        .await
+        .map_err(|e| map_err("connecting to PostgreSQL", e))?;
+    let driver = tokio::spawn(connection);
+    let current = current_version(&client).await;
+    drop(client);
+    let _ = driver.await;
+    Ok(MigrationStatus::for_version(current?))
+}
+
+/// Applies pending migrations at `url` (in `options.schema`, created if
+/// needed) over one connection, and says which. Safe to run from many
+/// nodes at once; a schema newer than this build is refused.
+pub async fn migrate_database(
+    url: &str,
+    options: &PostgresOptions,
+) -> StoreResult<MigrationReport> {
+    let config = driver_config(url, options)?;
+    let (mut client, connection) = config
+        .connect(NoTls)
+        .await
+        .map_err(|e| map_err("connecting to PostgreSQL", e))?;
+    let driver = tokio::spawn(connection);
+    let report = migrate(&mut client, options.schema.as_deref(), wall_clock_ms()).await;
+    drop(client);
+    let _ = driver.await;
+    report
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user:password@host:5432/db`),
+    /// applies pending migrations if `options.migrate` (under an advisory
+    /// lock, so nodes may start together), and refuses a schema newer than
+    /// this build ([`StoreError::SchemaTooNew`]) or, without `migrate`, one
+    /// that is behind.
+    pub async fn connect(url: &str, options: PostgresOptions) -> StoreResult<PostgresStore> {
+        let config = driver_config(url, &options)?;
+        let pool = pool_for(config.clone(), &options)?;
+        let mut client = pool.get().await.map_err(map_pool_err)?;
+        let mut current = current_version(&**client).await?;
+        if current > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew {
+                found: current,
+                known: SCHEMA_VERSION,
+            });
+        }
+        if current < SCHEMA_VERSION {
+            if !options.migrate {
+                return Err(StoreError::invalid(format!(
+                    "the database schema is at version {current} and this build needs {SCHEMA_VERSION}; run `signet migrate` first"
+                )));
+            }
+            let report = migrate(&mut client, options.schema.as_deref(), wall_clock_ms()).await?;
+            for (version, name) in &report.applied {
+                tracing::info!(version, name, "applied PostgreSQL migration");
+            }
+            current = report.to;
+        }
+        let resolved: Option<String> = client
+            .query_one("SELECT current_schema()::TEXT", &[])
+            .await
+            .and_then(|r| r.try_get(0))
+            .map_err(|e| map_err("reading the current schema", e))?;
+        let resolved_schema = resolved.unwrap_or_else(|| "public".to_owned());
+        drop(client);
+        let channel = channel_for(&resolved_schema);
+        Ok(PostgresStore {
+            inner: Arc::new(Inner {
+                listener: Listener::new(config, channel.clone()),
+                pool,
+                closed: AtomicBool::new(false),
+                schema: options.schema,
+                resolved_schema,
+                channel,
+                status: MigrationStatus::for_version(current),
+            }),
+        })
+    }
+
+    /// Applies pending migrations now and says which (none when the
+    /// database is up to date or another node migrated it first).
+    pub async fn migrate(&self) -> StoreResult<MigrationReport> {
+        let mut client = self.conn().await?;
+        migrate(&mut client, self.inner.schema.as_deref(), wall_clock_ms()).await
+    }
+
+    /// The schema status reached at connect.
+    pub fn schema_status(&self) -> &MigrationStatus {
+        &self.inner.status
+    }
+
+    /// The schema the tables are in.
+    pub fn schema_name(&self) -> &str {
+        &self.inner.resolved_schema
+    }
+
+    /// Whether the store's LISTEN connection is up, so that
+    /// [`wait_for_work`](Store::wait_for_work) wakes on new work rather
+    /// than at its timeout. It starts with the first wait and reconnects by
+    /// itself.
+    pub fn is_listening(&self) -> bool {
+        self.inner.listener.is_listening()
+    }
+
+    /// Starts the LISTEN connection if needed and waits until it is up or
+    /// `timeout` passes; returns whether it is up. Workers need not call
+    /// it (waits start it); it makes the first wake-up prompt.
+    pub async fn until_listening(&self, timeout: Duration) -> bool {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        self.inner.listener.until_listening(timeout).await
+    }
+
+    /// The pool: connections open, idle, and callers waiting for one.
+    pub fn pool_status(&self) -> deadpool_postgres::Status {
+        self.inner.pool.status()
+    }
+
+    /// Drops the store's schema with every table in it, then closes the
+    /// store. Only for a store connected with its own
+    /// [`PostgresOptions::schema`] (tests, benchmarks); refused otherwise.
+    pub async fn danger_drop_schema(&self) -> StoreResult<()> {
+        let Some(schema) = self.inner.schema.clone() else {
+            return Err(StoreError::invalid(
+                "refusing to drop the default schema; only a store with its own schema can drop it",
+            ));
+        };
+        self.inner.listener.stop();
+        let client = self.conn().await?;
+        // The name was validated (a-z 0-9 _): no quoting needed.
+        client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .await
+            .map_err(|e| map_err(format!("dropping schema {schema}"), e))?;
+        drop(client);
+        self.close().await
+    }
+
+    async fn conn(&self) -> StoreResult<Object> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        self.inner.pool.get().await.map_err(map_pool_err)
+    }
+
+    fn channel(&self) -> &str {
+        &self.inner.channel
+    }
+}
+
+fn check_lease_ms(lease_ms: i64) -> StoreResult<()> {
+    if lease_ms <= 0 {
+        return Err(StoreError::invalid(format!(
+            "lease of {lease_ms} ms is not positive; use a lease longer than the heartbeat interval"
+        )));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn enqueue_batch(&self, tasks: Vec<NewTask>, now_ms: i64) -> StoreResult<Vec<Enqueued>> {
+        let n = tasks.len();
+        for (i, task) in tasks.iter().enumerate() {
+            task.validate().map_err(|e| match e {
+                StoreError::Invalid(msg) if n > 1 => {
+                    StoreError::Invalid(format!("task {} of {n} in the batch: {msg}", i + 1))
+                }
+                e => e,
+            })?;
+        }
+        if tasks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let client = self.conn().await?;
+        tasks::enqueue_batch(&client, self.channel(), tasks, now_ms).await
+    }
+
+    async fn claim(&self, request: ClaimRequest, now_ms: i64) -> StoreResult<Vec<TaskRow>> {
+        request.validate()?;
+        let client = self.conn().await?;
+        tasks::claim(&client, &request, now_ms).await
+    }
+
+    async fn heartbeat(&self, lease: &LeaseToken, lease_ms: i64, now_ms: i64) -> StoreResult<()> {
+        check_lease_ms(lease_ms)?;
+        let client = self.conn().await?;
+        tasks::heartbeat(&client, lease, lease_ms, now_ms).await
+    }
+
+    async fn complete(
+        &self,
+        lease: &LeaseToken,
+        result: Option<Vec<u8>>,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        let client = self.conn().await?;
+        tasks::complete(&client, lease, result.as_deref(), now_ms).await
+    }
+
+    async fn complete_batch(
+        &self,
+        items: Vec<(LeaseToken, Option<Vec<u8>>)>,
+        now_ms: i64,
+    ) -> StoreResult<Vec<StoreResult<()>>> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let client = self.conn().await?;
+        tasks::complete_batch(&client, &items, now_ms).await
+    }
+
+    async fn fail(
+        &self,
+        lease: &LeaseToken,
+        error: &str,
+        outcome: FailOutcome,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        let client = self.conn().await?;
+        tasks::fail(&client, self.channel(), lease, error, &outcome, now_ms).await
+    }
+
+    async fn release(&self, lease: &LeaseToken, now_ms: i64) -> StoreResult<()> {
+        let client = self.conn().await?;
+        tasks::release(&client, self.channel(), lease, now_ms).await
+    }
+
+    async fn cancel(&self, id: &str, now_ms: i64) -> StoreResult<TaskRow> {
+        let client = self.conn().await?;
+        tasks::cancel(&client, id, now_ms).await
+    }
+
+    async fn kill(
+        &self,
+        id: &str,
+        reason: DeadReason,
+        detail: &str,
+        now_ms: i64,
+    ) -> StoreResult<TaskRow> {
+        let client = self.conn().await?;
+        tasks::kill(&client, id, reason, detail, now_ms).await
+    }
+
+    async fn rescue_expired(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<String>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let client = self.conn().await?;
+        tasks::rescue_expired(&client, self.channel(), now_ms, limit).await
+    }
+
+    async fn task(&self, id: &str) -> StoreResult<Option<TaskRow>> {
+        let client = self.conn().await?;
+        queries::task_by_id(&client, id).await
+    }
+
+    async fn list_tasks(&self, filter: TaskFilter) -> StoreResult<Page<TaskRow>> {
+        let client = self.conn().await?;
+        queries::list_tasks(&client, &filter).await
+    }
+
+    async fn list_dead(&self, filter: DeadFilter) -> StoreResult<Page<TaskRow>> {
+        let client = self.conn().await?;
+        queries::list_dead(&client, &filter).await
+    }
+
+    async fn replay_dead(&self, selector: DeadSelector, now_ms: i64) -> StoreResult<Vec<String>> {
+        let client = self.conn().await?;
+        let ids = match selector {
+            DeadSelector::Ids(ids) => ids,
+            DeadSelector::Filter(f) => queries::dead_ids(&client, &f).await?,
+        };
+        tasks::replay(&client, self.channel(), &ids, now_ms).await
+    }
+
+    async fn purge_dead(&self, selector: DeadSelector) -> StoreResult<Vec<String>> {
+        let client = self.conn().await?;
+        let ids = match selector {
+            DeadSelector::Ids(ids) => ids,
+            DeadSelector::Filter(f) => queries::dead_ids(&client, &f).await?,
+        };
+        tasks::purge(&client, &ids).await
+    }
+
+    async fn counts(&self) -> StoreResult<Vec<QueueCounts>> {
+        let client = self.conn().await?;
+        queries::counts(&client).await
+    }
+
+    async fn pending_by_key(&self) -> StoreResult<Vec<KeyUsage>> {
+        let client = self.conn().await?;
+        queries::pending_by_key(&client).await
+    }
+
+    async fn prune(&self, finished_before_ms: i64, limit: usize) -> StoreResult<u64> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        let client = self.conn().await?;
+        tasks::prune(&client, finished_before_ms, limit).await
+    }
+
+    async fn create_api_key(&self, key: ApiKeyRecord) -> StoreResult<()> {
+        key.validate()?;
+        let client = self.conn().await?;
+        api_keys::create(&client, &key).await
+    }
+
+    async fn api_key_by_hash(&self, hash: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        let client = self.conn().await?;
+        api_keys::by_hash(&client, hash).await
+    }
+
+    async fn list_api_keys(&self) -> StoreResult<Vec<ApiKeyRecord>> {
+        let client = self.conn().await?;
+        api_keys::list(&client).await
+    }
+
+    async fn revoke_api_key(&self, id: &str, now_ms: i64) -> StoreResult<ApiKeyRecord> {
+        let client = self.conn().await?;
+        api_keys::revoke(&client, id, now_ms).await
+    }
+
+    async fn record_attempt(&self, attempt: AttemptRecord) -> StoreResult<()> {
+        attempt.validate()?;
+        let client = self.conn().await?;
+        delivery::record_attempt(&client, &attempt).await
+    }
+
+    async fn attempts(&self, task_id: &str) -> StoreResult<Vec<AttemptRecord>> {
+        let client = self.conn().await?;
+        delivery::attempts(&client, task_id).await
+    }
+
+    async fn pending_callbacks(&self, limit: usize) -> StoreResult<Vec<TaskRow>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let client = self.conn().await?;
+        delivery::pending_callbacks(&client, limit).await
+    }
+
+    async fn mark_callbacks_sent(&self, ids: &[String], now_ms: i64) -> StoreResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let client = self.conn().await?;
+        delivery::mark_callbacks_sent(&client, ids, now_ms).await
+    }
+
+    async fn create_target(&self, target: TargetRecord) -> StoreResult<()> {
+        target.validate()?;
+        let client = self.conn().await?;
+        targets::create(&client, &target).await
+    }
+
+    async fn target(&self, id: &str) -> StoreResult<Option<TargetRecord>> {
+        let client = self.conn().await?;
+        targets::by(&client, By::Id, id).await
+    }
+
+    async fn target_by_name(&self, name: &str) -> StoreResult<Option<TargetRecord>> {
+        let client = self.conn().await?;
+        targets::by(&client, By::Name, name).await
+    }
+
+    async fn list_targets(&self) -> StoreResult<Vec<TargetRecord>> {
+        let client = self.conn().await?;
+        targets::list(&client).await
+    }
+
+    async fn update_target(&self, target: TargetRecord) -> StoreResult<()> {
+        target.validate()?;
+        let client = self.conn().await?;
+        targets::update(&client, &target).await
+    }
+
+    async fn delete_target(&self, id: &str) -> StoreResult<()> {
+        let client = self.conn().await?;
+        targets::delete(&client, id).await
+    }
+
+    async fn create_schedule(&self, schedule: ScheduleRecord) -> StoreResult<()> {
+        schedule.validate()?;
+        let client = self.conn().await?;
+        schedules::create(&client, &schedule).await
+    }
+
+    async fn schedule(&self, id: &str) -> StoreResult<Option<ScheduleRecord>> {
+        let client = self.conn().await?;
+        schedules::by(&client, By::Id, id).await
+    }
+
+    async fn schedule_by_name(&self, name: &str) -> StoreResult<Option<ScheduleRecord>> {
+        let client = self.conn().await?;
+        schedules::by(&client, By::Name, name).await
+    }
+
+    async fn list_schedules(&self) -> StoreResult<Vec<ScheduleRecord>> {
+        let client = self.conn().await?;
+        schedules::list(&client).await
+    }
+
+    async fn update_schedule(&self, schedule: ScheduleRecord) -> StoreResult<()> {
+        schedule.validate()?;
+        let client = self.conn().await?;
+        schedules::update(&client, &schedule).await
+    }
+
+    async fn delete_schedule(&self, id: &str) -> StoreResult<()> {
+        let client = self.conn().await?;
+        schedules::delete(&client, id).await
+    }
+
+    async fn due_schedules(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<ScheduleRecord>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let client = self.conn().await?;
+        schedules::due(&client, now_ms, limit).await
+    }
+
+    async fn advance_schedule(
+        &self,
+        id: &str,
+        fired_at_ms: i64,
+        next_ms: Option<i64>,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        let client = self.conn().await?;
+        schedules::advance(&client, id, fired_at_ms, next_ms, now_ms).await
+    }
+
+    async fn try_lead(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<Option<LeaderLease>> {
+        let client = self.conn().await?;
+        leader::try_lead(&client, name, holder, ttl_ms, now_ms).await
+    }
+
+    async fn resign(&self, name: &str, holder: &str) -> StoreResult<()> {
+        let client = self.conn().await?;
+        leader::resign(&client, name, holder).await
+    }
+
+    async fn leader(&self, name: &str) -> StoreResult<Option<LeaderLease>> {
+        let client = self.conn().await?;
+        leader::leader(&client, name).await
+    }
+
+    async fn wait_for_work(&self, queues: &[String], timeout: Duration) {
+        if self.inner.closed.load(Ordering::Acquire) {
+            tokio::time::sleep(timeout).await;
+            return;
+        }
+        self.inner.listener.wait(queues, timeout).await;
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        let client = self.conn().await?;
+        client
+            .simple_query("SELECT 1")
+            .await
+            .map_err(|e| map_err("pinging PostgreSQL", e))?;
+        Ok(())
+    }
+
+    async fn close(&self) -> StoreResult<()> {
+        self.inner.closed.store(true, Ordering::Release);
+        self.inner.listener.stop();
+        self.inner.pool.close();
+        Ok(())
+    }
+}

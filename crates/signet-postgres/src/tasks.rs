@@ -1,0 +1,749 @@
+//! Writes on tasks. Each is one statement where it can be (a claim, a
+//! batch completion, a rescue), so no transaction or connection is held
+//! while work runs. Statements that make tasks due now also `NOTIFY` the
+//! store's channel with the queue name, in the same statement, so idle
+//! workers wake up.
+
+use std::collections::{HashMap, HashSet};
+
+use deadpool_postgres::GenericClient;
+use signet_store::{
+    ClaimRequest, DeadReason, Enqueued, FailOutcome, LeaseToken, NewTask, StoreError, StoreResult,
+    TaskRow, TaskState,
+};
+use tokio_postgres::types::ToSql;
+
+use crate::error_map::{is_unique_violation, map_err};
+use crate::queries::task_state;
+use crate::row::{headers_json, task_from_row, TASK_COLUMNS};
+
+/// The states a claim takes tasks from. Must match the `tasks_claim` index.
+const CLAIMABLE: &str = "state IN ('available', 'scheduled', 'retryable')";
+
+/// Parameters of one statement.
+type Params<'a> = Vec<&'a (dyn ToSql + Sync)>;
+
+fn limit_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// What happens to each task of a batch.
+enum Slot {
+    /// Inserted (unless its idempotency key is already taken).
+    Insert,
+    /// Same idempotency key as an earlier task of the batch (its index).
+    SameAs(usize),
+}
+
+/// Inserts tasks in one statement (so all or none); an idempotency key
+/// already present returns the task holding it.
+pub(crate) async fn enqueue_batch(
+    client: &impl GenericClient,
+    channel: &str,
+    tasks: Vec<NewTask>,
+    now_ms: i64,
+) -> StoreResult<Vec<Enqueued>> {
+    let n = tasks.len();
+    let mut slots = Vec::with_capacity(n);
+    let mut first_with_key: HashMap<&str, usize> = HashMap::new();
+    for (i, task) in tasks.iter().enumerate() {
+        match task.idempotency_key.as_deref() {
+            Some(key) => match first_with_key.get(key) {
+                Some(&j) => slots.push(Slot::SameAs(j)),
+                None => {
+                    first_with_key.insert(key, i);
+                    slots.push(Slot::Insert);
+                }
+            },
+            None => slots.push(Slot::Insert),
+        }
+    }
+    // Column arrays of the inserted tasks.
+    let mut ids = Vec::with_capacity(n);
+    let mut queues = Vec::with_capacity(n);
+    let mut names = Vec::with_capacity(n);
+    let mut args: Vec<&[u8]> = Vec::with_capacity(n);
+    let mut headers = Vec::with_capacity(n);
+    let mut created = Vec::with_capacity(n);
+    let mut not_before = Vec::with_capacity(n);
+    let mut expires = Vec::with_capacity(n);
+    let mut max_attempts = Vec::with_capacity(n);
+    let mut callback = Vec::with_capacity(n);
+    let mut sig_alg = Vec::with_capacity(n);
+    let mut sig_key = Vec::with_capacity(n);
+    let mut sig: Vec<Option<&[u8]>> = Vec::with_capacity(n);
+    let mut states = Vec::with_capacity(n);
+    let mut priorities = Vec::with_capacity(n);
+    let mut run_at = Vec::with_capacity(n);
+    let mut keys = Vec::with_capacity(n);
+    let mut placed = Vec::with_capacity(n);
+    for (task, slot) in tasks.iter().zip(&slots) {
+        let env = &task.envelope;
+        let (state, run_at_ms) = match env.not_before_ms {
+            Some(t) if t > now_ms => (TaskState::Scheduled, t),
+            Some(t) => (TaskState::Available, t),
+            None => (TaskState::Available, now_ms),
+        };
+        placed.push((state, run_at_ms));
+        if let Slot::SameAs(_) = slot {
+            continue;
+        }
+        ids.push(env.id.as_str());
+        queues.push(env.queue.as_str());
+        names.push(env.name.as_str());
+        args.push(env.args.as_slice());
+        headers.push(headers_json(&env.headers)?);
+        created.push(env.created_at_ms);
+        not_before.push(env.not_before_ms);
+        expires.push(env.expires_at_ms);
+        max_attempts.push(i64::from(env.max_attempts));
+        callback.push(env.callback_url.as_deref());
+        let s = task.signature.as_ref();
+        sig_alg.push(s.map(|s| s.alg.as_str()));
+        sig_key.push(s.map(|s| s.key_id.as_str()));
+        sig.push(s.map(|s| s.sig.as_slice()));
+        states.push(state.as_str());
+        priorities.push(task.priority);
+        run_at.push(run_at_ms);
+        keys.push(task.idempotency_key.as_deref());
+    }
+    let stmt = client
+        .prepare_cached(
+            "WITH ins AS ( \
+               INSERT INTO tasks (id, queue, name, args, headers, created_at_ms, not_before_ms, \
+                 expires_at_ms, max_attempts, callback_url, sig_alg, sig_key_id, sig, state, \
+                 priority, attempt, run_at_ms, idempotency_key, updated_at_ms) \
+               SELECT id, queue, name, args, headers, created_at_ms, not_before_ms, \
+                 expires_at_ms, max_attempts, callback_url, sig_alg, sig_key_id, sig, state, \
+                 priority, 0, run_at_ms, idempotency_key, $18 \
+               FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BYTEA[], $5::TEXT[], \
+                 $6::INT8[], $7::INT8[], $8::INT8[], $9::INT8[], $10::TEXT[], $11::TEXT[], \
+                 $12::TEXT[], $13::BYTEA[], $14::TEXT[], $15::INT4[], $16::INT8[], $17::TEXT[]) \
+                 AS t(id, queue, name, args, headers, created_at_ms, not_before_ms, \
+                 expires_at_ms, max_attempts, callback_url, sig_alg, sig_key_id, sig, state, \
+                 priority, run_at_ms, idempotency_key) \
+               ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+               RETURNING id, queue, state) \
+             SELECT id, (SELECT COUNT(pg_notify($19, q)) FROM \
+                 (SELECT DISTINCT queue AS q FROM ins WHERE state = 'available') AS due) \
+             FROM ins",
+        )
+        .await
+        .map_err(|e| map_err("preparing an enqueue", e))?;
+    let params: Params<'_> = vec![
+        &ids,
+        &queues,
+        &names,
+        &args,
+        &headers,
+        &created,
+        &not_before,
+        &expires,
+        &max_attempts,
+        &callback,
+        &sig_alg,
+        &sig_key,
+        &sig,
+        &states,
+        &priorities,
+        &run_at,
+        &keys,
+        &now_ms,
+        &channel,
+    ];
+    let rows = match client.query(&stmt, &params).await {
+        Ok(rows) => rows,
+        Err(e) if is_unique_violation(&e, "tasks_pkey") => {
+            return Err(duplicate_id(client, &ids).await);
+        }
+        Err(e) => return Err(map_err(format!("enqueueing {} task(s)", ids.len()), e)),
+    };
+    let mut inserted = HashSet::with_capacity(rows.len());
+    for row in &rows {
+        let id: String = row
+            .try_get(0)
+            .map_err(|e| map_err("reading enqueued ids", e))?;
+        inserted.insert(id);
+    }
+    // Keys that were already taken: the tasks holding them.
+    let taken: Vec<&str> = tasks
+        .iter()
+        .zip(&slots)
+        .filter(|(t, s)| matches!(s, Slot::Insert) && !inserted.contains(&t.envelope.id))
+        .filter_map(|(t, _)| t.idempotency_key.as_deref())
+        .collect();
+    let mut existing: HashMap<String, TaskRow> = HashMap::new();
+    if !taken.is_empty() {
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT {TASK_COLUMNS} FROM tasks WHERE idempotency_key = ANY($1)"
+            ))
+            .await
+            .map_err(|e| map_err("preparing an idempotency lookup", e))?;
+        for row in client
+            .query(&stmt, &[&taken])
+            .await
+            .map_err(|e| map_err("looking up idempotency keys", e))?
+        {
+            let task = task_from_row(&row)?;
+            if let Some(key) = task.idempotency_key.clone() {
+                existing.insert(key, task);
+            }
+        }
+    }
+    let mut out: Vec<Enqueued> = Vec::with_capacity(n);
+    for (i, (task, slot)) in tasks.into_iter().zip(slots).enumerate() {
+        let entry = match slot {
+            Slot::SameAs(j) => Enqueued {
+                task: out[j].task.clone(),
+                created: false,
+            },
+            Slot::Insert if inserted.contains(&task.envelope.id) => {
+                let (state, run_at_ms) = placed[i];
+                Enqueued {
+                    task: new_row(task, state, run_at_ms, now_ms),
+                    created: true,
+                }
+            }
+            Slot::Insert => {
+                let key = task.idempotency_key.clone().unwrap_or_default();
+                let found = existing.get(&key).cloned().ok_or_else(|| {
+                    StoreError::Conflict(format!(
+                        "task {}: idempotency key {key:?} is taken by a task that was deleted meanwhile; enqueue again",
+                        task.envelope.id
+                    ))
+                })?;
+                Enqueued {
+                    task: found,
+                    created: false,
+                }
+            }
+        };
+        out.push(entry);
+    }
+    Ok(out)
+}
+
+/// The error for a batch that reuses an existing task id, naming the id.
+async fn duplicate_id(client: &impl GenericClient, ids: &[&str]) -> StoreError {
+    let found = client
+        .query_opt("SELECT id FROM tasks WHERE id = ANY($1) LIMIT 1", &[&ids])
+        .await
+        .ok()
+        .flatten()
+        .and_then(|r| r.try_get::<_, String>(0).ok());
+    let which = found.map_or_else(
+        || "a task of the batch".to_owned(),
+        |id| format!("task {id}"),
+    );
+    StoreError::Conflict(format!(
+        "{which} already exists; every task needs a fresh id (TaskId::generate()); nothing was enqueued"
+    ))
+}
+
+fn new_row(task: NewTask, state: TaskState, run_at_ms: i64, now_ms: i64) -> TaskRow {
+    TaskRow {
+        envelope: task.envelope,
+        signature: task.signature,
+        state,
+        priority: task.priority,
+        attempt: 0,
+        run_at_ms,
+        lease_owner: None,
+        lease_expires_at_ms: None,
+        last_error: None,
+        dead_reason: None,
+        dead_detail: None,
+        result: None,
+        idempotency_key: task.idempotency_key,
+        updated_at_ms: now_ms,
+        finished_at_ms: None,
+    }
+}
+
+/// Claim from one queue: `$1` owner, `$2` lease expiry, `$3` now, `$4`
+/// queue, `$5` limit. One statement: the candidates are locked with `SKIP
+/// LOCKED`, so concurrent claimers pass each other instead of waiting.
+pub(crate) fn claim_one_queue_sql() -> String {
+    format!(
+        "UPDATE tasks SET state = 'running', attempt = attempt + 1, lease_owner = $1, \
+         lease_expires_at_ms = $2, updated_at_ms = $3 \
+         WHERE id IN (SELECT id FROM tasks \
+             WHERE {CLAIMABLE} AND queue = $4 AND run_at_ms <= $3 \
+             ORDER BY priority DESC, run_at_ms, id LIMIT $5 FOR UPDATE SKIP LOCKED) \
+         RETURNING {TASK_COLUMNS}"
+    )
+}
+
+/// Claim from several queues (`$4` an array): the best candidates of each
+/// queue (each an ordered index scan), merged, best first.
+fn claim_many_queues_sql() -> String {
+    format!(
+        "UPDATE tasks SET state = 'running', attempt = attempt + 1, lease_owner = $1, \
+         lease_expires_at_ms = $2, updated_at_ms = $3 \
+         WHERE id IN (SELECT c.id FROM UNNEST($4::TEXT[]) AS q(name), \
+             LATERAL (SELECT id, priority, run_at_ms FROM tasks \
+                 WHERE {CLAIMABLE} AND queue = q.name AND run_at_ms <= $3 \
+                 ORDER BY priority DESC, run_at_ms, id LIMIT $5 FOR UPDATE SKIP LOCKED) AS c \
+             ORDER BY c.priority DESC, c.run_at_ms, c.id LIMIT $5) \
+         RETURNING {TASK_COLUMNS}"
+    )
+}
+
+/// Claims due tasks, best first.
+pub(crate) async fn claim(
+    client: &impl GenericClient,
+    req: &ClaimRequest,
+    now_ms: i64,
+) -> StoreResult<Vec<TaskRow>> {
+    if req.limit == 0 {
+        return Ok(Vec::new());
+    }
+    let limit = limit_i64(req.limit);
+    let expires = now_ms.saturating_add(req.lease_ms);
+    let mut queues: Vec<&str> = req.queues.iter().map(String::as_str).collect();
+    queues.sort_unstable();
+    queues.dedup();
+    let rows = if let [queue] = queues.as_slice() {
+        let stmt = client
+            .prepare_cached(&claim_one_queue_sql())
+            .await
+            .map_err(|e| map_err("preparing a claim", e))?;
+        client
+            .query(&stmt, &[&req.worker_id, &expires, &now_ms, queue, &limit])
+            .await
+            .map_err(|e| map_err(format!("claiming from queue {queue}"), e))?
+    } else {
+        let stmt = client
+            .prepare_cached(&claim_many_queues_sql())
+            .await
+            .map_err(|e| map_err("preparing a claim", e))?;
+        client
+            .query(&stmt, &[&req.worker_id, &expires, &now_ms, &queues, &limit])
+            .await
+            .map_err(|e| map_err(format!("claiming from queues {}", queues.join(", ")), e))?
+    };
+    let mut out = rows
+        .iter()
+        .map(task_from_row)
+        .collect::<StoreResult<Vec<_>>>()?;
+    // RETURNING gives no order: restore the claim order.
+    out.sort_by(|a, b| {
+        b.priority
+            .cmp(&a.priority)
+            .then(a.run_at_ms.cmp(&b.run_at_ms))
+            .then_with(|| a.id().cmp(b.id()))
+    });
+    Ok(out)
+}
+
+fn lease_lost(lease: &LeaseToken) -> StoreError {
+    StoreError::LeaseLost {
+        task_id: lease.task_id.clone(),
+        attempt: lease.attempt,
+    }
+}
+
+/// The lease condition; its parameters follow the statement's own.
+fn lease_guard(first: usize) -> String {
+    format!(
+        "id = ${} AND state = 'running' AND lease_owner = ${} AND attempt = ${}",
+        first,
+        first + 1,
+        first + 2
+    )
+}
+
+/// Runs a statement guarded by the lease (its last three parameters); no
+/// row touched means the lease is lost. Statements that notify return a
+/// row per task touched, the others a count.
+async fn with_lease(
+    client: &impl GenericClient,
+    sql: &str,
+    lease: &LeaseToken,
+    params: &[&(dyn ToSql + Sync)],
+    returns_rows: bool,
+) -> StoreResult<()> {
+    let stmt = client
+        .prepare_cached(sql)
+        .await
+        .map_err(|e| map_err("preparing a lease update", e))?;
+    let attempt = i64::from(lease.attempt);
+    let mut all: Params<'_> = Vec::with_capacity(params.len() + 3);
+    all.extend_from_slice(params);
+    all.push(&lease.task_id);
+    all.push(&lease.worker_id);
+    all.push(&attempt);
+    let context = || format!("updating task {}", lease.task_id);
+    let changed = if returns_rows {
+        client
+            .query(&stmt, &all)
+            .await
+            .map_err(|e| map_err(context(), e))?
+            .len() as u64
+    } else {
+        client
+            .execute(&stmt, &all)
+            .await
+            .map_err(|e| map_err(context(), e))?
+    };
+    if changed == 0 {
+        return Err(lease_lost(lease));
+    }
+    Ok(())
+}
+
+/// Extends a lease.
+pub(crate) async fn heartbeat(
+    client: &impl GenericClient,
+    lease: &LeaseToken,
+    lease_ms: i64,
+    now_ms: i64,
+) -> StoreResult<()> {
+    let expires = now_ms.saturating_add(lease_ms);
+    let sql = format!(
+        "UPDATE tasks SET lease_expires_at_ms = $1, updated_at_ms = $2 WHERE {}",
+        lease_guard(3)
+    );
+    with_lease(client, &sql, lease, &[&expires, &now_ms], false).await
+}
+
+/// Marks a running task succeeded.
+pub(crate) async fn complete(
+    client: &impl GenericClient,
+    lease: &LeaseToken,
+    result: Option<&[u8]>,
+    now_ms: i64,
+) -> StoreResult<()> {
+    let sql = format!(
+        "UPDATE tasks SET state = 'succeeded', result = $1, lease_owner = NULL, \
+         lease_expires_at_ms = NULL, updated_at_ms = $2, finished_at_ms = $2 WHERE {}",
+        lease_guard(3)
+    );
+    with_lease(client, &sql, lease, &[&result, &now_ms], false).await
+}
+
+/// Completes many running tasks in one statement (one round trip); each
+/// entry whose lease is not current gets `LeaseLost`, the others succeed.
+pub(crate) async fn complete_batch(
+    client: &impl GenericClient,
+    items: &[(LeaseToken, Option<Vec<u8>>)],
+    now_ms: i64,
+) -> StoreResult<Vec<StoreResult<()>>> {
+    // A task named twice: only its first entry can win.
+    let mut seen = HashSet::with_capacity(items.len());
+    let first: Vec<bool> = items
+        .iter()
+        .map(|(l, _)| seen.insert(l.task_id.as_str()))
+        .collect();
+    let mut ids = Vec::with_capacity(items.len());
+    let mut owners = Vec::with_capacity(items.len());
+    let mut attempts = Vec::with_capacity(items.len());
+    let mut results: Vec<Option<&[u8]>> = Vec::with_capacity(items.len());
+    for ((lease, result), first) in items.iter().zip(&first) {
+        if *first {
+            ids.push(lease.task_id.as_str());
+            owners.push(lease.worker_id.as_str());
+            attempts.push(i64::from(lease.attempt));
+            results.push(result.as_deref());
+        }
+    }
+    let stmt = client
+        .prepare_cached(
+            "UPDATE tasks AS t SET state = 'succeeded', result = v.result, lease_owner = NULL, \
+             lease_expires_at_ms = NULL, updated_at_ms = $1, finished_at_ms = $1 \
+             FROM UNNEST($2::TEXT[], $3::TEXT[], $4::INT8[], $5::BYTEA[]) \
+                 AS v(id, owner, attempt, result) \
+             WHERE t.id = v.id AND t.state = 'running' AND t.lease_owner = v.owner \
+               AND t.attempt = v.attempt \
+             RETURNING t.id",
+        )
+        .await
+        .map_err(|e| map_err("preparing a batch completion", e))?;
+    let rows = client
+        .query(&stmt, &[&now_ms, &ids, &owners, &attempts, &results])
+        .await
+        .map_err(|e| map_err(format!("completing {} task(s)", ids.len()), e))?;
+    let mut done = HashSet::with_capacity(rows.len());
+    for row in &rows {
+        let id: String = row
+            .try_get(0)
+            .map_err(|e| map_err("reading completed ids", e))?;
+        done.insert(id);
+    }
+    Ok(items
+        .iter()
+        .zip(first)
+        .map(|((lease, _), first)| {
+            if first && done.contains(&lease.task_id) {
+                Ok(())
+            } else {
+                Err(lease_lost(lease))
+            }
+        })
+        .collect())
+}
+
+/// Records a failed attempt; a retry due now wakes waiting workers.
+pub(crate) async fn fail(
+    client: &impl GenericClient,
+    channel: &str,
+    lease: &LeaseToken,
+    error: &str,
+    outcome: &FailOutcome,
+    now_ms: i64,
+) -> StoreResult<()> {
+    match outcome {
+        FailOutcome::Retry { at_ms } => {
+            let due_now = *at_ms <= now_ms;
+            let sql = format!(
+                "WITH u AS (UPDATE tasks SET state = 'retryable', run_at_ms = $1, last_error = $2, \
+                 lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = $3 WHERE {} \
+                 RETURNING queue) \
+                 SELECT queue, CASE WHEN $4 THEN pg_notify($5, queue)::TEXT END FROM u",
+                lease_guard(6)
+            );
+            with_lease(
+                client,
+                &sql,
+                lease,
+                &[at_ms, &error, &now_ms, &due_now, &channel],
+                true,
+            )
+            .await
+        }
+        FailOutcome::Dead { reason, detail } => {
+            let sql = format!(
+                "UPDATE tasks SET state = 'dead', dead_reason = $1, dead_detail = $2, \
+                 last_error = $3, lease_owner = NULL, lease_expires_at_ms = NULL, \
+                 updated_at_ms = $4, finished_at_ms = $4 WHERE {}",
+                lease_guard(5)
+            );
+            with_lease(
+                client,
+                &sql,
+                lease,
+                &[&reason.as_str(), detail, &error, &now_ms],
+                false,
+            )
+            .await
+        }
+    }
+}
+
+/// Gives a running task back without counting the attempt, and wakes
+/// waiting workers.
+pub(crate) async fn release(
+    client: &impl GenericClient,
+    channel: &str,
+    lease: &LeaseToken,
+    now_ms: i64,
+) -> StoreResult<()> {
+    let sql = format!(
+        "WITH u AS (UPDATE tasks SET state = 'available', attempt = attempt - 1, run_at_ms = $1, \
+         lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = $1 WHERE {} \
+         RETURNING queue) \
+         SELECT queue, pg_notify($2, queue)::TEXT FROM u",
+        lease_guard(3)
+    );
+    with_lease(client, &sql, lease, &[&now_ms, &channel], true).await
+}
+
+async fn not_waiting(client: &impl GenericClient, id: &str, action: &str) -> StoreError {
+    match task_state(client, id).await {
+        Ok(Some(state)) => StoreError::Conflict(format!(
+            "task {id} is {state}; only scheduled, available or retryable tasks can be {action}"
+        )),
+        Ok(None) => StoreError::not_found("task", id),
+        Err(e) => e,
+    }
+}
+
+async fn update_waiting(
+    client: &impl GenericClient,
+    sql: &str,
+    id: &str,
+    action: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> StoreResult<TaskRow> {
+    let stmt = client
+        .prepare_cached(sql)
+        .await
+        .map_err(|e| map_err("preparing an update", e))?;
+    let row = client
+        .query_opt(&stmt, params)
+        .await
+        .map_err(|e| map_err(format!("updating task {id}"), e))?;
+    match row {
+        Some(row) => task_from_row(&row),
+        None => Err(not_waiting(client, id, action).await),
+    }
+}
+
+/// Cancels a task that has not started.
+pub(crate) async fn cancel(
+    client: &impl GenericClient,
+    id: &str,
+    now_ms: i64,
+) -> StoreResult<TaskRow> {
+    update_waiting(
+        client,
+        &format!(
+            "UPDATE tasks SET state = 'cancelled', updated_at_ms = $1, finished_at_ms = $1 \
+             WHERE id = $2 AND {CLAIMABLE} RETURNING {TASK_COLUMNS}"
+        ),
+        id,
+        "cancelled",
+        &[&now_ms, &id],
+    )
+    .await
+}
+
+/// Dead-letters a task that has not started.
+pub(crate) async fn kill(
+    client: &impl GenericClient,
+    id: &str,
+    reason: DeadReason,
+    detail: &str,
+    now_ms: i64,
+) -> StoreResult<TaskRow> {
+    update_waiting(
+        client,
+        &format!(
+            "UPDATE tasks SET state = 'dead', dead_reason = $1, dead_detail = $2, \
+             updated_at_ms = $3, finished_at_ms = $3 \
+             WHERE id = $4 AND {CLAIMABLE} RETURNING {TASK_COLUMNS}"
+        ),
+        id,
+        "dead-lettered",
+        &[&reason.as_str(), &detail, &now_ms, &id],
+    )
+    .await
+}
+
+/// Expired leases, in one statement: retryable now (waking workers), or
+/// dead with `max-attempts` once attempts are used up. Leases being
+/// settled right now (row locked) are skipped and left to their holder.
+pub(crate) async fn rescue_expired(
+    client: &impl GenericClient,
+    channel: &str,
+    now_ms: i64,
+    limit: usize,
+) -> StoreResult<Vec<String>> {
+    let stmt = client
+        .prepare_cached(
+            "WITH expired AS (SELECT id FROM tasks \
+                 WHERE state = 'running' AND lease_expires_at_ms <= $1 \
+                 ORDER BY lease_expires_at_ms, id LIMIT $2 FOR UPDATE SKIP LOCKED), \
+             u AS (UPDATE tasks AS t SET \
+                 state = CASE WHEN t.attempt >= t.max_attempts THEN 'dead' ELSE 'retryable' END, \
+                 run_at_ms = CASE WHEN t.attempt >= t.max_attempts THEN t.run_at_ms ELSE $1 END, \
+                 dead_reason = CASE WHEN t.attempt >= t.max_attempts THEN 'max-attempts' END, \
+                 dead_detail = CASE WHEN t.attempt >= t.max_attempts THEN \
+                     'lease expired on attempt ' || t.attempt || ' of ' || t.max_attempts END, \
+                 last_error = 'lease expired: worker \"' || COALESCE(t.lease_owner, '') || \
+                     '\" stopped heartbeating during attempt ' || t.attempt, \
+                 lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = $1, \
+                 finished_at_ms = CASE WHEN t.attempt >= t.max_attempts THEN $1 END \
+               FROM expired WHERE t.id = expired.id AND t.state = 'running' \
+               RETURNING t.id, t.queue, t.state) \
+             SELECT id, (SELECT COUNT(pg_notify($3, q)) FROM \
+                 (SELECT DISTINCT queue AS q FROM u WHERE state = 'retryable') AS due) \
+             FROM u ORDER BY id",
+        )
+        .await
+        .map_err(|e| map_err("preparing a rescue", e))?;
+    let rows = client
+        .query(&stmt, &[&now_ms, &limit_i64(limit), &channel])
+        .await
+        .map_err(|e| map_err("rescuing expired leases", e))?;
+    rows.iter()
+        .map(|r| {
+            r.try_get::<_, String>(0)
+                .map_err(|e| map_err("reading rescued ids", e))
+        })
+        .collect()
+}
+
+/// `ids` in the order given, keeping those in `hit`.
+fn in_given_order(ids: &[String], hit: &HashSet<String>) -> Vec<String> {
+    let mut seen = HashSet::new();
+    ids.iter()
+        .filter(|id| hit.contains(*id) && seen.insert(id.as_str()))
+        .cloned()
+        .collect()
+}
+
+fn id_set(rows: &[tokio_postgres::Row], context: &str) -> StoreResult<HashSet<String>> {
+    rows.iter()
+        .map(|r| r.try_get::<_, String>(0).map_err(|e| map_err(context, e)))
+        .collect()
+}
+
+/// Dead letters back to `available`, attempts reset, callbacks owed again.
+pub(crate) async fn replay(
+    client: &impl GenericClient,
+    channel: &str,
+    ids: &[String],
+    now_ms: i64,
+) -> StoreResult<Vec<String>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let stmt = client
+        .prepare_cached(
+            "WITH u AS (UPDATE tasks SET state = 'available', attempt = 0, run_at_ms = $1, \
+                 dead_reason = NULL, dead_detail = NULL, finished_at_ms = NULL, \
+                 callback_sent_at_ms = NULL, lease_owner = NULL, lease_expires_at_ms = NULL, \
+                 updated_at_ms = $1 \
+               WHERE id = ANY($2) AND state = 'dead' RETURNING id, queue) \
+             SELECT id, (SELECT COUNT(pg_notify($3, q)) FROM (SELECT DISTINCT queue AS q FROM u) AS d) \
+             FROM u",
+        )
+        .await
+        .map_err(|e| map_err("preparing a replay", e))?;
+    let rows = client
+        .query(&stmt, &[&now_ms, &ids, &channel])
+        .await
+        .map_err(|e| map_err(format!("replaying {} dead letter(s)", ids.len()), e))?;
+    Ok(in_given_order(ids, &id_set(&rows, "reading replayed ids")?))
+}
+
+/// Deletes dead letters (their attempts go with them).
+pub(crate) async fn purge(client: &impl GenericClient, ids: &[String]) -> StoreResult<Vec<String>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let stmt = client
+        .prepare_cached("DELETE FROM tasks WHERE id = ANY($1) AND state = 'dead' RETURNING id")
+        .await
+        .map_err(|e| map_err("preparing a purge", e))?;
+    let rows = client
+        .query(&stmt, &[&ids])
+        .await
+        .map_err(|e| map_err(format!("purging {} dead letter(s)", ids.len()), e))?;
+    Ok(in_given_order(ids, &id_set(&rows, "reading purged ids")?))
+}
+
+/// Deletes old succeeded and cancelled tasks, never one whose callback is
+/// still owed.
+pub(crate) async fn prune(
+    client: &impl GenericClient,
+    before_ms: i64,
+    limit: usize,
+) -> StoreResult<u64> {
+    let stmt = client
+        .prepare_cached(
+            "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks \
+             WHERE state IN ('succeeded', 'cancelled') AND finished_at_ms IS NOT NULL \
+               AND finished_at_ms < $1 \
+               AND (state = 'cancelled' OR callback_url IS NULL OR callback_sent_at_ms IS NOT NULL) \
+             LIMIT $2 FOR UPDATE SKIP LOCKED)",
+        )
+        .await
+        .map_err(|e| map_err("preparing a prune", e))?;
+    client
+        .execute(&stmt, &[&before_ms, &limit_i64(limit)])
+        .await
+        .map_err(|e| map_err("pruning finished tasks", e))
+}

@@ -1,0 +1,183 @@
+//! Migrations: idempotent under concurrent callers, status without
+//! changes, schemas newer than this build refused.
+
+use signet_postgres::{migration_status, PostgresOptions, PostgresStore, SCHEMA_VERSION};
+use signet_store::{Store, StoreError};
+
+use crate::{database_url, drop_schema, fresh_schema, test_options};
+
+async fn applied_versions(store: &PostgresStore, url: &str) -> Vec<i64> {
+    let config: tokio_postgres::Config = url.parse().expect("url");
+    let (client, conn) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    let driver = tokio::spawn(conn);
+    let rows = client
+        .query(
+            &format!(
+                "SELECT version FROM {}.schema_migrations ORDER BY version",
+                store.schema_name()
+            ),
+            &[],
+        )
+        .await
+        .expect("read schema_migrations");
+    drop(client);
+    let _ = driver.await;
+    rows.iter().map(|r| r.get(0)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_migrations_apply_each_version_once() {
+    let Some(url) = database_url("concurrent_migrations_apply_each_version_once") else {
+        return;
+    };
+    let schema = fresh_schema("mig");
+    let before = migration_status(&url, &test_options(&schema))
+        .await
+        .expect("status of a schema that does not exist yet");
+    assert_eq!(before.current, 0);
+    assert_eq!(before.known, SCHEMA_VERSION);
+    assert_eq!(before.pending.len() as i64, SCHEMA_VERSION);
+
+    // Six nodes start at once on an empty schema.
+    let mut handles = Vec::new();
+    for _ in 0..6 {
+        let url = url.clone();
+        let options = test_options(&schema);
+        handles.push(tokio::spawn(async move {
+            PostgresStore::connect(&url, options).await
+        }));
+    }
+    let mut stores = Vec::new();
+    for h in handles {
+        stores.push(h.await.expect("connect task").expect("connect migrates"));
+    }
+    let versions = applied_versions(&stores[0], &url).await;
+    assert_eq!(versions, (1..=SCHEMA_VERSION).collect::<Vec<_>>());
+
+    let after = migration_status(&url, &test_options(&schema))
+        .await
+        .expect("status");
+    assert_eq!(after.current, SCHEMA_VERSION);
+    assert!(after.pending.is_empty());
+    let again = stores[0].migrate().await.expect("migrate again");
+    assert!(again.applied.is_empty(), "{again:?}");
+    assert_eq!((again.from, again.to), (SCHEMA_VERSION, SCHEMA_VERSION));
+    stores[1].ping().await.expect("the store works");
+    for s in &stores {
+        s.close().await.expect("close");
+    }
+    drop_schema(&url, &schema).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_migrate_a_schema_behind_is_refused() {
+    let Some(url) = database_url("without_migrate_a_schema_behind_is_refused") else {
+        return;
+    };
+    let schema = fresh_schema("behind");
+    let options = PostgresOptions {
+        migrate: false,
+        ..test_options(&schema)
+    };
+    match PostgresStore::connect(&url, options).await {
+        Err(StoreError::Invalid(msg)) => assert!(msg.contains("signet migrate"), "{msg}"),
+        other => panic!("expected Invalid asking for a migration, got {other:?}"),
+    }
+    let store = PostgresStore::connect(&url, test_options(&schema))
+        .await
+        .expect("connect and migrate");
+    let report = store.migrate().await.expect("migrate");
+    assert!(report.applied.is_empty());
+    store.close().await.expect("close");
+    let options = PostgresOptions {
+        migrate: false,
+        ..test_options(&schema)
+    };
+    let store = PostgresStore::connect(&url, options)
+        .await
+        .expect("an up-to-date schema opens without migrating");
+    store.danger_drop_schema().await.expect("drop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_newer_than_this_build_is_refused() {
+    let Some(url) = database_url("a_schema_newer_than_this_build_is_refused") else {
+        return;
+    };
+    let schema = fresh_schema("new");
+    let store = PostgresStore::connect(&url, test_options(&schema))
+        .await
+        .expect("connect");
+    let config: tokio_postgres::Config = url.parse().expect("url");
+    let (client, conn) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    let driver = tokio::spawn(conn);
+    client
+        .execute(
+            &format!(
+                "INSERT INTO {schema}.schema_migrations (version, name, applied_at_ms) \
+                 VALUES ($1, 'from-the-future', 0)"
+            ),
+            &[&(SCHEMA_VERSION + 1)],
+        )
+        .await
+        .expect("pretend a newer build migrated");
+    drop(client);
+    let _ = driver.await;
+
+    let too_new = |r: Result<_, StoreError>| match r {
+        Err(StoreError::SchemaTooNew { found, known }) => {
+            assert_eq!((found, known), (SCHEMA_VERSION + 1, SCHEMA_VERSION))
+        }
+        Err(e) => panic!("expected SchemaTooNew, got {e}"),
+        Ok(_) => panic!("expected SchemaTooNew, got Ok"),
+    };
+    too_new(
+        PostgresStore::connect(&url, test_options(&schema))
+            .await
+            .map(drop),
+    );
+    too_new(store.migrate().await.map(drop));
+    let status = migration_status(&url, &test_options(&schema))
+        .await
+        .expect("status still reads");
+    assert!(status.is_too_new());
+    assert!(status.pending.is_empty());
+    store.danger_drop_schema().await.expect("drop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_urls_and_options_are_refused_without_leaking_the_password() {
+    for url in [
+        "postgres://me:hunter2@127.0.0.1:notaport/db",
+        "mysql://me:hunter2@h/db",
+        "postgres://me:hunter2@h/db?sslmode=require",
+    ] {
+        let e = PostgresStore::connect(url, PostgresOptions::default())
+            .await
+            .expect_err(url);
+        assert!(matches!(e, StoreError::Invalid(_)), "{url}: {e:?}");
+        assert!(!format!("{e} {e:?}").contains("hunter2"), "{e:?}");
+    }
+    let e = PostgresStore::connect(
+        "postgres://me@127.0.0.1/db",
+        PostgresOptions::default().with_schema("Bad Schema"),
+    )
+    .await
+    .expect_err("bad schema");
+    assert!(matches!(e, StoreError::Invalid(_)), "{e:?}");
+    // Nothing listens on port 1: a connection error, retryable, no password.
+    let e = PostgresStore::connect(
+        "postgres://me:hunter2@127.0.0.1:1/db?connect_timeout=2",
+        PostgresOptions::default(),
+    )
+    .await
+    .expect_err("nothing listens there");
+    assert!(e.is_retryable(), "{e:?}");
+    assert!(!format!("{e} {e:?}").contains("hunter2"), "{e:?}");
+}
