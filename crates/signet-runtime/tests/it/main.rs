@@ -2,6 +2,7 @@
 
 mod flaky;
 mod flow;
+mod leader;
 mod metrics;
 mod producer;
 mod services;
