@@ -2,8 +2,9 @@
 --
 -- Messages are task rows (queue 'signet:messages'); what they add lives in
 -- the tables below. Attempts belong to a task but have no foreign key: the
--- store deletes them explicitly with their task (prune, purge), so a task
--- delete never pays for a cascade check when the task has no attempts.
+-- store deletes them in the same operation as their task (prune, purge),
+-- as the conformance suite checks, rather than rely on a cascade that only
+-- runs on connections with PRAGMA foreign_keys on.
 
 -- When the callback of a finished task was handed off (the callback message
 -- was enqueued). NULL on a finished task with a callback_url: still owed.

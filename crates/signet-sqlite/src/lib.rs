@@ -9,6 +9,10 @@
 //!   small pool of read-only WAL connections.
 //! - **Numbered migrations** embedded in the binary; a database newer than
 //!   this build is refused ([`StoreError::SchemaTooNew`](signet_store::StoreError::SchemaTooNew)).
+//! - **Idle workers wake at once** when this process enqueues, retries,
+//!   releases, rescues or replays work on their queues
+//!   ([`Store::wait_for_work`](signet_store::Store::wait_for_work)); work
+//!   written by another process on the same file is found at the next poll.
 //! - Locked database → retried up to the busy timeout, then
 //!   `StoreError::Busy`; full disk → `StoreError::Full`, nothing half-written.
 //!

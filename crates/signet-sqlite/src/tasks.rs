@@ -601,5 +601,15 @@ mod tests {
              ORDER BY lease_expires_at_ms, id LIMIT ?2",
         );
         assert!(rescue.contains("INDEX tasks_lease"), "{rescue}");
+        let callbacks = plan(&conn, &crate::callbacks::pending_sql());
+        assert!(callbacks.contains("INDEX tasks_callbacks"), "{callbacks}");
+        assert!(!callbacks.contains("TEMP B-TREE"), "{callbacks}");
+        let due = plan(&conn, &crate::schedules::due_sql());
+        assert!(due.contains("INDEX schedules_due"), "{due}");
+        assert!(!due.contains("TEMP B-TREE"), "{due}");
+        let prune = plan(&conn, PRUNE_SQL);
+        assert!(prune.contains("INDEX tasks_finished"), "{prune}");
+        let attempts = plan(&conn, "DELETE FROM attempts WHERE task_id = ?1");
+        assert!(attempts.contains("INDEX"), "{attempts}");
     }
 }

@@ -2,6 +2,7 @@
 //! only SQLite has (files, locks, disk space, migrations, group commit).
 
 mod conformance;
+mod delivery;
 mod sqlite;
 mod throughput;
 

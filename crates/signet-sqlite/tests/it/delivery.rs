@@ -1,0 +1,167 @@
+//! What the SQLite store adds to the delivery seam: the upgrade from schema
+//! 1, and waking this process's idle workers when work arrives.
+
+use std::future::Future;
+use std::pin::pin;
+use std::time::Duration;
+
+use rusqlite::{params, Connection};
+use signet_sqlite::{SqliteStore, SCHEMA_VERSION};
+use signet_store::testkit::{new_task, T0};
+use signet_store::{
+    ClaimRequest, DeadReason, DeadSelector, FailOutcome, LeaseToken, Store, TaskRow,
+};
+
+use crate::{fast, TempDb};
+
+/// Long enough that only a wake-up ends the wait while the test runs.
+const FOREVER: Duration = Duration::from_secs(3600);
+/// How long a test waits for a wake-up before it fails (a bound, not a speed).
+const BOUND: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn upgrading_from_schema_1_owes_no_callbacks_for_tasks_finished_before() {
+    let db = TempDb::new();
+    let url = db.url();
+    let path = url.strip_prefix("sqlite://").expect("sqlite url");
+    {
+        let conn = Connection::open(path).expect("open");
+        conn.execute_batch(include_str!("../../migrations/0001_init.sql"))
+            .expect("schema 1");
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (version INTEGER NOT NULL PRIMARY KEY, \
+             name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL); \
+             INSERT INTO schema_migrations VALUES (1, 'init', 0);",
+        )
+        .expect("version 1");
+        for (id, state, finished) in [
+            ("task_old1", "succeeded", Some(T0)),
+            ("task_old2", "dead", Some(T0 + 1)),
+            ("task_waiting", "available", None),
+        ] {
+            conn.execute(
+                "INSERT INTO tasks (id, queue, name, args, headers, created_at_ms, max_attempts, \
+                 callback_url, state, priority, run_at_ms, updated_at_ms, finished_at_ms) \
+                 VALUES (?1, 'q', 'n', x'7b7d', '{}', ?2, 3, 'https://example.com/cb', ?3, 0, ?2, ?2, ?4)",
+                params![id, T0, state, finished],
+            )
+            .expect("insert a schema-1 task");
+        }
+    }
+    let store = SqliteStore::open(&url, fast()).expect("open and migrate");
+    assert_eq!(store.schema().current, SCHEMA_VERSION);
+    assert!(
+        store
+            .pending_callbacks(10)
+            .await
+            .expect("pending")
+            .is_empty(),
+        "tasks finished before the upgrade never owed a callback"
+    );
+    assert_eq!(store.prune(T0 + 10, 10).await.expect("prune"), 1);
+    // A task still waiting at the upgrade owes its callback when it finishes.
+    let row = claim(&store, "q", T0).await;
+    assert_eq!(row.id(), "task_waiting");
+    store
+        .complete(&LeaseToken::of(&row), None, T0 + 20)
+        .await
+        .expect("complete");
+    let pending = store.pending_callbacks(10).await.expect("pending");
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].id(), "task_waiting");
+    store.close().await.expect("close");
+}
+
+async fn claim(store: &SqliteStore, queue: &str, now: i64) -> TaskRow {
+    let mut rows = store
+        .claim(
+            ClaimRequest {
+                queues: vec![queue.to_owned()],
+                worker_id: "w".into(),
+                limit: 1,
+                lease_ms: 30_000,
+            },
+            now,
+        )
+        .await
+        .expect("claim");
+    assert_eq!(rows.len(), 1, "one task due on {queue}");
+    rows.remove(0)
+}
+
+/// Starts a wait on `queues` (registered before `action` runs), runs
+/// `action`, and fails unless the wait then ends.
+async fn wakes<F: Future<Output = ()>>(store: &SqliteStore, queues: &[&str], action: F) {
+    let queues: Vec<String> = queues.iter().map(|q| (*q).to_owned()).collect();
+    let mut wait = pin!(store.wait_for_work(&queues, FOREVER));
+    // One poll registers the waiter; it must not be ready yet.
+    tokio::select! {
+        biased;
+        () = &mut wait => panic!("wait_for_work returned before any work arrived"),
+        () = std::future::ready(()) => {}
+    }
+    action.await;
+    tokio::time::timeout(BOUND, wait)
+        .await
+        .expect("the write did not wake the waiting worker");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enqueue_retry_release_rescue_and_replay_wake_waiting_workers() {
+    let db = TempDb::new();
+    let (store, _url) = db.open(fast());
+    let s = &store;
+
+    wakes(s, &["other", "q"], async {
+        s.enqueue(new_task("q"), T0).await.expect("enqueue");
+    })
+    .await;
+
+    let row = claim(s, "q", T0).await;
+    wakes(s, &["q"], async {
+        s.release(&LeaseToken::of(&row), T0).await.expect("release");
+    })
+    .await;
+
+    let row = claim(s, "q", T0).await;
+    wakes(s, &["q"], async {
+        s.fail(
+            &LeaseToken::of(&row),
+            "try again",
+            FailOutcome::Retry { at_ms: T0 },
+            T0,
+        )
+        .await
+        .expect("fail");
+    })
+    .await;
+
+    let row = claim(s, "q", T0).await;
+    wakes(s, &["q"], async {
+        let rescued = s.rescue_expired(T0 + 30_000, 10).await.expect("rescue");
+        assert_eq!(rescued, vec![row.id().to_owned()]);
+    })
+    .await;
+
+    let row = claim(s, "q", T0 + 30_000).await;
+    s.fail(
+        &LeaseToken::of(&row),
+        "bad",
+        FailOutcome::Dead {
+            reason: DeadReason::PayloadInvalid,
+            detail: "bad".into(),
+        },
+        T0 + 30_000,
+    )
+    .await
+    .expect("dead");
+    wakes(s, &["q"], async {
+        let ids = s
+            .replay_dead(DeadSelector::Ids(vec![row.id().to_owned()]), T0 + 40_000)
+            .await
+            .expect("replay");
+        assert_eq!(ids.len(), 1);
+    })
+    .await;
+    store.close().await.expect("close");
+}
