@@ -26,12 +26,34 @@ pub enum RuntimeError {
     /// message names the setting.
     #[error("configuration: {0}")]
     Config(String),
+    /// A field of a message or a target is invalid; `field` names it (as the
+    /// HTTP API spells it) and `message` says what is allowed.
+    #[error("{field}: {message}")]
+    InvalidField {
+        /// The field at fault.
+        field: String,
+        /// What is wrong with it and what is allowed.
+        message: String,
+    },
+    /// Target secrets cannot be sealed or opened: `SIGNET_MASTER_KEY` is not
+    /// set, or it is not the key they were sealed with. Never contains a
+    /// secret.
+    #[error("master key: {0}")]
+    MasterKey(String),
 }
 
 impl RuntimeError {
     /// Shorthand for [`RuntimeError::InvalidTask`].
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
         RuntimeError::InvalidTask(message.into())
+    }
+
+    /// Shorthand for [`RuntimeError::InvalidField`].
+    pub(crate) fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        RuntimeError::InvalidField {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 
     /// Whether retrying the same call later may succeed (only transient

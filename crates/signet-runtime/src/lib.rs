@@ -1,6 +1,9 @@
 //! `signet-runtime`: the producer that signs tasks, the worker that verifies
 //! every task before running it, retries with backoff and full jitter, the
-//! lease rescuer, the pruner and the metrics they record.
+//! lease rescuer, the pruner and the metrics they record; and for HTTP
+//! delivery, messages ([`message`]), the dispatcher that signs and sends
+//! them ([`dispatcher`]) behind an SSRF guard ([`ssrf`]), targets with
+//! sealed secrets ([`targets`]) and callbacks ([`callbacks`]).
 //!
 //! ```no_run
 //! # async fn demo(store: std::sync::Arc<dyn signet_store::Store>, signing: signet_sign::SigningConfig) -> Result<(), signet_runtime::RuntimeError> {
@@ -24,26 +27,40 @@
 #![warn(missing_docs)]
 
 pub mod backoff;
+pub mod callbacks;
 pub mod clock;
+pub mod delivery;
+pub mod dispatcher;
 pub mod error;
 pub mod handler;
 pub mod leader;
+pub mod message;
 pub mod metrics;
 pub mod producer;
 pub mod pruner;
 pub mod rescuer;
+pub mod scheduler;
 pub mod shutdown;
+pub mod ssrf;
+pub mod targets;
 mod verify;
 pub mod worker;
 
 pub use backoff::RetryPolicy;
+pub use callbacks::CallbackService;
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use delivery::{HttpClient, HttpConfig};
+pub use dispatcher::{DeliveryEvent, DeliveryEventKind, Dispatcher, DispatcherBuilder};
 pub use error::RuntimeError;
 pub use handler::{HandlerError, HandlerResult, TaskContext};
 pub use leader::{LeaderElector, Leadership};
+pub use message::{MessageProducer, MessageSpec, NewMessage, RetrySchedule, SignatureProfile};
 pub use metrics::QueueDepthReporter;
 pub use producer::{Producer, TaskSpec};
 pub use pruner::Pruner;
 pub use rescuer::Rescuer;
+pub use scheduler::{CronSchedule, InvalidSchedule, MessagePublisher, Scheduler};
 pub use shutdown::{Shutdown, ShutdownSignal};
+pub use ssrf::SsrfPolicy;
+pub use targets::{NewTarget, TargetPatch, TargetSecret, TargetService};
 pub use worker::{Worker, WorkerBuilder, WorkerEvent, WorkerEventKind};

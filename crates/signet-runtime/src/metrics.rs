@@ -13,6 +13,13 @@
 //! | `signet_signature_invalid_total` | counter | `reason` |
 //! | `signet_task_run_duration_seconds` | histogram | `queue`, `task` |
 //! | `signet_queue_depth` | gauge | `queue`, `state` |
+//! | `signet_messages_delivered_total` | counter | `target` |
+//! | `signet_message_attempts_failed_total` | counter (every failed delivery attempt) | `target` |
+//! | `signet_messages_dead_total` | counter | `target`, `reason` |
+//! | `signet_delivery_duration_seconds` | histogram (request to end of response) | `target` |
+//!
+//! The `target` label is the target's name, or `none` for messages signed
+//! with the server's key ring.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +44,15 @@ pub const SIGNATURE_INVALID: &str = "signet_signature_invalid_total";
 pub const TASK_RUN_DURATION: &str = "signet_task_run_duration_seconds";
 /// Tasks per queue and state, sampled periodically.
 pub const QUEUE_DEPTH: &str = "signet_queue_depth";
+
+/// Messages delivered (a 2xx answer).
+pub const MESSAGES_DELIVERED: &str = "signet_messages_delivered_total";
+/// Delivery attempts that failed (no answer, or not 2xx).
+pub const MESSAGE_ATTEMPTS_FAILED: &str = "signet_message_attempts_failed_total";
+/// Messages dead-lettered, by reason.
+pub const MESSAGES_DEAD: &str = "signet_messages_dead_total";
+/// How long delivery requests took.
+pub const DELIVERY_DURATION: &str = "signet_delivery_duration_seconds";
 
 /// Default time between two queue-depth samples.
 pub const DEFAULT_DEPTH_INTERVAL: Duration = Duration::from_secs(15);
@@ -78,6 +94,23 @@ pub(crate) fn signature_invalid(reason: &'static str) {
 pub(crate) fn run_duration(queue: &str, task: &str, d: Duration) {
     metrics::histogram!(TASK_RUN_DURATION, "queue" => queue.to_owned(), "task" => task.to_owned())
         .record(d.as_secs_f64());
+}
+
+pub(crate) fn delivered(target: &str) {
+    metrics::counter!(MESSAGES_DELIVERED, "target" => target.to_owned()).increment(1);
+}
+
+pub(crate) fn delivery_failed(target: &str) {
+    metrics::counter!(MESSAGE_ATTEMPTS_FAILED, "target" => target.to_owned()).increment(1);
+}
+
+pub(crate) fn message_dead(target: &str, reason: DeadReason) {
+    metrics::counter!(MESSAGES_DEAD, "target" => target.to_owned(), "reason" => reason.as_str())
+        .increment(1);
+}
+
+pub(crate) fn delivery_duration(target: &str, d: Duration) {
+    metrics::histogram!(DELIVERY_DURATION, "target" => target.to_owned()).record(d.as_secs_f64());
 }
 
 /// Samples [`Store::counts`] into the `signet_queue_depth{queue,state}` gauge

@@ -11,7 +11,7 @@ use serde::Serialize;
 use signet_sign::{KeyRing, SigningConfig, TaskEnvelope};
 use signet_store::{
     Enqueued, NewTask, SignatureRecord, Store, TaskId, DEFAULT_MAX_ATTEMPTS, MAX_ARGS_BYTES,
-    MAX_QUEUE_NAME_LEN,
+    MAX_QUEUE_NAME_LEN, RESERVED_QUEUE_PREFIX,
 };
 
 use crate::clock::{duration_ms, Clock, SystemClock};
@@ -205,6 +205,7 @@ pub fn validate(task: &NewTask) -> Result<(), RuntimeError> {
     let e = &task.envelope;
     TaskId::parse(&e.id).map_err(|err| RuntimeError::invalid(err.to_string()))?;
     check_name("queue", &e.queue, MAX_QUEUE_NAME_LEN).map_err(RuntimeError::InvalidTask)?;
+    check_not_reserved(&e.queue).map_err(RuntimeError::InvalidTask)?;
     check_name("task name", &e.name, MAX_TASK_NAME_LEN).map_err(RuntimeError::InvalidTask)?;
     check_args_len(&e.name, &e.args)?;
     if e.max_attempts == 0 {
@@ -249,6 +250,17 @@ fn check_args_len(name: &str, args: &[u8]) -> Result<(), RuntimeError> {
             "args of task {name:?} are {} bytes; the limit is {MAX_ARGS_BYTES} bytes (store large payloads elsewhere and pass a reference)",
             args.len()
         )));
+    }
+    Ok(())
+}
+
+/// Refuses queues that belong to Signet itself ([`RESERVED_QUEUE_PREFIX`],
+/// where messages live): a user task there would be taken for a message.
+pub fn check_not_reserved(queue: &str) -> Result<(), String> {
+    if queue.starts_with(RESERVED_QUEUE_PREFIX) {
+        return Err(format!(
+            "queue {queue:?} is reserved: names starting with {RESERVED_QUEUE_PREFIX:?} belong to Signet (messages are delivered from there); choose another queue name"
+        ));
     }
     Ok(())
 }
@@ -386,7 +398,30 @@ impl Producer {
         self.store_batch(tasks, self.clock.now_ms()).await
     }
 
-    async fn store_batch(
+    /// The ring tasks (and messages) are signed with.
+    pub(crate) fn ring(&self) -> &Arc<KeyRing> {
+        &self.ring
+    }
+
+    /// Now, from the producer's clock.
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Signs `task` with the active key, when there is one.
+    pub(crate) fn sign_task(&self, task: &mut NewTask) -> Result<(), RuntimeError> {
+        if self.ring.active().is_some() {
+            let sig = task.envelope.sign(&self.ring)?;
+            task.signature = Some(SignatureRecord {
+                alg: sig.alg,
+                key_id: sig.key_id.as_str().to_owned(),
+                sig: sig.sig,
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn store_batch(
         &self,
         tasks: Vec<NewTask>,
         now: i64,
@@ -425,14 +460,7 @@ impl Producer {
             idempotency_key,
         };
         validate(&task)?;
-        if self.ring.active().is_some() {
-            let sig = task.envelope.sign(&self.ring)?;
-            task.signature = Some(SignatureRecord {
-                alg: sig.alg,
-                key_id: sig.key_id.as_str().to_owned(),
-                sig: sig.sig,
-            });
-        }
+        self.sign_task(&mut task)?;
         Ok(task)
     }
 }

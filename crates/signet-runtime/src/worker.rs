@@ -238,6 +238,8 @@ impl WorkerBuilder {
         for queue in &self.queues {
             crate::producer::check_name("queue", queue, signet_store::MAX_QUEUE_NAME_LEN)
                 .map_err(RuntimeError::Config)?;
+            // Messages live on the reserved queue; only the dispatcher takes them.
+            crate::producer::check_not_reserved(queue).map_err(RuntimeError::Config)?;
         }
         if self.concurrency == 0 {
             return Err(RuntimeError::Config(
@@ -491,7 +493,7 @@ impl Worker {
 }
 
 /// Wait before retrying a failed store call: 10 ms doubling to 1 s.
-fn store_backoff(failures: u32) -> Duration {
+pub(crate) fn store_backoff(failures: u32) -> Duration {
     let exp = failures.saturating_sub(1).min(7);
     Duration::from_millis((10u64 << exp).min(1000))
 }
@@ -881,7 +883,7 @@ async fn settle(shared: &Shared, f: Finished, now: i64) {
 }
 
 /// Retries a store call on transient errors for up to [`STORE_RETRY_BUDGET`].
-async fn retry_store<T, F, Fut>(mut op: F) -> Result<T, StoreError>
+pub(crate) async fn retry_store<T, F, Fut>(mut op: F) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, StoreError>>,

@@ -1,12 +1,17 @@
 //! Integration tests of `signet-runtime` over the real SQLite store.
 
+mod callbacks;
+mod dispatcher;
 mod flaky;
 mod flow;
 mod leader;
 mod metrics;
 mod producer;
+mod scheduler;
 mod services;
 mod shutdown;
+mod ssrf;
 mod support;
 mod tampering;
+mod targets;
 mod verify_only;

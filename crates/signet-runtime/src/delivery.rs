@@ -1,0 +1,319 @@
+//! The HTTP client that sends deliveries.
+//!
+//! One [`reqwest`] client (rustls, connection pooling) with the safety rules
+//! every delivery needs: no redirects followed (a `3xx` is a failed attempt
+//! that names the `Location`), no proxies from the environment (a proxy
+//! would connect to what the SSRF guard never saw), names resolved by the
+//! [`GuardedResolver`], connect and total timeouts, and the response body
+//! read only up to a cap, of which the first
+//! [`MAX_ATTEMPT_BODY_BYTES`](signet_store::MAX_ATTEMPT_BODY_BYTES) are kept.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use signet_store::delivery::MAX_ATTEMPT_ERROR_LEN;
+use signet_store::MAX_ATTEMPT_BODY_BYTES;
+
+use crate::error::RuntimeError;
+use crate::ssrf::{find_refusal, GuardedResolver, Refusal, SsrfPolicy};
+
+/// Default time to establish a connection (TCP and TLS).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time for a whole attempt: connect, send, and read the response.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default most response bytes read (the rest is not read; the connection
+/// is then closed rather than reused).
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024;
+/// Default longest `Retry-After` honoured; longer ones are cut to this.
+pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+/// The `User-Agent` of deliveries.
+pub const USER_AGENT: &str = concat!("Signet/", env!("CARGO_PKG_VERSION"), " (webhook delivery)");
+
+/// How deliveries are sent.
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    /// Time to connect.
+    pub connect_timeout: Duration,
+    /// Time for the whole attempt.
+    pub request_timeout: Duration,
+    /// Most response bytes read.
+    pub max_response_bytes: usize,
+    /// Longest `Retry-After` honoured.
+    pub max_retry_after: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_retry_after: DEFAULT_MAX_RETRY_AFTER,
+        }
+    }
+}
+
+/// One request to send.
+#[derive(Debug)]
+pub struct OutgoingRequest {
+    /// The method.
+    pub method: reqwest::Method,
+    /// The URL.
+    pub url: url::Url,
+    /// Headers, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// How an attempt went.
+#[derive(Debug)]
+pub enum AttemptOutcome {
+    /// A response arrived.
+    Response {
+        /// Its status.
+        status: u16,
+        /// Its `Retry-After`, if it had a valid one.
+        retry_after: Option<RetryAfter>,
+        /// Its `Location` (shown for redirects, which are not followed).
+        location: Option<String>,
+        /// The first bytes of its body.
+        body: Vec<u8>,
+        /// From sending to the end of what was read.
+        latency: Duration,
+    },
+    /// The SSRF guard refused the address.
+    Refused(Refusal),
+    /// No response: connect error, timeout, TLS failure…
+    Failed {
+        /// What went wrong, for people.
+        error: String,
+        /// Until the failure.
+        latency: Duration,
+    },
+}
+
+/// A `Retry-After` value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryAfter {
+    /// A number of seconds.
+    Seconds(u64),
+    /// An HTTP date.
+    At(SystemTime),
+}
+
+impl RetryAfter {
+    /// Parses `Retry-After`: delay-seconds or an HTTP date (RFC 9110).
+    pub fn parse(value: &str) -> Option<Self> {
+        let value = value.trim();
+        if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+            // Too many digits to be a sensible wait: treat as very long.
+            return Some(RetryAfter::Seconds(value.parse().unwrap_or(u64::MAX)));
+        }
+        httpdate::parse_http_date(value).ok().map(RetryAfter::At)
+    }
+
+    /// The wait from `now_ms`, at most `cap` (a date in the past is 0).
+    pub fn wait(self, now_ms: i64, cap: Duration) -> Duration {
+        let wait = match self {
+            RetryAfter::Seconds(s) => Duration::from_secs(s),
+            RetryAfter::At(t) => {
+                let at_ms = t
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+                    .unwrap_or(0);
+                Duration::from_millis(u64::try_from(at_ms.saturating_sub(now_ms)).unwrap_or(0))
+            }
+        };
+        wait.min(cap)
+    }
+}
+
+/// Sends deliveries. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct HttpClient {
+    client: reqwest::Client,
+    policy: SsrfPolicy,
+    config: Arc<HttpConfig>,
+}
+
+impl HttpClient {
+    /// A client with `config`, connecting only where `policy` allows.
+    pub fn new(config: HttpConfig, policy: SsrfPolicy) -> Result<Self, RuntimeError> {
+        if config.connect_timeout.is_zero() || config.request_timeout.is_zero() {
+            return Err(RuntimeError::Config(
+                "delivery timeouts must be longer than 0".into(),
+            ));
+        }
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(Arc::new(GuardedResolver::new(policy.clone())))
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .user_agent(USER_AGENT)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| RuntimeError::Config(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self {
+            client,
+            policy,
+            config: Arc::new(config),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &HttpConfig {
+        &self.config
+    }
+
+    /// The SSRF policy.
+    pub fn policy(&self) -> &SsrfPolicy {
+        &self.policy
+    }
+
+    /// Sends one request. Never fails: every way it can go wrong is an
+    /// [`AttemptOutcome`].
+    pub async fn send(&self, request: OutgoingRequest) -> AttemptOutcome {
+        if let Err(refusal) = self.policy.check_url(&request.url) {
+            return AttemptOutcome::Refused(refusal);
+        }
+        let started = Instant::now();
+        let mut builder = self
+            .client
+            .request(request.method, request.url)
+            .body(request.body);
+        for (name, value) in &request.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        let response = match builder.send().await {
+            Ok(r) => r,
+            Err(e) => return self.failed(&e, started),
+        };
+        let status = response.status().as_u16();
+        let header = |name: reqwest::header::HeaderName| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let retry_after = header(reqwest::header::RETRY_AFTER)
+            .as_deref()
+            .and_then(RetryAfter::parse);
+        let location = header(reqwest::header::LOCATION);
+        let mut response = response;
+        let mut kept = Vec::new();
+        let mut read = 0usize;
+        loop {
+            if read >= self.config.max_response_bytes {
+                break;
+            }
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    read = read.saturating_add(chunk.len());
+                    let room = MAX_ATTEMPT_BODY_BYTES.saturating_sub(kept.len());
+                    kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                }
+                Ok(None) => break,
+                // The status arrived; a body cut short does not change it.
+                Err(e) => {
+                    tracing::debug!(error = %e, "response body ended early");
+                    break;
+                }
+            }
+        }
+        AttemptOutcome::Response {
+            status,
+            retry_after,
+            location,
+            body: kept,
+            latency: started.elapsed(),
+        }
+    }
+
+    fn failed(&self, e: &reqwest::Error, started: Instant) -> AttemptOutcome {
+        if let Some(refusal) = find_refusal(e) {
+            return AttemptOutcome::Refused(refusal.clone());
+        }
+        let what = if e.is_timeout() {
+            format!(
+                "timed out (connect {:?}, total {:?})",
+                self.config.connect_timeout, self.config.request_timeout
+            )
+        } else if e.is_connect() {
+            "could not connect".to_owned()
+        } else {
+            "request failed".to_owned()
+        };
+        AttemptOutcome::Failed {
+            error: clip(&format!("{what}: {}", chain(e))),
+            latency: started.elapsed(),
+        }
+    }
+}
+
+/// An error and its sources, joined with `: `, without repeats.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current = Some(e);
+    while let Some(err) = current {
+        let text = err.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        current = err.source();
+    }
+    parts.join(": ")
+}
+
+/// Cuts text to what an attempt record keeps.
+pub(crate) fn clip(text: &str) -> String {
+    if text.len() <= MAX_ATTEMPT_ERROR_LEN {
+        return text.to_owned();
+    }
+    let mut end = MAX_ATTEMPT_ERROR_LEN - 3;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_or_dates_and_is_capped() {
+        let cap = Duration::from_secs(3600);
+        assert_eq!(
+            RetryAfter::parse("120").unwrap().wait(0, cap),
+            Duration::from_secs(120)
+        );
+        assert_eq!(RetryAfter::parse(" 7 "), Some(RetryAfter::Seconds(7)));
+        assert_eq!(
+            RetryAfter::parse("99999999999999999999999")
+                .unwrap()
+                .wait(0, cap),
+            cap
+        );
+        // Sun, 06 Nov 1994 08:49:37 GMT = 784111777 s.
+        let date = RetryAfter::parse("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        assert_eq!(
+            date.wait(784_111_777_000 - 30_000, cap),
+            Duration::from_secs(30)
+        );
+        assert_eq!(date.wait(784_111_777_000 + 5_000, cap), Duration::ZERO);
+        for bad in ["", "-1", "soon", "1.5"] {
+            assert_eq!(RetryAfter::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn long_errors_are_clipped_on_a_char_boundary() {
+        let long = "é".repeat(MAX_ATTEMPT_ERROR_LEN);
+        let c = clip(&long);
+        assert!(c.len() <= MAX_ATTEMPT_ERROR_LEN && c.ends_with("..."));
+        assert_eq!(clip("short"), "short");
+    }
+}

@@ -1,0 +1,612 @@
+//! Targets: registered receivers, each with its own signing secret(s),
+//! limits and URL rules.
+//!
+//! A target's secrets are a list — the current secret first, then earlier
+//! ones that still sign until their expiry (the overlap after a rotation, so
+//! receivers can roll their configuration without losing a delivery). The
+//! list is serialised and sealed with XChaCha20-Poly1305 under the master key
+//! (`SIGNET_MASTER_KEY`, [`signet_sign::sealed`]), with the target id as
+//! associated data, so the database never holds a secret in clear and a
+//! sealed list copied to another target does not open.
+//!
+//! A generated secret is `whsec_` + base64 of 32 random bytes: a Standard
+//! Webhooks secret that also works, used as-is, for the Stripe, GitHub,
+//! Stromboli and Krafter profiles. It is returned once, at creation or
+//! rotation; afterwards only its fingerprint is shown.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use signet_sign::sealed::{MasterKey, MASTER_KEY_VAR};
+use signet_store::delivery::validate_name;
+use signet_store::{Store, StoreError, TargetId, TargetRecord};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::clock::{duration_ms, Clock, SystemClock};
+use crate::error::RuntimeError;
+use crate::message::parse_url;
+
+/// How long the previous secret keeps signing after a rotation, by default.
+pub const DEFAULT_ROTATION_OVERLAP: Duration = Duration::from_secs(24 * 3600);
+/// Longest rotation overlap.
+pub const MAX_ROTATION_OVERLAP: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Shortest secret a caller may choose.
+pub const MIN_SECRET_LEN: usize = 16;
+/// Longest secret a caller may choose.
+pub const MAX_SECRET_LEN: usize = 256;
+/// Random bytes in a generated secret.
+pub const GENERATED_SECRET_BYTES: usize = 32;
+/// Largest `rate_limit_per_s` and `max_concurrency`.
+pub const MAX_TARGET_LIMIT: u32 = 100_000;
+/// Most secrets kept per target (the current one and earlier ones still in
+/// their overlap).
+const MAX_SECRETS: usize = 16;
+/// Version of the sealed list layout.
+const SEALED_LIST_VERSION: u8 = 1;
+
+/// A target's signing secret. A secret type: no `Clone`, `Serialize` or
+/// `PartialEq`, a redacted `Debug`, zeroized on drop.
+pub struct TargetSecret(Zeroizing<String>);
+
+impl TargetSecret {
+    /// A fresh `whsec_` secret of 32 random bytes.
+    pub fn generate() -> Self {
+        let mut bytes = Zeroizing::new([0u8; GENERATED_SECRET_BYTES]);
+        rand::rngs::OsRng.fill_bytes(bytes.as_mut());
+        let mut text = Zeroizing::new(String::with_capacity(52));
+        text.push_str(signet_sign::standard::HMAC_SECRET_PREFIX);
+        base64::engine::general_purpose::STANDARD.encode_string(bytes.as_ref(), &mut text);
+        Self(text)
+    }
+
+    /// A secret chosen by the caller: 16 to 256 visible ASCII characters.
+    /// The error never quotes it.
+    pub fn parse(text: &str) -> Result<Self, RuntimeError> {
+        let ok = (MIN_SECRET_LEN..=MAX_SECRET_LEN).contains(&text.len())
+            && text.bytes().all(|b| b.is_ascii_graphic());
+        if !ok {
+            return Err(RuntimeError::field(
+                "secret",
+                format!("must be {MIN_SECRET_LEN} to {MAX_SECRET_LEN} visible ASCII characters without spaces (or leave it out to have one generated)"),
+            ));
+        }
+        Ok(Self(Zeroizing::new(text.to_owned())))
+    }
+
+    /// The secret text, to hand to a person once or to a signer. Named so
+    /// reviewers see it.
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+
+    /// A loggable, non-reversible fingerprint (`sha256:` + 16 hex digits).
+    pub fn fingerprint(&self) -> String {
+        signet_sign::key::fingerprint(self.0.as_bytes())
+    }
+
+    fn duplicate(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl fmt::Debug for TargetSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("TargetSecret")
+            .field(&self.fingerprint())
+            .finish()
+    }
+}
+
+/// A target's opened secrets: the current one first, then earlier ones with
+/// the time they stop signing.
+pub struct TargetSecrets {
+    entries: Vec<(TargetSecret, Option<i64>)>,
+}
+
+impl TargetSecrets {
+    /// The current secret.
+    pub fn current(&self) -> Option<&TargetSecret> {
+        self.entries.first().map(|(s, _)| s)
+    }
+
+    /// The secrets that sign at `now_ms`: the current one and every earlier
+    /// one whose overlap has not ended.
+    pub fn signing_at(&self, now_ms: i64) -> impl Iterator<Item = &TargetSecret> {
+        self.entries
+            .iter()
+            .filter(move |(_, expires)| expires.is_none_or(|at| at > now_ms))
+            .map(|(s, _)| s)
+    }
+
+    /// How many secrets there are, expired ones included.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+impl fmt::Debug for TargetSecrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.entries.iter().map(|(s, e)| (s.fingerprint(), e)))
+            .finish()
+    }
+}
+
+/// One secret as sealed.
+#[derive(Serialize, Deserialize)]
+struct SealedEntry {
+    secret: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at_ms: Option<i64>,
+}
+
+impl Drop for SealedEntry {
+    fn drop(&mut self) {
+        self.secret.zeroize();
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct SealedList {
+    v: u8,
+    secrets: Vec<SealedEntry>,
+}
+
+/// A target to register.
+#[derive(Debug)]
+pub struct NewTarget {
+    /// Unique name: 1–128 of `A-Z a-z 0-9 . _ : -`.
+    pub name: String,
+    /// Messages for the target must have a URL starting with this.
+    pub url_prefix: Option<String>,
+    /// The secret; generated when `None`.
+    pub secret: Option<TargetSecret>,
+    /// Deliveries per second, at most.
+    pub rate_limit_per_s: Option<u32>,
+    /// Deliveries in flight, at most.
+    pub max_concurrency: Option<u32>,
+    /// Refuse `http://` URLs.
+    pub https_only: bool,
+}
+
+/// Changes to a target. `None` leaves a field as it is; for the optional
+/// fields, `Some(None)` clears them.
+#[derive(Debug, Default)]
+pub struct TargetPatch {
+    /// A new name.
+    pub name: Option<String>,
+    /// A new URL prefix, or none.
+    pub url_prefix: Option<Option<String>>,
+    /// A new rate limit, or none.
+    pub rate_limit_per_s: Option<Option<u32>>,
+    /// A new concurrency limit, or none.
+    pub max_concurrency: Option<Option<u32>>,
+    /// Refuse `http://` URLs, or not.
+    pub https_only: Option<bool>,
+}
+
+/// Registers, changes, rotates and opens targets. Cheap to clone.
+#[derive(Clone)]
+pub struct TargetService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    master: Option<MasterKey>,
+    clock: Arc<dyn Clock>,
+    /// Serialises read-modify-write of a target's secrets in this process.
+    rotation: tokio::sync::Mutex<()>,
+}
+
+impl fmt::Debug for TargetService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TargetService")
+            .field("master_key", &self.inner.master)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TargetService {
+    /// Targets on `store`, sealed under `master` (without one, targets can
+    /// be read but none can be created, rotated or used to sign).
+    pub fn new(store: Arc<dyn Store>, master: Option<MasterKey>) -> Self {
+        Self::with_clock(store, master, Arc::new(SystemClock))
+    }
+
+    /// Like [`TargetService::new`] with a clock (tests).
+    pub fn with_clock(
+        store: Arc<dyn Store>,
+        master: Option<MasterKey>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                master,
+                clock,
+                rotation: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+
+    /// Whether a master key is configured.
+    pub fn has_master_key(&self) -> bool {
+        self.inner.master.is_some()
+    }
+
+    /// The master key's fingerprint, safe to print.
+    pub fn master_key_fingerprint(&self) -> Option<String> {
+        self.inner.master.as_ref().map(MasterKey::fingerprint)
+    }
+
+    fn master(&self) -> Result<&MasterKey, RuntimeError> {
+        self.inner.master.as_ref().ok_or_else(|| {
+            RuntimeError::MasterKey(format!(
+                "target secrets are sealed under {MASTER_KEY_VAR}, which is not set; set it to the base64 of 32 random bytes (for example `head -c 32 /dev/urandom | base64`) and restart"
+            ))
+        })
+    }
+
+    /// Checks at start-up that the master key opens the stored targets:
+    /// every target's secrets are opened. Fails with a
+    /// [`RuntimeError::MasterKey`] naming the first target that does not
+    /// open (a wrong key, or targets but no key). Returns how many targets
+    /// were checked.
+    pub async fn verify_master_key(&self) -> Result<usize, RuntimeError> {
+        let targets = self.inner.store.list_targets().await?;
+        if targets.is_empty() {
+            return Ok(0);
+        }
+        let Some(master) = self.inner.master.as_ref() else {
+            return Err(RuntimeError::MasterKey(format!(
+                "{} target(s) have sealed secrets but {MASTER_KEY_VAR} is not set; start with the master key they were sealed with",
+                targets.len()
+            )));
+        };
+        for t in &targets {
+            if let Err(e) = master.open(&t.sealed_secrets, t.id.as_bytes()) {
+                let why = if e.is_unknown_key() {
+                    format!(
+                        "{MASTER_KEY_VAR} (fingerprint {}) is not the key target secrets were sealed with; start with the original key",
+                        master.fingerprint()
+                    )
+                } else {
+                    format!(
+                        "the sealed secrets of target {} ({}) do not open: {}",
+                        t.name,
+                        t.id,
+                        e.message()
+                    )
+                };
+                return Err(RuntimeError::MasterKey(why));
+            }
+        }
+        Ok(targets.len())
+    }
+
+    /// A target by id (`tgt_…`) or, failing that, by name.
+    pub async fn find(&self, id_or_name: &str) -> Result<Option<TargetRecord>, RuntimeError> {
+        if TargetId::parse(id_or_name).is_ok() {
+            if let Some(t) = self.inner.store.target(id_or_name).await? {
+                return Ok(Some(t));
+            }
+        }
+        if validate_name("target", id_or_name).is_err() {
+            return Ok(None);
+        }
+        Ok(self.inner.store.target_by_name(id_or_name).await?)
+    }
+
+    /// A target by id.
+    pub async fn get(&self, id: &str) -> Result<Option<TargetRecord>, RuntimeError> {
+        if TargetId::parse(id).is_err() {
+            return Ok(None);
+        }
+        Ok(self.inner.store.target(id).await?)
+    }
+
+    /// All targets, by name.
+    pub async fn list(&self) -> Result<Vec<TargetRecord>, RuntimeError> {
+        Ok(self.inner.store.list_targets().await?)
+    }
+
+    /// Registers a target. Returns it and its secret (the only time the
+    /// secret is returned). A name in use is a
+    /// [`StoreError::Conflict`](signet_store::StoreError::Conflict).
+    pub async fn create(
+        &self,
+        new: NewTarget,
+    ) -> Result<(TargetRecord, TargetSecret), RuntimeError> {
+        validate_name("target", &new.name)
+            .map_err(|e| RuntimeError::field("name", e.to_string()))?;
+        check_prefix(new.url_prefix.as_deref(), new.https_only)?;
+        check_limit("rate_limit_per_s", new.rate_limit_per_s)?;
+        check_limit("max_concurrency", new.max_concurrency)?;
+        let master = self.master()?;
+        let secret = new.secret.unwrap_or_else(TargetSecret::generate);
+        let now = self.inner.clock.now_ms();
+        let id = TargetId::generate().to_string();
+        let sealed = seal(master, &id, &[(&secret, None)])?;
+        let record = TargetRecord {
+            id,
+            name: new.name,
+            url_prefix: new.url_prefix,
+            sealed_secrets: sealed,
+            secret_fingerprint: secret.fingerprint(),
+            rate_limit_per_s: new.rate_limit_per_s,
+            max_concurrency: new.max_concurrency,
+            https_only: new.https_only,
+            created_at_ms: now,
+            updated_at_ms: now,
+        };
+        self.inner.store.create_target(record.clone()).await?;
+        tracing::info!(target_id = %record.id, name = %record.name, fingerprint = %record.secret_fingerprint, "target registered");
+        Ok((record, secret))
+    }
+
+    /// Changes a target's fields (not its secret: see
+    /// [`TargetService::rotate`]).
+    pub async fn update(&self, id: &str, patch: TargetPatch) -> Result<TargetRecord, RuntimeError> {
+        let _guard = self.inner.rotation.lock().await;
+        let mut t = self.require(id).await?;
+        if let Some(name) = patch.name {
+            validate_name("target", &name)
+                .map_err(|e| RuntimeError::field("name", e.to_string()))?;
+            t.name = name;
+        }
+        if let Some(prefix) = patch.url_prefix {
+            t.url_prefix = prefix;
+        }
+        if let Some(rate) = patch.rate_limit_per_s {
+            check_limit("rate_limit_per_s", rate)?;
+            t.rate_limit_per_s = rate;
+        }
+        if let Some(n) = patch.max_concurrency {
+            check_limit("max_concurrency", n)?;
+            t.max_concurrency = n;
+        }
+        if let Some(https) = patch.https_only {
+            t.https_only = https;
+        }
+        check_prefix(t.url_prefix.as_deref(), t.https_only)?;
+        t.updated_at_ms = self.inner.clock.now_ms().max(t.updated_at_ms);
+        self.inner.store.update_target(t.clone()).await?;
+        Ok(t)
+    }
+
+    /// Replaces the current secret with `secret` (generated when `None`).
+    /// The secrets it replaces keep signing beside it for `overlap`
+    /// (default [`DEFAULT_ROTATION_OVERLAP`]; `0` stops them at once).
+    /// Returns the target and the new secret (the only time it is returned).
+    pub async fn rotate(
+        &self,
+        id: &str,
+        secret: Option<TargetSecret>,
+        overlap: Option<Duration>,
+    ) -> Result<(TargetRecord, TargetSecret), RuntimeError> {
+        let overlap = overlap.unwrap_or(DEFAULT_ROTATION_OVERLAP);
+        if overlap > MAX_ROTATION_OVERLAP {
+            return Err(RuntimeError::field(
+                "overlap_s",
+                format!(
+                    "must be at most {} s (30 days)",
+                    MAX_ROTATION_OVERLAP.as_secs()
+                ),
+            ));
+        }
+        let master = self.master()?;
+        let _guard = self.inner.rotation.lock().await;
+        let mut t = self.require(id).await?;
+        let old = open(master, &t)?;
+        let now = self.inner.clock.now_ms();
+        let until = now.saturating_add(duration_ms(overlap));
+        let secret = secret.unwrap_or_else(TargetSecret::generate);
+        let mut entries: Vec<(&TargetSecret, Option<i64>)> = vec![(&secret, None)];
+        for (s, expires) in &old.entries {
+            // An earlier secret stops at the overlap's end, or sooner if it
+            // was already due to.
+            let expires = Some(expires.map_or(until, |at| at.min(until)));
+            if expires.is_some_and(|at| at > now) && entries.len() < MAX_SECRETS {
+                entries.push((s, expires));
+            }
+        }
+        t.sealed_secrets = seal(master, &t.id, &entries)?;
+        t.secret_fingerprint = secret.fingerprint();
+        t.updated_at_ms = now.max(t.updated_at_ms);
+        self.inner.store.update_target(t.clone()).await?;
+        tracing::info!(target_id = %t.id, name = %t.name, fingerprint = %t.secret_fingerprint, overlap_s = overlap.as_secs(), "target secret rotated");
+        Ok((t, secret))
+    }
+
+    /// Deletes a target. Messages still naming it are dead-lettered with
+    /// `target-refused` when their turn comes.
+    pub async fn delete(&self, id: &str) -> Result<(), RuntimeError> {
+        if TargetId::parse(id).is_err() {
+            return Err(StoreError::not_found("target", id).into());
+        }
+        self.inner.store.delete_target(id).await?;
+        Ok(())
+    }
+
+    /// Opens a target's secrets.
+    pub fn open(&self, target: &TargetRecord) -> Result<TargetSecrets, RuntimeError> {
+        open(self.master()?, target)
+    }
+
+    async fn require(&self, id: &str) -> Result<TargetRecord, RuntimeError> {
+        self.get(id)
+            .await?
+            .ok_or_else(|| StoreError::not_found("target", id).into())
+    }
+}
+
+fn check_limit(field: &str, value: Option<u32>) -> Result<(), RuntimeError> {
+    match value {
+        Some(n) if n == 0 || n > MAX_TARGET_LIMIT => Err(RuntimeError::field(
+            field,
+            format!("must be 1 to {MAX_TARGET_LIMIT} (leave it out for no limit), got {n}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn check_prefix(prefix: Option<&str>, https_only: bool) -> Result<(), RuntimeError> {
+    let Some(prefix) = prefix else {
+        return Ok(());
+    };
+    let url = parse_url("url_prefix", prefix)?;
+    if https_only && url.scheme() != "https" {
+        return Err(RuntimeError::field(
+            "url_prefix",
+            "is http:// but https_only is set; use an https:// prefix",
+        ));
+    }
+    Ok(())
+}
+
+fn seal(
+    master: &MasterKey,
+    target_id: &str,
+    entries: &[(&TargetSecret, Option<i64>)],
+) -> Result<Vec<u8>, RuntimeError> {
+    let list = SealedList {
+        v: SEALED_LIST_VERSION,
+        secrets: entries
+            .iter()
+            .map(|(s, expires_at_ms)| SealedEntry {
+                secret: s.expose_secret().to_owned(),
+                expires_at_ms: *expires_at_ms,
+            })
+            .collect(),
+    };
+    let plain = Zeroizing::new(serde_json::to_vec(&list).map_err(RuntimeError::Args)?);
+    Ok(master.seal(&plain, target_id.as_bytes()))
+}
+
+fn open(master: &MasterKey, target: &TargetRecord) -> Result<TargetSecrets, RuntimeError> {
+    let plain = master
+        .open(&target.sealed_secrets, target.id.as_bytes())
+        .map_err(|e| {
+            RuntimeError::MasterKey(format!(
+                "the secrets of target {} do not open: {}",
+                target.name,
+                e.message()
+            ))
+        })?;
+    let list: SealedList = serde_json::from_slice(&plain).map_err(|_| {
+        RuntimeError::MasterKey(format!(
+            "the secrets of target {} opened but are not a secret list; the row may be corrupt",
+            target.name
+        ))
+    })?;
+    if list.v != SEALED_LIST_VERSION {
+        return Err(RuntimeError::MasterKey(format!(
+            "the secrets of target {} have layout version {}, this build reads {SEALED_LIST_VERSION}",
+            target.name, list.v
+        )));
+    }
+    let entries = list
+        .secrets
+        .iter()
+        .map(|e| {
+            (
+                TargetSecret(Zeroizing::new(e.secret.clone())),
+                e.expires_at_ms,
+            )
+        })
+        .collect();
+    Ok(TargetSecrets { entries })
+}
+
+impl TargetSecrets {
+    /// An explicit copy.
+    pub fn duplicate(&self) -> Self {
+        Self {
+            entries: self
+                .entries
+                .iter()
+                .map(|(s, e)| (s.duplicate(), *e))
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_secrets_are_standard_webhooks_secrets_of_32_bytes() {
+        let s = TargetSecret::generate();
+        assert!(s.expose_secret().starts_with("whsec_"));
+        let material = signet_sign::standard::parse_secret(s.expose_secret()).unwrap();
+        assert_eq!(material.algorithm(), signet_sign::Algorithm::HmacSha256);
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(&s.expose_secret()["whsec_".len()..])
+            .unwrap();
+        assert_eq!(raw.len(), 32);
+        assert_ne!(s.expose_secret(), TargetSecret::generate().expose_secret());
+    }
+
+    #[test]
+    fn debug_shows_only_the_fingerprint() {
+        let s = TargetSecret::parse("my-very-secret-value-123").unwrap();
+        let d = format!("{s:?}");
+        assert!(!d.contains("my-very-secret"), "{d}");
+        assert!(d.contains("sha256:"), "{d}");
+    }
+
+    #[test]
+    fn chosen_secrets_are_checked_without_being_quoted() {
+        for bad in ["short", "has a space in it ok", &"x".repeat(300)] {
+            let e = TargetSecret::parse(bad).unwrap_err().to_string();
+            assert!(e.starts_with("secret:"), "{e}");
+            assert!(!e.contains(bad), "{e}");
+        }
+    }
+
+    #[test]
+    fn sealed_lists_open_only_for_their_target_and_key() {
+        let key = MasterKey::from_bytes([3; 32]);
+        let a = TargetSecret::parse("first-secret-value-aaaa").unwrap();
+        let b = TargetSecret::parse("second-secret-value-bbb").unwrap();
+        let id = TargetId::generate().to_string();
+        let sealed = seal(&key, &id, &[(&b, None), (&a, Some(1_000))]).unwrap();
+        assert!(!sealed
+            .windows(b"first-secret".len())
+            .any(|w| w == b"first-secret"));
+        let mut record = TargetRecord {
+            id: id.clone(),
+            name: "t".into(),
+            url_prefix: None,
+            sealed_secrets: sealed,
+            secret_fingerprint: b.fingerprint(),
+            rate_limit_per_s: None,
+            max_concurrency: None,
+            https_only: false,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        };
+        let opened = open(&key, &record).unwrap();
+        assert_eq!(opened.current().unwrap().expose_secret(), b.expose_secret());
+        let at_500: Vec<&str> = opened.signing_at(500).map(|s| s.expose_secret()).collect();
+        assert_eq!(at_500, [b.expose_secret(), a.expose_secret()]);
+        assert_eq!(opened.signing_at(1_000).count(), 1);
+        // Another key: refused with a message about the master key.
+        let e = open(&MasterKey::from_bytes([4; 32]), &record).unwrap_err();
+        assert!(matches!(e, RuntimeError::MasterKey(_)), "{e}");
+        // Moved to another target: does not open.
+        record.id = TargetId::generate().to_string();
+        assert!(open(&key, &record).is_err());
+    }
+}

@@ -1,0 +1,695 @@
+//! The dispatcher against real receivers on 127.0.0.1 (axum servers in the
+//! test): signed deliveries verified with signet-sign, retries on a shrunken
+//! schedule with an injected clock, Retry-After, 410, dead letters, a
+//! message changed at rest, and per-target concurrency.
+//!
+//! The fixtures here (receiver, dispatcher setup) are shared by the
+//! `ssrf`, `targets` and `callbacks` modules.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use signet_runtime::message::NewMessage;
+use signet_runtime::{
+    Clock, DeliveryEvent, DeliveryEventKind, Dispatcher, DispatcherBuilder, ManualClock,
+    MessageProducer, Producer, RetrySchedule, Shutdown, SsrfPolicy, SystemClock, TargetService,
+};
+use signet_sign::sealed::MasterKey;
+use signet_sign::KeyRing;
+use signet_store::{DeadReason, TaskState};
+use tokio::sync::{broadcast, Notify};
+use tokio::task::JoinHandle;
+
+use crate::support::*;
+
+/// One request a receiver got.
+#[derive(Clone, Debug)]
+pub(crate) struct Received {
+    pub(crate) method: String,
+    pub(crate) path: String,
+    pub(crate) headers: HashMap<String, String>,
+    pub(crate) body: Vec<u8>,
+}
+
+impl Received {
+    pub(crate) fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map_or("", String::as_str)
+    }
+
+    pub(crate) fn header_list(&self) -> Vec<(String, String)> {
+        self.headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+/// What a receiver answers.
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(&'static str, String)>,
+    pub(crate) body: String,
+    pub(crate) hold: Duration,
+}
+
+impl Answer {
+    pub(crate) fn status(status: u16) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: String::new(),
+            hold: Duration::ZERO,
+        }
+    }
+
+    pub(crate) fn body(mut self, body: &str) -> Self {
+        self.body = body.to_owned();
+        self
+    }
+
+    pub(crate) fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    pub(crate) fn hold(mut self, d: Duration) -> Self {
+        self.hold = d;
+        self
+    }
+}
+
+/// Decides the answer from the request and how many requests with the
+/// same `webhook-id` came before it (0 for the first).
+pub(crate) type Script = Arc<dyn Fn(&Received, usize) -> Answer + Send + Sync>;
+
+struct ReceiverState {
+    log: Mutex<Vec<Received>>,
+    seen: Mutex<HashMap<String, usize>>,
+    arrived: Notify,
+    script: Script,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+}
+
+/// An HTTP receiver on 127.0.0.1 that logs every request and answers by
+/// script.
+pub(crate) struct Receiver {
+    pub(crate) addr: SocketAddr,
+    state: Arc<ReceiverState>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn receive(
+    axum::extract::State(state): axum::extract::State<Arc<ReceiverState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    state.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    let received = Received {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: body.to_vec(),
+    };
+    let key = received.header("webhook-id").to_owned();
+    let nth = {
+        let mut seen = state.seen.lock().unwrap();
+        let n = seen.entry(key).or_insert(0);
+        *n += 1;
+        *n - 1
+    };
+    let answer = (state.script)(&received, nth);
+    if !answer.hold.is_zero() {
+        tokio::time::sleep(answer.hold).await;
+    }
+    state.log.lock().unwrap().push(received);
+    state.in_flight.fetch_sub(1, Ordering::SeqCst);
+    state.arrived.notify_waiters();
+    let mut response = (StatusCode::from_u16(answer.status).unwrap(), answer.body).into_response();
+    for (name, value) in answer.headers {
+        response.headers_mut().insert(name, value.parse().unwrap());
+    }
+    response
+}
+
+impl Receiver {
+    pub(crate) async fn start(
+        script: impl Fn(&Received, usize) -> Answer + Send + Sync + 'static,
+    ) -> Self {
+        let state = Arc::new(ReceiverState {
+            log: Mutex::new(Vec::new()),
+            seen: Mutex::new(HashMap::new()),
+            arrived: Notify::new(),
+            script: Arc::new(script),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
+        });
+        let app = axum::Router::new()
+            .fallback(receive)
+            .with_state(Arc::clone(&state));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self { addr, state, task }
+    }
+
+    /// Answers 200 to everything.
+    pub(crate) async fn ok() -> Self {
+        Self::start(|_, _| Answer::status(200).body("thanks")).await
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub(crate) fn requests(&self) -> Vec<Received> {
+        self.state.log.lock().unwrap().clone()
+    }
+
+    pub(crate) fn max_in_flight(&self) -> usize {
+        self.state.max_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Waits until at least `n` requests were answered.
+    pub(crate) async fn wait_for(&self, n: usize) -> Vec<Received> {
+        tokio::time::timeout(WAIT, async {
+            loop {
+                let arrived = self.state.arrived.notified();
+                let log = self.requests();
+                if log.len() >= n {
+                    return log;
+                }
+                arrived.await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "fewer than {n} requests within {WAIT:?}: {:?}",
+                self.requests().len()
+            )
+        })
+    }
+}
+
+/// A store, keys, a manual clock at the real time, targets under a master
+/// key, and a message producer.
+pub(crate) struct Setup {
+    pub(crate) db: Db,
+    pub(crate) ring: KeyRing,
+    pub(crate) clock: Arc<ManualClock>,
+    pub(crate) dyn_clock: Arc<dyn Clock>,
+    pub(crate) targets: TargetService,
+    pub(crate) messages: MessageProducer,
+}
+
+/// The schedule the tests use: exact (no jitter), 1 s then 3 s.
+pub(crate) fn test_schedule() -> RetrySchedule {
+    RetrySchedule::new(vec![Duration::from_secs(1), Duration::from_secs(3)])
+        .unwrap()
+        .with_jitter(0.0)
+}
+
+impl Setup {
+    pub(crate) fn new() -> Self {
+        Self::with_master_key(Some(MasterKey::from_bytes([42; 32])))
+    }
+
+    pub(crate) fn with_master_key(key: Option<MasterKey>) -> Self {
+        let db = Db::new();
+        let ring = hmac_ring();
+        let (clock, dyn_clock) = manual_clock(SystemClock.now_ms());
+        let targets = TargetService::with_clock(Arc::clone(&db.store), key, Arc::clone(&dyn_clock));
+        let producer = Producer::with_ring(Arc::clone(&db.store), Arc::new(ring.duplicate()), true)
+            .unwrap()
+            .clock(Arc::clone(&dyn_clock));
+        let messages =
+            MessageProducer::new(producer, targets.clone()).retry_schedule(test_schedule());
+        Self {
+            db,
+            ring,
+            clock,
+            dyn_clock,
+            targets,
+            messages,
+        }
+    }
+
+    /// A dispatcher allowed to reach 127.0.0.0/8, with short intervals.
+    pub(crate) fn dispatcher(&self) -> DispatcherBuilder {
+        Dispatcher::builder(Arc::clone(&self.db.store))
+            .key_ring(&self.ring, true)
+            .targets(self.targets.clone())
+            .ssrf_policy(SsrfPolicy::parse_allowed("127.0.0.0/8").unwrap())
+            .retry_schedule(test_schedule())
+            .poll_interval(Duration::from_millis(5))
+            .target_cache_ttl(Duration::ZERO)
+            .shutdown_grace(Duration::from_secs(5))
+            .clock(Arc::clone(&self.dyn_clock))
+    }
+
+    pub(crate) async fn publish(&self, json: serde_json::Value) -> String {
+        let m = NewMessage::from_json(&json.to_string()).unwrap();
+        let out = self.messages.publish(m, None).await.unwrap();
+        assert!(out.created);
+        out.task.id().to_owned()
+    }
+
+    /// The current time in unix seconds, as a receiver checks freshness.
+    pub(crate) fn now_s(&self) -> i64 {
+        self.clock.now_ms() / 1000
+    }
+}
+
+/// A running dispatcher and its events.
+pub(crate) struct RunningDispatcher {
+    shutdown: Shutdown,
+    events: broadcast::Receiver<DeliveryEvent>,
+    handle: JoinHandle<Result<(), signet_runtime::RuntimeError>>,
+    pending: Vec<DeliveryEvent>,
+}
+
+impl RunningDispatcher {
+    pub(crate) fn start(d: Dispatcher) -> Self {
+        let shutdown = Shutdown::new();
+        let events = d.events();
+        let handle = tokio::spawn(d.run(shutdown.signal()));
+        Self {
+            shutdown,
+            events,
+            handle,
+            pending: Vec::new(),
+        }
+    }
+
+    /// The next event about message `id`.
+    pub(crate) async fn next_for(&mut self, id: &str) -> DeliveryEvent {
+        if let Some(i) = self.pending.iter().position(|e| e.message_id == id) {
+            return self.pending.remove(i);
+        }
+        let (events, pending) = (&mut self.events, &mut self.pending);
+        tokio::time::timeout(WAIT, async {
+            loop {
+                let e = events.recv().await.expect("dispatcher events");
+                if e.message_id == id {
+                    return e;
+                }
+                pending.push(e);
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no event for message {id} within {WAIT:?}"))
+    }
+
+    pub(crate) async fn stop(self) {
+        self.shutdown.trigger();
+        tokio::time::timeout(WAIT, self.handle)
+            .await
+            .expect("dispatcher stops in time")
+            .expect("dispatcher task")
+            .expect("dispatcher run");
+    }
+}
+
+pub(crate) fn retry_at(e: &DeliveryEvent) -> i64 {
+    match &e.kind {
+        DeliveryEventKind::Retrying { at_ms, .. } => *at_ms,
+        other => panic!("expected a retry, got {other:?}"),
+    }
+}
+
+pub(crate) fn dead_of(e: &DeliveryEvent) -> (DeadReason, String) {
+    match &e.kind {
+        DeliveryEventKind::Dead { reason, detail } => (*reason, detail.clone()),
+        other => panic!("expected a dead letter, got {other:?}"),
+    }
+}
+
+pub(crate) fn delivered(e: &DeliveryEvent) -> u16 {
+    match &e.kind {
+        DeliveryEventKind::Delivered { status } => *status,
+        other => panic!("expected a delivery, got {other:?}"),
+    }
+}
+
+/// Verifies a request as a Standard Webhooks receiver holding `ring`, at
+/// unix second `now`.
+pub(crate) fn verify_standard(
+    ring: &KeyRing,
+    r: &Received,
+    now: i64,
+) -> signet_sign::Result<signet_sign::Verified> {
+    signet_sign::standard::verify(
+        ring,
+        r.header("webhook-id"),
+        r.header("webhook-timestamp"),
+        r.header("webhook-signature"),
+        &r.body,
+        now,
+        signet_sign::DEFAULT_TOLERANCE_SECS,
+    )
+}
+
+#[tokio::test]
+async fn a_message_is_delivered_signed_and_every_attempt_is_recorded() {
+    let s = Setup::new();
+    let rx = Receiver::ok().await;
+    let d = RunningDispatcher::start(s.dispatcher().build().unwrap());
+    let mut d = d;
+    let id = s
+        .publish(json!({
+            "url": rx.url("/hooks/orders?x=1"),
+            "headers": {"X-Tenant": "acme"},
+            "body": {"order": 42, "items": [1, 2]},
+        }))
+        .await;
+    assert!(id.starts_with("msg_"), "{id}");
+    assert_eq!(delivered(&d.next_for(&id).await), 200);
+    let got = rx.wait_for(1).await;
+    assert_eq!(got.len(), 1);
+    let r = &got[0];
+    assert_eq!(r.method, "POST");
+    assert_eq!(r.path, "/hooks/orders");
+    assert_eq!(r.header("webhook-id"), id);
+    assert_eq!(r.header("x-tenant"), "acme");
+    assert_eq!(r.header("content-type"), "application/json");
+    // The body goes out byte for byte as published (json! serialises compactly).
+    assert_eq!(r.body, br#"{"items":[1,2],"order":42}"#);
+    assert!(r.header("user-agent").starts_with("Signet/"));
+    let v = verify_standard(&s.ring, r, s.now_s()).expect("the signature verifies");
+    assert_eq!(v.key_id.as_str(), "k1");
+    // Another key does not verify it.
+    let other = KeyRing::single(hmac_key("k1", 8));
+    assert!(verify_standard(&other, r, s.now_s())
+        .unwrap_err()
+        .is_mismatch());
+
+    let row = s.db.task(&id).await;
+    assert_eq!(row.state, TaskState::Succeeded);
+    assert_eq!(row.result.as_deref(), Some(&br#"{"status":200}"#[..]));
+    let attempts = s.db.store.attempts(&id).await.unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].attempt, 1);
+    assert_eq!(attempts[0].status, Some(200));
+    assert_eq!(attempts[0].response_body, b"thanks");
+    assert_eq!(attempts[0].started_at_ms, s.clock.now_ms());
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn failures_are_retried_on_the_schedule_with_a_fresh_signature_each_time() {
+    let s = Setup::new();
+    let rx = Receiver::start(|_, nth| match nth {
+        0 | 1 => Answer::status(500).body("down"),
+        _ => Answer::status(200),
+    })
+    .await;
+    let mut d = RunningDispatcher::start(s.dispatcher().build().unwrap());
+    let id = s
+        .publish(json!({"url": rx.url("/h"), "body": "hello"}))
+        .await;
+    let t0 = s.clock.now_ms();
+
+    let e = d.next_for(&id).await;
+    assert_eq!(retry_at(&e), t0 + 1_000);
+    let row = s.db.task(&id).await;
+    assert_eq!(
+        (row.state, row.run_at_ms),
+        (TaskState::Retryable, t0 + 1_000)
+    );
+    assert_eq!(row.last_error.as_deref(), Some("HTTP 500"));
+    // Not due yet: nothing happens until the clock moves.
+    let t1 = s.clock.advance(Duration::from_secs(1));
+    let e = d.next_for(&id).await;
+    assert_eq!(retry_at(&e), t1 + 3_000);
+    let t2 = s.clock.advance(Duration::from_secs(3));
+    assert_eq!(delivered(&d.next_for(&id).await), 200);
+
+    let got = rx.wait_for(3).await;
+    assert_eq!(got.len(), 3);
+    let stamps: Vec<i64> = got
+        .iter()
+        .map(|r| r.header("webhook-timestamp").parse().unwrap())
+        .collect();
+    assert_eq!(stamps, [t0 / 1000, t1 / 1000, t2 / 1000]);
+    for (r, at) in got.iter().zip([t0, t1, t2]) {
+        assert_eq!(
+            r.header("webhook-id"),
+            id,
+            "the id is stable across attempts"
+        );
+        verify_standard(&s.ring, r, at / 1000).expect("each attempt verifies at its time");
+    }
+    let attempts = s.db.store.attempts(&id).await.unwrap();
+    let started: Vec<i64> = attempts.iter().map(|a| a.started_at_ms).collect();
+    assert_eq!(started, [t0, t1, t2]);
+    let gaps: Vec<i64> = started.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(gaps[1] > gaps[0], "gaps grow: {gaps:?}");
+    let statuses: Vec<_> = attempts.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [Some(500), Some(500), Some(200)]);
+    assert_eq!(attempts[0].response_body, b"down");
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_in_seconds_and_as_a_date() {
+    let s = Setup::new();
+    let date_clock = Arc::clone(&s.clock);
+    let rx = Receiver::start(move |_, nth| match nth {
+        0 => Answer::status(503).header("retry-after", "7"),
+        1 => {
+            let at = std::time::UNIX_EPOCH
+                + Duration::from_secs(u64::try_from(date_clock.now_ms() / 1000 + 20).unwrap());
+            Answer::status(429).header("retry-after", httpdate::fmt_http_date(at))
+        }
+        _ => Answer::status(204),
+    })
+    .await;
+    let mut d = RunningDispatcher::start(s.dispatcher().build().unwrap());
+    let id = s.publish(json!({"url": rx.url("/ra")})).await;
+    let t0 = s.clock.now_ms();
+    assert_eq!(retry_at(&d.next_for(&id).await), t0 + 7_000);
+    let t1 = s.clock.advance(Duration::from_secs(7));
+    // The date has second precision: the wait ends at that whole second.
+    assert_eq!(retry_at(&d.next_for(&id).await), (t1 / 1000 + 20) * 1000);
+    s.clock.advance(Duration::from_secs(20));
+    assert_eq!(delivered(&d.next_for(&id).await), 204);
+    assert_eq!(rx.wait_for(3).await.len(), 3);
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn gone_stops_retrying_at_once() {
+    let s = Setup::new();
+    let rx = Receiver::start(|_, _| Answer::status(410).body("unsubscribed")).await;
+    let mut d = RunningDispatcher::start(s.dispatcher().build().unwrap());
+    let id = s
+        .publish(json!({"url": rx.url("/gone"), "max_attempts": 5}))
+        .await;
+    let (reason, detail) = dead_of(&d.next_for(&id).await);
+    assert_eq!(reason, DeadReason::TargetRefused);
+    assert!(detail.contains("410 Gone"), "{detail}");
+    let row = s.db.task(&id).await;
+    assert_eq!((row.state, row.attempt), (TaskState::Dead, 1));
+    assert_eq!(row.dead_reason, Some(DeadReason::TargetRefused));
+    assert_eq!(rx.requests().len(), 1);
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn out_of_attempts_a_message_is_dead_with_the_last_status() {
+    let s = Setup::new();
+    let rx = Receiver::start(|_, nth| Answer::status(if nth == 0 { 500 } else { 502 })).await;
+    let mut d = RunningDispatcher::start(s.dispatcher().build().unwrap());
+    let id = s
+        .publish(json!({"url": rx.url("/x"), "max_attempts": 2}))
+        .await;
+    retry_at(&d.next_for(&id).await);
+    s.clock.advance(Duration::from_secs(1));
+    let (reason, detail) = dead_of(&d.next_for(&id).await);
+    assert_eq!(reason, DeadReason::MaxAttempts);
+    assert!(detail.contains("all 2 attempts failed"), "{detail}");
+    assert!(detail.contains("HTTP 502"), "{detail}");
+    let row = s.db.task(&id).await;
+    assert_eq!(row.dead_detail.as_deref(), Some(detail.as_str()));
+    assert_eq!(s.db.store.attempts(&id).await.unwrap().len(), 2);
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn the_default_attempts_are_the_schedule_plus_one_and_connect_errors_retry() {
+    let s = Setup::new();
+    // Nothing listens on this port any more.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let mut d = RunningDispatcher::start(s.dispatcher().build().unwrap());
+    let id = s
+        .publish(json!({"url": format!("http://{closed}/nobody")}))
+        .await;
+    assert_eq!(s.db.task(&id).await.envelope.max_attempts, 3);
+    retry_at(&d.next_for(&id).await);
+    s.clock.advance(Duration::from_secs(1));
+    retry_at(&d.next_for(&id).await);
+    s.clock.advance(Duration::from_secs(3));
+    let (reason, detail) = dead_of(&d.next_for(&id).await);
+    assert_eq!(reason, DeadReason::MaxAttempts);
+    assert!(detail.contains("could not connect"), "{detail}");
+    let attempts = s.db.store.attempts(&id).await.unwrap();
+    assert!(attempts
+        .iter()
+        .all(|a| a.status.is_none() && a.error.is_some()));
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn a_message_changed_at_rest_is_dead_lettered_and_never_sent() {
+    let s = Setup::new();
+    let rx = Receiver::ok().await;
+    let id = s
+        .publish(json!({"url": rx.url("/pay"), "body": "amount=10"}))
+        .await;
+    let untouched = s
+        .publish(json!({"url": rx.url("/pay"), "body": "amount=11"}))
+        .await;
+    {
+        let evil = serde_json::to_string(&json!({
+            "url": rx.url("/steal"), "method": "POST", "body": "amount=10000"
+        }))
+        .unwrap();
+        let c = s.db.raw();
+        let n = c
+            .execute(
+                "UPDATE tasks SET args = CAST(?1 AS BLOB) WHERE id = ?2",
+                rusqlite::params![evil, id],
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+    let mut d = RunningDispatcher::start(s.dispatcher().build().unwrap());
+    let (reason, detail) = dead_of(&d.next_for(&id).await);
+    assert_eq!(reason, DeadReason::SignatureInvalid);
+    assert!(detail.starts_with("mismatch"), "{detail}");
+    assert_eq!(delivered(&d.next_for(&untouched).await), 200);
+    let got = rx.wait_for(1).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].body, b"amount=11");
+    assert!(got.iter().all(|r| r.path != "/steal"));
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn an_unsigned_message_is_refused_when_signatures_are_required() {
+    let s = Setup::new();
+    let rx = Receiver::ok().await;
+    let id = s.publish(json!({"url": rx.url("/u")})).await;
+    {
+        let c = s.db.raw();
+        c.execute(
+            "UPDATE tasks SET sig = NULL, sig_alg = NULL, sig_key_id = NULL WHERE id = ?1",
+            [&id],
+        )
+        .unwrap();
+    }
+    let mut d = RunningDispatcher::start(s.dispatcher().build().unwrap());
+    let (reason, detail) = dead_of(&d.next_for(&id).await);
+    assert_eq!(reason, DeadReason::SignatureInvalid);
+    assert!(detail.starts_with("missing"), "{detail}");
+    assert!(rx.requests().is_empty());
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn per_target_concurrency_is_respected() {
+    let s = Setup::new();
+    let rx = Receiver::start(|_, _| Answer::status(200).hold(Duration::from_millis(150))).await;
+    let (target, _secret) = s
+        .targets
+        .create(signet_runtime::NewTarget {
+            name: "slow".into(),
+            url_prefix: Some(rx.url("/")),
+            secret: None,
+            rate_limit_per_s: None,
+            max_concurrency: Some(2),
+            https_only: false,
+        })
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..8 {
+        ids.push(
+            s.publish(json!({"url": rx.url(&format!("/n{i}")), "target": "slow"}))
+                .await,
+        );
+    }
+    let mut d = RunningDispatcher::start(s.dispatcher().concurrency(32).build().unwrap());
+    for id in &ids {
+        assert_eq!(delivered(&d.next_for(id).await), 200);
+    }
+    assert_eq!(rx.requests().len(), 8);
+    assert_eq!(
+        rx.max_in_flight(),
+        2,
+        "target {} allows 2 deliveries at once",
+        target.name
+    );
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_releases_deliveries_still_waiting_after_the_grace_period() {
+    let s = Setup::new();
+    let rx = Receiver::start(|_, _| Answer::status(200).hold(Duration::from_secs(30))).await;
+    let id = s.publish(json!({"url": rx.url("/slow")})).await;
+    let d = s
+        .dispatcher()
+        .shutdown_grace(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let mut d = RunningDispatcher::start(d);
+    // Wait until the request is being answered (held by the receiver).
+    tokio::time::timeout(WAIT, async {
+        while s.db.task(&id).await.state != TaskState::Running
+            || rx.state.in_flight.load(Ordering::SeqCst) == 0
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap();
+    let events = {
+        d.shutdown.trigger();
+        d.next_for(&id).await
+    };
+    assert_eq!(events.kind, DeliveryEventKind::Released);
+    d.stop().await;
+    let row = s.db.task(&id).await;
+    assert_eq!((row.state, row.attempt), (TaskState::Available, 0));
+}

@@ -1,0 +1,391 @@
+//! Targets: secrets sealed under the master key, rotation with deliveries
+//! in flight, profiles signed with the target's secret, URL rules, and the
+//! secret never in clear in the database file, in logs or in `Debug`.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use signet_runtime::{NewTarget, RuntimeError, TargetPatch, TargetSecret};
+use signet_sign::profiles::{Profile, VerifyOptions};
+use signet_sign::sealed::MasterKey;
+use signet_sign::KeyRing;
+use signet_store::{DeadReason, TargetRecord};
+
+use crate::dispatcher::*;
+
+fn target(name: &str, secret: Option<&str>) -> NewTarget {
+    NewTarget {
+        name: name.into(),
+        url_prefix: None,
+        secret: secret.map(|s| TargetSecret::parse(s).unwrap()),
+        rate_limit_per_s: None,
+        max_concurrency: None,
+        https_only: false,
+    }
+}
+
+/// A Standard Webhooks ring holding one target secret.
+fn ring_of(secret: &str) -> KeyRing {
+    let material = signet_sign::standard::parse_secret(secret).unwrap();
+    KeyRing::single(signet_sign::Key::new(
+        signet_sign::KeyId::new("t").unwrap(),
+        material,
+    ))
+}
+
+#[tokio::test]
+async fn a_rotation_with_deliveries_in_flight_loses_none() {
+    let s = Setup::new();
+    // First attempt of every message fails, so each is still in flight
+    // (waiting to retry) when the secret is rotated.
+    let rx = Receiver::start(|_, nth| Answer::status(if nth == 0 { 503 } else { 200 })).await;
+    let (t, old) = s.targets.create(target("billing", None)).await.unwrap();
+    let old_ring = ring_of(old.expose_secret());
+    let mut d = RunningDispatcher::start(s.dispatcher().build().unwrap());
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(
+            s.publish(
+                json!({"url": rx.url(&format!("/m{i}")), "target": "billing", "body": {"n": i}}),
+            )
+            .await,
+        );
+    }
+    for id in &ids {
+        retry_at(&d.next_for(id).await);
+    }
+    let before = rx.wait_for(5).await;
+    for r in &before {
+        verify_standard(&old_ring, r, s.now_s()).expect("signed with the old secret");
+        assert_eq!(r.header("webhook-signature").split(' ').count(), 1);
+    }
+
+    let (rotated, new) = s
+        .targets
+        .rotate(&t.id, None, Some(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    assert_ne!(new.expose_secret(), old.expose_secret());
+    assert_eq!(rotated.secret_fingerprint, new.fingerprint());
+    let new_ring = ring_of(new.expose_secret());
+
+    s.clock.advance(Duration::from_secs(1));
+    for id in &ids {
+        assert_eq!(delivered(&d.next_for(id).await), 200);
+    }
+    let after: Vec<_> = rx.wait_for(10).await.split_off(5);
+    assert_eq!(after.len(), 5);
+    let mut got: Vec<&str> = after.iter().map(|r| r.header("webhook-id")).collect();
+    got.sort_unstable();
+    let mut want: Vec<&str> = ids.iter().map(String::as_str).collect();
+    want.sort_unstable();
+    assert_eq!(got, want, "every message delivered once after the rotation");
+    for r in &after {
+        // During the overlap both secrets sign: a receiver that knows
+        // either one verifies.
+        assert_eq!(r.header("webhook-signature").split(' ').count(), 2);
+        verify_standard(&old_ring, r, s.now_s()).expect("the old secret still verifies");
+        verify_standard(&new_ring, r, s.now_s()).expect("the new secret verifies");
+    }
+
+    // Once the overlap is over, only the new secret signs.
+    s.clock.advance(Duration::from_secs(3600));
+    let id = s
+        .publish(json!({"url": rx.url("/late"), "target": t.id}))
+        .await;
+    retry_at(&d.next_for(&id).await);
+    let r = rx.wait_for(11).await.pop().unwrap();
+    assert_eq!(r.header("webhook-signature").split(' ').count(), 1);
+    verify_standard(&new_ring, &r, s.now_s()).expect("the new secret verifies");
+    assert!(verify_standard(&old_ring, &r, s.now_s())
+        .unwrap_err()
+        .is_mismatch());
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn profiles_sign_with_the_targets_secret() {
+    let s = Setup::new();
+    let rx = Receiver::ok().await;
+    let secret = "whsec_c2hhcmVkLXNlY3JldC1mb3ItcHJvZmlsZXMtMTIzNDU2Nzg=";
+    s.targets
+        .create(target("legacy", Some(secret)))
+        .await
+        .unwrap();
+    let mut d = RunningDispatcher::start(s.dispatcher().build().unwrap());
+    let profiles = [
+        ("standard", Profile::Standard),
+        ("svix", Profile::Svix),
+        ("stromboli", Profile::Stromboli),
+        ("krafter", Profile::Krafter),
+        ("github", Profile::Github),
+        ("stripe", Profile::Stripe),
+    ];
+    for (name, profile) in profiles {
+        let id = s
+            .publish(json!({
+                "url": rx.url(&format!("/{name}")),
+                "target": "legacy",
+                "signature_profile": name,
+                "body": {"profile": name},
+            }))
+            .await;
+        assert_eq!(delivered(&d.next_for(&id).await), 200, "{name}");
+        let r = rx
+            .requests()
+            .into_iter()
+            .find(|r| r.path == format!("/{name}"))
+            .unwrap();
+        let keys = profile.parse_keys(&[secret]).unwrap();
+        profile
+            .verify(
+                &keys,
+                &r.header_list(),
+                &r.body,
+                &VerifyOptions::new(s.now_s()),
+            )
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        // A wrong secret does not verify.
+        let wrong = profile
+            .parse_keys(&["whsec_d3Jvbmctc2VjcmV0LXdyb25nLXNlY3JldC0xMjM0NTY3OA=="])
+            .unwrap();
+        assert!(
+            profile
+                .verify(
+                    &wrong,
+                    &r.header_list(),
+                    &r.body,
+                    &VerifyOptions::new(s.now_s())
+                )
+                .is_err(),
+            "{name}"
+        );
+    }
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn a_profile_the_secret_cannot_sign_is_refused_at_publish() {
+    let s = Setup::new();
+    assert!(TargetSecret::parse("a github secret with spaces").is_err());
+    s.targets
+        .create(target("gh", Some("not-base64-github-secret!!")))
+        .await
+        .unwrap();
+    let m = signet_runtime::NewMessage::from_json(
+        &json!({"url": "https://example.com/", "target": "gh"}).to_string(),
+    )
+    .unwrap();
+    match s.messages.publish(m, None).await.unwrap_err() {
+        RuntimeError::InvalidField { field, message } => {
+            assert_eq!(field, "signature_profile");
+            assert!(message.contains("cannot sign standard"), "{message}");
+            assert!(!message.contains("not-base64-github"), "{message}");
+        }
+        other => panic!("{other}"),
+    }
+    let m = signet_runtime::NewMessage::from_json(
+        &json!({"url": "https://example.com/", "target": "gh", "signature_profile": "github"})
+            .to_string(),
+    )
+    .unwrap();
+    s.messages.publish(m, None).await.unwrap();
+}
+
+#[tokio::test]
+async fn url_prefix_and_https_only_are_enforced_at_publish_and_at_delivery() {
+    let s = Setup::new();
+    let rx = Receiver::ok().await;
+    let (t, _) = s
+        .targets
+        .create(NewTarget {
+            url_prefix: Some(rx.url("/allowed/")),
+            ..target("strict", None)
+        })
+        .await
+        .unwrap();
+    // At publish: a URL outside the prefix names the field.
+    let m = signet_runtime::NewMessage::from_json(
+        &json!({"url": rx.url("/elsewhere"), "target": "strict"}).to_string(),
+    )
+    .unwrap();
+    match s.messages.publish(m, None).await.unwrap_err() {
+        RuntimeError::InvalidField { field, message } => {
+            assert_eq!(field, "url");
+            assert!(message.contains("url_prefix"), "{message}");
+        }
+        other => panic!("{other}"),
+    }
+    // At delivery: the target changed after publishing.
+    let id = s
+        .publish(json!({"url": rx.url("/allowed/1"), "target": "strict"}))
+        .await;
+    s.targets
+        .update(
+            &t.id,
+            TargetPatch {
+                url_prefix: Some(None),
+                https_only: Some(true),
+                ..TargetPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut d = RunningDispatcher::start(s.dispatcher().build().unwrap());
+    let (reason, detail) = dead_of(&d.next_for(&id).await);
+    assert_eq!(reason, DeadReason::TargetRefused);
+    assert!(detail.contains("https://"), "{detail}");
+    // A deleted target refuses its messages too.
+    s.targets
+        .update(
+            &t.id,
+            TargetPatch {
+                https_only: Some(false),
+                ..TargetPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    // Stop the dispatcher so it cannot deliver before the target is gone.
+    d.stop().await;
+    let id = s
+        .publish(json!({"url": rx.url("/allowed/2"), "target": "strict"}))
+        .await;
+    s.targets.delete(&t.id).await.unwrap();
+    let mut d = RunningDispatcher::start(s.dispatcher().build().unwrap());
+    let (reason, detail) = dead_of(&d.next_for(&id).await);
+    assert_eq!(reason, DeadReason::TargetRefused);
+    assert!(detail.contains("does not exist"), "{detail}");
+    assert!(rx.requests().is_empty());
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn targets_need_a_master_key_and_a_wrong_one_is_named_at_start() {
+    let s = Setup::with_master_key(None);
+    match s.targets.create(target("x", None)).await.unwrap_err() {
+        RuntimeError::MasterKey(m) => assert!(m.contains("SIGNET_MASTER_KEY"), "{m}"),
+        other => panic!("{other}"),
+    }
+    assert_eq!(s.targets.verify_master_key().await.unwrap(), 0);
+
+    let right = signet_runtime::TargetService::new(
+        Arc::clone(&s.db.store),
+        Some(MasterKey::from_bytes([1; 32])),
+    );
+    right.create(target("a", None)).await.unwrap();
+    right.create(target("b", None)).await.unwrap();
+    assert_eq!(right.verify_master_key().await.unwrap(), 2);
+
+    let wrong = signet_runtime::TargetService::new(
+        Arc::clone(&s.db.store),
+        Some(MasterKey::from_bytes([2; 32])),
+    );
+    match wrong.verify_master_key().await.unwrap_err() {
+        RuntimeError::MasterKey(m) => {
+            assert!(m.contains("SIGNET_MASTER_KEY"), "{m}");
+            assert!(m.contains("not the key"), "{m}");
+        }
+        other => panic!("{other}"),
+    }
+    let none = signet_runtime::TargetService::new(Arc::clone(&s.db.store), None);
+    match none.verify_master_key().await.unwrap_err() {
+        RuntimeError::MasterKey(m) => assert!(m.contains("2 target(s)"), "{m}"),
+        other => panic!("{other}"),
+    }
+    // Names are unique.
+    let e = right.create(target("a", None)).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            RuntimeError::Store(signet_store::StoreError::Conflict(_))
+        ),
+        "{e}"
+    );
+}
+
+/// A `tracing` writer that keeps everything written.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn target_secrets_never_appear_in_the_database_file_logs_or_debug() {
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let s = Setup::new();
+    let rx = Receiver::ok().await;
+    let chosen = "whsec_Y2hvc2VuLXNlY3JldC1ieS10aGUtdXNlci0xMjM0NTY3ODk=";
+    let (t, first) = s
+        .targets
+        .create(target("vault", Some(chosen)))
+        .await
+        .unwrap();
+    let (_, generated) = s.targets.rotate(&t.id, None, None).await.unwrap();
+    let mut d = RunningDispatcher::start(s.dispatcher().build().unwrap());
+    let id = s
+        .publish(json!({"url": rx.url("/v"), "target": "vault"}))
+        .await;
+    assert_eq!(delivered(&d.next_for(&id).await), 200);
+    d.stop().await;
+
+    let record: TargetRecord = s.db.store.target(&t.id).await.unwrap().unwrap();
+    let debug = format!(
+        "{record:?} {:?} {first:?} {generated:?} {:?}",
+        s.targets,
+        s.targets.open(&record).unwrap()
+    );
+    s.db.store.close().await.unwrap();
+
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(s.db.path.parent().unwrap()).unwrap() {
+        let path = entry.unwrap().path();
+        files.push((path.display().to_string(), std::fs::read(&path).unwrap()));
+    }
+    assert!(files.iter().any(|(_, b)| !b.is_empty()));
+    let logs = logs.0.lock().unwrap().clone();
+    assert!(contains(&logs, b"target registered"), "logs were captured");
+    for secret in [first.expose_secret(), generated.expose_secret()] {
+        let payload = &secret["whsec_".len()..];
+        let raw =
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, payload).unwrap();
+        for needle in [secret.as_bytes(), payload.as_bytes(), &raw[..]] {
+            for (name, bytes) in &files {
+                assert!(!contains(bytes, needle), "a secret is in clear in {name}");
+            }
+            assert!(!contains(&logs, needle), "a secret is in the logs");
+            assert!(
+                !contains(debug.as_bytes(), needle),
+                "a secret is in Debug output"
+            );
+        }
+    }
+}
