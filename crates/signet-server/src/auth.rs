@@ -1,8 +1,9 @@
 //! API keys: `sk_…` secrets, stored only as their SHA-256 hash, with a scope.
 //!
-//! Scopes are ordered: `read` may call every `GET` route; `publish` may also
-//! enqueue (`POST /v1/tasks`); `admin` may do everything (cancel, replay,
-//! purge). Which scope a route needs is decided in one place,
+//! Scopes are ordered: `read` may call every `GET` route but those of
+//! targets; `publish` may also enqueue (`POST /v1/tasks`) and publish
+//! messages (`POST /v1/messages`); `admin` may do everything (cancel,
+//! replay, purge, targets). Which scope a route needs is decided in one place,
 //! [`required_scope`].
 //!
 //! A presented key is hashed and looked up by hash; the stored hash is then
@@ -44,7 +45,7 @@ pub const MAX_NAME_LEN: usize = 100;
 pub enum Scope {
     /// `GET` routes.
     Read,
-    /// `read` plus `POST /v1/tasks`.
+    /// `read` plus `POST /v1/tasks` and `POST /v1/messages`.
     Publish,
     /// Everything.
     Admin,
@@ -89,9 +90,12 @@ impl FromStr for Scope {
 /// The scope a `/v1` route needs: `GET` needs `read`, enqueueing needs
 /// `publish`, every other change needs `admin`.
 pub fn required_scope(method: &Method, path: &str) -> Scope {
-    if method == Method::GET || method == Method::HEAD {
+    if path == "/v1/targets" || path.starts_with("/v1/targets/") {
+        // Targets hold secrets and limits: admin only, reads included.
+        Scope::Admin
+    } else if method == Method::GET || method == Method::HEAD {
         Scope::Read
-    } else if method == Method::POST && path == "/v1/tasks" {
+    } else if method == Method::POST && (path == "/v1/tasks" || path == "/v1/messages") {
         Scope::Publish
     } else {
         Scope::Admin

@@ -5,6 +5,11 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::num::NonZeroU32;
 use std::time::Duration;
 
+use signet_runtime::delivery::HttpConfig;
+use signet_runtime::dispatcher::DEFAULT_DELIVERY_CONCURRENCY;
+use signet_runtime::{RetrySchedule, SsrfPolicy};
+use signet_sign::sealed::MasterKey;
+
 use crate::client_ip::TrustedProxies;
 use crate::rate_limit::Limit;
 
@@ -60,4 +65,34 @@ impl Default for ServerConfig {
 /// A rate given on the command line: requests per second, `0` for off.
 pub fn limit_from_rate(per_second: u32) -> Option<Limit> {
     NonZeroU32::new(per_second).map(Limit::per_second)
+}
+
+/// How messages are published and delivered: the master key that seals
+/// target secrets, the SSRF guard, the HTTP client, the retry schedule and
+/// the dispatcher's concurrency.
+#[derive(Debug)]
+pub struct DeliveryConfig {
+    /// Seals target secrets (`SIGNET_MASTER_KEY`). Without it targets cannot
+    /// be created and `POST /v1/targets` answers `503 not_configured`.
+    pub master_key: Option<MasterKey>,
+    /// Which addresses deliveries may reach (`SIGNET_ALLOWED_TARGET_CIDRS`).
+    pub ssrf: SsrfPolicy,
+    /// Timeouts and caps of delivery requests.
+    pub http: HttpConfig,
+    /// The retry schedule of messages that bring none.
+    pub retry: RetrySchedule,
+    /// Deliveries in flight at once.
+    pub concurrency: usize,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            master_key: None,
+            ssrf: SsrfPolicy::new(),
+            http: HttpConfig::default(),
+            retry: RetrySchedule::default(),
+            concurrency: DEFAULT_DELIVERY_CONCURRENCY,
+        }
+    }
 }

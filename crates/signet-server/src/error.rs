@@ -79,6 +79,11 @@ pub enum AppError {
     /// The store is busy, full or closed; retry later (503).
     #[error("the store is unavailable; retry later")]
     Unavailable(#[source] StoreError),
+    /// A feature this request needs is not configured on the server (503),
+    /// e.g. targets without `SIGNET_MASTER_KEY`. The message names the
+    /// setting.
+    #[error("{0}")]
+    NotConfigured(String),
     /// The request took longer than the server allows (503).
     #[error("the request took longer than {0:?}; retry (with an Idempotency-Key, an enqueue cannot happen twice)")]
     Timeout(std::time::Duration),
@@ -119,7 +124,9 @@ impl AppError {
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            AppError::Unavailable(_) | AppError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable(_) | AppError::Timeout(_) | AppError::NotConfigured(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -140,6 +147,7 @@ impl AppError {
             AppError::RateLimited { .. } => "rate_limited",
             AppError::Unavailable(_) => "unavailable",
             AppError::Timeout(_) => "timeout",
+            AppError::NotConfigured(_) => "not_configured",
             AppError::Internal(_) => "internal",
         }
     }

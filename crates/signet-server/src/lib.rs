@@ -49,7 +49,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{delete, get, patch, post, MethodRouter};
 use axum::Router;
 
 pub use auth::{ApiKeySecret, Caller, NewApiKey, Scope};
@@ -61,7 +61,7 @@ pub use state::{AppState, Signing};
 /// Every route: method, path and handler. [`app`] registers exactly these,
 /// and a test checks each appears in `/openapi.json`.
 fn route_table() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
-    use routes::{dead_letters, health, keys, metrics, openapi, queues, tasks};
+    use routes::{dead_letters, health, keys, metrics, openapi, queues, schedules, tasks};
     vec![
         (Method::POST, "/v1/tasks", post(tasks::enqueue)),
         (Method::GET, "/v1/tasks", get(tasks::list)),
@@ -84,6 +84,58 @@ fn route_table() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
             Method::POST,
             "/v1/dead-letters/purge",
             post(dead_letters::purge),
+        ),
+        (Method::POST, "/v1/schedules", post(schedules::create)),
+        (Method::GET, "/v1/schedules", get(schedules::list)),
+        (Method::GET, "/v1/schedules/{id}", get(schedules::show)),
+        (
+            Method::PATCH,
+            "/v1/schedules/{id}",
+            patch(schedules::update),
+        ),
+        (
+            Method::DELETE,
+            "/v1/schedules/{id}",
+            delete(schedules::delete),
+        ),
+        (
+            Method::POST,
+            "/v1/schedules/{id}/pause",
+            post(schedules::pause),
+        ),
+        (
+            Method::POST,
+            "/v1/schedules/{id}/resume",
+            post(schedules::resume),
+        ),
+        (
+            Method::POST,
+            "/v1/messages",
+            post(routes::messages::publish),
+        ),
+        (Method::GET, "/v1/messages", get(routes::messages::list)),
+        (
+            Method::GET,
+            "/v1/messages/{id}",
+            get(routes::messages::show),
+        ),
+        (Method::POST, "/v1/targets", post(routes::targets::create)),
+        (Method::GET, "/v1/targets", get(routes::targets::list)),
+        (Method::GET, "/v1/targets/{id}", get(routes::targets::show)),
+        (
+            Method::PATCH,
+            "/v1/targets/{id}",
+            axum::routing::patch(routes::targets::update),
+        ),
+        (
+            Method::DELETE,
+            "/v1/targets/{id}",
+            axum::routing::delete(routes::targets::delete),
+        ),
+        (
+            Method::POST,
+            "/v1/targets/{id}/rotate-secret",
+            post(routes::targets::rotate_secret),
         ),
         (Method::GET, "/healthz", get(health::healthz)),
         (Method::GET, "/readyz", get(health::readyz)),

@@ -1,5 +1,11 @@
-//! Running the API on a socket: bind, banner, background services (rescuer,
-//! pruner, queue-depth sampler, limiter upkeep) and graceful shutdown.
+//! Running the API on a socket: bind, banner, background services and
+//! graceful shutdown.
+//!
+//! Background services: on every node the queue-depth sampler and limiter
+//! upkeep; on the leader only (one node of all those sharing a store, by
+//! [`LeaderElector`]) the scheduler, rescuer and pruner, plus any service
+//! added to the elector with [`LeaderElector::service`] before
+//! [`run_with`] (the hook for the callback sender).
 //!
 //! On the shutdown signal the listener stops accepting, in-flight requests
 //! get [`ServerConfig::shutdown_grace`](crate::ServerConfig) to finish, the
@@ -13,7 +19,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use signet_runtime::{Pruner, QueueDepthReporter, Rescuer, Shutdown};
+use signet_runtime::leader::{default_node_id, DEFAULT_LEADER_TTL};
+use signet_runtime::{
+    CallbackService, Dispatcher, LeaderElector, MessagePublisher, Producer, Pruner,
+    QueueDepthReporter, Rescuer, RuntimeError, Scheduler, Shutdown,
+};
 use signet_store::{Store, StoreError};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -24,6 +34,8 @@ use crate::state::{AppState, Signing};
 
 /// How often idle rate-limit buckets are forgotten and histograms drained.
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(10);
+/// The leader role under which `serve` runs its once-per-store services.
+pub const SERVICES_ROLE: &str = "services";
 /// Name of the admin key `serve` creates on an empty store.
 pub const FIRST_ADMIN_KEY_NAME: &str = "admin (created by signet serve)";
 
@@ -171,19 +183,172 @@ impl fmt::Display for Banner<'_> {
     }
 }
 
+/// How this process takes part in leader election.
+#[derive(Clone, Debug)]
+pub struct LeaderConfig {
+    /// This node's id in the lease (default [`default_node_id`]).
+    pub node_id: String,
+    /// How long the lease lasts without renewal: a dead leader's services
+    /// move to another node within this time (default 15 s).
+    pub ttl: Duration,
+}
+
+impl Default for LeaderConfig {
+    fn default() -> Self {
+        Self {
+            node_id: default_node_id(),
+            ttl: DEFAULT_LEADER_TTL,
+        }
+    }
+}
+
+/// The leader elector `serve` runs: the scheduler (when this server can
+/// sign tasks, or signing is off), the rescuer and the pruner, each only
+/// while this node holds the [`SERVICES_ROLE`] lease. Message schedules
+/// publish through `messages`; without it they wait for a node that has
+/// one. Add more leader-only services with [`LeaderElector::service`].
+pub fn leader_elector(
+    state: &AppState,
+    config: &LeaderConfig,
+    messages: Option<Arc<dyn MessagePublisher>>,
+) -> LeaderElector {
+    let store = Arc::clone(state.store());
+    let clock = state.clock();
+    let mut elector = LeaderElector::new(Arc::clone(&store), SERVICES_ROLE, config.node_id.clone())
+        .ttl(config.ttl)
+        .clock(Arc::clone(&clock));
+    let signing = state.signing();
+    match Producer::with_ring(
+        Arc::clone(&store),
+        Arc::new(signing.ring.duplicate()),
+        signing.required,
+    ) {
+        Ok(producer) => {
+            let clock = Arc::clone(&clock);
+            elector = elector.service("scheduler", move |stop| {
+                let mut scheduler = Scheduler::new(producer.clone()).clock(Arc::clone(&clock));
+                if let Some(messages) = &messages {
+                    scheduler = scheduler.messages(Arc::clone(messages));
+                }
+                scheduler.run(stop)
+            });
+        }
+        Err(e) => tracing::warn!(
+            error = %e,
+            "the scheduler does not run on this node: it cannot sign the tasks schedules fire; give it a signing key"
+        ),
+    }
+    // Callbacks are handed off once per store: by the leader.
+    if let Some(messages) = state.delivery().messages.clone() {
+        let store = Arc::clone(&store);
+        let clock = Arc::clone(&clock);
+        elector = elector.service("callbacks", move |stop| {
+            CallbackService::new(Arc::clone(&store), messages.clone())
+                .clock(Arc::clone(&clock))
+                .run(stop)
+        });
+    }
+    let rescuer_store = Arc::clone(&store);
+    let rescuer_clock = Arc::clone(&clock);
+    let pruner_clock = Arc::clone(&clock);
+    elector
+        .service("rescuer", move |stop| {
+            Rescuer::new(Arc::clone(&rescuer_store))
+                .clock(Arc::clone(&rescuer_clock))
+                .run(stop)
+        })
+        .service("pruner", move |stop| {
+            Pruner::new(Arc::clone(&store))
+                .clock(Arc::clone(&pruner_clock))
+                .run(stop)
+        })
+}
+
+/// The dispatcher that delivers messages, configured from `state` (its
+/// signing keys, targets, SSRF policy, HTTP client, retry schedule and
+/// clock).
+pub fn dispatcher(state: &AppState) -> Result<Dispatcher, RuntimeError> {
+    let delivery = state.delivery();
+    let signing = state.signing();
+    let builder = Dispatcher::builder(Arc::clone(state.store()));
+    let builder = if signing.dev {
+        builder.danger_skip_verification(&signing.ring)
+    } else {
+        builder.key_ring(&signing.ring, signing.required)
+    };
+    builder
+        .targets(delivery.targets.clone())
+        .ssrf_policy(delivery.ssrf.clone())
+        .http(delivery.http.clone())
+        .retry_schedule(delivery.retry.clone())
+        .concurrency(delivery.concurrency)
+        .clock(state.clock())
+        .build()
+}
+
+/// What the banner says about leader election.
+pub struct ElectionBanner<'a> {
+    /// The elector about to run.
+    pub elector: &'a LeaderElector,
+}
+
+impl fmt::Display for ElectionBanner<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let e = self.elector;
+        writeln!(
+            f,
+            "  leader election: node {}, role {:?}, lease {} ms; on the leader only: {}",
+            e.node_id(),
+            e.role(),
+            e.lease_ttl().as_millis(),
+            e.service_names().join(", ")
+        )
+    }
+}
+
 /// Runs the API on `listener` with the background services until `signal`
-/// completes, then shuts down gracefully and closes the store.
+/// completes, then shuts down gracefully and closes the store. Leader
+/// election uses a fresh node id and the default lease; see [`run_with`].
 pub async fn run(
     state: AppState,
     listener: TcpListener,
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let messages = state
+        .delivery()
+        .messages
+        .clone()
+        .map(|m| Arc::new(m) as Arc<dyn MessagePublisher>);
+    let elector = leader_elector(&state, &LeaderConfig::default(), messages);
+    run_with(state, listener, signal, elector).await
+}
+
+/// Like [`run`], with a given leader elector (see [`leader_elector`]).
+/// On shutdown the elector stops its services and resigns before the store
+/// is closed, so another node takes over at once.
+pub async fn run_with(
+    state: AppState,
+    listener: TcpListener,
+    signal: impl Future<Output = ()> + Send + 'static,
+    elector: LeaderElector,
+) -> Result<(), ServeError> {
     let store = Arc::clone(state.store());
     let grace = state.config().shutdown_grace;
     let services = Shutdown::new();
     let mut tasks = JoinSet::new();
-    tasks.spawn(Rescuer::new(Arc::clone(&store)).run(services.signal()));
-    tasks.spawn(Pruner::new(Arc::clone(&store)).run(services.signal()));
+    tasks.spawn(elector.run(services.signal()));
+    // Every node delivers messages (claims make each delivery happen once).
+    match dispatcher(&state) {
+        Ok(d) => {
+            let stop = services.signal();
+            tasks.spawn(async move {
+                if let Err(e) = d.run(stop).await {
+                    tracing::error!(error = %e, "the dispatcher stopped");
+                }
+            });
+        }
+        Err(e) => tracing::error!(error = %e, "messages are not delivered by this node"),
+    }
     tasks.spawn(QueueDepthReporter::new(Arc::clone(&store)).run(services.signal()));
     {
         let state = state.clone();

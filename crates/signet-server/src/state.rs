@@ -4,12 +4,15 @@ use std::fmt;
 use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
-use signet_runtime::{Clock, SystemClock};
+use signet_runtime::delivery::HttpConfig;
+use signet_runtime::{
+    Clock, MessageProducer, Producer, RetrySchedule, SsrfPolicy, SystemClock, TargetService,
+};
 use signet_sign::{KeyRing, SigningConfig};
 use signet_store::Store;
 
 use crate::auth::Authenticator;
-use crate::config::ServerConfig;
+use crate::config::{DeliveryConfig, ServerConfig};
 use crate::rate_limit::RateLimits;
 
 /// The server's signing keys and policy.
@@ -68,6 +71,37 @@ pub(crate) struct Shared {
     pub(crate) auth: Authenticator,
     pub(crate) metrics: PrometheusHandle,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) delivery: Delivery,
+}
+
+/// What message publishing and delivery share: the message producer, the
+/// targets and the dispatcher's settings.
+pub struct Delivery {
+    /// Publishes messages; `None` when this server cannot sign what it
+    /// enqueues (signing required but no signing key).
+    pub messages: Option<MessageProducer>,
+    /// Targets and the master key that opens their secrets.
+    pub targets: TargetService,
+    /// Which addresses deliveries may reach.
+    pub ssrf: SsrfPolicy,
+    /// Timeouts and caps of delivery requests.
+    pub http: HttpConfig,
+    /// The default retry schedule.
+    pub retry: RetrySchedule,
+    /// Deliveries in flight at once.
+    pub concurrency: usize,
+}
+
+impl fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Delivery")
+            .field("messages", &self.messages.is_some())
+            .field("targets", &self.targets)
+            .field("ssrf", &self.ssrf)
+            .field("http", &self.http)
+            .field("concurrency", &self.concurrency)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The state behind [`app`](crate::app). Cheap to clone.
@@ -106,7 +140,47 @@ impl AppState {
         metrics: PrometheusHandle,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        Self::with_delivery(
+            store,
+            config,
+            signing,
+            metrics,
+            clock,
+            DeliveryConfig::default(),
+        )
+    }
+
+    /// Like [`AppState::with_clock`] with message delivery configured
+    /// (master key, SSRF allow-list, HTTP client, retry schedule).
+    pub fn with_delivery(
+        store: Arc<dyn Store>,
+        config: ServerConfig,
+        signing: Signing,
+        metrics: PrometheusHandle,
+        clock: Arc<dyn Clock>,
+        delivery: DeliveryConfig,
+    ) -> Self {
         let limits = RateLimits::new(config.rate_limit_per_key, config.rate_limit_per_ip);
+        let targets =
+            TargetService::with_clock(Arc::clone(&store), delivery.master_key, Arc::clone(&clock));
+        let messages = Producer::with_ring(
+            Arc::clone(&store),
+            Arc::new(signing.ring.duplicate()),
+            signing.required,
+        )
+        .map(|p| {
+            MessageProducer::new(p.clock(Arc::clone(&clock)), targets.clone())
+                .retry_schedule(delivery.retry.clone())
+        })
+        .ok();
+        let delivery = Delivery {
+            messages,
+            targets,
+            ssrf: delivery.ssrf,
+            http: delivery.http,
+            retry: delivery.retry,
+            concurrency: delivery.concurrency,
+        };
         Self(Arc::new(Shared {
             store,
             config,
@@ -115,7 +189,13 @@ impl AppState {
             auth: Authenticator::default(),
             metrics,
             clock,
+            delivery,
         }))
+    }
+
+    /// Message publishing and delivery.
+    pub fn delivery(&self) -> &Delivery {
+        &self.0.delivery
     }
 
     /// The store.
@@ -141,5 +221,10 @@ impl AppState {
     /// Now, unix milliseconds, from the state's clock.
     pub fn now_ms(&self) -> i64 {
         self.0.clock.now_ms()
+    }
+
+    /// The state's clock (the scheduler and leader election use it too).
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.0.clock)
     }
 }

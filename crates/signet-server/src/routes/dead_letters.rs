@@ -147,8 +147,10 @@ fn selector(input: DeadSelectorInput) -> AppResult<DeadSelector> {
                 return Err(AppError::invalid("ids", format!("give 1 to {MAX_IDS} ids")));
             }
             for (i, id) in ids.iter().enumerate() {
-                signet_store::TaskId::parse(id)
-                    .map_err(|e| AppError::invalid(format!("ids[{i}]"), e.to_string()))?;
+                // Task or message ids (messages are task rows).
+                parse_task_id(id).map_err(|_| {
+                    AppError::invalid(format!("ids[{i}]"), "is not a task_… or msg_… id")
+                })?;
             }
             Ok(DeadSelector::Ids(ids))
         }

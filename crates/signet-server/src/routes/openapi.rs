@@ -5,7 +5,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorDetail};
-use crate::routes::{dead_letters, health, keys, metrics, queues, tasks};
+use crate::routes::{dead_letters, health, keys, metrics, queues, schedules, tasks};
 use crate::views::{SignatureView, TaskPage, TaskView};
 
 struct BearerAuth;
@@ -28,6 +28,11 @@ impl Modify for BearerAuth {
         tasks::enqueue, tasks::list, tasks::show, tasks::cancel,
         queues::list, keys::status,
         dead_letters::list, dead_letters::show, dead_letters::replay, dead_letters::purge,
+        schedules::create, schedules::list, schedules::show, schedules::update, schedules::delete,
+        schedules::pause, schedules::resume,
+        crate::routes::messages::publish, crate::routes::messages::list, crate::routes::messages::show,
+        crate::routes::targets::create, crate::routes::targets::list, crate::routes::targets::show,
+        crate::routes::targets::update, crate::routes::targets::delete, crate::routes::targets::rotate_secret,
         health::healthz, health::readyz, metrics::render, document,
     ),
     components(schemas(
@@ -37,6 +42,13 @@ impl Modify for BearerAuth {
         keys::KeysStatusResponse, keys::KeyStatus,
         dead_letters::DeadSelectorInput, dead_letters::DeadFilterInput, dead_letters::DeadActionResponse,
         health::HealthResponse,
+        crate::routes::messages::MessageRequest, crate::routes::messages::MessageView,
+        crate::routes::messages::AttemptView, crate::routes::messages::MessagePage,
+        crate::routes::targets::CreateTargetRequest, crate::routes::targets::UpdateTargetRequest,
+        crate::routes::targets::RotateSecretRequest, crate::routes::targets::TargetView,
+        crate::routes::targets::TargetWithSecret, crate::routes::targets::TargetList,
+        schedules::CreateScheduleRequest, schedules::UpdateScheduleRequest,
+        schedules::ScheduleView, schedules::ScheduleList,
     )),
     modifiers(&BearerAuth)
 )]

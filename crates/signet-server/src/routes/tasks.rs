@@ -158,6 +158,8 @@ fn build_task(
     now_ms: i64,
 ) -> AppResult<NewTask> {
     validate_queue_name(&req.queue).map_err(|e| AppError::invalid("queue", e.to_string()))?;
+    signet_runtime::producer::check_not_reserved(&req.queue)
+        .map_err(|e| AppError::invalid("queue", e))?;
     validate_task_name(&req.task)?;
     let args = req
         .args
@@ -400,10 +402,15 @@ pub async fn enqueue(
     Ok((status, Json(TaskView::from(&out.task))))
 }
 
-pub(crate) fn parse_task_id(id: &str) -> AppResult<TaskId> {
-    TaskId::parse(id).map_err(|_| {
-        AppError::NotFound(format!("task {id:?} not found (task ids look like task_…)"))
-    })
+/// A task id from a path; message ids (`msg_…`) are accepted too, since
+/// messages are task rows (their dead letters are shown and replayed here).
+pub(crate) fn parse_task_id(id: &str) -> AppResult<String> {
+    TaskId::parse(id)
+        .map(String::from)
+        .or_else(|_| signet_store::MessageId::parse(id).map(String::from))
+        .map_err(|_| {
+            AppError::NotFound(format!("task {id:?} not found (task ids look like task_…)"))
+        })
 }
 
 /// Show a task.

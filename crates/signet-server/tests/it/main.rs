@@ -4,5 +4,6 @@
 
 mod client_ip;
 mod routes;
+mod schedules;
 mod secrets;
 mod serve;

@@ -199,6 +199,62 @@ fn v1_routes() -> Vec<(Method, &'static str, Option<&'static str>, Scope)> {
             Some(r#"{"ids":["task_x1"]}"#),
             Scope::Admin,
         ),
+        (
+            Method::POST,
+            "/v1/schedules",
+            Some(r#"{"name":"s","cron":"* * * * *","task":{"queue":"q","task":"t"}}"#),
+            Scope::Admin,
+        ),
+        (Method::GET, "/v1/schedules", None, Scope::Read),
+        (Method::GET, "/v1/schedules/sch_missing", None, Scope::Read),
+        (
+            Method::PATCH,
+            "/v1/schedules/sch_missing",
+            Some(r#"{"cron":"0 * * * *"}"#),
+            Scope::Admin,
+        ),
+        (Method::DELETE, "/v1/schedules/sch_missing", None, Scope::Admin),
+        (
+            Method::POST,
+            "/v1/schedules/sch_missing/pause",
+            None,
+            Scope::Admin,
+        ),
+        (
+            Method::POST,
+            "/v1/schedules/sch_missing/resume",
+            None,
+            Scope::Admin,
+        ),
+        (
+            Method::POST,
+            "/v1/messages",
+            Some(r#"{"url":"https://example.com/hook","body":"hi"}"#),
+            Scope::Publish,
+        ),
+        (Method::GET, "/v1/messages", None, Scope::Read),
+        (Method::GET, "/v1/messages/msg_missing", None, Scope::Read),
+        (
+            Method::POST,
+            "/v1/targets",
+            Some(r#"{"name":"t1"}"#),
+            Scope::Admin,
+        ),
+        (Method::GET, "/v1/targets", None, Scope::Admin),
+        (Method::GET, "/v1/targets/tgt_missing", None, Scope::Admin),
+        (
+            Method::PATCH,
+            "/v1/targets/tgt_missing",
+            Some(r#"{"rate_limit_per_s":5}"#),
+            Scope::Admin,
+        ),
+        (Method::DELETE, "/v1/targets/tgt_missing", None, Scope::Admin),
+        (
+            Method::POST,
+            "/v1/targets/tgt_missing/rotate-secret",
+            None,
+            Scope::Admin,
+        ),
     ]
 }
 

@@ -1,0 +1,323 @@
+//! `/v1/messages`: publish a signed HTTP delivery, show it with every
+//! attempt, list them.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use signet_runtime::{MessageSpec, NewMessage, RuntimeError};
+use signet_store::{
+    AttemptRecord, MessageId, TaskFilter, TaskRow, TaskState, MAX_IDEMPOTENCY_KEY_LEN,
+    MESSAGE_QUEUE,
+};
+
+use crate::error::{AppError, AppResult, ErrorBody};
+use crate::extract::{JsonBody, QueryParams};
+use crate::routes::tasks::parse_limit;
+use crate::state::AppState;
+use crate::views::rfc3339;
+
+/// The body of `POST /v1/messages` (documentation; the server parses it as
+/// [`NewMessage`]).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)] // Only its schema is used; requests parse as `NewMessage`.
+pub struct MessageRequest {
+    /// Where to deliver: an `http://` or `https://` URL without user info.
+    pub url: String,
+    /// HTTP method (default `POST`).
+    pub method: Option<String>,
+    /// Headers to send. Hop-by-hop, `Host`, `Content-Length` and signature
+    /// headers cannot be set.
+    pub headers: Option<BTreeMap<String, String>>,
+    /// The body: a string (sent as it is) or any JSON value (sent as the
+    /// JSON text given, with `content-type: application/json` unless set).
+    #[schema(value_type = Object)]
+    pub body: Option<serde_json::Value>,
+    /// A target's id (`tgt_…`) or name: its secret signs, its limits apply.
+    pub target: Option<String>,
+    /// `standard` (default), `svix`, `stromboli`, `krafter`, `github` or
+    /// `stripe`; all but `standard` and `svix` need a target.
+    pub signature_profile: Option<String>,
+    /// Where a signed callback goes when the message is delivered or dead.
+    pub callback_url: Option<String>,
+    /// First attempt no sooner than this many ms from now (0 to one year).
+    pub delay_ms: Option<i64>,
+    /// First attempt no sooner than this time (RFC 3339 or unix ms).
+    pub not_before: Option<String>,
+    /// Attempts allowed, 1–100 (default: the retry schedule's steps + 1).
+    pub max_attempts: Option<u32>,
+    /// Waits between attempts in ms (default 5 s, 5 min, 30 min, 2 h, 5 h,
+    /// 10 h, 10 h, each ±20 %).
+    pub retry_schedule_ms: Option<Vec<u64>>,
+}
+
+/// One delivery attempt.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AttemptView {
+    /// Attempt number, from 1.
+    pub attempt: u32,
+    /// When the request started.
+    pub started_at: String,
+    /// Time to the end of the response (or the failure), ms.
+    pub latency_ms: i64,
+    /// The HTTP status, when a response arrived.
+    pub status: Option<u16>,
+    /// What went wrong without a response (connect error, timeout, refusal).
+    pub error: Option<String>,
+    /// The first 4 KiB of the response body, as text (invalid UTF-8
+    /// replaced).
+    pub response_body: String,
+    /// The same bytes as base64, only when they are not UTF-8 text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_body_base64: Option<String>,
+}
+
+impl From<&AttemptRecord> for AttemptView {
+    fn from(a: &AttemptRecord) -> Self {
+        let text = match std::str::from_utf8(&a.response_body) {
+            Ok(_) => true,
+            // A multi-byte character cut at the 4 KiB mark is still text.
+            Err(e) => e.error_len().is_none(),
+        };
+        Self {
+            attempt: a.attempt,
+            started_at: rfc3339(a.started_at_ms),
+            latency_ms: a.latency_ms,
+            status: a.status,
+            error: a.error.clone(),
+            response_body: String::from_utf8_lossy(&a.response_body).into_owned(),
+            response_body_base64: (!text)
+                .then(|| base64::engine::general_purpose::STANDARD.encode(&a.response_body)),
+        }
+    }
+}
+
+/// A message, as the API shows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MessageView {
+    /// `msg_…`.
+    pub id: String,
+    /// `scheduled`, `available`, `running`, `retryable`, `succeeded`
+    /// (delivered), `dead` or `cancelled`.
+    pub state: String,
+    /// Where it goes (absent when the stored message cannot be read).
+    pub url: Option<String>,
+    /// The method.
+    pub method: Option<String>,
+    /// The target id, when a target signs.
+    pub target: Option<String>,
+    /// The signature profile.
+    pub signature_profile: Option<String>,
+    /// Attempts started.
+    pub attempts_made: u32,
+    /// Attempts allowed.
+    pub max_attempts: u32,
+    /// Created.
+    pub created_at: String,
+    /// Last state change.
+    pub updated_at: String,
+    /// When the next attempt is due (while not final).
+    pub next_attempt_at: Option<String>,
+    /// Finished (delivered or dead).
+    pub finished_at: Option<String>,
+    /// Where the callback goes.
+    pub callback_url: Option<String>,
+    /// The last attempt's error.
+    pub last_error: Option<String>,
+    /// Why it is dead.
+    pub dead_reason: Option<String>,
+    /// More about why it is dead.
+    pub dead_detail: Option<String>,
+    /// Every attempt, oldest first (`GET /v1/messages/{id}` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<Vec<AttemptView>>,
+}
+
+impl MessageView {
+    fn new(row: &TaskRow, attempts: Option<&[AttemptRecord]>) -> Self {
+        let spec = MessageSpec::from_args(&row.envelope.args).ok();
+        Self {
+            id: row.id().to_owned(),
+            state: row.state.as_str().to_owned(),
+            url: spec.as_ref().map(|s| s.url.clone()),
+            method: spec.as_ref().map(|s| s.method.clone()),
+            target: spec.as_ref().and_then(|s| s.target.clone()),
+            signature_profile: spec
+                .as_ref()
+                .map(|s| s.signature_profile.as_str().to_owned()),
+            attempts_made: row.attempt,
+            max_attempts: row.envelope.max_attempts,
+            created_at: rfc3339(row.envelope.created_at_ms),
+            updated_at: rfc3339(row.updated_at_ms),
+            next_attempt_at: (!row.state.is_final()).then(|| rfc3339(row.run_at_ms)),
+            finished_at: row.finished_at_ms.map(rfc3339),
+            callback_url: row.envelope.callback_url.clone(),
+            last_error: row.last_error.clone(),
+            dead_reason: row.dead_reason.map(|r| r.as_str().to_owned()),
+            dead_detail: row.dead_detail.clone(),
+            attempts: attempts.map(|a| a.iter().map(AttemptView::from).collect()),
+        }
+    }
+}
+
+/// A page of messages.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MessagePage {
+    /// The messages (without their attempts).
+    pub items: Vec<MessageView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A runtime error as the API answers it.
+pub(crate) fn runtime_error(e: RuntimeError) -> AppError {
+    match e {
+        RuntimeError::InvalidField { field, message } => AppError::Invalid { field, message },
+        RuntimeError::InvalidTask(message) => AppError::invalid("request", message),
+        RuntimeError::Args(e) => AppError::invalid("body", e.to_string()),
+        RuntimeError::Store(e) => AppError::from(e),
+        RuntimeError::MasterKey(message) | RuntimeError::Config(message) => {
+            AppError::NotConfigured(message)
+        }
+        other => AppError::Internal(Box::new(other)),
+    }
+}
+
+fn idempotency_key(headers: &HeaderMap) -> AppResult<Option<String>> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .filter(|t| {
+            !t.is_empty()
+                && t.len() <= MAX_IDEMPOTENCY_KEY_LEN
+                && t.bytes().all(|b| b.is_ascii_graphic())
+        })
+        .map(|t| Some(t.to_owned()))
+        .ok_or_else(|| {
+            AppError::invalid(
+                "Idempotency-Key",
+                format!("must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"),
+            )
+        })
+}
+
+/// Publish a message: Signet delivers it, signed, with retries.
+#[utoipa::path(
+    post, path = "/v1/messages", tag = "messages",
+    request_body = MessageRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes publishing exactly-once per key")),
+    responses(
+        (status = 201, description = "Published", body = MessageView),
+        (status = 200, description = "Already published with this Idempotency-Key", body = MessageView),
+        (status = 400, description = "Malformed JSON or unknown field", body = ErrorBody),
+        (status = 409, description = "The Idempotency-Key belongs to a task", body = ErrorBody),
+        (status = 422, description = "Invalid field (named)", body = ErrorBody),
+        (status = 503, description = "Not configured (no signing key, no master key for targets)", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn publish(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(message): JsonBody<NewMessage>,
+) -> AppResult<(StatusCode, Json<MessageView>)> {
+    let key = idempotency_key(&headers)?;
+    let Some(producer) = state.delivery().messages.as_ref() else {
+        return Err(AppError::NotConfigured(
+            "this server cannot sign what it enqueues (signing is required but no signing key is set); set SIGNET_SIGNING_KEYS and SIGNET_SIGNING_ACTIVE_KEY".into(),
+        ));
+    };
+    let out = producer
+        .publish(message, key)
+        .await
+        .map_err(runtime_error)?;
+    let status = if out.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(MessageView::new(&out.task, None))))
+}
+
+fn parse_message_id(id: &str) -> AppResult<MessageId> {
+    MessageId::parse(id).map_err(|_| {
+        AppError::NotFound(format!(
+            "message {id:?} not found (message ids look like msg_…)"
+        ))
+    })
+}
+
+/// Show a message and every attempt.
+#[utoipa::path(
+    get, path = "/v1/messages/{id}", tag = "messages",
+    params(("id" = String, Path, description = "Message id (msg_…)")),
+    responses((status = 200, body = MessageView), (status = 404, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> AppResult<Json<MessageView>> {
+    let id = parse_message_id(&id)?;
+    let row = state
+        .store()
+        .task(id.as_str())
+        .await?
+        .filter(|r| r.queue() == MESSAGE_QUEUE)
+        .ok_or_else(|| AppError::NotFound(format!("message {id} not found")))?;
+    let attempts = state.store().attempts(id.as_str()).await?;
+    Ok(Json(MessageView::new(&row, Some(&attempts))))
+}
+
+/// Query of `GET /v1/messages`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct MessageListQuery {
+    /// Only this state.
+    pub state: Option<String>,
+    /// Page size, 1–1000 (default 50).
+    pub limit: Option<String>,
+    /// From `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+/// List messages.
+#[utoipa::path(
+    get, path = "/v1/messages", tag = "messages",
+    params(MessageListQuery),
+    responses((status = 200, body = MessagePage), (status = 422, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    QueryParams(q): QueryParams<MessageListQuery>,
+) -> AppResult<Json<MessagePage>> {
+    let task_state = q
+        .state
+        .as_deref()
+        .map(|s| s.parse::<TaskState>())
+        .transpose()
+        .map_err(|e| AppError::invalid("state", e.to_string()))?;
+    let filter = TaskFilter {
+        queue: Some(MESSAGE_QUEUE.to_owned()),
+        state: task_state,
+        limit: parse_limit(q.limit.as_deref())?,
+        cursor: q.cursor,
+    };
+    let page = state.store().list_tasks(filter).await?;
+    Ok(Json(MessagePage {
+        items: page
+            .items
+            .iter()
+            .map(|r| MessageView::new(r, None))
+            .collect(),
+        next_cursor: page.next_cursor,
+    }))
+}

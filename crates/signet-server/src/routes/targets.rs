@@ -1,0 +1,362 @@
+//! `/v1/targets`: registered receivers with their own secrets and limits.
+//!
+//! A target's secret is returned once, by `POST /v1/targets` and by
+//! `POST /v1/targets/{id}/rotate-secret`; every other answer shows only its
+//! fingerprint. Secrets are sealed under `SIGNET_MASTER_KEY`; without one,
+//! creating or rotating answers `503 not_configured`.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::Json;
+use serde::{Deserialize, Deserializer, Serialize};
+use signet_runtime::{NewTarget, TargetPatch, TargetSecret};
+use signet_store::TargetRecord;
+
+use crate::error::{AppError, AppResult, ErrorBody};
+use crate::extract::{parse_json, JsonBody};
+use crate::routes::messages::runtime_error;
+use crate::state::AppState;
+use crate::views::rfc3339;
+
+/// `POST /v1/targets`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTargetRequest {
+    /// Unique name: 1–128 of `A-Z a-z 0-9 . _ : -`.
+    pub name: String,
+    /// Messages for this target must have a URL starting with this.
+    pub url_prefix: Option<String>,
+    /// The signing secret (16–256 visible ASCII characters); a `whsec_`
+    /// secret is generated when absent. Returned once, in this response.
+    pub secret: Option<String>,
+    /// Deliveries per second to this target, at most.
+    pub rate_limit_per_s: Option<u32>,
+    /// Deliveries in flight to this target, at most.
+    pub max_concurrency: Option<u32>,
+    /// Refuse `http://` URLs (default false).
+    pub https_only: Option<bool>,
+}
+
+/// `PATCH /v1/targets/{id}`: fields to change; `null` clears an optional
+/// field. The secret changes only by rotation.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTargetRequest {
+    /// A new unique name.
+    pub name: Option<String>,
+    /// A new URL prefix, or `null` for none.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub url_prefix: Option<Option<String>>,
+    /// A new rate limit, or `null` for none.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>)]
+    pub rate_limit_per_s: Option<Option<u32>>,
+    /// A new concurrency limit, or `null` for none.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>)]
+    pub max_concurrency: Option<Option<u32>>,
+    /// Refuse `http://` URLs, or not.
+    pub https_only: Option<bool>,
+}
+
+/// A field given (even as `null`) becomes `Some`, so `null` can clear it.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// `POST /v1/targets/{id}/rotate-secret` (the body is optional).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecretRequest {
+    /// The new secret; generated when absent.
+    pub secret: Option<String>,
+    /// How long the replaced secret keeps signing beside the new one, in
+    /// seconds (default 86400, at most 30 days; 0 stops it at once).
+    pub overlap_s: Option<u64>,
+}
+
+/// A target, as shown: never its secret, only a fingerprint.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TargetView {
+    /// `tgt_…`.
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// Messages must have a URL starting with this.
+    pub url_prefix: Option<String>,
+    /// Fingerprint of the current secret (`sha256:…`).
+    pub secret_fingerprint: String,
+    /// Deliveries per second, at most.
+    pub rate_limit_per_s: Option<u32>,
+    /// Deliveries in flight, at most.
+    pub max_concurrency: Option<u32>,
+    /// `http://` URLs are refused.
+    pub https_only: bool,
+    /// Created.
+    pub created_at: String,
+    /// Last change.
+    pub updated_at: String,
+}
+
+impl From<&TargetRecord> for TargetView {
+    fn from(t: &TargetRecord) -> Self {
+        Self {
+            id: t.id.clone(),
+            name: t.name.clone(),
+            url_prefix: t.url_prefix.clone(),
+            secret_fingerprint: t.secret_fingerprint.clone(),
+            rate_limit_per_s: t.rate_limit_per_s,
+            max_concurrency: t.max_concurrency,
+            https_only: t.https_only,
+            created_at: rfc3339(t.created_at_ms),
+            updated_at: rfc3339(t.updated_at_ms),
+        }
+    }
+}
+
+/// A target with its secret: only in the answers to create and rotate.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TargetWithSecret {
+    /// The target.
+    #[serde(flatten)]
+    pub target: TargetView,
+    /// The secret. Shown once: store it now.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for TargetWithSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TargetWithSecret")
+            .field("target", &self.target)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+impl TargetWithSecret {
+    fn new(t: &TargetRecord, secret: &TargetSecret) -> Self {
+        Self {
+            target: TargetView::from(t),
+            secret: secret.expose_secret().to_owned(),
+        }
+    }
+}
+
+/// The targets.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TargetList {
+    /// Every target, by name.
+    pub items: Vec<TargetView>,
+}
+
+fn secret_of(text: Option<String>) -> AppResult<Option<TargetSecret>> {
+    text.map(|t| TargetSecret::parse(&t))
+        .transpose()
+        .map_err(runtime_error)
+}
+
+/// Register a target. Its secret is in this answer and never again.
+#[utoipa::path(
+    post, path = "/v1/targets", tag = "targets",
+    request_body = CreateTargetRequest,
+    responses(
+        (status = 201, description = "Registered; `secret` is shown only now", body = TargetWithSecret),
+        (status = 409, description = "The name is taken", body = ErrorBody),
+        (status = 422, description = "Invalid field (named)", body = ErrorBody),
+        (status = 503, description = "SIGNET_MASTER_KEY is not set", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<CreateTargetRequest>,
+) -> AppResult<(StatusCode, Json<TargetWithSecret>)> {
+    let new = NewTarget {
+        name: req.name,
+        url_prefix: req.url_prefix,
+        secret: secret_of(req.secret)?,
+        rate_limit_per_s: req.rate_limit_per_s,
+        max_concurrency: req.max_concurrency,
+        https_only: req.https_only.unwrap_or(false),
+    };
+    let (target, secret) = state
+        .delivery()
+        .targets
+        .create(new)
+        .await
+        .map_err(|e| match e {
+            signet_runtime::RuntimeError::Store(signet_store::StoreError::Conflict(_)) => {
+                AppError::Conflict("a target with this name exists; choose another name".into())
+            }
+            other => runtime_error(other),
+        })?;
+    Ok((
+        StatusCode::CREATED,
+        Json(TargetWithSecret::new(&target, &secret)),
+    ))
+}
+
+/// List targets.
+#[utoipa::path(
+    get, path = "/v1/targets", tag = "targets",
+    responses((status = 200, body = TargetList)),
+    security(("bearer" = []))
+)]
+pub async fn list(State(state): State<AppState>) -> AppResult<Json<TargetList>> {
+    let targets = state
+        .delivery()
+        .targets
+        .list()
+        .await
+        .map_err(runtime_error)?;
+    Ok(Json(TargetList {
+        items: targets.iter().map(TargetView::from).collect(),
+    }))
+}
+
+async fn find(state: &AppState, id: &str) -> AppResult<TargetRecord> {
+    state
+        .delivery()
+        .targets
+        .find(id)
+        .await
+        .map_err(runtime_error)?
+        .ok_or_else(|| {
+            AppError::NotFound(format!(
+                "target {id:?} not found (give its tgt_… id or its name)"
+            ))
+        })
+}
+
+/// Show a target (by id or name): never its secret.
+#[utoipa::path(
+    get, path = "/v1/targets/{id}", tag = "targets",
+    params(("id" = String, Path, description = "Target id (tgt_…) or name")),
+    responses((status = 200, body = TargetView), (status = 404, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> AppResult<Json<TargetView>> {
+    Ok(Json(TargetView::from(&find(&state, &id).await?)))
+}
+
+/// Change a target's name, URL prefix, limits or `https_only`.
+#[utoipa::path(
+    patch, path = "/v1/targets/{id}", tag = "targets",
+    params(("id" = String, Path, description = "Target id (tgt_…) or name")),
+    request_body = UpdateTargetRequest,
+    responses(
+        (status = 200, body = TargetView),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "The new name is taken", body = ErrorBody),
+        (status = 422, description = "Invalid field (named)", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn update(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<UpdateTargetRequest>,
+) -> AppResult<Json<TargetView>> {
+    let target = find(&state, &id).await?;
+    let patch = TargetPatch {
+        name: req.name,
+        url_prefix: req.url_prefix,
+        rate_limit_per_s: req.rate_limit_per_s,
+        max_concurrency: req.max_concurrency,
+        https_only: req.https_only,
+    };
+    let updated = state
+        .delivery()
+        .targets
+        .update(&target.id, patch)
+        .await
+        .map_err(|e| match e {
+            signet_runtime::RuntimeError::Store(signet_store::StoreError::Conflict(_)) => {
+                AppError::Conflict("another target has this name; choose another name".into())
+            }
+            other => runtime_error(other),
+        })?;
+    Ok(Json(TargetView::from(&updated)))
+}
+
+/// Delete a target. Messages still naming it are dead-lettered
+/// (`target-refused`) when their turn comes.
+#[utoipa::path(
+    delete, path = "/v1/targets/{id}", tag = "targets",
+    params(("id" = String, Path, description = "Target id (tgt_…) or name")),
+    responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> AppResult<StatusCode> {
+    let target = find(&state, &id).await?;
+    state
+        .delivery()
+        .targets
+        .delete(&target.id)
+        .await
+        .map_err(runtime_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Replace the secret. The new one is in this answer and never again; the
+/// old one keeps signing beside it for `overlap_s` (default 24 h).
+#[utoipa::path(
+    post, path = "/v1/targets/{id}/rotate-secret", tag = "targets",
+    params(("id" = String, Path, description = "Target id (tgt_…) or name")),
+    request_body(content = RotateSecretRequest, description = "Optional: send no body for a generated secret and the default overlap"),
+    responses(
+        (status = 200, description = "Rotated; `secret` is shown only now", body = TargetWithSecret),
+        (status = 404, body = ErrorBody),
+        (status = 422, description = "Invalid field (named)", body = ErrorBody),
+        (status = 503, description = "SIGNET_MASTER_KEY is not set", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn rotate_secret(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> AppResult<Json<TargetWithSecret>> {
+    let req: RotateSecretRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        RotateSecretRequest::default()
+    } else {
+        let json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("application/json")
+            });
+        if !json {
+            return Err(AppError::UnsupportedMediaType(
+                "send the body as `Content-Type: application/json`, or no body".into(),
+            ));
+        }
+        parse_json(&body)?
+    };
+    let target = find(&state, &id).await?;
+    let secret = secret_of(req.secret)?;
+    let (target, secret) = state
+        .delivery()
+        .targets
+        .rotate(&target.id, secret, req.overlap_s.map(Duration::from_secs))
+        .await
+        .map_err(runtime_error)?;
+    Ok(Json(TargetWithSecret::new(&target, &secret)))
+}
