@@ -38,9 +38,16 @@ enum Command {
     /// Inspect, replay and purge dead letters.
     #[command(subcommand)]
     Dlq(commands::dlq::Command),
+    /// Cron schedules that fire tasks or messages.
+    #[command(subcommand)]
+    Schedules(commands::schedules::Command),
+    /// Run a development receiver that verifies and prints signed requests.
+    Receive(commands::receive::Args),
     /// Measure throughput and latency.
     #[command(subcommand)]
     Bench(commands::bench::Command),
+    /// Apply the store's schema migrations (idempotent), or show their status.
+    Migrate(commands::migrate::Args),
 }
 
 /// Logs go to stderr (stdout is the commands' output), at `warn` unless
@@ -69,6 +76,9 @@ pub(crate) fn main() -> ExitCode {
         Command::Tasks(cmd) => commands::tasks::run(cmd),
         Command::Queues(args) => commands::queues::run(args),
         Command::Dlq(cmd) => commands::dlq::run(cmd),
+        Command::Schedules(cmd) => commands::schedules::run(cmd),
+        Command::Receive(args) => commands::receive::run(args),
         Command::Bench(cmd) => commands::bench::run(cmd),
+        Command::Migrate(args) => commands::migrate::run(args),
     }
 }

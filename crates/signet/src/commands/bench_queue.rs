@@ -2,7 +2,9 @@
 //!
 //! Producers sign and enqueue tasks (in batches, as a bulk producer would)
 //! while one worker claims, verifies, runs a trivial handler and
-//! acknowledges them, all against a SQLite store with `synchronous=FULL`.
+//! acknowledges them, all against a SQLite store with `synchronous=FULL`
+//! (default: a fresh file), or a PostgreSQL store (`--database-url
+//! postgres://…`: a fresh schema, dropped after the run).
 //! Reported: enqueue rate, end-to-end rate (tasks / wall time from the first
 //! enqueue to the last acknowledgement), and the enqueue→start latency each
 //! handler measures from a timestamp the producer put in the args.
@@ -25,7 +27,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::commands::finish;
 use crate::commands::keys::parse_algorithm;
-use crate::store_url::{open_sqlite, redact};
+use crate::store_url::{backend, open_postgres, open_sqlite, postgres_options, redact, Backend};
 
 /// Default number of tasks.
 pub(crate) const DEFAULT_TASKS: usize = 100_000;
@@ -47,7 +49,9 @@ pub(crate) struct Args {
     /// Signing algorithm: hmac-sha256 or ed25519.
     #[arg(long, value_parser = parse_algorithm, default_value = "hmac-sha256")]
     algorithm: Algorithm,
-    /// Store to use (default: a fresh file in a temporary directory, deleted after).
+    /// Store to use (default: a fresh SQLite file in a temporary directory,
+    /// deleted after). With postgres://…, the run uses a fresh schema of
+    /// that database and drops it after.
     #[arg(long)]
     database_url: Option<String>,
     /// Tasks the worker runs at once.
@@ -161,17 +165,18 @@ async fn bench_async(args: Args) -> anyhow::Result<()> {
             (Some(dir), url)
         }
     };
-    let sqlite = open_sqlite(&url, SqliteConfig::default())?;
-    let store: Arc<dyn Store> = sqlite.clone();
+    let opened = BenchStore::open(&url).await?;
+    let store: Arc<dyn Store> = opened.store();
     // A queue of its own, so an existing database's tasks do not count.
     let queue = format!("bench-{:08x}", rand::random::<u32>());
     let ring = bench_ring(args.algorithm)?;
 
     println!(
-        "signet bench queue: {} tasks, {} signatures, store {} (synchronous=FULL)",
+        "signet bench queue: {} tasks, {} signatures, store {} ({})",
         args.tasks,
         args.algorithm,
-        redact(&url)
+        redact(&url),
+        opened.describe()
     );
     let batch = args.batch();
     let pace = match args.rate {
@@ -316,12 +321,10 @@ async fn bench_async(args: Args) -> anyhow::Result<()> {
             args.tasks
         );
     }
-    let stats = sqlite.writer_stats();
+    let stats = opened.stats(e2e);
     let cpu = process_cpu_secs();
     let threads = thread_times();
-    if let Err(e) = store.close().await {
-        eprintln!("warning: closing the store: {e}");
-    }
+    opened.finish().await;
 
     let mut latencies_us = std::mem::take(
         &mut *latencies
@@ -335,13 +338,7 @@ async fn bench_async(args: Args) -> anyhow::Result<()> {
         e2e,
         latencies_us,
     };
-    println!(
-        "  store writer: {} commits for {} operations ({:.1} operations per commit, {:.0} commits/s)",
-        stats.commits,
-        stats.operations,
-        stats.operations as f64 / (stats.commits.max(1)) as f64,
-        stats.commits as f64 / figures.e2e.as_secs_f64().max(1e-9)
-    );
+    println!("  {stats}");
     if let Some(cpu) = cpu {
         println!(
             "  process CPU: {cpu:.2} s over {:.2} s wall ({:.0}% of one core)",
@@ -360,6 +357,77 @@ async fn bench_async(args: Args) -> anyhow::Result<()> {
     }
     print_figures(&figures, args.algorithm);
     Ok(())
+}
+
+/// The store a run uses, and what to do with it after.
+enum BenchStore {
+    Sqlite(Arc<signet_sqlite::SqliteStore>),
+    /// In a fresh schema, dropped after the run.
+    Postgres(signet_postgres::PostgresStore),
+}
+
+impl BenchStore {
+    async fn open(url: &str) -> anyhow::Result<Self> {
+        Ok(match backend(url)? {
+            Backend::Sqlite => BenchStore::Sqlite(open_sqlite(url, SqliteConfig::default())?),
+            Backend::Postgres => {
+                let schema = format!("signet_bench_{:08x}", rand::random::<u32>());
+                BenchStore::Postgres(open_postgres(url, postgres_options(Some(&schema))).await?)
+            }
+        })
+    }
+
+    fn store(&self) -> Arc<dyn Store> {
+        match self {
+            BenchStore::Sqlite(s) => s.clone(),
+            BenchStore::Postgres(s) => Arc::new(s.clone()),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            BenchStore::Sqlite(_) => "SQLite, synchronous=FULL".to_owned(),
+            BenchStore::Postgres(s) => format!(
+                "PostgreSQL, fresh schema {}, {} pooled connections at most",
+                s.schema_name(),
+                s.pool_status().max_size
+            ),
+        }
+    }
+
+    /// One line about the store's own work over `wall` time.
+    fn stats(&self, wall: Duration) -> String {
+        match self {
+            BenchStore::Sqlite(s) => {
+                let stats = s.writer_stats();
+                format!(
+                    "store writer: {} commits for {} operations ({:.1} operations per commit, {:.0} commits/s)",
+                    stats.commits,
+                    stats.operations,
+                    stats.operations as f64 / (stats.commits.max(1)) as f64,
+                    stats.commits as f64 / wall.as_secs_f64().max(1e-9)
+                )
+            }
+            BenchStore::Postgres(s) => {
+                let pool = s.pool_status();
+                format!(
+                    "store pool: {} connections open of {} at most, {} idle at the end",
+                    pool.size, pool.max_size, pool.available
+                )
+            }
+        }
+    }
+
+    /// Closes the store; a PostgreSQL run drops its schema.
+    async fn finish(self) {
+        let closed = match &self {
+            BenchStore::Sqlite(s) => s.close().await,
+            BenchStore::Postgres(s) => s.danger_drop_schema().await,
+        };
+        if let Err(e) = closed {
+            eprintln!("warning: closing the store: {e}");
+        }
+    }
 }
 
 /// User + system CPU seconds of this process so far, from `/proc/self/stat`

@@ -1,5 +1,8 @@
-//! `signet serve`: the HTTP API and the runtime's background services
-//! (rescuer, pruner, queue-depth sampler) on one store, in one process.
+//! `signet serve`: the HTTP API and the runtime's background services on
+//! one store, in one process. The scheduler, rescuer and pruner run only on
+//! the node that leads (one of all the processes sharing the store); the
+//! banner names this node, and a line on stdout says each time it gains or
+//! loses leadership.
 //!
 //! Configuration errors (signing variables, trusted proxies, flags) stop it
 //! before it binds, with exit code 2 and a message naming the setting.
@@ -10,12 +13,19 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
+use std::sync::Arc;
+
+use signet_runtime::delivery::HttpConfig;
+use signet_runtime::dispatcher::DEFAULT_DELIVERY_CONCURRENCY;
+use signet_runtime::leader::default_node_id;
+use signet_runtime::{Leadership, MessagePublisher, RetrySchedule, SsrfPolicy, SystemClock};
 use signet_server::config::{
-    limit_from_rate, ServerConfig, DEFAULT_MAX_BODY_BYTES, DEFAULT_RATE_LIMIT_PER_IP,
-    DEFAULT_RATE_LIMIT_PER_KEY,
+    limit_from_rate, DeliveryConfig, ServerConfig, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_RATE_LIMIT_PER_IP, DEFAULT_RATE_LIMIT_PER_KEY,
 };
-use signet_server::serve::{self, Banner};
+use signet_server::serve::{self, Banner, ElectionBanner, LeaderConfig, SERVICES_ROLE};
 use signet_server::{AppState, Signing, TrustedProxies};
+use signet_sign::sealed::{MasterKey, MASTER_KEY_VAR};
 use signet_sign::SigningConfig;
 
 use crate::commands::{finish, now_ms};
@@ -52,6 +62,33 @@ pub(crate) struct Args {
     /// Time in-flight requests get to finish after SIGINT/SIGTERM.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     shutdown_grace: Duration,
+    /// This node's name in leader election (default: node-<pid>-<random>).
+    #[arg(long, env = "SIGNET_NODE_ID")]
+    node_id: Option<String>,
+    /// How long the leader's lease lasts without renewal: when the leader
+    /// dies, another node runs the scheduler, rescuer and pruner within this.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    leader_ttl: Duration,
+    /// Private or loopback ranges messages may be delivered to, comma
+    /// separated (for example 10.0.0.0/8,127.0.0.1). Everything else that
+    /// is not public is refused by the SSRF guard.
+    #[arg(long, env = "SIGNET_ALLOWED_TARGET_CIDRS", default_value = "")]
+    allowed_target_cidrs: String,
+    /// Waits between delivery attempts of messages that bring no schedule
+    /// of their own, comma separated; each is moved by up to ±20 %.
+    #[arg(
+        long,
+        env = "SIGNET_RETRY_SCHEDULE",
+        default_value = "5s,5m,30m,2h,5h,10h,10h"
+    )]
+    retry_schedule: String,
+    /// Message deliveries in flight at once on this node.
+    #[arg(long, default_value_t = DEFAULT_DELIVERY_CONCURRENCY)]
+    delivery_concurrency: usize,
+    /// Total time one delivery attempt may take (connect, send, read the
+    /// response).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    delivery_timeout: Duration,
 }
 
 pub(crate) fn run(args: Args) -> ExitCode {
@@ -66,6 +103,44 @@ pub(crate) fn run(args: Args) -> ExitCode {
 }
 
 /// Builds the configuration from flags and the environment, refusing bad values.
+/// The delivery settings from flags and the environment: the master key
+/// (`SIGNET_MASTER_KEY`, environment only: it is a secret), the SSRF
+/// allow-list, the retry schedule and the HTTP client's limits.
+fn delivery_config(args: &Args) -> anyhow::Result<DeliveryConfig> {
+    let master_key = match std::env::var(MASTER_KEY_VAR) {
+        Ok(text) if !text.trim().is_empty() => {
+            Some(MasterKey::parse(text.trim()).map_err(|e| anyhow!("{}", e.message()))?)
+        }
+        _ => None,
+    };
+    let ssrf = SsrfPolicy::parse_allowed(&args.allowed_target_cidrs)?;
+    let steps = args
+        .retry_schedule
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            parse_duration(s).map_err(|e| anyhow!("--retry-schedule (SIGNET_RETRY_SCHEDULE): {e}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let retry = RetrySchedule::new(steps)
+        .map_err(|e| anyhow!("--retry-schedule (SIGNET_RETRY_SCHEDULE): {e}"))?;
+    let http = HttpConfig {
+        request_timeout: args.delivery_timeout,
+        connect_timeout: HttpConfig::default()
+            .connect_timeout
+            .min(args.delivery_timeout),
+        ..HttpConfig::default()
+    };
+    Ok(DeliveryConfig {
+        master_key,
+        ssrf,
+        http,
+        retry,
+        concurrency: args.delivery_concurrency,
+    })
+}
+
 fn config(args: &Args) -> anyhow::Result<(ServerConfig, Signing, Vec<String>)> {
     let trusted_proxies: TrustedProxies = args.trusted_proxies.parse()?;
     if trusted_proxies.trusts_everyone() {
@@ -78,6 +153,25 @@ fn config(args: &Args) -> anyhow::Result<(ServerConfig, Signing, Vec<String>)> {
     }
     if args.max_body_bytes == 0 {
         return Err(anyhow!("--max-body-bytes must be at least 1"));
+    }
+    if args.leader_ttl < Duration::from_secs(1) {
+        return Err(anyhow!("--leader-ttl must be at least 1s"));
+    }
+    if let Some(id) = &args.node_id {
+        if id.is_empty()
+            || id.len() > 128
+            || id.chars().any(|c| c.is_control() || c.is_whitespace())
+        {
+            return Err(anyhow!(
+                "--node-id must be 1 to 128 characters without spaces or control characters"
+            ));
+        }
+    }
+    if args.delivery_concurrency == 0 {
+        return Err(anyhow!("--delivery-concurrency must be at least 1"));
+    }
+    if args.delivery_timeout.is_zero() {
+        return Err(anyhow!("--delivery-timeout must be longer than 0"));
     }
     let signing = SigningConfig::from_vars(std::env::vars())
         .map_err(|e| anyhow!("signing configuration: {e}"))?;
@@ -96,6 +190,7 @@ fn config(args: &Args) -> anyhow::Result<(ServerConfig, Signing, Vec<String>)> {
 
 async fn serve_main(args: Args) -> anyhow::Result<()> {
     let (config, signing, warnings) = config(&args)?;
+    let delivery = delivery_config(&args)?;
     for w in &warnings {
         eprintln!("WARN {w}");
     }
@@ -127,7 +222,112 @@ async fn serve_main(args: Args) -> anyhow::Result<()> {
         Some(key) => tracing::info!(algorithm = %key.algorithm(), key_id = %key.id(), "signing on"),
         None => tracing::warn!("signing off: tasks enqueued over HTTP are stored unsigned"),
     }
-    let state = AppState::new(store, config, signing, metrics);
-    serve::run(state, listener, serve::shutdown_signal()).await?;
+    let state = AppState::with_delivery(
+        store,
+        config,
+        signing,
+        metrics,
+        Arc::new(SystemClock),
+        delivery,
+    );
+    // A wrong master key is a start-up error, never garbage later.
+    let targets = state.delivery().targets.verify_master_key().await?;
+    {
+        let d = state.delivery();
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "  delivery: {} target(s); master key {}; SSRF guard allows {}",
+            targets,
+            d.targets.master_key_fingerprint().map_or_else(
+                || format!("not set ({MASTER_KEY_VAR}; targets cannot be created)"),
+                |f| format!("fingerprint {f}")
+            ),
+            if d.ssrf.allowed().is_empty() {
+                "public addresses only".to_owned()
+            } else {
+                format!(
+                    "public addresses and {}",
+                    d.ssrf
+                        .allowed()
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        )?;
+        out.flush()?;
+    }
+    let leader = LeaderConfig {
+        node_id: args.node_id.clone().unwrap_or_else(default_node_id),
+        ttl: args.leader_ttl,
+    };
+    // Message schedules publish through the same producer as the API.
+    let messages = state
+        .delivery()
+        .messages
+        .clone()
+        .map(|m| Arc::new(m) as Arc<dyn MessagePublisher>);
+    let elector = serve::leader_elector(&state, &leader, messages);
+    {
+        let mut out = std::io::stdout().lock();
+        write!(out, "{}", ElectionBanner { elector: &elector })?;
+        out.flush()?;
+    }
+    tokio::spawn(report_leadership(
+        elector.subscribe(),
+        std::sync::Arc::clone(state.store()),
+        elector.renew_every(),
+    ));
+    serve::run_with(state, listener, serve::shutdown_signal(), elector).await?;
     Ok(())
+}
+
+/// Prints a line on stdout whenever this node gains or loses leadership,
+/// and once, shortly after start, which node leads when it is not this one.
+async fn report_leadership(
+    mut leadership: tokio::sync::watch::Receiver<Leadership>,
+    store: std::sync::Arc<dyn signet_store::Store>,
+    renew_every: Duration,
+) {
+    let print = |line: String| {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    };
+    // The first election round runs at once; give it a renewal to settle.
+    let led = tokio::time::timeout(renew_every, leadership.wait_for(|l| l.leading))
+        .await
+        .is_ok();
+    if !led {
+        let holder = match store.leader(SERVICES_ROLE).await {
+            Ok(Some(lease)) => format!("node {} leads (term {})", lease.holder, lease.term),
+            Ok(None) => "no node leads yet".to_owned(),
+            Err(e) => format!("the leader is unknown ({e})"),
+        };
+        print(format!(
+            "leadership: {holder}; this node serves the API and takes over if the leader stops"
+        ));
+    }
+    let mut was_leading = false;
+    loop {
+        let now = *leadership.borrow_and_update();
+        if now.leading != was_leading {
+            let term = now
+                .term
+                .map_or_else(String::new, |t| format!(" (term {t})"));
+            print(if now.leading {
+                format!(
+                    "leadership: this node leads{term}; the scheduler, rescuer and pruner run here"
+                )
+            } else {
+                "leadership: this node no longer leads; another node runs the scheduler, rescuer and pruner".to_owned()
+            });
+            was_leading = now.leading;
+        }
+        if leadership.changed().await.is_err() {
+            return;
+        }
+    }
 }

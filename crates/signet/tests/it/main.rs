@@ -3,7 +3,11 @@
 
 mod cli_keys;
 mod cli_queue;
+mod deliver_e2e;
+mod receive;
+mod schedules;
 mod serve;
+mod support;
 
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};

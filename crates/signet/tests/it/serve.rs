@@ -3,31 +3,17 @@
 //! example worker (`signet-example-worker`) running it from the same store,
 //! the task seen `succeeded` over HTTP, then SIGTERM and a clean exit.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::support::{http, json, Guard, Server};
+
 const HMAC_KEY: &str = "k1:ZTJlLXRlc3Qta2V5LXdpdGgtMzItYnl0ZXMtb2YtZW50cm9weQ==";
-const START_TIMEOUT: Duration = Duration::from_secs(30);
 const TASK_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Kills a child process if the test ends early.
-struct Guard(Option<Child>);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 /// The example worker binary next to the `signet` binary, built if absent.
-fn worker_binary() -> Result<PathBuf, String> {
+pub(crate) fn worker_binary() -> Result<PathBuf, String> {
     let signet = Path::new(env!("CARGO_BIN_EXE_signet"));
     let profile_dir = signet.parent().ok_or("signet binary has no directory")?;
     let worker = profile_dir.join(format!(
@@ -58,36 +44,6 @@ fn worker_binary() -> Result<PathBuf, String> {
     Ok(worker)
 }
 
-/// One HTTP/1.1 request over a fresh connection; returns (status, body).
-fn http(addr: &str, method: &str, path: &str, key: &str, body: Option<&str>) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).expect("connect to signet serve");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let body = body.unwrap_or("");
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {response:?}"));
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
-fn json(text: &str) -> serde_json::Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
-
 #[test]
 fn serve_enqueue_work_and_shut_down() {
     let worker_bin = match worker_binary() {
@@ -100,53 +56,16 @@ fn serve_enqueue_work_and_shut_down() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("e2e.db").display());
 
-    let mut server = Command::new(env!("CARGO_BIN_EXE_signet"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--database-url",
-            &url,
-            "--shutdown-grace",
-            "5s",
-        ])
-        .env("SIGNET_SIGNING_KEYS", HMAC_KEY)
-        .env("SIGNET_SIGNING_ACTIVE_KEY", "k1")
-        .env_remove("SIGNET_TRUSTED_PROXIES")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start signet serve");
-    let stdout = server.stdout.take().unwrap();
-    let mut server = Guard(Some(server));
-
-    // Read the banner on a thread so a silent server cannot hang the test.
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let (mut addr, mut admin_key) = (None, None);
-    let started = Instant::now();
-    while addr.is_none() || admin_key.is_none() {
-        let left = START_TIMEOUT
-            .checked_sub(started.elapsed())
-            .expect("banner did not arrive in time");
-        let line = rx
-            .recv_timeout(left)
-            .expect("signet serve printed no banner");
-        if let Some(rest) = line.trim().strip_prefix("listening on http://") {
-            addr = Some(rest.to_owned());
-        }
-        if let Some(rest) = line.trim().strip_prefix("api key: ") {
-            admin_key = Some(rest.to_owned());
-        }
-    }
-    let (addr, key) = (addr.unwrap(), admin_key.unwrap());
+    let (mut server, key) = Server::start(
+        &url,
+        &[
+            ("SIGNET_SIGNING_KEYS", HMAC_KEY),
+            ("SIGNET_SIGNING_ACTIVE_KEY", "k1"),
+        ],
+        &["--shutdown-grace", "5s"],
+    );
+    let key = key.expect("a new store prints an admin key");
+    let addr = server.addr.clone();
     assert!(key.starts_with("sk_"));
 
     let (status, body) = http(&addr, "GET", "/readyz", &key, None);
@@ -195,23 +114,7 @@ fn serve_enqueue_work_and_shut_down() {
     assert_eq!(task["attempt"], 1);
 
     // SIGTERM: the server finishes, closes the store and exits 0.
-    let mut child = server.0.take().unwrap();
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(kill.success());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            panic!("signet serve did not exit after SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = server.process.guard.terminate(Duration::from_secs(20));
     assert!(status.success(), "signet serve exited with {status}");
 }
 
