@@ -213,7 +213,12 @@ fn v1_routes() -> Vec<(Method, &'static str, Option<&'static str>, Scope)> {
             Some(r#"{"cron":"0 * * * *"}"#),
             Scope::Admin,
         ),
-        (Method::DELETE, "/v1/schedules/sch_missing", None, Scope::Admin),
+        (
+            Method::DELETE,
+            "/v1/schedules/sch_missing",
+            None,
+            Scope::Admin,
+        ),
         (
             Method::POST,
             "/v1/schedules/sch_missing/pause",
@@ -248,7 +253,12 @@ fn v1_routes() -> Vec<(Method, &'static str, Option<&'static str>, Scope)> {
             Some(r#"{"rate_limit_per_s":5}"#),
             Scope::Admin,
         ),
-        (Method::DELETE, "/v1/targets/tgt_missing", None, Scope::Admin),
+        (
+            Method::DELETE,
+            "/v1/targets/tgt_missing",
+            None,
+            Scope::Admin,
+        ),
         (
             Method::POST,
             "/v1/targets/tgt_missing/rotate-secret",
