@@ -1,4 +1,4 @@
-//! `signet bench queue|api`: measure throughput and latency.
+//! `signet bench queue|api|deliver`: measure throughput and latency.
 
 use std::process::ExitCode;
 
@@ -11,11 +11,14 @@ pub(crate) enum Command {
     Queue(commands::bench_queue::Args),
     /// The HTTP API.
     Api(commands::bench_api::Args),
+    /// Signed HTTP delivery: publish → dispatch → a verifying receiver.
+    Deliver(commands::bench_deliver::Args),
 }
 
 pub(crate) fn run(cmd: Command) -> ExitCode {
     match cmd {
         Command::Queue(args) => commands::bench_queue::run(args),
         Command::Api(args) => commands::bench_api::run(args),
+        Command::Deliver(args) => commands::bench_deliver::run(args),
     }
 }

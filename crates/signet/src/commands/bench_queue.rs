@@ -146,7 +146,7 @@ fn bench(args: Args) -> anyhow::Result<()> {
 }
 
 /// A fresh key ring with one signing key of `algorithm`.
-fn bench_ring(algorithm: Algorithm) -> anyhow::Result<KeyRing> {
+pub(crate) fn bench_ring(algorithm: Algorithm) -> anyhow::Result<KeyRing> {
     let material = match algorithm {
         Algorithm::HmacSha256 => KeyMaterial::Hmac(HmacSecret::generate(32)),
         Algorithm::Ed25519 => KeyMaterial::Ed25519Private(Ed25519SecretKey::generate()),
@@ -360,14 +360,14 @@ async fn bench_async(args: Args) -> anyhow::Result<()> {
 }
 
 /// The store a run uses, and what to do with it after.
-enum BenchStore {
+pub(crate) enum BenchStore {
     Sqlite(Arc<signet_sqlite::SqliteStore>),
     /// In a fresh schema, dropped after the run.
     Postgres(signet_postgres::PostgresStore),
 }
 
 impl BenchStore {
-    async fn open(url: &str) -> anyhow::Result<Self> {
+    pub(crate) async fn open(url: &str) -> anyhow::Result<Self> {
         Ok(match backend(url)? {
             Backend::Sqlite => BenchStore::Sqlite(open_sqlite(url, SqliteConfig::default())?),
             Backend::Postgres => {
@@ -377,14 +377,14 @@ impl BenchStore {
         })
     }
 
-    fn store(&self) -> Arc<dyn Store> {
+    pub(crate) fn store(&self) -> Arc<dyn Store> {
         match self {
             BenchStore::Sqlite(s) => s.clone(),
             BenchStore::Postgres(s) => Arc::new(s.clone()),
         }
     }
 
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             BenchStore::Sqlite(_) => "SQLite, synchronous=FULL".to_owned(),
             BenchStore::Postgres(s) => format!(
@@ -396,7 +396,7 @@ impl BenchStore {
     }
 
     /// One line about the store's own work over `wall` time.
-    fn stats(&self, wall: Duration) -> String {
+    pub(crate) fn stats(&self, wall: Duration) -> String {
         match self {
             BenchStore::Sqlite(s) => {
                 let stats = s.writer_stats();
@@ -419,7 +419,7 @@ impl BenchStore {
     }
 
     /// Closes the store; a PostgreSQL run drops its schema.
-    async fn finish(self) {
+    pub(crate) async fn finish(self) {
         let closed = match &self {
             BenchStore::Sqlite(s) => s.close().await,
             BenchStore::Postgres(s) => s.danger_drop_schema().await,
@@ -432,7 +432,7 @@ impl BenchStore {
 
 /// User + system CPU seconds of this process so far, from `/proc/self/stat`
 /// (Linux); `None` elsewhere.
-fn process_cpu_secs() -> Option<f64> {
+pub(crate) fn process_cpu_secs() -> Option<f64> {
     cpu_secs_of_stat(&std::fs::read_to_string("/proc/self/stat").ok()?)
 }
 

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 pub(crate) mod api_keys;
 pub(crate) mod bench;
 pub(crate) mod bench_api;
+pub(crate) mod bench_deliver;
 pub(crate) mod bench_queue;
 pub(crate) mod dlq;
 pub(crate) mod enqueue;
