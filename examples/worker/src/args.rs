@@ -10,13 +10,21 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "signet-example-worker", version)]
 pub(crate) struct Args {
-    /// The store to work from.
+    /// The store to work from: sqlite://path/to/file.db or
+    /// postgres://user:password@host:5432/database.
     #[arg(
         long,
         env = "SIGNET_DATABASE_URL",
-        default_value = "sqlite://./signet.db"
+        default_value = "sqlite://./signet.db",
+        hide_env_values = true
     )]
     pub(crate) database_url: String,
+
+    /// PostgreSQL only: the schema Signet's tables live in (the one
+    /// `signet serve --database-schema` uses). Default: the server's
+    /// search_path, normally public.
+    #[arg(long, env = "SIGNET_DATABASE_SCHEMA")]
+    pub(crate) database_schema: Option<String>,
 
     /// Queues to take tasks from (repeat the flag or separate with commas).
     #[arg(

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use signet_postgres::{PostgresOptions, PostgresStore};
 use signet_runtime::{Pruner, Rescuer, Shutdown, Worker, WorkerEventKind};
 use signet_sign::SigningConfig;
 use signet_sqlite::{SqliteConfig, SqliteStore};
@@ -18,16 +19,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     for warning in &signing.warnings {
         tracing::warn!("{warning}");
     }
-    if !signet_sqlite::is_sqlite_url(&args.database_url) {
-        anyhow::bail!(
-            "--database-url {:?} is not a SQLite URL; this example runs on SQLite (sqlite://path/to/file.db)",
-            args.database_url
-        );
-    }
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&args.database_url, SqliteConfig::default())
-            .with_context(|| format!("could not open the store at {:?}", args.database_url))?,
-    );
+    let store = open_store(&args).await?;
     std::fs::create_dir_all(&args.outbox)
         .with_context(|| format!("could not create the outbox directory {:?}", args.outbox))?;
     let outbox = Outbox::new(args.outbox.clone());
@@ -96,6 +88,39 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let _ = tokio::join!(rescuer, pruner, logger);
     store.close().await.context("closing the store")?;
     result.context("the worker stopped with an error")
+}
+
+/// Opens the store `--database-url` names: PostgreSQL for `postgres://` and
+/// `postgresql://` URLs (in `--database-schema`), SQLite otherwise. Errors
+/// never repeat a PostgreSQL URL, which may hold a password.
+async fn open_store(args: &Args) -> anyhow::Result<Arc<dyn Store>> {
+    let url = &args.database_url;
+    if signet_postgres::is_postgres_url(url) {
+        let options = PostgresOptions {
+            schema: args.database_schema.clone(),
+            ..PostgresOptions::default()
+        };
+        let store = PostgresStore::connect(url, options)
+            .await
+            .context("could not open the PostgreSQL store at --database-url")?;
+        return Ok(Arc::new(store));
+    }
+    if !signet_sqlite::is_sqlite_url(url) {
+        // Only the scheme is shown: the rest may hold a password.
+        let scheme = url.split_once("://").map_or("", |(s, _)| s);
+        anyhow::bail!(
+            "--database-url with the scheme {scheme:?} is neither a SQLite URL (sqlite://path/to/file.db) nor a \
+             PostgreSQL URL (postgres://user@host:5432/database)"
+        );
+    }
+    if args.database_schema.is_some() {
+        anyhow::bail!(
+            "--database-schema applies to PostgreSQL only; the SQLite store has no schemas"
+        );
+    }
+    let store = SqliteStore::open(url, SqliteConfig::default())
+        .with_context(|| format!("could not open the store at {url:?}"))?;
+    Ok(Arc::new(store))
 }
 
 /// Waits for SIGINT or SIGTERM and returns its name.

@@ -2,4 +2,5 @@
 
 mod crash;
 mod handlers;
+mod postgres;
 mod support;
