@@ -3,6 +3,7 @@
 //! trusted-proxy table from the conformance vectors.
 
 mod client_ip;
+mod delivery;
 mod routes;
 mod schedules;
 mod secrets;

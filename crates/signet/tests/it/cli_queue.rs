@@ -402,6 +402,40 @@ fn bench_queue_ends_with_one_json_line() {
 }
 
 #[test]
+fn bench_deliver_verifies_every_delivery_and_ends_with_one_json_line() {
+    let run = signet(
+        &[
+            "bench",
+            "deliver",
+            "--messages",
+            "200",
+            "--concurrency",
+            "8",
+        ],
+        b"",
+    );
+    let out = run.ok();
+    assert!(out.contains("200 of 200 messages succeeded"), "{run:#?}");
+    let last = out.lines().last().expect("output");
+    let figures: Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last}"));
+    assert_eq!(figures["verified"], 200, "{figures}");
+    assert_eq!(figures["failed"], 0, "{figures}");
+    for key in ["deliveries_per_s", "p50_ms", "p99_ms"] {
+        assert!(
+            figures[key].as_f64().is_some_and(|v| v > 0.0),
+            "{key}: {figures}"
+        );
+    }
+    assert!(
+        figures["p99_ms"].as_f64() >= figures["p50_ms"].as_f64(),
+        "{figures}"
+    );
+    let bad = signet(&["bench", "deliver", "--body-bytes", "3"], b"");
+    assert_eq!(bad.code, 2, "{bad:#?}");
+    assert!(bad.stderr.contains("--body-bytes"), "{bad:#?}");
+}
+
+#[test]
 fn keys_status_during_a_rotation() {
     let f = Fixture::new();
     let id = f.enqueue("mail", "email.send", "{}", &[])["id"]

@@ -1,0 +1,391 @@
+//! `/v1/messages` and `/v1/targets` through `app(state).oneshot(request)`:
+//! publish with and without an `Idempotency-Key`, show and list; 422s that
+//! name the field; targets whose secret is in the create and rotate answers
+//! and nowhere else; `503` without a master key.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use signet_runtime::{Clock, SystemClock};
+use signet_server::auth::create_api_key;
+use signet_server::config::{DeliveryConfig, ServerConfig};
+use signet_server::serve::detached_metrics_handle;
+use signet_server::{app, AppState, Scope};
+use signet_sign::sealed::MasterKey;
+use signet_sqlite::{SqliteConfig, SqliteStore};
+use signet_store::Store;
+use tower::ServiceExt;
+
+use crate::routes::signing;
+
+struct Api {
+    app: Router,
+    admin: String,
+    publish: String,
+    dir: tempfile::TempDir,
+}
+
+async fn api(master_key: Option<MasterKey>) -> Api {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("signet.db").display());
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&url, SqliteConfig::default()).unwrap());
+    let admin = create_api_key(store.as_ref(), "admin", Scope::Admin, 1)
+        .await
+        .unwrap();
+    let publish = create_api_key(store.as_ref(), "publish", Scope::Publish, 1)
+        .await
+        .unwrap();
+    let state = AppState::with_delivery(
+        store,
+        ServerConfig::default(),
+        signing(),
+        detached_metrics_handle(),
+        Arc::new(SystemClock) as Arc<dyn Clock>,
+        DeliveryConfig {
+            master_key,
+            ..DeliveryConfig::default()
+        },
+    );
+    Api {
+        app: app(state),
+        admin: admin.secret.expose_secret().to_owned(),
+        publish: publish.secret.expose_secret().to_owned(),
+        dir,
+    }
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        key: &str,
+        body: Option<Value>,
+        extra: &[(&str, &str)],
+    ) -> (StatusCode, Value, String) {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {key}"));
+        for (k, v) in extra {
+            b = b.header(*k, *v);
+        }
+        let request = match body {
+            Some(body) => b
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap(),
+            None => b.body(Body::empty()).unwrap(),
+        };
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        (status, value, text)
+    }
+
+    async fn admin(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value, String) {
+        self.call(method, uri, &self.admin, body, &[]).await
+    }
+
+    async fn publish(&self, body: Value, extra: &[(&str, &str)]) -> (StatusCode, Value) {
+        let (status, v, _) = self
+            .call(
+                Method::POST,
+                "/v1/messages",
+                &self.publish,
+                Some(body),
+                extra,
+            )
+            .await;
+        (status, v)
+    }
+
+    /// Asserts a 422 whose message names `field` and contains `why`.
+    async fn refused(&self, body: Value, field: &str, why: &str) {
+        let (status, v) = self.publish(body, &[]).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!("{field}:")) && message.contains(why),
+            "expected {field}: …{why}…, got {message}"
+        );
+    }
+}
+
+fn master() -> MasterKey {
+    MasterKey::from_bytes([7; 32])
+}
+
+#[tokio::test]
+async fn messages_are_published_once_per_idempotency_key_shown_and_listed() {
+    let api = api(Some(master())).await;
+    let body = json!({
+        "url": "https://hooks.example.com/orders",
+        "headers": {"X-Tenant": "acme"},
+        "body": {"order": 42},
+        "callback_url": "https://example.com/done",
+        "delay_ms": 60_000,
+    });
+    let (status, first) = api
+        .publish(body.clone(), &[("Idempotency-Key", "order-42")])
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let id = first["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("msg_"), "{first}");
+    assert_eq!(first["state"], "scheduled", "{first}");
+    assert_eq!(first["signature_profile"], "standard", "{first}");
+    assert_eq!(first["max_attempts"], 8, "{first}");
+    assert_eq!(first["callback_url"], "https://example.com/done", "{first}");
+
+    // The same key: the same message, 200, nothing new.
+    let (status, again) = api
+        .publish(body.clone(), &[("Idempotency-Key", "order-42")])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["id"], id.as_str());
+    // Another key: a new message.
+    let (status, other) = api.publish(body, &[("Idempotency-Key", "order-43")]).await;
+    assert_eq!(status, StatusCode::CREATED, "{other}");
+    assert_ne!(other["id"], id.as_str());
+
+    let (status, shown, _) = api
+        .admin(Method::GET, &format!("/v1/messages/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{shown}");
+    assert_eq!(shown["url"], "https://hooks.example.com/orders");
+    assert_eq!(shown["attempts_made"], 0);
+    assert_eq!(shown["attempts"], json!([]));
+
+    let (status, list, _) = api.admin(Method::GET, "/v1/messages", None).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list["items"].as_array().unwrap().len(), 2, "{list}");
+
+    let (status, missing, _) = api
+        .admin(
+            Method::GET,
+            "/v1/messages/msg_0190000000007000800000000000000a",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{missing}");
+    let (status, bad_id, _) = api.admin(Method::GET, "/v1/messages/not-an-id", None).await;
+    assert!(status.is_client_error(), "{bad_id}");
+}
+
+#[tokio::test]
+async fn invalid_messages_get_422_naming_the_field() {
+    let api = api(Some(master())).await;
+    api.refused(json!({"url": "ftp://example.com/x"}), "url", "http")
+        .await;
+    api.refused(
+        json!({"url": "https://user:pw@example.com/"}),
+        "url",
+        "user",
+    )
+    .await;
+    api.refused(
+        json!({"url": "https://example.com/", "signature_profile": "carrier-pigeon"}),
+        "signature_profile",
+        "standard",
+    )
+    .await;
+    api.refused(
+        json!({"url": "https://example.com/", "target": "nobody"}),
+        "target",
+        "nobody",
+    )
+    .await;
+    api.refused(
+        json!({"url": "https://example.com/", "max_attempts": 0}),
+        "max_attempts",
+        "1",
+    )
+    .await;
+    api.refused(
+        json!({"url": "https://example.com/", "headers": {"webhook-signature": "v1,forged"}}),
+        "headers.webhook-signature",
+        "signature headers are Signet's",
+    )
+    .await;
+    // Malformed JSON is a 400, an unknown field too.
+    let (status, v) = api
+        .publish(json!({"url": "https://example.com/", "colour": 1}), &[])
+        .await;
+    assert!(
+        status == StatusCode::BAD_REQUEST || status == StatusCode::UNPROCESSABLE_ENTITY,
+        "{v}"
+    );
+    let (status, v) = api
+        .publish(
+            json!({"url": "https://example.com/"}),
+            &[("Idempotency-Key", "")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+}
+
+#[tokio::test]
+async fn a_target_secret_is_shown_at_creation_and_rotation_and_never_again() {
+    let api = api(Some(master())).await;
+    let secret = "whsec_c2VydmVyLXRlc3QtdGFyZ2V0LXNlY3JldC0zMi1ieXRlcyE=";
+    let (status, created, created_text) = api
+        .admin(
+            Method::POST,
+            "/v1/targets",
+            Some(json!({"name": "orders", "url_prefix": "https://hooks.example.com/", "secret": secret, "rate_limit_per_s": 50})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created_text}");
+    assert_eq!(created["secret"], secret);
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("tgt_"), "{created}");
+    let fingerprint = created["secret_fingerprint"].as_str().unwrap().to_owned();
+
+    // A generated secret is a whsec_ secret, different each time.
+    let (status, generated, _) = api
+        .admin(
+            Method::POST,
+            "/v1/targets",
+            Some(json!({"name": "generated"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{generated}");
+    let generated_secret = generated["secret"].as_str().unwrap().to_owned();
+    assert!(generated_secret.starts_with("whsec_"), "{generated}");
+
+    // The name is taken.
+    let (status, taken, _) = api
+        .admin(Method::POST, "/v1/targets", Some(json!({"name": "orders"})))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{taken}");
+
+    // Messages to the target must match its prefix.
+    api.refused(
+        json!({"url": "https://elsewhere.example.com/", "target": "orders"}),
+        "url",
+        "https://hooks.example.com/",
+    )
+    .await;
+    let (status, v) = api
+        .publish(json!({"url": "https://hooks.example.com/a", "target": "orders", "signature_profile": "github"}), &[])
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+
+    // Rotation answers a new secret; the fingerprint changes.
+    let (status, rotated, rotated_text) = api
+        .admin(
+            Method::POST,
+            &format!("/v1/targets/{id}/rotate-secret"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rotated_text}");
+    let new_secret = rotated["secret"].as_str().unwrap().to_owned();
+    assert!(
+        new_secret.starts_with("whsec_") && new_secret != secret,
+        "{rotated}"
+    );
+    assert_ne!(rotated["secret_fingerprint"], fingerprint.as_str());
+
+    // Every read after that: no secret, in any form.
+    let raw = &secret["whsec_".len()..];
+    let new_raw = &new_secret["whsec_".len()..];
+    let patch = json!({"rate_limit_per_s": 10, "max_concurrency": 4});
+    for (method, uri, body) in [
+        (Method::GET, format!("/v1/targets/{id}"), None),
+        (Method::GET, "/v1/targets".to_owned(), None),
+        (Method::PATCH, format!("/v1/targets/{id}"), Some(patch)),
+        (Method::GET, "/v1/messages".to_owned(), None),
+    ] {
+        let (status, _, text) = api.admin(method.clone(), &uri, body).await;
+        assert_eq!(status, StatusCode::OK, "{method} {uri}: {text}");
+        for s in [
+            secret,
+            raw,
+            new_secret.as_str(),
+            new_raw,
+            generated_secret.as_str(),
+        ] {
+            assert!(!text.contains(s), "{method} {uri} shows a secret: {text}");
+        }
+        assert!(!text.contains("\"secret\""), "{method} {uri}: {text}");
+    }
+    let (_, shown, _) = api
+        .admin(Method::GET, &format!("/v1/targets/{id}"), None)
+        .await;
+    assert_eq!(shown["rate_limit_per_s"], 10, "{shown}");
+    assert_eq!(shown["max_concurrency"], 4, "{shown}");
+
+    // Nor is any secret in clear in the database files.
+    for file in std::fs::read_dir(api.dir.path()).unwrap() {
+        let bytes = std::fs::read(file.unwrap().path()).unwrap();
+        for s in [secret, raw, new_secret.as_str(), new_raw] {
+            assert!(
+                !bytes.windows(s.len()).any(|w| w == s.as_bytes()),
+                "a database file holds a target secret in clear"
+            );
+        }
+    }
+
+    // Bad input names the field.
+    let (status, v, _) = api
+        .admin(
+            Method::POST,
+            "/v1/targets",
+            Some(json!({"name": "bad name!"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (status, v, _) = api
+        .admin(
+            Method::POST,
+            "/v1/targets",
+            Some(json!({"name": "short", "secret": "whsec_c2hvcnQ="})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(!v.to_string().contains("c2hvcnQ"), "{v}");
+
+    // Delete, then it is gone.
+    let (status, _, _) = api
+        .admin(Method::DELETE, &format!("/v1/targets/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _, _) = api
+        .admin(Method::GET, &format!("/v1/targets/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn targets_need_a_master_key() {
+    let api = api(None).await;
+    let (status, v, _) = api
+        .admin(Method::POST, "/v1/targets", Some(json!({"name": "orders"})))
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["error"]["code"], "not_configured", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("SIGNET_MASTER_KEY"),
+        "{v}"
+    );
+    // Messages signed with the server's key ring still work.
+    let (status, v) = api
+        .publish(json!({"url": "https://example.com/hook"}), &[])
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+}
