@@ -4,6 +4,7 @@
 mod cli_keys;
 mod cli_queue;
 mod deliver_e2e;
+mod migrate;
 mod receive;
 mod schedules;
 mod serve;
