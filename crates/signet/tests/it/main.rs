@@ -5,6 +5,7 @@ mod cli_keys;
 mod cli_queue;
 mod deliver_e2e;
 mod migrate;
+mod multinode;
 mod receive;
 mod schedules;
 mod serve;

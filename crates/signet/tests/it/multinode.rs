@@ -1,0 +1,708 @@
+//! Several processes on one PostgreSQL store, killed and disconnected
+//! mid-run.
+//!
+//! - `three_nodes_two_workers_survive_sigkills`: three `signet serve`
+//!   nodes and two example workers on one schema (of the machine's server,
+//!   `SIGNET_TEST_DATABASE_URL`); 20 000 tasks enqueued over HTTP spread
+//!   across the nodes, and a schedule firing every second; mid-run one
+//!   worker and the leading node are SIGKILLed. Every task then succeeded
+//!   exactly once, every due time of the schedule fired exactly once, and
+//!   leadership moved to another node.
+//! - `processes_reconnect_after_postgres_restarts`: one node and one worker
+//!   on a private PostgreSQL cluster (initdb in a temp dir, never the shared
+//!   server), restarted with `pg_ctl restart -m fast` mid-run; every task
+//!   succeeds exactly once.
+//!
+//! Enqueues carry an `Idempotency-Key`, so a request whose node died before
+//! answering is sent again to another node without making a second task.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use signet_postgres::{PostgresOptions, PostgresStore};
+use signet_store::{Store, TaskFilter, TaskRow, TaskState};
+
+use super::serve::worker_binary;
+use super::support::{json, must_not_skip, Guard, Server};
+
+const HMAC_KEY: &str = "k1:bXVsdGlub2RlLXRlc3Qta2V5LTMyLWJ5dGVzLWxvbmchIQ==";
+/// The role `signet serve` elects a leader for.
+const SERVICES_ROLE: &str = "services";
+/// The queue the enqueued tasks go to.
+const TASK_QUEUE: &str = "mn";
+/// The queue the schedule fires into.
+const CRON_QUEUE: &str = "mn-cron";
+/// Longest wait for the queues to drain after the last enqueue.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(90);
+
+fn signing_env() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("SIGNET_SIGNING_KEYS", HMAC_KEY),
+        ("SIGNET_SIGNING_ACTIVE_KEY", "k1"),
+    ]
+}
+
+fn now_ms() -> i64 {
+    i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+/// `SIGNET_TEST_DATABASE_URL`, or `None` after printing why the test is
+/// skipped (failing instead under CI).
+fn test_database_url(test: &str) -> Option<String> {
+    match std::env::var("SIGNET_TEST_DATABASE_URL") {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ => {
+            assert!(
+                !must_not_skip(),
+                "{test}: SIGNET_TEST_DATABASE_URL is not set, and CI requires the PostgreSQL tests"
+            );
+            eprintln!("SKIPPED {test}: SIGNET_TEST_DATABASE_URL is not set");
+            None
+        }
+    }
+}
+
+/// The example worker binary, or `None` after printing why the test is
+/// skipped (failing instead under CI).
+fn worker(test: &str) -> Option<PathBuf> {
+    match worker_binary() {
+        Ok(path) => Some(path),
+        Err(why) => {
+            assert!(
+                !must_not_skip(),
+                "{test}: the example worker cannot be built: {why}"
+            );
+            eprintln!("SKIPPED {test}: the example worker cannot be built: {why}");
+            None
+        }
+    }
+}
+
+/// A schema name no other run uses.
+fn fresh_schema(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        rand::random::<u32>() & 0x0fff_ffff
+    )
+}
+
+/// The test's own connection to the store, and the schema it drops when the
+/// test ends (also when it fails).
+struct TestStore {
+    store: Arc<PostgresStore>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl TestStore {
+    fn open(url: &str, schema: &str) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let options = PostgresOptions {
+            schema: Some(schema.to_owned()),
+            pool_size: 4,
+            ..PostgresOptions::default()
+        };
+        let store = runtime
+            .block_on(PostgresStore::connect(url, options))
+            .unwrap_or_else(|e| panic!("cannot open the test schema {schema}: {e}"));
+        Self {
+            store: Arc::new(store),
+            runtime,
+        }
+    }
+
+    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.runtime.block_on(f)
+    }
+
+    /// Every task of `queue`, in id order.
+    fn tasks(&self, queue: &str) -> Vec<TaskRow> {
+        let mut out = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self
+                .block_on(self.store.list_tasks(TaskFilter {
+                    queue: Some(queue.to_owned()),
+                    state: None,
+                    limit: 1000,
+                    cursor: cursor.take(),
+                }))
+                .expect("list tasks");
+            out.extend(page.items);
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => return out,
+            }
+        }
+    }
+
+    /// Tasks of `queue` not yet in a final state.
+    fn unfinished(&self, queue: &str) -> u64 {
+        let counts = self.block_on(self.store.counts()).expect("counts");
+        counts
+            .iter()
+            .filter(|c| c.queue == queue)
+            .flat_map(|c| c.counts.iter())
+            .filter(|(state, _)| !state.is_final())
+            .map(|(_, n)| *n)
+            .sum()
+    }
+
+    /// Waits until `queue` holds `expected` tasks (at least) and none is
+    /// unfinished.
+    fn wait_drained(&self, queue: &str, expected: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let counts = self.block_on(self.store.counts()).expect("counts");
+            let total: u64 = counts
+                .iter()
+                .filter(|c| c.queue == queue)
+                .flat_map(|c| c.counts.iter())
+                .map(|(_, n)| *n)
+                .sum();
+            let open = self.unfinished(queue);
+            if open == 0 && total >= expected as u64 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "queue {queue} did not drain within {within:?}: {total} tasks, {open} unfinished: {counts:?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for TestStore {
+    fn drop(&mut self) {
+        if let Err(e) = self.runtime.block_on(self.store.danger_drop_schema()) {
+            eprintln!("could not drop the test schema: {e}");
+        }
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection.
+struct Conn {
+    reader: BufReader<TcpStream>,
+    addr: String,
+}
+
+impl Conn {
+    fn open(addr: &str) -> std::io::Result<Self> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(15)))?;
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            reader: BufReader::new(stream),
+            addr: addr.to_owned(),
+        })
+    }
+
+    /// One request; `Err` on any transport problem (the node died).
+    fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        key: &str,
+        extra_header: Option<(&str, &str)>,
+        body: &str,
+    ) -> std::io::Result<(u16, String)> {
+        let extra = extra_header.map_or_else(String::new, |(k, v)| format!("{k}: {v}\r\n"));
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        );
+        self.reader.get_mut().write_all(request.as_bytes())?;
+        let broken =
+            |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
+        let mut line = String::new();
+        if self.reader.read_line(&mut line)? == 0 {
+            return Err(broken("connection closed before the status line"));
+        }
+        let status: u16 = line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| broken("no status line"))?;
+        let mut length = None;
+        loop {
+            line.clear();
+            if self.reader.read_line(&mut line)? == 0 {
+                return Err(broken("connection closed in the headers"));
+            }
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse::<usize>().ok();
+                }
+            }
+        }
+        let length = length.ok_or_else(|| broken("response without Content-Length"))?;
+        let mut body = vec![0; length];
+        self.reader.read_exact(&mut body)?;
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    }
+}
+
+/// Sends `POST /v1/tasks` for every index `first, first + step, …` below
+/// `count`, starting at node `home` and moving to the next node whenever a
+/// node stops answering. Returns (index, task id) pairs.
+#[allow(clippy::too_many_arguments)]
+fn enqueue_range(
+    addrs: &[String],
+    key: &str,
+    home: usize,
+    first: usize,
+    step: usize,
+    count: usize,
+    done: &AtomicUsize,
+    tag: &str,
+) -> Vec<(usize, String)> {
+    let mut node = home;
+    let mut conn: Option<Conn> = None;
+    let mut out = Vec::new();
+    for i in (first..count).step_by(step) {
+        let body = format!(
+            r#"{{"queue":"{TASK_QUEUE}","task":"text.stats","args":{{"text":"task number {i}"}}}}"#
+        );
+        let idem = format!("{tag}-{i}");
+        let mut failures = 0;
+        let id = loop {
+            if conn.is_none() {
+                conn = Conn::open(&addrs[node]).ok();
+            }
+            let result = match conn.as_mut() {
+                Some(c) => c.request(
+                    "POST",
+                    "/v1/tasks",
+                    key,
+                    Some(("Idempotency-Key", &idem)),
+                    &body,
+                ),
+                None => Err(std::io::Error::other("connect failed")),
+            };
+            match result {
+                Ok((201 | 200, text)) => {
+                    break json(&text)["id"]
+                        .as_str()
+                        .expect("the task has an id")
+                        .to_owned();
+                }
+                Ok((status, text)) if status >= 500 || status == 429 => {
+                    failures += 1;
+                    assert!(failures < 100, "task {i}: {status} {text}");
+                    conn = None;
+                    node = (node + 1) % addrs.len();
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Ok((status, text)) => panic!("enqueue {i} was refused: {status} {text}"),
+                Err(_) => {
+                    failures += 1;
+                    assert!(failures < 100, "task {i}: no node answers");
+                    conn = None;
+                    node = (node + 1) % addrs.len();
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        };
+        out.push((i, id));
+        done.fetch_add(1, Ordering::Relaxed);
+    }
+    out
+}
+
+/// Starts `threads` enqueuing threads, spread over the nodes, for `count`
+/// tasks in all.
+fn spawn_producers(
+    addrs: Vec<String>,
+    key: String,
+    threads: usize,
+    count: usize,
+    done: Arc<AtomicUsize>,
+    tag: &'static str,
+) -> Vec<std::thread::JoinHandle<Vec<(usize, String)>>> {
+    let addrs = Arc::new(addrs);
+    (0..threads)
+        .map(|t| {
+            let addrs = Arc::clone(&addrs);
+            let key = key.clone();
+            let done = Arc::clone(&done);
+            std::thread::spawn(move || {
+                enqueue_range(&addrs, &key, t % addrs.len(), t, threads, count, &done, tag)
+            })
+        })
+        .collect()
+}
+
+/// Joins the producers and returns index → task id, checking that every
+/// index got exactly one id.
+fn join_producers(
+    handles: Vec<std::thread::JoinHandle<Vec<(usize, String)>>>,
+    count: usize,
+) -> HashMap<usize, String> {
+    let mut ids = HashMap::new();
+    for handle in handles {
+        for (i, id) in handle.join().expect("a producer thread panicked") {
+            assert!(ids.insert(i, id).is_none(), "index {i} enqueued twice");
+        }
+    }
+    assert_eq!(ids.len(), count, "some enqueues did not finish");
+    ids
+}
+
+/// Checks that `rows` (every task of the queue) are exactly the enqueued
+/// tasks, each once and succeeded.
+fn assert_each_succeeded_once(rows: &[TaskRow], enqueued: &HashMap<usize, String>) {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for row in rows {
+        *seen.entry(row.id()).or_default() += 1;
+    }
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "task ids stored more than once: {twice:?}"
+    );
+    let mut lost = Vec::new();
+    for (i, id) in enqueued {
+        if !seen.contains_key(id.as_str()) {
+            lost.push((i, id));
+        }
+    }
+    assert!(
+        lost.is_empty(),
+        "{} enqueued tasks are missing: {:?}",
+        lost.len(),
+        &lost[..lost.len().min(10)]
+    );
+    assert_eq!(
+        rows.len(),
+        enqueued.len(),
+        "the queue holds tasks nobody enqueued"
+    );
+    let mut by_state: BTreeMap<String, usize> = BTreeMap::new();
+    for row in rows {
+        *by_state.entry(format!("{:?}", row.state)).or_default() += 1;
+    }
+    let not_succeeded: Vec<_> = rows
+        .iter()
+        .filter(|r| r.state != TaskState::Succeeded)
+        .take(5)
+        .map(|r| {
+            (
+                r.id().to_owned(),
+                r.state,
+                r.last_error.clone(),
+                r.dead_detail.clone(),
+            )
+        })
+        .collect();
+    assert!(
+        not_succeeded.is_empty(),
+        "not every task succeeded: {by_state:?}; for example {not_succeeded:?}"
+    );
+    for row in rows {
+        assert!(
+            row.result.is_some(),
+            "{} succeeded without a result",
+            row.id()
+        );
+        assert!(row.lease_owner.is_none(), "{} still leased", row.id());
+    }
+}
+
+/// Starts a worker on `queues` of the store.
+fn start_worker(bin: &Path, url: &str, schema: &str, queues: &str, outbox: &Path) -> Guard {
+    let mut cmd = Command::new(bin);
+    cmd.args(["--database-url", url, "--database-schema", schema])
+        .args(["--queue", queues, "--concurrency", "32"])
+        .args(["--lease-ms", "2000", "--poll-ms", "20"])
+        .arg("--outbox")
+        .arg(outbox)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SIGNET_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.envs(signing_env());
+    Guard(Some(cmd.spawn().expect("start the example worker")))
+}
+
+/// Starts a node on the store.
+fn start_node(url: &str, schema: &str, node_id: &str) -> (Server, Option<String>) {
+    Server::start(
+        url,
+        &signing_env(),
+        &[
+            "--database-schema",
+            schema,
+            "--node-id",
+            node_id,
+            "--leader-ttl",
+            "3s",
+            "--rate-limit-per-key",
+            "0",
+            "--rate-limit-per-ip",
+            "0",
+            "--shutdown-grace",
+            "5s",
+        ],
+    )
+}
+
+/// The fire time in a schedule task's idempotency key
+/// `schedule:<id>:<unix ms>`.
+fn fire_time(row: &TaskRow, schedule_id: &str) -> i64 {
+    let key = row
+        .idempotency_key
+        .as_deref()
+        .unwrap_or_else(|| panic!("schedule task {} has no idempotency key", row.id()));
+    key.strip_prefix(&format!("schedule:{schedule_id}:"))
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(|| panic!("{key:?} is not a key of schedule {schedule_id}"))
+}
+
+#[test]
+fn three_nodes_two_workers_survive_sigkills() {
+    const TEST: &str = "three_nodes_two_workers_survive_sigkills";
+    const TASKS: usize = 20_000;
+    let Some(url) = test_database_url(TEST) else {
+        return;
+    };
+    let Some(worker_bin) = worker(TEST) else {
+        return;
+    };
+    let started = Instant::now();
+    let schema = fresh_schema("it_multinode");
+    let store = TestStore::open(&url, &schema);
+    let dir = tempfile::tempdir().unwrap();
+
+    // The first node finds no API key and prints one; the others share it.
+    let node_ids = ["node-a", "node-b", "node-c"];
+    let (first, key) = start_node(&url, &schema, node_ids[0]);
+    let key = key.expect("a new store prints an admin key");
+    let mut nodes = vec![first];
+    for id in &node_ids[1..] {
+        let (mut node, _) = start_node(&url, &schema, id);
+        node.key.clone_from(&key);
+        nodes.push(node);
+    }
+    let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
+    let mut workers: Vec<Guard> = (0..2)
+        .map(|_| {
+            start_worker(
+                &worker_bin,
+                &url,
+                &schema,
+                &format!("{TASK_QUEUE},{CRON_QUEUE}"),
+                &dir.path().join("outbox"),
+            )
+        })
+        .collect();
+
+    let (status, body) = nodes[1].http(
+        "POST",
+        "/v1/schedules",
+        Some(&format!(
+            r#"{{"name":"every-second","cron":"* * * * * *","task":{{"queue":"{CRON_QUEUE}","task":"text.stats","args":{{"text":"tick"}}}}}}"#
+        )),
+    );
+    assert_eq!(status, 201, "{body}");
+    let schedule = json(&body);
+    let schedule_id = schedule["id"].as_str().unwrap().to_owned();
+    let first_due = schedule["next_fire_at_ms"].as_i64().unwrap();
+
+    let done = Arc::new(AtomicUsize::new(0));
+    let producers = spawn_producers(
+        addrs.clone(),
+        key.clone(),
+        6,
+        TASKS,
+        Arc::clone(&done),
+        "mn",
+    );
+
+    // A third of the way in, SIGKILL one worker and the leading node.
+    while done.load(Ordering::Relaxed) < TASKS / 3 {
+        assert!(
+            !producers.iter().all(|p| p.is_finished()),
+            "the producers stopped early"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let lease = store
+        .block_on(store.store.leader(SERVICES_ROLE))
+        .expect("read the leader lease")
+        .expect("some node leads");
+    let leader = node_ids
+        .iter()
+        .position(|id| *id == lease.holder)
+        .unwrap_or_else(|| panic!("the lease names an unknown node {:?}", lease.holder));
+    workers[0].kill();
+    nodes[leader].process.guard.kill();
+    eprintln!(
+        "{TEST}: killed a worker and the leader {} (term {}) after {} enqueues, {:?} in",
+        lease.holder,
+        lease.term,
+        done.load(Ordering::Relaxed),
+        started.elapsed()
+    );
+
+    // Another node takes the lease with a later term and says so.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let new_lease = loop {
+        let now = store
+            .block_on(store.store.leader(SERVICES_ROLE))
+            .expect("read the leader lease");
+        if let Some(l) = now {
+            if l.holder != lease.holder && l.term > lease.term && l.expires_at_ms > now_ms() {
+                break l;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no other node took the lead within 30 s of killing {}",
+            lease.holder
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let successor = node_ids
+        .iter()
+        .position(|id| *id == new_lease.holder)
+        .expect("the new leader is one of the nodes");
+    assert_ne!(successor, leader);
+    let announcement = format!("leadership: this node leads (term {});", new_lease.term);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if nodes[successor]
+            .process
+            .drain()
+            .iter()
+            .any(|l| l.trim().starts_with(&announcement))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} did not print {announcement:?}",
+            new_lease.holder
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let enqueued = join_producers(producers, TASKS);
+    eprintln!("{TEST}: {TASKS} tasks enqueued in {:?}", started.elapsed());
+    store.wait_drained(TASK_QUEUE, TASKS, DRAIN_TIMEOUT);
+    eprintln!("{TEST}: tasks drained at {:?}", started.elapsed());
+
+    // The schedule: wait until every due time up to now has been handled
+    // (the stored next due time is past it), then pause it and let the
+    // fired tasks finish.
+    let end = now_ms();
+    let live = nodes
+        .iter()
+        .position(|n| n.process.guard.0.is_some())
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = nodes[live].http("GET", &format!("/v1/schedules/{schedule_id}"), None);
+        assert_eq!(status, 200, "{body}");
+        if json(&body)["next_fire_at_ms"]
+            .as_i64()
+            .is_some_and(|next| next > end)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the schedule did not catch up with {end}: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, body) =
+        nodes[live].http("POST", &format!("/v1/schedules/{schedule_id}/pause"), None);
+    assert_eq!(status, 200, "{body}");
+    store.wait_drained(CRON_QUEUE, 1, Duration::from_secs(30));
+
+    // Every enqueued task succeeded once.
+    let rows = store.tasks(TASK_QUEUE);
+    assert_each_succeeded_once(&rows, &enqueued);
+
+    // Every due time from the first to `end` fired exactly once, and
+    // nothing else fired.
+    let fired = store.tasks(CRON_QUEUE);
+    let mut times: BTreeMap<i64, usize> = BTreeMap::new();
+    for row in &fired {
+        assert_eq!(
+            row.state,
+            TaskState::Succeeded,
+            "schedule task {:?}",
+            row.id()
+        );
+        *times.entry(fire_time(row, &schedule_id)).or_default() += 1;
+    }
+    let twice: Vec<_> = times.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "due times fired more than once: {twice:?}"
+    );
+    let mut missing = Vec::new();
+    let mut due = first_due;
+    while due <= end {
+        if !times.contains_key(&due) {
+            missing.push(due);
+        }
+        due += 1000;
+    }
+    assert!(
+        missing.is_empty(),
+        "due times between {first_due} and {end} that never fired: {missing:?} (fired: {:?})",
+        times.keys().collect::<Vec<_>>()
+    );
+    for t in times.keys() {
+        assert!(
+            *t >= first_due && (t - first_due) % 1000 == 0,
+            "fired for {t}, which is not a due time of the schedule"
+        );
+    }
+    assert!(
+        times.len() >= 5,
+        "the run was too short to see the schedule fire: {times:?}"
+    );
+
+    workers[1].terminate(Duration::from_secs(15));
+    for node in &mut nodes {
+        if node.process.guard.0.is_some() {
+            node.process.guard.terminate(Duration::from_secs(15));
+        }
+    }
+    eprintln!(
+        "{TEST}: {} tasks and {} schedule runs checked in {:?}",
+        rows.len(),
+        times.len(),
+        started.elapsed()
+    );
+}
