@@ -10,8 +10,8 @@
 //!   leadership moved to another node.
 //! - `processes_reconnect_after_postgres_restarts`: one node and one worker
 //!   on a private PostgreSQL cluster (initdb in a temp dir, never the shared
-//!   server), restarted with `pg_ctl restart -m fast` mid-run; every task
-//!   succeeds exactly once.
+//!   server), restarted twice with `pg_ctl restart -m fast` mid-run; both
+//!   processes stay up and every task succeeds exactly once.
 //!
 //! Enqueues carry an `Idempotency-Key`, so a request whose node died before
 //! answering is sent again to another node without making a second task.
@@ -38,6 +38,9 @@ const SERVICES_ROLE: &str = "services";
 const TASK_QUEUE: &str = "mn";
 /// The queue the schedule fires into.
 const CRON_QUEUE: &str = "mn-cron";
+/// Tries of one enqueue, 50 ms apart, before the test gives up (a node
+/// restarting its database connections answers 503 meanwhile).
+const RETRIES: u32 = 600;
 /// Longest wait for the queues to drain after the last enqueue.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -310,7 +313,10 @@ fn enqueue_range(
                 }
                 Ok((status, text)) if status >= 500 || status == 429 => {
                     failures += 1;
-                    assert!(failures < 100, "task {i}: {status} {text}");
+                    assert!(
+                        failures < RETRIES,
+                        "task {i}: {status} {text} (still after {RETRIES} tries)"
+                    );
                     conn = None;
                     node = (node + 1) % addrs.len();
                     std::thread::sleep(Duration::from_millis(50));
@@ -318,10 +324,10 @@ fn enqueue_range(
                 Ok((status, text)) => panic!("enqueue {i} was refused: {status} {text}"),
                 Err(_) => {
                     failures += 1;
-                    assert!(failures < 100, "task {i}: no node answers");
+                    assert!(failures < RETRIES, "task {i}: no node answers");
                     conn = None;
                     node = (node + 1) % addrs.len();
-                    std::thread::sleep(Duration::from_millis(20));
+                    std::thread::sleep(Duration::from_millis(50));
                 }
             }
         };
@@ -705,4 +711,257 @@ fn three_nodes_two_workers_survive_sigkills() {
         times.len(),
         started.elapsed()
     );
+}
+
+/// A PostgreSQL cluster of this test alone: initdb in a temp dir, trust
+/// authentication, listening on 127.0.0.1 on a free port with its socket in
+/// the temp dir. Stopped (immediately) when dropped.
+struct PrivateCluster {
+    bin: PathBuf,
+    data: PathBuf,
+    /// Runs the tools as `postgres` (initdb refuses root).
+    as_postgres: bool,
+    port: u16,
+    running: bool,
+    // Last: removed after the server stopped.
+    dir: tempfile::TempDir,
+}
+
+impl PrivateCluster {
+    /// The newest `/usr/lib/postgresql/<version>/bin` with initdb and pg_ctl.
+    fn find_bin() -> Option<PathBuf> {
+        let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let version = e.file_name().to_str()?.parse::<u32>().ok()?;
+                let bin = e.path().join("bin");
+                (bin.join("initdb").exists() && bin.join("pg_ctl").exists())
+                    .then_some((version, bin))
+            })
+            .collect();
+        found.sort();
+        found.pop().map(|(_, bin)| bin)
+    }
+
+    fn running_as_root() -> bool {
+        Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    }
+
+    /// A command running `tool` of the cluster's binaries.
+    fn tool(&self, tool: &str) -> Command {
+        let path = self.bin.join(tool);
+        if self.as_postgres {
+            let mut cmd = Command::new("runuser");
+            cmd.args(["-u", "postgres", "--"]).arg(path);
+            cmd
+        } else {
+            Command::new(path)
+        }
+    }
+
+    fn run(&self, what: &str, mut cmd: Command) {
+        let out = cmd
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+        assert!(
+            out.status.success(),
+            "{what} failed ({}): {}{}\nserver log:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// Creates and starts the cluster; `Err` says why it cannot.
+    fn start() -> Result<Self, String> {
+        let bin = Self::find_bin().ok_or("no /usr/lib/postgresql/*/bin with initdb and pg_ctl")?;
+        let as_postgres = Self::running_as_root();
+        let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
+        if as_postgres {
+            let status = Command::new("chown")
+                .args(["postgres:", &dir.path().display().to_string()])
+                .status()
+                .map_err(|e| format!("chown: {e}"))?;
+            if !status.success() {
+                return Err(format!(
+                    "chown of the temp dir to postgres failed ({status})"
+                ));
+            }
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("no free port: {e}"))?
+            .port();
+        let mut cluster = Self {
+            bin,
+            data: dir.path().join("data"),
+            as_postgres,
+            port,
+            running: false,
+            dir,
+        };
+        let mut initdb = cluster.tool("initdb");
+        initdb.arg("-D").arg(&cluster.data).args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ]);
+        cluster.run("initdb", initdb);
+        // In the config file, so a restart keeps them.
+        let settings = format!(
+            "\nlisten_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\nfsync = off\nmax_connections = 100\n",
+            cluster.dir.path().display()
+        );
+        let conf = cluster.data.join("postgresql.conf");
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&conf)
+            .map_err(|e| format!("{}: {e}", conf.display()))?;
+        file.write_all(settings.as_bytes())
+            .map_err(|e| format!("{}: {e}", conf.display()))?;
+        let mut start = cluster.tool("pg_ctl");
+        start
+            .arg("-D")
+            .arg(&cluster.data)
+            .arg("-l")
+            .arg(cluster.dir.path().join("server.log"))
+            .args(["-w", "-t", "60", "start"]);
+        cluster.running = true;
+        cluster.run("pg_ctl start", start);
+        Ok(cluster)
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// `pg_ctl restart -m fast`: every connection is closed, the server
+    /// comes back on the same port.
+    fn restart(&self) {
+        let mut restart = self.tool("pg_ctl");
+        restart
+            .arg("-D")
+            .arg(&self.data)
+            .arg("-l")
+            .arg(self.dir.path().join("server.log"))
+            .args(["-w", "-t", "60", "-m", "fast", "restart"]);
+        self.run("pg_ctl restart", restart);
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        if self.running {
+            let _ = self
+                .tool("pg_ctl")
+                .arg("-D")
+                .arg(&self.data)
+                .args(["-w", "-t", "30", "-m", "immediate", "stop"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+#[test]
+fn processes_reconnect_after_postgres_restarts() {
+    const TEST: &str = "processes_reconnect_after_postgres_restarts";
+    const TASKS: usize = 4_000;
+    let Some(worker_bin) = worker(TEST) else {
+        return;
+    };
+    let cluster = match PrivateCluster::start() {
+        Ok(cluster) => cluster,
+        Err(why) => {
+            assert!(
+                !must_not_skip(),
+                "{TEST}: a private PostgreSQL cluster cannot be started: {why}"
+            );
+            eprintln!("SKIPPED {TEST}: a private PostgreSQL cluster cannot be started: {why}");
+            return;
+        }
+    };
+    let url = cluster.url();
+    let schema = fresh_schema("it_restart");
+    let store = TestStore::open(&url, &schema);
+    let dir = tempfile::tempdir().unwrap();
+
+    let (mut node, key) = start_node(&url, &schema, "node-r");
+    let key = key.expect("a new store prints an admin key");
+    let mut worker = start_worker(
+        &worker_bin,
+        &url,
+        &schema,
+        TASK_QUEUE,
+        &dir.path().join("outbox"),
+    );
+
+    let done = Arc::new(AtomicUsize::new(0));
+    let producers = spawn_producers(
+        vec![node.addr.clone()],
+        key.clone(),
+        4,
+        TASKS,
+        Arc::clone(&done),
+        "restart",
+    );
+    // Twice: the second restart finds connections made after the first.
+    for third in 1..=2 {
+        while done.load(Ordering::Relaxed) < TASKS * third / 3 {
+            assert!(
+                !producers.iter().all(|p| p.is_finished()),
+                "the producers stopped early"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let at = done.load(Ordering::Relaxed);
+        cluster.restart();
+        eprintln!("{TEST}: PostgreSQL restarted after {at} enqueues");
+        assert!(
+            at < TASKS,
+            "the restart came after the last enqueue; the test proves nothing"
+        );
+    }
+
+    let enqueued = join_producers(producers, TASKS);
+    store.wait_drained(TASK_QUEUE, TASKS, DRAIN_TIMEOUT);
+    // Both processes lived through it (rather than being restarted).
+    assert!(
+        node.process
+            .guard
+            .0
+            .as_mut()
+            .unwrap()
+            .try_wait()
+            .unwrap()
+            .is_none(),
+        "signet serve exited after the restart"
+    );
+    assert!(
+        worker.0.as_mut().unwrap().try_wait().unwrap().is_none(),
+        "the worker exited after the restart"
+    );
+    let (status, body) = node.http("GET", "/readyz", None);
+    assert_eq!(status, 200, "{body}");
+
+    let rows = store.tasks(TASK_QUEUE);
+    assert_each_succeeded_once(&rows, &enqueued);
+
+    worker.terminate(Duration::from_secs(15));
+    node.process.guard.terminate(Duration::from_secs(15));
 }
