@@ -491,6 +491,104 @@ fn fire_time(row: &TaskRow, schedule_id: &str) -> i64 {
         .unwrap_or_else(|| panic!("{key:?} is not a key of schedule {schedule_id}"))
 }
 
+/// Creates a schedule firing a `text.stats` task into [`CRON_QUEUE`] every
+/// second; returns its id and first due time (unix ms).
+fn create_every_second_schedule(node: &Server) -> (String, i64) {
+    let (status, body) = node.http(
+        "POST",
+        "/v1/schedules",
+        Some(&format!(
+            r#"{{"name":"every-second","cron":"* * * * * *","task":{{"queue":"{CRON_QUEUE}","task":"text.stats","args":{{"text":"tick"}}}}}}"#
+        )),
+    );
+    assert_eq!(status, 201, "{body}");
+    let schedule = json(&body);
+    (
+        schedule["id"].as_str().unwrap().to_owned(),
+        schedule["next_fire_at_ms"].as_i64().unwrap(),
+    )
+}
+
+/// Checks that every due time of the schedule from `first_due` to now
+/// fired exactly once and its task succeeded, and that nothing else fired;
+/// pauses the schedule. Returns how many due times fired.
+fn check_every_second_schedule(
+    store: &TestStore,
+    node: &Server,
+    schedule_id: &str,
+    first_due: i64,
+) -> usize {
+    // The schedule: wait until every due time up to now has been handled
+    // (the stored next due time is past it), then pause it and let the
+    // fired tasks finish. At least a few due times are looked at.
+    while now_ms() < first_due + 4000 {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let end = now_ms();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = node.http("GET", &format!("/v1/schedules/{schedule_id}"), None);
+        assert_eq!(status, 200, "{body}");
+        if json(&body)["next_fire_at_ms"]
+            .as_i64()
+            .is_some_and(|next| next > end)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the schedule did not catch up with {end}: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, body) = node.http("POST", &format!("/v1/schedules/{schedule_id}/pause"), None);
+    assert_eq!(status, 200, "{body}");
+    store.wait_drained(CRON_QUEUE, 1, Duration::from_secs(30));
+
+    // Every due time from the first to `end` fired exactly once, and
+    // nothing else fired.
+    let fired = store.tasks(CRON_QUEUE);
+    let mut times: BTreeMap<i64, usize> = BTreeMap::new();
+    for row in &fired {
+        assert_eq!(
+            row.state,
+            TaskState::Succeeded,
+            "schedule task {:?}",
+            row.id()
+        );
+        *times.entry(fire_time(row, schedule_id)).or_default() += 1;
+    }
+    let twice: Vec<_> = times.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "due times fired more than once: {twice:?}"
+    );
+    let mut missing = Vec::new();
+    let mut due = first_due;
+    while due <= end {
+        if !times.contains_key(&due) {
+            missing.push(due);
+        }
+        due += 1000;
+    }
+    assert!(
+        missing.is_empty(),
+        "due times between {first_due} and {end} that never fired: {missing:?} (fired: {:?})",
+        times.keys().collect::<Vec<_>>()
+    );
+    for t in times.keys() {
+        assert!(
+            *t >= first_due && (t - first_due) % 1000 == 0,
+            "fired for {t}, which is not a due time of the schedule"
+        );
+    }
+    assert!(
+        times.len() >= 3,
+        "the run was too short to see the schedule fire: {times:?}"
+    );
+    times.len()
+}
+
 #[test]
 fn three_nodes_two_workers_survive_sigkills() {
     const TEST: &str = "three_nodes_two_workers_survive_sigkills";
@@ -529,17 +627,7 @@ fn three_nodes_two_workers_survive_sigkills() {
         })
         .collect();
 
-    let (status, body) = nodes[1].http(
-        "POST",
-        "/v1/schedules",
-        Some(&format!(
-            r#"{{"name":"every-second","cron":"* * * * * *","task":{{"queue":"{CRON_QUEUE}","task":"text.stats","args":{{"text":"tick"}}}}}}"#
-        )),
-    );
-    assert_eq!(status, 201, "{body}");
-    let schedule = json(&body);
-    let schedule_id = schedule["id"].as_str().unwrap().to_owned();
-    let first_due = schedule["next_fire_at_ms"].as_i64().unwrap();
+    let (schedule_id, first_due) = create_every_second_schedule(&nodes[1]);
 
     let done = Arc::new(AtomicUsize::new(0));
     let producers = spawn_producers(
@@ -624,80 +712,16 @@ fn three_nodes_two_workers_survive_sigkills() {
     store.wait_drained(TASK_QUEUE, TASKS, DRAIN_TIMEOUT);
     eprintln!("{TEST}: tasks drained at {:?}", started.elapsed());
 
-    // The schedule: wait until every due time up to now has been handled
-    // (the stored next due time is past it), then pause it and let the
-    // fired tasks finish.
-    let end = now_ms();
-    let live = nodes
-        .iter()
-        .position(|n| n.process.guard.0.is_some())
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (status, body) = nodes[live].http("GET", &format!("/v1/schedules/{schedule_id}"), None);
-        assert_eq!(status, 200, "{body}");
-        if json(&body)["next_fire_at_ms"]
-            .as_i64()
-            .is_some_and(|next| next > end)
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the schedule did not catch up with {end}: {body}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let (status, body) =
-        nodes[live].http("POST", &format!("/v1/schedules/{schedule_id}/pause"), None);
-    assert_eq!(status, 200, "{body}");
-    store.wait_drained(CRON_QUEUE, 1, Duration::from_secs(30));
-
     // Every enqueued task succeeded once.
     let rows = store.tasks(TASK_QUEUE);
     assert_each_succeeded_once(&rows, &enqueued);
 
-    // Every due time from the first to `end` fired exactly once, and
-    // nothing else fired.
-    let fired = store.tasks(CRON_QUEUE);
-    let mut times: BTreeMap<i64, usize> = BTreeMap::new();
-    for row in &fired {
-        assert_eq!(
-            row.state,
-            TaskState::Succeeded,
-            "schedule task {:?}",
-            row.id()
-        );
-        *times.entry(fire_time(row, &schedule_id)).or_default() += 1;
-    }
-    let twice: Vec<_> = times.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(
-        twice.is_empty(),
-        "due times fired more than once: {twice:?}"
-    );
-    let mut missing = Vec::new();
-    let mut due = first_due;
-    while due <= end {
-        if !times.contains_key(&due) {
-            missing.push(due);
-        }
-        due += 1000;
-    }
-    assert!(
-        missing.is_empty(),
-        "due times between {first_due} and {end} that never fired: {missing:?} (fired: {:?})",
-        times.keys().collect::<Vec<_>>()
-    );
-    for t in times.keys() {
-        assert!(
-            *t >= first_due && (t - first_due) % 1000 == 0,
-            "fired for {t}, which is not a due time of the schedule"
-        );
-    }
-    assert!(
-        times.len() >= 5,
-        "the run was too short to see the schedule fire: {times:?}"
-    );
+    // Every due time fired once, through the leader's death.
+    let live = nodes
+        .iter()
+        .position(|n| n.process.guard.0.is_some())
+        .unwrap();
+    let fired = check_every_second_schedule(&store, &nodes[live], &schedule_id, first_due);
 
     workers[1].terminate(Duration::from_secs(15));
     for node in &mut nodes {
@@ -708,7 +732,7 @@ fn three_nodes_two_workers_survive_sigkills() {
     eprintln!(
         "{TEST}: {} tasks and {} schedule runs checked in {:?}",
         rows.len(),
-        times.len(),
+        fired,
         started.elapsed()
     );
 }
@@ -907,9 +931,10 @@ fn processes_reconnect_after_postgres_restarts() {
         &worker_bin,
         &url,
         &schema,
-        TASK_QUEUE,
+        &format!("{TASK_QUEUE},{CRON_QUEUE}"),
         &dir.path().join("outbox"),
     );
+    let (schedule_id, first_due) = create_every_second_schedule(&node);
 
     let done = Arc::new(AtomicUsize::new(0));
     let producers = spawn_producers(
@@ -920,6 +945,7 @@ fn processes_reconnect_after_postgres_restarts() {
         Arc::clone(&done),
         "restart",
     );
+    let mut restarted_ms = 0;
     // Twice: the second restart finds connections made after the first.
     for third in 1..=2 {
         while done.load(Ordering::Relaxed) < TASKS * third / 3 {
@@ -931,6 +957,7 @@ fn processes_reconnect_after_postgres_restarts() {
         }
         let at = done.load(Ordering::Relaxed);
         cluster.restart();
+        restarted_ms = now_ms();
         eprintln!("{TEST}: PostgreSQL restarted after {at} enqueues");
         assert!(
             at < TASKS,
@@ -961,6 +988,28 @@ fn processes_reconnect_after_postgres_restarts() {
 
     let rows = store.tasks(TASK_QUEUE);
     assert_each_succeeded_once(&rows, &enqueued);
+
+    // The node still leads: it renewed its lease after the last restart.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let lease = store
+            .block_on(store.store.leader(SERVICES_ROLE))
+            .expect("read the leader lease");
+        if lease
+            .as_ref()
+            .is_some_and(|l| l.holder == "node-r" && l.expires_at_ms > restarted_ms + 3000)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the node did not renew its leader lease after the restart: {lease:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // The scheduler fired every due time once across the restarts.
+    check_every_second_schedule(&store, &node, &schedule_id, first_due);
 
     worker.terminate(Duration::from_secs(15));
     node.process.guard.terminate(Duration::from_secs(15));
