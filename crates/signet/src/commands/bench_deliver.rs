@@ -36,7 +36,7 @@ use signet_sign::Profile;
 use signet_store::{TaskState, MESSAGE_QUEUE};
 use tokio::net::TcpListener;
 
-use crate::commands::bench_queue::{process_cpu_secs, BenchStore};
+use crate::commands::bench_queue::{process_cpu_secs, thread_times, BenchStore};
 use crate::commands::finish;
 use crate::store_url::redact;
 
@@ -347,6 +347,7 @@ async fn bench_async(args: Args) -> anyhow::Result<()> {
         .context("the receiver's listener failed")?;
     let stats = opened.stats(wall);
     let cpu = process_cpu_secs();
+    let threads = thread_times();
     opened.finish().await;
 
     let seen = std::mem::take(&mut *seen.lock().map_err(|_| anyhow!("the receiver panicked"))?);
@@ -381,6 +382,15 @@ async fn bench_async(args: Args) -> anyhow::Result<()> {
             "  process CPU: {cpu:.2} s over {:.2} s wall ({:.0}% of one core)",
             wall.as_secs_f64(),
             100.0 * cpu / wall.as_secs_f64().max(1e-9)
+        );
+    }
+    for t in threads.iter().take(3) {
+        println!(
+            "  thread {:<16} on CPU {:.2} s, waiting for a CPU {:.2} s (of {:.2} s wall)",
+            t.name,
+            t.on_cpu,
+            t.waiting_for_cpu,
+            wall.as_secs_f64()
         );
     }
     println!(

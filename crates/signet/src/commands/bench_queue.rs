@@ -452,14 +452,14 @@ fn cpu_secs_of_stat(stat: &str) -> Option<f64> {
 /// for a CPU (the machine is busy). The rest of the wall time the thread was
 /// blocked: on I/O such as fsync, or idle.
 #[derive(Debug, Default)]
-struct ThreadTime {
-    name: String,
-    on_cpu: f64,
-    waiting_for_cpu: f64,
+pub(crate) struct ThreadTime {
+    pub(crate) name: String,
+    pub(crate) on_cpu: f64,
+    pub(crate) waiting_for_cpu: f64,
 }
 
 /// Per thread name, busiest first; empty where `/proc` is missing.
-fn thread_times() -> Vec<ThreadTime> {
+pub(crate) fn thread_times() -> Vec<ThreadTime> {
     let mut by_name: Vec<ThreadTime> = Vec::new();
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return by_name;
