@@ -109,6 +109,27 @@ pub(crate) fn print_json(value: &serde_json::Value, pretty: bool) -> anyhow::Res
     Ok(())
 }
 
+/// Writes `text` to stdout. A reader that went away (`signet … | head`)
+/// ends the output quietly instead of failing the command.
+pub(crate) fn emit(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+/// `println!` through [`emit`]: no panic when stdout is a closed pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::output::emit(&format!("{}\n", format_args!($($arg)*)))?
+    };
+}
+pub(crate) use outln;
+
 /// Shortens text to `max` characters, marking the cut with `…`.
 pub(crate) fn truncate(text: &str, max: usize) -> String {
     if text.chars().count() <= max {

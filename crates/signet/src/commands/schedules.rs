@@ -21,7 +21,7 @@ use signet_server::AppError;
 use signet_store::{ScheduleId, ScheduleRecord, Store};
 
 use crate::commands::{block_on, finish, now_ms, Negative};
-use crate::output::{format_ms, format_opt_ms, print_json, printable, truncate, Table};
+use crate::output::{format_ms, format_opt_ms, outln, print_json, printable, truncate, Table};
 use crate::store_url::DatabaseArgs;
 use crate::timearg::parse_duration;
 
@@ -250,12 +250,12 @@ async fn schedules(cmd: Command) -> anyhow::Result<()> {
             if args.json {
                 return print_view(&record);
             }
-            println!(
+            outln!(
                 "created schedule {} ({})",
                 printable(&record.name),
                 record.id
             );
-            print_details(&record);
+            print_details(&record)?;
             Ok(())
         }
         Command::Ls { json, db } => {
@@ -268,7 +268,7 @@ async fn schedules(cmd: Command) -> anyhow::Result<()> {
                 return print_json(&serde_json::to_value(items)?, false);
             }
             if list.is_empty() {
-                println!("no schedules yet; add one with `signet schedules add NAME --cron '*/5 * * * *' --task NAME`");
+                outln!("no schedules yet; add one with `signet schedules add NAME --cron '*/5 * * * *' --task NAME`");
                 return Ok(());
             }
             let mut table = Table::new(&[
@@ -291,7 +291,7 @@ async fn schedules(cmd: Command) -> anyhow::Result<()> {
                     format_opt_ms(s.last_fired_at_ms),
                 ]);
             }
-            print!("{}", table.render());
+            crate::output::emit(&table.render())?;
             Ok(())
         }
         Command::Show { schedule, json, db } => {
@@ -302,8 +302,8 @@ async fn schedules(cmd: Command) -> anyhow::Result<()> {
             if json {
                 return print_view(&record);
             }
-            println!("schedule {} ({})", printable(&record.name), record.id);
-            print_details(&record);
+            outln!("schedule {} ({})", printable(&record.name), record.id);
+            print_details(&record)?;
             Ok(())
         }
         Command::Rm { schedule, db } => {
@@ -316,7 +316,7 @@ async fn schedules(cmd: Command) -> anyhow::Result<()> {
             .await;
             store.close().await?;
             let record = result?;
-            println!(
+            outln!(
                 "deleted schedule {} ({})",
                 printable(&record.name),
                 record.id
@@ -358,12 +358,12 @@ async fn pause_or_resume(
         (false, true) => "resumed",
         (false, false) => "was not paused:",
     };
-    println!(
+    outln!(
         "{verb} schedule {} ({})",
         printable(&record.name),
         record.id
     );
-    print_details(&record);
+    print_details(&record)?;
     Ok(())
 }
 
@@ -396,7 +396,7 @@ fn fires(view: &ScheduleView) -> String {
     truncate(&text, 60)
 }
 
-fn print_details(record: &ScheduleRecord) {
+fn print_details(record: &ScheduleRecord) -> anyhow::Result<()> {
     let view = ScheduleView::from(record);
     let mut table = Table::new(&["FIELD", "VALUE"]);
     table.row(vec!["cron".into(), record.cron.clone()]);
@@ -412,18 +412,19 @@ fn print_details(record: &ScheduleRecord) {
         format_opt_ms(record.last_fired_at_ms),
     ]);
     table.row(vec!["created".into(), format_ms(record.created_at_ms)]);
-    print!("{}", table.render());
+    crate::output::emit(&table.render())?;
     if record.paused {
-        println!(
+        outln!(
             "paused: nothing fires until `signet schedules resume {}`",
             record.id
         );
     } else if view.upcoming.is_empty() {
-        println!("no due times ahead");
+        outln!("no due times ahead");
     } else {
-        println!("next due times (UTC):");
+        outln!("next due times (UTC):");
         for t in &view.upcoming {
-            println!("  {t}");
+            outln!("  {t}");
         }
     }
+    Ok(())
 }
