@@ -276,6 +276,7 @@ async fn serve_main(args: Args) -> anyhow::Result<()> {
         out.flush()?;
     }
     tokio::spawn(report_leadership(
+        elector.service_names().join(", "),
         elector.subscribe(),
         std::sync::Arc::clone(state.store()),
         elector.renew_every(),
@@ -287,6 +288,7 @@ async fn serve_main(args: Args) -> anyhow::Result<()> {
 /// Prints a line on stdout whenever this node gains or loses leadership,
 /// and once, shortly after start, which node leads when it is not this one.
 async fn report_leadership(
+    services: String,
     mut leadership: tokio::sync::watch::Receiver<Leadership>,
     store: std::sync::Arc<dyn signet_store::Store>,
     renew_every: Duration,
@@ -318,11 +320,9 @@ async fn report_leadership(
                 .term
                 .map_or_else(String::new, |t| format!(" (term {t})"));
             print(if now.leading {
-                format!(
-                    "leadership: this node leads{term}; the scheduler, rescuer and pruner run here"
-                )
+                format!("leadership: this node leads{term}; {services} run here")
             } else {
-                "leadership: this node no longer leads; another node runs the scheduler, rescuer and pruner".to_owned()
+                format!("leadership: this node no longer leads; another node runs {services}")
             });
             was_leading = now.leading;
         }
