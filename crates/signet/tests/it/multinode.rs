@@ -16,7 +16,7 @@
 //! Enqueues carry an `Idempotency-Key`, so a request whose node died before
 //! answering is sent again to another node without making a second task.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -457,6 +457,87 @@ fn start_worker(bin: &Path, url: &str, schema: &str, queues: &str, outbox: &Path
     Guard(Some(cmd.spawn().expect("start the example worker")))
 }
 
+/// Fails the test if the process has exited, saying how.
+fn assert_running(guard: &mut Guard, what: &str) {
+    let child = guard
+        .0
+        .as_mut()
+        .expect("the process was stopped by the test");
+    if let Some(status) = child.try_wait().expect("poll the child") {
+        panic!(
+            "{what} exited ({status}); if it is the example worker refusing a postgres:// URL, \
+             target/ holds a stale build: run cargo build -p signet-example-worker"
+        );
+    }
+}
+
+/// Sends `signal` (`STOP`, `CONT`) to a process.
+fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{signal} {pid} failed");
+}
+
+/// Running tasks of [`TASK_QUEUE`] whose lease owner starts with `owner`.
+fn running_under(store: &TestStore, owner: &str) -> HashSet<String> {
+    let page = store
+        .block_on(store.store.list_tasks(TaskFilter {
+            queue: Some(TASK_QUEUE.to_owned()),
+            state: Some(TaskState::Running),
+            limit: 1000,
+            cursor: None,
+        }))
+        .expect("list running tasks");
+    page.items
+        .iter()
+        .filter(|r| {
+            r.lease_owner
+                .as_deref()
+                .is_some_and(|o| o.starts_with(owner))
+        })
+        .map(|r| r.id().to_owned())
+        .collect()
+}
+
+/// Freezes the worker (SIGSTOP) at a moment it holds running tasks of
+/// [`TASK_QUEUE`], so a SIGKILL next surely orphans them; returns their ids.
+/// A statement the worker sent just before it froze may still land, so only
+/// tasks still running under it a second later count. The worker's id
+/// starts with `worker-<pid>-`.
+fn freeze_holding_tasks(store: &TestStore, worker: &mut Guard) -> HashSet<String> {
+    let pid = worker.0.as_ref().expect("the worker runs").id();
+    let owner = format!("worker-{pid}-");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        signal(pid, "STOP");
+        let first = running_under(store, &owner);
+        if !first.is_empty() {
+            std::thread::sleep(Duration::from_secs(1));
+            let held: HashSet<String> = running_under(store, &owner)
+                .intersection(&first)
+                .cloned()
+                .collect();
+            if !held.is_empty() {
+                return held;
+            }
+        }
+        signal(pid, "CONT");
+        assert!(
+            Instant::now() < deadline,
+            "the worker {pid} never held a running task"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// How many of `rows` ran more than once (their first worker died or
+/// lost the lease).
+fn rerun(rows: &[TaskRow]) -> usize {
+    rows.iter().filter(|r| r.attempt > 1).count()
+}
+
 /// Starts a node on the store.
 fn start_node(url: &str, schema: &str, node_id: &str) -> (Server, Option<String>) {
     Server::start(
@@ -655,10 +736,12 @@ fn three_nodes_two_workers_survive_sigkills() {
         .iter()
         .position(|id| *id == lease.holder)
         .unwrap_or_else(|| panic!("the lease names an unknown node {:?}", lease.holder));
+    let orphans = freeze_holding_tasks(&store, &mut workers[0]);
     workers[0].kill();
     nodes[leader].process.guard.kill();
     eprintln!(
-        "{TEST}: killed a worker and the leader {} (term {}) after {} enqueues, {:?} in",
+        "{TEST}: killed a worker holding {} tasks and the leader {} (term {}) after {} enqueues, {:?} in",
+        orphans.len(),
         lease.holder,
         lease.term,
         done.load(Ordering::Relaxed),
@@ -709,12 +792,22 @@ fn three_nodes_two_workers_survive_sigkills() {
 
     let enqueued = join_producers(producers, TASKS);
     eprintln!("{TEST}: {TASKS} tasks enqueued in {:?}", started.elapsed());
+    assert_running(&mut workers[1], "the surviving worker");
     store.wait_drained(TASK_QUEUE, TASKS, DRAIN_TIMEOUT);
     eprintln!("{TEST}: tasks drained at {:?}", started.elapsed());
 
-    // Every enqueued task succeeded once.
+    // Every enqueued task succeeded once; those the killed worker held ran
+    // again elsewhere.
     let rows = store.tasks(TASK_QUEUE);
     assert_each_succeeded_once(&rows, &enqueued);
+    for row in rows.iter().filter(|r| orphans.contains(r.id())) {
+        assert!(
+            row.attempt >= 2,
+            "{} was running on the killed worker yet finished in attempt {}",
+            row.id(),
+            row.attempt
+        );
+    }
 
     // Every due time fired once, through the leader's death.
     let live = nodes
@@ -730,8 +823,9 @@ fn three_nodes_two_workers_survive_sigkills() {
         }
     }
     eprintln!(
-        "{TEST}: {} tasks and {} schedule runs checked in {:?}",
+        "{TEST}: {} tasks ({} run again after the SIGKILL) and {} schedule runs checked in {:?}",
         rows.len(),
+        rerun(&rows),
         fired,
         started.elapsed()
     );
@@ -966,28 +1060,23 @@ fn processes_reconnect_after_postgres_restarts() {
     }
 
     let enqueued = join_producers(producers, TASKS);
-    store.wait_drained(TASK_QUEUE, TASKS, DRAIN_TIMEOUT);
     // Both processes lived through it (rather than being restarted).
-    assert!(
-        node.process
-            .guard
-            .0
-            .as_mut()
-            .unwrap()
-            .try_wait()
-            .unwrap()
-            .is_none(),
-        "signet serve exited after the restart"
-    );
-    assert!(
-        worker.0.as_mut().unwrap().try_wait().unwrap().is_none(),
-        "the worker exited after the restart"
-    );
+    assert_running(&mut worker, "the worker");
+    assert_running(&mut node.process.guard, "signet serve");
+    store.wait_drained(TASK_QUEUE, TASKS, DRAIN_TIMEOUT);
+    assert_running(&mut worker, "the worker");
+    assert_running(&mut node.process.guard, "signet serve");
     let (status, body) = node.http("GET", "/readyz", None);
     assert_eq!(status, 200, "{body}");
 
     let rows = store.tasks(TASK_QUEUE);
     assert_each_succeeded_once(&rows, &enqueued);
+
+    eprintln!(
+        "{TEST}: {} tasks succeeded once ({} run again after a lost connection)",
+        rows.len(),
+        rerun(&rows)
+    );
 
     // The node still leads: it renewed its lease after the last restart.
     let deadline = Instant::now() + Duration::from_secs(15);
