@@ -14,7 +14,7 @@ use signet_runtime::scheduler::{
     self, validate_schedule_name, CronSchedule, InvalidSchedule, SchedulePayload, TaskTemplate,
     DEFAULT_TIMEZONE, UPCOMING_SHOWN,
 };
-use signet_store::{CatchUp, ScheduleId, ScheduleRecord};
+use signet_store::{CatchUp, ScheduleId, ScheduleRecord, Store, TargetId};
 
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::extract::{parse_json, JsonBody};
@@ -207,6 +207,39 @@ fn payload(task: Option<&RawValue>, message: Option<&RawValue>) -> AppResult<Vec
     }
 }
 
+/// A message schedule that names a target: the target must exist when the
+/// schedule is written (the scheduler looks it up again at every due time).
+/// Shared with the CLI.
+pub async fn check_message_target(store: &dyn Store, message: Option<&RawValue>) -> AppResult<()> {
+    #[derive(Deserialize)]
+    struct Named {
+        target: Option<String>,
+    }
+    let Some(message) = message else {
+        return Ok(());
+    };
+    let Ok(Named { target: Some(name) }) = serde_json::from_str::<Named>(message.get()) else {
+        return Ok(());
+    };
+    let by_id = if TargetId::parse(&name).is_ok() {
+        store.target(&name).await?
+    } else {
+        None
+    };
+    let found = match by_id {
+        Some(t) => Some(t),
+        None => store.target_by_name(&name).await?,
+    };
+    if found.is_none() {
+        let shown: String = name.chars().take(64).collect();
+        return Err(AppError::invalid(
+            "message.target",
+            format!("no target {shown:?}; register it first (POST /v1/targets) or name an existing target by id or name"),
+        ));
+    }
+    Ok(())
+}
+
 fn catch_up(value: Option<&str>) -> AppResult<Option<CatchUp>> {
     value
         .map(|v| {
@@ -336,6 +369,7 @@ pub async fn create(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<CreateScheduleRequest>,
 ) -> AppResult<(StatusCode, Json<ScheduleView>)> {
+    check_message_target(state.store().as_ref(), req.message.as_deref()).await?;
     let record = build_schedule(req, state.now_ms())?;
     state.store().create_schedule(record.clone()).await?;
     tracing::info!(schedule = %record.name, id = %record.id, cron = %record.cron, timezone = %record.timezone, "schedule created");
@@ -389,6 +423,7 @@ pub async fn update(
     JsonBody(patch): JsonBody<UpdateScheduleRequest>,
 ) -> AppResult<Json<ScheduleView>> {
     let record = load(&state, &id).await?;
+    check_message_target(state.store().as_ref(), patch.message.as_deref()).await?;
     let record = apply_patch(record, patch, state.now_ms())?;
     state.store().update_schedule(record.clone()).await?;
     Ok(Json(ScheduleView::from(&record)))

@@ -305,6 +305,19 @@ async fn invalid_definitions_get_422_naming_the_field() {
         "belong to Signet",
     )
     .await;
+    // A message schedule's target must exist when it is written.
+    let mut no_target = base(json!({}));
+    no_target.as_object_mut().unwrap().remove("task");
+    no_target["message"] = json!({"url": "https://example.com/hook", "target": "nobody"});
+    let (status, v) = api
+        .admin(Method::POST, "/v1/schedules", Some(no_target))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let text = v["error"]["message"].as_str().unwrap();
+    assert!(
+        text.starts_with("message.target:") && text.contains("nobody"),
+        "{v}"
+    );
     let mut no_url = base(json!({}));
     no_url.as_object_mut().unwrap().remove("task");
     no_url["message"] = json!({"body": "x"});

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use signet_runtime::producer::DEFAULT_QUEUE;
 use signet_server::routes::schedules::{
-    build_schedule, set_paused, CreateScheduleRequest, ScheduleView,
+    build_schedule, check_message_target, set_paused, CreateScheduleRequest, ScheduleView,
 };
 use signet_server::AppError;
 use signet_store::{ScheduleId, ScheduleRecord, Store};
@@ -242,9 +242,16 @@ async fn schedules(cmd: Command) -> anyhow::Result<()> {
     match cmd {
         Command::Add(args) => {
             let req = request(&args)?;
+            let message = req.message.clone();
             let record = build_schedule(req, now_ms()).map_err(refused)?;
             let store = args.db.open().await?;
-            let created = store.create_schedule(record.clone()).await;
+            let created = match check_message_target(store.as_ref(), message.as_deref()).await {
+                Ok(()) => store
+                    .create_schedule(record.clone())
+                    .await
+                    .map_err(anyhow::Error::from),
+                Err(e) => Err(refused(e)),
+            };
             store.close().await?;
             created.with_context(|| format!("cannot create schedule {:?}", record.name))?;
             if args.json {
