@@ -978,6 +978,25 @@ impl PrivateCluster {
             .args(["-w", "-t", "60", "-m", "fast", "restart"]);
         self.run("pg_ctl restart", restart);
     }
+
+    /// `pg_ctl stop -m fast`, `down` with no server at all (connections
+    /// are refused), then `pg_ctl start`.
+    fn outage(&self, down: Duration) {
+        let mut stop = self.tool("pg_ctl");
+        stop.arg("-D")
+            .arg(&self.data)
+            .args(["-w", "-t", "60", "-m", "fast", "stop"]);
+        self.run("pg_ctl stop", stop);
+        std::thread::sleep(down);
+        let mut start = self.tool("pg_ctl");
+        start
+            .arg("-D")
+            .arg(&self.data)
+            .arg("-l")
+            .arg(self.dir.path().join("server.log"))
+            .args(["-w", "-t", "60", "start"]);
+        self.run("pg_ctl start", start);
+    }
 }
 
 impl Drop for PrivateCluster {
@@ -1040,7 +1059,8 @@ fn processes_reconnect_after_postgres_restarts() {
         "restart",
     );
     let mut restarted_ms = 0;
-    // Twice: the second restart finds connections made after the first.
+    // Twice: a restart, then a stop of a few seconds (connections refused
+    // meanwhile); the second finds connections made after the first.
     for third in 1..=2 {
         while done.load(Ordering::Relaxed) < TASKS * third / 3 {
             assert!(
@@ -1050,9 +1070,14 @@ fn processes_reconnect_after_postgres_restarts() {
             std::thread::sleep(Duration::from_millis(20));
         }
         let at = done.load(Ordering::Relaxed);
-        cluster.restart();
+        if third == 1 {
+            cluster.restart();
+            eprintln!("{TEST}: PostgreSQL restarted after {at} enqueues");
+        } else {
+            cluster.outage(Duration::from_secs(5));
+            eprintln!("{TEST}: PostgreSQL stopped for 5 s after {at} enqueues");
+        }
         restarted_ms = now_ms();
-        eprintln!("{TEST}: PostgreSQL restarted after {at} enqueues");
         assert!(
             at < TASKS,
             "the restart came after the last enqueue; the test proves nothing"
