@@ -906,6 +906,17 @@ impl PrivateCluster {
         let as_postgres = Self::running_as_root();
         let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
         if as_postgres {
+            let has_user = Command::new("id")
+                .args(["-u", "postgres"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !has_user {
+                return Err(
+                    "running as root, and there is no postgres user to run initdb as".into(),
+                );
+            }
             let status = Command::new("chown")
                 .args(["postgres:", &dir.path().display().to_string()])
                 .status()
