@@ -12,8 +12,9 @@
 //! `POST /v1/messages`); [`MessageProducer::publish`] checks it, turns it
 //! into a [`MessageSpec`], signs and enqueues it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
@@ -589,12 +590,78 @@ pub struct PublishOptions {
     pub idempotency_key: Option<String>,
 }
 
+/// How long a target looked up for publishing is reused. A change made on
+/// another node (a new prefix, a deleted target) reaches publishing within
+/// this time; the dispatcher checks the target again at every delivery.
+pub const PUBLISH_TARGET_CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// A target found for publishing, and the profiles its secret was checked
+/// against.
+#[derive(Clone)]
+struct CachedTarget {
+    at: std::time::Instant,
+    generation: u64,
+    record: TargetRecord,
+    profiles_ok: Vec<SignatureProfile>,
+}
+
+/// Recent target lookups by the id or name a message gave.
+#[derive(Clone, Default)]
+struct PublishCache(Arc<std::sync::Mutex<HashMap<String, CachedTarget>>>);
+
+impl std::fmt::Debug for PublishCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PublishCache")
+    }
+}
+
+impl PublishCache {
+    fn get(&self, key: &str, generation: u64) -> Option<CachedTarget> {
+        let cache = self.0.lock().ok()?;
+        cache
+            .get(key)
+            .filter(|c| c.generation == generation && c.at.elapsed() < PUBLISH_TARGET_CACHE_TTL)
+            .cloned()
+    }
+
+    fn put(&self, key: &str, record: TargetRecord, profile: SignatureProfile, generation: u64) {
+        let Ok(mut cache) = self.0.lock() else {
+            return;
+        };
+        if cache.len() >= 4096 {
+            cache.retain(|_, c| c.at.elapsed() < PUBLISH_TARGET_CACHE_TTL);
+        }
+        let now = std::time::Instant::now();
+        match cache.get_mut(key) {
+            Some(c)
+                if c.record.id == record.id && c.record.updated_at_ms == record.updated_at_ms =>
+            {
+                if !c.profiles_ok.contains(&profile) {
+                    c.profiles_ok.push(profile);
+                }
+            }
+            _ => {
+                cache.insert(
+                    key.to_owned(),
+                    CachedTarget {
+                        at: now,
+                        generation,
+                        record,
+                        profiles_ok: vec![profile],
+                    },
+                );
+            }
+        }
+    }
+}
+
 /// Signs and enqueues messages. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct MessageProducer {
     producer: Producer,
     targets: TargetService,
     retry: RetrySchedule,
+    cache: PublishCache,
 }
 
 impl MessageProducer {
@@ -606,6 +673,7 @@ impl MessageProducer {
             producer,
             targets,
             retry: RetrySchedule::default(),
+            cache: PublishCache::default(),
         }
     }
 
@@ -637,16 +705,33 @@ impl MessageProducer {
     ) -> Result<Enqueued, RuntimeError> {
         message.validate()?;
         let now = self.producer.now_ms();
-        let target = match &message.target {
-            Some(name) => Some(self.resolve_target(name).await?),
-            None => None,
+        // A target (and whether its secret signs the profile) is looked up
+        // once per PUBLISH_TARGET_CACHE_TTL, not for every message.
+        // Read the generation before the target: a change that lands in
+        // between leaves the entry stale, never the other way round.
+        let generation = self.targets.generation();
+        let cached = message
+            .target
+            .as_deref()
+            .and_then(|name| self.cache.get(name, generation));
+        let target = match (&message.target, &cached) {
+            (Some(_), Some(c)) => Some(c.record.clone()),
+            (Some(name), None) => Some(self.resolve_target(name).await?),
+            (None, _) => None,
         };
         let spec = message.to_spec(target.as_ref().map(|t| t.id.clone()))?;
         let url = spec.validate()?;
-        if let Some(target) = &target {
+        if let (Some(target), Some(name)) = (&target, &message.target) {
             check_target_url(target, &url).map_err(|m| RuntimeError::field("url", m))?;
-            self.check_target_secret(target, spec.signature_profile)
-                .await?;
+            let checked = cached
+                .as_ref()
+                .is_some_and(|c| c.profiles_ok.contains(&spec.signature_profile));
+            if !checked {
+                self.check_target_secret(target, spec.signature_profile)
+                    .await?;
+                self.cache
+                    .put(name, target.clone(), spec.signature_profile, generation);
+            }
         }
         let options = PublishOptions {
             not_before_ms: message.timing(now)?,

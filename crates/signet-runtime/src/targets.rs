@@ -206,6 +206,9 @@ struct Inner {
     clock: Arc<dyn Clock>,
     /// Serialises read-modify-write of a target's secrets in this process.
     rotation: tokio::sync::Mutex<()>,
+    /// Bumped by every change made through this service, so caches of
+    /// targets in this process drop what they hold at once.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl fmt::Debug for TargetService {
@@ -235,6 +238,7 @@ impl TargetService {
                 master,
                 clock,
                 rotation: tokio::sync::Mutex::new(()),
+                generation: std::sync::atomic::AtomicU64::new(0),
             }),
         }
     }
@@ -255,6 +259,20 @@ impl TargetService {
                 "target secrets are sealed under {MASTER_KEY_VAR}, which is not set; set it to the base64 of 32 random bytes (for example `head -c 32 /dev/urandom | base64`) and restart"
             ))
         })
+    }
+
+    /// Which changes this service has made: a cache of targets read
+    /// through it is stale once this moves.
+    pub fn generation(&self) -> u64 {
+        self.inner
+            .generation
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn bump(&self) {
+        self.inner
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// Checks at start-up that the master key opens the stored targets:
@@ -350,6 +368,7 @@ impl TargetService {
             updated_at_ms: now,
         };
         self.inner.store.create_target(record.clone()).await?;
+        self.bump();
         tracing::info!(target_id = %record.id, name = %record.name, fingerprint = %record.secret_fingerprint, "target registered");
         Ok((record, secret))
     }
@@ -381,6 +400,7 @@ impl TargetService {
         check_prefix(t.url_prefix.as_deref(), t.https_only)?;
         t.updated_at_ms = self.inner.clock.now_ms().max(t.updated_at_ms);
         self.inner.store.update_target(t.clone()).await?;
+        self.bump();
         Ok(t)
     }
 
@@ -424,6 +444,7 @@ impl TargetService {
         t.secret_fingerprint = secret.fingerprint();
         t.updated_at_ms = now.max(t.updated_at_ms);
         self.inner.store.update_target(t.clone()).await?;
+        self.bump();
         tracing::info!(target_id = %t.id, name = %t.name, fingerprint = %t.secret_fingerprint, overlap_s = overlap.as_secs(), "target secret rotated");
         Ok((t, secret))
     }
@@ -435,6 +456,7 @@ impl TargetService {
             return Err(StoreError::not_found("target", id).into());
         }
         self.inner.store.delete_target(id).await?;
+        self.bump();
         Ok(())
     }
 

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
-use signet_runtime::{NewTarget, RuntimeError, TargetPatch, TargetSecret};
+use signet_runtime::{NewMessage, NewTarget, RuntimeError, TargetPatch, TargetSecret};
 use signet_sign::profiles::{Profile, VerifyOptions};
 use signet_sign::sealed::MasterKey;
 use signet_sign::KeyRing;
@@ -388,4 +388,45 @@ async fn target_secrets_never_appear_in_the_database_file_logs_or_debug() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn publishing_sees_this_process_target_changes_at_once() {
+    let s = Setup::new();
+    let (t, _) = s.targets.create(target("cached", None)).await.unwrap();
+    let publish = |url: &str| {
+        NewMessage::from_json(&json!({"url": url, "target": "cached"}).to_string()).unwrap()
+    };
+    // Two publishes in a row: the second uses the cached lookup.
+    for n in 0..2 {
+        s.messages
+            .publish(publish(&format!("https://example.com/{n}")), None)
+            .await
+            .unwrap();
+    }
+    // A new prefix applies to the very next publish.
+    s.targets
+        .update(
+            &t.id,
+            TargetPatch {
+                url_prefix: Some(Some("https://partner.example/".into())),
+                ..TargetPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    let e = s
+        .messages
+        .publish(publish("https://example.com/2"), None)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("https://partner.example/"), "{e}");
+    // A deleted target too.
+    s.targets.delete(&t.id).await.unwrap();
+    let e = s
+        .messages
+        .publish(publish("https://partner.example/3"), None)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("no target"), "{e}");
 }
