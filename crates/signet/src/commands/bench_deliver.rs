@@ -61,6 +61,11 @@ pub(crate) struct Args {
     /// Deliveries the dispatcher has in flight at once.
     #[arg(long, default_value_t = signet_runtime::dispatcher::DEFAULT_DELIVERY_CONCURRENCY, value_parser = at_least_one)]
     dispatch_concurrency: usize,
+    /// Publish at this many messages per second in total instead of as
+    /// fast as the publishers can: latency at a load the system sustains,
+    /// rather than the backlog of a flood.
+    #[arg(long, value_parser = at_least_one)]
+    rate: Option<usize>,
     /// Size of each message's JSON body, in bytes (at least 16).
     #[arg(long, default_value_t = DEFAULT_BODY_BYTES)]
     body_bytes: usize,
@@ -251,13 +256,18 @@ async fn bench_async(args: Args) -> anyhow::Result<()> {
         redact(&url),
         opened.describe()
     );
+    let pace = match args.rate {
+        Some(rate) => format!("at {rate} messages/s in total"),
+        None => "as fast as they can".to_owned(),
+    };
     println!(
-        "  {} publishes in flight, dispatcher concurrency {}, receiver http://{addr} verifying Standard Webhooks signatures",
+        "  {} publishes in flight {pace}, dispatcher concurrency {}, receiver http://{addr} verifying Standard Webhooks signatures",
         args.concurrency, args.dispatch_concurrency
     );
 
     // Publish, `concurrency` at a time.
     let started = Instant::now();
+    let begun = tokio::time::Instant::now();
     let next = Arc::new(AtomicUsize::new(0));
     let mut publishers = Vec::with_capacity(args.concurrency);
     for _ in 0..args.concurrency {
@@ -267,12 +277,20 @@ async fn bench_async(args: Args) -> anyhow::Result<()> {
         let target = target.id.clone();
         let total = args.messages;
         let body_bytes = args.body_bytes;
+        let interval = args
+            .rate
+            .map(|rate| Duration::from_secs_f64(1.0 / rate as f64));
         publishers.push(tokio::spawn(async move {
             let mut published = Vec::new();
             loop {
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 if n >= total {
                     break;
+                }
+                if let Some(interval) = interval {
+                    // Message n goes out at n × interval after the start.
+                    let due = interval.mul_f64(n as f64);
+                    tokio::time::sleep_until(begun + due).await;
                 }
                 let json = json!({
                     "url": url,
