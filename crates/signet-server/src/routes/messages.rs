@@ -9,14 +9,11 @@ use axum::Json;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use signet_runtime::{MessageSpec, NewMessage, RuntimeError};
-use signet_store::{
-    AttemptRecord, MessageId, TaskFilter, TaskRow, TaskState, MAX_IDEMPOTENCY_KEY_LEN,
-    MESSAGE_QUEUE,
-};
+use signet_store::{AttemptRecord, MessageId, TaskFilter, TaskRow, TaskState, MESSAGE_QUEUE};
 
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::extract::{JsonBody, QueryParams};
-use crate::routes::tasks::parse_limit;
+use crate::routes::tasks::{idempotency_key, parse_limit};
 use crate::state::AppState;
 use crate::views::rfc3339;
 
@@ -184,27 +181,6 @@ pub(crate) fn runtime_error(e: RuntimeError) -> AppError {
         }
         other => AppError::Internal(Box::new(other)),
     }
-}
-
-fn idempotency_key(headers: &HeaderMap) -> AppResult<Option<String>> {
-    let Some(value) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    value
-        .to_str()
-        .ok()
-        .filter(|t| {
-            !t.is_empty()
-                && t.len() <= MAX_IDEMPOTENCY_KEY_LEN
-                && t.bytes().all(|b| b.is_ascii_graphic())
-        })
-        .map(|t| Some(t.to_owned()))
-        .ok_or_else(|| {
-            AppError::invalid(
-                "Idempotency-Key",
-                format!("must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"),
-            )
-        })
 }
 
 /// Publish a message: Signet delivers it, signed, with retries.

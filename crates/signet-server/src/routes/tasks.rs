@@ -84,7 +84,8 @@ pub struct EnqueueRequest {
     pub signature: Option<SignatureInput>,
 }
 
-fn idempotency_key(headers: &HeaderMap) -> AppResult<Option<String>> {
+/// The `Idempotency-Key` header of a publish or enqueue, checked.
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> AppResult<Option<String>> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };

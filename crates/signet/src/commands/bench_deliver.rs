@@ -36,7 +36,7 @@ use signet_sign::Profile;
 use signet_store::{TaskState, MESSAGE_QUEUE};
 use tokio::net::TcpListener;
 
-use crate::commands::bench_queue::{process_cpu_secs, thread_times, BenchStore};
+use crate::commands::bench_queue::{bench_url, process_cpu_secs, thread_times, BenchStore};
 use crate::commands::finish;
 use crate::store_url::redact;
 
@@ -176,14 +176,7 @@ fn body_of(n: usize, bytes: usize) -> String {
 
 async fn bench_async(args: Args) -> anyhow::Result<()> {
     // Keep the temporary directory alive until the end of the run.
-    let (_tmp, url) = match &args.database_url {
-        Some(url) => (None, url.clone()),
-        None => {
-            let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
-            let url = format!("sqlite://{}", dir.path().join("bench.db").display());
-            (Some(dir), url)
-        }
-    };
+    let (_tmp, url) = bench_url(args.database_url.as_deref())?;
     let opened = BenchStore::open(&url).await?;
     let store = opened.store();
 

@@ -157,14 +157,7 @@ pub(crate) fn bench_ring(algorithm: Algorithm) -> anyhow::Result<KeyRing> {
 
 async fn bench_async(args: Args) -> anyhow::Result<()> {
     // Keep the temporary directory alive until the end of the run.
-    let (_tmp, url) = match &args.database_url {
-        Some(url) => (None, url.clone()),
-        None => {
-            let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
-            let url = format!("sqlite://{}", dir.path().join("bench.db").display());
-            (Some(dir), url)
-        }
-    };
+    let (_tmp, url) = bench_url(args.database_url.as_deref())?;
     let opened = BenchStore::open(&url).await?;
     let store: Arc<dyn Store> = opened.store();
     // A queue of its own, so an existing database's tasks do not count.
@@ -357,6 +350,21 @@ async fn bench_async(args: Args) -> anyhow::Result<()> {
     }
     print_figures(&figures, args.algorithm);
     Ok(())
+}
+
+/// The store URL of a run: the one given, or a fresh SQLite file in a
+/// temporary directory (returned too: the file lives as long as it).
+pub(crate) fn bench_url(
+    given: Option<&str>,
+) -> anyhow::Result<(Option<tempfile::TempDir>, String)> {
+    Ok(match given {
+        Some(url) => (None, url.to_owned()),
+        None => {
+            let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+            let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+            (Some(dir), url)
+        }
+    })
 }
 
 /// The store a run uses, and what to do with it after.
