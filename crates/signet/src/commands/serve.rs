@@ -196,32 +196,6 @@ async fn serve_main(args: Args) -> anyhow::Result<()> {
     }
     let metrics = serve::install_metrics_recorder().map_err(anyhow::Error::msg)?;
     let store = args.db.open().await?;
-    // Bind before creating the first admin key, so a key is never created
-    // and then lost because the address was taken.
-    let listener = serve::bind(config.listen).await?;
-    let admin = serve::ensure_admin_key(store.as_ref(), now_ms())
-        .await
-        .context("cannot create the first admin API key")?;
-    let addr = listener.local_addr()?;
-    let store_text = redact(&args.db.database_url);
-    let banner = Banner {
-        addr,
-        store: &store_text,
-        signing: &signing,
-        config: &config,
-        new_admin_key: admin.as_ref(),
-    }
-    .to_string();
-    {
-        let mut out = std::io::stdout().lock();
-        out.write_all(banner.as_bytes())?;
-        out.flush()?;
-    }
-    drop(admin);
-    match signing.ring.active() {
-        Some(key) => tracing::info!(algorithm = %key.algorithm(), key_id = %key.id(), "signing on"),
-        None => tracing::warn!("signing off: tasks enqueued over HTTP are stored unsigned"),
-    }
     let state = AppState::with_delivery(
         store,
         config,
@@ -230,11 +204,29 @@ async fn serve_main(args: Args) -> anyhow::Result<()> {
         Arc::new(SystemClock),
         delivery,
     );
-    // A wrong master key is a start-up error, never garbage later.
+    // A wrong master key is a start-up error, before anything listens,
+    // never garbage later.
     let targets = state.delivery().targets.verify_master_key().await?;
+    // Bind before creating the first admin key, so a key is never created
+    // and then lost because the address was taken.
+    let listener = serve::bind(state.config().listen).await?;
+    let admin = serve::ensure_admin_key(state.store().as_ref(), now_ms())
+        .await
+        .context("cannot create the first admin API key")?;
+    let addr = listener.local_addr()?;
+    let store_text = redact(&args.db.database_url);
+    let banner = Banner {
+        addr,
+        store: &store_text,
+        signing: state.signing(),
+        config: state.config(),
+        new_admin_key: admin.as_ref(),
+    }
+    .to_string();
     {
         let d = state.delivery();
         let mut out = std::io::stdout().lock();
+        out.write_all(banner.as_bytes())?;
         writeln!(
             out,
             "  delivery: {} target(s); master key {}; SSRF guard allows {}",
@@ -258,6 +250,11 @@ async fn serve_main(args: Args) -> anyhow::Result<()> {
             }
         )?;
         out.flush()?;
+    }
+    drop(admin);
+    match state.signing().ring.active() {
+        Some(key) => tracing::info!(algorithm = %key.algorithm(), key_id = %key.id(), "signing on"),
+        None => tracing::warn!("signing off: tasks enqueued over HTTP are stored unsigned"),
     }
     let leader = LeaderConfig {
         node_id: args.node_id.clone().unwrap_or_else(default_node_id),

@@ -345,3 +345,56 @@ fn messages_reach_three_receivers_verified_by_libraries_we_did_not_write() {
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+#[test]
+fn a_wrong_or_missing_master_key_stops_serve_at_start_once_targets_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("keys.db").display());
+    let env = [
+        ("SIGNET_SIGNING_KEYS", HMAC_KEY),
+        ("SIGNET_MASTER_KEY", MASTER_KEY),
+    ];
+    {
+        let (server, _) = Server::start(&url, &env, &[]);
+        let (status, text) = server.http(
+            "POST",
+            "/v1/targets",
+            Some(r#"{"name":"sealed","secret":"whsec_c2lnbmV0LWUyZS1zaWduZXQtcmVjZWl2ZXItc2VjcmV0"}"#),
+        );
+        assert_eq!(status, 201, "{text}");
+    }
+    let start = |master: Option<&str>| {
+        let mut env = vec![("SIGNET_SIGNING_KEYS", HMAC_KEY)];
+        if let Some(m) = master {
+            env.push(("SIGNET_MASTER_KEY", m));
+        }
+        super::signet_env(
+            &["serve", "--listen", "127.0.0.1:0", "--database-url", &url],
+            b"",
+            &env,
+        )
+    };
+    // Another valid key: refused, naming the variable, never the keys.
+    let other = "b3RoZXItbWFzdGVyLWtleS0zMi1ieXRlcy1sb25nISE=";
+    let wrong = start(Some(other));
+    assert_eq!(wrong.code, 2, "{wrong:#?}");
+    assert!(wrong.stderr.contains("SIGNET_MASTER_KEY"), "{wrong:#?}");
+    assert!(wrong.stderr.contains("not the key"), "{wrong:#?}");
+    assert!(
+        !wrong.stderr.contains(other) && !wrong.stderr.contains(MASTER_KEY),
+        "{wrong:#?}"
+    );
+    assert!(!wrong.stdout.contains("listening on"), "{wrong:#?}");
+    // No key at all: refused too.
+    let missing = start(None);
+    assert_eq!(missing.code, 2, "{missing:#?}");
+    assert!(
+        missing.stderr.contains("SIGNET_MASTER_KEY is not set"),
+        "{missing:#?}"
+    );
+    // Not base64: refused before anything else.
+    let junk = start(Some("not base64!"));
+    assert_eq!(junk.code, 2, "{junk:#?}");
+    assert!(junk.stderr.contains("SIGNET_MASTER_KEY"), "{junk:#?}");
+    assert!(!junk.stderr.contains("not base64!"), "{junk:#?}");
+}
