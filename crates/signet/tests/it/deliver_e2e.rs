@@ -114,6 +114,10 @@ struct Seen {
 fn read_json_lines(process: &LineProcess, seen: &mut BTreeMap<String, Seen>) {
     for line in process.drain() {
         let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+            // Not one JSON object per line: keep it, so a test failure shows it.
+            if !line.starts_with("listening ") {
+                seen.entry("?".into()).or_default().rejected.push(line);
+            }
             continue;
         };
         let id = event["id"].as_str().unwrap_or("?").to_owned();

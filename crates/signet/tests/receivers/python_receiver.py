@@ -11,11 +11,22 @@ SIGNET_RECEIVER_SECRET environment variable (whsec_…), never from argv.
 import json
 import os
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from standardwebhooks import Webhook
 
 WEBHOOK = Webhook(os.environ["SIGNET_RECEIVER_SECRET"])
+# Requests are handled on several threads; print() writes the text and the
+# newline separately, so lines could interleave. One locked write per line.
+OUTPUT = threading.Lock()
+
+
+def emit(event):
+    line = json.dumps(event) + "\n"
+    with OUTPUT:
+        sys.stdout.write(line)
+        sys.stdout.flush()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -32,7 +43,7 @@ class Handler(BaseHTTPRequestHandler):
             event["verified"] = False
             event["error"] = str(exc)
             status = 401
-        print(json.dumps(event), flush=True)
+        emit(event)
         self.send_response(status)
         self.send_header("content-length", "0")
         self.end_headers()
