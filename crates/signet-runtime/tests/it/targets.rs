@@ -333,13 +333,18 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 #[tokio::test(flavor = "current_thread")]
 async fn target_secrets_never_appear_in_the_database_file_logs_or_debug() {
+    // A process-wide subscriber: a scoped one (`set_default`) misses events
+    // whose callsites other test threads registered first (seen in CI).
+    // Other tests' log lines land in the capture too, which only widens the
+    // check.
     let logs = Captured::default();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(logs.clone())
         .with_max_level(tracing::Level::TRACE)
         .with_ansi(false)
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::subscriber::set_global_default(subscriber)
+        .expect("no other test in this binary installs a global subscriber");
 
     let s = Setup::new();
     let rx = Receiver::ok().await;
