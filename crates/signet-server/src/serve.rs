@@ -11,6 +11,7 @@
 //! get [`ServerConfig::shutdown_grace`](crate::ServerConfig) to finish, the
 //! background services stop, and the store is closed.
 
+use axum::serve::ListenerExt as _;
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -371,6 +372,13 @@ pub async fn run_with(
     let mut stopping_signal = stopping.signal();
     let trigger = stopping.clone();
     let app = crate::app(state).into_make_service_with_connect_info::<SocketAddr>();
+    // Small responses go out at once (no Nagle delay behind an unacked
+    // segment on keep-alive connections).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY on a connection");
+        }
+    });
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         signal.await;
         tracing::info!(

@@ -14,6 +14,7 @@
 //! receiver verified it). The store is checked afterwards: every message
 //! succeeded. The last line printed is one JSON object, for scripts.
 
+use axum::serve::ListenerExt as _;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -220,6 +221,9 @@ async fn bench_async(args: Args) -> anyhow::Result<()> {
     let receiver = {
         let mut stop = services.signal();
         tokio::spawn(async move {
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move { stop.triggered().await })
                 .await

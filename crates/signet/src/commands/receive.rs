@@ -9,6 +9,7 @@
 //! `listening on http://ADDR`, so `--listen 127.0.0.1:0` works in scripts.
 //! Then one line per request, on stdout, flushed at once.
 
+use axum::serve::ListenerExt as _;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -115,6 +116,9 @@ async fn receive(args: Args) -> anyhow::Result<()> {
     let app = Router::new().fallback(handle).with_state(Receiver {
         verifier,
         json: args.json,
+    });
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
     });
     axum::serve(listener, app)
         .with_graceful_shutdown(signet_server::serve::shutdown_signal())
