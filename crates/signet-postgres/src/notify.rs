@@ -206,9 +206,11 @@ async fn listen_once(
     let quoted = format!("\"{}\"", channel.replace('"', "\"\""));
     client.batch_execute(&format!("LISTEN {quoted}")).await?;
     tracing::debug!(channel, "listening for work notifications");
-    listening.send_replace(true);
-    // Anything may have been sent while nobody listened.
+    // Anything may have been sent while nobody listened: wake the waiters
+    // there are, then say the LISTEN is in effect (so one that waits for
+    // that, then subscribes, is woken by new work only).
     let _ = wakes.send(Wake::All);
+    listening.send_replace(true);
     let mut health = tokio::time::interval(HEALTH_CHECK);
     health.tick().await;
     loop {
