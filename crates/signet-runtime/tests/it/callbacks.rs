@@ -139,7 +139,9 @@ async fn delivered_and_dead_messages_call_back_with_their_outcome() {
 async fn a_callback_url_that_cannot_be_used_is_dropped_not_retried_forever() {
     let s = Setup::new();
     // Stored by an older producer with looser checks: user info in the URL.
+    // On the test's clock, so the task is due at the time it is claimed.
     producer(&s.db, &s.ring)
+        .clock(Arc::clone(&s.dyn_clock))
         .enqueue(
             TaskSpec::new("t", &json!({}))
                 .queue("q")
