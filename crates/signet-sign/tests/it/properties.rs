@@ -41,6 +41,20 @@ fn change_ascii(text: &str, at: usize, to: u8) -> String {
     String::from_utf8(bytes).unwrap()
 }
 
+/// Like [`change_ascii`] for a `webhook-signature` header, never writing a
+/// space. A space separates signatures in that header, so replacing the
+/// first `=` of the padding with one leaves the same signature (unpadded)
+/// followed by a token that is ignored: the format allows it, and it is not
+/// a different signature. Every other single change must be refused.
+fn change_header(header: &str, at: usize, to: u8) -> String {
+    let changed = change_ascii(header, at, to);
+    if changed.contains(' ') {
+        change_ascii(header, at, to.wrapping_add(1))
+    } else {
+        changed
+    }
+}
+
 proptest! {
     #![proptest_config(config())]
 
@@ -78,7 +92,7 @@ proptest! {
         };
         let e = verify(&receiver, &id, &other_ts, &header, &body, ts, ANY_TIME).unwrap_err();
         prop_assert!(e.is_mismatch() || e.is_malformed(), "{}", e);
-        let other_header = change_ascii(&header, at, to);
+        let other_header = change_header(&header, at, to);
         prop_assert!(verify(&receiver, &id, &ts_text, &other_header, &body, ts, 300).is_err(),
             "{} accepted", other_header);
         // The same message under a different key is refused.
