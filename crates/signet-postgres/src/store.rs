@@ -263,27 +263,10 @@ impl PostgresStore {
     }
 }
 
-fn check_lease_ms(lease_ms: i64) -> StoreResult<()> {
-    if lease_ms <= 0 {
-        return Err(StoreError::invalid(format!(
-            "lease of {lease_ms} ms is not positive; use a lease longer than the heartbeat interval"
-        )));
-    }
-    Ok(())
-}
-
 #[async_trait]
 impl Store for PostgresStore {
     async fn enqueue_batch(&self, tasks: Vec<NewTask>, now_ms: i64) -> StoreResult<Vec<Enqueued>> {
-        let n = tasks.len();
-        for (i, task) in tasks.iter().enumerate() {
-            task.validate().map_err(|e| match e {
-                StoreError::Invalid(msg) if n > 1 => {
-                    StoreError::Invalid(format!("task {} of {n} in the batch: {msg}", i + 1))
-                }
-                e => e,
-            })?;
-        }
+        NewTask::validate_batch(&tasks)?;
         if tasks.is_empty() {
             return Ok(Vec::new());
         }
@@ -298,7 +281,7 @@ impl Store for PostgresStore {
     }
 
     async fn heartbeat(&self, lease: &LeaseToken, lease_ms: i64, now_ms: i64) -> StoreResult<()> {
-        check_lease_ms(lease_ms)?;
+        signet_store::check_lease_ms(lease_ms)?;
         let client = self.conn().await?;
         tasks::heartbeat(&client, lease, lease_ms, now_ms).await
     }

@@ -72,6 +72,21 @@ pub struct NewTask {
 }
 
 impl NewTask {
+    /// [`NewTask::validate`] for each task of a batch; an error names the
+    /// task's place in a batch of more than one.
+    pub fn validate_batch(tasks: &[NewTask]) -> Result<(), StoreError> {
+        let n = tasks.len();
+        for (i, task) in tasks.iter().enumerate() {
+            task.validate().map_err(|e| match e {
+                StoreError::Invalid(msg) if n > 1 => {
+                    StoreError::Invalid(format!("task {} of {n} in the batch: {msg}", i + 1))
+                }
+                e => e,
+            })?;
+        }
+        Ok(())
+    }
+
     /// Checks what every backend refuses with [`StoreError::Invalid`]: a
     /// malformed task id, a bad queue name, an empty or over-long task name,
     /// args over [`MAX_ARGS_BYTES`], `max_attempts` of 0, an empty or
@@ -209,14 +224,19 @@ impl ClaimRequest {
         if self.worker_id.is_empty() {
             return Err(StoreError::invalid("claim has an empty worker id"));
         }
-        if self.lease_ms <= 0 {
-            return Err(StoreError::invalid(format!(
-                "lease of {} ms is not positive; use a lease longer than the heartbeat interval",
-                self.lease_ms
-            )));
-        }
-        Ok(())
+        check_lease_ms(self.lease_ms)
     }
+}
+
+/// Refuses a lease of 0 ms or less (claims and heartbeats), with
+/// [`StoreError::Invalid`].
+pub fn check_lease_ms(lease_ms: i64) -> Result<(), StoreError> {
+    if lease_ms <= 0 {
+        return Err(StoreError::invalid(format!(
+            "lease of {lease_ms} ms is not positive; use a lease longer than the heartbeat interval"
+        )));
+    }
+    Ok(())
 }
 
 /// A lease the caller holds on a running task: every later call about the
