@@ -36,33 +36,18 @@ const MIGRATIONS: &[Migration] = &[
 /// The newest schema version this build knows.
 pub const SCHEMA_VERSION: i64 = 2;
 
-/// Where a database stands against this build's migrations.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MigrationStatus {
-    /// Version applied in the database (0: none yet).
-    pub current: i64,
-    /// Newest version this build knows ([`SCHEMA_VERSION`]).
-    pub known: i64,
-    /// Migrations this build would apply: `(version, name)`.
-    pub pending: Vec<(i64, &'static str)>,
-}
+pub use signet_store::MigrationStatus;
 
-impl MigrationStatus {
-    /// Whether the database is newer than this build.
-    pub fn is_too_new(&self) -> bool {
-        self.current > self.known
-    }
-
-    pub(crate) fn for_version(current: i64) -> Self {
-        Self {
-            current,
-            known: SCHEMA_VERSION,
-            pending: MIGRATIONS
-                .iter()
-                .filter(|m| m.version > current)
-                .map(|m| (m.version, m.name))
-                .collect(),
-        }
+/// Where a database at `current` stands against this build.
+pub(crate) fn status_for_version(current: i64) -> MigrationStatus {
+    MigrationStatus {
+        current,
+        known: SCHEMA_VERSION,
+        pending: MIGRATIONS
+            .iter()
+            .filter(|m| m.version > current)
+            .map(|m| (m.version, m.name))
+            .collect(),
     }
 }
 
@@ -177,10 +162,7 @@ mod tests {
             assert_eq!(m.version, i as i64 + 1);
         }
         assert_eq!(MIGRATIONS.last().map(|m| m.version), Some(SCHEMA_VERSION));
-        assert_eq!(
-            MigrationStatus::for_version(1).pending,
-            vec![(2, "delivery")]
-        );
-        assert!(MigrationStatus::for_version(SCHEMA_VERSION + 1).is_too_new());
+        assert_eq!(status_for_version(1).pending, vec![(2, "delivery")]);
+        assert!(status_for_version(SCHEMA_VERSION + 1).is_too_new());
     }
 }

@@ -119,7 +119,7 @@ pub async fn migration_status(
     let current = current_version(&client).await;
     drop(client);
     let _ = driver.await;
-    Ok(MigrationStatus::for_version(current?))
+    Ok(crate::migrate::status_for_version(current?))
 }
 
 /// Applies pending migrations at `url` (in `options.schema`, created if
@@ -186,7 +186,7 @@ impl PostgresStore {
                 schema: options.schema,
                 resolved_schema,
                 channel,
-                status: MigrationStatus::for_version(current),
+                status: crate::migrate::status_for_version(current),
             }),
         })
     }

@@ -35,23 +35,7 @@ const MIGRATIONS: &[Migration] = &[
 /// The newest schema version this build knows.
 pub const SCHEMA_VERSION: i64 = 2;
 
-/// Where a database stands against this build's migrations.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MigrationStatus {
-    /// Version applied in the database (0: none, or no file yet).
-    pub current: i64,
-    /// Newest version this build knows ([`SCHEMA_VERSION`]).
-    pub known: i64,
-    /// Migrations this build would apply: `(version, name)`.
-    pub pending: Vec<(i64, &'static str)>,
-}
-
-impl MigrationStatus {
-    /// Whether the database is newer than this build.
-    pub fn is_too_new(&self) -> bool {
-        self.current > self.known
-    }
-}
+pub use signet_store::MigrationStatus;
 
 /// Reports the schema version of the database at `url` without changing it.
 pub fn migration_status(url: &str) -> Result<MigrationStatus, StoreError> {

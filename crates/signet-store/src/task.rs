@@ -404,3 +404,22 @@ pub struct ApiKeyRecord {
     /// Revoked, unix ms.
     pub revoked_at_ms: Option<i64>,
 }
+
+/// Where a database's schema stands against a build's migrations (every
+/// backend reports it the same way).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MigrationStatus {
+    /// Version applied in the database (0: none yet).
+    pub current: i64,
+    /// Newest version the build knows.
+    pub known: i64,
+    /// Migrations the build would apply: `(version, name)`.
+    pub pending: Vec<(i64, &'static str)>,
+}
+
+impl MigrationStatus {
+    /// Whether the database is newer than the build.
+    pub fn is_too_new(&self) -> bool {
+        self.current > self.known
+    }
+}

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
 use signet_sqlite::{SqliteConfig, SqliteStore};
-use signet_store::Store as _;
+use signet_store::{MigrationStatus, Store as _};
 
 use crate::commands::{block_on, finish, Negative};
 use crate::store_url::{backend, redact, Backend, DatabaseArgs};
@@ -30,13 +30,6 @@ pub(crate) fn run(args: Args) -> ExitCode {
     finish("migrate", block_on(migrate(args)))
 }
 
-/// Where a schema stands, whatever the backend.
-struct Status {
-    current: i64,
-    known: i64,
-    pending: Vec<(i64, &'static str)>,
-}
-
 fn names(migrations: &[(i64, &'static str)]) -> String {
     migrations
         .iter()
@@ -45,24 +38,12 @@ fn names(migrations: &[(i64, &'static str)]) -> String {
         .join(", ")
 }
 
-async fn status_of(args: &Args) -> anyhow::Result<Status> {
+async fn status_of(args: &Args) -> anyhow::Result<MigrationStatus> {
     let url = &args.db.database_url;
     Ok(match backend(url)? {
-        Backend::Sqlite => {
-            let s = signet_sqlite::migration_status(url)?;
-            Status {
-                current: s.current,
-                known: s.known,
-                pending: s.pending,
-            }
-        }
+        Backend::Sqlite => signet_sqlite::migration_status(url)?,
         Backend::Postgres => {
-            let s = signet_postgres::migration_status(url, &args.db.postgres_options()).await?;
-            Status {
-                current: s.current,
-                known: s.known,
-                pending: s.pending,
-            }
+            signet_postgres::migration_status(url, &args.db.postgres_options()).await?
         }
     })
 }
@@ -77,7 +58,7 @@ async fn migrate(args: Args) -> anyhow::Result<()> {
     let status = status_of(&args)
         .await
         .with_context(|| format!("cannot read the schema version of {where_}"))?;
-    if status.current > status.known {
+    if status.is_too_new() {
         bail!(
             "{where_}: schema version {} is newer than this build knows ({}); upgrade signet",
             status.current,
