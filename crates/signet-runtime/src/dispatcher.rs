@@ -161,13 +161,7 @@ impl DispatcherBuilder {
     /// Like [`DispatcherBuilder::signing`] with a ring; `required` refuses
     /// unsigned messages.
     pub fn key_ring(mut self, ring: &KeyRing, required: bool) -> Self {
-        self.signing = Some((
-            Arc::new(ring.duplicate()),
-            Verifier::Keys {
-                ring: Arc::new(ring.verify_only()),
-                required,
-            },
-        ));
+        self.signing = Some((Arc::new(ring.duplicate()), Verifier::keys(ring, required)));
         self
     }
 

@@ -31,10 +31,16 @@ impl Verifier {
         if config.dev {
             Verifier::Dev
         } else {
-            Verifier::Keys {
-                ring: Arc::new(config.ring.verify_only()),
-                required: config.required,
-            }
+            Verifier::keys(&config.ring, config.required)
+        }
+    }
+
+    /// Verification with the verifying half of `ring`; `required` refuses
+    /// unsigned rows.
+    pub(crate) fn keys(ring: &KeyRing, required: bool) -> Self {
+        Verifier::Keys {
+            ring: Arc::new(ring.verify_only()),
+            required,
         }
     }
 

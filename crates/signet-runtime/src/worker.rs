@@ -133,10 +133,7 @@ impl WorkerBuilder {
     /// Verification with this ring (its verifying half is used). `required`
     /// refuses unsigned tasks.
     pub fn key_ring(mut self, ring: &KeyRing, required: bool) -> Self {
-        self.verifier = Some(Verifier::Keys {
-            ring: Arc::new(ring.verify_only()),
-            required,
-        });
+        self.verifier = Some(Verifier::keys(ring, required));
         self
     }
 
