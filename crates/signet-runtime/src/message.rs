@@ -720,8 +720,10 @@ impl MessageProducer {
             (None, _) => None,
         };
         let spec = message.to_spec(target.as_ref().map(|t| t.id.clone()))?;
-        let url = spec.validate()?;
         if let (Some(target), Some(name)) = (&target, &message.target) {
+            // Every field was checked by `message.validate()`; only the URL
+            // is needed again, for the target's prefix.
+            let url = parse_url("url", &spec.url)?;
             check_target_url(target, &url).map_err(|m| RuntimeError::field("url", m))?;
             let checked = cached
                 .as_ref()
@@ -739,7 +741,7 @@ impl MessageProducer {
             callback_url: message.callback_url,
             idempotency_key,
         };
-        self.publish_spec(spec, options).await
+        self.enqueue_spec(spec, options).await
     }
 
     /// Enqueues a checked spec (callbacks, schedules). The spec is validated
@@ -750,14 +752,23 @@ impl MessageProducer {
         options: PublishOptions,
     ) -> Result<Enqueued, RuntimeError> {
         spec.validate()?;
+        if let Some(url) = &options.callback_url {
+            parse_url("callback_url", url)?;
+        }
+        self.enqueue_spec(spec, options).await
+    }
+
+    /// Signs and enqueues a spec whose fields and callback URL were checked.
+    async fn enqueue_spec(
+        &self,
+        spec: MessageSpec,
+        options: PublishOptions,
+    ) -> Result<Enqueued, RuntimeError> {
         if spec.target.is_none() && !self.can_sign_without_target() {
             return Err(RuntimeError::field(
                 "target",
                 "this server has no signing key, and messages without a target are signed with the server's key ring; set SIGNET_SIGNING_KEYS (HMAC, which Standard Webhooks libraries verify) or name a target",
             ));
-        }
-        if let Some(url) = &options.callback_url {
-            parse_url("callback_url", url)?;
         }
         if let Some(key) = &options.idempotency_key {
             if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN {
