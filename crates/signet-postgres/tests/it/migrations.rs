@@ -4,16 +4,11 @@
 use signet_postgres::{migration_status, PostgresOptions, PostgresStore, SCHEMA_VERSION};
 use signet_store::{Store, StoreError};
 
-use crate::{database_url, drop_schema, fresh_schema, test_options};
+use crate::{database_url, drop_schema, fresh_schema, test_options, Admin};
 
 async fn applied_versions(store: &PostgresStore, url: &str) -> Vec<i64> {
-    let config: tokio_postgres::Config = url.parse().expect("url");
-    let (client, conn) = config
-        .connect(tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    let driver = tokio::spawn(conn);
-    let rows = client
+    let admin = Admin::connect(url).await;
+    let rows = admin
         .query(
             &format!(
                 "SELECT version FROM {}.schema_migrations ORDER BY version",
@@ -23,8 +18,7 @@ async fn applied_versions(store: &PostgresStore, url: &str) -> Vec<i64> {
         )
         .await
         .expect("read schema_migrations");
-    drop(client);
-    let _ = driver.await;
+    admin.close().await;
     rows.iter().map(|r| r.get(0)).collect()
 }
 
@@ -111,13 +105,8 @@ async fn a_schema_newer_than_this_build_is_refused() {
     let store = PostgresStore::connect(&url, test_options(&schema))
         .await
         .expect("connect");
-    let config: tokio_postgres::Config = url.parse().expect("url");
-    let (client, conn) = config
-        .connect(tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    let driver = tokio::spawn(conn);
-    client
+    let admin = Admin::connect(&url).await;
+    admin
         .execute(
             &format!(
                 "INSERT INTO {schema}.schema_migrations (version, name, applied_at_ms) \
@@ -127,8 +116,7 @@ async fn a_schema_newer_than_this_build_is_refused() {
         )
         .await
         .expect("pretend a newer build migrated");
-    drop(client);
-    let _ = driver.await;
+    admin.close().await;
 
     let too_new = |r: Result<_, StoreError>| match r {
         Err(StoreError::SchemaTooNew { found, known }) => {

@@ -5,22 +5,17 @@
 use std::time::Duration;
 
 use signet_postgres::PostgresStore;
-use signet_store::testkit::{new_task, T0};
-use signet_store::{ClaimRequest, Store};
+use signet_store::testkit::{assert_wakes, claim_req, new_task, put, T0};
+use signet_store::Store;
 
-use crate::wakeups::{assert_wakes, until_listening};
-use crate::{database_url, fresh_schema, test_options};
+use crate::wakeups::until_listening;
+use crate::{database_url, fresh_schema, test_options, Admin};
 
 /// Terminates every connection whose application_name is `app`; returns
 /// how many.
 async fn terminate(url: &str, app: &str) -> i64 {
-    let config: tokio_postgres::Config = url.parse().expect("url");
-    let (client, conn) = config
-        .connect(tokio_postgres::NoTls)
-        .await
-        .expect("admin connection");
-    let driver = tokio::spawn(conn);
-    let row = client
+    let admin = Admin::connect(url).await;
+    let row = admin
         .query_one(
             "SELECT COUNT(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
              WHERE application_name = $1 AND pid <> pg_backend_pid()",
@@ -28,8 +23,7 @@ async fn terminate(url: &str, app: &str) -> i64 {
         )
         .await
         .expect("terminate backends");
-    drop(client);
-    let _ = driver.await;
+    admin.close().await;
     row.get(0)
 }
 
@@ -45,11 +39,7 @@ async fn the_store_recovers_after_its_connections_are_killed() {
     let store = PostgresStore::connect(&store_url, test_options(&schema))
         .await
         .expect("connect");
-    let before = store
-        .enqueue(new_task("q"), T0)
-        .await
-        .expect("enqueue")
-        .task;
+    let before = put(&store, new_task("q")).await;
     until_listening(&store).await;
 
     let killed = terminate(&url, &app).await;
@@ -75,15 +65,7 @@ async fn the_store_recovers_after_its_connections_are_killed() {
     }
     assert!(recovered, "the store did not reconnect");
     let got = store
-        .claim(
-            ClaimRequest {
-                queues: vec!["q".into()],
-                worker_id: "w".into(),
-                limit: 10,
-                lease_ms: 30_000,
-            },
-            T0,
-        )
+        .claim(claim_req(&["q"], "w", 10), T0)
         .await
         .expect("claim after reconnecting");
     assert_eq!(got.len(), 1);
@@ -94,7 +76,7 @@ async fn the_store_recovers_after_its_connections_are_killed() {
     let producer = PostgresStore::connect(&url, test_options(&schema))
         .await
         .expect("connect producer");
-    assert_wakes(&store, "q", "enqueue after reconnect", async {
+    assert_wakes(&store, &["q"], "enqueue after reconnect", async {
         producer.enqueue(new_task("q"), T0).await.expect("enqueue");
     })
     .await;

@@ -5,14 +5,12 @@ use std::pin::pin;
 use std::time::{Duration, Instant};
 
 use signet_postgres::PostgresStore;
-use signet_store::testkit::{new_task, T0};
-use signet_store::{ClaimRequest, LeaseToken, Store};
+use signet_store::testkit::{assert_wakes, claim_one, new_task, T0};
+use signet_store::{FailOutcome, LeaseToken, Store};
 
 use crate::{database_url, fresh_schema, test_options};
 
-/// Far longer than any wake-up takes: a wait that runs into it was not woken.
-const NEVER: Duration = Duration::from_secs(120);
-/// How long the test waits for a wake-up before failing.
+/// How long a test waits for the listener to connect before failing.
 const BOUND: Duration = Duration::from_secs(30);
 
 /// Waits until `store`'s listener is connected.
@@ -22,26 +20,6 @@ pub(crate) async fn until_listening(store: &PostgresStore) {
         "the listener did not connect"
     );
     assert!(store.is_listening());
-}
-
-/// Asserts that `act` wakes a waiter on `queue` of `waiter`.
-pub(crate) async fn assert_wakes<F: std::future::Future<Output = ()>>(
-    waiter: &PostgresStore,
-    queue: &str,
-    what: &str,
-    act: F,
-) {
-    let queues = vec![queue.to_owned()];
-    let mut wait = pin!(waiter.wait_for_work(&queues, NEVER));
-    // First poll: the waiter subscribes before the work is made due.
-    assert!(
-        futures::poll!(wait.as_mut()).is_pending(),
-        "{what}: woke before the work"
-    );
-    act.await;
-    tokio::time::timeout(BOUND, wait)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: the waiter on {queue} was not woken"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,7 +36,7 @@ async fn due_work_wakes_waiters_on_other_nodes() {
         .expect("connect worker");
     until_listening(&worker).await;
 
-    assert_wakes(&worker, "emails", "enqueue", async {
+    assert_wakes(&worker, &["emails"], "enqueue", async {
         producer
             .enqueue(new_task("emails"), T0)
             .await
@@ -80,31 +58,21 @@ async fn due_work_wakes_waiters_on_other_nodes() {
     assert!(started.elapsed() >= short, "woken by another queue's work");
 
     // A release and a retry due now make work due too.
-    let claim = ClaimRequest {
-        queues: vec!["emails".into()],
-        worker_id: "w1".into(),
-        limit: 1,
-        lease_ms: 30_000,
-    };
-    let row = worker
-        .claim(claim.clone(), T0)
-        .await
-        .expect("claim")
-        .remove(0);
-    assert_wakes(&worker, "emails", "release", async {
+    let row = claim_one(&worker, "emails", "w1", T0).await;
+    assert_wakes(&worker, &["emails"], "release", async {
         producer
             .release(&LeaseToken::of(&row), T0)
             .await
             .expect("release");
     })
     .await;
-    let row = worker.claim(claim, T0).await.expect("claim").remove(0);
-    assert_wakes(&worker, "emails", "retry due now", async {
+    let row = claim_one(&worker, "emails", "w1", T0).await;
+    assert_wakes(&worker, &["emails"], "retry due now", async {
         producer
             .fail(
                 &LeaseToken::of(&row),
                 "boom",
-                signet_store::FailOutcome::Retry { at_ms: T0 },
+                FailOutcome::Retry { at_ms: T0 },
                 T0,
             )
             .await

@@ -1,10 +1,11 @@
-//! `signet_store::testkit::exercise()` on SQLite, file and memory.
+//! The `signet_store` conformance suite on SQLite, one test per check, on a
+//! file (`conformance::file::*`) and in memory (`conformance::memory::*`).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use signet_sqlite::{SqliteConfig, SqliteStore};
-use signet_store::testkit::{self, exercise, Check, Harness};
+use signet_store::testkit::{self, run_check, Check, Harness};
 use signet_store::Store;
 
 use crate::{fast, TempDb};
@@ -12,6 +13,15 @@ use crate::{fast, TempDb};
 struct FileHarness {
     db: TempDb,
     config: SqliteConfig,
+}
+
+impl FileHarness {
+    fn new(config: SqliteConfig) -> Self {
+        Self {
+            db: TempDb::new(),
+            config,
+        }
+    }
 }
 
 #[async_trait]
@@ -30,38 +40,24 @@ impl Harness for MemoryHarness {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exercise_on_a_file() {
-    exercise(&FileHarness {
-        db: TempDb::new(),
-        config: fast(),
-    })
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exercise_in_memory() {
-    exercise(&MemoryHarness).await;
-}
+signet_store::conformance_tests!(file, FileHarness::new(fast()));
+signet_store::conformance_tests!(memory, MemoryHarness);
 
 /// The durable default (`synchronous=FULL`) and reads through the writer
 /// (no reader pool) behave the same on the checks that stress the writer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn durable_writer_only_configuration() {
-    let h = FileHarness {
-        db: TempDb::new(),
-        config: SqliteConfig {
-            read_connections: 0,
-            ..SqliteConfig::default()
-        },
-    };
+    let h = FileHarness::new(SqliteConfig {
+        read_connections: 0,
+        ..SqliteConfig::default()
+    });
     for check in [
         Check::ConcurrentClaims,
         Check::BatchAtomic,
         Check::Idempotency,
         Check::Close,
     ] {
-        check.run(h.fresh().await).await;
+        run_check(&h, check).await;
     }
 }
 

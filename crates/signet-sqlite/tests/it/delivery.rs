@@ -1,23 +1,12 @@
 //! What the SQLite store adds to the delivery seam: the upgrade from schema
 //! 1, and waking this process's idle workers when work arrives.
 
-use std::future::Future;
-use std::pin::pin;
-use std::time::Duration;
-
 use rusqlite::{params, Connection};
 use signet_sqlite::{SqliteStore, SCHEMA_VERSION};
-use signet_store::testkit::{new_task, T0};
-use signet_store::{
-    ClaimRequest, DeadReason, DeadSelector, FailOutcome, LeaseToken, Store, TaskRow,
-};
+use signet_store::testkit::{assert_wakes, claim_one, new_task, T0};
+use signet_store::{DeadReason, DeadSelector, FailOutcome, LeaseToken, Store};
 
 use crate::{fast, TempDb};
-
-/// Long enough that only a wake-up ends the wait while the test runs.
-const FOREVER: Duration = Duration::from_secs(3600);
-/// How long a test waits for a wake-up before it fails (a bound, not a speed).
-const BOUND: Duration = Duration::from_secs(60);
 
 #[tokio::test]
 async fn upgrading_from_schema_1_owes_no_callbacks_for_tasks_finished_before() {
@@ -60,7 +49,7 @@ async fn upgrading_from_schema_1_owes_no_callbacks_for_tasks_finished_before() {
     );
     assert_eq!(store.prune(T0 + 10, 10).await.expect("prune"), 1);
     // A task still waiting at the upgrade owes its callback when it finishes.
-    let row = claim(&store, "q", T0).await;
+    let row = claim_one(&store, "q", "w", T0).await;
     assert_eq!(row.id(), "task_waiting");
     store
         .complete(&LeaseToken::of(&row), None, T0 + 20)
@@ -72,59 +61,25 @@ async fn upgrading_from_schema_1_owes_no_callbacks_for_tasks_finished_before() {
     store.close().await.expect("close");
 }
 
-async fn claim(store: &SqliteStore, queue: &str, now: i64) -> TaskRow {
-    let mut rows = store
-        .claim(
-            ClaimRequest {
-                queues: vec![queue.to_owned()],
-                worker_id: "w".into(),
-                limit: 1,
-                lease_ms: 30_000,
-            },
-            now,
-        )
-        .await
-        .expect("claim");
-    assert_eq!(rows.len(), 1, "one task due on {queue}");
-    rows.remove(0)
-}
-
-/// Starts a wait on `queues` (registered before `action` runs), runs
-/// `action`, and fails unless the wait then ends.
-async fn wakes<F: Future<Output = ()>>(store: &SqliteStore, queues: &[&str], action: F) {
-    let queues: Vec<String> = queues.iter().map(|q| (*q).to_owned()).collect();
-    let mut wait = pin!(store.wait_for_work(&queues, FOREVER));
-    // One poll registers the waiter; it must not be ready yet.
-    tokio::select! {
-        biased;
-        () = &mut wait => panic!("wait_for_work returned before any work arrived"),
-        () = std::future::ready(()) => {}
-    }
-    action.await;
-    tokio::time::timeout(BOUND, wait)
-        .await
-        .expect("the write did not wake the waiting worker");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enqueue_retry_release_rescue_and_replay_wake_waiting_workers() {
     let db = TempDb::new();
     let (store, _url) = db.open(fast());
     let s = &store;
 
-    wakes(s, &["other", "q"], async {
+    assert_wakes(s, &["other", "q"], "enqueue", async {
         s.enqueue(new_task("q"), T0).await.expect("enqueue");
     })
     .await;
 
-    let row = claim(s, "q", T0).await;
-    wakes(s, &["q"], async {
+    let row = claim_one(s, "q", "w", T0).await;
+    assert_wakes(s, &["q"], "release", async {
         s.release(&LeaseToken::of(&row), T0).await.expect("release");
     })
     .await;
 
-    let row = claim(s, "q", T0).await;
-    wakes(s, &["q"], async {
+    let row = claim_one(s, "q", "w", T0).await;
+    assert_wakes(s, &["q"], "retry due now", async {
         s.fail(
             &LeaseToken::of(&row),
             "try again",
@@ -136,14 +91,14 @@ async fn enqueue_retry_release_rescue_and_replay_wake_waiting_workers() {
     })
     .await;
 
-    let row = claim(s, "q", T0).await;
-    wakes(s, &["q"], async {
+    let row = claim_one(s, "q", "w", T0).await;
+    assert_wakes(s, &["q"], "rescue", async {
         let rescued = s.rescue_expired(T0 + 30_000, 10).await.expect("rescue");
         assert_eq!(rescued, vec![row.id().to_owned()]);
     })
     .await;
 
-    let row = claim(s, "q", T0 + 30_000).await;
+    let row = claim_one(s, "q", "w", T0 + 30_000).await;
     s.fail(
         &LeaseToken::of(&row),
         "bad",
@@ -155,7 +110,7 @@ async fn enqueue_retry_release_rescue_and_replay_wake_waiting_workers() {
     )
     .await
     .expect("dead");
-    wakes(s, &["q"], async {
+    assert_wakes(s, &["q"], "replay", async {
         let ids = s
             .replay_dead(DeadSelector::Ids(vec![row.id().to_owned()]), T0 + 40_000)
             .await

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use signet_sqlite::{is_sqlite_url, migration_status, SqliteConfig, SqliteStore, SCHEMA_VERSION};
-use signet_store::testkit::{check_concurrent_claims, new_task, T0};
+use signet_store::testkit::{claim_one, claim_req, new_task, put, Check, T0};
 use signet_store::{LeaseToken, Store, StoreError, TaskFilter, TaskState};
 
 use crate::{fast, TempDb};
@@ -24,19 +24,7 @@ async fn an_acknowledged_enqueue_survives_close_and_reopen() {
     task.envelope.args = vec![0xff, 0x00, b'{', 0x80];
     let id = task.envelope.id.clone();
     store.enqueue(task.clone(), T0).await.expect("enqueue");
-    let claimed = store
-        .claim(
-            signet_store::ClaimRequest {
-                queues: vec!["durable".into()],
-                worker_id: "w".into(),
-                limit: 1,
-                lease_ms: 1_000,
-            },
-            T0,
-        )
-        .await
-        .expect("claim");
-    assert_eq!(claimed.len(), 1);
+    claim_one(&store, "durable", "w", T0).await;
     store.close().await.expect("close");
 
     let reopened = SqliteStore::open(&url, SqliteConfig::default()).expect("reopen");
@@ -259,23 +247,15 @@ async fn concurrent_operations_share_commits() {
 async fn concurrent_claimers_on_threads_get_disjoint_tasks() {
     let db = TempDb::new();
     let (store, _url) = db.open(fast());
-    check_concurrent_claims(Arc::new(store)).await;
+    Check::ConcurrentClaims.run(Arc::new(store)).await;
 }
 
 #[tokio::test]
 async fn a_corrupt_row_is_an_error_naming_the_task_not_a_panic() {
     let db = TempDb::new();
     let (store, url) = db.open(fast());
-    let t = store
-        .enqueue(new_task("c"), T0)
-        .await
-        .expect("enqueue")
-        .task;
-    let u = store
-        .enqueue(new_task("c"), T0)
-        .await
-        .expect("enqueue")
-        .task;
+    let t = put(&store, new_task("c")).await;
+    let u = put(&store, new_task("c")).await;
     let conn = Connection::open(file_of(&url)).expect("open");
     conn.execute(
         "UPDATE tasks SET headers = 'not json' WHERE id = ?1",
@@ -295,15 +275,7 @@ async fn a_corrupt_row_is_an_error_naming_the_task_not_a_panic() {
     }
     // A claim that meets the corrupt row fails cleanly and changes nothing.
     let err = store
-        .claim(
-            signet_store::ClaimRequest {
-                queues: vec!["c".into()],
-                worker_id: "w".into(),
-                limit: 10,
-                lease_ms: 1_000,
-            },
-            T0,
-        )
+        .claim(claim_req(&["c"], "w", 10), T0)
         .await
         .expect_err("claim meets a corrupt row");
     assert!(err.to_string().contains("corrupt"), "{err}");
@@ -320,11 +292,7 @@ async fn an_operation_that_fails_rolls_back_only_itself() {
     let db = TempDb::new();
     let (store, _url) = db.open(fast());
     let store = Arc::new(store);
-    let existing = store
-        .enqueue(new_task("q"), T0)
-        .await
-        .expect("enqueue")
-        .task;
+    let existing = put(&*store, new_task("q")).await;
     // Many writes in flight together; the duplicates fail, the rest commit.
     let mut handles = Vec::new();
     for i in 0..100 {
@@ -362,11 +330,7 @@ async fn urls_and_bad_paths() {
 async fn heartbeat_on_a_closed_store_is_closed_and_reads_are_too() {
     let db = TempDb::new();
     let (store, _url) = db.open(fast());
-    let t = store
-        .enqueue(new_task("q"), T0)
-        .await
-        .expect("enqueue")
-        .task;
+    let t = put(&store, new_task("q")).await;
     store.close().await.expect("close");
     let lease = LeaseToken {
         task_id: t.id().to_owned(),

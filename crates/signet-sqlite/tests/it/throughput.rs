@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use signet_sqlite::SqliteConfig;
-use signet_store::testkit::{new_task, T0};
-use signet_store::{ClaimRequest, LeaseToken, Store};
+use signet_store::testkit::{claim_req, new_task, T0};
+use signet_store::{LeaseToken, Store};
 
 use crate::TempDb;
 
@@ -75,15 +75,7 @@ async fn measure(label: &str, config: SqliteConfig, producers: usize, consumers:
                 let mut done = 0;
                 loop {
                     let rows = store
-                        .claim(
-                            ClaimRequest {
-                                queues: vec!["bench".into()],
-                                worker_id: format!("w{w}"),
-                                limit: CLAIM_BATCH,
-                                lease_ms: 30_000,
-                            },
-                            T0,
-                        )
+                        .claim(claim_req(&["bench"], &format!("w{w}"), CLAIM_BATCH), T0)
                         .await
                         .expect("claim");
                     if rows.is_empty() {
