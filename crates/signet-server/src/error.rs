@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use signet_store::StoreError;
 
-use crate::rate_limit::RateLimitInfo;
+use crate::rate_limit::{RateLimitInfo, Refused};
 
 /// What a handler can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -165,6 +165,16 @@ impl From<StoreError> for AppError {
                 AppError::Unavailable(e)
             }
             other => AppError::Internal(Box::new(other)),
+        }
+    }
+}
+
+impl From<Refused> for AppError {
+    fn from(refused: Refused) -> Self {
+        AppError::RateLimited {
+            scope: refused.scope,
+            retry_after: refused.retry_after,
+            info: refused.info,
         }
     }
 }
