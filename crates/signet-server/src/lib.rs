@@ -5,8 +5,7 @@
 //! scope and rate limits per key and per client address; `/healthz`,
 //! `/readyz`, `/metrics` (Prometheus) and `/openapi.json` outside it.
 //! [`serve`] runs it on a socket beside the runtime's background services,
-//! with graceful shutdown; [`bench`](mod@bench) is the load generator behind
-//! `signet bench api`.
+//! with graceful shutdown.
 //!
 //! Decisions worth knowing:
 //! - Malformed ids in paths (`/v1/tasks/nonsense`) answer `404`: no task has
@@ -28,8 +27,6 @@
 #![warn(missing_docs)]
 
 pub mod auth;
-pub mod bench;
-
 pub mod client_ip;
 pub mod config;
 pub mod error;

@@ -140,16 +140,6 @@ async fn no_response_log_or_debug_output_holds_a_secret() {
         format!("{:?}", state.signing()),
         format!("{admin:?}"),
         format!("{:?}", admin.secret),
-        format!(
-            "{:?}",
-            signet_server::bench::LoadConfig {
-                addr: "x".into(),
-                api_key: admin.secret.expose_secret().to_owned(),
-                connections: 1,
-                duration: std::time::Duration::from_secs(1),
-                queue: "q".into(),
-            }
-        ),
         banner.to_string(),
     ];
     let logged = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
