@@ -46,8 +46,11 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, patch, post, MethodRouter};
-use axum::Router;
+use axum::{Extension, Router};
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::routes::openapi::{ApiDoc, Document};
 
 pub use auth::{ApiKeySecret, Caller, NewApiKey, Scope};
 pub use client_ip::TrustedProxies;
@@ -55,117 +58,19 @@ pub use config::ServerConfig;
 pub use error::AppError;
 pub use state::{AppState, Signing};
 
-/// Every route: method, path and handler. [`app`] registers exactly these,
-/// and a test checks each appears in `/openapi.json`.
-fn route_table() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
-    use routes::{dead_letters, health, keys, metrics, openapi, queues, schedules, tasks};
-    vec![
-        (Method::POST, "/v1/tasks", post(tasks::enqueue)),
-        (Method::GET, "/v1/tasks", get(tasks::list)),
-        (Method::GET, "/v1/tasks/{id}", get(tasks::show)),
-        (Method::POST, "/v1/tasks/{id}/cancel", post(tasks::cancel)),
-        (Method::GET, "/v1/queues", get(queues::list)),
-        (Method::GET, "/v1/keys/status", get(keys::status)),
-        (Method::GET, "/v1/dead-letters", get(dead_letters::list)),
-        (
-            Method::GET,
-            "/v1/dead-letters/{id}",
-            get(dead_letters::show),
-        ),
-        (
-            Method::POST,
-            "/v1/dead-letters/replay",
-            post(dead_letters::replay),
-        ),
-        (
-            Method::POST,
-            "/v1/dead-letters/purge",
-            post(dead_letters::purge),
-        ),
-        (Method::POST, "/v1/schedules", post(schedules::create)),
-        (Method::GET, "/v1/schedules", get(schedules::list)),
-        (Method::GET, "/v1/schedules/{id}", get(schedules::show)),
-        (
-            Method::PATCH,
-            "/v1/schedules/{id}",
-            patch(schedules::update),
-        ),
-        (
-            Method::DELETE,
-            "/v1/schedules/{id}",
-            delete(schedules::delete),
-        ),
-        (
-            Method::POST,
-            "/v1/schedules/{id}/pause",
-            post(schedules::pause),
-        ),
-        (
-            Method::POST,
-            "/v1/schedules/{id}/resume",
-            post(schedules::resume),
-        ),
-        (
-            Method::POST,
-            "/v1/messages",
-            post(routes::messages::publish),
-        ),
-        (Method::GET, "/v1/messages", get(routes::messages::list)),
-        (
-            Method::GET,
-            "/v1/messages/{id}",
-            get(routes::messages::show),
-        ),
-        (Method::POST, "/v1/targets", post(routes::targets::create)),
-        (Method::GET, "/v1/targets", get(routes::targets::list)),
-        (Method::GET, "/v1/targets/{id}", get(routes::targets::show)),
-        (
-            Method::PATCH,
-            "/v1/targets/{id}",
-            axum::routing::patch(routes::targets::update),
-        ),
-        (
-            Method::DELETE,
-            "/v1/targets/{id}",
-            axum::routing::delete(routes::targets::delete),
-        ),
-        (
-            Method::POST,
-            "/v1/targets/{id}/rotate-secret",
-            post(routes::targets::rotate_secret),
-        ),
-        (Method::GET, "/healthz", get(health::healthz)),
-        (Method::GET, "/readyz", get(health::readyz)),
-        (Method::GET, "/metrics", get(metrics::render)),
-        (Method::GET, "/openapi.json", get(openapi::document)),
-    ]
-}
-
-/// The `(method, path)` of every route [`app`] registers.
-pub fn route_list() -> Vec<(Method, &'static str)> {
-    route_table()
-        .into_iter()
-        .map(|(method, path, _)| (method, path))
-        .collect()
-}
-
-/// The HTTP API on `state`.
+/// The HTTP API on `state`: the routes of every resource, `/v1` behind the
+/// API-key gate, and `/openapi.json` serving the document derived from the
+/// same routes while they are registered.
 pub fn app(state: AppState) -> Router {
-    let mut v1 = Router::new();
-    let mut open = Router::new();
-    for (_, path, handler) in route_table() {
-        if path.starts_with("/v1/") {
-            v1 = v1.route(path, handler);
-        } else {
-            open = open.route(path, handler);
-        }
-    }
-    let v1 = v1.route_layer(middleware::from_fn_with_state(state.clone(), guard::guard));
-    Router::new()
-        .merge(v1)
-        .merge(open)
+    let gate = middleware::from_fn_with_state(state.clone(), guard::guard);
+    let (router, document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(routes::v1().route_layer(gate))
+        .merge(routes::open())
+        .split_for_parts();
+    router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(Extension(Document::new(document)))
         .layer(DefaultBodyLimit::max(state.config().max_body_bytes))
         .layer(middleware::from_fn_with_state(
             state.clone(),

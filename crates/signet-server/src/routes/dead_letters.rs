@@ -218,3 +218,13 @@ pub async fn purge(
         ids,
     }))
 }
+
+/// This file's routes, declared once: one `routes!` a path, its methods and
+/// path taken from the handlers' `#[utoipa::path]`, which also document them.
+pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(list))
+        .routes(utoipa_axum::routes!(show))
+        .routes(utoipa_axum::routes!(replay))
+        .routes(utoipa_axum::routes!(purge))
+}

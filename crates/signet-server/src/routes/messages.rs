@@ -297,3 +297,11 @@ pub async fn list(
         next_cursor: page.next_cursor,
     }))
 }
+
+/// This file's routes, declared once: one `routes!` a path, its methods and
+/// path taken from the handlers' `#[utoipa::path]`, which also document them.
+pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(publish, list))
+        .routes(utoipa_axum::routes!(show))
+}

@@ -20,3 +20,9 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
         state.0.metrics.render(),
     )
 }
+
+/// This file's routes, declared once: one `routes!` a path, its methods and
+/// path taken from the handlers' `#[utoipa::path]`, which also document them.
+pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new().routes(utoipa_axum::routes!(render))
+}

@@ -1,4 +1,11 @@
-//! One module per resource.
+//! One module per resource. Each declares its routes once, next to its
+//! handlers, in a `router()` built from their `#[utoipa::path]`
+//! annotations; [`v1`] and [`open`] gather them for [`app`](crate::app),
+//! which serves them and derives `/openapi.json` from the same routers.
+
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::state::AppState;
 
 pub mod dead_letters;
 pub mod health;
@@ -10,3 +17,23 @@ pub mod queues;
 pub mod schedules;
 pub mod targets;
 pub mod tasks;
+
+/// The `/v1` API: `app` puts every route here behind the API-key gate.
+pub(crate) fn v1() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(tasks::router())
+        .merge(queues::router())
+        .merge(keys::router())
+        .merge(dead_letters::router())
+        .merge(schedules::router())
+        .merge(messages::router())
+        .merge(targets::router())
+}
+
+/// The routes outside the gate: the probes, the metrics and the document.
+pub(crate) fn open() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(health::router())
+        .merge(metrics::router())
+        .merge(openapi::router())
+}

@@ -53,3 +53,9 @@ pub async fn list(State(state): State<AppState>) -> AppResult<Json<QueuesRespons
         .collect();
     Ok(Json(QueuesResponse { queues }))
 }
+
+/// This file's routes, declared once: one `routes!` a path, its methods and
+/// path taken from the handlers' `#[utoipa::path]`, which also document them.
+pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new().routes(utoipa_axum::routes!(list))
+}

@@ -487,3 +487,13 @@ async fn pause_or_resume(
     }
     Ok(Json(ScheduleView::from(&record)))
 }
+
+/// This file's routes, declared once: one `routes!` a path, its methods and
+/// path taken from the handlers' `#[utoipa::path]`, which also document them.
+pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(create, list))
+        .routes(utoipa_axum::routes!(show, update, delete))
+        .routes(utoipa_axum::routes!(pause))
+        .routes(utoipa_axum::routes!(resume))
+}

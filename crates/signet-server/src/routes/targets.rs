@@ -360,3 +360,12 @@ pub async fn rotate_secret(
         .map_err(runtime_error)?;
     Ok(Json(TargetWithSecret::new(&target, &secret)))
 }
+
+/// This file's routes, declared once: one `routes!` a path, its methods and
+/// path taken from the handlers' `#[utoipa::path]`, which also document them.
+pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(create, list))
+        .routes(utoipa_axum::routes!(show, update, delete))
+        .routes(utoipa_axum::routes!(rotate_secret))
+}

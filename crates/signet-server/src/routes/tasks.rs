@@ -514,3 +514,12 @@ pub async fn cancel(
     let row = state.store().cancel(id.as_str(), state.now_ms()).await?;
     Ok(Json(TaskView::from(&row)))
 }
+
+/// This file's routes, declared once: one `routes!` a path, its methods and
+/// path taken from the handlers' `#[utoipa::path]`, which also document them.
+pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(enqueue, list))
+        .routes(utoipa_axum::routes!(show))
+        .routes(utoipa_axum::routes!(cancel))
+}
