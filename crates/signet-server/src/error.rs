@@ -181,14 +181,14 @@ impl From<Refused> for AppError {
 
 /// The JSON body of every error.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
+pub(crate) struct ErrorBody {
     /// The error.
     pub error: ErrorDetail,
 }
 
 /// `code` and `message` of an error.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorDetail {
+pub(crate) struct ErrorDetail {
     /// Stable machine-readable code.
     pub code: String,
     /// What went wrong and what to do, for people.
@@ -234,7 +234,7 @@ impl IntoResponse for AppError {
 }
 
 /// Result of handlers.
-pub type AppResult<T> = Result<T, AppError>;
+pub(crate) type AppResult<T> = Result<T, AppError>;
 
 #[cfg(test)]
 mod tests {

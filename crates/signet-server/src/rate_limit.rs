@@ -121,7 +121,7 @@ fn ceil_secs(d: Duration) -> u64 {
 }
 
 /// The server's limiters. A `None` limit turns that limiter off.
-pub struct RateLimits {
+pub(crate) struct RateLimits {
     per_key: Option<Keyed<String>>,
     per_ip: Option<Keyed<IpAddr>>,
 }
@@ -137,7 +137,7 @@ impl std::fmt::Debug for RateLimits {
 
 impl RateLimits {
     /// Limiters with these limits.
-    pub fn new(per_key: Option<Limit>, per_ip: Option<Limit>) -> Self {
+    pub(crate) fn new(per_key: Option<Limit>, per_ip: Option<Limit>) -> Self {
         Self {
             per_key: per_key.map(Keyed::new),
             per_ip: per_ip.map(Keyed::new),
@@ -162,7 +162,7 @@ impl RateLimits {
 
     /// Forgets buckets that are full again (call now and then, so the maps
     /// do not grow with every address ever seen).
-    pub fn retain_recent(&self) {
+    pub(crate) fn retain_recent(&self) {
         if let Some(l) = &self.per_key {
             l.inner.retain_recent();
             l.inner.shrink_to_fit();

@@ -10,8 +10,8 @@ use axum::Router;
 use base64::Engine;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use signet_server::auth::create_api_key;
 use signet_server::config::ServerConfig;
+use signet_server::create_api_key;
 use signet_server::serve::detached_metrics_handle;
 use signet_server::{app, AppState, Scope, Signing};
 use signet_sign::{SigningConfig, TaskEnvelope};
@@ -1024,7 +1024,7 @@ async fn openapi_documents_exactly_the_routes_served() {
 
 #[tokio::test]
 async fn rate_limits_answer_429_with_headers() {
-    use signet_server::rate_limit::Limit;
+    use signet_server::Limit;
     use std::num::NonZeroU32;
     let tight = Some(Limit {
         per_second: NonZeroU32::new(1).unwrap(),
@@ -1165,7 +1165,7 @@ async fn ed25519_client_signatures_verify_with_only_the_public_key() {
 #[tokio::test]
 async fn per_address_buckets_follow_forwarding_headers_only_from_trusted_proxies() {
     use axum::extract::ConnectInfo;
-    use signet_server::rate_limit::Limit;
+    use signet_server::Limit;
     use std::net::SocketAddr;
     use std::num::NonZeroU32;
     let config = ServerConfig {
