@@ -97,4 +97,20 @@ mod tests {
         .await;
         assert_eq!(ok.status(), axum::http::StatusCode::NOT_FOUND);
     }
+
+    /// The gate is put on `routes::v1()`, so that list must hold exactly
+    /// the `/v1/` paths: a `/v1/` route among the open ones would answer
+    /// without a key.
+    #[test]
+    fn the_gate_covers_exactly_the_v1_paths() {
+        let gated = routes::v1().into_openapi().paths.paths;
+        let open = routes::open().into_openapi().paths.paths;
+        assert!(!gated.is_empty() && !open.is_empty());
+        for path in gated.keys() {
+            assert!(path.starts_with("/v1/"), "{path} is behind the gate");
+        }
+        for path in open.keys() {
+            assert!(!path.starts_with("/v1/"), "{path} is not behind the gate");
+        }
+    }
 }
