@@ -28,7 +28,7 @@ use zeroize::Zeroizing;
 use crate::error::AppError;
 
 /// Prefix of every API key secret.
-pub const SECRET_PREFIX: &str = "sk_";
+pub(crate) const SECRET_PREFIX: &str = "sk_";
 /// Random bytes in a secret (256 bits).
 const SECRET_BYTES: usize = 32;
 /// Characters of the secret kept as its recognisable prefix (`sk_` + 8).
@@ -38,7 +38,7 @@ pub const KEY_CACHE_TTL: Duration = Duration::from_secs(5);
 /// Most keys cached at once (the cache is cleared when full).
 const KEY_CACHE_MAX: usize = 10_000;
 /// Longest API key name.
-pub const MAX_NAME_LEN: usize = 100;
+pub(crate) const MAX_NAME_LEN: usize = 100;
 
 /// What an API key may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -89,7 +89,7 @@ impl FromStr for Scope {
 
 /// The scope a `/v1` route needs: `GET` needs `read`, enqueueing needs
 /// `publish`, every other change needs `admin`.
-pub fn required_scope(method: &Method, path: &str) -> Scope {
+pub(crate) fn required_scope(method: &Method, path: &str) -> Scope {
     if path == "/v1/targets" || path.starts_with("/v1/targets/") {
         // Targets hold secrets and limits: admin only, reads included.
         Scope::Admin
@@ -140,7 +140,7 @@ impl fmt::Debug for ApiKeySecret {
 }
 
 /// SHA-256 of a presented key, lower-case hex.
-pub fn hash_key(text: &str) -> String {
+pub(crate) fn hash_key(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
@@ -153,7 +153,7 @@ pub struct NewApiKey {
     pub secret: ApiKeySecret,
 }
 
-/// Checks an API key name: 1 to [`MAX_NAME_LEN`] characters, no control characters.
+/// Checks an API key name: 1 to `MAX_NAME_LEN` characters, no control characters.
 pub fn validate_name(name: &str) -> Result<(), String> {
     if name.trim().is_empty() {
         return Err("the key name is empty; give it a name people recognise".into());
@@ -193,13 +193,13 @@ pub async fn create_api_key(
 
 /// Who made a request: an authenticated API key.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Caller {
+pub(crate) struct Caller {
     /// The key id (`key_…`), never the secret.
-    pub key_id: String,
+    pub(crate) key_id: String,
     /// The key's name.
-    pub name: String,
+    pub(crate) name: String,
     /// Its scope.
-    pub scope: Scope,
+    pub(crate) scope: Scope,
 }
 
 struct Cached {
@@ -210,7 +210,7 @@ struct Cached {
 
 /// Looks up presented keys, with a short cache.
 #[derive(Default)]
-pub struct Authenticator {
+pub(crate) struct Authenticator {
     cache: RwLock<HashMap<String, Cached>>,
 }
 
@@ -225,7 +225,7 @@ impl fmt::Debug for Authenticator {
 
 impl Authenticator {
     /// The caller for an `Authorization` header value.
-    pub async fn authenticate(
+    pub(crate) async fn authenticate(
         &self,
         store: &dyn Store,
         authorization: Option<&[u8]>,
@@ -295,13 +295,6 @@ impl Authenticator {
                     at: Instant::now(),
                 },
             );
-        }
-    }
-
-    /// Forgets every cached key (after a revoke in this process).
-    pub fn clear(&self) {
-        if let Ok(mut cache) = self.cache.write() {
-            cache.clear();
         }
     }
 }

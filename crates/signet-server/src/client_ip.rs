@@ -172,7 +172,7 @@ fn forwarded_hops(headers: &HeaderMap) -> Option<Vec<String>> {
 /// Parses one hop: `1.2.3.4`, `1.2.3.4:80`, `2001:db8::1`, `[2001:db8::1]`,
 /// `[2001:db8::1]:443`. Anything else (names, `unknown`, obfuscated ids,
 /// empty) is `None`.
-pub fn parse_hop(hop: &str) -> Option<IpAddr> {
+pub(crate) fn parse_hop(hop: &str) -> Option<IpAddr> {
     let hop = hop.trim().trim_matches('"');
     if let Some(rest) = hop.strip_prefix('[') {
         let (inside, after) = rest.split_once(']')?;

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use signet_store::StoreError;
 
-use crate::rate_limit::RateLimitInfo;
+use crate::rate_limit::{RateLimitInfo, Refused};
 
 /// What a handler can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -169,16 +169,26 @@ impl From<StoreError> for AppError {
     }
 }
 
+impl From<Refused> for AppError {
+    fn from(refused: Refused) -> Self {
+        AppError::RateLimited {
+            scope: refused.scope,
+            retry_after: refused.retry_after,
+            info: refused.info,
+        }
+    }
+}
+
 /// The JSON body of every error.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
+pub(crate) struct ErrorBody {
     /// The error.
     pub error: ErrorDetail,
 }
 
 /// `code` and `message` of an error.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorDetail {
+pub(crate) struct ErrorDetail {
     /// Stable machine-readable code.
     pub code: String,
     /// What went wrong and what to do, for people.
@@ -224,7 +234,7 @@ impl IntoResponse for AppError {
 }
 
 /// Result of handlers.
-pub type AppResult<T> = Result<T, AppError>;
+pub(crate) type AppResult<T> = Result<T, AppError>;
 
 #[cfg(test)]
 mod tests {

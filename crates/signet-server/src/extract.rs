@@ -14,7 +14,7 @@ use crate::state::AppState;
 
 /// A JSON body, parsed strictly.
 #[derive(Debug)]
-pub struct JsonBody<T>(pub T);
+pub(crate) struct JsonBody<T>(pub(crate) T);
 
 impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = AppError;
@@ -66,7 +66,7 @@ fn body_error(rejection: BytesRejection, limit: usize) -> AppError {
 /// Parses JSON, classifying errors: syntax → `400 malformed_json` with the
 /// position; unknown field → `400 unknown_field`; wrong type or value →
 /// `422` naming the field.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let parsed: Result<T, serde_path_to_error::Error<serde_json::Error>> =
         serde_path_to_error::deserialize(&mut de);
@@ -122,7 +122,7 @@ fn strip_position(message: &str) -> String {
 
 /// A query string, parsed with errors as `400 bad_query`.
 #[derive(Debug)]
-pub struct QueryParams<T>(pub T);
+pub(crate) struct QueryParams<T>(pub(crate) T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
     type Rejection = AppError;

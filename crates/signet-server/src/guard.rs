@@ -30,7 +30,7 @@ pub(crate) async fn guard(
         .client_ip(peer, request.headers());
     let ip_info = match state.limits().check_ip(client) {
         Ok(info) => info,
-        Err(e) => return e.into_response(),
+        Err(refused) => return AppError::from(refused).into_response(),
     };
     let caller = match state
         .0
@@ -65,7 +65,7 @@ pub(crate) async fn guard(
     }
     let key_info = match state.limits().check_key(&caller.key_id) {
         Ok(info) => info,
-        Err(e) => return e.into_response(),
+        Err(refused) => return AppError::from(refused).into_response(),
     };
     tracing::trace!(key_id = %caller.key_id, client = %client, "authenticated");
     request.extensions_mut().insert(caller);

@@ -1,12 +1,14 @@
 //! `signet-server`: Signet's HTTP API (DESIGN §7).
 //!
-//! [`app`] builds the axum [`Router`]: JSON routes under `/v1` for tasks,
-//! queues, key status and dead letters, each behind a bearer API key with a
-//! scope and rate limits per key and per client address; `/healthz`,
-//! `/readyz`, `/metrics` (Prometheus) and `/openapi.json` outside it.
+//! [`app`] builds the axum [`Router`](axum::Router): JSON routes under
+//! `/v1` for tasks, messages, targets, schedules, queues, key status and
+//! dead letters, each behind a bearer API key with a scope and rate limits
+//! per key and per client address; `/healthz`, `/readyz`, `/metrics`
+//! (Prometheus) and `/openapi.json` outside it. Each route is declared once,
+//! beside its handler, and `/openapi.json` is derived from those
+//! declarations.
 //! [`serve`] runs it on a socket beside the runtime's background services,
-//! with graceful shutdown; [`bench`](mod@bench) is the load generator behind
-//! `signet bench api`.
+//! with graceful shutdown.
 //!
 //! Decisions worth knowing:
 //! - Malformed ids in paths (`/v1/tasks/nonsense`) answer `404`: no task has
@@ -20,220 +22,42 @@
 //!   signed as the exact JSON text in the body. The server verifies it with
 //!   its ring (a public key is enough for Ed25519) and stores it unchanged.
 //! - Forwarding headers count only from `SIGNET_TRUSTED_PROXIES` peers
-//!   ([`client_ip`]); `X-Real-IP` likewise, and only when neither
+//!   ([`TrustedProxies`]); `X-Real-IP` likewise, and only when neither
 //!   `X-Forwarded-For` nor `Forwarded` is present.
 //! - Presented API keys are hashed and found keys cached for
-//!   [`auth::KEY_CACHE_TTL`], so a key revoked by another process stops
-//!   working within that time.
+//!   [`KEY_CACHE_TTL`], so a key revoked by another process stops working
+//!   within that time.
+//!
+//! The public surface is the list of re-exports below plus three modules:
+//! [`config`] (a server's settings) and [`serve`] (what `signet serve` runs
+//! it with), and [`routes`], public only for [`routes::schedules`] until its
+//! schedule rules move to signet-runtime. Every other module is private.
 #![warn(missing_docs)]
 
-pub mod auth;
-pub mod bench;
-
-pub mod client_ip;
+mod app;
+mod auth;
+mod client_ip;
 pub mod config;
-pub mod error;
-pub mod extract;
+mod error;
+mod extract;
 mod guard;
-pub mod rate_limit;
+mod rate_limit;
 pub mod routes;
 pub mod serve;
+mod state;
+mod views;
 
-pub mod state;
-pub mod views;
-
-use std::future::Future;
-use std::time::{Duration, Instant};
-
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::Method;
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, patch, post, MethodRouter};
-use axum::Router;
-
-pub use auth::{ApiKeySecret, Caller, NewApiKey, Scope};
-pub use client_ip::TrustedProxies;
+// The router.
+pub use app::app;
+// What a server is built from.
 pub use config::ServerConfig;
+pub use rate_limit::Limit;
+pub use state::{AppState, Delivery, Signing};
+// Forwarding headers: which peers may set them.
+pub use client_ip::{TrustedProxies, TrustedProxyError};
+// API keys: creating them (`signet api-keys`, `signet serve`'s first admin
+// key), their scopes, and how long a looked-up key is trusted.
+pub use auth::{create_api_key, validate_name, ApiKeySecret, NewApiKey, Scope, KEY_CACHE_TTL};
+// The error of every handler, and the limiter state a `429` carries.
 pub use error::AppError;
-pub use state::{AppState, Signing};
-
-/// Every route: method, path and handler. [`app`] registers exactly these,
-/// and a test checks each appears in `/openapi.json`.
-fn route_table() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
-    use routes::{dead_letters, health, keys, metrics, openapi, queues, schedules, tasks};
-    vec![
-        (Method::POST, "/v1/tasks", post(tasks::enqueue)),
-        (Method::GET, "/v1/tasks", get(tasks::list)),
-        (Method::GET, "/v1/tasks/{id}", get(tasks::show)),
-        (Method::POST, "/v1/tasks/{id}/cancel", post(tasks::cancel)),
-        (Method::GET, "/v1/queues", get(queues::list)),
-        (Method::GET, "/v1/keys/status", get(keys::status)),
-        (Method::GET, "/v1/dead-letters", get(dead_letters::list)),
-        (
-            Method::GET,
-            "/v1/dead-letters/{id}",
-            get(dead_letters::show),
-        ),
-        (
-            Method::POST,
-            "/v1/dead-letters/replay",
-            post(dead_letters::replay),
-        ),
-        (
-            Method::POST,
-            "/v1/dead-letters/purge",
-            post(dead_letters::purge),
-        ),
-        (Method::POST, "/v1/schedules", post(schedules::create)),
-        (Method::GET, "/v1/schedules", get(schedules::list)),
-        (Method::GET, "/v1/schedules/{id}", get(schedules::show)),
-        (
-            Method::PATCH,
-            "/v1/schedules/{id}",
-            patch(schedules::update),
-        ),
-        (
-            Method::DELETE,
-            "/v1/schedules/{id}",
-            delete(schedules::delete),
-        ),
-        (
-            Method::POST,
-            "/v1/schedules/{id}/pause",
-            post(schedules::pause),
-        ),
-        (
-            Method::POST,
-            "/v1/schedules/{id}/resume",
-            post(schedules::resume),
-        ),
-        (
-            Method::POST,
-            "/v1/messages",
-            post(routes::messages::publish),
-        ),
-        (Method::GET, "/v1/messages", get(routes::messages::list)),
-        (
-            Method::GET,
-            "/v1/messages/{id}",
-            get(routes::messages::show),
-        ),
-        (Method::POST, "/v1/targets", post(routes::targets::create)),
-        (Method::GET, "/v1/targets", get(routes::targets::list)),
-        (Method::GET, "/v1/targets/{id}", get(routes::targets::show)),
-        (
-            Method::PATCH,
-            "/v1/targets/{id}",
-            axum::routing::patch(routes::targets::update),
-        ),
-        (
-            Method::DELETE,
-            "/v1/targets/{id}",
-            axum::routing::delete(routes::targets::delete),
-        ),
-        (
-            Method::POST,
-            "/v1/targets/{id}/rotate-secret",
-            post(routes::targets::rotate_secret),
-        ),
-        (Method::GET, "/healthz", get(health::healthz)),
-        (Method::GET, "/readyz", get(health::readyz)),
-        (Method::GET, "/metrics", get(metrics::render)),
-        (Method::GET, "/openapi.json", get(openapi::document)),
-    ]
-}
-
-/// The `(method, path)` of every route [`app`] registers.
-pub fn route_list() -> Vec<(Method, &'static str)> {
-    route_table()
-        .into_iter()
-        .map(|(method, path, _)| (method, path))
-        .collect()
-}
-
-/// The HTTP API on `state`.
-pub fn app(state: AppState) -> Router {
-    let mut v1 = Router::new();
-    let mut open = Router::new();
-    for (_, path, handler) in route_table() {
-        if path.starts_with("/v1/") {
-            v1 = v1.route(path, handler);
-        } else {
-            open = open.route(path, handler);
-        }
-    }
-    let v1 = v1.route_layer(middleware::from_fn_with_state(state.clone(), guard::guard));
-    Router::new()
-        .merge(v1)
-        .merge(open)
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(state.config().max_body_bytes))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            record_metrics,
-        ))
-        .with_state(state)
-}
-
-async fn not_found(method: Method, uri: axum::http::Uri) -> AppError {
-    AppError::NotFound(format!(
-        "no route for {method} {}; see /openapi.json for the API",
-        uri.path()
-    ))
-}
-
-async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> AppError {
-    AppError::MethodNotAllowed(format!(
-        "{method} is not allowed on {}; see /openapi.json for the API",
-        uri.path()
-    ))
-}
-
-/// Bounds each request by the configured timeout, and counts requests and
-/// their latency per route (`signet_http_*`).
-async fn record_metrics(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
-    let response = bounded(state.config().request_timeout, next.run(request)).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("signet_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status)
-        .increment(1);
-    metrics::histogram!("signet_http_request_duration_seconds", "route" => route, "method" => method)
-        .record(started.elapsed().as_secs_f64());
-    response
-}
-
-/// The response, or `503 timeout` when it takes longer than `limit`.
-async fn bounded(limit: Duration, response: impl Future<Output = Response>) -> Response {
-    match tokio::time::timeout(limit, response).await {
-        Ok(response) => response,
-        Err(_) => AppError::Timeout(limit).into_response(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_response_over_the_time_limit_becomes_503_timeout() {
-        let r = bounded(Duration::from_millis(10), std::future::pending()).await;
-        assert_eq!(r.status(), axum::http::StatusCode::SERVICE_UNAVAILABLE);
-        let body = http_body_util::BodyExt::collect(r.into_body())
-            .await
-            .unwrap()
-            .to_bytes();
-        assert!(String::from_utf8_lossy(&body).contains("\"timeout\""));
-        let ok = bounded(Duration::from_secs(5), async {
-            AppError::NotFound("x".into()).into_response()
-        })
-        .await;
-        assert_eq!(ok.status(), axum::http::StatusCode::NOT_FOUND);
-    }
-}
+pub use rate_limit::RateLimitInfo;

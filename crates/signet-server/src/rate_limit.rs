@@ -16,8 +16,6 @@ use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
-use crate::error::AppError;
-
 /// A sustained rate with a burst allowance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limit {
@@ -63,6 +61,18 @@ impl RateLimitInfo {
 
 type Inner<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock, StateInformationMiddleware>;
 
+/// A request a limiter refused. The edge's error type turns it into `429`;
+/// limiting itself knows nothing of HTTP errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Refused {
+    /// `api key` or `client address`.
+    pub(crate) scope: &'static str,
+    /// How long until the next request is allowed.
+    pub(crate) retry_after: Duration,
+    /// The limiter's state, for the `X-RateLimit-*` headers.
+    pub(crate) info: RateLimitInfo,
+}
+
 /// One keyed limiter.
 struct Keyed<K: Hash + Eq + Clone> {
     inner: Inner<K>,
@@ -78,7 +88,7 @@ impl<K: Hash + Eq + Clone> Keyed<K> {
         }
     }
 
-    fn check(&self, key: &K, scope: &'static str) -> Result<RateLimitInfo, AppError> {
+    fn check(&self, key: &K, scope: &'static str) -> Result<RateLimitInfo, Refused> {
         let interval = self.limit.quota().replenish_interval();
         match self.inner.check_key(key) {
             Ok(snapshot) => {
@@ -92,7 +102,7 @@ impl<K: Hash + Eq + Clone> Keyed<K> {
             }
             Err(not_until) => {
                 let retry_after = not_until.wait_time_from(self.inner.clock().now());
-                Err(AppError::RateLimited {
+                Err(Refused {
                     scope,
                     retry_after,
                     info: RateLimitInfo {
@@ -111,7 +121,7 @@ fn ceil_secs(d: Duration) -> u64 {
 }
 
 /// The server's limiters. A `None` limit turns that limiter off.
-pub struct RateLimits {
+pub(crate) struct RateLimits {
     per_key: Option<Keyed<String>>,
     per_ip: Option<Keyed<IpAddr>>,
 }
@@ -127,7 +137,7 @@ impl std::fmt::Debug for RateLimits {
 
 impl RateLimits {
     /// Limiters with these limits.
-    pub fn new(per_key: Option<Limit>, per_ip: Option<Limit>) -> Self {
+    pub(crate) fn new(per_key: Option<Limit>, per_ip: Option<Limit>) -> Self {
         Self {
             per_key: per_key.map(Keyed::new),
             per_ip: per_ip.map(Keyed::new),
@@ -135,7 +145,7 @@ impl RateLimits {
     }
 
     /// Counts a request from `ip`.
-    pub fn check_ip(&self, ip: IpAddr) -> Result<Option<RateLimitInfo>, AppError> {
+    pub(crate) fn check_ip(&self, ip: IpAddr) -> Result<Option<RateLimitInfo>, Refused> {
         self.per_ip
             .as_ref()
             .map(|l| l.check(&ip, "client address"))
@@ -143,7 +153,7 @@ impl RateLimits {
     }
 
     /// Counts a request made with the API key `key_id`.
-    pub fn check_key(&self, key_id: &str) -> Result<Option<RateLimitInfo>, AppError> {
+    pub(crate) fn check_key(&self, key_id: &str) -> Result<Option<RateLimitInfo>, Refused> {
         self.per_key
             .as_ref()
             .map(|l| l.check(&key_id.to_owned(), "api key"))
@@ -152,7 +162,7 @@ impl RateLimits {
 
     /// Forgets buckets that are full again (call now and then, so the maps
     /// do not grow with every address ever seen).
-    pub fn retain_recent(&self) {
+    pub(crate) fn retain_recent(&self) {
         if let Some(l) = &self.per_key {
             l.inner.retain_recent();
             l.inner.shrink_to_fit();
@@ -182,7 +192,7 @@ mod tests {
         limits.check_key("key_a").unwrap();
         limits.check_key("key_a").unwrap();
         match limits.check_key("key_a") {
-            Err(AppError::RateLimited {
+            Err(Refused {
                 retry_after, info, ..
             }) => {
                 assert!(retry_after > Duration::ZERO && retry_after <= Duration::from_secs(1));

@@ -214,7 +214,7 @@ impl AppState {
     }
 
     /// The rate limiters.
-    pub fn limits(&self) -> &RateLimits {
+    pub(crate) fn limits(&self) -> &RateLimits {
         &self.0.limits
     }
 

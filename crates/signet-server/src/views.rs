@@ -10,7 +10,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 /// Unix milliseconds as RFC 3339 (UTC, millisecond precision).
-pub fn rfc3339(ms: i64) -> String {
+pub(crate) fn rfc3339(ms: i64) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
@@ -19,11 +19,11 @@ pub fn rfc3339(ms: i64) -> String {
 
 /// A time given by a client: an RFC 3339 string or integer unix milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TimeInput(pub i64);
+pub(crate) struct TimeInput(pub(crate) i64);
 
 impl TimeInput {
     /// Parses RFC 3339 text into unix milliseconds.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
         let t = OffsetDateTime::parse(text, &Rfc3339).map_err(|e| {
             format!("{text:?} is not an RFC 3339 time like 2030-01-02T03:04:05Z ({e}); unix milliseconds also work")
         })?;
@@ -60,7 +60,7 @@ impl<'de> Deserialize<'de> for TimeInput {
 
 /// A stored signature, as shown.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct SignatureView {
+pub(crate) struct SignatureView {
     /// `hmac-sha256` or `ed25519`.
     pub alg: String,
     /// The key id that signed.
@@ -81,7 +81,7 @@ impl From<&SignatureRecord> for SignatureView {
 
 /// A task, as the API shows it. Times are RFC 3339.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct TaskView {
+pub(crate) struct TaskView {
     /// `task_…`.
     pub id: String,
     /// Queue.
@@ -173,7 +173,7 @@ impl From<&TaskRow> for TaskView {
 
 /// A page of tasks.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct TaskPage {
+pub(crate) struct TaskPage {
     /// The tasks.
     pub items: Vec<TaskView>,
     /// Pass as `cursor` for the next page; `null` on the last page.

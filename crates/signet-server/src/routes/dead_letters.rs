@@ -12,13 +12,13 @@ use crate::state::AppState;
 use crate::views::{TaskPage, TaskView, TimeInput};
 
 /// Most ids in one replay or purge.
-pub const MAX_IDS: usize = 1000;
+pub(crate) const MAX_IDS: usize = 1000;
 
 /// Query of `GET /v1/dead-letters`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct DeadListQuery {
+pub(crate) struct DeadListQuery {
     /// Only this queue.
     pub queue: Option<String>,
     /// Only this reason (`signature-invalid`, `max-attempts`, …).
@@ -34,7 +34,7 @@ pub struct DeadListQuery {
 /// A filter over dead letters (for replay and purge).
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct DeadFilterInput {
+pub(crate) struct DeadFilterInput {
     /// Only this queue.
     pub queue: Option<String>,
     /// Only this reason.
@@ -50,7 +50,7 @@ pub struct DeadFilterInput {
 /// Body of replay and purge: exactly one of `ids` or `filter`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct DeadSelectorInput {
+pub(crate) struct DeadSelectorInput {
     /// These dead letters (ids that are not dead letters are skipped).
     pub ids: Option<Vec<String>>,
     /// Every dead letter matching this filter (`{}` matches all).
@@ -59,7 +59,7 @@ pub struct DeadSelectorInput {
 
 /// What a replay or purge did.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct DeadActionResponse {
+pub(crate) struct DeadActionResponse {
     /// How many.
     pub count: usize,
     /// Which.
@@ -87,7 +87,7 @@ fn parse_queue(queue: Option<String>, field: &str) -> AppResult<Option<String>> 
     responses((status = 200, body = TaskPage), (status = 422, body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     QueryParams(q): QueryParams<DeadListQuery>,
 ) -> AppResult<Json<TaskPage>> {
@@ -124,7 +124,7 @@ pub async fn list(
     responses((status = 200, body = TaskView), (status = 404, body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub async fn show(
+pub(crate) async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> AppResult<Json<TaskView>> {
@@ -185,7 +185,7 @@ fn selector(input: DeadSelectorInput) -> AppResult<DeadSelector> {
     responses((status = 200, body = DeadActionResponse), (status = 422, body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub async fn replay(
+pub(crate) async fn replay(
     State(state): State<AppState>,
     JsonBody(input): JsonBody<DeadSelectorInput>,
 ) -> AppResult<Json<DeadActionResponse>> {
@@ -207,7 +207,7 @@ pub async fn replay(
     responses((status = 200, body = DeadActionResponse), (status = 422, body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub async fn purge(
+pub(crate) async fn purge(
     State(state): State<AppState>,
     JsonBody(input): JsonBody<DeadSelectorInput>,
 ) -> AppResult<Json<DeadActionResponse>> {
@@ -217,4 +217,14 @@ pub async fn purge(
         count: ids.len(),
         ids,
     }))
+}
+
+/// This file's routes, declared once: one `routes!` a path, its methods and
+/// path taken from the handlers' `#[utoipa::path]`, which also document them.
+pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(list))
+        .routes(utoipa_axum::routes!(show))
+        .routes(utoipa_axum::routes!(replay))
+        .routes(utoipa_axum::routes!(purge))
 }

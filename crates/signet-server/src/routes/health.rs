@@ -9,14 +9,14 @@ use crate::state::AppState;
 
 /// Health answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct HealthResponse {
+pub(crate) struct HealthResponse {
     /// `ok`.
     pub status: String,
 }
 
 /// The process is up.
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = HealthResponse)))]
-pub async fn healthz() -> Json<HealthResponse> {
+pub(crate) async fn healthz() -> Json<HealthResponse> {
     Json(HealthResponse {
         status: "ok".into(),
     })
@@ -27,9 +27,17 @@ pub async fn healthz() -> Json<HealthResponse> {
     get, path = "/readyz", tag = "health",
     responses((status = 200, body = HealthResponse), (status = 503, body = ErrorBody))
 )]
-pub async fn readyz(State(state): State<AppState>) -> AppResult<Json<HealthResponse>> {
+pub(crate) async fn readyz(State(state): State<AppState>) -> AppResult<Json<HealthResponse>> {
     state.store().ping().await.map_err(AppError::Unavailable)?;
     Ok(Json(HealthResponse {
         status: "ok".into(),
     }))
+}
+
+/// This file's routes, declared once: one `routes!` a path, its methods and
+/// path taken from the handlers' `#[utoipa::path]`, which also document them.
+pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(healthz))
+        .routes(utoipa_axum::routes!(readyz))
 }

@@ -10,7 +10,7 @@ use crate::state::AppState;
 
 /// One key id's use.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct KeyStatus {
+pub(crate) struct KeyStatus {
     /// The key id; `null` for unsigned tasks.
     pub key_id: Option<String>,
     /// Its algorithm; `null` for unsigned tasks.
@@ -25,7 +25,7 @@ pub struct KeyStatus {
 
 /// Response of `GET /v1/keys/status`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct KeysStatusResponse {
+pub(crate) struct KeysStatusResponse {
     /// Whether the server signs what it enqueues.
     pub signing: bool,
     /// The active key id, if any.
@@ -40,7 +40,7 @@ pub struct KeysStatusResponse {
     responses((status = 200, body = KeysStatusResponse), (status = 401, body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub async fn status(State(state): State<AppState>) -> AppResult<Json<KeysStatusResponse>> {
+pub(crate) async fn status(State(state): State<AppState>) -> AppResult<Json<KeysStatusResponse>> {
     let usage = state.store().pending_by_key().await?;
     let ring = &state.signing().ring;
     let active = ring.active().map(|k| k.id().as_str().to_owned());
@@ -79,4 +79,10 @@ pub async fn status(State(state): State<AppState>) -> AppResult<Json<KeysStatusR
         active_key_id: active,
         keys,
     }))
+}
+
+/// This file's routes, declared once: one `routes!` a path, its methods and
+/// path taken from the handlers' `#[utoipa::path]`, which also document them.
+pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new().routes(utoipa_axum::routes!(status))
 }

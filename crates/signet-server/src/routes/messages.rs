@@ -21,7 +21,7 @@ use crate::views::rfc3339;
 /// [`NewMessage`]).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[allow(dead_code)] // Only its schema is used; requests parse as `NewMessage`.
-pub struct MessageRequest {
+pub(crate) struct MessageRequest {
     /// Where to deliver: an `http://` or `https://` URL without user info.
     pub url: String,
     /// HTTP method (default `POST`).
@@ -53,7 +53,7 @@ pub struct MessageRequest {
 
 /// One delivery attempt.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct AttemptView {
+pub(crate) struct AttemptView {
     /// Attempt number, from 1.
     pub attempt: u32,
     /// When the request started.
@@ -94,7 +94,7 @@ impl From<&AttemptRecord> for AttemptView {
 
 /// A message, as the API shows it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct MessageView {
+pub(crate) struct MessageView {
     /// `msg_…`.
     pub id: String,
     /// `scheduled`, `available`, `running`, `retryable`, `succeeded`
@@ -162,7 +162,7 @@ impl MessageView {
 
 /// A page of messages.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct MessagePage {
+pub(crate) struct MessagePage {
     /// The messages (without their attempts).
     pub items: Vec<MessageView>,
     /// Pass as `cursor` for the next page; `null` on the last page.
@@ -198,7 +198,7 @@ pub(crate) fn runtime_error(e: RuntimeError) -> AppError {
     ),
     security(("bearer" = []))
 )]
-pub async fn publish(
+pub(crate) async fn publish(
     State(state): State<AppState>,
     headers: HeaderMap,
     JsonBody(message): JsonBody<NewMessage>,
@@ -236,7 +236,7 @@ fn parse_message_id(id: &str) -> AppResult<MessageId> {
     responses((status = 200, body = MessageView), (status = 404, body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub async fn show(
+pub(crate) async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> AppResult<Json<MessageView>> {
@@ -255,7 +255,7 @@ pub async fn show(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct MessageListQuery {
+pub(crate) struct MessageListQuery {
     /// Only this state.
     pub state: Option<String>,
     /// Page size, 1–1000 (default 50).
@@ -271,7 +271,7 @@ pub struct MessageListQuery {
     responses((status = 200, body = MessagePage), (status = 422, body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     QueryParams(q): QueryParams<MessageListQuery>,
 ) -> AppResult<Json<MessagePage>> {
@@ -296,4 +296,12 @@ pub async fn list(
             .collect(),
         next_cursor: page.next_cursor,
     }))
+}
+
+/// This file's routes, declared once: one `routes!` a path, its methods and
+/// path taken from the handlers' `#[utoipa::path]`, which also document them.
+pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(publish, list))
+        .routes(utoipa_axum::routes!(show))
 }

@@ -1,12 +1,15 @@
-//! `GET /openapi.json`, generated from the handlers' annotations.
+//! `GET /openapi.json`. Nothing here lists the routes: [`app`](crate::app)
+//! builds the document from the `#[utoipa::path]` of every handler it
+//! registers, and this handler serves that document.
 
-use axum::Json;
+use std::sync::Arc;
+
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::error::{ErrorBody, ErrorDetail};
-use crate::routes::{dead_letters, health, keys, metrics, queues, schedules, tasks};
-use crate::views::{SignatureView, TaskPage, TaskView};
+use crate::state::AppState;
 
 struct BearerAuth;
 
@@ -20,42 +23,34 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The API description.
+/// What the document says besides its paths and their schemas: title,
+/// description, the bearer scheme. The routes add the rest.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Signet API", description = "Signed jobs and webhooks. Every /v1 route takes `Authorization: Bearer sk_…`; errors are `{\"error\":{\"code\",\"message\"}}`."),
-    paths(
-        tasks::enqueue, tasks::list, tasks::show, tasks::cancel,
-        queues::list, keys::status,
-        dead_letters::list, dead_letters::show, dead_letters::replay, dead_letters::purge,
-        schedules::create, schedules::list, schedules::show, schedules::update, schedules::delete,
-        schedules::pause, schedules::resume,
-        crate::routes::messages::publish, crate::routes::messages::list, crate::routes::messages::show,
-        crate::routes::targets::create, crate::routes::targets::list, crate::routes::targets::show,
-        crate::routes::targets::update, crate::routes::targets::delete, crate::routes::targets::rotate_secret,
-        health::healthz, health::readyz, metrics::render, document,
-    ),
-    components(schemas(
-        ErrorBody, ErrorDetail, TaskView, TaskPage, SignatureView,
-        tasks::EnqueueRequest, tasks::SignatureInput,
-        queues::QueuesResponse, queues::QueueView,
-        keys::KeysStatusResponse, keys::KeyStatus,
-        dead_letters::DeadSelectorInput, dead_letters::DeadFilterInput, dead_letters::DeadActionResponse,
-        health::HealthResponse,
-        crate::routes::messages::MessageRequest, crate::routes::messages::MessageView,
-        crate::routes::messages::AttemptView, crate::routes::messages::MessagePage,
-        crate::routes::targets::CreateTargetRequest, crate::routes::targets::UpdateTargetRequest,
-        crate::routes::targets::RotateSecretRequest, crate::routes::targets::TargetView,
-        crate::routes::targets::TargetWithSecret, crate::routes::targets::TargetList,
-        schedules::CreateScheduleRequest, schedules::UpdateScheduleRequest,
-        schedules::ScheduleView, schedules::ScheduleList,
-    )),
     modifiers(&BearerAuth)
 )]
-pub struct ApiDoc;
+pub(crate) struct ApiDoc;
+
+/// The document `app` derived from its routes, handed to [`document`] as a
+/// request extension.
+#[derive(Clone)]
+pub(crate) struct Document(Arc<utoipa::openapi::OpenApi>);
+
+impl Document {
+    pub(crate) fn new(openapi: utoipa::openapi::OpenApi) -> Self {
+        Self(Arc::new(openapi))
+    }
+}
 
 /// The OpenAPI document.
 #[utoipa::path(get, path = "/openapi.json", tag = "health", responses((status = 200, description = "OpenAPI 3.1 document", body = Object)))]
-pub async fn document() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+pub(crate) async fn document(Extension(document): Extension<Document>) -> Response {
+    Json(document.0.as_ref()).into_response()
+}
+
+/// This file's routes, declared once: one `routes!` a path, its methods and
+/// path taken from the handlers' `#[utoipa::path]`, which also document them.
+pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new().routes(utoipa_axum::routes!(document))
 }

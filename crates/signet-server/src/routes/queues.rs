@@ -12,7 +12,7 @@ use crate::state::AppState;
 
 /// One queue's depth.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct QueueView {
+pub(crate) struct QueueView {
     /// Queue name.
     pub queue: String,
     /// Tasks in each state (every state listed, 0 included).
@@ -23,7 +23,7 @@ pub struct QueueView {
 
 /// Response of `GET /v1/queues`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct QueuesResponse {
+pub(crate) struct QueuesResponse {
     /// Queues, by name.
     pub queues: Vec<QueueView>,
 }
@@ -34,7 +34,7 @@ pub struct QueuesResponse {
     responses((status = 200, body = QueuesResponse), (status = 401, body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub async fn list(State(state): State<AppState>) -> AppResult<Json<QueuesResponse>> {
+pub(crate) async fn list(State(state): State<AppState>) -> AppResult<Json<QueuesResponse>> {
     let mut counts = state.store().counts().await?;
     counts.sort_by(|a, b| a.queue.cmp(&b.queue));
     let queues = counts
@@ -52,4 +52,10 @@ pub async fn list(State(state): State<AppState>) -> AppResult<Json<QueuesRespons
         })
         .collect();
     Ok(Json(QueuesResponse { queues }))
+}
+
+/// This file's routes, declared once: one `routes!` a path, its methods and
+/// path taken from the handlers' `#[utoipa::path]`, which also document them.
+pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new().routes(utoipa_axum::routes!(list))
 }

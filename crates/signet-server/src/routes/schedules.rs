@@ -115,7 +115,7 @@ pub struct ScheduleView {
 
 /// `GET /v1/schedules`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ScheduleList {
+pub(crate) struct ScheduleList {
     /// Every schedule, by name.
     pub items: Vec<ScheduleView>,
 }
@@ -365,7 +365,7 @@ async fn load(state: &AppState, id: &str) -> AppResult<ScheduleRecord> {
     ),
     security(("bearer" = []))
 )]
-pub async fn create(
+pub(crate) async fn create(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<CreateScheduleRequest>,
 ) -> AppResult<(StatusCode, Json<ScheduleView>)> {
@@ -382,7 +382,7 @@ pub async fn create(
     responses((status = 200, body = ScheduleList)),
     security(("bearer" = []))
 )]
-pub async fn list(State(state): State<AppState>) -> AppResult<Json<ScheduleList>> {
+pub(crate) async fn list(State(state): State<AppState>) -> AppResult<Json<ScheduleList>> {
     let items = state.store().list_schedules().await?;
     Ok(Json(ScheduleList {
         items: items.iter().map(ScheduleView::from).collect(),
@@ -396,7 +396,7 @@ pub async fn list(State(state): State<AppState>) -> AppResult<Json<ScheduleList>
     responses((status = 200, body = ScheduleView), (status = 404, body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub async fn show(
+pub(crate) async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> AppResult<Json<ScheduleView>> {
@@ -417,7 +417,7 @@ pub async fn show(
     ),
     security(("bearer" = []))
 )]
-pub async fn update(
+pub(crate) async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
     JsonBody(patch): JsonBody<UpdateScheduleRequest>,
@@ -436,7 +436,7 @@ pub async fn update(
     responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub async fn delete(
+pub(crate) async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
@@ -453,7 +453,7 @@ pub async fn delete(
     responses((status = 200, body = ScheduleView), (status = 404, body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub async fn pause(
+pub(crate) async fn pause(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> AppResult<Json<ScheduleView>> {
@@ -467,7 +467,7 @@ pub async fn pause(
     responses((status = 200, body = ScheduleView), (status = 404, body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub async fn resume(
+pub(crate) async fn resume(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> AppResult<Json<ScheduleView>> {
@@ -486,4 +486,14 @@ async fn pause_or_resume(
         state.store().update_schedule(record.clone()).await?;
     }
     Ok(Json(ScheduleView::from(&record)))
+}
+
+/// This file's routes, declared once: one `routes!` a path, its methods and
+/// path taken from the handlers' `#[utoipa::path]`, which also document them.
+pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(create, list))
+        .routes(utoipa_axum::routes!(show, update, delete))
+        .routes(utoipa_axum::routes!(pause))
+        .routes(utoipa_axum::routes!(resume))
 }

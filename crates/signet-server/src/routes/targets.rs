@@ -24,7 +24,7 @@ use crate::views::rfc3339;
 /// `POST /v1/targets`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreateTargetRequest {
+pub(crate) struct CreateTargetRequest {
     /// Unique name: 1–128 of `A-Z a-z 0-9 . _ : -`.
     pub name: String,
     /// Messages for this target must have a URL starting with this.
@@ -44,7 +44,7 @@ pub struct CreateTargetRequest {
 /// field. The secret changes only by rotation.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct UpdateTargetRequest {
+pub(crate) struct UpdateTargetRequest {
     /// A new unique name.
     pub name: Option<String>,
     /// A new URL prefix, or `null` for none.
@@ -75,7 +75,7 @@ where
 /// `POST /v1/targets/{id}/rotate-secret` (the body is optional).
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RotateSecretRequest {
+pub(crate) struct RotateSecretRequest {
     /// The new secret; generated when absent.
     pub secret: Option<String>,
     /// How long the replaced secret keeps signing beside the new one, in
@@ -85,7 +85,7 @@ pub struct RotateSecretRequest {
 
 /// A target, as shown: never its secret, only a fingerprint.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct TargetView {
+pub(crate) struct TargetView {
     /// `tgt_…`.
     pub id: String,
     /// Unique name.
@@ -124,7 +124,7 @@ impl From<&TargetRecord> for TargetView {
 
 /// A target with its secret: only in the answers to create and rotate.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct TargetWithSecret {
+pub(crate) struct TargetWithSecret {
     /// The target.
     #[serde(flatten)]
     pub target: TargetView,
@@ -152,7 +152,7 @@ impl TargetWithSecret {
 
 /// The targets.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct TargetList {
+pub(crate) struct TargetList {
     /// Every target, by name.
     pub items: Vec<TargetView>,
 }
@@ -175,7 +175,7 @@ fn secret_of(text: Option<String>) -> AppResult<Option<TargetSecret>> {
     ),
     security(("bearer" = []))
 )]
-pub async fn create(
+pub(crate) async fn create(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<CreateTargetRequest>,
 ) -> AppResult<(StatusCode, Json<TargetWithSecret>)> {
@@ -210,7 +210,7 @@ pub async fn create(
     responses((status = 200, body = TargetList)),
     security(("bearer" = []))
 )]
-pub async fn list(State(state): State<AppState>) -> AppResult<Json<TargetList>> {
+pub(crate) async fn list(State(state): State<AppState>) -> AppResult<Json<TargetList>> {
     let targets = state
         .delivery()
         .targets
@@ -243,7 +243,7 @@ async fn find(state: &AppState, id: &str) -> AppResult<TargetRecord> {
     responses((status = 200, body = TargetView), (status = 404, body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub async fn show(
+pub(crate) async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> AppResult<Json<TargetView>> {
@@ -263,7 +263,7 @@ pub async fn show(
     ),
     security(("bearer" = []))
 )]
-pub async fn update(
+pub(crate) async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<UpdateTargetRequest>,
@@ -298,7 +298,7 @@ pub async fn update(
     responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub async fn delete(
+pub(crate) async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
@@ -326,7 +326,7 @@ pub async fn delete(
     ),
     security(("bearer" = []))
 )]
-pub async fn rotate_secret(
+pub(crate) async fn rotate_secret(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -359,4 +359,13 @@ pub async fn rotate_secret(
         .await
         .map_err(runtime_error)?;
     Ok(Json(TargetWithSecret::new(&target, &secret)))
+}
+
+/// This file's routes, declared once: one `routes!` a path, its methods and
+/// path taken from the handlers' `#[utoipa::path]`, which also document them.
+pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(create, list))
+        .routes(utoipa_axum::routes!(show, update, delete))
+        .routes(utoipa_axum::routes!(rotate_secret))
 }

@@ -20,22 +20,22 @@ use crate::state::AppState;
 use crate::views::{TaskPage, TaskView, TimeInput};
 
 /// Largest `max_attempts`.
-pub const MAX_ATTEMPTS_LIMIT: u32 = 1000;
+pub(crate) const MAX_ATTEMPTS_LIMIT: u32 = 1000;
 /// Priorities allowed: `-PRIORITY_LIMIT..=PRIORITY_LIMIT`.
-pub const PRIORITY_LIMIT: i32 = 1000;
+pub(crate) const PRIORITY_LIMIT: i32 = 1000;
 /// Longest `delay_ms`: one year.
-pub const MAX_DELAY_MS: i64 = 365 * 24 * 3600 * 1000;
+pub(crate) const MAX_DELAY_MS: i64 = 365 * 24 * 3600 * 1000;
 /// Most headers on a task.
-pub const MAX_HEADERS: usize = 64;
+pub(crate) const MAX_HEADERS: usize = 64;
 /// Longest header value.
-pub const MAX_HEADER_VALUE_LEN: usize = 8 * 1024;
+pub(crate) const MAX_HEADER_VALUE_LEN: usize = 8 * 1024;
 /// Longest callback URL.
-pub const MAX_CALLBACK_URL_LEN: usize = 2048;
+pub(crate) const MAX_CALLBACK_URL_LEN: usize = 2048;
 
 /// A signature a client made over the envelope itself.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct SignatureInput {
+pub(crate) struct SignatureInput {
     /// `hmac-sha256` or `ed25519`.
     pub alg: String,
     /// The key id (must be in the server's ring).
@@ -51,7 +51,7 @@ pub struct SignatureInput {
 /// and `args` are signed as the exact JSON text in this body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct EnqueueRequest {
+pub(crate) struct EnqueueRequest {
     /// Queue: 1–128 of `A-Z a-z 0-9 . _ : -`.
     pub queue: String,
     /// Task (handler) name.
@@ -380,7 +380,7 @@ fn verify_client_signature(
     ),
     security(("bearer" = []))
 )]
-pub async fn enqueue(
+pub(crate) async fn enqueue(
     State(state): State<AppState>,
     headers: HeaderMap,
     JsonBody(req): JsonBody<EnqueueRequest>,
@@ -421,7 +421,7 @@ pub(crate) fn parse_task_id(id: &str) -> AppResult<String> {
     responses((status = 200, body = TaskView), (status = 404, body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub async fn show(
+pub(crate) async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> AppResult<Json<TaskView>> {
@@ -438,7 +438,7 @@ pub async fn show(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct ListQuery {
+pub(crate) struct ListQuery {
     /// Only this queue.
     pub queue: Option<String>,
     /// Only this state.
@@ -469,7 +469,7 @@ pub(crate) fn parse_limit(limit: Option<&str>) -> AppResult<usize> {
     responses((status = 200, body = TaskPage), (status = 422, body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     QueryParams(q): QueryParams<ListQuery>,
 ) -> AppResult<Json<TaskPage>> {
@@ -506,11 +506,20 @@ pub async fn list(
     ),
     security(("bearer" = []))
 )]
-pub async fn cancel(
+pub(crate) async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> AppResult<Json<TaskView>> {
     let id = parse_task_id(&id)?;
     let row = state.store().cancel(id.as_str(), state.now_ms()).await?;
     Ok(Json(TaskView::from(&row)))
+}
+
+/// This file's routes, declared once: one `routes!` a path, its methods and
+/// path taken from the handlers' `#[utoipa::path]`, which also document them.
+pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(enqueue, list))
+        .routes(utoipa_axum::routes!(show))
+        .routes(utoipa_axum::routes!(cancel))
 }

@@ -10,8 +10,8 @@ use axum::Router;
 use base64::Engine;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use signet_server::auth::create_api_key;
 use signet_server::config::ServerConfig;
+use signet_server::create_api_key;
 use signet_server::serve::detached_metrics_handle;
 use signet_server::{app, AppState, Scope, Signing};
 use signet_sign::{SigningConfig, TaskEnvelope};
@@ -271,7 +271,9 @@ fn v1_routes() -> Vec<(Method, &'static str, Option<&'static str>, Scope)> {
 #[tokio::test]
 async fn every_v1_route_needs_a_valid_key_and_the_right_scope() {
     let h = harness().await;
-    let listed: Vec<(Method, &str)> = signet_server::route_list()
+    let listed: Vec<(Method, String)> = documented(&h)
+        .await
+        .1
         .into_iter()
         .filter(|(_, p)| p.starts_with("/v1/"))
         .collect();
@@ -926,39 +928,103 @@ async fn health_ready_metrics_openapi_need_no_key() {
     assert_eq!(r.code(), "unavailable");
 }
 
-#[tokio::test]
-async fn openapi_documents_every_registered_route() {
-    let h = harness().await;
+/// `/openapi.json`'s `paths` object, and every `(method, path)` in it.
+async fn documented(h: &Harness) -> (Value, Vec<(Method, String)>) {
     let doc = h
         .call(Method::GET, "/openapi.json", None, None)
         .await
         .json();
-    let paths = doc["paths"].as_object().unwrap();
-    for (method, path) in signet_server::route_list() {
-        let op = paths
-            .get(path)
-            .and_then(|p| p.get(method.as_str().to_ascii_lowercase()))
-            .unwrap_or_else(|| {
-                panic!("{method} {path} is registered but missing from /openapi.json")
-            });
-        if path.starts_with("/v1/") {
-            assert!(
-                op.get("security").is_some(),
-                "{method} {path} does not document its bearer key"
-            );
+    let paths = doc["paths"].clone();
+    let mut operations = Vec::new();
+    for (path, item) in paths.as_object().expect("paths") {
+        for method in item.as_object().expect("path item").keys() {
+            let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap();
+            operations.push((method, path.clone()));
         }
     }
-    let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+    (paths, operations)
+}
+
+/// The paths `app` serves, read from the router itself. axum has no API
+/// that lists routes, but a router's `Debug` output names every registered
+/// path (`node: Node { paths: {RouteId(0): "/v1/tasks", …} }`); it is the
+/// one witness of what is served that does not come from the document. If
+/// that layout changes, this panics rather than finding nothing.
+fn served_paths(app: &Router) -> std::collections::BTreeSet<String> {
+    const NODE: &str = "node: Node { paths: {";
+    let debug = format!("{app:?}");
+    let path_router = debug
+        .find("path_router: PathRouter")
+        .unwrap_or_else(|| panic!("no path router in the router's Debug output: {debug}"));
+    let node = debug[path_router..]
+        .find(NODE)
+        .unwrap_or_else(|| panic!("no route paths in the router's Debug output: {debug}"));
+    // `RouteId(n): "path", …}`; paths hold braces (`{id}`) but no quotes.
+    let mut rest = &debug[path_router + node + NODE.len()..];
+    let mut paths = std::collections::BTreeSet::new();
+    while let Some(open) = rest.find('"').filter(|&q| !rest[..q].contains('}')) {
+        let len = rest[open + 1..].find('"').expect("closing quote");
+        paths.insert(rest[open + 1..open + 1 + len].to_owned());
+        rest = &rest[open + 1 + len + 1..];
+    }
+    assert!(!paths.is_empty(), "no paths read from {debug}");
+    paths
+}
+
+#[tokio::test]
+async fn openapi_documents_exactly_the_routes_served() {
+    let h = harness().await;
+    let (paths, operations) = documented(&h).await;
+    let documented_paths: std::collections::BTreeSet<String> =
+        operations.iter().map(|(_, p)| p.clone()).collect();
     assert_eq!(
-        documented,
-        signet_server::route_list().len(),
-        "/openapi.json documents a route that is not registered"
+        served_paths(&h.app),
+        documented_paths,
+        "the paths served (left) and the paths /openapi.json documents (right) differ"
     );
+    // On each path, a method is served exactly when it is documented. The
+    // admin key passes the gate, so only the router answers 405 or its
+    // "no route" 404; ids that exist nowhere keep every call harmless.
+    for path in &documented_paths {
+        let uri = path.replace("{id}", "probe");
+        for method in [
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ] {
+            let op = paths[path].get(method.as_str().to_ascii_lowercase());
+            let r = h.call(method.clone(), &uri, Some(&h.admin), None).await;
+            let Some(op) = op else {
+                assert_eq!(
+                    r.status,
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "{method} {path} is served but not in /openapi.json: {}",
+                    r.text
+                );
+                continue;
+            };
+            let unrouted = r.status == StatusCode::METHOD_NOT_ALLOWED
+                || (r.status == StatusCode::NOT_FOUND && r.message().starts_with("no route for"));
+            assert!(
+                !unrouted,
+                "{method} {path} is in /openapi.json but not served: {}",
+                r.text
+            );
+            if path.starts_with("/v1/") {
+                assert!(
+                    op.get("security").is_some(),
+                    "{method} {path} does not document its bearer key"
+                );
+            }
+        }
+    }
 }
 
 #[tokio::test]
 async fn rate_limits_answer_429_with_headers() {
-    use signet_server::rate_limit::Limit;
+    use signet_server::Limit;
     use std::num::NonZeroU32;
     let tight = Some(Limit {
         per_second: NonZeroU32::new(1).unwrap(),
@@ -1099,7 +1165,7 @@ async fn ed25519_client_signatures_verify_with_only_the_public_key() {
 #[tokio::test]
 async fn per_address_buckets_follow_forwarding_headers_only_from_trusted_proxies() {
     use axum::extract::ConnectInfo;
-    use signet_server::rate_limit::Limit;
+    use signet_server::Limit;
     use std::net::SocketAddr;
     use std::num::NonZeroU32;
     let config = ServerConfig {

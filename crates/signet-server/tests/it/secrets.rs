@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use axum::http::Method;
 use base64::Engine;
 use serde_json::json;
-use signet_server::auth::create_api_key;
 use signet_server::config::ServerConfig;
+use signet_server::create_api_key;
 use signet_server::serve::{detached_metrics_handle, Banner};
 use signet_server::{app, AppState, Scope};
 use signet_sqlite::{SqliteConfig, SqliteStore};
@@ -140,16 +140,6 @@ async fn no_response_log_or_debug_output_holds_a_secret() {
         format!("{:?}", state.signing()),
         format!("{admin:?}"),
         format!("{:?}", admin.secret),
-        format!(
-            "{:?}",
-            signet_server::bench::LoadConfig {
-                addr: "x".into(),
-                api_key: admin.secret.expose_secret().to_owned(),
-                connections: 1,
-                duration: std::time::Duration::from_secs(1),
-                queue: "q".into(),
-            }
-        ),
         banner.to_string(),
     ];
     let logged = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();

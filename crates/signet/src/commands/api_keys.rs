@@ -6,8 +6,8 @@
 use std::process::ExitCode;
 
 use serde_json::{json, Value};
-use signet_server::auth::{create_api_key, validate_name};
 use signet_server::Scope;
+use signet_server::{create_api_key, validate_name};
 use signet_store::ApiKeyId;
 
 use crate::commands::{block_on, finish, now_ms};

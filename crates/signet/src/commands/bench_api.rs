@@ -6,6 +6,8 @@
 //! durable SQLite store (synchronous commits), with an HMAC signing key, the
 //! default rate limits and a fresh publish key, and removes it afterwards.
 
+mod load;
+
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,15 +15,15 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context as _};
 use base64::Engine as _;
 use serde_json::json;
-use signet_server::auth::create_api_key;
-use signet_server::bench::{run_load, LoadConfig, LoadReport};
 use signet_server::config::ServerConfig;
+use signet_server::create_api_key;
 use signet_server::serve;
 use signet_server::{AppState, Scope, Signing};
 use signet_sign::SigningConfig;
 
 use crate::commands::{finish, now_ms};
 use crate::timearg::parse_duration;
+use load::{run_load, LoadConfig, LoadReport};
 
 /// Arguments of `signet bench api`.
 #[derive(Debug, clap::Args)]

@@ -401,6 +401,55 @@ fn bench_queue_ends_with_one_json_line() {
     assert_eq!(bad.code, 2, "{bad:#?}");
 }
 
+/// The last line of a bench's output, one JSON object, in which every
+/// figure named in `positive` is above zero and `p99_ms` is at least `p50_ms`.
+fn bench_figures(out: &str, positive: &[&str]) -> Value {
+    let last = out.lines().last().expect("output");
+    let figures: Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last}"));
+    for key in positive {
+        assert!(
+            figures[key].as_f64().is_some_and(|v| v > 0.0),
+            "{key}: {figures}"
+        );
+    }
+    assert!(
+        figures["p99_ms"].as_f64() >= figures["p50_ms"].as_f64(),
+        "{figures}"
+    );
+    figures
+}
+
+#[test]
+fn bench_api_ends_with_one_json_line() {
+    let run = signet(
+        &["bench", "api", "--duration", "1s", "--connections", "2"],
+        b"",
+    );
+    let out = run.ok();
+    assert!(out.contains("against an in-process server"), "{run:#?}");
+    let figures = bench_figures(out, &["requests_per_s", "p50_ms", "p99_ms"]);
+    assert_eq!(figures["errors"], 0, "{figures}");
+    // Nothing listens on port 1: the run fails and says where it tried.
+    let refused = signet(
+        &[
+            "bench",
+            "api",
+            "--duration",
+            "1s",
+            "--url",
+            "http://127.0.0.1:1",
+            "--api-key",
+            "sk_unused",
+        ],
+        b"",
+    );
+    assert_eq!(refused.code, 2, "{refused:#?}");
+    assert!(
+        refused.stderr.contains("cannot connect to 127.0.0.1:1"),
+        "{refused:#?}"
+    );
+}
+
 #[test]
 fn bench_deliver_verifies_every_delivery_and_ends_with_one_json_line() {
     let run = signet(
@@ -416,20 +465,9 @@ fn bench_deliver_verifies_every_delivery_and_ends_with_one_json_line() {
     );
     let out = run.ok();
     assert!(out.contains("200 of 200 messages succeeded"), "{run:#?}");
-    let last = out.lines().last().expect("output");
-    let figures: Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last}"));
+    let figures = bench_figures(out, &["deliveries_per_s", "p50_ms", "p99_ms"]);
     assert_eq!(figures["verified"], 200, "{figures}");
     assert_eq!(figures["failed"], 0, "{figures}");
-    for key in ["deliveries_per_s", "p50_ms", "p99_ms"] {
-        assert!(
-            figures[key].as_f64().is_some_and(|v| v > 0.0),
-            "{key}: {figures}"
-        );
-    }
-    assert!(
-        figures["p99_ms"].as_f64() >= figures["p50_ms"].as_f64(),
-        "{figures}"
-    );
     let bad = signet(&["bench", "deliver", "--body-bytes", "3"], b"");
     assert_eq!(bad.code, 2, "{bad:#?}");
     assert!(bad.stderr.contains("--body-bytes"), "{bad:#?}");

@@ -1,9 +1,11 @@
 //! The load generator behind `signet bench api`: N keep-alive HTTP/1.1
 //! connections, each posting tasks back to back for a duration, measuring
-//! each request's latency.
+//! each request's latency. A client of the HTTP API, so it lives with the
+//! command, not in the server library.
 
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use axum::body::Bytes;
 use axum::http::{header, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -13,17 +15,17 @@ use tokio::task::JoinSet;
 
 /// What to load and how hard.
 #[derive(Clone)]
-pub struct LoadConfig {
+pub(crate) struct LoadConfig {
     /// `host:port` of the server (plain HTTP).
-    pub addr: String,
+    pub(crate) addr: String,
     /// The API key (publish or admin scope).
-    pub api_key: String,
+    pub(crate) api_key: String,
     /// Concurrent connections, one request in flight on each.
-    pub connections: usize,
+    pub(crate) connections: usize,
     /// How long to send.
-    pub duration: Duration,
+    pub(crate) duration: Duration,
     /// Queue the tasks go to.
-    pub queue: String,
+    pub(crate) queue: String,
 }
 
 impl std::fmt::Debug for LoadConfig {
@@ -39,48 +41,24 @@ impl std::fmt::Debug for LoadConfig {
 }
 
 /// What the load did.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct LoadReport {
+#[derive(Clone, Debug)]
+pub(crate) struct LoadReport {
     /// Requests answered `201`.
-    pub ok: u64,
+    pub(crate) ok: u64,
     /// Requests that failed or got another status.
-    pub errors: u64,
+    pub(crate) errors: u64,
     /// Wall time of the run, seconds.
-    pub elapsed_s: f64,
+    pub(crate) elapsed_s: f64,
     /// Successful requests per second.
-    pub requests_per_s: f64,
+    pub(crate) requests_per_s: f64,
     /// Median latency, ms.
-    pub p50_ms: f64,
+    pub(crate) p50_ms: f64,
     /// 99th percentile latency, ms.
-    pub p99_ms: f64,
+    pub(crate) p99_ms: f64,
     /// Slowest request, ms.
-    pub max_ms: f64,
+    pub(crate) max_ms: f64,
     /// The first error seen, for the report.
-    pub first_error: Option<String>,
-}
-
-/// Why the load could not run at all.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum BenchError {
-    /// Connecting failed.
-    #[error("cannot connect to {addr}: {source}")]
-    Connect {
-        /// Where.
-        addr: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The HTTP handshake failed.
-    #[error("HTTP handshake with {addr} failed: {source}")]
-    Handshake {
-        /// Where.
-        addr: String,
-        /// Why.
-        #[source]
-        source: hyper::Error,
-    },
+    pub(crate) first_error: Option<String>,
 }
 
 #[derive(Default)]
@@ -91,25 +69,21 @@ struct ConnResult {
     first_error: Option<String>,
 }
 
+/// One connection's requests until `deadline`. Failing to connect or to
+/// shake hands ends the whole run; a failed request is counted.
 async fn one_connection(
     config: LoadConfig,
     index: usize,
     deadline: Instant,
-) -> Result<ConnResult, BenchError> {
+) -> anyhow::Result<ConnResult> {
     let stream = TcpStream::connect(&config.addr)
         .await
-        .map_err(|source| BenchError::Connect {
-            addr: config.addr.clone(),
-            source,
-        })?;
+        .with_context(|| format!("cannot connect to {}", config.addr))?;
     let _ = stream.set_nodelay(true);
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream))
             .await
-            .map_err(|source| BenchError::Handshake {
-                addr: config.addr.clone(),
-                source,
-            })?;
+            .with_context(|| format!("HTTP handshake with {} failed", config.addr))?;
     let driver = tokio::spawn(conn);
     let auth = format!("Bearer {}", config.api_key);
     let mut out = ConnResult {
@@ -192,7 +166,7 @@ fn percentile_ms(sorted_us: &[u32], p: f64) -> f64 {
 }
 
 /// Runs the load and reports.
-pub async fn run_load(config: LoadConfig) -> Result<LoadReport, BenchError> {
+pub(crate) async fn run_load(config: LoadConfig) -> anyhow::Result<LoadReport> {
     let started = Instant::now();
     let deadline = started + config.duration;
     let mut set = JoinSet::new();
@@ -240,6 +214,20 @@ pub async fn run_load(config: LoadConfig) -> Result<LoadReport, BenchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_api_key_stays_out_of_debug_output() {
+        let config = LoadConfig {
+            addr: "127.0.0.1:1".into(),
+            api_key: "sk_never-printed".into(),
+            connections: 1,
+            duration: Duration::from_secs(1),
+            queue: "q".into(),
+        };
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("sk_never-printed"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
 
     #[test]
     fn percentiles_pick_the_nearest_rank() {
