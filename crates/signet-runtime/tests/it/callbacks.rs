@@ -14,45 +14,51 @@ fn body_of(r: &Received) -> Value {
     serde_json::from_slice(&r.body).unwrap()
 }
 
-#[tokio::test]
-async fn a_finished_task_gets_one_signed_callback() {
-    let s = Setup::new();
-    let rx = Receiver::ok().await;
+/// Enqueues `spec` on `queue` on the test's clock (so the task is due at
+/// the time it is claimed), claims it and completes it with `result`;
+/// returns the task's id and the time it finished.
+async fn run_to_success(
+    s: &Setup,
+    queue: &str,
+    spec: TaskSpec,
+    result: Option<Vec<u8>>,
+) -> (String, i64) {
     let task = producer(&s.db, &s.ring)
         .clock(Arc::clone(&s.dyn_clock))
-        .enqueue(
-            TaskSpec::new("report", &json!({"month": 5}))
-                .queue("reports")
-                .callback_url(rx.url("/callbacks")),
-        )
+        .enqueue(spec.queue(queue))
         .await
         .unwrap()
         .task;
     let now = s.clock.now_ms();
-    let claimed =
-        s.db.store
-            .claim(
-                ClaimRequest {
-                    queues: vec!["reports".into()],
-                    worker_id: "w".into(),
-                    limit: 1,
-                    lease_ms: 60_000,
-                },
-                now,
-            )
-            .await
-            .unwrap();
+    let request = ClaimRequest {
+        queues: vec![queue.into()],
+        worker_id: "w".into(),
+        limit: 1,
+        lease_ms: 60_000,
+    };
+    let claimed = s.db.store.claim(request, now).await.unwrap();
     s.db.store
-        .complete(
-            &LeaseToken::of(&claimed[0]),
-            Some(br#"{"rows":12}"#.to_vec()),
-            now,
-        )
+        .complete(&LeaseToken::of(&claimed[0]), result, now)
         .await
         .unwrap();
+    (task.id().to_owned(), now)
+}
 
-    let callbacks = CallbackService::new(Arc::clone(&s.db.store), s.messages.clone())
-        .clock(Arc::clone(&s.dyn_clock));
+/// The callback service on the test's clock.
+fn callbacks(s: &Setup) -> CallbackService {
+    CallbackService::new(Arc::clone(&s.db.store), s.messages.clone())
+        .clock(Arc::clone(&s.dyn_clock))
+}
+
+#[tokio::test]
+async fn a_finished_task_gets_one_signed_callback() {
+    let s = Setup::new();
+    let rx = Receiver::ok().await;
+    let spec = TaskSpec::new("report", &json!({"month": 5})).callback_url(rx.url("/callbacks"));
+    let (task_id, now) =
+        run_to_success(&s, "reports", spec, Some(br#"{"rows":12}"#.to_vec())).await;
+
+    let callbacks = callbacks(&s);
     assert_eq!(callbacks.run_once().await.unwrap(), 1);
     assert_eq!(callbacks.run_once().await.unwrap(), 0, "handed off once");
 
@@ -60,7 +66,7 @@ async fn a_finished_task_gets_one_signed_callback() {
     let r = rx.wait_for(1).await.pop().unwrap();
     verify_standard(&s.ring, &r, s.now_s()).expect("the callback is signed");
     let body = body_of(&r);
-    assert_eq!(body["id"], task.id());
+    assert_eq!(body["id"], task_id.as_str());
     assert_eq!(body["kind"], "task");
     assert_eq!(body["status"], "succeeded");
     assert_eq!(body["attempts"], 1);
@@ -78,7 +84,7 @@ async fn a_finished_task_gets_one_signed_callback() {
     assert_eq!(cb.envelope.callback_url, None);
     assert_eq!(
         cb.idempotency_key.as_deref(),
-        Some(format!("callback:{}:{now}", task.id()).as_str())
+        Some(format!("callback:{task_id}:{now}").as_str())
     );
     assert_eq!(callbacks.run_once().await.unwrap(), 0);
     d.stop().await;
@@ -105,8 +111,7 @@ async fn delivered_and_dead_messages_call_back_with_their_outcome() {
     delivered(&d.next_for(&ok).await);
     dead_of(&d.next_for(&gone).await);
 
-    let callbacks = CallbackService::new(Arc::clone(&s.db.store), s.messages.clone())
-        .clock(Arc::clone(&s.dyn_clock));
+    let callbacks = callbacks(&s);
     assert_eq!(callbacks.run_once().await.unwrap(), 2);
     let got = rx.wait_for(4).await;
     let cbs: Vec<Value> = got
@@ -139,34 +144,8 @@ async fn delivered_and_dead_messages_call_back_with_their_outcome() {
 async fn a_callback_url_that_cannot_be_used_is_dropped_not_retried_forever() {
     let s = Setup::new();
     // Stored by an older producer with looser checks: user info in the URL.
-    // On the test's clock, so the task is due at the time it is claimed.
-    producer(&s.db, &s.ring)
-        .clock(Arc::clone(&s.dyn_clock))
-        .enqueue(
-            TaskSpec::new("t", &json!({}))
-                .queue("q")
-                .callback_url("https://user:pw@example.com/cb"),
-        )
-        .await
-        .unwrap();
-    let now = s.clock.now_ms();
-    let claimed =
-        s.db.store
-            .claim(
-                ClaimRequest {
-                    queues: vec!["q".into()],
-                    worker_id: "w".into(),
-                    limit: 1,
-                    lease_ms: 60_000,
-                },
-                now,
-            )
-            .await
-            .unwrap();
-    s.db.store
-        .complete(&LeaseToken::of(&claimed[0]), None, now)
-        .await
-        .unwrap();
+    let spec = TaskSpec::new("t", &json!({})).callback_url("https://user:pw@example.com/cb");
+    run_to_success(&s, "q", spec, None).await;
     let callbacks = CallbackService::new(Arc::clone(&s.db.store), s.messages.clone());
     assert_eq!(callbacks.run_once().await.unwrap(), 0);
     assert!(s.db.store.pending_callbacks(10).await.unwrap().is_empty());

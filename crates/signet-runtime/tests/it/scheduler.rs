@@ -12,7 +12,7 @@ use signet_runtime::scheduler::{
     fire_key, CronSchedule, MessagePublisher, SchedulePayload, Scheduler, HEADER_FIRE_AT,
     HEADER_SCHEDULE_ID, SCHEDULES_FIRED,
 };
-use signet_runtime::{Clock, RuntimeError, Shutdown};
+use signet_runtime::{Clock, ManualClock, RuntimeError, Shutdown};
 use signet_sqlite::{SqliteConfig, SqliteStore};
 use signet_store::{CatchUp, ScheduleId, ScheduleRecord, Store, TaskFilter, TaskRow};
 
@@ -29,13 +29,9 @@ fn task_payload(queue: &str) -> Vec<u8> {
     SchedulePayload::task_json(&raw)
 }
 
-fn schedule(
-    name: &str,
-    cron: &str,
-    payload: Vec<u8>,
-    catch_up: CatchUp,
-    now: i64,
-) -> ScheduleRecord {
+/// A schedule in UTC, created at `T0`.
+fn schedule(name: &str, cron: &str, payload: Vec<u8>, catch_up: CatchUp) -> ScheduleRecord {
+    let now = T0;
     let next = CronSchedule::parse(cron, "UTC")
         .unwrap()
         .next_after(now)
@@ -55,8 +51,44 @@ fn schedule(
     }
 }
 
-fn scheduler(db: &Db, clock: &Arc<dyn Clock>) -> Scheduler {
-    Scheduler::new(producer(db, &hmac_ring())).clock(Arc::clone(clock))
+/// A store holding some schedules, and a manual clock at `T0`.
+struct Setup {
+    db: Db,
+    clock: Arc<ManualClock>,
+    dyn_clock: Arc<dyn Clock>,
+}
+
+impl Setup {
+    async fn with(schedules: &[&ScheduleRecord]) -> Self {
+        let db = Db::new();
+        for s in schedules {
+            db.store.create_schedule((*s).clone()).await.unwrap();
+        }
+        let (clock, dyn_clock) = manual_clock(T0);
+        Self {
+            db,
+            clock,
+            dyn_clock,
+        }
+    }
+
+    /// A scheduler on this store and clock, enqueueing with the HMAC ring.
+    fn scheduler(&self) -> Scheduler {
+        Scheduler::new(producer(&self.db, &hmac_ring())).clock(Arc::clone(&self.dyn_clock))
+    }
+
+    async fn next_fire_at(&self, id: &str) -> Option<i64> {
+        let s = self.db.store.schedule(id).await.unwrap().unwrap();
+        s.next_fire_at_ms
+    }
+
+    async fn fired(&self, queue: &str) -> Vec<i64> {
+        fired_due_times(self.db.store.as_ref(), queue).await
+    }
+
+    async fn tasks(&self, queue: &str) -> Vec<TaskRow> {
+        tasks_in(self.db.store.as_ref(), queue).await
+    }
 }
 
 async fn tasks_in(store: &dyn Store, queue: &str) -> Vec<TaskRow> {
@@ -86,58 +118,47 @@ async fn fired_due_times(store: &dyn Store, queue: &str) -> Vec<i64> {
 
 #[tokio::test]
 async fn each_due_time_fires_once_with_two_schedulers_a_crash_and_a_restart() {
-    let db = Db::new();
-    let (clock, dyn_clock) = manual_clock(T0);
     let s = schedule(
         "every-10s",
         "*/10 * * * * *",
         task_payload("cron-a"),
         CatchUp::Skip,
-        T0,
     );
-    db.store.create_schedule(s.clone()).await.unwrap();
-    let a = scheduler(&db, &dyn_clock);
-    let b = scheduler(&db, &dyn_clock);
+    let t = Setup::with(&[&s]).await;
+    let a = t.scheduler();
+    let b = t.scheduler();
 
     // Nothing due yet.
     assert_eq!(a.run_once().await.unwrap().fired, 0);
 
     // Two schedulers racing on each of three due times.
     for step in 1..=3 {
-        clock.set(T0 + step * 10_000);
+        t.clock.set(T0 + step * 10_000);
         let (ra, rb) = tokio::join!(a.run_once(), b.run_once());
         let (ra, rb) = (ra.unwrap(), rb.unwrap());
         assert_eq!(ra.fired + rb.fired, 1, "step {step}: {ra:?} {rb:?}");
     }
     assert_eq!(
-        fired_due_times(db.store.as_ref(), "cron-a").await,
+        t.fired("cron-a").await,
         vec![T0 + 10_000, T0 + 20_000, T0 + 30_000]
     );
 
     // A crash between the enqueue and the advance: the schedule still says
     // the last due time is next. Firing it again enqueues nothing new.
-    let mut stale = db.store.schedule(&s.id).await.unwrap().unwrap();
+    let mut stale = t.db.store.schedule(&s.id).await.unwrap().unwrap();
     assert_eq!(stale.next_fire_at_ms, Some(T0 + 40_000));
     assert_eq!(stale.last_fired_at_ms, Some(T0 + 30_000));
     stale.next_fire_at_ms = Some(T0 + 30_000);
-    db.store.update_schedule(stale).await.unwrap();
+    t.db.store.update_schedule(stale).await.unwrap();
     let again = a.run_once().await.unwrap();
     assert_eq!((again.fired, again.already_fired), (0, 1), "{again:?}");
-    assert_eq!(
-        db.store
-            .schedule(&s.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .next_fire_at_ms,
-        Some(T0 + 40_000)
-    );
+    assert_eq!(t.next_fire_at(&s.id).await, Some(T0 + 40_000));
 
     // A restart: a new store handle on the same file, a new scheduler.
     drop((a, b));
     let reopened: Arc<dyn Store> = Arc::new(
         SqliteStore::open(
-            &format!("sqlite://{}", db.path.display()),
+            &format!("sqlite://{}", t.db.path.display()),
             SqliteConfig::default(),
         )
         .unwrap(),
@@ -146,13 +167,13 @@ async fn each_due_time_fires_once_with_two_schedulers_a_crash_and_a_restart() {
         signet_runtime::Producer::with_ring(Arc::clone(&reopened), Arc::new(hmac_ring()), true)
             .unwrap(),
     )
-    .clock(Arc::clone(&dyn_clock));
+    .clock(Arc::clone(&t.dyn_clock));
     assert_eq!(
         c.run_once().await.unwrap().fired,
         0,
         "same time as before the restart"
     );
-    clock.set(T0 + 40_000);
+    t.clock.set(T0 + 40_000);
     assert_eq!(c.run_once().await.unwrap().fired, 1);
     assert_eq!(
         fired_due_times(reopened.as_ref(), "cron-a").await,
@@ -177,125 +198,107 @@ async fn each_due_time_fires_once_with_two_schedulers_a_crash_and_a_restart() {
 
 #[tokio::test]
 async fn late_due_times_within_the_grace_each_fire() {
-    let db = Db::new();
-    let (clock, dyn_clock) = manual_clock(T0);
     let s = schedule(
         "late",
         "*/10 * * * * *",
         task_payload("cron-late"),
         CatchUp::Skip,
-        T0,
     );
-    db.store.create_schedule(s.clone()).await.unwrap();
+    let t = Setup::with(&[&s]).await;
     // 45 s later: 10, 20, 30 and 40 are late but inside the 60 s grace.
-    clock.set(T0 + 45_000);
-    let report = scheduler(&db, &dyn_clock).run_once().await.unwrap();
+    t.clock.set(T0 + 45_000);
+    let report = t.scheduler().run_once().await.unwrap();
     assert_eq!((report.fired, report.skipped), (4, 0), "{report:?}");
     assert_eq!(
-        fired_due_times(db.store.as_ref(), "cron-late").await,
+        t.fired("cron-late").await,
         vec![T0 + 10_000, T0 + 20_000, T0 + 30_000, T0 + 40_000]
     );
-    let after = db.store.schedule(&s.id).await.unwrap().unwrap();
-    assert_eq!(after.next_fire_at_ms, Some(T0 + 50_000));
+    assert_eq!(t.next_fire_at(&s.id).await, Some(T0 + 50_000));
 }
 
 #[tokio::test]
 async fn missed_due_times_are_skipped_or_fired_once() {
-    let db = Db::new();
-    let (clock, dyn_clock) = manual_clock(T0);
     let skip = schedule(
         "hourly-skip",
         "* * * * *",
         task_payload("cron-skip"),
         CatchUp::Skip,
-        T0,
     );
     let once = schedule(
         "hourly-once",
         "* * * * *",
         task_payload("cron-once"),
         CatchUp::Once,
-        T0,
     );
-    db.store.create_schedule(skip.clone()).await.unwrap();
-    db.store.create_schedule(once.clone()).await.unwrap();
-    let sched = scheduler(&db, &dyn_clock).misfire_grace(Duration::from_secs(30));
+    let t = Setup::with(&[&skip, &once]).await;
+    let sched = t.scheduler().misfire_grace(Duration::from_secs(30));
 
     // Down for an hour: every minute from T0+1min to T0+60min came due.
     // With a 30 s grace only T0+60min (10 s ago) is late rather than missed.
-    clock.set(T0 + 3_610_000);
+    t.clock.set(T0 + 3_610_000);
     let report = sched.run_once().await.unwrap();
     assert_eq!(report.skipped, 1, "{report:?}");
     assert_eq!(report.fired, 1 + 2, "{report:?}");
 
     // skip: nothing for the missed minutes; the late one fires.
-    assert_eq!(
-        fired_due_times(db.store.as_ref(), "cron-skip").await,
-        vec![T0 + 3_600_000]
-    );
+    assert_eq!(t.fired("cron-skip").await, vec![T0 + 3_600_000]);
     // once: one run for all missed minutes (keyed by the first), then the
     // late one.
     assert_eq!(
-        fired_due_times(db.store.as_ref(), "cron-once").await,
+        t.fired("cron-once").await,
         vec![T0 + 60_000, T0 + 3_600_000]
     );
     for s in [&skip, &once] {
-        let after = db.store.schedule(&s.id).await.unwrap().unwrap();
-        assert_eq!(after.next_fire_at_ms, Some(T0 + 3_660_000), "{}", s.name);
+        assert_eq!(
+            t.next_fire_at(&s.id).await,
+            Some(T0 + 3_660_000),
+            "{}",
+            s.name
+        );
     }
 
     // The catch-up run is itself idempotent: replaying the pass after a
     // crash before the advance gives nothing new.
-    let mut stale = db.store.schedule(&once.id).await.unwrap().unwrap();
+    let mut stale = t.db.store.schedule(&once.id).await.unwrap().unwrap();
     stale.next_fire_at_ms = Some(T0 + 60_000);
-    db.store.update_schedule(stale).await.unwrap();
+    t.db.store.update_schedule(stale).await.unwrap();
     let again = sched.run_once().await.unwrap();
     assert_eq!(again.fired, 0, "{again:?}");
-    assert_eq!(
-        fired_due_times(db.store.as_ref(), "cron-once").await.len(),
-        2
-    );
+    assert_eq!(t.fired("cron-once").await.len(), 2);
 }
 
 #[tokio::test]
 async fn paused_schedules_fire_nothing() {
-    let db = Db::new();
-    let (clock, dyn_clock) = manual_clock(T0);
     let mut s = schedule(
         "paused",
         "* * * * *",
         task_payload("cron-paused"),
         CatchUp::Once,
-        T0,
     );
     s.paused = true;
-    db.store.create_schedule(s).await.unwrap();
-    clock.set(T0 + 600_000);
-    let report = scheduler(&db, &dyn_clock).run_once().await.unwrap();
+    let t = Setup::with(&[&s]).await;
+    t.clock.set(T0 + 600_000);
+    let report = t.scheduler().run_once().await.unwrap();
     assert_eq!(report, Default::default());
-    assert!(tasks_in(db.store.as_ref(), "cron-paused").await.is_empty());
+    assert!(t.tasks("cron-paused").await.is_empty());
 }
 
 #[tokio::test]
 async fn a_schedule_that_cannot_be_read_is_stopped_not_retried_forever() {
-    let db = Db::new();
-    let (clock, dyn_clock) = manual_clock(T0);
     let mut s = schedule(
         "broken",
         "* * * * *",
         task_payload("cron-broken"),
         CatchUp::Skip,
-        T0,
     );
     // As if edited by hand: an expression the API would refuse.
     s.cron = "every tuesday".into();
-    db.store.create_schedule(s.clone()).await.unwrap();
-    clock.set(T0 + 60_000);
-    let report = scheduler(&db, &dyn_clock).run_once().await.unwrap();
+    let t = Setup::with(&[&s]).await;
+    t.clock.set(T0 + 60_000);
+    let report = t.scheduler().run_once().await.unwrap();
     assert_eq!(report.failed, 1);
-    let after = db.store.schedule(&s.id).await.unwrap().unwrap();
-    assert_eq!(after.next_fire_at_ms, None);
-    assert!(tasks_in(db.store.as_ref(), "cron-broken").await.is_empty());
+    assert_eq!(t.next_fire_at(&s.id).await, None);
+    assert!(t.tasks("cron-broken").await.is_empty());
 }
 
 /// Records what it publishes; a key seen before is not published again
@@ -319,8 +322,6 @@ impl MessagePublisher for Recorder {
 
 #[tokio::test]
 async fn message_schedules_publish_through_the_publisher_and_wait_without_one() {
-    let db = Db::new();
-    let (clock, dyn_clock) = manual_clock(T0);
     let message =
         RawValue::from_string(r#"{"url":"https://example.com/hook","body":{"ping":true}}"#.into())
             .unwrap();
@@ -329,26 +330,17 @@ async fn message_schedules_publish_through_the_publisher_and_wait_without_one() 
         "* * * * *",
         SchedulePayload::message_json(&message),
         CatchUp::Skip,
-        T0,
     );
-    db.store.create_schedule(s.clone()).await.unwrap();
-    clock.set(T0 + 60_000);
+    let t = Setup::with(&[&s]).await;
+    t.clock.set(T0 + 60_000);
 
     // No publisher: the due time stays for a scheduler that has one.
-    let report = scheduler(&db, &dyn_clock).run_once().await.unwrap();
+    let report = t.scheduler().run_once().await.unwrap();
     assert_eq!(report.fired, 0);
-    assert_eq!(
-        db.store
-            .schedule(&s.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .next_fire_at_ms,
-        Some(T0 + 60_000)
-    );
+    assert_eq!(t.next_fire_at(&s.id).await, Some(T0 + 60_000));
 
     let recorder = Arc::new(Recorder::default());
-    let with = scheduler(&db, &dyn_clock).messages(recorder.clone());
+    let with = t.scheduler().messages(recorder.clone());
     assert_eq!(with.run_once().await.unwrap().fired, 1);
     let published = recorder.published.lock().unwrap().clone();
     assert_eq!(
@@ -357,38 +349,27 @@ async fn message_schedules_publish_through_the_publisher_and_wait_without_one() 
             .map(String::as_str),
         Some(message.get())
     );
-    assert_eq!(
-        db.store
-            .schedule(&s.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .next_fire_at_ms,
-        Some(T0 + 120_000)
-    );
+    assert_eq!(t.next_fire_at(&s.id).await, Some(T0 + 120_000));
 }
 
 #[tokio::test]
 async fn the_running_scheduler_fires_when_the_clock_reaches_a_due_time() {
-    let db = Db::new();
-    let (clock, dyn_clock) = manual_clock(T0);
     let s = schedule(
         "loop",
         "*/5 * * * * *",
         task_payload("cron-loop"),
         CatchUp::Skip,
-        T0,
     );
-    db.store.create_schedule(s).await.unwrap();
+    let t = Setup::with(&[&s]).await;
     let shutdown = Shutdown::new();
     let handle = tokio::spawn(
-        scheduler(&db, &dyn_clock)
+        t.scheduler()
             .poll_interval(Duration::from_millis(5))
             .run(shutdown.signal()),
     );
-    clock.set(T0 + 5_000);
+    t.clock.set(T0 + 5_000);
     tokio::time::timeout(WAIT, async {
-        while tasks_in(db.store.as_ref(), "cron-loop").await.is_empty() {
+        while t.tasks("cron-loop").await.is_empty() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     })
@@ -399,10 +380,7 @@ async fn the_running_scheduler_fires_when_the_clock_reaches_a_due_time() {
         .await
         .expect("the scheduler stops on shutdown")
         .unwrap();
-    assert_eq!(
-        fired_due_times(db.store.as_ref(), "cron-loop").await,
-        vec![T0 + 5_000]
-    );
+    assert_eq!(t.fired("cron-loop").await, vec![T0 + 5_000]);
 }
 
 /// Counted per schedule name, read with a recorder local to this thread
@@ -417,18 +395,15 @@ fn fired_due_times_are_counted_per_schedule() {
             .build()
             .unwrap();
         rt.block_on(async {
-            let db = Db::new();
-            let (clock, dyn_clock) = manual_clock(T0);
             let s = schedule(
                 "metered",
                 "*/10 * * * * *",
                 task_payload("cron-metered"),
                 CatchUp::Skip,
-                T0,
             );
-            db.store.create_schedule(s).await.unwrap();
-            clock.set(T0 + 30_000);
-            scheduler(&db, &dyn_clock).run_once().await.unwrap();
+            let t = Setup::with(&[&s]).await;
+            t.clock.set(T0 + 30_000);
+            t.scheduler().run_once().await.unwrap();
         });
     });
     let fired = snapshotter

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use serde_json::json;
-use signet_runtime::{Producer, TaskSpec};
+use signet_runtime::{Producer, TaskSpec, Worker, WorkerBuilder};
 use signet_sign::KeyRing;
 use signet_store::{DeadReason, TaskState};
 
@@ -42,6 +42,36 @@ fn counting(
     }
 }
 
+/// Starts the worker `builder` makes, with one handler for each of `names`
+/// that counts the calls of all of them.
+fn start_counting(builder: WorkerBuilder, names: &[&str]) -> (Running, Arc<AtomicU32>) {
+    let calls = Arc::new(AtomicU32::new(0));
+    let builder = names
+        .iter()
+        .fold(builder, |b, name| b.register(*name, counting(&calls)));
+    (Running::start(builder.build().unwrap()), calls)
+}
+
+/// Enqueues a `pay` task on `queue` without a signature, as a producer
+/// without keys does.
+async fn enqueue_unsigned(db: &Db, queue: &str) -> String {
+    Producer::with_ring(db.store.clone(), Arc::new(KeyRing::empty()), false)
+        .unwrap()
+        .enqueue(TaskSpec::new("pay", &json!({})).queue(queue))
+        .await
+        .unwrap()
+        .task
+        .id()
+        .to_owned()
+}
+
+/// A worker builder on `queue` polling every 5 ms, its signing not set yet.
+fn keyless_worker(db: &Db, queue: &str) -> WorkerBuilder {
+    Worker::builder(db.store.clone())
+        .queues([queue])
+        .poll_interval(std::time::Duration::from_millis(5))
+}
+
 #[tokio::test]
 async fn tampered_envelopes_are_dead_lettered_as_mismatch() {
     let db = Db::new();
@@ -68,13 +98,7 @@ async fn tampered_envelopes_are_dead_lettered_as_mismatch() {
         );
         set("UPDATE tasks SET queue = 'tamper' WHERE id = ?1", &queue);
     }
-    let calls = Arc::new(AtomicU32::new(0));
-    let w = worker(&db, &ring, q)
-        .register("pay", counting(&calls))
-        .register("refund", counting(&calls))
-        .build()
-        .unwrap();
-    let mut running = Running::start(w);
+    let (mut running, calls) = start_counting(worker(&db, &ring, q), &["pay", "refund"]);
     for id in [&args, &name, &headers, &queue] {
         let e = running.next_for(id).await;
         let (reason, detail) = dead(&e);
@@ -120,12 +144,7 @@ async fn a_stripped_or_forged_signature_is_refused() {
         c.execute("UPDATE tasks SET sig = X'0102' WHERE id = ?1", [&short])
             .unwrap();
     }
-    let calls = Arc::new(AtomicU32::new(0));
-    let w = worker(&db, &ring, q)
-        .register("pay", counting(&calls))
-        .build()
-        .unwrap();
-    let mut running = Running::start(w);
+    let (mut running, calls) = start_counting(worker(&db, &ring, q), &["pay"]);
     let e = running.next_for(&stripped).await;
     assert_eq!(dead(&e).0, DeadReason::SignatureInvalid);
     assert!(dead(&e).1.starts_with("missing"), "{}", dead(&e).1);
@@ -151,23 +170,11 @@ async fn unsigned_tasks_are_missing_and_removed_keys_unknown() {
     let old = KeyRing::single(hmac_key("old", 1));
     let current = KeyRing::single(hmac_key("new", 2));
     let q = "tamper-keys";
-    let unsigned = Producer::with_ring(db.store.clone(), Arc::new(KeyRing::empty()), false)
-        .unwrap()
-        .enqueue(TaskSpec::new("pay", &json!({})).queue(q))
-        .await
-        .unwrap()
-        .task
-        .id()
-        .to_owned();
+    let unsigned = enqueue_unsigned(&db, q).await;
     let by_old = enqueue(&db, &old, q, "pay").await;
     let by_new = enqueue(&db, &current, q, "pay").await;
-    let calls = Arc::new(AtomicU32::new(0));
     // The worker only knows the new key: the old one was removed.
-    let w = worker(&db, &current, q)
-        .register("pay", counting(&calls))
-        .build()
-        .unwrap();
-    let mut running = Running::start(w);
+    let (mut running, calls) = start_counting(worker(&db, &current, q), &["pay"]);
     let e = running.next_for(&unsigned).await;
     assert_eq!(dead(&e).0, DeadReason::SignatureInvalid);
     assert!(dead(&e).1.starts_with("missing"), "{}", dead(&e).1);
@@ -186,23 +193,9 @@ async fn unsigned_tasks_are_missing_and_removed_keys_unknown() {
 async fn unsigned_tasks_run_when_signing_is_not_required() {
     let db = Db::new();
     let q = "unsigned-ok";
-    let id = Producer::with_ring(db.store.clone(), Arc::new(KeyRing::empty()), false)
-        .unwrap()
-        .enqueue(TaskSpec::new("pay", &json!({})).queue(q))
-        .await
-        .unwrap()
-        .task
-        .id()
-        .to_owned();
-    let calls = Arc::new(AtomicU32::new(0));
-    let w = signet_runtime::Worker::builder(db.store.clone())
-        .key_ring(&KeyRing::empty(), false)
-        .queues([q])
-        .poll_interval(std::time::Duration::from_millis(5))
-        .register("pay", counting(&calls))
-        .build()
-        .unwrap();
-    let mut running = Running::start(w);
+    let id = enqueue_unsigned(&db, q).await;
+    let builder = keyless_worker(&db, q).key_ring(&KeyRing::empty(), false);
+    let (mut running, _calls) = start_counting(builder, &["pay"]);
     assert_eq!(
         running.next_for(&id).await.kind,
         signet_runtime::WorkerEventKind::Succeeded
@@ -228,15 +221,8 @@ async fn dev_mode_runs_tampered_tasks_without_verifying() {
         dev: true,
         warnings: Vec::new(),
     };
-    let calls = Arc::new(AtomicU32::new(0));
-    let w = signet_runtime::Worker::builder(db.store.clone())
-        .signing(&config)
-        .queues([q])
-        .poll_interval(std::time::Duration::from_millis(5))
-        .register("pay", counting(&calls))
-        .build()
-        .unwrap();
-    let mut running = Running::start(w);
+    let builder = keyless_worker(&db, q).signing(&config);
+    let (mut running, calls) = start_counting(builder, &["pay"]);
     assert_eq!(
         running.next_for(&id).await.kind,
         signet_runtime::WorkerEventKind::Succeeded

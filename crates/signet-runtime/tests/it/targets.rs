@@ -2,8 +2,7 @@
 //! in flight, profiles signed with the target's secret, URL rules, and the
 //! secret never in clear in the database file, in logs or in `Debug`.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
@@ -306,27 +305,6 @@ async fn targets_need_a_master_key_and_a_wrong_one_is_named_at_start() {
     );
 }
 
-/// A `tracing` writer that keeps everything written.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
-}
-
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -336,10 +314,10 @@ async fn target_secrets_never_appear_in_the_database_file_logs_or_debug() {
     // A process-wide subscriber: a scoped one (`set_default`) misses events
     // whose callsites other test threads registered first (seen in CI).
     // Other tests' log lines land in the capture too, which only widens the
-    // check.
-    let logs = Captured::default();
+    // check. The subscriber writes to a file of its own, read back below.
+    let logs = tempfile::NamedTempFile::new().unwrap();
     let subscriber = tracing_subscriber::fmt()
-        .with_writer(logs.clone())
+        .with_writer(logs.reopen().unwrap())
         .with_max_level(tracing::Level::TRACE)
         .with_ansi(false)
         .finish();
@@ -376,7 +354,7 @@ async fn target_secrets_never_appear_in_the_database_file_logs_or_debug() {
         files.push((path.display().to_string(), std::fs::read(&path).unwrap()));
     }
     assert!(files.iter().any(|(_, b)| !b.is_empty()));
-    let logs = logs.0.lock().unwrap().clone();
+    let logs = std::fs::read(logs.path()).unwrap();
     assert!(contains(&logs, b"target registered"), "logs were captured");
     for secret in [first.expose_secret(), generated.expose_secret()] {
         let payload = &secret["whsec_".len()..];

@@ -6,21 +6,18 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::http::{header, Method, Request, StatusCode};
+use axum::http::{Method, Request, StatusCode};
 use axum::Router;
-use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use signet_runtime::{Clock, SystemClock};
 use signet_server::config::{DeliveryConfig, ServerConfig};
 use signet_server::create_api_key;
 use signet_server::serve::detached_metrics_handle;
-use signet_server::{app, AppState, Scope};
+use signet_server::{app, AppState};
 use signet_sign::sealed::MasterKey;
-use signet_sqlite::{SqliteConfig, SqliteStore};
-use signet_store::Store;
-use tower::ServiceExt;
 
 use crate::routes::signing;
+use crate::support::{assert_refused, request, send, TempStore};
 
 struct Api {
     app: Router,
@@ -30,17 +27,10 @@ struct Api {
 }
 
 async fn api(master_key: Option<MasterKey>) -> Api {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("signet.db").display());
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&url, SqliteConfig::default()).unwrap());
-    let admin = create_api_key(store.as_ref(), "admin", Scope::Admin, 1)
-        .await
-        .unwrap();
-    let publish = create_api_key(store.as_ref(), "publish", Scope::Publish, 1)
-        .await
-        .unwrap();
+    let temp = TempStore::new();
+    let keys = temp.keys(1).await;
     let state = AppState::with_delivery(
-        store,
+        temp.store,
         ServerConfig::default(),
         signing(),
         detached_metrics_handle(),
@@ -52,41 +42,19 @@ async fn api(master_key: Option<MasterKey>) -> Api {
     );
     Api {
         app: app(state),
-        admin: admin.secret.expose_secret().to_owned(),
-        publish: publish.secret.expose_secret().to_owned(),
-        dir,
+        admin: keys.admin,
+        publish: keys.publish,
+        dir: temp.dir,
     }
 }
 
 impl Api {
-    async fn call(
-        &self,
-        method: Method,
-        uri: &str,
-        key: &str,
-        body: Option<Value>,
-        extra: &[(&str, &str)],
-    ) -> (StatusCode, Value, String) {
-        let mut b = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(header::AUTHORIZATION, format!("Bearer {key}"));
-        for (k, v) in extra {
-            b = b.header(*k, *v);
-        }
-        let request = match body {
-            Some(body) => b
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(body.to_string()))
-                .unwrap(),
-            None => b.body(Body::empty()).unwrap(),
-        };
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        let value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        (status, value, text)
+    /// Sends `request`: the status, the body as JSON (`Null` if it is not
+    /// JSON) and as text.
+    async fn send(&self, request: Request<Body>) -> (StatusCode, Value, String) {
+        let r = send(&self.app, request).await;
+        let value = serde_json::from_str(&r.text).unwrap_or(Value::Null);
+        (r.status, value, r.text)
     }
 
     async fn admin(
@@ -95,31 +63,28 @@ impl Api {
         uri: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value, String) {
-        self.call(method, uri, &self.admin, body, &[]).await
+        let body = body.map(|b| b.to_string());
+        self.send(request(method, uri, Some(&self.admin), &[], body))
+            .await
     }
 
     async fn publish(&self, body: Value, extra: &[(&str, &str)]) -> (StatusCode, Value) {
-        let (status, v, _) = self
-            .call(
-                Method::POST,
-                "/v1/messages",
-                &self.publish,
-                Some(body),
-                extra,
-            )
-            .await;
+        let body = Some(body.to_string());
+        let post = request(
+            Method::POST,
+            "/v1/messages",
+            Some(&self.publish),
+            extra,
+            body,
+        );
+        let (status, v, _) = self.send(post).await;
         (status, v)
     }
 
     /// Asserts a 422 whose message names `field` and contains `why`.
     async fn refused(&self, body: Value, field: &str, why: &str) {
         let (status, v) = self.publish(body, &[]).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
-        let message = v["error"]["message"].as_str().unwrap();
-        assert!(
-            message.starts_with(&format!("{field}:")) && message.contains(why),
-            "expected {field}: …{why}…, got {message}"
-        );
+        assert_refused(status, &v, field, why);
     }
 }
 

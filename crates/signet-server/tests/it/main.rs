@@ -8,3 +8,4 @@ mod routes;
 mod schedules;
 mod secrets;
 mod serve;
+mod support;

@@ -5,19 +5,18 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
 use base64::Engine;
-use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use signet_server::config::ServerConfig;
 use signet_server::create_api_key;
 use signet_server::serve::detached_metrics_handle;
 use signet_server::{app, AppState, Scope, Signing};
 use signet_sign::{SigningConfig, TaskEnvelope};
-use signet_sqlite::{SqliteConfig, SqliteStore};
 use signet_store::{DeadReason, Store, TaskState};
-use tower::ServiceExt;
+
+use crate::support::{request, send, Reply, TempStore};
 
 pub(crate) const HMAC_KEY_B64: &str = "c2lnbmV0LXRlc3Qta2V5LTMyLWJ5dGVzLWxvbmchISE=";
 
@@ -40,30 +39,21 @@ pub(crate) fn signing() -> Signing {
 }
 
 pub(crate) async fn harness_with(config: ServerConfig, signing: Signing) -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("signet.db").display());
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&url, SqliteConfig::default()).unwrap());
-    let now = 1_700_000_000_000;
-    let mut keys = Vec::new();
-    for scope in [Scope::Admin, Scope::Publish, Scope::Read] {
-        let k = create_api_key(store.as_ref(), scope.as_str(), scope, now)
-            .await
-            .unwrap();
-        keys.push(k.secret.expose_secret().to_owned());
-    }
+    let temp = TempStore::new();
+    let keys = temp.keys(1_700_000_000_000).await;
     let state = AppState::new(
-        Arc::clone(&store),
+        Arc::clone(&temp.store),
         config,
         signing,
         detached_metrics_handle(),
     );
     Harness {
         app: app(state),
-        store,
-        read: keys.pop().unwrap(),
-        publish: keys.pop().unwrap(),
-        admin: keys.pop().unwrap(),
-        _dir: dir,
+        store: temp.store,
+        read: keys.read,
+        publish: keys.publish,
+        admin: keys.admin,
+        _dir: temp.dir,
     }
 }
 
@@ -71,43 +61,9 @@ pub(crate) async fn harness() -> Harness {
     harness_with(ServerConfig::default(), signing()).await
 }
 
-pub(crate) struct Reply {
-    pub(crate) status: StatusCode,
-    pub(crate) headers: HeaderMap,
-    pub(crate) text: String,
-}
-
-impl Reply {
-    pub(crate) fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
-    }
-
-    fn code(&self) -> String {
-        self.json()["error"]["code"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    }
-
-    fn message(&self) -> String {
-        self.json()["error"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    }
-}
-
 impl Harness {
     pub(crate) async fn send(&self, request: Request<Body>) -> Reply {
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        Reply {
-            status,
-            headers,
-            text: String::from_utf8_lossy(&bytes).into_owned(),
-        }
+        send(&self.app, request).await
     }
 
     pub(crate) async fn call(
@@ -117,29 +73,28 @@ impl Harness {
         key: Option<&str>,
         body: Option<&str>,
     ) -> Reply {
-        let mut b = Request::builder().method(method).uri(uri);
-        if let Some(key) = key {
-            b = b.header(header::AUTHORIZATION, format!("Bearer {key}"));
-        }
-        let request = match body {
-            Some(body) => b
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(body.to_owned()))
-                .unwrap(),
-            None => b.body(Body::empty()).unwrap(),
-        };
-        self.send(request).await
+        self.send(request(method, uri, key, &[], body.map(str::to_owned)))
+            .await
+    }
+
+    /// `POST /v1/tasks` with the publish key.
+    async fn post_task(&self, body: &str) -> Reply {
+        self.call(Method::POST, "/v1/tasks", Some(&self.publish), Some(body))
+            .await
+    }
+
+    /// `GET` with the read key.
+    async fn get(&self, uri: &str) -> Reply {
+        self.call(Method::GET, uri, Some(&self.read), None).await
+    }
+
+    /// `POST` with the admin key.
+    async fn admin_post(&self, uri: &str, body: Option<&str>) -> Reply {
+        self.call(Method::POST, uri, Some(&self.admin), body).await
     }
 
     pub(crate) async fn enqueue(&self, body: Value) -> Value {
-        let r = self
-            .call(
-                Method::POST,
-                "/v1/tasks",
-                Some(&self.publish),
-                Some(&body.to_string()),
-            )
-            .await;
+        let r = self.post_task(&body.to_string()).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
         r.json()
     }
@@ -352,9 +307,7 @@ async fn a_revoked_key_is_refused() {
 async fn enqueue_signs_and_stores_args_byte_for_byte() {
     let h = harness().await;
     let body = r#"{"queue":"emails","task":"email.send","args":{"to": "a@example.com",  "n":[1,2]},"priority":5,"max_attempts":3,"headers":{"Tenant":"acme"},"callback_url":"https://example.com/cb"}"#;
-    let r = h
-        .call(Method::POST, "/v1/tasks", Some(&h.publish), Some(body))
-        .await;
+    let r = h.post_task(body).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let task = r.json();
     let id = task["id"].as_str().unwrap();
@@ -379,9 +332,7 @@ async fn enqueue_signs_and_stores_args_byte_for_byte() {
         .verify(&row.envelope.canonical_bytes().unwrap(), &sig.sig)
         .unwrap();
 
-    let r = h
-        .call(Method::GET, &format!("/v1/tasks/{id}"), Some(&h.read), None)
-        .await;
+    let r = h.get(&format!("/v1/tasks/{id}")).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(
         r.json()["args"],
@@ -392,34 +343,23 @@ async fn enqueue_signs_and_stores_args_byte_for_byte() {
 #[tokio::test]
 async fn idempotency_key_returns_the_first_task_with_200() {
     let h = harness().await;
-    let send = |body: &'static str| {
-        Request::builder()
-            .method(Method::POST)
-            .uri("/v1/tasks")
-            .header(header::AUTHORIZATION, format!("Bearer {}", h.publish))
-            .header(header::CONTENT_TYPE, "application/json")
-            .header("Idempotency-Key", "order-42")
-            .body(Body::from(body))
-            .unwrap()
+    let send = |key: &str, body: &str| {
+        let extra = [("Idempotency-Key", key)];
+        h.send(request(
+            Method::POST,
+            "/v1/tasks",
+            Some(&h.publish),
+            &extra,
+            Some(body.to_owned()),
+        ))
     };
-    let first = h.send(send(r#"{"queue":"q","task":"a"}"#)).await;
+    let first = send("order-42", r#"{"queue":"q","task":"a"}"#).await;
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
-    let again = h.send(send(r#"{"queue":"q","task":"b"}"#)).await;
+    let again = send("order-42", r#"{"queue":"q","task":"b"}"#).await;
     assert_eq!(again.status, StatusCode::OK, "{}", again.text);
     assert_eq!(first.json()["id"], again.json()["id"]);
     assert_eq!(again.json()["task"], "a");
-    let bad = h
-        .send(
-            Request::builder()
-                .method(Method::POST)
-                .uri("/v1/tasks")
-                .header(header::AUTHORIZATION, format!("Bearer {}", h.publish))
-                .header(header::CONTENT_TYPE, "application/json")
-                .header("Idempotency-Key", "x".repeat(300))
-                .body(Body::from(r#"{"queue":"q","task":"a"}"#))
-                .unwrap(),
-        )
-        .await;
+    let bad = send(&"x".repeat(300), r#"{"queue":"q","task":"a"}"#).await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(bad.message().contains("Idempotency-Key"));
 }
@@ -465,25 +405,11 @@ async fn client_signed_envelopes_are_verified_at_the_door_and_stored_unchanged()
     let key = base64::engine::general_purpose::STANDARD
         .decode(HMAC_KEY_B64)
         .unwrap();
-    let r = h
-        .call(
-            Method::POST,
-            "/v1/tasks",
-            Some(&h.publish),
-            Some(&client_signed_body(&key, "k1", true)),
-        )
-        .await;
+    let r = h.post_task(&client_signed_body(&key, "k1", true)).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
     assert_eq!(r.code(), "signature_invalid");
     assert!(r.message().contains("mismatch"), "{}", r.text);
-    let r = h
-        .call(
-            Method::POST,
-            "/v1/tasks",
-            Some(&h.publish),
-            Some(&client_signed_body(&key, "k9", false)),
-        )
-        .await;
+    let r = h.post_task(&client_signed_body(&key, "k9", false)).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.message().contains("unknown-key"), "{}", r.text);
     // Nothing was stored by the refusals.
@@ -494,14 +420,7 @@ async fn client_signed_envelopes_are_verified_at_the_door_and_stored_unchanged()
         .unwrap()
         .is_none());
 
-    let r = h
-        .call(
-            Method::POST,
-            "/v1/tasks",
-            Some(&h.publish),
-            Some(&client_signed_body(&key, "k1", false)),
-        )
-        .await;
+    let r = h.post_task(&client_signed_body(&key, "k1", false)).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let row = h
         .store
@@ -513,14 +432,7 @@ async fn client_signed_envelopes_are_verified_at_the_door_and_stored_unchanged()
     assert_eq!(row.envelope.created_at_ms, 1_700_000_000_000);
     assert_eq!(row.signature.unwrap().key_id, "k1");
     // The same id again (without an Idempotency-Key) conflicts.
-    let r = h
-        .call(
-            Method::POST,
-            "/v1/tasks",
-            Some(&h.publish),
-            Some(&client_signed_body(&key, "k1", false)),
-        )
-        .await;
+    let r = h.post_task(&client_signed_body(&key, "k1", false)).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
 }
 
@@ -530,10 +442,7 @@ async fn bad_input_gets_the_right_status() {
     let post = |body: &str| {
         let body = body.to_owned();
         let h = &h;
-        async move {
-            h.call(Method::POST, "/v1/tasks", Some(&h.publish), Some(&body))
-                .await
-        }
+        async move { h.post_task(&body).await }
     };
     // 400 malformed JSON, naming the position.
     let r = post("{\"queue\":\"q\",\n \"task\": }").await;
@@ -657,7 +566,7 @@ async fn bad_input_gets_the_right_status() {
     );
     assert_eq!(r.code(), "payload_too_large");
     // No half-written task: nothing above was stored.
-    let list = h.call(Method::GET, "/v1/tasks", Some(&h.read), None).await;
+    let list = h.get("/v1/tasks").await;
     assert_eq!(list.json()["items"].as_array().unwrap().len(), 0);
     // 404 for unknown and malformed ids, unknown routes; 405 wrong method.
     for uri in [
@@ -665,7 +574,7 @@ async fn bad_input_gets_the_right_status() {
         "/v1/tasks/nonsense",
         "/v1/dead-letters/nonsense",
     ] {
-        let r = h.call(Method::GET, uri, Some(&h.read), None).await;
+        let r = h.get(uri).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{uri}");
         assert_eq!(r.code(), "not_found");
     }
@@ -677,27 +586,14 @@ async fn bad_input_gets_the_right_status() {
         .await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
     // Query errors.
-    let r = h
-        .call(Method::GET, "/v1/tasks?state=flying", Some(&h.read), None)
-        .await;
+    let r = h.get("/v1/tasks?state=flying").await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.message().starts_with("state"));
-    let r = h
-        .call(Method::GET, "/v1/tasks?limit=0", Some(&h.read), None)
-        .await;
+    let r = h.get("/v1/tasks?limit=0").await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let r = h
-        .call(Method::GET, "/v1/tasks?colour=red", Some(&h.read), None)
-        .await;
+    let r = h.get("/v1/tasks?colour=red").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    let r = h
-        .call(
-            Method::GET,
-            "/v1/dead-letters?reason=bored",
-            Some(&h.read),
-            None,
-        )
-        .await;
+    let r = h.get("/v1/dead-letters?reason=bored").await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
 }
 
@@ -708,37 +604,18 @@ async fn list_pages_with_cursor_and_filters() {
         h.enqueue(json!({"queue": if i % 2 == 0 { "even" } else { "odd" }, "task": "t"}))
             .await;
     }
-    let r = h
-        .call(
-            Method::GET,
-            "/v1/tasks?queue=even&limit=2",
-            Some(&h.read),
-            None,
-        )
-        .await;
+    let r = h.get("/v1/tasks?queue=even&limit=2").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let page = r.json();
     assert_eq!(page["items"].as_array().unwrap().len(), 2);
     let cursor = page["next_cursor"].as_str().unwrap().to_owned();
     let r = h
-        .call(
-            Method::GET,
-            &format!("/v1/tasks?queue=even&limit=2&cursor={cursor}"),
-            Some(&h.read),
-            None,
-        )
+        .get(&format!("/v1/tasks?queue=even&limit=2&cursor={cursor}"))
         .await;
     let page = r.json();
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
     assert!(page["next_cursor"].is_null());
-    let r = h
-        .call(
-            Method::GET,
-            "/v1/tasks?state=available",
-            Some(&h.read),
-            None,
-        )
-        .await;
+    let r = h.get("/v1/tasks?state=available").await;
     assert_eq!(r.json()["items"].as_array().unwrap().len(), 5);
 }
 
@@ -747,16 +624,14 @@ async fn cancel_then_cancel_again_conflicts() {
     let h = harness().await;
     let task = h.enqueue(json!({"queue": "q", "task": "t"})).await;
     let uri = format!("/v1/tasks/{}/cancel", task["id"].as_str().unwrap());
-    let r = h.call(Method::POST, &uri, Some(&h.admin), None).await;
+    let r = h.admin_post(&uri, None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json()["state"], "cancelled");
-    let r = h.call(Method::POST, &uri, Some(&h.admin), None).await;
+    let r = h.admin_post(&uri, None).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
     let r = h
-        .call(
-            Method::POST,
+        .admin_post(
             "/v1/tasks/task_0190000000007000800000000000ffff/cancel",
-            Some(&h.admin),
             None,
         )
         .await;
@@ -770,7 +645,7 @@ async fn queues_and_key_status() {
     h.enqueue(json!({"queue": "a", "task": "t", "delay_ms": 100000}))
         .await;
     h.enqueue(json!({"queue": "b", "task": "t"})).await;
-    let r = h.call(Method::GET, "/v1/queues", Some(&h.read), None).await;
+    let r = h.get("/v1/queues").await;
     assert_eq!(r.status, StatusCode::OK);
     let q = r.json();
     assert_eq!(q["queues"][0]["queue"], "a");
@@ -778,9 +653,7 @@ async fn queues_and_key_status() {
     assert_eq!(q["queues"][0]["counts"]["scheduled"], 1);
     assert_eq!(q["queues"][0]["total"], 2);
     assert_eq!(q["queues"][1]["total"], 1);
-    let r = h
-        .call(Method::GET, "/v1/keys/status", Some(&h.read), None)
-        .await;
+    let r = h.get("/v1/keys/status").await;
     assert_eq!(r.status, StatusCode::OK);
     let k = r.json();
     assert_eq!(k["signing"], true);
@@ -798,54 +671,31 @@ async fn dead_letters_list_show_replay_purge() {
     let c = h.dead_letter("qb").await;
     let live = h.enqueue(json!({"queue": "qa", "task": "t"})).await;
 
-    let r = h
-        .call(
-            Method::GET,
-            "/v1/dead-letters?queue=qb",
-            Some(&h.read),
-            None,
-        )
-        .await;
+    let r = h.get("/v1/dead-letters?queue=qb").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json()["items"].as_array().unwrap().len(), 2);
     let r = h
-        .call(
-            Method::GET,
-            "/v1/dead-letters?reason=payload-invalid&limit=1",
-            Some(&h.read),
-            None,
-        )
+        .get("/v1/dead-letters?reason=payload-invalid&limit=1")
         .await;
     assert_eq!(r.json()["items"].as_array().unwrap().len(), 1);
     assert!(r.json()["next_cursor"].is_string());
 
-    let r = h
-        .call(
-            Method::GET,
-            &format!("/v1/dead-letters/{a}"),
-            Some(&h.read),
-            None,
-        )
-        .await;
+    let r = h.get(&format!("/v1/dead-letters/{a}")).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json()["dead_reason"], "payload-invalid");
     assert_eq!(r.json()["dead_detail"], "bad args");
     // A live task is not a dead letter.
     let r = h
-        .call(
-            Method::GET,
-            &format!("/v1/dead-letters/{}", live["id"].as_str().unwrap()),
-            Some(&h.read),
-            None,
-        )
+        .get(&format!(
+            "/v1/dead-letters/{}",
+            live["id"].as_str().unwrap()
+        ))
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 
     let r = h
-        .call(
-            Method::POST,
+        .admin_post(
             "/v1/dead-letters/replay",
-            Some(&h.admin),
             Some(&json!({"ids": [a]}).to_string()),
         )
         .await;
@@ -857,10 +707,8 @@ async fn dead_letters_list_show_replay_purge() {
     );
 
     let r = h
-        .call(
-            Method::POST,
+        .admin_post(
             "/v1/dead-letters/purge",
-            Some(&h.admin),
             Some(r#"{"filter":{"queue":"qb"}}"#),
         )
         .await;
@@ -876,14 +724,7 @@ async fn dead_letters_list_show_replay_purge() {
         r#"{"ids":["nope"]}"#,
         r#"{"filter":{"reason":"bored"}}"#,
     ] {
-        let r = h
-            .call(
-                Method::POST,
-                "/v1/dead-letters/replay",
-                Some(&h.admin),
-                Some(body),
-            )
-            .await;
+        let r = h.admin_post("/v1/dead-letters/replay", Some(body)).await;
         assert_eq!(
             r.status,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -892,10 +733,8 @@ async fn dead_letters_list_show_replay_purge() {
         );
     }
     let r = h
-        .call(
-            Method::POST,
+        .admin_post(
             "/v1/dead-letters/purge",
-            Some(&h.admin),
             Some(r#"{"filter":{"since":1},"x":1}"#),
         )
         .await;
@@ -1036,7 +875,7 @@ async fn rate_limits_answer_429_with_headers() {
     };
     let h = harness_with(config, signing()).await;
     for remaining in [1, 0] {
-        let r = h.call(Method::GET, "/v1/queues", Some(&h.read), None).await;
+        let r = h.get("/v1/queues").await;
         assert_eq!(r.status, StatusCode::OK);
         assert_eq!(r.headers["x-ratelimit-limit"], "2");
         assert_eq!(
@@ -1044,7 +883,7 @@ async fn rate_limits_answer_429_with_headers() {
             remaining.to_string().as_str()
         );
     }
-    let r = h.call(Method::GET, "/v1/queues", Some(&h.read), None).await;
+    let r = h.get("/v1/queues").await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(r.code(), "rate_limited");
     assert_eq!(r.headers[header::RETRY_AFTER], "1");
@@ -1089,14 +928,7 @@ async fn unsigned_when_signing_is_off_and_refused_when_verify_only() {
     let config =
         SigningConfig::from_vars([("SIGNET_SIGNING_PUBLIC_KEYS", format!("e1:{pk}"))]).unwrap();
     let h = harness_with(ServerConfig::default(), Signing::from(config)).await;
-    let r = h
-        .call(
-            Method::POST,
-            "/v1/tasks",
-            Some(&h.publish),
-            Some(r#"{"queue":"q","task":"t"}"#),
-        )
-        .await;
+    let r = h.post_task(r#"{"queue":"q","task":"t"}"#).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
     assert!(r.message().contains("verify-only"));
 }
@@ -1138,24 +970,10 @@ async fn ed25519_client_signatures_verify_with_only_the_public_key() {
         })
         .to_string()
     };
-    let r = h
-        .call(
-            Method::POST,
-            "/v1/tasks",
-            Some(&h.publish),
-            Some(&body(r#"{"invoice":"inv_2"}"#)),
-        )
-        .await;
+    let r = h.post_task(&body(r#"{"invoice":"inv_2"}"#)).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
     assert!(r.message().contains("mismatch"), "{}", r.text);
-    let r = h
-        .call(
-            Method::POST,
-            "/v1/tasks",
-            Some(&h.publish),
-            Some(&body(args)),
-        )
-        .await;
+    let r = h.post_task(&body(args)).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let row = h.store.task(&envelope.id).await.unwrap().unwrap();
     assert_eq!(row.envelope, envelope);
@@ -1188,36 +1006,27 @@ async fn per_address_buckets_follow_forwarding_headers_only_from_trusted_proxies
             .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
         r
     };
-    // Through the trusted proxy, two clients have a bucket each.
-    assert_eq!(
-        h.send(request("10.0.0.1:1000", "198.51.100.1"))
-            .await
-            .status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        h.send(request("10.0.0.1:1001", "198.51.100.2"))
-            .await
-            .status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        h.send(request("10.0.0.1:1002", "198.51.100.1, 10.0.0.9"))
-            .await
-            .status,
-        StatusCode::TOO_MANY_REQUESTS
-    );
-    // From an untrusted peer the header is ignored: one bucket for the peer.
-    assert_eq!(
-        h.send(request("203.0.113.5:1", "198.51.100.3"))
-            .await
-            .status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        h.send(request("203.0.113.5:2", "198.51.100.4"))
-            .await
-            .status,
-        StatusCode::TOO_MANY_REQUESTS
-    );
+    for (peer, xff, status) in [
+        // Through the trusted proxy, two clients have a bucket each.
+        ("10.0.0.1:1000", "198.51.100.1", StatusCode::OK),
+        ("10.0.0.1:1001", "198.51.100.2", StatusCode::OK),
+        (
+            "10.0.0.1:1002",
+            "198.51.100.1, 10.0.0.9",
+            StatusCode::TOO_MANY_REQUESTS,
+        ),
+        // From an untrusted peer the header is ignored: one bucket for the peer.
+        ("203.0.113.5:1", "198.51.100.3", StatusCode::OK),
+        (
+            "203.0.113.5:2",
+            "198.51.100.4",
+            StatusCode::TOO_MANY_REQUESTS,
+        ),
+    ] {
+        assert_eq!(
+            h.send(request(peer, xff)).await.status,
+            status,
+            "{peer} {xff}"
+        );
+    }
 }

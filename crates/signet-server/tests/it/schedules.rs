@@ -6,21 +6,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{header, Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::Router;
-use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use signet_runtime::{Clock, ManualClock};
 use signet_server::config::ServerConfig;
 use signet_server::create_api_key;
 use signet_server::serve::{detached_metrics_handle, leader_elector, LeaderConfig};
-use signet_server::{app, AppState, Scope};
-use signet_sqlite::{SqliteConfig, SqliteStore};
+use signet_server::{app, AppState};
 use signet_store::{Store, TaskFilter};
-use tower::ServiceExt;
 
 use crate::routes::signing;
+use crate::support::{assert_refused, request, send, TempStore};
 
 /// 2030-01-01T00:00:30Z.
 const NOW: i64 = 1_893_456_030_000;
@@ -37,16 +34,9 @@ struct Api {
 }
 
 async fn api() -> Api {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("signet.db").display());
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&url, SqliteConfig::default()).unwrap());
-    let mut keys = Vec::new();
-    for scope in [Scope::Admin, Scope::Publish, Scope::Read] {
-        let k = create_api_key(store.as_ref(), scope.as_str(), scope, NOW)
-            .await
-            .unwrap();
-        keys.push(k.secret.expose_secret().to_owned());
-    }
+    let temp = TempStore::new();
+    let keys = temp.keys(NOW).await;
+    let store = temp.store;
     let clock = Arc::new(ManualClock::new(NOW));
     let state = AppState::with_clock(
         Arc::clone(&store),
@@ -60,10 +50,10 @@ async fn api() -> Api {
         state,
         store,
         clock,
-        read: keys.pop().unwrap(),
-        publish: keys.pop().unwrap(),
-        admin: keys.pop().unwrap(),
-        _dir: dir,
+        read: keys.read,
+        publish: keys.publish,
+        admin: keys.admin,
+        _dir: temp.dir,
     }
 }
 
@@ -75,27 +65,14 @@ impl Api {
         key: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let b = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(header::AUTHORIZATION, format!("Bearer {key}"));
-        let request = match body {
-            Some(body) => b
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(body.to_string()))
-                .unwrap(),
-            None => b.body(Body::empty()).unwrap(),
-        };
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let value = if bytes.is_empty() {
+        let body = body.map(|b| b.to_string());
+        let r = send(&self.app, request(method, uri, Some(key), &[], body)).await;
+        let value = if r.text.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
+            r.json()
         };
-        (status, value)
+        (r.status, value)
     }
 
     async fn admin(&self, method: Method, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
@@ -111,12 +88,7 @@ impl Api {
     /// Asserts a 422 whose message starts with `field:` and contains `why`.
     async fn refused(&self, body: Value, field: &str, why: &str) {
         let (status, v) = self.admin(Method::POST, "/v1/schedules", Some(body)).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
-        let message = v["error"]["message"].as_str().unwrap();
-        assert!(
-            message.starts_with(&format!("{field}:")) && message.contains(why),
-            "expected {field}: …{why}…, got {message}"
-        );
+        assert_refused(status, &v, field, why);
     }
 }
 

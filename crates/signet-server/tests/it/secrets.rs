@@ -1,8 +1,7 @@
 //! No response, log line or `Debug` output contains a secret: API keys
 //! (valid or guessed), their hashes' inputs, or the HMAC signing secret.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::http::Method;
 use base64::Engine;
@@ -17,35 +16,16 @@ use tower::ServiceExt;
 
 use crate::routes::{signing, HMAC_KEY_B64};
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
-}
-
 #[tokio::test]
 async fn no_response_log_or_debug_output_holds_a_secret() {
     // A process-wide subscriber: a scoped one (`set_default`) misses events
     // whose callsites other test threads registered first. Other tests' log
-    // lines land in the capture too, which only widens the check.
-    let logs = Captured::default();
+    // lines land in the capture too, which only widens the check. The
+    // subscriber writes to a file of its own, read back below.
+    let logs = tempfile::NamedTempFile::new().unwrap();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
-        .with_writer(logs.clone())
+        .with_writer(logs.reopen().unwrap())
         .with_ansi(false)
         .finish();
     tracing::subscriber::set_global_default(subscriber)
@@ -142,7 +122,7 @@ async fn no_response_log_or_debug_output_holds_a_secret() {
         format!("{:?}", admin.secret),
         banner.to_string(),
     ];
-    let logged = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    let logged = String::from_utf8_lossy(&std::fs::read(logs.path()).unwrap()).into_owned();
     assert!(
         !logged.is_empty(),
         "the tracing capture saw nothing; the test would prove nothing"

@@ -3,13 +3,11 @@
 //! a duplicate, a tampered body and a stale timestamp are refused with
 //! their reasons.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::signet;
+use crate::support::{exchange, LineProcess};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const WAIT: Duration = Duration::from_secs(30);
@@ -17,34 +15,19 @@ const WAIT: Duration = Duration::from_secs(30);
 /// A running `signet receive` whose stdout lines arrive on a channel; killed
 /// when dropped.
 struct Receiver {
-    child: Child,
-    lines: mpsc::Receiver<String>,
+    process: LineProcess,
     addr: String,
 }
 
 impl Receiver {
     fn start(extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_signet"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_signet"));
+        command
             .args(["receive", "--listen", "127.0.0.1:0", "--secret", SECRET])
             .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start signet receive");
-        let stdout = child.stdout.take().expect("piped");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+            .stdin(Stdio::null());
         let mut receiver = Self {
-            child,
-            lines,
+            process: LineProcess::spawn(command).expect("start signet receive"),
             addr: String::new(),
         };
         let first = receiver.line();
@@ -61,8 +44,8 @@ impl Receiver {
     }
 
     fn line(&self) -> String {
-        self.lines
-            .recv_timeout(WAIT)
+        self.process
+            .next_line(WAIT)
             .expect("signet receive printed a line")
     }
 
@@ -79,8 +62,6 @@ impl Receiver {
     /// POSTs `body` with `headers` (`Name: value` lines); returns the
     /// status and the response body.
     fn post(&self, path: &str, headers: &str, body: &[u8]) -> (u16, String) {
-        let mut stream = TcpStream::connect(&self.addr).expect("connect");
-        stream.set_read_timeout(Some(WAIT)).unwrap();
         let mut request = format!(
             "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
             self.addr,
@@ -91,27 +72,9 @@ impl Receiver {
             request.push_str("\r\n");
         }
         request.push_str("\r\n");
-        stream.write_all(request.as_bytes()).unwrap();
-        stream.write_all(body).unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let status = response
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("no status line in {response:?}"));
-        let body = response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
-        (status, body)
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let mut request = request.into_bytes();
+        request.extend_from_slice(body);
+        exchange(&self.addr, &request, WAIT)
     }
 }
 

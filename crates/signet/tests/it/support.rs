@@ -176,16 +176,21 @@ pub(crate) fn http(
     key: &str,
     body: Option<&str>,
 ) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).expect("connect to signet serve");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
     let body = body.unwrap_or("");
     let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    stream.write_all(request.as_bytes()).unwrap();
+    exchange(addr, request.as_bytes(), Duration::from_secs(10))
+}
+
+/// Writes one whole HTTP/1.1 request (which asks to close the connection)
+/// over a fresh connection to `addr`, reads the answer to the end, and
+/// returns (status, body); a read waits at most `timeout`.
+pub(crate) fn exchange(addr: &str, request: &[u8], timeout: Duration) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+    stream.set_read_timeout(Some(timeout)).unwrap();
+    stream.write_all(request).unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let status = response

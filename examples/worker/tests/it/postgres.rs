@@ -1,6 +1,6 @@
 //! The worker on PostgreSQL (`SIGNET_TEST_DATABASE_URL`), and the URL checks.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,7 +10,7 @@ use signet_runtime::{Producer, TaskSpec};
 use signet_sign::SigningConfig;
 use signet_store::{Store, TaskState};
 
-use crate::support::{signing_vars, terminate};
+use crate::support::{signing_vars, spawn_worker, terminate};
 
 fn must_not_skip() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
@@ -49,18 +49,18 @@ async fn runs_tasks_from_a_postgres_schema() {
     }
 
     let dir = tempfile::tempdir().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_signet-example-worker"))
-        .args(["--database-url", &url, "--database-schema", &schema])
-        .args(["--queue", "pg", "--poll-ms", "20"])
-        .arg("--outbox")
-        .arg(dir.path().join("outbox"))
-        .envs(signing_vars())
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the worker binary starts");
+    let child = spawn_worker(
+        &url,
+        &dir.path().join("outbox"),
+        &[
+            "--database-schema",
+            &schema,
+            "--queue",
+            "pg",
+            "--poll-ms",
+            "20",
+        ],
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut left = ids.clone();
     while !left.is_empty() {

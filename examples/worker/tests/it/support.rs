@@ -53,20 +53,39 @@ impl Env {
 
     /// Starts the worker binary with a short lease.
     pub(crate) fn spawn_worker(&self, queue: &str, concurrency: usize) -> Child {
-        Command::new(env!("CARGO_BIN_EXE_signet-example-worker"))
-            .args(["--database-url", &self.url, "--queue", queue])
-            .args(["--concurrency", &concurrency.to_string()])
-            .args(["--lease-ms", "600", "--poll-ms", "5"])
-            .arg("--outbox")
-            .arg(self.outbox())
-            .envs(signing_vars())
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the worker binary starts")
+        let concurrency = concurrency.to_string();
+        spawn_worker(
+            &self.url,
+            &self.outbox(),
+            &[
+                "--queue",
+                queue,
+                "--concurrency",
+                &concurrency,
+                "--lease-ms",
+                "600",
+                "--poll-ms",
+                "5",
+            ],
+        )
     }
+}
+
+/// Starts the worker binary on `database_url` with `args`, the shared
+/// signing keys and `outbox`; its stderr shows in the test output.
+pub(crate) fn spawn_worker(database_url: &str, outbox: &Path, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_signet-example-worker"))
+        .args(["--database-url", database_url])
+        .args(args)
+        .arg("--outbox")
+        .arg(outbox)
+        .envs(signing_vars())
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the worker binary starts")
 }
 
 /// Counts of tasks per state in one queue, read straight from the file.
