@@ -11,7 +11,6 @@ use axum::Router;
 use serde_json::{json, Value};
 use signet_runtime::{Clock, SystemClock};
 use signet_server::config::{DeliveryConfig, ServerConfig};
-use signet_server::create_api_key;
 use signet_server::serve::detached_metrics_handle;
 use signet_server::{app, AppState};
 use signet_sign::sealed::MasterKey;

@@ -9,7 +9,7 @@ use axum::http::{header, HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
 use serde_json::Value;
-use signet_server::auth::create_api_key;
+use signet_server::create_api_key;
 use signet_server::Scope;
 use signet_sqlite::{SqliteConfig, SqliteStore};
 use signet_store::Store;
