@@ -8,6 +8,7 @@
 pub mod delivery;
 pub mod error;
 pub mod ids;
+pub mod migration;
 pub mod state;
 pub mod store;
 pub mod task;
