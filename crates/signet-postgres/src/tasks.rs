@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 
 use deadpool_postgres::GenericClient;
-use signet_store::rows::headers_to_json;
+use signet_store::rows::{claim_order, headers_to_json};
 use signet_store::{
     ClaimRequest, DeadReason, Enqueued, FailOutcome, LeaseToken, NewTask, StoreError, StoreResult,
     TaskRow, TaskState,
@@ -309,20 +309,8 @@ pub(crate) async fn claim(
         .map(task_from_row)
         .collect::<StoreResult<Vec<_>>>()?;
     // RETURNING gives no order: restore the claim order.
-    out.sort_by(|a, b| {
-        b.priority
-            .cmp(&a.priority)
-            .then(a.run_at_ms.cmp(&b.run_at_ms))
-            .then_with(|| a.id().cmp(b.id()))
-    });
+    out.sort_by(claim_order);
     Ok(out)
-}
-
-fn lease_lost(lease: &LeaseToken) -> StoreError {
-    StoreError::LeaseLost {
-        task_id: lease.task_id.clone(),
-        attempt: lease.attempt,
-    }
 }
 
 /// The lease condition; its parameters follow the statement's own.
@@ -369,7 +357,7 @@ async fn with_lease(
             .map_err(|e| map_err(context(), e))?
     };
     if changed == 0 {
-        return Err(lease_lost(lease));
+        return Err(lease.lost());
     }
     Ok(())
 }
@@ -459,7 +447,7 @@ pub(crate) async fn complete_batch(
             if first && done.contains(&lease.task_id) {
                 Ok(())
             } else {
-                Err(lease_lost(lease))
+                Err(lease.lost())
             }
         })
         .collect())

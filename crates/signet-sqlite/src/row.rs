@@ -9,15 +9,9 @@ use signet_store::rows::{
 };
 use signet_store::{ApiKeyRecord, SignatureRecord, StoreError, StoreResult, TaskRow};
 
-/// The task columns, in the order [`task_from_row`] reads them.
-pub(crate) const TASK_COLUMNS: &str = "id, queue, name, args, headers, created_at_ms, \
-     not_before_ms, expires_at_ms, max_attempts, callback_url, sig_alg, sig_key_id, sig, \
-     state, priority, attempt, run_at_ms, lease_owner, lease_expires_at_ms, last_error, \
-     dead_reason, dead_detail, result, idempotency_key, updated_at_ms, finished_at_ms";
-
-/// The API key columns, in the order [`api_key_from_row`] reads them.
-pub(crate) const API_KEY_COLUMNS: &str =
-    "id, name, scope, hash, prefix, created_at_ms, revoked_at_ms";
+/// The task and API key columns, in the order [`task_from_row`] and
+/// [`api_key_from_row`] read them.
+pub(crate) use signet_store::rows::{API_KEY_COLUMNS, TASK_COLUMNS};
 
 pub(crate) fn corrupt(
     what: &str,

@@ -2,7 +2,7 @@
 //! thread runs each inside a savepoint of the current group commit.
 
 use rusqlite::{params, Connection, OptionalExtension};
-use signet_store::rows::headers_to_json;
+use signet_store::rows::{claim_order, headers_to_json};
 use signet_store::{
     ClaimRequest, DeadReason, Enqueued, FailOutcome, LeaseToken, NewTask, StoreError, StoreResult,
     TaskRow, TaskState,
@@ -208,20 +208,8 @@ fn claim_one_queue(
         out.push(task_from_row(row)?);
     }
     // RETURNING gives no order: restore the claim order.
-    out.sort_by(|a, b| {
-        b.priority
-            .cmp(&a.priority)
-            .then(a.run_at_ms.cmp(&b.run_at_ms))
-            .then_with(|| a.id().cmp(b.id()))
-    });
+    out.sort_by(claim_order);
     Ok(out)
-}
-
-fn lease_lost(lease: &LeaseToken) -> StoreError {
-    StoreError::LeaseLost {
-        task_id: lease.task_id.clone(),
-        attempt: lease.attempt,
-    }
 }
 
 fn lease_params<'a>(
@@ -250,7 +238,7 @@ fn with_lease(
         .execute(lease_params(params, lease).as_slice())
         .map_err(|e| map_err(format!("updating task {}", lease.task_id), e))?;
     if changed == 0 {
-        return Err(lease_lost(lease));
+        return Err(lease.lost());
     }
     Ok(())
 }
@@ -269,7 +257,7 @@ fn with_lease_queue(
     stmt.query_row(lease_params(params, lease).as_slice(), |r| r.get(0))
         .optional()
         .map_err(|e| map_err(format!("updating task {}", lease.task_id), e))?
-        .ok_or_else(|| lease_lost(lease))
+        .ok_or_else(|| lease.lost())
 }
 
 /// Extends a lease.

@@ -29,6 +29,20 @@ impl Migration {
     }
 }
 
+/// Whether `migrations` are numbered 1, 2, 3, … in list order. Backends
+/// check their list with it when it is compiled:
+/// `const _: () = assert!(numbered_in_order(MIGRATIONS));`.
+pub const fn numbered_in_order(migrations: &[Migration]) -> bool {
+    let mut i = 0;
+    while i < migrations.len() {
+        if migrations[i].version != i as i64 + 1 {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 /// The newest version in `migrations` (0 for none): the schema version a
 /// build knows.
 pub const fn latest_version(migrations: &[Migration]) -> i64 {
@@ -91,6 +105,8 @@ mod tests {
 
     #[test]
     fn status_names_what_is_pending_and_too_new_is_refused() {
+        assert!(numbered_in_order(LIST) && numbered_in_order(&[]));
+        assert!(!numbered_in_order(&LIST[1..]));
         assert_eq!(latest_version(LIST), 2);
         assert_eq!(latest_version(&[]), 0);
         assert_eq!(MigrationStatus::of(1, LIST).pending, vec![(2, "delivery")]);

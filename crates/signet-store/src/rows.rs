@@ -4,6 +4,7 @@
 //! The backends keep their SQL and their drivers; what a column means, and
 //! which stored values count as a corrupt row, is decided here once.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -11,7 +12,20 @@ use signet_sign::Algorithm;
 
 use crate::error::StoreError;
 use crate::state::{DeadReason, TaskState};
-use crate::task::{ApiKeyRecord, KeyUsage, NewTask, QueueCounts, SignatureRecord, TaskRow};
+use crate::task::{
+    ApiKeyRecord, KeyUsage, LeaseToken, NewTask, QueueCounts, SignatureRecord, TaskRow,
+};
+
+/// The columns of the `tasks` table (the same names on every backend), in
+/// the order the backends' task decoders read them.
+pub const TASK_COLUMNS: &str = "id, queue, name, args, headers, created_at_ms, \
+     not_before_ms, expires_at_ms, max_attempts, callback_url, sig_alg, sig_key_id, sig, \
+     state, priority, attempt, run_at_ms, lease_owner, lease_expires_at_ms, last_error, \
+     dead_reason, dead_detail, result, idempotency_key, updated_at_ms, finished_at_ms";
+
+/// The columns of the `api_keys` table, in the order the backends' API key
+/// decoders read them.
+pub const API_KEY_COLUMNS: &str = "id, name, scope, hash, prefix, created_at_ms, revoked_at_ms";
 
 /// A stored value that does not decode: the column (as the backends name
 /// it in their messages) and why. A backend turns it into its own
@@ -71,6 +85,26 @@ impl TaskRow {
             idempotency_key: task.idempotency_key,
             updated_at_ms: now_ms,
             finished_at_ms: None,
+        }
+    }
+}
+
+/// The order a claim returns its rows in: highest priority first, then
+/// the earliest `run_at_ms`, then by id.
+pub fn claim_order(a: &TaskRow, b: &TaskRow) -> Ordering {
+    b.priority
+        .cmp(&a.priority)
+        .then(a.run_at_ms.cmp(&b.run_at_ms))
+        .then_with(|| a.id().cmp(b.id()))
+}
+
+impl LeaseToken {
+    /// The error for a call presenting this lease once it is no longer the
+    /// task's current one.
+    pub fn lost(&self) -> StoreError {
+        StoreError::LeaseLost {
+            task_id: self.task_id.clone(),
+            attempt: self.attempt,
         }
     }
 }
