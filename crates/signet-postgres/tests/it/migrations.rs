@@ -3,16 +3,26 @@
 
 use signet_postgres::{migration_status, PostgresOptions, PostgresStore, SCHEMA_VERSION};
 use signet_store::{Store, StoreError};
+use tokio::task::JoinHandle;
 
 use crate::{database_url, drop_schema, fresh_schema, test_options};
 
-async fn applied_versions(store: &PostgresStore, url: &str) -> Vec<i64> {
+/// A connection of its own to `url`, beside any store's pool, to read or
+/// fake what a store wrote. Drop the client, then await the driver.
+async fn direct_client(url: &str) -> (tokio_postgres::Client, JoinHandle<()>) {
     let config: tokio_postgres::Config = url.parse().expect("url");
     let (client, conn) = config
         .connect(tokio_postgres::NoTls)
         .await
         .expect("connect");
-    let driver = tokio::spawn(conn);
+    let driver = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    (client, driver)
+}
+
+async fn applied_versions(store: &PostgresStore, url: &str) -> Vec<i64> {
+    let (client, driver) = direct_client(url).await;
     let rows = client
         .query(
             &format!(
@@ -111,12 +121,7 @@ async fn a_schema_newer_than_this_build_is_refused() {
     let store = PostgresStore::connect(&url, test_options(&schema))
         .await
         .expect("connect");
-    let config: tokio_postgres::Config = url.parse().expect("url");
-    let (client, conn) = config
-        .connect(tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    let driver = tokio::spawn(conn);
+    let (client, driver) = direct_client(&url).await;
     client
         .execute(
             &format!(
