@@ -39,32 +39,6 @@ pub(crate) async fn create(client: &impl GenericClient, s: &ScheduleRecord) -> S
     Ok(())
 }
 
-/// Runs an insert or an update of `s`: `$1` to `$10` are every column but
-/// `created_at_ms` (the id first, `updated_at_ms` last); an insert also
-/// passes `created_at_ms`, as `$11`.
-async fn write(
-    client: &impl GenericClient,
-    stmt: &Statement,
-    s: &ScheduleRecord,
-    created_at_ms: Option<&i64>,
-) -> Result<u64, tokio_postgres::Error> {
-    let catch_up = s.catch_up.as_str();
-    let mut params: Vec<&(dyn ToSql + Sync)> = vec![
-        &s.id,
-        &s.name,
-        &s.cron,
-        &s.timezone,
-        &s.payload,
-        &catch_up,
-        &s.paused,
-        &s.next_fire_at_ms,
-        &s.last_fired_at_ms,
-        &s.updated_at_ms,
-    ];
-    params.extend(created_at_ms.map(|c| c as &(dyn ToSql + Sync)));
-    client.execute(stmt, &params).await
-}
-
 /// One schedule by id or name.
 pub(crate) async fn by(
     client: &impl GenericClient,
@@ -121,6 +95,32 @@ pub(crate) async fn update(client: &impl GenericClient, s: &ScheduleRecord) -> S
         return Err(StoreError::not_found("schedule", s.id.clone()));
     }
     Ok(())
+}
+
+/// Runs an insert or an update of `s`: `$1` to `$10` are every column but
+/// `created_at_ms` (the id first, `updated_at_ms` last); an insert also
+/// passes `created_at_ms`, as `$11`.
+async fn write(
+    client: &impl GenericClient,
+    stmt: &Statement,
+    s: &ScheduleRecord,
+    created_at_ms: Option<&i64>,
+) -> Result<u64, tokio_postgres::Error> {
+    let catch_up = s.catch_up.as_str();
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+        &s.id,
+        &s.name,
+        &s.cron,
+        &s.timezone,
+        &s.payload,
+        &catch_up,
+        &s.paused,
+        &s.next_fire_at_ms,
+        &s.last_fired_at_ms,
+        &s.updated_at_ms,
+    ];
+    params.extend(created_at_ms.map(|c| c as &(dyn ToSql + Sync)));
+    client.execute(stmt, &params).await
 }
 
 /// Deletes a schedule.

@@ -40,32 +40,6 @@ pub(crate) async fn create(client: &impl GenericClient, t: &TargetRecord) -> Sto
     Ok(())
 }
 
-/// Runs an insert or an update of `t`: `$1` to `$9` are every column but
-/// `created_at_ms` (the id first, `updated_at_ms` last); an insert also
-/// passes `created_at_ms`, as `$10`.
-async fn write(
-    client: &impl GenericClient,
-    stmt: &Statement,
-    t: &TargetRecord,
-    created_at_ms: Option<&i64>,
-) -> Result<u64, tokio_postgres::Error> {
-    let rate_limit_per_s = opt_i64(t.rate_limit_per_s);
-    let max_concurrency = opt_i64(t.max_concurrency);
-    let mut params: Vec<&(dyn ToSql + Sync)> = vec![
-        &t.id,
-        &t.name,
-        &t.url_prefix,
-        &t.sealed_secrets,
-        &t.secret_fingerprint,
-        &rate_limit_per_s,
-        &max_concurrency,
-        &t.https_only,
-        &t.updated_at_ms,
-    ];
-    params.extend(created_at_ms.map(|c| c as &(dyn ToSql + Sync)));
-    client.execute(stmt, &params).await
-}
-
 /// One target by a column (`id` or `name`).
 pub(crate) async fn by(
     client: &impl GenericClient,
@@ -131,6 +105,32 @@ pub(crate) async fn update(client: &impl GenericClient, t: &TargetRecord) -> Sto
         return Err(StoreError::not_found("target", t.id.clone()));
     }
     Ok(())
+}
+
+/// Runs an insert or an update of `t`: `$1` to `$9` are every column but
+/// `created_at_ms` (the id first, `updated_at_ms` last); an insert also
+/// passes `created_at_ms`, as `$10`.
+async fn write(
+    client: &impl GenericClient,
+    stmt: &Statement,
+    t: &TargetRecord,
+    created_at_ms: Option<&i64>,
+) -> Result<u64, tokio_postgres::Error> {
+    let rate_limit_per_s = opt_i64(t.rate_limit_per_s);
+    let max_concurrency = opt_i64(t.max_concurrency);
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+        &t.id,
+        &t.name,
+        &t.url_prefix,
+        &t.sealed_secrets,
+        &t.secret_fingerprint,
+        &rate_limit_per_s,
+        &max_concurrency,
+        &t.https_only,
+        &t.updated_at_ms,
+    ];
+    params.extend(created_at_ms.map(|c| c as &(dyn ToSql + Sync)));
+    client.execute(stmt, &params).await
 }
 
 /// Deletes a target.

@@ -58,6 +58,25 @@ pub(crate) fn create(conn: &Connection, x: &ScheduleRecord) -> StoreResult<()> {
     Ok(())
 }
 
+/// Replaces every field but `id` and `created_at_ms`.
+pub(crate) fn update(conn: &Connection, x: &ScheduleRecord) -> StoreResult<()> {
+    if id_by_name(conn, &x.name)?.is_some_and(|id| id != x.id) {
+        return Err(name_taken(&x.name));
+    }
+    let changed = conn
+        .prepare_cached(
+            "UPDATE schedules SET name = ?2, cron = ?3, timezone = ?4, payload = ?5, \
+             catch_up = ?6, paused = ?7, next_fire_at_ms = ?8, last_fired_at_ms = ?9, \
+             updated_at_ms = ?10 WHERE id = ?1",
+        )
+        .and_then(|mut s| write(&mut s, x, None))
+        .map_err(|e| map_err(format!("updating schedule {}", x.id), e))?;
+    if changed == 0 {
+        return Err(StoreError::not_found("schedule", x.id.clone()));
+    }
+    Ok(())
+}
+
 /// Runs an insert or an update of `x`: `?1` to `?10` are every column but
 /// `created_at_ms` (the id first, `updated_at_ms` last); an insert also
 /// passes `created_at_ms`, as `?11`.
@@ -83,25 +102,6 @@ fn write(
         params.push(created_at_ms);
     }
     stmt.execute(&*params)
-}
-
-/// Replaces every field but `id` and `created_at_ms`.
-pub(crate) fn update(conn: &Connection, x: &ScheduleRecord) -> StoreResult<()> {
-    if id_by_name(conn, &x.name)?.is_some_and(|id| id != x.id) {
-        return Err(name_taken(&x.name));
-    }
-    let changed = conn
-        .prepare_cached(
-            "UPDATE schedules SET name = ?2, cron = ?3, timezone = ?4, payload = ?5, \
-             catch_up = ?6, paused = ?7, next_fire_at_ms = ?8, last_fired_at_ms = ?9, \
-             updated_at_ms = ?10 WHERE id = ?1",
-        )
-        .and_then(|mut s| write(&mut s, x, None))
-        .map_err(|e| map_err(format!("updating schedule {}", x.id), e))?;
-    if changed == 0 {
-        return Err(StoreError::not_found("schedule", x.id.clone()));
-    }
-    Ok(())
 }
 
 /// Deletes a schedule.

@@ -44,6 +44,25 @@ pub(crate) fn create(conn: &Connection, t: &TargetRecord) -> StoreResult<()> {
     Ok(())
 }
 
+/// Replaces every field but `id` and `created_at_ms`.
+pub(crate) fn update(conn: &Connection, t: &TargetRecord) -> StoreResult<()> {
+    if id_by_name(conn, &t.name)?.is_some_and(|id| id != t.id) {
+        return Err(name_taken(&t.name));
+    }
+    let changed = conn
+        .prepare_cached(
+            "UPDATE targets SET name = ?2, url_prefix = ?3, sealed_secrets = ?4, \
+             secret_fingerprint = ?5, rate_limit_per_s = ?6, max_concurrency = ?7, \
+             https_only = ?8, updated_at_ms = ?9 WHERE id = ?1",
+        )
+        .and_then(|mut s| write(&mut s, t, None))
+        .map_err(|e| map_err(format!("updating target {}", t.id), e))?;
+    if changed == 0 {
+        return Err(StoreError::not_found("target", t.id.clone()));
+    }
+    Ok(())
+}
+
 /// Runs an insert or an update of `t`: `?1` to `?9` are every column but
 /// `created_at_ms` (the id first, `updated_at_ms` last); an insert also
 /// passes `created_at_ms`, as `?10`.
@@ -67,25 +86,6 @@ fn write(
         params.push(created_at_ms);
     }
     stmt.execute(&*params)
-}
-
-/// Replaces every field but `id` and `created_at_ms`.
-pub(crate) fn update(conn: &Connection, t: &TargetRecord) -> StoreResult<()> {
-    if id_by_name(conn, &t.name)?.is_some_and(|id| id != t.id) {
-        return Err(name_taken(&t.name));
-    }
-    let changed = conn
-        .prepare_cached(
-            "UPDATE targets SET name = ?2, url_prefix = ?3, sealed_secrets = ?4, \
-             secret_fingerprint = ?5, rate_limit_per_s = ?6, max_concurrency = ?7, \
-             https_only = ?8, updated_at_ms = ?9 WHERE id = ?1",
-        )
-        .and_then(|mut s| write(&mut s, t, None))
-        .map_err(|e| map_err(format!("updating target {}", t.id), e))?;
-    if changed == 0 {
-        return Err(StoreError::not_found("target", t.id.clone()));
-    }
-    Ok(())
 }
 
 /// Deletes a target.

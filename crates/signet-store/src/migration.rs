@@ -29,9 +29,7 @@ impl Migration {
     }
 }
 
-/// Whether `migrations` are numbered 1, 2, 3, … in list order. Backends
-/// check their list with it when it is compiled:
-/// `const _: () = assert!(numbered_in_order(MIGRATIONS));`.
+/// Whether `migrations` are numbered 1, 2, 3, … in list order.
 pub const fn numbered_in_order(migrations: &[Migration]) -> bool {
     let mut i = 0;
     while i < migrations.len() {
@@ -44,8 +42,13 @@ pub const fn numbered_in_order(migrations: &[Migration]) -> bool {
 }
 
 /// The newest version in `migrations` (0 for none): the schema version a
-/// build knows.
+/// build knows. A backend computes its `SCHEMA_VERSION` with it, so a list
+/// not [`numbered_in_order`] fails to build.
 pub const fn latest_version(migrations: &[Migration]) -> i64 {
+    assert!(
+        numbered_in_order(migrations),
+        "migrations are numbered 1, 2, 3, … in order"
+    );
     match migrations.last() {
         Some(m) => m.version,
         None => 0,
