@@ -32,10 +32,7 @@ pub(crate) async fn create(client: &impl GenericClient, key: &ApiKeyRecord) -> S
         .await
         .map_err(|e| {
             if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
-                StoreError::Conflict(format!(
-                    "api key {} was not stored: a key with the same id or the same secret already exists; generate a new key",
-                    key.id
-                ))
+                key.already_stored()
             } else {
                 map_err(format!("storing api key {}", key.id), e)
             }

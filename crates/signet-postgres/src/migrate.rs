@@ -8,47 +8,29 @@
 //! applied whole or not at all. A schema newer than this build knows is
 //! refused with [`StoreError::SchemaTooNew`].
 
+use signet_store::migration::{check_not_too_new, latest_version, pending, Migration};
 use signet_store::StoreError;
 use tokio_postgres::GenericClient;
 
 use crate::error_map::map_err;
 
-/// One migration.
-struct Migration {
-    version: i64,
-    name: &'static str,
-    sql: &'static str,
-}
-
 const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "init",
-        sql: include_str!("../migrations/0001_init.sql"),
-    },
-    Migration {
-        version: 2,
-        name: "delivery",
-        sql: include_str!("../migrations/0002_delivery.sql"),
-    },
+    Migration::new(1, "init", include_str!("../migrations/0001_init.sql")),
+    Migration::new(
+        2,
+        "delivery",
+        include_str!("../migrations/0002_delivery.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = latest_version(MIGRATIONS);
 
 pub use signet_store::MigrationStatus;
 
 /// Where a database at `current` stands against this build.
 pub(crate) fn status_for_version(current: i64) -> MigrationStatus {
-    MigrationStatus {
-        current,
-        known: SCHEMA_VERSION,
-        pending: MIGRATIONS
-            .iter()
-            .filter(|m| m.version > current)
-            .map(|m| (m.version, m.name))
-            .collect(),
-    }
+    MigrationStatus::of(current, MIGRATIONS)
 }
 
 /// What one call to `migrate` did.
@@ -123,14 +105,9 @@ pub(crate) async fn migrate(
     .await
     .map_err(|e| map_err("creating schema_migrations", e))?;
     let from = current_version(&tx).await?;
-    if from > SCHEMA_VERSION {
-        return Err(StoreError::SchemaTooNew {
-            found: from,
-            known: SCHEMA_VERSION,
-        });
-    }
+    check_not_too_new(from, MIGRATIONS)?;
     let mut applied = Vec::new();
-    for m in MIGRATIONS.iter().filter(|m| m.version > from) {
+    for m in pending(MIGRATIONS, from) {
         tx.batch_execute(m.sql)
             .await
             .map_err(|e| map_err(format!("applying migration {:04}_{}", m.version, m.name), e))?;
@@ -157,11 +134,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn migrations_are_numbered_in_order_and_end_at_the_schema_version() {
-        for (i, m) in MIGRATIONS.iter().enumerate() {
-            assert_eq!(m.version, i as i64 + 1);
-        }
-        assert_eq!(MIGRATIONS.last().map(|m| m.version), Some(SCHEMA_VERSION));
+    fn status_names_the_pending_migrations() {
         assert_eq!(status_for_version(1).pending, vec![(2, "delivery")]);
         assert!(status_for_version(SCHEMA_VERSION + 1).is_too_new());
     }

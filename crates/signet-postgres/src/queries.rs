@@ -1,14 +1,12 @@
 //! Reads: lookups, listings, counts.
 
-use std::collections::BTreeMap;
-
 use deadpool_postgres::GenericClient;
-use signet_sign::Algorithm;
+use signet_store::paging::{check_task_cursor, dead_page, parse_dead_cursor, task_page};
 use signet_store::{
-    page_size, DeadFilter, KeyUsage, MessageId, Page, QueueCounts, StoreError, StoreResult,
-    TaskFilter, TaskId, TaskRow, TaskState,
+    page_size, DeadFilter, KeyUsage, Page, QueueCounts, StoreResult, TaskFilter, TaskRow,
 };
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{FromSql, ToSql};
+use tokio_postgres::Row;
 
 use crate::error_map::map_err;
 use crate::row::{task_from_row, TASK_COLUMNS};
@@ -76,21 +74,6 @@ async fn collect(
         .collect()
 }
 
-/// Checks the id of a task row: a task id, or a message id.
-fn check_row_id(id: &str) -> StoreResult<()> {
-    if id.starts_with(MessageId::PREFIX) {
-        MessageId::parse(id).map(drop)
-    } else {
-        TaskId::parse(id).map(drop)
-    }
-}
-
-fn bad_cursor(cursor: &str) -> StoreError {
-    StoreError::invalid(format!(
-        "cursor {cursor:?} is not valid; pass the next_cursor of the previous page unchanged"
-    ))
-}
-
 /// Tasks in id order, paged by id.
 pub(crate) async fn list_tasks(
     client: &impl GenericClient,
@@ -108,20 +91,14 @@ pub(crate) async fn list_tasks(
         sql.push_str(&format!(" AND state = ${}", args.len()));
     }
     if let Some(c) = &filter.cursor {
-        check_row_id(c).map_err(|_| bad_cursor(c))?;
+        check_task_cursor(c)?;
         args.push(Box::new(c.clone()));
         sql.push_str(&format!(" AND id > ${}", args.len()));
     }
     args.push(Box::new(limit as i64 + 1));
     sql.push_str(&format!(" ORDER BY id LIMIT ${}", args.len()));
-    let mut items = collect(client, &sql, &args, "listing tasks").await?;
-    let next_cursor = if items.len() > limit {
-        items.truncate(limit);
-        items.last().map(|r| r.id().to_owned())
-    } else {
-        None
-    };
-    Ok(Page { items, next_cursor })
+    let items = collect(client, &sql, &args, "listing tasks").await?;
+    Ok(task_page(items, limit))
 }
 
 /// The `WHERE` clause of a dead-letter filter (cursor excluded).
@@ -145,13 +122,6 @@ fn dead_where(filter: &DeadFilter, args: &mut Args) -> String {
         sql.push_str(&format!(" AND finished_at_ms < ${}", args.len()));
     }
     sql
-}
-
-fn parse_dead_cursor(c: &str) -> StoreResult<(i64, String)> {
-    let (ms, id) = c.split_once(':').ok_or_else(|| bad_cursor(c))?;
-    let ms: i64 = ms.parse().map_err(|_| bad_cursor(c))?;
-    check_row_id(id).map_err(|_| bad_cursor(c))?;
-    Ok((ms, id.to_owned()))
 }
 
 /// Dead letters, newest first, paged by `(finished_at, id)`.
@@ -180,16 +150,8 @@ pub(crate) async fn list_dead(
         " ORDER BY finished_at_ms DESC, id DESC LIMIT ${}",
         args.len()
     ));
-    let mut items = collect(client, &sql, &args, "listing dead letters").await?;
-    let next_cursor = if items.len() > limit {
-        items.truncate(limit);
-        items
-            .last()
-            .map(|r| format!("{}:{}", r.finished_at_ms.unwrap_or_default(), r.id()))
-    } else {
-        None
-    };
-    Ok(Page { items, next_cursor })
+    let items = collect(client, &sql, &args, "listing dead letters").await?;
+    Ok(dead_page(items, limit))
 }
 
 /// Ids of every dead letter matching `filter` (limit and cursor ignored).
@@ -238,30 +200,11 @@ pub(crate) async fn counts(client: &impl GenericClient) -> StoreResult<Vec<Queue
         .query(&stmt, &[])
         .await
         .map_err(|e| map_err("counting tasks", e))?;
-    let mut by_queue: BTreeMap<String, Vec<(TaskState, u64)>> = BTreeMap::new();
-    for row in rows {
-        let (queue, state, n): (String, String, i64) = (|| {
-            Ok::<_, tokio_postgres::Error>((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
-        })()
-        .map_err(|e| map_err("counting tasks", e))?;
-        let state: TaskState = state.parse().map_err(|e: StoreError| {
-            StoreError::backend(
-                format!("queue {queue} has tasks in an unknown state; the database is corrupt"),
-                e,
-            )
-        })?;
-        by_queue
-            .entry(queue)
-            .or_default()
-            .push((state, u64::try_from(n).unwrap_or_default()));
-    }
-    Ok(by_queue
-        .into_iter()
-        .map(|(queue, mut counts)| {
-            counts.sort();
-            QueueCounts { queue, counts }
-        })
-        .collect())
+    QueueCounts::from_counted(
+        rows.iter()
+            .map(|row| counted(row, "counting tasks"))
+            .collect::<StoreResult<Vec<_>>>()?,
+    )
 }
 
 /// Pending tasks per signing key id.
@@ -285,27 +228,18 @@ pub(crate) async fn pending_by_key(client: &impl GenericClient) -> StoreResult<V
         .map_err(|e| map_err("counting pending tasks per key", e))?;
     rows.iter()
         .map(|row| {
-            let (key_id, alg, n): (Option<String>, Option<String>, i64) = (|| {
-                Ok::<_, tokio_postgres::Error>((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
-            })()
-            .map_err(|e| map_err("counting pending tasks per key", e))?;
-            let alg = alg
-                .map(|a| {
-                    a.parse::<Algorithm>().map_err(|e| {
-                        StoreError::backend(
-                            format!(
-                                "tasks signed with key {key_id:?} name an unknown algorithm; the database is corrupt"
-                            ),
-                            e,
-                        )
-                    })
-                })
-                .transpose()?;
-            Ok(KeyUsage {
-                key_id,
-                alg,
-                pending: u64::try_from(n).unwrap_or_default(),
-            })
+            let (key_id, alg, n) = counted(row, "counting pending tasks per key")?;
+            KeyUsage::from_counted(key_id, alg, n)
         })
         .collect()
+}
+
+/// One row of a counting query: two columns, then a count.
+fn counted<'a, A: FromSql<'a>, B: FromSql<'a>>(
+    row: &'a Row,
+    context: &str,
+) -> StoreResult<(A, B, i64)> {
+    let get =
+        || Ok::<_, tokio_postgres::Error>((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?));
+    get().map_err(|e| map_err(context, e))
 }

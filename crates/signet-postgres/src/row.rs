@@ -1,10 +1,10 @@
 //! Reading rows, defensively: a row that does not decode gives an error
 //! naming the row and column, never a panic.
 
-use std::collections::BTreeMap;
-use std::str::FromStr;
-
-use signet_sign::{Algorithm, TaskEnvelope};
+use signet_sign::TaskEnvelope;
+use signet_store::rows::{
+    corrupt_row, dead_reason_from_column, headers_from_json, state_from_column, BadColumn,
+};
 use signet_store::{
     ApiKeyRecord, AttemptRecord, CatchUp, LeaderLease, ScheduleRecord, SignatureRecord, StoreError,
     StoreResult, TargetRecord, TaskRow,
@@ -12,15 +12,9 @@ use signet_store::{
 use tokio_postgres::types::FromSql;
 use tokio_postgres::Row;
 
-/// The task columns, in the order [`task_from_row`] reads them.
-pub(crate) const TASK_COLUMNS: &str = "id, queue, name, args, headers, created_at_ms, \
-     not_before_ms, expires_at_ms, max_attempts, callback_url, sig_alg, sig_key_id, sig, \
-     state, priority, attempt, run_at_ms, lease_owner, lease_expires_at_ms, last_error, \
-     dead_reason, dead_detail, result, idempotency_key, updated_at_ms, finished_at_ms";
-
-/// The API key columns, in the order [`api_key_from_row`] reads them.
-pub(crate) const API_KEY_COLUMNS: &str =
-    "id, name, scope, hash, prefix, created_at_ms, revoked_at_ms";
+/// The task and API key columns, in the order [`task_from_row`] and
+/// [`api_key_from_row`] read them.
+pub(crate) use signet_store::rows::{API_KEY_COLUMNS, TASK_COLUMNS};
 
 /// The attempt columns, in the order [`attempt_from_row`] reads them.
 pub(crate) const ATTEMPT_COLUMNS: &str =
@@ -38,12 +32,7 @@ pub(crate) const SCHEDULE_COLUMNS: &str = "id, name, cron, timezone, payload, ca
 pub(crate) const LEASE_COLUMNS: &str = "name, holder, term, expires_at_ms";
 
 fn corrupt(what: &str, id: &str, column: &str, cause: impl std::fmt::Display) -> StoreError {
-    StoreError::backend(
-        format!(
-            "{what} {id} has an unreadable {column} column; the row is corrupt (edited by hand or damaged). Inspect it with psql, or purge or delete the row"
-        ),
-        cause.to_string(),
-    )
+    corrupt_row(what, id, column, "psql", cause)
 }
 
 /// Reads column `idx` of a `what` row identified by `id`.
@@ -70,15 +59,9 @@ fn opt_u32(v: Option<i64>, what: &str, id: &str, name: &str) -> StoreResult<Opti
     v.map(|v| to_u32(v, what, id, name)).transpose()
 }
 
-fn parsed<T, E: std::fmt::Display>(
-    value: Option<String>,
-    id: &str,
-    name: &str,
-    parse: impl Fn(&str) -> Result<T, E>,
-) -> StoreResult<Option<T>> {
-    value
-        .map(|v| parse(&v).map_err(|e| corrupt("task", id, name, e)))
-        .transpose()
+/// The error for task `id` whose stored value does not decode.
+fn bad(id: &str) -> impl Fn(BadColumn) -> StoreError + '_ {
+    move |b| corrupt("task", id, b.column, b.cause)
 }
 
 /// Decodes a task row selected with [`TASK_COLUMNS`].
@@ -86,32 +69,15 @@ pub(crate) fn task_from_row(row: &Row) -> StoreResult<TaskRow> {
     let id = first_id(row, "task")?;
     let id = id.as_str();
     let headers_json: String = get(row, 4, "task", id, "headers")?;
-    let headers: BTreeMap<String, String> =
-        serde_json::from_str(&headers_json).map_err(|e| corrupt("task", id, "headers", e))?;
-    let alg = parsed(
+    let headers = headers_from_json(&headers_json).map_err(bad(id))?;
+    let signature = SignatureRecord::from_columns(
         get(row, 10, "task", id, "sig_alg")?,
-        id,
-        "sig_alg",
-        Algorithm::from_str,
-    )?;
-    let key_id: Option<String> = get(row, 11, "task", id, "sig_key_id")?;
-    let sig: Option<Vec<u8>> = get(row, 12, "task", id, "sig")?;
-    let signature = match (alg, key_id, sig) {
-        (Some(alg), Some(key_id), Some(sig)) => Some(SignatureRecord { alg, key_id, sig }),
-        (None, None, None) => None,
-        _ => {
-            return Err(corrupt(
-                "task",
-                id,
-                "signature",
-                "sig_alg, sig_key_id and sig must be all set or all NULL",
-            ))
-        }
-    };
+        get(row, 11, "task", id, "sig_key_id")?,
+        get(row, 12, "task", id, "sig")?,
+    )
+    .map_err(bad(id))?;
     let state: String = get(row, 13, "task", id, "state")?;
-    let state = state
-        .parse()
-        .map_err(|e: StoreError| corrupt("task", id, "state", e))?;
+    let state = state_from_column(&state).map_err(bad(id))?;
     Ok(TaskRow {
         envelope: TaskEnvelope {
             id: id.to_owned(),
@@ -138,24 +104,14 @@ pub(crate) fn task_from_row(row: &Row) -> StoreResult<TaskRow> {
         lease_owner: get(row, 17, "task", id, "lease_owner")?,
         lease_expires_at_ms: get(row, 18, "task", id, "lease_expires_at_ms")?,
         last_error: get(row, 19, "task", id, "last_error")?,
-        dead_reason: parsed(
-            get(row, 20, "task", id, "dead_reason")?,
-            id,
-            "dead_reason",
-            |s| s.parse(),
-        )?,
+        dead_reason: dead_reason_from_column(get(row, 20, "task", id, "dead_reason")?)
+            .map_err(bad(id))?,
         dead_detail: get(row, 21, "task", id, "dead_detail")?,
         result: get(row, 22, "task", id, "result")?,
         idempotency_key: get(row, 23, "task", id, "idempotency_key")?,
         updated_at_ms: get(row, 24, "task", id, "updated_at_ms")?,
         finished_at_ms: get(row, 25, "task", id, "finished_at_ms")?,
     })
-}
-
-/// Encodes headers for the `headers` column.
-pub(crate) fn headers_json(headers: &BTreeMap<String, String>) -> StoreResult<String> {
-    serde_json::to_string(headers)
-        .map_err(|e| StoreError::backend("encoding task headers as JSON", e))
 }
 
 /// Decodes an API key row selected with [`API_KEY_COLUMNS`].

@@ -4,6 +4,8 @@
 use deadpool_postgres::GenericClient;
 use signet_store::{ScheduleRecord, StoreError, StoreResult};
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Statement;
 
 use crate::error_map::{is_unique_violation, map_err};
 use crate::row::{schedule_from_row, SCHEDULE_COLUMNS};
@@ -27,27 +29,11 @@ pub(crate) async fn create(client: &impl GenericClient, s: &ScheduleRecord) -> S
     let stmt = client
         .prepare_cached(&format!(
             "INSERT INTO schedules ({SCHEDULE_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $11, $10)"
         ))
         .await
         .map_err(|e| map_err("preparing a schedule insert", e))?;
-    client
-        .execute(
-            &stmt,
-            &[
-                &s.id,
-                &s.name,
-                &s.cron,
-                &s.timezone,
-                &s.payload,
-                &s.catch_up.as_str(),
-                &s.paused,
-                &s.next_fire_at_ms,
-                &s.last_fired_at_ms,
-                &s.created_at_ms,
-                &s.updated_at_ms,
-            ],
-        )
+    write(client, &stmt, s, Some(&s.created_at_ms))
         .await
         .map_err(|e| refused(s, e, "storing"))?;
     Ok(())
@@ -102,28 +88,39 @@ pub(crate) async fn update(client: &impl GenericClient, s: &ScheduleRecord) -> S
         )
         .await
         .map_err(|e| map_err("preparing a schedule update", e))?;
-    let n = client
-        .execute(
-            &stmt,
-            &[
-                &s.id,
-                &s.name,
-                &s.cron,
-                &s.timezone,
-                &s.payload,
-                &s.catch_up.as_str(),
-                &s.paused,
-                &s.next_fire_at_ms,
-                &s.last_fired_at_ms,
-                &s.updated_at_ms,
-            ],
-        )
+    let n = write(client, &stmt, s, None)
         .await
         .map_err(|e| refused(s, e, "updating"))?;
     if n == 0 {
         return Err(StoreError::not_found("schedule", s.id.clone()));
     }
     Ok(())
+}
+
+/// Runs an insert or an update of `s`: `$1` to `$10` are every column but
+/// `created_at_ms` (the id first, `updated_at_ms` last); an insert also
+/// passes `created_at_ms`, as `$11`.
+async fn write(
+    client: &impl GenericClient,
+    stmt: &Statement,
+    s: &ScheduleRecord,
+    created_at_ms: Option<&i64>,
+) -> Result<u64, tokio_postgres::Error> {
+    let catch_up = s.catch_up.as_str();
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+        &s.id,
+        &s.name,
+        &s.cron,
+        &s.timezone,
+        &s.payload,
+        &catch_up,
+        &s.paused,
+        &s.next_fire_at_ms,
+        &s.last_fired_at_ms,
+        &s.updated_at_ms,
+    ];
+    params.extend(created_at_ms.map(|c| c as &(dyn ToSql + Sync)));
+    client.execute(stmt, &params).await
 }
 
 /// Deletes a schedule.

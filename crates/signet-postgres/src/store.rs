@@ -3,10 +3,11 @@
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use signet_store::migration::wall_clock_ms;
 use signet_store::{
     ApiKeyRecord, AttemptRecord, ClaimRequest, DeadFilter, DeadReason, DeadSelector, Enqueued,
     FailOutcome, KeyUsage, LeaderLease, LeaseToken, NewTask, Page, QueueCounts, ScheduleRecord,
@@ -49,13 +50,6 @@ impl fmt::Debug for PostgresStore {
             .field("schema_version", &self.inner.status.current)
             .finish_non_exhaustive()
     }
-}
-
-fn wall_clock_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// The driver configuration for `url` and `options`: the schema becomes

@@ -3,6 +3,8 @@
 use deadpool_postgres::GenericClient;
 use signet_store::{StoreError, StoreResult, TargetRecord};
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Statement;
 
 use crate::error_map::{is_unique_violation, map_err};
 use crate::row::{target_from_row, TARGET_COLUMNS};
@@ -28,26 +30,11 @@ fn refused(t: &TargetRecord, e: tokio_postgres::Error, doing: &str) -> StoreErro
 pub(crate) async fn create(client: &impl GenericClient, t: &TargetRecord) -> StoreResult<()> {
     let stmt = client
         .prepare_cached(&format!(
-            "INSERT INTO targets ({TARGET_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            "INSERT INTO targets ({TARGET_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, $9)"
         ))
         .await
         .map_err(|e| map_err("preparing a target insert", e))?;
-    client
-        .execute(
-            &stmt,
-            &[
-                &t.id,
-                &t.name,
-                &t.url_prefix,
-                &t.sealed_secrets,
-                &t.secret_fingerprint,
-                &opt_i64(t.rate_limit_per_s),
-                &opt_i64(t.max_concurrency),
-                &t.https_only,
-                &t.created_at_ms,
-                &t.updated_at_ms,
-            ],
-        )
+    write(client, &stmt, t, Some(&t.created_at_ms))
         .await
         .map_err(|e| refused(t, e, "storing"))?;
     Ok(())
@@ -111,27 +98,39 @@ pub(crate) async fn update(client: &impl GenericClient, t: &TargetRecord) -> Sto
         )
         .await
         .map_err(|e| map_err("preparing a target update", e))?;
-    let n = client
-        .execute(
-            &stmt,
-            &[
-                &t.id,
-                &t.name,
-                &t.url_prefix,
-                &t.sealed_secrets,
-                &t.secret_fingerprint,
-                &opt_i64(t.rate_limit_per_s),
-                &opt_i64(t.max_concurrency),
-                &t.https_only,
-                &t.updated_at_ms,
-            ],
-        )
+    let n = write(client, &stmt, t, None)
         .await
         .map_err(|e| refused(t, e, "updating"))?;
     if n == 0 {
         return Err(StoreError::not_found("target", t.id.clone()));
     }
     Ok(())
+}
+
+/// Runs an insert or an update of `t`: `$1` to `$9` are every column but
+/// `created_at_ms` (the id first, `updated_at_ms` last); an insert also
+/// passes `created_at_ms`, as `$10`.
+async fn write(
+    client: &impl GenericClient,
+    stmt: &Statement,
+    t: &TargetRecord,
+    created_at_ms: Option<&i64>,
+) -> Result<u64, tokio_postgres::Error> {
+    let rate_limit_per_s = opt_i64(t.rate_limit_per_s);
+    let max_concurrency = opt_i64(t.max_concurrency);
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+        &t.id,
+        &t.name,
+        &t.url_prefix,
+        &t.sealed_secrets,
+        &t.secret_fingerprint,
+        &rate_limit_per_s,
+        &max_concurrency,
+        &t.https_only,
+        &t.updated_at_ms,
+    ];
+    params.extend(created_at_ms.map(|c| c as &(dyn ToSql + Sync)));
+    client.execute(stmt, &params).await
 }
 
 /// Deletes a target.

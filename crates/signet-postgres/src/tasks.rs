@@ -7,6 +7,7 @@
 use std::collections::{HashMap, HashSet};
 
 use deadpool_postgres::GenericClient;
+use signet_store::rows::{claim_order, headers_to_json};
 use signet_store::{
     ClaimRequest, DeadReason, Enqueued, FailOutcome, LeaseToken, NewTask, StoreError, StoreResult,
     TaskRow, TaskState,
@@ -15,7 +16,7 @@ use tokio_postgres::types::ToSql;
 
 use crate::error_map::{is_unique_violation, map_err};
 use crate::queries::task_state;
-use crate::row::{headers_json, task_from_row, TASK_COLUMNS};
+use crate::row::{task_from_row, TASK_COLUMNS};
 
 /// The states a claim takes tasks from. Must match the `tasks_claim` index.
 const CLAIMABLE: &str = "state IN ('available', 'scheduled', 'retryable')";
@@ -92,7 +93,7 @@ pub(crate) async fn enqueue_batch(
         queues.push(env.queue.as_str());
         names.push(env.name.as_str());
         args.push(env.args.as_slice());
-        headers.push(headers_json(&env.headers)?);
+        headers.push(headers_to_json(&env.headers)?);
         created.push(env.created_at_ms);
         not_before.push(env.not_before_ms);
         expires.push(env.expires_at_ms);
@@ -201,7 +202,7 @@ pub(crate) async fn enqueue_batch(
             Slot::Insert if inserted.contains(&task.envelope.id) => {
                 let (state, run_at_ms) = placed[i];
                 Enqueued {
-                    task: new_row(task, state, run_at_ms, now_ms),
+                    task: TaskRow::enqueued(task, state, run_at_ms, now_ms),
                     created: true,
                 }
             }
@@ -239,26 +240,6 @@ async fn duplicate_id(client: &impl GenericClient, ids: &[&str]) -> StoreError {
     StoreError::Conflict(format!(
         "{which} already exists; every task needs a fresh id (TaskId::generate()); nothing was enqueued"
     ))
-}
-
-fn new_row(task: NewTask, state: TaskState, run_at_ms: i64, now_ms: i64) -> TaskRow {
-    TaskRow {
-        envelope: task.envelope,
-        signature: task.signature,
-        state,
-        priority: task.priority,
-        attempt: 0,
-        run_at_ms,
-        lease_owner: None,
-        lease_expires_at_ms: None,
-        last_error: None,
-        dead_reason: None,
-        dead_detail: None,
-        result: None,
-        idempotency_key: task.idempotency_key,
-        updated_at_ms: now_ms,
-        finished_at_ms: None,
-    }
 }
 
 /// Claim from one queue: `$1` owner, `$2` lease expiry, `$3` now, `$4`
@@ -328,20 +309,8 @@ pub(crate) async fn claim(
         .map(task_from_row)
         .collect::<StoreResult<Vec<_>>>()?;
     // RETURNING gives no order: restore the claim order.
-    out.sort_by(|a, b| {
-        b.priority
-            .cmp(&a.priority)
-            .then(a.run_at_ms.cmp(&b.run_at_ms))
-            .then_with(|| a.id().cmp(b.id()))
-    });
+    out.sort_by(claim_order);
     Ok(out)
-}
-
-fn lease_lost(lease: &LeaseToken) -> StoreError {
-    StoreError::LeaseLost {
-        task_id: lease.task_id.clone(),
-        attempt: lease.attempt,
-    }
 }
 
 /// The lease condition; its parameters follow the statement's own.
@@ -388,7 +357,7 @@ async fn with_lease(
             .map_err(|e| map_err(context(), e))?
     };
     if changed == 0 {
-        return Err(lease_lost(lease));
+        return Err(lease.lost());
     }
     Ok(())
 }
@@ -478,7 +447,7 @@ pub(crate) async fn complete_batch(
             if first && done.contains(&lease.task_id) {
                 Ok(())
             } else {
-                Err(lease_lost(lease))
+                Err(lease.lost())
             }
         })
         .collect())

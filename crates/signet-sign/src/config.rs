@@ -462,6 +462,16 @@ mod tests {
         SigningConfig::from_vars(vars.iter().copied())
     }
 
+    /// HMAC keys "old" and "new", "new" active, `overlap` also signing.
+    fn rotating(overlap: &str) -> Result<SigningConfig> {
+        let keys = format!("old:{},new:{}", b64(&[1; 32]), b64(&[2; 32]));
+        parse(&[
+            (VAR_KEYS, &keys),
+            (VAR_ACTIVE_KEY, "new"),
+            (VAR_OVERLAP_KEYS, overlap),
+        ])
+    }
+
     fn ed_pair(seed: u8) -> (String, String) {
         let k = Ed25519SecretKey::from_seed(&[seed; 32]).unwrap();
         (b64(&[seed; 32]), b64(&k.public_key().to_bytes()))
@@ -565,13 +575,7 @@ mod tests {
 
     #[test]
     fn summary_names_algorithm_and_ids_only() {
-        let keys = format!("old:{},new:{}", b64(&[1; 32]), b64(&[2; 32]));
-        let cfg = parse(&[
-            (VAR_KEYS, &keys),
-            (VAR_ACTIVE_KEY, "new"),
-            (VAR_OVERLAP_KEYS, "old"),
-        ])
-        .unwrap();
+        let cfg = rotating("old").unwrap();
         assert_eq!(
             cfg.summary(),
             "signing on: hmac-sha256, active key \"new\", also signing with old, 2 keys (old, new)"
@@ -637,21 +641,10 @@ mod tests {
 
     #[test]
     fn overlap_keys_sign_beside_the_active_one() {
-        let keys = format!("old:{},new:{}", b64(&[1; 32]), b64(&[2; 32]));
-        let cfg = parse(&[
-            (VAR_KEYS, &keys),
-            (VAR_ACTIVE_KEY, "new"),
-            (VAR_OVERLAP_KEYS, "old"),
-        ])
-        .unwrap();
+        let cfg = rotating("old").unwrap();
         let ids: Vec<_> = cfg.ring.signers().iter().map(|k| k.id().as_str()).collect();
         assert_eq!(ids, ["new", "old"]);
-        let err = parse(&[
-            (VAR_KEYS, &keys),
-            (VAR_ACTIVE_KEY, "new"),
-            (VAR_OVERLAP_KEYS, "gone"),
-        ])
-        .unwrap_err();
+        let err = rotating("gone").unwrap_err();
         assert!(err
             .to_string()
             .starts_with("SIGNET_SIGNING_OVERLAP_KEYS: key \"gone\""));

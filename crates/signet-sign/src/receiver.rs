@@ -283,8 +283,7 @@ impl Verifier {
             ts,
             signature,
             body,
-            now,
-            self.tolerance_secs,
+            &VerifyOptions::new(now).with_tolerance(self.tolerance_secs),
         )?;
         // Verification accepted it, so it is 1 to 19 digits that fit an i64.
         let timestamp = ts.trim().parse::<i64>().map_err(|_| {

@@ -189,6 +189,35 @@ pub fn sign_headers(
     ])
 }
 
+/// Clock and freshness window for verifying. There is deliberately no
+/// `Default`: a verifier must say what time it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VerifyOptions {
+    /// Current time, unix seconds.
+    pub now: i64,
+    /// Largest accepted |now − timestamp|, seconds, both directions.
+    pub tolerance_secs: i64,
+}
+
+impl VerifyOptions {
+    /// Options at `now` with the default tolerance of
+    /// [`DEFAULT_TOLERANCE_SECS`] (300 s).
+    pub fn new(now: i64) -> Self {
+        Self {
+            now,
+            tolerance_secs: DEFAULT_TOLERANCE_SECS,
+        }
+    }
+
+    /// The same options with another tolerance.
+    pub fn with_tolerance(self, tolerance_secs: i64) -> Self {
+        Self {
+            tolerance_secs,
+            ..self
+        }
+    }
+}
+
 /// Which key verified a message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verified {
@@ -217,24 +246,25 @@ pub fn verify(
         timestamp,
         signature_header,
         body,
-        now,
-        tolerance_secs,
+        &VerifyOptions {
+            now,
+            tolerance_secs,
+        },
     )
 }
 
 /// Verifies a message: `msg_id`, `timestamp` and `signature_header` are the
-/// header values as received (empty when absent), `now` the verifier's clock
-/// in unix seconds. Error messages name headers by `names`.
+/// header values as received (empty when absent), `options` the verifier's
+/// clock and window. Error messages name headers by `names`.
 ///
 /// Checks, in order: ids and headers present ([`Error::missing`]); the
-/// timestamp is a whole number of seconds ([`Error::malformed`]) within
-/// `tolerance_secs` of `now` ([`Error::too_old`], [`Error::too_new`]); the
+/// timestamp is a whole number of seconds ([`Error::malformed`]) within the
+/// window ([`Error::too_old`], [`Error::too_new`]); the
 /// header has a `v1` or `v1a` entry ([`Error::malformed`]) the ring has keys
 /// for ([`Error::algorithm_mismatch`]); then any entry matching any key of
 /// its algorithm is accepted, in constant time per comparison. When none
 /// does: [`Error::malformed`] if every entry was unreadable, else
 /// [`Error::mismatch`]. An empty ring is an [`Error::config`].
-#[allow(clippy::too_many_arguments)] // reason: the three headers, body, clock and window are all independent inputs
 pub fn verify_with_names(
     names: &HeaderNames,
     ring: &KeyRing,
@@ -242,8 +272,7 @@ pub fn verify_with_names(
     timestamp: &str,
     signature_header: &str,
     body: &[u8],
-    now: i64,
-    tolerance_secs: i64,
+    options: &VerifyOptions,
 ) -> Result<Verified> {
     if ring.is_empty() {
         return Err(Error::config(
@@ -264,7 +293,7 @@ pub fn verify_with_names(
         )));
     }
     let ts = parse_timestamp(names, timestamp)?;
-    check_fresh(ts, now, tolerance_secs)?;
+    check_fresh(ts, options.now, options.tolerance_secs)?;
 
     // The timestamp is signed as the sender wrote it (digits only, checked above).
     let mut prefix = Prefix::new();
@@ -649,8 +678,9 @@ mod tests {
         );
         let e = verify(&ring, "msg_1", "1000", "v1a,abc", b"body", 1000, 300).unwrap_err();
         assert!(e.is_algorithm_mismatch(), "{e}");
-        let e = verify_with_names(&SVIX_HEADERS, &ring, "", "1000", &h, b"body", 1000, 300)
-            .unwrap_err();
+        let opts = VerifyOptions::new(1000);
+        let e =
+            verify_with_names(&SVIX_HEADERS, &ring, "", "1000", &h, b"body", &opts).unwrap_err();
         assert!(e.is_missing() && e.to_string().starts_with("svix-id header"));
     }
 

@@ -25,10 +25,7 @@ pub(crate) fn create(conn: &Connection, key: &ApiKeyRecord) -> StoreResult<()> {
     })
     .map_err(|e| {
         if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) {
-            StoreError::Conflict(format!(
-                "api key {} was not stored: a key with the same id or the same secret already exists; generate a new key",
-                key.id
-            ))
+            key.already_stored()
         } else {
             map_err(format!("storing api key {}", key.id), e)
         }

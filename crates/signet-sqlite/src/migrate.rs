@@ -7,33 +7,23 @@
 use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use signet_store::migration::{check_not_too_new, latest_version, pending, Migration};
 use signet_store::StoreError;
 
 use crate::error_map::map_err;
 use crate::url::{parse_url, Location};
 
-/// One migration.
-struct Migration {
-    version: i64,
-    name: &'static str,
-    sql: &'static str,
-}
-
 const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "init",
-        sql: include_str!("../migrations/0001_init.sql"),
-    },
-    Migration {
-        version: 2,
-        name: "delivery",
-        sql: include_str!("../migrations/0002_delivery.sql"),
-    },
+    Migration::new(1, "init", include_str!("../migrations/0001_init.sql")),
+    Migration::new(
+        2,
+        "delivery",
+        include_str!("../migrations/0002_delivery.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = latest_version(MIGRATIONS);
 
 pub use signet_store::MigrationStatus;
 
@@ -55,15 +45,7 @@ pub fn migration_status(url: &str) -> Result<MigrationStatus, StoreError> {
 }
 
 fn status_for(current: i64) -> MigrationStatus {
-    MigrationStatus {
-        current,
-        known: SCHEMA_VERSION,
-        pending: MIGRATIONS
-            .iter()
-            .filter(|m| m.version > current)
-            .map(|m| (m.version, m.name))
-            .collect(),
-    }
+    MigrationStatus::of(current, MIGRATIONS)
 }
 
 fn current_version(conn: &Connection) -> Result<i64, StoreError> {
@@ -100,13 +82,8 @@ pub(crate) fn migrate(conn: &mut Connection, now_ms: i64) -> Result<MigrationSta
     )
     .map_err(|e| map_err("creating schema_migrations", e))?;
     let current = current_version(&tx)?;
-    if current > SCHEMA_VERSION {
-        return Err(StoreError::SchemaTooNew {
-            found: current,
-            known: SCHEMA_VERSION,
-        });
-    }
-    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+    check_not_too_new(current, MIGRATIONS)?;
+    for m in pending(MIGRATIONS, current) {
         tx.execute_batch(m.sql)
             .map_err(|e| map_err(format!("applying migration {:04}_{}", m.version, m.name), e))?;
         tx.execute(
@@ -123,14 +100,6 @@ pub(crate) fn migrate(conn: &mut Connection, now_ms: i64) -> Result<MigrationSta
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn migrations_are_numbered_in_order_and_end_at_the_schema_version() {
-        for (i, m) in MIGRATIONS.iter().enumerate() {
-            assert_eq!(m.version, i as i64 + 1);
-        }
-        assert_eq!(MIGRATIONS.last().map(|m| m.version), Some(SCHEMA_VERSION));
-    }
 
     #[test]
     fn migrating_twice_is_a_no_op_and_too_new_is_refused() {

@@ -2,14 +2,11 @@
 //! by the reader pool (or the writer, for in-memory databases and for the
 //! reads a write needs).
 
-use std::collections::BTreeMap;
-
-use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
-use signet_sign::Algorithm;
+use rusqlite::types::{FromSql, Value};
+use rusqlite::{params_from_iter, Connection, OptionalExtension, Statement};
+use signet_store::paging::{check_task_cursor, dead_page, parse_dead_cursor, task_page};
 use signet_store::{
-    page_size, DeadFilter, KeyUsage, MessageId, Page, QueueCounts, StoreError, StoreResult,
-    TaskFilter, TaskId, TaskRow, TaskState,
+    page_size, DeadFilter, KeyUsage, Page, QueueCounts, StoreResult, TaskFilter, TaskRow,
 };
 
 use crate::error_map::map_err;
@@ -59,21 +56,6 @@ fn collect(
     Ok(out)
 }
 
-/// Checks the id of a task row: a task id, or a message id.
-fn check_row_id(id: &str) -> StoreResult<()> {
-    if id.starts_with(MessageId::PREFIX) {
-        MessageId::parse(id).map(drop)
-    } else {
-        TaskId::parse(id).map(drop)
-    }
-}
-
-fn bad_cursor(cursor: &str) -> StoreError {
-    StoreError::invalid(format!(
-        "cursor {cursor:?} is not valid; pass the next_cursor of the previous page unchanged"
-    ))
-}
-
 /// Tasks in id order, paged by id.
 pub(crate) fn list_tasks(conn: &Connection, filter: &TaskFilter) -> StoreResult<Page<TaskRow>> {
     let limit = page_size(filter.limit);
@@ -88,20 +70,14 @@ pub(crate) fn list_tasks(conn: &Connection, filter: &TaskFilter) -> StoreResult<
         args.push(Value::Text(s.as_str().to_owned()));
     }
     if let Some(c) = &filter.cursor {
-        check_row_id(c).map_err(|_| bad_cursor(c))?;
+        check_task_cursor(c)?;
         sql.push_str(" AND id > ?");
         args.push(Value::Text(c.clone()));
     }
     sql.push_str(" ORDER BY id LIMIT ?");
     args.push(Value::Integer(limit as i64 + 1));
-    let mut items = collect(conn, &sql, args, "listing tasks")?;
-    let next_cursor = if items.len() > limit {
-        items.truncate(limit);
-        items.last().map(|r| r.id().to_owned())
-    } else {
-        None
-    };
-    Ok(Page { items, next_cursor })
+    let items = collect(conn, &sql, args, "listing tasks")?;
+    Ok(task_page(items, limit))
 }
 
 /// The `WHERE` clause of a dead-letter filter (cursor excluded).
@@ -127,13 +103,6 @@ fn dead_where(filter: &DeadFilter, args: &mut Vec<Value>) -> String {
     sql
 }
 
-fn parse_dead_cursor(c: &str) -> StoreResult<(i64, String)> {
-    let (ms, id) = c.split_once(':').ok_or_else(|| bad_cursor(c))?;
-    let ms: i64 = ms.parse().map_err(|_| bad_cursor(c))?;
-    check_row_id(id).map_err(|_| bad_cursor(c))?;
-    Ok((ms, id.to_owned()))
-}
-
 /// Dead letters, newest first, paged by `(finished_at, id)`.
 pub(crate) fn list_dead(conn: &Connection, filter: &DeadFilter) -> StoreResult<Page<TaskRow>> {
     let limit = page_size(filter.limit);
@@ -149,16 +118,8 @@ pub(crate) fn list_dead(conn: &Connection, filter: &DeadFilter) -> StoreResult<P
     }
     sql.push_str(" ORDER BY finished_at_ms DESC, id DESC LIMIT ?");
     args.push(Value::Integer(limit as i64 + 1));
-    let mut items = collect(conn, &sql, args, "listing dead letters")?;
-    let next_cursor = if items.len() > limit {
-        items.truncate(limit);
-        items
-            .last()
-            .map(|r| format!("{}:{}", r.finished_at_ms.unwrap_or_default(), r.id()))
-    } else {
-        None
-    };
-    Ok(Page { items, next_cursor })
+    let items = collect(conn, &sql, args, "listing dead letters")?;
+    Ok(dead_page(items, limit))
 }
 
 /// Ids of every dead letter matching `filter` (limit and cursor ignored).
@@ -193,36 +154,7 @@ pub(crate) fn counts(conn: &Connection) -> StoreResult<Vec<QueueCounts>> {
     let mut stmt = conn
         .prepare_cached(COUNTS_SQL)
         .map_err(|e| map_err("preparing counts", e))?;
-    let rows = stmt
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        })
-        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| map_err("counting tasks", e))?;
-    let mut by_queue: BTreeMap<String, Vec<(TaskState, u64)>> = BTreeMap::new();
-    for (queue, state, n) in rows {
-        let state: TaskState = state.parse().map_err(|e: StoreError| {
-            StoreError::backend(
-                format!("queue {queue} has tasks in an unknown state; the database is corrupt"),
-                e,
-            )
-        })?;
-        by_queue
-            .entry(queue)
-            .or_default()
-            .push((state, u64::try_from(n).unwrap_or_default()));
-    }
-    Ok(by_queue
-        .into_iter()
-        .map(|(queue, mut counts)| {
-            counts.sort();
-            QueueCounts { queue, counts }
-        })
-        .collect())
+    QueueCounts::from_counted(counted(&mut stmt, "counting tasks")?)
 }
 
 /// Pending tasks per signing key id.
@@ -239,35 +171,18 @@ pub(crate) fn pending_by_key(conn: &Connection) -> StoreResult<Vec<KeyUsage>> {
              GROUP BY sig_key_id, sig_alg ORDER BY sig_key_id, sig_alg",
         )
         .map_err(|e| map_err("preparing pending_by_key", e))?;
-    let rows = stmt
-        .query_map(params![], |r| {
-            Ok((
-                r.get::<_, Option<String>>(0)?,
-                r.get::<_, Option<String>>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        })
-        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| map_err("counting pending tasks per key", e))?;
-    rows.into_iter()
-        .map(|(key_id, alg, n)| {
-            let alg = alg
-                .map(|a| {
-                    a.parse::<Algorithm>().map_err(|e| {
-                        StoreError::backend(
-                            format!(
-                                "tasks signed with key {key_id:?} name an unknown algorithm; the database is corrupt"
-                            ),
-                            e,
-                        )
-                    })
-                })
-                .transpose()?;
-            Ok(KeyUsage {
-                key_id,
-                alg,
-                pending: u64::try_from(n).unwrap_or_default(),
-            })
-        })
+    counted(&mut stmt, "counting pending tasks per key")?
+        .into_iter()
+        .map(|(key_id, alg, n)| KeyUsage::from_counted(key_id, alg, n))
         .collect()
+}
+
+/// The rows of a counting query: two columns, then a count.
+fn counted<A: FromSql, B: FromSql>(
+    stmt: &mut Statement<'_>,
+    context: &str,
+) -> StoreResult<Vec<(A, B, i64)>> {
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| map_err(context, e))
 }

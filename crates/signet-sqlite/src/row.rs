@@ -1,23 +1,17 @@
 //! Reading task and API key rows, defensively: a row that does not decode
 //! gives an error naming the task, never a panic.
 
-use std::collections::BTreeMap;
-use std::str::FromStr;
-
 use rusqlite::types::FromSql;
 use rusqlite::Row;
-use signet_sign::{Algorithm, TaskEnvelope};
+use signet_sign::TaskEnvelope;
+use signet_store::rows::{
+    corrupt_row, dead_reason_from_column, headers_from_json, state_from_column, BadColumn,
+};
 use signet_store::{ApiKeyRecord, SignatureRecord, StoreError, StoreResult, TaskRow};
 
-/// The task columns, in the order [`task_from_row`] reads them.
-pub(crate) const TASK_COLUMNS: &str = "id, queue, name, args, headers, created_at_ms, \
-     not_before_ms, expires_at_ms, max_attempts, callback_url, sig_alg, sig_key_id, sig, \
-     state, priority, attempt, run_at_ms, lease_owner, lease_expires_at_ms, last_error, \
-     dead_reason, dead_detail, result, idempotency_key, updated_at_ms, finished_at_ms";
-
-/// The API key columns, in the order [`api_key_from_row`] reads them.
-pub(crate) const API_KEY_COLUMNS: &str =
-    "id, name, scope, hash, prefix, created_at_ms, revoked_at_ms";
+/// The task and API key columns, in the order [`task_from_row`] and
+/// [`api_key_from_row`] read them.
+pub(crate) use signet_store::rows::{API_KEY_COLUMNS, TASK_COLUMNS};
 
 pub(crate) fn corrupt(
     what: &str,
@@ -25,12 +19,7 @@ pub(crate) fn corrupt(
     column: &str,
     cause: impl std::fmt::Display,
 ) -> StoreError {
-    StoreError::backend(
-        format!(
-            "{what} {id} has an unreadable {column} column; the row is corrupt (edited by hand or damaged). Inspect it with sqlite3, or purge or delete the row"
-        ),
-        cause.to_string(),
-    )
+    corrupt_row(what, id, column, "sqlite3", cause)
 }
 
 /// Reads column `idx`, named `column`, of the `what` row `id`; a value that
@@ -49,15 +38,9 @@ fn col<T: FromSql>(row: &Row<'_>, idx: usize, id: &str, name: &str) -> StoreResu
     row.get(idx).map_err(|e| corrupt("task", id, name, e))
 }
 
-fn parsed<T, E: std::fmt::Display>(
-    value: Option<String>,
-    id: &str,
-    name: &str,
-    parse: impl Fn(&str) -> Result<T, E>,
-) -> StoreResult<Option<T>> {
-    value
-        .map(|v| parse(&v).map_err(|e| corrupt("task", id, name, e)))
-        .transpose()
+/// The error for task `id` whose stored value does not decode.
+fn bad(id: &str) -> impl Fn(BadColumn) -> StoreError + '_ {
+    move |b| corrupt("task", id, b.column, b.cause)
 }
 
 fn unsigned(v: i64, id: &str, name: &str) -> StoreResult<u32> {
@@ -70,33 +53,14 @@ pub(crate) fn task_from_row(row: &Row<'_>) -> StoreResult<TaskRow> {
         .get(0)
         .map_err(|e| corrupt("task", "(unknown id)", "id", e))?;
     let id = id.as_str();
-    let headers_json: String = col(row, 4, id, "headers")?;
-    let headers: BTreeMap<String, String> =
-        serde_json::from_str(&headers_json).map_err(|e| corrupt("task", id, "headers", e))?;
-    let alg = parsed(
+    let headers = headers_from_json(&col::<String>(row, 4, id, "headers")?).map_err(bad(id))?;
+    let signature = SignatureRecord::from_columns(
         col(row, 10, id, "sig_alg")?,
-        id,
-        "sig_alg",
-        Algorithm::from_str,
-    )?;
-    let key_id: Option<String> = col(row, 11, id, "sig_key_id")?;
-    let sig: Option<Vec<u8>> = col(row, 12, id, "sig")?;
-    let signature = match (alg, key_id, sig) {
-        (Some(alg), Some(key_id), Some(sig)) => Some(SignatureRecord { alg, key_id, sig }),
-        (None, None, None) => None,
-        _ => {
-            return Err(corrupt(
-                "task",
-                id,
-                "signature",
-                "sig_alg, sig_key_id and sig must be all set or all NULL",
-            ))
-        }
-    };
-    let state: String = col(row, 13, id, "state")?;
-    let state = state
-        .parse()
-        .map_err(|e: StoreError| corrupt("task", id, "state", e))?;
+        col(row, 11, id, "sig_key_id")?,
+        col(row, 12, id, "sig")?,
+    )
+    .map_err(bad(id))?;
+    let state = state_from_column(&col::<String>(row, 13, id, "state")?).map_err(bad(id))?;
     Ok(TaskRow {
         envelope: TaskEnvelope {
             id: id.to_owned(),
@@ -118,21 +82,13 @@ pub(crate) fn task_from_row(row: &Row<'_>) -> StoreResult<TaskRow> {
         lease_owner: col(row, 17, id, "lease_owner")?,
         lease_expires_at_ms: col(row, 18, id, "lease_expires_at_ms")?,
         last_error: col(row, 19, id, "last_error")?,
-        dead_reason: parsed(col(row, 20, id, "dead_reason")?, id, "dead_reason", |s| {
-            s.parse()
-        })?,
+        dead_reason: dead_reason_from_column(col(row, 20, id, "dead_reason")?).map_err(bad(id))?,
         dead_detail: col(row, 21, id, "dead_detail")?,
         result: col(row, 22, id, "result")?,
         idempotency_key: col(row, 23, id, "idempotency_key")?,
         updated_at_ms: col(row, 24, id, "updated_at_ms")?,
         finished_at_ms: col(row, 25, id, "finished_at_ms")?,
     })
-}
-
-/// Encodes headers for the `headers` column.
-pub(crate) fn headers_json(headers: &BTreeMap<String, String>) -> StoreResult<String> {
-    serde_json::to_string(headers)
-        .map_err(|e| StoreError::backend("encoding task headers as JSON", e))
 }
 
 /// Decodes an API key row selected with [`API_KEY_COLUMNS`].

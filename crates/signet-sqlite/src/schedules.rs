@@ -2,7 +2,9 @@
 //! compare-and-set that moves a schedule past a due time exactly once.
 
 use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Connection, ErrorCode, OptionalExtension, Row};
+use rusqlite::{
+    params, params_from_iter, Connection, ErrorCode, OptionalExtension, Row, Statement, ToSql,
+};
 use signet_store::{CatchUp, ScheduleRecord, StoreError, StoreResult};
 
 use crate::error_map::map_err;
@@ -40,23 +42,9 @@ pub(crate) fn create(conn: &Connection, x: &ScheduleRecord) -> StoreResult<()> {
     }
     conn.prepare_cached(&format!(
         "INSERT INTO schedules ({SCHEDULE_COLUMNS}) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?11, ?10)"
     ))
-    .and_then(|mut s| {
-        s.execute(params![
-            x.id,
-            x.name,
-            x.cron,
-            x.timezone,
-            x.payload,
-            x.catch_up.as_str(),
-            x.paused,
-            x.next_fire_at_ms,
-            x.last_fired_at_ms,
-            x.created_at_ms,
-            x.updated_at_ms,
-        ])
-    })
+    .and_then(|mut s| write(&mut s, x, Some(x.created_at_ms)))
     .map_err(|e| {
         if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) {
             StoreError::Conflict(format!(
@@ -81,25 +69,39 @@ pub(crate) fn update(conn: &Connection, x: &ScheduleRecord) -> StoreResult<()> {
              catch_up = ?6, paused = ?7, next_fire_at_ms = ?8, last_fired_at_ms = ?9, \
              updated_at_ms = ?10 WHERE id = ?1",
         )
-        .and_then(|mut s| {
-            s.execute(params![
-                x.id,
-                x.name,
-                x.cron,
-                x.timezone,
-                x.payload,
-                x.catch_up.as_str(),
-                x.paused,
-                x.next_fire_at_ms,
-                x.last_fired_at_ms,
-                x.updated_at_ms,
-            ])
-        })
+        .and_then(|mut s| write(&mut s, x, None))
         .map_err(|e| map_err(format!("updating schedule {}", x.id), e))?;
     if changed == 0 {
         return Err(StoreError::not_found("schedule", x.id.clone()));
     }
     Ok(())
+}
+
+/// Runs an insert or an update of `x`: `?1` to `?10` are every column but
+/// `created_at_ms` (the id first, `updated_at_ms` last); an insert also
+/// passes `created_at_ms`, as `?11`.
+fn write(
+    stmt: &mut Statement<'_>,
+    x: &ScheduleRecord,
+    created_at_ms: Option<i64>,
+) -> rusqlite::Result<usize> {
+    let catch_up = x.catch_up.as_str();
+    let mut params: Vec<&dyn ToSql> = vec![
+        &x.id,
+        &x.name,
+        &x.cron,
+        &x.timezone,
+        &x.payload,
+        &catch_up,
+        &x.paused,
+        &x.next_fire_at_ms,
+        &x.last_fired_at_ms,
+        &x.updated_at_ms,
+    ];
+    if let Some(created_at_ms) = &created_at_ms {
+        params.push(created_at_ms);
+    }
+    stmt.execute(&*params)
 }
 
 /// Deletes a schedule.

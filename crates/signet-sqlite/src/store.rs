@@ -3,10 +3,10 @@
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
+use signet_store::migration::wall_clock_ms;
 use signet_store::{
     ApiKeyRecord, AttemptRecord, ClaimRequest, DeadFilter, DeadReason, DeadSelector, Enqueued,
     FailOutcome, KeyUsage, LeaderLease, LeaseToken, NewTask, Page, QueueCounts, ScheduleRecord,
@@ -47,13 +47,6 @@ impl fmt::Debug for SqliteStore {
             .field("schema_version", &self.inner.schema.current)
             .finish_non_exhaustive()
     }
-}
-
-fn wall_clock_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 fn pragma(conn: &Connection, name: &str, value: &str) -> StoreResult<()> {

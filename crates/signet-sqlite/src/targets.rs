@@ -1,6 +1,6 @@
 //! Targets: registered receivers with their sealed secrets.
 
-use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, Statement, ToSql};
 use signet_store::{StoreError, StoreResult, TargetRecord};
 
 use crate::error_map::map_err;
@@ -28,22 +28,9 @@ pub(crate) fn create(conn: &Connection, t: &TargetRecord) -> StoreResult<()> {
         return Err(name_taken(&t.name));
     }
     conn.prepare_cached(&format!(
-        "INSERT INTO targets ({TARGET_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+        "INSERT INTO targets ({TARGET_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?10, ?9)"
     ))
-    .and_then(|mut s| {
-        s.execute(params![
-            t.id,
-            t.name,
-            t.url_prefix,
-            t.sealed_secrets,
-            t.secret_fingerprint,
-            t.rate_limit_per_s,
-            t.max_concurrency,
-            t.https_only,
-            t.created_at_ms,
-            t.updated_at_ms,
-        ])
-    })
+    .and_then(|mut s| write(&mut s, t, Some(t.created_at_ms)))
     .map_err(|e| {
         if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) {
             StoreError::Conflict(format!(
@@ -68,24 +55,37 @@ pub(crate) fn update(conn: &Connection, t: &TargetRecord) -> StoreResult<()> {
              secret_fingerprint = ?5, rate_limit_per_s = ?6, max_concurrency = ?7, \
              https_only = ?8, updated_at_ms = ?9 WHERE id = ?1",
         )
-        .and_then(|mut s| {
-            s.execute(params![
-                t.id,
-                t.name,
-                t.url_prefix,
-                t.sealed_secrets,
-                t.secret_fingerprint,
-                t.rate_limit_per_s,
-                t.max_concurrency,
-                t.https_only,
-                t.updated_at_ms,
-            ])
-        })
+        .and_then(|mut s| write(&mut s, t, None))
         .map_err(|e| map_err(format!("updating target {}", t.id), e))?;
     if changed == 0 {
         return Err(StoreError::not_found("target", t.id.clone()));
     }
     Ok(())
+}
+
+/// Runs an insert or an update of `t`: `?1` to `?9` are every column but
+/// `created_at_ms` (the id first, `updated_at_ms` last); an insert also
+/// passes `created_at_ms`, as `?10`.
+fn write(
+    stmt: &mut Statement<'_>,
+    t: &TargetRecord,
+    created_at_ms: Option<i64>,
+) -> rusqlite::Result<usize> {
+    let mut params: Vec<&dyn ToSql> = vec![
+        &t.id,
+        &t.name,
+        &t.url_prefix,
+        &t.sealed_secrets,
+        &t.secret_fingerprint,
+        &t.rate_limit_per_s,
+        &t.max_concurrency,
+        &t.https_only,
+        &t.updated_at_ms,
+    ];
+    if let Some(created_at_ms) = &created_at_ms {
+        params.push(created_at_ms);
+    }
+    stmt.execute(&*params)
 }
 
 /// Deletes a target.

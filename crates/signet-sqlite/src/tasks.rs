@@ -2,6 +2,7 @@
 //! thread runs each inside a savepoint of the current group commit.
 
 use rusqlite::{params, Connection, OptionalExtension};
+use signet_store::rows::{claim_order, headers_to_json};
 use signet_store::{
     ClaimRequest, DeadReason, Enqueued, FailOutcome, LeaseToken, NewTask, StoreError, StoreResult,
     TaskRow, TaskState,
@@ -10,7 +11,7 @@ use signet_store::{
 use crate::attempts;
 use crate::error_map::map_err;
 use crate::queries::task_state;
-use crate::row::{headers_json, task_from_row, TASK_COLUMNS};
+use crate::row::{task_from_row, TASK_COLUMNS};
 
 /// The states a claim takes tasks from. Must match the `tasks_claim` index.
 const CLAIMABLE: &str = "state IN ('available', 'scheduled', 'retryable')";
@@ -65,7 +66,7 @@ fn insert(conn: &Connection, task: NewTask, now_ms: i64) -> StoreResult<TaskRow>
         Some(t) => (TaskState::Available, t),
         None => (TaskState::Available, now_ms),
     };
-    let headers = headers_json(&env.headers)?;
+    let headers = headers_to_json(&env.headers)?;
     let sig = task.signature.as_ref();
     let mut stmt = conn
         .prepare_cached(
@@ -107,23 +108,7 @@ fn insert(conn: &Connection, task: NewTask, now_ms: i64) -> StoreResult<TaskRow>
             map_err(format!("enqueueing task {}", env.id), e)
         });
     }
-    Ok(TaskRow {
-        envelope: task.envelope,
-        signature: task.signature,
-        state,
-        priority: task.priority,
-        attempt: 0,
-        run_at_ms,
-        lease_owner: None,
-        lease_expires_at_ms: None,
-        last_error: None,
-        dead_reason: None,
-        dead_detail: None,
-        result: None,
-        idempotency_key: task.idempotency_key,
-        updated_at_ms: now_ms,
-        finished_at_ms: None,
-    })
+    Ok(TaskRow::enqueued(task, state, run_at_ms, now_ms))
 }
 
 /// Claims due tasks: candidates per queue from the covering index, merged
@@ -223,20 +208,8 @@ fn claim_one_queue(
         out.push(task_from_row(row)?);
     }
     // RETURNING gives no order: restore the claim order.
-    out.sort_by(|a, b| {
-        b.priority
-            .cmp(&a.priority)
-            .then(a.run_at_ms.cmp(&b.run_at_ms))
-            .then_with(|| a.id().cmp(b.id()))
-    });
+    out.sort_by(claim_order);
     Ok(out)
-}
-
-fn lease_lost(lease: &LeaseToken) -> StoreError {
-    StoreError::LeaseLost {
-        task_id: lease.task_id.clone(),
-        attempt: lease.attempt,
-    }
 }
 
 fn lease_params<'a>(
@@ -265,7 +238,7 @@ fn with_lease(
         .execute(lease_params(params, lease).as_slice())
         .map_err(|e| map_err(format!("updating task {}", lease.task_id), e))?;
     if changed == 0 {
-        return Err(lease_lost(lease));
+        return Err(lease.lost());
     }
     Ok(())
 }
@@ -284,7 +257,7 @@ fn with_lease_queue(
     stmt.query_row(lease_params(params, lease).as_slice(), |r| r.get(0))
         .optional()
         .map_err(|e| map_err(format!("updating task {}", lease.task_id), e))?
-        .ok_or_else(|| lease_lost(lease))
+        .ok_or_else(|| lease.lost())
 }
 
 /// Extends a lease.

@@ -8,6 +8,9 @@
 pub mod delivery;
 pub mod error;
 pub mod ids;
+pub mod migration;
+pub mod paging;
+pub mod rows;
 pub mod state;
 pub mod store;
 pub mod task;

@@ -7,8 +7,7 @@
 //! receivers can deduplicate on (it is not signed either).
 
 use super::{
-    decode_hex_tag, first_key, hmac_sha256, match_text_keys, no_match, Headers, ProfileKey,
-    ProfileVerified, SignRequest,
+    sign_body_only, verify_body_signature, Headers, ProfileKey, ProfileVerified, SignRequest,
 };
 use crate::error::{Error, Result};
 
@@ -24,16 +23,7 @@ pub(crate) fn sign(
     keys: &[ProfileKey],
     request: &SignRequest<'_>,
 ) -> Result<Vec<(String, String)>> {
-    let key = first_key(keys)?.text_secret()?;
-    let tag = hmac_sha256(key.secret_bytes(), &[request.body]);
-    let mut out = vec![(
-        SIGNATURE_HEADER.to_owned(),
-        format!("sha256={}", hex::encode(tag)),
-    )];
-    if !request.id.is_empty() {
-        out.push((DELIVERY_HEADER.to_owned(), request.id.to_owned()));
-    }
-    Ok(out)
+    sign_body_only(keys, request, SIGNATURE_HEADER, DELIVERY_HEADER)
 }
 
 pub(crate) fn verify(
@@ -50,19 +40,5 @@ pub(crate) fn verify(
         }
         None => return Err(Error::missing(format!("{SIGNATURE_HEADER} header is missing"))),
     };
-    let hex_part = signature.strip_prefix("sha256=").ok_or_else(|| {
-        Error::malformed(format!(
-            "{SIGNATURE_HEADER} must be sha256=<hex>, got {:?}",
-            super::excerpt(signature)
-        ))
-    })?;
-    let tag = decode_hex_tag(hex_part, &format!("{SIGNATURE_HEADER} header"))?;
-    match match_text_keys(keys, &[body], &tag)? {
-        Some(i) => {
-            let mut verified = ProfileVerified::at(i);
-            verified.warnings.push(UNCOVERED_WARNING.to_owned());
-            Ok(verified)
-        }
-        None => Err(no_match(keys.len(), body.len())),
-    }
+    verify_body_signature(keys, SIGNATURE_HEADER, signature, body, UNCOVERED_WARNING)
 }

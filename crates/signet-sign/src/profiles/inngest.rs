@@ -24,8 +24,8 @@ use subtle::ConstantTimeEq;
 
 use super::{
     decode_hex_tag, excerpt, first_key, hmac_sha256, hmac_sha256_matches, jcs, no_match,
-    parse_unix_seconds, position_label, Headers, KeySecret, ProfileKey, ProfileVerified,
-    SignRequest, VerifyOptions,
+    parse_unix_seconds, position_label, unix_seconds_text, Headers, KeySecret, ProfileKey,
+    ProfileVerified, SignRequest, VerifyOptions,
 };
 use crate::error::{Error, Result};
 use crate::key::HmacSecret;
@@ -174,12 +174,7 @@ pub fn canonical_request_body(body: &[u8]) -> Result<Vec<u8>> {
 }
 
 fn header_value(key: &SigningKey, signed: &[u8], timestamp: i64) -> Result<String> {
-    if timestamp < 0 {
-        return Err(Error::unsupported(
-            "inngest timestamps are unix seconds and cannot be negative",
-        ));
-    }
-    let ts = timestamp.to_string();
+    let ts = unix_seconds_text("inngest", timestamp)?;
     let tag = hmac_sha256(key.hmac.secret_bytes(), &[signed, ts.as_bytes()]);
     Ok(format!("t={ts}&s={}", hex::encode(tag)))
 }

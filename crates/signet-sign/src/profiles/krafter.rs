@@ -8,10 +8,9 @@
 //! deduplication.
 
 use super::{
-    decode_hex_tag, first_key, hmac_sha256, match_text_keys, no_match, Headers, ProfileKey,
-    ProfileVerified, SignRequest,
+    sign_body_only, verify_body_signature, Headers, ProfileKey, ProfileVerified, SignRequest,
 };
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// The signature header.
 pub const SIGNATURE_HEADER: &str = "x-krafter-signature";
@@ -27,16 +26,8 @@ pub(crate) fn sign(
     keys: &[ProfileKey],
     request: &SignRequest<'_>,
 ) -> Result<Vec<(String, String)>> {
-    let key = first_key(keys)?.text_secret()?;
-    let tag = hmac_sha256(key.secret_bytes(), &[request.body]);
-    let mut out = vec![(
-        SIGNATURE_HEADER.to_owned(),
-        format!("sha256={}", hex::encode(tag)),
-    )];
-    // Informational only: neither is covered by the signature.
-    if !request.id.is_empty() {
-        out.push((JOB_ID_HEADER.to_owned(), request.id.to_owned()));
-    }
+    let mut out = sign_body_only(keys, request, SIGNATURE_HEADER, JOB_ID_HEADER)?;
+    // Informational only, like the job id: not covered by the signature.
     out.push((TIMESTAMP_HEADER.to_owned(), request.timestamp.to_string()));
     Ok(out)
 }
@@ -47,19 +38,5 @@ pub(crate) fn verify(
     body: &[u8],
 ) -> Result<ProfileVerified> {
     let signature = headers.require(SIGNATURE_HEADER)?;
-    let hex_part = signature.strip_prefix("sha256=").ok_or_else(|| {
-        Error::malformed(format!(
-            "{SIGNATURE_HEADER} must be sha256=<hex>, got {:?}",
-            super::excerpt(signature)
-        ))
-    })?;
-    let tag = decode_hex_tag(hex_part, &format!("{SIGNATURE_HEADER} header"))?;
-    match match_text_keys(keys, &[body], &tag)? {
-        Some(i) => {
-            let mut verified = ProfileVerified::at(i);
-            verified.warnings.push(UNCOVERED_WARNING.to_owned());
-            Ok(verified)
-        }
-        None => Err(no_match(keys.len(), body.len())),
-    }
+    verify_body_signature(keys, SIGNATURE_HEADER, signature, body, UNCOVERED_WARNING)
 }

@@ -46,6 +46,8 @@ mod webhooks;
 /// Standard Webhooks').
 pub const DEFAULT_TOLERANCE_SECS: i64 = crate::standard::DEFAULT_TOLERANCE_SECS;
 
+pub use crate::standard::VerifyOptions;
+
 /// A wire format Signet can sign and verify.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Profile {
@@ -255,51 +257,20 @@ pub struct SignRequest<'a> {
     pub body: &'a [u8],
 }
 
-/// Clock and freshness window for verifying. There is deliberately no
-/// `Default`: a verifier must say what time it is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct VerifyOptions {
-    /// Current time, unix seconds.
-    pub now: i64,
-    /// Largest accepted |now − timestamp|, seconds, both directions.
-    pub tolerance_secs: i64,
-}
-
 impl VerifyOptions {
-    /// Options at `now` with the default tolerance of
-    /// [`DEFAULT_TOLERANCE_SECS`] (300 s).
-    pub fn new(now: i64) -> Self {
-        Self {
-            now,
-            tolerance_secs: DEFAULT_TOLERANCE_SECS,
-        }
-    }
-
-    /// The same options with another tolerance.
-    pub fn with_tolerance(self, tolerance_secs: i64) -> Self {
-        Self {
-            tolerance_secs,
-            ..self
-        }
-    }
-
     /// Checks a timestamp against the window; the error says by how much it
     /// is off.
     pub(crate) fn check_fresh(&self, timestamp: i64) -> Result<()> {
-        let tolerance = self.tolerance_secs.max(0);
-        let age = i128::from(self.now) - i128::from(timestamp);
-        if age > i128::from(tolerance) {
-            return Err(Error::too_old(format!(
-                "timestamp is {age} s old; tolerance is {tolerance} s (a replay, or a retry sent without re-signing?)"
-            )));
-        }
-        if -age > i128::from(tolerance) {
-            return Err(Error::too_new(format!(
-                "timestamp is {} s in the future; tolerance is {tolerance} s (check the sender's clock)",
-                -age
-            )));
-        }
-        Ok(())
+        crate::standard::check_fresh(timestamp, self.now, self.tolerance_secs).map_err(|e| {
+            if e.is_too_old() {
+                Error::too_old(format!(
+                    "{} (a replay, or a retry sent without re-signing?)",
+                    e.message()
+                ))
+            } else {
+                Error::too_new(format!("{} (check the sender's clock)", e.message()))
+            }
+        })
     }
 }
 
@@ -549,6 +520,65 @@ pub(crate) fn no_match(keys: usize, body_len: usize) -> Error {
         Error::mismatch(format!(
             "no signature matched any of {keys} keys (body {body_len} bytes; was the body re-serialised?)"
         ))
+    }
+}
+
+/// `timestamp` as the decimal text the timestamped profiles sign and send.
+/// Their timestamps are unix seconds, so a negative one is refused
+/// (`profile` names the format in the error).
+pub(crate) fn unix_seconds_text(profile: &str, timestamp: i64) -> Result<String> {
+    if timestamp < 0 {
+        return Err(Error::unsupported(format!(
+            "{profile} timestamps are unix seconds and cannot be negative"
+        )));
+    }
+    Ok(timestamp.to_string())
+}
+
+/// The headers of the profiles that sign the body alone (GitHub, Krafter):
+/// `signature_header: sha256=<hex HMAC-SHA256(first key, body)>`, then
+/// `id_header` with the request id when there is one (it is not signed).
+pub(crate) fn sign_body_only(
+    keys: &[ProfileKey],
+    request: &SignRequest<'_>,
+    signature_header: &str,
+    id_header: &str,
+) -> Result<Vec<(String, String)>> {
+    let key = first_key(keys)?.text_secret()?;
+    let tag = hmac_sha256(key.secret_bytes(), &[request.body]);
+    let mut out = vec![(
+        signature_header.to_owned(),
+        format!("sha256={}", hex::encode(tag)),
+    )];
+    if !request.id.is_empty() {
+        out.push((id_header.to_owned(), request.id.to_owned()));
+    }
+    Ok(out)
+}
+
+/// Verifies a [`sign_body_only`] signature received in header `name`. A match carries
+/// `warning`: such a signature covers no timestamp, so a replay passes.
+pub(crate) fn verify_body_signature(
+    keys: &[ProfileKey],
+    name: &str,
+    signature: &str,
+    body: &[u8],
+    warning: &str,
+) -> Result<ProfileVerified> {
+    let hex_part = signature.strip_prefix("sha256=").ok_or_else(|| {
+        Error::malformed(format!(
+            "{name} must be sha256=<hex>, got {:?}",
+            excerpt(signature)
+        ))
+    })?;
+    let tag = decode_hex_tag(hex_part, &format!("{name} header"))?;
+    match match_text_keys(keys, &[body], &tag)? {
+        Some(i) => {
+            let mut verified = ProfileVerified::at(i);
+            verified.warnings.push(warning.to_owned());
+            Ok(verified)
+        }
+        None => Err(no_match(keys.len(), body.len())),
     }
 }
 

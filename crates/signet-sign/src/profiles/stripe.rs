@@ -8,8 +8,8 @@
 //! timestamp must appear exactly once and within the tolerance window.
 
 use super::{
-    decode_hex_tag, hmac_sha256, hmac_sha256_matches, no_match, parse_unix_seconds, Headers,
-    ProfileKey, ProfileVerified, SignRequest, VerifyOptions,
+    decode_hex_tag, hmac_sha256, hmac_sha256_matches, no_match, parse_unix_seconds,
+    unix_seconds_text, Headers, ProfileKey, ProfileVerified, SignRequest, VerifyOptions,
 };
 use crate::error::{Error, Result};
 
@@ -76,12 +76,7 @@ pub(crate) fn sign(
     keys: &[ProfileKey],
     request: &SignRequest<'_>,
 ) -> Result<Vec<(String, String)>> {
-    if request.timestamp < 0 {
-        return Err(Error::unsupported(
-            "stripe timestamps are unix seconds and cannot be negative",
-        ));
-    }
-    let ts = request.timestamp.to_string();
+    let ts = unix_seconds_text("stripe", request.timestamp)?;
     let mut value = format!("t={ts}");
     for key in keys {
         let tag = hmac_sha256(

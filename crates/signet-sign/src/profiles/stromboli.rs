@@ -7,8 +7,8 @@
 //! signed exactly as the header carries it.
 
 use super::{
-    decode_hex_tag, first_key, hmac_sha256, match_text_keys, no_match, parse_unix_seconds, Headers,
-    ProfileKey, ProfileVerified, SignRequest, VerifyOptions,
+    decode_hex_tag, first_key, hmac_sha256, match_text_keys, no_match, parse_unix_seconds,
+    unix_seconds_text, Headers, ProfileKey, ProfileVerified, SignRequest, VerifyOptions,
 };
 use crate::error::{Error, Result};
 
@@ -21,13 +21,8 @@ pub(crate) fn sign(
     keys: &[ProfileKey],
     request: &SignRequest<'_>,
 ) -> Result<Vec<(String, String)>> {
-    if request.timestamp < 0 {
-        return Err(Error::unsupported(
-            "stromboli timestamps are unix seconds and cannot be negative",
-        ));
-    }
+    let ts = unix_seconds_text("stromboli", request.timestamp)?;
     let key = first_key(keys)?.text_secret()?;
-    let ts = request.timestamp.to_string();
     let tag = hmac_sha256(key.secret_bytes(), &[ts.as_bytes(), b".", request.body]);
     Ok(vec![
         (TIMESTAMP_HEADER.to_owned(), ts),

@@ -80,16 +80,7 @@ pub(crate) fn verify(
     let id = headers.get(names.id)?.unwrap_or("");
     let ts = headers.get(names.timestamp)?.unwrap_or("");
     let signature = headers.get(names.signature)?.unwrap_or("");
-    let verified = standard::verify_with_names(
-        names,
-        &ring,
-        id,
-        ts,
-        signature,
-        body,
-        options.now,
-        options.tolerance_secs,
-    )?;
+    let verified = standard::verify_with_names(names, &ring, id, ts, signature, body, options)?;
     let label = verified.key_id.as_str().to_owned();
     let index = (0..keys.len()).find(|&i| super::position_label(i) == label);
     Ok(ProfileVerified {

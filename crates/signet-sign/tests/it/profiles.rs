@@ -285,26 +285,30 @@ fn inngest_request(case: &InngestCase) {
     }
     let opts = VerifyOptions::new(ts);
     let received = owned(&[("x-inngest-signature", expected)]);
-
-    if let (Some(primary), Some(fallback)) = (&case.signing_key_primary, &case.signing_key_fallback)
-    {
-        // Primary fails, fallback verifies; the response is signed with the fallback.
-        let keys = [inngest_key(primary), inngest_key(fallback)];
-        let req = SignRequest {
-            id: "",
-            timestamp: ts,
-            body: &body,
-        };
-        let signed = Profile::Inngest.sign(&keys[1..], &req).unwrap();
+    let req = SignRequest {
+        id: "",
+        timestamp: ts,
+        body: &body,
+    };
+    // `signers` sign the vector's header, and `keys` verify it.
+    let sign_then_verify = |signers: &[ProfileKey], keys: &[ProfileKey]| {
+        let signed = Profile::Inngest.sign(signers, &req).unwrap();
         assert_eq!(
             header(&signed, "X-Inngest-Signature"),
             expected,
             "{}",
             case.name
         );
-        let ok = Profile::Inngest
-            .verify(&keys, &received, &body, &opts)
-            .unwrap();
+        Profile::Inngest
+            .verify(keys, &received, &body, &opts)
+            .unwrap()
+    };
+
+    if let (Some(primary), Some(fallback)) = (&case.signing_key_primary, &case.signing_key_fallback)
+    {
+        // Primary fails, fallback verifies; the response is signed with the fallback.
+        let keys = [inngest_key(primary), inngest_key(fallback)];
+        let ok = sign_then_verify(&keys[1..], &keys);
         assert_eq!(ok.response_key, Some(1), "{}", case.name);
         assert_eq!(ok.key_label, "key-2");
         let response = inngest::sign_response(&keys[1], b"ok", ts).unwrap();
@@ -329,23 +333,8 @@ fn inngest_request(case: &InngestCase) {
         return;
     }
 
-    let key = inngest_key(case.signing_key.as_deref().unwrap());
-    let req = SignRequest {
-        id: "",
-        timestamp: ts,
-        body: &body,
-    };
-    let keys = [key];
-    let signed = Profile::Inngest.sign(&keys, &req).unwrap();
-    assert_eq!(
-        header(&signed, "X-Inngest-Signature"),
-        expected,
-        "{}",
-        case.name
-    );
-    let ok = Profile::Inngest
-        .verify(&keys, &received, &body, &opts)
-        .unwrap();
+    let keys = [inngest_key(case.signing_key.as_deref().unwrap())];
+    let ok = sign_then_verify(&keys, &keys);
     assert_eq!(ok.response_key, Some(0));
 
     // The same key as fallback behind another primary (the JS SDK's test).
@@ -700,6 +689,24 @@ fn with_header(headers: &[(String, String)], name: &str, value: String) -> Vec<(
         .collect()
 }
 
+/// How a property test tampers with a signed request: which byte (`index`,
+/// taken modulo the length), the XOR mask for a body byte, and the
+/// printable replacement for a header byte.
+#[derive(Clone, Copy, Debug)]
+struct Tamper {
+    index: usize,
+    xor: u8,
+    replacement: u8,
+}
+
+fn arb_tamper() -> impl Strategy<Value = Tamper> {
+    (any::<usize>(), 1u8..=255, 0x21u8..0x7f).prop_map(|(index, xor, replacement)| Tamper {
+        index,
+        xor,
+        replacement,
+    })
+}
+
 fn flip(body: &[u8], index: usize, xor: u8) -> Vec<u8> {
     let mut b = body.to_vec();
     let i = index % b.len();
@@ -709,17 +716,19 @@ fn flip(body: &[u8], index: usize, xor: u8) -> Vec<u8> {
 
 /// Round trip and single-byte tampering (body, signature header, covered
 /// timestamp header) for the profiles whose keys are plain strings.
-#[allow(clippy::too_many_arguments)] // the proptest inputs, passed straight through
 fn check_text_profile(
     profile: Profile,
     secret: &str,
     id: &str,
     ts: i64,
     body: &[u8],
-    index: usize,
-    xor: u8,
-    replacement: u8,
+    tamper: Tamper,
 ) -> Result<(), TestCaseError> {
+    let Tamper {
+        index,
+        xor,
+        replacement,
+    } = tamper;
     let keys = [profile.parse_key(secret).unwrap()];
     let req = SignRequest {
         id,
@@ -829,11 +838,9 @@ proptest! {
         id in "[a-z0-9_]{1,20}",
         ts in 1_000_000_000i64..2_000_000_000,
         body in prop::collection::vec(any::<u8>(), 0..200),
-        index in any::<usize>(),
-        xor in 1u8..=255,
-        replacement in 0x21u8..0x7f,
+        tamper in arb_tamper(),
     ) {
-        check_text_profile(profile, &secret, &id, ts, &body, index, xor, replacement)?;
+        check_text_profile(profile, &secret, &id, ts, &body, tamper)?;
     }
 
     #[test]
@@ -842,10 +849,9 @@ proptest! {
         key_hex in "([0-9a-f]{2}){1,32}",
         args in arb_args(),
         ts in 1_000_000_000i64..2_000_000_000,
-        index in any::<usize>(),
-        xor in 1u8..=255,
-        replacement in 0x21u8..0x7f,
+        tamper in arb_tamper(),
     ) {
+        let Tamper { index, xor, replacement } = tamper;
         let keys = [Profile::Inngest.parse_key(&format!("signkey-{env}-{key_hex}")).unwrap()];
         let body = serde_json::to_vec(&args).unwrap();
         let req = SignRequest { id: "", timestamp: ts, body: &body };
@@ -883,10 +889,9 @@ proptest! {
         name in "[a-z.]{1,12}",
         attempt in 0i64..10,
         micros in 0i64..1_000_000,
-        index in any::<usize>(),
-        xor in 1u8..=255,
-        replacement in 0x21u8..0x7f,
+        tamper in arb_tamper(),
     ) {
+        let Tamper { index, xor, replacement } = tamper;
         let text = if ed25519 {
             format!("ed25519:{key_id}:{}", STANDARD.encode(&secret))
         } else {
@@ -942,10 +947,9 @@ proptest! {
         id in "msg_[A-Za-z0-9]{1,24}",
         ts in 1_000_000_000i64..2_000_000_000,
         body in prop::collection::vec(any::<u8>(), 0..200),
-        index in any::<usize>(),
-        xor in 1u8..=255,
-        replacement in 0x21u8..0x7f,
+        tamper in arb_tamper(),
     ) {
+        let Tamper { index, xor, replacement } = tamper;
         let profile = if svix { Profile::Svix } else { Profile::Standard };
         let prefix = if svix { "svix" } else { "webhook" };
         // Each key HMAC (whsec_) or Ed25519 (whsk_), derived from the seed and its position.

@@ -12,10 +12,11 @@ use anyhow::bail;
 use serde_json::json;
 use signet_store::{DeadFilter, DeadReason, DeadSelector, Store, TaskState, MAX_PAGE};
 
+use crate::commands::tasks::{print_task, PageArgs, ShowArgs};
 use crate::commands::{block_on, finish, now_ms, Negative};
 use crate::output::print_json;
 use crate::store_url::DatabaseArgs;
-use crate::task_view::{dead_cells, print_page, task_detail, task_json, DEAD_COLUMNS};
+use crate::task_view::{dead_cells, print_page, DEAD_COLUMNS};
 use crate::timearg::parse_time_ms;
 
 /// Subcommands.
@@ -69,27 +70,8 @@ pub(crate) struct LsArgs {
     db: DatabaseArgs,
     #[command(flatten)]
     filters: Filters,
-    /// Page size (at most 1000).
-    #[arg(long, default_value_t = 50)]
-    limit: usize,
-    /// Continue after the cursor a previous page printed.
-    #[arg(long)]
-    cursor: Option<String>,
-    /// Print JSON: {"items": [...], "next_cursor": ...}.
-    #[arg(long)]
-    json: bool,
-}
-
-/// Arguments of `signet dlq show`.
-#[derive(Debug, clap::Args)]
-pub(crate) struct ShowArgs {
     #[command(flatten)]
-    db: DatabaseArgs,
-    /// The task id (`task_…`).
-    id: String,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
+    page: PageArgs,
 }
 
 /// Which dead letters `replay` and `purge` act on.
@@ -165,11 +147,11 @@ pub(crate) fn run(cmd: Command) -> ExitCode {
 async fn ls(args: LsArgs) -> anyhow::Result<()> {
     let store = args.db.open().await?;
     let page = store
-        .list_dead(args.filters.to_filter(args.limit, args.cursor))
+        .list_dead(args.filters.to_filter(args.page.limit, args.page.cursor))
         .await?;
     print_page(
         page,
-        args.json,
+        args.page.json,
         DEAD_COLUMNS,
         dead_cells,
         "no dead letters match",
@@ -195,11 +177,7 @@ async fn show(args: ShowArgs) -> anyhow::Result<()> {
             .into())
         }
     };
-    if args.json {
-        return print_json(&task_json(&row), true);
-    }
-    print!("{}", task_detail(&row));
-    Ok(())
+    print_task(&row, args.json)
 }
 
 async fn replay(args: ActArgs) -> anyhow::Result<()> {

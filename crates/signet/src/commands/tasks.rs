@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use signet_store::{TaskFilter, TaskState};
+use signet_store::{TaskFilter, TaskRow, TaskState};
 
 use crate::commands::{block_on, finish, Negative};
 use crate::output::print_json;
@@ -29,27 +29,34 @@ pub(crate) struct LsArgs {
     /// Only this state: scheduled, available, running, retryable, succeeded, dead, cancelled.
     #[arg(long, value_parser = parse_state)]
     state: Option<TaskState>,
-    /// Page size (at most 1000).
-    #[arg(long, default_value_t = 50)]
-    limit: usize,
-    /// Continue after the cursor a previous page printed.
-    #[arg(long)]
-    cursor: Option<String>,
-    /// Print JSON: {"items": [...], "next_cursor": ...}.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    page: PageArgs,
 }
 
-/// Arguments of `signet tasks show`.
+/// The paging flags of `signet tasks ls` and `signet dlq ls`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct PageArgs {
+    /// Page size (at most 1000).
+    #[arg(long, default_value_t = 50)]
+    pub(crate) limit: usize,
+    /// Continue after the cursor a previous page printed.
+    #[arg(long)]
+    pub(crate) cursor: Option<String>,
+    /// Print JSON: {"items": [...], "next_cursor": ...}.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// Arguments of `signet tasks show` and `signet dlq show`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ShowArgs {
     #[command(flatten)]
-    db: DatabaseArgs,
+    pub(crate) db: DatabaseArgs,
     /// The task id (`task_…`).
-    id: String,
+    pub(crate) id: String,
     /// Print JSON.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 fn parse_state(text: &str) -> Result<TaskState, String> {
@@ -69,11 +76,17 @@ async fn ls(args: LsArgs) -> anyhow::Result<()> {
         .list_tasks(TaskFilter {
             queue: args.queue,
             state: args.state,
-            limit: args.limit,
-            cursor: args.cursor,
+            limit: args.page.limit,
+            cursor: args.page.cursor,
         })
         .await?;
-    print_page(page, args.json, TASK_COLUMNS, task_cells, "no tasks match")
+    print_page(
+        page,
+        args.page.json,
+        TASK_COLUMNS,
+        task_cells,
+        "no tasks match",
+    )
 }
 
 async fn show(args: ShowArgs) -> anyhow::Result<()> {
@@ -85,9 +98,14 @@ async fn show(args: ShowArgs) -> anyhow::Result<()> {
         ))
         .into());
     };
-    if args.json {
-        return print_json(&task_json(&row), true);
+    print_task(&row, args.json)
+}
+
+/// Prints one task in full (`tasks show`, `dlq show`), or as JSON.
+pub(crate) fn print_task(row: &TaskRow, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(&task_json(row), true);
     }
-    print!("{}", task_detail(&row));
+    print!("{}", task_detail(row));
     Ok(())
 }
