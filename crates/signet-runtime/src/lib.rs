@@ -28,6 +28,7 @@
 
 pub mod backoff;
 pub mod callbacks;
+mod claim;
 pub mod clock;
 pub mod delivery;
 pub mod dispatcher;
