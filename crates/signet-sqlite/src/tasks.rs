@@ -13,7 +13,7 @@ use crate::queries::task_state;
 use crate::row::{headers_json, task_from_row, TASK_COLUMNS};
 
 /// The states a claim takes tasks from. Must match the `tasks_claim` index.
-const CLAIMABLE: &str = "state IN ('available', 'scheduled', 'retryable')";
+pub(crate) const CLAIMABLE: &str = "state IN ('available', 'scheduled', 'retryable')";
 
 /// Inserts tasks in order; an idempotency key already present returns the
 /// task holding it.
