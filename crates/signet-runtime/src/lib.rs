@@ -37,6 +37,7 @@ pub mod handler;
 pub mod leader;
 pub mod message;
 pub mod metrics;
+mod periodic;
 pub mod producer;
 pub mod pruner;
 pub mod rescuer;
