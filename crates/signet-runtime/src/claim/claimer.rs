@@ -9,9 +9,10 @@ use std::time::Duration;
 use signet_store::{ClaimRequest, Store, StoreError, TaskRow};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::check_lease;
 use super::lease::Leases;
 use super::store_retry::store_backoff;
-use crate::clock::Clock;
+use crate::clock::{duration_ms, Clock};
 use crate::error::RuntimeError;
 use crate::shutdown::ShutdownSignal;
 
@@ -52,6 +53,9 @@ pub(crate) struct ClaimSettings {
     pub(crate) poll_interval: Duration,
     /// How long running work may finish after shutdown is asked.
     pub(crate) grace: Duration,
+    /// Lease length and heartbeat interval (the heartbeat must be shorter).
+    pub(crate) lease: Duration,
+    pub(crate) heartbeat: Duration,
 }
 
 /// The claim loop of one consumer.
@@ -62,10 +66,19 @@ pub(crate) struct ClaimLoop {
 }
 
 impl ClaimLoop {
-    pub(crate) fn new(mut settings: ClaimSettings) -> Self {
+    /// The loop and the leases it claims with; refuses a heartbeat that is
+    /// zero or not shorter than the lease.
+    pub(crate) fn new(mut settings: ClaimSettings) -> Result<(Self, Leases), RuntimeError> {
+        check_lease(settings.lease, settings.heartbeat)?;
         settings.concurrency = settings.concurrency.clamp(1, MAX_CONCURRENCY);
+        let leases = Leases::new(
+            Arc::clone(&settings.store),
+            Arc::clone(&settings.clock),
+            duration_ms(settings.lease),
+            settings.heartbeat,
+        );
         let slots = Arc::new(Semaphore::new(settings.concurrency));
-        Self { settings, slots }
+        Ok((Self { settings, slots }, leases))
     }
 
     /// The queues claimed from.

@@ -5,9 +5,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use signet_store::{LeaseToken, Store, StoreError};
+use signet_store::{DeadReason, FailOutcome, LeaseToken, Store, StoreError};
 use tokio::sync::watch;
 
+use super::store_retry::retry_store;
 use crate::clock::Clock;
 
 /// How the work under a lease ended.
@@ -75,6 +76,58 @@ impl Leases {
             () = self.heartbeat_until_lost(lease) => Held::LeaseLost,
             () = hard_stopped(&mut stop) => Held::HardStopped,
         }
+    }
+
+    /// Records a success, retrying transient store errors.
+    pub(crate) async fn complete(
+        &self,
+        lease: &LeaseToken,
+        result: Option<Vec<u8>>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        retry_store(|| self.store.complete(lease, result.clone(), now_ms)).await
+    }
+
+    /// Gives the row back (the attempt does not count), retrying transient
+    /// store errors.
+    pub(crate) async fn release(&self, lease: &LeaseToken, now_ms: i64) -> Result<(), StoreError> {
+        retry_store(|| self.store.release(lease, now_ms)).await
+    }
+
+    /// Records a failed attempt to run again at `at_ms`, retrying transient
+    /// store errors.
+    pub(crate) async fn retry_at(
+        &self,
+        lease: &LeaseToken,
+        error: &str,
+        at_ms: i64,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        retry_store(|| {
+            self.store
+                .fail(lease, error, FailOutcome::Retry { at_ms }, now_ms)
+        })
+        .await
+    }
+
+    /// Dead-letters the row (`error` is the attempt's, `detail` the dead
+    /// letter's), retrying transient store errors.
+    pub(crate) async fn dead(
+        &self,
+        lease: &LeaseToken,
+        error: &str,
+        reason: DeadReason,
+        detail: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        retry_store(|| {
+            let dead = FailOutcome::Dead {
+                reason,
+                detail: detail.to_owned(),
+            };
+            self.store.fail(lease, error, dead, now_ms)
+        })
+        .await
     }
 
     /// Extends the lease every heartbeat interval; returns once it is lost.

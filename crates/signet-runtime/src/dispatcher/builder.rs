@@ -12,8 +12,8 @@ use super::limits::Limits;
 use super::run::Dispatcher;
 use super::shared::Shared;
 use super::target_cache::TargetCache;
-use crate::claim::{check_lease, default_owner, ClaimLoop, ClaimSettings, Leases};
-use crate::clock::{duration_ms, Clock, SystemClock};
+use crate::claim::{default_owner, ClaimLoop, ClaimSettings};
+use crate::clock::{Clock, SystemClock};
 use crate::delivery::{HttpClient, HttpConfig};
 use crate::error::RuntimeError;
 use crate::message::RetrySchedule;
@@ -161,7 +161,6 @@ impl DispatcherBuilder {
                 "delivery concurrency is 0; use at least 1".into(),
             ));
         }
-        check_lease(self.lease, self.heartbeat)?;
         match &verifier {
             Verifier::Dev => tracing::warn!(
                 "DEV MODE: message signatures at rest are NOT verified; anyone who can write to the store can make this server send requests"
@@ -185,7 +184,7 @@ impl DispatcherBuilder {
                 .unwrap_or_else(|| default_owner("dispatcher")),
         );
         let (events, _) = broadcast::channel(4096);
-        let claims = ClaimLoop::new(ClaimSettings {
+        let (claims, leases) = ClaimLoop::new(ClaimSettings {
             role: "dispatcher",
             store: Arc::clone(&self.store),
             clock: Arc::clone(&self.clock),
@@ -195,13 +194,9 @@ impl DispatcherBuilder {
             max_batch: MAX_CLAIM_BATCH,
             poll_interval: self.poll_interval,
             grace: self.grace,
-        });
-        let leases = Leases::new(
-            Arc::clone(&self.store),
-            Arc::clone(&self.clock),
-            duration_ms(self.lease),
-            self.heartbeat,
-        );
+            lease: self.lease,
+            heartbeat: self.heartbeat,
+        })?;
         Ok(Dispatcher {
             shared: Arc::new(Shared {
                 store: self.store,

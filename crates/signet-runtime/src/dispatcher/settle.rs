@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use signet_store::{DeadReason, FailOutcome, LeaseToken, StoreError};
+use signet_store::{DeadReason, LeaseToken, StoreError};
 
 use super::events::{DeliveryEvent, DeliveryEventKind};
 use super::judge::Decision;
@@ -49,8 +49,7 @@ pub(super) async fn settle(
                 let result = serde_json::json!({ "status": status })
                     .to_string()
                     .into_bytes();
-                let r =
-                    retry_store(|| shared.store.complete(lease, Some(result.clone()), now)).await;
+                let r = shared.leases.complete(lease, Some(result), now).await;
                 if r.is_ok() {
                     metrics::delivered(label);
                     tracing::debug!(message_id = %id, attempt, status, "message delivered");
@@ -59,12 +58,7 @@ pub(super) async fn settle(
             }
             Decision::Retry { at_ms, error, .. } => {
                 metrics::delivery_failed(label);
-                let r = retry_store(|| {
-                    shared
-                        .store
-                        .fail(lease, &error, FailOutcome::Retry { at_ms }, now)
-                })
-                .await;
+                let r = shared.leases.retry_at(lease, &error, at_ms, now).await;
                 if r.is_ok() {
                     tracing::info!(message_id = %id, attempt, retry_in_ms = at_ms.saturating_sub(now), %error, "delivery attempt failed; will retry");
                 }
@@ -74,18 +68,10 @@ pub(super) async fn settle(
                 if reason == DeadReason::MaxAttempts {
                     metrics::delivery_failed(label);
                 }
-                let r = retry_store(|| {
-                    shared.store.fail(
-                        lease,
-                        &detail,
-                        FailOutcome::Dead {
-                            reason,
-                            detail: detail.clone(),
-                        },
-                        now,
-                    )
-                })
-                .await;
+                let r = shared
+                    .leases
+                    .dead(lease, &detail, reason, &detail, now)
+                    .await;
                 if r.is_ok() {
                     metrics::message_dead(label, reason);
                     tracing::warn!(message_id = %id, attempt, %reason, %detail, "message dead-lettered");
@@ -93,7 +79,7 @@ pub(super) async fn settle(
                 (r, DeliveryEventKind::Dead { reason, detail })
             }
             Decision::Release => {
-                let r = retry_store(|| shared.store.release(lease, now)).await;
+                let r = shared.leases.release(lease, now).await;
                 (r, DeliveryEventKind::Released)
             }
             Decision::LeaseLost => {

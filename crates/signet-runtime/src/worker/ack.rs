@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use signet_store::{DeadReason, FailOutcome, LeaseToken, StoreError};
+use signet_store::{DeadReason, LeaseToken, StoreError};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use super::events::WorkerEventKind;
@@ -118,7 +118,7 @@ async fn complete_all(shared: &Shared, successes: Vec<Finished>, now: i64) {
             Err(e) if e.is_retryable() => {
                 let lease = lease_of(&f.meta);
                 let result = success_result(f);
-                match retry_store(|| shared.store.complete(&lease, result.clone(), now)).await {
+                match shared.leases.complete(&lease, result, now).await {
                     Ok(()) => WorkerEventKind::Succeeded,
                     Err(e) => store_failed(&f.meta, &e),
                 }
@@ -159,22 +159,14 @@ async fn settle(shared: &Shared, f: Finished, now: i64) {
             return;
         }
         Outcome::Release => {
-            let r = retry_store(|| shared.store.release(&lease, now)).await;
+            let r = shared.leases.release(&lease, now).await;
             (r, WorkerEventKind::Released)
         }
         Outcome::Dead(reason, detail) => {
-            let r = retry_store(|| {
-                shared.store.fail(
-                    &lease,
-                    &detail,
-                    FailOutcome::Dead {
-                        reason,
-                        detail: detail.clone(),
-                    },
-                    now,
-                )
-            })
-            .await;
+            let r = shared
+                .leases
+                .dead(&lease, &detail, reason, &detail, now)
+                .await;
             if r.is_ok() {
                 metrics::dead(&meta.queue, &meta.name, reason);
                 tracing::warn!(task_id = %meta.id, task = %meta.name, %reason, %detail, "task dead-lettered");
@@ -192,18 +184,10 @@ async fn settle(shared: &Shared, f: Finished, now: i64) {
                     meta.max_attempts
                 );
                 let reason = DeadReason::MaxAttempts;
-                let r = retry_store(|| {
-                    shared.store.fail(
-                        &lease,
-                        &error,
-                        FailOutcome::Dead {
-                            reason,
-                            detail: detail.clone(),
-                        },
-                        now,
-                    )
-                })
-                .await;
+                let r = shared
+                    .leases
+                    .dead(&lease, &error, reason, &detail, now)
+                    .await;
                 if r.is_ok() {
                     metrics::dead(&meta.queue, &meta.name, reason);
                     tracing::warn!(task_id = %meta.id, task = %meta.name, %error, "task failed its last attempt and was dead-lettered");
@@ -212,12 +196,7 @@ async fn settle(shared: &Shared, f: Finished, now: i64) {
             } else {
                 let wait = shared.retry.delay(meta.attempt, &mut rand::thread_rng());
                 let at_ms = now.saturating_add(duration_ms(wait));
-                let r = retry_store(|| {
-                    shared
-                        .store
-                        .fail(&lease, &error, FailOutcome::Retry { at_ms }, now)
-                })
-                .await;
+                let r = shared.leases.retry_at(&lease, &error, at_ms, now).await;
                 if r.is_ok() {
                     metrics::retried(&meta.queue, &meta.name);
                     tracing::info!(task_id = %meta.id, task = %meta.name, attempt = meta.attempt, retry_in = ?wait, %error, "task attempt failed; will retry");

@@ -12,8 +12,8 @@ use tokio::sync::broadcast;
 use super::run::Worker;
 use super::shared::Shared;
 use crate::backoff::RetryPolicy;
-use crate::claim::{check_lease, default_owner, ClaimLoop, ClaimSettings, Leases};
-use crate::clock::{duration_ms, Clock, SystemClock};
+use crate::claim::{default_owner, ClaimLoop, ClaimSettings};
+use crate::clock::{Clock, SystemClock};
 use crate::error::RuntimeError;
 use crate::handler::{ErasedHandler, HandlerResult, TaskContext, TypedHandler};
 use crate::verify::Verifier;
@@ -176,7 +176,6 @@ impl WorkerBuilder {
                 "concurrency is 0; the worker needs at least 1".into(),
             ));
         }
-        check_lease(self.lease, self.heartbeat)?;
         if self.handler_timeout.is_zero() {
             return Err(RuntimeError::Config(
                 "handler timeout is zero; give handlers some time".into(),
@@ -209,7 +208,7 @@ impl WorkerBuilder {
         let worker_id: Arc<str> =
             Arc::from(self.worker_id.unwrap_or_else(|| default_owner("worker")));
         let (events, _) = broadcast::channel(1024);
-        let claims = ClaimLoop::new(ClaimSettings {
+        let (claims, leases) = ClaimLoop::new(ClaimSettings {
             role: "worker",
             store: Arc::clone(&self.store),
             clock: Arc::clone(&self.clock),
@@ -219,13 +218,9 @@ impl WorkerBuilder {
             max_batch: MAX_CLAIM_BATCH,
             poll_interval: self.poll_interval,
             grace: self.grace,
-        });
-        let leases = Leases::new(
-            Arc::clone(&self.store),
-            Arc::clone(&self.clock),
-            duration_ms(self.lease),
-            self.heartbeat,
-        );
+            lease: self.lease,
+            heartbeat: self.heartbeat,
+        })?;
         Ok(Worker {
             shared: Arc::new(Shared {
                 store: self.store,
