@@ -3,7 +3,10 @@
 //! lease rescuer, the pruner and the metrics they record; and for HTTP
 //! delivery, messages ([`message`]), the dispatcher that signs and sends
 //! them ([`dispatcher`]) behind an SSRF guard ([`ssrf`]), targets with
-//! sealed secrets ([`targets`]) and callbacks ([`callbacks`]).
+//! sealed secrets ([`targets`]) and callbacks ([`callbacks`]). The worker
+//! and the dispatcher share one claim loop (`claim/`); the [`node`]
+//! composes a process's background services and says where each runs
+//! (every node, or the leader of a role, with [`leader`] election).
 //!
 //! ```no_run
 //! # async fn demo(store: std::sync::Arc<dyn signet_store::Store>, signing: signet_sign::SigningConfig) -> Result<(), signet_runtime::RuntimeError> {

@@ -402,6 +402,29 @@ fn bench_queue_ends_with_one_json_line() {
 }
 
 #[test]
+fn bench_pickup_runs_a_worker_in_another_process_and_ends_with_one_json_line() {
+    let run = signet(&["bench", "pickup", "--tasks", "10", "--rate", "50"], b"");
+    let out = run.ok();
+    assert!(out.contains("enqueue→start latency"), "{run:#?}");
+    let last = out.lines().last().expect("output");
+    let figures: Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last}"));
+    assert_eq!(figures["tasks"], 10, "{figures}");
+    assert_eq!(figures["store"], "sqlite", "{figures}");
+    for key in ["p50_ms", "p90_ms", "p99_ms", "max_ms", "enqueue_p50_ms"] {
+        assert!(
+            figures[key].as_f64().is_some_and(|v| v >= 0.0),
+            "{key}: {figures}"
+        );
+    }
+    assert!(
+        figures["p99_ms"].as_f64() >= figures["p50_ms"].as_f64(),
+        "{figures}"
+    );
+    let bad = signet(&["bench", "pickup", "--rate", "0"], b"");
+    assert_eq!(bad.code, 2, "{bad:#?}");
+}
+
+#[test]
 fn bench_deliver_verifies_every_delivery_and_ends_with_one_json_line() {
     let run = signet(
         &[
