@@ -145,7 +145,10 @@ fn watch(shared: &Shared) {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(error = %e, path = %shared.path.display(), "cannot open the database to watch for other processes' writes; idle workers poll");
-            shared.lock().running = false;
+            // Not tried again at every wait: the waiters' timeout remains.
+            let mut state = shared.lock();
+            state.running = false;
+            state.stopped = true;
             return;
         }
     };
