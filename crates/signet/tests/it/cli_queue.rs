@@ -359,6 +359,24 @@ fn dead_letters_list_show_replay_and_purge() {
     assert_eq!(none["purged"], serde_json::json!([]), "{none}");
 }
 
+/// The JSON object a bench prints last, after checking that each of `keys`
+/// is a number of at least 0 and that p99 is not below p50.
+fn bench_figures(out: &str, keys: &[&str]) -> Value {
+    let last = out.lines().last().expect("output");
+    let figures: Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last}"));
+    for key in keys {
+        assert!(
+            figures[key].as_f64().is_some_and(|v| v >= 0.0),
+            "{key}: {figures}"
+        );
+    }
+    assert!(
+        figures["p99_ms"].as_f64() >= figures["p50_ms"].as_f64(),
+        "{figures}"
+    );
+    figures
+}
+
 #[test]
 fn bench_queue_ends_with_one_json_line() {
     for algorithm in ["hmac-sha256", "ed25519"] {
@@ -377,20 +395,9 @@ fn bench_queue_ends_with_one_json_line() {
         );
         let out = run.ok();
         assert!(out.contains("end to end"), "{run:#?}");
-        let last = out.lines().last().expect("output");
-        let figures: Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last}"));
+        let figures = bench_figures(out, &["enqueue_per_s", "e2e_per_s", "p50_ms", "p99_ms"]);
         assert_eq!(figures["tasks"], 300, "{figures}");
         assert_eq!(figures["algorithm"], algorithm, "{figures}");
-        for key in ["enqueue_per_s", "e2e_per_s", "p50_ms", "p99_ms"] {
-            assert!(
-                figures[key].as_f64().is_some_and(|v| v >= 0.0),
-                "{key}: {figures}"
-            );
-        }
-        assert!(
-            figures["p99_ms"].as_f64() >= figures["p50_ms"].as_f64(),
-            "{figures}"
-        );
     }
     // Paced: the enqueue rate follows --rate.
     let paced = signet(&["bench", "queue", "--tasks", "200", "--rate", "1000"], b"");
@@ -406,20 +413,12 @@ fn bench_pickup_runs_a_worker_in_another_process_and_ends_with_one_json_line() {
     let run = signet(&["bench", "pickup", "--tasks", "10", "--rate", "50"], b"");
     let out = run.ok();
     assert!(out.contains("enqueue→start latency"), "{run:#?}");
-    let last = out.lines().last().expect("output");
-    let figures: Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last}"));
+    let figures = bench_figures(
+        out,
+        &["p50_ms", "p90_ms", "p99_ms", "max_ms", "enqueue_p50_ms"],
+    );
     assert_eq!(figures["tasks"], 10, "{figures}");
     assert_eq!(figures["store"], "sqlite", "{figures}");
-    for key in ["p50_ms", "p90_ms", "p99_ms", "max_ms", "enqueue_p50_ms"] {
-        assert!(
-            figures[key].as_f64().is_some_and(|v| v >= 0.0),
-            "{key}: {figures}"
-        );
-    }
-    assert!(
-        figures["p99_ms"].as_f64() >= figures["p50_ms"].as_f64(),
-        "{figures}"
-    );
     let bad = signet(&["bench", "pickup", "--rate", "0"], b"");
     assert_eq!(bad.code, 2, "{bad:#?}");
 }
