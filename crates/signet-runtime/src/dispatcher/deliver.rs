@@ -184,32 +184,25 @@ async fn send(shared: &Shared, id: &str, attempt: u32, max_attempts: u32, p: Pre
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    match signed {
-        Ok(sig) => headers.extend(sig),
-        Err(error) => {
-            return judge(
-                AttemptOutcome::Failed {
-                    error,
-                    latency: Duration::ZERO,
-                },
-                id,
-                attempt,
-                max_attempts,
-                started_ms,
-                &p.schedule,
-                shared,
-            )
+    // A request that cannot be signed is not sent: a failed attempt.
+    let outcome = match signed {
+        Ok(sig) => {
+            headers.extend(sig);
+            shared
+                .http
+                .send(OutgoingRequest {
+                    method: p.method,
+                    url: p.url,
+                    headers,
+                    body,
+                })
+                .await
         }
-    }
-    let outcome = shared
-        .http
-        .send(OutgoingRequest {
-            method: p.method,
-            url: p.url,
-            headers,
-            body,
-        })
-        .await;
+        Err(error) => AttemptOutcome::Failed {
+            error,
+            latency: Duration::ZERO,
+        },
+    };
     judge(
         outcome,
         id,
