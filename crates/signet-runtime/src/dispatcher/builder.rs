@@ -37,6 +37,7 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub const DEFAULT_TARGET_CACHE_TTL: Duration = Duration::from_secs(1);
 /// Most messages asked for in one claim.
 pub const MAX_CLAIM_BATCH: usize = 256;
+
 /// Builds a [`Dispatcher`].
 pub struct DispatcherBuilder {
     store: Arc<dyn Store>,

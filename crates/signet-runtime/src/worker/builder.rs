@@ -33,6 +33,7 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// Most tasks asked for in one claim.
 pub const MAX_CLAIM_BATCH: usize = 1000;
+
 /// Builds a [`Worker`].
 pub struct WorkerBuilder {
     store: Arc<dyn Store>,
@@ -237,6 +238,7 @@ impl WorkerBuilder {
         })
     }
 }
+
 impl Worker {
     /// A builder over `store`. Call `.signing(..)`, register handlers, then
     /// `.build()`.
