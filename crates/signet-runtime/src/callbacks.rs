@@ -28,6 +28,7 @@ use signet_store::{Store, TaskRow, TaskState, MESSAGE_QUEUE};
 use crate::clock::{Clock, SystemClock};
 use crate::error::RuntimeError;
 use crate::message::{MessageProducer, MessageSpec, PublishOptions};
+use crate::periodic::run_every;
 use crate::shutdown::ShutdownSignal;
 
 /// Default time between two passes.
@@ -153,19 +154,8 @@ impl CallbackService {
 
     /// Runs a pass every interval until `shutdown` fires. Errors are logged
     /// and the next pass is tried on time.
-    pub async fn run(self, mut shutdown: ShutdownSignal) {
-        let mut tick = tokio::time::interval(self.interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.triggered() => return,
-                _ = tick.tick() => {
-                    if let Err(e) = self.run_once().await {
-                        tracing::warn!(error = %e, "handing off callbacks failed; will retry next interval");
-                    }
-                }
-            }
-        }
+    pub async fn run(self, shutdown: ShutdownSignal) {
+        run_every("callbacks", self.interval, shutdown, || self.run_once()).await;
     }
 }
 

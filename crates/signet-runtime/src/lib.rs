@@ -3,7 +3,10 @@
 //! lease rescuer, the pruner and the metrics they record; and for HTTP
 //! delivery, messages ([`message`]), the dispatcher that signs and sends
 //! them ([`dispatcher`]) behind an SSRF guard ([`ssrf`]), targets with
-//! sealed secrets ([`targets`]) and callbacks ([`callbacks`]).
+//! sealed secrets ([`targets`]) and callbacks ([`callbacks`]). The worker
+//! and the dispatcher share one claim loop (`claim/`); the [`node`]
+//! composes a process's background services and says where each runs
+//! (every node, or the leader of a role, with [`leader`] election).
 //!
 //! ```no_run
 //! # async fn demo(store: std::sync::Arc<dyn signet_store::Store>, signing: signet_sign::SigningConfig) -> Result<(), signet_runtime::RuntimeError> {
@@ -28,6 +31,7 @@
 
 pub mod backoff;
 pub mod callbacks;
+mod claim;
 pub mod clock;
 pub mod delivery;
 pub mod dispatcher;
@@ -36,6 +40,8 @@ pub mod handler;
 pub mod leader;
 pub mod message;
 pub mod metrics;
+pub mod node;
+mod periodic;
 pub mod producer;
 pub mod pruner;
 pub mod rescuer;
@@ -56,6 +62,7 @@ pub use handler::{HandlerError, HandlerResult, TaskContext};
 pub use leader::{LeaderElector, Leadership};
 pub use message::{MessageProducer, MessageSpec, NewMessage, RetrySchedule, SignatureProfile};
 pub use metrics::QueueDepthReporter;
+pub use node::{Node, NodeBuilder, Placement};
 pub use producer::{Producer, TaskSpec};
 pub use pruner::Pruner;
 pub use rescuer::Rescuer;

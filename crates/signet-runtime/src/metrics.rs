@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use signet_store::{DeadReason, Store, TaskState};
 
+use crate::periodic::run_every;
 use crate::shutdown::ShutdownSignal;
 
 /// Tasks enqueued (new tasks only; idempotent repeats are not counted).
@@ -151,18 +152,7 @@ impl QueueDepthReporter {
 
     /// Samples every interval until `shutdown` fires. Store errors are logged
     /// and the next sample is tried on time.
-    pub async fn run(self, mut shutdown: ShutdownSignal) {
-        let mut tick = tokio::time::interval(self.interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.triggered() => return,
-                _ = tick.tick() => {
-                    if let Err(e) = self.sample().await {
-                        tracing::warn!(error = %e, "queue depth sample failed; will retry next interval");
-                    }
-                }
-            }
-        }
+    pub async fn run(self, shutdown: ShutdownSignal) {
+        run_every("queue-depth", self.interval, shutdown, || self.sample()).await;
     }
 }

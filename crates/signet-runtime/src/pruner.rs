@@ -7,6 +7,7 @@ use std::time::Duration;
 use signet_store::{Store, StoreError};
 
 use crate::clock::{duration_ms, Clock, SystemClock};
+use crate::periodic::run_every;
 use crate::shutdown::ShutdownSignal;
 
 /// Default retention of finished tasks.
@@ -85,18 +86,7 @@ impl Pruner {
     }
 
     /// Runs a pass every interval until `shutdown` fires.
-    pub async fn run(self, mut shutdown: ShutdownSignal) {
-        let mut tick = tokio::time::interval(self.interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.triggered() => return,
-                _ = tick.tick() => {
-                    if let Err(e) = self.run_once().await {
-                        tracing::warn!(error = %e, "prune failed; will retry next interval");
-                    }
-                }
-            }
-        }
+    pub async fn run(self, shutdown: ShutdownSignal) {
+        run_every("pruner", self.interval, shutdown, || self.run_once()).await;
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use signet_store::{Store, StoreError};
 
 use crate::clock::{Clock, SystemClock};
+use crate::periodic::run_every;
 use crate::shutdown::ShutdownSignal;
 
 /// Default time between two rescue passes.
@@ -74,18 +75,7 @@ impl Rescuer {
 
     /// Runs a pass every interval until `shutdown` fires. Errors are logged
     /// and the next pass is tried on time.
-    pub async fn run(self, mut shutdown: ShutdownSignal) {
-        let mut tick = tokio::time::interval(self.interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.triggered() => return,
-                _ = tick.tick() => {
-                    if let Err(e) = self.run_once().await {
-                        tracing::warn!(error = %e, "lease rescue failed; will retry next interval");
-                    }
-                }
-            }
-        }
+    pub async fn run(self, shutdown: ShutdownSignal) {
+        run_every("rescuer", self.interval, shutdown, || self.run_once()).await;
     }
 }

@@ -925,25 +925,19 @@ impl Scheduler {
     /// then the scheduler sleeps until the next due time or the poll
     /// interval, whichever is sooner. Store errors are logged and the next
     /// pass is tried on time.
-    pub async fn run(self, mut shutdown: ShutdownSignal) {
+    pub async fn run(self, shutdown: ShutdownSignal) {
         tracing::info!(
             poll_interval_ms = duration_ms(self.poll_interval),
             misfire_grace_s = self.misfire_grace.as_secs(),
             "scheduler started"
         );
-        loop {
-            if shutdown.is_triggered() {
-                break;
-            }
+        crate::periodic::run_paced(shutdown, || async {
             if let Err(e) = self.run_once().await {
                 tracing::warn!(error = %e, "scheduler pass failed; will retry");
             }
-            let wait = self.wait_time().await;
-            tokio::select! {
-                _ = shutdown.triggered() => break,
-                _ = tokio::time::sleep(wait) => {}
-            }
-        }
+            self.wait_time().await
+        })
+        .await;
         tracing::info!("scheduler stopped");
     }
 }

@@ -11,6 +11,9 @@ use std::sync::Arc;
 use signet_sign::envelope::{verify_batch, EnvelopeCheck};
 use signet_sign::{Algorithm, KeyRing, SigningConfig};
 use signet_store::TaskRow;
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::claim::Claimed;
 
 /// How a worker treats signatures.
 pub(crate) enum Verifier {
@@ -52,6 +55,37 @@ impl Verifier {
             && rows
                 .iter()
                 .any(|r| matches!(&r.signature, Some(s) if s.alg == Algorithm::Ed25519))
+    }
+
+    /// Checks a claimed batch, off the async threads when it is heavy; each
+    /// row comes back with its check. `None` when the verification task
+    /// failed (a bug): the batch is dropped with its permits, and the
+    /// leases expire so the rescuer hands the rows out again.
+    pub(crate) async fn check_claimed(
+        self: &Arc<Self>,
+        batch: Vec<Claimed>,
+    ) -> Option<Vec<(Claimed, Check)>> {
+        let (rows, slots): (Vec<TaskRow>, Vec<OwnedSemaphorePermit>) =
+            batch.into_iter().map(|c| (c.row, c.slot)).unzip();
+        let (checks, rows) = if self.is_heavy(&rows) {
+            let verifier = Arc::clone(self);
+            match tokio::task::spawn_blocking(move || (verifier.check(&rows), rows)).await {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::error!(error = %e, "signature verification task failed; the batch will be rescued after its lease expires");
+                    return None;
+                }
+            }
+        } else {
+            (self.check(&rows), rows)
+        };
+        Some(
+            rows.into_iter()
+                .zip(slots)
+                .map(|(row, slot)| Claimed { row, slot })
+                .zip(checks)
+                .collect(),
+        )
     }
 
     /// Checks every row; the result is in the same order as `rows`.

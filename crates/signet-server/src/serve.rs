@@ -1,11 +1,12 @@
 //! Running the API on a socket: bind, banner, background services and
 //! graceful shutdown.
 //!
-//! Background services: on every node the queue-depth sampler and limiter
-//! upkeep; on the leader only (one node of all those sharing a store, by
-//! [`LeaderElector`]) the scheduler, rescuer and pruner, plus any service
-//! added to the elector with [`LeaderElector::service`] before
-//! [`run_with`] (the hook for the callback sender).
+//! Background services: the runtime's [`Node`] composes them and decides
+//! where each runs (see [`signet_runtime::node`]): on every node the
+//! dispatcher, the queue-depth sampler and the limiter upkeep; on the
+//! leader of [`SERVICES_ROLE`] the scheduler and the callbacks; on the
+//! leader of [`MAINTENANCE_ROLE`] (which workers stand for too) the rescuer
+//! and the pruner. [`node`] builds it from the server's state.
 //!
 //! On the shutdown signal the listener stops accepting, in-flight requests
 //! get [`ServerConfig::shutdown_grace`](crate::ServerConfig) to finish, the
@@ -21,13 +22,13 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use signet_runtime::leader::{default_node_id, DEFAULT_LEADER_TTL};
+pub use signet_runtime::node::{MAINTENANCE_ROLE, SERVICES_ROLE};
 use signet_runtime::{
-    CallbackService, Dispatcher, LeaderElector, MessagePublisher, Producer, Pruner,
-    QueueDepthReporter, Rescuer, RuntimeError, Scheduler, Shutdown,
+    CallbackService, Dispatcher, MessagePublisher, Node, Producer, Pruner, QueueDepthReporter,
+    Rescuer, RuntimeError, Scheduler, Shutdown,
 };
 use signet_store::{Store, StoreError};
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
 
 use crate::auth::{create_api_key, NewApiKey, Scope};
 use crate::config::ServerConfig;
@@ -35,8 +36,6 @@ use crate::state::{AppState, Signing};
 
 /// How often idle rate-limit buckets are forgotten and histograms drained.
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(10);
-/// The leader role under which `serve` runs its once-per-store services.
-pub const SERVICES_ROLE: &str = "services";
 /// Name of the admin key `serve` creates on an empty store.
 pub const FIRST_ADMIN_KEY_NAME: &str = "admin (created by signet serve)";
 
@@ -203,21 +202,44 @@ impl Default for LeaderConfig {
     }
 }
 
-/// The leader elector `serve` runs: the scheduler (when this server can
-/// sign tasks, or signing is off), the rescuer and the pruner, each only
-/// while this node holds the [`SERVICES_ROLE`] lease. Message schedules
+/// The node `serve` runs: on every node the dispatcher, the queue-depth
+/// reporter and the limiter upkeep; on the leader of [`SERVICES_ROLE`] the
+/// scheduler (when this server can sign tasks, or signing is off) and the
+/// callbacks (when it can publish messages); on the leader of
+/// [`MAINTENANCE_ROLE`] the rescuer and the pruner. Message schedules
 /// publish through `messages`; without it they wait for a node that has
-/// one. Add more leader-only services with [`LeaderElector::service`].
-pub fn leader_elector(
+/// one.
+pub fn node(
     state: &AppState,
     config: &LeaderConfig,
     messages: Option<Arc<dyn MessagePublisher>>,
-) -> LeaderElector {
+) -> Node {
     let store = Arc::clone(state.store());
     let clock = state.clock();
-    let mut elector = LeaderElector::new(Arc::clone(&store), SERVICES_ROLE, config.node_id.clone())
-        .ttl(config.ttl)
+    let mut node = Node::builder(Arc::clone(&store), config.node_id.clone())
+        .leader_ttl(config.ttl)
         .clock(Arc::clone(&clock));
+    // Every node delivers messages (claims make each delivery happen once).
+    match dispatcher(state) {
+        Ok(d) => node = node.dispatcher(d),
+        Err(e) => tracing::error!(error = %e, "messages are not delivered by this node"),
+    }
+    node = node.queue_depth(QueueDepthReporter::new(Arc::clone(&store)));
+    {
+        let state = state.clone();
+        node = node.every_node("upkeep", move |mut stop| async move {
+            let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
+            loop {
+                tokio::select! {
+                    () = stop.triggered() => return Ok(()),
+                    _ = tick.tick() => {
+                        state.limits().retain_recent();
+                        state.0.metrics.run_upkeep();
+                    }
+                }
+            }
+        });
+    }
     let signing = state.signing();
     match Producer::with_ring(
         Arc::clone(&store),
@@ -226,12 +248,12 @@ pub fn leader_elector(
     ) {
         Ok(producer) => {
             let clock = Arc::clone(&clock);
-            elector = elector.service("scheduler", move |stop| {
-                let mut scheduler = Scheduler::new(producer.clone()).clock(Arc::clone(&clock));
-                if let Some(messages) = &messages {
-                    scheduler = scheduler.messages(Arc::clone(messages));
+            node = node.scheduler(move || {
+                let scheduler = Scheduler::new(producer.clone()).clock(Arc::clone(&clock));
+                match &messages {
+                    Some(messages) => scheduler.messages(Arc::clone(messages)),
+                    None => scheduler,
                 }
-                scheduler.run(stop)
             });
         }
         Err(e) => tracing::warn!(
@@ -239,30 +261,18 @@ pub fn leader_elector(
             "the scheduler does not run on this node: it cannot sign the tasks schedules fire; give it a signing key"
         ),
     }
-    // Callbacks are handed off once per store: by the leader.
     if let Some(messages) = state.delivery().messages.clone() {
         let store = Arc::clone(&store);
         let clock = Arc::clone(&clock);
-        elector = elector.service("callbacks", move |stop| {
-            CallbackService::new(Arc::clone(&store), messages.clone())
-                .clock(Arc::clone(&clock))
-                .run(stop)
+        node = node.callbacks(move || {
+            CallbackService::new(Arc::clone(&store), messages.clone()).clock(Arc::clone(&clock))
         });
     }
     let rescuer_store = Arc::clone(&store);
     let rescuer_clock = Arc::clone(&clock);
-    let pruner_clock = Arc::clone(&clock);
-    elector
-        .service("rescuer", move |stop| {
-            Rescuer::new(Arc::clone(&rescuer_store))
-                .clock(Arc::clone(&rescuer_clock))
-                .run(stop)
-        })
-        .service("pruner", move |stop| {
-            Pruner::new(Arc::clone(&store))
-                .clock(Arc::clone(&pruner_clock))
-                .run(stop)
-        })
+    node.rescuer(move || Rescuer::new(Arc::clone(&rescuer_store)).clock(Arc::clone(&rescuer_clock)))
+        .pruner(move || Pruner::new(Arc::clone(&store)).clock(Arc::clone(&clock)))
+        .build()
 }
 
 /// The dispatcher that delivers messages, configured from `state` (its
@@ -287,23 +297,25 @@ pub fn dispatcher(state: &AppState) -> Result<Dispatcher, RuntimeError> {
         .build()
 }
 
-/// What the banner says about leader election.
+/// What the banner says about leader election: one line per role.
 pub struct ElectionBanner<'a> {
-    /// The elector about to run.
-    pub elector: &'a LeaderElector,
+    /// The node about to run.
+    pub node: &'a Node,
 }
 
 impl fmt::Display for ElectionBanner<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let e = self.elector;
-        writeln!(
-            f,
-            "  leader election: node {}, role {:?}, lease {} ms; on the leader only: {}",
-            e.node_id(),
-            e.role(),
-            e.lease_ttl().as_millis(),
-            e.service_names().join(", ")
-        )
+        for e in self.node.electors() {
+            writeln!(
+                f,
+                "  leader election: node {}, role {:?}, lease {} ms; on the leader only: {}",
+                e.node_id(),
+                e.role(),
+                e.lease_ttl().as_millis(),
+                e.service_names().join(", ")
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -320,53 +332,23 @@ pub async fn run(
         .messages
         .clone()
         .map(|m| Arc::new(m) as Arc<dyn MessagePublisher>);
-    let elector = leader_elector(&state, &LeaderConfig::default(), messages);
-    run_with(state, listener, signal, elector).await
+    let node = node(&state, &LeaderConfig::default(), messages);
+    run_with(state, listener, signal, node).await
 }
 
-/// Like [`run`], with a given leader elector (see [`leader_elector`]).
-/// On shutdown the elector stops its services and resigns before the store
-/// is closed, so another node takes over at once.
+/// Like [`run`], with a given node (see [`node`]). On shutdown the node's
+/// electors stop their services and resign before the store is closed, so
+/// another node takes over at once.
 pub async fn run_with(
     state: AppState,
     listener: TcpListener,
     signal: impl Future<Output = ()> + Send + 'static,
-    elector: LeaderElector,
+    node: Node,
 ) -> Result<(), ServeError> {
     let store = Arc::clone(state.store());
     let grace = state.config().shutdown_grace;
     let services = Shutdown::new();
-    let mut tasks = JoinSet::new();
-    tasks.spawn(elector.run(services.signal()));
-    // Every node delivers messages (claims make each delivery happen once).
-    match dispatcher(&state) {
-        Ok(d) => {
-            let stop = services.signal();
-            tasks.spawn(async move {
-                if let Err(e) = d.run(stop).await {
-                    tracing::error!(error = %e, "the dispatcher stopped");
-                }
-            });
-        }
-        Err(e) => tracing::error!(error = %e, "messages are not delivered by this node"),
-    }
-    tasks.spawn(QueueDepthReporter::new(Arc::clone(&store)).run(services.signal()));
-    {
-        let state = state.clone();
-        let mut stop = services.signal();
-        tasks.spawn(async move {
-            let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
-            loop {
-                tokio::select! {
-                    _ = stop.triggered() => return,
-                    _ = tick.tick() => {
-                        state.limits().retain_recent();
-                        state.0.metrics.run_upkeep();
-                    }
-                }
-            }
-        });
-    }
+    let background = tokio::spawn(node.run(services.signal()));
 
     let stopping = Shutdown::new();
     let mut stopping_signal = stopping.signal();
@@ -398,10 +380,11 @@ pub async fn run_with(
     };
 
     services.trigger();
-    while let Some(joined) = tasks.join_next().await {
-        if let Err(e) = joined {
-            tracing::error!(error = %e, "a background service ended abnormally");
-        }
+    match background.await {
+        Ok(Ok(())) => {}
+        // Already logged by the node.
+        Ok(Err(_)) => {}
+        Err(e) => tracing::error!(error = %e, "the background services ended abnormally"),
     }
     store.close().await?;
     tracing::info!("stopped; store closed");

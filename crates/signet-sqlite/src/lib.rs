@@ -11,8 +11,11 @@
 //!   this build is refused ([`StoreError::SchemaTooNew`](signet_store::StoreError::SchemaTooNew)).
 //! - **Idle workers wake at once** when this process enqueues, retries,
 //!   releases, rescues or replays work on their queues
-//!   ([`Store::wait_for_work`](signet_store::Store::wait_for_work)); work
-//!   written by another process on the same file is found at the next poll.
+//!   ([`Store::wait_for_work`](signet_store::Store::wait_for_work)), and
+//!   within a few milliseconds when another process on the same file does:
+//!   while anyone waits, one thread per store polls `PRAGMA data_version`
+//!   every 2 ms and signals the waited queues that have work due. The
+//!   waiters' timeout is only a safety net.
 //! - Locked database → retried up to the busy timeout, then
 //!   `StoreError::Busy`; full disk → `StoreError::Full`, nothing half-written.
 //!
@@ -40,6 +43,7 @@ mod store;
 mod targets;
 mod tasks;
 pub mod url;
+mod watch;
 mod writer;
 
 pub use config::{

@@ -1,11 +1,12 @@
 //! Wakes idle workers of this process when work arrives on their queues.
 //!
-//! Every write that makes a task due (enqueue, a retry due now, release,
-//! replay, rescue) signals its queues after it committed; a worker waiting
-//! in [`Store::wait_for_work`](signet_store::Store::wait_for_work) on one of
-//! them wakes and claims. Other processes sharing the database file are not
-//! told: their workers fall back to their timeout. A signal sent while no
-//! worker waits is dropped, which is fine: a worker claims before it waits.
+//! Every write of this process that makes a task due (enqueue, a retry due
+//! now, release, replay, rescue) signals its queues after it committed; a
+//! worker waiting in [`Store::wait_for_work`](signet_store::Store::wait_for_work)
+//! on one of them wakes and claims. Writes of other processes sharing the
+//! database file reach this signal through the watcher (`watch.rs`). A
+//! signal sent while no worker waits is dropped, which is fine: a worker
+//! claims before it waits.
 
 use std::collections::HashMap;
 use std::future::poll_fn;
@@ -36,6 +37,12 @@ impl WorkSignal {
                 n.notify_waiters();
             }
         }
+    }
+
+    /// The queues anyone has waited on.
+    pub(crate) fn waited_queues(&self) -> Vec<String> {
+        let map = self.queues.lock().unwrap_or_else(PoisonError::into_inner);
+        map.keys().cloned().collect()
     }
 
     /// Waits until one of `queues` is signalled or `timeout` passes.

@@ -19,6 +19,7 @@ use crate::migrate::{migrate, MigrationStatus};
 use crate::readers::Readers;
 use crate::signal::WorkSignal;
 use crate::url::{parse_url, Location};
+use crate::watch::Watcher;
 use crate::writer::{Writer, WriterStats};
 use crate::{api_keys, attempts, callbacks, leases, queries, schedules, targets, tasks};
 
@@ -37,7 +38,9 @@ struct Inner {
     readers: Option<Readers>,
     schema: MigrationStatus,
     /// Wakes this process's workers waiting for work.
-    work: WorkSignal,
+    work: Arc<WorkSignal>,
+    /// Signals `work` on other processes' writes (files only).
+    watcher: Option<Watcher>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -112,13 +115,23 @@ impl SqliteStore {
             _ => None,
         };
         let writer = Writer::start(conn, config.max_batch)?;
+        let work = Arc::new(WorkSignal::default());
+        let watcher = match &location {
+            Location::File(path) => Some(Watcher::new(
+                path.clone(),
+                config.busy_timeout,
+                Arc::clone(&work),
+            )),
+            Location::Memory => None,
+        };
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 location,
                 writer,
                 readers,
                 schema,
-                work: WorkSignal::default(),
+                work,
+                watcher,
             }),
         })
     }
@@ -493,9 +506,12 @@ impl Store for SqliteStore {
     }
 
     /// Wakes early when this process enqueues, retries (due now), releases,
-    /// rescues or replays work on one of `queues`; writes by other
-    /// processes on the same file are seen at the timeout.
+    /// rescues or replays work on one of `queues` (at once), and when
+    /// another process on the same file commits while work is due on one of
+    /// them (within a few milliseconds: `watch.rs` polls `PRAGMA
+    /// data_version` while anyone waits). The timeout is the safety net.
     async fn wait_for_work(&self, queues: &[String], timeout: std::time::Duration) {
+        let _counted = self.inner.watcher.as_ref().map(Watcher::waiting);
         self.inner.work.wait(queues, timeout).await;
     }
 
@@ -510,6 +526,9 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) -> StoreResult<()> {
+        if let Some(watcher) = &self.inner.watcher {
+            watcher.stop();
+        }
         if let Some(readers) = &self.inner.readers {
             readers.close();
         }

@@ -14,7 +14,7 @@ use crate::queries::task_state;
 use crate::row::{task_from_row, TASK_COLUMNS};
 
 /// The states a claim takes tasks from. Must match the `tasks_claim` index.
-const CLAIMABLE: &str = "state IN ('available', 'scheduled', 'retryable')";
+pub(crate) const CLAIMABLE: &str = "state IN ('available', 'scheduled', 'retryable')";
 
 /// Inserts tasks in order; an idempotency key already present returns the
 /// task holding it.

@@ -66,9 +66,24 @@ pub(crate) struct Args {
     )]
     pub(crate) shutdown_grace_ms: u64,
 
-    /// Wait before polling again when the queues are empty, in milliseconds.
+    /// Longest wait for new work when the queues are empty, in
+    /// milliseconds. New work wakes the worker sooner (PostgreSQL
+    /// LISTEN/NOTIFY; on SQLite an in-process signal and a 2 ms check for
+    /// other processes' writes); this is the safety net.
     #[arg(long, env = "SIGNET_WORKER_POLL_MS", default_value_t = 50)]
     pub(crate) poll_ms: u64,
+
+    /// This process's name in the maintenance role's election (default:
+    /// node-<pid>-<random>).
+    #[arg(long, env = "SIGNET_NODE_ID")]
+    pub(crate) node_id: Option<String>,
+
+    /// How long the maintenance leader's lease lasts without renewal, in
+    /// milliseconds: when the process running the rescuer and pruner dies,
+    /// another takes them over within this. Default: the task lease, at
+    /// most 15 s.
+    #[arg(long, env = "SIGNET_WORKER_LEADER_TTL_MS", value_parser = clap::value_parser!(u64).range(30..))]
+    pub(crate) leader_ttl_ms: Option<u64>,
 }
 
 impl Args {
@@ -78,6 +93,15 @@ impl Args {
 
     pub(crate) fn heartbeat(&self) -> Duration {
         Duration::from_millis(self.lease_ms / 3)
+    }
+
+    /// The maintenance lease: as given, or the task lease up to the
+    /// default leader lease.
+    pub(crate) fn leader_ttl(&self) -> Duration {
+        self.leader_ttl_ms.map_or_else(
+            || self.lease().min(signet_runtime::leader::DEFAULT_LEADER_TTL),
+            Duration::from_millis,
+        )
     }
 
     /// Expired leases are looked for twice per lease length.

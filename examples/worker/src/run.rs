@@ -1,11 +1,14 @@
-//! Wiring: store, signing configuration, worker, rescuer, pruner, signals.
+//! Wiring: store, signing configuration, the node (the worker on this
+//! process; the rescuer and pruner while it leads the maintenance role),
+//! signals.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use signet_postgres::{PostgresOptions, PostgresStore};
-use signet_runtime::{Pruner, Rescuer, Shutdown, Worker, WorkerEventKind};
+use signet_runtime::leader::default_node_id;
+use signet_runtime::{Node, Pruner, Rescuer, Shutdown, Worker, WorkerEventKind};
 use signet_sign::SigningConfig;
 use signet_sqlite::{SqliteConfig, SqliteStore};
 use signet_store::Store;
@@ -67,12 +70,20 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             }
         }
     });
-    let rescuer = tokio::spawn(
-        Rescuer::new(Arc::clone(&store))
-            .interval(args.rescue_interval())
-            .run(shutdown.signal()),
-    );
-    let pruner = tokio::spawn(Pruner::new(Arc::clone(&store)).run(shutdown.signal()));
+    // The worker runs here; the rescuer and the pruner run on whichever
+    // process leads the maintenance role (this one, another worker, or a
+    // `signet serve` on the same store), so one of each runs per store.
+    let rescue_interval = args.rescue_interval();
+    let (rescue_store, prune_store) = (Arc::clone(&store), Arc::clone(&store));
+    let node = Node::builder(
+        Arc::clone(&store),
+        args.node_id.clone().unwrap_or_else(default_node_id),
+    )
+    .leader_ttl(args.leader_ttl())
+    .worker(worker)
+    .rescuer(move || Rescuer::new(Arc::clone(&rescue_store)).interval(rescue_interval))
+    .pruner(move || Pruner::new(Arc::clone(&prune_store)))
+    .build();
 
     let trigger = shutdown.clone();
     tokio::spawn(async move {
@@ -83,9 +94,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         trigger.trigger();
     });
 
-    let result = worker.run(shutdown.signal()).await;
+    let result = node.run(shutdown.signal()).await;
     shutdown.trigger();
-    let _ = tokio::join!(rescuer, pruner, logger);
+    let _ = logger.await;
     store.close().await.context("closing the store")?;
     result.context("the worker stopped with an error")
 }

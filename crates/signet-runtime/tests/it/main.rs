@@ -6,6 +6,7 @@ mod flaky;
 mod flow;
 mod leader;
 mod metrics;
+mod node;
 mod producer;
 mod scheduler;
 mod services;

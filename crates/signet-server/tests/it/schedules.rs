@@ -11,7 +11,9 @@ use axum::Router;
 use serde_json::{json, Value};
 use signet_runtime::{Clock, ManualClock};
 use signet_server::config::ServerConfig;
-use signet_server::serve::{detached_metrics_handle, leader_elector, LeaderConfig};
+use signet_server::serve::{
+    detached_metrics_handle, node, LeaderConfig, MAINTENANCE_ROLE, SERVICES_ROLE,
+};
 use signet_server::{app, AppState};
 use signet_store::{Store, TaskFilter};
 
@@ -395,7 +397,7 @@ async fn serves_leader_runs_the_scheduler_that_fires_api_schedules() {
         .create(json!({"name": "every-minute", "cron": "* * * * *", "task": {"queue": "ticks", "task": "tick"}}))
         .await;
     let due = created["next_fire_at_ms"].as_i64().unwrap();
-    let mut elector = leader_elector(
+    let mut node = node(
         &api.state,
         &LeaderConfig {
             node_id: "node-test".into(),
@@ -404,9 +406,11 @@ async fn serves_leader_runs_the_scheduler_that_fires_api_schedules() {
         None,
     );
     assert_eq!(
-        elector.service_names(),
-        ["scheduler", "callbacks", "rescuer", "pruner"]
+        node.elector(MAINTENANCE_ROLE).unwrap().service_names(),
+        ["rescuer", "pruner"]
     );
+    let mut elector = node.take_elector(SERVICES_ROLE).unwrap();
+    assert_eq!(elector.service_names(), ["scheduler", "callbacks"]);
     assert!(elector.step().await.unwrap(), "the only node leads");
     api.clock.set(due);
     let tasks = tokio::time::timeout(Duration::from_secs(20), async {

@@ -1,6 +1,9 @@
 //! What the SQLite store adds to the delivery seam: the upgrade from schema
 //! 1, and waking this process's idle workers when work arrives.
 
+use std::pin::pin;
+use std::time::Duration;
+
 use rusqlite::{params, Connection};
 use signet_sqlite::{SqliteStore, SCHEMA_VERSION};
 use signet_store::testkit::{assert_wakes, claim_one, new_task, T0};
@@ -119,4 +122,47 @@ async fn enqueue_retry_release_rescue_and_replay_wake_waiting_workers() {
     })
     .await;
     store.close().await.expect("close");
+}
+
+/// Two handles on one file share no in-process signal, like two processes:
+/// a write through one wakes a waiter on the other (through `PRAGMA
+/// data_version`), and only for queues with work due.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_by_another_handle_on_the_file_wakes_waiters_of_its_queue() {
+    let db = TempDb::new();
+    let (waiter, url) = db.open(fast());
+    let writer = SqliteStore::open(&url, fast()).expect("a second handle on the file");
+
+    // Work for another queue wakes nobody waiting on "q": the wait runs to
+    // its timeout.
+    let queues = vec!["q".to_owned()];
+    let short = Duration::from_millis(400);
+    let started = std::time::Instant::now();
+    let mut wait = pin!(waiter.wait_for_work(&queues, short));
+    tokio::select! {
+        biased;
+        () = &mut wait => panic!("wait_for_work returned before any work arrived"),
+        () = std::future::ready(()) => {}
+    }
+    writer
+        .enqueue(new_task("other"), T0)
+        .await
+        .expect("enqueue elsewhere");
+    wait.await;
+    assert!(
+        started.elapsed() >= short,
+        "woken by work on another queue after {:?}",
+        started.elapsed()
+    );
+
+    // Work on "q" written through the other handle wakes the waiter long
+    // before its (hour-long) timeout.
+    assert_wakes(&waiter, &["q"], "a write by another handle", async {
+        writer.enqueue(new_task("q"), T0).await.expect("enqueue");
+    })
+    .await;
+    let row = claim_one(&waiter, "q", "w", T0).await;
+    assert_eq!(row.queue(), "q");
+    writer.close().await.expect("close writer");
+    waiter.close().await.expect("close waiter");
 }

@@ -118,13 +118,19 @@ impl Figures {
 
     /// The `q` quantile in milliseconds (nearest rank).
     fn quantile_ms(&self, q: f64) -> f64 {
-        if self.latencies_us.is_empty() {
-            return 0.0;
-        }
-        let n = self.latencies_us.len();
-        let rank = ((q * n as f64).ceil() as usize).clamp(1, n);
-        self.latencies_us[rank - 1] as f64 / 1000.0
+        quantile_ms(&self.latencies_us, q)
     }
+}
+
+/// The `q` quantile of sorted microsecond latencies, in milliseconds
+/// (nearest rank); 0 when there are none.
+pub(crate) fn quantile_ms(sorted_us: &[i64], q: f64) -> f64 {
+    if sorted_us.is_empty() {
+        return 0.0;
+    }
+    let n = sorted_us.len();
+    let rank = ((q * n as f64).ceil() as usize).clamp(1, n);
+    sorted_us[rank - 1] as f64 / 1000.0
 }
 
 fn now_us() -> i64 {
@@ -389,6 +395,14 @@ impl BenchStore {
         match self {
             BenchStore::Sqlite(s) => s.clone(),
             BenchStore::Postgres(s) => Arc::new(s.clone()),
+        }
+    }
+
+    /// The PostgreSQL schema of the run (`None` on SQLite).
+    pub(crate) fn schema(&self) -> Option<&str> {
+        match self {
+            BenchStore::Sqlite(_) => None,
+            BenchStore::Postgres(s) => Some(s.schema_name()),
         }
     }
 

@@ -9,6 +9,7 @@ pub(crate) mod api_keys;
 pub(crate) mod bench;
 pub(crate) mod bench_api;
 pub(crate) mod bench_deliver;
+pub(crate) mod bench_pickup;
 pub(crate) mod bench_queue;
 pub(crate) mod dlq;
 pub(crate) mod enqueue;

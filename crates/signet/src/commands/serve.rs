@@ -1,8 +1,9 @@
 //! `signet serve`: the HTTP API and the runtime's background services on
-//! one store, in one process. The scheduler, rescuer and pruner run only on
-//! the node that leads (one of all the processes sharing the store); the
-//! banner names this node, and a line on stdout says each time it gains or
-//! loses leadership.
+//! one store, in one process. The scheduler and callbacks run only on the
+//! node that leads the `services` role (one of the `signet serve` processes
+//! sharing the store), the rescuer and pruner on the leader of the
+//! `maintenance` role (workers stand for it too); the banner names this
+//! node, and a line on stdout says each time it gains or loses a role.
 //!
 //! Configuration errors (signing variables, trusted proxies, flags) stop it
 //! before it binds, with exit code 2 and a message naming the setting.
@@ -27,6 +28,7 @@ use signet_server::serve::{self, Banner, ElectionBanner, LeaderConfig, SERVICES_
 use signet_server::{AppState, Signing, TrustedProxies};
 use signet_sign::sealed::{MasterKey, MASTER_KEY_VAR};
 use signet_sign::SigningConfig;
+use signet_store::Store;
 
 use crate::commands::{finish, now_ms};
 use crate::store_url::{redact, DatabaseArgs};
@@ -266,30 +268,55 @@ async fn serve_main(args: Args) -> anyhow::Result<()> {
         .messages
         .clone()
         .map(|m| Arc::new(m) as Arc<dyn MessagePublisher>);
-    let elector = serve::leader_elector(&state, &leader, messages);
+    let node = serve::node(&state, &leader, messages);
     {
         let mut out = std::io::stdout().lock();
-        write!(out, "{}", ElectionBanner { elector: &elector })?;
+        write!(out, "{}", ElectionBanner { node: &node })?;
         out.flush()?;
     }
-    tokio::spawn(report_leadership(
-        elector.service_names().join(", "),
-        elector.subscribe(),
-        std::sync::Arc::clone(state.store()),
-        elector.renew_every(),
-    ));
-    serve::run_with(state, listener, serve::shutdown_signal(), elector).await?;
+    for elector in node.electors() {
+        // `leadership:` for the services role, as before the roles split;
+        // `leadership (<role>):` for the others.
+        let prefix = if elector.role() == SERVICES_ROLE {
+            "leadership".to_owned()
+        } else {
+            format!("leadership ({})", elector.role())
+        };
+        tokio::spawn(report_leadership(
+            Role {
+                name: elector.role().to_owned(),
+                prefix,
+                services: elector.service_names().join(", "),
+            },
+            elector.subscribe(),
+            Arc::clone(state.store()),
+            elector.renew_every(),
+        ));
+    }
+    serve::run_with(state, listener, serve::shutdown_signal(), node).await?;
     Ok(())
 }
 
-/// Prints a line on stdout whenever this node gains or loses leadership,
-/// and once, shortly after start, which node leads when it is not this one.
-async fn report_leadership(
+/// A role this node stands for, as its leadership lines name it.
+struct Role {
+    name: String,
+    prefix: String,
     services: String,
+}
+
+/// Prints a line on stdout whenever this node gains or loses a role, and
+/// once, shortly after start, which node leads when it is not this one.
+async fn report_leadership(
+    role: Role,
     mut leadership: tokio::sync::watch::Receiver<Leadership>,
-    store: std::sync::Arc<dyn signet_store::Store>,
+    store: Arc<dyn Store>,
     renew_every: Duration,
 ) {
+    let Role {
+        name,
+        prefix,
+        services,
+    } = role;
     let print = |line: String| {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{line}");
@@ -300,13 +327,13 @@ async fn report_leadership(
         .await
         .is_ok();
     if !led {
-        let holder = match store.leader(SERVICES_ROLE).await {
+        let holder = match store.leader(&name).await {
             Ok(Some(lease)) => format!("node {} leads (term {})", lease.holder, lease.term),
             Ok(None) => "no node leads yet".to_owned(),
             Err(e) => format!("the leader is unknown ({e})"),
         };
         print(format!(
-            "leadership: {holder}; this node serves the API and takes over if the leader stops"
+            "{prefix}: {holder}; this node serves the API and takes over if the leader stops"
         ));
     }
     let mut was_leading = false;
@@ -317,9 +344,9 @@ async fn report_leadership(
                 .term
                 .map_or_else(String::new, |t| format!(" (term {t})"));
             print(if now.leading {
-                format!("leadership: this node leads{term}; {services} run here")
+                format!("{prefix}: this node leads{term}; {services} run here")
             } else {
-                format!("leadership: this node no longer leads; another node runs {services}")
+                format!("{prefix}: this node no longer leads; another node runs {services}")
             });
             was_leading = now.leading;
         }

@@ -377,20 +377,13 @@ fn bench_queue_ends_with_one_json_line() {
         );
         let out = run.ok();
         assert!(out.contains("end to end"), "{run:#?}");
-        let last = out.lines().last().expect("output");
-        let figures: Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last}"));
+        let figures = bench_figures(
+            out,
+            &["enqueue_per_s", "e2e_per_s", "p50_ms", "p99_ms"],
+            &[],
+        );
         assert_eq!(figures["tasks"], 300, "{figures}");
         assert_eq!(figures["algorithm"], algorithm, "{figures}");
-        for key in ["enqueue_per_s", "e2e_per_s", "p50_ms", "p99_ms"] {
-            assert!(
-                figures[key].as_f64().is_some_and(|v| v >= 0.0),
-                "{key}: {figures}"
-            );
-        }
-        assert!(
-            figures["p99_ms"].as_f64() >= figures["p50_ms"].as_f64(),
-            "{figures}"
-        );
     }
     // Paced: the enqueue rate follows --rate.
     let paced = signet(&["bench", "queue", "--tasks", "200", "--rate", "1000"], b"");
@@ -402,10 +395,17 @@ fn bench_queue_ends_with_one_json_line() {
 }
 
 /// The last line of a bench's output, one JSON object, in which every
-/// figure named in `positive` is above zero and `p99_ms` is at least `p50_ms`.
-fn bench_figures(out: &str, positive: &[&str]) -> Value {
+/// figure named in `nonnegative` is at least zero, every one named in
+/// `positive` is above zero, and `p99_ms` is at least `p50_ms`.
+fn bench_figures(out: &str, nonnegative: &[&str], positive: &[&str]) -> Value {
     let last = out.lines().last().expect("output");
     let figures: Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last}"));
+    for key in nonnegative {
+        assert!(
+            figures[key].as_f64().is_some_and(|v| v >= 0.0),
+            "{key}: {figures}"
+        );
+    }
     for key in positive {
         assert!(
             figures[key].as_f64().is_some_and(|v| v > 0.0),
@@ -427,7 +427,7 @@ fn bench_api_ends_with_one_json_line() {
     );
     let out = run.ok();
     assert!(out.contains("against an in-process server"), "{run:#?}");
-    let figures = bench_figures(out, &["requests_per_s", "p50_ms", "p99_ms"]);
+    let figures = bench_figures(out, &[], &["requests_per_s", "p50_ms", "p99_ms"]);
     assert_eq!(figures["errors"], 0, "{figures}");
     // Nothing listens on port 1: the run fails and says where it tried.
     let refused = signet(
@@ -451,6 +451,22 @@ fn bench_api_ends_with_one_json_line() {
 }
 
 #[test]
+fn bench_pickup_runs_a_worker_in_another_process_and_ends_with_one_json_line() {
+    let run = signet(&["bench", "pickup", "--tasks", "10", "--rate", "50"], b"");
+    let out = run.ok();
+    assert!(out.contains("enqueue→start latency"), "{run:#?}");
+    let figures = bench_figures(
+        out,
+        &["p50_ms", "p90_ms", "p99_ms", "max_ms", "enqueue_p50_ms"],
+        &[],
+    );
+    assert_eq!(figures["tasks"], 10, "{figures}");
+    assert_eq!(figures["store"], "sqlite", "{figures}");
+    let bad = signet(&["bench", "pickup", "--rate", "0"], b"");
+    assert_eq!(bad.code, 2, "{bad:#?}");
+}
+
+#[test]
 fn bench_deliver_verifies_every_delivery_and_ends_with_one_json_line() {
     let run = signet(
         &[
@@ -465,7 +481,7 @@ fn bench_deliver_verifies_every_delivery_and_ends_with_one_json_line() {
     );
     let out = run.ok();
     assert!(out.contains("200 of 200 messages succeeded"), "{run:#?}");
-    let figures = bench_figures(out, &["deliveries_per_s", "p50_ms", "p99_ms"]);
+    let figures = bench_figures(out, &[], &["deliveries_per_s", "p50_ms", "p99_ms"]);
     assert_eq!(figures["verified"], 200, "{figures}");
     assert_eq!(figures["failed"], 0, "{figures}");
     let bad = signet(&["bench", "deliver", "--body-bytes", "3"], b"");

@@ -1,0 +1,288 @@
+//! One delivery attempt: the checks before any request (at-rest
+//! signature, expiry, the spec, the target and its rules, an IP literal),
+//! the target's limits, a fresh signature, the request and its judgement.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use signet_sign::profiles::SignRequest;
+use signet_sign::standard::{self, STANDARD_HEADERS, SVIX_HEADERS};
+use signet_store::{DeadReason, LeaseToken, TaskRow};
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::judge::{attempt_record, decide, Decision};
+use super::settle::settle;
+use super::shared::Shared;
+use super::target_cache::OpenedTarget;
+use crate::claim::Held;
+use crate::delivery::{AttemptOutcome, OutgoingRequest};
+use crate::message::{check_target_url, MessageSpec, RetrySchedule, SignatureProfile};
+use crate::metrics;
+use crate::verify::Check;
+
+/// The `target` metric label of messages without a target.
+const NO_TARGET: &str = "none";
+
+/// A delivery ready to send.
+struct Prepared {
+    spec: MessageSpec,
+    url: url::Url,
+    method: reqwest::Method,
+    target: Option<OpenedTarget>,
+    schedule: RetrySchedule,
+}
+
+/// One delivery attempt of one claimed message, from checks to the store.
+pub(super) async fn deliver(
+    shared: Arc<Shared>,
+    row: TaskRow,
+    check: Check,
+    _slot: OwnedSemaphorePermit,
+) {
+    let lease = LeaseToken::of(&row);
+    let id = row.envelope.id.clone();
+    let attempt = row.attempt;
+    let (decision, label) = match prepare(&shared, &row, check).await {
+        Err(Early::Dead(reason, detail)) => {
+            let record = attempt_record(
+                &id,
+                attempt,
+                shared.clock.now_ms(),
+                Duration::ZERO,
+                None,
+                Some(&detail),
+                Vec::new(),
+            );
+            (
+                Decision::Dead {
+                    reason,
+                    detail,
+                    record,
+                },
+                NO_TARGET.to_owned(),
+            )
+        }
+        Err(Early::Fail(error, schedule)) => {
+            let outcome = AttemptOutcome::Failed {
+                error,
+                latency: Duration::ZERO,
+            };
+            let now = shared.clock.now_ms();
+            let decision = judge(
+                outcome,
+                &id,
+                attempt,
+                row.envelope.max_attempts,
+                now,
+                &schedule,
+                &shared,
+            );
+            (decision, NO_TARGET.to_owned())
+        }
+        Ok(prepared) => {
+            let label = prepared
+                .target
+                .as_ref()
+                .map_or_else(|| NO_TARGET.to_owned(), |(t, _)| t.name.clone());
+            let send = send(&shared, &id, attempt, row.envelope.max_attempts, prepared);
+            let decision = match shared.leases.hold(&lease, send).await {
+                Held::Done(d) => d,
+                Held::LeaseLost => Decision::LeaseLost,
+                Held::HardStopped => Decision::Release,
+            };
+            (decision, label)
+        }
+    };
+    settle(&shared, &lease, &id, attempt, decision, &label).await;
+}
+
+/// Why a message is not sent on this attempt.
+enum Early {
+    /// It never will be: dead-letter it.
+    Dead(DeadReason, String),
+    /// Not now (the target could not be read or opened): a failed attempt,
+    /// retried on this schedule.
+    Fail(String, RetrySchedule),
+}
+
+/// Everything that can refuse a message before any request: the at-rest
+/// signature, expiry, the spec, the target and its rules, an IP literal.
+async fn prepare(shared: &Shared, row: &TaskRow, check: Check) -> Result<Prepared, Early> {
+    if let Err(e) = check {
+        metrics::signature_invalid(e.reason());
+        return Err(Early::Dead(
+            DeadReason::SignatureInvalid,
+            format!("{}: {}", e.reason(), e.message()),
+        ));
+    }
+    let now = shared.clock.now_ms();
+    if let Some(exp) = row.envelope.expires_at_ms.filter(|exp| *exp <= now) {
+        return Err(Early::Dead(
+            DeadReason::Expired,
+            format!("expired at {exp} (unix ms) before it was delivered"),
+        ));
+    }
+    let spec = MessageSpec::from_args(&row.envelope.args)
+        .map_err(|e| Early::Dead(DeadReason::PayloadInvalid, e))?;
+    let url = spec
+        .validate()
+        .map_err(|e| Early::Dead(DeadReason::PayloadInvalid, e.to_string()))?;
+    let method = reqwest::Method::from_bytes(spec.method.as_bytes()).map_err(|_| {
+        Early::Dead(
+            DeadReason::PayloadInvalid,
+            format!("method {:?} is not valid", spec.method),
+        )
+    })?;
+    let schedule = spec.retry_schedule(&shared.retry);
+    let target = match &spec.target {
+        None => None,
+        Some(id) => Some(match shared.targets.get(id).await {
+            Ok(Some(t)) => t,
+            Ok(None) => {
+                return Err(Early::Dead(
+                    DeadReason::TargetRefused,
+                    format!("target {id} does not exist (it was deleted)"),
+                ))
+            }
+            Err(error) => return Err(Early::Fail(error, schedule)),
+        }),
+    };
+    if let Some((t, _)) = &target {
+        check_target_url(t, &url).map_err(|m| Early::Dead(DeadReason::TargetRefused, m))?;
+    }
+    if let Err(refusal) = shared.http.policy().check_url(&url) {
+        return Err(Early::Dead(DeadReason::TargetRefused, refusal.to_string()));
+    }
+    Ok(Prepared {
+        spec,
+        url,
+        method,
+        target,
+        schedule,
+    })
+}
+
+/// Waits for the target's limits, signs, sends and judges one attempt.
+async fn send(shared: &Shared, id: &str, attempt: u32, max_attempts: u32, p: Prepared) -> Decision {
+    let limits = p
+        .target
+        .as_ref()
+        .and_then(|(t, _)| shared.limits.for_target(t));
+    let _target_slot = match limits.as_ref().and_then(|l| l.semaphore.clone()) {
+        Some(s) => s.acquire_owned().await.ok(),
+        None => None,
+    };
+    if let Some(limiter) = limits.as_ref().and_then(|l| l.limiter.as_ref()) {
+        limiter.until_ready().await;
+    }
+    let started_ms = shared.clock.now_ms();
+    let body = p.spec.body.clone().unwrap_or_default().into_bytes();
+    let signed = sign(shared, &p, id, started_ms, &body);
+    let mut headers: Vec<(String, String)> = p
+        .spec
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    // A request that cannot be signed is not sent: a failed attempt.
+    let outcome = match signed {
+        Ok(sig) => {
+            headers.extend(sig);
+            shared
+                .http
+                .send(OutgoingRequest {
+                    method: p.method,
+                    url: p.url,
+                    headers,
+                    body,
+                })
+                .await
+        }
+        Err(error) => AttemptOutcome::Failed {
+            error,
+            latency: Duration::ZERO,
+        },
+    };
+    judge(
+        outcome,
+        id,
+        attempt,
+        max_attempts,
+        started_ms,
+        &p.schedule,
+        shared,
+    )
+}
+
+/// The signature headers of this attempt, signed at `now_ms`.
+fn sign(
+    shared: &Shared,
+    p: &Prepared,
+    id: &str,
+    now_ms: i64,
+    body: &[u8],
+) -> Result<Vec<(String, String)>, String> {
+    let timestamp = now_ms.div_euclid(1000);
+    let profile = p.spec.signature_profile;
+    match &p.target {
+        None => {
+            let names = match profile {
+                SignatureProfile::Svix => &SVIX_HEADERS,
+                _ => &STANDARD_HEADERS,
+            };
+            let headers = standard::sign_headers(names, &shared.ring, id, timestamp, body)
+                .map_err(|e| format!("cannot sign: {}", e.message()))?;
+            Ok(headers
+                .into_iter()
+                .map(|(n, v)| (n.to_owned(), v))
+                .collect())
+        }
+        Some((t, secrets)) => {
+            let keys: Vec<_> = secrets
+                .signing_at(now_ms)
+                .filter_map(|s| profile.profile().parse_key(s.expose_secret()).ok())
+                .collect();
+            if keys.is_empty() {
+                return Err(format!(
+                    "no secret of target {} can sign the {profile} profile",
+                    t.name
+                ));
+            }
+            profile
+                .profile()
+                .sign(
+                    &keys,
+                    &SignRequest {
+                        id,
+                        timestamp,
+                        body,
+                    },
+                )
+                .map_err(|e| format!("cannot sign: {}", e.message()))
+        }
+    }
+}
+
+/// Turns an attempt's outcome into what to write.
+fn judge(
+    outcome: AttemptOutcome,
+    id: &str,
+    attempt: u32,
+    max_attempts: u32,
+    started_ms: i64,
+    schedule: &RetrySchedule,
+    shared: &Shared,
+) -> Decision {
+    let now = shared.clock.now_ms();
+    let cap = shared.http.config().max_retry_after;
+    decide(
+        outcome,
+        id,
+        attempt,
+        max_attempts,
+        started_ms,
+        now,
+        schedule,
+        cap,
+    )
+}

@@ -1,0 +1,71 @@
+//! The dispatcher and its run: the shared claim loop feeding deliveries.
+
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+
+use super::deliver::deliver;
+use super::events::DeliveryEvent;
+use super::shared::Shared;
+use crate::claim::{ClaimLoop, Claimed, Consumer};
+use crate::error::RuntimeError;
+use crate::shutdown::ShutdownSignal;
+
+/// Delivers messages. Build with [`Dispatcher::builder`], start with
+/// [`Dispatcher::run`].
+pub struct Dispatcher {
+    pub(super) shared: Arc<Shared>,
+    pub(super) claims: ClaimLoop,
+}
+
+/// The dispatcher's part of the claim loop.
+struct Deliveries {
+    shared: Arc<Shared>,
+}
+
+impl Consumer for Deliveries {
+    async fn start(&self, batch: Vec<Claimed>) {
+        // A failed verification task drops the batch with its permits; the
+        // leases expire and the rescuer hands the messages out again.
+        let Some(checked) = self.shared.verifier.check_claimed(batch).await else {
+            return;
+        };
+        for (Claimed { row, slot }, check) in checked {
+            tokio::spawn(deliver(Arc::clone(&self.shared), row, check, slot));
+        }
+    }
+}
+
+impl Dispatcher {
+    /// The lease owner name.
+    pub fn id(&self) -> &str {
+        &self.shared.worker_id
+    }
+
+    /// Subscribes to delivery outcomes (after they are written). A slow
+    /// subscriber misses events rather than slowing deliveries.
+    pub fn events(&self) -> broadcast::Receiver<DeliveryEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// Delivers until `shutdown` fires, then stops claiming, lets in-flight
+    /// deliveries finish within the grace period, releases the rest and
+    /// returns once every outcome is written.
+    ///
+    /// Returns an error only when the store is closed under it.
+    pub async fn run(self, shutdown: ShutdownSignal) -> Result<(), RuntimeError> {
+        let Dispatcher { shared, claims } = self;
+        tracing::info!(
+            worker_id = %shared.worker_id,
+            concurrency = claims.concurrency(),
+            allowed_cidrs = ?shared.http.policy().allowed(),
+            "dispatcher started"
+        );
+        let deliveries = Deliveries {
+            shared: Arc::clone(&shared),
+        };
+        let result = claims.run(&deliveries, &shared.leases, shutdown).await;
+        tracing::info!(worker_id = %shared.worker_id, "dispatcher stopped");
+        result
+    }
+}
