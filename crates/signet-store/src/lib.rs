@@ -8,6 +8,7 @@
 pub mod delivery;
 pub mod error;
 pub mod ids;
+pub mod rules;
 pub mod state;
 pub mod store;
 pub mod task;
@@ -20,6 +21,7 @@ pub use delivery::{
 };
 pub use error::{BoxError, StoreError};
 pub use ids::{ApiKeyId, MessageId, ScheduleId, TargetId, TaskId};
+pub use rules::FieldError;
 pub use state::{DeadReason, TaskState};
 pub use store::{Store, StoreResult};
 pub use task::*;
