@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use signet_store::StoreError;
+use signet_store::{FieldError, StoreError};
 
 use crate::rate_limit::RateLimitInfo;
 
@@ -166,6 +166,13 @@ impl From<StoreError> for AppError {
             }
             other => AppError::Internal(Box::new(other)),
         }
+    }
+}
+
+impl From<FieldError> for AppError {
+    fn from(e: FieldError) -> Self {
+        let (field, message) = e.into_parts();
+        AppError::Invalid { field, message }
     }
 }
 
