@@ -18,8 +18,8 @@ pub enum RuntimeError {
     /// The task's args could not be serialised to JSON.
     #[error("task args could not be serialised to JSON: {0}")]
     Args(#[source] serde_json::Error),
-    /// The task as specified cannot be enqueued (bad queue name, oversize
-    /// args, bad header…). The message says what to change.
+    /// The task cannot be enqueued for a reason that is not one field's
+    /// (a field breaking an input rule is [`RuntimeError::InvalidField`]).
     #[error("invalid task: {0}")]
     InvalidTask(String),
     /// The producer or worker is configured in a way that cannot work. The

@@ -469,26 +469,15 @@ impl NewMessage {
         })
     }
 
-    /// `not_before` from `delay_ms` or `not_before`, checked against `now_ms`.
+    /// `not_before` from `delay_ms` or `not_before`, checked against `now_ms`
+    /// (`validate` passes 0: the absolute time is checked when publishing).
     fn timing(&self, now_ms: i64) -> Result<Option<i64>, RuntimeError> {
-        match (self.delay_ms, self.not_before) {
-            (Some(_), Some(_)) => Err(RuntimeError::field(
-                "delay_ms",
-                "give delay_ms or not_before, not both",
-            )),
-            (Some(delay), None) => {
-                rules::delay_ms(delay)?;
-                Ok((delay > 0).then(|| now_ms.saturating_add(delay)))
-            }
-            (None, Some(UnixMs(at))) => {
-                // `validate` passes 0: the time is checked when publishing.
-                if now_ms > 0 {
-                    rules::not_before(now_ms, at)?;
-                }
-                Ok(Some(at))
-            }
-            (None, None) => Ok(None),
-        }
+        let now = (now_ms > 0).then_some(now_ms);
+        Ok(rules::first_run(
+            now,
+            self.delay_ms,
+            self.not_before.map(|t| t.0),
+        )?)
     }
 }
 

@@ -210,25 +210,14 @@ impl TaskSpec {
     /// are the client's (required), and a relative delay cannot be signed.
     fn into_task(self, now_ms: i64, client_signed: bool) -> Result<NewTask, RuntimeError> {
         let args = self.args.map_err(RuntimeError::Args)?;
-        if let Some(delay) = self.delay_ms {
-            if client_signed {
-                return Err(FieldError::new(
-                    "delay_ms",
-                    "not allowed with a client signature (the run time must be signed); use not_before",
-                )
-                .into());
-            }
-            if self.not_before_ms.is_some() {
-                return Err(
-                    FieldError::new("delay_ms", "give delay_ms or not_before, not both").into(),
-                );
-            }
-            rules::delay_ms(delay)?;
+        if client_signed && self.delay_ms.is_some() {
+            return Err(FieldError::new(
+                "delay_ms",
+                "not allowed with a client signature (the run time must be signed); use not_before",
+            )
+            .into());
         }
-        let not_before_ms = self.not_before_ms.or(self
-            .delay_ms
-            .filter(|d| *d > 0)
-            .map(|d| now_ms.saturating_add(d)));
+        let not_before_ms = rules::first_run(Some(now_ms), self.delay_ms, self.not_before_ms)?;
         let (id, created_at_ms) = if client_signed {
             let id = self
                 .id

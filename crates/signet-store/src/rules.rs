@@ -258,6 +258,34 @@ pub fn not_before(now_ms: i64, at_ms: i64) -> RuleResult {
     Ok(())
 }
 
+/// When a task or message may first run: `delay_ms` after `now_ms`, or
+/// at `not_before_ms`; at most one of the two ([`delay_ms`],
+/// [`not_before`]). With `now_ms` of `None` (not known yet) everything but
+/// how far ahead `not_before_ms` is gets checked.
+pub fn first_run(
+    now_ms: Option<i64>,
+    delay: Option<i64>,
+    not_before_ms: Option<i64>,
+) -> RuleResult<Option<i64>> {
+    match (delay, not_before_ms) {
+        (Some(_), Some(_)) => Err(FieldError::new(
+            "delay_ms",
+            "give delay_ms or not_before, not both",
+        )),
+        (Some(d), None) => {
+            delay_ms(d)?;
+            Ok((d > 0).then(|| now_ms.unwrap_or(0).saturating_add(d)))
+        }
+        (None, Some(at)) => {
+            if let Some(now) = now_ms {
+                not_before(now, at)?;
+            }
+            Ok(Some(at))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
 /// A task's times: `not_before` at most a year ahead; `expires_at` in the
 /// future and after `not_before`.
 pub fn task_times(
