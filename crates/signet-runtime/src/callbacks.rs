@@ -104,7 +104,7 @@ impl CallbackService {
                         done.push(row.id().to_owned());
                     }
                     Ok(false) => done.push(row.id().to_owned()),
-                    Err(e) if matches!(e, RuntimeError::InvalidField { .. }) => {
+                    Err(e) if matches!(e, RuntimeError::InvalidField(_)) => {
                         // The stored callback URL cannot be used: nothing
                         // will ever make it deliverable.
                         tracing::warn!(task_id = %row.id(), error = %e, "callback cannot be sent; dropping it");

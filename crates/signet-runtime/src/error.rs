@@ -1,6 +1,6 @@
 //! The one error type of `signet-runtime`.
 
-use signet_store::StoreError;
+use signet_store::{FieldError, StoreError};
 
 /// What producing tasks or starting a worker can fail with.
 ///
@@ -18,23 +18,23 @@ pub enum RuntimeError {
     /// The task's args could not be serialised to JSON.
     #[error("task args could not be serialised to JSON: {0}")]
     Args(#[source] serde_json::Error),
-    /// The task as specified cannot be enqueued (bad queue name, oversize
-    /// args, bad header…). The message says what to change.
+    /// The task cannot be enqueued for a reason that is not one field's
+    /// (a field breaking an input rule is [`RuntimeError::InvalidField`]).
     #[error("invalid task: {0}")]
     InvalidTask(String),
     /// The producer or worker is configured in a way that cannot work. The
     /// message names the setting.
     #[error("configuration: {0}")]
     Config(String),
-    /// A field of a message or a target is invalid; `field` names it (as the
-    /// HTTP API spells it) and `message` says what is allowed.
-    #[error("{field}: {message}")]
-    InvalidField {
-        /// The field at fault.
-        field: String,
-        /// What is wrong with it and what is allowed.
-        message: String,
-    },
+    /// A field of a task, a message, a schedule or a target breaks one of
+    /// the input rules ([`signet_store::rules`]); the error names the field
+    /// as the HTTP API spells it and says what is allowed.
+    #[error(transparent)]
+    InvalidField(#[from] FieldError),
+    /// A client's signature over its own envelope did not verify (or could
+    /// not be read); [`signet_sign::Error::reason`] says how.
+    #[error("the client's signature was refused ({})", .0.reason())]
+    SignatureRejected(#[source] signet_sign::Error),
     /// Target secrets cannot be sealed or opened: `SIGNET_MASTER_KEY` is not
     /// set, or it is not the key they were sealed with. Never contains a
     /// secret.
@@ -50,10 +50,7 @@ impl RuntimeError {
 
     /// Shorthand for [`RuntimeError::InvalidField`].
     pub(crate) fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
-        RuntimeError::InvalidField {
-            field: field.into(),
-            message: message.into(),
-        }
+        RuntimeError::InvalidField(FieldError::new(field, message))
     }
 
     /// Whether retrying the same call later may succeed (only transient

@@ -21,13 +21,14 @@ use rand::Rng;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 use signet_sign::TaskEnvelope;
+use signet_store::rules::{self, excerpt};
 use signet_store::{
-    Enqueued, MessageId, NewTask, StoreError, TargetId, TargetRecord, MAX_ARGS_BYTES,
-    MESSAGE_QUEUE, MESSAGE_TASK_NAME,
+    Enqueued, MessageId, NewTask, StoreError, TargetId, TargetRecord, MESSAGE_QUEUE,
+    MESSAGE_TASK_NAME,
 };
 
 use crate::error::RuntimeError;
-use crate::producer::{Producer, MAX_IDEMPOTENCY_KEY_LEN};
+use crate::producer::Producer;
 use crate::targets::TargetService;
 
 /// The default retry schedule: the waits after the 1st, 2nd, … failed
@@ -43,49 +44,6 @@ pub const DEFAULT_RETRY_SCHEDULE: [Duration; 7] = [
 ];
 /// Default jitter: each wait is moved by up to ±20 %.
 pub const DEFAULT_JITTER: f64 = 0.2;
-/// Largest message body, in bytes.
-pub const MAX_BODY_BYTES: usize = 256 * 1024;
-/// Longest URL.
-pub const MAX_URL_LEN: usize = 2048;
-/// Most headers on a message.
-pub const MAX_HEADERS: usize = 64;
-/// Longest header value.
-pub const MAX_HEADER_VALUE_LEN: usize = 8 * 1024;
-/// Longest method name.
-pub const MAX_METHOD_LEN: usize = 32;
-/// Most steps in a retry schedule.
-pub const MAX_RETRY_STEPS: usize = 50;
-/// Longest single wait in a retry schedule (7 days).
-pub const MAX_RETRY_STEP: Duration = Duration::from_secs(7 * 24 * 3600);
-/// Most attempts of one message.
-pub const MAX_MESSAGE_ATTEMPTS: u32 = 100;
-/// Longest delay before the first attempt (one year).
-pub const MAX_DELAY_MS: i64 = 365 * 24 * 3600 * 1000;
-
-/// Header names a message may not set: hop-by-hop headers, the ones the
-/// HTTP client computes, and every signature header Signet sets itself.
-const FORBIDDEN_HEADERS: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-    "content-length",
-    "x-stromboli-timestamp",
-    "x-stromboli-signature",
-    "x-hub-signature",
-    "x-hub-signature-256",
-    "x-github-delivery",
-    "stripe-signature",
-];
-/// Header name prefixes a message may not set (signature headers).
-const FORBIDDEN_HEADER_PREFIXES: &[&str] = &["webhook-", "svix-", "x-krafter-", "signet-"];
-
 /// How a message's requests are signed: the wire format of receivers that
 /// already exist. Only `standard` and `svix` work without a target (they
 /// sign with the server's key ring); the others need a target's secret.
@@ -299,27 +257,14 @@ impl MessageSpec {
     /// Every check but the target id's form; `has_target` says whether a
     /// target will sign.
     fn validate_fields(&self, has_target: bool) -> Result<url::Url, RuntimeError> {
-        let url = parse_url("url", &self.url)?;
-        check_method(&self.method)?;
-        if self.headers.len() > MAX_HEADERS {
-            return Err(RuntimeError::field(
-                "headers",
-                format!("at most {MAX_HEADERS} headers"),
-            ));
-        }
+        let url = rules::http_url("url", &self.url)?;
+        rules::method(&self.method)?;
+        rules::message_header_count(self.headers.len())?;
         for (name, value) in &self.headers {
-            check_header(name, value)?;
+            rules::message_header(name, value)?;
         }
         if let Some(body) = &self.body {
-            if body.len() > MAX_BODY_BYTES {
-                return Err(RuntimeError::field(
-                    "body",
-                    format!(
-                        "is {} bytes; the limit is {MAX_BODY_BYTES} bytes",
-                        body.len()
-                    ),
-                ));
-            }
+            rules::message_body(body)?;
         }
         if !has_target && !self.signature_profile.signs_with_key_ring() {
             return Err(RuntimeError::field(
@@ -337,20 +282,7 @@ impl MessageSpec {
     }
 
     fn retry_schedule_with(&self, steps: &[u64]) -> Result<Vec<Duration>, RuntimeError> {
-        if steps.is_empty() || steps.len() > MAX_RETRY_STEPS {
-            return Err(RuntimeError::field(
-                "retry_schedule_ms",
-                format!("give 1 to {MAX_RETRY_STEPS} waits in milliseconds"),
-            ));
-        }
-        let max = u64::try_from(MAX_RETRY_STEP.as_millis()).unwrap_or(u64::MAX);
-        if let Some(bad) = steps.iter().find(|s| **s > max) {
-            return Err(RuntimeError::field(
-                "retry_schedule_ms",
-                format!("{bad} ms is longer than the limit of {max} ms (7 days)"),
-            ));
-        }
-        Ok(steps.iter().map(|ms| Duration::from_millis(*ms)).collect())
+        Ok(rules::retry_steps(steps)?)
     }
 
     /// The schedule for this message: its own steps with `default`'s
@@ -482,15 +414,10 @@ impl NewMessage {
         }
         self.timing(0)?;
         if let Some(url) = &self.callback_url {
-            parse_url("callback_url", url)?;
+            rules::callback_url(url)?;
         }
         if let Some(n) = self.max_attempts {
-            if !(1..=MAX_MESSAGE_ATTEMPTS).contains(&n) {
-                return Err(RuntimeError::field(
-                    "max_attempts",
-                    format!("must be 1 to {MAX_MESSAGE_ATTEMPTS}, got {n}"),
-                ));
-            }
+            rules::message_max_attempts(n)?;
         }
         Ok(())
     }
@@ -499,22 +426,17 @@ impl NewMessage {
     fn to_spec(&self, target_id: Option<String>) -> Result<MessageSpec, RuntimeError> {
         let method = match &self.method {
             Some(m) => {
-                check_method(m)?;
+                rules::method(m)?;
                 m.clone()
             }
             None => "POST".to_owned(),
         };
         let mut headers = BTreeMap::new();
         let given = self.headers.as_ref();
-        if given.is_some_and(|h| h.len() > MAX_HEADERS) {
-            return Err(RuntimeError::field(
-                "headers",
-                format!("at most {MAX_HEADERS} headers"),
-            ));
-        }
+        rules::message_header_count(given.map_or(0, BTreeMap::len))?;
         for (name, value) in given.into_iter().flatten() {
             let lower = name.to_ascii_lowercase();
-            check_header(name, value)?;
+            rules::message_header(name, value)?;
             if headers.insert(lower.clone(), value.clone()).is_some() {
                 return Err(RuntimeError::field(
                     format!("headers.{name}"),
@@ -547,33 +469,15 @@ impl NewMessage {
         })
     }
 
-    /// `not_before` from `delay_ms` or `not_before`, checked against `now_ms`.
+    /// `not_before` from `delay_ms` or `not_before`, checked against `now_ms`
+    /// (`validate` passes 0: the absolute time is checked when publishing).
     fn timing(&self, now_ms: i64) -> Result<Option<i64>, RuntimeError> {
-        match (self.delay_ms, self.not_before) {
-            (Some(_), Some(_)) => Err(RuntimeError::field(
-                "delay_ms",
-                "give delay_ms or not_before, not both",
-            )),
-            (Some(delay), None) => {
-                if !(0..=MAX_DELAY_MS).contains(&delay) {
-                    return Err(RuntimeError::field(
-                        "delay_ms",
-                        format!("must be 0 to {MAX_DELAY_MS} (one year), got {delay}"),
-                    ));
-                }
-                Ok((delay > 0).then(|| now_ms.saturating_add(delay)))
-            }
-            (None, Some(UnixMs(at))) => {
-                if now_ms > 0 && at > now_ms.saturating_add(MAX_DELAY_MS) {
-                    return Err(RuntimeError::field(
-                        "not_before",
-                        "is more than one year from now",
-                    ));
-                }
-                Ok(Some(at))
-            }
-            (None, None) => Ok(None),
-        }
+        let now = (now_ms > 0).then_some(now_ms);
+        Ok(rules::first_run(
+            now,
+            self.delay_ms,
+            self.not_before.map(|t| t.0),
+        )?)
     }
 }
 
@@ -723,7 +627,7 @@ impl MessageProducer {
         if let (Some(target), Some(name)) = (&target, &message.target) {
             // Every field was checked by `message.validate()`; only the URL
             // is needed again, for the target's prefix.
-            let url = parse_url("url", &spec.url)?;
+            let url = rules::http_url("url", &spec.url)?;
             check_target_url(target, &url).map_err(|m| RuntimeError::field("url", m))?;
             let checked = cached
                 .as_ref()
@@ -753,7 +657,7 @@ impl MessageProducer {
     ) -> Result<Enqueued, RuntimeError> {
         spec.validate()?;
         if let Some(url) = &options.callback_url {
-            parse_url("callback_url", url)?;
+            rules::callback_url(url)?;
         }
         self.enqueue_spec(spec, options).await
     }
@@ -771,33 +675,15 @@ impl MessageProducer {
             ));
         }
         if let Some(key) = &options.idempotency_key {
-            if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN {
-                return Err(RuntimeError::field(
-                    "Idempotency-Key",
-                    format!("must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} bytes"),
-                ));
-            }
+            rules::idempotency_key(key)?;
         }
         let schedule = spec.retry_schedule(&self.retry);
         let max_attempts = options
             .max_attempts
             .unwrap_or_else(|| schedule.default_max_attempts());
-        if !(1..=MAX_MESSAGE_ATTEMPTS).contains(&max_attempts) {
-            return Err(RuntimeError::field(
-                "max_attempts",
-                format!("must be 1 to {MAX_MESSAGE_ATTEMPTS}, got {max_attempts}"),
-            ));
-        }
+        rules::message_max_attempts(max_attempts)?;
         let args = serde_json::to_vec(&spec).map_err(RuntimeError::Args)?;
-        if args.len() > MAX_ARGS_BYTES {
-            return Err(RuntimeError::field(
-                "body",
-                format!(
-                    "the message is {} bytes stored; the limit is {MAX_ARGS_BYTES}",
-                    args.len()
-                ),
-            ));
-        }
+        rules::message_stored_len(args.len())?;
         let now = self.producer.now_ms();
         let mut task = NewTask {
             envelope: TaskEnvelope {
@@ -816,7 +702,7 @@ impl MessageProducer {
             priority: 0,
             idempotency_key: options.idempotency_key,
         };
-        task.validate()?;
+        rules::new_task(&task, now)?;
         self.producer.sign_task(&mut task)?;
         let mut out = self.producer.store_batch(vec![task], now).await?;
         let out = out
@@ -909,113 +795,6 @@ pub fn check_target_url(target: &TargetRecord, url: &url::Url) -> Result<(), Str
     Ok(())
 }
 
-/// Parses an `http(s)://` URL without user info; the error names `field`.
-pub fn parse_url(field: &str, text: &str) -> Result<url::Url, RuntimeError> {
-    if text.len() > MAX_URL_LEN {
-        return Err(RuntimeError::field(
-            field,
-            format!("is {} bytes; the limit is {MAX_URL_LEN}", text.len()),
-        ));
-    }
-    let url = url::Url::parse(text).map_err(|e| {
-        RuntimeError::field(field, format!("{:?} is not a URL: {e}", excerpt(text)))
-    })?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(RuntimeError::field(
-            field,
-            format!(
-                "scheme {:?} is not allowed; use http:// or https://",
-                url.scheme()
-            ),
-        ));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(RuntimeError::field(
-            field,
-            "must not contain user info (user:password@); send credentials in headers",
-        ));
-    }
-    if url.host().is_none() {
-        return Err(RuntimeError::field(field, "has no host"));
-    }
-    if url.fragment().is_some() {
-        return Err(RuntimeError::field(
-            field,
-            "has a #fragment, which is never sent; remove it",
-        ));
-    }
-    Ok(url)
-}
-
-/// RFC 9110 `tchar`.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-fn check_method(method: &str) -> Result<(), RuntimeError> {
-    if method.is_empty() || method.len() > MAX_METHOD_LEN || !method.bytes().all(is_tchar) {
-        return Err(RuntimeError::field(
-            "method",
-            format!(
-                "{:?} is not an HTTP method (1 to {MAX_METHOD_LEN} token characters, like POST)",
-                excerpt(method)
-            ),
-        ));
-    }
-    if method.eq_ignore_ascii_case("CONNECT") || method.eq_ignore_ascii_case("TRACE") {
-        return Err(RuntimeError::field(
-            "method",
-            format!("{method} cannot be used for deliveries"),
-        ));
-    }
-    Ok(())
-}
-
-fn check_header(name: &str, value: &str) -> Result<(), RuntimeError> {
-    let field = || format!("headers.{}", excerpt(name));
-    if name.is_empty() || name.len() > 256 || !name.bytes().all(is_tchar) {
-        return Err(RuntimeError::field(
-            field(),
-            "is not a valid header name (token characters only)",
-        ));
-    }
-    let lower = name.to_ascii_lowercase();
-    if FORBIDDEN_HEADERS.contains(&lower.as_str())
-        || FORBIDDEN_HEADER_PREFIXES
-            .iter()
-            .any(|p| lower.starts_with(p))
-    {
-        return Err(RuntimeError::field(
-            field(),
-            "may not be set: hop-by-hop and length headers are the HTTP client's, and signature headers are Signet's",
-        ));
-    }
-    if value.len() > MAX_HEADER_VALUE_LEN {
-        return Err(RuntimeError::field(
-            field(),
-            format!("value is longer than {MAX_HEADER_VALUE_LEN} bytes"),
-        ));
-    }
-    if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
-        return Err(RuntimeError::field(
-            field(),
-            "value contains control characters (line breaks are not allowed)",
-        ));
-    }
-    Ok(())
-}
-
-/// Shortens untrusted text for messages.
-pub(crate) fn excerpt(text: &str) -> String {
-    const MAX: usize = 60;
-    if text.chars().count() <= MAX {
-        text.to_owned()
-    } else {
-        let cut: String = text.chars().take(MAX).collect();
-        format!("{cut}…")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1030,7 +809,7 @@ mod tests {
 
     fn field_of(e: RuntimeError) -> String {
         match e {
-            RuntimeError::InvalidField { field, .. } => field,
+            RuntimeError::InvalidField(e) => e.field().to_owned(),
             other => panic!("expected a field error, got {other}"),
         }
     }
@@ -1127,7 +906,7 @@ mod tests {
         }
         let big = format!(
             r#"{{"url":"https://example.com/","body":"{}"}}"#,
-            "x".repeat(MAX_BODY_BYTES + 1)
+            "x".repeat(rules::MAX_MESSAGE_BODY_BYTES + 1)
         );
         assert_eq!(field_of(msg(&big).unwrap_err()), "body");
         // A profile with a shared secret is fine once a target is named.

@@ -7,12 +7,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine as _;
 use serde::Serialize;
-use signet_sign::{KeyRing, SigningConfig, TaskEnvelope};
-use signet_store::{
-    Enqueued, NewTask, SignatureRecord, Store, TaskId, DEFAULT_MAX_ATTEMPTS, MAX_ARGS_BYTES,
-    MAX_QUEUE_NAME_LEN, RESERVED_QUEUE_PREFIX,
-};
+use signet_sign::{Algorithm, KeyRing, SigningConfig, TaskEnvelope};
+use signet_store::rules::{self, FieldError};
+use signet_store::{Enqueued, NewTask, SignatureRecord, Store, TaskId, DEFAULT_MAX_ATTEMPTS};
 
 use crate::clock::{duration_ms, Clock, SystemClock};
 use crate::error::RuntimeError;
@@ -20,12 +19,6 @@ use crate::metrics;
 
 /// The queue used when a spec names none.
 pub const DEFAULT_QUEUE: &str = "default";
-/// Longest task name.
-pub const MAX_TASK_NAME_LEN: usize = 128;
-/// Longest idempotency key.
-pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 256;
-/// Longest callback URL.
-pub const MAX_CALLBACK_URL_LEN: usize = 2048;
 
 /// A time given either as an instant or relative to the moment of enqueue.
 #[derive(Clone, Copy, Debug)]
@@ -57,19 +50,24 @@ impl When {
 ///     .idempotency_key("welcome-42");
 /// # let _ = spec;
 /// ```
+///
+/// Every field is checked against [`signet_store::rules`] when the task is
+/// enqueued; a refusal is a [`RuntimeError::InvalidField`] naming the field.
 #[derive(Debug)]
 pub struct TaskSpec {
     name: String,
     args: Result<Vec<u8>, serde_json::Error>,
-    raw: bool,
     queue: String,
     priority: i32,
-    not_before: Option<When>,
+    delay_ms: Option<i64>,
+    not_before_ms: Option<i64>,
     expires_at: Option<When>,
     max_attempts: u32,
     headers: Vec<(String, String)>,
     idempotency_key: Option<String>,
     callback_url: Option<String>,
+    id: Option<String>,
+    created_at_ms: Option<i64>,
 }
 
 impl TaskSpec {
@@ -77,28 +75,30 @@ impl TaskSpec {
     /// bytes are what is signed). A serialisation error is reported by
     /// `enqueue`.
     pub fn new<A: Serialize + ?Sized>(name: impl Into<String>, args: &A) -> Self {
-        Self::with_args(name.into(), serde_json::to_vec(args), false)
+        Self::with_args(name.into(), serde_json::to_vec(args))
     }
 
     /// A task whose args are the given JSON bytes, stored and signed as they
     /// are. `enqueue` checks that they are JSON.
     pub fn raw(name: impl Into<String>, json: impl Into<Vec<u8>>) -> Self {
-        Self::with_args(name.into(), Ok(json.into()), true)
+        Self::with_args(name.into(), Ok(json.into()))
     }
 
-    fn with_args(name: String, args: Result<Vec<u8>, serde_json::Error>, raw: bool) -> Self {
+    fn with_args(name: String, args: Result<Vec<u8>, serde_json::Error>) -> Self {
         Self {
             name,
             args,
-            raw,
             queue: DEFAULT_QUEUE.to_owned(),
             priority: 0,
-            not_before: None,
+            delay_ms: None,
+            not_before_ms: None,
             expires_at: None,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             headers: Vec::new(),
             idempotency_key: None,
             callback_url: None,
+            id: None,
+            created_at_ms: None,
         }
     }
 
@@ -114,15 +114,22 @@ impl TaskSpec {
         self
     }
 
-    /// Not to run until `delay` after enqueue.
-    pub fn delay(mut self, delay: Duration) -> Self {
-        self.not_before = Some(When::In(delay));
+    /// Not to run until `delay` after enqueue (at most a year; give this
+    /// or a `not_before` time, not both).
+    pub fn delay(self, delay: Duration) -> Self {
+        self.delay_ms(duration_ms(delay))
+    }
+
+    /// Not to run until `delay_ms` after enqueue (0 to a year; give this
+    /// or a `not_before` time, not both).
+    pub fn delay_ms(mut self, delay_ms: i64) -> Self {
+        self.delay_ms = Some(delay_ms);
         self
     }
 
-    /// Not to run before this time (unix ms).
+    /// Not to run before this time (unix ms, at most a year ahead).
     pub fn not_before_ms(mut self, at_ms: i64) -> Self {
-        self.not_before = Some(When::At(at_ms));
+        self.not_before_ms = Some(at_ms);
         self
     }
 
@@ -164,121 +171,105 @@ impl TaskSpec {
         self
     }
 
+    /// The task id a client chose and signed (`task_…`); only for
+    /// [`Producer::enqueue_signed`].
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// The creation time a client signed (unix ms); only for
+    /// [`Producer::enqueue_signed`].
+    pub fn created_at_ms(mut self, at_ms: i64) -> Self {
+        self.created_at_ms = Some(at_ms);
+        self
+    }
+
+    /// Applies `set` when `value` is given: optional request fields map
+    /// onto the setters in one chain (`.with(req.priority, TaskSpec::priority)`).
+    pub fn with<T>(self, value: Option<T>, set: impl FnOnce(Self, T) -> Self) -> Self {
+        match value {
+            Some(v) => set(self, v),
+            None => self,
+        }
+    }
+
     /// The task name.
     pub fn name(&self) -> &str {
         &self.name
     }
 
-    /// Builds the envelope (fresh id, times resolved against `now_ms`).
-    fn into_parts(self, now_ms: i64) -> Result<(TaskEnvelope, i32, Option<String>), RuntimeError> {
+    /// Checks the task this spec makes at `now_ms` as [`Producer::enqueue`]
+    /// would, without signing or storing it.
+    pub(crate) fn check(self, now_ms: i64) -> Result<(), RuntimeError> {
+        self.into_task(now_ms, false).map(|_| ())
+    }
+
+    /// Builds the task (times resolved against `now_ms`) and checks it
+    /// against the input rules. `client_signed`: the id and creation time
+    /// are the client's (required), and a relative delay cannot be signed.
+    fn into_task(self, now_ms: i64, client_signed: bool) -> Result<NewTask, RuntimeError> {
         let args = self.args.map_err(RuntimeError::Args)?;
-        check_args_len(&self.name, &args)?;
-        if self.raw {
-            serde_json::from_slice::<serde::de::IgnoredAny>(&args).map_err(|e| {
-                RuntimeError::invalid(format!(
-                    "args of task {:?} are not valid JSON: {e}",
-                    self.name
-                ))
-            })?;
+        if client_signed && self.delay_ms.is_some() {
+            return Err(FieldError::new(
+                "delay_ms",
+                "not allowed with a client signature (the run time must be signed); use not_before",
+            )
+            .into());
         }
-        let headers = TaskEnvelope::normalise_headers(self.headers)
-            .map_err(|e| RuntimeError::invalid(e.to_string()))?;
-        let envelope = TaskEnvelope {
-            id: TaskId::generate().into(),
-            queue: self.queue,
-            name: self.name,
-            args,
-            headers,
-            created_at_ms: now_ms,
-            not_before_ms: self.not_before.map(|w| w.resolve(now_ms)),
-            expires_at_ms: self.expires_at.map(|w| w.resolve(now_ms)),
-            max_attempts: self.max_attempts,
-            callback_url: self.callback_url,
+        let not_before_ms = rules::first_run(Some(now_ms), self.delay_ms, self.not_before_ms)?;
+        let (id, created_at_ms) = if client_signed {
+            let id = self
+                .id
+                .ok_or_else(|| FieldError::new("id", "required with a client signature"))?;
+            let created = self
+                .created_at_ms
+                .ok_or_else(|| FieldError::new("created_at", "required with a client signature"))?;
+            (id, created)
+        } else {
+            if self.id.is_some() {
+                return Err(FieldError::new("id", "only allowed with a client signature").into());
+            }
+            if self.created_at_ms.is_some() {
+                return Err(
+                    FieldError::new("created_at", "only allowed with a client signature").into(),
+                );
+            }
+            (TaskId::generate().into(), now_ms)
         };
-        Ok((envelope, self.priority, self.idempotency_key))
+        let headers = rules::task_headers(self.headers)?;
+        let task = NewTask {
+            envelope: TaskEnvelope {
+                id,
+                queue: self.queue,
+                name: self.name,
+                args,
+                headers,
+                created_at_ms,
+                not_before_ms,
+                expires_at_ms: self.expires_at.map(|w| w.resolve(now_ms)),
+                max_attempts: self.max_attempts,
+                callback_url: self.callback_url,
+            },
+            signature: None,
+            priority: self.priority,
+            idempotency_key: self.idempotency_key,
+        };
+        rules::new_task(&task, now_ms)?;
+        Ok(task)
     }
 }
 
-/// Checks what a store would accept, so a bad task fails here with a message
-/// that says what to change.
-pub fn validate(task: &NewTask) -> Result<(), RuntimeError> {
-    let e = &task.envelope;
-    TaskId::parse(&e.id).map_err(|err| RuntimeError::invalid(err.to_string()))?;
-    check_name("queue", &e.queue, MAX_QUEUE_NAME_LEN).map_err(RuntimeError::InvalidTask)?;
-    check_not_reserved(&e.queue).map_err(RuntimeError::InvalidTask)?;
-    check_name("task name", &e.name, MAX_TASK_NAME_LEN).map_err(RuntimeError::InvalidTask)?;
-    check_args_len(&e.name, &e.args)?;
-    if e.max_attempts == 0 {
-        return Err(RuntimeError::invalid(format!(
-            "max_attempts of task {:?} is 0; it must be at least 1",
-            e.name
-        )));
-    }
-    if let (Some(nb), Some(exp)) = (e.not_before_ms, e.expires_at_ms) {
-        if exp <= nb {
-            return Err(RuntimeError::invalid(format!(
-                "task {:?} expires ({exp}) before it may run ({nb}); move expires_at after not_before",
-                e.name
-            )));
-        }
-    }
-    if let Some(key) = &task.idempotency_key {
-        if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN {
-            return Err(RuntimeError::invalid(format!(
-                "idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} bytes, got {}",
-                key.len()
-            )));
-        }
-    }
-    if let Some(url) = &e.callback_url {
-        let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
-        if !scheme_ok
-            || url.len() > MAX_CALLBACK_URL_LEN
-            || url.chars().any(|c| c.is_control() || c.is_whitespace())
-        {
-            return Err(RuntimeError::invalid(format!(
-                "callback URL {url:?} is not an http(s) URL of at most {MAX_CALLBACK_URL_LEN} characters without spaces"
-            )));
-        }
-    }
-    Ok(())
-}
-
-fn check_args_len(name: &str, args: &[u8]) -> Result<(), RuntimeError> {
-    if args.len() > MAX_ARGS_BYTES {
-        return Err(RuntimeError::invalid(format!(
-            "args of task {name:?} are {} bytes; the limit is {MAX_ARGS_BYTES} bytes (store large payloads elsewhere and pass a reference)",
-            args.len()
-        )));
-    }
-    Ok(())
-}
-
-/// Refuses queues that belong to Signet itself ([`RESERVED_QUEUE_PREFIX`],
-/// where messages live): a user task there would be taken for a message.
-pub fn check_not_reserved(queue: &str) -> Result<(), String> {
-    if queue.starts_with(RESERVED_QUEUE_PREFIX) {
-        return Err(format!(
-            "queue {queue:?} is reserved: names starting with {RESERVED_QUEUE_PREFIX:?} belong to Signet (messages are delivered from there); choose another queue name"
-        ));
-    }
-    Ok(())
-}
-
-/// Checks a queue or task name; the error says what to change.
-pub(crate) fn check_name(what: &str, value: &str, max: usize) -> Result<(), String> {
-    if value.is_empty() || value.len() > max {
-        return Err(format!("{what} {value:?} must be 1 to {max} characters"));
-    }
-    if let Some(c) = value
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '/')))
-    {
-        return Err(format!(
-            "{what} {value:?} contains {c:?}; use only A-Z a-z 0-9 . _ - : /"
-        ));
-    }
-    Ok(())
+/// A signature a client made over its own envelope, as it was sent: the
+/// algorithm's name, the key id and the signature in standard base64.
+#[derive(Clone, Debug)]
+pub struct ClientSignature {
+    /// `hmac-sha256` or `ed25519`.
+    pub alg: String,
+    /// The key id (must be in the producer's ring).
+    pub key_id: String,
+    /// The signature over the canonical envelope bytes, standard base64.
+    pub sig_base64: String,
 }
 
 /// Signs and enqueues tasks.
@@ -289,6 +280,7 @@ pub struct Producer {
     store: Arc<dyn Store>,
     ring: Arc<KeyRing>,
     required: bool,
+    dev: bool,
     clock: Arc<dyn Clock>,
 }
 
@@ -297,6 +289,7 @@ impl std::fmt::Debug for Producer {
         f.debug_struct("Producer")
             .field("ring", &self.ring)
             .field("required", &self.required)
+            .field("dev", &self.dev)
             .finish_non_exhaustive()
     }
 }
@@ -307,8 +300,34 @@ impl Producer {
     /// Fails when signing is required but no key can sign. With no signing
     /// key and signing not required, tasks are enqueued unsigned and a
     /// warning is logged once, here.
+    /// With `signing.dev` (`SIGNET_DEV`), [`Producer::enqueue_signed`]
+    /// stores client signatures without verifying them.
     pub fn new(store: Arc<dyn Store>, signing: &SigningConfig) -> Result<Self, RuntimeError> {
-        Self::with_ring(store, Arc::new(signing.ring.duplicate()), signing.required)
+        let mut producer =
+            Self::with_ring(store, Arc::new(signing.ring.duplicate()), signing.required)?;
+        producer.dev = signing.dev;
+        Ok(producer)
+    }
+
+    /// A producer for a server, which may hold no signing key (verify-only):
+    /// it never refuses to start; [`Producer::enqueue_signed`] stores
+    /// envelopes whose client signature verifies with `ring`, and
+    /// [`Producer::enqueue`] refuses (naming `signature`) when no key here
+    /// can sign and unsigned tasks are not allowed. `dev` (`SIGNET_DEV`)
+    /// stores client signatures without verifying them, with a warning.
+    pub fn for_server(
+        store: Arc<dyn Store>,
+        ring: Arc<KeyRing>,
+        required: bool,
+        dev: bool,
+    ) -> Self {
+        Self {
+            store,
+            ring,
+            required,
+            dev,
+            clock: Arc::new(SystemClock),
+        }
     }
 
     /// A producer over an existing ring (shared with other components).
@@ -332,12 +351,7 @@ impl Producer {
                 "no signing key is configured: tasks are enqueued UNSIGNED and workers that require signatures will dead-letter them"
             ),
         }
-        Ok(Self {
-            store,
-            ring,
-            required,
-            clock: Arc::new(SystemClock),
-        })
+        Ok(Self::for_server(store, ring, required, false))
     }
 
     /// Replaces the clock (tests).
@@ -355,6 +369,67 @@ impl Producer {
     pub async fn enqueue(&self, spec: TaskSpec) -> Result<Enqueued, RuntimeError> {
         let now = self.clock.now_ms();
         let task = self.prepare(spec, now)?;
+        self.store_one(task, now).await
+    }
+
+    /// Checks and enqueues a task a client signed itself (`POST /v1/tasks`
+    /// with `signature`): the spec gives the client's id and creation time
+    /// ([`TaskSpec::id`], [`TaskSpec::created_at_ms`]); the signature must
+    /// verify over the envelope with a key of the ring, and the envelope and
+    /// signature are stored unchanged. A signature that does not verify is
+    /// [`RuntimeError::SignatureRejected`].
+    pub async fn enqueue_signed(
+        &self,
+        spec: TaskSpec,
+        signature: ClientSignature,
+    ) -> Result<Enqueued, RuntimeError> {
+        let now = self.clock.now_ms();
+        let mut task = spec.into_task(now, true)?;
+        task.signature = Some(self.verify_client(&task.envelope, signature)?);
+        self.store_one(task, now).await
+    }
+
+    /// Verifies a client's signature over `envelope` (in dev mode only its
+    /// form), giving the record to store.
+    fn verify_client(
+        &self,
+        envelope: &TaskEnvelope,
+        sig: ClientSignature,
+    ) -> Result<SignatureRecord, RuntimeError> {
+        let refuse = |message: String| {
+            RuntimeError::SignatureRejected(signet_sign::Error::malformed(message))
+        };
+        let alg: Algorithm = sig.alg.parse().map_err(|_| {
+            refuse(format!(
+                "alg {:?} is not hmac-sha256 or ed25519",
+                rules::excerpt(&sig.alg)
+            ))
+        })?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(sig.sig_base64.as_bytes())
+            .map_err(|_| refuse("sig is not standard base64".into()))?;
+        if self.dev {
+            tracing::warn!(task_id = %envelope.id, "SIGNET_DEV is on: storing a client signature without verifying it");
+            if bytes.len() != alg.signature_len() {
+                return Err(refuse(format!(
+                    "a {alg} signature is {} bytes, got {}",
+                    alg.signature_len(),
+                    bytes.len()
+                )));
+            }
+        } else {
+            envelope
+                .verify(alg, &sig.key_id, &bytes, &self.ring)
+                .map_err(RuntimeError::SignatureRejected)?;
+        }
+        Ok(SignatureRecord {
+            alg,
+            key_id: sig.key_id,
+            sig: bytes,
+        })
+    }
+
+    async fn store_one(&self, task: NewTask, now: i64) -> Result<Enqueued, RuntimeError> {
         let out = self.store.enqueue(task, now).await?;
         if out.created {
             metrics::enqueued(out.task.queue(), &out.task.envelope.name, 1);
@@ -372,9 +447,9 @@ impl Producer {
         self.store_batch(tasks, now).await
     }
 
-    /// Enqueues a task signed elsewhere (a client's envelope that the server
-    /// verified at the door). The envelope and signature are stored as given.
-    /// Unsigned tasks are refused when signing is required.
+    /// Enqueues a task signed (and verified) elsewhere. The envelope and
+    /// signature are stored as given, after the input rules. Unsigned tasks
+    /// are refused when signing is required.
     pub async fn enqueue_presigned(&self, task: NewTask) -> Result<Enqueued, RuntimeError> {
         let mut out = self.enqueue_presigned_batch(vec![task]).await?;
         out.pop()
@@ -386,16 +461,21 @@ impl Producer {
         &self,
         tasks: Vec<NewTask>,
     ) -> Result<Vec<Enqueued>, RuntimeError> {
+        let now = self.clock.now_ms();
         for task in &tasks {
-            validate(task)?;
+            rules::new_task(task, now)?;
             if self.required && task.signature.is_none() {
-                return Err(RuntimeError::invalid(format!(
-                    "task {:?} is unsigned and signing is required; sign it or enqueue through a producer with a key",
-                    task.envelope.name
-                )));
+                return Err(FieldError::new(
+                    "signature",
+                    format!(
+                        "task {:?} is unsigned and signing is required; sign it or enqueue through a producer with a key",
+                        task.envelope.name
+                    ),
+                )
+                .into());
             }
         }
-        self.store_batch(tasks, self.clock.now_ms()).await
+        self.store_batch(tasks, now).await
     }
 
     /// The ring tasks (and messages) are signed with.
@@ -450,17 +530,21 @@ impl Producer {
         Ok(out)
     }
 
-    /// Builds, validates and signs one task.
+    /// Builds, validates and signs one task. A task is stored unsigned
+    /// only when no key here can sign, signing is not required and the ring
+    /// is empty (a ring of verify-only keys means unsigned work is not
+    /// wanted).
     fn prepare(&self, spec: TaskSpec, now: i64) -> Result<NewTask, RuntimeError> {
-        let (envelope, priority, idempotency_key) = spec.into_parts(now)?;
-        let mut task = NewTask {
-            envelope,
-            signature: None,
-            priority,
-            idempotency_key,
-        };
-        validate(&task)?;
-        self.sign_task(&mut task)?;
+        let mut task = spec.into_task(now, false)?;
+        if self.ring.active().is_some_and(|k| k.can_sign()) {
+            self.sign_task(&mut task)?;
+        } else if self.required || !self.ring.is_empty() {
+            return Err(FieldError::new(
+                "signature",
+                "no key here can sign (the key ring is verify-only); sign the envelope yourself and send it with its signature",
+            )
+            .into());
+        }
         Ok(task)
     }
 }

@@ -53,23 +53,16 @@ use croner::parser::{CronParser, Seconds, Year};
 use croner::Cron;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use signet_sign::TaskEnvelope;
-use signet_store::{
-    validate_queue_name, CatchUp, Enqueued, ScheduleRecord, Store, StoreError, MAX_ARGS_BYTES,
-    RESERVED_QUEUE_PREFIX,
-};
+use signet_store::rules::{self, FieldError, MAX_CRON_LEN};
+use signet_store::{CatchUp, Enqueued, ScheduleRecord, Store, StoreError};
 
 use crate::clock::{duration_ms, Clock, SystemClock};
 use crate::error::RuntimeError;
-use crate::producer::{check_name, Producer, TaskSpec, MAX_CALLBACK_URL_LEN, MAX_TASK_NAME_LEN};
+use crate::producer::{Producer, TaskSpec};
 use crate::shutdown::ShutdownSignal;
 
 /// The time zone of a schedule that names none.
 pub const DEFAULT_TIMEZONE: &str = "UTC";
-/// Longest cron expression accepted.
-pub const MAX_CRON_LEN: usize = 256;
-/// Longest time zone name accepted.
-pub const MAX_TIMEZONE_LEN: usize = 64;
 /// Default longest wait between two scheduler passes. The scheduler also
 /// wakes at the next due time when that comes sooner.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -83,17 +76,6 @@ pub const MAX_FIRES_PER_PASS: usize = 1000;
 /// How many upcoming due times the API and CLI show.
 pub const UPCOMING_SHOWN: usize = 5;
 
-/// Largest `max_attempts` of a scheduled task (as for `POST /v1/tasks`).
-pub const MAX_ATTEMPTS_LIMIT: u32 = 1000;
-/// Priorities allowed: `-PRIORITY_LIMIT..=PRIORITY_LIMIT`.
-pub const PRIORITY_LIMIT: i32 = 1000;
-/// Longest `delay_ms` of a scheduled task: one year.
-pub const MAX_DELAY_MS: i64 = 365 * 24 * 3600 * 1000;
-/// Most headers on a scheduled task.
-pub const MAX_HEADERS: usize = 64;
-/// Longest header value of a scheduled task.
-pub const MAX_HEADER_VALUE_LEN: usize = 8 * 1024;
-
 /// Signed header on fired tasks: the schedule id.
 pub const HEADER_SCHEDULE_ID: &str = "signet-schedule-id";
 /// Signed header on fired tasks: the due time fired for, unix ms.
@@ -106,27 +88,6 @@ pub const SCHEDULES_FIRED: &str = "signet_schedules_fired_total";
 pub const SCHEDULES_SKIPPED: &str = "signet_schedules_skipped_total";
 /// Counter: due times that could not be fired, by `schedule` name.
 pub const SCHEDULES_FAILED: &str = "signet_schedules_failed_total";
-
-/// Why a schedule definition is refused: the field at fault (dotted path,
-/// e.g. `cron`, `timezone`, `task.queue`) and what is wrong with it.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct InvalidSchedule {
-    /// The field at fault.
-    pub field: String,
-    /// What is wrong and what is allowed.
-    pub message: String,
-}
-
-impl InvalidSchedule {
-    /// An error about `field`.
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
 
 /// The fields of a 6-field expression, in order (a 5-field one has no
 /// `second`).
@@ -167,7 +128,7 @@ impl CronSchedule {
     /// Parses a 5- or 6-field expression and an IANA time zone name. Errors
     /// name the field (`cron` or `timezone`) and say what is wrong; for a
     /// bad cron field they name that field too.
-    pub fn parse(expression: &str, timezone: &str) -> Result<Self, InvalidSchedule> {
+    pub fn parse(expression: &str, timezone: &str) -> Result<Self, FieldError> {
         let tz = parse_timezone(timezone)?;
         let cron = parse_cron(expression)?;
         Ok(Self {
@@ -224,9 +185,9 @@ impl CronSchedule {
 
     /// Checks that the expression has a due time after `now_ms`, so a
     /// schedule that could never fire (30 February) is refused up front.
-    pub fn check_fires_after(&self, now_ms: i64) -> Result<i64, InvalidSchedule> {
+    pub fn check_fires_after(&self, now_ms: i64) -> Result<i64, FieldError> {
         self.next_after(now_ms).ok_or_else(|| {
-            InvalidSchedule::new(
+            FieldError::new(
                 "cron",
                 format!(
                     "{:?} never comes due (it names a date that does not exist, such as 30 February); check the day-of-month and month fields",
@@ -239,18 +200,9 @@ impl CronSchedule {
 
 /// Parses an IANA time zone name exactly; a name that only differs in case
 /// from a real one gets a suggestion.
-fn parse_timezone(name: &str) -> Result<Tz, InvalidSchedule> {
-    let invalid = |message: String| InvalidSchedule::new("timezone", message);
-    if name.is_empty() {
-        return Err(invalid(
-            "is empty; give an IANA time zone name such as UTC or Europe/Paris, or leave it out for UTC".into(),
-        ));
-    }
-    if name.len() > MAX_TIMEZONE_LEN {
-        return Err(invalid(format!(
-            "is longer than {MAX_TIMEZONE_LEN} characters; give an IANA time zone name such as Europe/Paris"
-        )));
-    }
+fn parse_timezone(name: &str) -> Result<Tz, FieldError> {
+    let invalid = |message: String| FieldError::new("timezone", message);
+    rules::timezone_len(name)?;
     if let Ok(tz) = name.parse::<Tz>() {
         return Ok(tz);
     }
@@ -274,8 +226,8 @@ fn cron_fields_hint() -> &'static str {
 
 /// Parses a cron expression; on failure, finds the field at fault by
 /// parsing each field alone with wildcards around it.
-fn parse_cron(expression: &str) -> Result<Cron, InvalidSchedule> {
-    let invalid = |message: String| InvalidSchedule::new("cron", message);
+fn parse_cron(expression: &str) -> Result<Cron, FieldError> {
+    let invalid = |message: String| FieldError::new("cron", message);
     let trimmed = expression.trim();
     if trimmed.is_empty() {
         return Err(invalid(format!("is empty; give {}", cron_fields_hint())));
@@ -364,12 +316,9 @@ fn describe_cron_error(e: &croner::errors::CronError) -> String {
     }
 }
 
-/// Checks a schedule name (1 to 128 of `A-Z a-z 0-9 . _ : -`).
-pub fn validate_schedule_name(name: &str) -> Result<(), InvalidSchedule> {
-    signet_store::delivery::validate_name("schedule", name).map_err(|e| match e {
-        StoreError::Invalid(message) => InvalidSchedule::new("name", message),
-        other => InvalidSchedule::new("name", other.to_string()),
-    })
+/// Checks a schedule name ([`rules::schedule_name`]).
+pub fn validate_schedule_name(name: &str) -> Result<(), FieldError> {
+    rules::schedule_name(name)
 }
 
 /// The task a schedule fires: the fields of `POST /v1/tasks` that make
@@ -422,10 +371,10 @@ pub struct TaskTemplate {
 }
 
 impl TaskTemplate {
-    /// Checks every field; errors name the field as `task.<field>`.
-    pub fn validate(&self) -> Result<(), InvalidSchedule> {
-        let invalid =
-            |field: &str, message: String| InvalidSchedule::new(format!("task.{field}"), message);
+    /// Checks every field; errors name the field as `task.<field>`. A run
+    /// is checked as the [`Producer`] checks it (the same rules, the same
+    /// words), plus what only a schedule refuses.
+    pub fn validate(&self) -> Result<(), FieldError> {
         let refused = [
             ("not_before", self.not_before.is_some(), "an absolute time would be the same for every run; use delay_ms"),
             ("expires_at", self.expires_at.is_some(), "an absolute time would be the same for every run"),
@@ -434,89 +383,29 @@ impl TaskTemplate {
             ("signature", self.signature.is_some(), "each run is signed by the server when it fires; a client signature cannot cover a task that does not exist yet"),
         ];
         if let Some((field, _, why)) = refused.iter().find(|(_, present, _)| *present) {
-            return Err(invalid(field, format!("not allowed in a schedule: {why}")));
+            return Err(
+                FieldError::new(*field, format!("not allowed in a schedule: {why}")).within("task"),
+            );
         }
-        validate_queue_name(&self.queue).map_err(|e| invalid("queue", e.to_string()))?;
-        if self.queue.starts_with(RESERVED_QUEUE_PREFIX) {
-            return Err(invalid(
-                "queue",
-                format!(
-                    "queues starting with {RESERVED_QUEUE_PREFIX:?} belong to Signet; for HTTP delivery give \"message\" instead of \"task\""
-                ),
-            ));
+        let reserved = self.headers.iter().flatten().find(|(name, _)| {
+            [HEADER_SCHEDULE_ID, HEADER_FIRE_AT]
+                .iter()
+                .any(|r| name.eq_ignore_ascii_case(r))
+        });
+        if let Some((name, _)) = reserved {
+            return Err(FieldError::new(
+                format!("headers.{}", rules::excerpt(&name.to_ascii_lowercase())),
+                "is set by the scheduler on every run; choose another name",
+            )
+            .within("task"));
         }
-        check_name("task name", &self.task, MAX_TASK_NAME_LEN).map_err(|m| invalid("task", m))?;
-        if let Some(args) = &self.args {
-            if args.get().len() > MAX_ARGS_BYTES {
-                return Err(invalid(
-                    "args",
-                    format!("larger than {MAX_ARGS_BYTES} bytes"),
-                ));
-            }
+        // A run as the scheduler would enqueue it (any id and due time).
+        let run = self.spec("sch_0", 0, fire_key("sch_0", 0));
+        match run.check(0) {
+            Ok(()) => Ok(()),
+            Err(RuntimeError::InvalidField(e)) => Err(e.within("task")),
+            Err(other) => Err(FieldError::new("task", other.to_string())),
         }
-        if let Some(delay) = self.delay_ms {
-            if !(0..=MAX_DELAY_MS).contains(&delay) {
-                return Err(invalid(
-                    "delay_ms",
-                    format!("must be 0 to {MAX_DELAY_MS} (one year), got {delay}"),
-                ));
-            }
-        }
-        if let Some(n) = self.max_attempts {
-            if !(1..=MAX_ATTEMPTS_LIMIT).contains(&n) {
-                return Err(invalid(
-                    "max_attempts",
-                    format!("must be 1 to {MAX_ATTEMPTS_LIMIT}, got {n}"),
-                ));
-            }
-        }
-        if let Some(p) = self.priority {
-            if !(-PRIORITY_LIMIT..=PRIORITY_LIMIT).contains(&p) {
-                return Err(invalid(
-                    "priority",
-                    format!("must be -{PRIORITY_LIMIT} to {PRIORITY_LIMIT}, got {p}"),
-                ));
-            }
-        }
-        if let Some(headers) = &self.headers {
-            if headers.len() > MAX_HEADERS {
-                return Err(invalid("headers", format!("at most {MAX_HEADERS} headers")));
-            }
-            if let Some((name, _)) = headers.iter().find(|(_, v)| v.len() > MAX_HEADER_VALUE_LEN) {
-                return Err(invalid(
-                    &format!("headers.{name}"),
-                    format!("value longer than {MAX_HEADER_VALUE_LEN} bytes"),
-                ));
-            }
-            let normalised =
-                TaskEnvelope::normalise_headers(headers.iter().map(|(k, v)| (k, v.clone())))
-                    .map_err(|e| invalid("headers", e.message().to_owned()))?;
-            if let Some(name) = [HEADER_SCHEDULE_ID, HEADER_FIRE_AT]
-                .into_iter()
-                .find(|n| normalised.contains_key(*n))
-            {
-                return Err(invalid(
-                    &format!("headers.{name}"),
-                    "is set by the scheduler on every run; choose another name".into(),
-                ));
-            }
-        }
-        if let Some(url) = &self.callback_url {
-            let lower = url.to_ascii_lowercase();
-            let ok = (lower.starts_with("http://") || lower.starts_with("https://"))
-                && url.len() <= MAX_CALLBACK_URL_LEN
-                && url.len() > "https://".len()
-                && !url
-                    .bytes()
-                    .any(|b| b.is_ascii_whitespace() || b.is_ascii_control());
-            if !ok {
-                return Err(invalid(
-                    "callback_url",
-                    format!("must be an http:// or https:// URL of at most {MAX_CALLBACK_URL_LEN} bytes without spaces"),
-                ));
-            }
-        }
-        Ok(())
     }
 
     /// The task spec of one run, due at `fire_ms`, for schedule `schedule_id`.
@@ -529,21 +418,13 @@ impl TaskTemplate {
             .queue(self.queue.clone())
             .idempotency_key(idempotency_key)
             .header(HEADER_SCHEDULE_ID, schedule_id)
-            .header(HEADER_FIRE_AT, fire_ms.to_string());
-        if let Some(p) = self.priority {
-            spec = spec.priority(p);
-        }
-        if let Some(n) = self.max_attempts {
-            spec = spec.max_attempts(n);
-        }
-        if let Some(delay) = self.delay_ms.filter(|d| *d > 0) {
-            spec = spec.delay(Duration::from_millis(delay.unsigned_abs()));
-        }
+            .header(HEADER_FIRE_AT, fire_ms.to_string())
+            .with(self.priority, TaskSpec::priority)
+            .with(self.max_attempts, TaskSpec::max_attempts)
+            .with(self.delay_ms, TaskSpec::delay_ms)
+            .with(self.callback_url.clone(), TaskSpec::callback_url);
         for (name, value) in self.headers.iter().flatten() {
             spec = spec.header(name.clone(), value.clone());
-        }
-        if let Some(url) = &self.callback_url {
-            spec = spec.callback_url(url.clone());
         }
         spec
     }
@@ -580,14 +461,13 @@ impl SchedulePayload {
     }
 
     /// Parses and checks the stored form. Errors name the field.
-    pub fn from_json(bytes: &[u8]) -> Result<Self, InvalidSchedule> {
-        let repr: PayloadRepr = serde_json::from_slice(bytes).map_err(|e| {
-            InvalidSchedule::new("payload", format!("is not a schedule payload: {e}"))
-        })?;
+    pub fn from_json(bytes: &[u8]) -> Result<Self, FieldError> {
+        let repr: PayloadRepr = serde_json::from_slice(bytes)
+            .map_err(|e| FieldError::new("payload", format!("is not a schedule payload: {e}")))?;
         match (repr.task, repr.message) {
             (Some(task), None) => {
                 let template: TaskTemplate = serde_json::from_str(task.get())
-                    .map_err(|e| InvalidSchedule::new("task", e.to_string()))?;
+                    .map_err(|e| FieldError::new("task", e.to_string()))?;
                 template.validate()?;
                 Ok(SchedulePayload::Task(template))
             }
@@ -595,11 +475,11 @@ impl SchedulePayload {
                 validate_message(&message)?;
                 Ok(SchedulePayload::Message(message))
             }
-            (Some(_), Some(_)) => Err(InvalidSchedule::new(
+            (Some(_), Some(_)) => Err(FieldError::new(
                 "task",
                 "give \"task\" or \"message\", not both",
             )),
-            (None, None) => Err(InvalidSchedule::new(
+            (None, None) => Err(FieldError::new(
                 "task",
                 "give what the schedule fires: \"task\" (a task body like POST /v1/tasks) or \"message\" (a body like POST /v1/messages)",
             )),
@@ -634,10 +514,10 @@ pub trait MessagePublisher: Send + Sync + 'static {
 /// without `not_before` (an absolute time would be the same for every
 /// run). Errors name the field as `message.<field>`. Whether a named target
 /// exists is checked when the message is published.
-pub fn validate_message(message: &RawValue) -> Result<(), InvalidSchedule> {
+pub fn validate_message(message: &RawValue) -> Result<(), FieldError> {
     let parsed = crate::message::NewMessage::from_json(message.get()).map_err(message_error)?;
     if parsed.not_before.is_some() {
-        return Err(InvalidSchedule::new(
+        return Err(FieldError::new(
             "message.not_before",
             "not allowed in a schedule: an absolute time would be the same for every run; use delay_ms",
         ));
@@ -645,15 +525,13 @@ pub fn validate_message(message: &RawValue) -> Result<(), InvalidSchedule> {
     parsed.validate().map_err(message_error)
 }
 
-fn message_error(e: RuntimeError) -> InvalidSchedule {
+fn message_error(e: RuntimeError) -> FieldError {
     match e {
-        RuntimeError::InvalidField { field, message } if field == "message" => {
-            InvalidSchedule::new("message", message)
+        RuntimeError::InvalidField(e) if e.field() == "message" => {
+            FieldError::new("message", e.message())
         }
-        RuntimeError::InvalidField { field, message } => {
-            InvalidSchedule::new(format!("message.{field}"), message)
-        }
-        other => InvalidSchedule::new("message", other.to_string()),
+        RuntimeError::InvalidField(e) => e.within("message"),
+        other => FieldError::new("message", other.to_string()),
     }
 }
 
@@ -1015,40 +893,40 @@ mod tests {
     #[test]
     fn invalid_cron_names_the_field_and_why() {
         let e = CronSchedule::parse("61 * * * *", "UTC").unwrap_err();
-        assert_eq!(e.field, "cron");
-        assert!(e.message.contains("minute field \"61\""), "{e}");
+        assert_eq!(e.field(), "cron");
+        assert!(e.message().contains("minute field \"61\""), "{e}");
         let e = CronSchedule::parse("0 0 32 * *", "UTC").unwrap_err();
-        assert!(e.message.contains("day-of-month field \"32\""), "{e}");
+        assert!(e.message().contains("day-of-month field \"32\""), "{e}");
         let e = CronSchedule::parse("0 0 * 13 *", "UTC").unwrap_err();
-        assert!(e.message.contains("month field \"13\""), "{e}");
+        assert!(e.message().contains("month field \"13\""), "{e}");
         let e = CronSchedule::parse("0 0 * * FUNDAY", "UTC").unwrap_err();
-        assert!(e.message.contains("day-of-week field"), "{e}");
+        assert!(e.message().contains("day-of-week field"), "{e}");
         let e = CronSchedule::parse("99 * * * * *", "UTC").unwrap_err();
-        assert!(e.message.contains("second field \"99\""), "{e}");
+        assert!(e.message().contains("second field \"99\""), "{e}");
         let e = CronSchedule::parse("* * *", "UTC").unwrap_err();
-        assert!(e.message.contains("has 3 fields"), "{e}");
+        assert!(e.message().contains("has 3 fields"), "{e}");
         let e = CronSchedule::parse("", "UTC").unwrap_err();
-        assert!(e.message.contains("is empty"), "{e}");
+        assert!(e.message().contains("is empty"), "{e}");
         let e = CronSchedule::parse("@sometimes", "UTC").unwrap_err();
-        assert!(e.message.contains("nickname"), "{e}");
+        assert!(e.message().contains("nickname"), "{e}");
         let e = CronSchedule::parse("@daily * *", "UTC").unwrap_err();
-        assert_eq!(e.field, "cron");
+        assert_eq!(e.field(), "cron");
         let never = CronSchedule::parse("0 0 30 2 *", "UTC").unwrap();
         let e = never
             .check_fires_after(ms("2030-01-01T00:00:00Z"))
             .unwrap_err();
-        assert!(e.message.contains("never comes due"), "{e}");
+        assert!(e.message().contains("never comes due"), "{e}");
     }
 
     #[test]
     fn invalid_time_zones_are_explained() {
         let e = CronSchedule::parse("* * * * *", "Mars/Olympus").unwrap_err();
-        assert_eq!(e.field, "timezone");
-        assert!(e.message.contains("not an IANA time zone"), "{e}");
+        assert_eq!(e.field(), "timezone");
+        assert!(e.message().contains("not an IANA time zone"), "{e}");
         let e = CronSchedule::parse("* * * * *", "europe/paris").unwrap_err();
-        assert!(e.message.contains("did you mean \"Europe/Paris\""), "{e}");
+        assert!(e.message().contains("did you mean \"Europe/Paris\""), "{e}");
         let e = CronSchedule::parse("* * * * *", "").unwrap_err();
-        assert!(e.message.contains("empty"), "{e}");
+        assert!(e.message().contains("empty"), "{e}");
     }
 
     #[test]
@@ -1059,9 +937,9 @@ mod tests {
         assert_eq!(s.next_at_or_after(i64::MIN), None);
     }
 
-    fn template(json: &str) -> Result<TaskTemplate, InvalidSchedule> {
+    fn template(json: &str) -> Result<TaskTemplate, FieldError> {
         let t: TaskTemplate =
-            serde_json::from_str(json).map_err(|e| InvalidSchedule::new("task", e.to_string()))?;
+            serde_json::from_str(json).map_err(|e| FieldError::new("task", e.to_string()))?;
         t.validate()?;
         Ok(t)
     }
@@ -1070,26 +948,26 @@ mod tests {
     fn task_templates_are_checked_field_by_field() {
         assert!(template(r#"{"queue":"q","task":"report.daily","args":{"a":1}}"#).is_ok());
         let e = template(r#"{"queue":"q","task":"t","not_before":1}"#).unwrap_err();
-        assert_eq!(e.field, "task.not_before");
+        assert_eq!(e.field(), "task.not_before");
         let e = template(r#"{"queue":"q","task":"t","signature":{"alg":"x"}}"#).unwrap_err();
-        assert_eq!(e.field, "task.signature");
+        assert_eq!(e.field(), "task.signature");
         let e = template(r#"{"queue":"signet:messages","task":"t"}"#).unwrap_err();
-        assert_eq!(e.field, "task.queue");
+        assert_eq!(e.field(), "task.queue");
         let e = template(r#"{"queue":"a b","task":"t"}"#).unwrap_err();
-        assert_eq!(e.field, "task.queue");
+        assert_eq!(e.field(), "task.queue");
         let e = template(r#"{"queue":"q","task":""}"#).unwrap_err();
-        assert_eq!(e.field, "task.task");
+        assert_eq!(e.field(), "task.task");
         let e = template(r#"{"queue":"q","task":"t","max_attempts":0}"#).unwrap_err();
-        assert_eq!(e.field, "task.max_attempts");
+        assert_eq!(e.field(), "task.max_attempts");
         let e = template(r#"{"queue":"q","task":"t","priority":5000}"#).unwrap_err();
-        assert_eq!(e.field, "task.priority");
+        assert_eq!(e.field(), "task.priority");
         let e = template(r#"{"queue":"q","task":"t","delay_ms":-1}"#).unwrap_err();
-        assert_eq!(e.field, "task.delay_ms");
+        assert_eq!(e.field(), "task.delay_ms");
         let e =
             template(r#"{"queue":"q","task":"t","headers":{"Signet-Fire-At":"1"}}"#).unwrap_err();
-        assert_eq!(e.field, "task.headers.signet-fire-at");
+        assert_eq!(e.field(), "task.headers.signet-fire-at");
         let e = template(r#"{"queue":"q","task":"t","callback_url":"ftp://x"}"#).unwrap_err();
-        assert_eq!(e.field, "task.callback_url");
+        assert_eq!(e.field(), "task.callback_url");
         assert!(template(r#"{"queue":"q","task":"t","bogus":1}"#).is_err());
     }
 

@@ -22,26 +22,17 @@ use base64::Engine as _;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use signet_sign::sealed::{MasterKey, MASTER_KEY_VAR};
-use signet_store::delivery::validate_name;
+use signet_store::rules;
 use signet_store::{Store, StoreError, TargetId, TargetRecord};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::clock::{duration_ms, Clock, SystemClock};
 use crate::error::RuntimeError;
-use crate::message::parse_url;
 
 /// How long the previous secret keeps signing after a rotation, by default.
 pub const DEFAULT_ROTATION_OVERLAP: Duration = Duration::from_secs(24 * 3600);
-/// Longest rotation overlap.
-pub const MAX_ROTATION_OVERLAP: Duration = Duration::from_secs(30 * 24 * 3600);
-/// Shortest secret a caller may choose.
-pub const MIN_SECRET_LEN: usize = 16;
-/// Longest secret a caller may choose.
-pub const MAX_SECRET_LEN: usize = 256;
 /// Random bytes in a generated secret.
 pub const GENERATED_SECRET_BYTES: usize = 32;
-/// Largest `rate_limit_per_s` and `max_concurrency`.
-pub const MAX_TARGET_LIMIT: u32 = 100_000;
 /// Most secrets kept per target (the current one and earlier ones still in
 /// their overlap).
 const MAX_SECRETS: usize = 16;
@@ -66,14 +57,7 @@ impl TargetSecret {
     /// A secret chosen by the caller: 16 to 256 visible ASCII characters.
     /// The error never quotes it.
     pub fn parse(text: &str) -> Result<Self, RuntimeError> {
-        let ok = (MIN_SECRET_LEN..=MAX_SECRET_LEN).contains(&text.len())
-            && text.bytes().all(|b| b.is_ascii_graphic());
-        if !ok {
-            return Err(RuntimeError::field(
-                "secret",
-                format!("must be {MIN_SECRET_LEN} to {MAX_SECRET_LEN} visible ASCII characters without spaces (or leave it out to have one generated)"),
-            ));
-        }
+        rules::target_secret(text)?;
         Ok(Self(Zeroizing::new(text.to_owned())))
     }
 
@@ -319,7 +303,7 @@ impl TargetService {
                 return Ok(Some(t));
             }
         }
-        if validate_name("target", id_or_name).is_err() {
+        if rules::target_name(id_or_name).is_err() {
             return Ok(None);
         }
         Ok(self.inner.store.target_by_name(id_or_name).await?)
@@ -345,11 +329,10 @@ impl TargetService {
         &self,
         new: NewTarget,
     ) -> Result<(TargetRecord, TargetSecret), RuntimeError> {
-        validate_name("target", &new.name)
-            .map_err(|e| RuntimeError::field("name", e.to_string()))?;
-        check_prefix(new.url_prefix.as_deref(), new.https_only)?;
-        check_limit("rate_limit_per_s", new.rate_limit_per_s)?;
-        check_limit("max_concurrency", new.max_concurrency)?;
+        rules::target_name(&new.name)?;
+        rules::target_url_prefix(new.url_prefix.as_deref(), new.https_only)?;
+        rules::target_limit("rate_limit_per_s", new.rate_limit_per_s)?;
+        rules::target_limit("max_concurrency", new.max_concurrency)?;
         let master = self.master()?;
         let secret = new.secret.unwrap_or_else(TargetSecret::generate);
         let now = self.inner.clock.now_ms();
@@ -379,25 +362,24 @@ impl TargetService {
         let _guard = self.inner.rotation.lock().await;
         let mut t = self.require(id).await?;
         if let Some(name) = patch.name {
-            validate_name("target", &name)
-                .map_err(|e| RuntimeError::field("name", e.to_string()))?;
+            rules::target_name(&name)?;
             t.name = name;
         }
         if let Some(prefix) = patch.url_prefix {
             t.url_prefix = prefix;
         }
         if let Some(rate) = patch.rate_limit_per_s {
-            check_limit("rate_limit_per_s", rate)?;
+            rules::target_limit("rate_limit_per_s", rate)?;
             t.rate_limit_per_s = rate;
         }
         if let Some(n) = patch.max_concurrency {
-            check_limit("max_concurrency", n)?;
+            rules::target_limit("max_concurrency", n)?;
             t.max_concurrency = n;
         }
         if let Some(https) = patch.https_only {
             t.https_only = https;
         }
-        check_prefix(t.url_prefix.as_deref(), t.https_only)?;
+        rules::target_url_prefix(t.url_prefix.as_deref(), t.https_only)?;
         t.updated_at_ms = self.inner.clock.now_ms().max(t.updated_at_ms);
         self.inner.store.update_target(t.clone()).await?;
         self.bump();
@@ -415,15 +397,7 @@ impl TargetService {
         overlap: Option<Duration>,
     ) -> Result<(TargetRecord, TargetSecret), RuntimeError> {
         let overlap = overlap.unwrap_or(DEFAULT_ROTATION_OVERLAP);
-        if overlap > MAX_ROTATION_OVERLAP {
-            return Err(RuntimeError::field(
-                "overlap_s",
-                format!(
-                    "must be at most {} s (30 days)",
-                    MAX_ROTATION_OVERLAP.as_secs()
-                ),
-            ));
-        }
+        rules::rotation_overlap(overlap)?;
         let master = self.master()?;
         let _guard = self.inner.rotation.lock().await;
         let mut t = self.require(id).await?;
@@ -470,30 +444,6 @@ impl TargetService {
             .await?
             .ok_or_else(|| StoreError::not_found("target", id).into())
     }
-}
-
-fn check_limit(field: &str, value: Option<u32>) -> Result<(), RuntimeError> {
-    match value {
-        Some(n) if n == 0 || n > MAX_TARGET_LIMIT => Err(RuntimeError::field(
-            field,
-            format!("must be 1 to {MAX_TARGET_LIMIT} (leave it out for no limit), got {n}"),
-        )),
-        _ => Ok(()),
-    }
-}
-
-fn check_prefix(prefix: Option<&str>, https_only: bool) -> Result<(), RuntimeError> {
-    let Some(prefix) = prefix else {
-        return Ok(());
-    };
-    let url = parse_url("url_prefix", prefix)?;
-    if https_only && url.scheme() != "https" {
-        return Err(RuntimeError::field(
-            "url_prefix",
-            "is http:// but https_only is set; use an https:// prefix",
-        ));
-    }
-    Ok(())
 }
 
 fn seal(

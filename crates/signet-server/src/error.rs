@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use signet_store::StoreError;
+use signet_store::{FieldError, StoreError};
 
 use crate::rate_limit::{RateLimitInfo, Refused};
 
@@ -176,6 +176,13 @@ impl From<Refused> for AppError {
             retry_after: refused.retry_after,
             info: refused.info,
         }
+    }
+}
+
+impl From<FieldError> for AppError {
+    fn from(e: FieldError) -> Self {
+        let (field, message) = e.into_parts();
+        AppError::Invalid { field, message }
     }
 }
 

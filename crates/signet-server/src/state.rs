@@ -72,6 +72,7 @@ pub(crate) struct Shared {
     pub(crate) metrics: PrometheusHandle,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) delivery: Delivery,
+    pub(crate) producer: Producer,
 }
 
 /// What message publishing and delivery share: the message producer, the
@@ -173,6 +174,15 @@ impl AppState {
                 .retry_schedule(delivery.retry.clone())
         })
         .ok();
+        // Tasks over HTTP, server-signed and client-signed, go through one
+        // producer; a verify-only server still takes client-signed ones.
+        let producer = Producer::for_server(
+            Arc::clone(&store),
+            Arc::new(signing.ring.duplicate()),
+            signing.required,
+            signing.dev,
+        )
+        .clock(Arc::clone(&clock));
         let delivery = Delivery {
             messages,
             targets,
@@ -190,7 +200,13 @@ impl AppState {
             metrics,
             clock,
             delivery,
+            producer,
         }))
+    }
+
+    /// Enqueues tasks (`POST /v1/tasks`).
+    pub fn producer(&self) -> &Producer {
+        &self.0.producer
     }
 
     /// Message publishing and delivery.

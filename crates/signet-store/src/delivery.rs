@@ -21,8 +21,7 @@ pub const RESERVED_QUEUE_PREFIX: &str = "signet:";
 pub const MAX_ATTEMPT_BODY_BYTES: usize = 4096;
 /// Longest error text kept per attempt.
 pub const MAX_ATTEMPT_ERROR_LEN: usize = 1024;
-/// Longest target or schedule name.
-pub const MAX_NAME_LEN: usize = 128;
+pub use crate::rules::MAX_NAME_LEN;
 
 /// One delivery attempt of a message: when, how it went, and the start of
 /// the response.
@@ -236,24 +235,12 @@ pub struct LeaderLease {
     pub expires_at_ms: i64,
 }
 
-/// Checks a target or schedule name: 1 to [`MAX_NAME_LEN`] characters of
-/// `A-Z a-z 0-9 . _ : -`.
+/// Checks a target or schedule name (`what`) with the rule of
+/// [`rules::target_name`](crate::rules::target_name), as a
+/// [`StoreError::Invalid`].
 pub fn validate_name(what: &str, name: &str) -> Result<(), StoreError> {
-    if name.is_empty() || name.len() > MAX_NAME_LEN {
-        return Err(StoreError::invalid(format!(
-            "{what} name must be 1 to {MAX_NAME_LEN} characters, got {}",
-            name.len()
-        )));
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')))
-    {
-        return Err(StoreError::invalid(format!(
-            "{what} name {name:?} contains {c:?}; use only A-Z a-z 0-9 . _ : -"
-        )));
-    }
-    Ok(())
+    crate::rules::plain_name("name", what, name, MAX_NAME_LEN)
+        .map_err(|e| StoreError::invalid(e.message()))
 }
 
 #[cfg(test)]

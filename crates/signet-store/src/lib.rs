@@ -11,6 +11,7 @@ pub mod ids;
 pub mod migration;
 pub mod paging;
 pub mod rows;
+pub mod rules;
 pub mod state;
 pub mod store;
 pub mod task;
@@ -23,6 +24,7 @@ pub use delivery::{
 };
 pub use error::{BoxError, StoreError};
 pub use ids::{ApiKeyId, MessageId, ScheduleId, TargetId, TaskId};
+pub use rules::FieldError;
 pub use state::{DeadReason, TaskState};
 pub use store::{Store, StoreResult};
 pub use task::*;

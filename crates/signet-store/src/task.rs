@@ -4,43 +4,19 @@
 use signet_sign::{Algorithm, TaskEnvelope};
 
 use crate::error::StoreError;
+use crate::rules;
+// The limits lived here first; their paths keep working.
 use crate::ids::{ApiKeyId, TaskId};
+pub use crate::rules::{
+    DEFAULT_MAX_ATTEMPTS, MAX_ARGS_BYTES, MAX_IDEMPOTENCY_KEY_LEN, MAX_QUEUE_NAME_LEN,
+    MAX_TASK_NAME_LEN,
+};
 use crate::state::{DeadReason, TaskState};
 
-/// Largest `args` a store accepts, in bytes (1 MiB).
-pub const MAX_ARGS_BYTES: usize = 1024 * 1024;
-/// Longest queue name.
-pub const MAX_QUEUE_NAME_LEN: usize = 128;
-/// Default number of attempts (the first one included).
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 25;
-/// Longest task (handler) name.
-pub const MAX_TASK_NAME_LEN: usize = 255;
-/// Longest idempotency key.
-pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
-
-/// Checks a queue name: 1 to [`MAX_QUEUE_NAME_LEN`] characters of
-/// `A-Z a-z 0-9 . _ : -`.
+/// Checks a queue name (any queue, Signet's own included) with the rule
+/// [`rules::queue_name`], as a [`StoreError::Invalid`].
 pub fn validate_queue_name(name: &str) -> Result<(), StoreError> {
-    if name.is_empty() {
-        return Err(StoreError::invalid(
-            "queue name is empty; use 1 to 128 characters of A-Z a-z 0-9 . _ : -",
-        ));
-    }
-    if name.len() > MAX_QUEUE_NAME_LEN {
-        return Err(StoreError::invalid(format!(
-            "queue name is {} bytes long; the limit is {MAX_QUEUE_NAME_LEN}",
-            name.len()
-        )));
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')))
-    {
-        return Err(StoreError::invalid(format!(
-            "queue name {name:?} contains {c:?}; use only A-Z a-z 0-9 . _ : -"
-        )));
-    }
-    Ok(())
+    rules::queue_name(name).map_err(|e| StoreError::invalid(e.message()))
 }
 
 /// A signature stored beside the envelope, as `{alg, key_id, sig}`.

@@ -167,10 +167,9 @@ impl WorkerBuilder {
             ));
         }
         for queue in &self.queues {
-            crate::producer::check_name("queue", queue, signet_store::MAX_QUEUE_NAME_LEN)
-                .map_err(RuntimeError::Config)?;
             // Messages live on the reserved queue; only the dispatcher takes them.
-            crate::producer::check_not_reserved(queue).map_err(RuntimeError::Config)?;
+            signet_store::rules::task_queue(queue)
+                .map_err(|e| RuntimeError::Config(e.message().to_owned()))?;
         }
         if self.concurrency == 0 {
             return Err(RuntimeError::Config(

@@ -10,7 +10,8 @@ use signet_runtime::{
     Clock, HandlerError, HandlerResult, Rescuer, RetryPolicy, TaskContext, TaskSpec,
     WorkerEventKind,
 };
-use signet_store::{DeadReason, TaskState};
+use signet_sign::TaskEnvelope;
+use signet_store::{DeadReason, NewTask, SignatureRecord, TaskId, TaskState};
 
 use crate::support::*;
 
@@ -220,7 +221,35 @@ async fn refusals_dead_letter_without_running_the_handler() {
     };
     let unknown = enqueue(TaskSpec::new("nobody.handles.this", &json!({}))).await;
     let bad_args = enqueue(TaskSpec::new("add", &json!({ "a": "two" }))).await;
-    let expired = enqueue(TaskSpec::new("add", &json!({ "a": 1, "b": 1 })).expires_at_ms(1)).await;
+    // The producer refuses an expiry in the past, so the task that expired
+    // before a worker got to it is signed and stored directly.
+    let expired = {
+        let envelope = TaskEnvelope {
+            id: TaskId::generate().into(),
+            queue: "flow-refuse".into(),
+            name: "add".into(),
+            args: br#"{"a":1,"b":1}"#.to_vec(),
+            headers: Default::default(),
+            created_at_ms: 0,
+            not_before_ms: None,
+            expires_at_ms: Some(1),
+            max_attempts: 25,
+            callback_url: None,
+        };
+        let sig = envelope.sign(&ring).unwrap();
+        let task = NewTask {
+            envelope,
+            signature: Some(SignatureRecord {
+                alg: sig.alg,
+                key_id: sig.key_id.as_str().to_owned(),
+                sig: sig.sig,
+            }),
+            priority: 0,
+            idempotency_key: None,
+        };
+        let out = db.store.enqueue(task, 2).await.unwrap();
+        out.task.id().to_owned()
+    };
 
     let e = running.next_for(&unknown).await;
     assert_eq!(dead(&e).0, DeadReason::UnknownTask);

@@ -90,7 +90,7 @@ async fn bad_tasks_are_refused_with_a_reason_and_nothing_is_stored() {
         ),
         (
             TaskSpec::new("t", &json!({})).callback_url("ftp://x"),
-            "callback URL",
+            "callback_url",
         ),
         (
             TaskSpec::new("t", &json!({}))
@@ -181,4 +181,82 @@ async fn presigned_tasks_are_stored_as_given_and_unsigned_ones_refused() {
     unsigned.envelope.id = signet_store::TaskId::generate().into();
     let err = server.enqueue_presigned(unsigned).await.unwrap_err();
     assert!(err.to_string().contains("unsigned"), "{err}");
+}
+
+#[tokio::test]
+async fn client_signed_tasks_are_verified_and_stored_unchanged() {
+    use base64::Engine as _;
+    use signet_runtime::ClientSignature;
+
+    let db = Db::new();
+    let ring = hmac_ring();
+    let p = producer(&db, &ring);
+    let id: String = signet_store::TaskId::generate().into();
+    let created = 1_700_000_000_000;
+    let spec = || {
+        TaskSpec::raw("charge", br#"{"amount": 100}"#.to_vec())
+            .queue("payments")
+            .id(id.clone())
+            .created_at_ms(created)
+    };
+    // The envelope the client signs is the one the spec makes.
+    let envelope = signet_sign::TaskEnvelope {
+        id: id.clone(),
+        queue: "payments".into(),
+        name: "charge".into(),
+        args: br#"{"amount": 100}"#.to_vec(),
+        headers: Default::default(),
+        created_at_ms: created,
+        not_before_ms: None,
+        expires_at_ms: None,
+        max_attempts: signet_store::DEFAULT_MAX_ATTEMPTS,
+        callback_url: None,
+    };
+    let sig = envelope.sign(&ring).unwrap();
+    let signature = |sig_base64: String| ClientSignature {
+        alg: sig.alg.to_string(),
+        key_id: sig.key_id.as_str().to_owned(),
+        sig_base64,
+    };
+    let good = base64::engine::general_purpose::STANDARD.encode(&sig.sig);
+    // Tampered args do not verify; nothing is stored.
+    let tampered = TaskSpec::raw("charge", br#"{"amount": 1000}"#.to_vec())
+        .queue("payments")
+        .id(id.clone())
+        .created_at_ms(created);
+    let err = p
+        .enqueue_signed(tampered, signature(good.clone()))
+        .await
+        .unwrap_err();
+    match &err {
+        RuntimeError::SignatureRejected(e) => assert!(e.is_mismatch(), "{e}"),
+        other => panic!("expected a rejected signature, got {other}"),
+    }
+    let err = p
+        .enqueue_signed(spec(), signature("%%%".into()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RuntimeError::SignatureRejected(_)), "{err}");
+    // A relative delay cannot be signed; the id is required.
+    let err = p
+        .enqueue_signed(spec().delay_ms(5), signature(good.clone()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().starts_with("delay_ms:"), "{err}");
+    let err = p
+        .enqueue_signed(
+            TaskSpec::raw("charge", b"{}".to_vec()).created_at_ms(created),
+            signature(good.clone()),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().starts_with("id:"), "{err}");
+    assert!(db.store.counts().await.unwrap().is_empty());
+    // The signed envelope is stored byte for byte with its signature.
+    let out = p.enqueue_signed(spec(), signature(good)).await.unwrap();
+    assert_eq!(out.task.envelope, envelope);
+    assert_eq!(out.task.signature.unwrap().sig, sig.sig);
+    // An id or creation time is refused on a task the producer signs.
+    let err = p.enqueue(spec()).await.unwrap_err();
+    assert!(err.to_string().starts_with("id:"), "{err}");
 }

@@ -178,7 +178,8 @@ async fn a_profile_the_secret_cannot_sign_is_refused_at_publish() {
     )
     .unwrap();
     match s.messages.publish(m, None).await.unwrap_err() {
-        RuntimeError::InvalidField { field, message } => {
+        RuntimeError::InvalidField(e) => {
+            let (field, message) = e.into_parts();
             assert_eq!(field, "signature_profile");
             assert!(message.contains("cannot sign standard"), "{message}");
             assert!(!message.contains("not-base64-github"), "{message}");
@@ -211,7 +212,8 @@ async fn url_prefix_and_https_only_are_enforced_at_publish_and_at_delivery() {
     )
     .unwrap();
     match s.messages.publish(m, None).await.unwrap_err() {
-        RuntimeError::InvalidField { field, message } => {
+        RuntimeError::InvalidField(e) => {
+            let (field, message) = e.into_parts();
             assert_eq!(field, "url");
             assert!(message.contains("url_prefix"), "{message}");
         }

@@ -169,10 +169,22 @@ pub(crate) struct MessagePage {
     pub next_cursor: Option<String>,
 }
 
-/// A runtime error as the API answers it.
+/// A runtime error as the API answers it (tasks and messages).
 pub(crate) fn runtime_error(e: RuntimeError) -> AppError {
     match e {
-        RuntimeError::InvalidField { field, message } => AppError::Invalid { field, message },
+        RuntimeError::InvalidField(e) => AppError::from(e),
+        RuntimeError::SignatureRejected(e) => {
+            let hint = if e.is_mismatch() {
+                " (args are signed as the exact JSON text sent in this body)"
+            } else {
+                ""
+            };
+            AppError::SignatureInvalid {
+                reason: e.reason(),
+                message: format!("{}{hint}", e.message()),
+            }
+        }
+        RuntimeError::Signing(e) if e.is_unsupported() => AppError::invalid("request", e.message()),
         RuntimeError::InvalidTask(message) => AppError::invalid("request", message),
         RuntimeError::Args(e) => AppError::invalid("body", e.to_string()),
         RuntimeError::Store(e) => AppError::from(e),
@@ -203,7 +215,7 @@ pub(crate) async fn publish(
     headers: HeaderMap,
     JsonBody(message): JsonBody<NewMessage>,
 ) -> AppResult<(StatusCode, Json<MessageView>)> {
-    let key = idempotency_key(&headers)?;
+    let key = idempotency_key(&headers);
     let Some(producer) = state.delivery().messages.as_ref() else {
         return Err(AppError::NotConfigured(
             "this server cannot sign what it enqueues (signing is required but no signing key is set); set SIGNET_SIGNING_KEYS and SIGNET_SIGNING_ACTIVE_KEY".into(),

@@ -11,8 +11,8 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use signet_runtime::scheduler::{
-    self, validate_schedule_name, CronSchedule, InvalidSchedule, SchedulePayload, TaskTemplate,
-    DEFAULT_TIMEZONE, UPCOMING_SHOWN,
+    self, validate_schedule_name, CronSchedule, SchedulePayload, TaskTemplate, DEFAULT_TIMEZONE,
+    UPCOMING_SHOWN,
 };
 use signet_store::{CatchUp, ScheduleId, ScheduleRecord, Store, TargetId};
 
@@ -20,12 +20,6 @@ use crate::error::{AppError, AppResult, ErrorBody};
 use crate::extract::{parse_json, JsonBody};
 use crate::state::AppState;
 use crate::views::rfc3339;
-
-// The limits of a scheduled task are those of `POST /v1/tasks`.
-const _: () = assert!(scheduler::MAX_ATTEMPTS_LIMIT == crate::routes::tasks::MAX_ATTEMPTS_LIMIT);
-const _: () = assert!(scheduler::PRIORITY_LIMIT == crate::routes::tasks::PRIORITY_LIMIT);
-const _: () = assert!(scheduler::MAX_DELAY_MS == crate::routes::tasks::MAX_DELAY_MS);
-const _: () = assert!(scheduler::MAX_HEADERS == crate::routes::tasks::MAX_HEADERS);
 
 /// `POST /v1/schedules`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -155,12 +149,6 @@ impl From<&ScheduleRecord> for ScheduleView {
             created_at: rfc3339(s.created_at_ms),
             updated_at: rfc3339(s.updated_at_ms),
         }
-    }
-}
-
-impl From<InvalidSchedule> for AppError {
-    fn from(e: InvalidSchedule) -> Self {
-        AppError::invalid(e.field, e.message)
     }
 }
 

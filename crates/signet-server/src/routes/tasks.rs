@@ -5,32 +5,16 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use base64::Engine;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use signet_sign::{Algorithm, TaskEnvelope};
-use signet_store::{
-    validate_queue_name, NewTask, SignatureRecord, TaskFilter, TaskId, TaskState,
-    DEFAULT_MAX_ATTEMPTS, MAX_ARGS_BYTES, MAX_IDEMPOTENCY_KEY_LEN, MAX_TASK_NAME_LEN,
-};
+use signet_runtime::{ClientSignature, TaskSpec};
+use signet_store::{rules, TaskFilter, TaskId, TaskState};
 
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::extract::{JsonBody, QueryParams};
+use crate::routes::messages::runtime_error;
 use crate::state::AppState;
 use crate::views::{TaskPage, TaskView, TimeInput};
-
-/// Largest `max_attempts`.
-pub(crate) const MAX_ATTEMPTS_LIMIT: u32 = 1000;
-/// Priorities allowed: `-PRIORITY_LIMIT..=PRIORITY_LIMIT`.
-pub(crate) const PRIORITY_LIMIT: i32 = 1000;
-/// Longest `delay_ms`: one year.
-pub(crate) const MAX_DELAY_MS: i64 = 365 * 24 * 3600 * 1000;
-/// Most headers on a task.
-pub(crate) const MAX_HEADERS: usize = 64;
-/// Longest header value.
-pub(crate) const MAX_HEADER_VALUE_LEN: usize = 8 * 1024;
-/// Longest callback URL.
-pub(crate) const MAX_CALLBACK_URL_LEN: usize = 2048;
 
 /// A signature a client made over the envelope itself.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -84,287 +68,45 @@ pub(crate) struct EnqueueRequest {
     pub signature: Option<SignatureInput>,
 }
 
-/// The `Idempotency-Key` header of a publish or enqueue, checked.
-pub(crate) fn idempotency_key(headers: &HeaderMap) -> AppResult<Option<String>> {
-    let Some(value) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    let text = value
-        .to_str()
-        .ok()
-        .filter(|t| {
-            !t.is_empty()
-                && t.len() <= MAX_IDEMPOTENCY_KEY_LEN
-                && t.bytes().all(|b| b.is_ascii_graphic())
-        })
-        .ok_or_else(|| {
-            AppError::invalid(
-                "Idempotency-Key",
-                format!("must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"),
-            )
-        })?;
-    Ok(Some(text.to_owned()))
+/// The `Idempotency-Key` header of a publish or enqueue, as text (bytes
+/// that are not text are replaced, so the key rule refuses them).
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("idempotency-key")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
 }
 
-fn validate_task_name(name: &str) -> AppResult<()> {
-    if name.is_empty() || name.len() > MAX_TASK_NAME_LEN || name.chars().any(char::is_control) {
-        return Err(AppError::invalid(
-            "task",
-            format!("must be 1 to {MAX_TASK_NAME_LEN} bytes without control characters"),
-        ));
-    }
-    Ok(())
-}
-
-fn validate_callback(url: &str) -> AppResult<()> {
-    let lower = url.to_ascii_lowercase();
-    let ok = (lower.starts_with("http://") || lower.starts_with("https://"))
-        && url.len() <= MAX_CALLBACK_URL_LEN
-        && url.len() > "https://".len()
-        && !url
-            .bytes()
-            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control());
-    if ok {
-        Ok(())
-    } else {
-        Err(AppError::invalid(
-            "callback_url",
-            format!("must be an http:// or https:// URL of at most {MAX_CALLBACK_URL_LEN} bytes without spaces"),
-        ))
+impl EnqueueRequest {
+    /// The task the request describes, and the client's signature if any.
+    /// Checking is the producer's.
+    fn into_spec(self, idempotency_key: Option<String>) -> (TaskSpec, Option<ClientSignature>) {
+        let args = self
+            .args
+            .map_or_else(|| b"{}".to_vec(), |a| a.get().as_bytes().to_vec());
+        let mut spec = TaskSpec::raw(self.task, args)
+            .queue(self.queue)
+            .with(self.priority, TaskSpec::priority)
+            .with(self.max_attempts, TaskSpec::max_attempts)
+            .with(self.delay_ms, TaskSpec::delay_ms)
+            .with(self.not_before.map(|t| t.0), TaskSpec::not_before_ms)
+            .with(self.expires_at.map(|t| t.0), TaskSpec::expires_at_ms)
+            .with(self.callback_url, TaskSpec::callback_url)
+            .with(idempotency_key, TaskSpec::idempotency_key)
+            .with(self.id, TaskSpec::id)
+            .with(self.created_at.map(|t| t.0), TaskSpec::created_at_ms);
+        for (name, value) in self.headers.into_iter().flatten() {
+            spec = spec.header(name, value);
+        }
+        let signature = self.signature.map(|s| ClientSignature {
+            alg: s.alg,
+            key_id: s.key_id,
+            sig_base64: s.sig,
+        });
+        (spec, signature)
     }
 }
 
-fn build_headers(headers: Option<BTreeMap<String, String>>) -> AppResult<BTreeMap<String, String>> {
-    let headers = headers.unwrap_or_default();
-    if headers.len() > MAX_HEADERS {
-        return Err(AppError::invalid(
-            "headers",
-            format!("at most {MAX_HEADERS} headers"),
-        ));
-    }
-    if let Some((name, _)) = headers.iter().find(|(_, v)| v.len() > MAX_HEADER_VALUE_LEN) {
-        return Err(AppError::invalid(
-            format!("headers.{name}"),
-            format!("value longer than {MAX_HEADER_VALUE_LEN} bytes"),
-        ));
-    }
-    TaskEnvelope::normalise_headers(headers).map_err(|e| AppError::invalid("headers", e.message()))
-}
-
-/// Builds the envelope and its signature from a request, checking every field.
-fn build_task(
-    state: &AppState,
-    req: EnqueueRequest,
-    idempotency_key: Option<String>,
-    now_ms: i64,
-) -> AppResult<NewTask> {
-    validate_queue_name(&req.queue).map_err(|e| AppError::invalid("queue", e.to_string()))?;
-    signet_runtime::producer::check_not_reserved(&req.queue)
-        .map_err(|e| AppError::invalid("queue", e))?;
-    validate_task_name(&req.task)?;
-    let args = req
-        .args
-        .map_or_else(|| b"{}".to_vec(), |a| a.get().as_bytes().to_vec());
-    if args.len() > MAX_ARGS_BYTES {
-        return Err(AppError::invalid(
-            "args",
-            format!("larger than {MAX_ARGS_BYTES} bytes"),
-        ));
-    }
-    let max_attempts = req.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
-    if !(1..=MAX_ATTEMPTS_LIMIT).contains(&max_attempts) {
-        return Err(AppError::invalid(
-            "max_attempts",
-            format!("must be 1 to {MAX_ATTEMPTS_LIMIT}, got {max_attempts}"),
-        ));
-    }
-    let priority = req.priority.unwrap_or(0);
-    if !(-PRIORITY_LIMIT..=PRIORITY_LIMIT).contains(&priority) {
-        return Err(AppError::invalid(
-            "priority",
-            format!("must be -{PRIORITY_LIMIT} to {PRIORITY_LIMIT}, got {priority}"),
-        ));
-    }
-    let headers = build_headers(req.headers)?;
-    if let Some(url) = &req.callback_url {
-        validate_callback(url)?;
-    }
-    let client_signed = req.signature.is_some();
-    let mut not_before_ms = req.not_before.map(|t| t.0);
-    if let Some(delay) = req.delay_ms {
-        if client_signed {
-            return Err(AppError::invalid(
-                "delay_ms",
-                "not allowed with a client signature (the run time must be signed); use not_before",
-            ));
-        }
-        if not_before_ms.is_some() {
-            return Err(AppError::invalid(
-                "delay_ms",
-                "give delay_ms or not_before, not both",
-            ));
-        }
-        if !(0..=MAX_DELAY_MS).contains(&delay) {
-            return Err(AppError::invalid(
-                "delay_ms",
-                format!("must be 0 to {MAX_DELAY_MS} (one year), got {delay}"),
-            ));
-        }
-        if delay > 0 {
-            not_before_ms = Some(now_ms.saturating_add(delay));
-        }
-    }
-    if let Some(nb) = not_before_ms {
-        if nb > now_ms.saturating_add(MAX_DELAY_MS) {
-            return Err(AppError::invalid(
-                "not_before",
-                "more than one year from now",
-            ));
-        }
-    }
-    let expires_at_ms = req.expires_at.map(|t| t.0);
-    if let Some(exp) = expires_at_ms {
-        if exp <= now_ms {
-            return Err(AppError::invalid(
-                "expires_at",
-                "is in the past; give a future time",
-            ));
-        }
-        if not_before_ms.is_some_and(|nb| exp <= nb) {
-            return Err(AppError::invalid("expires_at", "must be after not_before"));
-        }
-    }
-
-    let (id, created_at_ms) = if client_signed {
-        let id = req
-            .id
-            .ok_or_else(|| AppError::invalid("id", "required with a client signature"))?;
-        TaskId::parse(&id).map_err(|e| AppError::invalid("id", e.to_string()))?;
-        let created = req
-            .created_at
-            .ok_or_else(|| AppError::invalid("created_at", "required with a client signature"))?;
-        (id, created.0)
-    } else {
-        if req.id.is_some() {
-            return Err(AppError::invalid(
-                "id",
-                "only allowed with a client signature",
-            ));
-        }
-        if req.created_at.is_some() {
-            return Err(AppError::invalid(
-                "created_at",
-                "only allowed with a client signature",
-            ));
-        }
-        (TaskId::generate().to_string(), now_ms)
-    };
-
-    let envelope = TaskEnvelope {
-        id,
-        queue: req.queue,
-        name: req.task,
-        args,
-        headers,
-        created_at_ms,
-        not_before_ms,
-        expires_at_ms,
-        max_attempts,
-        callback_url: req.callback_url,
-    };
-    let signature = match req.signature {
-        Some(sig) => Some(verify_client_signature(state, &envelope, sig)?),
-        None => sign(state, &envelope)?,
-    };
-    let task = NewTask {
-        envelope,
-        signature,
-        priority,
-        idempotency_key,
-    };
-    task.validate()
-        .map_err(|e| AppError::invalid("request", e.to_string()))?;
-    Ok(task)
-}
-
-/// Signs as producer with the active key, or leaves the task unsigned when
-/// signing is off.
-fn sign(state: &AppState, envelope: &TaskEnvelope) -> AppResult<Option<SignatureRecord>> {
-    let signing = state.signing();
-    if signing.signs() {
-        let sig = envelope.sign(&signing.ring).map_err(|e| {
-            if e.is_unsupported() {
-                AppError::invalid("request", e.message())
-            } else {
-                AppError::Internal(Box::new(e))
-            }
-        })?;
-        return Ok(Some(SignatureRecord {
-            alg: sig.alg,
-            key_id: sig.key_id.as_str().to_owned(),
-            sig: sig.sig,
-        }));
-    }
-    if signing.required || !signing.ring.is_empty() {
-        return Err(AppError::invalid(
-            "signature",
-            "this server holds no signing key (verify-only); sign the envelope yourself and send `signature`",
-        ));
-    }
-    Ok(None)
-}
-
-/// Verifies a client's signature at the door: the key must be in the ring,
-/// its algorithm must match, and the signature must verify over the
-/// canonical bytes. Refusals carry the verification outcome as `reason`.
-fn verify_client_signature(
-    state: &AppState,
-    envelope: &TaskEnvelope,
-    sig: SignatureInput,
-) -> AppResult<SignatureRecord> {
-    let refuse =
-        |reason: &'static str, message: String| AppError::SignatureInvalid { reason, message };
-    let alg: Algorithm = sig.alg.parse().map_err(|_| {
-        refuse(
-            "malformed",
-            format!("alg {:?} is not hmac-sha256 or ed25519", sig.alg),
-        )
-    })?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(sig.sig.as_bytes())
-        .map_err(|_| refuse("malformed", "sig is not standard base64".into()))?;
-    let signing = state.signing();
-    if signing.dev {
-        tracing::warn!(task_id = %envelope.id, "SIGNET_DEV is on: storing a client signature without verifying it");
-        if bytes.len() != alg.signature_len() {
-            return Err(refuse(
-                "malformed",
-                format!(
-                    "a {alg} signature is {} bytes, got {}",
-                    alg.signature_len(),
-                    bytes.len()
-                ),
-            ));
-        }
-    } else {
-        envelope
-            .verify(alg, &sig.key_id, &bytes, &signing.ring)
-            .map_err(|e| {
-                let hint = if e.is_mismatch() {
-                    " (args are signed as the exact JSON text sent in this body)"
-                } else {
-                    ""
-                };
-                refuse(e.reason(), format!("{}{hint}", e.message()))
-            })?;
-    }
-    Ok(SignatureRecord {
-        alg,
-        key_id: sig.key_id,
-        sig: bytes,
-    })
-}
-
+/// Enqueue a task.
 /// Enqueue a task.
 #[utoipa::path(
     post, path = "/v1/tasks", tag = "tasks",
@@ -385,17 +127,14 @@ pub(crate) async fn enqueue(
     headers: HeaderMap,
     JsonBody(req): JsonBody<EnqueueRequest>,
 ) -> AppResult<(StatusCode, Json<TaskView>)> {
-    let key = idempotency_key(&headers)?;
-    let now = state.now_ms();
-    let task = build_task(&state, req, key, now)?;
-    let out = state.store().enqueue(task, now).await?;
+    let (spec, signature) = req.into_spec(idempotency_key(&headers));
+    let producer = state.producer();
+    let out = match signature {
+        Some(signature) => producer.enqueue_signed(spec, signature).await,
+        None => producer.enqueue(spec).await,
+    }
+    .map_err(runtime_error)?;
     let status = if out.created {
-        metrics::counter!(
-            signet_runtime::metrics::TASKS_ENQUEUED,
-            "queue" => out.task.envelope.queue.clone(),
-            "task" => out.task.envelope.name.clone()
-        )
-        .increment(1);
         StatusCode::CREATED
     } else {
         StatusCode::OK
@@ -474,7 +213,7 @@ pub(crate) async fn list(
     QueryParams(q): QueryParams<ListQuery>,
 ) -> AppResult<Json<TaskPage>> {
     if let Some(queue) = &q.queue {
-        validate_queue_name(queue).map_err(|e| AppError::invalid("queue", e.to_string()))?;
+        rules::queue_name(queue)?;
     }
     let task_state = q
         .state

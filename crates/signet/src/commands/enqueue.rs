@@ -41,8 +41,8 @@ pub(crate) struct Args {
     /// Enqueue at most once per key: a repeat returns the first task.
     #[arg(long)]
     idempotency_key: Option<String>,
-    /// Attempts allowed, the first one included.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Attempts allowed, the first one included (1 to 1000).
+    #[arg(long)]
     max_attempts: Option<u32>,
     /// Higher runs first among due tasks of the queue.
     #[arg(long, default_value_t = 0, allow_hyphen_values = true)]

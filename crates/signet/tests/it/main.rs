@@ -4,6 +4,7 @@
 mod cli_keys;
 mod cli_queue;
 mod deliver_e2e;
+mod input_rules;
 mod migrate;
 mod multinode;
 mod receive;
