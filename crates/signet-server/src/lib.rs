@@ -1,4 +1,4 @@
-//! `signet-server`: Signet's HTTP API (DESIGN §7).
+//! `signet-server`: Signet's HTTP API (docs/architecture.md §7).
 //!
 //! [`app`] builds the axum [`Router`](axum::Router): JSON routes under
 //! `/v1` for tasks, messages, targets, schedules, queues, key status and

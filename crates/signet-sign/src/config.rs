@@ -1,4 +1,4 @@
-//! Signing configuration from the `SIGNET_SIGNING_*` variables (DESIGN §4).
+//! Signing configuration from the `SIGNET_SIGNING_*` variables (docs/architecture.md §4).
 //!
 //! [`SigningConfig::from_vars`] takes an iterator of `(name, value)` pairs
 //! and never reads the process environment itself, so tests and the TOML

@@ -1,4 +1,4 @@
-//! Standard Webhooks, Signet's native HTTP format (DESIGN §3.1).
+//! Standard Webhooks, Signet's native HTTP format (docs/architecture.md §3.1).
 //!
 //! Signed content is `{webhook-id}.{webhook-timestamp}.{raw body}`. The
 //! `webhook-signature` header is a space-separated list of

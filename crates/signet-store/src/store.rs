@@ -1,5 +1,5 @@
-//! The storage seam: every backend implements [`Store`] and passes
-//! [`exercise`](crate::testkit::exercise).
+//! The storage seam: every backend implements [`Store`] and passes the
+//! conformance suite (`signet_store::testkit`, behind the `testkit` feature).
 //!
 //! Every method that depends on the time takes `now_ms` (unix milliseconds)
 //! from the caller, so runtimes inject a clock and tests pin it.

@@ -1,4 +1,4 @@
-//! Compatibility profiles: the wire formats of DESIGN §3.3, each with sign and
+//! Compatibility profiles: the wire formats of docs/architecture.md §3.3, each with sign and
 //! verify, behind one dispatcher ([`Profile`]).
 //!
 //! | profile | signs | headers |
