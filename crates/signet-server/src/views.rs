@@ -180,6 +180,15 @@ pub(crate) struct TaskPage {
     pub next_cursor: Option<String>,
 }
 
+impl From<signet_store::Page<signet_store::TaskRow>> for TaskPage {
+    fn from(page: signet_store::Page<signet_store::TaskRow>) -> Self {
+        TaskPage {
+            items: page.items.iter().map(TaskView::from).collect(),
+            next_cursor: page.next_cursor,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

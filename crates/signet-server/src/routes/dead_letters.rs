@@ -111,10 +111,7 @@ pub(crate) async fn list(
         cursor: q.cursor,
     };
     let page = state.store().list_dead(filter).await?;
-    Ok(Json(TaskPage {
-        items: page.items.iter().map(TaskView::from).collect(),
-        next_cursor: page.next_cursor,
-    }))
+    Ok(Json(TaskPage::from(page)))
 }
 
 /// Show one dead letter.

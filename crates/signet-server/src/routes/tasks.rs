@@ -107,7 +107,6 @@ impl EnqueueRequest {
 }
 
 /// Enqueue a task.
-/// Enqueue a task.
 #[utoipa::path(
     post, path = "/v1/tasks", tag = "tasks",
     request_body = EnqueueRequest,
@@ -228,10 +227,7 @@ pub(crate) async fn list(
         cursor: q.cursor,
     };
     let page = state.store().list_tasks(filter).await?;
-    Ok(Json(TaskPage {
-        items: page.items.iter().map(TaskView::from).collect(),
-        next_cursor: page.next_cursor,
-    }))
+    Ok(Json(TaskPage::from(page)))
 }
 
 /// Cancel a task that has not started or waits to retry.
