@@ -62,6 +62,4 @@ pub use scheduler::{
     SCHEDULES_SKIPPED,
 };
 pub use service::{parse_catch_up, NewSchedule, SchedulePatch, ScheduleService, UPCOMING_SHOWN};
-pub use template::{
-    fire_key, validate_message, SchedulePayload, TaskTemplate, HEADER_FIRE_AT, HEADER_SCHEDULE_ID,
-};
+pub use template::{fire_key, SchedulePayload, TaskTemplate, HEADER_FIRE_AT, HEADER_SCHEDULE_ID};

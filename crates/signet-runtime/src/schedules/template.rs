@@ -197,9 +197,12 @@ impl SchedulePayload {
         }
     }
 
-    /// Checks the task ([`TaskTemplate::validate`]) or the message
-    /// ([`validate_message`]). Errors name the field under `task.` or
-    /// `message.`.
+    /// Checks the task ([`TaskTemplate::validate`]) or the message (a
+    /// `POST /v1/messages` body, checked as one, without `not_before`: an
+    /// absolute time would be the same for every run). Errors name the
+    /// field under `task.` or `message.`. Whether a message's target exists
+    /// needs the store: [`ScheduleService`](super::ScheduleService) checks
+    /// it when the schedule is written, the publisher at every run.
     pub fn validate(&self) -> Result<(), FieldError> {
         match self {
             SchedulePayload::Task(template) => template.validate(),
@@ -239,12 +242,9 @@ impl SchedulePayload {
     }
 }
 
-/// Checks the message of a message schedule: a `POST /v1/messages` body
-/// without `not_before` (an absolute time would be the same for every
-/// run). Errors name the field as `message.<field>`. Whether a named target
-/// exists needs the store: [`ScheduleService`](super::ScheduleService)
-/// checks it when the schedule is written, the publisher at every run.
-pub fn validate_message(message: &RawValue) -> Result<(), FieldError> {
+/// Checks the message of a message schedule (see
+/// [`SchedulePayload::validate`]).
+fn validate_message(message: &RawValue) -> Result<(), FieldError> {
     let parsed = NewMessage::from_json(message.get()).map_err(message_error)?;
     if parsed.not_before.is_some() {
         return Err(FieldError::new(
