@@ -50,11 +50,11 @@ pub mod shutdown;
 pub mod ssrf;
 pub mod targets;
 mod verify;
+pub mod worker;
 
 // `message.rs` implements `scheduler::MessagePublisher` by this path until
 // that trait moves into the message module (issue 11); then this alias goes.
 use schedules::scheduler;
-pub mod worker;
 
 pub use backoff::RetryPolicy;
 pub use callbacks::CallbackService;

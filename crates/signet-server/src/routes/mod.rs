@@ -2,7 +2,7 @@
 //! handlers, in a `router()` built from their `#[utoipa::path]`
 //! annotations; `v1()` and `open()` gather them for [`app`](crate::app),
 //! which serves them and derives `/openapi.json` from the same routers.
-//! Every route calls a signet-runtime service; no module here is public.
+//! No module here is public.
 
 use utoipa_axum::router::OpenApiRouter;
 
