@@ -45,12 +45,16 @@ mod periodic;
 pub mod producer;
 pub mod pruner;
 pub mod rescuer;
-pub mod scheduler;
+pub mod schedules;
 pub mod shutdown;
 pub mod ssrf;
 pub mod targets;
 mod verify;
 pub mod worker;
+
+// `message.rs` implements `scheduler::MessagePublisher` by this path until
+// that trait moves into the message module (issue 11); then this alias goes.
+use schedules::scheduler;
 
 pub use backoff::RetryPolicy;
 pub use callbacks::CallbackService;
@@ -66,7 +70,10 @@ pub use node::{Node, NodeBuilder, Placement};
 pub use producer::{ClientSignature, Producer, TaskSpec};
 pub use pruner::Pruner;
 pub use rescuer::Rescuer;
-pub use scheduler::{CronSchedule, MessagePublisher, Scheduler};
+pub use schedules::{
+    CronSchedule, MessagePublisher, NewSchedule, SchedulePatch, SchedulePayload, ScheduleService,
+    Scheduler, TaskTemplate,
+};
 pub use shutdown::{Shutdown, ShutdownSignal};
 pub use ssrf::SsrfPolicy;
 pub use targets::{NewTarget, TargetPatch, TargetSecret, TargetService};

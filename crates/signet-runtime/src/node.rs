@@ -50,7 +50,7 @@ use crate::leader::{LeaderElector, DEFAULT_LEADER_TTL};
 use crate::metrics::QueueDepthReporter;
 use crate::pruner::Pruner;
 use crate::rescuer::Rescuer;
-use crate::scheduler::Scheduler;
+use crate::schedules::Scheduler;
 use crate::shutdown::{Shutdown, ShutdownSignal};
 use crate::worker::Worker;
 

@@ -28,10 +28,9 @@
 //!   [`KEY_CACHE_TTL`], so a key revoked by another process stops working
 //!   within that time.
 //!
-//! The public surface is the list of re-exports below plus three modules:
+//! The public surface is the list of re-exports below plus two modules:
 //! [`config`] (a server's settings) and [`serve`] (what `signet serve` runs
-//! it with), and [`routes`], public only for [`routes::schedules`] until its
-//! schedule rules move to signet-runtime. Every other module is private.
+//! it with). Every other module is private.
 #![warn(missing_docs)]
 
 mod app;
@@ -42,7 +41,7 @@ mod error;
 mod extract;
 mod guard;
 mod rate_limit;
-pub mod routes;
+mod routes;
 pub mod serve;
 mod state;
 mod views;

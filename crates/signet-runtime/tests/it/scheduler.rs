@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::value::RawValue;
-use signet_runtime::scheduler::{
+use signet_runtime::schedules::{
     fire_key, CronSchedule, MessagePublisher, SchedulePayload, Scheduler, HEADER_FIRE_AT,
     HEADER_SCHEDULE_ID, SCHEDULES_FIRED,
 };

@@ -2,11 +2,7 @@
 //! handlers, in a `router()` built from their `#[utoipa::path]`
 //! annotations; `v1()` and `open()` gather them for [`app`](crate::app),
 //! which serves them and derives `/openapi.json` from the same routers.
-//!
-//! Only [`schedules`] is public, and only for the schedule rules
-//! (`build_schedule`, `set_paused`, …) that `signet schedules` shares with
-//! `/v1/schedules`; once they move to signet-runtime's schedule service this
-//! module becomes private like the others.
+//! No module here is public.
 
 use utoipa_axum::router::OpenApiRouter;
 
@@ -19,7 +15,7 @@ mod messages;
 mod metrics;
 pub(crate) mod openapi;
 mod queues;
-pub mod schedules;
+mod schedules;
 mod targets;
 mod tasks;
 

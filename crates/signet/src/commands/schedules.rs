@@ -1,26 +1,28 @@
 //! `signet schedules add|ls|show|rm|pause|resume`: cron schedules, straight
 //! on the store.
 //!
-//! Validation is the API's own (`signet_server::routes::schedules`), so a
-//! schedule the CLI accepts is one `POST /v1/schedules` would accept, and
-//! errors name the same fields (`cron`, `timezone`, `task.queue`, …).
+//! The flags become signet-runtime's typed definition ([`NewSchedule`], its
+//! task a [`TaskTemplate`]) and go through the [`ScheduleService`] that
+//! `/v1/schedules` calls too, so a schedule the CLI accepts is one
+//! `POST /v1/schedules` would accept, and errors name the same fields
+//! (`cron`, `timezone`, `task.queue`, …).
 //! Schedules fire from `signet serve` (on the node that leads).
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{anyhow, Context as _};
-use serde::Serialize;
+use anyhow::anyhow;
 use serde_json::value::RawValue;
+use serde_json::{json, Value};
 use signet_runtime::producer::DEFAULT_QUEUE;
-use signet_server::routes::schedules::{
-    build_schedule, check_message_target, set_paused, CreateScheduleRequest, ScheduleView,
+use signet_runtime::schedules::{
+    parse_catch_up, NewSchedule, SchedulePayload, ScheduleService, TaskTemplate,
 };
-use signet_server::AppError;
-use signet_store::{ScheduleId, ScheduleRecord, Store};
+use signet_runtime::RuntimeError;
+use signet_store::ScheduleRecord;
 
-use crate::commands::{block_on, finish, now_ms, Negative};
+use crate::commands::{block_on, finish, Negative};
 use crate::output::{format_ms, format_opt_ms, outln, print_json, printable, truncate, Table};
 use crate::store_url::DatabaseArgs;
 use crate::timearg::parse_duration;
@@ -146,41 +148,17 @@ pub(crate) fn run(cmd: Command) -> ExitCode {
     finish("schedules", block_on(schedules(cmd)))
 }
 
-/// The task body of `POST /v1/tasks` that the flags describe; `args` keep
-/// their bytes.
-#[derive(Serialize)]
-struct TaskBody<'a> {
-    queue: &'a str,
-    task: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    args: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    delay_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_attempts: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    priority: Option<i32>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    headers: BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    callback_url: Option<&'a str>,
-}
-
 fn json_arg(flag: &str, text: &str) -> anyhow::Result<Box<RawValue>> {
     RawValue::from_string(text.to_owned()).map_err(|e| {
         anyhow!("{flag} is not valid JSON: {e}; quote it for the shell, e.g. {flag} '{{\"a\":1}}'")
     })
 }
 
-/// The create request the flags describe (validated by the API's own code).
-fn request(args: &AddArgs) -> anyhow::Result<CreateScheduleRequest> {
-    let (task, message) = match (&args.task, &args.message) {
+/// The schedule the flags describe (checked by the service); `--args`
+/// keep their bytes.
+fn definition(args: &AddArgs) -> anyhow::Result<NewSchedule> {
+    let payload = match (&args.task, &args.message) {
         (Some(name), None) => {
-            let raw_args = args
-                .args
-                .as_deref()
-                .map(|a| json_arg("--args", a))
-                .transpose()?;
             let mut headers = BTreeMap::new();
             for (k, v) in &args.headers {
                 if headers.insert(k.clone(), v.clone()).is_some() {
@@ -189,48 +167,49 @@ fn request(args: &AddArgs) -> anyhow::Result<CreateScheduleRequest> {
                     ));
                 }
             }
-            let body = TaskBody {
-                queue: &args.queue,
-                task: name,
-                args: raw_args.as_deref(),
+            SchedulePayload::Task(TaskTemplate {
+                queue: args.queue.clone(),
+                task: name.clone(),
+                args: args
+                    .args
+                    .as_deref()
+                    .map(|a| json_arg("--args", a))
+                    .transpose()?,
                 delay_ms: args
                     .delay
-                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                    .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
                 max_attempts: args.max_attempts,
                 priority: args.priority,
-                headers,
-                callback_url: args.callback_url.as_deref(),
-            };
-            let text = serde_json::to_string(&body)?;
-            (Some(json_arg("--task", &text)?), None)
+                headers: (!headers.is_empty()).then_some(headers),
+                callback_url: args.callback_url.clone(),
+                ..TaskTemplate::default()
+            })
         }
-        (None, Some(message)) => (None, Some(json_arg("--message", message)?)),
+        (None, Some(message)) => SchedulePayload::Message(json_arg("--message", message)?),
         // clap makes these exclusive and one of them required.
         _ => return Err(anyhow!("give --task NAME or --message JSON")),
     };
-    Ok(CreateScheduleRequest {
+    Ok(NewSchedule {
         name: args.name.clone(),
         cron: args.cron.clone(),
         timezone: args.timezone.clone(),
-        task,
-        message,
-        catch_up: args.catch_up.clone(),
-        paused: Some(args.paused),
+        payload,
+        catch_up: args.catch_up.as_deref().map(parse_catch_up).transpose()?,
+        paused: args.paused,
     })
 }
 
-/// An API validation error as a CLI error (exit 2) naming the field.
-fn refused(e: AppError) -> anyhow::Error {
-    anyhow!("{e}")
+/// A service error as a CLI error (exit 2): a refused field as
+/// `field: message`, a store error (a name in use) in its own words.
+fn refused(e: RuntimeError) -> anyhow::Error {
+    match e {
+        RuntimeError::Store(e) => e.into(),
+        other => other.into(),
+    }
 }
 
-async fn find(store: &dyn Store, key: &str) -> anyhow::Result<ScheduleRecord> {
-    let found = if key.starts_with(ScheduleId::PREFIX) {
-        store.schedule(key).await?
-    } else {
-        store.schedule_by_name(key).await?
-    };
-    found.ok_or_else(|| {
+async fn find(service: &ScheduleService, key: &str) -> anyhow::Result<ScheduleRecord> {
+    service.find(key).await?.ok_or_else(|| {
         Negative(format!(
             "no schedule {key:?}; `signet schedules ls` lists them"
         ))
@@ -241,19 +220,21 @@ async fn find(store: &dyn Store, key: &str) -> anyhow::Result<ScheduleRecord> {
 async fn schedules(cmd: Command) -> anyhow::Result<()> {
     match cmd {
         Command::Add(args) => {
-            let req = request(&args)?;
-            let message = req.message.clone();
-            let record = build_schedule(req, now_ms()).map_err(refused)?;
+            let new = definition(&args)?;
+            let name = new.name.clone();
             let store = args.db.open().await?;
-            let created = match check_message_target(store.as_ref(), message.as_deref()).await {
-                Ok(()) => store
-                    .create_schedule(record.clone())
-                    .await
-                    .map_err(anyhow::Error::from),
-                Err(e) => Err(refused(e)),
-            };
+            let created = ScheduleService::new(store.clone()).create(new).await;
             store.close().await?;
-            created.with_context(|| format!("cannot create schedule {:?}", record.name))?;
+            let record = match created {
+                Ok(record) => record,
+                // A name in use, or a store failure.
+                Err(RuntimeError::Store(e)) => {
+                    return Err(
+                        anyhow::Error::from(e).context(format!("cannot create schedule {name:?}"))
+                    )
+                }
+                Err(e) => return Err(refused(e)),
+            };
             if args.json {
                 return print_view(&record);
             }
@@ -267,12 +248,15 @@ async fn schedules(cmd: Command) -> anyhow::Result<()> {
         }
         Command::Ls { json, db } => {
             let store = db.open().await?;
-            let list = store.list_schedules().await;
+            let list = ScheduleService::new(store.clone()).list().await;
             store.close().await?;
             let list = list?;
             if json {
-                let items: Vec<ScheduleView> = list.iter().map(ScheduleView::from).collect();
-                return print_json(&serde_json::to_value(items)?, false);
+                let items = list
+                    .iter()
+                    .map(schedule_json)
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                return print_json(&Value::Array(items), false);
             }
             if list.is_empty() {
                 outln!("no schedules yet; add one with `signet schedules add NAME --cron '*/5 * * * *' --task NAME`");
@@ -282,13 +266,12 @@ async fn schedules(cmd: Command) -> anyhow::Result<()> {
                 "NAME", "ID", "CRON", "TIMEZONE", "FIRES", "STATE", "NEXT", "LAST",
             ]);
             for s in &list {
-                let view = ScheduleView::from(s);
                 table.row(vec![
                     s.name.clone(),
                     s.id.clone(),
                     s.cron.clone(),
                     s.timezone.clone(),
-                    fires(&view),
+                    fires(s),
                     if s.paused { "paused" } else { "active" }.to_owned(),
                     if s.paused {
                         "-".to_owned()
@@ -303,7 +286,7 @@ async fn schedules(cmd: Command) -> anyhow::Result<()> {
         }
         Command::Show { schedule, json, db } => {
             let store = db.open().await?;
-            let found = find(store.as_ref(), &schedule).await;
+            let found = find(&ScheduleService::new(store.clone()), &schedule).await;
             store.close().await?;
             let record = found?;
             if json {
@@ -315,9 +298,10 @@ async fn schedules(cmd: Command) -> anyhow::Result<()> {
         }
         Command::Rm { schedule, db } => {
             let store = db.open().await?;
+            let service = ScheduleService::new(store.clone());
             let result = async {
-                let record = find(store.as_ref(), &schedule).await?;
-                store.delete_schedule(&record.id).await?;
+                let record = find(&service, &schedule).await?;
+                service.delete(&record.id).await.map_err(refused)?;
                 Ok::<_, anyhow::Error>(record)
             }
             .await;
@@ -344,14 +328,15 @@ async fn pause_or_resume(
     db: &DatabaseArgs,
 ) -> anyhow::Result<()> {
     let store = db.open().await?;
+    let service = ScheduleService::new(store.clone());
     let result = async {
-        let record = find(store.as_ref(), schedule).await?;
-        let changed = record.paused != paused;
-        let record = set_paused(record, paused, now_ms()).map_err(refused)?;
-        if changed {
-            store.update_schedule(record.clone()).await?;
-        }
-        Ok::<_, anyhow::Error>((record, changed))
+        let record = find(&service, schedule).await?;
+        let changed = if paused {
+            service.pause(&record.id).await
+        } else {
+            service.resume(&record.id).await
+        };
+        changed.map_err(refused)
     }
     .await;
     store.close().await?;
@@ -374,16 +359,44 @@ async fn pause_or_resume(
     Ok(())
 }
 
+/// A schedule as JSON: the fields `GET /v1/schedules/{id}` shows, times as
+/// RFC 3339 (UTC) and `next_fire_at_ms`.
+fn schedule_json(record: &ScheduleRecord) -> anyhow::Result<Value> {
+    let (task, message) = SchedulePayload::stored_parts(&record.payload);
+    let mut v = json!({
+        "id": record.id,
+        "name": record.name,
+        "cron": record.cron,
+        "timezone": record.timezone,
+        "kind": if task.is_some() { "task" } else { "message" },
+        "catch_up": record.catch_up.as_str(),
+        "paused": record.paused,
+        "next_fire_at": record.next_fire_at_ms.map(format_ms),
+        "next_fire_at_ms": record.next_fire_at_ms,
+        "last_fired_at": record.last_fired_at_ms.map(format_ms),
+        "upcoming": ScheduleService::upcoming(record).into_iter().map(format_ms).collect::<Vec<_>>(),
+        "created_at": format_ms(record.created_at_ms),
+        "updated_at": format_ms(record.updated_at_ms),
+    });
+    if let Some(task) = task {
+        v["task"] = serde_json::to_value(task)?;
+    }
+    if let Some(message) = message {
+        v["message"] = serde_json::to_value(message)?;
+    }
+    Ok(v)
+}
+
 fn print_view(record: &ScheduleRecord) -> anyhow::Result<()> {
-    print_json(&serde_json::to_value(ScheduleView::from(record))?, true)
+    print_json(&schedule_json(record)?, true)
 }
 
 /// What a schedule fires, in a few words: `task report.daily on reports`
 /// or `message POST https://…`.
-fn fires(view: &ScheduleView) -> String {
-    let text = match (&view.task, &view.message) {
+fn fires(record: &ScheduleRecord) -> String {
+    let text = match SchedulePayload::stored_parts(&record.payload) {
         (Some(task), _) => {
-            let v: serde_json::Value = serde_json::from_str(task.get()).unwrap_or_default();
+            let v: Value = serde_json::from_str(task.get()).unwrap_or_default();
             format!(
                 "task {} on {}",
                 v["task"].as_str().unwrap_or("?"),
@@ -391,7 +404,7 @@ fn fires(view: &ScheduleView) -> String {
             )
         }
         (None, Some(message)) => {
-            let v: serde_json::Value = serde_json::from_str(message.get()).unwrap_or_default();
+            let v: Value = serde_json::from_str(message.get()).unwrap_or_default();
             format!(
                 "message {} {}",
                 v["method"].as_str().unwrap_or("POST"),
@@ -404,11 +417,10 @@ fn fires(view: &ScheduleView) -> String {
 }
 
 fn print_details(record: &ScheduleRecord) -> anyhow::Result<()> {
-    let view = ScheduleView::from(record);
     let mut table = Table::new(&["FIELD", "VALUE"]);
     table.row(vec!["cron".into(), record.cron.clone()]);
     table.row(vec!["timezone".into(), record.timezone.clone()]);
-    table.row(vec!["fires".into(), fires(&view)]);
+    table.row(vec!["fires".into(), fires(record)]);
     table.row(vec!["catch up".into(), record.catch_up.as_str().into()]);
     table.row(vec![
         "state".into(),
@@ -420,17 +432,18 @@ fn print_details(record: &ScheduleRecord) -> anyhow::Result<()> {
     ]);
     table.row(vec!["created".into(), format_ms(record.created_at_ms)]);
     crate::output::emit(&table.render())?;
+    let upcoming = ScheduleService::upcoming(record);
     if record.paused {
         outln!(
             "paused: nothing fires until `signet schedules resume {}`",
             record.id
         );
-    } else if view.upcoming.is_empty() {
+    } else if upcoming.is_empty() {
         outln!("no due times ahead");
     } else {
         outln!("next due times (UTC):");
-        for t in &view.upcoming {
-            outln!("  {t}");
+        for t in upcoming {
+            outln!("  {}", format_ms(t));
         }
     }
     Ok(())
