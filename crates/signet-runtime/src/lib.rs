@@ -60,13 +60,15 @@ pub use dispatcher::{DeliveryEvent, DeliveryEventKind, Dispatcher, DispatcherBui
 pub use error::RuntimeError;
 pub use handler::{HandlerError, HandlerResult, TaskContext};
 pub use leader::{LeaderElector, Leadership};
-pub use message::{MessageProducer, MessageSpec, NewMessage, RetrySchedule, SignatureProfile};
+pub use message::{
+    MessageProducer, MessagePublisher, MessageSpec, NewMessage, RetrySchedule, SignatureProfile,
+};
 pub use metrics::QueueDepthReporter;
 pub use node::{Node, NodeBuilder, Placement};
 pub use producer::{ClientSignature, Producer, TaskSpec};
 pub use pruner::Pruner;
 pub use rescuer::Rescuer;
-pub use scheduler::{CronSchedule, MessagePublisher, Scheduler};
+pub use scheduler::{CronSchedule, Scheduler};
 pub use shutdown::{Shutdown, ShutdownSignal};
 pub use ssrf::SsrfPolicy;
 pub use targets::{NewTarget, TargetPatch, TargetSecret, TargetService};

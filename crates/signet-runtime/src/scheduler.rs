@@ -58,6 +58,7 @@ use signet_store::{CatchUp, Enqueued, ScheduleRecord, Store, StoreError};
 
 use crate::clock::{duration_ms, Clock, SystemClock};
 use crate::error::RuntimeError;
+use crate::message::MessagePublisher;
 use crate::producer::{Producer, TaskSpec};
 use crate::shutdown::ShutdownSignal;
 
@@ -493,21 +494,6 @@ impl SchedulePayload {
             SchedulePayload::Message(_) => "message",
         }
     }
-}
-
-/// Publishes the message a message schedule fires. The HTTP dispatcher
-/// implements it; the scheduler calls it with the idempotency key of the
-/// due time, so a due time fired twice publishes one message.
-#[async_trait::async_trait]
-pub trait MessagePublisher: Send + Sync + 'static {
-    /// Signs and enqueues the message described by `message` (a
-    /// `POST /v1/messages` body) under `idempotency_key`. Returns whether a
-    /// new message was created (`false`: one with this key already exists).
-    async fn publish(
-        &self,
-        message: &RawValue,
-        idempotency_key: String,
-    ) -> Result<bool, RuntimeError>;
 }
 
 /// Checks the message of a message schedule: a `POST /v1/messages` body

@@ -11,14 +11,13 @@ use tokio::sync::broadcast;
 use super::limits::Limits;
 use super::run::Dispatcher;
 use super::shared::Shared;
-use super::target_cache::TargetCache;
 use crate::claim::{default_owner, ClaimLoop, ClaimSettings};
 use crate::clock::{Clock, SystemClock};
 use crate::delivery::{HttpClient, HttpConfig};
 use crate::error::RuntimeError;
 use crate::message::RetrySchedule;
 use crate::ssrf::SsrfPolicy;
-use crate::targets::TargetService;
+use crate::targets::{Lookup, TargetCache, TargetService};
 use crate::verify::Verifier;
 
 /// Default deliveries in flight at once (all targets together).
@@ -204,7 +203,7 @@ impl DispatcherBuilder {
                 clock: self.clock,
                 verifier: Arc::new(verifier),
                 ring,
-                targets: TargetCache::new(targets, self.target_cache_ttl),
+                targets: TargetCache::new(targets, Lookup::Id, self.target_cache_ttl),
                 http,
                 retry: self.retry,
                 worker_id,

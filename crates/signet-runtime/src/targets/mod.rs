@@ -13,6 +13,12 @@
 //! Webhooks secret that also works, used as-is, for the Stripe, GitHub,
 //! Stromboli and Krafter profiles. It is returned once, at creation or
 //! rotation; afterwards only its fingerprint is shown.
+//!
+//! Services that look a target up for every message read it through one
+//! short-lived cache (`cache`), and check a message URL against the
+//! target's rules with [`check_url`].
+
+mod cache;
 
 use std::fmt;
 use std::sync::Arc;
@@ -28,6 +34,8 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::clock::{duration_ms, Clock, SystemClock};
 use crate::error::RuntimeError;
+
+pub(crate) use cache::{CachedTarget, Lookup, TargetCache};
 
 /// How long the previous secret keeps signing after a rotation, by default.
 pub const DEFAULT_ROTATION_OVERLAP: Duration = Duration::from_secs(24 * 3600);
@@ -247,7 +255,7 @@ impl TargetService {
 
     /// Which changes this service has made: a cache of targets read
     /// through it is stale once this moves.
-    pub fn generation(&self) -> u64 {
+    pub(crate) fn generation(&self) -> u64 {
         self.inner
             .generation
             .load(std::sync::atomic::Ordering::Acquire)
@@ -324,7 +332,7 @@ impl TargetService {
 
     /// Registers a target. Returns it and its secret (the only time the
     /// secret is returned). A name in use is a
-    /// [`StoreError::Conflict`](signet_store::StoreError::Conflict).
+    /// [`StoreError::Conflict`].
     pub async fn create(
         &self,
         new: NewTarget,
@@ -444,6 +452,27 @@ impl TargetService {
             .await?
             .ok_or_else(|| StoreError::not_found("target", id).into())
     }
+}
+
+/// Whether `url` may be used with `target` (its `url_prefix` and
+/// `https_only`); the error names the rule.
+pub(crate) fn check_url(target: &TargetRecord, url: &url::Url) -> Result<(), String> {
+    if target.https_only && url.scheme() != "https" {
+        return Err(format!(
+            "target {} accepts https:// URLs only, got {}://",
+            target.name,
+            url.scheme()
+        ));
+    }
+    if let Some(prefix) = &target.url_prefix {
+        if !url.as_str().starts_with(prefix.as_str()) {
+            return Err(format!(
+                "the URL does not start with target {}'s url_prefix {prefix}",
+                target.name
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn seal(
