@@ -23,7 +23,7 @@
 //! use signet_runtime::{LeaderElector, Rescuer, Shutdown};
 //!
 //! let rescuer_store = store.clone();
-//! let elector = LeaderElector::new(store, "services", signet_runtime::leader::default_node_id())
+//! let elector = LeaderElector::new(store, "services", signet_runtime::default_node_id())
 //!     .service("rescuer", move |stop| Rescuer::new(rescuer_store.clone()).run(stop));
 //! let mut leading = elector.subscribe();
 //! let shutdown = Shutdown::new();

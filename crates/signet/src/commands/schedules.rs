@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context as _};
 use serde::Serialize;
 use serde_json::value::RawValue;
-use signet_runtime::producer::DEFAULT_QUEUE;
+use signet_runtime::DEFAULT_QUEUE;
 use signet_server::routes::schedules::{
     build_schedule, check_message_target, set_paused, CreateScheduleRequest, ScheduleView,
 };
