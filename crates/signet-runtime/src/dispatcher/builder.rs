@@ -32,7 +32,9 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Default time in-flight deliveries get to finish on shutdown.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Default time a target (and its opened secrets) is reused before it is
-/// read again, so a rotation or a change of limits is seen within this.
+/// read again, so a rotation or a change of limits made on another node is
+/// seen within this (one made through the same
+/// [`TargetService`] is seen at once).
 pub const DEFAULT_TARGET_CACHE_TTL: Duration = Duration::from_secs(1);
 /// Most messages asked for in one claim.
 pub const MAX_CLAIM_BATCH: usize = 256;

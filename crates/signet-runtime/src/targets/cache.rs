@@ -140,3 +140,101 @@ impl TargetCache {
         Ok(Some(target))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use signet_sign::sealed::MasterKey;
+    use signet_sqlite::{SqliteConfig, SqliteStore};
+    use signet_store::Store;
+
+    use super::*;
+    use crate::targets::{NewTarget, TargetPatch};
+
+    const LONG: Duration = Duration::from_secs(3600);
+
+    fn service(store: &Arc<dyn Store>) -> TargetService {
+        TargetService::new(Arc::clone(store), Some(MasterKey::from_bytes([7; 32])))
+    }
+
+    async fn setup() -> (tempfile::TempDir, Arc<dyn Store>, TargetService, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("signet.db").display());
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&url, SqliteConfig::default()).unwrap());
+        let targets = service(&store);
+        let (record, _) = targets
+            .create(NewTarget {
+                name: "billing".into(),
+                url_prefix: None,
+                secret: None,
+                rate_limit_per_s: None,
+                max_concurrency: None,
+                https_only: false,
+            })
+            .await
+            .unwrap();
+        (dir, store, targets, record.id)
+    }
+
+    fn rename(name: &str) -> TargetPatch {
+        TargetPatch {
+            name: Some(name.into()),
+            ..TargetPatch::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn this_process_changes_are_seen_at_once_other_nodes_within_the_ttl() {
+        let (_dir, store, targets, id) = setup().await;
+        let cache = TargetCache::new(targets.clone(), Lookup::Id, LONG);
+        let first = cache.get(&id).await.unwrap().unwrap();
+        assert_eq!(first.record.name, "billing");
+        assert!(first.secrets.current().is_some());
+        // Reused while fresh.
+        assert!(Arc::ptr_eq(&first, &cache.get(&id).await.unwrap().unwrap()));
+        // A change through the same service drops the entry at once.
+        targets.update(&id, rename("invoices")).await.unwrap();
+        assert_eq!(
+            cache.get(&id).await.unwrap().unwrap().record.name,
+            "invoices"
+        );
+        // A change made elsewhere (another node's service) waits for the TTL.
+        let elsewhere = service(&store);
+        elsewhere.update(&id, rename("ledger")).await.unwrap();
+        assert_eq!(
+            cache.get(&id).await.unwrap().unwrap().record.name,
+            "invoices"
+        );
+        let fresh = TargetCache::new(targets.clone(), Lookup::Id, Duration::ZERO);
+        assert_eq!(fresh.get(&id).await.unwrap().unwrap().record.name, "ledger");
+        // A deleted target is gone once the entry is dropped.
+        targets.delete(&id).await.unwrap();
+        assert!(cache.get(&id).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn lookups_by_id_ignore_names_and_checks_run_once_per_profile() {
+        let (_dir, _store, targets, id) = setup().await;
+        let by_id = TargetCache::new(targets.clone(), Lookup::Id, LONG);
+        let by_name = TargetCache::new(targets.clone(), Lookup::IdOrName, LONG);
+        assert!(by_id.get("billing").await.unwrap().is_none());
+        let t = by_name.get("billing").await.unwrap().unwrap();
+        assert_eq!(t.record.id, id);
+        assert_eq!(by_name.get(&id).await.unwrap().unwrap().record.id, id);
+
+        let runs = std::cell::Cell::new(0);
+        let check = || {
+            runs.set(runs.get() + 1);
+            Ok::<(), ()>(())
+        };
+        t.check_once(Profile::Standard, check).unwrap();
+        t.check_once(Profile::Standard, check).unwrap();
+        assert_eq!(runs.get(), 1);
+        t.check_once(Profile::Github, check).unwrap();
+        assert_eq!(runs.get(), 2);
+        // A failed check is not remembered.
+        assert!(t.check_once(Profile::Stripe, || Err(())).is_err());
+        t.check_once(Profile::Stripe, check).unwrap();
+        assert_eq!(runs.get(), 3);
+    }
+}
