@@ -1,6 +1,6 @@
 //! Leader election for the services that should run on one node at a time
 //! (scheduler and callbacks under one role, rescuer and pruner under
-//! another: see [`node`](crate::node), which builds the electors).
+//! another: see [`Node`](crate::Node), which builds the electors).
 //!
 //! A [`LeaderElector`] holds a lease row in the store ([`Store::try_lead`])
 //! for a role, renews it every third of its time to live, and runs its
