@@ -160,7 +160,7 @@ impl CallbackService {
 }
 
 /// The callback body of a finished row (`None` unless succeeded or dead).
-pub fn callback_body(row: &TaskRow) -> Option<String> {
+pub(crate) fn callback_body(row: &TaskRow) -> Option<String> {
     let status = match row.state {
         TaskState::Succeeded => "succeeded",
         TaskState::Dead => "dead",

@@ -55,7 +55,7 @@ impl Default for HttpConfig {
 
 /// One request to send.
 #[derive(Debug)]
-pub struct OutgoingRequest {
+pub(crate) struct OutgoingRequest {
     /// The method.
     pub method: reqwest::Method,
     /// The URL.
@@ -68,7 +68,7 @@ pub struct OutgoingRequest {
 
 /// How an attempt went.
 #[derive(Debug)]
-pub enum AttemptOutcome {
+pub(crate) enum AttemptOutcome {
     /// A response arrived.
     Response {
         /// Its status.
@@ -95,7 +95,7 @@ pub enum AttemptOutcome {
 
 /// A `Retry-After` value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RetryAfter {
+pub(crate) enum RetryAfter {
     /// A number of seconds.
     Seconds(u64),
     /// An HTTP date.
@@ -104,7 +104,7 @@ pub enum RetryAfter {
 
 impl RetryAfter {
     /// Parses `Retry-After`: delay-seconds or an HTTP date (RFC 9110).
-    pub fn parse(value: &str) -> Option<Self> {
+    pub(crate) fn parse(value: &str) -> Option<Self> {
         let value = value.trim();
         if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
             // Too many digits to be a sensible wait: treat as very long.
@@ -114,7 +114,7 @@ impl RetryAfter {
     }
 
     /// The wait from `now_ms`, at most `cap` (a date in the past is 0).
-    pub fn wait(self, now_ms: i64, cap: Duration) -> Duration {
+    pub(crate) fn wait(self, now_ms: i64, cap: Duration) -> Duration {
         let wait = match self {
             RetryAfter::Seconds(s) => Duration::from_secs(s),
             RetryAfter::At(t) => {
@@ -131,7 +131,7 @@ impl RetryAfter {
 
 /// Sends deliveries. Cheap to clone.
 #[derive(Clone, Debug)]
-pub struct HttpClient {
+pub(crate) struct HttpClient {
     client: reqwest::Client,
     policy: SsrfPolicy,
     config: Arc<HttpConfig>,
@@ -139,7 +139,7 @@ pub struct HttpClient {
 
 impl HttpClient {
     /// A client with `config`, connecting only where `policy` allows.
-    pub fn new(config: HttpConfig, policy: SsrfPolicy) -> Result<Self, RuntimeError> {
+    pub(crate) fn new(config: HttpConfig, policy: SsrfPolicy) -> Result<Self, RuntimeError> {
         if config.connect_timeout.is_zero() || config.request_timeout.is_zero() {
             return Err(RuntimeError::Config(
                 "delivery timeouts must be longer than 0".into(),
@@ -163,18 +163,18 @@ impl HttpClient {
     }
 
     /// The configuration.
-    pub fn config(&self) -> &HttpConfig {
+    pub(crate) fn config(&self) -> &HttpConfig {
         &self.config
     }
 
     /// The SSRF policy.
-    pub fn policy(&self) -> &SsrfPolicy {
+    pub(crate) fn policy(&self) -> &SsrfPolicy {
         &self.policy
     }
 
     /// Sends one request. Never fails: every way it can go wrong is an
     /// [`AttemptOutcome`].
-    pub async fn send(&self, request: OutgoingRequest) -> AttemptOutcome {
+    pub(crate) async fn send(&self, request: OutgoingRequest) -> AttemptOutcome {
         if let Err(refusal) = self.policy.check_url(&request.url) {
             return AttemptOutcome::Refused(refusal);
         }

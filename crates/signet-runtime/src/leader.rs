@@ -1,6 +1,6 @@
 //! Leader election for the services that should run on one node at a time
 //! (scheduler and callbacks under one role, rescuer and pruner under
-//! another: see [`node`](crate::node), which builds the electors).
+//! another: see [`Node`](crate::Node), which builds the electors).
 //!
 //! A [`LeaderElector`] holds a lease row in the store ([`Store::try_lead`])
 //! for a role, renews it every third of its time to live, and runs its
@@ -23,7 +23,7 @@
 //! use signet_runtime::{LeaderElector, Rescuer, Shutdown};
 //!
 //! let rescuer_store = store.clone();
-//! let elector = LeaderElector::new(store, "services", signet_runtime::leader::default_node_id())
+//! let elector = LeaderElector::new(store, "services", signet_runtime::default_node_id())
 //!     .service("rescuer", move |stop| Rescuer::new(rescuer_store.clone()).run(stop));
 //! let mut leading = elector.subscribe();
 //! let shutdown = Shutdown::new();

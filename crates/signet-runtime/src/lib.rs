@@ -1,12 +1,16 @@
 //! `signet-runtime`: the producer that signs tasks, the worker that verifies
 //! every task before running it, retries with backoff and full jitter, the
 //! lease rescuer, the pruner and the metrics they record; and for HTTP
-//! delivery, messages ([`message`]), the dispatcher that signs and sends
-//! them ([`dispatcher`]) behind an SSRF guard ([`ssrf`]), targets with
-//! sealed secrets ([`targets`]) and callbacks ([`callbacks`]). The worker
-//! and the dispatcher share one claim loop (`claim/`); the [`node`]
+//! delivery, messages ([`MessageProducer`]), the [`dispatcher`] that signs
+//! and sends them behind an SSRF guard ([`SsrfPolicy`]), targets with sealed
+//! secrets ([`TargetService`]) and callbacks ([`CallbackService`]). The
+//! worker and the dispatcher share one claim loop (`claim/`); the [`Node`]
 //! composes a process's background services and says where each runs
-//! (every node, or the leader of a role, with [`leader`] election).
+//! (every node, or the leader of a role, with [`LeaderElector`] election).
+//!
+//! The modules are private and the public surface is the list of
+//! re-exports below, grouped by concern; a module is public only where it
+//! is a namespace worth its name (said beside it).
 //!
 //! ```no_run
 //! # async fn demo(store: std::sync::Arc<dyn signet_store::Store>, signing: signet_sign::SigningConfig) -> Result<(), signet_runtime::RuntimeError> {
@@ -29,52 +33,80 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod backoff;
-pub mod callbacks;
+mod backoff;
+mod callbacks;
 mod claim;
-pub mod clock;
-pub mod delivery;
+mod clock;
+mod delivery;
+/// Public as a namespace: its defaults (`DEFAULT_LEASE`, …) share their
+/// names with the worker's.
 pub mod dispatcher;
-pub mod error;
-pub mod handler;
-pub mod leader;
-pub mod message;
+mod error;
+mod handler;
+mod leader;
+mod message;
+/// Public as a namespace: the metric names dashboards and alerts use.
 pub mod metrics;
-pub mod node;
+mod node;
 mod periodic;
-pub mod producer;
-pub mod pruner;
-pub mod rescuer;
+mod producer;
+mod pruner;
+mod rescuer;
+// Public as a namespace: its defaults (`DEFAULT_POLL_INTERVAL`, …) share
+// their names with the worker's and the dispatcher's.
 pub mod schedules;
-pub mod shutdown;
-pub mod ssrf;
-pub mod targets;
+mod shutdown;
+mod ssrf;
+mod targets;
 mod verify;
+/// Public as a namespace: its defaults (`DEFAULT_LEASE`, …) share their
+/// names with the dispatcher's.
 pub mod worker;
 
-// `message.rs` implements `scheduler::MessagePublisher` by this path until
-// that trait moves into the message module (issue 11); then this alias goes.
-use schedules::scheduler;
-
-pub use backoff::RetryPolicy;
-pub use callbacks::CallbackService;
-pub use clock::{Clock, ManualClock, SystemClock};
-pub use delivery::{HttpClient, HttpConfig};
-pub use dispatcher::{DeliveryEvent, DeliveryEventKind, Dispatcher, DispatcherBuilder};
+// Errors.
 pub use error::RuntimeError;
+
+// Tasks: producing, handling, working, retrying.
+pub use backoff::{RetryPolicy, DEFAULT_RETRY_BASE, DEFAULT_RETRY_CAP};
 pub use handler::{HandlerError, HandlerResult, TaskContext};
-pub use leader::{LeaderElector, Leadership};
-pub use message::{MessageProducer, MessageSpec, NewMessage, RetrySchedule, SignatureProfile};
-pub use metrics::QueueDepthReporter;
-pub use node::{Node, NodeBuilder, Placement};
-pub use producer::{ClientSignature, Producer, TaskSpec};
-pub use pruner::Pruner;
-pub use rescuer::Rescuer;
-pub use schedules::{
-    CronSchedule, MessagePublisher, NewSchedule, SchedulePatch, SchedulePayload, ScheduleService,
-    Scheduler, TaskTemplate,
-};
-pub use shutdown::{Shutdown, ShutdownSignal};
-pub use ssrf::SsrfPolicy;
-pub use targets::{NewTarget, TargetPatch, TargetSecret, TargetService};
+pub use producer::{ClientSignature, Producer, TaskSpec, DEFAULT_QUEUE};
 pub use worker::{Worker, WorkerBuilder, WorkerEvent, WorkerEventKind};
+
+// Messages: publishing and delivering over HTTP.
+pub use delivery::{
+    HttpConfig, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRY_AFTER,
+    DEFAULT_REQUEST_TIMEOUT, USER_AGENT,
+};
+pub use dispatcher::{DeliveryEvent, DeliveryEventKind, Dispatcher, DispatcherBuilder};
+pub use message::{
+    MessageProducer, MessagePublisher, MessageSpec, NewMessage, PublishOptions, RetrySchedule,
+    SignatureProfile, UnixMs, DEFAULT_JITTER, DEFAULT_RETRY_SCHEDULE, PUBLISH_TARGET_CACHE_TTL,
+};
+pub use ssrf::{Refusal, SsrfPolicy, ALLOWED_TARGET_CIDRS_VAR};
+
+// Targets and callbacks.
+pub use callbacks::{CallbackService, DEFAULT_CALLBACK_BATCH, DEFAULT_CALLBACK_INTERVAL};
+pub use targets::{
+    NewTarget, TargetPatch, TargetSecret, TargetSecrets, TargetService, DEFAULT_ROTATION_OVERLAP,
+    GENERATED_SECRET_BYTES,
+};
+
+// Schedules.
+pub use schedules::{
+    CronSchedule, NewSchedule, SchedulePatch, SchedulePayload, ScheduleService, Scheduler,
+    TaskTemplate,
+};
+
+// Background services and the node that composes them.
+pub use leader::{
+    default_node_id, LeaderElector, Leadership, DEFAULT_LEADER_TTL, MIN_LEADER_TTL,
+    SERVICE_STOP_TIMEOUT,
+};
+pub use metrics::QueueDepthReporter;
+pub use node::{Node, NodeBuilder, Placement, MAINTENANCE_ROLE, SERVICES_ROLE};
+pub use pruner::{Pruner, DEFAULT_PRUNE_BATCH, DEFAULT_PRUNE_INTERVAL, DEFAULT_RETENTION};
+pub use rescuer::{Rescuer, DEFAULT_RESCUE_BATCH, DEFAULT_RESCUE_INTERVAL};
+
+// Time and shutdown.
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use shutdown::{Shutdown, ShutdownSignal};

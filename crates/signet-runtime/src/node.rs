@@ -23,7 +23,7 @@
 //! use signet_runtime::{Node, Pruner, Rescuer, Shutdown};
 //!
 //! let (rescue, prune) = (store.clone(), store.clone());
-//! let node = Node::builder(store, signet_runtime::leader::default_node_id())
+//! let node = Node::builder(store, signet_runtime::default_node_id())
 //!     .worker(worker)
 //!     .rescuer(move || Rescuer::new(rescue.clone()))
 //!     .pruner(move || Pruner::new(prune.clone()))

@@ -163,7 +163,7 @@ impl SsrfPolicy {
     }
 
     /// Checks a URL whose host is an IP literal (names are checked when
-    /// they are resolved, by [`GuardedResolver`]). A URL without a host is
+    /// they are resolved, by the HTTP client's resolver). A URL without a host is
     /// refused as `unspecified`.
     pub fn check_url(&self, url: &url::Url) -> Result<(), Refusal> {
         match url.host() {
@@ -414,18 +414,21 @@ fn v6_rule(ip: Ipv6Addr) -> V6Verdict {
 /// [`Refusal`], which the dispatcher finds in the request error's source
 /// chain and dead-letters as `target-refused`.
 #[derive(Clone, Debug)]
-pub struct GuardedResolver {
+pub(crate) struct GuardedResolver {
     policy: SsrfPolicy,
 }
 
 impl GuardedResolver {
     /// A resolver enforcing `policy`.
-    pub fn new(policy: SsrfPolicy) -> Self {
+    pub(crate) fn new(policy: SsrfPolicy) -> Self {
         Self { policy }
     }
 
     /// Resolves `host` and checks every address.
-    pub async fn resolve_checked(&self, host: &str) -> Result<Vec<SocketAddr>, ResolveError> {
+    pub(crate) async fn resolve_checked(
+        &self,
+        host: &str,
+    ) -> Result<Vec<SocketAddr>, ResolveError> {
         // Port 0: reqwest replaces it with the URL's port.
         let found: Vec<SocketAddr> = tokio::net::lookup_host((host, 0))
             .await
@@ -448,7 +451,7 @@ impl GuardedResolver {
 
 /// Why [`GuardedResolver`] gave no addresses.
 #[derive(Debug, thiserror::Error)]
-pub enum ResolveError {
+pub(crate) enum ResolveError {
     /// The name did not resolve.
     #[error("could not resolve {0}: {1}")]
     Lookup(String, #[source] std::io::Error),
@@ -471,7 +474,7 @@ impl reqwest::dns::Resolve for GuardedResolver {
 }
 
 /// The [`Refusal`] in an error's source chain, if the SSRF guard caused it.
-pub fn find_refusal<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a Refusal> {
+pub(crate) fn find_refusal<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a Refusal> {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = current {
         if let Some(r) = e.downcast_ref::<Refusal>() {

@@ -5,8 +5,8 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use signet_runtime::delivery::HttpConfig;
 use signet_runtime::dispatcher::DEFAULT_DELIVERY_CONCURRENCY;
+use signet_runtime::HttpConfig;
 use signet_runtime::{RetrySchedule, SsrfPolicy};
 use signet_sign::sealed::MasterKey;
 

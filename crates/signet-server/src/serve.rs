@@ -2,7 +2,7 @@
 //! graceful shutdown.
 //!
 //! Background services: the runtime's [`Node`] composes them and decides
-//! where each runs (see [`signet_runtime::node`]): on every node the
+//! where each runs (see [`signet_runtime::Node`]): on every node the
 //! dispatcher, the queue-depth sampler and the limiter upkeep; on the
 //! leader of [`SERVICES_ROLE`] the scheduler and the callbacks; on the
 //! leader of [`MAINTENANCE_ROLE`] (which workers stand for too) the rescuer
@@ -21,12 +21,12 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use signet_runtime::leader::{default_node_id, DEFAULT_LEADER_TTL};
-pub use signet_runtime::node::{MAINTENANCE_ROLE, SERVICES_ROLE};
+use signet_runtime::{default_node_id, DEFAULT_LEADER_TTL};
 use signet_runtime::{
     CallbackService, Dispatcher, MessagePublisher, Node, Producer, Pruner, QueueDepthReporter,
     Rescuer, RuntimeError, Scheduler, Shutdown,
 };
+pub use signet_runtime::{MAINTENANCE_ROLE, SERVICES_ROLE};
 use signet_store::{Store, StoreError};
 use tokio::net::TcpListener;
 

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
-use signet_runtime::delivery::HttpConfig;
+use signet_runtime::HttpConfig;
 use signet_runtime::{
     Clock, MessageProducer, Producer, RetrySchedule, SsrfPolicy, SystemClock, TargetService,
 };

@@ -36,7 +36,7 @@ pub struct SignatureRecord {
 /// A task to enqueue.
 #[derive(Clone, Debug)]
 pub struct NewTask {
-    /// The signed part. `envelope.id` must be a fresh [`TaskId`](crate::TaskId)
+    /// The signed part. `envelope.id` must be a fresh [`TaskId`]
     /// (or [`MessageId`](crate::MessageId) for a message).
     pub envelope: TaskEnvelope,
     /// The signature over `envelope.canonical_bytes()`, or `None` if unsigned.

@@ -99,7 +99,7 @@ impl Args {
     /// default leader lease.
     pub(crate) fn leader_ttl(&self) -> Duration {
         self.leader_ttl_ms.map_or_else(
-            || self.lease().min(signet_runtime::leader::DEFAULT_LEADER_TTL),
+            || self.lease().min(signet_runtime::DEFAULT_LEADER_TTL),
             Duration::from_millis,
         )
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use signet_postgres::{PostgresOptions, PostgresStore};
-use signet_runtime::leader::default_node_id;
+use signet_runtime::default_node_id;
 use signet_runtime::{Node, Pruner, Rescuer, Shutdown, Worker, WorkerEventKind};
 use signet_sign::SigningConfig;
 use signet_sqlite::{SqliteConfig, SqliteStore};

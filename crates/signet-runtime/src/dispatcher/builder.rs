@@ -11,14 +11,13 @@ use tokio::sync::broadcast;
 use super::limits::Limits;
 use super::run::Dispatcher;
 use super::shared::Shared;
-use super::target_cache::TargetCache;
 use crate::claim::{default_owner, ClaimLoop, ClaimSettings};
 use crate::clock::{Clock, SystemClock};
 use crate::delivery::{HttpClient, HttpConfig};
 use crate::error::RuntimeError;
 use crate::message::RetrySchedule;
 use crate::ssrf::SsrfPolicy;
-use crate::targets::TargetService;
+use crate::targets::{Lookup, TargetCache, TargetService};
 use crate::verify::Verifier;
 
 /// Default deliveries in flight at once (all targets together).
@@ -33,7 +32,9 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Default time in-flight deliveries get to finish on shutdown.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Default time a target (and its opened secrets) is reused before it is
-/// read again, so a rotation or a change of limits is seen within this.
+/// read again, so a rotation or a change of limits made on another node is
+/// seen within this (one made through the same
+/// [`TargetService`] is seen at once).
 pub const DEFAULT_TARGET_CACHE_TTL: Duration = Duration::from_secs(1);
 /// Most messages asked for in one claim.
 pub const MAX_CLAIM_BATCH: usize = 256;
@@ -204,7 +205,7 @@ impl DispatcherBuilder {
                 clock: self.clock,
                 verifier: Arc::new(verifier),
                 ring,
-                targets: TargetCache::new(targets, self.target_cache_ttl),
+                targets: TargetCache::new(targets, Lookup::Id, self.target_cache_ttl),
                 http,
                 retry: self.retry,
                 worker_id,

@@ -13,11 +13,12 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::judge::{attempt_record, decide, Decision};
 use super::settle::settle;
 use super::shared::Shared;
-use super::target_cache::OpenedTarget;
 use crate::claim::Held;
 use crate::delivery::{AttemptOutcome, OutgoingRequest};
-use crate::message::{check_target_url, MessageSpec, RetrySchedule, SignatureProfile};
+use crate::error::RuntimeError;
+use crate::message::{MessageSpec, RetrySchedule, SignatureProfile};
 use crate::metrics;
+use crate::targets::{check_url, CachedTarget};
 use crate::verify::Check;
 
 /// The `target` metric label of messages without a target.
@@ -28,7 +29,7 @@ struct Prepared {
     spec: MessageSpec,
     url: url::Url,
     method: reqwest::Method,
-    target: Option<OpenedTarget>,
+    target: Option<Arc<CachedTarget>>,
     schedule: RetrySchedule,
 }
 
@@ -83,7 +84,7 @@ pub(super) async fn deliver(
             let label = prepared
                 .target
                 .as_ref()
-                .map_or_else(|| NO_TARGET.to_owned(), |(t, _)| t.name.clone());
+                .map_or_else(|| NO_TARGET.to_owned(), |t| t.record.name.clone());
             let send = send(&shared, &id, attempt, row.envelope.max_attempts, prepared);
             let decision = match shared.leases.hold(&lease, send).await {
                 Held::Done(d) => d,
@@ -144,11 +145,21 @@ async fn prepare(shared: &Shared, row: &TaskRow, check: Check) -> Result<Prepare
                     format!("target {id} does not exist (it was deleted)"),
                 ))
             }
-            Err(error) => return Err(Early::Fail(error, schedule)),
+            // A store or master-key problem: not the message's fault, so
+            // the attempt fails and is retried.
+            Err(e @ RuntimeError::MasterKey(_)) => {
+                return Err(Early::Fail(e.to_string(), schedule))
+            }
+            Err(e) => {
+                return Err(Early::Fail(
+                    format!("target {id} could not be read: {e}"),
+                    schedule,
+                ))
+            }
         }),
     };
-    if let Some((t, _)) = &target {
-        check_target_url(t, &url).map_err(|m| Early::Dead(DeadReason::TargetRefused, m))?;
+    if let Some(t) = &target {
+        check_url(&t.record, &url).map_err(|m| Early::Dead(DeadReason::TargetRefused, m))?;
     }
     if let Err(refusal) = shared.http.policy().check_url(&url) {
         return Err(Early::Dead(DeadReason::TargetRefused, refusal.to_string()));
@@ -167,7 +178,7 @@ async fn send(shared: &Shared, id: &str, attempt: u32, max_attempts: u32, p: Pre
     let limits = p
         .target
         .as_ref()
-        .and_then(|(t, _)| shared.limits.for_target(t));
+        .and_then(|t| shared.limits.for_target(&t.record));
     let _target_slot = match limits.as_ref().and_then(|l| l.semaphore.clone()) {
         Some(s) => s.acquire_owned().await.ok(),
         None => None,
@@ -237,15 +248,16 @@ fn sign(
                 .map(|(n, v)| (n.to_owned(), v))
                 .collect())
         }
-        Some((t, secrets)) => {
-            let keys: Vec<_> = secrets
+        Some(t) => {
+            let keys: Vec<_> = t
+                .secrets
                 .signing_at(now_ms)
                 .filter_map(|s| profile.profile().parse_key(s.expose_secret()).ok())
                 .collect();
             if keys.is_empty() {
                 return Err(format!(
                     "no secret of target {} can sign the {profile} profile",
-                    t.name
+                    t.record.name
                 ));
             }
             profile

@@ -39,8 +39,8 @@
 //! Files: `builder` (configuration), `run` (the dispatcher on the shared
 //! claim loop), `deliver` (checks, target, sign, send), `judge` (an
 //! attempt's outcome → what to write), `settle` (the writes), `limits`
-//! (per-target concurrency and rate), `target_cache` (targets and their
-//! opened secrets), `events`, `shared`.
+//! (per-target concurrency and rate), `events`, `shared`. Targets and their
+//! opened secrets come from the targets' one cache, by id.
 
 mod builder;
 mod deliver;
@@ -50,7 +50,6 @@ mod limits;
 mod run;
 mod settle;
 mod shared;
-mod target_cache;
 
 pub use builder::{
     DispatcherBuilder, DEFAULT_DELIVERY_CONCURRENCY, DEFAULT_HEARTBEAT, DEFAULT_LEASE,

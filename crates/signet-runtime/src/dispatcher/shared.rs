@@ -8,11 +8,11 @@ use tokio::sync::broadcast;
 
 use super::events::DeliveryEvent;
 use super::limits::Limits;
-use super::target_cache::TargetCache;
 use crate::claim::Leases;
 use crate::clock::Clock;
 use crate::delivery::HttpClient;
 use crate::message::RetrySchedule;
+use crate::targets::TargetCache;
 use crate::verify::Verifier;
 
 pub(super) struct Shared {

@@ -57,9 +57,8 @@ mod template;
 
 pub use cron::{CronSchedule, DEFAULT_TIMEZONE};
 pub use scheduler::{
-    MessagePublisher, PassReport, Scheduler, DEFAULT_MISFIRE_GRACE, DEFAULT_POLL_INTERVAL,
-    DEFAULT_SCHEDULE_BATCH, MAX_FIRES_PER_PASS, SCHEDULES_FAILED, SCHEDULES_FIRED,
-    SCHEDULES_SKIPPED,
+    PassReport, Scheduler, DEFAULT_MISFIRE_GRACE, DEFAULT_POLL_INTERVAL, DEFAULT_SCHEDULE_BATCH,
+    MAX_FIRES_PER_PASS, SCHEDULES_FAILED, SCHEDULES_FIRED, SCHEDULES_SKIPPED,
 };
 pub use service::{parse_catch_up, NewSchedule, SchedulePatch, ScheduleService, UPCOMING_SHOWN};
 pub use template::{fire_key, SchedulePayload, TaskTemplate, HEADER_FIRE_AT, HEADER_SCHEDULE_ID};

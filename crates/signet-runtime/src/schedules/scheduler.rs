@@ -6,13 +6,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::value::RawValue;
 use signet_store::{CatchUp, Enqueued, ScheduleRecord, Store, StoreError};
 
 use super::cron::CronSchedule;
 use super::template::{fire_key, SchedulePayload};
 use crate::clock::{duration_ms, Clock, SystemClock};
 use crate::error::RuntimeError;
+use crate::message::MessagePublisher;
 use crate::producer::Producer;
 use crate::shutdown::ShutdownSignal;
 
@@ -33,21 +33,6 @@ pub const SCHEDULES_FIRED: &str = "signet_schedules_fired_total";
 pub const SCHEDULES_SKIPPED: &str = "signet_schedules_skipped_total";
 /// Counter: due times that could not be fired, by `schedule` name.
 pub const SCHEDULES_FAILED: &str = "signet_schedules_failed_total";
-
-/// Publishes the message a message schedule fires. The HTTP dispatcher
-/// implements it; the scheduler calls it with the idempotency key of the
-/// due time, so a due time fired twice publishes one message.
-#[async_trait::async_trait]
-pub trait MessagePublisher: Send + Sync + 'static {
-    /// Signs and enqueues the message described by `message` (a
-    /// `POST /v1/messages` body) under `idempotency_key`. Returns whether a
-    /// new message was created (`false`: one with this key already exists).
-    async fn publish(
-        &self,
-        message: &RawValue,
-        idempotency_key: String,
-    ) -> Result<bool, RuntimeError>;
-}
 
 /// What one scheduler pass did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -16,7 +16,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use signet_runtime::message::NewMessage;
+use signet_runtime::NewMessage;
 use signet_runtime::{
     Clock, DeliveryEvent, DeliveryEventKind, Dispatcher, DispatcherBuilder, ManualClock,
     MessageProducer, Producer, RetrySchedule, Shutdown, SsrfPolicy, SystemClock, TargetService,

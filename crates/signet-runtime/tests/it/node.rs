@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use signet_runtime::node::{MAINTENANCE_ROLE, SERVICES_ROLE};
 use signet_runtime::{Clock, Node, Placement, RuntimeError, Shutdown};
+use signet_runtime::{MAINTENANCE_ROLE, SERVICES_ROLE};
 use signet_store::StoreError;
 use tokio::sync::mpsc;
 

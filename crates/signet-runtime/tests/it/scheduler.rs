@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use serde_json::value::RawValue;
 use signet_runtime::schedules::{
-    fire_key, CronSchedule, MessagePublisher, SchedulePayload, Scheduler, HEADER_FIRE_AT,
-    HEADER_SCHEDULE_ID, SCHEDULES_FIRED,
+    fire_key, CronSchedule, SchedulePayload, Scheduler, HEADER_FIRE_AT, HEADER_SCHEDULE_ID,
+    SCHEDULES_FIRED,
 };
-use signet_runtime::{Clock, ManualClock, RuntimeError, Shutdown};
+use signet_runtime::{Clock, ManualClock, MessagePublisher, RuntimeError, Shutdown};
 use signet_sqlite::{SqliteConfig, SqliteStore};
 use signet_store::{CatchUp, ScheduleId, ScheduleRecord, Store, TaskFilter, TaskRow};
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail};
 use serde_json::json;
-use signet_runtime::producer::DEFAULT_QUEUE;
+use signet_runtime::DEFAULT_QUEUE;
 use signet_runtime::{Producer, TaskSpec};
 use signet_sign::SigningConfig;
 

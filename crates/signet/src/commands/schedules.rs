@@ -15,11 +15,11 @@ use std::time::Duration;
 use anyhow::anyhow;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
-use signet_runtime::producer::DEFAULT_QUEUE;
 use signet_runtime::schedules::{
     parse_catch_up, NewSchedule, SchedulePayload, ScheduleService, TaskTemplate,
 };
 use signet_runtime::RuntimeError;
+use signet_runtime::DEFAULT_QUEUE;
 use signet_store::ScheduleRecord;
 
 use crate::commands::{block_on, finish, Negative};

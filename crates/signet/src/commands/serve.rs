@@ -16,9 +16,9 @@ use std::time::Duration;
 use anyhow::{anyhow, Context as _};
 use std::sync::Arc;
 
-use signet_runtime::delivery::HttpConfig;
+use signet_runtime::default_node_id;
 use signet_runtime::dispatcher::DEFAULT_DELIVERY_CONCURRENCY;
-use signet_runtime::leader::default_node_id;
+use signet_runtime::HttpConfig;
 use signet_runtime::{Leadership, MessagePublisher, RetrySchedule, SsrfPolicy, SystemClock};
 use signet_server::config::{
     limit_from_rate, DeliveryConfig, ServerConfig, DEFAULT_MAX_BODY_BYTES,

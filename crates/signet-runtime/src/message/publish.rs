@@ -1,0 +1,256 @@
+//! Publishing: [`MessageProducer`] checks a message, resolves its target,
+//! signs it at rest and enqueues it; [`MessagePublisher`] is how the
+//! scheduler publishes the message a schedule fires.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::value::RawValue;
+use signet_sign::TaskEnvelope;
+use signet_store::rules::{self, excerpt};
+use signet_store::{Enqueued, MessageId, NewTask, StoreError, MESSAGE_QUEUE, MESSAGE_TASK_NAME};
+
+use super::profile::SignatureProfile;
+use super::retry::RetrySchedule;
+use super::spec::{MessageSpec, NewMessage};
+use crate::error::RuntimeError;
+use crate::producer::Producer;
+use crate::targets::{check_url, CachedTarget, Lookup, TargetCache, TargetService};
+
+/// Publishing options beside the spec.
+#[derive(Clone, Debug, Default)]
+pub struct PublishOptions {
+    /// First attempt no sooner than this (unix ms).
+    pub not_before_ms: Option<i64>,
+    /// Attempts allowed (default: the schedule's steps + 1).
+    pub max_attempts: Option<u32>,
+    /// Where the callback goes when the message finishes.
+    pub callback_url: Option<String>,
+    /// Makes publishing exactly-once per key.
+    pub idempotency_key: Option<String>,
+}
+
+/// How long a target looked up for publishing is reused. A change made on
+/// another node (a new prefix, a deleted target) reaches publishing within
+/// this time; the dispatcher checks the target again at every delivery.
+pub const PUBLISH_TARGET_CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// Signs and enqueues messages. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct MessageProducer {
+    producer: Producer,
+    targets: TargetService,
+    retry: RetrySchedule,
+    /// Targets by the id or name messages give, with the profiles their
+    /// current secret was checked against.
+    cache: Arc<TargetCache>,
+}
+
+impl MessageProducer {
+    /// Publishes with `producer` (its ring signs messages at rest and, for
+    /// messages without a target, the requests too), resolving targets with
+    /// `targets`.
+    pub fn new(producer: Producer, targets: TargetService) -> Self {
+        Self {
+            producer,
+            cache: Arc::new(TargetCache::new(
+                targets.clone(),
+                Lookup::IdOrName,
+                PUBLISH_TARGET_CACHE_TTL,
+            )),
+            targets,
+            retry: RetrySchedule::default(),
+        }
+    }
+
+    /// The dispatcher's default schedule, which sets the default number of
+    /// attempts.
+    pub fn retry_schedule(mut self, schedule: RetrySchedule) -> Self {
+        self.retry = schedule;
+        self
+    }
+
+    /// The target service.
+    pub fn targets(&self) -> &TargetService {
+        &self.targets
+    }
+
+    /// Whether messages without a target can be signed (the ring has a key
+    /// that signs).
+    pub fn can_sign_without_target(&self) -> bool {
+        self.producer.ring().active().is_some_and(|k| k.can_sign())
+    }
+
+    /// Checks `message`, resolves its target, signs and enqueues it. With an
+    /// `idempotency_key` already used by a message, returns that message and
+    /// `created: false`.
+    pub async fn publish(
+        &self,
+        message: NewMessage,
+        idempotency_key: Option<String>,
+    ) -> Result<Enqueued, RuntimeError> {
+        message.validate()?;
+        let now = self.producer.now_ms();
+        // A target (and whether its secret signs the profile) is looked up
+        // once per PUBLISH_TARGET_CACHE_TTL, not for every message.
+        let target = match &message.target {
+            Some(name) => Some(self.resolve_target(name).await?),
+            None => None,
+        };
+        let spec = message.to_spec(target.as_ref().map(|t| t.record.id.clone()))?;
+        if let Some(target) = &target {
+            // Every field was checked by `message.validate()`; only the URL
+            // is needed again, for the target's prefix.
+            let url = rules::http_url("url", &spec.url)?;
+            check_url(&target.record, &url).map_err(|m| RuntimeError::field("url", m))?;
+            let profile = spec.signature_profile;
+            target.check_once(profile.profile(), || check_target_secret(target, profile))?;
+        }
+        let options = PublishOptions {
+            not_before_ms: message.timing(now)?,
+            max_attempts: message.max_attempts,
+            callback_url: message.callback_url,
+            idempotency_key,
+        };
+        self.enqueue_spec(spec, options).await
+    }
+
+    /// Enqueues a checked spec (callbacks, schedules). The spec is validated
+    /// again; a target is not looked up.
+    pub async fn publish_spec(
+        &self,
+        spec: MessageSpec,
+        options: PublishOptions,
+    ) -> Result<Enqueued, RuntimeError> {
+        spec.validate()?;
+        if let Some(url) = &options.callback_url {
+            rules::callback_url(url)?;
+        }
+        self.enqueue_spec(spec, options).await
+    }
+
+    /// Signs and enqueues a spec whose fields and callback URL were checked.
+    async fn enqueue_spec(
+        &self,
+        spec: MessageSpec,
+        options: PublishOptions,
+    ) -> Result<Enqueued, RuntimeError> {
+        if spec.target.is_none() && !self.can_sign_without_target() {
+            return Err(RuntimeError::field(
+                "target",
+                "this server has no signing key, and messages without a target are signed with the server's key ring; set SIGNET_SIGNING_KEYS (HMAC, which Standard Webhooks libraries verify) or name a target",
+            ));
+        }
+        if let Some(key) = &options.idempotency_key {
+            rules::idempotency_key(key)?;
+        }
+        let schedule = spec.retry_schedule(&self.retry);
+        let max_attempts = options
+            .max_attempts
+            .unwrap_or_else(|| schedule.default_max_attempts());
+        rules::message_max_attempts(max_attempts)?;
+        let args = serde_json::to_vec(&spec).map_err(RuntimeError::Args)?;
+        rules::message_stored_len(args.len())?;
+        let now = self.producer.now_ms();
+        let mut task = NewTask {
+            envelope: TaskEnvelope {
+                id: MessageId::generate().into(),
+                queue: MESSAGE_QUEUE.to_owned(),
+                name: MESSAGE_TASK_NAME.to_owned(),
+                args,
+                headers: BTreeMap::new(),
+                created_at_ms: now,
+                not_before_ms: options.not_before_ms.filter(|at| *at > now),
+                expires_at_ms: None,
+                max_attempts,
+                callback_url: options.callback_url,
+            },
+            signature: None,
+            priority: 0,
+            idempotency_key: options.idempotency_key,
+        };
+        rules::new_task(&task, now)?;
+        self.producer.sign_task(&mut task)?;
+        let mut out = self.producer.store_batch(vec![task], now).await?;
+        let out = out
+            .pop()
+            .ok_or_else(|| RuntimeError::invalid("the store returned no result for the message"))?;
+        if !out.created && out.task.queue() != MESSAGE_QUEUE {
+            return Err(RuntimeError::Store(StoreError::Conflict(format!(
+                "the idempotency key is already used by task {}; use another key for this message",
+                out.task.id()
+            ))));
+        }
+        Ok(out)
+    }
+
+    /// A target by id (`tgt_…`) or name, with its secrets opened.
+    async fn resolve_target(&self, name: &str) -> Result<Arc<CachedTarget>, RuntimeError> {
+        self.cache.get(name).await?.ok_or_else(|| {
+            RuntimeError::field(
+                "target",
+                format!(
+                    "no target {:?}; register it with POST /v1/targets or give an existing id or name",
+                    excerpt(name)
+                ),
+            )
+        })
+    }
+}
+
+/// The target's current secret must work with the profile (a Standard
+/// Webhooks profile needs a `whsec_`/`whsk_` secret).
+fn check_target_secret(
+    target: &CachedTarget,
+    profile: SignatureProfile,
+) -> Result<(), RuntimeError> {
+    let name = &target.record.name;
+    let Some(current) = target.secrets.current() else {
+        return Err(RuntimeError::field(
+            "target",
+            format!("target {name} has no secret"),
+        ));
+    };
+    profile
+        .profile()
+        .parse_key(current.expose_secret())
+        .map(|_| ())
+        .map_err(|e| {
+            RuntimeError::field(
+                "signature_profile",
+                format!(
+                    "the secret of target {name} cannot sign {profile}: {}",
+                    e.message()
+                ),
+            )
+        })
+}
+
+/// Publishes the message a message schedule fires. The HTTP dispatcher
+/// implements it; the scheduler calls it with the idempotency key of the
+/// due time, so a due time fired twice publishes one message.
+#[async_trait::async_trait]
+pub trait MessagePublisher: Send + Sync + 'static {
+    /// Signs and enqueues the message described by `message` (a
+    /// `POST /v1/messages` body) under `idempotency_key`. Returns whether a
+    /// new message was created (`false`: one with this key already exists).
+    async fn publish(
+        &self,
+        message: &RawValue,
+        idempotency_key: String,
+    ) -> Result<bool, RuntimeError>;
+}
+
+#[async_trait::async_trait]
+impl MessagePublisher for MessageProducer {
+    async fn publish(
+        &self,
+        message: &RawValue,
+        idempotency_key: String,
+    ) -> Result<bool, RuntimeError> {
+        let message = NewMessage::from_json(message.get())?;
+        let out = MessageProducer::publish(self, message, Some(idempotency_key)).await?;
+        Ok(out.created)
+    }
+}

@@ -1,0 +1,240 @@
+//! The one cache of targets: a target and its opened secrets, reused for a
+//! short time by the services that look a target up for every message.
+//!
+//! Publishing looks targets up by id or name and remembers which signature
+//! profiles the current secret was checked against; the dispatcher looks
+//! them up by id and signs with the secrets (its per-target limits live
+//! beside it, keyed by id, so they survive a refresh). An entry is reused
+//! for the cache's TTL, so a change made on another node is seen within
+//! it, and dropped at once when this process changes a target through the
+//! same [`TargetService`] (its generation moves).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use signet_sign::Profile;
+use signet_store::TargetRecord;
+
+use super::{TargetSecrets, TargetService};
+use crate::error::RuntimeError;
+
+/// Most entries kept; past it, expired entries are dropped first.
+const MAX_ENTRIES: usize = 4096;
+
+/// How a cache finds a target from the key it is given.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Lookup {
+    /// By id (`tgt_…`) only: stored messages name their target by id.
+    Id,
+    /// By id or, failing that, by name: what a caller may give.
+    IdOrName,
+}
+
+/// Targets read through a [`TargetService`], by the key they were asked
+/// for.
+pub(crate) struct TargetCache {
+    targets: TargetService,
+    lookup: Lookup,
+    ttl: Duration,
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+struct Entry {
+    target: Arc<CachedTarget>,
+    fetched: Instant,
+    generation: u64,
+}
+
+/// A target as read, its opened secrets, and the profiles its current
+/// secret was found to sign.
+pub(crate) struct CachedTarget {
+    pub(crate) record: TargetRecord,
+    pub(crate) secrets: TargetSecrets,
+    checked: Mutex<Vec<Profile>>,
+}
+
+impl CachedTarget {
+    /// Runs `check` for `profile` unless it passed before for this entry.
+    pub(crate) fn check_once<E>(
+        &self,
+        profile: Profile,
+        check: impl FnOnce() -> Result<(), E>,
+    ) -> Result<(), E> {
+        if self.checked.lock().is_ok_and(|c| c.contains(&profile)) {
+            return Ok(());
+        }
+        check()?;
+        if let Ok(mut checked) = self.checked.lock() {
+            if !checked.contains(&profile) {
+                checked.push(profile);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for TargetCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TargetCache")
+            .field("lookup", &self.lookup)
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TargetCache {
+    /// A cache over `targets` that finds keys by `lookup` and reuses an
+    /// entry for `ttl`.
+    pub(crate) fn new(targets: TargetService, lookup: Lookup, ttl: Duration) -> Self {
+        Self {
+            targets,
+            lookup,
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The target named by `key` with its secrets opened, from the cache
+    /// or the store; `None` when there is no such target. Errors are the
+    /// store's (reading) or the master key's (opening).
+    pub(crate) async fn get(&self, key: &str) -> Result<Option<Arc<CachedTarget>>, RuntimeError> {
+        // Read the generation before the target: a change that lands in
+        // between leaves the entry stale, never the other way round.
+        let generation = self.targets.generation();
+        if let Ok(entries) = self.entries.lock() {
+            if let Some(e) = entries.get(key) {
+                if e.generation == generation && e.fetched.elapsed() < self.ttl {
+                    return Ok(Some(Arc::clone(&e.target)));
+                }
+            }
+        }
+        let record = match self.lookup {
+            Lookup::Id => self.targets.get(key).await?,
+            Lookup::IdOrName => self.targets.find(key).await?,
+        };
+        let Some(record) = record else {
+            return Ok(None);
+        };
+        let secrets = self.targets.open(&record)?;
+        let target = Arc::new(CachedTarget {
+            record,
+            secrets,
+            checked: Mutex::new(Vec::new()),
+        });
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= MAX_ENTRIES {
+                let ttl = self.ttl;
+                entries.retain(|_, e| e.fetched.elapsed() < ttl);
+            }
+            entries.insert(
+                key.to_owned(),
+                Entry {
+                    target: Arc::clone(&target),
+                    fetched: Instant::now(),
+                    generation,
+                },
+            );
+        }
+        Ok(Some(target))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use signet_sign::sealed::MasterKey;
+    use signet_sqlite::{SqliteConfig, SqliteStore};
+    use signet_store::Store;
+
+    use super::*;
+    use crate::targets::{NewTarget, TargetPatch};
+
+    const LONG: Duration = Duration::from_secs(3600);
+
+    fn service(store: &Arc<dyn Store>) -> TargetService {
+        TargetService::new(Arc::clone(store), Some(MasterKey::from_bytes([7; 32])))
+    }
+
+    async fn setup() -> (tempfile::TempDir, Arc<dyn Store>, TargetService, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("signet.db").display());
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&url, SqliteConfig::default()).unwrap());
+        let targets = service(&store);
+        let (record, _) = targets
+            .create(NewTarget {
+                name: "billing".into(),
+                url_prefix: None,
+                secret: None,
+                rate_limit_per_s: None,
+                max_concurrency: None,
+                https_only: false,
+            })
+            .await
+            .unwrap();
+        (dir, store, targets, record.id)
+    }
+
+    fn rename(name: &str) -> TargetPatch {
+        TargetPatch {
+            name: Some(name.into()),
+            ..TargetPatch::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn this_process_changes_are_seen_at_once_other_nodes_within_the_ttl() {
+        let (_dir, store, targets, id) = setup().await;
+        let cache = TargetCache::new(targets.clone(), Lookup::Id, LONG);
+        let first = cache.get(&id).await.unwrap().unwrap();
+        assert_eq!(first.record.name, "billing");
+        assert!(first.secrets.current().is_some());
+        // Reused while fresh.
+        assert!(Arc::ptr_eq(&first, &cache.get(&id).await.unwrap().unwrap()));
+        // A change through the same service drops the entry at once.
+        targets.update(&id, rename("invoices")).await.unwrap();
+        assert_eq!(
+            cache.get(&id).await.unwrap().unwrap().record.name,
+            "invoices"
+        );
+        // A change made elsewhere (another node's service) waits for the TTL.
+        let elsewhere = service(&store);
+        elsewhere.update(&id, rename("ledger")).await.unwrap();
+        assert_eq!(
+            cache.get(&id).await.unwrap().unwrap().record.name,
+            "invoices"
+        );
+        let fresh = TargetCache::new(targets.clone(), Lookup::Id, Duration::ZERO);
+        assert_eq!(fresh.get(&id).await.unwrap().unwrap().record.name, "ledger");
+        // A deleted target is gone once the entry is dropped.
+        targets.delete(&id).await.unwrap();
+        assert!(cache.get(&id).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn lookups_by_id_ignore_names_and_checks_run_once_per_profile() {
+        let (_dir, _store, targets, id) = setup().await;
+        let by_id = TargetCache::new(targets.clone(), Lookup::Id, LONG);
+        let by_name = TargetCache::new(targets.clone(), Lookup::IdOrName, LONG);
+        assert!(by_id.get("billing").await.unwrap().is_none());
+        let t = by_name.get("billing").await.unwrap().unwrap();
+        assert_eq!(t.record.id, id);
+        assert_eq!(by_name.get(&id).await.unwrap().unwrap().record.id, id);
+
+        let runs = std::cell::Cell::new(0);
+        let check = || {
+            runs.set(runs.get() + 1);
+            Ok::<(), ()>(())
+        };
+        t.check_once(Profile::Standard, check).unwrap();
+        t.check_once(Profile::Standard, check).unwrap();
+        assert_eq!(runs.get(), 1);
+        t.check_once(Profile::Github, check).unwrap();
+        assert_eq!(runs.get(), 2);
+        // A failed check is not remembered.
+        assert!(t.check_once(Profile::Stripe, || Err(())).is_err());
+        t.check_once(Profile::Stripe, check).unwrap();
+        assert_eq!(runs.get(), 3);
+    }
+}
