@@ -105,17 +105,13 @@ async fn retries_wait_exponentially_growing_gaps_then_dead_letter() {
         .unwrap();
     let mut running = Running::start(w);
     let p = producer(&db, &ring).clock(dyn_clock);
-    let id = p
-        .enqueue(
-            TaskSpec::new("fail", &json!({}))
-                .queue("flow-retry")
-                .max_attempts(4),
-        )
-        .await
-        .unwrap()
-        .task
-        .id()
-        .to_owned();
+    let id = enqueue_id(
+        &p,
+        TaskSpec::new("fail", &json!({}))
+            .queue("flow-retry")
+            .max_attempts(4),
+    )
+    .await;
 
     let mut gaps = Vec::new();
     for attempt in 1..=3u32 {
@@ -165,18 +161,13 @@ async fn jittered_retries_stay_under_the_ceiling() {
         .build()
         .unwrap();
     let mut running = Running::start(w);
-    let id = producer(&db, &ring)
-        .clock(dyn_clock)
-        .enqueue(
-            TaskSpec::new("fail", &json!({}))
-                .queue("flow-jitter")
-                .max_attempts(4),
-        )
-        .await
-        .unwrap()
-        .task
-        .id()
-        .to_owned();
+    let id = enqueue_id(
+        &producer(&db, &ring).clock(dyn_clock),
+        TaskSpec::new("fail", &json!({}))
+            .queue("flow-jitter")
+            .max_attempts(4),
+    )
+    .await;
     for ceiling in [10_000, 20_000, 25_000] {
         let e = running.next_for(&id).await;
         let WorkerEventKind::Retrying { at_ms, .. } = e.kind else {
@@ -327,13 +318,11 @@ async fn rejected_input_is_dead_at_once_and_timeouts_and_panics_are_failed_attem
     assert_eq!(e.last().unwrap().kind, WorkerEventKind::Succeeded);
 
     // The worker is still alive after the panics.
-    let ok = p
-        .enqueue(TaskSpec::new("add", &json!({ "a": 1, "b": 2 })).queue("flow-bad"))
-        .await
-        .unwrap()
-        .task
-        .id()
-        .to_owned();
+    let ok = enqueue_id(
+        &p,
+        TaskSpec::new("add", &json!({ "a": 1, "b": 2 })).queue("flow-bad"),
+    )
+    .await;
     assert_eq!(
         running.until_final(&ok).await.last().unwrap().kind,
         WorkerEventKind::Succeeded
@@ -361,13 +350,11 @@ async fn heartbeats_keep_a_long_task_leased_past_its_lease() {
             .interval(Duration::from_millis(50))
             .run(shutdown.signal()),
     );
-    let id = producer(&db, &ring)
-        .enqueue(TaskSpec::new("long", &json!({})).queue("flow-hb"))
-        .await
-        .unwrap()
-        .task
-        .id()
-        .to_owned();
+    let id = enqueue_id(
+        &producer(&db, &ring),
+        TaskSpec::new("long", &json!({})).queue("flow-hb"),
+    )
+    .await;
     let e = running.until_final(&id).await;
     assert_eq!(e.len(), 1, "{e:?}");
     assert_eq!(e[0].kind, WorkerEventKind::Succeeded);
@@ -400,14 +387,11 @@ async fn a_lost_lease_drops_the_result_quietly() {
         .build()
         .unwrap();
     let mut running = Running::start(w);
-    let id = producer(&db, &ring)
-        .clock(Arc::clone(&dyn_clock))
-        .enqueue(TaskSpec::new("wait", &json!({})).queue("flow-lost"))
-        .await
-        .unwrap()
-        .task
-        .id()
-        .to_owned();
+    let id = enqueue_id(
+        &producer(&db, &ring).clock(Arc::clone(&dyn_clock)),
+        TaskSpec::new("wait", &json!({})).queue("flow-lost"),
+    )
+    .await;
     assert_eq!(
         tokio::time::timeout(WAIT, started_rx.recv()).await.unwrap(),
         Some(1)
@@ -465,14 +449,11 @@ async fn a_heartbeat_that_finds_the_lease_lost_abandons_the_run() {
         .build()
         .unwrap();
     let mut running = Running::start(w);
-    let id = producer(&db, &ring)
-        .clock(Arc::clone(&dyn_clock))
-        .enqueue(TaskSpec::new("forever", &json!({})).queue("flow-hb-lost"))
-        .await
-        .unwrap()
-        .task
-        .id()
-        .to_owned();
+    let id = enqueue_id(
+        &producer(&db, &ring).clock(Arc::clone(&dyn_clock)),
+        TaskSpec::new("forever", &json!({})).queue("flow-hb-lost"),
+    )
+    .await;
     assert_eq!(
         tokio::time::timeout(WAIT, started_rx.recv()).await.unwrap(),
         Some(1)

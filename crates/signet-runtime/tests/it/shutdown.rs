@@ -45,20 +45,8 @@ async fn shutdown_finishes_quick_tasks_and_releases_stuck_ones() {
         .unwrap();
     let running = Running::start(w);
     let p = producer(&db, &ring);
-    let stuck = p
-        .enqueue(TaskSpec::new("stuck", &json!({})).queue(q))
-        .await
-        .unwrap()
-        .task
-        .id()
-        .to_owned();
-    let finishes = p
-        .enqueue(TaskSpec::new("finishes", &json!({})).queue(q))
-        .await
-        .unwrap()
-        .task
-        .id()
-        .to_owned();
+    let stuck = enqueue_id(&p, TaskSpec::new("stuck", &json!({})).queue(q)).await;
+    let finishes = enqueue_id(&p, TaskSpec::new("finishes", &json!({})).queue(q)).await;
     let mut started = Vec::new();
     for _ in 0..2 {
         started.push(
@@ -100,13 +88,7 @@ async fn shutdown_finishes_quick_tasks_and_releases_stuck_ones() {
     assert_eq!(db.task(&finishes).await.state, TaskState::Succeeded);
 
     // A task enqueued after shutdown is left alone.
-    let later = p
-        .enqueue(TaskSpec::new("finishes", &json!({})).queue(q))
-        .await
-        .unwrap()
-        .task
-        .id()
-        .to_owned();
+    let later = enqueue_id(&p, TaskSpec::new("finishes", &json!({})).queue(q)).await;
     assert_eq!(db.task(&later).await.state, TaskState::Available);
 }
 

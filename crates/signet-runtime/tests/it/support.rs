@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use signet_runtime::{
-    Clock, Producer, RetryPolicy, Shutdown, Worker, WorkerBuilder, WorkerEvent, WorkerEventKind,
+    Clock, Producer, RetryPolicy, Shutdown, TaskSpec, Worker, WorkerBuilder, WorkerEvent,
+    WorkerEventKind,
 };
 use signet_sign::{Ed25519SecretKey, HmacSecret, Key, KeyId, KeyMaterial, KeyRing};
 use signet_sqlite::{SqliteConfig, SqliteStore};
@@ -67,6 +68,11 @@ pub(crate) fn ed25519_ring(seed: u8) -> KeyRing {
         KeyId::new("ed1").unwrap(),
         KeyMaterial::Ed25519Private(Ed25519SecretKey::from_seed(&[seed; 32]).unwrap()),
     ))
+}
+
+/// Enqueues `spec` with `producer` and returns the new task's id.
+pub(crate) async fn enqueue_id(producer: &Producer, spec: TaskSpec) -> String {
+    producer.enqueue(spec).await.unwrap().task.id().to_owned()
 }
 
 pub(crate) fn producer(db: &Db, ring: &KeyRing) -> Producer {

@@ -34,13 +34,11 @@ async fn a_public_key_worker_verifies_runs_and_retries() {
         .unwrap();
     let mut running = Running::start(w);
     let p = producer(&db, &signer);
-    let flaky = p
-        .enqueue(TaskSpec::new("flaky", &json!({})).queue(q).max_attempts(5))
-        .await
-        .unwrap()
-        .task
-        .id()
-        .to_owned();
+    let flaky = enqueue_id(
+        &p,
+        TaskSpec::new("flaky", &json!({})).queue(q).max_attempts(5),
+    )
+    .await;
     let events = running.until_final(&flaky).await;
     let kinds: Vec<_> = events
         .iter()

@@ -37,7 +37,7 @@ use signet_sign::Profile;
 use signet_store::{TaskState, MESSAGE_QUEUE};
 use tokio::net::TcpListener;
 
-use crate::commands::bench_queue::{bench_url, process_cpu_secs, thread_times, BenchStore};
+use crate::commands::bench_queue::{bench_url, pace, process_cpu_secs, thread_times, BenchStore};
 use crate::commands::finish;
 use crate::store_url::redact;
 
@@ -253,10 +253,7 @@ async fn bench_async(args: Args) -> anyhow::Result<()> {
         redact(&url),
         opened.describe()
     );
-    let pace = match args.rate {
-        Some(rate) => format!("at {rate} messages/s in total"),
-        None => "as fast as they can".to_owned(),
-    };
+    let pace = pace(args.rate, "messages");
     println!(
         "  {} publishes in flight {pace}, dispatcher concurrency {}, receiver http://{addr} verifying Standard Webhooks signatures",
         args.concurrency, args.dispatch_concurrency

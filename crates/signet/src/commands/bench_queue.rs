@@ -178,10 +178,7 @@ async fn bench_async(args: Args) -> anyhow::Result<()> {
         opened.describe()
     );
     let batch = args.batch();
-    let pace = match args.rate {
-        Some(rate) => format!("at {rate} tasks/s in total"),
-        None => "as fast as they can".to_owned(),
-    };
+    let pace = pace(args.rate, "tasks");
     println!(
         "  {} producer(s) enqueueing batches of {batch} {pace}, one worker with concurrency {}",
         args.producers, args.concurrency
@@ -356,6 +353,15 @@ async fn bench_async(args: Args) -> anyhow::Result<()> {
     }
     print_figures(&figures, args.algorithm);
     Ok(())
+}
+
+/// How a bench paces its producers, for its banner: `rate` of `what` per
+/// second in total, or as fast as they can.
+pub(crate) fn pace(rate: Option<usize>, what: &str) -> String {
+    match rate {
+        Some(rate) => format!("at {rate} {what}/s in total"),
+        None => "as fast as they can".to_owned(),
+    }
 }
 
 /// The store URL of a run: the one given, or a fresh SQLite file in a
