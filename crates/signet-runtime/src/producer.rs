@@ -255,7 +255,7 @@ impl TaskSpec {
             priority: self.priority,
             idempotency_key: self.idempotency_key,
         };
-        rules::new_task(&task, now_ms)?;
+        task.check_rules(now_ms)?;
         Ok(task)
     }
 }
@@ -463,7 +463,7 @@ impl Producer {
     ) -> Result<Vec<Enqueued>, RuntimeError> {
         let now = self.clock.now_ms();
         for task in &tasks {
-            rules::new_task(task, now)?;
+            task.check_rules(now)?;
             if self.required && task.signature.is_none() {
                 return Err(FieldError::new(
                     "signature",

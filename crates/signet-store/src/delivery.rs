@@ -10,13 +10,10 @@
 
 use crate::error::StoreError;
 
-/// The reserved queue messages (and callbacks) are stored on. Queues that
-/// start with [`RESERVED_QUEUE_PREFIX`] are not open to user tasks.
-pub const MESSAGE_QUEUE: &str = "signet:messages";
+pub use crate::rules::{MESSAGE_QUEUE, RESERVED_QUEUE_PREFIX};
+
 /// The task name of a message envelope.
 pub const MESSAGE_TASK_NAME: &str = "signet.http";
-/// Queue names with this prefix belong to Signet itself.
-pub const RESERVED_QUEUE_PREFIX: &str = "signet:";
 /// Bytes of a response body kept per attempt (4 KiB).
 pub const MAX_ATTEMPT_BODY_BYTES: usize = 4096;
 /// Longest error text kept per attempt.

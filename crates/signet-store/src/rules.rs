@@ -14,6 +14,9 @@
 //! them when read, so a row written under an older, looser rule keeps
 //! working. Stores check only what their rows must hold
 //! ([`NewTask::validate`](crate::NewTask::validate) and friends).
+//!
+//! This module imports no other module of the crate but the ids: the types
+//! it guards call it, never the other way round.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -21,9 +24,13 @@ use std::time::Duration;
 
 use signet_sign::TaskEnvelope;
 
-use crate::delivery::{MESSAGE_QUEUE, RESERVED_QUEUE_PREFIX};
 use crate::ids::{MessageId, TaskId};
-use crate::task::NewTask;
+
+/// The reserved queue messages (and callbacks) are stored on. Queues that
+/// start with [`RESERVED_QUEUE_PREFIX`] are not open to user tasks.
+pub const MESSAGE_QUEUE: &str = "signet:messages";
+/// Queue names with this prefix belong to Signet itself.
+pub const RESERVED_QUEUE_PREFIX: &str = "signet:";
 
 /// Longest queue name, in bytes.
 pub const MAX_QUEUE_NAME_LEN: usize = 128;
@@ -415,10 +422,16 @@ pub fn task_id(id: &str) -> RuleResult {
 }
 
 /// Everything a new task is held to, as it will be stored, at `now_ms`:
-/// its id (`task_…`, or `msg_…` on the message queue), queue, name, args,
-/// attempts, times, headers, callback URL, priority and idempotency key.
-pub fn new_task(task: &NewTask, now_ms: i64) -> RuleResult {
-    let env = &task.envelope;
+/// its envelope's id (`task_…`, or `msg_…` on the message queue), queue,
+/// name, args, attempts, times, headers and callback URL, its priority and
+/// its idempotency key. [`NewTask::check_rules`](crate::NewTask::check_rules)
+/// calls it with a task's parts.
+pub fn new_task(
+    env: &TaskEnvelope,
+    task_priority: i32,
+    task_idempotency_key: Option<&str>,
+    now_ms: i64,
+) -> RuleResult {
     if env.queue == MESSAGE_QUEUE && env.id.starts_with(MessageId::PREFIX) {
         MessageId::parse(&env.id).map_err(|e| FieldError::new("id", e.to_string()))?;
     } else {
@@ -428,7 +441,7 @@ pub fn new_task(task: &NewTask, now_ms: i64) -> RuleResult {
     task_name(&env.name)?;
     task_args(&env.args)?;
     max_attempts(env.max_attempts)?;
-    priority(task.priority)?;
+    priority(task_priority)?;
     task_times(now_ms, env.not_before_ms, env.expires_at_ms)?;
     let normalised = task_headers(env.headers.iter().map(|(k, v)| (k, v.clone())))?;
     if normalised != env.headers {
@@ -440,7 +453,7 @@ pub fn new_task(task: &NewTask, now_ms: i64) -> RuleResult {
     if let Some(url) = &env.callback_url {
         callback_url(url)?;
     }
-    if let Some(key) = &task.idempotency_key {
+    if let Some(key) = task_idempotency_key {
         idempotency_key(key)?;
     }
     Ok(())

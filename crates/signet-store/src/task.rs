@@ -48,6 +48,17 @@ pub struct NewTask {
 }
 
 impl NewTask {
+    /// Checks the task against every input rule of [`rules`] at `now_ms`
+    /// (what the producer refuses before it stores; stores check less).
+    pub fn check_rules(&self, now_ms: i64) -> Result<(), rules::FieldError> {
+        rules::new_task(
+            &self.envelope,
+            self.priority,
+            self.idempotency_key.as_deref(),
+            now_ms,
+        )
+    }
+
     /// [`NewTask::validate`] for each task of a batch; an error names the
     /// task's place in a batch of more than one.
     pub fn validate_batch(tasks: &[NewTask]) -> Result<(), StoreError> {

@@ -170,7 +170,7 @@ impl MessageProducer {
             priority: 0,
             idempotency_key: options.idempotency_key,
         };
-        rules::new_task(&task, now)?;
+        task.check_rules(now)?;
         self.producer.sign_task(&mut task)?;
         let mut out = self.producer.store_batch(vec![task], now).await?;
         let out = out
