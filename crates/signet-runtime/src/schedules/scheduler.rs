@@ -161,7 +161,7 @@ impl Scheduler {
         let span_name = schedule.name.clone();
         let (cron, payload) = match (
             CronSchedule::parse(&schedule.cron, &schedule.timezone),
-            SchedulePayload::from_json(&schedule.payload),
+            SchedulePayload::from_stored(&schedule.payload, &schedule.id),
         ) {
             (Ok(cron), Ok(payload)) => (cron, payload),
             (Err(e), _) | (_, Err(e)) => {
