@@ -1,36 +1,5 @@
-//! Leader election for the services that should run on one node at a time
-//! (scheduler and callbacks under one role, rescuer and pruner under
-//! another: see [`Node`](crate::Node), which builds the electors).
-//!
-//! A [`LeaderElector`] holds a lease row in the store ([`Store::try_lead`])
-//! for a role, renews it every third of its time to live, and runs its
-//! services only while it holds the lease. When a renewal finds another
-//! node holding the role, or renewals keep failing until the lease is about
-//! to run out, it stops them. On graceful shutdown it stops them and
-//! resigns, so another node takes over at once; a node that dies simply
-//! stops renewing, and another takes over once the lease runs out, within
-//! one time to live.
-//!
-//! Leases are not fencing tokens: a leader paused longer than its lease
-//! (a stopped VM, a long GC-like stall) may briefly overlap with the next
-//! one. The services run under it are safe with that: the scheduler fires
-//! each due time once through idempotency keys and a compare-and-set, and
-//! rescuing or pruning twice changes nothing. The election is there to
-//! avoid wasted work and duplicated log lines, not to guard correctness.
-//!
-//! ```no_run
-//! # async fn demo(store: std::sync::Arc<dyn signet_store::Store>) {
-//! use signet_runtime::{LeaderElector, Rescuer, Shutdown};
-//!
-//! let rescuer_store = store.clone();
-//! let elector = LeaderElector::new(store, "services", signet_runtime::default_node_id())
-//!     .service("rescuer", move |stop| Rescuer::new(rescuer_store.clone()).run(stop));
-//! let mut leading = elector.subscribe();
-//! let shutdown = Shutdown::new();
-//! tokio::spawn(elector.run(shutdown.signal()));
-//! leading.wait_for(|l| l.leading).await.ok();
-//! # }
-//! ```
+//! Leader election for the services that run on one node at a time
+//! (documented on [`LeaderElector`]).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -81,6 +50,40 @@ struct Running {
 }
 
 /// Runs services only while this node holds the lease on a role.
+///
+/// Leader election for the services that should run on one node at a time
+/// (scheduler and callbacks under one role, rescuer and pruner under
+/// another: see [`Node`](crate::Node), which builds the electors).
+///
+/// A [`LeaderElector`] holds a lease row in the store ([`Store::try_lead`])
+/// for a role, renews it every third of its time to live, and runs its
+/// services only while it holds the lease. When a renewal finds another
+/// node holding the role, or renewals keep failing until the lease is about
+/// to run out, it stops them. On graceful shutdown it stops them and
+/// resigns, so another node takes over at once; a node that dies simply
+/// stops renewing, and another takes over once the lease runs out, within
+/// one time to live.
+///
+/// Leases are not fencing tokens: a leader paused longer than its lease
+/// (a stopped VM, a long GC-like stall) may briefly overlap with the next
+/// one. The services run under it are safe with that: the scheduler fires
+/// each due time once through idempotency keys and a compare-and-set, and
+/// rescuing or pruning twice changes nothing. The election is there to
+/// avoid wasted work and duplicated log lines, not to guard correctness.
+///
+/// ```no_run
+/// # async fn demo(store: std::sync::Arc<dyn signet_store::Store>) {
+/// use signet_runtime::{LeaderElector, Rescuer, Shutdown};
+///
+/// let rescuer_store = store.clone();
+/// let elector = LeaderElector::new(store, "services", signet_runtime::default_node_id())
+///     .service("rescuer", move |stop| Rescuer::new(rescuer_store.clone()).run(stop));
+/// let mut leading = elector.subscribe();
+/// let shutdown = Shutdown::new();
+/// tokio::spawn(elector.run(shutdown.signal()));
+/// leading.wait_for(|l| l.leading).await.ok();
+/// # }
+/// ```
 pub struct LeaderElector {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,

@@ -1,37 +1,5 @@
-//! The node: the background services of one process, and where each runs.
-//!
-//! | service | runs on | why |
-//! |---|---|---|
-//! | workers | every node that has them | claims hand each task to one worker; more nodes, more capacity |
-//! | dispatcher | every node that has one | claims hand each delivery to one node |
-//! | queue-depth reporter | every node | each node's `/metrics` shows the gauge |
-//! | scheduler | the leader of [`SERVICES_ROLE`] | one node fires each due time (and it must be able to sign) |
-//! | callbacks | the leader of [`SERVICES_ROLE`] | one node hands each callback off (signed with its key ring) |
-//! | rescuer | the leader of [`MAINTENANCE_ROLE`] | one pass at a time is enough; any node can run it |
-//! | pruner | the leader of [`MAINTENANCE_ROLE`] | the same |
-//!
-//! Two roles, because the leader-only services need different things: the
-//! scheduler and the callbacks sign and publish, so only nodes configured
-//! for that (`signet serve`) stand for [`SERVICES_ROLE`]; the rescuer and
-//! the pruner need only the store, so every node, a worker-only process
-//! included, stands for [`MAINTENANCE_ROLE`]. A deployment of workers alone
-//! (say on one SQLite file) still rescues and prunes, and a worker beside
-//! `signet serve` never runs a second rescuer.
-//!
-//! ```no_run
-//! # async fn demo(store: std::sync::Arc<dyn signet_store::Store>, worker: signet_runtime::Worker) -> Result<(), signet_runtime::RuntimeError> {
-//! use signet_runtime::{Node, Pruner, Rescuer, Shutdown};
-//!
-//! let (rescue, prune) = (store.clone(), store.clone());
-//! let node = Node::builder(store, signet_runtime::default_node_id())
-//!     .worker(worker)
-//!     .rescuer(move || Rescuer::new(rescue.clone()))
-//!     .pruner(move || Pruner::new(prune.clone()))
-//!     .build();
-//! let shutdown = Shutdown::new();
-//! node.run(shutdown.signal()).await?;
-//! # Ok(()) }
-//! ```
+//! The node: the background services of one process, and where each runs
+//! (documented on [`Node`]).
 
 use std::fmt;
 use std::future::Future;
@@ -228,8 +196,41 @@ impl NodeBuilder {
     }
 }
 
-/// The background services of one process, each where it belongs (see the
-/// module docs). Build with [`Node::builder`], start with [`Node::run`].
+/// The background services of one process, each where it belongs. Build
+/// with [`Node::builder`], start with [`Node::run`].
+///
+/// | service | runs on | why |
+/// |---|---|---|
+/// | workers | every node that has them | claims hand each task to one worker; more nodes, more capacity |
+/// | dispatcher | every node that has one | claims hand each delivery to one node |
+/// | queue-depth reporter | every node | each node's `/metrics` shows the gauge |
+/// | scheduler | the leader of [`SERVICES_ROLE`] | one node fires each due time (and it must be able to sign) |
+/// | callbacks | the leader of [`SERVICES_ROLE`] | one node hands each callback off (signed with its key ring) |
+/// | rescuer | the leader of [`MAINTENANCE_ROLE`] | one pass at a time is enough; any node can run it |
+/// | pruner | the leader of [`MAINTENANCE_ROLE`] | the same |
+///
+/// Two roles, because the leader-only services need different things: the
+/// scheduler and the callbacks sign and publish, so only nodes configured
+/// for that (`signet serve`) stand for [`SERVICES_ROLE`]; the rescuer and
+/// the pruner need only the store, so every node, a worker-only process
+/// included, stands for [`MAINTENANCE_ROLE`]. A deployment of workers alone
+/// (say on one SQLite file) still rescues and prunes, and a worker beside
+/// `signet serve` never runs a second rescuer.
+///
+/// ```no_run
+/// # async fn demo(store: std::sync::Arc<dyn signet_store::Store>, worker: signet_runtime::Worker) -> Result<(), signet_runtime::RuntimeError> {
+/// use signet_runtime::{Node, Pruner, Rescuer, Shutdown};
+///
+/// let (rescue, prune) = (store.clone(), store.clone());
+/// let node = Node::builder(store, signet_runtime::default_node_id())
+///     .worker(worker)
+///     .rescuer(move || Rescuer::new(rescue.clone()))
+///     .pruner(move || Pruner::new(prune.clone()))
+///     .build();
+/// let shutdown = Shutdown::new();
+/// node.run(shutdown.signal()).await?;
+/// # Ok(()) }
+/// ```
 pub struct Node {
     node_id: String,
     every_node: Vec<(String, EveryNodeStart)>,
