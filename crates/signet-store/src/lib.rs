@@ -1,8 +1,8 @@
 //! `signet-store`: Signet's domain types and the storage seam.
 //!
 //! Backends (`signet-sqlite`, `signet-postgres`) implement [`Store`] and run
-//! the conformance suite `testkit::exercise()` (feature `testkit`), which
-//! every backend must pass unchanged.
+//! the conformance suite `testkit` (feature `testkit`; one test per check
+//! through `conformance_tests!`), which every backend must pass unchanged.
 #![warn(missing_docs)]
 
 pub mod delivery;

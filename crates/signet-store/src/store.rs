@@ -18,7 +18,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// A durable task store.
 ///
-/// Contract shared by all backends (checked by `exercise()`):
+/// Contract shared by all backends (checked by the conformance suite, `testkit`):
 /// - an operation that returns `Ok` is durable; one that returns `Err`
 ///   changed nothing;
 /// - the signed envelope and signature are stored byte for byte and never

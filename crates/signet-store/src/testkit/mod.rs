@@ -3,8 +3,7 @@
 //! A backend implements [`Harness`] (how to make a fresh, empty store) and
 //! generates one test per [`Check`] with
 //! [`conformance_tests!`](crate::conformance_tests), so that each check
-//! passes, fails or skips under its own name. [`exercise`] runs every check
-//! in one call instead; [`run_check`] runs one.
+//! passes, fails or skips under its own name; [`run_check`] runs one.
 //!
 //! This file is the index: the harness, the list of checks, and the
 //! fixtures several concerns share. The checks themselves live one file per
@@ -79,7 +78,7 @@ pub trait Harness: Send + Sync {
     async fn cleanup(&self) {}
 }
 
-/// The one list of checks, in the order [`exercise`] runs them: each entry
+/// The one list of checks: each entry
 /// is `Variant => concern_file::function: "what it checks",`; the function
 /// name is the check's name and the name of its test.
 ///
@@ -141,7 +140,7 @@ macro_rules! define_checks {
         }
 
         impl Check {
-            /// Every check, in the order [`exercise`] runs them.
+            /// Every check, in the order they are listed.
             pub const ALL: &'static [Check] = &[$(Check::$variant,)*];
 
             /// The check's name, which is also the name of its test.
@@ -240,15 +239,6 @@ pub async fn run_check(harness: &dyn Harness, check: Check) {
     // Best effort: the check may have closed it already (`close`).
     let _ = store.close().await;
     harness.cleanup().await;
-}
-
-/// Runs every check with [`run_check`], in order. Panics on the first
-/// failure; [`conformance_tests!`](crate::conformance_tests) names each
-/// check as a test of its own instead.
-pub async fn exercise(harness: &dyn Harness) {
-    for &check in Check::ALL {
-        run_check(harness, check).await;
-    }
 }
 
 // ---------------------------------------------------------------------------
