@@ -142,9 +142,6 @@ impl MessageProducer {
                 "this server has no signing key, and messages without a target are signed with the server's key ring; set SIGNET_SIGNING_KEYS (HMAC, which Standard Webhooks libraries verify) or name a target",
             ));
         }
-        if let Some(key) = &options.idempotency_key {
-            rules::idempotency_key(key)?;
-        }
         let schedule = spec.retry_schedule(&self.retry);
         let max_attempts = options
             .max_attempts
@@ -170,6 +167,7 @@ impl MessageProducer {
             priority: 0,
             idempotency_key: options.idempotency_key,
         };
+        // The task rules, the idempotency key and the callback URL included.
         task.check_rules(now)?;
         self.producer.sign_task(&mut task)?;
         let mut out = self.producer.store_batch(vec![task], now).await?;
