@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use signet_store::{CatchUp, Enqueued, ScheduleRecord, Store, StoreError};
 
-use super::cron::CronSchedule;
+use super::cron::{off_runtime, CronSchedule};
 use super::template::{fire_key, SchedulePayload};
 use crate::clock::{duration_ms, Clock, SystemClock};
 use crate::error::RuntimeError;
@@ -160,7 +160,7 @@ impl Scheduler {
     async fn process(&self, mut schedule: ScheduleRecord, now: i64, report: &mut PassReport) {
         let span_name = schedule.name.clone();
         let (cron, payload) = match (
-            CronSchedule::parse(&schedule.cron, &schedule.timezone),
+            CronSchedule::parse_stored(&schedule.cron, &schedule.timezone),
             SchedulePayload::from_stored(&schedule.payload, &schedule.id),
         ) {
             (Ok(cron), Ok(payload)) => (cron, payload),
@@ -187,16 +187,27 @@ impl Scheduler {
             let Some(due) = schedule.next_fire_at_ms.filter(|d| *d <= now) else {
                 return;
             };
-            let (fire, next) = if due < horizon {
+            let missed = due < horizon;
+            let next = {
+                let cron = cron.clone();
                 // Missed: everything before the grace window.
-                let next = cron.next_at_or_after(horizon);
-                match schedule.catch_up {
-                    CatchUp::Skip => (false, next),
-                    CatchUp::Once => (true, next),
-                }
-            } else {
-                (true, cron.next_after(due))
+                off_runtime(move || {
+                    if missed {
+                        cron.next_at_or_after(horizon)
+                    } else {
+                        cron.next_after(due)
+                    }
+                })
+                .await
             };
+            let next = match next {
+                Ok(next) => next,
+                Err(e) => {
+                    tracing::warn!(schedule = %schedule.name, error = %e, "could not compute the next due time; will retry next pass");
+                    return;
+                }
+            };
+            let fire = !missed || schedule.catch_up == CatchUp::Once;
             if fire {
                 match self.fire(&schedule, &payload, due).await {
                     Ok(Fire::Created) => {

@@ -10,7 +10,7 @@ use serde_json::value::RawValue;
 use signet_store::rules::{self, FieldError};
 use signet_store::{CatchUp, ScheduleId, ScheduleRecord, Store, StoreError};
 
-use super::cron::{CronSchedule, DEFAULT_TIMEZONE};
+use super::cron::{off_runtime, CronSchedule, DEFAULT_TIMEZONE};
 use super::template::SchedulePayload;
 use crate::clock::{Clock, SystemClock};
 use crate::error::RuntimeError;
@@ -112,8 +112,7 @@ impl ScheduleService {
         let now = self.clock.now_ms();
         rules::schedule_name(&new.name)?;
         let timezone = new.timezone.unwrap_or_else(|| DEFAULT_TIMEZONE.to_owned());
-        let cron = CronSchedule::parse(&new.cron, &timezone)?;
-        let next = cron.check_fires_after(now)?;
+        let (cron, next) = first_due(new.cron.clone(), timezone.clone(), now).await?;
         new.payload.validate()?;
         self.check_target(&new.payload).await?;
         let record = ScheduleRecord {
@@ -155,10 +154,12 @@ impl ScheduleService {
         if let Some(tz) = patch.timezone {
             record.timezone = tz;
         }
-        let cron = CronSchedule::parse(&record.cron, &record.timezone)?;
         if timing_changed {
+            let (cron, next) = first_due(record.cron.clone(), record.timezone.clone(), now).await?;
             record.cron = cron.expression().to_owned();
-            record.next_fire_at_ms = Some(cron.check_fires_after(now)?);
+            record.next_fire_at_ms = Some(next);
+        } else {
+            CronSchedule::parse_stored(&record.cron, &record.timezone)?;
         }
         if let Some(payload) = patch.payload {
             payload.validate()?;
@@ -198,8 +199,12 @@ impl ScheduleService {
         }
         let now = self.clock.now_ms();
         if !paused {
-            let cron = CronSchedule::parse(&record.cron, &record.timezone)?;
-            record.next_fire_at_ms = Some(cron.check_fires_after(now)?);
+            let (cron, timezone) = (record.cron.clone(), record.timezone.clone());
+            let next = off_runtime(move || {
+                CronSchedule::parse_stored(&cron, &timezone)?.check_fires_after(now)
+            })
+            .await??;
+            record.next_fire_at_ms = Some(next);
         }
         record.paused = paused;
         record.updated_at_ms = now;
@@ -241,13 +246,22 @@ impl ScheduleService {
         Ok(self.store.list_schedules().await?)
     }
 
+    /// [`ScheduleService::upcoming`] computed off the async runtime: what a
+    /// request handler calls.
+    pub async fn next_due(record: &ScheduleRecord) -> Result<Vec<i64>, RuntimeError> {
+        let record = record.clone();
+        off_runtime(move || Self::upcoming(&record)).await
+    }
+
     /// The due times shown for a schedule: its next one and those after it,
     /// up to [`UPCOMING_SHOWN`], in unix ms; none while it is paused.
+    /// Bounded work, but CPU work: async callers use
+    /// [`ScheduleService::next_due`].
     pub fn upcoming(record: &ScheduleRecord) -> Vec<i64> {
         match (record.paused, record.next_fire_at_ms) {
             (false, Some(next)) => {
                 let mut times = vec![next];
-                if let Ok(cron) = CronSchedule::parse(&record.cron, &record.timezone) {
+                if let Ok(cron) = CronSchedule::parse_stored(&record.cron, &record.timezone) {
                     times.extend(cron.upcoming(next, UPCOMING_SHOWN - 1));
                 }
                 times
@@ -283,6 +297,21 @@ impl ScheduleService {
         }
         Ok(())
     }
+}
+
+/// Parses `cron` in `timezone` and finds its first due time after `now`,
+/// off the async runtime.
+async fn first_due(
+    cron: String,
+    timezone: String,
+    now: i64,
+) -> Result<(CronSchedule, i64), RuntimeError> {
+    off_runtime(move || {
+        let cron = CronSchedule::parse(&cron, &timezone)?;
+        let next = cron.check_fires_after(now)?;
+        Ok((cron, next))
+    })
+    .await?
 }
 
 /// The target a message names, if it parses and names one.
