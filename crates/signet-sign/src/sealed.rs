@@ -76,6 +76,14 @@ pub const MIN_SEALED_LEN: usize = HEADER_LEN + TAG_LEN;
 /// The HMAC message whose output is the master key's fingerprint.
 const FINGERPRINT_LABEL: &[u8] = b"signet master key check";
 
+/// The HMAC message that derives, from the master key, the key of secret
+/// fingerprints ([`MasterKey::fingerprint_secret`]).
+const SECRET_FINGERPRINT_LABEL: &[u8] = b"signet secret fingerprint v1";
+
+/// How a keyed secret fingerprint starts ([`MasterKey::fingerprint_secret`]);
+/// a stored fingerprint without it is a legacy unkeyed one.
+pub const KEYED_FINGERPRINT_PREFIX: &str = "hmac:";
+
 /// The associated data and plaintext of the start-up check blob.
 const CHECK_AAD: &[u8] = b"signet master key check blob";
 const CHECK_PLAINTEXT: &[u8] = b"signet master key ok";
@@ -150,12 +158,41 @@ impl MasterKey {
     }
 
     fn fingerprint_bytes(&self) -> [u8; 32] {
+        self.hmac(&[FINGERPRINT_LABEL])
+    }
+
+    /// A keyed fingerprint of a secret sealed for `owner` (the owning row's
+    /// id), safe to log, store and show: `hmac:` + the first 8 bytes, in
+    /// hex, of HMAC-SHA256(k, u32be(len(owner)) ‖ owner ‖ secret), where
+    /// k = HMAC-SHA256(master key, "signet secret fingerprint v1").
+    ///
+    /// Keyed, so a fingerprint read from the database or an API response
+    /// cannot confirm a guessed secret offline without the master key; and
+    /// bound to the owner, so two targets sharing a secret do not show it
+    /// by sharing a fingerprint.
+    pub fn fingerprint_secret(&self, owner: &[u8], secret: &[u8]) -> String {
+        let key = Zeroizing::new(self.hmac(&[SECRET_FINGERPRINT_LABEL]));
+        let owner_len = u32::try_from(owner.len()).unwrap_or(u32::MAX).to_be_bytes();
+        let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(key.as_slice()) {
+            Ok(mac) => mac,
+            Err(_) => unreachable!("HMAC-SHA256 accepts a key of any length"),
+        };
+        mac.update(&owner_len);
+        mac.update(owner);
+        mac.update(secret);
+        let out: [u8; 32] = mac.finalize().into_bytes().into();
+        format!("{KEYED_FINGERPRINT_PREFIX}{}", hex::encode(&out[..8]))
+    }
+
+    fn hmac(&self, parts: &[&[u8]]) -> [u8; 32] {
         // HMAC accepts keys of any length, so `new_from_slice` cannot fail.
         let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(&self.bytes) {
             Ok(mac) => mac,
             Err(_) => unreachable!("HMAC-SHA256 accepts a key of any length"),
         };
-        mac.update(FINGERPRINT_LABEL);
+        for part in parts {
+            mac.update(part);
+        }
         mac.finalize().into_bytes().into()
     }
 
@@ -291,6 +328,23 @@ impl Drop for MasterKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_fingerprints_are_keyed_and_bound_to_the_owner() {
+        let a = MasterKey::from_bytes([1; 32]);
+        let b = MasterKey::from_bytes([2; 32]);
+        let fp = a.fingerprint_secret(b"tgt_1", b"a-human-chosen-secret");
+        assert!(fp.starts_with(KEYED_FINGERPRINT_PREFIX), "{fp}");
+        assert_eq!(fp.len(), KEYED_FINGERPRINT_PREFIX.len() + 16);
+        assert_eq!(fp, a.fingerprint_secret(b"tgt_1", b"a-human-chosen-secret"));
+        // Another master key, another owner, another secret: another print.
+        assert_ne!(fp, b.fingerprint_secret(b"tgt_1", b"a-human-chosen-secret"));
+        assert_ne!(fp, a.fingerprint_secret(b"tgt_2", b"a-human-chosen-secret"));
+        assert_ne!(fp, a.fingerprint_secret(b"tgt_1", b"another-secret"));
+        // Not the unkeyed SHA-256 print a guess could be checked against.
+        let unkeyed = crate::key::fingerprint(b"a-human-chosen-secret");
+        assert!(!unkeyed.ends_with(&fp[KEYED_FINGERPRINT_PREFIX.len()..]));
+    }
 
     #[test]
     fn layout_is_as_documented() {

@@ -620,8 +620,16 @@ pub fn target_name(name: &str) -> RuleResult {
 }
 
 /// A target secret a caller chose: [`MIN_SECRET_LEN`] to [`MAX_SECRET_LEN`]
-/// visible ASCII characters. The error never quotes it.
+/// visible ASCII characters. A secret in a Standard Webhooks form must also
+/// decode to a key that can sign: `whsec_` + base64 of at least
+/// [`signet_sign::config::MIN_HMAC_SECRET_LEN`] bytes, or a `whsk_` Ed25519
+/// private key; a `whpk_` public key cannot sign. (A secret without a
+/// prefix is another system's secret, used as-is by the profiles that
+/// take one.) The error never quotes it.
 pub fn target_secret(text: &str) -> RuleResult {
+    use signet_sign::standard::{
+        parse_secret, ED25519_PUBLIC_PREFIX, ED25519_SECRET_PREFIX, HMAC_SECRET_PREFIX,
+    };
     let ok = (MIN_SECRET_LEN..=MAX_SECRET_LEN).contains(&text.len())
         && text.bytes().all(|b| b.is_ascii_graphic());
     if !ok {
@@ -629,6 +637,41 @@ pub fn target_secret(text: &str) -> RuleResult {
             "secret",
             format!("must be {MIN_SECRET_LEN} to {MAX_SECRET_LEN} visible ASCII characters without spaces (or leave it out to have one generated)"),
         ));
+    }
+    if text.starts_with(ED25519_PUBLIC_PREFIX) {
+        return Err(FieldError::new(
+            "secret",
+            "is a whpk_ public key, which cannot sign; give the whsk_ private key or a whsec_ secret",
+        ));
+    }
+    let min = signet_sign::config::MIN_HMAC_SECRET_LEN;
+    let form = [HMAC_SECRET_PREFIX, ED25519_SECRET_PREFIX]
+        .into_iter()
+        .find(|p| text.starts_with(p));
+    if let Some(form) = form {
+        match parse_secret(text) {
+            Ok(signet_sign::KeyMaterial::Hmac(key)) if key.len() < min => {
+                return Err(FieldError::new(
+                    "secret",
+                    format!(
+                        "decodes to {} bytes; a whsec_ secret must hold at least {min} (leave it out to have one of 32 generated)",
+                        key.len()
+                    ),
+                ));
+            }
+            Ok(_) => {}
+            Err(_) => {
+                let what = if form == HMAC_SECRET_PREFIX {
+                    format!("whsec_ followed by the standard base64 of at least {min} bytes")
+                } else {
+                    "whsk_ followed by the standard base64 of an Ed25519 seed and public key (64 bytes)".to_owned()
+                };
+                return Err(FieldError::new(
+                    "secret",
+                    format!("starts with {form} but does not decode; it must be {what} (leave it out to have one generated)"),
+                ));
+            }
+        }
     }
     Ok(())
 }
@@ -645,13 +688,21 @@ pub fn target_limit(field: &str, value: Option<u32>) -> RuleResult {
     }
 }
 
-/// A target's `url_prefix`, when set: an [`http_url`], `https://` when the
-/// target is `https_only`.
+/// A target's `url_prefix`, when set: an [`http_url`] without a query,
+/// `https://` when the target is `https_only`. It is compared as an origin
+/// plus a path on segment boundaries (the runtime's `targets::check_url`),
+/// so a query has no place in it.
 pub fn target_url_prefix(prefix: Option<&str>, https_only: bool) -> RuleResult {
     let Some(prefix) = prefix else {
         return Ok(());
     };
     let url = http_url("url_prefix", prefix)?;
+    if url.query().is_some() {
+        return Err(FieldError::new(
+            "url_prefix",
+            "has a ?query; a prefix is a scheme, host, port and path (messages may add any query)",
+        ));
+    }
     if https_only && url.scheme() != "https" {
         return Err(FieldError::new(
             "url_prefix",
@@ -747,6 +798,35 @@ mod tests {
         }
         let long = format!("https://example.com/{}", "a".repeat(MAX_URL_LEN));
         assert!(callback_url(&long).is_err());
+    }
+
+    #[test]
+    fn target_prefixes_take_no_query() {
+        assert!(target_url_prefix(Some("https://a.example/hooks"), true).is_ok());
+        let e = target_url_prefix(Some("https://a.example/h?x=1"), false).unwrap_err();
+        assert!(e.message().contains("?query"), "{e}");
+    }
+
+    #[test]
+    fn target_secrets_in_a_standard_form_must_decode() {
+        // Accepted before, then every publish to the target failed.
+        for bad in [
+            "whsec_!!!!!!!!!!!!!!!!",
+            "whsec_c2hvcnQtc2VjcmV0", // 12 bytes
+            "whsk_bm90LWFuLWVkMjU1MTkta2V5LWF0LWFsbA==",
+            "whpk_11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
+        ] {
+            let e = target_secret(bad).unwrap_err();
+            assert_eq!(e.field(), "secret");
+            assert!(!e.message().contains(&bad[6..]), "{e}");
+        }
+        for good in [
+            "whsec_c2VydmVyLXRlc3QtdGFyZ2V0LXNlY3JldC0zMi1ieXRlcyE=",
+            "not-base64-github-secret!!",
+            "a-plain-shared-secret-1234",
+        ] {
+            assert_eq!(target_secret(good), Ok(()), "{good}");
+        }
     }
 
     #[test]

@@ -26,7 +26,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use signet_sign::sealed::{MasterKey, MASTER_KEY_VAR};
+use signet_sign::sealed::{MasterKey, KEYED_FINGERPRINT_PREFIX, MASTER_KEY_VAR};
 use signet_store::rules;
 use signet_store::{Store, StoreError, TargetId, TargetRecord};
 
@@ -162,6 +162,11 @@ impl TargetService {
     /// [`RuntimeError::MasterKey`] naming the first target that does not
     /// open (a wrong key, or targets but no key). Returns how many targets
     /// were checked.
+    ///
+    /// A target whose stored fingerprint is a legacy unkeyed one
+    /// (`sha256:…`, which can confirm a guessed secret offline) gets its
+    /// keyed fingerprint (`hmac:…`) written here, so the unkeyed ones are
+    /// gone after the first start of this version.
     pub async fn verify_master_key(&self) -> Result<usize, RuntimeError> {
         let targets = self.inner.store.list_targets().await?;
         if targets.is_empty() {
@@ -191,7 +196,52 @@ impl TargetService {
                 return Err(RuntimeError::MasterKey(why));
             }
         }
+        for t in &targets {
+            if !t.secret_fingerprint.starts_with(KEYED_FINGERPRINT_PREFIX) {
+                self.upgrade_fingerprint(master, t).await?;
+            }
+        }
         Ok(targets.len())
+    }
+
+    /// Replaces a target's legacy unkeyed fingerprint with the keyed one of
+    /// its current secret. Serialised with rotations in this process; a
+    /// target changed since it was read (another node rotated it, and wrote
+    /// a keyed fingerprint) is left alone.
+    async fn upgrade_fingerprint(
+        &self,
+        master: &MasterKey,
+        read: &TargetRecord,
+    ) -> Result<(), RuntimeError> {
+        let _guard = self.inner.rotation.lock().await;
+        let Some(mut t) = self.inner.store.target(&read.id).await? else {
+            return Ok(());
+        };
+        if t.sealed_secrets != read.sealed_secrets
+            || t.secret_fingerprint.starts_with(KEYED_FINGERPRINT_PREFIX)
+        {
+            return Ok(());
+        }
+        let secrets = open(master, &t)?;
+        let Some(current) = secrets.current() else {
+            return Ok(());
+        };
+        t.secret_fingerprint = current.fingerprint(master, &t.id);
+        self.inner.store.update_target(t.clone()).await?;
+        self.bump();
+        tracing::info!(target_id = %t.id, name = %t.name, fingerprint = %t.secret_fingerprint, "target secret fingerprint upgraded to a keyed one");
+        Ok(())
+    }
+
+    /// The fingerprint `secret` has (or would have) as a secret of target
+    /// `target_id`: keyed by the master key, see
+    /// [`TargetSecret::fingerprint`].
+    pub fn fingerprint(
+        &self,
+        target_id: &str,
+        secret: &TargetSecret,
+    ) -> Result<String, RuntimeError> {
+        Ok(secret.fingerprint(self.master()?, target_id))
     }
 
     /// A target by id (`tgt_…`) or, failing that, by name.
@@ -237,11 +287,11 @@ impl TargetService {
         let id = TargetId::generate().to_string();
         let sealed = seal(master, &id, &[(&secret, None)])?;
         let record = TargetRecord {
+            secret_fingerprint: secret.fingerprint(master, &id),
             id,
             name: new.name,
             url_prefix: new.url_prefix,
             sealed_secrets: sealed,
-            secret_fingerprint: secret.fingerprint(),
             rate_limit_per_s: new.rate_limit_per_s,
             max_concurrency: new.max_concurrency,
             https_only: new.https_only,
@@ -313,7 +363,7 @@ impl TargetService {
             }
         }
         t.sealed_secrets = seal(master, &t.id, &entries)?;
-        t.secret_fingerprint = secret.fingerprint();
+        t.secret_fingerprint = secret.fingerprint(master, &t.id);
         t.updated_at_ms = now.max(t.updated_at_ms);
         self.inner.store.update_target(t.clone()).await?;
         self.bump();
@@ -345,7 +395,19 @@ impl TargetService {
 }
 
 /// Whether `url` may be used with `target` (its `url_prefix` and
-/// `https_only`); the error names the rule.
+/// `https_only`); the error names the rule and, for the prefix, what does
+/// not match (scheme, host, port or path).
+///
+/// A `url_prefix` is an origin and a path, not a string prefix: the scheme,
+/// host and port must be equal (a default port counts as given, so
+/// `https://a.example` and `https://a.example:443` are one origin), and the
+/// path must be the prefix's path or lie under it on a segment boundary
+/// (`/hooks` admits `/hooks` and `/hooks/x`, not `/hooksevil`). As a plain
+/// string prefix, `http://localhost` admitted `http://localhost.evil.example/`
+/// and `http://127.0.0.1:1889` admitted port 18894, so a publish key could
+/// make a target's secret sign requests to other hosts. A query in a
+/// prefix (only a row stored before prefixes were refused one could have
+/// it) must be matched exactly.
 pub(crate) fn check_url(target: &TargetRecord, url: &url::Url) -> Result<(), String> {
     if target.https_only && url.scheme() != "https" {
         return Err(format!(
@@ -354,13 +416,123 @@ pub(crate) fn check_url(target: &TargetRecord, url: &url::Url) -> Result<(), Str
             url.scheme()
         ));
     }
-    if let Some(prefix) = &target.url_prefix {
-        if !url.as_str().starts_with(prefix.as_str()) {
-            return Err(format!(
-                "the URL does not start with target {}'s url_prefix {prefix}",
-                target.name
-            ));
+    let Some(prefix_text) = &target.url_prefix else {
+        return Ok(());
+    };
+    let refuse = |what: &str, got: String, want: String| {
+        Err(format!(
+            "the URL's {what} {got} does not match target {}'s url_prefix {prefix_text} ({what} {want})",
+            target.name
+        ))
+    };
+    let Ok(prefix) = url::Url::parse(prefix_text) else {
+        return Err(format!(
+            "target {}'s url_prefix {prefix_text} is not a URL; fix it (PATCH the target) before publishing to it",
+            target.name
+        ));
+    };
+    if url.scheme() != prefix.scheme() {
+        return refuse(
+            "scheme",
+            format!("{}://", url.scheme()),
+            format!("{}://", prefix.scheme()),
+        );
+    }
+    if url.host() != prefix.host() {
+        let show = |u: &url::Url| u.host_str().unwrap_or("(none)").to_owned();
+        return refuse("host", show(url), show(&prefix));
+    }
+    if url.port_or_known_default() != prefix.port_or_known_default() {
+        let show = |u: &url::Url| {
+            u.port_or_known_default()
+                .map_or_else(|| "(none)".to_owned(), |p| p.to_string())
+        };
+        return refuse("port", show(url), show(&prefix));
+    }
+    if !path_within(url.path(), prefix.path()) {
+        return refuse(
+            "path",
+            url.path().to_owned(),
+            format!("{} or below it", prefix.path()),
+        );
+    }
+    if let Some(query) = prefix.query() {
+        if url.query() != Some(query) {
+            return refuse(
+                "query",
+                url.query().unwrap_or("(none)").to_owned(),
+                query.to_owned(),
+            );
         }
     }
     Ok(())
+}
+
+/// Whether `path` is `prefix` or below it on a segment boundary. A prefix
+/// ending in `/` (the root included) admits everything under it.
+fn path_within(path: &str, prefix: &str) -> bool {
+    if prefix.ends_with('/') {
+        return path.starts_with(prefix);
+    }
+    path == prefix
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(prefix: &str) -> TargetRecord {
+        TargetRecord {
+            id: TargetId::generate().to_string(),
+            name: "t".into(),
+            url_prefix: Some(prefix.into()),
+            sealed_secrets: Vec::new(),
+            secret_fingerprint: String::new(),
+            rate_limit_per_s: None,
+            max_concurrency: None,
+            https_only: false,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        }
+    }
+
+    fn check(prefix: &str, url: &str) -> Result<(), String> {
+        check_url(&target(prefix), &url::Url::parse(url).unwrap())
+    }
+
+    #[test]
+    fn url_prefixes_compare_origin_and_path_segments() {
+        // What a string prefix let through: another host, another port,
+        // a sibling path.
+        let e = check("http://localhost", "http://localhost.evil.example/").unwrap_err();
+        assert!(e.contains("host localhost.evil.example"), "{e}");
+        let e = check("http://127.0.0.1:1889", "http://127.0.0.1:18894/").unwrap_err();
+        assert!(e.contains("port 18894"), "{e}");
+        let e = check("https://a.example/hooks", "https://a.example/hooksevil").unwrap_err();
+        assert!(e.contains("path /hooksevil"), "{e}");
+        let e = check("https://a.example/", "http://a.example/").unwrap_err();
+        assert!(e.contains("scheme http://"), "{e}");
+        let e = check("https://a.example/", "https://a.example.evil/").unwrap_err();
+        assert!(e.contains("host"), "{e}");
+        assert!(check("https://a.example/hooks/", "https://a.example/hooks").is_err());
+        assert!(check("https://a.example/h?x=1", "https://a.example/h?x=2").is_err());
+        // What it must admit.
+        for (prefix, url) in [
+            ("http://localhost", "http://localhost/"),
+            ("http://localhost", "http://localhost/any/path?q=1"),
+            ("http://127.0.0.1:1889", "http://127.0.0.1:1889/x"),
+            ("https://a.example/hooks", "https://a.example/hooks"),
+            ("https://a.example/hooks", "https://a.example/hooks/orders"),
+            ("https://a.example/hooks/", "https://a.example/hooks/orders"),
+            ("https://A.Example:443/", "https://a.example/x"),
+            ("https://a.example/", "https://a.example:443/x"),
+            ("http://a.example:80", "http://a.example/x"),
+            ("https://a.example/h?x=1", "https://a.example/h?x=1"),
+        ] {
+            assert_eq!(check(prefix, url), Ok(()), "{prefix} should admit {url}");
+        }
+    }
 }

@@ -47,9 +47,13 @@ impl TargetSecret {
         &self.0
     }
 
-    /// A loggable, non-reversible fingerprint (`sha256:` + 16 hex digits).
-    pub fn fingerprint(&self) -> String {
-        signet_sign::key::fingerprint(self.0.as_bytes())
+    /// A loggable, non-reversible fingerprint keyed by the master key and
+    /// bound to the target (`hmac:` + 16 hex digits, see
+    /// [`MasterKey::fingerprint_secret`]): it cannot confirm a guessed
+    /// secret without the master key, and equal secrets of two targets
+    /// print differently.
+    pub fn fingerprint(&self, master: &MasterKey, target_id: &str) -> String {
+        master.fingerprint_secret(target_id.as_bytes(), self.0.as_bytes())
     }
 
     fn duplicate(&self) -> Self {
@@ -59,9 +63,7 @@ impl TargetSecret {
 
 impl fmt::Debug for TargetSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("TargetSecret")
-            .field(&self.fingerprint())
-            .finish()
+        f.write_str("TargetSecret(<redacted>)")
     }
 }
 
@@ -100,7 +102,7 @@ impl TargetSecrets {
 impl fmt::Debug for TargetSecrets {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list()
-            .entries(self.entries.iter().map(|(s, e)| (s.fingerprint(), e)))
+            .entries(self.entries.iter().map(|(s, e)| (s, e)))
             .finish()
     }
 }
@@ -217,11 +219,28 @@ mod tests {
     }
 
     #[test]
-    fn debug_shows_only_the_fingerprint() {
+    fn debug_shows_nothing_of_the_secret() {
         let s = TargetSecret::parse("my-very-secret-value-123").unwrap();
         let d = format!("{s:?}");
         assert!(!d.contains("my-very-secret"), "{d}");
-        assert!(d.contains("sha256:"), "{d}");
+        // Not even the unkeyed print, which would confirm a guess offline.
+        let unkeyed = signet_sign::key::fingerprint(s.expose_secret().as_bytes());
+        assert!(!d.contains(&unkeyed), "{d}");
+        assert_eq!(d, "TargetSecret(<redacted>)");
+    }
+
+    #[test]
+    fn fingerprints_are_keyed_and_per_target() {
+        let key = MasterKey::from_bytes([3; 32]);
+        let s = TargetSecret::parse("my-very-secret-value-123").unwrap();
+        let fp = s.fingerprint(&key, "tgt_a");
+        assert!(fp.starts_with("hmac:"), "{fp}");
+        assert_ne!(fp, s.fingerprint(&key, "tgt_b"));
+        assert_ne!(fp, s.fingerprint(&MasterKey::from_bytes([4; 32]), "tgt_a"));
+        assert_ne!(
+            fp,
+            signet_sign::key::fingerprint(s.expose_secret().as_bytes())
+        );
     }
 
     #[test]
@@ -248,7 +267,7 @@ mod tests {
             name: "t".into(),
             url_prefix: None,
             sealed_secrets: sealed,
-            secret_fingerprint: b.fingerprint(),
+            secret_fingerprint: b.fingerprint(&key, &id),
             rate_limit_per_s: None,
             max_concurrency: None,
             https_only: false,

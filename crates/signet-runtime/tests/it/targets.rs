@@ -67,7 +67,11 @@ async fn a_rotation_with_deliveries_in_flight_loses_none() {
         .await
         .unwrap();
     assert_ne!(new.expose_secret(), old.expose_secret());
-    assert_eq!(rotated.secret_fingerprint, new.fingerprint());
+    assert_eq!(
+        rotated.secret_fingerprint,
+        s.targets.fingerprint(&t.id, &new).unwrap()
+    );
+    assert!(rotated.secret_fingerprint.starts_with("hmac:"));
     let new_ring = ring_of(new.expose_secret());
 
     s.clock.advance(Duration::from_secs(1));
@@ -414,4 +418,112 @@ async fn publishing_sees_this_process_target_changes_at_once() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("no target"), "{e}");
+}
+
+/// Publishes `url` to target `name`; the refusal's message, if refused.
+async fn publish_refusal(s: &Setup, url: &str, name: &str) -> Option<String> {
+    let m = NewMessage::from_json(&json!({"url": url, "target": name}).to_string()).unwrap();
+    match s.messages.publish(m, None).await {
+        Ok(_) => None,
+        Err(RuntimeError::InvalidField(e)) => {
+            let (field, message) = e.into_parts();
+            assert_eq!(field, "url", "{message}");
+            Some(message)
+        }
+        Err(other) => panic!("{other}"),
+    }
+}
+
+#[tokio::test]
+async fn url_prefixes_are_origins_and_path_segments_at_publish() {
+    let s = Setup::new();
+    for (name, prefix) in [
+        ("local", "http://localhost"),
+        ("port", "http://127.0.0.1:1889"),
+        ("hooks", "https://hooks.example/hooks"),
+    ] {
+        s.targets
+            .create(NewTarget {
+                url_prefix: Some(prefix.into()),
+                ..target(name, None)
+            })
+            .await
+            .unwrap();
+    }
+    // A string prefix let each of these through.
+    let m = publish_refusal(&s, "http://localhost.evil.example/", "local").await;
+    assert!(
+        m.as_deref()
+            .unwrap()
+            .contains("host localhost.evil.example"),
+        "{m:?}"
+    );
+    let m = publish_refusal(&s, "http://127.0.0.1:18894/", "port").await;
+    assert!(m.as_deref().unwrap().contains("port 18894"), "{m:?}");
+    let m = publish_refusal(&s, "https://hooks.example/hooksevil", "hooks").await;
+    assert!(m.as_deref().unwrap().contains("path /hooksevil"), "{m:?}");
+    let m = publish_refusal(&s, "http://hooks.example/hooks/a", "hooks").await;
+    assert!(m.as_deref().unwrap().contains("scheme"), "{m:?}");
+    // The same origins and paths below the prefix are admitted.
+    assert_eq!(
+        publish_refusal(&s, "http://localhost/x", "local").await,
+        None
+    );
+    assert_eq!(
+        publish_refusal(&s, "http://127.0.0.1:1889/", "port").await,
+        None
+    );
+    assert_eq!(
+        publish_refusal(&s, "https://hooks.example:443/hooks/orders?x=1", "hooks").await,
+        None
+    );
+}
+
+#[tokio::test]
+async fn target_secrets_that_cannot_sign_are_refused_at_create_and_rotate() {
+    let s = Setup::new();
+    // `whsec_!!!…` was stored, then every publish to the target failed.
+    for bad in ["whsec_!!!!!!!!!!!!!!!!!!!!", "whsec_c2hvcnQtc2VjcmV0"] {
+        let e = TargetSecret::parse(bad).unwrap_err();
+        match e {
+            RuntimeError::InvalidField(e) => {
+                let (field, message) = e.into_parts();
+                assert_eq!(field, "secret");
+                assert!(message.contains("whsec_"), "{message}");
+            }
+            other => panic!("{other}"),
+        }
+    }
+    // Rotation takes its secret through the same parse; a good one works.
+    let (t, _) = s.targets.create(target("rot", None)).await.unwrap();
+    let good =
+        TargetSecret::parse("whsec_c2VydmVyLXRlc3QtdGFyZ2V0LXNlY3JldC0zMi1ieXRlcyE=").unwrap();
+    s.targets.rotate(&t.id, Some(good), None).await.unwrap();
+}
+
+#[tokio::test]
+async fn legacy_unkeyed_fingerprints_are_replaced_at_start() {
+    let s = Setup::new();
+    let (mut t, secret) = s.targets.create(target("legacy", None)).await.unwrap();
+    let keyed = t.secret_fingerprint.clone();
+    assert!(keyed.starts_with("hmac:"), "{keyed}");
+    // A row written by an earlier version: the unkeyed SHA-256 print.
+    t.secret_fingerprint = signet_sign::key::fingerprint(secret.expose_secret().as_bytes());
+    s.db.store.update_target(t.clone()).await.unwrap();
+    assert_eq!(s.targets.verify_master_key().await.unwrap(), 1);
+    let after = s.db.store.target(&t.id).await.unwrap().unwrap();
+    assert_eq!(after.secret_fingerprint, keyed);
+    // Two targets with one secret do not share a fingerprint.
+    let chosen = "whsec_Y2hvc2VuLXNlY3JldC1ieS10aGUtdXNlci0xMjM0NTY3ODk=";
+    let (a, _) = s
+        .targets
+        .create(target("same-a", Some(chosen)))
+        .await
+        .unwrap();
+    let (b, _) = s
+        .targets
+        .create(target("same-b", Some(chosen)))
+        .await
+        .unwrap();
+    assert_ne!(a.secret_fingerprint, b.secret_fingerprint);
 }
