@@ -12,8 +12,10 @@ use crate::clock::{Clock, SystemClock};
 use crate::periodic::run_every;
 use crate::shutdown::ShutdownSignal;
 
-/// Default time between two rescue passes.
-pub const DEFAULT_RESCUE_INTERVAL: Duration = Duration::from_secs(10);
+/// Default time between two rescue passes. With the dispatcher's 10 s lease
+/// it bounds how long a dead dispatcher's deliveries stay stuck (14 s); a
+/// pass is one indexed update.
+pub const DEFAULT_RESCUE_INTERVAL: Duration = Duration::from_secs(4);
 /// Default most tasks rescued per store call.
 pub const DEFAULT_RESCUE_BATCH: usize = 1000;
 

@@ -22,10 +22,17 @@ use crate::verify::Verifier;
 
 /// Default deliveries in flight at once (all targets together).
 pub const DEFAULT_DELIVERY_CONCURRENCY: usize = 256;
-/// Default lease on a message being delivered.
-pub const DEFAULT_LEASE: Duration = Duration::from_secs(90);
-/// Default time between heartbeats while a delivery waits or runs.
-pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(20);
+/// Default lease on a message being delivered. Short, so the deliveries of
+/// a dispatcher that died (a `serve` killed mid-delivery) are rescued and
+/// sent by another within [`DEFAULT_LEASE`] +
+/// [`DEFAULT_RESCUE_INTERVAL`](crate::DEFAULT_RESCUE_INTERVAL) = 14 s; a
+/// delivery that runs longer keeps its lease by heartbeats. (It was 90 s:
+/// one kill left up to 256 deliveries stuck for 90 s, then sent again.)
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
+/// Default time between heartbeats while a delivery waits or runs: three
+/// heartbeats per lease, so a store stalled for a heartbeat or two does not
+/// lose a live delivery's lease.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(3);
 /// Default longest wait for new messages before claiming again (backends
 /// that can signal new work wake the dispatcher sooner).
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);

@@ -693,3 +693,83 @@ async fn shutdown_releases_deliveries_still_waiting_after_the_grace_period() {
     let row = s.db.task(&id).await;
     assert_eq!((row.state, row.attempt), (TaskState::Available, 0));
 }
+
+/// The bound on how long a killed dispatcher's deliveries stay leased.
+const DEAD_DISPATCHER_BOUND: Duration = Duration::from_secs(15);
+
+#[tokio::test]
+async fn a_dead_dispatchers_deliveries_are_available_again_within_15_s() {
+    use signet_runtime::dispatcher::DEFAULT_LEASE;
+    use signet_runtime::{Rescuer, DEFAULT_RESCUE_INTERVAL};
+    let s = Setup::new();
+    // The receiver never answers in time: deliveries stay in flight.
+    let rx = Receiver::start(|_, _| Answer::status(200).hold(Duration::from_secs(60))).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(s.publish(json!({"url": rx.url(&format!("/d{i}"))})).await);
+    }
+    // Default lease and heartbeat (the dispatcher `serve` runs).
+    let d = RunningDispatcher::start(s.dispatcher().build().unwrap());
+    // Wait (polling, bounded) until all three requests are being answered.
+    tokio::time::timeout(WAIT, async {
+        while rx.max_in_flight() < 3 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("three deliveries in flight");
+    for id in &ids {
+        assert_eq!(s.db.task(id).await.state, TaskState::Running);
+    }
+    // SIGKILL: the dispatcher's futures are dropped; nothing is released
+    // and no heartbeat is sent again.
+    d.handle.abort();
+    let _ = d.handle.await;
+    let rescuer = Rescuer::new(Arc::clone(&s.db.store)).clock(Arc::clone(&s.dyn_clock));
+    s.clock.advance(Duration::from_secs(1));
+    assert_eq!(rescuer.run_once().await.unwrap(), 0, "still leased at 1 s");
+    // The last rescue pass that can come before the bound runs one
+    // interval before it; by then every lease has expired.
+    assert!(DEFAULT_LEASE + DEFAULT_RESCUE_INTERVAL <= DEAD_DISPATCHER_BOUND);
+    s.clock
+        .advance(DEAD_DISPATCHER_BOUND - DEFAULT_RESCUE_INTERVAL - Duration::from_secs(1));
+    assert_eq!(rescuer.run_once().await.unwrap(), 3);
+    for id in &ids {
+        // Claimable again at once.
+        let row = s.db.task(id).await;
+        assert_eq!(row.state, TaskState::Retryable);
+        assert!(row.run_at_ms <= s.clock.now_ms(), "{row:?}");
+        assert_eq!(row.lease_owner, None);
+    }
+}
+
+#[tokio::test]
+async fn a_live_slow_delivery_keeps_its_lease() {
+    use signet_runtime::Rescuer;
+    let s = Setup::new();
+    // Answers after 5 leases: only heartbeats keep the delivery leased.
+    let rx = Receiver::start(|_, _| Answer::status(200).hold(Duration::from_millis(1500))).await;
+    let id = s.publish(json!({"url": rx.url("/slow")})).await;
+    let system: Arc<dyn Clock> = Arc::new(SystemClock);
+    let mut d = RunningDispatcher::start(
+        s.dispatcher()
+            .clock(Arc::clone(&system))
+            .lease(Duration::from_millis(300), Duration::from_millis(100))
+            .build()
+            .unwrap(),
+    );
+    let shutdown = Shutdown::new();
+    let rescuer = tokio::spawn(
+        Rescuer::new(Arc::clone(&s.db.store))
+            .interval(Duration::from_millis(20))
+            .run(shutdown.signal()),
+    );
+    assert_eq!(delivered(&d.next_for(&id).await), 200);
+    shutdown.trigger();
+    rescuer.await.unwrap();
+    assert_eq!(rx.requests().len(), 1, "sent once");
+    let task = s.db.task(&id).await;
+    assert_eq!(task.state, TaskState::Succeeded);
+    assert_eq!(task.attempt, 1);
+    d.stop().await;
+}
