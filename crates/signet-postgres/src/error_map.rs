@@ -36,6 +36,23 @@ pub(crate) fn map_err(context: impl Display, e: tokio_postgres::Error) -> StoreE
             ),
             source: Some(Box::new(e)),
         }
+    } else if *code == SqlState::READ_ONLY_SQL_TRANSACTION
+        || *code == SqlState::INSUFFICIENT_PRIVILEGE
+        || code.code().starts_with("58")
+    {
+        // 25006: a standby or `default_transaction_read_only`; 42501: the
+        // role may not write these tables; 58xxx: an I/O error on the
+        // server.
+        StoreError::Unavailable {
+            message: format!(
+                "{context}: PostgreSQL cannot write ({}: {}); nothing was written. Point \
+                 SIGNET_DATABASE_URL at the primary with a role that may write the Signet tables, \
+                 or fix the server's storage; Signet retries on its own",
+                code.code(),
+                e.as_db_error().map_or("", |d| d.message())
+            ),
+            source: Some(Box::new(e)),
+        }
     } else if *code == SqlState::ADMIN_SHUTDOWN
         || *code == SqlState::CRASH_SHUTDOWN
         || *code == SqlState::CANNOT_CONNECT_NOW
@@ -56,7 +73,14 @@ pub(crate) fn map_err(context: impl Display, e: tokio_postgres::Error) -> StoreE
             e,
         )
     } else {
-        StoreError::backend(format!("{context}: PostgreSQL error"), e)
+        StoreError::backend(
+            format!(
+                "{context}: PostgreSQL error {}: {}",
+                code.code(),
+                e.as_db_error().map_or("", |d| d.message())
+            ),
+            e,
+        )
     }
 }
 

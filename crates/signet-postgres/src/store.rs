@@ -562,6 +562,34 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn check_writable(&self, now_ms: i64) -> StoreResult<()> {
+        // A row written and deleted in one committed transaction: a
+        // read-only server (a standby, `default_transaction_read_only`)
+        // refuses the insert, a full disk the WAL write; nothing is left.
+        let mut client = self.conn().await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| map_err("checking that PostgreSQL can be written", e))?;
+        tx.execute(
+            "INSERT INTO leader_leases (name, holder, term, expires_at_ms) \
+             VALUES ('signet:write-check', 'readyz', 1, $1) \
+             ON CONFLICT (name) DO UPDATE SET expires_at_ms = EXCLUDED.expires_at_ms",
+            &[&now_ms],
+        )
+        .await
+        .map_err(|e| map_err("checking that PostgreSQL can be written", e))?;
+        tx.execute(
+            "DELETE FROM leader_leases WHERE name = 'signet:write-check'",
+            &[],
+        )
+        .await
+        .map_err(|e| map_err("checking that PostgreSQL can be written", e))?;
+        tx.commit()
+            .await
+            .map_err(|e| map_err("checking that PostgreSQL can be written", e))
+    }
+
     async fn close(&self) -> StoreResult<()> {
         self.inner.closed.store(true, Ordering::Release);
         self.inner.listener.stop();

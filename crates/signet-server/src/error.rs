@@ -76,8 +76,11 @@ pub enum AppError {
         /// The limiter's state, for the `X-RateLimit-*` headers.
         info: RateLimitInfo,
     },
-    /// The store is busy, full or closed; retry later (503).
-    #[error("the store is unavailable; retry later")]
+    /// The store is busy, full, read-only or closed; retry later (503).
+    /// When storage cannot be written (full, read-only), the message
+    /// carries the cause and what to do, under the code
+    /// `store_unavailable`.
+    #[error("{}", unavailable_message(.0))]
     Unavailable(#[source] StoreError),
     /// A feature this request needs is not configured on the server (503),
     /// e.g. targets without `SIGNET_MASTER_KEY`. The message names the
@@ -145,6 +148,7 @@ impl AppError {
             AppError::PayloadTooLarge { .. } => "payload_too_large",
             AppError::UnsupportedMediaType(_) => "unsupported_media_type",
             AppError::RateLimited { .. } => "rate_limited",
+            AppError::Unavailable(e) if e.is_storage_unavailable() => "store_unavailable",
             AppError::Unavailable(_) => "unavailable",
             AppError::Timeout(_) => "timeout",
             AppError::NotConfigured(_) => "not_configured",
@@ -161,11 +165,23 @@ impl From<StoreError> for AppError {
             }
             StoreError::Conflict(message) => AppError::Conflict(message),
             StoreError::Invalid(message) => AppError::invalid("request", message),
-            e @ (StoreError::Busy { .. } | StoreError::Full { .. } | StoreError::Closed) => {
-                AppError::Unavailable(e)
-            }
+            e @ (StoreError::Busy { .. }
+            | StoreError::Full { .. }
+            | StoreError::Unavailable { .. }
+            | StoreError::Closed) => AppError::Unavailable(e),
             other => AppError::Internal(Box::new(other)),
         }
+    }
+}
+
+/// What a `503` says: the cause and what to do when storage cannot be
+/// written (it names no secret: the store's own words and a file or
+/// server role at most); a bare "retry later" for a busy moment.
+fn unavailable_message(e: &StoreError) -> String {
+    if e.is_storage_unavailable() {
+        format!("the store cannot write: {e}")
+    } else {
+        "the store is unavailable; retry later".to_owned()
     }
 }
 
@@ -259,5 +275,28 @@ mod tests {
             StoreError::backend("insert", std::io::Error::other("disk /secret/path")).into();
         assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(!e.to_string().contains("/secret/path"));
+    }
+
+    #[test]
+    fn storage_that_cannot_write_is_a_503_with_the_cause() {
+        // A read-only database gave 500 `internal` with no cause.
+        let e: AppError = StoreError::unavailable(
+            "enqueueing: attempt to write a readonly database (SQLite code 8); check permissions",
+        )
+        .into();
+        assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.code(), "store_unavailable");
+        assert!(e.to_string().contains("readonly database"), "{e}");
+        assert!(e.to_string().contains("check permissions"), "{e}");
+        let e: AppError = StoreError::Full {
+            message: "committing: the disk is full; free disk space".into(),
+            source: None,
+        }
+        .into();
+        assert_eq!(e.code(), "store_unavailable");
+        assert!(e.to_string().contains("disk is full"), "{e}");
+        // A busy moment stays a plain retry-later.
+        let e: AppError = StoreError::Closed.into();
+        assert_eq!(e.code(), "unavailable");
     }
 }

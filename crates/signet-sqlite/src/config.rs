@@ -29,6 +29,11 @@ pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_READ_CONNECTIONS: usize = 4;
 /// Default largest number of queued operations the writer commits together.
 pub const DEFAULT_MAX_BATCH: usize = 512;
+/// Size the WAL file is truncated back to after a checkpoint resets it
+/// (`PRAGMA journal_size_limit`), in bytes: the WAL stays small in steady
+/// state, so the space it holds is never what stops the store from
+/// recovering after the disk filled up.
+pub const JOURNAL_SIZE_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
 /// Default page cache of the writer connection, in KiB.
 pub const DEFAULT_CACHE_KIB: u32 = 16 * 1024;
 

@@ -16,11 +16,50 @@ pub(crate) fn map_err(context: impl Display, e: rusqlite::Error) -> StoreError {
             message: full_message(context),
             source: Some(Box::new(e)),
         },
+        Some(code) if unavailable(code) => StoreError::Unavailable {
+            message: unavailable_message(format_args!("{context}: {}", cause(&e))),
+            source: Some(Box::new(e)),
+        },
         Some(ErrorCode::ConstraintViolation) => {
             StoreError::Conflict(format!("{context}: a database constraint refused it ({e})"))
         }
-        _ => StoreError::backend(format!("{context}: SQLite error"), e),
+        _ => StoreError::backend(format!("{context}: {}", cause(&e)), e),
     }
+}
+
+/// SQLite's own words for `e` and its extended result code ("attempt to
+/// write a readonly database (SQLite code 1032)"), so a log line or an
+/// error says what went wrong instead of a bare "SQLite error".
+pub(crate) fn cause(e: &rusqlite::Error) -> String {
+    match e.sqlite_error() {
+        Some(ffi) => {
+            let words = match e {
+                rusqlite::Error::SqliteFailure(_, Some(message)) => message.clone(),
+                _ => ffi.to_string(),
+            };
+            format!("{words} (SQLite code {})", ffi.extended_code)
+        }
+        None => e.to_string(),
+    }
+}
+
+/// Codes meaning the database cannot be written until an operator acts.
+fn unavailable(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::ReadOnly
+            | ErrorCode::PermissionDenied
+            | ErrorCode::CannotOpen
+            | ErrorCode::SystemIoFailure
+    )
+}
+
+fn unavailable_message(what: impl Display) -> String {
+    format!(
+        "{what}; nothing was written. Check that the database file, its directory and \
+         its -wal and -shm files are writable by this user and that the file system is mounted \
+         read-write with space left; Signet retries on its own once they are"
+    )
 }
 
 fn busy_message(context: impl Display) -> String {
@@ -33,7 +72,8 @@ fn busy_message(context: impl Display) -> String {
 
 fn full_message(context: impl Display) -> String {
     format!(
-        "{context}: the disk is full or the database reached its size limit; nothing was written"
+        "{context}: the disk is full or the database reached its size limit; nothing was written. \
+         Free disk space (the WAL is checkpointed and truncated on its own once writes succeed again)"
     )
 }
 
@@ -48,6 +88,7 @@ pub(crate) struct Failure {
 enum FailureKind {
     Busy,
     Full,
+    Unavailable,
     Closed,
     Other,
 }
@@ -58,11 +99,12 @@ impl Failure {
         let kind = match e.sqlite_error_code() {
             Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => FailureKind::Busy,
             Some(ErrorCode::DiskFull) => FailureKind::Full,
+            Some(code) if unavailable(code) => FailureKind::Unavailable,
             _ => FailureKind::Other,
         };
         Self {
             kind,
-            message: format!("{context}: {e}"),
+            message: format!("{context}: {}", cause(e)),
         }
     }
 
@@ -72,6 +114,7 @@ impl Failure {
         let kind = match e {
             StoreError::Busy { .. } => FailureKind::Busy,
             StoreError::Full { .. } => FailureKind::Full,
+            StoreError::Unavailable { .. } => FailureKind::Unavailable,
             _ => FailureKind::Other,
         };
         Self {
@@ -98,6 +141,11 @@ impl Failure {
         }
     }
 
+    /// Whether storage could not be written (full, read-only, I/O).
+    pub(crate) fn is_storage(&self) -> bool {
+        matches!(self.kind, FailureKind::Full | FailureKind::Unavailable)
+    }
+
     /// A fresh error for one operation.
     pub(crate) fn to_error(&self) -> StoreError {
         match self.kind {
@@ -107,6 +155,10 @@ impl Failure {
             },
             FailureKind::Full => StoreError::Full {
                 message: full_message(&self.message),
+                source: None,
+            },
+            FailureKind::Unavailable => StoreError::Unavailable {
+                message: unavailable_message(&self.message),
                 source: None,
             },
             FailureKind::Closed => StoreError::Closed,
@@ -135,5 +187,38 @@ mod tests {
             None,
         );
         assert!(matches!(map_err("enqueue", full), StoreError::Full { .. }));
+    }
+
+    #[test]
+    fn read_only_is_unavailable_and_errors_carry_sqlites_words() {
+        let ro = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY),
+            Some("attempt to write a readonly database".into()),
+        );
+        let e = map_err("enqueue", ro);
+        assert!(matches!(e, StoreError::Unavailable { .. }), "{e:?}");
+        assert!(e.is_storage_unavailable());
+        let text = e.to_string();
+        assert!(
+            text.contains("attempt to write a readonly database"),
+            "{text}"
+        );
+        assert!(text.contains("SQLite code 8"), "{text}");
+        assert!(text.contains("writable"), "{text}");
+        // Anything else names SQLite's cause, not a bare "SQLite error".
+        let other = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+            Some("database disk image is malformed".into()),
+        );
+        let text = map_err("claiming", other).to_string();
+        assert!(text.contains("database disk image is malformed"), "{text}");
+        let failure = Failure::from_sqlite(
+            "committing",
+            &rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY),
+                None,
+            ),
+        );
+        assert!(matches!(failure.to_error(), StoreError::Unavailable { .. }));
     }
 }

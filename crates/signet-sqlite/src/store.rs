@@ -62,6 +62,38 @@ fn pragma(conn: &Connection, name: &str, value: &str) -> StoreResult<()> {
         .map_err(|e| map_err(format!("setting PRAGMA {name}"), e))
 }
 
+/// Creates the database file, when it does not exist yet, readable and
+/// writable by its owner only (0600), before SQLite opens it: SQLite's unix
+/// VFS gives the `-wal` and `-shm` files it creates later the database
+/// file's permissions, so all three are private. (SQLite creating the file
+/// itself made them 0644 under the usual umask: task args, message bodies
+/// and sealed secrets readable by every local user.) An existing file keeps
+/// the permissions it has, so an operator's deliberate choice stands.
+fn create_private(path: &Path) -> StoreResult<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(StoreError::unavailable(format!(
+                "cannot create database file {}: {e}; check that its directory exists and is writable",
+                path.display()
+            ))),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(())
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database at `url` and migrates it.
     ///
@@ -73,6 +105,9 @@ impl SqliteStore {
     /// `spawn_blocking`.
     pub fn open(url: &str, config: SqliteConfig) -> Result<SqliteStore, StoreError> {
         let location = parse_url(url)?;
+        if let Location::File(path) = &location {
+            create_private(path)?;
+        }
         let mut conn = match &location {
             Location::File(path) => Connection::open_with_flags(
                 path,
@@ -101,6 +136,11 @@ impl SqliteStore {
         pragma(&conn, "foreign_keys", "ON")?;
         pragma(&conn, "temp_store", "MEMORY")?;
         pragma(&conn, "cache_size", &format!("-{}", config.cache_kib))?;
+        pragma(
+            &conn,
+            "journal_size_limit",
+            &crate::config::JOURNAL_SIZE_LIMIT_BYTES.to_string(),
+        )?;
         if let Some(pages) = config.max_page_count {
             pragma(&conn, "max_page_count", &pages.to_string())?;
         }
@@ -525,6 +565,28 @@ impl Store for SqliteStore {
         self.write(|_| Ok(())).await
     }
 
+    async fn check_writable(&self, now_ms: i64) -> StoreResult<()> {
+        // A row inserted and deleted in the same committed transaction:
+        // the page it touched is written to the WAL at commit, so a
+        // read-only database fails at the insert and a full disk at the
+        // commit, and nothing is left behind. The name cannot be a role's.
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO leader_leases (name, holder, term, expires_at_ms) \
+                 VALUES ('signet:write-check', 'readyz', 1, ?1)",
+                [now_ms],
+            )
+            .map_err(|e| map_err("checking that the database can be written", e))?;
+            c.execute(
+                "DELETE FROM leader_leases WHERE name = 'signet:write-check'",
+                [],
+            )
+            .map_err(|e| map_err("checking that the database can be written", e))?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn close(&self) -> StoreResult<()> {
         if let Some(watcher) = &self.inner.watcher {
             watcher.stop();
@@ -539,4 +601,70 @@ impl Store for SqliteStore {
 /// A fresh copy of an error that ended a whole transaction.
 fn map_lost(e: &StoreError) -> StoreError {
     crate::error_map::Failure::from_store_error(e).to_error()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_store(dir: &tempfile::TempDir) -> SqliteStore {
+        let url = format!("sqlite://{}", dir.path().join("w.db").display());
+        SqliteStore::open(&url, SqliteConfig::default()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn check_writable_passes_and_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = temp_store(&dir);
+        store.check_writable(1).await.unwrap();
+        store.check_writable(2).await.unwrap();
+        assert!(store.leader("signet:write-check").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_read_only_database_fails_check_writable_with_the_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = temp_store(&dir);
+        // The writer's connection may no longer write (what a read-only
+        // file or mount does to SQLite: SQLITE_READONLY).
+        store
+            .write(|c| pragma(c, "query_only", "ON"))
+            .await
+            .unwrap();
+        let e = store.check_writable(1).await.unwrap_err();
+        assert!(matches!(e, StoreError::Unavailable { .. }), "{e:?}");
+        assert!(e.is_storage_unavailable());
+        let text = e.to_string();
+        assert!(
+            text.contains("readonly") || text.contains("read-only") || text.contains("query_only"),
+            "{text}"
+        );
+        assert!(text.contains("SQLite code"), "{text}");
+        // An ordinary write is classified the same way (the API's 503).
+        let e = store
+            .enqueue(signet_store::testkit::new_task("ro"), 1)
+            .await
+            .unwrap_err();
+        assert!(e.is_storage_unavailable(), "{e:?}");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn database_wal_and_shm_files_are_created_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let store = temp_store(&dir);
+        store
+            .enqueue(signet_store::testkit::new_task("perm"), 1)
+            .await
+            .unwrap();
+        for name in ["w.db", "w.db-wal", "w.db-shm"] {
+            let mode = std::fs::metadata(dir.path().join(name))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{name}: {mode:o}");
+        }
+        store.close().await.unwrap();
+    }
 }

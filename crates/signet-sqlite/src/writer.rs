@@ -198,6 +198,7 @@ impl Writer {
 
 fn run(conn: Connection, rx: mpsc::Receiver<Msg>, max_batch: usize, counters: &Counters) {
     let mut close_reply = None;
+    let mut recovery = Recovery::default();
     while let Ok(first) = rx.recv() {
         let mut jobs = Vec::new();
         let mut next = Some(first);
@@ -214,7 +215,8 @@ fn run(conn: Connection, rx: mpsc::Receiver<Msg>, max_batch: usize, counters: &C
             }
         }
         if !jobs.is_empty() {
-            run_batch(&conn, jobs, counters);
+            let storage_failed = run_batch(&conn, jobs, counters);
+            recovery.after_batch(&conn, storage_failed);
         }
         if close_reply.is_some() {
             break;
@@ -242,19 +244,63 @@ fn run(conn: Connection, rx: mpsc::Receiver<Msg>, max_batch: usize, counters: &C
     }
 }
 
-fn run_batch(conn: &Connection, jobs: Vec<Box<dyn Job>>, counters: &Counters) {
+/// Getting the WAL back to a small size after storage failed. A full disk
+/// leaves a WAL that automatic (passive) checkpoints may not be able to
+/// reset; once a batch commits again, the writer checkpoints with
+/// `TRUNCATE` until one completes, so the space comes back by itself
+/// without a restart.
+#[derive(Default)]
+struct Recovery {
+    /// A commit failed for lack of space or a read-only database and no
+    /// truncating checkpoint has completed since.
+    pending: bool,
+}
+
+impl Recovery {
+    fn after_batch(&mut self, conn: &Connection, storage_failed: bool) {
+        if storage_failed {
+            self.pending = true;
+            return;
+        }
+        if !self.pending {
+            return;
+        }
+        // `busy` is 1 when readers kept the checkpoint from finishing.
+        match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            r.get::<_, i64>(0)
+        }) {
+            Ok(0) => {
+                self.pending = false;
+                tracing::info!("database writable again; the WAL was checkpointed and truncated");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %crate::error_map::cause(&e), "checkpointing the WAL after a storage failure failed; will retry after the next write");
+            }
+        }
+    }
+}
+
+/// Runs `jobs` in group commits. Returns whether a commit failed because
+/// storage could not be written (full, read-only, I/O).
+fn run_batch(conn: &Connection, jobs: Vec<Box<dyn Job>>, counters: &Counters) -> bool {
+    let mut storage_failed = false;
     let mut jobs = jobs.into_iter().peekable();
     while jobs.peek().is_some() {
         if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
             let failure = Failure::from_sqlite("starting a write transaction", &e);
+            tracing::warn!(error = %failure.to_error(), "the database cannot be written");
             jobs.for_each(|job| job.abort(&failure));
-            return;
+            return failure.is_storage();
         }
         let mut done: Vec<Box<dyn Settle>> = Vec::new();
         let mut rolled_back = false;
         for job in jobs.by_ref() {
             let settle = job.run(conn);
             counters.operations.fetch_add(1, Ordering::Relaxed);
+            storage_failed |= settle
+                .error()
+                .is_some_and(StoreError::is_storage_unavailable);
             if conn.is_autocommit() {
                 // SQLite ended the transaction itself: everything before
                 // this operation in the batch was lost with it.
@@ -279,6 +325,8 @@ fn run_batch(conn: &Connection, jobs: Vec<Box<dyn Job>>, counters: &Counters) {
             }
             Err(e) => {
                 let failure = Failure::from_sqlite("committing", &e);
+                tracing::warn!(error = %failure.to_error(), "a commit failed; its operations changed nothing");
+                storage_failed |= failure.is_storage();
                 if !conn.is_autocommit() {
                     let _ = exec(conn, "ROLLBACK");
                 }
@@ -286,4 +334,5 @@ fn run_batch(conn: &Connection, jobs: Vec<Box<dyn Job>>, counters: &Counters) {
             }
         }
     }
+    storage_failed
 }

@@ -53,6 +53,19 @@ pub enum StoreError {
         #[source]
         source: Option<BoxError>,
     },
+    /// The store cannot write: the database is read-only (a read-only file,
+    /// directory or mount, a standby server), or the file cannot be reached
+    /// (permissions, an I/O error). The operation changed nothing; it may
+    /// succeed once the cause, named in `message`, is fixed.
+    #[error("storage cannot be written: {message}")]
+    Unavailable {
+        /// What was being done, the backend's own words for the cause, and
+        /// what to do.
+        message: String,
+        /// The driver's error.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// The schema in the database is newer than this build knows.
     #[error(
         "database schema version {found} is newer than this build knows ({known}); upgrade signet"
@@ -99,9 +112,30 @@ impl StoreError {
         }
     }
 
+    /// Shorthand for [`StoreError::Unavailable`] without a driver error.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        StoreError::Unavailable {
+            message: message.into(),
+            source: None,
+        }
+    }
+
     /// Whether the same call may succeed if retried later. Decided here, once.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::Busy { .. } | StoreError::Backend { .. })
+        matches!(
+            self,
+            StoreError::Busy { .. } | StoreError::Backend { .. } | StoreError::Unavailable { .. }
+        )
+    }
+
+    /// Whether the store cannot write at all until an operator acts (full,
+    /// read-only or unreachable storage), as opposed to a busy moment:
+    /// `/readyz` and the API answer `503 store_unavailable` with the cause.
+    pub fn is_storage_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Full { .. } | StoreError::Unavailable { .. }
+        )
     }
 
     /// Whether the error is [`StoreError::NotFound`].

@@ -270,6 +270,13 @@ pub trait Store: Send + Sync + 'static {
     /// Whether the store answers (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;
 
+    /// Whether the store can write (for `/readyz`): commits a tiny change
+    /// that leaves nothing behind. Fails with [`StoreError::Unavailable`]
+    /// (read-only database, permissions, I/O) or [`StoreError::Full`] (no
+    /// space) naming the cause, where [`Store::ping`] only proves that
+    /// reads work.
+    async fn check_writable(&self, now_ms: i64) -> StoreResult<()>;
+
     /// Flushes and closes. Later calls fail with [`StoreError::Closed`];
     /// closing twice is not an error.
     async fn close(&self) -> StoreResult<()>;

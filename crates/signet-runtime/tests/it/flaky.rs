@@ -214,6 +214,9 @@ impl Store for Flaky {
     async fn ping(&self) -> StoreResult<()> {
         self.inner.ping().await
     }
+    async fn check_writable(&self, now_ms: i64) -> StoreResult<()> {
+        self.inner.check_writable(now_ms).await
+    }
     async fn close(&self) -> StoreResult<()> {
         self.inner.close().await
     }

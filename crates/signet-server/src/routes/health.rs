@@ -1,4 +1,5 @@
-//! `/healthz` (the process answers) and `/readyz` (the store answers).
+//! `/healthz` (the process answers) and `/readyz` (the store answers and
+//! can write).
 
 use axum::extract::State;
 use axum::Json;
@@ -22,13 +23,20 @@ pub(crate) async fn healthz() -> Json<HealthResponse> {
     })
 }
 
-/// The store answers.
+/// The store answers and can write: a read-only or full store answers
+/// `503 store_unavailable` with the cause (reads alone working is not
+/// ready: every enqueue, claim and acknowledgement writes).
 #[utoipa::path(
     get, path = "/readyz", tag = "health",
     responses((status = 200, body = HealthResponse), (status = 503, body = ErrorBody))
 )]
 pub(crate) async fn readyz(State(state): State<AppState>) -> AppResult<Json<HealthResponse>> {
     state.store().ping().await.map_err(AppError::Unavailable)?;
+    state
+        .store()
+        .check_writable(state.now_ms())
+        .await
+        .map_err(AppError::Unavailable)?;
     Ok(Json(HealthResponse {
         status: "ok".into(),
     }))
