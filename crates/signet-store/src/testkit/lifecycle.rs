@@ -31,3 +31,26 @@ pub(super) async fn close(store: Arc<dyn Store>) {
     );
     closed("counts", s.counts().await.map(|_| ()));
 }
+
+/// `check_writable` passes on a writable store, repeatably, and leaves no
+/// row behind.
+pub(super) async fn check_writable(store: Arc<dyn Store>) {
+    store.check_writable(T0).await.expect("check_writable");
+    store
+        .check_writable(T0 + 1)
+        .await
+        .expect("check_writable twice");
+    assert_eq!(
+        store.leader("signet:write-check").await.expect("leader"),
+        None,
+        "the write check leaves no lease row behind"
+    );
+    store.close().await.expect("close");
+    assert!(
+        matches!(
+            store.check_writable(T0 + 2).await,
+            Err(crate::StoreError::Closed)
+        ),
+        "a closed store is not writable"
+    );
+}

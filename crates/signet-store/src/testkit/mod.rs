@@ -127,6 +127,7 @@ macro_rules! __signet_store_checks {
             LeaderLeases => leader::leader_leases: "Leader leases: taken when free or expired, renewed by the holder, terms count holders, resign frees at once.",
             WaitForWork => wakeups::wait_for_work: "`wait_for_work` returns by its timeout.",
             Close => lifecycle::close: "Ping answers; after close every call is `Closed`.",
+            CheckWritable => lifecycle::check_writable: "`check_writable` passes on a writable store, repeatably, and leaves no row behind.",
         }
     };
 }
