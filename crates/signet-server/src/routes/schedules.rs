@@ -142,6 +142,20 @@ impl From<&ScheduleRecord> for ScheduleView {
     }
 }
 
+/// Builds views off the async runtime: each computes its next due times
+/// (bounded CPU work, but CPU work all the same).
+async fn views(records: Vec<ScheduleRecord>) -> AppResult<Vec<ScheduleView>> {
+    tokio::task::spawn_blocking(move || records.iter().map(ScheduleView::from).collect())
+        .await
+        .map_err(|e| AppError::Internal(Box::new(e)))
+}
+
+async fn view(record: ScheduleRecord) -> AppResult<ScheduleView> {
+    let mut one = views(vec![record]).await?;
+    one.pop()
+        .ok_or_else(|| AppError::Internal("a schedule view went missing".into()))
+}
+
 fn service(state: &AppState) -> ScheduleService {
     ScheduleService::with_clock(std::sync::Arc::clone(state.store()), state.clock())
 }
@@ -195,7 +209,7 @@ pub(crate) async fn create(
         paused: req.paused.unwrap_or(false),
     };
     let record = service(&state).create(new).await.map_err(runtime_error)?;
-    Ok((StatusCode::CREATED, Json(ScheduleView::from(&record))))
+    Ok((StatusCode::CREATED, Json(view(record).await?)))
 }
 
 /// List schedules.
@@ -207,7 +221,7 @@ pub(crate) async fn create(
 pub(crate) async fn list(State(state): State<AppState>) -> AppResult<Json<ScheduleList>> {
     let items = service(&state).list().await.map_err(runtime_error)?;
     Ok(Json(ScheduleList {
-        items: items.iter().map(ScheduleView::from).collect(),
+        items: views(items).await?,
     }))
 }
 
@@ -227,7 +241,7 @@ pub(crate) async fn show(
         .show(id.as_str())
         .await
         .map_err(runtime_error)?;
-    Ok(Json(ScheduleView::from(&record)))
+    Ok(Json(view(record).await?))
 }
 
 /// Change a schedule.
@@ -260,7 +274,7 @@ pub(crate) async fn update(
         .update(id.as_str(), patch)
         .await
         .map_err(runtime_error)?;
-    Ok(Json(ScheduleView::from(&record)))
+    Ok(Json(view(record).await?))
 }
 
 /// Delete a schedule. Runs it already fired stay.
@@ -323,7 +337,7 @@ async fn pause_or_resume(
         service.resume(id.as_str()).await
     }
     .map_err(runtime_error)?;
-    Ok(Json(ScheduleView::from(&record)))
+    Ok(Json(view(record).await?))
 }
 
 /// This file's routes, declared once: one `routes!` a path, its methods and
