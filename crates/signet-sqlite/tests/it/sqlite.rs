@@ -170,6 +170,40 @@ async fn a_full_disk_gives_full_and_no_half_written_task() {
 }
 
 #[tokio::test]
+async fn after_a_full_disk_the_wal_is_truncated_once_writes_succeed() {
+    let db = TempDb::new();
+    let (store, url) = db.open(SqliteConfig {
+        max_page_count: Some(400),
+        ..fast()
+    });
+    let wal = format!("{}-wal", file_of(&url));
+    // Fill the database to its cap: the WAL holds every page written.
+    let mut full = None;
+    for i in 0..40 {
+        let mut t = new_task("wal");
+        t.envelope.args = vec![b'a' + (i % 26) as u8; 100 * 1024];
+        if let Err(e) = store.enqueue(t, T0).await {
+            full = Some(e);
+            break;
+        }
+    }
+    let full = full.expect("the cap is reached");
+    assert!(matches!(full, StoreError::Full { .. }), "{full:?}");
+    assert!(full.is_storage_unavailable());
+    let before = std::fs::metadata(&wal).expect("wal").len();
+    assert!(before > 512 * 1024, "the WAL grew: {before}");
+    // A write that fits succeeds; the writer then checkpoints and
+    // truncates the WAL by itself, without a restart.
+    store.check_writable(T0).await.expect("a small write fits");
+    // The writer replies before it checkpoints; its next operation (an
+    // empty transaction, which adds nothing to the WAL) runs after.
+    store.ping().await.expect("ping");
+    let after = std::fs::metadata(&wal).expect("wal").len();
+    assert_eq!(after, 0, "the WAL was truncated (was {before} bytes)");
+    store.close().await.expect("close");
+}
+
+#[tokio::test]
 async fn a_schema_newer_than_this_build_is_refused() {
     let db = TempDb::new();
     let (store, url) = db.open(fast());
