@@ -4,6 +4,7 @@
 
 mod client_ip;
 mod delivery;
+mod read_only;
 mod routes;
 mod schedules;
 mod secrets;

@@ -62,6 +62,22 @@ pub(crate) async fn harness() -> Harness {
 }
 
 impl Harness {
+    /// The same keys and data, served through `store` (a wrapper around
+    /// this harness's store).
+    pub(crate) fn with_store(h: Harness, store: Arc<dyn Store>) -> Harness {
+        let state = AppState::new(
+            Arc::clone(&store),
+            ServerConfig::default(),
+            signing(),
+            detached_metrics_handle(),
+        );
+        Harness {
+            app: app(state),
+            store,
+            ..h
+        }
+    }
+
     pub(crate) async fn send(&self, request: Request<Body>) -> Reply {
         send(&self.app, request).await
     }
