@@ -320,6 +320,28 @@ async fn a_target_secret_is_shown_at_creation_and_rotation_and_never_again() {
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert!(!v.to_string().contains("c2hvcnQ"), "{v}");
+    // A whsec_ secret that does not decode was stored, then every publish
+    // failed; it is refused at create and at rotation.
+    for bad in ["whsec_!!!!!!!!!!!!!!!!!!!!", "whsec_c2hvcnQtc2VjcmV0"] {
+        let (status, v, _) = api
+            .admin(
+                Method::POST,
+                "/v1/targets",
+                Some(json!({"name": "undecodable", "secret": bad})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert!(v.to_string().contains("secret: "), "{v}");
+        assert!(!v.to_string().contains(&bad[6..]), "{v}");
+        let (status, v, _) = api
+            .admin(
+                Method::POST,
+                &format!("/v1/targets/{id}/rotate-secret"),
+                Some(json!({"secret": bad})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    }
 
     // Delete, then it is gone.
     let (status, _, _) = api
