@@ -263,6 +263,8 @@ pub fn new_task(queue: &str) -> NewTask {
         signature: None,
         priority: 0,
         idempotency_key: None,
+        idempotency_scope: crate::IdempotencyScope::Local,
+        fingerprint: crate::Fingerprint::new(),
     }
 }
 
