@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use signet_store::{CatchUp, Enqueued, ScheduleRecord, Store, StoreError};
+use signet_store::{CatchUp, Enqueued, IdempotencyScope, ScheduleRecord, Store, StoreError};
 
 use super::cron::CronSchedule;
 use super::template::{fire_key, SchedulePayload};
@@ -257,7 +257,11 @@ impl Scheduler {
             SchedulePayload::Task(template) => {
                 let Enqueued { created, .. } = self
                     .producer
-                    .enqueue(template.spec(&schedule.id, due, key))
+                    .enqueue(
+                        template
+                            .spec(&schedule.id, due, key)
+                            .idempotency_scope(IdempotencyScope::System),
+                    )
                     .await?;
                 created
             }
