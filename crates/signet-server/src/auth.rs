@@ -202,6 +202,14 @@ pub(crate) struct Caller {
     pub(crate) scope: Scope,
 }
 
+impl Caller {
+    /// The scope of the idempotency keys this caller sends: its own, so a
+    /// key never returns another API key's task or message.
+    pub(crate) fn idempotency_scope(&self) -> signet_store::IdempotencyScope {
+        signet_store::IdempotencyScope::ApiKey(self.key_id.clone())
+    }
+}
+
 struct Cached {
     caller: Caller,
     hash: String,

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
+use axum::Extension;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use base64::Engine;
@@ -11,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use signet_runtime::{MessageSpec, NewMessage, RuntimeError};
 use signet_store::{AttemptRecord, MessageId, TaskFilter, TaskRow, TaskState, MESSAGE_QUEUE};
 
+use crate::auth::Caller;
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::extract::{JsonBody, QueryParams};
 use crate::routes::tasks::{idempotency_key, parse_limit};
@@ -188,6 +190,7 @@ pub(crate) fn runtime_error(e: RuntimeError) -> AppError {
         RuntimeError::InvalidTask(message) => AppError::invalid("request", message),
         RuntimeError::Args(e) => AppError::invalid("body", e.to_string()),
         RuntimeError::Store(e) => AppError::from(e),
+        RuntimeError::IdempotencyConflict(c) => AppError::IdempotencyConflict(c.to_string()),
         RuntimeError::MasterKey(message) | RuntimeError::Config(message) => {
             AppError::NotConfigured(message)
         }
@@ -199,12 +202,12 @@ pub(crate) fn runtime_error(e: RuntimeError) -> AppError {
 #[utoipa::path(
     post, path = "/v1/messages", tag = "messages",
     request_body = MessageRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes publishing exactly-once per key")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes publishing exactly-once per key, for this API key and for messages (a task's key of the same text is another key)")),
     responses(
         (status = 201, description = "Published", body = MessageView),
-        (status = 200, description = "Already published with this Idempotency-Key", body = MessageView),
+        (status = 200, description = "Already published with this Idempotency-Key and the same request: the first message", body = MessageView),
         (status = 400, description = "Malformed JSON or unknown field", body = ErrorBody),
-        (status = 409, description = "The Idempotency-Key belongs to a task", body = ErrorBody),
+        (status = 409, description = "`idempotency_conflict`: the Idempotency-Key was first used with a different request; the message names the fields that differ", body = ErrorBody),
         (status = 422, description = "Invalid field (named)", body = ErrorBody),
         (status = 503, description = "Not configured (no signing key, no master key for targets)", body = ErrorBody),
     ),
@@ -212,6 +215,7 @@ pub(crate) fn runtime_error(e: RuntimeError) -> AppError {
 )]
 pub(crate) async fn publish(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     JsonBody(message): JsonBody<NewMessage>,
 ) -> AppResult<(StatusCode, Json<MessageView>)> {
@@ -222,7 +226,7 @@ pub(crate) async fn publish(
         ));
     };
     let out = producer
-        .publish(message, key)
+        .publish_as(message, key, caller.idempotency_scope())
         .await
         .map_err(runtime_error)?;
     let status = if out.created {

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
+use axum::Extension;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
@@ -10,6 +11,7 @@ use serde_json::value::RawValue;
 use signet_runtime::{ClientSignature, TaskSpec};
 use signet_store::{rules, TaskFilter, TaskId, TaskState};
 
+use crate::auth::Caller;
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::extract::{JsonBody, QueryParams};
 use crate::routes::messages::runtime_error;
@@ -110,10 +112,11 @@ impl EnqueueRequest {
 #[utoipa::path(
     post, path = "/v1/tasks", tag = "tasks",
     request_body = EnqueueRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes enqueue exactly-once per key")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes enqueue exactly-once per key, for this API key and for tasks (a message's key of the same text is another key)")),
     responses(
         (status = 201, description = "Enqueued", body = TaskView),
-        (status = 200, description = "Already enqueued with this Idempotency-Key", body = TaskView),
+        (status = 200, description = "Already enqueued with this Idempotency-Key and the same request: the first task", body = TaskView),
+        (status = 409, description = "`idempotency_conflict`: the Idempotency-Key was first used with a different request; the message names the fields that differ", body = ErrorBody),
         (status = 400, description = "Malformed JSON or unknown field", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
@@ -123,10 +126,12 @@ impl EnqueueRequest {
 )]
 pub(crate) async fn enqueue(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     JsonBody(req): JsonBody<EnqueueRequest>,
 ) -> AppResult<(StatusCode, Json<TaskView>)> {
     let (spec, signature) = req.into_spec(idempotency_key(&headers));
+    let spec = spec.idempotency_scope(caller.idempotency_scope());
     let producer = state.producer();
     let out = match signature {
         Some(signature) => producer.enqueue_signed(spec, signature).await,
