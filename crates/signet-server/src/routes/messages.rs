@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
-use axum::Extension;
 use axum::http::{HeaderMap, StatusCode};
+use axum::Extension;
 use axum::Json;
 use base64::Engine;
 use serde::{Deserialize, Serialize};

@@ -373,7 +373,10 @@ async fn idempotency_key_returns_the_first_task_with_200_or_409_for_another_requ
         other.message(),
         "Idempotency-Key \"order-42\" was first used with a different request (task, args differ); use a new key for a new request"
     );
-    assert_eq!(h.store.counts().await.unwrap()[0].count(TaskState::Scheduled), 1);
+    assert_eq!(
+        h.store.counts().await.unwrap()[0].count(TaskState::Scheduled),
+        1
+    );
     let bad = send(&"x".repeat(300), r#"{"queue":"q","task":"a"}"#).await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(bad.message().contains("Idempotency-Key"));
@@ -415,7 +418,12 @@ async fn a_key_held_by_a_message_or_another_api_key_never_returns_that_row() {
     assert!(!task.text.contains("receiver-secret") && !task.text.contains("hooks.example.com"));
     // The message's own key holder, for a task: a task of its own too.
     let admin_task = post("/v1/tasks", "shared-1", &h.admin, task_body.clone()).await;
-    assert_eq!(admin_task.status, StatusCode::CREATED, "{}", admin_task.text);
+    assert_eq!(
+        admin_task.status,
+        StatusCode::CREATED,
+        "{}",
+        admin_task.text
+    );
     assert_ne!(admin_task.json()["id"], task_id.as_str());
     // Each gets its own back on a retry.
     let retry = post("/v1/tasks", "shared-1", &h.publish, task_body).await;
@@ -423,7 +431,12 @@ async fn a_key_held_by_a_message_or_another_api_key_never_returns_that_row() {
     assert_eq!(retry.json()["id"], task_id.as_str());
     // And the message stays the message's.
     let shown = h
-        .call(Method::GET, &format!("/v1/messages/{msg_id}"), Some(&h.admin), None)
+        .call(
+            Method::GET,
+            &format!("/v1/messages/{msg_id}"),
+            Some(&h.admin),
+            None,
+        )
         .await;
     assert_eq!(shown.status, StatusCode::OK, "{}", shown.text);
 }
