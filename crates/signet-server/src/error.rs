@@ -266,4 +266,19 @@ mod tests {
         assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(!e.to_string().contains("/secret/path"));
     }
+
+    #[test]
+    fn an_idempotency_conflict_is_409_idempotency_conflict_naming_key_and_fields() {
+        let e: AppError = StoreError::IdempotencyConflict(signet_store::IdempotencyConflict {
+            key: "abc".into(),
+            fields: vec!["args".into(), "priority".into()],
+        })
+        .into();
+        assert_eq!(e.status(), StatusCode::CONFLICT);
+        assert_eq!(e.code(), "idempotency_conflict");
+        assert_eq!(
+            e.to_string(),
+            "Idempotency-Key \"abc\" was first used with a different request (args, priority differ); use a new key for a new request"
+        );
+    }
 }

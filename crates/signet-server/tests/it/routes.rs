@@ -452,9 +452,25 @@ async fn delay_makes_a_scheduled_task() {
 }
 
 fn client_signed_body(sign_with: &[u8], key_id: &str, tamper: bool) -> String {
-    let args = r#"{"amount":100}"#;
+    client_signed_with(
+        sign_with,
+        key_id,
+        tamper,
+        "task_0190000000007000800000000000abcd",
+        r#"{"amount":100}"#,
+    )
+}
+
+/// A client-signed `POST /v1/tasks` body for task `id` with `args`.
+fn client_signed_with(
+    sign_with: &[u8],
+    key_id: &str,
+    tamper: bool,
+    id: &str,
+    args: &str,
+) -> String {
     let envelope = TaskEnvelope {
-        id: "task_0190000000007000800000000000abcd".into(),
+        id: id.into(),
         queue: "payments".into(),
         name: "charge".into(),
         args: args.as_bytes().to_vec(),
@@ -511,6 +527,29 @@ async fn client_signed_envelopes_are_verified_at_the_door_and_stored_unchanged()
     // The same id again (without an Idempotency-Key) conflicts.
     let r = h.post_task(&client_signed_body(&key, "k1", false)).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+
+    // With an Idempotency-Key: a client re-signing the same request (a new
+    // id, as each signature brings) gets the first task back; another
+    // amount under the key is an idempotency conflict naming `args`.
+    let keyed = |id: &str, args: &str| {
+        let body = client_signed_with(&key, "k1", false, id, args);
+        h.send(request(
+            Method::POST,
+            "/v1/tasks",
+            Some(&h.publish),
+            &[("Idempotency-Key", "pay-1")],
+            Some(body),
+        ))
+    };
+    let first = keyed("task_0190000000007000800000000000aaa1", r#"{"amount":5}"#).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
+    let again = keyed("task_0190000000007000800000000000aaa2", r#"{"amount":5}"#).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    assert_eq!(again.json()["id"], "task_0190000000007000800000000000aaa1");
+    let other = keyed("task_0190000000007000800000000000aaa3", r#"{"amount":6}"#).await;
+    assert_eq!(other.status, StatusCode::CONFLICT, "{}", other.text);
+    assert_eq!(other.code(), "idempotency_conflict");
+    assert!(other.message().contains("(args differs)"), "{}", other.text);
 }
 
 #[tokio::test]
