@@ -38,7 +38,8 @@ pub enum IdempotencyScope {
     /// callback). Such a key names one event, so it carries no fingerprint:
     /// the first enqueue for the event wins.
     System,
-    /// An HTTP caller: the id (`key_…`) of the API key it authenticated with.
+    /// An HTTP caller: the id (`key_…`) of the API key it authenticated
+    /// with (an id, so never one of the words `local`, `system`, `legacy`).
     ApiKey(String),
 }
 

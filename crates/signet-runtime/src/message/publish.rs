@@ -306,8 +306,9 @@ fn check_target_secret(
 #[async_trait::async_trait]
 pub trait MessagePublisher: Send + Sync + 'static {
     /// Signs and enqueues the message described by `message` (a
-    /// `POST /v1/messages` body) under `idempotency_key`. Returns whether a
-    /// new message was created (`false`: one with this key already exists).
+    /// `POST /v1/messages` body) under `idempotency_key`, in the
+    /// [`IdempotencyScope::System`] scope. Returns whether a new message was
+    /// created (`false`: one with this key already exists).
     async fn publish(
         &self,
         message: &RawValue,
