@@ -65,6 +65,15 @@ impl Scope {
     pub fn allows(self, needed: Scope) -> bool {
         self >= needed
     }
+
+    /// Whether a key with this scope sees what a message carries for its
+    /// receiver: its headers, its body and the values of its URL's query,
+    /// which hold the receiver's credentials. Only `admin` does; every
+    /// route that shows a message asks this (through
+    /// `views::MessageRequestView`).
+    pub fn sees_message_payloads(self) -> bool {
+        self == Scope::Admin
+    }
 }
 
 impl fmt::Display for Scope {
@@ -200,6 +209,22 @@ pub(crate) struct Caller {
     pub(crate) name: String,
     /// Its scope.
     pub(crate) scope: Scope,
+}
+
+/// The caller of a `/v1` route, as the gate found it. Missing only if a
+/// route were outside the gate; then the request is refused, never served
+/// as if some key had made it.
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, AppError> {
+        parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+            AppError::Unauthorized("missing API key; send `Authorization: Bearer sk_…`".into())
+        })
+    }
 }
 
 struct Cached {
