@@ -8,9 +8,19 @@
 //! is not an IP address ends the walk and the last valid hop is used, so a
 //! bucket is never keyed on text a client made up.
 //!
-//! Sources, in order: `X-Forwarded-For` (every instance, in order),
-//! `Forwarded: for=…` (RFC 7239) when there is no `X-Forwarded-For`, and
-//! `X-Real-IP` when neither is present. All of them only from trusted peers.
+//! Sources: `X-Forwarded-For` (every instance, in order), else
+//! `Forwarded: for=…` (RFC 7239) when there is no `X-Forwarded-For`. All of
+//! them only from trusted peers. Walking from the right means what the
+//! trusted proxy appended is read first, and a client's own entries (to the
+//! left) count only once every hop after them is a trusted proxy.
+//!
+//! `X-Real-IP` is ignored unless the operator says the proxy sets it
+//! ([`TrustedProxies::with_x_real_ip`], `SIGNET_TRUST_X_REAL_IP`): a proxy
+//! that sets `X-Real-IP` often passes the client's `X-Forwarded-For` through
+//! untouched, so there the forwarding chain is the client's own text. When
+//! trusted, `X-Real-IP` from a trusted peer is the client and the other
+//! headers are not read; without it (or when it is not an address) the
+//! client is the peer.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -33,13 +43,19 @@ pub struct TrustedProxyError {
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct TrustedProxies {
     nets: Vec<IpNet>,
+    /// The proxies set `X-Real-IP`: it names the client, alone.
+    x_real_ip: bool,
 }
 
 impl fmt::Debug for TrustedProxies {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list()
             .entries(self.nets.iter().map(ToString::to_string))
-            .finish()
+            .finish()?;
+        if self.x_real_ip {
+            f.write_str(" (X-Real-IP names the client)")?;
+        }
+        Ok(())
     }
 }
 
@@ -77,7 +93,23 @@ impl TrustedProxies {
                 }
             }
         }
-        Ok(Self { nets })
+        Ok(Self {
+            nets,
+            x_real_ip: false,
+        })
+    }
+
+    /// Whether the trusted proxies set `X-Real-IP` to the client's address
+    /// (`SIGNET_TRUST_X_REAL_IP`). Then it alone names the client; off (the
+    /// default), it is ignored.
+    pub fn with_x_real_ip(mut self, trusted: bool) -> Self {
+        self.x_real_ip = trusted;
+        self
+    }
+
+    /// Whether `X-Real-IP` names the client.
+    pub fn trusts_x_real_ip(&self) -> bool {
+        self.x_real_ip
     }
 
     /// The trusted networks.
@@ -108,14 +140,19 @@ impl TrustedProxies {
         if !self.is_trusted(peer) {
             return peer;
         }
-        let hops = forwarded_hops(headers);
-        match hops {
-            Some(hops) => self.walk(peer, hops.iter().map(String::as_str)),
-            None => headers
+        if self.x_real_ip {
+            // The proxy writes it over whatever the client sent; the
+            // forwarding chain may be the client's own text, so it is not
+            // read at all.
+            return headers
                 .get("x-real-ip")
                 .and_then(|v| v.to_str().ok())
                 .and_then(parse_hop)
-                .unwrap_or(peer),
+                .unwrap_or(peer);
+        }
+        match forwarded_hops(headers) {
+            Some(hops) => self.walk(peer, hops.iter().map(String::as_str)),
+            None => peer,
         }
     }
 
@@ -241,6 +278,46 @@ mod tests {
         let t = TrustedProxies::parse("10.0.0.0/8").unwrap();
         let h = headers(&[("x-forwarded-for", "1.1.1.1"), ("x-real-ip", "2.2.2.2")]);
         assert_eq!(t.client_ip(ip("192.0.2.1"), &h), ip("192.0.2.1"));
+    }
+
+    #[test]
+    fn x_real_ip_counts_only_when_configured_and_then_alone() {
+        let t = TrustedProxies::parse("10.0.0.0/8").unwrap();
+        let proxy = ip("10.0.0.1");
+        // The proxy sets X-Real-IP and passes the client's own XFF through.
+        let h = headers(&[
+            ("x-real-ip", "198.51.100.7"),
+            ("x-forwarded-for", "203.0.113.99"),
+        ]);
+        // Not configured: X-Real-IP is ignored, the chain is walked.
+        assert_eq!(
+            t.client_ip(proxy, &headers(&[("x-real-ip", "198.51.100.7")])),
+            proxy
+        );
+        // Configured: X-Real-IP alone names the client; the client's XFF
+        // cannot choose its bucket.
+        let t = t.with_x_real_ip(true);
+        assert!(t.trusts_x_real_ip());
+        assert_eq!(t.client_ip(proxy, &h), ip("198.51.100.7"));
+        assert_eq!(
+            t.client_ip(proxy, &headers(&[("x-forwarded-for", "203.0.113.99")])),
+            proxy
+        );
+        assert_eq!(
+            t.client_ip(proxy, &headers(&[("x-real-ip", "evil")])),
+            proxy
+        );
+        // From an untrusted peer nothing counts.
+        assert_eq!(t.client_ip(ip("192.0.2.1"), &h), ip("192.0.2.1"));
+    }
+
+    #[test]
+    fn a_client_entry_never_outranks_the_hop_the_proxy_appended() {
+        let t = TrustedProxies::parse("10.0.0.0/8").unwrap();
+        // The client sends its own XFF naming a trusted proxy and a victim;
+        // our proxy appends the real client.
+        let h = headers(&[("x-forwarded-for", "192.0.2.200, 10.9.9.9, 198.51.100.4")]);
+        assert_eq!(t.client_ip(ip("10.0.0.1"), &h), ip("198.51.100.4"));
     }
 
     #[test]

@@ -45,6 +45,10 @@ fn deliberate_difference(case: &Case) -> Option<(Ours, &'static str)> {
             Ours::Key("10.0.0.2"),
             "an empty entry ends the walk; an empty bucket key would lump unrelated clients together",
         )),
+        (None, _) if case.real_ip.is_some() => Some((
+            Ours::Key("10.1.2.3"),
+            "X-Real-IP is ignored unless SIGNET_TRUST_X_REAL_IP says the proxy sets it: a proxy that sets it often passes the client's X-Forwarded-For through, and a header nobody said the proxy writes is the client's own text",
+        )),
         (_, Some("bogus")) => Some((
             Ours::StartupError("bogus"),
             "a trusted-proxy entry that does not parse stops start-up instead of being ignored: a typo must not silently change who is trusted",
@@ -107,28 +111,34 @@ fn rate_limit_client_ip_vectors() {
             }
         }
     }
-    assert_eq!(differences, 3);
+    assert_eq!(differences, 4);
 }
 
 #[test]
-fn x_real_ip_is_honoured_only_from_trusted_peers_and_only_when_valid() {
-    let trusted = TrustedProxies::parse("10.0.0.0/8").unwrap();
+fn x_real_ip_is_honoured_only_when_configured_from_trusted_peers_and_valid() {
+    let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+    let untrusted_peer: IpAddr = "203.0.113.1".parse().unwrap();
     let mut headers = HeaderMap::new();
     headers.insert("x-real-ip", HeaderValue::from_static("198.51.100.8"));
-    let untrusted_peer: IpAddr = "203.0.113.1".parse().unwrap();
+    // Off by default: the peer, even from a trusted proxy.
+    let default = TrustedProxies::parse("10.0.0.0/8").unwrap();
+    assert!(!default.trusts_x_real_ip());
+    assert_eq!(default.client_ip(proxy, &headers), proxy);
+
+    let trusted = default.with_x_real_ip(true);
     assert_eq!(trusted.client_ip(untrusted_peer, &headers), untrusted_peer);
-    let proxy: IpAddr = "10.0.0.1".parse().unwrap();
     assert_eq!(
         trusted.client_ip(proxy, &headers),
         "198.51.100.8".parse::<IpAddr>().unwrap()
     );
     headers.insert("x-real-ip", HeaderValue::from_static("evil"));
     assert_eq!(trusted.client_ip(proxy, &headers), proxy);
-    // X-Forwarded-For wins over X-Real-IP when both are present.
+    // The proxy's X-Real-IP outranks an X-Forwarded-For the client sent and
+    // the proxy passed through.
     headers.insert("x-real-ip", HeaderValue::from_static("198.51.100.8"));
     headers.insert("x-forwarded-for", HeaderValue::from_static("192.0.2.44"));
     assert_eq!(
         trusted.client_ip(proxy, &headers),
-        "192.0.2.44".parse::<IpAddr>().unwrap()
+        "198.51.100.8".parse::<IpAddr>().unwrap()
     );
 }
