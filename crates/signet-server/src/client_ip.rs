@@ -8,9 +8,11 @@
 //! is not an IP address ends the walk and the last valid hop is used, so a
 //! bucket is never keyed on text a client made up.
 //!
-//! Sources: `X-Forwarded-For` (every instance, in order), else
-//! `Forwarded: for=…` (RFC 7239) when there is no `X-Forwarded-For`. All of
-//! them only from trusted peers. Walking from the right means what the
+//! Sources: `X-Forwarded-For` (every instance, in order) or
+//! `Forwarded: for=…` (RFC 7239), only from trusted peers. When a request
+//! carries both and their walks disagree, one was written by the client
+//! (a proxy writes one of them), so neither is believed: the client is the
+//! peer. Walking from the right means what the
 //! trusted proxy appended is read first, and a client's own entries (to the
 //! left) count only once every hop after them is a trusted proxy.
 //!
@@ -150,9 +152,23 @@ impl TrustedProxies {
                 .and_then(parse_hop)
                 .unwrap_or(peer);
         }
-        match forwarded_hops(headers) {
-            Some(hops) => self.walk(peer, hops.iter().map(String::as_str)),
-            None => peer,
+        let walk = |hops: Vec<String>| self.walk(peer, hops.iter().map(String::as_str));
+        match (x_forwarded_for_hops(headers), forwarded_for_hops(headers)) {
+            (Some(xff), Some(fwd)) => {
+                // Both present: the proxy wrote at most one of them and we
+                // cannot tell which, so a client that adds the other must
+                // not choose its bucket. Agreeing chains are believed;
+                // disagreeing ones leave the client as the proxy itself
+                // (a bucket only such requests share).
+                let (a, b) = (walk(xff), walk(fwd));
+                if a == b {
+                    a
+                } else {
+                    peer
+                }
+            }
+            (Some(hops), None) | (None, Some(hops)) => walk(hops),
+            (None, None) => peer,
         }
     }
 
@@ -170,9 +186,9 @@ impl TrustedProxies {
     }
 }
 
-/// The hops of `X-Forwarded-For`, else of `Forwarded`, left to right; `None`
-/// when the request carries neither.
-fn forwarded_hops(headers: &HeaderMap) -> Option<Vec<String>> {
+/// The hops of `X-Forwarded-For` (every instance, in order), left to
+/// right; `None` when the request has none.
+fn x_forwarded_for_hops(headers: &HeaderMap) -> Option<Vec<String>> {
     let mut hops = Vec::new();
     let mut seen = false;
     for value in headers.get_all("x-forwarded-for") {
@@ -183,9 +199,14 @@ fn forwarded_hops(headers: &HeaderMap) -> Option<Vec<String>> {
             Err(_) => hops.push(String::new()),
         }
     }
-    if seen {
-        return Some(hops);
-    }
+    seen.then_some(hops)
+}
+
+/// The `for=` hops of `Forwarded` (RFC 7239), left to right; `None` when
+/// the request has none.
+fn forwarded_for_hops(headers: &HeaderMap) -> Option<Vec<String>> {
+    let mut hops = Vec::new();
+    let mut seen = false;
     for value in headers.get_all("forwarded") {
         seen = true;
         let Ok(text) = value.to_str() else {
@@ -330,6 +351,27 @@ mod tests {
         assert_eq!(t.client_ip(ip("10.0.0.1"), &h), ip("2001:db8::7"));
         let h = headers(&[("forwarded", "for=unknown, for=10.0.0.3")]);
         assert_eq!(t.client_ip(ip("10.0.0.1"), &h), ip("10.0.0.3"));
+    }
+
+    #[test]
+    fn a_forwarding_header_the_client_added_beside_the_proxys_is_not_believed() {
+        let t = TrustedProxies::parse("10.0.0.0/8").unwrap();
+        let proxy = ip("10.0.0.1");
+        // The proxy appends to Forwarded; the client adds its own XFF.
+        let h = headers(&[
+            ("forwarded", "for=198.51.100.4"),
+            ("x-forwarded-for", "203.0.113.77"),
+        ]);
+        assert_eq!(t.client_ip(proxy, &h), proxy);
+        // Both written by proxies that agree: believed.
+        let h = headers(&[
+            ("forwarded", "for=198.51.100.4"),
+            ("x-forwarded-for", "198.51.100.4"),
+        ]);
+        assert_eq!(t.client_ip(proxy, &h), ip("198.51.100.4"));
+        // One header alone is walked as before.
+        let h = headers(&[("forwarded", "for=198.51.100.4")]);
+        assert_eq!(t.client_ip(proxy, &h), ip("198.51.100.4"));
     }
 
     #[test]
