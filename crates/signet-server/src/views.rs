@@ -120,7 +120,8 @@ pub(crate) struct TaskView {
     pub not_before: Option<String>,
     /// Not to run after.
     pub expires_at: Option<String>,
-    /// Where the signed callback goes.
+    /// Where the signed callback goes (query values read `redacted` for
+    /// keys that are not admin, like a message's URL).
     pub callback_url: Option<String>,
     /// The last attempt's error.
     pub last_error: Option<String>,
@@ -185,7 +186,7 @@ impl TaskView {
             finished_at: row.finished_at_ms.map(rfc3339),
             not_before: env.not_before_ms.map(rfc3339),
             expires_at: env.expires_at_ms.map(rfc3339),
-            callback_url: env.callback_url.clone(),
+            callback_url: env.callback_url.as_deref().map(|u| shown_url(u, scope)),
             last_error: row.last_error.clone(),
             dead_reason: row.dead_reason.map(|r| r.as_str().to_owned()),
             dead_detail: row.dead_detail.clone(),
@@ -251,15 +252,25 @@ impl MessageRequestView {
         }
         message.remove("headers");
         message.remove("body");
-        if let Some(serde_json::Value::String(url)) = message.get_mut("url") {
+        redact_urls(message, scope);
+    }
+}
+
+/// The URLs Signet calls that a JSON object names (`url`, `callback_url`),
+/// as a key of `scope` may see them ([`shown_url`]). A schedule's task
+/// template goes through this; a message through
+/// [`MessageRequestView::redact_json`].
+pub(crate) fn redact_urls(object: &mut serde_json::Map<String, serde_json::Value>, scope: Scope) {
+    for key in ["url", "callback_url"] {
+        if let Some(serde_json::Value::String(url)) = object.get_mut(key) {
             *url = shown_url(url, scope);
         }
     }
 }
 
-/// A message URL as a key of `scope` may see it: without payload access
-/// every query value reads `redacted` (names are kept, so the URL still
-/// says what it calls).
+/// A URL Signet calls (a message's, a callback's) as a key of `scope` may
+/// see it: without payload access every query value reads `redacted`
+/// (names are kept, so the URL still says what it calls).
 pub(crate) fn shown_url(url: &str, scope: Scope) -> String {
     if scope.sees_message_payloads() {
         return url.to_owned();

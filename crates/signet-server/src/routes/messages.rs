@@ -16,7 +16,7 @@ use crate::error::{AppError, AppResult, ErrorBody};
 use crate::extract::{JsonBody, QueryParams};
 use crate::routes::tasks::{idempotency_key, parse_limit};
 use crate::state::AppState;
-use crate::views::{rfc3339, MessageRequestView};
+use crate::views::{rfc3339, shown_url, MessageRequestView};
 
 /// The body of `POST /v1/messages` (documentation; the server parses it as
 /// [`NewMessage`]).
@@ -157,7 +157,11 @@ impl MessageView {
             updated_at: rfc3339(row.updated_at_ms),
             next_attempt_at: (!row.state.is_final()).then(|| rfc3339(row.run_at_ms)),
             finished_at: row.finished_at_ms.map(rfc3339),
-            callback_url: row.envelope.callback_url.clone(),
+            callback_url: row
+                .envelope
+                .callback_url
+                .as_deref()
+                .map(|u| shown_url(u, scope)),
             last_error: row.last_error.clone(),
             dead_reason: row.dead_reason.map(|r| r.as_str().to_owned()),
             dead_detail: row.dead_detail.clone(),

@@ -21,7 +21,7 @@ use crate::error::{AppError, AppResult, ErrorBody};
 use crate::extract::JsonBody;
 use crate::routes::messages::runtime_error;
 use crate::state::AppState;
-use crate::views::{rfc3339, MessageRequestView};
+use crate::views::{redact_urls, rfc3339, MessageRequestView};
 
 /// `POST /v1/schedules`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -124,6 +124,7 @@ impl ScheduleView {
     fn shown_to(s: &ScheduleRecord, scope: Scope) -> Self {
         let (task, message) = SchedulePayload::stored_parts(&s.payload);
         let message = message.map(|m| shown_message(m, scope));
+        let task = task.map(|t| shown_task(t, scope));
         let kind = if task.is_some() { "task" } else { "message" };
         Self {
             id: s.id.clone(),
@@ -146,6 +147,18 @@ impl ScheduleView {
             updated_at: rfc3339(s.updated_at_ms),
         }
     }
+}
+
+/// A schedule's stored task as a key of `scope` may see it: its callback
+/// URL by [`shown_url`](crate::views::shown_url)'s rule.
+fn shown_task(task: Box<RawValue>, scope: Scope) -> Box<RawValue> {
+    if scope.sees_message_payloads() {
+        return task;
+    }
+    let mut parsed = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(task.get())
+        .unwrap_or_default();
+    redact_urls(&mut parsed, scope);
+    serde_json::value::to_raw_value(&parsed).unwrap_or_else(|_| RawValue::NULL.to_owned())
 }
 
 /// A schedule's stored message as a key of `scope` may see it.

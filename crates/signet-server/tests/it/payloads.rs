@@ -3,11 +3,18 @@
 //! keys only (issue 12, red-team item "a read key sees every message's
 //! headers and body").
 
+use std::sync::Arc;
+
 use axum::http::{Method, StatusCode};
 use serde_json::json;
+use signet_runtime::CallbackService;
+use signet_server::config::ServerConfig;
+use signet_server::serve::detached_metrics_handle;
+use signet_server::{app, AppState};
 use signet_store::{DeadReason, MESSAGE_QUEUE};
 
-use crate::routes::{harness, Harness};
+use crate::routes::{harness, signing, Harness};
+use crate::support::{request, send, TempStore};
 
 /// What the published message carries for its receiver, one marker per
 /// place it can travel.
@@ -57,6 +64,7 @@ async fn message_payloads_are_shown_to_admin_keys_only_on_every_route() {
     let live_routes = [
         format!("/v1/tasks/{id}"),
         "/v1/tasks".to_owned(),
+        format!("/v1/tasks?queue={MESSAGE_QUEUE}"),
         "/v1/messages".to_owned(),
         format!("/v1/messages/{id}"),
     ];
@@ -151,5 +159,70 @@ async fn a_message_schedule_shows_its_payload_to_admin_keys_only() {
         );
         let r = h.call(Method::GET, &uri, Some(&h.admin), None).await;
         assert_eq!(leaks(&r.text).len(), 3, "{uri}: {}", r.text);
+    }
+}
+
+/// A callback is a message too (its URL is the task's `callback_url`), and
+/// the callback URL shows the same way on the task itself.
+#[tokio::test]
+async fn callbacks_and_callback_urls_show_their_query_to_admin_keys_only() {
+    let temp = TempStore::new();
+    let keys = temp.keys(1).await;
+    let state = AppState::new(
+        Arc::clone(&temp.store),
+        ServerConfig::default(),
+        signing(),
+        detached_metrics_handle(),
+    );
+    let messages = state.delivery().messages.clone().expect("the server signs");
+    let app = app(state);
+    let body = json!({
+        "queue": "q",
+        "task": "t",
+        "callback_url": format!("https://receiver.example/done?token={QUERY_SECRET}"),
+    });
+    let r = send(
+        &app,
+        request(
+            Method::POST,
+            "/v1/tasks",
+            Some(&keys.publish),
+            &[],
+            Some(body.to_string()),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert!(leaks(&r.text).is_empty(), "{}", r.text);
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    temp.store
+        .kill(&id, DeadReason::PayloadInvalid, "bad args", 2)
+        .await
+        .unwrap();
+    let sent = CallbackService::new(Arc::clone(&temp.store), messages)
+        .run_once()
+        .await
+        .unwrap();
+    assert_eq!(sent, 1, "one callback message");
+
+    for uri in [
+        format!("/v1/tasks/{id}"),
+        format!("/v1/tasks?queue={MESSAGE_QUEUE}"),
+        "/v1/messages".to_owned(),
+    ] {
+        let r = send(
+            &app,
+            request(Method::GET, &uri, Some(&keys.read), &[], None),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{uri}: {}", r.text);
+        assert!(r.text.contains("token=redacted"), "{uri}: {}", r.text);
+        assert!(leaks(&r.text).is_empty(), "{uri} leaks: {}", r.text);
+        let r = send(
+            &app,
+            request(Method::GET, &uri, Some(&keys.admin), &[], None),
+        )
+        .await;
+        assert!(r.text.contains(QUERY_SECRET), "{uri}: {}", r.text);
     }
 }
