@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::Extension;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -126,7 +125,7 @@ impl EnqueueRequest {
 )]
 pub(crate) async fn enqueue(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     headers: HeaderMap,
     JsonBody(req): JsonBody<EnqueueRequest>,
 ) -> AppResult<(StatusCode, Json<TaskView>)> {
@@ -143,7 +142,7 @@ pub(crate) async fn enqueue(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(TaskView::from(&out.task))))
+    Ok((status, Json(TaskView::shown_to(&out.task, caller.scope))))
 }
 
 /// A task id from a path; message ids (`msg_…`) are accepted too, since
@@ -166,6 +165,7 @@ pub(crate) fn parse_task_id(id: &str) -> AppResult<String> {
 )]
 pub(crate) async fn show(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> AppResult<Json<TaskView>> {
     let id = parse_task_id(&id)?;
@@ -174,7 +174,7 @@ pub(crate) async fn show(
         .task(id.as_str())
         .await?
         .ok_or_else(|| AppError::NotFound(format!("task {id} not found")))?;
-    Ok(Json(TaskView::from(&row)))
+    Ok(Json(TaskView::shown_to(&row, caller.scope)))
 }
 
 /// Query of `GET /v1/tasks`.
@@ -214,6 +214,7 @@ pub(crate) fn parse_limit(limit: Option<&str>) -> AppResult<usize> {
 )]
 pub(crate) async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     QueryParams(q): QueryParams<ListQuery>,
 ) -> AppResult<Json<TaskPage>> {
     if let Some(queue) = &q.queue {
@@ -232,7 +233,7 @@ pub(crate) async fn list(
         cursor: q.cursor,
     };
     let page = state.store().list_tasks(filter).await?;
-    Ok(Json(TaskPage::from(page)))
+    Ok(Json(TaskPage::shown_to(page, caller.scope)))
 }
 
 /// Cancel a task that has not started or waits to retry.
@@ -248,11 +249,12 @@ pub(crate) async fn list(
 )]
 pub(crate) async fn cancel(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> AppResult<Json<TaskView>> {
     let id = parse_task_id(&id)?;
     let row = state.store().cancel(id.as_str(), state.now_ms()).await?;
-    Ok(Json(TaskView::from(&row)))
+    Ok(Json(TaskView::shown_to(&row, caller.scope)))
 }
 
 /// This file's routes, declared once: one `routes!` a path, its methods and

@@ -84,7 +84,7 @@ impl Harness {
     }
 
     /// `GET` with the read key.
-    async fn get(&self, uri: &str) -> Reply {
+    pub(crate) async fn get(&self, uri: &str) -> Reply {
         self.call(Method::GET, uri, Some(&self.read), None).await
     }
 
