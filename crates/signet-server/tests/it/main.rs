@@ -4,6 +4,8 @@
 
 mod client_ip;
 mod delivery;
+mod metrics;
+mod payloads;
 mod read_only;
 mod routes;
 mod schedules;
