@@ -3,8 +3,8 @@
 use deadpool_postgres::GenericClient;
 use signet_store::paging::{check_task_cursor, dead_page, parse_dead_cursor, task_page};
 use signet_store::{
-    MESSAGE_QUEUE,
     page_size, DeadFilter, KeyUsage, Page, QueueCounts, StoreResult, TaskFilter, TaskRow,
+    MESSAGE_QUEUE,
 };
 use tokio_postgres::types::{FromSql, ToSql};
 use tokio_postgres::Row;

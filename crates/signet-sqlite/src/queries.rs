@@ -6,8 +6,8 @@ use rusqlite::types::{FromSql, Value};
 use rusqlite::{params_from_iter, Connection, OptionalExtension, Statement};
 use signet_store::paging::{check_task_cursor, dead_page, parse_dead_cursor, task_page};
 use signet_store::{
-    MESSAGE_QUEUE,
     page_size, DeadFilter, KeyUsage, Page, QueueCounts, StoreResult, TaskFilter, TaskRow,
+    MESSAGE_QUEUE,
 };
 
 use crate::error_map::map_err;
