@@ -635,4 +635,49 @@ mod tests {
         );
         assert!(matches!(loaded.source, KeySource::File { named: true, .. }));
     }
+
+    #[tokio::test]
+    async fn pending_work_under_a_key_the_ring_lacks_is_named() {
+        let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(
+            signet_sqlite::SqliteStore::open("sqlite::memory:", Default::default()).unwrap(),
+        );
+        let old = KeyFile::generate(&KeyId::new("old").unwrap());
+        let producer = crate::Producer::new(
+            std::sync::Arc::clone(&store),
+            &old.signing_config().unwrap(),
+        )
+        .unwrap();
+        for _ in 0..2 {
+            producer
+                .enqueue(crate::TaskSpec::new("t", &serde_json::json!({})))
+                .await
+                .unwrap();
+        }
+        let new = KeyFile::generate(&KeyId::new("new").unwrap())
+            .signing_config()
+            .unwrap();
+        let missing = missing_keys(store.as_ref(), &new).await.unwrap();
+        assert_eq!(
+            missing,
+            vec![MissingKey {
+                key_id: "old".into(),
+                tasks: 2,
+                messages: 0
+            }]
+        );
+        let line = missing[0].to_string();
+        assert!(
+            line.starts_with(
+                "2 pending task(s) and 0 pending message(s) are signed with key \"old\""
+            ),
+            "{line}"
+        );
+        // The ring that has the key, or a process that does not verify, has nothing to say.
+        assert!(missing_keys(store.as_ref(), &old.signing_config().unwrap())
+            .await
+            .unwrap()
+            .is_empty());
+        let dev = SigningConfig::from_vars([("SIGNET_DEV", "1")]).unwrap();
+        assert!(missing_keys(store.as_ref(), &dev).await.unwrap().is_empty());
+    }
 }
