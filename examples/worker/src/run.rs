@@ -22,11 +22,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     // (created on first use).
     let env: Vec<(String, String)> = std::env::vars().collect();
     let database_file = match signet_sqlite::parse_url(&args.database_url) {
-        Ok(signet_sqlite::Location::File(path))
-            if !signet_postgres::is_postgres_url(&args.database_url) =>
-        {
-            Some(path)
-        }
+        // PostgreSQL URLs are not SQLite URLs: no key file of their own.
+        Ok(signet_sqlite::Location::File(path)) => Some(path),
         _ => None,
     };
     let keys = load_keys(&KeyRequest {

@@ -220,7 +220,12 @@ pub(crate) fn load(db: &DatabaseArgs, unsigned: bool) -> anyhow::Result<LoadedKe
         database_file: database_file.as_deref(),
         unsigned,
     })
-    .map_err(|e| anyhow!("{}", e.to_string().trim_start_matches("configuration: ")))?;
+    .map_err(|e| match e {
+        // The message names the setting and what to do; the variant's
+        // "configuration:" prefix would only repeat it.
+        signet_runtime::RuntimeError::Config(message) => anyhow!(message),
+        other => anyhow!(other),
+    })?;
     for warning in keys.warnings.iter().chain(&keys.signing.warnings) {
         eprintln!("WARN {warning}");
     }
@@ -346,7 +351,11 @@ fn edit_ring(
             eprintln!(
                 "the SIGNET_SIGNING_* variables configure the keys here, so nothing was written: {done} by changing these lines wherever the variables are set (every producer, worker and serve), then restart them:"
             );
-            for line in before.changes_to(&after) {
+            let changes = before.changes_to(&after);
+            if changes.is_empty() {
+                eprintln!("(no line changes: the variables already say this)");
+            }
+            for line in changes {
                 println!("{}", line.as_str());
             }
             Ok(())

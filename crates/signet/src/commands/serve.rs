@@ -200,7 +200,7 @@ fn keys_line(keys: &LoadedKeys) -> String {
         .master_key_source
         .as_deref()
         .map_or_else(|| "none".to_owned(), |s| format!("from {s}"));
-    let mut line = format!("  keys: {}; master key {master}", keys.describe());
+    let mut line = format!("  keys: from {}; master key {master}", keys.source);
     if let KeySource::File {
         created: true,
         path,
