@@ -524,6 +524,48 @@ mod tests {
     }
 
     #[test]
+    fn processes_starting_together_share_one_new_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("signet.keys");
+        let results: Vec<(String, bool)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let (file, created) = create_key_file(&path).unwrap();
+                        (file.get(VAR_KEYS).unwrap().to_owned(), created)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(results.iter().filter(|(_, created)| *created).count(), 1);
+        assert!(results.iter().all(|(keys, _)| *keys == results[0].0));
+    }
+
+    #[test]
+    fn a_named_file_is_created_only_for_an_embedded_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let named = dir.path().join("elsewhere.keys");
+        let db = dir.path().join("signet.db");
+        let vars = env(&[("SIGNET_KEYS_FILE", named.to_str().unwrap())]);
+        let loaded = load_keys(&KeyRequest {
+            env: &vars,
+            database_file: Some(&db),
+            unsigned: false,
+        })
+        .unwrap();
+        assert!(matches!(
+            loaded.source,
+            KeySource::File {
+                created: true,
+                named: true,
+                ..
+            }
+        ));
+        assert!(named.exists() && !dir.path().join("signet.keys").exists());
+    }
+
+    #[test]
     fn variables_win_and_say_so() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("signet.db");

@@ -136,6 +136,16 @@ impl KeyFile {
                 .iter()
                 .find_map(|q| value.strip_prefix(*q).and_then(|v| v.strip_suffix(*q)))
                 .unwrap_or(value);
+            // Keys, ids and lists never hold quotes or spaces; refusing them
+            // keeps a file and its rendering the same lines.
+            if value
+                .chars()
+                .any(|c| c == '"' || c == '\'' || c.is_whitespace())
+            {
+                return Err(Error::config(format!(
+                    "line {number}: the value of {name} holds a quote or a space; write it as {name}=value with nothing around the value"
+                )));
+            }
             file.set(name, value);
         }
         Ok(file)
@@ -442,6 +452,10 @@ mod tests {
     fn parse_errors_name_the_line_never_the_value() {
         for (text, want) in [
             ("SIGNET_SIGNING_KEYS", "line 1 is not NAME=value"),
+            (
+                "SIGNET_SIGNING_KEYS=\"k1:secret-value\"x\"",
+                "line 1: the value of SIGNET_SIGNING_KEYS holds a quote",
+            ),
             ("\nPATH=/secret-value", "line 2: \"PATH\" is not a variable"),
             (
                 "SIGNET_MASTER_KEY=a\nSIGNET_MASTER_KEY=secret-value",
@@ -451,6 +465,31 @@ mod tests {
             let err = KeyFile::parse(text).unwrap_err().to_string();
             assert!(err.contains(want), "{err}");
             assert!(!err.contains("secret-value"), "{err}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Any text parses or is refused with an error; nothing panics, and
+        /// what parses renders to text that parses to the same lines.
+        #[test]
+        fn parse_never_panics_and_round_trips(
+            lines in proptest::collection::vec(
+                (
+                    proptest::sample::select(vec![
+                        VAR_KEYS, VAR_ACTIVE_KEY, VAR_OVERLAP_KEYS, MASTER_KEY_VAR, "SIGNET_DEV", "PATH", "",
+                    ]),
+                    "(?s).{0,40}",
+                ),
+                0..6,
+            )
+        ) {
+            let text: String = lines.iter().map(|(n, v)| format!("{n}={v}\n")).collect();
+            if let Ok(file) = KeyFile::parse(&text) {
+                let again = KeyFile::parse(&file.render()).unwrap();
+                let a: Vec<_> = file.vars().collect();
+                let b: Vec<_> = again.vars().collect();
+                proptest::prop_assert_eq!(a, b);
+            }
         }
     }
 
