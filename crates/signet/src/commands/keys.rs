@@ -229,6 +229,17 @@ pub(crate) fn load(db: &DatabaseArgs, unsigned: bool) -> anyhow::Result<LoadedKe
     for warning in keys.warnings.iter().chain(&keys.signing.warnings) {
         eprintln!("WARN {warning}");
     }
+    if let KeySource::File {
+        path,
+        created: true,
+        ..
+    } = &keys.source
+    {
+        eprintln!(
+            "created the key file {} (mode 0600): every signet command and worker on this database reads it; keep it secret and back it up",
+            path.display()
+        );
+    }
     Ok(keys)
 }
 
@@ -335,7 +346,7 @@ fn edit_ring(
                 .map_err(|e| anyhow!("{e}"))?;
             edit(&mut file)?;
             save_key_file(path, &file).map_err(|e| anyhow!("{e}"))?;
-            println!("{done} in {}", path.display());
+            println!("{}: {done}", path.display());
             eprintln!(
                 "restart the processes that use it (serve, workers) so they load the new ring"
             );
@@ -423,7 +434,7 @@ async fn retire(args: RetireArgs) -> anyhow::Result<()> {
         bail!("key {id} is not in the ring; `signet keys ls` lists the keys");
     };
     if row.role == Some(Role::Active) {
-        bail!("key {id} is the active key; activate another key first (`signet keys activate <id>`), wait until `signet keys status` says {id} is safe to retire");
+        bail!("key {id} is the active key and signs new work; activate another key first (`signet keys activate <id>`), then retire {id} once `signet keys status` says it is safe");
     }
     let mut blockers = Vec::new();
     if row.tasks > 0 || row.messages > 0 {
