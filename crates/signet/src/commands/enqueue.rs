@@ -99,6 +99,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
 fn enqueue(args: Args) -> anyhow::Result<()> {
     check_args(&args.args)?;
     let keys = keys::load(&args.db, args.unsigned)?;
+    let source = keys.source.to_string();
     let signing = keys.signing;
     let can_sign = signing.ring.active().is_some_and(|k| k.can_sign());
     if args.unsigned {
@@ -165,7 +166,7 @@ fn enqueue(args: Args) -> anyhow::Result<()> {
             );
         } else if let Some(sig) = &row.signature {
             eprintln!(
-                "enqueued on {:?}, signed with {} key {}, runs from {}",
+                "enqueued on {:?}, signed with {} key {} (keys from {source}), runs from {}",
                 row.queue(),
                 sig.alg,
                 sig.key_id,
