@@ -264,8 +264,22 @@ impl Store for PostgresStore {
         if tasks.is_empty() {
             return Ok(Vec::new());
         }
-        let client = self.conn().await?;
-        tasks::enqueue_batch(&client, self.channel(), tasks, now_ms).await
+        let mut client = self.conn().await?;
+        if tasks.iter().all(|t| t.idempotency_key.is_none()) {
+            // One statement: atomic on its own.
+            return tasks::enqueue_batch(&client, self.channel(), tasks, now_ms).await;
+        }
+        // Keys are looked up, then inserted: a transaction keeps a conflict
+        // found after the insert from storing part of the batch.
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| map_err("starting an enqueue", e))?;
+        let out = tasks::enqueue_batch(&tx, self.channel(), tasks, now_ms).await?;
+        tx.commit()
+            .await
+            .map_err(|e| map_err("committing an enqueue", e))?;
+        Ok(out)
     }
 
     async fn claim(&self, request: ClaimRequest, now_ms: i64) -> StoreResult<Vec<TaskRow>> {

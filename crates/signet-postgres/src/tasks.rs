@@ -30,14 +30,22 @@ fn limit_i64(n: usize) -> i64 {
 
 /// What happens to each task of a batch.
 enum Slot {
-    /// Inserted (unless its idempotency key is already taken).
+    /// Inserted (unless its idempotency key was taken meanwhile).
     Insert,
     /// Same idempotency key as an earlier task of the batch (its index).
     SameAs(usize),
+    /// Its idempotency key is held by this stored task (same request).
+    Existing(String),
 }
 
-/// Inserts tasks in one statement (so all or none); an idempotency key
-/// already present returns the task holding it.
+/// An idempotency key as stored: `(scope, kind, key)`.
+type KeyTriple = (String, String, String);
+
+/// Inserts tasks in one statement; an idempotency key already present in
+/// the task's scope and kind returns the task holding it (same request) or
+/// fails with a conflict naming what differs. Keyed batches run in a
+/// transaction (see `PostgresStore::enqueue_batch`), so a conflict found
+/// after the insert (a concurrent enqueue took the key) stores nothing.
 pub(crate) async fn enqueue_batch(
     client: &impl GenericClient,
     channel: &str,
@@ -45,19 +53,46 @@ pub(crate) async fn enqueue_batch(
     now_ms: i64,
 ) -> StoreResult<Vec<Enqueued>> {
     let n = tasks.len();
+    // The stored rows holding any key the batch asks for (in its own scope,
+    // or the legacy one for scopes that read it).
+    let wanted: Vec<KeyTriple> = tasks
+        .iter()
+        .filter_map(NewTask::idempotency)
+        .flat_map(|c| {
+            c.lookup_scopes()
+                .into_iter()
+                .map(move |s| (s.to_owned(), c.kind.as_str().to_owned(), c.key.to_owned()))
+        })
+        .collect();
+    let held = held_keys(client, &wanted).await?;
     let mut slots = Vec::with_capacity(n);
-    let mut first_with_key: HashMap<&str, usize> = HashMap::new();
+    let mut first_with_key: HashMap<KeyTriple, usize> = HashMap::new();
     for (i, task) in tasks.iter().enumerate() {
-        match task.idempotency_key.as_deref() {
-            Some(key) => match first_with_key.get(key) {
-                Some(&j) => slots.push(Slot::SameAs(j)),
-                None => {
-                    first_with_key.insert(key, i);
-                    slots.push(Slot::Insert);
-                }
-            },
-            None => slots.push(Slot::Insert),
+        let Some(claim) = task.idempotency() else {
+            slots.push(Slot::Insert);
+            continue;
+        };
+        let triple = (
+            claim.scope.as_str().to_owned(),
+            claim.kind.as_str().to_owned(),
+            claim.key.to_owned(),
+        );
+        if let Some(&j) = first_with_key.get(&triple) {
+            claim.check_same_request(tasks[j].fingerprint.encode().as_deref())?;
+            slots.push(Slot::SameAs(j));
+            continue;
         }
+        let found = claim
+            .lookup_scopes()
+            .into_iter()
+            .find_map(|scope| held.get(&(scope.to_owned(), triple.1.clone(), triple.2.clone())));
+        if let Some((id, fingerprint)) = found {
+            claim.check_same_request(fingerprint.as_deref())?;
+            slots.push(Slot::Existing(id.clone()));
+            continue;
+        }
+        first_with_key.insert(triple, i);
+        slots.push(Slot::Insert);
     }
     // Column arrays of the inserted tasks.
     let mut ids = Vec::with_capacity(n);
@@ -77,6 +112,9 @@ pub(crate) async fn enqueue_batch(
     let mut priorities = Vec::with_capacity(n);
     let mut run_at = Vec::with_capacity(n);
     let mut keys = Vec::with_capacity(n);
+    let mut scopes = Vec::with_capacity(n);
+    let mut kinds = Vec::with_capacity(n);
+    let mut fingerprints = Vec::with_capacity(n);
     let mut placed = Vec::with_capacity(n);
     for (task, slot) in tasks.iter().zip(&slots) {
         let env = &task.envelope;
@@ -86,7 +124,7 @@ pub(crate) async fn enqueue_batch(
             None => (TaskState::Available, now_ms),
         };
         placed.push((state, run_at_ms));
-        if let Slot::SameAs(_) = slot {
+        if !matches!(slot, Slot::Insert) {
             continue;
         }
         ids.push(env.id.as_str());
@@ -106,92 +144,104 @@ pub(crate) async fn enqueue_batch(
         states.push(state.as_str());
         priorities.push(task.priority);
         run_at.push(run_at_ms);
+        let claim = task.idempotency();
         keys.push(task.idempotency_key.as_deref());
+        scopes.push(claim.as_ref().map(|c| c.scope.as_str()));
+        kinds.push(claim.as_ref().map(|c| c.kind.as_str()));
+        fingerprints.push(claim.as_ref().and_then(|c| c.stored_fingerprint()));
     }
-    let stmt = client
-        .prepare_cached(
-            "WITH ins AS ( \
-               INSERT INTO tasks (id, queue, name, args, headers, created_at_ms, not_before_ms, \
-                 expires_at_ms, max_attempts, callback_url, sig_alg, sig_key_id, sig, state, \
-                 priority, attempt, run_at_ms, idempotency_key, updated_at_ms) \
-               SELECT id, queue, name, args, headers, created_at_ms, not_before_ms, \
-                 expires_at_ms, max_attempts, callback_url, sig_alg, sig_key_id, sig, state, \
-                 priority, 0, run_at_ms, idempotency_key, $18 \
-               FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BYTEA[], $5::TEXT[], \
-                 $6::INT8[], $7::INT8[], $8::INT8[], $9::INT8[], $10::TEXT[], $11::TEXT[], \
-                 $12::TEXT[], $13::BYTEA[], $14::TEXT[], $15::INT4[], $16::INT8[], $17::TEXT[]) \
-                 AS t(id, queue, name, args, headers, created_at_ms, not_before_ms, \
-                 expires_at_ms, max_attempts, callback_url, sig_alg, sig_key_id, sig, state, \
-                 priority, run_at_ms, idempotency_key) \
-               ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
-               RETURNING id, queue, state) \
-             SELECT id, (SELECT COUNT(pg_notify($19, q)) FROM \
-                 (SELECT DISTINCT queue AS q FROM ins WHERE state = 'available') AS due) \
-             FROM ins",
-        )
-        .await
-        .map_err(|e| map_err("preparing an enqueue", e))?;
-    let params: Params<'_> = vec![
-        &ids,
-        &queues,
-        &names,
-        &args,
-        &headers,
-        &created,
-        &not_before,
-        &expires,
-        &max_attempts,
-        &callback,
-        &sig_alg,
-        &sig_key,
-        &sig,
-        &states,
-        &priorities,
-        &run_at,
-        &keys,
-        &now_ms,
-        &channel,
-    ];
-    let rows = match client.query(&stmt, &params).await {
-        Ok(rows) => rows,
-        Err(e) if is_unique_violation(&e, "tasks_pkey") => {
-            return Err(duplicate_id(client, &ids).await);
+    let mut inserted = HashSet::with_capacity(ids.len());
+    if !ids.is_empty() {
+        let stmt = client
+            .prepare_cached(
+                "WITH ins AS ( \
+                   INSERT INTO tasks (id, queue, name, args, headers, created_at_ms, not_before_ms, \
+                     expires_at_ms, max_attempts, callback_url, sig_alg, sig_key_id, sig, state, \
+                     priority, attempt, run_at_ms, idempotency_key, updated_at_ms, \
+                     idempotency_scope, idempotency_kind, idempotency_fingerprint) \
+                   SELECT id, queue, name, args, headers, created_at_ms, not_before_ms, \
+                     expires_at_ms, max_attempts, callback_url, sig_alg, sig_key_id, sig, state, \
+                     priority, 0, run_at_ms, idempotency_key, $18, \
+                     idempotency_scope, idempotency_kind, idempotency_fingerprint \
+                   FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BYTEA[], $5::TEXT[], \
+                     $6::INT8[], $7::INT8[], $8::INT8[], $9::INT8[], $10::TEXT[], $11::TEXT[], \
+                     $12::TEXT[], $13::BYTEA[], $14::TEXT[], $15::INT4[], $16::INT8[], $17::TEXT[], \
+                     $20::TEXT[], $21::TEXT[], $22::TEXT[]) \
+                     AS t(id, queue, name, args, headers, created_at_ms, not_before_ms, \
+                     expires_at_ms, max_attempts, callback_url, sig_alg, sig_key_id, sig, state, \
+                     priority, run_at_ms, idempotency_key, \
+                     idempotency_scope, idempotency_kind, idempotency_fingerprint) \
+                   ON CONFLICT (idempotency_scope, idempotency_kind, idempotency_key) \
+                     WHERE idempotency_key IS NOT NULL DO NOTHING \
+                   RETURNING id, queue, state) \
+                 SELECT id, (SELECT COUNT(pg_notify($19, q)) FROM \
+                     (SELECT DISTINCT queue AS q FROM ins WHERE state = 'available') AS due) \
+                 FROM ins",
+            )
+            .await
+            .map_err(|e| map_err("preparing an enqueue", e))?;
+        let params: Params<'_> = vec![
+            &ids,
+            &queues,
+            &names,
+            &args,
+            &headers,
+            &created,
+            &not_before,
+            &expires,
+            &max_attempts,
+            &callback,
+            &sig_alg,
+            &sig_key,
+            &sig,
+            &states,
+            &priorities,
+            &run_at,
+            &keys,
+            &now_ms,
+            &channel,
+            &scopes,
+            &kinds,
+            &fingerprints,
+        ];
+        let rows = match client.query(&stmt, &params).await {
+            Ok(rows) => rows,
+            Err(e) if is_unique_violation(&e, "tasks_pkey") => {
+                return Err(duplicate_id(client, &ids).await);
+            }
+            Err(e) => return Err(map_err(format!("enqueueing {} task(s)", ids.len()), e)),
+        };
+        for row in &rows {
+            let id: String = row
+                .try_get(0)
+                .map_err(|e| map_err("reading enqueued ids", e))?;
+            inserted.insert(id);
         }
-        Err(e) => return Err(map_err(format!("enqueueing {} task(s)", ids.len()), e)),
-    };
-    let mut inserted = HashSet::with_capacity(rows.len());
-    for row in &rows {
-        let id: String = row
-            .try_get(0)
-            .map_err(|e| map_err("reading enqueued ids", e))?;
-        inserted.insert(id);
     }
-    // Keys that were already taken: the tasks holding them.
-    let taken: Vec<&str> = tasks
+    // Keys a concurrent enqueue took between the lookup and the insert.
+    let raced: Vec<KeyTriple> = tasks
         .iter()
         .zip(&slots)
         .filter(|(t, s)| matches!(s, Slot::Insert) && !inserted.contains(&t.envelope.id))
-        .filter_map(|(t, _)| t.idempotency_key.as_deref())
+        .filter_map(|(t, _)| t.idempotency())
+        .map(|c| {
+            (
+                c.scope.as_str().to_owned(),
+                c.kind.as_str().to_owned(),
+                c.key.to_owned(),
+            )
+        })
         .collect();
-    let mut existing: HashMap<String, TaskRow> = HashMap::new();
-    if !taken.is_empty() {
-        let stmt = client
-            .prepare_cached(&format!(
-                "SELECT {TASK_COLUMNS} FROM tasks WHERE idempotency_key = ANY($1)"
-            ))
-            .await
-            .map_err(|e| map_err("preparing an idempotency lookup", e))?;
-        for row in client
-            .query(&stmt, &[&taken])
-            .await
-            .map_err(|e| map_err("looking up idempotency keys", e))?
-        {
-            let task = task_from_row(&row)?;
-            if let Some(key) = task.idempotency_key.clone() {
-                existing.insert(key, task);
-            }
-        }
-    }
+    let raced = held_keys(client, &raced).await?;
+    let mut existing_ids: Vec<&str> = slots
+        .iter()
+        .filter_map(|s| match s {
+            Slot::Existing(id) => Some(id.as_str()),
+            _ => None,
+        })
+        .collect();
+    existing_ids.extend(raced.values().map(|(id, _)| id.as_str()));
+    let existing = rows_by_id(client, &existing_ids).await?;
     let mut out: Vec<Enqueued> = Vec::with_capacity(n);
     for (i, (task, slot)) in tasks.into_iter().zip(slots).enumerate() {
         let entry = match slot {
@@ -207,22 +257,116 @@ pub(crate) async fn enqueue_batch(
                 }
             }
             Slot::Insert => {
-                let key = task.idempotency_key.clone().unwrap_or_default();
-                let found = existing.get(&key).cloned().ok_or_else(|| {
-                    StoreError::Conflict(format!(
-                        "task {}: idempotency key {key:?} is taken by a task that was deleted meanwhile; enqueue again",
-                        task.envelope.id
+                let claim = task.idempotency();
+                let holder = claim.as_ref().and_then(|c| {
+                    raced.get(&(
+                        c.scope.as_str().to_owned(),
+                        c.kind.as_str().to_owned(),
+                        c.key.to_owned(),
                     ))
-                })?;
+                });
+                let (Some(claim), Some((id, fingerprint))) = (claim, holder) else {
+                    return Err(taken_then_deleted(&task));
+                };
+                claim.check_same_request(fingerprint.as_deref())?;
+                let found = existing
+                    .get(id)
+                    .cloned()
+                    .ok_or_else(|| taken_then_deleted(&task))?;
                 Enqueued {
                     task: found,
                     created: false,
                 }
             }
+            Slot::Existing(id) => Enqueued {
+                task: existing
+                    .get(&id)
+                    .cloned()
+                    .ok_or_else(|| taken_then_deleted(&task))?,
+                created: false,
+            },
         };
         out.push(entry);
     }
     Ok(out)
+}
+
+/// A task whose idempotency key was held by a task that is gone by the
+/// time it is read (pruned or purged meanwhile).
+fn taken_then_deleted(task: &NewTask) -> StoreError {
+    StoreError::Conflict(format!(
+        "task {}: idempotency key {:?} is taken by a task that was deleted meanwhile; enqueue again",
+        task.envelope.id,
+        task.idempotency_key.as_deref().unwrap_or_default()
+    ))
+}
+
+/// The stored rows holding these `(scope, kind, key)`s: id and stored
+/// fingerprint per key.
+async fn held_keys(
+    client: &impl GenericClient,
+    wanted: &[KeyTriple],
+) -> StoreResult<HashMap<KeyTriple, (String, Option<String>)>> {
+    let mut held = HashMap::new();
+    if wanted.is_empty() {
+        return Ok(held);
+    }
+    let scopes: Vec<&str> = wanted.iter().map(|t| t.0.as_str()).collect();
+    let kinds: Vec<&str> = wanted.iter().map(|t| t.1.as_str()).collect();
+    let keys: Vec<&str> = wanted.iter().map(|t| t.2.as_str()).collect();
+    let stmt = client
+        .prepare_cached(
+            "SELECT idempotency_scope, idempotency_kind, idempotency_key, id, \
+               idempotency_fingerprint FROM tasks \
+             WHERE idempotency_key IS NOT NULL \
+               AND (idempotency_scope, idempotency_kind, idempotency_key) IN \
+                 (SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[]))",
+        )
+        .await
+        .map_err(|e| map_err("preparing an idempotency lookup", e))?;
+    for row in client
+        .query(&stmt, &[&scopes, &kinds, &keys])
+        .await
+        .map_err(|e| map_err("looking up idempotency keys", e))?
+    {
+        let read = |e| map_err("reading an idempotency key", e);
+        let triple = (
+            row.try_get(0).map_err(read)?,
+            row.try_get(1).map_err(read)?,
+            row.try_get(2).map_err(read)?,
+        );
+        held.insert(
+            triple,
+            (row.try_get(3).map_err(read)?, row.try_get(4).map_err(read)?),
+        );
+    }
+    Ok(held)
+}
+
+/// The tasks with these ids, by id.
+async fn rows_by_id(
+    client: &impl GenericClient,
+    ids: &[&str],
+) -> StoreResult<HashMap<String, TaskRow>> {
+    let mut rows = HashMap::new();
+    if ids.is_empty() {
+        return Ok(rows);
+    }
+    let stmt = client
+        .prepare_cached(&format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE id = ANY($1)"
+        ))
+        .await
+        .map_err(|e| map_err("preparing a task lookup", e))?;
+    for row in client
+        .query(&stmt, &[&ids])
+        .await
+        .map_err(|e| map_err("reading the tasks holding idempotency keys", e))?
+    {
+        let task = task_from_row(&row)?;
+        rows.insert(task.id().to_owned(), task);
+    }
+    Ok(rows)
 }
 
 /// The error for a batch that reuses an existing task id, naming the id.

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::value::RawValue;
-use signet_store::{Store, TaskRow, TaskState, MESSAGE_QUEUE};
+use signet_store::{IdempotencyScope, Store, TaskRow, TaskState, MESSAGE_QUEUE};
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::RuntimeError;
@@ -146,6 +146,7 @@ impl CallbackService {
             .insert("content-type".into(), "application/json".into());
         let options = PublishOptions {
             idempotency_key: Some(format!("callback:{}:{finished}", row.id())),
+            idempotency_scope: IdempotencyScope::System,
             ..PublishOptions::default()
         };
         self.messages.publish_spec(spec, options).await?;

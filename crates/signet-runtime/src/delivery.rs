@@ -247,9 +247,25 @@ impl HttpClient {
             "request failed".to_owned()
         };
         AttemptOutcome::Failed {
-            error: clip(&format!("{what}: {}", chain(e))),
+            error: clip(&format!("{what}: {}", error_text(e))),
             latency: started.elapsed(),
         }
+    }
+}
+
+/// A failed request's error chain with the URL's query left out: reqwest
+/// names the URL, its query may hold the receiver's credentials, and the
+/// attempt's error is shown to every API key (the API shows a message's
+/// URL query to admin keys only).
+fn error_text(e: &reqwest::Error) -> String {
+    let text = chain(e);
+    match e.url() {
+        Some(url) if url.query().is_some() => {
+            let mut shown = url.clone();
+            shown.set_query(None);
+            text.replace(url.as_str(), shown.as_str())
+        }
+        _ => text,
     }
 }
 
@@ -307,6 +323,20 @@ mod tests {
         for bad in ["", "-1", "soon", "1.5"] {
             assert_eq!(RetryAfter::parse(bad), None, "{bad}");
         }
+    }
+
+    #[tokio::test]
+    async fn request_errors_leave_the_url_query_out() {
+        // Port 1 on loopback: refused at once.
+        let e = reqwest::Client::new()
+            .get("http://127.0.0.1:1/hook?code=s3cret&x=1")
+            .send()
+            .await
+            .unwrap_err();
+        assert!(chain(&e).contains("s3cret"), "reqwest names the URL: {e}");
+        let text = error_text(&e);
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(text.contains("127.0.0.1:1/hook"), "{text}");
     }
 
     #[test]

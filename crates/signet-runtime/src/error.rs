@@ -1,6 +1,6 @@
 //! The one error type of `signet-runtime`.
 
-use signet_store::{FieldError, StoreError};
+use signet_store::{FieldError, IdempotencyConflict, StoreError};
 
 /// What producing tasks or starting a worker can fail with.
 ///
@@ -11,7 +11,14 @@ use signet_store::{FieldError, StoreError};
 pub enum RuntimeError {
     /// The store refused or failed the operation.
     #[error("store operation failed: {0}")]
-    Store(#[from] StoreError),
+    Store(#[source] StoreError),
+    /// An idempotency key was reused, in its scope and kind, with a request
+    /// that differs from the one it was first used with; the message names
+    /// the key and the fields. Nothing was stored. (From the store's
+    /// [`StoreError::IdempotencyConflict`]; never inside
+    /// [`RuntimeError::Store`].)
+    #[error(transparent)]
+    IdempotencyConflict(IdempotencyConflict),
     /// Signing failed, or the signing configuration cannot be used.
     #[error("signing: {0}")]
     Signing(#[source] signet_sign::Error),
@@ -57,6 +64,15 @@ impl RuntimeError {
     /// store errors qualify). Decided here, once.
     pub fn is_retryable(&self) -> bool {
         matches!(self, RuntimeError::Store(e) if e.is_retryable())
+    }
+}
+
+impl From<StoreError> for RuntimeError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::IdempotencyConflict(c) => RuntimeError::IdempotencyConflict(c),
+            e => RuntimeError::Store(e),
+        }
     }
 }
 

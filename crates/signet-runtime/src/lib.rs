@@ -109,7 +109,7 @@ pub use leader::{
     default_node_id, LeaderElector, Leadership, DEFAULT_LEADER_TTL, MIN_LEADER_TTL,
     SERVICE_STOP_TIMEOUT,
 };
-pub use metrics::QueueDepthReporter;
+pub use metrics::{set_metric_labels, MetricLabels, QueueDepthReporter};
 pub use node::{Node, NodeBuilder, Placement, MAINTENANCE_ROLE, SERVICES_ROLE};
 pub use pruner::{Pruner, DEFAULT_PRUNE_BATCH, DEFAULT_PRUNE_INTERVAL, DEFAULT_RETENTION};
 pub use rescuer::{Rescuer, DEFAULT_RESCUE_BATCH, DEFAULT_RESCUE_INTERVAL};

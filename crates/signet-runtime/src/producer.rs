@@ -11,7 +11,10 @@ use base64::Engine as _;
 use serde::Serialize;
 use signet_sign::{Algorithm, KeyRing, SigningConfig, TaskEnvelope};
 use signet_store::rules::{self, FieldError};
-use signet_store::{Enqueued, NewTask, SignatureRecord, Store, TaskId, DEFAULT_MAX_ATTEMPTS};
+use signet_store::{
+    Enqueued, Fingerprint, IdempotencyScope, NewTask, SignatureRecord, Store, TaskId,
+    DEFAULT_MAX_ATTEMPTS,
+};
 
 use crate::clock::{duration_ms, Clock, SystemClock};
 use crate::error::RuntimeError;
@@ -65,6 +68,7 @@ pub struct TaskSpec {
     max_attempts: u32,
     headers: Vec<(String, String)>,
     idempotency_key: Option<String>,
+    idempotency_scope: IdempotencyScope,
     callback_url: Option<String>,
     id: Option<String>,
     created_at_ms: Option<i64>,
@@ -96,6 +100,7 @@ impl TaskSpec {
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             headers: Vec::new(),
             idempotency_key: None,
+            idempotency_scope: IdempotencyScope::Local,
             callback_url: None,
             id: None,
             created_at_ms: None,
@@ -159,9 +164,20 @@ impl TaskSpec {
         self
     }
 
-    /// Makes enqueue exactly-once per key while the first task is retained.
+    /// Makes enqueue exactly-once per key while the first task is retained:
+    /// enqueued again with the same request, the first task comes back
+    /// (`created: false`); with a different one, the enqueue fails with
+    /// [`RuntimeError::IdempotencyConflict`] naming what differs.
     pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
         self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// Whose idempotency key it is (default [`IdempotencyScope::Local`]):
+    /// the server gives each API key its own scope, Signet's own keys use
+    /// [`IdempotencyScope::System`].
+    pub fn idempotency_scope(mut self, scope: IdempotencyScope) -> Self {
+        self.idempotency_scope = scope;
         self
     }
 
@@ -238,7 +254,12 @@ impl TaskSpec {
             (TaskId::generate().into(), now_ms)
         };
         let headers = rules::task_headers(self.headers)?;
-        let task = NewTask {
+        let asked = AskedTiming {
+            delay_ms: self.delay_ms,
+            not_before_ms: self.not_before_ms,
+            expires_at: self.expires_at,
+        };
+        let mut task = NewTask {
             envelope: TaskEnvelope {
                 id,
                 queue: self.queue,
@@ -254,10 +275,53 @@ impl TaskSpec {
             signature: None,
             priority: self.priority,
             idempotency_key: self.idempotency_key,
+            idempotency_scope: self.idempotency_scope,
+            fingerprint: Fingerprint::new(),
         };
+        if task.idempotency_key.is_some() {
+            task.fingerprint = task_fingerprint(&task.envelope, task.priority, &asked);
+        }
         task.check_rules(now_ms)?;
         Ok(task)
     }
+}
+
+/// The times of a task as the caller asked for them, before they were
+/// resolved against the time of enqueue.
+struct AskedTiming {
+    delay_ms: Option<i64>,
+    not_before_ms: Option<i64>,
+    expires_at: Option<When>,
+}
+
+/// The fingerprint of a task request: every field the caller chose, named
+/// as `POST /v1/tasks` names them. Not included: the id and creation time
+/// (the server's, or new with each client signature), the signature, and
+/// the idempotency key itself. Times are compared as asked (`delay_ms`
+/// 30 000 stays the same request a second later).
+fn task_fingerprint(env: &TaskEnvelope, priority: i32, asked: &AskedTiming) -> Fingerprint {
+    let mut headers = Vec::new();
+    for (name, value) in &env.headers {
+        headers.extend_from_slice(name.as_bytes());
+        headers.push(0);
+        headers.extend_from_slice(value.as_bytes());
+        headers.push(0);
+    }
+    let expires = asked.expires_at.map(|w| match w {
+        When::At(ms) => format!("at:{ms}"),
+        When::In(d) => format!("in:{}", duration_ms(d)),
+    });
+    Fingerprint::new()
+        .field("queue", &env.queue)
+        .field("task", &env.name)
+        .field("args", &env.args)
+        .field("headers", headers)
+        .optional("delay_ms", asked.delay_ms.map(|d| d.to_string()))
+        .optional("not_before", asked.not_before_ms.map(|t| t.to_string()))
+        .optional("expires_at", expires)
+        .field("max_attempts", env.max_attempts.to_string())
+        .field("priority", priority.to_string())
+        .optional("callback_url", env.callback_url.as_deref())
 }
 
 /// A signature a client made over its own envelope, as it was sent: the
@@ -449,7 +513,8 @@ impl Producer {
 
     /// Enqueues a task signed (and verified) elsewhere. The envelope and
     /// signature are stored as given, after the input rules. Unsigned tasks
-    /// are refused when signing is required.
+    /// are refused when signing is required. A keyed task without a
+    /// fingerprint is fingerprinted from its envelope and priority.
     pub async fn enqueue_presigned(&self, task: NewTask) -> Result<Enqueued, RuntimeError> {
         let mut out = self.enqueue_presigned_batch(vec![task]).await?;
         out.pop()
@@ -462,7 +527,16 @@ impl Producer {
         tasks: Vec<NewTask>,
     ) -> Result<Vec<Enqueued>, RuntimeError> {
         let now = self.clock.now_ms();
-        for task in &tasks {
+        let mut tasks = tasks;
+        for task in &mut tasks {
+            if task.idempotency_key.is_some() && task.fingerprint.is_empty() {
+                let asked = AskedTiming {
+                    delay_ms: None,
+                    not_before_ms: task.envelope.not_before_ms,
+                    expires_at: task.envelope.expires_at_ms.map(When::At),
+                };
+                task.fingerprint = task_fingerprint(&task.envelope, task.priority, &asked);
+            }
             task.check_rules(now)?;
             if self.required && task.signature.is_none() {
                 return Err(FieldError::new(

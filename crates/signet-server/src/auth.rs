@@ -65,6 +65,15 @@ impl Scope {
     pub fn allows(self, needed: Scope) -> bool {
         self >= needed
     }
+
+    /// Whether a key with this scope sees what a message carries for its
+    /// receiver: its headers, its body and the values of its URL's query,
+    /// which hold the receiver's credentials. Only `admin` does; every
+    /// route that shows a message asks this (through
+    /// `views::MessageRequestView`).
+    pub fn sees_message_payloads(self) -> bool {
+        self == Scope::Admin
+    }
 }
 
 impl fmt::Display for Scope {
@@ -139,6 +148,43 @@ impl fmt::Debug for ApiKeySecret {
     }
 }
 
+/// The bearer token that `/metrics` asks for when set (`signet serve
+/// --metrics-token`, `SIGNET_METRICS_TOKEN`). No `Clone`, redacted `Debug`,
+/// zeroized on drop, compared in constant time; it is never logged.
+pub struct MetricsToken(Zeroizing<String>);
+
+impl MetricsToken {
+    /// A token from its text; `None` when it is empty (no token).
+    pub fn new(text: impl Into<String>) -> Option<Self> {
+        let text = Zeroizing::new(text.into());
+        (!text.trim().is_empty()).then(|| Self(text))
+    }
+
+    /// Whether an `Authorization` header value presents this token as
+    /// `Bearer <token>`. Both sides are hashed first, so the comparison
+    /// takes the same time whatever the lengths.
+    pub(crate) fn admits(&self, authorization: Option<&[u8]>) -> bool {
+        let presented = authorization
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| {
+                let (scheme, token) = v.trim().split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            });
+        let Some(presented) = presented else {
+            return false;
+        };
+        let want = Sha256::digest(self.0.as_bytes());
+        let got = Sha256::digest(presented.as_bytes());
+        bool::from(want.ct_eq(&got))
+    }
+}
+
+impl fmt::Debug for MetricsToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MetricsToken(redacted)")
+    }
+}
+
 /// SHA-256 of a presented key, lower-case hex.
 pub(crate) fn hash_key(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
@@ -200,6 +246,30 @@ pub(crate) struct Caller {
     pub(crate) name: String,
     /// Its scope.
     pub(crate) scope: Scope,
+}
+
+impl Caller {
+    /// The scope of the idempotency keys this caller sends: its own, so a
+    /// key never returns another API key's task or message.
+    pub(crate) fn idempotency_scope(&self) -> signet_store::IdempotencyScope {
+        signet_store::IdempotencyScope::ApiKey(self.key_id.clone())
+    }
+}
+
+/// The caller of a `/v1` route, as the gate found it. Missing only if a
+/// route were outside the gate; then the request is refused, never served
+/// as if some key had made it.
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, AppError> {
+        parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+            AppError::Unauthorized("missing API key; send `Authorization: Bearer sk_…`".into())
+        })
+    }
 }
 
 struct Cached {
@@ -334,6 +404,25 @@ mod tests {
             Scope::Admin
         );
         assert!("root".parse::<Scope>().is_err());
+    }
+
+    #[test]
+    fn the_metrics_token_admits_only_itself_and_never_shows() {
+        assert!(MetricsToken::new("  ").is_none());
+        let token = MetricsToken::new("m3trics-t0ken").unwrap();
+        assert!(token.admits(Some(b"Bearer m3trics-t0ken")));
+        assert!(token.admits(Some(b"bearer  m3trics-t0ken ")));
+        for wrong in [
+            &b"Bearer m3trics-t0ke"[..],
+            b"Bearer m3trics-t0ken2",
+            b"Basic m3trics-t0ken",
+            b"m3trics-t0ken",
+            b"Bearer \xff",
+        ] {
+            assert!(!token.admits(Some(wrong)), "{wrong:?}");
+        }
+        assert!(!token.admits(None));
+        assert!(!format!("{token:?}").contains("t0ken"));
     }
 
     #[test]

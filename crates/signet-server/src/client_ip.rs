@@ -8,9 +8,21 @@
 //! is not an IP address ends the walk and the last valid hop is used, so a
 //! bucket is never keyed on text a client made up.
 //!
-//! Sources, in order: `X-Forwarded-For` (every instance, in order),
-//! `Forwarded: for=…` (RFC 7239) when there is no `X-Forwarded-For`, and
-//! `X-Real-IP` when neither is present. All of them only from trusted peers.
+//! Sources: `X-Forwarded-For` (every instance, in order) or
+//! `Forwarded: for=…` (RFC 7239), only from trusted peers. When a request
+//! carries both and their walks disagree, one was written by the client
+//! (a proxy writes one of them), so neither is believed: the client is the
+//! peer. Walking from the right means what the
+//! trusted proxy appended is read first, and a client's own entries (to the
+//! left) count only once every hop after them is a trusted proxy.
+//!
+//! `X-Real-IP` is ignored unless the operator says the proxy sets it
+//! ([`TrustedProxies::with_x_real_ip`], `SIGNET_TRUST_X_REAL_IP`): a proxy
+//! that sets `X-Real-IP` often passes the client's `X-Forwarded-For` through
+//! untouched, so there the forwarding chain is the client's own text. When
+//! trusted, `X-Real-IP` from a trusted peer is the client and the other
+//! headers are not read; without it (or when it is not an address) the
+//! client is the peer.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -33,13 +45,19 @@ pub struct TrustedProxyError {
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct TrustedProxies {
     nets: Vec<IpNet>,
+    /// The proxies set `X-Real-IP`: it names the client, alone.
+    x_real_ip: bool,
 }
 
 impl fmt::Debug for TrustedProxies {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list()
             .entries(self.nets.iter().map(ToString::to_string))
-            .finish()
+            .finish()?;
+        if self.x_real_ip {
+            f.write_str(" (X-Real-IP names the client)")?;
+        }
+        Ok(())
     }
 }
 
@@ -77,7 +95,23 @@ impl TrustedProxies {
                 }
             }
         }
-        Ok(Self { nets })
+        Ok(Self {
+            nets,
+            x_real_ip: false,
+        })
+    }
+
+    /// Whether the trusted proxies set `X-Real-IP` to the client's address
+    /// (`SIGNET_TRUST_X_REAL_IP`). Then it alone names the client; off (the
+    /// default), it is ignored.
+    pub fn with_x_real_ip(mut self, trusted: bool) -> Self {
+        self.x_real_ip = trusted;
+        self
+    }
+
+    /// Whether `X-Real-IP` names the client.
+    pub fn trusts_x_real_ip(&self) -> bool {
+        self.x_real_ip
     }
 
     /// The trusted networks.
@@ -108,14 +142,33 @@ impl TrustedProxies {
         if !self.is_trusted(peer) {
             return peer;
         }
-        let hops = forwarded_hops(headers);
-        match hops {
-            Some(hops) => self.walk(peer, hops.iter().map(String::as_str)),
-            None => headers
+        if self.x_real_ip {
+            // The proxy writes it over whatever the client sent; the
+            // forwarding chain may be the client's own text, so it is not
+            // read at all.
+            return headers
                 .get("x-real-ip")
                 .and_then(|v| v.to_str().ok())
                 .and_then(parse_hop)
-                .unwrap_or(peer),
+                .unwrap_or(peer);
+        }
+        let walk = |hops: Vec<String>| self.walk(peer, hops.iter().map(String::as_str));
+        match (x_forwarded_for_hops(headers), forwarded_for_hops(headers)) {
+            (Some(xff), Some(fwd)) => {
+                // Both present: the proxy wrote at most one of them and we
+                // cannot tell which, so a client that adds the other must
+                // not choose its bucket. Agreeing chains are believed;
+                // disagreeing ones leave the client as the proxy itself
+                // (a bucket only such requests share).
+                let (a, b) = (walk(xff), walk(fwd));
+                if a == b {
+                    a
+                } else {
+                    peer
+                }
+            }
+            (Some(hops), None) | (None, Some(hops)) => walk(hops),
+            (None, None) => peer,
         }
     }
 
@@ -133,9 +186,9 @@ impl TrustedProxies {
     }
 }
 
-/// The hops of `X-Forwarded-For`, else of `Forwarded`, left to right; `None`
-/// when the request carries neither.
-fn forwarded_hops(headers: &HeaderMap) -> Option<Vec<String>> {
+/// The hops of `X-Forwarded-For` (every instance, in order), left to
+/// right; `None` when the request has none.
+fn x_forwarded_for_hops(headers: &HeaderMap) -> Option<Vec<String>> {
     let mut hops = Vec::new();
     let mut seen = false;
     for value in headers.get_all("x-forwarded-for") {
@@ -146,9 +199,14 @@ fn forwarded_hops(headers: &HeaderMap) -> Option<Vec<String>> {
             Err(_) => hops.push(String::new()),
         }
     }
-    if seen {
-        return Some(hops);
-    }
+    seen.then_some(hops)
+}
+
+/// The `for=` hops of `Forwarded` (RFC 7239), left to right; `None` when
+/// the request has none.
+fn forwarded_for_hops(headers: &HeaderMap) -> Option<Vec<String>> {
+    let mut hops = Vec::new();
+    let mut seen = false;
     for value in headers.get_all("forwarded") {
         seen = true;
         let Ok(text) = value.to_str() else {
@@ -244,6 +302,46 @@ mod tests {
     }
 
     #[test]
+    fn x_real_ip_counts_only_when_configured_and_then_alone() {
+        let t = TrustedProxies::parse("10.0.0.0/8").unwrap();
+        let proxy = ip("10.0.0.1");
+        // The proxy sets X-Real-IP and passes the client's own XFF through.
+        let h = headers(&[
+            ("x-real-ip", "198.51.100.7"),
+            ("x-forwarded-for", "203.0.113.99"),
+        ]);
+        // Not configured: X-Real-IP is ignored, the chain is walked.
+        assert_eq!(
+            t.client_ip(proxy, &headers(&[("x-real-ip", "198.51.100.7")])),
+            proxy
+        );
+        // Configured: X-Real-IP alone names the client; the client's XFF
+        // cannot choose its bucket.
+        let t = t.with_x_real_ip(true);
+        assert!(t.trusts_x_real_ip());
+        assert_eq!(t.client_ip(proxy, &h), ip("198.51.100.7"));
+        assert_eq!(
+            t.client_ip(proxy, &headers(&[("x-forwarded-for", "203.0.113.99")])),
+            proxy
+        );
+        assert_eq!(
+            t.client_ip(proxy, &headers(&[("x-real-ip", "evil")])),
+            proxy
+        );
+        // From an untrusted peer nothing counts.
+        assert_eq!(t.client_ip(ip("192.0.2.1"), &h), ip("192.0.2.1"));
+    }
+
+    #[test]
+    fn a_client_entry_never_outranks_the_hop_the_proxy_appended() {
+        let t = TrustedProxies::parse("10.0.0.0/8").unwrap();
+        // The client sends its own XFF naming a trusted proxy and a victim;
+        // our proxy appends the real client.
+        let h = headers(&[("x-forwarded-for", "192.0.2.200, 10.9.9.9, 198.51.100.4")]);
+        assert_eq!(t.client_ip(ip("10.0.0.1"), &h), ip("198.51.100.4"));
+    }
+
+    #[test]
     fn forwarded_header_is_walked_like_xff() {
         let t = TrustedProxies::parse("10.0.0.0/8").unwrap();
         let h = headers(&[(
@@ -253,6 +351,27 @@ mod tests {
         assert_eq!(t.client_ip(ip("10.0.0.1"), &h), ip("2001:db8::7"));
         let h = headers(&[("forwarded", "for=unknown, for=10.0.0.3")]);
         assert_eq!(t.client_ip(ip("10.0.0.1"), &h), ip("10.0.0.3"));
+    }
+
+    #[test]
+    fn a_forwarding_header_the_client_added_beside_the_proxys_is_not_believed() {
+        let t = TrustedProxies::parse("10.0.0.0/8").unwrap();
+        let proxy = ip("10.0.0.1");
+        // The proxy appends to Forwarded; the client adds its own XFF.
+        let h = headers(&[
+            ("forwarded", "for=198.51.100.4"),
+            ("x-forwarded-for", "203.0.113.77"),
+        ]);
+        assert_eq!(t.client_ip(proxy, &h), proxy);
+        // Both written by proxies that agree: believed.
+        let h = headers(&[
+            ("forwarded", "for=198.51.100.4"),
+            ("x-forwarded-for", "198.51.100.4"),
+        ]);
+        assert_eq!(t.client_ip(proxy, &h), ip("198.51.100.4"));
+        // One header alone is walked as before.
+        let h = headers(&[("forwarded", "for=198.51.100.4")]);
+        assert_eq!(t.client_ip(proxy, &h), ip("198.51.100.4"));
     }
 
     #[test]

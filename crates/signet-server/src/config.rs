@@ -3,6 +3,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
 use signet_runtime::dispatcher::DEFAULT_DELIVERY_CONCURRENCY;
@@ -10,6 +11,7 @@ use signet_runtime::HttpConfig;
 use signet_runtime::{RetrySchedule, SsrfPolicy};
 use signet_sign::sealed::MasterKey;
 
+use crate::auth::MetricsToken;
 use crate::client_ip::TrustedProxies;
 use crate::rate_limit::Limit;
 
@@ -26,6 +28,12 @@ pub const DEFAULT_RATE_LIMIT_PER_KEY: u32 = 20_000;
 pub const DEFAULT_RATE_LIMIT_PER_IP: u32 = 20_000;
 /// Default time a request may take before it is answered `503`.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default leading bits of an IPv6 client address that name its rate-limit
+/// bucket: a /64, the smallest network one host is usually given.
+pub const DEFAULT_IPV6_BUCKET_PREFIX: u8 = 64;
+/// Default time a client has to send a request's headers; a connection
+/// that trickles them is closed.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default time in-flight requests get to finish after a shutdown signal.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -42,10 +50,18 @@ pub struct ServerConfig {
     pub rate_limit_per_ip: Option<Limit>,
     /// Proxies whose forwarding headers are believed.
     pub trusted_proxies: TrustedProxies,
+    /// Leading bits of an IPv6 client address that name its rate-limit
+    /// bucket (0–128; default [`DEFAULT_IPV6_BUCKET_PREFIX`]).
+    pub ipv6_bucket_prefix: u8,
+    /// Longest a client may take to send a request's headers before its
+    /// connection is closed (default [`DEFAULT_HEADER_READ_TIMEOUT`]).
+    pub header_read_timeout: Duration,
     /// Longest a request may take.
     pub request_timeout: Duration,
     /// How long in-flight requests get to finish on shutdown.
     pub shutdown_grace: Duration,
+    /// The bearer token `/metrics` asks for; `None` leaves it open.
+    pub metrics_token: Option<Arc<MetricsToken>>,
 }
 
 impl Default for ServerConfig {
@@ -56,8 +72,11 @@ impl Default for ServerConfig {
             rate_limit_per_key: NonZeroU32::new(DEFAULT_RATE_LIMIT_PER_KEY).map(Limit::per_second),
             rate_limit_per_ip: NonZeroU32::new(DEFAULT_RATE_LIMIT_PER_IP).map(Limit::per_second),
             trusted_proxies: TrustedProxies::none(),
+            ipv6_bucket_prefix: DEFAULT_IPV6_BUCKET_PREFIX,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            metrics_token: None,
         }
     }
 }

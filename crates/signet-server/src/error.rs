@@ -57,6 +57,10 @@ pub enum AppError {
     /// The operation is not allowed in the task's current state (409).
     #[error("{0}")]
     Conflict(String),
+    /// An `Idempotency-Key` reused with a different request (409,
+    /// `idempotency_conflict`); the message names the key and the fields.
+    #[error("{0}")]
+    IdempotencyConflict(String),
     /// The body is larger than the limit (413).
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge {
@@ -120,7 +124,7 @@ impl AppError {
             AppError::Invalid { .. } | AppError::SignatureInvalid { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::Conflict(_) | AppError::IdempotencyConflict(_) => StatusCode::CONFLICT,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -142,6 +146,7 @@ impl AppError {
             AppError::Invalid { .. } => "invalid_value",
             AppError::SignatureInvalid { .. } => "signature_invalid",
             AppError::Conflict(_) => "conflict",
+            AppError::IdempotencyConflict(_) => "idempotency_conflict",
             AppError::PayloadTooLarge { .. } => "payload_too_large",
             AppError::UnsupportedMediaType(_) => "unsupported_media_type",
             AppError::RateLimited { .. } => "rate_limited",
@@ -160,6 +165,7 @@ impl From<StoreError> for AppError {
                 AppError::NotFound(format!("{what} {id} not found"))
             }
             StoreError::Conflict(message) => AppError::Conflict(message),
+            StoreError::IdempotencyConflict(c) => AppError::IdempotencyConflict(c.to_string()),
             StoreError::Invalid(message) => AppError::invalid("request", message),
             e @ (StoreError::Busy { .. } | StoreError::Full { .. } | StoreError::Closed) => {
                 AppError::Unavailable(e)
@@ -259,5 +265,20 @@ mod tests {
             StoreError::backend("insert", std::io::Error::other("disk /secret/path")).into();
         assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(!e.to_string().contains("/secret/path"));
+    }
+
+    #[test]
+    fn an_idempotency_conflict_is_409_idempotency_conflict_naming_key_and_fields() {
+        let e: AppError = StoreError::IdempotencyConflict(signet_store::IdempotencyConflict {
+            key: "abc".into(),
+            fields: vec!["args".into(), "priority".into()],
+        })
+        .into();
+        assert_eq!(e.status(), StatusCode::CONFLICT);
+        assert_eq!(e.code(), "idempotency_conflict");
+        assert_eq!(
+            e.to_string(),
+            "Idempotency-Key \"abc\" was first used with a different request (args, priority differ); use a new key for a new request"
+        );
     }
 }

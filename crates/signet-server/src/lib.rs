@@ -22,8 +22,18 @@
 //!   signed as the exact JSON text in the body. The server verifies it with
 //!   its ring (a public key is enough for Ed25519) and stores it unchanged.
 //! - Forwarding headers count only from `SIGNET_TRUSTED_PROXIES` peers
-//!   ([`TrustedProxies`]); `X-Real-IP` likewise, and only when neither
-//!   `X-Forwarded-For` nor `Forwarded` is present.
+//!   ([`TrustedProxies`]), walked from the right; `X-Real-IP` only when the
+//!   operator says the proxy sets it, and then alone. IPv6 clients share a
+//!   rate-limit bucket per /64 (configurable).
+//! - A message's headers, body and URL query values are shown to admin keys
+//!   only, on every route that shows a message (the tasks, dead-letter,
+//!   message and schedule routes).
+//! - `/metrics` can ask for a bearer token of its own
+//!   ([`ServerConfig::metrics_token`]); its labels are bounded by
+//!   [`signet_runtime::MetricLabels`].
+//! - A client gets [`ServerConfig::header_read_timeout`] to send a request's
+//!   headers, and a declared `Content-Length` over the body limit is
+//!   answered `413` at once.
 //! - Presented API keys are hashed and found keys cached for
 //!   [`KEY_CACHE_TTL`], so a key revoked by another process stops working
 //!   within that time.
@@ -37,6 +47,7 @@ mod app;
 mod auth;
 mod client_ip;
 pub mod config;
+mod connections;
 mod error;
 mod extract;
 mod guard;
@@ -56,7 +67,9 @@ pub use state::{AppState, Delivery, Signing};
 pub use client_ip::{TrustedProxies, TrustedProxyError};
 // API keys: creating them (`signet api-keys`, `signet serve`'s first admin
 // key), their scopes, and how long a looked-up key is trusted.
-pub use auth::{create_api_key, validate_name, ApiKeySecret, NewApiKey, Scope, KEY_CACHE_TTL};
+pub use auth::{
+    create_api_key, validate_name, ApiKeySecret, MetricsToken, NewApiKey, Scope, KEY_CACHE_TTL,
+};
 // The error of every handler, and the limiter state a `429` carries.
 pub use error::AppError;
 pub use rate_limit::RateLimitInfo;

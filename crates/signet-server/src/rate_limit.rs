@@ -4,9 +4,14 @@
 //! are throttled too; the per-key limit runs after it. Both answer `429` with
 //! `Retry-After` and `X-RateLimit-Limit/-Remaining/-Reset`, and every
 //! response of a limited route carries the `X-RateLimit-*` headers.
+//!
+//! An IPv4 client has a bucket per address. An IPv6 client has one per
+//! network of [`ServerConfig::ipv6_bucket_prefix`](crate::ServerConfig) bits
+//! (a /64 by default): one host usually holds a whole /64, so a bucket per
+//! /128 would give it 2^64 buckets.
 
 use std::hash::Hash;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::time::Duration;
 
@@ -116,6 +121,20 @@ impl<K: Hash + Eq + Clone> Keyed<K> {
     }
 }
 
+/// The bucket of a client address: an IPv4 address (or an IPv4-mapped
+/// IPv6 one) is its own bucket; an IPv6 address is cut to its first
+/// `ipv6_prefix` bits.
+pub(crate) fn bucket(ip: IpAddr, ipv6_prefix: u8) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => {
+            let keep = u32::from(ipv6_prefix.min(128));
+            let mask = u128::MAX.checked_shl(128 - keep).unwrap_or(0);
+            IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask))
+        }
+    }
+}
+
 fn ceil_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
@@ -124,6 +143,8 @@ fn ceil_secs(d: Duration) -> u64 {
 pub(crate) struct RateLimits {
     per_key: Option<Keyed<String>>,
     per_ip: Option<Keyed<IpAddr>>,
+    /// Leading bits of an IPv6 address that name its bucket (0–128).
+    ipv6_prefix: u8,
 }
 
 impl std::fmt::Debug for RateLimits {
@@ -131,24 +152,28 @@ impl std::fmt::Debug for RateLimits {
         f.debug_struct("RateLimits")
             .field("per_key", &self.per_key.as_ref().map(|k| k.limit))
             .field("per_ip", &self.per_ip.as_ref().map(|k| k.limit))
+            .field("ipv6_prefix", &self.ipv6_prefix)
             .finish()
     }
 }
 
 impl RateLimits {
-    /// Limiters with these limits.
-    pub(crate) fn new(per_key: Option<Limit>, per_ip: Option<Limit>) -> Self {
+    /// Limiters with these limits; IPv6 clients are counted per network
+    /// of `ipv6_prefix` bits (more than 128 means 128).
+    pub(crate) fn new(per_key: Option<Limit>, per_ip: Option<Limit>, ipv6_prefix: u8) -> Self {
         Self {
             per_key: per_key.map(Keyed::new),
             per_ip: per_ip.map(Keyed::new),
+            ipv6_prefix: ipv6_prefix.min(128),
         }
     }
 
-    /// Counts a request from `ip`.
+    /// Counts a request from `ip`, in the bucket of its network (see
+    /// [`bucket`]).
     pub(crate) fn check_ip(&self, ip: IpAddr) -> Result<Option<RateLimitInfo>, Refused> {
         self.per_ip
             .as_ref()
-            .map(|l| l.check(&ip, "client address"))
+            .map(|l| l.check(&bucket(ip, self.ipv6_prefix), "client address"))
             .transpose()
     }
 
@@ -186,6 +211,7 @@ mod tests {
                 burst: NonZeroU32::new(3).unwrap(),
             }),
             None,
+            64,
         );
         let first = limits.check_key("key_a").unwrap().unwrap();
         assert_eq!((first.limit, first.remaining), (3, 2));
@@ -206,5 +232,40 @@ mod tests {
             .check_ip("127.0.0.1".parse().unwrap())
             .unwrap()
             .is_none());
+    }
+
+    fn one_per_second() -> Option<Limit> {
+        Some(Limit {
+            per_second: NonZeroU32::new(1).unwrap(),
+            burst: NonZeroU32::new(1).unwrap(),
+        })
+    }
+
+    #[test]
+    fn ipv6_clients_share_a_bucket_per_64_by_default() {
+        let limits = RateLimits::new(None, one_per_second(), 64);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(limits.check_ip(ip("2001:db8:1:2::1")).is_ok());
+        // Another address of the same /64 is the same client.
+        assert!(limits.check_ip(ip("2001:db8:1:2:ffff::9")).is_err());
+        // The next /64 is another client; IPv4 stays per address.
+        assert!(limits.check_ip(ip("2001:db8:1:3::1")).is_ok());
+        assert!(limits.check_ip(ip("192.0.2.1")).is_ok());
+        assert!(limits.check_ip(ip("192.0.2.2")).is_ok());
+        // Per /128 when configured so.
+        let exact = RateLimits::new(None, one_per_second(), 128);
+        assert!(exact.check_ip(ip("2001:db8::1")).is_ok());
+        assert!(exact.check_ip(ip("2001:db8::2")).is_ok());
+    }
+
+    #[test]
+    fn buckets_cut_ipv6_addresses_at_the_prefix() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(bucket(ip("2001:db8:a:b:c:d:e:f"), 64), ip("2001:db8:a:b::"));
+        assert_eq!(bucket(ip("2001:db8:a:b:c:d:e:f"), 48), ip("2001:db8:a::"));
+        assert_eq!(bucket(ip("2001:db8::f"), 128), ip("2001:db8::f"));
+        assert_eq!(bucket(ip("2001:db8::f"), 200), ip("2001:db8::f"));
+        assert_eq!(bucket(ip("2001:db8::f"), 0), ip("::"));
+        assert_eq!(bucket(ip("::ffff:192.0.2.7"), 64), ip("192.0.2.7"));
     }
 }

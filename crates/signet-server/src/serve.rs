@@ -12,7 +12,6 @@
 //! get [`ServerConfig::shutdown_grace`](crate::ServerConfig) to finish, the
 //! background services stop, and the store is closed.
 
-use axum::serve::ListenerExt as _;
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -32,6 +31,7 @@ use tokio::net::TcpListener;
 
 use crate::auth::{create_api_key, NewApiKey, Scope};
 use crate::config::ServerConfig;
+use crate::connections::serve_connections;
 use crate::state::{AppState, Signing};
 
 /// How often idle rate-limit buckets are forgotten and histograms drained.
@@ -154,6 +154,12 @@ impl fmt::Display for Banner<'_> {
         )?;
         if self.config.trusted_proxies.is_empty() {
             writeln!(f, "  client address: the direct peer (no trusted proxies)")?;
+        } else if self.config.trusted_proxies.trusts_x_real_ip() {
+            writeln!(
+                f,
+                "  client address: X-Real-IP set by trusted proxies {:?}",
+                self.config.trusted_proxies
+            )?;
         } else {
             writeln!(
                 f,
@@ -166,7 +172,18 @@ impl fmt::Display for Banner<'_> {
         }
         writeln!(
             f,
-            "  docs: http://{}/openapi.json  metrics: http://{}/metrics",
+            "  IPv6 clients share a rate-limit bucket per /{}; headers must arrive within {} ms",
+            self.config.ipv6_bucket_prefix,
+            self.config.header_read_timeout.as_millis()
+        )?;
+        let metrics_access = if self.config.metrics_token.is_some() {
+            "needs the metrics token"
+        } else {
+            "open"
+        };
+        writeln!(
+            f,
+            "  docs: http://{}/openapi.json  metrics: http://{}/metrics ({metrics_access})",
             self.addr, self.addr
         )?;
         match self.new_admin_key {
@@ -353,23 +370,17 @@ pub async fn run_with(
     let stopping = Shutdown::new();
     let mut stopping_signal = stopping.signal();
     let trigger = stopping.clone();
-    let app = crate::app(state).into_make_service_with_connect_info::<SocketAddr>();
-    // Small responses go out at once (no Nagle delay behind an unacked
-    // segment on keep-alive connections).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY on a connection");
-        }
-    });
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let header_read_timeout = state.config().header_read_timeout;
+    let app = crate::app(state);
+    let server = serve_connections(listener, app, header_read_timeout, async move {
         signal.await;
         tracing::info!(
             "shutdown signal received; no new connections, finishing in-flight requests"
         );
         trigger.trigger();
     });
-    let outcome = tokio::select! {
-        r = std::future::IntoFuture::into_future(server) => r.map_err(ServeError::from),
+    let outcome: Result<(), ServeError> = tokio::select! {
+        () = server => Ok(()),
         () = async move {
             stopping_signal.triggered().await;
             tokio::time::sleep(grace).await;

@@ -161,7 +161,11 @@ impl AppState {
         clock: Arc<dyn Clock>,
         delivery: DeliveryConfig,
     ) -> Self {
-        let limits = RateLimits::new(config.rate_limit_per_key, config.rate_limit_per_ip);
+        let limits = RateLimits::new(
+            config.rate_limit_per_key,
+            config.rate_limit_per_ip,
+            config.ipv6_bucket_prefix,
+        );
         let targets =
             TargetService::with_clock(Arc::clone(&store), delivery.master_key, Arc::clone(&clock));
         let messages = Producer::with_ring(

@@ -5,9 +5,12 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
-use signet_store::{SignatureRecord, TaskRow};
+use signet_runtime::MessageSpec;
+use signet_store::{SignatureRecord, TaskRow, MESSAGE_QUEUE};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+
+use crate::auth::Scope;
 
 /// Unix milliseconds as RFC 3339 (UTC, millisecond precision).
 pub(crate) fn rfc3339(ms: i64) -> String {
@@ -117,7 +120,8 @@ pub(crate) struct TaskView {
     pub not_before: Option<String>,
     /// Not to run after.
     pub expires_at: Option<String>,
-    /// Where the signed callback goes.
+    /// Where the signed callback goes (query values read `redacted` for
+    /// keys that are not admin, like a message's URL).
     pub callback_url: Option<String>,
     /// The last attempt's error.
     pub last_error: Option<String>,
@@ -130,6 +134,11 @@ pub(crate) struct TaskView {
     pub result: Option<Box<RawValue>>,
     /// The signature over the envelope, when signed.
     pub signature: Option<SignatureView>,
+    /// Present when part of the task is hidden from this API key, saying
+    /// what and why: a message's headers, body and URL query are shown to
+    /// admin keys only (then `args` holds what `/v1/messages` shows).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redacted: Option<&'static str>,
 }
 
 fn raw_json(bytes: &[u8]) -> Option<Box<RawValue>> {
@@ -137,13 +146,29 @@ fn raw_json(bytes: &[u8]) -> Option<Box<RawValue>> {
     serde_json::from_str::<Box<RawValue>>(text).ok()
 }
 
-impl From<&TaskRow> for TaskView {
-    fn from(row: &TaskRow) -> Self {
+impl TaskView {
+    /// `row` as a key of `scope` may see it. The row of a message (a task of
+    /// [`MESSAGE_QUEUE`] whose args are the request, callbacks included)
+    /// shows a key without [`Scope::sees_message_payloads`] only what
+    /// [`MessageRequestView`] shows, as every route that shows a message does.
+    pub(crate) fn shown_to(row: &TaskRow, scope: Scope) -> Self {
         let env = &row.envelope;
-        let args = raw_json(&env.args);
-        let args_base64 = args
-            .is_none()
-            .then(|| base64::engine::general_purpose::STANDARD.encode(&env.args));
+        let hidden = row.queue() == MESSAGE_QUEUE && !scope.sees_message_payloads();
+        let (args, args_base64, redacted) = if hidden {
+            // A stored message that is not a message spec shows nothing.
+            let summary = MessageSpec::from_args(&env.args)
+                .ok()
+                .map(|spec| MessageRequestView::new(&spec, scope))
+                .and_then(|view| serde_json::to_string(&view).ok())
+                .and_then(|text| RawValue::from_string(text).ok());
+            (summary, None, Some(REDACTED_MESSAGE))
+        } else {
+            let args = raw_json(&env.args);
+            let args_base64 = args
+                .is_none()
+                .then(|| base64::engine::general_purpose::STANDARD.encode(&env.args));
+            (args, args_base64, None)
+        };
         Self {
             id: env.id.clone(),
             queue: env.queue.clone(),
@@ -161,14 +186,108 @@ impl From<&TaskRow> for TaskView {
             finished_at: row.finished_at_ms.map(rfc3339),
             not_before: env.not_before_ms.map(rfc3339),
             expires_at: env.expires_at_ms.map(rfc3339),
-            callback_url: env.callback_url.clone(),
+            callback_url: env.callback_url.as_deref().map(|u| shown_url(u, scope)),
             last_error: row.last_error.clone(),
             dead_reason: row.dead_reason.map(|r| r.as_str().to_owned()),
             dead_detail: row.dead_detail.clone(),
             result: row.result.as_deref().and_then(raw_json),
             signature: row.signature.as_ref().map(SignatureView::from),
+            redacted,
         }
     }
+}
+
+/// What `redacted` says on a message shown to a key that is not admin.
+pub(crate) const REDACTED_MESSAGE: &str =
+    "a message's headers, body and URL query carry the receiver's credentials: only admin keys see them; args shows what /v1/messages shows";
+
+/// What a key may see of a message's request: the one rule every route that
+/// shows a message follows (`/v1/messages`, `/v1/tasks`, `/v1/dead-letters`,
+/// `/v1/schedules`). Where it goes and how it is signed are shown to every
+/// key; the headers and the body, and the values of the URL's query, only
+/// to keys that [`Scope::sees_message_payloads`], because they carry the
+/// receiver's credentials (tokens, `Authorization`, `?code=`).
+#[derive(Debug, Serialize)]
+pub(crate) struct MessageRequestView {
+    /// The URL; without payload access its query values read `redacted`.
+    pub url: String,
+    /// The HTTP method.
+    pub method: String,
+    /// The target id, when a target signs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// The signature profile.
+    pub signature_profile: String,
+    /// The headers sent (payload access only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub headers: Option<BTreeMap<String, String>>,
+    /// The body sent (payload access only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+}
+
+impl MessageRequestView {
+    /// `spec` as a key of `scope` may see it.
+    pub(crate) fn new(spec: &MessageSpec, scope: Scope) -> Self {
+        let full = scope.sees_message_payloads();
+        Self {
+            url: shown_url(&spec.url, scope),
+            method: spec.method.clone(),
+            target: spec.target.clone(),
+            signature_profile: spec.signature_profile.as_str().to_owned(),
+            headers: full.then(|| spec.headers.clone()),
+            body: if full { spec.body.clone() } else { None },
+        }
+    }
+
+    /// A message given as JSON (a schedule's `message`, the body of
+    /// `POST /v1/messages`) as a key of `scope` may see it: the same fields
+    /// hidden as [`MessageRequestView::new`] hides.
+    pub(crate) fn redact_json(
+        message: &mut serde_json::Map<String, serde_json::Value>,
+        scope: Scope,
+    ) {
+        if scope.sees_message_payloads() {
+            return;
+        }
+        message.remove("headers");
+        message.remove("body");
+        redact_urls(message, scope);
+    }
+}
+
+/// The URLs Signet calls that a JSON object names (`url`, `callback_url`),
+/// as a key of `scope` may see them ([`shown_url`]). A schedule's task
+/// template goes through this; a message through
+/// [`MessageRequestView::redact_json`].
+pub(crate) fn redact_urls(object: &mut serde_json::Map<String, serde_json::Value>, scope: Scope) {
+    for key in ["url", "callback_url"] {
+        if let Some(serde_json::Value::String(url)) = object.get_mut(key) {
+            *url = shown_url(url, scope);
+        }
+    }
+}
+
+/// A URL Signet calls (a message's, a callback's) as a key of `scope` may
+/// see it: without payload access every query value reads `redacted`
+/// (names are kept, so the URL still says what it calls).
+pub(crate) fn shown_url(url: &str, scope: Scope) -> String {
+    if scope.sees_message_payloads() {
+        return url.to_owned();
+    }
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_owned();
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) => format!("{name}=redacted"),
+            // A bare item (`?s3cr3t`) may be the secret itself.
+            None if pair.is_empty() => String::new(),
+            None => "redacted".to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", query.join("&"))
 }
 
 /// A page of tasks.
@@ -180,10 +299,15 @@ pub(crate) struct TaskPage {
     pub next_cursor: Option<String>,
 }
 
-impl From<signet_store::Page<signet_store::TaskRow>> for TaskPage {
-    fn from(page: signet_store::Page<signet_store::TaskRow>) -> Self {
+impl TaskPage {
+    /// `page` as a key of `scope` may see it (see [`TaskView::shown_to`]).
+    pub(crate) fn shown_to(page: signet_store::Page<TaskRow>, scope: Scope) -> Self {
         TaskPage {
-            items: page.items.iter().map(TaskView::from).collect(),
+            items: page
+                .items
+                .iter()
+                .map(|row| TaskView::shown_to(row, scope))
+                .collect(),
             next_cursor: page.next_cursor,
         }
     }
@@ -207,5 +331,40 @@ mod tests {
         assert!(TimeInput::parse("yesterday").is_err());
         let t: TimeInput = serde_json::from_str("1700000000000").unwrap();
         assert_eq!(t.0, 1_700_000_000_000);
+    }
+
+    #[test]
+    fn message_urls_hide_query_values_from_keys_without_payload_access() {
+        let url = "https://r.example/a/b?code=s3cret&flag&=x&&v=1";
+        assert_eq!(shown_url(url, Scope::Admin), url);
+        for scope in [Scope::Read, Scope::Publish] {
+            let shown = shown_url(url, scope);
+            assert_eq!(
+                shown,
+                "https://r.example/a/b?code=redacted&redacted&=redacted&&v=redacted"
+            );
+        }
+        assert_eq!(
+            shown_url("https://r.example/a", Scope::Read),
+            "https://r.example/a"
+        );
+    }
+
+    #[test]
+    fn message_json_loses_headers_and_body_for_keys_without_payload_access() {
+        let message = serde_json::json!({
+            "url": "https://r.example/?k=s3cret", "method": "PUT",
+            "headers": {"authorization": "s3cret"}, "body": "s3cret",
+        });
+        let serde_json::Value::Object(mut map) = message else {
+            unreachable!()
+        };
+        let untouched = map.clone();
+        MessageRequestView::redact_json(&mut map, Scope::Admin);
+        assert_eq!(map, untouched);
+        MessageRequestView::redact_json(&mut map, Scope::Read);
+        let text = serde_json::Value::Object(map).to_string();
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(text.contains("PUT"), "{text}");
     }
 }

@@ -4,20 +4,22 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use signet_store::rows::{claim_order, headers_to_json};
 use signet_store::{
-    ClaimRequest, DeadReason, Enqueued, FailOutcome, LeaseToken, NewTask, StoreError, StoreResult,
-    TaskRow, TaskState,
+    ClaimRequest, DeadReason, Enqueued, FailOutcome, IdempotencyClaim, LeaseToken, NewTask,
+    StoreError, StoreResult, TaskRow, TaskState,
 };
 
 use crate::attempts;
 use crate::error_map::map_err;
-use crate::queries::task_state;
+use crate::queries::{task_by_id, task_state};
 use crate::row::{task_from_row, TASK_COLUMNS};
 
 /// The states a claim takes tasks from. Must match the `tasks_claim` index.
 pub(crate) const CLAIMABLE: &str = "state IN ('available', 'scheduled', 'retryable')";
 
-/// Inserts tasks in order; an idempotency key already present returns the
-/// task holding it.
+/// Inserts tasks in order; an idempotency key already present in the
+/// task's scope and kind returns the task holding it (same request) or
+/// fails the whole batch with a conflict naming what differs. An earlier
+/// task of the same batch counts as present (it is already inserted).
 pub(crate) fn enqueue_batch(
     conn: &Connection,
     tasks: Vec<NewTask>,
@@ -25,8 +27,8 @@ pub(crate) fn enqueue_batch(
 ) -> StoreResult<Vec<Enqueued>> {
     let mut out = Vec::with_capacity(tasks.len());
     for task in tasks {
-        if let Some(key) = &task.idempotency_key {
-            if let Some(existing) = by_idempotency_key(conn, key)? {
+        if let Some(claim) = task.idempotency() {
+            if let Some(existing) = by_idempotency_key(conn, &claim)? {
                 out.push(Enqueued {
                     task: existing,
                     created: false,
@@ -42,21 +44,31 @@ pub(crate) fn enqueue_batch(
     Ok(out)
 }
 
-fn by_idempotency_key(conn: &Connection, key: &str) -> StoreResult<Option<TaskRow>> {
-    let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE idempotency_key = ?1");
+/// The task holding `claim`'s key in its scope (or in the legacy scope,
+/// for scopes that read it) and kind, once its fingerprint is checked.
+fn by_idempotency_key(
+    conn: &Connection,
+    claim: &IdempotencyClaim<'_>,
+) -> StoreResult<Option<TaskRow>> {
     let mut stmt = conn
-        .prepare_cached(&sql)
+        .prepare_cached(
+            "SELECT id, idempotency_fingerprint FROM tasks \
+             WHERE idempotency_scope = ?1 AND idempotency_kind = ?2 AND idempotency_key = ?3",
+        )
         .map_err(|e| map_err("preparing an idempotency lookup", e))?;
-    let mut rows = stmt
-        .query([key])
-        .map_err(|e| map_err("looking up an idempotency key", e))?;
-    match rows
-        .next()
-        .map_err(|e| map_err("looking up an idempotency key", e))?
-    {
-        Some(row) => task_from_row(row).map(Some),
-        None => Ok(None),
+    for scope in claim.lookup_scopes() {
+        let found: Option<(String, Option<String>)> = stmt
+            .query_row(params![scope, claim.kind.as_str(), claim.key], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+            .map_err(|e| map_err("looking up an idempotency key", e))?;
+        if let Some((id, fingerprint)) = found {
+            claim.check_same_request(fingerprint.as_deref())?;
+            return task_by_id(conn, &id);
+        }
     }
+    Ok(None)
 }
 
 fn insert(conn: &Connection, task: NewTask, now_ms: i64) -> StoreResult<TaskRow> {
@@ -68,12 +80,15 @@ fn insert(conn: &Connection, task: NewTask, now_ms: i64) -> StoreResult<TaskRow>
     };
     let headers = headers_to_json(&env.headers)?;
     let sig = task.signature.as_ref();
+    let claim = task.idempotency();
     let mut stmt = conn
         .prepare_cached(
             "INSERT INTO tasks (id, queue, name, args, headers, created_at_ms, not_before_ms, \
              expires_at_ms, max_attempts, callback_url, sig_alg, sig_key_id, sig, state, \
-             priority, attempt, run_at_ms, idempotency_key, updated_at_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 0, ?16, ?17, ?18)",
+             priority, attempt, run_at_ms, idempotency_key, updated_at_ms, \
+             idempotency_scope, idempotency_kind, idempotency_fingerprint) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 0, ?16, ?17, ?18, \
+             ?19, ?20, ?21)",
         )
         .map_err(|e| map_err("preparing an enqueue", e))?;
     let inserted = stmt.execute(params![
@@ -95,6 +110,9 @@ fn insert(conn: &Connection, task: NewTask, now_ms: i64) -> StoreResult<TaskRow>
         run_at_ms,
         task.idempotency_key,
         now_ms,
+        claim.as_ref().map(|c| c.scope.as_str()),
+        claim.as_ref().map(|c| c.kind.as_str()),
+        claim.as_ref().and_then(|c| c.stored_fingerprint()),
     ]);
     if let Err(e) = inserted {
         let duplicate = e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation)

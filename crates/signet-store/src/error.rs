@@ -30,6 +30,10 @@ pub enum StoreError {
         /// The attempt the caller thought it held.
         attempt: u32,
     },
+    /// An idempotency key was reused, in its scope and kind, with a request
+    /// that differs from the one it was first used with. Nothing was stored.
+    #[error(transparent)]
+    IdempotencyConflict(crate::idempotency::IdempotencyConflict),
     /// Input the store refuses (too large, bad id, bad filter).
     #[error("{0}")]
     Invalid(String),

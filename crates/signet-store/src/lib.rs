@@ -7,6 +7,7 @@
 
 pub mod delivery;
 pub mod error;
+pub mod idempotency;
 pub mod ids;
 pub mod migration;
 pub mod paging;
@@ -23,6 +24,10 @@ pub use delivery::{
     MESSAGE_QUEUE, MESSAGE_TASK_NAME, RESERVED_QUEUE_PREFIX,
 };
 pub use error::{BoxError, StoreError};
+pub use idempotency::{
+    Fingerprint, IdempotencyClaim, IdempotencyConflict, IdempotencyKind, IdempotencyScope,
+    LEGACY_SCOPE,
+};
 pub use ids::{ApiKeyId, MessageId, ScheduleId, TargetId, TaskId};
 pub use rules::FieldError;
 pub use state::{DeadReason, TaskState};

@@ -34,15 +34,19 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// - a lease has expired when `lease_expires_at_ms <= now_ms`.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Enqueues one task. With an idempotency key already present, returns
-    /// the first task and `created: false`.
+    /// Enqueues one task. With an idempotency key already present in the
+    /// task's scope and kind, returns the first task and `created: false`
+    /// when the request is the same, and fails with
+    /// [`StoreError::IdempotencyConflict`] naming what differs when not (see
+    /// [`idempotency`](crate::idempotency)).
     async fn enqueue(&self, task: NewTask, now_ms: i64) -> StoreResult<Enqueued> {
         let mut out = self.enqueue_batch(vec![task], now_ms).await?;
         out.pop()
             .ok_or_else(|| StoreError::invalid("enqueue_batch returned no result"))
     }
 
-    /// Enqueues many tasks atomically (all or none), in order.
+    /// Enqueues many tasks atomically (all or none), in order; an
+    /// idempotency conflict on any of them stores none.
     async fn enqueue_batch(&self, tasks: Vec<NewTask>, now_ms: i64) -> StoreResult<Vec<Enqueued>>;
 
     /// Claims up to `limit` due tasks, highest priority first, then oldest

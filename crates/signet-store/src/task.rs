@@ -4,6 +4,7 @@
 use signet_sign::{Algorithm, TaskEnvelope};
 
 use crate::error::StoreError;
+use crate::idempotency::{Fingerprint, IdempotencyClaim, IdempotencyKind, IdempotencyScope};
 use crate::rules;
 // The limits lived here first; their paths keep working.
 use crate::ids::{ApiKeyId, TaskId};
@@ -43,8 +44,14 @@ pub struct NewTask {
     pub signature: Option<SignatureRecord>,
     /// Higher runs first among due tasks of a queue. Not signed.
     pub priority: i32,
-    /// Makes enqueue exactly-once per key while the first task is retained.
+    /// Makes enqueue exactly-once per key (within `idempotency_scope` and
+    /// the task's kind) while the first task is retained.
     pub idempotency_key: Option<String>,
+    /// Whose key `idempotency_key` is (ignored without a key).
+    pub idempotency_scope: IdempotencyScope,
+    /// The request as the caller meant it, to tell a retry from a different
+    /// request under the same key (ignored without a key).
+    pub fingerprint: Fingerprint,
 }
 
 impl NewTask {
@@ -57,6 +64,17 @@ impl NewTask {
             self.idempotency_key.as_deref(),
             now_ms,
         )
+    }
+
+    /// The idempotency key with its scope, kind and fingerprint, when the
+    /// task has a key.
+    pub fn idempotency(&self) -> Option<IdempotencyClaim<'_>> {
+        self.idempotency_key.as_deref().map(|key| IdempotencyClaim {
+            key,
+            scope: &self.idempotency_scope,
+            kind: IdempotencyKind::of_id(&self.envelope.id),
+            fingerprint: &self.fingerprint,
+        })
     }
 
     /// [`NewTask::validate`] for each task of a batch; an error names the
@@ -114,6 +132,14 @@ impl NewTask {
                     key.len()
                 )));
             }
+            let scope = self.idempotency_scope.as_str();
+            if scope.is_empty() || scope.len() > MAX_IDEMPOTENCY_KEY_LEN {
+                return Err(StoreError::invalid(format!(
+                    "task {}: the idempotency scope must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} bytes, got {}",
+                    env.id,
+                    scope.len()
+                )));
+            }
         }
         if let Some(sig) = &self.signature {
             if sig.key_id.is_empty() || sig.sig.is_empty() {
@@ -130,7 +156,8 @@ impl NewTask {
 /// What enqueue did.
 #[derive(Clone, Debug)]
 pub struct Enqueued {
-    /// The stored task: the new one, or the first one with the same idempotency key.
+    /// The stored task: the new one, or the first one with the same
+    /// idempotency key (in the same scope and kind, for the same request).
     pub task: TaskRow,
     /// `false` when an earlier task with the same idempotency key was returned.
     pub created: bool,

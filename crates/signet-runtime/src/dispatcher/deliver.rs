@@ -21,9 +21,6 @@ use crate::metrics;
 use crate::targets::{check_url, CachedTarget};
 use crate::verify::Check;
 
-/// The `target` metric label of messages without a target.
-const NO_TARGET: &str = "none";
-
 /// A delivery ready to send.
 struct Prepared {
     spec: MessageSpec,
@@ -60,7 +57,7 @@ pub(super) async fn deliver(
                     detail,
                     record,
                 },
-                NO_TARGET.to_owned(),
+                metrics::target_label(None),
             )
         }
         Err(Early::Fail(error, schedule)) => {
@@ -78,13 +75,11 @@ pub(super) async fn deliver(
                 &schedule,
                 &shared,
             );
-            (decision, NO_TARGET.to_owned())
+            (decision, metrics::target_label(None))
         }
         Ok(prepared) => {
-            let label = prepared
-                .target
-                .as_ref()
-                .map_or_else(|| NO_TARGET.to_owned(), |t| t.record.name.clone());
+            let label =
+                metrics::target_label(prepared.target.as_ref().map(|t| t.record.name.as_str()));
             let send = send(&shared, &id, attempt, row.envelope.max_attempts, prepared);
             let decision = match shared.leases.hold(&lease, send).await {
                 Held::Done(d) => d,

@@ -9,7 +9,9 @@ use std::time::Duration;
 use serde_json::value::RawValue;
 use signet_sign::TaskEnvelope;
 use signet_store::rules::{self, excerpt};
-use signet_store::{Enqueued, MessageId, NewTask, StoreError, MESSAGE_QUEUE, MESSAGE_TASK_NAME};
+use signet_store::{
+    Enqueued, Fingerprint, IdempotencyScope, MessageId, NewTask, MESSAGE_QUEUE, MESSAGE_TASK_NAME,
+};
 
 use super::profile::SignatureProfile;
 use super::retry::RetrySchedule;
@@ -27,8 +29,20 @@ pub struct PublishOptions {
     pub max_attempts: Option<u32>,
     /// Where the callback goes when the message finishes.
     pub callback_url: Option<String>,
-    /// Makes publishing exactly-once per key.
+    /// Makes publishing exactly-once per key: the same message again
+    /// returns the first one, a different one under the key is a
+    /// [`RuntimeError::IdempotencyConflict`].
     pub idempotency_key: Option<String>,
+    /// Whose key it is (default [`IdempotencyScope::Local`]).
+    pub idempotency_scope: IdempotencyScope,
+}
+
+/// The first attempt's time as the publisher asked for it (before a delay
+/// was resolved against now), for the fingerprint.
+#[derive(Clone, Copy, Debug, Default)]
+struct AskedTiming {
+    delay_ms: Option<i64>,
+    not_before_ms: Option<i64>,
 }
 
 /// How long a target looked up for publishing is reused. A change made on
@@ -83,14 +97,33 @@ impl MessageProducer {
     }
 
     /// Checks `message`, resolves its target, signs and enqueues it. With an
-    /// `idempotency_key` already used by a message, returns that message and
-    /// `created: false`.
+    /// `idempotency_key` already used by the same message, returns that
+    /// message and `created: false`; by a different one, fails with
+    /// [`RuntimeError::IdempotencyConflict`]. The key is in the
+    /// [`IdempotencyScope::Local`] scope; see [`MessageProducer::publish_as`].
     pub async fn publish(
         &self,
         message: NewMessage,
         idempotency_key: Option<String>,
     ) -> Result<Enqueued, RuntimeError> {
+        self.publish_as(message, idempotency_key, IdempotencyScope::Local)
+            .await
+    }
+
+    /// [`MessageProducer::publish`] with the key in `scope` (the server
+    /// passes the caller's API key, the scheduler
+    /// [`IdempotencyScope::System`]).
+    pub async fn publish_as(
+        &self,
+        message: NewMessage,
+        idempotency_key: Option<String>,
+        idempotency_scope: IdempotencyScope,
+    ) -> Result<Enqueued, RuntimeError> {
         message.validate()?;
+        let asked = AskedTiming {
+            delay_ms: message.delay_ms,
+            not_before_ms: message.not_before.map(|t| t.0),
+        };
         let now = self.producer.now_ms();
         // A target (and whether its secret signs the profile) is looked up
         // once per PUBLISH_TARGET_CACHE_TTL, not for every message.
@@ -112,8 +145,9 @@ impl MessageProducer {
             max_attempts: message.max_attempts,
             callback_url: message.callback_url,
             idempotency_key,
+            idempotency_scope,
         };
-        self.enqueue_spec(spec, options).await
+        self.enqueue_spec(spec, options, asked).await
     }
 
     /// Enqueues a checked spec (callbacks, schedules). The spec is validated
@@ -127,7 +161,11 @@ impl MessageProducer {
         if let Some(url) = &options.callback_url {
             rules::callback_url(url)?;
         }
-        self.enqueue_spec(spec, options).await
+        let asked = AskedTiming {
+            delay_ms: None,
+            not_before_ms: options.not_before_ms,
+        };
+        self.enqueue_spec(spec, options, asked).await
     }
 
     /// Signs and enqueues a spec whose fields and callback URL were checked.
@@ -135,6 +173,7 @@ impl MessageProducer {
         &self,
         spec: MessageSpec,
         options: PublishOptions,
+        asked: AskedTiming,
     ) -> Result<Enqueued, RuntimeError> {
         if spec.target.is_none() && !self.can_sign_without_target() {
             return Err(RuntimeError::field(
@@ -150,6 +189,10 @@ impl MessageProducer {
         let args = serde_json::to_vec(&spec).map_err(RuntimeError::Args)?;
         rules::message_stored_len(args.len())?;
         let now = self.producer.now_ms();
+        let fingerprint = match options.idempotency_key {
+            Some(_) => message_fingerprint(&spec, &options, asked)?,
+            None => Fingerprint::new(),
+        };
         let mut task = NewTask {
             envelope: TaskEnvelope {
                 id: MessageId::generate().into(),
@@ -166,21 +209,17 @@ impl MessageProducer {
             signature: None,
             priority: 0,
             idempotency_key: options.idempotency_key,
+            idempotency_scope: options.idempotency_scope,
+            fingerprint,
         };
         // The task rules, the idempotency key and the callback URL included.
         task.check_rules(now)?;
         self.producer.sign_task(&mut task)?;
         let mut out = self.producer.store_batch(vec![task], now).await?;
-        let out = out
-            .pop()
-            .ok_or_else(|| RuntimeError::invalid("the store returned no result for the message"))?;
-        if !out.created && out.task.queue() != MESSAGE_QUEUE {
-            return Err(RuntimeError::Store(StoreError::Conflict(format!(
-                "the idempotency key is already used by task {}; use another key for this message",
-                out.task.id()
-            ))));
-        }
-        Ok(out)
+        // Keys are per kind: a task holding the same key is not this
+        // message's business, and never comes back here.
+        out.pop()
+            .ok_or_else(|| RuntimeError::invalid("the store returned no result for the message"))
     }
 
     /// A target by id (`tgt_…`) or name, with its secrets opened.
@@ -195,6 +234,42 @@ impl MessageProducer {
             )
         })
     }
+}
+
+/// The fields of a message request that make it "the same request", named
+/// as `POST /v1/messages` names them: the request (`url`, `method`,
+/// `headers`, `body`, `target`, `signature_profile`, `retry_schedule_ms`),
+/// `callback_url`, `max_attempts`, and the first attempt's time as asked
+/// (`delay_ms`, `not_before`). Not included: the message id, the creation
+/// time, the signatures and the key itself.
+fn message_fingerprint(
+    spec: &MessageSpec,
+    options: &PublishOptions,
+    asked: AskedTiming,
+) -> Result<Fingerprint, RuntimeError> {
+    const REQUEST_FIELDS: [&str; 7] = [
+        "url",
+        "method",
+        "headers",
+        "body",
+        "target",
+        "signature_profile",
+        "retry_schedule_ms",
+    ];
+    let request = serde_json::to_value(spec).map_err(RuntimeError::Args)?;
+    let mut print = Fingerprint::new();
+    for name in REQUEST_FIELDS {
+        let value = match request.get(name) {
+            Some(v) => Some(serde_json::to_vec(v).map_err(RuntimeError::Args)?),
+            None => None,
+        };
+        print = print.optional(name, value);
+    }
+    Ok(print
+        .optional("callback_url", options.callback_url.as_deref())
+        .optional("max_attempts", options.max_attempts.map(|n| n.to_string()))
+        .optional("delay_ms", asked.delay_ms.map(|d| d.to_string()))
+        .optional("not_before", asked.not_before_ms.map(|t| t.to_string())))
 }
 
 /// The target's current secret must work with the profile (a Standard
@@ -231,8 +306,9 @@ fn check_target_secret(
 #[async_trait::async_trait]
 pub trait MessagePublisher: Send + Sync + 'static {
     /// Signs and enqueues the message described by `message` (a
-    /// `POST /v1/messages` body) under `idempotency_key`. Returns whether a
-    /// new message was created (`false`: one with this key already exists).
+    /// `POST /v1/messages` body) under `idempotency_key`, in the
+    /// [`IdempotencyScope::System`] scope. Returns whether a new message was
+    /// created (`false`: one with this key already exists).
     async fn publish(
         &self,
         message: &RawValue,
@@ -248,7 +324,9 @@ impl MessagePublisher for MessageProducer {
         idempotency_key: String,
     ) -> Result<bool, RuntimeError> {
         let message = NewMessage::from_json(message.get())?;
-        let out = MessageProducer::publish(self, message, Some(idempotency_key)).await?;
+        let out = self
+            .publish_as(message, Some(idempotency_key), IdempotencyScope::System)
+            .await?;
         Ok(out.created)
     }
 }

@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use signet_store::{CatchUp, Enqueued, ScheduleRecord, Store, StoreError};
+use signet_store::{CatchUp, Enqueued, IdempotencyScope, ScheduleRecord, Store, StoreError};
 
 use super::cron::CronSchedule;
 use super::template::{fire_key, SchedulePayload};
@@ -168,7 +168,7 @@ impl Scheduler {
                 // Only a database edited by hand (or by a newer version)
                 // gets here: the API and CLI refuse such schedules.
                 tracing::error!(schedule = %span_name, id = %schedule.id, error = %e, "stored schedule is invalid; it will not fire again until it is fixed (PATCH it)");
-                metrics::counter!(SCHEDULES_FAILED, "schedule" => span_name).increment(1);
+                crate::metrics::schedule_event(SCHEDULES_FAILED, &span_name);
                 report.failed += 1;
                 if let Some(due) = schedule.next_fire_at_ms {
                     if let Err(e) = self
@@ -201,8 +201,7 @@ impl Scheduler {
                 match self.fire(&schedule, &payload, due).await {
                     Ok(Fire::Created) => {
                         report.fired += 1;
-                        metrics::counter!(SCHEDULES_FIRED, "schedule" => schedule.name.clone())
-                            .increment(1);
+                        crate::metrics::schedule_event(SCHEDULES_FIRED, &schedule.name);
                         tracing::info!(schedule = %schedule.name, id = %schedule.id, due_ms = due, missed = due < horizon, "schedule fired");
                     }
                     Ok(Fire::Existed) => {
@@ -215,15 +214,13 @@ impl Scheduler {
                     }
                     Err(e) => {
                         report.failed += 1;
-                        metrics::counter!(SCHEDULES_FAILED, "schedule" => schedule.name.clone())
-                            .increment(1);
+                        crate::metrics::schedule_event(SCHEDULES_FAILED, &schedule.name);
                         tracing::error!(schedule = %schedule.name, id = %schedule.id, due_ms = due, error = %e, "could not fire schedule; this due time is given up");
                     }
                 }
             } else {
                 report.skipped += 1;
-                metrics::counter!(SCHEDULES_SKIPPED, "schedule" => schedule.name.clone())
-                    .increment(1);
+                crate::metrics::schedule_event(SCHEDULES_SKIPPED, &schedule.name);
                 tracing::info!(schedule = %schedule.name, id = %schedule.id, first_missed_ms = due, next_ms = ?next, "skipped missed due times (catch_up: skip)");
             }
             match self
@@ -257,7 +254,11 @@ impl Scheduler {
             SchedulePayload::Task(template) => {
                 let Enqueued { created, .. } = self
                     .producer
-                    .enqueue(template.spec(&schedule.id, due, key))
+                    .enqueue(
+                        template
+                            .spec(&schedule.id, due, key)
+                            .idempotency_scope(IdempotencyScope::System),
+                    )
                     .await?;
                 created
             }

@@ -165,6 +165,8 @@ async fn a_callback_url_that_cannot_be_used_is_dropped_not_retried_forever() {
         signature: None,
         priority: 0,
         idempotency_key: None,
+        idempotency_scope: signet_store::IdempotencyScope::Local,
+        fingerprint: signet_store::Fingerprint::new(),
     };
     s.db.store.enqueue(old_row, now).await.unwrap();
     let claimed =

@@ -237,6 +237,8 @@ async fn refusals_dead_letter_without_running_the_handler() {
             }),
             priority: 0,
             idempotency_key: None,
+            idempotency_scope: signet_store::IdempotencyScope::Local,
+            fingerprint: signet_store::Fingerprint::new(),
         };
         let out = db.store.enqueue(task, 2).await.unwrap();
         out.task.id().to_owned()

@@ -130,7 +130,7 @@ async fn idempotency_keys_and_delays() {
         .await
         .unwrap();
     let again = p
-        .enqueue(TaskSpec::new("t", &json!({ "n": 2 })).idempotency_key("once"))
+        .enqueue(TaskSpec::new("t", &json!({ "n": 1 })).idempotency_key("once"))
         .await
         .unwrap();
     assert!(first.created && !again.created);
@@ -167,6 +167,8 @@ async fn presigned_tasks_are_stored_as_given_and_unsigned_ones_refused() {
         }),
         priority: 0,
         idempotency_key: None,
+        idempotency_scope: signet_store::IdempotencyScope::Local,
+        fingerprint: signet_store::Fingerprint::new(),
     };
     let server = producer(&db, &ring);
     let out = server.enqueue_presigned(task).await.unwrap();
@@ -177,6 +179,8 @@ async fn presigned_tasks_are_stored_as_given_and_unsigned_ones_refused() {
         signature: None,
         priority: 0,
         idempotency_key: None,
+        idempotency_scope: signet_store::IdempotencyScope::Local,
+        fingerprint: signet_store::Fingerprint::new(),
     };
     unsigned.envelope.id = signet_store::TaskId::generate().into();
     let err = server.enqueue_presigned(unsigned).await.unwrap_err();
@@ -259,4 +263,59 @@ async fn client_signed_tasks_are_verified_and_stored_unchanged() {
     // An id or creation time is refused on a task the producer signs.
     let err = p.enqueue(spec()).await.unwrap_err();
     assert!(err.to_string().starts_with("id:"), "{err}");
+}
+
+/// A reused key: the same request (a relative delay included, retried
+/// later) returns the original; a different one is a conflict naming the
+/// key and the fields; another scope or a system key is its own.
+#[tokio::test]
+async fn a_reused_key_returns_the_original_or_names_what_differs() {
+    use signet_runtime::ManualClock;
+    use signet_store::IdempotencyScope;
+    use std::time::Duration;
+
+    let db = Db::new();
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+    let p = producer(&db, &hmac_ring()).clock(clock.clone());
+    let spec = |n: i32| {
+        TaskSpec::new("t", &json!({ "n": n }))
+            .delay(Duration::from_secs(60))
+            .expires_in(Duration::from_secs(3600))
+            .idempotency_key("order-7")
+    };
+    let first = p.enqueue(spec(1)).await.unwrap();
+    clock.advance(Duration::from_secs(5));
+    let retry = p.enqueue(spec(1)).await.unwrap();
+    assert!(first.created && !retry.created);
+    assert_eq!(retry.task.id(), first.task.id());
+
+    let err = p.enqueue(spec(2).priority(3)).await.unwrap_err();
+    match &err {
+        RuntimeError::IdempotencyConflict(c) => {
+            assert_eq!(c.key, "order-7");
+            assert_eq!(c.fields, ["args", "priority"]);
+        }
+        other => panic!("expected an idempotency conflict, got {other:?}"),
+    }
+    assert_eq!(
+        err.to_string(),
+        "Idempotency-Key \"order-7\" was first used with a different request (args, priority differ); use a new key for a new request"
+    );
+    assert!(!err.is_retryable());
+
+    // Another caller's scope: its own task.
+    let other = p
+        .enqueue(spec(2).idempotency_scope(IdempotencyScope::ApiKey("key_other".into())))
+        .await
+        .unwrap();
+    assert!(other.created);
+    assert_ne!(other.task.id(), first.task.id());
+    // A batch with a conflicting task stores nothing.
+    let before = db.store.counts().await.unwrap();
+    let err = p
+        .enqueue_batch(vec![TaskSpec::new("fresh", &json!({})), spec(3)])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RuntimeError::IdempotencyConflict(_)), "{err}");
+    assert_eq!(db.store.counts().await.unwrap(), before);
 }

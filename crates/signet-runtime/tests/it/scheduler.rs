@@ -420,3 +420,55 @@ fn fired_due_times_are_counted_per_schedule() {
         .map(|(_, _, _, value)| value);
     assert_eq!(fired, Some(metrics_util::debugging::DebugValue::Counter(3)));
 }
+
+/// A client cannot take a due time's key first: the same text sent as an
+/// API key's (or the CLI's) `Idempotency-Key` is another scope's, so the
+/// schedule still fires its own task, and the client keeps its own.
+#[tokio::test]
+async fn a_client_using_a_fire_key_does_not_stop_the_schedule_firing() {
+    use signet_runtime::TaskSpec;
+    use signet_store::IdempotencyScope;
+
+    let s = schedule(
+        "guarded",
+        "*/10 * * * * *",
+        task_payload("cron-guarded"),
+        CatchUp::Skip,
+    );
+    let t = Setup::with(&[&s]).await;
+    let key = fire_key(&s.id, T0 + 10_000);
+    let p = producer(&t.db, &hmac_ring());
+    for scope in [
+        IdempotencyScope::ApiKey("key_intruder".into()),
+        IdempotencyScope::Local,
+    ] {
+        let planted = p
+            .enqueue(
+                TaskSpec::new("report.tick", &serde_json::json!({"n": 1}))
+                    .queue("cron-guarded")
+                    .idempotency_key(key.clone())
+                    .idempotency_scope(scope),
+            )
+            .await
+            .unwrap();
+        assert!(planted.created);
+    }
+    t.clock.set(T0 + 10_000);
+    let report = t.scheduler().run_once().await.unwrap();
+    assert_eq!(report.fired, 1, "{report:?}");
+    let tasks = t.tasks("cron-guarded").await;
+    assert_eq!(tasks.len(), 3, "two planted, one fired");
+    let fired: Vec<_> = tasks
+        .iter()
+        .filter(|r| r.envelope.headers.get(HEADER_SCHEDULE_ID) == Some(&s.id))
+        .collect();
+    assert_eq!(fired.len(), 1, "the schedule fired its own task");
+    assert_eq!(
+        fired[0]
+            .envelope
+            .headers
+            .get(HEADER_FIRE_AT)
+            .map(String::as_str),
+        Some((T0 + 10_000).to_string().as_str())
+    );
+}

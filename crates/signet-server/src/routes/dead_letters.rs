@@ -5,6 +5,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use signet_store::{validate_queue_name, DeadFilter, DeadReason, DeadSelector, TaskState};
 
+use crate::auth::Caller;
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::extract::{JsonBody, QueryParams};
 use crate::routes::tasks::{parse_limit, parse_task_id};
@@ -89,6 +90,7 @@ fn parse_queue(queue: Option<String>, field: &str) -> AppResult<Option<String>> 
 )]
 pub(crate) async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     QueryParams(q): QueryParams<DeadListQuery>,
 ) -> AppResult<Json<TaskPage>> {
     let since_ms = match q.since.as_deref() {
@@ -111,7 +113,7 @@ pub(crate) async fn list(
         cursor: q.cursor,
     };
     let page = state.store().list_dead(filter).await?;
-    Ok(Json(TaskPage::from(page)))
+    Ok(Json(TaskPage::shown_to(page, caller.scope)))
 }
 
 /// Show one dead letter.
@@ -123,11 +125,14 @@ pub(crate) async fn list(
 )]
 pub(crate) async fn show(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> AppResult<Json<TaskView>> {
     let id = parse_task_id(&id)?;
     match state.store().task(id.as_str()).await? {
-        Some(row) if row.state == TaskState::Dead => Ok(Json(TaskView::from(&row))),
+        Some(row) if row.state == TaskState::Dead => {
+            Ok(Json(TaskView::shown_to(&row, caller.scope)))
+        }
         _ => Err(AppError::NotFound(format!("dead letter {id} not found"))),
     }
 }

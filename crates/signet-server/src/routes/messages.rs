@@ -11,11 +11,12 @@ use serde::{Deserialize, Serialize};
 use signet_runtime::{MessageSpec, NewMessage, RuntimeError};
 use signet_store::{AttemptRecord, MessageId, TaskFilter, TaskRow, TaskState, MESSAGE_QUEUE};
 
+use crate::auth::{Caller, Scope};
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::extract::{JsonBody, QueryParams};
 use crate::routes::tasks::{idempotency_key, parse_limit};
 use crate::state::AppState;
-use crate::views::rfc3339;
+use crate::views::{rfc3339, shown_url, MessageRequestView};
 
 /// The body of `POST /v1/messages` (documentation; the server parses it as
 /// [`NewMessage`]).
@@ -100,7 +101,8 @@ pub(crate) struct MessageView {
     /// `scheduled`, `available`, `running`, `retryable`, `succeeded`
     /// (delivered), `dead` or `cancelled`.
     pub state: String,
-    /// Where it goes (absent when the stored message cannot be read).
+    /// Where it goes (absent when the stored message cannot be read). The
+    /// values of its query read `redacted` for keys that are not admin.
     pub url: Option<String>,
     /// The method.
     pub method: Option<String>,
@@ -134,24 +136,32 @@ pub(crate) struct MessageView {
 }
 
 impl MessageView {
-    fn new(row: &TaskRow, attempts: Option<&[AttemptRecord]>) -> Self {
-        let spec = MessageSpec::from_args(&row.envelope.args).ok();
+    /// `row` as a key of `scope` may see it: never its headers or body
+    /// (they carry the receiver's credentials; admin keys read them through
+    /// `/v1/tasks/{id}`), and its URL by [`MessageRequestView`]'s rule.
+    fn new(row: &TaskRow, attempts: Option<&[AttemptRecord]>, scope: Scope) -> Self {
+        let request = MessageSpec::from_args(&row.envelope.args)
+            .ok()
+            .map(|spec| MessageRequestView::new(&spec, scope));
+        let request = request.as_ref();
         Self {
             id: row.id().to_owned(),
             state: row.state.as_str().to_owned(),
-            url: spec.as_ref().map(|s| s.url.clone()),
-            method: spec.as_ref().map(|s| s.method.clone()),
-            target: spec.as_ref().and_then(|s| s.target.clone()),
-            signature_profile: spec
-                .as_ref()
-                .map(|s| s.signature_profile.as_str().to_owned()),
+            url: request.map(|r| r.url.clone()),
+            method: request.map(|r| r.method.clone()),
+            target: request.and_then(|r| r.target.clone()),
+            signature_profile: request.map(|r| r.signature_profile.clone()),
             attempts_made: row.attempt,
             max_attempts: row.envelope.max_attempts,
             created_at: rfc3339(row.envelope.created_at_ms),
             updated_at: rfc3339(row.updated_at_ms),
             next_attempt_at: (!row.state.is_final()).then(|| rfc3339(row.run_at_ms)),
             finished_at: row.finished_at_ms.map(rfc3339),
-            callback_url: row.envelope.callback_url.clone(),
+            callback_url: row
+                .envelope
+                .callback_url
+                .as_deref()
+                .map(|u| shown_url(u, scope)),
             last_error: row.last_error.clone(),
             dead_reason: row.dead_reason.map(|r| r.as_str().to_owned()),
             dead_detail: row.dead_detail.clone(),
@@ -188,6 +198,7 @@ pub(crate) fn runtime_error(e: RuntimeError) -> AppError {
         RuntimeError::InvalidTask(message) => AppError::invalid("request", message),
         RuntimeError::Args(e) => AppError::invalid("body", e.to_string()),
         RuntimeError::Store(e) => AppError::from(e),
+        RuntimeError::IdempotencyConflict(c) => AppError::IdempotencyConflict(c.to_string()),
         RuntimeError::MasterKey(message) | RuntimeError::Config(message) => {
             AppError::NotConfigured(message)
         }
@@ -199,12 +210,12 @@ pub(crate) fn runtime_error(e: RuntimeError) -> AppError {
 #[utoipa::path(
     post, path = "/v1/messages", tag = "messages",
     request_body = MessageRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes publishing exactly-once per key")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes publishing exactly-once per key, for this API key and for messages (a task's key of the same text is another key)")),
     responses(
         (status = 201, description = "Published", body = MessageView),
-        (status = 200, description = "Already published with this Idempotency-Key", body = MessageView),
+        (status = 200, description = "Already published with this Idempotency-Key and the same request: the first message", body = MessageView),
         (status = 400, description = "Malformed JSON or unknown field", body = ErrorBody),
-        (status = 409, description = "The Idempotency-Key belongs to a task", body = ErrorBody),
+        (status = 409, description = "`idempotency_conflict`: the Idempotency-Key was first used with a different request; the message names the fields that differ", body = ErrorBody),
         (status = 422, description = "Invalid field (named)", body = ErrorBody),
         (status = 503, description = "Not configured (no signing key, no master key for targets)", body = ErrorBody),
     ),
@@ -212,6 +223,7 @@ pub(crate) fn runtime_error(e: RuntimeError) -> AppError {
 )]
 pub(crate) async fn publish(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     JsonBody(message): JsonBody<NewMessage>,
 ) -> AppResult<(StatusCode, Json<MessageView>)> {
@@ -222,7 +234,7 @@ pub(crate) async fn publish(
         ));
     };
     let out = producer
-        .publish(message, key)
+        .publish_as(message, key, caller.idempotency_scope())
         .await
         .map_err(runtime_error)?;
     let status = if out.created {
@@ -230,7 +242,10 @@ pub(crate) async fn publish(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(MessageView::new(&out.task, None))))
+    Ok((
+        status,
+        Json(MessageView::new(&out.task, None, caller.scope)),
+    ))
 }
 
 fn parse_message_id(id: &str) -> AppResult<MessageId> {
@@ -250,6 +265,7 @@ fn parse_message_id(id: &str) -> AppResult<MessageId> {
 )]
 pub(crate) async fn show(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> AppResult<Json<MessageView>> {
     let id = parse_message_id(&id)?;
@@ -260,7 +276,7 @@ pub(crate) async fn show(
         .filter(|r| r.queue() == MESSAGE_QUEUE)
         .ok_or_else(|| AppError::NotFound(format!("message {id} not found")))?;
     let attempts = state.store().attempts(id.as_str()).await?;
-    Ok(Json(MessageView::new(&row, Some(&attempts))))
+    Ok(Json(MessageView::new(&row, Some(&attempts), caller.scope)))
 }
 
 /// Query of `GET /v1/messages`.
@@ -285,6 +301,7 @@ pub(crate) struct MessageListQuery {
 )]
 pub(crate) async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     QueryParams(q): QueryParams<MessageListQuery>,
 ) -> AppResult<Json<MessagePage>> {
     let task_state = q
@@ -304,7 +321,7 @@ pub(crate) async fn list(
         items: page
             .items
             .iter()
-            .map(|r| MessageView::new(r, None))
+            .map(|r| MessageView::new(r, None, caller.scope))
             .collect(),
         next_cursor: page.next_cursor,
     }))

@@ -1,17 +1,31 @@
-//! `GET /metrics`: Prometheus text.
+//! `GET /metrics`: Prometheus text, behind its own bearer token when one is
+//! set (API keys do not open it: a scraper needs no key to the API).
 
 use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
 
+use crate::error::{AppError, ErrorBody};
 use crate::state::AppState;
 
 /// Metrics in the Prometheus text format.
 #[utoipa::path(
     get, path = "/metrics", tag = "health",
-    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String))
+    responses(
+        (status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String),
+        (status = 401, description = "A metrics token is set and was not presented", body = ErrorBody),
+    )
 )]
-pub(crate) async fn render(State(state): State<AppState>) -> impl IntoResponse {
+pub(crate) async fn render(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(token) = &state.config().metrics_token {
+        let presented = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
+        if !token.admits(presented) {
+            return AppError::Unauthorized(
+                "/metrics needs the metrics token: send `Authorization: Bearer <token>` (the value of --metrics-token / SIGNET_METRICS_TOKEN)".into(),
+            )
+            .into_response();
+        }
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -19,6 +33,7 @@ pub(crate) async fn render(State(state): State<AppState>) -> impl IntoResponse {
         )],
         state.0.metrics.render(),
     )
+        .into_response()
 }
 
 /// This file's routes, declared once: one `routes!` a path, its methods and

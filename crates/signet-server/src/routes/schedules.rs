@@ -16,11 +16,12 @@ use signet_runtime::schedules::{
 };
 use signet_store::{ScheduleId, ScheduleRecord};
 
+use crate::auth::{Caller, Scope};
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::extract::JsonBody;
 use crate::routes::messages::runtime_error;
 use crate::state::AppState;
-use crate::views::rfc3339;
+use crate::views::{redact_urls, rfc3339, MessageRequestView};
 
 /// `POST /v1/schedules`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -86,7 +87,9 @@ pub(crate) struct ScheduleView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub task: Option<Box<RawValue>>,
-    /// The message fired, when `kind` is `message`.
+    /// The message fired, when `kind` is `message`. Its `headers` and
+    /// `body`, and the values of its URL's query, are shown to admin keys
+    /// only (they carry the receiver's credentials).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub message: Option<Box<RawValue>>,
@@ -115,9 +118,13 @@ pub(crate) struct ScheduleList {
     pub items: Vec<ScheduleView>,
 }
 
-impl From<&ScheduleRecord> for ScheduleView {
-    fn from(s: &ScheduleRecord) -> Self {
+impl ScheduleView {
+    /// `s` as a key of `scope` may see it: a message's payload by
+    /// [`MessageRequestView`]'s rule.
+    fn shown_to(s: &ScheduleRecord, scope: Scope) -> Self {
         let (task, message) = SchedulePayload::stored_parts(&s.payload);
+        let message = message.map(|m| shown_message(m, scope));
+        let task = task.map(|t| shown_task(t, scope));
         let kind = if task.is_some() { "task" } else { "message" };
         Self {
             id: s.id.clone(),
@@ -140,6 +147,32 @@ impl From<&ScheduleRecord> for ScheduleView {
             updated_at: rfc3339(s.updated_at_ms),
         }
     }
+}
+
+/// A schedule's stored task as a key of `scope` may see it: its callback
+/// URL by [`shown_url`](crate::views::shown_url)'s rule.
+fn shown_task(task: Box<RawValue>, scope: Scope) -> Box<RawValue> {
+    if scope.sees_message_payloads() {
+        return task;
+    }
+    let mut parsed = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(task.get())
+        .unwrap_or_default();
+    redact_urls(&mut parsed, scope);
+    serde_json::value::to_raw_value(&parsed).unwrap_or_else(|_| RawValue::NULL.to_owned())
+}
+
+/// A schedule's stored message as a key of `scope` may see it.
+fn shown_message(message: Box<RawValue>, scope: Scope) -> Box<RawValue> {
+    if scope.sees_message_payloads() {
+        return message;
+    }
+    let mut parsed =
+        serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(message.get())
+            .unwrap_or_default();
+    MessageRequestView::redact_json(&mut parsed, scope);
+    // Serialising a map cannot fail; if it did, nothing is shown rather
+    // than the payload.
+    serde_json::value::to_raw_value(&parsed).unwrap_or_else(|_| RawValue::NULL.to_owned())
 }
 
 fn service(state: &AppState) -> ScheduleService {
@@ -184,6 +217,7 @@ fn catch_up(value: Option<&str>) -> AppResult<Option<signet_store::CatchUp>> {
 )]
 pub(crate) async fn create(
     State(state): State<AppState>,
+    caller: Caller,
     JsonBody(req): JsonBody<CreateScheduleRequest>,
 ) -> AppResult<(StatusCode, Json<ScheduleView>)> {
     let new = NewSchedule {
@@ -195,7 +229,10 @@ pub(crate) async fn create(
         paused: req.paused.unwrap_or(false),
     };
     let record = service(&state).create(new).await.map_err(runtime_error)?;
-    Ok((StatusCode::CREATED, Json(ScheduleView::from(&record))))
+    Ok((
+        StatusCode::CREATED,
+        Json(ScheduleView::shown_to(&record, caller.scope)),
+    ))
 }
 
 /// List schedules.
@@ -204,10 +241,16 @@ pub(crate) async fn create(
     responses((status = 200, body = ScheduleList)),
     security(("bearer" = []))
 )]
-pub(crate) async fn list(State(state): State<AppState>) -> AppResult<Json<ScheduleList>> {
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> AppResult<Json<ScheduleList>> {
     let items = service(&state).list().await.map_err(runtime_error)?;
     Ok(Json(ScheduleList {
-        items: items.iter().map(ScheduleView::from).collect(),
+        items: items
+            .iter()
+            .map(|s| ScheduleView::shown_to(s, caller.scope))
+            .collect(),
     }))
 }
 
@@ -220,6 +263,7 @@ pub(crate) async fn list(State(state): State<AppState>) -> AppResult<Json<Schedu
 )]
 pub(crate) async fn show(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> AppResult<Json<ScheduleView>> {
     let id = parse_schedule_id(&id)?;
@@ -227,7 +271,7 @@ pub(crate) async fn show(
         .show(id.as_str())
         .await
         .map_err(runtime_error)?;
-    Ok(Json(ScheduleView::from(&record)))
+    Ok(Json(ScheduleView::shown_to(&record, caller.scope)))
 }
 
 /// Change a schedule.
@@ -245,6 +289,7 @@ pub(crate) async fn show(
 )]
 pub(crate) async fn update(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     JsonBody(patch): JsonBody<UpdateScheduleRequest>,
 ) -> AppResult<Json<ScheduleView>> {
@@ -260,7 +305,7 @@ pub(crate) async fn update(
         .update(id.as_str(), patch)
         .await
         .map_err(runtime_error)?;
-    Ok(Json(ScheduleView::from(&record)))
+    Ok(Json(ScheduleView::shown_to(&record, caller.scope)))
 }
 
 /// Delete a schedule. Runs it already fired stay.
@@ -291,9 +336,10 @@ pub(crate) async fn delete(
 )]
 pub(crate) async fn pause(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> AppResult<Json<ScheduleView>> {
-    pause_or_resume(state, id, true).await
+    pause_or_resume(state, id, true, caller.scope).await
 }
 
 /// Resume a paused schedule from its next due time after now.
@@ -305,15 +351,17 @@ pub(crate) async fn pause(
 )]
 pub(crate) async fn resume(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> AppResult<Json<ScheduleView>> {
-    pause_or_resume(state, id, false).await
+    pause_or_resume(state, id, false, caller.scope).await
 }
 
 async fn pause_or_resume(
     state: AppState,
     id: String,
     paused: bool,
+    scope: Scope,
 ) -> AppResult<Json<ScheduleView>> {
     let id = parse_schedule_id(&id)?;
     let service = service(&state);
@@ -323,7 +371,7 @@ async fn pause_or_resume(
         service.resume(id.as_str()).await
     }
     .map_err(runtime_error)?;
-    Ok(Json(ScheduleView::from(&record)))
+    Ok(Json(ScheduleView::shown_to(&record, scope)))
 }
 
 /// This file's routes, declared once: one `routes!` a path, its methods and

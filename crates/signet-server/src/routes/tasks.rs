@@ -10,6 +10,7 @@ use serde_json::value::RawValue;
 use signet_runtime::{ClientSignature, TaskSpec};
 use signet_store::{rules, TaskFilter, TaskId, TaskState};
 
+use crate::auth::Caller;
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::extract::{JsonBody, QueryParams};
 use crate::routes::messages::runtime_error;
@@ -110,10 +111,11 @@ impl EnqueueRequest {
 #[utoipa::path(
     post, path = "/v1/tasks", tag = "tasks",
     request_body = EnqueueRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes enqueue exactly-once per key")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes enqueue exactly-once per key, for this API key and for tasks (a message's key of the same text is another key)")),
     responses(
         (status = 201, description = "Enqueued", body = TaskView),
-        (status = 200, description = "Already enqueued with this Idempotency-Key", body = TaskView),
+        (status = 200, description = "Already enqueued with this Idempotency-Key and the same request: the first task", body = TaskView),
+        (status = 409, description = "`idempotency_conflict`: the Idempotency-Key was first used with a different request; the message names the fields that differ", body = ErrorBody),
         (status = 400, description = "Malformed JSON or unknown field", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
@@ -123,10 +125,12 @@ impl EnqueueRequest {
 )]
 pub(crate) async fn enqueue(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     JsonBody(req): JsonBody<EnqueueRequest>,
 ) -> AppResult<(StatusCode, Json<TaskView>)> {
     let (spec, signature) = req.into_spec(idempotency_key(&headers));
+    let spec = spec.idempotency_scope(caller.idempotency_scope());
     let producer = state.producer();
     let out = match signature {
         Some(signature) => producer.enqueue_signed(spec, signature).await,
@@ -138,7 +142,7 @@ pub(crate) async fn enqueue(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(TaskView::from(&out.task))))
+    Ok((status, Json(TaskView::shown_to(&out.task, caller.scope))))
 }
 
 /// A task id from a path; message ids (`msg_…`) are accepted too, since
@@ -161,6 +165,7 @@ pub(crate) fn parse_task_id(id: &str) -> AppResult<String> {
 )]
 pub(crate) async fn show(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> AppResult<Json<TaskView>> {
     let id = parse_task_id(&id)?;
@@ -169,7 +174,7 @@ pub(crate) async fn show(
         .task(id.as_str())
         .await?
         .ok_or_else(|| AppError::NotFound(format!("task {id} not found")))?;
-    Ok(Json(TaskView::from(&row)))
+    Ok(Json(TaskView::shown_to(&row, caller.scope)))
 }
 
 /// Query of `GET /v1/tasks`.
@@ -209,6 +214,7 @@ pub(crate) fn parse_limit(limit: Option<&str>) -> AppResult<usize> {
 )]
 pub(crate) async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     QueryParams(q): QueryParams<ListQuery>,
 ) -> AppResult<Json<TaskPage>> {
     if let Some(queue) = &q.queue {
@@ -227,7 +233,7 @@ pub(crate) async fn list(
         cursor: q.cursor,
     };
     let page = state.store().list_tasks(filter).await?;
-    Ok(Json(TaskPage::from(page)))
+    Ok(Json(TaskPage::shown_to(page, caller.scope)))
 }
 
 /// Cancel a task that has not started or waits to retry.
@@ -243,11 +249,12 @@ pub(crate) async fn list(
 )]
 pub(crate) async fn cancel(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> AppResult<Json<TaskView>> {
     let id = parse_task_id(&id)?;
     let row = state.store().cancel(id.as_str(), state.now_ms()).await?;
-    Ok(Json(TaskView::from(&row)))
+    Ok(Json(TaskView::shown_to(&row, caller.scope)))
 }
 
 /// This file's routes, declared once: one `routes!` a path, its methods and

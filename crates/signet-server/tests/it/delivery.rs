@@ -118,6 +118,19 @@ async fn messages_are_published_once_per_idempotency_key_shown_and_listed() {
         .await;
     assert_eq!(status, StatusCode::OK, "{again}");
     assert_eq!(again["id"], id.as_str());
+    // The same key with another body and delay: 409 naming both.
+    let mut changed = body.clone();
+    changed["body"] = json!({"order": 43});
+    changed["delay_ms"] = json!(1);
+    let (status, conflict) = api
+        .publish(changed, &[("Idempotency-Key", "order-42")])
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{conflict}");
+    assert_eq!(conflict["error"]["code"], "idempotency_conflict");
+    assert_eq!(
+        conflict["error"]["message"],
+        "Idempotency-Key \"order-42\" was first used with a different request (body, delay_ms differ); use a new key for a new request"
+    );
     // Another key: a new message.
     let (status, other) = api.publish(body, &[("Idempotency-Key", "order-43")]).await;
     assert_eq!(status, StatusCode::CREATED, "{other}");

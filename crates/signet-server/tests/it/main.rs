@@ -4,6 +4,8 @@
 
 mod client_ip;
 mod delivery;
+mod metrics;
+mod payloads;
 mod routes;
 mod schedules;
 mod secrets;

@@ -84,7 +84,7 @@ impl Harness {
     }
 
     /// `GET` with the read key.
-    async fn get(&self, uri: &str) -> Reply {
+    pub(crate) async fn get(&self, uri: &str) -> Reply {
         self.call(Method::GET, uri, Some(&self.read), None).await
     }
 
@@ -341,7 +341,7 @@ async fn enqueue_signs_and_stores_args_byte_for_byte() {
 }
 
 #[tokio::test]
-async fn idempotency_key_returns_the_first_task_with_200() {
+async fn idempotency_key_returns_the_first_task_with_200_or_409_for_another_request() {
     let h = harness().await;
     let send = |key: &str, body: &str| {
         let extra = [("Idempotency-Key", key)];
@@ -353,15 +353,92 @@ async fn idempotency_key_returns_the_first_task_with_200() {
             Some(body.to_owned()),
         ))
     };
-    let first = send("order-42", r#"{"queue":"q","task":"a"}"#).await;
+    let body = r#"{"queue":"q","task":"a","args":{"n":1},"delay_ms":1000}"#;
+    let first = send("order-42", body).await;
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
-    let again = send("order-42", r#"{"queue":"q","task":"b"}"#).await;
+    // The same request again: 200, the same body as the first answer.
+    let again = send("order-42", body).await;
     assert_eq!(again.status, StatusCode::OK, "{}", again.text);
     assert_eq!(first.json()["id"], again.json()["id"]);
-    assert_eq!(again.json()["task"], "a");
+    assert_eq!(first.json(), again.json());
+    // Another request under the key: 409 naming the key and what differs.
+    let other = send(
+        "order-42",
+        r#"{"queue":"q","task":"b","args":{"n":2},"delay_ms":1000}"#,
+    )
+    .await;
+    assert_eq!(other.status, StatusCode::CONFLICT, "{}", other.text);
+    assert_eq!(other.code(), "idempotency_conflict");
+    assert_eq!(
+        other.message(),
+        "Idempotency-Key \"order-42\" was first used with a different request (task, args differ); use a new key for a new request"
+    );
+    assert_eq!(
+        h.store.counts().await.unwrap()[0].count(TaskState::Scheduled),
+        1
+    );
     let bad = send(&"x".repeat(300), r#"{"queue":"q","task":"a"}"#).await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(bad.message().contains("Idempotency-Key"));
+}
+
+/// Red team: a key that a message, or another API key's task, already
+/// holds gets the caller its own task, never that row (its URL, headers
+/// and body).
+#[tokio::test]
+async fn a_key_held_by_a_message_or_another_api_key_never_returns_that_row() {
+    let h = harness().await;
+    let post = |uri: &'static str, key: &str, secret: &str, body: Value| {
+        let extra = [("Idempotency-Key", key)];
+        h.send(request(
+            Method::POST,
+            uri,
+            Some(secret),
+            &extra,
+            Some(body.to_string()),
+        ))
+    };
+    let message = post(
+        "/v1/messages",
+        "shared-1",
+        &h.admin,
+        json!({"url": "https://hooks.example.com/in", "headers": {"authorization": "Bearer receiver-secret"}, "body": "secret body"}),
+    )
+    .await;
+    assert_eq!(message.status, StatusCode::CREATED, "{}", message.text);
+    let msg_id = message.json()["id"].as_str().unwrap().to_owned();
+    assert!(msg_id.starts_with("msg_"));
+
+    // Another API key, a task request, the message's key.
+    let task_body = json!({"queue": "q", "task": "t"});
+    let task = post("/v1/tasks", "shared-1", &h.publish, task_body.clone()).await;
+    assert_eq!(task.status, StatusCode::CREATED, "{}", task.text);
+    let task_id = task.json()["id"].as_str().unwrap().to_owned();
+    assert!(task_id.starts_with("task_"), "{}", task.text);
+    assert!(!task.text.contains("receiver-secret") && !task.text.contains("hooks.example.com"));
+    // The message's own key holder, for a task: a task of its own too.
+    let admin_task = post("/v1/tasks", "shared-1", &h.admin, task_body.clone()).await;
+    assert_eq!(
+        admin_task.status,
+        StatusCode::CREATED,
+        "{}",
+        admin_task.text
+    );
+    assert_ne!(admin_task.json()["id"], task_id.as_str());
+    // Each gets its own back on a retry.
+    let retry = post("/v1/tasks", "shared-1", &h.publish, task_body).await;
+    assert_eq!(retry.status, StatusCode::OK, "{}", retry.text);
+    assert_eq!(retry.json()["id"], task_id.as_str());
+    // And the message stays the message's.
+    let shown = h
+        .call(
+            Method::GET,
+            &format!("/v1/messages/{msg_id}"),
+            Some(&h.admin),
+            None,
+        )
+        .await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.text);
 }
 
 #[tokio::test]
@@ -375,9 +452,25 @@ async fn delay_makes_a_scheduled_task() {
 }
 
 fn client_signed_body(sign_with: &[u8], key_id: &str, tamper: bool) -> String {
-    let args = r#"{"amount":100}"#;
+    client_signed_with(
+        sign_with,
+        key_id,
+        tamper,
+        "task_0190000000007000800000000000abcd",
+        r#"{"amount":100}"#,
+    )
+}
+
+/// A client-signed `POST /v1/tasks` body for task `id` with `args`.
+fn client_signed_with(
+    sign_with: &[u8],
+    key_id: &str,
+    tamper: bool,
+    id: &str,
+    args: &str,
+) -> String {
     let envelope = TaskEnvelope {
-        id: "task_0190000000007000800000000000abcd".into(),
+        id: id.into(),
         queue: "payments".into(),
         name: "charge".into(),
         args: args.as_bytes().to_vec(),
@@ -434,6 +527,29 @@ async fn client_signed_envelopes_are_verified_at_the_door_and_stored_unchanged()
     // The same id again (without an Idempotency-Key) conflicts.
     let r = h.post_task(&client_signed_body(&key, "k1", false)).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+
+    // With an Idempotency-Key: a client re-signing the same request (a new
+    // id, as each signature brings) gets the first task back; another
+    // amount under the key is an idempotency conflict naming `args`.
+    let keyed = |id: &str, args: &str| {
+        let body = client_signed_with(&key, "k1", false, id, args);
+        h.send(request(
+            Method::POST,
+            "/v1/tasks",
+            Some(&h.publish),
+            &[("Idempotency-Key", "pay-1")],
+            Some(body),
+        ))
+    };
+    let first = keyed("task_0190000000007000800000000000aaa1", r#"{"amount":5}"#).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
+    let again = keyed("task_0190000000007000800000000000aaa2", r#"{"amount":5}"#).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    assert_eq!(again.json()["id"], "task_0190000000007000800000000000aaa1");
+    let other = keyed("task_0190000000007000800000000000aaa3", r#"{"amount":6}"#).await;
+    assert_eq!(other.status, StatusCode::CONFLICT, "{}", other.text);
+    assert_eq!(other.code(), "idempotency_conflict");
+    assert!(other.message().contains("(args differs)"), "{}", other.text);
 }
 
 #[tokio::test]

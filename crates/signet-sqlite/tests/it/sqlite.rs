@@ -346,3 +346,85 @@ async fn heartbeat_on_a_closed_store_is_closed_and_reads_are_too() {
         Err(StoreError::Closed)
     ));
 }
+
+/// Keys stored before idempotency scopes (schema 2) move to the legacy
+/// scope: the operator's own scopes (CLI, scheduler) still find them, an
+/// API key does not, and a message's key stays a message's.
+#[tokio::test]
+async fn keys_from_before_scopes_are_legacy_and_only_the_operator_finds_them() {
+    use signet_store::{IdempotencyScope, MessageId, TaskId};
+    let db = TempDb::new();
+    let (store, url) = db.open(fast());
+    store.close().await.expect("close");
+    // Back to schema 2: the global key index, no scope columns.
+    let conn = Connection::open(file_of(&url)).expect("open");
+    conn.execute_batch(
+        "DROP TABLE tasks;
+         DELETE FROM schema_migrations WHERE version > 2;",
+    )
+    .expect("drop");
+    let v1 = include_str!("../../migrations/0001_init.sql");
+    let tasks_sql = &v1[v1.find("CREATE TABLE tasks").expect("tasks")
+        ..v1.find("CREATE TABLE api_keys").expect("api_keys")];
+    conn.execute_batch(tasks_sql).expect("v1 tasks");
+    conn.execute_batch("ALTER TABLE tasks ADD COLUMN callback_sent_at_ms INTEGER;")
+        .expect("v2 column");
+    let task_id = TaskId::generate().to_string();
+    let msg_id = MessageId::generate().to_string();
+    for (id, key) in [(&task_id, "schedule:sch_1:1"), (&msg_id, "order-9")] {
+        conn.execute(
+            "INSERT INTO tasks (id, queue, name, args, headers, created_at_ms, max_attempts, \
+             state, priority, run_at_ms, idempotency_key, updated_at_ms) \
+             VALUES (?1, 'q', 't', x'7b7d', '{}', ?2, 3, 'available', 0, ?2, ?3, ?2)",
+            rusqlite::params![id, T0, key],
+        )
+        .expect("old row");
+    }
+    drop(conn);
+
+    let store = SqliteStore::open(&url, fast()).expect("migrate");
+    let conn = Connection::open(file_of(&url)).expect("open");
+    let scoped: Vec<(String, String)> = conn
+        .prepare("SELECT idempotency_scope, idempotency_kind FROM tasks ORDER BY idempotency_key")
+        .and_then(|mut s| {
+            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()
+        })
+        .expect("read");
+    assert_eq!(
+        scoped,
+        vec![
+            ("legacy".to_owned(), "message".to_owned()),
+            ("legacy".to_owned(), "task".to_owned()),
+        ]
+    );
+    let again = |scope: IdempotencyScope, key: &str| {
+        let mut t = new_task("q");
+        t.idempotency_key = Some(key.to_owned());
+        t.idempotency_scope = scope;
+        t
+    };
+    // The scheduler after the upgrade: the due time fired before it is found.
+    let out = store
+        .enqueue(again(IdempotencyScope::System, "schedule:sch_1:1"), T0)
+        .await
+        .expect("system");
+    assert!(!out.created);
+    assert_eq!(out.task.id(), task_id);
+    // An API key never gets a legacy row (it may be anyone's).
+    let out = store
+        .enqueue(
+            again(IdempotencyScope::ApiKey("key_x".into()), "schedule:sch_1:1"),
+            T0,
+        )
+        .await
+        .expect("api key");
+    assert!(out.created);
+    // A task never gets the legacy message.
+    let out = store
+        .enqueue(again(IdempotencyScope::Local, "order-9"), T0)
+        .await
+        .expect("local task");
+    assert!(out.created, "a task request must not get a message back");
+    store.close().await.expect("close");
+}

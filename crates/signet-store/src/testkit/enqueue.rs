@@ -157,7 +157,8 @@ pub(super) async fn batch_atomic(store: Arc<dyn Store>) {
     assert!(s.enqueue_batch(vec![], T0).await.expect("empty").is_empty());
 }
 
-/// An idempotency key returns the first task, across calls and inside a batch.
+/// An idempotency key without a fingerprint returns the first task, across
+/// calls and inside a batch.
 pub(super) async fn idempotency(store: Arc<dyn Store>) {
     let s = &*store;
     let mut a = new_task("default");

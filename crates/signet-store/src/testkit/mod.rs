@@ -38,6 +38,7 @@ mod callbacks;
 mod claim;
 mod dead_letters;
 mod enqueue;
+mod idempotency;
 mod leader;
 mod lease;
 mod lifecycle;
@@ -94,7 +95,11 @@ macro_rules! __signet_store_checks {
             RoundTrip => enqueue::round_trip: "Enqueue then read back: envelope, signature and options byte for byte.",
             InvalidInput => enqueue::invalid_input: "Oversize args, bad queue names, bad ids and options are `Invalid` and store nothing.",
             BatchAtomic => enqueue::batch_atomic: "A batch with one bad task stores none of them.",
-            Idempotency => enqueue::idempotency: "An idempotency key returns the first task, across calls and inside a batch.",
+            Idempotency => enqueue::idempotency: "An idempotency key without a fingerprint returns the first task, across calls and inside a batch.",
+            IdempotencyScopes => idempotency::idempotency_scopes: "The same idempotency key in two scopes makes two tasks; each scope gets back its own.",
+            IdempotencyKinds => idempotency::idempotency_kinds: "The same idempotency key for a task and a message makes two rows.",
+            IdempotencySameRequest => idempotency::idempotency_same_request: "A reused key with the same fingerprint returns the original, across calls and in a batch; system keys never compare.",
+            IdempotencyConflict => idempotency::idempotency_conflict: "A reused key with a different fingerprint is a conflict naming the key and fields, and stores nothing.",
             Scheduled => enqueue::scheduled: "A task with `not_before` in the future is not claimable until due.",
             ClaimOrder => claim::claim_order: "Claims take higher priority first, then earlier `run_at`, then id.",
             ClaimLimitAndQueues => claim::claim_limit_and_queues: "Claims respect the limit and the queue filter and set the lease.",
@@ -263,6 +268,8 @@ pub fn new_task(queue: &str) -> NewTask {
         signature: None,
         priority: 0,
         idempotency_key: None,
+        idempotency_scope: crate::IdempotencyScope::Local,
+        fingerprint: crate::Fingerprint::new(),
     }
 }
 

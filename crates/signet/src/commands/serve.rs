@@ -24,15 +24,17 @@ use std::sync::Arc;
 
 use signet_runtime::default_node_id;
 use signet_runtime::dispatcher::DEFAULT_DELIVERY_CONCURRENCY;
+use signet_runtime::metrics::DEFAULT_MAX_LABEL_VALUES;
 use signet_runtime::HttpConfig;
+use signet_runtime::MetricLabels;
 use signet_runtime::{missing_keys, KeySource, LoadedKeys};
 use signet_runtime::{Leadership, MessagePublisher, RetrySchedule, SsrfPolicy, SystemClock};
 use signet_server::config::{
-    limit_from_rate, DeliveryConfig, ServerConfig, DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_RATE_LIMIT_PER_IP, DEFAULT_RATE_LIMIT_PER_KEY,
+    limit_from_rate, DeliveryConfig, ServerConfig, DEFAULT_IPV6_BUCKET_PREFIX,
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_RATE_LIMIT_PER_IP, DEFAULT_RATE_LIMIT_PER_KEY,
 };
 use signet_server::serve::{self, Banner, ElectionBanner, LeaderConfig, SERVICES_ROLE};
-use signet_server::{AppState, Signing, TrustedProxies};
+use signet_server::{AppState, MetricsToken, Signing, TrustedProxies};
 use signet_sign::sealed::{MasterKey, MASTER_KEY_VAR};
 use signet_sign::SigningConfig;
 use signet_store::Store;
@@ -61,8 +63,8 @@ pub(crate) struct Args {
     /// off. Lower it when many untrusted clients reach the API.
     #[arg(long, default_value_t = DEFAULT_RATE_LIMIT_PER_IP)]
     rate_limit_per_ip: u32,
-    /// Proxies whose X-Forwarded-For / Forwarded / X-Real-IP are believed:
-    /// comma-separated CIDRs or IPs. Empty trusts nobody.
+    /// Proxies whose X-Forwarded-For / Forwarded are believed (walked from
+    /// the right): comma-separated CIDRs or IPs. Empty trusts nobody.
     #[arg(long, env = "SIGNET_TRUSTED_PROXIES", default_value = "")]
     trusted_proxies: String,
     /// Longest a request may take before it is answered 503.
@@ -102,6 +104,40 @@ pub(crate) struct Args {
     /// over HTTP are stored unsigned and nothing is verified at rest.
     #[arg(long)]
     unsigned: bool,
+    /// The trusted proxies set X-Real-IP to the client's address: then it
+    /// alone names the client (X-Forwarded-For, which such a proxy may pass
+    /// through from the client, is not read). Off: X-Real-IP is ignored.
+    #[arg(long, env = "SIGNET_TRUST_X_REAL_IP", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false", num_args = 0..=1, default_missing_value = "true")]
+    trust_x_real_ip: bool,
+    /// Leading bits of an IPv6 client address that name its rate-limit
+    /// bucket (one host usually holds a whole /64).
+    #[arg(long, env = "SIGNET_IPV6_BUCKET_PREFIX", default_value_t = DEFAULT_IPV6_BUCKET_PREFIX, value_parser = clap::value_parser!(u8).range(1..=128))]
+    ipv6_bucket_prefix: u8,
+    /// Time a client has to send a request's headers (also the longest a
+    /// kept-alive connection may idle); slower connections are closed.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    header_read_timeout: Duration,
+    /// A bearer token /metrics asks for (`Authorization: Bearer <token>`).
+    /// Prefer the variable: a flag shows in the process list. Unset,
+    /// /metrics is open.
+    #[arg(long, env = "SIGNET_METRICS_TOKEN", hide_env_values = true, value_parser = metrics_token)]
+    metrics_token: Option<Arc<MetricsToken>>,
+    /// Distinct values kept per metric label that users name (queues,
+    /// queue/task pairs, schedules, targets); later ones are counted as
+    /// `_other`.
+    #[arg(long, env = "SIGNET_METRICS_MAX_LABEL_VALUES", default_value_t = DEFAULT_MAX_LABEL_VALUES)]
+    metrics_max_label_values: usize,
+    /// Label message metrics with target names (off: every target reads
+    /// `_hidden`; names can say who your customers are).
+    #[arg(long, env = "SIGNET_METRICS_TARGET_NAMES", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false", num_args = 0..=1, default_missing_value = "true")]
+    metrics_target_names: bool,
+}
+
+/// `--metrics-token`: a non-empty token.
+fn metrics_token(text: &str) -> Result<Arc<MetricsToken>, String> {
+    MetricsToken::new(text)
+        .map(Arc::new)
+        .ok_or_else(|| "the metrics token is empty; give a long random value, or leave it unset for an open /metrics".to_owned())
 }
 
 pub(crate) fn run(args: Args) -> ExitCode {
@@ -150,7 +186,15 @@ fn delivery_config(args: &Args, master_key: Option<MasterKey>) -> anyhow::Result
 /// Builds the configuration from flags and the loaded signing keys,
 /// refusing bad values.
 fn config(args: &Args, signing: SigningConfig) -> anyhow::Result<(ServerConfig, Signing)> {
-    let trusted_proxies: TrustedProxies = args.trusted_proxies.parse()?;
+    let trusted_proxies = args
+        .trusted_proxies
+        .parse::<TrustedProxies>()?
+        .with_x_real_ip(args.trust_x_real_ip);
+    if args.trust_x_real_ip && trusted_proxies.is_empty() {
+        eprintln!(
+            "WARN SIGNET_TRUST_X_REAL_IP is on but SIGNET_TRUSTED_PROXIES is empty: X-Real-IP is read only from trusted proxies, so it is ignored"
+        );
+    }
     if trusted_proxies.trusts_everyone() {
         eprintln!(
             "WARN SIGNET_TRUSTED_PROXIES contains 0.0.0.0/0 or ::/0: EVERY peer is trusted, so any client can choose the address it is rate-limited as. List only your proxies' addresses."
@@ -181,6 +225,14 @@ fn config(args: &Args, signing: SigningConfig) -> anyhow::Result<(ServerConfig, 
     if args.delivery_timeout.is_zero() {
         return Err(anyhow!("--delivery-timeout must be longer than 0"));
     }
+    if args.header_read_timeout.is_zero() {
+        return Err(anyhow!("--header-read-timeout must be longer than 0"));
+    }
+    if args.metrics_max_label_values == 0 {
+        return Err(anyhow!(
+            "--metrics-max-label-values must be at least 1 (every value past it is counted as _other)"
+        ));
+    }
     let config = ServerConfig {
         listen: args.listen,
         max_body_bytes: args.max_body_bytes,
@@ -189,6 +241,9 @@ fn config(args: &Args, signing: SigningConfig) -> anyhow::Result<(ServerConfig, 
         trusted_proxies,
         shutdown_grace: args.shutdown_grace,
         request_timeout: args.request_timeout,
+        ipv6_bucket_prefix: args.ipv6_bucket_prefix,
+        header_read_timeout: args.header_read_timeout,
+        metrics_token: args.metrics_token.clone(),
     };
     Ok((config, Signing::from(signing)))
 }
@@ -233,6 +288,10 @@ async fn serve_main(args: Args) -> anyhow::Result<()> {
     let (config, signing) = config(&args, keys.signing)?;
     let delivery = delivery_config(&args, master_key)?;
     let metrics = serve::install_metrics_recorder().map_err(anyhow::Error::msg)?;
+    signet_runtime::set_metric_labels(MetricLabels {
+        max_values: args.metrics_max_label_values,
+        target_names: args.metrics_target_names,
+    });
     let store = args.db.open().await?;
     // Pending work this ring cannot verify is named before anything runs.
     for missing in missing_keys(store.as_ref(), &signing_for_check).await? {

@@ -141,6 +141,25 @@ fn enqueue_list_show_and_count() {
     );
     assert_eq!(first["id"], again["id"]);
     assert_eq!(again["created"], false);
+    // The same key with other args: refused with the server's words, non-zero.
+    let conflict = f.run(&[
+        "enqueue",
+        "--queue",
+        "mail",
+        "--task",
+        "email.send",
+        "--args",
+        "{\"to\":\"b@example.com\"}",
+        "--idempotency-key",
+        "welcome-1",
+    ]);
+    assert_ne!(conflict.code, 0, "{conflict:#?}");
+    assert!(
+        conflict.stderr.contains(
+            "Idempotency-Key \"welcome-1\" was first used with a different request (args differs); use a new key for a new request"
+        ),
+        "{conflict:#?}"
+    );
 
     // tasks ls, human and JSON, with filters.
     let ls = f.run(&["tasks", "ls"]);

@@ -366,7 +366,8 @@ async fn every_entry_point_gives_the_same_answer() {
         assert_eq!(cli, producer, "signet enqueue vs Producer for {}", c.body);
     }
     // Refused input stored nothing; each accepted one was stored by the
-    // producer, the API and the CLI (same idempotency key: once).
+    // producer and the CLI (the same idempotency key in the same local
+    // scope: once) and by the API (its API key's own scope).
     let counts = s.store.counts().await.unwrap();
     assert!(!counts.is_empty());
 }

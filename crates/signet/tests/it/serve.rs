@@ -246,3 +246,32 @@ fn serve_refuses_bad_configuration_with_exit_2() {
         );
     }
 }
+
+#[test]
+fn serve_puts_metrics_behind_the_metrics_token_without_printing_it() {
+    const TOKEN: &str = "scrape-t0ken-0123456789";
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("metrics.db").display());
+    let (mut server, key) = Server::start(
+        &url,
+        &[
+            ("SIGNET_SIGNING_KEYS", HMAC_KEY),
+            ("SIGNET_SIGNING_ACTIVE_KEY", "k1"),
+            ("SIGNET_METRICS_TOKEN", TOKEN),
+        ],
+        &[],
+    );
+    let key = key.expect("a new store prints an admin key");
+    let addr = server.addr.clone();
+    let (status, body) = http(&addr, "GET", "/metrics", &key, None);
+    assert_eq!(status, 401, "an API key is not the metrics token: {body}");
+    assert!(!body.contains(TOKEN), "{body}");
+    let (status, body) = http(&addr, "GET", "/metrics", TOKEN, None);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("signet_http_requests_total"), "{body}");
+    let status = server.process.guard.terminate(Duration::from_secs(20));
+    assert!(status.success(), "signet serve exited with {status}");
+    for line in server.process.drain() {
+        assert!(!line.contains(TOKEN), "the token was printed: {line}");
+    }
+}
