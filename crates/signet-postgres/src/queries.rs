@@ -4,6 +4,7 @@ use deadpool_postgres::GenericClient;
 use signet_store::paging::{check_task_cursor, dead_page, parse_dead_cursor, task_page};
 use signet_store::{
     page_size, DeadFilter, KeyUsage, Page, QueueCounts, StoreResult, TaskFilter, TaskRow,
+    MESSAGE_QUEUE,
 };
 use tokio_postgres::types::{FromSql, ToSql};
 use tokio_postgres::Row;
@@ -207,29 +208,41 @@ pub(crate) async fn counts(client: &impl GenericClient) -> StoreResult<Vec<Queue
     )
 }
 
-/// Pending tasks per signing key id.
+/// Pending work per signing key id: tasks and messages (the rows of the
+/// message queue) apart.
 pub(crate) async fn pending_by_key(client: &impl GenericClient) -> StoreResult<Vec<KeyUsage>> {
     let stmt = client
         .prepare_cached(
-            "SELECT sig_key_id, sig_alg, SUM(n)::BIGINT FROM ( \
-                 SELECT sig_key_id, sig_alg, COUNT(*) AS n FROM tasks \
+            "SELECT sig_key_id, sig_alg, \
+                    COALESCE(SUM(n) FILTER (WHERE queue <> $1), 0)::BIGINT, \
+                    COALESCE(SUM(n) FILTER (WHERE queue = $1), 0)::BIGINT FROM ( \
+                 SELECT sig_key_id, sig_alg, queue, COUNT(*) AS n FROM tasks \
                  WHERE state IN ('available', 'scheduled', 'retryable') \
-                 GROUP BY sig_key_id, sig_alg \
+                 GROUP BY sig_key_id, sig_alg, queue \
                  UNION ALL \
-                 SELECT sig_key_id, sig_alg, COUNT(*) AS n FROM tasks WHERE state = 'running' \
-                 GROUP BY sig_key_id, sig_alg) AS pending \
+                 SELECT sig_key_id, sig_alg, queue, COUNT(*) AS n FROM tasks WHERE state = 'running' \
+                 GROUP BY sig_key_id, sig_alg, queue) AS pending \
              GROUP BY sig_key_id, sig_alg ORDER BY sig_key_id, sig_alg",
         )
         .await
         .map_err(|e| map_err("preparing pending_by_key", e))?;
     let rows = client
-        .query(&stmt, &[])
+        .query(&stmt, &[&MESSAGE_QUEUE])
         .await
-        .map_err(|e| map_err("counting pending tasks per key", e))?;
+        .map_err(|e| map_err("counting pending work per key", e))?;
     rows.iter()
         .map(|row| {
-            let (key_id, alg, n) = counted(row, "counting pending tasks per key")?;
-            KeyUsage::from_counted(key_id, alg, n)
+            let get = || {
+                Ok::<_, tokio_postgres::Error>((
+                    row.try_get(0)?,
+                    row.try_get(1)?,
+                    row.try_get(2)?,
+                    row.try_get(3)?,
+                ))
+            };
+            let (key_id, alg, tasks, messages) =
+                get().map_err(|e| map_err("counting pending work per key", e))?;
+            KeyUsage::from_counted(key_id, alg, tasks, messages)
         })
         .collect()
 }

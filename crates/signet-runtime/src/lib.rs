@@ -43,6 +43,7 @@ mod delivery;
 pub mod dispatcher;
 mod error;
 mod handler;
+mod keys;
 mod leader;
 mod message;
 /// Public as a namespace: the metric names dashboards and alerts use.
@@ -71,6 +72,12 @@ pub use backoff::{RetryPolicy, DEFAULT_RETRY_BASE, DEFAULT_RETRY_CAP};
 pub use handler::{HandlerError, HandlerResult, TaskContext};
 pub use producer::{ClientSignature, Producer, TaskSpec, DEFAULT_QUEUE};
 pub use worker::{Worker, WorkerBuilder, WorkerEvent, WorkerEventKind};
+
+// Keys: where a process's signing keys and master key come from.
+pub use keys::{
+    default_key_id, key_file_beside, load_keys, missing_keys, read_key_file, save_key_file,
+    KeyRequest, KeySource, LoadedKeys, MissingKey, KEYS_FILE_VAR, KEY_FILE_EXTENSION,
+};
 
 // Messages: publishing and delivering over HTTP.
 pub use delivery::{

@@ -11,6 +11,7 @@ pub mod config;
 pub mod envelope;
 pub mod error;
 pub mod key;
+pub mod keyfile;
 pub mod keyring;
 mod mac;
 pub mod profiles;
@@ -27,6 +28,7 @@ pub use key::{
     Algorithm, Ed25519PublicKey, Ed25519SecretKey, HmacSecret, Key, KeyId, KeyMaterial,
     RawSignature,
 };
+pub use keyfile::KeyFile;
 pub use keyring::KeyRing;
 pub use profiles::Profile;
 pub use replay::{InMemoryReplayGuard, ReplayGuard};

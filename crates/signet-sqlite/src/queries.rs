@@ -7,6 +7,7 @@ use rusqlite::{params_from_iter, Connection, OptionalExtension, Statement};
 use signet_store::paging::{check_task_cursor, dead_page, parse_dead_cursor, task_page};
 use signet_store::{
     page_size, DeadFilter, KeyUsage, Page, QueueCounts, StoreResult, TaskFilter, TaskRow,
+    MESSAGE_QUEUE,
 };
 
 use crate::error_map::map_err;
@@ -157,23 +158,32 @@ pub(crate) fn counts(conn: &Connection) -> StoreResult<Vec<QueueCounts>> {
     QueueCounts::from_counted(counted(&mut stmt, "counting tasks")?)
 }
 
-/// Pending tasks per signing key id.
+/// Pending work per signing key id: tasks and messages (the rows of the
+/// message queue) apart. Each state is counted with its own index-backed
+/// branch, as before the split.
 pub(crate) fn pending_by_key(conn: &Connection) -> StoreResult<Vec<KeyUsage>> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT sig_key_id, sig_alg, SUM(n) FROM ( \
-                 SELECT sig_key_id, sig_alg, COUNT(*) AS n FROM tasks \
+            "SELECT sig_key_id, sig_alg, \
+                    SUM(CASE WHEN queue = ?1 THEN 0 ELSE n END), \
+                    SUM(CASE WHEN queue = ?1 THEN n ELSE 0 END) FROM ( \
+                 SELECT sig_key_id, sig_alg, queue, COUNT(*) AS n FROM tasks \
                  WHERE state IN ('available', 'scheduled', 'retryable') \
-                 GROUP BY sig_key_id, sig_alg \
+                 GROUP BY sig_key_id, sig_alg, queue \
                  UNION ALL \
-                 SELECT sig_key_id, sig_alg, COUNT(*) AS n FROM tasks WHERE state = 'running' \
-                 GROUP BY sig_key_id, sig_alg) \
+                 SELECT sig_key_id, sig_alg, queue, COUNT(*) AS n FROM tasks WHERE state = 'running' \
+                 GROUP BY sig_key_id, sig_alg, queue) \
              GROUP BY sig_key_id, sig_alg ORDER BY sig_key_id, sig_alg",
         )
         .map_err(|e| map_err("preparing pending_by_key", e))?;
-    counted(&mut stmt, "counting pending tasks per key")?
-        .into_iter()
-        .map(|(key_id, alg, n)| KeyUsage::from_counted(key_id, alg, n))
+    let rows = stmt
+        .query_map([MESSAGE_QUEUE], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| map_err("counting pending work per key", e))?;
+    rows.into_iter()
+        .map(|(key_id, alg, tasks, messages)| KeyUsage::from_counted(key_id, alg, tasks, messages))
         .collect()
 }
 

@@ -186,12 +186,13 @@ impl QueueCounts {
 }
 
 impl KeyUsage {
-    /// One `(sig_key_id, sig_alg, count)` row of pending tasks per key. An
-    /// algorithm the build does not know means a corrupt database.
+    /// One `(sig_key_id, sig_alg, tasks, messages)` row of pending work per
+    /// key. An algorithm the build does not know means a corrupt database.
     pub fn from_counted(
         key_id: Option<String>,
         alg: Option<String>,
-        pending: i64,
+        tasks: i64,
+        messages: i64,
     ) -> Result<KeyUsage, StoreError> {
         let alg = alg
             .map(|a| {
@@ -208,7 +209,8 @@ impl KeyUsage {
         Ok(KeyUsage {
             key_id,
             alg,
-            pending: u64::try_from(pending).unwrap_or_default(),
+            tasks: u64::try_from(tasks).unwrap_or_default(),
+            messages: u64::try_from(messages).unwrap_or_default(),
         })
     }
 }
@@ -262,7 +264,8 @@ mod tests {
         assert_eq!(counts[1].count(TaskState::Available), 3);
         assert_eq!(counts[1].count(TaskState::Running), 2);
         assert!(QueueCounts::from_counted([("a".to_owned(), "lost".to_owned(), 1)]).is_err());
-        assert!(KeyUsage::from_counted(Some("k".into()), Some("rot13".into()), 1).is_err());
-        assert_eq!(KeyUsage::from_counted(None, None, 4).unwrap().pending, 4);
+        assert!(KeyUsage::from_counted(Some("k".into()), Some("rot13".into()), 1, 0).is_err());
+        let usage = KeyUsage::from_counted(None, None, 4, 2).unwrap();
+        assert_eq!((usage.tasks, usage.messages, usage.pending()), (4, 2, 6));
     }
 }

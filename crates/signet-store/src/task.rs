@@ -389,15 +389,26 @@ impl QueueCounts {
     }
 }
 
-/// Pending (non-final) tasks signed with one key id.
+/// Pending (non-final) work signed with one key id: tasks, and messages
+/// (the task rows of the queue [`MESSAGE_QUEUE`](crate::MESSAGE_QUEUE))
+/// counted apart.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyUsage {
-    /// The key id; `None` for unsigned tasks.
+    /// The key id; `None` for unsigned work.
     pub key_id: Option<String>,
-    /// The algorithm; `None` for unsigned tasks.
+    /// The algorithm; `None` for unsigned work.
     pub alg: Option<Algorithm>,
-    /// Pending tasks.
-    pub pending: u64,
+    /// Pending tasks (every queue but the message queue).
+    pub tasks: u64,
+    /// Pending messages (the message queue).
+    pub messages: u64,
+}
+
+impl KeyUsage {
+    /// Pending tasks and messages together.
+    pub fn pending(&self) -> u64 {
+        self.tasks.saturating_add(self.messages)
+    }
 }
 
 /// An API key as stored: the secret is kept only as its SHA-256 hash.

@@ -6,7 +6,9 @@ use std::time::Duration;
 use clap::Parser;
 
 /// A Signet worker running two example handlers, `text.stats` and
-/// `files.write`. Signing keys come from the `SIGNET_SIGNING_*` variables.
+/// `files.write`. Signing keys come from the `SIGNET_SIGNING_*` variables,
+/// `SIGNET_KEYS_FILE`, or the key file beside a SQLite database, as for
+/// every `signet` command.
 #[derive(Debug, Parser)]
 #[command(name = "signet-example-worker", version)]
 pub(crate) struct Args {

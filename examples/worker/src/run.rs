@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use signet_postgres::{PostgresOptions, PostgresStore};
 use signet_runtime::default_node_id;
+use signet_runtime::{load_keys, missing_keys, KeyRequest};
 use signet_runtime::{Node, Pruner, Rescuer, Shutdown, Worker, WorkerEventKind};
-use signet_sign::SigningConfig;
 use signet_sqlite::{SqliteConfig, SqliteStore};
 use signet_store::Store;
 
@@ -17,12 +17,30 @@ use crate::args::Args;
 use crate::handlers::{text_stats, Outbox};
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
-    let signing = SigningConfig::from_vars(std::env::vars())
-        .context("the signing configuration (SIGNET_SIGNING_* variables) is invalid")?;
-    for warning in &signing.warnings {
+    // The keys as every signet command on this store finds them: the
+    // variables, SIGNET_KEYS_FILE, or the key file beside a SQLite database
+    // (created on first use).
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let database_file = match signet_sqlite::parse_url(&args.database_url) {
+        // PostgreSQL URLs are not SQLite URLs: no key file of their own.
+        Ok(signet_sqlite::Location::File(path)) => Some(path),
+        _ => None,
+    };
+    let keys = load_keys(&KeyRequest {
+        env: &env,
+        database_file: database_file.as_deref(),
+        unsigned: false,
+    })
+    .context("the signing keys")?;
+    for warning in keys.warnings.iter().chain(&keys.signing.warnings) {
         tracing::warn!("{warning}");
     }
+    tracing::info!("{}", keys.describe());
+    let signing = keys.signing;
     let store = open_store(&args).await?;
+    for missing in missing_keys(store.as_ref(), &signing).await? {
+        tracing::warn!("{missing}");
+    }
     std::fs::create_dir_all(&args.outbox)
         .with_context(|| format!("could not create the outbox directory {:?}", args.outbox))?;
     let outbox = Outbox::new(args.outbox.clone());

@@ -55,7 +55,7 @@ pub(crate) async fn status(State(state): State<AppState>) -> AppResult<Json<Keys
                 pending: usage
                     .iter()
                     .filter(|u| u.key_id.as_deref() == Some(id))
-                    .map(|u| u.pending)
+                    .map(signet_store::KeyUsage::pending)
                     .sum(),
                 in_ring: true,
                 active: active.as_deref() == Some(id),
@@ -68,7 +68,7 @@ pub(crate) async fn status(State(state): State<AppState>) -> AppResult<Json<Keys
             keys.push(KeyStatus {
                 key_id: u.key_id.clone(),
                 alg: u.alg.map(|a| a.as_str().to_owned()),
-                pending: u.pending,
+                pending: u.pending(),
                 in_ring: false,
                 active: false,
             });

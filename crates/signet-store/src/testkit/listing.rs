@@ -7,9 +7,12 @@ use std::sync::Arc;
 use signet_sign::Algorithm;
 
 use super::{
-    all_pages, assert_invalid, claim_n, claim_one, ids, make_dead, new_task, put, signed, T0,
+    all_pages, assert_invalid, claim_n, claim_one, ids, make_dead, new_message, new_task, put,
+    signed, T0,
 };
-use crate::{DeadReason, FailOutcome, KeyUsage, LeaseToken, Store, TaskFilter, TaskState};
+use crate::{
+    DeadReason, FailOutcome, KeyUsage, LeaseToken, Store, TaskFilter, TaskState, MESSAGE_QUEUE,
+};
 
 /// Task listing filters and pages without duplicates or gaps.
 pub(super) async fn list_tasks(store: Arc<dyn Store>) {
@@ -137,9 +140,21 @@ pub(super) async fn counts(store: Arc<dyn Store>) {
     assert_eq!(counts[1].counts, vec![(TaskState::Dead, 1)]);
 }
 
-/// Pending tasks per signing key, final tasks excluded.
+/// Pending work per signing key, tasks and messages apart, final rows
+/// excluded.
 pub(super) async fn pending_by_key(store: Arc<dyn Store>) {
     let s = &*store;
+    // Messages signed with "k-old" (one of them running) and one unsigned.
+    for _ in 0..3 {
+        put(s, signed(new_message(), Algorithm::HmacSha256, "k-old")).await;
+    }
+    claim_one(s, MESSAGE_QUEUE, "d", T0).await;
+    put(s, new_message()).await;
+    // A dead message signed with another key does not count.
+    let sent = put(s, signed(new_message(), Algorithm::HmacSha256, "k-sent")).await;
+    s.kill(sent.id(), DeadReason::MaxAttempts, "gave up", T0)
+        .await
+        .expect("kill");
     for _ in 0..2 {
         put(s, signed(new_task("q"), Algorithm::HmacSha256, "k-old")).await;
     }
@@ -163,17 +178,20 @@ pub(super) async fn pending_by_key(store: Arc<dyn Store>) {
         KeyUsage {
             key_id: None,
             alg: None,
-            pending: 1,
+            tasks: 1,
+            messages: 1,
         },
         KeyUsage {
             key_id: Some("k-new".into()),
             alg: Some(Algorithm::Ed25519),
-            pending: 2,
+            tasks: 2,
+            messages: 0,
         },
         KeyUsage {
             key_id: Some("k-old".into()),
             alg: Some(Algorithm::HmacSha256),
-            pending: 2,
+            tasks: 2,
+            messages: 3,
         },
     ];
     assert_eq!(got, want);

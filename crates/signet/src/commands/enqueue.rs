@@ -1,8 +1,10 @@
-//! `signet enqueue`: sign a task with the configured key and enqueue it.
+//! `signet enqueue`: sign a task with the active key and enqueue it.
 //!
-//! The signing keys come from the `SIGNET_SIGNING_*` environment variables
-//! (`signet keys generate` prints them). The args are stored and signed
-//! byte for byte as given.
+//! The keys come from the one loader (`keys::load`): the `SIGNET_SIGNING_*`
+//! variables, `SIGNET_KEYS_FILE`, or the key file beside an embedded
+//! database (created on first use). Unsigned work is stored only with
+//! `--unsigned` or `SIGNET_DEV=1`, and then with a WARN line. The args are
+//! stored and signed byte for byte as given.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -11,9 +13,8 @@ use anyhow::{anyhow, bail};
 use serde_json::json;
 use signet_runtime::DEFAULT_QUEUE;
 use signet_runtime::{Producer, TaskSpec};
-use signet_sign::SigningConfig;
 
-use crate::commands::{block_on, finish};
+use crate::commands::{block_on, finish, keys};
 use crate::output::{format_ms, print_json};
 use crate::store_url::DatabaseArgs;
 use crate::timearg::parse_duration;
@@ -56,6 +57,10 @@ pub(crate) struct Args {
     /// Print JSON: {"id": ..., "created": ..., "state": ..., ...}.
     #[arg(long)]
     json: bool,
+    /// Store the task unsigned, loading no keys. Workers that require
+    /// signatures (the default) dead-letter it signature-invalid/missing.
+    #[arg(long)]
+    unsigned: bool,
 }
 
 fn parse_header(text: &str) -> Result<(String, String), String> {
@@ -93,10 +98,20 @@ pub(crate) fn run(args: Args) -> ExitCode {
 
 fn enqueue(args: Args) -> anyhow::Result<()> {
     check_args(&args.args)?;
-    let signing = SigningConfig::from_vars(std::env::vars())
-        .map_err(|e| anyhow!("signing configuration: {}", e.message()))?;
-    for warning in &signing.warnings {
-        eprintln!("warning: {warning}");
+    let keys = keys::load(&args.db, args.unsigned)?;
+    let source = keys.source.to_string();
+    let signing = keys.signing;
+    let can_sign = signing.ring.active().is_some_and(|k| k.can_sign());
+    if args.unsigned {
+        eprintln!(
+            "WARN --unsigned: the task is stored UNSIGNED; workers that require signatures dead-letter it"
+        );
+    } else if !can_sign && !signing.dev && signing.ring.is_empty() {
+        // The loader refuses no keys without dev mode; this is the guard
+        // should that ever change.
+        bail!("no signing key: give keys (the key file, SIGNET_KEYS_FILE or SIGNET_SIGNING_*), or pass --unsigned to store unsigned work on purpose");
+    } else if !can_sign && signing.ring.is_empty() {
+        eprintln!("WARN SIGNET_DEV is on and there are no keys: the task is stored UNSIGNED");
     }
     let mut spec = TaskSpec::raw(args.name.clone(), args.args.clone().into_bytes())
         .queue(args.queue.clone())
@@ -151,17 +166,14 @@ fn enqueue(args: Args) -> anyhow::Result<()> {
             );
         } else if let Some(sig) = &row.signature {
             eprintln!(
-                "enqueued on {:?}, signed with {} key {}, runs from {}",
+                "enqueued on {:?}, signed with {} key {} (keys from {source}), runs from {}",
                 row.queue(),
                 sig.alg,
                 sig.key_id,
                 format_ms(row.run_at_ms)
             );
         } else {
-            eprintln!(
-                "enqueued UNSIGNED on {:?} (no signing key configured)",
-                row.queue()
-            );
+            eprintln!("enqueued UNSIGNED on {:?}", row.queue());
         }
         Ok(())
     })

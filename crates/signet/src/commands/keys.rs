@@ -1,28 +1,43 @@
-//! `signet keys generate|status`: make signing keys, and see which keys
-//! pending tasks still need.
+//! `signet keys generate|ls|add|activate|retire|status`: make signing
+//! keys, edit the key ring, and see which keys pending work still needs.
+//!
+//! Every subcommand but `generate` finds the keys with [`load`] (the
+//! runtime's one loader, `signet_runtime::load_keys`). With a key file,
+//! `add`, `activate` and `retire` edit it (atomically, mode 0600); when the
+//! `SIGNET_SIGNING_*` variables configure the keys, they print the
+//! variable lines to change instead.
 
 use std::process::ExitCode;
 
-use anyhow::Context as _;
+use anyhow::{anyhow, bail, Context as _};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::json;
+use signet_runtime::{load_keys, save_key_file, KeyRequest, KeySource, LoadedKeys};
+use signet_sign::keyfile::{generate_key, GENERATED_HMAC_LEN};
 use signet_sign::standard::format_secret;
-use signet_sign::{Algorithm, Ed25519SecretKey, HmacSecret, KeyId, KeyMaterial, SigningConfig};
+use signet_sign::{Algorithm, Ed25519SecretKey, HmacSecret, KeyFile, KeyId, KeyMaterial, KeyRing};
+use signet_store::KeyUsage;
 
 use crate::commands::{block_on, finish};
 use crate::output::{print_json, Table};
-use crate::store_url::DatabaseArgs;
-
-/// Length of generated HMAC secrets, in bytes.
-pub(crate) const GENERATED_HMAC_LEN: usize = 32;
+use crate::store_url::{backend, Backend, DatabaseArgs};
 
 /// Subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum Command {
     /// Generate a signing key and print it ready to paste.
     Generate(GenerateArgs),
-    /// Pending tasks per signing key id: retire a key once its count is 0.
+    /// List the keys of the ring and where they come from (no secrets).
+    Ls(LsArgs),
+    /// Generate a key and add it to the ring, not active yet.
+    Add(AddArgs),
+    /// Make a key the one that signs.
+    Activate(ActivateArgs),
+    /// Remove a key from the ring, once nothing pending needs it.
+    Retire(RetireArgs),
+    /// Per key: active, overlapping, pending tasks and messages, and
+    /// whether it is safe to retire.
     Status(StatusArgs),
 }
 
@@ -49,12 +64,65 @@ pub(crate) struct GenerateArgs {
     format: Format,
 }
 
+/// Arguments of `signet keys ls`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct LsArgs {
+    #[command(flatten)]
+    db: DatabaseArgs,
+    /// Print JSON: {"source": ..., "keys": [{"key_id", "algorithm", "role", "can_sign"}]}.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `signet keys add`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct AddArgs {
+    #[command(flatten)]
+    db: DatabaseArgs,
+    /// hmac-sha256 or ed25519.
+    #[arg(long, value_parser = parse_algorithm, default_value = "hmac-sha256")]
+    algorithm: Algorithm,
+    /// The key id (1 to 64 of A-Z a-z 0-9 . _ -). Default: k<date>-<random>.
+    #[arg(long)]
+    id: Option<String>,
+}
+
+/// Arguments of `signet keys activate`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ActivateArgs {
+    #[command(flatten)]
+    db: DatabaseArgs,
+    /// The key to sign with from now on.
+    id: String,
+    /// Keep the key that was active signing beside the new one
+    /// (SIGNET_SIGNING_OVERLAP_KEYS), so HTTP receivers that know only its
+    /// secret keep verifying. Activating the active key again without
+    /// --overlap ends the overlap.
+    #[arg(long)]
+    overlap: bool,
+}
+
+/// Arguments of `signet keys retire`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct RetireArgs {
+    #[command(flatten)]
+    db: DatabaseArgs,
+    /// The key to remove from the ring.
+    id: String,
+    /// Retire it even though pending work is signed with it or it still
+    /// signs during an overlap: that work will be dead-lettered
+    /// signature-invalid/unknown-key.
+    #[arg(long)]
+    force: bool,
+}
+
 /// Arguments of `signet keys status`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct StatusArgs {
     #[command(flatten)]
     db: DatabaseArgs,
-    /// Print JSON: [{"key_id": ..., "algorithm": ..., "pending": ...}].
+    /// Print JSON: [{"key_id", "algorithm", "active", "overlap", "in_ring",
+    /// "pending_tasks", "pending_messages", "pending", "safe_to_retire"}].
     #[arg(long)]
     json: bool,
 }
@@ -66,25 +134,24 @@ pub(crate) fn parse_algorithm(text: &str) -> Result<Algorithm, String> {
 pub(crate) fn run(cmd: Command) -> ExitCode {
     match cmd {
         Command::Generate(args) => finish("keys generate", generate(&args)),
+        Command::Ls(args) => finish("keys ls", ls(&args)),
+        Command::Add(args) => finish("keys add", add(&args)),
+        Command::Activate(args) => finish("keys activate", activate(&args)),
+        Command::Retire(args) => finish("keys retire", block_on(retire(args))),
         Command::Status(args) => finish("keys status", block_on(status(args))),
     }
 }
 
-/// A default key id: `k` + today's date + a short random suffix, so two keys
-/// made the same day (a rotation) still differ.
-fn default_key_id() -> String {
-    let today = time::OffsetDateTime::now_utc().date();
-    let suffix: u16 = rand::random();
-    format!(
-        "k{:04}{:02}{:02}-{suffix:04x}",
-        today.year(),
-        u8::from(today.month()),
-        today.day()
-    )
+/// The key id `--id` gives, or a fresh default one.
+fn key_id(id: Option<&String>) -> anyhow::Result<KeyId> {
+    match id {
+        Some(id) => KeyId::new(id.clone()).context("bad --id"),
+        None => Ok(signet_runtime::default_key_id()),
+    }
 }
 
 fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
-    let id = KeyId::new(args.id.clone().unwrap_or_else(default_key_id)).context("bad --id")?;
+    let id = key_id(args.id.as_ref())?;
     let lines = match (args.algorithm, args.format) {
         (Algorithm::HmacSha256, Format::Env) => {
             let secret = HmacSecret::generate(GENERATED_HMAC_LEN);
@@ -136,102 +203,371 @@ fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The keys of a command on the store `db` names: the runtime's one
+/// loader, with the key file beside the database when it is an embedded
+/// one. Warnings go to stderr; `unsigned` is the command's `--unsigned`.
+pub(crate) fn load(db: &DatabaseArgs, unsigned: bool) -> anyhow::Result<LoadedKeys> {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let database_file = match backend(&db.database_url)? {
+        Backend::Sqlite => match signet_sqlite::parse_url(&db.database_url) {
+            Ok(signet_sqlite::Location::File(path)) => Some(path),
+            _ => None,
+        },
+        Backend::Postgres => None,
+    };
+    let keys = load_keys(&KeyRequest {
+        env: &env,
+        database_file: database_file.as_deref(),
+        unsigned,
+    })
+    .map_err(|e| match e {
+        // The message names the setting and what to do; the variant's
+        // "configuration:" prefix would only repeat it.
+        signet_runtime::RuntimeError::Config(message) => anyhow!(message),
+        other => anyhow!(other),
+    })?;
+    for warning in keys.warnings.iter().chain(&keys.signing.warnings) {
+        eprintln!("WARN {warning}");
+    }
+    if let KeySource::File {
+        path,
+        created: true,
+        ..
+    } = &keys.source
+    {
+        eprintln!(
+            "created the key file {} (mode 0600): every signet command and worker on this database reads it; keep it secret and back it up",
+            path.display()
+        );
+    }
+    Ok(keys)
+}
+
+/// Where a key stands in a ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    /// Signs new work.
+    Active,
+    /// Signs beside the active key during a rotation overlap.
+    Overlap,
+    /// Listed after the active key: added, not activated yet.
+    New,
+    /// Listed before the active key (or in a ring without one): verifies only.
+    Old,
+}
+
+impl Role {
+    fn as_str(self) -> &'static str {
+        match self {
+            Role::Active => "active",
+            Role::Overlap => "overlap",
+            Role::New => "new",
+            Role::Old => "verify",
+        }
+    }
+}
+
+/// The role of every key of `ring`, in ring order. `signet keys add`
+/// appends, so a key after the active one was added and not activated yet.
+fn roles(ring: &KeyRing) -> Vec<(String, Algorithm, Role, bool)> {
+    let active = ring.active().map(|k| k.id().as_str().to_owned());
+    let signers: Vec<String> = ring
+        .signers()
+        .iter()
+        .map(|k| k.id().as_str().to_owned())
+        .collect();
+    let active_at = ring
+        .keys()
+        .iter()
+        .position(|k| Some(k.id().as_str()) == active.as_deref());
+    ring.keys()
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let id = k.id().as_str().to_owned();
+            let role = if Some(&id) == active.as_ref() {
+                Role::Active
+            } else if signers.contains(&id) {
+                Role::Overlap
+            } else if active_at.is_some_and(|a| i > a) {
+                Role::New
+            } else {
+                Role::Old
+            };
+            (id, k.algorithm(), role, k.can_sign())
+        })
+        .collect()
+}
+
+fn ls(args: &LsArgs) -> anyhow::Result<()> {
+    let keys = load(&args.db, false)?;
+    let rows = roles(&keys.signing.ring);
+    if args.json {
+        let items: Vec<_> = rows
+            .iter()
+            .map(|(id, alg, role, can_sign)| {
+                json!({"key_id": id, "algorithm": alg.as_str(), "role": role.as_str(), "can_sign": can_sign})
+            })
+            .collect();
+        return print_json(
+            &json!({"source": keys.source.to_string(), "keys": items}),
+            false,
+        );
+    }
+    println!("{}", keys.describe());
+    if rows.is_empty() {
+        println!("no keys");
+        return Ok(());
+    }
+    let mut table = Table::new(&["KEY ID", "ALGORITHM", "ROLE", "CAN SIGN"]);
+    for (id, alg, role, can_sign) in &rows {
+        table.row(vec![
+            id.clone(),
+            alg.to_string(),
+            role.as_str().to_owned(),
+            if *can_sign { "yes" } else { "no (public key)" }.to_owned(),
+        ]);
+    }
+    print!("{}", table.render());
+    Ok(())
+}
+
+/// Applies `edit` to the key file, or prints the variable lines to change
+/// when variables configure the keys. `done` describes the change.
+fn edit_ring(
+    keys: &LoadedKeys,
+    edit: impl FnOnce(&mut KeyFile) -> anyhow::Result<()>,
+    done: &str,
+) -> anyhow::Result<()> {
+    match &keys.source {
+        KeySource::File { path, .. } => {
+            let mut warnings = Vec::new();
+            let mut file = signet_runtime::read_key_file(path, &mut warnings)
+                .map_err(|e| anyhow!("{e}"))?;
+            edit(&mut file)?;
+            save_key_file(path, &file).map_err(|e| anyhow!("{e}"))?;
+            println!("{}: {done}", path.display());
+            eprintln!(
+                "restart the processes that use it (serve, workers) so they load the new ring"
+            );
+            Ok(())
+        }
+        KeySource::Environment => {
+            let before = KeyFile::from_vars(std::env::vars());
+            let mut after = KeyFile::parse(&before.render()).map_err(|e| anyhow!("{e}"))?;
+            edit(&mut after)?;
+            after
+                .signing_config()
+                .map_err(|e| anyhow!("the changed variables would not load: {e}"))?;
+            eprintln!(
+                "the SIGNET_SIGNING_* variables configure the keys here, so nothing was written: {done} by changing these lines wherever the variables are set (every producer, worker and serve), then restart them:"
+            );
+            let changes = before.changes_to(&after);
+            if changes.is_empty() {
+                eprintln!("(no line changes: the variables already say this)");
+            }
+            for line in changes {
+                println!("{}", line.as_str());
+            }
+            Ok(())
+        }
+        KeySource::Unsigned | KeySource::Nothing => bail!(
+            "there is no key ring to edit here: set {} to a key file, or use an embedded (SQLite) database, which gets one",
+            signet_runtime::KEYS_FILE_VAR
+        ),
+    }
+}
+
+fn add(args: &AddArgs) -> anyhow::Result<()> {
+    let id = key_id(args.id.as_ref())?;
+    let keys = load(&args.db, false)?;
+    let material = generate_key(args.algorithm);
+    edit_ring(
+        &keys,
+        |file| file.add(&id, &material).map_err(|e| anyhow!("{e}")),
+        &format!(
+            "added {} key {id} (not active: workers must know it first; then `signet keys activate {id}`)",
+            args.algorithm
+        ),
+    )
+}
+
+fn activate(args: &ActivateArgs) -> anyhow::Result<()> {
+    let id = KeyId::new(args.id.clone()).context("bad key id")?;
+    let keys = load(&args.db, false)?;
+    let mut previous = None;
+    let outcome = if args.overlap {
+        "; the previous key keeps signing beside it until you run this again without --overlap"
+    } else {
+        ""
+    };
+    edit_ring(
+        &keys,
+        |file| {
+            previous = file
+                .activate(&id, args.overlap)
+                .map_err(|e| anyhow!("{e}"))?;
+            Ok(())
+        },
+        &format!("{id} is the active key{outcome}"),
+    )?;
+    if let Some(previous) = previous {
+        eprintln!(
+            "{previous} no longer signs new work{}; retire it once `signet keys status` says it is safe",
+            if args.overlap { " (after the overlap)" } else { "" }
+        );
+    }
+    Ok(())
+}
+
+async fn retire(args: RetireArgs) -> anyhow::Result<()> {
+    let id = KeyId::new(args.id.clone()).context("bad key id")?;
+    let keys = load(&args.db, false)?;
+    let store = args.db.open().await?;
+    let usage = store.pending_by_key().await?;
+    let _ = store.close().await;
+    let rows = merge_status(usage, &keys.signing.ring);
+    let Some(row) = rows
+        .iter()
+        .find(|r| r.key_id.as_deref() == Some(id.as_str()))
+    else {
+        bail!("key {id} is not in the ring; `signet keys ls` lists the keys");
+    };
+    if row.role == Some(Role::Active) {
+        bail!("key {id} is the active key and signs new work; activate another key first (`signet keys activate <id>`), then retire {id} once `signet keys status` says it is safe");
+    }
+    let mut blockers = Vec::new();
+    if row.tasks > 0 || row.messages > 0 {
+        blockers.push(format!(
+            "{} pending task(s) and {} pending message(s) are signed with it and would be dead-lettered signature-invalid/unknown-key",
+            row.tasks, row.messages
+        ));
+    }
+    if row.role == Some(Role::Overlap) {
+        let active = keys
+            .signing
+            .ring
+            .active()
+            .map_or_else(String::new, |k| k.id().as_str().to_owned());
+        blockers.push(format!(
+            "it still signs beside the active key (overlap); end the overlap with `signet keys activate {active}`"
+        ));
+    }
+    if !blockers.is_empty() {
+        if !args.force {
+            bail!(
+                "refusing to retire {id}: {}. Wait until the work has run (`signet keys status` says when it is safe), or pass --force to retire it anyway",
+                blockers.join("; ")
+            );
+        }
+        eprintln!(
+            "WARN retiring {id} anyway (--force): {}",
+            blockers.join("; ")
+        );
+    }
+    edit_ring(
+        &keys,
+        |file| file.retire(&id).map_err(|e| anyhow!("{e}")),
+        &format!("retired {id}"),
+    )
+}
+
 /// One line of `keys status`.
 #[derive(Debug, PartialEq, Eq)]
 struct KeyStatus {
-    /// `None` for unsigned tasks.
+    /// `None` for unsigned work.
     key_id: Option<String>,
     algorithm: Option<Algorithm>,
-    pending: u64,
-    /// Whether the key is in this process's `SIGNET_SIGNING_*` configuration.
-    configured: bool,
-    /// Whether it is the configured active (signing) key.
-    active: bool,
-    /// Whether any keys were configured at all (else "not configured" means nothing).
-    config_known: bool,
+    /// Its role in this process's ring; `None` when not in it.
+    role: Option<Role>,
+    tasks: u64,
+    messages: u64,
 }
 
 impl KeyStatus {
+    /// Neither active nor overlapping nor new, in the ring, and nothing
+    /// pending is signed with it.
+    fn safe_to_retire(&self) -> bool {
+        self.key_id.is_some() && self.role == Some(Role::Old) && self.tasks + self.messages == 0
+    }
+
     /// What to do about the key.
     fn advice(&self) -> &'static str {
-        match (&self.key_id, self.active, self.pending) {
-            (None, _, _) => "unsigned tasks",
-            (Some(_), true, _) => "active: signs new tasks",
-            (Some(_), false, 0) => "safe to retire",
-            (Some(_), false, _) if self.configured || !self.config_known => {
-                "keep: pending tasks need it"
+        let pending = self.tasks + self.messages > 0;
+        match (&self.key_id, self.role) {
+            (None, _) => "unsigned work",
+            (Some(_), Some(Role::Active)) => "active: signs new work",
+            (Some(_), Some(Role::Overlap)) => {
+                "overlap: signs beside the active key; not safe to retire"
             }
-            (Some(_), false, _) => "NOT CONFIGURED: these tasks will fail verification",
+            (Some(_), Some(Role::New)) => "new: not active yet; activate it when workers know it",
+            (Some(_), None) if pending => "NOT IN THE RING: this work will fail verification",
+            (Some(_), _) if pending => "keep: pending work is signed with it",
+            (Some(_), _) => "safe to retire",
         }
     }
 }
 
-/// Merges the store's pending counts with the configured keys (which may
-/// have none pending), ordered by key id, unsigned last.
-fn merge_status(
-    usage: Vec<signet_store::KeyUsage>,
-    configured: &[(String, Algorithm)],
-    active: Option<&str>,
-) -> Vec<KeyStatus> {
-    let mut out: Vec<KeyStatus> = usage
+/// Merges the store's pending counts with the ring's keys (which may
+/// have none pending), in ring order, then keys only pending work names,
+/// unsigned last.
+fn merge_status(usage: Vec<KeyUsage>, ring: &KeyRing) -> Vec<KeyStatus> {
+    let mut out: Vec<KeyStatus> = roles(ring)
         .into_iter()
-        .map(|u| KeyStatus {
-            configured: u
-                .key_id
-                .as_deref()
-                .is_some_and(|id| configured.iter().any(|(c, _)| c == id)),
-            active: u.key_id.is_some() && u.key_id.as_deref() == active,
-            config_known: !configured.is_empty(),
-            key_id: u.key_id,
-            algorithm: u.alg,
-            pending: u.pending,
+        .map(|(id, alg, role, _)| KeyStatus {
+            key_id: Some(id),
+            algorithm: Some(alg),
+            role: Some(role),
+            tasks: 0,
+            messages: 0,
         })
         .collect();
-    for (id, alg) in configured {
-        if !out.iter().any(|s| s.key_id.as_deref() == Some(id)) {
-            out.push(KeyStatus {
-                key_id: Some(id.clone()),
-                algorithm: Some(*alg),
-                pending: 0,
-                configured: true,
-                active: Some(id.as_str()) == active,
-                config_known: true,
-            });
+    let mut unknown = Vec::new();
+    for u in usage {
+        match out
+            .iter_mut()
+            .find(|s| s.key_id.is_some() && s.key_id == u.key_id)
+        {
+            Some(s) => {
+                s.tasks += u.tasks;
+                s.messages += u.messages;
+            }
+            None => unknown.push(KeyStatus {
+                key_id: u.key_id,
+                algorithm: u.alg,
+                role: None,
+                tasks: u.tasks,
+                messages: u.messages,
+            }),
         }
     }
-    out.sort_by(|a, b| match (&a.key_id, &b.key_id) {
+    unknown.sort_by(|a, b| match (&a.key_id, &b.key_id) {
         (None, None) => std::cmp::Ordering::Equal,
         (None, Some(_)) => std::cmp::Ordering::Greater,
         (Some(_), None) => std::cmp::Ordering::Less,
         (Some(x), Some(y)) => x.cmp(y),
     });
+    out.extend(unknown);
     out
 }
 
 async fn status(args: StatusArgs) -> anyhow::Result<()> {
-    // The configured keys, if any: shown even with nothing pending. A broken
-    // configuration does not stop the report; it is only mentioned.
-    let (configured, active) = match SigningConfig::from_vars(std::env::vars()) {
-        Ok(config) => (
-            config
-                .ring
-                .keys()
-                .iter()
-                .map(|k| (k.id().as_str().to_owned(), k.algorithm()))
-                .collect::<Vec<_>>(),
-            config.ring.active().map(|k| k.id().as_str().to_owned()),
-        ),
+    // A broken configuration does not stop the report; it is only mentioned.
+    let ring = match load(&args.db, false) {
+        Ok(keys) => {
+            if !args.json {
+                println!("{}", keys.describe());
+            }
+            keys.signing.ring
+        }
         Err(e) => {
-            eprintln!(
-                "warning: the SIGNET_SIGNING_* configuration does not parse ({}); showing the store's view only",
-                e.message()
-            );
-            (Vec::new(), None)
+            eprintln!("WARN the keys do not load ({e:#}); showing the store's view only");
+            KeyRing::empty()
         }
     };
     let store = args.db.open().await?;
     let usage = store.pending_by_key().await?;
-    let rows = merge_status(usage, &configured, active.as_deref());
+    let rows = merge_status(usage, &ring);
     if args.json {
         let items: Vec<_> = rows
             .iter()
@@ -239,33 +575,37 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
                 json!({
                     "key_id": r.key_id,
                     "algorithm": r.algorithm.map(|a| a.as_str()),
-                    "pending": r.pending,
-                    "configured": r.configured,
-                    "active": r.active,
-                    "safe_to_retire": r.key_id.is_some() && r.pending == 0 && !r.active,
+                    "in_ring": r.role.is_some(),
+                    "active": r.role == Some(Role::Active),
+                    "overlap": r.role == Some(Role::Overlap),
+                    "new": r.role == Some(Role::New),
+                    "pending_tasks": r.tasks,
+                    "pending_messages": r.messages,
+                    "pending": r.tasks + r.messages,
+                    "safe_to_retire": r.safe_to_retire(),
                 })
             })
             .collect();
         return print_json(&serde_json::Value::Array(items), false);
     }
     if rows.is_empty() {
-        println!("no pending tasks and no configured keys");
+        println!("no keys and no pending work");
     } else {
-        let mut table = Table::new(&["KEY ID", "ALGORITHM", "PENDING", "STATUS"]);
+        let mut table = Table::new(&["KEY ID", "ALGORITHM", "TASKS", "MESSAGES", "STATUS"]);
         for r in &rows {
             table.row(vec![
                 r.key_id.clone().unwrap_or_else(|| "(unsigned)".to_owned()),
                 r.algorithm
                     .map_or_else(|| "-".to_owned(), |a| a.to_string()),
-                r.pending.to_string(),
+                r.tasks.to_string(),
+                r.messages.to_string(),
                 r.advice().to_owned(),
             ]);
         }
         print!("{}", table.render());
     }
     println!(
-        "A key is safe to retire once producers no longer sign with it and its pending count is 0 \
-         (a key not listed has 0 pending tasks)."
+        "TASKS and MESSAGES count pending work signed with each key. A key is safe to retire when it is neither active, overlapping nor new and nothing pending is signed with it."
     );
     Ok(())
 }
@@ -273,66 +613,114 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use signet_store::KeyUsage;
+
+    fn ring(ids: &[&str], active: &str, overlap: &[&str]) -> KeyRing {
+        let mut file = KeyFile::generate(&KeyId::new(ids[0]).unwrap());
+        for id in &ids[1..] {
+            file.add(
+                &KeyId::new(*id).unwrap(),
+                &generate_key(Algorithm::HmacSha256),
+            )
+            .unwrap();
+        }
+        file.activate(&KeyId::new(active).unwrap(), false).unwrap();
+        for id in overlap {
+            // Overlap: activate the overlapping key, then the active one with --overlap.
+            file.activate(&KeyId::new(*id).unwrap(), false).unwrap();
+            file.activate(&KeyId::new(active).unwrap(), true).unwrap();
+        }
+        file.signing_config().unwrap().ring
+    }
+
+    fn usage(id: Option<&str>, tasks: u64, messages: u64) -> KeyUsage {
+        KeyUsage {
+            key_id: id.map(str::to_owned),
+            alg: id.map(|_| Algorithm::HmacSha256),
+            tasks,
+            messages,
+        }
+    }
+
+    fn view(rows: &[KeyStatus]) -> Vec<(Option<&str>, u64, u64, &str, bool)> {
+        rows.iter()
+            .map(|r| {
+                (
+                    r.key_id.as_deref(),
+                    r.tasks,
+                    r.messages,
+                    r.advice(),
+                    r.safe_to_retire(),
+                )
+            })
+            .collect()
+    }
 
     #[test]
-    fn status_merges_configured_keys_and_advises() {
-        let usage = vec![
-            KeyUsage {
-                key_id: Some("old".into()),
-                alg: Some(Algorithm::HmacSha256),
-                pending: 3,
-            },
-            KeyUsage {
-                key_id: None,
-                alg: None,
-                pending: 1,
-            },
-            KeyUsage {
-                key_id: Some("gone".into()),
-                alg: Some(Algorithm::HmacSha256),
-                pending: 2,
-            },
-        ];
-        let configured = vec![
-            ("new".to_owned(), Algorithm::HmacSha256),
-            ("old".to_owned(), Algorithm::HmacSha256),
-            ("older".to_owned(), Algorithm::HmacSha256),
-        ];
-        let rows = merge_status(usage, &configured, Some("new"));
-        let view: Vec<(Option<&str>, u64, &str)> = rows
-            .iter()
-            .map(|r| (r.key_id.as_deref(), r.pending, r.advice()))
-            .collect();
-        assert_eq!(
-            view,
+    fn status_merges_the_ring_with_pending_work_and_advises() {
+        let ring = ring(&["older", "old", "new"], "new", &["old"]);
+        let rows = merge_status(
             vec![
+                usage(Some("old"), 3, 1),
+                usage(None, 1, 0),
+                usage(Some("gone"), 2, 0),
+            ],
+            &ring,
+        );
+        assert_eq!(
+            view(&rows),
+            vec![
+                (Some("older"), 0, 0, "safe to retire", true),
+                (
+                    Some("old"),
+                    3,
+                    1,
+                    "overlap: signs beside the active key; not safe to retire",
+                    false
+                ),
+                (Some("new"), 0, 0, "active: signs new work", false),
                 (
                     Some("gone"),
                     2,
-                    "NOT CONFIGURED: these tasks will fail verification"
+                    0,
+                    "NOT IN THE RING: this work will fail verification",
+                    false
                 ),
-                (Some("new"), 0, "active: signs new tasks"),
-                (Some("old"), 3, "keep: pending tasks need it"),
-                (Some("older"), 0, "safe to retire"),
-                (None, 1, "unsigned tasks"),
+                (None, 1, 0, "unsigned work", false),
             ]
         );
     }
 
     #[test]
-    fn without_configuration_pending_keys_are_kept() {
-        let usage = vec![KeyUsage {
-            key_id: Some("k1".into()),
-            alg: Some(Algorithm::Ed25519),
-            pending: 2,
-        }];
-        let rows = merge_status(usage, &[], None);
-        assert_eq!(rows[0].advice(), "keep: pending tasks need it");
+    fn a_freshly_added_key_is_not_safe_to_retire() {
+        // k1 active, k2 just added: the old code called k2 "safe to retire".
+        let ring = ring(&["k1", "k2"], "k1", &[]);
+        let rows = merge_status(vec![usage(Some("k1"), 5, 0)], &ring);
+        assert_eq!(
+            view(&rows),
+            vec![
+                (Some("k1"), 5, 0, "active: signs new work", false),
+                (
+                    Some("k2"),
+                    0,
+                    0,
+                    "new: not active yet; activate it when workers know it",
+                    false
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn pending_messages_alone_keep_a_key() {
+        let ring = ring(&["k1", "k2"], "k2", &[]);
+        let rows = merge_status(vec![usage(Some("k1"), 0, 2)], &ring);
+        assert_eq!(rows[0].advice(), "keep: pending work is signed with it");
+        assert!(!rows[0].safe_to_retire());
     }
 
     #[test]
     fn default_key_ids_are_valid() {
-        KeyId::new(default_key_id()).unwrap();
+        key_id(None).unwrap();
+        assert!(key_id(Some(&"bad id".to_owned())).is_err());
     }
 }

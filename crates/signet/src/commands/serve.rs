@@ -7,6 +7,12 @@
 //!
 //! Configuration errors (signing variables, trusted proxies, flags) stop it
 //! before it binds, with exit code 2 and a message naming the setting.
+//!
+//! Its keys and master key come from the one loader (`keys::load`): on an
+//! embedded database with no `SIGNET_SIGNING_*` variables, the first start
+//! creates the key file beside the database, and the banner says so. On
+//! PostgreSQL a node without keys refuses to start unless `SIGNET_DEV=1` or
+//! `--unsigned`.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -21,6 +27,7 @@ use signet_runtime::dispatcher::DEFAULT_DELIVERY_CONCURRENCY;
 use signet_runtime::metrics::DEFAULT_MAX_LABEL_VALUES;
 use signet_runtime::HttpConfig;
 use signet_runtime::MetricLabels;
+use signet_runtime::{missing_keys, KeySource, LoadedKeys};
 use signet_runtime::{Leadership, MessagePublisher, RetrySchedule, SsrfPolicy, SystemClock};
 use signet_server::config::{
     limit_from_rate, DeliveryConfig, ServerConfig, DEFAULT_IPV6_BUCKET_PREFIX,
@@ -32,7 +39,7 @@ use signet_sign::sealed::{MasterKey, MASTER_KEY_VAR};
 use signet_sign::SigningConfig;
 use signet_store::Store;
 
-use crate::commands::{finish, now_ms};
+use crate::commands::{finish, keys, now_ms};
 use crate::store_url::{redact, DatabaseArgs};
 use crate::timearg::parse_duration;
 
@@ -93,6 +100,10 @@ pub(crate) struct Args {
     /// response).
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     delivery_timeout: Duration,
+    /// Run without signing keys: none are loaded or created, tasks enqueued
+    /// over HTTP are stored unsigned and nothing is verified at rest.
+    #[arg(long)]
+    unsigned: bool,
     /// The trusted proxies set X-Real-IP to the client's address: then it
     /// alone names the client (X-Forwarded-For, which such a proxy may pass
     /// through from the client, is not read). Off: X-Real-IP is ignored.
@@ -140,17 +151,10 @@ pub(crate) fn run(args: Args) -> ExitCode {
     finish("serve", runtime.block_on(serve_main(args)))
 }
 
-/// Builds the configuration from flags and the environment, refusing bad values.
 /// The delivery settings from flags and the environment: the master key
-/// (`SIGNET_MASTER_KEY`, environment only: it is a secret), the SSRF
-/// allow-list, the retry schedule and the HTTP client's limits.
-fn delivery_config(args: &Args) -> anyhow::Result<DeliveryConfig> {
-    let master_key = match std::env::var(MASTER_KEY_VAR) {
-        Ok(text) if !text.trim().is_empty() => {
-            Some(MasterKey::parse(text.trim()).map_err(|e| anyhow!("{}", e.message()))?)
-        }
-        _ => None,
-    };
+/// (`SIGNET_MASTER_KEY` or the key file's, found by the key loader), the
+/// SSRF allow-list, the retry schedule and the HTTP client's limits.
+fn delivery_config(args: &Args, master_key: Option<MasterKey>) -> anyhow::Result<DeliveryConfig> {
     let ssrf = SsrfPolicy::parse_allowed(&args.allowed_target_cidrs)?;
     let steps = args
         .retry_schedule
@@ -179,7 +183,9 @@ fn delivery_config(args: &Args) -> anyhow::Result<DeliveryConfig> {
     })
 }
 
-fn config(args: &Args) -> anyhow::Result<(ServerConfig, Signing, Vec<String>)> {
+/// Builds the configuration from flags and the loaded signing keys,
+/// refusing bad values.
+fn config(args: &Args, signing: SigningConfig) -> anyhow::Result<(ServerConfig, Signing)> {
     let trusted_proxies = args
         .trusted_proxies
         .parse::<TrustedProxies>()?
@@ -227,9 +233,6 @@ fn config(args: &Args) -> anyhow::Result<(ServerConfig, Signing, Vec<String>)> {
             "--metrics-max-label-values must be at least 1 (every value past it is counted as _other)"
         ));
     }
-    let signing = SigningConfig::from_vars(std::env::vars())
-        .map_err(|e| anyhow!("signing configuration: {e}"))?;
-    let warnings = signing.warnings.clone();
     let config = ServerConfig {
         listen: args.listen,
         max_body_bytes: args.max_body_bytes,
@@ -242,21 +245,58 @@ fn config(args: &Args) -> anyhow::Result<(ServerConfig, Signing, Vec<String>)> {
         header_read_timeout: args.header_read_timeout,
         metrics_token: args.metrics_token.clone(),
     };
-    Ok((config, Signing::from(signing), warnings))
+    Ok((config, Signing::from(signing)))
+}
+
+/// The banner's line on the keys: where they came from (and that the key
+/// file was just created), and where the master key came from.
+fn keys_line(keys: &LoadedKeys) -> String {
+    let master = keys
+        .master_key_source
+        .as_deref()
+        .map_or_else(|| "none".to_owned(), |s| format!("from {s}"));
+    let mut line = format!("  keys: from {}; master key {master}", keys.source);
+    if let KeySource::File {
+        created: true,
+        path,
+        ..
+    } = &keys.source
+    {
+        line.push_str(&format!(
+            "\n  a new key file was created at {}: every signet command and worker on this database reads it; keep it secret and back it up",
+            path.display()
+        ));
+    }
+    line
 }
 
 async fn serve_main(args: Args) -> anyhow::Result<()> {
-    let (config, signing, warnings) = config(&args)?;
-    let delivery = delivery_config(&args)?;
-    for w in &warnings {
-        eprintln!("WARN {w}");
+    let mut keys = keys::load(&args.db, args.unsigned)?;
+    if args.unsigned {
+        eprintln!(
+            "WARN --unsigned: this server loads NO signing keys; tasks enqueued over HTTP are stored unsigned and workers that require signatures dead-letter them"
+        );
     }
+    let master_key = keys.master_key.take();
+    let keys_banner = keys_line(&keys);
+    let signing_for_check = SigningConfig {
+        ring: keys.signing.ring.duplicate(),
+        required: keys.signing.required,
+        dev: keys.signing.dev,
+        warnings: Vec::new(),
+    };
+    let (config, signing) = config(&args, keys.signing)?;
+    let delivery = delivery_config(&args, master_key)?;
     let metrics = serve::install_metrics_recorder().map_err(anyhow::Error::msg)?;
     signet_runtime::set_metric_labels(MetricLabels {
         max_values: args.metrics_max_label_values,
         target_names: args.metrics_target_names,
     });
     let store = args.db.open().await?;
+    // Pending work this ring cannot verify is named before anything runs.
+    for missing in missing_keys(store.as_ref(), &signing_for_check).await? {
+        eprintln!("WARN {missing}");
+    }
     let state = AppState::with_delivery(
         store,
         config,
@@ -288,6 +328,7 @@ async fn serve_main(args: Args) -> anyhow::Result<()> {
         let d = state.delivery();
         let mut out = std::io::stdout().lock();
         out.write_all(banner.as_bytes())?;
+        writeln!(out, "{keys_banner}")?;
         writeln!(
             out,
             "  delivery: {} target(s); master key {}; SSRF guard allows {}",

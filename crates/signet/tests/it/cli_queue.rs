@@ -561,7 +561,7 @@ fn keys_status_during_a_rotation() {
     status(1);
     let human = signet_env(&["keys", "status", "--database-url", &f.url], b"", &env);
     assert!(
-        human.ok().contains("keep: pending tasks need it"),
+        human.ok().contains("keep: pending work is signed with it"),
         "{human:#?}"
     );
     // Once its task is gone, it is safe to retire.

@@ -75,11 +75,12 @@ async fn text_stats_and_files_write_run_and_traversal_is_dead_lettered() {
 }
 
 #[test]
-fn signing_required_without_keys_stops_the_worker_at_start() {
+fn a_worker_without_a_place_for_keys_stops_at_start() {
+    // An in-memory database has no key file beside it, like PostgreSQL.
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_signet-example-worker"))
         .arg("--database-url")
-        .arg(format!("sqlite://{}", dir.path().join("x.db").display()))
+        .arg("sqlite::memory:")
         .arg("--outbox")
         .arg(dir.path().join("outbox"))
         .env_remove("SIGNET_SIGNING_KEYS")
@@ -91,5 +92,8 @@ fn signing_required_without_keys_stops_the_worker_at_start() {
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("SIGNET_SIGNING"), "{stderr}");
+    assert!(
+        stderr.contains("no signing keys") && stderr.contains("SIGNET_KEYS_FILE"),
+        "{stderr}"
+    );
 }
