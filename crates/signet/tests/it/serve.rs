@@ -12,17 +12,21 @@ use super::support::{http, json, Guard, Server};
 const HMAC_KEY: &str = "k1:ZTJlLXRlc3Qta2V5LXdpdGgtMzItYnl0ZXMtb2YtZW50cm9weQ==";
 const TASK_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The example worker binary next to the `signet` binary, built if absent.
+/// The example worker binary next to the `signet` binary, built once per
+/// test run so a binary left by an older checkout (which may refuse a newer
+/// schema) is never used; the build is a no-op when it is up to date.
 pub(crate) fn worker_binary() -> Result<PathBuf, String> {
+    static BUILT: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    BUILT.get_or_init(build_worker).clone()
+}
+
+fn build_worker() -> Result<PathBuf, String> {
     let signet = Path::new(env!("CARGO_BIN_EXE_signet"));
     let profile_dir = signet.parent().ok_or("signet binary has no directory")?;
     let worker = profile_dir.join(format!(
         "signet-example-worker{}",
         std::env::consts::EXE_SUFFIX
     ));
-    if worker.exists() {
-        return Ok(worker);
-    }
     let target_dir = profile_dir.parent().ok_or("target directory not found")?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_owned());
     let mut build = Command::new(cargo);
