@@ -20,6 +20,7 @@ const MIGRATIONS: &[Migration] = &[
         "delivery",
         include_str!("../migrations/0002_delivery.sql"),
     ),
+    Migration::new(3, "history", include_str!("../migrations/0003_history.sql")),
 ];
 
 /// The newest schema version this build knows.
