@@ -21,6 +21,7 @@ const MIGRATIONS: &[Migration] = &[
         "delivery",
         include_str!("../migrations/0002_delivery.sql"),
     ),
+    Migration::new(3, "history", include_str!("../migrations/0003_history.sql")),
 ];
 
 /// The newest schema version this build knows.
@@ -135,7 +136,10 @@ mod tests {
 
     #[test]
     fn status_names_the_pending_migrations() {
-        assert_eq!(status_for_version(1).pending, vec![(2, "delivery")]);
+        assert_eq!(
+            status_for_version(1).pending,
+            vec![(2, "delivery"), (3, "history")]
+        );
         assert!(status_for_version(SCHEMA_VERSION + 1).is_too_new());
     }
 }

@@ -1,0 +1,58 @@
+-- Signet schema version 3 (PostgreSQL): append-only histories. Mirrors
+-- the SQLite schema of the same version.
+--
+-- Every attempt of a task or message and every operator act on it (replay,
+-- re-sign, cancel) and refusal before it ran (kill) is one row of
+-- task_events, written by the same statement as the change it records. No
+-- statement updates a row of task_events; rows are deleted only with their
+-- task, by the statement that deletes it (prune, purge). There is no
+-- foreign key: its check would cost a probe of tasks per event on the
+-- completion path, and the deletes are explicit.
+
+-- Attempts made before the last replay: history numbers are
+-- attempt_offset + attempt and go on across replays.
+ALTER TABLE tasks ADD COLUMN attempt_offset BIGINT NOT NULL DEFAULT 0
+    CHECK (attempt_offset >= 0);
+
+-- When the current attempt was claimed (its start in the history).
+ALTER TABLE tasks ADD COLUMN attempt_started_at_ms BIGINT;
+
+CREATE TABLE task_events (
+    -- The order of the log: a task's events are written one statement
+    -- after another under its row lock, so they sort by seq.
+    seq           BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    task_id       TEXT    COLLATE "C" NOT NULL,
+    kind          TEXT    NOT NULL CHECK (kind IN
+                      ('attempt', 'replayed', 'resigned', 'cancelled', 'dead-lettered')),
+    at_ms         BIGINT  NOT NULL,
+    attempt       BIGINT  CHECK (attempt >= 1),
+    worker        TEXT,
+    started_at_ms BIGINT,
+    outcome       TEXT    CHECK (outcome IN ('succeeded', 'retry', 'dead', 'lease-expired')),
+    error         TEXT,
+    status        INTEGER CHECK (status BETWEEN 0 AND 65535),
+    latency_ms    BIGINT  CHECK (latency_ms >= 0),
+    response_body BYTEA,
+    actor         TEXT,
+    reason        TEXT,
+    detail        TEXT,
+    from_key_id   TEXT,
+    to_key_id     TEXT,
+    CHECK ((kind = 'attempt') = (attempt IS NOT NULL AND outcome IS NOT NULL))
+);
+
+CREATE INDEX task_events_task ON task_events (task_id, seq);
+
+-- The delivery attempts of version 2 become attempt events, in attempt
+-- order (see the SQLite migration for how their outcome is derived).
+INSERT INTO task_events (task_id, kind, at_ms, attempt, started_at_ms, outcome, error,
+                         status, latency_ms, response_body)
+    SELECT a.task_id, 'attempt', a.started_at_ms + a.latency_ms, a.attempt, a.started_at_ms,
+           CASE WHEN a.status BETWEEN 200 AND 299 THEN 'succeeded'
+                WHEN t.state = 'dead' AND a.attempt >= t.attempt THEN 'dead'
+                ELSE 'retry' END,
+           a.error, a.status, a.latency_ms, a.response_body
+    FROM attempts AS a LEFT JOIN tasks AS t ON t.id = a.task_id
+    ORDER BY a.task_id, a.attempt;
+
+DROP TABLE attempts;
