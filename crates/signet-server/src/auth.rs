@@ -202,6 +202,18 @@ pub(crate) struct Caller {
     pub(crate) scope: Scope,
 }
 
+impl Caller {
+    /// How operator acts by this caller are recorded in a task's history:
+    /// `api key <id> (<name>)`, never the secret.
+    pub(crate) fn actor(&self) -> String {
+        let mut name: String = self.name.chars().take(128).collect();
+        if name.len() < self.name.len() {
+            name.push('…');
+        }
+        format!("api key {} ({name})", self.key_id)
+    }
+}
+
 struct Cached {
     caller: Caller,
     hash: String,

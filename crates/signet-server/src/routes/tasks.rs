@@ -4,12 +4,13 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::Json;
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use signet_runtime::{ClientSignature, TaskSpec};
 use signet_store::{rules, TaskFilter, TaskId, TaskState};
 
+use crate::auth::Caller;
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::extract::{JsonBody, QueryParams};
 use crate::routes::messages::runtime_error;
@@ -152,7 +153,8 @@ pub(crate) fn parse_task_id(id: &str) -> AppResult<String> {
         })
 }
 
-/// Show a task.
+/// Show a task with its history (every attempt and operator act, oldest
+/// first).
 #[utoipa::path(
     get, path = "/v1/tasks/{id}", tag = "tasks",
     params(("id" = String, Path, description = "Task id")),
@@ -169,7 +171,8 @@ pub(crate) async fn show(
         .task(id.as_str())
         .await?
         .ok_or_else(|| AppError::NotFound(format!("task {id} not found")))?;
-    Ok(Json(TaskView::from(&row)))
+    let history = state.store().history(id.as_str()).await?;
+    Ok(Json(TaskView::with_history(&row, &history)))
 }
 
 /// Query of `GET /v1/tasks`.
@@ -243,10 +246,14 @@ pub(crate) async fn list(
 )]
 pub(crate) async fn cancel(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> AppResult<Json<TaskView>> {
     let id = parse_task_id(&id)?;
-    let row = state.store().cancel(id.as_str(), state.now_ms()).await?;
+    let row = state
+        .store()
+        .cancel(id.as_str(), &caller.actor(), state.now_ms())
+        .await?;
     Ok(Json(TaskView::from(&row)))
 }
 
