@@ -4,6 +4,7 @@
 
 mod client_ip;
 mod delivery;
+mod history;
 mod routes;
 mod schedules;
 mod secrets;
