@@ -260,6 +260,22 @@ async fn a_message_that_died_then_was_replayed_shows_every_attempt_in_order() {
         ["attempt", "attempt", "replayed", "attempt"]
     );
     assert_eq!(task["history"][0]["http"]["status"], 503);
+
+    // The document describes the history and the re-sign switch.
+    let r = send(
+        &api.app,
+        request(Method::GET, "/openapi.json", None, &[], None),
+    )
+    .await;
+    let doc: Value = serde_json::from_str(&r.text).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    assert!(
+        schemas["HistoryEventView"]["properties"]["outcome"].is_object(),
+        "{schemas}"
+    );
+    assert!(schemas["TaskView"]["properties"]["history"].is_object());
+    assert!(schemas["MessageView"]["properties"]["history"].is_object());
+    assert!(schemas["ReplayInput"]["properties"]["resign"].is_object());
 }
 
 /// A dead letter on queue `q` signed with HMAC key `key_id` (signature
