@@ -17,11 +17,14 @@ ALTER TABLE tasks ADD COLUMN attempt_offset BIGINT NOT NULL DEFAULT 0
 -- When the current attempt was claimed (its start in the history).
 ALTER TABLE tasks ADD COLUMN attempt_started_at_ms BIGINT;
 
+-- Events recorded so far: the statement that records an event increments
+-- it (under the row lock) and the event takes the new value as its seq.
+ALTER TABLE tasks ADD COLUMN event_seq BIGINT NOT NULL DEFAULT 0 CHECK (event_seq >= 0);
+
 CREATE TABLE task_events (
-    -- The order of the log: a task's events are written one statement
-    -- after another under its row lock, so they sort by seq.
-    seq           BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     task_id       TEXT    COLLATE "C" NOT NULL,
+    -- The event's place in its task's history: 1, 2, 3, …
+    seq           BIGINT  NOT NULL CHECK (seq >= 1),
     kind          TEXT    NOT NULL CHECK (kind IN
                       ('attempt', 'replayed', 'resigned', 'cancelled', 'dead-lettered')),
     at_ms         BIGINT  NOT NULL,
@@ -38,21 +41,24 @@ CREATE TABLE task_events (
     detail        TEXT,
     from_key_id   TEXT,
     to_key_id     TEXT,
-    CHECK ((kind = 'attempt') = (attempt IS NOT NULL AND outcome IS NOT NULL))
+    CHECK ((kind = 'attempt') = (attempt IS NOT NULL AND outcome IS NOT NULL)),
+    PRIMARY KEY (task_id, seq)
 );
-
-CREATE INDEX task_events_task ON task_events (task_id, seq);
 
 -- The delivery attempts of version 2 become attempt events, in attempt
 -- order (see the SQLite migration for how their outcome is derived).
-INSERT INTO task_events (task_id, kind, at_ms, attempt, started_at_ms, outcome, error,
+INSERT INTO task_events (task_id, seq, kind, at_ms, attempt, started_at_ms, outcome, error,
                          status, latency_ms, response_body)
-    SELECT a.task_id, 'attempt', a.started_at_ms + a.latency_ms, a.attempt, a.started_at_ms,
+    SELECT a.task_id, a.attempt, 'attempt', a.started_at_ms + a.latency_ms, a.attempt, a.started_at_ms,
            CASE WHEN a.status BETWEEN 200 AND 299 THEN 'succeeded'
                 WHEN t.state = 'dead' AND a.attempt >= t.attempt THEN 'dead'
                 ELSE 'retry' END,
            a.error, a.status, a.latency_ms, a.response_body
     FROM attempts AS a LEFT JOIN tasks AS t ON t.id = a.task_id
     ORDER BY a.task_id, a.attempt;
+
+UPDATE tasks SET event_seq = m.n
+    FROM (SELECT task_id, MAX(attempt) AS n FROM attempts GROUP BY task_id) AS m
+    WHERE tasks.id = m.task_id;
 
 DROP TABLE attempts;

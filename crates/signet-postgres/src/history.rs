@@ -9,8 +9,8 @@ use crate::error_map::map_err;
 use crate::row::event_from_row;
 
 /// The columns of an attempt event, for `INSERT INTO task_events (…)`.
-pub(crate) const ATTEMPT_EVENT: &str = "task_id, kind, at_ms, attempt, worker, started_at_ms, \
-     outcome, error, status, latency_ms, response_body";
+pub(crate) const ATTEMPT_EVENT: &str = "task_id, seq, kind, at_ms, attempt, worker, \
+     started_at_ms, outcome, error, status, latency_ms, response_body";
 
 /// A task's history, in order.
 pub(crate) async fn list(

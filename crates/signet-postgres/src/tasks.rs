@@ -389,13 +389,14 @@ fn http_params(http: Option<&HttpExchange>) -> (Option<i32>, Option<i64>, Option
 }
 
 /// `e AS (INSERT …)`: the attempt event of each row of `u` (which returns
-/// `id, n, attempt_started_at_ms`), ended at `$at` by worker `$worker`,
+/// `id, n, attempt_started_at_ms, event_seq`), ended at `$at` by worker `$worker`,
 /// with `outcome` (an SQL expression over `u`), error `$error` and the HTTP
 /// parameters `$http..$http+2`.
 fn attempt_event_cte(at: usize, worker: usize, outcome: &str, error: &str, http: usize) -> String {
     format!(
         "e AS (INSERT INTO task_events ({ATTEMPT_EVENT}) \
-         SELECT u.id, 'attempt', ${at}, u.n, ${worker}, u.attempt_started_at_ms, {outcome}, \
+         SELECT u.id, u.event_seq, 'attempt', ${at}, u.n, ${worker}, u.attempt_started_at_ms, \
+         {outcome}, \
          {error}, ${http}::INT4, ${}::INT8, ${}::BYTEA FROM u)",
         http + 1,
         http + 2
@@ -413,8 +414,9 @@ pub(crate) async fn complete(
 ) -> StoreResult<()> {
     let sql = format!(
         "WITH u AS (UPDATE tasks SET state = 'succeeded', result = $1, lease_owner = NULL, \
-         lease_expires_at_ms = NULL, updated_at_ms = $2, finished_at_ms = $2 WHERE {} \
-         RETURNING id, attempt_offset + attempt AS n, attempt_started_at_ms), {} \
+         lease_expires_at_ms = NULL, updated_at_ms = $2, finished_at_ms = $2, \
+         event_seq = event_seq + 1 WHERE {} \
+         RETURNING id, attempt_offset + attempt AS n, attempt_started_at_ms, event_seq), {} \
          SELECT id FROM u",
         lease_guard(6),
         attempt_event_cte(2, 7, "'succeeded'", "NULL", 3)
@@ -459,16 +461,17 @@ pub(crate) async fn complete_batch(
         .prepare_cached(
             "WITH u AS (UPDATE tasks AS t SET state = 'succeeded', result = v.result, \
                  lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = $1, \
-                 finished_at_ms = $1 \
+                 finished_at_ms = $1, event_seq = t.event_seq + 1 \
                FROM UNNEST($2::TEXT[], $3::TEXT[], $4::INT8[], $5::BYTEA[]) \
                  AS v(id, owner, attempt, result) \
                WHERE t.id = v.id AND t.state = 'running' AND t.lease_owner = v.owner \
                  AND t.attempt = v.attempt \
                RETURNING t.id, v.owner, t.attempt_offset + t.attempt AS n, \
-                 t.attempt_started_at_ms), \
-             e AS (INSERT INTO task_events (task_id, kind, at_ms, attempt, worker, \
+                 t.attempt_started_at_ms, t.event_seq), \
+             e AS (INSERT INTO task_events (task_id, seq, kind, at_ms, attempt, worker, \
                  started_at_ms, outcome) \
-               SELECT id, 'attempt', $1, n, owner, attempt_started_at_ms, 'succeeded' FROM u) \
+               SELECT id, event_seq, 'attempt', $1, n, owner, attempt_started_at_ms, \
+                 'succeeded' FROM u) \
              SELECT id FROM u",
         )
         .await
@@ -514,8 +517,10 @@ pub(crate) async fn fail(
             let due_now = *at_ms <= now_ms;
             let sql = format!(
                 "WITH u AS (UPDATE tasks SET state = 'retryable', run_at_ms = $1, last_error = $2, \
-                 lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = $3 WHERE {} \
-                 RETURNING id, queue, attempt_offset + attempt AS n, attempt_started_at_ms), {} \
+                 lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = $3, \
+                 event_seq = event_seq + 1 WHERE {} \
+                 RETURNING id, queue, attempt_offset + attempt AS n, attempt_started_at_ms, \
+                 event_seq), {} \
                  SELECT queue, CASE WHEN $4 THEN pg_notify($5, queue)::TEXT END FROM u",
                 lease_guard(9),
                 attempt_event_cte(3, 10, "'retry'", "$2", 6)
@@ -535,8 +540,9 @@ pub(crate) async fn fail(
             let sql = format!(
                 "WITH u AS (UPDATE tasks SET state = 'dead', dead_reason = $1, dead_detail = $2, \
                  last_error = $3, lease_owner = NULL, lease_expires_at_ms = NULL, \
-                 updated_at_ms = $4, finished_at_ms = $4 WHERE {} \
-                 RETURNING id, attempt_offset + attempt AS n, attempt_started_at_ms), {} \
+                 updated_at_ms = $4, finished_at_ms = $4, event_seq = event_seq + 1 WHERE {} \
+                 RETURNING id, attempt_offset + attempt AS n, attempt_started_at_ms, event_seq), \
+                 {} \
                  SELECT id FROM u",
                 lease_guard(8),
                 attempt_event_cte(4, 9, "'dead'", "$3", 5)
@@ -622,11 +628,11 @@ pub(crate) async fn cancel(
         client,
         &format!(
             "WITH u AS (UPDATE tasks SET state = 'cancelled', updated_at_ms = $1, \
-                 finished_at_ms = $1 \
-               WHERE id = $2 AND {CLAIMABLE} RETURNING {TASK_COLUMNS}), \
-             e AS (INSERT INTO task_events (task_id, kind, at_ms, actor) \
-               SELECT id, 'cancelled', $1, $3 FROM u) \
-             SELECT * FROM u"
+                 finished_at_ms = $1, event_seq = event_seq + 1 \
+               WHERE id = $2 AND {CLAIMABLE} RETURNING {TASK_COLUMNS}, event_seq), \
+             e AS (INSERT INTO task_events (task_id, seq, kind, at_ms, actor) \
+               SELECT id, event_seq, 'cancelled', $1, $3 FROM u) \
+             SELECT {TASK_COLUMNS} FROM u"
         ),
         id,
         "cancelled",
@@ -648,11 +654,11 @@ pub(crate) async fn kill(
         client,
         &format!(
             "WITH u AS (UPDATE tasks SET state = 'dead', dead_reason = $1, dead_detail = $2, \
-                 updated_at_ms = $3, finished_at_ms = $3 \
-               WHERE id = $4 AND {CLAIMABLE} RETURNING {TASK_COLUMNS}), \
-             e AS (INSERT INTO task_events (task_id, kind, at_ms, reason, detail) \
-               SELECT id, 'dead-lettered', $3, $1, $2 FROM u) \
-             SELECT * FROM u"
+                 updated_at_ms = $3, finished_at_ms = $3, event_seq = event_seq + 1 \
+               WHERE id = $4 AND {CLAIMABLE} RETURNING {TASK_COLUMNS}, event_seq), \
+             e AS (INSERT INTO task_events (task_id, seq, kind, at_ms, reason, detail) \
+               SELECT id, event_seq, 'dead-lettered', $3, $1, $2 FROM u) \
+             SELECT {TASK_COLUMNS} FROM u"
         ),
         id,
         "dead-lettered",
@@ -684,13 +690,14 @@ pub(crate) async fn rescue_expired(
                  last_error = 'lease expired: worker \"' || COALESCE(t.lease_owner, '') || \
                      '\" stopped heartbeating during attempt ' || t.attempt, \
                  lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = $1, \
-                 finished_at_ms = CASE WHEN t.attempt >= t.max_attempts THEN $1 END \
+                 finished_at_ms = CASE WHEN t.attempt >= t.max_attempts THEN $1 END, \
+                 event_seq = t.event_seq + 1 \
                FROM expired WHERE t.id = expired.id AND t.state = 'running' \
                RETURNING t.id, t.queue, t.state, t.attempt_offset + t.attempt AS n, \
-                 t.attempt_started_at_ms, t.last_error, expired.lease_owner), \
-             e AS (INSERT INTO task_events (task_id, kind, at_ms, attempt, worker, \
+                 t.attempt_started_at_ms, t.last_error, expired.lease_owner, t.event_seq), \
+             e AS (INSERT INTO task_events (task_id, seq, kind, at_ms, attempt, worker, \
                  started_at_ms, outcome, error) \
-               SELECT id, 'attempt', $1, n, lease_owner, attempt_started_at_ms, \
+               SELECT id, event_seq, 'attempt', $1, n, lease_owner, attempt_started_at_ms, \
                  CASE WHEN state = 'dead' THEN 'dead' ELSE 'lease-expired' END, last_error \
                FROM u) \
              SELECT id, (SELECT COUNT(pg_notify($3, q)) FROM \
@@ -742,12 +749,13 @@ pub(crate) async fn replay(
         .prepare_cached(
             "WITH u AS (UPDATE tasks SET state = 'available', \
                  attempt_offset = attempt_offset + attempt, attempt = 0, run_at_ms = $1, \
+                 event_seq = event_seq + 1, \
                  dead_reason = NULL, dead_detail = NULL, finished_at_ms = NULL, \
                  callback_sent_at_ms = NULL, lease_owner = NULL, lease_expires_at_ms = NULL, \
                  updated_at_ms = $1 \
-               WHERE id = ANY($2) AND state = 'dead' RETURNING id, queue), \
-             e AS (INSERT INTO task_events (task_id, kind, at_ms, actor) \
-               SELECT id, 'replayed', $1, $4 FROM u ORDER BY id) \
+               WHERE id = ANY($2) AND state = 'dead' RETURNING id, queue, event_seq), \
+             e AS (INSERT INTO task_events (task_id, seq, kind, at_ms, actor) \
+               SELECT id, event_seq, 'replayed', $1, $4 FROM u) \
              SELECT id, (SELECT COUNT(pg_notify($3, q)) FROM (SELECT DISTINCT queue AS q FROM u) AS d) \
              FROM u",
         )
@@ -779,10 +787,11 @@ pub(crate) async fn resign(
             "WITH old AS (SELECT id AS old_id, sig_key_id AS old_key_id FROM tasks \
                  WHERE id = $5 AND state = 'dead' FOR UPDATE), \
              u AS (UPDATE tasks AS t SET sig_alg = $1, sig_key_id = $2, sig = $3, \
-                 updated_at_ms = $4 FROM old WHERE t.id = old.old_id \
-               RETURNING {returned}, old.old_key_id), \
-             e AS (INSERT INTO task_events (task_id, kind, at_ms, actor, from_key_id, to_key_id) \
-               SELECT id, 'resigned', $4, $6, old_key_id, $2 FROM u) \
+                 updated_at_ms = $4, event_seq = t.event_seq + 1 FROM old WHERE t.id = old.old_id \
+               RETURNING {returned}, old.old_key_id, t.event_seq), \
+             e AS (INSERT INTO task_events (task_id, seq, kind, at_ms, actor, from_key_id, \
+                 to_key_id) \
+               SELECT id, event_seq, 'resigned', $4, $6, old_key_id, $2 FROM u) \
              SELECT {TASK_COLUMNS} FROM u"
         ))
         .await

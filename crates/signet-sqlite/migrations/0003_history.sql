@@ -17,10 +17,16 @@ ALTER TABLE tasks ADD COLUMN attempt_offset INTEGER NOT NULL DEFAULT 0
 -- When the current attempt was claimed (its start in the history).
 ALTER TABLE tasks ADD COLUMN attempt_started_at_ms INTEGER;
 
+-- Events recorded so far: the statement that records an event increments
+-- it and the event takes the new value as its seq.
+ALTER TABLE tasks ADD COLUMN event_seq INTEGER NOT NULL DEFAULT 0 CHECK (event_seq >= 0);
+
+-- WITHOUT ROWID, keyed by (task, seq): one b-tree to write per event, and
+-- a task's history is one range of it.
 CREATE TABLE task_events (
-    -- The order of the log: increasing in the order events are written.
-    seq           INTEGER PRIMARY KEY,
     task_id       TEXT    NOT NULL,
+    -- The event's place in its task's history: 1, 2, 3, …
+    seq           INTEGER NOT NULL CHECK (seq >= 1),
     kind          TEXT    NOT NULL CHECK (kind IN
                       ('attempt', 'replayed', 'resigned', 'cancelled', 'dead-lettered')),
     at_ms         INTEGER NOT NULL,
@@ -42,23 +48,24 @@ CREATE TABLE task_events (
     -- resigned: the key ids of the old and the new signature.
     from_key_id   TEXT,
     to_key_id     TEXT,
-    CHECK ((kind = 'attempt') = (attempt IS NOT NULL AND outcome IS NOT NULL))
-);
-
--- A task's history, in order; prune and purge find its events.
-CREATE INDEX task_events_task ON task_events (task_id, seq);
+    CHECK ((kind = 'attempt') = (attempt IS NOT NULL AND outcome IS NOT NULL)),
+    PRIMARY KEY (task_id, seq)
+) WITHOUT ROWID;
 
 -- The delivery attempts of version 2 become attempt events, in attempt
--- order. What came of each was not stored: a 2xx answer succeeded, the
+-- order (seq = the attempt number). What came of each was not stored: a 2xx answer succeeded, the
 -- last attempt of a dead message died, every other one was retried.
-INSERT INTO task_events (task_id, kind, at_ms, attempt, started_at_ms, outcome, error,
+INSERT INTO task_events (task_id, seq, kind, at_ms, attempt, started_at_ms, outcome, error,
                          status, latency_ms, response_body)
-    SELECT a.task_id, 'attempt', a.started_at_ms + a.latency_ms, a.attempt, a.started_at_ms,
+    SELECT a.task_id, a.attempt, 'attempt', a.started_at_ms + a.latency_ms, a.attempt, a.started_at_ms,
            CASE WHEN a.status BETWEEN 200 AND 299 THEN 'succeeded'
                 WHEN t.state = 'dead' AND a.attempt >= t.attempt THEN 'dead'
                 ELSE 'retry' END,
            a.error, a.status, a.latency_ms, a.response_body
     FROM attempts AS a LEFT JOIN tasks AS t ON t.id = a.task_id
     ORDER BY a.task_id, a.attempt;
+
+UPDATE tasks SET event_seq = (SELECT MAX(attempt) FROM attempts WHERE task_id = tasks.id)
+    WHERE id IN (SELECT task_id FROM attempts);
 
 DROP TABLE attempts;

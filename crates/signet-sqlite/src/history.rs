@@ -11,6 +11,9 @@ use crate::row::{column, corrupt};
 /// An attempt that ended, to append.
 pub(crate) struct Ended<'a> {
     pub(crate) task_id: &'a str,
+    /// Its place in the history (the task's `event_seq`, incremented by
+    /// the update that ended the attempt).
+    pub(crate) seq: i64,
     /// The history number (`attempt_offset + attempt`).
     pub(crate) number: i64,
     pub(crate) worker: &'a str,
@@ -24,9 +27,9 @@ pub(crate) struct Ended<'a> {
 pub(crate) fn attempt(conn: &Connection, a: &Ended<'_>, at_ms: i64) -> StoreResult<()> {
     let http = a.http;
     conn.prepare_cached(
-        "INSERT INTO task_events (task_id, kind, at_ms, attempt, worker, started_at_ms, \
+        "INSERT INTO task_events (task_id, seq, kind, at_ms, attempt, worker, started_at_ms, \
          outcome, error, status, latency_ms, response_body) \
-         VALUES (?1, 'attempt', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         VALUES (?1, ?11, 'attempt', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -40,6 +43,7 @@ pub(crate) fn attempt(conn: &Connection, a: &Ended<'_>, at_ms: i64) -> StoreResu
             http.and_then(|h| h.status),
             http.map(|h| h.latency_ms),
             http.map(|h| h.response_body.as_slice()),
+            a.seq,
         ])
     })
     .map_err(|e| {
@@ -62,11 +66,13 @@ pub(crate) struct Act<'a> {
     pub(crate) to_key_id: Option<&'a str>,
 }
 
-/// Appends an operator act (or a refusal) on `task_id` at `at_ms`.
+/// Appends an operator act (or a refusal) on `task_id` at `at_ms`, taking
+/// the task's next `event_seq` (called in the write that made the change).
 pub(crate) fn act(conn: &Connection, task_id: &str, a: &Act<'_>, at_ms: i64) -> StoreResult<()> {
     conn.prepare_cached(
-        "INSERT INTO task_events (task_id, kind, at_ms, actor, reason, detail, from_key_id, \
-         to_key_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO task_events (task_id, seq, kind, at_ms, actor, reason, detail, \
+         from_key_id, to_key_id) \
+         SELECT id, event_seq, ?2, ?3, ?4, ?5, ?6, ?7, ?8 FROM tasks WHERE id = ?1",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -81,6 +87,15 @@ pub(crate) fn act(conn: &Connection, task_id: &str, a: &Act<'_>, at_ms: i64) -> 
         ])
     })
     .map_err(|e| map_err(format!("recording the {} event of {task_id}", a.kind), e))?;
+    Ok(())
+}
+
+/// Takes the next `event_seq` of `task_id` for an event about to be
+/// appended with [`act`].
+pub(crate) fn next_seq(conn: &Connection, task_id: &str) -> StoreResult<()> {
+    conn.prepare_cached("UPDATE tasks SET event_seq = event_seq + 1 WHERE id = ?1")
+        .and_then(|mut s| s.execute([task_id]))
+        .map_err(|e| map_err(format!("numbering an event of {task_id}"), e))?;
     Ok(())
 }
 

@@ -274,16 +274,20 @@ fn with_lease_queue(
 }
 
 /// What an attempt-ending update returns (`RETURNING attempt_offset,
-/// attempt_started_at_ms`, after any other columns from `first`).
-fn ended_columns(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<(i64, Option<i64>)> {
-    Ok((r.get(first)?, r.get(first + 1)?))
+/// attempt_started_at_ms, event_seq`, after any other columns from
+/// `first`).
+fn ended_columns(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<EndedColumns> {
+    Ok((r.get(first)?, r.get(first + 1)?, r.get(first + 2)?))
 }
+
+/// `(attempt_offset, attempt_started_at_ms, event_seq)` after an update.
+type EndedColumns = (i64, Option<i64>, i64);
 
 /// Appends the attempt `lease` ended, from what its update returned.
 fn record_ended(
     conn: &Connection,
     lease: &LeaseToken,
-    (offset, started_at_ms): (i64, Option<i64>),
+    (offset, started_at_ms, seq): EndedColumns,
     outcome: AttemptOutcome,
     error: Option<&str>,
     http: Option<&HttpExchange>,
@@ -293,6 +297,7 @@ fn record_ended(
         conn,
         &Ended {
             task_id: &lease.task_id,
+            seq,
             number: offset.saturating_add(i64::from(lease.attempt)),
             worker: &lease.worker_id,
             started_at_ms,
@@ -333,9 +338,10 @@ pub(crate) fn complete(
     let ended = with_lease_row(
         conn,
         "UPDATE tasks SET state = 'succeeded', result = ?1, lease_owner = NULL, \
-         lease_expires_at_ms = NULL, updated_at_ms = ?2, finished_at_ms = ?2 \
+         lease_expires_at_ms = NULL, updated_at_ms = ?2, finished_at_ms = ?2, \
+         event_seq = event_seq + 1 \
          WHERE id = ?3 AND state = 'running' AND lease_owner = ?4 AND attempt = ?5 \
-         RETURNING attempt_offset, attempt_started_at_ms",
+         RETURNING attempt_offset, attempt_started_at_ms, event_seq",
         lease,
         &[&result, &now_ms],
         |r| ended_columns(r, 0),
@@ -366,9 +372,10 @@ pub(crate) fn fail(
             let (queue, ended) = with_lease_row(
                 conn,
                 "UPDATE tasks SET state = 'retryable', run_at_ms = ?1, last_error = ?2, \
-                 lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = ?3 \
+                 lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = ?3, \
+                 event_seq = event_seq + 1 \
                  WHERE id = ?4 AND state = 'running' AND lease_owner = ?5 AND attempt = ?6 \
-                 RETURNING queue, attempt_offset, attempt_started_at_ms",
+                 RETURNING queue, attempt_offset, attempt_started_at_ms, event_seq",
                 lease,
                 &[at_ms, &error, &now_ms],
                 |r| Ok((r.get(0)?, ended_columns(r, 1)?)),
@@ -380,9 +387,9 @@ pub(crate) fn fail(
                 conn,
                 "UPDATE tasks SET state = 'dead', dead_reason = ?1, dead_detail = ?2, \
                  last_error = ?3, lease_owner = NULL, lease_expires_at_ms = NULL, \
-                 updated_at_ms = ?4, finished_at_ms = ?4 \
+                 updated_at_ms = ?4, finished_at_ms = ?4, event_seq = event_seq + 1 \
                  WHERE id = ?5 AND state = 'running' AND lease_owner = ?6 AND attempt = ?7 \
-                 RETURNING attempt_offset, attempt_started_at_ms",
+                 RETURNING attempt_offset, attempt_started_at_ms, event_seq",
                 lease,
                 &[&reason.as_str(), detail, &error, &now_ms],
                 |r| ended_columns(r, 0),
@@ -462,6 +469,7 @@ pub(crate) fn cancel(
         actor: Some(actor),
         ..Act::default()
     };
+    history::next_seq(conn, id)?;
     history::act(conn, id, &act, now_ms)?;
     Ok(row)
 }
@@ -491,6 +499,7 @@ pub(crate) fn kill(
         detail: Some(detail),
         ..Act::default()
     };
+    history::next_seq(conn, id)?;
     history::act(conn, id, &act, now_ms)?;
     Ok(row)
 }
@@ -510,11 +519,20 @@ pub(crate) fn rescue_expired(
     limit: usize,
 ) -> StoreResult<Vec<Rescued>> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    type Expired = (String, i64, i64, Option<String>, String, i64, Option<i64>);
+    type Expired = (
+        String,
+        i64,
+        i64,
+        Option<String>,
+        String,
+        i64,
+        Option<i64>,
+        i64,
+    );
     let expired: Vec<Expired> = conn
         .prepare_cached(
             "SELECT id, attempt, max_attempts, lease_owner, queue, attempt_offset, \
-             attempt_started_at_ms FROM tasks \
+             attempt_started_at_ms, event_seq FROM tasks \
              WHERE state = 'running' AND lease_expires_at_ms <= ?1 \
              ORDER BY lease_expires_at_ms, id LIMIT ?2",
         )
@@ -528,13 +546,14 @@ pub(crate) fn rescue_expired(
                     r.get(4)?,
                     r.get(5)?,
                     r.get(6)?,
+                    r.get(7)?,
                 ))
             })?
             .collect()
         })
         .map_err(|e| map_err("finding expired leases", e))?;
     let mut out = Vec::with_capacity(expired.len());
-    for (id, attempt, max_attempts, owner, queue, offset, started_at_ms) in expired {
+    for (id, attempt, max_attempts, owner, queue, offset, started_at_ms, seq) in expired {
         let owner = owner.unwrap_or_default();
         let error = format!(
             "lease expired: worker {owner:?} stopped heartbeating during attempt {attempt}"
@@ -545,14 +564,15 @@ pub(crate) fn rescue_expired(
             conn.prepare_cached(
                 "UPDATE tasks SET state = 'dead', dead_reason = 'max-attempts', dead_detail = ?1, \
                  last_error = ?2, lease_owner = NULL, lease_expires_at_ms = NULL, \
-                 updated_at_ms = ?3, finished_at_ms = ?3 WHERE id = ?4 AND state = 'running'",
+                 updated_at_ms = ?3, finished_at_ms = ?3, event_seq = event_seq + 1 \
+                 WHERE id = ?4 AND state = 'running'",
             )
             .and_then(|mut s| s.execute(params![detail, error, now_ms, id]))
         } else {
             conn.prepare_cached(
                 "UPDATE tasks SET state = 'retryable', run_at_ms = ?1, last_error = ?2, \
-                 lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = ?1 \
-                 WHERE id = ?3 AND state = 'running'",
+                 lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = ?1, \
+                 event_seq = event_seq + 1 WHERE id = ?3 AND state = 'running'",
             )
             .and_then(|mut s| s.execute(params![now_ms, error, id]))
         }
@@ -560,6 +580,7 @@ pub(crate) fn rescue_expired(
         if changed > 0 {
             let ended = Ended {
                 task_id: &id,
+                seq: seq.saturating_add(1),
                 number: offset.saturating_add(attempt),
                 worker: &owner,
                 started_at_ms,
@@ -609,6 +630,7 @@ pub(crate) fn replay(
                 actor: Some(actor),
                 ..Act::default()
             };
+            history::next_seq(conn, id)?;
             history::act(conn, id, &act, now_ms)?;
             out.push((id.clone(), queue));
         }
@@ -669,6 +691,7 @@ pub(crate) fn resign(
         to_key_id: Some(&signature.key_id),
         ..Act::default()
     };
+    history::next_seq(conn, id)?;
     history::act(conn, id, &act, now_ms)?;
     Ok(row)
 }
@@ -761,6 +784,6 @@ mod tests {
         let prune = plan(&conn, PRUNE_SQL);
         assert!(prune.contains("INDEX tasks_finished"), "{prune}");
         let history = plan(&conn, "DELETE FROM task_events WHERE task_id = ?1");
-        assert!(history.contains("INDEX task_events_task"), "{history}");
+        assert!(history.contains("PRIMARY KEY (task_id=?)"), "{history}");
     }
 }

@@ -18,8 +18,8 @@ pub const MAX_ACTOR_LEN: usize = 256;
 pub struct HistoryEvent {
     /// The task (or message) it belongs to.
     pub task_id: String,
-    /// Its place in the store's event log: increasing in the order events
-    /// were written, so a task's events sort by it. Not contiguous.
+    /// Its place in the task's history: 1, 2, 3, … in the order the events
+    /// were written.
     pub seq: i64,
     /// When it happened, unix ms (for an attempt: when it ended).
     pub at_ms: i64,

@@ -22,12 +22,12 @@ async fn history_of(s: &dyn Store, id: &str) -> Vec<HistoryEvent> {
         .history(id)
         .await
         .unwrap_or_else(|e| panic!("history({id}): {e}"));
-    for pair in h.windows(2) {
-        assert!(
-            pair[0].seq < pair[1].seq,
-            "history of {id} out of order: {h:#?}"
-        );
-    }
+    let seqs: Vec<i64> = h.iter().map(|e| e.seq).collect();
+    let want: Vec<i64> = (1..=h.len() as i64).collect();
+    assert_eq!(
+        seqs, want,
+        "history of {id} numbered 1, 2, 3… in order: {h:#?}"
+    );
     for e in &h {
         assert_eq!(e.task_id, id, "history of {id} holds another task's event");
     }
