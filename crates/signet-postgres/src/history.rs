@@ -2,11 +2,11 @@
 //! statements in `tasks.rs` that make the change they record.
 
 use deadpool_postgres::GenericClient;
-use signet_store::history::EVENT_COLUMNS;
+use signet_store::history::{complete_history, RowAttempt, EVENT_COLUMNS, ROW_ATTEMPT_COLUMNS};
 use signet_store::{HistoryEvent, StoreResult};
 
 use crate::error_map::map_err;
-use crate::row::event_from_row;
+use crate::row::{event_from_row, row_attempt_from_row};
 
 /// The columns of an attempt event, for `INSERT INTO task_events (…)`.
 pub(crate) const ATTEMPT_EVENT: &str = "task_id, seq, kind, at_ms, attempt, worker, \
@@ -23,11 +23,36 @@ pub(crate) async fn list(
         ))
         .await
         .map_err(|e| map_err("preparing a history read", e))?;
-    client
+    let mut events = client
         .query(&stmt, &[&task_id])
         .await
         .map_err(|e| map_err(format!("reading the history of {task_id}"), e))?
         .iter()
         .map(|r| event_from_row(r, task_id))
-        .collect()
+        .collect::<StoreResult<Vec<_>>>()?;
+    if let Some(row) = row_attempt(client, task_id).await? {
+        complete_history(&mut events, task_id, row);
+    }
+    Ok(events)
+}
+
+/// What the task row keeps of its last attempt.
+async fn row_attempt(
+    client: &impl GenericClient,
+    task_id: &str,
+) -> StoreResult<Option<RowAttempt>> {
+    let stmt = client
+        .prepare_cached(&format!(
+            "SELECT {ROW_ATTEMPT_COLUMNS} FROM tasks WHERE id = $1"
+        ))
+        .await
+        .map_err(|e| map_err("preparing a history read", e))?;
+    let Some(row) = client
+        .query_opt(&stmt, &[&task_id])
+        .await
+        .map_err(|e| map_err(format!("reading task {task_id}"), e))?
+    else {
+        return Ok(None);
+    };
+    row_attempt_from_row(&row, task_id).map(Some)
 }

@@ -219,3 +219,20 @@ pub(crate) fn event_from_row(row: &Row, task_id: &str) -> StoreResult<HistoryEve
     };
     HistoryEvent::from_columns(columns).map_err(|(name, cause)| corrupt(K, task_id, name, cause))
 }
+
+/// Decodes [`ROW_ATTEMPT_COLUMNS`](signet_store::history::ROW_ATTEMPT_COLUMNS).
+pub(crate) fn row_attempt_from_row(
+    row: &Row,
+    task_id: &str,
+) -> StoreResult<signet_store::history::RowAttempt> {
+    const K: &str = "task";
+    let state: String = get(row, 0, K, task_id, "state")?;
+    Ok(signet_store::history::RowAttempt {
+        state: state_from_column(&state).map_err(bad(task_id))?,
+        event_seq: get(row, 1, K, task_id, "event_seq")?,
+        number: get(row, 2, K, task_id, "attempt")?,
+        worker: get(row, 3, K, task_id, "attempt_worker")?,
+        started_at_ms: get(row, 4, K, task_id, "attempt_started_at_ms")?,
+        finished_at_ms: get(row, 5, K, task_id, "finished_at_ms")?,
+    })
+}

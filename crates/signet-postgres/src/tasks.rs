@@ -403,8 +403,9 @@ fn attempt_event_cte(at: usize, worker: usize, outcome: &str, error: &str, http:
     )
 }
 
-/// Marks a running task succeeded and records the attempt (with the HTTP
-/// exchange of a delivery), in one statement.
+/// Marks a running task succeeded and records the attempt, in one
+/// statement: a task's on its row (see `history::list`), a delivery's (with
+/// its HTTP exchange) as an event.
 pub(crate) async fn complete(
     client: &impl GenericClient,
     lease: &LeaseToken,
@@ -412,6 +413,15 @@ pub(crate) async fn complete(
     http: Option<&HttpExchange>,
     now_ms: i64,
 ) -> StoreResult<()> {
+    if http.is_none() {
+        let sql = format!(
+            "UPDATE tasks SET state = 'succeeded', result = $1, attempt_worker = lease_owner, \
+             lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = $2, \
+             finished_at_ms = $2, event_seq = event_seq + 1 WHERE {}",
+            lease_guard(3)
+        );
+        return with_lease(client, &sql, lease, &[&result, &now_ms], false).await;
+    }
     let sql = format!(
         "WITH u AS (UPDATE tasks SET state = 'succeeded', result = $1, lease_owner = NULL, \
          lease_expires_at_ms = NULL, updated_at_ms = $2, finished_at_ms = $2, \
@@ -459,20 +469,15 @@ pub(crate) async fn complete_batch(
     }
     let stmt = client
         .prepare_cached(
-            "WITH u AS (UPDATE tasks AS t SET state = 'succeeded', result = v.result, \
-                 lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = $1, \
-                 finished_at_ms = $1, event_seq = t.event_seq + 1 \
-               FROM UNNEST($2::TEXT[], $3::TEXT[], $4::INT8[], $5::BYTEA[]) \
-                 AS v(id, owner, attempt, result) \
-               WHERE t.id = v.id AND t.state = 'running' AND t.lease_owner = v.owner \
-                 AND t.attempt = v.attempt \
-               RETURNING t.id, v.owner, t.attempt_offset + t.attempt AS n, \
-                 t.attempt_started_at_ms, t.event_seq), \
-             e AS (INSERT INTO task_events (task_id, seq, kind, at_ms, attempt, worker, \
-                 started_at_ms, outcome) \
-               SELECT id, event_seq, 'attempt', $1, n, owner, attempt_started_at_ms, \
-                 'succeeded' FROM u) \
-             SELECT id FROM u",
+            "UPDATE tasks AS t SET state = 'succeeded', result = v.result, \
+                 attempt_worker = t.lease_owner, lease_owner = NULL, \
+                 lease_expires_at_ms = NULL, updated_at_ms = $1, finished_at_ms = $1, \
+                 event_seq = t.event_seq + 1 \
+             FROM UNNEST($2::TEXT[], $3::TEXT[], $4::INT8[], $5::BYTEA[]) \
+               AS v(id, owner, attempt, result) \
+             WHERE t.id = v.id AND t.state = 'running' AND t.lease_owner = v.owner \
+               AND t.attempt = v.attempt \
+             RETURNING t.id",
         )
         .await
         .map_err(|e| map_err("preparing a batch completion", e))?;

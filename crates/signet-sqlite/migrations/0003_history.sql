@@ -17,6 +17,14 @@ ALTER TABLE tasks ADD COLUMN attempt_offset INTEGER NOT NULL DEFAULT 0
 -- When the current attempt was claimed (its start in the history).
 ALTER TABLE tasks ADD COLUMN attempt_started_at_ms INTEGER;
 
+-- The worker of the last attempt that succeeded. A task's successful
+-- attempt is not written to task_events: a succeeded task is final, so its
+-- row keeps that attempt (number, this worker, attempt_started_at_ms,
+-- finished_at_ms) unchanged for good, and reading the history adds it as
+-- its last event (seq = event_seq). This keeps the completion path one
+-- UPDATE. Deliveries (with their HTTP exchange) are written as events.
+ALTER TABLE tasks ADD COLUMN attempt_worker TEXT;
+
 -- Events recorded so far: the statement that records an event increments
 -- it and the event takes the new value as its seq.
 ALTER TABLE tasks ADD COLUMN event_seq INTEGER NOT NULL DEFAULT 0 CHECK (event_seq >= 0);

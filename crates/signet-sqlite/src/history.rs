@@ -2,7 +2,9 @@
 //! they record), reading them in order, deleting them with their task.
 
 use rusqlite::{params, Connection, Row};
-use signet_store::history::{EventColumns, EVENT_COLUMNS};
+use signet_store::history::{
+    complete_history, EventColumns, RowAttempt, EVENT_COLUMNS, ROW_ATTEMPT_COLUMNS,
+};
 use signet_store::{AttemptOutcome, HistoryEvent, HttpExchange, StoreResult};
 
 use crate::error_map::map_err;
@@ -112,7 +114,39 @@ pub(crate) fn list(conn: &Connection, task_id: &str) -> StoreResult<Vec<HistoryE
     while let Some(row) = rows.next().map_err(|e| map_err(&context, e))? {
         out.push(from_row(row, task_id)?);
     }
+    if let Some(row) = row_attempt(conn, task_id)? {
+        complete_history(&mut out, task_id, row);
+    }
     Ok(out)
+}
+
+/// What the task row keeps of its last attempt.
+fn row_attempt(conn: &Connection, task_id: &str) -> StoreResult<Option<RowAttempt>> {
+    const WHAT: &str = "task";
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {ROW_ATTEMPT_COLUMNS} FROM tasks WHERE id = ?1"
+        ))
+        .map_err(|e| map_err("preparing a history read", e))?;
+    let mut rows = stmt
+        .query([task_id])
+        .map_err(|e| map_err(format!("reading task {task_id}"), e))?;
+    let Some(row) = rows
+        .next()
+        .map_err(|e| map_err(format!("reading task {task_id}"), e))?
+    else {
+        return Ok(None);
+    };
+    let state: String = column(row, 0, WHAT, task_id, "state")?;
+    Ok(Some(RowAttempt {
+        state: signet_store::rows::state_from_column(&state)
+            .map_err(|b| corrupt(WHAT, task_id, b.column, b.cause))?,
+        event_seq: column(row, 1, WHAT, task_id, "event_seq")?,
+        number: column(row, 2, WHAT, task_id, "attempt")?,
+        worker: column(row, 3, WHAT, task_id, "attempt_worker")?,
+        started_at_ms: column(row, 4, WHAT, task_id, "attempt_started_at_ms")?,
+        finished_at_ms: column(row, 5, WHAT, task_id, "finished_at_ms")?,
+    }))
 }
 
 /// Deletes a task's history (its row is being deleted).

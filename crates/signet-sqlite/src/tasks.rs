@@ -326,8 +326,9 @@ pub(crate) fn heartbeat(
     )
 }
 
-/// Marks a running task succeeded and records the attempt (with the HTTP
-/// exchange of a delivery).
+/// Marks a running task succeeded and records the attempt: a task's on
+/// its row (see `history::list`), a delivery's (with its HTTP exchange) as
+/// an event.
 pub(crate) fn complete(
     conn: &Connection,
     lease: &LeaseToken,
@@ -335,6 +336,17 @@ pub(crate) fn complete(
     http: Option<&HttpExchange>,
     now_ms: i64,
 ) -> StoreResult<()> {
+    let Some(http) = http else {
+        return with_lease(
+            conn,
+            "UPDATE tasks SET state = 'succeeded', result = ?1, attempt_worker = lease_owner, \
+             lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = ?2, \
+             finished_at_ms = ?2, event_seq = event_seq + 1 \
+             WHERE id = ?3 AND state = 'running' AND lease_owner = ?4 AND attempt = ?5",
+            lease,
+            &[&result, &now_ms],
+        );
+    };
     let ended = with_lease_row(
         conn,
         "UPDATE tasks SET state = 'succeeded', result = ?1, lease_owner = NULL, \
@@ -352,7 +364,7 @@ pub(crate) fn complete(
         ended,
         AttemptOutcome::Succeeded,
         None,
-        http,
+        Some(http),
         now_ms,
     )
 }

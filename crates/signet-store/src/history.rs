@@ -266,6 +266,54 @@ impl HistoryEvent {
     }
 }
 
+/// What a task row keeps of its last attempt, for [`complete_history`].
+#[derive(Clone, Debug)]
+pub struct RowAttempt {
+    /// The task's state.
+    pub state: crate::TaskState,
+    /// Events numbered so far (`event_seq`).
+    pub event_seq: i64,
+    /// `attempt_offset + attempt`.
+    pub number: i64,
+    /// `attempt_worker`.
+    pub worker: Option<String>,
+    /// `attempt_started_at_ms`.
+    pub started_at_ms: Option<i64>,
+    /// `finished_at_ms`.
+    pub finished_at_ms: Option<i64>,
+}
+
+/// Adds to the stored `events` of a task the attempt its row keeps: a
+/// succeeded task's successful attempt is numbered (`event_seq`) but not
+/// written as an event row (the row, final and never changed again, holds
+/// it), so the completion path stays one write. Deliveries write theirs.
+pub fn complete_history(events: &mut Vec<HistoryEvent>, task_id: &str, row: RowAttempt) {
+    let last = events.last().map_or(0, |e| e.seq);
+    if row.state != crate::TaskState::Succeeded || row.event_seq <= last {
+        return;
+    }
+    let (Ok(number), Some(at_ms)) = (u32::try_from(row.number), row.finished_at_ms) else {
+        return;
+    };
+    events.push(HistoryEvent {
+        task_id: task_id.to_owned(),
+        seq: row.event_seq,
+        at_ms,
+        event: Event::Attempt(AttemptEvent {
+            number,
+            worker: row.worker,
+            started_at_ms: row.started_at_ms,
+            outcome: AttemptOutcome::Succeeded,
+            error: None,
+            http: None,
+        }),
+    });
+}
+
+/// The columns [`RowAttempt`] is read from, in its order.
+pub const ROW_ATTEMPT_COLUMNS: &str = "state, event_seq, attempt_offset + attempt, \
+     attempt_worker, attempt_started_at_ms, finished_at_ms";
+
 /// The attempts of a history, in order.
 pub fn attempts(history: &[HistoryEvent]) -> impl Iterator<Item = (&HistoryEvent, &AttemptEvent)> {
     history.iter().filter_map(|e| match &e.event {
