@@ -109,11 +109,6 @@ pub(crate) fn is_unique_violation(e: &tokio_postgres::Error, constraint: &str) -
         && e.as_db_error().and_then(|d| d.constraint()) == Some(constraint)
 }
 
-/// Whether `e` is a foreign key violation.
-pub(crate) fn is_foreign_key_violation(e: &tokio_postgres::Error) -> bool {
-    e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION)
-}
-
 /// Maps an error getting a connection from the pool.
 pub(crate) fn map_pool_err(e: PoolError) -> StoreError {
     match e {

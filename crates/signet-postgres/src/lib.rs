@@ -40,6 +40,7 @@
 mod api_keys;
 mod delivery;
 mod error_map;
+mod history;
 mod leader;
 pub mod migrate;
 mod notify;

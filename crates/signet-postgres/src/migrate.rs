@@ -21,13 +21,9 @@ const MIGRATIONS: &[Migration] = &[
         "delivery",
         include_str!("../migrations/0002_delivery.sql"),
     ),
-    // MERGE: the file is 0004 because the append-only history adds 0003 on
-    // another branch; the list must count 1, 2, 3, … so this entry is
-    // version 3 until that one lands, then becomes
-    // `Migration::new(4, "idempotency_scope", …)` after it. It only adds
-    // columns and swaps one index, so it runs the same before or after 0003.
+    Migration::new(3, "history", include_str!("../migrations/0003_history.sql")),
     Migration::new(
-        3,
+        4,
         "idempotency_scope",
         include_str!("../migrations/0004_idempotency_scope.sql"),
     ),
@@ -145,10 +141,9 @@ mod tests {
 
     #[test]
     fn status_names_the_pending_migrations() {
-        assert_eq!(status_for_version(1).pending[0], (2, "delivery"));
         assert_eq!(
-            status_for_version(1).pending.last(),
-            Some(&(SCHEMA_VERSION, "idempotency_scope"))
+            status_for_version(1).pending,
+            vec![(2, "delivery"), (3, "history"), (4, "idempotency_scope")]
         );
         assert!(status_for_version(SCHEMA_VERSION + 1).is_too_new());
     }

@@ -2,11 +2,12 @@
 //! naming the row and column, never a panic.
 
 use signet_sign::TaskEnvelope;
+use signet_store::history::EventColumns;
 use signet_store::rows::{
     corrupt_row, dead_reason_from_column, headers_from_json, state_from_column, BadColumn,
 };
 use signet_store::{
-    ApiKeyRecord, AttemptRecord, CatchUp, LeaderLease, ScheduleRecord, SignatureRecord, StoreError,
+    ApiKeyRecord, CatchUp, HistoryEvent, LeaderLease, ScheduleRecord, SignatureRecord, StoreError,
     StoreResult, TargetRecord, TaskRow,
 };
 use tokio_postgres::types::FromSql;
@@ -15,10 +16,6 @@ use tokio_postgres::Row;
 /// The task and API key columns, in the order [`task_from_row`] and
 /// [`api_key_from_row`] read them.
 pub(crate) use signet_store::rows::{API_KEY_COLUMNS, TASK_COLUMNS};
-
-/// The attempt columns, in the order [`attempt_from_row`] reads them.
-pub(crate) const ATTEMPT_COLUMNS: &str =
-    "task_id, attempt, started_at_ms, latency_ms, status, error, response_body";
 
 /// The target columns, in the order [`target_from_row`] reads them.
 pub(crate) const TARGET_COLUMNS: &str = "id, name, url_prefix, sealed_secrets, \
@@ -100,6 +97,12 @@ pub(crate) fn task_from_row(row: &Row) -> StoreResult<TaskRow> {
         state,
         priority: get(row, 14, "task", id, "priority")?,
         attempt: to_u32(get(row, 15, "task", id, "attempt")?, "task", id, "attempt")?,
+        attempts_before: to_u32(
+            get(row, 26, "task", id, "attempt_offset")?,
+            "task",
+            id,
+            "attempt_offset",
+        )?,
         run_at_ms: get(row, 16, "task", id, "run_at_ms")?,
         lease_owner: get(row, 17, "task", id, "lease_owner")?,
         lease_expires_at_ms: get(row, 18, "task", id, "lease_expires_at_ms")?,
@@ -126,25 +129,6 @@ pub(crate) fn api_key_from_row(row: &Row) -> StoreResult<ApiKeyRecord> {
         created_at_ms: get(row, 5, k, &id, "created_at_ms")?,
         revoked_at_ms: get(row, 6, k, &id, "revoked_at_ms")?,
         id,
-    })
-}
-
-/// Decodes an attempt row selected with [`ATTEMPT_COLUMNS`].
-pub(crate) fn attempt_from_row(row: &Row) -> StoreResult<AttemptRecord> {
-    let id = first_id(row, "attempt of message")?;
-    let k = "attempt of message";
-    let status: Option<i32> = get(row, 4, k, &id, "status")?;
-    let status = status
-        .map(|s| u16::try_from(s).map_err(|e| corrupt(k, &id, "status", e)))
-        .transpose()?;
-    Ok(AttemptRecord {
-        attempt: to_u32(get(row, 1, k, &id, "attempt")?, k, &id, "attempt")?,
-        started_at_ms: get(row, 2, k, &id, "started_at_ms")?,
-        latency_ms: get(row, 3, k, &id, "latency_ms")?,
-        status,
-        error: get(row, 5, k, &id, "error")?,
-        response_body: get(row, 6, k, &id, "response_body")?,
-        task_id: id,
     })
 }
 
@@ -206,5 +190,49 @@ pub(crate) fn lease_from_row(row: &Row) -> StoreResult<LeaderLease> {
         term: u64::try_from(term).map_err(|e| corrupt(k, &name, "term", e))?,
         expires_at_ms: get(row, 3, k, &name, "expires_at_ms")?,
         name,
+    })
+}
+
+/// Decodes a history event selected with
+/// [`EVENT_COLUMNS`](signet_store::history::EVENT_COLUMNS).
+pub(crate) fn event_from_row(row: &Row, task_id: &str) -> StoreResult<HistoryEvent> {
+    const K: &str = "history event of task";
+    let status: Option<i32> = get(row, 9, K, task_id, "status")?;
+    let columns = EventColumns {
+        seq: get(row, 0, K, task_id, "seq")?,
+        task_id: get(row, 1, K, task_id, "task_id")?,
+        kind: get(row, 2, K, task_id, "kind")?,
+        at_ms: get(row, 3, K, task_id, "at_ms")?,
+        attempt: get(row, 4, K, task_id, "attempt")?,
+        worker: get(row, 5, K, task_id, "worker")?,
+        started_at_ms: get(row, 6, K, task_id, "started_at_ms")?,
+        outcome: get(row, 7, K, task_id, "outcome")?,
+        error: get(row, 8, K, task_id, "error")?,
+        status: status.map(i64::from),
+        latency_ms: get(row, 10, K, task_id, "latency_ms")?,
+        response_body: get(row, 11, K, task_id, "response_body")?,
+        actor: get(row, 12, K, task_id, "actor")?,
+        reason: get(row, 13, K, task_id, "reason")?,
+        detail: get(row, 14, K, task_id, "detail")?,
+        from_key_id: get(row, 15, K, task_id, "from_key_id")?,
+        to_key_id: get(row, 16, K, task_id, "to_key_id")?,
+    };
+    HistoryEvent::from_columns(columns).map_err(|(name, cause)| corrupt(K, task_id, name, cause))
+}
+
+/// Decodes [`ROW_ATTEMPT_COLUMNS`](signet_store::history::ROW_ATTEMPT_COLUMNS).
+pub(crate) fn row_attempt_from_row(
+    row: &Row,
+    task_id: &str,
+) -> StoreResult<signet_store::history::RowAttempt> {
+    const K: &str = "task";
+    let state: String = get(row, 0, K, task_id, "state")?;
+    Ok(signet_store::history::RowAttempt {
+        state: state_from_column(&state).map_err(bad(task_id))?,
+        event_seq: get(row, 1, K, task_id, "event_seq")?,
+        number: get(row, 2, K, task_id, "attempt")?,
+        worker: get(row, 3, K, task_id, "attempt_worker")?,
+        started_at_ms: get(row, 4, K, task_id, "attempt_started_at_ms")?,
+        finished_at_ms: get(row, 5, K, task_id, "finished_at_ms")?,
     })
 }

@@ -7,11 +7,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use signet_store::delivery::check_exchange;
+use signet_store::history::check_actor;
 use signet_store::migration::wall_clock_ms;
 use signet_store::{
-    ApiKeyRecord, AttemptRecord, ClaimRequest, DeadFilter, DeadReason, DeadSelector, Enqueued,
-    FailOutcome, KeyUsage, LeaderLease, LeaseToken, NewTask, Page, QueueCounts, ScheduleRecord,
-    Store, StoreError, StoreResult, TargetRecord, TaskFilter, TaskRow,
+    ApiKeyRecord, ClaimRequest, DeadFilter, DeadReason, DeadSelector, Enqueued, FailOutcome,
+    HistoryEvent, HttpExchange, KeyUsage, LeaderLease, LeaseToken, NewTask, Page, QueueCounts,
+    ScheduleRecord, Settlement, SignatureRecord, Store, StoreError, StoreResult, TargetRecord,
+    TaskFilter, TaskRow,
 };
 use tokio_postgres::NoTls;
 
@@ -21,7 +24,7 @@ use crate::notify::{channel_for, Listener};
 use crate::options::{PostgresOptions, APPLICATION_NAME};
 use crate::targets::By;
 use crate::url::parse_url;
-use crate::{api_keys, delivery, leader, queries, schedules, targets, tasks};
+use crate::{api_keys, delivery, history, leader, queries, schedules, targets, tasks};
 
 /// The multi-node store on PostgreSQL. Cheap to clone: clones share one
 /// pool and one listener.
@@ -301,7 +304,7 @@ impl Store for PostgresStore {
         now_ms: i64,
     ) -> StoreResult<()> {
         let client = self.conn().await?;
-        tasks::complete(&client, lease, result.as_deref(), now_ms).await
+        tasks::complete(&client, lease, result.as_deref(), None, now_ms).await
     }
 
     async fn complete_batch(
@@ -324,7 +327,16 @@ impl Store for PostgresStore {
         now_ms: i64,
     ) -> StoreResult<()> {
         let client = self.conn().await?;
-        tasks::fail(&client, self.channel(), lease, error, &outcome, now_ms).await
+        tasks::fail(
+            &client,
+            self.channel(),
+            lease,
+            error,
+            &outcome,
+            None,
+            now_ms,
+        )
+        .await
     }
 
     async fn release(&self, lease: &LeaseToken, now_ms: i64) -> StoreResult<()> {
@@ -332,9 +344,10 @@ impl Store for PostgresStore {
         tasks::release(&client, self.channel(), lease, now_ms).await
     }
 
-    async fn cancel(&self, id: &str, now_ms: i64) -> StoreResult<TaskRow> {
+    async fn cancel(&self, id: &str, actor: &str, now_ms: i64) -> StoreResult<TaskRow> {
+        check_actor(actor)?;
         let client = self.conn().await?;
-        tasks::cancel(&client, id, now_ms).await
+        tasks::cancel(&client, id, actor, now_ms).await
     }
 
     async fn kill(
@@ -371,13 +384,31 @@ impl Store for PostgresStore {
         queries::list_dead(&client, &filter).await
     }
 
-    async fn replay_dead(&self, selector: DeadSelector, now_ms: i64) -> StoreResult<Vec<String>> {
+    async fn replay_dead(
+        &self,
+        selector: DeadSelector,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<Vec<String>> {
+        check_actor(actor)?;
         let client = self.conn().await?;
         let ids = match selector {
             DeadSelector::Ids(ids) => ids,
             DeadSelector::Filter(f) => queries::dead_ids(&client, &f).await?,
         };
-        tasks::replay(&client, self.channel(), &ids, now_ms).await
+        tasks::replay(&client, self.channel(), &ids, actor, now_ms).await
+    }
+
+    async fn resign_dead(
+        &self,
+        id: &str,
+        signature: SignatureRecord,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<TaskRow> {
+        check_actor(actor)?;
+        let client = self.conn().await?;
+        tasks::resign(&client, id, &signature, actor, now_ms).await
     }
 
     async fn purge_dead(&self, selector: DeadSelector) -> StoreResult<Vec<String>> {
@@ -428,15 +459,29 @@ impl Store for PostgresStore {
         api_keys::revoke(&client, id, now_ms).await
     }
 
-    async fn record_attempt(&self, attempt: AttemptRecord) -> StoreResult<()> {
-        attempt.validate()?;
+    async fn settle_delivery(
+        &self,
+        lease: &LeaseToken,
+        http: HttpExchange,
+        settlement: Settlement,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        check_exchange(&http, &settlement)?;
         let client = self.conn().await?;
-        delivery::record_attempt(&client, &attempt).await
+        match &settlement {
+            Settlement::Delivered { result } => {
+                tasks::complete(&client, lease, result.as_deref(), Some(&http), now_ms).await
+            }
+            Settlement::Failed { error, outcome } => {
+                let channel = self.channel();
+                tasks::fail(&client, channel, lease, error, outcome, Some(&http), now_ms).await
+            }
+        }
     }
 
-    async fn attempts(&self, task_id: &str) -> StoreResult<Vec<AttemptRecord>> {
+    async fn history(&self, task_id: &str) -> StoreResult<Vec<HistoryEvent>> {
         let client = self.conn().await?;
-        delivery::attempts(&client, task_id).await
+        history::list(&client, task_id).await
     }
 
     async fn pending_callbacks(&self, limit: usize) -> StoreResult<Vec<TaskRow>> {

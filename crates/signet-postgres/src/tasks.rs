@@ -9,12 +9,13 @@ use std::collections::{HashMap, HashSet};
 use deadpool_postgres::GenericClient;
 use signet_store::rows::{claim_order, headers_to_json};
 use signet_store::{
-    ClaimRequest, DeadReason, Enqueued, FailOutcome, LeaseToken, NewTask, StoreError, StoreResult,
-    TaskRow, TaskState,
+    ClaimRequest, DeadReason, Enqueued, FailOutcome, HttpExchange, LeaseToken, NewTask,
+    SignatureRecord, StoreError, StoreResult, TaskRow, TaskState,
 };
 use tokio_postgres::types::ToSql;
 
 use crate::error_map::{is_unique_violation, map_err};
+use crate::history::ATTEMPT_EVENT;
 use crate::queries::task_state;
 use crate::row::{task_from_row, TASK_COLUMNS};
 
@@ -392,7 +393,7 @@ async fn duplicate_id(client: &impl GenericClient, ids: &[&str]) -> StoreError {
 pub(crate) fn claim_one_queue_sql() -> String {
     format!(
         "UPDATE tasks SET state = 'running', attempt = attempt + 1, lease_owner = $1, \
-         lease_expires_at_ms = $2, updated_at_ms = $3 \
+         lease_expires_at_ms = $2, updated_at_ms = $3, attempt_started_at_ms = $3 \
          WHERE id IN (SELECT id FROM tasks \
              WHERE {CLAIMABLE} AND queue = $4 AND run_at_ms <= $3 \
              ORDER BY priority DESC, run_at_ms, id LIMIT $5 FOR UPDATE SKIP LOCKED) \
@@ -405,7 +406,7 @@ pub(crate) fn claim_one_queue_sql() -> String {
 fn claim_many_queues_sql() -> String {
     format!(
         "UPDATE tasks SET state = 'running', attempt = attempt + 1, lease_owner = $1, \
-         lease_expires_at_ms = $2, updated_at_ms = $3 \
+         lease_expires_at_ms = $2, updated_at_ms = $3, attempt_started_at_ms = $3 \
          WHERE id IN (SELECT c.id FROM UNNEST($4::TEXT[]) AS q(name), \
              LATERAL (SELECT id, priority, run_at_ms FROM tasks \
                  WHERE {CLAIMABLE} AND queue = q.name AND run_at_ms <= $3 \
@@ -521,19 +522,68 @@ pub(crate) async fn heartbeat(
     with_lease(client, &sql, lease, &[&expires, &now_ms], false).await
 }
 
-/// Marks a running task succeeded.
+/// The HTTP exchange of a delivery as statement parameters: status,
+/// latency, response body (all `NULL` for a task).
+fn http_params(http: Option<&HttpExchange>) -> (Option<i32>, Option<i64>, Option<&[u8]>) {
+    (
+        http.and_then(|h| h.status).map(i32::from),
+        http.map(|h| h.latency_ms),
+        http.map(|h| h.response_body.as_slice()),
+    )
+}
+
+/// `e AS (INSERT …)`: the attempt event of each row of `u` (which returns
+/// `id, n, attempt_started_at_ms, event_seq`), ended at `$at` by worker `$worker`,
+/// with `outcome` (an SQL expression over `u`), error `$error` and the HTTP
+/// parameters `$http..$http+2`.
+fn attempt_event_cte(at: usize, worker: usize, outcome: &str, error: &str, http: usize) -> String {
+    format!(
+        "e AS (INSERT INTO task_events ({ATTEMPT_EVENT}) \
+         SELECT u.id, u.event_seq, 'attempt', ${at}, u.n, ${worker}, u.attempt_started_at_ms, \
+         {outcome}, \
+         {error}, ${http}::INT4, ${}::INT8, ${}::BYTEA FROM u)",
+        http + 1,
+        http + 2
+    )
+}
+
+/// Marks a running task succeeded and records the attempt, in one
+/// statement: a task's on its row (see `history::list`), a delivery's (with
+/// its HTTP exchange) as an event.
 pub(crate) async fn complete(
     client: &impl GenericClient,
     lease: &LeaseToken,
     result: Option<&[u8]>,
+    http: Option<&HttpExchange>,
     now_ms: i64,
 ) -> StoreResult<()> {
+    if http.is_none() {
+        let sql = format!(
+            "UPDATE tasks SET state = 'succeeded', result = $1, attempt_worker = lease_owner, \
+             lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = $2, \
+             finished_at_ms = $2, event_seq = event_seq + 1 WHERE {}",
+            lease_guard(3)
+        );
+        return with_lease(client, &sql, lease, &[&result, &now_ms], false).await;
+    }
     let sql = format!(
-        "UPDATE tasks SET state = 'succeeded', result = $1, lease_owner = NULL, \
-         lease_expires_at_ms = NULL, updated_at_ms = $2, finished_at_ms = $2 WHERE {}",
-        lease_guard(3)
+        "WITH u AS (UPDATE tasks SET state = 'succeeded', result = $1, lease_owner = NULL, \
+         lease_expires_at_ms = NULL, updated_at_ms = $2, finished_at_ms = $2, \
+         event_seq = event_seq + 1 WHERE {} \
+         RETURNING id, attempt_offset + attempt AS n, attempt_started_at_ms, event_seq), {} \
+         SELECT id FROM u",
+        lease_guard(6),
+        attempt_event_cte(2, 7, "'succeeded'", "NULL", 3)
     );
-    with_lease(client, &sql, lease, &[&result, &now_ms], false).await
+    let (status, latency, body) = http_params(http);
+    with_lease(
+        client,
+        &sql,
+        lease,
+        &[&result, &now_ms, &status, &latency, &body],
+        true,
+    )
+    .await
 }
 
 /// Completes many running tasks in one statement (one round trip); each
@@ -563,10 +613,12 @@ pub(crate) async fn complete_batch(
     }
     let stmt = client
         .prepare_cached(
-            "UPDATE tasks AS t SET state = 'succeeded', result = v.result, lease_owner = NULL, \
-             lease_expires_at_ms = NULL, updated_at_ms = $1, finished_at_ms = $1 \
+            "UPDATE tasks AS t SET state = 'succeeded', result = v.result, \
+                 attempt_worker = t.lease_owner, lease_owner = NULL, \
+                 lease_expires_at_ms = NULL, updated_at_ms = $1, finished_at_ms = $1, \
+                 event_seq = t.event_seq + 1 \
              FROM UNNEST($2::TEXT[], $3::TEXT[], $4::INT8[], $5::BYTEA[]) \
-                 AS v(id, owner, attempt, result) \
+               AS v(id, owner, attempt, result) \
              WHERE t.id = v.id AND t.state = 'running' AND t.lease_owner = v.owner \
                AND t.attempt = v.attempt \
              RETURNING t.id",
@@ -597,47 +649,67 @@ pub(crate) async fn complete_batch(
         .collect())
 }
 
-/// Records a failed attempt; a retry due now wakes waiting workers.
+/// Records a failed attempt (with the HTTP exchange of a delivery) in one
+/// statement; a retry due now wakes waiting workers.
 pub(crate) async fn fail(
     client: &impl GenericClient,
     channel: &str,
     lease: &LeaseToken,
     error: &str,
     outcome: &FailOutcome,
+    http: Option<&HttpExchange>,
     now_ms: i64,
 ) -> StoreResult<()> {
+    let (status, latency, body) = http_params(http);
     match outcome {
         FailOutcome::Retry { at_ms } => {
             let due_now = *at_ms <= now_ms;
             let sql = format!(
                 "WITH u AS (UPDATE tasks SET state = 'retryable', run_at_ms = $1, last_error = $2, \
-                 lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = $3 WHERE {} \
-                 RETURNING queue) \
+                 lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = $3, \
+                 event_seq = event_seq + 1 WHERE {} \
+                 RETURNING id, queue, attempt_offset + attempt AS n, attempt_started_at_ms, \
+                 event_seq), {} \
                  SELECT queue, CASE WHEN $4 THEN pg_notify($5, queue)::TEXT END FROM u",
-                lease_guard(6)
+                lease_guard(9),
+                attempt_event_cte(3, 10, "'retry'", "$2", 6)
             );
             with_lease(
                 client,
                 &sql,
                 lease,
-                &[at_ms, &error, &now_ms, &due_now, &channel],
+                &[
+                    at_ms, &error, &now_ms, &due_now, &channel, &status, &latency, &body,
+                ],
                 true,
             )
             .await
         }
         FailOutcome::Dead { reason, detail } => {
             let sql = format!(
-                "UPDATE tasks SET state = 'dead', dead_reason = $1, dead_detail = $2, \
+                "WITH u AS (UPDATE tasks SET state = 'dead', dead_reason = $1, dead_detail = $2, \
                  last_error = $3, lease_owner = NULL, lease_expires_at_ms = NULL, \
-                 updated_at_ms = $4, finished_at_ms = $4 WHERE {}",
-                lease_guard(5)
+                 updated_at_ms = $4, finished_at_ms = $4, event_seq = event_seq + 1 WHERE {} \
+                 RETURNING id, attempt_offset + attempt AS n, attempt_started_at_ms, event_seq), \
+                 {} \
+                 SELECT id FROM u",
+                lease_guard(8),
+                attempt_event_cte(4, 9, "'dead'", "$3", 5)
             );
             with_lease(
                 client,
                 &sql,
                 lease,
-                &[&reason.as_str(), detail, &error, &now_ms],
-                false,
+                &[
+                    &reason.as_str(),
+                    detail,
+                    &error,
+                    &now_ms,
+                    &status,
+                    &latency,
+                    &body,
+                ],
+                true,
             )
             .await
         }
@@ -693,26 +765,33 @@ async fn update_waiting(
     }
 }
 
-/// Cancels a task that has not started.
+/// Cancels a task that has not started and records who did, in one
+/// statement.
 pub(crate) async fn cancel(
     client: &impl GenericClient,
     id: &str,
+    actor: &str,
     now_ms: i64,
 ) -> StoreResult<TaskRow> {
     update_waiting(
         client,
         &format!(
-            "UPDATE tasks SET state = 'cancelled', updated_at_ms = $1, finished_at_ms = $1 \
-             WHERE id = $2 AND {CLAIMABLE} RETURNING {TASK_COLUMNS}"
+            "WITH u AS (UPDATE tasks SET state = 'cancelled', updated_at_ms = $1, \
+                 finished_at_ms = $1, event_seq = event_seq + 1 \
+               WHERE id = $2 AND {CLAIMABLE} RETURNING {TASK_COLUMNS}, event_seq), \
+             e AS (INSERT INTO task_events (task_id, seq, kind, at_ms, actor) \
+               SELECT id, event_seq, 'cancelled', $1, $3 FROM u) \
+             SELECT {TASK_COLUMNS} FROM u"
         ),
         id,
         "cancelled",
-        &[&now_ms, &id],
+        &[&now_ms, &id, &actor],
     )
     .await
 }
 
-/// Dead-letters a task that has not started.
+/// Dead-letters a task that has not started, recorded in its history, in
+/// one statement.
 pub(crate) async fn kill(
     client: &impl GenericClient,
     id: &str,
@@ -723,9 +802,12 @@ pub(crate) async fn kill(
     update_waiting(
         client,
         &format!(
-            "UPDATE tasks SET state = 'dead', dead_reason = $1, dead_detail = $2, \
-             updated_at_ms = $3, finished_at_ms = $3 \
-             WHERE id = $4 AND {CLAIMABLE} RETURNING {TASK_COLUMNS}"
+            "WITH u AS (UPDATE tasks SET state = 'dead', dead_reason = $1, dead_detail = $2, \
+                 updated_at_ms = $3, finished_at_ms = $3, event_seq = event_seq + 1 \
+               WHERE id = $4 AND {CLAIMABLE} RETURNING {TASK_COLUMNS}, event_seq), \
+             e AS (INSERT INTO task_events (task_id, seq, kind, at_ms, reason, detail) \
+               SELECT id, event_seq, 'dead-lettered', $3, $1, $2 FROM u) \
+             SELECT {TASK_COLUMNS} FROM u"
         ),
         id,
         "dead-lettered",
@@ -745,7 +827,7 @@ pub(crate) async fn rescue_expired(
 ) -> StoreResult<Vec<String>> {
     let stmt = client
         .prepare_cached(
-            "WITH expired AS (SELECT id FROM tasks \
+            "WITH expired AS (SELECT id, lease_owner FROM tasks \
                  WHERE state = 'running' AND lease_expires_at_ms <= $1 \
                  ORDER BY lease_expires_at_ms, id LIMIT $2 FOR UPDATE SKIP LOCKED), \
              u AS (UPDATE tasks AS t SET \
@@ -757,9 +839,16 @@ pub(crate) async fn rescue_expired(
                  last_error = 'lease expired: worker \"' || COALESCE(t.lease_owner, '') || \
                      '\" stopped heartbeating during attempt ' || t.attempt, \
                  lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = $1, \
-                 finished_at_ms = CASE WHEN t.attempt >= t.max_attempts THEN $1 END \
+                 finished_at_ms = CASE WHEN t.attempt >= t.max_attempts THEN $1 END, \
+                 event_seq = t.event_seq + 1 \
                FROM expired WHERE t.id = expired.id AND t.state = 'running' \
-               RETURNING t.id, t.queue, t.state) \
+               RETURNING t.id, t.queue, t.state, t.attempt_offset + t.attempt AS n, \
+                 t.attempt_started_at_ms, t.last_error, expired.lease_owner, t.event_seq), \
+             e AS (INSERT INTO task_events (task_id, seq, kind, at_ms, attempt, worker, \
+                 started_at_ms, outcome, error) \
+               SELECT id, event_seq, 'attempt', $1, n, lease_owner, attempt_started_at_ms, \
+                 CASE WHEN state = 'dead' THEN 'dead' ELSE 'lease-expired' END, last_error \
+               FROM u) \
              SELECT id, (SELECT COUNT(pg_notify($3, q)) FROM \
                  (SELECT DISTINCT queue AS q FROM u WHERE state = 'retryable') AS due) \
              FROM u ORDER BY id",
@@ -793,11 +882,13 @@ fn id_set(rows: &[tokio_postgres::Row], context: &str) -> StoreResult<HashSet<St
         .collect()
 }
 
-/// Dead letters back to `available`, attempts reset, callbacks owed again.
+/// Dead letters back to `available`, attempts reset (moved to the offset,
+/// so history numbers go on), the replay recorded, callbacks owed again.
 pub(crate) async fn replay(
     client: &impl GenericClient,
     channel: &str,
     ids: &[String],
+    actor: &str,
     now_ms: i64,
 ) -> StoreResult<Vec<String>> {
     if ids.is_empty() {
@@ -805,30 +896,91 @@ pub(crate) async fn replay(
     }
     let stmt = client
         .prepare_cached(
-            "WITH u AS (UPDATE tasks SET state = 'available', attempt = 0, run_at_ms = $1, \
+            "WITH u AS (UPDATE tasks SET state = 'available', \
+                 attempt_offset = attempt_offset + attempt, attempt = 0, run_at_ms = $1, \
+                 event_seq = event_seq + 1, \
                  dead_reason = NULL, dead_detail = NULL, finished_at_ms = NULL, \
                  callback_sent_at_ms = NULL, lease_owner = NULL, lease_expires_at_ms = NULL, \
                  updated_at_ms = $1 \
-               WHERE id = ANY($2) AND state = 'dead' RETURNING id, queue) \
+               WHERE id = ANY($2) AND state = 'dead' RETURNING id, queue, event_seq), \
+             e AS (INSERT INTO task_events (task_id, seq, kind, at_ms, actor) \
+               SELECT id, event_seq, 'replayed', $1, $4 FROM u) \
              SELECT id, (SELECT COUNT(pg_notify($3, q)) FROM (SELECT DISTINCT queue AS q FROM u) AS d) \
              FROM u",
         )
         .await
         .map_err(|e| map_err("preparing a replay", e))?;
     let rows = client
-        .query(&stmt, &[&now_ms, &ids, &channel])
+        .query(&stmt, &[&now_ms, &ids, &channel, &actor])
         .await
         .map_err(|e| map_err(format!("replaying {} dead letter(s)", ids.len()), e))?;
     Ok(in_given_order(ids, &id_set(&rows, "reading replayed ids")?))
 }
 
-/// Deletes dead letters (their attempts go with them).
+/// Re-signs a dead letter: replaces its signature columns (the envelope
+/// stays) and records the old and new key ids, in one statement.
+pub(crate) async fn resign(
+    client: &impl GenericClient,
+    id: &str,
+    signature: &SignatureRecord,
+    actor: &str,
+    now_ms: i64,
+) -> StoreResult<TaskRow> {
+    let returned = TASK_COLUMNS
+        .split(", ")
+        .map(|c| format!("t.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let stmt = client
+        .prepare_cached(&format!(
+            "WITH old AS (SELECT id AS old_id, sig_key_id AS old_key_id FROM tasks \
+                 WHERE id = $5 AND state = 'dead' FOR UPDATE), \
+             u AS (UPDATE tasks AS t SET sig_alg = $1, sig_key_id = $2, sig = $3, \
+                 updated_at_ms = $4, event_seq = t.event_seq + 1 FROM old WHERE t.id = old.old_id \
+               RETURNING {returned}, old.old_key_id, t.event_seq), \
+             e AS (INSERT INTO task_events (task_id, seq, kind, at_ms, actor, from_key_id, \
+                 to_key_id) \
+               SELECT id, event_seq, 'resigned', $4, $6, old_key_id, $2 FROM u) \
+             SELECT {TASK_COLUMNS} FROM u"
+        ))
+        .await
+        .map_err(|e| map_err("preparing a re-sign", e))?;
+    let row = client
+        .query_opt(
+            &stmt,
+            &[
+                &signature.alg.as_str(),
+                &signature.key_id,
+                &signature.sig,
+                &now_ms,
+                &id,
+                &actor,
+            ],
+        )
+        .await
+        .map_err(|e| map_err(format!("re-signing task {id}"), e))?;
+    match row {
+        Some(row) => task_from_row(&row),
+        None => Err(match task_state(client, id).await? {
+            Some(state) => StoreError::Conflict(format!(
+                "task {id} is {state}; only dead letters can be re-signed"
+            )),
+            None => StoreError::not_found("task", id),
+        }),
+    }
+}
+
+/// Deletes dead letters and their history, in one statement.
 pub(crate) async fn purge(client: &impl GenericClient, ids: &[String]) -> StoreResult<Vec<String>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     let stmt = client
-        .prepare_cached("DELETE FROM tasks WHERE id = ANY($1) AND state = 'dead' RETURNING id")
+        .prepare_cached(
+            "WITH d AS (DELETE FROM tasks WHERE id = ANY($1) AND state = 'dead' RETURNING id), \
+             e AS (DELETE FROM task_events WHERE task_id IN (SELECT id FROM d)) \
+             SELECT id FROM d",
+        )
         .await
         .map_err(|e| map_err("preparing a purge", e))?;
     let rows = client
@@ -838,8 +990,8 @@ pub(crate) async fn purge(client: &impl GenericClient, ids: &[String]) -> StoreR
     Ok(in_given_order(ids, &id_set(&rows, "reading purged ids")?))
 }
 
-/// Deletes old succeeded and cancelled tasks, never one whose callback is
-/// still owed.
+/// Deletes old succeeded and cancelled tasks with their history, never
+/// one whose callback is still owed.
 pub(crate) async fn prune(
     client: &impl GenericClient,
     before_ms: i64,
@@ -847,16 +999,23 @@ pub(crate) async fn prune(
 ) -> StoreResult<u64> {
     let stmt = client
         .prepare_cached(
-            "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks \
-             WHERE state IN ('succeeded', 'cancelled') AND finished_at_ms IS NOT NULL \
-               AND finished_at_ms < $1 \
-               AND (state = 'cancelled' OR callback_url IS NULL OR callback_sent_at_ms IS NOT NULL) \
-             LIMIT $2 FOR UPDATE SKIP LOCKED)",
+            "WITH d AS (DELETE FROM tasks WHERE id IN (SELECT id FROM tasks \
+               WHERE state IN ('succeeded', 'cancelled') AND finished_at_ms IS NOT NULL \
+                 AND finished_at_ms < $1 \
+                 AND (state = 'cancelled' OR callback_url IS NULL \
+                   OR callback_sent_at_ms IS NOT NULL) \
+               LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING id), \
+             e AS (DELETE FROM task_events WHERE task_id IN (SELECT id FROM d)) \
+             SELECT COUNT(*) FROM d",
         )
         .await
         .map_err(|e| map_err("preparing a prune", e))?;
-    client
-        .execute(&stmt, &[&before_ms, &limit_i64(limit)])
+    let row = client
+        .query_one(&stmt, &[&before_ms, &limit_i64(limit)])
         .await
-        .map_err(|e| map_err("pruning finished tasks", e))
+        .map_err(|e| map_err("pruning finished tasks", e))?;
+    let n: i64 = row
+        .try_get(0)
+        .map_err(|e| map_err("reading the pruned count", e))?;
+    Ok(u64::try_from(n).unwrap_or(0))
 }

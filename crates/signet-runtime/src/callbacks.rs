@@ -234,6 +234,7 @@ mod tests {
             state,
             priority: 0,
             attempt: 2,
+            attempts_before: 0,
             run_at_ms: 0,
             lease_owner: None,
             lease_expires_at_ms: None,

@@ -53,6 +53,7 @@ mod periodic;
 mod producer;
 mod pruner;
 mod rescuer;
+mod resign;
 // Public as a namespace: its defaults (`DEFAULT_POLL_INTERVAL`, …) share
 // their names with the worker's and the dispatcher's.
 pub mod schedules;
@@ -113,6 +114,12 @@ pub use metrics::{set_metric_labels, MetricLabels, QueueDepthReporter};
 pub use node::{Node, NodeBuilder, Placement, MAINTENANCE_ROLE, SERVICES_ROLE};
 pub use pruner::{Pruner, DEFAULT_PRUNE_BATCH, DEFAULT_PRUNE_INTERVAL, DEFAULT_RETENTION};
 pub use rescuer::{Rescuer, DEFAULT_RESCUE_BATCH, DEFAULT_RESCUE_INTERVAL};
+
+// Dead letters whose key left the ring.
+pub use resign::{
+    replay_warnings, resign_and_replay, unknown_key_warning, ResignRefusal, ResignReport, Resigned,
+    MAX_RESIGN,
+};
 
 // Time and shutdown.
 pub use clock::{Clock, ManualClock, SystemClock};

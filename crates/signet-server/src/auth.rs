@@ -254,6 +254,16 @@ impl Caller {
     pub(crate) fn idempotency_scope(&self) -> signet_store::IdempotencyScope {
         signet_store::IdempotencyScope::ApiKey(self.key_id.clone())
     }
+
+    /// How operator acts by this caller are recorded in a task's history:
+    /// `api key <id> (<name>)`, never the secret.
+    pub(crate) fn actor(&self) -> String {
+        let mut name: String = self.name.chars().take(128).collect();
+        if name.len() < self.name.len() {
+            name.push('…');
+        }
+        format!("api key {} ({name})", self.key_id)
+    }
 }
 
 /// The caller of a `/v1` route, as the gate found it. Missing only if a

@@ -6,7 +6,7 @@ use base64::Engine;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 use signet_runtime::MessageSpec;
-use signet_store::{SignatureRecord, TaskRow, MESSAGE_QUEUE};
+use signet_store::{Event, HistoryEvent, HttpExchange, SignatureRecord, TaskRow, MESSAGE_QUEUE};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -102,8 +102,11 @@ pub(crate) struct TaskView {
     pub headers: BTreeMap<String, String>,
     /// `scheduled`, `available`, `running`, `retryable`, `succeeded`, `dead`, `cancelled`.
     pub state: String,
-    /// Attempts started.
+    /// Attempts started since the last replay (counts against
+    /// `max_attempts`).
     pub attempt: u32,
+    /// Attempts made in the task's whole life, replays included.
+    pub attempts_made: u32,
     /// Attempts allowed.
     pub max_attempts: u32,
     /// Higher runs first.
@@ -139,6 +142,10 @@ pub(crate) struct TaskView {
     /// admin keys only (then `args` holds what `/v1/messages` shows).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redacted: Option<&'static str>,
+    /// Every attempt and operator act, oldest first (`GET /v1/tasks/{id}`
+    /// and `GET /v1/dead-letters/{id}` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<HistoryEventView>>,
 }
 
 fn raw_json(bytes: &[u8]) -> Option<Box<RawValue>> {
@@ -178,6 +185,7 @@ impl TaskView {
             headers: env.headers.clone(),
             state: row.state.as_str().to_owned(),
             attempt: row.attempt,
+            attempts_made: row.attempts_made(),
             max_attempts: env.max_attempts,
             priority: row.priority,
             run_at: rfc3339(row.run_at_ms),
@@ -193,6 +201,7 @@ impl TaskView {
             result: row.result.as_deref().and_then(raw_json),
             signature: row.signature.as_ref().map(SignatureView::from),
             redacted,
+            history: None,
         }
     }
 }
@@ -288,6 +297,140 @@ pub(crate) fn shown_url(url: &str, scope: Scope) -> String {
         })
         .collect();
     format!("{base}?{}", query.join("&"))
+}
+
+impl TaskView {
+    /// The view of `row` with its history, as a key of `scope` may see it.
+    pub(crate) fn with_history(row: &TaskRow, history: &[HistoryEvent], scope: Scope) -> Self {
+        Self {
+            history: Some(history.iter().map(HistoryEventView::from).collect()),
+            ..Self::shown_to(row, scope)
+        }
+    }
+}
+
+/// One entry of a task's or message's history. Which fields are present
+/// depends on `kind`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct HistoryEventView {
+    /// `attempt`, `replayed`, `resigned`, `cancelled` or `dead-lettered`.
+    pub kind: String,
+    /// When it happened (an attempt: when it ended).
+    pub at: String,
+    /// Attempt: its number, from 1, going on across replays.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    /// Attempt: `succeeded`, `retry`, `dead` or `lease-expired`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// Attempt: the worker (or dispatcher) that ran it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+    /// Attempt: when it was claimed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// Attempt: what went wrong.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Attempt of a message: the HTTP exchange.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpExchangeView>,
+    /// Replayed, re-signed, cancelled: who (an API key, the CLI).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// Dead-lettered before it ran: why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Dead-lettered before it ran: more about why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Re-signed: the key id of the signature replaced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_key_id: Option<String>,
+    /// Re-signed: the key id of the new signature.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to_key_id: Option<String>,
+}
+
+/// The HTTP exchange of one delivery attempt.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct HttpExchangeView {
+    /// The HTTP status, when a response arrived.
+    pub status: Option<u16>,
+    /// Time to the end of the response (or the failure), ms.
+    pub latency_ms: i64,
+    /// The first 4 KiB of the response body, as text (invalid UTF-8
+    /// replaced).
+    pub response_body: String,
+    /// The same bytes as base64, only when they are not UTF-8 text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_body_base64: Option<String>,
+}
+
+impl From<&HttpExchange> for HttpExchangeView {
+    fn from(h: &HttpExchange) -> Self {
+        let text = match std::str::from_utf8(&h.response_body) {
+            Ok(_) => true,
+            // A multi-byte character cut at the 4 KiB mark is still text.
+            Err(e) => e.error_len().is_none(),
+        };
+        Self {
+            status: h.status,
+            latency_ms: h.latency_ms,
+            response_body: String::from_utf8_lossy(&h.response_body).into_owned(),
+            response_body_base64: (!text)
+                .then(|| base64::engine::general_purpose::STANDARD.encode(&h.response_body)),
+        }
+    }
+}
+
+impl From<&HistoryEvent> for HistoryEventView {
+    fn from(e: &HistoryEvent) -> Self {
+        let mut view = HistoryEventView {
+            kind: e.event.kind().to_owned(),
+            at: rfc3339(e.at_ms),
+            attempt: None,
+            outcome: None,
+            worker: None,
+            started_at: None,
+            error: None,
+            http: None,
+            actor: None,
+            reason: None,
+            detail: None,
+            from_key_id: None,
+            to_key_id: None,
+        };
+        match &e.event {
+            Event::Attempt(a) => {
+                view.attempt = Some(a.number);
+                view.outcome = Some(a.outcome.as_str().to_owned());
+                view.worker.clone_from(&a.worker);
+                view.started_at = a.started_at_ms.map(rfc3339);
+                view.error.clone_from(&a.error);
+                view.http = a.http.as_ref().map(HttpExchangeView::from);
+            }
+            Event::Replayed { actor } | Event::Cancelled { actor } => {
+                view.actor = Some(actor.clone());
+            }
+            Event::Resigned {
+                actor,
+                from_key_id,
+                to_key_id,
+            } => {
+                view.actor = Some(actor.clone());
+                view.from_key_id.clone_from(from_key_id);
+                view.to_key_id = Some(to_key_id.clone());
+            }
+            Event::DeadLettered { reason, detail } => {
+                view.reason = Some(reason.as_str().to_owned());
+                view.detail = Some(detail.clone());
+            }
+            // A kind added later: shown by its name.
+            _ => {}
+        }
+        view
+    }
 }
 
 /// A page of tasks.

@@ -28,10 +28,10 @@
 #![warn(missing_docs)]
 
 mod api_keys;
-mod attempts;
 mod callbacks;
 pub mod config;
 mod error_map;
+mod history;
 mod leases;
 pub mod migrate;
 mod queries;

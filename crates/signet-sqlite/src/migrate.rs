@@ -20,13 +20,9 @@ const MIGRATIONS: &[Migration] = &[
         "delivery",
         include_str!("../migrations/0002_delivery.sql"),
     ),
-    // MERGE: the file is 0004 because the append-only history adds 0003 on
-    // another branch; the list must count 1, 2, 3, … so this entry is
-    // version 3 until that one lands, then becomes
-    // `Migration::new(4, "idempotency_scope", …)` after it. It only adds
-    // columns and swaps one index, so it runs the same before or after 0003.
+    Migration::new(3, "history", include_str!("../migrations/0003_history.sql")),
     Migration::new(
-        3,
+        4,
         "idempotency_scope",
         include_str!("../migrations/0004_idempotency_scope.sql"),
     ),
@@ -110,6 +106,58 @@ pub(crate) fn migrate(conn: &mut Connection, now_ms: i64) -> Result<MigrationSta
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn version_2_attempts_become_history_events_in_order() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (version INTEGER NOT NULL PRIMARY KEY, \
+             name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL)",
+        )
+        .unwrap();
+        for m in &MIGRATIONS[..2] {
+            conn.execute_batch(m.sql).unwrap();
+            conn.execute(
+                "INSERT INTO schema_migrations VALUES (?1, ?2, 0)",
+                rusqlite::params![m.version, m.name],
+            )
+            .unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO tasks (id, queue, name, args, headers, created_at_ms, max_attempts, \
+                 state, priority, attempt, run_at_ms, updated_at_ms, finished_at_ms) \
+             VALUES ('msg_1', 'signet:messages', 'signet.http', X'7B7D', '{}', 1, 2, 'dead', \
+                 0, 2, 1, 9, 9); \
+             INSERT INTO attempts VALUES ('msg_1', 2, 500, 7, NULL, 'refused', X''); \
+             INSERT INTO attempts VALUES ('msg_1', 1, 100, 5, 503, NULL, CAST('busy' AS BLOB));",
+        )
+        .unwrap();
+        migrate(&mut conn, 10).unwrap();
+        assert_eq!(current_version(&conn).unwrap(), SCHEMA_VERSION);
+        let history = crate::history::list(&conn, "msg_1").unwrap();
+        let got: Vec<(u32, &str, i64, Option<u16>)> = signet_store::history::attempts(&history)
+            .map(|(e, a)| {
+                (
+                    a.number,
+                    a.outcome.as_str(),
+                    e.at_ms,
+                    a.http.as_ref().and_then(|h| h.status),
+                )
+            })
+            .collect();
+        assert_eq!(got, [(1, "retry", 105, Some(503)), (2, "dead", 507, None)]);
+        let task = crate::queries::task_by_id(&conn, "msg_1").unwrap().unwrap();
+        assert_eq!((task.attempt, task.attempts_before), (2, 0));
+        let old: Option<i64> = conn
+            .query_row(
+                "SELECT 1 FROM sqlite_master WHERE name = 'attempts'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .unwrap();
+        assert_eq!(old, None, "the attempts table is gone");
+    }
 
     #[test]
     fn migrating_twice_is_a_no_op_and_too_new_is_refused() {

@@ -78,6 +78,7 @@ pub(crate) fn task_from_row(row: &Row<'_>) -> StoreResult<TaskRow> {
         state,
         priority: col(row, 14, id, "priority")?,
         attempt: unsigned(col(row, 15, id, "attempt")?, id, "attempt")?,
+        attempts_before: unsigned(col(row, 26, id, "attempt_offset")?, id, "attempt_offset")?,
         run_at_ms: col(row, 16, id, "run_at_ms")?,
         lease_owner: col(row, 17, id, "lease_owner")?,
         lease_expires_at_ms: col(row, 18, id, "lease_expires_at_ms")?,

@@ -6,11 +6,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
+use signet_store::delivery::check_exchange;
+use signet_store::history::check_actor;
 use signet_store::migration::wall_clock_ms;
 use signet_store::{
-    ApiKeyRecord, AttemptRecord, ClaimRequest, DeadFilter, DeadReason, DeadSelector, Enqueued,
-    FailOutcome, KeyUsage, LeaderLease, LeaseToken, NewTask, Page, QueueCounts, ScheduleRecord,
-    Store, StoreError, StoreResult, TargetRecord, TaskFilter, TaskRow, TaskState,
+    ApiKeyRecord, ClaimRequest, DeadFilter, DeadReason, DeadSelector, Enqueued, FailOutcome,
+    HistoryEvent, HttpExchange, KeyUsage, LeaderLease, LeaseToken, NewTask, Page, QueueCounts,
+    ScheduleRecord, Settlement, SignatureRecord, Store, StoreError, StoreResult, TargetRecord,
+    TaskFilter, TaskRow, TaskState,
 };
 
 use crate::config::SqliteConfig;
@@ -21,7 +24,7 @@ use crate::signal::WorkSignal;
 use crate::url::{parse_url, Location};
 use crate::watch::Watcher;
 use crate::writer::{Writer, WriterStats};
-use crate::{api_keys, attempts, callbacks, leases, queries, schedules, targets, tasks};
+use crate::{api_keys, callbacks, history, leases, queries, schedules, targets, tasks};
 
 /// Size of the writer's prepared statement cache.
 const STATEMENT_CACHE: usize = 128;
@@ -255,7 +258,7 @@ impl Store for SqliteStore {
         now_ms: i64,
     ) -> StoreResult<()> {
         let lease = lease.clone();
-        self.write(move |c| tasks::complete(c, &lease, result.as_deref(), now_ms))
+        self.write(move |c| tasks::complete(c, &lease, result.as_deref(), None, now_ms))
             .await
     }
 
@@ -270,7 +273,7 @@ impl Store for SqliteStore {
         self.write(move |c| {
             let mut out = Vec::with_capacity(items.len());
             for (lease, result) in &items {
-                let r = tasks::complete(c, lease, result.as_deref(), now_ms);
+                let r = tasks::complete(c, lease, result.as_deref(), None, now_ms);
                 if let Err(e) = &r {
                     if c.is_autocommit() {
                         // SQLite rolled the transaction back (disk full):
@@ -296,7 +299,7 @@ impl Store for SqliteStore {
         let error = error.to_owned();
         let due_now = matches!(outcome, FailOutcome::Retry { at_ms } if at_ms <= now_ms);
         let queue = self
-            .write(move |c| tasks::fail(c, &lease, &error, &outcome, now_ms))
+            .write(move |c| tasks::fail(c, &lease, &error, &outcome, None, now_ms))
             .await?;
         if due_now {
             self.inner.work.notify(queue.as_deref());
@@ -313,9 +316,11 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn cancel(&self, id: &str, now_ms: i64) -> StoreResult<TaskRow> {
-        let id = id.to_owned();
-        self.write(move |c| tasks::cancel(c, &id, now_ms)).await
+    async fn cancel(&self, id: &str, actor: &str, now_ms: i64) -> StoreResult<TaskRow> {
+        check_actor(actor)?;
+        let (id, actor) = (id.to_owned(), actor.to_owned());
+        self.write(move |c| tasks::cancel(c, &id, &actor, now_ms))
+            .await
     }
 
     async fn kill(
@@ -357,20 +362,40 @@ impl Store for SqliteStore {
         self.read(move |c| queries::list_dead(c, &filter)).await
     }
 
-    async fn replay_dead(&self, selector: DeadSelector, now_ms: i64) -> StoreResult<Vec<String>> {
+    async fn replay_dead(
+        &self,
+        selector: DeadSelector,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<Vec<String>> {
+        check_actor(actor)?;
+        let actor = actor.to_owned();
         let replayed = self
             .write(move |c| {
                 let ids = match selector {
                     DeadSelector::Ids(ids) => ids,
                     DeadSelector::Filter(f) => queries::dead_ids(c, &f)?,
                 };
-                tasks::replay(c, &ids, now_ms)
+                tasks::replay(c, &ids, &actor, now_ms)
             })
             .await?;
         self.inner
             .work
             .notify(replayed.iter().map(|(_, queue)| queue.as_str()));
         Ok(replayed.into_iter().map(|(id, _)| id).collect())
+    }
+
+    async fn resign_dead(
+        &self,
+        id: &str,
+        signature: SignatureRecord,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<TaskRow> {
+        check_actor(actor)?;
+        let (id, actor) = (id.to_owned(), actor.to_owned());
+        self.write(move |c| tasks::resign(c, &id, &signature, &actor, now_ms))
+            .await
     }
 
     async fn purge_dead(&self, selector: DeadSelector) -> StoreResult<Vec<String>> {
@@ -419,14 +444,39 @@ impl Store for SqliteStore {
         self.write(move |c| api_keys::revoke(c, &id, now_ms)).await
     }
 
-    async fn record_attempt(&self, attempt: AttemptRecord) -> StoreResult<()> {
-        attempt.validate()?;
-        self.write(move |c| attempts::record(c, &attempt)).await
+    async fn settle_delivery(
+        &self,
+        lease: &LeaseToken,
+        http: HttpExchange,
+        settlement: Settlement,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        check_exchange(&http, &settlement)?;
+        let lease = lease.clone();
+        let due_now = matches!(
+            &settlement,
+            Settlement::Failed { outcome: FailOutcome::Retry { at_ms }, .. } if *at_ms <= now_ms
+        );
+        let queue = self
+            .write(move |c| match &settlement {
+                Settlement::Delivered { result } => {
+                    tasks::complete(c, &lease, result.as_deref(), Some(&http), now_ms)
+                        .map(|()| None)
+                }
+                Settlement::Failed { error, outcome } => {
+                    tasks::fail(c, &lease, error, outcome, Some(&http), now_ms)
+                }
+            })
+            .await?;
+        if due_now {
+            self.inner.work.notify(queue.as_deref());
+        }
+        Ok(())
     }
 
-    async fn attempts(&self, task_id: &str) -> StoreResult<Vec<AttemptRecord>> {
+    async fn history(&self, task_id: &str) -> StoreResult<Vec<HistoryEvent>> {
         let task_id = task_id.to_owned();
-        self.read(move |c| attempts::list(c, &task_id)).await
+        self.read(move |c| history::list(c, &task_id)).await
     }
 
     async fn pending_callbacks(&self, limit: usize) -> StoreResult<Vec<TaskRow>> {

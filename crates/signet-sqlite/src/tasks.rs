@@ -4,12 +4,13 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use signet_store::rows::{claim_order, headers_to_json};
 use signet_store::{
-    ClaimRequest, DeadReason, Enqueued, FailOutcome, IdempotencyClaim, LeaseToken, NewTask,
-    StoreError, StoreResult, TaskRow, TaskState,
+    AttemptOutcome, ClaimRequest, DeadReason, Enqueued, FailOutcome, HttpExchange,
+    IdempotencyClaim, LeaseToken, NewTask, SignatureRecord, StoreError, StoreResult, TaskRow,
+    TaskState,
 };
 
-use crate::attempts;
 use crate::error_map::map_err;
+use crate::history::{self, Act, Ended};
 use crate::queries::{task_by_id, task_state};
 use crate::row::{task_from_row, TASK_COLUMNS};
 
@@ -171,7 +172,8 @@ pub(crate) fn claim(
     let mut stmt = conn
         .prepare_cached(&format!(
             "UPDATE tasks SET state = 'running', attempt = attempt + 1, lease_owner = ?1, \
-             lease_expires_at_ms = ?2, updated_at_ms = ?3 WHERE id = ?4 RETURNING {TASK_COLUMNS}"
+             lease_expires_at_ms = ?2, updated_at_ms = ?3, attempt_started_at_ms = ?3 \
+             WHERE id = ?4 RETURNING {TASK_COLUMNS}"
         ))
         .map_err(|e| map_err("preparing a claim", e))?;
     let mut out = Vec::with_capacity(candidates.len());
@@ -194,7 +196,7 @@ pub(crate) fn claim(
 fn claim_one_queue_sql() -> String {
     format!(
         "UPDATE tasks SET state = 'running', attempt = attempt + 1, lease_owner = ?1, \
-         lease_expires_at_ms = ?2, updated_at_ms = ?3 \
+         lease_expires_at_ms = ?2, updated_at_ms = ?3, attempt_started_at_ms = ?3 \
          WHERE rowid IN (SELECT rowid FROM tasks \
              WHERE {CLAIMABLE} AND queue = ?4 AND run_at_ms <= ?3 \
              ORDER BY priority DESC, run_at_ms, id LIMIT ?5) \
@@ -261,21 +263,69 @@ fn with_lease(
     Ok(())
 }
 
-/// [`with_lease`] for an update ending in `RETURNING queue`: the task's
-/// queue, to wake its workers.
+/// [`with_lease`] for an update with a `RETURNING` clause: `read` decodes
+/// the row it returns.
+fn with_lease_row<T>(
+    conn: &Connection,
+    sql: &str,
+    lease: &LeaseToken,
+    params: &[&dyn rusqlite::ToSql],
+    read: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> StoreResult<T> {
+    let mut stmt = conn
+        .prepare_cached(sql)
+        .map_err(|e| map_err("preparing a lease update", e))?;
+    stmt.query_row(lease_params(params, lease).as_slice(), read)
+        .optional()
+        .map_err(|e| map_err(format!("updating task {}", lease.task_id), e))?
+        .ok_or_else(|| lease.lost())
+}
+
+/// [`with_lease_row`] for an update ending in `RETURNING queue`: the
+/// task's queue, to wake its workers.
 fn with_lease_queue(
     conn: &Connection,
     sql: &str,
     lease: &LeaseToken,
     params: &[&dyn rusqlite::ToSql],
 ) -> StoreResult<String> {
-    let mut stmt = conn
-        .prepare_cached(sql)
-        .map_err(|e| map_err("preparing a lease update", e))?;
-    stmt.query_row(lease_params(params, lease).as_slice(), |r| r.get(0))
-        .optional()
-        .map_err(|e| map_err(format!("updating task {}", lease.task_id), e))?
-        .ok_or_else(|| lease.lost())
+    with_lease_row(conn, sql, lease, params, |r| r.get(0))
+}
+
+/// What an attempt-ending update returns (`RETURNING attempt_offset,
+/// attempt_started_at_ms, event_seq`, after any other columns from
+/// `first`).
+fn ended_columns(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<EndedColumns> {
+    Ok((r.get(first)?, r.get(first + 1)?, r.get(first + 2)?))
+}
+
+/// `(attempt_offset, attempt_started_at_ms, event_seq)` after an update.
+type EndedColumns = (i64, Option<i64>, i64);
+
+/// Appends the attempt `lease` ended, from what its update returned.
+fn record_ended(
+    conn: &Connection,
+    lease: &LeaseToken,
+    (offset, started_at_ms, seq): EndedColumns,
+    outcome: AttemptOutcome,
+    error: Option<&str>,
+    http: Option<&HttpExchange>,
+    now_ms: i64,
+) -> StoreResult<()> {
+    history::attempt(
+        conn,
+        &Ended {
+            task_id: &lease.task_id,
+            seq,
+            number: offset.saturating_add(i64::from(lease.attempt)),
+            worker: &lease.worker_id,
+            started_at_ms,
+            outcome,
+            error,
+            http,
+        },
+        now_ms,
+    )
 }
 
 /// Extends a lease.
@@ -295,53 +345,91 @@ pub(crate) fn heartbeat(
     )
 }
 
-/// Marks a running task succeeded.
+/// Marks a running task succeeded and records the attempt: a task's on
+/// its row (see `history::list`), a delivery's (with its HTTP exchange) as
+/// an event.
 pub(crate) fn complete(
     conn: &Connection,
     lease: &LeaseToken,
     result: Option<&[u8]>,
+    http: Option<&HttpExchange>,
     now_ms: i64,
 ) -> StoreResult<()> {
-    with_lease(
+    let Some(http) = http else {
+        return with_lease(
+            conn,
+            "UPDATE tasks SET state = 'succeeded', result = ?1, attempt_worker = lease_owner, \
+             lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = ?2, \
+             finished_at_ms = ?2, event_seq = event_seq + 1 \
+             WHERE id = ?3 AND state = 'running' AND lease_owner = ?4 AND attempt = ?5",
+            lease,
+            &[&result, &now_ms],
+        );
+    };
+    let ended = with_lease_row(
         conn,
         "UPDATE tasks SET state = 'succeeded', result = ?1, lease_owner = NULL, \
-         lease_expires_at_ms = NULL, updated_at_ms = ?2, finished_at_ms = ?2 \
-         WHERE id = ?3 AND state = 'running' AND lease_owner = ?4 AND attempt = ?5",
+         lease_expires_at_ms = NULL, updated_at_ms = ?2, finished_at_ms = ?2, \
+         event_seq = event_seq + 1 \
+         WHERE id = ?3 AND state = 'running' AND lease_owner = ?4 AND attempt = ?5 \
+         RETURNING attempt_offset, attempt_started_at_ms, event_seq",
         lease,
         &[&result, &now_ms],
+        |r| ended_columns(r, 0),
+    )?;
+    record_ended(
+        conn,
+        lease,
+        ended,
+        AttemptOutcome::Succeeded,
+        None,
+        Some(http),
+        now_ms,
     )
 }
 
-/// Records a failed attempt. Returns the queue of a task to retry.
+/// Records a failed attempt (with the HTTP exchange of a delivery).
+/// Returns the queue of a task to retry.
 pub(crate) fn fail(
     conn: &Connection,
     lease: &LeaseToken,
     error: &str,
     outcome: &FailOutcome,
+    http: Option<&HttpExchange>,
     now_ms: i64,
 ) -> StoreResult<Option<String>> {
-    match outcome {
-        FailOutcome::Retry { at_ms } => with_lease_queue(
-            conn,
-            "UPDATE tasks SET state = 'retryable', run_at_ms = ?1, last_error = ?2, \
-             lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = ?3 \
-             WHERE id = ?4 AND state = 'running' AND lease_owner = ?5 AND attempt = ?6 \
-             RETURNING queue",
-            lease,
-            &[at_ms, &error, &now_ms],
-        )
-        .map(Some),
-        FailOutcome::Dead { reason, detail } => with_lease(
-            conn,
-            "UPDATE tasks SET state = 'dead', dead_reason = ?1, dead_detail = ?2, \
-             last_error = ?3, lease_owner = NULL, lease_expires_at_ms = NULL, \
-             updated_at_ms = ?4, finished_at_ms = ?4 \
-             WHERE id = ?5 AND state = 'running' AND lease_owner = ?6 AND attempt = ?7",
-            lease,
-            &[&reason.as_str(), detail, &error, &now_ms],
-        )
-        .map(|()| None),
-    }
+    let (queue, ended, recorded) = match outcome {
+        FailOutcome::Retry { at_ms } => {
+            let (queue, ended) = with_lease_row(
+                conn,
+                "UPDATE tasks SET state = 'retryable', run_at_ms = ?1, last_error = ?2, \
+                 lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = ?3, \
+                 event_seq = event_seq + 1 \
+                 WHERE id = ?4 AND state = 'running' AND lease_owner = ?5 AND attempt = ?6 \
+                 RETURNING queue, attempt_offset, attempt_started_at_ms, event_seq",
+                lease,
+                &[at_ms, &error, &now_ms],
+                |r| Ok((r.get(0)?, ended_columns(r, 1)?)),
+            )?;
+            (Some(queue), ended, AttemptOutcome::Retry)
+        }
+        FailOutcome::Dead { reason, detail } => {
+            let ended = with_lease_row(
+                conn,
+                "UPDATE tasks SET state = 'dead', dead_reason = ?1, dead_detail = ?2, \
+                 last_error = ?3, lease_owner = NULL, lease_expires_at_ms = NULL, \
+                 updated_at_ms = ?4, finished_at_ms = ?4, event_seq = event_seq + 1 \
+                 WHERE id = ?5 AND state = 'running' AND lease_owner = ?6 AND attempt = ?7 \
+                 RETURNING attempt_offset, attempt_started_at_ms, event_seq",
+                lease,
+                &[&reason.as_str(), detail, &error, &now_ms],
+                |r| ended_columns(r, 0),
+            )?;
+            (None, ended, AttemptOutcome::Dead)
+        }
+    };
+    record_ended(conn, lease, ended, recorded, Some(error), http, now_ms)?;
+    Ok(queue)
 }
 
 /// Gives a running task back without counting the attempt. Returns its
@@ -390,9 +478,14 @@ fn update_waiting(
     }
 }
 
-/// Cancels a task that has not started.
-pub(crate) fn cancel(conn: &Connection, id: &str, now_ms: i64) -> StoreResult<TaskRow> {
-    update_waiting(
+/// Cancels a task that has not started, recording who did.
+pub(crate) fn cancel(
+    conn: &Connection,
+    id: &str,
+    actor: &str,
+    now_ms: i64,
+) -> StoreResult<TaskRow> {
+    let row = update_waiting(
         conn,
         &format!(
             "UPDATE tasks SET state = 'cancelled', updated_at_ms = ?1, finished_at_ms = ?1 \
@@ -401,10 +494,18 @@ pub(crate) fn cancel(conn: &Connection, id: &str, now_ms: i64) -> StoreResult<Ta
         id,
         "cancelled",
         &[&now_ms, &id],
-    )
+    )?;
+    let act = Act {
+        kind: "cancelled",
+        actor: Some(actor),
+        ..Act::default()
+    };
+    history::next_seq(conn, id)?;
+    history::act(conn, id, &act, now_ms)?;
+    Ok(row)
 }
 
-/// Dead-letters a task that has not started.
+/// Dead-letters a task that has not started, recorded in its history.
 pub(crate) fn kill(
     conn: &Connection,
     id: &str,
@@ -412,7 +513,7 @@ pub(crate) fn kill(
     detail: &str,
     now_ms: i64,
 ) -> StoreResult<TaskRow> {
-    update_waiting(
+    let row = update_waiting(
         conn,
         &format!(
             "UPDATE tasks SET state = 'dead', dead_reason = ?1, dead_detail = ?2, \
@@ -422,7 +523,16 @@ pub(crate) fn kill(
         id,
         "dead-lettered",
         &[&reason.as_str(), &detail, &now_ms, &id],
-    )
+    )?;
+    let act = Act {
+        kind: "dead-lettered",
+        reason: Some(reason.as_str()),
+        detail: Some(detail),
+        ..Act::default()
+    };
+    history::next_seq(conn, id)?;
+    history::act(conn, id, &act, now_ms)?;
+    Ok(row)
 }
 
 /// A task a rescue changed.
@@ -440,21 +550,41 @@ pub(crate) fn rescue_expired(
     limit: usize,
 ) -> StoreResult<Vec<Rescued>> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let expired: Vec<(String, i64, i64, Option<String>, String)> = conn
+    type Expired = (
+        String,
+        i64,
+        i64,
+        Option<String>,
+        String,
+        i64,
+        Option<i64>,
+        i64,
+    );
+    let expired: Vec<Expired> = conn
         .prepare_cached(
-            "SELECT id, attempt, max_attempts, lease_owner, queue FROM tasks \
+            "SELECT id, attempt, max_attempts, lease_owner, queue, attempt_offset, \
+             attempt_started_at_ms, event_seq FROM tasks \
              WHERE state = 'running' AND lease_expires_at_ms <= ?1 \
              ORDER BY lease_expires_at_ms, id LIMIT ?2",
         )
         .and_then(|mut s| {
             s.query_map(params![now_ms, limit], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                ))
             })?
             .collect()
         })
         .map_err(|e| map_err("finding expired leases", e))?;
     let mut out = Vec::with_capacity(expired.len());
-    for (id, attempt, max_attempts, owner, queue) in expired {
+    for (id, attempt, max_attempts, owner, queue, offset, started_at_ms, seq) in expired {
         let owner = owner.unwrap_or_default();
         let error = format!(
             "lease expired: worker {owner:?} stopped heartbeating during attempt {attempt}"
@@ -465,35 +595,54 @@ pub(crate) fn rescue_expired(
             conn.prepare_cached(
                 "UPDATE tasks SET state = 'dead', dead_reason = 'max-attempts', dead_detail = ?1, \
                  last_error = ?2, lease_owner = NULL, lease_expires_at_ms = NULL, \
-                 updated_at_ms = ?3, finished_at_ms = ?3 WHERE id = ?4 AND state = 'running'",
+                 updated_at_ms = ?3, finished_at_ms = ?3, event_seq = event_seq + 1 \
+                 WHERE id = ?4 AND state = 'running'",
             )
             .and_then(|mut s| s.execute(params![detail, error, now_ms, id]))
         } else {
             conn.prepare_cached(
                 "UPDATE tasks SET state = 'retryable', run_at_ms = ?1, last_error = ?2, \
-                 lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = ?1 \
-                 WHERE id = ?3 AND state = 'running'",
+                 lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = ?1, \
+                 event_seq = event_seq + 1 WHERE id = ?3 AND state = 'running'",
             )
             .and_then(|mut s| s.execute(params![now_ms, error, id]))
         }
         .map_err(|e| map_err(format!("rescuing task {id}"), e))?;
         if changed > 0 {
+            let ended = Ended {
+                task_id: &id,
+                seq: seq.saturating_add(1),
+                number: offset.saturating_add(attempt),
+                worker: &owner,
+                started_at_ms,
+                outcome: if retry {
+                    AttemptOutcome::LeaseExpired
+                } else {
+                    AttemptOutcome::Dead
+                },
+                error: Some(&error),
+                http: None,
+            };
+            history::attempt(conn, &ended, now_ms)?;
             out.push(Rescued { id, queue, retry });
         }
     }
     Ok(out)
 }
 
-/// Dead letters back to `available`, attempts reset; a callback is owed
+/// Dead letters back to `available`, attempts reset (moved to the offset,
+/// so history numbers go on), the replay recorded; a callback is owed
 /// again once the task finishes again. Returns `(id, queue)` of each.
 pub(crate) fn replay(
     conn: &Connection,
     ids: &[String],
+    actor: &str,
     now_ms: i64,
 ) -> StoreResult<Vec<(String, String)>> {
     let mut stmt = conn
         .prepare_cached(
-            "UPDATE tasks SET state = 'available', attempt = 0, run_at_ms = ?1, \
+            "UPDATE tasks SET state = 'available', attempt_offset = attempt_offset + attempt, \
+             attempt = 0, run_at_ms = ?1, \
              dead_reason = NULL, dead_detail = NULL, finished_at_ms = NULL, \
              lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = ?1, \
              callback_sent_at_ms = NULL \
@@ -507,13 +656,78 @@ pub(crate) fn replay(
             .optional()
             .map_err(|e| map_err(format!("replaying task {id}"), e))?;
         if let Some(queue) = queue {
+            let act = Act {
+                kind: "replayed",
+                actor: Some(actor),
+                ..Act::default()
+            };
+            history::next_seq(conn, id)?;
+            history::act(conn, id, &act, now_ms)?;
             out.push((id.clone(), queue));
         }
     }
     Ok(out)
 }
 
-/// Deletes dead letters and their attempts.
+/// Re-signs a dead letter: replaces its signature columns (the envelope
+/// stays) and records the old and new key ids.
+pub(crate) fn resign(
+    conn: &Connection,
+    id: &str,
+    signature: &SignatureRecord,
+    actor: &str,
+    now_ms: i64,
+) -> StoreResult<TaskRow> {
+    let found: Option<(String, Option<String>)> = conn
+        .prepare_cached("SELECT state, sig_key_id FROM tasks WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+        .map_err(|e| map_err(format!("reading task {id}"), e))?;
+    let from_key_id = match found {
+        None => return Err(StoreError::not_found("task", id)),
+        Some((state, _)) if state != TaskState::Dead.as_str() => {
+            return Err(StoreError::Conflict(format!(
+                "task {id} is {state}; only dead letters can be re-signed"
+            )))
+        }
+        Some((_, key_id)) => key_id,
+    };
+    let row = conn
+        .prepare_cached(&format!(
+            "UPDATE tasks SET sig_alg = ?1, sig_key_id = ?2, sig = ?3, updated_at_ms = ?4 \
+             WHERE id = ?5 AND state = 'dead' RETURNING {TASK_COLUMNS}"
+        ))
+        .map_err(|e| map_err("preparing a re-sign", e))
+        .and_then(|mut s| {
+            let mut rows = s
+                .query(params![
+                    signature.alg.as_str(),
+                    signature.key_id,
+                    signature.sig,
+                    now_ms,
+                    id
+                ])
+                .map_err(|e| map_err(format!("re-signing task {id}"), e))?;
+            match rows
+                .next()
+                .map_err(|e| map_err(format!("re-signing task {id}"), e))?
+            {
+                Some(row) => task_from_row(row),
+                None => Err(StoreError::not_found("task", id)),
+            }
+        })?;
+    let act = Act {
+        kind: "resigned",
+        actor: Some(actor),
+        from_key_id: from_key_id.as_deref(),
+        to_key_id: Some(&signature.key_id),
+        ..Act::default()
+    };
+    history::next_seq(conn, id)?;
+    history::act(conn, id, &act, now_ms)?;
+    Ok(row)
+}
+
+/// Deletes dead letters and their history.
 pub(crate) fn purge(conn: &Connection, ids: &[String]) -> StoreResult<Vec<String>> {
     let mut stmt = conn
         .prepare_cached("DELETE FROM tasks WHERE id = ?1 AND state = 'dead'")
@@ -524,7 +738,7 @@ pub(crate) fn purge(conn: &Connection, ids: &[String]) -> StoreResult<Vec<String
             .execute([id])
             .map_err(|e| map_err(format!("purging task {id}"), e))?;
         if n > 0 {
-            attempts::delete_of(conn, id)?;
+            history::delete_of(conn, id)?;
             out.push(id.clone());
         }
     }
@@ -540,7 +754,7 @@ pub(crate) const PRUNE_SQL: &str = "DELETE FROM tasks WHERE rowid IN (SELECT row
      LIMIT ?2) RETURNING id";
 
 /// Deletes old succeeded and cancelled tasks (never one whose callback is
-/// still owed) and their attempts.
+/// still owed) and their history.
 pub(crate) fn prune(conn: &Connection, before_ms: i64, limit: usize) -> StoreResult<u64> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let ids: Vec<String> = conn
@@ -551,7 +765,7 @@ pub(crate) fn prune(conn: &Connection, before_ms: i64, limit: usize) -> StoreRes
         })
         .map_err(|e| map_err("pruning finished tasks", e))?;
     for id in &ids {
-        attempts::delete_of(conn, id)?;
+        history::delete_of(conn, id)?;
     }
     Ok(ids.len() as u64)
 }
@@ -600,7 +814,7 @@ mod tests {
         assert!(!due.contains("TEMP B-TREE"), "{due}");
         let prune = plan(&conn, PRUNE_SQL);
         assert!(prune.contains("INDEX tasks_finished"), "{prune}");
-        let attempts = plan(&conn, "DELETE FROM attempts WHERE task_id = ?1");
-        assert!(attempts.contains("INDEX"), "{attempts}");
+        let history = plan(&conn, "DELETE FROM task_events WHERE task_id = ?1");
+        assert!(history.contains("PRIMARY KEY (task_id=?)"), "{history}");
     }
 }

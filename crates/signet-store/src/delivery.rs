@@ -1,4 +1,4 @@
-//! Rows for HTTP delivery and scheduling: delivery attempts, targets
+//! Rows for HTTP delivery and scheduling: how a delivery attempt ends, targets
 //! (registered receivers with their sealed secrets), cron schedules, and the
 //! leader leases that make node-wide services run once.
 //!
@@ -20,55 +20,51 @@ pub const MAX_ATTEMPT_BODY_BYTES: usize = 4096;
 pub const MAX_ATTEMPT_ERROR_LEN: usize = 1024;
 pub use crate::rules::MAX_NAME_LEN;
 
-/// One delivery attempt of a message: when, how it went, and the start of
-/// the response.
+/// How a message's delivery attempt ended, as the dispatcher writes it
+/// with [`Store::settle_delivery`](crate::Store::settle_delivery): the
+/// outcome of the lease (as [`complete`](crate::Store::complete) or
+/// [`fail`](crate::Store::fail) would write it) and the HTTP exchange, in
+/// one write and one history event.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AttemptRecord {
-    /// The message (task row) id.
-    pub task_id: String,
-    /// Attempt number, from 1.
-    pub attempt: u32,
-    /// When the request started, unix ms.
-    pub started_at_ms: i64,
-    /// Time to the end of the response (or the failure), ms.
-    pub latency_ms: i64,
-    /// HTTP status, when a response arrived.
-    pub status: Option<u16>,
-    /// What went wrong without a response (connect error, timeout, refused
-    /// target), or `None`.
-    pub error: Option<String>,
-    /// The first [`MAX_ATTEMPT_BODY_BYTES`] of the response body.
-    pub response_body: Vec<u8>,
+pub enum Settlement {
+    /// Delivered: the message succeeds with this result.
+    Delivered {
+        /// The result stored on the row (JSON bytes).
+        result: Option<Vec<u8>>,
+    },
+    /// Not delivered: retry or dead-letter, with the attempt's error.
+    Failed {
+        /// What went wrong.
+        error: String,
+        /// Retry or dead.
+        outcome: crate::FailOutcome,
+    },
 }
 
-impl AttemptRecord {
-    /// Checks what every backend refuses with [`StoreError::Invalid`]: an
-    /// attempt number of 0, a body over [`MAX_ATTEMPT_BODY_BYTES`], an error
-    /// over [`MAX_ATTEMPT_ERROR_LEN`], a negative latency.
-    pub fn validate(&self) -> Result<(), StoreError> {
-        if self.attempt == 0 {
-            return Err(StoreError::invalid("attempt numbers start at 1"));
-        }
-        if self.response_body.len() > MAX_ATTEMPT_BODY_BYTES {
-            return Err(StoreError::invalid(format!(
-                "attempt response body is {} bytes; keep at most {MAX_ATTEMPT_BODY_BYTES}",
-                self.response_body.len()
-            )));
-        }
-        if self
-            .error
-            .as_ref()
-            .is_some_and(|e| e.len() > MAX_ATTEMPT_ERROR_LEN)
-        {
+/// Checks what every backend refuses with [`StoreError::Invalid`]: a
+/// response body over [`MAX_ATTEMPT_BODY_BYTES`], an error over
+/// [`MAX_ATTEMPT_ERROR_LEN`], a negative latency.
+pub fn check_exchange(
+    http: &crate::history::HttpExchange,
+    settlement: &Settlement,
+) -> Result<(), StoreError> {
+    if http.response_body.len() > MAX_ATTEMPT_BODY_BYTES {
+        return Err(StoreError::invalid(format!(
+            "attempt response body is {} bytes; keep at most {MAX_ATTEMPT_BODY_BYTES}",
+            http.response_body.len()
+        )));
+    }
+    if let Settlement::Failed { error, .. } = settlement {
+        if error.len() > MAX_ATTEMPT_ERROR_LEN {
             return Err(StoreError::invalid(format!(
                 "attempt error text is longer than {MAX_ATTEMPT_ERROR_LEN} bytes"
             )));
         }
-        if self.latency_ms < 0 {
-            return Err(StoreError::invalid("attempt latency is negative"));
-        }
-        Ok(())
     }
+    if http.latency_ms < 0 {
+        return Err(StoreError::invalid("attempt latency is negative"));
+    }
+    Ok(())
 }
 
 /// A registered receiver: where messages for it may go and the secret(s)
@@ -272,21 +268,24 @@ mod tests {
     }
 
     #[test]
-    fn attempts_are_checked() {
-        let mut a = AttemptRecord {
-            task_id: "msg_1".into(),
-            attempt: 1,
-            started_at_ms: 0,
-            latency_ms: 3,
+    fn exchanges_are_checked() {
+        let mut http = crate::history::HttpExchange {
             status: Some(200),
-            error: None,
+            latency_ms: 3,
             response_body: vec![0; MAX_ATTEMPT_BODY_BYTES],
         };
-        assert!(a.validate().is_ok());
-        a.response_body.push(0);
-        assert!(a.validate().is_err());
-        a.response_body.pop();
-        a.attempt = 0;
-        assert!(a.validate().is_err());
+        let ok = Settlement::Delivered { result: None };
+        assert!(check_exchange(&http, &ok).is_ok());
+        http.response_body.push(0);
+        assert!(check_exchange(&http, &ok).is_err());
+        http.response_body.pop();
+        http.latency_ms = -1;
+        assert!(check_exchange(&http, &ok).is_err());
+        http.latency_ms = 1;
+        let long = Settlement::Failed {
+            error: "x".repeat(MAX_ATTEMPT_ERROR_LEN + 1),
+            outcome: crate::FailOutcome::Retry { at_ms: 0 },
+        };
+        assert!(check_exchange(&http, &long).is_err());
     }
 }

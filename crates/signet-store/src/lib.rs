@@ -7,6 +7,7 @@
 
 pub mod delivery;
 pub mod error;
+pub mod history;
 pub mod idempotency;
 pub mod ids;
 pub mod migration;
@@ -20,10 +21,11 @@ pub mod task;
 pub mod testkit;
 
 pub use delivery::{
-    AttemptRecord, CatchUp, LeaderLease, ScheduleRecord, TargetRecord, MAX_ATTEMPT_BODY_BYTES,
+    CatchUp, LeaderLease, ScheduleRecord, Settlement, TargetRecord, MAX_ATTEMPT_BODY_BYTES,
     MESSAGE_QUEUE, MESSAGE_TASK_NAME, RESERVED_QUEUE_PREFIX,
 };
 pub use error::{BoxError, StoreError};
+pub use history::{AttemptEvent, AttemptOutcome, Event, HistoryEvent, HttpExchange};
 pub use idempotency::{
     Fingerprint, IdempotencyClaim, IdempotencyConflict, IdempotencyKind, IdempotencyScope,
     LEGACY_SCOPE,

@@ -21,7 +21,8 @@ use crate::task::{
 pub const TASK_COLUMNS: &str = "id, queue, name, args, headers, created_at_ms, \
      not_before_ms, expires_at_ms, max_attempts, callback_url, sig_alg, sig_key_id, sig, \
      state, priority, attempt, run_at_ms, lease_owner, lease_expires_at_ms, last_error, \
-     dead_reason, dead_detail, result, idempotency_key, updated_at_ms, finished_at_ms";
+     dead_reason, dead_detail, result, idempotency_key, updated_at_ms, finished_at_ms, \
+     attempt_offset";
 
 /// The columns of the `api_keys` table, in the order the backends' API key
 /// decoders read them.
@@ -75,6 +76,7 @@ impl TaskRow {
             state,
             priority: task.priority,
             attempt: 0,
+            attempts_before: 0,
             run_at_ms,
             lease_owner: None,
             lease_expires_at_ms: None,

@@ -6,11 +6,12 @@
 
 use async_trait::async_trait;
 
-use crate::delivery::{AttemptRecord, LeaderLease, ScheduleRecord, TargetRecord};
+use crate::delivery::{LeaderLease, ScheduleRecord, Settlement, TargetRecord};
 use crate::error::StoreError;
+use crate::history::{HistoryEvent, HttpExchange};
 use crate::task::{
     ApiKeyRecord, ClaimRequest, DeadFilter, DeadSelector, Enqueued, FailOutcome, KeyUsage,
-    LeaseToken, NewTask, Page, QueueCounts, TaskFilter, TaskRow,
+    LeaseToken, NewTask, Page, QueueCounts, SignatureRecord, TaskFilter, TaskRow,
 };
 
 /// Result of store operations.
@@ -29,6 +30,12 @@ pub type StoreResult<T> = Result<T, StoreError>;
 ///   once that lease is no longer the task's current one (the task left
 ///   `running`, or is running under another worker or attempt). A lease past
 ///   its expiry that nobody rescued yet is still current;
+/// - every attempt that ends (complete, fail, rescue, a settled delivery)
+///   and every operator act (cancel, replay, re-sign) and refusal (kill)
+///   appends one [`HistoryEvent`] to the task's history in the same write as
+///   the change it records; nothing updates or replaces an event, and only
+///   deleting the task (prune, purge) deletes its events. Attempt numbers
+///   go on across replays: a task's `attempts_before + attempt`;
 /// - input that [`NewTask::validate`], [`ClaimRequest::validate`] or
 ///   [`ApiKeyRecord::validate`] refuses gives [`StoreError::Invalid`];
 /// - a lease has expired when `lease_expires_at_ms <= now_ms`.
@@ -57,7 +64,8 @@ pub trait Store: Send + Sync + 'static {
     /// Extends a lease to `now_ms + lease_ms`.
     async fn heartbeat(&self, lease: &LeaseToken, lease_ms: i64, now_ms: i64) -> StoreResult<()>;
 
-    /// Marks a running task succeeded, with an optional JSON result.
+    /// Marks a running task succeeded, with an optional JSON result, and
+    /// records the attempt (`succeeded`).
     async fn complete(
         &self,
         lease: &LeaseToken,
@@ -82,6 +90,7 @@ pub trait Store: Send + Sync + 'static {
     /// Records a failed attempt: retry later (`retryable`, due at `at_ms`),
     /// or dead-letter. The store follows `outcome` as given: deciding
     /// between retry and dead (attempts left, backoff) is the caller's job.
+    /// The attempt goes in the history (`retry` or `dead`, with `error`).
     async fn fail(
         &self,
         lease: &LeaseToken,
@@ -95,12 +104,14 @@ pub trait Store: Send + Sync + 'static {
     /// count goes back to what it was before the claim.
     async fn release(&self, lease: &LeaseToken, now_ms: i64) -> StoreResult<()>;
 
-    /// Cancels a task that has not started or is waiting to retry. Running
-    /// and final tasks give [`StoreError::Conflict`].
-    async fn cancel(&self, id: &str, now_ms: i64) -> StoreResult<TaskRow>;
+    /// Cancels a task that has not started or is waiting to retry, and
+    /// records who did (`actor`, 1 to 256 bytes). Running and final tasks
+    /// give [`StoreError::Conflict`].
+    async fn cancel(&self, id: &str, actor: &str, now_ms: i64) -> StoreResult<TaskRow>;
 
     /// Dead-letters a task that is not running and not final (used when a
-    /// task is refused before it runs). Returns the row.
+    /// task is refused before it runs), recorded in its history. Returns the
+    /// row.
     async fn kill(
         &self,
         id: &str,
@@ -110,8 +121,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<TaskRow>;
 
     /// Running tasks whose lease expired: each becomes `retryable` (due now)
-    /// if it has attempts left, else `dead` with `max-attempts`. Returns the
-    /// ids rescued.
+    /// if it has attempts left, else `dead` with `max-attempts`; the attempt
+    /// goes in the history (`lease-expired`, or `dead`). Returns the ids
+    /// rescued.
     async fn rescue_expired(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<String>>;
 
     /// One task by id.
@@ -123,11 +135,32 @@ pub trait Store: Send + Sync + 'static {
     /// Dead letters, newest first, paged.
     async fn list_dead(&self, filter: DeadFilter) -> StoreResult<Page<TaskRow>>;
 
-    /// Dead letters back to `available` with attempts reset to 0 (the
-    /// envelope and signature are untouched). Returns the ids replayed.
-    async fn replay_dead(&self, selector: DeadSelector, now_ms: i64) -> StoreResult<Vec<String>>;
+    /// Dead letters back to `available` with `attempt` reset to 0 (the
+    /// envelope and signature are untouched); the attempts made so far move
+    /// to `attempts_before`, so later attempts get higher numbers. Records
+    /// a `replayed` event by `actor` (1 to 256 bytes) on each. Returns the
+    /// ids replayed.
+    async fn replay_dead(
+        &self,
+        selector: DeadSelector,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<Vec<String>>;
 
-    /// Deletes dead letters. Returns the ids purged.
+    /// Replaces the signature of a dead letter (re-signing it with another
+    /// key: the envelope stays byte for byte, the new signature is over the
+    /// same bytes) and records a `resigned` event (old key id, new key id,
+    /// `actor`). Returns the row. Unknown id: [`StoreError::NotFound`]; a
+    /// task that is not dead: [`StoreError::Conflict`].
+    async fn resign_dead(
+        &self,
+        id: &str,
+        signature: SignatureRecord,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<TaskRow>;
+
+    /// Deletes dead letters and their history. Returns the ids purged.
     async fn purge_dead(&self, selector: DeadSelector) -> StoreResult<Vec<String>>;
 
     /// Tasks per queue and state.
@@ -137,8 +170,8 @@ pub trait Store: Send + Sync + 'static {
     async fn pending_by_key(&self) -> StoreResult<Vec<KeyUsage>>;
 
     /// Deletes succeeded and cancelled tasks that finished before
-    /// `finished_before_ms`, at most `limit`. Dead letters stay until purged.
-    /// Returns how many were deleted.
+    /// `finished_before_ms`, at most `limit`, with their history. Dead
+    /// letters stay until purged. Returns how many were deleted.
     async fn prune(&self, finished_before_ms: i64, limit: usize) -> StoreResult<u64>;
 
     /// Stores a new API key.
@@ -155,15 +188,23 @@ pub trait Store: Send + Sync + 'static {
 
     // --- Message delivery -------------------------------------------------
 
-    /// Records one delivery attempt of a message (a task row on
-    /// [`MESSAGE_QUEUE`](crate::MESSAGE_QUEUE)). Recording the same
-    /// `(task_id, attempt)` twice replaces the first record. Unknown task
-    /// ids give [`StoreError::NotFound`]. Attempts are deleted with their
-    /// task (prune, purge).
-    async fn record_attempt(&self, attempt: AttemptRecord) -> StoreResult<()>;
+    /// Settles a running message's delivery attempt: the lease's outcome
+    /// (as [`complete`](Store::complete) or [`fail`](Store::fail) write it)
+    /// and one `attempt` event carrying the HTTP exchange (status, latency,
+    /// the first [`MAX_ATTEMPT_BODY_BYTES`](crate::MAX_ATTEMPT_BODY_BYTES)
+    /// of the response), in one write. A lost lease gives
+    /// [`StoreError::LeaseLost`] and records nothing.
+    async fn settle_delivery(
+        &self,
+        lease: &LeaseToken,
+        http: HttpExchange,
+        settlement: Settlement,
+        now_ms: i64,
+    ) -> StoreResult<()>;
 
-    /// A message's attempts, oldest first.
-    async fn attempts(&self, task_id: &str) -> StoreResult<Vec<AttemptRecord>>;
+    /// A task's (or message's) history, oldest first. Unknown ids give an
+    /// empty list.
+    async fn history(&self, task_id: &str) -> StoreResult<Vec<HistoryEvent>>;
 
     /// Tasks and messages that finished (`succeeded` or `dead`) with a
     /// `callback_url` whose callback has not been handed off yet, by

@@ -174,8 +174,12 @@ pub struct TaskRow {
     pub state: TaskState,
     /// Priority (higher first).
     pub priority: i32,
-    /// Attempts started so far (0 before the first claim).
+    /// Attempts started so far (0 before the first claim) since the last
+    /// replay.
     pub attempt: u32,
+    /// Attempts made before the last replay (0 if never replayed): attempt
+    /// numbers in the history go on from here.
+    pub attempts_before: u32,
     /// Earliest time the task may (next) run, unix ms.
     pub run_at_ms: i64,
     /// Worker holding the lease, while running.
@@ -207,6 +211,12 @@ impl TaskRow {
     /// The queue.
     pub fn queue(&self) -> &str {
         &self.envelope.queue
+    }
+
+    /// Attempts made in the task's whole life, replays included (the
+    /// number of the current or last attempt in its history).
+    pub fn attempts_made(&self) -> u32 {
+        self.attempts_before.saturating_add(self.attempt)
     }
 }
 

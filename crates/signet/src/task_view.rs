@@ -6,7 +6,7 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::{json, Value};
-use signet_store::{Page, TaskRow};
+use signet_store::{Event, HistoryEvent, Page, TaskRow};
 
 use crate::output::{format_ms, format_opt_ms, print_json, truncate, Table};
 
@@ -43,7 +43,7 @@ pub(crate) fn dead_cells(row: &TaskRow) -> Vec<String> {
         row.dead_reason
             .map_or_else(|| "-".to_owned(), |r| r.to_string()),
         format_opt_ms(row.finished_at_ms),
-        row.attempt.to_string(),
+        row.attempts_made().to_string(),
         truncate(row.dead_detail.as_deref().unwrap_or("-"), 60),
     ]
 }
@@ -74,6 +74,7 @@ pub(crate) fn task_json(row: &TaskRow) -> Value {
         "name": env.name,
         "state": row.state.as_str(),
         "attempt": row.attempt,
+        "attempts_made": row.attempts_made(),
         "max_attempts": env.max_attempts,
         "priority": row.priority,
         "headers": env.headers,
@@ -119,6 +120,16 @@ pub(crate) fn task_detail(row: &TaskRow) -> String {
         "attempt",
         format!("{} of {}", row.attempt, env.max_attempts),
     );
+    if row.attempts_before > 0 {
+        add(
+            "attempts made",
+            format!(
+                "{} ({} before the last replay)",
+                row.attempts_made(),
+                row.attempts_before
+            ),
+        );
+    }
     add("priority", row.priority.to_string());
     add("created at", format_ms(env.created_at_ms));
     add("run at", format_ms(row.run_at_ms));
@@ -201,4 +212,104 @@ pub(crate) fn print_page(
         println!("more: --cursor {cursor}");
     }
     Ok(())
+}
+
+/// A history as JSON: one object per event, oldest first.
+pub(crate) fn history_json(history: &[HistoryEvent]) -> Value {
+    Value::Array(history.iter().map(event_json).collect())
+}
+
+fn event_json(e: &HistoryEvent) -> Value {
+    let mut v = json!({
+        "kind": e.event.kind(),
+        "at_ms": e.at_ms,
+        "at": format_ms(e.at_ms),
+    });
+    let extra = match &e.event {
+        Event::Attempt(a) => json!({
+            "attempt": a.number,
+            "outcome": a.outcome.as_str(),
+            "worker": a.worker,
+            "started_at_ms": a.started_at_ms,
+            "error": a.error,
+            "http": a.http.as_ref().map(|h| json!({
+                "status": h.status,
+                "latency_ms": h.latency_ms,
+                "response_body": String::from_utf8_lossy(&h.response_body),
+            })),
+        }),
+        Event::Replayed { actor } | Event::Cancelled { actor } => json!({ "actor": actor }),
+        Event::Resigned {
+            actor,
+            from_key_id,
+            to_key_id,
+        } => json!({ "actor": actor, "from_key_id": from_key_id, "to_key_id": to_key_id }),
+        Event::DeadLettered { reason, detail } => {
+            json!({ "reason": reason.as_str(), "detail": detail })
+        }
+        _ => json!({}),
+    };
+    if let (Value::Object(map), Value::Object(more)) = (&mut v, extra) {
+        map.extend(more);
+    }
+    v
+}
+
+/// A history as a table, oldest first, for people.
+pub(crate) fn history_table(history: &[HistoryEvent]) -> String {
+    if history.is_empty() {
+        return "history: nothing yet (no attempt has ended)\n".to_owned();
+    }
+    let mut t = Table::new(&["AT", "EVENT", "WHO", "DETAIL"]);
+    for e in history {
+        let (event, who, detail) = match &e.event {
+            Event::Attempt(a) => {
+                let mut detail = String::new();
+                if let Some(h) = &a.http {
+                    match h.status {
+                        Some(s) => detail.push_str(&format!("HTTP {s} in {} ms", h.latency_ms)),
+                        None => detail.push_str(&format!("no response after {} ms", h.latency_ms)),
+                    }
+                }
+                if let Some(err) = &a.error {
+                    if !detail.is_empty() {
+                        detail.push_str("; ");
+                    }
+                    detail.push_str(err);
+                }
+                (
+                    format!("attempt {} {}", a.number, a.outcome.as_str()),
+                    a.worker.clone().unwrap_or_else(|| "-".to_owned()),
+                    detail,
+                )
+            }
+            Event::Replayed { actor } => ("replayed".to_owned(), actor.clone(), String::new()),
+            Event::Cancelled { actor } => ("cancelled".to_owned(), actor.clone(), String::new()),
+            Event::Resigned {
+                actor,
+                from_key_id,
+                to_key_id,
+            } => (
+                "re-signed".to_owned(),
+                actor.clone(),
+                format!(
+                    "key {} -> {to_key_id}",
+                    from_key_id.as_deref().unwrap_or("(unsigned)")
+                ),
+            ),
+            Event::DeadLettered { reason, detail } => (
+                format!("dead-lettered {reason}"),
+                "-".to_owned(),
+                detail.clone(),
+            ),
+            _ => (e.event.kind().to_owned(), "-".to_owned(), String::new()),
+        };
+        t.row(vec![
+            format_ms(e.at_ms),
+            event,
+            truncate(&who, 40),
+            truncate(&detail, 80),
+        ]);
+    }
+    t.render()
 }

@@ -42,15 +42,7 @@ pub(super) async fn deliver(
     let attempt = row.attempt;
     let (decision, label) = match prepare(&shared, &row, check).await {
         Err(Early::Dead(reason, detail)) => {
-            let record = attempt_record(
-                &id,
-                attempt,
-                shared.clock.now_ms(),
-                Duration::ZERO,
-                None,
-                Some(&detail),
-                Vec::new(),
-            );
+            let record = attempt_record(Duration::ZERO, None, Some(&detail), Vec::new());
             (
                 Decision::Dead {
                     reason,
@@ -65,13 +57,10 @@ pub(super) async fn deliver(
                 error,
                 latency: Duration::ZERO,
             };
-            let now = shared.clock.now_ms();
             let decision = judge(
                 outcome,
-                &id,
                 attempt,
                 row.envelope.max_attempts,
-                now,
                 &schedule,
                 &shared,
             );
@@ -209,15 +198,7 @@ async fn send(shared: &Shared, id: &str, attempt: u32, max_attempts: u32, p: Pre
             latency: Duration::ZERO,
         },
     };
-    judge(
-        outcome,
-        id,
-        attempt,
-        max_attempts,
-        started_ms,
-        &p.schedule,
-        shared,
-    )
+    judge(outcome, attempt, max_attempts, &p.schedule, shared)
 }
 
 /// The signature headers of this attempt, signed at `now_ms`.
@@ -273,23 +254,12 @@ fn sign(
 /// Turns an attempt's outcome into what to write.
 fn judge(
     outcome: AttemptOutcome,
-    id: &str,
     attempt: u32,
     max_attempts: u32,
-    started_ms: i64,
     schedule: &RetrySchedule,
     shared: &Shared,
 ) -> Decision {
     let now = shared.clock.now_ms();
     let cap = shared.http.config().max_retry_after;
-    decide(
-        outcome,
-        id,
-        attempt,
-        max_attempts,
-        started_ms,
-        now,
-        schedule,
-        cap,
-    )
+    decide(outcome, attempt, max_attempts, now, schedule, cap)
 }

@@ -4,11 +4,19 @@
 
 use std::time::Duration;
 
-use signet_store::{AttemptRecord, DeadReason};
+use signet_store::{DeadReason, HttpExchange};
 
 use crate::clock::duration_ms;
 use crate::delivery::{clip, AttemptOutcome};
 use crate::message::RetrySchedule;
+
+/// One delivery attempt as the history keeps it: what went wrong (if
+/// anything) and the HTTP exchange.
+#[derive(Clone, Debug)]
+pub(super) struct AttemptRecord {
+    pub(super) error: Option<String>,
+    pub(super) http: HttpExchange,
+}
 
 /// What a delivery ends with, before it is written.
 pub(super) enum Decision {
@@ -31,13 +39,10 @@ pub(super) enum Decision {
 }
 
 /// What to write after an attempt: see the table in the module docs.
-#[allow(clippy::too_many_arguments)] // reason: every input is independent; a struct would only rename them
 pub(super) fn decide(
     outcome: AttemptOutcome,
-    id: &str,
     attempt: u32,
     max_attempts: u32,
-    started_ms: i64,
     now_ms: i64,
     schedule: &RetrySchedule,
     retry_after_cap: Duration,
@@ -50,11 +55,13 @@ pub(super) fn decide(
             body,
             latency,
         } => {
-            let record = attempt_record(id, attempt, started_ms, latency, Some(status), None, body);
+            let record = attempt_record(latency, Some(status), None, body);
             if (200..300).contains(&status) {
                 return Decision::Delivered { status, record };
             }
             if status == 410 {
+                let mut record = record;
+                record.error = Some("HTTP 410".into());
                 return Decision::Dead {
                     reason: DeadReason::TargetRefused,
                     detail: "the receiver answered 410 Gone: it wants no more deliveries, so this message is not retried".into(),
@@ -76,15 +83,7 @@ pub(super) fn decide(
         }
         AttemptOutcome::Refused(refusal) => {
             let detail = refusal.to_string();
-            let record = attempt_record(
-                id,
-                attempt,
-                started_ms,
-                Duration::ZERO,
-                None,
-                Some(&detail),
-                Vec::new(),
-            );
+            let record = attempt_record(Duration::ZERO, None, Some(&detail), Vec::new());
             return Decision::Dead {
                 reason: DeadReason::TargetRefused,
                 detail,
@@ -92,19 +91,13 @@ pub(super) fn decide(
             };
         }
         AttemptOutcome::Failed { error, latency } => {
-            let record = attempt_record(
-                id,
-                attempt,
-                started_ms,
-                latency,
-                None,
-                Some(&error),
-                Vec::new(),
-            );
+            let record = attempt_record(latency, None, Some(&error), Vec::new());
             (error, None, record)
         }
     };
     if attempt >= max_attempts {
+        let mut record = record;
+        record.error.get_or_insert_with(|| clip(&failure));
         return Decision::Dead {
             reason: DeadReason::MaxAttempts,
             detail: clip(&format!(
@@ -122,22 +115,18 @@ pub(super) fn decide(
 }
 
 pub(super) fn attempt_record(
-    id: &str,
-    attempt: u32,
-    started_at_ms: i64,
     latency: Duration,
     status: Option<u16>,
     error: Option<&str>,
     response_body: Vec<u8>,
 ) -> AttemptRecord {
     AttemptRecord {
-        task_id: id.to_owned(),
-        attempt: attempt.max(1),
-        started_at_ms,
-        latency_ms: duration_ms(latency),
-        status,
         error: error.map(clip),
-        response_body,
+        http: HttpExchange {
+            status,
+            latency_ms: duration_ms(latency),
+            response_body,
+        },
     }
 }
 
@@ -166,10 +155,8 @@ mod tests {
     fn run(outcome: AttemptOutcome, attempt: u32, max: u32) -> Decision {
         decide(
             outcome,
-            "msg_1",
             attempt,
             max,
-            1_000,
             2_000,
             &schedule(),
             Duration::from_secs(600),
@@ -181,9 +168,9 @@ mod tests {
         match run(response(204, None), 1, 3) {
             Decision::Delivered { status, record } => {
                 assert_eq!(status, 204);
-                assert_eq!(record.response_body, b"ok");
-                assert_eq!(record.started_at_ms, 1_000);
-                assert_eq!(record.latency_ms, 3);
+                assert_eq!(record.http.response_body, b"ok");
+                assert_eq!(record.http.latency_ms, 3);
+                assert_eq!(record.error, None);
             }
             _ => panic!("expected delivered"),
         }
@@ -203,9 +190,14 @@ mod tests {
             _ => panic!("expected retry"),
         }
         match run(response(502, None), 3, 3) {
-            Decision::Dead { reason, detail, .. } => {
+            Decision::Dead {
+                reason,
+                detail,
+                record,
+            } => {
                 assert_eq!(reason, DeadReason::MaxAttempts);
                 assert!(detail.contains("HTTP 502"), "{detail}");
+                assert_eq!(record.error.as_deref(), Some("HTTP 502"));
             }
             _ => panic!("expected dead"),
         }

@@ -6,13 +6,14 @@
 //!                              ─► target concurrency + rate limit (waiting) │
 //!                              ─► sign afresh ─► send ─► judge ─────────────┤
 //!                                  (the lease is heartbeated throughout)    ▼
-//!                                 record_attempt, then complete / fail / release
+//!                      settle_delivery (outcome + attempt, one write) / release
 //! ```
 //!
 //! Messages are tasks on [`MESSAGE_QUEUE`](signet_store::MESSAGE_QUEUE): the dispatcher claims them like a
 //! worker, verifies the envelope signature first (a message changed at rest
-//! is dead-lettered `signature-invalid`), and records every attempt with
-//! [`Store::record_attempt`](signet_store::Store::record_attempt) (status, latency, the first 4 KiB of the
+//! is dead-lettered `signature-invalid`), and writes every attempt's outcome
+//! with its history event in one
+//! [`Store::settle_delivery`](signet_store::Store::settle_delivery) (status, latency, the first 4 KiB of the
 //! response).
 //!
 //! Each attempt is signed afresh: `webhook-id` is the message id on every

@@ -413,9 +413,9 @@ async fn a_message_is_delivered_signed_and_every_attempt_is_recorded() {
     let row = s.db.task(&id).await;
     assert_eq!(row.state, TaskState::Succeeded);
     assert_eq!(row.result.as_deref(), Some(&br#"{"status":200}"#[..]));
-    let attempts = s.db.store.attempts(&id).await.unwrap();
+    let attempts = s.db.attempts(&id).await;
     assert_eq!(attempts.len(), 1);
-    assert_eq!(attempts[0].attempt, 1);
+    assert_eq!(attempts[0].number, 1);
     assert_eq!(attempts[0].status, Some(200));
     assert_eq!(attempts[0].response_body, b"thanks");
     assert_eq!(attempts[0].started_at_ms, s.clock.now_ms());
@@ -466,7 +466,7 @@ async fn failures_are_retried_on_the_schedule_with_a_fresh_signature_each_time()
         );
         verify_standard(&s.ring, r, at / 1000).expect("each attempt verifies at its time");
     }
-    let attempts = s.db.store.attempts(&id).await.unwrap();
+    let attempts = s.db.attempts(&id).await;
     let started: Vec<i64> = attempts.iter().map(|a| a.started_at_ms).collect();
     assert_eq!(started, [t0, t1, t2]);
     let gaps: Vec<i64> = started.windows(2).map(|w| w[1] - w[0]).collect();
@@ -538,7 +538,7 @@ async fn out_of_attempts_a_message_is_dead_with_the_last_status() {
     assert!(detail.contains("HTTP 502"), "{detail}");
     let row = s.db.task(&id).await;
     assert_eq!(row.dead_detail.as_deref(), Some(detail.as_str()));
-    assert_eq!(s.db.store.attempts(&id).await.unwrap().len(), 2);
+    assert_eq!(s.db.attempts(&id).await.len(), 2);
     d.stop().await;
 }
 
@@ -562,7 +562,7 @@ async fn the_default_attempts_are_the_schedule_plus_one_and_connect_errors_retry
     let (reason, detail) = dead_of(&d.next_for(&id).await);
     assert_eq!(reason, DeadReason::MaxAttempts);
     assert!(detail.contains("could not connect"), "{detail}");
-    let attempts = s.db.store.attempts(&id).await.unwrap();
+    let attempts = s.db.attempts(&id).await;
     assert!(attempts
         .iter()
         .all(|a| a.status.is_none() && a.error.is_some()));

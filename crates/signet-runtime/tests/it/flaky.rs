@@ -8,9 +8,10 @@ use async_trait::async_trait;
 use serde_json::json;
 use signet_runtime::{HandlerError, TaskContext, TaskSpec, Worker, WorkerEventKind};
 use signet_store::{
-    ApiKeyRecord, AttemptRecord, ClaimRequest, DeadFilter, DeadReason, DeadSelector, Enqueued,
-    FailOutcome, KeyUsage, LeaderLease, LeaseToken, NewTask, Page, QueueCounts, ScheduleRecord,
-    Store, StoreError, StoreResult, TargetRecord, TaskFilter, TaskRow, TaskState,
+    ApiKeyRecord, ClaimRequest, DeadFilter, DeadReason, DeadSelector, Enqueued, FailOutcome,
+    HistoryEvent, HttpExchange, KeyUsage, LeaderLease, LeaseToken, NewTask, Page, QueueCounts,
+    ScheduleRecord, Settlement, SignatureRecord, Store, StoreError, StoreResult, TargetRecord,
+    TaskFilter, TaskRow, TaskState,
 };
 
 use crate::support::*;
@@ -80,8 +81,8 @@ impl Store for Flaky {
         self.hiccup()?;
         self.inner.release(lease, now_ms).await
     }
-    async fn cancel(&self, id: &str, now_ms: i64) -> StoreResult<TaskRow> {
-        self.inner.cancel(id, now_ms).await
+    async fn cancel(&self, id: &str, actor: &str, now_ms: i64) -> StoreResult<TaskRow> {
+        self.inner.cancel(id, actor, now_ms).await
     }
     async fn kill(
         &self,
@@ -104,8 +105,22 @@ impl Store for Flaky {
     async fn list_dead(&self, filter: DeadFilter) -> StoreResult<Page<TaskRow>> {
         self.inner.list_dead(filter).await
     }
-    async fn replay_dead(&self, selector: DeadSelector, now_ms: i64) -> StoreResult<Vec<String>> {
-        self.inner.replay_dead(selector, now_ms).await
+    async fn replay_dead(
+        &self,
+        selector: DeadSelector,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<Vec<String>> {
+        self.inner.replay_dead(selector, actor, now_ms).await
+    }
+    async fn resign_dead(
+        &self,
+        id: &str,
+        signature: SignatureRecord,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<TaskRow> {
+        self.inner.resign_dead(id, signature, actor, now_ms).await
     }
     async fn purge_dead(&self, selector: DeadSelector) -> StoreResult<Vec<String>> {
         self.inner.purge_dead(selector).await
@@ -131,11 +146,20 @@ impl Store for Flaky {
     async fn revoke_api_key(&self, id: &str, now_ms: i64) -> StoreResult<ApiKeyRecord> {
         self.inner.revoke_api_key(id, now_ms).await
     }
-    async fn record_attempt(&self, attempt: AttemptRecord) -> StoreResult<()> {
-        self.inner.record_attempt(attempt).await
+    async fn settle_delivery(
+        &self,
+        lease: &LeaseToken,
+        http: HttpExchange,
+        settlement: Settlement,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        self.hiccup()?;
+        self.inner
+            .settle_delivery(lease, http, settlement, now_ms)
+            .await
     }
-    async fn attempts(&self, task_id: &str) -> StoreResult<Vec<AttemptRecord>> {
-        self.inner.attempts(task_id).await
+    async fn history(&self, task_id: &str) -> StoreResult<Vec<HistoryEvent>> {
+        self.inner.history(task_id).await
     }
     async fn pending_callbacks(&self, limit: usize) -> StoreResult<Vec<TaskRow>> {
         self.inner.pending_callbacks(limit).await

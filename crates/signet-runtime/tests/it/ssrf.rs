@@ -38,7 +38,7 @@ async fn metadata_private_and_loopback_names_are_refused_by_default() {
         assert!(detail.contains("SIGNET_ALLOWED_TARGET_CIDRS"), "{detail}");
         let row = s.db.task(&id).await;
         assert_eq!((row.state, row.attempt), (TaskState::Dead, 1), "{url}");
-        let attempts = s.db.store.attempts(&id).await.unwrap();
+        let attempts = s.db.attempts(&id).await;
         assert_eq!(attempts.len(), 1);
         assert!(attempts[0].error.as_deref().unwrap().contains(rule));
     }
@@ -95,7 +95,7 @@ async fn a_redirect_to_the_metadata_service_is_not_followed() {
         "{detail}"
     );
     assert_eq!(rx.requests().len(), 1);
-    let attempts = s.db.store.attempts(&id).await.unwrap();
+    let attempts = s.db.attempts(&id).await;
     assert_eq!(attempts[0].status, Some(302));
     d.stop().await;
 }

@@ -50,6 +50,33 @@ impl Db {
     pub(crate) async fn task(&self, id: &str) -> TaskRow {
         self.store.task(id).await.unwrap().expect("task exists")
     }
+
+    /// The attempts in a message's history, oldest first.
+    pub(crate) async fn attempts(&self, id: &str) -> Vec<Attempt> {
+        let history = self.store.history(id).await.unwrap();
+        signet_store::history::attempts(&history)
+            .map(|(_, a)| {
+                let http = a.http.clone().expect("a delivery attempt has its exchange");
+                Attempt {
+                    number: a.number,
+                    started_at_ms: a.started_at_ms.expect("a start"),
+                    status: http.status,
+                    error: a.error.clone(),
+                    response_body: http.response_body,
+                }
+            })
+            .collect()
+    }
+}
+
+/// A delivery attempt as the tests read it from a message's history.
+#[derive(Debug)]
+pub(crate) struct Attempt {
+    pub(crate) number: u32,
+    pub(crate) started_at_ms: i64,
+    pub(crate) status: Option<u16>,
+    pub(crate) error: Option<String>,
+    pub(crate) response_body: Vec<u8>,
 }
 
 pub(crate) fn hmac_key(id: &str, byte: u8) -> Key {

@@ -5,9 +5,10 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use signet_store::{validate_queue_name, DeadFilter, DeadReason, DeadSelector, TaskState};
 
-use crate::auth::Caller;
+use crate::auth::{Caller, Scope};
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::extract::{JsonBody, QueryParams};
+use crate::routes::messages::runtime_error;
 use crate::routes::tasks::{parse_limit, parse_task_id};
 use crate::state::AppState;
 use crate::views::{TaskPage, TaskView, TimeInput};
@@ -58,6 +59,23 @@ pub(crate) struct DeadSelectorInput {
     pub filter: Option<DeadFilterInput>,
 }
 
+/// Body of replay: exactly one of `ids` or `filter`, and whether to
+/// re-sign.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReplayInput {
+    /// These dead letters (ids that are not dead letters are skipped).
+    pub ids: Option<Vec<String>>,
+    /// Every dead letter matching this filter (`{}` matches all).
+    pub filter: Option<DeadFilterInput>,
+    /// Re-sign with the server's active key, then replay, the dead letters
+    /// whose signing key is no longer in the key ring (died
+    /// `signature-invalid`, `unknown-key`); the others are refused, each
+    /// with the reason (`refused`). Admin keys only; at most 1000.
+    #[serde(default)]
+    pub resign: bool,
+}
+
 /// What a replay or purge did.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct DeadActionResponse {
@@ -65,6 +83,48 @@ pub(crate) struct DeadActionResponse {
     pub count: usize,
     /// Which.
     pub ids: Vec<String>,
+    /// Replay: dead letters signed with a key that is not in the server's
+    /// key ring, which will die again (replay them with `resign: true`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Replay with `resign`: what was re-signed, old and new key id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resigned: Option<Vec<ResignedView>>,
+    /// Replay with `resign`: what was not re-signed (nor replayed), and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<Vec<RefusedView>>,
+}
+
+impl DeadActionResponse {
+    fn of(ids: Vec<String>) -> Self {
+        Self {
+            count: ids.len(),
+            ids,
+            warnings: Vec::new(),
+            resigned: None,
+            refused: None,
+        }
+    }
+}
+
+/// One dead letter re-signed and replayed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ResignedView {
+    /// The task or message.
+    pub id: String,
+    /// The key id it was signed with.
+    pub from_key_id: String,
+    /// The key id it is signed with now.
+    pub to_key_id: String,
+}
+
+/// One dead letter left as it is.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct RefusedView {
+    /// The id.
+    pub id: String,
+    /// Why it was not re-signed.
+    pub reason: String,
 }
 
 fn parse_reason(reason: Option<&str>) -> AppResult<Option<DeadReason>> {
@@ -131,7 +191,8 @@ pub(crate) async fn show(
     let id = parse_task_id(&id)?;
     match state.store().task(id.as_str()).await? {
         Some(row) if row.state == TaskState::Dead => {
-            Ok(Json(TaskView::shown_to(&row, caller.scope)))
+            let history = state.store().history(id.as_str()).await?;
+            Ok(Json(TaskView::with_history(&row, &history, caller.scope)))
         }
         _ => Err(AppError::NotFound(format!("dead letter {id} not found"))),
     }
@@ -179,26 +240,92 @@ fn selector(input: DeadSelectorInput) -> AppResult<DeadSelector> {
     }
 }
 
-/// Put dead letters back in their queue (attempts reset, envelope and
-/// signature untouched).
+/// Put dead letters back in their queue (the attempt count starts again;
+/// earlier attempts stay in their history; envelope and signature
+/// untouched). With `resign: true` (admin), dead letters signed with a key
+/// that left the key ring are first re-signed with the active key.
 #[utoipa::path(
     post, path = "/v1/dead-letters/replay", tag = "dead-letters",
-    request_body = DeadSelectorInput,
-    responses((status = 200, body = DeadActionResponse), (status = 422, body = ErrorBody)),
+    request_body = ReplayInput,
+    responses(
+        (status = 200, body = DeadActionResponse),
+        (status = 403, description = "`resign` without an admin key", body = ErrorBody),
+        (status = 422, body = ErrorBody),
+        (status = 503, description = "`resign` on a server without an active signing key", body = ErrorBody),
+    ),
     security(("bearer" = []))
 )]
 pub(crate) async fn replay(
     State(state): State<AppState>,
-    JsonBody(input): JsonBody<DeadSelectorInput>,
+    caller: Caller,
+    JsonBody(input): JsonBody<ReplayInput>,
 ) -> AppResult<Json<DeadActionResponse>> {
+    let resign = input.resign;
+    let selector = selector(DeadSelectorInput {
+        ids: input.ids,
+        filter: input.filter,
+    })?;
+    let actor = caller.actor();
+    let ring = &state.signing().ring;
+    if resign {
+        if caller.scope != Scope::Admin {
+            return Err(AppError::Forbidden(format!(
+                "API key {} has scope {}; re-signing dead letters needs admin",
+                caller.key_id, caller.scope
+            )));
+        }
+        let report = signet_runtime::resign_and_replay(
+            state.store().as_ref(),
+            ring,
+            selector,
+            &actor,
+            state.now_ms(),
+        )
+        .await
+        .map_err(runtime_error)?;
+        tracing::info!(
+            resigned = report.resigned.len(),
+            refused = report.refused.len(),
+            %actor,
+            "dead letters re-signed and replayed"
+        );
+        let ids: Vec<String> = report.resigned.iter().map(|r| r.id.clone()).collect();
+        return Ok(Json(DeadActionResponse {
+            resigned: Some(
+                report
+                    .resigned
+                    .into_iter()
+                    .map(|r| ResignedView {
+                        id: r.id,
+                        from_key_id: r.from_key_id,
+                        to_key_id: r.to_key_id,
+                    })
+                    .collect(),
+            ),
+            refused: Some(
+                report
+                    .refused
+                    .into_iter()
+                    .map(|r| RefusedView {
+                        id: r.id,
+                        reason: r.reason,
+                    })
+                    .collect(),
+            ),
+            ..DeadActionResponse::of(ids)
+        }));
+    }
     let ids = state
         .store()
-        .replay_dead(selector(input)?, state.now_ms())
+        .replay_dead(selector, &actor, state.now_ms())
         .await?;
-    tracing::info!(count = ids.len(), "dead letters replayed");
+    let warnings = signet_runtime::replay_warnings(state.store().as_ref(), ring, &ids)
+        .await
+        .map_err(runtime_error)?;
+    tracing::info!(count = ids.len(), warnings = warnings.len(), %actor, "dead letters replayed");
     Ok(Json(DeadActionResponse {
-        count: ids.len(),
-        ids,
+        warnings,
+        ..DeadActionResponse::of(ids)
     }))
 }
 
@@ -215,10 +342,7 @@ pub(crate) async fn purge(
 ) -> AppResult<Json<DeadActionResponse>> {
     let ids = state.store().purge_dead(selector(input)?).await?;
     tracing::info!(count = ids.len(), "dead letters purged");
-    Ok(Json(DeadActionResponse {
-        count: ids.len(),
-        ids,
-    }))
+    Ok(Json(DeadActionResponse::of(ids)))
 }
 
 /// This file's routes, declared once: one `routes!` a path, its methods and

@@ -6,17 +6,18 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use signet_runtime::{MessageSpec, NewMessage, RuntimeError};
-use signet_store::{AttemptRecord, MessageId, TaskFilter, TaskRow, TaskState, MESSAGE_QUEUE};
+use signet_store::{
+    AttemptEvent, HistoryEvent, MessageId, TaskFilter, TaskRow, TaskState, MESSAGE_QUEUE,
+};
 
 use crate::auth::{Caller, Scope};
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::extract::{JsonBody, QueryParams};
 use crate::routes::tasks::{idempotency_key, parse_limit};
 use crate::state::AppState;
-use crate::views::{rfc3339, shown_url, MessageRequestView};
+use crate::views::{rfc3339, shown_url, HistoryEventView, MessageRequestView};
 
 /// The body of `POST /v1/messages` (documentation; the server parses it as
 /// [`NewMessage`]).
@@ -55,15 +56,21 @@ pub(crate) struct MessageRequest {
 /// One delivery attempt.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct AttemptView {
-    /// Attempt number, from 1.
+    /// Attempt number, from 1; numbers go on across replays.
     pub attempt: u32,
-    /// When the request started.
-    pub started_at: String,
+    /// `succeeded`, `retry`, `dead` or `lease-expired`.
+    pub outcome: String,
+    /// The dispatcher (node) that made it.
+    pub worker: Option<String>,
+    /// When it was claimed.
+    pub started_at: Option<String>,
+    /// When it ended.
+    pub ended_at: String,
     /// Time to the end of the response (or the failure), ms.
-    pub latency_ms: i64,
+    pub latency_ms: Option<i64>,
     /// The HTTP status, when a response arrived.
     pub status: Option<u16>,
-    /// What went wrong without a response (connect error, timeout, refusal).
+    /// What went wrong.
     pub error: Option<String>,
     /// The first 4 KiB of the response body, as text (invalid UTF-8
     /// replaced).
@@ -73,22 +80,23 @@ pub(crate) struct AttemptView {
     pub response_body_base64: Option<String>,
 }
 
-impl From<&AttemptRecord> for AttemptView {
-    fn from(a: &AttemptRecord) -> Self {
-        let text = match std::str::from_utf8(&a.response_body) {
-            Ok(_) => true,
-            // A multi-byte character cut at the 4 KiB mark is still text.
-            Err(e) => e.error_len().is_none(),
-        };
+impl AttemptView {
+    fn new(e: &HistoryEvent, a: &AttemptEvent) -> Self {
+        let http = a.http.as_ref().map(crate::views::HttpExchangeView::from);
         Self {
-            attempt: a.attempt,
-            started_at: rfc3339(a.started_at_ms),
-            latency_ms: a.latency_ms,
-            status: a.status,
+            attempt: a.number,
+            outcome: a.outcome.as_str().to_owned(),
+            worker: a.worker.clone(),
+            started_at: a.started_at_ms.map(rfc3339),
+            ended_at: rfc3339(e.at_ms),
+            latency_ms: http.as_ref().map(|h| h.latency_ms),
+            status: http.as_ref().and_then(|h| h.status),
             error: a.error.clone(),
-            response_body: String::from_utf8_lossy(&a.response_body).into_owned(),
-            response_body_base64: (!text)
-                .then(|| base64::engine::general_purpose::STANDARD.encode(&a.response_body)),
+            response_body: http
+                .as_ref()
+                .map(|h| h.response_body.clone())
+                .unwrap_or_default(),
+            response_body_base64: http.and_then(|h| h.response_body_base64),
         }
     }
 }
@@ -110,7 +118,7 @@ pub(crate) struct MessageView {
     pub target: Option<String>,
     /// The signature profile.
     pub signature_profile: Option<String>,
-    /// Attempts started.
+    /// Attempts made in the message's whole life, replays included.
     pub attempts_made: u32,
     /// Attempts allowed.
     pub max_attempts: u32,
@@ -133,13 +141,17 @@ pub(crate) struct MessageView {
     /// Every attempt, oldest first (`GET /v1/messages/{id}` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempts: Option<Vec<AttemptView>>,
+    /// Every attempt and operator act (replay, re-sign, cancel), oldest
+    /// first (`GET /v1/messages/{id}` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<HistoryEventView>>,
 }
 
 impl MessageView {
     /// `row` as a key of `scope` may see it: never its headers or body
     /// (they carry the receiver's credentials; admin keys read them through
     /// `/v1/tasks/{id}`), and its URL by [`MessageRequestView`]'s rule.
-    fn new(row: &TaskRow, attempts: Option<&[AttemptRecord]>, scope: Scope) -> Self {
+    fn new(row: &TaskRow, history: Option<&[HistoryEvent]>, scope: Scope) -> Self {
         let request = MessageSpec::from_args(&row.envelope.args)
             .ok()
             .map(|spec| MessageRequestView::new(&spec, scope));
@@ -151,7 +163,7 @@ impl MessageView {
             method: request.map(|r| r.method.clone()),
             target: request.and_then(|r| r.target.clone()),
             signature_profile: request.map(|r| r.signature_profile.clone()),
-            attempts_made: row.attempt,
+            attempts_made: row.attempts_made(),
             max_attempts: row.envelope.max_attempts,
             created_at: rfc3339(row.envelope.created_at_ms),
             updated_at: rfc3339(row.updated_at_ms),
@@ -165,7 +177,12 @@ impl MessageView {
             last_error: row.last_error.clone(),
             dead_reason: row.dead_reason.map(|r| r.as_str().to_owned()),
             dead_detail: row.dead_detail.clone(),
-            attempts: attempts.map(|a| a.iter().map(AttemptView::from).collect()),
+            attempts: history.map(|h| {
+                signet_store::history::attempts(h)
+                    .map(|(e, a)| AttemptView::new(e, a))
+                    .collect()
+            }),
+            history: history.map(|h| h.iter().map(HistoryEventView::from).collect()),
         }
     }
 }
@@ -256,7 +273,7 @@ fn parse_message_id(id: &str) -> AppResult<MessageId> {
     })
 }
 
-/// Show a message and every attempt.
+/// Show a message, every attempt and its whole history.
 #[utoipa::path(
     get, path = "/v1/messages/{id}", tag = "messages",
     params(("id" = String, Path, description = "Message id (msg_…)")),
@@ -275,8 +292,8 @@ pub(crate) async fn show(
         .await?
         .filter(|r| r.queue() == MESSAGE_QUEUE)
         .ok_or_else(|| AppError::NotFound(format!("message {id} not found")))?;
-    let attempts = state.store().attempts(id.as_str()).await?;
-    Ok(Json(MessageView::new(&row, Some(&attempts), caller.scope)))
+    let history = state.store().history(id.as_str()).await?;
+    Ok(Json(MessageView::new(&row, Some(&history), caller.scope)))
 }
 
 /// Query of `GET /v1/messages`.

@@ -156,7 +156,8 @@ pub(crate) fn parse_task_id(id: &str) -> AppResult<String> {
         })
 }
 
-/// Show a task.
+/// Show a task with its history (every attempt and operator act, oldest
+/// first).
 #[utoipa::path(
     get, path = "/v1/tasks/{id}", tag = "tasks",
     params(("id" = String, Path, description = "Task id")),
@@ -174,7 +175,8 @@ pub(crate) async fn show(
         .task(id.as_str())
         .await?
         .ok_or_else(|| AppError::NotFound(format!("task {id} not found")))?;
-    Ok(Json(TaskView::shown_to(&row, caller.scope)))
+    let history = state.store().history(id.as_str()).await?;
+    Ok(Json(TaskView::with_history(&row, &history, caller.scope)))
 }
 
 /// Query of `GET /v1/tasks`.
@@ -253,7 +255,10 @@ pub(crate) async fn cancel(
     Path(id): Path<String>,
 ) -> AppResult<Json<TaskView>> {
     let id = parse_task_id(&id)?;
-    let row = state.store().cancel(id.as_str(), state.now_ms()).await?;
+    let row = state
+        .store()
+        .cancel(id.as_str(), &caller.actor(), state.now_ms())
+        .await?;
     Ok(Json(TaskView::shown_to(&row, caller.scope)))
 }
 

@@ -4,6 +4,7 @@
 
 mod client_ip;
 mod delivery;
+mod history;
 mod metrics;
 mod payloads;
 mod read_only;

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use axum::http::{Method, StatusCode};
 use signet_store::{
-    ApiKeyRecord, AttemptRecord, ClaimRequest, DeadFilter, DeadReason, DeadSelector, Enqueued,
-    FailOutcome, KeyUsage, LeaderLease, LeaseToken, NewTask, Page, QueueCounts, ScheduleRecord,
-    Store, StoreError, StoreResult, TargetRecord, TaskFilter, TaskRow,
+    ApiKeyRecord, ClaimRequest, DeadFilter, DeadReason, DeadSelector, Enqueued, FailOutcome,
+    HistoryEvent, HttpExchange, KeyUsage, LeaderLease, LeaseToken, NewTask, Page, QueueCounts,
+    ScheduleRecord, Settlement, SignatureRecord, Store, StoreError, StoreResult, TargetRecord,
+    TaskFilter, TaskRow,
 };
 
 use crate::routes::{harness, Harness};
@@ -70,8 +71,8 @@ impl Store for ReadOnly {
     async fn release(&self, lease: &LeaseToken, now_ms: i64) -> StoreResult<()> {
         self.inner.release(lease, now_ms).await
     }
-    async fn cancel(&self, id: &str, now_ms: i64) -> StoreResult<TaskRow> {
-        self.inner.cancel(id, now_ms).await
+    async fn cancel(&self, id: &str, actor: &str, now_ms: i64) -> StoreResult<TaskRow> {
+        self.inner.cancel(id, actor, now_ms).await
     }
     async fn kill(
         &self,
@@ -94,8 +95,22 @@ impl Store for ReadOnly {
     async fn list_dead(&self, filter: DeadFilter) -> StoreResult<Page<TaskRow>> {
         self.inner.list_dead(filter).await
     }
-    async fn replay_dead(&self, selector: DeadSelector, now_ms: i64) -> StoreResult<Vec<String>> {
-        self.inner.replay_dead(selector, now_ms).await
+    async fn replay_dead(
+        &self,
+        selector: DeadSelector,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<Vec<String>> {
+        self.inner.replay_dead(selector, actor, now_ms).await
+    }
+    async fn resign_dead(
+        &self,
+        id: &str,
+        signature: SignatureRecord,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<TaskRow> {
+        self.inner.resign_dead(id, signature, actor, now_ms).await
     }
     async fn purge_dead(&self, selector: DeadSelector) -> StoreResult<Vec<String>> {
         self.inner.purge_dead(selector).await
@@ -121,11 +136,19 @@ impl Store for ReadOnly {
     async fn revoke_api_key(&self, id: &str, now_ms: i64) -> StoreResult<ApiKeyRecord> {
         self.inner.revoke_api_key(id, now_ms).await
     }
-    async fn record_attempt(&self, attempt: AttemptRecord) -> StoreResult<()> {
-        self.inner.record_attempt(attempt).await
+    async fn settle_delivery(
+        &self,
+        lease: &LeaseToken,
+        http: HttpExchange,
+        settlement: Settlement,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        self.inner
+            .settle_delivery(lease, http, settlement, now_ms)
+            .await
     }
-    async fn attempts(&self, task_id: &str) -> StoreResult<Vec<AttemptRecord>> {
-        self.inner.attempts(task_id).await
+    async fn history(&self, task_id: &str) -> StoreResult<Vec<HistoryEvent>> {
+        self.inner.history(task_id).await
     }
     async fn pending_callbacks(&self, limit: usize) -> StoreResult<Vec<TaskRow>> {
         self.inner.pending_callbacks(limit).await

@@ -115,7 +115,11 @@ async fn enqueue_retry_release_rescue_and_replay_wake_waiting_workers() {
     .expect("dead");
     assert_wakes(s, &["q"], "replay", async {
         let ids = s
-            .replay_dead(DeadSelector::Ids(vec![row.id().to_owned()]), T0 + 40_000)
+            .replay_dead(
+                DeadSelector::Ids(vec![row.id().to_owned()]),
+                "test",
+                T0 + 40_000,
+            )
             .await
             .expect("replay");
         assert_eq!(ids.len(), 1);

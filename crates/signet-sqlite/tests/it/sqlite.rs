@@ -157,7 +157,10 @@ async fn a_full_disk_gives_full_and_no_half_written_task() {
         .is_none());
 
     // The store keeps working, and space freed is reused.
-    let c = store.cancel(&first.envelope.id, T0).await.expect("cancel");
+    let c = store
+        .cancel(&first.envelope.id, "test", T0)
+        .await
+        .expect("cancel");
     assert_eq!(c.state, TaskState::Cancelled);
     assert_eq!(store.prune(T0 + 1, 10).await.expect("prune"), 1);
     let mut third = new_task("disk");

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{claim_one, finish, ids, new_message, new_task, put, T0};
+use super::{claim_one, finish, ids, new_message, new_task, put, ACTOR, T0};
 use crate::{
     DeadReason, DeadSelector, FailOutcome, LeaseToken, NewTask, Store, TaskId, MESSAGE_QUEUE,
 };
@@ -57,7 +57,7 @@ pub(super) async fn pending_callbacks(store: Arc<dyn Store>) {
 
     // Owe nothing: cancelled, no callback URL, not finished.
     let d = put(s, with_callback(new_task("d"))).await;
-    s.cancel(d.id(), T0 + 5).await.expect("cancel");
+    s.cancel(d.id(), ACTOR, T0 + 5).await.expect("cancel");
     finish(s, new_task("e"), T0 + 1).await;
     put(s, with_callback(new_task("f"))).await;
     claim_one(s, "f", "w", T0).await;
@@ -102,7 +102,11 @@ pub(super) async fn pending_callbacks(store: Arc<dyn Store>) {
     // A replayed dead letter owes nothing while it runs again, then owes a
     // new callback when it finishes again, however it finishes.
     let replayed = s
-        .replay_dead(DeadSelector::Ids(vec![b.clone(), c.clone()]), T0 + 200)
+        .replay_dead(
+            DeadSelector::Ids(vec![b.clone(), c.clone()]),
+            ACTOR,
+            T0 + 200,
+        )
         .await
         .expect("replay");
     assert_eq!(replayed.len(), 2);

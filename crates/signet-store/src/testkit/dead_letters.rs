@@ -6,7 +6,7 @@ use signet_sign::Algorithm;
 
 use super::{
     all_pages, assert_invalid, assert_same_signed, claim_n, claim_one, get, ids, make_dead,
-    new_task, put, signed, total, T0,
+    new_task, put, signed, total, ACTOR, T0,
 };
 use crate::{
     DeadFilter, DeadReason, DeadSelector, FailOutcome, LeaseToken, Store, TaskId, TaskRow,
@@ -123,6 +123,7 @@ pub(super) async fn replay(store: Arc<dyn Store>) {
                 alive.id().to_owned(),
                 TaskId::generate().to_string(),
             ]),
+            ACTOR,
             T0 + 100,
         )
         .await
@@ -158,6 +159,7 @@ pub(super) async fn replay(store: Arc<dyn Store>) {
                 limit: 1,
                 ..DeadFilter::default()
             }),
+            ACTOR,
             T0 + 200,
         )
         .await

@@ -38,6 +38,7 @@ mod callbacks;
 mod claim;
 mod dead_letters;
 mod enqueue;
+mod history;
 mod idempotency;
 mod leader;
 mod lease;
@@ -55,6 +56,9 @@ pub use wakeups::assert_wakes;
 
 /// The fixed "now" of the suite (2023-11-14T22:13:20Z), unix ms.
 pub const T0: i64 = 1_700_000_000_000;
+
+/// The actor of the suite's operator acts (cancel, replay, re-sign).
+pub const ACTOR: &str = "conformance-suite";
 
 /// Lease length the suite claims with.
 pub const LEASE_MS: i64 = 30_000;
@@ -122,7 +126,12 @@ macro_rules! __signet_store_checks {
             Prune => prune::prune: "Prune deletes only old succeeded and cancelled tasks, never dead letters.",
             ApiKeys => api_keys::api_keys: "API keys: create, look up by hash, list, revoke.",
             Messages => messages::messages: "Messages are task rows with `msg_` ids on the message queue.",
-            Attempts => messages::attempts: "Delivery attempts: recorded, replaced, listed in order, deleted with their task.",
+            HistoryAttempts => history::history_attempts: "Every attempt that ends (complete, batch, retry, dead, rescue) is in the history with its number, worker, start and outcome; a release is not.",
+            HistoryReplay => history::history_replay: "A replay keeps the earlier attempts, records itself, and later attempts get higher numbers; nothing earlier is rewritten.",
+            HistoryDelivery => history::history_delivery: "A settled delivery is one attempt event with its HTTP exchange; a lost lease or invalid exchange records nothing.",
+            HistoryOperatorActs => history::history_operator_acts: "Cancel and kill are events in order; an empty actor is refused.",
+            HistoryDeleted => history::history_deleted: "Prune and purge delete the history of the tasks they delete, and only theirs.",
+            ResignDead => history::resign_dead: "Re-signing replaces a dead letter's signature only, records old and new key ids, and refuses other states.",
             PendingCallbacks => callbacks::pending_callbacks: "Finished tasks with a callback URL owe a callback until marked sent; a replay owes a new one.",
             PruneKeepsOwedCallbacks => prune::prune_keeps_owed_callbacks: "Prune never deletes a task whose callback is still owed.",
             Targets => targets::targets: "Targets: create, read by id and name, list by name, update, delete; names are unique.",

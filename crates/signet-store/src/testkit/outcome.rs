@@ -7,7 +7,7 @@ use signet_sign::Algorithm;
 
 use super::{
     assert_conflict, assert_lease_lost, assert_not_found, assert_same_signed, claim_n, claim_one,
-    get, new_task, put, signed, T0,
+    get, new_task, put, signed, ACTOR, T0,
 };
 use crate::{DeadReason, FailOutcome, LeaseToken, Store, StoreError, TaskId, TaskState};
 
@@ -157,19 +157,19 @@ pub(super) async fn cancel(store: Arc<dyn Store>) {
     let s = &*store;
     let avail = put(s, new_task("default")).await;
     let r = s
-        .cancel(avail.id(), T0 + 1)
+        .cancel(avail.id(), ACTOR, T0 + 1)
         .await
         .expect("cancel available");
     assert_eq!(r.state, TaskState::Cancelled);
     assert_eq!(r.finished_at_ms, Some(T0 + 1));
     assert_eq!(get(s, avail.id()).await.state, TaskState::Cancelled);
-    assert_conflict("cancel twice", s.cancel(avail.id(), T0 + 2).await);
+    assert_conflict("cancel twice", s.cancel(avail.id(), ACTOR, T0 + 2).await);
 
     let mut t = new_task("default");
     t.envelope.not_before_ms = Some(T0 + 60_000);
     let sched = put(s, t).await;
     assert_eq!(
-        s.cancel(sched.id(), T0)
+        s.cancel(sched.id(), ACTOR, T0)
             .await
             .expect("cancel scheduled")
             .state,
@@ -179,7 +179,7 @@ pub(super) async fn cancel(store: Arc<dyn Store>) {
     let run = put(s, new_task("default")).await;
     let claimed = claim_one(s, "default", "w", T0).await;
     assert_eq!(claimed.id(), run.id());
-    assert_conflict("cancel running", s.cancel(run.id(), T0).await);
+    assert_conflict("cancel running", s.cancel(run.id(), ACTOR, T0).await);
     s.fail(
         &LeaseToken::of(&claimed),
         "x",
@@ -189,7 +189,7 @@ pub(super) async fn cancel(store: Arc<dyn Store>) {
     .await
     .expect("fail");
     assert_eq!(
-        s.cancel(run.id(), T0)
+        s.cancel(run.id(), ACTOR, T0)
             .await
             .expect("cancel retryable")
             .state,
@@ -201,15 +201,15 @@ pub(super) async fn cancel(store: Arc<dyn Store>) {
     s.complete(&LeaseToken::of(&c), None, T0)
         .await
         .expect("complete");
-    assert_conflict("cancel succeeded", s.cancel(c.id(), T0).await);
+    assert_conflict("cancel succeeded", s.cancel(c.id(), ACTOR, T0).await);
     let dead = put(s, new_task("default")).await;
     s.kill(dead.id(), DeadReason::Expired, "past expires_at", T0)
         .await
         .expect("kill");
-    assert_conflict("cancel dead", s.cancel(dead.id(), T0).await);
+    assert_conflict("cancel dead", s.cancel(dead.id(), ACTOR, T0).await);
     assert_not_found(
         "cancel unknown",
-        s.cancel(&TaskId::generate().to_string(), T0).await,
+        s.cancel(&TaskId::generate().to_string(), ACTOR, T0).await,
     );
     assert!(claim_n(s, &["default"], 10, T0 + 100_000).await.is_empty());
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::callbacks::{mark_sent, pending, with_callback};
-use super::{finish, make_dead, new_task, put, T0};
+use super::{finish, make_dead, new_task, put, ACTOR, T0};
 use crate::{DeadReason, Store};
 
 /// Prune deletes only old succeeded and cancelled tasks, never dead letters.
@@ -13,7 +13,9 @@ pub(super) async fn prune(store: Arc<dyn Store>) {
     let old2 = finish(s, new_task("p"), T0 + 20).await;
     let fresh = finish(s, new_task("p"), T0 + 1_000).await;
     let cancelled = put(s, new_task("c")).await;
-    s.cancel(cancelled.id(), T0 + 30).await.expect("cancel");
+    s.cancel(cancelled.id(), ACTOR, T0 + 30)
+        .await
+        .expect("cancel");
     let dead = make_dead(s, "p", DeadReason::Expired, T0 + 5, None).await;
     let waiting = put(s, new_task("w")).await;
     let mut t = new_task("w");
@@ -50,7 +52,7 @@ pub(super) async fn prune_keeps_owed_callbacks(store: Arc<dyn Store>) {
     mark_sent(s, &[&sent], T0 + 21).await;
     let plain = finish(s, new_task("p"), T0 + 30).await;
     let cancelled = put(s, with_callback(new_task("c"))).await.id().to_owned();
-    s.cancel(&cancelled, T0 + 40).await.expect("cancel");
+    s.cancel(&cancelled, ACTOR, T0 + 40).await.expect("cancel");
     let dead = put(s, with_callback(new_task("d"))).await.id().to_owned();
     s.kill(&dead, DeadReason::Expired, "", T0 + 50)
         .await

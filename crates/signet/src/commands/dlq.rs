@@ -8,7 +8,7 @@
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::process::ExitCode;
 
-use anyhow::bail;
+use anyhow::{anyhow, bail};
 use serde_json::json;
 use signet_store::{DeadFilter, DeadReason, DeadSelector, Store, TaskState, MAX_PAGE};
 
@@ -24,9 +24,11 @@ use crate::timearg::parse_time_ms;
 pub(crate) enum Command {
     /// List dead letters, newest first.
     Ls(LsArgs),
-    /// Show one dead letter with its reason and detail.
+    /// Show one dead letter with its reason, detail and history.
     Show(ShowArgs),
-    /// Put dead letters back on their queue (attempts reset; the signature is kept).
+    /// Put dead letters back on their queue (the attempt count starts again;
+    /// earlier attempts stay in the history; the signature is kept unless
+    /// --resign).
     Replay(ActArgs),
     /// Delete dead letters for good.
     Purge(PurgeArgs),
@@ -111,7 +113,15 @@ pub(crate) struct ActArgs {
     db: DatabaseArgs,
     #[command(flatten)]
     selection: Selection,
-    /// Print JSON: {"replayed": [ids]}.
+    /// Re-sign with the active key (SIGNET_SIGNING_*) the dead letters whose
+    /// signing key is no longer in the key ring (dead signature-invalid,
+    /// unknown-key), then replay them; the others are refused, each with the
+    /// reason. The re-signing is recorded in each task's history. An admin
+    /// act: it vouches for work signed by a key that was removed.
+    #[arg(long)]
+    resign: bool,
+    /// Print JSON: {"replayed": [ids], "warnings": [...]}; with --resign also
+    /// "resigned" and "refused".
     #[arg(long)]
     json: bool,
 }
@@ -177,14 +187,94 @@ async fn show(args: ShowArgs) -> anyhow::Result<()> {
             .into())
         }
     };
-    print_task(&row, args.json)
+    let history = store.history(&args.id).await?;
+    print_task(&row, &history, args.json)
+}
+
+/// Who the CLI records as the actor of a replay or re-sign.
+fn cli_actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown user".to_owned());
+    let user: String = user.chars().take(64).collect();
+    format!("cli ({user})")
 }
 
 async fn replay(args: ActArgs) -> anyhow::Result<()> {
     let selector = args.selection.selector()?;
+    // The same keys every command on this database uses (variables, else
+    // the key file beside it).
+    let signing = crate::commands::keys::load(&args.db, false).map(|keys| keys.signing);
+    if args.resign {
+        let signing = signing.map_err(|e| {
+            anyhow!("--resign signs with the active key, and the keys do not load: {e}")
+        })?;
+        let store = args.db.open().await?;
+        let report = signet_runtime::resign_and_replay(
+            store.as_ref(),
+            &signing.ring,
+            selector,
+            &cli_actor(),
+            now_ms(),
+        )
+        .await?;
+        return report_resign(&report, args.json);
+    }
     let store = args.db.open().await?;
-    let replayed = store.replay_dead(selector, now_ms()).await?;
-    report("replayed", &args.selection, &replayed, args.json)
+    let replayed = store.replay_dead(selector, &cli_actor(), now_ms()).await?;
+    // Warnings need the key ring; a replay does not, so without a ring
+    // there is nothing to compare with.
+    let warnings = match &signing {
+        Ok(signing) => {
+            signet_runtime::replay_warnings(store.as_ref(), &signing.ring, &replayed).await?
+        }
+        Err(_) => Vec::new(),
+    };
+    if args.json {
+        return print_json(
+            &json!({ "replayed": replayed, "warnings": warnings }),
+            false,
+        );
+    }
+    report("replayed", &args.selection, &replayed, false)?;
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(())
+}
+
+fn report_resign(report: &signet_runtime::ResignReport, json: bool) -> anyhow::Result<()> {
+    let replayed: Vec<&str> = report.resigned.iter().map(|r| r.id.as_str()).collect();
+    if json {
+        let resigned: Vec<_> = report
+            .resigned
+            .iter()
+            .map(|r| json!({ "id": r.id, "from_key_id": r.from_key_id, "to_key_id": r.to_key_id }))
+            .collect();
+        let refused: Vec<_> = report
+            .refused
+            .iter()
+            .map(|r| json!({ "id": r.id, "reason": r.reason }))
+            .collect();
+        return print_json(
+            &json!({ "replayed": replayed, "resigned": resigned, "refused": refused }),
+            false,
+        );
+    }
+    println!(
+        "re-signed and replayed {} dead letter(s)",
+        report.resigned.len()
+    );
+    for r in &report.resigned {
+        println!("  {}: key {} -> {}", r.id, r.from_key_id, r.to_key_id);
+    }
+    for r in &report.refused {
+        println!("  refused {}: {}", r.id, r.reason);
+    }
+    if report.resigned.is_empty() && !report.refused.is_empty() {
+        return Err(Negative("nothing was re-signed".to_owned()).into());
+    }
+    Ok(())
 }
 
 async fn purge(args: PurgeArgs) -> anyhow::Result<()> {

@@ -2,19 +2,22 @@
 
 use std::process::ExitCode;
 
-use signet_store::{TaskFilter, TaskRow, TaskState};
+use signet_store::{HistoryEvent, TaskFilter, TaskRow, TaskState};
 
 use crate::commands::{block_on, finish, Negative};
 use crate::output::print_json;
 use crate::store_url::DatabaseArgs;
-use crate::task_view::{print_page, task_cells, task_detail, task_json, TASK_COLUMNS};
+use crate::task_view::{
+    history_json, history_table, print_page, task_cells, task_detail, task_json, TASK_COLUMNS,
+};
 
 /// Subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum Command {
     /// List tasks, oldest first, one page at a time.
     Ls(LsArgs),
-    /// Show one task: envelope, signature and delivery state.
+    /// Show one task: envelope, signature, delivery state and its history
+    /// (every attempt, replay, re-sign and cancel, oldest first).
     Show(ShowArgs),
 }
 
@@ -98,14 +101,26 @@ async fn show(args: ShowArgs) -> anyhow::Result<()> {
         ))
         .into());
     };
-    print_task(&row, args.json)
+    let history = store.history(&args.id).await?;
+    print_task(&row, &history, args.json)
 }
 
-/// Prints one task in full (`tasks show`, `dlq show`), or as JSON.
-pub(crate) fn print_task(row: &TaskRow, json: bool) -> anyhow::Result<()> {
+/// Prints one task in full with its history (`tasks show`, `dlq show`), or
+/// as JSON (the history under `history`).
+pub(crate) fn print_task(
+    row: &TaskRow,
+    history: &[HistoryEvent],
+    json: bool,
+) -> anyhow::Result<()> {
     if json {
-        return print_json(&task_json(row), true);
+        let mut v = task_json(row);
+        if let serde_json::Value::Object(map) = &mut v {
+            map.insert("history".to_owned(), history_json(history));
+        }
+        return print_json(&v, true);
     }
     print!("{}", task_detail(row));
+    println!();
+    print!("{}", history_table(history));
     Ok(())
 }

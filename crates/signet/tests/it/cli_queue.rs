@@ -36,13 +36,14 @@ impl Fixture {
 
     /// Runs a command with `--database-url` and the signing environment.
     fn run(&self, args: &[&str]) -> Run {
+        self.run_with(args, &self.env)
+    }
+
+    /// Runs a command with `--database-url` and the signing environment `env`.
+    fn run_with(&self, args: &[&str], env: &[(String, String)]) -> Run {
         let mut all: Vec<&str> = args.to_vec();
         all.extend(["--database-url", &self.url]);
-        let env: Vec<(&str, &str)> = self
-            .env
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         signet_env(&all, b"", &env)
     }
 
@@ -376,6 +377,85 @@ fn dead_letters_list_show_replay_and_purge() {
     // Nothing left to purge: not an error.
     let none = f.json(&["dlq", "purge", "--all-matching", "--yes"]);
     assert_eq!(none["purged"], serde_json::json!([]), "{none}");
+}
+
+#[test]
+fn a_task_whose_key_left_the_ring_is_re_signed_and_its_history_says_so() {
+    let f = Fixture::new();
+    let a = f.enqueue("mail", "email.send", "{}", &[])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b = f.enqueue("mail", "email.send", "{}", &[])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    f.kill(&a, DeadReason::SignatureInvalid, "unknown-key: k1 is gone");
+    f.kill(&b, DeadReason::MaxAttempts, "smtp timeout");
+    // The ring now holds only k2: k1 was removed.
+    let rotated: Vec<(String, String)> = signet(&["keys", "generate", "--id", "k2"], b"")
+        .ok()
+        .lines()
+        .map(|l| {
+            let (k, v) = l.split_once('=').expect("NAME=value");
+            (k.to_owned(), v.to_owned())
+        })
+        .collect();
+
+    // A plain replay warns that it will die again and names --resign.
+    let plain = f.run_with(&["dlq", "replay", "--id", &a], &rotated);
+    assert!(plain.ok().contains("replayed 1"), "{plain:#?}");
+    assert!(
+        plain.stderr.contains("\"k1\"") && plain.stderr.contains("--resign"),
+        "{plain:#?}"
+    );
+    f.kill(&a, DeadReason::SignatureInvalid, "unknown-key: k1 is gone");
+
+    // --resign re-signs the one whose key left, refuses the other.
+    let run = f.run_with(
+        &[
+            "dlq", "replay", "--id", &a, "--id", &b, "--resign", "--json",
+        ],
+        &rotated,
+    );
+    let out: Value = serde_json::from_str(run.ok()).expect("JSON");
+    assert_eq!(out["replayed"], serde_json::json!([a]), "{out}");
+    assert_eq!(out["resigned"][0]["from_key_id"], "k1", "{out}");
+    assert_eq!(out["resigned"][0]["to_key_id"], "k2", "{out}");
+    assert_eq!(out["refused"][0]["id"], b.as_str(), "{out}");
+    assert!(out["refused"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("max-attempts"));
+
+    // The history shows it, for people and as JSON.
+    let shown = f.run_with(&["tasks", "show", &a], &rotated);
+    assert!(shown.ok().contains("re-signed"), "{shown:#?}");
+    assert!(shown.stdout.contains("k1 -> k2"), "{shown:#?}");
+    assert!(shown.stdout.contains("cli ("), "{shown:#?}");
+    let json = f.json(&["tasks", "show", &a]);
+    assert_eq!(json["signature"]["key_id"], "k2");
+    let kinds: Vec<&str> = json["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "dead-lettered",
+            "replayed",
+            "dead-lettered",
+            "resigned",
+            "replayed"
+        ]
+    );
+    let dead = f.run(&["dlq", "show", &b]);
+    assert!(
+        dead.ok().contains("dead-lettered max-attempts"),
+        "{dead:#?}"
+    );
 }
 
 #[test]

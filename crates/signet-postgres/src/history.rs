@@ -1,0 +1,58 @@
+//! Task histories: reading them in order. Events are appended by the
+//! statements in `tasks.rs` that make the change they record.
+
+use deadpool_postgres::GenericClient;
+use signet_store::history::{complete_history, RowAttempt, EVENT_COLUMNS, ROW_ATTEMPT_COLUMNS};
+use signet_store::{HistoryEvent, StoreResult};
+
+use crate::error_map::map_err;
+use crate::row::{event_from_row, row_attempt_from_row};
+
+/// The columns of an attempt event, for `INSERT INTO task_events (…)`.
+pub(crate) const ATTEMPT_EVENT: &str = "task_id, seq, kind, at_ms, attempt, worker, \
+     started_at_ms, outcome, error, status, latency_ms, response_body";
+
+/// A task's history, in order.
+pub(crate) async fn list(
+    client: &impl GenericClient,
+    task_id: &str,
+) -> StoreResult<Vec<HistoryEvent>> {
+    let stmt = client
+        .prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM task_events WHERE task_id = $1 ORDER BY seq"
+        ))
+        .await
+        .map_err(|e| map_err("preparing a history read", e))?;
+    let mut events = client
+        .query(&stmt, &[&task_id])
+        .await
+        .map_err(|e| map_err(format!("reading the history of {task_id}"), e))?
+        .iter()
+        .map(|r| event_from_row(r, task_id))
+        .collect::<StoreResult<Vec<_>>>()?;
+    if let Some(row) = row_attempt(client, task_id).await? {
+        complete_history(&mut events, task_id, row);
+    }
+    Ok(events)
+}
+
+/// What the task row keeps of its last attempt.
+async fn row_attempt(
+    client: &impl GenericClient,
+    task_id: &str,
+) -> StoreResult<Option<RowAttempt>> {
+    let stmt = client
+        .prepare_cached(&format!(
+            "SELECT {ROW_ATTEMPT_COLUMNS} FROM tasks WHERE id = $1"
+        ))
+        .await
+        .map_err(|e| map_err("preparing a history read", e))?;
+    let Some(row) = client
+        .query_opt(&stmt, &[&task_id])
+        .await
+        .map_err(|e| map_err(format!("reading task {task_id}"), e))?
+    else {
+        return Ok(None);
+    };
+    row_attempt_from_row(&row, task_id).map(Some)
+}
