@@ -393,19 +393,32 @@ async fn keys_from_before_scopes_are_legacy_and_only_the_operator_finds_them() {
     let db = TempDb::new();
     let (store, url) = db.open(fast());
     store.close().await.expect("close");
-    // Back to schema 2: the global key index, no scope columns.
-    let conn = Connection::open(file_of(&url)).expect("open");
+    // A fresh database at schema 2: the global key index, no scope columns.
+    let path = file_of(&url);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{path}{suffix}"));
+    }
+    let conn = Connection::open(&path).expect("open");
     conn.execute_batch(
-        "DROP TABLE tasks;
-         DELETE FROM schema_migrations WHERE version > 2;",
+        "CREATE TABLE schema_migrations (version INTEGER NOT NULL PRIMARY KEY, \
+         name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL)",
     )
-    .expect("drop");
-    let v1 = include_str!("../../migrations/0001_init.sql");
-    let tasks_sql = &v1[v1.find("CREATE TABLE tasks").expect("tasks")
-        ..v1.find("CREATE TABLE api_keys").expect("api_keys")];
-    conn.execute_batch(tasks_sql).expect("v1 tasks");
-    conn.execute_batch("ALTER TABLE tasks ADD COLUMN callback_sent_at_ms INTEGER;")
-        .expect("v2 column");
+    .expect("migrations table");
+    for (version, name, sql) in [
+        (1, "init", include_str!("../../migrations/0001_init.sql")),
+        (
+            2,
+            "delivery",
+            include_str!("../../migrations/0002_delivery.sql"),
+        ),
+    ] {
+        conn.execute_batch(sql).expect("old schema");
+        conn.execute(
+            "INSERT INTO schema_migrations VALUES (?1, ?2, 0)",
+            rusqlite::params![version, name],
+        )
+        .expect("record version");
+    }
     let task_id = TaskId::generate().to_string();
     let msg_id = MessageId::generate().to_string();
     for (id, key) in [(&task_id, "schedule:sch_1:1"), (&msg_id, "order-9")] {
