@@ -24,7 +24,7 @@ use crate::worker::Worker;
 
 /// The role whose leader runs the scheduler and the callbacks.
 pub const SERVICES_ROLE: &str = "services";
-/// The role whose leader runs the rescuer and the pruner.
+/// The role whose leader runs the pruner.
 pub const MAINTENANCE_ROLE: &str = "maintenance";
 
 /// Where a service runs.
@@ -111,12 +111,19 @@ impl NodeBuilder {
         self.leader_only(SERVICES_ROLE, "callbacks", move |stop| make().run(stop))
     }
 
-    /// The rescuer, on the leader of [`MAINTENANCE_ROLE`].
+    /// The rescuer: on every node. A rescue is one conditional update per
+    /// expired lease, so passes on several nodes never rescue a row twice;
+    /// running it everywhere means a killed node's work comes back one lease
+    /// after the kill, without waiting for a `maintenance` hand-over too
+    /// (a restarted `signet serve` waits out its own old leader lease).
     pub fn rescuer<F>(self, make: F) -> Self
     where
-        F: Fn() -> Rescuer + Send + Sync + 'static,
+        F: FnOnce() -> Rescuer + Send + 'static,
     {
-        self.leader_only(MAINTENANCE_ROLE, "rescuer", move |stop| make().run(stop))
+        self.every_node("rescuer", move |stop| async move {
+            make().run(stop).await;
+            Ok(())
+        })
     }
 
     /// The pruner, on the leader of [`MAINTENANCE_ROLE`].
@@ -206,16 +213,15 @@ impl NodeBuilder {
 /// | queue-depth reporter | every node | each node's `/metrics` shows the gauge |
 /// | scheduler | the leader of [`SERVICES_ROLE`] | one node fires each due time (and it must be able to sign) |
 /// | callbacks | the leader of [`SERVICES_ROLE`] | one node hands each callback off (signed with its key ring) |
-/// | rescuer | the leader of [`MAINTENANCE_ROLE`] | one pass at a time is enough; any node can run it |
-/// | pruner | the leader of [`MAINTENANCE_ROLE`] | the same |
+/// | rescuer | every node | a dead node's leases come back one lease after its death, not after a leader hand-over; each row is rescued once however many pass |
+/// | pruner | the leader of [`MAINTENANCE_ROLE`] | one pass at a time is enough; any node can run it |
 ///
 /// Two roles, because the leader-only services need different things: the
 /// scheduler and the callbacks sign and publish, so only nodes configured
-/// for that (`signet serve`) stand for [`SERVICES_ROLE`]; the rescuer and
-/// the pruner need only the store, so every node, a worker-only process
-/// included, stands for [`MAINTENANCE_ROLE`]. A deployment of workers alone
-/// (say on one SQLite file) still rescues and prunes, and a worker beside
-/// `signet serve` never runs a second rescuer.
+/// for that (`signet serve`) stand for [`SERVICES_ROLE`]; the pruner needs
+/// only the store, so every node, a worker-only process included, stands
+/// for [`MAINTENANCE_ROLE`]. A deployment of workers alone (say on one
+/// SQLite file) still rescues and prunes.
 ///
 /// ```no_run
 /// # async fn demo(store: std::sync::Arc<dyn signet_store::Store>, worker: signet_runtime::Worker) -> Result<(), signet_runtime::RuntimeError> {

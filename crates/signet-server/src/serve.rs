@@ -3,10 +3,10 @@
 //!
 //! Background services: the runtime's [`Node`] composes them and decides
 //! where each runs (see [`signet_runtime::Node`]): on every node the
-//! dispatcher, the queue-depth sampler and the limiter upkeep; on the
-//! leader of [`SERVICES_ROLE`] the scheduler and the callbacks; on the
-//! leader of [`MAINTENANCE_ROLE`] (which workers stand for too) the rescuer
-//! and the pruner. [`node`] builds it from the server's state.
+//! dispatcher, the queue-depth sampler, the limiter upkeep and the rescuer;
+//! on the leader of [`SERVICES_ROLE`] the scheduler and the callbacks; on
+//! the leader of [`MAINTENANCE_ROLE`] (which workers stand for too) the
+//! pruner. [`node`] builds it from the server's state.
 //!
 //! On the shutdown signal the listener stops accepting, in-flight requests
 //! get [`ServerConfig::shutdown_grace`](crate::ServerConfig) to finish, the
@@ -220,10 +220,10 @@ impl Default for LeaderConfig {
 }
 
 /// The node `serve` runs: on every node the dispatcher, the queue-depth
-/// reporter and the limiter upkeep; on the leader of [`SERVICES_ROLE`] the
-/// scheduler (when this server can sign tasks, or signing is off) and the
-/// callbacks (when it can publish messages); on the leader of
-/// [`MAINTENANCE_ROLE`] the rescuer and the pruner. Message schedules
+/// reporter, the limiter upkeep and the rescuer; on the leader of
+/// [`SERVICES_ROLE`] the scheduler (when this server can sign tasks, or
+/// signing is off) and the callbacks (when it can publish messages); on the
+/// leader of [`MAINTENANCE_ROLE`] the pruner. Message schedules
 /// publish through `messages`; without it they wait for a node that has
 /// one.
 pub fn node(

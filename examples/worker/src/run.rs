@@ -1,5 +1,5 @@
 //! Wiring: store, signing configuration, the node (the worker on this
-//! process; the rescuer and pruner while it leads the maintenance role),
+//! process, the rescuer; the pruner while it leads the maintenance role),
 //! signals.
 
 use std::sync::Arc;
@@ -88,9 +88,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             }
         }
     });
-    // The worker runs here; the rescuer and the pruner run on whichever
+    // The worker and the rescuer run here; the pruner runs on whichever
     // process leads the maintenance role (this one, another worker, or a
-    // `signet serve` on the same store), so one of each runs per store.
+    // `signet serve` on the same store), so one runs per store.
     let rescue_interval = args.rescue_interval();
     let (rescue_store, prune_store) = (Arc::clone(&store), Arc::clone(&store));
     let node = Node::builder(

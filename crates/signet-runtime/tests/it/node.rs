@@ -112,3 +112,78 @@ async fn an_every_node_error_stops_the_node_and_is_returned() {
         "{result:?}"
     );
 }
+
+/// A node killed while it led `maintenance` (its lease still held, its
+/// claims still leased): a restarted or second node rescues the dead
+/// node's work as soon as the claims' leases run out, without waiting for
+/// the dead leader's lease, because every node runs the rescuer.
+#[tokio::test]
+async fn a_dead_maintenance_leaders_work_is_rescued_before_its_lease_ends() {
+    use serde_json::json;
+    use signet_runtime::{Rescuer, TaskSpec};
+    use signet_store::{ClaimRequest, TaskState};
+
+    let db = Db::new();
+    let id = producer(&db, &hmac_ring())
+        .enqueue(TaskSpec::new("t", &json!({})).queue("dead-node"))
+        .await
+        .unwrap()
+        .task
+        .id()
+        .to_owned();
+    let now = signet_runtime::SystemClock.now_ms();
+    // The dead node: it leads maintenance for an hour yet, and holds the
+    // task on a lease that ends a millisecond from now.
+    assert!(db
+        .store
+        .try_lead(MAINTENANCE_ROLE, "node-dead", 3_600_000, now)
+        .await
+        .unwrap()
+        .is_some());
+    let claimed = db
+        .store
+        .claim(
+            ClaimRequest {
+                queues: vec!["dead-node".into()],
+                worker_id: "node-dead-worker".into(),
+                limit: 1,
+                lease_ms: 1,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+
+    let store = Arc::clone(&db.store);
+    let node = Node::builder(Arc::clone(&db.store), "node-b")
+        .rescuer(move || Rescuer::new(store).interval(Duration::from_millis(20)))
+        .build();
+    let shutdown = Shutdown::new();
+    let running = tokio::spawn(node.run(shutdown.signal()));
+    let rescued = tokio::time::timeout(WAIT, async {
+        loop {
+            if db.task(&id).await.state != TaskState::Running {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    shutdown.trigger();
+    running.await.unwrap().unwrap();
+    assert!(
+        rescued.is_ok(),
+        "the rescuer ran without leading maintenance"
+    );
+    assert_eq!(
+        db.store
+            .leader(MAINTENANCE_ROLE)
+            .await
+            .unwrap()
+            .unwrap()
+            .holder,
+        "node-dead",
+        "the dead node still holds the role"
+    );
+}

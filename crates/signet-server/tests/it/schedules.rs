@@ -407,7 +407,7 @@ async fn serves_leader_runs_the_scheduler_that_fires_api_schedules() {
     );
     assert_eq!(
         node.elector(MAINTENANCE_ROLE).unwrap().service_names(),
-        ["rescuer", "pruner"]
+        ["pruner"]
     );
     let mut elector = node.take_elector(SERVICES_ROLE).unwrap();
     assert_eq!(elector.service_names(), ["scheduler", "callbacks"]);
