@@ -43,6 +43,7 @@ mod delivery;
 pub mod dispatcher;
 mod error;
 mod handler;
+mod key_status;
 mod keys;
 mod leader;
 mod message;
@@ -74,7 +75,9 @@ pub use handler::{HandlerError, HandlerResult, TaskContext};
 pub use producer::{ClientSignature, Producer, TaskSpec, DEFAULT_QUEUE};
 pub use worker::{Worker, WorkerBuilder, WorkerEvent, WorkerEventKind};
 
-// Keys: where a process's signing keys and master key come from.
+// Keys: where a process's signing keys and master key come from, and where
+// each stands in a rotation.
+pub use key_status::{key_roles, key_status, KeyRole, KeyStatus};
 pub use keys::{
     default_key_id, key_file_beside, load_keys, missing_keys, read_key_file, save_key_file,
     KeyRequest, KeySource, LoadedKeys, MissingKey, KEYS_FILE_VAR, KEY_FILE_EXTENSION,

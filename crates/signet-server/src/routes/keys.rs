@@ -1,26 +1,42 @@
-//! `GET /v1/keys/status`: pending tasks per signing key id, beside the
-//! server's ring, so an operator sees when an old key can be removed.
+//! `GET /v1/keys/status`: pending tasks and messages per signing key id,
+//! beside the server's ring, so an operator sees when an old key can be
+//! removed (the same rule as `signet keys status`).
 
 use axum::extract::State;
 use axum::Json;
 use serde::Serialize;
+use signet_runtime::KeyRole;
 
 use crate::error::{AppResult, ErrorBody};
 use crate::state::AppState;
 
-/// One key id's use.
+/// One key id's standing (the rule `signet keys status` follows too:
+/// `signet_runtime::key_status`).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct KeyStatus {
-    /// The key id; `null` for unsigned tasks.
+    /// The key id; `null` for unsigned work.
     pub key_id: Option<String>,
-    /// Its algorithm; `null` for unsigned tasks.
+    /// Its algorithm; `null` for unsigned work.
     pub alg: Option<String>,
-    /// Pending (not final) tasks signed with it.
+    /// Pending (not final) tasks and messages signed with it.
     pub pending: u64,
+    /// Pending tasks signed with it.
+    pub pending_tasks: u64,
+    /// Pending messages signed with it (at rest).
+    pub pending_messages: u64,
     /// Whether the key is in this server's ring.
     pub in_ring: bool,
     /// Whether it is the active (signing) key.
     pub active: bool,
+    /// Whether it signs beside the active key (a rotation overlap).
+    pub overlap: bool,
+    /// Whether it was added after the active key and is not active yet.
+    pub new: bool,
+    /// Neither active, overlapping nor new, and nothing pending is signed
+    /// with it: it can leave the ring.
+    pub safe_to_retire: bool,
+    /// What to do about it, in words.
+    pub advice: &'static str,
 }
 
 /// Response of `GET /v1/keys/status`.
@@ -30,11 +46,12 @@ pub(crate) struct KeysStatusResponse {
     pub signing: bool,
     /// The active key id, if any.
     pub active_key_id: Option<String>,
-    /// Every key of the ring and every key id pending tasks were signed with.
+    /// Every key of the ring, then every other key id pending work was
+    /// signed with, unsigned work last.
     pub keys: Vec<KeyStatus>,
 }
 
-/// Pending tasks per signing key id.
+/// Pending work per signing key id, and which keys are safe to retire.
 #[utoipa::path(
     get, path = "/v1/keys/status", tag = "keys",
     responses((status = 200, body = KeysStatusResponse), (status = 401, body = ErrorBody)),
@@ -43,40 +60,25 @@ pub(crate) struct KeysStatusResponse {
 pub(crate) async fn status(State(state): State<AppState>) -> AppResult<Json<KeysStatusResponse>> {
     let usage = state.store().pending_by_key().await?;
     let ring = &state.signing().ring;
-    let active = ring.active().map(|k| k.id().as_str().to_owned());
-    let mut keys: Vec<KeyStatus> = ring
-        .keys()
-        .iter()
-        .map(|k| {
-            let id = k.id().as_str();
-            KeyStatus {
-                key_id: Some(id.to_owned()),
-                alg: Some(k.algorithm().as_str().to_owned()),
-                pending: usage
-                    .iter()
-                    .filter(|u| u.key_id.as_deref() == Some(id))
-                    .map(signet_store::KeyUsage::pending)
-                    .sum(),
-                in_ring: true,
-                active: active.as_deref() == Some(id),
-            }
+    let keys = signet_runtime::key_status(usage, ring)
+        .into_iter()
+        .map(|k| KeyStatus {
+            pending: k.tasks + k.messages,
+            pending_tasks: k.tasks,
+            pending_messages: k.messages,
+            in_ring: k.role.is_some(),
+            active: k.role == Some(KeyRole::Active),
+            overlap: k.role == Some(KeyRole::Overlap),
+            new: k.role == Some(KeyRole::New),
+            safe_to_retire: k.safe_to_retire(),
+            advice: k.advice(),
+            alg: k.algorithm.map(|a| a.as_str().to_owned()),
+            key_id: k.key_id,
         })
         .collect();
-    for u in &usage {
-        let known = u.key_id.as_deref().is_some_and(|id| ring.get(id).is_some());
-        if !known {
-            keys.push(KeyStatus {
-                key_id: u.key_id.clone(),
-                alg: u.alg.map(|a| a.as_str().to_owned()),
-                pending: u.pending(),
-                in_ring: false,
-                active: false,
-            });
-        }
-    }
     Ok(Json(KeysStatusResponse {
         signing: state.signing().signs(),
-        active_key_id: active,
+        active_key_id: ring.active().map(|k| k.id().as_str().to_owned()),
         keys,
     }))
 }

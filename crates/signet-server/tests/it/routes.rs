@@ -792,7 +792,11 @@ async fn queues_and_key_status() {
     assert_eq!(k["active_key_id"], "k1");
     assert_eq!(k["keys"][0]["key_id"], "k1");
     assert_eq!(k["keys"][0]["pending"], 3);
+    assert_eq!(k["keys"][0]["pending_tasks"], 3);
+    assert_eq!(k["keys"][0]["pending_messages"], 0);
     assert_eq!(k["keys"][0]["active"], true);
+    assert_eq!(k["keys"][0]["safe_to_retire"], false);
+    assert_eq!(k["keys"][0]["advice"], "active: signs new work");
 }
 
 #[tokio::test]
@@ -1161,4 +1165,46 @@ async fn per_address_buckets_follow_forwarding_headers_only_from_trusted_proxies
             "{peer} {xff}"
         );
     }
+}
+
+/// The API says what `signet keys status` says: a key added a moment ago
+/// (listed after the active one) is "new", not "safe to retire" — the old
+/// route had no such answer and the old CLI said the opposite.
+#[tokio::test]
+async fn key_status_never_calls_a_new_key_safe_to_retire() {
+    let signing = Signing::from(
+        SigningConfig::from_vars([
+            (
+                "SIGNET_SIGNING_KEYS",
+                format!("k0:{HMAC_KEY_B64},k1:{HMAC_KEY_B64},k2:{HMAC_KEY_B64}"),
+            ),
+            ("SIGNET_SIGNING_ACTIVE_KEY", "k1".to_owned()),
+        ])
+        .expect("signing config"),
+    );
+    let h = harness_with(ServerConfig::default(), signing).await;
+    let r = h.get("/v1/keys/status").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let keys = r.json()["keys"].clone();
+    let view: Vec<(String, bool, bool, bool)> = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["key_id"].as_str().unwrap().to_owned(),
+                k["active"].as_bool().unwrap(),
+                k["new"].as_bool().unwrap(),
+                k["safe_to_retire"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        view,
+        [
+            ("k0".to_owned(), false, false, true),
+            ("k1".to_owned(), true, false, false),
+            ("k2".to_owned(), false, true, false),
+        ]
+    );
 }

@@ -13,11 +13,12 @@ use anyhow::{anyhow, bail, Context as _};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::json;
-use signet_runtime::{load_keys, save_key_file, KeyRequest, KeySource, LoadedKeys};
+use signet_runtime::{
+    key_roles, key_status, load_keys, save_key_file, KeyRequest, KeyRole, KeySource, LoadedKeys,
+};
 use signet_sign::keyfile::{generate_key, GENERATED_HMAC_LEN};
 use signet_sign::standard::format_secret;
 use signet_sign::{Algorithm, Ed25519SecretKey, HmacSecret, KeyFile, KeyId, KeyMaterial, KeyRing};
-use signet_store::KeyUsage;
 
 use crate::commands::{block_on, finish};
 use crate::output::{print_json, Table};
@@ -243,65 +244,9 @@ pub(crate) fn load(db: &DatabaseArgs, unsigned: bool) -> anyhow::Result<LoadedKe
     Ok(keys)
 }
 
-/// Where a key stands in a ring.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Role {
-    /// Signs new work.
-    Active,
-    /// Signs beside the active key during a rotation overlap.
-    Overlap,
-    /// Listed after the active key: added, not activated yet.
-    New,
-    /// Listed before the active key (or in a ring without one): verifies only.
-    Old,
-}
-
-impl Role {
-    fn as_str(self) -> &'static str {
-        match self {
-            Role::Active => "active",
-            Role::Overlap => "overlap",
-            Role::New => "new",
-            Role::Old => "verify",
-        }
-    }
-}
-
-/// The role of every key of `ring`, in ring order. `signet keys add`
-/// appends, so a key after the active one was added and not activated yet.
-fn roles(ring: &KeyRing) -> Vec<(String, Algorithm, Role, bool)> {
-    let active = ring.active().map(|k| k.id().as_str().to_owned());
-    let signers: Vec<String> = ring
-        .signers()
-        .iter()
-        .map(|k| k.id().as_str().to_owned())
-        .collect();
-    let active_at = ring
-        .keys()
-        .iter()
-        .position(|k| Some(k.id().as_str()) == active.as_deref());
-    ring.keys()
-        .iter()
-        .enumerate()
-        .map(|(i, k)| {
-            let id = k.id().as_str().to_owned();
-            let role = if Some(&id) == active.as_ref() {
-                Role::Active
-            } else if signers.contains(&id) {
-                Role::Overlap
-            } else if active_at.is_some_and(|a| i > a) {
-                Role::New
-            } else {
-                Role::Old
-            };
-            (id, k.algorithm(), role, k.can_sign())
-        })
-        .collect()
-}
-
 fn ls(args: &LsArgs) -> anyhow::Result<()> {
     let keys = load(&args.db, false)?;
-    let rows = roles(&keys.signing.ring);
+    let rows = key_roles(&keys.signing.ring);
     if args.json {
         let items: Vec<_> = rows
             .iter()
@@ -426,14 +371,14 @@ async fn retire(args: RetireArgs) -> anyhow::Result<()> {
     let store = args.db.open().await?;
     let usage = store.pending_by_key().await?;
     let _ = store.close().await;
-    let rows = merge_status(usage, &keys.signing.ring);
+    let rows = key_status(usage, &keys.signing.ring);
     let Some(row) = rows
         .iter()
         .find(|r| r.key_id.as_deref() == Some(id.as_str()))
     else {
         bail!("key {id} is not in the ring; `signet keys ls` lists the keys");
     };
-    if row.role == Some(Role::Active) {
+    if row.role == Some(KeyRole::Active) {
         bail!("key {id} is the active key and signs new work; activate another key first (`signet keys activate <id>`), then retire {id} once `signet keys status` says it is safe");
     }
     let mut blockers = Vec::new();
@@ -443,7 +388,7 @@ async fn retire(args: RetireArgs) -> anyhow::Result<()> {
             row.tasks, row.messages
         ));
     }
-    if row.role == Some(Role::Overlap) {
+    if row.role == Some(KeyRole::Overlap) {
         let active = keys
             .signing
             .ring
@@ -472,85 +417,6 @@ async fn retire(args: RetireArgs) -> anyhow::Result<()> {
     )
 }
 
-/// One line of `keys status`.
-#[derive(Debug, PartialEq, Eq)]
-struct KeyStatus {
-    /// `None` for unsigned work.
-    key_id: Option<String>,
-    algorithm: Option<Algorithm>,
-    /// Its role in this process's ring; `None` when not in it.
-    role: Option<Role>,
-    tasks: u64,
-    messages: u64,
-}
-
-impl KeyStatus {
-    /// Neither active nor overlapping nor new, in the ring, and nothing
-    /// pending is signed with it.
-    fn safe_to_retire(&self) -> bool {
-        self.key_id.is_some() && self.role == Some(Role::Old) && self.tasks + self.messages == 0
-    }
-
-    /// What to do about the key.
-    fn advice(&self) -> &'static str {
-        let pending = self.tasks + self.messages > 0;
-        match (&self.key_id, self.role) {
-            (None, _) => "unsigned work",
-            (Some(_), Some(Role::Active)) => "active: signs new work",
-            (Some(_), Some(Role::Overlap)) => {
-                "overlap: signs beside the active key; not safe to retire"
-            }
-            (Some(_), Some(Role::New)) => "new: not active yet; activate it when workers know it",
-            (Some(_), None) if pending => "NOT IN THE RING: this work will fail verification",
-            (Some(_), _) if pending => "keep: pending work is signed with it",
-            (Some(_), _) => "safe to retire",
-        }
-    }
-}
-
-/// Merges the store's pending counts with the ring's keys (which may
-/// have none pending), in ring order, then keys only pending work names,
-/// unsigned last.
-fn merge_status(usage: Vec<KeyUsage>, ring: &KeyRing) -> Vec<KeyStatus> {
-    let mut out: Vec<KeyStatus> = roles(ring)
-        .into_iter()
-        .map(|(id, alg, role, _)| KeyStatus {
-            key_id: Some(id),
-            algorithm: Some(alg),
-            role: Some(role),
-            tasks: 0,
-            messages: 0,
-        })
-        .collect();
-    let mut unknown = Vec::new();
-    for u in usage {
-        match out
-            .iter_mut()
-            .find(|s| s.key_id.is_some() && s.key_id == u.key_id)
-        {
-            Some(s) => {
-                s.tasks += u.tasks;
-                s.messages += u.messages;
-            }
-            None => unknown.push(KeyStatus {
-                key_id: u.key_id,
-                algorithm: u.alg,
-                role: None,
-                tasks: u.tasks,
-                messages: u.messages,
-            }),
-        }
-    }
-    unknown.sort_by(|a, b| match (&a.key_id, &b.key_id) {
-        (None, None) => std::cmp::Ordering::Equal,
-        (None, Some(_)) => std::cmp::Ordering::Greater,
-        (Some(_), None) => std::cmp::Ordering::Less,
-        (Some(x), Some(y)) => x.cmp(y),
-    });
-    out.extend(unknown);
-    out
-}
-
 async fn status(args: StatusArgs) -> anyhow::Result<()> {
     // A broken configuration does not stop the report; it is only mentioned.
     let ring = match load(&args.db, false) {
@@ -567,7 +433,7 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
     };
     let store = args.db.open().await?;
     let usage = store.pending_by_key().await?;
-    let rows = merge_status(usage, &ring);
+    let rows = key_status(usage, &ring);
     if args.json {
         let items: Vec<_> = rows
             .iter()
@@ -576,9 +442,9 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
                     "key_id": r.key_id,
                     "algorithm": r.algorithm.map(|a| a.as_str()),
                     "in_ring": r.role.is_some(),
-                    "active": r.role == Some(Role::Active),
-                    "overlap": r.role == Some(Role::Overlap),
-                    "new": r.role == Some(Role::New),
+                    "active": r.role == Some(KeyRole::Active),
+                    "overlap": r.role == Some(KeyRole::Overlap),
+                    "new": r.role == Some(KeyRole::New),
                     "pending_tasks": r.tasks,
                     "pending_messages": r.messages,
                     "pending": r.tasks + r.messages,
@@ -613,110 +479,6 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ring(ids: &[&str], active: &str, overlap: &[&str]) -> KeyRing {
-        let mut file = KeyFile::generate(&KeyId::new(ids[0]).unwrap());
-        for id in &ids[1..] {
-            file.add(
-                &KeyId::new(*id).unwrap(),
-                &generate_key(Algorithm::HmacSha256),
-            )
-            .unwrap();
-        }
-        file.activate(&KeyId::new(active).unwrap(), false).unwrap();
-        for id in overlap {
-            // Overlap: activate the overlapping key, then the active one with --overlap.
-            file.activate(&KeyId::new(*id).unwrap(), false).unwrap();
-            file.activate(&KeyId::new(active).unwrap(), true).unwrap();
-        }
-        file.signing_config().unwrap().ring
-    }
-
-    fn usage(id: Option<&str>, tasks: u64, messages: u64) -> KeyUsage {
-        KeyUsage {
-            key_id: id.map(str::to_owned),
-            alg: id.map(|_| Algorithm::HmacSha256),
-            tasks,
-            messages,
-        }
-    }
-
-    fn view(rows: &[KeyStatus]) -> Vec<(Option<&str>, u64, u64, &str, bool)> {
-        rows.iter()
-            .map(|r| {
-                (
-                    r.key_id.as_deref(),
-                    r.tasks,
-                    r.messages,
-                    r.advice(),
-                    r.safe_to_retire(),
-                )
-            })
-            .collect()
-    }
-
-    #[test]
-    fn status_merges_the_ring_with_pending_work_and_advises() {
-        let ring = ring(&["older", "old", "new"], "new", &["old"]);
-        let rows = merge_status(
-            vec![
-                usage(Some("old"), 3, 1),
-                usage(None, 1, 0),
-                usage(Some("gone"), 2, 0),
-            ],
-            &ring,
-        );
-        assert_eq!(
-            view(&rows),
-            vec![
-                (Some("older"), 0, 0, "safe to retire", true),
-                (
-                    Some("old"),
-                    3,
-                    1,
-                    "overlap: signs beside the active key; not safe to retire",
-                    false
-                ),
-                (Some("new"), 0, 0, "active: signs new work", false),
-                (
-                    Some("gone"),
-                    2,
-                    0,
-                    "NOT IN THE RING: this work will fail verification",
-                    false
-                ),
-                (None, 1, 0, "unsigned work", false),
-            ]
-        );
-    }
-
-    #[test]
-    fn a_freshly_added_key_is_not_safe_to_retire() {
-        // k1 active, k2 just added: the old code called k2 "safe to retire".
-        let ring = ring(&["k1", "k2"], "k1", &[]);
-        let rows = merge_status(vec![usage(Some("k1"), 5, 0)], &ring);
-        assert_eq!(
-            view(&rows),
-            vec![
-                (Some("k1"), 5, 0, "active: signs new work", false),
-                (
-                    Some("k2"),
-                    0,
-                    0,
-                    "new: not active yet; activate it when workers know it",
-                    false
-                ),
-            ]
-        );
-    }
-
-    #[test]
-    fn pending_messages_alone_keep_a_key() {
-        let ring = ring(&["k1", "k2"], "k2", &[]);
-        let rows = merge_status(vec![usage(Some("k1"), 0, 2)], &ring);
-        assert_eq!(rows[0].advice(), "keep: pending work is signed with it");
-        assert!(!rows[0].safe_to_retire());
-    }
 
     #[test]
     fn default_key_ids_are_valid() {
