@@ -398,7 +398,7 @@ async fn keys_from_before_scopes_are_legacy_and_only_the_operator_finds_them() {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{path}{suffix}"));
     }
-    let conn = Connection::open(&path).expect("open");
+    let conn = Connection::open(path).expect("open");
     conn.execute_batch(
         "CREATE TABLE schema_migrations (version INTEGER NOT NULL PRIMARY KEY, \
          name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL)",
