@@ -25,7 +25,7 @@
 //! Labels that come from what users name (queues, tasks, schedules,
 //! targets) are bounded here, in one place ([`MetricLabels`]): each keeps
 //! the first [`MetricLabels::max_values`] distinct values it sees and
-//! records the rest as [`OTHER_LABEL`]. A task name is kept per queue (the
+//! records the rest as [`OTHER_LABEL`](crate::metrics::OTHER_LABEL). A task name is kept per queue (the
 //! pair counts against the cap), so a metric labelled by queue and task has
 //! at most `2 × max_values + 1` series whatever names arrive. Unbounded,
 //! 20 000 distinct names took an unauthenticated `/metrics` from 1 KB to

@@ -114,7 +114,7 @@ impl CronSchedule {
     /// when the expression has none (a date that never comes, or a time
     /// past what the calendar search covers).
     ///
-    /// Bounded work: at most [`MAX_SEARCH_DAYS`] calendar days are looked
+    /// Bounded work: at most 8 years and a week of calendar days are looked
     /// at before croner is asked, and croner is asked only when a matching
     /// day exists, so its walk ends at that day or the next matching one.
     pub fn next_after(&self, after_ms: i64) -> Option<i64> {

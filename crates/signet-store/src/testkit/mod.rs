@@ -38,6 +38,7 @@ mod callbacks;
 mod claim;
 mod dead_letters;
 mod enqueue;
+mod faulty;
 mod history;
 mod idempotency;
 mod leader;
@@ -52,6 +53,7 @@ mod schedules;
 mod targets;
 mod wakeups;
 
+pub use faulty::{Fault, FaultyStore};
 pub use wakeups::assert_wakes;
 
 /// The fixed "now" of the suite (2023-11-14T22:13:20Z), unix ms.
