@@ -169,3 +169,107 @@ async fn bad_urls_and_options_are_refused_without_leaking_the_password() {
     assert!(e.is_retryable(), "{e:?}");
     assert!(!format!("{e} {e:?}").contains("hunter2"), "{e:?}");
 }
+
+/// A schema left at version 2 by an older build: its delivery attempts
+/// become history events in order (version 3), and its idempotency keys
+/// move to the `legacy` scope (version 4), where the scheduler and the CLI
+/// still find them and an API key never does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_2_schema_keeps_its_attempts_and_keys() {
+    use signet_store::testkit::new_task;
+    use signet_store::{IdempotencyScope, MessageId, TaskId};
+
+    let Some(url) = database_url("a_version_2_schema_keeps_its_attempts_and_keys") else {
+        return;
+    };
+    let schema = fresh_schema("v2");
+    let msg = MessageId::generate().to_string();
+    let task = TaskId::generate().to_string();
+    let admin = Admin::connect(&url).await;
+    admin
+        .batch_execute(&format!(
+            "CREATE SCHEMA {schema}; SET search_path TO {schema};
+             CREATE TABLE schema_migrations (version BIGINT NOT NULL PRIMARY KEY,
+                 name TEXT NOT NULL, applied_at_ms BIGINT NOT NULL);"
+        ))
+        .await
+        .expect("schema");
+    for (version, name, sql) in [
+        (
+            1_i64,
+            "init",
+            include_str!("../../migrations/0001_init.sql"),
+        ),
+        (
+            2,
+            "delivery",
+            include_str!("../../migrations/0002_delivery.sql"),
+        ),
+    ] {
+        admin.batch_execute(sql).await.expect("old migration");
+        admin
+            .execute(
+                "INSERT INTO schema_migrations VALUES ($1, $2, 0)",
+                &[&version, &name],
+            )
+            .await
+            .expect("record version");
+    }
+    admin
+        .batch_execute(&format!(
+            "INSERT INTO tasks (id, queue, name, args, headers, created_at_ms, max_attempts,
+                 state, priority, attempt, run_at_ms, updated_at_ms, finished_at_ms)
+             VALUES ('{msg}', 'signet:messages', 'signet.http', '\\x7b7d', '{{}}', 1, 2,
+                 'dead', 0, 2, 1, 9, 9);
+             INSERT INTO attempts VALUES ('{msg}', 2, 500, 7, NULL, 'refused', ''::bytea);
+             INSERT INTO attempts VALUES ('{msg}', 1, 100, 5, 503, NULL, 'busy'::bytea);
+             INSERT INTO tasks (id, queue, name, args, headers, created_at_ms, max_attempts,
+                 state, priority, run_at_ms, idempotency_key, updated_at_ms)
+             VALUES ('{task}', 'q', 't', '\\x7b7d', '{{}}', 1, 3, 'available', 0, 1,
+                 'schedule:sch_1:1', 1);"
+        ))
+        .await
+        .expect("version 2 rows");
+    admin.close().await;
+
+    let store = PostgresStore::connect(&url, test_options(&schema))
+        .await
+        .expect("connect migrates from version 2");
+    assert_eq!(
+        applied_versions(&store, &url).await,
+        (1..=SCHEMA_VERSION).collect::<Vec<_>>()
+    );
+    let history = store.history(&msg).await.expect("history");
+    let got: Vec<(u32, &str, i64, Option<u16>)> = signet_store::history::attempts(&history)
+        .map(|(e, a)| {
+            (
+                a.number,
+                a.outcome.as_str(),
+                e.at_ms,
+                a.http.as_ref().and_then(|h| h.status),
+            )
+        })
+        .collect();
+    assert_eq!(got, [(1, "retry", 105, Some(503)), (2, "dead", 507, None)]);
+
+    let again = |scope: IdempotencyScope| {
+        let mut t = new_task("q");
+        t.idempotency_key = Some("schedule:sch_1:1".to_owned());
+        t.idempotency_scope = scope;
+        t
+    };
+    let found = store
+        .enqueue(again(IdempotencyScope::System), 10)
+        .await
+        .expect("the scheduler after the upgrade");
+    assert!(!found.created);
+    assert_eq!(found.task.id(), task);
+    let other = store
+        .enqueue(again(IdempotencyScope::ApiKey("key_x".into())), 10)
+        .await
+        .expect("an API key");
+    assert!(other.created, "an API key never gets a legacy row");
+    assert_ne!(other.task.id(), task);
+    store.close().await.expect("close");
+    drop_schema(&url, &schema).await;
+}
