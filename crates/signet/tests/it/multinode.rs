@@ -28,7 +28,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use signet_postgres::{PostgresOptions, PostgresStore};
 use signet_store::{Store, TaskFilter, TaskRow, TaskState};
 
-use super::serve::worker_binary;
+use super::serve::worker_or_skip;
 use super::support::{json, must_not_skip, Guard, Server};
 
 const HMAC_KEY: &str = "k1:bXVsdGlub2RlLXRlc3Qta2V5LTMyLWJ5dGVzLWxvbmchIQ==";
@@ -72,22 +72,6 @@ fn test_database_url(test: &str) -> Option<String> {
                 "{test}: SIGNET_TEST_DATABASE_URL is not set, and CI requires the PostgreSQL tests"
             );
             eprintln!("SKIPPED {test}: SIGNET_TEST_DATABASE_URL is not set");
-            None
-        }
-    }
-}
-
-/// The example worker binary, or `None` after printing why the test is
-/// skipped (failing instead under CI).
-fn worker(test: &str) -> Option<PathBuf> {
-    match worker_binary() {
-        Ok(path) => Some(path),
-        Err(why) => {
-            assert!(
-                !must_not_skip(),
-                "{test}: the example worker cannot be built: {why}"
-            );
-            eprintln!("SKIPPED {test}: the example worker cannot be built: {why}");
             None
         }
     }
@@ -677,7 +661,7 @@ fn three_nodes_two_workers_survive_sigkills() {
     let Some(url) = test_database_url(TEST) else {
         return;
     };
-    let Some(worker_bin) = worker(TEST) else {
+    let Some(worker_bin) = worker_or_skip(TEST) else {
         return;
     };
     let started = Instant::now();
@@ -1030,7 +1014,7 @@ impl Drop for PrivateCluster {
 fn processes_reconnect_after_postgres_restarts() {
     const TEST: &str = "processes_reconnect_after_postgres_restarts";
     const TASKS: usize = 4_000;
-    let Some(worker_bin) = worker(TEST) else {
+    let Some(worker_bin) = worker_or_skip(TEST) else {
         return;
     };
     let cluster = match PrivateCluster::start() {

@@ -7,22 +7,15 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::serve::worker_binary;
+use super::serve::worker_or_skip;
 use super::support::{json, Guard, Server};
 use crate::{signet, signet_env};
 
 #[test]
 fn quick_start_from_a_fresh_directory_signs_everything() {
-    let worker_bin = match worker_binary() {
-        Ok(path) => path,
-        Err(why) => {
-            assert!(
-                !super::support::must_not_skip(),
-                "the example worker cannot be built: {why}"
-            );
-            eprintln!("SKIPPED quick_start_from_a_fresh_directory_signs_everything: {why}");
-            return;
-        }
+    let Some(worker_bin) = worker_or_skip("quick_start_from_a_fresh_directory_signs_everything")
+    else {
+        return;
     };
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("signet.db").display());

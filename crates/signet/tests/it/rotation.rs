@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::serve::worker_binary;
+use super::serve::worker_or_skip;
 use super::support::Guard;
 use crate::{signet, Run};
 
@@ -71,16 +71,8 @@ impl Store {
 
 #[test]
 fn rotation_walkthrough_loses_nothing() {
-    let worker_bin = match worker_binary() {
-        Ok(path) => path,
-        Err(why) => {
-            assert!(
-                !super::support::must_not_skip(),
-                "the example worker cannot be built: {why}"
-            );
-            eprintln!("SKIPPED rotation_walkthrough_loses_nothing: {why}");
-            return;
-        }
+    let Some(worker_bin) = worker_or_skip("rotation_walkthrough_loses_nothing") else {
+        return;
     };
     let s = Store::new();
 

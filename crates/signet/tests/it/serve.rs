@@ -20,6 +20,22 @@ pub(crate) fn worker_binary() -> Result<PathBuf, String> {
     BUILT.get_or_init(build_worker).clone()
 }
 
+/// The example worker binary, or `None` after printing why `test` is
+/// skipped (failing instead under CI, where it must build).
+pub(crate) fn worker_or_skip(test: &str) -> Option<PathBuf> {
+    match worker_binary() {
+        Ok(path) => Some(path),
+        Err(why) => {
+            assert!(
+                !super::support::must_not_skip(),
+                "{test}: the example worker cannot be built: {why}"
+            );
+            eprintln!("SKIPPED {test}: the example worker cannot be built: {why}");
+            None
+        }
+    }
+}
+
 fn build_worker() -> Result<PathBuf, String> {
     let signet = Path::new(env!("CARGO_BIN_EXE_signet"));
     let profile_dir = signet.parent().ok_or("signet binary has no directory")?;
@@ -50,12 +66,8 @@ fn build_worker() -> Result<PathBuf, String> {
 
 #[test]
 fn serve_enqueue_work_and_shut_down() {
-    let worker_bin = match worker_binary() {
-        Ok(path) => path,
-        Err(why) => {
-            eprintln!("SKIPPED serve_enqueue_work_and_shut_down: the example worker cannot be built: {why}");
-            return;
-        }
+    let Some(worker_bin) = worker_or_skip("serve_enqueue_work_and_shut_down") else {
+        return;
     };
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("e2e.db").display());
