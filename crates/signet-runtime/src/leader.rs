@@ -52,8 +52,8 @@ struct Running {
 /// Runs services only while this node holds the lease on a role.
 ///
 /// Leader election for the services that should run on one node at a time
-/// (scheduler and callbacks under one role, rescuer and pruner under
-/// another: see [`Node`](crate::Node), which builds the electors).
+/// (scheduler and callbacks under one role, the pruner under another: see
+/// [`Node`](crate::Node), which builds the electors).
 ///
 /// A [`LeaderElector`] holds a lease row in the store ([`Store::try_lead`])
 /// for a role, renews it every third of its time to live, and runs its
@@ -73,11 +73,11 @@ struct Running {
 ///
 /// ```no_run
 /// # async fn demo(store: std::sync::Arc<dyn signet_store::Store>) {
-/// use signet_runtime::{LeaderElector, Rescuer, Shutdown};
+/// use signet_runtime::{LeaderElector, Pruner, Shutdown};
 ///
-/// let rescuer_store = store.clone();
-/// let elector = LeaderElector::new(store, "services", signet_runtime::default_node_id())
-///     .service("rescuer", move |stop| Rescuer::new(rescuer_store.clone()).run(stop));
+/// let pruner_store = store.clone();
+/// let elector = LeaderElector::new(store, "maintenance", signet_runtime::default_node_id())
+///     .service("pruner", move |stop| Pruner::new(pruner_store.clone()).run(stop));
 /// let mut leading = elector.subscribe();
 /// let shutdown = Shutdown::new();
 /// tokio::spawn(elector.run(shutdown.signal()));
