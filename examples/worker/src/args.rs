@@ -81,8 +81,8 @@ pub(crate) struct Args {
     pub(crate) node_id: Option<String>,
 
     /// How long the maintenance leader's lease lasts without renewal, in
-    /// milliseconds: when the process running the rescuer and pruner dies,
-    /// another takes them over within this. Default: the task lease, at
+    /// milliseconds: when the process running the pruner dies,
+    /// another takes it over within this. Default: the task lease, at
     /// most 15 s.
     #[arg(long, env = "SIGNET_WORKER_LEADER_TTL_MS", value_parser = clap::value_parser!(u64).range(30..))]
     pub(crate) leader_ttl_ms: Option<u64>,
