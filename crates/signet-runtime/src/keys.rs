@@ -428,14 +428,15 @@ pub async fn missing_keys(
         return Ok(Vec::new());
     }
     let usage = store.pending_by_key().await?;
-    Ok(usage
+    // "Not in the ring" is key_status's rule: a signed row with no role.
+    Ok(crate::key_status(usage, &signing.ring)
         .into_iter()
-        .filter_map(|u| {
-            let id = u.key_id?;
-            signing.ring.get(&id).is_none().then_some(MissingKey {
-                key_id: id,
-                tasks: u.tasks,
-                messages: u.messages,
+        .filter(|k| k.role.is_none())
+        .filter_map(|k| {
+            Some(MissingKey {
+                key_id: k.key_id?,
+                tasks: k.tasks,
+                messages: k.messages,
             })
         })
         .collect())

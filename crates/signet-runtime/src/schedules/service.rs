@@ -246,17 +246,10 @@ impl ScheduleService {
         Ok(self.store.list_schedules().await?)
     }
 
-    /// [`ScheduleService::upcoming`] computed off the async runtime: what a
-    /// request handler calls.
-    pub async fn next_due(record: &ScheduleRecord) -> Result<Vec<i64>, RuntimeError> {
-        let record = record.clone();
-        off_runtime(move || Self::upcoming(&record)).await
-    }
-
     /// The due times shown for a schedule: its next one and those after it,
     /// up to [`UPCOMING_SHOWN`], in unix ms; none while it is paused.
-    /// Bounded work, but CPU work: async callers use
-    /// [`ScheduleService::next_due`].
+    /// Bounded work, but CPU work: async callers run it off the runtime (the
+    /// schedule routes build their views on the blocking pool).
     pub fn upcoming(record: &ScheduleRecord) -> Vec<i64> {
         match (record.paused, record.next_fire_at_ms) {
             (false, Some(next)) => {
