@@ -120,8 +120,8 @@ pub(crate) struct ActArgs {
     /// act: it vouches for work signed by a key that was removed.
     #[arg(long)]
     resign: bool,
-    /// Print JSON: {"replayed": [ids], "warnings": [...]}; with --resign also
-    /// "resigned" and "refused".
+    /// Print JSON: {"replayed": [ids], "warnings": [...]}; with --resign
+    /// {"replayed": [ids], "resigned": [...], "refused": [...]} instead.
     #[arg(long)]
     json: bool,
 }
@@ -256,10 +256,11 @@ fn report_resign(report: &signet_runtime::ResignReport, json: bool) -> anyhow::R
             .iter()
             .map(|r| json!({ "id": r.id, "reason": r.reason }))
             .collect();
-        return print_json(
+        print_json(
             &json!({ "replayed": replayed, "resigned": resigned, "refused": refused }),
             false,
-        );
+        )?;
+        return nothing_resigned(report);
     }
     println!(
         "re-signed and replayed {} dead letter(s)",
@@ -271,6 +272,12 @@ fn report_resign(report: &signet_runtime::ResignReport, json: bool) -> anyhow::R
     for r in &report.refused {
         println!("  refused {}: {}", r.id, r.reason);
     }
+    nothing_resigned(report)
+}
+
+/// A re-sign that refused every id it was given did nothing: exit non-zero,
+/// with `--json` as without.
+fn nothing_resigned(report: &signet_runtime::ResignReport) -> anyhow::Result<()> {
     if report.resigned.is_empty() && !report.refused.is_empty() {
         return Err(Negative("nothing was re-signed".to_owned()).into());
     }

@@ -456,6 +456,16 @@ fn a_task_whose_key_left_the_ring_is_re_signed_and_its_history_says_so() {
         dead.ok().contains("dead-lettered max-attempts"),
         "{dead:#?}"
     );
+
+    // Asked to re-sign only what it must refuse, it did nothing: non-zero,
+    // with --json as without.
+    for extra in [&[][..], &["--json"][..]] {
+        let mut args = vec!["dlq", "replay", "--id", &b, "--resign"];
+        args.extend_from_slice(extra);
+        let run = f.run_with(&args, &rotated);
+        assert_ne!(run.code, 0, "{extra:?}: {run:#?}");
+        assert!(run.stdout.contains(b.as_str()), "{extra:?}: {run:#?}");
+    }
 }
 
 #[test]
