@@ -488,11 +488,23 @@ pub(super) async fn history_operator_acts(store: Arc<dyn Store>) {
 /// theirs.
 pub(super) async fn history_deleted(store: Arc<dyn Store>) {
     let s = &*store;
+    // `done` fails once before it succeeds, so it has a stored event row
+    // (a succeeded attempt alone is read back from the task row).
     let done = put(s, new_task("p")).await.id().to_owned();
+    let r = claim_one(s, "p", "w", T0).await;
+    s.fail(
+        &LeaseToken::of(&r),
+        "first try",
+        FailOutcome::Retry { at_ms: T0 },
+        T0,
+    )
+    .await
+    .expect("fail");
     let r = claim_one(s, "p", "w", T0).await;
     s.complete(&LeaseToken::of(&r), None, T0 + 1)
         .await
         .expect("complete");
+    assert_eq!(history_of(s, &done).await.len(), 2);
     let dead = put(s, new_task("p2")).await.id().to_owned();
     let r = claim_one(s, "p2", "w", T0).await;
     fail_dead(s, &r, "no", T0 + 1).await;
