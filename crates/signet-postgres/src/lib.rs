@@ -9,8 +9,9 @@
 //!   other instead of waiting, and no transaction or connection is held
 //!   while a task runs: the lease columns carry the claim.
 //! - **Batches** are one statement each: enqueue inserts from `UNNEST`
-//!   arrays (all or none), `complete_batch` updates from `UNNEST` in one
-//!   round trip. Hot statements are prepared once per connection.
+//!   arrays (all or none; a batch carrying idempotency keys runs in a
+//!   transaction that looks the keys up first), `complete_batch` updates
+//!   from `UNNEST` in one round trip. Hot statements are prepared once per connection.
 //! - **Wake-ups**: statements that make work due call `pg_notify` with the
 //!   queue name; [`wait_for_work`](signet_store::Store::wait_for_work)
 //!   listens on a dedicated connection that reconnects by itself.

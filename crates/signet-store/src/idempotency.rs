@@ -198,7 +198,9 @@ pub struct IdempotencyClaim<'a> {
     pub scope: &'a IdempotencyScope,
     /// The kind of the task carrying it.
     pub kind: IdempotencyKind,
-    /// The request's fingerprint (empty for [`IdempotencyScope::System`]).
+    /// The request's fingerprint (stored for every scope; compared only
+    /// where the scope compares requests, never for
+    /// [`IdempotencyScope::System`]).
     pub fingerprint: &'a Fingerprint,
 }
 

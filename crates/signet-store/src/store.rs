@@ -32,8 +32,10 @@ pub type StoreResult<T> = Result<T, StoreError>;
 ///   its expiry that nobody rescued yet is still current;
 /// - every attempt that ends (complete, fail, rescue, a settled delivery)
 ///   and every operator act (cancel, replay, re-sign) and refusal (kill)
-///   appends one [`HistoryEvent`] to the task's history in the same write as
-///   the change it records; nothing updates or replaces an event, and only
+///   adds one [`HistoryEvent`] to the task's history in the same write as
+///   the change it records (a succeeded task's last attempt is kept on its
+///   final row and read back as its last event, so `complete` writes no
+///   event row); nothing updates or replaces an event, and only
 ///   deleting the task (prune, purge) deletes its events. Attempt numbers
 ///   go on across replays: a task's `attempts_before + attempt`;
 /// - input that [`NewTask::validate`], [`ClaimRequest::validate`] or
