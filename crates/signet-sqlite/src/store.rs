@@ -663,15 +663,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn check_writable_passes_and_leaves_nothing_behind() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = temp_store(&dir);
-        store.check_writable(1).await.unwrap();
-        store.check_writable(2).await.unwrap();
-        assert!(store.leader("signet:write-check").await.unwrap().is_none());
-    }
-
-    #[tokio::test]
     async fn a_read_only_database_fails_check_writable_with_the_cause() {
         let dir = tempfile::tempdir().unwrap();
         let store = temp_store(&dir);
