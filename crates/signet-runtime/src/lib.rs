@@ -120,8 +120,7 @@ pub use rescuer::{Rescuer, DEFAULT_RESCUE_BATCH, DEFAULT_RESCUE_INTERVAL};
 
 // Dead letters whose key left the ring.
 pub use resign::{
-    replay_warnings, resign_and_replay, unknown_key_warning, ResignRefusal, ResignReport, Resigned,
-    MAX_RESIGN,
+    replay_warnings, resign_and_replay, ResignRefusal, ResignReport, Resigned, MAX_RESIGN,
 };
 
 // Time and shutdown.

@@ -82,7 +82,7 @@ fn refusal(ring: &KeyRing, row: &TaskRow) -> Option<String> {
 
 /// The warning a plain replay of `row` deserves: it is signed with a key
 /// that is not in `ring`, so it will die `unknown-key` again.
-pub fn unknown_key_warning(ring: &KeyRing, row: &TaskRow) -> Option<String> {
+pub(crate) fn unknown_key_warning(ring: &KeyRing, row: &TaskRow) -> Option<String> {
     let sig = row.signature.as_ref()?;
     if ring.is_empty() || ring.get(&sig.key_id).is_some() {
         return None;
@@ -211,8 +211,8 @@ pub async fn resign_and_replay(
     Ok(ResignReport { resigned, refused })
 }
 
-/// The warnings of a plain replay of `ids` (see [`unknown_key_warning`]),
-/// read from the store.
+/// The warnings of a plain replay of `ids` (one per task signed with a key
+/// the ring lacks), read from the store.
 pub async fn replay_warnings(
     store: &dyn Store,
     ring: &KeyRing,
