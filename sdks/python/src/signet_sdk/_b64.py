@@ -20,19 +20,24 @@ def encode(data: bytes) -> str:
 
 
 def _decode(text: str, alphabet: str, strict_bits: bool) -> bytes:
+    allowed = set(alphabet)
+    # Positions as the Rust base64 decoder reports them: a character that is
+    # neither in the alphabet nor '=', else an '=' before the final run, else
+    # (after the length check) an '=' too many.
+    for i, c in enumerate(text):
+        if c not in allowed and c != "=":
+            raise Base64Error(f"character {i + 1} is not in the base64 alphabet")
     body = text.rstrip("=")
     padding = len(text) - len(body)
-    allowed = set(alphabet)
-    for i, c in enumerate(body):
-        if c not in allowed:
-            raise Base64Error(f"character {i + 1} is not in the base64 alphabet")
+    if "=" in body:
+        raise Base64Error(f"character {body.index('=') + 1} is not in the base64 alphabet")
     rem = len(body) % 4
     if rem == 1:
         raise Base64Error("its length is not a possible base64 length")
     # Padding is optional; when present it may not exceed what the
     # remainder needs (the Rust decoders' "indifferent" padding mode).
     if padding > (4 - rem) % 4:
-        raise Base64Error("its '=' padding is wrong")
+        raise Base64Error(f"character {len(body) + 1} is not in the base64 alphabet")
     if rem:
         last = alphabet.index(body[-1])
         unused = 0x0F if rem == 2 else 0x03
