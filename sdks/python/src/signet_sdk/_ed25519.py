@@ -74,17 +74,31 @@ def public_key_problem(data: bytes) -> str | None:
     return None
 
 
+#: The canonical encodings of the eight points of small order. With R
+#: canonical (see below), R is of small order exactly when it is one of these.
+SMALL_ORDER_ENCODINGS = frozenset(
+    bytes.fromhex(h)
+    for h in (
+        "0100000000000000000000000000000000000000000000000000000000000000",
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "0000000000000000000000000000000000000000000000000000000000000000",
+        "0000000000000000000000000000000000000000000000000000000000000080",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+    )
+)
+
+
 def signature_encoding_ok(sig: bytes) -> bool:
-    """Rules 2–4 of the policy that need checking before OpenSSL's verify:
-    S < ℓ, and R a canonical encoding of a point that is not of small order.
-    (OpenSSL compares R's bytes with the recomputed point's canonical
-    encoding, which also rejects a non-canonical R.)"""
+    """The policy's signature rules that OpenSSL does not check itself:
+    S < ℓ (OpenSSL checks it too; kept explicit), and R not of small order.
+    A non-canonical or undecodable R never verifies: OpenSSL compares R's
+    bytes with the canonical encoding of the recomputed point. Constant
+    cost, so verification stays fast."""
     if len(sig) != 64:
         return False
     if int.from_bytes(sig[32:], "little") >= L:
         return False
-    decoded = decode_point(sig[:32])
-    if decoded is None:
-        return False
-    point, canonical = decoded
-    return canonical and not is_small_order(point)
+    return sig[:32] not in SMALL_ORDER_ENCODINGS
