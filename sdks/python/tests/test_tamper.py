@@ -224,7 +224,7 @@ def test_header_rules() -> None:
 
 
 def test_what_cannot_be_encoded(sample: TaskEnvelope) -> None:
-    for change, message in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"headers": {"Tenant": "x"}}, 'header name "Tenant" is not lower-case; build headers with normalise_headers'),
         ({"args": "text"}, "args must be bytes: the exact bytes the producer serialised (for JSON, encode once and keep those bytes)"),
         ({"max_attempts": 2**32}, "max_attempts is 4294967296; it must be from 0 to 4294967295"),
@@ -233,7 +233,8 @@ def test_what_cannot_be_encoded(sample: TaskEnvelope) -> None:
         ({"expires_at_ms": True}, "expires_at_ms must be an integer, not bool"),
         ({"queue": None}, "queue must be a string, not NoneType"),
         ({"name": "\ud800"}, "name is not valid Unicode text (a lone surrogate)"),
-    ]:
+    ]
+    for change, message in cases:
         with pytest.raises(UnsupportedError) as caught:
             dataclasses.replace(sample, **change).canonical_bytes()
         assert str(caught.value) == message

@@ -159,8 +159,8 @@ class SigningConfig:
                 keys.append((VAR_PUBLIC_KEYS, public))
 
         for i, (var, key) in enumerate(keys):
-            for other_var, other in keys[:i]:
-                if other.id == key.id:
+            for other_var, earlier in keys[:i]:
+                if earlier.id == key.id:
                     raise _duplicate(key.id, other_var, var)
 
         has_hmac = any(k.algorithm is Algorithm.HMAC_SHA256 for _, k in keys)

@@ -12,6 +12,7 @@ import enum
 import hashlib
 import hmac
 from collections.abc import Iterable, Sequence
+from typing import NoReturn
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -255,7 +256,7 @@ class Key:
 
     __str__ = __repr__
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> NoReturn:
         raise TypeError("keys are secrets and are not pickled")
 
 
@@ -378,5 +379,5 @@ class KeyRing:
 
     __str__ = __repr__
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> NoReturn:
         raise TypeError("key rings hold secrets and are not pickled")
