@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from signet_sdk import Algorithm, ConfigError, SigningConfig
+from signet_sdk import Algorithm, ConfigError, Key, SigningConfig
 
 from config_cases import PUB1, REFUSALS, SECRET, SECRET2, SEED1, WARNINGS, b64
 
@@ -111,3 +111,24 @@ def test_reprs_show_no_secret() -> None:
             if secret:
                 assert secret not in text, text
     assert "Key(h, hmac-sha256, sha256:" in repr(cfg.ring.keys[0])
+
+
+def test_a_mapping_is_accepted() -> None:
+    cfg = SigningConfig.from_vars({"SIGNET_SIGNING_KEYS": f"m:{SECRET}"})
+    assert cfg.ring.active is not None and cfg.ring.active.id == "m"
+
+
+def test_keys_and_rings_are_not_pickled_or_copied() -> None:
+    import copy
+    import pickle
+
+    cfg = SigningConfig.from_vars({"SIGNET_SIGNING_KEYS": f"m:{SECRET}"})
+    for thing in (cfg.ring, cfg.ring.keys[0]):
+        with pytest.raises(TypeError):
+            pickle.dumps(thing)
+        with pytest.raises(TypeError):
+            copy.deepcopy(thing)
+    with pytest.raises(AttributeError):
+        cfg.ring.keys[0]._secret = b"x"
+    with pytest.raises(TypeError):
+        Key()

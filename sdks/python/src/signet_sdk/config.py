@@ -17,7 +17,7 @@ environment itself; :func:`signet_sdk.load_keys` does.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from . import _b64
@@ -70,14 +70,17 @@ class SigningConfig:
         return f"SigningConfig({self.summary()}; {self.ring!r})"
 
     @classmethod
-    def from_vars(cls, variables: Iterable[tuple[str, str]]) -> SigningConfig:
-        """Parses ``(name, value)`` pairs. An empty value is the same as an
+    def from_vars(
+        cls, variables: Mapping[str, str] | Iterable[tuple[str, str]]
+    ) -> SigningConfig:
+        """Parses a mapping or ``(name, value)`` pairs. An empty value is the same as an
         absent variable; a variable given twice takes the last value.
         Names that start with ``SIGNET_SIGNING_`` but are not known give a
         warning; other names are ignored."""
         warnings: list[str] = []
         values: dict[str, str] = {}
-        for name, raw in variables:
+        pairs = variables.items() if isinstance(variables, Mapping) else variables
+        for name, raw in pairs:
             value = raw.strip()
             if name in VARIABLES:
                 if value:
