@@ -1,0 +1,62 @@
+"""Signet SDK for Python: the ``signet.task.v1`` envelope, its signatures
+(HMAC-SHA256, Ed25519) and the keys, loaded from the same ``SIGNET_SIGNING_*``
+variables and key file as the Rust side.
+
+Modules: ``envelope`` (fields and canonical bytes), ``sign`` (sign and
+verify), ``keys`` (keys and the ring), ``config`` (the variables),
+``loader`` (where keys come from), ``errors``.
+"""
+
+from .config import SigningConfig
+from .envelope import (
+    ENVELOPE_TAG,
+    SIGNATURE_HEADER,
+    SIGNATURE_KEY_HEADER,
+    TaskEnvelope,
+    normalise_headers,
+)
+from .errors import (
+    AlgorithmMismatch,
+    ConfigError,
+    MalformedSignature,
+    MissingSignature,
+    SignatureMismatch,
+    SignetError,
+    UnknownKey,
+    UnsupportedError,
+    VerificationError,
+)
+from .keys import Algorithm, Key, KeyRing
+from .loader import LoadedKeys, key_file_beside, load_keys, parse_key_file
+from .sign import EnvelopeSignature, sign_envelope, verify_envelope, verify_envelope_headers
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ENVELOPE_TAG",
+    "SIGNATURE_HEADER",
+    "SIGNATURE_KEY_HEADER",
+    "Algorithm",
+    "AlgorithmMismatch",
+    "ConfigError",
+    "EnvelopeSignature",
+    "Key",
+    "KeyRing",
+    "LoadedKeys",
+    "MalformedSignature",
+    "MissingSignature",
+    "SignatureMismatch",
+    "SignetError",
+    "SigningConfig",
+    "TaskEnvelope",
+    "UnknownKey",
+    "UnsupportedError",
+    "VerificationError",
+    "key_file_beside",
+    "load_keys",
+    "normalise_headers",
+    "parse_key_file",
+    "sign_envelope",
+    "verify_envelope",
+    "verify_envelope_headers",
+]

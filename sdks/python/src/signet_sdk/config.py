@@ -1,0 +1,344 @@
+"""Signing configuration from the ``SIGNET_SIGNING_*`` variables (mirrors
+``signet-sign``'s ``config.rs``): the same variables, defaults, refusals and
+messages. :meth:`SigningConfig.from_vars` never reads the process
+environment itself; :func:`signet_sdk.load_keys` does.
+
+| variable | meaning |
+|---|---|
+| ``SIGNET_SIGNING_ALGORITHM`` | ``hmac-sha256`` or ``ed25519``: the algorithm of the active key |
+| ``SIGNET_SIGNING_KEYS`` | HMAC keys, ``id:base64,…`` (16 bytes at least, 32 recommended; ``whsec_`` allowed) |
+| ``SIGNET_SIGNING_PRIVATE_KEYS`` | Ed25519 private keys, ``id:base64`` of the 32-byte seed or 64 bytes seed ‖ public (``whsk_`` allowed) |
+| ``SIGNET_SIGNING_PUBLIC_KEYS`` | Ed25519 public keys, ``id:base64`` of 32 bytes (``whpk_`` allowed) |
+| ``SIGNET_SIGNING_ACTIVE_KEY`` | id of the key that signs; may be left out when one key of the algorithm can sign |
+| ``SIGNET_SIGNING_OVERLAP_KEYS`` | ids that sign beside the active key during a rotation overlap |
+| ``SIGNET_SIGNING_REQUIRED`` | ``true``/``1`` or ``false``/``0``: reject unsigned work (default: on when keys exist) |
+| ``SIGNET_DEV`` | only ``1`` or ``true`` turn dev mode on (verification off) |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from . import _b64
+from .errors import ConfigError, SignetError, quote
+from .keys import Algorithm, Key, KeyRing, validate_key_id
+
+VAR_ALGORITHM = "SIGNET_SIGNING_ALGORITHM"
+VAR_KEYS = "SIGNET_SIGNING_KEYS"
+VAR_ACTIVE_KEY = "SIGNET_SIGNING_ACTIVE_KEY"
+VAR_PUBLIC_KEYS = "SIGNET_SIGNING_PUBLIC_KEYS"
+VAR_PRIVATE_KEYS = "SIGNET_SIGNING_PRIVATE_KEYS"
+VAR_OVERLAP_KEYS = "SIGNET_SIGNING_OVERLAP_KEYS"
+VAR_REQUIRED = "SIGNET_SIGNING_REQUIRED"
+VAR_DEV = "SIGNET_DEV"
+
+#: Every variable :meth:`SigningConfig.from_vars` reads, in the Rust order.
+VARIABLES = (
+    VAR_ALGORITHM,
+    VAR_KEYS,
+    VAR_ACTIVE_KEY,
+    VAR_PUBLIC_KEYS,
+    VAR_PRIVATE_KEYS,
+    VAR_OVERLAP_KEYS,
+    VAR_REQUIRED,
+    VAR_DEV,
+)
+#: The variables that hold key material: when one is set in the
+#: environment, the environment is the key source.
+MATERIAL_VARIABLES = (VAR_KEYS, VAR_PRIVATE_KEYS, VAR_PUBLIC_KEYS)
+
+#: Shortest HMAC secret accepted, in bytes.
+MIN_HMAC_SECRET_LEN = 16
+#: HMAC secrets shorter than this get a warning, in bytes.
+RECOMMENDED_HMAC_SECRET_LEN = 32
+
+
+@dataclass(repr=False)
+class SigningConfig:
+    """The parsed signing configuration. ``repr`` shows no secret."""
+
+    ring: KeyRing
+    #: Reject unsigned work (default on when keys exist).
+    required: bool
+    #: Dev mode: verification off (``SIGNET_DEV=1|true`` only).
+    dev: bool
+    #: Allowed but should be fixed; log them at WARNING.
+    warnings: list[str] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        return f"SigningConfig({self.summary()}; {self.ring!r})"
+
+    @classmethod
+    def from_vars(
+        cls, variables: Mapping[str, str] | Iterable[tuple[str, str]]
+    ) -> SigningConfig:
+        """Parses a mapping or ``(name, value)`` pairs. An empty value is the same as an
+        absent variable; a variable given twice takes the last value.
+        Names that start with ``SIGNET_SIGNING_`` but are not known give a
+        warning; other names are ignored."""
+        warnings: list[str] = []
+        values: dict[str, str] = {}
+        pairs = variables.items() if isinstance(variables, Mapping) else variables
+        for name, raw in pairs:
+            value = raw.strip()
+            if name in VARIABLES:
+                if value:
+                    values[name] = value
+                else:
+                    values.pop(name, None)
+            elif name.startswith("SIGNET_SIGNING_"):
+                warnings.append(
+                    f"{name} is not a signing variable and is ignored; "
+                    f"known ones are {', '.join(VARIABLES)}"
+                )
+        get = values.get
+
+        dev_value = get(VAR_DEV)
+        dev = dev_value in ("1", "true")
+        if dev_value is not None and dev_value not in ("1", "true", "0", "false"):
+            warnings.append(
+                f"{VAR_DEV} is set to a value other than 1 or true, so dev mode stays off; "
+                "set it to 1 or true to turn it on, or remove it"
+            )
+        if dev:
+            warnings.append(
+                f"{VAR_DEV} is on: signatures are NOT verified; never run like this in production"
+            )
+
+        algorithm_text = get(VAR_ALGORITHM)
+        algorithm: Algorithm | None = None
+        if algorithm_text is not None:
+            try:
+                algorithm = Algorithm.parse(algorithm_text)
+            except ConfigError:
+                raise ConfigError(
+                    f'{VAR_ALGORITHM} is {quote(algorithm_text)}; use "hmac-sha256" or "ed25519"'
+                ) from None
+
+        keys: list[tuple[str, Key]] = []
+        for key_id, text in _entries(VAR_KEYS, get(VAR_KEYS)):
+            data = _decode(VAR_KEYS, key_id, _strip(text, "whsec_"))
+            if len(data) < MIN_HMAC_SECRET_LEN:
+                raise ConfigError(
+                    f"{VAR_KEYS}: key {quote(key_id)} is {len(data)} bytes; HMAC keys must be "
+                    f"at least {MIN_HMAC_SECRET_LEN} bytes (generate one with `signet keys generate`)"
+                )
+            if len(data) < RECOMMENDED_HMAC_SECRET_LEN:
+                warnings.append(
+                    f"{VAR_KEYS}: key {quote(key_id)} is {len(data)} bytes; "
+                    f"{RECOMMENDED_HMAC_SECRET_LEN} or more are recommended"
+                )
+            keys.append((VAR_KEYS, Key.hmac(key_id, data)))
+
+        publics: list[tuple[str, Key]] = []
+        for key_id, text in _entries(VAR_PUBLIC_KEYS, get(VAR_PUBLIC_KEYS)):
+            data = _decode(VAR_PUBLIC_KEYS, key_id, _strip(text, "whpk_"))
+            try:
+                public = Key.ed25519_public(key_id, data)
+            except ConfigError as e:
+                raise ConfigError(f"{VAR_PUBLIC_KEYS}: key {quote(key_id)}: {e}") from None
+            if any(other == key_id for other, _ in publics):
+                raise _duplicate(key_id, VAR_PUBLIC_KEYS, VAR_PUBLIC_KEYS)
+            publics.append((key_id, public))
+
+        privates: list[str] = []
+        for key_id, text in _entries(VAR_PRIVATE_KEYS, get(VAR_PRIVATE_KEYS)):
+            data = _decode(VAR_PRIVATE_KEYS, key_id, _strip(text, "whsk_"))
+            try:
+                private = Key.ed25519_private(key_id, data)
+            except ConfigError as e:
+                raise ConfigError(f"{VAR_PRIVATE_KEYS}: key {quote(key_id)}: {e}") from None
+            for other, public in publics:
+                if other == key_id and public.public_bytes != private.public_bytes:
+                    raise ConfigError(
+                        f"{VAR_PRIVATE_KEYS}: key {quote(key_id)} does not match the public key "
+                        f"of the same id in {VAR_PUBLIC_KEYS}; export both halves of one key pair"
+                    )
+            privates.append(key_id)
+            keys.append((VAR_PRIVATE_KEYS, private))
+        for key_id, public in publics:
+            if key_id not in privates:
+                keys.append((VAR_PUBLIC_KEYS, public))
+
+        for i, (var, key) in enumerate(keys):
+            for other_var, earlier in keys[:i]:
+                if earlier.id == key.id:
+                    raise _duplicate(key.id, other_var, var)
+
+        has_hmac = any(k.algorithm is Algorithm.HMAC_SHA256 for _, k in keys)
+        explicit_algorithm = algorithm is not None
+        if algorithm is None:
+            algorithm = (
+                Algorithm.HMAC_SHA256 if (has_hmac or not keys) else Algorithm.ED25519
+            )
+
+        active: str | None
+        active_text = get(VAR_ACTIVE_KEY)
+        if active_text is not None:
+            try:
+                active = validate_key_id(active_text)
+            except ConfigError:
+                raise ConfigError(
+                    f"{VAR_ACTIVE_KEY} is not a key id (1 to 64 of A-Z a-z 0-9 . _ -); set it "
+                    "to the id of a configured key, not to a key"
+                ) from None
+            found = next((k for _, k in keys if k.id == active), None)
+            if found is None:
+                raise ConfigError(
+                    f"{VAR_ACTIVE_KEY} is {quote(active)}, which is not among the configured "
+                    f"keys ({_describe(keys)}); add it to {VAR_KEYS} or {VAR_PRIVATE_KEYS}, "
+                    "or pick another"
+                )
+            if not found.can_sign:
+                raise ConfigError(
+                    f"{VAR_ACTIVE_KEY} is {quote(active)}, an Ed25519 public key, which cannot "
+                    f"sign; add its private key to {VAR_PRIVATE_KEYS} or unset {VAR_ACTIVE_KEY} "
+                    "for a verify-only setup"
+                )
+            if explicit_algorithm and found.algorithm is not algorithm:
+                raise ConfigError(
+                    f"{VAR_ACTIVE_KEY} is {quote(active)}, a {found.algorithm} key, but "
+                    f"{VAR_ALGORITHM} is {algorithm}; make them agree"
+                )
+        else:
+            candidates = [k for _, k in keys if k.can_sign and k.algorithm is algorithm]
+            if not candidates:
+                active = None
+            elif len(candidates) == 1:
+                active = candidates[0].id
+            else:
+                raise ConfigError(
+                    f"{VAR_ACTIVE_KEY} is not set and {len(candidates)} {algorithm} keys can "
+                    f"sign ({', '.join(k.id for k in candidates)}); set it to the one that "
+                    "should sign"
+                )
+
+        if explicit_algorithm and keys and not any(k.algorithm is algorithm for _, k in keys):
+            hint = (
+                VAR_KEYS
+                if algorithm is Algorithm.HMAC_SHA256
+                else f"{VAR_PRIVATE_KEYS} or {VAR_PUBLIC_KEYS}"
+            )
+            raise ConfigError(
+                f"{VAR_ALGORITHM} is {algorithm} but no {algorithm} key is configured; "
+                f"add one to {hint}"
+            )
+
+        any_keys = bool(keys)
+        ring = KeyRing([k for _, k in keys], active)
+        overlap = get(VAR_OVERLAP_KEYS)
+        if overlap is not None:
+            if ring.active is None:
+                raise ConfigError(
+                    f"{VAR_OVERLAP_KEYS} is set but there is no active key; "
+                    f"set {VAR_ACTIVE_KEY} first"
+                )
+            for key_id in (s.strip() for s in overlap.split(",")):
+                if key_id:
+                    try:
+                        ring.set_also_signs(key_id, True)
+                    except ConfigError as e:
+                        raise ConfigError(f"{VAR_OVERLAP_KEYS}: {e}") from None
+
+        required_text = get(VAR_REQUIRED)
+        if required_text is None:
+            required = any_keys
+        elif required_text == "1" or required_text.lower() == "true":
+            required = True
+        elif required_text == "0" or required_text.lower() == "false":
+            required = False
+        else:
+            raise ConfigError(f"{VAR_REQUIRED} is {quote(required_text)}; use true, false, 1 or 0")
+        if required and not any_keys:
+            raise ConfigError(
+                f"{VAR_REQUIRED} is on but no keys are configured; set {VAR_KEYS} (HMAC) or "
+                f"{VAR_PRIVATE_KEYS}/{VAR_PUBLIC_KEYS} (Ed25519)"
+            )
+        if not required and not dev:
+            warnings.append(
+                f"signing is off ({VAR_REQUIRED} is false or no keys are set): "
+                "unsigned work is accepted"
+            )
+        return cls(ring=ring, required=required, dev=dev, warnings=warnings)
+
+    def summary(self) -> str:
+        """One line for a start-up log, without secrets (the Rust wording).
+        Log it at INFO when ``required`` and at WARNING otherwise."""
+        ids = [k.id for k in self.ring.keys]
+        keys = f"1 key ({ids[0]})" if len(ids) == 1 else f"{len(ids)} keys ({', '.join(ids)})"
+        dev = "; DEV MODE: signatures are not verified" if self.dev else ""
+        active = self.ring.active
+        if not self.required:
+            if not ids:
+                return f"signing off: no keys configured, unsigned work is accepted{dev}"
+            return f"signing off ({VAR_REQUIRED}=false): {keys}{dev}"
+        if active is None:
+            return f"signing on (verify only): {keys}{dev}"
+        overlap = [k.id for k in self.ring.signers()[1:]]
+        also = f", also signing with {', '.join(overlap)}" if overlap else ""
+        return f"signing on: {active.algorithm}, active key {quote(active.id)}{also}, {keys}{dev}"
+
+
+def _entries(var: str, value: str | None) -> list[tuple[str, str]]:
+    """Splits ``id:value,id:value``; empty entries are skipped. Errors never
+    quote a value (a malformed "id" may be a secret pasted without its id)."""
+    if value is None:
+        return []
+    out: list[tuple[str, str]] = []
+    position = 0
+    for entry in (e.strip() for e in value.split(",")):
+        if not entry:
+            continue
+        position += 1
+        if ":" not in entry:
+            raise ConfigError(
+                f"{var}: entry {position} has no ':'; write each key as id:base64, "
+                "separated by commas"
+            )
+        key_id, material = entry.split(":", 1)
+        key_id = key_id.strip()
+        if not key_id:
+            raise ConfigError(
+                f"{var}: entry {position} has an empty key id; write it as id:base64"
+            )
+        try:
+            validate_key_id(key_id)
+        except ConfigError:
+            raise ConfigError(
+                f"{var}: entry {position} has an invalid key id (1 to 64 of A-Z a-z 0-9 . _ -); "
+                "write each key as id:base64"
+            ) from None
+        material = material.strip()
+        if not material:
+            raise ConfigError(f"{var}: key {quote(key_id)} has no key material after ':'")
+        out.append((key_id, material))
+    return out
+
+
+def _strip(text: str, prefix: str) -> str:
+    return text[len(prefix):] if text.startswith(prefix) else text
+
+
+def _decode(var: str, key_id: str, text: str) -> bytes:
+    try:
+        return _b64.decode_key(text)
+    except _b64.Base64Error as why:
+        raise ConfigError(f"{var}: key {quote(key_id)} is not valid base64: {why}") from None
+
+
+def _duplicate(key_id: str, first: str, second: str) -> SignetError:
+    if first == second:
+        return ConfigError(
+            f"{first}: key id {quote(key_id)} is given twice; give each key its own id"
+        )
+    return ConfigError(
+        f"key id {quote(key_id)} is given in both {first} and {second}; "
+        "give each key its own id"
+    )
+
+
+def _describe(keys: list[tuple[str, Key]]) -> str:
+    if not keys:
+        return "none are configured"
+    return "keys: " + ", ".join(k.id for _, k in keys)
