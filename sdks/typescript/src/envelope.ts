@@ -35,17 +35,17 @@ export interface TaskEnvelope {
   /** The exact bytes the producer serialised (a string is taken as its UTF-8 bytes). Never re-serialised. */
   readonly args: Uint8Array | string;
   /** Headers: lower-case names, signature headers excluded. Build with {@link normaliseHeaders}. */
-  readonly headers?: Readonly<Record<string, string>>;
+  readonly headers?: Readonly<Record<string, string>> | undefined;
   /** Creation time, unix milliseconds. */
   readonly createdAtMs: Millis;
   /** Not to run before this time, unix milliseconds. */
-  readonly notBeforeMs?: Millis | null;
+  readonly notBeforeMs?: Millis | null | undefined;
   /** Not to run after this time, unix milliseconds. */
-  readonly expiresAtMs?: Millis | null;
+  readonly expiresAtMs?: Millis | null | undefined;
   /** Attempts allowed, the first one included (unsigned 32-bit). */
   readonly maxAttempts: number;
   /** Where to send a signed callback when the task finishes. An empty string is present, not absent. */
-  readonly callbackUrl?: string | null;
+  readonly callbackUrl?: string | null | undefined;
 }
 
 /** Header names and values: an object, a `Map`, or `[name, value]` pairs. */
