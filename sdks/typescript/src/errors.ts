@@ -13,6 +13,8 @@ export type Reason =
   | "malformed"
   | "unknown-key"
   | "mismatch"
+  | "too-old"
+  | "too-new"
   | "algorithm-mismatch"
   | "config"
   | "unsupported";
@@ -44,6 +46,12 @@ export class SignetError extends Error {
   }
   static mismatch(message: string): SignetError {
     return new SignetError("mismatch", message);
+  }
+  static tooOld(message: string): SignetError {
+    return new SignetError("too-old", message);
+  }
+  static tooNew(message: string): SignetError {
+    return new SignetError("too-new", message);
   }
   static algorithmMismatch(message: string): SignetError {
     return new SignetError("algorithm-mismatch", message);

@@ -78,3 +78,16 @@ export {
   type TaskEnvelope,
   type VerifyResult,
 } from "./envelope.js";
+export {
+  DEFAULT_TOLERANCE_SECS,
+  STANDARD_HEADERS,
+  SVIX_HEADERS,
+  checkFresh,
+  parseWebhookSecret,
+  signWebhook,
+  verifyWebhook,
+  webhookHeaders,
+  type HeaderNames,
+  type VerifyWebhookOptions,
+  type WebhookVerified,
+} from "./webhooks.js";
