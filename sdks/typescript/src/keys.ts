@@ -120,7 +120,9 @@ export class HmacKey implements KeyCommon {
   constructor(id: string, secret: Uint8Array) {
     this.id = checkKeyId(id);
     if (secret.length === 0) throw SignetError.config("HMAC secret is empty");
-    this.#secret = Buffer.from(secret);
+    // Its own allocation, not a slice of Node's shared Buffer pool.
+    this.#secret = Buffer.alloc(secret.length);
+    this.#secret.set(secret);
     this.fingerprint = fingerprint(this.#secret);
   }
 
