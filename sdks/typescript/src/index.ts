@@ -1,0 +1,93 @@
+/**
+ * `@signet/sdk`: the protocol-independent core of Signet's TypeScript SDK.
+ *
+ * - `envelope`: the `signet.task.v1` envelope, its canonical bytes, sign and verify;
+ * - `keys`: key ids, HMAC-SHA256 and Ed25519 keys, the key ring;
+ * - `config` / `load`: the `SIGNET_SIGNING_*` variables and the key file;
+ * - `errors`: {@link SignetError} and its reason codes.
+ *
+ * The HTTP producer, worker and push-endpoint helpers will sit beside these
+ * modules once the server's pull protocol exists.
+ */
+export { SignetError, type Reason } from "./errors.js";
+export {
+  Ed25519PrivateKey,
+  Ed25519PublicKey,
+  HmacKey,
+  KeyRing,
+  MAX_KEY_ID_LEN,
+  algorithmFromVersion,
+  algorithmVersion,
+  checkKeyId,
+  fingerprint,
+  parseAlgorithm,
+  signatureLength,
+  type Algorithm,
+  type Key,
+} from "./keys.js";
+export {
+  MATERIAL_VARIABLES,
+  MIN_HMAC_SECRET_LEN,
+  RECOMMENDED_HMAC_SECRET_LEN,
+  VARIABLES,
+  VAR_ACTIVE_KEY,
+  VAR_ALGORITHM,
+  VAR_DEV,
+  VAR_KEYS,
+  VAR_OVERLAP_KEYS,
+  VAR_PRIVATE_KEYS,
+  VAR_PUBLIC_KEYS,
+  VAR_REQUIRED,
+  signingConfigFromVars,
+  summary,
+  type SigningConfig,
+  type Vars,
+} from "./config.js";
+export { KeyFile, MASTER_KEY_VAR } from "./keyfile.js";
+export {
+  DATABASE_URL_VAR,
+  DEFAULT_DATABASE_URL,
+  KEYS_FILE_VAR,
+  keyFileBeside,
+  loadKeys,
+  sqliteDatabaseFile,
+  type KeySource,
+  type LoadKeysOptions,
+  type LoadedKeys,
+} from "./load.js";
+export {
+  ENVELOPE_TAG,
+  SIGNATURE_HEADER,
+  SIGNATURE_HEADERS,
+  SIGNATURE_KEY_HEADER,
+  canonicalBytes,
+  checkEnvelope,
+  normaliseHeaders,
+  parseSignatureHeaders,
+  parseStoredSignature,
+  signEnvelope,
+  signatureHeaderValue,
+  signatureHeaders,
+  storedSignature,
+  verifyEnvelope,
+  verifyEnvelopeHeaders,
+  type EnvelopeSignature,
+  type HeaderInput,
+  type Millis,
+  type SignatureHeaders,
+  type TaskEnvelope,
+  type VerifyResult,
+} from "./envelope.js";
+export {
+  DEFAULT_TOLERANCE_SECS,
+  STANDARD_HEADERS,
+  SVIX_HEADERS,
+  checkFresh,
+  parseWebhookSecret,
+  signWebhook,
+  verifyWebhook,
+  webhookHeaders,
+  type HeaderNames,
+  type VerifyWebhookOptions,
+  type WebhookVerified,
+} from "./webhooks.js";
