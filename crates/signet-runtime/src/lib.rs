@@ -98,8 +98,8 @@ pub use ssrf::{Refusal, SsrfPolicy, ALLOWED_TARGET_CIDRS_VAR};
 // Targets and callbacks.
 pub use callbacks::{CallbackService, DEFAULT_CALLBACK_BATCH, DEFAULT_CALLBACK_INTERVAL};
 pub use targets::{
-    NewTarget, TargetPatch, TargetSecret, TargetSecrets, TargetService, DEFAULT_ROTATION_OVERLAP,
-    GENERATED_SECRET_BYTES,
+    NewTarget, SigningSecret, TargetDeletion, TargetPatch, TargetSecret, TargetSecrets,
+    TargetService, TargetUsage, DEFAULT_ROTATION_OVERLAP, GENERATED_SECRET_BYTES,
 };
 
 // Schedules.
