@@ -55,6 +55,7 @@ mod producer;
 mod pruner;
 mod rescuer;
 mod resign;
+mod skipped;
 // Public as a namespace: its defaults (`DEFAULT_POLL_INTERVAL`, …) share
 // their names with the worker's and the dispatcher's.
 pub mod schedules;
@@ -122,6 +123,8 @@ pub use rescuer::{Rescuer, DEFAULT_RESCUE_BATCH, DEFAULT_RESCUE_INTERVAL};
 pub use resign::{
     replay_warnings, resign_and_replay, ResignRefusal, ResignReport, Resigned, MAX_RESIGN,
 };
+// Named dead letters a replay or purge left alone, and why.
+pub use skipped::{skipped_dead_letters, Skipped};
 
 // Time and shutdown.
 pub use clock::{Clock, ManualClock, SystemClock};
