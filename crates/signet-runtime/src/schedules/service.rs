@@ -287,7 +287,7 @@ impl ScheduleService {
 
     /// Whether a message schedule names a target that does not exist (it
     /// was deleted, or renamed away from the name the schedule gives): each
-    /// run it fires is dead-lettered `target-refused`. `false` for task
+    /// due time is given up (the scheduler cannot publish it). `false` for task
     /// schedules and messages without a target.
     pub async fn target_missing(&self, record: &ScheduleRecord) -> Result<bool, RuntimeError> {
         match stored_target(record) {

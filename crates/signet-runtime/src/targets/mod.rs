@@ -446,7 +446,8 @@ impl TargetService {
     /// false: then nothing is deleted and the answer is
     /// [`TargetDeletion::InUse`] with what uses it. Deleted with `force`,
     /// messages still naming it are dead-lettered with `target-refused`
-    /// when their turn comes, and its schedules fire messages that are.
+    /// when their turn comes, and its schedules' due times are given up
+    /// ([`ScheduleService::target_missing`] flags them).
     pub async fn delete(&self, id: &str, force: bool) -> Result<TargetDeletion, RuntimeError> {
         let target = self.require(id).await?;
         let usage = self.usage(&target).await?;

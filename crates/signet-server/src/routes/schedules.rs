@@ -106,9 +106,8 @@ pub(crate) struct ScheduleView {
     /// The next due times, up to 5 (empty while paused).
     pub upcoming: Vec<String>,
     /// The message names a target that does not exist (deleted, or renamed
-    /// away from the name given): every run it fires is dead-lettered
-    /// `target-refused`. Point it at a target (PATCH `message`) or delete
-    /// it.
+    /// away from the name given): each due time is given up, nothing is
+    /// sent. Point it at a target (PATCH `message`) or delete it.
     pub target_missing: bool,
     /// Created.
     pub created_at: String,

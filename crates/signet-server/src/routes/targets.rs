@@ -388,8 +388,8 @@ pub(crate) struct TargetDeletedView {
     /// Its name.
     pub name: String,
     /// What still named it: each of those messages is dead-lettered
-    /// `target-refused` when its turn comes, and so is every message those
-    /// schedules fire.
+    /// `target-refused` when its turn comes, and each due time of those
+    /// schedules is given up (their views show `target_missing`).
     pub left_behind: TargetUsageView,
 }
 
@@ -434,7 +434,7 @@ pub(crate) async fn delete(
                 error: ErrorDetail {
                     code: "target_in_use".into(),
                     message: format!(
-                        "target {} is still used by {usage}; point them at another target (or let the messages finish, delete the schedules), or delete it anyway with ?force=true: its pending messages are then dead-lettered target-refused",
+                        "target {} is still used by {usage}; point them at another target (or let the messages finish, delete the schedules), or delete it anyway with ?force=true: its pending messages are then dead-lettered target-refused and its schedules fire nothing",
                         target.name
                     ),
                 },

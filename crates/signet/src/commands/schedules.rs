@@ -298,7 +298,7 @@ async fn schedules(cmd: Command) -> anyhow::Result<()> {
             crate::output::emit(&table.render())?;
             let missing = list.iter().filter(|(_, missing)| *missing).count();
             if missing > 0 {
-                eprintln!("warning: {missing} schedule(s) name a target that does not exist; every message they fire is dead-lettered target-refused. Register the target again, or delete the schedule (`signet schedules rm NAME`)");
+                eprintln!("warning: {missing} schedule(s) name a target that does not exist; each of their due times is given up (nothing is sent). Register the target again (or point the schedule at another), or delete the schedule (`signet schedules rm NAME`)");
             }
             Ok(())
         }
@@ -483,7 +483,7 @@ fn print_details(record: &ScheduleRecord, target_missing: bool) -> anyhow::Resul
     crate::output::emit(&table.render())?;
     let upcoming = ScheduleService::upcoming(record);
     if target_missing {
-        outln!("the target this schedule's message names does not exist: every message it fires is dead-lettered target-refused; register the target again or delete the schedule");
+        outln!("the target this schedule's message names does not exist: each due time is given up (nothing is sent); register the target again (or point the schedule at another), or delete the schedule");
     }
     if record.paused {
         outln!(
