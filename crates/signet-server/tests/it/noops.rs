@@ -267,3 +267,34 @@ async fn replay_and_purge_by_ids_name_each_id_left_alone_and_why() {
     assert_eq!(purged["count"], 1, "{purged}");
     assert!(purged.get("skipped").is_none(), "{purged}");
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_what_these_answers_add() {
+    let api = api().await;
+    let r = send(
+        &api.app,
+        request(Method::GET, "/openapi.json", None, &[], None),
+    )
+    .await;
+    let doc: Value = serde_json::from_str(&r.text).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    assert!(
+        schemas["TargetView"]["properties"]["secrets"].is_object(),
+        "{schemas}"
+    );
+    assert!(schemas["SigningSecretView"]["properties"]["stops_at"].is_object());
+    assert!(schemas["TargetInUseBody"]["properties"]["in_use"].is_object());
+    assert!(schemas["TargetDeletedView"]["properties"]["left_behind"].is_object());
+    assert!(schemas["ScheduleView"]["properties"]["target_missing"].is_object());
+    assert!(schemas["DeadActionResponse"]["properties"]["skipped"].is_object());
+    let delete = &doc["paths"]["/v1/targets/{id}"]["delete"];
+    assert!(
+        delete["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "force" && p["in"] == "query"),
+        "{delete}"
+    );
+    assert!(delete["responses"]["409"].is_object(), "{delete}");
+}
