@@ -22,7 +22,8 @@ use crate::store_url::DatabaseArgs;
 /// Subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum Command {
-    /// List targets: name, id, URL prefix, limits, secrets signing now.
+    /// List targets: name, id, URL prefix, how many secrets sign now, the
+    /// current fingerprint.
     Ls {
         /// Print JSON, as `GET /v1/targets` answers: {"items": [...]}.
         #[arg(long)]
