@@ -532,6 +532,11 @@ impl Store for PostgresStore {
         targets::delete(&client, id).await
     }
 
+    async fn pending_messages_for_target(&self, target_id: &str) -> StoreResult<u64> {
+        let client = self.conn().await?;
+        targets::pending_messages(&client, target_id).await
+    }
+
     async fn create_schedule(&self, schedule: ScheduleRecord) -> StoreResult<()> {
         schedule.validate()?;
         let client = self.conn().await?;

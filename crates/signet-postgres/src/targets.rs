@@ -1,7 +1,7 @@
 //! Targets: registered receivers with their sealed secrets.
 
 use deadpool_postgres::GenericClient;
-use signet_store::{StoreError, StoreResult, TargetRecord};
+use signet_store::{StoreError, StoreResult, TargetRecord, MESSAGE_QUEUE};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Statement;
@@ -134,6 +134,28 @@ async fn write(
 }
 
 /// Deletes a target.
+/// How many unfinished messages name target `id` (see
+/// [`TargetRecord::message_marker`]).
+pub(crate) async fn pending_messages(client: &impl GenericClient, id: &str) -> StoreResult<u64> {
+    let stmt = client
+        .prepare_cached(
+            "SELECT COUNT(*) FROM tasks WHERE queue = $1 \
+             AND state IN ('scheduled', 'available', 'running', 'retryable') \
+             AND position($2::bytea in args) > 0",
+        )
+        .await
+        .map_err(|e| map_err("preparing a count of a target's messages", e))?;
+    let marker = TargetRecord::message_marker(id);
+    let row = client
+        .query_one(&stmt, &[&MESSAGE_QUEUE, &marker])
+        .await
+        .map_err(|e| map_err(format!("counting the messages of target {id}"), e))?;
+    let n: i64 = row
+        .try_get(0)
+        .map_err(|e| map_err(format!("counting the messages of target {id}"), e))?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
 pub(crate) async fn delete(client: &impl GenericClient, id: &str) -> StoreResult<()> {
     let stmt = client
         .prepare_cached("DELETE FROM targets WHERE id = $1")

@@ -55,6 +55,7 @@ mod producer;
 mod pruner;
 mod rescuer;
 mod resign;
+mod skipped;
 // Public as a namespace: its defaults (`DEFAULT_POLL_INTERVAL`, …) share
 // their names with the worker's and the dispatcher's.
 pub mod schedules;
@@ -98,8 +99,8 @@ pub use ssrf::{Refusal, SsrfPolicy, ALLOWED_TARGET_CIDRS_VAR};
 // Targets and callbacks.
 pub use callbacks::{CallbackService, DEFAULT_CALLBACK_BATCH, DEFAULT_CALLBACK_INTERVAL};
 pub use targets::{
-    NewTarget, TargetPatch, TargetSecret, TargetSecrets, TargetService, DEFAULT_ROTATION_OVERLAP,
-    GENERATED_SECRET_BYTES,
+    NewTarget, SigningSecret, TargetDeletion, TargetPatch, TargetSecret, TargetSecrets,
+    TargetService, TargetUsage, DEFAULT_ROTATION_OVERLAP, GENERATED_SECRET_BYTES,
 };
 
 // Schedules.
@@ -122,6 +123,8 @@ pub use rescuer::{Rescuer, DEFAULT_RESCUE_BATCH, DEFAULT_RESCUE_INTERVAL};
 pub use resign::{
     replay_warnings, resign_and_replay, ResignRefusal, ResignReport, Resigned, MAX_RESIGN,
 };
+// Named dead letters a replay or purge left alone, and why.
+pub use skipped::{skipped_dead_letters, Skipped};
 
 // Time and shutdown.
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -73,3 +73,6 @@ pub use auth::{
 // The error of every handler, and the limiter state a `429` carries.
 pub use error::AppError;
 pub use rate_limit::RateLimitInfo;
+// A target as `GET /v1/targets/{id}` shows it (`signet targets show --json`
+// prints the same).
+pub use routes::targets::{SigningSecretView, TargetView};

@@ -524,6 +524,11 @@ impl Store for SqliteStore {
         self.write(move |c| targets::delete(c, &id)).await
     }
 
+    async fn pending_messages_for_target(&self, target_id: &str) -> StoreResult<u64> {
+        let id = target_id.to_owned();
+        self.read(move |c| targets::pending_messages(c, &id)).await
+    }
+
     async fn create_schedule(&self, schedule: ScheduleRecord) -> StoreResult<()> {
         schedule.validate()?;
         self.write(move |c| schedules::create(c, &schedule)).await

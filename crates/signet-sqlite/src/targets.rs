@@ -1,7 +1,7 @@
 //! Targets: registered receivers with their sealed secrets.
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, Statement, ToSql};
-use signet_store::{StoreError, StoreResult, TargetRecord};
+use signet_store::{StoreError, StoreResult, TargetRecord, MESSAGE_QUEUE};
 
 use crate::error_map::map_err;
 use crate::row::{column, corrupt};
@@ -98,6 +98,25 @@ pub(crate) fn delete(conn: &Connection, id: &str) -> StoreResult<()> {
         return Err(StoreError::not_found("target", id));
     }
     Ok(())
+}
+
+/// How many unfinished messages name target `id` (see
+/// [`TargetRecord::message_marker`]).
+pub(crate) fn pending_messages(conn: &Connection, id: &str) -> StoreResult<u64> {
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM tasks WHERE queue = ?1 \
+             AND state IN ('scheduled', 'available', 'running', 'retryable') \
+             AND instr(args, ?2) > 0",
+        )
+        .and_then(|mut s| {
+            s.query_row(
+                rusqlite::params![MESSAGE_QUEUE, TargetRecord::message_marker(id)],
+                |r| r.get(0),
+            )
+        })
+        .map_err(|e| map_err(format!("counting the messages of target {id}"), e))?;
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 fn select(

@@ -116,6 +116,14 @@ impl std::fmt::Debug for TargetRecord {
 }
 
 impl TargetRecord {
+    /// The bytes by which a stored message names target `target_id`: the
+    /// `target` field of its args (a compact JSON message spec), as
+    /// [`Store::pending_messages_for_target`](crate::Store::pending_messages_for_target)
+    /// looks for it in every backend. A target id needs no JSON escaping.
+    pub fn message_marker(target_id: &str) -> Vec<u8> {
+        format!("\"target\":\"{target_id}\"").into_bytes()
+    }
+
     /// Checks what every backend refuses with [`StoreError::Invalid`]: a bad
     /// id, an empty or over-long name, empty sealed secrets, a rate limit or
     /// concurrency of 0.

@@ -242,6 +242,13 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a target. Unknown id: [`StoreError::NotFound`].
     async fn delete_target(&self, id: &str) -> StoreResult<()>;
 
+    /// How many messages not finished yet (scheduled, available, running or
+    /// retryable, on [`MESSAGE_QUEUE`](crate::MESSAGE_QUEUE)) name target
+    /// `target_id`: their args (a message spec, compact JSON) hold
+    /// `"target":"<target_id>"`. What deleting the target would leave
+    /// without a target.
+    async fn pending_messages_for_target(&self, target_id: &str) -> StoreResult<u64>;
+
     // --- Schedules --------------------------------------------------------
 
     /// Stores a new schedule. A name already in use gives

@@ -41,6 +41,9 @@ enum Command {
     /// Cron schedules that fire tasks or messages.
     #[command(subcommand)]
     Schedules(commands::schedules::Command),
+    /// List and show targets and the secrets still signing.
+    #[command(subcommand)]
+    Targets(commands::targets::Command),
     /// Run a development receiver that verifies and prints signed requests.
     Receive(commands::receive::Args),
     /// Measure throughput and latency.
@@ -77,6 +80,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Queues(args) => commands::queues::run(args),
         Command::Dlq(cmd) => commands::dlq::run(cmd),
         Command::Schedules(cmd) => commands::schedules::run(cmd),
+        Command::Targets(cmd) => commands::targets::run(cmd),
         Command::Receive(args) => commands::receive::run(args),
         Command::Bench(cmd) => commands::bench::run(cmd),
         Command::Migrate(args) => commands::migrate::run(args),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde_json::value::RawValue;
 use signet_store::rules::{self, FieldError};
-use signet_store::{CatchUp, ScheduleId, ScheduleRecord, Store, StoreError};
+use signet_store::{CatchUp, ScheduleId, ScheduleRecord, Store, StoreError, TargetRecord};
 
 use super::cron::{off_runtime, CronSchedule, DEFAULT_TIMEZONE};
 use super::template::SchedulePayload;
@@ -270,6 +270,32 @@ impl ScheduleService {
             .ok_or_else(|| StoreError::not_found("schedule", id).into())
     }
 
+    /// The schedules whose message names `target` (by id or by name).
+    pub async fn using_target(
+        &self,
+        target: &TargetRecord,
+    ) -> Result<Vec<ScheduleRecord>, RuntimeError> {
+        Ok(self
+            .list()
+            .await?
+            .into_iter()
+            .filter(|s| {
+                stored_target(s).is_some_and(|named| named == target.id || named == target.name)
+            })
+            .collect())
+    }
+
+    /// Whether a message schedule names a target that does not exist (it
+    /// was deleted, or renamed away from the name the schedule gives): each
+    /// due time is given up (the scheduler cannot publish it). `false` for task
+    /// schedules and messages without a target.
+    pub async fn target_missing(&self, record: &ScheduleRecord) -> Result<bool, RuntimeError> {
+        match stored_target(record) {
+            None => Ok(false),
+            Some(named) => Ok(self.targets.find(&named).await?.is_none()),
+        }
+    }
+
     /// A message schedule that names a target: the target must exist when
     /// the schedule is written.
     async fn check_target(&self, payload: &SchedulePayload) -> Result<(), RuntimeError> {
@@ -310,6 +336,12 @@ async fn first_due(
 /// The target a message names, if it parses and names one.
 fn target_of(message: &RawValue) -> Option<String> {
     NewMessage::from_json(message.get()).ok()?.target
+}
+
+/// The target a stored schedule's message names, if any.
+fn stored_target(record: &ScheduleRecord) -> Option<String> {
+    let (_, message) = SchedulePayload::stored_parts(&record.payload);
+    target_of(&message?)
 }
 
 /// What every backend refuses, as a field error of the request.

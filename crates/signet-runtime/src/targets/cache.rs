@@ -208,7 +208,7 @@ mod tests {
         let fresh = TargetCache::new(targets.clone(), Lookup::Id, Duration::ZERO);
         assert_eq!(fresh.get(&id).await.unwrap().unwrap().record.name, "ledger");
         // A deleted target is gone once the entry is dropped.
-        targets.delete(&id).await.unwrap();
+        targets.delete(&id, true).await.unwrap();
         assert!(cache.get(&id).await.unwrap().is_none());
     }
 

@@ -32,6 +32,7 @@ use signet_store::{Store, StoreError, TargetId, TargetRecord};
 
 use crate::clock::{duration_ms, Clock, SystemClock};
 use crate::error::RuntimeError;
+use crate::schedules::ScheduleService;
 
 pub(crate) use cache::{CachedTarget, Lookup, TargetCache};
 use secret::{open, seal};
@@ -74,6 +75,55 @@ pub struct TargetPatch {
     pub max_concurrency: Option<Option<u32>>,
     /// Refuse `http://` URLs, or not.
     pub https_only: Option<bool>,
+}
+
+/// What still uses a target (see [`TargetService::usage`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TargetUsage {
+    /// Messages not finished (scheduled, available, running, retryable)
+    /// that name the target.
+    pub pending_messages: u64,
+    /// Schedules whose message names the target.
+    pub schedules: u64,
+}
+
+impl TargetUsage {
+    /// Whether nothing uses the target.
+    pub fn is_empty(&self) -> bool {
+        self.pending_messages == 0 && self.schedules == 0
+    }
+}
+
+impl fmt::Display for TargetUsage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} pending message(s) and {} schedule(s)",
+            self.pending_messages, self.schedules
+        )
+    }
+}
+
+/// What [`TargetService::delete`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetDeletion {
+    /// Deleted; what still named it (left without a target).
+    Deleted(TargetUsage),
+    /// Not deleted: these still use it (delete with `force` anyway).
+    InUse(TargetUsage),
+}
+
+/// A secret of a target that still signs, as shown: its fingerprint and
+/// when it stops.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SigningSecret {
+    /// The keyed fingerprint (`hmac:…`, see [`TargetSecret::fingerprint`]).
+    pub fingerprint: String,
+    /// The current secret (the one rotation replaces).
+    pub current: bool,
+    /// When it stops signing (unix ms): the end of its rotation overlap;
+    /// `None` for the current secret.
+    pub stops_at_ms: Option<i64>,
 }
 
 /// Registers, changes, rotates and opens targets. Cheap to clone.
@@ -371,15 +421,66 @@ impl TargetService {
         Ok((t, secret))
     }
 
-    /// Deletes a target. Messages still naming it are dead-lettered with
-    /// `target-refused` when their turn comes.
-    pub async fn delete(&self, id: &str) -> Result<(), RuntimeError> {
-        if TargetId::parse(id).is_err() {
-            return Err(StoreError::not_found("target", id).into());
+    /// What still uses a target: messages not finished that name it, and
+    /// schedules whose message names it (by id or name).
+    pub async fn usage(&self, target: &TargetRecord) -> Result<TargetUsage, RuntimeError> {
+        let pending_messages = self
+            .inner
+            .store
+            .pending_messages_for_target(&target.id)
+            .await?;
+        let schedules = ScheduleService::with_clock(
+            Arc::clone(&self.inner.store),
+            Arc::clone(&self.inner.clock),
+        )
+        .using_target(target)
+        .await?
+        .len();
+        Ok(TargetUsage {
+            pending_messages,
+            schedules: u64::try_from(schedules).unwrap_or(u64::MAX),
+        })
+    }
+
+    /// Deletes a target, unless something still uses it and `force` is
+    /// false: then nothing is deleted and the answer is
+    /// [`TargetDeletion::InUse`] with what uses it. Deleted with `force`,
+    /// messages still naming it are dead-lettered with `target-refused`
+    /// when their turn comes, and its schedules' due times are given up
+    /// ([`ScheduleService::target_missing`] flags them).
+    pub async fn delete(&self, id: &str, force: bool) -> Result<TargetDeletion, RuntimeError> {
+        let target = self.require(id).await?;
+        let usage = self.usage(&target).await?;
+        if !force && !usage.is_empty() {
+            return Ok(TargetDeletion::InUse(usage));
         }
-        self.inner.store.delete_target(id).await?;
+        self.inner.store.delete_target(&target.id).await?;
         self.bump();
-        Ok(())
+        tracing::info!(target_id = %target.id, name = %target.name, pending_messages = usage.pending_messages, schedules = usage.schedules, "target deleted");
+        Ok(TargetDeletion::Deleted(usage))
+    }
+
+    /// The secrets of `target` that still sign now: the current one first
+    /// (it has no end), then earlier ones with the time their overlap ends
+    /// (unix ms). Fingerprints only, never a secret.
+    pub fn signing_secrets(
+        &self,
+        target: &TargetRecord,
+    ) -> Result<Vec<SigningSecret>, RuntimeError> {
+        let master = self.master()?;
+        let secrets = open(master, target)?;
+        let now = self.inner.clock.now_ms();
+        Ok(secrets
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, stops))| stops.is_none_or(|at| at > now))
+            .map(|(i, (secret, stops))| SigningSecret {
+                fingerprint: secret.fingerprint(master, &target.id),
+                current: i == 0,
+                stops_at_ms: *stops,
+            })
+            .collect())
     }
 
     /// Opens a target's secrets.
@@ -496,6 +597,178 @@ mod tests {
             https_only: false,
             created_at_ms: 0,
             updated_at_ms: 0,
+        }
+    }
+
+    mod service {
+        use std::sync::Arc;
+
+        use serde_json::value::RawValue;
+        use signet_sign::sealed::MasterKey;
+        use signet_store::{Store, TargetRecord};
+
+        use super::super::*;
+        use crate::clock::ManualClock;
+        use crate::message::MessageSpec;
+        use crate::schedules::{NewSchedule, SchedulePayload, ScheduleService};
+
+        /// 2030-01-01T00:00:00Z.
+        const NOW: i64 = 1_893_456_000_000;
+
+        struct Setup {
+            store: Arc<dyn Store>,
+            targets: TargetService,
+            clock: Arc<ManualClock>,
+            _dir: tempfile::TempDir,
+        }
+
+        fn setup() -> Setup {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().join("signet.db").display());
+            let store: Arc<dyn Store> = Arc::new(
+                signet_sqlite::SqliteStore::open(&url, signet_sqlite::SqliteConfig::default())
+                    .unwrap(),
+            );
+            let clock = Arc::new(ManualClock::new(NOW));
+            let targets = TargetService::with_clock(
+                Arc::clone(&store),
+                Some(MasterKey::from_bytes([7; 32])),
+                clock.clone(),
+            );
+            Setup {
+                store,
+                targets,
+                clock,
+                _dir: dir,
+            }
+        }
+
+        fn new_target(name: &str) -> NewTarget {
+            NewTarget {
+                name: name.into(),
+                url_prefix: None,
+                secret: None,
+                rate_limit_per_s: None,
+                max_concurrency: None,
+                https_only: false,
+            }
+        }
+
+        #[tokio::test]
+        async fn signing_secrets_list_the_overlap_and_drop_what_ended() {
+            let s = setup();
+            let (t, first) = s.targets.create(new_target("orders")).await.unwrap();
+            let shown = s.targets.signing_secrets(&t).unwrap();
+            assert_eq!(
+                shown,
+                vec![SigningSecret {
+                    fingerprint: t.secret_fingerprint.clone(),
+                    current: true,
+                    stops_at_ms: None,
+                }]
+            );
+            let (t, second) = s
+                .targets
+                .rotate(&t.id, None, Some(Duration::from_secs(60)))
+                .await
+                .unwrap();
+            let shown = s.targets.signing_secrets(&t).unwrap();
+            assert_eq!(
+                shown,
+                vec![
+                    SigningSecret {
+                        fingerprint: second.fingerprint(&MasterKey::from_bytes([7; 32]), &t.id),
+                        current: true,
+                        stops_at_ms: None,
+                    },
+                    SigningSecret {
+                        fingerprint: first.fingerprint(&MasterKey::from_bytes([7; 32]), &t.id),
+                        current: false,
+                        stops_at_ms: Some(NOW + 60_000),
+                    },
+                ]
+            );
+            assert_eq!(shown[0].fingerprint, t.secret_fingerprint);
+            let text = format!("{shown:?}");
+            assert!(
+                !text.contains(first.expose_secret()) && !text.contains(second.expose_secret())
+            );
+            // Once the overlap ends, only the current secret signs.
+            s.clock.set(NOW + 60_000);
+            assert_eq!(s.targets.signing_secrets(&t).unwrap().len(), 1);
+        }
+
+        #[tokio::test]
+        async fn a_target_in_use_is_kept_unless_forced_and_its_schedules_are_flagged() {
+            let s = setup();
+            let (t, _) = s.targets.create(new_target("orders")).await.unwrap();
+            let (other, _) = s.targets.create(new_target("billing")).await.unwrap();
+            let schedules = ScheduleService::with_clock(Arc::clone(&s.store), s.clock.clone());
+            let mut made = Vec::new();
+            for (name, target) in [
+                ("by-name", "orders"),
+                ("by-id", t.id.as_str()),
+                ("other", "billing"),
+            ] {
+                let message = format!(r#"{{"url":"https://example.com/h","target":"{target}"}}"#);
+                made.push(
+                    schedules
+                        .create(NewSchedule {
+                            name: name.into(),
+                            cron: "@daily".into(),
+                            timezone: None,
+                            payload: SchedulePayload::Message(
+                                RawValue::from_string(message).unwrap(),
+                            ),
+                            catch_up: None,
+                            paused: false,
+                        })
+                        .await
+                        .unwrap(),
+                );
+            }
+            let usage = TargetUsage {
+                pending_messages: 0,
+                schedules: 2,
+            };
+            assert_eq!(s.targets.usage(&t).await.unwrap(), usage);
+            assert_eq!(
+                s.targets.delete(&t.id, false).await.unwrap(),
+                TargetDeletion::InUse(usage)
+            );
+            for m in &made {
+                assert!(!schedules.target_missing(m).await.unwrap(), "{}", m.name);
+            }
+            assert_eq!(
+                s.targets.delete(&t.id, true).await.unwrap(),
+                TargetDeletion::Deleted(usage)
+            );
+            let missing: Vec<bool> = {
+                let mut v = Vec::new();
+                for m in &made {
+                    v.push(schedules.target_missing(m).await.unwrap());
+                }
+                v
+            };
+            assert_eq!(missing, [true, true, false]);
+            // A target nothing uses goes without force.
+            s.store.delete_schedule(&made[2].id).await.unwrap();
+            assert_eq!(
+                s.targets.delete(&other.id, false).await.unwrap(),
+                TargetDeletion::Deleted(TargetUsage::default())
+            );
+            let e = s.targets.delete(&other.id, false).await.unwrap_err();
+            assert!(e.to_string().contains("not found"), "{e}");
+        }
+
+        /// The store finds a message's target by these bytes in its args.
+        #[test]
+        fn a_stored_message_spec_holds_the_store_marker() {
+            let mut spec = MessageSpec::post("https://example.com/", Some("{}".into()));
+            spec.target = Some("tgt_0123456789abcdefghjkmnpqrs".into());
+            let args = serde_json::to_vec(&spec).unwrap();
+            let marker = TargetRecord::message_marker("tgt_0123456789abcdefghjkmnpqrs");
+            assert!(args.windows(marker.len()).any(|w| w == marker.as_slice()));
         }
     }
 

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use signet_runtime::{NewMessage, NewTarget, RuntimeError, TargetPatch, TargetSecret};
+use signet_runtime::{
+    NewMessage, NewTarget, RuntimeError, TargetDeletion, TargetPatch, TargetSecret, TargetUsage,
+};
 use signet_sign::profiles::{Profile, VerifyOptions};
 use signet_sign::sealed::MasterKey;
 use signet_sign::KeyRing;
@@ -258,7 +260,21 @@ async fn url_prefix_and_https_only_are_enforced_at_publish_and_at_delivery() {
     let id = s
         .publish(json!({"url": rx.url("/allowed/2"), "target": "strict"}))
         .await;
-    s.targets.delete(&t.id).await.unwrap();
+    // A pending message keeps the target unless the deletion is forced;
+    // forced, the deletion says what it left behind.
+    let usage = TargetUsage {
+        pending_messages: 1,
+        schedules: 0,
+    };
+    assert_eq!(
+        s.targets.delete(&t.id, false).await.unwrap(),
+        TargetDeletion::InUse(usage)
+    );
+    assert!(s.targets.get(&t.id).await.unwrap().is_some());
+    assert_eq!(
+        s.targets.delete(&t.id, true).await.unwrap(),
+        TargetDeletion::Deleted(usage)
+    );
     let mut d = RunningDispatcher::start(s.dispatcher().build().unwrap());
     let (reason, detail) = dead_of(&d.next_for(&id).await);
     assert_eq!(reason, DeadReason::TargetRefused);
@@ -411,7 +427,7 @@ async fn publishing_sees_this_process_target_changes_at_once() {
         .unwrap_err();
     assert!(e.to_string().contains("https://partner.example/"), "{e}");
     // A deleted target too.
-    s.targets.delete(&t.id).await.unwrap();
+    s.targets.delete(&t.id, true).await.unwrap();
     let e = s
         .messages
         .publish(publish("https://partner.example/3"), None)

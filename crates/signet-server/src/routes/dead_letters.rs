@@ -53,7 +53,8 @@ pub(crate) struct DeadFilterInput {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DeadSelectorInput {
-    /// These dead letters (ids that are not dead letters are skipped).
+    /// These dead letters (ids that are not dead letters are skipped, and
+    /// listed in `skipped` with the reason).
     pub ids: Option<Vec<String>>,
     /// Every dead letter matching this filter (`{}` matches all).
     pub filter: Option<DeadFilterInput>,
@@ -64,7 +65,8 @@ pub(crate) struct DeadSelectorInput {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ReplayInput {
-    /// These dead letters (ids that are not dead letters are skipped).
+    /// These dead letters (ids that are not dead letters are skipped, and
+    /// listed in `skipped` with the reason).
     pub ids: Option<Vec<String>>,
     /// Every dead letter matching this filter (`{}` matches all).
     pub filter: Option<DeadFilterInput>,
@@ -93,6 +95,10 @@ pub(crate) struct DeadActionResponse {
     /// Replay with `resign`: what was not re-signed (nor replayed), and why.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refused: Option<Vec<RefusedView>>,
+    /// By `ids`: the ids left alone, and why (`not found`, `not a dead
+    /// letter (it is …)`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<RefusedView>,
 }
 
 impl DeadActionResponse {
@@ -103,7 +109,25 @@ impl DeadActionResponse {
             warnings: Vec::new(),
             resigned: None,
             refused: None,
+            skipped: Vec::new(),
         }
+    }
+
+    /// With the ids of `selector` that were not acted on, and why.
+    async fn skipping(mut self, state: &AppState, selector: &DeadSelector) -> AppResult<Self> {
+        if let DeadSelector::Ids(asked) = selector {
+            self.skipped =
+                signet_runtime::skipped_dead_letters(state.store().as_ref(), asked, &self.ids)
+                    .await
+                    .map_err(runtime_error)?
+                    .into_iter()
+                    .map(|s| RefusedView {
+                        id: s.id,
+                        reason: s.reason,
+                    })
+                    .collect();
+        }
+        Ok(self)
     }
 }
 
@@ -123,7 +147,7 @@ pub(crate) struct ResignedView {
 pub(crate) struct RefusedView {
     /// The id.
     pub id: String,
-    /// Why it was not re-signed.
+    /// Why it was left alone.
     pub reason: String,
 }
 
@@ -317,16 +341,17 @@ pub(crate) async fn replay(
     }
     let ids = state
         .store()
-        .replay_dead(selector, &actor, state.now_ms())
+        .replay_dead(selector.clone(), &actor, state.now_ms())
         .await?;
     let warnings = signet_runtime::replay_warnings(state.store().as_ref(), ring, &ids)
         .await
         .map_err(runtime_error)?;
     tracing::info!(count = ids.len(), warnings = warnings.len(), %actor, "dead letters replayed");
-    Ok(Json(DeadActionResponse {
+    let answer = DeadActionResponse {
         warnings,
         ..DeadActionResponse::of(ids)
-    }))
+    };
+    Ok(Json(answer.skipping(&state, &selector).await?))
 }
 
 /// Delete dead letters for good.
@@ -340,9 +365,14 @@ pub(crate) async fn purge(
     State(state): State<AppState>,
     JsonBody(input): JsonBody<DeadSelectorInput>,
 ) -> AppResult<Json<DeadActionResponse>> {
-    let ids = state.store().purge_dead(selector(input)?).await?;
+    let selector = selector(input)?;
+    let ids = state.store().purge_dead(selector.clone()).await?;
     tracing::info!(count = ids.len(), "dead letters purged");
-    Ok(Json(DeadActionResponse::of(ids)))
+    Ok(Json(
+        DeadActionResponse::of(ids)
+            .skipping(&state, &selector)
+            .await?,
+    ))
 }
 
 /// This file's routes, declared once: one `routes!` a path, its methods and

@@ -16,7 +16,7 @@ mod metrics;
 pub(crate) mod openapi;
 mod queues;
 mod schedules;
-mod targets;
+pub(crate) mod targets;
 mod tasks;
 
 /// The `/v1` API: `app` puts every route here behind the API-key gate.

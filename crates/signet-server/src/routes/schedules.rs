@@ -105,6 +105,10 @@ pub(crate) struct ScheduleView {
     pub last_fired_at: Option<String>,
     /// The next due times, up to 5 (empty while paused).
     pub upcoming: Vec<String>,
+    /// The message names a target that does not exist (deleted, or renamed
+    /// away from the name given): each due time is given up, nothing is
+    /// sent. Point it at a target (PATCH `message`) or delete it.
+    pub target_missing: bool,
     /// Created.
     pub created_at: String,
     /// Last changed.
@@ -121,7 +125,7 @@ pub(crate) struct ScheduleList {
 impl ScheduleView {
     /// `s` as a key of `scope` may see it: a message's payload by
     /// [`MessageRequestView`]'s rule.
-    fn shown_to(s: &ScheduleRecord, scope: Scope) -> Self {
+    fn shown_to(s: &ScheduleRecord, target_missing: bool, scope: Scope) -> Self {
         let (task, message) = SchedulePayload::stored_parts(&s.payload);
         let message = message.map(|m| shown_message(m, scope));
         let task = task.map(|t| shown_task(t, scope));
@@ -143,27 +147,44 @@ impl ScheduleView {
                 .into_iter()
                 .map(rfc3339)
                 .collect(),
+            target_missing,
             created_at: rfc3339(s.created_at_ms),
             updated_at: rfc3339(s.updated_at_ms),
         }
     }
 }
 
-/// Builds views off the async runtime: each computes its next due times
-/// (bounded CPU work, but CPU work all the same).
-async fn views(records: Vec<ScheduleRecord>, scope: Scope) -> AppResult<Vec<ScheduleView>> {
+/// Builds views, each with whether its target is missing, then off the
+/// async runtime: each computes its next due times (bounded CPU work, but
+/// CPU work all the same).
+async fn views(
+    state: &AppState,
+    records: Vec<ScheduleRecord>,
+    scope: Scope,
+) -> AppResult<Vec<ScheduleView>> {
+    let service = service(state);
+    let mut missing = Vec::with_capacity(records.len());
+    for record in &records {
+        missing.push(
+            service
+                .target_missing(record)
+                .await
+                .map_err(runtime_error)?,
+        );
+    }
     tokio::task::spawn_blocking(move || {
         records
             .iter()
-            .map(|s| ScheduleView::shown_to(s, scope))
+            .zip(missing)
+            .map(|(s, missing)| ScheduleView::shown_to(s, missing, scope))
             .collect()
     })
     .await
     .map_err(|e| AppError::Internal(Box::new(e)))
 }
 
-async fn view(record: ScheduleRecord, scope: Scope) -> AppResult<ScheduleView> {
-    let mut one = views(vec![record], scope).await?;
+async fn view(state: &AppState, record: ScheduleRecord, scope: Scope) -> AppResult<ScheduleView> {
+    let mut one = views(state, vec![record], scope).await?;
     one.pop()
         .ok_or_else(|| AppError::Internal("a schedule view went missing".into()))
 }
@@ -248,7 +269,10 @@ pub(crate) async fn create(
         paused: req.paused.unwrap_or(false),
     };
     let record = service(&state).create(new).await.map_err(runtime_error)?;
-    Ok((StatusCode::CREATED, Json(view(record, caller.scope).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(view(&state, record, caller.scope).await?),
+    ))
 }
 
 /// List schedules.
@@ -263,7 +287,7 @@ pub(crate) async fn list(
 ) -> AppResult<Json<ScheduleList>> {
     let items = service(&state).list().await.map_err(runtime_error)?;
     Ok(Json(ScheduleList {
-        items: views(items, caller.scope).await?,
+        items: views(&state, items, caller.scope).await?,
     }))
 }
 
@@ -284,7 +308,7 @@ pub(crate) async fn show(
         .show(id.as_str())
         .await
         .map_err(runtime_error)?;
-    Ok(Json(view(record, caller.scope).await?))
+    Ok(Json(view(&state, record, caller.scope).await?))
 }
 
 /// Change a schedule.
@@ -318,7 +342,7 @@ pub(crate) async fn update(
         .update(id.as_str(), patch)
         .await
         .map_err(runtime_error)?;
-    Ok(Json(view(record, caller.scope).await?))
+    Ok(Json(view(&state, record, caller.scope).await?))
 }
 
 /// Delete a schedule. Runs it already fired stay.
@@ -384,7 +408,7 @@ async fn pause_or_resume(
         service.resume(id.as_str()).await
     }
     .map_err(runtime_error)?;
-    Ok(Json(view(record, scope).await?))
+    Ok(Json(view(&state, record, scope).await?))
 }
 
 /// This file's routes, declared once: one `routes!` a path, its methods and

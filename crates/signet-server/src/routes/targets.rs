@@ -10,13 +10,16 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Deserializer, Serialize};
-use signet_runtime::{NewTarget, TargetPatch, TargetSecret};
+use signet_runtime::{
+    NewTarget, SigningSecret, TargetDeletion, TargetPatch, TargetSecret, TargetUsage,
+};
 use signet_store::TargetRecord;
 
-use crate::error::{AppError, AppResult, ErrorBody};
-use crate::extract::{parse_json, JsonBody};
+use crate::error::{AppError, AppResult, ErrorBody, ErrorDetail};
+use crate::extract::{parse_json, JsonBody, QueryParams};
 use crate::routes::messages::runtime_error;
 use crate::state::AppState;
 use crate::views::rfc3339;
@@ -83,17 +86,24 @@ pub(crate) struct RotateSecretRequest {
     pub overlap_s: Option<u64>,
 }
 
-/// A target, as shown: never its secret, only a fingerprint.
+/// A target, as shown: never its secret, only fingerprints. The answer of
+/// `GET /v1/targets/{id}`, and of `signet targets show --json`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct TargetView {
+pub struct TargetView {
     /// `tgt_…`.
     pub id: String,
     /// Unique name.
     pub name: String,
     /// Messages must have a URL starting with this.
     pub url_prefix: Option<String>,
-    /// Fingerprint of the current secret (`sha256:…`).
+    /// Fingerprint of the current secret (`hmac:…`, keyed by the master
+    /// key and bound to the target).
     pub secret_fingerprint: String,
+    /// The secrets that sign now: the current one, then those replaced by
+    /// a rotation that still sign beside it until their `stops_at`.
+    /// Absent when the secrets cannot be opened here (no master key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<Vec<SigningSecretView>>,
     /// Deliveries per second, at most.
     pub rate_limit_per_s: Option<u32>,
     /// Deliveries in flight, at most.
@@ -106,13 +116,38 @@ pub(crate) struct TargetView {
     pub updated_at: String,
 }
 
-impl From<&TargetRecord> for TargetView {
-    fn from(t: &TargetRecord) -> Self {
+/// One secret that still signs, by fingerprint; never the secret.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SigningSecretView {
+    /// `hmac:…`, as `secret_fingerprint` shows the current one.
+    pub fingerprint: String,
+    /// The current secret (the one a rotation replaces).
+    pub current: bool,
+    /// When it stops signing: the end of its rotation overlap; `null` for
+    /// the current secret.
+    pub stops_at: Option<String>,
+    /// `stops_at` in unix ms.
+    pub stops_at_ms: Option<i64>,
+}
+
+impl TargetView {
+    /// `t` with the secrets that sign now, when they could be opened.
+    pub fn new(t: &TargetRecord, secrets: Option<&[SigningSecret]>) -> Self {
         Self {
             id: t.id.clone(),
             name: t.name.clone(),
             url_prefix: t.url_prefix.clone(),
             secret_fingerprint: t.secret_fingerprint.clone(),
+            secrets: secrets.map(|list| {
+                list.iter()
+                    .map(|s| SigningSecretView {
+                        fingerprint: s.fingerprint.clone(),
+                        current: s.current,
+                        stops_at: s.stops_at_ms.map(rfc3339),
+                        stops_at_ms: s.stops_at_ms,
+                    })
+                    .collect()
+            }),
             rate_limit_per_s: t.rate_limit_per_s,
             max_concurrency: t.max_concurrency,
             https_only: t.https_only,
@@ -142,12 +177,23 @@ impl std::fmt::Debug for TargetWithSecret {
 }
 
 impl TargetWithSecret {
-    fn new(t: &TargetRecord, secret: &TargetSecret) -> Self {
-        Self {
-            target: TargetView::from(t),
+    fn new(state: &AppState, t: &TargetRecord, secret: &TargetSecret) -> AppResult<Self> {
+        Ok(Self {
+            target: view(state, t)?,
             secret: secret.expose_secret().to_owned(),
-        }
+        })
     }
+}
+
+/// `t` as shown, with the secrets that sign now. A server without a master
+/// key (which has no targets, or would not have started) shows none.
+fn view(state: &AppState, t: &TargetRecord) -> AppResult<TargetView> {
+    let targets = &state.delivery().targets;
+    if !targets.has_master_key() {
+        return Ok(TargetView::new(t, None));
+    }
+    let secrets = targets.signing_secrets(t).map_err(runtime_error)?;
+    Ok(TargetView::new(t, Some(&secrets)))
 }
 
 /// The targets.
@@ -200,7 +246,7 @@ pub(crate) async fn create(
         })?;
     Ok((
         StatusCode::CREATED,
-        Json(TargetWithSecret::new(&target, &secret)),
+        Json(TargetWithSecret::new(&state, &target, &secret)?),
     ))
 }
 
@@ -218,7 +264,10 @@ pub(crate) async fn list(State(state): State<AppState>) -> AppResult<Json<Target
         .await
         .map_err(runtime_error)?;
     Ok(Json(TargetList {
-        items: targets.iter().map(TargetView::from).collect(),
+        items: targets
+            .iter()
+            .map(|t| view(&state, t))
+            .collect::<AppResult<_>>()?,
     }))
 }
 
@@ -236,7 +285,8 @@ async fn find(state: &AppState, id: &str) -> AppResult<TargetRecord> {
         })
 }
 
-/// Show a target (by id or name): never its secret.
+/// Show a target (by id or name): never its secret; the secrets that sign
+/// now by fingerprint, each with the time it stops.
 #[utoipa::path(
     get, path = "/v1/targets/{id}", tag = "targets",
     params(("id" = String, Path, description = "Target id (tgt_…) or name")),
@@ -247,7 +297,7 @@ pub(crate) async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> AppResult<Json<TargetView>> {
-    Ok(Json(TargetView::from(&find(&state, &id).await?)))
+    Ok(Json(view(&state, &find(&state, &id).await?)?))
 }
 
 /// Change a target's name, URL prefix, limits or `https_only`.
@@ -287,29 +337,112 @@ pub(crate) async fn update(
             }
             other => runtime_error(other),
         })?;
-    Ok(Json(TargetView::from(&updated)))
+    Ok(Json(view(&state, &updated)?))
 }
 
-/// Delete a target. Messages still naming it are dead-lettered
-/// (`target-refused`) when their turn comes.
+/// Query of `DELETE /v1/targets/{id}`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct DeleteTargetQuery {
+    /// Delete even though pending messages or schedules still use the
+    /// target (default false).
+    pub force: Option<bool>,
+}
+
+/// What still uses a target: in a `409 target_in_use`, and in the answer
+/// to a forced deletion (what it left behind).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct TargetUsageView {
+    /// Messages not finished (scheduled, available, running, retryable)
+    /// that name the target.
+    pub pending_messages: u64,
+    /// Schedules whose message names the target.
+    pub schedules: u64,
+}
+
+impl From<TargetUsage> for TargetUsageView {
+    fn from(u: TargetUsage) -> Self {
+        Self {
+            pending_messages: u.pending_messages,
+            schedules: u.schedules,
+        }
+    }
+}
+
+/// `409 target_in_use`: the error, and what uses the target.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct TargetInUseBody {
+    /// `code` is `target_in_use`; the message says what to do.
+    pub error: ErrorDetail,
+    /// What still uses the target.
+    pub in_use: TargetUsageView,
+}
+
+/// The answer to a forced deletion that left messages or schedules
+/// without their target.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct TargetDeletedView {
+    /// The target deleted.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// What still named it: each of those messages is dead-lettered
+    /// `target-refused` when its turn comes, and each due time of those
+    /// schedules is given up (their views show `target_missing`).
+    pub left_behind: TargetUsageView,
+}
+
+/// Delete a target. While pending messages or schedules still use it, the
+/// answer is `409 target_in_use` with the counts, unless `?force=true`:
+/// then it is deleted, the answer (200) says what it left behind, and those
+/// messages are dead-lettered (`target-refused`) when their turn comes.
 #[utoipa::path(
     delete, path = "/v1/targets/{id}", tag = "targets",
-    params(("id" = String, Path, description = "Target id (tgt_…) or name")),
-    responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)),
+    params(("id" = String, Path, description = "Target id (tgt_…) or name"), DeleteTargetQuery),
+    responses(
+        (status = 204, description = "Deleted; nothing used it"),
+        (status = 200, description = "Deleted with `force`; what it left behind", body = TargetDeletedView),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Still in use; nothing deleted", body = TargetInUseBody),
+    ),
     security(("bearer" = []))
 )]
 pub(crate) async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> AppResult<StatusCode> {
+    QueryParams(q): QueryParams<DeleteTargetQuery>,
+) -> AppResult<Response> {
     let target = find(&state, &id).await?;
-    state
+    let deletion = state
         .delivery()
         .targets
-        .delete(&target.id)
+        .delete(&target.id, q.force.unwrap_or(false))
         .await
         .map_err(runtime_error)?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(match deletion {
+        TargetDeletion::Deleted(usage) if usage.is_empty() => StatusCode::NO_CONTENT.into_response(),
+        TargetDeletion::Deleted(usage) => Json(TargetDeletedView {
+            id: target.id,
+            name: target.name,
+            left_behind: usage.into(),
+        })
+        .into_response(),
+        TargetDeletion::InUse(usage) => (
+            StatusCode::CONFLICT,
+            Json(TargetInUseBody {
+                error: ErrorDetail {
+                    code: "target_in_use".into(),
+                    message: format!(
+                        "target {} is still used by {usage}; point them at another target (or let the messages finish, delete the schedules), or delete it anyway with ?force=true: its pending messages are then dead-lettered target-refused and its schedules fire nothing",
+                        target.name
+                    ),
+                },
+                in_use: usage.into(),
+            }),
+        )
+            .into_response(),
+    })
 }
 
 /// Replace the secret. The new one is in this answer and never again; the
@@ -358,7 +491,7 @@ pub(crate) async fn rotate_secret(
         .rotate(&target.id, secret, req.overlap_s.map(Duration::from_secs))
         .await
         .map_err(runtime_error)?;
-    Ok(Json(TargetWithSecret::new(&target, &secret)))
+    Ok(Json(TargetWithSecret::new(&state, &target, &secret)?))
 }
 
 /// This file's routes, declared once: one `routes!` a path, its methods and

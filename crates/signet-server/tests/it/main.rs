@@ -6,6 +6,7 @@ mod client_ip;
 mod delivery;
 mod history;
 mod metrics;
+mod noops;
 mod payloads;
 mod read_only;
 mod routes;

@@ -221,6 +221,10 @@ impl Store for FaultyStore {
         self.check("delete_target")?;
         self.inner.delete_target(id).await
     }
+    async fn pending_messages_for_target(&self, target_id: &str) -> StoreResult<u64> {
+        self.check("pending_messages_for_target")?;
+        self.inner.pending_messages_for_target(target_id).await
+    }
     async fn create_schedule(&self, schedule: ScheduleRecord) -> StoreResult<()> {
         self.check("create_schedule")?;
         self.inner.create_schedule(schedule).await

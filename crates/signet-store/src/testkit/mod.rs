@@ -137,6 +137,7 @@ macro_rules! __signet_store_checks {
             PendingCallbacks => callbacks::pending_callbacks: "Finished tasks with a callback URL owe a callback until marked sent; a replay owes a new one.",
             PruneKeepsOwedCallbacks => prune::prune_keeps_owed_callbacks: "Prune never deletes a task whose callback is still owed.",
             Targets => targets::targets: "Targets: create, read by id and name, list by name, update, delete; names are unique.",
+            PendingMessagesForTarget => targets::pending_messages_for_target: "Messages not finished that name a target are counted for it; finished ones, other targets and other queues are not.",
             Schedules => schedules::schedules: "Schedules: create, read by id and name, list by name, update, delete; names are unique.",
             DueSchedules => schedules::due_schedules: "Due schedules: not paused, due by now, earliest first, limited.",
             AdvanceSchedule => schedules::advance_schedule: "Advancing a schedule is a compare-and-set on its due time.",

@@ -3,8 +3,10 @@
 use std::sync::Arc;
 
 use super::named::{self, Plan};
-use super::{new_target, T0};
-use crate::{ScheduleId, Store, TargetId, TargetRecord};
+use super::{claim_n, new_message, new_target, new_task, put, T0};
+use crate::{
+    DeadReason, FailOutcome, LeaseToken, ScheduleId, Store, TargetId, TargetRecord, MESSAGE_QUEUE,
+};
 
 named::named_record!(
     TargetRecord, "target",
@@ -77,4 +79,85 @@ pub(super) async fn targets(store: Arc<dyn Store>) {
         }),
     };
     named::walk(&*store, plan).await;
+}
+
+/// Messages not finished that name a target are counted for it: waiting,
+/// scheduled, running and retryable ones; not finished ones, not those
+/// naming another target, not tasks on other queues.
+pub(super) async fn pending_messages_for_target(store: Arc<dyn Store>) {
+    let s = &*store;
+    let t = new_target("orders");
+    let other = new_target("billing");
+    s.create_target(t.clone()).await.expect("create target");
+    s.create_target(other.clone()).await.expect("create target");
+    let count = |id: String| async move {
+        s.pending_messages_for_target(&id)
+            .await
+            .unwrap_or_else(|e| panic!("pending_messages_for_target({id}): {e}"))
+    };
+    assert_eq!(count(t.id.clone()).await, 0, "no messages yet");
+
+    let for_target = |target: &TargetRecord| {
+        let mut m = new_message();
+        m.envelope.args = format!(
+            r#"{{"url":"https://example.com/h","method":"POST","target":"{}"}}"#,
+            target.id
+        )
+        .into_bytes();
+        m
+    };
+    // Four that count: available, scheduled, running, retryable.
+    let available = for_target(&t);
+    put(s, available.clone()).await;
+    let mut scheduled = for_target(&t);
+    scheduled.envelope.not_before_ms = Some(T0 + 3_600_000);
+    put(s, scheduled).await;
+    let running = for_target(&t);
+    let retryable = for_target(&t);
+    // Three that do not: a dead one, one for the other target, a task
+    // whose args look the same on another queue.
+    let dead = for_target(&t);
+    put(s, for_target(&other)).await;
+    let mut task = new_task("default");
+    task.envelope.args = format!(r#"{{"target":"{}"}}"#, t.id).into_bytes();
+    put(s, task).await;
+    assert_eq!(count(t.id.clone()).await, 2);
+
+    for m in [&running, &retryable, &dead] {
+        put(s, (*m).clone()).await;
+    }
+    let claimed = claim_n(s, &[MESSAGE_QUEUE], 10, T0).await;
+    for row in &claimed {
+        let id = row.id();
+        if id == retryable.envelope.id {
+            s.fail(
+                &LeaseToken::of(row),
+                "503",
+                FailOutcome::Retry { at_ms: T0 + 60_000 },
+                T0,
+            )
+            .await
+            .expect("retry");
+        } else if id == dead.envelope.id {
+            s.fail(
+                &LeaseToken::of(row),
+                "410",
+                FailOutcome::Dead {
+                    reason: DeadReason::TargetRefused,
+                    detail: "gone".into(),
+                },
+                T0,
+            )
+            .await
+            .expect("dead");
+        } else if id == available.envelope.id {
+            s.complete(&LeaseToken::of(row), None, T0)
+                .await
+                .expect("complete");
+        }
+    }
+    // Running, retryable and scheduled remain; available was delivered.
+    assert_eq!(count(t.id.clone()).await, 3);
+    assert_eq!(count(other.id.clone()).await, 1);
+    assert_eq!(count(TargetId::generate().to_string()).await, 0);
 }

@@ -37,6 +37,7 @@ pub(crate) enum Command {
         db: DatabaseArgs,
     },
     /// Revoke a key by id (`key_…`). Servers stop accepting it within seconds.
+    /// An unknown or already revoked key exits 1.
     Revoke {
         /// The key id, as `ls` shows it.
         id: String,
@@ -109,9 +110,21 @@ async fn api_keys(cmd: Command) -> anyhow::Result<()> {
             ApiKeyId::parse(&id)
                 .map_err(|e| anyhow::anyhow!("{e}; `signet api-keys ls` shows the ids"))?;
             let store = db.open().await?;
-            let result = store.revoke_api_key(&id, now_ms()).await;
+            let now = now_ms();
+            let result = store.revoke_api_key(&id, now).await;
             store.close().await?;
             match result {
+                // Revoking a revoked key keeps its first revocation time:
+                // nothing changed.
+                Ok(k) if k.revoked_at_ms.is_some_and(|at| at != now) => {
+                    Err(crate::commands::Negative(format!(
+                        "API key {} ({}) was already revoked at {}; nothing changed",
+                        k.id,
+                        printable(&k.name),
+                        format_opt_ms(k.revoked_at_ms)
+                    ))
+                    .into())
+                }
                 Ok(k) => {
                     println!("revoked {} ({})", k.id, printable(&k.name));
                     Ok(())

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail};
 use serde_json::json;
+use signet_runtime::{skipped_dead_letters, Skipped};
 use signet_store::{DeadFilter, DeadReason, DeadSelector, Store, TaskState, MAX_PAGE};
 
 use crate::commands::tasks::{print_task, PageArgs, ShowArgs};
@@ -80,7 +81,9 @@ pub(crate) struct LsArgs {
 #[derive(Debug, clap::Args)]
 #[group(id = "selection", required = true, multiple = false, args = ["ids", "all_matching"])]
 pub(crate) struct Selection {
-    /// A dead letter's id; repeat for several.
+    /// A dead letter's id; repeat for several. An id that is not a dead
+    /// letter is skipped with the reason; when none is acted on, the
+    /// command exits 1.
     #[arg(long = "id", value_name = "ID")]
     ids: Vec<String>,
     /// Every dead letter matching --queue, --reason, --since and --until
@@ -120,7 +123,8 @@ pub(crate) struct ActArgs {
     /// act: it vouches for work signed by a key that was removed.
     #[arg(long)]
     resign: bool,
-    /// Print JSON: {"replayed": [ids], "warnings": [...]}; with --resign
+    /// Print JSON: {"replayed": [ids], "warnings": [...], "skipped":
+    /// [{"id", "reason"}]}; with --resign
     /// {"replayed": [ids], "resigned": [...], "refused": [...]} instead.
     #[arg(long)]
     json: bool,
@@ -136,7 +140,7 @@ pub(crate) struct PurgeArgs {
     /// Do not ask for confirmation (required when stdin is not a terminal).
     #[arg(long, short = 'y')]
     yes: bool,
-    /// Print JSON: {"purged": [ids]}.
+    /// Print JSON: {"purged": [ids], "skipped": [{"id", "reason"}]}.
     #[arg(long)]
     json: bool,
 }
@@ -221,7 +225,10 @@ async fn replay(args: ActArgs) -> anyhow::Result<()> {
         return report_resign(&report, args.json);
     }
     let store = args.db.open().await?;
-    let replayed = store.replay_dead(selector, &cli_actor(), now_ms()).await?;
+    let replayed = store
+        .replay_dead(selector.clone(), &cli_actor(), now_ms())
+        .await?;
+    let skipped = skipped(store.as_ref(), &selector, &replayed).await?;
     // Warnings need the key ring; a replay does not, so without a ring
     // there is nothing to compare with.
     let warnings = match &signing {
@@ -231,16 +238,46 @@ async fn replay(args: ActArgs) -> anyhow::Result<()> {
         Err(_) => Vec::new(),
     };
     if args.json {
-        return print_json(
-            &json!({ "replayed": replayed, "warnings": warnings }),
+        print_json(
+            &json!({ "replayed": replayed, "warnings": warnings, "skipped": skipped }),
             false,
-        );
+        )?;
+        return nothing_done("replayed", &replayed, &skipped);
     }
-    report("replayed", &args.selection, &replayed, false)?;
+    report("replayed", &replayed, &skipped, false)?;
     for w in &warnings {
         eprintln!("warning: {w}");
     }
     Ok(())
+}
+
+/// The ids named with `--id` that were not acted on, and why.
+async fn skipped(
+    store: &dyn Store,
+    selector: &DeadSelector,
+    acted: &[String],
+) -> anyhow::Result<Vec<Skipped>> {
+    match selector {
+        DeadSelector::Ids(asked) => Ok(skipped_dead_letters(store, asked, acted).await?),
+        DeadSelector::Filter(_) => Ok(Vec::new()),
+    }
+}
+
+/// Named dead letters none of which was acted on: a negative answer (exit
+/// 1) with the reason for each, `--json` or not.
+fn nothing_done(verb: &str, acted: &[String], skipped: &[Skipped]) -> anyhow::Result<()> {
+    if !acted.is_empty() || skipped.is_empty() {
+        return Ok(());
+    }
+    let reasons: Vec<String> = skipped
+        .iter()
+        .map(|s| format!("{}: {}", s.id, s.reason))
+        .collect();
+    Err(Negative(format!(
+        "nothing {verb}: {}; `signet dlq ls` lists the dead letters, `signet tasks show ID` shows any task",
+        reasons.join("; ")
+    ))
+    .into())
 }
 
 fn report_resign(report: &signet_runtime::ResignReport, json: bool) -> anyhow::Result<()> {
@@ -290,12 +327,14 @@ async fn purge(args: PurgeArgs) -> anyhow::Result<()> {
     if !args.yes {
         let n = count_selected(store.as_ref(), &selector).await?;
         if n == 0 {
-            return report("purged", &args.selection, &[], args.json);
+            let skipped = skipped(store.as_ref(), &selector, &[]).await?;
+            return report("purged", &[], &skipped, args.json);
         }
         confirm(n)?;
     }
-    let purged = store.purge_dead(selector).await?;
-    report("purged", &args.selection, &purged, args.json)
+    let purged = store.purge_dead(selector.clone()).await?;
+    let skipped = skipped(store.as_ref(), &selector, &purged).await?;
+    report("purged", &purged, &skipped, args.json)
 }
 
 /// How many dead letters a selector names (for the confirmation prompt).
@@ -345,21 +384,20 @@ fn confirm(n: usize) -> anyhow::Result<()> {
     }
 }
 
-fn report(verb: &str, selection: &Selection, ids: &[String], json: bool) -> anyhow::Result<()> {
+/// Prints what was done and what was skipped; when ids were named and none
+/// was acted on, a negative answer instead (after the JSON, with `--json`).
+fn report(verb: &str, ids: &[String], skipped: &[Skipped], json: bool) -> anyhow::Result<()> {
     if json {
-        return print_json(&json!({ verb: ids }), false);
+        print_json(&json!({ verb: ids, "skipped": skipped }), false)?;
+        return nothing_done(verb, ids, skipped);
     }
+    nothing_done(verb, ids, skipped)?;
     println!("{verb} {} dead letter(s)", ids.len());
     for id in ids {
         println!("  {id}");
     }
-    let skipped: Vec<&String> = selection
-        .ids
-        .iter()
-        .filter(|id| !ids.contains(id))
-        .collect();
-    for id in skipped {
-        println!("  skipped {id}: not a dead letter (check it with `signet tasks show {id}`)");
+    for s in skipped {
+        println!("  skipped {}: {}", s.id, s.reason);
     }
     Ok(())
 }

@@ -20,6 +20,7 @@ pub(crate) mod receive;
 pub(crate) mod schedules;
 pub(crate) mod serve;
 pub(crate) mod sign;
+pub(crate) mod targets;
 pub(crate) mod tasks;
 pub(crate) mod verify;
 

@@ -32,9 +32,11 @@ use crate::timearg::parse_duration;
 pub(crate) enum Command {
     /// Create a schedule that fires a task (--task) or a message (--message).
     Add(Box<AddArgs>),
-    /// List schedules: name, id, cron, time zone, next and last due time.
+    /// List schedules: name, id, cron, time zone, next and last due time;
+    /// a schedule whose target is gone says so in STATE.
     Ls {
-        /// Print JSON: [{"id", "name", "cron", "timezone", "next_fire_at", "upcoming", ...}].
+        /// Print JSON: [{"id", "name", "cron", "timezone", "next_fire_at", "upcoming",
+        /// "target_missing", ...}].
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -57,7 +59,8 @@ pub(crate) enum Command {
         #[command(flatten)]
         db: DatabaseArgs,
     },
-    /// Pause a schedule: it fires nothing until resumed.
+    /// Pause a schedule: it fires nothing until resumed. One already
+    /// paused exits 1 (nothing changed).
     Pause {
         /// The schedule id (`sch_…`) or name.
         schedule: String,
@@ -67,7 +70,8 @@ pub(crate) enum Command {
         #[command(flatten)]
         db: DatabaseArgs,
     },
-    /// Resume a paused schedule from its next due time after now.
+    /// Resume a paused schedule from its next due time after now. One not
+    /// paused exits 1 (nothing changed).
     Resume {
         /// The schedule id (`sch_…`) or name.
         schedule: String,
@@ -235,26 +239,36 @@ async fn schedules(cmd: Command) -> anyhow::Result<()> {
                 }
                 Err(e) => return Err(refused(e)),
             };
+            // The target was checked when it was created.
             if args.json {
-                return print_view(&record);
+                return print_view(&record, false);
             }
             outln!(
                 "created schedule {} ({})",
                 printable(&record.name),
                 record.id
             );
-            print_details(&record)?;
+            print_details(&record, false)?;
             Ok(())
         }
         Command::Ls { json, db } => {
             let store = db.open().await?;
-            let list = ScheduleService::new(store.clone()).list().await;
+            let service = ScheduleService::new(store.clone());
+            let listed = async {
+                let mut list = Vec::new();
+                for s in service.list().await? {
+                    let missing = service.target_missing(&s).await?;
+                    list.push((s, missing));
+                }
+                Ok::<_, RuntimeError>(list)
+            }
+            .await;
             store.close().await?;
-            let list = list?;
+            let list = listed?;
             if json {
                 let items = list
                     .iter()
-                    .map(schedule_json)
+                    .map(|(s, missing)| schedule_json(s, *missing))
                     .collect::<anyhow::Result<Vec<_>>>()?;
                 return print_json(&Value::Array(items), false);
             }
@@ -265,14 +279,14 @@ async fn schedules(cmd: Command) -> anyhow::Result<()> {
             let mut table = Table::new(&[
                 "NAME", "ID", "CRON", "TIMEZONE", "FIRES", "STATE", "NEXT", "LAST",
             ]);
-            for s in &list {
+            for (s, missing) in &list {
                 table.row(vec![
                     s.name.clone(),
                     s.id.clone(),
                     s.cron.clone(),
                     s.timezone.clone(),
                     fires(s),
-                    if s.paused { "paused" } else { "active" }.to_owned(),
+                    state(s, *missing),
                     if s.paused {
                         "-".to_owned()
                     } else {
@@ -282,18 +296,28 @@ async fn schedules(cmd: Command) -> anyhow::Result<()> {
                 ]);
             }
             crate::output::emit(&table.render())?;
+            let missing = list.iter().filter(|(_, missing)| *missing).count();
+            if missing > 0 {
+                eprintln!("warning: {missing} schedule(s) name a target that does not exist; each of their due times is given up (nothing is sent). Register the target again (or point the schedule at another), or delete the schedule (`signet schedules rm NAME`)");
+            }
             Ok(())
         }
         Command::Show { schedule, json, db } => {
             let store = db.open().await?;
-            let found = find(&ScheduleService::new(store.clone()), &schedule).await;
+            let service = ScheduleService::new(store.clone());
+            let found = async {
+                let record = find(&service, &schedule).await?;
+                let missing = service.target_missing(&record).await?;
+                Ok::<_, anyhow::Error>((record, missing))
+            }
+            .await;
             store.close().await?;
-            let record = found?;
+            let (record, missing) = found?;
             if json {
-                return print_view(&record);
+                return print_view(&record, missing);
             }
             outln!("schedule {} ({})", printable(&record.name), record.id);
-            print_details(&record)?;
+            print_details(&record, missing)?;
             Ok(())
         }
         Command::Rm { schedule, db } => {
@@ -336,32 +360,59 @@ async fn pause_or_resume(
         } else {
             service.resume(&record.id).await
         };
-        changed.map_err(refused)
+        let (record, changed) = changed.map_err(refused)?;
+        let missing = service.target_missing(&record).await?;
+        Ok::<_, anyhow::Error>((record, changed, missing))
     }
     .await;
     store.close().await?;
-    let (record, changed) = result?;
-    if json {
-        return print_view(&record);
-    }
-    let verb = match (paused, changed) {
-        (true, true) => "paused",
-        (true, false) => "was already paused:",
-        (false, true) => "resumed",
-        (false, false) => "was not paused:",
+    let (record, changed, missing) = result?;
+    // Nothing changed: a negative answer (exit 1), after the JSON with
+    // --json.
+    let unchanged = || -> anyhow::Result<()> {
+        let (was, other) = if paused {
+            ("already paused", "resume")
+        } else {
+            ("not paused", "pause")
+        };
+        Err(Negative(format!(
+            "schedule {} ({}) is {was}; nothing changed (`signet schedules {other} {}` does the opposite)",
+            printable(&record.name),
+            record.id,
+            record.id
+        ))
+        .into())
     };
+    if json {
+        print_view(&record, missing)?;
+        return if changed { Ok(()) } else { unchanged() };
+    }
+    if !changed {
+        return unchanged();
+    }
+    let verb = if paused { "paused" } else { "resumed" };
     outln!(
         "{verb} schedule {} ({})",
         printable(&record.name),
         record.id
     );
-    print_details(&record)?;
+    print_details(&record, missing)?;
     Ok(())
+}
+
+/// `active` or `paused`, and whether the target it names is missing.
+fn state(record: &ScheduleRecord, target_missing: bool) -> String {
+    let state = if record.paused { "paused" } else { "active" };
+    if target_missing {
+        format!("{state}, target missing")
+    } else {
+        state.to_owned()
+    }
 }
 
 /// A schedule as JSON: the fields `GET /v1/schedules/{id}` shows, times as
 /// RFC 3339 (UTC) and `next_fire_at_ms`.
-fn schedule_json(record: &ScheduleRecord) -> anyhow::Result<Value> {
+fn schedule_json(record: &ScheduleRecord, target_missing: bool) -> anyhow::Result<Value> {
     let (task, message) = SchedulePayload::stored_parts(&record.payload);
     let mut v = json!({
         "id": record.id,
@@ -375,6 +426,7 @@ fn schedule_json(record: &ScheduleRecord) -> anyhow::Result<Value> {
         "next_fire_at_ms": record.next_fire_at_ms,
         "last_fired_at": record.last_fired_at_ms.map(format_ms),
         "upcoming": ScheduleService::upcoming(record).into_iter().map(format_ms).collect::<Vec<_>>(),
+        "target_missing": target_missing,
         "created_at": format_ms(record.created_at_ms),
         "updated_at": format_ms(record.updated_at_ms),
     });
@@ -387,8 +439,8 @@ fn schedule_json(record: &ScheduleRecord) -> anyhow::Result<Value> {
     Ok(v)
 }
 
-fn print_view(record: &ScheduleRecord) -> anyhow::Result<()> {
-    print_json(&schedule_json(record)?, true)
+fn print_view(record: &ScheduleRecord, target_missing: bool) -> anyhow::Result<()> {
+    print_json(&schedule_json(record, target_missing)?, true)
 }
 
 /// What a schedule fires, in a few words: `task report.daily on reports`
@@ -416,16 +468,13 @@ fn fires(record: &ScheduleRecord) -> String {
     truncate(&text, 60)
 }
 
-fn print_details(record: &ScheduleRecord) -> anyhow::Result<()> {
+fn print_details(record: &ScheduleRecord, target_missing: bool) -> anyhow::Result<()> {
     let mut table = Table::new(&["FIELD", "VALUE"]);
     table.row(vec!["cron".into(), record.cron.clone()]);
     table.row(vec!["timezone".into(), record.timezone.clone()]);
     table.row(vec!["fires".into(), fires(record)]);
     table.row(vec!["catch up".into(), record.catch_up.as_str().into()]);
-    table.row(vec![
-        "state".into(),
-        if record.paused { "paused" } else { "active" }.into(),
-    ]);
+    table.row(vec!["state".into(), state(record, target_missing)]);
     table.row(vec![
         "last fired".into(),
         format_opt_ms(record.last_fired_at_ms),
@@ -433,6 +482,9 @@ fn print_details(record: &ScheduleRecord) -> anyhow::Result<()> {
     table.row(vec!["created".into(), format_ms(record.created_at_ms)]);
     crate::output::emit(&table.render())?;
     let upcoming = ScheduleService::upcoming(record);
+    if target_missing {
+        outln!("the target this schedule's message names does not exist: each due time is given up (nothing is sent); register the target again (or point the schedule at another), or delete the schedule");
+    }
     if record.paused {
         outln!(
             "paused: nothing fires until `signet schedules resume {}`",

@@ -7,6 +7,7 @@ mod deliver_e2e;
 mod input_rules;
 mod migrate;
 mod multinode;
+mod noops;
 mod quickstart;
 mod receive;
 mod rotation;

@@ -107,8 +107,10 @@ fn add_list_show_pause_resume_and_remove() {
         .nth(1)
         .unwrap()
         .contains("paused"));
+    // Pausing it again changes nothing: exit 1, saying so.
     let again = db.run(&["pause", "nightly"]);
-    assert!(again.ok().starts_with("was already paused"), "{again:#?}");
+    assert_eq!(again.code, 1, "{again:#?}");
+    assert!(again.stderr.contains("is already paused"), "{again:#?}");
     let resumed = db.json(&["resume", "nightly", "--json"]);
     assert_eq!(resumed["paused"], false);
     assert_eq!(resumed["upcoming"].as_array().unwrap().len(), 5);

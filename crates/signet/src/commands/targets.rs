@@ -1,0 +1,161 @@
+//! `signet targets ls|show`: registered receivers, read straight from the
+//! store. Never a secret: the secrets still signing are listed by their
+//! keyed fingerprint, each with the time it stops (the end of a rotation's
+//! overlap). Listing them opens the sealed secrets, so it needs the master
+//! key the server uses (`SIGNET_MASTER_KEY`, or the key file beside a SQLite
+//! database); without it the rest is shown.
+//!
+//! `show --json` prints what `GET /v1/targets/{id}` answers (the server's
+//! [`TargetView`]), `ls --json` what `GET /v1/targets` answers.
+
+use std::process::ExitCode;
+
+use serde_json::json;
+use signet_runtime::TargetService;
+use signet_server::TargetView;
+use signet_store::TargetRecord;
+
+use crate::commands::{block_on, finish, Negative};
+use crate::output::{format_ms, outln, print_json, printable, Table};
+use crate::store_url::DatabaseArgs;
+
+/// Subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum Command {
+    /// List targets: name, id, URL prefix, how many secrets sign now, the
+    /// current fingerprint.
+    Ls {
+        /// Print JSON, as `GET /v1/targets` answers: {"items": [...]}.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Show one target and the secrets still signing (by fingerprint), with
+    /// the time each stops.
+    Show {
+        /// The target id (`tgt_…`) or name.
+        target: String,
+        /// Print JSON, as `GET /v1/targets/{id}` answers.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+}
+
+pub(crate) fn run(cmd: Command) -> ExitCode {
+    finish("targets", block_on(targets(cmd)))
+}
+
+/// Targets on `db`'s store, opened with the master key when it loads.
+async fn service(db: &DatabaseArgs) -> anyhow::Result<TargetService> {
+    // The same keys every command on this database uses; without a master
+    // key, targets are read but their secrets cannot be opened.
+    let master = crate::commands::keys::load(db, false)
+        .ok()
+        .and_then(|keys| keys.master_key);
+    Ok(TargetService::new(db.open().await?, master))
+}
+
+/// `t` as the API shows it: with its secrets when the master key opens
+/// them; without, the rest, and a warning that says why.
+fn view(service: &TargetService, t: &TargetRecord) -> TargetView {
+    if !service.has_master_key() {
+        return TargetView::new(t, None);
+    }
+    match service.signing_secrets(t) {
+        Ok(secrets) => TargetView::new(t, Some(&secrets)),
+        Err(e) => {
+            eprintln!(
+                "warning: the secrets of target {} cannot be listed: {e}",
+                printable(&t.name)
+            );
+            TargetView::new(t, None)
+        }
+    }
+}
+
+async fn targets(cmd: Command) -> anyhow::Result<()> {
+    match cmd {
+        Command::Ls { json, db } => {
+            let service = service(&db).await?;
+            let views: Vec<TargetView> = service
+                .list()
+                .await?
+                .iter()
+                .map(|t| view(&service, t))
+                .collect();
+            if json {
+                return print_json(&json!({ "items": views }), false);
+            }
+            if views.is_empty() {
+                outln!("no targets yet; register one with `POST /v1/targets` (see the README)");
+                return Ok(());
+            }
+            let mut table = Table::new(&["NAME", "ID", "URL PREFIX", "SECRETS", "FINGERPRINT"]);
+            for v in &views {
+                table.row(vec![
+                    printable(&v.name),
+                    v.id.clone(),
+                    v.url_prefix.as_deref().map_or("-".to_owned(), printable),
+                    v.secrets
+                        .as_ref()
+                        .map_or("?".to_owned(), |s| s.len().to_string()),
+                    v.secret_fingerprint.clone(),
+                ]);
+            }
+            crate::output::emit(&table.render())?;
+            if !service.has_master_key() {
+                eprintln!("{}", NO_MASTER_KEY);
+            }
+            Ok(())
+        }
+        Command::Show { target, json, db } => {
+            let service = service(&db).await?;
+            let Some(t) = service.find(&target).await? else {
+                return Err(Negative(format!(
+                    "no target {:?}; `signet targets ls` lists them",
+                    printable(&target)
+                ))
+                .into());
+            };
+            let v = view(&service, &t);
+            if json {
+                return print_json(&serde_json::to_value(&v)?, true);
+            }
+            outln!("target {} ({})", printable(&v.name), v.id);
+            let mut table = Table::new(&["FIELD", "VALUE"]);
+            let limit = |n: Option<u32>| n.map_or("none".to_owned(), |n| n.to_string());
+            table.row(vec![
+                "url prefix".into(),
+                v.url_prefix.as_deref().map_or("none".to_owned(), printable),
+            ]);
+            table.row(vec!["https only".into(), v.https_only.to_string()]);
+            table.row(vec!["rate limit/s".into(), limit(v.rate_limit_per_s)]);
+            table.row(vec!["max concurrency".into(), limit(v.max_concurrency)]);
+            table.row(vec!["created".into(), format_ms(t.created_at_ms)]);
+            table.row(vec!["updated".into(), format_ms(t.updated_at_ms)]);
+            crate::output::emit(&table.render())?;
+            match &v.secrets {
+                None => {
+                    outln!("current secret: {}", v.secret_fingerprint);
+                    eprintln!("{}", NO_MASTER_KEY);
+                }
+                Some(secrets) => {
+                    outln!("secrets signing now (by fingerprint):");
+                    for s in secrets {
+                        match s.stops_at_ms {
+                            None => outln!("  {}  current", s.fingerprint),
+                            Some(at) => outln!("  {}  stops {}", s.fingerprint, format_ms(at)),
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Said when the secrets cannot be opened here.
+const NO_MASTER_KEY: &str = "note: the secrets still signing are listed only with the master key the server uses; set SIGNET_MASTER_KEY (or run where the key file beside the database is)";
