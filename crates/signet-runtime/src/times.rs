@@ -53,9 +53,18 @@ mod tests {
 
     #[test]
     fn whole_seconds_print_three_fractional_digits() {
-        assert_eq!(format_time_ms(1_700_000_000_000), "2023-11-14T22:13:20.000Z");
-        assert_eq!(format_time_ms(1_700_000_000_500), "2023-11-14T22:13:20.500Z");
-        assert_eq!(format_time_ms(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(
+            format_time_ms(1_700_000_000_000),
+            "2023-11-14T22:13:20.000Z"
+        );
+        assert_eq!(
+            format_time_ms(1_700_000_000_500),
+            "2023-11-14T22:13:20.500Z"
+        );
+        assert_eq!(
+            format_time_ms(1_700_000_000_123),
+            "2023-11-14T22:13:20.123Z"
+        );
         assert_eq!(format_time_ms(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(format_time_ms(-1), "1969-12-31T23:59:59.999Z");
         assert_eq!(format_time_ms(i64::MAX), i64::MAX.to_string());
@@ -76,7 +85,14 @@ mod tests {
             parse_time_ms("2023-11-14T23:13:20+01:00"),
             Ok(1_700_000_000_000)
         );
-        for bad in ["", "-", "yesterday", "2023-11-14", "1.5", "99999999999999999999"] {
+        for bad in [
+            "",
+            "-",
+            "yesterday",
+            "2023-11-14",
+            "1.5",
+            "99999999999999999999",
+        ] {
             let e = parse_time_ms(bad).unwrap_err();
             assert!(e.contains("unix milliseconds"), "{bad:?}: {e}");
         }

@@ -136,7 +136,9 @@ impl<'de> Deserialize<'de> for UnixMs {
                     .map_err(|_| E::custom("unix milliseconds out of range"))
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<UnixMs, E> {
-                crate::times::parse_time_ms(v).map(UnixMs).map_err(E::custom)
+                crate::times::parse_time_ms(v)
+                    .map(UnixMs)
+                    .map_err(E::custom)
             }
         }
         deserializer.deserialize_any(Visitor)
