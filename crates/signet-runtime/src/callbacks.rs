@@ -199,15 +199,9 @@ pub(crate) fn callback_body(row: &TaskRow) -> Option<String> {
     Some(body.to_string())
 }
 
-/// Unix ms as RFC 3339 (UTC, millisecond precision).
+/// Unix ms as RFC 3339, as the API prints times.
 fn rfc3339(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| ms.to_string())
+    crate::times::format_time_ms(ms)
 }
 
 #[cfg(test)]
@@ -258,8 +252,8 @@ mod tests {
         assert_eq!(ok["attempts"], 2);
         assert_eq!(ok["result"], serde_json::json!({"ok": true}));
         assert!(ok.get("error").is_none());
-        assert_eq!(ok["created_at"], "2023-11-14T22:13:20Z");
-        assert_eq!(ok["finished_at"], "2023-11-14T22:13:22Z");
+        assert_eq!(ok["created_at"], "2023-11-14T22:13:20.000Z");
+        assert_eq!(ok["finished_at"], "2023-11-14T22:13:22.000Z");
         let dead: serde_json::Value =
             serde_json::from_str(&callback_body(&row(MESSAGE_QUEUE, TaskState::Dead)).unwrap())
                 .unwrap();

@@ -62,6 +62,7 @@ pub mod schedules;
 mod shutdown;
 mod ssrf;
 mod targets;
+mod times;
 mod verify;
 /// Public as a namespace: its defaults (`DEFAULT_LEASE`, …) share their
 /// names with the dispatcher's.
@@ -70,8 +71,11 @@ pub mod worker;
 // Errors.
 pub use error::RuntimeError;
 
+// Times as printed and as given (API, CLI, callbacks).
+pub use times::{format_time_ms, parse_time_ms, TIME_HELP};
+
 // Tasks: producing, handling, working, retrying.
-pub use backoff::{RetryPolicy, DEFAULT_RETRY_BASE, DEFAULT_RETRY_CAP};
+pub use backoff::{RetryPolicy, DEFAULT_RETRY_BASE, DEFAULT_RETRY_CAP, DEFAULT_RETRY_FLOOR};
 pub use handler::{HandlerError, HandlerResult, TaskContext};
 pub use producer::{ClientSignature, Producer, TaskSpec, DEFAULT_QUEUE};
 pub use worker::{Worker, WorkerBuilder, WorkerEvent, WorkerEventKind};

@@ -7,33 +7,25 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 use signet_runtime::MessageSpec;
 use signet_store::{Event, HistoryEvent, HttpExchange, SignatureRecord, TaskRow, MESSAGE_QUEUE};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 use crate::auth::Scope;
 
-/// Unix milliseconds as RFC 3339 (UTC, millisecond precision).
+/// Unix milliseconds as RFC 3339 UTC with three fractional digits: the
+/// one formatter ([`signet_runtime::format_time_ms`]) the CLI also prints with.
 pub(crate) fn rfc3339(ms: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| ms.to_string())
+    signet_runtime::format_time_ms(ms)
 }
 
-/// A time given by a client: an RFC 3339 string or integer unix milliseconds.
+/// A time given by a client: an RFC 3339 string or integer unix
+/// milliseconds (a JSON number, or digits in text such as a query string).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TimeInput(pub(crate) i64);
 
 impl TimeInput {
-    /// Parses RFC 3339 text into unix milliseconds.
+    /// Parses RFC 3339 or unix-millisecond text, by the one parser the CLI's
+    /// `--since`/`--until` also use ([`signet_runtime::parse_time_ms`]).
     pub(crate) fn parse(text: &str) -> Result<Self, String> {
-        let t = OffsetDateTime::parse(text, &Rfc3339).map_err(|e| {
-            format!("{text:?} is not an RFC 3339 time like 2030-01-02T03:04:05Z ({e}); unix milliseconds also work")
-        })?;
-        let ms = t.unix_timestamp_nanos() / 1_000_000;
-        i64::try_from(ms)
-            .map(TimeInput)
-            .map_err(|_| format!("{text:?} is out of range"))
+        signet_runtime::parse_time_ms(text).map(TimeInput)
     }
 }
 
@@ -463,6 +455,12 @@ mod tests {
     #[test]
     fn times_round_trip() {
         assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(rfc3339(1_700_000_000_000), "2023-11-14T22:13:20.000Z");
+        assert_eq!(rfc3339(1_700_000_000_500), "2023-11-14T22:13:20.500Z");
+        assert_eq!(
+            TimeInput::parse("1700000000000").unwrap().0,
+            1_700_000_000_000
+        );
         assert_eq!(
             TimeInput::parse("2023-11-14T22:13:20.123Z").unwrap().0,
             1_700_000_000_123

@@ -7,9 +7,6 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
-
 /// A table with a header row; columns are padded to their widest cell.
 #[derive(Debug)]
 pub(crate) struct Table {
@@ -82,15 +79,9 @@ pub(crate) fn printable(text: &str) -> String {
         .collect()
 }
 
-/// Unix milliseconds as RFC 3339 UTC with milliseconds
-/// (`2026-11-23T12:00:00.123Z`); out-of-range values print as the number.
-pub(crate) fn format_ms(ms: i64) -> String {
-    let nanos = i128::from(ms) * 1_000_000;
-    match OffsetDateTime::from_unix_timestamp_nanos(nanos) {
-        Ok(t) => t.format(&Rfc3339).unwrap_or_else(|_| ms.to_string()),
-        Err(_) => ms.to_string(),
-    }
-}
+/// Unix milliseconds as RFC 3339 UTC with three fractional digits
+/// (`2026-11-23T12:00:00.000Z`): the formatter the API prints with too.
+pub(crate) use signet_runtime::format_time_ms as format_ms;
 
 /// An optional time, or `-`.
 pub(crate) fn format_opt_ms(ms: Option<i64>) -> String {
@@ -165,7 +156,8 @@ mod tests {
 
     #[test]
     fn times_print_as_rfc3339_utc_with_millis() {
-        assert_eq!(format_ms(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(format_ms(1_700_000_000_000), "2023-11-14T22:13:20.000Z");
         assert_eq!(format_ms(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
         assert_eq!(format_ms(i64::MAX), i64::MAX.to_string());
         assert_eq!(format_opt_ms(None), "-");

@@ -1,72 +1,30 @@
-//! Durations (`10s`, `5m`, `2h`, `500ms`, `1h30m`) and points in time
-//! (RFC 3339 or unix seconds) as command-line arguments.
+//! Durations (`500ms`, `10s`, `5min`, `2h30m`, `1 hour`) and points in time
+//! (RFC 3339 or unix milliseconds) as command-line arguments.
 
 use std::time::Duration;
 
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
+/// What a duration looks like, for help and error messages.
+pub(crate) const DURATION_HELP: &str =
+    "write a duration like 500ms, 10s, 5m, 5min, 2h30m, 1 hour or 1d";
 
-/// Parses a duration: one or more `<number><unit>` parts, unit one of `ms`,
-/// `s`, `m`, `h`, `d` (`1h30m`). A bare `0` is zero.
+/// Parses a duration as `humantime` does: one or more `<number><unit>`
+/// parts, optionally spaced (`1h30m`, `2h 30min`, `1 hour`, `1.5s`), units
+/// from `ns` to `years` (`ms`, `s`/`sec`, `m`/`min`, `h`/`hour`, `d`/`day`,
+/// `w`/`week`; `M` is a month). A bare `0` is zero.
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let help = "write a duration like 500ms, 10s, 5m, 2h, 1d or 1h30m";
     let s = text.trim();
-    if s == "0" {
-        return Ok(Duration::ZERO);
-    }
     if s.is_empty() {
-        return Err(format!("empty duration; {help}"));
+        return Err(format!("empty duration; {DURATION_HELP}"));
     }
-    let mut total_ms: u64 = 0;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(format!("{text:?} is not a duration; {help}"));
-        }
-        let (number, after) = rest.split_at(digits);
-        let units = after.bytes().take_while(u8::is_ascii_alphabetic).count();
-        let (unit, after) = after.split_at(units);
-        let per_unit_ms: u64 = match unit {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "" => return Err(format!("{text:?} has a number without a unit; {help}")),
-            other => return Err(format!("{text:?} has an unknown unit {other:?}; {help}")),
-        };
-        let n: u64 = number
-            .parse()
-            .map_err(|_| format!("{text:?} is too large"))?;
-        total_ms = n
-            .checked_mul(per_unit_ms)
-            .and_then(|v| total_ms.checked_add(v))
-            .ok_or_else(|| format!("{text:?} is too large"))?;
-        rest = after;
-    }
-    Ok(Duration::from_millis(total_ms))
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{text:?} is not a duration ({e}); {DURATION_HELP}"))
 }
 
-/// Parses a point in time as RFC 3339 (`2026-11-23T12:00:00Z`) or unix
-/// seconds (`1795000000`), returning unix milliseconds.
+/// Parses a point in time as the API does (`signet_runtime::parse_time_ms`,
+/// the one parser): RFC 3339 (`2026-11-23T12:00:00Z`) or a whole number of
+/// unix **milliseconds** (`1795000000000`). Returns unix milliseconds.
 pub(crate) fn parse_time_ms(text: &str) -> Result<i64, String> {
-    let s = text.trim();
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-        let secs: i64 = s
-            .parse()
-            .map_err(|_| format!("{text:?} is too large for unix seconds"))?;
-        return secs
-            .checked_mul(1000)
-            .ok_or_else(|| format!("{text:?} is too large for unix seconds"));
-    }
-    let t = OffsetDateTime::parse(s, &Rfc3339).map_err(|e| {
-        format!(
-            "{text:?} is not a time ({e}); write RFC 3339 like 2026-11-23T12:00:00Z or unix seconds"
-        )
-    })?;
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000)
-        .map_err(|_| format!("{text:?} is out of range"))
+    signet_runtime::parse_time_ms(text)
 }
 
 #[cfg(test)]
@@ -74,7 +32,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations() {
+    fn durations_keep_the_old_forms() {
         assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
@@ -82,14 +40,42 @@ mod tests {
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
         assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
-        for bad in ["", "10", "s", "10x", "-5s", "1.5s", "99999999999999999999s"] {
-            assert!(parse_duration(bad).is_err(), "{bad:?}");
-        }
     }
 
     #[test]
-    fn times() {
-        assert_eq!(parse_time_ms("1700000000"), Ok(1_700_000_000_000));
+    fn durations_accept_the_units_people_type() {
+        assert_eq!(parse_duration("5min"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("2h30m"), Ok(Duration::from_secs(9000)));
+        assert_eq!(parse_duration("2h 30min"), Ok(Duration::from_secs(9000)));
+        assert_eq!(parse_duration("1 hour"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("90 seconds"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("1w"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_duration(" 10s "), Ok(Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn bad_durations_say_what_to_write() {
+        for bad in [
+            "",
+            "10",
+            "s",
+            "10x",
+            "-5s",
+            "5 parsecs",
+            "99999999999999999999s",
+        ] {
+            let e = parse_duration(bad).unwrap_err();
+            assert!(e.contains("write a duration like"), "{bad:?}: {e}");
+        }
+        let e = parse_duration("10").unwrap_err();
+        assert!(e.contains("unit"), "{e}");
+    }
+
+    #[test]
+    fn times_are_rfc3339_or_unix_milliseconds_as_in_the_api() {
+        assert_eq!(parse_time_ms("1700000000000"), Ok(1_700_000_000_000));
         assert_eq!(
             parse_time_ms("2023-11-14T22:13:20.5Z"),
             Ok(1_700_000_000_500)
@@ -98,7 +84,7 @@ mod tests {
             parse_time_ms("2023-11-14T23:13:20+01:00"),
             Ok(1_700_000_000_000)
         );
-        for bad in ["", "yesterday", "2023-11-14", "-5", "99999999999999999999"] {
+        for bad in ["", "yesterday", "2023-11-14", "99999999999999999999"] {
             assert!(parse_time_ms(bad).is_err(), "{bad:?}");
         }
     }

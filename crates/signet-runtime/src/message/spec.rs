@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
-use signet_store::rules::{self, excerpt};
+use signet_store::rules;
 use signet_store::TargetId;
 
 use super::profile::SignatureProfile;
@@ -136,11 +136,9 @@ impl<'de> Deserialize<'de> for UnixMs {
                     .map_err(|_| E::custom("unix milliseconds out of range"))
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<UnixMs, E> {
-                let t = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
-                    .map_err(|_| E::custom(format!("{:?} is not an RFC 3339 time like 2030-01-02T03:04:05Z; unix milliseconds also work", excerpt(v))))?;
-                i64::try_from(t.unix_timestamp_nanos() / 1_000_000)
+                crate::times::parse_time_ms(v)
                     .map(UnixMs)
-                    .map_err(|_| E::custom("time out of range"))
+                    .map_err(E::custom)
             }
         }
         deserializer.deserialize_any(Visitor)

@@ -179,14 +179,11 @@ pub(crate) async fn list(
 ) -> AppResult<Json<TaskPage>> {
     let since_ms = match q.since.as_deref() {
         None => None,
-        Some(text) => Some(match text.parse::<i64>() {
-            Ok(ms) => ms,
-            Err(_) => {
-                TimeInput::parse(text)
-                    .map_err(|e| AppError::invalid("since", e))?
-                    .0
-            }
-        }),
+        Some(text) => Some(
+            TimeInput::parse(text)
+                .map_err(|e| AppError::invalid("since", e))?
+                .0,
+        ),
     };
     let filter = DeadFilter {
         queue: parse_queue(q.queue, "queue")?,

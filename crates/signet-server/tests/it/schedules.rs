@@ -115,15 +115,15 @@ async fn create_show_list_patch_pause_resume_delete() {
     assert_eq!(created["paused"], false);
     assert_eq!(created["task"], report_task());
     // 09:00 in Paris is 08:00 UTC in winter.
-    assert_eq!(created["next_fire_at"], "2030-01-01T08:00:00Z");
+    assert_eq!(created["next_fire_at"], "2030-01-01T08:00:00.000Z");
     assert_eq!(
         created["upcoming"],
         json!([
-            "2030-01-01T08:00:00Z",
-            "2030-01-02T08:00:00Z",
-            "2030-01-03T08:00:00Z",
-            "2030-01-04T08:00:00Z",
-            "2030-01-05T08:00:00Z"
+            "2030-01-01T08:00:00.000Z",
+            "2030-01-02T08:00:00.000Z",
+            "2030-01-03T08:00:00.000Z",
+            "2030-01-04T08:00:00.000Z",
+            "2030-01-05T08:00:00.000Z"
         ])
     );
 
@@ -151,8 +151,8 @@ async fn create_show_list_patch_pause_resume_delete() {
     assert_eq!(status, StatusCode::OK, "{patched}");
     assert_eq!(patched["name"], "quarterly");
     assert_eq!(patched["catch_up"], "once");
-    assert_eq!(patched["next_fire_at"], "2030-01-01T01:15:00Z");
-    assert_eq!(patched["upcoming"][4], "2030-01-01T02:15:00Z");
+    assert_eq!(patched["next_fire_at"], "2030-01-01T01:15:00.000Z");
+    assert_eq!(patched["upcoming"][4], "2030-01-01T02:15:00.000Z");
     assert_eq!(patched["task"], report_task(), "payload kept");
 
     // Replacing the payload with a message.
@@ -180,7 +180,7 @@ async fn create_show_list_patch_pause_resume_delete() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(resumed["paused"], false);
-    assert_eq!(resumed["next_fire_at"], "2030-01-01T03:15:00Z");
+    assert_eq!(resumed["next_fire_at"], "2030-01-01T03:15:00.000Z");
 
     let (status, _) = api
         .admin(Method::DELETE, &format!("/v1/schedules/{id}"), None)

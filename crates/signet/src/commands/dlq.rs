@@ -45,10 +45,11 @@ pub(crate) struct Filters {
     /// payload-invalid, target-refused.
     #[arg(long, value_parser = parse_reason)]
     reason: Option<DeadReason>,
-    /// Only dead since this time (RFC 3339 or unix seconds, inclusive).
+    /// Only dead since this time, inclusive: RFC 3339 (2026-11-23T12:00:00Z)
+    /// or unix milliseconds (1795000000000), as in the API.
     #[arg(long, value_parser = parse_time_ms)]
     since: Option<i64>,
-    /// Only dead before this time (RFC 3339 or unix seconds, exclusive).
+    /// Only dead before this time, exclusive: RFC 3339 or unix milliseconds.
     #[arg(long, value_parser = parse_time_ms)]
     until: Option<i64>,
 }

@@ -661,3 +661,75 @@ fn keys_status_during_a_rotation() {
     let human = signet_env(&["keys", "status", "--database-url", &f.url], b"", &env);
     assert!(human.ok().contains("safe to retire"), "{human:#?}");
 }
+
+/// Item 7 of "The first hour": times print with three fractional digits,
+/// `--since`/`--until` read RFC 3339 or unix milliseconds as the API does,
+/// and durations take the units people type.
+#[test]
+fn times_and_durations_read_and_print_one_way() {
+    let f = Fixture::new();
+    let id = f.enqueue("mail", "email.send", "{}", &[])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Dead at a whole second: 2023-11-14T22:13:20Z.
+    let dead_at_ms: i64 = 1_700_000_000_000;
+    let url = f.url.clone();
+    let killed = id.clone();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async move {
+            let store = SqliteStore::open(&url, SqliteConfig::default()).expect("open store");
+            store
+                .kill(&killed, DeadReason::MaxAttempts, "gave up", dead_at_ms)
+                .await
+                .expect("kill task");
+            store.close().await.expect("close store");
+        });
+
+    let ls = f.run(&["dlq", "ls"]);
+    assert!(ls.ok().contains("2023-11-14T22:13:20.000Z"), "{ls:#?}");
+    let show = f.run(&["dlq", "show", &id]);
+    assert!(show.ok().contains("2023-11-14T22:13:20.000Z"), "{show:#?}");
+    assert!(!show.stdout.contains(":20Z"), "{show:#?}");
+
+    let count = |args: &[&str]| {
+        let mut all = vec!["dlq", "ls"];
+        all.extend(args);
+        f.json(&all)["items"].as_array().unwrap().len()
+    };
+    // A bare number is unix milliseconds, as in `GET /v1/dead-letters?since=`.
+    assert_eq!(count(&["--since", "1700000000000"]), 1);
+    assert_eq!(count(&["--since", "1700000000001"]), 0);
+    assert_eq!(count(&["--until", "1700000000000"]), 0);
+    assert_eq!(count(&["--until", "1700000000001"]), 1);
+    assert_eq!(count(&["--since", "2023-11-14T22:13:20Z"]), 1);
+    assert_eq!(count(&["--since", "2023-11-14T23:13:20.001+01:00"]), 0);
+    let bad = f.run(&["dlq", "ls", "--since", "yesterday"]);
+    assert_eq!(bad.code, 2, "{bad:#?}");
+    assert!(bad.stderr.contains("unix milliseconds"), "{bad:#?}");
+    let help = f.run(&["dlq", "ls", "--help"]);
+    assert!(help.ok().contains("unix milliseconds"), "{help:#?}");
+
+    // Durations as people type them.
+    for (delay, ms) in [
+        ("5min", 300_000),
+        ("2h30m", 9_000_000),
+        ("1 hour", 3_600_000),
+    ] {
+        let task = f.enqueue("later", "email.send", "{}", &["--delay", delay]);
+        let id = task["id"].as_str().unwrap();
+        let shown = f.json(&["tasks", "show", id]);
+        let created = shown["created_at_ms"].as_i64().unwrap();
+        assert_eq!(
+            task["run_at_ms"].as_i64().unwrap() - created,
+            ms,
+            "{delay}: {shown}"
+        );
+    }
+    let bad = f.run(&["enqueue", "--task", "t", "--delay", "5 parsecs"]);
+    assert_eq!(bad.code, 2, "{bad:#?}");
+    assert!(bad.stderr.contains("write a duration like"), "{bad:#?}");
+}

@@ -60,7 +60,7 @@ fn add_list_show_pause_resume_and_remove() {
     assert_eq!(due.len(), 5, "{out}");
     assert!(
         due.iter()
-            .all(|l| l.contains("T01:00:00Z") || l.contains("T02:00:00Z")),
+            .all(|l| l.contains("T01:00:00.000Z") || l.contains("T02:00:00.000Z")),
         "{due:?}"
     );
 
