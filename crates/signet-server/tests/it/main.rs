@@ -8,6 +8,7 @@ mod history;
 mod metrics;
 mod payloads;
 mod read_only;
+mod refuse_early;
 mod routes;
 mod schedules;
 mod secrets;
