@@ -1,5 +1,6 @@
-//! Refusing early what delivery would certainly refuse: a message URL or a
-//! target `url_prefix` whose host is an IP literal the SSRF guard refuses is
+//! Refusing early what delivery would certainly refuse: a message URL (of
+//! `POST /v1/messages` or of a message schedule) or a target `url_prefix`
+//! whose host is an IP literal the SSRF guard refuses is
 //! a `422` naming the address, the rule and the setting that allows it,
 //! under the same policy the dispatcher delivers with
 //! (`DeliveryConfig::ssrf`). Before, `POST /v1/messages` answered `201` and
@@ -156,4 +157,45 @@ async fn target_url_prefixes_on_refused_ip_literals_are_422() {
     let open = server("127.0.0.0/8").await;
     let (status, body) = open.target("local", "http://127.0.0.1:8788/hooks").await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+#[tokio::test]
+async fn message_schedules_to_refused_ip_literals_are_422() {
+    let api = server("").await;
+    let schedule =
+        |name: &str, url: &str| json!({"name": name, "cron": "* * * * *", "message": {"url": url}});
+    let (status, body) = api
+        .call(
+            &api.admin,
+            Method::POST,
+            "/v1/schedules",
+            schedule("metadata", "http://169.254.169.254/latest"),
+        )
+        .await;
+    assert_ssrf_refusal(
+        status,
+        &body,
+        "message.url",
+        "169.254.169.254",
+        "cloud-metadata",
+    );
+    let (status, body) = api
+        .call(
+            &api.admin,
+            Method::POST,
+            "/v1/schedules",
+            schedule("public", "https://example.com/hook"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    let (status, body) = api
+        .call(
+            &api.admin,
+            Method::PATCH,
+            &format!("/v1/schedules/{id}"),
+            json!({"message": {"url": "http://10.0.0.7/hook"}}),
+        )
+        .await;
+    assert_ssrf_refusal(status, &body, "message.url", "10.0.0.7", "private");
 }
