@@ -36,6 +36,13 @@
 //! is the address checked (no window for DNS rebinding). URLs with an IP
 //! literal never reach a resolver; the dispatcher checks them with
 //! [`SsrfPolicy::check_url`].
+//!
+//! An IP literal can be judged before anything is sent, so publishing
+//! (`POST /v1/messages`, the messages schedules fire) and a target's
+//! `url_prefix` are refused at once with the same words
+//! ([`SsrfPolicy::refuse_early`]) when given the policy the dispatcher
+//! delivers under, instead of being accepted and dead-lettered later.
+//! Names are still judged only when they are resolved, at delivery.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -47,6 +54,8 @@ use crate::error::RuntimeError;
 
 /// The environment variable that opens address ranges to deliveries.
 pub const ALLOWED_TARGET_CIDRS_VAR: &str = "SIGNET_ALLOWED_TARGET_CIDRS";
+/// The `signet serve` flag that sets [`ALLOWED_TARGET_CIDRS_VAR`].
+pub(crate) const ALLOWED_TARGET_CIDRS_FLAG: &str = "--allowed-target-cidrs";
 
 /// An address the policy refused, and the rule it broke.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,7 +79,7 @@ impl fmt::Display for Refusal {
         };
         write!(
             f,
-            "refused by the SSRF guard: {host}{} is {} ({}); to deliver there on purpose, add the range to {ALLOWED_TARGET_CIDRS_VAR}",
+            "refused by the SSRF guard: {host}{} is {} ({}); to deliver there on purpose, add the range to {ALLOWED_TARGET_CIDRS_VAR} (signet serve {ALLOWED_TARGET_CIDRS_FLAG})",
             self.ip, self.rule, self.range
         )
     }
@@ -176,6 +185,20 @@ impl SsrfPolicy {
                 rule: "unspecified",
                 range: "the URL has no host".to_owned(),
             }),
+        }
+    }
+
+    /// Refuses early what the dispatcher would certainly refuse: `url`'s
+    /// host as an IP literal the policy refuses, as a field error of
+    /// `field` (`url`, `url_prefix`) in the words of [`Refusal`] (the
+    /// address, the rule and the setting that allows it). A name passes:
+    /// what it resolves to is judged at delivery.
+    pub(crate) fn refuse_early(&self, field: &str, url: &url::Url) -> Result<(), RuntimeError> {
+        match url.host() {
+            Some(url::Host::Domain(_)) | None => Ok(()),
+            Some(_) => self
+                .check_url(url)
+                .map_err(|refusal| RuntimeError::field(field, refusal.to_string())),
         }
     }
 }
@@ -632,6 +655,31 @@ mod tests {
         assert_eq!(check("http://0x7f.1/"), Err("loopback"));
         assert_eq!(check("http://2130706433/"), Err("loopback"));
         assert_eq!(check("https://example.com/"), Ok(()));
+    }
+
+    #[test]
+    fn ip_literals_are_refused_early_with_the_address_rule_and_setting() {
+        let p = SsrfPolicy::new();
+        let early = |u: &str| p.refuse_early("url", &url::Url::parse(u).unwrap());
+        let e = early("http://10.0.0.1:8080/hook").unwrap_err().to_string();
+        for want in [
+            "url",
+            "10.0.0.1",
+            "private",
+            ALLOWED_TARGET_CIDRS_VAR,
+            ALLOWED_TARGET_CIDRS_FLAG,
+        ] {
+            assert!(e.contains(want), "{want} missing: {e}");
+        }
+        let e = early("http://[::1]/").unwrap_err().to_string();
+        assert!(e.contains("::1 is loopback"), "{e}");
+        // Names wait for delivery, where they are resolved and checked.
+        assert!(early("http://localhost:8080/").is_ok());
+        assert!(early("https://example.com/").is_ok());
+        let open = SsrfPolicy::parse_allowed("10.0.0.0/8").unwrap();
+        assert!(open
+            .refuse_early("url", &url::Url::parse("http://10.0.0.1/").unwrap())
+            .is_ok());
     }
 
     #[tokio::test]

@@ -166,8 +166,11 @@ impl AppState {
             config.rate_limit_per_ip,
             config.ipv6_bucket_prefix,
         );
+        // Publishing and targets refuse early, under the dispatcher's own
+        // SSRF policy, the IP literals it would refuse at delivery.
         let targets =
-            TargetService::with_clock(Arc::clone(&store), delivery.master_key, Arc::clone(&clock));
+            TargetService::with_clock(Arc::clone(&store), delivery.master_key, Arc::clone(&clock))
+                .ssrf_policy(delivery.ssrf.clone());
         let messages = Producer::with_ring(
             Arc::clone(&store),
             Arc::new(signing.ring.duplicate()),
@@ -176,6 +179,7 @@ impl AppState {
         .map(|p| {
             MessageProducer::new(p.clock(Arc::clone(&clock)), targets.clone())
                 .retry_schedule(delivery.retry.clone())
+                .ssrf_policy(delivery.ssrf.clone())
         })
         .ok();
         // Tasks over HTTP, server-signed and client-signed, go through one

@@ -151,7 +151,7 @@ impl Verifier {
 
     /// Any [`Profile`], with keys parsed by [`Profile::parse_key`] (several
     /// keys: every one is tried, for rotations). Key labels are the keys'
-    /// own ids or `key-1`, `key-2`, … by position.
+    /// own ids (Stem) or their position in `keys`, `secret 1`, `secret 2`, ….
     ///
     /// Fails with [`Error::config`] when `keys` is empty or holds a key
     /// parsed for another profile.
@@ -468,8 +468,9 @@ pub struct VerifiedWebhook {
     /// (`serde_json::from_slice(&hook.body)`); never re-serialise it to
     /// check a signature.
     pub body: Bytes,
-    /// The key that verified: its id in the key ring, or `key-1`, `key-2`,
-    /// … by position for profile keys without ids.
+    /// The key that verified: its id in the key ring (the ids the caller
+    /// gave), or for profile keys without ids their position, `secret 1`,
+    /// `secret 2`, … (never an id nobody chose).
     pub key_label: String,
     /// What the format does not protect (e.g. "replays cannot be
     /// detected"), for the receiver to log.

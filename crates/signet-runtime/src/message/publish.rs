@@ -18,6 +18,7 @@ use super::retry::RetrySchedule;
 use super::spec::{MessageSpec, NewMessage};
 use crate::error::RuntimeError;
 use crate::producer::Producer;
+use crate::ssrf::SsrfPolicy;
 use crate::targets::{check_url, CachedTarget, Lookup, TargetCache, TargetService};
 
 /// Publishing options beside the spec.
@@ -59,6 +60,10 @@ pub struct MessageProducer {
     /// Targets by the id or name messages give, with the profiles their
     /// current secret was checked against.
     cache: Arc<TargetCache>,
+    /// The policy the dispatcher delivers under, to refuse IP literals it
+    /// would refuse before they are stored; `None` leaves every check to
+    /// delivery.
+    ssrf: Option<SsrfPolicy>,
 }
 
 impl MessageProducer {
@@ -75,7 +80,18 @@ impl MessageProducer {
             )),
             targets,
             retry: RetrySchedule::default(),
+            ssrf: None,
         }
+    }
+
+    /// Refuses at publish a URL whose host is an IP literal `policy`
+    /// refuses (give it the policy the dispatcher delivers under): the
+    /// caller gets a `url` field error naming the address, the rule and
+    /// the setting that allows it, instead of a message that can only be
+    /// dead-lettered `target-refused`. Names are judged at delivery.
+    pub fn ssrf_policy(mut self, policy: SsrfPolicy) -> Self {
+        self.ssrf = Some(policy);
+        self
     }
 
     /// The dispatcher's default schedule, which sets the default number of
@@ -132,10 +148,13 @@ impl MessageProducer {
             None => None,
         };
         let spec = message.to_spec(target.as_ref().map(|t| t.record.id.clone()))?;
+        // Every field was checked by `message.validate()`; only the URL is
+        // needed again, for the SSRF guard and the target's prefix.
+        let url = rules::http_url("url", &spec.url)?;
+        if let Some(policy) = &self.ssrf {
+            policy.refuse_early("url", &url)?;
+        }
         if let Some(target) = &target {
-            // Every field was checked by `message.validate()`; only the URL
-            // is needed again, for the target's prefix.
-            let url = rules::http_url("url", &spec.url)?;
             check_url(&target.record, &url).map_err(|m| RuntimeError::field("url", m))?;
             let profile = spec.signature_profile;
             target.check_once(profile.profile(), || check_target_secret(target, profile))?;

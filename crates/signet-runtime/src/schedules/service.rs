@@ -15,6 +15,7 @@ use super::template::SchedulePayload;
 use crate::clock::{Clock, SystemClock};
 use crate::error::RuntimeError;
 use crate::message::NewMessage;
+use crate::ssrf::SsrfPolicy;
 use crate::targets::TargetService;
 
 /// How many upcoming due times the API and CLI show.
@@ -80,6 +81,8 @@ pub struct ScheduleService {
     /// Finds the target a message schedule names (reading needs no master
     /// key).
     targets: TargetService,
+    /// The dispatcher's SSRF policy, to refuse message URLs early.
+    ssrf: Option<SsrfPolicy>,
 }
 
 impl fmt::Debug for ScheduleService {
@@ -102,7 +105,16 @@ impl ScheduleService {
             store,
             clock,
             targets,
+            ssrf: None,
         }
+    }
+
+    /// Refuses a message schedule whose URL's host is an IP literal
+    /// `policy` refuses (give it the policy the dispatcher delivers under),
+    /// as publishing does: every message it fired could only fail.
+    pub fn ssrf_policy(mut self, policy: SsrfPolicy) -> Self {
+        self.ssrf = Some(policy);
+        self
     }
 
     /// Checks a definition and stores it, with its first due time after
@@ -302,6 +314,13 @@ impl ScheduleService {
         let SchedulePayload::Message(message) = payload else {
             return Ok(());
         };
+        if let Some(policy) = &self.ssrf {
+            if let Ok(parsed) = NewMessage::from_json(message.get()) {
+                // Checked by `payload.validate()` before this.
+                let url = rules::http_url("message.url", &parsed.url)?;
+                policy.refuse_early("message.url", &url)?;
+            }
+        }
         let Some(name) = target_of(message) else {
             return Ok(());
         };

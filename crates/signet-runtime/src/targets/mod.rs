@@ -33,6 +33,7 @@ use signet_store::{Store, StoreError, TargetId, TargetRecord};
 use crate::clock::{duration_ms, Clock, SystemClock};
 use crate::error::RuntimeError;
 use crate::schedules::ScheduleService;
+use crate::ssrf::SsrfPolicy;
 
 pub(crate) use cache::{CachedTarget, Lookup, TargetCache};
 use secret::{open, seal};
@@ -130,6 +131,10 @@ pub struct SigningSecret {
 #[derive(Clone)]
 pub struct TargetService {
     inner: Arc<Inner>,
+    /// The policy the dispatcher delivers under, to refuse a `url_prefix`
+    /// whose host is an IP literal it would refuse; `None` leaves it to
+    /// delivery.
+    ssrf: Option<SsrfPolicy>,
 }
 
 struct Inner {
@@ -172,7 +177,26 @@ impl TargetService {
                 rotation: tokio::sync::Mutex::new(()),
                 generation: std::sync::atomic::AtomicU64::new(0),
             }),
+            ssrf: None,
         }
+    }
+
+    /// Refuses a `url_prefix` whose host is an IP literal `policy` refuses
+    /// (give it the policy the dispatcher delivers under), at create and
+    /// when a patch changes the prefix: every message for such a target
+    /// could only be dead-lettered.
+    pub fn ssrf_policy(mut self, policy: SsrfPolicy) -> Self {
+        self.ssrf = Some(policy);
+        self
+    }
+
+    /// A `url_prefix` the SSRF guard would refuse at every delivery, as a
+    /// `url_prefix` field error (see [`TargetService::ssrf_policy`]).
+    fn refuse_prefix_early(&self, prefix: Option<&str>) -> Result<(), RuntimeError> {
+        let (Some(policy), Some(prefix)) = (&self.ssrf, prefix) else {
+            return Ok(());
+        };
+        policy.refuse_early("url_prefix", &rules::http_url("url_prefix", prefix)?)
     }
 
     /// Whether a master key is configured.
@@ -329,6 +353,7 @@ impl TargetService {
     ) -> Result<(TargetRecord, TargetSecret), RuntimeError> {
         rules::target_name(&new.name)?;
         rules::target_url_prefix(new.url_prefix.as_deref(), new.https_only)?;
+        self.refuse_prefix_early(new.url_prefix.as_deref())?;
         rules::target_limit("rate_limit_per_s", new.rate_limit_per_s)?;
         rules::target_limit("max_concurrency", new.max_concurrency)?;
         let master = self.master()?;
@@ -363,6 +388,9 @@ impl TargetService {
             rules::target_name(&name)?;
             t.name = name;
         }
+        // Only a new prefix meets the SSRF guard here: a stored one is no
+        // reason to refuse a change of limits.
+        let new_prefix = patch.url_prefix.is_some();
         if let Some(prefix) = patch.url_prefix {
             t.url_prefix = prefix;
         }
@@ -378,6 +406,9 @@ impl TargetService {
             t.https_only = https;
         }
         rules::target_url_prefix(t.url_prefix.as_deref(), t.https_only)?;
+        if new_prefix {
+            self.refuse_prefix_early(t.url_prefix.as_deref())?;
+        }
         t.updated_at_ms = self.inner.clock.now_ms().max(t.updated_at_ms);
         self.inner.store.update_target(t.clone()).await?;
         self.bump();

@@ -217,6 +217,7 @@ fn shown_message(message: Box<RawValue>, scope: Scope) -> Box<RawValue> {
 
 fn service(state: &AppState) -> ScheduleService {
     ScheduleService::with_clock(std::sync::Arc::clone(state.store()), state.clock())
+        .ssrf_policy(state.delivery().ssrf.clone())
 }
 
 /// The path's id, or a `404` saying what ids look like.

@@ -9,6 +9,7 @@ mod metrics;
 mod noops;
 mod payloads;
 mod read_only;
+mod refuse_early;
 mod routes;
 mod schedules;
 mod secrets;

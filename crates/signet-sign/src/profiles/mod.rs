@@ -18,8 +18,10 @@
 //! every key (one entry per key in the signature header, as those formats
 //! allow); the other profiles carry one signature and sign with the first key.
 //!
-//! Keys given without an id of their own are called `key-1`, `key-2`, … by
-//! their position in the slice, in messages and in [`ProfileVerified`].
+//! Keys given without an id of their own are called `secret 1`, `secret 2`,
+//! … by their position in the slice (as `--secret` gives them on the command
+//! line), in messages and in [`ProfileVerified`]; keys with an id (Stem) by
+//! that id.
 //!
 //! Every comparison of a signature is constant-time. No message ever
 //! contains key material.
@@ -131,14 +133,14 @@ impl Profile {
     }
 
     /// Parses several keys (`--secret` given several times), naming the
-    /// position of a bad one in the error (`key-2: …`).
+    /// position of a bad one in the error (`secret 2: …`).
     pub fn parse_keys<S: AsRef<str>>(self, texts: &[S]) -> Result<Vec<ProfileKey>> {
         texts
             .iter()
             .enumerate()
             .map(|(i, t)| {
                 self.parse_key(t.as_ref())
-                    .map_err(|e| Error::config(format!("key-{}: {}", i + 1, e.message())))
+                    .map_err(|e| Error::config(format!("{}: {}", position_label(i), e.message())))
             })
             .collect()
     }
@@ -208,8 +210,8 @@ impl Profile {
             .find(|(_, k)| !same_family(k.profile))
         {
             return Err(Error::config(format!(
-                "key-{} was parsed for the {} profile, not {}; parse it with Profile::{}.parse_key",
-                i + 1,
+                "{} was parsed for the {} profile, not {}; parse it with Profile::{}.parse_key",
+                position_label(i),
                 k.profile.as_str(),
                 self.as_str(),
                 self.as_str()
@@ -277,8 +279,8 @@ impl VerifyOptions {
 /// A successful verification.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProfileVerified {
-    /// Which key matched: its id (Stem, Standard Webhooks keys with ids) or
-    /// its position, `key-1`, `key-2`, …
+    /// Which key matched: its own id (Stem) or its position, `secret 1`,
+    /// `secret 2`, …
     pub key_label: String,
     /// What the format does not protect, for the caller to show (Krafter and
     /// GitHub do not sign a timestamp, so replays cannot be detected).
@@ -337,6 +339,22 @@ impl ProfileKey {
     pub fn id(&self) -> Option<&str> {
         match &self.secret {
             KeySecret::WithId(k) => Some(k.id().as_str()),
+            _ => None,
+        }
+    }
+
+    /// The length in bytes of an HMAC key (`None` for Ed25519), for callers
+    /// that hold keys to a minimum such as
+    /// [`crate::config::MIN_HMAC_SECRET_LEN`].
+    pub fn hmac_len(&self) -> Option<usize> {
+        let material = match &self.secret {
+            KeySecret::Text(s) => return Some(s.len()),
+            KeySecret::Inngest(k) => return Some(k.hmac_key().len()),
+            KeySecret::WithId(k) => k.material(),
+            KeySecret::Standard(m) => m,
+        };
+        match material {
+            KeyMaterial::Hmac(s) => Some(s.len()),
             _ => None,
         }
     }
@@ -403,9 +421,10 @@ impl fmt::Debug for ProfileKey {
     }
 }
 
-/// `key-1`, `key-2`, … for the key at `index`.
+/// `secret 1`, `secret 2`, … for the key at `index`: the position the
+/// caller gave it (`--secret` on the command line), not an id nobody chose.
 pub(crate) fn position_label(index: usize) -> String {
-    format!("key-{}", index + 1)
+    format!("secret {}", index + 1)
 }
 
 /// Received headers with case-insensitive lookup.

@@ -310,7 +310,7 @@ fn inngest_request(case: &InngestCase) {
         let keys = [inngest_key(primary), inngest_key(fallback)];
         let ok = sign_then_verify(&keys[1..], &keys);
         assert_eq!(ok.response_key, Some(1), "{}", case.name);
-        assert_eq!(ok.key_label, "key-2");
+        assert_eq!(ok.key_label, "secret 2");
         let response = inngest::sign_response(&keys[1], b"ok", ts).unwrap();
         assert!(inngest::verify_response(&keys[1..], &response, b"ok", &opts).is_ok());
         assert!(
@@ -554,7 +554,7 @@ fn stripe_matches_an_independent_hmac() {
     let ok = Profile::Stripe
         .verify(&keys, &received, body, &opts)
         .unwrap();
-    assert_eq!(ok.key_label, "key-2");
+    assert_eq!(ok.key_label, "secret 2");
     assert!(Profile::Stripe
         .verify(&keys[..1], &received, body, &opts)
         .unwrap_err()
@@ -615,7 +615,10 @@ fn standard_and_svix_sign_the_standard_webhooks_vectors() {
             let ok = profile
                 .verify(&keys, &signed, body, &VerifyOptions::new(ts))
                 .unwrap();
-            assert_eq!((ok.key_label.as_str(), ok.response_key), ("key-1", Some(0)));
+            assert_eq!(
+                (ok.key_label.as_str(), ok.response_key),
+                ("secret 1", Some(0))
+            );
             if let Some(public) = v["public_key"].as_str() {
                 let verify_only = [profile.parse_key(public).unwrap()];
                 assert!(profile
@@ -652,7 +655,7 @@ fn standard_signs_with_every_key_during_a_rotation() {
         let ok = Profile::Standard
             .verify(std::slice::from_ref(key), &signed, b"{}", &opts)
             .unwrap();
-        assert_eq!(ok.key_label, "key-1", "key {i} alone");
+        assert_eq!(ok.key_label, "secret 1", "key {i} alone");
     }
     // svix-* headers are not webhook-* headers.
     let err = Profile::Svix
@@ -738,7 +741,7 @@ fn check_text_profile(
     let headers = profile.sign(&keys, &req).unwrap();
     let opts = VerifyOptions::new(ts);
     let ok = profile.verify(&keys, &headers, body, &opts).unwrap();
-    prop_assert_eq!(ok.key_label, "key-1");
+    prop_assert_eq!(ok.key_label, "secret 1");
 
     if !body.is_empty() {
         let tampered_body = flip(body, index, xor);

@@ -379,7 +379,7 @@ async fn profiles_verify_and_dedupe_on_what_they_sign() {
     let (status, text) = stripe.send(&first, body).await;
     assert_eq!(
         (status, text.as_str()),
-        (StatusCode::OK, &*format!("-|{}|key-1|{body}|0", NOW - 5))
+        (StatusCode::OK, &*format!("-|{}|secret 1|{body}|0", NOW - 5))
     );
     let (status, text) = stripe.send(&first, body).await;
     assert_eq!(status, StatusCode::OK);
@@ -405,7 +405,7 @@ async fn profiles_verify_and_dedupe_on_what_they_sign() {
         let (status, text) = github.send(&headers, body).await;
         assert_eq!(
             (status, text.as_str()),
-            (StatusCode::OK, &*format!("-|-|key-1|{body}|1"))
+            (StatusCode::OK, &*format!("-|-|secret 1|{body}|1"))
         );
     }
     assert_invalid(github.send(&[], body).await, "missing");
@@ -421,7 +421,7 @@ async fn profiles_verify_and_dedupe_on_what_they_sign() {
     let headers = as_pairs(sign(Profile::Standard, OLD_SECRET, "msg_p", NOW));
     assert_eq!(
         standard.send(&headers, body).await.1,
-        format!("msg_p|{NOW}|key-1|{body}|0")
+        format!("msg_p|{NOW}|secret 1|{body}|0")
     );
     let (_, text) = standard.send(&headers, body).await;
     assert_eq!(

@@ -47,7 +47,8 @@ pub(crate) enum Command {
 pub(crate) enum Format {
     /// `SIGNET_SIGNING_*=` lines for the environment or a .env file.
     Env,
-    /// Standard Webhooks secrets: `whsec_…`, or `whsk_…` and `whpk_…`.
+    /// A webhook secret for a target and its receivers (Standard Webhooks:
+    /// `whsec_…`, or `whsk_…` and `whpk_…`); it signs no tasks.
     Standard,
 }
 
@@ -196,10 +197,17 @@ fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
         (Algorithm::Ed25519, Format::Env) => eprintln!(
             "# key {id}: producers need PRIVATE_KEYS; verify-only workers need only PUBLIC_KEYS"
         ),
-        (Algorithm::Ed25519, Format::Standard) => {
-            eprintln!("# whsk_ signs (keep it secret); whpk_ verifies (give it to receivers)")
+        // A whsec_/whsk_ secret signs webhooks for a target; it has no id
+        // and is not a task-signing key (that is --format env).
+        (Algorithm::HmacSha256, Format::Standard) => eprintln!(
+            "# a webhook secret (Standard Webhooks): give it to a target (\"secret\" in POST /v1/targets) and to its receiver (signet receive --secret); keep it secret. It does not sign tasks: for a signing key use --format env"
+        ),
+        (Algorithm::Ed25519, Format::Standard) => eprintln!(
+            "# a webhook key pair (Standard Webhooks): whsk_ signs, as a target's \"secret\" in POST /v1/targets (keep it secret); whpk_ verifies (give it to receivers). It does not sign tasks: for a signing key use --format env"
+        ),
+        (Algorithm::HmacSha256, Format::Env) => {
+            eprintln!("# key {id}: keep it secret; producers and workers both need it")
         }
-        _ => eprintln!("# key {id}: keep it secret; producers and workers both need it"),
     }
     Ok(())
 }

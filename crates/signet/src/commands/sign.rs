@@ -10,8 +10,10 @@ use std::process::ExitCode;
 use anyhow::{bail, Context as _};
 use rand::distributions::Alphanumeric;
 use rand::Rng as _;
+use signet_sign::config::MIN_HMAC_SECRET_LEN;
 use signet_sign::profiles::{ProfileKey, SignRequest};
 use signet_sign::Profile;
+use signet_store::rules;
 
 use crate::commands::finish;
 
@@ -49,22 +51,42 @@ pub(crate) struct KeyArgs {
 
 impl KeyArgs {
     /// Parses every `--secret`; the error names its position, never its text.
+    ///
+    /// A Standard Webhooks secret (`standard`, `svix`) is held to the
+    /// server's own rule for a target secret ([`rules::target_secret`]): a
+    /// `whsec_` of 2 bytes would verify here and every delivery a server
+    /// signs would then fail as `mismatch`, since no server accepts it. The
+    /// other profiles' secrets belong to other systems, so an HMAC key below
+    /// [`MIN_HMAC_SECRET_LEN`] bytes is warned about on stderr, not refused.
     pub(crate) fn parse(&self) -> anyhow::Result<Vec<ProfileKey>> {
         let total = self.secrets.len();
-        self.secrets
-            .iter()
-            .enumerate()
-            .map(|(i, text)| {
-                self.profile.parse_key(text).map_err(|e| {
+        let profile = self.profile;
+        let mut keys = Vec::with_capacity(total);
+        for (i, text) in self.secrets.iter().enumerate() {
+            let which = format!("--secret {} of {total}", i + 1);
+            let key = profile.parse_key(text).map_err(|e| {
+                anyhow::anyhow!(
+                    "{which} is not a valid {} key: {}",
+                    profile.as_str(),
+                    e.message()
+                )
+            })?;
+            if matches!(profile, Profile::Standard | Profile::Svix) && key.can_sign() {
+                rules::target_secret(text.trim()).map_err(|e| {
                     anyhow::anyhow!(
-                        "--secret {} of {total} is not a valid {} key: {}",
-                        i + 1,
-                        self.profile.as_str(),
+                        "{which} is refused, as a Signet server refuses it as a target secret: {}; make one with `signet keys generate --format standard`",
                         e.message()
                     )
-                })
-            })
-            .collect()
+                })?;
+            }
+            if let Some(len) = key.hmac_len().filter(|n| *n < MIN_HMAC_SECRET_LEN) {
+                eprintln!(
+                    "warning: {which} is an HMAC key of {len} bytes; Signet's own keys and target secrets hold at least {MIN_HMAC_SECRET_LEN}, so a short one is only right for another system's secret"
+                );
+            }
+            keys.push(key);
+        }
+        Ok(keys)
     }
 }
 

@@ -371,3 +371,66 @@ async fn every_entry_point_gives_the_same_answer() {
     let counts = s.store.counts().await.unwrap();
     assert!(!counts.is_empty());
 }
+
+/// A `whsec_` secret of 2 bytes (`whsec_` + base64 of "hi").
+const TWO_BYTE_SECRET: &str = "whsec_aGk=";
+/// A `whsec_` secret of 12 bytes: long enough as text, too short as a key.
+const TWELVE_BYTE_SECRET: &str = "whsec_c2hvcnQtc2VjcmV0";
+
+/// `signet sign`, `verify` and `receive` refuse a webhook secret the server
+/// refuses as a target secret (`rules::target_secret`), in its words, never
+/// echoing the secret. Before, a 2-byte secret was accepted here and every
+/// delivery a server signed then failed as `mismatch`.
+#[test]
+fn sign_verify_and_receive_refuse_what_the_server_refuses() {
+    let server_words = |secret: &str| {
+        signet_store::rules::target_secret(secret)
+            .unwrap_err()
+            .message()
+            .to_owned()
+    };
+    for secret in [TWO_BYTE_SECRET, TWELVE_BYTE_SECRET] {
+        let words = server_words(secret);
+        for args in [
+            vec!["sign", "--secret", secret],
+            vec![
+                "verify",
+                "--secret",
+                secret,
+                "--header",
+                "webhook-id: msg_1",
+            ],
+            vec!["receive", "--listen", "127.0.0.1:0", "--secret", secret],
+        ] {
+            let run = signet(&args, b"{}");
+            assert_eq!(run.code, 2, "{args:?}: {run:#?}");
+            assert!(run.stderr.contains("--secret 1 of 1"), "{run:#?}");
+            assert!(run.stderr.contains(&words), "{args:?}: {run:#?}");
+            assert!(!run.stderr.contains(&secret[6..]), "echoed: {run:#?}");
+            assert!(!run.stdout.contains("listening"), "{run:#?}");
+        }
+    }
+    // A secret the server takes is taken here too, without a warning.
+    let good = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let run = signet(&["sign", "--secret", good], b"{}");
+    assert!(run.ok().contains("webhook-signature: v1,"), "{run:#?}");
+    assert!(!run.stderr.contains("warning"), "{run:#?}");
+}
+
+/// Another system's short secret (GitHub lets a user pick any) still signs
+/// and verifies, with a warning that names its length and the minimum.
+#[test]
+fn short_secrets_of_other_systems_are_warned_about() {
+    let run = signet(
+        &["sign", "--profile", "github", "--secret", "hunter2"],
+        b"{}",
+    );
+    assert!(run.ok().contains("X-Hub-Signature-256"), "{run:#?}");
+    assert!(
+        run.stderr
+            .contains("warning: --secret 1 of 1 is an HMAC key of 7 bytes")
+            && run.stderr.contains("at least 16"),
+        "{run:#?}"
+    );
+    assert!(!run.stderr.contains("hunter2"), "{run:#?}");
+}

@@ -5,6 +5,7 @@ mod cli_keys;
 mod cli_queue;
 mod deliver_e2e;
 mod input_rules;
+mod key_names;
 mod migrate;
 mod multinode;
 mod noops;

@@ -183,7 +183,10 @@ fn json_output_and_a_rotated_secret() {
     let event: serde_json::Value = serde_json::from_str(&receiver.event()).unwrap();
     assert_eq!(event["event"], "accepted");
     assert_eq!(event["id"], "msg_rotated");
-    assert_eq!(event["key"], "key-2");
+    assert_eq!(
+        event["key"], "secret 2",
+        "named by its position in --secret"
+    );
     assert_eq!(event["body"], "plain text body");
     assert!(event["timestamp"].as_i64().is_some());
 
