@@ -6,6 +6,7 @@ mod client_ip;
 mod delivery;
 mod history;
 mod metrics;
+mod openapi;
 mod payloads;
 mod read_only;
 mod routes;
