@@ -376,10 +376,7 @@ pub(crate) enum Signer<'a> {
     /// The server's key ring (no target).
     KeyRing,
     /// A target: its id, and its name when the target still exists.
-    Target {
-        id: &'a str,
-        name: Option<&'a str>,
-    },
+    Target { id: &'a str, name: Option<&'a str> },
 }
 
 impl<'a> Signer<'a> {

@@ -10,9 +10,9 @@ use anyhow::Context as _;
 use signet_postgres::{PostgresOptions, PostgresStore};
 use signet_runtime::default_node_id;
 use signet_runtime::metrics::{install_prometheus_recorder, render_prometheus, QueueDepth};
-use signet_runtime::{ShutdownSignal, SystemClock};
 use signet_runtime::{load_keys, missing_keys, KeyRequest};
 use signet_runtime::{Node, Pruner, Rescuer, Shutdown, Worker, WorkerEventKind};
+use signet_runtime::{ShutdownSignal, SystemClock};
 use signet_sqlite::{SqliteConfig, SqliteStore};
 use signet_store::Store;
 
@@ -135,10 +135,12 @@ async fn serve_metrics(
 ) -> anyhow::Result<()> {
     let handle = install_prometheus_recorder().map_err(anyhow::Error::msg)?;
     let depth = QueueDepth::new(store, Arc::new(SystemClock));
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr} for metrics; choose another address with --metrics-listen"))?;
-    let bound = listener.local_addr().context("the metrics listener's address")?;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} for metrics; choose another address with --metrics-listen")
+    })?;
+    let bound = listener
+        .local_addr()
+        .context("the metrics listener's address")?;
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {

@@ -212,5 +212,9 @@ async fn a_deleted_targets_message_is_counted_under_the_target() {
             }
         })
         .collect();
-    assert_eq!(dead, [(HIDDEN_TARGET_LABEL.to_owned(), 1)], "not {NO_TARGET_LABEL}");
+    assert_eq!(
+        dead,
+        [(HIDDEN_TARGET_LABEL.to_owned(), 1)],
+        "not {NO_TARGET_LABEL}"
+    );
 }

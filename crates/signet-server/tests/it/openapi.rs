@@ -34,7 +34,9 @@ fn optional_and_any(schema: &Value, field: &str) -> Result<(), String> {
         one => vec![one.clone()],
     };
     if !types.is_empty() {
-        return Err(format!("{field} is documented as {types:?} only: {property}"));
+        return Err(format!(
+            "{field} is documented as {types:?} only: {property}"
+        ));
     }
     Ok(())
 }
@@ -43,13 +45,24 @@ fn optional_and_any(schema: &Value, field: &str) -> Result<(), String> {
 async fn task_args_are_optional_and_any_json() {
     let h = harness().await;
     // What the server really takes: no args, or any JSON value.
-    for args in [None, Some(json!([1, 2])), Some(json!("text")), Some(json!(7)), Some(json!({"a": 1}))] {
+    for args in [
+        None,
+        Some(json!([1, 2])),
+        Some(json!("text")),
+        Some(json!(7)),
+        Some(json!({"a": 1})),
+    ] {
         let mut body = json!({"queue": "openapi-args", "task": "any.args"});
         if let Some(args) = &args {
             body["args"] = args.clone();
         }
         let r = h
-            .call(Method::POST, "/v1/tasks", Some(&h.publish), Some(&body.to_string()))
+            .call(
+                Method::POST,
+                "/v1/tasks",
+                Some(&h.publish),
+                Some(&body.to_string()),
+            )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "args {args:?}: {}", r.text);
     }
@@ -60,13 +73,23 @@ async fn task_args_are_optional_and_any_json() {
 #[tokio::test]
 async fn message_body_is_optional_and_any_json() {
     let h = harness().await;
-    for body in [None, Some(json!("plain text")), Some(json!([1])), Some(json!({"a": 1}))] {
+    for body in [
+        None,
+        Some(json!("plain text")),
+        Some(json!([1])),
+        Some(json!({"a": 1})),
+    ] {
         let mut message = json!({"url": "https://example.com/hook"});
         if let Some(body) = &body {
             message["body"] = body.clone();
         }
         let r = h
-            .call(Method::POST, "/v1/messages", Some(&h.publish), Some(&message.to_string()))
+            .call(
+                Method::POST,
+                "/v1/messages",
+                Some(&h.publish),
+                Some(&message.to_string()),
+            )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "body {body:?}: {}", r.text);
     }

@@ -15,7 +15,9 @@ use crate::support::*;
 /// `GET /metrics` over a plain socket: the status line and the body.
 fn scrape(addr: &str) -> (String, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     write!(
         stream,
         "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
@@ -24,7 +26,10 @@ fn scrape(addr: &str) -> (String, String) {
     let mut reply = String::new();
     stream.read_to_string(&mut reply).unwrap();
     let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
-    (head.lines().next().unwrap_or_default().to_owned(), body.to_owned())
+    (
+        head.lines().next().unwrap_or_default().to_owned(),
+        body.to_owned(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -79,7 +84,10 @@ async fn the_worker_serves_its_metrics() {
     assert!(status.contains(" 200 "), "{status}");
     let succeeded = format!("signet_tasks_succeeded_total{{queue=\"{q}\",task=\"text.stats\"}} 1");
     assert!(text.contains(&succeeded), "{text}");
-    assert!(text.contains("# HELP signet_tasks_succeeded_total "), "{text}");
+    assert!(
+        text.contains("# HELP signet_tasks_succeeded_total "),
+        "{text}"
+    );
     // Counted when scraped, as on `signet serve`.
     let depth = format!("signet_queue_depth{{queue=\"{q}\",state=\"succeeded\"}} 1");
     assert!(text.contains(&depth), "{text}");
