@@ -85,11 +85,13 @@ async fn twenty_thousand_distinct_names_keep_metrics_small() {
     );
 }
 
-/// The families of a Prometheus text: `(name, has # HELP, # TYPE)`, and
-/// every family a sample line belongs to (a summary's `_sum` and `_count`
-/// belong to it).
-fn families(text: &str) -> (HashMap<String, (bool, Option<String>)>, BTreeSet<String>) {
-    let mut declared: HashMap<String, (bool, Option<String>)> = HashMap::new();
+/// Per family name: whether it has `# HELP`, and its `# TYPE`.
+type Declared = HashMap<String, (bool, Option<String>)>;
+
+/// The families of a Prometheus text as declared, and every family a
+/// sample line belongs to (a summary's `_sum` and `_count` belong to it).
+fn families(text: &str) -> (Declared, BTreeSet<String>) {
+    let mut declared = Declared::new();
     let mut sampled = BTreeSet::new();
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("# HELP ") {
