@@ -1,7 +1,8 @@
 //! Metric names and recording, with the `metrics` crate.
 //!
-//! Install any `metrics` recorder (the server installs a Prometheus one) and
-//! these appear:
+//! Install a recorder with [`install_prometheus_recorder`] (what
+//! `signet serve` and the example worker do; it describes every series, so
+//! `/metrics` has `# HELP` and `# TYPE` for each) and these appear:
 //!
 //! | name | kind | labels |
 //! |---|---|---|
@@ -17,10 +18,15 @@
 //! | `signet_message_attempts_failed_total` | counter (every failed delivery attempt) | `target` |
 //! | `signet_messages_dead_total` | counter | `target`, `reason` |
 //! | `signet_delivery_duration_seconds` | histogram (request to end of response) | `target` |
+//! | `signet_schedules_{fired,skipped,failed}_total` | counter | `schedule` |
+//!
+//! Their `# HELP` texts are [`SERIES`], the one list [`describe`] hands to
+//! the recorder.
 //!
 //! The `target` label is `none` for messages signed with the server's key
 //! ring; for a target it is `_hidden` unless target names are turned on
-//! ([`MetricLabels::target_names`]), then the target's name.
+//! ([`MetricLabels::target_names`]), then the target's name, or its id
+//! when the name is unknown (the target was deleted).
 //!
 //! Labels that come from what users name (queues, tasks, schedules,
 //! targets) are bounded here, in one place ([`MetricLabels`]): each keeps
@@ -33,12 +39,15 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, RwLock};
+use std::sync::{Arc, LazyLock, OnceLock, RwLock};
 use std::time::Duration;
 
-use signet_store::{DeadReason, Store, TaskState};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use signet_store::{DeadReason, Store, StoreError, TaskState};
 
+use crate::clock::{Clock, SystemClock};
 use crate::periodic::run_every;
+use crate::schedules::{SCHEDULES_FAILED, SCHEDULES_FIRED, SCHEDULES_SKIPPED};
 use crate::shutdown::ShutdownSignal;
 
 /// Tasks enqueued (new tasks only; idempotent repeats are not counted).
@@ -55,7 +64,7 @@ pub const TASKS_DEAD: &str = "signet_tasks_dead_total";
 pub const SIGNATURE_INVALID: &str = "signet_signature_invalid_total";
 /// How long handlers ran.
 pub const TASK_RUN_DURATION: &str = "signet_task_run_duration_seconds";
-/// Tasks per queue and state, sampled periodically.
+/// Tasks per queue and state, sampled on scrape and periodically.
 pub const QUEUE_DEPTH: &str = "signet_queue_depth";
 
 /// Messages delivered (a 2xx answer).
@@ -69,6 +78,161 @@ pub const DELIVERY_DURATION: &str = "signet_delivery_duration_seconds";
 
 /// Default time between two queue-depth samples.
 pub const DEFAULT_DEPTH_INTERVAL: Duration = Duration::from_secs(15);
+/// How old a queue-depth sample may be when `/metrics` is scraped: older,
+/// the scrape samples again. Counting is one grouped count over the tasks
+/// table (about half a second on a million SQLite rows), so however many
+/// scrapers there are, a store counts at most once a second for them.
+pub const DEPTH_MAX_AGE: Duration = Duration::from_secs(1);
+
+/// What kind of series a metric is (its `# TYPE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Only goes up.
+    Counter,
+    /// Set to the current value.
+    Gauge,
+    /// A distribution (Prometheus renders a summary).
+    Histogram,
+}
+
+/// One series: its name, its kind and what `# HELP` says of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Series {
+    /// The metric name.
+    pub name: &'static str,
+    /// Counter, gauge or histogram.
+    pub kind: Kind,
+    /// The `# HELP` text.
+    pub help: &'static str,
+}
+
+impl Series {
+    const fn new(name: &'static str, kind: Kind, help: &'static str) -> Self {
+        Self { name, kind, help }
+    }
+}
+
+/// Every series the runtime records, described once, here.
+pub const SERIES: &[Series] = &[
+    Series::new(
+        TASKS_ENQUEUED,
+        Kind::Counter,
+        "Tasks enqueued (new tasks only; idempotent repeats are not counted).",
+    ),
+    Series::new(
+        TASKS_SUCCEEDED,
+        Kind::Counter,
+        "Tasks whose handler succeeded.",
+    ),
+    Series::new(
+        TASKS_FAILED,
+        Kind::Counter,
+        "Failed task attempts (handler error, timeout or panic).",
+    ),
+    Series::new(
+        TASKS_RETRIED,
+        Kind::Counter,
+        "Failed task attempts that were scheduled to run again.",
+    ),
+    Series::new(TASKS_DEAD, Kind::Counter, "Tasks dead-lettered, by reason."),
+    Series::new(
+        SIGNATURE_INVALID,
+        Kind::Counter,
+        "Tasks and messages refused because their signature did not verify, by reason.",
+    ),
+    Series::new(
+        TASK_RUN_DURATION,
+        Kind::Histogram,
+        "How long task handlers ran, in seconds.",
+    ),
+    Series::new(
+        QUEUE_DEPTH,
+        Kind::Gauge,
+        "Tasks per queue and state (messages are the signet:messages queue).",
+    ),
+    Series::new(
+        MESSAGES_DELIVERED,
+        Kind::Counter,
+        "Messages delivered (a 2xx answer), by target.",
+    ),
+    Series::new(
+        MESSAGE_ATTEMPTS_FAILED,
+        Kind::Counter,
+        "Delivery attempts that failed (no answer, or not 2xx), by target.",
+    ),
+    Series::new(
+        MESSAGES_DEAD,
+        Kind::Counter,
+        "Messages dead-lettered, by target and reason.",
+    ),
+    Series::new(
+        DELIVERY_DURATION,
+        Kind::Histogram,
+        "How long delivery requests took, request to end of response, in seconds.",
+    ),
+    Series::new(
+        SCHEDULES_FIRED,
+        Kind::Counter,
+        "Schedule due times fired (a task or message enqueued), by schedule.",
+    ),
+    Series::new(
+        SCHEDULES_SKIPPED,
+        Kind::Counter,
+        "Scheduler passes that skipped missed due times (catch_up: skip), by schedule.",
+    ),
+    Series::new(
+        SCHEDULES_FAILED,
+        Kind::Counter,
+        "Schedule due times that could not be fired, by schedule.",
+    ),
+];
+
+/// Gives the current recorder each series' kind and help text (the
+/// `# HELP` lines of `/metrics`). Describing a series again replaces its
+/// text.
+pub fn describe(series: &[Series]) {
+    for s in series {
+        match s.kind {
+            Kind::Counter => metrics::describe_counter!(s.name, s.help),
+            Kind::Gauge => metrics::describe_gauge!(s.name, s.help),
+            Kind::Histogram => metrics::describe_histogram!(s.name, s.help),
+        }
+    }
+}
+
+/// The process-wide Prometheus recorder, with every runtime series
+/// described ([`SERIES`]): installed on the first call, the same handle
+/// afterwards. `signet serve` and the example worker both use it, so their
+/// `/metrics` have the same series names. Fails only if another recorder
+/// was installed first.
+pub fn install_prometheus_recorder() -> Result<PrometheusHandle, String> {
+    static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new()
+                .install_recorder()
+                .map_err(|e| format!("could not install the metrics recorder: {e}"))?;
+            describe(SERIES);
+            Ok(handle)
+        })
+        .clone()
+}
+
+/// A Prometheus handle whose recorder is not installed globally (tests
+/// that need a handle but no metrics).
+pub fn detached_prometheus_handle() -> PrometheusHandle {
+    PrometheusBuilder::new().build_recorder().handle()
+}
+
+/// What a scrape of `/metrics` answers: the queue depth sampled again when
+/// older than [`DEPTH_MAX_AGE`], then the recorder's text. A store that
+/// cannot be counted is logged and the last sample served.
+pub async fn render_prometheus(handle: &PrometheusHandle, depth: &QueueDepth) -> String {
+    if let Err(e) = depth.refresh(DEPTH_MAX_AGE).await {
+        tracing::warn!(error = %e, "could not count the queues for /metrics; serving the last sample");
+    }
+    handle.render()
+}
 
 /// The label value that stands for every value past a label's cap.
 pub const OTHER_LABEL: &str = "_other";
@@ -191,13 +355,37 @@ impl Labels {
         self.schedules.label(name, self.max())
     }
 
-    /// The `target` label of a message signed by the target named `name`
-    /// (`None`: the key ring signed).
-    fn target(&self, name: Option<&str>) -> String {
-        match name {
-            None => NO_TARGET_LABEL.to_owned(),
-            Some(_) if !self.target_names.load(Ordering::Relaxed) => HIDDEN_TARGET_LABEL.to_owned(),
-            Some(name) => self.targets.label(name, self.max()),
+    /// The `target` label of a message: `none` when the key ring signed
+    /// it, else its target's name, or the target's id when the name is
+    /// unknown (the target was deleted); `_hidden` while names are off.
+    fn target(&self, signer: Signer<'_>) -> String {
+        match signer {
+            Signer::KeyRing => NO_TARGET_LABEL.to_owned(),
+            Signer::Target { .. } if !self.target_names.load(Ordering::Relaxed) => {
+                HIDDEN_TARGET_LABEL.to_owned()
+            }
+            Signer::Target { id, name } => self.targets.label(name.unwrap_or(id), self.max()),
+        }
+    }
+}
+
+/// Who signs a message, as far as the dispatcher knows: for its `target`
+/// label ([`target_label`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Signer<'a> {
+    /// The server's key ring (no target).
+    KeyRing,
+    /// A target: its id, and its name when the target still exists.
+    Target { id: &'a str, name: Option<&'a str> },
+}
+
+impl<'a> Signer<'a> {
+    /// The target `target_id` names (with its `name` when it exists), or
+    /// the key ring when the message names no target.
+    pub(crate) fn of(target_id: Option<&'a str>, name: Option<&'a str>) -> Self {
+        match target_id {
+            None => Self::KeyRing,
+            Some(id) => Self::Target { id, name },
         }
     }
 }
@@ -206,8 +394,8 @@ impl Labels {
 static LABELS: LazyLock<Labels> = LazyLock::new(|| Labels::new(MetricLabels::default()));
 
 /// The `target` label of a message: see [`MetricLabels::target_names`].
-pub(crate) fn target_label(name: Option<&str>) -> String {
-    LABELS.target(name)
+pub(crate) fn target_label(signer: Signer<'_>) -> String {
+    LABELS.target(signer)
 }
 
 pub(crate) fn enqueued(queue: &str, task: &str, n: u64) {
@@ -274,35 +462,59 @@ pub(crate) fn delivery_duration(target: &str, d: Duration) {
     metrics::histogram!(DELIVERY_DURATION, "target" => target.to_owned()).record(d.as_secs_f64());
 }
 
-/// Samples [`Store::counts`] into the `signet_queue_depth{queue,state}` gauge
-/// every interval until shut down.
-pub struct QueueDepthReporter {
+/// The `signet_queue_depth{queue,state}` gauge of one store, sampled on
+/// demand. Clones share one sample: callers that ask at the same moment
+/// wait for one count of the store, so at most one is ever in flight.
+#[derive(Clone)]
+pub struct QueueDepth(Arc<DepthInner>);
+
+struct DepthInner {
     store: Arc<dyn Store>,
-    interval: Duration,
+    clock: Arc<dyn Clock>,
+    /// When the last sample was taken (unix ms); held while sampling.
+    sampled_at_ms: tokio::sync::Mutex<Option<i64>>,
 }
 
-impl QueueDepthReporter {
-    /// A reporter sampling every [`DEFAULT_DEPTH_INTERVAL`].
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self {
+impl QueueDepth {
+    /// The depth of `store`, with sample ages read from `clock`.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        Self(Arc::new(DepthInner {
             store,
-            interval: DEFAULT_DEPTH_INTERVAL,
+            clock,
+            sampled_at_ms: tokio::sync::Mutex::new(None),
+        }))
+    }
+
+    /// Samples unless the last sample is younger than `max_age`; says
+    /// whether it sampled.
+    pub async fn refresh(&self, max_age: Duration) -> Result<bool, StoreError> {
+        let mut sampled_at = self.0.sampled_at_ms.lock().await;
+        let now = self.0.clock.now_ms();
+        let max_age_ms = i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
+        // A clock that went back counts as old: sample.
+        if sampled_at.is_some_and(|at| (0..max_age_ms).contains(&now.saturating_sub(at))) {
+            return Ok(false);
         }
+        self.count().await?;
+        *sampled_at = Some(now);
+        Ok(true)
     }
 
-    /// Changes the sampling interval.
-    pub fn interval(mut self, interval: Duration) -> Self {
-        self.interval = interval;
-        self
-    }
-
-    /// Samples once: sets the gauge for every queue and every state (0 for
+    /// Samples now: sets the gauge for every queue and every state (0 for
     /// states with no tasks, so drained queues read 0 rather than stale).
     /// Queues past the label cap are summed under [`OTHER_LABEL`].
-    pub async fn sample(&self) -> Result<(), signet_store::StoreError> {
+    pub async fn sample(&self) -> Result<(), StoreError> {
+        let mut sampled_at = self.0.sampled_at_ms.lock().await;
+        let now = self.0.clock.now_ms();
+        self.count().await?;
+        *sampled_at = Some(now);
+        Ok(())
+    }
+
+    async fn count(&self) -> Result<(), StoreError> {
         let mut depths: std::collections::BTreeMap<String, Vec<u64>> =
             std::collections::BTreeMap::new();
-        for q in self.store.counts().await? {
+        for q in self.0.store.counts().await? {
             let row = depths
                 .entry(LABELS.queue(&q.queue))
                 .or_insert_with(|| vec![0; TaskState::ALL.len()]);
@@ -320,11 +532,50 @@ impl QueueDepthReporter {
         }
         Ok(())
     }
+}
+
+/// Samples the queue depth every interval until shut down, for recorders
+/// nobody scrapes; a sample a scrape took within the interval counts (see
+/// [`QueueDepth`]).
+pub struct QueueDepthReporter {
+    depth: QueueDepth,
+    interval: Duration,
+}
+
+impl QueueDepthReporter {
+    /// A reporter sampling `store` every [`DEFAULT_DEPTH_INTERVAL`].
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self::shared(QueueDepth::new(store, Arc::new(SystemClock)))
+    }
+
+    /// A reporter sharing its samples with `depth` (the one `/metrics`
+    /// refreshes), so neither counts when the other just did.
+    pub fn shared(depth: QueueDepth) -> Self {
+        Self {
+            depth,
+            interval: DEFAULT_DEPTH_INTERVAL,
+        }
+    }
+
+    /// Changes the sampling interval.
+    pub fn interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    /// Samples once (see [`QueueDepth::sample`]).
+    pub async fn sample(&self) -> Result<(), StoreError> {
+        self.depth.sample().await
+    }
 
     /// Samples every interval until `shutdown` fires. Store errors are logged
     /// and the next sample is tried on time.
     pub async fn run(self, shutdown: ShutdownSignal) {
-        run_every("queue-depth", self.interval, shutdown, || self.sample()).await;
+        let interval = self.interval;
+        run_every("queue-depth", interval, shutdown, || {
+            self.depth.refresh(interval)
+        })
+        .await;
     }
 }
 
@@ -356,17 +607,48 @@ mod tests {
             labels.queue_task("zz", "a"),
             (OTHER_LABEL.into(), OTHER_LABEL.into())
         );
-        assert_eq!(labels.target(Some("t1")), "t1");
-        assert_eq!(labels.target(None), NO_TARGET_LABEL);
+        let t1 = Signer::Target {
+            id: "tgt_1",
+            name: Some("t1"),
+        };
+        assert_eq!(labels.target(t1), "t1");
+        assert_eq!(labels.target(Signer::KeyRing), NO_TARGET_LABEL);
     }
 
     #[test]
     fn target_names_are_hidden_unless_turned_on() {
         let labels = Labels::new(MetricLabels::default());
-        assert_eq!(labels.target(Some("acme-corp")), HIDDEN_TARGET_LABEL);
-        assert_eq!(labels.target(None), NO_TARGET_LABEL);
+        let acme = Signer::Target {
+            id: "tgt_1",
+            name: Some("acme-corp"),
+        };
+        let deleted = Signer::Target {
+            id: "tgt_2",
+            name: None,
+        };
+        assert_eq!(labels.target(acme), HIDDEN_TARGET_LABEL);
+        assert_eq!(labels.target(deleted), HIDDEN_TARGET_LABEL);
+        assert_eq!(labels.target(Signer::KeyRing), NO_TARGET_LABEL);
         labels.target_names.store(true, Ordering::Relaxed);
-        assert_eq!(labels.target(Some("acme-corp")), "acme-corp");
+        assert_eq!(labels.target(acme), "acme-corp");
+        // A deleted target's name is gone: counted under its id, not `none`.
+        assert_eq!(labels.target(deleted), "tgt_2");
+    }
+
+    /// Each series is described once, and the deployment guide lists it.
+    #[test]
+    fn every_series_is_described_once_and_documented() {
+        let deploy = include_str!("../../../docs/deploy.md");
+        let mut names = HashSet::new();
+        for s in SERIES {
+            assert!(names.insert(s.name), "{} is described twice", s.name);
+            assert!(!s.help.is_empty(), "{} has no help", s.name);
+            assert!(
+                deploy.contains(&format!("`{}`", s.name)),
+                "docs/deploy.md does not list {}",
+                s.name
+            );
+        }
     }
 
     /// The red-team case: 20 000 distinct queue and task names, each

@@ -9,6 +9,7 @@ use axum::http::{header, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
+use signet_runtime::metrics::{Kind, Series};
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -56,6 +57,26 @@ async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> AppError {
     ))
 }
 
+/// Requests answered, by route, method and status.
+pub(crate) const HTTP_REQUESTS: &str = "signet_http_requests_total";
+/// How long requests took to answer, by route and method.
+pub(crate) const HTTP_REQUEST_DURATION: &str = "signet_http_request_duration_seconds";
+
+/// The server's own series (the runtime describes the rest), described
+/// once, here.
+pub(crate) const HTTP_SERIES: &[Series] = &[
+    Series {
+        name: HTTP_REQUESTS,
+        kind: Kind::Counter,
+        help: "HTTP requests answered, by route, method and status.",
+    },
+    Series {
+        name: HTTP_REQUEST_DURATION,
+        kind: Kind::Histogram,
+        help: "How long HTTP requests took to answer, by route and method, in seconds.",
+    },
+];
+
 /// Bounds each request by the configured timeout, and counts requests and
 /// their latency per route (`signet_http_*`).
 async fn record_metrics(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -67,9 +88,9 @@ async fn record_metrics(State(state): State<AppState>, request: Request, next: N
     let method = method_label(request.method()).to_owned();
     let response = bounded(state.config().request_timeout, next.run(request)).await;
     let status = response.status().as_u16().to_string();
-    metrics::counter!("signet_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status)
+    metrics::counter!(HTTP_REQUESTS, "route" => route.clone(), "method" => method.clone(), "status" => status)
         .increment(1);
-    metrics::histogram!("signet_http_request_duration_seconds", "route" => route, "method" => method)
+    metrics::histogram!(HTTP_REQUEST_DURATION, "route" => route, "method" => method)
         .record(started.elapsed().as_secs_f64());
     response
 }

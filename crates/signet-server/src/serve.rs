@@ -16,10 +16,10 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 use signet_runtime::{default_node_id, DEFAULT_LEADER_TTL};
 use signet_runtime::{
     CallbackService, Dispatcher, MessagePublisher, Node, Producer, Pruner, QueueDepthReporter,
@@ -51,22 +51,19 @@ pub enum ServeError {
     Store(#[from] StoreError),
 }
 
-/// The process-wide Prometheus recorder: installed on first call, the same
+/// The process-wide Prometheus recorder, the runtime's
+/// ([`signet_runtime::metrics::install_prometheus_recorder`]), with the
+/// server's HTTP series described too: installed on first call, the same
 /// handle afterwards. Fails only if another recorder was installed first.
 pub fn install_metrics_recorder() -> Result<PrometheusHandle, String> {
-    static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            PrometheusBuilder::new()
-                .install_recorder()
-                .map_err(|e| format!("could not install the metrics recorder: {e}"))
-        })
-        .clone()
+    let handle = signet_runtime::metrics::install_prometheus_recorder()?;
+    signet_runtime::metrics::describe(crate::app::HTTP_SERIES);
+    Ok(handle)
 }
 
 /// A Prometheus handle whose recorder is NOT installed globally (tests).
 pub fn detached_metrics_handle() -> PrometheusHandle {
-    PrometheusBuilder::new().build_recorder().handle()
+    signet_runtime::metrics::detached_prometheus_handle()
 }
 
 /// Binds the listener. `127.0.0.1:0` picks a free port; see
@@ -241,7 +238,7 @@ pub fn node(
         Ok(d) => node = node.dispatcher(d),
         Err(e) => tracing::error!(error = %e, "messages are not delivered by this node"),
     }
-    node = node.queue_depth(QueueDepthReporter::new(Arc::clone(&store)));
+    node = node.queue_depth(QueueDepthReporter::shared(state.queue_depth().clone()));
     {
         let state = state.clone();
         node = node.every_node("upkeep", move |mut stop| async move {

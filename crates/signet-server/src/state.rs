@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
+use signet_runtime::metrics::QueueDepth;
 use signet_runtime::HttpConfig;
 use signet_runtime::{
     Clock, MessageProducer, Producer, RetrySchedule, SsrfPolicy, SystemClock, TargetService,
@@ -70,6 +71,7 @@ pub(crate) struct Shared {
     pub(crate) limits: RateLimits,
     pub(crate) auth: Authenticator,
     pub(crate) metrics: PrometheusHandle,
+    pub(crate) depth: QueueDepth,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) delivery: Delivery,
     pub(crate) producer: Producer,
@@ -199,6 +201,7 @@ impl AppState {
             retry: delivery.retry,
             concurrency: delivery.concurrency,
         };
+        let depth = QueueDepth::new(Arc::clone(&store), Arc::clone(&clock));
         Self(Arc::new(Shared {
             store,
             config,
@@ -206,6 +209,7 @@ impl AppState {
             limits,
             auth: Authenticator::default(),
             metrics,
+            depth,
             clock,
             delivery,
             producer,
@@ -245,6 +249,12 @@ impl AppState {
     /// Now, unix milliseconds, from the state's clock.
     pub fn now_ms(&self) -> i64 {
         self.0.clock.now_ms()
+    }
+
+    /// The queue-depth gauge of this server's store, refreshed by
+    /// `/metrics` and sampled by the node's reporter.
+    pub fn queue_depth(&self) -> &QueueDepth {
+        &self.0.depth
     }
 
     /// The state's clock (the scheduler and leader election use it too).

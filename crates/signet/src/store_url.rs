@@ -18,8 +18,8 @@ pub(crate) const DEFAULT_DATABASE_URL: &str = "sqlite://./signet.db";
 /// The `--database-url` option every store command takes.
 #[derive(Debug, clap::Args)]
 pub(crate) struct DatabaseArgs {
-    /// Where the tasks are: sqlite://./signet.db (a file), sqlite::memory:,
-    /// or postgres://user:password@host:5432/database.
+    /// The store: sqlite://./signet.db (a file), sqlite::memory:, or
+    /// postgres://user:password@host:5432/database.
     #[arg(long, env = "SIGNET_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
     pub(crate) database_url: String,
     /// PostgreSQL only: the schema Signet's tables live in (created by
@@ -166,6 +166,37 @@ pub(crate) fn open_sqlite(url: &str, config: SqliteConfig) -> anyhow::Result<Arc
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `--database-url` is the same option on every command, so its help
+    /// names the store, not what one command keeps there: `api-keys ls`
+    /// said "Where the tasks are".
+    #[test]
+    fn database_url_help_names_the_store_on_every_command() {
+        fn visit(cmd: &clap::Command, path: String) {
+            for arg in cmd.get_arguments() {
+                if arg.get_long() != Some("database-url") {
+                    continue;
+                }
+                let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                assert!(!help.contains("task"), "{path}: {help}");
+            }
+            for sub in cmd.get_subcommands() {
+                visit(sub, format!("{path} {}", sub.get_name()));
+            }
+        }
+        let mut cli = <crate::cli::Cli as clap::CommandFactory>::command();
+        cli.build();
+        let api_keys = cli.find_subcommand("api-keys").expect("signet api-keys");
+        let ls = api_keys.find_subcommand("ls").expect("signet api-keys ls");
+        let help = ls
+            .get_arguments()
+            .find(|a| a.get_long() == Some("database-url"))
+            .and_then(|a| a.get_help())
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        assert!(help.starts_with("The store: sqlite://"), "{help}");
+        visit(&cli, "signet".into());
+    }
 
     #[test]
     fn schemes() {

@@ -1,5 +1,6 @@
 //! Command-line flags (each also readable from the environment).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -86,6 +87,12 @@ pub(crate) struct Args {
     /// most 15 s.
     #[arg(long, env = "SIGNET_WORKER_LEADER_TTL_MS", value_parser = clap::value_parser!(u64).range(30..))]
     pub(crate) leader_ttl_ms: Option<u64>,
+
+    /// Serve this process's metrics (Prometheus text, the same series as
+    /// `signet serve`'s /metrics) at http://ADDR/metrics, e.g.
+    /// 127.0.0.1:9091; port 0 picks a free one. Off unless given.
+    #[arg(long, env = "SIGNET_WORKER_METRICS_LISTEN", value_name = "ADDR")]
+    pub(crate) metrics_listen: Option<SocketAddr>,
 }
 
 impl Args {

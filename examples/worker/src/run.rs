@@ -2,14 +2,17 @@
 //! process, the rescuer; the pruner while it leads the maintenance role),
 //! signals.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use signet_postgres::{PostgresOptions, PostgresStore};
 use signet_runtime::default_node_id;
+use signet_runtime::metrics::{install_prometheus_recorder, render_prometheus, QueueDepth};
 use signet_runtime::{load_keys, missing_keys, KeyRequest};
 use signet_runtime::{Node, Pruner, Rescuer, Shutdown, Worker, WorkerEventKind};
+use signet_runtime::{ShutdownSignal, SystemClock};
 use signet_sqlite::{SqliteConfig, SqliteStore};
 use signet_store::Store;
 
@@ -62,6 +65,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         .context("the worker configuration is invalid")?;
 
     let shutdown = Shutdown::new();
+    if let Some(addr) = args.metrics_listen {
+        serve_metrics(addr, Arc::clone(&store), shutdown.signal()).await?;
+    }
     let mut events = worker.events();
     let logger = tokio::spawn(async move {
         use tokio::sync::broadcast::error::RecvError;
@@ -117,6 +123,51 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let _ = logger.await;
     store.close().await.context("closing the store")?;
     result.context("the worker stopped with an error")
+}
+
+/// Serves `GET /metrics` on `addr` until `shutdown`: the runtime's
+/// Prometheus recorder (the one `signet serve` installs, so the same
+/// series), with the queue depth counted on scrape as the server does.
+async fn serve_metrics(
+    addr: SocketAddr,
+    store: Arc<dyn Store>,
+    mut shutdown: ShutdownSignal,
+) -> anyhow::Result<()> {
+    let handle = install_prometheus_recorder().map_err(anyhow::Error::msg)?;
+    let depth = QueueDepth::new(store, Arc::new(SystemClock));
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} for metrics; choose another address with --metrics-listen")
+    })?;
+    let bound = listener
+        .local_addr()
+        .context("the metrics listener's address")?;
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let (handle, depth) = (handle.clone(), depth.clone());
+            async move {
+                let text = render_prometheus(&handle, &depth).await;
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    text,
+                )
+            }
+        }),
+    );
+    tracing::info!("metrics at http://{bound}/metrics");
+    tokio::spawn(async move {
+        let stop = async move { shutdown.triggered().await };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            tracing::error!(error = %e, "the metrics listener failed; metrics are no longer served");
+        }
+    });
+    Ok(())
 }
 
 /// Opens the store `--database-url` names: PostgreSQL for `postgres://` and

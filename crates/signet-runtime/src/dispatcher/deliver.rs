@@ -40,7 +40,12 @@ pub(super) async fn deliver(
     let lease = LeaseToken::of(&row);
     let id = row.envelope.id.clone();
     let attempt = row.attempt;
-    let (decision, label) = match prepare(&shared, &row, check).await {
+    // The target the message names, once its spec is read: a message whose
+    // target is gone is still counted under that target.
+    let mut target_id = None;
+    let prepared = prepare(&shared, &row, check, &mut target_id).await;
+    let signer = |name| metrics::Signer::of(target_id.as_deref(), name);
+    let (decision, label) = match prepared {
         Err(Early::Dead(reason, detail)) => {
             let record = attempt_record(Duration::ZERO, None, Some(&detail), Vec::new());
             (
@@ -49,7 +54,7 @@ pub(super) async fn deliver(
                     detail,
                     record,
                 },
-                metrics::target_label(None),
+                metrics::target_label(signer(None)),
             )
         }
         Err(Early::Fail(error, schedule)) => {
@@ -64,11 +69,11 @@ pub(super) async fn deliver(
                 &schedule,
                 &shared,
             );
-            (decision, metrics::target_label(None))
+            (decision, metrics::target_label(signer(None)))
         }
         Ok(prepared) => {
-            let label =
-                metrics::target_label(prepared.target.as_ref().map(|t| t.record.name.as_str()));
+            let name = prepared.target.as_ref().map(|t| t.record.name.as_str());
+            let label = metrics::target_label(signer(name));
             let send = send(&shared, &id, attempt, row.envelope.max_attempts, prepared);
             let decision = match shared.leases.hold(&lease, send).await {
                 Held::Done(d) => d,
@@ -92,13 +97,23 @@ enum Early {
 
 /// Everything that can refuse a message before any request: the at-rest
 /// signature, expiry, the spec, the target and its rules, an IP literal.
-async fn prepare(shared: &Shared, row: &TaskRow, check: Check) -> Result<Prepared, Early> {
+/// Sets `target_id` to the target the spec names once it is read.
+async fn prepare(
+    shared: &Shared,
+    row: &TaskRow,
+    check: Check,
+    target_id: &mut Option<String>,
+) -> Result<Prepared, Early> {
     if let Err(e) = check {
         metrics::signature_invalid(e.reason());
         return Err(Early::Dead(
             DeadReason::SignatureInvalid,
             format!("{}: {}", e.reason(), e.message()),
         ));
+    }
+    let spec = MessageSpec::from_args(&row.envelope.args);
+    if let Ok(spec) = &spec {
+        target_id.clone_from(&spec.target);
     }
     let now = shared.clock.now_ms();
     if let Some(exp) = row.envelope.expires_at_ms.filter(|exp| *exp <= now) {
@@ -107,8 +122,7 @@ async fn prepare(shared: &Shared, row: &TaskRow, check: Check) -> Result<Prepare
             format!("expired at {exp} (unix ms) before it was delivered"),
         ));
     }
-    let spec = MessageSpec::from_args(&row.envelope.args)
-        .map_err(|e| Early::Dead(DeadReason::PayloadInvalid, e))?;
+    let spec = spec.map_err(|e| Early::Dead(DeadReason::PayloadInvalid, e))?;
     let url = spec
         .validate()
         .map_err(|e| Early::Dead(DeadReason::PayloadInvalid, e.to_string()))?;

@@ -156,3 +156,65 @@ async fn outcomes_are_counted_by_queue_task_and_reason() {
     assert_eq!(gauge("dead"), 3.0);
     assert_eq!(gauge("running"), 0.0);
 }
+
+/// A message whose target was deleted is dead-lettered under that target's
+/// label (`_hidden` while target names are off), not the key ring's `none`.
+/// A recorder local to this test's thread (the test runtime has one
+/// thread, so the dispatcher records on it too) keeps other tests' series
+/// out and this test's out of the global snapshot.
+#[tokio::test]
+async fn a_deleted_targets_message_is_counted_under_the_target() {
+    use crate::dispatcher::{dead_of, Receiver, RunningDispatcher, Setup};
+    use signet_runtime::metrics::{HIDDEN_TARGET_LABEL, MESSAGES_DEAD, NO_TARGET_LABEL};
+    use signet_runtime::NewTarget;
+    use signet_store::DeadReason;
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let s = Setup::new();
+    let rx = Receiver::ok().await;
+    let (t, _) = s
+        .targets
+        .create(NewTarget {
+            name: "soon-gone".into(),
+            url_prefix: None,
+            secret: None,
+            rate_limit_per_s: None,
+            max_concurrency: None,
+            https_only: false,
+        })
+        .await
+        .unwrap();
+    let id = s
+        .publish(json!({"url": rx.url("/hook"), "target": "soon-gone"}))
+        .await;
+    s.targets.delete(&t.id).await.unwrap();
+    let mut d = RunningDispatcher::start(s.dispatcher().build().unwrap());
+    assert_eq!(dead_of(&d.next_for(&id).await).0, DeadReason::TargetRefused);
+    d.stop().await;
+
+    let dead: Vec<(String, u64)> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter(|(key, ..)| key.key().name() == MESSAGES_DEAD)
+        .map(|(key, _, _, value)| {
+            let target = key
+                .key()
+                .labels()
+                .find(|l| l.key() == "target")
+                .map(|l| l.value().to_owned())
+                .unwrap_or_default();
+            match value {
+                DebugValue::Counter(n) => (target, n),
+                other => panic!("{MESSAGES_DEAD} is not a counter: {other:?}"),
+            }
+        })
+        .collect();
+    assert_eq!(
+        dead,
+        [(HIDDEN_TARGET_LABEL.to_owned(), 1)],
+        "not {NO_TARGET_LABEL}"
+    );
+}

@@ -33,7 +33,8 @@ pub(crate) struct MessageRequest {
     pub headers: Option<BTreeMap<String, String>>,
     /// The body: a string (sent as it is) or any JSON value (sent as the
     /// JSON text given, with `content-type: application/json` unless set).
-    #[schema(value_type = Object)]
+    /// Absent: no body.
+    #[schema(value_type = Option<serde_json::Value>)]
     pub body: Option<serde_json::Value>,
     /// A target's id (`tgt_…`) or name: its secret signs, its limits apply.
     pub target: Option<String>,

@@ -5,10 +5,14 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 
+use signet_runtime::metrics::render_prometheus;
+
 use crate::error::{AppError, ErrorBody};
 use crate::state::AppState;
 
-/// Metrics in the Prometheus text format.
+/// Metrics in the Prometheus text format. The queue depth is counted again
+/// when its last sample is over a second old
+/// ([`DEPTH_MAX_AGE`](signet_runtime::metrics::DEPTH_MAX_AGE)).
 #[utoipa::path(
     get, path = "/metrics", tag = "health",
     responses(
@@ -31,7 +35,7 @@ pub(crate) async fn render(State(state): State<AppState>, headers: HeaderMap) ->
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.0.metrics.render(),
+        render_prometheus(&state.0.metrics, state.queue_depth()).await,
     )
         .into_response()
 }

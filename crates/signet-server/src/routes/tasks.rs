@@ -41,8 +41,9 @@ pub(crate) struct EnqueueRequest {
     pub queue: String,
     /// Task (handler) name.
     pub task: String,
-    /// Arguments (any JSON; default `{}`), stored byte for byte.
-    #[schema(value_type = Object)]
+    /// Arguments: any JSON value (object, array, string, number, boolean;
+    /// absent or `null`: `{}`), stored byte for byte.
+    #[schema(value_type = Option<serde_json::Value>)]
     pub args: Option<Box<RawValue>>,
     /// Run no sooner than this many ms from now (0 to one year).
     pub delay_ms: Option<i64>,

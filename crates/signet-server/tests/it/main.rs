@@ -7,6 +7,7 @@ mod delivery;
 mod history;
 mod metrics;
 mod noops;
+mod openapi;
 mod payloads;
 mod read_only;
 mod refuse_early;

@@ -2,5 +2,6 @@
 
 mod crash;
 mod handlers;
+mod metrics;
 mod postgres;
 mod support;
