@@ -4,7 +4,7 @@
 
 use rusqlite::types::{FromSql, Value};
 use rusqlite::{params_from_iter, Connection, OptionalExtension, Statement};
-use signet_store::paging::{check_task_cursor, dead_page, parse_dead_cursor, task_page};
+use signet_store::paging::{dead_page, parse_dead_cursor, parse_task_cursor, task_page};
 use signet_store::{
     page_size, DeadFilter, KeyUsage, Page, QueueCounts, StoreResult, TaskFilter, TaskRow,
     MESSAGE_QUEUE,
@@ -57,28 +57,73 @@ fn collect(
     Ok(out)
 }
 
-/// Tasks in id order, paged by id.
+/// Tasks newest first, paged by `(created_at_ms, id)`; Signet's own queue
+/// only when named or asked for (see [`TaskFilter`]).
+///
+/// Each shape reads one index in order and stops after the page (schema
+/// version 5): a named queue `tasks_newest`, the users' queues the partial
+/// `tasks_newest_user`, and everything both of them merged, each branch
+/// cut to the page first.
 pub(crate) fn list_tasks(conn: &Connection, filter: &TaskFilter) -> StoreResult<Page<TaskRow>> {
     let limit = page_size(filter.limit);
-    let mut sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE 1 = 1");
+    let cursor = filter
+        .cursor
+        .as_deref()
+        .map(parse_task_cursor)
+        .transpose()?;
     let mut args = Vec::new();
-    if let Some(q) = &filter.queue {
-        sql.push_str(" AND queue = ?");
-        args.push(Value::Text(q.clone()));
-    }
+    let sql = match (&filter.queue, filter.include_internal) {
+        (Some(q), _) => {
+            args.push(Value::Text(q.clone()));
+            newest_tasks("queue = ?", filter, cursor.as_ref(), limit, &mut args)
+        }
+        (None, false) => newest_tasks(USER_QUEUES, filter, cursor.as_ref(), limit, &mut args),
+        (None, true) => {
+            let users = newest_tasks(USER_QUEUES, filter, cursor.as_ref(), limit, &mut args);
+            let own = newest_tasks(OWN_QUEUE, filter, cursor.as_ref(), limit, &mut args);
+            args.push(Value::Integer(limit as i64 + 1));
+            format!(
+                "SELECT * FROM ({users}) AS u UNION ALL SELECT * FROM ({own}) AS o \
+                 ORDER BY created_at_ms DESC, id DESC LIMIT ?"
+            )
+        }
+    };
+    let items = collect(conn, &sql, args, "listing tasks")?;
+    Ok(task_page(items, limit))
+}
+
+/// The rows of every queue but Signet's own: the predicate of the partial
+/// index `tasks_newest_user`, word for word, so that SQLite uses it.
+const USER_QUEUES: &str = "queue <> 'signet:messages'";
+/// The rows of Signet's own queue ([`MESSAGE_QUEUE`]).
+const OWN_QUEUE: &str = "queue = 'signet:messages'";
+
+/// One page (plus one row) of the tasks matching `queue_sql`, `filter`'s
+/// state and `cursor`, newest first; pushes its arguments after any that
+/// `queue_sql` takes.
+fn newest_tasks(
+    queue_sql: &str,
+    filter: &TaskFilter,
+    cursor: Option<&(i64, String)>,
+    limit: usize,
+    args: &mut Vec<Value>,
+) -> String {
+    let mut sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE {queue_sql}");
     if let Some(s) = filter.state {
         sql.push_str(" AND state = ?");
         args.push(Value::Text(s.as_str().to_owned()));
     }
-    if let Some(c) = &filter.cursor {
-        check_task_cursor(c)?;
-        sql.push_str(" AND id > ?");
-        args.push(Value::Text(c.clone()));
+    if let Some((ms, id)) = cursor {
+        sql.push_str(" AND (created_at_ms < ? OR (created_at_ms = ? AND id < ?))");
+        args.extend([
+            Value::Integer(*ms),
+            Value::Integer(*ms),
+            Value::Text(id.clone()),
+        ]);
     }
-    sql.push_str(" ORDER BY id LIMIT ?");
+    sql.push_str(" ORDER BY created_at_ms DESC, id DESC LIMIT ?");
     args.push(Value::Integer(limit as i64 + 1));
-    let items = collect(conn, &sql, args, "listing tasks")?;
-    Ok(task_page(items, limit))
+    sql
 }
 
 /// The `WHERE` clause of a dead-letter filter (cursor excluded).
@@ -195,4 +240,15 @@ fn counted<A: FromSql, B: FromSql>(
     stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
         .map_err(|e| map_err(context, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_internal_queue_predicates_name_the_message_queue() {
+        assert_eq!(USER_QUEUES, format!("queue <> '{MESSAGE_QUEUE}'"));
+        assert_eq!(OWN_QUEUE, format!("queue = '{MESSAGE_QUEUE}'"));
+    }
 }
