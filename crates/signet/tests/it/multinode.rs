@@ -127,6 +127,7 @@ impl TestStore {
                 .block_on(self.store.list_tasks(TaskFilter {
                     queue: Some(queue.to_owned()),
                     state: None,
+                    include_internal: false,
                     limit: 1000,
                     cursor: cursor.take(),
                 }))
@@ -470,6 +471,7 @@ fn running_under(store: &TestStore, owner: &str) -> HashSet<String> {
         .block_on(store.store.list_tasks(TaskFilter {
             queue: Some(TASK_QUEUE.to_owned()),
             state: Some(TaskState::Running),
+            include_internal: false,
             limit: 1000,
             cursor: None,
         }))
