@@ -186,14 +186,17 @@ pub(crate) fn dead_ids(conn: &Connection, filter: &DeadFilter) -> StoreResult<Ve
 }
 
 /// Counts per queue and state: one covering index scan per group of states
-/// (see the schema), never a scan of the table.
+/// (see the schema), never a scan of the table. `GROUP BY +queue` keeps
+/// SQLite from grouping along the listing index `tasks_newest` (which
+/// holds every row, in queue order) instead of reading the partial index
+/// of the states.
 pub(crate) const COUNTS_SQL: &str = "SELECT queue, state, COUNT(*) FROM tasks \
-     WHERE state IN ('available', 'scheduled', 'retryable') GROUP BY queue, state \
+     WHERE state IN ('available', 'scheduled', 'retryable') GROUP BY +queue, state \
      UNION ALL \
-     SELECT queue, 'running', COUNT(*) FROM tasks WHERE state = 'running' GROUP BY queue \
+     SELECT queue, 'running', COUNT(*) FROM tasks WHERE state = 'running' GROUP BY +queue \
      UNION ALL \
      SELECT queue, state, COUNT(*) FROM tasks \
-     WHERE finished_at_ms IS NOT NULL GROUP BY queue, state";
+     WHERE finished_at_ms IS NOT NULL GROUP BY +queue, state";
 
 /// Tasks per queue and state.
 pub(crate) fn counts(conn: &Connection) -> StoreResult<Vec<QueueCounts>> {
@@ -250,5 +253,71 @@ mod tests {
     fn the_internal_queue_predicates_name_the_message_queue() {
         assert_eq!(USER_QUEUES, format!("queue <> '{MESSAGE_QUEUE}'"));
         assert_eq!(OWN_QUEUE, format!("queue = '{MESSAGE_QUEUE}'"));
+    }
+
+    /// The plan of `sql`, its rows joined with `; `.
+    fn plan(conn: &Connection, sql: &str, args: Vec<Value>) -> String {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = stmt
+            .query_map(params_from_iter(args), |r| r.get::<_, String>(3))
+            .unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+    }
+
+    /// Every shape of the task listing reads its index in order: no scan
+    /// of the table, no sort of it (only of the two cut branches).
+    #[test]
+    fn task_listings_read_their_indexes_in_order() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::migrate::migrate(&mut conn, 0).unwrap();
+        let cursor = (1, "task_1".to_owned());
+        for (filter, index) in [
+            (TaskFilter::default(), "tasks_newest_user"),
+            (
+                TaskFilter {
+                    queue: Some("mail".into()),
+                    ..TaskFilter::default()
+                },
+                "tasks_newest (queue=?",
+            ),
+            (
+                TaskFilter {
+                    queue: Some(MESSAGE_QUEUE.into()),
+                    ..TaskFilter::default()
+                },
+                "tasks_newest (queue=?",
+            ),
+        ] {
+            for cursor in [None, Some(&cursor)] {
+                let mut args = Vec::new();
+                let queue_sql = match &filter.queue {
+                    Some(q) => {
+                        args.push(Value::Text(q.clone()));
+                        "queue = ?"
+                    }
+                    None => USER_QUEUES,
+                };
+                let sql = newest_tasks(queue_sql, &filter, cursor, 50, &mut args);
+                let got = plan(&conn, &sql, args);
+                assert!(got.contains(index), "{filter:?}: {got}");
+                assert!(!got.contains("TEMP B-TREE"), "{filter:?}: {got}");
+            }
+        }
+        let mut args = Vec::new();
+        let filter = TaskFilter::default();
+        let users = newest_tasks(USER_QUEUES, &filter, None, 50, &mut args);
+        let own = newest_tasks(OWN_QUEUE, &filter, None, 50, &mut args);
+        let both = plan(
+            &conn,
+            &format!("SELECT * FROM ({users}) AS u UNION ALL SELECT * FROM ({own}) AS o"),
+            args,
+        );
+        assert!(
+            both.contains("tasks_newest_user") && both.contains("tasks_newest (queue=?)"),
+            "{both}"
+        );
+        // Counts keep to the partial indexes of the states.
+        let counts = plan(&conn, COUNTS_SQL, Vec::new());
+        assert!(!counts.contains("tasks_newest"), "{counts}");
     }
 }
