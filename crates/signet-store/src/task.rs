@@ -411,6 +411,17 @@ impl QueueCounts {
         is_internal_queue(&self.queue)
     }
 
+    /// Whether a listing of queues shows this one: only `queue` when it is
+    /// named, else every queue but Signet's own unless `include_internal`
+    /// (the rule of [`TaskFilter`], for `signet queues` and
+    /// `GET /v1/queues`).
+    pub fn is_listed(&self, queue: Option<&str>, include_internal: bool) -> bool {
+        match queue {
+            Some(q) => self.queue == q,
+            None => include_internal || !self.is_internal(),
+        }
+    }
+
     /// Count of one state (0 when absent).
     pub fn count(&self, state: TaskState) -> u64 {
         self.counts

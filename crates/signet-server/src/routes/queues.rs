@@ -65,10 +65,7 @@ pub(crate) async fn list(
     }
     let include_internal = parse_flag("include_internal", q.include_internal.as_deref())?;
     let mut counts = state.store().counts().await?;
-    counts.retain(|c| match &q.queue {
-        Some(queue) => c.queue == *queue,
-        None => include_internal || !c.is_internal(),
-    });
+    counts.retain(|c| c.is_listed(q.queue.as_deref(), include_internal));
     counts.sort_by(|a, b| a.queue.cmp(&b.queue));
     let queues = counts
         .into_iter()

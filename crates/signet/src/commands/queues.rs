@@ -37,10 +37,7 @@ async fn queues(args: Args) -> anyhow::Result<()> {
     let mut counts = store.counts().await?;
     let internal_hidden =
         args.queue.is_none() && !args.all && counts.iter().any(|c| c.is_internal());
-    counts.retain(|c| match &args.queue {
-        Some(queue) => c.queue == *queue,
-        None => args.all || !c.is_internal(),
-    });
+    counts.retain(|c| c.is_listed(args.queue.as_deref(), args.all));
     counts.sort_by(|a, b| a.queue.cmp(&b.queue));
     if args.json {
         let items: Vec<Value> = counts

@@ -118,7 +118,7 @@ impl TestStore {
         self.runtime.block_on(f)
     }
 
-    /// Every task of `queue`, in id order.
+    /// Every task of `queue`, newest first.
     fn tasks(&self, queue: &str) -> Vec<TaskRow> {
         let mut out = Vec::new();
         let mut cursor = None;
