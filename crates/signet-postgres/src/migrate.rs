@@ -27,6 +27,11 @@ const MIGRATIONS: &[Migration] = &[
         "idempotency_scope",
         include_str!("../migrations/0004_idempotency_scope.sql"),
     ),
+    Migration::new(
+        5,
+        "newest_first",
+        include_str!("../migrations/0005_newest_first.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.
@@ -143,7 +148,12 @@ mod tests {
     fn status_names_the_pending_migrations() {
         assert_eq!(
             status_for_version(1).pending,
-            vec![(2, "delivery"), (3, "history"), (4, "idempotency_scope")]
+            vec![
+                (2, "delivery"),
+                (3, "history"),
+                (4, "idempotency_scope"),
+                (5, "newest_first")
+            ]
         );
         assert!(status_for_version(SCHEMA_VERSION + 1).is_too_new());
     }

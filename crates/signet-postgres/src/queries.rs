@@ -1,7 +1,7 @@
 //! Reads: lookups, listings, counts.
 
 use deadpool_postgres::GenericClient;
-use signet_store::paging::{check_task_cursor, dead_page, parse_dead_cursor, task_page};
+use signet_store::paging::{dead_page, parse_dead_cursor, parse_task_cursor, task_page};
 use signet_store::{
     page_size, DeadFilter, KeyUsage, Page, QueueCounts, StoreResult, TaskFilter, TaskRow,
     MESSAGE_QUEUE,
@@ -75,32 +75,63 @@ async fn collect(
         .collect()
 }
 
-/// Tasks in id order, paged by id.
+/// Tasks newest first, paged by `(created_at_ms, id)`; Signet's own queue
+/// only when named or asked for (see [`TaskFilter`]).
+///
+/// Each shape reads one index in order and stops after the page (schema
+/// version 5): a named queue `tasks_newest`, the users' queues the partial
+/// `tasks_newest_user`, and everything both of them merged, each branch
+/// cut to the page first.
 pub(crate) async fn list_tasks(
     client: &impl GenericClient,
     filter: &TaskFilter,
 ) -> StoreResult<Page<TaskRow>> {
     let limit = page_size(filter.limit);
-    let mut sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE TRUE");
     let mut args: Args = Vec::new();
-    if let Some(q) = &filter.queue {
-        args.push(Box::new(q.clone()));
-        sql.push_str(&format!(" AND queue = ${}", args.len()));
-    }
+    let mut rest = String::new();
     if let Some(s) = filter.state {
         args.push(Box::new(s.as_str()));
-        sql.push_str(&format!(" AND state = ${}", args.len()));
+        rest.push_str(&format!(" AND state = ${}", args.len()));
     }
     if let Some(c) = &filter.cursor {
-        check_task_cursor(c)?;
-        args.push(Box::new(c.clone()));
-        sql.push_str(&format!(" AND id > ${}", args.len()));
+        let (ms, id) = parse_task_cursor(c)?;
+        args.push(Box::new(ms));
+        let ms_at = args.len();
+        args.push(Box::new(id));
+        rest.push_str(&format!(
+            " AND (created_at_ms, id) < (${ms_at}, ${})",
+            args.len()
+        ));
     }
     args.push(Box::new(limit as i64 + 1));
-    sql.push_str(&format!(" ORDER BY id LIMIT ${}", args.len()));
+    let tail = format!(
+        " ORDER BY created_at_ms DESC, id DESC LIMIT ${}",
+        args.len()
+    );
+    let newest =
+        |queue_sql: &str| format!("SELECT {TASK_COLUMNS} FROM tasks WHERE {queue_sql}{rest}{tail}");
+    let sql = match (&filter.queue, filter.include_internal) {
+        (Some(q), _) => {
+            args.push(Box::new(q.clone()));
+            newest(&format!("queue = ${}", args.len()))
+        }
+        (None, false) => newest(USER_QUEUES),
+        (None, true) => format!(
+            "SELECT * FROM ({}) AS u UNION ALL SELECT * FROM ({}) AS o{tail}",
+            newest(USER_QUEUES),
+            newest(OWN_QUEUE)
+        ),
+    };
     let items = collect(client, &sql, &args, "listing tasks").await?;
     Ok(task_page(items, limit))
 }
+
+/// The rows of every queue but Signet's own: the predicate of the partial
+/// index `tasks_newest_user`, word for word, so that PostgreSQL can prove
+/// the index applies.
+const USER_QUEUES: &str = "queue <> 'signet:messages'";
+/// The rows of Signet's own queue ([`MESSAGE_QUEUE`]).
+const OWN_QUEUE: &str = "queue = 'signet:messages'";
 
 /// The `WHERE` clause of a dead-letter filter (cursor excluded).
 fn dead_where(filter: &DeadFilter, args: &mut Args) -> String {
@@ -255,4 +286,15 @@ fn counted<'a, A: FromSql<'a>, B: FromSql<'a>>(
     let get =
         || Ok::<_, tokio_postgres::Error>((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?));
     get().map_err(|e| map_err(context, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_internal_queue_predicates_name_the_message_queue() {
+        assert_eq!(USER_QUEUES, format!("queue <> '{MESSAGE_QUEUE}'"));
+        assert_eq!(OWN_QUEUE, format!("queue = '{MESSAGE_QUEUE}'"));
+    }
 }

@@ -26,6 +26,11 @@ const MIGRATIONS: &[Migration] = &[
         "idempotency_scope",
         include_str!("../migrations/0004_idempotency_scope.sql"),
     ),
+    Migration::new(
+        5,
+        "newest_first",
+        include_str!("../migrations/0005_newest_first.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.

@@ -4,7 +4,7 @@
 
 use rusqlite::types::{FromSql, Value};
 use rusqlite::{params_from_iter, Connection, OptionalExtension, Statement};
-use signet_store::paging::{check_task_cursor, dead_page, parse_dead_cursor, task_page};
+use signet_store::paging::{dead_page, parse_dead_cursor, parse_task_cursor, task_page};
 use signet_store::{
     page_size, DeadFilter, KeyUsage, Page, QueueCounts, StoreResult, TaskFilter, TaskRow,
     MESSAGE_QUEUE,
@@ -57,28 +57,73 @@ fn collect(
     Ok(out)
 }
 
-/// Tasks in id order, paged by id.
+/// Tasks newest first, paged by `(created_at_ms, id)`; Signet's own queue
+/// only when named or asked for (see [`TaskFilter`]).
+///
+/// Each shape reads one index in order and stops after the page (schema
+/// version 5): a named queue `tasks_newest`, the users' queues the partial
+/// `tasks_newest_user`, and everything both of them merged, each branch
+/// cut to the page first.
 pub(crate) fn list_tasks(conn: &Connection, filter: &TaskFilter) -> StoreResult<Page<TaskRow>> {
     let limit = page_size(filter.limit);
-    let mut sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE 1 = 1");
+    let cursor = filter
+        .cursor
+        .as_deref()
+        .map(parse_task_cursor)
+        .transpose()?;
     let mut args = Vec::new();
-    if let Some(q) = &filter.queue {
-        sql.push_str(" AND queue = ?");
-        args.push(Value::Text(q.clone()));
-    }
+    let sql = match (&filter.queue, filter.include_internal) {
+        (Some(q), _) => {
+            args.push(Value::Text(q.clone()));
+            newest_tasks("queue = ?", filter, cursor.as_ref(), limit, &mut args)
+        }
+        (None, false) => newest_tasks(USER_QUEUES, filter, cursor.as_ref(), limit, &mut args),
+        (None, true) => {
+            let users = newest_tasks(USER_QUEUES, filter, cursor.as_ref(), limit, &mut args);
+            let own = newest_tasks(OWN_QUEUE, filter, cursor.as_ref(), limit, &mut args);
+            args.push(Value::Integer(limit as i64 + 1));
+            format!(
+                "SELECT * FROM ({users}) AS u UNION ALL SELECT * FROM ({own}) AS o \
+                 ORDER BY created_at_ms DESC, id DESC LIMIT ?"
+            )
+        }
+    };
+    let items = collect(conn, &sql, args, "listing tasks")?;
+    Ok(task_page(items, limit))
+}
+
+/// The rows of every queue but Signet's own: the predicate of the partial
+/// index `tasks_newest_user`, word for word, so that SQLite uses it.
+const USER_QUEUES: &str = "queue <> 'signet:messages'";
+/// The rows of Signet's own queue ([`MESSAGE_QUEUE`]).
+const OWN_QUEUE: &str = "queue = 'signet:messages'";
+
+/// One page (plus one row) of the tasks matching `queue_sql`, `filter`'s
+/// state and `cursor`, newest first; pushes its arguments after any that
+/// `queue_sql` takes.
+fn newest_tasks(
+    queue_sql: &str,
+    filter: &TaskFilter,
+    cursor: Option<&(i64, String)>,
+    limit: usize,
+    args: &mut Vec<Value>,
+) -> String {
+    let mut sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE {queue_sql}");
     if let Some(s) = filter.state {
         sql.push_str(" AND state = ?");
         args.push(Value::Text(s.as_str().to_owned()));
     }
-    if let Some(c) = &filter.cursor {
-        check_task_cursor(c)?;
-        sql.push_str(" AND id > ?");
-        args.push(Value::Text(c.clone()));
+    if let Some((ms, id)) = cursor {
+        sql.push_str(" AND (created_at_ms < ? OR (created_at_ms = ? AND id < ?))");
+        args.extend([
+            Value::Integer(*ms),
+            Value::Integer(*ms),
+            Value::Text(id.clone()),
+        ]);
     }
-    sql.push_str(" ORDER BY id LIMIT ?");
+    sql.push_str(" ORDER BY created_at_ms DESC, id DESC LIMIT ?");
     args.push(Value::Integer(limit as i64 + 1));
-    let items = collect(conn, &sql, args, "listing tasks")?;
-    Ok(task_page(items, limit))
+    sql
 }
 
 /// The `WHERE` clause of a dead-letter filter (cursor excluded).
@@ -141,14 +186,17 @@ pub(crate) fn dead_ids(conn: &Connection, filter: &DeadFilter) -> StoreResult<Ve
 }
 
 /// Counts per queue and state: one covering index scan per group of states
-/// (see the schema), never a scan of the table.
+/// (see the schema), never a scan of the table. `GROUP BY +queue` keeps
+/// SQLite from grouping along the listing index `tasks_newest` (which
+/// holds every row, in queue order) instead of reading the partial index
+/// of the states.
 pub(crate) const COUNTS_SQL: &str = "SELECT queue, state, COUNT(*) FROM tasks \
-     WHERE state IN ('available', 'scheduled', 'retryable') GROUP BY queue, state \
+     WHERE state IN ('available', 'scheduled', 'retryable') GROUP BY +queue, state \
      UNION ALL \
-     SELECT queue, 'running', COUNT(*) FROM tasks WHERE state = 'running' GROUP BY queue \
+     SELECT queue, 'running', COUNT(*) FROM tasks WHERE state = 'running' GROUP BY +queue \
      UNION ALL \
      SELECT queue, state, COUNT(*) FROM tasks \
-     WHERE finished_at_ms IS NOT NULL GROUP BY queue, state";
+     WHERE finished_at_ms IS NOT NULL GROUP BY +queue, state";
 
 /// Tasks per queue and state.
 pub(crate) fn counts(conn: &Connection) -> StoreResult<Vec<QueueCounts>> {
@@ -195,4 +243,81 @@ fn counted<A: FromSql, B: FromSql>(
     stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
         .map_err(|e| map_err(context, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_internal_queue_predicates_name_the_message_queue() {
+        assert_eq!(USER_QUEUES, format!("queue <> '{MESSAGE_QUEUE}'"));
+        assert_eq!(OWN_QUEUE, format!("queue = '{MESSAGE_QUEUE}'"));
+    }
+
+    /// The plan of `sql`, its rows joined with `; `.
+    fn plan(conn: &Connection, sql: &str, args: Vec<Value>) -> String {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = stmt
+            .query_map(params_from_iter(args), |r| r.get::<_, String>(3))
+            .unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+    }
+
+    /// Every shape of the task listing reads its index in order: no scan
+    /// of the table, no sort of it (only of the two cut branches).
+    #[test]
+    fn task_listings_read_their_indexes_in_order() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::migrate::migrate(&mut conn, 0).unwrap();
+        let cursor = (1, "task_1".to_owned());
+        for (filter, index) in [
+            (TaskFilter::default(), "tasks_newest_user"),
+            (
+                TaskFilter {
+                    queue: Some("mail".into()),
+                    ..TaskFilter::default()
+                },
+                "tasks_newest (queue=?",
+            ),
+            (
+                TaskFilter {
+                    queue: Some(MESSAGE_QUEUE.into()),
+                    ..TaskFilter::default()
+                },
+                "tasks_newest (queue=?",
+            ),
+        ] {
+            for cursor in [None, Some(&cursor)] {
+                let mut args = Vec::new();
+                let queue_sql = match &filter.queue {
+                    Some(q) => {
+                        args.push(Value::Text(q.clone()));
+                        "queue = ?"
+                    }
+                    None => USER_QUEUES,
+                };
+                let sql = newest_tasks(queue_sql, &filter, cursor, 50, &mut args);
+                let got = plan(&conn, &sql, args);
+                assert!(got.contains(index), "{filter:?}: {got}");
+                assert!(!got.contains("TEMP B-TREE"), "{filter:?}: {got}");
+            }
+        }
+        let mut args = Vec::new();
+        let filter = TaskFilter::default();
+        let users = newest_tasks(USER_QUEUES, &filter, None, 50, &mut args);
+        let own = newest_tasks(OWN_QUEUE, &filter, None, 50, &mut args);
+        let both = plan(
+            &conn,
+            &format!("SELECT * FROM ({users}) AS u UNION ALL SELECT * FROM ({own}) AS o"),
+            args,
+        );
+        assert!(
+            both.contains("tasks_newest_user") && both.contains("tasks_newest (queue=?)"),
+            "{both}"
+        );
+        // Counts keep to the partial indexes of the states.
+        let counts = plan(&conn, COUNTS_SQL, Vec::new());
+        assert!(!counts.contains("tasks_newest"), "{counts}");
+    }
 }

@@ -131,7 +131,9 @@ pub trait Store: Send + Sync + 'static {
     /// One task by id.
     async fn task(&self, id: &str) -> StoreResult<Option<TaskRow>>;
 
-    /// Tasks by queue and state, in id order, paged.
+    /// Tasks by queue and state, newest first (`created_at_ms`, then id),
+    /// paged; Signet's own queue only when named or asked for
+    /// ([`TaskFilter`]).
     async fn list_tasks(&self, filter: TaskFilter) -> StoreResult<Page<TaskRow>>;
 
     /// Dead letters, newest first, paged.

@@ -303,13 +303,27 @@ pub enum FailOutcome {
     },
 }
 
-/// Filter for task listings.
+/// Whether `queue` is Signet's own ([`MESSAGE_QUEUE`](crate::MESSAGE_QUEUE):
+/// messages and callbacks), which listings of tasks and queues leave out
+/// unless asked.
+pub fn is_internal_queue(queue: &str) -> bool {
+    queue == crate::MESSAGE_QUEUE
+}
+
+/// Filter for task listings, newest first: by creation time
+/// (`envelope.created_at_ms`), then id, both descending.
+///
+/// Signet's own queue ([`MESSAGE_QUEUE`](crate::MESSAGE_QUEUE): messages
+/// and callbacks) is left out unless `include_internal` is set or `queue`
+/// names it: a listing shows the user's work first.
 #[derive(Clone, Debug, Default)]
 pub struct TaskFilter {
-    /// Only this queue.
+    /// Only this queue (any queue, Signet's own included).
     pub queue: Option<String>,
     /// Only this state.
     pub state: Option<TaskState>,
+    /// Without `queue`: list the rows of Signet's own queue too.
+    pub include_internal: bool,
     /// Page size (the store caps it at [`MAX_PAGE`]; 0 means [`DEFAULT_PAGE`]).
     pub limit: usize,
     /// Continue after this cursor (from [`Page::next_cursor`]).
@@ -374,7 +388,8 @@ pub const MAX_PAGE: usize = 1000;
 /// A page of results.
 #[derive(Clone, Debug)]
 pub struct Page<T> {
-    /// The items, newest first for dead letters, id order for tasks.
+    /// The items, newest first: dead letters by `(finished_at_ms, id)`,
+    /// tasks by `(created_at_ms, id)`.
     pub items: Vec<T>,
     /// Pass back to get the next page; `None` on the last page.
     pub next_cursor: Option<String>,
@@ -390,6 +405,23 @@ pub struct QueueCounts {
 }
 
 impl QueueCounts {
+    /// Whether this is Signet's own queue ([`MESSAGE_QUEUE`](crate::MESSAGE_QUEUE)),
+    /// which queue listings leave out unless asked (as [`TaskFilter`] does).
+    pub fn is_internal(&self) -> bool {
+        is_internal_queue(&self.queue)
+    }
+
+    /// Whether a listing of queues shows this one: only `queue` when it is
+    /// named, else every queue but Signet's own unless `include_internal`
+    /// (the rule of [`TaskFilter`], for `signet queues` and
+    /// `GET /v1/queues`).
+    pub fn is_listed(&self, queue: Option<&str>, include_internal: bool) -> bool {
+        match queue {
+            Some(q) => self.queue == q,
+            None => include_internal || !self.is_internal(),
+        }
+    }
+
     /// Count of one state (0 when absent).
     pub fn count(&self, state: TaskState) -> u64 {
         self.counts

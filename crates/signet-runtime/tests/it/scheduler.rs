@@ -96,6 +96,7 @@ async fn tasks_in(store: &dyn Store, queue: &str) -> Vec<TaskRow> {
         .list_tasks(TaskFilter {
             queue: Some(queue.into()),
             state: None,
+            include_internal: false,
             limit: 1000,
             cursor: None,
         })

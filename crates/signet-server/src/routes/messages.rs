@@ -9,7 +9,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use signet_runtime::{MessageSpec, NewMessage, RuntimeError};
 use signet_store::{
-    AttemptEvent, HistoryEvent, MessageId, TaskFilter, TaskRow, TaskState, MESSAGE_QUEUE,
+    AttemptEvent, Event, HistoryEvent, MessageId, TaskFilter, TaskRow, TaskState, MESSAGE_QUEUE,
 };
 
 use crate::auth::{Caller, Scope};
@@ -119,6 +119,17 @@ pub(crate) struct MessageView {
     pub target: Option<String>,
     /// The signature profile.
     pub signature_profile: Option<String>,
+    /// The headers sent (`GET /v1/messages/{id}`, to admin keys only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub headers: Option<BTreeMap<String, String>>,
+    /// The body sent, byte for byte (`GET /v1/messages/{id}`, to admin
+    /// keys only; absent when the message has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// Why `headers` and `body` are absent (`GET /v1/messages/{id}`, keys
+    /// that are not admin).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redacted: Option<&'static str>,
     /// Attempts made in the message's whole life, replays included.
     pub attempts_made: u32,
     /// Attempts allowed.
@@ -142,20 +153,23 @@ pub(crate) struct MessageView {
     /// Every attempt, oldest first (`GET /v1/messages/{id}` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempts: Option<Vec<AttemptView>>,
-    /// Every attempt and operator act (replay, re-sign, cancel), oldest
-    /// first (`GET /v1/messages/{id}` only).
+    /// What else happened to it, oldest first: replays, re-signs, cancels,
+    /// dead-lettering before an attempt (`GET /v1/messages/{id}` only;
+    /// each attempt is in `attempts`, once, and the whole history with the
+    /// attempts among it at `GET /v1/tasks/{id}`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<Vec<HistoryEventView>>,
 }
 
 impl MessageView {
-    /// `row` as a key of `scope` may see it: never its headers or body
-    /// (they carry the receiver's credentials; admin keys read them through
-    /// `/v1/tasks/{id}`), and its URL by [`MessageRequestView`]'s rule.
+    /// `row` as a key of `scope` may see it, by [`MessageRequestView`]'s
+    /// rule; with its `history` (`GET /v1/messages/{id}`) also the headers
+    /// and body sent, to the scopes that see them.
     fn new(row: &TaskRow, history: Option<&[HistoryEvent]>, scope: Scope) -> Self {
         let request = MessageSpec::from_args(&row.envelope.args)
             .ok()
             .map(|spec| MessageRequestView::new(&spec, scope));
+        let shown = history.and(request.as_ref());
         let request = request.as_ref();
         Self {
             id: row.id().to_owned(),
@@ -164,6 +178,11 @@ impl MessageView {
             method: request.map(|r| r.method.clone()),
             target: request.and_then(|r| r.target.clone()),
             signature_profile: request.map(|r| r.signature_profile.clone()),
+            headers: shown.and_then(|r| r.headers.clone()),
+            body: shown.and_then(|r| r.body.clone()),
+            redacted: shown
+                .filter(|_| !scope.sees_message_payloads())
+                .map(|_| REDACTED_PAYLOAD),
             attempts_made: row.attempts_made(),
             max_attempts: row.envelope.max_attempts,
             created_at: rfc3339(row.envelope.created_at_ms),
@@ -183,10 +202,19 @@ impl MessageView {
                     .map(|(e, a)| AttemptView::new(e, a))
                     .collect()
             }),
-            history: history.map(|h| h.iter().map(HistoryEventView::from).collect()),
+            history: history.map(|h| {
+                h.iter()
+                    .filter(|e| !matches!(e.event, Event::Attempt(_)))
+                    .map(HistoryEventView::from)
+                    .collect()
+            }),
         }
     }
 }
+
+/// What `redacted` says on a message shown to a key that is not admin.
+const REDACTED_PAYLOAD: &str =
+    "a message's headers, body and URL query carry the receiver's credentials: only admin keys see them";
 
 /// A page of messages.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -310,7 +338,7 @@ pub(crate) struct MessageListQuery {
     pub cursor: Option<String>,
 }
 
-/// List messages.
+/// List messages, newest first.
 #[utoipa::path(
     get, path = "/v1/messages", tag = "messages",
     params(MessageListQuery),
@@ -331,6 +359,7 @@ pub(crate) async fn list(
     let filter = TaskFilter {
         queue: Some(MESSAGE_QUEUE.to_owned()),
         state: task_state,
+        include_internal: true,
         limit: parse_limit(q.limit.as_deref())?,
         cursor: q.cursor,
     };

@@ -4,10 +4,12 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::Json;
-use serde::Serialize;
-use signet_store::TaskState;
+use serde::{Deserialize, Serialize};
+use signet_store::{rules, TaskState};
 
 use crate::error::{AppResult, ErrorBody};
+use crate::extract::QueryParams;
+use crate::routes::tasks::parse_flag;
 use crate::state::AppState;
 
 /// One queue's depth.
@@ -28,14 +30,42 @@ pub(crate) struct QueuesResponse {
     pub queues: Vec<QueueView>,
 }
 
-/// Tasks per queue and state.
+/// Query of `GET /v1/queues`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct QueuesQuery {
+    /// Only this queue (Signet's own `signet:messages` included, when
+    /// named).
+    pub queue: Option<String>,
+    /// `true` to count Signet's own queue `signet:messages` (messages and
+    /// callbacks) too; without `queue` it is left out (default `false`).
+    #[param(value_type = Option<bool>)]
+    pub include_internal: Option<String>,
+}
+
+/// Tasks per queue and state. Signet's own queue `signet:messages` is left
+/// out unless named in `queue` or asked for with `include_internal=true`.
 #[utoipa::path(
     get, path = "/v1/queues", tag = "queues",
-    responses((status = 200, body = QueuesResponse), (status = 401, body = ErrorBody)),
+    params(QueuesQuery),
+    responses(
+        (status = 200, body = QueuesResponse),
+        (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    ),
     security(("bearer" = []))
 )]
-pub(crate) async fn list(State(state): State<AppState>) -> AppResult<Json<QueuesResponse>> {
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    QueryParams(q): QueryParams<QueuesQuery>,
+) -> AppResult<Json<QueuesResponse>> {
+    if let Some(queue) = &q.queue {
+        rules::queue_name(queue)?;
+    }
+    let include_internal = parse_flag("include_internal", q.include_internal.as_deref())?;
     let mut counts = state.store().counts().await?;
+    counts.retain(|c| c.is_listed(q.queue.as_deref(), include_internal));
     counts.sort_by(|a, b| a.queue.cmp(&b.queue));
     let queues = counts
         .into_iter()

@@ -185,10 +185,16 @@ pub(crate) async fn show(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
-    /// Only this queue.
+    /// Only this queue (Signet's own `signet:messages` included, when
+    /// named).
     pub queue: Option<String>,
     /// Only this state.
     pub state: Option<String>,
+    /// `true` to list the rows of Signet's own queue `signet:messages`
+    /// (messages and callbacks) too; without `queue` they are left out
+    /// (default `false`).
+    #[param(value_type = Option<bool>)]
+    pub include_internal: Option<String>,
     /// Page size, 1–1000 (default 50).
     pub limit: Option<String>,
     /// From `next_cursor`.
@@ -208,7 +214,18 @@ pub(crate) fn parse_limit(limit: Option<&str>) -> AppResult<usize> {
     }
 }
 
-/// List tasks.
+/// A `true`/`false` query parameter (absent: `false`).
+pub(crate) fn parse_flag(name: &str, value: Option<&str>) -> AppResult<bool> {
+    match value {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(AppError::invalid(name, "must be true or false")),
+    }
+}
+
+/// List tasks, newest first (by creation time, then id). Signet's own
+/// queue `signet:messages` is left out unless named in `queue` or asked
+/// for with `include_internal=true`.
 #[utoipa::path(
     get, path = "/v1/tasks", tag = "tasks",
     params(ListQuery),
@@ -232,6 +249,7 @@ pub(crate) async fn list(
     let filter = TaskFilter {
         queue: q.queue,
         state: task_state,
+        include_internal: parse_flag("include_internal", q.include_internal.as_deref())?,
         limit: parse_limit(q.limit.as_deref())?,
         cursor: q.cursor,
     };

@@ -126,6 +126,99 @@ async fn message_payloads_are_shown_to_admin_keys_only_on_every_route() {
     }
 }
 
+/// `GET /v1/messages/{id}` shows what was sent (method, URL, headers, body)
+/// to admin keys, says why to the others, and lists each attempt once.
+#[tokio::test]
+async fn a_message_shows_what_was_sent_to_admin_keys() {
+    let h = harness().await;
+    let id = publish_secret_message(&h).await;
+    let uri = format!("/v1/messages/{id}");
+
+    let r = h.call(Method::GET, &uri, Some(&h.admin), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let v = r.json();
+    assert_eq!(v["method"], "POST", "{v}");
+    assert_eq!(
+        v["url"],
+        format!("https://receiver.example/hook?code={QUERY_SECRET}&v=2")
+    );
+    assert_eq!(
+        v["headers"]["authorization"],
+        format!("Bearer {HEADER_SECRET}"),
+        "{v}"
+    );
+    assert_eq!(v["body"], format!("token={BODY_SECRET}"), "{v}");
+    assert!(v.get("redacted").is_none(), "{v}");
+
+    for key in [&h.read, &h.publish] {
+        let r = h.call(Method::GET, &uri, Some(key), None).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert!(leaks(&r.text).is_empty(), "{}", r.text);
+        let v = r.json();
+        assert!(v.get("headers").is_none() && v.get("body").is_none(), "{v}");
+        assert!(v["redacted"].as_str().unwrap().contains("admin"), "{v}");
+        assert_eq!(v["method"], "POST", "{v}");
+    }
+    // Lists carry no payload, whatever the key.
+    let r = h
+        .call(Method::GET, "/v1/messages", Some(&h.admin), None)
+        .await;
+    let item = &r.json()["items"][0];
+    assert_eq!(item["id"], id.as_str(), "{item}");
+    assert!(item.get("headers").is_none() && item.get("body").is_none());
+
+    // One failed attempt, then a replay: the attempt is in `attempts`
+    // once; `history` holds the rest. (Claimed at a time surely after the
+    // server's clock made it due.)
+    let later = 4_000_000_000_000;
+    let claimed = h
+        .store
+        .claim(
+            signet_store::ClaimRequest {
+                queues: vec![MESSAGE_QUEUE.to_owned()],
+                worker_id: "node-a".into(),
+                limit: 1,
+                lease_ms: 30_000,
+            },
+            later,
+        )
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    h.store
+        .fail(
+            &signet_store::LeaseToken::of(&claimed[0]),
+            "502 Bad Gateway",
+            signet_store::FailOutcome::Dead {
+                reason: DeadReason::MaxAttempts,
+                detail: "1 of 1".into(),
+            },
+            later,
+        )
+        .await
+        .unwrap();
+    let r = h
+        .call(
+            Method::POST,
+            "/v1/dead-letters/replay",
+            Some(&h.admin),
+            Some(&json!({"ids": [id]}).to_string()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json()["count"], 1, "{}", r.text);
+    let v = h.call(Method::GET, &uri, Some(&h.admin), None).await.json();
+    assert_eq!(v["attempts"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["attempts"][0]["outcome"], "dead", "{v}");
+    let kinds: Vec<&str> = v["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["replayed"], "{v}");
+}
+
 #[tokio::test]
 async fn a_message_schedule_shows_its_payload_to_admin_keys_only() {
     let h = harness().await;

@@ -751,6 +751,101 @@ async fn list_pages_with_cursor_and_filters() {
     assert_eq!(r.json()["items"].as_array().unwrap().len(), 5);
 }
 
+/// The ids of a page's items (`GET /v1/tasks`) or queue names
+/// (`GET /v1/queues`).
+fn listed(page: &Value, list: &str, field: &str) -> Vec<String> {
+    page[list]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {list}: {page}"))
+        .iter()
+        .map(|i| i[field].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// `GET /v1/tasks` and `GET /v1/queues` show the user's work: tasks newest
+/// first, Signet's own queue (messages, callbacks) only when named or asked
+/// for.
+#[tokio::test]
+async fn task_and_queue_lists_show_the_users_work_newest_first() {
+    let h = harness().await;
+    let message = h
+        .call(
+            Method::POST,
+            "/v1/messages",
+            Some(&h.publish),
+            Some(r#"{"url": "https://hooks.example.com/in", "body": "hi"}"#),
+        )
+        .await;
+    assert_eq!(message.status, StatusCode::CREATED, "{}", message.text);
+    let msg_id = message.json()["id"].as_str().unwrap().to_owned();
+    let mut tasks = Vec::new();
+    for queue in ["mail", "reports", "mail"] {
+        let t = h.enqueue(json!({"queue": queue, "task": "t"})).await;
+        tasks.push(t["id"].as_str().unwrap().to_owned());
+    }
+    let newest_first: Vec<String> = tasks.iter().rev().cloned().collect();
+
+    let r = h.get("/v1/tasks").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(listed(&r.json(), "items", "id"), newest_first, "{}", r.text);
+    // Paged: the cursor goes on where the page ended.
+    let first = h.get("/v1/tasks?limit=2").await.json();
+    assert_eq!(listed(&first, "items", "id"), newest_first[..2]);
+    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+    let rest = h.get(&format!("/v1/tasks?limit=2&cursor={cursor}")).await;
+    assert_eq!(listed(&rest.json(), "items", "id"), newest_first[2..]);
+
+    let mut everything = newest_first.clone();
+    everything.push(msg_id.clone());
+    let r = h.get("/v1/tasks?include_internal=true").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(listed(&r.json(), "items", "id"), everything, "{}", r.text);
+    let r = h.get("/v1/tasks?include_internal=false").await;
+    assert_eq!(listed(&r.json(), "items", "id"), newest_first);
+    let r = h.get("/v1/tasks?queue=signet:messages").await;
+    assert_eq!(listed(&r.json(), "items", "id"), [msg_id.as_str()]);
+    let r = h.get("/v1/tasks?include_internal=yes").await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert!(r.message().starts_with("include_internal"), "{}", r.text);
+
+    let r = h.get("/v1/queues").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(listed(&r.json(), "queues", "queue"), ["mail", "reports"]);
+    let r = h.get("/v1/queues?include_internal=true").await;
+    assert_eq!(
+        listed(&r.json(), "queues", "queue"),
+        ["mail", "reports", "signet:messages"]
+    );
+    let r = h.get("/v1/queues?queue=signet:messages").await;
+    let only = r.json();
+    assert_eq!(listed(&only, "queues", "queue"), ["signet:messages"]);
+    assert_eq!(only["queues"][0]["counts"]["available"], 1, "{only}");
+    let r = h.get("/v1/queues?include_internal=1").await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    let r = h.get("/v1/queues?queue=bad%20name").await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+
+    // The document names the parameter on both routes.
+    let doc = h
+        .call(Method::GET, "/openapi.json", None, None)
+        .await
+        .json();
+    for path in ["/v1/tasks", "/v1/queues"] {
+        let params = doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{path} has no parameters"));
+        let p = params
+            .iter()
+            .find(|p| p["name"] == "include_internal")
+            .unwrap_or_else(|| panic!("{path}: no include_internal"));
+        assert_eq!(p["in"], "query", "{p}");
+        assert!(p["description"]
+            .as_str()
+            .unwrap()
+            .contains("signet:messages"));
+    }
+}
+
 #[tokio::test]
 async fn cancel_then_cancel_again_conflicts() {
     let h = harness().await;

@@ -420,6 +420,7 @@ async fn serves_leader_runs_the_scheduler_that_fires_api_schedules() {
                 .list_tasks(TaskFilter {
                     queue: Some("ticks".into()),
                     state: None,
+                    include_internal: false,
                     limit: 10,
                     cursor: None,
                 })

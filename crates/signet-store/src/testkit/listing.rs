@@ -11,23 +11,26 @@ use super::{
     signed, T0,
 };
 use crate::{
-    DeadReason, FailOutcome, KeyUsage, LeaseToken, Store, TaskFilter, TaskState, MESSAGE_QUEUE,
+    DeadReason, FailOutcome, KeyUsage, LeaseToken, Store, TaskFilter, TaskRow, TaskState,
+    MESSAGE_QUEUE,
 };
 
-/// Task listing filters and pages without duplicates or gaps.
+/// Task listing filters and pages newest first without duplicates or gaps.
 pub(super) async fn list_tasks(store: Arc<dyn Store>) {
     let s = &*store;
     let mut all = Vec::new();
     for i in 0..23 {
         let q = if i % 3 == 0 { "beta" } else { "alpha" };
-        all.push(put(s, new_task(q)).await);
+        let mut t = new_task(q);
+        // Creation times out of id order, some equal (ties go by id).
+        t.envelope.created_at_ms = T0 + (i * 7 % 10);
+        all.push(put(s, t).await);
     }
     // Make a few running.
     let running = claim_n(s, &["alpha"], 4, T0).await;
     let running_ids: BTreeSet<String> = ids(&running).into_iter().collect();
 
-    let mut expect_all: Vec<String> = ids(&all);
-    expect_all.sort();
+    let expect_all = newest_first(&all);
     let got = walk_tasks(
         s,
         TaskFilter {
@@ -38,15 +41,15 @@ pub(super) async fn list_tasks(store: Arc<dyn Store>) {
     .await;
     assert_eq!(
         got, expect_all,
-        "all tasks, id order, no gaps or duplicates"
+        "all tasks, newest first by (created_at, id), no gaps or duplicates"
     );
 
-    let mut expect_alpha: Vec<String> = all
+    let alpha: Vec<TaskRow> = all
         .iter()
         .filter(|r| r.queue() == "alpha")
-        .map(|r| r.id().to_owned())
+        .cloned()
         .collect();
-    expect_alpha.sort();
+    let expect_alpha = newest_first(&alpha);
     let got = walk_tasks(
         s,
         TaskFilter {
@@ -88,14 +91,125 @@ pub(super) async fn list_tasks(store: Arc<dyn Store>) {
     assert_eq!(page.items.len(), 23, "limit 0 means the default page");
     assert!(page.next_cursor.is_none());
 
-    assert_invalid(
-        "garbage cursor",
-        s.list_tasks(TaskFilter {
-            cursor: Some("\u{1f600}not-a-cursor".into()),
-            ..TaskFilter::default()
-        })
-        .await,
+    for bad in ["\u{1f600}not-a-cursor", all[0].id(), "12:nope"] {
+        assert_invalid(
+            &format!("cursor {bad:?}"),
+            s.list_tasks(TaskFilter {
+                cursor: Some(bad.into()),
+                ..TaskFilter::default()
+            })
+            .await,
+        );
+    }
+}
+
+/// The ids of `rows` newest first: by `(created_at_ms, id)`, descending.
+fn newest_first(rows: &[TaskRow]) -> Vec<String> {
+    let mut keyed: Vec<(i64, String)> = rows
+        .iter()
+        .map(|r| (r.envelope.created_at_ms, r.id().to_owned()))
+        .collect();
+    keyed.sort();
+    keyed.reverse();
+    keyed.into_iter().map(|(_, id)| id).collect()
+}
+
+/// Listings leave Signet's own queue out unless it is named or asked for;
+/// asked for, its rows interleave with the users' newest first.
+pub(super) async fn list_own_queue(store: Arc<dyn Store>) {
+    let s = &*store;
+    let mut tasks = Vec::new();
+    let mut messages = Vec::new();
+    // Messages (`msg_…` ids sort before `task_…`) made before, between and
+    // after the tasks, one at the same time as a task.
+    for i in 0..12i64 {
+        if i % 3 == 0 {
+            let mut t = new_task(if i % 2 == 0 { "a" } else { "b" });
+            t.envelope.created_at_ms = T0 + i;
+            tasks.push(put(s, t).await);
+        } else {
+            let mut m = new_message();
+            m.envelope.created_at_ms = T0 + if i == 4 { 3 } else { i };
+            messages.push(put(s, m).await);
+        }
+    }
+
+    let first = s
+        .list_tasks(TaskFilter::default())
+        .await
+        .expect("default listing");
+    assert_eq!(
+        ids(&first.items),
+        newest_first(&tasks),
+        "the default listing: the tasks only, newest first"
     );
+    let got = walk_tasks(
+        s,
+        TaskFilter {
+            limit: 1,
+            ..TaskFilter::default()
+        },
+    )
+    .await;
+    assert_eq!(got, newest_first(&tasks), "paged one by one");
+
+    let got = walk_tasks(
+        s,
+        TaskFilter {
+            queue: Some(MESSAGE_QUEUE.into()),
+            limit: 3,
+            ..TaskFilter::default()
+        },
+    )
+    .await;
+    assert_eq!(got, newest_first(&messages), "naming the queue lists it");
+
+    let everything: Vec<TaskRow> = tasks.iter().chain(&messages).cloned().collect();
+    for limit in [1, 2, 5, 50] {
+        let got = walk_tasks(
+            s,
+            TaskFilter {
+                include_internal: true,
+                limit,
+                ..TaskFilter::default()
+            },
+        )
+        .await;
+        assert_eq!(
+            got,
+            newest_first(&everything),
+            "include_internal: both interleaved newest first, pages of {limit}"
+        );
+    }
+
+    // With a state: one task and two messages running.
+    claim_n(s, &["a"], 1, T0).await;
+    let running_msgs = claim_n(s, &[MESSAGE_QUEUE], 2, T0).await;
+    let got = walk_tasks(
+        s,
+        TaskFilter {
+            state: Some(TaskState::Running),
+            limit: 1,
+            ..TaskFilter::default()
+        },
+    )
+    .await;
+    assert_eq!(got.len(), 1, "running tasks, messages left out: {got:?}");
+    assert!(got[0].starts_with("task_"), "{got:?}");
+    let got = walk_tasks(
+        s,
+        TaskFilter {
+            state: Some(TaskState::Running),
+            include_internal: true,
+            limit: 2,
+            ..TaskFilter::default()
+        },
+    )
+    .await;
+    assert_eq!(got.len(), 3, "running tasks and messages: {got:?}");
+    for m in &running_msgs {
+        assert!(got.contains(&m.id().to_owned()), "{got:?}");
+    }
 }
 
 /// Counts per queue and state.

@@ -26,9 +26,11 @@ pub(super) async fn messages(store: Arc<dyn Store>) {
     let row = get(s, &msgs[0].envelope.id).await;
     assert_same_signed("message read back", &row, &msgs[0]);
 
-    // Listing pages through `msg_` ids (cursors are message ids too).
+    // Listing pages through `msg_` ids (cursors name message ids too);
+    // all made at T0, so newest first is id order, descending.
     let mut want: Vec<String> = msgs.iter().map(|m| m.envelope.id.clone()).collect();
     want.sort();
+    want.reverse();
     let got = walk_tasks(
         s,
         TaskFilter {
@@ -38,8 +40,14 @@ pub(super) async fn messages(store: Arc<dyn Store>) {
         },
     )
     .await;
-    assert_eq!(got, want, "messages listed in id order, paged");
-    let all = s.list_tasks(TaskFilter::default()).await.expect("list all");
+    assert_eq!(got, want, "messages listed newest first, paged");
+    let all = s
+        .list_tasks(TaskFilter {
+            include_internal: true,
+            ..TaskFilter::default()
+        })
+        .await
+        .expect("list all");
     assert_eq!(all.items.len(), 6, "messages and tasks list together");
     assert!(ids(&all.items).contains(&task.id().to_owned()));
 

@@ -1,4 +1,6 @@
 //! `signet queues`: how many tasks each queue holds in each state.
+//! Signet's own queue (`signet:messages`: messages and callbacks) only with
+//! `--all` or `--queue signet:messages`.
 
 use std::process::ExitCode;
 
@@ -14,6 +16,13 @@ use crate::store_url::DatabaseArgs;
 pub(crate) struct Args {
     #[command(flatten)]
     db: DatabaseArgs,
+    /// Only this queue (Signet's own `signet:messages` included).
+    #[arg(long)]
+    queue: Option<String>,
+    /// Also count messages and callbacks (Signet's own queue
+    /// `signet:messages`).
+    #[arg(long, conflicts_with = "queue")]
+    all: bool,
     /// Print JSON: [{"queue": ..., "counts": {"available": 3, ...}, "total": ...}].
     #[arg(long)]
     json: bool,
@@ -26,6 +35,9 @@ pub(crate) fn run(args: Args) -> ExitCode {
 async fn queues(args: Args) -> anyhow::Result<()> {
     let store = args.db.open().await?;
     let mut counts = store.counts().await?;
+    let internal_hidden =
+        args.queue.is_none() && !args.all && counts.iter().any(|c| c.is_internal());
+    counts.retain(|c| c.is_listed(args.queue.as_deref(), args.all));
     counts.sort_by(|a, b| a.queue.cmp(&b.queue));
     if args.json {
         let items: Vec<Value> = counts
@@ -42,6 +54,14 @@ async fn queues(args: Args) -> anyhow::Result<()> {
         return print_json(&Value::Array(items), false);
     }
     if counts.is_empty() {
+        if let Some(queue) = &args.queue {
+            println!("queue {queue:?} holds no tasks");
+            return Ok(());
+        }
+        if internal_hidden {
+            println!("no tasks yet; messages and callbacks: `signet queues --all`");
+            return Ok(());
+        }
         println!(
             "no tasks yet; enqueue one with `signet enqueue --queue Q --task NAME --args '{{}}'`"
         );

@@ -14,7 +14,9 @@ use crate::task_view::{
 /// Subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum Command {
-    /// List tasks, oldest first, one page at a time.
+    /// List tasks, newest first, one page at a time (messages and callbacks,
+    /// on Signet's own queue `signet:messages`, only with `--all` or
+    /// `--queue signet:messages`).
     Ls(LsArgs),
     /// Show one task: envelope, signature, delivery state and its history
     /// (every attempt, replay, re-sign and cancel, oldest first).
@@ -26,12 +28,16 @@ pub(crate) enum Command {
 pub(crate) struct LsArgs {
     #[command(flatten)]
     db: DatabaseArgs,
-    /// Only this queue.
+    /// Only this queue (Signet's own `signet:messages` included).
     #[arg(long)]
     queue: Option<String>,
     /// Only this state: scheduled, available, running, retryable, succeeded, dead, cancelled.
     #[arg(long, value_parser = parse_state)]
     state: Option<TaskState>,
+    /// Also list messages and callbacks (the rows of Signet's own queue
+    /// `signet:messages`).
+    #[arg(long, conflicts_with = "queue")]
+    all: bool,
     #[command(flatten)]
     page: PageArgs,
 }
@@ -79,6 +85,7 @@ async fn ls(args: LsArgs) -> anyhow::Result<()> {
         .list_tasks(TaskFilter {
             queue: args.queue,
             state: args.state,
+            include_internal: args.all,
             limit: args.page.limit,
             cursor: args.page.cursor,
         })

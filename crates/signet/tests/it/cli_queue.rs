@@ -1,9 +1,16 @@
 //! The queue commands against a temporary SQLite file: enqueue, tasks,
 //! queues, keys status and the dead-letter queue.
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
+use signet_runtime::MessageSpec;
+use signet_sign::TaskEnvelope;
 use signet_sqlite::{SqliteConfig, SqliteStore};
-use signet_store::{DeadReason, Store};
+use signet_store::{
+    DeadReason, Fingerprint, IdempotencyScope, MessageId, NewTask, Store, MESSAGE_QUEUE,
+    MESSAGE_TASK_NAME,
+};
 
 use crate::{signet, signet_env, Run};
 
@@ -58,6 +65,49 @@ impl Fixture {
         let mut all = vec!["enqueue", "--queue", queue, "--task", name, "--args", args];
         all.extend(extra);
         self.json(&all)
+    }
+
+    /// Stores a message created at `created_at_ms` through the library, as
+    /// `POST /v1/messages` would (unsigned: nothing here delivers it);
+    /// returns its id.
+    fn store_message(&self, created_at_ms: i64) -> String {
+        let url = self.url.clone();
+        let spec = MessageSpec::post("https://hooks.example.com/in", Some("hi".into()));
+        let task = NewTask {
+            envelope: TaskEnvelope {
+                id: MessageId::generate().to_string(),
+                queue: MESSAGE_QUEUE.to_owned(),
+                name: MESSAGE_TASK_NAME.to_owned(),
+                args: serde_json::to_vec(&spec).expect("message spec"),
+                headers: BTreeMap::new(),
+                created_at_ms,
+                not_before_ms: None,
+                expires_at_ms: None,
+                max_attempts: 3,
+                callback_url: None,
+            },
+            signature: None,
+            priority: 0,
+            idempotency_key: None,
+            idempotency_scope: IdempotencyScope::Local,
+            fingerprint: Fingerprint::new(),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let store = SqliteStore::open(&url, SqliteConfig::default()).expect("open store");
+            let id = store
+                .enqueue(task, created_at_ms)
+                .await
+                .expect("store message")
+                .task
+                .id()
+                .to_owned();
+            store.close().await.expect("close store");
+            id
+        })
     }
 
     /// Dead-letters a task through the library, as a worker would.
@@ -233,6 +283,67 @@ fn enqueue_list_show_and_count() {
         human.ok().contains("k1") && human.stdout.contains("retire"),
         "{human:#?}"
     );
+}
+
+/// The ids of a `--json` page.
+fn page_ids(page: &Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no items: {page}"))
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A message stored before any task (messages and callbacks are rows of
+/// `signet:messages`) does not bury the user's tasks: `tasks ls` and
+/// `queues` show the tasks, newest first, and the message only when asked.
+#[test]
+fn tasks_ls_shows_the_users_tasks_newest_first_and_messages_when_asked() {
+    let f = Fixture::new();
+    let msg = f.store_message(now_ms() - 60_000);
+    let quiet = f.run(&["queues"]);
+    assert!(
+        quiet.ok().contains("signet queues --all") && !quiet.stdout.contains(MESSAGE_QUEUE),
+        "{quiet:#?}"
+    );
+    let first = f.enqueue("mail", "email.send", "{}", &[]);
+    let second = f.enqueue("reports", "report.build", "{}", &[]);
+    let tasks = [&second, &first].map(|t| t["id"].as_str().unwrap().to_owned());
+
+    let ls = f.run(&["tasks", "ls"]);
+    let rows: Vec<&str> = ls.ok().lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{ls:#?}");
+    assert!(rows[0].starts_with(&tasks[0]), "newest first: {ls:#?}");
+    assert!(!ls.stdout.contains("msg_"), "{ls:#?}");
+    assert_eq!(page_ids(&f.json(&["tasks", "ls"])), tasks);
+
+    let all = f.json(&["tasks", "ls", "--all"]);
+    assert_eq!(
+        page_ids(&all),
+        [tasks[0].as_str(), &tasks[1], &msg],
+        "{all}"
+    );
+    let own = f.json(&["tasks", "ls", "--queue", MESSAGE_QUEUE]);
+    assert_eq!(page_ids(&own), [msg.as_str()], "{own}");
+    let both = f.run(&["tasks", "ls", "--all", "--queue", "mail"]);
+    assert_eq!(both.code, 2, "{both:#?}");
+
+    let names = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|q| q["queue"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(names(&f.json(&["queues"])), ["mail", "reports"]);
+    assert_eq!(
+        names(&f.json(&["queues", "--all"])),
+        ["mail", "reports", MESSAGE_QUEUE]
+    );
+    let own = f.json(&["queues", "--queue", MESSAGE_QUEUE]);
+    assert_eq!(names(&own), [MESSAGE_QUEUE]);
+    assert_eq!(own[0]["counts"]["available"], 1, "{own}");
 }
 
 #[test]

@@ -118,7 +118,7 @@ impl TestStore {
         self.runtime.block_on(f)
     }
 
-    /// Every task of `queue`, in id order.
+    /// Every task of `queue`, newest first.
     fn tasks(&self, queue: &str) -> Vec<TaskRow> {
         let mut out = Vec::new();
         let mut cursor = None;
@@ -127,6 +127,7 @@ impl TestStore {
                 .block_on(self.store.list_tasks(TaskFilter {
                     queue: Some(queue.to_owned()),
                     state: None,
+                    include_internal: false,
                     limit: 1000,
                     cursor: cursor.take(),
                 }))
@@ -470,6 +471,7 @@ fn running_under(store: &TestStore, owner: &str) -> HashSet<String> {
         .block_on(store.store.list_tasks(TaskFilter {
             queue: Some(TASK_QUEUE.to_owned()),
             state: Some(TaskState::Running),
+            include_internal: false,
             limit: 1000,
             cursor: None,
         }))
