@@ -84,17 +84,20 @@ impl CallbackService {
     ///
     /// Without a signing key nothing is handed off (callbacks are signed
     /// with the server's key ring) and they stay owed until one is
-    /// configured.
+    /// configured: the first pass that finds some owed says so, once.
     pub async fn run_once(&self) -> Result<usize, RuntimeError> {
-        if !self.messages.can_sign_without_target() {
-            if !self.warned_unsigned.swap(true, Ordering::Relaxed) {
-                tracing::error!("callbacks are owed but this server has no signing key to sign them; they wait until SIGNET_SIGNING_KEYS is set");
-            }
-            return Ok(0);
-        }
+        let can_sign = self.messages.can_sign_without_target();
         let mut total = 0;
         loop {
             let rows = self.store.pending_callbacks(self.batch).await?;
+            if !can_sign {
+                if !rows.is_empty() && !self.warned_unsigned.swap(true, Ordering::Relaxed) {
+                    tracing::error!(
+                        "callbacks are owed but this server has no signing key to sign them; they wait until one is configured (SIGNET_SIGNING_KEYS, or the key file)"
+                    );
+                }
+                return Ok(0);
+            }
             let fetched = rows.len();
             let mut done = Vec::with_capacity(fetched);
             for row in &rows {

@@ -130,13 +130,13 @@ impl fmt::Display for Banner<'_> {
             )?,
             _ => writeln!(
                 f,
-                "  WARN signing: OFF; tasks are stored unsigned. Set SIGNET_SIGNING_KEYS (see `signet keys generate`)"
+                "  WARN signing: OFF; tasks are stored unsigned, and messages without a target and callbacks cannot be sent. Set SIGNET_SIGNING_KEYS (see `signet keys generate`)"
             )?,
         }
         if self.signing.dev {
             writeln!(
                 f,
-                "  WARN SIGNET_DEV is on: client signatures are NOT verified"
+                "  WARN SIGNET_DEV is on: signatures (clients', and messages' at rest) are NOT verified; never run like this in production"
             )?;
         }
         let limit = |l: Option<crate::rate_limit::Limit>| {
@@ -154,20 +154,19 @@ impl fmt::Display for Banner<'_> {
         )?;
         if self.config.trusted_proxies.is_empty() {
             writeln!(f, "  client address: the direct peer (no trusted proxies)")?;
-        } else if self.config.trusted_proxies.trusts_x_real_ip() {
-            writeln!(
-                f,
-                "  client address: X-Real-IP set by trusted proxies {:?}",
-                self.config.trusted_proxies
-            )?;
         } else {
+            let how = if self.config.trusted_proxies.trusts_x_real_ip() {
+                "X-Real-IP set"
+            } else {
+                "forwarded"
+            };
             writeln!(
                 f,
-                "  client address: forwarded by trusted proxies {:?}",
+                "  client address: {how} by trusted proxies {:?}",
                 self.config.trusted_proxies
             )?;
             if self.config.trusted_proxies.trusts_everyone() {
-                writeln!(f, "  WARN trusted proxies include 0.0.0.0/0 or ::/0: any client can choose its rate-limit address")?;
+                writeln!(f, "  WARN trusted proxies include 0.0.0.0/0 or ::/0: EVERY peer is trusted, so any client can choose its rate-limit address; list only your proxies (SIGNET_TRUSTED_PROXIES)")?;
             }
         }
         writeln!(
