@@ -289,27 +289,34 @@ fn config(args: &Args, signing: SigningConfig) -> anyhow::Result<(ServerConfig, 
     Ok((config, Signing::from(signing)))
 }
 
-/// The banner's line on the keys: where they came from, and where the
-/// master key came from. `None` with `--unsigned` (the signing line says
-/// it). That a key file was just created, and what to do with it, the key
-/// loader has said already.
+/// The banner's line on the keys: where they came from (and that the key
+/// file was just created), and where the master key came from. `None`
+/// with `--unsigned` (the signing line says it).
 fn keys_line(keys: &LoadedKeys) -> Option<String> {
     if keys.source == KeySource::Unsigned {
         return None;
-    }
-    let mut source = keys.source.clone();
-    if let KeySource::File { created, .. } = &mut source {
-        *created = false;
     }
     let master = keys
         .master_key_source
         .as_deref()
         .map_or_else(String::new, |s| format!("; master key from {s}"));
-    Some(format!("  keys: from {source}{master}"))
+    let mut line = format!("  keys: from {}{master}", keys.source);
+    if let KeySource::File {
+        created: true,
+        path,
+        ..
+    } = &keys.source
+    {
+        line.push_str(&format!(
+            "\n  keep {} secret and back it up: every signet command and worker on this database reads it",
+            path.display()
+        ));
+    }
+    Some(line)
 }
 
 async fn serve_main(args: Args) -> anyhow::Result<()> {
-    let mut keys = keys::load(&args.db, args.unsigned)?;
+    let mut keys = keys::load_for_banner(&args.db, args.unsigned)?;
     let master_key = keys.master_key.take();
     let keys_banner = keys_line(&keys);
     let signing_for_check = SigningConfig {
