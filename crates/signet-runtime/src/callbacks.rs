@@ -251,6 +251,54 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn without_a_key_only_owed_callbacks_are_reported() {
+        use crate::clock::Clock as _;
+        use crate::producer::{Producer, TaskSpec};
+        use crate::targets::TargetService;
+        use signet_sign::KeyRing;
+        use signet_store::{ClaimRequest, LeaseToken};
+
+        let store: Arc<dyn Store> = Arc::new(
+            signet_sqlite::SqliteStore::open("sqlite::memory:", Default::default()).unwrap(),
+        );
+        let producer =
+            Producer::with_ring(Arc::clone(&store), Arc::new(KeyRing::empty()), false).unwrap();
+        let messages = MessageProducer::new(
+            producer.clone(),
+            TargetService::new(Arc::clone(&store), None),
+        );
+        let service = CallbackService::new(Arc::clone(&store), messages);
+        // An empty store owes nothing: nothing to say.
+        assert_eq!(service.run_once().await.unwrap(), 0);
+        assert!(!service.warned_unsigned.load(Ordering::Relaxed));
+
+        // A finished task with a callback URL: owed, and it cannot be signed.
+        let spec = TaskSpec::new("t", &serde_json::json!({}))
+            .queue("q")
+            .callback_url("https://example.com/cb");
+        producer.enqueue(spec).await.unwrap();
+        let now = SystemClock.now_ms() + 1_000;
+        let request = ClaimRequest {
+            queues: vec!["q".into()],
+            worker_id: "w".into(),
+            limit: 1,
+            lease_ms: 60_000,
+        };
+        let claimed = store.claim(request, now).await.unwrap();
+        store
+            .complete(&LeaseToken::of(&claimed[0]), None, now)
+            .await
+            .unwrap();
+        assert_eq!(service.run_once().await.unwrap(), 0);
+        assert!(service.warned_unsigned.load(Ordering::Relaxed));
+        assert_eq!(
+            store.pending_callbacks(10).await.unwrap().len(),
+            1,
+            "still owed"
+        );
+    }
+
     #[test]
     fn bodies_say_what_happened() {
         let ok: serde_json::Value =

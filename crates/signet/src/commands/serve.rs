@@ -480,6 +480,11 @@ async fn report_leadership(
             "{prefix}: {holder}; this node serves the API and takes over if the leader stops"
         ));
     }
+    let run = if services.contains(',') {
+        "run"
+    } else {
+        "runs"
+    };
     let mut was_leading = false;
     loop {
         let now = *leadership.borrow_and_update();
@@ -488,7 +493,7 @@ async fn report_leadership(
                 .term
                 .map_or_else(String::new, |t| format!(" (term {t})"));
             print(match (now.leading, now.stepped_down) {
-                (true, _) => format!("{prefix}: this node leads{term}; {services} run here"),
+                (true, _) => format!("{prefix}: this node leads{term}; {services} {run} here"),
                 (false, Some(StepDown::Resigned)) => {
                     format!("{prefix}: shutting down; {services} stopped here")
                 }
