@@ -84,17 +84,20 @@ impl CallbackService {
     ///
     /// Without a signing key nothing is handed off (callbacks are signed
     /// with the server's key ring) and they stay owed until one is
-    /// configured.
+    /// configured: the first pass that finds some owed says so, once.
     pub async fn run_once(&self) -> Result<usize, RuntimeError> {
-        if !self.messages.can_sign_without_target() {
-            if !self.warned_unsigned.swap(true, Ordering::Relaxed) {
-                tracing::error!("callbacks are owed but this server has no signing key to sign them; they wait until SIGNET_SIGNING_KEYS is set");
-            }
-            return Ok(0);
-        }
+        let can_sign = self.messages.can_sign_without_target();
         let mut total = 0;
         loop {
             let rows = self.store.pending_callbacks(self.batch).await?;
+            if !can_sign {
+                if !rows.is_empty() && !self.warned_unsigned.swap(true, Ordering::Relaxed) {
+                    tracing::error!(
+                        "callbacks are owed but this server has no signing key to sign them; they wait until one is configured (SIGNET_SIGNING_KEYS, or the key file)"
+                    );
+                }
+                return Ok(0);
+            }
             let fetched = rows.len();
             let mut done = Vec::with_capacity(fetched);
             for row in &rows {
@@ -240,6 +243,54 @@ mod tests {
             updated_at_ms: 1_700_000_001_000,
             finished_at_ms: Some(1_700_000_002_000),
         }
+    }
+
+    #[tokio::test]
+    async fn without_a_key_only_owed_callbacks_are_reported() {
+        use crate::clock::Clock as _;
+        use crate::producer::{Producer, TaskSpec};
+        use crate::targets::TargetService;
+        use signet_sign::KeyRing;
+        use signet_store::{ClaimRequest, LeaseToken};
+
+        let store: Arc<dyn Store> = Arc::new(
+            signet_sqlite::SqliteStore::open("sqlite::memory:", Default::default()).unwrap(),
+        );
+        let producer =
+            Producer::with_ring(Arc::clone(&store), Arc::new(KeyRing::empty()), false).unwrap();
+        let messages = MessageProducer::new(
+            producer.clone(),
+            TargetService::new(Arc::clone(&store), None),
+        );
+        let service = CallbackService::new(Arc::clone(&store), messages);
+        // An empty store owes nothing: nothing to say.
+        assert_eq!(service.run_once().await.unwrap(), 0);
+        assert!(!service.warned_unsigned.load(Ordering::Relaxed));
+
+        // A finished task with a callback URL: owed, and it cannot be signed.
+        let spec = TaskSpec::new("t", &serde_json::json!({}))
+            .queue("q")
+            .callback_url("https://example.com/cb");
+        producer.enqueue(spec).await.unwrap();
+        let now = SystemClock.now_ms() + 1_000;
+        let request = ClaimRequest {
+            queues: vec!["q".into()],
+            worker_id: "w".into(),
+            limit: 1,
+            lease_ms: 60_000,
+        };
+        let claimed = store.claim(request, now).await.unwrap();
+        store
+            .complete(&LeaseToken::of(&claimed[0]), None, now)
+            .await
+            .unwrap();
+        assert_eq!(service.run_once().await.unwrap(), 0);
+        assert!(service.warned_unsigned.load(Ordering::Relaxed));
+        assert_eq!(
+            store.pending_callbacks(10).await.unwrap().len(),
+            1,
+            "still owed"
+        );
     }
 
     #[test]

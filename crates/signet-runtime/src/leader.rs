@@ -30,6 +30,23 @@ pub struct Leadership {
     /// The lease's term while leading (it goes up each time the holder
     /// changes).
     pub term: Option<u64>,
+    /// Why this node last stopped leading; `None` while leading and before
+    /// it ever led.
+    pub stepped_down: Option<StepDown>,
+}
+
+/// Why a node stopped leading: what a line about it may truthfully say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StepDown {
+    /// Another node holds the lease now and runs the services.
+    TakenOver,
+    /// Renewals failed (the store) until the lease was about to run out;
+    /// no other node is known to hold it.
+    LeaseLapsed,
+    /// This node gave the role up ([`LeaderElector::resign`]), as it does
+    /// when its process shuts down.
+    Resigned,
 }
 
 type ServiceFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
@@ -252,17 +269,24 @@ impl LeaderElector {
                 self.publish(Leadership {
                     leading: true,
                     term: Some(term),
+                    stepped_down: None,
                 });
                 Ok(true)
             }
             Ok(None) => {
-                if self.running.is_some() {
+                let stepped_down = if self.running.is_some() {
                     let term = self.lease.as_ref().map(|l| l.term);
                     tracing::info!(role = %self.role, node = %self.node_id, term = ?term, "this node lost leadership to another; stopping its services");
                     self.stop_services().await;
-                }
+                    Some(StepDown::TakenOver)
+                } else {
+                    self.status.borrow().stepped_down
+                };
                 self.lease = None;
-                self.publish(Leadership::default());
+                self.publish(Leadership {
+                    stepped_down,
+                    ..Leadership::default()
+                });
                 Ok(false)
             }
             Err(e) => {
@@ -275,7 +299,10 @@ impl LeaderElector {
                     tracing::warn!(role = %self.role, node = %self.node_id, error = %e, "cannot renew the leader lease and it runs out before the next try; stopping services");
                     self.stop_services().await;
                     self.lease = None;
-                    self.publish(Leadership::default());
+                    self.publish(Leadership {
+                        stepped_down: Some(StepDown::LeaseLapsed),
+                        ..Leadership::default()
+                    });
                 } else {
                     tracing::warn!(role = %self.role, node = %self.node_id, error = %e, "leader lease renewal failed; will retry");
                 }
@@ -287,11 +314,19 @@ impl LeaderElector {
     /// Stops the services and gives up the lease if this node holds it, so
     /// another node takes over at once.
     pub async fn resign(&mut self) -> Result<(), StoreError> {
+        let was_leading = self.running.is_some() || self.lease.is_some();
         if self.running.is_some() {
             self.stop_services().await;
         }
         let held = self.lease.take();
-        self.publish(Leadership::default());
+        self.publish(Leadership {
+            stepped_down: if was_leading {
+                Some(StepDown::Resigned)
+            } else {
+                self.status.borrow().stepped_down
+            },
+            ..Leadership::default()
+        });
         if let Some(lease) = held {
             self.store.resign(&self.role, &self.node_id).await?;
             tracing::info!(role = %self.role, node = %self.node_id, term = lease.term, "resigned leadership");

@@ -115,7 +115,7 @@ pub use schedules::{
 
 // Background services and the node that composes them.
 pub use leader::{
-    default_node_id, LeaderElector, Leadership, DEFAULT_LEADER_TTL, MIN_LEADER_TTL,
+    default_node_id, LeaderElector, Leadership, StepDown, DEFAULT_LEADER_TTL, MIN_LEADER_TTL,
     SERVICE_STOP_TIMEOUT,
 };
 pub use metrics::{set_metric_labels, MetricLabels, QueueDepthReporter};

@@ -411,7 +411,9 @@ impl Producer {
                     "signing is required but no key can sign; set SIGNET_SIGNING_KEYS (HMAC) or SIGNET_SIGNING_PRIVATE_KEYS (Ed25519) with SIGNET_SIGNING_ACTIVE_KEY, or set SIGNET_SIGNING_REQUIRED=false to enqueue unsigned tasks".into(),
                 ))
             }
-            None => tracing::warn!(
+            // The process states this once (`signet serve`'s banner); one
+            // server builds several producers.
+            None => tracing::info!(
                 "no signing key is configured: tasks are enqueued UNSIGNED and workers that require signatures will dead-letter them"
             ),
         }

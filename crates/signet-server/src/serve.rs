@@ -127,13 +127,13 @@ impl fmt::Display for Banner<'_> {
             )?,
             _ => writeln!(
                 f,
-                "  WARN signing: OFF; tasks are stored unsigned. Set SIGNET_SIGNING_KEYS (see `signet keys generate`)"
+                "  WARN signing: OFF; tasks are stored unsigned, and messages without a target and callbacks cannot be sent. Set SIGNET_SIGNING_KEYS (see `signet keys generate`)"
             )?,
         }
         if self.signing.dev {
             writeln!(
                 f,
-                "  WARN SIGNET_DEV is on: client signatures are NOT verified"
+                "  WARN SIGNET_DEV is on: signatures (clients', and messages' at rest) are NOT verified; never run like this in production"
             )?;
         }
         let limit = |l: Option<crate::rate_limit::Limit>| {
@@ -151,20 +151,19 @@ impl fmt::Display for Banner<'_> {
         )?;
         if self.config.trusted_proxies.is_empty() {
             writeln!(f, "  client address: the direct peer (no trusted proxies)")?;
-        } else if self.config.trusted_proxies.trusts_x_real_ip() {
-            writeln!(
-                f,
-                "  client address: X-Real-IP set by trusted proxies {:?}",
-                self.config.trusted_proxies
-            )?;
         } else {
+            let how = if self.config.trusted_proxies.trusts_x_real_ip() {
+                "X-Real-IP set"
+            } else {
+                "forwarded"
+            };
             writeln!(
                 f,
-                "  client address: forwarded by trusted proxies {:?}",
+                "  client address: {how} by trusted proxies {:?}",
                 self.config.trusted_proxies
             )?;
             if self.config.trusted_proxies.trusts_everyone() {
-                writeln!(f, "  WARN trusted proxies include 0.0.0.0/0 or ::/0: any client can choose its rate-limit address")?;
+                writeln!(f, "  WARN trusted proxies include 0.0.0.0/0 or ::/0: EVERY peer is trusted, so any client can choose its rate-limit address; list only your proxies (SIGNET_TRUSTED_PROXIES)")?;
             }
         }
         writeln!(
@@ -399,29 +398,42 @@ pub async fn run_with(
     outcome
 }
 
-/// Completes on SIGINT or SIGTERM (Ctrl-C elsewhere).
-pub async fn shutdown_signal() {
+/// Completes on SIGINT or SIGTERM (Ctrl-C elsewhere). The handlers are
+/// installed when this is called, not when the future is first polled: a
+/// signal that arrives right after start still shuts down gracefully.
+/// Call it inside the Tokio runtime.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match (
+        let handlers = match (
             signal(SignalKind::interrupt()),
             signal(SignalKind::terminate()),
         ) {
-            (Ok(mut int), Ok(mut term)) => {
-                tokio::select! {
-                    _ = int.recv() => {}
-                    _ = term.recv() => {}
+            (Ok(int), Ok(term)) => Some((int, term)),
+            _ => None,
+        };
+        async move {
+            match handlers {
+                Some((mut int, mut term)) => {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
                 }
-            }
-            _ => {
-                tracing::warn!("could not install signal handlers; only Ctrl-C stops the server");
-                let _ = tokio::signal::ctrl_c().await;
+                None => {
+                    tracing::warn!(
+                        "could not install signal handlers; only Ctrl-C stops the server"
+                    );
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

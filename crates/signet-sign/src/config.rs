@@ -2,8 +2,9 @@
 //!
 //! [`SigningConfig::from_vars`] takes an iterator of `(name, value)` pairs
 //! and never reads the process environment itself, so tests and the TOML
-//! layer can feed it whatever they like. Variables that do not start with
-//! `SIGNET_SIGNING_` (other than `SIGNET_DEV`) are ignored.
+//! layer can feed it whatever they like. Variables it does not read are
+//! ignored; [`unknown_variables`] names the mistyped ones (any `SIGNET_…`
+//! name no part of the program reads), with the closest known name.
 //!
 //! | variable | meaning |
 //! |---|---|
@@ -56,6 +57,78 @@ pub const VARIABLES: [&str; 8] = [
     VAR_DEV,
 ];
 
+/// `SIGNET_TEST_DATABASE_URL`: the PostgreSQL database the test suites and
+/// CI use. No program reads it, but it is set where programs run.
+pub const VAR_TEST_DATABASE_URL: &str = "SIGNET_TEST_DATABASE_URL";
+
+/// The prefix every Signet variable starts with.
+pub const VAR_PREFIX: &str = "SIGNET_";
+
+/// The variables this crate declares, which every Signet program reads
+/// (through `signet_runtime::load_keys`): the signing ones, `SIGNET_DEV`
+/// and the master key; plus [`VAR_TEST_DATABASE_URL`]. A program adds
+/// its own (its flags' variables, `SIGNET_KEYS_FILE`) when it calls
+/// [`unknown_variables`].
+pub fn shared_variables() -> impl Iterator<Item = &'static str> {
+    VARIABLES
+        .into_iter()
+        .chain([crate::sealed::MASTER_KEY_VAR, VAR_TEST_DATABASE_URL])
+}
+
+/// One warning per `SIGNET_…` name in `names` that is neither in `known`
+/// nor among [`shared_variables`], each naming the closest known name
+/// (`SIGNET_MASTERKEY` → `SIGNET_MASTER_KEY`). Names without the prefix
+/// are not Signet's and pass. The one check of a program's environment:
+/// `signet` and the example worker call it once at start.
+pub fn unknown_variables<'a, N, K>(names: N, known: K) -> Vec<String>
+where
+    N: IntoIterator<Item = &'a str>,
+    K: IntoIterator<Item = &'a str>,
+{
+    let mut known: Vec<&str> = known.into_iter().collect();
+    for shared in shared_variables() {
+        known.push(shared);
+    }
+    let mut warnings = Vec::new();
+    for name in names {
+        if !name.starts_with(VAR_PREFIX) || known.contains(&name) {
+            continue;
+        }
+        let closest = known
+            .iter()
+            .min_by_key(|k| edit_distance(name, k))
+            .copied()
+            .unwrap_or(VAR_KEYS);
+        warnings.push(format!(
+            "{name} is not a Signet variable and is ignored; the closest known name is {closest} (`--help` lists the variables this program reads)"
+        ));
+    }
+    warnings
+}
+
+/// Levenshtein distance over bytes (variable names are ASCII).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
+
+/// Whether log lines on a stream may carry ANSI colour: only on a terminal,
+/// and never when `NO_COLOR` is set to anything non-empty
+/// (<https://no-color.org>). `no_color` is that variable's value.
+pub fn log_colour(stream_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stream_is_terminal && no_color.is_none_or(std::ffi::OsStr::is_empty)
+}
+
 /// Shortest HMAC secret accepted for Signet's own keys, in bytes.
 pub const MIN_HMAC_SECRET_LEN: usize = 16;
 /// HMAC secrets shorter than this get a warning, in bytes.
@@ -71,8 +144,11 @@ pub struct SigningConfig {
     /// Dev mode: verification off (`SIGNET_DEV=1|true` only).
     pub dev: bool,
     /// Things that are allowed but should be fixed (short secrets, a
-    /// `SIGNET_DEV` value that looks like "yes", unknown variables). Log them
-    /// at WARN.
+    /// `SIGNET_DEV` value that looks like "yes"). Log them at WARN. The
+    /// state itself (signing off, dev mode) is not among them: `required`,
+    /// `dev` and [`summary`](Self::summary) say it, and the program says it
+    /// once (`signet serve`'s banner). Mistyped variable names are found by
+    /// [`unknown_variables`], over every variable a program reads.
     pub warnings: Vec<String>,
 }
 
@@ -97,11 +173,6 @@ impl SigningConfig {
                 } else {
                     set.insert(known, value.to_owned());
                 }
-            } else if name.starts_with("SIGNET_SIGNING_") {
-                warnings.push(format!(
-                    "{name} is not a signing variable and is ignored; known ones are {}",
-                    VARIABLES.join(", ")
-                ));
             }
         }
         let get = |name: &str| set.get(name).map(String::as_str);
@@ -117,11 +188,6 @@ impl SigningConfig {
                 false
             }
         };
-        if dev {
-            warnings.push(format!(
-                "{VAR_DEV} is on: signatures are NOT verified; never run like this in production"
-            ));
-        }
 
         let algorithm = get(VAR_ALGORITHM)
             .map(|v| {
@@ -308,12 +374,6 @@ impl SigningConfig {
                 "{VAR_REQUIRED} is on but no keys are configured; set {VAR_KEYS} (HMAC) or {VAR_PRIVATE_KEYS}/{VAR_PUBLIC_KEYS} (Ed25519)"
             )));
         }
-        if !required && !dev {
-            warnings.push(format!(
-                "signing is off ({VAR_REQUIRED} is false or no keys are set): unsigned work is accepted"
-            ));
-        }
-
         Ok(Self {
             ring,
             required,
@@ -664,7 +724,47 @@ mod tests {
             ("PATH", "/bin"),
         ])
         .unwrap();
-        assert_eq!(cfg.warnings.len(), 1);
-        assert!(cfg.warnings[0].starts_with("SIGNET_SIGNING_ACTIV_KEY is not"));
+        assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    }
+
+    #[test]
+    fn unknown_variables_name_the_closest_known_one() {
+        let names = [
+            "SIGNET_SIGNING_ACTIV_KEY",
+            "SIGNET_MASTERKEY",
+            "SIGNET_LISTN",
+            "SIGNET_LISTEN",
+            "SIGNET_SIGNING_KEYS",
+            "SIGNET_TEST_DATABASE_URL",
+            "PATH",
+            "NO_COLOR",
+        ];
+        let warnings = unknown_variables(names, ["SIGNET_LISTEN"]);
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert!(warnings[0].starts_with("SIGNET_SIGNING_ACTIV_KEY is not a Signet variable"));
+        assert!(warnings[0].contains("closest known name is SIGNET_SIGNING_ACTIVE_KEY"));
+        assert!(warnings[1].contains("closest known name is SIGNET_MASTER_KEY"));
+        assert!(warnings[2].contains("closest known name is SIGNET_LISTEN"));
+        assert_eq!(edit_distance("SIGNET_MASTERKEY", "SIGNET_MASTER_KEY"), 1);
+        assert_eq!(edit_distance("", "ab"), 2);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn states_are_not_warnings() {
+        // Signing off and dev mode are what `required`/`dev` say; the
+        // program states them once, so they are no warning of their own.
+        assert!(parse(&[]).unwrap().warnings.is_empty());
+        let dev = parse(&[(VAR_DEV, "1")]).unwrap();
+        assert!(dev.dev && dev.warnings.is_empty(), "{:?}", dev.warnings);
+    }
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        use std::ffi::OsStr;
+        assert!(log_colour(true, None));
+        assert!(log_colour(true, Some(OsStr::new(""))));
+        assert!(!log_colour(true, Some(OsStr::new("1"))));
+        assert!(!log_colour(false, None));
     }
 }

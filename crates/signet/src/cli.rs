@@ -17,6 +17,7 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the HTTP API and background services on one store.
+    #[command(after_help = commands::serve::variables_help())]
     Serve(commands::serve::Args),
     /// Manage API keys for the HTTP API.
     #[command(subcommand, name = "api-keys")]
@@ -54,21 +55,27 @@ enum Command {
 }
 
 /// Logs go to stderr (stdout is the commands' output), at `warn` unless
-/// `RUST_LOG` says otherwise.
+/// `RUST_LOG` says otherwise, coloured only on a terminal and without
+/// `NO_COLOR`.
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let colour = signet_sign::config::log_colour(
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     // A second initialisation (impossible here) would only be ignored.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(colour)
         .try_init();
 }
 
 pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
+    crate::env_vars::warn_unknown();
     match cli.command {
         Command::Serve(args) => commands::serve::run(args),
         Command::ApiKeys(cmd) => commands::api_keys::run(cmd),

@@ -11,6 +11,7 @@
 
 mod cli;
 mod commands;
+mod env_vars;
 mod output;
 mod store_url;
 mod task_view;

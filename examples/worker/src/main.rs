@@ -9,16 +9,39 @@ mod args;
 mod handlers;
 mod run;
 
-use clap::Parser as _;
+use clap::{CommandFactory as _, Parser as _};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let args = args::Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(signet_sign::config::log_colour(
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            std::env::var_os("NO_COLOR").as_deref(),
+        ))
         .init();
-    run::run(args::Args::parse()).await
+    warn_unknown_variables();
+    run::run(args).await
+}
+
+/// One WARN line per `SIGNET_…` variable this worker does not read: its
+/// flags' variables, the key file's and the ones every Signet program reads
+/// are known.
+fn warn_unknown_variables() {
+    let names: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .collect();
+    let command = args::Args::command();
+    let known = command
+        .get_arguments()
+        .filter_map(|a| a.get_env().and_then(|n| n.to_str()))
+        .chain([signet_runtime::KEYS_FILE_VAR]);
+    for warning in signet_sign::config::unknown_variables(names.iter().map(String::as_str), known) {
+        tracing::warn!("{warning}");
+    }
 }

@@ -77,12 +77,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                     WorkerEventKind::Succeeded => {
                         tracing::info!(task_id = %e.task_id, task = %e.name, attempt = e.attempt, "succeeded")
                     }
-                    WorkerEventKind::Retrying { at_ms, error } => {
-                        tracing::warn!(task_id = %e.task_id, task = %e.name, attempt = e.attempt, retry_at_ms = at_ms, %error, "failed; will retry")
-                    }
-                    WorkerEventKind::Dead { reason, detail } => {
-                        tracing::warn!(task_id = %e.task_id, task = %e.name, %reason, %detail, "dead-lettered")
-                    }
+                    // The runtime logs retries and dead letters itself.
+                    WorkerEventKind::Retrying { .. } | WorkerEventKind::Dead { .. } => {}
                     other => {
                         tracing::info!(task_id = %e.task_id, task = %e.name, outcome = ?other, "ended")
                     }

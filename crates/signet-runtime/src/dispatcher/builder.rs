@@ -170,8 +170,10 @@ impl DispatcherBuilder {
                 "delivery concurrency is 0; use at least 1".into(),
             ));
         }
+        // Dev mode and a missing key are states the process states once
+        // (`signet serve`'s banner); here they are only logged at INFO.
         match &verifier {
-            Verifier::Dev => tracing::warn!(
+            Verifier::Dev => tracing::info!(
                 "DEV MODE: message signatures at rest are NOT verified; anyone who can write to the store can make this server send requests"
             ),
             Verifier::Keys { ring, required } if ring.is_empty() && *required => {
@@ -182,7 +184,7 @@ impl DispatcherBuilder {
             Verifier::Keys { .. } => {}
         }
         if !ring.active().is_some_and(|k| k.can_sign()) {
-            tracing::warn!("no signing key: messages without a target cannot be signed and will fail until one is configured");
+            tracing::info!("no signing key: messages without a target cannot be signed and will fail until one is configured");
         }
         let http = HttpClient::new(self.http, self.policy)?;
         let targets = self

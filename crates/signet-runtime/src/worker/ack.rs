@@ -169,7 +169,7 @@ async fn settle(shared: &Shared, f: Finished, now: i64) {
                 .await;
             if r.is_ok() {
                 metrics::dead(&meta.queue, &meta.name, reason);
-                tracing::warn!(task_id = %meta.id, task = %meta.name, %reason, %detail, "task dead-lettered");
+                tracing::warn!(task_id = %meta.id, queue = %meta.queue, task = %meta.name, attempt = meta.attempt, %reason, %detail, "task dead-lettered");
             }
             (r, WorkerEventKind::Dead { reason, detail })
         }
@@ -190,7 +190,7 @@ async fn settle(shared: &Shared, f: Finished, now: i64) {
                     .await;
                 if r.is_ok() {
                     metrics::dead(&meta.queue, &meta.name, reason);
-                    tracing::warn!(task_id = %meta.id, task = %meta.name, %error, "task failed its last attempt and was dead-lettered");
+                    tracing::warn!(task_id = %meta.id, queue = %meta.queue, task = %meta.name, attempt = meta.attempt, %reason, %detail, "task dead-lettered");
                 }
                 (r, WorkerEventKind::Dead { reason, detail })
             } else {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use signet_runtime::{Clock, LeaderElector, Leadership, Shutdown};
+use signet_runtime::{Clock, LeaderElector, Leadership, Shutdown, StepDown};
 
 use crate::support::*;
 
@@ -78,7 +78,8 @@ async fn one_leads_and_a_dead_leader_hands_over_within_one_lease() {
         *watch_a.borrow(),
         Leadership {
             leading: true,
-            term: Some(a.lease().unwrap().term)
+            term: Some(a.lease().unwrap().term),
+            stepped_down: None,
         }
     );
     let first_term = a.lease().unwrap().term;
@@ -155,6 +156,7 @@ async fn a_leader_that_finds_another_holder_stops_its_services() {
     assert_eq!(pa.running(), 0);
     watch_a.changed().await.unwrap();
     assert!(!watch_a.borrow().leading);
+    assert_eq!(watch_a.borrow().stepped_down, Some(StepDown::TakenOver));
     running(&pb, 1).await;
 }
 
@@ -179,6 +181,15 @@ async fn run_leads_until_shutdown_then_resigns() {
         .expect("stops")
         .unwrap();
     assert_eq!(pa.running(), 0);
+    assert_eq!(
+        *leading.borrow(),
+        Leadership {
+            leading: false,
+            term: None,
+            stepped_down: Some(StepDown::Resigned),
+        },
+        "a node that shuts down says so, not that another node took over"
+    );
     let mut b = elector(&db, "node-b", &dyn_clock, &pb);
     assert!(
         b.step().await.unwrap(),

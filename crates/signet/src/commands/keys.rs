@@ -214,8 +214,27 @@ fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
 
 /// The keys of a command on the store `db` names: the runtime's one
 /// loader, with the key file beside the database when it is an embedded
-/// one. Warnings go to stderr; `unsigned` is the command's `--unsigned`.
+/// one. Warnings go to stderr, and a line when the key file was just
+/// created; `unsigned` is the command's `--unsigned`.
 pub(crate) fn load(db: &DatabaseArgs, unsigned: bool) -> anyhow::Result<LoadedKeys> {
+    let keys = load_for_banner(db, unsigned)?;
+    if let KeySource::File {
+        path,
+        created: true,
+        ..
+    } = &keys.source
+    {
+        eprintln!(
+            "created the key file {} (mode 0600): every signet command and worker on this database reads it; keep it secret and back it up",
+            path.display()
+        );
+    }
+    Ok(keys)
+}
+
+/// Like [`load`], for a command whose banner says where the keys came
+/// from (`signet serve`): only the warnings go to stderr.
+pub(crate) fn load_for_banner(db: &DatabaseArgs, unsigned: bool) -> anyhow::Result<LoadedKeys> {
     let env: Vec<(String, String)> = std::env::vars().collect();
     let database_file = match backend(&db.database_url)? {
         Backend::Sqlite => match signet_sqlite::parse_url(&db.database_url) {
@@ -237,17 +256,6 @@ pub(crate) fn load(db: &DatabaseArgs, unsigned: bool) -> anyhow::Result<LoadedKe
     })?;
     for warning in keys.warnings.iter().chain(&keys.signing.warnings) {
         eprintln!("WARN {warning}");
-    }
-    if let KeySource::File {
-        path,
-        created: true,
-        ..
-    } = &keys.source
-    {
-        eprintln!(
-            "created the key file {} (mode 0600): every signet command and worker on this database reads it; keep it secret and back it up",
-            path.display()
-        );
     }
     Ok(keys)
 }

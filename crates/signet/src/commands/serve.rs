@@ -28,7 +28,9 @@ use signet_runtime::metrics::DEFAULT_MAX_LABEL_VALUES;
 use signet_runtime::HttpConfig;
 use signet_runtime::MetricLabels;
 use signet_runtime::{missing_keys, KeySource, LoadedKeys};
-use signet_runtime::{Leadership, MessagePublisher, RetrySchedule, SsrfPolicy, SystemClock};
+use signet_runtime::{
+    Leadership, MessagePublisher, RetrySchedule, SsrfPolicy, StepDown, SystemClock,
+};
 use signet_server::config::{
     limit_from_rate, DeliveryConfig, ServerConfig, DEFAULT_IPV6_BUCKET_PREFIX,
     DEFAULT_MAX_BODY_BYTES, DEFAULT_RATE_LIMIT_PER_IP, DEFAULT_RATE_LIMIT_PER_KEY,
@@ -53,32 +55,32 @@ pub(crate) struct Args {
     #[command(flatten)]
     db: DatabaseArgs,
     /// Largest request body in bytes (larger ones get 413).
-    #[arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    #[arg(long, env = "SIGNET_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
     /// Requests per second per API key (burst twice that); 0 turns it off.
     /// The default is high so one producer key can push 10 000 enqueues/s.
-    #[arg(long, default_value_t = DEFAULT_RATE_LIMIT_PER_KEY)]
+    #[arg(long, env = "SIGNET_RATE_LIMIT_PER_KEY", default_value_t = DEFAULT_RATE_LIMIT_PER_KEY)]
     rate_limit_per_key: u32,
     /// Requests per second per client address (burst twice that); 0 turns it
     /// off. Lower it when many untrusted clients reach the API.
-    #[arg(long, default_value_t = DEFAULT_RATE_LIMIT_PER_IP)]
+    #[arg(long, env = "SIGNET_RATE_LIMIT_PER_IP", default_value_t = DEFAULT_RATE_LIMIT_PER_IP)]
     rate_limit_per_ip: u32,
     /// Proxies whose X-Forwarded-For / Forwarded are believed (walked from
     /// the right): comma-separated CIDRs or IPs. Empty trusts nobody.
     #[arg(long, env = "SIGNET_TRUSTED_PROXIES", default_value = "")]
     trusted_proxies: String,
     /// Longest a request may take before it is answered 503.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "SIGNET_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     request_timeout: Duration,
     /// Time in-flight requests get to finish after SIGINT/SIGTERM.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "SIGNET_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     shutdown_grace: Duration,
     /// This node's name in leader election (default: node-<pid>-<random>).
     #[arg(long, env = "SIGNET_NODE_ID")]
     node_id: Option<String>,
     /// How long the leader's lease lasts without renewal: when the leader
     /// dies, another node runs the scheduler, rescuer and pruner within this.
-    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, env = "SIGNET_LEADER_TTL", default_value = "15s", value_parser = parse_duration)]
     leader_ttl: Duration,
     /// Private or loopback ranges messages may be delivered to, comma
     /// separated (for example 10.0.0.0/8,127.0.0.1). Everything else that
@@ -94,15 +96,15 @@ pub(crate) struct Args {
     )]
     retry_schedule: String,
     /// Message deliveries in flight at once on this node.
-    #[arg(long, default_value_t = DEFAULT_DELIVERY_CONCURRENCY)]
+    #[arg(long, env = "SIGNET_DELIVERY_CONCURRENCY", default_value_t = DEFAULT_DELIVERY_CONCURRENCY)]
     delivery_concurrency: usize,
     /// Total time one delivery attempt may take (connect, send, read the
     /// response).
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "SIGNET_DELIVERY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     delivery_timeout: Duration,
     /// Run without signing keys: none are loaded or created, tasks enqueued
     /// over HTTP are stored unsigned and nothing is verified at rest.
-    #[arg(long)]
+    #[arg(long, env = "SIGNET_UNSIGNED", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false", num_args = 0..=1, default_missing_value = "true")]
     unsigned: bool,
     /// The trusted proxies set X-Real-IP to the client's address: then it
     /// alone names the client (X-Forwarded-For, which such a proxy may pass
@@ -115,7 +117,7 @@ pub(crate) struct Args {
     ipv6_bucket_prefix: u8,
     /// Time a client has to send a request's headers (also the longest a
     /// kept-alive connection may idle); slower connections are closed.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "SIGNET_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     header_read_timeout: Duration,
     /// A bearer token /metrics asks for (`Authorization: Bearer <token>`).
     /// Prefer the variable: a flag shows in the process list. Unset,
@@ -131,6 +133,50 @@ pub(crate) struct Args {
     /// `_hidden`; names can say who your customers are).
     #[arg(long, env = "SIGNET_METRICS_TARGET_NAMES", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false", num_args = 0..=1, default_missing_value = "true")]
     metrics_target_names: bool,
+}
+
+/// The end of `signet serve --help`: the variables that configure keys and
+/// signing, which have no flag (secrets do not belong in the process list).
+pub(crate) fn variables_help() -> String {
+    use signet_sign::config::{
+        VAR_ACTIVE_KEY, VAR_ALGORITHM, VAR_DEV, VAR_KEYS, VAR_OVERLAP_KEYS, VAR_PRIVATE_KEYS,
+        VAR_PUBLIC_KEYS, VAR_REQUIRED,
+    };
+    let rows = [
+        (
+            VAR_KEYS,
+            "HMAC signing keys, id:base64,… (`signet keys generate`)",
+        ),
+        (VAR_PRIVATE_KEYS, "Ed25519 private keys, id:base64,…"),
+        (
+            VAR_PUBLIC_KEYS,
+            "Ed25519 public keys (verify only), id:base64,…",
+        ),
+        (VAR_ACTIVE_KEY, "the id of the key that signs"),
+        (VAR_OVERLAP_KEYS, "ids that also sign during a rotation"),
+        (VAR_ALGORITHM, "hmac-sha256 or ed25519: the active key's"),
+        (
+            VAR_REQUIRED,
+            "true or false: reject unsigned work (default: on with keys)",
+        ),
+        (
+            MASTER_KEY_VAR,
+            "seals target secrets (default: the key file's)",
+        ),
+        (
+            signet_runtime::KEYS_FILE_VAR,
+            "a key file to read instead of the one beside the database",
+        ),
+        (VAR_DEV, "1 or true: dev mode, signatures are NOT verified"),
+    ];
+    let mut text = String::from(
+        "Keys and signing (variables only; with none, an embedded database gets a key file beside it, see docs/keys.md):\n",
+    );
+    for (name, meaning) in rows {
+        text.push_str(&format!("  {name:<28} {meaning}\n"));
+    }
+    text.push_str("A SIGNET_… variable Signet does not read is reported at start, with the closest known name.");
+    text
 }
 
 /// `--metrics-token`: a non-empty token.
@@ -195,11 +241,6 @@ fn config(args: &Args, signing: SigningConfig) -> anyhow::Result<(ServerConfig, 
             "WARN SIGNET_TRUST_X_REAL_IP is on but SIGNET_TRUSTED_PROXIES is empty: X-Real-IP is read only from trusted proxies, so it is ignored"
         );
     }
-    if trusted_proxies.trusts_everyone() {
-        eprintln!(
-            "WARN SIGNET_TRUSTED_PROXIES contains 0.0.0.0/0 or ::/0: EVERY peer is trusted, so any client can choose the address it is rate-limited as. List only your proxies' addresses."
-        );
-    }
     if args.request_timeout.is_zero() {
         return Err(anyhow!("--request-timeout must be longer than 0"));
     }
@@ -249,13 +290,17 @@ fn config(args: &Args, signing: SigningConfig) -> anyhow::Result<(ServerConfig, 
 }
 
 /// The banner's line on the keys: where they came from (and that the key
-/// file was just created), and where the master key came from.
-fn keys_line(keys: &LoadedKeys) -> String {
+/// file was just created), and where the master key came from. `None`
+/// with `--unsigned` (the signing line says it).
+fn keys_line(keys: &LoadedKeys) -> Option<String> {
+    if keys.source == KeySource::Unsigned {
+        return None;
+    }
     let master = keys
         .master_key_source
         .as_deref()
-        .map_or_else(|| "none".to_owned(), |s| format!("from {s}"));
-    let mut line = format!("  keys: from {}; master key {master}", keys.source);
+        .map_or_else(String::new, |s| format!("; master key from {s}"));
+    let mut line = format!("  keys: from {}{master}", keys.source);
     if let KeySource::File {
         created: true,
         path,
@@ -263,20 +308,15 @@ fn keys_line(keys: &LoadedKeys) -> String {
     } = &keys.source
     {
         line.push_str(&format!(
-            "\n  a new key file was created at {}: every signet command and worker on this database reads it; keep it secret and back it up",
+            "\n  keep {} secret and back it up: every signet command and worker on this database reads it",
             path.display()
         ));
     }
-    line
+    Some(line)
 }
 
 async fn serve_main(args: Args) -> anyhow::Result<()> {
-    let mut keys = keys::load(&args.db, args.unsigned)?;
-    if args.unsigned {
-        eprintln!(
-            "WARN --unsigned: this server loads NO signing keys; tasks enqueued over HTTP are stored unsigned and workers that require signatures dead-letter them"
-        );
-    }
+    let mut keys = keys::load_for_banner(&args.db, args.unsigned)?;
     let master_key = keys.master_key.take();
     let keys_banner = keys_line(&keys);
     let signing_for_check = SigningConfig {
@@ -328,7 +368,9 @@ async fn serve_main(args: Args) -> anyhow::Result<()> {
         let d = state.delivery();
         let mut out = std::io::stdout().lock();
         out.write_all(banner.as_bytes())?;
-        writeln!(out, "{keys_banner}")?;
+        if let Some(line) = keys_banner {
+            writeln!(out, "{line}")?;
+        }
         writeln!(
             out,
             "  delivery: {} target(s); master key {}; SSRF guard allows {}",
@@ -354,10 +396,6 @@ async fn serve_main(args: Args) -> anyhow::Result<()> {
         out.flush()?;
     }
     drop(admin);
-    match state.signing().ring.active() {
-        Some(key) => tracing::info!(algorithm = %key.algorithm(), key_id = %key.id(), "signing on"),
-        None => tracing::warn!("signing off: tasks enqueued over HTTP are stored unsigned"),
-    }
     let leader = LeaderConfig {
         node_id: args.node_id.clone().unwrap_or_else(default_node_id),
         ttl: args.leader_ttl,
@@ -374,6 +412,7 @@ async fn serve_main(args: Args) -> anyhow::Result<()> {
         write!(out, "{}", ElectionBanner { node: &node })?;
         out.flush()?;
     }
+    let mut reporters = Vec::new();
     for elector in node.electors() {
         // `leadership:` for the services role, as before the roles split;
         // `leadership (<role>):` for the others.
@@ -382,7 +421,7 @@ async fn serve_main(args: Args) -> anyhow::Result<()> {
         } else {
             format!("leadership ({})", elector.role())
         };
-        tokio::spawn(report_leadership(
+        reporters.push(tokio::spawn(report_leadership(
             Role {
                 name: elector.role().to_owned(),
                 prefix,
@@ -391,9 +430,14 @@ async fn serve_main(args: Args) -> anyhow::Result<()> {
             elector.subscribe(),
             Arc::clone(state.store()),
             elector.renew_every(),
-        ));
+        )));
     }
     serve::run_with(state, listener, serve::shutdown_signal(), node).await?;
+    // The electors are gone: each reporter prints its last change (this
+    // node resigned) and ends.
+    for reporter in reporters {
+        let _ = reporter.await;
+    }
     Ok(())
 }
 
@@ -436,6 +480,11 @@ async fn report_leadership(
             "{prefix}: {holder}; this node serves the API and takes over if the leader stops"
         ));
     }
+    let run = if services.contains(',') {
+        "run"
+    } else {
+        "runs"
+    };
     let mut was_leading = false;
     loop {
         let now = *leadership.borrow_and_update();
@@ -443,10 +492,17 @@ async fn report_leadership(
             let term = now
                 .term
                 .map_or_else(String::new, |t| format!(" (term {t})"));
-            print(if now.leading {
-                format!("{prefix}: this node leads{term}; {services} run here")
-            } else {
-                format!("{prefix}: this node no longer leads; another node runs {services}")
+            print(match (now.leading, now.stepped_down) {
+                (true, _) => format!("{prefix}: this node leads{term}; {services} {run} here"),
+                (false, Some(StepDown::Resigned)) => {
+                    format!("{prefix}: shutting down; {services} stopped here")
+                }
+                (false, Some(StepDown::LeaseLapsed)) => format!(
+                    "{prefix}: this node stopped {services}: it could not renew its lease in the store; they run again on whichever node leads next"
+                ),
+                (false, _) => {
+                    format!("{prefix}: this node no longer leads; another node runs {services}")
+                }
             });
             was_leading = now.leading;
         }

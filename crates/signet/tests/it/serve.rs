@@ -291,3 +291,220 @@ fn serve_puts_metrics_behind_the_metrics_token_without_printing_it() {
         assert!(!line.contains(TOKEN), "the token was printed: {line}");
     }
 }
+
+/// Runs `program` in `dir` (no inherited `SIGNET_*` or `NO_COLOR`) with
+/// stdout and stderr both piped into one file, waits until that output
+/// holds every line of `ready`, makes one HTTP round trip to `addr_of`'s
+/// address when given (so the first service passes have run), then sends
+/// SIGTERM and returns how it exited and everything it printed.
+fn run_until(
+    program: &Path,
+    args: &[&str],
+    dir: &Path,
+    env: &[(&str, &str)],
+    ready: &[&str],
+) -> (std::process::ExitStatus, String) {
+    let log = dir.join("output.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SIGNET_") || k == "NO_COLOR" || k == "RUST_LOG" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.envs(env.iter().copied());
+    let mut guard = Guard(Some(cmd.spawn().expect("start the process")));
+    let started = Instant::now();
+    let read = || String::from_utf8_lossy(&std::fs::read(&log).unwrap()).into_owned();
+    while !ready.iter().all(|r| read().contains(r)) {
+        assert!(
+            started.elapsed() < super::support::START_TIMEOUT,
+            "{program:?} never printed {ready:?}:\n{}",
+            read()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if let Some(addr) = read()
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("listening on http://"))
+    {
+        let (status, _) = http(addr, "GET", "/healthz", "", None);
+        assert!(status > 0);
+    }
+    let status = guard.terminate(Duration::from_secs(20));
+    (status, read())
+}
+
+/// `signet serve --listen 127.0.0.1:0` in a fresh directory, as the
+/// README's walk-through starts it, until both roles are led; then SIGTERM.
+fn first_start(extra: &[&str], env: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+    args.extend(extra);
+    let (status, out) = run_until(
+        Path::new(env!("CARGO_BIN_EXE_signet")),
+        &args,
+        dir.path(),
+        env,
+        &[
+            "leadership: this node leads",
+            "leadership (maintenance): this node leads",
+        ],
+    );
+    assert!(
+        status.success(),
+        "signet serve exited with {status}:\n{out}"
+    );
+    out
+}
+
+/// The lines of `output` that contain `needle` (ASCII case ignored).
+fn lines_with<'a>(output: &'a str, needle: &str) -> Vec<&'a str> {
+    let needle = needle.to_ascii_lowercase();
+    output
+        .lines()
+        .filter(|l| l.to_ascii_lowercase().contains(&needle))
+        .collect()
+}
+
+#[test]
+fn a_first_start_tells_the_truth_once() {
+    // Keys created beside the database: nothing is wrong, so no ERROR and
+    // no WARN; the key file's creation is said once.
+    let out = first_start(&[], &[]);
+    assert!(!out.contains('\x1b'), "colour on a pipe:\n{out}");
+    assert!(lines_with(&out, "ERROR").is_empty(), "{out}");
+    assert!(lines_with(&out, "WARN").is_empty(), "{out}");
+    assert_eq!(lines_with(&out, "signet.keys (").len(), 1, "{out}");
+    assert_eq!(
+        lines_with(&out, "creat").len(),
+        2,
+        "the key file and the admin key:\n{out}"
+    );
+    // Stopping says so; there is no other node.
+    assert!(out.contains("leadership: shutting down"), "{out}");
+    assert!(
+        out.contains("leadership (maintenance): shutting down"),
+        "{out}"
+    );
+    assert!(lines_with(&out, "another node").is_empty(), "{out}");
+
+    // --unsigned: signing off is one line; no callback is owed, so no ERROR.
+    let out = first_start(&["--unsigned"], &[]);
+    assert!(!out.contains('\x1b'), "colour on a pipe:\n{out}");
+    assert!(lines_with(&out, "ERROR").is_empty(), "{out}");
+    assert_eq!(lines_with(&out, "unsigned").len(), 1, "{out}");
+    assert_eq!(lines_with(&out, "WARN").len(), 1, "{out}");
+
+    // Dev mode: one line says signatures are not verified.
+    let out = first_start(&[], &[("SIGNET_DEV", "1")]);
+    assert!(lines_with(&out, "ERROR").is_empty(), "{out}");
+    assert_eq!(lines_with(&out, "NOT verified").len(), 1, "{out}");
+    assert_eq!(lines_with(&out, "WARN").len(), 1, "{out}");
+}
+
+#[test]
+fn unknown_variables_are_named_with_the_closest_known_one() {
+    let out = first_start(
+        &["--unsigned"],
+        &[
+            ("SIGNET_MASTERKEY", "not-a-key"),
+            ("SIGNET_TEST_DATABASE_URL", "postgres://x"),
+            ("SIGNET_LISTEN", "127.0.0.1:0"),
+        ],
+    );
+    let named = lines_with(&out, "SIGNET_MASTERKEY");
+    assert_eq!(named.len(), 1, "reported once:\n{out}");
+    assert!(
+        named[0].starts_with("WARN ")
+            && named[0].contains("closest known name is SIGNET_MASTER_KEY"),
+        "{out}"
+    );
+    assert!(!out.contains("not-a-key"), "a value was printed:\n{out}");
+    assert!(
+        lines_with(&out, "not a Signet variable").len() == 1,
+        "{out}"
+    );
+
+    // Any command, once; known ones (every flag's, the worker's) pass.
+    let mut env = vec![("SIGNET_SIGNING_ACTIV_KEY", "k1")];
+    let worker_vars: Vec<String> = worker_or_skip("unknown_variables_…")
+        .map(|bin| {
+            let help = Command::new(bin).arg("--help").output().unwrap();
+            let help = String::from_utf8_lossy(&help.stdout).into_owned();
+            help.split("[env: ")
+                .skip(1)
+                .filter_map(|rest| rest.split(['=', ']']).next().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    env.extend(worker_vars.iter().map(|v| (v.as_str(), "1")));
+    let run = crate::signet_env(&["keys", "generate"], b"", &env);
+    run.ok();
+    let warnings = lines_with(&run.stderr, "not a Signet variable");
+    assert_eq!(warnings.len(), 1, "{:#?}", run);
+    assert!(
+        warnings[0].contains("SIGNET_SIGNING_ACTIV_KEY")
+            && warnings[0].contains("closest known name is SIGNET_SIGNING_ACTIVE_KEY"),
+        "{run:#?}"
+    );
+}
+
+#[test]
+fn serve_help_names_every_variable() {
+    let help = signet(&["serve", "--help"]);
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    // Each option's block (from one `--flag` line to the next) names its
+    // variable; --help itself has none.
+    let mut blocks: Vec<String> = Vec::new();
+    for line in help.lines() {
+        if line.trim_start().starts_with("--") || line.trim_start().starts_with("-h,") {
+            blocks.push(String::new());
+        }
+        if let Some(block) = blocks.last_mut() {
+            block.push_str(line);
+            block.push('\n');
+        }
+    }
+    let flags: Vec<&String> = blocks.iter().filter(|b| !b.contains("--help")).collect();
+    assert!(flags.len() > 20, "{help}");
+    for block in flags {
+        assert!(block.contains("[env: SIGNET_"), "no variable:\n{block}");
+    }
+    for var in [
+        "SIGNET_SIGNING_KEYS",
+        "SIGNET_SIGNING_PRIVATE_KEYS",
+        "SIGNET_SIGNING_ACTIVE_KEY",
+        "SIGNET_MASTER_KEY",
+        "SIGNET_KEYS_FILE",
+        "SIGNET_DEV",
+    ] {
+        assert!(help.contains(var), "{var} missing:\n{help}");
+    }
+}
+
+#[test]
+fn the_example_worker_logs_without_colour_and_names_unknown_variables() {
+    let Some(worker_bin) = worker_or_skip("the_example_worker_logs_without_colour") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // Whether it had installed its signal handler yet does not matter here.
+    let (_, out) = run_until(
+        &worker_bin,
+        &["--database-url", "sqlite://./w.db", "--outbox", "./outbox"],
+        dir.path(),
+        &[("SIGNET_MASTERKEY", "not-a-key")],
+        &["keys from"],
+    );
+    assert!(!out.contains('\x1b'), "colour on a pipe:\n{out}");
+    let named = lines_with(&out, "SIGNET_MASTERKEY");
+    assert_eq!(named.len(), 1, "{out}");
+    assert!(named[0].contains("SIGNET_MASTER_KEY"), "{out}");
+    assert!(!out.contains("not-a-key"), "{out}");
+}
