@@ -189,7 +189,7 @@ async fn a_deleted_targets_message_is_counted_under_the_target() {
     let id = s
         .publish(json!({"url": rx.url("/hook"), "target": "soon-gone"}))
         .await;
-    s.targets.delete(&t.id).await.unwrap();
+    s.targets.delete(&t.id, true).await.unwrap();
     let mut d = RunningDispatcher::start(s.dispatcher().build().unwrap());
     assert_eq!(dead_of(&d.next_for(&id).await).0, DeadReason::TargetRefused);
     d.stop().await;
