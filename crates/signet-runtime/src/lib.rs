@@ -132,4 +132,4 @@ pub use skipped::{skipped_dead_letters, Skipped};
 
 // Time and shutdown.
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use shutdown::{Shutdown, ShutdownSignal};
+pub use shutdown::{os_signal, Shutdown, ShutdownSignal};

@@ -75,6 +75,50 @@ impl ShutdownSignal {
     }
 }
 
+/// Completes on SIGINT or SIGTERM (Ctrl-C elsewhere) with the signal's
+/// name. The handlers are installed when this is called, not when the
+/// future is first polled, so a signal that arrives right after start
+/// still stops the process gracefully: call it first thing, inside the
+/// Tokio runtime, and await it later. If the handlers cannot be installed
+/// it warns and waits for Ctrl-C alone.
+pub fn os_signal() -> impl std::future::Future<Output = &'static str> + Send + 'static {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let handlers = match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(int), Ok(term)) => Some((int, term)),
+            _ => None,
+        };
+        async move {
+            match handlers {
+                Some((mut int, mut term)) => {
+                    tokio::select! {
+                        _ = int.recv() => "SIGINT",
+                        _ = term.recv() => "SIGTERM",
+                    }
+                }
+                None => {
+                    tracing::warn!(
+                        "could not install signal handlers; only Ctrl-C stops this process"
+                    );
+                    let _ = tokio::signal::ctrl_c().await;
+                    "ctrl-c"
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+            "ctrl-c"
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -398,42 +398,13 @@ pub async fn run_with(
     outcome
 }
 
-/// Completes on SIGINT or SIGTERM (Ctrl-C elsewhere). The handlers are
-/// installed when this is called, not when the future is first polled: a
+/// Completes on SIGINT or SIGTERM (Ctrl-C elsewhere): the handlers are
+/// installed when this is called ([`signet_runtime::os_signal`]), so a
 /// signal that arrives right after start still shuts down gracefully.
 /// Call it inside the Tokio runtime.
 pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let handlers = match (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) {
-            (Ok(int), Ok(term)) => Some((int, term)),
-            _ => None,
-        };
-        async move {
-            match handlers {
-                Some((mut int, mut term)) => {
-                    tokio::select! {
-                        _ = int.recv() => {}
-                        _ = term.recv() => {}
-                    }
-                }
-                None => {
-                    tracing::warn!(
-                        "could not install signal handlers; only Ctrl-C stops the server"
-                    );
-                    let _ = tokio::signal::ctrl_c().await;
-                }
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        async {
-            let _ = tokio::signal::ctrl_c().await;
-        }
+    let signal = signet_runtime::os_signal();
+    async move {
+        signal.await;
     }
 }

@@ -11,8 +11,8 @@ use signet_postgres::{PostgresOptions, PostgresStore};
 use signet_runtime::default_node_id;
 use signet_runtime::metrics::{install_prometheus_recorder, render_prometheus, QueueDepth};
 use signet_runtime::{load_keys, missing_keys, KeyRequest};
+use signet_runtime::{os_signal, ShutdownSignal, SystemClock};
 use signet_runtime::{Node, Pruner, Rescuer, Shutdown, Worker, WorkerEventKind};
-use signet_runtime::{ShutdownSignal, SystemClock};
 use signet_sqlite::{SqliteConfig, SqliteStore};
 use signet_store::Store;
 
@@ -20,6 +20,9 @@ use crate::args::Args;
 use crate::handlers::{text_stats, Outbox};
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+    // Signal handlers first: a SIGTERM during start-up (keys, store,
+    // migrations) still stops the worker gracefully instead of killing it.
+    let signal = os_signal();
     // The keys as every signet command on this store finds them: the
     // variables, SIGNET_KEYS_FILE, or the key file beside a SQLite database
     // (created on first use).
@@ -107,10 +110,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
 
     let trigger = shutdown.clone();
     tokio::spawn(async move {
-        match wait_for_signal().await {
-            Ok(name) => tracing::info!(signal = name, "shutting down: finishing running tasks"),
-            Err(e) => tracing::error!(error = %e, "cannot listen for signals; shutting down"),
-        }
+        let name = signal.await;
+        tracing::info!(signal = name, "shutting down: finishing running tasks");
         trigger.trigger();
     });
 
@@ -197,23 +198,4 @@ async fn open_store(args: &Args) -> anyhow::Result<Arc<dyn Store>> {
     let store = SqliteStore::open(url, SqliteConfig::default())
         .with_context(|| format!("could not open the store at {url:?}"))?;
     Ok(Arc::new(store))
-}
-
-/// Waits for SIGINT or SIGTERM and returns its name.
-async fn wait_for_signal() -> std::io::Result<&'static str> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        tokio::select! {
-            _ = term.recv() => Ok("SIGTERM"),
-            _ = int.recv() => Ok("SIGINT"),
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await?;
-        Ok("ctrl-c")
-    }
 }

@@ -45,7 +45,11 @@ pub(crate) enum Command {
 }
 
 pub(crate) fn run(cmd: Command) -> ExitCode {
-    finish("targets", block_on(targets(cmd)))
+    let name = match &cmd {
+        Command::Ls { .. } => "targets ls",
+        Command::Show { .. } => "targets show",
+    };
+    finish(name, block_on(targets(cmd)))
 }
 
 /// Targets on `db`'s store, opened with the master key when it loads.

@@ -4,4 +4,5 @@ mod crash;
 mod handlers;
 mod metrics;
 mod postgres;
+mod signals;
 mod support;
