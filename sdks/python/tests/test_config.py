@@ -1,13 +1,15 @@
 """Key configuration: every refusal with its exact message, the warnings,
-the defaults, and that no message or repr shows a secret."""
+the defaults, unknown variables named with the closest known one, and that
+no message or repr shows a secret."""
 
 from __future__ import annotations
 
 import pytest
 
 from signet_sdk import Algorithm, ConfigError, Key, SigningConfig
+from signet_sdk.config import SHARED_VARIABLES, _edit_distance, unknown_variables
 
-from config_cases import PUB1, REFUSALS, SECRET, SECRET2, SEED1, WARNINGS, b64
+from config_cases import PUB1, REFUSALS, SECRET, SECRET2, SEED1, WARNINGS, b64, unknown_warning
 
 
 @pytest.mark.parametrize("variables,message", [c[1:] for c in REFUSALS], ids=[c[0] for c in REFUSALS])
@@ -23,6 +25,76 @@ def test_refusal_message(variables: dict[str, str], message: str) -> None:
 @pytest.mark.parametrize("variables,warnings", [c[1:] for c in WARNINGS], ids=[c[0] for c in WARNINGS])
 def test_warnings(variables: dict[str, str], warnings: list[str]) -> None:
     assert SigningConfig.from_vars(variables.items()).warnings == warnings
+
+
+def test_states_are_not_warnings_but_the_summary_says_them() -> None:
+    # Signing off and dev mode are what `required`/`dev` and the summary
+    # say; they are no warning of their own (as on the Rust side).
+    off = SigningConfig.from_vars([])
+    assert off.warnings == [] and not off.required
+    assert off.summary() == "signing off: no keys configured, unsigned work is accepted"
+    dev = SigningConfig.from_vars([("SIGNET_DEV", "1")])
+    assert dev.dev and dev.warnings == []
+    assert dev.summary() == (
+        "signing off: no keys configured, unsigned work is accepted; "
+        "DEV MODE: signatures are not verified"
+    )
+    # A mistyped name is no business of the configuration: load_keys names it.
+    typo = SigningConfig.from_vars({"SIGNET_SIGNING_KEYS": f"k:{SECRET}", "SIGNET_SIGNING_ACTIV_KEY": "k"})
+    assert typo.warnings == []
+
+
+def test_unknown_variables_name_the_closest_known_one() -> None:
+    # The Rust side's unit test, name for name.
+    names = [
+        "SIGNET_SIGNING_ACTIV_KEY",
+        "SIGNET_MASTERKEY",
+        "SIGNET_LISTN",
+        "SIGNET_LISTEN",
+        "SIGNET_SIGNING_KEYS",
+        "SIGNET_TEST_DATABASE_URL",
+        "PATH",
+        "NO_COLOR",
+    ]
+    assert unknown_variables(names, ["SIGNET_LISTEN"]) == [
+        unknown_warning("SIGNET_SIGNING_ACTIV_KEY", "SIGNET_SIGNING_ACTIVE_KEY"),
+        unknown_warning("SIGNET_MASTERKEY", "SIGNET_MASTER_KEY"),
+        unknown_warning("SIGNET_LISTN", "SIGNET_LISTEN"),
+    ]
+    assert unknown_variables(names, []) == [
+        unknown_warning("SIGNET_SIGNING_ACTIV_KEY", "SIGNET_SIGNING_ACTIVE_KEY"),
+        unknown_warning("SIGNET_MASTERKEY", "SIGNET_MASTER_KEY"),
+        unknown_warning("SIGNET_LISTN", "SIGNET_DEV"),
+        unknown_warning("SIGNET_LISTEN", "SIGNET_DEV"),
+    ]
+    # The prefix is case-sensitive, as every variable name is.
+    assert unknown_variables(["signet_dev", "Signet_X"], []) == []
+    assert list(SHARED_VARIABLES[-2:]) == ["SIGNET_MASTER_KEY", "SIGNET_TEST_DATABASE_URL"]
+
+
+def test_a_tie_goes_to_the_first_known_name() -> None:
+    # Rust's min_by_key keeps the first of equal distances: the program's
+    # own names in their order, then the shared ones.
+    assert unknown_variables(["SIGNET_X"], ["SIGNET_A", "SIGNET_B"]) == [
+        unknown_warning("SIGNET_X", "SIGNET_A")
+    ]
+    assert unknown_variables(["SIGNET_X"], ["SIGNET_B", "SIGNET_A"]) == [
+        unknown_warning("SIGNET_X", "SIGNET_B")
+    ]
+    # SIGNET_DEW is one edit from both; the own name comes first.
+    assert unknown_variables(["SIGNET_DEW"], ["SIGNET_DEX"]) == [
+        unknown_warning("SIGNET_DEW", "SIGNET_DEX")
+    ]
+
+
+@pytest.mark.parametrize(
+    "a,b,distance",
+    [("SIGNET_MASTERKEY", "SIGNET_MASTER_KEY", 1), ("", "ab", 2), ("kitten", "sitting", 3),
+     ("ab", "", 2), ("same", "same", 0), ("é", "e", 2),  # bytes: é is two
+     ("SIGNET_\udcff", "SIGNET_", 1)],  # an undecodable byte, as os.environ keeps it
+)
+def test_edit_distance_over_bytes(a: str, b: str, distance: int) -> None:
+    assert _edit_distance(a, b) == distance == _edit_distance(b, a)
 
 
 def test_one_key_is_active_by_default_and_prefixes_are_allowed() -> None:

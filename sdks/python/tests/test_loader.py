@@ -10,7 +10,7 @@ import pytest
 
 from signet_sdk import ConfigError, key_file_beside, load_keys, parse_key_file
 
-from config_cases import KEY_FILE_REFUSALS, SECRET, SECRET2
+from config_cases import KEY_FILE_REFUSALS, SECRET, SECRET2, UNKNOWN_VARIABLES, unknown_warning
 
 
 def write_keys(path: Path, text: str, mode: int = 0o600) -> Path:
@@ -111,6 +111,33 @@ def test_unsigned_reads_nothing(tmp_path: Path) -> None:
     loaded = load_keys({"SIGNET_KEYS_FILE": str(tmp_path / "missing")}, unsigned=True)
     assert loaded.source == "unsigned" and not loaded.signing.required
     assert len(loaded.signing.ring) == 0
+
+
+@pytest.mark.parametrize(
+    "variables,unknown", [c[1:] for c in UNKNOWN_VARIABLES], ids=[c[0] for c in UNKNOWN_VARIABLES]
+)
+def test_unknown_variables_are_named_with_the_closest_known_one(
+    variables: dict[str, str], unknown: dict[str, str]
+) -> None:
+    loaded = load_keys(variables)
+    expected = [unknown_warning(name, closest) for name, closest in unknown.items()]
+    assert loaded.warnings == expected and loaded.signing.warnings == []
+    assert loaded.all_warnings() == expected
+    for warning in loaded.warnings:
+        assert "not-a-key" not in warning and SECRET[:12] not in warning  # names, never values
+
+
+def test_unknown_variables_warn_once_first_and_also_unsigned(tmp_path: Path) -> None:
+    path = write_keys(tmp_path / "k.keys", FILE, mode=0o644)
+    pairs = [("SIGNET_KEYS_FILE", str(path)), ("SIGNET_DATABASE_URLL", "x"),
+             ("SIGNET_DATABASE_URLL", "y")]
+    loaded = load_keys(pairs)
+    assert loaded.source == "file"
+    assert loaded.warnings[0] == unknown_warning("SIGNET_DATABASE_URLL", "SIGNET_DATABASE_URL")
+    assert len(loaded.warnings) == 2 and "can be read by other users" in loaded.warnings[1]
+    unsigned = load_keys({"SIGNET_SIGNING_KEY": "x"}, unsigned=True)
+    assert unsigned.warnings == [unknown_warning("SIGNET_SIGNING_KEY", "SIGNET_SIGNING_KEYS")]
+    assert unsigned.signing.warnings == []
 
 
 def test_a_readable_key_file_warns(tmp_path: Path) -> None:

@@ -3,7 +3,8 @@ SIGNET_BIN (the lead's CI builds target/debug/signet) makes a real key file
 and real signed tasks in a temporary directory; the SDK must load that key
 file, verify what the binary signed (with only the public key for Ed25519)
 and produce identical bytes and signatures. The binary must also refuse
-every bad key configuration with the message the SDK gives."""
+every bad key configuration with the message the SDK gives, warn as the SDK
+does, and name each unknown SIGNET_… variable with the same closest name."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from signet_sdk import (
     verify_envelope,
 )
 
-from config_cases import KEY_FILE_REFUSALS, REFUSALS, WARNINGS
+from config_cases import KEY_FILE_REFUSALS, REFUSALS, UNKNOWN_VARIABLES, WARNINGS
 
 BIN = os.environ.get("SIGNET_BIN", "")
 pytestmark = pytest.mark.skipif(
@@ -168,6 +169,33 @@ def test_binary_warns_the_same(variables: dict[str, str], warnings: list[str]) -
     env = {"PATH": os.environ.get("PATH", ""), "SIGNET_DATABASE_URL": "sqlite::memory:",
            **variables}
     result = run(env, "keys", "ls")
-    for warning in warnings:
-        assert f"WARN {warning}" in result.stderr
+    # Exactly these: signing off and dev mode are states, not warnings.
+    warned = [line for line in result.stderr.splitlines() if line.startswith("WARN ")]
+    assert warned == [f"WARN {warning}" for warning in warnings], result.stderr
     assert load_keys(env).all_warnings() == warnings
+
+
+@pytest.mark.parametrize(
+    "variables,unknown", [c[1:] for c in UNKNOWN_VARIABLES], ids=[c[0] for c in UNKNOWN_VARIABLES]
+)
+def test_binary_names_unknown_variables_the_same(
+    variables: dict[str, str], unknown: dict[str, str]
+) -> None:
+    env = {"PATH": os.environ.get("PATH", ""), "SIGNET_DATABASE_URL": "sqlite::memory:",
+           **variables}
+    result = run(env, "keys", "ls")
+    binary = {
+        line.removeprefix("WARN ").split(" ", 1)[0]: line.removeprefix("WARN ")
+        for line in result.stderr.splitlines()
+        if line.startswith("WARN ") and " is not a Signet variable" in line
+    }
+    sdk = load_keys(env).warnings
+    assert sorted(binary) == sorted(unknown), result.stderr
+    assert len(sdk) == len(unknown)
+    # The same message up to the closest name; the binary goes on with
+    # where its --help lists the variables, which an SDK has not.
+    for message in sdk:
+        name = message.split(" ", 1)[0]
+        assert binary[name].startswith(message), (binary[name], message)
+        assert binary[name][len(message):].startswith(" ("), binary[name]
+        assert message.endswith(f"the closest known name is {unknown[name]}")

@@ -3,10 +3,10 @@
  * Rust side's rules and messages (`signet-sign`'s `config.rs`).
  *
  * {@link signingConfigFromVars} takes `(name, value)` pairs and never reads
- * the process environment itself. Variables that do not start with
- * `SIGNET_SIGNING_` (other than `SIGNET_DEV`) are ignored; unknown
- * `SIGNET_SIGNING_*` names warn. Errors name the variable and the key id,
- * never the secret.
+ * the process environment itself. Variables it does not read are ignored;
+ * {@link unknownVariables} names the mistyped ones (any `SIGNET_…` name the
+ * SDK does not read), with the closest known name. Errors name the variable
+ * and the key id, never the secret.
  */
 import { Base64Error, decodeKey } from "./b64.js";
 import { SignetError, quote } from "./errors.js";
@@ -42,6 +42,24 @@ export const VARIABLES = [
   VAR_DEV,
 ] as const;
 
+/** `SIGNET_MASTER_KEY`: a key file holds it (sealed target secrets); the SDK ignores it. */
+export const MASTER_KEY_VAR = "SIGNET_MASTER_KEY";
+/**
+ * `SIGNET_TEST_DATABASE_URL`: the database Signet's test suites and CI use.
+ * No program reads it, but it is set where programs run.
+ */
+export const VAR_TEST_DATABASE_URL = "SIGNET_TEST_DATABASE_URL";
+/** The prefix every Signet variable starts with. */
+export const VAR_PREFIX = "SIGNET_";
+
+/**
+ * The variables every Signet program knows (`shared_variables()` on the
+ * Rust side, in its order): the signing ones, `SIGNET_DEV`, the master key
+ * and `SIGNET_TEST_DATABASE_URL`. A program adds its own when it calls
+ * {@link unknownVariables}.
+ */
+export const SHARED_VARIABLES = [...VARIABLES, MASTER_KEY_VAR, VAR_TEST_DATABASE_URL] as const;
+
 /** The variables that hold key material. */
 export const MATERIAL_VARIABLES = [VAR_KEYS, VAR_PRIVATE_KEYS, VAR_PUBLIC_KEYS] as const;
 
@@ -58,7 +76,13 @@ export interface SigningConfig {
   readonly required: boolean;
   /** Dev mode: verification off (`SIGNET_DEV=1|true` only). */
   readonly dev: boolean;
-  /** Allowed but should be fixed; log them as warnings. Never hold a secret. */
+  /**
+   * Allowed but should be fixed (short secrets, a `SIGNET_DEV` value that
+   * looks like "yes"); log them as warnings. Never hold a secret. The state
+   * itself (signing off, dev mode) is not among them: `required`, `dev` and
+   * {@link summary} say it. Mistyped names are found by
+   * {@link unknownVariables} (`loadKeys` calls it).
+   */
   readonly warnings: readonly string[];
 }
 
@@ -162,8 +186,6 @@ export function signingConfigFromVars(vars: Vars): SigningConfig {
     if (known.includes(name)) {
       if (value.length === 0) set.delete(name);
       else set.set(name, value);
-    } else if (name.startsWith("SIGNET_SIGNING_")) {
-      warnings.push(`${name} is not a signing variable and is ignored; known ones are ${VARIABLES.join(", ")}`);
     }
   }
   const get = (name: string): string | undefined => set.get(name);
@@ -176,9 +198,6 @@ export function signingConfigFromVars(vars: Vars): SigningConfig {
     warnings.push(
       `${VAR_DEV} is set to a value other than 1 or true, so dev mode stays off; set it to 1 or true to turn it on, or remove it`,
     );
-  }
-  if (dev) {
-    warnings.push(`${VAR_DEV} is on: signatures are NOT verified; never run like this in production`);
   }
 
   const algorithmText = get(VAR_ALGORITHM);
@@ -350,12 +369,55 @@ export function signingConfigFromVars(vars: Vars): SigningConfig {
       `${VAR_REQUIRED} is on but no keys are configured; set ${VAR_KEYS} (HMAC) or ${VAR_PRIVATE_KEYS}/${VAR_PUBLIC_KEYS} (Ed25519)`,
     );
   }
-  if (!required && !dev) {
-    warnings.push(
-      `signing is off (${VAR_REQUIRED} is false or no keys are set): unsigned work is accepted`,
-    );
-  }
   return { ring, required, dev, warnings };
+}
+
+/**
+ * One warning per `SIGNET_…` name in `names` that is neither in `known` nor
+ * in {@link SHARED_VARIABLES}, each naming the closest known name
+ * (`SIGNET_MASTERKEY` → `SIGNET_MASTER_KEY`): the fewest byte edits, the
+ * first in `known` then `SHARED_VARIABLES` order on a tie, as
+ * `signet-sign`'s `unknown_variables`. Names without the prefix are not
+ * Signet's and pass.
+ *
+ * The Rust message goes on with `` (`--help` lists the variables this
+ * program reads)``; an SDK has no `--help`, so its message ends at the
+ * closest name.
+ */
+export function unknownVariables(names: Iterable<string>, known: Iterable<string>): string[] {
+  const candidates: string[] = [...known, ...SHARED_VARIABLES];
+  const warnings: string[] = [];
+  for (const name of names) {
+    if (!name.startsWith(VAR_PREFIX) || candidates.includes(name)) continue;
+    let closest = VAR_KEYS;
+    let best = Infinity;
+    for (const candidate of candidates) {
+      const distance = editDistance(name, candidate);
+      if (distance < best) {
+        best = distance;
+        closest = candidate;
+      }
+    }
+    warnings.push(`${name} is not a Signet variable and is ignored; the closest known name is ${closest}`);
+  }
+  return warnings;
+}
+
+/** Levenshtein distance over the UTF-8 bytes (variable names are ASCII). */
+export function editDistance(a: string, b: string): number {
+  const x = Buffer.from(a, "utf8");
+  const y = Buffer.from(b, "utf8");
+  const row = Array.from({ length: y.length + 1 }, (_, j) => j);
+  for (let i = 0; i < x.length; i++) {
+    let diagonal = row[0] ?? 0;
+    row[0] = i + 1;
+    for (let j = 0; j < y.length; j++) {
+      const substitute = diagonal + (x[i] === y[j] ? 0 : 1);
+      diagonal = row[j + 1] ?? 0;
+      row[j + 1] = Math.min(substitute, (row[j] ?? 0) + 1, diagonal + 1);
+    }
+  }
+  return row[y.length] ?? 0;
 }
 
 /**

@@ -26,9 +26,11 @@ export {
   type Key,
 } from "./keys.js";
 export {
+  MASTER_KEY_VAR,
   MATERIAL_VARIABLES,
   MIN_HMAC_SECRET_LEN,
   RECOMMENDED_HMAC_SECRET_LEN,
+  SHARED_VARIABLES,
   VARIABLES,
   VAR_ACTIVE_KEY,
   VAR_ALGORITHM,
@@ -40,14 +42,16 @@ export {
   VAR_REQUIRED,
   signingConfigFromVars,
   summary,
+  unknownVariables,
   type SigningConfig,
   type Vars,
 } from "./config.js";
-export { KeyFile, MASTER_KEY_VAR } from "./keyfile.js";
+export { KeyFile } from "./keyfile.js";
 export {
   DATABASE_URL_VAR,
   DEFAULT_DATABASE_URL,
   KEYS_FILE_VAR,
+  KNOWN_VARIABLES,
   keyFileBeside,
   loadKeys,
   sqliteDatabaseFile,

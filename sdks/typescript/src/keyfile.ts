@@ -7,10 +7,7 @@
  * variable, never a value. An SDK never writes a key file.
  */
 import { SignetError, quote } from "./errors.js";
-import { VARIABLES } from "./config.js";
-
-/** The master key line (sealed target secrets; the SDK does not use it). */
-export const MASTER_KEY_VAR = "SIGNET_MASTER_KEY";
+import { MASTER_KEY_VAR, VARIABLES } from "./config.js";
 
 const KNOWN: readonly string[] = [...VARIABLES, MASTER_KEY_VAR];
 

@@ -10,18 +10,24 @@
  *    signing variable set in the environment winning over the file's line.
  * 3. Else no keys: an error, unless `SIGNET_DEV=1`.
  *
+ * Any other `SIGNET_…` variable in the environment is one the SDK does not
+ * read: {@link loadKeys} warns about it with the closest known name
+ * ({@link unknownVariables}).
+ *
  * Unlike `signet serve`, an SDK never creates a key file.
  */
 import { readFileSync, statSync } from "node:fs";
 import { extname } from "node:path";
 
 import { SignetError } from "./errors.js";
-import { KeyFile, MASTER_KEY_VAR } from "./keyfile.js";
+import { KeyFile } from "./keyfile.js";
 import {
+  MASTER_KEY_VAR,
   MATERIAL_VARIABLES,
   VAR_DEV,
   VAR_KEYS,
   signingConfigFromVars,
+  unknownVariables,
   varPairs,
   type SigningConfig,
   type Vars,
@@ -33,6 +39,13 @@ export const KEYS_FILE_VAR = "SIGNET_KEYS_FILE";
 export const DATABASE_URL_VAR = "SIGNET_DATABASE_URL";
 /** The `signet` commands' default database. */
 export const DEFAULT_DATABASE_URL = "sqlite://./signet.db";
+
+/**
+ * The variables the SDK reads besides the shared ones
+ * (`SHARED_VARIABLES` in config.ts); any other `SIGNET_…` name gets a warning
+ * from {@link loadKeys}.
+ */
+export const KNOWN_VARIABLES = [KEYS_FILE_VAR, DATABASE_URL_VAR] as const;
 
 /** Where the keys came from. */
 export type KeySource =
@@ -124,7 +137,9 @@ function readKeyFile(path: string, warnings: string[]): KeyFile {
 /**
  * Loads the signing configuration by the rule in this module's comment.
  * Throws a `config` {@link SignetError} that names the file or variable and
- * says what to do; never prints a secret.
+ * says what to do; never prints a secret. Every `SIGNET_…` name in the
+ * environment the SDK does not read gets a warning (first in `warnings`)
+ * naming the closest known one.
  */
 export function loadKeys(options: LoadKeysOptions = {}): LoadedKeys {
   const env = varPairs(options.env ?? process.env);
@@ -140,7 +155,8 @@ export function loadKeys(options: LoadKeysOptions = {}): LoadedKeys {
   };
   const devValue = envGet(VAR_DEV);
   const dev = devValue === "1" || devValue === "true";
-  const warnings: string[] = [];
+  // Each name once, in order (pairs may repeat one).
+  const warnings = unknownVariables(new Set(env.map(([name]) => name)), KNOWN_VARIABLES);
   const named = envGet(KEYS_FILE_VAR);
   const databaseFile = sqliteDatabaseFile(envGet(DATABASE_URL_VAR) ?? DEFAULT_DATABASE_URL);
   const path = named ?? (databaseFile === undefined ? undefined : keyFileBeside(databaseFile));

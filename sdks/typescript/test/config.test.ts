@@ -1,4 +1,4 @@
-/** The SIGNET_SIGNING_* rules: each refusal with its message, warnings, and redaction. */
+/** The SIGNET_SIGNING_* rules: each refusal with its message, warnings, unknown variables, and redaction. */
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { inspect } from "node:util";
@@ -9,11 +9,14 @@ import {
   HmacKey,
   KeyRing,
   SignetError,
+  SHARED_VARIABLES,
   checkKeyId,
   signingConfigFromVars,
   summary,
+  unknownVariables,
   type SigningConfig,
 } from "../src/index.js";
+import { editDistance } from "../src/config.js";
 import { b64 } from "./helpers.js";
 
 const secret = b64(Buffer.from("0123456789abcdef0123456789abcdef"));
@@ -213,17 +216,16 @@ test("Ed25519: private with public, verify-only with public keys alone", () => {
   assert.equal(summary(vo), "signing on (verify only): 1 key (e1)");
 });
 
-test("warnings: short keys, unknown SIGNET_SIGNING_* names, SIGNET_DEV values, signing off", () => {
+test("warnings: short keys and SIGNET_DEV values; signing off and dev mode are states, not warnings", () => {
   const short = parse({ SIGNET_SIGNING_KEYS: `k:${b64(new Uint8Array(20).fill(5))}` });
   assert.deepEqual(short.warnings, ['SIGNET_SIGNING_KEYS: key "k" is 20 bytes; 32 or more are recommended']);
+  // A mistyped name is no business of the configuration: loadKeys names it.
   const typo = parse({
     SIGNET_SIGNING_KEYS: `a:${secret}`,
     SIGNET_SIGNING_ACTIV_KEY: "b",
     PATH: "/bin",
   });
-  assert.deepEqual(typo.warnings, [
-    "SIGNET_SIGNING_ACTIV_KEY is not a signing variable and is ignored; known ones are SIGNET_SIGNING_ALGORITHM, SIGNET_SIGNING_KEYS, SIGNET_SIGNING_ACTIVE_KEY, SIGNET_SIGNING_PUBLIC_KEYS, SIGNET_SIGNING_PRIVATE_KEYS, SIGNET_SIGNING_OVERLAP_KEYS, SIGNET_SIGNING_REQUIRED, SIGNET_DEV",
-  ]);
+  assert.deepEqual(typo.warnings, []);
   for (const [value, on] of [
     ["1", true],
     ["true", true],
@@ -235,23 +237,78 @@ test("warnings: short keys, unknown SIGNET_SIGNING_* names, SIGNET_DEV values, s
   ] as const) {
     const cfg = parse({ SIGNET_DEV: value });
     assert.equal(cfg.dev, on, value);
-    if (["yes", "on", "TRUE"].includes(value)) {
-      assert.ok(
-        cfg.warnings.includes(
-          "SIGNET_DEV is set to a value other than 1 or true, so dev mode stays off; set it to 1 or true to turn it on, or remove it",
-        ),
-      );
-    }
-    if (on) {
-      assert.ok(cfg.warnings.includes("SIGNET_DEV is on: signatures are NOT verified; never run like this in production"));
-    }
+    const odd = ["yes", "on", "TRUE"].includes(value);
+    assert.deepEqual(
+      cfg.warnings,
+      odd
+        ? [
+            "SIGNET_DEV is set to a value other than 1 or true, so dev mode stays off; set it to 1 or true to turn it on, or remove it",
+          ]
+        : [],
+      value,
+    );
+    // Dev mode is a state: the summary says it.
+    assert.equal(summary(cfg).endsWith("; DEV MODE: signatures are not verified"), on, value);
   }
   const off = parse({});
   assert.ok(!off.required && off.ring.keys.length === 0);
-  assert.deepEqual(off.warnings, [
-    "signing is off (SIGNET_SIGNING_REQUIRED is false or no keys are set): unsigned work is accepted",
-  ]);
+  assert.deepEqual(off.warnings, []);
   assert.equal(summary(off), "signing off: no keys configured, unsigned work is accepted");
+  const offWithKeys = parse({ SIGNET_SIGNING_KEYS: `k:${secret}`, SIGNET_SIGNING_REQUIRED: "false" });
+  assert.deepEqual(offWithKeys.warnings, []);
+  assert.equal(summary(offWithKeys), "signing off (SIGNET_SIGNING_REQUIRED=false): 1 key (k)");
+});
+
+const unknown = (name: string, closest: string): string =>
+  `${name} is not a Signet variable and is ignored; the closest known name is ${closest}`;
+
+test("unknown SIGNET_ variables are named with the closest known one", () => {
+  // The Rust side's unit test, name for name.
+  const names = [
+    "SIGNET_SIGNING_ACTIV_KEY",
+    "SIGNET_MASTERKEY",
+    "SIGNET_LISTN",
+    "SIGNET_LISTEN",
+    "SIGNET_SIGNING_KEYS",
+    "SIGNET_TEST_DATABASE_URL",
+    "PATH",
+    "NO_COLOR",
+  ];
+  assert.deepEqual(unknownVariables(names, ["SIGNET_LISTEN"]), [
+    unknown("SIGNET_SIGNING_ACTIV_KEY", "SIGNET_SIGNING_ACTIVE_KEY"),
+    unknown("SIGNET_MASTERKEY", "SIGNET_MASTER_KEY"),
+    unknown("SIGNET_LISTN", "SIGNET_LISTEN"),
+  ]);
+  assert.deepEqual(unknownVariables(names, []), [
+    unknown("SIGNET_SIGNING_ACTIV_KEY", "SIGNET_SIGNING_ACTIVE_KEY"),
+    unknown("SIGNET_MASTERKEY", "SIGNET_MASTER_KEY"),
+    unknown("SIGNET_LISTN", "SIGNET_DEV"),
+    unknown("SIGNET_LISTEN", "SIGNET_DEV"),
+  ]);
+  // The prefix is case-sensitive, as every variable name is.
+  assert.deepEqual(unknownVariables(["signet_dev", "Signet_X"], []), []);
+  assert.deepEqual(SHARED_VARIABLES.slice(-2), ["SIGNET_MASTER_KEY", "SIGNET_TEST_DATABASE_URL"]);
+});
+
+test("a tie goes to the first known name, the program's own before the shared ones", () => {
+  assert.deepEqual(unknownVariables(["SIGNET_X"], ["SIGNET_A", "SIGNET_B"]), [unknown("SIGNET_X", "SIGNET_A")]);
+  assert.deepEqual(unknownVariables(["SIGNET_X"], ["SIGNET_B", "SIGNET_A"]), [unknown("SIGNET_X", "SIGNET_B")]);
+  // SIGNET_DEW is one edit from SIGNET_DEX and from SIGNET_DEV.
+  assert.deepEqual(unknownVariables(["SIGNET_DEW"], ["SIGNET_DEX"]), [unknown("SIGNET_DEW", "SIGNET_DEX")]);
+});
+
+test("edit distance counts bytes", () => {
+  for (const [a, b, distance] of [
+    ["SIGNET_MASTERKEY", "SIGNET_MASTER_KEY", 1],
+    ["", "ab", 2],
+    ["kitten", "sitting", 3],
+    ["ab", "", 2],
+    ["same", "same", 0],
+    ["é", "e", 2], // é is two bytes
+  ] as const) {
+    assert.equal(editDistance(a, b), distance, `${a} ${b}`);
+    assert.equal(editDistance(b, a), distance, `${b} ${a}`);
+  }
 });
 
 test("overlap keys sign beside the active one; the summary names ids only", () => {

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { inspect } from "node:util";
 
-import { KeyFile, SignetError, keyFileBeside, loadKeys, sqliteDatabaseFile } from "../src/index.js";
+import { KeyFile, SignetError, keyFileBeside, loadKeys, sqliteDatabaseFile, summary } from "../src/index.js";
 import { b64 } from "./helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "signet-sdk-load-"));
@@ -122,6 +122,43 @@ test("SIGNET_KEYS_FILE names the file; variables with key material win over any 
   ]);
 });
 
+test("unknown SIGNET_ variables warn first, once each, with the closest name the SDK reads", () => {
+  const unknown = (name: string, closest: string): string =>
+    `${name} is not a Signet variable and is ignored; the closest known name is ${closest}`;
+  const loaded = loadKeys({
+    env: {
+      SIGNET_SIGNING_KEYS: `k:${k1}`,
+      SIGNET_MASTERKEY: "not-a-key",
+      SIGNET_KEYSFILE: "/nowhere.keys",
+      SIGNET_DATABASE_URLL: "sqlite://./x.db",
+      SIGNET_MASTER_KEY: k2,
+      SIGNET_TEST_DATABASE_URL: "postgres://x@localhost/t",
+      SIGNET_DEV: "0",
+      NOT_SIGNET: "1",
+    },
+  });
+  assert.deepEqual(loaded.warnings, [
+    unknown("SIGNET_MASTERKEY", "SIGNET_MASTER_KEY"),
+    unknown("SIGNET_KEYSFILE", "SIGNET_KEYS_FILE"),
+    unknown("SIGNET_DATABASE_URLL", "SIGNET_DATABASE_URL"),
+  ]);
+  assert.ok(loaded.warnings.every((w) => !w.includes("not-a-key")), "names, never values");
+  // Pairs may repeat a name: one warning; the loader's own warnings follow.
+  const file = join(dir, "open.keys");
+  writeKeys(file, `SIGNET_SIGNING_KEYS=o1:${k1}\n`, 0o644);
+  const pairs = loadKeys({
+    env: [
+      ["SIGNET_KEYS_FILE", file],
+      ["SIGNET_SIGNING_KEY", "x"],
+      ["SIGNET_SIGNING_KEY", "y"],
+    ],
+  });
+  assert.deepEqual(pairs.warnings, [
+    unknown("SIGNET_SIGNING_KEY", "SIGNET_SIGNING_KEYS"),
+    `the key file ${file} can be read by other users (mode 0644); run \`chmod 600 ${file}\``,
+  ]);
+});
+
 test("no keys: each refusal, and SIGNET_DEV=1 runs without", () => {
   const missing = join(dir, "missing.keys");
   assert.equal(
@@ -141,4 +178,7 @@ test("no keys: each refusal, and SIGNET_DEV=1 runs without", () => {
   const dev = loadKeys({ env: { SIGNET_DATABASE_URL: "sqlite::memory:", SIGNET_DEV: "1" } });
   assert.deepEqual(dev.source, { kind: "nothing" });
   assert.ok(dev.dev && !dev.required);
+  // Dev mode is a state, said by the summary, not a warning.
+  assert.deepEqual(dev.warnings, []);
+  assert.equal(summary(dev), "signing off: no keys configured, unsigned work is accepted; DEV MODE: signatures are not verified");
 });

@@ -2,10 +2,12 @@
  * Cross-check with the real Rust side: `signet` (SIGNET_BIN) creates a key
  * file and signed tasks in a temporary directory; the SDK loads that key
  * file, rebuilds each envelope from `signet tasks show --json`, verifies the
- * stored signature and produces the identical signature itself.
+ * stored signature and produces the identical signature itself. The SDK
+ * also names each unknown `SIGNET_…` variable with the binary's message, up
+ * to the closest known name, and warns exactly when the binary does.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,7 +21,7 @@ import {
   signEnvelope,
   type TaskEnvelope,
 } from "../src/index.js";
-import { toHex } from "./helpers.js";
+import { b64, toHex } from "./helpers.js";
 
 const bin = process.env["SIGNET_BIN"];
 const skip =
@@ -132,4 +134,67 @@ test("tasks signed by the signet binary verify in the SDK, which signs them iden
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+/** The parent's environment without its SIGNET_* variables, plus `vars`. */
+function cleanEnv(vars: Record<string, string>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v !== undefined && !k.startsWith("SIGNET_")) env[k] = v;
+  }
+  return { ...env, ...vars };
+}
+
+/** The WARN lines `signet keys ls` prints with `vars`, without the "WARN ". */
+function binaryWarnings(vars: Record<string, string>): string[] {
+  const run = spawnSync(bin as string, ["keys", "ls"], { env: cleanEnv(vars), encoding: "utf8" });
+  assert.equal(run.status, 0, run.stderr);
+  return run.stderr
+    .split("\n")
+    .filter((line) => line.startsWith("WARN "))
+    .map((line) => line.slice("WARN ".length));
+}
+
+test("unknown SIGNET_ variables: the binary's message up to the closest name, and the same name", { skip }, () => {
+  const vars = {
+    SIGNET_DATABASE_URL: "sqlite::memory:",
+    SIGNET_SIGNING_KEYS: `k:${b64(new Uint8Array(32).fill(3))}`,
+    SIGNET_SIGNING_ACTIV_KEY: "k",
+    SIGNET_MASTERKEY: "not-a-key",
+    SIGNET_KEYSFILE: "/nowhere.keys",
+    SIGNET_SIGNING_REQUIRE: "true",
+    SIGNET_MASTER_KEY: b64(new Uint8Array(32).fill(4)),
+    SIGNET_TEST_DATABASE_URL: "postgres://x@localhost/t",
+  };
+  const closest: Record<string, string> = {
+    SIGNET_SIGNING_ACTIV_KEY: "SIGNET_SIGNING_ACTIVE_KEY",
+    SIGNET_MASTERKEY: "SIGNET_MASTER_KEY",
+    SIGNET_KEYSFILE: "SIGNET_KEYS_FILE",
+    SIGNET_SIGNING_REQUIRE: "SIGNET_SIGNING_REQUIRED",
+  };
+  const nameOf = (w: string): string => w.split(" ", 1)[0] ?? "";
+  const binary = new Map(binaryWarnings(vars).map((w) => [nameOf(w), w]));
+  const sdk = loadKeys({ env: vars }).warnings;
+  assert.deepEqual([...binary.keys()].sort(), Object.keys(closest).sort());
+  assert.deepEqual(sdk.map(nameOf).sort(), Object.keys(closest).sort());
+  for (const message of sdk) {
+    const name = nameOf(message);
+    assert.ok(message.endsWith(`the closest known name is ${closest[name] ?? "?"}`), message);
+    // The binary goes on with where its --help lists the variables; an SDK has none.
+    const theirs = binary.get(name) ?? "";
+    assert.ok(theirs.startsWith(message) && theirs.slice(message.length).startsWith(" ("), `${theirs}\n${message}`);
+  }
+});
+
+test("signing off and dev mode: no warning from the binary or the SDK", { skip }, () => {
+  const key = `k:${b64(new Uint8Array(32).fill(3))}`;
+  for (const vars of [
+    { SIGNET_DATABASE_URL: "sqlite::memory:", SIGNET_SIGNING_KEYS: key, SIGNET_DEV: "1" },
+    { SIGNET_DATABASE_URL: "sqlite::memory:", SIGNET_SIGNING_KEYS: key, SIGNET_SIGNING_REQUIRED: "false" },
+  ]) {
+    assert.deepEqual(binaryWarnings(vars), []);
+    assert.deepEqual(loadKeys({ env: vars }).warnings, []);
+  }
+  const short = { SIGNET_DATABASE_URL: "sqlite::memory:", SIGNET_SIGNING_KEYS: `k:${b64(new Uint8Array(20).fill(5))}` };
+  assert.deepEqual(binaryWarnings(short), loadKeys({ env: short }).warnings);
 });

@@ -7,7 +7,7 @@ verify), ``keys`` (keys and the ring), ``config`` (the variables),
 ``loader`` (where keys come from), ``errors``.
 """
 
-from .config import SigningConfig
+from .config import SigningConfig, unknown_variables
 from .envelope import (
     ENVELOPE_TAG,
     SIGNATURE_HEADER,
@@ -57,6 +57,7 @@ __all__ = [
     "normalise_headers",
     "parse_key_file",
     "sign_envelope",
+    "unknown_variables",
     "verify_envelope",
     "verify_envelope_headers",
 ]

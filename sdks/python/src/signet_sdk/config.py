@@ -1,7 +1,9 @@
 """Signing configuration from the ``SIGNET_SIGNING_*`` variables (mirrors
 ``signet-sign``'s ``config.rs``): the same variables, defaults, refusals and
 messages. :meth:`SigningConfig.from_vars` never reads the process
-environment itself; :func:`signet_sdk.load_keys` does.
+environment itself; :func:`signet_sdk.load_keys` does. Variables it does not
+read are ignored; :func:`unknown_variables` names the mistyped ones (any
+``SIGNET_…`` name the SDK does not read), with the closest known name.
 
 | variable | meaning |
 |---|---|
@@ -44,6 +46,18 @@ VARIABLES = (
     VAR_REQUIRED,
     VAR_DEV,
 )
+#: ``SIGNET_MASTER_KEY``: a key file holds it; the SDK reads and ignores it.
+MASTER_KEY_VAR = "SIGNET_MASTER_KEY"
+#: ``SIGNET_TEST_DATABASE_URL``: the database Signet's test suites and CI
+#: use. No program reads it, but it is set where programs run.
+VAR_TEST_DATABASE_URL = "SIGNET_TEST_DATABASE_URL"
+#: The prefix every Signet variable starts with.
+VAR_PREFIX = "SIGNET_"
+#: The variables every Signet program knows (``shared_variables()`` on the
+#: Rust side, in its order): the signing ones, ``SIGNET_DEV``, the master
+#: key and ``SIGNET_TEST_DATABASE_URL``. A program adds its own when it
+#: calls :func:`unknown_variables`.
+SHARED_VARIABLES = (*VARIABLES, MASTER_KEY_VAR, VAR_TEST_DATABASE_URL)
 #: The variables that hold key material: when one is set in the
 #: environment, the environment is the key source.
 MATERIAL_VARIABLES = (VAR_KEYS, VAR_PRIVATE_KEYS, VAR_PUBLIC_KEYS)
@@ -63,7 +77,11 @@ class SigningConfig:
     required: bool
     #: Dev mode: verification off (``SIGNET_DEV=1|true`` only).
     dev: bool
-    #: Allowed but should be fixed; log them at WARNING.
+    #: Allowed but should be fixed (short secrets, a ``SIGNET_DEV`` value
+    #: that looks like "yes"); log them at WARNING. The state itself
+    #: (signing off, dev mode) is not among them: ``required``, ``dev`` and
+    #: :meth:`summary` say it. Mistyped names are found by
+    #: :func:`unknown_variables` (:func:`signet_sdk.load_keys` calls it).
     warnings: list[str] = field(default_factory=list)
 
     def __repr__(self) -> str:
@@ -75,8 +93,7 @@ class SigningConfig:
     ) -> SigningConfig:
         """Parses a mapping or ``(name, value)`` pairs. An empty value is the same as an
         absent variable; a variable given twice takes the last value.
-        Names that start with ``SIGNET_SIGNING_`` but are not known give a
-        warning; other names are ignored."""
+        Other names are ignored (see :func:`unknown_variables`)."""
         warnings: list[str] = []
         values: dict[str, str] = {}
         pairs = variables.items() if isinstance(variables, Mapping) else variables
@@ -87,11 +104,6 @@ class SigningConfig:
                     values[name] = value
                 else:
                     values.pop(name, None)
-            elif name.startswith("SIGNET_SIGNING_"):
-                warnings.append(
-                    f"{name} is not a signing variable and is ignored; "
-                    f"known ones are {', '.join(VARIABLES)}"
-                )
         get = values.get
 
         dev_value = get(VAR_DEV)
@@ -100,10 +112,6 @@ class SigningConfig:
             warnings.append(
                 f"{VAR_DEV} is set to a value other than 1 or true, so dev mode stays off; "
                 "set it to 1 or true to turn it on, or remove it"
-            )
-        if dev:
-            warnings.append(
-                f"{VAR_DEV} is on: signatures are NOT verified; never run like this in production"
             )
 
         algorithm_text = get(VAR_ALGORITHM)
@@ -255,11 +263,6 @@ class SigningConfig:
                 f"{VAR_REQUIRED} is on but no keys are configured; set {VAR_KEYS} (HMAC) or "
                 f"{VAR_PRIVATE_KEYS}/{VAR_PUBLIC_KEYS} (Ed25519)"
             )
-        if not required and not dev:
-            warnings.append(
-                f"signing is off ({VAR_REQUIRED} is false or no keys are set): "
-                "unsigned work is accepted"
-            )
         return cls(ring=ring, required=required, dev=dev, warnings=warnings)
 
     def summary(self) -> str:
@@ -278,6 +281,44 @@ class SigningConfig:
         overlap = [k.id for k in self.ring.signers()[1:]]
         also = f", also signing with {', '.join(overlap)}" if overlap else ""
         return f"signing on: {active.algorithm}, active key {quote(active.id)}{also}, {keys}{dev}"
+
+
+def unknown_variables(names: Iterable[str], known: Iterable[str]) -> list[str]:
+    """One warning per ``SIGNET_…`` name in ``names`` that is neither in
+    ``known`` nor in :data:`SHARED_VARIABLES`, each naming the closest known
+    name (``SIGNET_MASTERKEY`` → ``SIGNET_MASTER_KEY``): the fewest byte
+    edits, the first in ``known`` then ``SHARED_VARIABLES`` order on a tie,
+    as ``signet-sign``'s ``unknown_variables``. Names without the prefix are
+    not Signet's and pass.
+
+    The Rust message goes on with `` (`--help` lists the variables this
+    program reads)``; an SDK has no ``--help``, so its message ends at the
+    closest name."""
+    candidates = [*known, *SHARED_VARIABLES]
+    warnings: list[str] = []
+    for name in names:
+        if not name.startswith(VAR_PREFIX) or name in candidates:
+            continue
+        closest = min(candidates, key=lambda k: _edit_distance(name, k))
+        warnings.append(
+            f"{name} is not a Signet variable and is ignored; the closest known name is {closest}"
+        )
+    return warnings
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance over the bytes (variable names are ASCII; a name
+    ``os.environ`` could not decode keeps its bytes, and no exception)."""
+    x, y = a.encode("utf-8", "surrogateescape"), b.encode("utf-8", "surrogateescape")
+    row = list(range(len(y) + 1))
+    for i, ca in enumerate(x):
+        diagonal = row[0]
+        row[0] = i + 1
+        for j, cb in enumerate(y):
+            substitute = diagonal + (ca != cb)
+            diagonal = row[j + 1]
+            row[j + 1] = min(substitute, row[j] + 1, diagonal + 1)
+    return row[len(y)]
 
 
 def _entries(var: str, value: str | None) -> list[tuple[str, str]]:

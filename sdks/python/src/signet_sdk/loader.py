@@ -12,6 +12,10 @@ The rule, in order:
    ``SIGNET_DEV`` …) winning over the file's line.
 3. Otherwise no keys: an error unless ``SIGNET_DEV=1``.
 
+Any other ``SIGNET_…`` variable in the environment is one the SDK does not
+read: :func:`load_keys` warns about it with the closest known name
+(:func:`signet_sdk.config.unknown_variables`).
+
 An SDK only reads key files: it never creates or edits one (``signet serve``
 or ``signet keys`` do that).
 """
@@ -24,7 +28,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import MATERIAL_VARIABLES, VAR_DEV, VAR_KEYS, VAR_REQUIRED, VARIABLES, SigningConfig
+from .config import (
+    MASTER_KEY_VAR,
+    MATERIAL_VARIABLES,
+    VAR_DEV,
+    VAR_KEYS,
+    VAR_REQUIRED,
+    VARIABLES,
+    SigningConfig,
+    unknown_variables,
+)
 from .errors import ConfigError, quote
 
 #: Names the key file explicitly (any backend).
@@ -33,8 +46,10 @@ KEYS_FILE_VAR = "SIGNET_KEYS_FILE"
 DATABASE_URL_VAR = "SIGNET_DATABASE_URL"
 #: The default database URL of the ``signet`` binary.
 DEFAULT_DATABASE_URL = "sqlite://./signet.db"
-#: The master key's variable: a key file holds it, the SDK ignores it.
-MASTER_KEY_VAR = "SIGNET_MASTER_KEY"
+#: The variables the SDK reads besides the shared ones
+#: (:data:`signet_sdk.config.SHARED_VARIABLES`); any other ``SIGNET_…``
+#: name gets a warning from :func:`load_keys`.
+KNOWN_VARIABLES = (KEYS_FILE_VAR, DATABASE_URL_VAR)
 #: The extension of a key file beside a database.
 KEY_FILE_EXTENSION = "keys"
 
@@ -132,9 +147,9 @@ class LoadedKeys:
     source: str
     #: The key file read, if one was.
     path: Path | None = None
-    #: Things to fix that do not stop the process (a key file others can
-    #: read, SIGNET_KEYS_FILE shadowed by variables). Log them at WARNING,
-    #: with ``signing.warnings``.
+    #: Things to fix that do not stop the process (a ``SIGNET_…`` variable
+    #: the SDK does not read, a key file others can read, SIGNET_KEYS_FILE
+    #: shadowed by variables). Log them at WARNING, with ``signing.warnings``.
     warnings: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
@@ -182,7 +197,9 @@ def load_keys(
     documentation. ``environ`` defaults to ``os.environ``; pass a mapping
     (or pairs) in tests. ``unsigned=True`` reads no keys and turns signing
     off (the ``--unsigned`` of ``signet enqueue``). Raises ConfigError with
-    a message that names the file or variable and says what to do."""
+    a message that names the file or variable and says what to do. Every
+    ``SIGNET_…`` name in ``environ`` the SDK does not read gets a warning
+    (in ``warnings``) naming the closest known one."""
     if environ is None:
         env: list[tuple[str, str]] = list(os.environ.items())
     elif isinstance(environ, Mapping):
@@ -196,7 +213,8 @@ def load_keys(
                 return value.strip() or None
         return None
 
-    warnings: list[str] = []
+    names = list(dict.fromkeys(name for name, _ in env))  # each name once, in order
+    warnings = unknown_variables(names, KNOWN_VARIABLES)
     if unsigned:
         signing = SigningConfig.from_vars([(VAR_REQUIRED, "false")])
         return LoadedKeys(signing=signing, source="unsigned", warnings=warnings)
