@@ -64,15 +64,58 @@ pub const VAR_TEST_DATABASE_URL: &str = "SIGNET_TEST_DATABASE_URL";
 /// The prefix every Signet variable starts with.
 pub const VAR_PREFIX: &str = "SIGNET_";
 
-/// The variables this crate declares, which every Signet program reads
-/// (through `signet_runtime::load_keys`): the signing ones, `SIGNET_DEV`
-/// and the master key; plus [`VAR_TEST_DATABASE_URL`]. A program adds
-/// its own (its flags' variables, `SIGNET_KEYS_FILE`) when it calls
-/// [`unknown_variables`].
+/// The variables the Signet programs read through their flags (`signet`
+/// and its subcommands, the example worker's `SIGNET_WORKER_…`) and
+/// `SIGNET_KEYS_FILE`. Programs often share one environment (a `.env`
+/// file, a container spec), so none of them reports another's variable as
+/// unknown. Declared where each program declares its flags; this copy is
+/// checked against them by `signet`'s and the example worker's tests, so
+/// a flag added there without its name here fails a test.
+pub const PROGRAM_VARIABLES: [&str; 33] = [
+    "SIGNET_ALLOWED_TARGET_CIDRS",
+    "SIGNET_API_KEY",
+    "SIGNET_DATABASE_SCHEMA",
+    "SIGNET_DATABASE_URL",
+    "SIGNET_DELIVERY_CONCURRENCY",
+    "SIGNET_DELIVERY_TIMEOUT",
+    "SIGNET_HEADER_READ_TIMEOUT",
+    "SIGNET_IPV6_BUCKET_PREFIX",
+    "SIGNET_KEYS_FILE",
+    "SIGNET_LEADER_TTL",
+    "SIGNET_LISTEN",
+    "SIGNET_MAX_BODY_BYTES",
+    "SIGNET_METRICS_MAX_LABEL_VALUES",
+    "SIGNET_METRICS_TARGET_NAMES",
+    "SIGNET_METRICS_TOKEN",
+    "SIGNET_NODE_ID",
+    "SIGNET_RATE_LIMIT_PER_IP",
+    "SIGNET_RATE_LIMIT_PER_KEY",
+    "SIGNET_REQUEST_TIMEOUT",
+    "SIGNET_RETRY_SCHEDULE",
+    "SIGNET_SHUTDOWN_GRACE",
+    "SIGNET_TRUSTED_PROXIES",
+    "SIGNET_TRUST_X_REAL_IP",
+    "SIGNET_UNSIGNED",
+    "SIGNET_WORKER_CONCURRENCY",
+    "SIGNET_WORKER_HANDLER_TIMEOUT_MS",
+    "SIGNET_WORKER_LEADER_TTL_MS",
+    "SIGNET_WORKER_LEASE_MS",
+    "SIGNET_WORKER_METRICS_LISTEN",
+    "SIGNET_WORKER_OUTBOX",
+    "SIGNET_WORKER_POLL_MS",
+    "SIGNET_WORKER_QUEUES",
+    "SIGNET_WORKER_SHUTDOWN_GRACE_MS",
+];
+
+/// Every `SIGNET_…` variable a Signet program reads or is run beside: the
+/// ones this crate declares (signing, `SIGNET_DEV`, the master key), the
+/// programs' ([`PROGRAM_VARIABLES`]) and [`VAR_TEST_DATABASE_URL`]. Any
+/// other name is reported by [`unknown_variables`].
 pub fn shared_variables() -> impl Iterator<Item = &'static str> {
     VARIABLES
         .into_iter()
         .chain([crate::sealed::MASTER_KEY_VAR, VAR_TEST_DATABASE_URL])
+        .chain(PROGRAM_VARIABLES)
 }
 
 /// One warning per `SIGNET_…` name in `names` that is neither in `known`
@@ -748,6 +791,12 @@ mod tests {
         assert_eq!(edit_distance("SIGNET_MASTERKEY", "SIGNET_MASTER_KEY"), 1);
         assert_eq!(edit_distance("", "ab"), 2);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
+        // One program's variables are no alarm in another's environment
+        // (a worker started beside `signet serve`, with one `.env` file).
+        assert!(
+            unknown_variables(["SIGNET_LISTEN", "SIGNET_WORKER_QUEUES"], []).is_empty(),
+            "shared variables are known to every program"
+        );
     }
 
     #[test]

@@ -1,20 +1,13 @@
 //! The `SIGNET_…` variables `signet` reads, derived from where they are
-//! declared: the `env = …` of every flag of every subcommand (clap), the
-//! variables `signet-sign` declares (signing, `SIGNET_DEV`, the master key,
-//! `SIGNET_TEST_DATABASE_URL`), `SIGNET_KEYS_FILE` from the runtime, and
-//! the example worker's (see [`WORKER_PREFIX`]). Any other `SIGNET_…`
-//! variable is reported once at start with the closest known name.
+//! declared: the `env = …` of every flag of every subcommand (clap). Any
+//! `SIGNET_…` variable that no Signet program reads
+//! ([`signet_sign::config::shared_variables`], which also lists the other
+//! programs' variables, so a shared environment raises no false alarm) is
+//! reported once at start with the closest known name.
 
 use clap::CommandFactory as _;
 
 use crate::cli::Cli;
-
-/// The example worker's own flags read `SIGNET_WORKER_…` variables (it
-/// shares `SIGNET_DATABASE_URL`, `SIGNET_DATABASE_SCHEMA` and
-/// `SIGNET_NODE_ID` with `signet`); a shell that runs both sets them.
-/// `tests/it/serve.rs` checks every variable in the worker's `--help` is
-/// known here.
-pub(crate) const WORKER_PREFIX: &str = "SIGNET_WORKER_";
 
 /// Every variable a flag of `cmd` or of its subcommands reads.
 fn flag_variables(cmd: &clap::Command, into: &mut Vec<String>) {
@@ -42,10 +35,7 @@ pub(crate) fn known() -> Vec<String> {
 /// Warnings for the `SIGNET_…` variables in `env` that nothing reads.
 pub(crate) fn unknown<'a>(env: impl IntoIterator<Item = &'a str>) -> Vec<String> {
     let known = known();
-    let names: Vec<&str> = env
-        .into_iter()
-        .filter(|n| !n.starts_with(WORKER_PREFIX))
-        .collect();
+    let names: Vec<&str> = env.into_iter().collect();
     signet_sign::config::unknown_variables(names, known.iter().map(String::as_str))
 }
 
@@ -90,5 +80,25 @@ mod tests {
                 && warnings[0].contains("closest known name is SIGNET_MASTER_KEY"),
             "{warnings:?}"
         );
+    }
+
+    #[test]
+    fn the_shared_list_names_every_flag_variable_and_nothing_else() {
+        use signet_sign::config::PROGRAM_VARIABLES;
+        let known = known();
+        for name in &known {
+            assert!(
+                PROGRAM_VARIABLES.contains(&name.as_str()),
+                "{name} is read by a signet flag but missing from PROGRAM_VARIABLES in signet-sign"
+            );
+        }
+        // The rest of the list is the example worker's (checked by its own
+        // test against its flags).
+        for name in PROGRAM_VARIABLES {
+            assert!(
+                known.iter().any(|k| k == name) || name.starts_with("SIGNET_WORKER_"),
+                "{name} is in PROGRAM_VARIABLES but no signet flag reads it"
+            );
+        }
     }
 }

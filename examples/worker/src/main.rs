@@ -45,3 +45,36 @@ fn warn_unknown_variables() {
         tracing::warn!("{warning}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+    use signet_sign::config::PROGRAM_VARIABLES;
+
+    /// The shared list of Signet variables holds exactly this worker's
+    /// `SIGNET_WORKER_…` flags, and every other variable it reads, so
+    /// `signet` run beside it does not call them unknown (and the reverse).
+    #[test]
+    fn the_shared_list_names_the_workers_variables() {
+        let command = crate::args::Args::command();
+        let own: Vec<&str> = command
+            .get_arguments()
+            .filter_map(|a| a.get_env().and_then(|n| n.to_str()))
+            .collect();
+        let shared: Vec<&str> = signet_sign::config::shared_variables().collect();
+        for name in &own {
+            assert!(
+                shared.contains(name),
+                "{name} is read by a worker flag but missing from PROGRAM_VARIABLES in signet-sign"
+            );
+        }
+        for name in PROGRAM_VARIABLES {
+            if name.starts_with("SIGNET_WORKER_") {
+                assert!(
+                    own.contains(&name),
+                    "{name} is in PROGRAM_VARIABLES but no worker flag reads it"
+                );
+            }
+        }
+    }
+}
