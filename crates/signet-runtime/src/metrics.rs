@@ -1,6 +1,6 @@
 //! Metric names and recording, with the `metrics` crate.
 //!
-//! Install a recorder with [`install_prometheus_recorder`] (what
+//! Install a recorder with [`install_prometheus_recorder`](crate::metrics::install_prometheus_recorder) (what
 //! `signet serve` and the example worker do; it describes every series, so
 //! `/metrics` has `# HELP` and `# TYPE` for each) and these appear:
 //!
@@ -20,7 +20,7 @@
 //! | `signet_delivery_duration_seconds` | histogram (request to end of response) | `target` |
 //! | `signet_schedules_{fired,skipped,failed}_total` | counter | `schedule` |
 //!
-//! Their `# HELP` texts are [`SERIES`], the one list [`describe`] hands to
+//! Their `# HELP` texts are [`SERIES`](crate::metrics::SERIES), the one list [`describe`](crate::metrics::describe) hands to
 //! the recorder.
 //!
 //! The `target` label is `none` for messages signed with the server's key
