@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use signet_runtime::{BatchItem, ClientSignature, RuntimeError, TaskSpec, MAX_BATCH_TASKS};
+use signet_runtime::{BatchItem, ClientSignature, RuntimeError, TaskSpec};
 use signet_store::{rules, TaskFilter, TaskId, TaskState};
 
 use crate::auth::Caller;
@@ -225,16 +225,6 @@ pub(crate) async fn enqueue_batch(
         return Err(AppError::invalid(
             "Idempotency-Key",
             "a batch takes no Idempotency-Key header; give each item its own idempotency_key",
-        ));
-    }
-    if req.tasks.len() > MAX_BATCH_TASKS {
-        // Refused before any item is looked at; the producer says the same.
-        return Err(AppError::invalid(
-            "tasks",
-            format!(
-                "a batch holds 1 to {MAX_BATCH_TASKS} tasks, got {}; split it into several batches",
-                req.tasks.len()
-            ),
         ));
     }
     let mut items = Vec::with_capacity(req.tasks.len());

@@ -294,3 +294,33 @@ async fn publish_work_and_admin_keys_may_batch_read_may_not() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
     assert_eq!(h.stored().await, 3);
 }
+
+#[tokio::test]
+async fn post_tasks_takes_the_key_in_the_header_or_the_body() {
+    let h = harness().await;
+    let mut body = task(1);
+    body["idempotency_key"] = json!("single-1");
+    let first = h.enqueue(body.clone()).await;
+    let r = h
+        .send(request(
+            Method::POST,
+            "/v1/tasks",
+            Some(&h.publish),
+            &[("idempotency-key", "single-1")],
+            Some(task(1).to_string()),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json()["id"], first["id"]);
+    let r = h
+        .send(request(
+            Method::POST,
+            "/v1/tasks",
+            Some(&h.publish),
+            &[("idempotency-key", "single-2")],
+            Some(body.to_string()),
+        ))
+        .await;
+    assert_refused(r.status, &r.json(), "idempotency_key", "header");
+    assert_eq!(h.stored().await, 1);
+}
