@@ -77,7 +77,9 @@ pub use times::{format_time_ms, parse_time_ms, TIME_HELP};
 // Tasks: producing, handling, working, retrying.
 pub use backoff::{RetryPolicy, DEFAULT_RETRY_BASE, DEFAULT_RETRY_CAP, DEFAULT_RETRY_FLOOR};
 pub use handler::{HandlerError, HandlerResult, TaskContext};
-pub use producer::{ClientSignature, Producer, TaskSpec, DEFAULT_QUEUE};
+pub use producer::{
+    BatchItem, ClientSignature, Producer, TaskSpec, DEFAULT_QUEUE, MAX_BATCH_TASKS,
+};
 pub use worker::{Worker, WorkerBuilder, WorkerEvent, WorkerEventKind};
 
 // Keys: where a process's signing keys and master key come from, and where

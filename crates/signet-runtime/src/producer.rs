@@ -23,6 +23,11 @@ use crate::metrics;
 /// The queue used when a spec names none.
 pub const DEFAULT_QUEUE: &str = "default";
 
+/// Most tasks one [`Producer::enqueue_items`] call (`POST /v1/tasks/batch`)
+/// takes: enough to amortise a round trip and a commit, few enough that one
+/// batch stays one short write.
+pub const MAX_BATCH_TASKS: usize = 1000;
+
 /// A time given either as an instant or relative to the moment of enqueue.
 #[derive(Clone, Copy, Debug)]
 enum When {
@@ -324,6 +329,33 @@ fn task_fingerprint(env: &TaskEnvelope, priority: i32, asked: &AskedTiming) -> F
         .optional("callback_url", env.callback_url.as_deref())
 }
 
+/// Refuses a batch in which an idempotency key (in its scope and kind)
+/// comes back with a different request than the first task of the batch
+/// that holds it, naming the later task: the store would only say which
+/// key.
+fn check_keys_within_batch(tasks: &[NewTask]) -> Result<(), RuntimeError> {
+    let mut first: std::collections::HashMap<(&str, &str, &str), usize> =
+        std::collections::HashMap::new();
+    for (index, task) in tasks.iter().enumerate() {
+        let Some(claim) = task.idempotency() else {
+            continue;
+        };
+        let id = (claim.scope.as_str(), claim.kind.as_str(), claim.key);
+        match first.get(&id) {
+            Some(&earlier) => claim
+                .check_same_request(tasks[earlier].fingerprint.encode().as_deref())
+                .map_err(|e| RuntimeError::BatchItem {
+                    index,
+                    error: Box::new(e.into()),
+                })?,
+            None => {
+                first.insert(id, index);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A signature a client made over its own envelope, as it was sent: the
 /// algorithm's name, the key id and the signature in standard base64.
 #[derive(Clone, Debug)]
@@ -334,6 +366,17 @@ pub struct ClientSignature {
     pub key_id: String,
     /// The signature over the canonical envelope bytes, standard base64.
     pub sig_base64: String,
+}
+
+/// One task of a batch for [`Producer::enqueue_items`]: signed by the
+/// producer (`signature: None`) or by the client, as
+/// [`Producer::enqueue`] and [`Producer::enqueue_signed`] take them.
+#[derive(Debug)]
+pub struct BatchItem {
+    /// The task.
+    pub spec: TaskSpec,
+    /// The client's signature over its own envelope, if the client signed.
+    pub signature: Option<ClientSignature>,
 }
 
 /// Signs and enqueues tasks.
@@ -450,9 +493,80 @@ impl Producer {
         signature: ClientSignature,
     ) -> Result<Enqueued, RuntimeError> {
         let now = self.clock.now_ms();
+        let task = self.prepare_signed(spec, signature, now)?;
+        self.store_one(task, now).await
+    }
+
+    /// Enqueues 1 to [`MAX_BATCH_TASKS`] tasks, each signed here or by its
+    /// client exactly as [`Producer::enqueue`] and
+    /// [`Producer::enqueue_signed`] would, in one store write: all or none,
+    /// in order (`POST /v1/tasks/batch`).
+    ///
+    /// Each task keeps its own idempotency key: a key already used with
+    /// the same request answers that task with the first one (`created:
+    /// false`). A refused task is [`RuntimeError::BatchItem`] naming its
+    /// index, wrapping the error the single enqueue would give, and
+    /// nothing is stored; that includes a key reused with a different
+    /// request, whether first used before the batch or earlier in it.
+    pub async fn enqueue_items(
+        &self,
+        items: Vec<BatchItem>,
+    ) -> Result<Vec<Enqueued>, RuntimeError> {
+        if items.is_empty() || items.len() > MAX_BATCH_TASKS {
+            return Err(RuntimeError::field(
+                "tasks",
+                format!(
+                    "a batch holds 1 to {MAX_BATCH_TASKS} tasks, got {}; split it into several batches",
+                    items.len()
+                ),
+            ));
+        }
+        let at = |index: usize| {
+            move |error: RuntimeError| RuntimeError::BatchItem {
+                index,
+                error: Box::new(error),
+            }
+        };
+        let now = self.clock.now_ms();
+        let mut tasks = Vec::with_capacity(items.len());
+        for (index, item) in items.into_iter().enumerate() {
+            let task = match item.signature {
+                None => self.prepare(item.spec, now),
+                Some(signature) => self.prepare_signed(item.spec, signature, now),
+            }
+            .map_err(at(index))?;
+            tasks.push(task);
+        }
+        check_keys_within_batch(&tasks)?;
+        // The store's conflict names the key; each key's tasks ask for the
+        // same request (checked above), so the first task holding it is the
+        // one at fault.
+        let keys: Vec<Option<String>> = tasks.iter().map(|t| t.idempotency_key.clone()).collect();
+        self.store_batch(tasks, now).await.map_err(|e| match e {
+            RuntimeError::IdempotencyConflict(c) => {
+                match keys
+                    .iter()
+                    .position(|k| k.as_deref() == Some(c.key.as_str()))
+                {
+                    Some(index) => at(index)(RuntimeError::IdempotencyConflict(c)),
+                    None => RuntimeError::IdempotencyConflict(c),
+                }
+            }
+            e => e,
+        })
+    }
+
+    /// Builds and checks a task its client signed, and verifies the
+    /// client's signature over it.
+    fn prepare_signed(
+        &self,
+        spec: TaskSpec,
+        signature: ClientSignature,
+        now: i64,
+    ) -> Result<NewTask, RuntimeError> {
         let mut task = spec.into_task(now, true)?;
         task.signature = Some(self.verify_client(&task.envelope, signature)?);
-        self.store_one(task, now).await
+        Ok(task)
     }
 
     /// Verifies a client's signature over `envelope` (in dev mode only its
@@ -622,5 +736,108 @@ impl Producer {
             .into());
         }
         Ok(task)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use signet_store::{IdempotencyScope, TaskFilter};
+
+    use super::*;
+
+    fn producer(dir: &tempfile::TempDir) -> Producer {
+        let url = format!("sqlite://{}", dir.path().join("signet.db").display());
+        let store: Arc<dyn Store> = Arc::new(
+            signet_sqlite::SqliteStore::open(&url, signet_sqlite::SqliteConfig::default()).unwrap(),
+        );
+        let signing = SigningConfig::from_vars([
+            (
+                "SIGNET_SIGNING_KEYS",
+                "k1:c2lnbmV0LXRlc3Qta2V5LTMyLWJ5dGVzLWxvbmchISE=",
+            ),
+            ("SIGNET_SIGNING_ACTIVE_KEY", "k1"),
+        ])
+        .unwrap();
+        Producer::new(store, &signing).unwrap()
+    }
+
+    fn item(n: u32, key: Option<&str>) -> BatchItem {
+        let spec = TaskSpec::new("t", &json!({ "n": n }))
+            .idempotency_scope(IdempotencyScope::ApiKey("key_a".into()));
+        BatchItem {
+            spec: spec.with(key, TaskSpec::idempotency_key),
+            signature: None,
+        }
+    }
+
+    async fn stored(p: &Producer) -> usize {
+        let filter = TaskFilter {
+            limit: signet_store::MAX_PAGE,
+            ..TaskFilter::default()
+        };
+        p.store().list_tasks(filter).await.unwrap().items.len()
+    }
+
+    fn index_of(err: &RuntimeError) -> (usize, &RuntimeError) {
+        match err {
+            RuntimeError::BatchItem { index, error } => (*index, error),
+            other => panic!("not an item's error: {other}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_names_the_refused_item_and_stores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = producer(&dir);
+        let mut items: Vec<BatchItem> = (0..5).map(|n| item(n, None)).collect();
+        items[3].spec = TaskSpec::new("t", &json!({})).priority(5000);
+        let err = p.enqueue_items(items).await.unwrap_err();
+        let (index, inner) = index_of(&err);
+        assert_eq!(index, 3);
+        assert!(
+            matches!(inner, RuntimeError::InvalidField(f) if f.field() == "priority"),
+            "{inner}"
+        );
+        assert_eq!(stored(&p).await, 0);
+
+        let too_many = (0..=MAX_BATCH_TASKS as u32)
+            .map(|n| item(n, None))
+            .collect();
+        let err = p.enqueue_items(too_many).await.unwrap_err();
+        assert!(
+            matches!(&err, RuntimeError::InvalidField(f) if f.field() == "tasks"),
+            "{err}"
+        );
+        assert!(p.enqueue_items(Vec::new()).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_reused_key_is_the_first_task_and_a_conflict_names_its_item() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = producer(&dir);
+        let out = p
+            .enqueue_items(vec![item(1, Some("a")), item(1, Some("a"))])
+            .await
+            .unwrap();
+        assert!(out[0].created && !out[1].created);
+        assert_eq!(out[0].task.id(), out[1].task.id());
+
+        // Against a stored key: the first item holding it is named.
+        let err = p
+            .enqueue_items(vec![item(2, Some("b")), item(9, Some("a"))])
+            .await
+            .unwrap_err();
+        let (index, inner) = index_of(&err);
+        assert_eq!(index, 1);
+        assert!(matches!(inner, RuntimeError::IdempotencyConflict(c) if c.fields == ["args"]));
+
+        // Within the batch: the later item is named.
+        let err = p
+            .enqueue_items(vec![item(3, Some("c")), item(4, Some("c"))])
+            .await
+            .unwrap_err();
+        assert_eq!(index_of(&err).0, 1);
+        assert_eq!(stored(&p).await, 1);
     }
 }

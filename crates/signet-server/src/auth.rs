@@ -1,9 +1,12 @@
 //! API keys: `sk_…` secrets, stored only as their SHA-256 hash, with a scope.
 //!
 //! Scopes are ordered: `read` may call every `GET` route but those of
-//! targets; `publish` may also enqueue (`POST /v1/tasks`) and publish
-//! messages (`POST /v1/messages`); `admin` may do everything (cancel,
-//! replay, purge, targets). Which scope a route needs is decided in one place,
+//! targets; `publish` may also enqueue (`POST /v1/tasks`,
+//! `POST /v1/tasks/batch`) and publish messages (`POST /v1/messages`);
+//! `work` is a worker's: it may also claim and settle tasks over HTTP (and,
+//! as a `publish` key, enqueue follow-up work), but like every scope below
+//! `admin` it never sees what messages carry; `admin` may do everything
+//! (cancel, replay, purge, targets). Which scope a route needs is decided in one place,
 //! [`required_scope`].
 //!
 //! A presented key is hashed and looked up by hash; the stored hash is then
@@ -45,8 +48,12 @@ pub(crate) const MAX_NAME_LEN: usize = 100;
 pub enum Scope {
     /// `GET` routes.
     Read,
-    /// `read` plus `POST /v1/tasks` and `POST /v1/messages`.
+    /// `read` plus `POST /v1/tasks`, `POST /v1/tasks/batch` and
+    /// `POST /v1/messages`.
     Publish,
+    /// `publish` plus the worker's routes: claim tasks over HTTP, heartbeat
+    /// and settle them. Sees no message payloads.
+    Work,
     /// Everything.
     Admin,
 }
@@ -57,6 +64,7 @@ impl Scope {
         match self {
             Scope::Read => "read",
             Scope::Publish => "publish",
+            Scope::Work => "work",
             Scope::Admin => "admin",
         }
     }
@@ -88,9 +96,10 @@ impl FromStr for Scope {
         match s {
             "read" => Ok(Scope::Read),
             "publish" => Ok(Scope::Publish),
+            "work" => Ok(Scope::Work),
             "admin" => Ok(Scope::Admin),
             other => Err(format!(
-                "unknown scope {other:?}; use one of admin, publish, read"
+                "unknown scope {other:?}; use one of admin, work, publish, read"
             )),
         }
     }
@@ -104,7 +113,9 @@ pub(crate) fn required_scope(method: &Method, path: &str) -> Scope {
         Scope::Admin
     } else if method == Method::GET || method == Method::HEAD {
         Scope::Read
-    } else if method == Method::POST && (path == "/v1/tasks" || path == "/v1/messages") {
+    } else if method == Method::POST
+        && (path == "/v1/tasks" || path == "/v1/tasks/batch" || path == "/v1/messages")
+    {
         Scope::Publish
     } else {
         Scope::Admin
@@ -400,11 +411,20 @@ mod tests {
     #[test]
     fn scopes_are_ordered_and_routes_need_the_right_one() {
         assert!(Scope::Admin.allows(Scope::Publish));
+        assert!(Scope::Admin.allows(Scope::Work));
+        assert!(Scope::Work.allows(Scope::Publish));
         assert!(Scope::Publish.allows(Scope::Read));
         assert!(!Scope::Read.allows(Scope::Publish));
+        assert!(!Scope::Publish.allows(Scope::Work));
         assert!(!Scope::Publish.allows(Scope::Admin));
+        assert!(!Scope::Work.allows(Scope::Admin));
+        assert!(!Scope::Work.sees_message_payloads());
         assert_eq!(required_scope(&Method::GET, "/v1/tasks"), Scope::Read);
         assert_eq!(required_scope(&Method::POST, "/v1/tasks"), Scope::Publish);
+        assert_eq!(
+            required_scope(&Method::POST, "/v1/tasks/batch"),
+            Scope::Publish
+        );
         assert_eq!(
             required_scope(&Method::POST, "/v1/tasks/{id}/cancel"),
             Scope::Admin
@@ -414,6 +434,9 @@ mod tests {
             Scope::Admin
         );
         assert!("root".parse::<Scope>().is_err());
+        for scope in [Scope::Read, Scope::Publish, Scope::Work, Scope::Admin] {
+            assert_eq!(scope.as_str().parse::<Scope>(), Ok(scope));
+        }
     }
 
     #[test]

@@ -1,13 +1,14 @@
-//! `/v1/tasks`: enqueue (server-signed or client-signed), show, list, cancel.
+//! `/v1/tasks`: enqueue (server-signed or client-signed, one or a batch),
+//! show, list, cancel.
 
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use signet_runtime::{ClientSignature, TaskSpec};
+use signet_runtime::{BatchItem, ClientSignature, RuntimeError, TaskSpec};
 use signet_store::{rules, TaskFilter, TaskId, TaskState};
 
 use crate::auth::Caller;
@@ -68,6 +69,12 @@ pub(crate) struct EnqueueRequest {
     pub created_at: Option<TimeInput>,
     /// Client-signed only: the signature.
     pub signature: Option<SignatureInput>,
+    /// Makes this enqueue exactly-once per key, for this API key and for
+    /// tasks, as the `Idempotency-Key` header does: the same request again
+    /// answers with the first task, a different one is `409
+    /// idempotency_conflict`. A batch item's own key; on `POST /v1/tasks`
+    /// the header or this field (the same key if both).
+    pub idempotency_key: Option<String>,
 }
 
 /// The `Idempotency-Key` header of a publish or enqueue, as text (bytes
@@ -80,8 +87,22 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Option<String> {
 
 impl EnqueueRequest {
     /// The task the request describes, and the client's signature if any.
-    /// Checking is the producer's.
-    fn into_spec(self, idempotency_key: Option<String>) -> (TaskSpec, Option<ClientSignature>) {
+    /// Checking is the producer's. `header_key` is the `Idempotency-Key`
+    /// header; it and the body's `idempotency_key` must agree when both
+    /// are sent.
+    fn into_spec(
+        self,
+        header_key: Option<String>,
+    ) -> AppResult<(TaskSpec, Option<ClientSignature>)> {
+        let idempotency_key = match (header_key, self.idempotency_key) {
+            (Some(header), Some(body)) if header != body => {
+                return Err(AppError::invalid(
+                    "idempotency_key",
+                    "differs from the Idempotency-Key header; send the key once",
+                ))
+            }
+            (header, body) => header.or(body),
+        };
         let args = self
             .args
             .map_or_else(|| b"{}".to_vec(), |a| a.get().as_bytes().to_vec());
@@ -104,7 +125,7 @@ impl EnqueueRequest {
             key_id: s.key_id,
             sig_base64: s.sig,
         });
-        (spec, signature)
+        Ok((spec, signature))
     }
 }
 
@@ -130,7 +151,7 @@ pub(crate) async fn enqueue(
     headers: HeaderMap,
     JsonBody(req): JsonBody<EnqueueRequest>,
 ) -> AppResult<(StatusCode, Json<TaskView>)> {
-    let (spec, signature) = req.into_spec(idempotency_key(&headers));
+    let (spec, signature) = req.into_spec(idempotency_key(&headers))?;
     let spec = spec.idempotency_scope(caller.idempotency_scope());
     let producer = state.producer();
     let out = match signature {
@@ -144,6 +165,115 @@ pub(crate) async fn enqueue(
         StatusCode::OK
     };
     Ok((status, Json(TaskView::shown_to(&out.task, caller.scope))))
+}
+
+/// `POST /v1/tasks/batch`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BatchRequest {
+    /// 1 to 1000 tasks, each what `POST /v1/tasks` takes (server-signed or
+    /// client-signed), with its own `idempotency_key` if any.
+    pub tasks: Vec<EnqueueRequest>,
+}
+
+/// One task of a batch's answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct BatchTaskView {
+    /// The task.
+    #[serde(flatten)]
+    pub task: TaskView,
+    /// `true` when the item's `idempotency_key` was already used with the
+    /// same request: this is the first task, not a new one.
+    pub existing: bool,
+}
+
+/// The answer to `POST /v1/tasks/batch`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct BatchView {
+    /// The tasks, in the order of the request.
+    pub tasks: Vec<BatchTaskView>,
+}
+
+/// Enqueue up to 1000 tasks at once, all or none (`publish` scope).
+///
+/// Each item is what `POST /v1/tasks` takes, server-signed or client-signed
+/// (verified here, before anything is stored), with its own
+/// `idempotency_key`. One refused item refuses the batch and nothing is
+/// stored; the error names the item (`tasks[3].queue: …`). The whole body
+/// counts against the server's body limit (`--max-body-bytes`, 1 MiB by
+/// default).
+#[utoipa::path(
+    post, path = "/v1/tasks/batch", tag = "tasks",
+    request_body = BatchRequest,
+    responses(
+        (status = 201, description = "Enqueued, in order; an item whose idempotency_key was already used with the same request is the first task, with `existing: true`", body = BatchView),
+        (status = 409, description = "`idempotency_conflict`: an item's idempotency_key was first used with a different request (before or earlier in the batch); the message names the item and the fields that differ. Nothing stored", body = ErrorBody),
+        (status = 400, description = "Malformed JSON or unknown field", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "No tasks or more than 1000, or an invalid value or signature; the error names the item (`tasks[i].field`). Nothing stored", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn enqueue_batch(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    JsonBody(req): JsonBody<BatchRequest>,
+) -> AppResult<(StatusCode, Json<BatchView>)> {
+    if idempotency_key(&headers).is_some() {
+        return Err(AppError::invalid(
+            "Idempotency-Key",
+            "a batch takes no Idempotency-Key header; give each item its own idempotency_key",
+        ));
+    }
+    let mut items = Vec::with_capacity(req.tasks.len());
+    for (index, item) in req.tasks.into_iter().enumerate() {
+        let (spec, signature) = item.into_spec(None).map_err(|e| item_error(index, e))?;
+        let spec = spec.idempotency_scope(caller.idempotency_scope());
+        items.push(BatchItem { spec, signature });
+    }
+    let out = state
+        .producer()
+        .enqueue_items(items)
+        .await
+        .map_err(|e| match e {
+            RuntimeError::BatchItem { index, error } => item_error(index, runtime_error(*error)),
+            e => runtime_error(e),
+        })?;
+    let tasks = out
+        .iter()
+        .map(|e| BatchTaskView {
+            task: TaskView::shown_to(&e.task, caller.scope),
+            existing: !e.created,
+        })
+        .collect();
+    Ok((StatusCode::CREATED, Json(BatchView { tasks })))
+}
+
+/// An item's error, naming the item: `tasks[3].queue` for a field (the
+/// key rule's `Idempotency-Key` is the item's `idempotency_key`), and the
+/// item in the message of a signature refusal or a key conflict.
+fn item_error(index: usize, e: AppError) -> AppError {
+    let item = format!("tasks[{index}]");
+    match e {
+        AppError::Invalid { field, message } => {
+            let field = if field == "Idempotency-Key" {
+                "idempotency_key"
+            } else {
+                field.as_str()
+            };
+            AppError::invalid(format!("{item}.{field}"), message)
+        }
+        AppError::SignatureInvalid { reason, message } => AppError::SignatureInvalid {
+            reason,
+            message: format!("{item}.signature: {message}"),
+        },
+        AppError::IdempotencyConflict(message) => {
+            AppError::IdempotencyConflict(format!("{item}.idempotency_key: {message}"))
+        }
+        other => other,
+    }
 }
 
 /// A task id from a path; message ids (`msg_…`) are accepted too, since
@@ -286,6 +416,7 @@ pub(crate) async fn cancel(
 pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
     utoipa_axum::router::OpenApiRouter::new()
         .routes(utoipa_axum::routes!(enqueue, list))
+        .routes(utoipa_axum::routes!(enqueue_batch))
         .routes(utoipa_axum::routes!(show))
         .routes(utoipa_axum::routes!(cancel))
 }

@@ -2,6 +2,7 @@
 //! `app(state).oneshot(request)` over a temp-file SQLite store, and the
 //! trusted-proxy table from the conformance vectors.
 
+mod batch;
 mod client_ip;
 mod delivery;
 mod history;

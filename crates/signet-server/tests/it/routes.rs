@@ -136,6 +136,12 @@ fn v1_routes() -> Vec<(Method, &'static str, Option<&'static str>, Scope)> {
             Some(r#"{"queue":"q","task":"t"}"#),
             Scope::Publish,
         ),
+        (
+            Method::POST,
+            "/v1/tasks/batch",
+            Some(r#"{"tasks":[{"queue":"q","task":"t"}]}"#),
+            Scope::Publish,
+        ),
         (Method::GET, "/v1/tasks", None, Scope::Read),
         (
             Method::GET,

@@ -22,7 +22,9 @@ pub(crate) enum Command {
         /// A name people recognise (who or what uses the key).
         #[arg(long)]
         name: String,
-        /// admin (everything), publish (enqueue and read) or read (GET routes).
+        /// admin (everything), work (a worker: claim and settle tasks over
+        /// HTTP, enqueue and read), publish (enqueue and read) or read (GET
+        /// routes).
         #[arg(long, value_parser = parse_scope)]
         scope: Scope,
         #[command(flatten)]
@@ -89,7 +91,7 @@ async fn api_keys(cmd: Command) -> anyhow::Result<()> {
                 return print_json(&Value::Array(items), false);
             }
             if keys.is_empty() {
-                println!("no API keys; create one with `signet api-keys create --name NAME --scope admin|publish|read`");
+                println!("no API keys; create one with `signet api-keys create --name NAME --scope admin|work|publish|read`");
                 return Ok(());
             }
             let mut table = Table::new(&["ID", "NAME", "SCOPE", "PREFIX", "CREATED", "REVOKED"]);
