@@ -263,6 +263,9 @@ UNKNOWN_VARIABLES: list[tuple[str, dict[str, str], dict[str, str]]] = [
             "SIGNET_MASTER_KEY": SECRET2,
             "SIGNET_TEST_DATABASE_URL": "postgres://x@localhost/t",
             "SIGNET_DEV": "0",
+            # Other programs' variables, from a shared .env file.
+            "SIGNET_LISTEN": "127.0.0.1:0",
+            "SIGNET_WORKER_QUEUES": "default",
             "NOT_SIGNET_VAR": "1",
             "signet_lower": "1",
         },

@@ -13,6 +13,8 @@ from signet_sdk import Key, KeyRing, TaskEnvelope
 SDK = Path(__file__).resolve().parent.parent
 VECTORS = SDK / "../../docs/vectors/task-envelope.json"
 WYCHEPROOF_ED25519 = SDK / "../../vectors/wycheproof/ed25519_test.json"
+#: signet-sign's config.rs, whose PROGRAM_VARIABLES the SDK copies.
+RUST_CONFIG = SDK / "../../crates/signet-sign/src/config.rs"
 
 
 def load_vectors() -> dict[str, Any]:

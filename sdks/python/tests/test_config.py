@@ -4,11 +4,20 @@ no message or repr shows a secret."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from signet_sdk import Algorithm, ConfigError, Key, SigningConfig
-from signet_sdk.config import SHARED_VARIABLES, _edit_distance, unknown_variables
+from signet_sdk import Algorithm, ConfigError, Key, SigningConfig, load_keys
+from signet_sdk.config import (
+    PROGRAM_VARIABLES,
+    SHARED_VARIABLES,
+    VARIABLES,
+    _edit_distance,
+    unknown_variables,
+)
 
+from conftest import RUST_CONFIG
 from config_cases import PUB1, REFUSALS, SECRET, SECRET2, SEED1, WARNINGS, b64, unknown_warning
 
 
@@ -61,15 +70,40 @@ def test_unknown_variables_name_the_closest_known_one() -> None:
         unknown_warning("SIGNET_MASTERKEY", "SIGNET_MASTER_KEY"),
         unknown_warning("SIGNET_LISTN", "SIGNET_LISTEN"),
     ]
+    # SIGNET_LISTEN is every program's (PROGRAM_VARIABLES), own or not.
     assert unknown_variables(names, []) == [
         unknown_warning("SIGNET_SIGNING_ACTIV_KEY", "SIGNET_SIGNING_ACTIVE_KEY"),
         unknown_warning("SIGNET_MASTERKEY", "SIGNET_MASTER_KEY"),
-        unknown_warning("SIGNET_LISTN", "SIGNET_DEV"),
-        unknown_warning("SIGNET_LISTEN", "SIGNET_DEV"),
+        unknown_warning("SIGNET_LISTN", "SIGNET_LISTEN"),
     ]
     # The prefix is case-sensitive, as every variable name is.
     assert unknown_variables(["signet_dev", "Signet_X"], []) == []
-    assert list(SHARED_VARIABLES[-2:]) == ["SIGNET_MASTER_KEY", "SIGNET_TEST_DATABASE_URL"]
+    # Rust's shared_variables() order: VARIABLES, the master key, the test
+    # database, then PROGRAM_VARIABLES.
+    assert SHARED_VARIABLES == (
+        *VARIABLES, "SIGNET_MASTER_KEY", "SIGNET_TEST_DATABASE_URL", *PROGRAM_VARIABLES
+    )
+
+
+def test_one_programs_variables_are_no_alarm_in_anothers_environment() -> None:
+    # A worker started beside `signet serve`, with one `.env` file.
+    assert unknown_variables(["SIGNET_LISTEN", "SIGNET_WORKER_QUEUES"], []) == []
+    shared = {"SIGNET_LISTEN": "127.0.0.1:8080", "SIGNET_WORKER_QUEUES": "default"}
+    assert load_keys(shared, unsigned=True).warnings == []
+
+
+def test_program_variables_are_rusts_list() -> None:
+    # The copy of signet-sign's PROGRAM_VARIABLES, read from the source at
+    # test time (like the vectors), name for name and in its order.
+    source = RUST_CONFIG.read_text(encoding="utf-8")
+    found = re.search(r"pub const PROGRAM_VARIABLES\s*:[^=]*=\s*\[(.*?)\];", source, re.S)
+    assert found, f"no PROGRAM_VARIABLES array in {RUST_CONFIG}"
+    rust = re.findall(r'"([^"]*)"', found.group(1))
+    assert rust, f"PROGRAM_VARIABLES in {RUST_CONFIG} has no names"
+    assert list(PROGRAM_VARIABLES) == rust, (
+        f"signet_sdk.config.PROGRAM_VARIABLES differs from PROGRAM_VARIABLES in {RUST_CONFIG}; "
+        "copy the list from that file, in its order"
+    )
 
 
 def test_a_tie_goes_to_the_first_known_name() -> None:

@@ -4,8 +4,8 @@
  *
  * {@link signingConfigFromVars} takes `(name, value)` pairs and never reads
  * the process environment itself. Variables it does not read are ignored;
- * {@link unknownVariables} names the mistyped ones (any `SIGNET_…` name the
- * SDK does not read), with the closest known name. Errors name the variable
+ * {@link unknownVariables} names the mistyped ones (any `SIGNET_…` name no
+ * Signet program reads), with the closest known name. Errors name the variable
  * and the key id, never the secret.
  */
 import { Base64Error, decodeKey } from "./b64.js";
@@ -53,12 +53,56 @@ export const VAR_TEST_DATABASE_URL = "SIGNET_TEST_DATABASE_URL";
 export const VAR_PREFIX = "SIGNET_";
 
 /**
- * The variables every Signet program knows (`shared_variables()` on the
- * Rust side, in its order): the signing ones, `SIGNET_DEV`, the master key
- * and `SIGNET_TEST_DATABASE_URL`. A program adds its own when it calls
- * {@link unknownVariables}.
+ * The variables the Signet programs read through their flags (`signet` and
+ * its subcommands, the example worker's `SIGNET_WORKER_…`) and
+ * `SIGNET_KEYS_FILE`: `PROGRAM_VARIABLES` in `signet-sign`'s `config.rs`,
+ * in its order (a test checks this copy against it). Programs often share
+ * one environment (a `.env` file, a container spec), so none of them
+ * reports another's variable as unknown.
  */
-export const SHARED_VARIABLES = [...VARIABLES, MASTER_KEY_VAR, VAR_TEST_DATABASE_URL] as const;
+export const PROGRAM_VARIABLES = [
+  "SIGNET_ALLOWED_TARGET_CIDRS",
+  "SIGNET_API_KEY",
+  "SIGNET_DATABASE_SCHEMA",
+  "SIGNET_DATABASE_URL",
+  "SIGNET_DELIVERY_CONCURRENCY",
+  "SIGNET_DELIVERY_TIMEOUT",
+  "SIGNET_HEADER_READ_TIMEOUT",
+  "SIGNET_IPV6_BUCKET_PREFIX",
+  "SIGNET_KEYS_FILE",
+  "SIGNET_LEADER_TTL",
+  "SIGNET_LISTEN",
+  "SIGNET_MAX_BODY_BYTES",
+  "SIGNET_METRICS_MAX_LABEL_VALUES",
+  "SIGNET_METRICS_TARGET_NAMES",
+  "SIGNET_METRICS_TOKEN",
+  "SIGNET_NODE_ID",
+  "SIGNET_RATE_LIMIT_PER_IP",
+  "SIGNET_RATE_LIMIT_PER_KEY",
+  "SIGNET_REQUEST_TIMEOUT",
+  "SIGNET_RETRY_SCHEDULE",
+  "SIGNET_SHUTDOWN_GRACE",
+  "SIGNET_TRUSTED_PROXIES",
+  "SIGNET_TRUST_X_REAL_IP",
+  "SIGNET_UNSIGNED",
+  "SIGNET_WORKER_CONCURRENCY",
+  "SIGNET_WORKER_HANDLER_TIMEOUT_MS",
+  "SIGNET_WORKER_LEADER_TTL_MS",
+  "SIGNET_WORKER_LEASE_MS",
+  "SIGNET_WORKER_METRICS_LISTEN",
+  "SIGNET_WORKER_OUTBOX",
+  "SIGNET_WORKER_POLL_MS",
+  "SIGNET_WORKER_QUEUES",
+  "SIGNET_WORKER_SHUTDOWN_GRACE_MS",
+] as const;
+
+/**
+ * The variables every Signet program knows (`shared_variables()` on the
+ * Rust side, in its order): the signing ones, `SIGNET_DEV`, the master key,
+ * `SIGNET_TEST_DATABASE_URL` and {@link PROGRAM_VARIABLES}. A program adds
+ * its own when it calls {@link unknownVariables}.
+ */
+export const SHARED_VARIABLES = [...VARIABLES, MASTER_KEY_VAR, VAR_TEST_DATABASE_URL, ...PROGRAM_VARIABLES] as const;
 
 /** The variables that hold key material. */
 export const MATERIAL_VARIABLES = [VAR_KEYS, VAR_PRIVATE_KEYS, VAR_PUBLIC_KEYS] as const;

@@ -8,16 +8,19 @@ import {
   Ed25519PublicKey,
   HmacKey,
   KeyRing,
+  PROGRAM_VARIABLES,
   SignetError,
   SHARED_VARIABLES,
+  VARIABLES,
   checkKeyId,
+  loadKeys,
   signingConfigFromVars,
   summary,
   unknownVariables,
   type SigningConfig,
 } from "../src/index.js";
 import { editDistance } from "../src/config.js";
-import { b64 } from "./helpers.js";
+import { b64, repoFile } from "./helpers.js";
 
 const secret = b64(Buffer.from("0123456789abcdef0123456789abcdef"));
 
@@ -279,15 +282,43 @@ test("unknown SIGNET_ variables are named with the closest known one", () => {
     unknown("SIGNET_MASTERKEY", "SIGNET_MASTER_KEY"),
     unknown("SIGNET_LISTN", "SIGNET_LISTEN"),
   ]);
+  // SIGNET_LISTEN is every program's (PROGRAM_VARIABLES), own or not.
   assert.deepEqual(unknownVariables(names, []), [
     unknown("SIGNET_SIGNING_ACTIV_KEY", "SIGNET_SIGNING_ACTIVE_KEY"),
     unknown("SIGNET_MASTERKEY", "SIGNET_MASTER_KEY"),
-    unknown("SIGNET_LISTN", "SIGNET_DEV"),
-    unknown("SIGNET_LISTEN", "SIGNET_DEV"),
+    unknown("SIGNET_LISTN", "SIGNET_LISTEN"),
   ]);
   // The prefix is case-sensitive, as every variable name is.
   assert.deepEqual(unknownVariables(["signet_dev", "Signet_X"], []), []);
-  assert.deepEqual(SHARED_VARIABLES.slice(-2), ["SIGNET_MASTER_KEY", "SIGNET_TEST_DATABASE_URL"]);
+  // Rust's shared_variables() order: VARIABLES, the master key, the test
+  // database, then PROGRAM_VARIABLES.
+  assert.deepEqual(SHARED_VARIABLES, [
+    ...VARIABLES,
+    "SIGNET_MASTER_KEY",
+    "SIGNET_TEST_DATABASE_URL",
+    ...PROGRAM_VARIABLES,
+  ]);
+});
+
+test("one program's variables are no alarm in another's environment", () => {
+  // A worker started beside `signet serve`, with one `.env` file.
+  assert.deepEqual(unknownVariables(["SIGNET_LISTEN", "SIGNET_WORKER_QUEUES"], []), []);
+  const env = { SIGNET_SIGNING_KEYS: `k:${secret}`, SIGNET_LISTEN: "127.0.0.1:8080", SIGNET_WORKER_QUEUES: "default" };
+  assert.deepEqual(loadKeys({ env }).warnings, []);
+});
+
+test("PROGRAM_VARIABLES is signet-sign's list, name for name and in its order", () => {
+  // Read from the Rust source at test time, like the vectors.
+  const path = "crates/signet-sign/src/config.rs";
+  const found = /pub const PROGRAM_VARIABLES\s*:[^=]*=\s*\[([\s\S]*?)\];/.exec(repoFile(path));
+  assert.ok(found, `no PROGRAM_VARIABLES array in ${path}`);
+  const rust = [...(found[1] ?? "").matchAll(/"([^"]*)"/g)].map((m) => m[1]);
+  assert.ok(rust.length > 0, `PROGRAM_VARIABLES in ${path} has no names`);
+  assert.deepEqual(
+    [...PROGRAM_VARIABLES],
+    rust,
+    `PROGRAM_VARIABLES in src/config.ts differs from PROGRAM_VARIABLES in ${path}; copy the list from that file, in its order`,
+  );
 });
 
 test("a tie goes to the first known name, the program's own before the shared ones", () => {

@@ -134,6 +134,9 @@ test("unknown SIGNET_ variables warn first, once each, with the closest name the
       SIGNET_MASTER_KEY: k2,
       SIGNET_TEST_DATABASE_URL: "postgres://x@localhost/t",
       SIGNET_DEV: "0",
+      // Other programs' variables, from a shared .env file.
+      SIGNET_LISTEN: "127.0.0.1:0",
+      SIGNET_WORKER_QUEUES: "default",
       NOT_SIGNET: "1",
     },
   });

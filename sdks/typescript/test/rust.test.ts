@@ -165,6 +165,9 @@ test("unknown SIGNET_ variables: the binary's message up to the closest name, an
     SIGNET_SIGNING_REQUIRE: "true",
     SIGNET_MASTER_KEY: b64(new Uint8Array(32).fill(4)),
     SIGNET_TEST_DATABASE_URL: "postgres://x@localhost/t",
+    // Other programs' variables, from a shared .env file: no warning.
+    SIGNET_LISTEN: "127.0.0.1:0",
+    SIGNET_WORKER_QUEUES: "default",
   };
   const closest: Record<string, string> = {
     SIGNET_SIGNING_ACTIV_KEY: "SIGNET_SIGNING_ACTIVE_KEY",

@@ -3,7 +3,7 @@
 messages. :meth:`SigningConfig.from_vars` never reads the process
 environment itself; :func:`signet_sdk.load_keys` does. Variables it does not
 read are ignored; :func:`unknown_variables` names the mistyped ones (any
-``SIGNET_…`` name the SDK does not read), with the closest known name.
+``SIGNET_…`` name no Signet program reads), with the closest known name.
 
 | variable | meaning |
 |---|---|
@@ -53,11 +53,52 @@ MASTER_KEY_VAR = "SIGNET_MASTER_KEY"
 VAR_TEST_DATABASE_URL = "SIGNET_TEST_DATABASE_URL"
 #: The prefix every Signet variable starts with.
 VAR_PREFIX = "SIGNET_"
+#: The variables the Signet programs read through their flags (``signet``
+#: and its subcommands, the example worker's ``SIGNET_WORKER_…``) and
+#: ``SIGNET_KEYS_FILE``: ``PROGRAM_VARIABLES`` in ``signet-sign``'s
+#: ``config.rs``, in its order (a test checks this copy against it).
+#: Programs often share one environment (a ``.env`` file, a container
+#: spec), so none of them reports another's variable as unknown.
+PROGRAM_VARIABLES = (
+    "SIGNET_ALLOWED_TARGET_CIDRS",
+    "SIGNET_API_KEY",
+    "SIGNET_DATABASE_SCHEMA",
+    "SIGNET_DATABASE_URL",
+    "SIGNET_DELIVERY_CONCURRENCY",
+    "SIGNET_DELIVERY_TIMEOUT",
+    "SIGNET_HEADER_READ_TIMEOUT",
+    "SIGNET_IPV6_BUCKET_PREFIX",
+    "SIGNET_KEYS_FILE",
+    "SIGNET_LEADER_TTL",
+    "SIGNET_LISTEN",
+    "SIGNET_MAX_BODY_BYTES",
+    "SIGNET_METRICS_MAX_LABEL_VALUES",
+    "SIGNET_METRICS_TARGET_NAMES",
+    "SIGNET_METRICS_TOKEN",
+    "SIGNET_NODE_ID",
+    "SIGNET_RATE_LIMIT_PER_IP",
+    "SIGNET_RATE_LIMIT_PER_KEY",
+    "SIGNET_REQUEST_TIMEOUT",
+    "SIGNET_RETRY_SCHEDULE",
+    "SIGNET_SHUTDOWN_GRACE",
+    "SIGNET_TRUSTED_PROXIES",
+    "SIGNET_TRUST_X_REAL_IP",
+    "SIGNET_UNSIGNED",
+    "SIGNET_WORKER_CONCURRENCY",
+    "SIGNET_WORKER_HANDLER_TIMEOUT_MS",
+    "SIGNET_WORKER_LEADER_TTL_MS",
+    "SIGNET_WORKER_LEASE_MS",
+    "SIGNET_WORKER_METRICS_LISTEN",
+    "SIGNET_WORKER_OUTBOX",
+    "SIGNET_WORKER_POLL_MS",
+    "SIGNET_WORKER_QUEUES",
+    "SIGNET_WORKER_SHUTDOWN_GRACE_MS",
+)
 #: The variables every Signet program knows (``shared_variables()`` on the
 #: Rust side, in its order): the signing ones, ``SIGNET_DEV``, the master
-#: key and ``SIGNET_TEST_DATABASE_URL``. A program adds its own when it
-#: calls :func:`unknown_variables`.
-SHARED_VARIABLES = (*VARIABLES, MASTER_KEY_VAR, VAR_TEST_DATABASE_URL)
+#: key, ``SIGNET_TEST_DATABASE_URL`` and :data:`PROGRAM_VARIABLES`. A
+#: program adds its own when it calls :func:`unknown_variables`.
+SHARED_VARIABLES = (*VARIABLES, MASTER_KEY_VAR, VAR_TEST_DATABASE_URL, *PROGRAM_VARIABLES)
 #: The variables that hold key material: when one is set in the
 #: environment, the environment is the key source.
 MATERIAL_VARIABLES = (VAR_KEYS, VAR_PRIVATE_KEYS, VAR_PUBLIC_KEYS)
