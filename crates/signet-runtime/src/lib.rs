@@ -79,6 +79,8 @@ pub use backoff::{RetryPolicy, DEFAULT_RETRY_BASE, DEFAULT_RETRY_CAP, DEFAULT_RE
 pub use handler::{HandlerError, HandlerResult, TaskContext};
 pub use producer::{ClientSignature, Producer, TaskSpec, DEFAULT_QUEUE};
 pub use worker::{Worker, WorkerBuilder, WorkerEvent, WorkerEventKind};
+// Workers in other processes and languages (the HTTP pull protocol).
+pub use worker::{RemoteClaim, RemoteFailure, RemoteTask, RemoteWorker};
 
 // Keys: where a process's signing keys and master key come from, and where
 // each stands in a rotation.
