@@ -2,7 +2,8 @@
 //!
 //! Scopes are ordered: `read` may call every `GET` route but those of
 //! targets; `publish` may also enqueue (`POST /v1/tasks`) and publish
-//! messages (`POST /v1/messages`); `admin` may do everything (cancel,
+//! messages (`POST /v1/messages`); `work` may also claim and report tasks
+//! over the pull protocol (`POST /v1/work/…`); `admin` may do everything (cancel,
 //! replay, purge, targets). Which scope a route needs is decided in one place,
 //! [`required_scope`].
 //!
@@ -47,6 +48,8 @@ pub enum Scope {
     Read,
     /// `read` plus `POST /v1/tasks` and `POST /v1/messages`.
     Publish,
+    /// `publish` plus the worker protocol (`POST /v1/work/…`).
+    Work,
     /// Everything.
     Admin,
 }
@@ -57,6 +60,7 @@ impl Scope {
         match self {
             Scope::Read => "read",
             Scope::Publish => "publish",
+            Scope::Work => "work",
             Scope::Admin => "admin",
         }
     }
@@ -88,16 +92,18 @@ impl FromStr for Scope {
         match s {
             "read" => Ok(Scope::Read),
             "publish" => Ok(Scope::Publish),
+            "work" => Ok(Scope::Work),
             "admin" => Ok(Scope::Admin),
             other => Err(format!(
-                "unknown scope {other:?}; use one of admin, publish, read"
+                "unknown scope {other:?}; use one of admin, work, publish, read"
             )),
         }
     }
 }
 
 /// The scope a `/v1` route needs: `GET` needs `read`, enqueueing needs
-/// `publish`, every other change needs `admin`.
+/// `publish`, the worker protocol needs `work`, every other change needs
+/// `admin`.
 pub(crate) fn required_scope(method: &Method, path: &str) -> Scope {
     if path == "/v1/targets" || path.starts_with("/v1/targets/") {
         // Targets hold secrets and limits: admin only, reads included.
@@ -106,6 +112,8 @@ pub(crate) fn required_scope(method: &Method, path: &str) -> Scope {
         Scope::Read
     } else if method == Method::POST && (path == "/v1/tasks" || path == "/v1/messages") {
         Scope::Publish
+    } else if method == Method::POST && path.starts_with("/v1/work/") {
+        Scope::Work
     } else {
         Scope::Admin
     }
@@ -403,6 +411,11 @@ mod tests {
         assert!(Scope::Publish.allows(Scope::Read));
         assert!(!Scope::Read.allows(Scope::Publish));
         assert!(!Scope::Publish.allows(Scope::Admin));
+        assert!(Scope::Work.allows(Scope::Publish) && !Scope::Work.allows(Scope::Admin));
+        assert!(Scope::Admin.allows(Scope::Work) && !Scope::Publish.allows(Scope::Work));
+        assert_eq!("work".parse::<Scope>(), Ok(Scope::Work));
+        assert_eq!(Scope::Work.as_str(), "work");
+        assert_eq!(required_scope(&Method::POST, "/v1/work/claim"), Scope::Work);
         assert_eq!(required_scope(&Method::GET, "/v1/tasks"), Scope::Read);
         assert_eq!(required_scope(&Method::POST, "/v1/tasks"), Scope::Publish);
         assert_eq!(

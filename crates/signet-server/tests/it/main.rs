@@ -16,3 +16,4 @@ mod schedules;
 mod secrets;
 mod serve;
 mod support;
+mod work;
