@@ -38,6 +38,6 @@ pub use events::{WorkerEvent, WorkerEventKind};
 pub use remote::{
     remote_lease, retry_after, RemoteClaim, RemoteFailure, RemoteTask, RemoteWorker,
     DEFAULT_REMOTE_LEASE, MAX_CLAIM, MAX_CLAIM_WAIT, MAX_REMOTE_LEASE, MAX_REPORT_BATCH,
-    MAX_RETRY_AFTER, MIN_REMOTE_LEASE, SIGNATURE_INVALID_DETAILS,
+    MAX_RETRY_AFTER, MIN_REMOTE_LEASE, REMOTE_POLL_INTERVAL, SIGNATURE_INVALID_DETAILS,
 };
 pub use run::Worker;

@@ -55,6 +55,11 @@ pub const MIN_REMOTE_LEASE: Duration = Duration::from_secs(1);
 pub const MAX_REMOTE_LEASE: Duration = Duration::from_secs(300);
 /// The lease of a claim or heartbeat that names none (the Rust worker's).
 pub const DEFAULT_REMOTE_LEASE: Duration = super::DEFAULT_LEASE;
+/// Longest a waiting claim sleeps between claims. New work wakes it at once
+/// (`Store::wait_for_work`); this bounds how late it sees a task that
+/// becomes due by time alone (a retry, a `not_before`), which nothing
+/// signals.
+pub const REMOTE_POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Most leases one report (heartbeat, complete, fail) names.
 pub const MAX_REPORT_BATCH: usize = 1000;
 /// Longest `retry_after` a worker may ask for (one year).
@@ -268,7 +273,9 @@ impl RemoteWorker {
 
     /// Claims up to the claim's `max` due tasks for the API key `key_id`.
     /// When none is due, waits for new work (woken by
-    /// [`Store::wait_for_work`], not by polling) up to the claim's wait, cut
+    /// [`Store::wait_for_work`], claiming again at least every
+    /// [`REMOTE_POLL_INTERVAL`] for work that became due by time) up to
+    /// the claim's wait, cut
     /// to `wait_limit` (the caller's own deadline), and answers an empty list
     /// if none came.
     pub async fn claim(
@@ -307,7 +314,9 @@ impl RemoteWorker {
                     })
                     .collect());
             }
-            self.store.wait_for_work(&claim.queues, left).await;
+            self.store
+                .wait_for_work(&claim.queues, left.min(REMOTE_POLL_INTERVAL))
+                .await;
         }
     }
 

@@ -151,6 +151,9 @@ async fn a_waiting_claim_returns_the_task_enqueued_while_it_waits() {
             .await
         })
     };
+    // Let it start waiting (nothing is asserted about the time it takes).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "nothing was due yet");
     let id = api
         .enqueue(json!({"queue": "poll", "task": "ping", "args": {"n": 1}}))
         .await;
@@ -164,6 +167,34 @@ async fn a_waiting_claim_returns_the_task_enqueued_while_it_waits() {
     assert_eq!(tasks[0]["envelope"]["id"], json!(id));
     // Woken by the enqueue, not by the end of the wait.
     assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+#[tokio::test]
+async fn a_waiting_claim_returns_a_task_that_becomes_due_while_it_waits() {
+    let api = Arc::new(api().await);
+    let id = api
+        .enqueue(json!({"queue": "later", "task": "t", "delay_ms": 60_000}))
+        .await;
+    let waiting = {
+        let api = Arc::clone(&api);
+        tokio::spawn(async move {
+            api.work("claim", json!({"queues": ["later"], "wait_ms": 25_000}))
+                .await
+        })
+    };
+    // Let the claim find nothing and start waiting (this sleep only gives
+    // it time to start; nothing is asserted about how long it takes).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "nothing was due yet");
+    // Nothing signals a task that becomes due by time: the waiting claim
+    // claims again on its own and finds it.
+    api.advance(60_000);
+    let (status, body) = tokio::time::timeout(Duration::from_secs(20), waiting)
+        .await
+        .expect("the claim answers once the task is due")
+        .unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["tasks"][0]["envelope"]["id"], json!(id), "{body}");
 }
 
 #[tokio::test]
