@@ -29,6 +29,7 @@ use super::events::WorkerEventKind;
 use crate::backoff::RetryPolicy;
 use crate::claim::Leases;
 use crate::clock::{duration_ms, Clock};
+use crate::delivery::clip;
 use crate::handler::TaskMeta;
 use crate::metrics;
 
@@ -362,50 +363,47 @@ impl RemoteWorker {
     }
 
     /// Records successes (with their JSON results) in one batch, with the
-    /// Rust worker's metrics; answers each one's write, in order.
+    /// Rust worker's metrics; answers each one's write, in order, or the
+    /// store error that stopped the whole batch (nothing was recorded by
+    /// it; the leases expire as usual).
     pub async fn complete(
         &self,
         items: Vec<(LeaseToken, Option<Vec<u8>>)>,
-    ) -> Vec<Result<(), StoreError>> {
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
         let metas = self.metas(items.iter().map(|(l, _)| l)).await;
         let mut out: Vec<Option<Result<(), StoreError>>> = Vec::with_capacity(items.len());
         let mut found = Vec::new();
-        for ((lease, result), meta) in items.into_iter().zip(&metas) {
+        for ((_, result), meta) in items.into_iter().zip(metas) {
             match meta {
                 Ok(meta) => {
                     out.push(None);
-                    found.push(Success {
-                        meta,
-                        result,
-                        ran: None,
-                    });
+                    found.push((meta, result));
                 }
-                Err(_) => out.push(Some(Err(lost(&lease)))),
+                Err(e) => out.push(Some(Err(e))),
             }
         }
+        let successes: Vec<Success<'_>> = found
+            .iter_mut()
+            .map(|(meta, result)| Success {
+                meta: &*meta,
+                result: result.take(),
+                ran: None,
+            })
+            .collect();
         let now = self.clock.now_ms();
-        let mut written = match record_successes(&self.store, &self.leases, &found, now).await {
-            Ok(r) => r.into_iter().map(Some).collect::<Vec<_>>(),
-            Err(e) => {
-                // One error for the whole batch: every entry written fails
-                // with it (as unavailable); the leases expire as usual.
-                let message = e.to_string();
-                found
-                    .iter()
-                    .map(|_| Some(Err(StoreError::unavailable(message.clone()))))
-                    .collect()
-            }
-        }
-        .into_iter();
-        out.into_iter()
+        let mut written = record_successes(&self.store, &self.leases, &successes, now)
+            .await?
+            .into_iter();
+        Ok(out
+            .into_iter()
             .map(|slot| match slot {
                 Some(r) => r,
+                // `record_successes` answers one result per success.
                 None => written
                     .next()
-                    .flatten()
                     .unwrap_or_else(|| Err(StoreError::invalid("complete_batch answered short"))),
             })
-            .collect()
+            .collect())
     }
 
     /// Records a failed attempt: retry or dead by the Rust worker's rule
@@ -417,9 +415,14 @@ impl RemoteWorker {
         failure: RemoteFailure,
     ) -> Result<WorkerEventKind, StoreError> {
         let meta = self.meta(lease).await?;
+        // What a worker writes is kept as an attempt record keeps text.
         let outcome = match failure {
-            RemoteFailure::Retry { error, retry_after } => Outcome::Failed { error, retry_after },
+            RemoteFailure::Retry { error, retry_after } => Outcome::Failed {
+                error: clip(&error),
+                retry_after,
+            },
             RemoteFailure::Dead { reason, detail } => {
+                let detail = clip(&detail);
                 if reason == DeadReason::SignatureInvalid {
                     if let Some(outcome) = signature_outcome(&detail) {
                         metrics::signature_invalid(outcome);

@@ -351,7 +351,7 @@ pub(crate) async fn complete(
     }
     let answers = service(&state)
         .complete(writes)
-        .await
+        .await?
         .into_iter()
         .map(|r| r.map(|()| Reported::succeeded()))
         .collect();
@@ -364,7 +364,7 @@ pub(crate) async fn complete(
 pub(crate) struct FailItem {
     /// The lease token.
     pub lease: String,
-    /// The attempt's error, for the history (up to the store's limit).
+    /// The attempt's error, for the history (cut to 1 024 bytes).
     pub error: Option<String>,
     /// Run again after this many ms (0 to one year); absent: the server's
     /// backoff. Ignored once no attempt is left (the task is dead with
@@ -375,7 +375,8 @@ pub(crate) struct FailItem {
     /// With `dead`: `signature-invalid`, `payload-invalid`, `unknown-task`
     /// or `expired`.
     pub reason: Option<String>,
-    /// With `dead`: more about why. For `signature-invalid`, starts with
+    /// With `dead`: more about why (cut to 1 024 bytes). For
+    /// `signature-invalid`, starts with
     /// the verification outcome: `missing`, `unknown-key`, `mismatch`,
     /// `malformed` or `algorithm-mismatch`.
     pub detail: Option<String>,

@@ -295,14 +295,21 @@ async fn a_failed_attempt_retries_then_dead_letters_after_max_attempts() {
     let task = api.task(&id).await;
     assert_eq!(task["state"], json!("dead"), "{task}");
 
-    // Without retry_after_ms the worker's backoff decides.
-    let _ = api.enqueue(json!({"queue": "b", "task": "flaky"})).await;
+    // Without retry_after_ms the worker's backoff decides; a long error is
+    // cut to what an attempt record keeps.
+    let id = api.enqueue(json!({"queue": "b", "task": "flaky"})).await;
     let t = &api.claim("b", 1, 30_000).await[0];
     let (status, body) = api
-        .work("fail", json!({"lease": lease(t), "error": "x"}))
+        .work(
+            "fail",
+            json!({"lease": lease(t), "error": "x".repeat(5000)}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["state"], json!("retryable"), "{body}");
+    let task = api.task(&id).await;
+    let error = task["history"][0]["error"].as_str().unwrap();
+    assert!(error.len() <= 1024 && error.starts_with("xxx"), "{task}");
 }
 
 #[tokio::test]
