@@ -81,6 +81,8 @@ pub use producer::{
     BatchItem, ClientSignature, Producer, TaskSpec, DEFAULT_QUEUE, MAX_BATCH_TASKS,
 };
 pub use worker::{Worker, WorkerBuilder, WorkerEvent, WorkerEventKind};
+// Workers in other processes and languages (the HTTP pull protocol).
+pub use worker::{RemoteClaim, RemoteFailure, RemoteTask, RemoteWorker};
 
 // Keys: where a process's signing keys and master key come from, and where
 // each stands in a rotation.

@@ -3,10 +3,11 @@
 //! Scopes are ordered: `read` may call every `GET` route but those of
 //! targets; `publish` may also enqueue (`POST /v1/tasks`,
 //! `POST /v1/tasks/batch`) and publish messages (`POST /v1/messages`);
-//! `work` is a worker's: it may also claim and settle tasks over HTTP (and,
-//! as a `publish` key, enqueue follow-up work), but like every scope below
-//! `admin` it never sees what messages carry; `admin` may do everything
-//! (cancel, replay, purge, targets). Which scope a route needs is decided in one place,
+//! `work` is a worker's: it may also claim and report tasks over the pull
+//! protocol (`POST /v1/work/…`) and, as a `publish` key, enqueue follow-up
+//! work, but like every scope below `admin` it never sees what messages
+//! carry; `admin` may do everything (cancel, replay, purge, targets). Which
+//! scope a route needs is decided in one place,
 //! [`required_scope`].
 //!
 //! A presented key is hashed and looked up by hash; the stored hash is then
@@ -51,8 +52,8 @@ pub enum Scope {
     /// `read` plus `POST /v1/tasks`, `POST /v1/tasks/batch` and
     /// `POST /v1/messages`.
     Publish,
-    /// `publish` plus the worker's routes: claim tasks over HTTP, heartbeat
-    /// and settle them. Sees no message payloads.
+    /// `publish` plus the worker protocol (`POST /v1/work/…`: claim,
+    /// heartbeat, complete, fail). Sees no message payloads.
     Work,
     /// Everything.
     Admin,
@@ -106,7 +107,8 @@ impl FromStr for Scope {
 }
 
 /// The scope a `/v1` route needs: `GET` needs `read`, enqueueing needs
-/// `publish`, every other change needs `admin`.
+/// `publish`, the worker protocol needs `work`, every other change needs
+/// `admin`.
 pub(crate) fn required_scope(method: &Method, path: &str) -> Scope {
     if path == "/v1/targets" || path.starts_with("/v1/targets/") {
         // Targets hold secrets and limits: admin only, reads included.
@@ -117,6 +119,8 @@ pub(crate) fn required_scope(method: &Method, path: &str) -> Scope {
         && (path == "/v1/tasks" || path == "/v1/tasks/batch" || path == "/v1/messages")
     {
         Scope::Publish
+    } else if method == Method::POST && path.starts_with("/v1/work/") {
+        Scope::Work
     } else {
         Scope::Admin
     }
@@ -419,6 +423,9 @@ mod tests {
         assert!(!Scope::Publish.allows(Scope::Admin));
         assert!(!Scope::Work.allows(Scope::Admin));
         assert!(!Scope::Work.sees_message_payloads());
+        assert_eq!("work".parse::<Scope>(), Ok(Scope::Work));
+        assert_eq!(Scope::Work.as_str(), "work");
+        assert_eq!(required_scope(&Method::POST, "/v1/work/claim"), Scope::Work);
         assert_eq!(required_scope(&Method::GET, "/v1/tasks"), Scope::Read);
         assert_eq!(required_scope(&Method::POST, "/v1/tasks"), Scope::Publish);
         assert_eq!(

@@ -57,6 +57,10 @@ pub enum AppError {
     /// The operation is not allowed in the task's current state (409).
     #[error("{0}")]
     Conflict(String),
+    /// The caller no longer holds the lease it reports on (409,
+    /// `lease_lost`): it expired and the task was rescued, or it finished.
+    #[error("{0}")]
+    LeaseLost(String),
     /// An `Idempotency-Key` reused with a different request (409,
     /// `idempotency_conflict`); the message names the key and the fields.
     #[error("{0}")]
@@ -127,7 +131,9 @@ impl AppError {
             AppError::Invalid { .. } | AppError::SignatureInvalid { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            AppError::Conflict(_) | AppError::IdempotencyConflict(_) => StatusCode::CONFLICT,
+            AppError::Conflict(_) | AppError::IdempotencyConflict(_) | AppError::LeaseLost(_) => {
+                StatusCode::CONFLICT
+            }
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -150,6 +156,7 @@ impl AppError {
             AppError::SignatureInvalid { .. } => "signature_invalid",
             AppError::Conflict(_) => "conflict",
             AppError::IdempotencyConflict(_) => "idempotency_conflict",
+            AppError::LeaseLost(_) => "lease_lost",
             AppError::PayloadTooLarge { .. } => "payload_too_large",
             AppError::UnsupportedMediaType(_) => "unsupported_media_type",
             AppError::RateLimited { .. } => "rate_limited",
@@ -170,6 +177,9 @@ impl From<StoreError> for AppError {
             }
             StoreError::Conflict(message) => AppError::Conflict(message),
             StoreError::IdempotencyConflict(c) => AppError::IdempotencyConflict(c.to_string()),
+            e @ StoreError::LeaseLost { .. } => AppError::LeaseLost(format!(
+                "{e}: it expired and the task was handed out again, or it already finished; drop the work"
+            )),
             StoreError::Invalid(message) => AppError::invalid("request", message),
             e @ (StoreError::Busy { .. }
             | StoreError::Full { .. }

@@ -18,11 +18,14 @@
 //!
 //! Files: `builder` (configuration), `run` (the worker and its claim
 //! loop), `start` (verify a batch, run handlers), `ack` (write outcomes),
-//! `events` (what subscribers see), `shared` (the state of one worker).
+//! `events` (what subscribers see), `shared` (the state of one worker),
+//! `remote` (the service behind the HTTP pull protocol, for workers in
+//! other processes and languages, writing outcomes through `ack`).
 
 mod ack;
 mod builder;
 mod events;
+mod remote;
 mod run;
 mod shared;
 mod start;
@@ -32,4 +35,9 @@ pub use builder::{
     DEFAULT_POLL_INTERVAL, DEFAULT_SHUTDOWN_GRACE, MAX_CLAIM_BATCH,
 };
 pub use events::{WorkerEvent, WorkerEventKind};
+pub use remote::{
+    remote_lease, retry_after, RemoteClaim, RemoteFailure, RemoteTask, RemoteWorker,
+    DEFAULT_REMOTE_LEASE, MAX_CLAIM, MAX_CLAIM_WAIT, MAX_REMOTE_LEASE, MAX_REPORT_BATCH,
+    MAX_RETRY_AFTER, MIN_REMOTE_LEASE, REMOTE_POLL_INTERVAL, SIGNATURE_INVALID_DETAILS,
+};
 pub use run::Worker;

@@ -114,12 +114,12 @@ async fn run_one(
             Ok(Ok(Err(RunFailure::Handler(e)))) if e.is_reject() => {
                 Outcome::Dead(DeadReason::PayloadInvalid, e.message_chain())
             }
-            Ok(Ok(Err(RunFailure::Handler(e)))) => Outcome::Failed(e.message_chain()),
-            Ok(Err(panic)) => Outcome::Failed(format!(
+            Ok(Ok(Err(RunFailure::Handler(e)))) => Outcome::failed(e.message_chain()),
+            Ok(Err(panic)) => Outcome::failed(format!(
                 "handler panicked: {}",
                 panic_message(panic.as_ref())
             )),
-            Err(_elapsed) => Outcome::Failed(format!(
+            Err(_elapsed) => Outcome::failed(format!(
                 "handler timed out after {:?}",
                 shared.handler_timeout
             )),

@@ -18,6 +18,7 @@ mod queues;
 mod schedules;
 pub(crate) mod targets;
 mod tasks;
+mod work;
 
 /// The `/v1` API: `app` puts every route here behind the API-key gate.
 pub(crate) fn v1() -> OpenApiRouter<AppState> {
@@ -29,6 +30,7 @@ pub(crate) fn v1() -> OpenApiRouter<AppState> {
         .merge(schedules::router())
         .merge(messages::router())
         .merge(targets::router())
+        .merge(work::router())
 }
 
 /// The routes outside the gate: the probes, the metrics and the document.

@@ -17,3 +17,4 @@ mod schedules;
 mod secrets;
 mod serve;
 mod support;
+mod work;

@@ -242,6 +242,31 @@ fn v1_routes() -> Vec<(Method, &'static str, Option<&'static str>, Scope)> {
             None,
             Scope::Admin,
         ),
+        // The worker protocol (tests/it/work.rs).
+        (
+            Method::POST,
+            "/v1/work/claim",
+            Some(r#"{"queues":["q"]}"#),
+            Scope::Work,
+        ),
+        (
+            Method::POST,
+            "/v1/work/heartbeat",
+            Some(r#"{"lease":"x"}"#),
+            Scope::Work,
+        ),
+        (
+            Method::POST,
+            "/v1/work/complete",
+            Some(r#"{"lease":"x"}"#),
+            Scope::Work,
+        ),
+        (
+            Method::POST,
+            "/v1/work/fail",
+            Some(r#"{"lease":"x"}"#),
+            Scope::Work,
+        ),
     ]
 }
 
