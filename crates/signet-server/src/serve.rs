@@ -189,7 +189,7 @@ impl fmt::Display for Banner<'_> {
             }
             None => writeln!(
                 f,
-                "  API keys: create one with `signet api-keys create --name NAME --scope admin|publish|read`"
+                "  API keys: create one with `signet api-keys create --name NAME --scope admin|work|publish|read`"
             )?,
         }
         Ok(())
