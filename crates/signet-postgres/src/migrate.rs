@@ -32,6 +32,11 @@ const MIGRATIONS: &[Migration] = &[
         "newest_first",
         include_str!("../migrations/0005_newest_first.sql"),
     ),
+    Migration::new(
+        6,
+        "listing_by_id",
+        include_str!("../migrations/0006_listing_by_id.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.
@@ -152,7 +157,8 @@ mod tests {
                 (2, "delivery"),
                 (3, "history"),
                 (4, "idempotency_scope"),
-                (5, "newest_first")
+                (5, "newest_first"),
+                (6, "listing_by_id")
             ]
         );
         assert!(status_for_version(SCHEMA_VERSION + 1).is_too_new());

@@ -75,13 +75,13 @@ async fn collect(
         .collect()
 }
 
-/// Tasks newest first, paged by `(created_at_ms, id)`; Signet's own queue
-/// only when named or asked for (see [`TaskFilter`]).
+/// Tasks newest first by id (UUIDv7: creation order), paged by id;
+/// Signet's own queue only when named or asked for (see [`TaskFilter`]).
 ///
-/// Each shape reads one index in order and stops after the page (schema
-/// version 5): a named queue `tasks_newest`, the users' queues the partial
-/// `tasks_newest_user`, and everything both of them merged, each branch
-/// cut to the page first.
+/// Every shape walks the primary key backwards and stops after the page:
+/// no index of its own, which every state change would have to write.
+/// `task_…` ids sort after `msg_…` ones, so the default listing reads the
+/// task rows first.
 pub(crate) async fn list_tasks(
     client: &impl GenericClient,
     filter: &TaskFilter,
@@ -94,20 +94,11 @@ pub(crate) async fn list_tasks(
         rest.push_str(&format!(" AND state = ${}", args.len()));
     }
     if let Some(c) = &filter.cursor {
-        let (ms, id) = parse_task_cursor(c)?;
-        args.push(Box::new(ms));
-        let ms_at = args.len();
-        args.push(Box::new(id));
-        rest.push_str(&format!(
-            " AND (created_at_ms, id) < (${ms_at}, ${})",
-            args.len()
-        ));
+        args.push(Box::new(parse_task_cursor(c)?));
+        rest.push_str(&format!(" AND id < ${}", args.len()));
     }
     args.push(Box::new(limit as i64 + 1));
-    let tail = format!(
-        " ORDER BY created_at_ms DESC, id DESC LIMIT ${}",
-        args.len()
-    );
+    let tail = format!(" ORDER BY id DESC LIMIT ${}", args.len());
     let newest =
         |queue_sql: &str| format!("SELECT {TASK_COLUMNS} FROM tasks WHERE {queue_sql}{rest}{tail}");
     let sql = match (&filter.queue, filter.include_internal) {
@@ -116,22 +107,14 @@ pub(crate) async fn list_tasks(
             newest(&format!("queue = ${}", args.len()))
         }
         (None, false) => newest(USER_QUEUES),
-        (None, true) => format!(
-            "SELECT * FROM ({}) AS u UNION ALL SELECT * FROM ({}) AS o{tail}",
-            newest(USER_QUEUES),
-            newest(OWN_QUEUE)
-        ),
+        (None, true) => newest("TRUE"),
     };
     let items = collect(client, &sql, &args, "listing tasks").await?;
     Ok(task_page(items, limit))
 }
 
-/// The rows of every queue but Signet's own: the predicate of the partial
-/// index `tasks_newest_user`, word for word, so that PostgreSQL can prove
-/// the index applies.
+/// The rows of every queue but Signet's own ([`MESSAGE_QUEUE`]).
 const USER_QUEUES: &str = "queue <> 'signet:messages'";
-/// The rows of Signet's own queue ([`MESSAGE_QUEUE`]).
-const OWN_QUEUE: &str = "queue = 'signet:messages'";
 
 /// The `WHERE` clause of a dead-letter filter (cursor excluded).
 fn dead_where(filter: &DeadFilter, args: &mut Args) -> String {
@@ -295,6 +278,5 @@ mod tests {
     #[test]
     fn the_internal_queue_predicates_name_the_message_queue() {
         assert_eq!(USER_QUEUES, format!("queue <> '{MESSAGE_QUEUE}'"));
-        assert_eq!(OWN_QUEUE, format!("queue = '{MESSAGE_QUEUE}'"));
     }
 }

@@ -31,6 +31,11 @@ const MIGRATIONS: &[Migration] = &[
         "newest_first",
         include_str!("../migrations/0005_newest_first.sql"),
     ),
+    Migration::new(
+        6,
+        "listing_by_id",
+        include_str!("../migrations/0006_listing_by_id.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.

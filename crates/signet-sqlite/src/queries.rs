@@ -57,13 +57,13 @@ fn collect(
     Ok(out)
 }
 
-/// Tasks newest first, paged by `(created_at_ms, id)`; Signet's own queue
-/// only when named or asked for (see [`TaskFilter`]).
+/// Tasks newest first by id (UUIDv7: creation order), paged by id;
+/// Signet's own queue only when named or asked for (see [`TaskFilter`]).
 ///
-/// Each shape reads one index in order and stops after the page (schema
-/// version 5): a named queue `tasks_newest`, the users' queues the partial
-/// `tasks_newest_user`, and everything both of them merged, each branch
-/// cut to the page first.
+/// Every shape walks the primary key backwards and stops after the page:
+/// no index of its own, so enqueueing pays nothing for the listing.
+/// `task_…` ids sort after `msg_…` ones, so the default listing (without
+/// Signet's own queue) reads the task rows first and stops there.
 pub(crate) fn list_tasks(conn: &Connection, filter: &TaskFilter) -> StoreResult<Page<TaskRow>> {
     let limit = page_size(filter.limit);
     let cursor = filter
@@ -75,28 +75,17 @@ pub(crate) fn list_tasks(conn: &Connection, filter: &TaskFilter) -> StoreResult<
     let sql = match (&filter.queue, filter.include_internal) {
         (Some(q), _) => {
             args.push(Value::Text(q.clone()));
-            newest_tasks("queue = ?", filter, cursor.as_ref(), limit, &mut args)
+            newest_tasks("queue = ?", filter, cursor.as_deref(), limit, &mut args)
         }
-        (None, false) => newest_tasks(USER_QUEUES, filter, cursor.as_ref(), limit, &mut args),
-        (None, true) => {
-            let users = newest_tasks(USER_QUEUES, filter, cursor.as_ref(), limit, &mut args);
-            let own = newest_tasks(OWN_QUEUE, filter, cursor.as_ref(), limit, &mut args);
-            args.push(Value::Integer(limit as i64 + 1));
-            format!(
-                "SELECT * FROM ({users}) AS u UNION ALL SELECT * FROM ({own}) AS o \
-                 ORDER BY created_at_ms DESC, id DESC LIMIT ?"
-            )
-        }
+        (None, false) => newest_tasks(USER_QUEUES, filter, cursor.as_deref(), limit, &mut args),
+        (None, true) => newest_tasks("1 = 1", filter, cursor.as_deref(), limit, &mut args),
     };
     let items = collect(conn, &sql, args, "listing tasks")?;
     Ok(task_page(items, limit))
 }
 
-/// The rows of every queue but Signet's own: the predicate of the partial
-/// index `tasks_newest_user`, word for word, so that SQLite uses it.
+/// The rows of every queue but Signet's own ([`MESSAGE_QUEUE`]).
 const USER_QUEUES: &str = "queue <> 'signet:messages'";
-/// The rows of Signet's own queue ([`MESSAGE_QUEUE`]).
-const OWN_QUEUE: &str = "queue = 'signet:messages'";
 
 /// One page (plus one row) of the tasks matching `queue_sql`, `filter`'s
 /// state and `cursor`, newest first; pushes its arguments after any that
@@ -104,7 +93,7 @@ const OWN_QUEUE: &str = "queue = 'signet:messages'";
 fn newest_tasks(
     queue_sql: &str,
     filter: &TaskFilter,
-    cursor: Option<&(i64, String)>,
+    cursor: Option<&str>,
     limit: usize,
     args: &mut Vec<Value>,
 ) -> String {
@@ -113,15 +102,11 @@ fn newest_tasks(
         sql.push_str(" AND state = ?");
         args.push(Value::Text(s.as_str().to_owned()));
     }
-    if let Some((ms, id)) = cursor {
-        sql.push_str(" AND (created_at_ms < ? OR (created_at_ms = ? AND id < ?))");
-        args.extend([
-            Value::Integer(*ms),
-            Value::Integer(*ms),
-            Value::Text(id.clone()),
-        ]);
+    if let Some(id) = cursor {
+        sql.push_str(" AND id < ?");
+        args.push(Value::Text(id.to_owned()));
     }
-    sql.push_str(" ORDER BY created_at_ms DESC, id DESC LIMIT ?");
+    sql.push_str(" ORDER BY id DESC LIMIT ?");
     args.push(Value::Integer(limit as i64 + 1));
     sql
 }
@@ -186,17 +171,14 @@ pub(crate) fn dead_ids(conn: &Connection, filter: &DeadFilter) -> StoreResult<Ve
 }
 
 /// Counts per queue and state: one covering index scan per group of states
-/// (see the schema), never a scan of the table. `GROUP BY +queue` keeps
-/// SQLite from grouping along the listing index `tasks_newest` (which
-/// holds every row, in queue order) instead of reading the partial index
-/// of the states.
+/// (see the schema), never a scan of the table.
 pub(crate) const COUNTS_SQL: &str = "SELECT queue, state, COUNT(*) FROM tasks \
-     WHERE state IN ('available', 'scheduled', 'retryable') GROUP BY +queue, state \
+     WHERE state IN ('available', 'scheduled', 'retryable') GROUP BY queue, state \
      UNION ALL \
-     SELECT queue, 'running', COUNT(*) FROM tasks WHERE state = 'running' GROUP BY +queue \
+     SELECT queue, 'running', COUNT(*) FROM tasks WHERE state = 'running' GROUP BY queue \
      UNION ALL \
      SELECT queue, state, COUNT(*) FROM tasks \
-     WHERE finished_at_ms IS NOT NULL GROUP BY +queue, state";
+     WHERE finished_at_ms IS NOT NULL GROUP BY queue, state";
 
 /// Tasks per queue and state.
 pub(crate) fn counts(conn: &Connection) -> StoreResult<Vec<QueueCounts>> {
@@ -250,9 +232,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_internal_queue_predicates_name_the_message_queue() {
+    fn the_internal_queue_predicate_names_the_message_queue() {
         assert_eq!(USER_QUEUES, format!("queue <> '{MESSAGE_QUEUE}'"));
-        assert_eq!(OWN_QUEUE, format!("queue = '{MESSAGE_QUEUE}'"));
     }
 
     /// The plan of `sql`, its rows joined with `; `.
@@ -264,60 +245,27 @@ mod tests {
         rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
     }
 
-    /// Every shape of the task listing reads its index in order: no scan
-    /// of the table, no sort of it (only of the two cut branches).
+    /// The default listing and `include_internal` walk the primary key in
+    /// order (no sort of the table); no listing index is left to write.
     #[test]
-    fn task_listings_read_their_indexes_in_order() {
+    fn task_listings_walk_the_primary_key() {
         let mut conn = Connection::open_in_memory().unwrap();
         crate::migrate::migrate(&mut conn, 0).unwrap();
-        let cursor = (1, "task_1".to_owned());
-        for (filter, index) in [
-            (TaskFilter::default(), "tasks_newest_user"),
-            (
-                TaskFilter {
-                    queue: Some("mail".into()),
-                    ..TaskFilter::default()
-                },
-                "tasks_newest (queue=?",
-            ),
-            (
-                TaskFilter {
-                    queue: Some(MESSAGE_QUEUE.into()),
-                    ..TaskFilter::default()
-                },
-                "tasks_newest (queue=?",
-            ),
-        ] {
-            for cursor in [None, Some(&cursor)] {
+        for queue_sql in [USER_QUEUES, "1 = 1"] {
+            for cursor in [None, Some("task_1")] {
                 let mut args = Vec::new();
-                let queue_sql = match &filter.queue {
-                    Some(q) => {
-                        args.push(Value::Text(q.clone()));
-                        "queue = ?"
-                    }
-                    None => USER_QUEUES,
-                };
-                let sql = newest_tasks(queue_sql, &filter, cursor, 50, &mut args);
+                let sql = newest_tasks(queue_sql, &TaskFilter::default(), cursor, 50, &mut args);
                 let got = plan(&conn, &sql, args);
-                assert!(got.contains(index), "{filter:?}: {got}");
-                assert!(!got.contains("TEMP B-TREE"), "{filter:?}: {got}");
+                assert!(!got.contains("TEMP B-TREE"), "{queue_sql}: {got}");
             }
         }
-        let mut args = Vec::new();
-        let filter = TaskFilter::default();
-        let users = newest_tasks(USER_QUEUES, &filter, None, 50, &mut args);
-        let own = newest_tasks(OWN_QUEUE, &filter, None, 50, &mut args);
-        let both = plan(
-            &conn,
-            &format!("SELECT * FROM ({users}) AS u UNION ALL SELECT * FROM ({own}) AS o"),
-            args,
-        );
-        assert!(
-            both.contains("tasks_newest_user") && both.contains("tasks_newest (queue=?)"),
-            "{both}"
-        );
-        // Counts keep to the partial indexes of the states.
-        let counts = plan(&conn, COUNTS_SQL, Vec::new());
-        assert!(!counts.contains("tasks_newest"), "{counts}");
+        let listing_indexes: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name LIKE 'tasks_newest%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(listing_indexes, 0, "migration 6 drops the listing indexes");
     }
 }

@@ -310,8 +310,9 @@ pub fn is_internal_queue(queue: &str) -> bool {
     queue == crate::MESSAGE_QUEUE
 }
 
-/// Filter for task listings, newest first: by creation time
-/// (`envelope.created_at_ms`), then id, both descending.
+/// Filter for task listings, newest first: by id, descending (Signet's ids
+/// are UUIDv7, so that is creation order for every id it makes; an id a
+/// producer chose sorts by its text). `task_…` rows come before `msg_…`.
 ///
 /// Signet's own queue ([`MESSAGE_QUEUE`](crate::MESSAGE_QUEUE): messages
 /// and callbacks) is left out unless `include_internal` is set or `queue`
@@ -389,7 +390,7 @@ pub const MAX_PAGE: usize = 1000;
 #[derive(Clone, Debug)]
 pub struct Page<T> {
     /// The items, newest first: dead letters by `(finished_at_ms, id)`,
-    /// tasks by `(created_at_ms, id)`.
+    /// tasks by id.
     pub items: Vec<T>,
     /// Pass back to get the next page; `None` on the last page.
     pub next_cursor: Option<String>,

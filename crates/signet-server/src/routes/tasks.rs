@@ -353,7 +353,7 @@ pub(crate) fn parse_flag(name: &str, value: Option<&str>) -> AppResult<bool> {
     }
 }
 
-/// List tasks, newest first (by creation time, then id). Signet's own
+/// List tasks, newest first (by id: Signet's ids are time-ordered). Signet's own
 /// queue `signet:messages` is left out unless named in `queue` or asked
 /// for with `include_internal=true`.
 #[utoipa::path(
