@@ -104,7 +104,10 @@ pub fn os_signal() -> impl std::future::Future<Output = &'static str> + Send + '
                     tracing::warn!(
                         "could not install signal handlers; only Ctrl-C stops this process"
                     );
-                    let _ = tokio::signal::ctrl_c().await;
+                    if tokio::signal::ctrl_c().await.is_err() {
+                        // No way to hear a signal at all: never stop for one.
+                        std::future::pending::<()>().await;
+                    }
                     "ctrl-c"
                 }
             }
@@ -113,7 +116,9 @@ pub fn os_signal() -> impl std::future::Future<Output = &'static str> + Send + '
     #[cfg(not(unix))]
     {
         async {
-            let _ = tokio::signal::ctrl_c().await;
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
             "ctrl-c"
         }
     }

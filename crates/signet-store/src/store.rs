@@ -131,7 +131,8 @@ pub trait Store: Send + Sync + 'static {
     /// One task by id.
     async fn task(&self, id: &str) -> StoreResult<Option<TaskRow>>;
 
-    /// Tasks by queue and state, newest first (`created_at_ms`, then id),
+    /// Tasks by queue and state, newest first (by id, descending: UUIDv7
+    /// ids, so creation order for the ids Signet makes),
     /// paged; Signet's own queue only when named or asked for
     /// ([`TaskFilter`]).
     async fn list_tasks(&self, filter: TaskFilter) -> StoreResult<Page<TaskRow>>;

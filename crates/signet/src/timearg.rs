@@ -24,12 +24,39 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
 /// the one parser): RFC 3339 (`2026-11-23T12:00:00Z`) or a whole number of
 /// unix **milliseconds** (`1795000000000`). Returns unix milliseconds.
 pub(crate) fn parse_time_ms(text: &str) -> Result<i64, String> {
-    signet_runtime::parse_time_ms(text)
+    let ms = signet_runtime::parse_time_ms(text)?;
+    // Until this release the command line read a bare number as unix
+    // seconds: such a number now means a date in early 1973 or before.
+    // Refuse it rather than let `dlq purge --since <seconds>` reach back
+    // to 1970.
+    let trimmed = text.trim();
+    if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit()) && ms < SECONDS_LOOKALIKE
+    {
+        return Err(format!(
+            "{trimmed} looks like unix seconds; times are RFC 3339 (2026-11-23T12:00:00Z) or unix milliseconds: write {trimmed}000"
+        ));
+    }
+    Ok(ms)
 }
+
+/// Unix milliseconds below this (1973-03-03) are unix seconds typed by
+/// habit: every second from 2001 on is at least 10^9.
+const SECONDS_LOOKALIKE: i64 = 100_000_000_000;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unix_seconds_are_refused_with_what_to_write() {
+        let e = parse_time_ms("1795000000").unwrap_err();
+        assert!(
+            e.contains("looks like unix seconds") && e.contains("1795000000000"),
+            "{e}"
+        );
+        assert_eq!(parse_time_ms("1795000000000"), Ok(1_795_000_000_000));
+        assert!(parse_time_ms("2026-11-23T12:00:00Z").is_ok());
+    }
 
     #[test]
     fn durations_keep_the_old_forms() {

@@ -21,51 +21,16 @@ use crate::handlers::{text_stats, Outbox};
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     // Signal handlers first: a SIGTERM during start-up (keys, store,
-    // migrations) still stops the worker gracefully instead of killing it.
-    let signal = os_signal();
-    // The keys as every signet command on this store finds them: the
-    // variables, SIGNET_KEYS_FILE, or the key file beside a SQLite database
-    // (created on first use).
-    let env: Vec<(String, String)> = std::env::vars().collect();
-    let database_file = match signet_sqlite::parse_url(&args.database_url) {
-        // PostgreSQL URLs are not SQLite URLs: no key file of their own.
-        Ok(signet_sqlite::Location::File(path)) => Some(path),
-        _ => None,
+    // migrations, which may wait on an unreachable database) stops the
+    // worker at once and cleanly, instead of killing it or going unheard.
+    let mut signal = Box::pin(os_signal());
+    let (store, worker) = tokio::select! {
+        started = start(&args) => started?,
+        name = &mut signal => {
+            tracing::info!(signal = name, "stopped while starting");
+            return Ok(());
+        }
     };
-    let keys = load_keys(&KeyRequest {
-        env: &env,
-        database_file: database_file.as_deref(),
-        unsigned: false,
-    })
-    .context("the signing keys")?;
-    for warning in keys.warnings.iter().chain(&keys.signing.warnings) {
-        tracing::warn!("{warning}");
-    }
-    tracing::info!("{}", keys.describe());
-    let signing = keys.signing;
-    let store = open_store(&args).await?;
-    for missing in missing_keys(store.as_ref(), &signing).await? {
-        tracing::warn!("{missing}");
-    }
-    std::fs::create_dir_all(&args.outbox)
-        .with_context(|| format!("could not create the outbox directory {:?}", args.outbox))?;
-    let outbox = Outbox::new(args.outbox.clone());
-
-    let worker = Worker::builder(Arc::clone(&store))
-        .signing(&signing)
-        .queues(args.queues.iter().cloned())
-        .concurrency(args.concurrency)
-        .lease(args.lease(), args.heartbeat())
-        .handler_timeout(Duration::from_millis(args.handler_timeout_ms))
-        .shutdown_grace(Duration::from_millis(args.shutdown_grace_ms))
-        .poll_interval(Duration::from_millis(args.poll_ms))
-        .register("text.stats", text_stats)
-        .register("files.write", move |ctx, a| {
-            let outbox = outbox.clone();
-            async move { outbox.write(ctx, a).await }
-        })
-        .build()
-        .context("the worker configuration is invalid")?;
 
     let shutdown = Shutdown::new();
     if let Some(addr) = args.metrics_listen {
@@ -120,6 +85,54 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let _ = logger.await;
     store.close().await.context("closing the store")?;
     result.context("the worker stopped with an error")
+}
+
+/// Everything before the worker runs: keys, store, outbox, handlers.
+async fn start(args: &Args) -> anyhow::Result<(Arc<dyn Store>, Worker)> {
+    // The keys as every signet command on this store finds them: the
+    // variables, SIGNET_KEYS_FILE, or the key file beside a SQLite database
+    // (created on first use).
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let database_file = match signet_sqlite::parse_url(&args.database_url) {
+        // PostgreSQL URLs are not SQLite URLs: no key file of their own.
+        Ok(signet_sqlite::Location::File(path)) => Some(path),
+        _ => None,
+    };
+    let keys = load_keys(&KeyRequest {
+        env: &env,
+        database_file: database_file.as_deref(),
+        unsigned: false,
+    })
+    .context("the signing keys")?;
+    for warning in keys.warnings.iter().chain(&keys.signing.warnings) {
+        tracing::warn!("{warning}");
+    }
+    tracing::info!("{}", keys.describe());
+    let signing = keys.signing;
+    let store = open_store(args).await?;
+    for missing in missing_keys(store.as_ref(), &signing).await? {
+        tracing::warn!("{missing}");
+    }
+    std::fs::create_dir_all(&args.outbox)
+        .with_context(|| format!("could not create the outbox directory {:?}", args.outbox))?;
+    let outbox = Outbox::new(args.outbox.clone());
+
+    let worker = Worker::builder(Arc::clone(&store))
+        .signing(&signing)
+        .queues(args.queues.iter().cloned())
+        .concurrency(args.concurrency)
+        .lease(args.lease(), args.heartbeat())
+        .handler_timeout(Duration::from_millis(args.handler_timeout_ms))
+        .shutdown_grace(Duration::from_millis(args.shutdown_grace_ms))
+        .poll_interval(Duration::from_millis(args.poll_ms))
+        .register("text.stats", text_stats)
+        .register("files.write", move |ctx, a| {
+            let outbox = outbox.clone();
+            async move { outbox.write(ctx, a).await }
+        })
+        .build()
+        .context("the worker configuration is invalid")?;
+    Ok((store, worker))
 }
 
 /// Serves `GET /metrics` on `addr` until `shutdown`: the runtime's

@@ -192,8 +192,15 @@ fn view(state: &AppState, t: &TargetRecord) -> AppResult<TargetView> {
     if !targets.has_master_key() {
         return Ok(TargetView::new(t, None));
     }
-    let secrets = targets.signing_secrets(t).map_err(runtime_error)?;
-    Ok(TargetView::new(t, Some(&secrets)))
+    // A secret that cannot be opened (another master key) must not cost the
+    // answer: a create or rotate has stored a secret shown only here.
+    match targets.signing_secrets(t) {
+        Ok(secrets) => Ok(TargetView::new(t, Some(&secrets))),
+        Err(e) => {
+            tracing::warn!(target_id = %t.id, error = %e, "cannot list the secrets still signing for this target; answering without them");
+            Ok(TargetView::new(t, None))
+        }
+    }
 }
 
 /// The targets.

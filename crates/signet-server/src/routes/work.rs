@@ -92,7 +92,7 @@ pub(crate) struct EnvelopeView {
     pub args_b64: String,
     /// The same bytes as JSON text, written verbatim; `null` when they are
     /// not JSON.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub args: Option<Box<RawValue>>,
     /// Headers (lower-case names).
     pub headers: BTreeMap<String, String>,
@@ -267,7 +267,7 @@ pub(crate) async fn heartbeat(
 pub(crate) struct CompleteItem {
     /// The lease token.
     pub lease: String,
-    /// The result: any JSON value, stored as sent (absent: none).
+    /// The result: any JSON value, stored as sent (absent or `null`: none).
     #[schema(value_type = Option<serde_json::Value>)]
     pub result: Option<Box<RawValue>>,
 }

@@ -154,8 +154,9 @@ async fn handle(
                 .timestamp
                 .map_or_else(|| "-".to_owned(), |t| t.to_string());
             let mut text = format!(
-                "ACCEPTED {method} {path} id={} timestamp={timestamp} key={} body={}",
+                "ACCEPTED {method} {path} id={} timestamp={timestamp} key={:?} body={}",
                 printable(id),
+                // Quoted: a position label ("secret 1") has a space.
                 printable(&hook.key_label),
                 printable(&truncate(&body, MAX_PRINTED_BODY)),
             );

@@ -56,9 +56,13 @@ pub(crate) fn run(cmd: Command) -> ExitCode {
 async fn service(db: &DatabaseArgs) -> anyhow::Result<TargetService> {
     // The same keys every command on this database uses; without a master
     // key, targets are read but their secrets cannot be opened.
-    let master = crate::commands::keys::load(db, false)
-        .ok()
-        .and_then(|keys| keys.master_key);
+    let master = match crate::commands::keys::load(db, false) {
+        Ok(keys) => keys.master_key,
+        Err(e) => {
+            eprintln!("WARN {e:#}; targets are shown without the secrets still signing");
+            None
+        }
+    };
     Ok(TargetService::new(db.open().await?, master))
 }
 

@@ -442,7 +442,7 @@ fn dead_letters_list_show_replay_and_purge() {
     assert_eq!(mail["items"].as_array().unwrap().len(), 2, "{mail}");
     let future = f.json(&["dlq", "ls", "--since", "2999-01-01T00:00:00Z"]);
     assert!(future["items"].as_array().unwrap().is_empty(), "{future}");
-    let past = f.json(&["dlq", "ls", "--until", "1000000000"]);
+    let past = f.json(&["dlq", "ls", "--until", "1000000000000"]);
     assert!(past["items"].as_array().unwrap().is_empty(), "{past}");
     let bad = f.run(&["dlq", "ls", "--reason", "bored"]);
     assert_eq!(bad.code, 2, "{bad:#?}");
