@@ -485,10 +485,14 @@ impl QueueDepth {
         }))
     }
 
-    /// Samples unless the last sample is younger than `max_age`; says
+    /// Samples unless the last sample is younger than `max_age`, or a
+    /// count is already running (another scrape, the reporter: then the
+    /// last sample is served rather than waiting on the store); says
     /// whether it sampled.
     pub async fn refresh(&self, max_age: Duration) -> Result<bool, StoreError> {
-        let mut sampled_at = self.0.sampled_at_ms.lock().await;
+        let Ok(mut sampled_at) = self.0.sampled_at_ms.try_lock() else {
+            return Ok(false);
+        };
         let now = self.0.clock.now_ms();
         let max_age_ms = i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
         // A clock that went back counts as old: sample.

@@ -399,9 +399,12 @@ impl RemoteWorker {
             .map(|slot| match slot {
                 Some(r) => r,
                 // `record_successes` answers one result per success.
-                None => written
-                    .next()
-                    .unwrap_or_else(|| Err(StoreError::invalid("complete_batch answered short"))),
+                None => written.next().unwrap_or_else(|| {
+                    Err(StoreError::backend(
+                        "completing a batch",
+                        "the store answered fewer results than tasks",
+                    ))
+                }),
             })
             .collect())
     }
@@ -416,6 +419,7 @@ impl RemoteWorker {
     ) -> Result<WorkerEventKind, StoreError> {
         let meta = self.meta(lease).await?;
         // What a worker writes is kept as an attempt record keeps text.
+        let mut signature_failure = None;
         let outcome = match failure {
             RemoteFailure::Retry { error, retry_after } => Outcome::Failed {
                 error: clip(&error),
@@ -424,14 +428,12 @@ impl RemoteWorker {
             RemoteFailure::Dead { reason, detail } => {
                 let detail = clip(&detail);
                 if reason == DeadReason::SignatureInvalid {
-                    if let Some(outcome) = signature_outcome(&detail) {
-                        metrics::signature_invalid(outcome);
-                    }
+                    signature_failure = signature_outcome(&detail);
                 }
                 Outcome::Dead(reason, detail)
             }
         };
-        record(
+        let ended = record(
             &self.leases,
             &self.retry,
             &meta,
@@ -439,7 +441,12 @@ impl RemoteWorker {
             None,
             self.clock.now_ms(),
         )
-        .await
+        .await?;
+        // Counted once the store took it: a lost lease changed nothing.
+        if let Some(outcome) = signature_failure {
+            metrics::signature_invalid(outcome);
+        }
+        Ok(ended)
     }
 
     /// [`RemoteWorker::fail`] for each report, concurrently; answers in

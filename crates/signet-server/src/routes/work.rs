@@ -530,9 +530,11 @@ fn reported(kind: WorkerEventKind) -> Result<Reported, StoreError> {
             detail: Some(detail),
         }),
         WorkerEventKind::Succeeded => Ok(Reported::succeeded()),
-        other => Err(StoreError::invalid(format!(
-            "unexpected outcome of a failure report: {other:?}"
-        ))),
+        // A bug of the server, not of the request: a 500, not a 422.
+        other => Err(StoreError::backend(
+            "recording a failure report",
+            format!("unexpected outcome {other:?}"),
+        )),
     }
 }
 
@@ -592,10 +594,12 @@ fn answer<T: Serialize>(
     answers: Vec<Result<T, StoreError>>,
 ) -> AppResult<Json<serde_json::Value>> {
     if single {
-        let one = answers
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| Err(StoreError::invalid("no answer")))?;
+        let one = answers.into_iter().next().unwrap_or_else(|| {
+            Err(StoreError::backend(
+                "answering a report",
+                "the store gave no answer",
+            ))
+        })?;
         return to_json(&one).map(Json);
     }
     let items = answers
