@@ -1,10 +1,8 @@
 //! `--metrics-listen`: the worker serves its own `/metrics`, with the
 //! series names `signet serve` uses.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -44,34 +42,28 @@ async fn the_worker_serves_its_metrics() {
         .task
         .id()
         .to_owned();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_signet-example-worker"))
-        .args(["--database-url", &env.url, "--queue", q, "--poll-ms", "5"])
-        .args(["--metrics-listen", "127.0.0.1:0"])
-        .arg("--outbox")
-        .arg(env.outbox())
-        .envs(signing_vars())
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the worker binary starts");
-    // The address it bound is in its log; the rest of the log is passed on.
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            if let Some((_, rest)) = line.split_once("metrics at http://") {
-                let addr = rest.split('/').next().unwrap_or_default().to_owned();
-                let _ = tx.send(addr);
-            }
-            eprintln!("{line}");
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("the worker logs where its metrics are");
+    let (child, log) = spawn_logging_worker(
+        &env,
+        &[
+            "--queue",
+            q,
+            "--poll-ms",
+            "5",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    // The address it bound is in its log.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let addr = std::iter::from_fn(|| {
+        log.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .ok()
+    })
+    .find_map(|line| {
+        line.split_once("metrics at http://")
+            .map(|(_, rest)| rest.split('/').next().unwrap_or_default().to_owned())
+    })
+    .expect("the worker logs where its metrics are");
 
     let deadline = Instant::now() + Duration::from_secs(20);
     while !env.store.task(&id).await.unwrap().unwrap().state.is_final() {

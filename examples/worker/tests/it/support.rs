@@ -1,8 +1,9 @@
 //! Starting the worker binary over a temp database.
 
+use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use signet_runtime::Producer;
@@ -122,4 +123,32 @@ pub(crate) fn terminate(mut child: Child, within: Duration) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Starts the worker binary on `env`'s store with `args`, logging at INFO
+/// without colour; each line of its log is passed on to the test output
+/// and sent to the receiver, so a test can wait for one.
+pub(crate) fn spawn_logging_worker(env: &Env, args: &[&str]) -> (Child, mpsc::Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_signet-example-worker"))
+        .args(["--database-url", &env.url])
+        .args(args)
+        .arg("--outbox")
+        .arg(env.outbox())
+        .envs(signing_vars())
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the worker binary starts");
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            eprintln!("{line}");
+            let _ = tx.send(line);
+        }
+    });
+    (child, rx)
 }
