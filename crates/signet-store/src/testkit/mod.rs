@@ -120,7 +120,7 @@ macro_rules! __signet_store_checks {
             Kill => outcome::kill: "Kill dead-letters a waiting task.",
             Rescue => lease::rescue: "Expired leases become retryable, or dead once attempts are used up.",
             ListTasks => listing::list_tasks: "Task listing filters and pages newest first without duplicates or gaps.",
-            ListOwnQueue => listing::list_own_queue: "Listings leave Signet's own queue out unless it is named or asked for; asked for, its rows interleave newest first.",
+            ListOwnQueue => listing::list_own_queue: "Listings leave Signet's own queue out unless it is named or asked for; asked for, its rows (msg_ ids) follow the tasks, each newest first.",
             ListDead => dead_letters::list_dead: "Dead letters list newest first, filtered and paged.",
             Replay => dead_letters::replay: "Replay resets attempts and keeps the envelope and signature identical.",
             Purge => dead_letters::purge: "Purge deletes dead letters only.",
