@@ -101,6 +101,17 @@ class Server:
         finally:
             conn.close()
 
+    def lease_expires_at_ms(self, task_id: str) -> int:
+        """When the task's lease ends, read from the store."""
+        conn = sqlite3.connect(self.db, timeout=10)
+        try:
+            row = conn.execute(
+                "SELECT lease_expires_at_ms FROM tasks WHERE id = ?", (task_id,)
+            ).fetchone()
+        finally:
+            conn.close()
+        return int(row[0]) if row and row[0] is not None else 0
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()

@@ -136,15 +136,21 @@ def test_heartbeats_keep_a_long_task(server: Server) -> None:
     view = producer.enqueue("beat", "long", {})
     worker = make_worker(server, "beat", lease_ms=1_000)
 
+    leases: list[tuple[int, int]] = []
+
     @worker.task("long")
     def long(args: object) -> str:
-        time.sleep(3)  # three leases long: only heartbeats keep it
+        for _ in range(3):  # three leases long: only heartbeats keep it
+            time.sleep(1)
+            now = int(time.time() * 1000)
+            leases.append((now, server.lease_expires_at_ms(view["id"])))
         return "done"
 
     with running(worker):
         done = server.wait_state(view["id"], "succeeded")
     assert done["result"] == "done"
     assert done["attempts_made"] == 1
+    assert all(expires > now for now, expires in leases), leases
 
 
 def test_a_cli_enqueued_task_runs_in_python(server: Server) -> None:

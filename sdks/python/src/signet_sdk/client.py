@@ -98,6 +98,7 @@ class Client:
         self._local = threading.local()
         self._all: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
+        self._aborted = False
 
     def __repr__(self) -> str:
         return f"Client({self.base_url!r}, api_key=<hidden>)"
@@ -127,8 +128,9 @@ class Client:
     def abort(self) -> None:
         """Shuts down every connection's socket (any thread's): a request in
         flight, such as a long-poll claim, fails at once with TransportError.
-        Used for a prompt shutdown."""
+        Used for a prompt shutdown: the client sends nothing after it."""
         with self._lock:
+            self._aborted = True
             conns = list(self._all)
         for conn in conns:
             sock = conn.sock
@@ -167,6 +169,8 @@ class Client:
             sent.update({k.lower(): v for k, v in headers.items()})
         attempt = 0
         while True:
+            if self._aborted:
+                raise TransportError(f"{method} {path}: the client was shut down")
             conn = self._connection()
             reused = bool(getattr(self._local, "used", False))
             conn.timeout = timeout if timeout is not None else self.timeout

@@ -126,6 +126,7 @@ class Worker:
         # Claims get their own connection so a shutdown can cut the long poll.
         self._claimer = Client(url, api_key, timeout=wait_ms / 1000 + timeout)
         self._stop = threading.Event()
+        self._finished = threading.Event()  # every handler has returned
         self._cond = threading.Condition()
         self._running = 0
         self._reports: list[_Report] = []
@@ -175,6 +176,7 @@ class Worker:
         )
         reporter = threading.Thread(target=self._report_loop, name="signet-reporter", daemon=True)
         beater = threading.Thread(target=self._beat_loop, name="signet-heartbeat", daemon=True)
+        self._finished.clear()
         reporter.start()
         beater.start()
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="signet-task")
@@ -182,6 +184,7 @@ class Worker:
             self._claim_loop(pool)
         finally:
             pool.shutdown(wait=True)
+            self._finished.set()
             with self._report_cond:
                 self._report_cond.notify_all()
             self._stop.set()
@@ -384,11 +387,7 @@ class Worker:
     def _beat_loop(self) -> None:
         interval = self.lease_ms / 3000
         tick = min(interval / 4, 1.0)
-        while True:
-            with self._cond:
-                if self._stop.is_set() and self._running == 0:
-                    return
-            time.sleep(tick)
+        while not self._finished.wait(tick):
             now = time.monotonic()
             with self._beat_lock:
                 due = [(lease, v[0]) for lease, v in self._beats.items() if v[1] <= now]
