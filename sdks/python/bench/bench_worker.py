@@ -37,6 +37,7 @@ def worker_main(url: str, api_key: str, keys_file: str, n: int, concurrency: int
 
     worker = Worker(
         url, api_key, queues=["bench"], concurrency=concurrency,
+        flush_ms=float(os.environ.get("FLUSH_MS", "5")),
         keys=load_keys({"SIGNET_KEYS_FILE": keys_file}),
     )
 
@@ -103,8 +104,10 @@ def main() -> None:
                 items = [TaskRequest("bench", "noop", {"i": i}) for i in range(n)]
                 server_cpu0 = _cpu(server.proc.pid)
                 t0 = time.time()
+                cpu0 = time.process_time()
                 producer.enqueue_batch(items)
                 t_enq = time.time()
+                producer_cpu = time.process_time() - cpu0
                 line = worker.stdout.readline()
                 server_cpu = _cpu(server.proc.pid) - server_cpu0
                 worker.wait(60)
@@ -114,7 +117,8 @@ def main() -> None:
                     f"RESULT system=signet-python-sdk run={run + 1} n={n} server={kind} "
                     f"concurrency={concurrency} enqueue_per_s={n / (t_enq - t0):.0f} "
                     f"e2e_per_s={e2e:.0f} wall_s={out['done'] - t0:.2f} "
-                    f"worker_cpu_s={out['cpu_s']:.2f} server_cpu_s={server_cpu:.2f} "
+                    f"producer_cpu_s={producer_cpu:.2f} worker_cpu_s={out['cpu_s']:.2f} "
+                    f"server_cpu_s={server_cpu:.2f} "
                     f"stats={json.dumps(out['stats'], separators=(',', ':'))}",
                     flush=True,
                 )

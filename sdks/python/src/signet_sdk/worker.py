@@ -121,6 +121,7 @@ class Worker:
         self.wait_ms = wait_ms
         self.flush_s = flush_ms / 1000
         self.max_claim = max(1, min(max_claim, MAX_CLAIM))
+        self._low_water = max(1, min(self.max_claim, concurrency) // 2)
         self.handlers = Handlers.of(handlers) if handlers is not None else Handlers()
         self._client = Client(url, api_key, timeout=timeout)
         # Claims get their own connection so a shutdown can cut the long poll.
@@ -204,7 +205,14 @@ class Worker:
         failures = 0
         while not self._stop.is_set():
             with self._cond:
-                while self._running >= self.concurrency and not self._stop.is_set():
+                # Claim when a good share of the slots is free (or all of
+                # them): fewer, larger claims cost the server less than
+                # one per finished task.
+                while (
+                    self.concurrency - self._running < self._low_water
+                    and self._running > 0
+                    and not self._stop.is_set()
+                ):
                     self._cond.wait()
                 free = self.concurrency - self._running
             if self._stop.is_set():
