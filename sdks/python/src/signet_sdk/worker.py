@@ -137,6 +137,11 @@ class Worker:
         self._beat_lock = threading.Lock()
         #: Counters: tasks claimed, succeeded, failed, dead, dropped (lease lost).
         self.stats = {"claimed": 0, "succeeded": 0, "failed": 0, "dead": 0, "lost": 0}
+        self._stats_lock = threading.Lock()
+
+    def _count(self, what: str, n: int) -> None:
+        with self._stats_lock:
+            self.stats[what] += n
 
     def __repr__(self) -> str:
         return f"Worker({self._client.base_url!r}, queues={self.queues}, concurrency={self.concurrency})"
@@ -245,7 +250,7 @@ class Worker:
                 continue
             with self._cond:
                 self._running += len(tasks)
-            self.stats["claimed"] += len(tasks)
+            self._count("claimed", len(tasks))
             for claimed in tasks:
                 pool.submit(self._process, claimed)
 
@@ -299,7 +304,7 @@ class Worker:
                 lost = lease in self._lost
                 self._lost.discard(lease)
         if lost:
-            self.stats["lost"] += 1
+            self._count("lost", 1)
             log.warning("worker: task %s: the lease was lost while it ran; result dropped", task.id)
             return
         self._report(lease, task.id, complete, item if complete else _item(body))
@@ -347,9 +352,9 @@ class Worker:
                 if err is None:
                     state = answer.get("state")
                     key = {"succeeded": "succeeded", "dead": "dead"}.get(str(state), "failed")
-                    self.stats[key] += 1
+                    self._count(key, 1)
                 elif err.get("code") == "lease_lost":
-                    self.stats["lost"] += 1
+                    self._count("lost", 1)
                     log.warning(
                         "worker: task %s: lease lost before its report; outcome dropped",
                         report.task_id,
