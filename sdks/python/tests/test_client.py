@@ -116,3 +116,6 @@ def test_unreachable_and_misconfigured() -> None:
         Client("ftp://example.com", KEY)
     with pytest.raises(ConfigError):
         Client("http://example.com", " ")
+    with pytest.raises(ConfigError) as caught:
+        Client("http://example.com", "sk_abc\r\nX-Injected: 1")
+    assert "sk_abc" not in str(caught.value)

@@ -20,6 +20,7 @@ from signet_sdk import (
     Producer,
     TaskEnvelope,
     TaskRequest,
+    sign_envelope,
     verify_envelope,
 )
 from signet_sdk.producer import new_task_id
@@ -68,6 +69,9 @@ def test_signature_and_bytes_are_stored_unchanged(server: Server) -> None:
     ring = server.keys().signing.ring
     sig = EnvelopeSignature.from_dict(shown["signature"])
     assert verify_envelope(envelope, sig, ring) == ring.active.id  # type: ignore[union-attr]
+    # HMAC is deterministic: signing the same envelope here gives the very
+    # signature the server stored, so it kept the client's unchanged.
+    assert sign_envelope(envelope, ring).to_dict() == shown["signature"]
     # The same idempotency key again answers the first task.
     again = producer.enqueue(
         "mail", "email.send", raw_args=raw, headers={"X-Tenant": "acme"}, max_attempts=7,
@@ -140,6 +144,14 @@ def test_unsigned_needs_an_explicit_choice(caplog: pytest.LogCaptureFixture) -> 
     with caplog.at_level(logging.WARNING):
         Producer("http://127.0.0.1:1", "sk_x", unsigned=True)
     assert "WITHOUT a client signature" in caplog.text
+
+
+def test_batch_items_with_unknown_fields_are_refused() -> None:
+    producer = Producer(
+        "http://127.0.0.1:1", "sk_x", keys=KeyRing.single(Key.hmac("k", b"k" * 32))
+    )
+    with pytest.raises(Exception, match="unknown task field.*tsak"):
+        producer.enqueue_batch([{"queue": "q", "tsak": "t"}])
 
 
 def test_args_that_are_not_json_are_refused_before_sending() -> None:

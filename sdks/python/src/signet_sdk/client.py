@@ -85,6 +85,12 @@ class Client:
             )
         if not api_key or not api_key.strip():
             raise ConfigError("the API key is empty; create one with `signet api-keys create`")
+        if not all("!" <= c <= "~" for c in api_key.strip()):
+            # http.client would refuse it later with the value in the message.
+            raise ConfigError(
+                "the API key holds a space, a control or a non-ASCII character; "
+                "give the sk_… value exactly as `signet api-keys create` printed it"
+            )
         self._https = url.scheme == "https"
         self._host = url.hostname
         self._port = url.port or (443 if self._https else 80)

@@ -76,6 +76,21 @@ class TaskRequest:
     raw_args: bytes | None = None
 
 
+_FIELDS = frozenset(TaskRequest.__dataclass_fields__)
+
+
+def _request(item: Mapping[str, Any]) -> TaskRequest:
+    unknown = sorted(set(item) - _FIELDS)
+    if unknown:
+        raise SignetError(
+            f"unknown task field(s) {', '.join(unknown)}; a task takes {', '.join(sorted(_FIELDS))}"
+        )
+    try:
+        return TaskRequest(**item)
+    except TypeError as e:
+        raise SignetError(f"a task needs queue and name: {e}") from None
+
+
 class BatchEnqueueError(SignetError):
     """A chunk of a batch was refused. The chunks before it are stored
     (``enqueued``, their task views, in order); the refused chunk and those
@@ -243,7 +258,7 @@ class Producer:
 
         now_ms = int(time.time() * 1000)
         for item in items:
-            req = item if isinstance(item, TaskRequest) else TaskRequest(**item)
+            req = item if isinstance(item, TaskRequest) else _request(item)
             body = self._body(req, now_ms)
             if chunk and (len(chunk) >= MAX_BATCH or size + len(body) + 16 > self.batch_bytes):
                 flush()
