@@ -243,3 +243,29 @@ def test_sigterm_lets_the_running_task_finish(server: Server, tmp_path: Path) ->
     assert server.task(view["id"])["state"] == "succeeded"
     assert server.work_key not in output
     assert BIN  # the fixture ran against a real binary
+
+
+def test_python_producer_to_the_rust_worker(server: Server, tmp_path: Path) -> None:
+    rust_worker = Path(BIN).with_name("signet-example-worker")
+    if not rust_worker.is_file():
+        pytest.skip(f"no {rust_worker.name} beside SIGNET_BIN (cargo build -p signet-example-worker)")
+    producer = Producer(server.url, server.work_key, keys=server.keys())
+    text = "grüß  dich\nzweite Zeile"
+    good = producer.enqueue("rust", "text.stats", {"text": text})
+    bad = producer.enqueue("rust", "text.stats", {"text": "short"})
+    server.sql("UPDATE tasks SET args = ? WHERE id = ?", b'{"text":"changed"}', bad["id"])
+    proc = subprocess.Popen(
+        [str(rust_worker), "--database-url", server.database_url, "--queue", "rust",
+         "--outbox", str(tmp_path / "outbox")],
+        env=server.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        done = server.wait_state(good["id"], "succeeded")
+        dead = server.wait_state(bad["id"], "dead")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert done["result"]["chars"] == len(text)
+    assert done["result"]["words"] == len(text.split()) == 4
+    assert dead["dead_reason"] == "signature-invalid"
+    assert dead["dead_detail"].startswith("mismatch")
