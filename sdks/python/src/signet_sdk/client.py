@@ -103,7 +103,9 @@ class Client:
         self._agent = user_agent or f"signet-sdk-python/{_version}"
         self._local = threading.local()
         self._all: list[http.client.HTTPConnection] = []
-        self._lock = threading.Lock()
+        # Re-entrant: abort() may run in a signal handler on a thread that
+        # holds it.
+        self._lock = threading.RLock()
         self._aborted = False
 
     def __repr__(self) -> str:

@@ -218,7 +218,7 @@ class Worker:
                     and self._running > 0
                     and not self._stop.is_set()
                 ):
-                    self._cond.wait()
+                    self._cond.wait(0.5)
                 free = self.concurrency - self._running
             if self._stop.is_set():
                 return
