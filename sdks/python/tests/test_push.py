@@ -244,3 +244,18 @@ def test_answers_are_not_signed_with_a_public_key_only() -> None:
     assert resp.status == 401
     assert resp.json()["error"]["reason"] == "algorithm-mismatch"
     assert resp.header("webhook-signature") is None
+
+
+def test_an_ed25519_target_verifies_the_hop_and_signs_answers_v1a() -> None:
+    whsk = (
+        "whsk_YVIhDl/2CCj0VlvlVGEAyX7+HiAZJlFkgCtA68Z+zjnA35iOKyQmYf/kVMAebaX8dW6N4jrvsiu"
+        "WyX1mh1heKw=="
+    )
+    whpk = "whpk_wN+YjiskJmH/5FTAHm2l/HVujeI677Irlsl9ZodYXis="
+    endpoint = PushEndpoint(secret=whsk, keys=RING, handlers=HANDLERS)
+    body = push_body()
+    resp = endpoint.handle(hop(body, secret=whsk), body)
+    assert resp.status == 200
+    signature = resp.header("webhook-signature")
+    assert signature is not None and signature.startswith("v1a,")
+    verify_webhook(dict(resp.headers), resp.body, whpk)
