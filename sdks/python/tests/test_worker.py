@@ -23,7 +23,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from signet_sdk import Producer, Retry, Task, Worker, load_keys
+from signet_sdk import Producer, Retry, Task, TaskRequest, Worker, load_keys
 
 from signet_server import BIN, Server, needs_server
 
@@ -59,7 +59,7 @@ def test_handler_runs_and_its_result_is_stored(server: Server) -> None:
 
     with running(worker):
         views = [producer.enqueue("e2e", "add", {"a": i, "b": 1}) for i in range(20)]
-        done = [server.wait_state(v["id"], "succeeded") for v in views]
+        done = [server.wait_state(v["id"], "succeeded", "dead") for v in views]
     assert [d["result"] for d in done] == [{"sum": i + 1} for i in range(20)]
     assert all(t.key_id == server.keys().signing.ring.active.id for t in seen)  # type: ignore[union-attr]
     assert worker.stats["succeeded"] == 20
@@ -269,3 +269,32 @@ def test_python_producer_to_the_rust_worker(server: Server, tmp_path: Path) -> N
     assert done["result"]["words"] == len(text.split()) == 4
     assert dead["dead_reason"] == "signature-invalid"
     assert dead["dead_detail"].startswith("mismatch")
+
+
+@pytest.mark.parametrize("report_bytes", [None, 10**9])
+def test_large_results_are_reported_within_the_body_limit(
+    server: Server, monkeypatch: pytest.MonkeyPatch, report_bytes: int | None
+) -> None:
+    # 24 results of 60 kB are more than the server's 1 MiB body limit at
+    # once: the worker splits its batch by size (or, when told a limit too
+    # high, halves it on 413) so no report is lost.
+    import signet_sdk.worker as worker_module
+
+    if report_bytes is not None:
+        monkeypatch.setattr(worker_module, "MAX_REPORT_BYTES", report_bytes)
+    queue = f"big-{report_bytes}"
+    producer = Producer(server.url, server.work_key, keys=server.keys())
+    views = producer.enqueue_batch(
+        TaskRequest(queue, "big", {"i": i}, max_attempts=1) for i in range(24)
+    )
+    huge = producer.enqueue(queue, "huge", {}, max_attempts=1)
+    worker = make_worker(server, queue, concurrency=30, flush_ms=200)
+    worker.task("big")(lambda args: "x" * 60_000)
+    worker.task("huge")(lambda args: "y" * 1_200_000)
+    with running(worker):
+        done = [server.wait_state(v["id"], "succeeded", "dead") for v in views]
+        dead = server.wait_state(huge["id"], "dead")
+    assert [d["state"] for d in done] == ["succeeded"] * 24
+    assert all(len(d["result"]) == 60_000 for d in done)
+    # A single result over the limit fails the attempt, saying why.
+    assert "result was refused" in (dead["last_error"] or dead["dead_detail"])

@@ -55,6 +55,11 @@ F = TypeVar("F", bound=Handler)
 MAX_CLAIM = 100
 #: Most items in one batched report (the server's limit).
 MAX_REPORT = 1000
+#: Largest batched report body, bytes (half the server's default 1 MiB
+#: body limit; a batch the server still finds too large is halved).
+MAX_REPORT_BYTES = 512 * 1024
+#: The error code of reports that could not be sent at all.
+UNREPORTED = "unreported"
 
 
 class _Report:
@@ -344,8 +349,6 @@ class Worker:
             if not items:
                 continue
             answers = self._post_items(path, items)
-            if answers is None:
-                continue
             retry: list[_Report] = []
             for report, answer in zip(items, answers):
                 err = answer.get("error") if isinstance(answer, dict) else None
@@ -359,6 +362,8 @@ class Worker:
                         "worker: task %s: lease lost before its report; outcome dropped",
                         report.task_id,
                     )
+                elif err.get("code") == UNREPORTED:
+                    pass  # logged; the lease will expire and the server retries
                 elif path.endswith("complete"):
                     # A result the server would not take (too large, …):
                     # fail the attempt instead of leaving the lease to expire.
@@ -376,7 +381,24 @@ class Worker:
             if retry:
                 self._post_items("/v1/work/fail", retry)
 
-    def _post_items(self, path: str, items: list[_Report]) -> list[Any] | None:
+    def _post_items(self, path: str, items: list[_Report]) -> list[Any]:
+        """Posts the reports in batches under MAX_REPORT_BYTES and returns
+        one answer per report, in order (an error item for those that could
+        not be reported)."""
+        out: list[Any] = []
+        chunk: list[_Report] = []
+        size = 0
+        for report in items:
+            if chunk and size + len(report.item) > MAX_REPORT_BYTES:
+                out += self._post_chunk(path, chunk)
+                chunk, size = [], 0
+            chunk.append(report)
+            size += len(report.item) + 1
+        if chunk:
+            out += self._post_chunk(path, chunk)
+        return out
+
+    def _post_chunk(self, path: str, items: list[_Report]) -> list[Any]:
         body = b'{"items":[' + b",".join(r.item for r in items) + b"]}"
         for attempt in range(6):
             try:
@@ -387,13 +409,21 @@ class Worker:
                 log.warning("worker: %s failed (%s); retrying", path, e)
                 time.sleep(min(5.0, 0.1 * 2**attempt))
             except ApiError as e:
-                log.error(
-                    "worker: %s refused for %d tasks: %s; their leases will expire and the "
-                    "server will retry them", path, len(items), e,
-                )
-                return None
-        log.error("worker: %s: giving up on %d reports; the server will retry them", path, len(items))
-        return None
+                if e.status == 413 and len(items) > 1:
+                    # Larger than the server's body limit: halve until it fits.
+                    half = len(items) // 2
+                    return self._post_chunk(path, items[:half]) + self._post_chunk(
+                        path, items[half:]
+                    )
+                log.error("worker: %s refused for %d tasks: %s", path, len(items), e)
+                return [{"error": {"code": e.code, "message": e.server_message}}] * len(items)
+        log.error(
+            "worker: %s: giving up on %d reports; their leases will expire and the server "
+            "will retry them", path, len(items),
+        )
+        return [{"error": {"code": UNREPORTED, "message": "the server could not be reached"}}] * len(
+            items
+        )
 
     # -- heartbeats ----------------------------------------------------------
 
