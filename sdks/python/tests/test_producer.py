@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -25,7 +26,7 @@ from signet_sdk import (
 )
 from signet_sdk.producer import new_task_id
 
-from signet_server import Server
+from signet_server import Server, needs_server
 
 
 def claim_one(server: Server, queue: str) -> dict[str, object]:
@@ -162,3 +163,18 @@ def test_args_that_are_not_json_are_refused_before_sending() -> None:
         producer.enqueue("q", "t", {"x": object()})
     with pytest.raises(Exception, match="JSON"):
         producer.enqueue("q", "t", {"x": float("nan")})
+
+
+@needs_server
+def test_a_batch_over_the_body_limit_is_halved_until_it_fits(tmp_path: Path) -> None:
+    small = Server(tmp_path, None, "--max-body-bytes", "65536")
+    try:
+        producer = Producer(small.url, small.work_key, keys=small.keys())
+        views = producer.enqueue_batch(TaskRequest("small", "t", {"i": i}) for i in range(600))
+        assert [v["args"] for v in views] == [{"i": i} for i in range(600)]
+        # One task alone over the limit cannot be split: refused, nothing stored.
+        with pytest.raises(BatchEnqueueError) as caught:
+            producer.enqueue_batch([TaskRequest("small", "t", "z" * 70_000)])
+        assert caught.value.error.status == 413 and caught.value.enqueued == []
+    finally:
+        small.stop()

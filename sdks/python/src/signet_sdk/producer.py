@@ -233,7 +233,8 @@ class Producer:
         self, items: Iterable[TaskRequest | Mapping[str, Any]]
     ) -> list[dict[str, Any]]:
         """Signs and enqueues many tasks, in chunks of at most 1 000 (and
-        under ``batch_bytes``), each chunk all or nothing. Items are
+        under ``batch_bytes``; halved when the server answers 413), each
+        chunk all or nothing. Items are
         TaskRequest or mappings of its fields. Returns the task views in
         order (``existing: true`` for an item whose idempotency key was
         used before with the same request). A refused chunk raises
@@ -243,17 +244,25 @@ class Producer:
         size = 0
         offset = 0
 
-        def flush() -> None:
-            nonlocal chunk, size, offset
-            if not chunk:
-                return
-            body = b'{"tasks":[' + b",".join(chunk) + b"]}"
+        def send(part: list[bytes]) -> None:
+            nonlocal offset
+            body = b'{"tasks":[' + b",".join(part) + b"]}"
             try:
                 answer = self.client.call("POST", "/v1/tasks/batch", raw=body)
             except ApiError as e:
+                if e.status == 413 and len(part) > 1:
+                    # Over this server's body limit: halve until it fits.
+                    send(part[: len(part) // 2])
+                    send(part[len(part) // 2 :])
+                    return
                 raise BatchEnqueueError(e, offset, out) from None
             out.extend(answer["tasks"])
-            offset += len(chunk)
+            offset += len(part)
+
+        def flush() -> None:
+            nonlocal chunk, size
+            if chunk:
+                send(chunk)
             chunk, size = [], 0
 
         now_ms = int(time.time() * 1000)
