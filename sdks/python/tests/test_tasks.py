@@ -103,3 +103,10 @@ def test_handlers_take_args_or_args_and_task_and_may_be_async() -> None:
     assert run("async") == ("async", 1)
     with pytest.raises(ValueError, match="already"):
         h.add("t", lambda args: None)
+
+
+def test_dev_mode_skips_verification() -> None:
+    dev = SigningConfig(ring=KeyRing([]), required=False, dev=True)
+    tampered = {**claimed(), "envelope": {**claimed()["envelope"], "args_b64": "eyJ4IjoyfQ=="}}
+    task = check_task(tampered, dev, registry())
+    assert isinstance(task, Task) and task.args == {"x": 2} and task.key_id is None
