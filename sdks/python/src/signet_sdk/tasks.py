@@ -1,8 +1,8 @@
 """What a pull worker and a push endpoint share: the handler registry, the
 checks a task passes before its handler runs, and running the handler.
 
-A claimed task (docs/worker-protocol.md) and a push request's body
-(docs/push-queues) are the same object less the lease fields, so
+A claimed task (docs/worker-protocol.md) and the body Signet POSTs to a
+push endpoint are the same object less the lease fields, so
 :func:`check_task` reads both.
 """
 
