@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from signet_sdk import Key, KeyRing, TaskEnvelope
+
+from signet_server import BIN, Server
 
 SDK = Path(__file__).resolve().parent.parent
 VECTORS = SDK / "../../docs/vectors/task-envelope.json"
@@ -61,3 +64,15 @@ def sample() -> TaskEnvelope:
 
 def hmac_ring(key: Key) -> KeyRing:
     return KeyRing.single(key)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A real `signet serve` (SIGNET_BIN) shared by a test module."""
+    if not BIN:
+        pytest.skip("SIGNET_BIN is not set; point it at the signet binary to run this test")
+    srv = Server(tmp_path_factory.mktemp("signet"))
+    try:
+        yield srv
+    finally:
+        srv.stop()

@@ -4,8 +4,12 @@ variables and key file as the Rust side.
 
 Modules: ``envelope`` (fields and canonical bytes), ``sign`` (sign and
 verify), ``keys`` (keys and the ring), ``config`` (the variables),
-``loader`` (where keys come from), ``errors``.
+``loader`` (where keys come from), ``errors``; and over HTTP: ``client``,
+``producer`` (sign and enqueue), ``worker`` (pull, verify, run), ``push``
+(push endpoints, WSGI/ASGI), ``webhooks`` (Standard Webhooks receiving).
 """
+
+__version__ = "0.1.0"
 
 from .config import SigningConfig, unknown_variables
 from .envelope import (
@@ -29,10 +33,33 @@ from .errors import (
 from .keys import Algorithm, Key, KeyRing
 from .loader import LoadedKeys, key_file_beside, load_keys, parse_key_file
 from .sign import EnvelopeSignature, sign_envelope, verify_envelope, verify_envelope_headers
-
-__version__ = "0.1.0"
+from .client import ApiError, Client, TransportError
+from .tasks import Handlers, Retry, Task
+from .producer import BatchEnqueueError, Producer, TaskRequest
+from .worker import Worker
+from .push import PushEndpoint, PushResponse, asgi_app, handle_push, wsgi_app
+from .webhooks import WebhookError, WebhookVerified, sign_webhook, verify_webhook
 
 __all__ = [
+    "ApiError",
+    "BatchEnqueueError",
+    "Client",
+    "Handlers",
+    "Producer",
+    "PushEndpoint",
+    "PushResponse",
+    "Retry",
+    "Task",
+    "TaskRequest",
+    "TransportError",
+    "WebhookError",
+    "WebhookVerified",
+    "Worker",
+    "asgi_app",
+    "handle_push",
+    "sign_webhook",
+    "verify_webhook",
+    "wsgi_app",
     "ENVELOPE_TAG",
     "SIGNATURE_HEADER",
     "SIGNATURE_KEY_HEADER",

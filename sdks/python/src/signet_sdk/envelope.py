@@ -115,7 +115,7 @@ class TaskEnvelope:
             )
         _field(out, self.args)
         headers = sorted(
-            (_text("header name", k), _text(f"header {quote(k)}", v))
+            (_text("header name", k), _header_value(k, v))
             for k, v in self.headers.items()
             if k not in SIGNATURE_HEADERS
         )
@@ -145,6 +145,16 @@ def _text(what: str, value: object) -> bytes:
         return value.encode("utf-8")
     except UnicodeEncodeError:
         raise UnsupportedError(f"{what} is not valid Unicode text (a lone surrogate)") from None
+
+
+def _header_value(name: str, value: object) -> bytes:
+    # The message (naming the header) is only built when it is needed.
+    if isinstance(value, str):
+        try:
+            return value.encode("utf-8")
+        except UnicodeEncodeError:
+            pass
+    return _text(f"header {quote(name)}", value)
 
 
 def _number(what: str, value: object, bounds: tuple[int, int]) -> bytes:
