@@ -5,9 +5,9 @@ export interface Logger {
   error(message: string): void;
 }
 
-/** `console.error` for warnings and errors, `console.log` for information. */
+/** Everything to stderr (`console.warn` / `console.error`), so stdout stays the program's own. */
 export const defaultLogger: Logger = {
-  info: (m) => console.log(m),
+  info: (m) => console.error(m),
   warn: (m) => console.warn(m),
   error: (m) => console.error(m),
 };

@@ -5,7 +5,11 @@
  * through the `node:http` listener; and `checkTask`'s outcomes.
  */
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import type { AddressInfo } from "node:net";
 import { after, before, test } from "node:test";
 
@@ -28,6 +32,7 @@ import {
   type PushOptions,
   type WireTask,
 } from "../src/index.js";
+import { SDK_DIR } from "./helpers.js";
 import { serverSkip, startServer, type TestServer } from "./server.js";
 
 const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -217,5 +222,39 @@ test("a task claimed from a real server, pushed without its lease, verifies and 
   } finally {
     producer.close();
     client.close();
+  }
+});
+
+test("examples/push-http.mjs serves pushed tasks as written", async () => {
+  const keyFile = join(mkdtempSync(join(tmpdir(), "signet-push-example-")), "k.keys");
+  writeFileSync(keyFile, `SIGNET_SIGNING_KEYS=k1:${Buffer.alloc(32, 3).toString("base64")}\n`);
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("SIGNET_")) env[k] = v;
+  const child = spawn(process.execPath, [join(SDK_DIR, "examples", "push-http.mjs")], {
+    env: { ...env, SIGNET_TARGET_SECRET: SECRET, SIGNET_KEYS_FILE: keyFile, PORT: "0" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      let out = "";
+      let err = "";
+      child.stderr.on("data", (c: Buffer) => (err += c.toString()));
+      child.stdout.on("data", (c: Buffer) => {
+        out += c.toString();
+        const m = /on (http:\/\/\S+)/.exec(out);
+        if (m?.[1] !== undefined) resolve(m[1]);
+      });
+      child.on("exit", (code) => reject(new Error(`the example exited (${code}):\n${out}\n${err}`)));
+    });
+    const task = pushedTask("welcome.send", '{"to":"ada@example.com"}');
+    const req = request(task);
+    const res = await fetch(url, { method: "POST", headers: req.headers, body: req.body });
+    const body = await res.text();
+    assert.equal(res.status, 200, body);
+    assert.deepEqual(JSON.parse(body), { sent: "ada@example.com", task: task.envelope.id });
+    answerVerifies(task.envelope.id, { headers: Object.fromEntries(res.headers), body });
+  } finally {
+    child.kill();
+    rmSync(dirname(keyFile), { recursive: true, force: true });
   }
 });
