@@ -26,4 +26,5 @@ process.on("message", async (m) => {
   await worker.run();
   process.send({ done: true, handled: n });
 });
+process.on("SIGINT", () => process.exit(0)); // lets --cpu-prof write its profile
 process.send({ up: true });

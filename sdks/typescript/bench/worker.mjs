@@ -32,6 +32,8 @@ const producer = new Producer({ url: server.url, apiKey: server.workKey, keys: s
 const child = fork(join(here, "worker-child.mjs"), [], {
   env: { ...server.env, BENCH_URL: server.url, BENCH_KEY: server.workKey, CONCURRENCY: String(C) },
   stdio: ["ignore", "inherit", "inherit", "ipc"],
+  // BENCH_PROF=dir writes a CPU profile of the worker process there (node --cpu-prof).
+  execArgv: process.env.BENCH_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROF}`] : [],
 });
 const waiters = [];
 child.on("exit", (code) => {
@@ -95,7 +97,8 @@ try {
     `RESULT system=signet-ts-sdk N=${N} concurrency=${C} enqueue_batch=${enqueue.toFixed(0)} drain=${drain.toFixed(0)} e2e=${e2e.toFixed(0)} enqueue_during_e2e=${enqueueBusy.toFixed(0)}`,
   );
 } finally {
-  child.kill();
+  child.kill("SIGINT");
+  await new Promise((r) => (child.exitCode !== null ? r() : child.once("exit", r)));
   producer.close();
   await server.stop();
 }
