@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
 
 import {
+  ApiError,
   Ed25519PrivateKey,
   KeyRing,
   Producer,
@@ -136,6 +137,36 @@ describe("HMAC server", { skip }, () => {
     });
     await runWhile(w2, stop2, until(client, dead.id, ["dead"]));
     assert.equal((await until(client, dead.id, ["dead"])).dead_reason, "payload-invalid");
+  });
+
+  test("heartbeats keep a task that runs past its lease", async () => {
+    const task = await producer.enqueue("beat", "slow", {});
+    const stop = new AbortController();
+    const w = worker(["beat"], stop, capture(), { leaseMs: 1000 }).task("slow", async (_args, ctx) => {
+      await new Promise((r) => setTimeout(r, 2600));
+      return { attempt: ctx.attempt, lost: ctx.leaseLost };
+    });
+    await runWhile(w, stop, until(client, task.id, ["succeeded"]));
+    const shown = await until(client, task.id, ["succeeded"]);
+    assert.deepEqual(shown.result, { attempt: 1, lost: false });
+    assert.equal(shown.attempt, 1);
+
+    // The control: without heartbeats the same wait loses the lease.
+    await producer.enqueue("beat-control", "slow", {});
+    const work = new SignetClient({ url: server.url, apiKey: server.workKey });
+    try {
+      const claimed = await work.request<{ tasks: Array<{ lease: string }> }>("POST", "v1/work/claim", {
+        queues: ["beat-control"],
+        lease_ms: 1000,
+      });
+      await new Promise((r) => setTimeout(r, 2600));
+      await assert.rejects(
+        work.request("POST", "v1/work/complete", { lease: claimed.tasks[0]?.lease }),
+        (e: unknown) => e instanceof ApiError && e.status === 409 && e.code === "lease_lost",
+      );
+    } finally {
+      work.close();
+    }
   });
 
   test("a lost lease stops the task's signal and drops its result", async () => {
