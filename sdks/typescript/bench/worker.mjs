@@ -5,7 +5,7 @@
 //   e2e     : a fresh worker in the same process waiting; enqueueBatch N more, first enqueue
 //             to last acknowledged completion (producer and worker share the machine)
 // Prints one RESULT line. Usage (after `npm run build`):
-//   node bench/worker.mjs            N=20000 CONCURRENCY=100 SIGNET_BIN=…
+//   N=20000 CONCURRENCY=200 CLAIMS=2 SIGNET_BIN=… node bench/worker.mjs
 // The server is SIGNET_BIN, else target/release/signet, else target/debug/signet (said in the output).
 import { fork } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -19,7 +19,8 @@ import { startServer } from "../dist/test/server.js";
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = join(here, "..", "..", "..");
 const N = Number(process.env.N || 20000);
-const C = Number(process.env.CONCURRENCY || 100);
+const C = Number(process.env.CONCURRENCY || 200);
+const CLAIMS = Number(process.env.CLAIMS || 2);
 const BULK = 1000;
 const bin =
   process.env.SIGNET_BIN ||
@@ -30,7 +31,7 @@ console.log(`# server: ${bin}${bin.includes("/debug/") ? " (DEBUG build: slower 
 const server = await startServer({ SIGNET_RATE_LIMIT_PER_KEY: "0", SIGNET_RATE_LIMIT_PER_IP: "0" }, bin);
 const producer = new Producer({ url: server.url, apiKey: server.workKey, keys: server.keys });
 const child = fork(join(here, "worker-child.mjs"), [], {
-  env: { ...server.env, BENCH_URL: server.url, BENCH_KEY: server.workKey, CONCURRENCY: String(C) },
+  env: { ...server.env, BENCH_URL: server.url, BENCH_KEY: server.workKey, CONCURRENCY: String(C), CLAIMS: String(CLAIMS) },
   stdio: ["ignore", "inherit", "inherit", "ipc"],
   // BENCH_PROF=dir writes a CPU profile of the worker process there (node --cpu-prof).
   execArgv: process.env.BENCH_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROF}`] : [],
@@ -94,7 +95,7 @@ try {
   const enqueueBusy = N / ((performance.now() - t0) / 1000);
   const e2e = N / (((await done) - t0) / 1000);
   console.log(
-    `RESULT system=signet-ts-sdk N=${N} concurrency=${C} enqueue_batch=${enqueue.toFixed(0)} drain=${drain.toFixed(0)} e2e=${e2e.toFixed(0)} enqueue_during_e2e=${enqueueBusy.toFixed(0)}`,
+    `RESULT system=signet-ts-sdk N=${N} concurrency=${C} claims=${CLAIMS} enqueue_batch=${enqueue.toFixed(0)} drain=${drain.toFixed(0)} e2e=${e2e.toFixed(0)} enqueue_during_e2e=${enqueueBusy.toFixed(0)}`,
   );
 } finally {
   child.kill("SIGINT");

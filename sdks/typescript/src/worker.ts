@@ -93,6 +93,12 @@ export interface WorkerOptions extends ClientOptions {
   readonly concurrency?: number;
   /** Lease per claim and heartbeat, ms (1 000–300 000, default 30 000). */
   readonly leaseMs?: number;
+  /**
+   * Claims in flight at once (default 2, at most `concurrency`): while one
+   * claim's answer is on its way, another is already being served, which
+   * keeps a fast handler fed. The free slots are shared between them.
+   */
+  readonly claims?: number;
   /** Long-poll wait of a claim, ms (0–30 000, default 20 000). */
   readonly waitMs?: number;
   /** Longest a report waits to be batched with others, ms (default 2). */
@@ -201,8 +207,11 @@ export class Worker {
   #running = 0;
   #stopping = false;
   #runningRun = false;
-  #claimAbort: AbortController | undefined;
-  #slotWaiter: (() => void) | undefined;
+  readonly #claims: number;
+  /** Slots promised to claims in flight. */
+  #reserved = 0;
+  readonly #claimAborts = new Set<AbortController>();
+  #slotWaiters: Array<() => void> = [];
   #sleepWake: (() => void) | undefined;
   #idleWaiter: (() => void) | undefined;
   readonly #claimBody: (max: number) => string;
@@ -232,6 +241,7 @@ export class Worker {
     this.#ring = ring;
     this.#queues = [...options.queues];
     this.#concurrency = concurrency;
+    this.#claims = Math.max(1, Math.min(options.claims ?? 2, concurrency));
     this.#leaseMs = options.leaseMs ?? 30_000;
     this.#waitMs = options.waitMs ?? 20_000;
     this.#reporter = new Reporter(this.#client, this.#log, options.flushMs ?? 2);
@@ -258,8 +268,8 @@ export class Worker {
   stop(): void {
     if (this.#stopping) return;
     this.#stopping = true;
-    this.#claimAbort?.abort();
-    this.#slotWaiter?.();
+    for (const c of this.#claimAborts) c.abort();
+    this.#wakeSlots();
     this.#sleepWake?.();
   }
 
@@ -295,7 +305,7 @@ export class Worker {
       `signet worker: ${this.#client.url} queues ${this.#queues.join(", ")}; ${this.#concurrency} at once; tasks: ${[...this.#handlers.keys()].join(", ")}; ${this.#dev ? "verification OFF (dev)" : `verifying with ${this.#ring.describe()}`}`,
     );
     try {
-      await this.#loop();
+      await Promise.all(Array.from({ length: this.#claims }, () => this.#loop()));
       if (this.#running > 0) await new Promise<void>((resolve) => (this.#idleWaiter = resolve));
       await this.#reporter.drain();
     } finally {
@@ -314,20 +324,21 @@ export class Worker {
   async #loop(): Promise<void> {
     let failures = 0;
     while (!this.#stopping) {
-      const free = this.#concurrency - this.#running;
+      const free = this.#concurrency - this.#running - this.#reserved;
       if (free <= 0) {
-        await new Promise<void>((resolve) => (this.#slotWaiter = resolve));
-        this.#slotWaiter = undefined;
+        await new Promise<void>((resolve) => this.#slotWaiters.push(resolve));
         continue;
       }
+      const max = Math.min(free, MAX_CLAIM, Math.ceil(this.#concurrency / this.#claims));
       const controller = new AbortController();
-      this.#claimAbort = controller;
+      this.#claimAborts.add(controller);
+      this.#reserved += max;
       let tasks: WireTask[];
       try {
         const answer = await this.#client.request<{ tasks: WireTask[] }>(
           "POST",
           "v1/work/claim",
-          this.#claimBody(Math.min(free, MAX_CLAIM)),
+          this.#claimBody(max),
           { signal: controller.signal, timeoutMs: this.#waitMs + 15_000 },
         );
         tasks = answer.tasks;
@@ -343,7 +354,8 @@ export class Worker {
         await this.#sleep(ms);
         continue;
       } finally {
-        this.#claimAbort = undefined;
+        this.#claimAborts.delete(controller);
+        this.#reserved -= max;
       }
       const now = Date.now();
       for (const task of tasks) this.#start(task, now);
@@ -436,8 +448,14 @@ export class Worker {
 
   #release(): void {
     this.#running--;
-    this.#slotWaiter?.();
+    if (this.#slotWaiters.length > 0) this.#wakeSlots();
     if (this.#running === 0) this.#idleWaiter?.();
+  }
+
+  #wakeSlots(): void {
+    const waiters = this.#slotWaiters;
+    this.#slotWaiters = [];
+    for (const w of waiters) w();
   }
 
   /** Extends the lease of every task that has run for a third of it since its last extension. */
