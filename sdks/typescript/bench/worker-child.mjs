@@ -8,13 +8,14 @@ const url = process.env.BENCH_URL;
 const apiKey = process.env.BENCH_KEY;
 const concurrency = Number(process.env.CONCURRENCY || 100);
 const claims = Number(process.env.CLAIMS || 2);
+const flushMs = Number(process.env.FLUSH_MS || 2);
 
 process.on("message", async (m) => {
   if (m.target === undefined) return;
   const stop = new AbortController();
   let n = 0;
   let first = true;
-  const worker = new Worker({ url, apiKey, queues: ["bench"], concurrency, claims, signal: stop.signal, handleSignals: false, logger: silentLogger });
+  const worker = new Worker({ url, apiKey, queues: ["bench"], concurrency, claims, flushMs, signal: stop.signal, handleSignals: false, logger: silentLogger });
   worker.task("noop", () => {
     if (first) {
       first = false;

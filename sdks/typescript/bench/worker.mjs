@@ -31,7 +31,7 @@ console.log(`# server: ${bin}${bin.includes("/debug/") ? " (DEBUG build: slower 
 const server = await startServer({ SIGNET_RATE_LIMIT_PER_KEY: "0", SIGNET_RATE_LIMIT_PER_IP: "0" }, bin);
 const producer = new Producer({ url: server.url, apiKey: server.workKey, keys: server.keys });
 const child = fork(join(here, "worker-child.mjs"), [], {
-  env: { ...server.env, BENCH_URL: server.url, BENCH_KEY: server.workKey, CONCURRENCY: String(C), CLAIMS: String(CLAIMS) },
+  env: { ...server.env, BENCH_URL: server.url, BENCH_KEY: server.workKey, CONCURRENCY: String(C), CLAIMS: String(CLAIMS), FLUSH_MS: process.env.FLUSH_MS || "2" },
   stdio: ["ignore", "inherit", "inherit", "ipc"],
   // BENCH_PROF=dir writes a CPU profile of the worker process there (node --cpu-prof).
   execArgv: process.env.BENCH_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROF}`] : [],
@@ -95,7 +95,7 @@ try {
   const enqueueBusy = N / ((performance.now() - t0) / 1000);
   const e2e = N / (((await done) - t0) / 1000);
   console.log(
-    `RESULT system=signet-ts-sdk N=${N} concurrency=${C} claims=${CLAIMS} enqueue_batch=${enqueue.toFixed(0)} drain=${drain.toFixed(0)} e2e=${e2e.toFixed(0)} enqueue_during_e2e=${enqueueBusy.toFixed(0)}`,
+    `RESULT system=signet-ts-sdk N=${N} concurrency=${C} claims=${CLAIMS} flush_ms=${process.env.FLUSH_MS || 2} enqueue_batch=${enqueue.toFixed(0)} drain=${drain.toFixed(0)} e2e=${e2e.toFixed(0)} enqueue_during_e2e=${enqueueBusy.toFixed(0)}`,
   );
 } finally {
   child.kill("SIGINT");
