@@ -16,6 +16,11 @@ import { TaskError, checkTask, errorText, resultJson, type DeadReason, type Task
 export const MAX_CLAIM = 100;
 /** Most items in one batched report (the server takes 1 000). */
 const MAX_REPORT_ITEMS = 500;
+/**
+ * A completion larger than this (its JSON, in UTF-16 units) is sent on its
+ * own, so that a result over the server's body limit fails only its task.
+ */
+const LARGE_REPORT = 64 * 1024;
 
 /** What a handler gets besides its args. */
 export class TaskContext implements TaskInfo {
@@ -131,7 +136,11 @@ class Reporter {
     this.#flushMs = flushMs;
   }
 
-  add(kind: "complete" | "fail", json: string, ctxId: string): void {
+  add(kind: "complete" | "fail", json: string, ctxId: string, lease?: string): void {
+    if (kind === "complete" && lease !== undefined && json.length > LARGE_REPORT) {
+      this.#sendLarge(json, ctxId, lease);
+      return;
+    }
     const list = this.#pending[kind];
     list.push({ json, ctxId });
     if (list.length >= MAX_REPORT_ITEMS) this.#send(kind);
@@ -148,8 +157,38 @@ class Reporter {
 
   /** Sends everything pending and waits for every report in flight. */
   async drain(): Promise<void> {
-    this.flush();
-    while (this.#inFlight.size > 0) await Promise.all([...this.#inFlight]);
+    for (;;) {
+      this.flush();
+      if (this.#inFlight.size === 0) return;
+      // A refused large completion adds a failure while in flight: go round.
+      await Promise.all([...this.#inFlight]);
+    }
+  }
+
+  /**
+   * Sends one large completion alone; when the server refuses it (`413`
+   * over its body limit, `422`), the attempt fails with that reason instead
+   * of the task waiting for its lease to end.
+   */
+  #sendLarge(json: string, ctxId: string, lease: string): void {
+    const p = this.#client
+      .request("POST", "v1/work/complete", json)
+      .then(
+        () => undefined,
+        (e: unknown) => {
+          if (e instanceof ApiError && (e.status === 413 || e.status === 422)) {
+            const error = `the result (${Buffer.byteLength(json)} bytes with its lease) was refused by the server: ${e.code}: ${e.message}`;
+            this.#log.error(`signet worker: task ${ctxId}: ${error}`);
+            this.add("fail", `{"lease":${JSON.stringify(lease)},"error":${JSON.stringify(error)}}`, ctxId);
+          } else if (e instanceof ApiError && e.code === "lease_lost") {
+            this.#log.warn(`signet worker: task ${ctxId}: lease lost before its complete was reported; dropped (the task runs again elsewhere)`);
+          } else {
+            this.#log.error(`signet worker: task ${ctxId}: reporting its completion failed: ${errorText(e)}; it runs again when its lease ends`);
+          }
+        },
+      )
+      .finally(() => this.#inFlight.delete(p));
+    this.#inFlight.add(p);
   }
 
   #send(kind: "complete" | "fail"): void {
@@ -417,7 +456,7 @@ export class Worker {
   #succeeded(ctx: TaskContext, result: unknown): void {
     if (this.#finish(ctx)) {
       const out = resultJson(result);
-      if (out.ok) this.#reporter.add("complete", `{"lease":${JSON.stringify(ctx.lease)},"result":${out.json}}`, ctx.id);
+      if (out.ok) this.#reporter.add("complete", `{"lease":${JSON.stringify(ctx.lease)},"result":${out.json}}`, ctx.id, ctx.lease);
       else this.#reporter.add("fail", `{"lease":${JSON.stringify(ctx.lease)},"error":${JSON.stringify(out.error)}}`, ctx.id);
     }
     this.#release();

@@ -139,6 +139,21 @@ describe("HMAC server", { skip }, () => {
     assert.equal((await until(client, dead.id, ["dead"])).dead_reason, "payload-invalid");
   });
 
+  test("a result over the server's body limit fails only its own task, at once", async () => {
+    const big = await producer.enqueue("big", "big", {}, { maxAttempts: 1 });
+    const small = await producer.enqueue("big", "small", {});
+    const stop = new AbortController();
+    const log = capture();
+    const w = worker(["big"], stop, log)
+      .task("big", () => "x".repeat(2 * 1024 * 1024))
+      .task("small", () => "fine");
+    await runWhile(w, stop, Promise.all([until(client, big.id, ["dead"]), until(client, small.id, ["succeeded"])]));
+    const shown = await until(client, big.id, ["dead"]);
+    assert.equal(shown.dead_reason, "max-attempts");
+    assert.match(shown.dead_detail ?? "", /refused by the server: payload_too_large/);
+    assert.equal((await until(client, small.id, ["succeeded"])).result, "fine");
+  });
+
   test("heartbeats keep a task that runs past its lease", async () => {
     // The control: a task claimed by hand with the same 1 s lease and no
     // heartbeats. The handler runs until the server's rescuer has taken the
