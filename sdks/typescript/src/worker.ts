@@ -225,6 +225,14 @@ class Reporter {
   }
 }
 
+/** `value` when it is a whole number in `[min, max]` (the protocol's ranges), else a TypeError saying so. */
+function within(name: string, value: number, min: number, max: number): number {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new TypeError(`${name} must be a whole number from ${min} to ${max}, got ${String(value)}`);
+  }
+  return value;
+}
+
 /**
  * Pulls tasks from `signet serve`, verifies each before running its
  * handler, and reports the outcome. `run()` resolves after a graceful stop.
@@ -281,8 +289,10 @@ export class Worker {
     this.#queues = [...options.queues];
     this.#concurrency = concurrency;
     this.#claims = Math.max(1, Math.min(options.claims ?? 2, concurrency));
-    this.#leaseMs = options.leaseMs ?? 30_000;
-    this.#waitMs = options.waitMs ?? 20_000;
+    this.#leaseMs = within("leaseMs", options.leaseMs ?? 30_000, 1_000, 300_000);
+    this.#waitMs = within("waitMs", options.waitMs ?? 20_000, 0, 30_000);
+    within("claims", options.claims ?? 2, 1, 100);
+    within("flushMs", options.flushMs ?? 2, 0, 60_000);
     this.#reporter = new Reporter(this.#client, this.#log, options.flushMs ?? 2);
     this.#signal = options.signal;
     this.#handleSignals = options.handleSignals ?? true;

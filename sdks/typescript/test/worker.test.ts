@@ -57,6 +57,17 @@ async function runWhile(worker: Worker, stop: AbortController, done: Promise<unk
   }
 }
 
+test("a worker refuses bad options with what to do", () => {
+  const base = { url: "http://127.0.0.1:1", apiKey: "sk_x", queues: ["q"], keys: KeyRing.single(new Ed25519PrivateKey("e", Buffer.alloc(32, 1))).verifyOnly() };
+  assert.throws(() => new Worker({ ...base, queues: [] }), /at least one queue/);
+  assert.throws(() => new Worker({ ...base, leaseMs: 500 }), /leaseMs must be a whole number from 1000 to 300000/);
+  assert.throws(() => new Worker({ ...base, waitMs: 60_000 }), /waitMs/);
+  assert.throws(() => new Worker({ ...base, concurrency: 0 }), /concurrency/);
+  assert.throws(() => new Worker({ ...base, keys: new KeyRing([]) }), /no keys to verify/);
+  const w = new Worker(base);
+  return assert.rejects(w.run(), /register at least one handler/);
+});
+
 describe("HMAC server", { skip }, () => {
   let server: TestServer;
   let client: SignetClient;
