@@ -26,7 +26,7 @@ process.on("message", async (m) => {
   });
   process.send({ ready: true });
   await worker.run();
-  process.send({ done: true, handled: n });
+  process.send({ done: true, handled: n, cpu: process.cpuUsage() });
 });
 process.on("SIGINT", () => process.exit(0)); // lets --cpu-prof write its profile
 process.send({ up: true });

@@ -8,7 +8,7 @@
 //   N=20000 CONCURRENCY=200 CLAIMS=2 SIGNET_BIN=… node bench/worker.mjs
 // The server is SIGNET_BIN, else target/release/signet, else target/debug/signet (said in the output).
 import { fork } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
@@ -54,6 +54,21 @@ const next = (pred) =>
     waiters.push(h);
   });
 
+/** CPU seconds a process has used (user + system), from /proc (Linux). */
+function cpuOf(pid) {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+let workerCpu = { user: 0, system: 0 };
+child.on("message", (m) => {
+  if (m.cpu) workerCpu = m.cpu;
+});
+const cpuSeconds = (u) => (u.user + u.system) / 1e6;
+
 let i = 0;
 async function enqueueAll(n) {
   for (let s = 0; s < n; s += BULK) {
@@ -90,12 +105,15 @@ try {
   child.send({ target: N });
   await ready;
   await new Promise((r) => setTimeout(r, 200)); // the worker's first claim is waiting
+  const before = { server: cpuOf(server.pid), producer: cpuSeconds(process.cpuUsage()), worker: cpuSeconds(workerCpu) };
   t0 = performance.now();
   await enqueueAll(N);
   const enqueueBusy = N / ((performance.now() - t0) / 1000);
   const e2e = N / (((await done) - t0) / 1000);
+  const us = (a, b) => (((a - b) * 1e6) / N).toFixed(0);
+  const cpu = `cpu_us_per_task server=${us(cpuOf(server.pid), before.server)} producer=${us(cpuSeconds(process.cpuUsage()), before.producer)} worker=${us(cpuSeconds(workerCpu), before.worker)}`;
   console.log(
-    `RESULT system=signet-ts-sdk N=${N} concurrency=${C} claims=${CLAIMS} flush_ms=${process.env.FLUSH_MS || 2} enqueue_batch=${enqueue.toFixed(0)} drain=${drain.toFixed(0)} e2e=${e2e.toFixed(0)} enqueue_during_e2e=${enqueueBusy.toFixed(0)}`,
+    `RESULT system=signet-ts-sdk N=${N} concurrency=${C} claims=${CLAIMS} flush_ms=${process.env.FLUSH_MS || 2} enqueue_batch=${enqueue.toFixed(0)} drain=${drain.toFixed(0)} e2e=${e2e.toFixed(0)} enqueue_during_e2e=${enqueueBusy.toFixed(0)} ${cpu}`,
   );
 } finally {
   child.kill("SIGINT");

@@ -23,6 +23,8 @@ export function serverSkip(): string | false {
 
 export interface TestServer {
   readonly url: string;
+  /** The server's process id. */
+  readonly pid: number;
   readonly adminKey: string;
   readonly workKey: string;
   readonly dir: string;
@@ -74,6 +76,7 @@ export async function startServer(env: Record<string, string> = {}, bin = proces
   const keys = loadKeys({ env: fullEnv });
   return {
     url: banner.url,
+    pid: child.pid as number,
     adminKey: banner.adminKey,
     workKey,
     dir,
