@@ -259,7 +259,8 @@ export class Worker {
   #reserved = 0;
   readonly #claimAborts = new Set<AbortController>();
   #slotWaiters: Array<() => void> = [];
-  #sleepWake: (() => void) | undefined;
+  readonly #sleepWakes = new Set<() => void>();
+  #fatal: Error | undefined;
   #idleWaiter: (() => void) | undefined;
   readonly #claimBody: (max: number) => string;
   readonly #hasHandler = (name: string): boolean => this.#handlers.has(name);
@@ -319,7 +320,7 @@ export class Worker {
     this.#stopping = true;
     for (const c of this.#claimAborts) c.abort();
     this.#wakeSlots();
-    this.#sleepWake?.();
+    for (const wake of [...this.#sleepWakes]) wake();
   }
 
   /**
@@ -357,6 +358,7 @@ export class Worker {
       await Promise.all(Array.from({ length: this.#claims }, () => this.#loop()));
       if (this.#running > 0) await new Promise<void>((resolve) => (this.#idleWaiter = resolve));
       await this.#reporter.drain();
+      if (this.#fatal !== undefined) throw this.#fatal;
     } finally {
       clearInterval(beat);
       if (this.#handleSignals) {
@@ -395,7 +397,12 @@ export class Worker {
       } catch (e) {
         if (this.#stopping) break;
         if (e instanceof ApiError && (e.status === 401 || e.status === 403)) {
-          throw new Error(`signet worker: the server refused the API key (${e.code}: ${e.message}); a worker needs a key with the work scope`);
+          // Fatal: stop, let running tasks finish and report, then run() throws this.
+          this.#fatal ??= new Error(
+            `signet worker: the server refused the API key (${e.code}: ${e.message}); a worker needs a key with the work scope`,
+          );
+          this.stop();
+          break;
         }
         failures++;
         const ms = Math.min(30_000, 250 * 2 ** Math.min(failures, 7));
@@ -414,14 +421,15 @@ export class Worker {
   #sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
       const done = (): void => {
-        this.#sleepWake = undefined;
+        this.#sleepWakes.delete(wake);
         resolve();
       };
       const t = setTimeout(done, ms);
-      this.#sleepWake = () => {
+      const wake = (): void => {
         clearTimeout(t);
         done();
       };
+      this.#sleepWakes.add(wake);
     });
   }
 

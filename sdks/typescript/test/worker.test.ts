@@ -68,6 +68,28 @@ test("a worker refuses bad options with what to do", () => {
   return assert.rejects(w.run(), /register at least one handler/);
 });
 
+test("a worker that cannot reach its server keeps trying, and stops at once when asked", async () => {
+  const log = capture();
+  const stop = new AbortController();
+  const w = new Worker({
+    url: "http://127.0.0.1:1",
+    apiKey: "sk_x",
+    queues: ["q"],
+    keys: KeyRing.single(new Ed25519PrivateKey("e", Buffer.alloc(32, 1))).verifyOnly(),
+    signal: stop.signal,
+    handleSignals: false,
+    logger: log,
+    maxRetries: 0,
+  }).task("t", () => null);
+  const running = w.run();
+  await new Promise((r) => setTimeout(r, 600));
+  const asked = Date.now();
+  stop.abort();
+  await running;
+  assert.ok(Date.now() - asked < 500, "both claim loops woke from their back-off");
+  assert.match(log.lines.join("\n"), /claim failed: .*trying again in \d+ ms/);
+});
+
 describe("HMAC server", { skip }, () => {
   let server: TestServer;
   let client: SignetClient;
@@ -85,6 +107,11 @@ describe("HMAC server", { skip }, () => {
 
   const worker = (queues: string[], stop: AbortController, log: Logger, extra: object = {}): Worker =>
     new Worker({ url: server.url, apiKey: server.workKey, queues, keys: server.keys, signal: stop.signal, handleSignals: false, logger: log, waitMs: 1000, ...extra });
+
+  test("an API key the server refuses ends run() with what to do", async () => {
+    const w = new Worker({ url: server.url, apiKey: "sk_not_a_key_of_this_server", queues: ["q"], keys: server.keys, handleSignals: false, logger: capture() }).task("t", () => null);
+    await assert.rejects(w.run(), /refused the API key \(unauthorized: .*work scope/);
+  });
 
   test("runs a task and stores its result", async () => {
     const task = await producer.enqueue("e2e", "add", { a: 2, b: 3 }, { headers: { "X-Tenant": "acme" } });
