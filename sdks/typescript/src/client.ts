@@ -91,6 +91,8 @@ export class SignetClient {
   readonly #maxRetries: number;
   readonly #maxBackoffMs: number;
   readonly #timeoutMs: number;
+  /** Resolved URLs of the paths used (a worker uses four, over and over). */
+  readonly #urls = new Map<string, URL>();
 
   constructor(options: ClientOptions) {
     let base: URL;
@@ -189,7 +191,11 @@ export class SignetClient {
   }
 
   #once(method: string, path: string, body: string | undefined, options: RequestOptions): Promise<RawAnswer> {
-    const url = new URL(path.replace(/^\//, ""), this.#base);
+    let url = this.#urls.get(path);
+    if (url === undefined) {
+      url = new URL(path.replace(/^\//, ""), this.#base);
+      if (this.#urls.size < 256) this.#urls.set(path, url);
+    }
     const headers: Record<string, string | number> = {
       authorization: this.#auth,
       accept: "application/json",
