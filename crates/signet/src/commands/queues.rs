@@ -14,7 +14,7 @@ use signet_runtime::{NewBinding, PushService, SsrfPolicy, TargetService};
 use signet_server::PushView;
 use signet_store::{QueueCounts, TaskState};
 
-use crate::commands::{block_on, finish};
+use crate::commands::{block_on, finish, Negative};
 use crate::output::{outln, print_json, printable, Table};
 use crate::store_url::DatabaseArgs;
 use crate::timearg::parse_duration;
@@ -149,6 +149,13 @@ async fn unbind_queue(queue: String, db: DatabaseArgs) -> anyhow::Result<()> {
         TargetService::new(store, None),
         SsrfPolicy::new(),
     );
+    if service.get(&queue).await?.is_none() {
+        return Err(Negative(format!(
+            "queue {} is not bound to a push endpoint; nothing to unbind (bound queues: `signet queues`)",
+            printable(&queue)
+        ))
+        .into());
+    }
     service.unbind(&queue).await?;
     outln!(
         "queue {} unbound; its tasks stay queued for pull workers",
