@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use signet_store::{PushBinding, Store};
+use signet_store::{PushBinding, Store, StoreError};
 use tokio::task::JoinSet;
 
 use super::attempt::{push, Pushes};
@@ -76,6 +76,11 @@ impl PushDrain {
         while !shutdown.is_triggered() {
             match self.shared.store.list_push_bindings().await {
                 Ok(bindings) => self.apply(bindings, &mut running, &mut loops),
+                Err(StoreError::Closed) => {
+                    tracing::error!("the store was closed; push queues are no longer drained");
+                    result = Err(RuntimeError::Store(StoreError::Closed));
+                    break;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "could not read the push bindings; trying again")
                 }
