@@ -158,6 +158,18 @@ async fn a_queue_is_bound_shown_listed_and_unbound() {
     );
     assert_eq!(body["require_signed_response"], false);
 
+    // The binding keeps its target from being deleted by mistake.
+    let (status, v) = api
+        .call(
+            &api.keys.admin,
+            Method::DELETE,
+            &format!("/v1/targets/{target}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["in_use"]["push_queues"], 1, "{v}");
+
     let (status, _) = api
         .call(
             &api.keys.admin,
