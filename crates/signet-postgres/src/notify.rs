@@ -167,8 +167,10 @@ async fn listen(
         match ended {
             Ok(()) => backoff = BACKOFF_MIN,
             Err(e) => {
+                // A TLS failure says which URL setting to change.
+                let error = crate::tls::explain_tls_failure(&e).unwrap_or_else(|| e.to_string());
                 tracing::warn!(
-                    error = %e,
+                    error,
                     retry_in_ms = backoff.as_millis() as u64,
                     "PostgreSQL LISTEN connection failed; idle workers poll until it is back"
                 );

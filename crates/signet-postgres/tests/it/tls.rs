@@ -177,9 +177,11 @@ impl Cluster {
         command_as(self.run_as.as_deref(), &self.bin.join(tool))
     }
 
-    /// Starts a cluster with TLS on, the server certificate naming
-    /// `localhost` only, and `certuser` admitted by client certificate.
-    fn start(pki: &Pki, run_as: Option<String>, bin: PathBuf, dir: tempfile::TempDir) -> Cluster {
+    /// Starts a cluster. With `pki`: TLS on, the server certificate naming
+    /// `localhost` only, and `certuser` admitted by client certificate;
+    /// without: TLS off.
+    fn start(pki: Option<&Pki>, env: TestEnv) -> Cluster {
+        let TestEnv { bin, run_as, dir } = env;
         let data = dir.path().join("data");
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -199,16 +201,23 @@ impl Cluster {
             .output()
             .expect("run initdb");
         assert!(out.status.success(), "initdb: {}", output_text(&out));
-        let certs = |file: &str| pki.dir.join(file).display().to_string();
-        let conf = format!(
+        let mut conf = format!(
             "listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{data}'\n\
-             ssl = on\nssl_cert_file = '{cert}'\nssl_key_file = '{key}'\nssl_ca_file = '{ca}'\n\
              fsync = off\nmax_connections = 30\nshared_buffers = 16MB\n",
             data = cluster.data.display(),
-            cert = certs("server.crt"),
-            key = certs("server.key"),
-            ca = certs("ca.crt"),
         );
+        conf.push_str(&match pki {
+            Some(pki) => {
+                let certs = |file: &str| pki.dir.join(file).display().to_string();
+                format!(
+                    "ssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\nssl_ca_file = '{}'\n",
+                    certs("server.crt"),
+                    certs("server.key"),
+                    certs("ca.crt"),
+                )
+            }
+            None => "ssl = off\n".to_owned(),
+        });
         append(&cluster.data.join("postgresql.conf"), &conf);
         std::fs::write(
             cluster.data.join("pg_hba.conf"),
@@ -311,22 +320,72 @@ async fn refused(url: &str) -> String {
     format!("{e}")
 }
 
+/// What a test needs to start a cluster of its own.
+struct TestEnv {
+    bin: PathBuf,
+    /// `postgres` when the tests run as root (initdb refuses root).
+    run_as: Option<String>,
+    dir: tempfile::TempDir,
+}
+
+impl TestEnv {
+    /// The server's tools and a temporary directory, or `None` (with a
+    /// notice) when no PostgreSQL server is installed.
+    fn new(test: &str) -> Option<TestEnv> {
+        let bin = match Cluster::find_bin() {
+            Ok(bin) => bin,
+            Err(why) => {
+                println!("SKIP {test}: {why}");
+                return None;
+            }
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("signet-pgtls-")
+            .tempdir()
+            .expect("temp dir");
+        Some(TestEnv {
+            bin,
+            run_as: is_root().then(|| "postgres".to_owned()),
+            dir,
+        })
+    }
+
+    /// Hands the directory to the user the server runs as.
+    fn give_away(&self) {
+        if let Some(user) = &self.run_as {
+            chown(user, self.dir.path());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_tls_is_used_by_prefer_and_refused_by_require() {
+    let Some(env) = TestEnv::new("a_server_without_tls_is_used_by_prefer_and_refused_by_require")
+    else {
+        return;
+    };
+    env.give_away();
+    let cluster = Cluster::start(None, env);
+    for mode in ["prefer", "allow", "disable"] {
+        migration_status(
+            &cluster.url("127.0.0.1", "postgres", &format!("sslmode={mode}")),
+            &PostgresOptions::default(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("sslmode={mode} falls back to plain text: {e}"));
+    }
+    let e = refused(&cluster.url("127.0.0.1", "postgres", "sslmode=require")).await;
+    assert!(e.contains("does not offer TLS"), "{e}");
+    drop(cluster);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificates_are_checked_as_sslmode_says() {
-    let test = "certificates_are_checked_as_sslmode_says";
-    let bin = match Cluster::find_bin() {
-        Ok(bin) => bin,
-        Err(why) => {
-            println!("SKIP {test}: {why}");
-            return;
-        }
+    let Some(env) = TestEnv::new("certificates_are_checked_as_sslmode_says") else {
+        return;
     };
-    let run_as = is_root().then(|| "postgres".to_owned());
-    let dir = tempfile::Builder::new()
-        .prefix("signet-pgtls-")
-        .tempdir()
-        .expect("temp dir");
-    let pki_dir = dir.path().join("pki");
+    let dir = env.dir.path().to_owned();
+    let pki_dir = dir.join("pki");
     std::fs::create_dir(&pki_dir).expect("pki dir");
     let pki = Pki::new(&pki_dir, "ca");
     let _other = Pki::new(&pki_dir, "other-ca");
@@ -342,10 +401,8 @@ async fn certificates_are_checked_as_sslmode_says() {
         &[],
         ExtendedKeyUsagePurpose::ClientAuth,
     );
-    if let Some(user) = &run_as {
-        chown(user, dir.path());
-    }
-    let cluster = Cluster::start(&pki, run_as, bin, dir);
+    env.give_away();
+    let cluster = Cluster::start(Some(&pki), env);
     let ca = pki.ca_path("ca").display().to_string();
     let other_ca = pki.ca_path("other-ca").display().to_string();
 
