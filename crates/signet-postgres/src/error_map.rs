@@ -59,6 +59,19 @@ pub(crate) fn map_err(context: impl Display, e: tokio_postgres::Error) -> StoreE
         || code.code().starts_with("08")
     {
         connection_lost(context, e)
+    } else if code.code().starts_with("28") {
+        // 28000 / 28P01: pg_hba.conf refused this user, host or TLS
+        // state, the password is wrong, or a client certificate is missing.
+        StoreError::backend(
+            format!(
+                "{context}: PostgreSQL refused the login ({}: {}); check the user and password in the \
+                 URL, the server's pg_hba.conf, and whether it wants TLS (sslmode) or a client \
+                 certificate (sslcert and sslkey)",
+                code.code(),
+                e.as_db_error().map_or("", |d| d.message())
+            ),
+            e,
+        )
     } else if *code == SqlState::UNIQUE_VIOLATION {
         StoreError::Conflict(format!(
             "{context}: a database constraint refused it ({})",
@@ -87,6 +100,9 @@ pub(crate) fn map_err(context: impl Display, e: tokio_postgres::Error) -> StoreE
 /// The connection to PostgreSQL was lost or could not be made. Retryable:
 /// the pool drops broken connections and opens new ones on the next call.
 fn connection_lost(context: impl Display, e: tokio_postgres::Error) -> StoreError {
+    if let Some(tls) = crate::tls::explain_tls_failure(&e) {
+        return StoreError::backend(format!("{context}: {tls}"), e);
+    }
     StoreError::backend(
         format!(
             "{context}: the connection to PostgreSQL was lost or refused (server restarting, \

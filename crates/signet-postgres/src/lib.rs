@@ -25,6 +25,9 @@
 //!   `Full`, a lost connection → `Backend` saying the store reconnects; the
 //!   pool drops broken connections, so a restarted server is picked up on
 //!   the next call.
+//! - **TLS** with rustls, configured by libpq's URL parameters (`sslmode`,
+//!   `sslrootcert`, `sslcert`, `sslkey`; see [`tls`]), on every
+//!   connection: the pool, the LISTEN connection and migrations.
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), signet_store::StoreError> {
@@ -53,6 +56,7 @@ mod schedules;
 mod store;
 mod targets;
 mod tasks;
+pub mod tls;
 pub mod url;
 
 pub use migrate::{MigrationReport, MigrationStatus, SCHEMA_VERSION};
@@ -61,4 +65,5 @@ pub use options::{
     DEFAULT_POOL_TIMEOUT,
 };
 pub use store::{migrate_database, migration_status, PostgresStore};
-pub use url::{is_postgres_url, parse_url};
+pub use tls::{RootCerts, SslMode, TlsSettings};
+pub use url::{is_postgres_url, parse_url, PostgresUrl};

@@ -16,7 +16,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// How often the listener checks that its connection still answers.
 const HEALTH_CHECK: Duration = Duration::from_secs(15);
@@ -53,6 +54,7 @@ pub(crate) fn channel_for(schema: &str) -> String {
 /// Listens on one channel and wakes waiters.
 pub(crate) struct Listener {
     config: tokio_postgres::Config,
+    connector: MakeRustlsConnect,
     channel: String,
     wakes: broadcast::Sender<Wake>,
     /// Whether the LISTEN is in effect right now.
@@ -61,11 +63,16 @@ pub(crate) struct Listener {
 }
 
 impl Listener {
-    pub(crate) fn new(config: tokio_postgres::Config, channel: String) -> Self {
+    pub(crate) fn new(
+        config: tokio_postgres::Config,
+        connector: MakeRustlsConnect,
+        channel: String,
+    ) -> Self {
         let (wakes, _) = broadcast::channel(FANOUT);
         let (listening, _) = watch::channel(false);
         Self {
             config,
+            connector,
             channel,
             wakes,
             listening,
@@ -79,6 +86,7 @@ impl Listener {
         if task.is_none() {
             *task = Some(tokio::spawn(listen(
                 self.config.clone(),
+                self.connector.clone(),
                 self.channel.clone(),
                 self.wakes.clone(),
                 self.listening.clone(),
@@ -147,19 +155,22 @@ impl Drop for Listener {
 /// breaks; then again, with backoff. Runs until aborted.
 async fn listen(
     config: tokio_postgres::Config,
+    connector: MakeRustlsConnect,
     channel: String,
     wakes: broadcast::Sender<Wake>,
     listening: watch::Sender<bool>,
 ) {
     let mut backoff = BACKOFF_MIN;
     loop {
-        let ended = listen_once(&config, &channel, &wakes, &listening).await;
+        let ended = listen_once(&config, &connector, &channel, &wakes, &listening).await;
         listening.send_replace(false);
         match ended {
             Ok(()) => backoff = BACKOFF_MIN,
             Err(e) => {
+                // A TLS failure says which URL setting to change.
+                let error = crate::tls::explain_tls_failure(&e).unwrap_or_else(|| e.to_string());
                 tracing::warn!(
-                    error = %e,
+                    error,
                     retry_in_ms = backoff.as_millis() as u64,
                     "PostgreSQL LISTEN connection failed; idle workers poll until it is back"
                 );
@@ -173,11 +184,12 @@ async fn listen(
 /// One connection's life. `Ok` when it ended after working for a while.
 async fn listen_once(
     config: &tokio_postgres::Config,
+    connector: &MakeRustlsConnect,
     channel: &str,
     wakes: &broadcast::Sender<Wake>,
     listening: &watch::Sender<bool>,
 ) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = config.connect(NoTls).await?;
+    let (client, mut connection) = config.connect(connector.clone()).await?;
     let (tx, mut rx) = mpsc::unbounded_channel::<Result<String, tokio_postgres::Error>>();
     let driver = tokio::spawn(async move {
         let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));

@@ -16,7 +16,7 @@ use signet_store::{
     QueueCounts, ScheduleRecord, Settlement, SignatureRecord, Store, StoreError, StoreResult,
     TargetRecord, TaskFilter, TaskRow,
 };
-use tokio_postgres::NoTls;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::error_map::{map_err, map_pool_err};
 use crate::migrate::{current_version, migrate, MigrationReport, MigrationStatus, SCHEMA_VERSION};
@@ -55,11 +55,16 @@ impl fmt::Debug for PostgresStore {
     }
 }
 
-/// The driver configuration for `url` and `options`: the schema becomes
-/// the `search_path` of every connection.
-fn driver_config(url: &str, options: &PostgresOptions) -> StoreResult<tokio_postgres::Config> {
+/// The driver configuration for `url` and `options` (the schema becomes
+/// the `search_path` of every connection), and the TLS connector every
+/// connection uses: the pool's, the listener's, and migrations'.
+fn driver_config(
+    url: &str,
+    options: &PostgresOptions,
+) -> StoreResult<(tokio_postgres::Config, MakeRustlsConnect)> {
     options.validate()?;
-    let mut config = parse_url(url)?;
+    let (mut config, tls) = parse_url(url)?.into_parts();
+    let connector = tls.connector()?;
     if config.get_application_name().is_none() {
         config.application_name(APPLICATION_NAME);
     }
@@ -78,13 +83,17 @@ fn driver_config(url: &str, options: &PostgresOptions) -> StoreResult<tokio_post
         opts.push_str(&format!("-c search_path={schema}"));
         config.options(&opts);
     }
-    Ok(config)
+    Ok((config, connector))
 }
 
-fn pool_for(config: tokio_postgres::Config, options: &PostgresOptions) -> StoreResult<Pool> {
+fn pool_for(
+    config: tokio_postgres::Config,
+    connector: MakeRustlsConnect,
+    options: &PostgresOptions,
+) -> StoreResult<Pool> {
     let manager = Manager::from_config(
         config,
-        NoTls,
+        connector,
         ManagerConfig {
             // A broken connection (server restart, terminated backend) is
             // noticed by its driver task and replaced on the next checkout.
@@ -107,9 +116,9 @@ pub async fn migration_status(
     url: &str,
     options: &PostgresOptions,
 ) -> StoreResult<MigrationStatus> {
-    let config = driver_config(url, options)?;
+    let (config, connector) = driver_config(url, options)?;
     let (client, connection) = config
-        .connect(NoTls)
+        .connect(connector)
         .await
         .map_err(|e| map_err("connecting to PostgreSQL", e))?;
     let driver = tokio::spawn(connection);
@@ -126,9 +135,9 @@ pub async fn migrate_database(
     url: &str,
     options: &PostgresOptions,
 ) -> StoreResult<MigrationReport> {
-    let config = driver_config(url, options)?;
+    let (config, connector) = driver_config(url, options)?;
     let (mut client, connection) = config
-        .connect(NoTls)
+        .connect(connector)
         .await
         .map_err(|e| map_err("connecting to PostgreSQL", e))?;
     let driver = tokio::spawn(connection);
@@ -145,8 +154,8 @@ impl PostgresStore {
     /// this build ([`StoreError::SchemaTooNew`]) or, without `migrate`, one
     /// that is behind.
     pub async fn connect(url: &str, options: PostgresOptions) -> StoreResult<PostgresStore> {
-        let config = driver_config(url, &options)?;
-        let pool = pool_for(config.clone(), &options)?;
+        let (config, connector) = driver_config(url, &options)?;
+        let pool = pool_for(config.clone(), connector.clone(), &options)?;
         let mut client = pool.get().await.map_err(map_pool_err)?;
         let mut current = current_version(&**client).await?;
         if current > SCHEMA_VERSION {
@@ -177,7 +186,7 @@ impl PostgresStore {
         let channel = channel_for(&resolved_schema);
         Ok(PostgresStore {
             inner: Arc::new(Inner {
-                listener: Listener::new(config, channel.clone()),
+                listener: Listener::new(config, connector, channel.clone()),
                 pool,
                 closed: AtomicBool::new(false),
                 schema: options.schema,

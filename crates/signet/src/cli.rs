@@ -52,6 +52,8 @@ enum Command {
     Bench(commands::bench::Command),
     /// Apply the store's schema migrations (idempotent), or show their status.
     Migrate(commands::migrate::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(commands::completions::Args),
 }
 
 /// Logs go to stderr (stdout is the commands' output), at `warn` unless
@@ -91,5 +93,6 @@ pub(crate) fn main() -> ExitCode {
         Command::Receive(args) => commands::receive::run(args),
         Command::Bench(cmd) => commands::bench::run(cmd),
         Command::Migrate(args) => commands::migrate::run(args),
+        Command::Completions(args) => commands::completions::run(args),
     }
 }

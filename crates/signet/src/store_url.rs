@@ -70,7 +70,7 @@ pub(crate) fn backend(url: &str) -> anyhow::Result<Backend> {
 }
 
 /// A URL safe to print: a password in `user:password@host` or in a
-/// `password=` query parameter is replaced by `***`.
+/// `password=` or `sslpassword=` query parameter is replaced by `***`.
 pub(crate) fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
@@ -93,7 +93,13 @@ pub(crate) fn redact(url: &str) -> String {
     let query = query.map(|q| {
         q.split('&')
             .map(|pair| match pair.split_once('=') {
-                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                // `sslpassword` unlocks a client key: as secret as the password.
+                Some((k, _))
+                    if k.eq_ignore_ascii_case("password")
+                        || k.eq_ignore_ascii_case("sslpassword") =>
+                {
+                    format!("{k}=***")
+                }
                 _ => pair.to_owned(),
             })
             .collect::<Vec<_>>()
@@ -220,6 +226,10 @@ mod tests {
         assert_eq!(
             redact("postgres://me@db/signet?sslmode=disable&password=hunter2"),
             "postgres://me@db/signet?sslmode=disable&password=***"
+        );
+        assert_eq!(
+            redact("postgres://me@db/signet?sslkey=/k.pem&sslpassword=hunter2"),
+            "postgres://me@db/signet?sslkey=/k.pem&sslpassword=***"
         );
         assert_eq!(
             redact("postgresql://me:p@ss:w@rd@db"),

@@ -8,6 +8,7 @@
 mod conformance;
 mod migrations;
 mod reconnect;
+mod tls;
 mod wakeups;
 
 use std::ops::Deref;

@@ -144,7 +144,8 @@ async fn bad_urls_and_options_are_refused_without_leaking_the_password() {
     for url in [
         "postgres://me:hunter2@127.0.0.1:notaport/db",
         "mysql://me:hunter2@h/db",
-        "postgres://me:hunter2@h/db?sslmode=require",
+        "postgres://me:hunter2@h/db?sslmode=verify-full",
+        "postgres://me:hunter2@h/db?sslmode=require&sslrootcert=/nonexistent/ca.pem",
     ] {
         let e = PostgresStore::connect(url, PostgresOptions::default())
             .await
