@@ -21,7 +21,8 @@ from langs import (
 def active_key(server: Server) -> str:
     ring = server.keys().signing.ring
     assert ring.active is not None
-    return ring.active.id
+    key_id: str = ring.active.id
+    return key_id
 
 
 @pytest.mark.parametrize("consumer", CONSUMERS)
