@@ -49,5 +49,8 @@ fi
 
 cd "$here"
 echo "ci.sh: SIGNET_BIN=$SIGNET_BIN"
+if command -v node >/dev/null 2>&1; then
+    for script in ts/*.mjs; do node --check "$script"; done
+fi
 MYPYPATH="$sdks/python/tests:$here/tests" "$venv/bin/python" -m mypy --strict --cache-dir "$venv/.mypy_cache" tests
 "$venv/bin/python" -m pytest -q -p no:cacheprovider -rs tests "$@"
