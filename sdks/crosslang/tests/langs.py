@@ -16,6 +16,7 @@ subprocess gets as its whole environment besides ``PATH``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -87,62 +88,48 @@ def rust_worker_bin() -> Path:
     return beside
 
 
-_ts_ready: str | None = None
+@functools.cache
+def _typescript_missing() -> str:
+    """Why the TypeScript legs cannot run here, or "" when they can."""
+    if shutil.which("node") is None:
+        return "node is not installed"
+    if not TS_SDK.is_file():
+        return (f"the TypeScript SDK is not built ({TS_SDK} is missing): "
+                "cd sdks/typescript && npm ci && npm run build")
+    probe = subprocess.run(
+        ["node", "--input-type=module", "-e",
+         f"const m = await import({json.dumps(TS_SDK.as_uri())});"
+         "const want = ['Producer', 'Worker', 'createPushListener', 'loadKeys'];"
+         "const gone = want.filter((n) => typeof m[n] !== 'function');"
+         "if (gone.length) { console.log(gone.join(', ')); process.exit(3); }"],
+        capture_output=True, text=True, timeout=60,
+    )
+    if probe.returncode == 3:
+        return (f"the TypeScript SDK at {TS_SDK} has no {probe.stdout.strip()} "
+                "(it predates its producer, worker and push helper)")
+    if probe.returncode != 0:
+        pytest.fail(f"the TypeScript SDK at {TS_SDK} does not load: {probe.stderr.strip()}")
+    return ""
 
 
-def need_typescript() -> None:
-    """Skips, saying why, unless node and the built TypeScript SDK with its
-    producer, worker and push helper are there."""
-    global _ts_ready
-    if _ts_ready is None:
-        if shutil.which("node") is None:
-            _ts_ready = "node is not installed"
-        elif not TS_SDK.is_file():
-            _ts_ready = (
-                f"the TypeScript SDK is not built ({TS_SDK} is missing): "
-                "cd sdks/typescript && npm ci && npm run build"
-            )
-        else:
-            probe = subprocess.run(
-                ["node", "--input-type=module", "-e",
-                 f"const m = await import({json.dumps(TS_SDK.as_uri())});"
-                 "const want = ['Producer', 'Worker', 'createPushListener', 'loadKeys'];"
-                 "const gone = want.filter((n) => typeof m[n] !== 'function');"
-                 "if (gone.length) { console.log(gone.join(', ')); process.exit(1); }"],
-                capture_output=True, text=True, timeout=60,
-            )
-            _ts_ready = "" if probe.returncode == 0 else (
-                f"the TypeScript SDK at {TS_SDK} has no {probe.stdout.strip() or probe.stderr.strip()}"
-                " (it predates its producer, worker and push helper)"
-            )
-    if _ts_ready:
-        pytest.skip(_ts_ready)
-
-
-_push_ready: str | None = None
-
-
-def need_push() -> None:
-    """Skips unless SIGNET_BIN can bind queues to push endpoints."""
-    global _push_ready
-    if _push_ready is None:
-        out = subprocess.run([BIN, "queues", "bind", "--help"], capture_output=True, text=True,
-                             timeout=60)
-        _push_ready = "" if out.returncode == 0 else (
-            f"{BIN} has no push queues (`signet queues bind --help` failed: "
-            f"{(out.stderr or out.stdout).strip().splitlines()[0] if (out.stderr or out.stdout).strip() else out.returncode}); "
-            "rebuild it with push queues"
-        )
-    if _push_ready:
-        pytest.skip(_push_ready)
+@functools.cache
+def _push_missing() -> str:
+    """Why the push legs cannot run with SIGNET_BIN, or "" when they can."""
+    out = subprocess.run([BIN, "queues", "bind", "--help"], capture_output=True, text=True,
+                         timeout=60)
+    if out.returncode == 0:
+        return ""
+    said = (out.stderr or out.stdout).strip().splitlines()
+    return (f"{BIN} has no push queues (`signet queues bind --help`: "
+            f"{said[0] if said else f'exit {out.returncode}'}); build it with them")
 
 
 def need(kind: str) -> None:
     """Skips a producer or consumer whose language is not available here."""
-    if "typescript" in kind:
-        need_typescript()
-    if kind.startswith("push-"):
-        need_push()
+    missing = (_typescript_missing() if "typescript" in kind else "") or (
+        _push_missing() if kind.startswith("push-") else "")
+    if missing:
+        pytest.skip(missing)
     if kind == "rust":
         rust_worker_bin()
 
