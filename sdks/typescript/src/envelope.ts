@@ -19,7 +19,9 @@ export const SIGNATURE_HEADERS: readonly string[] = [SIGNATURE_HEADER, SIGNATURE
 const ABSENT = 0xffffffff;
 const I64_MIN = -(1n << 63n);
 const I64_MAX = (1n << 63n) - 1n;
-const encoder = new TextEncoder();
+const TAG_BYTES = Buffer.from(ENVELOPE_TAG, "utf8");
+/** Marks a bare u32 count in the writer's parts (compared by identity). */
+const COUNT_MARK = new Uint8Array(0);
 
 /** Unix milliseconds: a safe-integer `number`, or a `bigint` for the whole signed 64-bit range. */
 export type Millis = number | bigint;
@@ -109,49 +111,65 @@ function decimal(value: Millis, field: string): string {
   return value.toString();
 }
 
-/** Accumulates length-prefixed fields. */
+/**
+ * Accumulates length-prefixed fields, then writes them into one buffer:
+ * text is measured with `Buffer.byteLength` and written in place, so a
+ * verify costs one allocation (this runs for every task a worker claims).
+ */
 class Writer {
-  readonly #parts: Uint8Array[] = [];
-  #length = 0;
+  readonly #parts: Array<string | Uint8Array | null> = [];
+  #length = TAG_BYTES.length;
 
-  raw(bytes: Uint8Array): void {
-    this.#parts.push(bytes);
-    this.#length += bytes.length;
+  #add(part: string | Uint8Array, length: number): void {
+    if (length >= ABSENT) {
+      throw SignetError.unsupported(`a field of ${length} bytes is too long to sign; the limit is 4 GiB - 2`);
+    }
+    this.#parts.push(part);
+    this.#length += 4 + length;
   }
 
-  u32(n: number): void {
-    const b = new Uint8Array(4);
-    new DataView(b.buffer).setUint32(0, n, false);
-    this.raw(b);
+  /** A bare count (the number of headers). */
+  count(n: number): void {
+    this.#parts.push(COUNT_MARK, String(n));
+    this.#length += 4;
   }
 
   field(bytes: Uint8Array): void {
-    if (bytes.length >= ABSENT) {
-      throw SignetError.unsupported(
-        `a field of ${bytes.length} bytes is too long to sign; the limit is 4 GiB - 2`,
-      );
-    }
-    this.u32(bytes.length);
-    this.raw(bytes);
+    this.#add(bytes, bytes.length);
   }
 
   text(s: string): void {
-    this.field(encoder.encode(s));
+    this.#add(s, Buffer.byteLength(s, "utf8"));
   }
 
   optional(s: string | null | undefined): void {
-    if (s === null || s === undefined) this.u32(ABSENT);
-    else this.text(s);
+    if (s === null || s === undefined) {
+      this.#parts.push(null);
+      this.#length += 4;
+    } else this.text(s);
   }
 
   finish(): Uint8Array {
-    const out = new Uint8Array(this.#length);
-    let at = 0;
-    for (const p of this.#parts) {
-      out.set(p, at);
-      at += p.length;
+    const out = Buffer.allocUnsafe(this.#length);
+    let at = TAG_BYTES.copy(out, 0);
+    const parts = this.#parts;
+    for (let i = 0; i < parts.length; i++) {
+      const p = parts[i];
+      if (p === null || p === undefined) {
+        at = out.writeUInt32BE(ABSENT, at);
+      } else if (p === COUNT_MARK) {
+        at = out.writeUInt32BE(Number(parts[++i]), at);
+      } else if (typeof p === "string") {
+        const n = out.write(p, at + 4, "utf8");
+        out.writeUInt32BE(n, at);
+        at += 4 + n;
+      } else {
+        at = out.writeUInt32BE(p.length, at);
+        out.set(p, at);
+        at += p.length;
+      }
     }
-    return out;
+    return new Uint8Array(out.buffer, out.byteOffset, out.length);
   }
 }
 
@@ -163,15 +181,15 @@ class Writer {
  */
 export function canonicalBytes(envelope: TaskEnvelope): Uint8Array {
   const w = new Writer();
-  w.raw(encoder.encode(ENVELOPE_TAG));
   w.text(envelope.id);
   w.text(envelope.queue);
   w.text(envelope.name);
-  w.field(typeof envelope.args === "string" ? encoder.encode(envelope.args) : envelope.args);
+  if (typeof envelope.args === "string") w.text(envelope.args);
+  else w.field(envelope.args);
   const headers = Object.entries(envelope.headers ?? {})
     .filter(([name]) => !SIGNATURE_HEADERS.includes(name))
     .sort(([a], [b]) => compareBytes(a, b));
-  w.u32(headers.length);
+  w.count(headers.length);
   for (const [name, value] of headers) {
     // Lower-casing here would break the sort order and could merge two
     // names into one, so two different envelopes would share bytes.

@@ -6,8 +6,10 @@
  * - `config` / `load`: the `SIGNET_SIGNING_*` variables and the key file;
  * - `errors`: {@link SignetError} and its reason codes.
  *
- * The HTTP producer, worker and push-endpoint helpers will sit beside these
- * modules once the server's pull protocol exists.
+ * - `client`: a small HTTP client of `signet serve` ({@link ApiError});
+ * - `producer`: signs tasks locally and enqueues them, singly and in batches;
+ * - `worker`: pulls tasks, verifies each before running it, reports in batches;
+ * - `push`: the endpoint side of a push queue (`handlePush`, `createPushListener`).
  */
 export { SignetError, type Reason } from "./errors.js";
 export {
@@ -96,3 +98,36 @@ export {
   type VerifyWebhookOptions,
   type WebhookVerified,
 } from "./webhooks.js";
+export { ApiError, SignetClient, retryAfterMs, type ClientOptions, type RequestOptions } from "./client.js";
+export { defaultLogger, silentLogger, type Logger } from "./log.js";
+export {
+  DEFAULT_MAX_ATTEMPTS,
+  MAX_BATCH_TASKS,
+  Producer,
+  newTaskId,
+  type BatchItem,
+  type EnqueueOptions,
+  type EnqueuedTask,
+  type ProducerOptions,
+} from "./producer.js";
+export {
+  TaskError,
+  checkTask,
+  type CheckTaskOptions,
+  type DeadReason,
+  type TaskInfo,
+  type TaskVerdict,
+  type WireEnvelope,
+  type WireTask,
+} from "./task.js";
+export { MAX_CLAIM, TaskContext, Worker, type Handler, type WorkerOptions } from "./worker.js";
+export {
+  createPushListener,
+  handlePush,
+  type PushContext,
+  type PushHandler,
+  type PushListenerOptions,
+  type PushOptions,
+  type PushRequest,
+  type PushResponse,
+} from "./push.js";
