@@ -46,6 +46,7 @@ mod leader;
 pub mod migrate;
 mod notify;
 pub mod options;
+mod push;
 mod queries;
 mod row;
 mod schedules;

@@ -37,6 +37,11 @@ const MIGRATIONS: &[Migration] = &[
         "listing_by_id",
         include_str!("../migrations/0006_listing_by_id.sql"),
     ),
+    Migration::new(
+        7,
+        "push_bindings",
+        include_str!("../migrations/0007_push_bindings.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.
@@ -158,7 +163,8 @@ mod tests {
                 (3, "history"),
                 (4, "idempotency_scope"),
                 (5, "newest_first"),
-                (6, "listing_by_id")
+                (6, "listing_by_id"),
+                (7, "push_bindings")
             ]
         );
         assert!(status_for_version(SCHEMA_VERSION + 1).is_too_new());

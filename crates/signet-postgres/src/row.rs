@@ -7,8 +7,8 @@ use signet_store::rows::{
     corrupt_row, dead_reason_from_column, headers_from_json, state_from_column, BadColumn,
 };
 use signet_store::{
-    ApiKeyRecord, CatchUp, HistoryEvent, LeaderLease, ScheduleRecord, SignatureRecord, StoreError,
-    StoreResult, TargetRecord, TaskRow,
+    ApiKeyRecord, CatchUp, HistoryEvent, LeaderLease, PushBinding, ScheduleRecord, SignatureRecord,
+    StoreError, StoreResult, TargetRecord, TaskRow,
 };
 use tokio_postgres::types::FromSql;
 use tokio_postgres::Row;
@@ -20,6 +20,10 @@ pub(crate) use signet_store::rows::{API_KEY_COLUMNS, TASK_COLUMNS};
 /// The target columns, in the order [`target_from_row`] reads them.
 pub(crate) const TARGET_COLUMNS: &str = "id, name, url_prefix, sealed_secrets, \
      secret_fingerprint, rate_limit_per_s, max_concurrency, https_only, created_at_ms, updated_at_ms";
+
+/// The push binding columns, in the order [`push_binding_from_row`] reads them.
+pub(crate) const PUSH_BINDING_COLUMNS: &str = "queue, url, target_id, timeout_ms, concurrency, \
+     require_signed_response, created_at_ms, updated_at_ms";
 
 /// The schedule columns, in the order [`schedule_from_row`] reads them.
 pub(crate) const SCHEDULE_COLUMNS: &str = "id, name, cron, timezone, payload, catch_up, paused, \
@@ -161,6 +165,25 @@ pub(crate) fn target_from_row(row: &Row) -> StoreResult<TargetRecord> {
 }
 
 /// Decodes a schedule row selected with [`SCHEDULE_COLUMNS`].
+/// Decodes a push binding row selected with [`PUSH_BINDING_COLUMNS`].
+pub(crate) fn push_binding_from_row(row: &Row) -> StoreResult<PushBinding> {
+    let k = "push binding";
+    let queue: String = row
+        .try_get(0)
+        .map_err(|e| corrupt(k, "(unknown queue)", "queue", e))?;
+    let q = queue.as_str();
+    Ok(PushBinding {
+        url: get(row, 1, k, q, "url")?,
+        target_id: get(row, 2, k, q, "target_id")?,
+        timeout_ms: to_u32(get(row, 3, k, q, "timeout_ms")?, k, q, "timeout_ms")?,
+        concurrency: to_u32(get(row, 4, k, q, "concurrency")?, k, q, "concurrency")?,
+        require_signed_response: get(row, 5, k, q, "require_signed_response")?,
+        created_at_ms: get(row, 6, k, q, "created_at_ms")?,
+        updated_at_ms: get(row, 7, k, q, "updated_at_ms")?,
+        queue,
+    })
+}
+
 pub(crate) fn schedule_from_row(row: &Row) -> StoreResult<ScheduleRecord> {
     let id = first_id(row, "schedule")?;
     let k = "schedule";

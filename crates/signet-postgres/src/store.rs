@@ -12,9 +12,9 @@ use signet_store::history::check_actor;
 use signet_store::migration::wall_clock_ms;
 use signet_store::{
     ApiKeyRecord, ClaimRequest, DeadFilter, DeadReason, DeadSelector, Enqueued, FailOutcome,
-    HistoryEvent, HttpExchange, KeyUsage, LeaderLease, LeaseToken, NewTask, Page, QueueCounts,
-    ScheduleRecord, Settlement, SignatureRecord, Store, StoreError, StoreResult, TargetRecord,
-    TaskFilter, TaskRow,
+    HistoryEvent, HttpExchange, KeyUsage, LeaderLease, LeaseToken, NewTask, Page, PushBinding,
+    QueueCounts, ScheduleRecord, Settlement, SignatureRecord, Store, StoreError, StoreResult,
+    TargetRecord, TaskFilter, TaskRow,
 };
 use tokio_postgres::NoTls;
 
@@ -24,7 +24,7 @@ use crate::notify::{channel_for, Listener};
 use crate::options::{PostgresOptions, APPLICATION_NAME};
 use crate::targets::By;
 use crate::url::parse_url;
-use crate::{api_keys, delivery, history, leader, queries, schedules, targets, tasks};
+use crate::{api_keys, delivery, history, leader, push, queries, schedules, targets, tasks};
 
 /// The multi-node store on PostgreSQL. Cheap to clone: clones share one
 /// pool and one listener.
@@ -530,6 +530,27 @@ impl Store for PostgresStore {
     async fn delete_target(&self, id: &str) -> StoreResult<()> {
         let client = self.conn().await?;
         targets::delete(&client, id).await
+    }
+
+    async fn put_push_binding(&self, binding: PushBinding) -> StoreResult<PushBinding> {
+        binding.validate()?;
+        let client = self.conn().await?;
+        push::put(&client, &binding).await
+    }
+
+    async fn push_binding(&self, queue: &str) -> StoreResult<Option<PushBinding>> {
+        let client = self.conn().await?;
+        push::by_queue(&client, queue).await
+    }
+
+    async fn list_push_bindings(&self) -> StoreResult<Vec<PushBinding>> {
+        let client = self.conn().await?;
+        push::list(&client).await
+    }
+
+    async fn delete_push_binding(&self, queue: &str) -> StoreResult<()> {
+        let client = self.conn().await?;
+        push::delete(&client, queue).await
     }
 
     async fn pending_messages_for_target(&self, target_id: &str) -> StoreResult<u64> {

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use signet_store::delivery::MAX_ATTEMPT_ERROR_LEN;
-use signet_store::MAX_ATTEMPT_BODY_BYTES;
 
 use crate::error::RuntimeError;
 use crate::ssrf::{find_refusal, GuardedResolver, Refusal, SsrfPolicy};
@@ -64,6 +63,14 @@ pub(crate) struct OutgoingRequest {
     pub headers: Vec<(String, String)>,
     /// The body.
     pub body: Vec<u8>,
+    /// This request's time for the whole attempt, when not the client's
+    /// [`HttpConfig::request_timeout`] (a push binding's `timeout_ms`).
+    pub timeout: Option<Duration>,
+    /// Most response body bytes to keep: a delivery keeps what an attempt
+    /// record holds ([`MAX_ATTEMPT_BODY_BYTES`](signet_store::MAX_ATTEMPT_BODY_BYTES)), a push the whole answer
+    /// up to the result limit. The client reads up to the larger of this
+    /// and [`HttpConfig::max_response_bytes`].
+    pub keep_body: usize,
 }
 
 /// How an attempt went.
@@ -77,7 +84,9 @@ pub(crate) enum AttemptOutcome {
         retry_after: Option<RetryAfter>,
         /// Its `Location` (shown for redirects, which are not followed).
         location: Option<String>,
-        /// The first bytes of its body.
+        /// Its headers (a push checks a signed answer's).
+        headers: reqwest::header::HeaderMap,
+        /// The first bytes of its body, up to the request's `keep_body`.
         body: Vec<u8>,
         /// From sending to the end of what was read.
         latency: Duration,
@@ -183,12 +192,15 @@ impl HttpClient {
             .client
             .request(request.method, request.url)
             .body(request.body);
+        if let Some(timeout) = request.timeout {
+            builder = builder.timeout(timeout);
+        }
         for (name, value) in &request.headers {
             builder = builder.header(name.as_str(), value.as_str());
         }
         let response = match builder.send().await {
             Ok(r) => r,
-            Err(e) => return self.failed(&e, started),
+            Err(e) => return self.failed(&e, started, request.timeout),
         };
         let status = response.status().as_u16();
         let header = |name: reqwest::header::HeaderName| {
@@ -202,17 +214,19 @@ impl HttpClient {
             .as_deref()
             .and_then(RetryAfter::parse);
         let location = header(reqwest::header::LOCATION);
+        let headers = response.headers().clone();
         let mut response = response;
         let mut kept = Vec::new();
         let mut read = 0usize;
+        let read_limit = self.config.max_response_bytes.max(request.keep_body);
         loop {
-            if read >= self.config.max_response_bytes {
+            if read >= read_limit {
                 break;
             }
             match response.chunk().await {
                 Ok(Some(chunk)) => {
                     read = read.saturating_add(chunk.len());
-                    let room = MAX_ATTEMPT_BODY_BYTES.saturating_sub(kept.len());
+                    let room = request.keep_body.saturating_sub(kept.len());
                     kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
                 }
                 Ok(None) => break,
@@ -227,19 +241,26 @@ impl HttpClient {
             status,
             retry_after,
             location,
+            headers,
             body: kept,
             latency: started.elapsed(),
         }
     }
 
-    fn failed(&self, e: &reqwest::Error, started: Instant) -> AttemptOutcome {
+    fn failed(
+        &self,
+        e: &reqwest::Error,
+        started: Instant,
+        timeout: Option<Duration>,
+    ) -> AttemptOutcome {
         if let Some(refusal) = find_refusal(e) {
             return AttemptOutcome::Refused(refusal.clone());
         }
         let what = if e.is_timeout() {
             format!(
                 "timed out (connect {:?}, total {:?})",
-                self.config.connect_timeout, self.config.request_timeout
+                self.config.connect_timeout,
+                timeout.unwrap_or(self.config.request_timeout)
             )
         } else if e.is_connect() {
             "could not connect".to_owned()

@@ -53,6 +53,7 @@ mod node;
 mod periodic;
 mod producer;
 mod pruner;
+mod push;
 mod rescuer;
 mod resign;
 mod skipped;
@@ -82,7 +83,7 @@ pub use producer::{
 };
 pub use worker::{Worker, WorkerBuilder, WorkerEvent, WorkerEventKind};
 // Workers in other processes and languages (the HTTP pull protocol).
-pub use worker::{RemoteClaim, RemoteFailure, RemoteTask, RemoteWorker};
+pub use worker::{RemoteClaim, RemoteFailure, RemoteTask, RemoteWorker, WorkItem};
 
 // Keys: where a process's signing keys and master key come from, and where
 // each stands in a rotation.
@@ -103,6 +104,12 @@ pub use message::{
     SignatureProfile, UnixMs, DEFAULT_JITTER, DEFAULT_RETRY_SCHEDULE, PUBLISH_TARGET_CACHE_TTL,
 };
 pub use ssrf::{Refusal, SsrfPolicy, ALLOWED_TARGET_CIDRS_VAR};
+
+// Push queues: queues drained by POSTing each task to an endpoint.
+pub use push::{
+    NewBinding, PushService, BINDINGS_REFRESH, DEFAULT_PUSH_CONCURRENCY, DEFAULT_PUSH_TIMEOUT,
+    MAX_PUSH_RESULT_BYTES, PUSH_HEARTBEAT, PUSH_LEASE,
+};
 
 // Targets and callbacks.
 pub use callbacks::{CallbackService, DEFAULT_CALLBACK_BATCH, DEFAULT_CALLBACK_INTERVAL};

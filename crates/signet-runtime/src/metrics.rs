@@ -75,6 +75,9 @@ pub const MESSAGE_ATTEMPTS_FAILED: &str = "signet_message_attempts_failed_total"
 pub const MESSAGES_DEAD: &str = "signet_messages_dead_total";
 /// How long delivery requests took.
 pub const DELIVERY_DURATION: &str = "signet_delivery_duration_seconds";
+/// Push attempts whose answer had to be signed and was not (missing, wrong
+/// or stale signature), by queue.
+pub const PUSH_RESPONSE_SIGNATURE_INVALID: &str = "signet_push_response_signature_invalid_total";
 
 /// Default time between two queue-depth samples.
 pub const DEFAULT_DEPTH_INTERVAL: Duration = Duration::from_secs(15);
@@ -169,6 +172,11 @@ pub const SERIES: &[Series] = &[
         DELIVERY_DURATION,
         Kind::Histogram,
         "How long delivery requests took, request to end of response, in seconds.",
+    ),
+    Series::new(
+        PUSH_RESPONSE_SIGNATURE_INVALID,
+        Kind::Counter,
+        "Push attempts failed because the binding requires signed answers and the answer's signature was missing, wrong or stale, by queue.",
     ),
     Series::new(
         SCHEDULES_FIRED,
@@ -456,6 +464,11 @@ pub(crate) fn delivery_failed(target: &str) {
 pub(crate) fn message_dead(target: &str, reason: DeadReason) {
     metrics::counter!(MESSAGES_DEAD, "target" => target.to_owned(), "reason" => reason.as_str())
         .increment(1);
+}
+
+pub(crate) fn push_response_signature_invalid(queue: &str) {
+    let queue = LABELS.queue(queue);
+    metrics::counter!(PUSH_RESPONSE_SIGNATURE_INVALID, "queue" => queue).increment(1);
 }
 
 pub(crate) fn delivery_duration(target: &str, d: Duration) {

@@ -209,7 +209,7 @@ impl NodeBuilder {
 /// | service | runs on | why |
 /// |---|---|---|
 /// | workers | every node that has them | claims hand each task to one worker; more nodes, more capacity |
-/// | dispatcher | every node that has one | claims hand each delivery to one node |
+/// | dispatcher (messages and push queues) | every node that has one | claims hand each delivery and each push to one node |
 /// | queue-depth reporter | every node | each node's `/metrics` shows the gauge |
 /// | scheduler | the leader of [`SERVICES_ROLE`] | one node fires each due time (and it must be able to sign) |
 /// | callbacks | the leader of [`SERVICES_ROLE`] | one node hands each callback off (signed with its key ring) |

@@ -75,4 +75,5 @@ pub use error::AppError;
 pub use rate_limit::RateLimitInfo;
 // A target as `GET /v1/targets/{id}` shows it (`signet targets show --json`
 // prints the same).
+pub use routes::queues::PushView;
 pub use routes::targets::{SigningSecretView, TargetView};

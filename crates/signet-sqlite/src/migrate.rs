@@ -36,6 +36,11 @@ const MIGRATIONS: &[Migration] = &[
         "listing_by_id",
         include_str!("../migrations/0006_listing_by_id.sql"),
     ),
+    Migration::new(
+        7,
+        "push_bindings",
+        include_str!("../migrations/0007_push_bindings.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.

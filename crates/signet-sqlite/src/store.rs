@@ -11,9 +11,9 @@ use signet_store::history::check_actor;
 use signet_store::migration::wall_clock_ms;
 use signet_store::{
     ApiKeyRecord, ClaimRequest, DeadFilter, DeadReason, DeadSelector, Enqueued, FailOutcome,
-    HistoryEvent, HttpExchange, KeyUsage, LeaderLease, LeaseToken, NewTask, Page, QueueCounts,
-    ScheduleRecord, Settlement, SignatureRecord, Store, StoreError, StoreResult, TargetRecord,
-    TaskFilter, TaskRow, TaskState,
+    HistoryEvent, HttpExchange, KeyUsage, LeaderLease, LeaseToken, NewTask, Page, PushBinding,
+    QueueCounts, ScheduleRecord, Settlement, SignatureRecord, Store, StoreError, StoreResult,
+    TargetRecord, TaskFilter, TaskRow, TaskState,
 };
 
 use crate::config::SqliteConfig;
@@ -24,7 +24,7 @@ use crate::signal::WorkSignal;
 use crate::url::{parse_url, Location};
 use crate::watch::Watcher;
 use crate::writer::{Writer, WriterStats};
-use crate::{api_keys, callbacks, history, leases, queries, schedules, targets, tasks};
+use crate::{api_keys, callbacks, history, leases, push, queries, schedules, targets, tasks};
 
 /// Size of the writer's prepared statement cache.
 const STATEMENT_CACHE: usize = 128;
@@ -522,6 +522,25 @@ impl Store for SqliteStore {
     async fn delete_target(&self, id: &str) -> StoreResult<()> {
         let id = id.to_owned();
         self.write(move |c| targets::delete(c, &id)).await
+    }
+
+    async fn put_push_binding(&self, binding: PushBinding) -> StoreResult<PushBinding> {
+        binding.validate()?;
+        self.write(move |c| push::put(c, &binding)).await
+    }
+
+    async fn push_binding(&self, queue: &str) -> StoreResult<Option<PushBinding>> {
+        let queue = queue.to_owned();
+        self.read(move |c| push::by_queue(c, &queue)).await
+    }
+
+    async fn list_push_bindings(&self) -> StoreResult<Vec<PushBinding>> {
+        self.read(push::list).await
+    }
+
+    async fn delete_push_binding(&self, queue: &str) -> StoreResult<()> {
+        let queue = queue.to_owned();
+        self.write(move |c| push::delete(c, &queue)).await
     }
 
     async fn pending_messages_for_target(&self, target_id: &str) -> StoreResult<u64> {

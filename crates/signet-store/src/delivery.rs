@@ -146,6 +146,77 @@ impl TargetRecord {
     }
 }
 
+/// Shortest time a push endpoint gets to answer, in ms.
+pub const MIN_PUSH_TIMEOUT_MS: u32 = 1_000;
+/// Longest time a push endpoint gets to answer, in ms.
+pub const MAX_PUSH_TIMEOUT_MS: u32 = 300_000;
+/// Most pushes in flight per binding per node.
+pub const MAX_PUSH_CONCURRENCY: u32 = 1_000;
+
+/// A queue bound to an HTTP endpoint (a push queue): the dispatcher drains
+/// it by POSTing each task to `url`, signed with the target's secret
+/// (docs/push-queues.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PushBinding {
+    /// The bound queue (a user queue: never Signet's own).
+    pub queue: String,
+    /// Where each task is POSTed.
+    pub url: String,
+    /// The target (`tgt_…`) whose secret signs the request.
+    pub target_id: String,
+    /// Time the endpoint gets to answer, [`MIN_PUSH_TIMEOUT_MS`] to
+    /// [`MAX_PUSH_TIMEOUT_MS`].
+    pub timeout_ms: u32,
+    /// Pushes in flight per node, 1 to [`MAX_PUSH_CONCURRENCY`].
+    pub concurrency: u32,
+    /// Answers must carry a valid `webhook-signature` over
+    /// `{webhook-id}.{webhook-timestamp}.{body}`.
+    pub require_signed_response: bool,
+    /// Creation time, unix ms.
+    pub created_at_ms: i64,
+    /// Last change, unix ms.
+    pub updated_at_ms: i64,
+}
+
+impl PushBinding {
+    /// Checks the fields, each error naming its field (`queue`, `url`,
+    /// `target`, `timeout_ms`, `concurrency`): the one rule of a binding,
+    /// which the API, the CLI and every backend apply.
+    pub fn check(&self) -> Result<(), crate::FieldError> {
+        crate::rules::task_queue(&self.queue)?;
+        crate::rules::http_url("url", &self.url)?;
+        crate::TargetId::parse(&self.target_id)
+            .map_err(|e| crate::FieldError::new("target", e.to_string()))?;
+        if !(MIN_PUSH_TIMEOUT_MS..=MAX_PUSH_TIMEOUT_MS).contains(&self.timeout_ms) {
+            return Err(crate::FieldError::new(
+                "timeout_ms",
+                format!(
+                    "{} is out of range; give {MIN_PUSH_TIMEOUT_MS}..={MAX_PUSH_TIMEOUT_MS} ms",
+                    self.timeout_ms
+                ),
+            ));
+        }
+        if !(1..=MAX_PUSH_CONCURRENCY).contains(&self.concurrency) {
+            return Err(crate::FieldError::new(
+                "concurrency",
+                format!(
+                    "{} is out of range; give 1..={MAX_PUSH_CONCURRENCY} (pushes in flight per node)",
+                    self.concurrency
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// [`PushBinding::check`] as every backend refuses it:
+    /// [`StoreError::Invalid`].
+    pub fn validate(&self) -> Result<(), StoreError> {
+        self.check().map_err(|e| {
+            StoreError::invalid(format!("push binding: {}: {}", e.field(), e.message()))
+        })
+    }
+}
+
 /// What a schedule does about due times it missed while no scheduler ran.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -21,8 +21,8 @@ pub mod task;
 pub mod testkit;
 
 pub use delivery::{
-    CatchUp, LeaderLease, ScheduleRecord, Settlement, TargetRecord, MAX_ATTEMPT_BODY_BYTES,
-    MESSAGE_QUEUE, MESSAGE_TASK_NAME, RESERVED_QUEUE_PREFIX,
+    CatchUp, LeaderLease, PushBinding, ScheduleRecord, Settlement, TargetRecord,
+    MAX_ATTEMPT_BODY_BYTES, MESSAGE_QUEUE, MESSAGE_TASK_NAME, RESERVED_QUEUE_PREFIX,
 };
 pub use error::{BoxError, StoreError};
 pub use history::{AttemptEvent, AttemptOutcome, Event, HistoryEvent, HttpExchange};

@@ -6,7 +6,7 @@
 
 use async_trait::async_trait;
 
-use crate::delivery::{LeaderLease, ScheduleRecord, Settlement, TargetRecord};
+use crate::delivery::{LeaderLease, PushBinding, ScheduleRecord, Settlement, TargetRecord};
 use crate::error::StoreError;
 use crate::history::{HistoryEvent, HttpExchange};
 use crate::task::{
@@ -251,6 +251,23 @@ pub trait Store: Send + Sync + 'static {
     /// `"target":"<target_id>"`. What deleting the target would leave
     /// without a target.
     async fn pending_messages_for_target(&self, target_id: &str) -> StoreResult<u64>;
+
+    // --- Push queues ------------------------------------------------------
+
+    /// Binds a queue to an endpoint, or replaces its binding (keeping the
+    /// first `created_at_ms`). Returns the binding as stored. A binding
+    /// [`PushBinding::validate`] refuses gives [`StoreError::Invalid`].
+    async fn put_push_binding(&self, binding: PushBinding) -> StoreResult<PushBinding>;
+
+    /// The binding of `queue`, if it has one.
+    async fn push_binding(&self, queue: &str) -> StoreResult<Option<PushBinding>>;
+
+    /// Every binding, by queue.
+    async fn list_push_bindings(&self) -> StoreResult<Vec<PushBinding>>;
+
+    /// Unbinds `queue` (its tasks stay where they are). No binding:
+    /// [`StoreError::NotFound`].
+    async fn delete_push_binding(&self, queue: &str) -> StoreResult<()>;
 
     // --- Schedules --------------------------------------------------------
 

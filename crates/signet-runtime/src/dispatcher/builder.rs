@@ -16,6 +16,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::delivery::{HttpClient, HttpConfig};
 use crate::error::RuntimeError;
 use crate::message::RetrySchedule;
+use crate::push::{PushDrain, PushShared};
 use crate::ssrf::SsrfPolicy;
 use crate::targets::{Lookup, TargetCache, TargetService};
 use crate::verify::Verifier;
@@ -190,6 +191,7 @@ impl DispatcherBuilder {
         let targets = self
             .targets
             .unwrap_or_else(|| TargetService::new(Arc::clone(&self.store), None));
+        let push_targets = TargetCache::new(targets.clone(), Lookup::Id, self.target_cache_ttl);
         let worker_id: Arc<str> = Arc::from(
             self.worker_id
                 .unwrap_or_else(|| default_owner("dispatcher")),
@@ -208,7 +210,17 @@ impl DispatcherBuilder {
             lease: self.lease,
             heartbeat: self.heartbeat,
         })?;
+        let push = PushDrain::new(PushShared {
+            store: Arc::clone(&self.store),
+            clock: Arc::clone(&self.clock),
+            http: http.clone(),
+            targets: push_targets,
+            owner: Arc::clone(&worker_id),
+            poll_interval: self.poll_interval,
+            grace: self.grace,
+        });
         Ok(Dispatcher {
+            push,
             shared: Arc::new(Shared {
                 store: self.store,
                 clock: self.clock,

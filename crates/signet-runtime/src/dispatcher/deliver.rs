@@ -5,9 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use signet_sign::profiles::SignRequest;
 use signet_sign::standard::{self, STANDARD_HEADERS, SVIX_HEADERS};
-use signet_store::{DeadReason, LeaseToken, TaskRow};
+use signet_store::{DeadReason, LeaseToken, TaskRow, MAX_ATTEMPT_BODY_BYTES};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::judge::{attempt_record, decide, Decision};
@@ -204,6 +203,8 @@ async fn send(shared: &Shared, id: &str, attempt: u32, max_attempts: u32, p: Pre
                     url: p.url,
                     headers,
                     body,
+                    timeout: None,
+                    keep_body: MAX_ATTEMPT_BODY_BYTES,
                 })
                 .await
         }
@@ -238,30 +239,7 @@ fn sign(
                 .map(|(n, v)| (n.to_owned(), v))
                 .collect())
         }
-        Some(t) => {
-            let keys: Vec<_> = t
-                .secrets
-                .signing_at(now_ms)
-                .filter_map(|s| profile.profile().parse_key(s.expose_secret()).ok())
-                .collect();
-            if keys.is_empty() {
-                return Err(format!(
-                    "no secret of target {} can sign the {profile} profile",
-                    t.record.name
-                ));
-            }
-            profile
-                .profile()
-                .sign(
-                    &keys,
-                    &SignRequest {
-                        id,
-                        timestamp,
-                        body,
-                    },
-                )
-                .map_err(|e| format!("cannot sign: {}", e.message()))
-        }
+        Some(t) => t.sign(profile, id, now_ms, body),
     }
 }
 

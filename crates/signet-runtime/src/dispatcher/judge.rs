@@ -54,6 +54,7 @@ pub(super) fn decide(
             location,
             body,
             latency,
+            headers: _,
         } => {
             let record = attempt_record(latency, Some(status), None, body);
             if (200..300).contains(&status) {
@@ -147,6 +148,7 @@ mod tests {
             status,
             retry_after,
             location: None,
+            headers: Default::default(),
             body: b"ok".to_vec(),
             latency: Duration::from_millis(3),
         }
@@ -257,6 +259,7 @@ mod tests {
             status: 302,
             retry_after: None,
             location: Some("http://169.254.169.254/".into()),
+            headers: Default::default(),
             body: Vec::new(),
             latency: Duration::ZERO,
         };

@@ -9,6 +9,7 @@ use super::events::DeliveryEvent;
 use super::shared::Shared;
 use crate::claim::{ClaimLoop, Claimed, Consumer};
 use crate::error::RuntimeError;
+use crate::push::PushDrain;
 use crate::shutdown::ShutdownSignal;
 
 /// Delivers messages. Build with [`Dispatcher::builder`], start with
@@ -16,6 +17,8 @@ use crate::shutdown::ShutdownSignal;
 pub struct Dispatcher {
     pub(super) shared: Arc<Shared>,
     pub(super) claims: ClaimLoop,
+    /// Drains the queues bound to push endpoints (docs/push-queues.md).
+    pub(super) push: PushDrain,
 }
 
 /// The dispatcher's part of the claim loop.
@@ -48,13 +51,18 @@ impl Dispatcher {
         self.shared.events.subscribe()
     }
 
-    /// Delivers until `shutdown` fires, then stops claiming, lets in-flight
-    /// deliveries finish within the grace period, releases the rest and
-    /// returns once every outcome is written.
+    /// Delivers messages and drains push queues until `shutdown` fires,
+    /// then stops claiming, lets in-flight deliveries and pushes finish
+    /// within the grace period, releases the rest and returns once every
+    /// outcome is written.
     ///
     /// Returns an error only when the store is closed under it.
     pub async fn run(self, shutdown: ShutdownSignal) -> Result<(), RuntimeError> {
-        let Dispatcher { shared, claims } = self;
+        let Dispatcher {
+            shared,
+            claims,
+            push,
+        } = self;
         tracing::info!(
             worker_id = %shared.worker_id,
             concurrency = claims.concurrency(),
@@ -64,7 +72,11 @@ impl Dispatcher {
         let deliveries = Deliveries {
             shared: Arc::clone(&shared),
         };
-        let result = claims.run(&deliveries, &shared.leases, shutdown).await;
+        let (result, pushed) = tokio::join!(
+            claims.run(&deliveries, &shared.leases, shutdown.clone()),
+            push.run(shutdown),
+        );
+        let result = result.and(pushed);
         tracing::info!(worker_id = %shared.worker_id, "dispatcher stopped");
         result
     }

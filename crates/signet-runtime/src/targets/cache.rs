@@ -14,11 +14,13 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use signet_sign::profiles::{ProfileKey, SignRequest};
 use signet_sign::Profile;
 use signet_store::TargetRecord;
 
 use super::{TargetSecrets, TargetService};
 use crate::error::RuntimeError;
+use crate::message::SignatureProfile;
 
 /// Most entries kept; past it, expired entries are dropped first.
 const MAX_ENTRIES: usize = 4096;
@@ -56,6 +58,46 @@ pub(crate) struct CachedTarget {
 }
 
 impl CachedTarget {
+    /// Signs one request afresh at `now_ms` with every secret of the
+    /// target that still signs (one signature per secret during a rotation
+    /// overlap), in `profile`'s scheme: the headers to send. Messages for a
+    /// target and push requests are signed here alone.
+    pub(crate) fn sign(
+        &self,
+        profile: SignatureProfile,
+        id: &str,
+        now_ms: i64,
+        body: &[u8],
+    ) -> Result<Vec<(String, String)>, String> {
+        let keys = self.keys(profile, now_ms);
+        if keys.is_empty() {
+            return Err(format!(
+                "no secret of target {} can sign the {profile} profile",
+                self.record.name
+            ));
+        }
+        profile
+            .profile()
+            .sign(
+                &keys,
+                &SignRequest {
+                    id,
+                    timestamp: now_ms.div_euclid(1000),
+                    body,
+                },
+            )
+            .map_err(|e| format!("cannot sign: {}", e.message()))
+    }
+
+    /// The target's secrets that still sign at `now_ms`, parsed for
+    /// `profile` (the ones it cannot use are left out).
+    pub(crate) fn keys(&self, profile: SignatureProfile, now_ms: i64) -> Vec<ProfileKey> {
+        self.secrets
+            .signing_at(now_ms)
+            .filter_map(|s| profile.profile().parse_key(s.expose_secret()).ok())
+            .collect()
+    }
+
     /// Runs `check` for `profile` unless it passed before for this entry.
     pub(crate) fn check_once<E>(
         &self,

@@ -86,12 +86,14 @@ pub struct TargetUsage {
     pub pending_messages: u64,
     /// Schedules whose message names the target.
     pub schedules: u64,
+    /// Queues bound to a push endpoint with the target's secret.
+    pub push_queues: u64,
 }
 
 impl TargetUsage {
     /// Whether nothing uses the target.
     pub fn is_empty(&self) -> bool {
-        self.pending_messages == 0 && self.schedules == 0
+        self.pending_messages == 0 && self.schedules == 0 && self.push_queues == 0
     }
 }
 
@@ -99,8 +101,8 @@ impl fmt::Display for TargetUsage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} pending message(s) and {} schedule(s)",
-            self.pending_messages, self.schedules
+            "{} pending message(s), {} schedule(s) and {} push queue(s)",
+            self.pending_messages, self.schedules, self.push_queues
         )
     }
 }
@@ -452,8 +454,9 @@ impl TargetService {
         Ok((t, secret))
     }
 
-    /// What still uses a target: messages not finished that name it, and
-    /// schedules whose message names it (by id or name).
+    /// What still uses a target: messages not finished that name it,
+    /// schedules whose message names it (by id or name), and queues bound
+    /// to a push endpoint with it.
     pub async fn usage(&self, target: &TargetRecord) -> Result<TargetUsage, RuntimeError> {
         let pending_messages = self
             .inner
@@ -467,9 +470,18 @@ impl TargetService {
         .using_target(target)
         .await?
         .len();
+        let push_queues = self
+            .inner
+            .store
+            .list_push_bindings()
+            .await?
+            .iter()
+            .filter(|b| b.target_id == target.id)
+            .count();
         Ok(TargetUsage {
             pending_messages,
             schedules: u64::try_from(schedules).unwrap_or(u64::MAX),
+            push_queues: u64::try_from(push_queues).unwrap_or(u64::MAX),
         })
     }
 
@@ -761,6 +773,7 @@ mod tests {
             let usage = TargetUsage {
                 pending_messages: 0,
                 schedules: 2,
+                push_queues: 0,
             };
             assert_eq!(s.targets.usage(&t).await.unwrap(), usage);
             assert_eq!(

@@ -31,7 +31,7 @@ pub(super) struct Finished {
     pub(super) _slot: OwnedSemaphorePermit,
 }
 
-pub(super) enum Outcome {
+pub(crate) enum Outcome {
     Success(Option<Vec<u8>>),
     /// A failed attempt: retry (after `retry_after` when given, else after
     /// the retry policy's backoff) or, out of attempts, dead with
@@ -238,7 +238,7 @@ async fn settle(shared: &Shared, f: Finished, now: i64) {
 /// and a dead letter with `max-attempts` once no attempt is left, with its
 /// metrics and logs. A lost lease is `StoreError::LeaseLost` (logged here);
 /// an `Outcome::LeaseLost` writes nothing.
-pub(super) async fn record(
+pub(crate) async fn record(
     leases: &Leases,
     retry: &RetryPolicy,
     meta: &TaskMeta,

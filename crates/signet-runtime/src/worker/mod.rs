@@ -20,10 +20,12 @@
 //! loop), `start` (verify a batch, run handlers), `ack` (write outcomes),
 //! `events` (what subscribers see), `shared` (the state of one worker),
 //! `remote` (the service behind the HTTP pull protocol, for workers in
-//! other processes and languages, writing outcomes through `ack`).
+//! other processes and languages, writing outcomes through `ack`), `claimed`
+//! (a claimed task as the pull and push protocols hand it out).
 
 mod ack;
 mod builder;
+mod claimed;
 mod events;
 mod remote;
 mod run;
@@ -34,6 +36,7 @@ pub use builder::{
     WorkerBuilder, DEFAULT_CONCURRENCY, DEFAULT_HANDLER_TIMEOUT, DEFAULT_HEARTBEAT, DEFAULT_LEASE,
     DEFAULT_POLL_INTERVAL, DEFAULT_SHUTDOWN_GRACE, MAX_CLAIM_BATCH,
 };
+pub use claimed::{WorkEnvelope, WorkItem, WorkSignature};
 pub use events::{WorkerEvent, WorkerEventKind};
 pub use remote::{
     remote_lease, retry_after, RemoteClaim, RemoteFailure, RemoteTask, RemoteWorker,
@@ -41,3 +44,7 @@ pub use remote::{
     MAX_RETRY_AFTER, MIN_REMOTE_LEASE, REMOTE_POLL_INTERVAL, SIGNATURE_INVALID_DETAILS,
 };
 pub use run::Worker;
+
+// The push loop (`crate::push`) records outcomes as workers do.
+pub(crate) use ack::{record, Outcome};
+pub(crate) use remote::record_failure;

@@ -418,35 +418,14 @@ impl RemoteWorker {
         failure: RemoteFailure,
     ) -> Result<WorkerEventKind, StoreError> {
         let meta = self.meta(lease).await?;
-        // What a worker writes is kept as an attempt record keeps text.
-        let mut signature_failure = None;
-        let outcome = match failure {
-            RemoteFailure::Retry { error, retry_after } => Outcome::Failed {
-                error: clip(&error),
-                retry_after,
-            },
-            RemoteFailure::Dead { reason, detail } => {
-                let detail = clip(&detail);
-                if reason == DeadReason::SignatureInvalid {
-                    signature_failure = signature_outcome(&detail);
-                }
-                Outcome::Dead(reason, detail)
-            }
-        };
-        let ended = record(
+        record_failure(
             &self.leases,
             &self.retry,
             &meta,
-            outcome,
-            None,
+            failure,
             self.clock.now_ms(),
         )
-        .await?;
-        // Counted once the store took it: a lost lease changed nothing.
-        if let Some(outcome) = signature_failure {
-            metrics::signature_invalid(outcome);
-        }
-        Ok(ended)
+        .await
     }
 
     /// [`RemoteWorker::fail`] for each report, concurrently; answers in
@@ -494,6 +473,40 @@ impl RemoteWorker {
             worker_id: Arc::from(lease.worker_id.as_str()),
         })
     }
+}
+
+/// Records a worker's failure report on `meta`'s attempt: retry or dead by
+/// the Rust worker's rule (`ack::record`), the worker's words clipped as an
+/// attempt record keeps text; a `signature-invalid` report also counts in
+/// `signet_signature_invalid_total` once the store took it. The HTTP pull
+/// protocol and the push loop (a dead answer) both report through here.
+pub(crate) async fn record_failure(
+    leases: &Leases,
+    retry: &RetryPolicy,
+    meta: &TaskMeta,
+    failure: RemoteFailure,
+    now: i64,
+) -> Result<WorkerEventKind, StoreError> {
+    let mut signature_failure = None;
+    let outcome = match failure {
+        RemoteFailure::Retry { error, retry_after } => Outcome::Failed {
+            error: clip(&error),
+            retry_after,
+        },
+        RemoteFailure::Dead { reason, detail } => {
+            let detail = clip(&detail);
+            if reason == DeadReason::SignatureInvalid {
+                signature_failure = signature_outcome(&detail);
+            }
+            Outcome::Dead(reason, detail)
+        }
+    };
+    let ended = record(leases, retry, meta, outcome, None, now).await?;
+    // Counted once the store took it: a lost lease changed nothing.
+    if let Some(outcome) = signature_failure {
+        metrics::signature_invalid(outcome);
+    }
+    Ok(ended)
 }
 
 /// The lease owner of one claim.

@@ -8,6 +8,7 @@ mod leader;
 mod metrics;
 mod node;
 mod producer;
+mod push;
 mod scheduler;
 mod services;
 mod shutdown;

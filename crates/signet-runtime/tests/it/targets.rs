@@ -265,6 +265,7 @@ async fn url_prefix_and_https_only_are_enforced_at_publish_and_at_delivery() {
     let usage = TargetUsage {
         pending_messages: 1,
         schedules: 0,
+        push_queues: 0,
     };
     assert_eq!(
         s.targets.delete(&t.id, false).await.unwrap(),

@@ -14,7 +14,7 @@ mod keys;
 mod messages;
 mod metrics;
 pub(crate) mod openapi;
-mod queues;
+pub(crate) mod queues;
 mod schedules;
 pub(crate) mod targets;
 mod tasks;

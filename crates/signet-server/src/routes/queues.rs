@@ -1,16 +1,23 @@
-//! `GET /v1/queues`: tasks per queue and state.
+//! `GET /v1/queues`: tasks per queue and state, and each bound queue's
+//! push endpoint; `PUT|GET|DELETE /v1/queues/{queue}/push`: binding a queue
+//! to an endpoint (docs/push-queues.md). A binding's URL query is shown to
+//! admin keys only (it may hold the endpoint's credentials).
 
 use std::collections::BTreeMap;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use signet_store::{rules, TaskState};
+use signet_runtime::{NewBinding, PushService};
+use signet_store::{rules, PushBinding, StoreError, TaskState};
 
-use crate::error::{AppResult, ErrorBody};
-use crate::extract::QueryParams;
+use crate::auth::{Caller, Scope};
+use crate::error::{AppError, AppResult, ErrorBody};
+use crate::extract::{JsonBody, QueryParams};
+use crate::routes::messages::runtime_error;
 use crate::routes::tasks::parse_flag;
 use crate::state::AppState;
+use crate::views::{rfc3339, shown_url};
 
 /// One queue's depth.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -21,6 +28,74 @@ pub(crate) struct QueueView {
     pub counts: BTreeMap<String, u64>,
     /// All tasks of the queue.
     pub total: u64,
+    /// The push endpoint the queue is bound to; absent for a pull queue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push: Option<PushView>,
+}
+
+/// A queue's push binding, as shown: the answer of
+/// `GET /v1/queues/{queue}/push`, and of `signet queues bind --json`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PushView {
+    /// The bound queue.
+    pub queue: String,
+    /// Where each task is POSTed (query values read `redacted` for keys
+    /// that are not admin).
+    pub url: String,
+    /// The target (`tgt_…`) whose secret signs the requests.
+    pub target: String,
+    /// The target's name, when it still exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_name: Option<String>,
+    /// Time the endpoint gets to answer, ms.
+    pub timeout_ms: u32,
+    /// Pushes in flight per node.
+    pub concurrency: u32,
+    /// Answers must carry a valid `webhook-signature`.
+    pub require_signed_response: bool,
+    /// When the queue was bound (RFC 3339).
+    pub created_at: String,
+    /// Last change (RFC 3339).
+    pub updated_at: String,
+}
+
+impl PushView {
+    /// `b` as an admin key sees it (the whole URL), with its target's name
+    /// when known.
+    pub fn new(b: PushBinding, target_name: Option<String>) -> Self {
+        Self::shown_to(b, target_name, Scope::Admin)
+    }
+
+    fn shown_to(b: PushBinding, target_name: Option<String>, scope: Scope) -> Self {
+        Self {
+            url: shown_url(&b.url, scope),
+            target: b.target_id,
+            target_name,
+            timeout_ms: b.timeout_ms,
+            concurrency: b.concurrency,
+            require_signed_response: b.require_signed_response,
+            created_at: rfc3339(b.created_at_ms),
+            updated_at: rfc3339(b.updated_at_ms),
+            queue: b.queue,
+        }
+    }
+}
+
+/// `PUT /v1/queues/{queue}/push`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BindRequest {
+    /// Where each task is POSTed: `http://` or `https://`, passing the SSRF
+    /// guard and the target's `url_prefix` / `https_only`.
+    pub url: String,
+    /// The target whose secret signs the requests: id (`tgt_…`) or name.
+    pub target: String,
+    /// Time the endpoint gets to answer, 1 000–300 000 ms (default 30 000).
+    pub timeout_ms: Option<u64>,
+    /// Pushes in flight per node, 1–1 000 (default 10).
+    pub concurrency: Option<u64>,
+    /// Answers must be signed with the target's secret (default false).
+    pub require_signed_response: Option<bool>,
 }
 
 /// Response of `GET /v1/queues`.
@@ -44,8 +119,10 @@ pub(crate) struct QueuesQuery {
     pub include_internal: Option<String>,
 }
 
-/// Tasks per queue and state. Signet's own queue `signet:messages` is left
-/// out unless named in `queue` or asked for with `include_internal=true`.
+/// Tasks per queue and state, and the push endpoint of each bound queue
+/// (`push`; bound queues are listed even when empty). Signet's own queue
+/// `signet:messages` is left out unless named in `queue` or asked for with
+/// `include_internal=true`.
 #[utoipa::path(
     get, path = "/v1/queues", tag = "queues",
     params(QueuesQuery),
@@ -58,6 +135,7 @@ pub(crate) struct QueuesQuery {
 )]
 pub(crate) async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     QueryParams(q): QueryParams<QueuesQuery>,
 ) -> AppResult<Json<QueuesResponse>> {
     if let Some(queue) = &q.queue {
@@ -67,7 +145,7 @@ pub(crate) async fn list(
     let mut counts = state.store().counts().await?;
     counts.retain(|c| c.is_listed(q.queue.as_deref(), include_internal));
     counts.sort_by(|a, b| a.queue.cmp(&b.queue));
-    let queues = counts
+    let mut queues = counts
         .into_iter()
         .map(|q| {
             let per_state: BTreeMap<String, u64> = TaskState::ALL
@@ -77,15 +155,149 @@ pub(crate) async fn list(
             QueueView {
                 total: per_state.values().sum(),
                 counts: per_state,
+                push: None,
                 queue: q.queue,
             }
         })
-        .collect();
+        .collect::<Vec<_>>();
+    // A bound queue is listed even before it holds a task.
+    for b in state.store().list_push_bindings().await? {
+        if q.queue.as_deref().is_some_and(|only| only != b.queue) {
+            continue;
+        }
+        let name = target_name(&state, &b).await;
+        let view = PushView::shown_to(b, name, caller.scope);
+        match queues.iter_mut().find(|v| v.queue == view.queue) {
+            Some(v) => v.push = Some(view),
+            None => queues.push(QueueView {
+                queue: view.queue.clone(),
+                counts: TaskState::ALL
+                    .into_iter()
+                    .map(|s| (s.as_str().to_owned(), 0))
+                    .collect(),
+                total: 0,
+                push: Some(view),
+            }),
+        }
+    }
+    queues.sort_by(|a, b| a.queue.cmp(&b.queue));
     Ok(Json(QueuesResponse { queues }))
+}
+
+/// The name of a binding's target, if it still exists (a lookup that fails
+/// shows none rather than failing the answer).
+async fn target_name(state: &AppState, b: &PushBinding) -> Option<String> {
+    service(state)
+        .target_of(b)
+        .await
+        .ok()
+        .flatten()
+        .map(|t| t.name)
+}
+
+fn service(state: &AppState) -> PushService {
+    let delivery = state.delivery();
+    PushService::new(
+        state.store().clone(),
+        delivery.targets.clone(),
+        delivery.ssrf.clone(),
+    )
+    .clock(state.clock())
+}
+
+/// Bind a queue to a push endpoint, or change its binding: the dispatcher
+/// then POSTs each of its tasks there, signed with the target's secret
+/// (docs/push-queues.md). Nodes pick the change up within 2 s.
+#[utoipa::path(
+    put, path = "/v1/queues/{queue}/push", tag = "queues",
+    params(("queue" = String, Path, description = "The queue (not Signet's own `signet:…`)")),
+    request_body = BindRequest,
+    responses(
+        (status = 200, description = "The binding", body = PushView),
+        (status = 400, description = "Malformed JSON or unknown field", body = ErrorBody),
+        (status = 403, description = "The API key is not admin", body = ErrorBody),
+        (status = 422, description = "Invalid field (named): queue, url (SSRF guard, target url_prefix), target, timeout_ms, concurrency", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn bind(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(queue): Path<String>,
+    JsonBody(req): JsonBody<BindRequest>,
+) -> AppResult<Json<PushView>> {
+    let (binding, target) = service(&state)
+        .bind(
+            &queue,
+            NewBinding {
+                url: req.url,
+                target: req.target,
+                timeout_ms: req.timeout_ms,
+                concurrency: req.concurrency,
+                require_signed_response: req.require_signed_response.unwrap_or(false),
+            },
+        )
+        .await
+        .map_err(runtime_error)?;
+    Ok(Json(PushView::shown_to(
+        binding,
+        Some(target.name),
+        caller.scope,
+    )))
+}
+
+/// A queue's push binding.
+#[utoipa::path(
+    get, path = "/v1/queues/{queue}/push", tag = "queues",
+    params(("queue" = String, Path, description = "The queue")),
+    responses(
+        (status = 200, description = "The binding", body = PushView),
+        (status = 404, description = "`not_found`: the queue is not bound", body = ErrorBody),
+        (status = 422, description = "Not a queue name", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(queue): Path<String>,
+) -> AppResult<Json<PushView>> {
+    let binding = service(&state)
+        .get(&queue)
+        .await
+        .map_err(runtime_error)?
+        .ok_or_else(|| AppError::from(StoreError::not_found("push binding", queue)))?;
+    let name = target_name(&state, &binding).await;
+    Ok(Json(PushView::shown_to(binding, name, caller.scope)))
+}
+
+/// Unbind a queue: the dispatcher stops pushing it (in-flight pushes
+/// finish); its tasks stay queued for pull workers.
+#[utoipa::path(
+    delete, path = "/v1/queues/{queue}/push", tag = "queues",
+    params(("queue" = String, Path, description = "The queue")),
+    responses(
+        (status = 204, description = "Unbound"),
+        (status = 403, description = "The API key is not admin", body = ErrorBody),
+        (status = 404, description = "`not_found`: the queue is not bound", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn unbind(
+    State(state): State<AppState>,
+    Path(queue): Path<String>,
+) -> AppResult<axum::http::StatusCode> {
+    service(&state)
+        .unbind(&queue)
+        .await
+        .map_err(runtime_error)?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 /// This file's routes, declared once: one `routes!` a path, its methods and
 /// path taken from the handlers' `#[utoipa::path]`, which also document them.
 pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
-    utoipa_axum::router::OpenApiRouter::new().routes(utoipa_axum::routes!(list))
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(list))
+        .routes(utoipa_axum::routes!(bind, show, unbind))
 }

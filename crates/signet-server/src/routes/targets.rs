@@ -366,6 +366,9 @@ pub(crate) struct TargetUsageView {
     pub pending_messages: u64,
     /// Schedules whose message names the target.
     pub schedules: u64,
+    /// Queues bound to a push endpoint with the target (deleted anyway,
+    /// their pushes fail until the queue is bound again).
+    pub push_queues: u64,
 }
 
 impl From<TargetUsage> for TargetUsageView {
@@ -373,6 +376,7 @@ impl From<TargetUsage> for TargetUsageView {
         Self {
             pending_messages: u.pending_messages,
             schedules: u.schedules,
+            push_queues: u.push_queues,
         }
     }
 }
@@ -400,7 +404,7 @@ pub(crate) struct TargetDeletedView {
     pub left_behind: TargetUsageView,
 }
 
-/// Delete a target. While pending messages or schedules still use it, the
+/// Delete a target. While pending messages, schedules or push queues still use it, the
 /// answer is `409 target_in_use` with the counts, unless `?force=true`:
 /// then it is deleted, the answer (200) says what it left behind, and those
 /// messages are dead-lettered (`target-refused`) when their turn comes.
@@ -441,7 +445,7 @@ pub(crate) async fn delete(
                 error: ErrorDetail {
                     code: "target_in_use".into(),
                     message: format!(
-                        "target {} is still used by {usage}; point them at another target (or let the messages finish, delete the schedules), or delete it anyway with ?force=true: its pending messages are then dead-lettered target-refused and its schedules fire nothing",
+                        "target {} is still used by {usage}; point them at another target (or let the messages finish, delete the schedules, unbind the queues), or delete it anyway with ?force=true: its pending messages are then dead-lettered target-refused, its schedules fire nothing and pushes of its queues fail until they are bound again",
                         target.name
                     ),
                 },

@@ -5,29 +5,27 @@
 //! [`signet_runtime::RemoteWorker`]; the protocol for SDK authors is
 //! docs/worker-protocol.md.
 //!
-//! Claimed tasks carry the envelope exactly as stored: `args_b64` is the
-//! producer's bytes (what the signature covers), and `args` the same bytes
-//! as JSON text, written verbatim (a `RawValue`, never re-serialised) when
-//! they are JSON. Verify with `args_b64`: a JSON parser on the worker's side
-//! may not keep `args` byte for byte.
+//! Claimed tasks carry the envelope exactly as stored, as
+//! [`signet_runtime::WorkItem`] writes it (the body of a push request is
+//! the same object without the lease).
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::Json;
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use signet_runtime::worker::{remote_lease, retry_after, DEFAULT_REMOTE_LEASE, MAX_REPORT_BATCH};
-use signet_runtime::{RemoteClaim, RemoteFailure, RemoteTask, RemoteWorker, WorkerEventKind};
+use signet_runtime::{
+    RemoteClaim, RemoteFailure, RemoteTask, RemoteWorker, WorkItem, WorkerEventKind,
+};
 use signet_store::{FieldError, LeaseToken, StoreError};
 
 use crate::auth::Caller;
 use crate::error::{AppError, AppResult, ErrorBody, ErrorDetail};
 use crate::extract::JsonBody;
 use crate::state::AppState;
-use crate::views::{rfc3339, SignatureView};
+use crate::views::rfc3339;
 
 /// How much sooner than the request timeout a long poll answers, so the
 /// answer is written before the server gives up on the request.
@@ -57,8 +55,8 @@ pub(crate) struct ClaimAnswer {
     pub tasks: Vec<ClaimedTask>,
 }
 
-/// A claimed task: the envelope and signature as the producer made them,
-/// and the lease.
+/// A claimed task: the lease, then the claimed-task object a push request
+/// carries too (attempt, envelope and signature as the producer made them).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct ClaimedTask {
     /// The lease token: opaque; report with it. Valid for this API key only.
@@ -67,73 +65,18 @@ pub(crate) struct ClaimedTask {
     pub lease_expires_at: String,
     /// The same, unix ms.
     pub lease_expires_at_ms: i64,
-    /// This attempt (1-based, since the last replay).
-    pub attempt: u32,
-    /// Attempts allowed (signed, also in the envelope).
-    pub max_attempts: u32,
-    /// The signed fields, exactly as stored.
-    pub envelope: EnvelopeView,
-    /// The signature over the canonical bytes of `envelope`; `null` for
-    /// an unsigned task (a verifying worker refuses it: `missing`).
-    pub signature: Option<SignatureView>,
-}
-
-/// The signed fields of a `signet.task.v1` envelope, as stored. Times are
-/// unix ms, as signed.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct EnvelopeView {
-    /// `task_…`.
-    pub id: String,
-    /// Queue.
-    pub queue: String,
-    /// Task (handler) name.
-    pub name: String,
-    /// The args: the producer's exact bytes, standard base64. Verify with these.
-    pub args_b64: String,
-    /// The same bytes as JSON text, written verbatim; `null` when they are
-    /// not JSON.
-    #[schema(value_type = Option<serde_json::Value>)]
-    pub args: Option<Box<RawValue>>,
-    /// Headers (lower-case names).
-    pub headers: BTreeMap<String, String>,
-    /// Creation time, unix ms.
-    pub created_at_ms: i64,
-    /// Not before, unix ms.
-    pub not_before_ms: Option<i64>,
-    /// Expiry, unix ms.
-    pub expires_at_ms: Option<i64>,
-    /// Attempts allowed.
-    pub max_attempts: u32,
-    /// Callback URL.
-    pub callback_url: Option<String>,
+    /// Attempt, envelope and signature.
+    #[serde(flatten)]
+    pub task: WorkItem,
 }
 
 impl From<RemoteTask> for ClaimedTask {
     fn from(t: RemoteTask) -> Self {
-        let env = t.row.envelope;
-        let args = std::str::from_utf8(&env.args)
-            .ok()
-            .and_then(|text| RawValue::from_string(text.to_owned()).ok());
         Self {
+            task: WorkItem::from(&t.row),
             lease: t.lease,
             lease_expires_at: rfc3339(t.lease_expires_at_ms),
             lease_expires_at_ms: t.lease_expires_at_ms,
-            attempt: t.row.attempt,
-            max_attempts: env.max_attempts,
-            envelope: EnvelopeView {
-                args_b64: base64::engine::general_purpose::STANDARD.encode(&env.args),
-                args,
-                id: env.id,
-                queue: env.queue,
-                name: env.name,
-                headers: env.headers,
-                created_at_ms: env.created_at_ms,
-                not_before_ms: env.not_before_ms,
-                expires_at_ms: env.expires_at_ms,
-                max_attempts: env.max_attempts,
-                callback_url: env.callback_url,
-            },
-            signature: t.row.signature.as_ref().map(SignatureView::from),
         }
     }
 }

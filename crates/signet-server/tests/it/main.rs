@@ -10,6 +10,7 @@ mod metrics;
 mod noops;
 mod openapi;
 mod payloads;
+mod push;
 mod read_only;
 mod refuse_early;
 mod routes;

@@ -114,7 +114,10 @@ async fn a_target_in_use_is_409_with_counts_unless_forced_and_its_schedules_are_
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{v}");
     assert_eq!(v["error"]["code"], "target_in_use", "{v}");
-    assert_eq!(v["in_use"], json!({"pending_messages": 1, "schedules": 1}));
+    assert_eq!(
+        v["in_use"],
+        json!({"pending_messages": 1, "schedules": 1, "push_queues": 0})
+    );
     let message = v["error"]["message"].as_str().unwrap();
     assert!(message.contains("force=true"), "{message}");
     api.ok(Method::GET, &format!("/v1/targets/{id}"), None)
@@ -130,7 +133,7 @@ async fn a_target_in_use_is_409_with_counts_unless_forced_and_its_schedules_are_
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(
         v["left_behind"],
-        json!({"pending_messages": 1, "schedules": 1})
+        json!({"pending_messages": 1, "schedules": 1, "push_queues": 0})
     );
     let (status, _, _) = api
         .call(Method::GET, &format!("/v1/targets/{id}"), None)

@@ -242,6 +242,15 @@ fn v1_routes() -> Vec<(Method, &'static str, Option<&'static str>, Scope)> {
             None,
             Scope::Admin,
         ),
+        // Push bindings (tests/it/push.rs).
+        (
+            Method::PUT,
+            "/v1/queues/q/push",
+            Some(r#"{"url":"https://example.com/push","target":"t1"}"#),
+            Scope::Admin,
+        ),
+        (Method::GET, "/v1/queues/q/push", None, Scope::Read),
+        (Method::DELETE, "/v1/queues/q/push", None, Scope::Admin),
         // The worker protocol (tests/it/work.rs).
         (
             Method::POST,

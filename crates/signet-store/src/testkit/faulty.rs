@@ -8,9 +8,9 @@ use async_trait::async_trait;
 
 use crate::{
     ApiKeyRecord, ClaimRequest, DeadFilter, DeadReason, DeadSelector, Enqueued, FailOutcome,
-    HistoryEvent, HttpExchange, KeyUsage, LeaderLease, LeaseToken, NewTask, Page, QueueCounts,
-    ScheduleRecord, Settlement, SignatureRecord, Store, StoreError, StoreResult, TargetRecord,
-    TaskFilter, TaskRow,
+    HistoryEvent, HttpExchange, KeyUsage, LeaderLease, LeaseToken, NewTask, Page, PushBinding,
+    QueueCounts, ScheduleRecord, Settlement, SignatureRecord, Store, StoreError, StoreResult,
+    TargetRecord, TaskFilter, TaskRow,
 };
 
 /// What decides, per call, whether it fails: given the name of the
@@ -220,6 +220,22 @@ impl Store for FaultyStore {
     async fn delete_target(&self, id: &str) -> StoreResult<()> {
         self.check("delete_target")?;
         self.inner.delete_target(id).await
+    }
+    async fn put_push_binding(&self, binding: PushBinding) -> StoreResult<PushBinding> {
+        self.check("put_push_binding")?;
+        self.inner.put_push_binding(binding).await
+    }
+    async fn push_binding(&self, queue: &str) -> StoreResult<Option<PushBinding>> {
+        self.check("push_binding")?;
+        self.inner.push_binding(queue).await
+    }
+    async fn list_push_bindings(&self) -> StoreResult<Vec<PushBinding>> {
+        self.check("list_push_bindings")?;
+        self.inner.list_push_bindings().await
+    }
+    async fn delete_push_binding(&self, queue: &str) -> StoreResult<()> {
+        self.check("delete_push_binding")?;
+        self.inner.delete_push_binding(queue).await
     }
     async fn pending_messages_for_target(&self, target_id: &str) -> StoreResult<u64> {
         self.check("pending_messages_for_target")?;

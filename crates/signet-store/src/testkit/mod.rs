@@ -49,6 +49,7 @@ mod messages;
 mod named;
 mod outcome;
 mod prune;
+mod push;
 mod schedules;
 mod targets;
 mod wakeups;
@@ -139,6 +140,7 @@ macro_rules! __signet_store_checks {
             PruneKeepsOwedCallbacks => prune::prune_keeps_owed_callbacks: "Prune never deletes a task whose callback is still owed.",
             Targets => targets::targets: "Targets: create, read by id and name, list by name, update, delete; names are unique.",
             PendingMessagesForTarget => targets::pending_messages_for_target: "Messages not finished that name a target are counted for it; finished ones, other targets and other queues are not.",
+            PushBindings => push::push_bindings: "Push bindings: bind, read, list by queue, rebind keeps the creation time, unbind; invalid bindings are refused and store nothing.",
             Schedules => schedules::schedules: "Schedules: create, read by id and name, list by name, update, delete; names are unique.",
             DueSchedules => schedules::due_schedules: "Due schedules: not paused, due by now, earliest first, limited.",
             AdvanceSchedule => schedules::advance_schedule: "Advancing a schedule is a compare-and-set on its due time.",

@@ -3,7 +3,9 @@
 //! Python receiver using the `standardwebhooks` package from PyPI and a Node
 //! receiver using the `standardwebhooks` package from npm — and every
 //! delivery is verified by the receiver, each id exactly once. Target secrets
-//! never show up in API reads or in the database file.
+//! never show up in API reads or in the database file. A queue bound to
+//! `signet receive` is pushed by `signet serve`: each task verified by the
+//! receiver, its answer the task's outcome.
 //!
 //! The Python and Node receivers live in `tests/receivers/` (`.ci/run`
 //! installs their packages). On a machine without them the test skips with a
@@ -401,4 +403,68 @@ fn a_wrong_or_missing_master_key_stops_serve_at_start_once_targets_exist() {
     assert_eq!(junk.code, 2, "{junk:#?}");
     assert!(junk.stderr.contains("SIGNET_MASTER_KEY"), "{junk:#?}");
     assert!(!junk.stderr.contains("not base64!"), "{junk:#?}");
+}
+
+#[test]
+fn serve_pushes_a_bound_queue_to_a_verifying_receiver() {
+    let secret = "whsec_c2lnbmV0LWUyZS1wdXNoLXJlY2VpdmVyLXNlY3JldCE=";
+    let receiver = signet_receiver(secret);
+    let port = port_of(&receiver, "signet receive's address");
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("push.db").display());
+    let (server, key) = Server::start(
+        &url,
+        &[
+            ("SIGNET_SIGNING_KEYS", HMAC_KEY),
+            ("SIGNET_SIGNING_ACTIVE_KEY", "k1"),
+            ("SIGNET_MASTER_KEY", MASTER_KEY),
+            ("SIGNET_ALLOWED_TARGET_CIDRS", "127.0.0.0/8"),
+        ],
+        &[],
+    );
+    assert!(key.is_some(), "a new store prints an admin key");
+    let body = serde_json::json!({"name": "pushed", "secret": secret}).to_string();
+    let (status, text) = server.http("POST", "/v1/targets", Some(&body));
+    assert_eq!(status, 201, "{text}");
+    let body = serde_json::json!({
+        "url": format!("http://127.0.0.1:{port}/signet"),
+        "target": "pushed",
+    })
+    .to_string();
+    let (status, text) = server.http("PUT", "/v1/queues/reports/push", Some(&body));
+    assert_eq!(status, 200, "{text}");
+
+    let mut ids = BTreeSet::new();
+    for n in 0..5 {
+        let body =
+            serde_json::json!({"queue": "reports", "task": "report.build", "args": {"n": n}})
+                .to_string();
+        let (status, text) = server.http("POST", "/v1/tasks", Some(&body));
+        assert_eq!(status, 201, "{text}");
+        ids.insert(json(&text)["id"].as_str().unwrap().to_owned());
+    }
+    let deadline = Instant::now() + DELIVERY_TIMEOUT;
+    let mut accepted = BTreeSet::new();
+    loop {
+        for line in receiver.drain() {
+            assert!(!line.starts_with("REJECTED"), "{line}");
+            if line.starts_with("ACCEPTED") {
+                if let Some(id) = ids.iter().find(|id| line.contains(id.as_str())) {
+                    accepted.insert(id.clone());
+                }
+            }
+        }
+        let done = ids.iter().all(|id| {
+            let (_, text) = server.http("GET", &format!("/v1/tasks/{id}"), None);
+            json(&text)["state"] == "succeeded"
+        });
+        if done && accepted == ids {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not all pushed within {DELIVERY_TIMEOUT:?}: accepted {accepted:?} of {ids:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

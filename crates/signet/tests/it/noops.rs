@@ -2,7 +2,9 @@
 //! exit 1 with the reason for each (`dlq replay|purge --id`, `api-keys
 //! revoke`, `schedules pause|resume`); `targets ls|show` list the secrets
 //! still signing by fingerprint with the time each stops; `schedules ls`
-//! flags a schedule whose target is gone.
+//! flags a schedule whose target is gone; `queues bind|unbind` bind a queue
+//! to a push endpoint (refusing what could never push) and unbinding a
+//! queue that is not bound exits 1.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -277,4 +279,116 @@ fn targets_show_the_secrets_still_signing_and_schedules_flag_a_missing_target() 
         f.json(&["schedules", "show", "ping", "--json"])["target_missing"],
         true
     );
+}
+
+#[test]
+fn queues_bind_and_unbind_push_endpoints_on_the_database() {
+    let f = Fixture::new();
+    f.with_store(async |s| {
+        TargetService::new(s, Some(master()))
+            .create(NewTarget {
+                name: "hooks".into(),
+                url_prefix: Some("https://hooks.example.com/".into()),
+                secret: None,
+                rate_limit_per_s: None,
+                max_concurrency: None,
+                https_only: false,
+            })
+            .await
+            .unwrap()
+    });
+    let bound = f.json(&[
+        "queues",
+        "bind",
+        "reports",
+        "--url",
+        "https://hooks.example.com/push",
+        "--target",
+        "hooks",
+        "--timeout",
+        "45s",
+        "--concurrency",
+        "4",
+        "--signed-response",
+        "--json",
+    ]);
+    assert_eq!(bound["queue"], "reports", "{bound}");
+    assert_eq!(bound["url"], "https://hooks.example.com/push");
+    assert_eq!(bound["target_name"], "hooks");
+    assert_eq!(bound["timeout_ms"], 45_000);
+    assert_eq!(bound["concurrency"], 4);
+    assert_eq!(bound["require_signed_response"], true);
+
+    // `queues` lists the bound queue with its URL, before it holds a task.
+    let listed = f.run(&["queues"]);
+    assert!(
+        listed.ok().contains("reports") && listed.stdout.contains("https://hooks.example.com/push"),
+        "{listed:#?}"
+    );
+    let listed = f.json(&["queues", "--json"]);
+    assert_eq!(
+        listed[0]["push"]["url"], "https://hooks.example.com/push",
+        "{listed}"
+    );
+
+    for (args, says) in [
+        (
+            vec![
+                "queues",
+                "bind",
+                "signet:messages",
+                "--url",
+                "https://hooks.example.com/",
+                "--target",
+                "hooks",
+            ],
+            "reserved",
+        ),
+        (
+            vec![
+                "queues",
+                "bind",
+                "r2",
+                "--url",
+                "https://other.example.com/",
+                "--target",
+                "hooks",
+            ],
+            "url_prefix",
+        ),
+        (
+            vec![
+                "queues",
+                "bind",
+                "r2",
+                "--url",
+                "http://10.0.0.7/",
+                "--target",
+                "hooks",
+            ],
+            "10.0.0.7",
+        ),
+        (
+            vec![
+                "queues",
+                "bind",
+                "r2",
+                "--url",
+                "https://hooks.example.com/",
+                "--target",
+                "nobody",
+            ],
+            "no target",
+        ),
+    ] {
+        let run = f.run(&args);
+        assert_ne!(run.code, 0, "{run:#?}");
+        assert!(run.stderr.contains(says), "{says}: {run:#?}");
+    }
+
+    let run = f.run(&["queues", "unbind", "reports"]);
+    assert!(run.ok().contains("unbound"), "{run:#?}");
+    let again = f.run(&["queues", "unbind", "reports"]);
+    assert_eq!(again.code, 1, "{again:#?}");
+    assert!(again.stderr.contains("not bound"), "{again:#?}");
 }
