@@ -340,8 +340,9 @@ def consume(kind: str, server: Server, queue: str, keys: Keys, workdir: Path) ->
     workdir.mkdir(parents=True, exist_ok=True)
     consumer = Consumer(kind, workdir)
     log = workdir / f"{kind}.log"
-    ts_env = {"CROSSLANG_TS_SDK": str(TS_SDK), "CROSSLANG_URL": server.url, "CROSSLANG_API_KEY": server.work_key,
-              "CROSSLANG_QUEUES": queue, "CROSSLANG_RAN": str(workdir / "ran.log")}
+    ts_env = {"CROSSLANG_TS_SDK": str(TS_SDK), "CROSSLANG_URL": server.url,
+              "CROSSLANG_API_KEY": server.work_key, "CROSSLANG_QUEUES": queue,
+              "CROSSLANG_RAN": str(workdir / "ran.log")}
     if kind == "rust":
         argv = [str(rust_worker_bin()), "--database-url", server.database_url, "--queue", queue,
                 "--outbox", str(workdir / "outbox"), "--poll-ms", "50"]

@@ -7,5 +7,7 @@ import { need, sdk } from "./sdk.mjs";
 
 const listener = sdk.createPushListener({ secret: need("CROSSLANG_SECRET"), keys: sdk.loadKeys(), handlers });
 const server = http.createServer(listener);
-server.listen(Number(process.env.CROSSLANG_PORT ?? 0), "127.0.0.1", () => console.log(`listening ${server.address().port}`));
+server.listen(Number(process.env.CROSSLANG_PORT ?? 0), "127.0.0.1", () =>
+  console.log(`listening ${server.address().port}`),
+);
 process.on("SIGTERM", () => server.close(() => process.exit(0)));
