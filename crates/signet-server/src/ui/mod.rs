@@ -1,0 +1,84 @@
+//! The console: `/ui`, server-rendered pages over the same services as the
+//! API (DESIGN §12).
+//!
+//! Templates (askama, checked at build time), the style sheet and the one
+//! script are compiled into the binary; pages make no external request.
+//! Every answer carries a strict Content-Security-Policy (no inline script
+//! or style), `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer` and
+//! `X-Content-Type-Options: nosniff`.
+//!
+//! Sign-in takes an API key and opens a session ([`session`]); the session
+//! keeps the key's hash, and every request asks the store again whether the
+//! key is still valid, so revoking a key ends its sessions. `read` keys see
+//! every page and get no action buttons; the server refuses their actions
+//! too. Every state-changing form carries the session's CSRF token.
+//! Actions call the functions the API routes call (`routes::dead_letters::
+//! replay_selected`, the store's `cancel`), never a second copy.
+
+mod assets;
+mod dead_letters;
+mod overview;
+mod page;
+pub(crate) mod session;
+mod sign_in;
+mod tasks;
+mod viewer;
+
+use axum::extract::Request;
+use axum::http::{header, HeaderValue};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::state::AppState;
+
+pub(crate) use session::Sessions;
+
+/// The Content-Security-Policy of every console answer.
+pub(crate) const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
+
+/// The console's routes, all under `/ui`, with the security headers.
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/ui", get(overview::page))
+        .route("/ui/", get(overview::page))
+        .route("/ui/sign-in", get(sign_in::form).post(sign_in::submit))
+        .route("/ui/sign-out", post(sign_in::sign_out))
+        .route("/ui/assets/{name}", get(assets::serve))
+        .route("/ui/tasks", get(tasks::list))
+        .route("/ui/tasks/{id}", get(tasks::show))
+        .route("/ui/tasks/{id}/cancel", post(tasks::cancel))
+        .route("/ui/dead-letters", get(dead_letters::list))
+        .route("/ui/dead-letters/confirm", get(dead_letters::confirm))
+        .route("/ui/dead-letters/replay", post(dead_letters::replay))
+        .route("/ui/dead-letters/purge", post(dead_letters::purge))
+        .route("/ui/{*rest}", get(page::not_found))
+        .layer(middleware::from_fn(security_headers))
+}
+
+/// Adds the console's security headers to every answer; pages (not the
+/// compiled-in assets) are also marked `no-store`, as they show live data
+/// and a CSRF token.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let is_asset = request.uri().path().starts_with("/ui/assets/");
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if !is_asset {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
