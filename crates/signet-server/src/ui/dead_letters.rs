@@ -11,8 +11,7 @@ use signet_store::{DeadFilter, DeadReason, MAX_PAGE};
 
 use super::page::{render, Chrome, UiError};
 use super::tasks::{given, next_link, TaskRowView};
-use super::viewer::{UiForm, Viewer};
-use crate::extract::QueryParams;
+use super::viewer::{UiForm, UiQuery, Viewer};
 use crate::routes::dead_letters::{
     list_filter, purge_selected, replay_selected, selector, DeadActionResponse, DeadFilterInput,
     DeadListQuery, DeadSelectorInput,
@@ -132,7 +131,7 @@ struct DeadPage {
 pub(crate) async fn list(
     State(state): State<AppState>,
     viewer: Viewer,
-    QueryParams(q): QueryParams<DeadQuery>,
+    UiQuery(q): UiQuery<DeadQuery>,
 ) -> Result<Response, UiError> {
     let filter = Filter::new(q.queue, q.reason, q.since);
     let page = state
@@ -212,7 +211,7 @@ struct ConfirmPage {
 pub(crate) async fn confirm(
     State(state): State<AppState>,
     viewer: Viewer,
-    QueryParams(q): QueryParams<ConfirmQuery>,
+    UiQuery(q): UiQuery<ConfirmQuery>,
 ) -> Result<Response, UiError> {
     let purge = match q.action.as_str() {
         "replay" => false,

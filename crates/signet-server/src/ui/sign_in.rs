@@ -11,10 +11,9 @@ use zeroize::Zeroizing;
 
 use super::page::{render, Chrome, UiError};
 use super::session;
-use super::viewer::{came_over_tls, UiForm};
+use super::viewer::{came_over_tls, UiForm, UiQuery};
 use crate::auth::{hash_key, SECRET_PREFIX};
 use crate::error::AppError;
-use crate::extract::QueryParams;
 use crate::state::AppState;
 
 #[derive(Template)]
@@ -42,7 +41,7 @@ pub(crate) struct SignInQuery {
 }
 
 /// `GET /ui/sign-in`.
-pub(crate) async fn form(QueryParams(q): QueryParams<SignInQuery>) -> Response {
+pub(crate) async fn form(UiQuery(q): UiQuery<SignInQuery>) -> Response {
     let notice = match q.why.as_deref() {
         Some("expired") => Some("Your session ended (signed out, or unused for 12 hours). Sign in again."),
         Some("revoked") => Some("The API key of your session is no longer valid (revoked or deleted). Sign in with another key."),

@@ -10,8 +10,7 @@ use serde::Deserialize;
 use signet_store::TaskState;
 
 use super::page::{render, Chrome, Time, UiError};
-use super::viewer::{UiForm, Viewer};
-use crate::extract::QueryParams;
+use super::viewer::{UiForm, UiQuery, Viewer};
 use crate::routes::tasks::{cancel_as, list_filter, parse_task_id, ListQuery};
 use crate::state::AppState;
 use crate::views::{HistoryEventView, TaskView};
@@ -78,7 +77,7 @@ struct TasksPage {
 pub(crate) async fn list(
     State(state): State<AppState>,
     viewer: Viewer,
-    QueryParams(q): QueryParams<TasksQuery>,
+    UiQuery(q): UiQuery<TasksQuery>,
 ) -> Result<Response, UiError> {
     let queue = given(q.queue);
     let task_state = given(q.state);
@@ -174,7 +173,7 @@ pub(crate) async fn show(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<String>,
-    QueryParams(q): QueryParams<ShowQuery>,
+    UiQuery(q): UiQuery<ShowQuery>,
 ) -> Result<Response, UiError> {
     let id = parse_task_id(&id)?;
     let store = state.store();

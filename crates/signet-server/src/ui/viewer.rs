@@ -115,6 +115,20 @@ fn forwarded_https(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
 }
 
+/// A query string, its errors as console pages.
+pub(crate) struct UiQuery<T>(pub(crate) T);
+
+impl<T: DeserializeOwned> FromRequestParts<AppState> for UiQuery<T> {
+    type Rejection = UiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, UiError> {
+        crate::extract::QueryParams::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| UiQuery(q.0))
+            .map_err(UiError::from)
+    }
+}
+
 /// A urlencoded form body, its errors as console pages.
 pub(crate) struct UiForm<T>(pub(crate) T);
 

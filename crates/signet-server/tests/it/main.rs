@@ -17,4 +17,5 @@ mod schedules;
 mod secrets;
 mod serve;
 mod support;
+mod ui;
 mod work;

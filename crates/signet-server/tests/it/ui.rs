@@ -1,0 +1,644 @@
+//! The console (`/ui`) through `app(state).oneshot(request)`: every page
+//! signed out and signed in with a read and an admin key, each form with
+//! and without its CSRF token, and the headers of every answer.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{header, Method, Request, StatusCode};
+use serde_json::json;
+use signet_server::config::ServerConfig;
+use signet_server::{Limit, TrustedProxies};
+use signet_store::{DeadReason, TaskState};
+
+use crate::routes::{harness, harness_with, signing, Harness};
+use crate::support::Reply;
+
+/// A browser: its session cookie and the CSRF token of the last page.
+struct Browser<'h> {
+    h: &'h Harness,
+    cookie: Option<String>,
+}
+
+impl<'h> Browser<'h> {
+    fn new(h: &'h Harness) -> Self {
+        Self { h, cookie: None }
+    }
+
+    async fn signed_in(h: &'h Harness, key: &str) -> Self {
+        let mut b = Self::new(h);
+        let r = b.sign_in(key).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+        assert_eq!(r.headers[header::LOCATION], "/ui");
+        b
+    }
+
+    fn build(&self, method: Method, uri: &str, form: Option<String>) -> Request<Body> {
+        let mut b = Request::builder().method(method).uri(uri);
+        if let Some(c) = &self.cookie {
+            b = b.header(header::COOKIE, format!("signet_session={c}"));
+        }
+        match form {
+            Some(f) => b
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(f))
+                .unwrap(),
+            None => b.body(Body::empty()).unwrap(),
+        }
+    }
+
+    async fn get(&self, uri: &str) -> Reply {
+        let r = self.h.send(self.build(Method::GET, uri, None)).await;
+        assert_console_headers(&r);
+        r
+    }
+
+    async fn post(&self, uri: &str, pairs: &[(&str, &str)]) -> Reply {
+        let form = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        let r = self.h.send(self.build(Method::POST, uri, Some(form))).await;
+        assert_console_headers(&r);
+        r
+    }
+
+    async fn sign_in(&mut self, key: &str) -> Reply {
+        let r = self.post("/ui/sign-in", &[("key", key)]).await;
+        if let Some(set) = r.headers.get(header::SET_COOKIE) {
+            let set = set.to_str().unwrap();
+            let value = set
+                .strip_prefix("signet_session=")
+                .and_then(|v| v.split(';').next())
+                .unwrap();
+            self.cookie = Some(value.to_owned());
+        }
+        r
+    }
+
+    /// The CSRF token on the overview page.
+    async fn csrf(&self) -> String {
+        let page = self.get("/ui").await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+        csrf_in(&page.text)
+    }
+}
+
+/// HTML text with the entities askama writes turned back into characters.
+fn unescape(html: &str) -> String {
+    html.replace("&#38;", "&")
+        .replace("&amp;", "&")
+        .replace("&#34;", "\"")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+}
+
+fn csrf_in(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+fn assert_console_headers(r: &Reply) {
+    let h = &r.headers;
+    let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    for part in [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "frame-ancestors 'none'",
+        "form-action 'self'",
+        "base-uri 'none'",
+    ] {
+        assert!(csp.contains(part), "{csp}");
+    }
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert_eq!(h[header::X_FRAME_OPTIONS], "DENY");
+    assert_eq!(h[header::REFERRER_POLICY], "no-referrer");
+    assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+}
+
+/// No inline script or style in a page: the CSP would block them.
+fn assert_no_inline(html: &str) {
+    assert!(!html.contains("<script>"), "inline script");
+    assert!(!html.contains("style="), "inline style");
+    assert!(!html.contains("<style"), "inline style sheet");
+    assert!(!html.contains(" onclick="), "inline handler");
+}
+
+/// Enqueues one task per queue and kills it with `reason`; returns the ids.
+async fn dead_letters(h: &Harness, queue: &str, reason: DeadReason, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let task = h
+            .enqueue(json!({"queue": queue, "task": "send-email"}))
+            .await;
+        let id = task["id"].as_str().unwrap().to_owned();
+        h.store.kill(&id, reason, "it broke", 1).await.unwrap();
+        ids.push(id);
+    }
+    ids
+}
+
+async fn state_of(h: &Harness, id: &str) -> TaskState {
+    h.store.task(id).await.unwrap().unwrap().state
+}
+
+const PAGES: &[&str] = &[
+    "/ui",
+    "/ui/tasks",
+    "/ui/tasks?queue=emails&state=dead",
+    "/ui/dead-letters",
+    "/ui/dead-letters?reason=max-attempts",
+    "/ui/dead-letters/confirm?action=replay",
+    "/ui/dead-letters/confirm?action=purge&queue=emails",
+];
+
+#[tokio::test]
+async fn signed_out_every_page_redirects_to_sign_in_and_every_form_too() {
+    let h = harness().await;
+    let b = Browser::new(&h);
+    for page in PAGES {
+        let r = b.get(page).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{page}");
+        assert_eq!(r.headers[header::LOCATION], "/ui/sign-in", "{page}");
+    }
+    let ids = dead_letters(&h, "emails", DeadReason::MaxAttempts, 1).await;
+    for form in [
+        "/ui/dead-letters/replay",
+        "/ui/dead-letters/purge",
+        &format!("/ui/tasks/{}/cancel", ids[0]),
+    ] {
+        let r = b.post(form, &[("csrf", "x"), ("id", &ids[0])]).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{form}");
+    }
+    assert_eq!(state_of(&h, &ids[0]).await, TaskState::Dead);
+    // A made-up session is no session.
+    let mut b = Browser::new(&h);
+    b.cookie = Some("made-up".into());
+    let r = b.get("/ui").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(r.headers[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+}
+
+#[tokio::test]
+async fn the_sign_in_page_assets_and_unknown_paths_carry_the_headers() {
+    let h = harness().await;
+    let b = Browser::new(&h);
+    let r = b.get("/ui/sign-in").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.text.contains("name=\"key\""), "{}", r.text);
+    assert!(r.text.contains("<label"), "{}", r.text);
+    assert_no_inline(&r.text);
+    let css = b.get("/ui/assets/console.css").await;
+    assert_eq!(css.status, StatusCode::OK);
+    assert!(css.headers[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/css"));
+    let js = b.get("/ui/assets/console.js").await;
+    assert!(js.headers[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+    assert!(js.text.contains("time[datetime]"));
+    let missing = b.get("/ui/assets/nope.js").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let missing = b.get("/ui/no/such/page").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert!(missing.text.contains("/ui"), "{}", missing.text);
+    // Pages are not cached; the assets are.
+    assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
+    assert_ne!(css.headers[header::CACHE_CONTROL], "no-store");
+}
+
+#[tokio::test]
+async fn sign_in_refuses_bad_keys_without_echoing_them_and_sets_a_strict_cookie() {
+    let h = harness().await;
+    let mut b = Browser::new(&h);
+    for (key, status) in [
+        ("", StatusCode::UNPROCESSABLE_ENTITY),
+        ("hunter2-not-a-key", StatusCode::UNAUTHORIZED),
+        (
+            "sk_madeUpButWellFormed0000000000000000000000",
+            StatusCode::UNAUTHORIZED,
+        ),
+    ] {
+        let r = b.sign_in(key).await;
+        assert_eq!(r.status, status, "{key}: {}", r.text);
+        assert!(r.headers.get(header::SET_COOKIE).is_none());
+        if !key.is_empty() {
+            assert!(!r.text.contains(key), "the key was echoed: {}", r.text);
+        }
+        assert!(r.text.contains("notice bad"), "{}", r.text);
+    }
+    let r = b.sign_in(&h.read).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let set = r.headers[header::SET_COOKIE].to_str().unwrap();
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/ui", "Max-Age="] {
+        assert!(set.contains(part), "{set}");
+    }
+    // Plain HTTP from an untrusted peer: not Secure.
+    assert!(!set.contains("Secure"), "{set}");
+    assert!(!set.contains(&h.read));
+    let page = b.get("/ui").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.text.contains(&h.read), "the key is shown");
+}
+
+#[tokio::test]
+async fn behind_a_trusted_tls_proxy_the_cookie_is_secure() {
+    let config = ServerConfig {
+        trusted_proxies: TrustedProxies::parse("10.0.0.0/8").unwrap(),
+        ..ServerConfig::default()
+    };
+    let h = harness_with(config, signing()).await;
+    let sign_in = |peer: &str, proto: &str| {
+        let mut r = Request::builder()
+            .method(Method::POST)
+            .uri("/ui/sign-in")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header("x-forwarded-proto", proto)
+            .body(Body::from(format!("key={}", h.admin)))
+            .unwrap();
+        r.extensions_mut()
+            .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+        r
+    };
+    let r = h.send(sign_in("10.1.2.3:5000", "https")).await;
+    assert!(r.headers[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .contains("; Secure"));
+    // An untrusted peer cannot claim TLS.
+    let r = h.send(sign_in("192.0.2.9:5000", "https")).await;
+    assert!(!r.headers[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .contains("Secure"));
+}
+
+#[tokio::test]
+async fn sign_in_attempts_count_against_the_per_address_limit() {
+    let config = ServerConfig {
+        rate_limit_per_ip: Some(Limit {
+            per_second: NonZeroU32::new(1).unwrap(),
+            burst: NonZeroU32::new(2).unwrap(),
+        }),
+        ..ServerConfig::default()
+    };
+    let h = harness_with(config, signing()).await;
+    let mut b = Browser::new(&h);
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(b.sign_in("sk_wrongwrongwrong").await.status);
+    }
+    assert_eq!(statuses[0], StatusCode::UNAUTHORIZED);
+    let limited = b.sign_in("sk_wrongwrongwrong").await;
+    assert_eq!(
+        limited.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{statuses:?}"
+    );
+    assert!(limited.headers.contains_key(header::RETRY_AFTER));
+    assert!(limited.text.contains("notice bad"), "{}", limited.text);
+}
+
+#[tokio::test]
+async fn a_read_key_sees_every_page_without_action_buttons_and_cannot_act() {
+    let h = harness().await;
+    let ids = dead_letters(&h, "emails", DeadReason::MaxAttempts, 2).await;
+    let waiting = h
+        .enqueue(json!({"queue": "emails", "task": "later", "delay_ms": 60000}))
+        .await;
+    let waiting = waiting["id"].as_str().unwrap().to_owned();
+    let b = Browser::signed_in(&h, &h.read).await;
+    for page in PAGES.iter().map(|p| (*p).to_owned()).chain([
+        format!("/ui/tasks/{}", ids[0]),
+        format!("/ui/tasks/{waiting}"),
+    ]) {
+        let r = b.get(&page).await;
+        assert_eq!(r.status, StatusCode::OK, "{page}: {}", r.text);
+        assert_no_inline(&r.text);
+        for action in [
+            "action=\"/ui/dead-letters/replay\"",
+            "action=\"/ui/dead-letters/purge\"",
+            "/cancel\"",
+            "Replay all matching",
+        ] {
+            assert!(!r.text.contains(action), "{page} shows {action}");
+        }
+        assert!(r.text.contains("scope-read"), "{page}");
+    }
+    let csrf = b.csrf().await;
+    // The server refuses too, with a valid token.
+    for (form, pairs) in [
+        (
+            "/ui/dead-letters/replay",
+            vec![("csrf", csrf.as_str()), ("reason", "max-attempts")],
+        ),
+        (
+            "/ui/dead-letters/replay",
+            vec![("csrf", csrf.as_str()), ("id", ids[0].as_str())],
+        ),
+        (
+            "/ui/dead-letters/purge",
+            vec![("csrf", csrf.as_str()), ("queue", "emails")],
+        ),
+    ] {
+        let r = b.post(form, &pairs).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{form}: {}", r.text);
+        assert!(r.text.contains("needs an admin key"), "{}", r.text);
+    }
+    let r = b
+        .post(&format!("/ui/tasks/{waiting}/cancel"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    for id in &ids {
+        assert_eq!(state_of(&h, id).await, TaskState::Dead);
+    }
+    assert_eq!(state_of(&h, &waiting).await, TaskState::Scheduled);
+}
+
+#[tokio::test]
+async fn every_form_without_its_csrf_token_is_refused() {
+    let h = harness().await;
+    let ids = dead_letters(&h, "emails", DeadReason::MaxAttempts, 1).await;
+    let waiting = h
+        .enqueue(json!({"queue": "emails", "task": "later", "delay_ms": 60000}))
+        .await;
+    let waiting = waiting["id"].as_str().unwrap().to_owned();
+    let b = Browser::signed_in(&h, &h.admin).await;
+    let other = Browser::signed_in(&h, &h.admin).await;
+    let others_token = other.csrf().await;
+    let cancel = format!("/ui/tasks/{waiting}/cancel");
+    for form in [
+        "/ui/dead-letters/replay",
+        "/ui/dead-letters/purge",
+        cancel.as_str(),
+        "/ui/sign-out",
+    ] {
+        for token in [None, Some(""), Some("forged"), Some(others_token.as_str())] {
+            let mut pairs = vec![("id", ids[0].as_str())];
+            if let Some(t) = token {
+                pairs.push(("csrf", t));
+            }
+            let r = b.post(form, &pairs).await;
+            assert_eq!(
+                r.status,
+                StatusCode::FORBIDDEN,
+                "{form} {token:?}: {}",
+                r.text
+            );
+            assert!(r.text.contains("security token"), "{}", r.text);
+        }
+    }
+    assert_eq!(state_of(&h, &ids[0]).await, TaskState::Dead);
+    assert_eq!(state_of(&h, &waiting).await, TaskState::Scheduled);
+    // Still signed in: the refused sign-out did nothing.
+    assert_eq!(b.get("/ui").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_admin_replays_dead_letters_by_filter_after_the_count() {
+    let h = harness().await;
+    let failed = dead_letters(&h, "emails", DeadReason::MaxAttempts, 3).await;
+    let other_reason = dead_letters(&h, "emails", DeadReason::PayloadInvalid, 1).await;
+    let other_queue = dead_letters(&h, "sms", DeadReason::MaxAttempts, 1).await;
+    let b = Browser::signed_in(&h, &h.admin).await;
+
+    let list = b
+        .get("/ui/dead-letters?queue=emails&reason=max-attempts")
+        .await;
+    assert_eq!(list.status, StatusCode::OK);
+    for id in &failed {
+        assert!(list.text.contains(id.as_str()), "{}", list.text);
+    }
+    assert!(!list.text.contains(other_reason[0].as_str()));
+    assert!(!list.text.contains(other_queue[0].as_str()));
+    assert!(
+        unescape(&list.text)
+            .contains("/ui/dead-letters/confirm?action=replay&queue=emails&reason=max-attempts"),
+        "{}",
+        list.text
+    );
+
+    let confirm = b
+        .get("/ui/dead-letters/confirm?action=replay&queue=emails&reason=max-attempts")
+        .await;
+    assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.text);
+    assert!(
+        confirm.text.contains("data-count=\"3\""),
+        "{}",
+        confirm.text
+    );
+    assert!(
+        confirm.text.contains("Replay 3 dead letters"),
+        "{}",
+        confirm.text
+    );
+    // The confirm page changed nothing.
+    assert_eq!(state_of(&h, &failed[0]).await, TaskState::Dead);
+
+    let csrf = csrf_in(&confirm.text);
+    let done = b
+        .post(
+            "/ui/dead-letters/replay",
+            &[
+                ("csrf", &csrf),
+                ("queue", "emails"),
+                ("reason", "max-attempts"),
+                ("since", ""),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+    assert!(done.text.contains("data-count=\"3\""), "{}", done.text);
+    for id in &failed {
+        assert_eq!(state_of(&h, id).await, TaskState::Available);
+        // Recorded as the API records it: the key, never its secret.
+        let history = h.store.history(id).await.unwrap();
+        let act = format!("{:?}", history.last().unwrap());
+        assert!(
+            act.contains("Replayed") && act.contains("api key key_"),
+            "{act}"
+        );
+    }
+    assert_eq!(state_of(&h, &other_reason[0]).await, TaskState::Dead);
+    assert_eq!(state_of(&h, &other_queue[0]).await, TaskState::Dead);
+}
+
+#[tokio::test]
+async fn an_admin_replays_one_dead_letter_and_purges_by_filter() {
+    let h = harness().await;
+    let ids = dead_letters(&h, "emails", DeadReason::MaxAttempts, 3).await;
+    let b = Browser::signed_in(&h, &h.admin).await;
+    let task = b.get(&format!("/ui/tasks/{}", ids[0])).await;
+    assert!(
+        task.text.contains("action=\"/ui/dead-letters/replay\""),
+        "{}",
+        task.text
+    );
+    let csrf = csrf_in(&task.text);
+    let r = b
+        .post(
+            "/ui/dead-letters/replay",
+            &[("csrf", &csrf), ("id", &ids[0])],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    assert_eq!(
+        r.headers[header::LOCATION],
+        format!("/ui/tasks/{}?done=replayed", ids[0]).as_str()
+    );
+    assert_eq!(state_of(&h, &ids[0]).await, TaskState::Available);
+
+    let confirm = b
+        .get("/ui/dead-letters/confirm?action=purge&queue=emails")
+        .await;
+    assert!(
+        confirm.text.contains("data-count=\"2\""),
+        "{}",
+        confirm.text
+    );
+    let r = b
+        .post(
+            "/ui/dead-letters/purge",
+            &[("csrf", &csrf), ("queue", "emails")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.text.contains("Purged"), "{}", r.text);
+    assert!(h.store.task(&ids[1]).await.unwrap().is_none());
+    assert!(h.store.task(&ids[2]).await.unwrap().is_none());
+    assert!(h.store.task(&ids[0]).await.unwrap().is_some());
+    let empty = b.get("/ui/dead-letters").await;
+    assert!(empty.text.contains("No dead letters"), "{}", empty.text);
+}
+
+#[tokio::test]
+async fn the_task_page_shows_the_envelope_signature_history_and_cancel() {
+    let h = harness().await;
+    let task = h
+        .enqueue(json!({"queue": "emails", "task": "send-email", "args": {"to": "a@example.com", "n": [1, 2]}, "delay_ms": 60000}))
+        .await;
+    let id = task["id"].as_str().unwrap().to_owned();
+    let b = Browser::signed_in(&h, &h.admin).await;
+    let page = b.get(&format!("/ui/tasks/{id}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    // Pretty-printed, escaped args.
+    assert!(
+        page.text.contains("&#34;to&#34;: &#34;a@example.com&#34;"),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains("hmac-sha256") && page.text.contains("<code>k1</code>"));
+    assert!(page.text.contains("yes, by this server"), "{}", page.text);
+    assert!(page.text.contains("<time datetime=\""), "{}", page.text);
+    let csrf = csrf_in(&page.text);
+    let r = b
+        .post(&format!("/ui/tasks/{id}/cancel"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    assert_eq!(state_of(&h, &id).await, TaskState::Cancelled);
+    let page = b.get(&format!("/ui/tasks/{id}?done=cancelled")).await;
+    assert!(page.text.contains("Cancelled."));
+    assert!(page.text.contains("cancelled"));
+    // Cancelling again is the API's 409, as a page.
+    let r = b
+        .post(&format!("/ui/tasks/{id}/cancel"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    let missing = b.get("/ui/tasks/task_nope").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn bad_filters_are_refused_with_a_page_saying_why() {
+    let h = harness().await;
+    let b = Browser::signed_in(&h, &h.admin).await;
+    for (page, why) in [
+        ("/ui/dead-letters?reason=nope", "reason"),
+        ("/ui/dead-letters?since=yesterday", "since"),
+        ("/ui/tasks?state=stuck", "state"),
+        ("/ui/tasks?queue=bad%20queue", "queue"),
+        ("/ui/dead-letters/confirm?action=explode", "action"),
+        ("/ui/dead-letters?unknown=1", "unknown"),
+    ] {
+        let r = b.get(page).await;
+        assert!(r.status.is_client_error(), "{page}: {}", r.status);
+        assert!(r.text.contains(why), "{page}: {}", r.text);
+        assert!(r.text.contains("<html"), "{page}");
+    }
+}
+
+#[tokio::test]
+async fn pages_are_cursor_paged_and_show_empty_states() {
+    let h = harness().await;
+    let b = Browser::signed_in(&h, &h.read).await;
+    let empty = b.get("/ui/tasks").await;
+    assert!(empty.text.contains("No tasks yet"), "{}", empty.text);
+    let overview = b.get("/ui").await;
+    assert!(overview.text.contains("No tasks yet"));
+    assert!(overview.text.contains("No dead letters"));
+    for _ in 0..3 {
+        h.enqueue(json!({"queue": "paged", "task": "t"})).await;
+    }
+    let first = b.get("/ui/tasks?queue=paged&limit=2").await;
+    let at = first
+        .text
+        .find("rel=\"next\" href=\"")
+        .expect("a next link")
+        + 17;
+    let next = unescape(first.text[at..].split('"').next().unwrap());
+    assert!(
+        next.contains("queue=paged") && next.contains("cursor="),
+        "{next}"
+    );
+    let second = b.get(&next).await;
+    assert_eq!(second.status, StatusCode::OK);
+    assert_eq!(
+        second.text.matches("<td><a href=\"/ui/tasks/task_").count(),
+        1
+    );
+    let overview = b.get("/ui").await;
+    assert!(
+        overview.text.contains("/ui/tasks?queue=paged"),
+        "{}",
+        overview.text
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_key_ends_its_sessions_and_sign_out_ends_one() {
+    let h = harness().await;
+    let b = Browser::signed_in(&h, &h.read).await;
+    assert_eq!(b.get("/ui").await.status, StatusCode::OK);
+    let keys = h.store.list_api_keys().await.unwrap();
+    let read = keys.iter().find(|k| k.scope == "read").unwrap();
+    h.store.revoke_api_key(&read.id, 2).await.unwrap();
+    let r = b.get("/ui/tasks").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.headers[header::LOCATION], "/ui/sign-in?why=revoked");
+    // The session is gone, not only refused once.
+    assert_eq!(
+        b.get("/ui").await.headers[header::LOCATION],
+        "/ui/sign-in?why=expired"
+    );
+    let notice = Browser::new(&h).get("/ui/sign-in?why=revoked").await;
+    assert!(notice.text.contains("no longer valid"));
+
+    let b = Browser::signed_in(&h, &h.admin).await;
+    let csrf = b.csrf().await;
+    let r = b.post("/ui/sign-out", &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.headers[header::LOCATION], "/ui/sign-in?why=signed-out");
+    assert!(r.headers[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    assert_eq!(b.get("/ui").await.status, StatusCode::SEE_OTHER);
+}
