@@ -11,7 +11,7 @@ use crate::state::AppState;
 pub(crate) mod dead_letters;
 mod health;
 mod keys;
-mod messages;
+pub(crate) mod messages;
 mod metrics;
 pub(crate) mod openapi;
 pub(crate) mod queues;

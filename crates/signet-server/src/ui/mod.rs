@@ -17,6 +17,7 @@
 
 mod assets;
 mod dead_letters;
+mod messages;
 mod overview;
 mod page;
 pub(crate) mod session;
@@ -49,6 +50,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/ui/tasks", get(tasks::list))
         .route("/ui/tasks/{id}", get(tasks::show))
         .route("/ui/tasks/{id}/cancel", post(tasks::cancel))
+        .route("/ui/messages", get(messages::list))
+        .route("/ui/messages/{id}", get(messages::show))
         .route("/ui/dead-letters", get(dead_letters::list))
         .route("/ui/dead-letters/confirm", get(dead_letters::confirm))
         .route("/ui/dead-letters/replay", post(dead_letters::replay))

@@ -16,7 +16,7 @@ use crate::state::AppState;
 /// Dead letters the overview tallies by reason, newest first (a page
 /// stays quick however many there are; the page says when it saw only
 /// these).
-pub(crate) const REASON_SAMPLE: usize = 5 * MAX_PAGE;
+pub(crate) const REASON_SAMPLE: usize = MAX_PAGE;
 
 struct QueueRow {
     queue: String,

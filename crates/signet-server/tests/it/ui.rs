@@ -152,6 +152,8 @@ const PAGES: &[&str] = &[
     "/ui/dead-letters?reason=max-attempts",
     "/ui/dead-letters/confirm?action=replay",
     "/ui/dead-letters/confirm?action=purge&queue=emails",
+    "/ui/messages",
+    "/ui/messages?state=available",
 ];
 
 #[tokio::test]
@@ -641,4 +643,57 @@ async fn a_revoked_key_ends_its_sessions_and_sign_out_ends_one() {
         .unwrap()
         .contains("Max-Age=0"));
     assert_eq!(b.get("/ui").await.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn messages_list_and_page_show_attempts_and_hide_payloads_from_read_keys() {
+    let h = harness().await;
+    let published = h
+        .call(
+            Method::POST,
+            "/v1/messages",
+            Some(&h.admin),
+            Some(r#"{"url":"https://hooks.example.com/in","headers":{"authorization":"Bearer receiver-secret"},"body":"secret body"}"#),
+        )
+        .await;
+    assert_eq!(published.status, StatusCode::CREATED, "{}", published.text);
+    let id = published.json()["id"].as_str().unwrap().to_owned();
+
+    let read = Browser::signed_in(&h, &h.read).await;
+    let list = read.get("/ui/messages").await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.text);
+    assert!(list.text.contains(&id), "{}", list.text);
+    assert_no_inline(&list.text);
+    let page = read.get(&format!("/ui/messages/{id}")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(page.text.contains("hooks.example.com"), "{}", page.text);
+    assert!(!page.text.contains("secret body"), "{}", page.text);
+    assert!(!page.text.contains("receiver-secret"), "{}", page.text);
+    assert!(
+        page.text.contains("only admin keys see them"),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains("No attempt yet"), "{}", page.text);
+    // The task page of the same row hides the same things.
+    let as_task = read.get(&format!("/ui/tasks/{id}")).await;
+    assert!(!as_task.text.contains("secret body"), "{}", as_task.text);
+
+    let admin = Browser::signed_in(&h, &h.admin).await;
+    let page = admin.get(&format!("/ui/messages/{id}")).await;
+    assert!(page.text.contains("secret body"), "{}", page.text);
+
+    let filtered = admin.get("/ui/messages?state=dead").await;
+    assert!(
+        filtered.text.contains("No message is dead"),
+        "{}",
+        filtered.text
+    );
+    let bad = admin.get("/ui/messages?state=lost").await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let missing = admin.get("/ui/messages/msg_nope").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    // Signed out: to sign-in.
+    let r = Browser::new(&h).get(&format!("/ui/messages/{id}")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
 }
