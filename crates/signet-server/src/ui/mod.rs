@@ -22,6 +22,7 @@ mod overview;
 mod page;
 pub(crate) mod session;
 mod sign_in;
+mod targets;
 mod tasks;
 mod viewer;
 
@@ -52,6 +53,9 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/ui/tasks/{id}/cancel", post(tasks::cancel))
         .route("/ui/messages", get(messages::list))
         .route("/ui/messages/{id}", get(messages::show))
+        .route("/ui/targets", get(targets::list).post(targets::create))
+        .route("/ui/targets/{id}/rotate", post(targets::rotate_secret))
+        .route("/ui/targets/{id}/delete", post(targets::delete))
         .route("/ui/dead-letters", get(dead_letters::list))
         .route("/ui/dead-letters/confirm", get(dead_letters::confirm))
         .route("/ui/dead-letters/replay", post(dead_letters::replay))

@@ -8,26 +8,47 @@ use std::num::NonZeroU32;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
 use serde_json::json;
 use signet_server::config::ServerConfig;
 use signet_server::{Limit, TrustedProxies};
 use signet_store::{DeadReason, TaskState};
 
 use crate::routes::{harness, harness_with, signing, Harness};
-use crate::support::Reply;
+use crate::support::{send, Reply, TempStore};
 
-/// A browser: its session cookie and the CSRF token of the last page.
+/// A browser: its session cookie.
 struct Browser<'h> {
-    h: &'h Harness,
+    app: &'h Router,
     cookie: Option<String>,
 }
 
+/// What a browser talks to.
+trait Server {
+    fn router(&self) -> &Router;
+}
+
+impl Server for Harness {
+    fn router(&self) -> &Router {
+        &self.app
+    }
+}
+
+impl Server for Router {
+    fn router(&self) -> &Router {
+        self
+    }
+}
+
 impl<'h> Browser<'h> {
-    fn new(h: &'h Harness) -> Self {
-        Self { h, cookie: None }
+    fn new(h: &'h impl Server) -> Self {
+        Self {
+            app: h.router(),
+            cookie: None,
+        }
     }
 
-    async fn signed_in(h: &'h Harness, key: &str) -> Self {
+    async fn signed_in(h: &'h impl Server, key: &str) -> Self {
         let mut b = Self::new(h);
         let r = b.sign_in(key).await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
@@ -50,7 +71,7 @@ impl<'h> Browser<'h> {
     }
 
     async fn get(&self, uri: &str) -> Reply {
-        let r = self.h.send(self.build(Method::GET, uri, None)).await;
+        let r = send(self.app, self.build(Method::GET, uri, None)).await;
         assert_console_headers(&r);
         r
     }
@@ -59,7 +80,7 @@ impl<'h> Browser<'h> {
         let form = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(pairs)
             .finish();
-        let r = self.h.send(self.build(Method::POST, uri, Some(form))).await;
+        let r = send(self.app, self.build(Method::POST, uri, Some(form))).await;
         assert_console_headers(&r);
         r
     }
@@ -160,7 +181,7 @@ const PAGES: &[&str] = &[
 async fn signed_out_every_page_redirects_to_sign_in_and_every_form_too() {
     let h = harness().await;
     let b = Browser::new(&h);
-    for page in PAGES {
+    for page in PAGES.iter().chain(&["/ui/targets"]) {
         let r = b.get(page).await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{page}");
         assert_eq!(r.headers[header::LOCATION], "/ui/sign-in", "{page}");
@@ -170,6 +191,9 @@ async fn signed_out_every_page_redirects_to_sign_in_and_every_form_too() {
         "/ui/dead-letters/replay",
         "/ui/dead-letters/purge",
         &format!("/ui/tasks/{}/cancel", ids[0]),
+        "/ui/targets",
+        "/ui/targets/any/rotate",
+        "/ui/targets/any/delete",
     ] {
         let r = b.post(form, &[("csrf", "x"), ("id", &ids[0])]).await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{form}");
@@ -696,4 +720,165 @@ async fn messages_list_and_page_show_attempts_and_hide_payloads_from_read_keys()
     // Signed out: to sign-in.
     let r = Browser::new(&h).get(&format!("/ui/messages/{id}")).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
+}
+
+/// A console with a master key (targets need one), and its admin and read
+/// keys.
+async fn with_targets() -> (Router, String, String, TempStore) {
+    let temp = TempStore::new();
+    let keys = temp.keys(1).await;
+    let state = signet_server::AppState::with_delivery(
+        std::sync::Arc::clone(&temp.store),
+        ServerConfig::default(),
+        signing(),
+        signet_server::serve::detached_metrics_handle(),
+        std::sync::Arc::new(signet_runtime::SystemClock)
+            as std::sync::Arc<dyn signet_runtime::Clock>,
+        signet_server::config::DeliveryConfig {
+            master_key: Some(signet_sign::sealed::MasterKey::from_bytes([7; 32])),
+            ..signet_server::config::DeliveryConfig::default()
+        },
+    );
+    (signet_server::app(state), keys.admin, keys.read, temp)
+}
+
+fn secret_in(html: &str) -> String {
+    let at = html.find("data-secret>").expect("a secret") + 12;
+    html[at..].split('<').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn targets_are_admin_only_and_show_each_secret_once() {
+    let (app, admin, read, _temp) = with_targets().await;
+    let r = Browser::signed_in(&app, &read).await;
+    let page = r.get("/ui/targets").await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.text);
+    assert!(page.text.contains("only admin keys"), "{}", page.text);
+    assert!(
+        !r.get("/ui").await.text.contains("/ui/targets"),
+        "read keys get no Targets link"
+    );
+
+    let b = Browser::signed_in(&app, &admin).await;
+    let page = b.get("/ui/targets").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(page.text.contains("No targets yet"), "{}", page.text);
+    assert_no_inline(&page.text);
+    let csrf = csrf_in(&page.text);
+    let form = [
+        ("name", "billing"),
+        ("url_prefix", "https://billing.example.com/"),
+        ("rate_limit_per_s", "50"),
+        ("max_concurrency", ""),
+        ("https_only", "on"),
+    ];
+    // Without the token, nothing is created.
+    let refused = b.post("/ui/targets", &form).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let mut with_token = form.to_vec();
+    with_token.push(("csrf", &csrf));
+    let created = b.post("/ui/targets", &with_token).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let secret = secret_in(&created.text);
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    // Shown once: never on the list.
+    let list = b.get("/ui/targets").await;
+    assert!(
+        list.text.contains("billing") && list.text.contains("50/s"),
+        "{}",
+        list.text
+    );
+    assert!(!list.text.contains(&secret));
+    let id = {
+        let at = list.text.find("<code>tgt_").unwrap() + 6;
+        list.text[at..].split('<').next().unwrap().to_owned()
+    };
+    // A taken name is the API's 409, as a page.
+    let again = b.post("/ui/targets", &with_token).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text);
+    let bad = b
+        .post(
+            "/ui/targets",
+            &[("csrf", &csrf), ("name", "x"), ("rate_limit_per_s", "lots")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.text.contains("rate_limit_per_s"), "{}", bad.text);
+
+    // Read keys cannot rotate or delete, even with a token.
+    let read_csrf = r.csrf().await;
+    let refused = r
+        .post(&format!("/ui/targets/{id}/rotate"), &[("csrf", &read_csrf)])
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+
+    let rotated = b
+        .post(
+            &format!("/ui/targets/{id}/rotate"),
+            &[("csrf", &csrf), ("overlap_s", "3600")],
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.text);
+    let new_secret = secret_in(&rotated.text);
+    assert_ne!(new_secret, secret);
+    assert!(
+        rotated
+            .text
+            .contains("keeps signing beside the new one until"),
+        "{}",
+        rotated.text
+    );
+    let list = b.get("/ui/targets").await;
+    assert!(!list.text.contains(&new_secret));
+    assert!(
+        list.text.contains("(current)") && list.text.contains(", stops"),
+        "{}",
+        list.text
+    );
+
+    let deleted = b
+        .post(&format!("/ui/targets/{id}/delete"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(deleted.status, StatusCode::SEE_OTHER, "{}", deleted.text);
+    let list = b.get("/ui/targets?done=deleted").await;
+    assert!(list.text.contains("Target deleted.") && list.text.contains("No targets yet"));
+    let missing = b
+        .post(&format!("/ui/targets/{id}/delete"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_target_in_use_is_kept_until_the_forced_delete() {
+    let (app, admin, _read, _temp) = with_targets().await;
+    let b = Browser::signed_in(&app, &admin).await;
+    let csrf = b.csrf().await;
+    let created = b
+        .post("/ui/targets", &[("csrf", &csrf), ("name", "busy")])
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let published = send(
+        &app,
+        crate::support::request(
+            Method::POST,
+            "/v1/messages",
+            Some(&admin),
+            &[],
+            Some(r#"{"target":"busy","url":"https://hooks.example.com/in","body":"x"}"#.into()),
+        ),
+    )
+    .await;
+    assert_eq!(published.status, StatusCode::CREATED, "{}", published.text);
+    let kept = b.post("/ui/targets/busy/delete", &[("csrf", &csrf)]).await;
+    assert_eq!(kept.status, StatusCode::CONFLICT, "{}", kept.text);
+    assert!(kept.text.contains("1 pending message(s)"), "{}", kept.text);
+    assert!(b.get("/ui/targets").await.text.contains("busy"));
+    let gone = b
+        .post(
+            "/ui/targets/busy/delete",
+            &[("csrf", &csrf), ("force", "on")],
+        )
+        .await;
+    assert_eq!(gone.status, StatusCode::SEE_OTHER, "{}", gone.text);
+    assert!(b.get("/ui/targets").await.text.contains("No targets yet"));
 }
