@@ -83,6 +83,9 @@ describe("the console", () => {
     assert.equal(await page.getByRole("button", { name: "Replay" }).count(), 0);
     await page.goto(`${server.base}/ui/dead-letters/confirm?action=replay&reason=payload-invalid`);
     assert.match(await page.locator("main").textContent(), /can look but not act/);
+    assert.equal(await page.getByRole("link", { name: "Targets" }).count(), 0);
+    const targets = await page.goto(`${server.base}/ui/targets`);
+    assert.equal(targets.status(), 403);
 
     // The server refuses even with the session's own CSRF token.
     const csrf = await page.locator("input[name=csrf]").first().inputValue();
@@ -108,6 +111,28 @@ describe("the console", () => {
       assert.match(await answer.text(), /security token/);
     }
     for (const id of sms) assert.equal(await stateOf(id), "dead");
+  });
+
+  test("an admin creates a target, sees its secret once, and rotates it", async () => {
+    const page = await newPage();
+    await signIn(page, server, server.admin);
+    await page.getByRole("link", { name: "Targets" }).click();
+    await page.getByLabel("Name").fill("billing");
+    await page.getByLabel("URL prefix").fill("https://billing.example.com/");
+    await page.getByRole("button", { name: "Create target" }).click();
+    const secret = (await page.locator("[data-secret]").textContent()).trim();
+    assert.match(secret, /^whsec_/);
+    await page.getByRole("link", { name: "Back to the targets" }).click();
+    assert.equal(await page.getByText(secret).count(), 0, "shown once");
+    await page.getByLabel("Old secret keeps signing for (seconds)").fill("3600");
+    await page.getByRole("button", { name: "Rotate secret of billing" }).click();
+    const rotated = (await page.locator("[data-secret]").textContent()).trim();
+    assert.match(rotated, /^whsec_/);
+    assert.notEqual(rotated, secret);
+    assert.match(await page.locator("main").textContent(), /keeps signing beside the new one until/);
+    const targets = await api(server, "GET", "/v1/targets");
+    assert.equal(targets.items[0].secrets.length, 2, "old and new sign during the overlap");
+    assert.deepEqual(page.violations, []);
   });
 
   test("signed out, pages send you to sign in; a wrong key is refused and not echoed", async () => {

@@ -4,7 +4,7 @@
 import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
 
-import { enqueue, fail, launch, signIn, startServer } from "./signet.mjs";
+import { api, enqueue, fail, launch, signIn, startServer } from "./signet.mjs";
 
 const out = resolve(import.meta.dirname, "../docs/console");
 mkdirSync(out, { recursive: true });
@@ -18,6 +18,18 @@ try {
   await fail(server, "sms", 2, { reason: "payload-invalid", error: "args.phone: not a phone number" });
   await enqueue(server, "emails", "send-email", 12, { delay_ms: 3_600_000 });
   await enqueue(server, "reports", "build-report", 7);
+  await api(server, "POST", "/v1/targets", {
+    name: "billing",
+    url_prefix: "https://billing.example.com/",
+    rate_limit_per_s: 50,
+  });
+  // Its receiver is unreachable: the dispatcher's attempts fail and are
+  // recorded with their error.
+  const message = await api(server, "POST", "/v1/messages", {
+    target: "billing",
+    url: "https://billing.example.com/hooks/invoice",
+    body: { invoice: "in_123", status: "paid" },
+  });
 
   const context = await browser.newContext({
     viewport: { width: 1280, height: 800 },
@@ -35,6 +47,15 @@ try {
   await shot("tasks");
   await page.goto(`${server.base}/ui/tasks/${dead[0]}`);
   await shot("task");
+  await page.goto(`${server.base}/ui/messages`);
+  await shot("messages");
+  await page.goto(`${server.base}/ui/messages/${message.id}`);
+  await shot("message");
+  await page.goto(`${server.base}/ui/targets`);
+  await shot("targets");
+  await page.getByLabel("Old secret keeps signing for (seconds)").first().fill("3600");
+  await page.getByRole("button", { name: "Rotate secret of billing" }).click();
+  await shot("target-rotated");
   await page.goto(`${server.base}/ui/dead-letters?reason=max-attempts`);
   await shot("dead-letters");
   await page.goto(`${server.base}/ui/dead-letters/confirm?action=replay&reason=max-attempts`);

@@ -15,7 +15,7 @@ pub(crate) mod messages;
 mod metrics;
 pub(crate) mod openapi;
 pub(crate) mod queues;
-mod schedules;
+pub(crate) mod schedules;
 pub(crate) mod targets;
 pub(crate) mod tasks;
 mod work;

@@ -20,6 +20,7 @@ mod dead_letters;
 mod messages;
 mod overview;
 mod page;
+mod schedules;
 pub(crate) mod session;
 mod sign_in;
 mod targets;
@@ -56,6 +57,9 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/ui/targets", get(targets::list).post(targets::create))
         .route("/ui/targets/{id}/rotate", post(targets::rotate_secret))
         .route("/ui/targets/{id}/delete", post(targets::delete))
+        .route("/ui/schedules", get(schedules::list))
+        .route("/ui/schedules/{id}/pause", post(schedules::pause))
+        .route("/ui/schedules/{id}/resume", post(schedules::resume))
         .route("/ui/dead-letters", get(dead_letters::list))
         .route("/ui/dead-letters/confirm", get(dead_letters::confirm))
         .route("/ui/dead-letters/replay", post(dead_letters::replay))

@@ -175,6 +175,7 @@ const PAGES: &[&str] = &[
     "/ui/dead-letters/confirm?action=purge&queue=emails",
     "/ui/messages",
     "/ui/messages?state=available",
+    "/ui/schedules",
 ];
 
 #[tokio::test]
@@ -194,6 +195,8 @@ async fn signed_out_every_page_redirects_to_sign_in_and_every_form_too() {
         "/ui/targets",
         "/ui/targets/any/rotate",
         "/ui/targets/any/delete",
+        "/ui/schedules/any/pause",
+        "/ui/schedules/any/resume",
     ] {
         let r = b.post(form, &[("csrf", "x"), ("id", &ids[0])]).await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{form}");
@@ -881,4 +884,67 @@ async fn a_target_in_use_is_kept_until_the_forced_delete() {
         .await;
     assert_eq!(gone.status, StatusCode::SEE_OTHER, "{}", gone.text);
     assert!(b.get("/ui/targets").await.text.contains("No targets yet"));
+}
+
+#[tokio::test]
+async fn schedules_show_next_due_times_and_pause_and_resume() {
+    let h = harness().await;
+    let b = Browser::signed_in(&h, &h.read).await;
+    let empty = b.get("/ui/schedules").await;
+    assert_eq!(empty.status, StatusCode::OK);
+    assert!(empty.text.contains("No schedules yet"), "{}", empty.text);
+    let created = h
+        .call(
+            Method::POST,
+            "/v1/schedules",
+            Some(&h.admin),
+            Some(r#"{"name":"daily-report","cron":"0 9 * * MON-FRI","timezone":"Europe/Paris","task":{"queue":"reports","task":"report.daily"}}"#),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+
+    let page = b.get("/ui/schedules").await;
+    assert!(page.text.contains("daily-report") && page.text.contains("0 9 * * MON-FRI"));
+    assert_eq!(
+        page.text.matches("<li><time datetime=").count(),
+        5,
+        "{}",
+        page.text
+    );
+    assert!(!page.text.contains("/pause\""), "read keys get no buttons");
+    let read_csrf = b.csrf().await;
+    let refused = b
+        .post(
+            &format!("/ui/schedules/{id}/pause"),
+            &[("csrf", &read_csrf)],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+
+    let admin = Browser::signed_in(&h, &h.admin).await;
+    let csrf = admin.csrf().await;
+    let no_token = admin.post(&format!("/ui/schedules/{id}/pause"), &[]).await;
+    assert_eq!(no_token.status, StatusCode::FORBIDDEN);
+    assert!(!h.store.schedule(&id).await.unwrap().unwrap().paused);
+    let paused = admin
+        .post(&format!("/ui/schedules/{id}/pause"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(paused.status, StatusCode::SEE_OTHER, "{}", paused.text);
+    assert!(h.store.schedule(&id).await.unwrap().unwrap().paused);
+    let page = admin
+        .get(paused.headers[header::LOCATION].to_str().unwrap())
+        .await;
+    assert!(page.text.contains("Paused daily-report"), "{}", page.text);
+    assert!(page.text.contains("none while paused"), "{}", page.text);
+    assert!(page.text.contains("Resume daily-report"), "{}", page.text);
+    let resumed = admin
+        .post(&format!("/ui/schedules/{id}/resume"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(resumed.status, StatusCode::SEE_OTHER);
+    assert!(!h.store.schedule(&id).await.unwrap().unwrap().paused);
+    let missing = admin
+        .post("/ui/schedules/sch_nope/pause", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
