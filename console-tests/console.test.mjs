@@ -84,8 +84,6 @@ describe("the console", () => {
     await page.goto(`${server.base}/ui/dead-letters/confirm?action=replay&reason=payload-invalid`);
     assert.match(await page.locator("main").textContent(), /can look but not act/);
     assert.equal(await page.getByRole("link", { name: "Targets" }).count(), 0);
-    const targets = await page.goto(`${server.base}/ui/targets`);
-    assert.equal(targets.status(), 403);
 
     // The server refuses even with the session's own CSRF token.
     const csrf = await page.locator("input[name=csrf]").first().inputValue();
@@ -96,6 +94,9 @@ describe("the console", () => {
     assert.equal(answer.status(), 403);
     assert.match(await answer.text(), /needs an admin key/);
     for (const id of sms) assert.equal(await stateOf(id), "dead");
+    // Targets are admin-only, reads included, as on the API.
+    const targets = await page.goto(`${server.base}/ui/targets`);
+    assert.equal(targets.status(), 403);
     assert.deepEqual(page.violations, []);
   });
 
@@ -132,6 +133,25 @@ describe("the console", () => {
     assert.match(await page.locator("main").textContent(), /keeps signing beside the new one until/);
     const targets = await api(server, "GET", "/v1/targets");
     assert.equal(targets.items[0].secrets.length, 2, "old and new sign during the overlap");
+    assert.deepEqual(page.violations, []);
+  });
+
+  test("an admin pauses a schedule and resumes it", async () => {
+    const schedule = await api(server, "POST", "/v1/schedules", {
+      name: "nightly",
+      cron: "0 3 * * *",
+      task: { queue: "reports", task: "report.nightly" },
+    });
+    const page = await newPage();
+    await signIn(page, server, server.admin);
+    await page.getByRole("link", { name: "Schedules" }).click();
+    assert.equal(await page.locator("ol li time").count(), 5, "the next five due times");
+    await page.getByRole("button", { name: "Pause nightly" }).click();
+    await page.getByText("Paused nightly").waitFor();
+    assert.equal((await api(server, "GET", `/v1/schedules/${schedule.id}`)).paused, true);
+    await page.getByRole("button", { name: "Resume nightly" }).click();
+    await page.getByText("Resumed nightly").waitFor();
+    assert.equal((await api(server, "GET", `/v1/schedules/${schedule.id}`)).paused, false);
     assert.deepEqual(page.violations, []);
   });
 

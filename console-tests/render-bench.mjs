@@ -33,6 +33,8 @@ try {
     "/ui/dead-letters",
     "/ui/dead-letters?reason=max-attempts",
     "/ui/dead-letters/confirm?action=replay&reason=max-attempts",
+    "/ui/messages",
+    "/ui/schedules",
   ];
   console.log(`| page | median ms | p95 ms | bytes |`);
   console.log(`| --- | ---: | ---: | ---: |`);

@@ -23,6 +23,19 @@ try {
     url_prefix: "https://billing.example.com/",
     rate_limit_per_s: 50,
   });
+  await api(server, "POST", "/v1/schedules", {
+    name: "daily-report",
+    cron: "0 9 * * MON-FRI",
+    timezone: "Europe/Paris",
+    task: { queue: "reports", task: "report.daily", args: { format: "pdf" } },
+  });
+  await api(server, "POST", "/v1/schedules", {
+    name: "hourly-sync",
+    cron: "0 * * * *",
+    timezone: "UTC",
+    task: { queue: "sync", task: "sync.all" },
+    paused: true,
+  });
   // Its receiver is unreachable: the dispatcher's attempts fail and are
   // recorded with their error.
   const message = await api(server, "POST", "/v1/messages", {
@@ -51,6 +64,8 @@ try {
   await shot("messages");
   await page.goto(`${server.base}/ui/messages/${message.id}`);
   await shot("message");
+  await page.goto(`${server.base}/ui/schedules`);
+  await shot("schedules");
   await page.goto(`${server.base}/ui/targets`);
   await shot("targets");
   await page.getByLabel("Old secret keeps signing for (seconds)").first().fill("3600");

@@ -11,9 +11,15 @@
 //! keeps the key's hash, and every request asks the store again whether the
 //! key is still valid, so revoking a key ends its sessions. `read` keys see
 //! every page and get no action buttons; the server refuses their actions
-//! too. Every state-changing form carries the session's CSRF token.
-//! Actions call the functions the API routes call (`routes::dead_letters::
-//! replay_selected`, the store's `cancel`), never a second copy.
+//! too (targets, admin-only on the API even to read, are admin-only here).
+//! Every state-changing form carries the session's CSRF token. Actions and
+//! listings call the functions the API routes call (`replay_selected`,
+//! `purge_selected`, `cancel_as`, `create_target`, `rotate`,
+//! `delete_target`, `pause_or_resume`, each route module's `list_filter`
+//! and views), never a second copy.
+//!
+//! Not built yet: the keys page, editing targets and schedules, resend and
+//! retry-now, and live updates.
 
 mod assets;
 mod dead_letters;
