@@ -10,7 +10,7 @@ use crate::state::AppState;
 
 pub(crate) mod dead_letters;
 mod health;
-mod keys;
+pub(crate) mod keys;
 pub(crate) mod messages;
 mod metrics;
 pub(crate) mod openapi;

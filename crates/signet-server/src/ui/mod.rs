@@ -18,11 +18,12 @@
 //! `delete_target`, `pause_or_resume`, each route module's `list_filter`
 //! and views), never a second copy.
 //!
-//! Not built yet: the keys page, editing targets and schedules, resend and
+//! Not built yet: editing targets and schedules, resend and
 //! retry-now, and live updates.
 
 mod assets;
 mod dead_letters;
+mod keys;
 mod messages;
 mod overview;
 mod page;
@@ -66,6 +67,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/ui/schedules", get(schedules::list))
         .route("/ui/schedules/{id}/pause", post(schedules::pause))
         .route("/ui/schedules/{id}/resume", post(schedules::resume))
+        .route("/ui/keys", get(keys::page).post(keys::create))
+        .route("/ui/keys/{id}/revoke", post(keys::revoke))
         .route("/ui/dead-letters", get(dead_letters::list))
         .route("/ui/dead-letters/confirm", get(dead_letters::confirm))
         .route("/ui/dead-letters/replay", post(dead_letters::replay))

@@ -176,6 +176,7 @@ const PAGES: &[&str] = &[
     "/ui/messages",
     "/ui/messages?state=available",
     "/ui/schedules",
+    "/ui/keys",
 ];
 
 #[tokio::test]
@@ -197,6 +198,8 @@ async fn signed_out_every_page_redirects_to_sign_in_and_every_form_too() {
         "/ui/targets/any/delete",
         "/ui/schedules/any/pause",
         "/ui/schedules/any/resume",
+        "/ui/keys",
+        "/ui/keys/any/revoke",
     ] {
         let r = b.post(form, &[("csrf", "x"), ("id", &ids[0])]).await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{form}");
@@ -945,6 +948,106 @@ async fn schedules_show_next_due_times_and_pause_and_resume() {
     assert!(!h.store.schedule(&id).await.unwrap().unwrap().paused);
     let missing = admin
         .post("/ui/schedules/sch_nope/pause", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn keys_show_signing_status_and_api_keys_created_once_and_revoked() {
+    let h = harness().await;
+    h.enqueue(json!({"queue": "q", "task": "t"})).await;
+    let read = Browser::signed_in(&h, &h.read).await;
+    let page = read.get("/ui/keys").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert_no_inline(&page.text);
+    // The signing key k1 is active and signs the pending task.
+    assert!(
+        page.text.contains("<code>k1</code>") && page.text.contains(">active<"),
+        "{}",
+        page.text
+    );
+    // Every API key, by id and prefix, never a secret; no buttons for read.
+    for secret in [&h.admin, &h.read, &h.publish] {
+        assert!(!page.text.contains(secret.as_str()));
+        assert!(page.text.contains(&secret[..11]), "the prefix of each key");
+    }
+    assert!(page.text.contains("(this session)"));
+    assert!(!page.text.contains("/revoke\"") && !page.text.contains("action=\"/ui/keys\""));
+    let read_csrf = read.csrf().await;
+    let refused = read
+        .post(
+            "/ui/keys",
+            &[("csrf", &read_csrf), ("name", "sneaky"), ("scope", "admin")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(h
+        .store
+        .list_api_keys()
+        .await
+        .unwrap()
+        .iter()
+        .all(|k| k.name != "sneaky"));
+
+    let admin = Browser::signed_in(&h, &h.admin).await;
+    let csrf = admin.csrf().await;
+    let no_token = admin
+        .post("/ui/keys", &[("name", "oncall"), ("scope", "read")])
+        .await;
+    assert_eq!(no_token.status, StatusCode::FORBIDDEN);
+    let created = admin
+        .post(
+            "/ui/keys",
+            &[("csrf", &csrf), ("name", "oncall"), ("scope", "read")],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let secret = secret_in(&created.text);
+    assert!(secret.starts_with("sk_"), "{secret}");
+    assert!(
+        !admin.get("/ui/keys").await.text.contains(&secret),
+        "shown once"
+    );
+    // The new key signs in.
+    let oncall = Browser::signed_in(&h, &secret).await;
+    assert_eq!(oncall.get("/ui").await.status, StatusCode::OK);
+    for (name, scope, field) in [("x", "root", "scope"), ("", "read", "name")] {
+        let bad = admin
+            .post(
+                "/ui/keys",
+                &[("csrf", &csrf), ("name", name), ("scope", scope)],
+            )
+            .await;
+        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.text);
+        assert!(bad.text.contains(field), "{}", bad.text);
+    }
+
+    let id = h
+        .store
+        .list_api_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|k| k.name == "oncall")
+        .unwrap()
+        .id;
+    let revoked = admin
+        .post(&format!("/ui/keys/{id}/revoke"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER, "{}", revoked.text);
+    let page = admin
+        .get(revoked.headers[header::LOCATION].to_str().unwrap())
+        .await;
+    assert!(
+        page.text.contains(&format!("Revoked {id}")),
+        "{}",
+        page.text
+    );
+    // Its session ends at once.
+    let r = oncall.get("/ui").await;
+    assert_eq!(r.headers[header::LOCATION], "/ui/sign-in?why=revoked");
+    let missing = admin
+        .post("/ui/keys/nonsense/revoke", &[("csrf", &csrf)])
         .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
