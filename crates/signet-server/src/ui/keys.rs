@@ -53,7 +53,7 @@ pub(crate) async fn page(
         .list_api_keys()
         .await
         .map_err(AppError::from)?;
-    keys.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms));
+    keys.sort_by_key(|k| std::cmp::Reverse(k.created_at_ms));
     let api_keys = keys
         .into_iter()
         .map(|record| ApiKeyRow {
