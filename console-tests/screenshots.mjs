@@ -66,6 +66,8 @@ try {
   await shot("message");
   await page.goto(`${server.base}/ui/schedules`);
   await shot("schedules");
+  await page.goto(`${server.base}/ui/keys`);
+  await shot("keys");
   await page.goto(`${server.base}/ui/targets`);
   await shot("targets");
   await page.getByLabel("Old secret keeps signing for (seconds)").first().fill("3600");
