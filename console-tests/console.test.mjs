@@ -155,6 +155,16 @@ describe("the console", () => {
     assert.deepEqual(page.violations, []);
   });
 
+  test("a sign-in form posted from elsewhere is refused", async () => {
+    const page = await newPage();
+    const answer = await page.request.post(`${server.base}/ui/sign-in`, {
+      form: { key: server.admin },
+      maxRedirects: 0,
+    });
+    assert.equal(answer.status(), 403);
+    assert.equal((await page.context().cookies()).filter((c) => c.name === "signet_session").length, 0);
+  });
+
   test("signed out, pages send you to sign in; a wrong key is refused and not echoed", async () => {
     const page = await newPage();
     await page.goto(`${server.base}/ui/dead-letters`);

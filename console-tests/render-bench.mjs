@@ -16,13 +16,20 @@ try {
   await fail(server, "failing", DEAD);
   console.log(`seeded ${TASKS} tasks (${DEAD} dead) in ${((performance.now() - started) / 1000).toFixed(1)} s`);
 
+  // Sign in as a browser does: the form, its cookie and token, the post.
+  const form = await fetch(`${server.base}/ui/sign-in`);
+  const formCookie = form.headers.get("set-cookie").split(";")[0];
+  const token = (await form.text()).match(/name="token" value="([^"]+)"/)[1];
   const signIn = await fetch(`${server.base}/ui/sign-in`, {
     method: "POST",
-    headers: { "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ key: server.admin }),
+    headers: { "content-type": "application/x-www-form-urlencoded", cookie: formCookie },
+    body: new URLSearchParams({ key: server.admin, token }),
     redirect: "manual",
   });
-  const cookie = signIn.headers.get("set-cookie").split(";")[0];
+  const cookie = signIn.headers
+    .getSetCookie()
+    .find((c) => c.startsWith("signet_session="))
+    .split(";")[0];
   const some = (await api(server, "GET", "/v1/tasks?queue=bulk&limit=1")).items[0].id;
   const pages = [
     "/ui",

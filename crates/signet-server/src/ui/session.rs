@@ -22,7 +22,7 @@ const MAX_SESSIONS: usize = 10_000;
 const TOKEN_BYTES: usize = 32;
 
 /// A fresh random token, URL-safe base64.
-fn token() -> String {
+pub(crate) fn token() -> String {
     let mut bytes = [0u8; TOKEN_BYTES];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
@@ -54,7 +54,7 @@ impl fmt::Debug for Session {
 impl Session {
     /// Whether `presented` is this session's CSRF token (constant time).
     pub(crate) fn csrf_matches(&self, presented: Option<&str>) -> bool {
-        presented.is_some_and(|p| bool::from(self.csrf.as_bytes().ct_eq(p.as_bytes())))
+        tokens_match(Some(&self.csrf), presented)
     }
 }
 
@@ -145,6 +145,30 @@ pub(crate) fn set_cookie(id: &str, secure: bool) -> HeaderValue {
     .unwrap_or_else(|_| HeaderValue::from_static("signet_session=; Path=/ui; Max-Age=0"))
 }
 
+/// The cookie that ties a sign-in form to the browser it was shown to.
+pub(crate) const SIGN_IN_COOKIE: &str = "signet_sign_in";
+
+/// `Set-Cookie` for a sign-in form's token: only `/ui/sign-in` gets it
+/// back, never from another site (`SameSite=Strict`), for an hour. A form
+/// posted from elsewhere lacks it, so no site can sign a browser in with
+/// a key of its choosing.
+pub(crate) fn sign_in_cookie(token: &str, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{SIGN_IN_COOKIE}={token}; Path=/ui/sign-in; HttpOnly; SameSite=Strict; Max-Age=3600{secure}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("signet_sign_in=; Path=/ui/sign-in; Max-Age=0"))
+}
+
+/// Whether two tokens are equal, in constant time; an absent one matches
+/// nothing.
+pub(crate) fn tokens_match(expected: Option<&str>, presented: Option<&str>) -> bool {
+    match (expected, presented) {
+        (Some(e), Some(p)) if !e.is_empty() => bool::from(e.as_bytes().ct_eq(p.as_bytes())),
+        _ => false,
+    }
+}
+
 /// `Set-Cookie` that removes the session cookie.
 pub(crate) fn clear_cookie(secure: bool) -> HeaderValue {
     if secure {
@@ -186,6 +210,23 @@ mod tests {
         assert!(!s.csrf_matches(Some(&s.csrf[1..])));
         assert!(!format!("{s:?}").contains(&s.csrf));
         assert_ne!(id, s.csrf);
+    }
+
+    #[test]
+    fn sign_in_tokens_match_only_when_both_are_there() {
+        let t = token();
+        assert!(tokens_match(Some(&t), Some(&t)));
+        assert!(!tokens_match(Some(&t), None));
+        assert!(!tokens_match(None, Some(&t)));
+        assert!(!tokens_match(Some(""), Some("")));
+        assert!(!tokens_match(Some(&t), Some(&token())));
+        let set = sign_in_cookie(&t, false);
+        let set = set.to_str().unwrap();
+        assert!(
+            set.contains("Path=/ui/sign-in")
+                && set.contains("SameSite=Strict")
+                && set.contains("HttpOnly")
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use askama::Template;
-use axum::extract::{ConnectInfo, FromRequest, Request, State};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -22,15 +22,26 @@ struct SignInPage {
     chrome: Option<Chrome>,
     notice: Option<&'static str>,
     error: Option<String>,
+    token: String,
 }
 
-fn page(status: StatusCode, notice: Option<&'static str>, error: Option<String>) -> Response {
+/// The sign-in page with a fresh form token, set in its cookie too.
+fn page(
+    status: StatusCode,
+    notice: Option<&'static str>,
+    error: Option<String>,
+    secure: bool,
+) -> Response {
+    let token = session::token();
     let mut r = render(&SignInPage {
         chrome: None,
         notice,
         error,
+        token: token.clone(),
     });
     *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::SET_COOKIE, session::sign_in_cookie(&token, secure));
     r
 }
 
@@ -41,14 +52,24 @@ pub(crate) struct SignInQuery {
 }
 
 /// `GET /ui/sign-in`.
-pub(crate) async fn form(UiQuery(q): UiQuery<SignInQuery>) -> Response {
+pub(crate) async fn form(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, UiError> {
+    let (mut parts, _) = request.into_parts();
+    let UiQuery(q) = UiQuery::<SignInQuery>::from_request_parts(&mut parts, &state).await?;
     let notice = match q.why.as_deref() {
         Some("expired") => Some("Your session ended (signed out, or unused for 12 hours). Sign in again."),
         Some("revoked") => Some("The API key of your session is no longer valid (revoked or deleted). Sign in with another key."),
         Some("signed-out") => Some("You are signed out."),
         _ => None,
     };
-    page(StatusCode::OK, notice, None)
+    Ok(page(
+        StatusCode::OK,
+        notice,
+        None,
+        came_over_tls(&state, &parts),
+    ))
 }
 
 /// The sign-in form. The key is never shown again, and zeroized once
@@ -56,6 +77,8 @@ pub(crate) async fn form(UiQuery(q): UiQuery<SignInQuery>) -> Response {
 #[derive(Deserialize)]
 pub(crate) struct SignInForm {
     key: String,
+    /// The form's token, which must match its cookie.
+    token: Option<String>,
 }
 
 /// `POST /ui/sign-in`: counts against the per-address rate limit, checks
@@ -74,18 +97,28 @@ pub(crate) async fn submit(State(state): State<AppState>, request: Request) -> R
         return UiError::from(AppError::from(refused)).into_response();
     }
     let secure = came_over_tls(&state, &parts);
+    let expected = session::cookie(&parts.headers, session::SIGN_IN_COOKIE).map(str::to_owned);
     let form =
         match UiForm::<SignInForm>::from_request(Request::from_parts(parts, body), &state).await {
             Ok(UiForm(f)) => f,
             Err(e) => return e.into_response(),
         };
     let key = Zeroizing::new(form.key);
+    if !session::tokens_match(expected.as_deref(), form.token.as_deref()) {
+        return page(
+            StatusCode::FORBIDDEN,
+            None,
+            Some("This sign-in form expired or was not opened here (its security token does not match); enter the key again.".into()),
+            secure,
+        );
+    }
     let key = key.trim();
     if key.is_empty() {
         return page(
             StatusCode::UNPROCESSABLE_ENTITY,
             None,
             Some("Enter an API key (it starts with sk_).".into()),
+            secure,
         );
     }
     if !key.starts_with(SECRET_PREFIX) {
@@ -93,6 +126,7 @@ pub(crate) async fn submit(State(state): State<AppState>, request: Request) -> R
             StatusCode::UNAUTHORIZED,
             None,
             Some("That is not an API key: API keys start with sk_.".into()),
+            secure,
         );
     }
     let hash = hash_key(key);
@@ -103,6 +137,9 @@ pub(crate) async fn submit(State(state): State<AppState>, request: Request) -> R
             let mut r = Redirect::to("/ui").into_response();
             r.headers_mut()
                 .insert(header::SET_COOKIE, session::set_cookie(&id, secure));
+            // The form's token is spent.
+            r.headers_mut()
+                .append(header::SET_COOKIE, session::sign_in_cookie("", secure));
             r
         }
         Err(AppError::Unauthorized(why)) => page(
@@ -111,6 +148,7 @@ pub(crate) async fn submit(State(state): State<AppState>, request: Request) -> R
             Some(format!(
                 "Sign-in refused: {why}. Check the key, or create one with `signet api-keys create`."
             )),
+            secure,
         ),
         Err(e) => UiError::from(e).into_response(),
     }

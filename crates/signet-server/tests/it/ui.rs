@@ -21,6 +21,8 @@ use crate::support::{send, Reply, TempStore};
 struct Browser<'h> {
     app: &'h Router,
     cookie: Option<String>,
+    /// The sign-in form's cookie, once the form was fetched.
+    sign_in_cookie: Option<String>,
 }
 
 /// What a browser talks to.
@@ -45,6 +47,7 @@ impl<'h> Browser<'h> {
         Self {
             app: h.router(),
             cookie: None,
+            sign_in_cookie: None,
         }
     }
 
@@ -58,8 +61,15 @@ impl<'h> Browser<'h> {
 
     fn build(&self, method: Method, uri: &str, form: Option<String>) -> Request<Body> {
         let mut b = Request::builder().method(method).uri(uri);
+        let mut cookies = Vec::new();
         if let Some(c) = &self.cookie {
-            b = b.header(header::COOKIE, format!("signet_session={c}"));
+            cookies.push(format!("signet_session={c}"));
+        }
+        if let Some(c) = &self.sign_in_cookie {
+            cookies.push(format!("signet_sign_in={c}"));
+        }
+        if !cookies.is_empty() {
+            b = b.header(header::COOKIE, cookies.join("; "));
         }
         match form {
             Some(f) => b
@@ -85,15 +95,24 @@ impl<'h> Browser<'h> {
         r
     }
 
+    /// Opens the sign-in form, keeping its cookie; returns the form's
+    /// token.
+    async fn sign_in_form(&mut self) -> String {
+        let form = self.get("/ui/sign-in").await;
+        assert_eq!(form.status, StatusCode::OK);
+        self.sign_in_cookie = cookie_in(&form, "signet_sign_in");
+        assert!(self.sign_in_cookie.is_some(), "the form sets its cookie");
+        field_in(&form.text, "token")
+    }
+
+    /// Signs in through the form, as a browser does.
     async fn sign_in(&mut self, key: &str) -> Reply {
-        let r = self.post("/ui/sign-in", &[("key", key)]).await;
-        if let Some(set) = r.headers.get(header::SET_COOKIE) {
-            let set = set.to_str().unwrap();
-            let value = set
-                .strip_prefix("signet_session=")
-                .and_then(|v| v.split(';').next())
-                .unwrap();
-            self.cookie = Some(value.to_owned());
+        let token = self.sign_in_form().await;
+        let r = self
+            .post("/ui/sign-in", &[("key", key), ("token", &token)])
+            .await;
+        if let Some(id) = cookie_in(&r, "signet_session") {
+            self.cookie = Some(id);
         }
         r
     }
@@ -116,8 +135,28 @@ fn unescape(html: &str) -> String {
 }
 
 fn csrf_in(html: &str) -> String {
-    let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+    field_in(html, "csrf")
+}
+
+/// The value of the first hidden field `name` in a page.
+fn field_in(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let at = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} field"))
+        + marker.len();
     html[at..].split('"').next().unwrap().to_owned()
+}
+
+/// The value a `Set-Cookie` of an answer gives cookie `name`.
+fn cookie_in(r: &Reply, name: &str) -> Option<String> {
+    r.headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix(&format!("{name}=")))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned)
 }
 
 fn assert_console_headers(r: &Reply) {
@@ -261,7 +300,7 @@ async fn sign_in_refuses_bad_keys_without_echoing_them_and_sets_a_strict_cookie(
     ] {
         let r = b.sign_in(key).await;
         assert_eq!(r.status, status, "{key}: {}", r.text);
-        assert!(r.headers.get(header::SET_COOKIE).is_none());
+        assert!(cookie_in(&r, "signet_session").is_none());
         if !key.is_empty() {
             assert!(!r.text.contains(key), "the key was echoed: {}", r.text);
         }
@@ -269,7 +308,13 @@ async fn sign_in_refuses_bad_keys_without_echoing_them_and_sets_a_strict_cookie(
     }
     let r = b.sign_in(&h.read).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    let set = r.headers[header::SET_COOKIE].to_str().unwrap();
+    let set = r
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|v| v.starts_with("signet_session="))
+        .unwrap();
     for part in ["HttpOnly", "SameSite=Strict", "Path=/ui", "Max-Age="] {
         assert!(set.contains(part), "{set}");
     }
@@ -288,29 +333,36 @@ async fn behind_a_trusted_tls_proxy_the_cookie_is_secure() {
         ..ServerConfig::default()
     };
     let h = harness_with(config, signing()).await;
+    let mut b = Browser::new(&h);
+    let token = b.sign_in_form().await;
+    let cookie = b.sign_in_cookie.clone().unwrap();
     let sign_in = |peer: &str, proto: &str| {
         let mut r = Request::builder()
             .method(Method::POST)
             .uri("/ui/sign-in")
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::COOKIE, format!("signet_sign_in={cookie}"))
             .header("x-forwarded-proto", proto)
-            .body(Body::from(format!("key={}", h.admin)))
+            .body(Body::from(format!("key={}&token={token}", h.admin)))
             .unwrap();
         r.extensions_mut()
             .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
         r
     };
+    let session_cookie = |r: &Reply| {
+        r.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .find(|v| v.starts_with("signet_session="))
+            .unwrap()
+    };
     let r = h.send(sign_in("10.1.2.3:5000", "https")).await;
-    assert!(r.headers[header::SET_COOKIE]
-        .to_str()
-        .unwrap()
-        .contains("; Secure"));
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    assert!(session_cookie(&r).contains("; Secure"));
     // An untrusted peer cannot claim TLS.
     let r = h.send(sign_in("192.0.2.9:5000", "https")).await;
-    assert!(!r.headers[header::SET_COOKIE]
-        .to_str()
-        .unwrap()
-        .contains("Secure"));
+    assert!(!session_cookie(&r).contains("Secure"));
 }
 
 #[tokio::test]
@@ -1050,4 +1102,33 @@ async fn keys_show_signing_status_and_api_keys_created_once_and_revoked() {
         .post("/ui/keys/nonsense/revoke", &[("csrf", &csrf)])
         .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_sign_in_form_not_opened_in_this_browser_is_refused() {
+    let h = harness().await;
+    // Posted from elsewhere: no form cookie, or a token that is not its own.
+    let mut b = Browser::new(&h);
+    for pairs in [
+        vec![("key", h.admin.as_str())],
+        vec![("key", h.admin.as_str()), ("token", "forged")],
+    ] {
+        let r = b.post("/ui/sign-in", &pairs).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+        assert!(cookie_in(&r, "signet_session").is_none());
+        assert!(r.text.contains("security token"), "{}", r.text);
+        assert!(!r.text.contains(&h.admin));
+    }
+    let token = b.sign_in_form().await;
+    let mut other = Browser::new(&h);
+    let other_token = other.sign_in_form().await;
+    assert_ne!(token, other_token);
+    let r = b
+        .post("/ui/sign-in", &[("key", &h.admin), ("token", &other_token)])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = b
+        .post("/ui/sign-in", &[("key", &h.admin), ("token", &token)])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
 }
