@@ -155,6 +155,18 @@ describe("the console", () => {
     assert.deepEqual(page.violations, []);
   });
 
+  test("the overview redraws itself as work arrives", async () => {
+    const page = await newPage();
+    await signIn(page, server, server.admin);
+    const queue = page.getByRole("link", { name: "live-queue", exact: true });
+    assert.equal(await queue.count(), 0);
+    await enqueue(server, "live-queue", "tick", 2);
+    // Redrawn every 10 s: the new queue shows without a reload.
+    await queue.waitFor({ timeout: 25_000 });
+    assert.equal(await page.locator("main").getAttribute("data-refreshed") !== null, true);
+    assert.deepEqual(page.violations, []);
+  });
+
   test("a sign-in form posted from elsewhere is refused", async () => {
     const page = await newPage();
     const answer = await page.request.post(`${server.base}/ui/sign-in`, {

@@ -19,7 +19,7 @@
 //! and views), never a second copy.
 //!
 //! Not built yet: editing targets and schedules, resend and
-//! retry-now, and live updates.
+//! retry-now, and live updates beyond the overview's redraw.
 
 mod assets;
 mod dead_letters;

@@ -18,6 +18,10 @@ use crate::state::AppState;
 /// these).
 pub(crate) const REASON_SAMPLE: usize = MAX_PAGE;
 
+/// How often the overview redraws itself in the browser (short polling
+/// by the console's script), in seconds.
+pub(crate) const REFRESH_SECONDS: u32 = 10;
+
 struct QueueRow {
     queue: String,
     counts: Vec<u64>,
@@ -46,6 +50,7 @@ struct OverviewPage {
     reasons_sampled: bool,
     sample: usize,
     leaders: Vec<LeaderRow>,
+    refresh_seconds: u32,
 }
 
 /// `GET /ui`.
@@ -99,6 +104,7 @@ pub(crate) async fn page(
         reasons_sampled: sampled,
         sample: REASON_SAMPLE,
         leaders,
+        refresh_seconds: REFRESH_SECONDS,
     }))
 }
 

@@ -667,6 +667,13 @@ async fn pages_are_cursor_paged_and_show_empty_states() {
     assert!(empty.text.contains("No tasks yet"), "{}", empty.text);
     let overview = b.get("/ui").await;
     assert!(overview.text.contains("No tasks yet"));
+    assert!(
+        overview
+            .text
+            .contains("<main id=\"main\" data-refresh=\"10\">"),
+        "{}",
+        overview.text
+    );
     assert!(overview.text.contains("No dead letters"));
     for _ in 0..3 {
         h.enqueue(json!({"queue": "paged", "task": "t"})).await;

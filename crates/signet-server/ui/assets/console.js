@@ -1,6 +1,7 @@
 // Signet console: shows every <time datetime> in the viewer's zone, with
-// the UTC time kept in its title. Loaded from /ui/assets (the page's CSP
-// allows no inline script).
+// the UTC time kept in its title; asks before forms marked data-confirm;
+// redraws pages marked data-refresh. Loaded from /ui/assets (the page's
+// CSP allows no inline script).
 "use strict";
 
 (function () {
@@ -26,8 +27,33 @@
       });
     }
   }
+  // A page whose <main> has data-refresh="N" redraws its content from the
+  // server every N seconds while the tab is visible (short polling, no
+  // inline script; the session cookie goes along, same origin). A page
+  // that answers anything but 200 (signed out, server gone) stops it.
+  function refreshing(main) {
+    const seconds = Number(main.dataset.refresh);
+    if (!(seconds > 0)) return;
+    const timer = setInterval(async () => {
+      if (document.visibilityState !== "visible") return;
+      try {
+        const answer = await fetch(window.location.href, { redirect: "manual", cache: "no-store" });
+        if (answer.status !== 200) return clearInterval(timer);
+        const fresh = new DOMParser().parseFromString(await answer.text(), "text/html").querySelector("main");
+        if (!fresh) return clearInterval(timer);
+        main.replaceChildren(...fresh.childNodes);
+        main.dataset.refreshed = String(Number(main.dataset.refreshed || 0) + 1);
+        localise(main);
+        confirmations(main);
+      } catch {
+        clearInterval(timer);
+      }
+    }, seconds * 1000);
+  }
   document.addEventListener("DOMContentLoaded", () => {
     localise(document);
     confirmations(document);
+    const main = document.querySelector("main[data-refresh]");
+    if (main) refreshing(main);
   });
 })();
