@@ -10,8 +10,8 @@ use serde::Deserialize;
 use signet_store::{DeadFilter, DeadReason, MAX_PAGE};
 
 use super::page::{render, Chrome, UiError};
-use super::tasks::{given, next_link, TaskRowView};
-use super::viewer::{UiForm, UiQuery, Viewer};
+use super::tasks::TaskRowView;
+use super::viewer::{given, next_link, UiForm, UiQuery, Viewer};
 use crate::routes::dead_letters::{
     list_filter, purge_selected, replay_selected, selector, DeadActionResponse, DeadFilterInput,
     DeadListQuery, DeadSelectorInput,

@@ -155,6 +155,6 @@ pub(crate) async fn revoke(
         .await
         .map_err(AppError::from)?;
     tracing::info!(key_id = %record.id, by = %viewer.caller.key_id, "API key revoked from the console");
-    let query = super::tasks::next_link(&[("revoked", Some(&record.id))]);
+    let query = super::viewer::next_link(&[("revoked", Some(&record.id))]);
     Ok(Redirect::to(&format!("/ui/keys?{query}")).into_response())
 }

@@ -9,8 +9,7 @@ use serde::Deserialize;
 use signet_store::TaskState;
 
 use super::page::{render, Chrome, Time, UiError};
-use super::tasks::{given, next_link};
-use super::viewer::{UiQuery, Viewer};
+use super::viewer::{given, next_link, UiQuery, Viewer};
 use crate::routes::messages::{list_filter, shown_to, MessageListQuery, MessageView};
 use crate::state::AppState;
 

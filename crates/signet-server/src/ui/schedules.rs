@@ -61,7 +61,7 @@ async fn act(
     viewer.may_act(form.csrf.as_deref())?;
     let schedule = pause_or_resume(state, id, paused, viewer.caller.scope).await?;
     let done = if paused { "paused" } else { "resumed" };
-    let query = super::tasks::next_link(&[(done, Some(&schedule.name))]);
+    let query = super::viewer::next_link(&[(done, Some(&schedule.name))]);
     Ok(Redirect::to(&format!("/ui/schedules?{query}")).into_response())
 }
 

@@ -11,8 +11,7 @@ use serde::Deserialize;
 use signet_runtime::TargetDeletion;
 
 use super::page::{render, Chrome, UiError};
-use super::tasks::given;
-use super::viewer::{UiForm, UiQuery, Viewer};
+use super::viewer::{given, UiForm, UiQuery, Viewer};
 use crate::routes::targets::{
     create_target, delete_target, rotate, views, CreateTargetRequest, RotateSecretRequest,
     TargetView, TargetWithSecret,

@@ -10,15 +10,10 @@ use serde::Deserialize;
 use signet_store::TaskState;
 
 use super::page::{render, Chrome, Time, UiError};
-use super::viewer::{UiForm, UiQuery, Viewer};
+use super::viewer::{given, next_link, UiForm, UiQuery, Viewer};
 use crate::routes::tasks::{cancel_as, list_filter, parse_task_id, ListQuery};
 use crate::state::AppState;
 use crate::views::{HistoryEventView, TaskView};
-
-/// A blank form field is no filter.
-pub(crate) fn given(v: Option<String>) -> Option<String> {
-    v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
-}
 
 /// The filters of the task list, as the URL carries them.
 #[derive(Debug, Default, Deserialize)]
@@ -117,17 +112,6 @@ pub(crate) async fn list(
         rows,
         next,
     }))
-}
-
-/// A query string of the given (present) pairs, encoded.
-pub(crate) fn next_link(pairs: &[(&str, Option<&str>)]) -> String {
-    let mut query = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in pairs {
-        if let Some(v) = v {
-            query.append_pair(k, v);
-        }
-    }
-    query.finish()
 }
 
 /// The signature of a task, and whether the server's key ring verifies it.

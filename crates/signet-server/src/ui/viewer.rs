@@ -1,5 +1,6 @@
-//! Who is looking: the signed-in session and its API key, checked on every
-//! request; and the checks an action makes (CSRF token, then scope).
+//! Who is looking and what they sent: the signed-in session and its API
+//! key, checked on every request; the checks an action makes (CSRF token,
+//! then scope); query strings and forms read with errors as pages.
 
 use std::net::SocketAddr;
 
@@ -113,6 +114,22 @@ fn forwarded_https(headers: &HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.rsplit(',').next())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
+}
+
+/// A blank form field is no filter.
+pub(crate) fn given(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+}
+
+/// A query string of the given (present) pairs, encoded.
+pub(crate) fn next_link(pairs: &[(&str, Option<&str>)]) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        if let Some(v) = v {
+            query.append_pair(k, v);
+        }
+    }
+    query.finish()
 }
 
 /// A query string, its errors as console pages.
