@@ -1139,3 +1139,20 @@ async fn a_sign_in_form_not_opened_in_this_browser_is_refused() {
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
 }
+
+#[test]
+fn the_banner_prints_the_console_url() {
+    let on = signing();
+    let text = signet_server::serve::Banner {
+        addr: "127.0.0.1:4321".parse().unwrap(),
+        store: "sqlite://./x.db",
+        signing: &on,
+        config: &ServerConfig::default(),
+        new_admin_key: None,
+    }
+    .to_string();
+    assert!(
+        text.contains("console: http://127.0.0.1:4321/ui (sign in with an API key)\n"),
+        "{text}"
+    );
+}
