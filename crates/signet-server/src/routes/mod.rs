@@ -14,7 +14,7 @@ pub(crate) mod keys;
 pub(crate) mod messages;
 mod metrics;
 pub(crate) mod openapi;
-pub(crate) mod queues;
+mod queues;
 pub(crate) mod schedules;
 pub(crate) mod targets;
 pub(crate) mod tasks;
