@@ -333,7 +333,17 @@ pub(crate) async fn update(
     Path(id): Path<String>,
     JsonBody(req): JsonBody<UpdateTargetRequest>,
 ) -> AppResult<Json<TargetView>> {
-    let target = find(&state, &id).await?;
+    update_target(&state, &id, req).await.map(Json)
+}
+
+/// Changes target `id` (or name): what `PATCH /v1/targets/{id}` does, and
+/// the console's limits form too.
+pub(crate) async fn update_target(
+    state: &AppState,
+    id: &str,
+    req: UpdateTargetRequest,
+) -> AppResult<TargetView> {
+    let target = find(state, id).await?;
     let patch = TargetPatch {
         name: req.name,
         url_prefix: req.url_prefix,
@@ -352,7 +362,7 @@ pub(crate) async fn update(
             }
             other => runtime_error(other),
         })?;
-    Ok(Json(view(&state, &updated)?))
+    view(state, &updated)
 }
 
 /// Query of `DELETE /v1/targets/{id}`.

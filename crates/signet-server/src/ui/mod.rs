@@ -18,7 +18,7 @@
 //! `delete_target`, `pause_or_resume`, each route module's `list_filter`
 //! and views), never a second copy.
 //!
-//! Not built yet: editing targets and schedules, resend and
+//! Not built yet: renaming targets, creating and editing schedules, resend and
 //! retry-now, and live updates beyond the overview's redraw.
 
 mod assets;
@@ -64,6 +64,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/ui/targets", get(targets::list).post(targets::create))
         .route("/ui/targets/{id}/rotate", post(targets::rotate_secret))
         .route("/ui/targets/{id}/delete", post(targets::delete))
+        .route("/ui/targets/{id}/limits", post(targets::limits))
         .route("/ui/schedules", get(schedules::list))
         .route("/ui/schedules/{id}/pause", post(schedules::pause))
         .route("/ui/schedules/{id}/resume", post(schedules::resume))

@@ -13,8 +13,8 @@ use signet_runtime::TargetDeletion;
 use super::page::{render, Chrome, UiError};
 use super::viewer::{given, UiForm, UiQuery, Viewer};
 use crate::routes::targets::{
-    create_target, delete_target, rotate, views, CreateTargetRequest, RotateSecretRequest,
-    TargetView, TargetWithSecret,
+    create_target, delete_target, rotate, update_target, views, CreateTargetRequest,
+    RotateSecretRequest, TargetView, TargetWithSecret, UpdateTargetRequest,
 };
 use crate::state::AppState;
 
@@ -59,7 +59,11 @@ pub(crate) async fn list(
     Ok(render(&TargetsPage {
         chrome: Some(viewer.chrome("targets")),
         targets: views(&state).await?,
-        notice: (q.done.as_deref() == Some("deleted")).then_some("Target deleted."),
+        notice: match q.done.as_deref() {
+            Some("deleted") => Some("Target deleted."),
+            Some("updated") => Some("Target limits saved."),
+            _ => None,
+        },
     }))
 }
 
@@ -213,4 +217,39 @@ pub(crate) async fn delete(
             Ok(r)
         }
     }
+}
+
+/// The limits form: every field sent, a blank one clearing its limit.
+#[derive(Debug, Deserialize)]
+pub(crate) struct LimitsForm {
+    csrf: Option<String>,
+    url_prefix: Option<String>,
+    rate_limit_per_s: Option<String>,
+    max_concurrency: Option<String>,
+    https_only: Option<String>,
+}
+
+/// `POST /ui/targets/{id}/limits`: the API's update of the URL prefix,
+/// limits and https-only (blank clears a limit).
+pub(crate) async fn limits(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    UiForm(form): UiForm<LimitsForm>,
+) -> Result<Response, UiError> {
+    viewer.may_act(form.csrf.as_deref())?;
+    let updated = update_target(
+        &state,
+        &id,
+        UpdateTargetRequest {
+            name: None,
+            url_prefix: Some(given(form.url_prefix)),
+            rate_limit_per_s: Some(number("rate_limit_per_s", form.rate_limit_per_s)?),
+            max_concurrency: Some(number("max_concurrency", form.max_concurrency)?),
+            https_only: Some(form.https_only.is_some()),
+        },
+    )
+    .await?;
+    tracing::info!(target_id = %updated.id, key_id = %viewer.caller.key_id, "target limits changed from the console");
+    Ok(Redirect::to("/ui/targets?done=updated").into_response())
 }

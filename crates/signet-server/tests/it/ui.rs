@@ -235,6 +235,7 @@ async fn signed_out_every_page_redirects_to_sign_in_and_every_form_too() {
         "/ui/targets",
         "/ui/targets/any/rotate",
         "/ui/targets/any/delete",
+        "/ui/targets/any/limits",
         "/ui/schedules/any/pause",
         "/ui/schedules/any/resume",
         "/ui/keys",
@@ -870,12 +871,57 @@ async fn targets_are_admin_only_and_show_each_secret_once() {
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(bad.text.contains("rate_limit_per_s"), "{}", bad.text);
 
-    // Read keys cannot rotate or delete, even with a token.
+    // Read keys cannot rotate, edit or delete, even with a token.
     let read_csrf = r.csrf().await;
-    let refused = r
-        .post(&format!("/ui/targets/{id}/rotate"), &[("csrf", &read_csrf)])
+    for action in ["rotate", "limits", "delete"] {
+        let refused = r
+            .post(
+                &format!("/ui/targets/{id}/{action}"),
+                &[("csrf", &read_csrf)],
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{action}");
+    }
+
+    // Limits: set, and a blank field clears its limit.
+    let no_token = b
+        .post(
+            &format!("/ui/targets/{id}/limits"),
+            &[("rate_limit_per_s", "1")],
+        )
         .await;
-    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(no_token.status, StatusCode::FORBIDDEN);
+    let saved = b
+        .post(
+            &format!("/ui/targets/{id}/limits"),
+            &[
+                ("csrf", &csrf),
+                ("url_prefix", ""),
+                ("rate_limit_per_s", ""),
+                ("max_concurrency", "3"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
+    let list = b.get("/ui/targets?done=updated").await;
+    assert!(list.text.contains("Target limits saved."), "{}", list.text);
+    assert!(
+        list.text.contains("no rate limit") && list.text.contains("3 at once"),
+        "{}",
+        list.text
+    );
+    assert!(
+        list.text.contains("<td>any URL</td>") && !list.text.contains("<br>https only"),
+        "{}",
+        list.text
+    );
+    let bad = b
+        .post(
+            &format!("/ui/targets/{id}/limits"),
+            &[("csrf", &csrf), ("max_concurrency", "-1")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.text);
 
     let rotated = b
         .post(
