@@ -20,7 +20,7 @@ use crate::state::AppState;
 
 /// The HTTP API on `state`: the routes of every resource, `/v1` behind the
 /// API-key gate, and `/openapi.json` serving the document derived from the
-/// same routes while they are registered.
+/// same routes while they are registered; the console under `/ui`.
 pub fn app(state: AppState) -> Router {
     let gate = middleware::from_fn_with_state(state.clone(), guard::guard);
     let (router, document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -28,6 +28,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::open())
         .split_for_parts();
     router
+        .merge(crate::ui::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(Extension(Document::new(document)))

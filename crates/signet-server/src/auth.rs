@@ -344,10 +344,24 @@ impl Authenticator {
                 "invalid API key: it does not start with sk_".into(),
             ));
         }
-        let hash = hash_key(token);
-        if let Some(caller) = self.cached(&hash) {
+        self.caller_by_hash(store, &hash_key(token)).await
+    }
+
+    /// The caller whose key hashes to `hash` (what [`hash_key`] made of a
+    /// presented key), from the cache when it is fresh, else [`Self::look_up`].
+    async fn caller_by_hash(&self, store: &dyn Store, hash: &str) -> Result<Caller, AppError> {
+        if let Some(caller) = self.cached(hash) {
             return Ok(caller);
         }
+        self.look_up(store, hash).await
+    }
+
+    /// The caller whose key hashes to `hash`, asked of the store now: found,
+    /// not revoked, with a known scope. The console asks this on every
+    /// request of a session (which keeps the hash, never the key), so a
+    /// revoked key ends its sessions at once.
+    pub(crate) async fn look_up(&self, store: &dyn Store, hash: &str) -> Result<Caller, AppError> {
+        let hash = hash.to_owned();
         let record = store.api_key_by_hash(&hash).await?;
         let record = match record {
             Some(r) if bool::from(r.hash.as_bytes().ct_eq(hash.as_bytes())) => r,

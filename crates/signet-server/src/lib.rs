@@ -7,6 +7,8 @@
 //! (Prometheus) and `/openapi.json` outside it. Each route is declared once,
 //! beside its handler, and `/openapi.json` is derived from those
 //! declarations.
+//! The console, `/ui`, is server-rendered HTML over the same services,
+//! signed in with an API key (`ui` module; DESIGN §12).
 //! [`serve`] runs it on a socket beside the runtime's background services,
 //! with graceful shutdown.
 //!
@@ -55,6 +57,7 @@ mod rate_limit;
 mod routes;
 pub mod serve;
 mod state;
+mod ui;
 mod views;
 
 // The router.

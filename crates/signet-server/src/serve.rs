@@ -112,6 +112,11 @@ impl fmt::Display for Banner<'_> {
             env!("CARGO_PKG_VERSION")
         )?;
         writeln!(f, "  listening on http://{}", self.addr)?;
+        writeln!(
+            f,
+            "  console: http://{}/ui (sign in with an API key)",
+            self.addr
+        )?;
         writeln!(f, "  store: {}", self.store)?;
         match self.signing.ring.active() {
             Some(key) if key.can_sign() => writeln!(

@@ -70,6 +70,8 @@ pub(crate) struct Shared {
     pub(crate) signing: Signing,
     pub(crate) limits: RateLimits,
     pub(crate) auth: Authenticator,
+    /// The console's signed-in sessions.
+    pub(crate) console: crate::ui::Sessions,
     pub(crate) metrics: PrometheusHandle,
     pub(crate) depth: QueueDepth,
     pub(crate) clock: Arc<dyn Clock>,
@@ -208,6 +210,7 @@ impl AppState {
             signing,
             limits,
             auth: Authenticator::default(),
+            console: crate::ui::Sessions::default(),
             metrics,
             depth,
             clock,

@@ -177,6 +177,13 @@ pub(crate) async fn list(
     caller: Caller,
     QueryParams(q): QueryParams<DeadListQuery>,
 ) -> AppResult<Json<TaskPage>> {
+    let page = state.store().list_dead(list_filter(q)?).await?;
+    Ok(Json(TaskPage::shown_to(page, caller.scope)))
+}
+
+/// The filter of a dead-letter listing, checked (the API's and the
+/// console's).
+pub(crate) fn list_filter(q: DeadListQuery) -> AppResult<DeadFilter> {
     let since_ms = match q.since.as_deref() {
         None => None,
         Some(text) => Some(
@@ -185,16 +192,14 @@ pub(crate) async fn list(
                 .0,
         ),
     };
-    let filter = DeadFilter {
+    Ok(DeadFilter {
         queue: parse_queue(q.queue, "queue")?,
         reason: parse_reason(q.reason.as_deref())?,
         since_ms,
         until_ms: None,
         limit: parse_limit(q.limit.as_deref())?,
         cursor: q.cursor,
-    };
-    let page = state.store().list_dead(filter).await?;
-    Ok(Json(TaskPage::shown_to(page, caller.scope)))
+    })
 }
 
 /// Show one dead letter.
@@ -219,7 +224,9 @@ pub(crate) async fn show(
     }
 }
 
-fn selector(input: DeadSelectorInput) -> AppResult<DeadSelector> {
+/// The dead letters `input` selects, checked: exactly one of ids or a
+/// filter, ids well formed, the filter's queue, reason and times valid.
+pub(crate) fn selector(input: DeadSelectorInput) -> AppResult<DeadSelector> {
     match (input.ids, input.filter) {
         (Some(_), Some(_)) => Err(AppError::invalid("ids", "give ids or filter, not both")),
         (None, None) => Err(AppError::invalid(
@@ -286,6 +293,20 @@ pub(crate) async fn replay(
         ids: input.ids,
         filter: input.filter,
     })?;
+    replay_selected(&state, &caller, selector, resign)
+        .await
+        .map(Json)
+}
+
+/// Replays (with `resign`, re-signs and replays) the dead letters
+/// `selector` picks, as `caller`: what `POST /v1/dead-letters/replay` does,
+/// and the console's replay too.
+pub(crate) async fn replay_selected(
+    state: &AppState,
+    caller: &Caller,
+    selector: DeadSelector,
+    resign: bool,
+) -> AppResult<DeadActionResponse> {
     let actor = caller.actor();
     let ring = &state.signing().ring;
     if resign {
@@ -311,7 +332,7 @@ pub(crate) async fn replay(
             "dead letters re-signed and replayed"
         );
         let ids: Vec<String> = report.resigned.iter().map(|r| r.id.clone()).collect();
-        return Ok(Json(DeadActionResponse {
+        return Ok(DeadActionResponse {
             resigned: Some(
                 report
                     .resigned
@@ -334,7 +355,7 @@ pub(crate) async fn replay(
                     .collect(),
             ),
             ..DeadActionResponse::of(ids)
-        }));
+        });
     }
     let ids = state
         .store()
@@ -348,7 +369,7 @@ pub(crate) async fn replay(
         warnings,
         ..DeadActionResponse::of(ids)
     };
-    Ok(Json(answer.skipping(&state, &selector).await?))
+    answer.skipping(state, &selector).await
 }
 
 /// Delete dead letters for good.
@@ -362,14 +383,18 @@ pub(crate) async fn purge(
     State(state): State<AppState>,
     JsonBody(input): JsonBody<DeadSelectorInput>,
 ) -> AppResult<Json<DeadActionResponse>> {
-    let selector = selector(input)?;
+    purge_selected(&state, selector(input)?).await.map(Json)
+}
+
+/// Deletes the dead letters `selector` picks: what
+/// `POST /v1/dead-letters/purge` does, and the console's purge too.
+pub(crate) async fn purge_selected(
+    state: &AppState,
+    selector: DeadSelector,
+) -> AppResult<DeadActionResponse> {
     let ids = state.store().purge_dead(selector.clone()).await?;
     tracing::info!(count = ids.len(), "dead letters purged");
-    Ok(Json(
-        DeadActionResponse::of(ids)
-            .skipping(&state, &selector)
-            .await?,
-    ))
+    DeadActionResponse::of(ids).skipping(state, &selector).await
 }
 
 /// This file's routes, declared once: one `routes!` a path, its methods and

@@ -58,6 +58,12 @@ pub(crate) struct KeysStatusResponse {
     security(("bearer" = []))
 )]
 pub(crate) async fn status(State(state): State<AppState>) -> AppResult<Json<KeysStatusResponse>> {
+    report(&state).await.map(Json)
+}
+
+/// Every signing key id's standing: what `GET /v1/keys/status` answers,
+/// and the console's keys page shows.
+pub(crate) async fn report(state: &AppState) -> AppResult<KeysStatusResponse> {
     let usage = state.store().pending_by_key().await?;
     let ring = &state.signing().ring;
     let keys = signet_runtime::key_status(usage, ring)
@@ -76,11 +82,11 @@ pub(crate) async fn status(State(state): State<AppState>) -> AppResult<Json<Keys
             key_id: k.key_id,
         })
         .collect();
-    Ok(Json(KeysStatusResponse {
+    Ok(KeysStatusResponse {
         signing: state.signing().signs(),
         active_key_id: ring.active().map(|k| k.id().as_str().to_owned()),
         keys,
-    }))
+    })
 }
 
 /// This file's routes, declared once: one `routes!` a path, its methods and

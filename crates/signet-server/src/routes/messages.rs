@@ -165,7 +165,7 @@ impl MessageView {
     /// `row` as a key of `scope` may see it, by [`MessageRequestView`]'s
     /// rule; with its `history` (`GET /v1/messages/{id}`) also the headers
     /// and body sent, to the scopes that see them.
-    fn new(row: &TaskRow, history: Option<&[HistoryEvent]>, scope: Scope) -> Self {
+    pub(crate) fn new(row: &TaskRow, history: Option<&[HistoryEvent]>, scope: Scope) -> Self {
         let request = MessageSpec::from_args(&row.envelope.args)
             .ok()
             .map(|spec| MessageRequestView::new(&spec, scope));
@@ -314,7 +314,13 @@ pub(crate) async fn show(
     caller: Caller,
     Path(id): Path<String>,
 ) -> AppResult<Json<MessageView>> {
-    let id = parse_message_id(&id)?;
+    shown_to(&state, &id, caller.scope).await.map(Json)
+}
+
+/// Message `id` with every attempt and its history, as a key of `scope`
+/// may see it (the API's show and the console's message page).
+pub(crate) async fn shown_to(state: &AppState, id: &str, scope: Scope) -> AppResult<MessageView> {
+    let id = parse_message_id(id)?;
     let row = state
         .store()
         .task(id.as_str())
@@ -322,7 +328,7 @@ pub(crate) async fn show(
         .filter(|r| r.queue() == MESSAGE_QUEUE)
         .ok_or_else(|| AppError::NotFound(format!("message {id} not found")))?;
     let history = state.store().history(id.as_str()).await?;
-    Ok(Json(MessageView::new(&row, Some(&history), caller.scope)))
+    Ok(MessageView::new(&row, Some(&history), scope))
 }
 
 /// Query of `GET /v1/messages`.
@@ -350,20 +356,7 @@ pub(crate) async fn list(
     caller: Caller,
     QueryParams(q): QueryParams<MessageListQuery>,
 ) -> AppResult<Json<MessagePage>> {
-    let task_state = q
-        .state
-        .as_deref()
-        .map(|s| s.parse::<TaskState>())
-        .transpose()
-        .map_err(|e| AppError::invalid("state", e.to_string()))?;
-    let filter = TaskFilter {
-        queue: Some(MESSAGE_QUEUE.to_owned()),
-        state: task_state,
-        include_internal: true,
-        limit: parse_limit(q.limit.as_deref())?,
-        cursor: q.cursor,
-    };
-    let page = state.store().list_tasks(filter).await?;
+    let page = state.store().list_tasks(list_filter(q)?).await?;
     Ok(Json(MessagePage {
         items: page
             .items
@@ -372,6 +365,23 @@ pub(crate) async fn list(
             .collect(),
         next_cursor: page.next_cursor,
     }))
+}
+
+/// The filter of a message listing, checked (the API's and the console's).
+pub(crate) fn list_filter(q: MessageListQuery) -> AppResult<TaskFilter> {
+    let task_state = q
+        .state
+        .as_deref()
+        .map(|s| s.parse::<TaskState>())
+        .transpose()
+        .map_err(|e| AppError::invalid("state", e.to_string()))?;
+    Ok(TaskFilter {
+        queue: Some(MESSAGE_QUEUE.to_owned()),
+        state: task_state,
+        include_internal: true,
+        limit: parse_limit(q.limit.as_deref())?,
+        cursor: q.cursor,
+    })
 }
 
 /// This file's routes, declared once: one `routes!` a path, its methods and

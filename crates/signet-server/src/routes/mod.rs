@@ -8,16 +8,16 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::state::AppState;
 
-mod dead_letters;
+pub(crate) mod dead_letters;
 mod health;
-mod keys;
-mod messages;
+pub(crate) mod keys;
+pub(crate) mod messages;
 mod metrics;
 pub(crate) mod openapi;
 pub(crate) mod queues;
-mod schedules;
+pub(crate) mod schedules;
 pub(crate) mod targets;
-mod tasks;
+pub(crate) mod tasks;
 mod work;
 
 /// The `/v1` API: `app` puts every route here behind the API-key gate.

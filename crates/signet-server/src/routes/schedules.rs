@@ -286,10 +286,16 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
 ) -> AppResult<Json<ScheduleList>> {
-    let items = service(&state).list().await.map_err(runtime_error)?;
     Ok(Json(ScheduleList {
-        items: views(&state, items, caller.scope).await?,
+        items: all(&state, caller.scope).await?,
     }))
+}
+
+/// Every schedule, by name, as a key of `scope` may see it (the API's list
+/// and the console's).
+pub(crate) async fn all(state: &AppState, scope: Scope) -> AppResult<Vec<ScheduleView>> {
+    let items = service(state).list().await.map_err(runtime_error)?;
+    views(state, items, scope).await
 }
 
 /// Show a schedule with its next 5 due times.
@@ -377,7 +383,9 @@ pub(crate) async fn pause(
     caller: Caller,
     Path(id): Path<String>,
 ) -> AppResult<Json<ScheduleView>> {
-    pause_or_resume(state, id, true, caller.scope).await
+    pause_or_resume(&state, &id, true, caller.scope)
+        .await
+        .map(Json)
 }
 
 /// Resume a paused schedule from its next due time after now.
@@ -392,24 +400,28 @@ pub(crate) async fn resume(
     caller: Caller,
     Path(id): Path<String>,
 ) -> AppResult<Json<ScheduleView>> {
-    pause_or_resume(state, id, false, caller.scope).await
+    pause_or_resume(&state, &id, false, caller.scope)
+        .await
+        .map(Json)
 }
 
-async fn pause_or_resume(
-    state: AppState,
-    id: String,
+/// Pauses (or resumes) schedule `id`: what the pause and resume routes
+/// do, and the console's buttons too.
+pub(crate) async fn pause_or_resume(
+    state: &AppState,
+    id: &str,
     paused: bool,
     scope: Scope,
-) -> AppResult<Json<ScheduleView>> {
-    let id = parse_schedule_id(&id)?;
-    let service = service(&state);
+) -> AppResult<ScheduleView> {
+    let id = parse_schedule_id(id)?;
+    let service = service(state);
     let (record, _changed) = if paused {
         service.pause(id.as_str()).await
     } else {
         service.resume(id.as_str()).await
     }
     .map_err(runtime_error)?;
-    Ok(Json(view(&state, record, scope).await?))
+    view(state, record, scope).await
 }
 
 /// This file's routes, declared once: one `routes!` a path, its methods and

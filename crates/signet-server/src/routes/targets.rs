@@ -232,6 +232,15 @@ pub(crate) async fn create(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<CreateTargetRequest>,
 ) -> AppResult<(StatusCode, Json<TargetWithSecret>)> {
+    Ok((StatusCode::CREATED, Json(create_target(&state, req).await?)))
+}
+
+/// Registers a target: what `POST /v1/targets` does, and the console's
+/// create too. The answer holds the secret, to show once.
+pub(crate) async fn create_target(
+    state: &AppState,
+    req: CreateTargetRequest,
+) -> AppResult<TargetWithSecret> {
     let new = NewTarget {
         name: req.name,
         url_prefix: req.url_prefix,
@@ -251,10 +260,7 @@ pub(crate) async fn create(
             }
             other => runtime_error(other),
         })?;
-    Ok((
-        StatusCode::CREATED,
-        Json(TargetWithSecret::new(&state, &target, &secret)?),
-    ))
+    TargetWithSecret::new(state, &target, &secret)
 }
 
 /// List targets.
@@ -264,18 +270,20 @@ pub(crate) async fn create(
     security(("bearer" = []))
 )]
 pub(crate) async fn list(State(state): State<AppState>) -> AppResult<Json<TargetList>> {
+    Ok(Json(TargetList {
+        items: views(&state).await?,
+    }))
+}
+
+/// Every target as shown, by name (the API's list and the console's).
+pub(crate) async fn views(state: &AppState) -> AppResult<Vec<TargetView>> {
     let targets = state
         .delivery()
         .targets
         .list()
         .await
         .map_err(runtime_error)?;
-    Ok(Json(TargetList {
-        items: targets
-            .iter()
-            .map(|t| view(&state, t))
-            .collect::<AppResult<_>>()?,
-    }))
+    targets.iter().map(|t| view(state, t)).collect()
 }
 
 async fn find(state: &AppState, id: &str) -> AppResult<TargetRecord> {
@@ -325,7 +333,17 @@ pub(crate) async fn update(
     Path(id): Path<String>,
     JsonBody(req): JsonBody<UpdateTargetRequest>,
 ) -> AppResult<Json<TargetView>> {
-    let target = find(&state, &id).await?;
+    update_target(&state, &id, req).await.map(Json)
+}
+
+/// Changes target `id` (or name): what `PATCH /v1/targets/{id}` does, and
+/// the console's limits form too.
+pub(crate) async fn update_target(
+    state: &AppState,
+    id: &str,
+    req: UpdateTargetRequest,
+) -> AppResult<TargetView> {
+    let target = find(state, id).await?;
     let patch = TargetPatch {
         name: req.name,
         url_prefix: req.url_prefix,
@@ -344,7 +362,7 @@ pub(crate) async fn update(
             }
             other => runtime_error(other),
         })?;
-    Ok(Json(view(&state, &updated)?))
+    view(state, &updated)
 }
 
 /// Query of `DELETE /v1/targets/{id}`.
@@ -424,13 +442,7 @@ pub(crate) async fn delete(
     Path(id): Path<String>,
     QueryParams(q): QueryParams<DeleteTargetQuery>,
 ) -> AppResult<Response> {
-    let target = find(&state, &id).await?;
-    let deletion = state
-        .delivery()
-        .targets
-        .delete(&target.id, q.force.unwrap_or(false))
-        .await
-        .map_err(runtime_error)?;
+    let (target, deletion) = delete_target(&state, &id, q.force.unwrap_or(false)).await?;
     Ok(match deletion {
         TargetDeletion::Deleted(usage) if usage.is_empty() => StatusCode::NO_CONTENT.into_response(),
         TargetDeletion::Deleted(usage) => Json(TargetDeletedView {
@@ -454,6 +466,24 @@ pub(crate) async fn delete(
         )
             .into_response(),
     })
+}
+
+/// Deletes target `id` (or name) unless something still uses it, or
+/// anyway with `force`: what `DELETE /v1/targets/{id}` does, and the
+/// console's delete too.
+pub(crate) async fn delete_target(
+    state: &AppState,
+    id: &str,
+    force: bool,
+) -> AppResult<(TargetRecord, TargetDeletion)> {
+    let target = find(state, id).await?;
+    let deletion = state
+        .delivery()
+        .targets
+        .delete(&target.id, force)
+        .await
+        .map_err(runtime_error)?;
+    Ok((target, deletion))
 }
 
 /// Replace the secret. The new one is in this answer and never again; the
@@ -494,7 +524,18 @@ pub(crate) async fn rotate_secret(
         }
         parse_json(&body)?
     };
-    let target = find(&state, &id).await?;
+    rotate(&state, &id, req).await.map(Json)
+}
+
+/// Rotates the secret of target `id` (or name): what
+/// `POST /v1/targets/{id}/rotate-secret` does, and the console's rotate
+/// too. The answer holds the new secret, to show once.
+pub(crate) async fn rotate(
+    state: &AppState,
+    id: &str,
+    req: RotateSecretRequest,
+) -> AppResult<TargetWithSecret> {
+    let target = find(state, id).await?;
     let secret = secret_of(req.secret)?;
     let (target, secret) = state
         .delivery()
@@ -502,7 +543,7 @@ pub(crate) async fn rotate_secret(
         .rotate(&target.id, secret, req.overlap_s.map(Duration::from_secs))
         .await
         .map_err(runtime_error)?;
-    Ok(Json(TargetWithSecret::new(&state, &target, &secret)?))
+    TargetWithSecret::new(state, &target, &secret)
 }
 
 /// This file's routes, declared once: one `routes!` a path, its methods and

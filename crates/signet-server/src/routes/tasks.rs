@@ -367,6 +367,12 @@ pub(crate) async fn list(
     caller: Caller,
     QueryParams(q): QueryParams<ListQuery>,
 ) -> AppResult<Json<TaskPage>> {
+    let page = state.store().list_tasks(list_filter(q)?).await?;
+    Ok(Json(TaskPage::shown_to(page, caller.scope)))
+}
+
+/// The filter of a task listing, checked (the API's and the console's).
+pub(crate) fn list_filter(q: ListQuery) -> AppResult<TaskFilter> {
     if let Some(queue) = &q.queue {
         rules::queue_name(queue)?;
     }
@@ -376,15 +382,13 @@ pub(crate) async fn list(
         .map(|s| s.parse::<TaskState>())
         .transpose()
         .map_err(|e| AppError::invalid("state", e.to_string()))?;
-    let filter = TaskFilter {
+    Ok(TaskFilter {
         queue: q.queue,
         state: task_state,
         include_internal: parse_flag("include_internal", q.include_internal.as_deref())?,
         limit: parse_limit(q.limit.as_deref())?,
         cursor: q.cursor,
-    };
-    let page = state.store().list_tasks(filter).await?;
-    Ok(Json(TaskPage::shown_to(page, caller.scope)))
+    })
 }
 
 /// Cancel a task that has not started or waits to retry.
@@ -403,12 +407,18 @@ pub(crate) async fn cancel(
     caller: Caller,
     Path(id): Path<String>,
 ) -> AppResult<Json<TaskView>> {
-    let id = parse_task_id(&id)?;
+    cancel_as(&state, &caller, &id).await.map(Json)
+}
+
+/// Cancels task `id` as `caller`: what `POST /v1/tasks/{id}/cancel` does,
+/// and the console's cancel too.
+pub(crate) async fn cancel_as(state: &AppState, caller: &Caller, id: &str) -> AppResult<TaskView> {
+    let id = parse_task_id(id)?;
     let row = state
         .store()
         .cancel(id.as_str(), &caller.actor(), state.now_ms())
         .await?;
-    Ok(Json(TaskView::shown_to(&row, caller.scope)))
+    Ok(TaskView::shown_to(&row, caller.scope))
 }
 
 /// This file's routes, declared once: one `routes!` a path, its methods and

@@ -18,4 +18,5 @@ mod schedules;
 mod secrets;
 mod serve;
 mod support;
+mod ui;
 mod work;

@@ -1,0 +1,126 @@
+// Helpers of the console's browser tests: a real `signet serve` on a free
+// port over a fresh SQLite file, keys, seeded tasks and dead letters, and
+// Debian's Chromium driven by playwright-core.
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { chromium } from "playwright-core";
+
+export const SIGNET_BIN =
+  process.env.SIGNET_BIN ?? resolve(import.meta.dirname, "../target/debug/signet");
+export const CHROMIUM = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
+
+/** Starts `signet serve`; resolves once the banner names the port. */
+export async function startServer() {
+  const dir = mkdtempSync(join(tmpdir(), "signet-console-"));
+  const databaseUrl = `sqlite://${join(dir, "signet.db")}`;
+  const child = spawn(
+    SIGNET_BIN,
+    ["serve", "--listen", "127.0.0.1:0", "--database-url", databaseUrl],
+    { cwd: dir, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let banner = "";
+  const ready = new Promise((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error(`no banner within 30 s:\n${banner}`)), 30_000);
+    const read = (chunk) => {
+      banner += chunk.toString();
+      const url = banner.match(/console: (http:\/\/127\.0\.0\.1:\d+)\/ui/);
+      const key = banner.match(/api key: (sk_\S+)/);
+      if (url && key) {
+        clearTimeout(timer);
+        ok({ base: url[1], admin: key[1] });
+      }
+    };
+    child.stdout.on("data", read);
+    child.stderr.on("data", read);
+    child.on("exit", (code) => fail(new Error(`signet serve exited ${code}:\n${banner}`)));
+  });
+  const { base, admin } = await ready;
+  const read = execFileSync(
+    SIGNET_BIN,
+    ["api-keys", "create", "--name", "reader", "--scope", "read", "--database-url", databaseUrl],
+    { cwd: dir, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] },
+  ).trim();
+  return {
+    base,
+    admin,
+    read,
+    async stop() {
+      child.kill("SIGTERM");
+      await new Promise((ok) => (child.exitCode !== null ? ok() : child.on("exit", ok)));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A JSON call of the API with `key`. */
+export async function api(server, method, path, body, key = server.admin) {
+  const answer = await fetch(server.base + path, {
+    method,
+    headers: {
+      authorization: `Bearer ${key}`,
+      ...(body === undefined ? {} : { "content-type": "application/json" }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await answer.text();
+  if (!answer.ok) throw new Error(`${method} ${path}: ${answer.status} ${text}`);
+  return JSON.parse(text);
+}
+
+/** Enqueues `count` tasks (in batches of up to 1 000); returns their ids. */
+export async function enqueue(server, queue, task, count, extra = {}) {
+  const ids = [];
+  for (let done = 0; done < count; done += 1000) {
+    const n = Math.min(1000, count - done);
+    const tasks = Array.from({ length: n }, (_, i) => ({
+      queue,
+      task,
+      args: { n: done + i, to: `user${done + i}@example.com` },
+      ...extra,
+    }));
+    const answer = await api(server, "POST", "/v1/tasks/batch", { tasks });
+    ids.push(...answer.tasks.map((t) => t.id));
+  }
+  return ids;
+}
+
+/**
+ * Claims up to `count` tasks of `queue` and fails each: dead at once with
+ * `reason`, or (no reason) retried until `max_attempts` runs out.
+ */
+export async function fail(server, queue, count, { reason, error = "SMTP 550: mailbox unavailable" } = {}) {
+  let left = count;
+  while (left > 0) {
+    const { tasks } = await api(server, "POST", "/v1/work/claim", {
+      queues: [queue],
+      max: Math.min(left, 100),
+      wait_ms: 0,
+    });
+    if (tasks.length === 0) break;
+    const items = tasks.map((t) => ({
+      lease: t.lease,
+      error,
+      ...(reason ? { dead: true, reason, detail: `worker said ${reason}` } : {}),
+    }));
+    await api(server, "POST", "/v1/work/fail", { items });
+    left -= tasks.length;
+  }
+}
+
+/** Debian's Chromium, headless. */
+export function launch() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--headless", "--no-sandbox", "--disable-gpu"],
+  });
+}
+
+/** Signs `page` in with `key` through the form. */
+export async function signIn(page, server, key) {
+  await page.goto(`${server.base}/ui/sign-in`);
+  await page.getByLabel("API key").fill(key);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.waitForURL(`${server.base}/ui`);
+}

@@ -1,0 +1,330 @@
+//! Dead letters: the list (by queue, reason and time, cursor-paged),
+//! replay and purge by filter (a confirm page counts what the action will
+//! touch first), single replay, and re-signing where the key is gone.
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use signet_store::{DeadFilter, DeadReason, MAX_PAGE};
+
+use super::page::{render, Chrome, UiError};
+use super::tasks::TaskRowView;
+use super::viewer::{given, next_link, UiForm, UiQuery, Viewer};
+use crate::routes::dead_letters::{
+    list_filter, purge_selected, replay_selected, selector, DeadActionResponse, DeadFilterInput,
+    DeadListQuery, DeadSelectorInput,
+};
+use crate::state::AppState;
+use crate::views::{TaskView, TimeInput};
+
+/// The filters of the dead-letter list, as the URL carries them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeadQuery {
+    queue: Option<String>,
+    reason: Option<String>,
+    since: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// The filter a list, a confirm page and an action share; blank fields
+/// are no filter.
+#[derive(Debug, Default, Clone)]
+struct Filter {
+    queue: Option<String>,
+    reason: Option<String>,
+    since: Option<String>,
+}
+
+impl Filter {
+    fn new(queue: Option<String>, reason: Option<String>, since: Option<String>) -> Self {
+        Self {
+            queue: given(queue),
+            reason: given(reason),
+            since: given(since),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.queue.is_none() && self.reason.is_none() && self.since.is_none()
+    }
+
+    /// The listing filter, checked by the API's rules.
+    fn listing(
+        &self,
+        limit: Option<String>,
+        cursor: Option<String>,
+    ) -> Result<DeadFilter, UiError> {
+        Ok(list_filter(DeadListQuery {
+            queue: self.queue.clone(),
+            reason: self.reason.clone(),
+            since: self.since.clone(),
+            limit,
+            cursor,
+        })?)
+    }
+
+    /// The filter as the replay and purge routes take it.
+    fn input(&self) -> Result<DeadFilterInput, UiError> {
+        let since = self
+            .since
+            .as_deref()
+            .map(TimeInput::parse)
+            .transpose()
+            .map_err(|e| UiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("since: {e}")))?;
+        Ok(DeadFilterInput {
+            queue: self.queue.clone(),
+            reason: self.reason.clone(),
+            since,
+            until: None,
+        })
+    }
+
+    fn query(&self, extra: &[(&str, Option<&str>)]) -> String {
+        let mut pairs = vec![
+            ("queue", self.queue.as_deref()),
+            ("reason", self.reason.as_deref()),
+            ("since", self.since.as_deref()),
+        ];
+        pairs.extend_from_slice(extra);
+        next_link(&pairs)
+    }
+
+    /// The filter in words.
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(q) = &self.queue {
+            parts.push(format!("queue {q}"));
+        }
+        if let Some(r) = &self.reason {
+            parts.push(format!("reason {r}"));
+        }
+        if let Some(s) = &self.since {
+            parts.push(format!("dead since {s}"));
+        }
+        if parts.is_empty() {
+            "every dead letter".to_owned()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "dead_letters.html")]
+struct DeadPage {
+    chrome: Option<Chrome>,
+    reasons: Vec<&'static str>,
+    queue: String,
+    reason: String,
+    since: String,
+    filtered: bool,
+    filter_query: String,
+    rows: Vec<TaskRowView>,
+    next: Option<String>,
+}
+
+/// `GET /ui/dead-letters`.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    UiQuery(q): UiQuery<DeadQuery>,
+) -> Result<Response, UiError> {
+    let filter = Filter::new(q.queue, q.reason, q.since);
+    let page = state
+        .store()
+        .list_dead(filter.listing(given(q.limit), given(q.cursor))?)
+        .await
+        .map_err(crate::error::AppError::from)?;
+    let rows = page
+        .items
+        .iter()
+        .map(|row| TaskRowView::of(&TaskView::shown_to(row, viewer.caller.scope)))
+        .collect();
+    let next = page
+        .next_cursor
+        .map(|c| filter.query(&[("cursor", Some(&c))]));
+    Ok(render(&DeadPage {
+        chrome: Some(viewer.chrome("dead-letters")),
+        reasons: DeadReason::ALL
+            .into_iter()
+            .map(DeadReason::as_str)
+            .collect(),
+        filtered: !filter.is_empty(),
+        filter_query: filter.query(&[]),
+        queue: filter.queue.clone().unwrap_or_default(),
+        reason: filter.reason.clone().unwrap_or_default(),
+        since: filter.since.clone().unwrap_or_default(),
+        rows,
+        next,
+    }))
+}
+
+/// How many dead letters `filter` matches now, counted page by page.
+async fn count(state: &AppState, filter: &Filter) -> Result<usize, UiError> {
+    let mut total = 0;
+    let mut cursor = None;
+    loop {
+        let mut listing = filter.listing(None, cursor)?;
+        listing.limit = MAX_PAGE;
+        let page = state
+            .store()
+            .list_dead(listing)
+            .await
+            .map_err(crate::error::AppError::from)?;
+        total += page.items.len();
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(total),
+        }
+    }
+}
+
+/// Which action a confirm page is for.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConfirmQuery {
+    action: String,
+    queue: Option<String>,
+    reason: Option<String>,
+    since: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "dead_confirm.html")]
+struct ConfirmPage {
+    chrome: Option<Chrome>,
+    purge: bool,
+    count: usize,
+    described: String,
+    queue: String,
+    reason: String,
+    since: String,
+    filter_query: String,
+}
+
+/// `GET /ui/dead-letters/confirm?action=replay|purge&…`: how many dead
+/// letters the action would touch, and the form that does it.
+pub(crate) async fn confirm(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    UiQuery(q): UiQuery<ConfirmQuery>,
+) -> Result<Response, UiError> {
+    let purge = match q.action.as_str() {
+        "replay" => false,
+        "purge" => true,
+        other => {
+            return Err(UiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("action: unknown action {other:?}; use replay or purge"),
+            ))
+        }
+    };
+    let filter = Filter::new(q.queue, q.reason, q.since);
+    // Checked as the action will check it, before anything is counted.
+    filter.input()?;
+    let count = count(&state, &filter).await?;
+    Ok(render(&ConfirmPage {
+        chrome: Some(viewer.chrome("dead-letters")),
+        purge,
+        count,
+        described: filter.describe(),
+        filter_query: filter.query(&[]),
+        queue: filter.queue.clone().unwrap_or_default(),
+        reason: filter.reason.clone().unwrap_or_default(),
+        since: filter.since.clone().unwrap_or_default(),
+    }))
+}
+
+/// A replay or purge form: one dead letter (`id`) or a filter.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ActionForm {
+    csrf: Option<String>,
+    id: Option<String>,
+    queue: Option<String>,
+    reason: Option<String>,
+    since: Option<String>,
+    /// A checkbox: present when ticked.
+    resign: Option<String>,
+}
+
+impl ActionForm {
+    fn selector_input(&self) -> Result<DeadSelectorInput, UiError> {
+        Ok(match given(self.id.clone()) {
+            Some(id) => DeadSelectorInput {
+                ids: Some(vec![id]),
+                filter: None,
+            },
+            None => DeadSelectorInput {
+                ids: None,
+                filter: Some(self.filter().input()?),
+            },
+        })
+    }
+
+    fn filter(&self) -> Filter {
+        Filter::new(self.queue.clone(), self.reason.clone(), self.since.clone())
+    }
+}
+
+#[derive(Template)]
+#[template(path = "dead_result.html")]
+struct ResultPage {
+    chrome: Option<Chrome>,
+    verb: &'static str,
+    answer: DeadActionResponse,
+    shown: Vec<String>,
+    filter_query: String,
+}
+
+/// Most ids a result page lists.
+const SHOWN_IDS: usize = 50;
+
+fn result_page(
+    viewer: &Viewer,
+    verb: &'static str,
+    answer: DeadActionResponse,
+    filter: &Filter,
+) -> Response {
+    render(&ResultPage {
+        chrome: Some(viewer.chrome("dead-letters")),
+        verb,
+        shown: answer.ids.iter().take(SHOWN_IDS).cloned().collect(),
+        answer,
+        filter_query: filter.query(&[]),
+    })
+}
+
+/// `POST /ui/dead-letters/replay`: the API's replay (with `resign`, its
+/// re-sign and replay).
+pub(crate) async fn replay(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    UiForm(form): UiForm<ActionForm>,
+) -> Result<Response, UiError> {
+    viewer.may_act(form.csrf.as_deref())?;
+    let single = given(form.id.clone());
+    let selected = selector(form.selector_input()?)?;
+    let answer = replay_selected(&state, &viewer.caller, selected, form.resign.is_some()).await?;
+    if let Some(id) = single {
+        if answer.count == 1 && answer.warnings.is_empty() && answer.refused.is_none() {
+            return Ok(Redirect::to(&format!("/ui/tasks/{id}?done=replayed")).into_response());
+        }
+    }
+    Ok(result_page(&viewer, "Replayed", answer, &form.filter()))
+}
+
+/// `POST /ui/dead-letters/purge`: the API's purge.
+pub(crate) async fn purge(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    UiForm(form): UiForm<ActionForm>,
+) -> Result<Response, UiError> {
+    viewer.may_act(form.csrf.as_deref())?;
+    let selected = selector(form.selector_input()?)?;
+    let answer = purge_selected(&state, selected).await?;
+    Ok(result_page(&viewer, "Purged", answer, &form.filter()))
+}

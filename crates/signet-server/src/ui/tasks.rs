@@ -1,0 +1,234 @@
+//! Tasks: the list (by queue and state, cursor-paged), a task's page
+//! (envelope, signature and whether it verifies, history, result or
+//! error), and cancel.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use signet_store::TaskState;
+
+use super::page::{render, Chrome, Time, UiError};
+use super::viewer::{given, next_link, UiForm, UiQuery, Viewer};
+use crate::routes::tasks::{cancel_as, list_filter, parse_task_id, ListQuery};
+use crate::state::AppState;
+use crate::views::{HistoryEventView, TaskView};
+
+/// The filters of the task list, as the URL carries them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TasksQuery {
+    queue: Option<String>,
+    state: Option<String>,
+    include_internal: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// One row of a task list.
+pub(crate) struct TaskRowView {
+    pub(crate) id: String,
+    pub(crate) queue: String,
+    pub(crate) task: String,
+    pub(crate) state: String,
+    pub(crate) attempts: String,
+    pub(crate) reason: String,
+    pub(crate) when: Time,
+}
+
+impl TaskRowView {
+    pub(crate) fn of(v: &TaskView) -> Self {
+        Self {
+            id: v.id.clone(),
+            queue: v.queue.clone(),
+            task: v.task.clone(),
+            state: v.state.clone(),
+            attempts: format!("{}/{}", v.attempt, v.max_attempts),
+            reason: v
+                .dead_reason
+                .clone()
+                .or_else(|| v.last_error.clone())
+                .unwrap_or_default(),
+            when: Time::text(v.finished_at.as_deref().unwrap_or(&v.updated_at)),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "tasks.html")]
+struct TasksPage {
+    chrome: Option<Chrome>,
+    states: Vec<&'static str>,
+    queue: String,
+    state: String,
+    include_internal: bool,
+    rows: Vec<TaskRowView>,
+    next: Option<String>,
+    filtered: bool,
+}
+
+/// `GET /ui/tasks`.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    UiQuery(q): UiQuery<TasksQuery>,
+) -> Result<Response, UiError> {
+    let queue = given(q.queue);
+    let task_state = given(q.state);
+    let include_internal = given(q.include_internal);
+    let filter = list_filter(ListQuery {
+        queue: queue.clone(),
+        state: task_state.clone(),
+        include_internal: include_internal.clone(),
+        limit: given(q.limit),
+        cursor: given(q.cursor),
+    })?;
+    let page = state
+        .store()
+        .list_tasks(filter)
+        .await
+        .map_err(crate::error::AppError::from)?;
+    let rows = page
+        .items
+        .iter()
+        .map(|row| TaskRowView::of(&TaskView::shown_to(row, viewer.caller.scope)))
+        .collect();
+    let next = page.next_cursor.map(|c| {
+        next_link(&[
+            ("queue", queue.as_deref()),
+            ("state", task_state.as_deref()),
+            ("include_internal", include_internal.as_deref()),
+            ("cursor", Some(&c)),
+        ])
+    });
+    Ok(render(&TasksPage {
+        chrome: Some(viewer.chrome("tasks")),
+        states: TaskState::ALL.into_iter().map(TaskState::as_str).collect(),
+        filtered: queue.is_some() || task_state.is_some(),
+        queue: queue.unwrap_or_default(),
+        state: task_state.unwrap_or_default(),
+        include_internal: include_internal.as_deref() == Some("true"),
+        rows,
+        next,
+    }))
+}
+
+/// The signature of a task, and whether the server's key ring verifies it.
+pub(crate) struct SignatureCheck {
+    pub(crate) alg: String,
+    pub(crate) key_id: String,
+    pub(crate) verified: bool,
+    pub(crate) why: String,
+}
+
+#[derive(Template)]
+#[template(path = "task.html")]
+struct TaskPage {
+    chrome: Option<Chrome>,
+    task: TaskView,
+    args: String,
+    result: Option<String>,
+    signature: Option<SignatureCheck>,
+    history: Vec<HistoryEventView>,
+    created: Time,
+    run_at: Time,
+    cancellable: bool,
+    replayable: bool,
+    notice: Option<String>,
+}
+
+/// Pretty JSON of stored JSON text (or the text itself).
+fn pretty(raw: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(raw)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or_else(|_| raw.to_owned())
+}
+
+/// What the task page shows after an action.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ShowQuery {
+    done: Option<String>,
+}
+
+/// `GET /ui/tasks/{id}`.
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    UiQuery(q): UiQuery<ShowQuery>,
+) -> Result<Response, UiError> {
+    let id = parse_task_id(&id)?;
+    let store = state.store();
+    let Some(row) = store
+        .task(&id)
+        .await
+        .map_err(crate::error::AppError::from)?
+    else {
+        return Err(UiError::new(
+            StatusCode::NOT_FOUND,
+            format!("Task {id} was not found: it may have been purged or pruned. Look for it in the task list."),
+        ));
+    };
+    let history = store
+        .history(&id)
+        .await
+        .map_err(crate::error::AppError::from)?;
+    let mut view = TaskView::with_history(&row, &history, viewer.caller.scope);
+    let signature = row.signature.as_ref().map(|sig| {
+        let outcome = row
+            .envelope
+            .verify(sig.alg, &sig.key_id, &sig.sig, &state.signing().ring);
+        SignatureCheck {
+            alg: sig.alg.as_str().to_owned(),
+            key_id: sig.key_id.clone(),
+            verified: outcome.is_ok(),
+            why: outcome.err().map(|e| e.to_string()).unwrap_or_default(),
+        }
+    });
+    let args = match (&view.args, &view.args_base64) {
+        (Some(a), _) => pretty(a.get()),
+        (None, Some(b)) => format!("(not JSON; base64) {b}"),
+        (None, None) => String::new(),
+    };
+    let notice = match q.done.as_deref() {
+        Some("cancelled") => Some("Cancelled.".to_owned()),
+        Some("replayed") => Some("Replayed: it is back in its queue.".to_owned()),
+        _ => None,
+    };
+    Ok(render(&TaskPage {
+        chrome: Some(viewer.chrome("tasks")),
+        args,
+        result: view.result.as_ref().map(|r| pretty(r.get())),
+        signature,
+        history: view.history.take().unwrap_or_default(),
+        created: Time::text(&view.created_at),
+        run_at: Time::text(&view.run_at),
+        cancellable: matches!(
+            row.state,
+            TaskState::Scheduled | TaskState::Available | TaskState::Retryable
+        ),
+        replayable: row.state == TaskState::Dead,
+        notice,
+        task: view,
+    }))
+}
+
+/// A form that only carries the CSRF token.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ActionForm {
+    csrf: Option<String>,
+}
+
+/// `POST /ui/tasks/{id}/cancel`: the API's cancel.
+pub(crate) async fn cancel(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    UiForm(form): UiForm<ActionForm>,
+) -> Result<Response, UiError> {
+    viewer.may_act(form.csrf.as_deref())?;
+    let task = cancel_as(&state, &viewer.caller, &id).await?;
+    Ok(Redirect::to(&format!("/ui/tasks/{}?done=cancelled", task.id)).into_response())
+}

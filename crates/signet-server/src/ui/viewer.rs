@@ -1,0 +1,184 @@
+//! Who is looking and what they sent: the signed-in session and its API
+//! key, checked on every request; the checks an action makes (CSRF token,
+//! then scope); query strings and forms read with errors as pages.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::de::DeserializeOwned;
+
+use super::page::{Chrome, UiError};
+use super::session::{self, Session};
+use crate::auth::{Caller, Scope};
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// A signed-in viewer. Extracting it answers a request without a live
+/// session (or whose key is no longer valid) with a redirect to sign-in.
+pub(crate) struct Viewer {
+    /// The API key of the session, as the API's handlers see a caller.
+    pub(crate) caller: Caller,
+    session: Session,
+}
+
+impl Viewer {
+    /// Whether this viewer may act (the console's actions need `admin`,
+    /// as the API routes they call do).
+    pub(crate) fn can_act(&self) -> bool {
+        self.caller.scope.allows(Scope::Admin)
+    }
+
+    /// The page frame: who is signed in, the CSRF token, the current page.
+    pub(crate) fn chrome(&self, nav: &'static str) -> Chrome {
+        Chrome {
+            key_id: self.caller.key_id.clone(),
+            key_name: self.caller.name.clone(),
+            scope: self.caller.scope.as_str(),
+            can_act: self.can_act(),
+            csrf: self.session.csrf.clone(),
+            nav,
+        }
+    }
+
+    /// Checks a state-changing form: its CSRF token first, then the
+    /// viewer's scope.
+    pub(crate) fn may_act(&self, csrf: Option<&str>) -> Result<(), UiError> {
+        if !self.session.csrf_matches(csrf) {
+            return Err(UiError::new(
+                StatusCode::FORBIDDEN,
+                "This form was refused: its security token is missing or out of date. Go back, reload the page and try again.",
+            ));
+        }
+        if !self.can_act() {
+            return Err(UiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "API key {} has scope {}; acting from the console needs an admin key. Sign in with one.",
+                    self.caller.key_id, self.caller.scope
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let to_sign_in = |why: &str| {
+            let mut r = Redirect::to(&format!("/ui/sign-in?why={why}")).into_response();
+            r.headers_mut().insert(
+                header::SET_COOKIE,
+                session::clear_cookie(came_over_tls(state, parts)),
+            );
+            r
+        };
+        let Some(id) = session::cookie(&parts.headers, session::COOKIE) else {
+            return Err(Redirect::to("/ui/sign-in").into_response());
+        };
+        let Some(session) = state.0.console.touch(id, state.now_ms()) else {
+            return Err(to_sign_in("expired"));
+        };
+        match state
+            .0
+            .auth
+            .look_up(state.store().as_ref(), &session.key_hash)
+            .await
+        {
+            Ok(caller) => Ok(Viewer { caller, session }),
+            Err(AppError::Unauthorized(_)) => {
+                state.0.console.end(id);
+                Err(to_sign_in("revoked"))
+            }
+            Err(e) => Err(UiError::from(e).into_response()),
+        }
+    }
+}
+
+/// Whether the browser reached the server over TLS: only a trusted proxy's
+/// `X-Forwarded-Proto: https` says so (`signet serve` speaks plain HTTP).
+pub(crate) fn came_over_tls(state: &AppState, parts: &Parts) -> bool {
+    let Some(peer) = parts.extensions.get::<ConnectInfo<SocketAddr>>() else {
+        return false;
+    };
+    state.config().trusted_proxies.is_trusted(peer.0.ip()) && forwarded_https(&parts.headers)
+}
+
+fn forwarded_https(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
+}
+
+/// A blank form field is no filter.
+pub(crate) fn given(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+}
+
+/// A query string of the given (present) pairs, encoded.
+pub(crate) fn next_link(pairs: &[(&str, Option<&str>)]) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        if let Some(v) = v {
+            query.append_pair(k, v);
+        }
+    }
+    query.finish()
+}
+
+/// A query string, its errors as console pages.
+pub(crate) struct UiQuery<T>(pub(crate) T);
+
+impl<T: DeserializeOwned> FromRequestParts<AppState> for UiQuery<T> {
+    type Rejection = UiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, UiError> {
+        crate::extract::QueryParams::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| UiQuery(q.0))
+            .map_err(UiError::from)
+    }
+}
+
+/// A urlencoded form body, its errors as console pages.
+pub(crate) struct UiForm<T>(pub(crate) T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for UiForm<T> {
+    type Rejection = UiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, UiError> {
+        axum::Form::<T>::from_request(req, state)
+            .await
+            .map(|f| UiForm(f.0))
+            .map_err(|e| {
+                UiError::new(
+                    e.status(),
+                    format!("The form could not be read: {}", e.body_text()),
+                )
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn only_https_as_the_last_forwarded_proto_counts() {
+        let mut h = HeaderMap::new();
+        assert!(!forwarded_https(&h));
+        h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        assert!(forwarded_https(&h));
+        h.insert("x-forwarded-proto", HeaderValue::from_static("https, http"));
+        assert!(!forwarded_https(&h));
+        h.insert("x-forwarded-proto", HeaderValue::from_static("HTTPS"));
+        assert!(forwarded_https(&h));
+    }
+}

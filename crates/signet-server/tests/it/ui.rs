@@ -1,0 +1,1204 @@
+//! The console (`/ui`) through `app(state).oneshot(request)`: every page
+//! signed out and signed in with a read and an admin key, each form with
+//! and without its CSRF token, and the headers of every answer.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use serde_json::json;
+use signet_server::config::ServerConfig;
+use signet_server::{Limit, TrustedProxies};
+use signet_store::{DeadReason, TaskState};
+
+use crate::routes::{harness, harness_with, signing, Harness};
+use crate::support::{send, Reply, TempStore};
+
+/// A browser: its session cookie.
+struct Browser<'h> {
+    app: &'h Router,
+    cookie: Option<String>,
+    /// The sign-in form's cookie, once the form was fetched.
+    sign_in_cookie: Option<String>,
+}
+
+/// What a browser talks to.
+trait Server {
+    fn router(&self) -> &Router;
+}
+
+impl Server for Harness {
+    fn router(&self) -> &Router {
+        &self.app
+    }
+}
+
+impl Server for Router {
+    fn router(&self) -> &Router {
+        self
+    }
+}
+
+impl<'h> Browser<'h> {
+    fn new(h: &'h impl Server) -> Self {
+        Self {
+            app: h.router(),
+            cookie: None,
+            sign_in_cookie: None,
+        }
+    }
+
+    async fn signed_in(h: &'h impl Server, key: &str) -> Self {
+        let mut b = Self::new(h);
+        let r = b.sign_in(key).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+        assert_eq!(r.headers[header::LOCATION], "/ui");
+        b
+    }
+
+    fn build(&self, method: Method, uri: &str, form: Option<String>) -> Request<Body> {
+        let mut b = Request::builder().method(method).uri(uri);
+        let mut cookies = Vec::new();
+        if let Some(c) = &self.cookie {
+            cookies.push(format!("signet_session={c}"));
+        }
+        if let Some(c) = &self.sign_in_cookie {
+            cookies.push(format!("signet_sign_in={c}"));
+        }
+        if !cookies.is_empty() {
+            b = b.header(header::COOKIE, cookies.join("; "));
+        }
+        match form {
+            Some(f) => b
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(f))
+                .unwrap(),
+            None => b.body(Body::empty()).unwrap(),
+        }
+    }
+
+    async fn get(&self, uri: &str) -> Reply {
+        let r = send(self.app, self.build(Method::GET, uri, None)).await;
+        assert_console_headers(&r);
+        r
+    }
+
+    async fn post(&self, uri: &str, pairs: &[(&str, &str)]) -> Reply {
+        let form = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        let r = send(self.app, self.build(Method::POST, uri, Some(form))).await;
+        assert_console_headers(&r);
+        r
+    }
+
+    /// Opens the sign-in form, keeping its cookie; returns the form's
+    /// token.
+    async fn sign_in_form(&mut self) -> String {
+        let form = self.get("/ui/sign-in").await;
+        assert_eq!(form.status, StatusCode::OK);
+        self.sign_in_cookie = cookie_in(&form, "signet_sign_in");
+        assert!(self.sign_in_cookie.is_some(), "the form sets its cookie");
+        field_in(&form.text, "token")
+    }
+
+    /// Signs in through the form, as a browser does.
+    async fn sign_in(&mut self, key: &str) -> Reply {
+        let token = self.sign_in_form().await;
+        let r = self
+            .post("/ui/sign-in", &[("key", key), ("token", &token)])
+            .await;
+        if let Some(id) = cookie_in(&r, "signet_session") {
+            self.cookie = Some(id);
+        }
+        r
+    }
+
+    /// The CSRF token on the overview page.
+    async fn csrf(&self) -> String {
+        let page = self.get("/ui").await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+        csrf_in(&page.text)
+    }
+}
+
+/// HTML text with the entities askama writes turned back into characters.
+fn unescape(html: &str) -> String {
+    html.replace("&#38;", "&")
+        .replace("&amp;", "&")
+        .replace("&#34;", "\"")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+}
+
+fn csrf_in(html: &str) -> String {
+    field_in(html, "csrf")
+}
+
+/// The value of the first hidden field `name` in a page.
+fn field_in(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let at = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} field"))
+        + marker.len();
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+/// The value a `Set-Cookie` of an answer gives cookie `name`.
+fn cookie_in(r: &Reply, name: &str) -> Option<String> {
+    r.headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix(&format!("{name}=")))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned)
+}
+
+fn assert_console_headers(r: &Reply) {
+    let h = &r.headers;
+    let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    for part in [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "frame-ancestors 'none'",
+        "form-action 'self'",
+        "base-uri 'none'",
+    ] {
+        assert!(csp.contains(part), "{csp}");
+    }
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert_eq!(h[header::X_FRAME_OPTIONS], "DENY");
+    assert_eq!(h[header::REFERRER_POLICY], "no-referrer");
+    assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+}
+
+/// No inline script or style in a page: the CSP would block them.
+fn assert_no_inline(html: &str) {
+    assert!(!html.contains("<script>"), "inline script");
+    assert!(!html.contains("style="), "inline style");
+    assert!(!html.contains("<style"), "inline style sheet");
+    assert!(!html.contains(" onclick="), "inline handler");
+}
+
+/// Enqueues one task per queue and kills it with `reason`; returns the ids.
+async fn dead_letters(h: &Harness, queue: &str, reason: DeadReason, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let task = h
+            .enqueue(json!({"queue": queue, "task": "send-email"}))
+            .await;
+        let id = task["id"].as_str().unwrap().to_owned();
+        h.store.kill(&id, reason, "it broke", 1).await.unwrap();
+        ids.push(id);
+    }
+    ids
+}
+
+async fn state_of(h: &Harness, id: &str) -> TaskState {
+    h.store.task(id).await.unwrap().unwrap().state
+}
+
+const PAGES: &[&str] = &[
+    "/ui",
+    "/ui/tasks",
+    "/ui/tasks?queue=emails&state=dead",
+    "/ui/dead-letters",
+    "/ui/dead-letters?reason=max-attempts",
+    "/ui/dead-letters/confirm?action=replay",
+    "/ui/dead-letters/confirm?action=purge&queue=emails",
+    "/ui/messages",
+    "/ui/messages?state=available",
+    "/ui/schedules",
+    "/ui/keys",
+];
+
+#[tokio::test]
+async fn signed_out_every_page_redirects_to_sign_in_and_every_form_too() {
+    let h = harness().await;
+    let b = Browser::new(&h);
+    for page in PAGES.iter().chain(&["/ui/targets"]) {
+        let r = b.get(page).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{page}");
+        assert_eq!(r.headers[header::LOCATION], "/ui/sign-in", "{page}");
+    }
+    let ids = dead_letters(&h, "emails", DeadReason::MaxAttempts, 1).await;
+    for form in [
+        "/ui/dead-letters/replay",
+        "/ui/dead-letters/purge",
+        &format!("/ui/tasks/{}/cancel", ids[0]),
+        "/ui/targets",
+        "/ui/targets/any/rotate",
+        "/ui/targets/any/delete",
+        "/ui/targets/any/limits",
+        "/ui/schedules/any/pause",
+        "/ui/schedules/any/resume",
+        "/ui/keys",
+        "/ui/keys/any/revoke",
+    ] {
+        let r = b.post(form, &[("csrf", "x"), ("id", &ids[0])]).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{form}");
+    }
+    assert_eq!(state_of(&h, &ids[0]).await, TaskState::Dead);
+    // A made-up session is no session.
+    let mut b = Browser::new(&h);
+    b.cookie = Some("made-up".into());
+    let r = b.get("/ui").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(r.headers[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+}
+
+#[tokio::test]
+async fn the_sign_in_page_assets_and_unknown_paths_carry_the_headers() {
+    let h = harness().await;
+    let b = Browser::new(&h);
+    let r = b.get("/ui/sign-in").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.text.contains("name=\"key\""), "{}", r.text);
+    assert!(r.text.contains("<label"), "{}", r.text);
+    assert_no_inline(&r.text);
+    let css = b.get("/ui/assets/console.css").await;
+    assert_eq!(css.status, StatusCode::OK);
+    assert!(css.headers[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/css"));
+    let js = b.get("/ui/assets/console.js").await;
+    assert!(js.headers[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+    assert!(js.text.contains("time[datetime]"));
+    let missing = b.get("/ui/assets/nope.js").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let missing = b.get("/ui/no/such/page").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert!(missing.text.contains("/ui"), "{}", missing.text);
+    // Pages are not cached; the assets are.
+    assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
+    assert_ne!(css.headers[header::CACHE_CONTROL], "no-store");
+}
+
+#[tokio::test]
+async fn sign_in_refuses_bad_keys_without_echoing_them_and_sets_a_strict_cookie() {
+    let h = harness().await;
+    let mut b = Browser::new(&h);
+    for (key, status) in [
+        ("", StatusCode::UNPROCESSABLE_ENTITY),
+        ("hunter2-not-a-key", StatusCode::UNAUTHORIZED),
+        (
+            "sk_madeUpButWellFormed0000000000000000000000",
+            StatusCode::UNAUTHORIZED,
+        ),
+    ] {
+        let r = b.sign_in(key).await;
+        assert_eq!(r.status, status, "{key}: {}", r.text);
+        assert!(cookie_in(&r, "signet_session").is_none());
+        if !key.is_empty() {
+            assert!(!r.text.contains(key), "the key was echoed: {}", r.text);
+        }
+        assert!(r.text.contains("notice bad"), "{}", r.text);
+    }
+    let r = b.sign_in(&h.read).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let set = r
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|v| v.starts_with("signet_session="))
+        .unwrap();
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/ui", "Max-Age="] {
+        assert!(set.contains(part), "{set}");
+    }
+    // Plain HTTP from an untrusted peer: not Secure.
+    assert!(!set.contains("Secure"), "{set}");
+    assert!(!set.contains(&h.read));
+    let page = b.get("/ui").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.text.contains(&h.read), "the key is shown");
+}
+
+#[tokio::test]
+async fn behind_a_trusted_tls_proxy_the_cookie_is_secure() {
+    let config = ServerConfig {
+        trusted_proxies: TrustedProxies::parse("10.0.0.0/8").unwrap(),
+        ..ServerConfig::default()
+    };
+    let h = harness_with(config, signing()).await;
+    let mut b = Browser::new(&h);
+    let token = b.sign_in_form().await;
+    let cookie = b.sign_in_cookie.clone().unwrap();
+    let sign_in = |peer: &str, proto: &str| {
+        let mut r = Request::builder()
+            .method(Method::POST)
+            .uri("/ui/sign-in")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::COOKIE, format!("signet_sign_in={cookie}"))
+            .header("x-forwarded-proto", proto)
+            .body(Body::from(format!("key={}&token={token}", h.admin)))
+            .unwrap();
+        r.extensions_mut()
+            .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+        r
+    };
+    let session_cookie = |r: &Reply| {
+        r.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .find(|v| v.starts_with("signet_session="))
+            .unwrap()
+    };
+    let r = h.send(sign_in("10.1.2.3:5000", "https")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    assert!(session_cookie(&r).contains("; Secure"));
+    // An untrusted peer cannot claim TLS.
+    let r = h.send(sign_in("192.0.2.9:5000", "https")).await;
+    assert!(!session_cookie(&r).contains("Secure"));
+}
+
+#[tokio::test]
+async fn sign_in_attempts_count_against_the_per_address_limit() {
+    let config = ServerConfig {
+        rate_limit_per_ip: Some(Limit {
+            per_second: NonZeroU32::new(1).unwrap(),
+            burst: NonZeroU32::new(2).unwrap(),
+        }),
+        ..ServerConfig::default()
+    };
+    let h = harness_with(config, signing()).await;
+    let mut b = Browser::new(&h);
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(b.sign_in("sk_wrongwrongwrong").await.status);
+    }
+    assert_eq!(statuses[0], StatusCode::UNAUTHORIZED);
+    let limited = b.sign_in("sk_wrongwrongwrong").await;
+    assert_eq!(
+        limited.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{statuses:?}"
+    );
+    assert!(limited.headers.contains_key(header::RETRY_AFTER));
+    assert!(limited.text.contains("notice bad"), "{}", limited.text);
+}
+
+#[tokio::test]
+async fn a_read_key_sees_every_page_without_action_buttons_and_cannot_act() {
+    let h = harness().await;
+    let ids = dead_letters(&h, "emails", DeadReason::MaxAttempts, 2).await;
+    let waiting = h
+        .enqueue(json!({"queue": "emails", "task": "later", "delay_ms": 60000}))
+        .await;
+    let waiting = waiting["id"].as_str().unwrap().to_owned();
+    let b = Browser::signed_in(&h, &h.read).await;
+    for page in PAGES.iter().map(|p| (*p).to_owned()).chain([
+        format!("/ui/tasks/{}", ids[0]),
+        format!("/ui/tasks/{waiting}"),
+    ]) {
+        let r = b.get(&page).await;
+        assert_eq!(r.status, StatusCode::OK, "{page}: {}", r.text);
+        assert_no_inline(&r.text);
+        for action in [
+            "action=\"/ui/dead-letters/replay\"",
+            "action=\"/ui/dead-letters/purge\"",
+            "/cancel\"",
+            "Replay all matching",
+        ] {
+            assert!(!r.text.contains(action), "{page} shows {action}");
+        }
+        assert!(r.text.contains("scope-read"), "{page}");
+    }
+    let csrf = b.csrf().await;
+    // The server refuses too, with a valid token.
+    for (form, pairs) in [
+        (
+            "/ui/dead-letters/replay",
+            vec![("csrf", csrf.as_str()), ("reason", "max-attempts")],
+        ),
+        (
+            "/ui/dead-letters/replay",
+            vec![("csrf", csrf.as_str()), ("id", ids[0].as_str())],
+        ),
+        (
+            "/ui/dead-letters/purge",
+            vec![("csrf", csrf.as_str()), ("queue", "emails")],
+        ),
+    ] {
+        let r = b.post(form, &pairs).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{form}: {}", r.text);
+        assert!(r.text.contains("needs an admin key"), "{}", r.text);
+    }
+    let r = b
+        .post(&format!("/ui/tasks/{waiting}/cancel"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    for id in &ids {
+        assert_eq!(state_of(&h, id).await, TaskState::Dead);
+    }
+    assert_eq!(state_of(&h, &waiting).await, TaskState::Scheduled);
+}
+
+#[tokio::test]
+async fn every_form_without_its_csrf_token_is_refused() {
+    let h = harness().await;
+    let ids = dead_letters(&h, "emails", DeadReason::MaxAttempts, 1).await;
+    let waiting = h
+        .enqueue(json!({"queue": "emails", "task": "later", "delay_ms": 60000}))
+        .await;
+    let waiting = waiting["id"].as_str().unwrap().to_owned();
+    let b = Browser::signed_in(&h, &h.admin).await;
+    let other = Browser::signed_in(&h, &h.admin).await;
+    let others_token = other.csrf().await;
+    let cancel = format!("/ui/tasks/{waiting}/cancel");
+    for form in [
+        "/ui/dead-letters/replay",
+        "/ui/dead-letters/purge",
+        cancel.as_str(),
+        "/ui/sign-out",
+    ] {
+        for token in [None, Some(""), Some("forged"), Some(others_token.as_str())] {
+            let mut pairs = vec![("id", ids[0].as_str())];
+            if let Some(t) = token {
+                pairs.push(("csrf", t));
+            }
+            let r = b.post(form, &pairs).await;
+            assert_eq!(
+                r.status,
+                StatusCode::FORBIDDEN,
+                "{form} {token:?}: {}",
+                r.text
+            );
+            assert!(r.text.contains("security token"), "{}", r.text);
+        }
+    }
+    assert_eq!(state_of(&h, &ids[0]).await, TaskState::Dead);
+    assert_eq!(state_of(&h, &waiting).await, TaskState::Scheduled);
+    // Still signed in: the refused sign-out did nothing.
+    assert_eq!(b.get("/ui").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_admin_replays_dead_letters_by_filter_after_the_count() {
+    let h = harness().await;
+    let failed = dead_letters(&h, "emails", DeadReason::MaxAttempts, 3).await;
+    let other_reason = dead_letters(&h, "emails", DeadReason::PayloadInvalid, 1).await;
+    let other_queue = dead_letters(&h, "sms", DeadReason::MaxAttempts, 1).await;
+    let b = Browser::signed_in(&h, &h.admin).await;
+
+    let list = b
+        .get("/ui/dead-letters?queue=emails&reason=max-attempts")
+        .await;
+    assert_eq!(list.status, StatusCode::OK);
+    for id in &failed {
+        assert!(list.text.contains(id.as_str()), "{}", list.text);
+    }
+    assert!(!list.text.contains(other_reason[0].as_str()));
+    assert!(!list.text.contains(other_queue[0].as_str()));
+    assert!(
+        unescape(&list.text)
+            .contains("/ui/dead-letters/confirm?action=replay&queue=emails&reason=max-attempts"),
+        "{}",
+        list.text
+    );
+
+    let confirm = b
+        .get("/ui/dead-letters/confirm?action=replay&queue=emails&reason=max-attempts")
+        .await;
+    assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.text);
+    assert!(
+        confirm.text.contains("data-count=\"3\""),
+        "{}",
+        confirm.text
+    );
+    assert!(
+        confirm.text.contains("Replay 3 dead letters"),
+        "{}",
+        confirm.text
+    );
+    // The confirm page changed nothing.
+    assert_eq!(state_of(&h, &failed[0]).await, TaskState::Dead);
+
+    let csrf = csrf_in(&confirm.text);
+    let done = b
+        .post(
+            "/ui/dead-letters/replay",
+            &[
+                ("csrf", &csrf),
+                ("queue", "emails"),
+                ("reason", "max-attempts"),
+                ("since", ""),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+    assert!(done.text.contains("data-count=\"3\""), "{}", done.text);
+    for id in &failed {
+        assert_eq!(state_of(&h, id).await, TaskState::Available);
+        // Recorded as the API records it: the key, never its secret.
+        let history = h.store.history(id).await.unwrap();
+        let act = format!("{:?}", history.last().unwrap());
+        assert!(
+            act.contains("Replayed") && act.contains("api key key_"),
+            "{act}"
+        );
+    }
+    assert_eq!(state_of(&h, &other_reason[0]).await, TaskState::Dead);
+    assert_eq!(state_of(&h, &other_queue[0]).await, TaskState::Dead);
+}
+
+#[tokio::test]
+async fn an_admin_replays_one_dead_letter_and_purges_by_filter() {
+    let h = harness().await;
+    let ids = dead_letters(&h, "emails", DeadReason::MaxAttempts, 3).await;
+    let b = Browser::signed_in(&h, &h.admin).await;
+    let task = b.get(&format!("/ui/tasks/{}", ids[0])).await;
+    assert!(
+        task.text.contains("action=\"/ui/dead-letters/replay\""),
+        "{}",
+        task.text
+    );
+    let csrf = csrf_in(&task.text);
+    let r = b
+        .post(
+            "/ui/dead-letters/replay",
+            &[("csrf", &csrf), ("id", &ids[0])],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    assert_eq!(
+        r.headers[header::LOCATION],
+        format!("/ui/tasks/{}?done=replayed", ids[0]).as_str()
+    );
+    assert_eq!(state_of(&h, &ids[0]).await, TaskState::Available);
+
+    let confirm = b
+        .get("/ui/dead-letters/confirm?action=purge&queue=emails")
+        .await;
+    assert!(
+        confirm.text.contains("data-count=\"2\""),
+        "{}",
+        confirm.text
+    );
+    let r = b
+        .post(
+            "/ui/dead-letters/purge",
+            &[("csrf", &csrf), ("queue", "emails")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.text.contains("Purged"), "{}", r.text);
+    assert!(h.store.task(&ids[1]).await.unwrap().is_none());
+    assert!(h.store.task(&ids[2]).await.unwrap().is_none());
+    assert!(h.store.task(&ids[0]).await.unwrap().is_some());
+    let empty = b.get("/ui/dead-letters").await;
+    assert!(empty.text.contains("No dead letters"), "{}", empty.text);
+}
+
+#[tokio::test]
+async fn the_task_page_shows_the_envelope_signature_history_and_cancel() {
+    let h = harness().await;
+    let task = h
+        .enqueue(json!({"queue": "emails", "task": "send-email", "args": {"to": "a@example.com", "n": [1, 2]}, "delay_ms": 60000}))
+        .await;
+    let id = task["id"].as_str().unwrap().to_owned();
+    let b = Browser::signed_in(&h, &h.admin).await;
+    let page = b.get(&format!("/ui/tasks/{id}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    // Pretty-printed, escaped args.
+    assert!(
+        page.text.contains("&#34;to&#34;: &#34;a@example.com&#34;"),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains("hmac-sha256") && page.text.contains("<code>k1</code>"));
+    assert!(page.text.contains("yes, by this server"), "{}", page.text);
+    assert!(page.text.contains("<time datetime=\""), "{}", page.text);
+    let csrf = csrf_in(&page.text);
+    let r = b
+        .post(&format!("/ui/tasks/{id}/cancel"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    assert_eq!(state_of(&h, &id).await, TaskState::Cancelled);
+    let page = b.get(&format!("/ui/tasks/{id}?done=cancelled")).await;
+    assert!(page.text.contains("Cancelled."));
+    assert!(page.text.contains("cancelled"));
+    // Cancelling again is the API's 409, as a page.
+    let r = b
+        .post(&format!("/ui/tasks/{id}/cancel"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    let missing = b.get("/ui/tasks/task_nope").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn bad_filters_are_refused_with_a_page_saying_why() {
+    let h = harness().await;
+    let b = Browser::signed_in(&h, &h.admin).await;
+    for (page, why) in [
+        ("/ui/dead-letters?reason=nope", "reason"),
+        ("/ui/dead-letters?since=yesterday", "since"),
+        ("/ui/tasks?state=stuck", "state"),
+        ("/ui/tasks?queue=bad%20queue", "queue"),
+        ("/ui/dead-letters/confirm?action=explode", "action"),
+        ("/ui/dead-letters?unknown=1", "unknown"),
+    ] {
+        let r = b.get(page).await;
+        assert!(r.status.is_client_error(), "{page}: {}", r.status);
+        assert!(r.text.contains(why), "{page}: {}", r.text);
+        assert!(r.text.contains("<html"), "{page}");
+    }
+}
+
+#[tokio::test]
+async fn pages_are_cursor_paged_and_show_empty_states() {
+    let h = harness().await;
+    let b = Browser::signed_in(&h, &h.read).await;
+    let empty = b.get("/ui/tasks").await;
+    assert!(empty.text.contains("No tasks yet"), "{}", empty.text);
+    let overview = b.get("/ui").await;
+    assert!(overview.text.contains("No tasks yet"));
+    assert!(
+        overview
+            .text
+            .contains("<main id=\"main\" data-refresh=\"10\">"),
+        "{}",
+        overview.text
+    );
+    assert!(overview.text.contains("No dead letters"));
+    for _ in 0..3 {
+        h.enqueue(json!({"queue": "paged", "task": "t"})).await;
+    }
+    let first = b.get("/ui/tasks?queue=paged&limit=2").await;
+    let at = first
+        .text
+        .find("rel=\"next\" href=\"")
+        .expect("a next link")
+        + 17;
+    let next = unescape(first.text[at..].split('"').next().unwrap());
+    assert!(
+        next.contains("queue=paged") && next.contains("cursor="),
+        "{next}"
+    );
+    let second = b.get(&next).await;
+    assert_eq!(second.status, StatusCode::OK);
+    assert_eq!(
+        second.text.matches("<td><a href=\"/ui/tasks/task_").count(),
+        1
+    );
+    let overview = b.get("/ui").await;
+    assert!(
+        overview.text.contains("/ui/tasks?queue=paged"),
+        "{}",
+        overview.text
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_key_ends_its_sessions_and_sign_out_ends_one() {
+    let h = harness().await;
+    let b = Browser::signed_in(&h, &h.read).await;
+    assert_eq!(b.get("/ui").await.status, StatusCode::OK);
+    let keys = h.store.list_api_keys().await.unwrap();
+    let read = keys.iter().find(|k| k.scope == "read").unwrap();
+    h.store.revoke_api_key(&read.id, 2).await.unwrap();
+    let r = b.get("/ui/tasks").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.headers[header::LOCATION], "/ui/sign-in?why=revoked");
+    // The session is gone, not only refused once.
+    assert_eq!(
+        b.get("/ui").await.headers[header::LOCATION],
+        "/ui/sign-in?why=expired"
+    );
+    let notice = Browser::new(&h).get("/ui/sign-in?why=revoked").await;
+    assert!(notice.text.contains("no longer valid"));
+
+    let b = Browser::signed_in(&h, &h.admin).await;
+    let csrf = b.csrf().await;
+    let r = b.post("/ui/sign-out", &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.headers[header::LOCATION], "/ui/sign-in?why=signed-out");
+    assert!(r.headers[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    assert_eq!(b.get("/ui").await.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn messages_list_and_page_show_attempts_and_hide_payloads_from_read_keys() {
+    let h = harness().await;
+    let published = h
+        .call(
+            Method::POST,
+            "/v1/messages",
+            Some(&h.admin),
+            Some(r#"{"url":"https://hooks.example.com/in","headers":{"authorization":"Bearer receiver-secret"},"body":"secret body"}"#),
+        )
+        .await;
+    assert_eq!(published.status, StatusCode::CREATED, "{}", published.text);
+    let id = published.json()["id"].as_str().unwrap().to_owned();
+
+    let read = Browser::signed_in(&h, &h.read).await;
+    let list = read.get("/ui/messages").await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.text);
+    assert!(list.text.contains(&id), "{}", list.text);
+    assert_no_inline(&list.text);
+    let page = read.get(&format!("/ui/messages/{id}")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(page.text.contains("hooks.example.com"), "{}", page.text);
+    assert!(!page.text.contains("secret body"), "{}", page.text);
+    assert!(!page.text.contains("receiver-secret"), "{}", page.text);
+    assert!(
+        page.text.contains("only admin keys see them"),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains("No attempt yet"), "{}", page.text);
+    // The task page of the same row hides the same things.
+    let as_task = read.get(&format!("/ui/tasks/{id}")).await;
+    assert!(!as_task.text.contains("secret body"), "{}", as_task.text);
+
+    let admin = Browser::signed_in(&h, &h.admin).await;
+    let page = admin.get(&format!("/ui/messages/{id}")).await;
+    assert!(page.text.contains("secret body"), "{}", page.text);
+
+    let filtered = admin.get("/ui/messages?state=dead").await;
+    assert!(
+        filtered.text.contains("No message is dead"),
+        "{}",
+        filtered.text
+    );
+    let bad = admin.get("/ui/messages?state=lost").await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let missing = admin.get("/ui/messages/msg_nope").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    // Signed out: to sign-in.
+    let r = Browser::new(&h).get(&format!("/ui/messages/{id}")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+}
+
+/// A console with a master key (targets need one), and its admin and read
+/// keys.
+async fn with_targets() -> (Router, String, String, TempStore) {
+    let temp = TempStore::new();
+    let keys = temp.keys(1).await;
+    let state = signet_server::AppState::with_delivery(
+        std::sync::Arc::clone(&temp.store),
+        ServerConfig::default(),
+        signing(),
+        signet_server::serve::detached_metrics_handle(),
+        std::sync::Arc::new(signet_runtime::SystemClock)
+            as std::sync::Arc<dyn signet_runtime::Clock>,
+        signet_server::config::DeliveryConfig {
+            master_key: Some(signet_sign::sealed::MasterKey::from_bytes([7; 32])),
+            ..signet_server::config::DeliveryConfig::default()
+        },
+    );
+    (signet_server::app(state), keys.admin, keys.read, temp)
+}
+
+fn secret_in(html: &str) -> String {
+    let at = html.find("data-secret>").expect("a secret") + 12;
+    html[at..].split('<').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn targets_are_admin_only_and_show_each_secret_once() {
+    let (app, admin, read, _temp) = with_targets().await;
+    let r = Browser::signed_in(&app, &read).await;
+    let page = r.get("/ui/targets").await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.text);
+    assert!(page.text.contains("only admin keys"), "{}", page.text);
+    assert!(
+        !r.get("/ui").await.text.contains("/ui/targets"),
+        "read keys get no Targets link"
+    );
+
+    let b = Browser::signed_in(&app, &admin).await;
+    let page = b.get("/ui/targets").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(page.text.contains("No targets yet"), "{}", page.text);
+    assert_no_inline(&page.text);
+    let csrf = csrf_in(&page.text);
+    let form = [
+        ("name", "billing"),
+        ("url_prefix", "https://billing.example.com/"),
+        ("rate_limit_per_s", "50"),
+        ("max_concurrency", ""),
+        ("https_only", "on"),
+    ];
+    // Without the token, nothing is created.
+    let refused = b.post("/ui/targets", &form).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let mut with_token = form.to_vec();
+    with_token.push(("csrf", &csrf));
+    let created = b.post("/ui/targets", &with_token).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let secret = secret_in(&created.text);
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    // Shown once: never on the list.
+    let list = b.get("/ui/targets").await;
+    assert!(
+        list.text.contains("billing") && list.text.contains("50/s"),
+        "{}",
+        list.text
+    );
+    assert!(!list.text.contains(&secret));
+    let id = {
+        let at = list.text.find("<code>tgt_").unwrap() + 6;
+        list.text[at..].split('<').next().unwrap().to_owned()
+    };
+    // A taken name is the API's 409, as a page.
+    let again = b.post("/ui/targets", &with_token).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text);
+    let bad = b
+        .post(
+            "/ui/targets",
+            &[("csrf", &csrf), ("name", "x"), ("rate_limit_per_s", "lots")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.text.contains("rate_limit_per_s"), "{}", bad.text);
+
+    // Read keys cannot rotate, edit or delete, even with a token.
+    let read_csrf = r.csrf().await;
+    for action in ["rotate", "limits", "delete"] {
+        let refused = r
+            .post(
+                &format!("/ui/targets/{id}/{action}"),
+                &[("csrf", &read_csrf)],
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{action}");
+    }
+
+    // Limits: set, and a blank field clears its limit.
+    let no_token = b
+        .post(
+            &format!("/ui/targets/{id}/limits"),
+            &[("rate_limit_per_s", "1")],
+        )
+        .await;
+    assert_eq!(no_token.status, StatusCode::FORBIDDEN);
+    let saved = b
+        .post(
+            &format!("/ui/targets/{id}/limits"),
+            &[
+                ("csrf", &csrf),
+                ("url_prefix", ""),
+                ("rate_limit_per_s", ""),
+                ("max_concurrency", "3"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
+    let list = b.get("/ui/targets?done=updated").await;
+    assert!(list.text.contains("Target limits saved."), "{}", list.text);
+    assert!(
+        list.text.contains("no rate limit") && list.text.contains("3 at once"),
+        "{}",
+        list.text
+    );
+    assert!(
+        list.text.contains("<td>any URL</td>") && !list.text.contains("<br>https only"),
+        "{}",
+        list.text
+    );
+    let bad = b
+        .post(
+            &format!("/ui/targets/{id}/limits"),
+            &[("csrf", &csrf), ("max_concurrency", "-1")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.text);
+
+    let rotated = b
+        .post(
+            &format!("/ui/targets/{id}/rotate"),
+            &[("csrf", &csrf), ("overlap_s", "3600")],
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.text);
+    let new_secret = secret_in(&rotated.text);
+    assert_ne!(new_secret, secret);
+    assert!(
+        rotated
+            .text
+            .contains("keeps signing beside the new one until"),
+        "{}",
+        rotated.text
+    );
+    let list = b.get("/ui/targets").await;
+    assert!(!list.text.contains(&new_secret));
+    assert!(
+        list.text.contains("(current)") && list.text.contains(", stops"),
+        "{}",
+        list.text
+    );
+
+    let deleted = b
+        .post(&format!("/ui/targets/{id}/delete"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(deleted.status, StatusCode::SEE_OTHER, "{}", deleted.text);
+    let list = b.get("/ui/targets?done=deleted").await;
+    assert!(list.text.contains("Target deleted.") && list.text.contains("No targets yet"));
+    let missing = b
+        .post(&format!("/ui/targets/{id}/delete"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_target_in_use_is_kept_until_the_forced_delete() {
+    let (app, admin, _read, _temp) = with_targets().await;
+    let b = Browser::signed_in(&app, &admin).await;
+    let csrf = b.csrf().await;
+    let created = b
+        .post("/ui/targets", &[("csrf", &csrf), ("name", "busy")])
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let published = send(
+        &app,
+        crate::support::request(
+            Method::POST,
+            "/v1/messages",
+            Some(&admin),
+            &[],
+            Some(r#"{"target":"busy","url":"https://hooks.example.com/in","body":"x"}"#.into()),
+        ),
+    )
+    .await;
+    assert_eq!(published.status, StatusCode::CREATED, "{}", published.text);
+    let kept = b.post("/ui/targets/busy/delete", &[("csrf", &csrf)]).await;
+    assert_eq!(kept.status, StatusCode::CONFLICT, "{}", kept.text);
+    assert!(kept.text.contains("1 pending message(s)"), "{}", kept.text);
+    assert!(b.get("/ui/targets").await.text.contains("busy"));
+    let gone = b
+        .post(
+            "/ui/targets/busy/delete",
+            &[("csrf", &csrf), ("force", "on")],
+        )
+        .await;
+    assert_eq!(gone.status, StatusCode::SEE_OTHER, "{}", gone.text);
+    assert!(b.get("/ui/targets").await.text.contains("No targets yet"));
+}
+
+#[tokio::test]
+async fn schedules_show_next_due_times_and_pause_and_resume() {
+    let h = harness().await;
+    let b = Browser::signed_in(&h, &h.read).await;
+    let empty = b.get("/ui/schedules").await;
+    assert_eq!(empty.status, StatusCode::OK);
+    assert!(empty.text.contains("No schedules yet"), "{}", empty.text);
+    let created = h
+        .call(
+            Method::POST,
+            "/v1/schedules",
+            Some(&h.admin),
+            Some(r#"{"name":"daily-report","cron":"0 9 * * MON-FRI","timezone":"Europe/Paris","task":{"queue":"reports","task":"report.daily"}}"#),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+
+    let page = b.get("/ui/schedules").await;
+    assert!(page.text.contains("daily-report") && page.text.contains("0 9 * * MON-FRI"));
+    assert_eq!(
+        page.text.matches("<li><time datetime=").count(),
+        5,
+        "{}",
+        page.text
+    );
+    assert!(!page.text.contains("/pause\""), "read keys get no buttons");
+    let read_csrf = b.csrf().await;
+    let refused = b
+        .post(
+            &format!("/ui/schedules/{id}/pause"),
+            &[("csrf", &read_csrf)],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+
+    let admin = Browser::signed_in(&h, &h.admin).await;
+    let csrf = admin.csrf().await;
+    let no_token = admin.post(&format!("/ui/schedules/{id}/pause"), &[]).await;
+    assert_eq!(no_token.status, StatusCode::FORBIDDEN);
+    assert!(!h.store.schedule(&id).await.unwrap().unwrap().paused);
+    let paused = admin
+        .post(&format!("/ui/schedules/{id}/pause"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(paused.status, StatusCode::SEE_OTHER, "{}", paused.text);
+    assert!(h.store.schedule(&id).await.unwrap().unwrap().paused);
+    let page = admin
+        .get(paused.headers[header::LOCATION].to_str().unwrap())
+        .await;
+    assert!(page.text.contains("Paused daily-report"), "{}", page.text);
+    assert!(page.text.contains("none while paused"), "{}", page.text);
+    assert!(page.text.contains("Resume daily-report"), "{}", page.text);
+    let resumed = admin
+        .post(&format!("/ui/schedules/{id}/resume"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(resumed.status, StatusCode::SEE_OTHER);
+    assert!(!h.store.schedule(&id).await.unwrap().unwrap().paused);
+    let missing = admin
+        .post("/ui/schedules/sch_nope/pause", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn keys_show_signing_status_and_api_keys_created_once_and_revoked() {
+    let h = harness().await;
+    h.enqueue(json!({"queue": "q", "task": "t"})).await;
+    let read = Browser::signed_in(&h, &h.read).await;
+    let page = read.get("/ui/keys").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert_no_inline(&page.text);
+    // The signing key k1 is active and signs the pending task.
+    assert!(
+        page.text.contains("<code>k1</code>") && page.text.contains(">active<"),
+        "{}",
+        page.text
+    );
+    // Every API key, by id and prefix, never a secret; no buttons for read.
+    for secret in [&h.admin, &h.read, &h.publish] {
+        assert!(!page.text.contains(secret.as_str()));
+        assert!(page.text.contains(&secret[..11]), "the prefix of each key");
+    }
+    assert!(page.text.contains("(this session)"));
+    assert!(!page.text.contains("/revoke\"") && !page.text.contains("action=\"/ui/keys\""));
+    let read_csrf = read.csrf().await;
+    let refused = read
+        .post(
+            "/ui/keys",
+            &[("csrf", &read_csrf), ("name", "sneaky"), ("scope", "admin")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(h
+        .store
+        .list_api_keys()
+        .await
+        .unwrap()
+        .iter()
+        .all(|k| k.name != "sneaky"));
+
+    let admin = Browser::signed_in(&h, &h.admin).await;
+    let csrf = admin.csrf().await;
+    let no_token = admin
+        .post("/ui/keys", &[("name", "oncall"), ("scope", "read")])
+        .await;
+    assert_eq!(no_token.status, StatusCode::FORBIDDEN);
+    let created = admin
+        .post(
+            "/ui/keys",
+            &[("csrf", &csrf), ("name", "oncall"), ("scope", "read")],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let secret = secret_in(&created.text);
+    assert!(secret.starts_with("sk_"), "{secret}");
+    assert!(
+        !admin.get("/ui/keys").await.text.contains(&secret),
+        "shown once"
+    );
+    // The new key signs in.
+    let oncall = Browser::signed_in(&h, &secret).await;
+    assert_eq!(oncall.get("/ui").await.status, StatusCode::OK);
+    for (name, scope, field) in [("x", "root", "scope"), ("", "read", "name")] {
+        let bad = admin
+            .post(
+                "/ui/keys",
+                &[("csrf", &csrf), ("name", name), ("scope", scope)],
+            )
+            .await;
+        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.text);
+        assert!(bad.text.contains(field), "{}", bad.text);
+    }
+
+    let id = h
+        .store
+        .list_api_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|k| k.name == "oncall")
+        .unwrap()
+        .id;
+    let revoked = admin
+        .post(&format!("/ui/keys/{id}/revoke"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER, "{}", revoked.text);
+    let page = admin
+        .get(revoked.headers[header::LOCATION].to_str().unwrap())
+        .await;
+    assert!(
+        page.text.contains(&format!("Revoked {id}")),
+        "{}",
+        page.text
+    );
+    // Its session ends at once.
+    let r = oncall.get("/ui").await;
+    assert_eq!(r.headers[header::LOCATION], "/ui/sign-in?why=revoked");
+    let missing = admin
+        .post("/ui/keys/nonsense/revoke", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_sign_in_form_not_opened_in_this_browser_is_refused() {
+    let h = harness().await;
+    // Posted from elsewhere: no form cookie, or a token that is not its own.
+    let mut b = Browser::new(&h);
+    for pairs in [
+        vec![("key", h.admin.as_str())],
+        vec![("key", h.admin.as_str()), ("token", "forged")],
+    ] {
+        let r = b.post("/ui/sign-in", &pairs).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+        assert!(cookie_in(&r, "signet_session").is_none());
+        assert!(r.text.contains("security token"), "{}", r.text);
+        assert!(!r.text.contains(&h.admin));
+    }
+    let token = b.sign_in_form().await;
+    let mut other = Browser::new(&h);
+    let other_token = other.sign_in_form().await;
+    assert_ne!(token, other_token);
+    let r = b
+        .post("/ui/sign-in", &[("key", &h.admin), ("token", &other_token)])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = b
+        .post("/ui/sign-in", &[("key", &h.admin), ("token", &token)])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+}
+
+#[test]
+fn the_banner_prints_the_console_url() {
+    let on = signing();
+    let text = signet_server::serve::Banner {
+        addr: "127.0.0.1:4321".parse().unwrap(),
+        store: "sqlite://./x.db",
+        signing: &on,
+        config: &ServerConfig::default(),
+        new_admin_key: None,
+    }
+    .to_string();
+    assert!(
+        text.contains("console: http://127.0.0.1:4321/ui (sign in with an API key)\n"),
+        "{text}"
+    );
+}
