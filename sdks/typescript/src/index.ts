@@ -111,6 +111,7 @@ export {
   type ProducerOptions,
 } from "./producer.js";
 export {
+  MAX_RETRY_AFTER_MS,
   TaskError,
   checkTask,
   type CheckTaskOptions,
