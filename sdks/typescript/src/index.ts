@@ -101,6 +101,7 @@ export {
 export { ApiError, SignetClient, retryAfterMs, type ClientOptions, type RequestOptions } from "./client.js";
 export { defaultLogger, silentLogger, type Logger } from "./log.js";
 export {
+  DEFAULT_BATCH_BYTES,
   DEFAULT_MAX_ATTEMPTS,
   MAX_BATCH_TASKS,
   Producer,
