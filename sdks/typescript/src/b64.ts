@@ -84,7 +84,15 @@ export function decodeKey(text: string): Uint8Array {
   return decode(trimmed, t, true);
 }
 
+/**
+ * Decodes strictly: standard alphabet, padding optional but exact when
+ * present, unused low bits zero (signatures, and a task's `args_b64`).
+ */
+export function decodeStrict(text: string): Uint8Array {
+  return decode(text, STANDARD_TABLE, false);
+}
+
 /** Decodes a signature strictly (see the module comment). */
 export function decodeSignature(text: string): Uint8Array {
-  return decode(text, STANDARD_TABLE, false);
+  return decodeStrict(text);
 }

@@ -101,6 +101,7 @@ export {
 export { ApiError, SignetClient, retryAfterMs, type ClientOptions, type RequestOptions } from "./client.js";
 export { defaultLogger, silentLogger, type Logger } from "./log.js";
 export {
+  DEFAULT_BATCH_BYTES,
   DEFAULT_MAX_ATTEMPTS,
   MAX_BATCH_TASKS,
   Producer,
@@ -111,6 +112,7 @@ export {
   type ProducerOptions,
 } from "./producer.js";
 export {
+  MAX_RETRY_AFTER_MS,
   TaskError,
   checkTask,
   type CheckTaskOptions,

@@ -19,6 +19,12 @@ import { defaultLogger } from "./log.js";
 export const DEFAULT_MAX_ATTEMPTS = 25;
 /** Most tasks in one `POST /v1/tasks/batch`; {@link Producer.enqueueBatch} splits larger lists. */
 export const MAX_BATCH_TASKS = 1000;
+/**
+ * Most bytes in one `POST /v1/tasks/batch` body by default (the server's
+ * default body limit is 1 MiB); a body the server still refuses as too
+ * large (`413`) is halved and each half sent.
+ */
+export const DEFAULT_BATCH_BYTES = 1_000_000;
 
 /** Options of one task. Times are unix ms or `Date`s. */
 export interface EnqueueOptions {
@@ -78,6 +84,8 @@ export interface ProducerOptions extends ClientOptions {
   readonly unsigned?: boolean;
   /** Where warnings go (default: `console.warn`). */
   readonly logger?: Logger;
+  /** Most bytes in one batch body of {@link Producer.enqueueBatch} (default 1 000 000). */
+  readonly batchBytes?: number;
 }
 
 const ID_POOL = 16 * 256;
@@ -112,9 +120,15 @@ function ms(value: number | Date | undefined, field: string): number | undefined
 export class Producer {
   readonly #client: SignetClient;
   readonly #ring: KeyRing | undefined;
+  readonly #batchBytes: number;
 
   constructor(options: ProducerOptions) {
     const logger = options.logger ?? defaultLogger;
+    const batchBytes = options.batchBytes ?? DEFAULT_BATCH_BYTES;
+    if (!Number.isSafeInteger(batchBytes) || batchBytes < 1024) {
+      throw new TypeError(`batchBytes must be a whole number of bytes of at least 1024, got ${String(batchBytes)}`);
+    }
+    this.#batchBytes = batchBytes;
     this.#client = new SignetClient(options);
     if (options.unsigned === true) {
       logger.warn(
@@ -153,38 +167,61 @@ export class Producer {
   }
 
   /**
-   * Signs and enqueues many tasks, in chunks of at most 1 000 (each chunk
-   * all or nothing on the server; an error names the item, `tasks[3].…`,
-   * counted within its chunk). Answers in the order given. Each item may
+   * Signs and enqueues many tasks, in chunks of at most 1 000 and under
+   * `batchBytes` (a chunk the server refuses as too large, `413`, is
+   * halved), each chunk all or nothing on the server; an error names the
+   * item, `tasks[3].…`, counted within its chunk, and says how many items
+   * before it were enqueued. Answers in the order given. Each item may
    * carry its own `idempotencyKey`.
    */
   async enqueueBatch(items: readonly BatchItem[]): Promise<EnqueuedTask[]> {
     const out: EnqueuedTask[] = [];
     const now = Date.now();
-    for (let start = 0; start < items.length; start += MAX_BATCH_TASKS) {
-      const chunk = items.slice(start, start + MAX_BATCH_TASKS);
-      let body = '{"tasks":[';
-      for (let i = 0; i < chunk.length; i++) {
-        if (i > 0) body += ",";
-        body += this.#item(chunk[i] as BatchItem, now);
-      }
-      body += "]}";
+    const send = async (part: readonly string[]): Promise<void> => {
+      const start = out.length;
       let answer;
       try {
-        answer = await this.#client.request<{ tasks: Array<Record<string, unknown>> }>("POST", "v1/tasks/batch", body);
+        answer = await this.#client.request<{ tasks?: unknown }>("POST", "v1/tasks/batch", `{"tasks":[${part.join(",")}]}`);
       } catch (e) {
+        if (e instanceof ApiError && e.status === 413 && part.length > 1) {
+          // Over this server's body limit: halve until it fits.
+          const half = Math.ceil(part.length / 2);
+          await send(part.slice(0, half));
+          await send(part.slice(half));
+          return;
+        }
         if (e instanceof ApiError && start > 0) {
           throw new ApiError(
             e.status,
             e.code,
-            `${e.message} (in the chunk of items ${start}..${start + chunk.length - 1}; the ${start} items before it were enqueued)`,
+            `${e.message} (in the chunk of items ${start}..${start + part.length - 1}; the ${start} items before it were enqueued)`,
             e.retryAfterMs,
           );
         }
         throw e;
       }
-      for (const t of answer.tasks) out.push(view(t, t["existing"] === true));
+      const tasks = answer !== null && typeof answer === "object" ? answer.tasks : undefined;
+      if (!Array.isArray(tasks) || tasks.length !== part.length) {
+        throw new Error(
+          `the server answered a batch of ${part.length} task(s) without a list of as many tasks (items ${start}..${start + part.length - 1}; they may have been enqueued)`,
+        );
+      }
+      for (const t of tasks as Array<Record<string, unknown>>) out.push(view(t, t["existing"] === true));
+    };
+    let chunk: string[] = [];
+    let size = 0;
+    for (const item of items) {
+      const body = this.#item(item, now);
+      const bytes = Buffer.byteLength(body);
+      if (chunk.length > 0 && (chunk.length >= MAX_BATCH_TASKS || size + bytes + 16 > this.#batchBytes)) {
+        await send(chunk);
+        chunk = [];
+        size = 0;
+      }
+      chunk.push(body);
+      size += bytes + 1;
     }
+    if (chunk.length > 0) await send(chunk);
     return out;
   }
 

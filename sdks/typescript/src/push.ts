@@ -17,7 +17,7 @@ import { SignetError } from "./errors.js";
 import { KeyRing } from "./keys.js";
 import type { LoadedKeys } from "./load.js";
 import { defaultLogger, type Logger } from "./log.js";
-import { TaskError, checkTask, errorText, resultJson, type TaskInfo, type WireTask } from "./task.js";
+import { TaskError, checkTask, errorText, resultJson, retryAfterOf, type TaskInfo, type WireTask } from "./task.js";
 import { DEFAULT_TOLERANCE_SECS, STANDARD_HEADERS, parseWebhookSecret, signWebhook, verifyWebhook } from "./webhooks.js";
 
 /** A push handler: the parsed args and the task's details; its return value (JSON) is the task's result. */
@@ -64,6 +64,7 @@ interface Compiled {
   readonly hop: KeyRing;
   readonly ring: KeyRing;
   readonly dev: boolean;
+  readonly required: boolean;
   readonly handlers: ReadonlyMap<string, PushHandler>;
   readonly tolerance: number;
   readonly now: () => number;
@@ -79,21 +80,28 @@ function compile(options: PushOptions): Compiled {
   const keys = options.keys;
   const ring = "ring" in keys ? keys.ring : keys;
   const dev = "dev" in keys ? keys.dev : false;
-  if (!dev && ring.keys.length === 0) {
+  // A bare key ring means signatures are required; loadKeys() says (SIGNET_SIGNING_REQUIRED).
+  const required = "required" in keys ? keys.required : true;
+  if (!dev && required && ring.keys.length === 0) {
     throw SignetError.config("the push endpoint has no keys to verify tasks with; give the producers' keys (public keys suffice for Ed25519)");
   }
   const handlers =
     options.handlers instanceof Map
       ? (options.handlers as ReadonlyMap<string, PushHandler>)
       : new Map(Object.entries(options.handlers as Record<string, PushHandler>));
+  const log = options.logger ?? defaultLogger;
+  if (!dev && !required) {
+    log.warn("signet push: SIGNET_SIGNING_REQUIRED is off: UNSIGNED tasks run without any check of who sent them (signed tasks are still verified)");
+  }
   const out: Compiled = {
     hop,
     ring,
     dev,
+    required,
     handlers,
     tolerance: options.toleranceSecs ?? DEFAULT_TOLERANCE_SECS,
     now: options.now ?? Date.now,
-    log: options.logger ?? defaultLogger,
+    log,
   };
   compiled.set(options, out);
   return out;
@@ -131,8 +139,9 @@ export async function handlePush(request: PushRequest, options: PushOptions): Pr
   const c = compile(options);
   const msgId = header(request.headers, STANDARD_HEADERS.id) ?? "";
   const nowMs = c.now();
+  // Signed with the time of answering, not of arrival: a slow handler must not make its answer look stale.
   const answer = (status: number, body: string, extra?: Record<string, string>): PushResponse =>
-    signed(c, msgId, nowMs, status, body, extra);
+    signed(c, msgId, c.now(), status, body, extra);
   try {
     verifyWebhook(
       c.hop,
@@ -162,7 +171,7 @@ export async function handlePush(request: PushRequest, options: PushOptions): Pr
   if (task.envelope.id !== msgId) {
     return answer(400, errorBody("bad_request", "webhook-id does not name the task in the body"));
   }
-  const verdict = checkTask(task, { ring: c.ring, hasHandler: (n) => c.handlers.has(n), nowMs, dev: c.dev });
+  const verdict = checkTask(task, { ring: c.ring, hasHandler: (n) => c.handlers.has(n), nowMs, dev: c.dev, required: c.required });
   if (!verdict.ok) {
     c.log.warn(`signet push: task ${msgId}: dead ${verdict.reason}: ${verdict.detail}`);
     return answer(422, JSON.stringify({ dead: { reason: verdict.reason, detail: verdict.detail } }));
@@ -176,9 +185,8 @@ export async function handlePush(request: PushRequest, options: PushOptions): Pr
       return answer(422, JSON.stringify({ dead: { reason: "payload-invalid", detail: errorText(e) } }));
     }
     const extra: Record<string, string> = {};
-    if (e instanceof TaskError && e.retryAfterMs !== undefined) {
-      extra["retry-after"] = String(Math.max(0, Math.ceil(e.retryAfterMs / 1000)));
-    }
+    const after = retryAfterOf(e);
+    if (after !== undefined) extra["retry-after"] = String(Math.ceil(after / 1000));
     return answer(500, errorBody("task_failed", errorText(e)), extra);
   }
   const out = resultJson(result);

@@ -5,6 +5,7 @@
  * sees anything: the producer's signature, expiry, a handler for the name,
  * and args that parse.
  */
+import { Base64Error, decodeStrict } from "./b64.js";
 import { checkEnvelope, parseStoredSignature, type TaskEnvelope } from "./envelope.js";
 import { SignetError } from "./errors.js";
 import type { KeyRing } from "./keys.js";
@@ -70,6 +71,12 @@ export interface CheckTaskOptions {
   readonly nowMs: number;
   /** Dev mode: the signature is not checked (`SIGNET_DEV=1`). */
   readonly dev?: boolean;
+  /**
+   * Whether a task must be signed (`SIGNET_SIGNING_REQUIRED`, default
+   * true). When false, a task with no signature runs unverified; a signed
+   * task is still verified.
+   */
+  readonly required?: boolean;
 }
 
 function dead(reason: DeadReason, detail: string): TaskVerdict {
@@ -88,7 +95,14 @@ export function checkTask(task: WireTask, options: CheckTaskOptions): TaskVerdic
   if (wire === null || typeof wire !== "object" || typeof wire.args_b64 !== "string") {
     return dead("signature-invalid", "malformed: the task has no envelope with args_b64; is the server a Signet server?");
   }
-  const argsBytes = Buffer.from(wire.args_b64, "base64");
+  let argsBytes: Buffer;
+  try {
+    const bytes = decodeStrict(wire.args_b64);
+    argsBytes = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  } catch (e) {
+    if (!(e instanceof Base64Error)) throw e;
+    return dead("signature-invalid", `malformed: args_b64 is not base64: ${e.message}`);
+  }
   let envelope: TaskEnvelope;
   try {
     envelope = {
@@ -107,10 +121,11 @@ export function checkTask(task: WireTask, options: CheckTaskOptions): TaskVerdic
     return dead("signature-invalid", `malformed: ${(e as Error).message}`);
   }
   let keyId: string | undefined;
-  if (options.dev !== true) {
+  const unsigned = task.signature === null || task.signature === undefined;
+  if (options.dev !== true && !(unsigned && options.required === false)) {
     let verdict;
     try {
-      const signature = task.signature === null || task.signature === undefined ? null : parseStoredSignature(task.signature);
+      const signature = unsigned ? null : parseStoredSignature(task.signature);
       verdict = checkEnvelope(envelope, signature, options.ring);
     } catch (e) {
       if (e instanceof SignetError) {
@@ -124,7 +139,7 @@ export function checkTask(task: WireTask, options: CheckTaskOptions): TaskVerdic
   }
   const expires = wire.expires_at_ms;
   if (typeof expires === "number" && expires <= options.nowMs) {
-    return dead("expired", `the task expired at ${new Date(expires).toISOString()}, before it could run`);
+    return dead("expired", `the task expired at ${when(expires)}, before it could run`);
   }
   if (!options.hasHandler(wire.name)) {
     return dead("unknown-task", `this worker has no handler for task ${JSON.stringify(wire.name)}`);
@@ -152,6 +167,15 @@ export function checkTask(task: WireTask, options: CheckTaskOptions): TaskVerdic
   };
 }
 
+/** A unix-ms time as ISO text, or the number itself when no Date can hold it. */
+function when(ms: number): string {
+  const d = new Date(ms);
+  return Number.isNaN(d.getTime()) ? `${ms} ms after 1970` : d.toISOString();
+}
+
+/** Longest `retryAfterMs` of a {@link TaskError}: one year, as the Python SDK's `Retry`. */
+export const MAX_RETRY_AFTER_MS = 365 * 86_400_000;
+
 /**
  * Thrown by a handler to control what happens to its task: retry after a
  * given time, or make the task dead now (`payload-invalid`: args the
@@ -164,18 +188,52 @@ export class TaskError extends Error {
   /** Make the task dead now with `payload-invalid` (no retry). */
   readonly dead: boolean;
 
+  /** Throws a RangeError when `retryAfterMs` is not a number of ms from 0 to one year. */
   constructor(message: string, options: { retryAfterMs?: number; dead?: boolean } = {}) {
     super(message);
     this.name = "TaskError";
-    this.retryAfterMs = options.retryAfterMs;
+    const after = options.retryAfterMs;
+    if (after !== undefined && (typeof after !== "number" || !Number.isFinite(after) || after < 0 || after > MAX_RETRY_AFTER_MS)) {
+      throw new RangeError(`retryAfterMs is ${String(after)}; it must be a number of ms from 0 to one year (${MAX_RETRY_AFTER_MS})`);
+    }
+    this.retryAfterMs = after;
     this.dead = options.dead ?? false;
   }
 }
 
-/** A handler's error as the text the server records (an excerpt; never an object dump). */
+/**
+ * The retry delay a handler's error asks for, whole ms from 0 to one year,
+ * or `undefined` for the server's backoff. Anything that is not a finite
+ * number (a `TaskError` changed after construction) is ignored, so a
+ * report never carries a value JSON cannot hold.
+ */
+export function retryAfterOf(e: unknown): number | undefined {
+  if (!(e instanceof TaskError)) return undefined;
+  const after = e.retryAfterMs;
+  if (typeof after !== "number" || !Number.isFinite(after)) return undefined;
+  return Math.min(MAX_RETRY_AFTER_MS, Math.max(0, Math.floor(after)));
+}
+
+/** Longest error text kept, in UTF-16 units (the server keeps 1 024 bytes). */
+const MAX_ERROR_TEXT = 1000;
+
+/**
+ * A handler's error as the text the server records (an excerpt; never an
+ * object dump), cut at a code-point boundary so that no lone surrogate
+ * (which JSON parsers refuse) reaches the server.
+ */
 export function errorText(e: unknown): string {
-  const text = e instanceof Error ? `${e.name === "Error" ? "" : `${e.name}: `}${e.message}` : String(e);
-  return text.length > 1000 ? `${text.slice(0, 1000)}…` : text;
+  let text: string;
+  try {
+    text = e instanceof Error ? `${e.name === "Error" ? "" : `${e.name}: `}${e.message}` : String(e);
+  } catch {
+    text = "an error that cannot be written as text";
+  }
+  if (text.length <= MAX_ERROR_TEXT) return text;
+  let end = MAX_ERROR_TEXT;
+  const last = text.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end--; // a high surrogate whose pair would be cut off
+  return `${text.slice(0, end)}…`;
 }
 
 /**

@@ -10,12 +10,18 @@ import { SignetError } from "./errors.js";
 import type { KeyRing } from "./keys.js";
 import { loadKeys, type LoadedKeys } from "./load.js";
 import { defaultLogger, type Logger } from "./log.js";
-import { TaskError, checkTask, errorText, resultJson, type DeadReason, type TaskInfo, type WireTask } from "./task.js";
+import { TaskError, checkTask, errorText, resultJson, retryAfterOf, type DeadReason, type TaskInfo, type WireTask } from "./task.js";
 
 /** Most tasks one claim asks for (the server's limit). */
 export const MAX_CLAIM = 100;
 /** Most items in one batched report (the server takes 1 000). */
 const MAX_REPORT_ITEMS = 500;
+/**
+ * Most bytes in one batched report body, half the server's default body
+ * limit (1 MiB) as the Python SDK; a batch the server still refuses as too
+ * large (`413`) is halved and sent again.
+ */
+const MAX_REPORT_BYTES = 512 * 1024;
 /**
  * A completion larger than this (its JSON, in UTF-16 units) is sent on its
  * own, so that a result over the server's body limit fails only its task.
@@ -116,10 +122,16 @@ export interface WorkerOptions extends ClientOptions {
   readonly logger?: Logger;
 }
 
+/** One item of a batched report: its JSON, the task's id for the log, its lease. */
 interface Report {
   readonly json: string;
+  readonly bytes: number;
   readonly ctxId: string;
+  readonly lease: string | undefined;
 }
+
+/** An item of a report's answer: an error, or not. */
+type ItemAnswer = { error?: { code?: unknown; message?: unknown } } | null | undefined;
 
 /** Sends completions and failures in batches. */
 class Reporter {
@@ -127,6 +139,7 @@ class Reporter {
   readonly #log: Logger;
   readonly #flushMs: number;
   readonly #pending: { complete: Report[]; fail: Report[] } = { complete: [], fail: [] };
+  readonly #pendingBytes = { complete: 0, fail: 0 };
   #timer: NodeJS.Timeout | undefined;
   readonly #inFlight = new Set<Promise<void>>();
 
@@ -137,13 +150,18 @@ class Reporter {
   }
 
   add(kind: "complete" | "fail", json: string, ctxId: string, lease?: string): void {
-    if (kind === "complete" && lease !== undefined && json.length > LARGE_REPORT) {
-      this.#sendLarge(json, ctxId, lease);
+    const report: Report = { json, bytes: Buffer.byteLength(json), ctxId, lease };
+    if (kind === "complete" && json.length > LARGE_REPORT) {
+      this.#post(kind, [report]);
       return;
     }
+    // Keep every batch under MAX_REPORT_BYTES: send what is pending first
+    // when this report would take it over.
+    if (this.#pending[kind].length > 0 && this.#pendingBytes[kind] + report.bytes + 1 > MAX_REPORT_BYTES) this.#send(kind);
     const list = this.#pending[kind];
-    list.push({ json, ctxId });
-    if (list.length >= MAX_REPORT_ITEMS) this.#send(kind);
+    list.push(report);
+    this.#pendingBytes[kind] += report.bytes + 1;
+    if (list.length >= MAX_REPORT_ITEMS || this.#pendingBytes[kind] >= MAX_REPORT_BYTES) this.#send(kind);
     else this.#timer ??= setTimeout(() => this.flush(), this.#flushMs);
   }
 
@@ -160,69 +178,95 @@ class Reporter {
     for (;;) {
       this.flush();
       if (this.#inFlight.size === 0) return;
-      // A refused large completion adds a failure while in flight: go round.
+      // A refused completion adds a failure, a halved batch two posts, while in flight: go round.
       await Promise.all([...this.#inFlight]);
     }
-  }
-
-  /**
-   * Sends one large completion alone; when the server refuses it (`413`
-   * over its body limit, `422`), the attempt fails with that reason instead
-   * of the task waiting for its lease to end.
-   */
-  #sendLarge(json: string, ctxId: string, lease: string): void {
-    const p = this.#client
-      .request("POST", "v1/work/complete", json)
-      .then(
-        () => undefined,
-        (e: unknown) => {
-          if (e instanceof ApiError && (e.status === 413 || e.status === 422)) {
-            const error = `the result (${Buffer.byteLength(json)} bytes with its lease) was refused by the server: ${e.code}: ${e.message}`;
-            this.#log.error(`signet worker: task ${ctxId}: ${error}`);
-            this.add("fail", `{"lease":${JSON.stringify(lease)},"error":${JSON.stringify(error)}}`, ctxId);
-          } else if (e instanceof ApiError && e.code === "lease_lost") {
-            this.#log.warn(`signet worker: task ${ctxId}: lease lost before its complete was reported; dropped (the task runs again elsewhere)`);
-          } else {
-            this.#log.error(`signet worker: task ${ctxId}: reporting its completion failed: ${errorText(e)}; it runs again when its lease ends`);
-          }
-        },
-      )
-      .finally(() => this.#inFlight.delete(p));
-    this.#inFlight.add(p);
   }
 
   #send(kind: "complete" | "fail"): void {
     const items = this.#pending[kind];
     if (items.length === 0) return;
     this.#pending[kind] = [];
+    this.#pendingBytes[kind] = 0;
+    this.#post(kind, items);
+  }
+
+  /**
+   * Posts one batch. A batch the server refuses as too large (`413`) is
+   * halved and each half posted; a lone completion it refuses (`413` over
+   * its body limit, `422`) fails its attempt with that reason instead of
+   * the task waiting for its lease to end.
+   */
+  #post(kind: "complete" | "fail", items: readonly Report[]): void {
     let body = '{"items":[';
     for (let i = 0; i < items.length; i++) body += (i > 0 ? "," : "") + (items[i] as Report).json;
     body += "]}";
     const p = this.#client
-      .request<{ items: Array<{ error?: { code: string; message: string } }> }>("POST", `v1/work/${kind}`, body)
+      .request<{ items?: unknown }>("POST", `v1/work/${kind}`, body)
       .then(
-        (answer) => {
-          const out = answer.items;
-          for (let i = 0; i < out.length; i++) {
-            const error = out[i]?.error;
-            if (error === undefined) continue;
-            const id = items[i]?.ctxId ?? "?";
-            if (error.code === "lease_lost") {
-              this.#log.warn(`signet worker: task ${id}: lease lost before its ${kind} was reported; dropped (the task runs again elsewhere)`);
-            } else {
-              this.#log.error(`signet worker: task ${id}: ${kind} refused: ${error.code}: ${error.message}`);
-            }
-          }
-        },
-        (e: unknown) => {
-          this.#log.error(
-            `signet worker: reporting ${items.length} ${kind === "complete" ? "completion(s)" : "failure(s)"} failed: ${errorText(e)}; those tasks run again when their leases end`,
-          );
-        },
+        (answer) => this.#answered(kind, items, answer),
+        (e: unknown) => this.#refused(kind, items, e),
       )
+      .catch((e: unknown) => this.#log.error(`signet worker: handling the answer to a ${kind} report failed: ${errorText(e)}`))
       .finally(() => this.#inFlight.delete(p));
     this.#inFlight.add(p);
   }
+
+  #answered(kind: "complete" | "fail", items: readonly Report[], answer: { items?: unknown } | null): void {
+    const out = answer !== null && typeof answer === "object" ? answer.items : undefined;
+    if (!Array.isArray(out)) {
+      this.#log.error(
+        `signet worker: the server answered a ${kind} report of ${items.length} task(s) without an items list; if they were not recorded they run again when their leases end`,
+      );
+      return;
+    }
+    for (let i = 0; i < items.length; i++) {
+      const item = out[i] as ItemAnswer;
+      const error = item !== null && typeof item === "object" ? item.error : undefined;
+      if (error === undefined || error === null) continue;
+      const id = (items[i] as Report).ctxId;
+      const code = typeof error === "object" ? String(error.code) : String(error);
+      const message = typeof error === "object" ? String(error.message) : "";
+      if (code === "lease_lost") {
+        this.#log.warn(`signet worker: task ${id}: lease lost before its ${kind} was reported; dropped (the task runs again elsewhere)`);
+      } else {
+        this.#log.error(`signet worker: task ${id}: ${kind} refused: ${code}: ${message}`);
+      }
+    }
+  }
+
+  #refused(kind: "complete" | "fail", items: readonly Report[], e: unknown): void {
+    if (e instanceof ApiError && e.status === 413 && items.length > 1) {
+      const half = Math.ceil(items.length / 2);
+      this.#post(kind, items.slice(0, half));
+      this.#post(kind, items.slice(half));
+      return;
+    }
+    const lone = items.length === 1 ? (items[0] as Report) : undefined;
+    if (kind === "complete" && lone?.lease !== undefined && e instanceof ApiError && (e.status === 413 || e.status === 422)) {
+      const error = `the result (${lone.bytes} bytes with its lease) was refused by the server: ${e.code}: ${e.message}`;
+      this.#log.error(`signet worker: task ${lone.ctxId}: ${error}`);
+      this.add("fail", `{"lease":${JSON.stringify(lone.lease)},"error":${JSON.stringify(error)}}`, lone.ctxId);
+      return;
+    }
+    if (lone !== undefined && e instanceof ApiError && e.code === "lease_lost") {
+      this.#log.warn(`signet worker: task ${lone.ctxId}: lease lost before its ${kind} was reported; dropped (the task runs again elsewhere)`);
+      return;
+    }
+    this.#log.error(
+      `signet worker: reporting ${items.length} ${kind === "complete" ? "completion(s)" : "failure(s)"} failed: ${errorText(e)}; those tasks run again when their leases end`,
+    );
+  }
+}
+
+/** Claim answers that stop the worker (with 401 and 403): the claim itself is wrong, as the Python SDK. */
+const FATAL_CLAIM = new Set([400, 404, 422]);
+
+/** A claimed task's id for the log, or `?`. */
+function idOf(task: WireTask): string {
+  const envelope: unknown = task.envelope;
+  const id = envelope !== null && typeof envelope === "object" ? (envelope as { id?: unknown }).id : undefined;
+  return typeof id === "string" ? id : "?";
 }
 
 /** `value` when it is a whole number in `[min, max]` (the protocol's ranges), else a TypeError saying so. */
@@ -241,6 +285,7 @@ export class Worker {
   readonly #client: SignetClient;
   readonly #ring: KeyRing;
   readonly #dev: boolean;
+  readonly #required: boolean;
   readonly #handlers = new Map<string, Handler>();
   readonly #queues: readonly string[];
   readonly #concurrency: number;
@@ -278,9 +323,15 @@ export class Worker {
     const keys = options.keys ?? loadKeys();
     const ring = "ring" in keys ? keys.ring : keys;
     this.#dev = "dev" in keys ? keys.dev : false;
+    // A bare key ring means signatures are required; loadKeys() says (SIGNET_SIGNING_REQUIRED).
+    this.#required = "required" in keys ? keys.required : true;
     if ("warnings" in keys) for (const w of keys.warnings) this.#log.warn(`signet worker: ${w}`);
     if (this.#dev) {
       this.#log.warn("signet worker: SIGNET_DEV is on: task signatures are NOT verified; never run like this in production");
+    } else if (!this.#required) {
+      this.#log.warn(
+        "signet worker: SIGNET_SIGNING_REQUIRED is off: UNSIGNED tasks run without any check of who sent them (signed tasks are still verified)",
+      );
     } else if (ring.keys.length === 0) {
       throw SignetError.config(
         "the worker has no keys to verify tasks with; set the producers' keys (SIGNET_SIGNING_PUBLIC_KEYS is enough for Ed25519)",
@@ -352,10 +403,18 @@ export class Worker {
     const beat = setInterval(() => this.#heartbeat(), Math.max(250, Math.floor(this.#leaseMs / 6)));
     beat.unref();
     this.#log.info(
-      `signet worker: ${this.#client.url} queues ${this.#queues.join(", ")}; ${this.#concurrency} at once; tasks: ${[...this.#handlers.keys()].join(", ")}; ${this.#dev ? "verification OFF (dev)" : `verifying with ${this.#ring.describe()}`}`,
+      `signet worker: ${this.#client.url} queues ${this.#queues.join(", ")}; ${this.#concurrency} at once; tasks: ${[...this.#handlers.keys()].join(", ")}; ${this.#dev ? "verification OFF (dev)" : `verifying with ${this.#ring.describe()}${this.#required ? "" : "; unsigned tasks accepted"}`}`,
     );
     try {
-      await Promise.all(Array.from({ length: this.#claims }, () => this.#loop()));
+      await Promise.all(
+        Array.from({ length: this.#claims }, () =>
+          this.#loop().catch((e: unknown) => {
+            // A claim loop that fails stops the worker (the others stop claiming; running tasks finish and report).
+            this.#fatal ??= new Error(`signet worker: a claim loop failed: ${errorText(e)}`);
+            this.stop();
+          }),
+        ),
+      );
       if (this.#running > 0) await new Promise<void>((resolve) => (this.#idleWaiter = resolve));
       await this.#reporter.drain();
       if (this.#fatal !== undefined) throw this.#fatal;
@@ -384,15 +443,17 @@ export class Worker {
       const controller = new AbortController();
       this.#claimAborts.add(controller);
       this.#reserved += max;
-      let tasks: WireTask[];
+      let tasks: unknown[];
       try {
-        const answer = await this.#client.request<{ tasks: WireTask[] }>(
+        const answer = await this.#client.request<{ tasks?: unknown } | null>(
           "POST",
           "v1/work/claim",
           this.#claimBody(max),
           { signal: controller.signal, timeoutMs: this.#waitMs + 15_000 },
         );
-        tasks = answer.tasks;
+        const list = answer !== null && typeof answer === "object" ? answer.tasks : undefined;
+        if (!Array.isArray(list)) throw new Error("the server answered the claim without a tasks list; is it a Signet server?");
+        tasks = list;
         failures = 0;
       } catch (e) {
         if (this.#stopping) break;
@@ -401,6 +462,12 @@ export class Worker {
           this.#fatal ??= new Error(
             `signet worker: the server refused the API key (${e.code}: ${e.message}); a worker needs a key with the work scope`,
           );
+          this.stop();
+          break;
+        }
+        if (e instanceof ApiError && FATAL_CLAIM.has(e.status)) {
+          // The claim itself is wrong (queues, lease, wait): asking again cannot help (as the Python SDK).
+          this.#fatal ??= new Error(`signet worker: the server refused to hand out work (${e.status} ${e.code}: ${e.message}); check the worker's queues and options`);
           this.stop();
           break;
         }
@@ -414,7 +481,14 @@ export class Worker {
         this.#reserved -= max;
       }
       const now = Date.now();
-      for (const task of tasks) this.#start(task, now);
+      for (const task of tasks) {
+        try {
+          this.#start(task, now);
+        } catch (e) {
+          // A task this worker cannot even read must not stop the loop.
+          this.#unreadable(task, e);
+        }
+      }
     }
   }
 
@@ -433,15 +507,16 @@ export class Worker {
     });
   }
 
-  #start(task: WireTask, now: number): void {
-    const lease = task.lease;
-    if (typeof lease !== "string") {
+  #start(claimed: unknown, now: number): void {
+    if (claimed === null || typeof claimed !== "object" || typeof (claimed as WireTask).lease !== "string") {
       this.#log.error("signet worker: the server answered a task without a lease; skipped");
       return;
     }
-    const verdict = checkTask(task, { ring: this.#ring, hasHandler: this.#hasHandler, nowMs: now, dev: this.#dev });
+    const task = claimed as WireTask;
+    const lease = task.lease as string;
+    const verdict = checkTask(task, { ring: this.#ring, hasHandler: this.#hasHandler, nowMs: now, dev: this.#dev, required: this.#required });
     if (!verdict.ok) {
-      this.#dead(lease, task.envelope?.id ?? "?", verdict.reason, verdict.detail);
+      this.#dead(lease, idOf(task), verdict.reason, verdict.detail);
       return;
     }
     const ctx = new TaskContext(verdict.info, lease, now);
@@ -465,6 +540,16 @@ export class Worker {
     }
   }
 
+  /** A claimed task that could not be checked at all: dead `signature-invalid` (malformed) when it has a lease to report with. */
+  #unreadable(claimed: unknown, e: unknown): void {
+    const lease = claimed !== null && typeof claimed === "object" ? (claimed as { lease?: unknown }).lease : undefined;
+    if (typeof lease !== "string") {
+      this.#log.error(`signet worker: the server answered a task this worker cannot read (${errorText(e)}); skipped`);
+      return;
+    }
+    this.#dead(lease, idOf(claimed as WireTask), "signature-invalid", `malformed: the task cannot be read: ${errorText(e)}`);
+  }
+
   #dead(lease: string, id: string, reason: DeadReason, detail: string): void {
     this.#log.warn(`signet worker: task ${id}: dead ${reason}: ${detail}`);
     const json = `{"lease":${JSON.stringify(lease)},"dead":true,"reason":"${reason}","detail":${JSON.stringify(detail)}}`;
@@ -486,7 +571,8 @@ export class Worker {
       if (e instanceof TaskError && e.dead) {
         this.#dead(ctx.lease, ctx.id, "payload-invalid", errorText(e));
       } else {
-        const retry = e instanceof TaskError && e.retryAfterMs !== undefined ? `,"retry_after_ms":${Math.max(0, Math.floor(e.retryAfterMs))}` : "";
+        const after = retryAfterOf(e);
+        const retry = after === undefined ? "" : `,"retry_after_ms":${after}`;
         this.#reporter.add("fail", `{"lease":${lease},"error":${JSON.stringify(errorText(e))}${retry}}`, ctx.id);
       }
     }
@@ -526,22 +612,31 @@ export class Worker {
       const chunk = due.slice(start, start + MAX_REPORT_ITEMS);
       const body = `{"items":[${chunk.map((c) => `{"lease":${JSON.stringify(c.lease)},"lease_ms":${this.#leaseMs}}`).join(",")}]}`;
       this.#client
-        .request<{ items: Array<{ error?: { code: string; message: string } }> }>("POST", "v1/work/heartbeat", body)
+        .request<{ items?: unknown } | null>("POST", "v1/work/heartbeat", body)
         .then(
           (answer) => {
-            answer.items.forEach((item, i) => {
+            const items = answer !== null && typeof answer === "object" ? answer.items : undefined;
+            if (!Array.isArray(items)) {
+              this.#log.error(`signet worker: the server answered a heartbeat of ${chunk.length} task(s) without an items list; trying again next beat`);
+              for (const ctx of chunk) ctx.beatAt = 0;
+              return;
+            }
+            items.forEach((item: ItemAnswer, i) => {
               const ctx = chunk[i];
-              if (item.error === undefined || ctx === undefined) return;
-              if (item.error.code === "lease_lost") {
+              const error = item !== null && typeof item === "object" ? item.error : undefined;
+              if (error === undefined || error === null || ctx === undefined) return;
+              const code = typeof error === "object" ? String(error.code) : String(error);
+              if (code === "lease_lost") {
                 this.#log.warn(`signet worker: task ${ctx.id}: lease lost (it ran past its lease or was rescued); its result will be dropped`);
                 ctx.loseLease("the lease of this task was lost; it runs again elsewhere");
               } else {
-                this.#log.error(`signet worker: task ${ctx.id}: heartbeat refused: ${item.error.code}: ${item.error.message}`);
+                this.#log.error(`signet worker: task ${ctx.id}: heartbeat refused: ${code}: ${typeof error === "object" ? String(error.message) : ""}`);
               }
             });
           },
           (e: unknown) => this.#log.error(`signet worker: heartbeat of ${chunk.length} task(s) failed: ${errorText(e)}`),
-        );
+        )
+        .catch((e: unknown) => this.#log.error(`signet worker: handling a heartbeat's answer failed: ${errorText(e)}`));
     }
   }
 

@@ -21,6 +21,7 @@ import {
   silentLogger,
   type WireTask,
 } from "../src/index.js";
+import { apiError, fakeServer } from "./fake.js";
 import { serverSkip, startServer, type TestServer } from "./server.js";
 
 const skip = serverSkip();
@@ -185,5 +186,33 @@ test("a forged client signature is refused at the door", { skip }, async () => {
     await assert.rejects(forger.enqueue("mail", "x", {}), (e: unknown) => e instanceof ApiError && e.status === 422);
   } finally {
     forger.close();
+  }
+});
+
+test("enqueueBatch: batches stay under batchBytes, and a 413 halves a batch until it fits", async () => {
+  let refused = 0;
+  const fake = await fakeServer((req) => {
+    if (Buffer.byteLength(req.body) > 20_000) {
+      refused++;
+      return apiError(413, "payload_too_large", "the body is over 20000 bytes");
+    }
+    const tasks = (JSON.parse(req.body) as { tasks: Array<{ id: string; queue: string; task: string }> }).tasks;
+    return { json: { tasks: tasks.map((t) => ({ id: t.id, queue: t.queue, name: t.task, state: "available" })) } };
+  });
+  try {
+    const producer = new Producer({ url: fake.url, apiKey: "sk_x", keys: cliRing, batchBytes: 60_000, maxRetries: 0 });
+    const items = Array.from({ length: 40 }, (_, i) => ({ queue: "q", name: "t", args: { i, pad: "x".repeat(2000) } }));
+    const out = await producer.enqueueBatch(items);
+    producer.close();
+    assert.equal(out.length, 40);
+    const sent = fake.requests.filter((r) => Buffer.byteLength(r.body) <= 20_000);
+    const ids = sent.flatMap((r) => (JSON.parse(r.body) as { tasks: Array<{ id: string; args: { i: number } }> }).tasks);
+    assert.deepEqual(ids.map((t) => t.args.i), items.map((_, i) => i), "every item sent once, in order");
+    assert.deepEqual(out.map((t) => t.id), ids.map((t) => t.id), "answers in the order given");
+    assert.ok(refused > 0, "the fake refused a batch, which was halved");
+    for (const r of fake.requests) assert.ok(Buffer.byteLength(r.body) <= 60_000, "no batch over batchBytes");
+    assert.throws(() => new Producer({ url: fake.url, apiKey: "sk_x", keys: cliRing, batchBytes: 10 }), /batchBytes/);
+  } finally {
+    await fake.close();
   }
 });

@@ -16,12 +16,14 @@ import { after, before, test } from "node:test";
 import {
   HmacKey,
   KeyRing,
+  MAX_RETRY_AFTER_MS,
   Producer,
   SignetClient,
   TaskError,
   checkTask,
   createPushListener,
   handlePush,
+  loadKeys,
   newTaskId,
   parseWebhookSecret,
   signEnvelope,
@@ -257,4 +259,80 @@ test("examples/push-http.mjs serves pushed tasks as written", async () => {
     child.kill();
     rmSync(dirname(keyFile), { recursive: true, force: true });
   }
+});
+
+test("answers are signed with the time they are made, not the request's arrival", async () => {
+  let clock = Date.now();
+  const task = pushedTask("slow", "{}");
+  const res = await handlePush(request(task), {
+    ...options([]),
+    now: () => clock,
+    handlers: {
+      slow: () => {
+        clock += 400_000; // a handler that ran past the dispatcher's tolerance
+        return "done";
+      },
+    },
+  });
+  assert.equal(res.status, 200);
+  assert.equal(res.headers["webhook-timestamp"], String(Math.floor(clock / 1000)));
+  verifyWebhook(hop, res.headers, res.body, { now: Math.floor(clock / 1000) });
+});
+
+test("SIGNET_SIGNING_REQUIRED=false: unsigned tasks run, signed ones are still verified", async () => {
+  const keys = loadKeys({
+    env: { SIGNET_SIGNING_KEYS: `k1:${Buffer.alloc(32, 3).toString("base64")}`, SIGNET_SIGNING_REQUIRED: "false" },
+  });
+  assert.equal(keys.required, false);
+  const opts: PushOptions = { ...options([]), keys };
+  const task = pushedTask("email.send", '{"to":"ada@example.com"}');
+  const unsigned = await handlePush(request({ ...task, signature: null }), opts);
+  assert.equal(unsigned.status, 200);
+  assert.deepEqual(JSON.parse(unsigned.body), { sent: "ada@example.com" });
+  assert.equal((await handlePush(request(task), opts)).status, 200);
+  const tampered = { ...task, envelope: { ...task.envelope, args_b64: Buffer.from('{"to":"eve@example.com"}').toString("base64") } };
+  const refused = await handlePush(request(tampered), opts);
+  assert.equal(refused.status, 422);
+  assert.match(JSON.parse(refused.body).dead.detail, /^mismatch: /);
+  // Not required, no keys at all: accepted (unsigned tasks only can run).
+  const empty = { ...keys, ring: new KeyRing([]) };
+  assert.equal((await handlePush(request({ ...task, signature: null }), { ...options([]), keys: empty })).status, 200);
+  // Required (the default, and any bare key ring): an empty ring is refused, an unsigned task is dead missing.
+  assert.throws(() => createPushListener({ ...options([]), keys: new KeyRing([]) }), /no keys to verify/);
+  const required = checkTask({ ...task, signature: null }, { ring: taskRing, hasHandler: () => true, nowMs: Date.now() });
+  assert.match(!required.ok ? required.detail : "", /^missing: /);
+  const notRequired = checkTask({ ...task, signature: null }, { ring: taskRing, hasHandler: () => true, nowMs: Date.now(), required: false });
+  assert.equal(notRequired.ok, true);
+  assert.equal(notRequired.ok && notRequired.info.keyId, undefined);
+});
+
+test("checkTask: args_b64 that is not strict base64 is dead signature-invalid malformed", () => {
+  const task = pushedTask("email.send", '{"to":"ada@example.com"}');
+  for (const bad of ["e30*", "e3 0=", "e31=", "e30==", "ZZ"]) {
+    const verdict = checkTask({ ...task, envelope: { ...task.envelope, args_b64: bad } }, { ring: taskRing, hasHandler: () => true, nowMs: Date.now() });
+    assert.equal(!verdict.ok && verdict.reason, "signature-invalid", bad);
+    assert.match(!verdict.ok ? verdict.detail : "", /^malformed: args_b64 is not base64: /, bad);
+  }
+  const unpadded = checkTask({ ...task, envelope: { ...task.envelope, args_b64: task.envelope.args_b64.replace(/=+$/, "") } }, { ring: taskRing, hasHandler: () => true, nowMs: Date.now() });
+  assert.equal(unpadded.ok, true);
+});
+
+test("TaskError: retryAfterMs must be finite ms from 0 to a year; error text never splits a surrogate pair", async () => {
+  for (const bad of [Number.NaN, Infinity, -1, MAX_RETRY_AFTER_MS + 1]) {
+    assert.throws(() => new TaskError("x", { retryAfterMs: bad }), /retryAfterMs is .*from 0 to one year/);
+  }
+  assert.equal(new TaskError("x", { retryAfterMs: 1500.7 }).retryAfterMs, 1500.7);
+  const text = `${"a".repeat(999)}😀 and more`;
+  const res = await handlePush(request(pushedTask("boom", "{}")), {
+    ...options([]),
+    handlers: {
+      boom: () => {
+        throw new Error(text);
+      },
+    },
+  });
+  assert.equal(res.status, 500);
+  const message = JSON.parse(res.body).error.message as string;
+  assert.equal(message, `${"a".repeat(999)}…`);
+  assert.ok(!/[\ud800-\udbff](?![\udc00-\udfff])/.test(message), "no lone high surrogate");
 });
