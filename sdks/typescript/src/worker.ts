@@ -128,7 +128,16 @@ interface Report {
   readonly bytes: number;
   readonly ctxId: string;
   readonly lease: string | undefined;
+  /** How many times the server could not take this report for a passing reason (`503`, `429`, no answer). */
+  tries: number;
 }
+
+/** Times a report the server could not take for a passing reason is sent again, a second apart more each time. */
+const REPORT_RETRIES = 5;
+
+/** Item codes and statuses that say "not now", not "no": the same report may be sent again. */
+const PASSING_CODES = new Set(["unavailable", "store_unavailable", "timeout", "rate_limited", "network"]);
+const PASSING_STATUSES = new Set([0, 429, 502, 503, 504]);
 
 /** An item of a report's answer: an error, or not. */
 type ItemAnswer = { error?: { code?: unknown; message?: unknown } } | null | undefined;
@@ -150,11 +159,16 @@ class Reporter {
   }
 
   add(kind: "complete" | "fail", json: string, ctxId: string, lease?: string): void {
-    const report: Report = { json, bytes: Buffer.byteLength(json), ctxId, lease };
+    const report: Report = { json, bytes: Buffer.byteLength(json), ctxId, lease, tries: 0 };
     if (kind === "complete" && json.length > LARGE_REPORT) {
       this.#post(kind, [report]);
       return;
     }
+    this.#queue(kind, report);
+  }
+
+  /** Adds a report to the pending batch of its kind, sending the batch when it is full. */
+  #queue(kind: "complete" | "fail", report: Report): void {
     // Keep every batch under MAX_REPORT_BYTES: send what is pending first
     // when this report would take it over.
     if (this.#pending[kind].length > 0 && this.#pendingBytes[kind] + report.bytes + 1 > MAX_REPORT_BYTES) this.#send(kind);
@@ -220,6 +234,7 @@ class Reporter {
       );
       return;
     }
+    const again: Report[] = [];
     for (let i = 0; i < items.length; i++) {
       const item = out[i] as ItemAnswer;
       const error = item !== null && typeof item === "object" ? item.error : undefined;
@@ -227,12 +242,40 @@ class Reporter {
       const id = (items[i] as Report).ctxId;
       const code = typeof error === "object" ? String(error.code) : String(error);
       const message = typeof error === "object" ? String(error.message) : "";
-      if (code === "lease_lost") {
+      if (PASSING_CODES.has(code)) {
+        again.push(items[i] as Report);
+      } else if (code === "lease_lost") {
         this.#log.warn(`signet worker: task ${id}: lease lost before its ${kind} was reported; dropped (the task runs again elsewhere)`);
       } else {
         this.#log.error(`signet worker: task ${id}: ${kind} refused: ${code}: ${message}`);
       }
     }
+    if (again.length > 0) this.#again(kind, again, `the server could not take them now`);
+  }
+
+  /**
+   * Sends reports again that the server could not take for a passing
+   * reason, a second later per try (the protocol: a repeated report is
+   * safe; one already written answers `lease_lost`). After
+   * {@link REPORT_RETRIES} tries they are given up: those tasks run again
+   * when their leases end.
+   */
+  #again(kind: "complete" | "fail", reports: readonly Report[], why: string): void {
+    const keep = reports.filter((r) => ++r.tries <= REPORT_RETRIES);
+    if (keep.length < reports.length) {
+      this.#log.error(
+        `signet worker: reporting ${reports.length - keep.length} ${kind === "complete" ? "completion(s)" : "failure(s)"} failed ${REPORT_RETRIES + 1} times (${why}); those tasks run again when their leases end`,
+      );
+    }
+    if (keep.length === 0) return;
+    const delay = 1000 * Math.max(...keep.map((r) => r.tries));
+    this.#log.warn(`signet worker: ${keep.length} ${kind} report(s) not taken (${why}); sending again in ${delay} ms`);
+    const p: Promise<void> = new Promise<void>((resolve) => setTimeout(resolve, delay)).then(() => {
+      for (const r of keep) this.#queue(kind, r);
+      this.flush();
+    });
+    const tracked = p.finally(() => this.#inFlight.delete(tracked));
+    this.#inFlight.add(tracked);
   }
 
   #refused(kind: "complete" | "fail", items: readonly Report[], e: unknown): void {
@@ -251,6 +294,10 @@ class Reporter {
     }
     if (lone !== undefined && e instanceof ApiError && e.code === "lease_lost") {
       this.#log.warn(`signet worker: task ${lone.ctxId}: lease lost before its ${kind} was reported; dropped (the task runs again elsewhere)`);
+      return;
+    }
+    if (e instanceof ApiError && (PASSING_STATUSES.has(e.status) || PASSING_CODES.has(e.code))) {
+      this.#again(kind, items, `${e.code}: ${e.message}`);
       return;
     }
     this.#log.error(

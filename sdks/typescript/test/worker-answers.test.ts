@@ -220,3 +220,36 @@ test("SIGNET_SIGNING_REQUIRED=false: the worker runs unsigned tasks (and refuses
   await running;
   assert.match(log.lines.join("\n"), /UNSIGNED tasks run without any check/);
 });
+
+test("completions the server cannot take now (503, per-item unavailable) are sent again, not lost", async () => {
+  const tasks = Array.from({ length: 3 }, () => claimed());
+  const completed: string[] = [];
+  let posts = 0;
+  const server = await serving(tasks, (req) => {
+    if (req.path !== "/v1/work/complete") return { json: { items: [] } };
+    posts++;
+    if (posts === 1) return apiError(503, "store_unavailable", "the store is busy");
+    const ls = leases(req.body);
+    if (posts === 2) {
+      // Takes the first, cannot take the others now.
+      completed.push(ls[0] as string);
+      return { json: { items: ls.map((_, i) => (i === 0 ? {} : { error: { code: "unavailable", message: "busy" } })) } };
+    }
+    completed.push(...ls);
+    return { json: { items: ls.map(() => ({})) } };
+  });
+  servers.push(server);
+  const stop = new AbortController();
+  const log = capture();
+  const w = worker(server, stop, log, { concurrency: 3 }).task("t", () => 1);
+  const running = w.run();
+  try {
+    await until("all 3 completions", () => completed.length === 3, 15_000);
+  } finally {
+    stop.abort();
+    await running;
+  }
+  assert.deepEqual([...completed].sort(), tasks.map((t) => t.lease as string).sort());
+  assert.ok(posts >= 3, `sent again after the 503 and after the per-item errors (${posts} posts)`);
+  assert.ok(log.lines.some((l) => /sending again/.test(l)), "the log says it sends them again");
+});
