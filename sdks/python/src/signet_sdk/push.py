@@ -13,6 +13,8 @@ producer's bytes). The answer:
 
 =========================  ========================================================
 hop invalid                ``401`` (the dispatcher retries: it may be a clock off)
+not a push request, or     ``400`` (the body's task id must be the ``webhook-id``)
+another task than the id
 envelope invalid           ``422`` ``{"dead": {"reason": "signature-invalid", …}}``
 expired / no handler /     ``422`` dead ``expired`` / ``unknown-task`` /
 args not JSON              ``payload-invalid``
