@@ -39,8 +39,8 @@ else
 fi
 
 "$venv/bin/python" -m mypy --strict --cache-dir "$venv/.mypy_cache" src tests
-# The benchmark and the examples whose framework is a test extra (Flask);
-# the FastAPI example is not checked (FastAPI is not installed here).
+# The benchmark and the examples (their frameworks, Flask and FastAPI, are
+# test extras).
 MYPYPATH=tests "$venv/bin/python" -m mypy --strict --cache-dir "$venv/.mypy_cache" \
-    bench/bench_worker.py examples/flask_push.py examples/worker_app.py
+    bench/bench_worker.py examples/flask_push.py examples/fastapi_push.py examples/worker_app.py
 "$venv/bin/python" -m pytest -q -p no:cacheprovider -rs "$@"

@@ -1,5 +1,5 @@
-"""A push endpoint in FastAPI (or any ASGI framework): mount the SDK's ASGI
-app where the queue binding's URL points.
+"""A push endpoint in FastAPI (or any ASGI framework): route the SDK's ASGI
+app to the exact path the queue binding's URL points at.
 
     pip install ./sdks/python fastapi uvicorn
     export SIGNET_PUSH_SECRET=whsec_…      # the target's secret
@@ -29,4 +29,9 @@ async def build_report(args: dict[str, Any], task: Task) -> dict[str, Any]:
 
 endpoint = PushEndpoint(secret=os.environ["SIGNET_PUSH_SECRET"], handlers=handlers)
 app = FastAPI()
-app.mount("/signet/push", asgi_app(endpoint))  # type: ignore[arg-type]
+# add_route, not mount: a mount serves only paths below "/signet/push", so a
+# POST to "/signet/push" itself would be redirected (307), and the
+# dispatcher does not follow redirects: every attempt would fail.
+# (Starlette types the endpoint as request -> response; an ASGI app object
+# works there too, which the ignore below is about.)
+app.add_route("/signet/push", asgi_app(endpoint), methods=["POST"])  # type: ignore[arg-type]

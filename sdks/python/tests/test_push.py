@@ -259,3 +259,56 @@ def test_an_ed25519_target_verifies_the_hop_and_signs_answers_v1a() -> None:
     signature = resp.header("webhook-signature")
     assert signature is not None and signature.startswith("v1a,")
     verify_webhook(dict(resp.headers), resp.body, whpk)
+
+
+def test_a_webhook_id_that_does_not_name_the_task_is_400() -> None:
+    # A correctly signed hop whose id names another task than the body's.
+    body = push_body()
+    ts = int(time.time())
+    headers = {
+        "webhook-id": "task_other",
+        "webhook-timestamp": str(ts),
+        "webhook-signature": sign_webhook(SECRET, "task_other", ts, body),
+    }
+    ran: list[object] = []
+    endpoint = PushEndpoint(secret=SECRET, keys=RING, handlers={"add": ran.append})
+    resp = endpoint.handle(headers, body)
+    assert resp.status == 400
+    assert resp.json()["error"]["message"] == "webhook-id does not name the task in the body"
+    assert ran == []
+    assert resp.header("webhook-id") == "task_other"  # still a signed answer
+    verify_webhook(dict(resp.headers), resp.body, SECRET)
+
+
+def test_the_answer_is_signed_with_the_time_it_is_signed(monkeypatch: pytest.MonkeyPatch) -> None:
+    arrived = int(time.time())
+    clock = [float(arrived)]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+
+    def slow(args: object) -> str:
+        clock[0] += 400  # a handler that ran longer than the 5-minute tolerance
+        return "done"
+
+    endpoint = PushEndpoint(secret=SECRET, keys=RING, handlers={"add": slow})
+    body = push_body()
+    resp = endpoint.handle(hop(body, ts=arrived), body)
+    assert resp.status == 200
+    assert resp.header("webhook-timestamp") == str(arrived + 400)
+    verify_webhook(dict(resp.headers), resp.body, SECRET)  # not too-old at the dispatcher
+
+
+@pytest.mark.parametrize("length", ["-1", "-100"])
+def test_wsgi_refuses_a_negative_content_length(length: str) -> None:
+    import io
+
+    body = push_body()
+    started: list[str] = []
+    stream = io.BytesIO(body + b"x" * 100)
+    environ = {
+        "REQUEST_METHOD": "POST", "CONTENT_LENGTH": length, "wsgi.input": stream,
+        **{"HTTP_" + k.upper().replace("-", "_"): v for k, v in hop(body).items()},
+    }
+    out = b"".join(wsgi_app(ENDPOINT)(environ, lambda status, headers: started.append(status)))
+    assert started == ["400 Bad Request"]
+    assert json.loads(out)["error"]["code"] == "bad-length"
+    assert stream.tell() == 0  # nothing read

@@ -3,7 +3,8 @@ there by Signet's dispatcher (`signet queues bind`). This module turns such
 a request into a response, with no framework: :class:`PushEndpoint` (or the
 one-shot :func:`handle_push`) takes the headers and raw body and gives a
 :class:`PushResponse`; :func:`wsgi_app` and :func:`asgi_app` wrap it for
-any WSGI or ASGI server (Flask, Django, FastAPI/Starlette mount them).
+any WSGI or ASGI server (Flask, Django; FastAPI/Starlette route it with
+``add_route``).
 
 Every request is checked twice before the handler runs: the hop (Standard
 Webhooks ``webhook-*`` headers, the target's secret, ±5 minutes) and the
@@ -12,6 +13,8 @@ producer's bytes). The answer:
 
 =========================  ========================================================
 hop invalid                ``401`` (the dispatcher retries: it may be a clock off)
+not a push request, or     ``400`` (the body's task id must be the ``webhook-id``)
+another task than the id
 envelope invalid           ``422`` ``{"dead": {"reason": "signature-invalid", …}}``
 expired / no handler /     ``422`` dead ``expired`` / ``unknown-task`` /
 args not JSON              ``payload-invalid``
@@ -128,18 +131,21 @@ class PushEndpoint:
         for k, v in headers.items():
             if k.lower() == "webhook-id":
                 msg_id = v.strip()
-        status, extra, out = self._answer(headers, body, clock)
+        status, extra, out = self._answer(headers, body, clock, msg_id)
         resp_headers = [("content-type", "application/json"), *extra]
         if msg_id and self._signers:
+            # Signed with the time of signing, not of arrival: a slow
+            # handler must not make its own answer look stale.
+            signed_at = int(time.time()) if now is None else now
             resp_headers += [
                 ("webhook-id", msg_id),
-                ("webhook-timestamp", str(clock)),
-                ("webhook-signature", sign_webhook(self._signers, msg_id, clock, out)),
+                ("webhook-timestamp", str(signed_at)),
+                ("webhook-signature", sign_webhook(self._signers, msg_id, signed_at, out)),
             ]
         return PushResponse(status, resp_headers, out)
 
     def _answer(
-        self, headers: Mapping[str, str], body: bytes, now: int
+        self, headers: Mapping[str, str], body: bytes, now: int, msg_id: str
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         try:
             verify_webhook(
@@ -154,6 +160,13 @@ class PushEndpoint:
                 raise ValueError("the body is not a JSON object")
         except (UnicodeDecodeError, ValueError) as e:
             return 400, [], _error("malformed-body", f"the body is not a push request: {e}")
+        envelope = claimed.get("envelope")
+        if isinstance(envelope, dict) and envelope.get("id") != msg_id:
+            # The hop signature covers this body under this webhook-id: a
+            # body naming another task is not what the dispatcher sent.
+            return 400, [], _error(
+                "malformed-body", "webhook-id does not name the task in the body"
+            )
         checked = check_task(claimed, self.signing, self.handlers, now_ms=now * 1000)
         if isinstance(checked, Dead):
             log.warning("push: task dead %s: %s", checked.reason, checked.detail)
@@ -216,6 +229,9 @@ def wsgi_app(endpoint: PushEndpoint) -> WsgiApp:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
             return plain(400, _error("bad-length", "Content-Length is not a number"))
+        if length < 0:
+            # read(-1) would read to the end, past any limit.
+            return plain(400, _error("bad-length", f"Content-Length is {length}, not a size"))
         if length > endpoint.max_body_bytes:
             return plain(413, _error("body-too-large", f"the limit is {endpoint.max_body_bytes} bytes"))
         body = environ["wsgi.input"].read(length) if length else b""
@@ -238,10 +254,28 @@ Send = Callable[[Message], Awaitable[None]]
 AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
+class _AsgiApp:
+    """The ASGI application as an object, not a function: Starlette (and
+    so FastAPI) takes a plain function given to ``add_route`` for a
+    ``request -> response`` endpoint, an object for an ASGI app."""
+
+    __slots__ = ("_app",)
+
+    def __init__(self, app: AsgiApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app(scope, receive, send)
+
+
 def asgi_app(endpoint: PushEndpoint) -> AsgiApp:
     """An ASGI application answering push requests at any path. Handlers
     run in a worker thread (``asyncio.to_thread``), so a blocking handler
-    does not stall the event loop."""
+    does not stall the event loop. In FastAPI/Starlette route it to the
+    binding's exact path, ``app.add_route("/signet/push", asgi_app(e),
+    methods=["POST"])``: ``app.mount`` serves only paths *below* its
+    prefix, so a POST to the prefix itself is redirected (307) and the
+    dispatcher does not follow redirects."""
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -289,4 +323,4 @@ def asgi_app(endpoint: PushEndpoint) -> AsgiApp:
         resp = await asyncio.to_thread(endpoint.handle, headers, b"".join(chunks))
         await answer(resp.status, resp.headers, resp.body)
 
-    return app
+    return _AsgiApp(app)

@@ -60,18 +60,37 @@ MAX_REPORT = 1000
 MAX_REPORT_BYTES = 512 * 1024
 #: The error code of reports that could not be sent at all.
 UNREPORTED = "unreported"
+#: Error codes of a report the server could not take *now* (busy, rate
+#: limited, unreachable): the same report is sent again later.
+TRANSIENT_CODES = frozenset(
+    {UNREPORTED, "rate_limited", "unavailable", "store_unavailable", "timeout"}
+)
+
+
+def _transient(err: Mapping[str, Any]) -> bool:
+    """Whether a report's error says "try again later" rather than "no"."""
+    status = err.get("status")
+    if isinstance(status, int) and (status == 429 or status >= 500):
+        return True
+    return err.get("code") in TRANSIENT_CODES
 
 
 class _Report:
     """One outcome to report: the item's JSON, already encoded."""
 
-    __slots__ = ("lease", "task_id", "complete", "item")
+    __slots__ = ("lease", "task_id", "complete", "item", "give_up_at", "tries")
 
-    def __init__(self, lease: str, task_id: str, complete: bool, item: bytes) -> None:
+    def __init__(
+        self, lease: str, task_id: str, complete: bool, item: bytes, give_up_at: float
+    ) -> None:
         self.lease = lease
         self.task_id = task_id
         self.complete = complete
         self.item = item
+        #: When the lease has surely expired (monotonic): past it, a report
+        #: the server could not take is dropped (the server retries the task).
+        self.give_up_at = give_up_at
+        self.tries = 0
 
 
 def _item(body: dict[str, Any]) -> bytes:
@@ -131,6 +150,10 @@ class Worker:
         self._client = Client(url, api_key, timeout=timeout)
         # Claims get their own connection so a shutdown can cut the long poll.
         self._claimer = Client(url, api_key, timeout=wait_ms / 1000 + timeout)
+        # Heartbeats get their own, impatient client: one stuck or retried
+        # call must not outlast the leases it is there to keep. No retries:
+        # a beat that fails is sent again on the next tick.
+        self._beater = Client(url, api_key, timeout=lease_ms / 3000, retries=0)
         self._stop = threading.Event()
         self._finished = threading.Event()  # every handler has returned
         self._cond = threading.Condition()
@@ -250,7 +273,16 @@ class Worker:
                 log.warning("worker: claim refused (%s); retrying", e)
                 self._stop.wait(min(10.0, 0.2 * 2**failures))
                 continue
-            tasks = answer.get("tasks") or []
+            tasks = answer.get("tasks") if isinstance(answer, dict) else None
+            if not isinstance(tasks, list):
+                # Not the documented {"tasks": [...]}: a proxy's page, a
+                # server from another version. Back off and claim again.
+                failures += 1
+                log.warning(
+                    "worker: the claim answer is not {\"tasks\": [...]}: %.100r; retrying", answer
+                )
+                self._stop.wait(min(10.0, 0.2 * 2**failures))
+                continue
             if not tasks:
                 continue
             with self._cond:
@@ -261,10 +293,16 @@ class Worker:
 
     # -- running -------------------------------------------------------------
 
-    def _process(self, claimed: dict[str, Any]) -> None:
-        lease = str(claimed.get("lease", ""))
-        task_id = str((claimed.get("envelope") or {}).get("id", "?"))
+    def _process(self, claimed: Any) -> None:
+        lease = "?"
+        task_id = "?"
         try:
+            # Inside the try: a malformed item must still give its slot back.
+            if not isinstance(claimed, dict):
+                raise ValueError(f"a claimed task is not a JSON object: {str(claimed)[:100]!r}")
+            lease = str(claimed.get("lease", ""))
+            envelope = claimed.get("envelope")
+            task_id = str(envelope.get("id", "?") if isinstance(envelope, dict) else "?")
             checked = check_task(claimed, self.signing, self.handlers)
             if isinstance(checked, Dead):
                 log.warning(
@@ -315,8 +353,9 @@ class Worker:
         self._report(lease, task.id, complete, item if complete else _item(body))
 
     def _report(self, lease: str, task_id: str, complete: bool, item: bytes) -> None:
+        report = _Report(lease, task_id, complete, item, time.monotonic() + self.lease_ms / 1000)
         with self._report_cond:
-            self._reports.append(_Report(lease, task_id, complete, item))
+            self._reports.append(report)
             if len(self._reports) == 1 or len(self._reports) >= MAX_CLAIM:
                 self._report_cond.notify()
 
@@ -345,41 +384,70 @@ class Worker:
     def _send_reports(self, batch: list[_Report]) -> None:
         completes = [r for r in batch if r.complete]
         fails = [r for r in batch if not r.complete]
+        again: list[_Report] = []
         for path, items in (("/v1/work/complete", completes), ("/v1/work/fail", fails)):
             if not items:
                 continue
             answers = self._post_items(path, items)
-            retry: list[_Report] = []
+            refused: list[_Report] = []
             for report, answer in zip(items, answers):
-                err = answer.get("error") if isinstance(answer, dict) else None
+                if not isinstance(answer, dict):
+                    answer = {"error": {"code": UNREPORTED, "message": "no answer for this item"}}
+                err = answer.get("error")
                 if err is None:
                     state = answer.get("state")
                     key = {"succeeded": "succeeded", "dead": "dead"}.get(str(state), "failed")
                     self._count(key, 1)
-                elif err.get("code") == "lease_lost":
+                    continue
+                if not isinstance(err, dict):
+                    err = {"code": UNREPORTED, "message": f"malformed answer item: {err!r:.100}"}
+                if err.get("code") == "lease_lost":
                     self._count("lost", 1)
                     log.warning(
                         "worker: task %s: lease lost before its report; outcome dropped",
                         report.task_id,
                     )
-                elif err.get("code") == UNREPORTED:
-                    pass  # logged; the lease will expire and the server retries
+                elif _transient(err):
+                    # Busy, rate limited or unreachable: the outcome is still
+                    # good, send the same report again (never turn a result
+                    # into a failure because the server was busy).
+                    if time.monotonic() < report.give_up_at:
+                        again.append(report)
+                    else:
+                        log.error(
+                            "worker: task %s: could not report it before its lease expired "
+                            "(%s); the server will run it again", report.task_id,
+                            err.get("message"),
+                        )
                 elif path.endswith("complete"):
                     # A result the server would not take (too large, …):
                     # fail the attempt instead of leaving the lease to expire.
                     log.warning(
                         "worker: task %s: result refused: %s", report.task_id, err.get("message")
                     )
-                    retry.append(_Report(report.lease, report.task_id, False, _item({
+                    refused.append(_Report(report.lease, report.task_id, False, _item({
                         "lease": report.lease,
                         "error": cut(f"the result was refused: {err.get('message')}"),
-                    })))
+                    }), report.give_up_at))
                 else:
                     log.error(
                         "worker: task %s: report refused: %s", report.task_id, err.get("message")
                     )
-            if retry:
-                self._post_items("/v1/work/fail", retry)
+            if refused:
+                # Through the same path: a busy server keeps these pending too.
+                self._report_many(refused)
+        if again:
+            tries = max(r.tries for r in again)
+            for r in again:
+                r.tries += 1
+            log.warning("worker: %d reports not taken yet; sending them again", len(again))
+            time.sleep(min(2.0, 0.1 * 2**tries))
+            self._report_many(again)
+
+    def _report_many(self, reports: list[_Report]) -> None:
+        with self._report_cond:
+            self._reports[:0] = reports
+            self._report_cond.notify()
 
     def _post_items(self, path: str, items: list[_Report]) -> list[Any]:
         """Posts the reports in batches under MAX_REPORT_BYTES and returns
@@ -403,8 +471,17 @@ class Worker:
         for attempt in range(6):
             try:
                 answer = self._client.call("POST", path, raw=body)
-                out: list[Any] = answer["items"]
-                return out
+                out = answer.get("items") if isinstance(answer, dict) else None
+                if isinstance(out, list) and len(out) == len(items):
+                    return out
+                log.error(
+                    "worker: %s answered %.100r, not one item per report; sending again",
+                    path, answer,
+                )
+                time.sleep(min(5.0, 0.1 * 2**attempt))
+            except ValueError as e:  # a 2xx whose body is not JSON
+                log.error("worker: %s answered something that is not JSON (%s)", path, e)
+                time.sleep(min(5.0, 0.1 * 2**attempt))
             except TransportError as e:
                 log.warning("worker: %s failed (%s); retrying", path, e)
                 time.sleep(min(5.0, 0.1 * 2**attempt))
@@ -416,7 +493,9 @@ class Worker:
                         path, items[half:]
                     )
                 log.error("worker: %s refused for %d tasks: %s", path, len(items), e)
-                return [{"error": {"code": e.code, "message": e.server_message}}] * len(items)
+                return [
+                    {"error": {"code": e.code, "message": e.server_message, "status": e.status}}
+                ] * len(items)
         log.error(
             "worker: %s: giving up on %d reports; their leases will expire and the server "
             "will retry them", path, len(items),
@@ -438,14 +517,17 @@ class Worker:
                 chunk = due[start : start + MAX_REPORT]
                 body = {"items": [{"lease": l, "lease_ms": self.lease_ms} for l, _ in chunk]}
                 try:
-                    answers = self._client.call("POST", "/v1/work/heartbeat", body)["items"]
-                except (TransportError, ApiError) as e:
+                    answer = self._beater.call("POST", "/v1/work/heartbeat", body)
+                    answers = answer.get("items") if isinstance(answer, dict) else None
+                    if not isinstance(answers, list):
+                        raise ValueError(f"the answer is not {{\"items\": [...]}}: {answer!r:.100}")
+                except (TransportError, ApiError, ValueError) as e:
                     log.warning("worker: heartbeat failed (%s); trying again", e)
                     continue
                 with self._beat_lock:
                     for (lease, task_id), answer in zip(chunk, answers):
                         err = answer.get("error") if isinstance(answer, dict) else None
-                        if err is not None and err.get("code") == "lease_lost":
+                        if isinstance(err, dict) and err.get("code") == "lease_lost":
                             log.warning("worker: task %s: lease lost while running", task_id)
                             self._lost.add(lease)
                             self._beats.pop(lease, None)
