@@ -60,6 +60,16 @@ struct Running {
     stop: Shutdown,
 }
 
+/// Where a binding pushes, for the logs: scheme, host and port only. The
+/// path and query may hold the endpoint's credentials (the API shows the
+/// query to admin keys only).
+pub(super) fn shown_endpoint(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => u.origin().ascii_serialization(),
+        Err(_) => "(not a URL)".to_owned(),
+    }
+}
+
 impl PushDrain {
     pub(crate) fn new(shared: PushShared) -> Self {
         Self {
@@ -173,7 +183,7 @@ impl PushDrain {
             }),
         };
         let queue = binding.queue.clone();
-        tracing::info!(%queue, url = %binding.url, concurrency = binding.concurrency, "draining a bound queue");
+        tracing::info!(%queue, endpoint = %shown_endpoint(&binding.url), concurrency = binding.concurrency, "draining a bound queue");
         loops.spawn(async move {
             let r = claims.run(&drainer, &drainer.pushes.leases, signal).await;
             (queue, r)
@@ -192,5 +202,34 @@ impl Consumer for Drainer {
         for Claimed { row, slot } in batch {
             tokio::spawn(push(Arc::clone(&self.pushes), row, slot));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binding() -> PushBinding {
+        PushBinding {
+            queue: "reports".into(),
+            url: "https://user.example:8443/hooks/T0/s3cret-path?token=s3cret-query".into(),
+            target_id: "tgt_1".into(),
+            timeout_ms: 30_000,
+            concurrency: 10,
+            require_signed_response: false,
+            created_at_ms: 1_000,
+            updated_at_ms: 1_000,
+        }
+    }
+
+    #[test]
+    fn logs_show_only_the_endpoints_origin() {
+        let shown = shown_endpoint(&binding().url);
+        assert_eq!(shown, "https://user.example:8443");
+        assert_eq!(
+            shown_endpoint("http://127.0.0.1/push?code=x"),
+            "http://127.0.0.1"
+        );
+        assert_eq!(shown_endpoint("::"), "(not a URL)");
     }
 }
