@@ -471,3 +471,100 @@ async fn an_answer_cut_short_is_a_failed_attempt_not_a_result() {
     );
     d.stop().await;
 }
+
+/// A receiver whose answers wait `hold`, and how many requests arrived
+/// (counted on arrival, before the wait).
+async fn slow_receiver(hold: Duration) -> (Receiver, Arc<std::sync::atomic::AtomicUsize>) {
+    let arrived = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = Arc::clone(&arrived);
+    let rx = Receiver::start(move |_, _| {
+        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Answer::status(200).body(r#"{"ok":true}"#).hold(hold)
+    })
+    .await;
+    (rx, arrived)
+}
+
+async fn until_arrived(arrived: &std::sync::atomic::AtomicUsize, n: usize) {
+    tokio::time::timeout(WAIT, async {
+        while arrived.load(std::sync::atomic::Ordering::SeqCst) < n {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the push arrived");
+}
+
+#[tokio::test]
+async fn a_changed_binding_lets_pushes_in_flight_finish() {
+    let w = World::new().await;
+    // Longer than a bindings refresh plus the shutdown grace below: cut
+    // to the grace, the push would be released and pushed again.
+    let (rx, arrived) =
+        slow_receiver(signet_runtime::BINDINGS_REFRESH + Duration::from_secs(1)).await;
+    w.bind("slow", &rx, false).await;
+    let d = RunningDispatcher::start(
+        w.s.dispatcher()
+            .shutdown_grace(Duration::from_millis(200))
+            .build()
+            .unwrap(),
+    );
+    let id = w.enqueue("slow", "work", 3).await;
+    until_arrived(&arrived, 1).await;
+    // A real change (concurrency): the loop is restarted.
+    w.push
+        .bind(
+            "slow",
+            NewBinding {
+                url: rx.url("/push"),
+                target: w.target.clone(),
+                timeout_ms: Some(5_000),
+                concurrency: Some(3),
+                require_signed_response: false,
+            },
+        )
+        .await
+        .unwrap();
+    let row = w.until_final(&id).await;
+    assert_eq!(row.state, TaskState::Succeeded, "{row:?}");
+    assert_eq!(row.attempt, 1, "{row:?}");
+    assert_eq!(
+        arrived.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the push in flight finished; the task was not pushed again"
+    );
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_releases_pushes_still_running_after_the_grace() {
+    let w = World::new().await;
+    // Far longer than the test waits for a dispatcher to stop (`WAIT`), as
+    // is the binding's timeout: only the grace may bound the shutdown.
+    let (rx, arrived) = slow_receiver(Duration::from_secs(60)).await;
+    w.push
+        .bind(
+            "held",
+            NewBinding {
+                url: rx.url("/push"),
+                target: w.target.clone(),
+                timeout_ms: Some(60_000),
+                concurrency: Some(2),
+                require_signed_response: false,
+            },
+        )
+        .await
+        .unwrap();
+    let d = RunningDispatcher::start(
+        w.s.dispatcher()
+            .shutdown_grace(Duration::from_millis(200))
+            .build()
+            .unwrap(),
+    );
+    let id = w.enqueue("held", "work", 3).await;
+    until_arrived(&arrived, 1).await;
+    d.stop().await;
+    let row = w.s.db.task(&id).await;
+    assert_eq!(row.state, TaskState::Available, "released: {row:?}");
+    assert!(w.errors(&id).await.is_empty(), "a release is no attempt");
+}
