@@ -88,6 +88,11 @@ pub(crate) enum AttemptOutcome {
         headers: reqwest::header::HeaderMap,
         /// The first bytes of its body, up to the request's `keep_body`.
         body: Vec<u8>,
+        /// Whether the body was read without error: `false` when the
+        /// connection broke or timed out part-way (a push's answer is then
+        /// not believed; a message's status still stands). A body only cut
+        /// at the read limit counts as complete.
+        body_complete: bool,
         /// From sending to the end of what was read.
         latency: Duration,
     },
@@ -218,6 +223,7 @@ impl HttpClient {
         let mut response = response;
         let mut kept = Vec::new();
         let mut read = 0usize;
+        let mut body_complete = true;
         let read_limit = self.config.max_response_bytes.max(request.keep_body);
         loop {
             if read >= read_limit {
@@ -230,9 +236,10 @@ impl HttpClient {
                     kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
                 }
                 Ok(None) => break,
-                // The status arrived; a body cut short does not change it.
+                // The status arrived; the caller judges a body cut short.
                 Err(e) => {
                     tracing::debug!(error = %e, "response body ended early");
+                    body_complete = false;
                     break;
                 }
             }
@@ -243,6 +250,7 @@ impl HttpClient {
             location,
             headers,
             body: kept,
+            body_complete,
             latency: started.elapsed(),
         }
     }

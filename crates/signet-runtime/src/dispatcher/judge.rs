@@ -55,6 +55,8 @@ pub(super) fn decide(
             body,
             latency,
             headers: _,
+            // A message's status stands even when its body was cut short.
+            body_complete: _,
         } => {
             let record = attempt_record(latency, Some(status), None, body);
             if (200..300).contains(&status) {
@@ -150,6 +152,7 @@ mod tests {
             location: None,
             headers: Default::default(),
             body: b"ok".to_vec(),
+            body_complete: true,
             latency: Duration::from_millis(3),
         }
     }
@@ -261,6 +264,7 @@ mod tests {
             location: Some("http://169.254.169.254/".into()),
             headers: Default::default(),
             body: Vec::new(),
+            body_complete: true,
             latency: Duration::ZERO,
         };
         match run(outcome, 1, 2) {

@@ -60,18 +60,30 @@ struct DeadBody {
 impl Judge<'_> {
     /// Judges one attempt.
     pub(super) fn answer(&self, outcome: AttemptOutcome) -> Answer {
-        let (status, retry_after, location, headers, body) = match outcome {
+        let (status, retry_after, location, headers, body, body_complete) = match outcome {
             AttemptOutcome::Response {
                 status,
                 retry_after,
                 location,
                 headers,
                 body,
+                body_complete,
                 latency: _,
-            } => (status, retry_after, location, headers, body),
+            } => (status, retry_after, location, headers, body, body_complete),
             AttemptOutcome::Refused(refusal) => return retry(format!("refused: {refusal}"), None),
             AttemptOutcome::Failed { error, .. } => return retry(error, None),
         };
+        // Part of an answer is not the answer: a result cut short, or a dead
+        // answer missing its end, must not be written.
+        if !body_complete {
+            return retry(
+                format!(
+                    "HTTP {status}: answer body cut short (the connection broke or timed out after {} bytes)",
+                    body.len()
+                ),
+                None,
+            );
+        }
         if body.len() > MAX_PUSH_RESULT_BYTES {
             return retry(
                 format!("HTTP {status}: the answer's body is over {MAX_PUSH_RESULT_BYTES} bytes, the result limit"),
@@ -196,7 +208,27 @@ mod tests {
             location: None,
             headers,
             body: body.to_vec(),
+            body_complete: true,
             latency: Duration::from_millis(2),
+        }
+    }
+
+    #[test]
+    fn an_answer_cut_short_is_a_failed_attempt() {
+        let j = judge(None);
+        for status in [200, 422] {
+            let mut outcome = response(status, HeaderMap::new(), br#"{"dead": {"reason": "#);
+            if let AttemptOutcome::Response { body_complete, .. } = &mut outcome {
+                *body_complete = false;
+            }
+            match j.answer(outcome) {
+                Answer::Failed(RemoteFailure::Retry { error, retry_after }) => {
+                    assert!(error.contains("answer body cut short"), "{error}");
+                    assert!(error.starts_with(&format!("HTTP {status}")), "{error}");
+                    assert_eq!(retry_after, None);
+                }
+                other => panic!("{other:?}"),
+            }
         }
     }
 

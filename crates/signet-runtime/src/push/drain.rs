@@ -8,9 +8,16 @@
 //! loop of one binding = the shared claim loop (claim ≤ concurrency, woken by new work)
 //!                       ─► attempt::push per task
 //! ```
+//!
+//! A binding counts as changed when what it pushes changes (URL, target,
+//! timeout, concurrency, signed answers), not when it is merely written
+//! again. A loop stopped because its binding changed or went away claims
+//! no more, and its pushes in flight run to their end: the binding's
+//! `timeout_ms` bounds each request (see `retire_grace`). Only the
+//! dispatcher's shutdown cuts them short, after its grace period.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use signet_store::{PushBinding, Store, StoreError};
@@ -33,6 +40,9 @@ pub const BINDINGS_REFRESH: Duration = Duration::from_secs(2);
 pub const PUSH_LEASE: Duration = Duration::from_secs(10);
 /// Time between heartbeats of a push's lease.
 pub const PUSH_HEARTBEAT: Duration = Duration::from_secs(3);
+/// Time a stopped loop's push gets beyond its binding's `timeout_ms` to
+/// write its outcome (store writes, retried on transient errors).
+const RECORD_MARGIN: Duration = Duration::from_secs(10);
 
 /// What every push of this node shares.
 pub(crate) struct PushShared {
@@ -45,7 +55,8 @@ pub(crate) struct PushShared {
     pub(crate) owner: Arc<str>,
     /// Longest wait for new work before claiming again.
     pub(crate) poll_interval: Duration,
-    /// How long in-flight pushes may finish on shutdown or unbinding.
+    /// How long in-flight pushes may finish on shutdown (a loop stopped
+    /// for a changed or removed binding waits for them: `retire_grace`).
     pub(crate) grace: Duration,
 }
 
@@ -60,6 +71,46 @@ struct Running {
     stop: Shutdown,
 }
 
+/// Whether two bindings push the same way: every field but the creation
+/// and update times, so writing a binding again unchanged leaves its loop
+/// (and the pushes in flight) alone. Destructured in full: a field added
+/// to [`PushBinding`] must be placed here on one side or the other.
+fn same_binding(a: &PushBinding, b: &PushBinding) -> bool {
+    let PushBinding {
+        queue,
+        url,
+        target_id,
+        timeout_ms,
+        concurrency,
+        require_signed_response,
+        created_at_ms: _,
+        updated_at_ms: _,
+    } = a;
+    *queue == b.queue
+        && *url == b.url
+        && *target_id == b.target_id
+        && *timeout_ms == b.timeout_ms
+        && *concurrency == b.concurrency
+        && *require_signed_response == b.require_signed_response
+}
+
+/// How long a stopped loop lets its pushes in flight run: each request
+/// ends within the binding's `timeout_ms`, then its outcome is written.
+/// Never less than the dispatcher's own grace.
+pub(super) fn retire_grace(binding: &PushBinding, grace: Duration) -> Duration {
+    (Duration::from_millis(u64::from(binding.timeout_ms)) + RECORD_MARGIN).max(grace)
+}
+
+/// Where a binding pushes, for the logs: scheme, host and port only. The
+/// path and query may hold the endpoint's credentials (the API shows the
+/// query to admin keys only).
+pub(super) fn shown_endpoint(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => u.origin().ascii_serialization(),
+        Err(_) => "(not a URL)".to_owned(),
+    }
+}
+
 impl PushDrain {
     pub(crate) fn new(shared: PushShared) -> Self {
         Self {
@@ -72,10 +123,14 @@ impl PushDrain {
     pub(crate) async fn run(self, mut shutdown: ShutdownSignal) -> Result<(), RuntimeError> {
         let mut running: HashMap<String, Running> = HashMap::new();
         let mut loops: JoinSet<(String, Result<(), RuntimeError>)> = JoinSet::new();
+        // The pushes of every loop started, running or stopping: cut short
+        // at the end of the shutdown grace.
+        let mut started: Vec<Weak<Pushes>> = Vec::new();
         let mut result = Ok(());
         while !shutdown.is_triggered() {
+            started.retain(|p| p.strong_count() > 0);
             match self.shared.store.list_push_bindings().await {
-                Ok(bindings) => self.apply(bindings, &mut running, &mut loops),
+                Ok(bindings) => self.apply(bindings, &mut running, &mut loops, &mut started),
                 Err(StoreError::Closed) => {
                     tracing::error!("the store was closed; push queues are no longer drained");
                     result = Err(RuntimeError::Store(StoreError::Closed));
@@ -104,7 +159,19 @@ impl PushDrain {
         for r in running.values() {
             r.stop.trigger();
         }
-        while loops.join_next().await.is_some() {}
+        // Every loop waits for its pushes as long as they may take; the
+        // shutdown gives them the dispatcher's grace, then releases them.
+        let all_ended = async { while loops.join_next().await.is_some() {} };
+        if tokio::time::timeout(self.shared.grace, all_ended)
+            .await
+            .is_err()
+        {
+            tracing::warn!(grace = ?self.shared.grace, "grace period over; releasing pushes still running");
+            for pushes in started.iter().filter_map(Weak::upgrade) {
+                pushes.leases.hard_stop();
+            }
+            while loops.join_next().await.is_some() {}
+        }
         result
     }
 
@@ -114,11 +181,14 @@ impl PushDrain {
         bindings: Vec<PushBinding>,
         running: &mut HashMap<String, Running>,
         loops: &mut JoinSet<(String, Result<(), RuntimeError>)>,
+        started: &mut Vec<Weak<Pushes>>,
     ) {
         let wanted: HashMap<String, PushBinding> =
             bindings.into_iter().map(|b| (b.queue.clone(), b)).collect();
         running.retain(|queue, r| {
-            let keep = wanted.get(queue) == Some(&r.binding);
+            let keep = wanted
+                .get(queue)
+                .is_some_and(|b| same_binding(b, &r.binding));
             if !keep {
                 tracing::info!(%queue, "push binding changed or removed; stopping its loop");
                 r.stop.trigger();
@@ -130,7 +200,8 @@ impl PushDrain {
                 continue;
             }
             match self.start(&binding, loops) {
-                Ok(stop) => {
+                Ok((stop, pushes)) => {
+                    started.push(pushes);
                     running.insert(queue, Running { binding, stop });
                 }
                 Err(e) => {
@@ -145,7 +216,7 @@ impl PushDrain {
         &self,
         binding: &PushBinding,
         loops: &mut JoinSet<(String, Result<(), RuntimeError>)>,
-    ) -> Result<Shutdown, RuntimeError> {
+    ) -> Result<(Shutdown, Weak<Pushes>), RuntimeError> {
         let s = &self.shared;
         let owner: Arc<str> = Arc::from(format!("{}/push:{}", s.owner, binding.queue));
         let (claims, leases) = ClaimLoop::new(ClaimSettings {
@@ -158,7 +229,9 @@ impl PushDrain {
             concurrency: usize::try_from(binding.concurrency).unwrap_or(1),
             max_batch: usize::try_from(binding.concurrency).unwrap_or(1),
             poll_interval: s.poll_interval,
-            grace: s.grace,
+            // Stopped for a changed or removed binding: pushes run to
+            // their end. On shutdown `run` cuts this to the grace.
+            grace: retire_grace(binding, s.grace),
             lease: PUSH_LEASE,
             heartbeat: PUSH_HEARTBEAT,
         })?;
@@ -172,13 +245,14 @@ impl PushDrain {
                 owner,
             }),
         };
+        let pushes = Arc::downgrade(&drainer.pushes);
         let queue = binding.queue.clone();
-        tracing::info!(%queue, url = %binding.url, concurrency = binding.concurrency, "draining a bound queue");
+        tracing::info!(%queue, endpoint = %shown_endpoint(&binding.url), concurrency = binding.concurrency, "draining a bound queue");
         loops.spawn(async move {
             let r = claims.run(&drainer, &drainer.pushes.leases, signal).await;
             (queue, r)
         });
-        Ok(stop)
+        Ok((stop, pushes))
     }
 }
 
@@ -192,5 +266,71 @@ impl Consumer for Drainer {
         for Claimed { row, slot } in batch {
             tokio::spawn(push(Arc::clone(&self.pushes), row, slot));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binding() -> PushBinding {
+        PushBinding {
+            queue: "reports".into(),
+            url: "https://user.example:8443/hooks/T0/s3cret-path?token=s3cret-query".into(),
+            target_id: "tgt_1".into(),
+            timeout_ms: 30_000,
+            concurrency: 10,
+            require_signed_response: false,
+            created_at_ms: 1_000,
+            updated_at_ms: 1_000,
+        }
+    }
+
+    #[test]
+    fn writing_a_binding_again_unchanged_is_no_change() {
+        let a = binding();
+        let again = PushBinding {
+            updated_at_ms: 9_000,
+            created_at_ms: 2_000,
+            ..binding()
+        };
+        assert!(same_binding(&a, &again));
+        let changes: [fn(&mut PushBinding); 5] = [
+            |b| b.url.push('x'),
+            |b| b.target_id = "tgt_2".into(),
+            |b| b.timeout_ms += 1,
+            |b| b.concurrency += 1,
+            |b| b.require_signed_response = true,
+        ];
+        for change in changes {
+            let mut b = binding();
+            change(&mut b);
+            assert!(!same_binding(&a, &b), "{b:?}");
+        }
+    }
+
+    #[test]
+    fn a_stopped_loop_waits_for_the_bindings_timeout() {
+        let b = binding();
+        assert_eq!(
+            retire_grace(&b, Duration::from_secs(10)),
+            Duration::from_secs(30) + RECORD_MARGIN
+        );
+        // Never shorter than the dispatcher's grace.
+        assert_eq!(
+            retire_grace(&b, Duration::from_secs(600)),
+            Duration::from_secs(600)
+        );
+    }
+
+    #[test]
+    fn logs_show_only_the_endpoints_origin() {
+        let shown = shown_endpoint(&binding().url);
+        assert_eq!(shown, "https://user.example:8443");
+        assert_eq!(
+            shown_endpoint("http://127.0.0.1/push?code=x"),
+            "http://127.0.0.1"
+        );
+        assert_eq!(shown_endpoint("::"), "(not a URL)");
     }
 }

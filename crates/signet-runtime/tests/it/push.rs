@@ -397,3 +397,174 @@ async fn bindings_refuse_what_can_never_be_pushed() {
     w.push.unbind("q").await.unwrap();
     assert!(w.push.get("q").await.unwrap().is_none());
 }
+
+/// An endpoint on a raw socket that reads a request, answers `200` with a
+/// `content-length` of 100 but only `sent` bytes of body, and hangs up.
+async fn cut_short_endpoint(sent: &'static [u8]) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                // Read the whole request (headers, then content-length bytes)
+                // so the hang-up is not a reset of unread data.
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    let n = conn.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text[..end]
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+                        if got.len() >= end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n";
+                let _ = conn.write_all(head.as_bytes()).await;
+                let _ = conn.write_all(sent).await;
+                let _ = conn.flush().await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn an_answer_cut_short_is_a_failed_attempt_not_a_result() {
+    let w = World::new().await;
+    let addr = cut_short_endpoint(br#"{"total": 12"#).await;
+    w.push
+        .bind(
+            "cut",
+            NewBinding {
+                url: format!("http://{addr}/push"),
+                target: w.target.clone(),
+                timeout_ms: Some(5_000),
+                concurrency: Some(1),
+                require_signed_response: false,
+            },
+        )
+        .await
+        .unwrap();
+    let d = w.start();
+    let id = w.enqueue("cut", "sum", 1).await;
+    let row = w.until_final(&id).await;
+    assert_eq!(row.state, TaskState::Dead, "{row:?}");
+    assert_eq!(row.dead_reason, Some(DeadReason::MaxAttempts));
+    assert_eq!(row.result, None, "part of an answer is no result");
+    let error = w.errors(&id).await.remove(0).unwrap();
+    assert!(
+        error.starts_with("HTTP 200: answer body cut short"),
+        "{error}"
+    );
+    d.stop().await;
+}
+
+/// A receiver whose answers wait `hold`, and how many requests arrived
+/// (counted on arrival, before the wait).
+async fn slow_receiver(hold: Duration) -> (Receiver, Arc<std::sync::atomic::AtomicUsize>) {
+    let arrived = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = Arc::clone(&arrived);
+    let rx = Receiver::start(move |_, _| {
+        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Answer::status(200).body(r#"{"ok":true}"#).hold(hold)
+    })
+    .await;
+    (rx, arrived)
+}
+
+async fn until_arrived(arrived: &std::sync::atomic::AtomicUsize, n: usize) {
+    tokio::time::timeout(WAIT, async {
+        while arrived.load(std::sync::atomic::Ordering::SeqCst) < n {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the push arrived");
+}
+
+#[tokio::test]
+async fn a_changed_binding_lets_pushes_in_flight_finish() {
+    let w = World::new().await;
+    // Longer than a bindings refresh plus the shutdown grace below: cut
+    // to the grace, the push would be released and pushed again.
+    let (rx, arrived) =
+        slow_receiver(signet_runtime::BINDINGS_REFRESH + Duration::from_secs(1)).await;
+    w.bind("slow", &rx, false).await;
+    let d = RunningDispatcher::start(
+        w.s.dispatcher()
+            .shutdown_grace(Duration::from_millis(200))
+            .build()
+            .unwrap(),
+    );
+    let id = w.enqueue("slow", "work", 3).await;
+    until_arrived(&arrived, 1).await;
+    // A real change (concurrency): the loop is restarted.
+    w.push
+        .bind(
+            "slow",
+            NewBinding {
+                url: rx.url("/push"),
+                target: w.target.clone(),
+                timeout_ms: Some(5_000),
+                concurrency: Some(3),
+                require_signed_response: false,
+            },
+        )
+        .await
+        .unwrap();
+    let row = w.until_final(&id).await;
+    assert_eq!(row.state, TaskState::Succeeded, "{row:?}");
+    assert_eq!(row.attempt, 1, "{row:?}");
+    assert_eq!(
+        arrived.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the push in flight finished; the task was not pushed again"
+    );
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_releases_pushes_still_running_after_the_grace() {
+    let w = World::new().await;
+    // Far longer than the test waits for a dispatcher to stop (`WAIT`), as
+    // is the binding's timeout: only the grace may bound the shutdown.
+    let (rx, arrived) = slow_receiver(Duration::from_secs(60)).await;
+    w.push
+        .bind(
+            "held",
+            NewBinding {
+                url: rx.url("/push"),
+                target: w.target.clone(),
+                timeout_ms: Some(60_000),
+                concurrency: Some(2),
+                require_signed_response: false,
+            },
+        )
+        .await
+        .unwrap();
+    let d = RunningDispatcher::start(
+        w.s.dispatcher()
+            .shutdown_grace(Duration::from_millis(200))
+            .build()
+            .unwrap(),
+    );
+    let id = w.enqueue("held", "work", 3).await;
+    until_arrived(&arrived, 1).await;
+    d.stop().await;
+    let row = w.s.db.task(&id).await;
+    assert_eq!(row.state, TaskState::Available, "released: {row:?}");
+    assert!(w.errors(&id).await.is_empty(), "a release is no attempt");
+}

@@ -356,11 +356,38 @@ async fn target_secrets_never_appear_in_the_database_file_logs_or_debug() {
         .await
         .unwrap();
     let (_, generated) = s.targets.rotate(&t.id, None, None).await.unwrap();
+    // A push endpoint's path and query may hold its credentials too: the
+    // logs name only its origin.
+    let push = signet_runtime::PushService::new(
+        Arc::clone(&s.db.store),
+        s.targets.clone(),
+        signet_runtime::SsrfPolicy::parse_allowed("127.0.0.0/8").unwrap(),
+    );
+    push.bind(
+        "vaulted",
+        signet_runtime::NewBinding {
+            url: rx.url("/hooks/path-s3cret?code=query-s3cret"),
+            target: "vault".into(),
+            ..signet_runtime::NewBinding::default()
+        },
+    )
+    .await
+    .unwrap();
     let mut d = RunningDispatcher::start(s.dispatcher().build().unwrap());
     let id = s
         .publish(json!({"url": rx.url("/v"), "target": "vault"}))
         .await;
     assert_eq!(delivered(&d.next_for(&id).await), 200);
+    tokio::time::timeout(crate::support::WAIT, async {
+        while !contains(
+            &std::fs::read(logs.path()).unwrap(),
+            b"draining a bound queue",
+        ) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the push loop started");
     d.stop().await;
 
     let record: TargetRecord = s.db.store.target(&t.id).await.unwrap().unwrap();
@@ -379,6 +406,12 @@ async fn target_secrets_never_appear_in_the_database_file_logs_or_debug() {
     assert!(files.iter().any(|(_, b)| !b.is_empty()));
     let logs = std::fs::read(logs.path()).unwrap();
     assert!(contains(&logs, b"target registered"), "logs were captured");
+    for credential in [&b"path-s3cret"[..], b"query-s3cret"] {
+        assert!(
+            !contains(&logs, credential),
+            "a push URL's credential is in the logs"
+        );
+    }
     for secret in [first.expose_secret(), generated.expose_secret()] {
         let payload = &secret["whsec_".len()..];
         let raw =
