@@ -546,6 +546,7 @@ impl Store for PostgresStore {
         sealed_secrets: &[u8],
         secret_fingerprint: &str,
     ) -> StoreResult<bool> {
+        TargetRecord::validate_secrets_swap(id, sealed_secrets)?;
         let client = self.conn().await?;
         targets::swap_secrets(&client, id, expected, sealed_secrets, secret_fingerprint).await
     }

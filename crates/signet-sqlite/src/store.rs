@@ -531,6 +531,7 @@ impl Store for SqliteStore {
         sealed_secrets: &[u8],
         secret_fingerprint: &str,
     ) -> StoreResult<bool> {
+        TargetRecord::validate_secrets_swap(id, sealed_secrets)?;
         let (id, expected, sealed, fingerprint) = (
             id.to_owned(),
             expected.to_vec(),
