@@ -220,6 +220,16 @@ impl TargetService {
         self.inner.master.as_ref().map(MasterKey::fingerprint)
     }
 
+    /// The fingerprints of the earlier master keys that still open
+    /// (`SIGNET_MASTER_KEY_PREVIOUS`), safe to print.
+    pub fn previous_master_key_fingerprints(&self) -> Vec<String> {
+        self.inner
+            .master
+            .as_ref()
+            .map(MasterKey::previous_fingerprints)
+            .unwrap_or_default()
+    }
+
     fn master(&self) -> Result<&MasterKey, RuntimeError> {
         self.inner.master.as_ref().ok_or_else(|| {
             RuntimeError::MasterKey(format!(
