@@ -530,6 +530,27 @@ impl Store for PostgresStore {
         targets::list(&client).await
     }
 
+    async fn targets_after(
+        &self,
+        after_id: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<TargetRecord>> {
+        let client = self.conn().await?;
+        targets::after(&client, after_id, limit).await
+    }
+
+    async fn swap_target_secrets(
+        &self,
+        id: &str,
+        expected: &[u8],
+        sealed_secrets: &[u8],
+        secret_fingerprint: &str,
+    ) -> StoreResult<bool> {
+        TargetRecord::validate_secrets_swap(id, sealed_secrets)?;
+        let client = self.conn().await?;
+        targets::swap_secrets(&client, id, expected, sealed_secrets, secret_fingerprint).await
+    }
+
     async fn update_target(&self, target: TargetRecord) -> StoreResult<()> {
         target.validate()?;
         let client = self.conn().await?;

@@ -88,6 +88,50 @@ pub(crate) async fn list(client: &impl GenericClient) -> StoreResult<Vec<TargetR
         .collect()
 }
 
+/// Up to `limit` targets with an id after `after`, by id.
+pub(crate) async fn after(
+    client: &impl GenericClient,
+    after: Option<&str>,
+    limit: u32,
+) -> StoreResult<Vec<TargetRecord>> {
+    let stmt = client
+        .prepare_cached(&format!(
+            "SELECT {TARGET_COLUMNS} FROM targets WHERE id > $1 ORDER BY id LIMIT $2"
+        ))
+        .await
+        .map_err(|e| map_err("preparing a page of targets", e))?;
+    client
+        .query(&stmt, &[&after.unwrap_or(""), &i64::from(limit)])
+        .await
+        .map_err(|e| map_err("reading a page of targets", e))?
+        .iter()
+        .map(target_from_row)
+        .collect()
+}
+
+/// Replaces a target's sealed secrets and fingerprint if the sealed
+/// secrets are still `expected`; whether it did.
+pub(crate) async fn swap_secrets(
+    client: &impl GenericClient,
+    id: &str,
+    expected: &[u8],
+    sealed: &[u8],
+    fingerprint: &str,
+) -> StoreResult<bool> {
+    let stmt = client
+        .prepare_cached(
+            "UPDATE targets SET sealed_secrets = $3, secret_fingerprint = $4 \
+             WHERE id = $1 AND sealed_secrets = $2",
+        )
+        .await
+        .map_err(|e| map_err("preparing a target re-seal", e))?;
+    let n = client
+        .execute(&stmt, &[&id, &expected, &sealed, &fingerprint])
+        .await
+        .map_err(|e| map_err(format!("re-sealing the secrets of target {id}"), e))?;
+    Ok(n == 1)
+}
+
 /// Replaces a target's fields (not `id`, not `created_at_ms`).
 pub(crate) async fn update(client: &impl GenericClient, t: &TargetRecord) -> StoreResult<()> {
     let stmt = client

@@ -16,7 +16,9 @@
 //! 5. Otherwise (PostgreSQL, an in-memory database): no keys, which is an
 //!    error unless `SIGNET_DEV=1`.
 //!
-//! `SIGNET_MASTER_KEY` from the environment wins over the file's.
+//! `SIGNET_MASTER_KEY` from the environment wins over the file's, and so
+//! does `SIGNET_MASTER_KEY_PREVIOUS` (earlier master keys, which still open
+//! what they sealed: a master key rotation, docs/keys.md).
 //! The environment is passed in, never read here.
 
 use std::fmt;
@@ -25,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use signet_sign::config::{VAR_DEV, VAR_KEYS};
 use signet_sign::keyfile::MATERIAL_VARIABLES;
-use signet_sign::sealed::{MasterKey, MASTER_KEY_VAR};
+use signet_sign::sealed::{MasterKey, MASTER_KEY_PREVIOUS_VAR, MASTER_KEY_VAR};
 use signet_sign::{KeyFile, KeyId, SigningConfig};
 use signet_store::Store;
 
@@ -114,7 +116,8 @@ impl fmt::Display for KeySource {
 pub struct LoadedKeys {
     /// The signing configuration.
     pub signing: SigningConfig,
-    /// The master key that seals target secrets, if any.
+    /// The master key that seals target secrets, if any, carrying the
+    /// earlier keys of `SIGNET_MASTER_KEY_PREVIOUS` (they only open).
     pub master_key: Option<MasterKey>,
     /// Where the signing keys came from.
     pub source: KeySource,
@@ -165,11 +168,15 @@ pub fn load_keys(request: &KeyRequest<'_>) -> Result<LoadedKeys, RuntimeError> {
                 .map_err(config_error)
         })
         .transpose()?;
+    let env_previous = env_get(MASTER_KEY_PREVIOUS_VAR)
+        .map(|text| MasterKey::parse_previous(text).map_err(config_error))
+        .transpose()?;
     let mut warnings = Vec::new();
     if request.unsigned {
         let signing = SigningConfig::from_vars([("SIGNET_SIGNING_REQUIRED", "false")])
             .map_err(config_error)?;
         let (master_key, master_key_source) = env_master.unzip();
+        let master_key = with_previous(master_key, env_previous)?;
         return Ok(LoadedKeys {
             signing,
             master_key,
@@ -241,7 +248,7 @@ pub fn load_keys(request: &KeyRequest<'_>) -> Result<LoadedKeys, RuntimeError> {
         .map(|(k, v)| (k.as_str(), v.as_str()));
     let from_file = file
         .vars()
-        .filter(|(k, _)| *k != MASTER_KEY_VAR)
+        .filter(|(k, _)| *k != MASTER_KEY_VAR && *k != MASTER_KEY_PREVIOUS_VAR)
         .map(|(k, v)| -> (&str, &str) { (k, v) });
     let signing =
         SigningConfig::from_vars(from_file.chain(from_env)).map_err(|e| match &source {
@@ -264,6 +271,16 @@ pub fn load_keys(request: &KeyRequest<'_>) -> Result<LoadedKeys, RuntimeError> {
             _ => (None, None),
         },
     };
+    let previous = match env_previous {
+        Some(keys) => Some(keys),
+        None => match (file.get(MASTER_KEY_PREVIOUS_VAR), &path) {
+            (Some(text), Some(p)) => Some(MasterKey::parse_previous(text).map_err(|e| {
+                RuntimeError::Config(format!("the key file {}: {}", p.display(), e.message()))
+            })?),
+            _ => None,
+        },
+    };
+    let master_key = with_previous(master_key, previous)?;
     Ok(LoadedKeys {
         signing,
         master_key,
@@ -272,6 +289,22 @@ pub fn load_keys(request: &KeyRequest<'_>) -> Result<LoadedKeys, RuntimeError> {
         file: path,
         warnings,
     })
+}
+
+/// The master key with the earlier ones it also opens with; earlier keys
+/// without a current one are refused (nothing could be sealed, and a
+/// swapped pair of variables would go unnoticed).
+fn with_previous(
+    master: Option<MasterKey>,
+    previous: Option<Vec<MasterKey>>,
+) -> Result<Option<MasterKey>, RuntimeError> {
+    match (master, previous) {
+        (Some(key), Some(previous)) => Ok(Some(key.with_previous(previous))),
+        (None, Some(_)) => Err(RuntimeError::Config(format!(
+            "{MASTER_KEY_PREVIOUS_VAR} is set but {MASTER_KEY_VAR} is not; set {MASTER_KEY_VAR} to the current master key (the previous keys only open what they sealed)"
+        ))),
+        (master, None) => Ok(master),
+    }
 }
 
 /// Reads and parses a key file, warning when others can read it.
@@ -598,6 +631,64 @@ mod tests {
             loaded.master_key.unwrap().fingerprint(),
             from_file.master_key.unwrap().fingerprint()
         );
+    }
+
+    #[test]
+    fn previous_master_keys_come_from_the_variable_or_the_file() {
+        use base64::Engine as _;
+        let b64 = |b: u8| base64::engine::general_purpose::STANDARD.encode([b; 32]);
+        let print = |b: u8| MasterKey::from_bytes([b; 32]).fingerprint();
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("signet.db");
+        let load = |pairs: &[(&str, &str)]| {
+            load_keys(&KeyRequest {
+                env: &env(pairs),
+                database_file: Some(&db),
+                unsigned: false,
+            })
+        };
+        // The variables: the current key seals, the previous ones open.
+        let (k1, k2, k3) = (b64(1), b64(2), b64(3));
+        let loaded = load(&[
+            ("SIGNET_MASTER_KEY", &k2),
+            ("SIGNET_MASTER_KEY_PREVIOUS", &format!("{k1},{k3}")),
+        ])
+        .unwrap();
+        let key = loaded.master_key.unwrap();
+        assert_eq!(key.fingerprint(), print(2));
+        assert_eq!(key.previous_fingerprints(), [print(1), print(3)]);
+        // The key file beside the database (created by the first load) may
+        // hold the line too.
+        let file = key_file_beside(&db);
+        let mut text = std::fs::read_to_string(&file).unwrap();
+        text.push_str(&format!("SIGNET_MASTER_KEY_PREVIOUS={k1}\n"));
+        std::fs::write(&file, text).unwrap();
+        let key = load(&[]).unwrap().master_key.unwrap();
+        assert_eq!(key.previous_fingerprints(), [print(1)]);
+        // The variable wins over the file's line.
+        let key = load(&[("SIGNET_MASTER_KEY_PREVIOUS", &k3)])
+            .unwrap()
+            .master_key
+            .unwrap();
+        assert_eq!(key.previous_fingerprints(), [print(3)]);
+        // A bad value is named, never quoted.
+        let err = load(&[("SIGNET_MASTER_KEY_PREVIOUS", "c2VjcmV0")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("SIGNET_MASTER_KEY_PREVIOUS decodes to 6 bytes"),
+            "{err}"
+        );
+        assert!(!err.contains("c2VjcmV0"), "{err}");
+        // Previous keys without a current one are refused.
+        let err = load_keys(&KeyRequest {
+            env: &env(&[("SIGNET_MASTER_KEY_PREVIOUS", &k1)]),
+            database_file: None,
+            unsigned: true,
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("SIGNET_MASTER_KEY is not"), "{err}");
     }
 
     #[test]

@@ -108,13 +108,18 @@ pub const PROGRAM_VARIABLES: [&str; 33] = [
 ];
 
 /// Every `SIGNET_…` variable a Signet program reads or is run beside: the
-/// ones this crate declares (signing, `SIGNET_DEV`, the master key), the
+/// ones this crate declares (signing, `SIGNET_DEV`, the master key and the
+/// previous ones), the
 /// programs' ([`PROGRAM_VARIABLES`]) and [`VAR_TEST_DATABASE_URL`]. Any
 /// other name is reported by [`unknown_variables`].
 pub fn shared_variables() -> impl Iterator<Item = &'static str> {
     VARIABLES
         .into_iter()
-        .chain([crate::sealed::MASTER_KEY_VAR, VAR_TEST_DATABASE_URL])
+        .chain([
+            crate::sealed::MASTER_KEY_VAR,
+            crate::sealed::MASTER_KEY_PREVIOUS_VAR,
+            VAR_TEST_DATABASE_URL,
+        ])
         .chain(PROGRAM_VARIABLES)
 }
 

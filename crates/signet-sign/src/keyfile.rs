@@ -27,7 +27,7 @@ use crate::config::{
 };
 use crate::error::{Error, Result};
 use crate::key::{Algorithm, Ed25519SecretKey, HmacSecret, KeyId, KeyMaterial};
-use crate::sealed::{MasterKey, MASTER_KEY_VAR};
+use crate::sealed::{MasterKey, MASTER_KEY_PREVIOUS_VAR, MASTER_KEY_VAR};
 use base64::Engine as _;
 
 /// Length of generated HMAC secrets, in bytes.
@@ -67,7 +67,7 @@ impl fmt::Debug for KeyFile {
 fn known(name: &str) -> Option<&'static str> {
     VARIABLES
         .iter()
-        .chain(std::iter::once(&MASTER_KEY_VAR))
+        .chain([&MASTER_KEY_VAR, &MASTER_KEY_PREVIOUS_VAR])
         .find(|v| **v == name)
         .copied()
 }
@@ -103,8 +103,9 @@ impl KeyFile {
 
     /// Parses key file text. Blank lines and `#` comments are skipped; a
     /// line may start with `export `; a value may be wrapped in one pair of
-    /// quotes. Only the `SIGNET_SIGNING_*` variables, `SIGNET_DEV` and
-    /// `SIGNET_MASTER_KEY` may appear, each once.
+    /// quotes. Only the `SIGNET_SIGNING_*` variables, `SIGNET_DEV`,
+    /// `SIGNET_MASTER_KEY` and `SIGNET_MASTER_KEY_PREVIOUS` may appear, each
+    /// once.
     pub fn parse(text: &str) -> Result<Self> {
         let mut file = Self::empty();
         for (n, line) in text.lines().enumerate() {
@@ -217,14 +218,14 @@ impl KeyFile {
         self.vars.retain(|(n, _)| *n != name);
     }
 
-    /// Removes every signing line, keeping the master key: what is left of
+    /// Removes every signing line, keeping the master keys: what is left of
     /// a file when the environment gives the keys.
     pub fn without_signing(&self) -> Self {
         Self {
             vars: self
                 .vars
                 .iter()
-                .filter(|(n, _)| *n == MASTER_KEY_VAR)
+                .filter(|(n, _)| *n == MASTER_KEY_VAR || *n == MASTER_KEY_PREVIOUS_VAR)
                 .map(|(n, v)| (*n, v.clone()))
                 .collect(),
         }

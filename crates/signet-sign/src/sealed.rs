@@ -35,6 +35,14 @@
 //! and calls [`MasterKey::verify_check`] on every later start: a different
 //! key fails with a clear error naming both fingerprints, so a wrong
 //! `SIGNET_MASTER_KEY` stops the server instead of producing garbage.
+//!
+//! # Rotating the master key
+//!
+//! A [`MasterKey`] may carry earlier keys ([`MasterKey::with_previous`],
+//! from `SIGNET_MASTER_KEY_PREVIOUS`): [`MasterKey::open`] opens a blob
+//! sealed under any of them, picked by the blob's key check, while
+//! [`MasterKey::seal`] and the fingerprints always use the current key.
+//! [`MasterKey::is_current`] tells a blob still to re-seal from one done.
 
 use std::fmt;
 
@@ -51,6 +59,11 @@ use crate::error::{Error, Result};
 
 /// The environment variable that carries the master key (base64 of 32 bytes).
 pub const MASTER_KEY_VAR: &str = "SIGNET_MASTER_KEY";
+
+/// The environment variable (or key file line) that carries earlier master
+/// keys, comma-separated, each in `SIGNET_MASTER_KEY`'s format: secrets
+/// sealed under them still open, nothing new is sealed under them.
+pub const MASTER_KEY_PREVIOUS_VAR: &str = "SIGNET_MASTER_KEY_PREVIOUS";
 
 /// Length of a master key in bytes.
 pub const MASTER_KEY_LEN: usize = 32;
@@ -92,9 +105,10 @@ const CHECK_PLAINTEXT: &[u8] = b"signet master key ok";
 ///
 /// A secret type: the bytes are private, it has no `Clone`, `PartialEq` or
 /// `Serialize`, its `Debug` shows only the fingerprint, and it is zeroized on
-/// drop.
+/// drop. Earlier keys it carries ([`MasterKey::with_previous`]) only open.
 pub struct MasterKey {
     bytes: [u8; MASTER_KEY_LEN],
+    previous: Vec<MasterKey>,
 }
 
 impl MasterKey {
@@ -103,10 +117,46 @@ impl MasterKey {
     ///
     /// Errors name the variable and what is wrong, never the value.
     pub fn parse(text: &str) -> Result<Self> {
+        Self::parse_named(text, MASTER_KEY_VAR)
+    }
+
+    /// Parses the text of `SIGNET_MASTER_KEY_PREVIOUS`: one or more keys in
+    /// [`MasterKey::parse`]'s format, separated by commas (empty entries
+    /// skipped). Errors say which entry is wrong, never a value.
+    pub fn parse_previous(text: &str) -> Result<Vec<Self>> {
+        let entries: Vec<&str> = text
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .collect();
+        if entries.is_empty() {
+            return Err(Error::config(format!(
+                "{MASTER_KEY_PREVIOUS_VAR} is empty; set it to the earlier master key(s), \
+                 comma-separated, or unset it"
+            )));
+        }
+        let several = entries.len() > 1;
+        entries
+            .iter()
+            .enumerate()
+            .map(|(i, entry)| {
+                if several {
+                    Self::parse_named(
+                        entry,
+                        &format!("{MASTER_KEY_PREVIOUS_VAR} (entry {})", i + 1),
+                    )
+                } else {
+                    Self::parse_named(entry, MASTER_KEY_PREVIOUS_VAR)
+                }
+            })
+            .collect()
+    }
+
+    fn parse_named(text: &str, var: &str) -> Result<Self> {
         let text = text.trim();
         if text.is_empty() {
             return Err(Error::config(format!(
-                "{MASTER_KEY_VAR} is empty; set it to the base64 of 32 random bytes \
+                "{var} is empty; set it to the base64 of 32 random bytes \
                  (for example `head -c 32 /dev/urandom | base64`)"
             )));
         }
@@ -117,31 +167,65 @@ impl MasterKey {
         );
         let mut decoded = Zeroizing::new(engine.decode(text).map_err(|_| {
             Error::config(format!(
-                "{MASTER_KEY_VAR} is not valid base64; set it to the base64 of 32 random bytes"
+                "{var} is not valid base64; set it to the base64 of 32 random bytes"
             ))
         })?);
         if decoded.len() != MASTER_KEY_LEN {
             let len = decoded.len();
             decoded.zeroize();
             return Err(Error::config(format!(
-                "{MASTER_KEY_VAR} decodes to {len} bytes, expected exactly {MASTER_KEY_LEN}"
+                "{var} decodes to {len} bytes, expected exactly {MASTER_KEY_LEN}"
             )));
         }
         let mut bytes = [0u8; MASTER_KEY_LEN];
         bytes.copy_from_slice(&decoded);
-        Ok(Self { bytes })
+        Ok(Self::from_bytes(bytes))
     }
 
     /// Wraps 32 key bytes (from a KMS, say). The caller should zeroize its copy.
     pub fn from_bytes(bytes: [u8; MASTER_KEY_LEN]) -> Self {
-        Self { bytes }
+        Self {
+            bytes,
+            previous: Vec::new(),
+        }
+    }
+
+    /// This key, opening also what `previous` keys sealed (a master key
+    /// rotation: `SIGNET_MASTER_KEY_PREVIOUS`). Sealing and fingerprints
+    /// keep using this key; an earlier key equal to it is dropped.
+    pub fn with_previous(mut self, previous: Vec<MasterKey>) -> Self {
+        for mut key in previous {
+            key.previous.clear();
+            let known = bool::from(key.bytes.ct_eq(&self.bytes))
+                || self
+                    .previous
+                    .iter()
+                    .any(|p| bool::from(p.bytes.ct_eq(&key.bytes)));
+            if !known {
+                self.previous.push(key);
+            }
+        }
+        self
+    }
+
+    /// The fingerprints of the earlier keys this key also opens with.
+    pub fn previous_fingerprints(&self) -> Vec<String> {
+        self.previous.iter().map(MasterKey::fingerprint).collect()
+    }
+
+    /// Whether `sealed` is a blob of the current layout sealed under this
+    /// (current) key, judged by its header only: what a re-seal skips.
+    pub fn is_current(&self, sealed: &[u8]) -> bool {
+        sealed.len() >= MIN_SEALED_LEN
+            && sealed[0] == SEALED_VERSION
+            && bool::from(sealed[1..1 + KEY_CHECK_LEN].ct_eq(&self.key_check()))
     }
 
     /// Generates a fresh random master key from the operating system's RNG.
     pub fn generate() -> Self {
         let mut bytes = [0u8; MASTER_KEY_LEN];
         OsRng.fill_bytes(&mut bytes);
-        Self { bytes }
+        Self::from_bytes(bytes)
     }
 
     /// The key as base64 text, for showing an operator once (after
@@ -238,13 +322,30 @@ impl MasterKey {
         out
     }
 
-    /// Decrypts a blob made by [`MasterKey::seal`] with the same `aad`.
+    /// Decrypts a blob made by [`MasterKey::seal`] with the same `aad`,
+    /// under this key or, when the blob's key check names one, an earlier
+    /// key it carries ([`MasterKey::with_previous`]).
     ///
     /// Errors (never panics, whatever the input): `is_malformed()` for a blob
     /// too short or of an unknown version, `is_unknown_key()` when it was
     /// sealed under a different master key, `is_mismatch()` when it was
     /// tampered with or `aad` differs (moved to another owner).
     pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        match self.open_one(sealed, aad) {
+            Err(e) if e.is_unknown_key() => {
+                for key in &self.previous {
+                    match key.open_one(sealed, aad) {
+                        Err(other) if other.is_unknown_key() => continue,
+                        opened => return opened,
+                    }
+                }
+                Err(e)
+            }
+            opened => opened,
+        }
+    }
+
+    fn open_one(&self, sealed: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         if sealed.len() < MIN_SEALED_LEN {
             return Err(Error::malformed(format!(
                 "sealed secret is {} bytes, shorter than the minimum {MIN_SEALED_LEN}",
@@ -312,10 +413,12 @@ impl MasterKey {
 
 impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MasterKey")
-            .field("fingerprint", &self.fingerprint())
-            .field("bytes", &"<redacted>")
-            .finish()
+        let mut d = f.debug_struct("MasterKey");
+        d.field("fingerprint", &self.fingerprint());
+        if !self.previous.is_empty() {
+            d.field("previous", &self.previous_fingerprints());
+        }
+        d.field("bytes", &"<redacted>").finish()
     }
 }
 

@@ -514,6 +514,34 @@ impl Store for SqliteStore {
         self.read(targets::list).await
     }
 
+    async fn targets_after(
+        &self,
+        after_id: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<TargetRecord>> {
+        let after = after_id.map(str::to_owned);
+        self.read(move |c| targets::after(c, after.as_deref(), limit))
+            .await
+    }
+
+    async fn swap_target_secrets(
+        &self,
+        id: &str,
+        expected: &[u8],
+        sealed_secrets: &[u8],
+        secret_fingerprint: &str,
+    ) -> StoreResult<bool> {
+        TargetRecord::validate_secrets_swap(id, sealed_secrets)?;
+        let (id, expected, sealed, fingerprint) = (
+            id.to_owned(),
+            expected.to_vec(),
+            sealed_secrets.to_vec(),
+            secret_fingerprint.to_owned(),
+        );
+        self.write(move |c| targets::swap_secrets(c, &id, &expected, &sealed, &fingerprint))
+            .await
+    }
+
     async fn update_target(&self, target: TargetRecord) -> StoreResult<()> {
         target.validate()?;
         self.write(move |c| targets::update(c, &target)).await

@@ -88,6 +88,47 @@ fn write(
     stmt.execute(&*params)
 }
 
+/// Up to `limit` targets with an id after `after`, by id.
+pub(crate) fn after(
+    conn: &Connection,
+    after: Option<&str>,
+    limit: u32,
+) -> StoreResult<Vec<TargetRecord>> {
+    const CONTEXT: &str = "reading a page of targets";
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {TARGET_COLUMNS} FROM targets WHERE id > ?1 ORDER BY id LIMIT ?2"
+        ))
+        .map_err(|e| map_err(CONTEXT, e))?;
+    let mut rows = stmt
+        .query(rusqlite::params![after.unwrap_or(""), i64::from(limit)])
+        .map_err(|e| map_err(CONTEXT, e))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(|e| map_err(CONTEXT, e))? {
+        out.push(from_row(row)?);
+    }
+    Ok(out)
+}
+
+/// Replaces a target's sealed secrets and fingerprint if the sealed
+/// secrets are still `expected`; whether it did.
+pub(crate) fn swap_secrets(
+    conn: &Connection,
+    id: &str,
+    expected: &[u8],
+    sealed: &[u8],
+    fingerprint: &str,
+) -> StoreResult<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE targets SET sealed_secrets = ?3, secret_fingerprint = ?4 \
+             WHERE id = ?1 AND sealed_secrets = ?2",
+        )
+        .and_then(|mut s| s.execute(rusqlite::params![id, expected, sealed, fingerprint]))
+        .map_err(|e| map_err(format!("re-sealing the secrets of target {id}"), e))?;
+    Ok(changed == 1)
+}
+
 /// Deletes a target.
 pub(crate) fn delete(conn: &Connection, id: &str) -> StoreResult<()> {
     let changed = conn

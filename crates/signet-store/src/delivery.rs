@@ -124,6 +124,19 @@ impl TargetRecord {
         format!("\"target\":\"{target_id}\"").into_bytes()
     }
 
+    /// Checks the arguments of
+    /// [`Store::swap_target_secrets`](crate::Store::swap_target_secrets):
+    /// a target id and sealed secrets that are not empty.
+    pub fn validate_secrets_swap(id: &str, sealed_secrets: &[u8]) -> Result<(), StoreError> {
+        crate::TargetId::parse(id)?;
+        if sealed_secrets.is_empty() {
+            return Err(StoreError::invalid(format!(
+                "target {id}: sealed secrets are empty"
+            )));
+        }
+        Ok(())
+    }
+
     /// Checks what every backend refuses with [`StoreError::Invalid`]: a bad
     /// id, an empty or over-long name, empty sealed secrets, a rate limit or
     /// concurrency of 0.

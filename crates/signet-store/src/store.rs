@@ -245,6 +245,27 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a target. Unknown id: [`StoreError::NotFound`].
     async fn delete_target(&self, id: &str) -> StoreResult<()>;
 
+    /// Up to `limit` targets whose id sorts after `after_id` (from the
+    /// first when `None`), by id: a page of a walk over every target that
+    /// rows created or deleted meanwhile cannot derail.
+    async fn targets_after(
+        &self,
+        after_id: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<TargetRecord>>;
+
+    /// Replaces target `id`'s sealed secrets and fingerprint, only if its
+    /// sealed secrets are still `expected` (compare-and-swap, in one
+    /// statement). Returns whether the row was changed: `false` when the
+    /// target is gone or its secrets changed since they were read.
+    async fn swap_target_secrets(
+        &self,
+        id: &str,
+        expected: &[u8],
+        sealed_secrets: &[u8],
+        secret_fingerprint: &str,
+    ) -> StoreResult<bool>;
+
     /// How many messages not finished yet (scheduled, available, running or
     /// retryable, on [`MESSAGE_QUEUE`](crate::MESSAGE_QUEUE)) name target
     /// `target_id`: their args (a message spec, compact JSON) hold

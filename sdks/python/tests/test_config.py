@@ -78,10 +78,14 @@ def test_unknown_variables_name_the_closest_known_one() -> None:
     ]
     # The prefix is case-sensitive, as every variable name is.
     assert unknown_variables(["signet_dev", "Signet_X"], []) == []
-    # Rust's shared_variables() order: VARIABLES, the master key, the test
+    # Rust's shared_variables() order: VARIABLES, the master keys, the test
     # database, then PROGRAM_VARIABLES.
     assert SHARED_VARIABLES == (
-        *VARIABLES, "SIGNET_MASTER_KEY", "SIGNET_TEST_DATABASE_URL", *PROGRAM_VARIABLES
+        *VARIABLES,
+        "SIGNET_MASTER_KEY",
+        "SIGNET_MASTER_KEY_PREVIOUS",
+        "SIGNET_TEST_DATABASE_URL",
+        *PROGRAM_VARIABLES,
     )
 
 

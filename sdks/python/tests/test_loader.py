@@ -49,6 +49,15 @@ def test_named_key_file_with_a_variable_winning_over_its_line(tmp_path: Path) ->
     assert loaded.describe() == f"keys from {path}"
 
 
+def test_a_key_file_may_hold_the_previous_master_keys(tmp_path: Path) -> None:
+    # During a master key rotation the file holds the old key too; the SDK
+    # signs with the ring and ignores both master key lines.
+    path = write_keys(tmp_path / "k.keys", FILE + f"SIGNET_MASTER_KEY_PREVIOUS={SECRET}\n")
+    loaded = load_keys({"SIGNET_KEYS_FILE": str(path)})
+    assert [k.id for k in loaded.signing.ring.keys] == ["f1", "f2"]
+    assert loaded.warnings == [] and loaded.signing.warnings == []
+
+
 @pytest.mark.parametrize(
     "url,name",
     [("sqlite://{dir}/jobs.sqlite", "jobs.keys"), ("sqlite:{dir}/signet.db", "signet.keys"),

@@ -44,6 +44,8 @@ export const VARIABLES = [
 
 /** `SIGNET_MASTER_KEY`: a key file holds it (sealed target secrets); the SDK ignores it. */
 export const MASTER_KEY_VAR = "SIGNET_MASTER_KEY";
+/** `SIGNET_MASTER_KEY_PREVIOUS`: earlier master keys during a rotation; a key file may hold it; the SDK ignores it. */
+export const MASTER_KEY_PREVIOUS_VAR = "SIGNET_MASTER_KEY_PREVIOUS";
 /**
  * `SIGNET_TEST_DATABASE_URL`: the database Signet's test suites and CI use.
  * No program reads it, but it is set where programs run.
@@ -98,11 +100,18 @@ export const PROGRAM_VARIABLES = [
 
 /**
  * The variables every Signet program knows (`shared_variables()` on the
- * Rust side, in its order): the signing ones, `SIGNET_DEV`, the master key,
- * `SIGNET_TEST_DATABASE_URL` and {@link PROGRAM_VARIABLES}. A program adds
- * its own when it calls {@link unknownVariables}.
+ * Rust side, in its order): the signing ones, `SIGNET_DEV`, the master key
+ * and the previous ones, `SIGNET_TEST_DATABASE_URL` and
+ * {@link PROGRAM_VARIABLES}. A program adds its own when it calls
+ * {@link unknownVariables}.
  */
-export const SHARED_VARIABLES = [...VARIABLES, MASTER_KEY_VAR, VAR_TEST_DATABASE_URL, ...PROGRAM_VARIABLES] as const;
+export const SHARED_VARIABLES = [
+  ...VARIABLES,
+  MASTER_KEY_VAR,
+  MASTER_KEY_PREVIOUS_VAR,
+  VAR_TEST_DATABASE_URL,
+  ...PROGRAM_VARIABLES,
+] as const;
 
 /** The variables that hold key material. */
 export const MATERIAL_VARIABLES = [VAR_KEYS, VAR_PRIVATE_KEYS, VAR_PUBLIC_KEYS] as const;

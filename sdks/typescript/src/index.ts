@@ -28,6 +28,7 @@ export {
   type Key,
 } from "./keys.js";
 export {
+  MASTER_KEY_PREVIOUS_VAR,
   MASTER_KEY_VAR,
   MATERIAL_VARIABLES,
   MIN_HMAC_SECRET_LEN,

@@ -2,14 +2,14 @@
  * Reading Signet's key file (`signet-sign`'s `keyfile.rs`, parsing only):
  * the `KEY=value` lines `signet keys generate` prints, `#` comments and
  * blank lines, an optional `export ` and one pair of quotes around a value.
- * Only the `SIGNET_SIGNING_*` variables, `SIGNET_DEV` and
- * `SIGNET_MASTER_KEY` may appear, each once. Errors name the line and the
+ * Only the `SIGNET_SIGNING_*` variables, `SIGNET_DEV`, `SIGNET_MASTER_KEY`
+ * and `SIGNET_MASTER_KEY_PREVIOUS` may appear, each once. Errors name the line and the
  * variable, never a value. An SDK never writes a key file.
  */
 import { SignetError, quote } from "./errors.js";
-import { MASTER_KEY_VAR, VARIABLES } from "./config.js";
+import { MASTER_KEY_PREVIOUS_VAR, MASTER_KEY_VAR, VARIABLES } from "./config.js";
 
-const KNOWN: readonly string[] = [...VARIABLES, MASTER_KEY_VAR];
+const KNOWN: readonly string[] = [...VARIABLES, MASTER_KEY_VAR, MASTER_KEY_PREVIOUS_VAR];
 
 /** The parsed lines of a key file, in order. Values are secrets: printing shows names only. */
 export class KeyFile {

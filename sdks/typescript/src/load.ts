@@ -22,6 +22,7 @@ import { extname } from "node:path";
 import { SignetError } from "./errors.js";
 import { KeyFile } from "./keyfile.js";
 import {
+  MASTER_KEY_PREVIOUS_VAR,
   MASTER_KEY_VAR,
   MATERIAL_VARIABLES,
   VAR_DEV,
@@ -192,7 +193,9 @@ export function loadKeys(options: LoadKeysOptions = {}): LoadedKeys {
 
   // The file's lines first, then the environment's signing variables, so a
   // variable set in the environment wins (empty ones are absent).
-  const fromFile = (file?.vars() ?? []).filter(([k]) => k !== MASTER_KEY_VAR);
+  const fromFile = (file?.vars() ?? []).filter(
+    ([k]) => k !== MASTER_KEY_VAR && k !== MASTER_KEY_PREVIOUS_VAR,
+  );
   const fromEnv = env.filter(
     ([k, v]) => (k.startsWith("SIGNET_SIGNING_") || k === VAR_DEV) && v.trim().length > 0,
   );

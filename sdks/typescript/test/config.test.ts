@@ -295,6 +295,7 @@ test("unknown SIGNET_ variables are named with the closest known one", () => {
   assert.deepEqual(SHARED_VARIABLES, [
     ...VARIABLES,
     "SIGNET_MASTER_KEY",
+    "SIGNET_MASTER_KEY_PREVIOUS",
     "SIGNET_TEST_DATABASE_URL",
     ...PROGRAM_VARIABLES,
   ]);

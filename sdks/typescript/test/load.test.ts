@@ -185,3 +185,14 @@ test("no keys: each refusal, and SIGNET_DEV=1 runs without", () => {
   assert.deepEqual(dev.warnings, []);
   assert.equal(summary(dev), "signing off: no keys configured, unsigned work is accepted; DEV MODE: signatures are not verified");
 });
+
+test("a key file may hold the previous master keys of a rotation, which the SDK ignores", () => {
+  const keys = join(dir, "rotating.keys");
+  writeKeys(
+    keys,
+    `SIGNET_SIGNING_KEYS=k1:${k1}\nSIGNET_SIGNING_ACTIVE_KEY=k1\nSIGNET_MASTER_KEY=${k2}\nSIGNET_MASTER_KEY_PREVIOUS=${k1}\n`,
+  );
+  const loaded = loadKeys({ env: { SIGNET_KEYS_FILE: keys } });
+  assert.equal(loaded.ring.active?.id, "k1");
+  assert.deepEqual(loaded.warnings, []);
+});

@@ -14,19 +14,27 @@
 //! Stromboli and Krafter profiles. It is returned once, at creation or
 //! rotation; afterwards only its fingerprint is shown.
 //!
+//! The master key may carry earlier keys (`SIGNET_MASTER_KEY_PREVIOUS`):
+//! secrets sealed under them open, new seals use the current key, and
+//! [`TargetService::reseal`] moves every row to the current key.
+//!
 //! Files: this one (the [`TargetService`] and a target's URL rules,
-//! [`check_url`]), `secret` (the secret types and the sealed list) and
+//! [`check_url`]), `secret` (the secret types and the sealed list),
+//! `reseal` (re-sealing under the current key) and
 //! `cache` (the one short-lived cache through which publishing and the
 //! dispatcher read targets).
 
 mod cache;
+mod reseal;
 mod secret;
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use signet_sign::sealed::{MasterKey, KEYED_FINGERPRINT_PREFIX, MASTER_KEY_VAR};
+use signet_sign::sealed::{
+    MasterKey, KEYED_FINGERPRINT_PREFIX, MASTER_KEY_PREVIOUS_VAR, MASTER_KEY_VAR,
+};
 use signet_store::rules;
 use signet_store::{Store, StoreError, TargetId, TargetRecord};
 
@@ -36,6 +44,7 @@ use crate::schedules::ScheduleService;
 use crate::ssrf::SsrfPolicy;
 
 pub(crate) use cache::{CachedTarget, Lookup, TargetCache};
+pub use reseal::{ResealFailure, ResealOptions, ResealReport, DEFAULT_RESEAL_BATCH};
 use secret::{open, seal};
 pub use secret::{TargetSecret, TargetSecrets, GENERATED_SECRET_BYTES};
 
@@ -211,6 +220,16 @@ impl TargetService {
         self.inner.master.as_ref().map(MasterKey::fingerprint)
     }
 
+    /// The fingerprints of the earlier master keys that still open
+    /// (`SIGNET_MASTER_KEY_PREVIOUS`), safe to print.
+    pub fn previous_master_key_fingerprints(&self) -> Vec<String> {
+        self.inner
+            .master
+            .as_ref()
+            .map(MasterKey::previous_fingerprints)
+            .unwrap_or_default()
+    }
+
     fn master(&self) -> Result<&MasterKey, RuntimeError> {
         self.inner.master.as_ref().ok_or_else(|| {
             RuntimeError::MasterKey(format!(
@@ -258,8 +277,12 @@ impl TargetService {
             if let Err(e) = master.open(&t.sealed_secrets, t.id.as_bytes()) {
                 let why = if e.is_unknown_key() {
                     format!(
-                        "{MASTER_KEY_VAR} (fingerprint {}) is not the key target secrets were sealed with; start with the original key",
-                        master.fingerprint()
+                        "{MASTER_KEY_VAR} (fingerprint {}) is not the key target secrets were sealed with{}; start with the key that sealed them (during a master key rotation: the new key as {MASTER_KEY_VAR} and the old one in {MASTER_KEY_PREVIOUS_VAR})",
+                        master.fingerprint(),
+                        match master.previous_fingerprints() {
+                            p if p.is_empty() => String::new(),
+                            p => format!(", nor is any of {MASTER_KEY_PREVIOUS_VAR} ({})", p.join(", ")),
+                        }
                     )
                 } else {
                     format!(

@@ -577,3 +577,249 @@ async fn legacy_unkeyed_fingerprints_are_replaced_at_start() {
         .unwrap();
     assert_ne!(a.secret_fingerprint, b.secret_fingerprint);
 }
+
+/// The keys of a master key rotation: 1 is the old key, 2 the new one.
+fn key(n: u8) -> MasterKey {
+    MasterKey::from_bytes([n; 32])
+}
+
+/// Targets on the setup's store under `master`.
+fn service(s: &Setup, master: Option<MasterKey>) -> signet_runtime::TargetService {
+    signet_runtime::TargetService::with_clock(
+        Arc::clone(&s.db.store),
+        master,
+        Arc::clone(&s.dyn_clock),
+    )
+}
+
+/// Every target's secrets as they sign now, opened by `targets`: current
+/// first, then the ones still in their overlap.
+async fn opened(
+    targets: &signet_runtime::TargetService,
+    now_ms: i64,
+) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    for t in targets.list().await.unwrap() {
+        let secrets = targets.open(&t).unwrap();
+        out.push((
+            t.id.clone(),
+            secrets
+                .signing_at(now_ms)
+                .map(|s| s.expose_secret().to_owned())
+                .collect(),
+        ));
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_master_key_rotation_survives_an_interrupted_reseal_and_the_old_key_is_refused() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use signet_runtime::ResealOptions;
+    use signet_store::testkit::FaultyStore;
+    use signet_store::StoreError;
+
+    let s = Setup::with_master_key(Some(key(1)));
+    for i in 0..7 {
+        s.targets
+            .create(target(&format!("t{i}"), None))
+            .await
+            .unwrap();
+    }
+    // One target mid-rotation: its previous secret still signs.
+    let t3 = s.targets.find("t3").await.unwrap().unwrap();
+    s.targets
+        .rotate(&t3.id, None, Some(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    let now = s.dyn_clock.now_ms();
+    let before = opened(&s.targets, now).await;
+    assert_eq!(before.iter().map(|(_, v)| v.len()).sum::<usize>(), 8);
+
+    // Nodes with the new key and the old one as previous open everything
+    // and seal new secrets under the new key only.
+    let rotating = service(&s, Some(key(2).with_previous(vec![key(1)])));
+    assert_eq!(rotating.verify_master_key().await.unwrap(), 7);
+    assert_eq!(opened(&rotating, now).await, before);
+    let (fresh, fresh_secret) = rotating.create(target("t7", None)).await.unwrap();
+    assert!(service(&s, Some(key(1))).open(&fresh).is_err());
+    assert_eq!(
+        fresh.secret_fingerprint,
+        fresh_secret.fingerprint(&key(2), &fresh.id)
+    );
+    let before = opened(&rotating, now).await;
+
+    // A re-seal that stops after three swaps (the store goes away).
+    let swaps = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&swaps);
+    let faulty: Arc<dyn signet_store::Store> =
+        Arc::new(FaultyStore::new(Arc::clone(&s.db.store), move |method| {
+            (method == "swap_target_secrets" && counted.fetch_add(1, Ordering::SeqCst) >= 3)
+                .then(|| StoreError::Invalid("the store went away".into()))
+        }));
+    let interrupted =
+        signet_runtime::TargetService::new(faulty, Some(key(2).with_previous(vec![key(1)])));
+    let e = interrupted
+        .reseal(
+            ResealOptions {
+                batch: 2,
+                dry_run: false,
+            },
+            |_| {},
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("the store went away"), "{e}");
+
+    // Half done: every target still opens on the rotating nodes, and a
+    // dry run counts what is left without changing it.
+    assert_eq!(opened(&rotating, now).await, before);
+    let dry = rotating
+        .reseal(
+            ResealOptions {
+                batch: 2,
+                dry_run: true,
+            },
+            |_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (dry.total, dry.resealed, dry.already_current),
+        (8, 4, 4),
+        "{dry:?}"
+    );
+    let dry_again = rotating
+        .reseal(
+            ResealOptions {
+                batch: 2,
+                dry_run: true,
+            },
+            |_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(dry_again, dry, "a dry run changes nothing");
+
+    // The rerun finishes, reporting each page.
+    let mut pages = Vec::new();
+    let done = rotating
+        .reseal(
+            ResealOptions {
+                batch: 3,
+                dry_run: false,
+            },
+            |p| pages.push((p.checked, p.total)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(pages, [(3, 8), (6, 8), (8, 8)]);
+    assert_eq!((done.resealed, done.already_current, done.gone), (4, 4, 0));
+    assert!(done.is_complete());
+    let again = rotating
+        .reseal(ResealOptions::default(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.resealed, again.already_current),
+        (0, 8),
+        "idempotent"
+    );
+
+    // Everything is under the new key alone: same secrets (overlap kept),
+    // fingerprints keyed by the new key.
+    let new_only = service(&s, Some(key(2)));
+    assert_eq!(new_only.verify_master_key().await.unwrap(), 8);
+    assert_eq!(opened(&new_only, now).await, before);
+    for t in new_only.list().await.unwrap() {
+        let secrets = new_only.open(&t).unwrap();
+        assert_eq!(
+            t.secret_fingerprint,
+            secrets.current().unwrap().fingerprint(&key(2), &t.id),
+            "{}",
+            t.name
+        );
+    }
+
+    // A node started with only the old key refuses, saying what to do.
+    match service(&s, Some(key(1)))
+        .verify_master_key()
+        .await
+        .unwrap_err()
+    {
+        RuntimeError::MasterKey(m) => {
+            assert!(m.contains("not the key"), "{m}");
+            assert!(m.contains("SIGNET_MASTER_KEY_PREVIOUS"), "{m}");
+            assert!(m.contains(&key(1).fingerprint()), "{m}");
+        }
+        other => panic!("{other}"),
+    }
+
+    // And the target mid-rotation delivers, signed by both of its secrets,
+    // through a dispatcher holding only the new key.
+    let rx = Receiver::ok().await;
+    let mut d = RunningDispatcher::start(s.dispatcher().targets(new_only.clone()).build().unwrap());
+    let producer = signet_runtime::Producer::with_ring(
+        Arc::clone(&s.db.store),
+        Arc::new(s.ring.duplicate()),
+        true,
+    )
+    .unwrap()
+    .clock(Arc::clone(&s.dyn_clock));
+    let messages = signet_runtime::MessageProducer::new(producer, new_only.clone())
+        .retry_schedule(test_schedule());
+    let m =
+        NewMessage::from_json(&json!({"url": rx.url("/after-reseal"), "target": "t3"}).to_string())
+            .unwrap();
+    let id = messages
+        .publish(m, None)
+        .await
+        .unwrap()
+        .task
+        .id()
+        .to_owned();
+    assert_eq!(delivered(&d.next_for(&id).await), 200);
+    let r = rx.wait_for(1).await.pop().unwrap();
+    let t3_secrets = &before.iter().find(|(id, _)| *id == t3.id).unwrap().1;
+    assert_eq!(t3_secrets.len(), 2);
+    for secret in t3_secrets {
+        verify_standard(&ring_of(secret), &r, s.now_s()).expect("each secret still signs");
+    }
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn a_secret_no_key_opens_is_reported_by_id_and_the_rest_are_resealed() {
+    use signet_runtime::ResealOptions;
+
+    let s = Setup::with_master_key(Some(key(1)));
+    s.targets.create(target("a", None)).await.unwrap();
+    let (lost, _) = service(&s, Some(key(3)))
+        .create(target("lost", None))
+        .await
+        .unwrap();
+    s.targets.create(target("b", None)).await.unwrap();
+
+    let rotating = service(&s, Some(key(2).with_previous(vec![key(1)])));
+    let report = rotating
+        .reseal(ResealOptions::default(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!((report.total, report.resealed), (3, 2), "{report:?}");
+    assert!(!report.is_complete());
+    assert_eq!(report.failed.len(), 1);
+    assert_eq!(report.failed[0].target_id, lost.id);
+    let reason = &report.failed[0].reason;
+    assert!(reason.contains("different master key"), "{reason}");
+    let text = format!("{report:?}");
+    for k in [key(1), key(2), key(3)] {
+        assert!(!text.contains(k.to_base64_for_display().as_str()), "{text}");
+    }
+    // Without a master key nothing is re-sealed, with a clear error.
+    let e = service(&s, None)
+        .reseal(ResealOptions::default(), |_| {})
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("SIGNET_MASTER_KEY"), "{e}");
+}

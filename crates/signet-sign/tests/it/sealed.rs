@@ -83,6 +83,80 @@ fn truncated_or_garbage_input_is_refused_without_panic() {
 }
 
 #[test]
+fn previous_keys_open_but_never_seal() {
+    let old_bytes = [1u8; 32];
+    let new_bytes = [2u8; 32];
+    let old = MasterKey::from_bytes(old_bytes);
+    let under_old = old.seal(b"whsec_abc", b"tgt_1");
+    let other = MasterKey::from_bytes([3; 32]).seal(b"whsec_abc", b"tgt_1");
+
+    let rotated = MasterKey::from_bytes(new_bytes).with_previous(vec![
+        MasterKey::from_bytes(old_bytes),
+        // The current key again, and a duplicate: dropped.
+        MasterKey::from_bytes(new_bytes),
+        MasterKey::from_bytes(old_bytes),
+    ]);
+    assert_eq!(rotated.previous_fingerprints(), [old.fingerprint()]);
+    // Opens under either key; the owner still binds.
+    assert_eq!(
+        rotated.open(&under_old, b"tgt_1").unwrap().as_slice(),
+        b"whsec_abc"
+    );
+    assert!(rotated
+        .open(&under_old, b"tgt_2")
+        .unwrap_err()
+        .is_mismatch());
+    let under_new = rotated.seal(b"whsec_abc", b"tgt_1");
+    assert!(rotated.is_current(&under_new) && !rotated.is_current(&under_old));
+    // New seals are under the current key only: the old key cannot open them.
+    assert!(old.open(&under_new, b"tgt_1").unwrap_err().is_unknown_key());
+    assert_eq!(
+        MasterKey::from_bytes(new_bytes)
+            .open(&under_new, b"tgt_1")
+            .unwrap()
+            .as_slice(),
+        b"whsec_abc"
+    );
+    // A third key's blob: refused as a different key.
+    assert!(rotated.open(&other, b"tgt_1").unwrap_err().is_unknown_key());
+    assert!(!rotated.is_current(b"short"));
+    // Fingerprints are the current key's.
+    assert_eq!(
+        rotated.fingerprint(),
+        MasterKey::from_bytes(new_bytes).fingerprint()
+    );
+    let debug = format!("{rotated:?}");
+    assert!(debug.contains(&old.fingerprint()), "{debug}");
+}
+
+#[test]
+fn previous_keys_parse_as_a_list_without_quoting_values() {
+    use base64::Engine as _;
+    let b64 = |b: u8| base64::engine::general_purpose::STANDARD.encode([b; 32]);
+    let keys = MasterKey::parse_previous(&format!(" {} , {},", b64(1), b64(2))).unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(
+        keys[1].fingerprint(),
+        MasterKey::from_bytes([2; 32]).fingerprint()
+    );
+    for (text, says) in [
+        (" , ".to_owned(), "SIGNET_MASTER_KEY_PREVIOUS is empty"),
+        (
+            "not-base64!".to_owned(),
+            "SIGNET_MASTER_KEY_PREVIOUS is not valid base64",
+        ),
+        (
+            format!("{},c2hvcnQ=", b64(1)),
+            "SIGNET_MASTER_KEY_PREVIOUS (entry 2) decodes to 5 bytes",
+        ),
+    ] {
+        let err = MasterKey::parse_previous(&text).unwrap_err();
+        assert!(err.is_config() && err.message().contains(says), "{err}");
+        assert!(!err.message().contains("c2hvcnQ"), "{err}");
+    }
+}
+
+#[test]
 fn start_up_check_detects_a_wrong_key() {
     let a = MasterKey::generate();
     let b = MasterKey::generate();

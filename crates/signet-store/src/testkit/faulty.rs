@@ -209,6 +209,26 @@ impl Store for FaultyStore {
         self.check("target_by_name")?;
         self.inner.target_by_name(name).await
     }
+    async fn targets_after(
+        &self,
+        after_id: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<TargetRecord>> {
+        self.check("targets_after")?;
+        self.inner.targets_after(after_id, limit).await
+    }
+    async fn swap_target_secrets(
+        &self,
+        id: &str,
+        expected: &[u8],
+        sealed_secrets: &[u8],
+        secret_fingerprint: &str,
+    ) -> StoreResult<bool> {
+        self.check("swap_target_secrets")?;
+        self.inner
+            .swap_target_secrets(id, expected, sealed_secrets, secret_fingerprint)
+            .await
+    }
     async fn list_targets(&self) -> StoreResult<Vec<TargetRecord>> {
         self.check("list_targets")?;
         self.inner.list_targets().await

@@ -139,6 +139,7 @@ macro_rules! __signet_store_checks {
             PendingCallbacks => callbacks::pending_callbacks: "Finished tasks with a callback URL owe a callback until marked sent; a replay owes a new one.",
             PruneKeepsOwedCallbacks => prune::prune_keeps_owed_callbacks: "Prune never deletes a task whose callback is still owed.",
             Targets => targets::targets: "Targets: create, read by id and name, list by name, update, delete; names are unique.",
+            TargetSecretsSwap => targets::target_secrets_swap: "Targets page by id without gaps or repeats; swapping sealed secrets is a compare-and-swap on the bytes read, changing nothing else.",
             PendingMessagesForTarget => targets::pending_messages_for_target: "Messages not finished that name a target are counted for it; finished ones, other targets and other queues are not.",
             PushBindings => push::push_bindings: "Push bindings: bind, read, list by queue, rebind keeps the creation time, unbind; invalid bindings are refused and store nothing.",
             Schedules => schedules::schedules: "Schedules: create, read by id and name, list by name, update, delete; names are unique.",

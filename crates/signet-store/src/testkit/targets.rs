@@ -161,3 +161,74 @@ pub(super) async fn pending_messages_for_target(store: Arc<dyn Store>) {
     assert_eq!(count(other.id.clone()).await, 1);
     assert_eq!(count(TargetId::generate().to_string()).await, 0);
 }
+
+/// Targets page by id without gaps or repeats; swapping sealed secrets is
+/// a compare-and-swap on the bytes read, changing nothing else.
+pub(super) async fn target_secrets_swap(store: Arc<dyn Store>) {
+    let mut made = Vec::new();
+    for i in 0..7 {
+        let mut t = new_target(&format!("page-{i}"));
+        t.sealed_secrets = vec![1, 2, 3, i];
+        store.create_target(t.clone()).await.unwrap();
+        made.push(t);
+    }
+    made.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut walked = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.targets_after(after.as_deref(), 3).await.unwrap();
+        assert!(
+            page.len() <= 3,
+            "a page of {} targets, asked for 3",
+            page.len()
+        );
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        walked.extend(page);
+    }
+    assert_eq!(
+        walked, made,
+        "the walk by id saw every target once, in id order"
+    );
+    assert!(store
+        .targets_after(Some(&made[6].id), 3)
+        .await
+        .unwrap()
+        .is_empty());
+
+    let t = &made[2];
+    // The bytes read: swapped, with the fingerprint, and nothing else.
+    assert!(store
+        .swap_target_secrets(&t.id, &t.sealed_secrets, &[9, 9, 9], "hmac:0123")
+        .await
+        .unwrap());
+    let after_swap = store.target(&t.id).await.unwrap().unwrap();
+    assert_eq!(after_swap.sealed_secrets, [9, 9, 9]);
+    assert_eq!(after_swap.secret_fingerprint, "hmac:0123");
+    let mut rest = after_swap.clone();
+    rest.sealed_secrets = t.sealed_secrets.clone();
+    rest.secret_fingerprint = t.secret_fingerprint.clone();
+    assert_eq!(&rest, t, "a swap changes the secrets and fingerprint only");
+    // Stale bytes (changed since they were read): refused, nothing written.
+    assert!(!store
+        .swap_target_secrets(&t.id, &t.sealed_secrets, &[7, 7], "hmac:4567")
+        .await
+        .unwrap());
+    assert_eq!(store.target(&t.id).await.unwrap().unwrap(), after_swap);
+    // A target that is gone: refused.
+    store.delete_target(&made[3].id).await.unwrap();
+    assert!(!store
+        .swap_target_secrets(&made[3].id, &made[3].sealed_secrets, &[7], "x")
+        .await
+        .unwrap());
+    // Bad arguments are invalid, never a panic.
+    assert!(store
+        .swap_target_secrets(&made[4].id, &made[4].sealed_secrets, &[], "x")
+        .await
+        .is_err());
+    assert!(store
+        .swap_target_secrets("sch_nope", &[1], &[2], "x")
+        .await
+        .is_err());
+    assert_eq!(store.target(&made[4].id).await.unwrap().unwrap(), made[4]);
+}

@@ -37,7 +37,7 @@ use signet_server::config::{
 };
 use signet_server::serve::{self, Banner, ElectionBanner, LeaderConfig, SERVICES_ROLE};
 use signet_server::{AppState, MetricsToken, Signing, TrustedProxies};
-use signet_sign::sealed::{MasterKey, MASTER_KEY_VAR};
+use signet_sign::sealed::{MasterKey, MASTER_KEY_PREVIOUS_VAR, MASTER_KEY_VAR};
 use signet_sign::SigningConfig;
 use signet_store::Store;
 
@@ -377,7 +377,17 @@ async fn serve_main(args: Args) -> anyhow::Result<()> {
             targets,
             d.targets.master_key_fingerprint().map_or_else(
                 || format!("not set ({MASTER_KEY_VAR}; targets cannot be created)"),
-                |f| format!("fingerprint {f}")
+                |f| {
+                    let previous = d.targets.previous_master_key_fingerprints();
+                    if previous.is_empty() {
+                        format!("fingerprint {f}")
+                    } else {
+                        format!(
+                            "fingerprint {f}, also opening {} ({MASTER_KEY_PREVIOUS_VAR}: run `signet targets reseal`, then remove it)",
+                            previous.join(", ")
+                        )
+                    }
+                }
             ),
             if d.ssrf.allowed().is_empty() {
                 "public addresses only".to_owned()

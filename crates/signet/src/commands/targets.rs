@@ -7,12 +7,20 @@
 //!
 //! `show --json` prints what `GET /v1/targets/{id}` answers (the server's
 //! [`TargetView`]), `ls --json` what `GET /v1/targets` answers.
+//!
+//! `signet targets reseal` re-seals every target's secrets under the
+//! current master key, after `SIGNET_MASTER_KEY` became the new key and
+//! `SIGNET_MASTER_KEY_PREVIOUS` holds the old one (docs/keys.md): batch by
+//! batch, each row swapped only if unchanged, printing progress and a
+//! summary. Safe to interrupt and run again; a target no key opens is named
+//! by id and makes the exit status 1.
 
 use std::process::ExitCode;
 
 use serde_json::json;
-use signet_runtime::TargetService;
+use signet_runtime::{ResealOptions, ResealReport, TargetService, DEFAULT_RESEAL_BATCH};
 use signet_server::TargetView;
+use signet_sign::sealed::{MASTER_KEY_PREVIOUS_VAR, MASTER_KEY_VAR};
 use signet_store::TargetRecord;
 
 use crate::commands::{block_on, finish, Negative};
@@ -42,12 +50,28 @@ pub(crate) enum Command {
         #[command(flatten)]
         db: DatabaseArgs,
     },
+    /// Re-seal every target's secrets under the current master key
+    /// (SIGNET_MASTER_KEY), opening them with it or with a key of
+    /// SIGNET_MASTER_KEY_PREVIOUS. Safe to interrupt and run again.
+    Reseal {
+        /// Only count what would be re-sealed (every row is opened); change
+        /// nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Targets read and re-sealed per batch (1-10000).
+        #[arg(long, default_value_t = DEFAULT_RESEAL_BATCH,
+              value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        batch: u32,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
 }
 
 pub(crate) fn run(cmd: Command) -> ExitCode {
     let name = match &cmd {
         Command::Ls { .. } => "targets ls",
         Command::Show { .. } => "targets show",
+        Command::Reseal { .. } => "targets reseal",
     };
     finish(name, block_on(targets(cmd)))
 }
@@ -84,8 +108,75 @@ fn view(service: &TargetService, t: &TargetRecord) -> TargetView {
     }
 }
 
+/// `signet targets reseal`.
+async fn reseal(dry_run: bool, batch: u32, db: &DatabaseArgs) -> anyhow::Result<()> {
+    // Unlike ls and show, re-sealing needs the master key: no fallback.
+    let Some(master) = crate::commands::keys::load(db, false)?.master_key else {
+        return Err(anyhow::anyhow!(
+            "{MASTER_KEY_VAR} is not set (nor in the key file); set it to the new master key and {MASTER_KEY_PREVIOUS_VAR} to the old one, as on the nodes"
+        ));
+    };
+    let fingerprint = master.fingerprint();
+    let previous = master.previous_fingerprints();
+    let service = TargetService::new(db.open().await?, Some(master));
+    outln!(
+        "{} target secrets under master key {fingerprint}{}",
+        if dry_run { "checking" } else { "re-sealing" },
+        if previous.is_empty() {
+            format!(" (no {MASTER_KEY_PREVIOUS_VAR} set: only rows already under it open)")
+        } else {
+            format!(", opening with it or {}", previous.join(", "))
+        }
+    );
+    let verb = if dry_run { "to re-seal" } else { "resealed" };
+    // Progress is printed as each batch lands; a failed write (a closed
+    // pipe) stops the output, not the re-seal, and is returned after.
+    let mut printing = Ok(());
+    let report = service
+        .reseal(ResealOptions { batch, dry_run }, |p: &ResealReport| {
+            if printing.is_ok() {
+                printing = crate::output::emit(&format!(
+                    "{verb} {}/{} ({} already under the current key, {} failed)\n",
+                    p.resealed + p.already_current,
+                    p.total,
+                    p.already_current,
+                    p.failed.len()
+                ));
+            }
+        })
+        .await?;
+    printing?;
+    for f in &report.failed {
+        eprintln!("target {}: {}", f.target_id, f.reason);
+    }
+    let summary = format!(
+        "{} target(s): {} {}, {} already under master key {fingerprint}, {} gone meanwhile, {} failed",
+        report.total,
+        report.resealed,
+        if dry_run { "would be re-sealed" } else { "re-sealed" },
+        report.already_current,
+        report.gone,
+        report.failed.len()
+    );
+    outln!("{summary}");
+    if !report.is_complete() {
+        return Err(Negative(format!(
+            "{} target(s) could not be re-sealed (listed above by id): no configured master key opens them; add the key that sealed them to {MASTER_KEY_PREVIOUS_VAR} and run this again",
+            report.failed.len()
+        ))
+        .into());
+    }
+    if !dry_run && !previous.is_empty() {
+        outln!(
+            "every target is under the current master key: once no node still runs with the old key as {MASTER_KEY_VAR}, remove {MASTER_KEY_PREVIOUS_VAR} from every node"
+        );
+    }
+    Ok(())
+}
+
 async fn targets(cmd: Command) -> anyhow::Result<()> {
     match cmd {
+        Command::Reseal { dry_run, batch, db } => reseal(dry_run, batch, &db).await,
         Command::Ls { json, db } => {
             let service = service(&db).await?;
             let views: Vec<TargetView> = service

@@ -48,6 +48,9 @@ VARIABLES = (
 )
 #: ``SIGNET_MASTER_KEY``: a key file holds it; the SDK reads and ignores it.
 MASTER_KEY_VAR = "SIGNET_MASTER_KEY"
+#: ``SIGNET_MASTER_KEY_PREVIOUS``: earlier master keys during a rotation; a
+#: key file may hold it too, and the SDK reads and ignores it.
+MASTER_KEY_PREVIOUS_VAR = "SIGNET_MASTER_KEY_PREVIOUS"
 #: ``SIGNET_TEST_DATABASE_URL``: the database Signet's test suites and CI
 #: use. No program reads it, but it is set where programs run.
 VAR_TEST_DATABASE_URL = "SIGNET_TEST_DATABASE_URL"
@@ -96,9 +99,16 @@ PROGRAM_VARIABLES = (
 )
 #: The variables every Signet program knows (``shared_variables()`` on the
 #: Rust side, in its order): the signing ones, ``SIGNET_DEV``, the master
-#: key, ``SIGNET_TEST_DATABASE_URL`` and :data:`PROGRAM_VARIABLES`. A
-#: program adds its own when it calls :func:`unknown_variables`.
-SHARED_VARIABLES = (*VARIABLES, MASTER_KEY_VAR, VAR_TEST_DATABASE_URL, *PROGRAM_VARIABLES)
+#: key and the previous ones, ``SIGNET_TEST_DATABASE_URL`` and
+#: :data:`PROGRAM_VARIABLES`. A program adds its own when it calls
+#: :func:`unknown_variables`.
+SHARED_VARIABLES = (
+    *VARIABLES,
+    MASTER_KEY_VAR,
+    MASTER_KEY_PREVIOUS_VAR,
+    VAR_TEST_DATABASE_URL,
+    *PROGRAM_VARIABLES,
+)
 #: The variables that hold key material: when one is set in the
 #: environment, the environment is the key source.
 MATERIAL_VARIABLES = (VAR_KEYS, VAR_PRIVATE_KEYS, VAR_PUBLIC_KEYS)

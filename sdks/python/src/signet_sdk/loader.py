@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import (
+    MASTER_KEY_PREVIOUS_VAR,
     MASTER_KEY_VAR,
     MATERIAL_VARIABLES,
     VAR_DEV,
@@ -98,9 +99,9 @@ def parse_key_file(text: str) -> list[tuple[str, str]]:
     """Parses key file text into ``(name, value)`` pairs, as the Rust side
     does: blank lines and ``#`` comments skipped, an optional ``export``
     prefix, one pair of quotes around a value allowed; only the
-    ``SIGNET_SIGNING_*`` variables, ``SIGNET_DEV`` and ``SIGNET_MASTER_KEY``,
-    each once. Errors name the line and the variable, never a value."""
-    known = set(VARIABLES) | {MASTER_KEY_VAR}
+    ``SIGNET_SIGNING_*`` variables, ``SIGNET_DEV``, ``SIGNET_MASTER_KEY`` and
+    ``SIGNET_MASTER_KEY_PREVIOUS``, each once. Errors name the line and the variable, never a value."""
+    known = set(VARIABLES) | {MASTER_KEY_VAR, MASTER_KEY_PREVIOUS_VAR}
     out: list[tuple[str, str]] = []
     for number, line in enumerate(text.split("\n"), start=1):
         line = line.strip()
@@ -245,7 +246,9 @@ def load_keys(
 
     if path is not None and path.exists():
         lines = _read_key_file(path, warnings)
-        from_file = [(k, v) for k, v in lines if k != MASTER_KEY_VAR]
+        from_file = [
+            (k, v) for k, v in lines if k not in (MASTER_KEY_VAR, MASTER_KEY_PREVIOUS_VAR)
+        ]
         try:
             signing = SigningConfig.from_vars(from_file + from_env)
         except ConfigError as e:
