@@ -177,7 +177,7 @@ pub trait Store: Send + Sync + 'static {
     /// `retry`, `dead` or `lease-expired`, by `at_ms`), and the dead letters
     /// with reason `signature-invalid` by outcome (their detail up to its
     /// first `:`), by `finished_at_ms`. One query; a window
-    /// [`ActivityWindow::validate`] refuses gives [`StoreError::Invalid`].
+    /// [`ActivityWindow::validate`](crate::ActivityWindow::validate) refuses gives [`StoreError::Invalid`].
     async fn activity(&self, window: crate::ActivityWindow) -> StoreResult<crate::Activity>;
 
     /// Pending (non-final) tasks per signing key id.
