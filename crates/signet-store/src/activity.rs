@@ -157,3 +157,55 @@ impl Activity {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_merge_by_queue_and_bucket_and_trim_outcomes() {
+        let got = Activity::from_rows(vec![
+            ("failed".into(), "b".into(), 3, 2),
+            ("succeeded".into(), "a".into(), 1, 5),
+            ("failed".into(), "a".into(), 1, 1),
+            ("signature".into(), "mismatch ".into(), 0, 4),
+        ])
+        .unwrap();
+        assert_eq!(
+            got.queues,
+            vec![
+                QueueActivity {
+                    queue: "a".into(),
+                    bucket: 1,
+                    succeeded: 5,
+                    failed: 1
+                },
+                QueueActivity {
+                    queue: "b".into(),
+                    bucket: 3,
+                    succeeded: 0,
+                    failed: 2
+                },
+            ]
+        );
+        assert_eq!(got.signature_failures[0].outcome, "mismatch");
+    }
+
+    #[test]
+    fn an_unknown_kind_is_an_error_naming_it() {
+        let err = Activity::from_rows(vec![("other".into(), "a".into(), 0, 1)]).unwrap_err();
+        assert!(format!("{err:?}").contains("other"), "{err:?}");
+    }
+
+    #[test]
+    fn the_window_ends_now_and_must_stay_bounded() {
+        let w = ActivityWindow::ending_at(10_000, 1_000, 3);
+        assert_eq!((w.since_ms, w.until_ms()), (7_000, 10_000));
+        assert!(w.validate().is_ok());
+        let too_many = ActivityWindow {
+            buckets: MAX_ACTIVITY_BUCKETS + 1,
+            ..w
+        };
+        assert!(matches!(too_many.validate(), Err(StoreError::Invalid(_))));
+    }
+}
