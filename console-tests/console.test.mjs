@@ -45,6 +45,12 @@ describe("the console", () => {
     const page = await newPage();
     await signIn(page, server, server.admin);
     await assert.doesNotReject(page.getByRole("heading", { name: "Overview" }).waitFor());
+    // The last hour's attempts are charted per queue, with a text alternative.
+    const chart = page.getByRole("img", { name: "Attempts on emails in the last hour" });
+    await chart.waitFor();
+    assert.ok((await chart.locator("rect.bar-bad").count()) >= 1, "a failed bar");
+    assert.match(await page.locator("figure.chart").first().textContent(), /emails: 0 succeeded, 3 failed/);
+    assert.equal(await page.getByRole("img", { name: "Attempts on sms in the last hour" }).count(), 1);
     await page.getByRole("link", { name: "Dead letters" }).first().click();
     await page.getByLabel("Reason").selectOption("max-attempts");
     await page.getByRole("button", { name: "Filter" }).click();

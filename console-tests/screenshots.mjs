@@ -18,6 +18,10 @@ try {
   await fail(server, "sms", 2, { reason: "payload-invalid", error: "args.phone: not a phone number" });
   await enqueue(server, "emails", "send-email", 12, { delay_ms: 3_600_000 });
   await enqueue(server, "reports", "build-report", 7);
+  // Some successes, for the overview's chart of the last hour.
+  await enqueue(server, "thumbnails", "resize", 9);
+  const { tasks } = await api(server, "POST", "/v1/work/claim", { queues: ["thumbnails"], max: 9, wait_ms: 0 });
+  await api(server, "POST", "/v1/work/complete", { items: tasks.map((t) => ({ lease: t.lease })) });
   await api(server, "POST", "/v1/targets", {
     name: "billing",
     url_prefix: "https://billing.example.com/",

@@ -3,8 +3,8 @@
 use deadpool_postgres::GenericClient;
 use signet_store::paging::{dead_page, parse_dead_cursor, parse_task_cursor, task_page};
 use signet_store::{
-    page_size, DeadFilter, KeyUsage, Page, QueueCounts, StoreResult, TaskFilter, TaskRow,
-    MESSAGE_QUEUE,
+    page_size, Activity, ActivityWindow, DeadFilter, KeyUsage, Page, QueueCounts, StoreResult,
+    TaskFilter, TaskRow, MESSAGE_QUEUE,
 };
 use tokio_postgres::types::{FromSql, ToSql};
 use tokio_postgres::Row;
@@ -220,6 +220,59 @@ pub(crate) async fn counts(client: &impl GenericClient) -> StoreResult<Vec<Queue
             .map(|row| counted(row, "counting tasks"))
             .collect::<StoreResult<Vec<_>>>()?,
     )
+}
+
+/// Recent activity in buckets (see [`Store::activity`](signet_store::Store::activity)):
+/// succeeded tasks and signature refusals come off the `tasks_finished`
+/// index (state, then `finished_at_ms` in the window); failed attempts off
+/// the history's attempt events in the window, joined to their task for its
+/// queue.
+const ACTIVITY_SQL: &str = "SELECT 'succeeded', queue, (finished_at_ms - $1) / $3 AS b, COUNT(*) \
+     FROM tasks WHERE state = 'succeeded' AND finished_at_ms >= $1 AND finished_at_ms < $2 \
+     GROUP BY queue, b \
+     UNION ALL \
+     SELECT 'failed', t.queue, (e.at_ms - $1) / $3 AS b, COUNT(*) \
+     FROM task_events AS e JOIN tasks AS t ON t.id = e.task_id \
+     WHERE e.kind = 'attempt' AND e.outcome IN ('retry', 'dead', 'lease-expired') \
+     AND e.at_ms >= $1 AND e.at_ms < $2 GROUP BY t.queue, b \
+     UNION ALL \
+     SELECT 'signature', o, b, COUNT(*) FROM ( \
+     SELECT split_part(COALESCE(dead_detail, ''), ':', 1) AS o, (finished_at_ms - $1) / $3 AS b \
+     FROM tasks WHERE state = 'dead' AND finished_at_ms >= $1 AND finished_at_ms < $2 \
+     AND dead_reason = 'signature-invalid') AS refused GROUP BY o, b";
+
+/// What happened in `window`, bucket by bucket.
+pub(crate) async fn activity(
+    client: &impl GenericClient,
+    window: &ActivityWindow,
+) -> StoreResult<Activity> {
+    window.validate()?;
+    let stmt = client
+        .prepare_cached(ACTIVITY_SQL)
+        .await
+        .map_err(|e| map_err("preparing activity", e))?;
+    let rows = client
+        .query(
+            &stmt,
+            &[&window.since_ms, &window.until_ms(), &window.bucket_ms],
+        )
+        .await
+        .map_err(|e| map_err("counting recent activity", e))?;
+    let rows = rows
+        .iter()
+        .map(|row| {
+            let get = || {
+                Ok::<_, tokio_postgres::Error>((
+                    row.try_get::<_, String>(0)?,
+                    row.try_get::<_, String>(1)?,
+                    row.try_get::<_, i64>(2)?,
+                    row.try_get::<_, i64>(3)?,
+                ))
+            };
+            get().map_err(|e| map_err("counting recent activity", e))
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    Activity::from_rows(rows)
 }
 
 /// Pending work per signing key id: tasks and messages (the rows of the

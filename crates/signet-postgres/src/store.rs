@@ -434,6 +434,14 @@ impl Store for PostgresStore {
         queries::counts(&client).await
     }
 
+    async fn activity(
+        &self,
+        window: signet_store::ActivityWindow,
+    ) -> StoreResult<signet_store::Activity> {
+        let client = self.conn().await?;
+        queries::activity(&client, &window).await
+    }
+
     async fn pending_by_key(&self) -> StoreResult<Vec<KeyUsage>> {
         let client = self.conn().await?;
         queries::pending_by_key(&client).await

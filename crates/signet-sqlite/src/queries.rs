@@ -6,8 +6,8 @@ use rusqlite::types::{FromSql, Value};
 use rusqlite::{params_from_iter, Connection, OptionalExtension, Statement};
 use signet_store::paging::{dead_page, parse_dead_cursor, parse_task_cursor, task_page};
 use signet_store::{
-    page_size, DeadFilter, KeyUsage, Page, QueueCounts, StoreResult, TaskFilter, TaskRow,
-    MESSAGE_QUEUE,
+    page_size, Activity, ActivityWindow, DeadFilter, KeyUsage, Page, QueueCounts, StoreResult,
+    TaskFilter, TaskRow, MESSAGE_QUEUE,
 };
 
 use crate::error_map::map_err;
@@ -186,6 +186,43 @@ pub(crate) fn counts(conn: &Connection) -> StoreResult<Vec<QueueCounts>> {
         .prepare_cached(COUNTS_SQL)
         .map_err(|e| map_err("preparing counts", e))?;
     QueueCounts::from_counted(counted(&mut stmt, "counting tasks")?)
+}
+
+/// Recent activity in buckets (see [`Store::activity`](signet_store::Store::activity)):
+/// succeeded tasks and signature refusals come off the `tasks_finished`
+/// index (state, then `finished_at_ms` in the window); failed attempts off
+/// the history's attempt events in the window, joined to their task for its
+/// queue.
+const ACTIVITY_SQL: &str = "SELECT 'succeeded', queue, (finished_at_ms - ?1) / ?3 AS b, COUNT(*) \
+     FROM tasks WHERE state = 'succeeded' AND finished_at_ms >= ?1 AND finished_at_ms < ?2 \
+     GROUP BY queue, b \
+     UNION ALL \
+     SELECT 'failed', t.queue, (e.at_ms - ?1) / ?3 AS b, COUNT(*) \
+     FROM task_events AS e JOIN tasks AS t ON t.id = e.task_id \
+     WHERE e.kind = 'attempt' AND e.outcome IN ('retry', 'dead', 'lease-expired') \
+     AND e.at_ms >= ?1 AND e.at_ms < ?2 GROUP BY t.queue, b \
+     UNION ALL \
+     SELECT 'signature', o, b, COUNT(*) FROM ( \
+     SELECT CASE WHEN instr(dead_detail, ':') > 0 \
+     THEN substr(dead_detail, 1, instr(dead_detail, ':') - 1) \
+     ELSE COALESCE(dead_detail, '') END AS o, (finished_at_ms - ?1) / ?3 AS b \
+     FROM tasks WHERE state = 'dead' AND finished_at_ms >= ?1 AND finished_at_ms < ?2 \
+     AND dead_reason = 'signature-invalid') GROUP BY o, b";
+
+/// What happened in `window`, bucket by bucket.
+pub(crate) fn activity(conn: &Connection, window: &ActivityWindow) -> StoreResult<Activity> {
+    window.validate()?;
+    let mut stmt = conn
+        .prepare_cached(ACTIVITY_SQL)
+        .map_err(|e| map_err("preparing activity", e))?;
+    let rows = stmt
+        .query_map(
+            [window.since_ms, window.until_ms(), window.bucket_ms],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| map_err("counting recent activity", e))?;
+    Activity::from_rows(rows)
 }
 
 /// Pending work per signing key id: tasks and messages (the rows of the

@@ -413,6 +413,13 @@ impl Store for SqliteStore {
         self.read(queries::counts).await
     }
 
+    async fn activity(
+        &self,
+        window: signet_store::ActivityWindow,
+    ) -> StoreResult<signet_store::Activity> {
+        self.read(move |c| queries::activity(c, &window)).await
+    }
+
     async fn pending_by_key(&self) -> StoreResult<Vec<KeyUsage>> {
         self.read(queries::pending_by_key).await
     }

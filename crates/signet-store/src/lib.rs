@@ -5,6 +5,7 @@
 //! through `conformance_tests!`), which every backend must pass unchanged.
 #![warn(missing_docs)]
 
+pub mod activity;
 pub mod delivery;
 pub mod error;
 pub mod history;
@@ -20,6 +21,10 @@ pub mod task;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
+pub use activity::{
+    Activity, ActivityWindow, QueueActivity, SignatureFailures, MAX_ACTIVITY_BUCKETS,
+    MAX_ACTIVITY_WINDOW_MS,
+};
 pub use delivery::{
     CatchUp, LeaderLease, PushBinding, ScheduleRecord, Settlement, TargetRecord,
     MAX_ATTEMPT_BODY_BYTES, MESSAGE_QUEUE, MESSAGE_TASK_NAME, RESERVED_QUEUE_PREFIX,

@@ -171,6 +171,15 @@ pub trait Store: Send + Sync + 'static {
     /// Tasks per queue and state.
     async fn counts(&self) -> StoreResult<Vec<QueueCounts>>;
 
+    /// What happened in `window`, bucket by bucket: per queue the attempts
+    /// that succeeded (tasks and messages that finished `succeeded`, by
+    /// `finished_at_ms`) and those that failed (attempt events with outcome
+    /// `retry`, `dead` or `lease-expired`, by `at_ms`), and the dead letters
+    /// with reason `signature-invalid` by outcome (their detail up to its
+    /// first `:`), by `finished_at_ms`. One query; a window
+    /// [`ActivityWindow::validate`](crate::ActivityWindow::validate) refuses gives [`StoreError::Invalid`].
+    async fn activity(&self, window: crate::ActivityWindow) -> StoreResult<crate::Activity>;
+
     /// Pending (non-final) tasks per signing key id.
     async fn pending_by_key(&self) -> StoreResult<Vec<KeyUsage>>;
 

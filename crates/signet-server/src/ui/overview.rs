@@ -1,5 +1,7 @@
-//! The overview: per queue the tasks in each state, the most recent dead
-//! letters by reason, and which node leads each role.
+//! The overview: per queue the tasks in each state and its attempts over
+//! the last hour (a chart drawn here, as inline SVG), the most recent dead
+//! letters by reason, signature refusals over the last hour, and which
+//! node leads each role.
 
 use std::collections::BTreeMap;
 
@@ -7,7 +9,7 @@ use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
 use signet_runtime::{MAINTENANCE_ROLE, SERVICES_ROLE};
-use signet_store::{DeadFilter, DeadReason, TaskState, MAX_PAGE};
+use signet_store::{Activity, ActivityWindow, DeadFilter, DeadReason, TaskState, MAX_PAGE};
 
 use super::page::{render, Chrome, Time, UiError};
 use super::viewer::Viewer;
@@ -21,6 +23,49 @@ pub(crate) const REASON_SAMPLE: usize = MAX_PAGE;
 /// How often the overview redraws itself in the browser (short polling
 /// by the console's script), in seconds.
 pub(crate) const REFRESH_SECONDS: u32 = 10;
+
+/// One bucket of the charts, in ms.
+pub(crate) const CHART_BUCKET_MS: i64 = 5 * 60 * 1000;
+
+/// Buckets in the charts: the last hour.
+pub(crate) const CHART_BUCKETS: i64 = 12;
+
+/// Width of one bucket in a chart, in SVG units.
+const BAR_SLOT: u32 = 20;
+
+/// Height of a chart's drawing area, in SVG units.
+const CHART_HEIGHT: u32 = 48;
+
+/// One bar of a chart, placed in SVG units.
+struct Bar {
+    x: u32,
+    y: u32,
+    width: u32,
+    height: u32,
+    /// What it stands for, shown on hover.
+    label: String,
+}
+
+/// A queue's attempts over the last hour.
+struct QueueChart {
+    queue: String,
+    /// Per bucket, oldest first: (succeeded, failed).
+    buckets: Vec<(u64, u64)>,
+    succeeded: u64,
+    failed: u64,
+    ok_bars: Vec<Bar>,
+    failed_bars: Vec<Bar>,
+}
+
+/// The signature refusals over the last hour.
+struct SignatureChart {
+    /// Per bucket, oldest first: the total.
+    buckets: Vec<u64>,
+    bars: Vec<Bar>,
+    /// Per outcome, the total over the hour.
+    outcomes: Vec<(String, u64)>,
+    total: u64,
+}
 
 struct QueueRow {
     queue: String,
@@ -51,6 +96,13 @@ struct OverviewPage {
     sample: usize,
     leaders: Vec<LeaderRow>,
     refresh_seconds: u32,
+    charts: Vec<QueueChart>,
+    signature: SignatureChart,
+    /// Start of each bucket, oldest first.
+    bucket_starts: Vec<Time>,
+    chart_width: u32,
+    chart_height: u32,
+    bucket_minutes: i64,
 }
 
 /// `GET /ui`.
@@ -81,6 +133,12 @@ pub(crate) async fn page(
         })
         .filter(|r| r.count > 0)
         .collect();
+    let window = ActivityWindow::ending_at(state.now_ms(), CHART_BUCKET_MS, CHART_BUCKETS);
+    let activity = store
+        .activity(window)
+        .await
+        .map_err(crate::error::AppError::from)?;
+    let (charts, signature) = charts(&activity);
     let mut leaders = Vec::new();
     for role in [SERVICES_ROLE, MAINTENANCE_ROLE] {
         if let Some(lease) = store
@@ -105,7 +163,101 @@ pub(crate) async fn page(
         sample: REASON_SAMPLE,
         leaders,
         refresh_seconds: REFRESH_SECONDS,
+        charts,
+        signature,
+        bucket_starts: (0..CHART_BUCKETS)
+            .map(|b| Time::ms(window.since_ms + b * CHART_BUCKET_MS))
+            .collect(),
+        chart_width: BAR_SLOT * CHART_BUCKETS as u32,
+        chart_height: CHART_HEIGHT,
+        bucket_minutes: CHART_BUCKET_MS / 60_000,
     }))
+}
+
+/// The queues' charts (queues with no attempts in the window left out) and
+/// the signature chart, from the store's activity.
+fn charts(activity: &Activity) -> (Vec<QueueChart>, SignatureChart) {
+    let slots = CHART_BUCKETS as usize;
+    let mut per_queue: BTreeMap<&str, Vec<(u64, u64)>> = BTreeMap::new();
+    for row in &activity.queues {
+        let buckets = per_queue
+            .entry(row.queue.as_str())
+            .or_insert_with(|| vec![(0, 0); slots]);
+        if let Some(slot) = usize::try_from(row.bucket)
+            .ok()
+            .and_then(|b| buckets.get_mut(b))
+        {
+            slot.0 += row.succeeded;
+            slot.1 += row.failed;
+        }
+    }
+    let charts = per_queue
+        .into_iter()
+        .map(|(queue, buckets)| {
+            let top = buckets.iter().map(|(ok, bad)| ok.max(bad)).copied().max();
+            let half = BAR_SLOT / 2;
+            let ok_bars = bars(buckets.iter().map(|b| b.0), top, 1, half - 1, "succeeded");
+            let failed_bars = bars(buckets.iter().map(|b| b.1), top, half, half - 1, "failed");
+            QueueChart {
+                queue: queue.to_owned(),
+                succeeded: buckets.iter().map(|b| b.0).sum(),
+                failed: buckets.iter().map(|b| b.1).sum(),
+                buckets,
+                ok_bars,
+                failed_bars,
+            }
+        })
+        .collect();
+    let mut totals = vec![0u64; slots];
+    let mut outcomes: BTreeMap<&str, u64> = BTreeMap::new();
+    for row in &activity.signature_failures {
+        if let Some(slot) = usize::try_from(row.bucket)
+            .ok()
+            .and_then(|b| totals.get_mut(b))
+        {
+            *slot += row.count;
+            *outcomes.entry(row.outcome.as_str()).or_insert(0) += row.count;
+        }
+    }
+    let top = totals.iter().copied().max();
+    let signature = SignatureChart {
+        bars: bars(totals.iter().copied(), top, 2, BAR_SLOT - 4, "refused"),
+        total: totals.iter().sum(),
+        buckets: totals,
+        outcomes: outcomes
+            .into_iter()
+            .map(|(o, n)| (if o.is_empty() { "(no detail)" } else { o }.to_owned(), n))
+            .collect(),
+    };
+    (charts, signature)
+}
+
+/// Bars for `values` (one per bucket, oldest first), scaled so `top` fills
+/// the chart; zero draws no bar. `offset` and `width` place the bar in its
+/// bucket's slot.
+fn bars(
+    values: impl Iterator<Item = u64>,
+    top: Option<u64>,
+    offset: u32,
+    width: u32,
+    what: &str,
+) -> Vec<Bar> {
+    let top = top.unwrap_or(0).max(1);
+    values
+        .enumerate()
+        .filter(|(_, v)| *v > 0)
+        .map(|(i, v)| {
+            // At least one unit high, so a small count still shows.
+            let height = ((v.saturating_mul(u64::from(CHART_HEIGHT)) / top) as u32).max(1);
+            Bar {
+                x: i as u32 * BAR_SLOT + offset,
+                y: CHART_HEIGHT - height,
+                width,
+                height,
+                label: format!("{v} {what}"),
+            }
+        })
+        .collect()
 }
 
 /// The newest [`REASON_SAMPLE`] dead letters by reason, and whether there

@@ -1202,3 +1202,73 @@ fn the_banner_prints_the_console_url() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn the_overview_charts_the_last_hour_and_says_so_when_empty() {
+    use signet_store::testkit::{claim_one, new_task, put};
+    use signet_store::{FailOutcome, LeaseToken};
+    let h = harness().await;
+    let b = Browser::signed_in(&h, &h.read).await;
+    let empty = b.get("/ui").await;
+    assert!(
+        empty.text.contains("No attempt ended in the last hour"),
+        "{}",
+        empty.text
+    );
+    assert!(empty.text.contains("No task or message was refused"));
+    assert!(!empty.text.contains("<svg"), "no chart without data");
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let s = &*h.store;
+    for _ in 0..3 {
+        put(s, new_task("charted")).await;
+    }
+    let done = claim_one(s, "charted", "w", now).await;
+    s.complete(&LeaseToken::of(&done), None, now).await.unwrap();
+    let failed = claim_one(s, "charted", "w", now).await;
+    s.fail(
+        &LeaseToken::of(&failed),
+        "boom",
+        FailOutcome::Retry {
+            at_ms: now + 60_000,
+        },
+        now,
+    )
+    .await
+    .unwrap();
+    let refused = claim_one(s, "charted", "w", now).await;
+    s.fail(
+        &LeaseToken::of(&refused),
+        "refused",
+        FailOutcome::Dead {
+            reason: DeadReason::SignatureInvalid,
+            detail: "mismatch: the signature does not match".into(),
+        },
+        now,
+    )
+    .await
+    .unwrap();
+
+    let page = b.get("/ui").await;
+    let html = &page.text;
+    assert_no_inline(html);
+    assert!(
+        html.contains("charted</a>: 1 succeeded, 2 failed"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<title id=\"chart-1-title\">Attempts on charted in the last hour</title>")
+    );
+    assert_eq!(html.matches("class=\"bar-ok\"").count(), 1, "{html}");
+    // One failed bar on the queue, one on the signature chart.
+    assert_eq!(html.matches("class=\"bar-bad\"").count(), 2, "{html}");
+    assert!(html.contains("<title>2 failed</title>"), "{html}");
+    assert!(html.contains("1 refused</a> per 5-minute bucket"), "{html}");
+    assert!(html.contains("<tr><th scope=\"row\">mismatch</th><td class=\"num\">1</td></tr>"));
+    assert!(!html.contains("No attempt ended in the last hour"));
+    // The text alternative: each bucket of the hour in a table.
+    assert!(html.contains("<caption>Attempts on charted per 5-minute bucket</caption>"));
+}

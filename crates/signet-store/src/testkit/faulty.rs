@@ -149,6 +149,10 @@ impl Store for FaultyStore {
         self.check("counts")?;
         self.inner.counts().await
     }
+    async fn activity(&self, window: crate::ActivityWindow) -> StoreResult<crate::Activity> {
+        self.check("activity")?;
+        self.inner.activity(window).await
+    }
     async fn pending_by_key(&self) -> StoreResult<Vec<KeyUsage>> {
         self.check("pending_by_key")?;
         self.inner.pending_by_key().await

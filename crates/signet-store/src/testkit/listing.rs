@@ -321,3 +321,121 @@ pub(super) async fn walk_tasks(s: &dyn Store, filter: TaskFilter) -> Vec<String>
     .await;
     ids(&rows)
 }
+
+/// Recent activity: succeeded and failed attempts per queue and bucket,
+/// signature refusals per bucket and outcome, nothing outside the window.
+pub(super) async fn activity(store: Arc<dyn Store>) {
+    use crate::{ActivityWindow, QueueActivity, SignatureFailures};
+    let s = &*store;
+    const BUCKET: i64 = 300_000;
+    let window = ActivityWindow {
+        since_ms: T0,
+        bucket_ms: BUCKET,
+        buckets: 12,
+    };
+    let empty = s
+        .activity(window)
+        .await
+        .expect("activity of an empty store");
+    assert!(empty.queues.is_empty() && empty.signature_failures.is_empty());
+
+    for _ in 0..4 {
+        put(s, new_task("a")).await;
+    }
+    put(s, new_task("b")).await;
+    let waiting = put(s, new_task("c")).await;
+    // Bucket 0: one success on a.
+    let done = claim_one(s, "a", "w", T0 + 1_000).await;
+    s.complete(&LeaseToken::of(&done), None, T0 + 1_000)
+        .await
+        .expect("complete");
+    // Bucket 1: a retry on a.
+    let retried = claim_one(s, "a", "w", T0 + BUCKET + 10).await;
+    s.fail(
+        &LeaseToken::of(&retried),
+        "boom",
+        FailOutcome::Retry {
+            at_ms: T0 + 10 * BUCKET,
+        },
+        T0 + BUCKET + 10,
+    )
+    .await
+    .expect("retry");
+    // Bucket 2: b dies for its signature (a failed attempt too).
+    let b = claim_one(s, "b", "w", T0 + 2 * BUCKET).await;
+    s.fail(
+        &LeaseToken::of(&b),
+        "refused",
+        FailOutcome::Dead {
+            reason: DeadReason::SignatureInvalid,
+            detail: "mismatch: the signature does not match the envelope".into(),
+        },
+        T0 + 2 * BUCKET,
+    )
+    .await
+    .expect("dead");
+    // Bucket 0: c refused before it ran (no attempt, one signature refusal).
+    s.kill(
+        waiting.id(),
+        DeadReason::SignatureInvalid,
+        "unknown-key: no key k9 in the ring",
+        T0 + 5_000,
+    )
+    .await
+    .expect("kill");
+    // At the window's end: left out.
+    let late = claim_one(s, "a", "w", T0 + 12 * BUCKET).await;
+    s.complete(&LeaseToken::of(&late), None, T0 + 12 * BUCKET)
+        .await
+        .expect("complete late");
+
+    let got = s.activity(window).await.expect("activity");
+    let row = |queue: &str, bucket, succeeded, failed| QueueActivity {
+        queue: queue.into(),
+        bucket,
+        succeeded,
+        failed,
+    };
+    assert_eq!(
+        got.queues,
+        vec![row("a", 0, 1, 0), row("a", 1, 0, 1), row("b", 2, 0, 1)]
+    );
+    let sig = |bucket, outcome: &str| SignatureFailures {
+        bucket,
+        outcome: outcome.into(),
+        count: 1,
+    };
+    assert_eq!(
+        got.signature_failures,
+        vec![sig(0, "unknown-key"), sig(2, "mismatch")]
+    );
+
+    // A later window sees only the late success.
+    let later = s
+        .activity(ActivityWindow {
+            since_ms: T0 + 12 * BUCKET,
+            ..window
+        })
+        .await
+        .expect("later activity");
+    assert_eq!(later.queues, vec![row("a", 0, 1, 0)]);
+    assert!(later.signature_failures.is_empty());
+
+    for bad in [
+        ActivityWindow {
+            bucket_ms: 0,
+            ..window
+        },
+        ActivityWindow {
+            buckets: 0,
+            ..window
+        },
+        ActivityWindow {
+            bucket_ms: crate::MAX_ACTIVITY_WINDOW_MS,
+            buckets: 2,
+            ..window
+        },
+    ] {
+        assert_invalid("activity window", s.activity(bad).await);
+    }
+}

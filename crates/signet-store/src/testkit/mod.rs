@@ -126,6 +126,7 @@ macro_rules! __signet_store_checks {
             Replay => dead_letters::replay: "Replay resets attempts and keeps the envelope and signature identical.",
             Purge => dead_letters::purge: "Purge deletes dead letters only.",
             Counts => listing::counts: "Counts per queue and state.",
+            Activity => listing::activity: "Activity counts succeeded and failed attempts per queue and bucket and signature refusals per outcome, inside the window only.",
             PendingByKey => listing::pending_by_key: "Pending tasks per signing key, final tasks excluded.",
             Prune => prune::prune: "Prune deletes only old succeeded and cancelled tasks, never dead letters.",
             ApiKeys => api_keys::api_keys: "API keys: create, look up by hash, list, revoke.",
