@@ -38,6 +38,29 @@ pub(crate) async fn task_by_id(
         .transpose()
 }
 
+/// The tasks of these ids that exist, in one statement.
+pub(crate) async fn tasks_by_id(
+    client: &impl GenericClient,
+    ids: &[String],
+) -> StoreResult<Vec<TaskRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let stmt = client
+        .prepare_cached(&format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE id = ANY($1)"
+        ))
+        .await
+        .map_err(|e| map_err("preparing a task lookup", e))?;
+    client
+        .query(&stmt, &[&ids])
+        .await
+        .map_err(|e| map_err("reading tasks by id", e))?
+        .iter()
+        .map(task_from_row)
+        .collect()
+}
+
 /// The state of a task, if it exists.
 pub(crate) async fn task_state(
     client: &impl GenericClient,

@@ -348,9 +348,9 @@ impl Store for PostgresStore {
         .await
     }
 
-    async fn release(&self, lease: &LeaseToken, now_ms: i64) -> StoreResult<()> {
+    async fn release_at(&self, lease: &LeaseToken, run_at_ms: i64, now_ms: i64) -> StoreResult<()> {
         let client = self.conn().await?;
-        tasks::release(&client, self.channel(), lease, now_ms).await
+        tasks::release(&client, self.channel(), lease, run_at_ms, now_ms).await
     }
 
     async fn cancel(&self, id: &str, actor: &str, now_ms: i64) -> StoreResult<TaskRow> {
@@ -381,6 +381,11 @@ impl Store for PostgresStore {
     async fn task(&self, id: &str) -> StoreResult<Option<TaskRow>> {
         let client = self.conn().await?;
         queries::task_by_id(&client, id).await
+    }
+
+    async fn tasks_by_id(&self, ids: &[String]) -> StoreResult<Vec<TaskRow>> {
+        let client = self.conn().await?;
+        queries::tasks_by_id(&client, ids).await
     }
 
     async fn list_tasks(&self, filter: TaskFilter) -> StoreResult<Page<TaskRow>> {

@@ -716,22 +716,27 @@ pub(crate) async fn fail(
     }
 }
 
-/// Gives a running task back without counting the attempt, and wakes
-/// waiting workers.
+/// Gives a running task back without counting the attempt, due again at
+/// `run_at_ms` (`scheduled` until then when later than `now_ms`), and wakes
+/// waiting workers when it is due now.
 pub(crate) async fn release(
     client: &impl GenericClient,
     channel: &str,
     lease: &LeaseToken,
+    run_at_ms: i64,
     now_ms: i64,
 ) -> StoreResult<()> {
     let sql = format!(
-        "WITH u AS (UPDATE tasks SET state = 'available', attempt = attempt - 1, run_at_ms = $1, \
+        "WITH u AS (UPDATE tasks SET \
+         state = CASE WHEN $3::BIGINT > $1::BIGINT THEN 'scheduled' ELSE 'available' END, \
+         attempt = attempt - 1, run_at_ms = GREATEST($1::BIGINT, $3::BIGINT), \
          lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = $1 WHERE {} \
          RETURNING queue) \
-         SELECT queue, pg_notify($2, queue)::TEXT FROM u",
-        lease_guard(3)
+         SELECT queue, CASE WHEN $3::BIGINT > $1::BIGINT THEN '' \
+         ELSE pg_notify($2, queue)::TEXT END FROM u",
+        lease_guard(4)
     );
-    with_lease(client, &sql, lease, &[&now_ms, &channel], true).await
+    with_lease(client, &sql, lease, &[&now_ms, &channel, &run_at_ms], true).await
 }
 
 async fn not_waiting(client: &impl GenericClient, id: &str, action: &str) -> StoreError {

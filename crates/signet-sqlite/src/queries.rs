@@ -6,8 +6,8 @@ use rusqlite::types::{FromSql, Value};
 use rusqlite::{params_from_iter, Connection, OptionalExtension, Statement};
 use signet_store::paging::{dead_page, parse_dead_cursor, parse_task_cursor, task_page};
 use signet_store::{
-    page_size, Activity, ActivityWindow, DeadFilter, KeyUsage, Page, QueueCounts, StoreResult,
-    TaskFilter, TaskRow, MESSAGE_QUEUE,
+    page_size, Activity, ActivityWindow, DeadFilter, KeyUsage, Page, QueueCounts, StoreError,
+    StoreResult, TaskFilter, TaskRow, MESSAGE_QUEUE,
 };
 
 use crate::error_map::map_err;
@@ -29,6 +29,29 @@ pub(crate) fn task_by_id(conn: &Connection, id: &str) -> StoreResult<Option<Task
         Some(row) => task_from_row(row).map(Some),
         None => Ok(None),
     }
+}
+
+/// The tasks of these ids that exist, in one statement (the ids go in as
+/// one JSON array).
+pub(crate) fn tasks_by_id(conn: &Connection, ids: &[String]) -> StoreResult<Vec<TaskRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = serde_json::to_string(ids)
+        .map_err(|e| StoreError::backend("listing task ids", e.to_string()))?;
+    let sql =
+        format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id IN (SELECT value FROM json_each(?1))");
+    let mut stmt = conn
+        .prepare_cached(&sql)
+        .map_err(|e| map_err("preparing a task lookup", e))?;
+    let mut rows = stmt
+        .query([list])
+        .map_err(|e| map_err("reading tasks by id", e))?;
+    let mut out = Vec::with_capacity(ids.len());
+    while let Some(row) = rows.next().map_err(|e| map_err("reading tasks by id", e))? {
+        out.push(task_from_row(row)?);
+    }
+    Ok(out)
 }
 
 /// The state of a task, if it exists.

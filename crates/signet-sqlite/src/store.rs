@@ -307,12 +307,14 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn release(&self, lease: &LeaseToken, now_ms: i64) -> StoreResult<()> {
+    async fn release_at(&self, lease: &LeaseToken, run_at_ms: i64, now_ms: i64) -> StoreResult<()> {
         let lease = lease.clone();
         let queue = self
-            .write(move |c| tasks::release(c, &lease, now_ms))
+            .write(move |c| tasks::release(c, &lease, run_at_ms, now_ms))
             .await?;
-        self.inner.work.notify([queue.as_str()]);
+        if run_at_ms <= now_ms {
+            self.inner.work.notify([queue.as_str()]);
+        }
         Ok(())
     }
 
@@ -352,6 +354,11 @@ impl Store for SqliteStore {
     async fn task(&self, id: &str) -> StoreResult<Option<TaskRow>> {
         let id = id.to_owned();
         self.read(move |c| queries::task_by_id(c, &id)).await
+    }
+
+    async fn tasks_by_id(&self, ids: &[String]) -> StoreResult<Vec<TaskRow>> {
+        let ids = ids.to_vec();
+        self.read(move |c| queries::tasks_by_id(c, &ids)).await
     }
 
     async fn list_tasks(&self, filter: TaskFilter) -> StoreResult<Page<TaskRow>> {

@@ -432,17 +432,24 @@ pub(crate) fn fail(
     Ok(queue)
 }
 
-/// Gives a running task back without counting the attempt. Returns its
-/// queue.
-pub(crate) fn release(conn: &Connection, lease: &LeaseToken, now_ms: i64) -> StoreResult<String> {
+/// Gives a running task back without counting the attempt, due again at
+/// `run_at_ms` (`scheduled` until then when later than `now_ms`). Returns
+/// its queue.
+pub(crate) fn release(
+    conn: &Connection,
+    lease: &LeaseToken,
+    run_at_ms: i64,
+    now_ms: i64,
+) -> StoreResult<String> {
     with_lease_queue(
         conn,
-        "UPDATE tasks SET state = 'available', attempt = attempt - 1, run_at_ms = ?1, \
+        "UPDATE tasks SET state = CASE WHEN ?2 > ?1 THEN 'scheduled' ELSE 'available' END, \
+         attempt = attempt - 1, run_at_ms = max(?1, ?2), \
          lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = ?1 \
-         WHERE id = ?2 AND state = 'running' AND lease_owner = ?3 AND attempt = ?4 \
+         WHERE id = ?3 AND state = 'running' AND lease_owner = ?4 AND attempt = ?5 \
          RETURNING queue",
         lease,
-        &[&now_ms],
+        &[&now_ms, &run_at_ms],
     )
 }
 

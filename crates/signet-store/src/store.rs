@@ -104,7 +104,13 @@ pub trait Store: Send + Sync + 'static {
     /// Gives a running task back without counting the attempt (graceful
     /// shutdown): it becomes `available` again at once and its attempt
     /// count goes back to what it was before the claim.
-    async fn release(&self, lease: &LeaseToken, now_ms: i64) -> StoreResult<()>;
+    async fn release(&self, lease: &LeaseToken, now_ms: i64) -> StoreResult<()> {
+        self.release_at(lease, now_ms, now_ms).await
+    }
+
+    /// [`Store::release`], the task due again at `run_at_ms`: `available`
+    /// when that is not after `now_ms`, else `scheduled` until then.
+    async fn release_at(&self, lease: &LeaseToken, run_at_ms: i64, now_ms: i64) -> StoreResult<()>;
 
     /// Cancels a task that has not started or is waiting to retry, and
     /// records who did (`actor`, 1 to 256 bytes). Running and final tasks
@@ -130,6 +136,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// One task by id.
     async fn task(&self, id: &str) -> StoreResult<Option<TaskRow>>;
+
+    /// The tasks of these ids that exist, in one read, in no set order
+    /// (an id not found is left out; one named twice may come once).
+    async fn tasks_by_id(&self, ids: &[String]) -> StoreResult<Vec<TaskRow>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.extend(self.task(id).await?);
+        }
+        Ok(out)
+    }
 
     /// Tasks by queue and state, newest first (by id, descending: UUIDv7
     /// ids, so creation order for the ids Signet makes),

@@ -15,6 +15,7 @@
 //! the owner is rebuilt from the caller's own key id when it comes back, so
 //! a token works only for the API key that claimed it and cannot be guessed.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -370,7 +371,8 @@ impl RemoteWorker {
         &self,
         items: Vec<(LeaseToken, Option<Vec<u8>>)>,
     ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
-        let metas = self.metas(items.iter().map(|(l, _)| l)).await;
+        let leases: Vec<LeaseToken> = items.iter().map(|(l, _)| l.clone()).collect();
+        let metas = self.metas(&leases).await?;
         let mut out: Vec<Option<Result<(), StoreError>>> = Vec::with_capacity(items.len());
         let mut found = Vec::new();
         for ((_, result), meta) in items.into_iter().zip(metas) {
@@ -417,7 +419,17 @@ impl RemoteWorker {
         lease: &LeaseToken,
         failure: RemoteFailure,
     ) -> Result<WorkerEventKind, StoreError> {
-        let meta = self.meta(lease).await?;
+        let meta = self.metas(std::slice::from_ref(lease)).await?.pop();
+        let meta = meta.unwrap_or_else(|| Err(lost(lease)))?;
+        self.fail_leased(meta, failure).await
+    }
+
+    /// [`RemoteWorker::fail`] for a task whose lease was checked.
+    async fn fail_leased(
+        &self,
+        meta: TaskMeta,
+        failure: RemoteFailure,
+    ) -> Result<WorkerEventKind, StoreError> {
         record_failure(
             &self.leases,
             &self.retry,
@@ -428,50 +440,89 @@ impl RemoteWorker {
         .await
     }
 
-    /// [`RemoteWorker::fail`] for each report, concurrently; answers in
-    /// order.
+    /// [`RemoteWorker::fail`] for each report (the tasks read in one
+    /// store call, the outcomes written concurrently); answers in order, or
+    /// the store error of that read, which stopped the whole batch (nothing
+    /// was recorded).
     pub async fn fail_all(
         &self,
         reports: Vec<(LeaseToken, RemoteFailure)>,
-    ) -> Vec<Result<WorkerEventKind, StoreError>> {
-        futures::future::join_all(
+    ) -> Result<Vec<Result<WorkerEventKind, StoreError>>, StoreError> {
+        let leases: Vec<LeaseToken> = reports.iter().map(|(l, _)| l.clone()).collect();
+        let metas = self.metas(&leases).await?;
+        Ok(futures::future::join_all(
             reports
                 .into_iter()
-                .map(|(lease, failure)| async move { self.fail(&lease, failure).await }),
+                .zip(metas)
+                .map(|((_, failure), meta)| async move { self.fail_leased(meta?, failure).await }),
         )
+        .await)
+    }
+
+    /// Gives claimed tasks back without spending their attempts (a worker
+    /// shutting down with tasks it has not started): each is due again
+    /// after its delay (`None`: at once). The attempt is not an attempt:
+    /// it is not counted and not in the history (its number is used
+    /// again), as when a Rust worker shuts down. Answers when each one is
+    /// due again (unix ms) and whether that is later than now (the task is
+    /// `scheduled`, else `available`), in order, or why not
+    /// (`StoreError::LeaseLost` for a lease that was lost).
+    pub async fn release(
+        &self,
+        items: &[(LeaseToken, Option<Duration>)],
+    ) -> Vec<Result<(i64, bool), StoreError>> {
+        let now = self.clock.now_ms();
+        futures::future::join_all(items.iter().map(|(lease, after)| async move {
+            let at = now.saturating_add(after.map_or(0, duration_ms));
+            self.store.release_at(lease, at, now).await?;
+            tracing::info!(task_id = %lease.task_id, attempt = lease.attempt, worker = %lease.worker_id, due_at_ms = at, "task released by its worker; the attempt does not count");
+            Ok((at, at > now))
+        }))
         .await
     }
 
-    /// What the worker's records need to know about each leased task.
-    async fn metas<'a>(
+    /// What the worker's records need to know about each leased task, in
+    /// the order of `leases`, read in one store call: `LeaseLost` for a task
+    /// that is gone or held by another owner or attempt.
+    async fn metas(
         &self,
-        leases: impl Iterator<Item = &'a LeaseToken>,
-    ) -> Vec<Result<TaskMeta, StoreError>> {
-        futures::future::join_all(leases.map(|l| self.meta(l))).await
-    }
-
-    /// The task behind a lease, while the lease holds; `LeaseLost` when the
-    /// task is gone or held by another owner or attempt.
-    async fn meta(&self, lease: &LeaseToken) -> Result<TaskMeta, StoreError> {
-        let row = self.store.task(&lease.task_id).await?;
-        let row = match row {
-            Some(row)
-                if row.lease_owner.as_deref() == Some(lease.worker_id.as_str())
-                    && row.attempt == lease.attempt =>
-            {
-                row
-            }
-            _ => return Err(lost(lease)),
-        };
-        Ok(TaskMeta {
-            id: row.envelope.id,
-            queue: row.envelope.queue,
-            name: row.envelope.name,
-            headers: row.envelope.headers,
-            attempt: lease.attempt,
-            max_attempts: row.envelope.max_attempts,
-            worker_id: Arc::from(lease.worker_id.as_str()),
-        })
+        leases: &[LeaseToken],
+    ) -> Result<Vec<Result<TaskMeta, StoreError>>, StoreError> {
+        let ids: Vec<String> = leases.iter().map(|l| l.task_id.clone()).collect();
+        let rows = self.store.tasks_by_id(&ids).await?;
+        let mut by_id: HashMap<String, TaskRow> = rows
+            .into_iter()
+            .map(|row| (row.envelope.id.clone(), row))
+            .collect();
+        Ok(leases
+            .iter()
+            .map(|lease| {
+                let held = by_id.get(&lease.task_id).is_some_and(|row| {
+                    row.lease_owner.as_deref() == Some(lease.worker_id.as_str())
+                        && row.attempt == lease.attempt
+                });
+                // The row goes to the first lease that holds it: a second
+                // report of the same lease in one batch is lost, as a
+                // second report in another request would be.
+                let row = match by_id.remove(&lease.task_id) {
+                    Some(row) if held => row,
+                    Some(row) => {
+                        by_id.insert(row.envelope.id.clone(), row);
+                        return Err(lost(lease));
+                    }
+                    None => return Err(lost(lease)),
+                };
+                Ok(TaskMeta {
+                    id: row.envelope.id,
+                    queue: row.envelope.queue,
+                    name: row.envelope.name,
+                    headers: row.envelope.headers,
+                    attempt: lease.attempt,
+                    max_attempts: row.envelope.max_attempts,
+                    worker_id: Arc::from(lease.worker_id.as_str()),
+                })
+            })
+            .collect())
     }
 }
 

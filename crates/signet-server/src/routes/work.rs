@@ -1,5 +1,5 @@
 //! `/v1/work`: the pull protocol for workers in any language (scope
-//! `work`): claim with a long poll, heartbeat, complete, fail. Each report
+//! `work`): claim with a long poll, heartbeat, complete, fail, release. Each report
 //! takes one lease (`{"lease": …}`, a lost lease is `409 lease_lost`) or a
 //! batch (`{"items": [...]}`, answered per item). The service is
 //! [`signet_runtime::RemoteWorker`]; the protocol for SDK authors is
@@ -404,9 +404,102 @@ pub(crate) async fn fail(
     }
     let answers = service(&state)
         .fail_all(reports)
-        .await
+        .await?
         .into_iter()
         .map(|r| r.and_then(reported))
+        .collect();
+    answer(single, answers)
+}
+
+/// One claimed task to give back.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReleaseItem {
+    /// The lease token.
+    pub lease: String,
+    /// Hand it out again after this many ms (0 to one year); absent: at
+    /// once.
+    pub retry_after_ms: Option<u64>,
+}
+
+/// `POST /v1/work/release`: one task (`lease`, `retry_after_ms`) or `items`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReleaseBody {
+    /// One lease token (single form).
+    pub lease: Option<String>,
+    /// Single form: see `ReleaseItem`.
+    pub retry_after_ms: Option<u64>,
+    /// Up to 1 000 tasks (batch form).
+    pub items: Option<Vec<ReleaseItem>>,
+}
+
+/// A task given back.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Released {
+    /// The task's state now: `available` (due at once) or `scheduled`
+    /// (due at `run_at`).
+    pub state: &'static str,
+    /// When it is handed out again at the earliest (RFC 3339).
+    pub run_at: String,
+    /// The same, unix ms.
+    pub run_at_ms: i64,
+}
+
+/// Give claimed tasks back without spending their attempts: for a worker
+/// shutting down with tasks it has not started. Each is handed out again
+/// at once, or after `retry_after_ms`.
+#[utoipa::path(
+    post, path = "/v1/work/release", tag = "work",
+    request_body = ReleaseBody,
+    responses(
+        (status = 200, description = "Single form: the task's state now (`available`, or `scheduled` with `retry_after_ms`) and `run_at`. Batch form: `{items: [...]}` in order, each that or `{error}`", body = Released),
+        (status = 409, description = "`lease_lost` (single form): the lease expired and the task was handed out again, or it finished; nothing changed", body = ErrorBody),
+        (status = 400, description = "Malformed JSON or unknown field", body = ErrorBody),
+        (status = 422, description = "Invalid value (the field is named)", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn release(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<ReleaseBody>,
+) -> AppResult<Json<serde_json::Value>> {
+    let (single, items) = match (body.lease, body.items) {
+        (Some(lease), None) => (
+            true,
+            vec![ReleaseItem {
+                lease,
+                retry_after_ms: body.retry_after_ms,
+            }],
+        ),
+        (None, Some(items)) if body.retry_after_ms.is_none() => {
+            check_batch(items.len())?;
+            (false, items)
+        }
+        _ => return Err(one_form(&["retry_after_ms"])),
+    };
+    let mut leases = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let at = |e: FieldError| within(single, i, e);
+        let after = item
+            .retry_after_ms
+            .map(|ms| retry_after("retry_after_ms", ms))
+            .transpose()
+            .map_err(at)?;
+        leases.push((lease(&caller, &item.lease).map_err(at)?, after));
+    }
+    let answers = service(&state)
+        .release(&leases)
+        .await
+        .into_iter()
+        .map(|r| {
+            r.map(|(run_at_ms, later)| Released {
+                state: if later { "scheduled" } else { "available" },
+                run_at: rfc3339(run_at_ms),
+                run_at_ms,
+            })
+        })
         .collect();
     answer(single, answers)
 }
@@ -576,4 +669,5 @@ pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
         .routes(utoipa_axum::routes!(heartbeat))
         .routes(utoipa_axum::routes!(complete))
         .routes(utoipa_axum::routes!(fail))
+        .routes(utoipa_axum::routes!(release))
 }

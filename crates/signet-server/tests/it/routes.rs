@@ -276,6 +276,12 @@ fn v1_routes() -> Vec<(Method, &'static str, Option<&'static str>, Scope)> {
             Some(r#"{"lease":"x"}"#),
             Scope::Work,
         ),
+        (
+            Method::POST,
+            "/v1/work/release",
+            Some(r#"{"lease":"x"}"#),
+            Scope::Work,
+        ),
     ]
 }
 

@@ -1,7 +1,7 @@
 //! The pull protocol (`/v1/work/*`, scope `work`): a long-polled claim
 //! woken by new work, complete, fail (retry, then dead `max-attempts`;
-//! `signature-invalid` reported by the worker), heartbeats, a lost lease
-//! (`409 lease_lost`), the batch forms, scope refusals, bad input, the
+//! `signature-invalid` reported by the worker), heartbeats, release (the
+//! attempt not spent), a lost lease (`409 lease_lost`), the batch forms, scope refusals, bad input, the
 //! OpenAPI document, and a producer's Ed25519 signature verified by a
 //! worker holding only the public key, the server untrusted.
 
@@ -394,6 +394,7 @@ async fn a_lease_lost_to_the_rescuer_is_409_lease_lost() {
         ("heartbeat", json!({"lease": lease(t)})),
         ("complete", json!({"lease": lease(t), "result": 1})),
         ("fail", json!({"lease": lease(t), "error": "late"})),
+        ("release", json!({"lease": lease(t)})),
     ] {
         let (status, answer) = api.work(path, body).await;
         assert_eq!(status, StatusCode::CONFLICT, "{path}: {answer}");
@@ -403,6 +404,115 @@ async fn a_lease_lost_to_the_rescuer_is_409_lease_lost() {
             .unwrap()
             .contains("drop the work"));
     }
+}
+
+#[tokio::test]
+async fn a_released_task_is_handed_out_again_without_spending_its_attempt() {
+    let api = api().await;
+    let id = api
+        .enqueue(json!({"queue": "r", "task": "t", "max_attempts": 1}))
+        .await;
+    let t = &api.claim("r", 1, 30_000).await[0];
+    assert_eq!(t["attempt"], json!(1));
+    let (status, body) = api.work("release", json!({"lease": lease(t)})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["state"], json!("available"), "{body}");
+    assert_eq!(body["run_at_ms"], json!(api.clock.now_ms()), "{body}");
+    // Reporting on the released lease is too late.
+    let (status, answer) = api.work("complete", json!({"lease": lease(t)})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    let (status, answer) = api.work("release", json!({"lease": lease(t)})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert_eq!(answer["error"]["code"], json!("lease_lost"));
+
+    // Its only attempt was not spent: claimed again as attempt 1, it runs.
+    let t = &api.claim("r", 1, 30_000).await[0];
+    assert_eq!(t["attempt"], json!(1), "{t}");
+    assert_eq!(t["envelope"]["id"], json!(id));
+
+    // Given back for later: scheduled, not handed out before it is due.
+    let (status, body) = api
+        .work(
+            "release",
+            json!({"lease": lease(t), "retry_after_ms": 5000}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["state"], json!("scheduled"), "{body}");
+    assert_eq!(
+        body["run_at_ms"],
+        json!(api.clock.now_ms() + 5000),
+        "{body}"
+    );
+    assert_eq!(api.task(&id).await["state"], json!("scheduled"));
+    assert!(api.claim("r", 1, 30_000).await.is_empty(), "not due yet");
+    api.advance(5000);
+    let t = &api.claim("r", 1, 30_000).await[0];
+    assert_eq!(t["attempt"], json!(1), "{t}");
+    let (status, body) = api.work("complete", json!({"lease": lease(t)})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let task = api.task(&id).await;
+    assert_eq!(task["state"], json!("succeeded"), "{task}");
+    // The releases were not attempts: the history holds the one that ran.
+    let history = task["history"].as_array().unwrap();
+    assert_eq!(history.len(), 1, "{task}");
+    assert_eq!(history[0]["outcome"], json!("succeeded"), "{task}");
+
+    // Batch form, answered per item; bad values name the item's field.
+    for n in 0..2 {
+        let _ = api
+            .enqueue(json!({"queue": "rb", "task": "t", "args": {"n": n}}))
+            .await;
+    }
+    let tasks = api.claim("rb", 2, 30_000).await;
+    let l: Vec<String> = tasks.iter().map(lease).collect();
+    let (status, body) = api
+        .work(
+            "release",
+            json!({"items": [{"lease": l[0]}, {"lease": l[1], "retry_after_ms": 1_000_000_000_000_u64}]}),
+        )
+        .await;
+    assert_refused(status, &body, "items[1].retry_after_ms", "more than a year");
+    let (status, body) = api
+        .work(
+            "release",
+            json!({"items": [{"lease": l[0]}, {"lease": l[0]}, {"lease": l[1], "retry_after_ms": 10}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let items = body["items"].as_array().unwrap();
+    assert_eq!(items[0]["state"], json!("available"), "{body}");
+    assert_eq!(items[1]["error"]["code"], json!("lease_lost"), "{body}");
+    assert_eq!(items[2]["state"], json!("scheduled"), "{body}");
+    let (status, body) = api
+        .work(
+            "release",
+            json!({"items": [{"lease": l[0]}], "retry_after_ms": 1}),
+        )
+        .await;
+    assert_refused(status, &body, "lease", "either");
+}
+
+#[tokio::test]
+async fn a_batch_naming_one_lease_twice_records_it_once() {
+    let api = api().await;
+    let id = api.enqueue(json!({"queue": "d", "task": "t"})).await;
+    let t = &api.claim("d", 1, 30_000).await[0];
+    let (status, body) = api
+        .work(
+            "complete",
+            json!({"items": [{"lease": lease(t), "result": 1}, {"lease": lease(t), "result": 2}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["items"][0], json!({"state": "succeeded"}), "{body}");
+    assert_eq!(
+        body["items"][1]["error"]["code"],
+        json!("lease_lost"),
+        "{body}"
+    );
+    let task = api.task(&id).await;
+    assert_eq!(task["result"], json!(1), "{task}");
 }
 
 #[tokio::test]
@@ -552,7 +662,7 @@ async fn the_openapi_document_lists_the_work_routes() {
         .call(&api.keys.read, Method::GET, "/openapi.json", None)
         .await;
     assert_eq!(status, StatusCode::OK);
-    for path in ["claim", "heartbeat", "complete", "fail"] {
+    for path in ["claim", "heartbeat", "complete", "fail", "release"] {
         let route = &doc["paths"][format!("/v1/work/{path}")]["post"];
         assert!(route.is_object(), "/v1/work/{path} is not documented");
         assert!(route["responses"].is_object());

@@ -88,9 +88,9 @@ impl Store for FaultyStore {
         self.check("fail")?;
         self.inner.fail(lease, error, outcome, now_ms).await
     }
-    async fn release(&self, lease: &LeaseToken, now_ms: i64) -> StoreResult<()> {
+    async fn release_at(&self, lease: &LeaseToken, run_at_ms: i64, now_ms: i64) -> StoreResult<()> {
         self.check("release")?;
-        self.inner.release(lease, now_ms).await
+        self.inner.release_at(lease, run_at_ms, now_ms).await
     }
     async fn cancel(&self, id: &str, actor: &str, now_ms: i64) -> StoreResult<TaskRow> {
         self.check("cancel")?;
@@ -113,6 +113,10 @@ impl Store for FaultyStore {
     async fn task(&self, id: &str) -> StoreResult<Option<TaskRow>> {
         self.check("task")?;
         self.inner.task(id).await
+    }
+    async fn tasks_by_id(&self, ids: &[String]) -> StoreResult<Vec<TaskRow>> {
+        self.check("tasks_by_id")?;
+        self.inner.tasks_by_id(ids).await
     }
     async fn list_tasks(&self, filter: TaskFilter) -> StoreResult<Page<TaskRow>> {
         self.check("list_tasks")?;

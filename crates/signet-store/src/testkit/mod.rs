@@ -117,6 +117,8 @@ macro_rules! __signet_store_checks {
             FailRetry => outcome::fail_retry: "A retried task is not claimable before its time, and attempts count up.",
             FailDead => outcome::fail_dead: "A dead-lettered task keeps its reason and detail.",
             Release => outcome::release: "Release gives a task back without counting the attempt.",
+            ReleaseLater => outcome::release_later: "A release with a later `run_at` leaves the task scheduled, not claimable before then, the attempt not counted.",
+            TasksById => outcome::tasks_by_id: "`tasks_by_id` reads the rows of the ids that exist, each once.",
             Cancel => outcome::cancel: "Cancel works before a task runs and is a `Conflict` once running or final.",
             Kill => outcome::kill: "Kill dead-letters a waiting task.",
             Rescue => lease::rescue: "Expired leases become retryable, or dead once attempts are used up.",

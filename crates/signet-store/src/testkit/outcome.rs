@@ -152,6 +152,67 @@ pub(super) async fn release(store: Arc<dyn Store>) {
     assert_lease_lost("release twice", s.release(&LeaseToken::of(&row), T0).await);
 }
 
+/// A release with a later `run_at` leaves the task scheduled, not
+/// claimable before then, the attempt not counted.
+pub(super) async fn release_later(store: Arc<dyn Store>) {
+    let s = &*store;
+    let t = put(s, new_task("default")).await;
+    let row = claim_one(s, "default", "w", T0).await;
+    s.release_at(&LeaseToken::of(&row), T0 + 500, T0 + 10)
+        .await
+        .expect("release_at");
+    let r = get(s, t.id()).await;
+    assert_eq!(r.state, TaskState::Scheduled);
+    assert_eq!(r.attempt, 0, "release does not count the attempt");
+    assert_eq!(r.run_at_ms, T0 + 500);
+    assert_eq!(r.lease_owner, None);
+    assert!(claim_n(s, &["default"], 10, T0 + 499).await.is_empty());
+    let again = claim_one(s, "default", "w2", T0 + 500).await;
+    assert_eq!(again.attempt, 1);
+    // A run_at in the past is due now.
+    s.release_at(&LeaseToken::of(&again), T0, T0 + 600)
+        .await
+        .expect("release_at");
+    let r = get(s, t.id()).await;
+    assert_eq!(r.state, TaskState::Available);
+    assert_eq!(r.run_at_ms, T0 + 600);
+    assert_lease_lost(
+        "release_at twice",
+        s.release_at(&LeaseToken::of(&again), T0, T0 + 700).await,
+    );
+}
+
+/// `tasks_by_id` reads the rows of the ids that exist, each once.
+pub(super) async fn tasks_by_id(store: Arc<dyn Store>) {
+    let s = &*store;
+    let a = put(s, new_task("default")).await;
+    let b = put(s, new_task("other")).await;
+    assert!(s.tasks_by_id(&[]).await.expect("none").is_empty());
+    let ids = vec![
+        b.id().to_owned(),
+        "task_does-not-exist".to_owned(),
+        a.id().to_owned(),
+    ];
+    let rows = s.tasks_by_id(&ids).await.expect("tasks_by_id");
+    let mut got: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r.envelope.id.clone(), r.envelope.queue.clone()))
+        .collect();
+    got.sort();
+    let mut want = vec![
+        (a.id().to_owned(), "default".to_owned()),
+        (b.id().to_owned(), "other".to_owned()),
+    ];
+    want.sort();
+    assert_eq!(got, want);
+    for row in &rows {
+        let one = get(s, row.id()).await;
+        assert_eq!(row.envelope, one.envelope, "tasks_by_id: envelope");
+        assert_eq!(row.signature, one.signature, "tasks_by_id: signature");
+        assert_eq!(row.state, one.state, "tasks_by_id: state");
+    }
+}
+
 /// Cancel works before a task runs and is a `Conflict` once running or final.
 pub(super) async fn cancel(store: Arc<dyn Store>) {
     let s = &*store;

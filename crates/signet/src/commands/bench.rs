@@ -1,4 +1,4 @@
-//! `signet bench queue|api|deliver|pickup`: measure throughput and latency.
+//! `signet bench queue|api|deliver|pickup|work`: measure throughput and latency.
 
 use std::process::ExitCode;
 
@@ -19,6 +19,15 @@ pub(crate) enum Command {
     /// The worker process `bench pickup` starts (not for direct use).
     #[command(hide = true, name = "pickup-worker")]
     PickupWorker(commands::bench_pickup::WorkerArgs),
+    /// The task queue across processes, as deployed: `signet serve`,
+    /// producers over HTTP, a worker process (over HTTP or on the store).
+    Work(commands::bench_work::Args),
+    /// The HTTP worker process `bench work` starts (not for direct use).
+    #[command(hide = true, name = "work-http-worker")]
+    WorkHttpWorker(commands::bench_work::HttpWorkerArgs),
+    /// The store worker process `bench work` starts (not for direct use).
+    #[command(hide = true, name = "work-store-worker")]
+    WorkStoreWorker(commands::bench_work::StoreWorkerArgs),
 }
 
 pub(crate) fn run(cmd: Command) -> ExitCode {
@@ -28,5 +37,8 @@ pub(crate) fn run(cmd: Command) -> ExitCode {
         Command::Deliver(args) => commands::bench_deliver::run(args),
         Command::Pickup(args) => commands::bench_pickup::run(args),
         Command::PickupWorker(args) => commands::bench_pickup::run_worker(args),
+        Command::Work(args) => commands::bench_work::run(args),
+        Command::WorkHttpWorker(args) => commands::bench_work::run_http_worker(args),
+        Command::WorkStoreWorker(args) => commands::bench_work::run_store_worker(args),
     }
 }

@@ -1,10 +1,14 @@
 //! `signet bench api`: N connections posting tasks to the HTTP API for a
 //! duration; prints requests/s and p50/p99 latency, then, as the last line,
-//! one JSON object `{"requests_per_s","p50_ms","p99_ms","errors"}`.
+//! one JSON object `{"requests_per_s","p50_ms","p99_ms","rate_limited","errors"}`.
+//! A `429` (the server's rate limit) is counted apart from the errors.
 //!
 //! Without `--url` it starts its own server in this process on a temporary,
-//! durable SQLite store (synchronous commits), with an HMAC signing key, the
-//! default rate limits and a fresh publish key, and removes it afterwards.
+//! durable SQLite store (synchronous commits), with an HMAC signing key and
+//! a fresh publish key, and removes it afterwards. That server's rate limits
+//! are off, so they cannot bind and the figure is the server's own;
+//! `--default-limits` runs it with `signet serve`'s default limits instead,
+//! to set the two figures side by side.
 
 mod load;
 
@@ -43,6 +47,10 @@ pub(crate) struct Args {
     /// Queue the tasks go to.
     #[arg(long, default_value = "bench")]
     queue: String,
+    /// In-process server only: keep `signet serve`'s default rate limits
+    /// (per key and per address) instead of turning them off.
+    #[arg(long, conflicts_with = "url")]
+    default_limits: bool,
 }
 
 pub(crate) fn run(args: Args) -> ExitCode {
@@ -116,10 +124,15 @@ async fn in_process(args: &Args) -> anyhow::Result<LoadReport> {
         .map_err(|e| anyhow!("bench signing key: {e}"))?;
     let publish = create_api_key(store.as_ref(), "bench", Scope::Publish, now_ms()).await?;
     let metrics = serve::install_metrics_recorder().map_err(anyhow::Error::msg)?;
-    let config = ServerConfig {
+    let mut config = ServerConfig {
         listen: "127.0.0.1:0".parse()?,
         ..ServerConfig::default()
     };
+    if !args.default_limits {
+        config.rate_limit_per_key = None;
+        config.rate_limit_per_ip = None;
+    }
+    let limits = describe_limits(&config);
     let listener = serve::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     let state = AppState::new(Arc::clone(&store), config, Signing::from(signing), metrics);
@@ -128,7 +141,7 @@ async fn in_process(args: &Args) -> anyhow::Result<LoadReport> {
         let _ = stop_rx.await;
     }));
     println!(
-        "bench api: {} connections for {:?} against an in-process server on http://{addr} (durable SQLite in {}, HMAC signing on)",
+        "bench api: {} connections for {:?} against an in-process server on http://{addr} (durable SQLite in {}, HMAC signing on, {limits})",
         args.connections,
         args.duration,
         dir.path().display()
@@ -156,6 +169,27 @@ async fn in_process(args: &Args) -> anyhow::Result<LoadReport> {
     Ok(report)
 }
 
+/// The in-process server's rate limits, as the run's first line says them.
+fn describe_limits(config: &ServerConfig) -> String {
+    let one = |limit: Option<&signet_server::Limit>| {
+        limit.map_or_else(
+            || "off".to_owned(),
+            |l| format!("{}/s burst {}", l.per_second, l.burst),
+        )
+    };
+    match (&config.rate_limit_per_key, &config.rate_limit_per_ip) {
+        (None, None) => {
+            "rate limits off so they cannot bind; --default-limits keeps serve's defaults"
+                .to_owned()
+        }
+        (key, ip) => format!(
+            "serve's default rate limits: per key {}, per address {}",
+            one(key.as_ref()),
+            one(ip.as_ref())
+        ),
+    }
+}
+
 /// Tasks in the store after the run (reopened: the server closed it).
 async fn store_count(url: &str) -> anyhow::Result<u64> {
     let store = crate::store_url::open(url).await?;
@@ -176,8 +210,8 @@ async fn store_count(url: &str) -> anyhow::Result<u64> {
 
 fn print_report(r: &LoadReport) {
     println!(
-        "requests:     {} ok, {} errors in {:.2} s",
-        r.ok, r.errors, r.elapsed_s
+        "requests:     {} ok, {} rate-limited (429), {} errors in {:.2} s",
+        r.ok, r.rate_limited, r.errors, r.elapsed_s
     );
     println!("throughput:   {:.0} requests/s", r.requests_per_s);
     println!(
@@ -193,6 +227,7 @@ fn print_report(r: &LoadReport) {
             "requests_per_s": (r.requests_per_s * 10.0).round() / 10.0,
             "p50_ms": (r.p50_ms * 1000.0).round() / 1000.0,
             "p99_ms": (r.p99_ms * 1000.0).round() / 1000.0,
+            "rate_limited": r.rate_limited,
             "errors": r.errors,
         })
     );

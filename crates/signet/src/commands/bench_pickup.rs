@@ -75,7 +75,7 @@ pub(crate) struct WorkerArgs {
     queue: String,
 }
 
-fn at_least_one(text: &str) -> Result<usize, String> {
+pub(crate) fn at_least_one(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
         Ok(n) if n >= 1 => Ok(n),
         _ => Err(format!("{text:?} is not a whole number of at least 1")),
@@ -103,13 +103,13 @@ struct Started {
     started_us: i64,
 }
 
-fn now_us() -> i64 {
+pub(crate) fn now_us() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -131,7 +131,7 @@ pub(crate) fn run_worker(args: WorkerArgs) -> ExitCode {
 }
 
 /// The signing variables of a run: one fresh HMAC key, active.
-fn signing_vars() -> Vec<(&'static str, String)> {
+pub(crate) fn signing_vars() -> Vec<(&'static str, String)> {
     let secret: [u8; 32] = rand::random();
     vec![
         (VAR_KEYS, format!("{KEY_ID}:{}", STANDARD.encode(secret))),
@@ -139,8 +139,9 @@ fn signing_vars() -> Vec<(&'static str, String)> {
     ]
 }
 
-/// The worker child; killed when dropped.
-struct WorkerChild {
+/// A worker child (this program, a hidden `bench` subcommand); killed
+/// when dropped.
+pub(crate) struct WorkerChild {
     child: Child,
     /// Closing it asks the child to stop.
     stdin: Option<ChildStdin>,
@@ -153,19 +154,19 @@ impl WorkerChild {
         queue: &str,
         vars: &[(&'static str, String)],
     ) -> anyhow::Result<Self> {
+        let mut args = vec!["pickup-worker", "--database-url", url, "--queue", queue];
+        if let Some(schema) = schema {
+            args.extend(["--database-schema", schema]);
+        }
+        Self::spawn(&args, vars)
+    }
+
+    /// Starts `signet bench <args>` with only `vars` of the SIGNET_*
+    /// variables, and waits for it to print `ready`.
+    pub(crate) fn spawn(args: &[&str], vars: &[(&'static str, String)]) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("cannot find this program to start a worker")?;
         let mut cmd = Command::new(exe);
-        cmd.args([
-            "bench",
-            "pickup-worker",
-            "--database-url",
-            url,
-            "--queue",
-            queue,
-        ]);
-        if let Some(schema) = schema {
-            cmd.args(["--database-schema", schema]);
-        }
+        cmd.arg("bench").args(args);
         // Only this run's keys: none of the caller's SIGNET_* settings.
         for (name, _) in std::env::vars() {
             if name.starts_with("SIGNET_") {
@@ -214,7 +215,7 @@ impl WorkerChild {
     }
 
     /// Asks the child to stop (closes its stdin) and waits for it.
-    fn stop(mut self) -> anyhow::Result<()> {
+    pub(crate) fn stop(mut self) -> anyhow::Result<()> {
         drop(self.stdin.take());
         let status = self
             .child
@@ -382,7 +383,15 @@ async fn child(args: WorkerArgs) -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
     let running = tokio::spawn(worker.run(shutdown.signal()));
     println!("ready");
-    // Stop when the parent closes stdin (or goes away).
+    until_stdin_closes().await?;
+    shutdown.trigger();
+    let ran = running.await.context("the worker task")?;
+    store.close().await?;
+    ran.map_err(|e| anyhow!("the worker: {e}"))
+}
+
+/// Returns when the parent closes this child's stdin (or goes away).
+pub(crate) async fn until_stdin_closes() -> anyhow::Result<()> {
     tokio::task::spawn_blocking(|| {
         let mut sink = String::new();
         while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {
@@ -390,9 +399,5 @@ async fn child(args: WorkerArgs) -> anyhow::Result<()> {
         }
     })
     .await
-    .context("waiting for the end of the run")?;
-    shutdown.trigger();
-    let ran = running.await.context("the worker task")?;
-    store.close().await?;
-    ran.map_err(|e| anyhow!("the worker: {e}"))
+    .context("waiting for the end of the run")
 }

@@ -11,6 +11,7 @@ pub(crate) mod bench_api;
 pub(crate) mod bench_deliver;
 pub(crate) mod bench_pickup;
 pub(crate) mod bench_queue;
+pub(crate) mod bench_work;
 pub(crate) mod completions;
 pub(crate) mod dlq;
 pub(crate) mod enqueue;

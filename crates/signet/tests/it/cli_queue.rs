@@ -647,7 +647,29 @@ fn bench_api_ends_with_one_json_line() {
     );
     let out = run.ok();
     assert!(out.contains("against an in-process server"), "{run:#?}");
+    assert!(out.contains("rate limits off"), "{run:#?}");
     let figures = bench_figures(out, &[], &["requests_per_s", "p50_ms", "p99_ms"]);
+    assert_eq!(figures["errors"], 0, "{figures}");
+    assert_eq!(figures["rate_limited"], 0, "{figures}");
+    // The same with serve's default limits, said as such.
+    let limited = signet(
+        &[
+            "bench",
+            "api",
+            "--duration",
+            "1s",
+            "--connections",
+            "2",
+            "--default-limits",
+        ],
+        b"",
+    );
+    let out = limited.ok();
+    assert!(
+        out.contains("default rate limits: per key 20000/s"),
+        "{limited:#?}"
+    );
+    let figures = bench_figures(out, &["rate_limited"], &["requests_per_s"]);
     assert_eq!(figures["errors"], 0, "{figures}");
     // Nothing listens on port 1: the run fails and says where it tried.
     let refused = signet(
@@ -668,6 +690,40 @@ fn bench_api_ends_with_one_json_line() {
         refused.stderr.contains("cannot connect to 127.0.0.1:1"),
         "{refused:#?}"
     );
+}
+
+#[test]
+fn bench_work_runs_serve_and_each_worker_in_other_processes() {
+    let run = signet(
+        &[
+            "bench",
+            "work",
+            "--tasks",
+            "120",
+            "--batch",
+            "50",
+            "--claimers",
+            "2",
+        ],
+        b"",
+    );
+    let out = run.ok();
+    assert!(out.contains("the pull protocol over HTTP"), "{run:#?}");
+    assert!(out.contains("the runtime Worker on the store"), "{run:#?}");
+    let last: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let runs = last["runs"].as_array().expect("runs");
+    let workers: Vec<&str> = runs.iter().map(|r| r["worker"].as_str().unwrap()).collect();
+    assert_eq!(workers, ["http", "store"], "{last}");
+    for r in runs {
+        assert_eq!(r["tasks"], 120, "{r}");
+        assert_eq!(r["store"], "sqlite", "{r}");
+        for key in ["enqueue_per_s", "end_to_end_per_s"] {
+            assert!(r[key].as_f64().is_some_and(|v| v > 0.0), "{key}: {r}");
+        }
+        assert!(r["p99_ms"].as_f64() >= r["p50_ms"].as_f64(), "{r}");
+    }
+    let bad = signet(&["bench", "work", "--batch", "1001"], b"");
+    assert_eq!(bad.code, 2, "{bad:#?}");
 }
 
 #[test]

@@ -45,7 +45,9 @@ impl std::fmt::Debug for LoadConfig {
 pub(crate) struct LoadReport {
     /// Requests answered `201`.
     pub(crate) ok: u64,
-    /// Requests that failed or got another status.
+    /// Requests answered `429` (the server's rate limit), not errors.
+    pub(crate) rate_limited: u64,
+    /// Requests that failed or got another status (not `201`, not `429`).
     pub(crate) errors: u64,
     /// Wall time of the run, seconds.
     pub(crate) elapsed_s: f64,
@@ -64,13 +66,22 @@ pub(crate) struct LoadReport {
 #[derive(Default)]
 struct ConnResult {
     ok: u64,
+    rate_limited: u64,
     errors: u64,
     latencies_us: Vec<u32>,
     first_error: Option<String>,
 }
 
+/// How one request ended.
+enum Answer {
+    Created,
+    RateLimited,
+    Failed(String),
+}
+
 /// One connection's requests until `deadline`. Failing to connect or to
-/// shake hands ends the whole run; a failed request is counted.
+/// shake hands ends the whole run; a failed request is counted, a `429`
+/// apart from the errors.
 async fn one_connection(
     config: LoadConfig,
     index: usize,
@@ -116,31 +127,30 @@ async fn one_connection(
         }
         let started = Instant::now();
         let result = async {
-            let response = sender
-                .send_request(request)
-                .await
-                .map_err(|e| e.to_string())?;
+            let response = match sender.send_request(request).await {
+                Ok(r) => r,
+                Err(e) => return Answer::Failed(e.to_string()),
+            };
             let status = response.status();
-            let bytes = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| e.to_string())?
-                .to_bytes();
-            if status == StatusCode::CREATED {
-                Ok(())
-            } else {
-                Err(format!("{status}: {}", String::from_utf8_lossy(&bytes)))
+            let bytes = match response.into_body().collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(e) => return Answer::Failed(e.to_string()),
+            };
+            match status {
+                StatusCode::CREATED => Answer::Created,
+                StatusCode::TOO_MANY_REQUESTS => Answer::RateLimited,
+                _ => Answer::Failed(format!("{status}: {}", String::from_utf8_lossy(&bytes))),
             }
         }
         .await;
         let us = u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX);
         match result {
-            Ok(()) => {
+            Answer::Created => {
                 out.ok += 1;
                 out.latencies_us.push(us);
             }
-            Err(e) => {
+            Answer::RateLimited => out.rate_limited += 1,
+            Answer::Failed(e) => {
                 out.errors += 1;
                 out.first_error.get_or_insert(e);
             }
@@ -178,6 +188,7 @@ pub(crate) async fn run_load(config: LoadConfig) -> anyhow::Result<LoadReport> {
         match joined {
             Ok(Ok(r)) => {
                 all.ok += r.ok;
+                all.rate_limited += r.rate_limited;
                 all.errors += r.errors;
                 all.latencies_us.extend(r.latencies_us);
                 if all.first_error.is_none() {
@@ -198,6 +209,7 @@ pub(crate) async fn run_load(config: LoadConfig) -> anyhow::Result<LoadReport> {
     let rate = all.ok as f64 / elapsed.max(f64::EPSILON);
     Ok(LoadReport {
         ok: all.ok,
+        rate_limited: all.rate_limited,
         errors: all.errors,
         elapsed_s: elapsed,
         requests_per_s: rate,
