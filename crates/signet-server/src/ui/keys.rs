@@ -11,6 +11,7 @@ use serde::Deserialize;
 use signet_store::{ApiKeyId, ApiKeyRecord};
 
 use super::page::{render, Chrome, Time, UiError};
+use super::viewer::CsrfForm;
 use super::viewer::{UiForm, UiQuery, Viewer};
 use crate::auth::{create_api_key, NewApiKey, Scope};
 use crate::error::AppError;
@@ -128,19 +129,13 @@ pub(crate) async fn create(
     Ok(r)
 }
 
-/// A form that only carries the CSRF token.
-#[derive(Debug, Deserialize)]
-pub(crate) struct ActionForm {
-    csrf: Option<String>,
-}
-
 /// `POST /ui/keys/{id}/revoke`: revokes an API key as `signet api-keys
 /// revoke` does. Its sessions end on their next request.
 pub(crate) async fn revoke(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<String>,
-    UiForm(form): UiForm<ActionForm>,
+    UiForm(form): UiForm<CsrfForm>,
 ) -> Result<Response, UiError> {
     viewer.may_act(form.csrf.as_deref())?;
     ApiKeyId::parse(&id).map_err(|_| {

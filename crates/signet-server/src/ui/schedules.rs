@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::page::{render, Chrome, UiError};
+use super::viewer::CsrfForm;
 use super::viewer::{UiForm, UiQuery, Viewer};
 use crate::routes::schedules::{all, pause_or_resume, ScheduleView};
 use crate::state::AppState;
@@ -45,17 +46,11 @@ pub(crate) async fn list(
     }))
 }
 
-/// A form that only carries the CSRF token.
-#[derive(Debug, Deserialize)]
-pub(crate) struct ActionForm {
-    csrf: Option<String>,
-}
-
 async fn act(
     state: &AppState,
     viewer: &Viewer,
     id: &str,
-    form: &ActionForm,
+    form: &CsrfForm,
     paused: bool,
 ) -> Result<Response, UiError> {
     viewer.may_act(form.csrf.as_deref())?;
@@ -70,7 +65,7 @@ pub(crate) async fn pause(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<String>,
-    UiForm(form): UiForm<ActionForm>,
+    UiForm(form): UiForm<CsrfForm>,
 ) -> Result<Response, UiError> {
     act(&state, &viewer, &id, &form, true).await
 }
@@ -80,7 +75,7 @@ pub(crate) async fn resume(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<String>,
-    UiForm(form): UiForm<ActionForm>,
+    UiForm(form): UiForm<CsrfForm>,
 ) -> Result<Response, UiError> {
     act(&state, &viewer, &id, &form, false).await
 }

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use signet_store::TaskState;
 
 use super::page::{render, Chrome, Time, UiError};
+use super::viewer::CsrfForm;
 use super::viewer::{given, next_link, UiForm, UiQuery, Viewer};
 use crate::routes::tasks::{cancel_as, list_filter, parse_task_id, ListQuery};
 use crate::state::AppState;
@@ -215,18 +216,12 @@ pub(crate) async fn show(
     }))
 }
 
-/// A form that only carries the CSRF token.
-#[derive(Debug, Deserialize)]
-pub(crate) struct ActionForm {
-    csrf: Option<String>,
-}
-
 /// `POST /ui/tasks/{id}/cancel`: the API's cancel.
 pub(crate) async fn cancel(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<String>,
-    UiForm(form): UiForm<ActionForm>,
+    UiForm(form): UiForm<CsrfForm>,
 ) -> Result<Response, UiError> {
     viewer.may_act(form.csrf.as_deref())?;
     let task = cancel_as(&state, &viewer.caller, &id).await?;

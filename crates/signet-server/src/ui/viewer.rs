@@ -9,6 +9,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use super::page::{Chrome, UiError};
 use super::session::{self, Session};
@@ -181,4 +182,11 @@ mod tests {
         h.insert("x-forwarded-proto", HeaderValue::from_static("HTTPS"));
         assert!(forwarded_https(&h));
     }
+}
+
+/// A form that carries only the CSRF token: the console's one-button
+/// actions (cancel, revoke, pause, resume).
+#[derive(Debug, Deserialize)]
+pub(crate) struct CsrfForm {
+    pub(crate) csrf: Option<String>,
 }

@@ -380,6 +380,15 @@ async fn child(args: WorkerArgs) -> anyhow::Result<()> {
         })
         .build()
         .map_err(|e| anyhow!("{e}"))?;
+    run_until_stdin_closes(worker, &store).await
+}
+
+/// Runs a bench's worker child: says `ready`, runs `worker` until the
+/// parent closes this child's stdin, then shuts it down and closes `store`.
+pub(crate) async fn run_until_stdin_closes(
+    worker: Worker,
+    store: &Arc<dyn Store>,
+) -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
     let running = tokio::spawn(worker.run(shutdown.signal()));
     println!("ready");

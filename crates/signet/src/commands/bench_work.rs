@@ -36,13 +36,13 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context as _};
 use axum::http::StatusCode;
 use serde_json::json;
-use signet_runtime::{HandlerResult, Shutdown, TaskContext, Worker};
+use signet_runtime::{HandlerResult, TaskContext, Worker};
 use signet_server::{create_api_key, Scope};
 use signet_sign::SigningConfig;
 use signet_store::{Store, TaskFilter, TaskState};
 
 use crate::commands::bench_pickup::{
-    at_least_one, runtime, signing_vars, until_stdin_closes, WorkerChild,
+    at_least_one, run_until_stdin_closes, runtime, signing_vars, until_stdin_closes, WorkerChild,
 };
 use crate::commands::bench_queue::{bench_url, quantile_ms, BenchStore};
 use crate::commands::{finish, now_ms};
@@ -570,12 +570,5 @@ async fn store_worker(args: StoreWorkerArgs) -> anyhow::Result<()> {
         })
         .build()
         .map_err(|e| anyhow!("{e}"))?;
-    let shutdown = Shutdown::new();
-    let running = tokio::spawn(worker.run(shutdown.signal()));
-    println!("ready");
-    until_stdin_closes().await?;
-    shutdown.trigger();
-    let ran = running.await.context("the worker task")?;
-    store.close().await?;
-    ran.map_err(|e| anyhow!("the worker: {e}"))
+    run_until_stdin_closes(worker, &store).await
 }
