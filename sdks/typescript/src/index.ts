@@ -1,5 +1,5 @@
 /**
- * `@signet/sdk`: the protocol-independent core of Signet's TypeScript SDK.
+ * `@signet/sdk`: Signet's TypeScript SDK — the signing core, and the HTTP side (producer, worker, push endpoint).
  *
  * - `envelope`: the `signet.task.v1` envelope, its canonical bytes, sign and verify;
  * - `keys`: key ids, HMAC-SHA256 and Ed25519 keys, the key ring;
