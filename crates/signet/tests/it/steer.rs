@@ -17,6 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use signet_store::{Store, TaskState};
 
+use super::deliver_e2e::delivering_server;
 use super::multinode::{fresh_schema, start_node, start_worker, test_database_url, TestStore};
 use super::serve::worker_or_skip;
 use super::support::{http, json, LineProcess, Server};
@@ -119,9 +120,6 @@ fn a_pause_on_one_node_holds_the_queue_on_every_node() {
     drop((a, b));
 }
 
-const HMAC_KEY: &str = "k1:c3RlZXItZTJlLXRlc3Qta2V5LTMyLWJ5dGVzLWxvbiE=";
-/// base64 of 32 bytes, the test master key.
-const MASTER_KEY: &str = "c3RlZXItZTJlLW1hc3Rlci1rZXktMzItYnl0ZXMhISE=";
 const SECRET: &str = "whsec_c3RlZXItZTJlLXJlY2VpdmVyLXNlY3JldC0zMmIhISE=";
 /// Longest wait for a delivery to be settled.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -190,18 +188,7 @@ fn retry_now_and_resend_reach_the_receiver_with_the_same_webhook_id() {
     drop(first);
 
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("steer.db").display());
-    let (server, key) = Server::start(
-        &url,
-        &[
-            ("SIGNET_SIGNING_KEYS", HMAC_KEY),
-            ("SIGNET_SIGNING_ACTIVE_KEY", "k1"),
-            ("SIGNET_MASTER_KEY", MASTER_KEY),
-            ("SIGNET_ALLOWED_TARGET_CIDRS", "127.0.0.0/8"),
-        ],
-        &[],
-    );
-    assert!(key.is_some(), "a new store prints an admin key");
+    let server = delivering_server(&dir.path().join("steer.db"));
     let body = serde_json::json!({
         "name": "steer-e2e",
         "url_prefix": format!("http://{addr}/"),
