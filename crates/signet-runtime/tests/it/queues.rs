@@ -4,7 +4,7 @@
 
 use signet_runtime::{pause_queue, queue_overview, queue_overview_of, resume_queue};
 use signet_store::testkit::{new_message, new_task, put};
-use signet_store::{PushBinding, Store, TaskState, MESSAGE_QUEUE};
+use signet_store::{PushBinding, TaskState, MESSAGE_QUEUE};
 
 use crate::support::Db;
 
