@@ -43,29 +43,24 @@ pub async fn resend_message(
         .await?
         .filter(|r| r.queue() == MESSAGE_QUEUE)
         .ok_or_else(|| StoreError::not_found("message", id))?;
-    match row.state {
-        TaskState::Succeeded => {}
-        TaskState::Dead => {
-            return Err(StoreError::Conflict(format!(
-                "message {id} is dead, not delivered; resend sends delivered messages again. \
-                 Replay it from the dead letters instead (POST /v1/dead-letters/replay, \
-                 signet dlq replay --id {id})"
-            ))
-            .into())
-        }
-        TaskState::Cancelled => {
-            return Err(StoreError::Conflict(format!(
-            "message {id} was cancelled before it was delivered; publish a new message to send it"
-        ))
-            .into())
-        }
-        state => {
-            return Err(StoreError::Conflict(format!(
-                "message {id} is {state}: it has not been delivered yet, and will be; \
-                 resend is for delivered messages (a retryable one can be retried now)"
-            ))
-            .into())
-        }
+    let refusal = match row.state {
+        TaskState::Succeeded => None,
+        TaskState::Dead => Some(format!(
+            "message {id} is dead, not delivered; resend sends delivered messages again. \
+             Replay it from the dead letters instead (POST /v1/dead-letters/replay, \
+             signet dlq replay --id {id})"
+        )),
+        TaskState::Cancelled => Some(format!(
+            "message {id} was cancelled before it was delivered; \
+             publish a new message to send it"
+        )),
+        state => Some(format!(
+            "message {id} is {state}: it has not been delivered yet, and will be; \
+             resend is for delivered messages (a retryable one can be retried now)"
+        )),
+    };
+    if let Some(message) = refusal {
+        return Err(StoreError::Conflict(message).into());
     }
     let row = store.resend(id, actor, now_ms).await?;
     tracing::info!(id, actor, "message resent");

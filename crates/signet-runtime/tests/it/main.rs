@@ -9,6 +9,7 @@ mod metrics;
 mod node;
 mod producer;
 mod push;
+mod queues;
 mod scheduler;
 mod services;
 mod shutdown;

@@ -110,6 +110,24 @@ impl Fixture {
         })
     }
 
+    /// Pauses `queue` through the library, as the API does.
+    fn pause(&self, queue: &str) {
+        let url = self.url.clone();
+        let queue = queue.to_owned();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let store = SqliteStore::open(&url, SqliteConfig::default()).expect("open store");
+            store
+                .pause_queue(&queue, "cli-test", None, now_ms())
+                .await
+                .expect("pause queue");
+            store.close().await.expect("close store");
+        });
+    }
+
     /// Dead-letters a task through the library, as a worker would.
     fn kill(&self, id: &str, reason: DeadReason, detail: &str) {
         let url = self.url.clone();
@@ -271,6 +289,39 @@ fn enqueue_list_show_and_count() {
         .expect("mail queue");
     assert_eq!(mail["counts"]["available"], 3, "{counts}");
     assert_eq!(mail["total"], 3, "{counts}");
+    assert_eq!(mail["paused"], false, "{counts}");
+    assert_eq!(mail["paused_at"], Value::Null, "{counts}");
+
+    // A paused queue is marked, with the time it was paused; a queue
+    // paused before it holds a task is listed too.
+    f.pause("mail");
+    f.pause("idle");
+    let paused = f.run(&["queues"]);
+    let line = |name: &str| {
+        paused
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} line: {paused:#?}"))
+            .to_owned()
+    };
+    assert!(
+        paused.ok().lines().next().unwrap().contains("PAUSED"),
+        "{paused:#?}"
+    );
+    assert!(line("mail").contains("since "), "{paused:#?}");
+    assert!(line("idle").contains("since "), "{paused:#?}");
+    assert!(!line("reports").contains("since "), "{paused:#?}");
+    let counts = f.json(&["queues"]);
+    let mail = counts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["queue"] == "mail")
+        .expect("mail queue");
+    assert_eq!(mail["paused"], true, "{counts}");
+    assert!(mail["paused_at"].is_string(), "{counts}");
+    assert_eq!(mail["paused_by"], "cli-test", "{counts}");
 
     // keys status: every pending task was signed with k1.
     let status = f.json(&["keys", "status"]);

@@ -15,6 +15,7 @@ mod reseal;
 mod rotation;
 mod schedules;
 mod serve;
+mod steer;
 mod support;
 
 use std::io::Write as _;
