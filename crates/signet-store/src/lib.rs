@@ -11,6 +11,7 @@ pub mod error;
 pub mod history;
 pub mod idempotency;
 pub mod ids;
+pub mod limits;
 pub mod migration;
 pub mod paging;
 pub mod rows;
@@ -36,6 +37,7 @@ pub use idempotency::{
     LEGACY_SCOPE,
 };
 pub use ids::{ApiKeyId, MessageId, ScheduleId, TargetId, TaskId};
+pub use limits::{RateGrant, RateTake, SlotLease, SlotTake, MAX_RATE_HORIZON_MS, MAX_RATE_TAKE};
 pub use rules::FieldError;
 pub use state::{DeadReason, TaskState};
 pub use store::{Store, StoreResult};
