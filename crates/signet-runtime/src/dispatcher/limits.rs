@@ -41,8 +41,8 @@ use tokio::task::JoinHandle;
 use crate::claim::{retry_store, store_backoff};
 
 /// How far ahead send times are taken from the store: a process holds at
-/// most this much of a target's rate at once (one store write per this
-/// much sending, at the most), and a dead process loses at most this much.
+/// most this much of a target's rate at once, so a dead process loses at
+/// most this much.
 pub(super) const RATE_HORIZON: Duration = Duration::from_millis(100);
 
 /// How late a send time may be used. A time older than this is dropped
@@ -302,9 +302,10 @@ impl Limits {
             match self.store.take_rate(take, wall_us() / 1000).await {
                 Ok(g) if g.count > 0 => times.extend((0..g.count).map(|i| g.at_us(i))),
                 Ok(g) => {
-                    // The next time is free: it can be taken once it falls
-                    // inside the horizon.
-                    sleep_until_us(g.first_us.saturating_sub(micros(RATE_HORIZON)) + 1000).await;
+                    // None free before the horizon (so the next is at least
+                    // a horizon away): ask again when half a horizon of
+                    // times is free, so that one write brings several.
+                    sleep_until_us(g.first_us.saturating_sub(micros(RATE_HORIZON) / 2)).await;
                 }
                 Err(e) => {
                     failures += 1;
@@ -355,5 +356,100 @@ async fn renew(store: Arc<dyn Store>, lease: SlotLease, lease_for: Duration, eve
                 tracing::warn!(target_id = %lease.target_id, slot = lease.slot, error = %e, "could not renew a concurrency slot; retrying at the next renewal");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use signet_sqlite::{SqliteConfig, SqliteStore};
+    use signet_store::testkit::FaultyStore;
+    use signet_store::{StoreError, TargetId};
+
+    use super::*;
+
+    const LEASE: Duration = Duration::from_secs(10);
+
+    fn target(rate: Option<u32>, max: Option<u32>) -> TargetRecord {
+        TargetRecord {
+            id: TargetId::generate().to_string(),
+            name: "limited".into(),
+            url_prefix: None,
+            sealed_secrets: vec![1],
+            secret_fingerprint: "whsec_ab12".into(),
+            rate_limit_per_s: rate,
+            max_concurrency: max,
+            https_only: false,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        }
+    }
+
+    fn limits(store: Arc<dyn Store>) -> Limits {
+        Limits::new(store, Arc::from("test"), LEASE, Duration::from_secs(3))
+    }
+
+    /// Whether the store still has one of the target's `max` slots free.
+    async fn store_slot_free(store: &dyn Store, t: &TargetRecord, max: u32) -> bool {
+        let take = SlotTake {
+            target_id: t.id.clone(),
+            max,
+            holder: "probe".into(),
+            lease_ms: 1,
+        };
+        let now = wall_us() / 1000;
+        match store.take_slot(take, now).await.unwrap() {
+            Some(lease) => {
+                store.release_slot(&lease).await.unwrap();
+                true
+            }
+            None => false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_target_without_limits_never_asks_the_store() {
+        let inner: Arc<dyn Store> =
+            Arc::new(SqliteStore::open("sqlite::memory:", SqliteConfig::default()).unwrap());
+        let store: Arc<dyn Store> = Arc::new(FaultyStore::new(inner, |_| {
+            Some(StoreError::unavailable("the store was asked"))
+        }));
+        let l = limits(store);
+        assert!(l.permit(&target(None, None)).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn on_a_file_a_permit_holds_a_slot_in_the_store_until_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("signet.db").display());
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&url, SqliteConfig::default()).unwrap());
+        let l = limits(Arc::clone(&store));
+        let t = target(Some(1000), Some(1));
+        let permit = l.permit(&t).await.expect("a limited target");
+        assert!(!store_slot_free(&*store, &t, 1).await, "the slot is held");
+        drop(permit);
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while !store_slot_free(&*store, &t, 1).await {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the slot is released after the permit drops");
+    }
+
+    #[tokio::test]
+    async fn in_memory_the_limits_stay_in_the_process() {
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open("sqlite::memory:", SqliteConfig::default()).unwrap());
+        assert!(store.only_node());
+        let l = limits(Arc::clone(&store));
+        let t = target(Some(1000), Some(1));
+        let _permit = l.permit(&t).await.expect("a limited target");
+        assert!(
+            store_slot_free(&*store, &t, 1).await,
+            "no store slot is taken in memory"
+        );
+        let second = tokio::time::timeout(Duration::from_millis(50), l.permit(&t)).await;
+        assert!(second.is_err(), "the process still allows one at a time");
     }
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 use signet_runtime::NewTarget;
+use signet_store::testkit::most_within;
 use signet_store::{SlotTake, TargetRecord};
 
 use super::dispatcher::{Answer, Receiver, RunningDispatcher, Setup};
@@ -32,19 +33,6 @@ async fn limited(
         .await
         .unwrap();
     target
-}
-
-/// Most arrivals in any window of `window` (arrivals sorted).
-fn most_in_window(arrivals: &[Instant], window: Duration) -> usize {
-    let mut best = 0;
-    let mut start = 0;
-    for (end, t) in arrivals.iter().enumerate() {
-        while *t - arrivals[start] >= window {
-            start += 1;
-        }
-        best = best.max(end + 1 - start);
-    }
-    best
 }
 
 #[tokio::test]
@@ -73,7 +61,7 @@ async fn two_dispatchers_share_a_targets_rate() {
     arrivals.sort();
     // Send times are one interval (25 ms) apart across both dispatchers;
     // 10 % covers the jitter of scheduling.
-    let most = most_in_window(&arrivals, Duration::from_secs(1));
+    let most = most_within(&arrivals, Duration::from_secs(1));
     assert!(
         most <= (RATE as usize) * 11 / 10,
         "{most} requests within one second at {RATE}/s"

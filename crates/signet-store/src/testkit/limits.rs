@@ -81,6 +81,8 @@ pub(super) async fn rate_take(store: Arc<dyn Store>) {
         sorted.windows(2).all(|w| w[1] - w[0] == 20_000),
         "send times not 20 ms apart: {sorted:?}"
     );
+    assert_eq!(most_within(&sorted, 1_000_000), 50, "50 in the second");
+    assert_eq!(most_within(&sorted, 20_000), 1, "one each 20 ms");
 
     // A rate that is not a whole number of µs rounds the interval up.
     let g = take(rate(&other, 3, 5, 1000), T0 + 50).await;
@@ -94,6 +96,25 @@ pub(super) async fn rate_take(store: Arc<dyn Store>) {
     ] {
         assert_invalid(what, s.take_rate(bad, T0).await);
     }
+}
+
+/// The most of `times` (sorted: µs, `Instant`s, …) that fall within any
+/// window of length `window` (`i64` µs, a `Duration`, …): what a receiver
+/// measures of a rate.
+pub fn most_within<T, D>(times: &[T], window: D) -> usize
+where
+    T: Copy + std::ops::Sub<Output = D>,
+    D: PartialOrd,
+{
+    let mut best = 0;
+    let mut start = 0;
+    for (end, t) in times.iter().enumerate() {
+        while *t - times[start] >= window {
+            start += 1;
+        }
+        best = best.max(end + 1 - start);
+    }
+    best
 }
 
 fn slot(target: &str, max: u32, holder: &str, lease_ms: i64) -> SlotTake {

@@ -56,6 +56,7 @@ mod targets;
 mod wakeups;
 
 pub use faulty::{Fault, FaultyStore};
+pub use limits::most_within;
 pub use wakeups::assert_wakes;
 
 /// The fixed "now" of the suite (2023-11-14T22:13:20Z), unix ms.

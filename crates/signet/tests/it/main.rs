@@ -16,6 +16,7 @@ mod rotation;
 mod schedules;
 mod serve;
 mod support;
+mod target_limits;
 
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
