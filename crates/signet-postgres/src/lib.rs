@@ -50,6 +50,7 @@ mod limits;
 pub mod migrate;
 mod notify;
 pub mod options;
+mod pause;
 mod push;
 mod queries;
 mod row;

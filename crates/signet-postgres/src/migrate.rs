@@ -42,12 +42,13 @@ const MIGRATIONS: &[Migration] = &[
         "push_bindings",
         include_str!("../migrations/0007_push_bindings.sql"),
     ),
-    // The file is 0009 (this change's number); 0008 (queue steering) is
-    // another branch's. Until it is merged this entry stands at 8, the
-    // next free place: the list must count 1, 2, 3, … (checked at build
-    // time), so merging both without renumbering this to 9 fails to build.
     Migration::new(
         8,
+        "steering",
+        include_str!("../migrations/0008_steering.sql"),
+    ),
+    Migration::new(
+        9,
         "target_limits",
         include_str!("../migrations/0009_target_limits.sql"),
     ),
@@ -174,7 +175,8 @@ mod tests {
                 (5, "newest_first"),
                 (6, "listing_by_id"),
                 (7, "push_bindings"),
-                (8, "target_limits")
+                (8, "steering"),
+                (9, "target_limits")
             ]
         );
         assert!(status_for_version(SCHEMA_VERSION + 1).is_too_new());

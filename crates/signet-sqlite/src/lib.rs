@@ -35,6 +35,7 @@ mod history;
 mod leases;
 mod limits;
 pub mod migrate;
+mod pause;
 mod push;
 mod queries;
 mod readers;

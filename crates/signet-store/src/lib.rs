@@ -14,6 +14,7 @@ pub mod ids;
 pub mod limits;
 pub mod migration;
 pub mod paging;
+pub mod pause;
 pub mod rows;
 pub mod rules;
 pub mod state;
@@ -38,6 +39,7 @@ pub use idempotency::{
 };
 pub use ids::{ApiKeyId, MessageId, ScheduleId, TargetId, TaskId};
 pub use limits::{RateGrant, RateTake, SlotLease, SlotTake, MAX_RATE_HORIZON_MS, MAX_RATE_TAKE};
+pub use pause::PausedQueue;
 pub use rules::FieldError;
 pub use state::{DeadReason, TaskState};
 pub use store::{Store, StoreResult};
