@@ -46,6 +46,7 @@ mod delivery;
 mod error_map;
 mod history;
 mod leader;
+mod limits;
 pub mod migrate;
 mod notify;
 pub mod options;

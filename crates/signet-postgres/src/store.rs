@@ -24,7 +24,9 @@ use crate::notify::{channel_for, Listener};
 use crate::options::{PostgresOptions, APPLICATION_NAME};
 use crate::targets::By;
 use crate::url::parse_url;
-use crate::{api_keys, delivery, history, leader, pause, push, queries, schedules, targets, tasks};
+use crate::{
+    api_keys, delivery, history, leader, limits, pause, push, queries, schedules, targets, tasks,
+};
 
 /// The multi-node store on PostgreSQL. Cheap to clone: clones share one
 /// pool and one listener.
@@ -607,6 +609,42 @@ impl Store for PostgresStore {
     async fn delete_target(&self, id: &str) -> StoreResult<()> {
         let client = self.conn().await?;
         targets::delete(&client, id).await
+    }
+
+    async fn take_rate(
+        &self,
+        take: signet_store::RateTake,
+        now_ms: i64,
+    ) -> StoreResult<signet_store::RateGrant> {
+        take.validate()?;
+        let client = self.conn().await?;
+        limits::take_rate(&client, &take, now_ms).await
+    }
+
+    async fn take_slot(
+        &self,
+        take: signet_store::SlotTake,
+        now_ms: i64,
+    ) -> StoreResult<Option<signet_store::SlotLease>> {
+        take.validate()?;
+        let client = self.conn().await?;
+        limits::take_slot(&client, &take, now_ms).await
+    }
+
+    async fn renew_slot(
+        &self,
+        lease: &signet_store::SlotLease,
+        lease_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        signet_store::limits::check_slot_lease_ms(lease_ms)?;
+        let client = self.conn().await?;
+        limits::renew_slot(&client, lease, lease_ms, now_ms).await
+    }
+
+    async fn release_slot(&self, lease: &signet_store::SlotLease) -> StoreResult<()> {
+        let client = self.conn().await?;
+        limits::release_slot(&client, lease).await
     }
 
     async fn put_push_binding(&self, binding: PushBinding) -> StoreResult<PushBinding> {

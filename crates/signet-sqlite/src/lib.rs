@@ -33,6 +33,7 @@ pub mod config;
 mod error_map;
 mod history;
 mod leases;
+mod limits;
 pub mod migrate;
 mod pause;
 mod push;

@@ -46,6 +46,11 @@ const MIGRATIONS: &[Migration] = &[
         "steering",
         include_str!("../migrations/0008_steering.sql"),
     ),
+    Migration::new(
+        9,
+        "target_limits",
+        include_str!("../migrations/0009_target_limits.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.

@@ -12,8 +12,9 @@ use signet_store::migration::wall_clock_ms;
 use signet_store::{
     ApiKeyRecord, ClaimRequest, DeadFilter, DeadReason, DeadSelector, Enqueued, FailOutcome,
     HistoryEvent, HttpExchange, KeyUsage, LeaderLease, LeaseToken, NewTask, Page, PausedQueue,
-    PushBinding, QueueCounts, ScheduleRecord, Settlement, SignatureRecord, Store, StoreError,
-    StoreResult, TargetRecord, TaskFilter, TaskRow, TaskState,
+    PushBinding, QueueCounts, RateGrant, RateTake, ScheduleRecord, Settlement, SignatureRecord,
+    SlotLease, SlotTake, Store, StoreError, StoreResult, TargetRecord, TaskFilter, TaskRow,
+    TaskState,
 };
 
 use crate::config::SqliteConfig;
@@ -25,7 +26,7 @@ use crate::url::{parse_url, Location};
 use crate::watch::Watcher;
 use crate::writer::{Writer, WriterStats};
 use crate::{
-    api_keys, callbacks, history, leases, pause, push, queries, schedules, targets, tasks,
+    api_keys, callbacks, history, leases, limits, pause, push, queries, schedules, targets, tasks,
 };
 
 /// Size of the writer's prepared statement cache.
@@ -613,6 +614,37 @@ impl Store for SqliteStore {
     async fn delete_target(&self, id: &str) -> StoreResult<()> {
         let id = id.to_owned();
         self.write(move |c| targets::delete(c, &id)).await
+    }
+
+    async fn take_rate(&self, take: RateTake, now_ms: i64) -> StoreResult<RateGrant> {
+        take.validate()?;
+        self.write(move |c| limits::take_rate(c, &take, now_ms))
+            .await
+    }
+
+    async fn take_slot(&self, take: SlotTake, now_ms: i64) -> StoreResult<Option<SlotLease>> {
+        take.validate()?;
+        self.write(move |c| limits::take_slot(c, &take, now_ms))
+            .await
+    }
+
+    async fn renew_slot(&self, lease: &SlotLease, lease_ms: i64, now_ms: i64) -> StoreResult<bool> {
+        signet_store::limits::check_slot_lease_ms(lease_ms)?;
+        let lease = lease.clone();
+        self.write(move |c| limits::renew_slot(c, &lease, lease_ms, now_ms))
+            .await
+    }
+
+    async fn release_slot(&self, lease: &SlotLease) -> StoreResult<()> {
+        let lease = lease.clone();
+        self.write(move |c| limits::release_slot(c, &lease)).await
+    }
+
+    /// An in-memory database is private to this process; a file may be
+    /// shared with other processes (another `signet serve`, the CLI), so
+    /// limits on a file go through it.
+    fn only_node(&self) -> bool {
+        matches!(self.inner.location, Location::Memory)
     }
 
     async fn put_push_binding(&self, binding: PushBinding) -> StoreResult<PushBinding> {

@@ -337,6 +337,48 @@ pub trait Store: Send + Sync + 'static {
     /// without a target.
     async fn pending_messages_for_target(&self, target_id: &str) -> StoreResult<u64>;
 
+    // --- Per-target limits (see [`limits`](crate::limits)) -----------------
+
+    /// Hands out up to `take.want` send times of the target's rate bucket
+    /// that fall before `now_ms + take.horizon_ms`, one
+    /// [`RateTake::interval_us`](crate::RateTake::interval_us) apart, never
+    /// before `now_ms` and never twice (across every process on the store),
+    /// in one write. None free before the horizon: a grant of 0 whose
+    /// `first_us` is when the next one is free. A take
+    /// [`RateTake::validate`](crate::RateTake::validate) refuses gives
+    /// [`StoreError::Invalid`].
+    async fn take_rate(&self, take: crate::RateTake, now_ms: i64) -> StoreResult<crate::RateGrant>;
+
+    /// Takes the lowest free concurrency slot `0 .. take.max` of the target
+    /// (free: absent, or its lease expired, `expires_at_ms <= now_ms`) for
+    /// `take.holder` until `now_ms + take.lease_ms`. `None` when every slot
+    /// below `max` is held. Two callers never hold one slot at once.
+    async fn take_slot(
+        &self,
+        take: crate::SlotTake,
+        now_ms: i64,
+    ) -> StoreResult<Option<crate::SlotLease>>;
+
+    /// Extends a held slot to `now_ms + lease_ms`. Returns `false`, changing
+    /// nothing, when the slot is no longer `lease`'s (it expired, or was
+    /// released, or taken by another).
+    async fn renew_slot(
+        &self,
+        lease: &crate::SlotLease,
+        lease_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<bool>;
+
+    /// Frees a held slot. A slot no longer `lease`'s is left alone (not an
+    /// error).
+    async fn release_slot(&self, lease: &crate::SlotLease) -> StoreResult<()>;
+
+    /// Whether no other process can use this store (an in-memory
+    /// database): per-target limits can then be kept in this process alone.
+    fn only_node(&self) -> bool {
+        false
+    }
+
     // --- Push queues ------------------------------------------------------
 
     /// Binds a queue to an endpoint, or replaces its binding (keeping the

@@ -5,6 +5,7 @@ mod dispatcher;
 mod flaky;
 mod flow;
 mod leader;
+mod limits;
 mod metrics;
 mod node;
 mod producer;

@@ -275,6 +275,34 @@ impl Store for FaultyStore {
         self.check("delete_target")?;
         self.inner.delete_target(id).await
     }
+    async fn take_rate(&self, take: crate::RateTake, now_ms: i64) -> StoreResult<crate::RateGrant> {
+        self.check("take_rate")?;
+        self.inner.take_rate(take, now_ms).await
+    }
+    async fn take_slot(
+        &self,
+        take: crate::SlotTake,
+        now_ms: i64,
+    ) -> StoreResult<Option<crate::SlotLease>> {
+        self.check("take_slot")?;
+        self.inner.take_slot(take, now_ms).await
+    }
+    async fn renew_slot(
+        &self,
+        lease: &crate::SlotLease,
+        lease_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        self.check("renew_slot")?;
+        self.inner.renew_slot(lease, lease_ms, now_ms).await
+    }
+    async fn release_slot(&self, lease: &crate::SlotLease) -> StoreResult<()> {
+        self.check("release_slot")?;
+        self.inner.release_slot(lease).await
+    }
+    fn only_node(&self) -> bool {
+        self.inner.only_node()
+    }
     async fn put_push_binding(&self, binding: PushBinding) -> StoreResult<PushBinding> {
         self.check("put_push_binding")?;
         self.inner.put_push_binding(binding).await

@@ -44,6 +44,7 @@ mod idempotency;
 mod leader;
 mod lease;
 mod lifecycle;
+mod limits;
 mod listing;
 mod messages;
 mod named;
@@ -57,6 +58,7 @@ mod targets;
 mod wakeups;
 
 pub use faulty::{Fault, FaultyStore};
+pub use limits::most_within;
 pub use wakeups::assert_wakes;
 
 /// The fixed "now" of the suite (2023-11-14T22:13:20Z), unix ms.
@@ -155,6 +157,8 @@ macro_rules! __signet_store_checks {
             Schedules => schedules::schedules: "Schedules: create, read by id and name, list by name, update, delete; names are unique.",
             DueSchedules => schedules::due_schedules: "Due schedules: not paused, due by now, earliest first, limited.",
             AdvanceSchedule => schedules::advance_schedule: "Advancing a schedule is a compare-and-set on its due time.",
+            RateTake => limits::rate_take: "Rate buckets hand out send times one interval apart from now, before the horizon only, never twice (also to concurrent takers), with no credit for idle time.",
+            SlotLeases => limits::slot_leases: "Concurrency slots: lowest free below the limit, freed by release or expiry, renewed and released only by their holder, never shared, gone with their target.",
             LeaderLeases => leader::leader_leases: "Leader leases: taken when free or expired, renewed by the holder, terms count holders, resign frees at once.",
             WaitForWork => wakeups::wait_for_work: "`wait_for_work` returns by its timeout.",
             Close => lifecycle::close: "Ping answers; after close every call is `Closed`.",

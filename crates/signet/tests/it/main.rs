@@ -17,6 +17,7 @@ mod schedules;
 mod serve;
 mod steer;
 mod support;
+mod target_limits;
 
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
