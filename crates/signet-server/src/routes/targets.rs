@@ -506,25 +506,33 @@ pub(crate) async fn rotate_secret(
     headers: HeaderMap,
     body: Bytes,
 ) -> AppResult<Json<TargetWithSecret>> {
-    let req: RotateSecretRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        RotateSecretRequest::default()
-    } else {
-        let json = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.trim_start()
-                    .to_ascii_lowercase()
-                    .starts_with("application/json")
-            });
-        if !json {
-            return Err(AppError::UnsupportedMediaType(
-                "send the body as `Content-Type: application/json`, or no body".into(),
-            ));
-        }
-        parse_json(&body)?
-    };
+    let req: RotateSecretRequest = optional_json(&headers, &body)?;
     rotate(&state, &id, req).await.map(Json)
+}
+
+/// An optional JSON body: the defaults when there is none (or only
+/// whitespace), else JSON, refused as the other bodies are.
+fn optional_json<T: Default + serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> AppResult<T> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if !json {
+        return Err(AppError::UnsupportedMediaType(
+            "send the body as `Content-Type: application/json`, or no body".into(),
+        ));
+    }
+    parse_json(body)
 }
 
 /// Rotates the secret of target `id` (or name): what
@@ -546,6 +554,103 @@ pub(crate) async fn rotate(
     TargetWithSecret::new(state, &target, &secret)
 }
 
+/// `POST /v1/targets/reseal` (the body is optional).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ResealRequest {
+    /// Only count what would be re-sealed (every secret is opened); change
+    /// nothing. Default `false`.
+    pub dry_run: Option<bool>,
+    /// Targets read and re-sealed per batch, 1 to 10000 (default 100).
+    pub batch: Option<u32>,
+}
+
+/// A target a re-seal could not open.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ResealFailureView {
+    /// The target's id.
+    pub target_id: String,
+    /// Why (never key material).
+    pub reason: String,
+}
+
+/// The answer of `POST /v1/targets/reseal`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ResealView {
+    /// Only counted, nothing changed.
+    pub dry_run: bool,
+    /// The fingerprint of the master key the secrets are sealed under now.
+    pub master_key: Option<String>,
+    /// The fingerprints of `SIGNET_MASTER_KEY_PREVIOUS`, which open.
+    pub previous_master_keys: Vec<String>,
+    /// Targets there were when the walk started.
+    pub total: u64,
+    /// Re-sealed under the current key (dry run: would be).
+    pub resealed: u64,
+    /// Already under the current key.
+    pub already_current: u64,
+    /// Deleted meanwhile.
+    pub gone: u64,
+    /// Targets no configured master key opens: add the key that sealed
+    /// them to `SIGNET_MASTER_KEY_PREVIOUS` and re-seal again.
+    pub failed: Vec<ResealFailureView>,
+}
+
+/// Re-seal every target's secrets under the current master key
+/// (`SIGNET_MASTER_KEY`), opening each with it or a key of
+/// `SIGNET_MASTER_KEY_PREVIOUS`; each row is swapped only if unchanged, so
+/// it is safe to interrupt and run again, and beside running nodes.
+#[utoipa::path(
+    post, path = "/v1/targets/reseal", tag = "targets",
+    request_body(content = ResealRequest, description = "Optional: send no body to re-seal in batches of 100"),
+    responses(
+        (status = 200, description = "Done; `failed` names the targets no key opens", body = ResealView),
+        (status = 422, description = "Invalid field (named)", body = ErrorBody),
+        (status = 503, description = "SIGNET_MASTER_KEY is not set", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn reseal(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> AppResult<Json<ResealView>> {
+    let req: ResealRequest = optional_json(&headers, &body)?;
+    let batch = req.batch.unwrap_or(signet_runtime::DEFAULT_RESEAL_BATCH);
+    if !(1..=MAX_RESEAL_BATCH).contains(&batch) {
+        return Err(AppError::invalid(
+            "batch",
+            format!("must be from 1 to {MAX_RESEAL_BATCH}"),
+        ));
+    }
+    let dry_run = req.dry_run.unwrap_or(false);
+    let targets = &state.delivery().targets;
+    let report = targets
+        .reseal(signet_runtime::ResealOptions { batch, dry_run }, |_| {})
+        .await
+        .map_err(runtime_error)?;
+    Ok(Json(ResealView {
+        dry_run,
+        master_key: targets.master_key_fingerprint(),
+        previous_master_keys: targets.previous_master_key_fingerprints(),
+        total: report.total,
+        resealed: report.resealed,
+        already_current: report.already_current,
+        gone: report.gone,
+        failed: report
+            .failed
+            .into_iter()
+            .map(|f| ResealFailureView {
+                target_id: f.target_id,
+                reason: f.reason,
+            })
+            .collect(),
+    }))
+}
+
+/// The largest `batch` of a re-seal.
+pub(crate) const MAX_RESEAL_BATCH: u32 = 10_000;
+
 /// This file's routes, declared once: one `routes!` a path, its methods and
 /// path taken from the handlers' `#[utoipa::path]`, which also document them.
 pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
@@ -553,4 +658,5 @@ pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
         .routes(utoipa_axum::routes!(create, list))
         .routes(utoipa_axum::routes!(show, update, delete))
         .routes(utoipa_axum::routes!(rotate_secret))
+        .routes(utoipa_axum::routes!(reseal))
 }
