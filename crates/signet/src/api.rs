@@ -76,6 +76,8 @@ pub(crate) enum Keys {
     IfAvailable,
     /// They must load, or the command stops with the loader's message.
     Required,
+    /// None, on purpose (`--unsigned`): work is stored unsigned.
+    Unsigned,
 }
 
 impl ApiArgs {
@@ -162,6 +164,13 @@ impl Remote {
 async fn local(db: &DatabaseArgs, keys: Keys) -> anyhow::Result<axum::Router> {
     let loaded = match keys {
         Keys::None => None,
+        Keys::Unsigned => {
+            let state_of = |signing| local_state(db, signing, None);
+            return Ok(signet_server::operator_app(
+                state_of(Signing::off()).await?,
+                cli_actor(),
+            ));
+        }
         Keys::Required => Some(crate::commands::keys::load(db, false)?),
         Keys::IfAvailable => match crate::commands::keys::load(db, false) {
             Ok(k) => Some(k),
@@ -184,6 +193,17 @@ async fn local(db: &DatabaseArgs, keys: Keys) -> anyhow::Result<axum::Router> {
             None,
         ),
     };
+    let state = local_state(db, signing, master_key).await?;
+    Ok(signet_server::operator_app(state, cli_actor()))
+}
+
+/// The server's state on the database `db` names, signing with `signing`,
+/// opening target secrets with `master_key`.
+async fn local_state(
+    db: &DatabaseArgs,
+    signing: Signing,
+    master_key: Option<signet_sign::sealed::MasterKey>,
+) -> anyhow::Result<AppState> {
     // The nodes deliver under this allow-list; a target's URL is checked
     // against the same one here.
     let allowed = std::env::var("SIGNET_ALLOWED_TARGET_CIDRS").unwrap_or_default();
@@ -201,15 +221,14 @@ async fn local(db: &DatabaseArgs, keys: Keys) -> anyhow::Result<axum::Router> {
         ssrf,
         ..DeliveryConfig::default()
     };
-    let state = AppState::with_delivery(
+    Ok(AppState::with_delivery(
         db.open().await?,
         config,
         signing,
         signet_server::serve::detached_metrics_handle(),
         std::sync::Arc::new(SystemClock),
         delivery,
-    );
-    Ok(signet_server::operator_app(state, cli_actor()))
+    ))
 }
 
 /// Who the CLI records as the actor of what it does on the database: a
@@ -228,7 +247,8 @@ pub(crate) struct Call {
     method: Method,
     path: String,
     query: Vec<(String, String)>,
-    body: Option<Value>,
+    /// The JSON body, serialised once (raw args stay byte for byte).
+    body: Option<Vec<u8>>,
 }
 
 impl Call {
@@ -269,10 +289,11 @@ impl Call {
         self
     }
 
-    /// The JSON body.
-    pub(crate) fn body(mut self, body: Value) -> Self {
-        self.body = Some(body);
-        self
+    /// The JSON body: `body` serialised (a `RawValue` in it is sent
+    /// byte for byte).
+    pub(crate) fn body(mut self, body: &impl serde::Serialize) -> anyhow::Result<Self> {
+        self.body = Some(serde_json::to_vec(body)?);
+        Ok(self)
     }
 
     fn path_and_query(&self) -> String {
@@ -297,20 +318,27 @@ impl Api {
     /// Sends `call` and returns the JSON answer; a refusal is an error that
     /// carries the server's message (a `404` a negative answer, exit 1).
     pub(crate) async fn send(&self, call: Call) -> anyhow::Result<Value> {
+        self.send_for_status(call).await.map(|(_, v)| v)
+    }
+
+    /// Like [`Api::send`], with the answer's status (`201` created or `200`
+    /// already there, `204` nothing to say: JSON `null`).
+    pub(crate) async fn send_for_status(&self, call: Call) -> anyhow::Result<(StatusCode, Value)> {
         let (status, body) = match self {
             Api::Local(router) => local_send(router, &call).await?,
             Api::Remote(remote) => remote_send(remote, &call).await?,
         };
         if status.is_success() {
             if body.is_empty() {
-                return Ok(Value::Null);
+                return Ok((status, Value::Null));
             }
-            return serde_json::from_slice(&body).with_context(|| {
+            let value = serde_json::from_slice(&body).with_context(|| {
                 format!(
                     "{} {} answered {status} with a body that is not JSON",
                     call.method, call.path
                 )
-            });
+            })?;
+            return Ok((status, value));
         }
         Err(self.refusal(&call, status, &body))
     }
@@ -367,9 +395,9 @@ async fn local_send(router: &axum::Router, call: &Call) -> anyhow::Result<(Statu
         .method(call.method.clone())
         .uri(call.path_and_query());
     let body = match &call.body {
-        Some(v) => {
+        Some(bytes) => {
             request = request.header("content-type", "application/json");
-            axum::body::Body::from(serde_json::to_vec(v)?)
+            axum::body::Body::from(bytes.clone())
         }
         None => axum::body::Body::empty(),
     };
@@ -397,10 +425,10 @@ async fn remote_send(remote: &Remote, call: &Call) -> anyhow::Result<(StatusCode
         .client
         .request(method, &url)
         .bearer_auth(remote.key.as_str());
-    if let Some(v) = &call.body {
+    if let Some(bytes) = &call.body {
         request = request
             .header("content-type", "application/json")
-            .body(serde_json::to_vec(v)?);
+            .body(bytes.clone());
     }
     let response = request
         .send()

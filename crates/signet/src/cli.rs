@@ -31,9 +31,12 @@ enum Command {
     Verify(commands::verify::Args),
     /// Enqueue a signed task.
     Enqueue(commands::enqueue::Args),
-    /// List and show tasks.
+    /// List, show and cancel tasks.
     #[command(subcommand)]
     Tasks(commands::tasks::Command),
+    /// List and show the HTTP messages Signet delivers, with every attempt.
+    #[command(subcommand)]
+    Messages(commands::messages::Command),
     /// Show tasks per queue and state.
     Queues(commands::queues::Args),
     /// Inspect, replay and purge dead letters.
@@ -42,7 +45,7 @@ enum Command {
     /// Cron schedules that fire tasks or messages.
     #[command(subcommand)]
     Schedules(commands::schedules::Command),
-    /// List and show targets and the secrets still signing.
+    /// Register, list, change, rotate, delete and re-seal targets.
     #[command(subcommand)]
     Targets(commands::targets::Command),
     /// Run a development receiver that verifies and prints signed requests.
@@ -86,6 +89,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Verify(args) => commands::verify::run(args),
         Command::Enqueue(args) => commands::enqueue::run(args),
         Command::Tasks(cmd) => commands::tasks::run(cmd),
+        Command::Messages(cmd) => commands::messages::run(cmd),
         Command::Queues(args) => commands::queues::run(args),
         Command::Dlq(cmd) => commands::dlq::run(cmd),
         Command::Schedules(cmd) => commands::schedules::run(cmd),

@@ -212,7 +212,7 @@ async fn replay(args: ActArgs) -> anyhow::Result<()> {
     };
     let api = args.api.open(keys).await?;
     let answer = api
-        .send(Call::post("/v1/dead-letters/replay").body(Value::Object(body)))
+        .send(Call::post("/v1/dead-letters/replay").body(&body)?)
         .await?;
     if args.json {
         print_json(&answer, false)?;
@@ -311,7 +311,7 @@ async fn purge(args: PurgeArgs) -> anyhow::Result<()> {
         }
     }
     let answer = api
-        .send(Call::post("/v1/dead-letters/purge").body(Value::Object(body)))
+        .send(Call::post("/v1/dead-letters/purge").body(&body)?)
         .await?;
     if args.json {
         print_json(&answer, false)?;
