@@ -561,8 +561,11 @@ pub(crate) struct ResealRequest {
     /// Only count what would be re-sealed (every secret is opened); change
     /// nothing. Default `false`.
     pub dry_run: Option<bool>,
-    /// Targets read and re-sealed per batch, 1 to 10000 (default 100).
+    /// Targets re-sealed by this request, 1 to 10000 (default 100).
     pub batch: Option<u32>,
+    /// Continue after this target id: the `next_after` of the previous
+    /// answer. Absent: from the first target.
+    pub after: Option<String>,
 }
 
 /// A target a re-seal could not open.
@@ -574,7 +577,7 @@ pub(crate) struct ResealFailureView {
     pub reason: String,
 }
 
-/// The answer of `POST /v1/targets/reseal`.
+/// The answer of `POST /v1/targets/reseal`: one batch.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct ResealView {
     /// Only counted, nothing changed.
@@ -583,8 +586,11 @@ pub(crate) struct ResealView {
     pub master_key: Option<String>,
     /// The fingerprints of `SIGNET_MASTER_KEY_PREVIOUS`, which open.
     pub previous_master_keys: Vec<String>,
-    /// Targets there were when the walk started.
-    pub total: u64,
+    /// Targets there are, counted on the first batch (no `after`) only;
+    /// `null` on the others.
+    pub total: Option<u64>,
+    /// Targets looked at in this batch.
+    pub checked: u64,
     /// Re-sealed under the current key (dry run: would be).
     pub resealed: u64,
     /// Already under the current key.
@@ -594,12 +600,16 @@ pub(crate) struct ResealView {
     /// Targets no configured master key opens: add the key that sealed
     /// them to `SIGNET_MASTER_KEY_PREVIOUS` and re-seal again.
     pub failed: Vec<ResealFailureView>,
+    /// Send it as `after` for the next batch; `null` after the last.
+    pub next_after: Option<String>,
 }
 
-/// Re-seal every target's secrets under the current master key
+/// Re-seal a batch of targets' secrets under the current master key
 /// (`SIGNET_MASTER_KEY`), opening each with it or a key of
 /// `SIGNET_MASTER_KEY_PREVIOUS`; each row is swapped only if unchanged, so
-/// it is safe to interrupt and run again, and beside running nodes.
+/// it is safe to interrupt and run again, and beside running nodes. Call
+/// again with `after: next_after` until `next_after` is `null`
+/// (`signet targets reseal` does, printing the progress).
 #[utoipa::path(
     post, path = "/v1/targets/reseal", tag = "targets",
     request_body(content = ResealRequest, description = "Optional: send no body to re-seal in batches of 100"),
@@ -625,15 +635,22 @@ pub(crate) async fn reseal(
     }
     let dry_run = req.dry_run.unwrap_or(false);
     let targets = &state.delivery().targets;
-    let report = targets
-        .reseal(signet_runtime::ResealOptions { batch, dry_run }, |_| {})
+    let options = signet_runtime::ResealOptions { batch, dry_run };
+    let page = targets
+        .reseal_page(req.after.as_deref(), options)
         .await
         .map_err(runtime_error)?;
+    let total = match req.after {
+        None => Some(targets.target_count(batch).await.map_err(runtime_error)?),
+        Some(_) => None,
+    };
+    let report = page.report;
     Ok(Json(ResealView {
         dry_run,
         master_key: targets.master_key_fingerprint(),
         previous_master_keys: targets.previous_master_key_fingerprints(),
-        total: report.total,
+        total,
+        checked: report.checked,
         resealed: report.resealed,
         already_current: report.already_current,
         gone: report.gone,
@@ -645,6 +662,7 @@ pub(crate) async fn reseal(
                 reason: f.reason,
             })
             .collect(),
+        next_after: page.next,
     }))
 }
 

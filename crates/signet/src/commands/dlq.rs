@@ -217,7 +217,11 @@ async fn replay(args: ActArgs) -> anyhow::Result<()> {
     if args.json {
         print_json(&answer, false)?;
     } else {
-        nothing_done("replayed", &answer)?;
+        // What a re-sign refused is printed, each with its reason; a
+        // plain replay that did nothing only says why, in the error.
+        if !args.resign {
+            nothing_done("replayed", &answer)?;
+        }
         report("replayed", &answer)?;
     }
     nothing_done("replayed", &answer)

@@ -450,18 +450,50 @@ fn print_target(v: &Value) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `signet targets reseal`.
+/// `signet targets reseal`: batch after batch through
+/// `POST /v1/targets/reseal`, printing the progress after each (to stderr
+/// with `--json`, whose answer sums the batches in the API's shape).
 async fn reseal(dry_run: bool, batch: Option<u32>, json: bool, api: ApiArgs) -> anyhow::Result<()> {
-    let mut body = Map::new();
-    body.insert("dry_run".into(), json!(dry_run));
-    if let Some(b) = batch {
-        body.insert("batch".into(), json!(b));
-    }
     // On the database re-sealing needs the master key: no fallback.
     let api = api.open(Keys::Required).await?;
-    let r = api
-        .send(Call::post("/v1/targets/reseal").body(&body)?)
-        .await?;
+    let mut sum: Option<Value> = None;
+    let mut after: Option<String> = None;
+    let verb = if dry_run { "to re-seal" } else { "resealed" };
+    loop {
+        let mut body = Map::new();
+        body.insert("dry_run".into(), json!(dry_run));
+        if let Some(b) = batch {
+            body.insert("batch".into(), json!(b));
+        }
+        if let Some(a) = &after {
+            body.insert("after".into(), json!(a));
+        }
+        let page = api
+            .send(Call::post("/v1/targets/reseal").body(&body)?)
+            .await?;
+        match &mut sum {
+            None => sum = Some(page.clone()),
+            Some(s) => add_page(s, &page),
+        }
+        let s = sum.as_ref().unwrap_or(&page);
+        let done = count(s, "resealed") + count(s, "already_current");
+        let line = format!(
+            "{verb} {done}/{} ({} already under the current key, {} failed)",
+            count(s, "total").max(count(s, "checked")),
+            count(s, "already_current"),
+            s["failed"].as_array().map_or(0, Vec::len)
+        );
+        if json {
+            eprintln!("{line}");
+        } else {
+            outln!("{line}");
+        }
+        match page["next_after"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let r = sum.unwrap_or_default();
     let failed = r["failed"]
         .as_array()
         .map(Vec::as_slice)
@@ -507,6 +539,23 @@ async fn reseal(dry_run: bool, batch: Option<u32>, json: bool, api: ApiArgs) -> 
         .into());
     }
     Ok(())
+}
+
+/// A count of a re-seal answer (0 when absent).
+fn count(v: &Value, key: &str) -> u64 {
+    v[key].as_u64().unwrap_or(0)
+}
+
+/// Adds the counts and failures of a batch's answer to `sum` (the first
+/// batch's answer, which carries the total); `next_after` is the last's.
+fn add_page(sum: &mut Value, page: &Value) {
+    for key in ["checked", "resealed", "already_current", "gone"] {
+        sum[key] = json!(count(sum, key) + count(page, key));
+    }
+    if let (Some(all), Some(more)) = (sum["failed"].as_array_mut(), page["failed"].as_array()) {
+        all.extend(more.iter().cloned());
+    }
+    sum["next_after"] = page["next_after"].clone();
 }
 
 /// Said when the secrets cannot be opened where the answer came from.
