@@ -268,7 +268,13 @@ mod tests {
         let text = history_table(&h);
         assert!(text.contains("attempt 1 retry"), "{text}");
         assert!(text.contains("HTTP 500 in 12 ms; boom"), "{text}");
-        assert!(text.contains("replayed  cli (me)"), "{text}");
+        let replayed = text.lines().nth(2).unwrap_or_default();
+        assert!(
+            replayed.starts_with("T2")
+                && replayed.contains("replayed")
+                && replayed.contains("cli (me)"),
+            "{text}"
+        );
         assert!(history_table(&json!([])).contains("nothing yet"));
     }
 }

@@ -1,0 +1,408 @@
+//! Every command that reads or changes state, run on the database
+//! (`--database-url`) and against `signet serve` on that same database
+//! (`--url` with `--api-key`): the `--json` outputs are the same text.
+//! Where two runs must differ (a second run acts on other rows, a change
+//! moves `updated_at`), the difference is normalised explicitly and said.
+//! Then the refusals that come from the flags: a wrong key, a read key on
+//! an admin act, a server that is down, no key.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use signet_sqlite::{SqliteConfig, SqliteStore};
+use signet_store::{DeadReason, Store as _};
+
+use super::support::{json, Server};
+use crate::{signet_env, Run};
+
+/// A `signet serve` on a SQLite file, and the CLI on the same file.
+struct Both {
+    _dir: tempfile::TempDir,
+    db: String,
+    server: Server,
+    base: String,
+}
+
+impl Both {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db = format!("sqlite://{}", dir.path().join("remote.db").display());
+        let (server, key) = Server::start(&db, &[], &[]);
+        assert!(key.is_some(), "a fresh store prints its first admin key");
+        let base = format!("http://{}", server.addr);
+        Self {
+            _dir: dir,
+            db,
+            server,
+            base,
+        }
+    }
+
+    /// `signet ARGS` on the database.
+    fn local(&self, args: &[&str]) -> Run {
+        let mut all = args.to_vec();
+        all.extend(["--database-url", &self.db]);
+        signet_env(&all, b"", &[])
+    }
+
+    /// `signet ARGS --url … --api-key KEY`.
+    fn remote_as(&self, key: &str, args: &[&str]) -> Run {
+        let mut all = args.to_vec();
+        all.extend(["--url", &self.base, "--api-key", key]);
+        signet_env(&all, b"", &[])
+    }
+
+    /// `signet ARGS` against the server with its admin key.
+    fn remote(&self, args: &[&str]) -> Run {
+        self.remote_as(&self.server.key, args)
+    }
+
+    /// Runs `args` both ways, asserts both succeed with the same stdout,
+    /// and returns it as JSON.
+    fn same(&self, args: &[&str]) -> Value {
+        let local = self.local(args);
+        let remote = self.remote(args);
+        assert_eq!(local.ok(), remote.ok(), "{args:?}: {local:#?} {remote:#?}");
+        json(&local.stdout)
+    }
+
+    /// Runs `args` both ways, asserts both fail with `code` and the same
+    /// message (the server's, which a remote run follows with the status
+    /// and the server's address), and returns the local message.
+    fn same_refusal(&self, args: &[&str], code: i32) -> String {
+        let local = self.local(args);
+        let remote = self.remote(args);
+        assert_eq!(local.code, code, "{args:?}: {local:#?}");
+        assert_eq!(remote.code, code, "{args:?}: {remote:#?}");
+        let local_says = local.stderr.trim().to_owned();
+        assert!(
+            remote.stderr.trim().starts_with(&local_says),
+            "{args:?}: {local:#?} {remote:#?}"
+        );
+        local_says
+    }
+
+    /// An API key of `scope`, made on the database.
+    fn key(&self, scope: &str) -> String {
+        let run = self.local(&["api-keys", "create", "--name", scope, "--scope", scope]);
+        run.ok().trim().to_owned()
+    }
+
+    /// Dead-letters task `id` as a worker would (`max-attempts`).
+    fn kill(&self, id: &str) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let store = SqliteStore::open(&self.db, SqliteConfig::default()).unwrap();
+            store
+                .kill(id, DeadReason::MaxAttempts, "handler failed", now_ms())
+                .await
+                .unwrap();
+            store.close().await.unwrap();
+        });
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// The keys of a JSON object, sorted.
+fn keys(v: &Value) -> Vec<String> {
+    v.as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"))
+        .keys()
+        .cloned()
+        .collect()
+}
+
+fn id(v: &Value) -> String {
+    v["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no id: {v}"))
+        .to_owned()
+}
+
+#[test]
+fn tasks_queues_dead_letters_and_keys_answer_alike_on_the_database_and_a_server() {
+    let b = Both::start();
+    let enqueue = ["enqueue", "--queue", "mail", "--task", "send", "--json"];
+    let mut args = enqueue.to_vec();
+    args.extend(["--args", r#"{"to": "a@example.com"}"#]);
+    // Two enqueues make two tasks: compared by shape, and both signed with
+    // the key the server and the CLI share (the key file beside the store).
+    let local = json(b.local(&args).ok());
+    let remote = json(b.remote(&args).ok());
+    assert_eq!(keys(&local), keys(&remote), "{local} {remote}");
+    assert_eq!(local["signature"]["key_id"], remote["signature"]["key_id"]);
+    assert_eq!(local["args"], remote["args"]);
+    let (a, c) = (id(&local), id(&remote));
+    let d = id(&json(b.local(&enqueue).ok()));
+
+    let listed = b.same(&["tasks", "ls", "--json"]);
+    assert_eq!(listed["items"].as_array().unwrap().len(), 3, "{listed}");
+    b.same(&[
+        "tasks",
+        "ls",
+        "--queue",
+        "mail",
+        "--state",
+        "available",
+        "--limit",
+        "2",
+        "--json",
+    ]);
+    let shown = b.same(&["tasks", "show", &a, "--json"]);
+    assert_eq!(shown["history"], serde_json::json!([]), "{shown}");
+    b.same(&["queues", "--json"]);
+    b.same(&["queues", "--all", "--json"]);
+    let status = b.same(&["keys", "status", "--json"]);
+    assert_eq!(status["keys"][0]["pending"], 3, "{status}");
+
+    // Cancel: on a server, then the same task shows alike both ways (the
+    // answer is the task as `tasks show` shows it, without its history);
+    // cancelling it again is refused alike.
+    let cancelled = json(b.remote(&["tasks", "cancel", &a, "--json"]).ok());
+    let mut shown = b.same(&["tasks", "show", &a, "--json"]);
+    assert_eq!(shown["history"][0]["kind"], "cancelled", "{shown}");
+    assert!(
+        shown["history"][0]["actor"]
+            .as_str()
+            .unwrap()
+            .starts_with("api key key_"),
+        "{shown}"
+    );
+    shown.as_object_mut().unwrap().remove("history");
+    assert_eq!(cancelled, shown);
+    let says = b.same_refusal(&["tasks", "cancel", &a, "--json"], 2);
+    assert!(says.contains("cancelled"), "{says}");
+    b.same_refusal(
+        &["tasks", "show", "task_01a24f70315970d6b102017089014acc"],
+        1,
+    );
+
+    // Dead letters.
+    b.kill(&c);
+    let dead = b.same(&["dlq", "ls", "--json"]);
+    assert_eq!(dead["items"][0]["id"], c.as_str(), "{dead}");
+    b.same(&[
+        "dlq",
+        "ls",
+        "--reason",
+        "max-attempts",
+        "--until",
+        "2999-01-01T00:00:00Z",
+        "--json",
+    ]);
+    b.same(&["dlq", "show", &c, "--json"]);
+    // Replay on the database; killed again, the same replay against the
+    // server answers the same.
+    let replay = ["dlq", "replay", "--id", &c, "--json"];
+    let first = b.local(&replay);
+    b.kill(&c);
+    let second = b.remote(&replay);
+    assert_eq!(first.ok(), second.ok());
+    assert_eq!(json(&first.stdout)["ids"], serde_json::json!([c]));
+    // Purge: each way kills and purges its own task; the answers differ
+    // only by that id.
+    b.kill(&c);
+    b.kill(&d);
+    let local = b.local(&["dlq", "purge", "--id", &c, "--yes", "--json"]);
+    let remote = b.remote(&["dlq", "purge", "--id", &d, "--yes", "--json"]);
+    assert_eq!(local.ok(), remote.ok().replace(&d, &c));
+    b.same(&[
+        "dlq",
+        "purge",
+        "--all-matching",
+        "--queue",
+        "mail",
+        "--yes",
+        "--json",
+    ]);
+}
+
+#[test]
+fn targets_and_messages_answer_alike_on_the_database_and_a_server() {
+    let b = Both::start();
+    // Two creates make two targets with their own secrets: compared by
+    // shape.
+    let local = json(
+        b.local(&["targets", "create", "orders", "--rate-limit", "5", "--json"])
+            .ok(),
+    );
+    let remote = json(
+        b.remote(&[
+            "targets",
+            "create",
+            "billing",
+            "--rate-limit",
+            "5",
+            "--json",
+        ])
+        .ok(),
+    );
+    assert_eq!(keys(&local), keys(&remote), "{local} {remote}");
+    assert!(local["secret"].as_str().unwrap().starts_with("whsec_"));
+    b.same(&["targets", "ls", "--json"]);
+    b.same(&["targets", "show", "orders", "--json"]);
+
+    // The same change both ways: the answers differ only in `updated_at`
+    // (each run changes the target again).
+    let update = [
+        "targets",
+        "update",
+        "orders",
+        "--max-concurrency",
+        "3",
+        "--no-rate-limit",
+        "--json",
+    ];
+    let mut local = json(b.local(&update).ok());
+    let mut remote = json(b.remote(&update).ok());
+    for v in [&mut local, &mut remote] {
+        v.as_object_mut().unwrap().remove("updated_at");
+    }
+    assert_eq!(local, remote);
+    assert_eq!(local["max_concurrency"], 3);
+    assert_eq!(local["rate_limit_per_s"], Value::Null);
+
+    // Rotate on a server, then both see the two secrets signing.
+    let rotated = json(
+        b.remote(&["targets", "rotate", "orders", "--overlap", "1h", "--json"])
+            .ok(),
+    );
+    assert_eq!(rotated["secrets"].as_array().unwrap().len(), 2, "{rotated}");
+    b.same(&["targets", "show", "orders", "--json"]);
+
+    // Re-seal: nothing to do under one master key, reported alike, in
+    // batches of one.
+    let dry = b.same(&["targets", "reseal", "--dry-run", "--batch", "1", "--json"]);
+    assert_eq!(dry["total"], 2, "{dry}");
+    assert_eq!(dry["already_current"], 2, "{dry}");
+    b.same(&["targets", "reseal", "--json"]);
+
+    // A message whose one attempt is refused (its host resolves to a
+    // loopback address, which the delivery guard refuses) ends dead; then
+    // it shows alike.
+    let body =
+        r#"{"url":"http://localhost:9/hook","target":"orders","body":{"n":1},"max_attempts":1}"#;
+    let (status, answer) = b.server.http("POST", "/v1/messages", Some(body));
+    assert_eq!(status, 201, "{answer}");
+    let msg = id(&json(&answer));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let shown = json(b.remote(&["messages", "show", &msg, "--json"]).ok());
+        if shown["state"] == "dead" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never dead: {shown}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    b.same(&["messages", "ls", "--json"]);
+    b.same(&["messages", "ls", "--state", "dead", "--json"]);
+    let shown = b.same(&["messages", "show", &msg, "--json"]);
+    assert_eq!(
+        shown["attempts"].as_array().map(Vec::len),
+        Some(1),
+        "{shown}"
+    );
+    b.same(&["tasks", "ls", "--all", "--json"]);
+    b.same(&["dlq", "show", &msg, "--json"]);
+
+    // Delete: in use by nothing, each way deletes its own target and says
+    // nothing (the API answers 204); a missing one is refused alike.
+    assert_eq!(
+        b.local(&["targets", "rm", "orders", "--force", "--json"])
+            .code,
+        0
+    );
+    assert_eq!(b.remote(&["targets", "rm", "billing", "--json"]).ok(), "");
+    b.same_refusal(&["targets", "rm", "billing"], 1);
+    assert_eq!(
+        b.same(&["targets", "ls", "--json"])["items"],
+        serde_json::json!([])
+    );
+}
+
+#[test]
+fn the_flags_and_the_server_refuse_with_what_to_do() {
+    let b = Both::start();
+    // A wrong key: 401, and the key is never printed.
+    let run = b.remote_as("sk_not_a_key_at_all", &["tasks", "ls"]);
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(
+        run.stderr.contains("refused the API key (401") && run.stderr.contains(&b.base),
+        "{run:#?}"
+    );
+    assert!(!run.stderr.contains("sk_not_a_key_at_all"), "{run:#?}");
+
+    // A read key reads, and is refused an admin act, saying so.
+    let read = b.key("read");
+    let task = json(
+        b.local(&["enqueue", "--queue", "q", "--task", "t", "--json"])
+            .ok(),
+    );
+    assert_eq!(b.remote_as(&read, &["tasks", "ls", "--json"]).code, 0);
+    for args in [
+        &["tasks", "cancel", task["id"].as_str().unwrap()][..],
+        &["targets", "ls"][..],
+        &["targets", "reseal"][..],
+    ] {
+        let run = b.remote_as(&read, args);
+        assert_eq!(run.code, 2, "{args:?}: {run:#?}");
+        assert!(
+            run.stderr.contains("(403") && run.stderr.contains("use an admin key"),
+            "{args:?}: {run:#?}"
+        );
+    }
+
+    // A server that is not there: the URL it tried, and what to check.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let url = format!("http://{closed}");
+    let run = signet_env(
+        &["tasks", "ls", "--url", &url, "--api-key", "sk_x"],
+        b"",
+        &[],
+    );
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(
+        run.stderr
+            .contains(&format!("cannot reach the Signet server at {url}"))
+            && run.stderr.contains("refused"),
+        "{run:#?}"
+    );
+
+    // A URL without a key, a key without a URL (from the environment too).
+    let run = signet_env(&["queues", "--url", &b.base], b"", &[]);
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(run.stderr.contains("needs an API key"), "{run:#?}");
+    let run = signet_env(&["queues"], b"", &[("SIGNET_URL", &b.base)]);
+    assert!(run.stderr.contains("needs an API key"), "{run:#?}");
+    let run = signet_env(
+        &["queues", "--database-url", &b.db],
+        b"",
+        &[("SIGNET_API_KEY", &b.server.key)],
+    );
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(run.stderr.contains("no server"), "{run:#?}");
+    assert!(!run.stderr.contains(&b.server.key), "{run:#?}");
+    // The variables work like the flags.
+    let run = signet_env(
+        &["queues", "--json"],
+        b"",
+        &[("SIGNET_URL", &b.base), ("SIGNET_API_KEY", &b.server.key)],
+    );
+    assert_eq!(json(run.ok())["queues"][0]["queue"], "q");
+    // --unsigned is the database's: a server signs with its own keys.
+    let run = b.remote(&["enqueue", "--task", "t", "--unsigned"]);
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(run.stderr.contains("database only"), "{run:#?}");
+}
