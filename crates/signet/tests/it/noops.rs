@@ -255,7 +255,7 @@ fn targets_show_the_secrets_still_signing_and_schedules_flag_a_missing_target() 
     ])
     .ok();
     assert_eq!(
-        f.json(&["schedules", "ls", "--json"])[0]["target_missing"],
+        f.json(&["schedules", "ls", "--json"])["items"][0]["target_missing"],
         false
     );
     f.with_store(async |s| {
@@ -272,7 +272,7 @@ fn targets_show_the_secrets_still_signing_and_schedules_flag_a_missing_target() 
         "{run:#?}"
     );
     assert_eq!(
-        f.json(&["schedules", "ls", "--json"])[0]["target_missing"],
+        f.json(&["schedules", "ls", "--json"])["items"][0]["target_missing"],
         true
     );
     assert_eq!(

@@ -224,6 +224,33 @@ fn tasks_queues_dead_letters_and_keys_answer_alike_on_the_database_and_a_server(
         "--yes",
         "--json",
     ]);
+
+    // Schedules, named by name: created on the database, paused against
+    // the server; pausing again changes nothing, a negative answer alike.
+    let add = [
+        "schedules",
+        "add",
+        "nightly",
+        "--cron",
+        "0 3 * * *",
+        "--task",
+        "report",
+    ];
+    b.local(&add).ok();
+    b.same(&["schedules", "ls", "--json"]);
+    b.same(&["schedules", "show", "nightly", "--json"]);
+    let paused = json(b.remote(&["schedules", "pause", "nightly", "--json"]).ok());
+    assert_eq!(paused["paused"], true, "{paused}");
+    let again = ["schedules", "pause", "nightly", "--json"];
+    let (local, remote) = (b.local(&again), b.remote(&again));
+    assert_eq!((local.code, remote.code), (1, 1), "{local:#?} {remote:#?}");
+    assert_eq!(local.stdout, remote.stdout);
+    assert_eq!(local.stderr, remote.stderr);
+    b.local(&["schedules", "resume", "nightly"]).ok();
+    assert_eq!(
+        b.same(&["schedules", "show", "nightly", "--json"])["paused"],
+        false
+    );
 }
 
 #[test]
