@@ -66,6 +66,15 @@ impl Both {
         json(&local.stdout)
     }
 
+    /// Runs `args` (without `--json`) both ways and asserts both print the
+    /// same text for people.
+    fn same_text(&self, args: &[&str]) {
+        let local = self.local(args);
+        let remote = self.remote(args);
+        assert_eq!(local.ok(), remote.ok(), "{args:?}: {local:#?} {remote:#?}");
+        assert!(!local.stdout.trim().is_empty(), "{args:?} printed nothing");
+    }
+
     /// Runs `args` both ways, asserts both fail with `code` and the same
     /// message (the server's, which a remote run follows with the status
     /// and the server's address), and returns the local message.
@@ -161,6 +170,14 @@ fn tasks_queues_dead_letters_and_keys_answer_alike_on_the_database_and_a_server(
     assert_eq!(shown["history"], serde_json::json!([]), "{shown}");
     b.same(&["queues", "--json"]);
     b.same(&["queues", "--all", "--json"]);
+    for args in [
+        &["tasks", "ls"][..],
+        &["tasks", "show", &a],
+        &["queues"],
+        &["keys", "status"],
+    ] {
+        b.same_text(args);
+    }
     let status = b.same(&["keys", "status", "--json"]);
     assert_eq!(status["keys"][0]["pending"], 3, "{status}");
 
@@ -200,6 +217,8 @@ fn tasks_queues_dead_letters_and_keys_answer_alike_on_the_database_and_a_server(
         "--json",
     ]);
     b.same(&["dlq", "show", &c, "--json"]);
+    b.same_text(&["dlq", "ls"]);
+    b.same_text(&["dlq", "show", &c]);
     // Replay on the database; killed again, the same replay against the
     // server answers the same.
     let replay = ["dlq", "replay", "--id", &c, "--json"];
@@ -239,6 +258,8 @@ fn tasks_queues_dead_letters_and_keys_answer_alike_on_the_database_and_a_server(
     b.local(&add).ok();
     b.same(&["schedules", "ls", "--json"]);
     b.same(&["schedules", "show", "nightly", "--json"]);
+    b.same_text(&["schedules", "ls"]);
+    b.same_text(&["schedules", "show", "nightly"]);
     let paused = json(b.remote(&["schedules", "pause", "nightly", "--json"]).ok());
     assert_eq!(paused["paused"], true, "{paused}");
     let again = ["schedules", "pause", "nightly", "--json"];
@@ -333,6 +354,14 @@ fn targets_and_messages_answer_alike_on_the_database_and_a_server() {
     b.same(&["messages", "ls", "--json"]);
     b.same(&["messages", "ls", "--state", "dead", "--json"]);
     let shown = b.same(&["messages", "show", &msg, "--json"]);
+    for args in [
+        &["messages", "ls"][..],
+        &["messages", "show", &msg],
+        &["targets", "ls"],
+        &["targets", "show", "orders"],
+    ] {
+        b.same_text(args);
+    }
     assert_eq!(
         shown["attempts"].as_array().map(Vec::len),
         Some(1),
