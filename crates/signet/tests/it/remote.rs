@@ -8,31 +8,103 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use signet_sqlite::{SqliteConfig, SqliteStore};
-use signet_store::{DeadReason, Store as _};
+use std::sync::Arc;
 
-use super::support::{json, Server};
+use serde_json::Value;
+use signet_postgres::{PostgresOptions, PostgresStore};
+use signet_sqlite::{SqliteConfig, SqliteStore};
+use signet_store::{DeadReason, Store};
+
+use super::support::{json, must_not_skip, Server};
 use crate::{signet_env, Run};
 
-/// A `signet serve` on a SQLite file, and the CLI on the same file.
+/// Where the store is: a SQLite file, or a schema of the PostgreSQL
+/// server `SIGNET_TEST_DATABASE_URL` names (dropped at the end).
+enum Backend {
+    Sqlite,
+    Postgres(String),
+}
+
+/// The keys of the PostgreSQL runs: nodes get theirs explicitly.
+const PG_ENV: [(&str, &str); 3] = [
+    (
+        "SIGNET_SIGNING_KEYS",
+        "k1:cmVtb3RlLXRlc3QtaG1hYy1rZXktMzItYnl0ZXMhISE=",
+    ),
+    ("SIGNET_SIGNING_ACTIVE_KEY", "k1"),
+    (
+        "SIGNET_MASTER_KEY",
+        "bWFzdGVyLWtleS1mb3ItdGhlLXJlbW90ZS10ZXN0cyE=",
+    ),
+];
+
+/// A `signet serve` on a store, and the CLI on the same store.
 struct Both {
     _dir: tempfile::TempDir,
     db: String,
+    schema: Option<String>,
+    env: Vec<(&'static str, &'static str)>,
     server: Server,
     base: String,
 }
 
+impl Drop for Both {
+    fn drop(&mut self) {
+        let Some(schema) = self.schema.clone() else {
+            return;
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let dropped = rt.block_on(async {
+            let store = PostgresStore::connect(&self.db, pg_options(&schema)).await?;
+            store.danger_drop_schema().await
+        });
+        if let Err(e) = dropped {
+            eprintln!("could not drop the test schema {schema}: {e}");
+        }
+    }
+}
+
+fn pg_options(schema: &str) -> PostgresOptions {
+    PostgresOptions {
+        schema: Some(schema.to_owned()),
+        pool_size: 1,
+        ..PostgresOptions::default()
+    }
+}
+
 impl Both {
-    fn start() -> Self {
+    fn start(backend: Backend) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let db = format!("sqlite://{}", dir.path().join("remote.db").display());
-        let (server, key) = Server::start(&db, &[], &[]);
+        let (db, schema, env) = match backend {
+            Backend::Sqlite => (
+                format!("sqlite://{}", dir.path().join("remote.db").display()),
+                None,
+                Vec::new(),
+            ),
+            Backend::Postgres(url) => {
+                let schema = format!(
+                    "it_remote_{}_{}",
+                    std::process::id(),
+                    rand::random::<u32>() & 0x0fff_ffff
+                );
+                (url, Some(schema), PG_ENV.to_vec())
+            }
+        };
+        let extra: Vec<&str> = match &schema {
+            Some(s) => vec!["--database-schema", s],
+            None => Vec::new(),
+        };
+        let (server, key) = Server::start(&db, &env, &extra);
         assert!(key.is_some(), "a fresh store prints its first admin key");
         let base = format!("http://{}", server.addr);
         Self {
             _dir: dir,
             db,
+            schema,
+            env,
             server,
             base,
         }
@@ -42,7 +114,10 @@ impl Both {
     fn local(&self, args: &[&str]) -> Run {
         let mut all = args.to_vec();
         all.extend(["--database-url", &self.db]);
-        signet_env(&all, b"", &[])
+        if let Some(schema) = &self.schema {
+            all.extend(["--database-schema", schema]);
+        }
+        signet_env(&all, b"", &self.env)
     }
 
     /// `signet ARGS --url … --api-key KEY`.
@@ -99,18 +174,53 @@ impl Both {
 
     /// Dead-letters task `id` as a worker would (`max-attempts`).
     fn kill(&self, id: &str) {
+        let id = id.to_owned();
+        self.with_store(|store| async move {
+            store
+                .kill(&id, DeadReason::MaxAttempts, "handler failed", now_ms())
+                .await
+                .map(|_| ())
+        });
+    }
+
+    /// Runs `act` on the test's own connection to the store.
+    fn with_store<F, Fut>(&self, act: F)
+    where
+        F: FnOnce(Arc<dyn Store>) -> Fut,
+        Fut: std::future::Future<Output = Result<(), signet_store::StoreError>>,
+    {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         rt.block_on(async {
-            let store = SqliteStore::open(&self.db, SqliteConfig::default()).unwrap();
-            store
-                .kill(id, DeadReason::MaxAttempts, "handler failed", now_ms())
-                .await
-                .unwrap();
+            let store: Arc<dyn Store> = match &self.schema {
+                None => Arc::new(SqliteStore::open(&self.db, SqliteConfig::default()).unwrap()),
+                Some(schema) => Arc::new(
+                    PostgresStore::connect(&self.db, pg_options(schema))
+                        .await
+                        .unwrap(),
+                ),
+            };
+            act(Arc::clone(&store)).await.unwrap();
             store.close().await.unwrap();
         });
+    }
+}
+
+/// The PostgreSQL server of the tests, or `None` (the test is skipped,
+/// and says so) where there is none.
+fn postgres(test: &str) -> Option<Backend> {
+    match std::env::var("SIGNET_TEST_DATABASE_URL") {
+        Ok(url) if !url.trim().is_empty() => Some(Backend::Postgres(url)),
+        _ => {
+            assert!(
+                !must_not_skip(),
+                "{test}: SIGNET_TEST_DATABASE_URL is not set, and CI requires the PostgreSQL tests"
+            );
+            eprintln!("SKIPPED {test}: SIGNET_TEST_DATABASE_URL is not set");
+            None
+        }
     }
 }
 
@@ -138,8 +248,18 @@ fn id(v: &Value) -> String {
 }
 
 #[test]
-fn tasks_queues_dead_letters_and_keys_answer_alike_on_the_database_and_a_server() {
-    let b = Both::start();
+fn tasks_queues_dead_letters_and_keys_answer_alike_on_sqlite_and_a_server() {
+    tasks_queues_dead_letters_and_keys(&Both::start(Backend::Sqlite));
+}
+
+#[test]
+fn tasks_queues_dead_letters_and_keys_answer_alike_on_postgres_and_a_server() {
+    if let Some(pg) = postgres("remote tasks on PostgreSQL") {
+        tasks_queues_dead_letters_and_keys(&Both::start(pg));
+    }
+}
+
+fn tasks_queues_dead_letters_and_keys(b: &Both) {
     let enqueue = ["enqueue", "--queue", "mail", "--task", "send", "--json"];
     let mut args = enqueue.to_vec();
     args.extend(["--args", r#"{"to": "a@example.com"}"#]);
@@ -275,8 +395,18 @@ fn tasks_queues_dead_letters_and_keys_answer_alike_on_the_database_and_a_server(
 }
 
 #[test]
-fn targets_and_messages_answer_alike_on_the_database_and_a_server() {
-    let b = Both::start();
+fn targets_and_messages_answer_alike_on_sqlite_and_a_server() {
+    targets_and_messages(&Both::start(Backend::Sqlite));
+}
+
+#[test]
+fn targets_and_messages_answer_alike_on_postgres_and_a_server() {
+    if let Some(pg) = postgres("remote targets on PostgreSQL") {
+        targets_and_messages(&Both::start(pg));
+    }
+}
+
+fn targets_and_messages(b: &Both) {
     // Two creates make two targets with their own secrets: compared by
     // shape.
     let local = json(
@@ -387,7 +517,7 @@ fn targets_and_messages_answer_alike_on_the_database_and_a_server() {
 
 #[test]
 fn the_flags_and_the_server_refuse_with_what_to_do() {
-    let b = Both::start();
+    let b = Both::start(Backend::Sqlite);
     // A wrong key: 401, and the key is never printed.
     let run = b.remote_as("sk_not_a_key_at_all", &["tasks", "ls"]);
     assert_eq!(run.code, 2, "{run:#?}");
