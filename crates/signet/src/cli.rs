@@ -31,13 +31,13 @@ enum Command {
     Verify(commands::verify::Args),
     /// Enqueue a signed task.
     Enqueue(commands::enqueue::Args),
-    /// List, show and cancel tasks.
+    /// List, show, cancel and retry tasks.
     #[command(subcommand)]
     Tasks(commands::tasks::Command),
-    /// List and show the HTTP messages Signet delivers, with every attempt.
+    /// List, show, retry and resend the HTTP messages Signet delivers.
     #[command(subcommand)]
     Messages(commands::messages::Command),
-    /// Show tasks per queue and state.
+    /// Show tasks per queue and state; pause, resume, bind and unbind queues.
     Queues(commands::queues::Args),
     /// Inspect, replay and purge dead letters.
     #[command(subcommand)]

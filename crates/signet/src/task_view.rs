@@ -216,11 +216,7 @@ pub(crate) fn history_table(history: &Value) -> String {
                     text(e, "to_key_id")
                 ),
             ),
-            "retried-now" => (
-                "retried now".to_owned(),
-                text(e, "actor"),
-                String::new(),
-            ),
+            "retried-now" => ("retried now".to_owned(), text(e, "actor"), String::new()),
             "dead-lettered" => (
                 format!("dead-lettered {}", text(e, "reason")),
                 "-".to_owned(),

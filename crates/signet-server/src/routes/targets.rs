@@ -19,7 +19,7 @@ use signet_runtime::{
 use signet_store::TargetRecord;
 
 use crate::error::{AppError, AppResult, ErrorBody, ErrorDetail};
-use crate::extract::{parse_json, JsonBody, QueryParams};
+use crate::extract::{parse_json, JsonBody, OptionalJsonBody, QueryParams};
 use crate::routes::messages::runtime_error;
 use crate::state::AppState;
 use crate::views::rfc3339;
@@ -506,33 +506,25 @@ pub(crate) async fn rotate_secret(
     headers: HeaderMap,
     body: Bytes,
 ) -> AppResult<Json<TargetWithSecret>> {
-    let req: RotateSecretRequest = optional_json(&headers, &body)?;
+    let req: RotateSecretRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        RotateSecretRequest::default()
+    } else {
+        let json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("application/json")
+            });
+        if !json {
+            return Err(AppError::UnsupportedMediaType(
+                "send the body as `Content-Type: application/json`, or no body".into(),
+            ));
+        }
+        parse_json(&body)?
+    };
     rotate(&state, &id, req).await.map(Json)
-}
-
-/// An optional JSON body: the defaults when there is none (or only
-/// whitespace), else JSON, refused as the other bodies are.
-fn optional_json<T: Default + serde::de::DeserializeOwned>(
-    headers: &HeaderMap,
-    body: &Bytes,
-) -> AppResult<T> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/json")
-        });
-    if !json {
-        return Err(AppError::UnsupportedMediaType(
-            "send the body as `Content-Type: application/json`, or no body".into(),
-        ));
-    }
-    parse_json(body)
 }
 
 /// Rotates the secret of target `id` (or name): what
@@ -612,7 +604,7 @@ pub(crate) struct ResealView {
 /// (`signet targets reseal` does, printing the progress).
 #[utoipa::path(
     post, path = "/v1/targets/reseal", tag = "targets",
-    request_body(content = ResealRequest, description = "Optional: send no body to re-seal in batches of 100"),
+    request_body(content = Option<ResealRequest>, description = "Optional: send no body to re-seal the first batch of 100"),
     responses(
         (status = 200, description = "Done; `failed` names the targets no key opens", body = ResealView),
         (status = 422, description = "Invalid field (named)", body = ErrorBody),
@@ -622,10 +614,9 @@ pub(crate) struct ResealView {
 )]
 pub(crate) async fn reseal(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    OptionalJsonBody(req): OptionalJsonBody<ResealRequest>,
 ) -> AppResult<Json<ResealView>> {
-    let req: ResealRequest = optional_json(&headers, &body)?;
+    let req = req.unwrap_or_default();
     let batch = req.batch.unwrap_or(signet_runtime::DEFAULT_RESEAL_BATCH);
     if !(1..=MAX_RESEAL_BATCH).contains(&batch) {
         return Err(AppError::invalid(

@@ -1,7 +1,8 @@
-//! `signet messages ls|show`: the HTTP messages Signet delivers (webhooks,
+//! `signet messages ls|show|retry|resend`: the HTTP messages Signet delivers (webhooks,
 //! cron HTTP jobs, callbacks), on the database or, with `--url`, against a
-//! server, through the API's routes (`GET /v1/messages`,
-//! `GET /v1/messages/{id}`), so `--json` prints what the API answers.
+//! server, through the API's routes (`GET /v1/messages[/{id}]`,
+//! `POST /v1/messages/{id}/retry|resend`), so `--json` prints what the API
+//! answers.
 
 use std::process::ExitCode;
 
@@ -23,6 +24,13 @@ pub(crate) enum Command {
     /// (status, latency, error, the start of the response) and what else
     /// happened to it.
     Show(ShowArgs),
+    /// Retry now a message waiting for its backoff (state retryable): the
+    /// dispatcher delivers it at once, its attempts still count.
+    Retry(ShowArgs),
+    /// Send a delivered message again: a new attempt in its history, the
+    /// same webhook-id, a fresh signature. A dead message is replayed from
+    /// the dead letters instead (`signet dlq replay`).
+    Resend(ShowArgs),
 }
 
 /// Arguments of `signet messages ls`.
@@ -58,6 +66,8 @@ pub(crate) fn run(cmd: Command) -> ExitCode {
     match cmd {
         Command::Ls(args) => finish("messages ls", block_on(ls(args))),
         Command::Show(args) => finish("messages show", block_on(show(args))),
+        Command::Retry(args) => finish("messages retry", block_on(act(args, "retry"))),
+        Command::Resend(args) => finish("messages resend", block_on(act(args, "resend"))),
     }
 }
 
@@ -112,6 +122,28 @@ async fn show(args: ShowArgs) -> anyhow::Result<()> {
     if args.json {
         return print_json(&m, true);
     }
+    emit(&message_detail(&m))
+}
+
+/// `signet messages retry|resend`: `POST /v1/messages/{id}/{action}`,
+/// then the message as it stands.
+async fn act(args: ShowArgs, action: &str) -> anyhow::Result<()> {
+    let api = args.api.open(Keys::None).await?;
+    let m = api
+        .send(Call::post(format!(
+            "/v1/messages/{}/{action}",
+            segment(&args.id)
+        )))
+        .await?;
+    if args.json {
+        return print_json(&m, true);
+    }
+    let done = if action == "retry" {
+        "retrying now"
+    } else {
+        "resending"
+    };
+    emit(&format!("{done} {}\n\n", text(&m, "id")))?;
     emit(&message_detail(&m))
 }
 

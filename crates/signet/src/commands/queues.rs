@@ -1,6 +1,9 @@
-//! `signet queues`: how many tasks each queue holds in each state, and
-//! where bound queues push, on the database or, with `--url`, against a
-//! server (`GET /v1/queues`; `--json` prints what it answers). Signet's own
+//! `signet queues`: how many tasks each queue holds in each state, where
+//! bound queues push and which are paused, on the database or, with
+//! `--url`, against a server (`GET /v1/queues`; `--json` prints what it
+//! answers). `signet queues pause|resume` stop and restart claims from a
+//! queue on every node (`POST /v1/queues/{queue}/pause|resume`), either way
+//! too. Signet's own
 //! queue (`signet:messages`: messages and callbacks) only with `--all` or
 //! `--queue signet:messages`.
 //!
@@ -15,7 +18,7 @@ use signet_runtime::{NewBinding, PushService, SsrfPolicy, TargetService};
 use signet_server::PushView;
 use signet_store::TaskState;
 
-use crate::api::{ApiArgs, Call, Keys};
+use crate::api::{segment, ApiArgs, Call, Keys};
 use crate::task_view::text;
 
 use crate::commands::{block_on, finish, Negative};
@@ -39,14 +42,22 @@ pub(crate) struct Args {
     #[arg(long, conflicts_with = "queue")]
     all: bool,
     /// Print JSON, as `GET /v1/queues` answers: {"queues": [{"queue",
-    /// "counts": {"available": 3, ...}, "total", "push"}]}.
+    /// "counts": {"available": 3, ...}, "total", "push", "paused",
+    /// "paused_at", "paused_by", "pause_reason"}]}.
     #[arg(long)]
     json: bool,
 }
 
-/// `signet queues bind|unbind`.
+/// `signet queues pause|resume|bind|unbind`.
 #[derive(Debug, clap::Subcommand)]
 enum Action {
+    /// Pause a queue on every node: no worker, push drain or (for
+    /// `signet:messages`) delivery takes work from it until resumed;
+    /// running work is not touched. Pausing a paused queue changes nothing.
+    Pause(PauseArgs),
+    /// Resume a paused queue: claims take from it again at once, on every
+    /// node.
+    Resume(PauseArgs),
     /// Bind a queue to a push endpoint: the dispatcher of `signet serve`
     /// then POSTs each of its tasks there, signed with the target's secret.
     /// Binding again replaces the binding.
@@ -58,6 +69,22 @@ enum Action {
         #[command(flatten)]
         db: DatabaseArgs,
     },
+}
+
+/// Arguments of `signet queues pause|resume`.
+#[derive(Debug, clap::Args)]
+struct PauseArgs {
+    /// The queue (Signet's own `signet:messages` holds every HTTP delivery).
+    queue: String,
+    /// Why, shown beside the pause (pause only).
+    #[arg(long)]
+    reason: Option<String>,
+    /// Print JSON, as `POST /v1/queues/{queue}/pause|resume` answers: the
+    /// queue.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    api: ApiArgs,
 }
 
 /// Arguments of `signet queues bind`.
@@ -95,12 +122,47 @@ struct BindArgs {
 
 pub(crate) fn run(args: Args) -> ExitCode {
     match args.action {
+        Some(Action::Pause(p)) => finish("queues pause", block_on(pause(p, true))),
+        Some(Action::Resume(p)) => finish("queues resume", block_on(pause(p, false))),
         Some(Action::Bind(bind)) => finish("queues bind", block_on(bind_queue(bind))),
         Some(Action::Unbind { queue, db }) => {
             finish("queues unbind", block_on(unbind_queue(queue, db)))
         }
         None => finish("queues", block_on(queues(args))),
     }
+}
+
+/// `signet queues pause` (`paused`) or `resume`.
+async fn pause(args: PauseArgs, paused: bool) -> anyhow::Result<()> {
+    if !paused && args.reason.is_some() {
+        anyhow::bail!("--reason is for pause; a resume needs none");
+    }
+    let api = args.api.open(Keys::None).await?;
+    let verb = if paused { "pause" } else { "resume" };
+    let mut call = Call::post(format!("/v1/queues/{}/{verb}", segment(&args.queue)));
+    if let Some(reason) = &args.reason {
+        call = call.body(&serde_json::json!({ "reason": reason }))?;
+    }
+    let q = api.send(call).await?;
+    if args.json {
+        return print_json(&q, false);
+    }
+    match q["paused_at"].as_str() {
+        Some(at) => outln!(
+            "queue {} is paused since {at} (by {}{}): claims skip it on every node; `signet queues resume {}` resumes it",
+            printable(&text(&q, "queue")),
+            text(&q, "paused_by"),
+            q["pause_reason"]
+                .as_str()
+                .map_or_else(String::new, |r| format!(": {}", printable(r))),
+            printable(&text(&q, "queue"))
+        ),
+        None => outln!(
+            "queue {} runs: claims take from it on every node",
+            printable(&text(&q, "queue"))
+        ),
+    }
+    Ok(())
 }
 
 async fn bind_queue(args: BindArgs) -> anyhow::Result<()> {
@@ -198,6 +260,7 @@ async fn queues(args: Args) -> anyhow::Result<()> {
     columns.extend(TaskState::ALL.iter().map(|s| s.as_str()));
     columns.push("total");
     columns.push("PUSH");
+    columns.push("PAUSED");
     let mut table = Table::new(&columns);
     for q in queues {
         let mut cells = vec![text(q, "queue")];

@@ -1,7 +1,8 @@
-//! `signet tasks ls|show|cancel`: list tasks by queue and state, show one
-//! task, cancel one; on the database or, with `--url`, against a server,
-//! through the API's routes (`GET /v1/tasks`, `GET /v1/tasks/{id}`,
-//! `POST /v1/tasks/{id}/cancel`), so `--json` prints what the API answers.
+//! `signet tasks ls|show|cancel|retry`: list tasks by queue and state, show
+//! one task, cancel one, retry one now; on the database or, with `--url`,
+//! against a server, through the API's routes (`GET /v1/tasks[/{id}]`,
+//! `POST /v1/tasks/{id}/cancel|retry`), so `--json` prints what the API
+//! answers.
 
 use std::process::ExitCode;
 
@@ -25,6 +26,10 @@ pub(crate) enum Command {
     /// Cancel a task that has not started or waits to retry (a running or
     /// finished task is refused). Recorded in its history.
     Cancel(ShowArgs),
+    /// Retry now a task waiting for its backoff (state retryable): it is
+    /// available at once, its attempts still count. Recorded in its
+    /// history.
+    Retry(ShowArgs),
 }
 
 /// Arguments of `signet tasks ls`.
@@ -88,7 +93,8 @@ pub(crate) fn run(cmd: Command) -> ExitCode {
     match cmd {
         Command::Ls(args) => finish("tasks ls", block_on(ls(args))),
         Command::Show(args) => finish("tasks show", block_on(show(args))),
-        Command::Cancel(args) => finish("tasks cancel", block_on(cancel(args))),
+        Command::Cancel(args) => finish("tasks cancel", block_on(act(args, "cancel"))),
+        Command::Retry(args) => finish("tasks retry", block_on(act(args, "retry"))),
     }
 }
 
@@ -116,21 +122,28 @@ async fn show(args: ShowArgs) -> anyhow::Result<()> {
     print_task(&task, args.json)
 }
 
-async fn cancel(args: ShowArgs) -> anyhow::Result<()> {
+/// `signet tasks cancel|retry`: `POST /v1/tasks/{id}/{action}`.
+async fn act(args: ShowArgs, action: &str) -> anyhow::Result<()> {
     let api = args.api.open(Keys::None).await?;
     let task = api
         .send(Call::post(format!(
-            "/v1/tasks/{}/cancel",
+            "/v1/tasks/{}/{action}",
             segment(&args.id)
         )))
         .await?;
     if args.json {
         return print_json(&task, false);
     }
+    let done = if action == "cancel" {
+        "cancelled"
+    } else {
+        "retrying now"
+    };
     emit(&format!(
-        "cancelled {} (queue {}, task {})\n",
+        "{done} {} (queue {}, task {}, state {})\n",
         text(&task, "id"),
         text(&task, "queue"),
-        text(&task, "task")
+        text(&task, "task"),
+        text(&task, "state")
     ))
 }

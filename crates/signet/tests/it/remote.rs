@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use signet_postgres::{PostgresOptions, PostgresStore};
 use signet_sqlite::{SqliteConfig, SqliteStore};
-use signet_store::{DeadReason, Store};
+use signet_store::{ClaimRequest, DeadReason, FailOutcome, LeaseToken, Store};
 
 use super::support::{json, must_not_skip, Server};
 use crate::{signet_env, Run};
@@ -180,6 +180,27 @@ impl Both {
                 .kill(&id, DeadReason::MaxAttempts, "handler failed", now_ms())
                 .await
                 .map(|_| ())
+        });
+    }
+
+    /// Claims task `id` (alone on its queue) and fails it to retry in an
+    /// hour, as a worker would: it is `retryable`.
+    fn make_retryable(&self, queue: &str) {
+        let queue = queue.to_owned();
+        self.with_store(|store| async move {
+            let claim = ClaimRequest {
+                queues: vec![queue],
+                worker_id: "w".into(),
+                limit: 1,
+                lease_ms: 30_000,
+            };
+            let row = store.claim(claim, now_ms()).await?.remove(0);
+            let retry = FailOutcome::Retry {
+                at_ms: now_ms() + 3_600_000,
+            };
+            store
+                .fail(&LeaseToken::of(&row), "boom", retry, now_ms())
+                .await
         });
     }
 
@@ -364,6 +385,55 @@ fn tasks_queues_dead_letters_and_keys(b: &Both) {
         "--json",
     ]);
 
+    // Queues: paused against the server; pausing again on the database
+    // changes nothing and answers the same; resumed alike.
+    let pause = [
+        "queues",
+        "pause",
+        "mail",
+        "--reason",
+        "maintenance",
+        "--json",
+    ];
+    let paused = b.remote(&pause);
+    assert_eq!(paused.ok(), b.local(&pause).ok());
+    assert_eq!(json(&paused.stdout)["paused"], true);
+    let listed = b.same(&["queues", "--json"]);
+    assert_eq!(
+        listed["queues"][0]["pause_reason"], "maintenance",
+        "{listed}"
+    );
+    b.same_text(&["queues"]);
+    let resume = ["queues", "resume", "mail", "--json"];
+    let resumed = b.local(&resume);
+    assert_eq!(resumed.ok(), b.remote(&resume).ok());
+    assert_eq!(json(&resumed.stdout)["paused"], false);
+
+    // Retry now: refused alike for a task that is not waiting to retry;
+    // a retryable one retried against the server shows alike.
+    let e = id(&json(
+        b.local(&["enqueue", "--queue", "later", "--task", "t", "--json"])
+            .ok(),
+    ));
+    let says = b.same_refusal(&["tasks", "retry", &e], 2);
+    assert!(says.contains("retryable"), "{says}");
+    b.make_retryable("later");
+    assert_eq!(
+        b.same(&["tasks", "show", &e, "--json"])["state"],
+        "retryable"
+    );
+    let retried = json(b.remote(&["tasks", "retry", &e, "--json"]).ok());
+    assert_eq!(retried["state"], "available", "{retried}");
+    let shown = b.same(&["tasks", "show", &e, "--json"]);
+    let kinds: Vec<&str> = shown["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["attempt", "retried-now"], "{shown}");
+    b.same_text(&["tasks", "show", &e]);
+
     // Schedules, named by name: created on the database, paused against
     // the server; pausing again changes nothing, a negative answer alike.
     let add = [
@@ -499,6 +569,11 @@ fn targets_and_messages(b: &Both) {
     );
     b.same(&["tasks", "ls", "--all", "--json"]);
     b.same(&["dlq", "show", &msg, "--json"]);
+    // A dead message is neither retried nor resent: refused alike, saying
+    // what to do.
+    let says = b.same_refusal(&["messages", "resend", &msg], 2);
+    assert!(says.contains("dlq") || says.contains("dead"), "{says}");
+    b.same_refusal(&["messages", "retry", &msg], 2);
 
     // Delete: in use by nothing, each way deletes its own target and says
     // nothing (the API answers 204); a missing one is refused alike.
