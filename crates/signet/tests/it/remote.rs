@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant};
 
+use std::io::{Read as _, Write as _};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -97,7 +98,10 @@ impl Both {
             Some(s) => vec!["--database-schema", s],
             None => Vec::new(),
         };
-        let (server, key) = Server::start(&db, &env, &extra);
+        // The server may deliver to this machine (the test's receiver).
+        let mut server_env = env.clone();
+        server_env.push(("SIGNET_ALLOWED_TARGET_CIDRS", "127.0.0.0/8"));
+        let (server, key) = Server::start(&db, &server_env, &extra);
         assert!(key.is_some(), "a fresh store prints its first admin key");
         let base = format!("http://{}", server.addr);
         Self {
@@ -242,6 +246,55 @@ fn postgres(test: &str) -> Option<Backend> {
             eprintln!("SKIPPED {test}: SIGNET_TEST_DATABASE_URL is not set");
             None
         }
+    }
+}
+
+/// A receiver on 127.0.0.1 that answers every request `200 ok`; its URL.
+fn receiver() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            // The headers, then as many body bytes as they announce.
+            while let Ok(n) = stream.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                request.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&request).to_ascii_lowercase();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if request.len() >= end + 4 + length {
+                        break;
+                    }
+                }
+            }
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+        }
+    });
+    url
+}
+
+/// Waits until `messages show ID` says `state`, with `attempts` attempts.
+fn wait_for_message(b: &Both, msg: &str, state: &str, attempts: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let shown = json(b.remote(&["messages", "show", msg, "--json"]).ok());
+        if shown["state"] == state && shown["attempts"].as_array().map(Vec::len) == Some(attempts) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never {state} after {attempts}: {shown}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -534,9 +587,8 @@ fn targets_and_messages(b: &Both) {
     assert_eq!(dry["already_current"], 2, "{dry}");
     b.same(&["targets", "reseal", "--json"]);
 
-    // A message whose one attempt is refused (its host resolves to a
-    // loopback address, which the delivery guard refuses) ends dead; then
-    // it shows alike.
+    // A message whose one attempt fails (nothing listens on port 9) ends
+    // dead; then it shows alike.
     let body =
         r#"{"url":"http://localhost:9/hook","target":"orders","body":{"n":1},"max_attempts":1}"#;
     let (status, answer) = b.server.http("POST", "/v1/messages", Some(body));
@@ -574,6 +626,20 @@ fn targets_and_messages(b: &Both) {
     let says = b.same_refusal(&["messages", "resend", &msg], 2);
     assert!(says.contains("dlq") || says.contains("dead"), "{says}");
     b.same_refusal(&["messages", "retry", &msg], 2);
+    // A delivered message, resent against the server: a second attempt,
+    // the same message; then it shows alike, the resend in its history.
+    let body = format!(r#"{{"url":"{}","body":{{"n":2}}}}"#, receiver());
+    let (status, answer) = b.server.http("POST", "/v1/messages", Some(&body));
+    assert_eq!(status, 201, "{answer}");
+    let sent = id(&json(&answer));
+    wait_for_message(b, &sent, "succeeded", 1);
+    b.same_refusal(&["messages", "retry", &sent], 2);
+    let resent = json(b.remote(&["messages", "resend", &sent, "--json"]).ok());
+    assert_eq!(resent["id"], sent.as_str(), "{resent}");
+    wait_for_message(b, &sent, "succeeded", 2);
+    let shown = b.same(&["messages", "show", &sent, "--json"]);
+    assert_eq!(shown["history"][0]["kind"], "resent", "{shown}");
+    b.same_text(&["messages", "show", &sent]);
 
     // Delete: in use by nothing, each way deletes its own target and says
     // nothing (the API answers 204); a missing one is refused alike.
