@@ -116,9 +116,9 @@ pub use push::{
 // Targets and callbacks.
 pub use callbacks::{CallbackService, DEFAULT_CALLBACK_BATCH, DEFAULT_CALLBACK_INTERVAL};
 pub use targets::{
-    NewTarget, ResealFailure, ResealOptions, ResealReport, SigningSecret, TargetDeletion,
-    TargetPatch, TargetSecret, TargetSecrets, TargetService, TargetUsage, DEFAULT_RESEAL_BATCH,
-    DEFAULT_ROTATION_OVERLAP, GENERATED_SECRET_BYTES,
+    NewTarget, ResealFailure, ResealOptions, ResealPage, ResealReport, SigningSecret,
+    TargetDeletion, TargetPatch, TargetSecret, TargetSecrets, TargetService, TargetUsage,
+    DEFAULT_RESEAL_BATCH, DEFAULT_ROTATION_OVERLAP, GENERATED_SECRET_BYTES,
 };
 
 // Schedules.

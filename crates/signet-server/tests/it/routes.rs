@@ -262,6 +262,7 @@ fn v1_routes() -> Vec<(Method, &'static str, Option<&'static str>, Scope)> {
             None,
             Scope::Admin,
         ),
+        (Method::POST, "/v1/targets/reseal", None, Scope::Admin),
         // Push bindings (tests/it/push.rs).
         (
             Method::PUT,

@@ -11,6 +11,7 @@ mod multinode;
 mod noops;
 mod quickstart;
 mod receive;
+mod remote;
 mod reseal;
 mod rotation;
 mod schedules;
