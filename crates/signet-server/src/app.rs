@@ -28,7 +28,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::open())
         .split_for_parts();
     router
-        .merge(crate::ui::router())
+        .merge(crate::ui::router(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(Extension(Document::new(document)))

@@ -7,9 +7,11 @@
 //! or style), `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer` and
 //! `X-Content-Type-Options: nosniff`.
 //!
-//! Sign-in takes an API key and opens a session ([`session`]); the session
-//! keeps the key's hash, and every request asks the store again whether the
-//! key is still valid, so revoking a key ends its sessions. `read` keys see
+//! Sign-in takes an API key and opens a session ([`session`]): a cookie
+//! sealed under a key derived from the master key, so every node behind a
+//! load balancer accepts it and checks its CSRF token. The session keeps
+//! the key's hash, and every request asks the store again whether the key
+//! is still valid, so revoking a key ends its sessions. `read` keys see
 //! every page and get no action buttons; the server refuses their actions
 //! too (targets, admin-only on the API even to read, are admin-only here).
 //! Every state-changing form carries the session's CSRF token. Actions and
@@ -48,8 +50,9 @@ pub(crate) use session::Sessions;
 /// The Content-Security-Policy of every console answer.
 pub(crate) const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
 
-/// The console's routes, all under `/ui`, with the security headers.
-pub(crate) fn router() -> Router<AppState> {
+/// The console's routes, all under `/ui`, with the security headers and
+/// the session layer.
+pub(crate) fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/ui", get(overview::page))
         .route("/ui/", get(overview::page))
@@ -75,6 +78,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/ui/dead-letters/replay", post(dead_letters::replay))
         .route("/ui/dead-letters/purge", post(dead_letters::purge))
         .route("/ui/{*rest}", get(page::not_found))
+        .layer(middleware::from_fn_with_state(state, viewer::sessions))
         .layer(middleware::from_fn(security_headers))
 }
 

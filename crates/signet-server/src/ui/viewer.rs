@@ -4,9 +4,10 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -66,6 +67,47 @@ impl Viewer {
     }
 }
 
+/// The session a request's cookie carries, as the session layer read it.
+#[derive(Clone, Debug)]
+pub(crate) struct CookieSession(pub(crate) Option<Session>);
+
+/// The session layer of every `/ui` request: opens the session cookie
+/// once (a request carrying none, or one that no longer opens, gets no
+/// session) for [`Viewer`] and sign-out to read, and re-issues the cookie
+/// when the session's last-used mark is older than
+/// [`session::RENEW_MS`], unless the answer sets the cookie itself
+/// (sign-out, a revoked key).
+pub(crate) async fn sessions(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let now_ms = state.now_ms();
+    let opened =
+        session::cookie(&parts.headers, session::COOKIE).map(|c| state.0.console.read(c, now_ms));
+    let Some(opened) = opened else {
+        return next.run(Request::from_parts(parts, body)).await;
+    };
+    let renewed = opened
+        .as_ref()
+        .and_then(|s| state.0.console.renewed(s, now_ms));
+    let secure = came_over_tls(&state, &parts);
+    parts.extensions.insert(CookieSession(opened));
+    let mut response = next.run(Request::from_parts(parts, body)).await;
+    let sets_session = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .any(|v| v.as_bytes().starts_with(session::COOKIE.as_bytes()));
+    if let (Some(value), false) = (renewed, sets_session) {
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, session::set_cookie(&value, secure));
+    }
+    response
+}
+
 impl FromRequestParts<AppState> for Viewer {
     type Rejection = Response;
 
@@ -78,11 +120,10 @@ impl FromRequestParts<AppState> for Viewer {
             );
             r
         };
-        let Some(id) = session::cookie(&parts.headers, session::COOKIE) else {
-            return Err(Redirect::to("/ui/sign-in").into_response());
-        };
-        let Some(session) = state.0.console.touch(id, state.now_ms()) else {
-            return Err(to_sign_in("expired"));
+        let session = match parts.extensions.get::<CookieSession>() {
+            None => return Err(Redirect::to("/ui/sign-in").into_response()),
+            Some(CookieSession(None)) => return Err(to_sign_in("expired")),
+            Some(CookieSession(Some(session))) => session.clone(),
         };
         match state
             .0
@@ -91,10 +132,7 @@ impl FromRequestParts<AppState> for Viewer {
             .await
         {
             Ok(caller) => Ok(Viewer { caller, session }),
-            Err(AppError::Unauthorized(_)) => {
-                state.0.console.end(id);
-                Err(to_sign_in("revoked"))
-            }
+            Err(AppError::Unauthorized(_)) => Err(to_sign_in("revoked")),
             Err(e) => Err(UiError::from(e).into_response()),
         }
     }

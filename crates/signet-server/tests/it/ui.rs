@@ -2,14 +2,17 @@
 //! signed out and signed in with a read and an admin key, each form with
 //! and without its CSRF token, and the headers of every answer.
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
 use serde_json::json;
+use signet_runtime::ManualClock;
 use signet_server::config::ServerConfig;
 use signet_server::{Limit, TrustedProxies};
 use signet_store::{DeadReason, TaskState};
@@ -17,10 +20,10 @@ use signet_store::{DeadReason, TaskState};
 use crate::routes::{harness, harness_with, signing, Harness};
 use crate::support::{send, Reply, TempStore};
 
-/// A browser: its session cookie.
+/// A browser: its session cookie, which every answer may set or clear.
 struct Browser<'h> {
     app: &'h Router,
-    cookie: Option<String>,
+    cookie: RefCell<Option<String>>,
     /// The sign-in form's cookie, once the form was fetched.
     sign_in_cookie: Option<String>,
 }
@@ -46,7 +49,7 @@ impl<'h> Browser<'h> {
     fn new(h: &'h impl Server) -> Self {
         Self {
             app: h.router(),
-            cookie: None,
+            cookie: RefCell::new(None),
             sign_in_cookie: None,
         }
     }
@@ -62,7 +65,7 @@ impl<'h> Browser<'h> {
     fn build(&self, method: Method, uri: &str, form: Option<String>) -> Request<Body> {
         let mut b = Request::builder().method(method).uri(uri);
         let mut cookies = Vec::new();
-        if let Some(c) = &self.cookie {
+        if let Some(c) = &*self.cookie.borrow() {
             cookies.push(format!("signet_session={c}"));
         }
         if let Some(c) = &self.sign_in_cookie {
@@ -83,6 +86,7 @@ impl<'h> Browser<'h> {
     async fn get(&self, uri: &str) -> Reply {
         let r = send(self.app, self.build(Method::GET, uri, None)).await;
         assert_console_headers(&r);
+        self.keep_cookie(&r);
         r
     }
 
@@ -92,7 +96,15 @@ impl<'h> Browser<'h> {
             .finish();
         let r = send(self.app, self.build(Method::POST, uri, Some(form))).await;
         assert_console_headers(&r);
+        self.keep_cookie(&r);
         r
+    }
+
+    /// Keeps the session cookie an answer sets (re-issued, or cleared).
+    fn keep_cookie(&self, r: &Reply) {
+        if let Some(value) = cookie_in(r, "signet_session") {
+            *self.cookie.borrow_mut() = Some(value).filter(|v| !v.is_empty());
+        }
     }
 
     /// Opens the sign-in form, keeping its cookie; returns the form's
@@ -111,9 +123,6 @@ impl<'h> Browser<'h> {
         let r = self
             .post("/ui/sign-in", &[("key", key), ("token", &token)])
             .await;
-        if let Some(id) = cookie_in(&r, "signet_session") {
-            self.cookie = Some(id);
-        }
         r
     }
 
@@ -246,8 +255,8 @@ async fn signed_out_every_page_redirects_to_sign_in_and_every_form_too() {
     }
     assert_eq!(state_of(&h, &ids[0]).await, TaskState::Dead);
     // A made-up session is no session.
-    let mut b = Browser::new(&h);
-    b.cookie = Some("made-up".into());
+    let b = Browser::new(&h);
+    *b.cookie.borrow_mut() = Some("made-up".into());
     let r = b.get("/ui").await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert!(r.headers[header::SET_COOKIE]
@@ -715,11 +724,8 @@ async fn a_revoked_key_ends_its_sessions_and_sign_out_ends_one() {
     let r = b.get("/ui/tasks").await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(r.headers[header::LOCATION], "/ui/sign-in?why=revoked");
-    // The session is gone, not only refused once.
-    assert_eq!(
-        b.get("/ui").await.headers[header::LOCATION],
-        "/ui/sign-in?why=expired"
-    );
+    // The refusal cleared the cookie; a copy of it is refused the same way.
+    assert_eq!(b.get("/ui").await.headers[header::LOCATION], "/ui/sign-in");
     let notice = Browser::new(&h).get("/ui/sign-in?why=revoked").await;
     assert!(notice.text.contains("no longer valid"));
 
@@ -734,6 +740,98 @@ async fn a_revoked_key_ends_its_sessions_and_sign_out_ends_one() {
         .contains("Max-Age=0"));
     assert_eq!(b.get("/ui").await.status, StatusCode::SEE_OTHER);
 }
+
+/// A node of a deployment: its own app (own caches, own process state) on
+/// the shared store, with the deployment's master key, or another.
+fn node(temp: &TempStore, master: [u8; 32], clock: Arc<ManualClock>) -> Router {
+    signet_server::app(signet_server::AppState::with_delivery(
+        Arc::clone(&temp.store),
+        ServerConfig::default(),
+        signing(),
+        signet_server::serve::detached_metrics_handle(),
+        clock as Arc<dyn signet_runtime::Clock>,
+        signet_server::config::DeliveryConfig {
+            master_key: Some(signet_sign::sealed::MasterKey::from_bytes(master)),
+            ..signet_server::config::DeliveryConfig::default()
+        },
+    ))
+}
+
+#[tokio::test]
+async fn a_session_opened_on_one_node_works_on_another() {
+    let temp = TempStore::new();
+    let keys = temp.keys(1).await;
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+    let a = node(&temp, [7; 32], Arc::clone(&clock));
+    let b = node(&temp, [7; 32], Arc::clone(&clock));
+    let stranger = node(&temp, [8; 32], Arc::clone(&clock));
+    let on_a = Browser::signed_in(&a, &keys.admin).await;
+    let cookie = on_a.cookie.borrow().clone();
+    let on_b = Browser::new(&b);
+    *on_b.cookie.borrow_mut() = cookie.clone();
+    let page = on_b.get("/ui/keys").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    // A form shown by node A is accepted by node B: the CSRF token travels
+    // in the sealed cookie.
+    let csrf = on_a.csrf().await;
+    let created = on_b
+        .post(
+            "/ui/keys",
+            &[("csrf", &csrf), ("name", "made-on-b"), ("scope", "read")],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    assert!(temp
+        .store
+        .list_api_keys()
+        .await
+        .unwrap()
+        .iter()
+        .any(|k| k.name == "made-on-b"));
+    let forged = on_b
+        .post(
+            "/ui/keys",
+            &[("csrf", "forged"), ("name", "forged"), ("scope", "read")],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    // A node with another master key does not take it.
+    let elsewhere = Browser::new(&stranger);
+    *elsewhere.cookie.borrow_mut() = cookie.clone();
+    let r = elsewhere.get("/ui").await;
+    assert_eq!(r.headers[header::LOCATION], "/ui/sign-in?why=expired");
+
+    // Idle expiry holds across nodes: used on B within the idle period, the
+    // cookie is re-issued and lives on; left alone it ends everywhere.
+    clock.advance(std::time::Duration::from_millis(IDLE_MS as u64 - 1));
+    let renewed = on_b.get("/ui").await;
+    assert_eq!(renewed.status, StatusCode::OK);
+    assert!(cookie_in(&renewed, "signet_session").is_some(), "re-issued");
+    clock.advance(std::time::Duration::from_millis(IDLE_MS as u64 - 1));
+    *on_a.cookie.borrow_mut() = on_b.cookie.borrow().clone();
+    assert_eq!(on_a.get("/ui").await.status, StatusCode::OK);
+    let stale = Browser::new(&a);
+    *stale.cookie.borrow_mut() = cookie;
+    assert_eq!(
+        stale.get("/ui").await.headers[header::LOCATION],
+        "/ui/sign-in?why=expired"
+    );
+    // Revoking the key on one node ends the session on the others.
+    let admin_key = temp
+        .store
+        .list_api_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|k| k.scope == "admin")
+        .unwrap();
+    temp.store.revoke_api_key(&admin_key.id, 2).await.unwrap();
+    let r = on_b.get("/ui").await;
+    assert_eq!(r.headers[header::LOCATION], "/ui/sign-in?why=revoked");
+}
+
+/// A session's idle period (12 hours).
+const IDLE_MS: i64 = 12 * 60 * 60 * 1000;
 
 #[tokio::test]
 async fn messages_list_and_page_show_attempts_and_hide_payloads_from_read_keys() {
