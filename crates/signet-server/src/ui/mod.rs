@@ -20,8 +20,8 @@
 //! `delete_target`, `pause_or_resume`, each route module's `list_filter`
 //! and views), never a second copy.
 //!
-//! Not built yet: renaming targets, creating and editing schedules, resend and
-//! retry-now, and live updates beyond the overview's redraw.
+//! Not built yet: renaming targets, resend and retry-now, and live updates
+//! beyond the overview's redraw.
 
 mod assets;
 mod dead_letters;
@@ -69,6 +69,15 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
         .route("/ui/targets/{id}/delete", post(targets::delete))
         .route("/ui/targets/{id}/limits", post(targets::limits))
         .route("/ui/schedules", get(schedules::list))
+        .route("/ui/schedules/check", get(schedules::check))
+        .route(
+            "/ui/schedules/new",
+            get(schedules::new_form).post(schedules::create),
+        )
+        .route(
+            "/ui/schedules/{id}/edit",
+            get(schedules::edit_form).post(schedules::update),
+        )
         .route("/ui/schedules/{id}/pause", post(schedules::pause))
         .route("/ui/schedules/{id}/resume", post(schedules::resume))
         .route("/ui/keys", get(keys::page).post(keys::create))

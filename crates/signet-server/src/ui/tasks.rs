@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use signet_store::TaskState;
 
-use super::page::{render, Chrome, Time, UiError};
+use super::page::{pretty, render, Chrome, Time, UiError};
 use super::viewer::CsrfForm;
 use super::viewer::{given, next_link, UiForm, UiQuery, Viewer};
 use crate::routes::tasks::{cancel_as, list_filter, parse_task_id, ListQuery};
@@ -137,13 +137,6 @@ struct TaskPage {
     cancellable: bool,
     replayable: bool,
     notice: Option<String>,
-}
-
-/// Pretty JSON of stored JSON text (or the text itself).
-fn pretty(raw: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(raw)
-        .and_then(|v| serde_json::to_string_pretty(&v))
-        .unwrap_or_else(|_| raw.to_owned())
 }
 
 /// What the task page shows after an action.

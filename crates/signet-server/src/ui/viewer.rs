@@ -54,16 +54,22 @@ impl Viewer {
                 "This form was refused: its security token is missing or out of date. Go back, reload the page and try again.",
             ));
         }
-        if !self.can_act() {
-            return Err(UiError::new(
-                StatusCode::FORBIDDEN,
-                format!(
-                    "API key {} has scope {}; acting from the console needs an admin key. Sign in with one.",
-                    self.caller.key_id, self.caller.scope
-                ),
-            ));
+        self.admin_only()
+    }
+
+    /// Refuses a viewer who may not act (a form only an admin can send is
+    /// not shown to others either).
+    pub(crate) fn admin_only(&self) -> Result<(), UiError> {
+        if self.can_act() {
+            return Ok(());
         }
-        Ok(())
+        Err(UiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "API key {} has scope {}; acting from the console needs an admin key. Sign in with one.",
+                self.caller.key_id, self.caller.scope
+            ),
+        ))
     }
 }
 

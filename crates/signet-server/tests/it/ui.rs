@@ -247,6 +247,8 @@ async fn signed_out_every_page_redirects_to_sign_in_and_every_form_too() {
         "/ui/targets/any/limits",
         "/ui/schedules/any/pause",
         "/ui/schedules/any/resume",
+        "/ui/schedules/new",
+        "/ui/schedules/any/edit",
         "/ui/keys",
         "/ui/keys/any/revoke",
     ] {
@@ -1153,6 +1155,247 @@ async fn schedules_show_next_due_times_and_pause_and_resume() {
         .post("/ui/schedules/sch_nope/pause", &[("csrf", &csrf)])
         .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_cron_check_answers_the_next_due_times_or_what_is_wrong() {
+    let h = harness().await;
+    let signed_out = Browser::new(&h)
+        .get("/ui/schedules/check?cron=0+3+*+*+*")
+        .await;
+    assert_eq!(signed_out.status, StatusCode::SEE_OTHER);
+    // Any signed-in key may ask: it changes nothing.
+    let b = Browser::signed_in(&h, &h.read).await;
+    let ok = b
+        .get("/ui/schedules/check?cron=0+3+*+*+*&timezone=Europe%2FParis")
+        .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+    let body = ok.json();
+    assert_eq!(body["ok"], true);
+    let next = body["next"].as_array().unwrap();
+    assert_eq!(next.len(), 5);
+    assert!(next
+        .iter()
+        .all(|t| t.as_str().unwrap().ends_with(":00:00.000Z")));
+    // A blank zone is UTC, as on the API.
+    let utc = b
+        .get("/ui/schedules/check?cron=0+3+*+*+*&timezone=")
+        .await
+        .json();
+    assert!(
+        utc["next"][0].as_str().unwrap().contains("T03:00:00"),
+        "{utc}"
+    );
+    for (query, field, words) in [
+        ("cron=0+3+*+*", "cron", "cron"),
+        (
+            "cron=0+3+*+*+*&timezone=Mars%2FOlympus",
+            "timezone",
+            "Mars/Olympus",
+        ),
+        ("cron=0+0+30+2+*", "cron", "never comes due"),
+        ("cron=", "cron", "cron"),
+    ] {
+        let r = b.get(&format!("/ui/schedules/check?{query}")).await;
+        assert_eq!(r.status, StatusCode::OK, "{query}");
+        let body = r.json();
+        assert_eq!(body["ok"], false, "{query}");
+        assert_eq!(body["field"], field, "{query}");
+        assert!(
+            body["message"].as_str().unwrap().contains(words),
+            "{query}: {body}"
+        );
+    }
+    // The API refuses the same expression with the same words.
+    let api = h
+        .call(
+            Method::POST,
+            "/v1/schedules",
+            Some(&h.admin),
+            Some(r#"{"name":"x","cron":"0 0 30 2 *","task":{"queue":"q","task":"t"}}"#),
+        )
+        .await;
+    assert_eq!(api.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let console = b.get("/ui/schedules/check?cron=0+0+30+2+*").await.json();
+    assert_eq!(api.json()["error"]["message"], console["message"]);
+    let unknown = b.get("/ui/schedules/check?cron=*&surprise=1").await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+}
+
+/// A form's fields as `post` takes them.
+fn pairs(f: &[(String, String)]) -> Vec<(&str, &str)> {
+    f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+#[tokio::test]
+async fn an_admin_creates_and_edits_a_schedule_and_a_read_key_cannot() {
+    let h = harness().await;
+    let read = Browser::signed_in(&h, &h.read).await;
+    let list = read.get("/ui/schedules").await;
+    assert!(
+        !list.text.contains("/ui/schedules/new\""),
+        "no link for read keys"
+    );
+    assert!(
+        list.text.contains("An admin key can create one"),
+        "{}",
+        list.text
+    );
+    assert_eq!(
+        read.get("/ui/schedules/new").await.status,
+        StatusCode::FORBIDDEN
+    );
+    let read_csrf = read.csrf().await;
+    let form = |csrf: &str, name: &str, cron: &str| {
+        vec![
+            ("csrf".to_owned(), csrf.to_owned()),
+            ("name".to_owned(), name.to_owned()),
+            ("cron".to_owned(), cron.to_owned()),
+            ("timezone".to_owned(), "Europe/Paris".to_owned()),
+            ("catch_up".to_owned(), "once".to_owned()),
+            ("kind".to_owned(), "task".to_owned()),
+            (
+                "payload".to_owned(),
+                r#"{"queue":"reports","task":"report.nightly","args":{"to":"ops"},"max_attempts":3}"#
+                    .to_owned(),
+            ),
+        ]
+    };
+    let refused = read
+        .post(
+            "/ui/schedules/new",
+            &pairs(&form(&read_csrf, "r", "0 3 * * *")),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(refused.text.contains("needs an admin key"));
+
+    let admin = Browser::signed_in(&h, &h.admin).await;
+    let list = admin.get("/ui/schedules").await;
+    assert!(
+        list.text.contains("href=\"/ui/schedules/new\""),
+        "{}",
+        list.text
+    );
+    let page = admin.get("/ui/schedules/new").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page
+        .text
+        .contains("data-cron-check=\"/ui/schedules/check\""));
+    assert_no_inline(&page.text);
+    let csrf = csrf_in(&page.text);
+    let no_token = admin
+        .post(
+            "/ui/schedules/new",
+            &pairs(&form("", "nightly", "0 3 * * *")),
+        )
+        .await;
+    assert_eq!(no_token.status, StatusCode::FORBIDDEN);
+    // A bad expression: the form again, saying why, with what was typed.
+    let bad = admin
+        .post(
+            "/ui/schedules/new",
+            &pairs(&form(&csrf, "nightly", "0 3 * *")),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.text);
+    assert!(bad.text.contains("role=\"alert\">cron:"), "{}", bad.text);
+    assert!(bad.text.contains("value=\"0 3 * *\""), "{}", bad.text);
+    let mut not_json = form(&csrf, "nightly", "0 3 * * *");
+    not_json[6].1 = "{oops".into();
+    let bad = admin.post("/ui/schedules/new", &pairs(&not_json)).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.text.contains("task: is not JSON"), "{}", bad.text);
+    assert!(h.store.list_schedules().await.unwrap().is_empty());
+
+    let created = admin
+        .post(
+            "/ui/schedules/new",
+            &pairs(&form(&csrf, "nightly", "0 3 * * *")),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.text);
+    assert_eq!(
+        created.headers[header::LOCATION],
+        "/ui/schedules?created=nightly"
+    );
+    let stored = h.store.list_schedules().await.unwrap().pop().unwrap();
+    assert_eq!(
+        (stored.cron.as_str(), stored.timezone.as_str()),
+        ("0 3 * * *", "Europe/Paris")
+    );
+    assert_eq!(stored.catch_up.as_str(), "once");
+    let dup = admin
+        .post(
+            "/ui/schedules/new",
+            &pairs(&form(&csrf, "nightly", "0 4 * * *")),
+        )
+        .await;
+    assert_eq!(dup.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", dup.text);
+
+    // Edit: the form shows what is stored; renaming keeps the due time, a
+    // new expression moves it; fields the form does not show are kept.
+    let edit = admin
+        .get(&format!("/ui/schedules/{}/edit", stored.id))
+        .await;
+    assert_eq!(edit.status, StatusCode::OK, "{}", edit.text);
+    assert!(edit.text.contains("value=\"0 3 * * *\""));
+    assert!(
+        unescape(&edit.text).contains("\"max_attempts\": 3"),
+        "{}",
+        edit.text
+    );
+    let payload = unescape(&edit.text)
+        .split("name=\"payload\" rows=\"6\" required spellcheck=\"false\">")
+        .nth(1)
+        .unwrap()
+        .split("</textarea>")
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut renamed = form(&csrf, "nightly-2", "0 3 * * *");
+    renamed[6].1 = payload.clone();
+    let saved = admin
+        .post(
+            &format!("/ui/schedules/{}/edit", stored.id),
+            &pairs(&renamed),
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
+    let after = h.store.schedule(&stored.id).await.unwrap().unwrap();
+    assert_eq!(after.name, "nightly-2");
+    assert_eq!(after.next_fire_at_ms, stored.next_fire_at_ms);
+    assert!(String::from_utf8_lossy(&after.payload).contains("max_attempts"));
+    let mut moved = form(&csrf, "nightly-2", "30 4 * * *");
+    moved[6].1 = payload;
+    let saved = admin
+        .post(&format!("/ui/schedules/{}/edit", stored.id), &pairs(&moved))
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
+    let after = h.store.schedule(&stored.id).await.unwrap().unwrap();
+    assert_eq!(after.cron, "30 4 * * *");
+    assert_ne!(after.next_fire_at_ms, stored.next_fire_at_ms);
+    let bad = admin
+        .post(
+            &format!("/ui/schedules/{}/edit", stored.id),
+            &pairs(&form(&csrf, "nightly-2", "61 * * * *")),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        h.store.schedule(&stored.id).await.unwrap().unwrap().cron,
+        "30 4 * * *"
+    );
+    assert_eq!(
+        admin.get("/ui/schedules/sch_nope/edit").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        read.get(&format!("/ui/schedules/{}/edit", stored.id))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
 }
 
 #[tokio::test]
