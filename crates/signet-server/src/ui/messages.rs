@@ -1,23 +1,30 @@
-//! Messages: the list (by state, cursor-paged) and a message's page with
+//! Messages: the list (by state and target, cursor-paged; the target by a
+//! bounded scan, see [`super::scan`]) and a message's page with
 //! every delivery attempt (status, latency, error, the response's first
 //! bytes). A dead message is replayed like any dead letter.
 
 use askama::Template;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
-use signet_store::TaskState;
+use signet_store::{TaskRow, TaskState};
 
 use super::page::{render, Chrome, Time, UiError};
+use super::scan::listing;
 use super::viewer::{given, next_link, UiQuery, Viewer};
+use crate::error::AppError;
 use crate::routes::messages::{list_filter, shown_to, MessageListQuery, MessageView};
 use crate::state::AppState;
+use signet_runtime::MessageSpec;
 
 /// The filters of the message list, as the URL carries them.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct MessagesQuery {
     state: Option<String>,
+    /// A target's name or id.
+    target: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
 }
@@ -33,8 +40,12 @@ struct MessagesPage {
     chrome: Option<Chrome>,
     states: Vec<&'static str>,
     state: String,
+    target: String,
     rows: Vec<MessageRow>,
     next: Option<String>,
+    /// With a target filter: rows looked at, when the scan's budget ran
+    /// out before the page filled.
+    scanned: Option<usize>,
 }
 
 /// `GET /ui/messages`.
@@ -44,18 +55,30 @@ pub(crate) async fn list(
     UiQuery(q): UiQuery<MessagesQuery>,
 ) -> Result<Response, UiError> {
     let message_state = given(q.state);
+    let target = given(q.target);
     let filter = list_filter(MessageListQuery {
         state: message_state.clone(),
         limit: given(q.limit),
         cursor: given(q.cursor),
     })?;
-    let page = state
-        .store()
-        .list_tasks(filter)
-        .await
-        .map_err(crate::error::AppError::from)?;
-    let rows = page
-        .items
+    let target_id = match &target {
+        Some(t) => Some(target_id(&state, t).await?),
+        None => None,
+    };
+    let found = listing(
+        state.store().as_ref(),
+        filter,
+        target_id.map(|id| {
+            move |row: &TaskRow| {
+                MessageSpec::from_args(&row.envelope.args)
+                    .is_ok_and(|spec| spec.target.as_deref() == Some(id.as_str()))
+            }
+        }),
+    )
+    .await?;
+    let scanned = found.budget_spent.then_some(found.scanned);
+    let (items, next_cursor) = (found.items, found.next_cursor);
+    let rows = items
         .iter()
         .map(|row| {
             let view = MessageView::new(row, None, viewer.caller.scope);
@@ -65,16 +88,39 @@ pub(crate) async fn list(
             }
         })
         .collect();
-    let next = page
-        .next_cursor
-        .map(|c| next_link(&[("state", message_state.as_deref()), ("cursor", Some(&c))]));
+    let next = next_cursor.map(|c| {
+        next_link(&[
+            ("state", message_state.as_deref()),
+            ("target", target.as_deref()),
+            ("cursor", Some(&c)),
+        ])
+    });
     Ok(render(&MessagesPage {
         chrome: Some(viewer.chrome("messages")),
         states: TaskState::ALL.into_iter().map(TaskState::as_str).collect(),
         state: message_state.unwrap_or_default(),
+        target: target.unwrap_or_default(),
         rows,
         next,
+        scanned,
     }))
+}
+
+/// The id of the target named `given` (a `tgt_…` id is taken as it is), or
+/// a page saying there is no such target.
+async fn target_id(state: &AppState, given: &str) -> Result<String, UiError> {
+    let store = state.store();
+    let found = match given.strip_prefix("tgt_") {
+        Some(_) => store.target(given).await,
+        None => store.target_by_name(given).await,
+    }
+    .map_err(AppError::from)?;
+    found.map(|t| t.id).ok_or_else(|| {
+        UiError::new(
+            StatusCode::NOT_FOUND,
+            format!("There is no target {given:?}. Give a target's name or id as the Targets page (or `signet targets ls`) shows it."),
+        )
+    })
 }
 
 #[derive(Template)]

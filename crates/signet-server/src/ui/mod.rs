@@ -29,6 +29,7 @@ mod keys;
 mod messages;
 mod overview;
 mod page;
+mod scan;
 mod schedules;
 pub(crate) mod session;
 mod sign_in;

@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
-use serde_json::json;
+use serde_json::{json, Value};
 use signet_runtime::ManualClock;
 use signet_server::config::ServerConfig;
 use signet_server::{Limit, TrustedProxies};
@@ -1612,4 +1612,131 @@ async fn the_overview_charts_the_last_hour_and_says_so_when_empty() {
     assert!(!html.contains("No attempt ended in the last hour"));
     // The text alternative: each bucket of the hour in a table.
     assert!(html.contains("<caption>Attempts on charted per 5-minute bucket</caption>"));
+}
+
+#[tokio::test]
+async fn tasks_are_filtered_by_name_in_bounded_scans_that_continue() {
+    let h = harness().await;
+    let rare = h
+        .enqueue(json!({"queue": "named", "task": "rare.job"}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // More common tasks after it than one page looks at (5 000).
+    for _ in 0..6 {
+        let batch: Vec<Value> = (0..1000)
+            .map(|_| json!({"queue": "named", "task": "common.job"}))
+            .collect();
+        let r = h
+            .call(
+                Method::POST,
+                "/v1/tasks/batch",
+                Some(&h.admin),
+                Some(&json!({ "tasks": batch }).to_string()),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
+    let b = Browser::signed_in(&h, &h.read).await;
+    let page = b.get("/ui/tasks?task=common.job&limit=3").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert_eq!(
+        page.text.matches("common.job</td>").count(),
+        3,
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains("Next page"), "a full page pages on");
+    assert!(
+        page.text.contains("value=\"common.job\""),
+        "the filter stays in the form"
+    );
+    // The rare one is older than the budget reaches: the page says how many
+    // rows it looked at and continues where it stopped.
+    let first = b.get("/ui/tasks?task=rare.job").await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert!(
+        first.text.contains("Looked at 5000 tasks"),
+        "{}",
+        first.text
+    );
+    assert!(!first.text.contains(&rare));
+    let at = first.text.find("href=\"/ui/tasks?").expect("continue link") + 6;
+    let link = unescape(first.text[at..].split('"').next().unwrap());
+    assert!(
+        link.contains("task=rare.job") && link.contains("cursor="),
+        "{link}"
+    );
+    let second = b.get(&link).await;
+    assert!(second.text.contains(&rare), "{}", second.text);
+    assert!(!second.text.contains("Looked at"), "the listing ended");
+    // A name filter with the others, and a bad name, refused with why.
+    let none = b.get("/ui/tasks?task=rare.job&state=dead").await;
+    assert!(
+        none.text.contains("No task matches these filters"),
+        "{}",
+        none.text
+    );
+    let bad = b.get("/ui/tasks?task=%01").await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.text.contains("control characters"), "{}", bad.text);
+}
+
+#[tokio::test]
+async fn messages_are_filtered_by_target_name_or_id() {
+    let (app, admin, read, _temp) = with_targets().await;
+    let call = |uri: &'static str, body: String| {
+        let app = app.clone();
+        let admin = admin.clone();
+        async move {
+            let r = send(
+                &app,
+                crate::support::request(Method::POST, uri, Some(&admin), &[], Some(body)),
+            )
+            .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+            r.json()
+        }
+    };
+    let mut targets = Vec::new();
+    for name in ["billing", "shipping"] {
+        let t = call(
+            "/v1/targets",
+            json!({"name": name, "url_prefix": format!("https://{name}.example.com/")}).to_string(),
+        )
+        .await;
+        targets.push(t["id"].as_str().unwrap().to_owned());
+    }
+    let mut ids = Vec::new();
+    for name in ["billing", "shipping", "billing"] {
+        let m = call(
+            "/v1/messages",
+            json!({"url": format!("https://{name}.example.com/in"), "target": name, "body": "{}"})
+                .to_string(),
+        )
+        .await;
+        ids.push(m["id"].as_str().unwrap().to_owned());
+    }
+    let b = Browser::signed_in(&app, &read).await;
+    for filter in ["billing", targets[0].as_str()] {
+        let page = b.get(&format!("/ui/messages?target={filter}")).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+        assert!(page.text.contains(&ids[0]) && page.text.contains(&ids[2]));
+        assert!(!page.text.contains(&ids[1]), "{}", page.text);
+        assert!(page.text.contains(&format!("value=\"{filter}\"")));
+    }
+    let none = b.get("/ui/messages?target=shipping&state=dead").await;
+    assert!(
+        none.text.contains("No message is dead and for target"),
+        "{}",
+        none.text
+    );
+    let unknown = b.get("/ui/messages?target=nowhere").await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert!(
+        unknown.text.contains("There is no target"),
+        "{}",
+        unknown.text
+    );
 }
