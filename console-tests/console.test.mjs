@@ -3,7 +3,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 
-import { api, enqueue, fail, launch, signIn, startServer } from "./signet.mjs";
+import { api, enqueue, fail, launch, signIn, startServer, unnamedControls } from "./signet.mjs";
 
 let server;
 let browser;
@@ -294,19 +294,7 @@ describe("the console", () => {
     await signIn(page, server, server.admin);
     for (const path of await everyPage(page)) {
       await page.goto(server.base + path);
-      const unnamed = await page.evaluate(() => {
-        const named = (el) => {
-          if (el.getAttribute("aria-label")?.trim()) return true;
-          const by = el.getAttribute("aria-labelledby");
-          if (by && by.split(/\s+/).some((id) => document.getElementById(id)?.textContent.trim())) return true;
-          if (el.tagName === "BUTTON") return el.textContent.trim() !== "";
-          if (el.labels && [...el.labels].some((l) => l.textContent.trim())) return true;
-          return (el.title ?? "").trim() !== "";
-        };
-        return [...document.querySelectorAll("input:not([type=hidden]), select, textarea, button")]
-          .filter((el) => !named(el))
-          .map((el) => el.outerHTML.slice(0, 120));
-      });
+      const unnamed = await unnamedControls(page);
       assert.deepEqual(unnamed, [], `${path}: controls without a name`);
     }
   });

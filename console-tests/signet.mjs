@@ -124,3 +124,25 @@ export async function signIn(page, server, key) {
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.waitForURL(`${server.base}/ui`);
 }
+
+/**
+ * The controls of `page` (inputs but hidden ones, selects, text areas,
+ * buttons) that have no accessible name: no label with text, no
+ * `aria-label` or `aria-labelledby` naming text, no title, and (buttons)
+ * no text.
+ */
+export function unnamedControls(page) {
+  return page.evaluate(() => {
+    const named = (el) => {
+      if (el.getAttribute("aria-label")?.trim()) return true;
+      const by = el.getAttribute("aria-labelledby");
+      if (by && by.split(/\s+/).some((id) => document.getElementById(id)?.textContent.trim())) return true;
+      if (el.tagName === "BUTTON" && el.textContent.trim() !== "") return true;
+      if (el.labels && [...el.labels].some((l) => l.textContent.trim())) return true;
+      return (el.title ?? "").trim() !== "";
+    };
+    return [...document.querySelectorAll("input:not([type=hidden]), select, textarea, button")]
+      .filter((el) => !named(el))
+      .map((el) => el.outerHTML.slice(0, 120));
+  });
+}
