@@ -59,7 +59,7 @@ pub(crate) async fn form(
     let (mut parts, _) = request.into_parts();
     let UiQuery(q) = UiQuery::<SignInQuery>::from_request_parts(&mut parts, &state).await?;
     let notice = match q.why.as_deref() {
-        Some("expired") => Some("Your session ended (signed out, or unused for 12 hours). Sign in again."),
+        Some("expired") => Some("Your session ended (unused for 12 hours, 24 hours after sign-in, or not opened by this deployment). Sign in again."),
         Some("revoked") => Some("The API key of your session is no longer valid (revoked or deleted). Sign in with another key."),
         Some("signed-out") => Some("You are signed out."),
         _ => None,
