@@ -325,4 +325,39 @@ describe("the console", () => {
     await page.goto(`${server.base}/ui/dead-letters?queue=nothing-here`);
     assert.ok((await page.locator("p.empty").count()) === 1);
   });
+
+  test("a browser signed in on one node is signed in on the other", async () => {
+    // Two `signet serve` processes on one database and key file: the
+    // master key they share seals the session, so no sticky sessions.
+    const other = await startServer({ of: server });
+    try {
+      const page = await newPage();
+      await signIn(page, server, server.admin);
+      // Cookies are per host, not per port: the browser sends the session
+      // cookie to the other node as it would behind a load balancer.
+      await page.goto(`${other.base}/ui/dead-letters?reason=payload-invalid`);
+      assert.equal(new URL(page.url()).pathname, "/ui/dead-letters", "no sign-in asked");
+      assert.equal(await page.locator("tbody tr").count(), 2);
+      // A form shown by one node is accepted by the other: its CSRF token
+      // travels in the sealed cookie.
+      await page.goto(`${server.base}/ui/schedules/new`);
+      const csrf = await page.locator("input[name=csrf]").first().inputValue();
+      const answer = await page.request.post(`${other.base}/ui/schedules/new`, {
+        form: { csrf, name: "made-on-b", cron: "0 5 * * *", timezone: "UTC", catch_up: "skip", kind: "task",
+          payload: '{"queue": "b", "task": "b.run"}' },
+        maxRedirects: 0,
+      });
+      assert.equal(answer.status(), 303, await answer.text());
+      const { items } = await api(server, "GET", "/v1/schedules");
+      assert.ok(items.some((s) => s.name === "made-on-b"));
+      // Signing out on the other node signs the browser out of both.
+      await page.goto(`${other.base}/ui`);
+      await page.getByRole("button", { name: "Sign out" }).click();
+      await page.waitForURL(/why=signed-out/);
+      await page.goto(`${server.base}/ui`);
+      assert.equal(new URL(page.url()).pathname, "/ui/sign-in");
+    } finally {
+      await other.stop();
+    }
+  });
 });

@@ -11,9 +11,13 @@ export const SIGNET_BIN =
   process.env.SIGNET_BIN ?? resolve(import.meta.dirname, "../target/debug/signet");
 export const CHROMIUM = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
 
-/** Starts `signet serve`; resolves once the banner names the port. */
-export async function startServer() {
-  const dir = mkdtempSync(join(tmpdir(), "signet-console-"));
+/**
+ * Starts `signet serve`; resolves once the banner names the port. With
+ * `of`, a second node of that server: the same database and key file
+ * (so the same master key), its own process and port.
+ */
+export async function startServer({ of } = {}) {
+  const dir = of?.dir ?? mkdtempSync(join(tmpdir(), "signet-console-"));
   const databaseUrl = `sqlite://${join(dir, "signet.db")}`;
   const child = spawn(
     SIGNET_BIN,
@@ -27,9 +31,10 @@ export async function startServer() {
       banner += chunk.toString();
       const url = banner.match(/console: (http:\/\/127\.0\.0\.1:\d+)\/ui/);
       const key = banner.match(/api key: (sk_\S+)/);
-      if (url && key) {
+      // A second node prints no key: the first start made it.
+      if (url && (key || of)) {
         clearTimeout(timer);
-        ok({ base: url[1], admin: key[1] });
+        ok({ base: url[1], admin: key?.[1] });
       }
     };
     child.stdout.on("data", read);
@@ -44,12 +49,13 @@ export async function startServer() {
   ).trim();
   return {
     base,
-    admin,
+    admin: of?.admin ?? admin,
     read,
+    dir,
     async stop() {
       child.kill("SIGTERM");
       await new Promise((ok) => (child.exitCode !== null ? ok() : child.on("exit", ok)));
-      rmSync(dir, { recursive: true, force: true });
+      if (!of) rmSync(dir, { recursive: true, force: true });
     },
   };
 }
