@@ -49,6 +49,7 @@ mod leader;
 pub mod migrate;
 mod notify;
 pub mod options;
+mod pause;
 mod push;
 mod queries;
 mod row;

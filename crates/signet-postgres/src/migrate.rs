@@ -42,6 +42,11 @@ const MIGRATIONS: &[Migration] = &[
         "push_bindings",
         include_str!("../migrations/0007_push_bindings.sql"),
     ),
+    Migration::new(
+        8,
+        "steering",
+        include_str!("../migrations/0008_steering.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.

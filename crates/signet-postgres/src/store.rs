@@ -12,9 +12,9 @@ use signet_store::history::check_actor;
 use signet_store::migration::wall_clock_ms;
 use signet_store::{
     ApiKeyRecord, ClaimRequest, DeadFilter, DeadReason, DeadSelector, Enqueued, FailOutcome,
-    HistoryEvent, HttpExchange, KeyUsage, LeaderLease, LeaseToken, NewTask, Page, PushBinding,
-    QueueCounts, ScheduleRecord, Settlement, SignatureRecord, Store, StoreError, StoreResult,
-    TargetRecord, TaskFilter, TaskRow,
+    HistoryEvent, HttpExchange, KeyUsage, LeaderLease, LeaseToken, NewTask, Page, PausedQueue,
+    PushBinding, QueueCounts, ScheduleRecord, Settlement, SignatureRecord, Store, StoreError,
+    StoreResult, TargetRecord, TaskFilter, TaskRow,
 };
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -24,7 +24,7 @@ use crate::notify::{channel_for, Listener};
 use crate::options::{PostgresOptions, APPLICATION_NAME};
 use crate::targets::By;
 use crate::url::parse_url;
-use crate::{api_keys, delivery, history, leader, push, queries, schedules, targets, tasks};
+use crate::{api_keys, delivery, history, leader, pause, push, queries, schedules, targets, tasks};
 
 /// The multi-node store on PostgreSQL. Cheap to clone: clones share one
 /// pool and one listener.
@@ -357,6 +357,40 @@ impl Store for PostgresStore {
         check_actor(actor)?;
         let client = self.conn().await?;
         tasks::cancel(&client, id, actor, now_ms).await
+    }
+
+    async fn retry_now(&self, id: &str, actor: &str, now_ms: i64) -> StoreResult<TaskRow> {
+        check_actor(actor)?;
+        let client = self.conn().await?;
+        tasks::retry_now(&client, self.channel(), id, actor, now_ms).await
+    }
+
+    async fn resend(&self, id: &str, actor: &str, now_ms: i64) -> StoreResult<TaskRow> {
+        check_actor(actor)?;
+        let client = self.conn().await?;
+        tasks::resend(&client, self.channel(), id, actor, now_ms).await
+    }
+
+    async fn pause_queue(
+        &self,
+        queue: &str,
+        actor: &str,
+        reason: Option<&str>,
+        now_ms: i64,
+    ) -> StoreResult<PausedQueue> {
+        PausedQueue::validate(queue, actor, reason)?;
+        let client = self.conn().await?;
+        pause::pause(&client, queue, actor, reason, now_ms).await
+    }
+
+    async fn resume_queue(&self, queue: &str) -> StoreResult<Option<PausedQueue>> {
+        let client = self.conn().await?;
+        pause::resume(&client, self.channel(), queue).await
+    }
+
+    async fn paused_queues(&self) -> StoreResult<Vec<PausedQueue>> {
+        let client = self.conn().await?;
+        pause::list(&client).await
     }
 
     async fn kill(

@@ -34,6 +34,7 @@ mod error_map;
 mod history;
 mod leases;
 pub mod migrate;
+mod pause;
 mod push;
 mod queries;
 mod readers;

@@ -11,9 +11,9 @@ use signet_store::history::check_actor;
 use signet_store::migration::wall_clock_ms;
 use signet_store::{
     ApiKeyRecord, ClaimRequest, DeadFilter, DeadReason, DeadSelector, Enqueued, FailOutcome,
-    HistoryEvent, HttpExchange, KeyUsage, LeaderLease, LeaseToken, NewTask, Page, PushBinding,
-    QueueCounts, ScheduleRecord, Settlement, SignatureRecord, Store, StoreError, StoreResult,
-    TargetRecord, TaskFilter, TaskRow, TaskState,
+    HistoryEvent, HttpExchange, KeyUsage, LeaderLease, LeaseToken, NewTask, Page, PausedQueue,
+    PushBinding, QueueCounts, ScheduleRecord, Settlement, SignatureRecord, Store, StoreError,
+    StoreResult, TargetRecord, TaskFilter, TaskRow, TaskState,
 };
 
 use crate::config::SqliteConfig;
@@ -24,7 +24,9 @@ use crate::signal::WorkSignal;
 use crate::url::{parse_url, Location};
 use crate::watch::Watcher;
 use crate::writer::{Writer, WriterStats};
-use crate::{api_keys, callbacks, history, leases, push, queries, schedules, targets, tasks};
+use crate::{
+    api_keys, callbacks, history, leases, pause, push, queries, schedules, targets, tasks,
+};
 
 /// Size of the writer's prepared statement cache.
 const STATEMENT_CACHE: usize = 128;
@@ -323,6 +325,53 @@ impl Store for SqliteStore {
         let (id, actor) = (id.to_owned(), actor.to_owned());
         self.write(move |c| tasks::cancel(c, &id, &actor, now_ms))
             .await
+    }
+
+    async fn retry_now(&self, id: &str, actor: &str, now_ms: i64) -> StoreResult<TaskRow> {
+        check_actor(actor)?;
+        let (id, actor) = (id.to_owned(), actor.to_owned());
+        let row = self
+            .write(move |c| tasks::retry_now(c, &id, &actor, now_ms))
+            .await?;
+        self.inner.work.notify([row.queue()]);
+        Ok(row)
+    }
+
+    async fn resend(&self, id: &str, actor: &str, now_ms: i64) -> StoreResult<TaskRow> {
+        check_actor(actor)?;
+        let (id, actor) = (id.to_owned(), actor.to_owned());
+        let row = self
+            .write(move |c| tasks::resend(c, &id, &actor, now_ms))
+            .await?;
+        self.inner.work.notify([row.queue()]);
+        Ok(row)
+    }
+
+    async fn pause_queue(
+        &self,
+        queue: &str,
+        actor: &str,
+        reason: Option<&str>,
+        now_ms: i64,
+    ) -> StoreResult<PausedQueue> {
+        PausedQueue::validate(queue, actor, reason)?;
+        let (queue, actor) = (queue.to_owned(), actor.to_owned());
+        let reason = reason.map(str::to_owned);
+        self.write(move |c| pause::pause(c, &queue, &actor, reason.as_deref(), now_ms))
+            .await
+    }
+
+    async fn resume_queue(&self, queue: &str) -> StoreResult<Option<PausedQueue>> {
+        let owned = queue.to_owned();
+        let ended = self.write(move |c| pause::resume(c, &owned)).await?;
+        if ended.is_some() {
+            self.inner.work.notify([queue]);
+        }
+        Ok(ended)
+    }
+
+    async fn paused_queues(&self) -> StoreResult<Vec<PausedQueue>> {
+        self.read(pause::list).await
     }
 
     async fn kill(

@@ -13,6 +13,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod migration;
 pub mod paging;
+pub mod pause;
 pub mod rows;
 pub mod rules;
 pub mod state;
@@ -36,6 +37,7 @@ pub use idempotency::{
     LEGACY_SCOPE,
 };
 pub use ids::{ApiKeyId, MessageId, ScheduleId, TargetId, TaskId};
+pub use pause::PausedQueue;
 pub use rules::FieldError;
 pub use state::{DeadReason, TaskState};
 pub use store::{Store, StoreResult};

@@ -238,7 +238,10 @@ fn event_json(e: &HistoryEvent) -> Value {
                 "response_body": String::from_utf8_lossy(&h.response_body),
             })),
         }),
-        Event::Replayed { actor } | Event::Cancelled { actor } => json!({ "actor": actor }),
+        Event::Replayed { actor }
+        | Event::Cancelled { actor }
+        | Event::RetriedNow { actor }
+        | Event::Resent { actor } => json!({ "actor": actor }),
         Event::Resigned {
             actor,
             from_key_id,
@@ -285,6 +288,8 @@ pub(crate) fn history_table(history: &[HistoryEvent]) -> String {
             }
             Event::Replayed { actor } => ("replayed".to_owned(), actor.clone(), String::new()),
             Event::Cancelled { actor } => ("cancelled".to_owned(), actor.clone(), String::new()),
+            Event::RetriedNow { actor } => ("retried now".to_owned(), actor.clone(), String::new()),
+            Event::Resent { actor } => ("resent".to_owned(), actor.clone(), String::new()),
             Event::Resigned {
                 actor,
                 from_key_id,

@@ -96,6 +96,32 @@ impl Store for FaultyStore {
         self.check("cancel")?;
         self.inner.cancel(id, actor, now_ms).await
     }
+    async fn retry_now(&self, id: &str, actor: &str, now_ms: i64) -> StoreResult<TaskRow> {
+        self.check("retry_now")?;
+        self.inner.retry_now(id, actor, now_ms).await
+    }
+    async fn resend(&self, id: &str, actor: &str, now_ms: i64) -> StoreResult<TaskRow> {
+        self.check("resend")?;
+        self.inner.resend(id, actor, now_ms).await
+    }
+    async fn pause_queue(
+        &self,
+        queue: &str,
+        actor: &str,
+        reason: Option<&str>,
+        now_ms: i64,
+    ) -> StoreResult<crate::PausedQueue> {
+        self.check("pause_queue")?;
+        self.inner.pause_queue(queue, actor, reason, now_ms).await
+    }
+    async fn resume_queue(&self, queue: &str) -> StoreResult<Option<crate::PausedQueue>> {
+        self.check("resume_queue")?;
+        self.inner.resume_queue(queue).await
+    }
+    async fn paused_queues(&self) -> StoreResult<Vec<crate::PausedQueue>> {
+        self.check("paused_queues")?;
+        self.inner.paused_queues().await
+    }
     async fn kill(
         &self,
         id: &str,

@@ -47,7 +47,9 @@ mod lifecycle;
 mod listing;
 mod messages;
 mod named;
+mod operator;
 mod outcome;
+mod pause;
 mod prune;
 mod push;
 mod schedules;
@@ -121,6 +123,11 @@ macro_rules! __signet_store_checks {
             TasksById => outcome::tasks_by_id: "`tasks_by_id` reads the rows of the ids that exist, each once.",
             Cancel => outcome::cancel: "Cancel works before a task runs and is a `Conflict` once running or final.",
             Kill => outcome::kill: "Kill dead-letters a waiting task.",
+            PauseSkipsClaims => pause::pause_skips_claims: "A paused queue gives no task to any claim (one queue, several, the message queue); running work finishes; resumed, its tasks are claimed again.",
+            PauseIdempotent => pause::pause_idempotent: "Pausing twice keeps the first pause, resuming twice is no error, pauses list by name; bad names, actors and reasons are `Invalid`.",
+            RetryNow => operator::retry_now: "Retry now makes a retryable task available at once, attempts kept, with a `retried-now` event; other states are `Conflict`.",
+            Resend => operator::resend: "Resend makes a succeeded message available with attempts moved behind and a `resent` event, owing its callback again; tasks and undelivered messages are `Conflict`.",
+            ResendKeepsRowAttempt => operator::resend_keeps_row_attempt: "A message whose success is kept on its row keeps that attempt in its history once resent.",
             Rescue => lease::rescue: "Expired leases become retryable, or dead once attempts are used up.",
             ListTasks => listing::list_tasks: "Task listing filters and pages newest first without duplicates or gaps.",
             ListOwnQueue => listing::list_own_queue: "Listings leave Signet's own queue out unless it is named or asked for; asked for, its rows (msg_ ids) follow the tasks, each newest first.",

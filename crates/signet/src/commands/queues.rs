@@ -1,5 +1,5 @@
-//! `signet queues`: how many tasks each queue holds in each state, and
-//! where bound queues push. Signet's own queue (`signet:messages`: messages
+//! `signet queues`: how many tasks each queue holds in each state, where
+//! bound queues push, and which are paused (and since when). Signet's own queue (`signet:messages`: messages
 //! and callbacks) only with `--all` or `--queue signet:messages`.
 //!
 //! `signet queues bind|unbind` bind a queue to a push endpoint and remove
@@ -10,9 +10,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
-use signet_runtime::{NewBinding, PushService, SsrfPolicy, TargetService};
+use signet_runtime::{
+    format_time_ms, queue_overview, NewBinding, PushService, SsrfPolicy, TargetService,
+};
 use signet_server::PushView;
-use signet_store::{QueueCounts, TaskState};
+use signet_store::TaskState;
 
 use crate::commands::{block_on, finish, Negative};
 use crate::output::{outln, print_json, printable, Table};
@@ -34,7 +36,8 @@ pub(crate) struct Args {
     /// `signet:messages`).
     #[arg(long, conflicts_with = "queue")]
     all: bool,
-    /// Print JSON: [{"queue": ..., "counts": {"available": 3, ...}, "total": ...}].
+    /// Print JSON: [{"queue": ..., "counts": {"available": 3, ...}, "total": ...,
+    /// "paused": false, "paused_at": null, ...}].
     #[arg(long)]
     json: bool,
 }
@@ -166,34 +169,29 @@ async fn unbind_queue(queue: String, db: DatabaseArgs) -> anyhow::Result<()> {
 
 async fn queues(args: Args) -> anyhow::Result<()> {
     let store = args.db.open().await?;
-    let mut bindings = store.list_push_bindings().await?;
-    bindings.retain(|b| args.queue.as_deref().is_none_or(|q| q == b.queue));
-    let mut counts = store.counts().await?;
     let internal_hidden =
-        args.queue.is_none() && !args.all && counts.iter().any(|c| c.is_internal());
-    counts.retain(|c| c.is_listed(args.queue.as_deref(), args.all));
-    // A bound queue is listed even before it holds a task.
-    for b in &bindings {
-        if !counts.iter().any(|c| c.queue == b.queue) {
-            counts.push(QueueCounts {
-                queue: b.queue.clone(),
-                ..QueueCounts::default()
-            });
-        }
-    }
-    counts.sort_by(|a, b| a.queue.cmp(&b.queue));
-    let push_of = |queue: &str| bindings.iter().find(|b| b.queue == queue);
+        args.queue.is_none() && !args.all && store.counts().await?.iter().any(|c| c.is_internal());
+    let overview = queue_overview(store.as_ref(), args.queue.as_deref(), args.all).await?;
     if args.json {
-        let items: Vec<Value> = counts
+        let items: Vec<Value> = overview
             .iter()
-            .map(|q| {
+            .map(|o| {
+                let q = &o.counts;
                 let per_state: Map<String, Value> = TaskState::ALL
                     .iter()
                     .map(|s| (s.as_str().to_owned(), json!(q.count(*s))))
                     .collect();
                 let total: u64 = TaskState::ALL.iter().map(|s| q.count(*s)).sum();
-                let mut item = json!({ "queue": q.queue, "counts": per_state, "total": total });
-                if let (Some(b), Some(map)) = (push_of(&q.queue), item.as_object_mut()) {
+                let mut item = json!({
+                    "queue": q.queue,
+                    "counts": per_state,
+                    "total": total,
+                    "paused": o.pause.is_some(),
+                    "paused_at": o.pause.as_ref().map(|p| format_time_ms(p.paused_at_ms)),
+                    "paused_by": o.pause.as_ref().map(|p| p.paused_by.clone()),
+                    "pause_reason": o.pause.as_ref().and_then(|p| p.reason.clone()),
+                });
+                if let (Some(b), Some(map)) = (&o.push, item.as_object_mut()) {
                     let view = serde_json::to_value(PushView::new(b.clone(), None))?;
                     map.insert("push".into(), view);
                 }
@@ -202,7 +200,7 @@ async fn queues(args: Args) -> anyhow::Result<()> {
             .collect::<anyhow::Result<_>>()?;
         return print_json(&Value::Array(items), false);
     }
-    if counts.is_empty() {
+    if overview.is_empty() {
         if let Some(queue) = &args.queue {
             println!("queue {queue:?} holds no tasks");
             return Ok(());
@@ -220,8 +218,10 @@ async fn queues(args: Args) -> anyhow::Result<()> {
     columns.extend(TaskState::ALL.iter().map(|s| s.as_str()));
     columns.push("total");
     columns.push("PUSH");
+    columns.push("PAUSED");
     let mut table = Table::new(&columns);
-    for q in &counts {
+    for o in &overview {
+        let q = &o.counts;
         let mut cells = vec![q.queue.clone()];
         cells.extend(TaskState::ALL.iter().map(|s| q.count(*s).to_string()));
         cells.push(
@@ -231,7 +231,15 @@ async fn queues(args: Args) -> anyhow::Result<()> {
                 .sum::<u64>()
                 .to_string(),
         );
-        cells.push(push_of(&q.queue).map_or_else(|| "-".to_owned(), |b| printable(&b.url)));
+        cells.push(
+            o.push
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |b| printable(&b.url)),
+        );
+        cells.push(o.pause.as_ref().map_or_else(
+            || "-".to_owned(),
+            |p| format!("since {}", format_time_ms(p.paused_at_ms)),
+        ));
         table.row(cells);
     }
     print!("{}", table.render());
