@@ -1,20 +1,23 @@
 //! Messages: the list (by state and target, cursor-paged; the target by a
 //! bounded scan, see [`super::scan`]) and a message's page with
 //! every delivery attempt (status, latency, error, the response's first
-//! bytes). A dead message is replayed like any dead letter.
+//! bytes), with its actions: replay (dead, like any dead letter), retry now
+//! (retryable) and resend (delivered).
 
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use signet_store::{TaskRow, TaskState};
 
 use super::page::{render, Chrome, Time, UiError};
 use super::scan::listing;
-use super::viewer::{given, next_link, UiQuery, Viewer};
+use super::viewer::{given, next_link, CsrfForm, UiForm, UiQuery, Viewer};
 use crate::error::AppError;
-use crate::routes::messages::{list_filter, shown_to, MessageListQuery, MessageView};
+use crate::routes::messages::{
+    list_filter, parse_message_id, resend_as, retry_as, shown_to, MessageListQuery, MessageView,
+};
 use crate::state::AppState;
 use signet_runtime::MessageSpec;
 
@@ -130,6 +133,16 @@ struct MessagePage {
     message: MessageView,
     created: Time,
     replayable: bool,
+    retryable: bool,
+    resendable: bool,
+    notice: Option<&'static str>,
+}
+
+/// What the message page shows after an action.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ShowQuery {
+    done: Option<String>,
 }
 
 /// `GET /ui/messages/{id}`.
@@ -137,12 +150,51 @@ pub(crate) async fn show(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<String>,
+    UiQuery(q): UiQuery<ShowQuery>,
 ) -> Result<Response, UiError> {
     let message = shown_to(&state, &id, viewer.caller.scope).await?;
+    let notice = match q.done.as_deref() {
+        Some("retried") => Some("Retried now: the dispatcher delivers it at once."),
+        Some("resent") => Some(
+            "Resent: the dispatcher delivers it again, as a new attempt with the same webhook-id.",
+        ),
+        _ => None,
+    };
+    let is = |s: TaskState| message.state == s.as_str();
     Ok(render(&MessagePage {
         chrome: Some(viewer.chrome("messages")),
         created: Time::text(&message.created_at),
-        replayable: message.state == TaskState::Dead.as_str(),
+        replayable: is(TaskState::Dead),
+        retryable: is(TaskState::Retryable),
+        resendable: is(TaskState::Succeeded),
+        notice,
         message,
     }))
+}
+
+/// `POST /ui/messages/{id}/retry`: the API's retry now.
+pub(crate) async fn retry(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    UiForm(form): UiForm<CsrfForm>,
+) -> Result<Response, UiError> {
+    viewer.may_act(form.csrf.as_deref())?;
+    let id = parse_message_id(&id)?;
+    let message = retry_as(&state, &viewer.caller, &id).await?;
+    Ok(Redirect::to(&format!("/ui/messages/{}?done=retried", message.id)).into_response())
+}
+
+/// `POST /ui/messages/{id}/resend`: the API's resend (a delivered message
+/// delivered again, a new attempt in its history, the same `webhook-id`).
+pub(crate) async fn resend(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    UiForm(form): UiForm<CsrfForm>,
+) -> Result<Response, UiError> {
+    viewer.may_act(form.csrf.as_deref())?;
+    let id = parse_message_id(&id)?;
+    let message = resend_as(&state, &viewer.caller, &id).await?;
+    Ok(Redirect::to(&format!("/ui/messages/{}?done=resent", message.id)).into_response())
 }

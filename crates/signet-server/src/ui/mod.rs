@@ -16,12 +16,13 @@
 //! too (targets, admin-only on the API even to read, are admin-only here).
 //! Every state-changing form carries the session's CSRF token. Actions and
 //! listings call the functions the API routes call (`replay_selected`,
-//! `purge_selected`, `cancel_as`, `create_target`, `rotate`,
-//! `delete_target`, `pause_or_resume`, each route module's `list_filter`
-//! and views), never a second copy.
+//! `purge_selected`, `cancel_as`, `retry_as`, `resend_as`, `pause_as`,
+//! `resume_as`, `create_target`, `rotate`, `delete_target`,
+//! `pause_or_resume`, the schedule service, each route module's
+//! `list_filter` and views), never a second copy.
 //!
-//! Not built yet: renaming targets, resend and retry-now, and live updates
-//! beyond the overview's redraw.
+//! Not built yet: renaming targets, and live updates beyond the overview's
+//! redraw.
 
 mod assets;
 mod dead_letters;
@@ -63,8 +64,13 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
         .route("/ui/tasks", get(tasks::list))
         .route("/ui/tasks/{id}", get(tasks::show))
         .route("/ui/tasks/{id}/cancel", post(tasks::cancel))
+        .route("/ui/tasks/{id}/retry", post(tasks::retry))
         .route("/ui/messages", get(messages::list))
         .route("/ui/messages/{id}", get(messages::show))
+        .route("/ui/messages/{id}/retry", post(messages::retry))
+        .route("/ui/messages/{id}/resend", post(messages::resend))
+        .route("/ui/queues/{queue}/pause", post(overview::pause))
+        .route("/ui/queues/{queue}/resume", post(overview::resume))
         .route("/ui/targets", get(targets::list).post(targets::create))
         .route("/ui/targets/{id}/rotate", post(targets::rotate_secret))
         .route("/ui/targets/{id}/delete", post(targets::delete))

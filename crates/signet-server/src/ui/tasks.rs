@@ -14,7 +14,7 @@ use super::page::{pretty, render, Chrome, Time, UiError};
 use super::scan::listing;
 use super::viewer::CsrfForm;
 use super::viewer::{given, next_link, UiForm, UiQuery, Viewer};
-use crate::routes::tasks::{cancel_as, list_filter, parse_task_id, ListQuery};
+use crate::routes::tasks::{cancel_as, list_filter, parse_task_id, retry_as, ListQuery};
 use crate::state::AppState;
 use crate::views::{HistoryEventView, TaskView};
 
@@ -153,6 +153,7 @@ struct TaskPage {
     created: Time,
     run_at: Time,
     cancellable: bool,
+    retryable: bool,
     replayable: bool,
     notice: Option<String>,
 }
@@ -207,6 +208,7 @@ pub(crate) async fn show(
     let notice = match q.done.as_deref() {
         Some("cancelled") => Some("Cancelled.".to_owned()),
         Some("replayed") => Some("Replayed: it is back in its queue.".to_owned()),
+        Some("retried") => Some("Retried now: it is available to workers at once.".to_owned()),
         _ => None,
     };
     Ok(render(&TaskPage {
@@ -221,6 +223,7 @@ pub(crate) async fn show(
             row.state,
             TaskState::Scheduled | TaskState::Available | TaskState::Retryable
         ),
+        retryable: row.state == TaskState::Retryable,
         replayable: row.state == TaskState::Dead,
         notice,
         task: view,
@@ -237,4 +240,17 @@ pub(crate) async fn cancel(
     viewer.may_act(form.csrf.as_deref())?;
     let task = cancel_as(&state, &viewer.caller, &id).await?;
     Ok(Redirect::to(&format!("/ui/tasks/{}?done=cancelled", task.id)).into_response())
+}
+
+/// `POST /ui/tasks/{id}/retry`: the API's retry now (a `retryable` task
+/// becomes available at once; recorded in its history).
+pub(crate) async fn retry(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    UiForm(form): UiForm<CsrfForm>,
+) -> Result<Response, UiError> {
+    viewer.may_act(form.csrf.as_deref())?;
+    let task = retry_as(&state, &viewer.caller, &id).await?;
+    Ok(Redirect::to(&format!("/ui/tasks/{}?done=retried", task.id)).into_response())
 }

@@ -15,7 +15,9 @@ use serde_json::{json, Value};
 use signet_runtime::ManualClock;
 use signet_server::config::ServerConfig;
 use signet_server::{Limit, TrustedProxies};
-use signet_store::{DeadReason, TaskState};
+use signet_store::{
+    ClaimRequest, DeadReason, FailOutcome, LeaseToken, Store, TaskRow, TaskState, MESSAGE_QUEUE,
+};
 
 use crate::routes::{harness, harness_with, signing, Harness};
 use crate::support::{send, Reply, TempStore};
@@ -1739,4 +1741,239 @@ async fn messages_are_filtered_by_target_name_or_id() {
         "{}",
         unknown.text
     );
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Claims the one task of `queue` as a worker would.
+async fn claim_one(store: &dyn Store, queue: &str) -> TaskRow {
+    let request = ClaimRequest {
+        queues: vec![queue.to_owned()],
+        worker_id: "ui-test".to_owned(),
+        limit: 1,
+        lease_ms: 60_000,
+    };
+    store
+        .claim(request, now_ms())
+        .await
+        .unwrap()
+        .pop()
+        .expect("a task to claim")
+}
+
+/// Claims the one task of `queue` and fails it, to be retried in an hour.
+async fn make_retryable(store: &dyn Store, queue: &str) {
+    let row = claim_one(store, queue).await;
+    let later = FailOutcome::Retry {
+        at_ms: now_ms() + 3_600_000,
+    };
+    store
+        .fail(&LeaseToken::of(&row), "receiver said 503", later, now_ms())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_admin_pauses_and_resumes_a_queue_from_the_overview() {
+    let h = harness().await;
+    h.enqueue(json!({"queue": "mail", "task": "send"})).await;
+    let read = Browser::signed_in(&h, &h.read).await;
+    let page = read.get("/ui").await;
+    assert!(page.text.contains("running"), "{}", page.text);
+    assert!(
+        !page.text.contains("/ui/queues/"),
+        "read keys get no buttons"
+    );
+    let read_csrf = read.csrf().await;
+    let refused = read
+        .post("/ui/queues/mail/pause", &[("csrf", &read_csrf)])
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(h.store.paused_queues().await.unwrap().is_empty());
+
+    let admin = Browser::signed_in(&h, &h.admin).await;
+    let page = admin.get("/ui").await;
+    assert!(page.text.contains("Pause mail"), "{}", page.text);
+    let csrf = csrf_in(&page.text);
+    let no_token = admin.post("/ui/queues/mail/pause", &[]).await;
+    assert_eq!(no_token.status, StatusCode::FORBIDDEN);
+    let paused = admin
+        .post("/ui/queues/mail/pause", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(paused.status, StatusCode::SEE_OTHER, "{}", paused.text);
+    assert_eq!(paused.headers[header::LOCATION], "/ui?paused=mail");
+    let pauses = h.store.paused_queues().await.unwrap();
+    assert_eq!(pauses.len(), 1);
+    assert!(pauses[0].paused_by.contains("key_"), "{:?}", pauses[0]);
+    let page = admin.get("/ui?paused=mail").await;
+    assert!(page.text.contains("Paused mail"), "{}", page.text);
+    assert!(
+        page.text.contains(">paused</span> since <time"),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains("Resume mail"), "{}", page.text);
+    // Read keys see it paused too.
+    assert!(read.get("/ui").await.text.contains(">paused</span>"));
+    // A paused queue with no task still shows, so it can be resumed.
+    let empty = admin
+        .post("/ui/queues/later/pause", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(empty.status, StatusCode::SEE_OTHER);
+    assert!(admin.get("/ui").await.text.contains("Resume later"));
+    let resumed = admin
+        .post("/ui/queues/mail/resume", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(resumed.status, StatusCode::SEE_OTHER);
+    assert_eq!(h.store.paused_queues().await.unwrap().len(), 1);
+    assert!(admin
+        .get("/ui?resumed=mail")
+        .await
+        .text
+        .contains("Resumed mail"));
+    let bad = admin
+        .post("/ui/queues/bad%20name/pause", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.text);
+}
+
+#[tokio::test]
+async fn retry_now_and_resend_act_from_the_task_and_message_pages() {
+    let h = harness().await;
+    let task = h
+        .enqueue(json!({"queue": "flaky", "task": "t", "max_attempts": 5}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    make_retryable(h.store.as_ref(), "flaky").await;
+    let read = Browser::signed_in(&h, &h.read).await;
+    let page = read.get(&format!("/ui/tasks/{task}")).await;
+    assert!(!page.text.contains("Retry now"), "read keys get no button");
+    let read_csrf = read.csrf().await;
+    let refused = read
+        .post(&format!("/ui/tasks/{task}/retry"), &[("csrf", &read_csrf)])
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(state_of(&h, &task).await, TaskState::Retryable);
+
+    let admin = Browser::signed_in(&h, &h.admin).await;
+    let page = admin.get(&format!("/ui/tasks/{task}")).await;
+    assert!(page.text.contains("Retry now"), "{}", page.text);
+    let csrf = csrf_in(&page.text);
+    let no_token = admin.post(&format!("/ui/tasks/{task}/retry"), &[]).await;
+    assert_eq!(no_token.status, StatusCode::FORBIDDEN);
+    let retried = admin
+        .post(&format!("/ui/tasks/{task}/retry"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(retried.status, StatusCode::SEE_OTHER, "{}", retried.text);
+    assert_eq!(state_of(&h, &task).await, TaskState::Available);
+    let page = admin
+        .get(retried.headers[header::LOCATION].to_str().unwrap())
+        .await;
+    assert!(page.text.contains("Retried now"), "{}", page.text);
+    assert!(!page.text.contains(">Retry now<"), "not retryable any more");
+    assert!(
+        page.text.contains("retried-now"),
+        "in the history: {}",
+        page.text
+    );
+    // Again: the API's refusal, as a page.
+    let again = admin
+        .post(&format!("/ui/tasks/{task}/retry"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text);
+
+    // A delivered message: resend.
+    let publish = |url: &'static str| {
+        let h = &h;
+        async move {
+            let r = h
+                .call(
+                    Method::POST,
+                    "/v1/messages",
+                    Some(&h.admin),
+                    Some(&json!({ "url": url, "body": "{}" }).to_string()),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+            r.json()["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let delivered = publish("https://hooks.example.com/a").await;
+    let waiting = publish("https://hooks.example.com/b").await;
+    let request = ClaimRequest {
+        queues: vec![MESSAGE_QUEUE.to_owned()],
+        worker_id: "ui-test".to_owned(),
+        limit: 2,
+        lease_ms: 60_000,
+    };
+    for row in h.store.claim(request, now_ms()).await.unwrap() {
+        let lease = LeaseToken::of(&row);
+        if row.envelope.id == delivered {
+            h.store.complete(&lease, None, now_ms()).await.unwrap();
+        } else {
+            let later = FailOutcome::Retry {
+                at_ms: now_ms() + 3_600_000,
+            };
+            h.store.fail(&lease, "503", later, now_ms()).await.unwrap();
+        }
+    }
+    assert_eq!(state_of(&h, &waiting).await, TaskState::Retryable);
+    let page = admin.get(&format!("/ui/messages/{delivered}")).await;
+    assert!(page.text.contains(">Resend<"), "{}", page.text);
+    assert!(!read
+        .get(&format!("/ui/messages/{delivered}"))
+        .await
+        .text
+        .contains(">Resend<"));
+    let refused = read
+        .post(
+            &format!("/ui/messages/{delivered}/resend"),
+            &[("csrf", &read_csrf)],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let resent = admin
+        .post(
+            &format!("/ui/messages/{delivered}/resend"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(resent.status, StatusCode::SEE_OTHER, "{}", resent.text);
+    assert_eq!(state_of(&h, &delivered).await, TaskState::Available);
+    let page = admin
+        .get(resent.headers[header::LOCATION].to_str().unwrap())
+        .await;
+    assert!(
+        page.text.contains("Resent: the dispatcher"),
+        "{}",
+        page.text
+    );
+    // Not delivered (again) yet: resend is refused with the API's words.
+    let again = admin
+        .post(
+            &format!("/ui/messages/{delivered}/resend"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text);
+
+    // A message waiting for its next attempt: retry now.
+    let page = admin.get(&format!("/ui/messages/{waiting}")).await;
+    assert!(page.text.contains(">Retry now<"), "{}", page.text);
+    let retried = admin
+        .post(&format!("/ui/messages/{waiting}/retry"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(retried.status, StatusCode::SEE_OTHER, "{}", retried.text);
+    assert_eq!(state_of(&h, &waiting).await, TaskState::Available);
+    let missing = admin
+        .post("/ui/messages/msg_nope/retry", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
