@@ -3,7 +3,9 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 
-import { api, enqueue, fail, launch, signIn, startServer, unnamedControls } from "./signet.mjs";
+import {
+  api, enqueue, fail, launch, signIn, startReceiver, startServer, unnamedControls, until,
+} from "./signet.mjs";
 
 let server;
 let browser;
@@ -358,6 +360,54 @@ describe("the console", () => {
       assert.equal(new URL(page.url()).pathname, "/ui/sign-in");
     } finally {
       await other.stop();
+    }
+  });
+
+  test("an admin resends a delivered message and pauses a queue", async () => {
+    const receiver = await startReceiver();
+    try {
+      const message = await api(server, "POST", "/v1/messages", { url: receiver.url, body: { n: 1 } });
+      const stateOfMessage = async () => (await api(server, "GET", `/v1/messages/${message.id}`)).state;
+      await until(async () => (await stateOfMessage()) === "succeeded", 20_000, "the first delivery");
+      assert.equal(receiver.hits, 1);
+      const page = await newPage();
+      page.on("dialog", (dialog) => dialog.accept());
+      await signIn(page, server, server.admin);
+      await page.goto(`${server.base}/ui/messages/${message.id}`);
+      await page.getByRole("button", { name: "Resend" }).click();
+      await page.getByText("Resent: the dispatcher").waitFor();
+      await until(() => receiver.hits === 2, 20_000, "the resent delivery");
+      await until(async () => (await stateOfMessage()) === "succeeded", 20_000, "succeeded again");
+      // Two attempts on the message's page; the resend in its history.
+      await page.goto(`${server.base}/ui/messages/${message.id}`);
+      assert.equal(await page.locator("table[aria-describedby=attempts] tbody tr").count(), 2);
+      await page.getByRole("link", { name: "as a task" }).click();
+      assert.match(await page.locator("ol.history").textContent(), /resent/);
+      // A read key sees no button, and the server refuses it.
+      const reader = await newPage();
+      await signIn(reader, server, server.read);
+      await reader.goto(`${server.base}/ui/messages/${message.id}`);
+      assert.equal(await reader.getByRole("button", { name: "Resend" }).count(), 0);
+      const csrf = await reader.locator("input[name=csrf]").first().inputValue();
+      const refused = await reader.request.post(`${server.base}/ui/messages/${message.id}/resend`, {
+        form: { csrf },
+        maxRedirects: 0,
+      });
+      assert.equal(refused.status(), 403);
+      assert.equal(receiver.hits, 2);
+
+      // Pause a queue on the overview: shown paused, then resumed.
+      await enqueue(server, "steady", "tick", 1);
+      await page.goto(`${server.base}/ui`);
+      await page.getByRole("button", { name: "Pause steady" }).click();
+      await page.getByText("Paused steady").waitFor();
+      const queues = await api(server, "GET", "/v1/queues");
+      assert.equal(queues.queues.find((q) => q.queue === "steady").paused, true);
+      await page.getByRole("button", { name: "Resume steady" }).click();
+      await page.getByText("Resumed steady").waitFor();
+      assert.deepEqual(page.violations, []);
+    } finally {
+      await receiver.stop();
     }
   });
 });

@@ -19,10 +19,15 @@ export const CHROMIUM = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
 export async function startServer({ of } = {}) {
   const dir = of?.dir ?? mkdtempSync(join(tmpdir(), "signet-console-"));
   const databaseUrl = `sqlite://${join(dir, "signet.db")}`;
+  // Deliveries may reach 127.0.0.1: the tests' receivers listen there.
   const child = spawn(
     SIGNET_BIN,
     ["serve", "--listen", "127.0.0.1:0", "--database-url", databaseUrl],
-    { cwd: dir, stdio: ["ignore", "pipe", "pipe"] },
+    {
+      cwd: dir,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, SIGNET_ALLOWED_TARGET_CIDRS: "127.0.0.1/32" },
+    },
   );
   let banner = "";
   const ready = new Promise((ok, fail) => {
@@ -151,4 +156,31 @@ export function unnamedControls(page) {
       .filter((el) => !named(el))
       .map((el) => el.outerHTML.slice(0, 120));
   });
+}
+
+/** A receiver on 127.0.0.1 that answers every request 200; counts them. */
+export async function startReceiver() {
+  const { createServer } = await import("node:http");
+  const receiver = { hits: 0 };
+  const http = createServer((request, response) => {
+    request.resume();
+    request.on("end", () => {
+      receiver.hits += 1;
+      response.writeHead(200, { "content-type": "text/plain" }).end("thanks");
+    });
+  });
+  await new Promise((ok) => http.listen(0, "127.0.0.1", ok));
+  receiver.url = `http://127.0.0.1:${http.address().port}/hooks`;
+  receiver.stop = () => new Promise((ok) => http.close(ok));
+  return receiver;
+}
+
+/** Polls `check` every 100 ms until it is true, for up to `ms`. */
+export async function until(check, ms = 15_000, what = "the condition") {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await check()) return;
+    await new Promise((ok) => setTimeout(ok, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
 }
