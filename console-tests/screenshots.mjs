@@ -40,6 +40,8 @@ try {
     task: { queue: "sync", task: "sync.all" },
     paused: true,
   });
+  // A paused queue, as the overview shows it.
+  await api(server, "POST", "/v1/queues/reports/pause", { reason: "report templates being updated" });
   // Its receiver is unreachable: the dispatcher's attempts fail and are
   // recorded with their error.
   const message = await api(server, "POST", "/v1/messages", {

@@ -172,6 +172,33 @@ pub(crate) async fn show(
     }))
 }
 
+/// A message's one-button actions.
+#[derive(Clone, Copy)]
+enum Act {
+    /// Retry now (`retryable`).
+    Retry,
+    /// Resend (`succeeded`).
+    Resend,
+}
+
+/// Checks the form (CSRF, then scope), calls the API route's helper and
+/// sends the browser back to the message, saying what was done.
+async fn act(
+    state: &AppState,
+    viewer: &Viewer,
+    id: &str,
+    form: &CsrfForm,
+    what: Act,
+) -> Result<Response, UiError> {
+    viewer.may_act(form.csrf.as_deref())?;
+    let id = parse_message_id(id)?;
+    let (message, done) = match what {
+        Act::Retry => (retry_as(state, &viewer.caller, &id).await?, "retried"),
+        Act::Resend => (resend_as(state, &viewer.caller, &id).await?, "resent"),
+    };
+    Ok(Redirect::to(&format!("/ui/messages/{}?done={done}", message.id)).into_response())
+}
+
 /// `POST /ui/messages/{id}/retry`: the API's retry now.
 pub(crate) async fn retry(
     State(state): State<AppState>,
@@ -179,10 +206,7 @@ pub(crate) async fn retry(
     Path(id): Path<String>,
     UiForm(form): UiForm<CsrfForm>,
 ) -> Result<Response, UiError> {
-    viewer.may_act(form.csrf.as_deref())?;
-    let id = parse_message_id(&id)?;
-    let message = retry_as(&state, &viewer.caller, &id).await?;
-    Ok(Redirect::to(&format!("/ui/messages/{}?done=retried", message.id)).into_response())
+    act(&state, &viewer, &id, &form, Act::Retry).await
 }
 
 /// `POST /ui/messages/{id}/resend`: the API's resend (a delivered message
@@ -193,8 +217,5 @@ pub(crate) async fn resend(
     Path(id): Path<String>,
     UiForm(form): UiForm<CsrfForm>,
 ) -> Result<Response, UiError> {
-    viewer.may_act(form.csrf.as_deref())?;
-    let id = parse_message_id(&id)?;
-    let message = resend_as(&state, &viewer.caller, &id).await?;
-    Ok(Redirect::to(&format!("/ui/messages/{}?done=resent", message.id)).into_response())
+    act(&state, &viewer, &id, &form, Act::Resend).await
 }

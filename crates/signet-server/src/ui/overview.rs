@@ -330,6 +330,28 @@ async fn dead_by_reason(state: &AppState) -> Result<(BTreeMap<&'static str, u64>
     }
 }
 
+/// Checks the form (CSRF, then scope), pauses or resumes the queue as the
+/// API route does, and sends the browser back to the overview.
+async fn pause_or_resume(
+    state: &AppState,
+    viewer: &Viewer,
+    queue: &str,
+    form: &CsrfForm,
+    pause: bool,
+) -> Result<Response, UiError> {
+    viewer.may_act(form.csrf.as_deref())?;
+    let (view, done) = if pause {
+        (
+            pause_as(state, &viewer.caller, queue, None).await?,
+            "paused",
+        )
+    } else {
+        (resume_as(state, &viewer.caller, queue).await?, "resumed")
+    };
+    let query = next_link(&[(done, Some(&view.queue))]);
+    Ok(Redirect::to(&format!("/ui?{query}")).into_response())
+}
+
 /// `POST /ui/queues/{queue}/pause`: the API's pause, for every node.
 pub(crate) async fn pause(
     State(state): State<AppState>,
@@ -337,10 +359,7 @@ pub(crate) async fn pause(
     Path(queue): Path<String>,
     UiForm(form): UiForm<CsrfForm>,
 ) -> Result<Response, UiError> {
-    viewer.may_act(form.csrf.as_deref())?;
-    let view = pause_as(&state, &viewer.caller, &queue, None).await?;
-    let query = next_link(&[("paused", Some(&view.queue))]);
-    Ok(Redirect::to(&format!("/ui?{query}")).into_response())
+    pause_or_resume(&state, &viewer, &queue, &form, true).await
 }
 
 /// `POST /ui/queues/{queue}/resume`: the API's resume.
@@ -350,8 +369,5 @@ pub(crate) async fn resume(
     Path(queue): Path<String>,
     UiForm(form): UiForm<CsrfForm>,
 ) -> Result<Response, UiError> {
-    viewer.may_act(form.csrf.as_deref())?;
-    let view = resume_as(&state, &viewer.caller, &queue).await?;
-    let query = next_link(&[("resumed", Some(&view.queue))]);
-    Ok(Redirect::to(&format!("/ui?{query}")).into_response())
+    pause_or_resume(&state, &viewer, &queue, &form, false).await
 }
