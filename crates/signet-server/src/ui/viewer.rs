@@ -77,7 +77,8 @@ impl Viewer {
 #[derive(Clone, Debug)]
 pub(crate) struct CookieSession(pub(crate) Option<Session>);
 
-/// The session layer of every `/ui` request: opens the session cookie
+/// The session layer of every `/ui` request but the assets: opens the
+/// session cookie
 /// once (a request carrying none, or one that no longer opens, gets no
 /// session) for [`Viewer`] and sign-out to read, and re-issues the cookie
 /// when the session's last-used mark is older than
@@ -88,6 +89,11 @@ pub(crate) async fn sessions(
     request: Request,
     next: Next,
 ) -> Response {
+    // The compiled-in assets are cacheable by anyone (`public`): they
+    // never carry a session cookie, so no shared cache keeps one.
+    if request.uri().path().starts_with("/ui/assets/") {
+        return next.run(request).await;
+    }
     let (mut parts, body) = request.into_parts();
     let now_ms = state.now_ms();
     let opened =

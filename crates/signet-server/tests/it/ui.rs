@@ -806,12 +806,19 @@ async fn a_session_opened_on_one_node_works_on_another() {
     assert_eq!(r.headers[header::LOCATION], "/ui/sign-in?why=expired");
 
     // Idle expiry holds across nodes: used on B within the idle period, the
-    // cookie is re-issued and lives on; left alone it ends everywhere.
+    // cookie is re-issued and lives on; left alone it ends everywhere. The
+    // assets, cacheable by anyone, never carry it.
+    clock.advance(std::time::Duration::from_secs(120));
+    let asset = on_b.get("/ui/assets/console.css").await;
+    assert_eq!(asset.status, StatusCode::OK);
+    assert!(asset.headers.get(header::SET_COOKIE).is_none());
+    assert!(cookie_in(&on_b.get("/ui").await, "signet_session").is_some());
     clock.advance(std::time::Duration::from_millis(IDLE_MS as u64 - 1));
     let renewed = on_b.get("/ui").await;
     assert_eq!(renewed.status, StatusCode::OK);
     assert!(cookie_in(&renewed, "signet_session").is_some(), "re-issued");
-    clock.advance(std::time::Duration::from_millis(IDLE_MS as u64 - 1));
+    // Still inside the 24-hour lifetime, past the first cookie's idle end.
+    clock.advance(std::time::Duration::from_millis(IDLE_MS as u64 - 200_000));
     *on_a.cookie.borrow_mut() = on_b.cookie.borrow().clone();
     assert_eq!(on_a.get("/ui").await.status, StatusCode::OK);
     let stale = Browser::new(&a);
