@@ -25,7 +25,8 @@ use crate::state::AppState;
 pub fn app(state: AppState) -> Router {
     let gate = middleware::from_fn_with_state(state.clone(), guard::guard);
     let v1 = routes::v1().route_layer(gate);
-    with_layers(state, v1, crate::ui::router())
+    let console = crate::ui::router(state.clone());
+    with_layers(state, v1, console)
 }
 
 /// The `/v1` API on `state` for the operator of the store itself, in
