@@ -169,7 +169,8 @@ mod tests {
                 (4, "idempotency_scope"),
                 (5, "newest_first"),
                 (6, "listing_by_id"),
-                (7, "push_bindings")
+                (7, "push_bindings"),
+                (8, "steering")
             ]
         );
         assert!(status_for_version(SCHEMA_VERSION + 1).is_too_new());
