@@ -10,10 +10,10 @@ use signet_store::delivery::check_exchange;
 use signet_store::history::check_actor;
 use signet_store::migration::wall_clock_ms;
 use signet_store::{
-    ApiKeyRecord, ClaimRequest, DeadFilter, DeadReason, DeadSelector, Enqueued, FailOutcome,
-    HistoryEvent, HttpExchange, KeyUsage, LeaderLease, LeaseToken, NewTask, Page, PushBinding,
-    QueueCounts, ScheduleRecord, Settlement, SignatureRecord, Store, StoreError, StoreResult,
-    TargetRecord, TaskFilter, TaskRow, TaskState,
+    ApiKeyRecord, ClaimRequest, DeadFilter, DeadReason, DeadSelector, DeliverySettlement, Enqueued,
+    FailOutcome, HistoryEvent, HttpExchange, KeyUsage, LeaderLease, LeaseToken, NewTask, Page,
+    PushBinding, QueueCounts, ScheduleRecord, Settlement, SignatureRecord, Store, StoreError,
+    StoreResult, TargetRecord, TaskFilter, TaskRow, TaskState,
 };
 
 use crate::config::SqliteConfig;
@@ -23,7 +23,7 @@ use crate::readers::Readers;
 use crate::signal::WorkSignal;
 use crate::url::{parse_url, Location};
 use crate::watch::Watcher;
-use crate::writer::{Writer, WriterStats};
+use crate::writer::{in_savepoint, Writer, WriterStats};
 use crate::{api_keys, callbacks, history, leases, push, queries, schedules, targets, tasks};
 
 /// Size of the writer's prepared statement cache.
@@ -467,25 +467,49 @@ impl Store for SqliteStore {
     ) -> StoreResult<()> {
         check_exchange(&http, &settlement)?;
         let lease = lease.clone();
-        let due_now = matches!(
-            &settlement,
-            Settlement::Failed { outcome: FailOutcome::Retry { at_ms }, .. } if *at_ms <= now_ms
-        );
         let queue = self
-            .write(move |c| match &settlement {
-                Settlement::Delivered { result } => {
-                    tasks::complete(c, &lease, result.as_deref(), Some(&http), now_ms)
-                        .map(|()| None)
+            .write(move |c| tasks::settle_delivery(c, &lease, &http, &settlement, now_ms))
+            .await?;
+        self.inner.work.notify(queue.as_deref());
+        Ok(())
+    }
+
+    async fn settle_deliveries(
+        &self,
+        items: Vec<DeliverySettlement>,
+        now_ms: i64,
+    ) -> StoreResult<Vec<StoreResult<()>>> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One operation of the writer for the whole batch, each entry in a
+        // savepoint of its own so a failing entry changes nothing.
+        let (out, mut wake) = self
+            .write(move |c| {
+                let mut out = Vec::with_capacity(items.len());
+                let mut wake = Vec::new();
+                for item in &items {
+                    let r = in_savepoint(c, |c| {
+                        tasks::settle_delivery(c, &item.lease, &item.http, &item.settlement, now_ms)
+                    });
+                    match r {
+                        Ok(queue) => {
+                            wake.extend(queue);
+                            out.push(Ok(()));
+                        }
+                        // SQLite rolled the transaction back (disk full):
+                        // the earlier entries are gone too; fail them all.
+                        Err(e) if c.is_autocommit() => return Err(map_lost(&e)),
+                        Err(e) => out.push(Err(e)),
+                    }
                 }
-                Settlement::Failed { error, outcome } => {
-                    tasks::fail(c, &lease, error, outcome, Some(&http), now_ms)
-                }
+                Ok((out, wake))
             })
             .await?;
-        if due_now {
-            self.inner.work.notify(queue.as_deref());
-        }
-        Ok(())
+        wake.sort_unstable();
+        wake.dedup();
+        self.inner.work.notify(wake.iter().map(String::as_str));
+        Ok(out)
     }
 
     async fn history(&self, task_id: &str) -> StoreResult<Vec<HistoryEvent>> {
