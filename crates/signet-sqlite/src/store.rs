@@ -23,7 +23,7 @@ use crate::readers::Readers;
 use crate::signal::WorkSignal;
 use crate::url::{parse_url, Location};
 use crate::watch::Watcher;
-use crate::writer::{in_savepoint, Writer, WriterStats};
+use crate::writer::{Writer, WriterStats};
 use crate::{api_keys, callbacks, history, leases, push, queries, schedules, targets, tasks};
 
 /// Size of the writer's prepared statement cache.
@@ -482,25 +482,28 @@ impl Store for SqliteStore {
         if items.is_empty() {
             return Ok(Vec::new());
         }
-        // One operation of the writer for the whole batch, each entry in a
-        // savepoint of its own so a failing entry changes nothing.
+        // One operation of the writer for the whole batch. No savepoint per
+        // entry (each would copy every page it touches into the statement
+        // journal): an entry refused for its exchange or its lease wrote
+        // nothing, and any other error fails the whole batch, which the
+        // writer's savepoint then rolls back.
         let (out, mut wake) = self
             .write(move |c| {
                 let mut out = Vec::with_capacity(items.len());
                 let mut wake = Vec::new();
                 for item in &items {
-                    let r = in_savepoint(c, |c| {
-                        tasks::settle_delivery(c, &item.lease, &item.http, &item.settlement, now_ms)
-                    });
-                    match r {
+                    if let Err(e) = check_exchange(&item.http, &item.settlement) {
+                        out.push(Err(e));
+                        continue;
+                    }
+                    let lease = &item.lease;
+                    match tasks::settle_delivery(c, lease, &item.http, &item.settlement, now_ms) {
                         Ok(queue) => {
                             wake.extend(queue);
                             out.push(Ok(()));
                         }
-                        // SQLite rolled the transaction back (disk full):
-                        // the earlier entries are gone too; fail them all.
-                        Err(e) if c.is_autocommit() => return Err(map_lost(&e)),
-                        Err(e) => out.push(Err(e)),
+                        Err(e @ StoreError::LeaseLost { .. }) => out.push(Err(e)),
+                        Err(e) => return Err(e),
                     }
                 }
                 Ok((out, wake))

@@ -2,7 +2,6 @@
 //! thread runs each inside a savepoint of the current group commit.
 
 use rusqlite::{params, Connection, OptionalExtension};
-use signet_store::delivery::check_exchange;
 use signet_store::rows::{claim_order, headers_to_json};
 use signet_store::{
     AttemptOutcome, ClaimRequest, DeadReason, Enqueued, FailOutcome, HttpExchange,
@@ -434,8 +433,8 @@ pub(crate) fn fail(
 }
 
 /// Settles a delivery attempt (the outcome and its attempt event with the
-/// HTTP exchange) after checking the exchange. Returns the queue to wake
-/// when the message is to be retried now.
+/// HTTP exchange; the caller checked it with `check_exchange`). Returns
+/// the queue to wake when the message is to be retried now.
 pub(crate) fn settle_delivery(
     conn: &Connection,
     lease: &LeaseToken,
@@ -443,7 +442,6 @@ pub(crate) fn settle_delivery(
     settlement: &Settlement,
     now_ms: i64,
 ) -> StoreResult<Option<String>> {
-    check_exchange(http, settlement)?;
     match settlement {
         Settlement::Delivered { result } => {
             complete(conn, lease, result.as_deref(), Some(http), now_ms).map(|()| None)

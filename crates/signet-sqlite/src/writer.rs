@@ -93,9 +93,7 @@ impl<T: Send + 'static> Settle for Done<T> {
     }
 }
 
-/// Runs `f` in a savepoint of the open transaction: an error rolls back
-/// what `f` wrote and nothing else.
-pub(crate) fn in_savepoint<T>(
+fn in_savepoint<T>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> StoreResult<T>,
 ) -> StoreResult<T> {
