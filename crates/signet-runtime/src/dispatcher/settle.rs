@@ -1,6 +1,6 @@
 //! Writing outcomes: one settler task turns ended attempts into store
-//! writes, with metrics and events. Every outcome that arrives while a
-//! write is in flight goes into the next
+//! writes, with metrics and events. Every outcome that arrives while the
+//! settler's writes are in flight goes into its next
 //! [`Store::settle_deliveries`](signet_store::Store::settle_deliveries):
 //! under load many deliveries share one round trip and one commit, and an
 //! idle dispatcher writes each outcome at once (no timer to wait for). A
@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::stream::{FuturesUnordered, StreamExt as _};
 use signet_store::{
     DeadReason, DeliverySettlement, FailOutcome, LeaseToken, Settlement, StoreError, StoreResult,
 };
@@ -23,6 +24,8 @@ use crate::metrics;
 
 /// Most outcomes written in one batch.
 const SETTLE_BATCH: usize = 1024;
+/// Most batches being written at once.
+const SETTLES_IN_FLIGHT: usize = 4;
 
 /// An attempt that ended, on its way to the settler.
 pub(super) struct Ended {
@@ -42,26 +45,36 @@ struct Pending {
     kind: DeliveryEventKind,
 }
 
-/// Writes the outcomes sent on `rx` until every sender is gone.
+/// Writes the outcomes sent on `rx` until every sender is gone, with up to
+/// [`SETTLES_IN_FLIGHT`] batches written at once (so an outcome does not
+/// wait for a whole commit before its own starts), and waits for the last.
 pub(super) async fn settler_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Ended>) {
-    let mut buf = Vec::with_capacity(SETTLE_BATCH);
+    let mut writing = FuturesUnordered::new();
     loop {
-        if rx.recv_many(&mut buf, SETTLE_BATCH).await == 0 {
-            return;
+        let mut buf = Vec::new();
+        tokio::select! {
+            n = rx.recv_many(&mut buf, SETTLE_BATCH), if writing.len() < SETTLES_IN_FLIGHT => {
+                if n == 0 {
+                    break;
+                }
+                // Each delivery's permit goes back with its outcome, once
+                // written.
+                writing.push(settle_batch(&shared, buf));
+            }
+            Some(()) = writing.next(), if !writing.is_empty() => {}
         }
-        // Each delivery's permit goes back with its outcome, once written.
-        settle_batch(&shared, &mut buf).await;
     }
+    while writing.next().await.is_some() {}
 }
 
 /// Writes a batch: settled attempts in one `settle_deliveries`, releases
 /// beside it; then metrics, logs and events.
-async fn settle_batch(shared: &Shared, batch: &mut Vec<Ended>) {
+async fn settle_batch(shared: &Shared, batch: Vec<Ended>) {
     let now = shared.clock.now_ms();
     let mut items = Vec::with_capacity(batch.len());
     let mut pending = Vec::with_capacity(batch.len());
     let mut releases = Vec::new();
-    for ended in batch.drain(..) {
+    for ended in batch {
         let (item, kind) = match &ended.decision {
             Decision::Delivered { status, record } => {
                 let result = format!("{{\"status\":{status}}}").into_bytes();
