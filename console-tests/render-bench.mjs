@@ -36,6 +36,8 @@ try {
     "/ui/tasks",
     "/ui/tasks?queue=bulk&state=available",
     "/ui/tasks?state=dead",
+    "/ui/tasks?task=work",
+    "/ui/tasks?task=no-such-task",
     `/ui/tasks/${some}`,
     "/ui/dead-letters",
     "/ui/dead-letters?reason=max-attempts",

@@ -40,6 +40,8 @@ try {
     task: { queue: "sync", task: "sync.all" },
     paused: true,
   });
+  // A paused queue, as the overview shows it.
+  await api(server, "POST", "/v1/queues/reports/pause", { reason: "report templates being updated" });
   // Its receiver is unreachable: the dispatcher's attempts fail and are
   // recorded with their error.
   const message = await api(server, "POST", "/v1/messages", {
@@ -70,6 +72,14 @@ try {
   await shot("message");
   await page.goto(`${server.base}/ui/schedules`);
   await shot("schedules");
+  await page.goto(`${server.base}/ui/schedules/new`);
+  await page.getByLabel("Name").fill("weekly-digest");
+  await page.getByLabel("Cron expression").fill("30 8 * * MON");
+  await page.getByLabel("Time zone (IANA)").fill("Europe/Paris");
+  await page.locator("#s-cron-check li").nth(4).waitFor();
+  await shot("schedule-new");
+  await page.goto(`${server.base}/ui/tasks?task=send-email`);
+  await shot("tasks-by-name");
   await page.goto(`${server.base}/ui/keys`);
   await shot("keys");
   await page.goto(`${server.base}/ui/targets`);
@@ -84,6 +94,15 @@ try {
   await page.getByRole("button", { name: /^Replay \d+ dead letters$/ }).click();
   await page.getByRole("heading", { name: "Replayed dead letters" }).waitFor();
   await shot("dead-letters-replayed");
+  // The same console on a phone.
+  const phone = await browser.newContext({
+    viewport: { width: 390, height: 844 },
+    timezoneId: "Europe/Paris",
+    locale: "en-GB",
+  });
+  const small = await phone.newPage();
+  await signIn(small, server, server.admin);
+  await small.screenshot({ path: `${out}/overview-phone.png`, fullPage: true });
   console.log(`screenshots in ${out}`);
 } finally {
   await browser.close();

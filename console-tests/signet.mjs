@@ -11,14 +11,23 @@ export const SIGNET_BIN =
   process.env.SIGNET_BIN ?? resolve(import.meta.dirname, "../target/debug/signet");
 export const CHROMIUM = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
 
-/** Starts `signet serve`; resolves once the banner names the port. */
-export async function startServer() {
-  const dir = mkdtempSync(join(tmpdir(), "signet-console-"));
+/**
+ * Starts `signet serve`; resolves once the banner names the port. With
+ * `of`, a second node of that server: the same database and key file
+ * (so the same master key), its own process and port.
+ */
+export async function startServer({ of } = {}) {
+  const dir = of?.dir ?? mkdtempSync(join(tmpdir(), "signet-console-"));
   const databaseUrl = `sqlite://${join(dir, "signet.db")}`;
+  // Deliveries may reach 127.0.0.1: the tests' receivers listen there.
   const child = spawn(
     SIGNET_BIN,
     ["serve", "--listen", "127.0.0.1:0", "--database-url", databaseUrl],
-    { cwd: dir, stdio: ["ignore", "pipe", "pipe"] },
+    {
+      cwd: dir,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, SIGNET_ALLOWED_TARGET_CIDRS: "127.0.0.1/32" },
+    },
   );
   let banner = "";
   const ready = new Promise((ok, fail) => {
@@ -27,9 +36,10 @@ export async function startServer() {
       banner += chunk.toString();
       const url = banner.match(/console: (http:\/\/127\.0\.0\.1:\d+)\/ui/);
       const key = banner.match(/api key: (sk_\S+)/);
-      if (url && key) {
+      // A second node prints no key: the first start made it.
+      if (url && (key || of)) {
         clearTimeout(timer);
-        ok({ base: url[1], admin: key[1] });
+        ok({ base: url[1], admin: key?.[1] });
       }
     };
     child.stdout.on("data", read);
@@ -44,12 +54,13 @@ export async function startServer() {
   ).trim();
   return {
     base,
-    admin,
+    admin: of?.admin ?? admin,
     read,
+    dir,
     async stop() {
       child.kill("SIGTERM");
       await new Promise((ok) => (child.exitCode !== null ? ok() : child.on("exit", ok)));
-      rmSync(dir, { recursive: true, force: true });
+      if (!of) rmSync(dir, { recursive: true, force: true });
     },
   };
 }
@@ -123,4 +134,53 @@ export async function signIn(page, server, key) {
   await page.getByLabel("API key").fill(key);
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.waitForURL(`${server.base}/ui`);
+}
+
+/**
+ * The controls of `page` (inputs but hidden ones, selects, text areas,
+ * buttons) that have no accessible name: no label with text, no
+ * `aria-label` or `aria-labelledby` naming text, no title, and (buttons)
+ * no text.
+ */
+export function unnamedControls(page) {
+  return page.evaluate(() => {
+    const named = (el) => {
+      if (el.getAttribute("aria-label")?.trim()) return true;
+      const by = el.getAttribute("aria-labelledby");
+      if (by && by.split(/\s+/).some((id) => document.getElementById(id)?.textContent.trim())) return true;
+      if (el.tagName === "BUTTON" && el.textContent.trim() !== "") return true;
+      if (el.labels && [...el.labels].some((l) => l.textContent.trim())) return true;
+      return (el.title ?? "").trim() !== "";
+    };
+    return [...document.querySelectorAll("input:not([type=hidden]), select, textarea, button")]
+      .filter((el) => !named(el))
+      .map((el) => el.outerHTML.slice(0, 120));
+  });
+}
+
+/** A receiver on 127.0.0.1 that answers every request 200; counts them. */
+export async function startReceiver() {
+  const { createServer } = await import("node:http");
+  const receiver = { hits: 0 };
+  const http = createServer((request, response) => {
+    request.resume();
+    request.on("end", () => {
+      receiver.hits += 1;
+      response.writeHead(200, { "content-type": "text/plain" }).end("thanks");
+    });
+  });
+  await new Promise((ok) => http.listen(0, "127.0.0.1", ok));
+  receiver.url = `http://127.0.0.1:${http.address().port}/hooks`;
+  receiver.stop = () => new Promise((ok) => http.close(ok));
+  return receiver;
+}
+
+/** Polls `check` every 100 ms until it is true, for up to `ms`. */
+export async function until(check, ms = 15_000, what = "the condition") {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await check()) return;
+    await new Promise((ok) => setTimeout(ok, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
 }

@@ -42,6 +42,16 @@ const MIGRATIONS: &[Migration] = &[
         "push_bindings",
         include_str!("../migrations/0007_push_bindings.sql"),
     ),
+    Migration::new(
+        8,
+        "steering",
+        include_str!("../migrations/0008_steering.sql"),
+    ),
+    Migration::new(
+        9,
+        "target_limits",
+        include_str!("../migrations/0009_target_limits.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.
@@ -164,7 +174,9 @@ mod tests {
                 (4, "idempotency_scope"),
                 (5, "newest_first"),
                 (6, "listing_by_id"),
-                (7, "push_bindings")
+                (7, "push_bindings"),
+                (8, "steering"),
+                (9, "target_limits")
             ]
         );
         assert!(status_for_version(SCHEMA_VERSION + 1).is_too_new());

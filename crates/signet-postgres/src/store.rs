@@ -13,8 +13,8 @@ use signet_store::migration::wall_clock_ms;
 use signet_store::{
     ApiKeyRecord, ClaimRequest, DeadFilter, DeadReason, DeadSelector, DeliverySettlement, Enqueued,
     FailOutcome, HistoryEvent, HttpExchange, KeyUsage, LeaderLease, LeaseToken, NewTask, Page,
-    PushBinding, QueueCounts, ScheduleRecord, Settlement, SignatureRecord, Store, StoreError,
-    StoreResult, TargetRecord, TaskFilter, TaskRow,
+    PausedQueue, PushBinding, QueueCounts, ScheduleRecord, Settlement, SignatureRecord, Store,
+    StoreError, StoreResult, TargetRecord, TaskFilter, TaskRow,
 };
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -24,7 +24,9 @@ use crate::notify::{channel_for, Listener};
 use crate::options::{PostgresOptions, APPLICATION_NAME};
 use crate::targets::By;
 use crate::url::parse_url;
-use crate::{api_keys, delivery, history, leader, push, queries, schedules, targets, tasks};
+use crate::{
+    api_keys, delivery, history, leader, limits, pause, push, queries, schedules, targets, tasks,
+};
 
 /// The multi-node store on PostgreSQL. Cheap to clone: clones share one
 /// pool and one listener.
@@ -359,6 +361,40 @@ impl Store for PostgresStore {
         tasks::cancel(&client, id, actor, now_ms).await
     }
 
+    async fn retry_now(&self, id: &str, actor: &str, now_ms: i64) -> StoreResult<TaskRow> {
+        check_actor(actor)?;
+        let client = self.conn().await?;
+        tasks::retry_now(&client, self.channel(), id, actor, now_ms).await
+    }
+
+    async fn resend(&self, id: &str, actor: &str, now_ms: i64) -> StoreResult<TaskRow> {
+        check_actor(actor)?;
+        let client = self.conn().await?;
+        tasks::resend(&client, self.channel(), id, actor, now_ms).await
+    }
+
+    async fn pause_queue(
+        &self,
+        queue: &str,
+        actor: &str,
+        reason: Option<&str>,
+        now_ms: i64,
+    ) -> StoreResult<PausedQueue> {
+        PausedQueue::validate(queue, actor, reason)?;
+        let client = self.conn().await?;
+        pause::pause(&client, queue, actor, reason, now_ms).await
+    }
+
+    async fn resume_queue(&self, queue: &str) -> StoreResult<Option<PausedQueue>> {
+        let client = self.conn().await?;
+        pause::resume(&client, self.channel(), queue).await
+    }
+
+    async fn paused_queues(&self) -> StoreResult<Vec<PausedQueue>> {
+        let client = self.conn().await?;
+        pause::list(&client).await
+    }
+
     async fn kill(
         &self,
         id: &str,
@@ -585,6 +621,42 @@ impl Store for PostgresStore {
     async fn delete_target(&self, id: &str) -> StoreResult<()> {
         let client = self.conn().await?;
         targets::delete(&client, id).await
+    }
+
+    async fn take_rate(
+        &self,
+        take: signet_store::RateTake,
+        now_ms: i64,
+    ) -> StoreResult<signet_store::RateGrant> {
+        take.validate()?;
+        let client = self.conn().await?;
+        limits::take_rate(&client, &take, now_ms).await
+    }
+
+    async fn take_slot(
+        &self,
+        take: signet_store::SlotTake,
+        now_ms: i64,
+    ) -> StoreResult<Option<signet_store::SlotLease>> {
+        take.validate()?;
+        let client = self.conn().await?;
+        limits::take_slot(&client, &take, now_ms).await
+    }
+
+    async fn renew_slot(
+        &self,
+        lease: &signet_store::SlotLease,
+        lease_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        signet_store::limits::check_slot_lease_ms(lease_ms)?;
+        let client = self.conn().await?;
+        limits::renew_slot(&client, lease, lease_ms, now_ms).await
+    }
+
+    async fn release_slot(&self, lease: &signet_store::SlotLease) -> StoreResult<()> {
+        let client = self.conn().await?;
+        limits::release_slot(&client, lease).await
     }
 
     async fn put_push_binding(&self, binding: PushBinding) -> StoreResult<PushBinding> {

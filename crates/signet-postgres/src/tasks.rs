@@ -12,11 +12,13 @@ use signet_store::rows::{claim_order, headers_to_json};
 use signet_store::{
     ClaimRequest, DeadReason, DeliverySettlement, Enqueued, FailOutcome, HttpExchange, LeaseToken,
     NewTask, Settlement, SignatureRecord, StoreError, StoreResult, TaskRow, TaskState,
+    MESSAGE_QUEUE,
 };
 use tokio_postgres::types::ToSql;
 
 use crate::error_map::{is_unique_violation, map_err};
 use crate::history::ATTEMPT_EVENT;
+use crate::pause::not_paused;
 use crate::queries::task_state;
 use crate::row::{task_from_row, TASK_COLUMNS};
 
@@ -390,15 +392,17 @@ async fn duplicate_id(client: &impl GenericClient, ids: &[&str]) -> StoreError {
 
 /// Claim from one queue: `$1` owner, `$2` lease expiry, `$3` now, `$4`
 /// queue, `$5` limit. One statement: the candidates are locked with `SKIP
-/// LOCKED`, so concurrent claimers pass each other instead of waiting.
+/// LOCKED`, so concurrent claimers pass each other instead of waiting. A
+/// paused queue gives none.
 pub(crate) fn claim_one_queue_sql() -> String {
     format!(
         "UPDATE tasks SET state = 'running', attempt = attempt + 1, lease_owner = $1, \
          lease_expires_at_ms = $2, updated_at_ms = $3, attempt_started_at_ms = $3 \
          WHERE id IN (SELECT id FROM tasks \
-             WHERE {CLAIMABLE} AND queue = $4 AND run_at_ms <= $3 \
+             WHERE {CLAIMABLE} AND queue = $4 AND run_at_ms <= $3 AND {} \
              ORDER BY priority DESC, run_at_ms, id LIMIT $5 FOR UPDATE SKIP LOCKED) \
-         RETURNING {TASK_COLUMNS}"
+         RETURNING {TASK_COLUMNS}",
+        not_paused("$4")
     )
 }
 
@@ -412,8 +416,10 @@ fn claim_many_queues_sql() -> String {
              LATERAL (SELECT id, priority, run_at_ms FROM tasks \
                  WHERE {CLAIMABLE} AND queue = q.name AND run_at_ms <= $3 \
                  ORDER BY priority DESC, run_at_ms, id LIMIT $5 FOR UPDATE SKIP LOCKED) AS c \
+             WHERE {} \
              ORDER BY c.priority DESC, c.run_at_ms, c.id LIMIT $5) \
-         RETURNING {TASK_COLUMNS}"
+         RETURNING {TASK_COLUMNS}",
+        not_paused("q.name")
     )
 }
 
@@ -900,21 +906,32 @@ pub(crate) async fn release(
     with_lease(client, &sql, lease, &[&now_ms, &channel, &run_at_ms], true).await
 }
 
-async fn not_waiting(client: &impl GenericClient, id: &str, action: &str) -> StoreError {
+/// Which tasks an operator act applies to, as its refusal names them.
+const WAITING: &str = "scheduled, available or retryable tasks";
+
+/// Why an act on `id` changed nothing: it is unknown, or in a state the act
+/// does not apply to (only `allowed` can be `action`).
+async fn not_in_state(
+    client: &impl GenericClient,
+    id: &str,
+    allowed: &str,
+    action: &str,
+) -> StoreError {
     match task_state(client, id).await {
         Ok(Some(state)) => StoreError::Conflict(format!(
-            "task {id} is {state}; only scheduled, available or retryable tasks can be {action}"
+            "task {id} is {state}; only {allowed} can be {action}"
         )),
         Ok(None) => StoreError::not_found("task", id),
         Err(e) => e,
     }
 }
 
-async fn update_waiting(
+/// Runs `sql`, an update returning the row of `id` when it applied; a row
+/// that did not apply gives [`not_in_state`].
+async fn update_in_state(
     client: &impl GenericClient,
     sql: &str,
-    id: &str,
-    action: &str,
+    (id, allowed, action): (&str, &str, &str),
     params: &[&(dyn ToSql + Sync)],
 ) -> StoreResult<TaskRow> {
     let stmt = client
@@ -927,7 +944,7 @@ async fn update_waiting(
         .map_err(|e| map_err(format!("updating task {id}"), e))?;
     match row {
         Some(row) => task_from_row(&row),
-        None => Err(not_waiting(client, id, action).await),
+        None => Err(not_in_state(client, id, allowed, action).await),
     }
 }
 
@@ -939,7 +956,7 @@ pub(crate) async fn cancel(
     actor: &str,
     now_ms: i64,
 ) -> StoreResult<TaskRow> {
-    update_waiting(
+    update_in_state(
         client,
         &format!(
             "WITH u AS (UPDATE tasks SET state = 'cancelled', updated_at_ms = $1, \
@@ -949,8 +966,7 @@ pub(crate) async fn cancel(
                SELECT id, event_seq, 'cancelled', $1, $3 FROM u) \
              SELECT {TASK_COLUMNS} FROM u"
         ),
-        id,
-        "cancelled",
+        (id, WAITING, "cancelled"),
         &[&now_ms, &id, &actor],
     )
     .await
@@ -965,7 +981,7 @@ pub(crate) async fn kill(
     detail: &str,
     now_ms: i64,
 ) -> StoreResult<TaskRow> {
-    update_waiting(
+    update_in_state(
         client,
         &format!(
             "WITH u AS (UPDATE tasks SET state = 'dead', dead_reason = $1, dead_detail = $2, \
@@ -975,11 +991,88 @@ pub(crate) async fn kill(
                SELECT id, event_seq, 'dead-lettered', $3, $1, $2 FROM u) \
              SELECT {TASK_COLUMNS} FROM u"
         ),
-        id,
-        "dead-lettered",
+        (id, WAITING, "dead-lettered"),
         &[&reason.as_str(), &detail, &now_ms, &id],
     )
     .await
+}
+
+/// Makes a retryable task due now, records who did and wakes its queue's
+/// waiters, in one statement.
+pub(crate) async fn retry_now(
+    client: &impl GenericClient,
+    channel: &str,
+    id: &str,
+    actor: &str,
+    now_ms: i64,
+) -> StoreResult<TaskRow> {
+    update_in_state(
+        client,
+        &format!(
+            "WITH u AS (UPDATE tasks SET state = 'available', run_at_ms = $1, \
+                 updated_at_ms = $1, event_seq = event_seq + 1 \
+               WHERE id = $2 AND state = 'retryable' RETURNING {TASK_COLUMNS}, event_seq), \
+             e AS (INSERT INTO task_events (task_id, seq, kind, at_ms, actor) \
+               SELECT id, event_seq, 'retried-now', $1, $3 FROM u) \
+             SELECT {TASK_COLUMNS}, pg_notify($4, queue)::TEXT FROM u"
+        ),
+        (
+            id,
+            "retryable tasks (waiting for their backoff)",
+            "retried now",
+        ),
+        &[&now_ms, &id, &actor, &channel],
+    )
+    .await
+}
+
+/// Sends a succeeded message again, in one statement: due now, attempts
+/// moved to the offset (numbers go on), a callback owed again, the resend
+/// recorded, its queue's waiters woken. A success kept only on the row
+/// (see `history::list`) is first written as its event, so making the row
+/// pending again loses no attempt.
+pub(crate) async fn resend(
+    client: &impl GenericClient,
+    channel: &str,
+    id: &str,
+    actor: &str,
+    now_ms: i64,
+) -> StoreResult<TaskRow> {
+    update_in_state(
+        client,
+        &format!(
+            "WITH old AS (SELECT id, event_seq, attempt_offset + attempt AS n, attempt_worker, \
+                 attempt_started_at_ms, finished_at_ms, \
+                 (SELECT COALESCE(MAX(seq), 0) FROM task_events WHERE task_id = $2) AS last \
+               FROM tasks WHERE id = $2 AND state = 'succeeded' AND queue = $5 FOR UPDATE), \
+             u AS (UPDATE tasks AS t SET state = 'available', \
+                 attempt_offset = t.attempt_offset + t.attempt, attempt = 0, run_at_ms = $1, \
+                 finished_at_ms = NULL, lease_owner = NULL, lease_expires_at_ms = NULL, \
+                 callback_sent_at_ms = NULL, updated_at_ms = $1, event_seq = t.event_seq + 1 \
+               FROM old WHERE t.id = old.id \
+               RETURNING {}, t.event_seq), \
+             kept AS (INSERT INTO task_events (task_id, seq, kind, at_ms, attempt, worker, \
+                 started_at_ms, outcome) \
+               SELECT id, event_seq, 'attempt', finished_at_ms, n, attempt_worker, \
+                 attempt_started_at_ms, 'succeeded' FROM old WHERE event_seq > last), \
+             e AS (INSERT INTO task_events (task_id, seq, kind, at_ms, actor) \
+               SELECT id, event_seq, 'resent', $1, $3 FROM u) \
+             SELECT {TASK_COLUMNS}, pg_notify($4, queue)::TEXT FROM u",
+            qualified("t", TASK_COLUMNS)
+        ),
+        (id, "succeeded messages", "resent"),
+        &[&now_ms, &id, &actor, &channel, &MESSAGE_QUEUE],
+    )
+    .await
+}
+
+/// `columns` (a comma-separated list) each prefixed with `alias.`.
+fn qualified(alias: &str, columns: &str) -> String {
+    columns
+        .split(',')
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Expired leases, in one statement: retryable now (waking workers), or

@@ -50,10 +50,12 @@ mod message;
 /// Public as a namespace: the metric names dashboards and alerts use.
 pub mod metrics;
 mod node;
+mod operator;
 mod periodic;
 mod producer;
 mod pruner;
 mod push;
+mod queues;
 mod rescuer;
 mod resign;
 mod skipped;
@@ -114,9 +116,9 @@ pub use push::{
 // Targets and callbacks.
 pub use callbacks::{CallbackService, DEFAULT_CALLBACK_BATCH, DEFAULT_CALLBACK_INTERVAL};
 pub use targets::{
-    NewTarget, ResealFailure, ResealOptions, ResealReport, SigningSecret, TargetDeletion,
-    TargetPatch, TargetSecret, TargetSecrets, TargetService, TargetUsage, DEFAULT_RESEAL_BATCH,
-    DEFAULT_ROTATION_OVERLAP, GENERATED_SECRET_BYTES,
+    NewTarget, ResealFailure, ResealOptions, ResealPage, ResealReport, SigningSecret,
+    TargetDeletion, TargetPatch, TargetSecret, TargetSecrets, TargetService, TargetUsage,
+    DEFAULT_RESEAL_BATCH, DEFAULT_ROTATION_OVERLAP, GENERATED_SECRET_BYTES,
 };
 
 // Schedules.
@@ -139,6 +141,10 @@ pub use rescuer::{Rescuer, DEFAULT_RESCUE_BATCH, DEFAULT_RESCUE_INTERVAL};
 pub use resign::{
     replay_warnings, resign_and_replay, ResignRefusal, ResignReport, Resigned, MAX_RESIGN,
 };
+// Operator acts that steer work: pause and resume a queue, retry now,
+// resend a delivered message.
+pub use operator::{resend_message, retry_now};
+pub use queues::{pause_queue, queue_overview, queue_overview_of, resume_queue, QueueOverview};
 // Named dead letters a replay or purge left alone, and why.
 pub use skipped::{skipped_dead_letters, Skipped};
 

@@ -13,6 +13,7 @@ use signet_runtime::metrics::{Kind, Series};
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::auth::Caller;
 use crate::error::AppError;
 use crate::guard;
 use crate::routes::{self, openapi::ApiDoc, openapi::Document};
@@ -23,12 +24,38 @@ use crate::state::AppState;
 /// same routes while they are registered; the console under `/ui`.
 pub fn app(state: AppState) -> Router {
     let gate = middleware::from_fn_with_state(state.clone(), guard::guard);
+    let v1 = routes::v1().route_layer(gate);
+    let console = crate::ui::router(state.clone());
+    with_layers(state, v1, console)
+}
+
+/// The `/v1` API on `state` for the operator of the store itself, in
+/// process: what `signet` answers with when it works on the database
+/// rather than against a server (`--url`), so both modes go through the
+/// same routes, checks and views and answer alike. There is no API key:
+/// whoever opens the database may do anything, so every request is served
+/// as admin, and operator acts are recorded as done by `actor` (the CLI
+/// passes `cli (<user>)`). Never serve this on a socket; no console.
+pub fn operator_app(state: AppState, actor: String) -> Router {
+    let caller = Caller::operator(actor);
+    let v1 = routes::v1().route_layer(middleware::from_fn(
+        move |mut request: Request, next: Next| {
+            request.extensions_mut().insert(caller.clone());
+            next.run(request)
+        },
+    ));
+    with_layers(state, v1, Router::new())
+}
+
+/// The `/v1` routes `v1`, the open ones and `more` on `state`, with
+/// `/openapi.json` and the layers every request goes through.
+fn with_layers(state: AppState, v1: OpenApiRouter<AppState>, more: Router<AppState>) -> Router {
     let (router, document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(routes::v1().route_layer(gate))
+        .merge(v1)
         .merge(routes::open())
         .split_for_parts();
     router
-        .merge(crate::ui::router())
+        .merge(more)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(Extension(Document::new(document)))

@@ -261,18 +261,43 @@ pub(crate) struct Caller {
     pub(crate) name: String,
     /// Its scope.
     pub(crate) scope: Scope,
+    /// Whether this is the operator on the store itself (no API key): see
+    /// [`Caller::operator`].
+    pub(crate) operator: bool,
 }
 
 impl Caller {
+    /// The operator working on the store directly (`signet` without
+    /// `--url`, [`operator_app`](crate::operator_app)): whoever can open the
+    /// database can do anything, so the scope is admin; acts are recorded
+    /// as `actor` and idempotency keys are the store's own
+    /// ([`IdempotencyScope::Local`](signet_store::IdempotencyScope::Local)),
+    /// as when the CLI wrote to the store itself.
+    pub(crate) fn operator(actor: String) -> Self {
+        Self {
+            key_id: String::new(),
+            name: actor,
+            scope: Scope::Admin,
+            operator: true,
+        }
+    }
+
     /// The scope of the idempotency keys this caller sends: its own, so a
     /// key never returns another API key's task or message.
     pub(crate) fn idempotency_scope(&self) -> signet_store::IdempotencyScope {
+        if self.operator {
+            return signet_store::IdempotencyScope::Local;
+        }
         signet_store::IdempotencyScope::ApiKey(self.key_id.clone())
     }
 
     /// How operator acts by this caller are recorded in a task's history:
-    /// `api key <id> (<name>)`, never the secret.
+    /// `api key <id> (<name>)`, never the secret; the operator's own actor
+    /// as given.
     pub(crate) fn actor(&self) -> String {
+        if self.operator {
+            return self.name.clone();
+        }
         let mut name: String = self.name.chars().take(128).collect();
         if name.len() < self.name.len() {
             name.push('…');
@@ -379,6 +404,7 @@ impl Authenticator {
             key_id: record.id,
             name: record.name,
             scope,
+            operator: false,
         };
         self.remember(hash, caller.clone());
         Ok(caller)

@@ -29,6 +29,28 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     }
 }
 
+/// An optional JSON body: none at all (no bytes) gives `None`; anything
+/// else is parsed as strictly as [`JsonBody`].
+#[derive(Debug)]
+pub(crate) struct OptionalJsonBody<T>(pub(crate) Option<T>);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for OptionalJsonBody<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, AppError> {
+        let limit = state.config().max_body_bytes;
+        let headers = req.headers().clone();
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| body_error(e, limit))?;
+        if bytes.is_empty() {
+            return Ok(OptionalJsonBody(None));
+        }
+        check_content_type(&headers)?;
+        parse_json(&bytes).map(|v| OptionalJsonBody(Some(v)))
+    }
+}
+
 fn check_content_type(headers: &axum::http::HeaderMap) -> Result<(), AppError> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
         return Err(AppError::UnsupportedMediaType(

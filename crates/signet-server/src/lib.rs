@@ -61,7 +61,7 @@ mod ui;
 mod views;
 
 // The router.
-pub use app::app;
+pub use app::{app, operator_app};
 // What a server is built from.
 pub use config::ServerConfig;
 pub use rate_limit::Limit;

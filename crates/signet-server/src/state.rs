@@ -70,7 +70,7 @@ pub(crate) struct Shared {
     pub(crate) signing: Signing,
     pub(crate) limits: RateLimits,
     pub(crate) auth: Authenticator,
-    /// The console's signed-in sessions.
+    /// Seals and opens the console's session cookies.
     pub(crate) console: crate::ui::Sessions,
     pub(crate) metrics: PrometheusHandle,
     pub(crate) depth: QueueDepth,
@@ -170,6 +170,9 @@ impl AppState {
             config.rate_limit_per_ip,
             config.ipv6_bucket_prefix,
         );
+        // Sessions are sealed under a key derived from the master key, so
+        // every node with it opens them.
+        let console = crate::ui::Sessions::new(delivery.master_key.as_ref());
         // Publishing and targets refuse early, under the dispatcher's own
         // SSRF policy, the IP literals it would refuse at delivery.
         let targets =
@@ -210,7 +213,7 @@ impl AppState {
             signing,
             limits,
             auth: Authenticator::default(),
-            console: crate::ui::Sessions::default(),
+            console,
             metrics,
             depth,
             clock,

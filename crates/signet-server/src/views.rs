@@ -305,7 +305,8 @@ impl TaskView {
 /// depends on `kind`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct HistoryEventView {
-    /// `attempt`, `replayed`, `resigned`, `cancelled` or `dead-lettered`.
+    /// `attempt`, `replayed`, `resigned`, `cancelled`, `retried-now`, `resent`
+    /// or `dead-lettered`.
     pub kind: String,
     /// When it happened (an attempt: when it ended).
     pub at: String,
@@ -402,7 +403,10 @@ impl From<&HistoryEvent> for HistoryEventView {
                 view.error.clone_from(&a.error);
                 view.http = a.http.as_ref().map(HttpExchangeView::from);
             }
-            Event::Replayed { actor } | Event::Cancelled { actor } => {
+            Event::Replayed { actor }
+            | Event::Cancelled { actor }
+            | Event::RetriedNow { actor }
+            | Event::Resent { actor } => {
                 view.actor = Some(actor.clone());
             }
             Event::Resigned {

@@ -71,7 +71,7 @@ pub const VAR_PREFIX: &str = "SIGNET_";
 /// unknown. Declared where each program declares its flags; this copy is
 /// checked against them by `signet`'s and the example worker's tests, so
 /// a flag added there without its name here fails a test.
-pub const PROGRAM_VARIABLES: [&str; 33] = [
+pub const PROGRAM_VARIABLES: [&str; 34] = [
     "SIGNET_ALLOWED_TARGET_CIDRS",
     "SIGNET_API_KEY",
     "SIGNET_DATABASE_SCHEMA",
@@ -96,6 +96,7 @@ pub const PROGRAM_VARIABLES: [&str; 33] = [
     "SIGNET_TRUSTED_PROXIES",
     "SIGNET_TRUST_X_REAL_IP",
     "SIGNET_UNSIGNED",
+    "SIGNET_URL",
     "SIGNET_WORKER_CONCURRENCY",
     "SIGNET_WORKER_HANDLER_TIMEOUT_MS",
     "SIGNET_WORKER_LEADER_TTL_MS",

@@ -97,6 +97,10 @@ const SECRET_FINGERPRINT_LABEL: &[u8] = b"signet secret fingerprint v1";
 /// a stored fingerprint without it is a legacy unkeyed one.
 pub const KEYED_FINGERPRINT_PREFIX: &str = "hmac:";
 
+/// What starts the HMAC message of a derived key ([`MasterKey::derive`]),
+/// so no derived key equals a fingerprint or another label's key.
+const DERIVE_LABEL: &[u8] = b"signet derived key v1:";
+
 /// The associated data and plaintext of the start-up check blob.
 const CHECK_AAD: &[u8] = b"signet master key check blob";
 const CHECK_PLAINTEXT: &[u8] = b"signet master key ok";
@@ -219,6 +223,22 @@ impl MasterKey {
         sealed.len() >= MIN_SEALED_LEN
             && sealed[0] == SEALED_VERSION
             && bool::from(sealed[1..1 + KEY_CHECK_LEN].ct_eq(&self.key_check()))
+    }
+
+    /// A key for one other use (console session cookies, say), derived
+    /// from this one as HMAC-SHA256(key, "signet derived key v1:" ‖
+    /// `purpose`): every node with the same master key derives the same key,
+    /// and nothing sealed under it opens with the master key or with a key
+    /// of another purpose. Earlier keys are derived too, so what was sealed
+    /// before a master key rotation still opens.
+    pub fn derive(&self, purpose: &[u8]) -> MasterKey {
+        let mut bytes = self.hmac(&[DERIVE_LABEL, purpose]);
+        let derived = MasterKey {
+            bytes,
+            previous: self.previous.iter().map(|p| p.derive(purpose)).collect(),
+        };
+        bytes.zeroize();
+        derived
     }
 
     /// Generates a fresh random master key from the operating system's RNG.
@@ -431,6 +451,30 @@ impl Drop for MasterKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn derived_keys_are_per_purpose_and_survive_a_rotation() {
+        let old = MasterKey::from_bytes([1; 32]);
+        let session = old.derive(b"console session");
+        assert_eq!(
+            session.fingerprint(),
+            MasterKey::from_bytes([1; 32])
+                .derive(b"console session")
+                .fingerprint(),
+            "every node derives the same key"
+        );
+        let sealed = session.seal(b"hello", b"aad");
+        assert!(old.open(&sealed, b"aad").is_err(), "not the master key");
+        assert!(old.derive(b"other").open(&sealed, b"aad").is_err());
+        assert_ne!(session.fingerprint(), old.fingerprint());
+        // After a rotation the derived key still opens what the old one sealed,
+        // and seals under the new one.
+        let rotated = MasterKey::from_bytes([2; 32])
+            .with_previous(vec![MasterKey::from_bytes([1; 32])])
+            .derive(b"console session");
+        assert_eq!(&*rotated.open(&sealed, b"aad").unwrap(), b"hello");
+        assert!(session.open(&rotated.seal(b"x", b"aad"), b"aad").is_err());
+    }
 
     #[test]
     fn secret_fingerprints_are_keyed_and_bound_to_the_owner() {

@@ -92,9 +92,27 @@ pub(crate) fn act(conn: &Connection, task_id: &str, a: &Act<'_>, at_ms: i64) -> 
     Ok(())
 }
 
+impl<'a> Act<'a> {
+    /// An operator act of `kind` by `actor`.
+    pub(crate) fn by(kind: &'static str, actor: &'a str) -> Self {
+        Act {
+            kind,
+            actor: Some(actor),
+            ..Act::default()
+        }
+    }
+}
+
+/// Numbers and appends an act on `task_id` at `at_ms` ([`next_seq`] then
+/// [`act`]), in the write that made the change.
+pub(crate) fn record(conn: &Connection, task_id: &str, a: &Act<'_>, at_ms: i64) -> StoreResult<()> {
+    next_seq(conn, task_id)?;
+    act(conn, task_id, a, at_ms)
+}
+
 /// Takes the next `event_seq` of `task_id` for an event about to be
 /// appended with [`act`].
-pub(crate) fn next_seq(conn: &Connection, task_id: &str) -> StoreResult<()> {
+fn next_seq(conn: &Connection, task_id: &str) -> StoreResult<()> {
     conn.prepare_cached("UPDATE tasks SET event_seq = event_seq + 1 WHERE id = ?1")
         .and_then(|mut s| s.execute([task_id]))
         .map_err(|e| map_err(format!("numbering an event of {task_id}"), e))?;

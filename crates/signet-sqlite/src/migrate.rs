@@ -41,6 +41,16 @@ const MIGRATIONS: &[Migration] = &[
         "push_bindings",
         include_str!("../migrations/0007_push_bindings.sql"),
     ),
+    Migration::new(
+        8,
+        "steering",
+        include_str!("../migrations/0008_steering.sql"),
+    ),
+    Migration::new(
+        9,
+        "target_limits",
+        include_str!("../migrations/0009_target_limits.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.

@@ -12,8 +12,9 @@ use signet_store::migration::wall_clock_ms;
 use signet_store::{
     ApiKeyRecord, ClaimRequest, DeadFilter, DeadReason, DeadSelector, DeliverySettlement, Enqueued,
     FailOutcome, HistoryEvent, HttpExchange, KeyUsage, LeaderLease, LeaseToken, NewTask, Page,
-    PushBinding, QueueCounts, ScheduleRecord, Settlement, SignatureRecord, Store, StoreError,
-    StoreResult, TargetRecord, TaskFilter, TaskRow, TaskState,
+    PausedQueue, PushBinding, QueueCounts, RateGrant, RateTake, ScheduleRecord, Settlement,
+    SignatureRecord, SlotLease, SlotTake, Store, StoreError, StoreResult, TargetRecord, TaskFilter,
+    TaskRow, TaskState,
 };
 
 use crate::config::SqliteConfig;
@@ -24,7 +25,9 @@ use crate::signal::WorkSignal;
 use crate::url::{parse_url, Location};
 use crate::watch::Watcher;
 use crate::writer::{Writer, WriterStats};
-use crate::{api_keys, callbacks, history, leases, push, queries, schedules, targets, tasks};
+use crate::{
+    api_keys, callbacks, history, leases, limits, pause, push, queries, schedules, targets, tasks,
+};
 
 /// Size of the writer's prepared statement cache.
 const STATEMENT_CACHE: usize = 128;
@@ -325,6 +328,53 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn retry_now(&self, id: &str, actor: &str, now_ms: i64) -> StoreResult<TaskRow> {
+        check_actor(actor)?;
+        let (id, actor) = (id.to_owned(), actor.to_owned());
+        let row = self
+            .write(move |c| tasks::retry_now(c, &id, &actor, now_ms))
+            .await?;
+        self.inner.work.notify([row.queue()]);
+        Ok(row)
+    }
+
+    async fn resend(&self, id: &str, actor: &str, now_ms: i64) -> StoreResult<TaskRow> {
+        check_actor(actor)?;
+        let (id, actor) = (id.to_owned(), actor.to_owned());
+        let row = self
+            .write(move |c| tasks::resend(c, &id, &actor, now_ms))
+            .await?;
+        self.inner.work.notify([row.queue()]);
+        Ok(row)
+    }
+
+    async fn pause_queue(
+        &self,
+        queue: &str,
+        actor: &str,
+        reason: Option<&str>,
+        now_ms: i64,
+    ) -> StoreResult<PausedQueue> {
+        PausedQueue::validate(queue, actor, reason)?;
+        let (queue, actor) = (queue.to_owned(), actor.to_owned());
+        let reason = reason.map(str::to_owned);
+        self.write(move |c| pause::pause(c, &queue, &actor, reason.as_deref(), now_ms))
+            .await
+    }
+
+    async fn resume_queue(&self, queue: &str) -> StoreResult<Option<PausedQueue>> {
+        let owned = queue.to_owned();
+        let ended = self.write(move |c| pause::resume(c, &owned)).await?;
+        if ended.is_some() {
+            self.inner.work.notify([queue]);
+        }
+        Ok(ended)
+    }
+
+    async fn paused_queues(&self) -> StoreResult<Vec<PausedQueue>> {
+        self.read(pause::list).await
+    }
+
     async fn kill(
         &self,
         id: &str,
@@ -591,6 +641,37 @@ impl Store for SqliteStore {
     async fn delete_target(&self, id: &str) -> StoreResult<()> {
         let id = id.to_owned();
         self.write(move |c| targets::delete(c, &id)).await
+    }
+
+    async fn take_rate(&self, take: RateTake, now_ms: i64) -> StoreResult<RateGrant> {
+        take.validate()?;
+        self.write(move |c| limits::take_rate(c, &take, now_ms))
+            .await
+    }
+
+    async fn take_slot(&self, take: SlotTake, now_ms: i64) -> StoreResult<Option<SlotLease>> {
+        take.validate()?;
+        self.write(move |c| limits::take_slot(c, &take, now_ms))
+            .await
+    }
+
+    async fn renew_slot(&self, lease: &SlotLease, lease_ms: i64, now_ms: i64) -> StoreResult<bool> {
+        signet_store::limits::check_slot_lease_ms(lease_ms)?;
+        let lease = lease.clone();
+        self.write(move |c| limits::renew_slot(c, &lease, lease_ms, now_ms))
+            .await
+    }
+
+    async fn release_slot(&self, lease: &SlotLease) -> StoreResult<()> {
+        let lease = lease.clone();
+        self.write(move |c| limits::release_slot(c, &lease)).await
+    }
+
+    /// An in-memory database is private to this process; a file may be
+    /// shared with other processes (another `signet serve`, the CLI), so
+    /// limits on a file go through it.
+    fn only_node(&self) -> bool {
+        matches!(self.inner.location, Location::Memory)
     }
 
     async fn put_push_binding(&self, binding: PushBinding) -> StoreResult<PushBinding> {

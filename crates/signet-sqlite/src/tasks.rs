@@ -6,11 +6,12 @@ use signet_store::rows::{claim_order, headers_to_json};
 use signet_store::{
     AttemptOutcome, ClaimRequest, DeadReason, Enqueued, FailOutcome, HttpExchange,
     IdempotencyClaim, LeaseToken, NewTask, Settlement, SignatureRecord, StoreError, StoreResult,
-    TaskRow, TaskState,
+    TaskRow, TaskState, MESSAGE_QUEUE,
 };
 
 use crate::error_map::map_err;
 use crate::history::{self, Act, Ended};
+use crate::pause::not_paused;
 use crate::queries::{task_by_id, task_state};
 use crate::row::{task_from_row, TASK_COLUMNS};
 
@@ -132,6 +133,7 @@ fn insert(conn: &Connection, task: NewTask, now_ms: i64) -> StoreResult<TaskRow>
 
 /// Claims due tasks: candidates per queue from the covering index, merged
 /// in `priority DESC, run_at, id` order, then each updated to `running`.
+/// A paused queue gives no candidates.
 pub(crate) fn claim(
     conn: &Connection,
     req: &ClaimRequest,
@@ -153,8 +155,9 @@ pub(crate) fn claim(
         let mut stmt = conn
             .prepare_cached(&format!(
                 "SELECT priority, run_at_ms, id FROM tasks \
-                 WHERE {CLAIMABLE} AND queue = ?1 AND run_at_ms <= ?2 \
-                 ORDER BY priority DESC, run_at_ms, id LIMIT ?3"
+                 WHERE {CLAIMABLE} AND queue = ?1 AND run_at_ms <= ?2 AND {} \
+                 ORDER BY priority DESC, run_at_ms, id LIMIT ?3",
+                not_paused("?1")
             ))
             .map_err(|e| map_err("preparing a claim", e))?;
         for q in queues {
@@ -198,9 +201,10 @@ fn claim_one_queue_sql() -> String {
         "UPDATE tasks SET state = 'running', attempt = attempt + 1, lease_owner = ?1, \
          lease_expires_at_ms = ?2, updated_at_ms = ?3, attempt_started_at_ms = ?3 \
          WHERE rowid IN (SELECT rowid FROM tasks \
-             WHERE {CLAIMABLE} AND queue = ?4 AND run_at_ms <= ?3 \
+             WHERE {CLAIMABLE} AND queue = ?4 AND run_at_ms <= ?3 AND {} \
              ORDER BY priority DESC, run_at_ms, id LIMIT ?5) \
-         RETURNING {TASK_COLUMNS}"
+         RETURNING {TASK_COLUMNS}",
+        not_paused("?4")
     )
 }
 
@@ -475,21 +479,27 @@ pub(crate) fn release(
     )
 }
 
-fn not_waiting(conn: &Connection, id: &str, action: &str) -> StoreError {
+/// Which tasks an operator act applies to, as its refusal names them.
+pub(crate) const WAITING: &str = "scheduled, available or retryable tasks";
+
+/// Why an act on `id` changed nothing: it is unknown, or in a state the act
+/// does not apply to (only `allowed` can be `action`).
+fn not_in_state(conn: &Connection, id: &str, allowed: &str, action: &str) -> StoreError {
     match task_state(conn, id) {
         Ok(Some(state)) => StoreError::Conflict(format!(
-            "task {id} is {state}; only scheduled, available or retryable tasks can be {action}"
+            "task {id} is {state}; only {allowed} can be {action}"
         )),
         Ok(None) => StoreError::not_found("task", id),
         Err(e) => e,
     }
 }
 
-fn update_waiting(
+/// Runs `sql`, an update returning the row of `id` when it applied; a row
+/// that did not apply gives [`not_in_state`].
+fn update_in_state(
     conn: &Connection,
     sql: &str,
-    id: &str,
-    action: &str,
+    (id, allowed, action): (&str, &str, &str),
     params: &[&dyn rusqlite::ToSql],
 ) -> StoreResult<TaskRow> {
     let mut stmt = conn
@@ -503,7 +513,7 @@ fn update_waiting(
         .map_err(|e| map_err(format!("updating task {id}"), e))?
     {
         Some(row) => task_from_row(row),
-        None => Err(not_waiting(conn, id, action)),
+        None => Err(not_in_state(conn, id, allowed, action)),
     }
 }
 
@@ -514,23 +524,16 @@ pub(crate) fn cancel(
     actor: &str,
     now_ms: i64,
 ) -> StoreResult<TaskRow> {
-    let row = update_waiting(
+    let row = update_in_state(
         conn,
         &format!(
             "UPDATE tasks SET state = 'cancelled', updated_at_ms = ?1, finished_at_ms = ?1 \
              WHERE id = ?2 AND {CLAIMABLE} RETURNING {TASK_COLUMNS}"
         ),
-        id,
-        "cancelled",
+        (id, WAITING, "cancelled"),
         &[&now_ms, &id],
     )?;
-    let act = Act {
-        kind: "cancelled",
-        actor: Some(actor),
-        ..Act::default()
-    };
-    history::next_seq(conn, id)?;
-    history::act(conn, id, &act, now_ms)?;
+    history::record(conn, id, &Act::by("cancelled", actor), now_ms)?;
     Ok(row)
 }
 
@@ -542,15 +545,14 @@ pub(crate) fn kill(
     detail: &str,
     now_ms: i64,
 ) -> StoreResult<TaskRow> {
-    let row = update_waiting(
+    let row = update_in_state(
         conn,
         &format!(
             "UPDATE tasks SET state = 'dead', dead_reason = ?1, dead_detail = ?2, \
              updated_at_ms = ?3, finished_at_ms = ?3 \
              WHERE id = ?4 AND {CLAIMABLE} RETURNING {TASK_COLUMNS}"
         ),
-        id,
-        "dead-lettered",
+        (id, WAITING, "dead-lettered"),
         &[&reason.as_str(), &detail, &now_ms, &id],
     )?;
     let act = Act {
@@ -559,8 +561,65 @@ pub(crate) fn kill(
         detail: Some(detail),
         ..Act::default()
     };
-    history::next_seq(conn, id)?;
-    history::act(conn, id, &act, now_ms)?;
+    history::record(conn, id, &act, now_ms)?;
+    Ok(row)
+}
+
+/// Makes a retryable task due now, recording who did.
+pub(crate) fn retry_now(
+    conn: &Connection,
+    id: &str,
+    actor: &str,
+    now_ms: i64,
+) -> StoreResult<TaskRow> {
+    let row = update_in_state(
+        conn,
+        &format!(
+            "UPDATE tasks SET state = 'available', run_at_ms = ?1, updated_at_ms = ?1 \
+             WHERE id = ?2 AND state = 'retryable' RETURNING {TASK_COLUMNS}"
+        ),
+        (
+            id,
+            "retryable tasks (waiting for their backoff)",
+            "retried now",
+        ),
+        &[&now_ms, &id],
+    )?;
+    history::record(conn, id, &Act::by("retried-now", actor), now_ms)?;
+    Ok(row)
+}
+
+/// Sends a succeeded message again: due now, attempts moved to the offset
+/// (numbers go on), a callback owed again, the resend recorded. A success
+/// kept only on the row (see `history::list`) is first written as its
+/// event, so making the row pending again loses no attempt.
+pub(crate) fn resend(
+    conn: &Connection,
+    id: &str,
+    actor: &str,
+    now_ms: i64,
+) -> StoreResult<TaskRow> {
+    conn.prepare_cached(
+        "INSERT INTO task_events (task_id, seq, kind, at_ms, attempt, worker, started_at_ms, outcome) \
+         SELECT id, event_seq, 'attempt', finished_at_ms, attempt_offset + attempt, \
+             attempt_worker, attempt_started_at_ms, 'succeeded' FROM tasks \
+         WHERE id = ?1 AND state = 'succeeded' AND queue = ?2 AND event_seq > \
+             COALESCE((SELECT MAX(seq) FROM task_events WHERE task_id = ?1), 0)",
+    )
+    .and_then(|mut s| s.execute(params![id, MESSAGE_QUEUE]))
+    .map_err(|e| map_err(format!("recording the last attempt of {id}"), e))?;
+    let row = update_in_state(
+        conn,
+        &format!(
+            "UPDATE tasks SET state = 'available', attempt_offset = attempt_offset + attempt, \
+             attempt = 0, run_at_ms = ?1, finished_at_ms = NULL, lease_owner = NULL, \
+             lease_expires_at_ms = NULL, updated_at_ms = ?1, callback_sent_at_ms = NULL \
+             WHERE id = ?2 AND state = 'succeeded' AND queue = ?3 RETURNING {TASK_COLUMNS}"
+        ),
+        (id, "succeeded messages", "resent"),
+        &[&now_ms, &id, &MESSAGE_QUEUE],
+    )?;
+    history::record(conn, id, &Act::by("resent", actor), now_ms)?;
     Ok(row)
 }
 
@@ -685,13 +744,7 @@ pub(crate) fn replay(
             .optional()
             .map_err(|e| map_err(format!("replaying task {id}"), e))?;
         if let Some(queue) = queue {
-            let act = Act {
-                kind: "replayed",
-                actor: Some(actor),
-                ..Act::default()
-            };
-            history::next_seq(conn, id)?;
-            history::act(conn, id, &act, now_ms)?;
+            history::record(conn, id, &Act::by("replayed", actor), now_ms)?;
             out.push((id.clone(), queue));
         }
     }
@@ -751,8 +804,7 @@ pub(crate) fn resign(
         to_key_id: Some(&signature.key_id),
         ..Act::default()
     };
-    history::next_seq(conn, id)?;
-    history::act(conn, id, &act, now_ms)?;
+    history::record(conn, id, &act, now_ms)?;
     Ok(row)
 }
 

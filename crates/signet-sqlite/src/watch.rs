@@ -19,6 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OpenFlags};
 
+use crate::pause::not_paused;
 use crate::signal::WorkSignal;
 use crate::tasks::CLAIMABLE;
 
@@ -175,13 +176,15 @@ fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA data_version", [], |r| r.get(0))
 }
 
-/// Which of `queues` hold work a claim would take now.
+/// Which of `queues` hold work a claim would take now (not paused).
 fn due_queues(conn: &Connection, queues: &[String]) -> rusqlite::Result<Vec<String>> {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT EXISTS(SELECT 1 FROM tasks WHERE {CLAIMABLE} AND queue = ?1 AND run_at_ms <= ?2)"
+        "SELECT EXISTS(SELECT 1 FROM tasks WHERE {CLAIMABLE} AND queue = ?1 AND run_at_ms <= ?2) \
+         AND {}",
+        not_paused("?1")
     ))?;
     let mut due = Vec::new();
     for q in queues {

@@ -1,7 +1,8 @@
 //! A task's history: the append-only list of what happened to it.
 //!
 //! Every attempt of a task or message (numbered from 1, the numbers going on
-//! across replays), and every operator act on it (replay, re-sign, cancel)
+//! across replays and resends), and every operator act on it (replay,
+//! re-sign, cancel, retry now, resend)
 //! and every refusal before it ran, is one [`HistoryEvent`]. Stores write an
 //! event in the same write as the change it records, never update or
 //! replace one, and delete a task's events only with the task (prune,
@@ -53,6 +54,19 @@ pub enum Event {
         /// Who.
         actor: String,
     },
+    /// An operator made it due at once while it waited to retry (it was
+    /// `retryable`); the attempts it had made still count.
+    RetriedNow {
+        /// Who.
+        actor: String,
+    },
+    /// An operator sent a delivered message again: it is due at once, the
+    /// attempts so far move behind the next ones (numbers go on), and it
+    /// keeps its id (so its `webhook-id`).
+    Resent {
+        /// Who.
+        actor: String,
+    },
     /// It was dead-lettered without running (refused before a claim).
     DeadLettered {
         /// Why.
@@ -64,13 +78,15 @@ pub enum Event {
 
 impl Event {
     /// The stored name of the kind: `attempt`, `replayed`, `resigned`,
-    /// `cancelled`, `dead-lettered`.
+    /// `cancelled`, `retried-now`, `resent`, `dead-lettered`.
     pub fn kind(&self) -> &'static str {
         match self {
             Event::Attempt(_) => "attempt",
             Event::Replayed { .. } => "replayed",
             Event::Resigned { .. } => "resigned",
             Event::Cancelled { .. } => "cancelled",
+            Event::RetriedNow { .. } => "retried-now",
+            Event::Resent { .. } => "resent",
             Event::DeadLettered { .. } => "dead-lettered",
         }
     }
@@ -247,6 +263,12 @@ impl HistoryEvent {
                 to_key_id: need(c.to_key_id, "to_key_id")?,
             },
             "cancelled" => Event::Cancelled {
+                actor: need(c.actor, "actor")?,
+            },
+            "retried-now" => Event::RetriedNow {
+                actor: need(c.actor, "actor")?,
+            },
+            "resent" => Event::Resent {
                 actor: need(c.actor, "actor")?,
             },
             "dead-lettered" => Event::DeadLettered {

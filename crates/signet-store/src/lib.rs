@@ -11,8 +11,10 @@ pub mod error;
 pub mod history;
 pub mod idempotency;
 pub mod ids;
+pub mod limits;
 pub mod migration;
 pub mod paging;
+pub mod pause;
 pub mod rows;
 pub mod rules;
 pub mod state;
@@ -36,6 +38,8 @@ pub use idempotency::{
     LEGACY_SCOPE,
 };
 pub use ids::{ApiKeyId, MessageId, ScheduleId, TargetId, TaskId};
+pub use limits::{RateGrant, RateTake, SlotLease, SlotTake, MAX_RATE_HORIZON_MS, MAX_RATE_TAKE};
+pub use pause::PausedQueue;
 pub use rules::FieldError;
 pub use state::{DeadReason, TaskState};
 pub use store::{Store, StoreResult};

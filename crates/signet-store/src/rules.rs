@@ -180,6 +180,30 @@ pub fn queue_name(name: &str) -> RuleResult {
     plain_name("queue", "queue", name, MAX_QUEUE_NAME_LEN)
 }
 
+/// Longest reason an operator may give for pausing a queue.
+pub const MAX_PAUSE_REASON_LEN: usize = 1024;
+
+/// Why an operator paused a queue: 1 to [`MAX_PAUSE_REASON_LEN`] bytes
+/// without control characters.
+pub fn pause_reason(reason: &str) -> RuleResult {
+    if reason.is_empty() || reason.len() > MAX_PAUSE_REASON_LEN {
+        return Err(FieldError::new(
+            "reason",
+            format!(
+                "the pause reason must be 1 to {MAX_PAUSE_REASON_LEN} bytes, got {}; leave it out to give none",
+                reason.len()
+            ),
+        ));
+    }
+    if reason.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            "reason",
+            "the pause reason contains a control character (newline, tab, …); write it on one line",
+        ));
+    }
+    Ok(())
+}
+
 /// The queue of a user task: a [`queue_name`] that does not start with
 /// [`RESERVED_QUEUE_PREFIX`] (Signet's messages live there).
 pub fn task_queue(name: &str) -> RuleResult {

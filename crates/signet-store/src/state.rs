@@ -68,7 +68,9 @@ impl TaskState {
     /// Whether `self → next` is an edge of the state machine
     /// (`docs/state-machine.md`). `Running → Available` is a release at
     /// shutdown; `Scheduled → Available` is allowed but stores need not do
-    /// it (a due scheduled task is claimable as it is).
+    /// it (a due scheduled task is claimable as it is). `Retryable →
+    /// Available` is a retry now; `Succeeded → Available` a resend (of a
+    /// message only).
     pub fn can_transition_to(self, next: TaskState) -> bool {
         use TaskState::*;
         matches!(
@@ -89,6 +91,7 @@ impl TaskState {
                 | (Retryable, Cancelled)
                 | (Retryable, Dead)
                 | (Dead, Available)
+                | (Succeeded, Available)
         )
     }
 }
@@ -190,10 +193,11 @@ mod tests {
     }
 
     #[test]
-    fn final_states_have_no_way_out_but_replay() {
+    fn final_states_have_no_way_out_but_replay_and_resend() {
         for from in TaskState::ALL.into_iter().filter(|s| s.is_final()) {
             for to in TaskState::ALL {
-                let allowed = from == TaskState::Dead && to == TaskState::Available;
+                let allowed = matches!(from, TaskState::Dead | TaskState::Succeeded)
+                    && to == TaskState::Available;
                 assert_eq!(from.can_transition_to(to), allowed, "{from} -> {to}");
             }
         }
@@ -218,6 +222,8 @@ mod tests {
             (Available, Dead),
             (Retryable, Dead),
             (Dead, Available),
+            (Retryable, Available),
+            (Succeeded, Available),
         ];
         for (from, to) in edges {
             assert!(from.can_transition_to(to), "{from} -> {to}");

@@ -27,13 +27,15 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// - the signed envelope and signature are stored byte for byte and never
 ///   changed;
 /// - a task is in exactly one [`TaskState`](crate::TaskState) at any time;
-/// - a due `scheduled` or `retryable` task is claimable like an `available` one;
+/// - a due `scheduled` or `retryable` task is claimable like an `available` one,
+///   unless its queue is paused ([`Store::pause_queue`]);
 /// - calls presenting a [`LeaseToken`] fail with [`StoreError::LeaseLost`]
 ///   once that lease is no longer the task's current one (the task left
 ///   `running`, or is running under another worker or attempt). A lease past
 ///   its expiry that nobody rescued yet is still current;
 /// - every attempt that ends (complete, fail, rescue, a settled delivery)
-///   and every operator act (cancel, replay, re-sign) and refusal (kill)
+///   and every operator act (cancel, replay, re-sign, retry now, resend)
+///   and refusal (kill)
 ///   adds one [`HistoryEvent`] to the task's history in the same write as
 ///   the change it records (a succeeded task's last attempt is kept on its
 ///   final row and read back as its last event, so `complete` writes no
@@ -118,6 +120,43 @@ pub trait Store: Send + Sync + 'static {
     /// records who did (`actor`, 1 to 256 bytes). Running and final tasks
     /// give [`StoreError::Conflict`].
     async fn cancel(&self, id: &str, actor: &str, now_ms: i64) -> StoreResult<TaskRow>;
+
+    /// Makes a `retryable` task (waiting for its backoff) due now:
+    /// `available`, `run_at_ms = now_ms`, its attempts still counted, and
+    /// records a `retried-now` event by `actor` (1 to 256 bytes); waiting
+    /// claimers of its queue wake. Unknown id: [`StoreError::NotFound`];
+    /// any other state: [`StoreError::Conflict`] naming it.
+    async fn retry_now(&self, id: &str, actor: &str, now_ms: i64) -> StoreResult<TaskRow>;
+
+    /// Sends a `succeeded` message (a row of
+    /// [`MESSAGE_QUEUE`](crate::MESSAGE_QUEUE)) again: `available` now, its
+    /// attempts moved to `attempts_before` (as a replay does, so the next
+    /// attempt's number goes on and it has its whole attempt budget), a
+    /// callback owed again when it finishes, and a `resent` event by
+    /// `actor`. The envelope, signature and id are untouched. Unknown id:
+    /// [`StoreError::NotFound`]; not a message, or not succeeded:
+    /// [`StoreError::Conflict`].
+    async fn resend(&self, id: &str, actor: &str, now_ms: i64) -> StoreResult<TaskRow>;
+
+    /// Pauses `queue` (a [`queue_name`](crate::rules::queue_name)): from the
+    /// next claim on, on every node, [`Store::claim`] takes nothing from it.
+    /// Running tasks are not touched. Pausing a paused queue changes
+    /// nothing and returns the first pause. `actor` is 1 to 256 bytes.
+    async fn pause_queue(
+        &self,
+        queue: &str,
+        actor: &str,
+        reason: Option<&str>,
+        now_ms: i64,
+    ) -> StoreResult<crate::PausedQueue>;
+
+    /// Resumes `queue`: claims take from it again, and claimers waiting on
+    /// it wake. Returns the pause it ended, `None` when it was not paused
+    /// (not an error).
+    async fn resume_queue(&self, queue: &str) -> StoreResult<Option<crate::PausedQueue>>;
+
+    /// The paused queues, by name.
+    async fn paused_queues(&self) -> StoreResult<Vec<crate::PausedQueue>>;
 
     /// Dead-letters a task that is not running and not final (used when a
     /// task is refused before it runs), recorded in its history. Returns the
@@ -320,6 +359,48 @@ pub trait Store: Send + Sync + 'static {
     /// `"target":"<target_id>"`. What deleting the target would leave
     /// without a target.
     async fn pending_messages_for_target(&self, target_id: &str) -> StoreResult<u64>;
+
+    // --- Per-target limits (see [`limits`](crate::limits)) -----------------
+
+    /// Hands out up to `take.want` send times of the target's rate bucket
+    /// that fall before `now_ms + take.horizon_ms`, one
+    /// [`RateTake::interval_us`](crate::RateTake::interval_us) apart, never
+    /// before `now_ms` and never twice (across every process on the store),
+    /// in one write. None free before the horizon: a grant of 0 whose
+    /// `first_us` is when the next one is free. A take
+    /// [`RateTake::validate`](crate::RateTake::validate) refuses gives
+    /// [`StoreError::Invalid`].
+    async fn take_rate(&self, take: crate::RateTake, now_ms: i64) -> StoreResult<crate::RateGrant>;
+
+    /// Takes the lowest free concurrency slot `0 .. take.max` of the target
+    /// (free: absent, or its lease expired, `expires_at_ms <= now_ms`) for
+    /// `take.holder` until `now_ms + take.lease_ms`. `None` when every slot
+    /// below `max` is held. Two callers never hold one slot at once.
+    async fn take_slot(
+        &self,
+        take: crate::SlotTake,
+        now_ms: i64,
+    ) -> StoreResult<Option<crate::SlotLease>>;
+
+    /// Extends a held slot to `now_ms + lease_ms`. Returns `false`, changing
+    /// nothing, when the slot is no longer `lease`'s (it expired, or was
+    /// released, or taken by another).
+    async fn renew_slot(
+        &self,
+        lease: &crate::SlotLease,
+        lease_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<bool>;
+
+    /// Frees a held slot. A slot no longer `lease`'s is left alone (not an
+    /// error).
+    async fn release_slot(&self, lease: &crate::SlotLease) -> StoreResult<()>;
+
+    /// Whether no other process can use this store (an in-memory
+    /// database): per-target limits can then be kept in this process alone.
+    fn only_node(&self) -> bool {
+        false
+    }
 
     // --- Push queues ------------------------------------------------------
 

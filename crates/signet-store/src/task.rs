@@ -310,6 +310,16 @@ pub fn is_internal_queue(queue: &str) -> bool {
     queue == crate::MESSAGE_QUEUE
 }
 
+/// Whether a listing of queues shows queue `name`: only `only` when
+/// named, else every queue but Signet's own unless `include_internal` (the
+/// rule of [`TaskFilter`], for `signet queues` and `GET /v1/queues`).
+pub fn is_listed_queue(name: &str, only: Option<&str>, include_internal: bool) -> bool {
+    match only {
+        Some(q) => name == q,
+        None => include_internal || !is_internal_queue(name),
+    }
+}
+
 /// Filter for task listings, newest first: by id, descending (Signet's ids
 /// are UUIDv7, so that is creation order for every id it makes; an id a
 /// producer chose sorts by its text). `task_…` rows come before `msg_…`.
@@ -417,10 +427,7 @@ impl QueueCounts {
     /// (the rule of [`TaskFilter`], for `signet queues` and
     /// `GET /v1/queues`).
     pub fn is_listed(&self, queue: Option<&str>, include_internal: bool) -> bool {
-        match queue {
-            Some(q) => self.queue == q,
-            None => include_internal || !self.is_internal(),
-        }
+        is_listed_queue(&self.queue, queue, include_internal)
     }
 
     /// Count of one state (0 when absent).

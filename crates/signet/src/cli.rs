@@ -31,10 +31,13 @@ enum Command {
     Verify(commands::verify::Args),
     /// Enqueue a signed task.
     Enqueue(commands::enqueue::Args),
-    /// List and show tasks.
+    /// List, show, cancel and retry tasks.
     #[command(subcommand)]
     Tasks(commands::tasks::Command),
-    /// Show tasks per queue and state.
+    /// List, show, retry and resend the HTTP messages Signet delivers.
+    #[command(subcommand)]
+    Messages(commands::messages::Command),
+    /// Show tasks per queue and state; pause, resume, bind and unbind queues.
     Queues(commands::queues::Args),
     /// Inspect, replay and purge dead letters.
     #[command(subcommand)]
@@ -42,7 +45,7 @@ enum Command {
     /// Cron schedules that fire tasks or messages.
     #[command(subcommand)]
     Schedules(commands::schedules::Command),
-    /// List and show targets and the secrets still signing.
+    /// Register, list, change, rotate, delete and re-seal targets.
     #[command(subcommand)]
     Targets(commands::targets::Command),
     /// Run a development receiver that verifies and prints signed requests.
@@ -86,6 +89,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Verify(args) => commands::verify::run(args),
         Command::Enqueue(args) => commands::enqueue::run(args),
         Command::Tasks(cmd) => commands::tasks::run(cmd),
+        Command::Messages(cmd) => commands::messages::run(cmd),
         Command::Queues(args) => commands::queues::run(args),
         Command::Dlq(cmd) => commands::dlq::run(cmd),
         Command::Schedules(cmd) => commands::schedules::run(cmd),

@@ -9,6 +9,7 @@
     rustdoc::bare_urls
 )]
 
+mod api;
 mod cli;
 mod commands;
 mod env_vars;

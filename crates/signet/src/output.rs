@@ -95,9 +95,7 @@ pub(crate) fn print_json(value: &serde_json::Value, pretty: bool) -> anyhow::Res
     } else {
         serde_json::to_string(value)?
     };
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{text}")?;
-    Ok(())
+    emit(&format!("{text}\n"))
 }
 
 /// Writes `text` to stdout. A reader that went away (`signet … | head`)

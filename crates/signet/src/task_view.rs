@@ -1,14 +1,22 @@
-//! How a stored task is shown: a table row, a detail page, and JSON.
+//! How a task is shown to people: a table row, a detail page, its history.
 //!
-//! Args are shown as JSON when they are JSON (they are stored as the exact
-//! bytes the producer wrote), else as base64.
+//! Everything here reads the API's JSON view of a task (`GET /v1/tasks`,
+//! `GET /v1/tasks/{id}`, `GET /v1/dead-letters…`), the one description of
+//! a task, whichever of the database or a server answered.
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
-use serde_json::{json, Value};
-use signet_store::{Event, HistoryEvent, Page, TaskRow};
+use serde_json::Value;
 
-use crate::output::{format_ms, format_opt_ms, print_json, truncate, Table};
+use crate::output::{emit, print_json, truncate, Table};
+
+/// The text of field `key` of `v`: strings as they are, numbers and
+/// booleans printed, `-` when absent or null.
+pub(crate) fn text(v: &Value, key: &str) -> String {
+    match v.get(key) {
+        None | Some(Value::Null) => "-".to_owned(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
+}
 
 /// Columns of a task listing.
 pub(crate) const TASK_COLUMNS: &[&str] = &[
@@ -16,16 +24,16 @@ pub(crate) const TASK_COLUMNS: &[&str] = &[
 ];
 
 /// One row of a task listing.
-pub(crate) fn task_cells(row: &TaskRow) -> Vec<String> {
+pub(crate) fn task_cells(t: &Value) -> Vec<String> {
     vec![
-        row.id().to_owned(),
-        row.queue().to_owned(),
-        row.envelope.name.clone(),
-        row.state.to_string(),
-        format!("{}/{}", row.attempt, row.envelope.max_attempts),
-        row.priority.to_string(),
-        format_ms(row.run_at_ms),
-        key_label(row),
+        text(t, "id"),
+        text(t, "queue"),
+        text(t, "task"),
+        text(t, "state"),
+        format!("{}/{}", text(t, "attempt"), text(t, "max_attempts")),
+        text(t, "priority"),
+        text(t, "run_at"),
+        key_label(t),
     ]
 }
 
@@ -35,281 +43,239 @@ pub(crate) const DEAD_COLUMNS: &[&str] = &[
 ];
 
 /// One row of a dead-letter listing.
-pub(crate) fn dead_cells(row: &TaskRow) -> Vec<String> {
+pub(crate) fn dead_cells(t: &Value) -> Vec<String> {
     vec![
-        row.id().to_owned(),
-        row.queue().to_owned(),
-        row.envelope.name.clone(),
-        row.dead_reason
-            .map_or_else(|| "-".to_owned(), |r| r.to_string()),
-        format_opt_ms(row.finished_at_ms),
-        row.attempts_made().to_string(),
-        truncate(row.dead_detail.as_deref().unwrap_or("-"), 60),
+        text(t, "id"),
+        text(t, "queue"),
+        text(t, "task"),
+        text(t, "dead_reason"),
+        text(t, "finished_at"),
+        text(t, "attempts_made"),
+        truncate(&text(t, "dead_detail"), 60),
     ]
 }
 
-/// `key-id (alg)`, or `unsigned`.
-fn key_label(row: &TaskRow) -> String {
-    match &row.signature {
-        Some(sig) => sig.key_id.clone(),
-        None => "unsigned".to_owned(),
-    }
-}
-
-/// The args as JSON if they parse, else base64 under `args_base64`.
-fn args_json(args: &[u8]) -> (&'static str, Value) {
-    match serde_json::from_slice::<Value>(args) {
-        Ok(v) => ("args", v),
-        Err(_) => ("args_base64", Value::String(STANDARD.encode(args))),
-    }
-}
-
-/// The whole task as a JSON object (times as unix ms and RFC 3339).
-pub(crate) fn task_json(row: &TaskRow) -> Value {
-    let env = &row.envelope;
-    let (args_key, args) = args_json(&env.args);
-    let mut v = json!({
-        "id": env.id,
-        "queue": env.queue,
-        "name": env.name,
-        "state": row.state.as_str(),
-        "attempt": row.attempt,
-        "attempts_made": row.attempts_made(),
-        "max_attempts": env.max_attempts,
-        "priority": row.priority,
-        "headers": env.headers,
-        "created_at_ms": env.created_at_ms,
-        "created_at": format_ms(env.created_at_ms),
-        "not_before_ms": env.not_before_ms,
-        "expires_at_ms": env.expires_at_ms,
-        "callback_url": env.callback_url,
-        "run_at_ms": row.run_at_ms,
-        "run_at": format_ms(row.run_at_ms),
-        "updated_at_ms": row.updated_at_ms,
-        "finished_at_ms": row.finished_at_ms,
-        "lease_owner": row.lease_owner,
-        "lease_expires_at_ms": row.lease_expires_at_ms,
-        "last_error": row.last_error,
-        "dead_reason": row.dead_reason.map(|r| r.as_str()),
-        "dead_detail": row.dead_detail,
-        "idempotency_key": row.idempotency_key,
-        "signature": row.signature.as_ref().map(|s| json!({
-            "alg": s.alg.as_str(),
-            "key_id": s.key_id,
-            "sig": STANDARD.encode(&s.sig),
-        })),
-        "result": row.result.as_deref().map(|r| serde_json::from_slice::<Value>(r)
-            .unwrap_or_else(|_| Value::String(STANDARD.encode(r)))),
-    });
-    if let Value::Object(map) = &mut v {
-        map.insert(args_key.to_owned(), args);
-    }
-    v
+/// The signing key id, or `unsigned`.
+fn key_label(t: &Value) -> String {
+    t.get("signature")
+        .filter(|s| !s.is_null())
+        .map_or_else(|| "unsigned".to_owned(), |s| text(s, "key_id"))
 }
 
 /// A task as `name: value` lines, for people.
-pub(crate) fn task_detail(row: &TaskRow) -> String {
-    let env = &row.envelope;
-    let mut t = Table::new(&["FIELD", "VALUE"]);
-    let mut add = |k: &str, v: String| t.row(vec![k.to_owned(), v]);
-    add("id", env.id.clone());
-    add("queue", env.queue.clone());
-    add("name", env.name.clone());
-    add("state", row.state.to_string());
+pub(crate) fn task_detail(t: &Value) -> String {
+    let mut table = Table::new(&["FIELD", "VALUE"]);
+    let mut add = |k: &str, v: String| table.row(vec![k.to_owned(), v]);
+    let present = |k: &str| t.get(k).is_some_and(|v| !v.is_null());
+    add("id", text(t, "id"));
+    add("queue", text(t, "queue"));
+    add("name", text(t, "task"));
+    add("state", text(t, "state"));
     add(
         "attempt",
-        format!("{} of {}", row.attempt, env.max_attempts),
+        format!("{} of {}", text(t, "attempt"), text(t, "max_attempts")),
     );
-    if row.attempts_before > 0 {
+    let attempt = t.get("attempt").and_then(Value::as_u64).unwrap_or(0);
+    let made = t.get("attempts_made").and_then(Value::as_u64).unwrap_or(0);
+    if made > attempt {
         add(
             "attempts made",
-            format!(
-                "{} ({} before the last replay)",
-                row.attempts_made(),
-                row.attempts_before
-            ),
+            format!("{made} ({} before the last replay)", made - attempt),
         );
     }
-    add("priority", row.priority.to_string());
-    add("created at", format_ms(env.created_at_ms));
-    add("run at", format_ms(row.run_at_ms));
-    if let Some(t) = env.not_before_ms {
-        add("not before", format_ms(t));
+    add("priority", text(t, "priority"));
+    add("created at", text(t, "created_at"));
+    add("run at", text(t, "run_at"));
+    for (key, label) in [("not_before", "not before"), ("expires_at", "expires at")] {
+        if present(key) {
+            add(label, text(t, key));
+        }
     }
-    if let Some(t) = env.expires_at_ms {
-        add("expires at", format_ms(t));
+    add("updated at", text(t, "updated_at"));
+    if present("finished_at") {
+        add("finished at", text(t, "finished_at"));
     }
-    add("updated at", format_ms(row.updated_at_ms));
-    if let Some(t) = row.finished_at_ms {
-        add("finished at", format_ms(t));
-    }
-    match &row.signature {
-        Some(sig) => add("signed", format!("{} key {}", sig.alg, sig.key_id)),
+    match t.get("signature").filter(|s| !s.is_null()) {
+        Some(sig) => add(
+            "signed",
+            format!("{} key {}", text(sig, "alg"), text(sig, "key_id")),
+        ),
         None => add("signed", "no (unsigned)".to_owned()),
     }
-    if let Some(owner) = &row.lease_owner {
+    if present("callback_url") {
+        add("callback url", text(t, "callback_url"));
+    }
+    if let Some(Value::Object(headers)) = t.get("headers") {
+        for (name, value) in headers {
+            add(
+                "header",
+                format!("{name}: {}", value.as_str().unwrap_or_default()),
+            );
+        }
+    }
+    for (key, label) in [
+        ("last_error", "last error"),
+        ("dead_reason", "dead reason"),
+        ("dead_detail", "dead detail"),
+    ] {
+        if present(key) {
+            add(label, text(t, key));
+        }
+    }
+    if present("result") {
+        add("result", t["result"].to_string());
+    }
+    if present("redacted") {
+        add("redacted", text(t, "redacted"));
+    }
+    // Args last: they can be long. Shown as JSON, or the base64 of bytes
+    // that are not.
+    if present("args_base64") {
         add(
-            "lease",
-            format!("{owner} until {}", format_opt_ms(row.lease_expires_at_ms)),
+            "args",
+            format!("(binary, base64) {}", text(t, "args_base64")),
+        );
+    } else {
+        add(
+            "args",
+            t.get("args").map_or_else(String::new, Value::to_string),
         );
     }
-    if let Some(k) = &row.idempotency_key {
-        add("idempotency key", k.clone());
-    }
-    if let Some(url) = &env.callback_url {
-        add("callback url", url.clone());
-    }
-    for (name, value) in &env.headers {
-        add("header", format!("{name}: {value}"));
-    }
-    if let Some(e) = &row.last_error {
-        add("last error", e.clone());
-    }
-    if let Some(r) = row.dead_reason {
-        add("dead reason", r.to_string());
-    }
-    if let Some(d) = &row.dead_detail {
-        add("dead detail", d.clone());
-    }
-    if let Some(r) = &row.result {
-        add("result", String::from_utf8_lossy(r).into_owned());
-    }
-    // Args last: they can be long. Shown as the producer wrote them.
-    let args = match std::str::from_utf8(&env.args) {
-        Ok(s) => s.to_owned(),
-        Err(_) => format!("(binary, base64) {}", STANDARD.encode(&env.args)),
-    };
-    add("args", args);
-    t.render()
+    table.render()
 }
 
-/// Prints a page of tasks: as `{"items", "next_cursor"}` JSON, or as a table
-/// with `columns`/`cells`, `empty` when there is nothing, and the cursor hint.
+/// Prints a page (`{"items", "next_cursor"}`) as the API answered it
+/// (`json`), or as a table with `columns`/`cells`, `empty` when there is
+/// nothing, and the cursor hint.
 pub(crate) fn print_page(
-    page: Page<TaskRow>,
+    page: &Value,
     json: bool,
     columns: &'static [&'static str],
-    cells: fn(&TaskRow) -> Vec<String>,
+    cells: fn(&Value) -> Vec<String>,
     empty: &str,
 ) -> anyhow::Result<()> {
     if json {
-        let items: Vec<_> = page.items.iter().map(task_json).collect();
-        return print_json(
-            &json!({ "items": items, "next_cursor": page.next_cursor }),
-            false,
-        );
+        return print_json(page, false);
     }
     let mut table = Table::new(columns);
-    for row in &page.items {
-        table.row(cells(row));
+    for item in page["items"].as_array().into_iter().flatten() {
+        table.row(cells(item));
     }
     if table.is_empty() {
-        println!("{empty}");
+        emit(&format!("{empty}\n"))?;
     } else {
-        print!("{}", table.render());
+        emit(&table.render())?;
     }
-    if let Some(cursor) = page.next_cursor {
-        println!("more: --cursor {cursor}");
+    if let Some(cursor) = page["next_cursor"].as_str() {
+        emit(&format!("more: --cursor {cursor}\n"))?;
     }
     Ok(())
 }
 
-/// A history as JSON: one object per event, oldest first.
-pub(crate) fn history_json(history: &[HistoryEvent]) -> Value {
-    Value::Array(history.iter().map(event_json).collect())
-}
-
-fn event_json(e: &HistoryEvent) -> Value {
-    let mut v = json!({
-        "kind": e.event.kind(),
-        "at_ms": e.at_ms,
-        "at": format_ms(e.at_ms),
-    });
-    let extra = match &e.event {
-        Event::Attempt(a) => json!({
-            "attempt": a.number,
-            "outcome": a.outcome.as_str(),
-            "worker": a.worker,
-            "started_at_ms": a.started_at_ms,
-            "error": a.error,
-            "http": a.http.as_ref().map(|h| json!({
-                "status": h.status,
-                "latency_ms": h.latency_ms,
-                "response_body": String::from_utf8_lossy(&h.response_body),
-            })),
-        }),
-        Event::Replayed { actor } | Event::Cancelled { actor } => json!({ "actor": actor }),
-        Event::Resigned {
-            actor,
-            from_key_id,
-            to_key_id,
-        } => json!({ "actor": actor, "from_key_id": from_key_id, "to_key_id": to_key_id }),
-        Event::DeadLettered { reason, detail } => {
-            json!({ "reason": reason.as_str(), "detail": detail })
-        }
-        _ => json!({}),
-    };
-    if let (Value::Object(map), Value::Object(more)) = (&mut v, extra) {
-        map.extend(more);
-    }
-    v
-}
-
-/// A history as a table, oldest first, for people.
-pub(crate) fn history_table(history: &[HistoryEvent]) -> String {
-    if history.is_empty() {
+/// A history (the API's `history`) as a table, oldest first, for people.
+pub(crate) fn history_table(history: &Value) -> String {
+    let events = history.as_array().map(Vec::as_slice).unwrap_or_default();
+    if events.is_empty() {
         return "history: nothing yet (no attempt has ended)\n".to_owned();
     }
     let mut t = Table::new(&["AT", "EVENT", "WHO", "DETAIL"]);
-    for e in history {
-        let (event, who, detail) = match &e.event {
-            Event::Attempt(a) => {
+    for e in events {
+        let kind = text(e, "kind");
+        let (event, who, detail) = match kind.as_str() {
+            "attempt" => {
                 let mut detail = String::new();
-                if let Some(h) = &a.http {
-                    match h.status {
-                        Some(s) => detail.push_str(&format!("HTTP {s} in {} ms", h.latency_ms)),
-                        None => detail.push_str(&format!("no response after {} ms", h.latency_ms)),
+                if let Some(h) = e.get("http").filter(|h| !h.is_null()) {
+                    match h.get("status").and_then(Value::as_u64) {
+                        Some(s) => {
+                            detail.push_str(&format!("HTTP {s} in {} ms", text(h, "latency_ms")));
+                        }
+                        None => detail
+                            .push_str(&format!("no response after {} ms", text(h, "latency_ms"))),
                     }
                 }
-                if let Some(err) = &a.error {
+                if let Some(err) = e.get("error").and_then(Value::as_str) {
                     if !detail.is_empty() {
                         detail.push_str("; ");
                     }
                     detail.push_str(err);
                 }
                 (
-                    format!("attempt {} {}", a.number, a.outcome.as_str()),
-                    a.worker.clone().unwrap_or_else(|| "-".to_owned()),
+                    format!("attempt {} {}", text(e, "attempt"), text(e, "outcome")),
+                    text(e, "worker"),
                     detail,
                 )
             }
-            Event::Replayed { actor } => ("replayed".to_owned(), actor.clone(), String::new()),
-            Event::Cancelled { actor } => ("cancelled".to_owned(), actor.clone(), String::new()),
-            Event::Resigned {
-                actor,
-                from_key_id,
-                to_key_id,
-            } => (
+            "resigned" => (
                 "re-signed".to_owned(),
-                actor.clone(),
+                text(e, "actor"),
                 format!(
-                    "key {} -> {to_key_id}",
-                    from_key_id.as_deref().unwrap_or("(unsigned)")
+                    "key {} -> {}",
+                    e.get("from_key_id")
+                        .and_then(Value::as_str)
+                        .unwrap_or("(unsigned)"),
+                    text(e, "to_key_id")
                 ),
             ),
-            Event::DeadLettered { reason, detail } => (
-                format!("dead-lettered {reason}"),
+            "retried-now" => ("retried now".to_owned(), text(e, "actor"), String::new()),
+            "dead-lettered" => (
+                format!("dead-lettered {}", text(e, "reason")),
                 "-".to_owned(),
-                detail.clone(),
+                text(e, "detail"),
             ),
-            _ => (e.event.kind().to_owned(), "-".to_owned(), String::new()),
+            _ => (kind.clone(), text(e, "actor"), String::new()),
         };
         t.row(vec![
-            format_ms(e.at_ms),
+            text(e, "at"),
             event,
             truncate(&who, 40),
             truncate(&detail, 80),
         ]);
     }
     t.render()
+}
+
+/// Prints one task in full with its history (`tasks show`, `dlq show`), or
+/// the API's JSON.
+pub(crate) fn print_task(task: &Value, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(task, true);
+    }
+    emit(&task_detail(task))?;
+    emit("\n")?;
+    emit(&history_table(&task["history"]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn absent_and_null_fields_read_as_a_dash() {
+        let v = json!({"a": "x", "n": 3, "z": null});
+        assert_eq!(text(&v, "a"), "x");
+        assert_eq!(text(&v, "n"), "3");
+        assert_eq!(text(&v, "z"), "-");
+        assert_eq!(text(&v, "missing"), "-");
+    }
+
+    #[test]
+    fn a_history_reads_oldest_first_with_what_happened() {
+        let h = json!([
+            {"kind": "attempt", "at": "T1", "attempt": 1, "outcome": "retry",
+             "worker": "w1", "error": "boom", "http": {"status": 500, "latency_ms": 12}},
+            {"kind": "replayed", "at": "T2", "actor": "cli (me)"},
+        ]);
+        let text = history_table(&h);
+        assert!(text.contains("attempt 1 retry"), "{text}");
+        assert!(text.contains("HTTP 500 in 12 ms; boom"), "{text}");
+        let replayed = text.lines().nth(2).unwrap_or_default();
+        assert!(
+            replayed.starts_with("T2")
+                && replayed.contains("replayed")
+                && replayed.contains("cli (me)"),
+            "{text}"
+        );
+        assert!(history_table(&json!([])).contains("nothing yet"));
+    }
 }

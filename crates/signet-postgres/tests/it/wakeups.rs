@@ -5,7 +5,7 @@ use std::pin::pin;
 use std::time::{Duration, Instant};
 
 use signet_postgres::PostgresStore;
-use signet_store::testkit::{assert_wakes, claim_one, new_task, T0};
+use signet_store::testkit::{assert_wakes, claim_one, claim_req, new_task, T0};
 use signet_store::{FailOutcome, LeaseToken, Store};
 
 use crate::{database_url, fresh_schema, test_options};
@@ -77,6 +77,52 @@ async fn due_work_wakes_waiters_on_other_nodes() {
             )
             .await
             .expect("fail");
+    })
+    .await;
+
+    // A resume and a retry now on another node make work due too.
+    producer
+        .pause_queue("emails", "test", None, T0)
+        .await
+        .expect("pause");
+    producer
+        .enqueue(new_task("emails"), T0)
+        .await
+        .expect("enqueue");
+    assert!(
+        worker
+            .claim(claim_req(&["emails"], "w1", 10), T0)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "the pause holds on the other node"
+    );
+    assert_wakes(&worker, &["emails"], "resume", async {
+        producer.resume_queue("emails").await.expect("resume");
+    })
+    .await;
+    let mut rows = worker
+        .claim(claim_req(&["emails"], "w1", 10), T0)
+        .await
+        .expect("claim");
+    assert_eq!(rows.len(), 2, "both waiting tasks are claimed once resumed");
+    let row = rows.remove(0);
+    worker
+        .fail(
+            &LeaseToken::of(&row),
+            "later",
+            FailOutcome::Retry {
+                at_ms: T0 + 3_600_000,
+            },
+            T0,
+        )
+        .await
+        .expect("fail");
+    assert_wakes(&worker, &["emails"], "retry now", async {
+        producer
+            .retry_now(row.id(), "test", T0 + 1)
+            .await
+            .expect("retry now");
     })
     .await;
 

@@ -25,7 +25,7 @@ mod store_retry;
 
 pub(crate) use claimer::{ClaimLoop, ClaimSettings, Claimed, Consumer};
 pub(crate) use lease::{Held, Leases};
-pub(crate) use store_retry::retry_store;
+pub(crate) use store_retry::{retry_store, store_backoff};
 
 use std::time::Duration;
 

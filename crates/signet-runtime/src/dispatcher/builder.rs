@@ -219,6 +219,14 @@ impl DispatcherBuilder {
             poll_interval: self.poll_interval,
             grace: self.grace,
         });
+        // Concurrency slots are leased like the deliveries holding them:
+        // a dead dispatcher's slots come back one lease after its death.
+        let limits = Limits::new(
+            Arc::clone(&self.store),
+            Arc::clone(&worker_id),
+            self.lease,
+            self.heartbeat,
+        );
         Ok(Dispatcher {
             push,
             shared: Arc::new(Shared {
@@ -231,7 +239,7 @@ impl DispatcherBuilder {
                 retry: self.retry,
                 worker_id,
                 leases,
-                limits: Limits::default(),
+                limits,
                 events,
             }),
             claims,

@@ -184,17 +184,12 @@ async fn prepare(
 
 /// Waits for the target's limits, signs, sends and judges one attempt.
 async fn send(shared: &Shared, id: &str, attempt: u32, max_attempts: u32, p: Prepared) -> Decision {
-    let limits = p
-        .target
-        .as_ref()
-        .and_then(|t| shared.limits.for_target(&t.record));
-    let _target_slot = match limits.as_ref().and_then(|l| l.semaphore.clone()) {
-        Some(s) => s.acquire_owned().await.ok(),
+    // The target's limits, held for the deployment (nothing to wait for
+    // without any).
+    let _permit = match &p.target {
+        Some(t) => shared.limits.permit(&t.record).await,
         None => None,
     };
-    if let Some(limiter) = limits.as_ref().and_then(|l| l.limiter.as_ref()) {
-        limiter.until_ready().await;
-    }
     let started_ms = shared.clock.now_ms();
     let body = p.spec.body.clone().unwrap_or_default().into_bytes();
     let signed = sign(shared, &p, id, started_ms, &body);

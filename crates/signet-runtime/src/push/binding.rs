@@ -87,7 +87,7 @@ impl PushService {
             RuntimeError::field(
                 "target",
                 format!(
-                    "no target {:?}; give a target id (tgt_…) or name from `signet targets ls`, or register one with `signet targets add`",
+                    "no target {:?}; give a target id (tgt_…) or name from `signet targets ls`, or register one with `signet targets create`",
                     rules::excerpt(&new.target)
                 ),
             )

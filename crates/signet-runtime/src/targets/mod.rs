@@ -44,7 +44,7 @@ use crate::schedules::ScheduleService;
 use crate::ssrf::SsrfPolicy;
 
 pub(crate) use cache::{CachedTarget, Lookup, TargetCache};
-pub use reseal::{ResealFailure, ResealOptions, ResealReport, DEFAULT_RESEAL_BATCH};
+pub use reseal::{ResealFailure, ResealOptions, ResealPage, ResealReport, DEFAULT_RESEAL_BATCH};
 use secret::{open, seal};
 pub use secret::{TargetSecret, TargetSecrets, GENERATED_SECRET_BYTES};
 

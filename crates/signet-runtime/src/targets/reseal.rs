@@ -74,6 +74,24 @@ impl ResealReport {
     pub fn is_complete(&self) -> bool {
         self.failed.is_empty()
     }
+
+    /// Adds a page's counts to this report (`total` apart).
+    pub fn add(&mut self, page: ResealReport) {
+        self.checked += page.checked;
+        self.resealed += page.resealed;
+        self.already_current += page.already_current;
+        self.gone += page.gone;
+        self.failed.extend(page.failed);
+    }
+}
+
+/// One page of a re-seal ([`TargetService::reseal_page`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResealPage {
+    /// What the page did (`total` 0: pages do not count the rest).
+    pub report: ResealReport,
+    /// The id the next page starts after; `None` after the last page.
+    pub next: Option<String>,
 }
 
 /// What became of one row.
@@ -86,52 +104,82 @@ enum Outcome {
 
 impl TargetService {
     /// Re-seals every target's secrets (the current one and those still in
-    /// a rotation's overlap) under the current master key, page by page,
-    /// calling `progress` after each page. Rows no configured key opens are
-    /// listed in the report's `failed`, not fatal; a store error stops the
-    /// walk (what was swapped stays swapped: run it again).
+    /// a rotation's overlap) under the current master key, page by page
+    /// ([`TargetService::reseal_page`]), calling `progress` after each page.
+    /// Rows no configured key opens are listed in the report's `failed`,
+    /// not fatal; a store error stops the walk (what was swapped stays
+    /// swapped: run it again).
     pub async fn reseal(
         &self,
         options: ResealOptions,
         mut progress: impl FnMut(&ResealReport),
     ) -> Result<ResealReport, RuntimeError> {
-        let master = self.master()?;
-        let batch = options.batch.max(1);
-        let store = &self.inner.store;
-        let mut report = ResealReport::default();
+        self.master()?;
+        let mut report = ResealReport {
+            total: self.target_count(options.batch).await?,
+            ..ResealReport::default()
+        };
         let mut after: Option<String> = None;
         loop {
-            let page = store.targets_after(after.as_deref(), batch).await?;
-            report.total += page.len() as u64;
-            match page.last() {
-                Some(last) if page.len() == batch as usize => after = Some(last.id.clone()),
-                _ => break,
-            }
-        }
-        let mut after: Option<String> = None;
-        loop {
-            let page = store.targets_after(after.as_deref(), batch).await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.id.clone());
-            for t in &page {
-                report.checked += 1;
-                match self.reseal_one(master, t, options.dry_run).await? {
-                    Outcome::Resealed => report.resealed += 1,
-                    Outcome::Current => report.already_current += 1,
-                    Outcome::Gone => report.gone += 1,
-                    Outcome::Failed(reason) => {
-                        tracing::warn!(target_id = %t.id, %reason, "target secrets not re-sealed");
-                        report.failed.push(ResealFailure {
-                            target_id: t.id.clone(),
-                            reason,
-                        });
-                    }
-                }
-            }
+            let page = self.reseal_page(after.as_deref(), options).await?;
+            report.add(page.report);
             report.total = report.total.max(report.checked);
             progress(&report);
-            if page.len() < batch as usize {
-                break;
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        Ok(report)
+    }
+
+    /// How many targets there are, read `batch` at a time.
+    pub async fn target_count(&self, batch: u32) -> Result<u64, RuntimeError> {
+        let batch = batch.max(1);
+        let mut total = 0;
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .inner
+                .store
+                .targets_after(after.as_deref(), batch)
+                .await?;
+            total += page.len() as u64;
+            match page.last() {
+                Some(last) if page.len() == batch as usize => after = Some(last.id.clone()),
+                _ => return Ok(total),
+            }
+        }
+    }
+
+    /// Re-seals one page: the first `options.batch` targets after the id
+    /// `after` (from the start when `None`). The page's report counts only
+    /// its rows (`total` 0); `next` is where the next page starts, `None`
+    /// after the last. One walk of these pages is [`TargetService::reseal`];
+    /// `POST /v1/targets/reseal` answers one page, so a client re-seals any
+    /// number of targets in short requests and shows its progress.
+    pub async fn reseal_page(
+        &self,
+        after: Option<&str>,
+        options: ResealOptions,
+    ) -> Result<ResealPage, RuntimeError> {
+        let master = self.master()?;
+        let batch = options.batch.max(1);
+        let page = self.inner.store.targets_after(after, batch).await?;
+        let mut report = ResealReport::default();
+        for t in &page {
+            report.checked += 1;
+            match self.reseal_one(master, t, options.dry_run).await? {
+                Outcome::Resealed => report.resealed += 1,
+                Outcome::Current => report.already_current += 1,
+                Outcome::Gone => report.gone += 1,
+                Outcome::Failed(reason) => {
+                    tracing::warn!(target_id = %t.id, %reason, "target secrets not re-sealed");
+                    report.failed.push(ResealFailure {
+                        target_id: t.id.clone(),
+                        reason,
+                    });
+                }
             }
         }
         if report.resealed > 0 && !options.dry_run {
@@ -144,7 +192,11 @@ impl TargetService {
                 "target secrets re-sealed under the current master key"
             );
         }
-        Ok(report)
+        let next = match page.last() {
+            Some(last) if page.len() == batch as usize => Some(last.id.clone()),
+            _ => None,
+        };
+        Ok(ResealPage { report, next })
     }
 
     /// Re-seals one row, reading it again when it changed under us.

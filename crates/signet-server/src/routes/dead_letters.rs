@@ -25,8 +25,10 @@ pub(crate) struct DeadListQuery {
     pub queue: Option<String>,
     /// Only this reason (`signature-invalid`, `max-attempts`, …).
     pub reason: Option<String>,
-    /// Only dead since this time (RFC 3339 or unix ms).
+    /// Only dead since this time, inclusive (RFC 3339 or unix ms).
     pub since: Option<String>,
+    /// Only dead before this time, exclusive (RFC 3339 or unix ms).
+    pub until: Option<String>,
     /// Page size, 1–1000 (default 50).
     pub limit: Option<String>,
     /// From `next_cursor`.
@@ -184,19 +186,19 @@ pub(crate) async fn list(
 /// The filter of a dead-letter listing, checked (the API's and the
 /// console's).
 pub(crate) fn list_filter(q: DeadListQuery) -> AppResult<DeadFilter> {
-    let since_ms = match q.since.as_deref() {
-        None => None,
-        Some(text) => Some(
-            TimeInput::parse(text)
-                .map_err(|e| AppError::invalid("since", e))?
-                .0,
-        ),
+    let time = |field: &str, text: Option<&str>| {
+        text.map(|t| {
+            TimeInput::parse(t)
+                .map(|t| t.0)
+                .map_err(|e| AppError::invalid(field, e))
+        })
+        .transpose()
     };
     Ok(DeadFilter {
         queue: parse_queue(q.queue, "queue")?,
         reason: parse_reason(q.reason.as_deref())?,
-        since_ms,
-        until_ms: None,
+        since_ms: time("since", q.since.as_deref())?,
+        until_ms: time("until", q.until.as_deref())?,
         limit: parse_limit(q.limit.as_deref())?,
         cursor: q.cursor,
     })

@@ -294,7 +294,7 @@ pub(crate) async fn publish(
     ))
 }
 
-fn parse_message_id(id: &str) -> AppResult<MessageId> {
+pub(crate) fn parse_message_id(id: &str) -> AppResult<MessageId> {
     MessageId::parse(id).map_err(|_| {
         AppError::NotFound(format!(
             "message {id:?} not found (message ids look like msg_…)"
@@ -329,6 +329,86 @@ pub(crate) async fn shown_to(state: &AppState, id: &str, scope: Scope) -> AppRes
         .ok_or_else(|| AppError::NotFound(format!("message {id} not found")))?;
     let history = state.store().history(id.as_str()).await?;
     Ok(MessageView::new(&row, Some(&history), scope))
+}
+
+/// Retry now a message waiting for its backoff (state `retryable`): the
+/// dispatcher delivers it at once, its attempts still count, and its
+/// history records who did it (`retried-now`).
+#[utoipa::path(
+    post, path = "/v1/messages/{id}/retry", tag = "messages",
+    params(("id" = String, Path, description = "Message id (msg_…)")),
+    responses(
+        (status = 200, body = MessageView),
+        (status = 403, description = "The API key is not admin", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Not retryable; the message names its state", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn retry(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> AppResult<Json<MessageView>> {
+    let id = parse_message_id(&id)?;
+    retry_as(&state, &caller, &id).await.map(Json)
+}
+
+/// Retries message `id` now as `caller`: what
+/// `POST /v1/messages/{id}/retry` does, and the console's retry too.
+pub(crate) async fn retry_as(
+    state: &AppState,
+    caller: &Caller,
+    id: &MessageId,
+) -> AppResult<MessageView> {
+    signet_runtime::retry_now(
+        state.store().as_ref(),
+        id.as_str(),
+        &caller.actor(),
+        state.now_ms(),
+    )
+    .await
+    .map_err(runtime_error)?;
+    shown_to(state, id.as_str(), caller.scope).await
+}
+
+/// Resend a delivered message (state `succeeded`): the dispatcher
+/// delivers it again as a new attempt in its history, with the same
+/// `webhook-id` and a fresh signature and timestamp. It gets its whole
+/// attempt budget again and its callback is sent again when it finishes.
+/// A dead message is refused (`409`): replay it from the dead letters
+/// (`POST /v1/dead-letters/replay`); so is one not delivered yet.
+#[utoipa::path(
+    post, path = "/v1/messages/{id}/resend", tag = "messages",
+    params(("id" = String, Path, description = "Message id (msg_…)")),
+    responses(
+        (status = 200, description = "The message, due again", body = MessageView),
+        (status = 403, description = "The API key is not admin", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Not delivered (pending, dead or cancelled); the message names its state and what to do", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn resend(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> AppResult<Json<MessageView>> {
+    let id = parse_message_id(&id)?;
+    resend_as(&state, &caller, &id).await.map(Json)
+}
+
+/// Resends message `id` as `caller`: what `POST /v1/messages/{id}/resend`
+/// does, and the console's resend too.
+pub(crate) async fn resend_as(
+    state: &AppState,
+    caller: &Caller,
+    id: &MessageId,
+) -> AppResult<MessageView> {
+    signet_runtime::resend_message(state.store().as_ref(), id, &caller.actor(), state.now_ms())
+        .await
+        .map_err(runtime_error)?;
+    shown_to(state, id.as_str(), caller.scope).await
 }
 
 /// Query of `GET /v1/messages`.
@@ -390,4 +470,6 @@ pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
     utoipa_axum::router::OpenApiRouter::new()
         .routes(utoipa_axum::routes!(publish, list))
         .routes(utoipa_axum::routes!(show))
+        .routes(utoipa_axum::routes!(retry))
+        .routes(utoipa_axum::routes!(resend))
 }

@@ -1,5 +1,5 @@
-//! `GET /v1/queues`: tasks per queue and state, and each bound queue's
-//! push endpoint; `PUT|GET|DELETE /v1/queues/{queue}/push`: binding a queue
+//! `GET /v1/queues`: tasks per queue and state, each bound queue's push
+//! endpoint and each paused queue's pause; `POST /v1/queues/{queue}/pause|resume`; `PUT|GET|DELETE /v1/queues/{queue}/push`: binding a queue
 //! to an endpoint (docs/push-queues.md). A binding's URL query is shown to
 //! admin keys only (it may hold the endpoint's credentials).
 
@@ -8,12 +8,15 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use signet_runtime::{NewBinding, PushService};
-use signet_store::{rules, PushBinding, StoreError, TaskState};
+use signet_runtime::{
+    pause_queue, queue_overview, queue_overview_of, resume_queue, NewBinding, PushService,
+    QueueOverview,
+};
+use signet_store::{PushBinding, StoreError, TaskState};
 
 use crate::auth::{Caller, Scope};
 use crate::error::{AppError, AppResult, ErrorBody};
-use crate::extract::{JsonBody, QueryParams};
+use crate::extract::{JsonBody, OptionalJsonBody, QueryParams};
 use crate::routes::messages::runtime_error;
 use crate::routes::tasks::parse_flag;
 use crate::state::AppState;
@@ -31,6 +34,14 @@ pub(crate) struct QueueView {
     /// The push endpoint the queue is bound to; absent for a pull queue.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub push: Option<PushView>,
+    /// Paused by an operator: claims skip the queue on every node.
+    pub paused: bool,
+    /// When it was paused (RFC 3339); null while it runs.
+    pub paused_at: Option<String>,
+    /// Who paused it (an API key, the CLI); null while it runs.
+    pub paused_by: Option<String>,
+    /// Why, when the operator said; null otherwise.
+    pub pause_reason: Option<String>,
 }
 
 /// A queue's push binding, as shown: the answer of
@@ -119,8 +130,9 @@ pub(crate) struct QueuesQuery {
     pub include_internal: Option<String>,
 }
 
-/// Tasks per queue and state, and the push endpoint of each bound queue
-/// (`push`; bound queues are listed even when empty). Signet's own queue
+/// Tasks per queue and state, the push endpoint of each bound queue
+/// (`push`) and whether it is paused (`paused`, `paused_at`); bound and
+/// paused queues are listed even when empty. Signet's own queue
 /// `signet:messages` is left out unless named in `queue` or asked for with
 /// `include_internal=true`.
 #[utoipa::path(
@@ -138,50 +150,145 @@ pub(crate) async fn list(
     caller: Caller,
     QueryParams(q): QueryParams<QueuesQuery>,
 ) -> AppResult<Json<QueuesResponse>> {
-    if let Some(queue) = &q.queue {
-        rules::queue_name(queue)?;
-    }
     let include_internal = parse_flag("include_internal", q.include_internal.as_deref())?;
-    let mut counts = state.store().counts().await?;
-    counts.retain(|c| c.is_listed(q.queue.as_deref(), include_internal));
-    counts.sort_by(|a, b| a.queue.cmp(&b.queue));
-    let mut queues = counts
-        .into_iter()
-        .map(|q| {
-            let per_state: BTreeMap<String, u64> = TaskState::ALL
-                .into_iter()
-                .map(|s| (s.as_str().to_owned(), q.count(s)))
-                .collect();
-            QueueView {
-                total: per_state.values().sum(),
-                counts: per_state,
-                push: None,
-                queue: q.queue,
+    let overview = queue_overview(state.store().as_ref(), q.queue.as_deref(), include_internal)
+        .await
+        .map_err(runtime_error)?;
+    let mut queues = Vec::with_capacity(overview.len());
+    for o in overview {
+        queues.push(QueueView::shown_to(&state, o, caller.scope).await);
+    }
+    Ok(Json(QueuesResponse { queues }))
+}
+
+impl QueueView {
+    /// `o` as a key of `scope` sees it.
+    async fn shown_to(state: &AppState, o: QueueOverview, scope: Scope) -> Self {
+        let per_state: BTreeMap<String, u64> = TaskState::ALL
+            .into_iter()
+            .map(|s| (s.as_str().to_owned(), o.counts.count(s)))
+            .collect();
+        let push = match o.push {
+            Some(b) => {
+                let name = target_name(state, &b).await;
+                Some(PushView::shown_to(b, name, scope))
             }
-        })
-        .collect::<Vec<_>>();
-    // A bound queue is listed even before it holds a task.
-    for b in state.store().list_push_bindings().await? {
-        if q.queue.as_deref().is_some_and(|only| only != b.queue) {
-            continue;
-        }
-        let name = target_name(&state, &b).await;
-        let view = PushView::shown_to(b, name, caller.scope);
-        match queues.iter_mut().find(|v| v.queue == view.queue) {
-            Some(v) => v.push = Some(view),
-            None => queues.push(QueueView {
-                queue: view.queue.clone(),
-                counts: TaskState::ALL
-                    .into_iter()
-                    .map(|s| (s.as_str().to_owned(), 0))
-                    .collect(),
-                total: 0,
-                push: Some(view),
-            }),
+            None => None,
+        };
+        QueueView {
+            total: per_state.values().sum(),
+            counts: per_state,
+            push,
+            paused: o.pause.is_some(),
+            paused_at: o.pause.as_ref().map(|p| rfc3339(p.paused_at_ms)),
+            paused_by: o.pause.as_ref().map(|p| p.paused_by.clone()),
+            pause_reason: o.pause.and_then(|p| p.reason),
+            queue: o.counts.queue,
         }
     }
-    queues.sort_by(|a, b| a.queue.cmp(&b.queue));
-    Ok(Json(QueuesResponse { queues }))
+
+    /// Queue `queue` as it stands now.
+    async fn of(state: &AppState, queue: &str, scope: Scope) -> AppResult<Self> {
+        let o = queue_overview_of(state.store().as_ref(), queue)
+            .await
+            .map_err(runtime_error)?;
+        Ok(QueueView::shown_to(state, o, scope).await)
+    }
+}
+
+/// The body of `POST /v1/queues/{queue}/pause` (optional).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PauseRequest {
+    /// Why, shown beside the pause (1 to 1 024 bytes on one line).
+    pub reason: Option<String>,
+}
+
+/// Pause a queue on every node: from the next claim on, no worker (on the
+/// store or over HTTP), push-queue drain or, for `signet:messages`,
+/// message delivery takes work from it. Running work is not touched.
+/// Pausing a paused queue changes nothing (the first pause stays). A queue
+/// may be paused before it holds a task.
+#[utoipa::path(
+    post, path = "/v1/queues/{queue}/pause", tag = "queues",
+    params(("queue" = String, Path, description = "The queue (Signet's own `signet:messages` holds every HTTP delivery)")),
+    request_body(content = Option<PauseRequest>, description = "Optional: `{\"reason\": \"…\"}`"),
+    responses(
+        (status = 200, description = "The queue, paused", body = QueueView),
+        (status = 400, description = "Malformed JSON or unknown field", body = ErrorBody),
+        (status = 403, description = "The API key is not admin", body = ErrorBody),
+        (status = 422, description = "Invalid field (named): queue, reason", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn pause(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(queue): Path<String>,
+    OptionalJsonBody(req): OptionalJsonBody<PauseRequest>,
+) -> AppResult<Json<QueueView>> {
+    pause_as(
+        &state,
+        &caller,
+        &queue,
+        req.unwrap_or_default().reason.as_deref(),
+    )
+    .await
+    .map(Json)
+}
+
+/// Pauses `queue` as `caller`: what `POST /v1/queues/{queue}/pause` does,
+/// and the console's pause too.
+pub(crate) async fn pause_as(
+    state: &AppState,
+    caller: &Caller,
+    queue: &str,
+    reason: Option<&str>,
+) -> AppResult<QueueView> {
+    pause_queue(
+        state.store().as_ref(),
+        queue,
+        &caller.actor(),
+        reason,
+        state.now_ms(),
+    )
+    .await
+    .map_err(runtime_error)?;
+    QueueView::of(state, queue, caller.scope).await
+}
+
+/// Resume a paused queue: claims take from it again at once, on every
+/// node, and workers waiting on it wake. Resuming a queue that is not
+/// paused changes nothing.
+#[utoipa::path(
+    post, path = "/v1/queues/{queue}/resume", tag = "queues",
+    params(("queue" = String, Path, description = "The queue")),
+    responses(
+        (status = 200, description = "The queue, running", body = QueueView),
+        (status = 403, description = "The API key is not admin", body = ErrorBody),
+        (status = 422, description = "Not a queue name", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn resume(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(queue): Path<String>,
+) -> AppResult<Json<QueueView>> {
+    resume_as(&state, &caller, &queue).await.map(Json)
+}
+
+/// Resumes `queue` as `caller`: what `POST /v1/queues/{queue}/resume`
+/// does, and the console's resume too.
+pub(crate) async fn resume_as(
+    state: &AppState,
+    caller: &Caller,
+    queue: &str,
+) -> AppResult<QueueView> {
+    resume_queue(state.store().as_ref(), queue, &caller.actor())
+        .await
+        .map_err(runtime_error)?;
+    QueueView::of(state, queue, caller.scope).await
 }
 
 /// The name of a binding's target, if it still exists (a lookup that fails
@@ -300,4 +407,6 @@ pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
     utoipa_axum::router::OpenApiRouter::new()
         .routes(utoipa_axum::routes!(list))
         .routes(utoipa_axum::routes!(bind, show, unbind))
+        .routes(utoipa_axum::routes!(pause))
+        .routes(utoipa_axum::routes!(resume))
 }

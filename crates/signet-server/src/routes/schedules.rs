@@ -215,7 +215,8 @@ fn shown_message(message: Box<RawValue>, scope: Scope) -> Box<RawValue> {
     serde_json::value::to_raw_value(&parsed).unwrap_or_else(|_| RawValue::NULL.to_owned())
 }
 
-fn service(state: &AppState) -> ScheduleService {
+/// The schedule service the routes and the console call.
+pub(crate) fn service(state: &AppState) -> ScheduleService {
     ScheduleService::with_clock(std::sync::Arc::clone(state.store()), state.clock())
         .ssrf_policy(state.delivery().ssrf.clone())
 }

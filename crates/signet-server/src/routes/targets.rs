@@ -19,7 +19,7 @@ use signet_runtime::{
 use signet_store::TargetRecord;
 
 use crate::error::{AppError, AppResult, ErrorBody, ErrorDetail};
-use crate::extract::{parse_json, JsonBody, QueryParams};
+use crate::extract::{parse_json, JsonBody, OptionalJsonBody, QueryParams};
 use crate::routes::messages::runtime_error;
 use crate::state::AppState;
 use crate::views::rfc3339;
@@ -546,6 +546,120 @@ pub(crate) async fn rotate(
     TargetWithSecret::new(state, &target, &secret)
 }
 
+/// `POST /v1/targets/reseal` (the body is optional).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ResealRequest {
+    /// Only count what would be re-sealed (every secret is opened); change
+    /// nothing. Default `false`.
+    pub dry_run: Option<bool>,
+    /// Targets re-sealed by this request, 1 to 10000 (default 100).
+    pub batch: Option<u32>,
+    /// Continue after this target id: the `next_after` of the previous
+    /// answer. Absent: from the first target.
+    pub after: Option<String>,
+}
+
+/// A target a re-seal could not open.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ResealFailureView {
+    /// The target's id.
+    pub target_id: String,
+    /// Why (never key material).
+    pub reason: String,
+}
+
+/// The answer of `POST /v1/targets/reseal`: one batch.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ResealView {
+    /// Only counted, nothing changed.
+    pub dry_run: bool,
+    /// The fingerprint of the master key the secrets are sealed under now.
+    pub master_key: Option<String>,
+    /// The fingerprints of `SIGNET_MASTER_KEY_PREVIOUS`, which open.
+    pub previous_master_keys: Vec<String>,
+    /// Targets there are, counted on the first batch (no `after`) only;
+    /// `null` on the others.
+    pub total: Option<u64>,
+    /// Targets looked at in this batch.
+    pub checked: u64,
+    /// Re-sealed under the current key (dry run: would be).
+    pub resealed: u64,
+    /// Already under the current key.
+    pub already_current: u64,
+    /// Deleted meanwhile.
+    pub gone: u64,
+    /// Targets no configured master key opens: add the key that sealed
+    /// them to `SIGNET_MASTER_KEY_PREVIOUS` and re-seal again.
+    pub failed: Vec<ResealFailureView>,
+    /// Send it as `after` for the next batch; `null` after the last.
+    pub next_after: Option<String>,
+}
+
+/// Re-seal a batch of targets' secrets under the current master key
+/// (`SIGNET_MASTER_KEY`), opening each with it or a key of
+/// `SIGNET_MASTER_KEY_PREVIOUS`; each row is swapped only if unchanged, so
+/// it is safe to interrupt and run again, and beside running nodes. Call
+/// again with `after: next_after` until `next_after` is `null`
+/// (`signet targets reseal` does, printing the progress).
+#[utoipa::path(
+    post, path = "/v1/targets/reseal", tag = "targets",
+    request_body(content = Option<ResealRequest>, description = "Optional: send no body to re-seal the first batch of 100"),
+    responses(
+        (status = 200, description = "Done; `failed` names the targets no key opens", body = ResealView),
+        (status = 422, description = "Invalid field (named)", body = ErrorBody),
+        (status = 503, description = "SIGNET_MASTER_KEY is not set", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn reseal(
+    State(state): State<AppState>,
+    OptionalJsonBody(req): OptionalJsonBody<ResealRequest>,
+) -> AppResult<Json<ResealView>> {
+    let req = req.unwrap_or_default();
+    let batch = req.batch.unwrap_or(signet_runtime::DEFAULT_RESEAL_BATCH);
+    if !(1..=MAX_RESEAL_BATCH).contains(&batch) {
+        return Err(AppError::invalid(
+            "batch",
+            format!("must be from 1 to {MAX_RESEAL_BATCH}"),
+        ));
+    }
+    let dry_run = req.dry_run.unwrap_or(false);
+    let targets = &state.delivery().targets;
+    let options = signet_runtime::ResealOptions { batch, dry_run };
+    let page = targets
+        .reseal_page(req.after.as_deref(), options)
+        .await
+        .map_err(runtime_error)?;
+    let total = match req.after {
+        None => Some(targets.target_count(batch).await.map_err(runtime_error)?),
+        Some(_) => None,
+    };
+    let report = page.report;
+    Ok(Json(ResealView {
+        dry_run,
+        master_key: targets.master_key_fingerprint(),
+        previous_master_keys: targets.previous_master_key_fingerprints(),
+        total,
+        checked: report.checked,
+        resealed: report.resealed,
+        already_current: report.already_current,
+        gone: report.gone,
+        failed: report
+            .failed
+            .into_iter()
+            .map(|f| ResealFailureView {
+                target_id: f.target_id,
+                reason: f.reason,
+            })
+            .collect(),
+        next_after: page.next,
+    }))
+}
+
+/// The largest `batch` of a re-seal.
+pub(crate) const MAX_RESEAL_BATCH: u32 = 10_000;
+
 /// This file's routes, declared once: one `routes!` a path, its methods and
 /// path taken from the handlers' `#[utoipa::path]`, which also document them.
 pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
@@ -553,4 +667,5 @@ pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
         .routes(utoipa_axum::routes!(create, list))
         .routes(utoipa_axum::routes!(show, update, delete))
         .routes(utoipa_axum::routes!(rotate_secret))
+        .routes(utoipa_axum::routes!(reseal))
 }

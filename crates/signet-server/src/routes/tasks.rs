@@ -421,6 +421,41 @@ pub(crate) async fn cancel_as(state: &AppState, caller: &Caller, id: &str) -> Ap
     Ok(TaskView::shown_to(&row, caller.scope))
 }
 
+/// Retry now a task waiting for its backoff (state `retryable`): it
+/// becomes `available` at once, its attempts still count, and its history
+/// records who did it (`retried-now`). Message ids (`msg_…`) are accepted
+/// too.
+#[utoipa::path(
+    post, path = "/v1/tasks/{id}/retry", tag = "tasks",
+    params(("id" = String, Path, description = "Task id")),
+    responses(
+        (status = 200, body = TaskView),
+        (status = 403, description = "The API key is not admin", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Not retryable; the message names its state", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn retry(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> AppResult<Json<TaskView>> {
+    let id = parse_task_id(&id)?;
+    retry_as(&state, &caller, &id).await.map(Json)
+}
+
+/// Retries task (or message) `id` now as `caller`: what
+/// `POST /v1/tasks/{id}/retry` and `POST /v1/messages/{id}/retry` do, and
+/// the console's retry too.
+pub(crate) async fn retry_as(state: &AppState, caller: &Caller, id: &str) -> AppResult<TaskView> {
+    let row =
+        signet_runtime::retry_now(state.store().as_ref(), id, &caller.actor(), state.now_ms())
+            .await
+            .map_err(runtime_error)?;
+    Ok(TaskView::shown_to(&row, caller.scope))
+}
+
 /// This file's routes, declared once: one `routes!` a path, its methods and
 /// path taken from the handlers' `#[utoipa::path]`, which also document them.
 pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
@@ -429,4 +464,5 @@ pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
         .routes(utoipa_axum::routes!(enqueue_batch))
         .routes(utoipa_axum::routes!(show))
         .routes(utoipa_axum::routes!(cancel))
+        .routes(utoipa_axum::routes!(retry))
 }

@@ -62,6 +62,7 @@ impl Filter {
             queue: self.queue.clone(),
             reason: self.reason.clone(),
             since: self.since.clone(),
+            until: None,
             limit,
             cursor,
         })?)

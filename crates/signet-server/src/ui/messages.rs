@@ -1,23 +1,33 @@
-//! Messages: the list (by state, cursor-paged) and a message's page with
+//! Messages: the list (by state and target, cursor-paged; the target by a
+//! bounded scan, see [`super::scan`]) and a message's page with
 //! every delivery attempt (status, latency, error, the response's first
-//! bytes). A dead message is replayed like any dead letter.
+//! bytes), with its actions: replay (dead, like any dead letter), retry now
+//! (retryable) and resend (delivered).
 
 use askama::Template;
 use axum::extract::{Path, State};
-use axum::response::Response;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use signet_store::TaskState;
+use signet_store::{TaskRow, TaskState};
 
 use super::page::{render, Chrome, Time, UiError};
-use super::viewer::{given, next_link, UiQuery, Viewer};
-use crate::routes::messages::{list_filter, shown_to, MessageListQuery, MessageView};
+use super::scan::listing;
+use super::viewer::{given, next_link, CsrfForm, UiForm, UiQuery, Viewer};
+use crate::error::AppError;
+use crate::routes::messages::{
+    list_filter, parse_message_id, resend_as, retry_as, shown_to, MessageListQuery, MessageView,
+};
 use crate::state::AppState;
+use signet_runtime::MessageSpec;
 
 /// The filters of the message list, as the URL carries them.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct MessagesQuery {
     state: Option<String>,
+    /// A target's name or id.
+    target: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
 }
@@ -33,8 +43,12 @@ struct MessagesPage {
     chrome: Option<Chrome>,
     states: Vec<&'static str>,
     state: String,
+    target: String,
     rows: Vec<MessageRow>,
     next: Option<String>,
+    /// With a target filter: rows looked at, when the scan's budget ran
+    /// out before the page filled.
+    scanned: Option<usize>,
 }
 
 /// `GET /ui/messages`.
@@ -44,18 +58,30 @@ pub(crate) async fn list(
     UiQuery(q): UiQuery<MessagesQuery>,
 ) -> Result<Response, UiError> {
     let message_state = given(q.state);
+    let target = given(q.target);
     let filter = list_filter(MessageListQuery {
         state: message_state.clone(),
         limit: given(q.limit),
         cursor: given(q.cursor),
     })?;
-    let page = state
-        .store()
-        .list_tasks(filter)
-        .await
-        .map_err(crate::error::AppError::from)?;
-    let rows = page
-        .items
+    let target_id = match &target {
+        Some(t) => Some(target_id(&state, t).await?),
+        None => None,
+    };
+    let found = listing(
+        state.store().as_ref(),
+        filter,
+        target_id.map(|id| {
+            move |row: &TaskRow| {
+                MessageSpec::from_args(&row.envelope.args)
+                    .is_ok_and(|spec| spec.target.as_deref() == Some(id.as_str()))
+            }
+        }),
+    )
+    .await?;
+    let scanned = found.budget_spent.then_some(found.scanned);
+    let (items, next_cursor) = (found.items, found.next_cursor);
+    let rows = items
         .iter()
         .map(|row| {
             let view = MessageView::new(row, None, viewer.caller.scope);
@@ -65,16 +91,39 @@ pub(crate) async fn list(
             }
         })
         .collect();
-    let next = page
-        .next_cursor
-        .map(|c| next_link(&[("state", message_state.as_deref()), ("cursor", Some(&c))]));
+    let next = next_cursor.map(|c| {
+        next_link(&[
+            ("state", message_state.as_deref()),
+            ("target", target.as_deref()),
+            ("cursor", Some(&c)),
+        ])
+    });
     Ok(render(&MessagesPage {
         chrome: Some(viewer.chrome("messages")),
         states: TaskState::ALL.into_iter().map(TaskState::as_str).collect(),
         state: message_state.unwrap_or_default(),
+        target: target.unwrap_or_default(),
         rows,
         next,
+        scanned,
     }))
+}
+
+/// The id of the target named `given` (a `tgt_…` id is taken as it is), or
+/// a page saying there is no such target.
+async fn target_id(state: &AppState, given: &str) -> Result<String, UiError> {
+    let store = state.store();
+    let found = match given.strip_prefix("tgt_") {
+        Some(_) => store.target(given).await,
+        None => store.target_by_name(given).await,
+    }
+    .map_err(AppError::from)?;
+    found.map(|t| t.id).ok_or_else(|| {
+        UiError::new(
+            StatusCode::NOT_FOUND,
+            format!("There is no target {given:?}. Give a target's name or id as the Targets page (or `signet targets ls`) shows it."),
+        )
+    })
 }
 
 #[derive(Template)]
@@ -84,6 +133,16 @@ struct MessagePage {
     message: MessageView,
     created: Time,
     replayable: bool,
+    retryable: bool,
+    resendable: bool,
+    notice: Option<&'static str>,
+}
+
+/// What the message page shows after an action.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ShowQuery {
+    done: Option<String>,
 }
 
 /// `GET /ui/messages/{id}`.
@@ -91,12 +150,72 @@ pub(crate) async fn show(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<String>,
+    UiQuery(q): UiQuery<ShowQuery>,
 ) -> Result<Response, UiError> {
     let message = shown_to(&state, &id, viewer.caller.scope).await?;
+    let notice = match q.done.as_deref() {
+        Some("retried") => Some("Retried now: the dispatcher delivers it at once."),
+        Some("resent") => Some(
+            "Resent: the dispatcher delivers it again, as a new attempt with the same webhook-id.",
+        ),
+        _ => None,
+    };
+    let is = |s: TaskState| message.state == s.as_str();
     Ok(render(&MessagePage {
         chrome: Some(viewer.chrome("messages")),
         created: Time::text(&message.created_at),
-        replayable: message.state == TaskState::Dead.as_str(),
+        replayable: is(TaskState::Dead),
+        retryable: is(TaskState::Retryable),
+        resendable: is(TaskState::Succeeded),
+        notice,
         message,
     }))
+}
+
+/// A message's one-button actions.
+#[derive(Clone, Copy)]
+enum Act {
+    /// Retry now (`retryable`).
+    Retry,
+    /// Resend (`succeeded`).
+    Resend,
+}
+
+/// Checks the form (CSRF, then scope), calls the API route's helper and
+/// sends the browser back to the message, saying what was done.
+async fn act(
+    state: &AppState,
+    viewer: &Viewer,
+    id: &str,
+    form: &CsrfForm,
+    what: Act,
+) -> Result<Response, UiError> {
+    viewer.may_act(form.csrf.as_deref())?;
+    let id = parse_message_id(id)?;
+    let (message, done) = match what {
+        Act::Retry => (retry_as(state, &viewer.caller, &id).await?, "retried"),
+        Act::Resend => (resend_as(state, &viewer.caller, &id).await?, "resent"),
+    };
+    Ok(Redirect::to(&format!("/ui/messages/{}?done={done}", message.id)).into_response())
+}
+
+/// `POST /ui/messages/{id}/retry`: the API's retry now.
+pub(crate) async fn retry(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    UiForm(form): UiForm<CsrfForm>,
+) -> Result<Response, UiError> {
+    act(&state, &viewer, &id, &form, Act::Retry).await
+}
+
+/// `POST /ui/messages/{id}/resend`: the API's resend (a delivered message
+/// delivered again, a new attempt in its history, the same `webhook-id`).
+pub(crate) async fn resend(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    UiForm(form): UiForm<CsrfForm>,
+) -> Result<Response, UiError> {
+    act(&state, &viewer, &id, &form, Act::Resend).await
 }

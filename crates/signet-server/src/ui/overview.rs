@@ -6,13 +6,16 @@
 use std::collections::BTreeMap;
 
 use askama::Template;
-use axum::extract::State;
-use axum::response::Response;
-use signet_runtime::{MAINTENANCE_ROLE, SERVICES_ROLE};
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use signet_runtime::{queue_overview, MAINTENANCE_ROLE, SERVICES_ROLE};
 use signet_store::{Activity, ActivityWindow, DeadFilter, DeadReason, TaskState, MAX_PAGE};
 
 use super::page::{render, Chrome, Time, UiError};
-use super::viewer::Viewer;
+use super::viewer::{next_link, CsrfForm, UiForm, UiQuery, Viewer};
+use crate::routes::messages::runtime_error;
+use crate::routes::queues::{pause_as, resume_as};
 use crate::state::AppState;
 
 /// Dead letters the overview tallies by reason, newest first (a page
@@ -71,6 +74,14 @@ struct QueueRow {
     queue: String,
     counts: Vec<u64>,
     total: u64,
+    /// Its pause, while paused: since when, by whom, why.
+    paused: Option<PauseView>,
+}
+
+struct PauseView {
+    since: Time,
+    by: String,
+    reason: Option<String>,
 }
 
 struct ReasonRow {
@@ -95,6 +106,7 @@ struct OverviewPage {
     reasons_sampled: bool,
     sample: usize,
     leaders: Vec<LeaderRow>,
+    notice: Option<String>,
     refresh_seconds: u32,
     charts: Vec<QueueChart>,
     signature: SignatureChart,
@@ -105,25 +117,52 @@ struct OverviewPage {
     bucket_minutes: i64,
 }
 
+/// What the overview says after an action.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OverviewQuery {
+    paused: Option<String>,
+    resumed: Option<String>,
+}
+
 /// `GET /ui`.
 pub(crate) async fn page(
     State(state): State<AppState>,
     viewer: Viewer,
+    UiQuery(q): UiQuery<OverviewQuery>,
 ) -> Result<Response, UiError> {
     let store = state.store().as_ref();
-    let mut counts = store.counts().await.map_err(crate::error::AppError::from)?;
-    counts.sort_by(|a, b| a.queue.cmp(&b.queue));
-    let queues = counts
+    // The queues as `GET /v1/queues` lists them (paused and bound ones too),
+    // Signet's own message queue included: pausing it pauses delivery.
+    let overview = queue_overview(store, None, true)
+        .await
+        .map_err(runtime_error)?;
+    let queues = overview
         .iter()
         .map(|q| {
-            let per_state: Vec<u64> = TaskState::ALL.into_iter().map(|s| q.count(s)).collect();
+            let per_state: Vec<u64> = TaskState::ALL
+                .into_iter()
+                .map(|s| q.counts.count(s))
+                .collect();
             QueueRow {
-                queue: q.queue.clone(),
+                queue: q.queue().to_owned(),
                 total: per_state.iter().sum(),
                 counts: per_state,
+                paused: q.pause.as_ref().map(|p| PauseView {
+                    since: Time::ms(p.paused_at_ms),
+                    by: p.paused_by.clone(),
+                    reason: p.reason.clone(),
+                }),
             }
         })
         .collect();
+    let notice = match (q.paused, q.resumed) {
+        (Some(queue), _) => Some(format!(
+            "Paused {queue}: no node claims its work until it is resumed; running work finishes."
+        )),
+        (_, Some(queue)) => Some(format!("Resumed {queue}: its work is claimed again.")),
+        _ => None,
+    };
     let (tally, sampled) = dead_by_reason(&state).await?;
     let reasons = DeadReason::ALL
         .into_iter()
@@ -162,6 +201,7 @@ pub(crate) async fn page(
         reasons_sampled: sampled,
         sample: REASON_SAMPLE,
         leaders,
+        notice,
         refresh_seconds: REFRESH_SECONDS,
         charts,
         signature,
@@ -288,4 +328,46 @@ async fn dead_by_reason(state: &AppState) -> Result<(BTreeMap<&'static str, u64>
             None => return Ok((tally, false)),
         }
     }
+}
+
+/// Checks the form (CSRF, then scope), pauses or resumes the queue as the
+/// API route does, and sends the browser back to the overview.
+async fn pause_or_resume(
+    state: &AppState,
+    viewer: &Viewer,
+    queue: &str,
+    form: &CsrfForm,
+    pause: bool,
+) -> Result<Response, UiError> {
+    viewer.may_act(form.csrf.as_deref())?;
+    let (view, done) = if pause {
+        (
+            pause_as(state, &viewer.caller, queue, None).await?,
+            "paused",
+        )
+    } else {
+        (resume_as(state, &viewer.caller, queue).await?, "resumed")
+    };
+    let query = next_link(&[(done, Some(&view.queue))]);
+    Ok(Redirect::to(&format!("/ui?{query}")).into_response())
+}
+
+/// `POST /ui/queues/{queue}/pause`: the API's pause, for every node.
+pub(crate) async fn pause(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(queue): Path<String>,
+    UiForm(form): UiForm<CsrfForm>,
+) -> Result<Response, UiError> {
+    pause_or_resume(&state, &viewer, &queue, &form, true).await
+}
+
+/// `POST /ui/queues/{queue}/resume`: the API's resume.
+pub(crate) async fn resume(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(queue): Path<String>,
+    UiForm(form): UiForm<CsrfForm>,
+) -> Result<Response, UiError> {
+    pause_or_resume(&state, &viewer, &queue, &form, false).await
 }

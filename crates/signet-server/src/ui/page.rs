@@ -64,6 +64,13 @@ impl std::fmt::Display for Time {
     }
 }
 
+/// Pretty JSON of stored JSON text (or the text itself).
+pub(crate) fn pretty(raw: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(raw)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or_else(|_| raw.to_owned())
+}
+
 /// Renders a page, or the error page when the template fails (which a
 /// checked template only does when a value's `Display` fails).
 pub(crate) fn render(template: &impl Template) -> Response {

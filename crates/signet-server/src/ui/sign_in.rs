@@ -59,7 +59,7 @@ pub(crate) async fn form(
     let (mut parts, _) = request.into_parts();
     let UiQuery(q) = UiQuery::<SignInQuery>::from_request_parts(&mut parts, &state).await?;
     let notice = match q.why.as_deref() {
-        Some("expired") => Some("Your session ended (signed out, or unused for 12 hours). Sign in again."),
+        Some("expired") => Some("Your session ended (unused for 12 hours, 24 hours after sign-in, or not opened by this deployment). Sign in again."),
         Some("revoked") => Some("The API key of your session is no longer valid (revoked or deleted). Sign in with another key."),
         Some("signed-out") => Some("You are signed out."),
         _ => None,
@@ -165,24 +165,23 @@ pub(crate) struct SignOutForm {
 pub(crate) async fn sign_out(State(state): State<AppState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let secure = came_over_tls(&state, &parts);
-    let id = session::cookie(&parts.headers, session::COOKIE).map(str::to_owned);
+    let opened = parts
+        .extensions
+        .get::<super::viewer::CookieSession>()
+        .and_then(|s| s.0.clone());
     let form =
         match UiForm::<SignOutForm>::from_request(Request::from_parts(parts, body), &state).await {
             Ok(UiForm(f)) => f,
             Err(e) => return e.into_response(),
         };
-    if let Some(id) = id {
-        match state.0.console.touch(&id, state.now_ms()) {
-            Some(s) if s.csrf_matches(form.csrf.as_deref()) => state.0.console.end(&id),
-            Some(_) => {
-                return UiError::new(
-                    StatusCode::FORBIDDEN,
-                    "Sign-out was refused: its security token is missing or out of date. Reload the page and try again.",
-                )
-                .into_response()
-            }
-            None => {}
-        }
+    // Ending the session is removing its cookie (see `session` for what
+    // that does and does not end).
+    if opened.is_some_and(|s| !s.csrf_matches(form.csrf.as_deref())) {
+        return UiError::new(
+            StatusCode::FORBIDDEN,
+            "Sign-out was refused: its security token is missing or out of date. Reload the page and try again.",
+        )
+        .into_response();
     }
     let mut r = Redirect::to("/ui/sign-in?why=signed-out").into_response();
     r.headers_mut()

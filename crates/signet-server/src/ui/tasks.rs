@@ -1,4 +1,5 @@
-//! Tasks: the list (by queue and state, cursor-paged), a task's page
+//! Tasks: the list (by queue, state and task name, cursor-paged; the name
+//! by a bounded scan, see [`super::scan`]), a task's page
 //! (envelope, signature and whether it verifies, history, result or
 //! error), and cancel.
 
@@ -7,12 +8,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use signet_store::TaskState;
+use signet_store::{TaskRow, TaskState};
 
-use super::page::{render, Chrome, Time, UiError};
+use super::page::{pretty, render, Chrome, Time, UiError};
+use super::scan::listing;
 use super::viewer::CsrfForm;
 use super::viewer::{given, next_link, UiForm, UiQuery, Viewer};
-use crate::routes::tasks::{cancel_as, list_filter, parse_task_id, ListQuery};
+use crate::routes::tasks::{cancel_as, list_filter, parse_task_id, retry_as, ListQuery};
 use crate::state::AppState;
 use crate::views::{HistoryEventView, TaskView};
 
@@ -22,6 +24,8 @@ use crate::views::{HistoryEventView, TaskView};
 pub(crate) struct TasksQuery {
     queue: Option<String>,
     state: Option<String>,
+    /// The task (handler) name.
+    task: Option<String>,
     include_internal: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
@@ -63,9 +67,13 @@ struct TasksPage {
     states: Vec<&'static str>,
     queue: String,
     state: String,
+    task: String,
     include_internal: bool,
     rows: Vec<TaskRowView>,
     next: Option<String>,
+    /// With a name filter: rows looked at, when the scan's budget ran out
+    /// before the page filled.
+    scanned: Option<usize>,
     filtered: bool,
 }
 
@@ -78,6 +86,10 @@ pub(crate) async fn list(
     let queue = given(q.queue);
     let task_state = given(q.state);
     let include_internal = given(q.include_internal);
+    let name = given(q.task);
+    if let Some(n) = &name {
+        signet_store::rules::task_name(n).map_err(crate::error::AppError::from)?;
+    }
     let filter = list_filter(ListQuery {
         queue: queue.clone(),
         state: task_state.clone(),
@@ -85,20 +97,24 @@ pub(crate) async fn list(
         limit: given(q.limit),
         cursor: given(q.cursor),
     })?;
-    let page = state
-        .store()
-        .list_tasks(filter)
-        .await
-        .map_err(crate::error::AppError::from)?;
-    let rows = page
-        .items
+    let found = listing(
+        state.store().as_ref(),
+        filter,
+        name.as_deref()
+            .map(|name| move |row: &TaskRow| row.envelope.name == name),
+    )
+    .await?;
+    let scanned = found.budget_spent.then_some(found.scanned);
+    let (items, next_cursor) = (found.items, found.next_cursor);
+    let rows = items
         .iter()
         .map(|row| TaskRowView::of(&TaskView::shown_to(row, viewer.caller.scope)))
         .collect();
-    let next = page.next_cursor.map(|c| {
+    let next = next_cursor.map(|c| {
         next_link(&[
             ("queue", queue.as_deref()),
             ("state", task_state.as_deref()),
+            ("task", name.as_deref()),
             ("include_internal", include_internal.as_deref()),
             ("cursor", Some(&c)),
         ])
@@ -106,12 +122,14 @@ pub(crate) async fn list(
     Ok(render(&TasksPage {
         chrome: Some(viewer.chrome("tasks")),
         states: TaskState::ALL.into_iter().map(TaskState::as_str).collect(),
-        filtered: queue.is_some() || task_state.is_some(),
+        filtered: queue.is_some() || task_state.is_some() || name.is_some(),
         queue: queue.unwrap_or_default(),
         state: task_state.unwrap_or_default(),
+        task: name.unwrap_or_default(),
         include_internal: include_internal.as_deref() == Some("true"),
         rows,
         next,
+        scanned,
     }))
 }
 
@@ -135,15 +153,9 @@ struct TaskPage {
     created: Time,
     run_at: Time,
     cancellable: bool,
+    retryable: bool,
     replayable: bool,
     notice: Option<String>,
-}
-
-/// Pretty JSON of stored JSON text (or the text itself).
-fn pretty(raw: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(raw)
-        .and_then(|v| serde_json::to_string_pretty(&v))
-        .unwrap_or_else(|_| raw.to_owned())
 }
 
 /// What the task page shows after an action.
@@ -196,6 +208,7 @@ pub(crate) async fn show(
     let notice = match q.done.as_deref() {
         Some("cancelled") => Some("Cancelled.".to_owned()),
         Some("replayed") => Some("Replayed: it is back in its queue.".to_owned()),
+        Some("retried") => Some("Retried now: it is available to workers at once.".to_owned()),
         _ => None,
     };
     Ok(render(&TaskPage {
@@ -210,6 +223,7 @@ pub(crate) async fn show(
             row.state,
             TaskState::Scheduled | TaskState::Available | TaskState::Retryable
         ),
+        retryable: row.state == TaskState::Retryable,
         replayable: row.state == TaskState::Dead,
         notice,
         task: view,
@@ -226,4 +240,17 @@ pub(crate) async fn cancel(
     viewer.may_act(form.csrf.as_deref())?;
     let task = cancel_as(&state, &viewer.caller, &id).await?;
     Ok(Redirect::to(&format!("/ui/tasks/{}?done=cancelled", task.id)).into_response())
+}
+
+/// `POST /ui/tasks/{id}/retry`: the API's retry now (a `retryable` task
+/// becomes available at once; recorded in its history).
+pub(crate) async fn retry(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    UiForm(form): UiForm<CsrfForm>,
+) -> Result<Response, UiError> {
+    viewer.may_act(form.csrf.as_deref())?;
+    let task = retry_as(&state, &viewer.caller, &id).await?;
+    Ok(Redirect::to(&format!("/ui/tasks/{}?done=retried", task.id)).into_response())
 }

@@ -4,9 +4,10 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -53,17 +54,70 @@ impl Viewer {
                 "This form was refused: its security token is missing or out of date. Go back, reload the page and try again.",
             ));
         }
-        if !self.can_act() {
-            return Err(UiError::new(
-                StatusCode::FORBIDDEN,
-                format!(
-                    "API key {} has scope {}; acting from the console needs an admin key. Sign in with one.",
-                    self.caller.key_id, self.caller.scope
-                ),
-            ));
-        }
-        Ok(())
+        self.admin_only()
     }
+
+    /// Refuses a viewer who may not act (a form only an admin can send is
+    /// not shown to others either).
+    pub(crate) fn admin_only(&self) -> Result<(), UiError> {
+        if self.can_act() {
+            return Ok(());
+        }
+        Err(UiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "API key {} has scope {}; acting from the console needs an admin key. Sign in with one.",
+                self.caller.key_id, self.caller.scope
+            ),
+        ))
+    }
+}
+
+/// The session a request's cookie carries, as the session layer read it.
+#[derive(Clone, Debug)]
+pub(crate) struct CookieSession(pub(crate) Option<Session>);
+
+/// The session layer of every `/ui` request but the assets: opens the
+/// session cookie
+/// once (a request carrying none, or one that no longer opens, gets no
+/// session) for [`Viewer`] and sign-out to read, and re-issues the cookie
+/// when the session's last-used mark is older than
+/// [`session::RENEW_MS`], unless the answer sets the cookie itself
+/// (sign-out, a revoked key).
+pub(crate) async fn sessions(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    // The compiled-in assets are cacheable by anyone (`public`): they
+    // never carry a session cookie, so no shared cache keeps one.
+    if request.uri().path().starts_with("/ui/assets/") {
+        return next.run(request).await;
+    }
+    let (mut parts, body) = request.into_parts();
+    let now_ms = state.now_ms();
+    let opened =
+        session::cookie(&parts.headers, session::COOKIE).map(|c| state.0.console.read(c, now_ms));
+    let Some(opened) = opened else {
+        return next.run(Request::from_parts(parts, body)).await;
+    };
+    let renewed = opened
+        .as_ref()
+        .and_then(|s| state.0.console.renewed(s, now_ms));
+    let secure = came_over_tls(&state, &parts);
+    parts.extensions.insert(CookieSession(opened));
+    let mut response = next.run(Request::from_parts(parts, body)).await;
+    let sets_session = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .any(|v| v.as_bytes().starts_with(session::COOKIE.as_bytes()));
+    if let (Some(value), false) = (renewed, sets_session) {
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, session::set_cookie(&value, secure));
+    }
+    response
 }
 
 impl FromRequestParts<AppState> for Viewer {
@@ -78,11 +132,10 @@ impl FromRequestParts<AppState> for Viewer {
             );
             r
         };
-        let Some(id) = session::cookie(&parts.headers, session::COOKIE) else {
-            return Err(Redirect::to("/ui/sign-in").into_response());
-        };
-        let Some(session) = state.0.console.touch(id, state.now_ms()) else {
-            return Err(to_sign_in("expired"));
+        let session = match parts.extensions.get::<CookieSession>() {
+            None => return Err(Redirect::to("/ui/sign-in").into_response()),
+            Some(CookieSession(None)) => return Err(to_sign_in("expired")),
+            Some(CookieSession(Some(session))) => session.clone(),
         };
         match state
             .0
@@ -91,10 +144,7 @@ impl FromRequestParts<AppState> for Viewer {
             .await
         {
             Ok(caller) => Ok(Viewer { caller, session }),
-            Err(AppError::Unauthorized(_)) => {
-                state.0.console.end(id);
-                Err(to_sign_in("revoked"))
-            }
+            Err(AppError::Unauthorized(_)) => Err(to_sign_in("revoked")),
             Err(e) => Err(UiError::from(e).into_response()),
         }
     }

@@ -394,3 +394,72 @@ async fn targets_need_a_master_key() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
 }
+
+/// `POST /v1/targets/reseal` re-seals one batch a request: the first
+/// answer counts the targets, each names where the next starts, the last
+/// says `null`; a bad batch, a body that is not JSON and a server without
+/// a master key are refused.
+#[tokio::test]
+async fn targets_are_resealed_one_batch_a_request() {
+    let server = api(Some(master())).await;
+    for name in ["a", "b", "c"] {
+        let (status, v, _) = server
+            .admin(Method::POST, "/v1/targets", Some(json!({"name": name})))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+    }
+    let mut after: Option<String> = None;
+    let mut checked = 0;
+    for page in 0.. {
+        let mut body = json!({"batch": 2, "dry_run": true});
+        if let Some(a) = &after {
+            body["after"] = json!(a);
+        }
+        let (status, v, text) = server
+            .admin(Method::POST, "/v1/targets/reseal", Some(body))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        assert_eq!(
+            v["total"],
+            if page == 0 { json!(3) } else { Value::Null },
+            "{v}"
+        );
+        assert_eq!(v["already_current"], v["checked"], "{v}");
+        assert_eq!(v["master_key"], master().fingerprint().as_str(), "{v}");
+        checked += v["checked"].as_u64().unwrap();
+        match v["next_after"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => break,
+        }
+        assert!(page < 2, "more pages than targets: {v}");
+    }
+    assert_eq!(checked, 3);
+    // No body: the defaults, every target in one batch.
+    let (status, v, _) = server.admin(Method::POST, "/v1/targets/reseal", None).await;
+    assert_eq!(
+        (status, v["checked"].clone(), v["next_after"].clone()),
+        (StatusCode::OK, json!(3), Value::Null)
+    );
+
+    let (status, v, _) = server
+        .admin(
+            Method::POST,
+            "/v1/targets/reseal",
+            Some(json!({"batch": 0})),
+        )
+        .await;
+    assert_refused(status, &v, "batch", "from 1 to 10000");
+    let text = request(
+        Method::POST,
+        "/v1/targets/reseal",
+        Some(&server.admin),
+        &[("content-type", "text/plain")],
+        Some("x".into()),
+    );
+    let (status, _, _) = server.send(text).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    let none = api(None).await;
+    let (status, v, _) = none.admin(Method::POST, "/v1/targets/reseal", None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+}

@@ -23,15 +23,15 @@ use signet_store::{
 use crate::routes::{signing, HMAC_KEY_B64};
 use crate::support::{request, send, Keys, TempStore};
 
-struct Api {
+pub(crate) struct Api {
     app: Router,
-    store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
     clock: Arc<ManualClock>,
-    keys: Keys,
+    pub(crate) keys: Keys,
     _dir: tempfile::TempDir,
 }
 
-async fn api() -> Api {
+pub(crate) async fn api() -> Api {
     let temp = TempStore::new();
     let clock = Arc::new(ManualClock::new(1_700_000_000_000));
     let keys = temp.keys(clock.now_ms()).await;
@@ -54,7 +54,7 @@ async fn api() -> Api {
 }
 
 impl Api {
-    async fn call(
+    pub(crate) async fn call(
         &self,
         key: &str,
         method: Method,
@@ -72,12 +72,12 @@ impl Api {
         )
     }
 
-    fn now(&self) -> i64 {
+    pub(crate) fn now(&self) -> i64 {
         self.clock.now_ms()
     }
 
     /// Claims the one due message as the dispatcher `node` would.
-    async fn claim_message(&self, node: &str) -> TaskRow {
+    pub(crate) async fn claim_message(&self, node: &str) -> TaskRow {
         let mut rows = self
             .store
             .claim(
@@ -96,7 +96,7 @@ impl Api {
     }
 
     /// Writes a delivery attempt's outcome as the dispatcher does.
-    async fn settle(&self, row: &TaskRow, status: Option<u16>, settlement: Settlement) {
+    pub(crate) async fn settle(&self, row: &TaskRow, status: Option<u16>, settlement: Settlement) {
         let http = HttpExchange {
             status,
             latency_ms: 12,
@@ -108,7 +108,7 @@ impl Api {
             .unwrap();
     }
 
-    fn tick(&self) {
+    pub(crate) fn tick(&self) {
         self.clock.advance(Duration::from_secs(1));
     }
 }

@@ -17,6 +17,7 @@ mod routes;
 mod schedules;
 mod secrets;
 mod serve;
+mod steer;
 mod support;
 mod ui;
 mod work;

@@ -155,7 +155,15 @@ fn v1_routes() -> Vec<(Method, &'static str, Option<&'static str>, Scope)> {
             None,
             Scope::Admin,
         ),
+        (
+            Method::POST,
+            "/v1/tasks/task_0190000000007000800000000000000a/retry",
+            None,
+            Scope::Admin,
+        ),
         (Method::GET, "/v1/queues", None, Scope::Read),
+        (Method::POST, "/v1/queues/q/pause", None, Scope::Admin),
+        (Method::POST, "/v1/queues/q/resume", None, Scope::Admin),
         (Method::GET, "/v1/keys/status", None, Scope::Read),
         (Method::GET, "/v1/dead-letters", None, Scope::Read),
         (
@@ -218,6 +226,18 @@ fn v1_routes() -> Vec<(Method, &'static str, Option<&'static str>, Scope)> {
         (Method::GET, "/v1/messages/msg_missing", None, Scope::Read),
         (
             Method::POST,
+            "/v1/messages/msg_missing/retry",
+            None,
+            Scope::Admin,
+        ),
+        (
+            Method::POST,
+            "/v1/messages/msg_missing/resend",
+            None,
+            Scope::Admin,
+        ),
+        (
+            Method::POST,
             "/v1/targets",
             Some(r#"{"name":"t1"}"#),
             Scope::Admin,
@@ -242,6 +262,7 @@ fn v1_routes() -> Vec<(Method, &'static str, Option<&'static str>, Scope)> {
             None,
             Scope::Admin,
         ),
+        (Method::POST, "/v1/targets/reseal", None, Scope::Admin),
         // Push bindings (tests/it/push.rs).
         (
             Method::PUT,

@@ -2,25 +2,30 @@
 //! signed out and signed in with a read and an admin key, each form with
 //! and without its CSRF token, and the headers of every answer.
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
-use serde_json::json;
+use serde_json::{json, Value};
+use signet_runtime::ManualClock;
 use signet_server::config::ServerConfig;
 use signet_server::{Limit, TrustedProxies};
-use signet_store::{DeadReason, TaskState};
+use signet_store::{
+    ClaimRequest, DeadReason, FailOutcome, LeaseToken, Store, TaskRow, TaskState, MESSAGE_QUEUE,
+};
 
 use crate::routes::{harness, harness_with, signing, Harness};
 use crate::support::{send, Reply, TempStore};
 
-/// A browser: its session cookie.
+/// A browser: its session cookie, which every answer may set or clear.
 struct Browser<'h> {
     app: &'h Router,
-    cookie: Option<String>,
+    cookie: RefCell<Option<String>>,
     /// The sign-in form's cookie, once the form was fetched.
     sign_in_cookie: Option<String>,
 }
@@ -46,7 +51,7 @@ impl<'h> Browser<'h> {
     fn new(h: &'h impl Server) -> Self {
         Self {
             app: h.router(),
-            cookie: None,
+            cookie: RefCell::new(None),
             sign_in_cookie: None,
         }
     }
@@ -62,7 +67,7 @@ impl<'h> Browser<'h> {
     fn build(&self, method: Method, uri: &str, form: Option<String>) -> Request<Body> {
         let mut b = Request::builder().method(method).uri(uri);
         let mut cookies = Vec::new();
-        if let Some(c) = &self.cookie {
+        if let Some(c) = &*self.cookie.borrow() {
             cookies.push(format!("signet_session={c}"));
         }
         if let Some(c) = &self.sign_in_cookie {
@@ -83,6 +88,7 @@ impl<'h> Browser<'h> {
     async fn get(&self, uri: &str) -> Reply {
         let r = send(self.app, self.build(Method::GET, uri, None)).await;
         assert_console_headers(&r);
+        self.keep_cookie(&r);
         r
     }
 
@@ -92,7 +98,15 @@ impl<'h> Browser<'h> {
             .finish();
         let r = send(self.app, self.build(Method::POST, uri, Some(form))).await;
         assert_console_headers(&r);
+        self.keep_cookie(&r);
         r
+    }
+
+    /// Keeps the session cookie an answer sets (re-issued, or cleared).
+    fn keep_cookie(&self, r: &Reply) {
+        if let Some(value) = cookie_in(r, "signet_session") {
+            *self.cookie.borrow_mut() = Some(value).filter(|v| !v.is_empty());
+        }
     }
 
     /// Opens the sign-in form, keeping its cookie; returns the form's
@@ -111,9 +125,6 @@ impl<'h> Browser<'h> {
         let r = self
             .post("/ui/sign-in", &[("key", key), ("token", &token)])
             .await;
-        if let Some(id) = cookie_in(&r, "signet_session") {
-            self.cookie = Some(id);
-        }
         r
     }
 
@@ -238,6 +249,8 @@ async fn signed_out_every_page_redirects_to_sign_in_and_every_form_too() {
         "/ui/targets/any/limits",
         "/ui/schedules/any/pause",
         "/ui/schedules/any/resume",
+        "/ui/schedules/new",
+        "/ui/schedules/any/edit",
         "/ui/keys",
         "/ui/keys/any/revoke",
     ] {
@@ -246,8 +259,8 @@ async fn signed_out_every_page_redirects_to_sign_in_and_every_form_too() {
     }
     assert_eq!(state_of(&h, &ids[0]).await, TaskState::Dead);
     // A made-up session is no session.
-    let mut b = Browser::new(&h);
-    b.cookie = Some("made-up".into());
+    let b = Browser::new(&h);
+    *b.cookie.borrow_mut() = Some("made-up".into());
     let r = b.get("/ui").await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert!(r.headers[header::SET_COOKIE]
@@ -715,11 +728,8 @@ async fn a_revoked_key_ends_its_sessions_and_sign_out_ends_one() {
     let r = b.get("/ui/tasks").await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(r.headers[header::LOCATION], "/ui/sign-in?why=revoked");
-    // The session is gone, not only refused once.
-    assert_eq!(
-        b.get("/ui").await.headers[header::LOCATION],
-        "/ui/sign-in?why=expired"
-    );
+    // The refusal cleared the cookie; a copy of it is refused the same way.
+    assert_eq!(b.get("/ui").await.headers[header::LOCATION], "/ui/sign-in");
     let notice = Browser::new(&h).get("/ui/sign-in?why=revoked").await;
     assert!(notice.text.contains("no longer valid"));
 
@@ -734,6 +744,105 @@ async fn a_revoked_key_ends_its_sessions_and_sign_out_ends_one() {
         .contains("Max-Age=0"));
     assert_eq!(b.get("/ui").await.status, StatusCode::SEE_OTHER);
 }
+
+/// A node of a deployment: its own app (own caches, own process state) on
+/// the shared store, with the deployment's master key, or another.
+fn node(temp: &TempStore, master: [u8; 32], clock: Arc<ManualClock>) -> Router {
+    signet_server::app(signet_server::AppState::with_delivery(
+        Arc::clone(&temp.store),
+        ServerConfig::default(),
+        signing(),
+        signet_server::serve::detached_metrics_handle(),
+        clock as Arc<dyn signet_runtime::Clock>,
+        signet_server::config::DeliveryConfig {
+            master_key: Some(signet_sign::sealed::MasterKey::from_bytes(master)),
+            ..signet_server::config::DeliveryConfig::default()
+        },
+    ))
+}
+
+#[tokio::test]
+async fn a_session_opened_on_one_node_works_on_another() {
+    let temp = TempStore::new();
+    let keys = temp.keys(1).await;
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+    let a = node(&temp, [7; 32], Arc::clone(&clock));
+    let b = node(&temp, [7; 32], Arc::clone(&clock));
+    let stranger = node(&temp, [8; 32], Arc::clone(&clock));
+    let on_a = Browser::signed_in(&a, &keys.admin).await;
+    let cookie = on_a.cookie.borrow().clone();
+    let on_b = Browser::new(&b);
+    *on_b.cookie.borrow_mut() = cookie.clone();
+    let page = on_b.get("/ui/keys").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    // A form shown by node A is accepted by node B: the CSRF token travels
+    // in the sealed cookie.
+    let csrf = on_a.csrf().await;
+    let created = on_b
+        .post(
+            "/ui/keys",
+            &[("csrf", &csrf), ("name", "made-on-b"), ("scope", "read")],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    assert!(temp
+        .store
+        .list_api_keys()
+        .await
+        .unwrap()
+        .iter()
+        .any(|k| k.name == "made-on-b"));
+    let forged = on_b
+        .post(
+            "/ui/keys",
+            &[("csrf", "forged"), ("name", "forged"), ("scope", "read")],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    // A node with another master key does not take it.
+    let elsewhere = Browser::new(&stranger);
+    *elsewhere.cookie.borrow_mut() = cookie.clone();
+    let r = elsewhere.get("/ui").await;
+    assert_eq!(r.headers[header::LOCATION], "/ui/sign-in?why=expired");
+
+    // Idle expiry holds across nodes: used on B within the idle period, the
+    // cookie is re-issued and lives on; left alone it ends everywhere. The
+    // assets, cacheable by anyone, never carry it.
+    clock.advance(std::time::Duration::from_secs(120));
+    let asset = on_b.get("/ui/assets/console.css").await;
+    assert_eq!(asset.status, StatusCode::OK);
+    assert!(asset.headers.get(header::SET_COOKIE).is_none());
+    assert!(cookie_in(&on_b.get("/ui").await, "signet_session").is_some());
+    clock.advance(std::time::Duration::from_millis(IDLE_MS as u64 - 1));
+    let renewed = on_b.get("/ui").await;
+    assert_eq!(renewed.status, StatusCode::OK);
+    assert!(cookie_in(&renewed, "signet_session").is_some(), "re-issued");
+    // Still inside the 24-hour lifetime, past the first cookie's idle end.
+    clock.advance(std::time::Duration::from_millis(IDLE_MS as u64 - 200_000));
+    *on_a.cookie.borrow_mut() = on_b.cookie.borrow().clone();
+    assert_eq!(on_a.get("/ui").await.status, StatusCode::OK);
+    let stale = Browser::new(&a);
+    *stale.cookie.borrow_mut() = cookie;
+    assert_eq!(
+        stale.get("/ui").await.headers[header::LOCATION],
+        "/ui/sign-in?why=expired"
+    );
+    // Revoking the key on one node ends the session on the others.
+    let admin_key = temp
+        .store
+        .list_api_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|k| k.scope == "admin")
+        .unwrap();
+    temp.store.revoke_api_key(&admin_key.id, 2).await.unwrap();
+    let r = on_b.get("/ui").await;
+    assert_eq!(r.headers[header::LOCATION], "/ui/sign-in?why=revoked");
+}
+
+/// A session's idle period (12 hours).
+const IDLE_MS: i64 = 12 * 60 * 60 * 1000;
 
 #[tokio::test]
 async fn messages_list_and_page_show_attempts_and_hide_payloads_from_read_keys() {
@@ -1058,6 +1167,247 @@ async fn schedules_show_next_due_times_and_pause_and_resume() {
 }
 
 #[tokio::test]
+async fn the_cron_check_answers_the_next_due_times_or_what_is_wrong() {
+    let h = harness().await;
+    let signed_out = Browser::new(&h)
+        .get("/ui/schedules/check?cron=0+3+*+*+*")
+        .await;
+    assert_eq!(signed_out.status, StatusCode::SEE_OTHER);
+    // Any signed-in key may ask: it changes nothing.
+    let b = Browser::signed_in(&h, &h.read).await;
+    let ok = b
+        .get("/ui/schedules/check?cron=0+3+*+*+*&timezone=Europe%2FParis")
+        .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+    let body = ok.json();
+    assert_eq!(body["ok"], true);
+    let next = body["next"].as_array().unwrap();
+    assert_eq!(next.len(), 5);
+    assert!(next
+        .iter()
+        .all(|t| t.as_str().unwrap().ends_with(":00:00.000Z")));
+    // A blank zone is UTC, as on the API.
+    let utc = b
+        .get("/ui/schedules/check?cron=0+3+*+*+*&timezone=")
+        .await
+        .json();
+    assert!(
+        utc["next"][0].as_str().unwrap().contains("T03:00:00"),
+        "{utc}"
+    );
+    for (query, field, words) in [
+        ("cron=0+3+*+*", "cron", "cron"),
+        (
+            "cron=0+3+*+*+*&timezone=Mars%2FOlympus",
+            "timezone",
+            "Mars/Olympus",
+        ),
+        ("cron=0+0+30+2+*", "cron", "never comes due"),
+        ("cron=", "cron", "cron"),
+    ] {
+        let r = b.get(&format!("/ui/schedules/check?{query}")).await;
+        assert_eq!(r.status, StatusCode::OK, "{query}");
+        let body = r.json();
+        assert_eq!(body["ok"], false, "{query}");
+        assert_eq!(body["field"], field, "{query}");
+        assert!(
+            body["message"].as_str().unwrap().contains(words),
+            "{query}: {body}"
+        );
+    }
+    // The API refuses the same expression with the same words.
+    let api = h
+        .call(
+            Method::POST,
+            "/v1/schedules",
+            Some(&h.admin),
+            Some(r#"{"name":"x","cron":"0 0 30 2 *","task":{"queue":"q","task":"t"}}"#),
+        )
+        .await;
+    assert_eq!(api.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let console = b.get("/ui/schedules/check?cron=0+0+30+2+*").await.json();
+    assert_eq!(api.json()["error"]["message"], console["message"]);
+    let unknown = b.get("/ui/schedules/check?cron=*&surprise=1").await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+}
+
+/// A form's fields as `post` takes them.
+fn pairs(f: &[(String, String)]) -> Vec<(&str, &str)> {
+    f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+#[tokio::test]
+async fn an_admin_creates_and_edits_a_schedule_and_a_read_key_cannot() {
+    let h = harness().await;
+    let read = Browser::signed_in(&h, &h.read).await;
+    let list = read.get("/ui/schedules").await;
+    assert!(
+        !list.text.contains("/ui/schedules/new\""),
+        "no link for read keys"
+    );
+    assert!(
+        list.text.contains("An admin key can create one"),
+        "{}",
+        list.text
+    );
+    assert_eq!(
+        read.get("/ui/schedules/new").await.status,
+        StatusCode::FORBIDDEN
+    );
+    let read_csrf = read.csrf().await;
+    let form = |csrf: &str, name: &str, cron: &str| {
+        vec![
+            ("csrf".to_owned(), csrf.to_owned()),
+            ("name".to_owned(), name.to_owned()),
+            ("cron".to_owned(), cron.to_owned()),
+            ("timezone".to_owned(), "Europe/Paris".to_owned()),
+            ("catch_up".to_owned(), "once".to_owned()),
+            ("kind".to_owned(), "task".to_owned()),
+            (
+                "payload".to_owned(),
+                r#"{"queue":"reports","task":"report.nightly","args":{"to":"ops"},"max_attempts":3}"#
+                    .to_owned(),
+            ),
+        ]
+    };
+    let refused = read
+        .post(
+            "/ui/schedules/new",
+            &pairs(&form(&read_csrf, "r", "0 3 * * *")),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(refused.text.contains("needs an admin key"));
+
+    let admin = Browser::signed_in(&h, &h.admin).await;
+    let list = admin.get("/ui/schedules").await;
+    assert!(
+        list.text.contains("href=\"/ui/schedules/new\""),
+        "{}",
+        list.text
+    );
+    let page = admin.get("/ui/schedules/new").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page
+        .text
+        .contains("data-cron-check=\"/ui/schedules/check\""));
+    assert_no_inline(&page.text);
+    let csrf = csrf_in(&page.text);
+    let no_token = admin
+        .post(
+            "/ui/schedules/new",
+            &pairs(&form("", "nightly", "0 3 * * *")),
+        )
+        .await;
+    assert_eq!(no_token.status, StatusCode::FORBIDDEN);
+    // A bad expression: the form again, saying why, with what was typed.
+    let bad = admin
+        .post(
+            "/ui/schedules/new",
+            &pairs(&form(&csrf, "nightly", "0 3 * *")),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.text);
+    assert!(bad.text.contains("role=\"alert\">cron:"), "{}", bad.text);
+    assert!(bad.text.contains("value=\"0 3 * *\""), "{}", bad.text);
+    let mut not_json = form(&csrf, "nightly", "0 3 * * *");
+    not_json[6].1 = "{oops".into();
+    let bad = admin.post("/ui/schedules/new", &pairs(&not_json)).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.text.contains("task: is not JSON"), "{}", bad.text);
+    assert!(h.store.list_schedules().await.unwrap().is_empty());
+
+    let created = admin
+        .post(
+            "/ui/schedules/new",
+            &pairs(&form(&csrf, "nightly", "0 3 * * *")),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.text);
+    assert_eq!(
+        created.headers[header::LOCATION],
+        "/ui/schedules?created=nightly"
+    );
+    let stored = h.store.list_schedules().await.unwrap().pop().unwrap();
+    assert_eq!(
+        (stored.cron.as_str(), stored.timezone.as_str()),
+        ("0 3 * * *", "Europe/Paris")
+    );
+    assert_eq!(stored.catch_up.as_str(), "once");
+    let dup = admin
+        .post(
+            "/ui/schedules/new",
+            &pairs(&form(&csrf, "nightly", "0 4 * * *")),
+        )
+        .await;
+    assert_eq!(dup.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", dup.text);
+
+    // Edit: the form shows what is stored; renaming keeps the due time, a
+    // new expression moves it; fields the form does not show are kept.
+    let edit = admin
+        .get(&format!("/ui/schedules/{}/edit", stored.id))
+        .await;
+    assert_eq!(edit.status, StatusCode::OK, "{}", edit.text);
+    assert!(edit.text.contains("value=\"0 3 * * *\""));
+    assert!(
+        unescape(&edit.text).contains("\"max_attempts\": 3"),
+        "{}",
+        edit.text
+    );
+    let payload = unescape(&edit.text)
+        .split("name=\"payload\" rows=\"6\" required spellcheck=\"false\">")
+        .nth(1)
+        .unwrap()
+        .split("</textarea>")
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut renamed = form(&csrf, "nightly-2", "0 3 * * *");
+    renamed[6].1 = payload.clone();
+    let saved = admin
+        .post(
+            &format!("/ui/schedules/{}/edit", stored.id),
+            &pairs(&renamed),
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
+    let after = h.store.schedule(&stored.id).await.unwrap().unwrap();
+    assert_eq!(after.name, "nightly-2");
+    assert_eq!(after.next_fire_at_ms, stored.next_fire_at_ms);
+    assert!(String::from_utf8_lossy(&after.payload).contains("max_attempts"));
+    let mut moved = form(&csrf, "nightly-2", "30 4 * * *");
+    moved[6].1 = payload;
+    let saved = admin
+        .post(&format!("/ui/schedules/{}/edit", stored.id), &pairs(&moved))
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
+    let after = h.store.schedule(&stored.id).await.unwrap().unwrap();
+    assert_eq!(after.cron, "30 4 * * *");
+    assert_ne!(after.next_fire_at_ms, stored.next_fire_at_ms);
+    let bad = admin
+        .post(
+            &format!("/ui/schedules/{}/edit", stored.id),
+            &pairs(&form(&csrf, "nightly-2", "61 * * * *")),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        h.store.schedule(&stored.id).await.unwrap().unwrap().cron,
+        "30 4 * * *"
+    );
+    assert_eq!(
+        admin.get("/ui/schedules/sch_nope/edit").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        read.get(&format!("/ui/schedules/{}/edit", stored.id))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
 async fn keys_show_signing_status_and_api_keys_created_once_and_revoked() {
     let h = harness().await;
     h.enqueue(json!({"queue": "q", "task": "t"})).await;
@@ -1271,4 +1621,366 @@ async fn the_overview_charts_the_last_hour_and_says_so_when_empty() {
     assert!(!html.contains("No attempt ended in the last hour"));
     // The text alternative: each bucket of the hour in a table.
     assert!(html.contains("<caption>Attempts on charted per 5-minute bucket</caption>"));
+}
+
+#[tokio::test]
+async fn tasks_are_filtered_by_name_in_bounded_scans_that_continue() {
+    let h = harness().await;
+    let rare = h
+        .enqueue(json!({"queue": "named", "task": "rare.job"}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // More common tasks after it than one page looks at (5 000).
+    for _ in 0..6 {
+        let batch: Vec<Value> = (0..1000)
+            .map(|_| json!({"queue": "named", "task": "common.job"}))
+            .collect();
+        let r = h
+            .call(
+                Method::POST,
+                "/v1/tasks/batch",
+                Some(&h.admin),
+                Some(&json!({ "tasks": batch }).to_string()),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
+    let b = Browser::signed_in(&h, &h.read).await;
+    let page = b.get("/ui/tasks?task=common.job&limit=3").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert_eq!(
+        page.text.matches("common.job</td>").count(),
+        3,
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains("Next page"), "a full page pages on");
+    assert!(
+        page.text.contains("value=\"common.job\""),
+        "the filter stays in the form"
+    );
+    // The rare one is older than the budget reaches: the page says how many
+    // rows it looked at and continues where it stopped.
+    let first = b.get("/ui/tasks?task=rare.job").await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert!(
+        first.text.contains("Looked at 5000 tasks"),
+        "{}",
+        first.text
+    );
+    assert!(!first.text.contains(&rare));
+    let at = first.text.find("href=\"/ui/tasks?").expect("continue link") + 6;
+    let link = unescape(first.text[at..].split('"').next().unwrap());
+    assert!(
+        link.contains("task=rare.job") && link.contains("cursor="),
+        "{link}"
+    );
+    let second = b.get(&link).await;
+    assert!(second.text.contains(&rare), "{}", second.text);
+    assert!(!second.text.contains("Looked at"), "the listing ended");
+    // A name filter with the others, and a bad name, refused with why.
+    let none = b.get("/ui/tasks?task=rare.job&state=dead").await;
+    assert!(
+        none.text.contains("No task matches these filters"),
+        "{}",
+        none.text
+    );
+    let bad = b.get("/ui/tasks?task=%01").await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.text.contains("control characters"), "{}", bad.text);
+}
+
+#[tokio::test]
+async fn messages_are_filtered_by_target_name_or_id() {
+    let (app, admin, read, _temp) = with_targets().await;
+    let call = |uri: &'static str, body: String| {
+        let app = app.clone();
+        let admin = admin.clone();
+        async move {
+            let r = send(
+                &app,
+                crate::support::request(Method::POST, uri, Some(&admin), &[], Some(body)),
+            )
+            .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+            r.json()
+        }
+    };
+    let mut targets = Vec::new();
+    for name in ["billing", "shipping"] {
+        let t = call(
+            "/v1/targets",
+            json!({"name": name, "url_prefix": format!("https://{name}.example.com/")}).to_string(),
+        )
+        .await;
+        targets.push(t["id"].as_str().unwrap().to_owned());
+    }
+    let mut ids = Vec::new();
+    for name in ["billing", "shipping", "billing"] {
+        let m = call(
+            "/v1/messages",
+            json!({"url": format!("https://{name}.example.com/in"), "target": name, "body": "{}"})
+                .to_string(),
+        )
+        .await;
+        ids.push(m["id"].as_str().unwrap().to_owned());
+    }
+    let b = Browser::signed_in(&app, &read).await;
+    for filter in ["billing", targets[0].as_str()] {
+        let page = b.get(&format!("/ui/messages?target={filter}")).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+        assert!(page.text.contains(&ids[0]) && page.text.contains(&ids[2]));
+        assert!(!page.text.contains(&ids[1]), "{}", page.text);
+        assert!(page.text.contains(&format!("value=\"{filter}\"")));
+    }
+    let none = b.get("/ui/messages?target=shipping&state=dead").await;
+    assert!(
+        none.text.contains("No message is dead and for target"),
+        "{}",
+        none.text
+    );
+    let unknown = b.get("/ui/messages?target=nowhere").await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert!(
+        unknown.text.contains("There is no target"),
+        "{}",
+        unknown.text
+    );
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Claims the one task of `queue` as a worker would.
+async fn claim_one(store: &dyn Store, queue: &str) -> TaskRow {
+    let request = ClaimRequest {
+        queues: vec![queue.to_owned()],
+        worker_id: "ui-test".to_owned(),
+        limit: 1,
+        lease_ms: 60_000,
+    };
+    store
+        .claim(request, now_ms())
+        .await
+        .unwrap()
+        .pop()
+        .expect("a task to claim")
+}
+
+/// Claims the one task of `queue` and fails it, to be retried in an hour.
+async fn make_retryable(store: &dyn Store, queue: &str) {
+    let row = claim_one(store, queue).await;
+    let later = FailOutcome::Retry {
+        at_ms: now_ms() + 3_600_000,
+    };
+    store
+        .fail(&LeaseToken::of(&row), "receiver said 503", later, now_ms())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_admin_pauses_and_resumes_a_queue_from_the_overview() {
+    let h = harness().await;
+    h.enqueue(json!({"queue": "mail", "task": "send"})).await;
+    let read = Browser::signed_in(&h, &h.read).await;
+    let page = read.get("/ui").await;
+    assert!(page.text.contains("running"), "{}", page.text);
+    assert!(
+        !page.text.contains("/ui/queues/"),
+        "read keys get no buttons"
+    );
+    let read_csrf = read.csrf().await;
+    let refused = read
+        .post("/ui/queues/mail/pause", &[("csrf", &read_csrf)])
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(h.store.paused_queues().await.unwrap().is_empty());
+
+    let admin = Browser::signed_in(&h, &h.admin).await;
+    let page = admin.get("/ui").await;
+    assert!(page.text.contains("Pause mail"), "{}", page.text);
+    let csrf = csrf_in(&page.text);
+    let no_token = admin.post("/ui/queues/mail/pause", &[]).await;
+    assert_eq!(no_token.status, StatusCode::FORBIDDEN);
+    let paused = admin
+        .post("/ui/queues/mail/pause", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(paused.status, StatusCode::SEE_OTHER, "{}", paused.text);
+    assert_eq!(paused.headers[header::LOCATION], "/ui?paused=mail");
+    let pauses = h.store.paused_queues().await.unwrap();
+    assert_eq!(pauses.len(), 1);
+    assert!(pauses[0].paused_by.contains("key_"), "{:?}", pauses[0]);
+    let page = admin.get("/ui?paused=mail").await;
+    assert!(page.text.contains("Paused mail"), "{}", page.text);
+    assert!(
+        page.text.contains(">paused</span> since <time"),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains("Resume mail"), "{}", page.text);
+    // Read keys see it paused too.
+    assert!(read.get("/ui").await.text.contains(">paused</span>"));
+    // A paused queue with no task still shows, so it can be resumed.
+    let empty = admin
+        .post("/ui/queues/later/pause", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(empty.status, StatusCode::SEE_OTHER);
+    assert!(admin.get("/ui").await.text.contains("Resume later"));
+    let resumed = admin
+        .post("/ui/queues/mail/resume", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(resumed.status, StatusCode::SEE_OTHER);
+    assert_eq!(h.store.paused_queues().await.unwrap().len(), 1);
+    assert!(admin
+        .get("/ui?resumed=mail")
+        .await
+        .text
+        .contains("Resumed mail"));
+    let bad = admin
+        .post("/ui/queues/bad%20name/pause", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.text);
+}
+
+#[tokio::test]
+async fn retry_now_and_resend_act_from_the_task_and_message_pages() {
+    let h = harness().await;
+    let task = h
+        .enqueue(json!({"queue": "flaky", "task": "t", "max_attempts": 5}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    make_retryable(h.store.as_ref(), "flaky").await;
+    let read = Browser::signed_in(&h, &h.read).await;
+    let page = read.get(&format!("/ui/tasks/{task}")).await;
+    assert!(!page.text.contains("Retry now"), "read keys get no button");
+    let read_csrf = read.csrf().await;
+    let refused = read
+        .post(&format!("/ui/tasks/{task}/retry"), &[("csrf", &read_csrf)])
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(state_of(&h, &task).await, TaskState::Retryable);
+
+    let admin = Browser::signed_in(&h, &h.admin).await;
+    let page = admin.get(&format!("/ui/tasks/{task}")).await;
+    assert!(page.text.contains("Retry now"), "{}", page.text);
+    let csrf = csrf_in(&page.text);
+    let no_token = admin.post(&format!("/ui/tasks/{task}/retry"), &[]).await;
+    assert_eq!(no_token.status, StatusCode::FORBIDDEN);
+    let retried = admin
+        .post(&format!("/ui/tasks/{task}/retry"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(retried.status, StatusCode::SEE_OTHER, "{}", retried.text);
+    assert_eq!(state_of(&h, &task).await, TaskState::Available);
+    let page = admin
+        .get(retried.headers[header::LOCATION].to_str().unwrap())
+        .await;
+    assert!(page.text.contains("Retried now"), "{}", page.text);
+    assert!(!page.text.contains(">Retry now<"), "not retryable any more");
+    assert!(
+        page.text.contains("retried-now"),
+        "in the history: {}",
+        page.text
+    );
+    // Again: the API's refusal, as a page.
+    let again = admin
+        .post(&format!("/ui/tasks/{task}/retry"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text);
+
+    // A delivered message: resend.
+    let publish = |url: &'static str| {
+        let h = &h;
+        async move {
+            let r = h
+                .call(
+                    Method::POST,
+                    "/v1/messages",
+                    Some(&h.admin),
+                    Some(&json!({ "url": url, "body": "{}" }).to_string()),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+            r.json()["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let delivered = publish("https://hooks.example.com/a").await;
+    let waiting = publish("https://hooks.example.com/b").await;
+    let request = ClaimRequest {
+        queues: vec![MESSAGE_QUEUE.to_owned()],
+        worker_id: "ui-test".to_owned(),
+        limit: 2,
+        lease_ms: 60_000,
+    };
+    for row in h.store.claim(request, now_ms()).await.unwrap() {
+        let lease = LeaseToken::of(&row);
+        if row.envelope.id == delivered {
+            h.store.complete(&lease, None, now_ms()).await.unwrap();
+        } else {
+            let later = FailOutcome::Retry {
+                at_ms: now_ms() + 3_600_000,
+            };
+            h.store.fail(&lease, "503", later, now_ms()).await.unwrap();
+        }
+    }
+    assert_eq!(state_of(&h, &waiting).await, TaskState::Retryable);
+    let page = admin.get(&format!("/ui/messages/{delivered}")).await;
+    assert!(page.text.contains(">Resend<"), "{}", page.text);
+    assert!(!read
+        .get(&format!("/ui/messages/{delivered}"))
+        .await
+        .text
+        .contains(">Resend<"));
+    let refused = read
+        .post(
+            &format!("/ui/messages/{delivered}/resend"),
+            &[("csrf", &read_csrf)],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let resent = admin
+        .post(
+            &format!("/ui/messages/{delivered}/resend"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(resent.status, StatusCode::SEE_OTHER, "{}", resent.text);
+    assert_eq!(state_of(&h, &delivered).await, TaskState::Available);
+    let page = admin
+        .get(resent.headers[header::LOCATION].to_str().unwrap())
+        .await;
+    assert!(
+        page.text.contains("Resent: the dispatcher"),
+        "{}",
+        page.text
+    );
+    // Not delivered (again) yet: resend is refused with the API's words.
+    let again = admin
+        .post(
+            &format!("/ui/messages/{delivered}/resend"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text);
+
+    // A message waiting for its next attempt: retry now.
+    let page = admin.get(&format!("/ui/messages/{waiting}")).await;
+    assert!(page.text.contains(">Retry now<"), "{}", page.text);
+    let retried = admin
+        .post(&format!("/ui/messages/{waiting}/retry"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(retried.status, StatusCode::SEE_OTHER, "{}", retried.text);
+    assert_eq!(state_of(&h, &waiting).await, TaskState::Available);
+    let missing = admin
+        .post("/ui/messages/msg_nope/retry", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection};
 use signet_sqlite::{SqliteStore, SCHEMA_VERSION};
 use signet_store::testkit::{assert_wakes, claim_one, new_task, T0};
-use signet_store::{DeadReason, DeadSelector, FailOutcome, LeaseToken, Store};
+use signet_store::{DeadReason, DeadSelector, FailOutcome, LeaseToken, Store, MESSAGE_QUEUE};
 
 use crate::{fast, TempDb};
 
@@ -125,7 +125,75 @@ async fn enqueue_retry_release_rescue_and_replay_wake_waiting_workers() {
         assert_eq!(ids.len(), 1);
     })
     .await;
+
+    // A resume, a retry now and a resend make work due too.
+    s.pause_queue("q", "test", None, T0 + 40_000)
+        .await
+        .expect("pause");
+    assert_wakes(s, &["q"], "resume", async {
+        s.resume_queue("q").await.expect("resume");
+    })
+    .await;
+    let row = claim_one(s, "q", "w", T0 + 40_000).await;
+    s.fail(
+        &LeaseToken::of(&row),
+        "later",
+        FailOutcome::Retry {
+            at_ms: T0 + 3_600_000,
+        },
+        T0 + 40_000,
+    )
+    .await
+    .expect("fail");
+    assert_wakes(s, &["q"], "retry now", async {
+        s.retry_now(row.id(), "test", T0 + 40_001)
+            .await
+            .expect("retry now");
+    })
+    .await;
+    let m = signet_store::testkit::new_message();
+    s.enqueue(m, T0).await.expect("message");
+    let row = claim_one(s, MESSAGE_QUEUE, "d", T0 + 40_001).await;
+    s.complete(&LeaseToken::of(&row), None, T0 + 40_002)
+        .await
+        .expect("complete");
+    assert_wakes(s, &[MESSAGE_QUEUE], "resend", async {
+        s.resend(row.id(), "test", T0 + 40_003)
+            .await
+            .expect("resend");
+    })
+    .await;
     store.close().await.expect("close");
+}
+
+/// A resume through one handle on the file wakes a waiter on another (the
+/// data_version watch), as a resume on another process would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_by_another_handle_wakes_waiters_of_its_queue() {
+    let db = TempDb::new();
+    let (waiter, url) = db.open(fast());
+    let writer = SqliteStore::open(&url, fast()).expect("a second handle on the file");
+    writer
+        .pause_queue("q", "test", None, T0)
+        .await
+        .expect("pause");
+    writer.enqueue(new_task("q"), T0).await.expect("enqueue");
+    assert!(
+        waiter
+            .claim(signet_store::testkit::claim_req(&["q"], "w", 1), T0)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "the pause holds for the other handle"
+    );
+    assert_wakes(&waiter, &["q"], "a resume by another handle", async {
+        writer.resume_queue("q").await.expect("resume");
+    })
+    .await;
+    let row = claim_one(&waiter, "q", "w", T0).await;
+    assert_eq!(row.queue(), "q");
+    writer.close().await.expect("close writer");
+    waiter.close().await.expect("close waiter");
 }
 
 /// Two handles on one file share no in-process signal, like two processes:

@@ -96,6 +96,32 @@ impl Store for FaultyStore {
         self.check("cancel")?;
         self.inner.cancel(id, actor, now_ms).await
     }
+    async fn retry_now(&self, id: &str, actor: &str, now_ms: i64) -> StoreResult<TaskRow> {
+        self.check("retry_now")?;
+        self.inner.retry_now(id, actor, now_ms).await
+    }
+    async fn resend(&self, id: &str, actor: &str, now_ms: i64) -> StoreResult<TaskRow> {
+        self.check("resend")?;
+        self.inner.resend(id, actor, now_ms).await
+    }
+    async fn pause_queue(
+        &self,
+        queue: &str,
+        actor: &str,
+        reason: Option<&str>,
+        now_ms: i64,
+    ) -> StoreResult<crate::PausedQueue> {
+        self.check("pause_queue")?;
+        self.inner.pause_queue(queue, actor, reason, now_ms).await
+    }
+    async fn resume_queue(&self, queue: &str) -> StoreResult<Option<crate::PausedQueue>> {
+        self.check("resume_queue")?;
+        self.inner.resume_queue(queue).await
+    }
+    async fn paused_queues(&self) -> StoreResult<Vec<crate::PausedQueue>> {
+        self.check("paused_queues")?;
+        self.inner.paused_queues().await
+    }
     async fn kill(
         &self,
         id: &str,
@@ -256,6 +282,34 @@ impl Store for FaultyStore {
     async fn delete_target(&self, id: &str) -> StoreResult<()> {
         self.check("delete_target")?;
         self.inner.delete_target(id).await
+    }
+    async fn take_rate(&self, take: crate::RateTake, now_ms: i64) -> StoreResult<crate::RateGrant> {
+        self.check("take_rate")?;
+        self.inner.take_rate(take, now_ms).await
+    }
+    async fn take_slot(
+        &self,
+        take: crate::SlotTake,
+        now_ms: i64,
+    ) -> StoreResult<Option<crate::SlotLease>> {
+        self.check("take_slot")?;
+        self.inner.take_slot(take, now_ms).await
+    }
+    async fn renew_slot(
+        &self,
+        lease: &crate::SlotLease,
+        lease_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        self.check("renew_slot")?;
+        self.inner.renew_slot(lease, lease_ms, now_ms).await
+    }
+    async fn release_slot(&self, lease: &crate::SlotLease) -> StoreResult<()> {
+        self.check("release_slot")?;
+        self.inner.release_slot(lease).await
+    }
+    fn only_node(&self) -> bool {
+        self.inner.only_node()
     }
     async fn put_push_binding(&self, binding: PushBinding) -> StoreResult<PushBinding> {
         self.check("put_push_binding")?;

@@ -17,7 +17,7 @@ use crate::{
 };
 
 /// The history the store holds for `id`, checked to be in `seq` order.
-async fn history_of(s: &dyn Store, id: &str) -> Vec<HistoryEvent> {
+pub(super) async fn history_of(s: &dyn Store, id: &str) -> Vec<HistoryEvent> {
     let h = s
         .history(id)
         .await
@@ -305,7 +305,7 @@ pub(super) async fn history_replay(store: Arc<dyn Store>) {
     assert_eq!(get(s, &d.envelope.id).await.state, TaskState::Dead);
 }
 
-fn exchange(status: Option<u16>, body: &[u8]) -> HttpExchange {
+pub(super) fn exchange(status: Option<u16>, body: &[u8]) -> HttpExchange {
     HttpExchange {
         status,
         latency_ms: 42,

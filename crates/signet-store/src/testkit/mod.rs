@@ -44,10 +44,13 @@ mod idempotency;
 mod leader;
 mod lease;
 mod lifecycle;
+mod limits;
 mod listing;
 mod messages;
 mod named;
+mod operator;
 mod outcome;
+mod pause;
 mod prune;
 mod push;
 mod schedules;
@@ -55,6 +58,7 @@ mod targets;
 mod wakeups;
 
 pub use faulty::{Fault, FaultyStore};
+pub use limits::most_within;
 pub use wakeups::assert_wakes;
 
 /// The fixed "now" of the suite (2023-11-14T22:13:20Z), unix ms.
@@ -121,6 +125,11 @@ macro_rules! __signet_store_checks {
             TasksById => outcome::tasks_by_id: "`tasks_by_id` reads the rows of the ids that exist, each once.",
             Cancel => outcome::cancel: "Cancel works before a task runs and is a `Conflict` once running or final.",
             Kill => outcome::kill: "Kill dead-letters a waiting task.",
+            PauseSkipsClaims => pause::pause_skips_claims: "A paused queue gives no task to any claim (one queue, several, the message queue); running work finishes; resumed, its tasks are claimed again.",
+            PauseIdempotent => pause::pause_idempotent: "Pausing twice keeps the first pause, resuming twice is no error, pauses list by name; bad names, actors and reasons are `Invalid`.",
+            RetryNow => operator::retry_now: "Retry now makes a retryable task available at once, attempts kept, with a `retried-now` event; other states are `Conflict`.",
+            Resend => operator::resend: "Resend makes a succeeded message available with attempts moved behind and a `resent` event, owing its callback again; tasks and undelivered messages are `Conflict`.",
+            ResendKeepsRowAttempt => operator::resend_keeps_row_attempt: "A message whose success is kept on its row keeps that attempt in its history once resent.",
             Rescue => lease::rescue: "Expired leases become retryable, or dead once attempts are used up.",
             ListTasks => listing::list_tasks: "Task listing filters and pages newest first without duplicates or gaps.",
             ListOwnQueue => listing::list_own_queue: "Listings leave Signet's own queue out unless it is named or asked for; asked for, its rows (msg_ ids) follow the tasks, each newest first.",
@@ -149,6 +158,8 @@ macro_rules! __signet_store_checks {
             Schedules => schedules::schedules: "Schedules: create, read by id and name, list by name, update, delete; names are unique.",
             DueSchedules => schedules::due_schedules: "Due schedules: not paused, due by now, earliest first, limited.",
             AdvanceSchedule => schedules::advance_schedule: "Advancing a schedule is a compare-and-set on its due time.",
+            RateTake => limits::rate_take: "Rate buckets hand out send times one interval apart from now, before the horizon only, never twice (also to concurrent takers), with no credit for idle time.",
+            SlotLeases => limits::slot_leases: "Concurrency slots: lowest free below the limit, freed by release or expiry, renewed and released only by their holder, never shared, gone with their target.",
             LeaderLeases => leader::leader_leases: "Leader leases: taken when free or expired, renewed by the holder, terms count holders, resign frees at once.",
             WaitForWork => wakeups::wait_for_work: "`wait_for_work` returns by its timeout.",
             Close => lifecycle::close: "Ping answers; after close every call is `Closed`.",

@@ -1,4 +1,6 @@
-//! `signet dlq ls|show|replay|purge`: the dead-letter queue.
+//! `signet dlq ls|show|replay|purge`: the dead-letter queue, on the
+//! database or, with `--url`, against a server, through the API's routes
+//! (`/v1/dead-letters…`), so `--json` prints what the API answers.
 //!
 //! Replay and purge act on explicit ids (`--id`, repeatable) or on every dead
 //! letter matching filters (`--all-matching` with `--queue`, `--reason`,
@@ -8,16 +10,15 @@
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::process::ExitCode;
 
-use anyhow::{anyhow, bail};
-use serde_json::json;
-use signet_runtime::{skipped_dead_letters, Skipped};
-use signet_store::{DeadFilter, DeadReason, DeadSelector, Store, TaskState, MAX_PAGE};
+use anyhow::bail;
+use serde_json::{json, Map, Value};
+use signet_store::{DeadReason, MAX_PAGE};
 
-use crate::commands::tasks::{print_task, PageArgs, ShowArgs};
-use crate::commands::{block_on, finish, now_ms, Negative};
-use crate::output::print_json;
-use crate::store_url::DatabaseArgs;
-use crate::task_view::{dead_cells, print_page, DEAD_COLUMNS};
+use crate::api::{segment, Api, ApiArgs, Call, Keys};
+use crate::commands::tasks::{PageArgs, ShowArgs};
+use crate::commands::{block_on, finish, Negative};
+use crate::output::{emit, format_ms, print_json};
+use crate::task_view::{dead_cells, print_page, print_task, text, DEAD_COLUMNS};
 use crate::timearg::parse_time_ms;
 
 /// Subcommands.
@@ -55,15 +56,30 @@ pub(crate) struct Filters {
 }
 
 impl Filters {
-    fn to_filter(&self, limit: usize, cursor: Option<String>) -> DeadFilter {
-        DeadFilter {
-            queue: self.queue.clone(),
-            reason: self.reason,
-            since_ms: self.since,
-            until_ms: self.until,
-            limit,
-            cursor,
+    /// The listing `call` with these filters.
+    fn on(&self, call: Call) -> Call {
+        call.query("queue", self.queue.as_deref())
+            .query("reason", self.reason.map(|r| r.as_str()))
+            .query("since", self.since)
+            .query("until", self.until)
+    }
+
+    /// The filter as replay and purge take it.
+    fn input(&self) -> Value {
+        let mut filter = Map::new();
+        if let Some(q) = &self.queue {
+            filter.insert("queue".into(), json!(q));
         }
+        if let Some(r) = self.reason {
+            filter.insert("reason".into(), json!(r.as_str()));
+        }
+        if let Some(t) = self.since {
+            filter.insert("since".into(), json!(format_ms(t)));
+        }
+        if let Some(t) = self.until {
+            filter.insert("until".into(), json!(format_ms(t)));
+        }
+        Value::Object(filter)
     }
 }
 
@@ -71,7 +87,7 @@ impl Filters {
 #[derive(Debug, clap::Args)]
 pub(crate) struct LsArgs {
     #[command(flatten)]
-    db: DatabaseArgs,
+    api: ApiArgs,
     #[command(flatten)]
     filters: Filters,
     #[command(flatten)]
@@ -96,17 +112,21 @@ pub(crate) struct Selection {
 }
 
 impl Selection {
-    fn selector(&self) -> anyhow::Result<DeadSelector> {
+    /// The selection as replay and purge take it: `{"ids"}` or
+    /// `{"filter"}`.
+    fn input(&self) -> anyhow::Result<Map<String, Value>> {
         let f = &self.filters;
         let has_filter =
             f.queue.is_some() || f.reason.is_some() || f.since.is_some() || f.until.is_some();
+        let mut body = Map::new();
         if self.all_matching {
-            Ok(DeadSelector::Filter(f.to_filter(0, None)))
+            body.insert("filter".into(), f.input());
         } else if has_filter {
             bail!("--queue, --reason, --since and --until select only with --all-matching; add it, or name dead letters with --id")
         } else {
-            Ok(DeadSelector::Ids(self.ids.clone()))
+            body.insert("ids".into(), json!(self.ids));
         }
+        Ok(body)
     }
 }
 
@@ -114,7 +134,7 @@ impl Selection {
 #[derive(Debug, clap::Args)]
 pub(crate) struct ActArgs {
     #[command(flatten)]
-    db: DatabaseArgs,
+    api: ApiArgs,
     #[command(flatten)]
     selection: Selection,
     /// Re-sign with the active key (SIGNET_SIGNING_*) the dead letters whose
@@ -124,9 +144,9 @@ pub(crate) struct ActArgs {
     /// act: it vouches for work signed by a key that was removed.
     #[arg(long)]
     resign: bool,
-    /// Print JSON: {"replayed": [ids], "warnings": [...], "skipped":
-    /// [{"id", "reason"}]}; with --resign
-    /// {"replayed": [ids], "resigned": [...], "refused": [...]} instead.
+    /// Print JSON, as the API answers: {"count", "ids", "warnings",
+    /// "skipped": [{"id", "reason"}]}; with --resign also "resigned" and
+    /// "refused".
     #[arg(long)]
     json: bool,
 }
@@ -135,13 +155,13 @@ pub(crate) struct ActArgs {
 #[derive(Debug, clap::Args)]
 pub(crate) struct PurgeArgs {
     #[command(flatten)]
-    db: DatabaseArgs,
+    api: ApiArgs,
     #[command(flatten)]
     selection: Selection,
     /// Do not ask for confirmation (required when stdin is not a terminal).
     #[arg(long, short = 'y')]
     yes: bool,
-    /// Print JSON: {"purged": [ids], "skipped": [{"id", "reason"}]}.
+    /// Print JSON, as the API answers: {"count", "ids", "skipped"}.
     #[arg(long)]
     json: bool,
 }
@@ -160,12 +180,11 @@ pub(crate) fn run(cmd: Command) -> ExitCode {
 }
 
 async fn ls(args: LsArgs) -> anyhow::Result<()> {
-    let store = args.db.open().await?;
-    let page = store
-        .list_dead(args.filters.to_filter(args.page.limit, args.page.cursor))
-        .await?;
+    let api = args.api.open(Keys::None).await?;
+    let call = args.filters.on(Call::get("/v1/dead-letters"));
+    let page = api.send(args.page.on(call)).await?;
     print_page(
-        page,
+        &page,
         args.page.json,
         DEAD_COLUMNS,
         dead_cells,
@@ -174,196 +193,166 @@ async fn ls(args: LsArgs) -> anyhow::Result<()> {
 }
 
 async fn show(args: ShowArgs) -> anyhow::Result<()> {
-    let store = args.db.open().await?;
-    let row = match store.task(&args.id).await? {
-        Some(row) if row.state == TaskState::Dead => row,
-        Some(row) => {
-            return Err(Negative(format!(
-                "task {} is not a dead letter (it is {}); see it with `signet tasks show {}`",
-                args.id, row.state, args.id
-            ))
-            .into())
-        }
-        None => {
-            return Err(Negative(format!(
-                "dead letter {:?} not found; `signet dlq ls` lists them",
-                args.id
-            ))
-            .into())
-        }
-    };
-    let history = store.history(&args.id).await?;
-    print_task(&row, &history, args.json)
-}
-
-/// Who the CLI records as the actor of a replay or re-sign.
-fn cli_actor() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown user".to_owned());
-    let user: String = user.chars().take(64).collect();
-    format!("cli ({user})")
+    let api = args.api.open(Keys::None).await?;
+    let task = api
+        .send(Call::get(format!("/v1/dead-letters/{}", segment(&args.id))))
+        .await?;
+    print_task(&task, args.json)
 }
 
 async fn replay(args: ActArgs) -> anyhow::Result<()> {
-    let selector = args.selection.selector()?;
-    // The same keys every command on this database uses (variables, else
-    // the key file beside it).
-    let signing = crate::commands::keys::load(&args.db, false).map(|keys| keys.signing);
-    if args.resign {
-        let signing = signing.map_err(|e| {
-            anyhow!("--resign signs with the active key, and the keys do not load: {e}")
-        })?;
-        let store = args.db.open().await?;
-        let report = signet_runtime::resign_and_replay(
-            store.as_ref(),
-            &signing.ring,
-            selector,
-            &cli_actor(),
-            now_ms(),
-        )
-        .await?;
-        return report_resign(&report, args.json);
-    }
-    let store = args.db.open().await?;
-    let replayed = store
-        .replay_dead(selector.clone(), &cli_actor(), now_ms())
-        .await?;
-    let skipped = skipped(store.as_ref(), &selector, &replayed).await?;
-    // Warnings need the key ring; a replay does not, so without a ring
-    // there is nothing to compare with.
-    let warnings = match &signing {
-        Ok(signing) => {
-            signet_runtime::replay_warnings(store.as_ref(), &signing.ring, &replayed).await?
-        }
-        Err(_) => Vec::new(),
+    let mut body = args.selection.input()?;
+    body.insert("resign".into(), json!(args.resign));
+    // --resign signs with the active key; a plain replay only warns with
+    // the ring, and works without it.
+    let keys = if args.resign {
+        Keys::Required
+    } else {
+        Keys::IfAvailable
     };
+    let api = args.api.open(keys).await?;
+    let answer = api
+        .send(Call::post("/v1/dead-letters/replay").body(&body)?)
+        .await?;
     if args.json {
-        print_json(
-            &json!({ "replayed": replayed, "warnings": warnings, "skipped": skipped }),
-            false,
-        )?;
-        return nothing_done("replayed", &replayed, &skipped);
+        print_json(&answer, false)?;
+    } else {
+        // What a re-sign refused is printed, each with its reason; a
+        // plain replay that did nothing only says why, in the error.
+        if !args.resign {
+            nothing_done("replayed", &answer)?;
+        }
+        report("replayed", &answer)?;
     }
-    report("replayed", &replayed, &skipped, false)?;
-    for w in &warnings {
-        eprintln!("warning: {w}");
+    nothing_done("replayed", &answer)
+}
+
+/// The ids of `field` in an answer.
+fn list<'a>(answer: &'a Value, field: &str) -> &'a [Value] {
+    answer[field]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
+/// Prints what a replay or purge did, for people.
+fn report(verb: &str, answer: &Value) -> anyhow::Result<()> {
+    let mut out = String::new();
+    match answer.get("resigned").and_then(Value::as_array) {
+        Some(resigned) => {
+            out.push_str(&format!(
+                "re-signed and replayed {} dead letter(s)\n",
+                resigned.len()
+            ));
+            for r in resigned {
+                out.push_str(&format!(
+                    "  {}: key {} -> {}\n",
+                    text(r, "id"),
+                    text(r, "from_key_id"),
+                    text(r, "to_key_id")
+                ));
+            }
+            for r in list(answer, "refused") {
+                out.push_str(&format!(
+                    "  refused {}: {}\n",
+                    text(r, "id"),
+                    text(r, "reason")
+                ));
+            }
+        }
+        None => {
+            out.push_str(&format!(
+                "{verb} {} dead letter(s)\n",
+                text(answer, "count")
+            ));
+            for id in list(answer, "ids") {
+                out.push_str(&format!("  {}\n", id.as_str().unwrap_or_default()));
+            }
+        }
+    }
+    for s in list(answer, "skipped") {
+        out.push_str(&format!(
+            "  skipped {}: {}\n",
+            text(s, "id"),
+            text(s, "reason")
+        ));
+    }
+    emit(&out)?;
+    for w in list(answer, "warnings") {
+        eprintln!("warning: {}", w.as_str().unwrap_or_default());
     }
     Ok(())
 }
 
-/// The ids named with `--id` that were not acted on, and why.
-async fn skipped(
-    store: &dyn Store,
-    selector: &DeadSelector,
-    acted: &[String],
-) -> anyhow::Result<Vec<Skipped>> {
-    match selector {
-        DeadSelector::Ids(asked) => Ok(skipped_dead_letters(store, asked, acted).await?),
-        DeadSelector::Filter(_) => Ok(Vec::new()),
-    }
-}
-
-/// Named dead letters none of which was acted on: a negative answer (exit
-/// 1) with the reason for each, `--json` or not.
-fn nothing_done(verb: &str, acted: &[String], skipped: &[Skipped]) -> anyhow::Result<()> {
-    if !acted.is_empty() || skipped.is_empty() {
+/// Nothing acted on although dead letters were named (each skipped or
+/// refused, with its reason): a negative answer (exit 1), `--json` or not.
+fn nothing_done(verb: &str, answer: &Value) -> anyhow::Result<()> {
+    if !list(answer, "ids").is_empty() {
         return Ok(());
     }
-    let reasons: Vec<String> = skipped
+    let left: Vec<String> = list(answer, "skipped")
         .iter()
-        .map(|s| format!("{}: {}", s.id, s.reason))
+        .chain(list(answer, "refused"))
+        .map(|s| format!("{}: {}", text(s, "id"), text(s, "reason")))
         .collect();
+    if left.is_empty() {
+        return Ok(());
+    }
     Err(Negative(format!(
         "nothing {verb}: {}; `signet dlq ls` lists the dead letters, `signet tasks show ID` shows any task",
-        reasons.join("; ")
+        left.join("; ")
     ))
     .into())
 }
 
-fn report_resign(report: &signet_runtime::ResignReport, json: bool) -> anyhow::Result<()> {
-    let replayed: Vec<&str> = report.resigned.iter().map(|r| r.id.as_str()).collect();
-    if json {
-        let resigned: Vec<_> = report
-            .resigned
-            .iter()
-            .map(|r| json!({ "id": r.id, "from_key_id": r.from_key_id, "to_key_id": r.to_key_id }))
-            .collect();
-        let refused: Vec<_> = report
-            .refused
-            .iter()
-            .map(|r| json!({ "id": r.id, "reason": r.reason }))
-            .collect();
-        print_json(
-            &json!({ "replayed": replayed, "resigned": resigned, "refused": refused }),
-            false,
-        )?;
-        return nothing_resigned(report);
-    }
-    println!(
-        "re-signed and replayed {} dead letter(s)",
-        report.resigned.len()
-    );
-    for r in &report.resigned {
-        println!("  {}: key {} -> {}", r.id, r.from_key_id, r.to_key_id);
-    }
-    for r in &report.refused {
-        println!("  refused {}: {}", r.id, r.reason);
-    }
-    nothing_resigned(report)
-}
-
-/// A re-sign that refused every id it was given did nothing: exit non-zero,
-/// with `--json` as without.
-fn nothing_resigned(report: &signet_runtime::ResignReport) -> anyhow::Result<()> {
-    if report.resigned.is_empty() && !report.refused.is_empty() {
-        return Err(Negative("nothing was re-signed".to_owned()).into());
-    }
-    Ok(())
-}
-
 async fn purge(args: PurgeArgs) -> anyhow::Result<()> {
-    let selector = args.selection.selector()?;
-    let store = args.db.open().await?;
+    let body = args.selection.input()?;
+    let api = args.api.open(Keys::None).await?;
     if !args.yes {
-        let n = count_selected(store.as_ref(), &selector).await?;
-        if n == 0 {
-            let skipped = skipped(store.as_ref(), &selector, &[]).await?;
-            return report("purged", &[], &skipped, args.json);
+        let n = count_selected(&api, &args.selection).await?;
+        if n > 0 {
+            confirm(n)?;
         }
-        confirm(n)?;
     }
-    let purged = store.purge_dead(selector.clone()).await?;
-    let skipped = skipped(store.as_ref(), &selector, &purged).await?;
-    report("purged", &purged, &skipped, args.json)
+    let answer = api
+        .send(Call::post("/v1/dead-letters/purge").body(&body)?)
+        .await?;
+    if args.json {
+        print_json(&answer, false)?;
+    } else {
+        nothing_done("purged", &answer)?;
+        report("purged", &answer)?;
+    }
+    nothing_done("purged", &answer)
 }
 
-/// How many dead letters a selector names (for the confirmation prompt).
-async fn count_selected(store: &dyn Store, selector: &DeadSelector) -> anyhow::Result<usize> {
-    match selector {
-        DeadSelector::Ids(ids) => {
-            let mut n = 0;
-            for id in ids {
-                if matches!(store.task(id).await?, Some(row) if row.state == TaskState::Dead) {
-                    n += 1;
-                }
+/// How many dead letters a selection names (for the confirmation prompt).
+async fn count_selected(api: &Api, selection: &Selection) -> anyhow::Result<usize> {
+    if !selection.all_matching {
+        let mut n = 0;
+        for id in &selection.ids {
+            let call = Call::get(format!("/v1/dead-letters/{}", segment(id)));
+            match api.send(call).await {
+                Ok(_) => n += 1,
+                Err(e) if e.downcast_ref::<Negative>().is_some() => {}
+                Err(e) => return Err(e),
             }
-            Ok(n)
         }
-        DeadSelector::Filter(filter) => {
-            let mut n = 0;
-            let mut cursor = None;
-            loop {
-                let mut f = filter.clone();
-                f.limit = MAX_PAGE;
-                f.cursor = cursor;
-                let page = store.list_dead(f).await?;
-                n += page.items.len();
-                match page.next_cursor {
-                    Some(c) => cursor = Some(c),
-                    None => return Ok(n),
-                }
-            }
+        return Ok(n);
+    }
+    let mut n = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let call = selection
+            .filters
+            .on(Call::get("/v1/dead-letters"))
+            .query("limit", Some(MAX_PAGE))
+            .query("cursor", cursor.as_deref());
+        let page = api.send(call).await?;
+        n += list(&page, "items").len();
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return Ok(n),
         }
     }
 }
@@ -383,22 +372,4 @@ fn confirm(n: usize) -> anyhow::Result<()> {
     } else {
         Err(Negative("nothing purged".to_owned()).into())
     }
-}
-
-/// Prints what was done and what was skipped; when ids were named and none
-/// was acted on, a negative answer instead (after the JSON, with `--json`).
-fn report(verb: &str, ids: &[String], skipped: &[Skipped], json: bool) -> anyhow::Result<()> {
-    if json {
-        print_json(&json!({ verb: ids, "skipped": skipped }), false)?;
-        return nothing_done(verb, ids, skipped);
-    }
-    nothing_done(verb, ids, skipped)?;
-    println!("{verb} {} dead letter(s)", ids.len());
-    for id in ids {
-        println!("  {id}");
-    }
-    for s in skipped {
-        println!("  skipped {}: {}", s.id, s.reason);
-    }
-    Ok(())
 }

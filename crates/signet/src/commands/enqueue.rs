@@ -1,29 +1,33 @@
 //! `signet enqueue`: sign a task with the active key and enqueue it.
 //!
-//! The keys come from the one loader (`keys::load`): the `SIGNET_SIGNING_*`
+//! On the database or, with `--url`, against a server: either way through
+//! `POST /v1/tasks`, so `--json` prints what it answers. On the database
+//! the keys come from the one loader (`keys::load`): the `SIGNET_SIGNING_*`
 //! variables, `SIGNET_KEYS_FILE`, or the key file beside an embedded
-//! database (created on first use). Unsigned work is stored only with
-//! `--unsigned` or `SIGNET_DEV=1`, and then with a WARN line. The args are
-//! stored and signed byte for byte as given.
+//! database (created on first use); a server signs with its own. Unsigned
+//! work is stored only with `--unsigned` or `SIGNET_DEV=1`, and then with a
+//! WARN line. The args are stored and signed byte for byte as given.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail};
-use serde_json::json;
-use signet_runtime::DEFAULT_QUEUE;
-use signet_runtime::{Producer, TaskSpec};
+use std::collections::BTreeMap;
 
-use crate::commands::{block_on, finish, keys};
-use crate::output::{format_ms, print_json};
-use crate::store_url::DatabaseArgs;
+use anyhow::bail;
+use serde_json::value::RawValue;
+use signet_runtime::DEFAULT_QUEUE;
+
+use crate::api::{ApiArgs, Call, Keys};
+use crate::commands::{block_on, finish, now_ms};
+use crate::output::{emit, print_json};
+use crate::task_view::text;
 use crate::timearg::parse_duration;
 
 /// Arguments of `signet enqueue`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     #[command(flatten)]
-    db: DatabaseArgs,
+    api: ApiArgs,
     /// The queue.
     #[arg(long, default_value = DEFAULT_QUEUE)]
     queue: String,
@@ -54,11 +58,12 @@ pub(crate) struct Args {
     /// Where to send a signed callback when the task finishes.
     #[arg(long)]
     callback_url: Option<String>,
-    /// Print JSON: {"id": ..., "created": ..., "state": ..., ...}.
+    /// Print JSON, as `POST /v1/tasks` answers: the task.
     #[arg(long)]
     json: bool,
-    /// Store the task unsigned, loading no keys. Workers that require
-    /// signatures (the default) dead-letter it signature-invalid/missing.
+    /// Store the task unsigned, loading no keys (on the database only).
+    /// Workers that require signatures (the default) dead-letter it
+    /// signature-invalid/missing.
     #[arg(long)]
     unsigned: bool,
 }
@@ -93,90 +98,91 @@ fn describe_json_error(e: &serde_json::Error) -> String {
 }
 
 pub(crate) fn run(args: Args) -> ExitCode {
-    finish("enqueue", enqueue(args))
+    finish("enqueue", block_on(enqueue(args)))
 }
 
-fn enqueue(args: Args) -> anyhow::Result<()> {
+/// The body of `POST /v1/tasks`; the args go as the exact text given.
+#[derive(serde::Serialize)]
+struct Body<'a> {
+    queue: &'a str,
+    task: &'a str,
+    args: &'a RawValue,
+    priority: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delay_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_attempts: Option<u32>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    headers: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    callback_url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    idempotency_key: Option<&'a str>,
+}
+
+async fn enqueue(args: Args) -> anyhow::Result<()> {
     check_args(&args.args)?;
-    let keys = keys::load(&args.db, args.unsigned)?;
-    let source = keys.source.to_string();
-    let signing = keys.signing;
-    let can_sign = signing.ring.active().is_some_and(|k| k.can_sign());
-    if args.unsigned {
+    let raw: Box<RawValue> = RawValue::from_string(args.args.clone())?;
+    let mut headers = BTreeMap::new();
+    for (k, v) in &args.headers {
+        // A map carries one value per name; a second would be lost.
+        if headers.insert(k.to_ascii_lowercase(), v.clone()).is_some() {
+            bail!("--header {k} is given twice; a task carries each header once");
+        }
+    }
+    let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let body = Body {
+        queue: &args.queue,
+        task: &args.name,
+        args: &raw,
+        priority: args.priority,
+        delay_ms: args.delay.map(millis),
+        expires_at: args
+            .expires_in
+            .map(|d| now_ms().saturating_add(i64::try_from(millis(d)).unwrap_or(i64::MAX))),
+        max_attempts: args.max_attempts,
+        headers,
+        callback_url: args.callback_url.as_deref(),
+        idempotency_key: args.idempotency_key.as_deref(),
+    };
+    let keys = if args.unsigned {
+        if args.api.server_url.is_some() {
+            bail!("--unsigned works on the database only: a server signs with its own keys (or takes what its clients signed)");
+        }
         eprintln!(
             "WARN --unsigned: the task is stored UNSIGNED; workers that require signatures dead-letter it"
         );
-    } else if !can_sign && !signing.dev && signing.ring.is_empty() {
-        // The loader refuses no keys without dev mode; this is the guard
-        // should that ever change.
-        bail!("no signing key: give keys (the key file, SIGNET_KEYS_FILE or SIGNET_SIGNING_*), or pass --unsigned to store unsigned work on purpose");
-    } else if !can_sign && signing.ring.is_empty() {
-        eprintln!("WARN SIGNET_DEV is on and there are no keys: the task is stored UNSIGNED");
+        Keys::Unsigned
+    } else {
+        Keys::Required
+    };
+    let api = args.api.open(keys).await?;
+    let (status, task) = api
+        .send_for_status(Call::post("/v1/tasks").body(&body)?)
+        .await?;
+    if args.json {
+        return print_json(&task, false);
     }
-    let mut spec = TaskSpec::raw(args.name.clone(), args.args.clone().into_bytes())
-        .queue(args.queue.clone())
-        .priority(args.priority);
-    if let Some(d) = args.delay {
-        spec = spec.delay(d);
+    emit(&format!("{}\n", text(&task, "id")))?;
+    let queue = text(&task, "queue");
+    if status != axum::http::StatusCode::CREATED {
+        eprintln!(
+            "already enqueued with this idempotency key (state: {}); nothing new was added",
+            text(&task, "state")
+        );
+    } else if let Some(sig) = task.get("signature").filter(|s| !s.is_null()) {
+        eprintln!(
+            "enqueued on {queue:?}, signed with {} key {}, runs from {}",
+            text(sig, "alg"),
+            text(sig, "key_id"),
+            text(&task, "run_at")
+        );
+    } else {
+        eprintln!("enqueued UNSIGNED on {queue:?}");
     }
-    if let Some(d) = args.expires_in {
-        spec = spec.expires_in(d);
-    }
-    if let Some(n) = args.max_attempts {
-        spec = spec.max_attempts(n);
-    }
-    if let Some(k) = &args.idempotency_key {
-        spec = spec.idempotency_key(k.clone());
-    }
-    if let Some(url) = &args.callback_url {
-        spec = spec.callback_url(url.clone());
-    }
-    for (k, v) in &args.headers {
-        spec = spec.header(k.clone(), v.clone());
-    }
-    block_on(async {
-        let store = args.db.open().await?;
-        let producer = Producer::new(store, &signing).map_err(|e| anyhow!("{e}"))?;
-        let out = producer.enqueue(spec).await.map_err(|e| anyhow!("{e}"));
-        // Flush before exit; a failure to close after a durable enqueue is only reported.
-        if let Err(e) = producer.store().close().await {
-            eprintln!("warning: closing the store: {e}");
-        }
-        let out = out?;
-        let row = &out.task;
-        if args.json {
-            return print_json(
-                &json!({
-                    "id": row.id(),
-                    "created": out.created,
-                    "queue": row.queue(),
-                    "name": row.envelope.name,
-                    "state": row.state.as_str(),
-                    "run_at_ms": row.run_at_ms,
-                    "key_id": row.signature.as_ref().map(|s| s.key_id.clone()),
-                }),
-                false,
-            );
-        }
-        println!("{}", row.id());
-        if !out.created {
-            eprintln!(
-                "already enqueued with this idempotency key (state: {}); nothing new was added",
-                row.state
-            );
-        } else if let Some(sig) = &row.signature {
-            eprintln!(
-                "enqueued on {:?}, signed with {} key {} (keys from {source}), runs from {}",
-                row.queue(),
-                sig.alg,
-                sig.key_id,
-                format_ms(row.run_at_ms)
-            );
-        } else {
-            eprintln!("enqueued UNSIGNED on {:?}", row.queue());
-        }
-        Ok(())
-    })
+    Ok(())
 }
 
 #[cfg(test)]

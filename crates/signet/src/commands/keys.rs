@@ -18,7 +18,7 @@ use signet_runtime::{
 };
 use signet_sign::keyfile::{generate_key, GENERATED_HMAC_LEN};
 use signet_sign::standard::format_secret;
-use signet_sign::{Algorithm, Ed25519SecretKey, HmacSecret, KeyFile, KeyId, KeyMaterial, KeyRing};
+use signet_sign::{Algorithm, Ed25519SecretKey, HmacSecret, KeyFile, KeyId, KeyMaterial};
 
 use crate::commands::{block_on, finish};
 use crate::output::{print_json, Table};
@@ -122,9 +122,11 @@ pub(crate) struct RetireArgs {
 #[derive(Debug, clap::Args)]
 pub(crate) struct StatusArgs {
     #[command(flatten)]
-    db: DatabaseArgs,
-    /// Print JSON: [{"key_id", "algorithm", "active", "overlap", "in_ring",
-    /// "pending_tasks", "pending_messages", "pending", "safe_to_retire"}].
+    api: crate::api::ApiArgs,
+    /// Print JSON, as `GET /v1/keys/status` answers: {"signing",
+    /// "active_key_id", "keys": [{"key_id", "alg", "active", "overlap",
+    /// "new", "in_ring", "pending_tasks", "pending_messages", "pending",
+    /// "safe_to_retire", "advice"}]}.
     #[arg(long)]
     json: bool,
 }
@@ -434,54 +436,33 @@ async fn retire(args: RetireArgs) -> anyhow::Result<()> {
 }
 
 async fn status(args: StatusArgs) -> anyhow::Result<()> {
-    // A broken configuration does not stop the report; it is only mentioned.
-    let ring = match load(&args.db, false) {
-        Ok(keys) => {
-            if !args.json {
-                println!("{}", keys.describe());
-            }
-            keys.signing.ring
-        }
-        Err(e) => {
-            eprintln!("WARN the keys do not load ({e:#}); showing the store's view only");
-            KeyRing::empty()
-        }
-    };
-    let store = args.db.open().await?;
-    let usage = store.pending_by_key().await?;
-    let rows = key_status(usage, &ring);
+    // On the database a broken key configuration does not stop the
+    // report: it is mentioned, and the store's view is shown.
+    let api = args.api.open(crate::api::Keys::IfAvailable).await?;
+    let report = api.send(crate::api::Call::get("/v1/keys/status")).await?;
     if args.json {
-        let items: Vec<_> = rows
-            .iter()
-            .map(|r| {
-                json!({
-                    "key_id": r.key_id,
-                    "algorithm": r.algorithm.map(|a| a.as_str()),
-                    "in_ring": r.role.is_some(),
-                    "active": r.role == Some(KeyRole::Active),
-                    "overlap": r.role == Some(KeyRole::Overlap),
-                    "new": r.role == Some(KeyRole::New),
-                    "pending_tasks": r.tasks,
-                    "pending_messages": r.messages,
-                    "pending": r.tasks + r.messages,
-                    "safe_to_retire": r.safe_to_retire(),
-                })
-            })
-            .collect();
-        return print_json(&serde_json::Value::Array(items), false);
+        return print_json(&report, false);
     }
-    if rows.is_empty() {
+    let text = crate::task_view::text;
+    match report["active_key_id"].as_str() {
+        Some(id) if report["signing"] == true => println!("signing with key {id}"),
+        _ => println!("not signing: no active key that can sign"),
+    }
+    let keys = report["keys"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if keys.is_empty() {
         println!("no keys and no pending work");
     } else {
         let mut table = Table::new(&["KEY ID", "ALGORITHM", "TASKS", "MESSAGES", "STATUS"]);
-        for r in &rows {
+        for k in keys {
             table.row(vec![
-                r.key_id.clone().unwrap_or_else(|| "(unsigned)".to_owned()),
-                r.algorithm
-                    .map_or_else(|| "-".to_owned(), |a| a.to_string()),
-                r.tasks.to_string(),
-                r.messages.to_string(),
-                r.advice().to_owned(),
+                k["key_id"].as_str().unwrap_or("(unsigned)").to_owned(),
+                text(k, "alg"),
+                text(k, "pending_tasks"),
+                text(k, "pending_messages"),
+                text(k, "advice"),
             ]);
         }
         print!("{}", table.render());

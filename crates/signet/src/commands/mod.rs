@@ -16,6 +16,7 @@ pub(crate) mod completions;
 pub(crate) mod dlq;
 pub(crate) mod enqueue;
 pub(crate) mod keys;
+pub(crate) mod messages;
 pub(crate) mod migrate;
 pub(crate) mod queues;
 pub(crate) mod receive;

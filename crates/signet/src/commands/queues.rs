@@ -1,6 +1,11 @@
-//! `signet queues`: how many tasks each queue holds in each state, and
-//! where bound queues push. Signet's own queue (`signet:messages`: messages
-//! and callbacks) only with `--all` or `--queue signet:messages`.
+//! `signet queues`: how many tasks each queue holds in each state, where
+//! bound queues push and which are paused, on the database or, with
+//! `--url`, against a server (`GET /v1/queues`; `--json` prints what it
+//! answers). `signet queues pause|resume` stop and restart claims from a
+//! queue on every node (`POST /v1/queues/{queue}/pause|resume`), either way
+//! too. Signet's own
+//! queue (`signet:messages`: messages and callbacks) only with `--all` or
+//! `--queue signet:messages`.
 //!
 //! `signet queues bind|unbind` bind a queue to a push endpoint and remove
 //! the binding, on the database (docs/push-queues.md), with the checks of
@@ -9,10 +14,12 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use serde_json::{json, Map, Value};
 use signet_runtime::{NewBinding, PushService, SsrfPolicy, TargetService};
 use signet_server::PushView;
-use signet_store::{QueueCounts, TaskState};
+use signet_store::TaskState;
+
+use crate::api::{segment, ApiArgs, Call, Keys};
+use crate::task_view::text;
 
 use crate::commands::{block_on, finish, Negative};
 use crate::output::{outln, print_json, printable, Table};
@@ -26,7 +33,7 @@ pub(crate) struct Args {
     #[command(subcommand)]
     action: Option<Action>,
     #[command(flatten)]
-    db: DatabaseArgs,
+    api: ApiArgs,
     /// Only this queue (Signet's own `signet:messages` included).
     #[arg(long)]
     queue: Option<String>,
@@ -34,14 +41,23 @@ pub(crate) struct Args {
     /// `signet:messages`).
     #[arg(long, conflicts_with = "queue")]
     all: bool,
-    /// Print JSON: [{"queue": ..., "counts": {"available": 3, ...}, "total": ...}].
+    /// Print JSON, as `GET /v1/queues` answers: {"queues": [{"queue",
+    /// "counts": {"available": 3, ...}, "total", "push", "paused",
+    /// "paused_at", "paused_by", "pause_reason"}]}.
     #[arg(long)]
     json: bool,
 }
 
-/// `signet queues bind|unbind`.
+/// `signet queues pause|resume|bind|unbind`.
 #[derive(Debug, clap::Subcommand)]
 enum Action {
+    /// Pause a queue on every node: no worker, push drain or (for
+    /// `signet:messages`) delivery takes work from it until resumed;
+    /// running work is not touched. Pausing a paused queue changes nothing.
+    Pause(PauseArgs),
+    /// Resume a paused queue: claims take from it again at once, on every
+    /// node.
+    Resume(PauseArgs),
     /// Bind a queue to a push endpoint: the dispatcher of `signet serve`
     /// then POSTs each of its tasks there, signed with the target's secret.
     /// Binding again replaces the binding.
@@ -53,6 +69,22 @@ enum Action {
         #[command(flatten)]
         db: DatabaseArgs,
     },
+}
+
+/// Arguments of `signet queues pause|resume`.
+#[derive(Debug, clap::Args)]
+struct PauseArgs {
+    /// The queue (Signet's own `signet:messages` holds every HTTP delivery).
+    queue: String,
+    /// Why, shown beside the pause (pause only).
+    #[arg(long)]
+    reason: Option<String>,
+    /// Print JSON, as `POST /v1/queues/{queue}/pause|resume` answers: the
+    /// queue.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    api: ApiArgs,
 }
 
 /// Arguments of `signet queues bind`.
@@ -90,12 +122,47 @@ struct BindArgs {
 
 pub(crate) fn run(args: Args) -> ExitCode {
     match args.action {
+        Some(Action::Pause(p)) => finish("queues pause", block_on(pause(p, true))),
+        Some(Action::Resume(p)) => finish("queues resume", block_on(pause(p, false))),
         Some(Action::Bind(bind)) => finish("queues bind", block_on(bind_queue(bind))),
         Some(Action::Unbind { queue, db }) => {
             finish("queues unbind", block_on(unbind_queue(queue, db)))
         }
         None => finish("queues", block_on(queues(args))),
     }
+}
+
+/// `signet queues pause` (`paused`) or `resume`.
+async fn pause(args: PauseArgs, paused: bool) -> anyhow::Result<()> {
+    if !paused && args.reason.is_some() {
+        anyhow::bail!("--reason is for pause; a resume needs none");
+    }
+    let api = args.api.open(Keys::None).await?;
+    let verb = if paused { "pause" } else { "resume" };
+    let mut call = Call::post(format!("/v1/queues/{}/{verb}", segment(&args.queue)));
+    if let Some(reason) = &args.reason {
+        call = call.body(&serde_json::json!({ "reason": reason }))?;
+    }
+    let q = api.send(call).await?;
+    if args.json {
+        return print_json(&q, false);
+    }
+    match q["paused_at"].as_str() {
+        Some(at) => outln!(
+            "queue {} is paused since {at} (by {}{}): claims skip it on every node; `signet queues resume {}` resumes it",
+            printable(&text(&q, "queue")),
+            text(&q, "paused_by"),
+            q["pause_reason"]
+                .as_str()
+                .map_or_else(String::new, |r| format!(": {}", printable(r))),
+            printable(&text(&q, "queue"))
+        ),
+        None => outln!(
+            "queue {} runs: claims take from it on every node",
+            printable(&text(&q, "queue"))
+        ),
+    }
+    Ok(())
 }
 
 async fn bind_queue(args: BindArgs) -> anyhow::Result<()> {
@@ -165,75 +232,49 @@ async fn unbind_queue(queue: String, db: DatabaseArgs) -> anyhow::Result<()> {
 }
 
 async fn queues(args: Args) -> anyhow::Result<()> {
-    let store = args.db.open().await?;
-    let mut bindings = store.list_push_bindings().await?;
-    bindings.retain(|b| args.queue.as_deref().is_none_or(|q| q == b.queue));
-    let mut counts = store.counts().await?;
-    let internal_hidden =
-        args.queue.is_none() && !args.all && counts.iter().any(|c| c.is_internal());
-    counts.retain(|c| c.is_listed(args.queue.as_deref(), args.all));
-    // A bound queue is listed even before it holds a task.
-    for b in &bindings {
-        if !counts.iter().any(|c| c.queue == b.queue) {
-            counts.push(QueueCounts {
-                queue: b.queue.clone(),
-                ..QueueCounts::default()
-            });
-        }
-    }
-    counts.sort_by(|a, b| a.queue.cmp(&b.queue));
-    let push_of = |queue: &str| bindings.iter().find(|b| b.queue == queue);
+    let api = args.api.open(Keys::None).await?;
+    let call = Call::get("/v1/queues")
+        .query("queue", args.queue.as_deref())
+        .query("include_internal", args.all.then_some("true"));
+    let answer = api.send(call).await?;
     if args.json {
-        let items: Vec<Value> = counts
-            .iter()
-            .map(|q| {
-                let per_state: Map<String, Value> = TaskState::ALL
-                    .iter()
-                    .map(|s| (s.as_str().to_owned(), json!(q.count(*s))))
-                    .collect();
-                let total: u64 = TaskState::ALL.iter().map(|s| q.count(*s)).sum();
-                let mut item = json!({ "queue": q.queue, "counts": per_state, "total": total });
-                if let (Some(b), Some(map)) = (push_of(&q.queue), item.as_object_mut()) {
-                    let view = serde_json::to_value(PushView::new(b.clone(), None))?;
-                    map.insert("push".into(), view);
-                }
-                Ok(item)
-            })
-            .collect::<anyhow::Result<_>>()?;
-        return print_json(&Value::Array(items), false);
+        return print_json(&answer, false);
     }
-    if counts.is_empty() {
-        if let Some(queue) = &args.queue {
-            println!("queue {queue:?} holds no tasks");
-            return Ok(());
+    let queues = answer["queues"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if queues.is_empty() {
+        match &args.queue {
+            Some(queue) => outln!("queue {} holds no tasks", printable(queue)),
+            None if args.all => outln!(
+                "no tasks yet; enqueue one with `signet enqueue --queue Q --task NAME --args '{{}}'`"
+            ),
+            None => outln!(
+                "no tasks yet; enqueue one with `signet enqueue --queue Q --task NAME --args '{{}}'` (messages and callbacks: `signet queues --all`)"
+            ),
         }
-        if internal_hidden {
-            println!("no tasks yet; messages and callbacks: `signet queues --all`");
-            return Ok(());
-        }
-        println!(
-            "no tasks yet; enqueue one with `signet enqueue --queue Q --task NAME --args '{{}}'`"
-        );
         return Ok(());
     }
     let mut columns = vec!["QUEUE"];
     columns.extend(TaskState::ALL.iter().map(|s| s.as_str()));
     columns.push("total");
     columns.push("PUSH");
+    columns.push("PAUSED");
     let mut table = Table::new(&columns);
-    for q in &counts {
-        let mut cells = vec![q.queue.clone()];
-        cells.extend(TaskState::ALL.iter().map(|s| q.count(*s).to_string()));
-        cells.push(
+    for q in queues {
+        let mut cells = vec![text(q, "queue")];
+        cells.extend(
             TaskState::ALL
                 .iter()
-                .map(|s| q.count(*s))
-                .sum::<u64>()
-                .to_string(),
+                .map(|s| text(&q["counts"], s.as_str())),
         );
-        cells.push(push_of(&q.queue).map_or_else(|| "-".to_owned(), |b| printable(&b.url)));
+        cells.push(text(q, "total"));
+        cells.push(
+            q.get("push")
+                .map_or_else(|| "-".to_owned(), |p| text(p, "url")),
+        );
         table.row(cells);
     }
-    print!("{}", table.render());
-    Ok(())
+    crate::output::emit(&table.render())
 }

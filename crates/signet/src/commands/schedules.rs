@@ -1,12 +1,12 @@
-//! `signet schedules add|ls|show|rm|pause|resume`: cron schedules, straight
-//! on the store.
+//! `signet schedules add|ls|show|rm|pause|resume`: cron schedules, on the
+//! database or, with `--url`, against a server, through the API's routes
+//! (`/v1/schedules…`), so `--json` prints what the API answers.
 //!
-//! The flags become signet-runtime's typed definition ([`NewSchedule`], its
-//! task a [`TaskTemplate`]) and go through the [`ScheduleService`] that
-//! `/v1/schedules` calls too, so a schedule the CLI accepts is one
-//! `POST /v1/schedules` would accept, and errors name the same fields
-//! (`cron`, `timezone`, `task.queue`, …).
-//! Schedules fire from `signet serve` (on the node that leads).
+//! The flags become the body of `POST /v1/schedules` (its task a
+//! signet-runtime [`TaskTemplate`], the args byte for byte), so a schedule
+//! the CLI accepts is one the API accepts, and errors name the same fields
+//! (`cron`, `timezone`, `task.queue`, …). A schedule is named by id or
+//! name. Schedules fire from `signet serve` (on the node that leads).
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -14,17 +14,14 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use serde_json::value::RawValue;
-use serde_json::{json, Value};
-use signet_runtime::schedules::{
-    parse_catch_up, NewSchedule, SchedulePayload, ScheduleService, TaskTemplate,
-};
-use signet_runtime::RuntimeError;
+use serde_json::{json, Map, Value};
+use signet_runtime::schedules::TaskTemplate;
 use signet_runtime::DEFAULT_QUEUE;
-use signet_store::ScheduleRecord;
 
+use crate::api::{segment, Api, ApiArgs, Call, Keys};
 use crate::commands::{block_on, finish, Negative};
-use crate::output::{format_ms, format_opt_ms, outln, print_json, printable, truncate, Table};
-use crate::store_url::DatabaseArgs;
+use crate::output::{emit, outln, print_json, printable, truncate, Table};
+use crate::task_view::text;
 use crate::timearg::parse_duration;
 
 /// Subcommands.
@@ -35,51 +32,52 @@ pub(crate) enum Command {
     /// List schedules: name, id, cron, time zone, next and last due time;
     /// a schedule whose target is gone says so in STATE.
     Ls {
-        /// Print JSON: [{"id", "name", "cron", "timezone", "next_fire_at", "upcoming",
-        /// "target_missing", ...}].
+        /// Print JSON, as `GET /v1/schedules` answers: {"items": [{"id",
+        /// "name", "cron", "timezone", "next_fire_at", "upcoming",
+        /// "target_missing", ...}]}.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        db: DatabaseArgs,
+        api: ApiArgs,
     },
     /// Show one schedule and its next 5 due times.
     Show {
         /// The schedule id (`sch_…`) or name.
         schedule: String,
-        /// Print JSON.
+        /// Print JSON, as the API answers.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        db: DatabaseArgs,
+        api: ApiArgs,
     },
     /// Delete a schedule (runs it already fired stay).
     Rm {
         /// The schedule id (`sch_…`) or name.
         schedule: String,
         #[command(flatten)]
-        db: DatabaseArgs,
+        api: ApiArgs,
     },
     /// Pause a schedule: it fires nothing until resumed. One already
     /// paused exits 1 (nothing changed).
     Pause {
         /// The schedule id (`sch_…`) or name.
         schedule: String,
-        /// Print JSON.
+        /// Print JSON, as the API answers.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        db: DatabaseArgs,
+        api: ApiArgs,
     },
     /// Resume a paused schedule from its next due time after now. One not
     /// paused exits 1 (nothing changed).
     Resume {
         /// The schedule id (`sch_…`) or name.
         schedule: String,
-        /// Print JSON.
+        /// Print JSON, as the API answers.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        db: DatabaseArgs,
+        api: ApiArgs,
     },
 }
 
@@ -134,11 +132,11 @@ pub(crate) struct AddArgs {
     /// '{"url":"https://example.com/hook","body":{"ping":true}}'.
     #[arg(long, value_name = "JSON")]
     message: Option<String>,
-    /// Print the created schedule as JSON.
+    /// Print the created schedule as JSON, as `POST /v1/schedules` answers.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    db: DatabaseArgs,
+    api: ApiArgs,
 }
 
 fn parse_header(text: &str) -> Result<(String, String), String> {
@@ -158,10 +156,22 @@ fn json_arg(flag: &str, text: &str) -> anyhow::Result<Box<RawValue>> {
     })
 }
 
-/// The schedule the flags describe (checked by the service); `--args`
-/// keep their bytes.
-fn definition(args: &AddArgs) -> anyhow::Result<NewSchedule> {
-    let payload = match (&args.task, &args.message) {
+/// The body of `POST /v1/schedules` the flags describe (checked by the
+/// route); `--args` keep their bytes.
+fn definition(args: &AddArgs) -> anyhow::Result<Map<String, Value>> {
+    let mut body = Map::new();
+    body.insert("name".into(), json!(args.name));
+    body.insert("cron".into(), json!(args.cron));
+    if let Some(tz) = &args.timezone {
+        body.insert("timezone".into(), json!(tz));
+    }
+    if let Some(c) = &args.catch_up {
+        body.insert("catch_up".into(), json!(c));
+    }
+    if args.paused {
+        body.insert("paused".into(), json!(true));
+    }
+    match (&args.task, &args.message) {
         (Some(name), None) => {
             let mut headers = BTreeMap::new();
             for (k, v) in &args.headers {
@@ -171,7 +181,7 @@ fn definition(args: &AddArgs) -> anyhow::Result<NewSchedule> {
                     ));
                 }
             }
-            SchedulePayload::Task(TaskTemplate {
+            let task = TaskTemplate {
                 queue: args.queue.clone(),
                 task: name.clone(),
                 args: args
@@ -187,161 +197,146 @@ fn definition(args: &AddArgs) -> anyhow::Result<NewSchedule> {
                 headers: (!headers.is_empty()).then_some(headers),
                 callback_url: args.callback_url.clone(),
                 ..TaskTemplate::default()
-            })
+            };
+            body.insert("task".into(), serde_json::to_value(&task)?);
         }
-        (None, Some(message)) => SchedulePayload::Message(json_arg("--message", message)?),
+        (None, Some(message)) => {
+            let raw = json_arg("--message", message)?;
+            body.insert("message".into(), serde_json::from_str(raw.get())?);
+        }
         // clap makes these exclusive and one of them required.
         _ => return Err(anyhow!("give --task NAME or --message JSON")),
-    };
-    Ok(NewSchedule {
-        name: args.name.clone(),
-        cron: args.cron.clone(),
-        timezone: args.timezone.clone(),
-        payload,
-        catch_up: args.catch_up.as_deref().map(parse_catch_up).transpose()?,
-        paused: args.paused,
-    })
-}
-
-/// A service error as a CLI error (exit 2): a refused field as
-/// `field: message`, a store error (a name in use) in its own words.
-fn refused(e: RuntimeError) -> anyhow::Error {
-    match e {
-        RuntimeError::Store(e) => e.into(),
-        other => other.into(),
     }
+    Ok(body)
 }
 
-async fn find(service: &ScheduleService, key: &str) -> anyhow::Result<ScheduleRecord> {
-    service.find(key).await?.ok_or_else(|| {
-        Negative(format!(
-            "no schedule {key:?}; `signet schedules ls` lists them"
-        ))
-        .into()
-    })
+/// The schedule named `key` (an id, `sch_…`, or a name) as the API shows
+/// it; a name is looked up in the list.
+async fn find(api: &Api, key: &str) -> anyhow::Result<Value> {
+    if key.starts_with("sch_") {
+        return api
+            .send(Call::get(format!("/v1/schedules/{}", segment(key))))
+            .await;
+    }
+    let list = api.send(Call::get("/v1/schedules")).await?;
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["name"] == key)
+        .cloned()
+        .ok_or_else(|| {
+            Negative(format!(
+                "no schedule {key:?}; `signet schedules ls` lists them"
+            ))
+            .into()
+        })
+}
+
+/// The path of one schedule.
+fn path(s: &Value) -> String {
+    format!("/v1/schedules/{}", segment(&text(s, "id")))
 }
 
 async fn schedules(cmd: Command) -> anyhow::Result<()> {
     match cmd {
         Command::Add(args) => {
-            let new = definition(&args)?;
-            let name = new.name.clone();
-            let store = args.db.open().await?;
-            let created = ScheduleService::new(store.clone()).create(new).await;
-            store.close().await?;
-            let record = match created {
-                Ok(record) => record,
-                // A name in use, or a store failure.
-                Err(RuntimeError::Store(e)) => {
-                    return Err(
-                        anyhow::Error::from(e).context(format!("cannot create schedule {name:?}"))
-                    )
-                }
-                Err(e) => return Err(refused(e)),
-            };
-            // The target was checked when it was created.
+            let body = definition(&args)?;
+            // A message's target is looked up; a task's args are not signed
+            // until it fires, with the keys of the node that fires it.
+            let api = args.api.open(Keys::None).await?;
+            let s = api
+                .send(Call::post("/v1/schedules").body(&body)?)
+                .await
+                .map_err(|e| e.context(format!("cannot create schedule {:?}", args.name)))?;
             if args.json {
-                return print_view(&record, false);
+                return print_json(&s, true);
             }
             outln!(
                 "created schedule {} ({})",
-                printable(&record.name),
-                record.id
+                printable(&text(&s, "name")),
+                text(&s, "id")
             );
-            print_details(&record, false)?;
-            Ok(())
+            print_details(&s)
         }
-        Command::Ls { json, db } => {
-            let store = db.open().await?;
-            let service = ScheduleService::new(store.clone());
-            let listed = async {
-                let mut list = Vec::new();
-                for s in service.list().await? {
-                    let missing = service.target_missing(&s).await?;
-                    list.push((s, missing));
-                }
-                Ok::<_, RuntimeError>(list)
-            }
-            .await;
-            store.close().await?;
-            let list = listed?;
+        Command::Ls { json, api } => {
+            let api = api.open(Keys::None).await?;
+            let list = api.send(Call::get("/v1/schedules")).await?;
             if json {
-                let items = list
-                    .iter()
-                    .map(|(s, missing)| schedule_json(s, *missing))
-                    .collect::<anyhow::Result<Vec<_>>>()?;
-                return print_json(&Value::Array(items), false);
+                return print_json(&list, false);
             }
-            if list.is_empty() {
+            let items = list["items"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            if items.is_empty() {
                 outln!("no schedules yet; add one with `signet schedules add NAME --cron '*/5 * * * *' --task NAME`");
                 return Ok(());
             }
             let mut table = Table::new(&[
                 "NAME", "ID", "CRON", "TIMEZONE", "FIRES", "STATE", "NEXT", "LAST",
             ]);
-            for (s, missing) in &list {
+            for s in items {
                 table.row(vec![
-                    s.name.clone(),
-                    s.id.clone(),
-                    s.cron.clone(),
-                    s.timezone.clone(),
+                    text(s, "name"),
+                    text(s, "id"),
+                    text(s, "cron"),
+                    text(s, "timezone"),
                     fires(s),
-                    state(s, *missing),
-                    if s.paused {
+                    state(s),
+                    if s["paused"] == true {
                         "-".to_owned()
                     } else {
-                        format_opt_ms(s.next_fire_at_ms)
+                        text(s, "next_fire_at")
                     },
-                    format_opt_ms(s.last_fired_at_ms),
+                    text(s, "last_fired_at"),
                 ]);
             }
-            crate::output::emit(&table.render())?;
-            let missing = list.iter().filter(|(_, missing)| *missing).count();
+            emit(&table.render())?;
+            let missing = items.iter().filter(|s| s["target_missing"] == true).count();
             if missing > 0 {
                 eprintln!("warning: {missing} schedule(s) name a target that does not exist; each of their due times is given up (nothing is sent). Register the target again (or point the schedule at another), or delete the schedule (`signet schedules rm NAME`)");
             }
             Ok(())
         }
-        Command::Show { schedule, json, db } => {
-            let store = db.open().await?;
-            let service = ScheduleService::new(store.clone());
-            let found = async {
-                let record = find(&service, &schedule).await?;
-                let missing = service.target_missing(&record).await?;
-                Ok::<_, anyhow::Error>((record, missing))
-            }
-            .await;
-            store.close().await?;
-            let (record, missing) = found?;
+        Command::Show {
+            schedule,
+            json,
+            api,
+        } => {
+            let api = api.open(Keys::None).await?;
+            let s = find(&api, &schedule).await?;
             if json {
-                return print_view(&record, missing);
+                return print_json(&s, true);
             }
-            outln!("schedule {} ({})", printable(&record.name), record.id);
-            print_details(&record, missing)?;
-            Ok(())
+            outln!(
+                "schedule {} ({})",
+                printable(&text(&s, "name")),
+                text(&s, "id")
+            );
+            print_details(&s)
         }
-        Command::Rm { schedule, db } => {
-            let store = db.open().await?;
-            let service = ScheduleService::new(store.clone());
-            let result = async {
-                let record = find(&service, &schedule).await?;
-                service.delete(&record.id).await.map_err(refused)?;
-                Ok::<_, anyhow::Error>(record)
-            }
-            .await;
-            store.close().await?;
-            let record = result?;
+        Command::Rm { schedule, api } => {
+            let api = api.open(Keys::None).await?;
+            let s = find(&api, &schedule).await?;
+            api.send(Call::delete(path(&s))).await?;
             outln!(
                 "deleted schedule {} ({})",
-                printable(&record.name),
-                record.id
+                printable(&text(&s, "name")),
+                text(&s, "id")
             );
             Ok(())
         }
-        Command::Pause { schedule, json, db } => pause_or_resume(&schedule, true, json, &db).await,
-        Command::Resume { schedule, json, db } => {
-            pause_or_resume(&schedule, false, json, &db).await
-        }
+        Command::Pause {
+            schedule,
+            json,
+            api,
+        } => pause_or_resume(&schedule, true, json, api).await,
+        Command::Resume {
+            schedule,
+            json,
+            api,
+        } => pause_or_resume(&schedule, false, json, api).await,
     }
 }
 
@@ -349,24 +344,15 @@ async fn pause_or_resume(
     schedule: &str,
     paused: bool,
     json: bool,
-    db: &DatabaseArgs,
+    api: ApiArgs,
 ) -> anyhow::Result<()> {
-    let store = db.open().await?;
-    let service = ScheduleService::new(store.clone());
-    let result = async {
-        let record = find(&service, schedule).await?;
-        let changed = if paused {
-            service.pause(&record.id).await
-        } else {
-            service.resume(&record.id).await
-        };
-        let (record, changed) = changed.map_err(refused)?;
-        let missing = service.target_missing(&record).await?;
-        Ok::<_, anyhow::Error>((record, changed, missing))
-    }
-    .await;
-    store.close().await?;
-    let (record, changed, missing) = result?;
+    let api = api.open(Keys::None).await?;
+    let before = find(&api, schedule).await?;
+    let changed = before["paused"] != paused;
+    let verb = if paused { "pause" } else { "resume" };
+    let s = api
+        .send(Call::post(format!("{}/{verb}", path(&before))))
+        .await?;
     // Nothing changed: a negative answer (exit 1), after the JSON with
     // --json.
     let unchanged = || -> anyhow::Result<()> {
@@ -375,127 +361,89 @@ async fn pause_or_resume(
         } else {
             ("not paused", "pause")
         };
+        let id = text(&s, "id");
         Err(Negative(format!(
-            "schedule {} ({}) is {was}; nothing changed (`signet schedules {other} {}` does the opposite)",
-            printable(&record.name),
-            record.id,
-            record.id
+            "schedule {} ({id}) is {was}; nothing changed (`signet schedules {other} {id}` does the opposite)",
+            printable(&text(&s, "name")),
         ))
         .into())
     };
     if json {
-        print_view(&record, missing)?;
+        print_json(&s, true)?;
         return if changed { Ok(()) } else { unchanged() };
     }
     if !changed {
         return unchanged();
     }
-    let verb = if paused { "paused" } else { "resumed" };
     outln!(
-        "{verb} schedule {} ({})",
-        printable(&record.name),
-        record.id
+        "{verb}d schedule {} ({})",
+        printable(&text(&s, "name")),
+        text(&s, "id")
     );
-    print_details(&record, missing)?;
-    Ok(())
+    print_details(&s)
 }
 
 /// `active` or `paused`, and whether the target it names is missing.
-fn state(record: &ScheduleRecord, target_missing: bool) -> String {
-    let state = if record.paused { "paused" } else { "active" };
-    if target_missing {
+fn state(s: &Value) -> String {
+    let state = if s["paused"] == true {
+        "paused"
+    } else {
+        "active"
+    };
+    if s["target_missing"] == true {
         format!("{state}, target missing")
     } else {
         state.to_owned()
     }
 }
 
-/// A schedule as JSON: the fields `GET /v1/schedules/{id}` shows, times as
-/// RFC 3339 (UTC) and `next_fire_at_ms`.
-fn schedule_json(record: &ScheduleRecord, target_missing: bool) -> anyhow::Result<Value> {
-    let (task, message) = SchedulePayload::stored_parts(&record.payload);
-    let mut v = json!({
-        "id": record.id,
-        "name": record.name,
-        "cron": record.cron,
-        "timezone": record.timezone,
-        "kind": if task.is_some() { "task" } else { "message" },
-        "catch_up": record.catch_up.as_str(),
-        "paused": record.paused,
-        "next_fire_at": record.next_fire_at_ms.map(format_ms),
-        "next_fire_at_ms": record.next_fire_at_ms,
-        "last_fired_at": record.last_fired_at_ms.map(format_ms),
-        "upcoming": ScheduleService::upcoming(record).into_iter().map(format_ms).collect::<Vec<_>>(),
-        "target_missing": target_missing,
-        "created_at": format_ms(record.created_at_ms),
-        "updated_at": format_ms(record.updated_at_ms),
-    });
-    if let Some(task) = task {
-        v["task"] = serde_json::to_value(task)?;
-    }
-    if let Some(message) = message {
-        v["message"] = serde_json::to_value(message)?;
-    }
-    Ok(v)
-}
-
-fn print_view(record: &ScheduleRecord, target_missing: bool) -> anyhow::Result<()> {
-    print_json(&schedule_json(record, target_missing)?, true)
-}
-
 /// What a schedule fires, in a few words: `task report.daily on reports`
 /// or `message POST https://…`.
-fn fires(record: &ScheduleRecord) -> String {
-    let text = match SchedulePayload::stored_parts(&record.payload) {
-        (Some(task), _) => {
-            let v: Value = serde_json::from_str(task.get()).unwrap_or_default();
-            format!(
-                "task {} on {}",
-                v["task"].as_str().unwrap_or("?"),
-                v["queue"].as_str().unwrap_or("?")
-            )
-        }
-        (None, Some(message)) => {
-            let v: Value = serde_json::from_str(message.get()).unwrap_or_default();
-            format!(
-                "message {} {}",
-                v["method"].as_str().unwrap_or("POST"),
-                v["url"].as_str().unwrap_or("?")
-            )
-        }
+fn fires(s: &Value) -> String {
+    let text = match (s.get("task"), s.get("message")) {
+        (Some(task), _) => format!(
+            "task {} on {}",
+            task["task"].as_str().unwrap_or("?"),
+            task["queue"].as_str().unwrap_or("?")
+        ),
+        (None, Some(message)) => format!(
+            "message {} {}",
+            message["method"].as_str().unwrap_or("POST"),
+            message["url"].as_str().unwrap_or("?")
+        ),
         (None, None) => "?".to_owned(),
     };
     truncate(&text, 60)
 }
 
-fn print_details(record: &ScheduleRecord, target_missing: bool) -> anyhow::Result<()> {
+fn print_details(s: &Value) -> anyhow::Result<()> {
     let mut table = Table::new(&["FIELD", "VALUE"]);
-    table.row(vec!["cron".into(), record.cron.clone()]);
-    table.row(vec!["timezone".into(), record.timezone.clone()]);
-    table.row(vec!["fires".into(), fires(record)]);
-    table.row(vec!["catch up".into(), record.catch_up.as_str().into()]);
-    table.row(vec!["state".into(), state(record, target_missing)]);
-    table.row(vec![
-        "last fired".into(),
-        format_opt_ms(record.last_fired_at_ms),
-    ]);
-    table.row(vec!["created".into(), format_ms(record.created_at_ms)]);
-    crate::output::emit(&table.render())?;
-    let upcoming = ScheduleService::upcoming(record);
-    if target_missing {
+    table.row(vec!["cron".into(), text(s, "cron")]);
+    table.row(vec!["timezone".into(), text(s, "timezone")]);
+    table.row(vec!["fires".into(), fires(s)]);
+    table.row(vec!["catch up".into(), text(s, "catch_up")]);
+    table.row(vec!["state".into(), state(s)]);
+    table.row(vec!["last fired".into(), text(s, "last_fired_at")]);
+    table.row(vec!["created".into(), text(s, "created_at")]);
+    emit(&table.render())?;
+    let upcoming = s["upcoming"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if s["target_missing"] == true {
         outln!("the target this schedule's message names does not exist: each due time is given up (nothing is sent); register the target again (or point the schedule at another), or delete the schedule");
     }
-    if record.paused {
+    if s["paused"] == true {
         outln!(
             "paused: nothing fires until `signet schedules resume {}`",
-            record.id
+            text(s, "id")
         );
     } else if upcoming.is_empty() {
         outln!("no due times ahead");
     } else {
         outln!("next due times (UTC):");
         for t in upcoming {
-            outln!("  {}", format_ms(t));
+            outln!("  {}", t.as_str().unwrap_or_default());
         }
     }
     Ok(())

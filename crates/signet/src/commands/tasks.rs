@@ -1,15 +1,17 @@
-//! `signet tasks ls|show`: list tasks by queue and state, show one task.
+//! `signet tasks ls|show|cancel|retry`: list tasks by queue and state, show
+//! one task, cancel one, retry one now; on the database or, with `--url`,
+//! against a server, through the API's routes (`GET /v1/tasks[/{id}]`,
+//! `POST /v1/tasks/{id}/cancel|retry`), so `--json` prints what the API
+//! answers.
 
 use std::process::ExitCode;
 
-use signet_store::{HistoryEvent, TaskFilter, TaskRow, TaskState};
+use signet_store::TaskState;
 
-use crate::commands::{block_on, finish, Negative};
-use crate::output::print_json;
-use crate::store_url::DatabaseArgs;
-use crate::task_view::{
-    history_json, history_table, print_page, task_cells, task_detail, task_json, TASK_COLUMNS,
-};
+use crate::api::{segment, ApiArgs, Call, Keys};
+use crate::commands::{block_on, finish};
+use crate::output::{emit, print_json};
+use crate::task_view::{print_page, print_task, task_cells, text, TASK_COLUMNS};
 
 /// Subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -21,13 +23,20 @@ pub(crate) enum Command {
     /// Show one task: envelope, signature, delivery state and its history
     /// (every attempt, replay, re-sign and cancel, oldest first).
     Show(ShowArgs),
+    /// Cancel a task that has not started or waits to retry (a running or
+    /// finished task is refused). Recorded in its history.
+    Cancel(ShowArgs),
+    /// Retry now a task waiting for its backoff (state retryable): it is
+    /// available at once, its attempts still count. Recorded in its
+    /// history.
+    Retry(ShowArgs),
 }
 
 /// Arguments of `signet tasks ls`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct LsArgs {
     #[command(flatten)]
-    db: DatabaseArgs,
+    api: ApiArgs,
     /// Only this queue (Signet's own `signet:messages` included).
     #[arg(long)]
     queue: Option<String>,
@@ -42,28 +51,36 @@ pub(crate) struct LsArgs {
     page: PageArgs,
 }
 
-/// The paging flags of `signet tasks ls` and `signet dlq ls`.
+/// The paging flags of the listings.
 #[derive(Debug, clap::Args)]
 pub(crate) struct PageArgs {
-    /// Page size (at most 1000).
+    /// Page size (1 to 1000).
     #[arg(long, default_value_t = 50)]
     pub(crate) limit: usize,
     /// Continue after the cursor a previous page printed.
     #[arg(long)]
     pub(crate) cursor: Option<String>,
-    /// Print JSON: {"items": [...], "next_cursor": ...}.
+    /// Print JSON, as the API answers: {"items": [...], "next_cursor": ...}.
     #[arg(long)]
     pub(crate) json: bool,
 }
 
-/// Arguments of `signet tasks show` and `signet dlq show`.
+impl PageArgs {
+    /// `call` with this page's `limit` and `cursor`.
+    pub(crate) fn on(&self, call: Call) -> Call {
+        call.query("limit", Some(self.limit))
+            .query("cursor", self.cursor.as_deref())
+    }
+}
+
+/// Arguments of the commands that name one task.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ShowArgs {
     #[command(flatten)]
-    pub(crate) db: DatabaseArgs,
+    pub(crate) api: ApiArgs,
     /// The task id (`task_…`).
     pub(crate) id: String,
-    /// Print JSON.
+    /// Print JSON, as the API answers.
     #[arg(long)]
     pub(crate) json: bool,
 }
@@ -76,22 +93,20 @@ pub(crate) fn run(cmd: Command) -> ExitCode {
     match cmd {
         Command::Ls(args) => finish("tasks ls", block_on(ls(args))),
         Command::Show(args) => finish("tasks show", block_on(show(args))),
+        Command::Cancel(args) => finish("tasks cancel", block_on(act(args, "cancel"))),
+        Command::Retry(args) => finish("tasks retry", block_on(act(args, "retry"))),
     }
 }
 
 async fn ls(args: LsArgs) -> anyhow::Result<()> {
-    let store = args.db.open().await?;
-    let page = store
-        .list_tasks(TaskFilter {
-            queue: args.queue,
-            state: args.state,
-            include_internal: args.all,
-            limit: args.page.limit,
-            cursor: args.page.cursor,
-        })
-        .await?;
+    let api = args.api.open(Keys::None).await?;
+    let call = Call::get("/v1/tasks")
+        .query("queue", args.queue.as_deref())
+        .query("state", args.state.map(|s| s.as_str()))
+        .query("include_internal", args.all.then_some("true"));
+    let page = api.send(args.page.on(call)).await?;
     print_page(
-        page,
+        &page,
         args.page.json,
         TASK_COLUMNS,
         task_cells,
@@ -100,34 +115,35 @@ async fn ls(args: LsArgs) -> anyhow::Result<()> {
 }
 
 async fn show(args: ShowArgs) -> anyhow::Result<()> {
-    let store = args.db.open().await?;
-    let Some(row) = store.task(&args.id).await? else {
-        return Err(Negative(format!(
-            "task {:?} not found; `signet tasks ls` lists the ids",
-            args.id
-        ))
-        .into());
-    };
-    let history = store.history(&args.id).await?;
-    print_task(&row, &history, args.json)
+    let api = args.api.open(Keys::None).await?;
+    let task = api
+        .send(Call::get(format!("/v1/tasks/{}", segment(&args.id))))
+        .await?;
+    print_task(&task, args.json)
 }
 
-/// Prints one task in full with its history (`tasks show`, `dlq show`), or
-/// as JSON (the history under `history`).
-pub(crate) fn print_task(
-    row: &TaskRow,
-    history: &[HistoryEvent],
-    json: bool,
-) -> anyhow::Result<()> {
-    if json {
-        let mut v = task_json(row);
-        if let serde_json::Value::Object(map) = &mut v {
-            map.insert("history".to_owned(), history_json(history));
-        }
-        return print_json(&v, true);
+/// `signet tasks cancel|retry`: `POST /v1/tasks/{id}/{action}`.
+async fn act(args: ShowArgs, action: &str) -> anyhow::Result<()> {
+    let api = args.api.open(Keys::None).await?;
+    let task = api
+        .send(Call::post(format!(
+            "/v1/tasks/{}/{action}",
+            segment(&args.id)
+        )))
+        .await?;
+    if args.json {
+        return print_json(&task, false);
     }
-    print!("{}", task_detail(row));
-    println!();
-    print!("{}", history_table(history));
-    Ok(())
+    let done = if action == "cancel" {
+        "cancelled"
+    } else {
+        "retrying now"
+    };
+    emit(&format!(
+        "{done} {} (queue {}, task {}, state {})\n",
+        text(&task, "id"),
+        text(&task, "queue"),
+        text(&task, "task"),
+        text(&task, "state")
+    ))
 }

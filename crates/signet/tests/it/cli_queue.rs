@@ -110,6 +110,24 @@ impl Fixture {
         })
     }
 
+    /// Pauses `queue` through the library, as the API does.
+    fn pause(&self, queue: &str) {
+        let url = self.url.clone();
+        let queue = queue.to_owned();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let store = SqliteStore::open(&url, SqliteConfig::default()).expect("open store");
+            store
+                .pause_queue(&queue, "cli-test", None, now_ms())
+                .await
+                .expect("pause queue");
+            store.close().await.expect("close store");
+        });
+    }
+
     /// Dead-letters a task through the library, as a worker would.
     fn kill(&self, id: &str, reason: DeadReason, detail: &str) {
         let url = self.url.clone();
@@ -141,8 +159,7 @@ fn now_ms() -> i64 {
 fn enqueue_list_show_and_count() {
     let f = Fixture::new();
     let a = f.enqueue("mail", "email.send", r#"{"to": "a@example.com"}"#, &[]);
-    assert_eq!(a["created"], true, "{a}");
-    assert_eq!(a["key_id"], "k1", "{a}");
+    assert_eq!(a["signature"]["key_id"], "k1", "{a}");
     assert_eq!(a["state"], "available", "{a}");
     let id = a["id"].as_str().unwrap().to_owned();
     assert!(id.starts_with("task_"), "{id}");
@@ -191,7 +208,20 @@ fn enqueue_list_show_and_count() {
         &["--idempotency-key", "welcome-1"],
     );
     assert_eq!(first["id"], again["id"]);
-    assert_eq!(again["created"], false);
+    let repeat = f.run(&[
+        "enqueue",
+        "--queue",
+        "mail",
+        "--task",
+        "email.send",
+        "--idempotency-key",
+        "welcome-1",
+    ]);
+    assert!(
+        repeat.ok().contains(first["id"].as_str().unwrap())
+            && repeat.stderr.contains("already enqueued"),
+        "{repeat:#?}"
+    );
     // The same key with other args: refused with the server's words, non-zero.
     let conflict = f.run(&[
         "enqueue",
@@ -263,7 +293,7 @@ fn enqueue_list_show_and_count() {
         "{queues:#?}"
     );
     let counts = f.json(&["queues"]);
-    let mail = counts
+    let mail = counts["queues"]
         .as_array()
         .unwrap()
         .iter()
@@ -271,9 +301,42 @@ fn enqueue_list_show_and_count() {
         .expect("mail queue");
     assert_eq!(mail["counts"]["available"], 3, "{counts}");
     assert_eq!(mail["total"], 3, "{counts}");
+    assert_eq!(mail["paused"], false, "{counts}");
+    assert_eq!(mail["paused_at"], Value::Null, "{counts}");
+
+    // A paused queue is marked, with the time it was paused; a queue
+    // paused before it holds a task is listed too.
+    f.pause("mail");
+    f.pause("idle");
+    let paused = f.run(&["queues"]);
+    let line = |name: &str| {
+        paused
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} line: {paused:#?}"))
+            .to_owned()
+    };
+    assert!(
+        paused.ok().lines().next().unwrap().contains("PAUSED"),
+        "{paused:#?}"
+    );
+    assert!(line("mail").contains("since "), "{paused:#?}");
+    assert!(line("idle").contains("since "), "{paused:#?}");
+    assert!(!line("reports").contains("since "), "{paused:#?}");
+    let counts = f.json(&["queues"]);
+    let mail = counts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["queue"] == "mail")
+        .expect("mail queue");
+    assert_eq!(mail["paused"], true, "{counts}");
+    assert!(mail["paused_at"].is_string(), "{counts}");
+    assert_eq!(mail["paused_by"], "cli-test", "{counts}");
 
     // keys status: every pending task was signed with k1.
-    let status = f.json(&["keys", "status"]);
+    let status = f.json(&["keys", "status"])["keys"].clone();
     assert_eq!(status[0]["key_id"], "k1", "{status}");
     assert_eq!(status[0]["pending"], 4, "{status}");
     assert_eq!(status[0]["active"], true, "{status}");
@@ -330,7 +393,8 @@ fn tasks_ls_shows_the_users_tasks_newest_first_and_messages_when_asked() {
     assert_eq!(both.code, 2, "{both:#?}");
 
     let names = |v: &Value| -> Vec<String> {
-        v.as_array()
+        v["queues"]
+            .as_array()
             .unwrap()
             .iter()
             .map(|q| q["queue"].as_str().unwrap().to_owned())
@@ -343,7 +407,7 @@ fn tasks_ls_shows_the_users_tasks_newest_first_and_messages_when_asked() {
     );
     let own = f.json(&["queues", "--queue", MESSAGE_QUEUE]);
     assert_eq!(names(&own), [MESSAGE_QUEUE]);
-    assert_eq!(own[0]["counts"]["available"], 1, "{own}");
+    assert_eq!(own["queues"][0]["counts"]["available"], 1, "{own}");
 }
 
 #[test]
@@ -465,7 +529,7 @@ fn dead_letters_list_show_replay_and_purge() {
     // Replay one by id: it is available again, signature untouched.
     let before = f.json(&["tasks", "show", &a]);
     let replayed = f.json(&["dlq", "replay", "--id", &a]);
-    assert_eq!(replayed["replayed"], serde_json::json!([a]), "{replayed}");
+    assert_eq!(replayed["ids"], serde_json::json!([a]), "{replayed}");
     let after = f.json(&["tasks", "show", &a]);
     assert_eq!(after["state"], "available", "{after}");
     assert_eq!(after["signature"], before["signature"]);
@@ -474,7 +538,7 @@ fn dead_letters_list_show_replay_and_purge() {
 
     // Replay by filter.
     let by_filter = f.json(&["dlq", "replay", "--all-matching", "--queue", "billing"]);
-    assert_eq!(by_filter["replayed"], serde_json::json!([c]), "{by_filter}");
+    assert_eq!(by_filter["ids"], serde_json::json!([c]), "{by_filter}");
 
     // Purge needs --yes without a terminal, and then deletes.
     let refused = f.run(&["dlq", "purge", "--id", &b]);
@@ -487,7 +551,7 @@ fn dead_letters_list_show_replay_and_purge() {
     assert_eq!(gone.code, 1, "{gone:#?}");
     // Nothing left to purge: not an error.
     let none = f.json(&["dlq", "purge", "--all-matching", "--yes"]);
-    assert_eq!(none["purged"], serde_json::json!([]), "{none}");
+    assert_eq!(none["ids"], serde_json::json!([]), "{none}");
 }
 
 #[test]
@@ -530,7 +594,7 @@ fn a_task_whose_key_left_the_ring_is_re_signed_and_its_history_says_so() {
         &rotated,
     );
     let out: Value = serde_json::from_str(run.ok()).expect("JSON");
-    assert_eq!(out["replayed"], serde_json::json!([a]), "{out}");
+    assert_eq!(out["ids"], serde_json::json!([a]), "{out}");
     assert_eq!(out["resigned"][0]["from_key_id"], "k1", "{out}");
     assert_eq!(out["resigned"][0]["to_key_id"], "k2", "{out}");
     assert_eq!(out["refused"][0]["id"], b.as_str(), "{out}");
@@ -797,7 +861,7 @@ fn keys_status_during_a_rotation() {
             b"",
             &env,
         );
-        let rows: Value = serde_json::from_str(run.ok()).unwrap();
+        let rows: Value = serde_json::from_str::<Value>(run.ok()).unwrap()["keys"].clone();
         let row = |id: &str| {
             rows.as_array()
                 .unwrap()
@@ -889,12 +953,8 @@ fn times_and_durations_read_and_print_one_way() {
         let task = f.enqueue("later", "email.send", "{}", &["--delay", delay]);
         let id = task["id"].as_str().unwrap();
         let shown = f.json(&["tasks", "show", id]);
-        let created = shown["created_at_ms"].as_i64().unwrap();
-        assert_eq!(
-            task["run_at_ms"].as_i64().unwrap() - created,
-            ms,
-            "{delay}: {shown}"
-        );
+        let at = |key: &str| signet_runtime::parse_time_ms(shown[key].as_str().unwrap()).unwrap();
+        assert_eq!(at("run_at") - at("created_at"), ms, "{delay}: {shown}");
     }
     let bad = f.run(&["enqueue", "--task", "t", "--delay", "5 parsecs"]);
     assert_eq!(bad.code, 2, "{bad:#?}");

@@ -24,6 +24,25 @@ const MASTER_KEY: &str = "c2lnbmV0LWUyZS1tYXN0ZXIta2V5LTMyLWJ5dGVzISE=";
 const MESSAGES_PER_RECEIVER: usize = 10;
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// `signet serve` on a new SQLite file `db`: signing with the test key,
+/// sealing target secrets with the test master key, loopback targets
+/// allowed.
+pub(super) fn delivering_server(db: &Path) -> Server {
+    let url = format!("sqlite://{}", db.display());
+    let (server, key) = Server::start(
+        &url,
+        &[
+            ("SIGNET_SIGNING_KEYS", HMAC_KEY),
+            ("SIGNET_SIGNING_ACTIVE_KEY", "k1"),
+            ("SIGNET_MASTER_KEY", MASTER_KEY),
+            ("SIGNET_ALLOWED_TARGET_CIDRS", "127.0.0.0/8"),
+        ],
+        &[],
+    );
+    assert!(key.is_some(), "a new store prints an admin key");
+    server
+}
+
 fn receivers_dir() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/receivers"))
 }
@@ -217,18 +236,7 @@ fn messages_reach_three_receivers_verified_by_libraries_we_did_not_write() {
 
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("deliver.db");
-    let url = format!("sqlite://{}", db.display());
-    let (server, key) = Server::start(
-        &url,
-        &[
-            ("SIGNET_SIGNING_KEYS", HMAC_KEY),
-            ("SIGNET_SIGNING_ACTIVE_KEY", "k1"),
-            ("SIGNET_MASTER_KEY", MASTER_KEY),
-            ("SIGNET_ALLOWED_TARGET_CIDRS", "127.0.0.0/8"),
-        ],
-        &[],
-    );
-    assert!(key.is_some(), "a new store prints an admin key");
+    let server = delivering_server(&db);
 
     // One target per receiver, with the receiver's secret.
     let mut target_ids = Vec::new();
@@ -411,18 +419,7 @@ fn serve_pushes_a_bound_queue_to_a_verifying_receiver() {
     let receiver = signet_receiver(secret);
     let port = port_of(&receiver, "signet receive's address");
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("push.db").display());
-    let (server, key) = Server::start(
-        &url,
-        &[
-            ("SIGNET_SIGNING_KEYS", HMAC_KEY),
-            ("SIGNET_SIGNING_ACTIVE_KEY", "k1"),
-            ("SIGNET_MASTER_KEY", MASTER_KEY),
-            ("SIGNET_ALLOWED_TARGET_CIDRS", "127.0.0.0/8"),
-        ],
-        &[],
-    );
-    assert!(key.is_some(), "a new store prints an admin key");
+    let server = delivering_server(&dir.path().join("push.db"));
     let body = serde_json::json!({"name": "pushed", "secret": secret}).to_string();
     let (status, text) = server.http("POST", "/v1/targets", Some(&body));
     assert_eq!(status, 201, "{text}");

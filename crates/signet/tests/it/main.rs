@@ -11,11 +11,14 @@ mod multinode;
 mod noops;
 mod quickstart;
 mod receive;
+mod remote;
 mod reseal;
 mod rotation;
 mod schedules;
 mod serve;
+mod steer;
 mod support;
+mod target_limits;
 
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};

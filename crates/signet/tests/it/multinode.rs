@@ -63,7 +63,7 @@ fn now_ms() -> i64 {
 
 /// `SIGNET_TEST_DATABASE_URL`, or `None` after printing why the test is
 /// skipped (failing instead under CI).
-fn test_database_url(test: &str) -> Option<String> {
+pub(crate) fn test_database_url(test: &str) -> Option<String> {
     match std::env::var("SIGNET_TEST_DATABASE_URL") {
         Ok(url) if !url.trim().is_empty() => Some(url),
         _ => {
@@ -78,7 +78,7 @@ fn test_database_url(test: &str) -> Option<String> {
 }
 
 /// A schema name no other run uses.
-fn fresh_schema(prefix: &str) -> String {
+pub(crate) fn fresh_schema(prefix: &str) -> String {
     format!(
         "{prefix}_{}_{}",
         std::process::id(),
@@ -88,13 +88,13 @@ fn fresh_schema(prefix: &str) -> String {
 
 /// The test's own connection to the store, and the schema it drops when the
 /// test ends (also when it fails).
-struct TestStore {
-    store: Arc<PostgresStore>,
+pub(crate) struct TestStore {
+    pub(crate) store: Arc<PostgresStore>,
     runtime: tokio::runtime::Runtime,
 }
 
 impl TestStore {
-    fn open(url: &str, schema: &str) -> Self {
+    pub(crate) fn open(url: &str, schema: &str) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -114,7 +114,7 @@ impl TestStore {
         }
     }
 
-    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+    pub(crate) fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
         self.runtime.block_on(f)
     }
 
@@ -154,7 +154,7 @@ impl TestStore {
 
     /// Waits until `queue` holds `expected` tasks (at least) and none is
     /// unfinished.
-    fn wait_drained(&self, queue: &str, expected: usize, within: Duration) {
+    pub(super) fn wait_drained(&self, queue: &str, expected: usize, within: Duration) {
         let deadline = Instant::now() + within;
         loop {
             let counts = self.block_on(self.store.counts()).expect("counts");
@@ -422,7 +422,13 @@ fn assert_each_succeeded_once(rows: &[TaskRow], enqueued: &HashMap<usize, String
 }
 
 /// Starts a worker on `queues` of the store.
-fn start_worker(bin: &Path, url: &str, schema: &str, queues: &str, outbox: &Path) -> Guard {
+pub(super) fn start_worker(
+    bin: &Path,
+    url: &str,
+    schema: &str,
+    queues: &str,
+    outbox: &Path,
+) -> Guard {
     let mut cmd = Command::new(bin);
     cmd.args(["--database-url", url, "--database-schema", schema])
         .args(["--queue", queues, "--concurrency", "32"])
@@ -525,25 +531,36 @@ fn rerun(rows: &[TaskRow]) -> usize {
 }
 
 /// Starts a node on the store.
-fn start_node(url: &str, schema: &str, node_id: &str) -> (Server, Option<String>) {
-    Server::start(
-        url,
-        &signing_env(),
-        &[
-            "--database-schema",
-            schema,
-            "--node-id",
-            node_id,
-            "--leader-ttl",
-            "3s",
-            "--rate-limit-per-key",
-            "0",
-            "--rate-limit-per-ip",
-            "0",
-            "--shutdown-grace",
-            "5s",
-        ],
-    )
+pub(crate) fn start_node(url: &str, schema: &str, node_id: &str) -> (Server, Option<String>) {
+    start_node_with(url, schema, node_id, &[], &[])
+}
+
+/// Starts a node on the store with more variables and arguments.
+pub(crate) fn start_node_with(
+    url: &str,
+    schema: &str,
+    node_id: &str,
+    env: &[(&str, &str)],
+    extra: &[&str],
+) -> (Server, Option<String>) {
+    let mut vars = signing_env();
+    vars.extend_from_slice(env);
+    let mut args = vec![
+        "--database-schema",
+        schema,
+        "--node-id",
+        node_id,
+        "--leader-ttl",
+        "3s",
+        "--rate-limit-per-key",
+        "0",
+        "--rate-limit-per-ip",
+        "0",
+        "--shutdown-grace",
+        "5s",
+    ];
+    args.extend_from_slice(extra);
+    Server::start(url, &vars, &args)
 }
 
 /// The fire time in a schedule task's idempotency key

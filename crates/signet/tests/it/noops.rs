@@ -118,7 +118,7 @@ fn dlq_replay_and_purge_of_ids_none_dead_exit_1_with_each_reason() {
     let run = f.run(&["dlq", "replay", "--id", &live, "--json"]);
     assert_eq!(run.code, 1, "{run:#?}");
     let v: Value = serde_json::from_str(&run.stdout).unwrap();
-    assert_eq!(v["replayed"], serde_json::json!([]));
+    assert_eq!(v["ids"], serde_json::json!([]));
     assert_eq!(v["skipped"][0]["id"], live.as_str());
 
     // Some acted on: exit 0, naming what was skipped and why.
@@ -255,7 +255,7 @@ fn targets_show_the_secrets_still_signing_and_schedules_flag_a_missing_target() 
     ])
     .ok();
     assert_eq!(
-        f.json(&["schedules", "ls", "--json"])[0]["target_missing"],
+        f.json(&["schedules", "ls", "--json"])["items"][0]["target_missing"],
         false
     );
     f.with_store(async |s| {
@@ -272,7 +272,7 @@ fn targets_show_the_secrets_still_signing_and_schedules_flag_a_missing_target() 
         "{run:#?}"
     );
     assert_eq!(
-        f.json(&["schedules", "ls", "--json"])[0]["target_missing"],
+        f.json(&["schedules", "ls", "--json"])["items"][0]["target_missing"],
         true
     );
     assert_eq!(
@@ -327,7 +327,7 @@ fn queues_bind_and_unbind_push_endpoints_on_the_database() {
     );
     let listed = f.json(&["queues", "--json"]);
     assert_eq!(
-        listed[0]["push"]["url"], "https://hooks.example.com/push",
+        listed["queues"][0]["push"]["url"], "https://hooks.example.com/push",
         "{listed}"
     );
 

@@ -72,7 +72,7 @@ fn quick_start_from_a_fresh_directory_signs_everything() {
         b"",
     );
     let cli_task = json(run.ok());
-    assert_eq!(cli_task["key_id"], active.as_str(), "{run:#?}");
+    assert_eq!(cli_task["signature"]["key_id"], active.as_str(), "{run:#?}");
 
     // The worker reads the same file and runs both.
     let worker = Command::new(&worker_bin)

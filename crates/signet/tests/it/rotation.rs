@@ -49,8 +49,7 @@ impl Store {
     /// `keys status --json`, by key id.
     fn status(&self) -> Vec<Value> {
         let run = self.run(&["keys", "status", "--json"]);
-        serde_json::from_str::<Value>(run.ok())
-            .unwrap()
+        serde_json::from_str::<Value>(run.ok()).unwrap()["keys"]
             .as_array()
             .unwrap()
             .clone()
@@ -101,7 +100,7 @@ fn rotation_walkthrough_loses_nothing() {
     s.run(&["keys", "activate", "k-next", "--overlap"]).ok();
     for i in 0..2 {
         let task = s.enqueue(&format!("new {i}"));
-        assert_eq!(task["key_id"], "k-next", "{task}");
+        assert_eq!(task["signature"]["key_id"], "k-next", "{task}");
         ids.push(task["id"].as_str().unwrap().to_owned());
     }
     let old_row = s.row(&old);
@@ -217,7 +216,7 @@ fn retire_force_and_the_active_key() {
     assert!(human.ok().contains("NOT IN THE RING"), "{human:#?}");
     // An ed25519 key signs from now on.
     let task = s.enqueue("ed");
-    assert_eq!(task["key_id"], "k2", "{task}");
+    assert_eq!(task["signature"]["key_id"], "k2", "{task}");
 }
 
 #[test]

@@ -90,7 +90,7 @@ fn add_list_show_pause_resume_and_remove() {
         lines[2].starts_with("ping") && lines[2].contains("message POST https://example.com/hook"),
         "{table:#?}"
     );
-    let listed = db.json(&["ls", "--json"]);
+    let listed = db.json(&["ls", "--json"])["items"].clone();
     assert_eq!(listed.as_array().unwrap().len(), 2);
     assert_eq!(
         listed[0]["task"]["args"],
@@ -123,7 +123,13 @@ fn add_list_show_pause_resume_and_remove() {
     let gone = db.run(&["show", "ping"]);
     assert_eq!(gone.code, 1, "{gone:#?}");
     assert!(gone.stderr.contains("no schedule \"ping\""), "{gone:#?}");
-    assert_eq!(db.json(&["ls", "--json"]).as_array().unwrap().len(), 1);
+    assert_eq!(
+        db.json(&["ls", "--json"])["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[test]
@@ -186,7 +192,7 @@ fn bad_definitions_are_refused_with_the_apis_words() {
     refused(&["--cron", "* * * * *"], "--task");
     assert_eq!(
         db.json(&["ls", "--json"]),
-        serde_json::json!([]),
+        serde_json::json!({"items": []}),
         "nothing stored"
     );
 
