@@ -44,7 +44,7 @@ pub struct RateTake {
     /// The target.
     pub target_id: String,
     /// Its rate limit (requests per second, as
-    /// [`target_limit`](crate::rules::target_limit) allows).
+    /// [`target_limit`] allows).
     pub rate_per_s: u32,
     /// How many send times the caller can use (1 to [`MAX_RATE_TAKE`]).
     pub want: u32,
@@ -122,7 +122,7 @@ pub struct SlotTake {
     /// The target.
     pub target_id: String,
     /// Its concurrency limit: slots `0 .. max` exist (as
-    /// [`target_limit`](crate::rules::target_limit) allows).
+    /// [`target_limit`] allows).
     pub max: u32,
     /// Who holds the slot if it is taken: unique per take, so a release or
     /// renewal after the slot was lost and taken again by another changes

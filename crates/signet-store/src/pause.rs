@@ -24,9 +24,9 @@ pub struct PausedQueue {
 
 impl PausedQueue {
     /// Checks what every backend refuses with
-    /// [`StoreError::Invalid`](crate::StoreError::Invalid) before pausing:
+    /// [`StoreError::Invalid`] before pausing:
     /// a queue that is not a [`queue_name`](crate::rules::queue_name), an
-    /// actor [`check_actor`](crate::history::check_actor) refuses, a reason
+    /// actor [`check_actor`] refuses, a reason
     /// [`pause_reason`](crate::rules::pause_reason) refuses.
     pub fn validate(queue: &str, actor: &str, reason: Option<&str>) -> Result<(), StoreError> {
         let field = |e: crate::FieldError| {
