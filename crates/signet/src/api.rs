@@ -91,6 +91,13 @@ impl fmt::Debug for ApiArgs {
 pub(crate) struct Given {
     database_url: Option<ValueSource>,
     api_key: Option<ValueSource>,
+    metrics_token: Option<ValueSource>,
+}
+
+/// Whether `serve --metrics-token` was given on the command line (not by
+/// its variable).
+pub(crate) fn metrics_token_on_argv() -> bool {
+    GIVEN.get().and_then(|g| g.metrics_token) == Some(ValueSource::CommandLine)
 }
 
 static GIVEN: OnceLock<Given> = OnceLock::new();
@@ -112,6 +119,7 @@ pub(crate) fn note_given(matches: &clap::ArgMatches) {
     let _ = GIVEN.set(Given {
         database_url: source("database_url"),
         api_key: source("api_key"),
+        metrics_token: source("metrics_token"),
     });
 }
 

@@ -117,7 +117,10 @@ impl Selection {
     /// in the confirmation) are not touched.
     fn pin_until(&mut self, now_ms: i64) {
         if self.all_matching && self.filters.until.is_none() {
-            self.filters.until = Some(now_ms);
+            // After --since, as the API requires, even when --since is
+            // ahead of this machine's clock.
+            let after_since = self.filters.since.map_or(i64::MIN, |s| s.saturating_add(1));
+            self.filters.until = Some(now_ms.max(after_since));
         }
     }
 
@@ -425,6 +428,12 @@ mod tests {
             call.path_and_query().contains(&format!("until={now}")),
             "{call:?}"
         );
+
+        // A --since ahead of this clock keeps the range valid.
+        let mut ahead = selection(true, None);
+        ahead.filters.since = Some(now + 60_000);
+        ahead.pin_until(now);
+        assert_eq!(ahead.filters.until, Some(now + 60_001));
 
         // The user's own --until stays; ids are not a filter.
         let mut bounded = selection(true, Some(5));
