@@ -10,10 +10,14 @@
 //! CLI describes nothing the server does not.
 
 use std::fmt;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
 use axum::http::{Method, StatusCode};
+use clap::parser::ValueSource;
 use serde_json::Value;
 use signet_runtime::{SsrfPolicy, SystemClock};
 use signet_server::config::DeliveryConfig;
@@ -26,6 +30,9 @@ use crate::store_url::DatabaseArgs;
 
 /// The variable `--url` reads.
 pub(crate) const URL_VAR: &str = "SIGNET_URL";
+
+/// The variable `--api-key` reads: the recommended way to give the key.
+const KEY_VAR: &str = "SIGNET_API_KEY";
 
 /// How long a request to a server may take before the command gives up.
 const REMOTE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -40,28 +47,112 @@ const LOCAL_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 pub(crate) struct ApiArgs {
     #[command(flatten)]
     pub(crate) db: DatabaseArgs,
-    /// Work against the Signet server at this URL (http://host:8787)
-    /// instead of on the database; needs --api-key.
+    /// Work against the Signet server at this URL (https://host:8787)
+    /// instead of on the database; needs an API key. Plain http:// only to
+    /// this machine, unless --insecure-http.
     #[arg(long = "url", env = URL_VAR, value_name = "URL")]
     pub(crate) server_url: Option<String>,
     /// The API key (sk_…) for --url: a read key for reads, an admin key for
-    /// changes. A secret: never printed.
+    /// changes. A secret: never printed. Prefer the variable or
+    /// --api-key-file: a flag shows in the process list and shell history;
+    /// `-` reads the key from stdin.
     #[arg(
         long,
-        env = "SIGNET_API_KEY",
+        env = KEY_VAR,
         hide_env_values = true,
         value_name = "KEY"
     )]
     pub(crate) api_key: Option<String>,
+    /// Read the API key for --url from this file (surrounding whitespace
+    /// ignored); keep it readable by you only (chmod 600).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) api_key_file: Option<PathBuf>,
+    /// Allow --url to be plain http:// to another machine: the API key then
+    /// crosses the network unencrypted, readable by anyone on the path.
+    #[arg(long)]
+    pub(crate) insecure_http: bool,
 }
 
 impl fmt::Debug for ApiArgs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ApiArgs")
             .field("db", &self.db)
-            .field("server_url", &self.server_url)
+            .field("server_url", &self.server_url.as_deref().map(shown))
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("api_key_file", &self.api_key_file)
+            .field("insecure_http", &self.insecure_http)
             .finish()
+    }
+}
+
+/// Where the user gave the flags that pick the API: on the command line or
+/// in the environment (`None`: not given, or only the default).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Given {
+    database_url: Option<ValueSource>,
+    api_key: Option<ValueSource>,
+    metrics_token: Option<ValueSource>,
+}
+
+/// Whether `serve --metrics-token` was given on the command line (not by
+/// its variable).
+pub(crate) fn metrics_token_on_argv() -> bool {
+    GIVEN.get().and_then(|g| g.metrics_token) == Some(ValueSource::CommandLine)
+}
+
+static GIVEN: OnceLock<Given> = OnceLock::new();
+
+/// Notes where the command's API flags came from (clap's parse of the
+/// whole command line), for [`ApiArgs::open`].
+pub(crate) fn note_given(matches: &clap::ArgMatches) {
+    let mut m = matches;
+    while let Some((_, sub)) = m.subcommand() {
+        m = sub;
+    }
+    let source = |id: &str| {
+        m.ids()
+            .any(|i| i == id)
+            .then(|| m.value_source(id))
+            .flatten()
+            .filter(|s| *s != ValueSource::DefaultValue)
+    };
+    let _ = GIVEN.set(Given {
+        database_url: source("database_url"),
+        api_key: source("api_key"),
+        metrics_token: source("metrics_token"),
+    });
+}
+
+/// The flag, or the variable, a value came from.
+fn named(source: ValueSource, flag: &'static str, var: &'static str) -> &'static str {
+    if source == ValueSource::EnvVariable {
+        var
+    } else {
+        flag
+    }
+}
+
+/// The warning for a secret given as a flag: other users see the command
+/// line (`ps`), and the shell keeps it in its history.
+pub(crate) fn secret_on_argv_warning(flag: &str, instead: &str) -> String {
+    format!("WARN {flag} on the command line shows in the process list (ps) and in shell history; prefer {instead}")
+}
+
+/// A URL safe to print: without the user and password a `user:pass@` part
+/// carries (a URL that does not parse is redacted as database URLs are).
+pub(crate) fn shown(url: &str) -> String {
+    match url::Url::parse(url.trim()) {
+        Ok(mut parsed) if parsed.has_host() => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            let text = parsed.to_string();
+            // Keep the form the user typed: no added trailing slash.
+            match text.strip_suffix('/') {
+                Some(t) if !url.trim().ends_with('/') => t.to_owned(),
+                _ => text,
+            }
+        }
+        _ => crate::store_url::redact(url),
     }
 }
 
@@ -84,23 +175,111 @@ impl ApiArgs {
     /// The API these flags name. `keys` says what a command on the
     /// database needs loaded.
     pub(crate) async fn open(&self, keys: Keys) -> anyhow::Result<Api> {
-        match (&self.server_url, &self.api_key) {
-            (Some(url), Some(key)) => Remote::new(url, key).map(Api::Remote),
+        let given = GIVEN.get().copied().unwrap_or_default();
+        if let (Some(url), Some(db)) = (&self.server_url, given.database_url) {
+            let db_name = named(db, "--database-url", "SIGNET_DATABASE_URL");
+            bail!(
+                "both a server (--url or {URL_VAR}: {}) and a database ({db_name}: {}) are given; a command works on one of them: drop {db_name} to work against the server, or --url (unset {URL_VAR}) to work on the database",
+                shown(url),
+                crate::store_url::redact(&self.db.database_url)
+            );
+        }
+        let key = self.key(given.api_key)?;
+        match (&self.server_url, key) {
+            (Some(url), Some(key)) => Remote::new(url, &key, self.insecure_http).map(Api::Remote),
             (Some(url), None) => bail!(
-                "--url {url} needs an API key: give --api-key sk_… (or set SIGNET_API_KEY); `signet api-keys create` on the server's database makes one"
+                "--url {} needs an API key: set {KEY_VAR}=sk_… (or give --api-key-file PATH); `signet api-keys create` on the server's database makes one",
+                shown(url)
             ),
             (None, Some(_)) => bail!(
-                "an API key is given (--api-key or SIGNET_API_KEY) but no server: give --url (or SIGNET_URL) to work against a server, or unset the key to work on the database"
+                "an API key is given (--api-key, --api-key-file or {KEY_VAR}) but no server: give --url (or {URL_VAR}) to work against a server, or drop the key to work on the database"
             ),
-            (None, None) => local(&self.db, keys).await.map(Api::Local),
+            (None, None) => {
+                let database = crate::store_url::redact(&self.db.database_url);
+                local(&self.db, keys)
+                    .await
+                    .map(|router| Api::Local { router, database })
+            }
+        }
+    }
+
+    /// The API key from --api-key (`-`: stdin), --api-key-file or the
+    /// variable, given as `source`; warns when it is on the command line.
+    fn key(&self, source: Option<ValueSource>) -> anyhow::Result<Option<Zeroizing<String>>> {
+        if let Some(path) = &self.api_key_file {
+            if self.api_key.is_some() {
+                let other = source.map_or("--api-key", |s| named(s, "--api-key", KEY_VAR));
+                bail!("both --api-key-file and {other} give an API key; give only one");
+            }
+            return read_key_file(path).map(Some);
+        }
+        match self.api_key.as_deref() {
+            None => Ok(None),
+            Some("-") => {
+                let mut text = Zeroizing::new(String::new());
+                std::io::stdin()
+                    .read_to_string(&mut text)
+                    .context("--api-key -: cannot read the key from stdin")?;
+                if text.trim().is_empty() {
+                    bail!("--api-key -: stdin gave no key; pipe it, e.g. `signet … --api-key - < key-file`, or set {KEY_VAR}");
+                }
+                Ok(Some(Zeroizing::new(text.trim().to_owned())))
+            }
+            Some(key) => {
+                if source == Some(ValueSource::CommandLine) {
+                    eprintln!(
+                        "{}",
+                        secret_on_argv_warning(
+                            "--api-key",
+                            &format!("{KEY_VAR}, --api-key-file PATH or --api-key - (stdin)")
+                        )
+                    );
+                }
+                Ok(Some(Zeroizing::new(key.to_owned())))
+            }
         }
     }
 }
 
+/// The API key in the file at `path`, trimmed; warns when other users can
+/// read the file, as for the key file.
+fn read_key_file(path: &Path) -> anyhow::Result<Zeroizing<String>> {
+    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+        anyhow!(
+            "--api-key-file: cannot read {}: {e}; give a file holding the sk_… key",
+            path.display()
+        )
+    })?);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                eprintln!(
+                    "WARN the API key file {} can be read by other users (mode {mode:04o}); run `chmod 600 {}`",
+                    path.display(),
+                    path.display()
+                );
+            }
+        }
+    }
+    if text.trim().is_empty() {
+        bail!(
+            "--api-key-file: {} is empty; put the sk_… key the server printed or `signet api-keys create` made in it",
+            path.display()
+        );
+    }
+    Ok(Zeroizing::new(text.trim().to_owned()))
+}
+
 /// The API a command talks to.
 pub(crate) enum Api {
-    /// The server's routes in process, on the database.
-    Local(axum::Router),
+    /// The server's routes in process, on the database (its URL redacted).
+    Local {
+        router: axum::Router,
+        database: String,
+    },
     /// A server over HTTP.
     Remote(Remote),
 }
@@ -108,7 +287,10 @@ pub(crate) enum Api {
 impl fmt::Debug for Api {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Api::Local(_) => f.write_str("Api::Local"),
+            Api::Local { database, .. } => f
+                .debug_struct("Api::Local")
+                .field("database", database)
+                .finish(),
             Api::Remote(r) => f.debug_tuple("Api::Remote").field(r).finish(),
         }
     }
@@ -131,19 +313,32 @@ impl fmt::Debug for Remote {
 }
 
 impl Remote {
-    fn new(url: &str, key: &str) -> anyhow::Result<Self> {
+    /// The server at `url`, with `key`. Plain `http://` only to this
+    /// machine, unless `insecure_http` (said loudly): the key is a bearer
+    /// token, readable by anyone on the path.
+    fn new(url: &str, key: &str, insecure_http: bool) -> anyhow::Result<Self> {
         let base = url.trim().trim_end_matches('/').to_owned();
+        let show = shown(&base);
         let parsed = url::Url::parse(&base).map_err(|e| {
-            anyhow!("--url {base:?} is not a URL ({e}); give the server's address, e.g. http://127.0.0.1:8787")
+            anyhow!("--url {show:?} is not a URL ({e}); give the server's address, e.g. https://signet.example.com or http://127.0.0.1:8787")
         })?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-            bail!("--url {base:?} is not an http:// or https:// URL; give the server's address, e.g. http://127.0.0.1:8787");
+            bail!("--url {show:?} is not an http:// or https:// URL; give the server's address, e.g. https://signet.example.com or http://127.0.0.1:8787");
         }
         if parsed.query().is_some() || parsed.fragment().is_some() {
-            bail!("--url {base:?} has a query or fragment; give only the server's address, e.g. http://127.0.0.1:8787");
+            bail!("--url {show:?} has a query or fragment; give only the server's address, e.g. http://127.0.0.1:8787");
+        }
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            bail!("--url {show:?} carries a user or password; the CLI authenticates with the API key only: give the address without them ({show})");
+        }
+        if parsed.scheme() == "http" && !is_loopback(&parsed) {
+            if !insecure_http {
+                bail!("--url {show:?} is plain http:// to another machine: the API key would cross the network unencrypted; use https://, or add --insecure-http if the network between is trusted");
+            }
+            eprintln!("WARN --insecure-http: the API key goes to {show} over plain http://, readable by anyone on the path; use https://");
         }
         if key.trim().is_empty() {
-            bail!("the API key (--api-key or SIGNET_API_KEY) is empty; give the sk_… key the server printed or `signet api-keys create` made");
+            bail!("the API key ({KEY_VAR}, --api-key-file or --api-key) is empty; give the sk_… key the server printed or `signet api-keys create` made");
         }
         let client = reqwest::Client::builder()
             .timeout(REMOTE_TIMEOUT)
@@ -156,6 +351,16 @@ impl Remote {
             key: Zeroizing::new(key.trim().to_owned()),
             client,
         })
+    }
+}
+
+/// Whether `url` names this machine: `localhost` or a loopback address.
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
 }
 
@@ -296,7 +501,7 @@ impl Call {
         Ok(self)
     }
 
-    fn path_and_query(&self) -> String {
+    pub(crate) fn path_and_query(&self) -> String {
         if self.query.is_empty() {
             return self.path.clone();
         }
@@ -315,6 +520,15 @@ pub(crate) fn segment(text: &str) -> String {
 }
 
 impl Api {
+    /// Where requests go, for a prompt: `on the server at URL` or `in the
+    /// database URL` (passwords never shown).
+    pub(crate) fn destination(&self) -> String {
+        match self {
+            Api::Local { database, .. } => format!("in the database {database}"),
+            Api::Remote(r) => format!("on the server at {}", r.base),
+        }
+    }
+
     /// Sends `call` and returns the JSON answer; a refusal is an error that
     /// carries the server's message (a `404` a negative answer, exit 1).
     pub(crate) async fn send(&self, call: Call) -> anyhow::Result<Value> {
@@ -325,7 +539,7 @@ impl Api {
     /// already there, `204` nothing to say: JSON `null`).
     pub(crate) async fn send_for_status(&self, call: Call) -> anyhow::Result<(StatusCode, Value)> {
         let (status, body) = match self {
-            Api::Local(router) => local_send(router, &call).await?,
+            Api::Local { router, .. } => local_send(router, &call).await?,
             Api::Remote(remote) => remote_send(remote, &call).await?,
         };
         if status.is_success() {
@@ -360,7 +574,7 @@ impl Api {
         let message = crate::output::printable(&message);
         let server = match self {
             Api::Remote(r) => r.base.as_str(),
-            Api::Local(_) => "",
+            Api::Local { .. } => "",
         };
         match status {
             StatusCode::UNAUTHORIZED => anyhow!(
@@ -481,7 +695,7 @@ mod tests {
 
     #[test]
     fn the_key_is_never_in_debug() {
-        let remote = Remote::new("http://127.0.0.1:1", "sk_very_secret").unwrap();
+        let remote = Remote::new("http://127.0.0.1:1", "sk_very_secret", false).unwrap();
         let text = format!("{:?}", Api::Remote(remote));
         assert!(!text.contains("sk_very_secret"), "{text}");
         assert!(text.contains("127.0.0.1:1"), "{text}");
@@ -490,9 +704,55 @@ mod tests {
     #[test]
     fn bad_urls_are_refused_with_the_shape_expected() {
         for bad in ["127.0.0.1:8787", "ftp://x", "http://h/?q=1", "nonsense"] {
-            let err = Remote::new(bad, "sk_x").unwrap_err().to_string();
+            let err = Remote::new(bad, "sk_x", false).unwrap_err().to_string();
             assert!(err.contains("http://127.0.0.1:8787"), "{bad}: {err}");
         }
-        assert!(Remote::new("http://h:1", " ").is_err());
+        assert!(Remote::new("http://127.0.0.1:1", " ", false).is_err());
+    }
+
+    #[test]
+    fn plain_http_goes_only_to_this_machine_unless_insecure_http() {
+        for here in [
+            "http://127.0.0.1:8787",
+            "http://127.1.2.3:1",
+            "http://localhost:8787/",
+            "http://LOCALHOST",
+            "http://[::1]:8787",
+            "https://signet.example.com",
+        ] {
+            assert!(Remote::new(here, "sk_x", false).is_ok(), "{here}");
+        }
+        for away in [
+            "http://signet.example.com",
+            "http://10.0.0.5:8787",
+            "http://[2001:db8::1]",
+        ] {
+            let err = Remote::new(away, "sk_x", false).unwrap_err().to_string();
+            assert!(
+                err.contains("plain http://") && err.contains("--insecure-http"),
+                "{away}: {err}"
+            );
+            assert!(Remote::new(away, "sk_x", true).is_ok(), "{away}");
+        }
+    }
+
+    #[test]
+    fn credentials_in_the_url_are_refused_and_never_shown() {
+        for url in [
+            "http://user:hunter2@127.0.0.1:8787",
+            "https://sk_in_the_user@signet.example.com",
+        ] {
+            let err = Remote::new(url, "sk_x", true).unwrap_err().to_string();
+            assert!(err.contains("user or password"), "{url}: {err}");
+            assert!(
+                !err.contains("hunter2") && !err.contains("sk_in_the_user"),
+                "{err}"
+            );
+        }
+        assert_eq!(shown("http://u:p@h:1/base"), "http://h:1/base");
+        assert_eq!(shown("https://u@h"), "https://h");
+        assert_eq!(shown("https://h/"), "https://h/");
+        // Not a URL: the password still goes.
+        assert!(!shown("http://u:hunter2@h:99999").contains("hunter2"));
     }
 }

@@ -78,7 +78,12 @@ fn init_logging() {
 }
 
 pub(crate) fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The matches say where each flag came from (the command line, the
+    // environment or a default), which the values alone do not.
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    crate::api::note_given(&matches);
+    let cli =
+        <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     init_logging();
     crate::env_vars::warn_unknown();
     match cli.command {

@@ -16,7 +16,7 @@ use signet_store::{DeadReason, MAX_PAGE};
 
 use crate::api::{segment, Api, ApiArgs, Call, Keys};
 use crate::commands::tasks::{PageArgs, ShowArgs};
-use crate::commands::{block_on, finish, Negative};
+use crate::commands::{block_on, finish, now_ms, Negative};
 use crate::output::{emit, format_ms, print_json};
 use crate::task_view::{dead_cells, print_page, print_task, text, DEAD_COLUMNS};
 use crate::timearg::parse_time_ms;
@@ -112,6 +112,18 @@ pub(crate) struct Selection {
 }
 
 impl Selection {
+    /// Pins a filter selection to what exists at `now_ms`: without
+    /// `--until`, dead letters that die after the count (and so were not
+    /// in the confirmation) are not touched.
+    fn pin_until(&mut self, now_ms: i64) {
+        if self.all_matching && self.filters.until.is_none() {
+            // After --since, as the API requires, even when --since is
+            // ahead of this machine's clock.
+            let after_since = self.filters.since.map_or(i64::MIN, |s| s.saturating_add(1));
+            self.filters.until = Some(now_ms.max(after_since));
+        }
+    }
+
     /// The selection as replay and purge take it: `{"ids"}` or
     /// `{"filter"}`.
     fn input(&self) -> anyhow::Result<Map<String, Value>> {
@@ -306,14 +318,20 @@ fn nothing_done(verb: &str, answer: &Value) -> anyhow::Result<()> {
 }
 
 async fn purge(args: PurgeArgs) -> anyhow::Result<()> {
-    let body = args.selection.input()?;
+    // The flags are checked before anything is opened.
+    args.selection.input()?;
+    let mut selection = args.selection;
     let api = args.api.open(Keys::None).await?;
     if !args.yes {
-        let n = count_selected(&api, &args.selection).await?;
+        // What is purged is what was counted (or fewer): the filter is
+        // pinned to the time of the count.
+        selection.pin_until(now_ms());
+        let n = count_selected(&api, &selection).await?;
         if n > 0 {
-            confirm(n)?;
+            confirm(n, &api.destination())?;
         }
     }
+    let body = selection.input()?;
     let answer = api
         .send(Call::post("/v1/dead-letters/purge").body(&body)?)
         .await?;
@@ -357,13 +375,14 @@ async fn count_selected(api: &Api, selection: &Selection) -> anyhow::Result<usiz
     }
 }
 
-/// Asks on the terminal; refuses without one.
-fn confirm(n: usize) -> anyhow::Result<()> {
+/// Asks on the terminal, naming `destination` (where the dead letters
+/// are); refuses without one.
+fn confirm(n: usize, destination: &str) -> anyhow::Result<()> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
-        bail!("this would delete {n} dead letter(s) for good; rerun with --yes to confirm");
+        bail!("this would delete {n} dead letter(s) for good {destination}; rerun with --yes to confirm");
     }
-    eprint!("Delete {n} dead letter(s) for good? [y/N] ");
+    eprint!("Delete {n} dead letter(s) for good {destination}? [y/N] ");
     std::io::stderr().flush()?;
     let mut answer = String::new();
     stdin.lock().read_line(&mut answer)?;
@@ -371,5 +390,61 @@ fn confirm(n: usize) -> anyhow::Result<()> {
         Ok(())
     } else {
         Err(Negative("nothing purged".to_owned()).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn selection(all_matching: bool, until: Option<i64>) -> Selection {
+        Selection {
+            ids: if all_matching {
+                Vec::new()
+            } else {
+                vec!["t1".into()]
+            },
+            all_matching,
+            filters: Filters {
+                queue: all_matching.then(|| "q".to_owned()),
+                reason: None,
+                since: None,
+                until,
+            },
+        }
+    }
+
+    #[test]
+    fn a_filter_is_pinned_to_the_time_of_the_count() {
+        let now = 1_795_000_000_000;
+        let mut open = selection(true, None);
+        open.pin_until(now);
+        let body = open.input().unwrap();
+        assert_eq!(body["filter"]["until"], json!(format_ms(now)), "{body:?}");
+        assert_eq!(body["filter"]["queue"], "q");
+        // The listing that counts asks for the same range.
+        let call = open.filters.on(Call::get("/v1/dead-letters"));
+        assert!(
+            call.path_and_query().contains(&format!("until={now}")),
+            "{call:?}"
+        );
+
+        // A --since ahead of this clock keeps the range valid.
+        let mut ahead = selection(true, None);
+        ahead.filters.since = Some(now + 60_000);
+        ahead.pin_until(now);
+        assert_eq!(ahead.filters.until, Some(now + 60_001));
+
+        // The user's own --until stays; ids are not a filter.
+        let mut bounded = selection(true, Some(5));
+        bounded.pin_until(now);
+        assert_eq!(
+            bounded.input().unwrap()["filter"]["until"],
+            json!(format_ms(5))
+        );
+        let mut ids = selection(false, None);
+        ids.pin_until(now);
+        assert_eq!(ids.filters.until, None);
+        assert_eq!(ids.input().unwrap()["ids"], json!(["t1"]));
     }
 }

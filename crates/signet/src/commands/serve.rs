@@ -187,6 +187,12 @@ fn metrics_token(text: &str) -> Result<Arc<MetricsToken>, String> {
 }
 
 pub(crate) fn run(args: Args) -> ExitCode {
+    if crate::api::metrics_token_on_argv() {
+        eprintln!(
+            "{}",
+            crate::api::secret_on_argv_warning("--metrics-token", "SIGNET_METRICS_TOKEN")
+        );
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

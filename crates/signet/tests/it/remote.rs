@@ -124,11 +124,12 @@ impl Both {
         signet_env(&all, b"", &self.env)
     }
 
-    /// `signet ARGS --url … --api-key KEY`.
+    /// `signet ARGS --url …` with `SIGNET_API_KEY=KEY` (the recommended
+    /// way: a key on the command line shows in `ps`, and is warned about).
     fn remote_as(&self, key: &str, args: &[&str]) -> Run {
         let mut all = args.to_vec();
-        all.extend(["--url", &self.base, "--api-key", key]);
-        signet_env(&all, b"", &[])
+        all.extend(["--url", &self.base]);
+        signet_env(&all, b"", &[("SIGNET_API_KEY", key)])
     }
 
     /// `signet ARGS` against the server with its admin key.
@@ -732,4 +733,159 @@ fn the_flags_and_the_server_refuse_with_what_to_do() {
     let run = b.remote(&["enqueue", "--task", "t", "--unsigned"]);
     assert_eq!(run.code, 2, "{run:#?}");
     assert!(run.stderr.contains("database only"), "{run:#?}");
+}
+
+#[test]
+fn the_key_goes_only_where_the_user_meant_and_is_never_echoed() {
+    let b = Both::start(Backend::Sqlite);
+    let key = b.server.key.clone();
+
+    // --url and an explicit database: refused, naming both (the flag or
+    // the variable) and what to do; the database URL's default is no
+    // conflict (every remote run above relies on it).
+    let run = signet_env(
+        &["queues", "--url", &b.base, "--database-url", &b.db],
+        b"",
+        &[("SIGNET_API_KEY", &key)],
+    );
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(
+        run.stderr.contains("--database-url") && run.stderr.contains(&b.base),
+        "{run:#?}"
+    );
+    assert!(run.stderr.contains("drop --database-url"), "{run:#?}");
+    let run = signet_env(
+        &["queues"],
+        b"",
+        &[
+            ("SIGNET_URL", &b.base),
+            ("SIGNET_API_KEY", &key),
+            ("SIGNET_DATABASE_URL", &b.db),
+        ],
+    );
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(run.stderr.contains("drop SIGNET_DATABASE_URL"), "{run:#?}");
+
+    // A key on the command line works, with a warning; the variable, a
+    // file and stdin work without one.
+    let argv = signet_env(&["queues", "--url", &b.base, "--api-key", &key], b"", &[]);
+    argv.ok();
+    assert!(
+        argv.stderr
+            .contains("--api-key on the command line shows in the process list"),
+        "{argv:#?}"
+    );
+    assert!(!argv.stderr.contains(&key), "{argv:#?}");
+    let quiet = b.remote(&["queues"]);
+    quiet.ok();
+    assert_eq!(quiet.stderr, "", "{quiet:#?}");
+    let stdin = signet_env(
+        &["queues", "--url", &b.base, "--api-key", "-"],
+        format!("{key}\n").as_bytes(),
+        &[],
+    );
+    stdin.ok();
+    assert_eq!(stdin.stderr, "", "{stdin:#?}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("key");
+    std::fs::write(&file, format!("  {key}\n")).unwrap();
+    let path = file.to_str().unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let private = signet_env(
+            &["queues", "--url", &b.base, "--api-key-file", path],
+            b"",
+            &[],
+        );
+        private.ok();
+        assert_eq!(private.stderr, "", "{private:#?}");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let shared = signet_env(
+        &["queues", "--url", &b.base, "--api-key-file", path],
+        b"",
+        &[],
+    );
+    shared.ok();
+    #[cfg(unix)]
+    assert!(shared.stderr.contains("chmod 600"), "{shared:#?}");
+    let both = signet_env(
+        &["queues", "--url", &b.base, "--api-key-file", path],
+        b"",
+        &[("SIGNET_API_KEY", &key)],
+    );
+    assert_eq!(both.code, 2, "{both:#?}");
+    assert!(both.stderr.contains("SIGNET_API_KEY"), "{both:#?}");
+
+    // Plain http:// to another machine: refused before anything is sent,
+    // unless --insecure-http, which says so loudly.
+    let away = signet_env(
+        &["queues", "--url", "http://signet.invalid:8787"],
+        b"",
+        &[("SIGNET_API_KEY", &key)],
+    );
+    assert_eq!(away.code, 2, "{away:#?}");
+    assert!(
+        away.stderr.contains("plain http://") && away.stderr.contains("--insecure-http"),
+        "{away:#?}"
+    );
+    assert!(!away.stderr.contains("cannot reach"), "{away:#?}");
+    let insecure = signet_env(
+        &[
+            "queues",
+            "--url",
+            "http://signet.invalid:8787",
+            "--insecure-http",
+        ],
+        b"",
+        &[("SIGNET_API_KEY", &key)],
+    );
+    assert_eq!(insecure.code, 2, "{insecure:#?}");
+    assert!(
+        insecure.stderr.contains("WARN --insecure-http")
+            && insecure.stderr.contains("cannot reach"),
+        "{insecure:#?}"
+    );
+
+    // Credentials in the URL: refused, and never echoed.
+    let with_password = b.base.replacen("http://", "http://admin:hunter2@", 1);
+    for run in [
+        signet_env(
+            &["queues", "--url", &with_password],
+            b"",
+            &[("SIGNET_API_KEY", &key)],
+        ),
+        signet_env(&["queues", "--url", &with_password], b"", &[]),
+    ] {
+        assert_eq!(run.code, 2, "{run:#?}");
+        assert!(!run.stderr.contains("hunter2"), "{run:#?}");
+        assert!(!run.stderr.contains("admin"), "{run:#?}");
+    }
+
+    // A purge by filter asks, naming where the dead letters are.
+    let task = json(
+        b.local(&["enqueue", "--queue", "q", "--task", "t", "--json"])
+            .ok(),
+    );
+    b.kill(&id(&task));
+    let remote = b.remote(&["dlq", "purge", "--all-matching"]);
+    assert_eq!(remote.code, 2, "{remote:#?}");
+    assert!(
+        remote.stderr.contains(&format!(
+            "delete 1 dead letter(s) for good on the server at {}",
+            b.base
+        )),
+        "{remote:#?}"
+    );
+    let local = b.local(&["dlq", "purge", "--all-matching"]);
+    assert_eq!(local.code, 2, "{local:#?}");
+    assert!(
+        local.stderr.contains(&format!(
+            "delete 1 dead letter(s) for good in the database {}",
+            b.db
+        )),
+        "{local:#?}"
+    );
 }

@@ -292,6 +292,36 @@ fn serve_puts_metrics_behind_the_metrics_token_without_printing_it() {
     }
 }
 
+#[test]
+fn a_metrics_token_on_the_command_line_is_warned_about_never_printed() {
+    const TOKEN: &str = "scrape-t0ken-on-argv";
+    let run = crate::signet(
+        &[
+            "serve",
+            "--metrics-token",
+            TOKEN,
+            "--database-url",
+            "nosuch://x",
+        ],
+        b"",
+    );
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(
+        run.stderr
+            .contains("--metrics-token on the command line shows in the process list")
+            && run.stderr.contains("prefer SIGNET_METRICS_TOKEN"),
+        "{run:#?}"
+    );
+    assert!(!run.stderr.contains(TOKEN), "{run:#?}");
+    let quiet = crate::signet_env(
+        &["serve", "--database-url", "nosuch://x"],
+        b"",
+        &[("SIGNET_METRICS_TOKEN", TOKEN)],
+    );
+    assert_eq!(quiet.code, 2, "{quiet:#?}");
+    assert!(!quiet.stderr.contains("process list"), "{quiet:#?}");
+}
+
 /// Runs `program` in `dir` (no inherited `SIGNET_*` or `NO_COLOR`) with
 /// stdout and stderr both piped into one file, waits until that output
 /// holds every line of `ready`, makes one HTTP round trip to `addr_of`'s
