@@ -274,6 +274,10 @@ async fn queues(args: Args) -> anyhow::Result<()> {
             q.get("push")
                 .map_or_else(|| "-".to_owned(), |p| text(p, "url")),
         );
+        cells.push(match q.get("paused_at") {
+            Some(serde_json::Value::String(at)) => format!("since {at}"),
+            _ => "-".to_owned(),
+        });
         table.row(cells);
     }
     crate::output::emit(&table.render())

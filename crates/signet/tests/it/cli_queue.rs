@@ -325,7 +325,7 @@ fn enqueue_list_show_and_count() {
     assert!(line("idle").contains("since "), "{paused:#?}");
     assert!(!line("reports").contains("since "), "{paused:#?}");
     let counts = f.json(&["queues"]);
-    let mail = counts
+    let mail = counts["queues"]
         .as_array()
         .unwrap()
         .iter()
