@@ -69,6 +69,9 @@ impl Dispatcher {
             allowed_cidrs = ?shared.http.policy().allowed(),
             "dispatcher started"
         );
+        // In the background: a slow database does not hold up the start.
+        let checked = Arc::clone(&shared);
+        tokio::spawn(async move { checked.limits.check_clock().await });
         let deliveries = Deliveries {
             shared: Arc::clone(&shared),
         };
@@ -76,6 +79,9 @@ impl Dispatcher {
             claims.run(&deliveries, &shared.leases, shutdown.clone()),
             push.run(shutdown),
         );
+        // The last permits dropped as their deliveries ended: free their
+        // slots now, not a lease later.
+        shared.limits.released().await;
         let result = result.and(pushed);
         tracing::info!(worker_id = %shared.worker_id, "dispatcher stopped");
         result
