@@ -11,10 +11,10 @@ use signet_store::delivery::check_exchange;
 use signet_store::history::check_actor;
 use signet_store::migration::wall_clock_ms;
 use signet_store::{
-    ApiKeyRecord, ClaimRequest, DeadFilter, DeadReason, DeadSelector, Enqueued, FailOutcome,
-    HistoryEvent, HttpExchange, KeyUsage, LeaderLease, LeaseToken, NewTask, Page, PausedQueue,
-    PushBinding, QueueCounts, ScheduleRecord, Settlement, SignatureRecord, Store, StoreError,
-    StoreResult, TargetRecord, TaskFilter, TaskRow,
+    ApiKeyRecord, ClaimRequest, DeadFilter, DeadReason, DeadSelector, DeliverySettlement, Enqueued,
+    FailOutcome, HistoryEvent, HttpExchange, KeyUsage, LeaderLease, LeaseToken, NewTask, Page,
+    PausedQueue, PushBinding, QueueCounts, ScheduleRecord, Settlement, SignatureRecord, Store,
+    StoreError, StoreResult, TargetRecord, TaskFilter, TaskRow,
 };
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -535,6 +535,18 @@ impl Store for PostgresStore {
                 tasks::fail(&client, channel, lease, error, outcome, Some(&http), now_ms).await
             }
         }
+    }
+
+    async fn settle_deliveries(
+        &self,
+        items: Vec<DeliverySettlement>,
+        now_ms: i64,
+    ) -> StoreResult<Vec<StoreResult<()>>> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut client = self.conn().await?;
+        tasks::settle_deliveries(&mut client, self.channel(), &items, now_ms).await
     }
 
     async fn history(&self, task_id: &str) -> StoreResult<Vec<HistoryEvent>> {

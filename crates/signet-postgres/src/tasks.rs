@@ -7,10 +7,12 @@
 use std::collections::{HashMap, HashSet};
 
 use deadpool_postgres::GenericClient;
+use signet_store::delivery::check_exchange;
 use signet_store::rows::{claim_order, headers_to_json};
 use signet_store::{
-    ClaimRequest, DeadReason, Enqueued, FailOutcome, HttpExchange, LeaseToken, NewTask,
-    SignatureRecord, StoreError, StoreResult, TaskRow, TaskState, MESSAGE_QUEUE,
+    ClaimRequest, DeadReason, DeliverySettlement, Enqueued, FailOutcome, HttpExchange, LeaseToken,
+    NewTask, Settlement, SignatureRecord, StoreError, StoreResult, TaskRow, TaskState,
+    MESSAGE_QUEUE,
 };
 use tokio_postgres::types::ToSql;
 
@@ -652,6 +654,166 @@ pub(crate) async fn complete_batch(
             }
         })
         .collect())
+}
+
+/// Settles many delivery attempts, each entry on its own and answered in
+/// order: delivered ones in one statement (their rows and attempt events),
+/// failed ones each in a statement of its own, all sent at once (pipelined)
+/// and, when there is more than one statement, in one transaction: the
+/// batch costs one round trip and one commit. An invalid exchange fails
+/// only its entry; a message named twice is settled by its first valid
+/// entry only. A database error fails the whole call and changes nothing.
+pub(crate) async fn settle_deliveries(
+    client: &mut deadpool_postgres::Object,
+    channel: &str,
+    items: &[DeliverySettlement],
+    now_ms: i64,
+) -> StoreResult<Vec<StoreResult<()>>> {
+    let mut out: Vec<StoreResult<()>> = Vec::with_capacity(items.len());
+    let mut seen = HashSet::with_capacity(items.len());
+    let mut delivered = Vec::new();
+    let mut failed = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        if let Err(e) = check_exchange(&item.http, &item.settlement) {
+            out.push(Err(e));
+            continue;
+        }
+        if !seen.insert(item.lease.task_id.as_str()) {
+            out.push(Err(item.lease.lost()));
+            continue;
+        }
+        // Replaced by the statement's answer below.
+        out.push(Ok(()));
+        match &item.settlement {
+            Settlement::Delivered { result } => delivered.push((i, result.as_deref())),
+            Settlement::Failed { error, outcome } => failed.push((i, error.as_str(), outcome)),
+        }
+    }
+    let written = if failed.is_empty() {
+        settle_sorted(&*client, channel, items, &delivered, &failed, now_ms).await?
+    } else {
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| map_err("starting to settle deliveries", e))?;
+        let written = settle_sorted(&tx, channel, items, &delivered, &failed, now_ms).await?;
+        tx.commit()
+            .await
+            .map_err(|e| map_err("committing settled deliveries", e))?;
+        written
+    };
+    for (i, r) in written {
+        out[i] = r;
+    }
+    Ok(out)
+}
+
+/// The statements of [`settle_deliveries`], sent together: each entry's
+/// answer by its index, or the first database error (which aborted the
+/// transaction, so nothing is written).
+async fn settle_sorted(
+    client: &impl GenericClient,
+    channel: &str,
+    items: &[DeliverySettlement],
+    delivered: &[(usize, Option<&[u8]>)],
+    failed: &[(usize, &str, &FailOutcome)],
+    now_ms: i64,
+) -> StoreResult<Vec<(usize, StoreResult<()>)>> {
+    let fails = futures::future::join_all(failed.iter().map(|(i, error, outcome)| {
+        let item = &items[*i];
+        let http = Some(&item.http);
+        async move {
+            let r = fail(client, channel, &item.lease, error, outcome, http, now_ms).await;
+            (*i, r)
+        }
+    }));
+    let (done, fails) = futures::join!(deliver_batch(client, items, delivered, now_ms), fails);
+    let done = done?;
+    let mut out = Vec::with_capacity(delivered.len() + fails.len());
+    for (i, _) in delivered {
+        let lease = &items[*i].lease;
+        let r = if done.contains(lease.task_id.as_str()) {
+            Ok(())
+        } else {
+            Err(lease.lost())
+        };
+        out.push((*i, r));
+    }
+    for (i, r) in fails {
+        match r {
+            Ok(()) => out.push((i, Ok(()))),
+            Err(e @ StoreError::LeaseLost { .. }) => out.push((i, Err(e))),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// Marks delivered messages succeeded and records each attempt with its
+/// HTTP exchange, in one statement; answers the ids whose lease was
+/// current (the others changed nothing).
+async fn deliver_batch(
+    client: &impl GenericClient,
+    items: &[DeliverySettlement],
+    delivered: &[(usize, Option<&[u8]>)],
+    now_ms: i64,
+) -> StoreResult<HashSet<String>> {
+    if delivered.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let n = delivered.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut owners = Vec::with_capacity(n);
+    let mut attempts = Vec::with_capacity(n);
+    let mut results = Vec::with_capacity(n);
+    let mut statuses = Vec::with_capacity(n);
+    let mut latencies = Vec::with_capacity(n);
+    let mut bodies = Vec::with_capacity(n);
+    for (i, result) in delivered {
+        let item = &items[*i];
+        let (status, latency, body) = http_params(Some(&item.http));
+        ids.push(item.lease.task_id.as_str());
+        owners.push(item.lease.worker_id.as_str());
+        attempts.push(i64::from(item.lease.attempt));
+        results.push(*result);
+        statuses.push(status);
+        latencies.push(latency);
+        bodies.push(body);
+    }
+    let stmt = client
+        .prepare_cached(&format!(
+            "WITH u AS (UPDATE tasks AS t SET state = 'succeeded', result = v.result, \
+                 lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = $1, \
+                 finished_at_ms = $1, event_seq = t.event_seq + 1 \
+             FROM UNNEST($2::TEXT[], $3::TEXT[], $4::INT8[], $5::BYTEA[], $6::INT4[], \
+                 $7::INT8[], $8::BYTEA[]) \
+               AS v(id, owner, attempt, result, status, latency, body) \
+             WHERE t.id = v.id AND t.state = 'running' AND t.lease_owner = v.owner \
+               AND t.attempt = v.attempt \
+             RETURNING t.id, t.attempt_offset + t.attempt AS n, t.attempt_started_at_ms, \
+                 t.event_seq, v.owner, v.status, v.latency, v.body), \
+             e AS (INSERT INTO task_events ({ATTEMPT_EVENT}) \
+               SELECT u.id, u.event_seq, 'attempt', $1, u.n, u.owner, u.attempt_started_at_ms, \
+                 'succeeded', NULL, u.status, u.latency, u.body FROM u) \
+             SELECT id FROM u"
+        ))
+        .await
+        .map_err(|e| map_err("preparing a batch of deliveries", e))?;
+    let rows = client
+        .query(
+            &stmt,
+            &[
+                &now_ms, &ids, &owners, &attempts, &results, &statuses, &latencies, &bodies,
+            ],
+        )
+        .await
+        .map_err(|e| map_err(format!("settling {n} delivered message(s)"), e))?;
+    rows.iter()
+        .map(|row| {
+            row.try_get::<_, String>(0)
+                .map_err(|e| map_err("reading settled ids", e))
+        })
+        .collect()
 }
 
 /// Records a failed attempt (with the HTTP exchange of a delivery) in one

@@ -10,11 +10,11 @@ use signet_store::delivery::check_exchange;
 use signet_store::history::check_actor;
 use signet_store::migration::wall_clock_ms;
 use signet_store::{
-    ApiKeyRecord, ClaimRequest, DeadFilter, DeadReason, DeadSelector, Enqueued, FailOutcome,
-    HistoryEvent, HttpExchange, KeyUsage, LeaderLease, LeaseToken, NewTask, Page, PausedQueue,
-    PushBinding, QueueCounts, RateGrant, RateTake, ScheduleRecord, Settlement, SignatureRecord,
-    SlotLease, SlotTake, Store, StoreError, StoreResult, TargetRecord, TaskFilter, TaskRow,
-    TaskState,
+    ApiKeyRecord, ClaimRequest, DeadFilter, DeadReason, DeadSelector, DeliverySettlement, Enqueued,
+    FailOutcome, HistoryEvent, HttpExchange, KeyUsage, LeaderLease, LeaseToken, NewTask, Page,
+    PausedQueue, PushBinding, QueueCounts, RateGrant, RateTake, ScheduleRecord, Settlement,
+    SignatureRecord, SlotLease, SlotTake, Store, StoreError, StoreResult, TargetRecord, TaskFilter,
+    TaskRow, TaskState,
 };
 
 use crate::config::SqliteConfig;
@@ -517,25 +517,52 @@ impl Store for SqliteStore {
     ) -> StoreResult<()> {
         check_exchange(&http, &settlement)?;
         let lease = lease.clone();
-        let due_now = matches!(
-            &settlement,
-            Settlement::Failed { outcome: FailOutcome::Retry { at_ms }, .. } if *at_ms <= now_ms
-        );
         let queue = self
-            .write(move |c| match &settlement {
-                Settlement::Delivered { result } => {
-                    tasks::complete(c, &lease, result.as_deref(), Some(&http), now_ms)
-                        .map(|()| None)
+            .write(move |c| tasks::settle_delivery(c, &lease, &http, &settlement, now_ms))
+            .await?;
+        self.inner.work.notify(queue.as_deref());
+        Ok(())
+    }
+
+    async fn settle_deliveries(
+        &self,
+        items: Vec<DeliverySettlement>,
+        now_ms: i64,
+    ) -> StoreResult<Vec<StoreResult<()>>> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One operation of the writer for the whole batch. No savepoint per
+        // entry (each would copy every page it touches into the statement
+        // journal): an entry refused for its exchange or its lease wrote
+        // nothing, and any other error fails the whole batch, which the
+        // writer's savepoint then rolls back.
+        let (out, mut wake) = self
+            .write(move |c| {
+                let mut out = Vec::with_capacity(items.len());
+                let mut wake = Vec::new();
+                for item in &items {
+                    if let Err(e) = check_exchange(&item.http, &item.settlement) {
+                        out.push(Err(e));
+                        continue;
+                    }
+                    let lease = &item.lease;
+                    match tasks::settle_delivery(c, lease, &item.http, &item.settlement, now_ms) {
+                        Ok(queue) => {
+                            wake.extend(queue);
+                            out.push(Ok(()));
+                        }
+                        Err(e @ StoreError::LeaseLost { .. }) => out.push(Err(e)),
+                        Err(e) => return Err(e),
+                    }
                 }
-                Settlement::Failed { error, outcome } => {
-                    tasks::fail(c, &lease, error, outcome, Some(&http), now_ms)
-                }
+                Ok((out, wake))
             })
             .await?;
-        if due_now {
-            self.inner.work.notify(queue.as_deref());
-        }
-        Ok(())
+        wake.sort_unstable();
+        wake.dedup();
+        self.inner.work.notify(wake.iter().map(String::as_str));
+        Ok(out)
     }
 
     async fn history(&self, task_id: &str) -> StoreResult<Vec<HistoryEvent>> {

@@ -5,8 +5,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use signet_store::rows::{claim_order, headers_to_json};
 use signet_store::{
     AttemptOutcome, ClaimRequest, DeadReason, Enqueued, FailOutcome, HttpExchange,
-    IdempotencyClaim, LeaseToken, NewTask, SignatureRecord, StoreError, StoreResult, TaskRow,
-    TaskState, MESSAGE_QUEUE,
+    IdempotencyClaim, LeaseToken, NewTask, Settlement, SignatureRecord, StoreError, StoreResult,
+    TaskRow, TaskState, MESSAGE_QUEUE,
 };
 
 use crate::error_map::map_err;
@@ -434,6 +434,28 @@ pub(crate) fn fail(
     };
     record_ended(conn, lease, ended, recorded, Some(error), http, now_ms)?;
     Ok(queue)
+}
+
+/// Settles a delivery attempt (the outcome and its attempt event with the
+/// HTTP exchange; the caller checked it with `check_exchange`). Returns
+/// the queue to wake when the message is to be retried now.
+pub(crate) fn settle_delivery(
+    conn: &Connection,
+    lease: &LeaseToken,
+    http: &HttpExchange,
+    settlement: &Settlement,
+    now_ms: i64,
+) -> StoreResult<Option<String>> {
+    match settlement {
+        Settlement::Delivered { result } => {
+            complete(conn, lease, result.as_deref(), Some(http), now_ms).map(|()| None)
+        }
+        Settlement::Failed { error, outcome } => {
+            let queue = fail(conn, lease, error, outcome, Some(http), now_ms)?;
+            let due_now = matches!(outcome, FailOutcome::Retry { at_ms } if *at_ms <= now_ms);
+            Ok(queue.filter(|_| due_now))
+        }
+    }
 }
 
 /// Gives a running task back without counting the attempt, due again at

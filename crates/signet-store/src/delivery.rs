@@ -41,6 +41,20 @@ pub enum Settlement {
     },
 }
 
+/// One delivery attempt to settle, as
+/// [`Store::settle_deliveries`](crate::Store::settle_deliveries) takes many
+/// of them: the lease, the HTTP exchange and the outcome, as
+/// [`Store::settle_delivery`](crate::Store::settle_delivery) takes one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliverySettlement {
+    /// The lease the attempt ran under.
+    pub lease: crate::LeaseToken,
+    /// The HTTP exchange.
+    pub http: crate::history::HttpExchange,
+    /// The outcome.
+    pub settlement: Settlement,
+}
+
 /// Checks what every backend refuses with [`StoreError::Invalid`]: a
 /// response body over [`MAX_ATTEMPT_BODY_BYTES`], an error over
 /// [`MAX_ATTEMPT_ERROR_LEN`], a negative latency.

@@ -28,8 +28,8 @@ pub use activity::{
     MAX_ACTIVITY_WINDOW_MS,
 };
 pub use delivery::{
-    CatchUp, LeaderLease, PushBinding, ScheduleRecord, Settlement, TargetRecord,
-    MAX_ATTEMPT_BODY_BYTES, MESSAGE_QUEUE, MESSAGE_TASK_NAME, RESERVED_QUEUE_PREFIX,
+    CatchUp, DeliverySettlement, LeaderLease, PushBinding, ScheduleRecord, Settlement,
+    TargetRecord, MAX_ATTEMPT_BODY_BYTES, MESSAGE_QUEUE, MESSAGE_TASK_NAME, RESERVED_QUEUE_PREFIX,
 };
 pub use error::{BoxError, StoreError};
 pub use history::{AttemptEvent, AttemptOutcome, Event, HistoryEvent, HttpExchange};

@@ -6,7 +6,9 @@
 
 use async_trait::async_trait;
 
-use crate::delivery::{LeaderLease, PushBinding, ScheduleRecord, Settlement, TargetRecord};
+use crate::delivery::{
+    DeliverySettlement, LeaderLease, PushBinding, ScheduleRecord, Settlement, TargetRecord,
+};
 use crate::error::StoreError;
 use crate::history::{HistoryEvent, HttpExchange};
 use crate::task::{
@@ -270,6 +272,27 @@ pub trait Store: Send + Sync + 'static {
         settlement: Settlement,
         now_ms: i64,
     ) -> StoreResult<()>;
+
+    /// Settles many delivery attempts in one commit (the dispatcher's group
+    /// commit): each entry as [`settle_delivery`](Store::settle_delivery)
+    /// would, and each succeeds or fails on its own, answered in order (a
+    /// lost lease or an invalid exchange fails only its entry; a message
+    /// named twice is settled by its first entry only). An `Err` for the
+    /// whole call changed nothing.
+    async fn settle_deliveries(
+        &self,
+        items: Vec<DeliverySettlement>,
+        now_ms: i64,
+    ) -> StoreResult<Vec<StoreResult<()>>> {
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            out.push(
+                self.settle_delivery(&item.lease, item.http, item.settlement, now_ms)
+                    .await,
+            );
+        }
+        Ok(out)
+    }
 
     /// A task's (or message's) history, oldest first. Unknown ids give an
     /// empty list.

@@ -9,6 +9,7 @@ does, and name each unknown SIGNET_… variable with the same closest name."""
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import os
 import subprocess
@@ -72,13 +73,26 @@ def enqueue_and_show(env: dict[str, str]) -> dict[str, Any]:
     return shown
 
 
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def ms(time: str | None) -> int | None:
+    """An API time (RFC 3339, milliseconds, UTC) as Unix milliseconds, exactly."""
+    if time is None:
+        return None
+    return (datetime.datetime.fromisoformat(time) - EPOCH) // datetime.timedelta(milliseconds=1)
+
+
 def envelope_of(shown: dict[str, Any]) -> TaskEnvelope:
-    # `tasks show` prints args parsed; the stored bytes are what was passed.
+    # `tasks show --json` prints the API's task view: args parsed, times in
+    # RFC 3339; the stored bytes are what was passed.
     assert json.loads(ARGS) == shown["args"]
+    created_at_ms = ms(shown["created_at"])
+    assert created_at_ms is not None
     return TaskEnvelope(
-        id=shown["id"], queue=shown["queue"], name=shown["name"], args=ARGS.encode(),
-        headers=shown["headers"], created_at_ms=shown["created_at_ms"],
-        not_before_ms=shown["not_before_ms"], expires_at_ms=shown["expires_at_ms"],
+        id=shown["id"], queue=shown["queue"], name=shown["task"], args=ARGS.encode(),
+        headers=shown["headers"], created_at_ms=created_at_ms,
+        not_before_ms=ms(shown["not_before"]), expires_at_ms=ms(shown["expires_at"]),
         max_attempts=shown["max_attempts"], callback_url=shown["callback_url"],
     )
 

@@ -31,19 +31,23 @@ const skip =
       ? `SIGNET_BIN is ${bin}, which does not exist`
       : false;
 
+/** The API's task view, which `signet tasks show --json` prints. */
 interface ShownTask {
   id: string;
   queue: string;
-  name: string;
+  task: string;
   args: unknown;
   headers: Record<string, string>;
-  created_at_ms: number;
-  not_before_ms: number | null;
-  expires_at_ms: number | null;
+  created_at: string;
+  not_before: string | null;
+  expires_at: string | null;
   max_attempts: number;
   callback_url: string | null;
   signature: unknown;
 }
+
+/** An API time (RFC 3339, milliseconds) as Unix milliseconds. */
+const ms = (time: string | null): number | null => (time === null ? null : Date.parse(time));
 
 test("tasks signed by the signet binary verify in the SDK, which signs them identically", { skip }, () => {
   const dir = mkdtempSync(join(tmpdir(), "signet-sdk-rust-"));
@@ -83,12 +87,12 @@ test("tasks signed by the signet binary verify in the SDK, which signs them iden
       return {
         id: shown.id,
         queue: shown.queue,
-        name: shown.name,
+        name: shown.task,
         args,
         headers: shown.headers,
-        createdAtMs: shown.created_at_ms,
-        notBeforeMs: shown.not_before_ms,
-        expiresAtMs: shown.expires_at_ms,
+        createdAtMs: Date.parse(shown.created_at),
+        notBeforeMs: ms(shown.not_before),
+        expiresAtMs: ms(shown.expires_at),
         maxAttempts: shown.max_attempts,
         callbackUrl: shown.callback_url,
       };

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use signet_sign::standard::{self, STANDARD_HEADERS, SVIX_HEADERS};
 use signet_store::{DeadReason, LeaseToken, TaskRow, MAX_ATTEMPT_BODY_BYTES};
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use super::judge::{attempt_record, decide, Decision};
-use super::settle::settle;
+use super::settle::Ended;
 use super::shared::Shared;
 use crate::claim::Held;
 use crate::delivery::{AttemptOutcome, OutgoingRequest};
@@ -34,7 +34,8 @@ pub(super) async fn deliver(
     shared: Arc<Shared>,
     row: TaskRow,
     check: Check,
-    _slot: OwnedSemaphorePermit,
+    slot: OwnedSemaphorePermit,
+    settler: mpsc::UnboundedSender<Ended>,
 ) {
     let lease = LeaseToken::of(&row);
     let id = row.envelope.id.clone();
@@ -82,7 +83,18 @@ pub(super) async fn deliver(
             (decision, label)
         }
     };
-    settle(&shared, &lease, &id, attempt, decision, &label).await;
+    let ended = Ended {
+        lease,
+        decision,
+        label,
+        _slot: slot,
+    };
+    if settler.send(ended).is_err() {
+        // The settler outlives every delivery (the dispatcher awaits it
+        // after the claim loop); were it gone, the lease expires and the
+        // message is rescued.
+        tracing::error!(message_id = %id, "the dispatcher's settler is gone; the message will be rescued after its lease expires");
+    }
 }
 
 /// Why a message is not sent on this attempt.

@@ -6,15 +6,17 @@
 //!                              ─► target concurrency + rate limit (waiting) │
 //!                              ─► sign afresh ─► send ─► judge ─────────────┤
 //!                                  (the lease is heartbeated throughout)    ▼
-//!                      settle_delivery (outcome + attempt, one write) / release
+//!          settler: settle_deliveries (outcome + attempt of every delivery
+//!          that ended meanwhile: one round trip, one commit) / release
 //! ```
 //!
 //! Messages are tasks on [`MESSAGE_QUEUE`](signet_store::MESSAGE_QUEUE): the dispatcher claims them like a
 //! worker, verifies the envelope signature first (a message changed at rest
 //! is dead-lettered `signature-invalid`), and writes every attempt's outcome
-//! with its history event in one
-//! [`Store::settle_delivery`](signet_store::Store::settle_delivery) (status, latency, the first 4 KiB of the
-//! response).
+//! with its history event (status, latency, the first 4 KiB of the
+//! response) through one settler task, which group-commits the outcomes
+//! that end while its writes are in flight in one
+//! [`Store::settle_deliveries`](signet_store::Store::settle_deliveries).
 //!
 //! Each attempt is signed afresh: `webhook-id` is the message id on every
 //! attempt, `webhook-timestamp` is this attempt's time, so a retry hours
@@ -39,7 +41,8 @@
 //!
 //! Files: `builder` (configuration), `run` (the dispatcher on the shared
 //! claim loop), `deliver` (checks, target, sign, send), `judge` (an
-//! attempt's outcome → what to write), `settle` (the writes), `limits`
+//! attempt's outcome → what to write), `settle` (the settler and its
+//! batched writes), `limits`
 //! (per-target concurrency and rate), `events`, `shared`. Targets and their
 //! opened secrets come from the targets' one cache, by id.
 

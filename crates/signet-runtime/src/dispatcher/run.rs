@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 use super::deliver::deliver;
 use super::events::DeliveryEvent;
+use super::settle::{settler_loop, Ended};
 use super::shared::Shared;
 use crate::claim::{ClaimLoop, Claimed, Consumer};
 use crate::error::RuntimeError;
@@ -24,6 +25,7 @@ pub struct Dispatcher {
 /// The dispatcher's part of the claim loop.
 struct Deliveries {
     shared: Arc<Shared>,
+    settler: mpsc::UnboundedSender<Ended>,
 }
 
 impl Consumer for Deliveries {
@@ -34,7 +36,8 @@ impl Consumer for Deliveries {
             return;
         };
         for (Claimed { row, slot }, check) in checked {
-            tokio::spawn(deliver(Arc::clone(&self.shared), row, check, slot));
+            let settler = self.settler.clone();
+            tokio::spawn(deliver(Arc::clone(&self.shared), row, check, slot, settler));
         }
     }
 }
@@ -72,13 +75,23 @@ impl Dispatcher {
         // In the background: a slow database does not hold up the start.
         let checked = Arc::clone(&shared);
         tokio::spawn(async move { checked.limits.check_clock().await });
+        let (settler, settler_rx) = mpsc::unbounded_channel();
+        let settling = tokio::spawn(settler_loop(Arc::clone(&shared), settler_rx));
         let deliveries = Deliveries {
             shared: Arc::clone(&shared),
+            settler,
         };
         let (result, pushed) = tokio::join!(
             claims.run(&deliveries, &shared.leases, shutdown.clone()),
             push.run(shutdown),
         );
+        // Every permit is back, so every outcome was written; the settler
+        // ends once the last sender is gone.
+        drop(deliveries);
+        if let Err(e) = settling.await {
+            // The settler catches nothing itself; a panic there is a bug.
+            tracing::error!(error = %e, "dispatcher settler task failed");
+        }
         // The last permits dropped as their deliveries ended: free their
         // slots now, not a lease later.
         shared.limits.released().await;

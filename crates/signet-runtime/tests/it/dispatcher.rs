@@ -422,6 +422,76 @@ async fn a_message_is_delivered_signed_and_every_attempt_is_recorded() {
     d.stop().await;
 }
 
+/// Outcomes are group-committed: deliveries that end together (some
+/// delivered, some retried) are written with `settle_deliveries` alone, in
+/// fewer writes than deliveries, and each message keeps exactly its one
+/// attempt and outcome.
+#[tokio::test]
+async fn outcomes_that_end_together_are_group_committed() {
+    const N: usize = 48;
+    let s = Setup::new();
+    // Every answer is held 200 ms, so the outcomes of the claimed batch
+    // end within moments of one another and wait for the write in flight.
+    let rx = Receiver::start(|r, _| {
+        let n: usize = std::str::from_utf8(&r.body).unwrap().parse().unwrap();
+        Answer::status(if n % 2 == 0 { 200 } else { 500 }).hold(Duration::from_millis(200))
+    })
+    .await;
+    let mut ids = Vec::with_capacity(N);
+    for n in 0..N {
+        ids.push(
+            s.publish(json!({"url": rx.url("/h"), "body": n.to_string()}))
+                .await,
+        );
+    }
+    let calls: Arc<Mutex<HashMap<&'static str, usize>>> = Arc::default();
+    let counted = Arc::clone(&calls);
+    let store = Arc::new(signet_store::testkit::FaultyStore::new(
+        Arc::clone(&s.db.store),
+        move |method| {
+            *counted.lock().unwrap().entry(method).or_insert(0) += 1;
+            None
+        },
+    ));
+    let d = Dispatcher::builder(store)
+        .key_ring(&s.ring, true)
+        .targets(s.targets.clone())
+        .ssrf_policy(SsrfPolicy::parse_allowed("127.0.0.0/8").unwrap())
+        .retry_schedule(test_schedule())
+        .poll_interval(Duration::from_millis(5))
+        .clock(Arc::clone(&s.dyn_clock))
+        .build()
+        .unwrap();
+    let mut d = RunningDispatcher::start(d);
+    for (n, id) in ids.iter().enumerate() {
+        let e = d.next_for(id).await;
+        if n % 2 == 0 {
+            assert_eq!(delivered(&e), 200, "{e:?}");
+        } else {
+            assert!(retry_at(&e) > 0, "{e:?}");
+        }
+    }
+    d.stop().await;
+    let calls = calls.lock().unwrap().clone();
+    let batches = calls.get("settle_deliveries").copied().unwrap_or(0);
+    assert_eq!(calls.get("settle_delivery"), None, "{calls:?}");
+    assert!(
+        (1..N / 2).contains(&batches),
+        "{N} outcomes in {batches} writes: {calls:?}"
+    );
+    for (n, id) in ids.iter().enumerate() {
+        let want = if n % 2 == 0 {
+            TaskState::Succeeded
+        } else {
+            TaskState::Retryable
+        };
+        assert_eq!(s.db.task(id).await.state, want, "message {n}");
+        let attempts = s.db.attempts(id).await;
+        assert_eq!(attempts.len(), 1, "message {n}: {attempts:?}");
+        assert_eq!(attempts[0].status, Some(if n % 2 == 0 { 200 } else { 500 }));
+    }
+}
+
 #[tokio::test]
 async fn failures_are_retried_on_the_schedule_with_a_fresh_signature_each_time() {
     let s = Setup::new();

@@ -14,7 +14,7 @@ use crate::support::*;
 /// The worker-side writes that fail: every other one answers `Busy`,
 /// before touching the database (as the contract says: an error changed
 /// nothing).
-const WORKER_WRITES: [&str; 7] = [
+const WORKER_WRITES: [&str; 8] = [
     "claim",
     "heartbeat",
     "complete",
@@ -22,6 +22,7 @@ const WORKER_WRITES: [&str; 7] = [
     "fail",
     "release",
     "settle_delivery",
+    "settle_deliveries",
 ];
 
 /// Counts the calls of [`WORKER_WRITES`] and fails every other one.

@@ -173,6 +173,12 @@ async fn a_resume_by_another_handle_wakes_waiters_of_its_queue() {
     let db = TempDb::new();
     let (waiter, url) = db.open(fast());
     let writer = SqliteStore::open(&url, fast()).expect("a second handle on the file");
+    // A first wait starts the waiter's watch of the file, which takes its
+    // baseline before the writes below (a watch started by the wait of
+    // `assert_wakes` could take it after the resume and miss it).
+    waiter
+        .wait_for_work(&["q".to_owned()], Duration::from_millis(400))
+        .await;
     writer
         .pause_queue("q", "test", None, T0)
         .await

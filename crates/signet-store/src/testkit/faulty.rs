@@ -7,10 +7,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::{
-    ApiKeyRecord, ClaimRequest, DeadFilter, DeadReason, DeadSelector, Enqueued, FailOutcome,
-    HistoryEvent, HttpExchange, KeyUsage, LeaderLease, LeaseToken, NewTask, Page, PushBinding,
-    QueueCounts, ScheduleRecord, Settlement, SignatureRecord, Store, StoreError, StoreResult,
-    TargetRecord, TaskFilter, TaskRow,
+    ApiKeyRecord, ClaimRequest, DeadFilter, DeadReason, DeadSelector, DeliverySettlement, Enqueued,
+    FailOutcome, HistoryEvent, HttpExchange, KeyUsage, LeaderLease, LeaseToken, NewTask, Page,
+    PushBinding, QueueCounts, ScheduleRecord, Settlement, SignatureRecord, Store, StoreError,
+    StoreResult, TargetRecord, TaskFilter, TaskRow,
 };
 
 /// What decides, per call, whether it fails: given the name of the
@@ -218,6 +218,14 @@ impl Store for FaultyStore {
         self.inner
             .settle_delivery(lease, http, settlement, now_ms)
             .await
+    }
+    async fn settle_deliveries(
+        &self,
+        items: Vec<DeliverySettlement>,
+        now_ms: i64,
+    ) -> StoreResult<Vec<StoreResult<()>>> {
+        self.check("settle_deliveries")?;
+        self.inner.settle_deliveries(items, now_ms).await
     }
     async fn history(&self, task_id: &str) -> StoreResult<Vec<HistoryEvent>> {
         self.check("history")?;

@@ -7,13 +7,13 @@ use signet_sign::Algorithm;
 
 use super::{
     assert_conflict, assert_invalid, assert_lease_lost, assert_not_found, assert_same_signed,
-    claim_one, get, make_dead, new_message, new_task, put, signed, ACTOR, LEASE_MS, T0,
+    claim_n, claim_one, get, make_dead, new_message, new_task, put, signed, ACTOR, LEASE_MS, T0,
 };
 use crate::delivery::MAX_ATTEMPT_ERROR_LEN;
 use crate::{
-    AttemptEvent, AttemptOutcome, DeadReason, DeadSelector, Event, FailOutcome, HistoryEvent,
-    HttpExchange, LeaseToken, Settlement, SignatureRecord, Store, TaskId, TaskState,
-    MAX_ATTEMPT_BODY_BYTES, MESSAGE_QUEUE,
+    AttemptEvent, AttemptOutcome, DeadReason, DeadSelector, DeliverySettlement, Event, FailOutcome,
+    HistoryEvent, HttpExchange, LeaseToken, Settlement, SignatureRecord, Store, StoreResult,
+    TaskId, TaskState, MAX_ATTEMPT_BODY_BYTES, MESSAGE_QUEUE,
 };
 
 /// The history the store holds for `id`, checked to be in `seq` order.
@@ -426,6 +426,132 @@ pub(super) async fn history_delivery(store: Arc<dyn Store>) {
     let h = history_of(s, &d).await;
     assert_eq!(attempt(&h[0]).outcome, AttemptOutcome::Dead);
     assert_eq!(attempt(&h[0]).http, Some(exchange(None, b"")));
+}
+
+/// `settle_deliveries` settles each entry on its own, in order: delivered,
+/// retry and dead with their attempt events; a lost lease, an invalid
+/// exchange or a second entry for the same message fails only itself.
+pub(super) async fn history_delivery_batch(store: Arc<dyn Store>) {
+    let s = &*store;
+    for _ in 0..5 {
+        put(s, new_message()).await;
+    }
+    let rows = claim_n(s, &[MESSAGE_QUEUE], 5, T0 + 1).await;
+    assert_eq!(rows.len(), 5);
+    let lease = |i: usize| LeaseToken::of(&rows[i]);
+    let delivered = Settlement::Delivered {
+        result: Some(br#"{"status":200}"#.to_vec()),
+    };
+    let item = |lease: LeaseToken, http: HttpExchange, settlement: Settlement| DeliverySettlement {
+        lease,
+        http,
+        settlement,
+    };
+    let items = vec![
+        item(lease(0), exchange(Some(200), b"ok"), delivered.clone()),
+        item(
+            lease(1),
+            exchange(Some(503), b"busy"),
+            Settlement::Failed {
+                error: "HTTP 503".into(),
+                outcome: FailOutcome::Retry { at_ms: T0 + 100 },
+            },
+        ),
+        item(
+            lease(2),
+            exchange(Some(410), b""),
+            Settlement::Failed {
+                error: "HTTP 410".into(),
+                outcome: FailOutcome::Dead {
+                    reason: DeadReason::TargetRefused,
+                    detail: "gone".into(),
+                },
+            },
+        ),
+        item(
+            LeaseToken {
+                attempt: 9,
+                ..lease(3)
+            },
+            exchange(Some(200), b""),
+            delivered.clone(),
+        ),
+        item(
+            lease(4),
+            exchange(Some(200), &vec![b'x'; MAX_ATTEMPT_BODY_BYTES + 1]),
+            delivered.clone(),
+        ),
+        item(lease(0), exchange(Some(200), b"again"), delivered.clone()),
+    ];
+    let out = s.settle_deliveries(items, T0 + 2).await.expect("batch");
+    let [ok0, ok1, ok2, stale, oversize, twice]: [StoreResult<()>; 6] = out
+        .try_into()
+        .unwrap_or_else(|out| panic!("one answer per entry: {out:?}"));
+    for (i, r) in [ok0, ok1, ok2].iter().enumerate() {
+        assert!(r.is_ok(), "entry {i}: {r:?}");
+    }
+    assert_lease_lost("a stale lease", stale);
+    assert_invalid("a body over the limit", oversize);
+    assert_lease_lost("a message settled twice", twice);
+
+    let done = get(s, rows[0].id()).await;
+    assert_eq!(done.state, TaskState::Succeeded);
+    assert_eq!(done.result.as_deref(), Some(&br#"{"status":200}"#[..]));
+    assert_eq!(done.finished_at_ms, Some(T0 + 2));
+    let h = history_of(s, rows[0].id()).await;
+    assert_eq!(h.len(), 1, "one event for the delivered message: {h:#?}");
+    assert_eq!(
+        attempt(&h[0]),
+        &AttemptEvent {
+            number: 1,
+            worker: Some("w-test".into()),
+            started_at_ms: Some(T0 + 1),
+            outcome: AttemptOutcome::Succeeded,
+            error: None,
+            http: Some(exchange(Some(200), b"ok")),
+        }
+    );
+
+    let retried = get(s, rows[1].id()).await;
+    assert_eq!(
+        (retried.state, retried.run_at_ms),
+        (TaskState::Retryable, T0 + 100)
+    );
+    assert_eq!(retried.last_error.as_deref(), Some("HTTP 503"));
+    let h = history_of(s, rows[1].id()).await;
+    assert_eq!(h.len(), 1);
+    assert_eq!(attempt(&h[0]).outcome, AttemptOutcome::Retry);
+    assert_eq!(attempt(&h[0]).error.as_deref(), Some("HTTP 503"));
+    assert_eq!(attempt(&h[0]).http, Some(exchange(Some(503), b"busy")));
+
+    let dead = get(s, rows[2].id()).await;
+    assert_eq!(dead.state, TaskState::Dead);
+    assert_eq!(dead.dead_reason, Some(DeadReason::TargetRefused));
+    assert_eq!(dead.dead_detail.as_deref(), Some("gone"));
+    let h = history_of(s, rows[2].id()).await;
+    assert_eq!(h.len(), 1);
+    assert_eq!(attempt(&h[0]).outcome, AttemptOutcome::Dead);
+
+    // The refused entries changed nothing: still running, no history, and
+    // the valid lease still settles.
+    for row in &rows[3..] {
+        assert_eq!(get(s, row.id()).await.state, TaskState::Running);
+        assert!(history_of(s, row.id()).await.is_empty());
+    }
+    let again = s
+        .settle_deliveries(
+            vec![item(lease(4), exchange(Some(204), b""), delivered)],
+            T0 + 3,
+        )
+        .await
+        .expect("second batch");
+    assert!(again[0].is_ok(), "{again:?}");
+    assert_eq!(get(s, rows[4].id()).await.state, TaskState::Succeeded);
+    assert!(s
+        .settle_deliveries(Vec::new(), T0 + 4)
+        .await
+        .expect("empty batch")
+        .is_empty());
 }
 
 /// Cancel and kill are events in order; an empty actor is refused.

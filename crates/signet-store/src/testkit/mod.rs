@@ -145,6 +145,7 @@ macro_rules! __signet_store_checks {
             HistoryAttempts => history::history_attempts: "Every attempt that ends (complete, batch, retry, dead, rescue) is in the history with its number, worker, start and outcome; a release is not.",
             HistoryReplay => history::history_replay: "A replay keeps the earlier attempts, records itself, and later attempts get higher numbers; nothing earlier is rewritten.",
             HistoryDelivery => history::history_delivery: "A settled delivery is one attempt event with its HTTP exchange; a lost lease or invalid exchange records nothing.",
+            HistoryDeliveryBatch => history::history_delivery_batch: "`settle_deliveries` settles each entry on its own: delivered, retry and dead with their events; a lost lease, an invalid exchange or a message named twice fails only that entry.",
             HistoryOperatorActs => history::history_operator_acts: "Cancel and kill are events in order; an empty actor is refused.",
             HistoryDeleted => history::history_deleted: "Prune and purge delete the history of the tasks they delete, and only theirs.",
             ResignDead => history::resign_dead: "Re-signing replaces a dead letter's signature only, records old and new key ids, and refuses other states.",
