@@ -149,3 +149,16 @@ pub(crate) async fn release_slot(
         .map_err(|e| map_err(format!("releasing a slot of target {}", lease.target_id), e))?;
     Ok(())
 }
+
+/// The database's clock now (unix ms): `clock_timestamp()`, the time of
+/// the call, not of the transaction's start.
+pub(crate) async fn store_time_ms(client: &impl GenericClient) -> StoreResult<i64> {
+    let row = client
+        .query_one(
+            "SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT",
+            &[],
+        )
+        .await
+        .map_err(|e| map_err("reading the database's clock", e))?;
+    Ok(row.get(0))
+}

@@ -659,6 +659,11 @@ impl Store for PostgresStore {
         limits::release_slot(&client, lease).await
     }
 
+    async fn store_time_ms(&self) -> StoreResult<Option<i64>> {
+        let client = self.conn().await?;
+        limits::store_time_ms(&client).await.map(Some)
+    }
+
     async fn put_push_binding(&self, binding: PushBinding) -> StoreResult<PushBinding> {
         binding.validate()?;
         let client = self.conn().await?;

@@ -396,6 +396,16 @@ pub trait Store: Send + Sync + 'static {
     /// error).
     async fn release_slot(&self, lease: &crate::SlotLease) -> StoreResult<()>;
 
+    /// The store's own clock (unix ms), when it runs on a machine of its
+    /// own (PostgreSQL): slot leases, send times and task leases compare
+    /// the `now_ms` each node passes in, so a node whose clock is off from
+    /// the others' bends them; comparing with this shows how far it is off.
+    /// `None` for a store read and written on this machine (SQLite), whose
+    /// clock is this machine's.
+    async fn store_time_ms(&self) -> StoreResult<Option<i64>> {
+        Ok(None)
+    }
+
     /// Whether no other process can use this store (an in-memory
     /// database): per-target limits can then be kept in this process alone.
     fn only_node(&self) -> bool {

@@ -226,6 +226,7 @@ impl DispatcherBuilder {
             Arc::clone(&worker_id),
             self.lease,
             self.heartbeat,
+            self.grace,
         );
         Ok(Dispatcher {
             push,

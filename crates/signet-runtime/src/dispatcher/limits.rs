@@ -25,7 +25,15 @@
 //!
 //! Times are the wall clock's, not the injected [`Clock`](crate::Clock):
 //! the limit is what a receiver sees per real second, and nodes compare
-//! times through the store (as leases do), so their clocks must agree.
+//! times through the store (as leases do), so their clocks must agree:
+//! [`Limits::check_clock`] warns at start when this node's clock is more
+//! than [`MAX_CLOCK_OFFSET`] off the database's.
+//!
+//! A slot is never left held by a delivery that is gone: the take runs in
+//! a task of its own that hands the slot over or, when the delivery was
+//! dropped meanwhile (a lost lease, the shutdown's hard stop), releases
+//! it; and a graceful shutdown waits for the releases
+//! ([`Limits::released`]), so a stopped node frees its slots at once.
 
 use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU32;
@@ -34,8 +42,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use signet_store::{RateTake, SlotLease, SlotTake, Store, TargetRecord, MAX_RATE_TAKE};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use signet_store::{
+    RateTake, SlotLease, SlotTake, Store, StoreError, StoreResult, TargetRecord, MAX_RATE_TAKE,
+};
+use tokio::sync::{oneshot, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::claim::{retry_store, store_backoff};
@@ -59,6 +69,11 @@ const SLOT_POLL_MIN: Duration = Duration::from_millis(2);
 /// freed by another node may stay unused.
 const SLOT_POLL_MAX: Duration = Duration::from_millis(20);
 
+/// How far this node's clock may be off the database's before
+/// [`Limits::check_clock`] warns: a tenth of a second bends a rate's
+/// send times by that much and a slot's lease by that much.
+pub(super) const MAX_CLOCK_OFFSET: Duration = Duration::from_millis(100);
+
 /// The limits of every target seen, by target id.
 pub(super) struct Limits {
     store: Arc<dyn Store>,
@@ -70,7 +85,50 @@ pub(super) struct Limits {
     /// How long a slot is held without renewal, and how often it is renewed.
     slot_lease: Duration,
     slot_renewal: Duration,
+    /// How long a graceful stop waits for its slots' releases.
+    release_grace: Duration,
+    /// Slot takes and releases still running.
+    slot_calls: SlotCalls,
     by_target: Mutex<HashMap<String, Arc<TargetLimits>>>,
+}
+
+/// Counts the store calls on slots still running in this process (takes
+/// whose delivery may be gone, releases of dropped permits), so shutdown
+/// can wait for them.
+#[derive(Clone)]
+struct SlotCalls(Arc<watch::Sender<usize>>);
+
+impl Default for SlotCalls {
+    fn default() -> Self {
+        Self(Arc::new(watch::channel(0).0))
+    }
+}
+
+impl SlotCalls {
+    /// Counts one call until the returned guard drops.
+    fn start(&self) -> SlotCall {
+        self.0.send_modify(|n| *n += 1);
+        SlotCall(self.clone())
+    }
+
+    /// Waits until no call runs.
+    async fn none_running(&self) {
+        // The sender lives in `self`, so the wait ends only with a count of 0.
+        let _ = self.0.subscribe().wait_for(|n| *n == 0).await;
+    }
+
+    fn running(&self) -> usize {
+        *self.0.borrow()
+    }
+}
+
+/// One slot call running, counted until dropped.
+struct SlotCall(SlotCalls);
+
+impl Drop for SlotCall {
+    fn drop(&mut self) {
+        self.0 .0.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 /// A target's concurrency and rate limits, kept across cache refreshes so
@@ -106,6 +164,7 @@ struct HeldSlot {
     store: Arc<dyn Store>,
     target: Arc<TargetLimits>,
     renewal: JoinHandle<()>,
+    calls: SlotCalls,
 }
 
 impl Drop for HeldSlot {
@@ -114,10 +173,12 @@ impl Drop for HeldSlot {
         let store = Arc::clone(&self.store);
         let target = Arc::clone(&self.target);
         let lease = self.lease.clone();
+        let call = self.calls.start();
         // No runtime (the process is ending): the slot comes back when its
         // lease expires.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
+                let _call = call;
                 if let Err(e) = retry_store(|| store.release_slot(&lease)).await {
                     tracing::warn!(target_id = %lease.target_id, slot = lease.slot, error = %e, "could not release a concurrency slot; it comes back when its lease expires");
                 }
@@ -148,12 +209,14 @@ fn millis(d: Duration) -> i64 {
 
 impl Limits {
     /// Limits on `store` for dispatcher `owner`; slots are leased for
-    /// `slot_lease` and renewed every `slot_renewal`.
+    /// `slot_lease` and renewed every `slot_renewal`; a graceful stop waits
+    /// up to `release_grace` for the slots' releases.
     pub(super) fn new(
         store: Arc<dyn Store>,
         owner: Arc<str>,
         slot_lease: Duration,
         slot_renewal: Duration,
+        release_grace: Duration,
     ) -> Self {
         Self {
             shared: !store.only_node(),
@@ -162,7 +225,50 @@ impl Limits {
             next_holder: AtomicU64::new(0),
             slot_lease,
             slot_renewal,
+            release_grace,
+            slot_calls: SlotCalls::default(),
             by_target: Mutex::default(),
+        }
+    }
+
+    /// Waits (at most the release grace) until the slot takes and releases
+    /// still running are done, so a graceful stop leaves no slot held; logs
+    /// what is left then (it comes back when its lease expires).
+    pub(super) async fn released(&self) {
+        if tokio::time::timeout(self.release_grace, self.slot_calls.none_running())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                running = self.slot_calls.running(),
+                "concurrency slots were still being released at shutdown; they come back when their lease expires"
+            );
+        }
+    }
+
+    /// Compares this node's clock with the database's (when it has its
+    /// own) and warns when they are more than [`MAX_CLOCK_OFFSET`] apart:
+    /// slot leases and send times are compared across nodes with each
+    /// node's clock. A store that cannot tell is let be (debug log).
+    pub(super) async fn check_clock(&self) {
+        if !self.shared {
+            return;
+        }
+        let before = wall_us();
+        let store_ms = match self.store.store_time_ms().await {
+            Ok(Some(ms)) => ms,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!(error = %e, "could not read the database's clock");
+                return;
+            }
+        };
+        if let Some(offset_ms) = clock_offset_ms(before, store_ms, wall_us()) {
+            tracing::warn!(
+                offset_ms,
+                "this node's clock is off the database's by more than {} ms: per-target rate and concurrency limits (and leases) compare times across nodes, so keep every node's clock in sync (NTP)",
+                MAX_CLOCK_OFFSET.as_millis()
+            );
         }
     }
 
@@ -234,7 +340,7 @@ impl Limits {
         let _turn = limits.slot_turn.lock().await;
         let mut wait = SLOT_POLL_MIN;
         let mut failures = 0;
-        let lease = loop {
+        loop {
             let n = self.next_holder.fetch_add(1, Ordering::Relaxed);
             let take = SlotTake {
                 target_id: limits.target_id.clone(),
@@ -242,8 +348,8 @@ impl Limits {
                 holder: format!("{}/{n}", self.owner),
                 lease_ms: millis(self.slot_lease),
             };
-            match self.store.take_slot(take, wall_us() / 1000).await {
-                Ok(Some(lease)) => break lease,
+            match self.take_slot(limits, take).await {
+                Ok(Some(held)) => return held,
                 Ok(None) => {
                     tokio::select! {
                         () = limits.slot_released.notified() => {}
@@ -257,19 +363,48 @@ impl Limits {
                     tokio::time::sleep(store_backoff(failures)).await;
                 }
             }
-        };
-        let renewal = tokio::spawn(renew(
-            Arc::clone(&self.store),
-            lease.clone(),
-            self.slot_lease,
-            self.slot_renewal,
-        ));
-        HeldSlot {
-            lease,
-            store: Arc::clone(&self.store),
-            target: Arc::clone(limits),
-            renewal,
         }
+    }
+
+    /// Takes a slot in a task of its own, which hands it over held (and
+    /// renewed). When the delivery asking is dropped before it gets the
+    /// slot (a lost lease, the shutdown's hard stop), the slot is dropped
+    /// with the answer and so released at once, never left held a lease.
+    async fn take_slot(
+        &self,
+        limits: &Arc<TargetLimits>,
+        take: SlotTake,
+    ) -> StoreResult<Option<HeldSlot>> {
+        let (answer, taken) = oneshot::channel();
+        let store = Arc::clone(&self.store);
+        let target = Arc::clone(limits);
+        let calls = self.slot_calls.clone();
+        let call = calls.start();
+        let (lease_for, every) = (self.slot_lease, self.slot_renewal);
+        tokio::spawn(async move {
+            let _call = call;
+            let held = store.take_slot(take, wall_us() / 1000).await.map(|lease| {
+                lease.map(|lease| HeldSlot {
+                    renewal: tokio::spawn(renew(
+                        Arc::clone(&store),
+                        lease.clone(),
+                        lease_for,
+                        every,
+                    )),
+                    lease,
+                    store,
+                    target,
+                    calls,
+                })
+            });
+            // The delivery is gone: the slot drops here, released.
+            drop(answer.send(held));
+        });
+        taken.await.unwrap_or_else(|_| {
+            Err(StoreError::unavailable(
+                "a slot take stopped before answering",
+            ))
+        })
     }
 
     /// Waits for a send time of the target's rate bucket.
@@ -335,6 +470,19 @@ impl Drop for Waiting<'_> {
     }
 }
 
+/// How far the store's clock (`store_ms`, read between this node's
+/// `before_us` and `after_us`) is off this node's, in ms, when more than
+/// [`MAX_CLOCK_OFFSET`] plus the uncertainty of the reading (half the
+/// round trip); `None` when within it.
+fn clock_offset_ms(before_us: i64, store_ms: i64, after_us: i64) -> Option<i64> {
+    let half_trip_us = after_us.saturating_sub(before_us).max(0) / 2;
+    let mid_us = before_us.saturating_add(half_trip_us);
+    let offset_us = store_ms.saturating_mul(1000).saturating_sub(mid_us);
+    (offset_us.unsigned_abs()
+        > (micros(MAX_CLOCK_OFFSET).saturating_add(half_trip_us)).unsigned_abs())
+    .then_some(offset_us / 1000)
+}
+
 fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
@@ -385,7 +533,13 @@ mod tests {
     }
 
     fn limits(store: Arc<dyn Store>) -> Limits {
-        Limits::new(store, Arc::from("test"), LEASE, Duration::from_secs(3))
+        Limits::new(
+            store,
+            Arc::from("test"),
+            LEASE,
+            Duration::from_secs(3),
+            Duration::from_secs(5),
+        )
     }
 
     /// Whether the store still has one of the target's `max` slots free.
@@ -435,6 +589,57 @@ mod tests {
         })
         .await
         .expect("the slot is released after the permit drops");
+    }
+
+    fn file_store(dir: &tempfile::TempDir) -> Arc<dyn Store> {
+        let url = format!("sqlite://{}", dir.path().join("signet.db").display());
+        Arc::new(SqliteStore::open(&url, SqliteConfig::default()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_slot_taken_for_a_delivery_dropped_meanwhile_is_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = file_store(&dir);
+        let l = limits(Arc::clone(&store));
+        let t = target(None, Some(1));
+        {
+            // The delivery asks for its slot and is dropped (a lost lease,
+            // the hard stop) while the store takes it.
+            let mut permit = std::pin::pin!(l.permit(&t));
+            assert!(futures::poll!(permit.as_mut()).is_pending());
+        }
+        l.released().await;
+        assert!(
+            store_slot_free(&*store, &t, 1).await,
+            "the slot taken for the dropped delivery is released, not held a lease"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_graceful_stop_waits_for_its_slots_to_be_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = file_store(&dir);
+        let l = limits(Arc::clone(&store));
+        let t = target(None, Some(1));
+        let permit = l.permit(&t).await.expect("a limited target");
+        drop(permit);
+        l.released().await;
+        assert!(
+            store_slot_free(&*store, &t, 1).await,
+            "the slot is free once the stop returns"
+        );
+    }
+
+    #[test]
+    fn a_clock_more_than_the_allowed_offset_off_the_databases_is_told() {
+        // Read in 2 ms: the store's time is compared with the middle.
+        let (before, after) = (1_000_000_000, 1_000_002_000);
+        assert_eq!(clock_offset_ms(before, 1_000_001, after), None);
+        assert_eq!(clock_offset_ms(before, 1_000_100, after), None);
+        assert_eq!(clock_offset_ms(before, 1_000_250, after), Some(249));
+        assert_eq!(clock_offset_ms(before, 999_700, after), Some(-301));
+        // A slow reading widens what is allowed by half its round trip.
+        assert_eq!(clock_offset_ms(0, 350, 600_000), None);
     }
 
     #[tokio::test]

@@ -72,6 +72,9 @@ impl Dispatcher {
             allowed_cidrs = ?shared.http.policy().allowed(),
             "dispatcher started"
         );
+        // In the background: a slow database does not hold up the start.
+        let checked = Arc::clone(&shared);
+        tokio::spawn(async move { checked.limits.check_clock().await });
         let (settler, settler_rx) = mpsc::unbounded_channel();
         let settling = tokio::spawn(settler_loop(Arc::clone(&shared), settler_rx));
         let deliveries = Deliveries {
@@ -89,6 +92,9 @@ impl Dispatcher {
             // The settler catches nothing itself; a panic there is a bug.
             tracing::error!(error = %e, "dispatcher settler task failed");
         }
+        // The last permits dropped as their deliveries ended: free their
+        // slots now, not a lease later.
+        shared.limits.released().await;
         let result = result.and(pushed);
         tracing::info!(worker_id = %shared.worker_id, "dispatcher stopped");
         result

@@ -308,6 +308,10 @@ impl Store for FaultyStore {
         self.check("release_slot")?;
         self.inner.release_slot(lease).await
     }
+    async fn store_time_ms(&self) -> StoreResult<Option<i64>> {
+        self.check("store_time_ms")?;
+        self.inner.store_time_ms().await
+    }
     fn only_node(&self) -> bool {
         self.inner.only_node()
     }

@@ -263,3 +263,22 @@ pub(super) async fn slot_leases(store: Arc<dyn Store>) {
     }
     assert_invalid("renew for 0 ms", s.renew_slot(&b, 0, T0).await);
 }
+
+/// The store's clock: within a second of this machine's when it has one
+/// (the test's database runs beside it, on a synced clock), in unix ms.
+pub(super) async fn store_clock(store: Arc<dyn Store>) {
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    };
+    let before = now_ms();
+    let Some(at) = store.store_time_ms().await.expect("the store's clock") else {
+        return;
+    };
+    let after = now_ms();
+    assert!(
+        (before - 1_000..=after + 1_000).contains(&at),
+        "the store's clock says {at} ms, this machine's {before}..{after} ms"
+    );
+}

@@ -160,6 +160,7 @@ macro_rules! __signet_store_checks {
             AdvanceSchedule => schedules::advance_schedule: "Advancing a schedule is a compare-and-set on its due time.",
             RateTake => limits::rate_take: "Rate buckets hand out send times one interval apart from now, before the horizon only, never twice (also to concurrent takers), with no credit for idle time.",
             SlotLeases => limits::slot_leases: "Concurrency slots: lowest free below the limit, freed by release or expiry, renewed and released only by their holder, never shared, gone with their target.",
+            StoreClock => limits::store_clock: "A store with a clock of its own tells its time, within a second of this machine's (a test machine's clocks agree); a store on this machine has none.",
             LeaderLeases => leader::leader_leases: "Leader leases: taken when free or expired, renewed by the holder, terms count holders, resign frees at once.",
             WaitForWork => wakeups::wait_for_work: "`wait_for_work` returns by its timeout.",
             Close => lifecycle::close: "Ping answers; after close every call is `Closed`.",
