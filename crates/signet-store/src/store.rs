@@ -275,10 +275,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Settles many delivery attempts in one commit (the dispatcher's group
     /// commit): each entry as [`settle_delivery`](Store::settle_delivery)
-    /// would, and each succeeds or fails on its own, answered in order (a
-    /// lost lease or an invalid exchange fails only its entry; a message
-    /// named twice is settled by its first entry only). An `Err` for the
-    /// whole call changed nothing.
+    /// would, answered in order. A lost lease or an invalid exchange fails
+    /// only its entry (a message named twice is settled by its first entry
+    /// only); any other error of any entry fails the whole call, and an
+    /// `Err` for the whole call changed nothing (callers write such a batch
+    /// again one entry at a time to find the entry at fault).
     async fn settle_deliveries(
         &self,
         items: Vec<DeliverySettlement>,

@@ -1,6 +1,7 @@
 //! Holding a claimed row's lease while its work runs: heartbeats, a lost
 //! lease, and the hard stop at the end of the shutdown grace period.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -130,22 +131,57 @@ impl Leases {
         .await
     }
 
+    /// Runs `work` while extending every lease of `leases` each heartbeat
+    /// interval, for rows whose outcome is decided and waits to be written
+    /// (a lease lost meanwhile is left for the write to find).
+    pub(crate) async fn keep<T>(&self, leases: &[LeaseToken], work: impl Future<Output = T>) -> T {
+        tokio::select! {
+            biased;
+            done = work => done,
+            never = self.keep_forever(leases) => match never {},
+        }
+    }
+
+    /// Extends every lease of `leases` once, all at once.
+    pub(crate) async fn extend_all(&self, leases: &[LeaseToken]) {
+        futures::future::join_all(leases.iter().map(|lease| self.extend(lease))).await;
+    }
+
+    /// The time between heartbeats.
+    pub(crate) fn heartbeat(&self) -> Duration {
+        self.heartbeat
+    }
+
+    async fn keep_forever(&self, leases: &[LeaseToken]) -> Infallible {
+        loop {
+            tokio::time::sleep(self.heartbeat).await;
+            self.extend_all(leases).await;
+        }
+    }
+
     /// Extends the lease every heartbeat interval; returns once it is lost.
-    /// Other heartbeat errors are logged and the next heartbeat is tried on
-    /// time.
     async fn heartbeat_until_lost(&self, lease: &LeaseToken) {
         loop {
             tokio::time::sleep(self.heartbeat).await;
-            match self
-                .store
-                .heartbeat(lease, self.lease_ms, self.clock.now_ms())
-                .await
-            {
-                Ok(()) => {}
-                Err(StoreError::LeaseLost { .. }) => return,
-                Err(e) => {
-                    tracing::warn!(task_id = %lease.task_id, error = %e, "heartbeat failed; will try again");
-                }
+            if !self.extend(lease).await {
+                return;
+            }
+        }
+    }
+
+    /// One heartbeat: false once the lease is lost. Other heartbeat errors
+    /// are logged and the next heartbeat is tried on time.
+    async fn extend(&self, lease: &LeaseToken) -> bool {
+        match self
+            .store
+            .heartbeat(lease, self.lease_ms, self.clock.now_ms())
+            .await
+        {
+            Ok(()) => true,
+            Err(StoreError::LeaseLost { .. }) => false,
+            Err(e) => {
+                tracing::warn!(task_id = %lease.task_id, error = %e, "heartbeat failed; will try again");
+                true
             }
         }
     }

@@ -15,6 +15,7 @@ use signet_store::{
     DeadReason, DeliverySettlement, FailOutcome, LeaseToken, Settlement, StoreError, StoreResult,
 };
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::time::Instant;
 
 use super::events::{DeliveryEvent, DeliveryEventKind};
 use super::judge::Decision;
@@ -48,23 +49,50 @@ struct Pending {
 /// Writes the outcomes sent on `rx` until every sender is gone, with up to
 /// [`SETTLES_IN_FLIGHT`] batches written at once (so an outcome does not
 /// wait for a whole commit before its own starts), and waits for the last.
+/// Outcomes that wait for a free write keep their leases by heartbeats
+/// (a write stuck on a busy store must not let them expire and be sent
+/// again), as do those being written.
 pub(super) async fn settler_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Ended>) {
     let mut writing = FuturesUnordered::new();
+    let mut beats = FuturesUnordered::new();
+    let mut queued: Vec<Ended> = Vec::new();
+    let mut open = true;
+    // Armed only while outcomes wait: an idle dispatcher writes each
+    // outcome at once and touches no timer here.
+    let beat = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(beat);
+    let mut armed = false;
     loop {
-        let mut buf = Vec::new();
+        while writing.len() < SETTLES_IN_FLIGHT && !queued.is_empty() {
+            let rest = queued.split_off(queued.len().min(SETTLE_BATCH));
+            // Each delivery's permit goes back with its outcome, once
+            // written.
+            writing.push(settle_batch(&shared, std::mem::replace(&mut queued, rest)));
+        }
+        if queued.is_empty() {
+            armed = false;
+        } else if !armed {
+            beat.as_mut()
+                .reset(Instant::now() + shared.leases.heartbeat());
+            armed = true;
+        }
+        if !open && queued.is_empty() && writing.is_empty() {
+            break;
+        }
         tokio::select! {
-            n = rx.recv_many(&mut buf, SETTLE_BATCH), if writing.len() < SETTLES_IN_FLIGHT => {
-                if n == 0 {
-                    break;
-                }
-                // Each delivery's permit goes back with its outcome, once
-                // written.
-                writing.push(settle_batch(&shared, buf));
+            n = rx.recv_many(&mut queued, SETTLE_BATCH), if open => {
+                open = n > 0;
             }
             Some(()) = writing.next(), if !writing.is_empty() => {}
+            () = &mut beat, if armed => {
+                let leases: Vec<LeaseToken> = queued.iter().map(|e| e.lease.clone()).collect();
+                let keeper = Arc::clone(&shared);
+                beats.push(async move { keeper.leases.extend_all(&leases).await });
+                beat.as_mut().reset(Instant::now() + shared.leases.heartbeat());
+            }
+            Some(()) = beats.next(), if !beats.is_empty() => {}
         }
     }
-    while writing.next().await.is_some() {}
 }
 
 /// Writes a batch: settled attempts in one `settle_deliveries`, releases
@@ -140,10 +168,18 @@ async fn settle_batch(shared: &Shared, batch: Vec<Ended>) {
         items.push(item);
         pending.push(Pending { ended, kind });
     }
-    let (written, ()) = futures::join!(
-        write_all(shared, items, now),
-        release_all(shared, releases, now)
-    );
+    let leases: Vec<LeaseToken> = (items.iter().map(|i| i.lease.clone()))
+        .chain(releases.iter().map(|e| e.lease.clone()))
+        .collect();
+    let (written, ()) = shared
+        .leases
+        .keep(&leases, async {
+            futures::join!(
+                write_all(shared, items, now),
+                release_all(shared, releases, now)
+            )
+        })
+        .await;
     match written {
         Ok(results) => {
             for (p, r) in pending.into_iter().zip(results) {
@@ -175,7 +211,12 @@ fn item(
 }
 
 /// Writes the settled attempts in one call, retrying transient store
-/// errors; an entry that failed for a passing reason is retried alone.
+/// errors; an entry that failed for a passing reason is retried alone. A
+/// batch refused as a whole for another reason (one entry the store cannot
+/// write fails the call, see
+/// [`Store::settle_deliveries`](signet_store::Store::settle_deliveries))
+/// is written again one entry at a time, so only the entries at fault fail
+/// and the others are not sent again after their leases.
 async fn write_all(
     shared: &Shared,
     items: Vec<DeliverySettlement>,
@@ -184,19 +225,40 @@ async fn write_all(
     if items.is_empty() {
         return Ok(Vec::new());
     }
-    let mut results = retry_store(|| shared.store.settle_deliveries(items.clone(), now)).await?;
-    for (item, r) in items.into_iter().zip(results.iter_mut()) {
-        if matches!(r, Err(e) if e.is_retryable()) {
-            *r = retry_store(|| {
-                shared.store.settle_delivery(
-                    &item.lease,
-                    item.http.clone(),
-                    item.settlement.clone(),
-                    now,
-                )
+    let answers: Vec<Option<StoreResult<()>>> = match retry_store(|| {
+        shared.store.settle_deliveries(items.clone(), now)
+    })
+    .await
+    {
+        Ok(results) => results
+            .into_iter()
+            .map(|r| match r {
+                Err(e) if e.is_retryable() => None,
+                r => Some(r),
             })
-            .await;
+            .collect(),
+        Err(e) if e.is_retryable() => return Err(e),
+        Err(e) => {
+            tracing::warn!(error = %e, deliveries = items.len(), "a batch of delivery outcomes was refused; writing them one at a time");
+            items.iter().map(|_| None).collect()
         }
+    };
+    let mut results = Vec::with_capacity(items.len());
+    for (item, answer) in items.into_iter().zip(answers) {
+        results.push(match answer {
+            Some(r) => r,
+            None => {
+                retry_store(|| {
+                    shared.store.settle_delivery(
+                        &item.lease,
+                        item.http.clone(),
+                        item.settlement.clone(),
+                        now,
+                    )
+                })
+                .await
+            }
+        });
     }
     Ok(results)
 }

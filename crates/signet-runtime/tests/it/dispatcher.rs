@@ -43,6 +43,11 @@ impl Received {
         self.headers.get(name).map_or("", String::as_str)
     }
 
+    /// The body as a number (see [`Setup::publish_numbered`]).
+    pub(crate) fn number(&self) -> u32 {
+        std::str::from_utf8(&self.body).unwrap().parse().unwrap()
+    }
+
     pub(crate) fn header_list(&self) -> Vec<(String, String)> {
         self.headers
             .iter()
@@ -263,7 +268,12 @@ impl Setup {
 
     /// A dispatcher allowed to reach 127.0.0.0/8, with short intervals.
     pub(crate) fn dispatcher(&self) -> DispatcherBuilder {
-        Dispatcher::builder(Arc::clone(&self.db.store))
+        self.dispatcher_on(Arc::clone(&self.db.store))
+    }
+
+    /// [`Setup::dispatcher`] on `store` (a wrapper of the setup's store).
+    pub(crate) fn dispatcher_on(&self, store: Arc<dyn signet_store::Store>) -> DispatcherBuilder {
+        Dispatcher::builder(store)
             .key_ring(&self.ring, true)
             .targets(self.targets.clone())
             .ssrf_policy(SsrfPolicy::parse_allowed("127.0.0.0/8").unwrap())
@@ -272,6 +282,46 @@ impl Setup {
             .target_cache_ttl(Duration::ZERO)
             .shutdown_grace(Duration::from_secs(5))
             .clock(Arc::clone(&self.dyn_clock))
+    }
+
+    /// The setup's store behind a [`FaultyStore`](signet_store::testkit::FaultyStore)
+    /// that counts the calls of each method: `fault` gets the method and
+    /// which call of it this is (1 for the first) and picks the calls that
+    /// fail.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn counting_store(
+        &self,
+        fault: impl Fn(&'static str, usize) -> Option<signet_store::StoreError> + Send + Sync + 'static,
+    ) -> (
+        Arc<dyn signet_store::Store>,
+        Arc<Mutex<HashMap<&'static str, usize>>>,
+    ) {
+        let calls: Arc<Mutex<HashMap<&'static str, usize>>> = Arc::default();
+        let counted = Arc::clone(&calls);
+        let store =
+            signet_store::testkit::FaultyStore::new(Arc::clone(&self.db.store), move |method| {
+                let nth = {
+                    let mut calls = counted.lock().unwrap();
+                    let nth = calls.entry(method).or_insert(0);
+                    *nth += 1;
+                    *nth
+                };
+                fault(method, nth)
+            });
+        (Arc::new(store), calls)
+    }
+
+    /// Publishes `n` messages to `rx`'s `/h`, the body of each its number
+    /// (`0` to `n - 1`); answers their ids in that order.
+    pub(crate) async fn publish_numbered(&self, rx: &Receiver, n: usize) -> Vec<String> {
+        let mut ids = Vec::with_capacity(n);
+        for i in 0..n {
+            ids.push(
+                self.publish(json!({"url": rx.url("/h"), "body": i.to_string()}))
+                    .await,
+            );
+        }
+        ids
     }
 
     pub(crate) async fn publish(&self, json: serde_json::Value) -> String {
@@ -433,36 +483,13 @@ async fn outcomes_that_end_together_are_group_committed() {
     // Every answer is held 200 ms, so the outcomes of the claimed batch
     // end within moments of one another and wait for the write in flight.
     let rx = Receiver::start(|r, _| {
-        let n: usize = std::str::from_utf8(&r.body).unwrap().parse().unwrap();
-        Answer::status(if n % 2 == 0 { 200 } else { 500 }).hold(Duration::from_millis(200))
+        let status = if r.number() % 2 == 0 { 200 } else { 500 };
+        Answer::status(status).hold(Duration::from_millis(200))
     })
     .await;
-    let mut ids = Vec::with_capacity(N);
-    for n in 0..N {
-        ids.push(
-            s.publish(json!({"url": rx.url("/h"), "body": n.to_string()}))
-                .await,
-        );
-    }
-    let calls: Arc<Mutex<HashMap<&'static str, usize>>> = Arc::default();
-    let counted = Arc::clone(&calls);
-    let store = Arc::new(signet_store::testkit::FaultyStore::new(
-        Arc::clone(&s.db.store),
-        move |method| {
-            *counted.lock().unwrap().entry(method).or_insert(0) += 1;
-            None
-        },
-    ));
-    let d = Dispatcher::builder(store)
-        .key_ring(&s.ring, true)
-        .targets(s.targets.clone())
-        .ssrf_policy(SsrfPolicy::parse_allowed("127.0.0.0/8").unwrap())
-        .retry_schedule(test_schedule())
-        .poll_interval(Duration::from_millis(5))
-        .clock(Arc::clone(&s.dyn_clock))
-        .build()
-        .unwrap();
-    let mut d = RunningDispatcher::start(d);
+    let ids = s.publish_numbered(&rx, N).await;
+    let (store, calls) = s.counting_store(|_, _| None);
+    let mut d = RunningDispatcher::start(s.dispatcher_on(store).build().unwrap());
     for (n, id) in ids.iter().enumerate() {
         let e = d.next_for(id).await;
         if n % 2 == 0 {
@@ -489,6 +516,132 @@ async fn outcomes_that_end_together_are_group_committed() {
         let attempts = s.db.attempts(id).await;
         assert_eq!(attempts.len(), 1, "message {n}: {attempts:?}");
         assert_eq!(attempts[0].status, Some(if n % 2 == 0 { 200 } else { 500 }));
+    }
+}
+
+/// A batch the store refuses as a whole (one entry it cannot write) is
+/// written again one outcome at a time: only the entry at fault is left
+/// unwritten, every other outcome is written once.
+#[tokio::test]
+async fn a_batch_refused_whole_is_written_one_outcome_at_a_time() {
+    const N: usize = 16;
+    let s = Setup::new();
+    let rx = Receiver::start(|_, _| Answer::status(200).hold(Duration::from_millis(200))).await;
+    let ids = s.publish_numbered(&rx, N).await;
+    let (store, calls) = s.counting_store(|method, nth| {
+        let refused = match method {
+            "settle_deliveries" => true,
+            // The first outcome written alone is the one at fault.
+            "settle_delivery" => nth == 1,
+            _ => false,
+        };
+        refused.then(|| signet_store::StoreError::Invalid("injected: cannot write".into()))
+    });
+    let mut d = RunningDispatcher::start(s.dispatcher_on(store).build().unwrap());
+    let mut failed = Vec::new();
+    for id in &ids {
+        let e = d.next_for(id).await;
+        match e.kind {
+            DeliveryEventKind::StoreFailed { .. } => failed.push(id.clone()),
+            _ => assert_eq!(delivered(&e), 200, "{e:?}"),
+        }
+    }
+    d.stop().await;
+    let calls = calls.lock().unwrap().clone();
+    assert!(
+        calls.get("settle_deliveries").copied().unwrap_or(0) < N,
+        "outcomes were batched: {calls:?}"
+    );
+    assert_eq!(failed.len(), 1, "only the entry at fault fails: {failed:?}");
+    assert_eq!(rx.requests().len(), N, "each message sent once");
+    for id in &ids {
+        let attempts = s.db.attempts(id).await;
+        if failed.contains(id) {
+            assert_eq!(s.db.task(id).await.state, TaskState::Running);
+            assert!(attempts.is_empty(), "{attempts:?}");
+        } else {
+            assert_eq!(s.db.task(id).await.state, TaskState::Succeeded);
+            assert_eq!(attempts.len(), 1, "message {id}: {attempts:?}");
+        }
+    }
+}
+
+/// A rescuer of `s`'s store running every 20 ms.
+struct FastRescuer {
+    shutdown: Shutdown,
+    task: JoinHandle<()>,
+}
+
+impl FastRescuer {
+    async fn stop(self) {
+        self.shutdown.trigger();
+        self.task.await.unwrap();
+    }
+}
+
+/// A dispatcher on `store` with 300 ms leases heartbeated every 100 ms
+/// (system clock), and a fast rescuer: a lease not kept alive is rescued,
+/// and its message claimed again, within moments.
+fn short_leases(
+    s: &Setup,
+    store: Arc<dyn signet_store::Store>,
+) -> (RunningDispatcher, FastRescuer) {
+    use signet_runtime::Rescuer;
+    let system: Arc<dyn Clock> = Arc::new(SystemClock);
+    let d = RunningDispatcher::start(
+        s.dispatcher_on(store)
+            .clock(system)
+            .lease(Duration::from_millis(300), Duration::from_millis(100))
+            .build()
+            .unwrap(),
+    );
+    let shutdown = Shutdown::new();
+    let task = tokio::spawn(
+        Rescuer::new(Arc::clone(&s.db.store))
+            .interval(Duration::from_millis(20))
+            .run(shutdown.signal()),
+    );
+    (d, FastRescuer { shutdown, task })
+}
+
+/// Outcomes whose write is stuck on a busy store (retried far longer than
+/// a lease), and those queued behind it, keep their leases: no message is
+/// rescued and sent again.
+#[tokio::test]
+async fn outcomes_waiting_on_a_busy_store_keep_their_leases() {
+    const N: usize = 6;
+    let s = Setup::new();
+    // Answers 80 ms apart: the first outcomes each start a write (up to
+    // four at once), the later ones wait for one.
+    let rx =
+        Receiver::start(|r, _| Answer::status(200).hold(Duration::from_millis(80) * r.number()))
+            .await;
+    let ids = s.publish_numbered(&rx, N).await;
+    // The store is busy for batched outcomes for 2 s (over six leases).
+    let busy_until = std::time::Instant::now() + Duration::from_secs(2);
+    let store = Arc::new(signet_store::testkit::FaultyStore::new(
+        Arc::clone(&s.db.store),
+        move |method| {
+            (method == "settle_deliveries" && std::time::Instant::now() < busy_until).then(|| {
+                signet_store::StoreError::Busy {
+                    message: "injected: busy".into(),
+                    source: None,
+                }
+            })
+        },
+    ));
+    let (mut d, rescuer) = short_leases(&s, store);
+    for id in &ids {
+        assert_eq!(delivered(&d.next_for(id).await), 200);
+    }
+    rescuer.stop().await;
+    d.stop().await;
+    assert_eq!(rx.requests().len(), N, "each message sent once");
+    for id in &ids {
+        let task = s.db.task(id).await;
+        assert_eq!(task.state, TaskState::Succeeded);
+        assert_eq!(task.attempt, 1, "{task:?}");
+        assert_eq!(s.db.attempts(id).await.len(), 1);
     }
 }
 
@@ -815,28 +968,13 @@ async fn a_dead_dispatchers_deliveries_are_available_again_within_15_s() {
 
 #[tokio::test]
 async fn a_live_slow_delivery_keeps_its_lease() {
-    use signet_runtime::Rescuer;
     let s = Setup::new();
     // Answers after 5 leases: only heartbeats keep the delivery leased.
     let rx = Receiver::start(|_, _| Answer::status(200).hold(Duration::from_millis(1500))).await;
     let id = s.publish(json!({"url": rx.url("/slow")})).await;
-    let system: Arc<dyn Clock> = Arc::new(SystemClock);
-    let mut d = RunningDispatcher::start(
-        s.dispatcher()
-            .clock(Arc::clone(&system))
-            .lease(Duration::from_millis(300), Duration::from_millis(100))
-            .build()
-            .unwrap(),
-    );
-    let shutdown = Shutdown::new();
-    let rescuer = tokio::spawn(
-        Rescuer::new(Arc::clone(&s.db.store))
-            .interval(Duration::from_millis(20))
-            .run(shutdown.signal()),
-    );
+    let (mut d, rescuer) = short_leases(&s, Arc::clone(&s.db.store));
     assert_eq!(delivered(&d.next_for(&id).await), 200);
-    shutdown.trigger();
-    rescuer.await.unwrap();
+    rescuer.stop().await;
     assert_eq!(rx.requests().len(), 1, "sent once");
     let task = s.db.task(&id).await;
     assert_eq!(task.state, TaskState::Succeeded);
