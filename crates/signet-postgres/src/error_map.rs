@@ -72,6 +72,25 @@ pub(crate) fn map_err(context: impl Display, e: tokio_postgres::Error) -> StoreE
             ),
             e,
         )
+    } else if code.code().starts_with("22") {
+        // 22xxx: the data itself was refused (out of range, bad encoding,
+        // division by zero…). Trying the same statement again gives the same
+        // answer, so it is not retryable: a batch that meets it is written
+        // again entry by entry and only the bad entry fails.
+        StoreError::Invalid(format!(
+            "{context}: PostgreSQL refused the data ({}: {}); nothing was written",
+            code.code(),
+            e.as_db_error().map_or("", |d| d.message())
+        ))
+    } else if code.code().starts_with("23") && *code != SqlState::UNIQUE_VIOLATION {
+        // 23xxx other than unique: a foreign key, check or not-null
+        // constraint refused the row, usually because something it points
+        // at changed meanwhile. Not retryable either.
+        StoreError::Conflict(format!(
+            "{context}: a database constraint refused it ({}: {})",
+            code.code(),
+            e.as_db_error().and_then(|d| d.constraint()).unwrap_or("")
+        ))
     } else if *code == SqlState::UNIQUE_VIOLATION {
         StoreError::Conflict(format!(
             "{context}: a database constraint refused it ({})",
@@ -139,5 +158,66 @@ pub(crate) fn map_pool_err(e: PoolError) -> StoreError {
         },
         PoolError::Backend(e) => map_err("connecting to PostgreSQL", e),
         other => StoreError::backend("getting a PostgreSQL connection from the pool", other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Statement errors from a real server: the data refused and a
+    /// constraint refused are final, a conflict with another transaction
+    /// is not.
+    #[tokio::test]
+    async fn data_and_constraint_refusals_are_not_retried() {
+        let url = match std::env::var("SIGNET_TEST_DATABASE_URL") {
+            Ok(url) if !url.trim().is_empty() => url,
+            _ => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "SIGNET_TEST_DATABASE_URL is not set under CI"
+                );
+                eprintln!("skipped: SIGNET_TEST_DATABASE_URL is not set");
+                return;
+            }
+        };
+        let config: tokio_postgres::Config = url.parse().expect("a PostgreSQL URL");
+        let (client, connection) = config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+
+        let e = client.query("SELECT 1 / 0", &[]).await.unwrap_err();
+        let mapped = map_err("dividing", e);
+        assert!(matches!(mapped, StoreError::Invalid(_)), "{mapped:?}");
+        assert!(!mapped.is_retryable());
+        assert!(mapped.to_string().contains("22012"), "{mapped}");
+
+        client
+            .batch_execute(
+                "CREATE TEMP TABLE em_parent (id int PRIMARY KEY);
+                 CREATE TEMP TABLE em_child (parent int NOT NULL REFERENCES em_parent (id))",
+            )
+            .await
+            .expect("temp tables");
+        let e = client
+            .execute("INSERT INTO em_child VALUES (1)", &[])
+            .await
+            .unwrap_err();
+        let mapped = map_err("inserting", e);
+        assert!(matches!(mapped, StoreError::Conflict(_)), "{mapped:?}");
+        assert!(!mapped.is_retryable());
+        assert!(mapped.to_string().contains("23503"), "{mapped}");
+
+        client
+            .execute("INSERT INTO em_parent VALUES (1)", &[])
+            .await
+            .expect("first row");
+        let e = client
+            .execute("INSERT INTO em_parent VALUES (1)", &[])
+            .await
+            .unwrap_err();
+        assert!(matches!(map_err("again", e), StoreError::Conflict(_)));
     }
 }
