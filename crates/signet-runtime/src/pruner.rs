@@ -1,5 +1,6 @@
 //! The pruner: deletes succeeded and cancelled tasks once they are older
-//! than the retention period. Dead letters stay until purged by a person.
+//! than the retention period, and forgets signed-out console sessions once
+//! they are past their expiry. Dead letters stay until purged by a person.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,6 +82,26 @@ impl Pruner {
         }
         if total > 0 {
             tracing::info!(tasks = total, "pruned finished tasks past retention");
+        }
+        self.prune_ended_sessions().await?;
+        Ok(total)
+    }
+
+    /// Forgets signed-out console sessions past the time they would have
+    /// ended anyway (their cookies no longer open), in batches.
+    async fn prune_ended_sessions(&self) -> Result<u64, StoreError> {
+        let now = self.clock.now_ms();
+        let mut total = 0;
+        loop {
+            let n = self.store.prune_ended_sessions(now, self.batch).await?;
+            total += n;
+            if n < self.batch as u64 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        if total > 0 {
+            tracing::info!(sessions = total, "pruned expired signed-out sessions");
         }
         Ok(total)
     }
