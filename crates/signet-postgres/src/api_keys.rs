@@ -98,3 +98,57 @@ pub(crate) async fn revoke(
         None => Err(StoreError::not_found("api key", id)),
     }
 }
+
+/// Records a signed-out console session (a second sign-out keeps the first
+/// row).
+pub(crate) async fn end_session(
+    client: &impl GenericClient,
+    id: &str,
+    expires_at_ms: i64,
+) -> StoreResult<()> {
+    let stmt = client
+        .prepare_cached(
+            "INSERT INTO ended_sessions (id, expires_at_ms) VALUES ($1, $2) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .await
+        .map_err(|e| map_err("preparing a signed-out session insert", e))?;
+    client
+        .execute(&stmt, &[&id, &expires_at_ms])
+        .await
+        .map_err(|e| map_err("recording a signed-out session", e))?;
+    Ok(())
+}
+
+/// Whether a console session was signed out.
+pub(crate) async fn session_ended(client: &impl GenericClient, id: &str) -> StoreResult<bool> {
+    let stmt = client
+        .prepare_cached("SELECT 1 FROM ended_sessions WHERE id = $1")
+        .await
+        .map_err(|e| map_err("preparing a signed-out session lookup", e))?;
+    Ok(client
+        .query_opt(&stmt, &[&id])
+        .await
+        .map_err(|e| map_err("looking up a signed-out session", e))?
+        .is_some())
+}
+
+/// Deletes signed-out sessions that expired before `now_ms`, at most `limit`.
+pub(crate) async fn prune_ended_sessions(
+    client: &impl GenericClient,
+    now_ms: i64,
+    limit: usize,
+) -> StoreResult<u64> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let stmt = client
+        .prepare_cached(
+            "DELETE FROM ended_sessions WHERE id IN \
+             (SELECT id FROM ended_sessions WHERE expires_at_ms < $1 LIMIT $2)",
+        )
+        .await
+        .map_err(|e| map_err("preparing a signed-out session prune", e))?;
+    client
+        .execute(&stmt, &[&now_ms, &limit])
+        .await
+        .map_err(|e| map_err("pruning signed-out sessions", e))
+}

@@ -52,6 +52,11 @@ const MIGRATIONS: &[Migration] = &[
         "target_limits",
         include_str!("../migrations/0009_target_limits.sql"),
     ),
+    Migration::new(
+        10,
+        "ended_sessions",
+        include_str!("../migrations/0010_ended_sessions.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.
@@ -176,7 +181,8 @@ mod tests {
                 (6, "listing_by_id"),
                 (7, "push_bindings"),
                 (8, "steering"),
-                (9, "target_limits")
+                (9, "target_limits"),
+                (10, "ended_sessions")
             ]
         );
         assert!(status_for_version(SCHEMA_VERSION + 1).is_too_new());

@@ -517,6 +517,25 @@ impl Store for PostgresStore {
         api_keys::revoke(&client, id, now_ms).await
     }
 
+    async fn end_session(&self, session_id: &str, expires_at_ms: i64) -> StoreResult<()> {
+        signet_store::check_session_id(session_id)?;
+        let client = self.conn().await?;
+        api_keys::end_session(&client, session_id, expires_at_ms).await
+    }
+
+    async fn session_ended(&self, session_id: &str) -> StoreResult<bool> {
+        let client = self.conn().await?;
+        api_keys::session_ended(&client, session_id).await
+    }
+
+    async fn prune_ended_sessions(&self, now_ms: i64, limit: usize) -> StoreResult<u64> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        let client = self.conn().await?;
+        api_keys::prune_ended_sessions(&client, now_ms, limit).await
+    }
+
     async fn settle_delivery(
         &self,
         lease: &LeaseToken,

@@ -1,5 +1,6 @@
 //! The pruner: deletes succeeded and cancelled tasks once they are older
-//! than the retention period. Dead letters stay until purged by a person.
+//! than the retention period, and forgets signed-out console sessions once
+//! they are past their expiry. Dead letters stay until purged by a person.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,27 +63,45 @@ impl Pruner {
         self
     }
 
-    /// One pass: deletes every finished task older than the retention, in
-    /// batches. Returns how many.
+    /// One pass: deletes every finished task older than the retention, and
+    /// every signed-out session past its expiry, in batches. Returns how
+    /// many tasks.
     pub async fn run_once(&self) -> Result<u64, StoreError> {
-        let cutoff = self
-            .clock
-            .now_ms()
-            .saturating_sub(duration_ms(self.retention));
+        let now = self.clock.now_ms();
+        let cutoff = now.saturating_sub(duration_ms(self.retention));
+        let tasks = self
+            .in_batches(|batch| self.store.prune(cutoff, batch))
+            .await?;
+        if tasks > 0 {
+            tracing::info!(tasks, "pruned finished tasks past retention");
+        }
+        // Past their expiry their cookies no longer open anyway.
+        let sessions = self
+            .in_batches(|batch| self.store.prune_ended_sessions(now, batch))
+            .await?;
+        if sessions > 0 {
+            tracing::info!(sessions, "pruned expired signed-out sessions");
+        }
+        Ok(tasks)
+    }
+
+    /// Calls `delete` with the batch size until it deletes less than a
+    /// batch; returns the total.
+    async fn in_batches<F, Fut>(&self, mut delete: F) -> Result<u64, StoreError>
+    where
+        F: FnMut(usize) -> Fut,
+        Fut: std::future::Future<Output = Result<u64, StoreError>>,
+    {
         let mut total = 0;
         loop {
-            let n = self.store.prune(cutoff, self.batch).await?;
+            let n = delete(self.batch).await?;
             total += n;
             if n < self.batch as u64 {
-                break;
+                return Ok(total);
             }
             // Let other writers in between large batches.
             tokio::task::yield_now().await;
         }
-        if total > 0 {
-            tracing::info!(tasks = total, "pruned finished tasks past retention");
-        }
-        Ok(total)
     }
 
     /// Runs a pass every interval until `shutdown` fires.

@@ -93,3 +93,39 @@ pub(crate) fn revoke(conn: &Connection, id: &str, now_ms: i64) -> StoreResult<Ap
         None => Err(StoreError::not_found("api key", id)),
     }
 }
+
+/// Records a signed-out console session (a second sign-out keeps the first
+/// row).
+pub(crate) fn end_session(conn: &Connection, id: &str, expires_at_ms: i64) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO ended_sessions (id, expires_at_ms) VALUES (?1, ?2) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .and_then(|mut s| s.execute(params![id, expires_at_ms]))
+    .map_err(|e| map_err("recording a signed-out session", e))?;
+    Ok(())
+}
+
+/// Whether a console session was signed out.
+pub(crate) fn session_ended(conn: &Connection, id: &str) -> StoreResult<bool> {
+    conn.prepare_cached("SELECT 1 FROM ended_sessions WHERE id = ?1")
+        .and_then(|mut s| s.exists([id]))
+        .map_err(|e| map_err("looking up a signed-out session", e))
+}
+
+/// Deletes signed-out sessions that expired before `now_ms`, at most `limit`.
+pub(crate) fn prune_ended_sessions(
+    conn: &Connection,
+    now_ms: i64,
+    limit: usize,
+) -> StoreResult<u64> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let n = conn
+        .prepare_cached(
+            "DELETE FROM ended_sessions WHERE id IN \
+             (SELECT id FROM ended_sessions WHERE expires_at_ms < ?1 LIMIT ?2)",
+        )
+        .and_then(|mut s| s.execute(params![now_ms, limit]))
+        .map_err(|e| map_err("pruning signed-out sessions", e))?;
+    Ok(n as u64)
+}

@@ -51,6 +51,11 @@ const MIGRATIONS: &[Migration] = &[
         "target_limits",
         include_str!("../migrations/0009_target_limits.sql"),
     ),
+    Migration::new(
+        10,
+        "ended_sessions",
+        include_str!("../migrations/0010_ended_sessions.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.

@@ -508,6 +508,26 @@ impl Store for SqliteStore {
         self.write(move |c| api_keys::revoke(c, &id, now_ms)).await
     }
 
+    async fn end_session(&self, session_id: &str, expires_at_ms: i64) -> StoreResult<()> {
+        signet_store::check_session_id(session_id)?;
+        let id = session_id.to_owned();
+        self.write(move |c| api_keys::end_session(c, &id, expires_at_ms))
+            .await
+    }
+
+    async fn session_ended(&self, session_id: &str) -> StoreResult<bool> {
+        let id = session_id.to_owned();
+        self.read(move |c| api_keys::session_ended(c, &id)).await
+    }
+
+    async fn prune_ended_sessions(&self, now_ms: i64, limit: usize) -> StoreResult<u64> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        self.write(move |c| api_keys::prune_ended_sessions(c, now_ms, limit))
+            .await
+    }
+
     async fn settle_delivery(
         &self,
         lease: &LeaseToken,

@@ -257,6 +257,21 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes an API key. Revoking twice is not an error.
     async fn revoke_api_key(&self, id: &str, now_ms: i64) -> StoreResult<ApiKeyRecord>;
 
+    // --- Console sessions -------------------------------------------------
+
+    /// Records that the console session `session_id` was signed out: it is
+    /// refused from now on, on every node, until `expires_at_ms` (when it
+    /// would have ended anyway). Ending a session twice is not an error.
+    async fn end_session(&self, session_id: &str, expires_at_ms: i64) -> StoreResult<()>;
+
+    /// Whether the console session `session_id` was signed out (and is not
+    /// yet forgotten by [`prune_ended_sessions`](Store::prune_ended_sessions)).
+    async fn session_ended(&self, session_id: &str) -> StoreResult<bool>;
+
+    /// Forgets signed-out sessions whose expiry is before `now_ms`, at most
+    /// `limit`. Returns how many.
+    async fn prune_ended_sessions(&self, now_ms: i64, limit: usize) -> StoreResult<u64>;
+
     // --- Message delivery -------------------------------------------------
 
     /// Settles a running message's delivery attempt: the lease's outcome

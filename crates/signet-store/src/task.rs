@@ -382,6 +382,22 @@ impl ApiKeyRecord {
     }
 }
 
+/// Longest console session id a store records (the console's are 43
+/// characters).
+pub const MAX_SESSION_ID_LEN: usize = 128;
+
+/// Checks what every backend refuses in [`Store::end_session`](crate::Store::end_session)
+/// with [`StoreError::Invalid`]: an empty session id, or one longer than
+/// [`MAX_SESSION_ID_LEN`].
+pub fn check_session_id(session_id: &str) -> Result<(), StoreError> {
+    if session_id.is_empty() || session_id.len() > MAX_SESSION_ID_LEN {
+        return Err(StoreError::invalid(format!(
+            "session id must be 1 to {MAX_SESSION_ID_LEN} characters"
+        )));
+    }
+    Ok(())
+}
+
 /// The page size a store uses for a requested `limit`: [`DEFAULT_PAGE`] for
 /// 0, at most [`MAX_PAGE`].
 pub fn page_size(limit: usize) -> usize {

@@ -66,6 +66,29 @@ async fn the_rescuer_returns_expired_leases_and_the_pruner_deletes_old_tasks() {
 }
 
 #[tokio::test]
+async fn the_pruner_forgets_signed_out_sessions_past_their_expiry() {
+    let db = Db::new();
+    let (clock, dyn_clock) = manual_clock(1_700_000_000_000);
+    let now = clock.now_ms();
+    for (id, expires) in [("a", now + 1_000), ("b", now + 1_000), ("c", now + 5_000)] {
+        db.store.end_session(id, expires).await.unwrap();
+    }
+    let pruner = Pruner::new(db.store.clone())
+        .clock(dyn_clock.clone())
+        .batch(1);
+    pruner.run_once().await.unwrap();
+    assert!(
+        db.store.session_ended("a").await.unwrap(),
+        "not expired yet"
+    );
+    clock.advance(Duration::from_secs(2));
+    pruner.run_once().await.unwrap();
+    assert!(!db.store.session_ended("a").await.unwrap());
+    assert!(!db.store.session_ended("b").await.unwrap(), "in batches");
+    assert!(db.store.session_ended("c").await.unwrap());
+}
+
+#[tokio::test]
 async fn services_stop_on_shutdown() {
     let db = Db::new();
     let shutdown = signet_runtime::Shutdown::new();

@@ -1,6 +1,12 @@
 //! Dead letters: the list (by queue, reason and time, cursor-paged),
 //! replay and purge by filter (a confirm page counts what the action will
 //! touch first), single replay, and re-signing where the key is gone.
+//!
+//! A filter's action touches no more than its confirm page counted: the
+//! page fixes the time of its count as the filter's `until` (dead letters
+//! dying later are left alone) and sends the count; the action counts
+//! again and refuses when more match than were confirmed (fewer is fine:
+//! someone may have replayed some meanwhile).
 
 use askama::Template;
 use axum::extract::State;
@@ -26,6 +32,7 @@ pub(crate) struct DeadQuery {
     queue: Option<String>,
     reason: Option<String>,
     since: Option<String>,
+    until: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
 }
@@ -37,19 +44,40 @@ struct Filter {
     queue: Option<String>,
     reason: Option<String>,
     since: Option<String>,
+    /// Dead before this time (exclusive).
+    until: Option<String>,
 }
 
 impl Filter {
-    fn new(queue: Option<String>, reason: Option<String>, since: Option<String>) -> Self {
+    fn new(
+        queue: Option<String>,
+        reason: Option<String>,
+        since: Option<String>,
+        until: Option<String>,
+    ) -> Self {
         Self {
             queue: given(queue),
             reason: given(reason),
             since: given(since),
+            until: given(until),
         }
     }
 
     fn is_empty(&self) -> bool {
-        self.queue.is_none() && self.reason.is_none() && self.since.is_none()
+        self.queue.is_none()
+            && self.reason.is_none()
+            && self.since.is_none()
+            && self.until.is_none()
+    }
+
+    /// This filter, narrowed to the dead letters that died before `at_ms`
+    /// (its own `until` when that is earlier).
+    fn until(&self, at_ms: i64) -> Result<Self, UiError> {
+        let own = self.input()?.until.map(|t| t.0);
+        Ok(Self {
+            until: Some(own.map_or(at_ms, |u| u.min(at_ms)).to_string()),
+            ..self.clone()
+        })
     }
 
     /// The listing filter, checked by the API's rules.
@@ -62,7 +90,7 @@ impl Filter {
             queue: self.queue.clone(),
             reason: self.reason.clone(),
             since: self.since.clone(),
-            until: None,
+            until: self.until.clone(),
             limit,
             cursor,
         })?)
@@ -70,17 +98,16 @@ impl Filter {
 
     /// The filter as the replay and purge routes take it.
     fn input(&self) -> Result<DeadFilterInput, UiError> {
-        let since = self
-            .since
-            .as_deref()
-            .map(TimeInput::parse)
-            .transpose()
-            .map_err(|e| UiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("since: {e}")))?;
+        let time = |field: &str, text: Option<&str>| {
+            text.map(TimeInput::parse).transpose().map_err(|e| {
+                UiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("{field}: {e}"))
+            })
+        };
         Ok(DeadFilterInput {
             queue: self.queue.clone(),
             reason: self.reason.clone(),
-            since,
-            until: None,
+            since: time("since", self.since.as_deref())?,
+            until: time("until", self.until.as_deref())?,
         })
     }
 
@@ -89,6 +116,7 @@ impl Filter {
             ("queue", self.queue.as_deref()),
             ("reason", self.reason.as_deref()),
             ("since", self.since.as_deref()),
+            ("until", self.until.as_deref()),
         ];
         pairs.extend_from_slice(extra);
         next_link(&pairs)
@@ -105,6 +133,9 @@ impl Filter {
         }
         if let Some(s) = &self.since {
             parts.push(format!("dead since {s}"));
+        }
+        if let Some(u) = &self.until {
+            parts.push(format!("dead before {u}"));
         }
         if parts.is_empty() {
             "every dead letter".to_owned()
@@ -134,7 +165,7 @@ pub(crate) async fn list(
     viewer: Viewer,
     UiQuery(q): UiQuery<DeadQuery>,
 ) -> Result<Response, UiError> {
-    let filter = Filter::new(q.queue, q.reason, q.since);
+    let filter = Filter::new(q.queue, q.reason, q.since, q.until);
     let page = state
         .store()
         .list_dead(filter.listing(given(q.limit), given(q.cursor))?)
@@ -192,6 +223,7 @@ pub(crate) struct ConfirmQuery {
     queue: Option<String>,
     reason: Option<String>,
     since: Option<String>,
+    until: Option<String>,
 }
 
 #[derive(Template)]
@@ -204,6 +236,9 @@ struct ConfirmPage {
     queue: String,
     reason: String,
     since: String,
+    /// The time of the count (or the viewer's own `until`, when earlier):
+    /// the action leaves dead letters that died since alone.
+    until: String,
     filter_query: String,
 }
 
@@ -224,10 +259,11 @@ pub(crate) async fn confirm(
             ))
         }
     };
-    let filter = Filter::new(q.queue, q.reason, q.since);
+    let filter = Filter::new(q.queue, q.reason, q.since, q.until);
     // Checked as the action will check it, before anything is counted.
     filter.input()?;
-    let count = count(&state, &filter).await?;
+    let counted = filter.until(state.now_ms())?;
+    let count = count(&state, &counted).await?;
     Ok(render(&ConfirmPage {
         chrome: Some(viewer.chrome("dead-letters")),
         purge,
@@ -237,6 +273,7 @@ pub(crate) async fn confirm(
         queue: filter.queue.clone().unwrap_or_default(),
         reason: filter.reason.clone().unwrap_or_default(),
         since: filter.since.clone().unwrap_or_default(),
+        until: counted.until.clone().unwrap_or_default(),
     }))
 }
 
@@ -248,12 +285,18 @@ pub(crate) struct ActionForm {
     queue: Option<String>,
     reason: Option<String>,
     since: Option<String>,
+    /// By filter: the time the confirm page counted at.
+    until: Option<String>,
+    /// By filter: how many dead letters the confirm page counted.
+    confirmed: Option<String>,
     /// A checkbox: present when ticked.
     resign: Option<String>,
 }
 
 impl ActionForm {
-    fn selector_input(&self) -> Result<DeadSelectorInput, UiError> {
+    /// What the form selects: its one dead letter, or its filter once
+    /// checked against the confirmed count.
+    async fn selector_input(&self, state: &AppState) -> Result<DeadSelectorInput, UiError> {
         Ok(match given(self.id.clone()) {
             Some(id) => DeadSelectorInput {
                 ids: Some(vec![id]),
@@ -261,13 +304,51 @@ impl ActionForm {
             },
             None => DeadSelectorInput {
                 ids: None,
-                filter: Some(self.filter().input()?),
+                filter: Some(self.confirmed_filter(state).await?),
             },
         })
     }
 
+    /// The filter as confirmed: refused without the confirm page's count
+    /// and time, and when more dead letters match it now than were
+    /// confirmed.
+    async fn confirmed_filter(&self, state: &AppState) -> Result<DeadFilterInput, UiError> {
+        let again = |why: String| {
+            UiError::new(
+                StatusCode::CONFLICT,
+                format!("{why} Nothing was done: go back to the dead letters and count again."),
+            )
+        };
+        let filter = self.filter();
+        let (Some(_), Some(confirmed)) = (&filter.until, given(self.confirmed.clone())) else {
+            return Err(again(
+                "This form does not say how many dead letters were confirmed, nor when they were counted.".into(),
+            ));
+        };
+        let confirmed: usize = confirmed.parse().map_err(|_| {
+            UiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("confirmed: {confirmed:?} is not a count of dead letters"),
+            )
+        })?;
+        let input = filter.input()?;
+        let now = count(state, &filter).await?;
+        if now > confirmed {
+            return Err(again(format!(
+                "{now} dead letters match ({}), more than the {confirmed} you confirmed.",
+                filter.describe()
+            )));
+        }
+        Ok(input)
+    }
+
     fn filter(&self) -> Filter {
-        Filter::new(self.queue.clone(), self.reason.clone(), self.since.clone())
+        Filter::new(
+            self.queue.clone(),
+            self.reason.clone(),
+            self.since.clone(),
+            self.until.clone(),
+        )
     }
 }
 
@@ -290,12 +371,17 @@ fn result_page(
     answer: DeadActionResponse,
     filter: &Filter,
 ) -> Response {
+    // Back to the list as filtered, without the confirm page's time.
+    let back = Filter {
+        until: None,
+        ..filter.clone()
+    };
     render(&ResultPage {
         chrome: Some(viewer.chrome("dead-letters")),
         verb,
         shown: answer.ids.iter().take(SHOWN_IDS).cloned().collect(),
         answer,
-        filter_query: filter.query(&[]),
+        filter_query: back.query(&[]),
     })
 }
 
@@ -308,7 +394,7 @@ pub(crate) async fn replay(
 ) -> Result<Response, UiError> {
     viewer.may_act(form.csrf.as_deref())?;
     let single = given(form.id.clone());
-    let selected = selector(form.selector_input()?)?;
+    let selected = selector(form.selector_input(&state).await?)?;
     let answer = replay_selected(&state, &viewer.caller, selected, form.resign.is_some()).await?;
     if let Some(id) = single {
         if answer.count == 1 && answer.warnings.is_empty() && answer.refused.is_none() {
@@ -325,7 +411,7 @@ pub(crate) async fn purge(
     UiForm(form): UiForm<ActionForm>,
 ) -> Result<Response, UiError> {
     viewer.may_act(form.csrf.as_deref())?;
-    let selected = selector(form.selector_input()?)?;
+    let selected = selector(form.selector_input(&state).await?)?;
     let answer = purge_selected(&state, selected).await?;
     Ok(result_page(&viewer, "Purged", answer, &form.filter()))
 }

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use signet_store::{TaskRow, TaskState};
+use signet_store::{TargetId, TaskRow, TaskState};
 
 use super::page::{render, Chrome, Time, UiError};
 use super::scan::listing;
@@ -65,7 +65,7 @@ pub(crate) async fn list(
         cursor: given(q.cursor),
     })?;
     let target_id = match &target {
-        Some(t) => Some(target_id(&state, t).await?),
+        Some(t) => Some(target_id(&state, &viewer, t).await?),
         None => None,
     };
     let found = listing(
@@ -109,11 +109,25 @@ pub(crate) async fn list(
     }))
 }
 
-/// The id of the target named `given` (a `tgt_…` id is taken as it is), or
-/// a page saying there is no such target.
-async fn target_id(state: &AppState, given: &str) -> Result<String, UiError> {
+/// The target id to filter by. An admin may give a target's name or id,
+/// and is told when there is no such target. Targets are admin-only, so
+/// anyone else must give a `tgt_…` id, which is taken as it is, never looked
+/// up: an unknown id lists nothing, as an id without messages does, so the
+/// filter does not tell which targets exist.
+async fn target_id(state: &AppState, viewer: &Viewer, given: &str) -> Result<String, UiError> {
+    if !viewer.can_act() {
+        return TargetId::parse(given).map(String::from).map_err(|_| {
+            UiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "Filtering by target name needs an admin key (API key {} has scope {}): give the target's id (tgt_…) instead, or sign in with an admin key.",
+                    viewer.caller.key_id, viewer.caller.scope
+                ),
+            )
+        });
+    }
     let store = state.store();
-    let found = match given.strip_prefix("tgt_") {
+    let found = match given.strip_prefix(TargetId::PREFIX) {
         Some(_) => store.target(given).await,
         None => store.target_by_name(given).await,
     }

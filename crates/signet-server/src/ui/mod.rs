@@ -11,7 +11,8 @@
 //! sealed under a key derived from the master key, so every node behind a
 //! load balancer accepts it and checks its CSRF token. The session keeps
 //! the key's hash, and every request asks the store again whether the key
-//! is still valid, so revoking a key ends its sessions. `read` keys see
+//! is still valid, so revoking a key ends its sessions; sign-out records
+//! the session as ended in the store, which every request asks too. `read` keys see
 //! every page and get no action buttons; the server refuses their actions
 //! too (targets, admin-only on the API even to read, are admin-only here).
 //! Every state-changing form carries the session's CSRF token. Actions and

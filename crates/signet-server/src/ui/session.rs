@@ -1,11 +1,11 @@
 //! Console sessions that work on every node: a sealed cookie, nothing kept
-//! on the server.
+//! on the server but the sessions signed out.
 //!
 //! Several `signet serve` nodes behind a load balancer must each accept a
 //! session opened on another. Two designs do that: a session table in the
 //! store, or a cookie every node can open. The console uses the cookie: the
-//! session (the API key's hash — never the key —, a random CSRF token, when
-//! it was opened and last used) is serialised and sealed with
+//! session (a random session id, the API key's hash — never the key —, a
+//! random CSRF token, when it was opened and last used) is serialised and sealed with
 //! XChaCha20-Poly1305 ([`MasterKey::seal`]) under a key derived from
 //! `SIGNET_MASTER_KEY` ([`MasterKey::derive`]), which every node has. So
 //! no request writes to the store to keep a session alive, and a node
@@ -21,12 +21,14 @@
 //! - *Revocation*: every request looks the key up in the store again (the
 //!   API's lookup, cached for at most [`crate::auth::KEY_CACHE_TTL`]), so
 //!   revoking or deleting a key ends its sessions on every node.
-//! - *Sign-out* removes the cookie from the browser. Nothing on the server
-//!   remembers it, so a copy taken earlier (the cookie is HttpOnly, so only
-//!   from the browser's disk) stays usable until it goes idle or reaches its
-//!   lifetime; to cut off every session of a key at once, revoke the key.
-//!   A session table would end one session everywhere, at the price of a
-//!   store write per request (or per renewal) and a table to prune.
+//! - *Sign-out* removes the cookie from the browser and records the
+//!   session's id in the store ([`signet_store::Store::end_session`]) until
+//!   the session's lifetime would have ended it anyway; every console
+//!   request looks the id up (one indexed read), so a copy of the cookie
+//!   taken earlier is refused on every node from then on. Only sign-outs
+//!   are written, never a request; the pruner deletes the rows once past
+//!   their expiry. To cut off every session of a key at once, revoke the
+//!   key.
 //!
 //! Without a master key (a server with no targets, tests) the sealing key
 //! is random per process and sessions work only on the node that opened
@@ -71,6 +73,9 @@ pub(crate) fn token() -> String {
 /// One signed-in browser: what its sealed cookie holds.
 #[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct Session {
+    /// A random id, what sign-out records as ended.
+    #[serde(rename = "d")]
+    pub(crate) id: String,
     /// The hash of the API key signed in with (what the store keeps).
     #[serde(rename = "k")]
     pub(crate) key_hash: String,
@@ -95,6 +100,12 @@ impl Session {
     /// Whether `presented` is this session's CSRF token (constant time).
     pub(crate) fn csrf_matches(&self, presented: Option<&str>) -> bool {
         tokens_match(Some(&self.csrf), presented)
+    }
+
+    /// When the session ends however busy: what a sign-out is remembered
+    /// until.
+    pub(crate) fn expires_at_ms(&self) -> i64 {
+        self.opened_ms.saturating_add(MAX_LIFETIME_MS)
     }
 
     fn live_at(&self, now_ms: i64) -> bool {
@@ -128,6 +139,7 @@ impl Sessions {
     /// cookie's value.
     pub(crate) fn open(&self, key_hash: String, now_ms: i64) -> String {
         self.seal(&Session {
+            id: token(),
             key_hash,
             csrf: token(),
             opened_ms: now_ms,
@@ -285,7 +297,7 @@ mod tests {
         // A sealed blob of another purpose is not a session.
         let master = MasterKey::from_bytes([7; 32]);
         let foreign = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(master.seal(br#"{"k":"h","c":"c","i":0,"s":0}"#, SEALED_AAD));
+            .encode(master.seal(br#"{"d":"d","k":"h","c":"c","i":0,"s":0}"#, SEALED_AAD));
         assert!(a.read(&foreign, 1).is_none());
     }
 
@@ -302,6 +314,10 @@ mod tests {
         assert_ne!(id, s.csrf);
         let other = sessions.read(&sessions.open("h".into(), 0), 0).unwrap();
         assert_ne!(other.csrf, s.csrf, "each session its own token");
+        assert_ne!(other.id, s.id, "each session its own id");
+        assert_ne!(s.id, s.csrf);
+        assert!(!format!("{s:?}").contains(&s.id));
+        assert_eq!(s.expires_at_ms(), MAX_LIFETIME_MS);
     }
 
     #[test]

@@ -174,14 +174,23 @@ pub(crate) async fn sign_out(State(state): State<AppState>, request: Request) ->
             Ok(UiForm(f)) => f,
             Err(e) => return e.into_response(),
         };
-    // Ending the session is removing its cookie (see `session` for what
-    // that does and does not end).
-    if opened.is_some_and(|s| !s.csrf_matches(form.csrf.as_deref())) {
-        return UiError::new(
-            StatusCode::FORBIDDEN,
-            "Sign-out was refused: its security token is missing or out of date. Reload the page and try again.",
-        )
-        .into_response();
+    if let Some(session) = opened {
+        if !session.csrf_matches(form.csrf.as_deref()) {
+            return UiError::new(
+                StatusCode::FORBIDDEN,
+                "Sign-out was refused: its security token is missing or out of date. Reload the page and try again.",
+            )
+            .into_response();
+        }
+        // Recorded in the store, so a copy of the cookie is refused on
+        // every node (see `session`); the browser's cookie goes below.
+        if let Err(e) = state
+            .store()
+            .end_session(&session.id, session.expires_at_ms())
+            .await
+        {
+            return UiError::from(AppError::from(e)).into_response();
+        }
     }
     let mut r = Redirect::to("/ui/sign-in?why=signed-out").into_response();
     r.headers_mut()

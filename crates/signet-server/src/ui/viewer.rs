@@ -19,7 +19,8 @@ use crate::error::AppError;
 use crate::state::AppState;
 
 /// A signed-in viewer. Extracting it answers a request without a live
-/// session (or whose key is no longer valid) with a redirect to sign-in.
+/// session (signed out, or whose key is no longer valid) with a redirect
+/// to sign-in.
 pub(crate) struct Viewer {
     /// The API key of the session, as the API's handlers see a caller.
     pub(crate) caller: Caller,
@@ -137,6 +138,12 @@ impl FromRequestParts<AppState> for Viewer {
             Some(CookieSession(None)) => return Err(to_sign_in("expired")),
             Some(CookieSession(Some(session))) => session.clone(),
         };
+        // Signed out (on any node): a copy of the cookie is refused.
+        match state.store().session_ended(&session.id).await {
+            Ok(false) => {}
+            Ok(true) => return Err(to_sign_in("signed-out")),
+            Err(e) => return Err(UiError::from(AppError::from(e)).into_response()),
+        }
         match state
             .0
             .auth

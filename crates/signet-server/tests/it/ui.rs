@@ -550,6 +550,8 @@ async fn an_admin_replays_dead_letters_by_filter_after_the_count() {
                 ("queue", "emails"),
                 ("reason", "max-attempts"),
                 ("since", ""),
+                ("until", &field_in(&confirm.text, "until")),
+                ("confirmed", &field_in(&confirm.text, "confirmed")),
             ],
         )
         .await;
@@ -567,6 +569,114 @@ async fn an_admin_replays_dead_letters_by_filter_after_the_count() {
     }
     assert_eq!(state_of(&h, &other_reason[0]).await, TaskState::Dead);
     assert_eq!(state_of(&h, &other_queue[0]).await, TaskState::Dead);
+}
+
+/// Enqueues a task on `queue` and kills it as of `at_ms`; returns its id.
+async fn dead_at(h: &Harness, queue: &str, at_ms: i64) -> String {
+    let task = h
+        .enqueue(json!({"queue": queue, "task": "send-email"}))
+        .await;
+    let id = task["id"].as_str().unwrap().to_owned();
+    h.store
+        .kill(&id, DeadReason::MaxAttempts, "it broke", at_ms)
+        .await
+        .unwrap();
+    id
+}
+
+#[tokio::test]
+async fn an_action_by_filter_touches_no_more_than_the_count_confirmed() {
+    let h = harness().await;
+    let counted = dead_letters(&h, "emails", DeadReason::MaxAttempts, 1).await;
+    let b = Browser::signed_in(&h, &h.admin).await;
+    let confirm = b
+        .get("/ui/dead-letters/confirm?action=purge&queue=emails")
+        .await;
+    assert!(
+        confirm.text.contains("data-count=\"1\""),
+        "{}",
+        confirm.text
+    );
+    assert_eq!(field_in(&confirm.text, "confirmed"), "1");
+    let until = field_in(&confirm.text, "until");
+    let csrf = csrf_in(&confirm.text);
+    // Three more die after the count: the purge leaves them alone.
+    let mut later = Vec::new();
+    for _ in 0..3 {
+        later.push(dead_at(&h, "emails", now_ms() + 60_000).await);
+    }
+    let form = |until: &str, confirmed: &str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("queue", "emails".to_owned()),
+            ("reason", String::new()),
+            ("since", String::new()),
+            ("until", until.to_owned()),
+            ("confirmed", confirmed.to_owned()),
+        ]
+    };
+    let post = |path: &'static str, form: Vec<(&'static str, String)>| {
+        let b = &b;
+        async move {
+            let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            b.post(path, &pairs).await
+        }
+    };
+    let r = post("/ui/dead-letters/purge", form(&until, "1")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.text.contains("data-count=\"1\""), "{}", r.text);
+    assert!(h.store.task(&counted[0]).await.unwrap().is_none());
+    for id in &later {
+        assert_eq!(
+            state_of(&h, id).await,
+            TaskState::Dead,
+            "died after the count"
+        );
+    }
+
+    // Dead letters that died before the count's time but showed up after
+    // it (a node whose clock is behind) would make it more than confirmed:
+    // refused, nothing touched, for replay and purge alike.
+    let early = dead_letters(&h, "emails", DeadReason::MaxAttempts, 1).await;
+    let confirm = b
+        .get("/ui/dead-letters/confirm?action=replay&queue=emails")
+        .await;
+    assert_eq!(
+        field_in(&confirm.text, "confirmed"),
+        "1",
+        "{}",
+        confirm.text
+    );
+    let until = field_in(&confirm.text, "until");
+    let behind = dead_letters(&h, "emails", DeadReason::MaxAttempts, 2).await;
+    for path in ["/ui/dead-letters/replay", "/ui/dead-letters/purge"] {
+        let r = post(path, form(&until, "1")).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+        assert!(
+            r.text.contains("3 dead letters match") && r.text.contains("count again"),
+            "{}",
+            r.text
+        );
+    }
+    // Fewer than confirmed is fine (someone replayed one meanwhile).
+    let r = post("/ui/dead-letters/replay", form(&until, "5")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.text.contains("data-count=\"3\""), "{}", r.text);
+    for id in early.iter().chain(&behind) {
+        assert_eq!(state_of(&h, id).await, TaskState::Available);
+    }
+    // A form without the confirm page's count or time is refused.
+    let mut missing = form(&until, "1");
+    missing.retain(|(k, _)| *k != "confirmed");
+    let r = post("/ui/dead-letters/purge", missing).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    let r = post("/ui/dead-letters/purge", form("", "1")).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    let r = post("/ui/dead-letters/purge", form(&until, "many")).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    for id in &later {
+        assert_eq!(state_of(&h, id).await, TaskState::Dead);
+    }
 }
 
 #[tokio::test]
@@ -605,7 +715,12 @@ async fn an_admin_replays_one_dead_letter_and_purges_by_filter() {
     let r = b
         .post(
             "/ui/dead-letters/purge",
-            &[("csrf", &csrf), ("queue", "emails")],
+            &[
+                ("csrf", &csrf),
+                ("queue", "emails"),
+                ("until", &field_in(&confirm.text, "until")),
+                ("confirmed", "2"),
+            ],
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -839,6 +954,57 @@ async fn a_session_opened_on_one_node_works_on_another() {
     temp.store.revoke_api_key(&admin_key.id, 2).await.unwrap();
     let r = on_b.get("/ui").await;
     assert_eq!(r.headers[header::LOCATION], "/ui/sign-in?why=revoked");
+}
+
+#[tokio::test]
+async fn sign_out_ends_the_session_on_every_node_even_for_a_copied_cookie() {
+    let temp = TempStore::new();
+    let keys = temp.keys(1).await;
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+    let a = node(&temp, [7; 32], Arc::clone(&clock));
+    let b = node(&temp, [7; 32], Arc::clone(&clock));
+    let browser = Browser::signed_in(&a, &keys.admin).await;
+    let copied = browser.cookie.borrow().clone();
+    let csrf = browser.csrf().await;
+    let elsewhere = Browser::signed_in(&b, &keys.admin).await;
+    let r = browser.post("/ui/sign-out", &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    assert_eq!(r.headers[header::LOCATION], "/ui/sign-in?why=signed-out");
+    // A copy of the cookie taken before, with its CSRF token, is refused
+    // on the node that signed out and on the other.
+    for node in [&a, &b] {
+        let thief = Browser::new(node);
+        *thief.cookie.borrow_mut() = copied.clone();
+        let r = thief.get("/ui").await;
+        assert_eq!(r.headers[header::LOCATION], "/ui/sign-in?why=signed-out");
+        *thief.cookie.borrow_mut() = copied.clone();
+        let r = thief
+            .post("/ui/queues/mail/pause", &[("csrf", &csrf)])
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+        assert_eq!(r.headers[header::LOCATION], "/ui/sign-in?why=signed-out");
+    }
+    assert!(temp.store.paused_queues().await.unwrap().is_empty());
+    // Another session of the same key carries on.
+    assert_eq!(elsewhere.get("/ui").await.status, StatusCode::OK);
+    // Remembered until the session would have ended anyway (its lifetime,
+    // when the cookie no longer opens), then pruned.
+    let pruner = signet_runtime::Pruner::new(Arc::clone(&temp.store))
+        .clock(Arc::clone(&clock) as Arc<dyn signet_runtime::Clock>);
+    pruner.run_once().await.unwrap();
+    let thief = Browser::new(&a);
+    *thief.cookie.borrow_mut() = copied.clone();
+    assert_eq!(
+        thief.get("/ui").await.headers[header::LOCATION],
+        "/ui/sign-in?why=signed-out"
+    );
+    clock.advance(std::time::Duration::from_millis(24 * 60 * 60 * 1000 + 1));
+    pruner.run_once().await.unwrap();
+    *thief.cookie.borrow_mut() = copied;
+    assert_eq!(
+        thief.get("/ui").await.headers[header::LOCATION],
+        "/ui/sign-in?why=expired"
+    );
 }
 
 /// A session's idle period (12 hours).
@@ -1727,27 +1893,64 @@ async fn messages_are_filtered_by_target_name_or_id() {
         .await;
         ids.push(m["id"].as_str().unwrap().to_owned());
     }
-    let b = Browser::signed_in(&app, &read).await;
-    for filter in ["billing", targets[0].as_str()] {
-        let page = b.get(&format!("/ui/messages?target={filter}")).await;
+    let shows_billing = |page: &Reply, filter: &str| {
         assert_eq!(page.status, StatusCode::OK, "{}", page.text);
         assert!(page.text.contains(&ids[0]) && page.text.contains(&ids[2]));
         assert!(!page.text.contains(&ids[1]), "{}", page.text);
         assert!(page.text.contains(&format!("value=\"{filter}\"")));
+    };
+    let by_admin = Browser::signed_in(&app, &admin).await;
+    for filter in ["billing", targets[0].as_str()] {
+        let page = by_admin.get(&format!("/ui/messages?target={filter}")).await;
+        shows_billing(&page, filter);
     }
-    let none = b.get("/ui/messages?target=shipping&state=dead").await;
+    let none = by_admin
+        .get("/ui/messages?target=shipping&state=dead")
+        .await;
     assert!(
         none.text.contains("No message is dead and for target"),
         "{}",
         none.text
     );
-    let unknown = b.get("/ui/messages?target=nowhere").await;
+    let unknown = by_admin.get("/ui/messages?target=nowhere").await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     assert!(
         unknown.text.contains("There is no target"),
         "{}",
         unknown.text
     );
+
+    // Targets are admin-only: a read key filters by id only, and cannot
+    // tell a target that exists from one that does not.
+    let b = Browser::signed_in(&app, &read).await;
+    shows_billing(
+        &b.get(&format!("/ui/messages?target={}", targets[0])).await,
+        &targets[0],
+    );
+    let known = b.get("/ui/messages?target=billing").await;
+    let unknown = b.get("/ui/messages?target=nowhere").await;
+    for r in [&known, &unknown] {
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+        assert!(
+            r.text
+                .contains("Filtering by target name needs an admin key"),
+            "{}",
+            r.text
+        );
+    }
+    assert_eq!(
+        known.text.replace("billing", "nowhere"),
+        unknown.text,
+        "the same answer"
+    );
+    let unknown_id = b.get("/ui/messages?target=tgt_0000").await;
+    let no_messages = b
+        .get(&format!("/ui/messages?target={}&state=dead", targets[1]))
+        .await;
+    for r in [&unknown_id, &no_messages] {
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert!(r.text.contains("No message"), "{}", r.text);
+    }
 }
 
 fn now_ms() -> i64 {

@@ -66,3 +66,46 @@ pub(super) async fn api_keys(store: Arc<dyn Store>) {
             .await,
     );
 }
+
+/// Signed-out console sessions: recorded once, seen by every reader, kept
+/// until their expiry, then pruned in batches.
+pub(super) async fn ended_sessions(store: Arc<dyn Store>) {
+    let s = &*store;
+    assert!(
+        !s.session_ended("s1").await.expect("lookup"),
+        "not ended yet"
+    );
+    s.end_session("s1", T0 + 100).await.expect("end s1");
+    assert!(s.session_ended("s1").await.expect("lookup"));
+    assert!(!s.session_ended("s2").await.expect("lookup"), "only s1");
+    // Ending twice is fine, and keeps the first expiry.
+    s.end_session("s1", T0 + 10_000)
+        .await
+        .expect("end s1 again");
+    s.end_session("s2", T0 + 200).await.expect("end s2");
+    s.end_session("s3", T0 + 300).await.expect("end s3");
+    assert_invalid("empty id", s.end_session("", T0).await);
+    assert_invalid("long id", s.end_session(&"x".repeat(129), T0).await);
+
+    // The expiry is exclusive: a row expiring at now stays.
+    assert_eq!(
+        s.prune_ended_sessions(T0 + 100, 10).await.expect("prune"),
+        0
+    );
+    assert_eq!(
+        s.prune_ended_sessions(T0 + 10_000, 0).await.expect("prune"),
+        0
+    );
+    assert_eq!(
+        s.prune_ended_sessions(T0 + 301, 2).await.expect("prune"),
+        2,
+        "limit"
+    );
+    assert_eq!(
+        s.prune_ended_sessions(T0 + 301, 10).await.expect("prune"),
+        1
+    );
+    for id in ["s1", "s2", "s3"] {
+        assert!(!s.session_ended(id).await.expect("lookup"), "{id} pruned");
+    }
+}

@@ -207,6 +207,18 @@ impl Store for FaultyStore {
         self.check("revoke_api_key")?;
         self.inner.revoke_api_key(id, now_ms).await
     }
+    async fn end_session(&self, session_id: &str, expires_at_ms: i64) -> StoreResult<()> {
+        self.check("end_session")?;
+        self.inner.end_session(session_id, expires_at_ms).await
+    }
+    async fn session_ended(&self, session_id: &str) -> StoreResult<bool> {
+        self.check("session_ended")?;
+        self.inner.session_ended(session_id).await
+    }
+    async fn prune_ended_sessions(&self, now_ms: i64, limit: usize) -> StoreResult<u64> {
+        self.check("prune_ended_sessions")?;
+        self.inner.prune_ended_sessions(now_ms, limit).await
+    }
     async fn settle_delivery(
         &self,
         lease: &LeaseToken,

@@ -141,6 +141,7 @@ macro_rules! __signet_store_checks {
             PendingByKey => listing::pending_by_key: "Pending tasks per signing key, final tasks excluded.",
             Prune => prune::prune: "Prune deletes only old succeeded and cancelled tasks, never dead letters.",
             ApiKeys => api_keys::api_keys: "API keys: create, look up by hash, list, revoke.",
+            EndedSessions => api_keys::ended_sessions: "Signed-out console sessions: recorded once, kept until their expiry, then pruned.",
             Messages => messages::messages: "Messages are task rows with `msg_` ids on the message queue.",
             HistoryAttempts => history::history_attempts: "Every attempt that ends (complete, batch, retry, dead, rescue) is in the history with its number, worker, start and outcome; a release is not.",
             HistoryReplay => history::history_replay: "A replay keeps the earlier attempts, records itself, and later attempts get higher numbers; nothing earlier is rewritten.",

@@ -1,0 +1,12 @@
+-- Console sessions that were signed out (crates/signet-server/src/ui/session.rs).
+-- Mirrors the SQLite schema of the same version. A session is a sealed
+-- cookie every node opens; signing out records its random id here, and
+-- every console request looks it up, so a copy of the cookie stops working
+-- on every node. A row is kept until the session would have ended anyway
+-- (its lifetime), then the pruner deletes it.
+CREATE TABLE ended_sessions (
+    id            TEXT   COLLATE "C" NOT NULL PRIMARY KEY,
+    expires_at_ms BIGINT NOT NULL
+);
+
+CREATE INDEX ended_sessions_expiry ON ended_sessions (expires_at_ms);
