@@ -42,12 +42,13 @@ pub enum RuntimeError {
     /// not be read); [`signet_sign::Error::reason`] says how.
     #[error("the client's signature was refused ({})", .0.reason())]
     SignatureRejected(#[source] signet_sign::Error),
-    /// One task of a batch ([`Producer::enqueue_items`](crate::Producer::enqueue_items))
-    /// was refused: `error` says why, `index` which task (from 0, in the
+    /// One item of a batch ([`Producer::enqueue_items`](crate::Producer::enqueue_items),
+    /// [`MessageProducer::publish_batch_as`](crate::MessageProducer::publish_batch_as))
+    /// was refused: `error` says why, `index` which item (from 0, in the
     /// order given). Nothing of the batch was stored.
-    #[error("task {index} of the batch: {error}")]
+    #[error("item {index} of the batch: {error}")]
     BatchItem {
-        /// The position of the refused task in the batch, from 0.
+        /// The position of the refused item in the batch, from 0.
         index: usize,
         /// Why it was refused.
         #[source]

@@ -103,7 +103,8 @@ pub use delivery::{
 pub use dispatcher::{DeliveryEvent, DeliveryEventKind, Dispatcher, DispatcherBuilder};
 pub use message::{
     MessageProducer, MessagePublisher, MessageSpec, NewMessage, PublishOptions, RetrySchedule,
-    SignatureProfile, UnixMs, DEFAULT_JITTER, DEFAULT_RETRY_SCHEDULE, PUBLISH_TARGET_CACHE_TTL,
+    SignatureProfile, UnixMs, DEFAULT_JITTER, DEFAULT_RETRY_SCHEDULE, MAX_BATCH_MESSAGES,
+    PUBLISH_TARGET_CACHE_TTL,
 };
 pub use ssrf::{Refusal, SsrfPolicy, ALLOWED_TARGET_CIDRS_VAR};
 

@@ -329,6 +329,20 @@ fn task_fingerprint(env: &TaskEnvelope, priority: i32, asked: &AskedTiming) -> F
         .optional("callback_url", env.callback_url.as_deref())
 }
 
+/// Refuses a batch of `len` items that is empty or larger than
+/// [`MAX_BATCH_TASKS`], naming `field` (the list) and saying what it holds.
+pub(crate) fn check_batch_len(field: &str, what: &str, len: usize) -> Result<(), RuntimeError> {
+    if len == 0 || len > MAX_BATCH_TASKS {
+        return Err(RuntimeError::field(
+            field,
+            format!(
+                "a batch holds 1 to {MAX_BATCH_TASKS} {what}, got {len}; split it into several batches"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Refuses a batch in which an idempotency key (in its scope and kind)
 /// comes back with a different request than the first task of the batch
 /// that holds it, naming the later task: the store would only say which
@@ -512,21 +526,7 @@ impl Producer {
         &self,
         items: Vec<BatchItem>,
     ) -> Result<Vec<Enqueued>, RuntimeError> {
-        if items.is_empty() || items.len() > MAX_BATCH_TASKS {
-            return Err(RuntimeError::field(
-                "tasks",
-                format!(
-                    "a batch holds 1 to {MAX_BATCH_TASKS} tasks, got {}; split it into several batches",
-                    items.len()
-                ),
-            ));
-        }
-        let at = |index: usize| {
-            move |error: RuntimeError| RuntimeError::BatchItem {
-                index,
-                error: Box::new(error),
-            }
-        };
+        check_batch_len("tasks", "tasks", items.len())?;
         let now = self.clock.now_ms();
         let mut tasks = Vec::with_capacity(items.len());
         for (index, item) in items.into_iter().enumerate() {
@@ -534,9 +534,24 @@ impl Producer {
                 None => self.prepare(item.spec, now),
                 Some(signature) => self.prepare_signed(item.spec, signature, now),
             }
-            .map_err(at(index))?;
+            .map_err(|error| RuntimeError::BatchItem {
+                index,
+                error: Box::new(error),
+            })?;
             tasks.push(task);
         }
+        self.store_items(tasks, now).await
+    }
+
+    /// Stores the prepared tasks of a batch, all or none: a key that comes
+    /// back within the batch with another request, or that the store
+    /// already holds for another request, refuses the batch with
+    /// [`RuntimeError::BatchItem`] naming the task at fault.
+    pub(crate) async fn store_items(
+        &self,
+        tasks: Vec<NewTask>,
+        now: i64,
+    ) -> Result<Vec<Enqueued>, RuntimeError> {
         check_keys_within_batch(&tasks)?;
         // The store's conflict names the key; each key's tasks ask for the
         // same request (checked above), so the first task holding it is the
@@ -548,7 +563,10 @@ impl Producer {
                     .iter()
                     .position(|k| k.as_deref() == Some(c.key.as_str()))
                 {
-                    Some(index) => at(index)(RuntimeError::IdempotencyConflict(c)),
+                    Some(index) => RuntimeError::BatchItem {
+                        index,
+                        error: Box::new(RuntimeError::IdempotencyConflict(c)),
+                    },
                     None => RuntimeError::IdempotencyConflict(c),
                 }
             }

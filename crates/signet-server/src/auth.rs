@@ -2,7 +2,8 @@
 //!
 //! Scopes are ordered: `read` may call every `GET` route but those of
 //! targets; `publish` may also enqueue (`POST /v1/tasks`,
-//! `POST /v1/tasks/batch`) and publish messages (`POST /v1/messages`);
+//! `POST /v1/tasks/batch`) and publish messages (`POST /v1/messages`,
+//! `POST /v1/messages/batch`);
 //! `work` is a worker's: it may also claim and report tasks over the pull
 //! protocol (`POST /v1/work/…`) and, as a `publish` key, enqueue follow-up
 //! work, but like every scope below `admin` it never sees what messages
@@ -49,8 +50,8 @@ pub(crate) const MAX_NAME_LEN: usize = 100;
 pub enum Scope {
     /// `GET` routes.
     Read,
-    /// `read` plus `POST /v1/tasks`, `POST /v1/tasks/batch` and
-    /// `POST /v1/messages`.
+    /// `read` plus `POST /v1/tasks`, `POST /v1/tasks/batch`,
+    /// `POST /v1/messages` and `POST /v1/messages/batch`.
     Publish,
     /// `publish` plus the worker protocol (`POST /v1/work/…`: claim,
     /// heartbeat, complete, fail). Sees no message payloads.
@@ -116,7 +117,10 @@ pub(crate) fn required_scope(method: &Method, path: &str) -> Scope {
     } else if method == Method::GET || method == Method::HEAD {
         Scope::Read
     } else if method == Method::POST
-        && (path == "/v1/tasks" || path == "/v1/tasks/batch" || path == "/v1/messages")
+        && matches!(
+            path,
+            "/v1/tasks" | "/v1/tasks/batch" | "/v1/messages" | "/v1/messages/batch"
+        )
     {
         Scope::Publish
     } else if method == Method::POST && path.starts_with("/v1/work/") {
@@ -471,6 +475,14 @@ mod tests {
         assert_eq!(
             required_scope(&Method::POST, "/v1/tasks/batch"),
             Scope::Publish
+        );
+        assert_eq!(
+            required_scope(&Method::POST, "/v1/messages/batch"),
+            Scope::Publish
+        );
+        assert_eq!(
+            required_scope(&Method::POST, "/v1/messages/msg_x/resend"),
+            Scope::Admin
         );
         assert_eq!(
             required_scope(&Method::POST, "/v1/tasks/{id}/cancel"),

@@ -22,6 +22,8 @@ mod retry;
 mod spec;
 
 pub use profile::SignatureProfile;
-pub use publish::{MessageProducer, MessagePublisher, PublishOptions, PUBLISH_TARGET_CACHE_TTL};
+pub use publish::{
+    MessageProducer, MessagePublisher, PublishOptions, MAX_BATCH_MESSAGES, PUBLISH_TARGET_CACHE_TTL,
+};
 pub use retry::{RetrySchedule, DEFAULT_JITTER, DEFAULT_RETRY_SCHEDULE};
 pub use spec::{MessageSpec, NewMessage, UnixMs};

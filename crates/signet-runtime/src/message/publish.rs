@@ -17,7 +17,7 @@ use super::profile::SignatureProfile;
 use super::retry::RetrySchedule;
 use super::spec::{MessageSpec, NewMessage};
 use crate::error::RuntimeError;
-use crate::producer::Producer;
+use crate::producer::{check_batch_len, Producer, MAX_BATCH_TASKS};
 use crate::ssrf::SsrfPolicy;
 use crate::targets::{check_url, CachedTarget, Lookup, TargetCache, TargetService};
 
@@ -50,6 +50,11 @@ struct AskedTiming {
 /// another node (a new prefix, a deleted target) reaches publishing within
 /// this time; the dispatcher checks the target again at every delivery.
 pub const PUBLISH_TARGET_CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// Most messages in one [`MessageProducer::publish_batch_as`] (and one
+/// `POST /v1/messages/batch`): the task batch's limit, since a message is
+/// stored as a task.
+pub const MAX_BATCH_MESSAGES: usize = MAX_BATCH_TASKS;
 
 /// Signs and enqueues messages. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -135,12 +140,66 @@ impl MessageProducer {
         idempotency_key: Option<String>,
         idempotency_scope: IdempotencyScope,
     ) -> Result<Enqueued, RuntimeError> {
+        let now = self.producer.now_ms();
+        let task = self
+            .prepare(message, idempotency_key, idempotency_scope, now)
+            .await?;
+        self.store_one(task, now).await
+    }
+
+    /// Publishes 1 to [`MAX_BATCH_MESSAGES`] messages at once, all or none,
+    /// in order, each checked as [`MessageProducer::publish_as`] checks one
+    /// and carrying its own [`NewMessage::idempotency_key`]: one store write
+    /// (one commit) for the whole batch instead of one per message. A
+    /// refused message refuses the batch with
+    /// [`RuntimeError::BatchItem`] naming it, and nothing is stored. A
+    /// message whose key was already used with the same request is the first
+    /// message, `created: false`.
+    pub async fn publish_batch_as(
+        &self,
+        messages: Vec<NewMessage>,
+        idempotency_scope: IdempotencyScope,
+    ) -> Result<Vec<Enqueued>, RuntimeError> {
+        check_batch_len("messages", "messages", messages.len())?;
+        let now = self.producer.now_ms();
+        let mut tasks = Vec::with_capacity(messages.len());
+        for (index, message) in messages.into_iter().enumerate() {
+            let task = self
+                .prepare(message, None, idempotency_scope.clone(), now)
+                .await
+                .map_err(|error| RuntimeError::BatchItem {
+                    index,
+                    error: Box::new(error),
+                })?;
+            tasks.push(task);
+        }
+        self.producer.store_items(tasks, now).await
+    }
+
+    /// Checks `message`, resolves its target and builds its signed task.
+    /// `idempotency_key` (the header's) and the message's own key must
+    /// agree when both are given.
+    async fn prepare(
+        &self,
+        mut message: NewMessage,
+        idempotency_key: Option<String>,
+        idempotency_scope: IdempotencyScope,
+        now: i64,
+    ) -> Result<NewTask, RuntimeError> {
+        let idempotency_key = match (idempotency_key, message.idempotency_key.take()) {
+            (Some(header), Some(body)) if header != body => {
+                return Err(RuntimeError::field(
+                    "idempotency_key",
+                    "differs from the Idempotency-Key header; send the key once",
+                ))
+            }
+            (header, body) => header.or(body),
+        };
         message.validate()?;
         let asked = AskedTiming {
             delay_ms: message.delay_ms,
             not_before_ms: message.not_before.map(|t| t.0),
         };
-        let now = self.producer.now_ms();
         // A target (and whether its secret signs the profile) is looked up
         // once per PUBLISH_TARGET_CACHE_TTL, not for every message.
         let target = match &message.target {
@@ -166,7 +225,7 @@ impl MessageProducer {
             idempotency_key,
             idempotency_scope,
         };
-        self.enqueue_spec(spec, options, asked).await
+        self.task_of(spec, options, asked, now)
     }
 
     /// Enqueues a checked spec (callbacks, schedules). The spec is validated
@@ -184,16 +243,28 @@ impl MessageProducer {
             delay_ms: None,
             not_before_ms: options.not_before_ms,
         };
-        self.enqueue_spec(spec, options, asked).await
+        let now = self.producer.now_ms();
+        let task = self.task_of(spec, options, asked, now)?;
+        self.store_one(task, now).await
     }
 
-    /// Signs and enqueues a spec whose fields and callback URL were checked.
-    async fn enqueue_spec(
+    /// Stores one message's task.
+    async fn store_one(&self, task: NewTask, now: i64) -> Result<Enqueued, RuntimeError> {
+        let mut out = self.producer.store_batch(vec![task], now).await?;
+        // Keys are per kind: a task holding the same key is not this
+        // message's business, and never comes back here.
+        out.pop()
+            .ok_or_else(|| RuntimeError::invalid("the store returned no result for the message"))
+    }
+
+    /// The signed task of a spec whose fields and callback URL were checked.
+    fn task_of(
         &self,
         spec: MessageSpec,
         options: PublishOptions,
         asked: AskedTiming,
-    ) -> Result<Enqueued, RuntimeError> {
+        now: i64,
+    ) -> Result<NewTask, RuntimeError> {
         if spec.target.is_none() && !self.can_sign_without_target() {
             return Err(RuntimeError::field(
                 "target",
@@ -207,7 +278,6 @@ impl MessageProducer {
         rules::message_max_attempts(max_attempts)?;
         let args = serde_json::to_vec(&spec).map_err(RuntimeError::Args)?;
         rules::message_stored_len(args.len())?;
-        let now = self.producer.now_ms();
         let fingerprint = match options.idempotency_key {
             Some(_) => message_fingerprint(&spec, &options, asked)?,
             None => Fingerprint::new(),
@@ -234,11 +304,7 @@ impl MessageProducer {
         // The task rules, the idempotency key and the callback URL included.
         task.check_rules(now)?;
         self.producer.sign_task(&mut task)?;
-        let mut out = self.producer.store_batch(vec![task], now).await?;
-        // Keys are per kind: a task holding the same key is not this
-        // message's business, and never comes back here.
-        out.pop()
-            .ok_or_else(|| RuntimeError::invalid("the store returned no result for the message"))
+        Ok(task)
     }
 
     /// A target by id (`tgt_…`) or name, with its secrets opened.

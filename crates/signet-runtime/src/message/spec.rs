@@ -52,6 +52,7 @@ impl MessageSpec {
             target: None,
             signature_profile: SignatureProfile::Standard,
             retry_schedule_ms: None,
+            idempotency_key: None,
         }
     }
 
@@ -185,6 +186,12 @@ pub struct NewMessage {
     /// Waits between attempts in ms (default: the server's schedule).
     #[serde(default)]
     pub retry_schedule_ms: Option<Vec<u64>>,
+    /// Makes publishing exactly-once per key, like the `Idempotency-Key`
+    /// header (both may be given only if they agree). How an item of
+    /// `POST /v1/messages/batch` carries its key. Not part of the request
+    /// the key identifies.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
 }
 
 impl NewMessage {

@@ -279,6 +279,12 @@ fn validate_message(message: &RawValue) -> Result<(), FieldError> {
             "not allowed in a schedule: an absolute time would be the same for every run; use delay_ms",
         ));
     }
+    if parsed.idempotency_key.is_some() {
+        return Err(FieldError::new(
+            "message.idempotency_key",
+            "not allowed in a schedule: each due time is published once under a key of its own",
+        ));
+    }
     parsed.validate().map_err(message_error)
 }
 
@@ -370,6 +376,22 @@ mod tests {
             SchedulePayload::from_json(br#"{"task":{"queue":"q","task":"t"},"message":{}}"#)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn a_message_schedule_takes_no_absolute_time_and_no_key_of_its_own() {
+        let message = |extra: &str| {
+            SchedulePayload::from_json(
+                format!(r#"{{"message":{{"url":"https://example.com/h"{extra}}}}}"#).as_bytes(),
+            )
+            .and_then(|p| p.validate().map(|()| p))
+        };
+        assert!(message("").is_ok());
+        let e = message(r#","not_before":1"#).unwrap_err();
+        assert_eq!(e.field(), "message.not_before");
+        let e = message(r#","idempotency_key":"k""#).unwrap_err();
+        assert_eq!(e.field(), "message.idempotency_key", "{e}");
+        assert!(e.message().contains("each due time"), "{e}");
     }
 
     #[test]

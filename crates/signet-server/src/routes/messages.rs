@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use signet_runtime::{MessageSpec, NewMessage, RuntimeError};
+use signet_runtime::{MessageProducer, MessageSpec, NewMessage, RuntimeError};
 use signet_store::{
     AttemptEvent, Event, HistoryEvent, MessageId, TaskFilter, TaskRow, TaskState, MESSAGE_QUEUE,
 };
@@ -15,7 +15,7 @@ use signet_store::{
 use crate::auth::{Caller, Scope};
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::extract::{JsonBody, QueryParams};
-use crate::routes::tasks::{idempotency_key, parse_limit};
+use crate::routes::tasks::{idempotency_key, item_error, parse_limit};
 use crate::state::AppState;
 use crate::views::{rfc3339, shown_url, HistoryEventView, MessageRequestView};
 
@@ -52,6 +52,10 @@ pub(crate) struct MessageRequest {
     /// Waits between attempts in ms (default 5 s, 5 min, 30 min, 2 h, 5 h,
     /// 10 h, 10 h, each ±20 %).
     pub retry_schedule_ms: Option<Vec<u64>>,
+    /// Makes publishing exactly-once per key: a batch item's own key; on
+    /// `POST /v1/messages` the `Idempotency-Key` header or this field (the
+    /// same key if both).
+    pub idempotency_key: Option<String>,
 }
 
 /// One delivery attempt.
@@ -274,12 +278,7 @@ pub(crate) async fn publish(
     JsonBody(message): JsonBody<NewMessage>,
 ) -> AppResult<(StatusCode, Json<MessageView>)> {
     let key = idempotency_key(&headers);
-    let Some(producer) = state.delivery().messages.as_ref() else {
-        return Err(AppError::NotConfigured(
-            "this server cannot sign what it enqueues (signing is required but no signing key is set); set SIGNET_SIGNING_KEYS and SIGNET_SIGNING_ACTIVE_KEY".into(),
-        ));
-    };
-    let out = producer
+    let out = message_producer(&state)?
         .publish_as(message, key, caller.idempotency_scope())
         .await
         .map_err(runtime_error)?;
@@ -292,6 +291,96 @@ pub(crate) async fn publish(
         status,
         Json(MessageView::new(&out.task, None, caller.scope)),
     ))
+}
+
+/// The server's message producer, or why it has none.
+fn message_producer(state: &AppState) -> AppResult<&MessageProducer> {
+    state.delivery().messages.as_ref().ok_or_else(|| {
+        AppError::NotConfigured(
+            "this server cannot sign what it enqueues (signing is required but no signing key is set); set SIGNET_SIGNING_KEYS and SIGNET_SIGNING_ACTIVE_KEY".into(),
+        )
+    })
+}
+
+/// `POST /v1/messages/batch`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BatchRequest {
+    /// 1 to 1000 messages, each what `POST /v1/messages` takes, with its
+    /// own `idempotency_key` if any.
+    #[schema(value_type = Vec<MessageRequest>)]
+    pub messages: Vec<NewMessage>,
+}
+
+/// One message of a batch's answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct BatchMessageView {
+    /// The message.
+    #[serde(flatten)]
+    pub message: MessageView,
+    /// `true` when the item's `idempotency_key` was already used with the
+    /// same request: this is the first message, not a new one.
+    pub existing: bool,
+}
+
+/// The answer to `POST /v1/messages/batch`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct BatchView {
+    /// The messages, in the order of the request.
+    pub messages: Vec<BatchMessageView>,
+}
+
+/// Publish up to 1000 messages at once, all or none (`publish` scope).
+///
+/// Each item is what `POST /v1/messages` takes, with its own
+/// `idempotency_key`; the batch is one write to the store, so a producer
+/// with many messages pays one commit per batch instead of one per
+/// message. One refused item refuses the batch and nothing is stored; the
+/// error names the item (`messages[3].url: …`). The whole body counts
+/// against the server's body limit (`--max-body-bytes`, 1 MiB by default).
+#[utoipa::path(
+    post, path = "/v1/messages/batch", tag = "messages",
+    request_body = BatchRequest,
+    responses(
+        (status = 201, description = "Published, in order; an item whose idempotency_key was already used with the same request is the first message, with `existing: true`", body = BatchView),
+        (status = 409, description = "`idempotency_conflict`: an item's idempotency_key was first used with a different request (before or earlier in the batch); the message names the item and the fields that differ. Nothing stored", body = ErrorBody),
+        (status = 400, description = "Malformed JSON or unknown field", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "No messages or more than 1000, or an invalid value; the error names the item (`messages[i].field`). Nothing stored", body = ErrorBody),
+        (status = 503, description = "Not configured (no signing key, no master key for targets)", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn publish_batch(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    JsonBody(req): JsonBody<BatchRequest>,
+) -> AppResult<(StatusCode, Json<BatchView>)> {
+    if idempotency_key(&headers).is_some() {
+        return Err(AppError::invalid(
+            "Idempotency-Key",
+            "a batch takes no Idempotency-Key header; give each message its own idempotency_key",
+        ));
+    }
+    let out = message_producer(&state)?
+        .publish_batch_as(req.messages, caller.idempotency_scope())
+        .await
+        .map_err(|e| match e {
+            RuntimeError::BatchItem { index, error } => {
+                item_error("messages", index, runtime_error(*error))
+            }
+            e => runtime_error(e),
+        })?;
+    let messages = out
+        .iter()
+        .map(|e| BatchMessageView {
+            message: MessageView::new(&e.task, None, caller.scope),
+            existing: !e.created,
+        })
+        .collect();
+    Ok((StatusCode::CREATED, Json(BatchView { messages })))
 }
 
 pub(crate) fn parse_message_id(id: &str) -> AppResult<MessageId> {
@@ -469,6 +558,7 @@ pub(crate) fn list_filter(q: MessageListQuery) -> AppResult<TaskFilter> {
 pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
     utoipa_axum::router::OpenApiRouter::new()
         .routes(utoipa_axum::routes!(publish, list))
+        .routes(utoipa_axum::routes!(publish_batch))
         .routes(utoipa_axum::routes!(show))
         .routes(utoipa_axum::routes!(retry))
         .routes(utoipa_axum::routes!(resend))

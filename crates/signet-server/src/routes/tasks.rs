@@ -229,7 +229,9 @@ pub(crate) async fn enqueue_batch(
     }
     let mut items = Vec::with_capacity(req.tasks.len());
     for (index, item) in req.tasks.into_iter().enumerate() {
-        let (spec, signature) = item.into_spec(None).map_err(|e| item_error(index, e))?;
+        let (spec, signature) = item
+            .into_spec(None)
+            .map_err(|e| item_error("tasks", index, e))?;
         let spec = spec.idempotency_scope(caller.idempotency_scope());
         items.push(BatchItem { spec, signature });
     }
@@ -238,7 +240,9 @@ pub(crate) async fn enqueue_batch(
         .enqueue_items(items)
         .await
         .map_err(|e| match e {
-            RuntimeError::BatchItem { index, error } => item_error(index, runtime_error(*error)),
+            RuntimeError::BatchItem { index, error } => {
+                item_error("tasks", index, runtime_error(*error))
+            }
             e => runtime_error(e),
         })?;
     let tasks = out
@@ -251,11 +255,12 @@ pub(crate) async fn enqueue_batch(
     Ok((StatusCode::CREATED, Json(BatchView { tasks })))
 }
 
-/// An item's error, naming the item: `tasks[3].queue` for a field (the
-/// key rule's `Idempotency-Key` is the item's `idempotency_key`), and the
-/// item in the message of a signature refusal or a key conflict.
-fn item_error(index: usize, e: AppError) -> AppError {
-    let item = format!("tasks[{index}]");
+/// An item's error, naming the item of the list `list`: `tasks[3].queue`
+/// for a field (the key rule's `Idempotency-Key` is the item's
+/// `idempotency_key`), and the item in the message of a signature refusal
+/// or a key conflict.
+pub(crate) fn item_error(list: &str, index: usize, e: AppError) -> AppError {
+    let item = format!("{list}[{index}]");
     match e {
         AppError::Invalid { field, message } => {
             let field = if field == "Idempotency-Key" {

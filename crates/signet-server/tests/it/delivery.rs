@@ -1,7 +1,8 @@
 //! `/v1/messages` and `/v1/targets` through `app(state).oneshot(request)`:
-//! publish with and without an `Idempotency-Key`, show and list; 422s that
-//! name the field; targets whose secret is in the create and rotate answers
-//! and nowhere else; `503` without a master key.
+//! publish with and without an `Idempotency-Key`, show and list; batches
+//! of messages, all or none; 422s that name the field; targets whose secret
+//! is in the create and rotate answers and nowhere else; `503` without a
+//! master key.
 
 use std::sync::Arc;
 
@@ -22,6 +23,7 @@ struct Api {
     app: Router,
     admin: String,
     publish: String,
+    read: String,
     dir: tempfile::TempDir,
 }
 
@@ -43,6 +45,7 @@ async fn api(master_key: Option<MasterKey>) -> Api {
         app: app(state),
         admin: keys.admin,
         publish: keys.publish,
+        read: keys.read,
         dir: temp.dir,
     }
 }
@@ -78,6 +81,27 @@ impl Api {
         );
         let (status, v, _) = self.send(post).await;
         (status, v)
+    }
+
+    /// `POST /v1/messages/batch` of `messages` with `key`.
+    async fn batch_as(&self, key: &str, messages: &[Value]) -> (StatusCode, Value) {
+        let body = Some(json!({ "messages": messages }).to_string());
+        let post = request(Method::POST, "/v1/messages/batch", Some(key), &[], body);
+        let (status, v, _) = self.send(post).await;
+        (status, v)
+    }
+
+    async fn batch(&self, messages: &[Value]) -> (StatusCode, Value) {
+        self.batch_as(&self.publish, messages).await
+    }
+
+    /// How many messages are stored.
+    async fn stored(&self) -> usize {
+        let (status, list, _) = self
+            .admin(Method::GET, "/v1/messages?limit=1000", None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{list}");
+        list["items"].as_array().unwrap().len()
     }
 
     /// Asserts a 422 whose message names `field` and contains `why`.
@@ -158,6 +182,188 @@ async fn messages_are_published_once_per_idempotency_key_shown_and_listed() {
     assert_eq!(status, StatusCode::NOT_FOUND, "{missing}");
     let (status, bad_id, _) = api.admin(Method::GET, "/v1/messages/not-an-id", None).await;
     assert!(status.is_client_error(), "{bad_id}");
+}
+
+fn batch_ids(answer: &Value) -> Vec<String> {
+    answer["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_batch_of_messages_is_published_in_order_each_with_its_own_key() {
+    let api = api(Some(master())).await;
+    let messages: Vec<Value> = (0..5)
+        .map(|n| {
+            json!({
+                "url": format!("https://hooks.example.com/orders/{n}"),
+                "body": {"order": n},
+                "idempotency_key": format!("order-{n}"),
+            })
+        })
+        .collect();
+    let (status, first) = api.batch(&messages).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let ids = batch_ids(&first);
+    assert_eq!(ids.len(), 5, "{first}");
+    for (n, m) in first["messages"].as_array().unwrap().iter().enumerate() {
+        assert!(m["id"].as_str().unwrap().starts_with("msg_"), "{m}");
+        assert_eq!(m["url"], format!("https://hooks.example.com/orders/{n}"));
+        assert_eq!(m["state"], "available", "{m}");
+        assert_eq!(m["existing"], false, "{m}");
+    }
+    assert_eq!(api.stored().await, 5);
+
+    // Again, with one new item: the keyed ones are the first messages.
+    let mut again = messages.clone();
+    again.push(json!({"url": "https://hooks.example.com/orders/5"}));
+    let (status, second) = api.batch(&again).await;
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+    assert_eq!(batch_ids(&second)[..5], ids[..], "{second}");
+    let existing: Vec<bool> = second["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["existing"].as_bool().unwrap())
+        .collect();
+    assert_eq!(existing, [true, true, true, true, true, false]);
+    assert_eq!(api.stored().await, 6);
+
+    // A key of the batch is the same key for POST /v1/messages, header or
+    // body.
+    let (status, one) = api
+        .publish(messages[2].clone(), &[("Idempotency-Key", "order-2")])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{one}");
+    assert_eq!(one["id"], ids[2].as_str());
+    let (status, one) = api.publish(messages[3].clone(), &[]).await;
+    assert_eq!(status, StatusCode::OK, "{one}");
+    assert_eq!(one["id"], ids[3].as_str());
+    let (status, v) = api
+        .publish(messages[3].clone(), &[("Idempotency-Key", "order-9")])
+        .await;
+    assert_refused(
+        status,
+        &v,
+        "idempotency_key",
+        "differs from the Idempotency-Key header",
+    );
+    assert_eq!(api.stored().await, 6);
+}
+
+#[tokio::test]
+async fn a_refused_item_refuses_the_whole_batch_and_is_named() {
+    let api = api(Some(master())).await;
+    let ok = json!({"url": "https://example.com/ok"});
+    let cases = [
+        (
+            json!({"url": "ftp://example.com/x"}),
+            "messages[2].url",
+            "http",
+        ),
+        (
+            json!({"url": "https://example.com/", "target": "nobody"}),
+            "messages[2].target",
+            "nobody",
+        ),
+        (
+            json!({"url": "https://example.com/", "headers": {"webhook-signature": "v1,forged"}}),
+            "messages[2].headers.webhook-signature",
+            "signature headers are Signet's",
+        ),
+        (
+            json!({"url": "https://example.com/", "idempotency_key": ""}),
+            "messages[2].idempotency_key",
+            "",
+        ),
+    ];
+    for (bad, field, why) in cases {
+        let (status, v) = api.batch(&[ok.clone(), ok.clone(), bad]).await;
+        assert_refused(status, &v, field, why);
+    }
+    // An unknown field is refused before anything is looked at.
+    let (status, v) = api
+        .batch(&[
+            ok.clone(),
+            json!({"url": "https://example.com/", "colour": 1}),
+        ])
+        .await;
+    assert!(status.is_client_error(), "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("colour"),
+        "{v}"
+    );
+    // No messages, or more than 1000.
+    let (status, v) = api.batch(&[]).await;
+    assert_refused(status, &v, "messages", "1 to 1000 messages, got 0");
+    let many = vec![json!({"url": "https://e.io/"}); 1001];
+    let (status, v) = api.batch(&many).await;
+    assert_refused(status, &v, "messages", "1 to 1000 messages, got 1001");
+    // A batch's keys are its items'.
+    let body = Some(json!({ "messages": [ok.clone()] }).to_string());
+    let post = request(
+        Method::POST,
+        "/v1/messages/batch",
+        Some(&api.publish),
+        &[("Idempotency-Key", "k")],
+        body,
+    );
+    let (status, v, _) = api.send(post).await;
+    assert_refused(
+        status,
+        &v,
+        "Idempotency-Key",
+        "each message its own idempotency_key",
+    );
+    assert_eq!(
+        api.stored().await,
+        0,
+        "nothing of a refused batch is stored"
+    );
+}
+
+#[tokio::test]
+async fn a_key_reused_with_another_request_refuses_the_batch_naming_the_item() {
+    let api = api(Some(master())).await;
+    let keyed = |n: u32| json!({"url": "https://example.com/a", "body": {"n": n}, "idempotency_key": "k-1"});
+    // Within the batch.
+    let (status, v) = api.batch(&[keyed(1), keyed(2)]).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("messages[1].idempotency_key: "),
+        "{message}"
+    );
+    assert!(message.contains("body"), "{message}");
+    // The same item twice is one message.
+    let (status, v) = api.batch(&[keyed(1), keyed(1)]).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let ids = batch_ids(&v);
+    assert_eq!(ids[0], ids[1]);
+    // Against a stored message.
+    let plain = json!({"url": "https://example.com/b"});
+    let (status, v) = api.batch(&[plain, keyed(3)]).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("messages[1].idempotency_key: "),
+        "{message}"
+    );
+    assert_eq!(api.stored().await, 1);
+}
+
+#[tokio::test]
+async fn publish_keys_may_publish_batches_read_keys_may_not() {
+    let api = api(Some(master())).await;
+    let m = [json!({"url": "https://example.com/"})];
+    let (status, v) = api.batch_as(&api.read, &m).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
+    let (status, v) = api.batch_as(&api.admin, &m).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    assert_eq!(api.stored().await, 1);
 }
 
 #[tokio::test]

@@ -1,8 +1,10 @@
 //! `signet bench deliver`: signed HTTP delivery end to end.
 //!
 //! Publishers put N messages for one target (its own `whsec_` secret,
-//! sealed under a fresh master key) into a durable store, `concurrency` at
-//! a time, as `POST /v1/messages` would; the dispatcher claims them, signs
+//! sealed under a fresh master key) into a durable store, `concurrency`
+//! calls at a time, each a batch of `--batch` messages as
+//! `POST /v1/messages/batch` would publish them (`--batch 1`: one message
+//! per call, as `POST /v1/messages`); the dispatcher claims them, signs
 //! each attempt (Standard Webhooks) and POSTs it over real loopback sockets
 //! to a receiver in this process, which verifies every signature with
 //! `signet_sign::receiver` (tolerance window and replay guard on) and
@@ -29,15 +31,17 @@ use axum::Router;
 use serde_json::json;
 use signet_runtime::{
     MessageProducer, NewMessage, NewTarget, Producer, Shutdown, SsrfPolicy, TargetSecret,
-    TargetService,
+    TargetService, MAX_BATCH_MESSAGES,
 };
 use signet_sign::receiver::{VerifiedWebhook, Verifier, WebhookRejection};
 use signet_sign::sealed::MasterKey;
 use signet_sign::Profile;
-use signet_store::{TaskState, MESSAGE_QUEUE};
+use signet_store::{IdempotencyScope, TaskState, MESSAGE_QUEUE};
 use tokio::net::TcpListener;
 
-use crate::commands::bench_queue::{bench_url, pace, process_cpu_secs, thread_times, BenchStore};
+use crate::commands::bench_queue::{
+    batch_size, bench_url, pace, process_cpu_secs, thread_times, BenchStore,
+};
 use crate::commands::finish;
 use crate::store_url::redact;
 
@@ -45,6 +49,8 @@ use crate::store_url::redact;
 const DEFAULT_MESSAGES: usize = 20_000;
 /// Default publishers in flight.
 const DEFAULT_CONCURRENCY: usize = 64;
+/// Default messages per publish call in a flood.
+const DEFAULT_BATCH: usize = 100;
 /// Default body size in bytes.
 const DEFAULT_BODY_BYTES: usize = 256;
 /// Give up when no delivery was verified for this long.
@@ -59,6 +65,11 @@ pub(crate) struct Args {
     /// Publish calls in flight at once.
     #[arg(long, default_value_t = DEFAULT_CONCURRENCY, value_parser = at_least_one)]
     concurrency: usize,
+    /// Messages per publish call, 1 to 1000 (1 = one call per message, as
+    /// `POST /v1/messages`; more = one `POST /v1/messages/batch`). Default:
+    /// 100, or 5 ms worth of messages per publisher with --rate.
+    #[arg(long, value_parser = batch_of)]
+    batch: Option<usize>,
     /// Deliveries the dispatcher has in flight at once.
     #[arg(long, default_value_t = signet_runtime::dispatcher::DEFAULT_DELIVERY_CONCURRENCY, value_parser = at_least_one)]
     dispatch_concurrency: usize,
@@ -75,6 +86,16 @@ pub(crate) struct Args {
     /// that database and drops it after.
     #[arg(long)]
     database_url: Option<String>,
+}
+
+/// A batch size the publisher takes.
+fn batch_of(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=MAX_BATCH_MESSAGES).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{text:?} is not a batch size of 1 to {MAX_BATCH_MESSAGES}"
+        )),
+    }
 }
 
 /// A count of at least 1.
@@ -254,12 +275,13 @@ async fn bench_async(args: Args) -> anyhow::Result<()> {
         opened.describe()
     );
     let pace = pace(args.rate, "messages");
+    let batch = batch_size(args.batch, args.rate, args.concurrency, DEFAULT_BATCH);
     println!(
-        "  {} publishes in flight {pace}, dispatcher concurrency {}, receiver http://{addr} verifying Standard Webhooks signatures",
+        "  {} publish calls in flight {pace}, {batch} message(s) per call, dispatcher concurrency {}, receiver http://{addr} verifying Standard Webhooks signatures",
         args.concurrency, args.dispatch_concurrency
     );
 
-    // Publish, `concurrency` at a time.
+    // Publish, `concurrency` calls at a time.
     let started = Instant::now();
     let begun = tokio::time::Instant::now();
     let next = Arc::new(AtomicUsize::new(0));
@@ -277,29 +299,41 @@ async fn bench_async(args: Args) -> anyhow::Result<()> {
         publishers.push(tokio::spawn(async move {
             let mut published = Vec::new();
             loop {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                if n >= total {
+                let first = next.fetch_add(batch, Ordering::Relaxed);
+                if first >= total {
                     break;
                 }
                 if let Some(interval) = interval {
-                    // Message n goes out at n × interval after the start.
-                    let due = interval.mul_f64(n as f64);
+                    // Message n is due at n × interval after the start; a
+                    // batch goes when its first message is due.
+                    let due = interval.mul_f64(first as f64);
                     tokio::time::sleep_until(begun + due).await;
                 }
-                let json = json!({
-                    "url": url,
-                    "target": target,
-                    "body": body_of(n, body_bytes),
-                    "headers": {"Content-Type": "application/json"},
-                })
-                .to_string();
-                let message = NewMessage::from_json(&json).map_err(|e| anyhow!("{e}"))?;
+                let mut batch_of = Vec::with_capacity(batch);
+                for n in first..total.min(first + batch) {
+                    let json = json!({
+                        "url": url,
+                        "target": target,
+                        "body": body_of(n, body_bytes),
+                        "headers": {"Content-Type": "application/json"},
+                    })
+                    .to_string();
+                    batch_of.push(NewMessage::from_json(&json).map_err(|e| anyhow!("{e}"))?);
+                }
                 let at = Instant::now();
-                let out = messages
-                    .publish(message, None)
-                    .await
-                    .map_err(|e| anyhow!("publish failed: {e}"))?;
-                published.push((out.task.id().to_owned(), at));
+                let out = if batch_of.len() == 1 {
+                    let message = batch_of.pop().ok_or_else(|| anyhow!("an empty batch"))?;
+                    vec![messages
+                        .publish(message, None)
+                        .await
+                        .map_err(|e| anyhow!("publish failed: {e}"))?]
+                } else {
+                    messages
+                        .publish_batch_as(batch_of, IdempotencyScope::Local)
+                        .await
+                        .map_err(|e| anyhow!("publish failed: {e}"))?
+                };
+                published.extend(out.into_iter().map(|e| (e.task.id().to_owned(), at)));
             }
             anyhow::Ok(published)
         }));

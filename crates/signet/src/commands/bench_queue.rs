@@ -74,12 +74,22 @@ pub(crate) struct Args {
 impl Args {
     /// Tasks per enqueue call.
     fn batch(&self) -> usize {
-        match (self.batch, self.rate) {
-            (Some(b), _) => b,
-            // 5 ms worth per producer, so pacing stays smooth.
-            (None, Some(rate)) => (rate / self.producers / 200).max(1),
-            (None, None) => DEFAULT_BATCH,
-        }
+        batch_size(self.batch, self.rate, self.producers, DEFAULT_BATCH)
+    }
+}
+
+/// Items per call of a bench's producers: `given`, or with a `rate` 5 ms
+/// worth per producer (so pacing stays smooth), or `default` in a flood.
+pub(crate) fn batch_size(
+    given: Option<usize>,
+    rate: Option<usize>,
+    producers: usize,
+    default: usize,
+) -> usize {
+    match (given, rate) {
+        (Some(b), _) => b,
+        (None, Some(rate)) => (rate / producers.max(1) / 200).max(1),
+        (None, None) => default,
     }
 }
 

@@ -816,17 +816,31 @@ fn bench_deliver_verifies_every_delivery_and_ends_with_one_json_line() {
             "200",
             "--concurrency",
             "8",
+            "--batch",
+            "7",
         ],
         b"",
     );
     let out = run.ok();
     assert!(out.contains("200 of 200 messages succeeded"), "{run:#?}");
+    assert!(out.contains("7 message(s) per call"), "{run:#?}");
     let figures = bench_figures(out, &[], &["deliveries_per_s", "p50_ms", "p99_ms"]);
     assert_eq!(figures["verified"], 200, "{figures}");
     assert_eq!(figures["failed"], 0, "{figures}");
+    // One message per call, as POST /v1/messages.
+    let run = signet(
+        &["bench", "deliver", "--messages", "20", "--batch", "1"],
+        b"",
+    );
+    let out = run.ok();
+    assert!(out.contains("20 of 20 messages succeeded"), "{run:#?}");
+    assert!(out.contains("1 message(s) per call"), "{run:#?}");
     let bad = signet(&["bench", "deliver", "--body-bytes", "3"], b"");
     assert_eq!(bad.code, 2, "{bad:#?}");
     assert!(bad.stderr.contains("--body-bytes"), "{bad:#?}");
+    let bad = signet(&["bench", "deliver", "--batch", "1001"], b"");
+    assert_eq!(bad.code, 2, "{bad:#?}");
+    assert!(bad.stderr.contains("1 to 1000"), "{bad:#?}");
 }
 
 #[test]
