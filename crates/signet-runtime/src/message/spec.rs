@@ -52,7 +52,6 @@ impl MessageSpec {
             target: None,
             signature_profile: SignatureProfile::Standard,
             retry_schedule_ms: None,
-            idempotency_key: None,
         }
     }
 
@@ -209,6 +208,7 @@ impl NewMessage {
             not_before: None,
             max_attempts: None,
             retry_schedule_ms: None,
+            idempotency_key: None,
         }
     }
 

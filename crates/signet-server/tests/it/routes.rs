@@ -222,6 +222,12 @@ fn v1_routes() -> Vec<(Method, &'static str, Option<&'static str>, Scope)> {
             Some(r#"{"url":"https://example.com/hook","body":"hi"}"#),
             Scope::Publish,
         ),
+        (
+            Method::POST,
+            "/v1/messages/batch",
+            Some(r#"{"messages":[{"url":"https://example.com/hook","body":"hi"}]}"#),
+            Scope::Publish,
+        ),
         (Method::GET, "/v1/messages", None, Scope::Read),
         (Method::GET, "/v1/messages/msg_missing", None, Scope::Read),
         (
