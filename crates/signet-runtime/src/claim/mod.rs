@@ -13,7 +13,9 @@
 //!
 //! - [`ClaimLoop`] ([`claimer`]) is the loop; a [`Consumer`] (the worker's
 //!   verify → run → ack, the dispatcher's verify → prepare → send → record)
-//!   plugs in and drops each row's permit once its outcome is written.
+//!   plugs in and drops each row's permit once its outcome is written (the
+//!   dispatcher: once it is queued for its settler, which it waits for
+//!   before it stops).
 //! - [`Leases`] ([`lease`]) runs one row's work while heartbeating its lease
 //!   and watching for the hard stop.
 //! - [`retry_store`] ([`store_retry`]) retries transient store errors of

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use signet_sign::{KeyRing, SigningConfig};
 use signet_store::{Store, MESSAGE_QUEUE};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, Semaphore};
 
 use super::limits::Limits;
 use super::run::Dispatcher;
@@ -228,6 +228,12 @@ impl DispatcherBuilder {
             self.heartbeat,
             self.grace,
         );
+        let unsettled = Arc::new(Semaphore::new(
+            claims
+                .concurrency()
+                .saturating_mul(super::settle::UNSETTLED_PER_SLOT)
+                .min(Semaphore::MAX_PERMITS),
+        ));
         Ok(Dispatcher {
             push,
             shared: Arc::new(Shared {
@@ -242,6 +248,7 @@ impl DispatcherBuilder {
                 leases,
                 limits,
                 events,
+                unsettled,
             }),
             claims,
         })

@@ -83,13 +83,23 @@ pub(super) async fn deliver(
             (decision, label)
         }
     };
+    // Wait for room among the outcomes being written (a slow store holds
+    // the delivery's slot here, and so holds back claims); never closed.
+    let Ok(unsettled) = Arc::clone(&shared.unsettled).acquire_owned().await else {
+        tracing::error!(message_id = %id, "the dispatcher's outcome bound is closed; the message will be rescued after its lease expires");
+        return;
+    };
     let ended = Ended {
         lease,
         decision,
         label,
-        _slot: slot,
+        _unsettled: unsettled,
     };
-    if settler.send(ended).is_err() {
+    let sent = settler.send(ended);
+    // The outcome is queued: the slot goes back to the claim loop now, not
+    // after the commit.
+    drop(slot);
+    if sent.is_err() {
         // The settler outlives every delivery (the dispatcher awaits it
         // after the claim loop); were it gone, the lease expires and the
         // message is rescued.

@@ -85,8 +85,9 @@ impl Dispatcher {
             claims.run(&deliveries, &shared.leases, shutdown.clone()),
             push.run(shutdown),
         );
-        // Every permit is back, so every outcome was written; the settler
-        // ends once the last sender is gone.
+        // Every permit is back, so every outcome is queued (a delivery
+        // queues its outcome before it gives its permit back); the settler
+        // writes them all and ends once the last sender is gone.
         drop(deliveries);
         if let Err(e) = settling.await {
             // The settler catches nothing itself; a panic there is a bug.

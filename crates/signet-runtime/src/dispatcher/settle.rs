@@ -4,8 +4,13 @@
 //! [`Store::settle_deliveries`](signet_store::Store::settle_deliveries):
 //! under load many deliveries share one round trip and one commit, and an
 //! idle dispatcher writes each outcome at once (no timer to wait for). A
-//! delivery's capacity goes back to the claim loop once its outcome is
-//! written, so the loop's drain on shutdown waits for every write.
+//! delivery's capacity goes back to the claim loop once its attempt has
+//! ended and its outcome is queued here, so the time a commit takes is not
+//! taken from the deliveries in flight; the outcomes queued or being
+//! written are bounded by [`UNSETTLED_PER_SLOT`] times the concurrency (a
+//! slow store holds back deliveries, and so claims). The dispatcher waits
+//! for this task after the claim loop, so every outcome is written before
+//! it stops.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +32,10 @@ use crate::metrics;
 const SETTLE_BATCH: usize = 1024;
 /// Most batches being written at once.
 const SETTLES_IN_FLIGHT: usize = 4;
+/// Outcomes queued or being written, per delivery the dispatcher may have
+/// in flight: room for the outcomes of a few rounds of deliveries while a
+/// commit is under way, and a bound when the store falls behind.
+pub(super) const UNSETTLED_PER_SLOT: usize = 4;
 
 /// An attempt that ended, on its way to the settler.
 pub(super) struct Ended {
@@ -34,10 +43,9 @@ pub(super) struct Ended {
     pub(super) decision: Decision,
     /// The metrics label of the message's target.
     pub(super) label: String,
-    /// The delivery's share of the dispatcher's capacity: never read,
-    /// dropped (and so returned to the claim loop) once the outcome is
-    /// written.
-    pub(super) _slot: OwnedSemaphorePermit,
+    /// The outcome's place among those waiting to be written
+    /// ([`UNSETTLED_PER_SLOT`]): never read, dropped once it is written.
+    pub(super) _unsettled: OwnedSemaphorePermit,
 }
 
 /// An outcome being written, and what to say once it is.
@@ -65,8 +73,7 @@ pub(super) async fn settler_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedRec
     loop {
         while writing.len() < SETTLES_IN_FLIGHT && !queued.is_empty() {
             let rest = queued.split_off(queued.len().min(SETTLE_BATCH));
-            // Each delivery's permit goes back with its outcome, once
-            // written.
+            // Each outcome's place is freed once it is written.
             writing.push(settle_batch(&shared, std::mem::replace(&mut queued, rest)));
         }
         if queued.is_empty() {

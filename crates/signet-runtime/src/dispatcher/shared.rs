@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use signet_sign::KeyRing;
 use signet_store::Store;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, Semaphore};
 
 use super::events::DeliveryEvent;
 use super::limits::Limits;
@@ -27,4 +27,7 @@ pub(super) struct Shared {
     pub(super) leases: Leases,
     pub(super) limits: Limits,
     pub(super) events: broadcast::Sender<DeliveryEvent>,
+    /// One permit per outcome queued for the settler or being written
+    /// (`settle::UNSETTLED_PER_SLOT` per delivery slot).
+    pub(super) unsettled: Arc<Semaphore>,
 }

@@ -645,6 +645,64 @@ async fn outcomes_waiting_on_a_busy_store_keep_their_leases() {
     }
 }
 
+/// A delivery gives its slot back once its outcome is queued for writing,
+/// not once it is written: while the store takes no outcomes, deliveries
+/// go on until four outcomes per slot wait (one more delivery waits for
+/// room, holding its slot), then stop. A stop waits until every queued
+/// outcome is written.
+#[tokio::test]
+async fn outcomes_waiting_for_the_store_free_their_slots_up_to_a_bound() {
+    const N: usize = 10;
+    let s = Setup::new();
+    let rx = Receiver::ok().await;
+    let ids = s.publish_numbered(&rx, N).await;
+    let busy = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let gate = Arc::clone(&busy);
+    let store = Arc::new(signet_store::testkit::FaultyStore::new(
+        Arc::clone(&s.db.store),
+        move |method| {
+            (method == "settle_deliveries" && gate.load(Ordering::SeqCst)).then(|| {
+                signet_store::StoreError::Busy {
+                    message: "injected: busy".into(),
+                    source: None,
+                }
+            })
+        },
+    ));
+    let d = RunningDispatcher::start(s.dispatcher_on(store).concurrency(1).build().unwrap());
+    rx.wait_for(5).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        rx.requests().len(),
+        5,
+        "one slot: four outcomes wait for the store, a fifth delivery for room"
+    );
+    for id in &ids {
+        assert_ne!(s.db.task(id).await.state, TaskState::Succeeded);
+    }
+    let stopping = tokio::spawn(d.stop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !stopping.is_finished(),
+        "a stop waits for the outcomes still to write"
+    );
+    busy.store(false, Ordering::SeqCst);
+    stopping.await.unwrap();
+    let mut succeeded = 0;
+    for id in &ids {
+        let task = s.db.task(id).await;
+        if task.state == TaskState::Succeeded {
+            succeeded += 1;
+            assert_eq!(task.attempt, 1, "{task:?}");
+            assert_eq!(s.db.attempts(id).await.len(), 1);
+        } else {
+            assert_eq!(task.state, TaskState::Available, "{task:?}");
+        }
+    }
+    assert_eq!(succeeded, 5, "every delivery sent was written");
+    assert_eq!(rx.requests().len(), 5, "each sent once");
+}
+
 #[tokio::test]
 async fn failures_are_retried_on_the_schedule_with_a_fresh_signature_each_time() {
     let s = Setup::new();
