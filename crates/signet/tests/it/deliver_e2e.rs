@@ -1,5 +1,6 @@
 //! End to end through the real binary and real sockets: `signet serve`
-//! delivers signed messages to three receivers — our own `signet receive`, a
+//! delivers signed messages (published one by one and in a batch) to
+//! three receivers — our own `signet receive`, a
 //! Python receiver using the `standardwebhooks` package from PyPI and a Node
 //! receiver using the `standardwebhooks` package from npm — and every
 //! delivery is verified by the receiver, each id exactly once. Target secrets
@@ -259,9 +260,11 @@ fn messages_reach_three_receivers_verified_by_libraries_we_did_not_write() {
         target_ids.push(id);
     }
 
-    // Messages to every receiver, JSON and text bodies.
+    // Messages to every receiver, JSON and text bodies: the first half one
+    // request each, the rest in one `POST /v1/messages/batch`.
     let mut all = Vec::new();
     for (r, target) in receivers.iter_mut().zip(&target_ids) {
+        let mut batch = Vec::new();
         for n in 0..MESSAGES_PER_RECEIVER {
             let body = if n % 2 == 0 {
                 serde_json::json!({ "n": n, "receiver": r.name, "text": "héllo, signed world" })
@@ -272,12 +275,27 @@ fn messages_reach_three_receivers_verified_by_libraries_we_did_not_write() {
                 "url": format!("http://127.0.0.1:{}/hooks/e2e", r.port),
                 "target": target,
                 "body": body,
-            })
-            .to_string();
-            let (status, text) = server.http("POST", "/v1/messages", Some(&request));
+            });
+            if n >= MESSAGES_PER_RECEIVER / 2 {
+                batch.push(request);
+                continue;
+            }
+            let (status, text) = server.http("POST", "/v1/messages", Some(&request.to_string()));
             assert_eq!(status, 201, "publish to {}: {text}", r.name);
             let id = json(&text)["id"].as_str().unwrap().to_owned();
             assert!(id.starts_with("msg_"), "{text}");
+            r.sent.insert(id.clone());
+            all.push(id);
+        }
+        let request = serde_json::json!({ "messages": batch }).to_string();
+        let (status, text) = server.http("POST", "/v1/messages/batch", Some(&request));
+        assert_eq!(status, 201, "publish a batch to {}: {text}", r.name);
+        let published = json(&text)["messages"].as_array().unwrap().clone();
+        assert_eq!(published.len(), batch.len(), "{text}");
+        for m in published {
+            let id = m["id"].as_str().unwrap().to_owned();
+            assert!(id.starts_with("msg_"), "{text}");
+            assert_eq!(m["existing"], false, "{text}");
             r.sent.insert(id.clone());
             all.push(id);
         }
