@@ -15,7 +15,7 @@ use signet_store::{
 use crate::auth::{Caller, Scope};
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::extract::{JsonBody, QueryParams};
-use crate::routes::tasks::{idempotency_key, item_error, parse_limit};
+use crate::routes::tasks::{idempotency_key, item_error, parse_limit, refuse_batch_key};
 use crate::state::AppState;
 use crate::views::{rfc3339, shown_url, HistoryEventView, MessageRequestView};
 
@@ -358,12 +358,7 @@ pub(crate) async fn publish_batch(
     headers: HeaderMap,
     JsonBody(req): JsonBody<BatchRequest>,
 ) -> AppResult<(StatusCode, Json<BatchView>)> {
-    if idempotency_key(&headers).is_some() {
-        return Err(AppError::invalid(
-            "Idempotency-Key",
-            "a batch takes no Idempotency-Key header; give each message its own idempotency_key",
-        ));
-    }
+    refuse_batch_key(&headers, "message")?;
     let out = message_producer(&state)?
         .publish_batch_as(req.messages, caller.idempotency_scope())
         .await

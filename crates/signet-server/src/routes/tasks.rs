@@ -221,12 +221,7 @@ pub(crate) async fn enqueue_batch(
     headers: HeaderMap,
     JsonBody(req): JsonBody<BatchRequest>,
 ) -> AppResult<(StatusCode, Json<BatchView>)> {
-    if idempotency_key(&headers).is_some() {
-        return Err(AppError::invalid(
-            "Idempotency-Key",
-            "a batch takes no Idempotency-Key header; give each item its own idempotency_key",
-        ));
-    }
+    refuse_batch_key(&headers, "task")?;
     let mut items = Vec::with_capacity(req.tasks.len());
     for (index, item) in req.tasks.into_iter().enumerate() {
         let (spec, signature) = item
@@ -253,6 +248,20 @@ pub(crate) async fn enqueue_batch(
         })
         .collect();
     Ok((StatusCode::CREATED, Json(BatchView { tasks })))
+}
+
+/// A batch takes no `Idempotency-Key` header: each `item` (task, message)
+/// carries its own `idempotency_key`.
+pub(crate) fn refuse_batch_key(headers: &HeaderMap, item: &str) -> AppResult<()> {
+    if idempotency_key(headers).is_some() {
+        return Err(AppError::invalid(
+            "Idempotency-Key",
+            format!(
+                "a batch takes no Idempotency-Key header; give each {item} its own idempotency_key"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// An item's error, naming the item of the list `list`: `tasks[3].queue`
