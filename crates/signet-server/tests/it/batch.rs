@@ -234,7 +234,12 @@ async fn each_item_has_its_own_idempotency_key() {
             Some(body),
         ))
         .await;
-    assert_refused(r.status, &r.json(), "Idempotency-Key", "each task its own idempotency_key");
+    assert_refused(
+        r.status,
+        &r.json(),
+        "Idempotency-Key",
+        "each task its own idempotency_key",
+    );
     assert_eq!(h.stored().await, 5);
 }
 
