@@ -21,7 +21,8 @@ use crate::shutdown::ShutdownSignal;
 const MAX_CONCURRENCY: usize = u32::MAX as usize;
 
 /// A claimed row and its share of the capacity. Drop the permit once the
-/// row's outcome is written.
+/// row's outcome is written, or queued for a writer the consumer's owner
+/// waits for before it stops (the dispatcher's settler).
 pub(crate) struct Claimed {
     pub(crate) row: TaskRow,
     pub(crate) slot: OwnedSemaphorePermit,
@@ -94,7 +95,7 @@ impl ClaimLoop {
     /// Claims and hands rows to `consumer` until `shutdown` fires; then
     /// stops claiming, gives running work the grace period, hard-stops the
     /// rest through `leases` and returns once every permit is back (every
-    /// outcome written).
+    /// outcome written or queued for writing, see [`Claimed`]).
     ///
     /// Returns an error only when the store is closed under it.
     pub(crate) async fn run(

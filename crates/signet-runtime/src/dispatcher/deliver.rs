@@ -84,8 +84,11 @@ pub(super) async fn deliver(
         }
     };
     // Wait for room among the outcomes being written (a slow store holds
-    // the delivery's slot here, and so holds back claims); never closed.
-    let Ok(unsettled) = Arc::clone(&shared.unsettled).acquire_owned().await else {
+    // the delivery's slot here, and so holds back claims), keeping the
+    // lease meanwhile: the outcome is decided and must still be written.
+    // The semaphore is never closed.
+    let room = Arc::clone(&shared.unsettled).acquire_owned();
+    let Ok(unsettled) = shared.leases.keep(std::slice::from_ref(&lease), room).await else {
         tracing::error!(message_id = %id, "the dispatcher's outcome bound is closed; the message will be rescued after its lease expires");
         return;
     };

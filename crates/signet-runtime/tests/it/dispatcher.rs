@@ -586,10 +586,15 @@ fn short_leases(
     s: &Setup,
     store: Arc<dyn signet_store::Store>,
 ) -> (RunningDispatcher, FastRescuer) {
+    short_leases_with(s, s.dispatcher_on(store))
+}
+
+/// [`short_leases`] for a dispatcher built from `builder`.
+fn short_leases_with(s: &Setup, builder: DispatcherBuilder) -> (RunningDispatcher, FastRescuer) {
     use signet_runtime::Rescuer;
     let system: Arc<dyn Clock> = Arc::new(SystemClock);
     let d = RunningDispatcher::start(
-        s.dispatcher_on(store)
+        builder
             .clock(system)
             .lease(Duration::from_millis(300), Duration::from_millis(100))
             .build()
@@ -642,6 +647,41 @@ async fn outcomes_waiting_on_a_busy_store_keep_their_leases() {
         assert_eq!(task.state, TaskState::Succeeded);
         assert_eq!(task.attempt, 1, "{task:?}");
         assert_eq!(s.db.attempts(id).await.len(), 1);
+    }
+}
+
+/// Deliveries that wait for room among the outcomes to write (the store
+/// busy far longer than a lease, one slot, so four outcomes fill the
+/// room) keep their leases too: no message is rescued and sent again.
+#[tokio::test]
+async fn deliveries_waiting_for_room_to_write_keep_their_leases() {
+    const N: usize = 6;
+    let s = Setup::new();
+    let rx = Receiver::ok().await;
+    let ids = s.publish_numbered(&rx, N).await;
+    let busy_until = std::time::Instant::now() + Duration::from_secs(2);
+    let store = Arc::new(signet_store::testkit::FaultyStore::new(
+        Arc::clone(&s.db.store),
+        move |method| {
+            (method == "settle_deliveries" && std::time::Instant::now() < busy_until).then(|| {
+                signet_store::StoreError::Busy {
+                    message: "injected: busy".into(),
+                    source: None,
+                }
+            })
+        },
+    ));
+    let (mut d, rescuer) = short_leases_with(&s, s.dispatcher_on(store).concurrency(1));
+    for id in &ids {
+        assert_eq!(delivered(&d.next_for(id).await), 200);
+    }
+    rescuer.stop().await;
+    d.stop().await;
+    assert_eq!(rx.requests().len(), N, "each message sent once");
+    for id in &ids {
+        let task = s.db.task(id).await;
+        assert_eq!(task.state, TaskState::Succeeded);
+        assert_eq!(task.attempt, 1, "{task:?}");
     }
 }
 

@@ -277,7 +277,7 @@ async fn a_refused_item_refuses_the_whole_batch_and_is_named() {
         (
             json!({"url": "https://example.com/", "idempotency_key": ""}),
             "messages[2].idempotency_key",
-            "",
+            "visible ASCII",
         ),
     ];
     for (bad, field, why) in cases {

@@ -309,7 +309,7 @@ async fn bench_async(args: Args) -> anyhow::Result<()> {
                     let due = interval.mul_f64(first as f64);
                     tokio::time::sleep_until(begun + due).await;
                 }
-                let mut batch_of = Vec::with_capacity(batch);
+                let mut messages_of_call = Vec::with_capacity(batch);
                 for n in first..total.min(first + batch) {
                     let json = json!({
                         "url": url,
@@ -318,18 +318,21 @@ async fn bench_async(args: Args) -> anyhow::Result<()> {
                         "headers": {"Content-Type": "application/json"},
                     })
                     .to_string();
-                    batch_of.push(NewMessage::from_json(&json).map_err(|e| anyhow!("{e}"))?);
+                    messages_of_call
+                        .push(NewMessage::from_json(&json).map_err(|e| anyhow!("{e}"))?);
                 }
                 let at = Instant::now();
-                let out = if batch_of.len() == 1 {
-                    let message = batch_of.pop().ok_or_else(|| anyhow!("an empty batch"))?;
+                let out = if messages_of_call.len() == 1 {
+                    let message = messages_of_call
+                        .pop()
+                        .ok_or_else(|| anyhow!("an empty batch"))?;
                     vec![messages
                         .publish(message, None)
                         .await
                         .map_err(|e| anyhow!("publish failed: {e}"))?]
                 } else {
                     messages
-                        .publish_batch_as(batch_of, IdempotencyScope::Local)
+                        .publish_batch_as(messages_of_call, IdempotencyScope::Local)
                         .await
                         .map_err(|e| anyhow!("publish failed: {e}"))?
                 };

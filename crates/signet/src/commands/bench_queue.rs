@@ -19,6 +19,7 @@ use anyhow::{anyhow, bail, Context as _};
 use serde_json::json;
 use signet_runtime::{
     HandlerResult, Producer, Shutdown, TaskContext, TaskSpec, Worker, WorkerEventKind,
+    MAX_BATCH_TASKS,
 };
 use signet_sign::{Algorithm, Ed25519SecretKey, HmacSecret, Key, KeyId, KeyMaterial, KeyRing};
 use signet_sqlite::SqliteConfig;
@@ -79,7 +80,8 @@ impl Args {
 }
 
 /// Items per call of a bench's producers: `given`, or with a `rate` 5 ms
-/// worth per producer (so pacing stays smooth), or `default` in a flood.
+/// worth per producer (so pacing stays smooth, at most a full batch), or
+/// `default` in a flood.
 pub(crate) fn batch_size(
     given: Option<usize>,
     rate: Option<usize>,
@@ -88,7 +90,7 @@ pub(crate) fn batch_size(
 ) -> usize {
     match (given, rate) {
         (Some(b), _) => b,
-        (None, Some(rate)) => (rate / producers.max(1) / 200).max(1),
+        (None, Some(rate)) => (rate / producers.max(1) / 200).clamp(1, MAX_BATCH_TASKS),
         (None, None) => default,
     }
 }
@@ -562,6 +564,20 @@ fn print_figures(f: &Figures, algorithm: Algorithm) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batch_sizes_follow_the_rate_and_stay_within_a_batch() {
+        assert_eq!(batch_size(Some(7), Some(10_000), 4, 500), 7);
+        assert_eq!(batch_size(None, None, 4, 500), 500);
+        // 5 ms worth per producer, at least one, at most a full batch.
+        assert_eq!(batch_size(None, Some(10_000), 64, 500), 1);
+        assert_eq!(batch_size(None, Some(10_000), 1, 500), 50);
+        assert_eq!(
+            batch_size(None, Some(1_000_000_000), 1, 500),
+            MAX_BATCH_TASKS
+        );
+        assert_eq!(batch_size(None, Some(10), 0, 500), 1);
+    }
 
     #[test]
     fn quantiles_use_nearest_rank() {
