@@ -4,7 +4,7 @@ use rusqlite::{params, Connection, ErrorCode};
 use signet_store::{ApiKeyRecord, StoreError, StoreResult};
 
 use crate::error_map::map_err;
-use crate::row::{api_key_from_row, API_KEY_COLUMNS};
+use crate::row::{api_key_from_row, collect_rows, API_KEY_COLUMNS};
 
 /// Stores a new key.
 pub(crate) fn create(conn: &Connection, key: &ApiKeyRecord) -> StoreResult<()> {
@@ -61,17 +61,8 @@ pub(crate) fn by_hash(conn: &Connection, hash: &str) -> StoreResult<Option<ApiKe
 
 /// Every key, oldest first.
 pub(crate) fn list(conn: &Connection) -> StoreResult<Vec<ApiKeyRecord>> {
-    let mut stmt = conn
-        .prepare_cached(&format!(
-            "SELECT {API_KEY_COLUMNS} FROM api_keys ORDER BY created_at_ms, id"
-        ))
-        .map_err(|e| map_err("preparing the api key list", e))?;
-    let mut rows = stmt.query([]).map_err(|e| map_err("listing api keys", e))?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next().map_err(|e| map_err("listing api keys", e))? {
-        out.push(api_key_from_row(row)?);
-    }
-    Ok(out)
+    let sql = format!("SELECT {API_KEY_COLUMNS} FROM api_keys ORDER BY created_at_ms, id");
+    collect_rows(conn, &sql, [], "listing api keys", api_key_from_row)
 }
 
 /// Revokes a key (keeps the first revocation time).

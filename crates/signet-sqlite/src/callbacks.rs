@@ -4,7 +4,7 @@ use rusqlite::{params, Connection};
 use signet_store::{StoreResult, TaskRow};
 
 use crate::error_map::map_err;
-use crate::row::{task_from_row, TASK_COLUMNS};
+use crate::row::{collect_rows, task_from_row, TASK_COLUMNS};
 
 /// The condition of a task whose callback is owed. Matches the partial
 /// index `tasks_callbacks`; prune keeps such tasks.
@@ -25,15 +25,7 @@ pub(crate) fn pending_sql() -> String {
 pub(crate) fn pending(conn: &Connection, limit: usize) -> StoreResult<Vec<TaskRow>> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let context = "finding owed callbacks";
-    let mut stmt = conn
-        .prepare_cached(&pending_sql())
-        .map_err(|e| map_err(context, e))?;
-    let mut rows = stmt.query([limit]).map_err(|e| map_err(context, e))?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next().map_err(|e| map_err(context, e))? {
-        out.push(task_from_row(row)?);
-    }
-    Ok(out)
+    collect_rows(conn, &pending_sql(), [limit], context, task_from_row)
 }
 
 /// Marks the callbacks of these finished tasks handed off; other ids are

@@ -8,7 +8,7 @@ use signet_store::history::{
 use signet_store::{AttemptOutcome, HistoryEvent, HttpExchange, StoreResult};
 
 use crate::error_map::map_err;
-use crate::row::{column, corrupt};
+use crate::row::{collect_rows, column, corrupt};
 
 /// An attempt that ended, to append.
 pub(crate) struct Ended<'a> {
@@ -122,16 +122,10 @@ fn next_seq(conn: &Connection, task_id: &str) -> StoreResult<()> {
 /// A task's history, in order.
 pub(crate) fn list(conn: &Connection, task_id: &str) -> StoreResult<Vec<HistoryEvent>> {
     let context = format!("reading the history of {task_id}");
-    let mut stmt = conn
-        .prepare_cached(&format!(
-            "SELECT {EVENT_COLUMNS} FROM task_events WHERE task_id = ?1 ORDER BY seq"
-        ))
-        .map_err(|e| map_err(&context, e))?;
-    let mut rows = stmt.query([task_id]).map_err(|e| map_err(&context, e))?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next().map_err(|e| map_err(&context, e))? {
-        out.push(from_row(row, task_id)?);
-    }
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM task_events WHERE task_id = ?1 ORDER BY seq");
+    let mut out = collect_rows(conn, &sql, [task_id], &context, |row| {
+        from_row(row, task_id)
+    })?;
     if let Some(row) = row_attempt(conn, task_id)? {
         complete_history(&mut out, task_id, row);
     }

@@ -5,7 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use signet_store::{PausedQueue, StoreError, StoreResult};
 
 use crate::error_map::map_err;
-use crate::row::{column, corrupt};
+use crate::row::{collect_rows, column, corrupt};
 
 const COLUMNS: &str = "queue, paused_at_ms, paused_by, reason";
 
@@ -59,17 +59,8 @@ fn by_queue(conn: &Connection, queue: &str) -> StoreResult<Option<PausedQueue>> 
 /// Every paused queue, by name.
 pub(crate) fn list(conn: &Connection) -> StoreResult<Vec<PausedQueue>> {
     let context = "listing paused queues";
-    let mut stmt = conn
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM paused_queues ORDER BY queue"
-        ))
-        .map_err(|e| map_err(context, e))?;
-    let mut rows = stmt.query([]).map_err(|e| map_err(context, e))?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next().map_err(|e| map_err(context, e))? {
-        out.push(from_row(row)?);
-    }
-    Ok(out)
+    let sql = format!("SELECT {COLUMNS} FROM paused_queues ORDER BY queue");
+    collect_rows(conn, &sql, [], context, from_row)
 }
 
 fn from_row(row: &Row<'_>) -> StoreResult<PausedQueue> {

@@ -4,7 +4,7 @@ use rusqlite::{Connection, OptionalExtension, Row};
 use signet_store::{PushBinding, StoreError, StoreResult};
 
 use crate::error_map::map_err;
-use crate::row::{column, corrupt};
+use crate::row::{collect_rows, column, corrupt};
 
 const COLUMNS: &str = "queue, url, target_id, timeout_ms, concurrency, \
      require_signed_response, created_at_ms, updated_at_ms";
@@ -51,17 +51,8 @@ pub(crate) fn by_queue(conn: &Connection, queue: &str) -> StoreResult<Option<Pus
 /// Every binding, by queue.
 pub(crate) fn list(conn: &Connection) -> StoreResult<Vec<PushBinding>> {
     let context = "listing push bindings";
-    let mut stmt = conn
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM push_bindings ORDER BY queue"
-        ))
-        .map_err(|e| map_err(context, e))?;
-    let mut rows = stmt.query([]).map_err(|e| map_err(context, e))?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next().map_err(|e| map_err(context, e))? {
-        out.push(from_row(row)?);
-    }
-    Ok(out)
+    let sql = format!("SELECT {COLUMNS} FROM push_bindings ORDER BY queue");
+    collect_rows(conn, &sql, [], context, from_row)
 }
 
 /// Unbinds `queue`.

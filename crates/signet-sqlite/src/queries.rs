@@ -11,7 +11,7 @@ use signet_store::{
 };
 
 use crate::error_map::map_err;
-use crate::row::{task_from_row, TASK_COLUMNS};
+use crate::row::{collect_rows, task_from_row, TASK_COLUMNS};
 
 /// One task by id.
 pub(crate) fn task_by_id(conn: &Connection, id: &str) -> StoreResult<Option<TaskRow>> {
@@ -41,17 +41,7 @@ pub(crate) fn tasks_by_id(conn: &Connection, ids: &[String]) -> StoreResult<Vec<
         .map_err(|e| StoreError::backend("listing task ids", e.to_string()))?;
     let sql =
         format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id IN (SELECT value FROM json_each(?1))");
-    let mut stmt = conn
-        .prepare_cached(&sql)
-        .map_err(|e| map_err("preparing a task lookup", e))?;
-    let mut rows = stmt
-        .query([list])
-        .map_err(|e| map_err("reading tasks by id", e))?;
-    let mut out = Vec::with_capacity(ids.len());
-    while let Some(row) = rows.next().map_err(|e| map_err("reading tasks by id", e))? {
-        out.push(task_from_row(row)?);
-    }
-    Ok(out)
+    collect_rows(conn, &sql, [list], "reading tasks by id", task_from_row)
 }
 
 /// The state of a task, if it exists.
@@ -67,17 +57,7 @@ fn collect(
     args: Vec<Value>,
     context: &str,
 ) -> StoreResult<Vec<TaskRow>> {
-    let mut stmt = conn
-        .prepare_cached(sql)
-        .map_err(|e| map_err(format!("preparing {context}"), e))?;
-    let mut rows = stmt
-        .query(params_from_iter(args))
-        .map_err(|e| map_err(context, e))?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next().map_err(|e| map_err(context, e))? {
-        out.push(task_from_row(row)?);
-    }
-    Ok(out)
+    collect_rows(conn, sql, params_from_iter(args), context, task_from_row)
 }
 
 /// Tasks newest first by id (UUIDv7: creation order), paged by id;

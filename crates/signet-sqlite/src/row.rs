@@ -2,16 +2,38 @@
 //! gives an error naming the task, never a panic.
 
 use rusqlite::types::FromSql;
-use rusqlite::Row;
+use rusqlite::{Connection, Params, Row};
 use signet_sign::TaskEnvelope;
 use signet_store::rows::{
     corrupt_row, dead_reason_from_column, headers_from_json, state_from_column, BadColumn,
 };
 use signet_store::{ApiKeyRecord, SignatureRecord, StoreError, StoreResult, TaskRow};
 
+use crate::error_map::map_err;
+
 /// The task and API key columns, in the order [`task_from_row`] and
 /// [`api_key_from_row`] read them.
 pub(crate) use signet_store::rows::{API_KEY_COLUMNS, TASK_COLUMNS};
+
+/// Runs the query `sql` with `params` and decodes every row it gives with
+/// `from_row`, in order; errors name `context` ("listing push bindings").
+pub(crate) fn collect_rows<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    context: &str,
+    mut from_row: impl FnMut(&Row<'_>) -> StoreResult<T>,
+) -> StoreResult<Vec<T>> {
+    let mut stmt = conn
+        .prepare_cached(sql)
+        .map_err(|e| map_err(format!("preparing {context}"), e))?;
+    let mut rows = stmt.query(params).map_err(|e| map_err(context, e))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(|e| map_err(context, e))? {
+        out.push(from_row(row)?);
+    }
+    Ok(out)
+}
 
 pub(crate) fn corrupt(
     what: &str,

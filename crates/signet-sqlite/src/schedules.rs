@@ -8,7 +8,7 @@ use rusqlite::{
 use signet_store::{CatchUp, ScheduleRecord, StoreError, StoreResult};
 
 use crate::error_map::map_err;
-use crate::row::{column, corrupt};
+use crate::row::{collect_rows, column, corrupt};
 
 const SCHEDULE_COLUMNS: &str = "id, name, cron, timezone, payload, catch_up, paused, \
      next_fire_at_ms, last_fired_at_ms, created_at_ms, updated_at_ms";
@@ -140,15 +140,7 @@ fn select(
     args: Vec<Value>,
     context: &str,
 ) -> StoreResult<Vec<ScheduleRecord>> {
-    let mut stmt = conn.prepare_cached(sql).map_err(|e| map_err(context, e))?;
-    let mut rows = stmt
-        .query(params_from_iter(args))
-        .map_err(|e| map_err(context, e))?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next().map_err(|e| map_err(context, e))? {
-        out.push(from_row(row)?);
-    }
-    Ok(out)
+    collect_rows(conn, sql, params_from_iter(args), context, from_row)
 }
 
 /// One schedule by id.

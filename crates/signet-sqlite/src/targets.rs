@@ -1,10 +1,10 @@
 //! Targets: registered receivers with their sealed secrets.
 
-use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, Statement, ToSql};
+use rusqlite::{params_from_iter, Connection, ErrorCode, OptionalExtension, Row, Statement, ToSql};
 use signet_store::{StoreError, StoreResult, TargetRecord, MESSAGE_QUEUE};
 
 use crate::error_map::map_err;
-use crate::row::{column, corrupt};
+use crate::row::{collect_rows, column, corrupt};
 
 const TARGET_COLUMNS: &str = "id, name, url_prefix, sealed_secrets, secret_fingerprint, \
      rate_limit_per_s, max_concurrency, https_only, created_at_ms, updated_at_ms";
@@ -95,19 +95,13 @@ pub(crate) fn after(
     limit: u32,
 ) -> StoreResult<Vec<TargetRecord>> {
     const CONTEXT: &str = "reading a page of targets";
-    let mut stmt = conn
-        .prepare_cached(&format!(
-            "SELECT {TARGET_COLUMNS} FROM targets WHERE id > ?1 ORDER BY id LIMIT ?2"
-        ))
-        .map_err(|e| map_err(CONTEXT, e))?;
-    let mut rows = stmt
-        .query(rusqlite::params![after.unwrap_or(""), i64::from(limit)])
-        .map_err(|e| map_err(CONTEXT, e))?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next().map_err(|e| map_err(CONTEXT, e))? {
-        out.push(from_row(row)?);
-    }
-    Ok(out)
+    collect_rows(
+        conn,
+        &format!("SELECT {TARGET_COLUMNS} FROM targets WHERE id > ?1 ORDER BY id LIMIT ?2"),
+        rusqlite::params![after.unwrap_or(""), i64::from(limit)],
+        CONTEXT,
+        from_row,
+    )
 }
 
 /// Replaces a target's sealed secrets and fingerprint if the sealed
@@ -166,19 +160,8 @@ fn select(
     arg: Option<&str>,
     context: &str,
 ) -> StoreResult<Vec<TargetRecord>> {
-    let mut stmt = conn
-        .prepare_cached(&format!("SELECT {TARGET_COLUMNS} FROM targets {filter}"))
-        .map_err(|e| map_err(context, e))?;
-    let mut rows = match arg {
-        Some(a) => stmt.query([a]),
-        None => stmt.query([]),
-    }
-    .map_err(|e| map_err(context, e))?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next().map_err(|e| map_err(context, e))? {
-        out.push(from_row(row)?);
-    }
-    Ok(out)
+    let sql = format!("SELECT {TARGET_COLUMNS} FROM targets {filter}");
+    collect_rows(conn, &sql, params_from_iter(arg), context, from_row)
 }
 
 /// One target by id.

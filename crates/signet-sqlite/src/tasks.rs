@@ -267,8 +267,9 @@ fn with_lease(
     Ok(())
 }
 
-/// [`with_lease`] for an update with a `RETURNING` clause: `read` decodes
-/// the row it returns.
+/// [`with_lease`] for a statement that answers one row (an update with a
+/// `RETURNING` clause, or the read of [`end_attempt`]): `read` decodes it;
+/// no row means the lease is lost.
 fn with_lease_row<T>(
     conn: &Connection,
     sql: &str,
