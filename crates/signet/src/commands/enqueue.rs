@@ -68,7 +68,8 @@ pub(crate) struct Args {
     unsigned: bool,
 }
 
-fn parse_header(text: &str) -> Result<(String, String), String> {
+/// `--header NAME=VALUE` (also for `signet messages publish`).
+pub(crate) fn parse_header(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
         _ => Err(format!("{text:?} is not NAME=VALUE")),
@@ -89,7 +90,7 @@ fn check_args(text: &str) -> anyhow::Result<()> {
 }
 
 /// serde_json's message without its own trailing position.
-fn describe_json_error(e: &serde_json::Error) -> String {
+pub(crate) fn describe_json_error(e: &serde_json::Error) -> String {
     let text = e.to_string();
     match text.rfind(" at line ") {
         Some(i) => text[..i].to_owned(),

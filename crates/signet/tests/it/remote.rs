@@ -550,6 +550,7 @@ fn targets_and_messages(b: &Both) {
     );
     assert_eq!(keys(&local), keys(&remote), "{local} {remote}");
     assert!(local["secret"].as_str().unwrap().starts_with("whsec_"));
+    let target_id = id(&local);
     b.same(&["targets", "ls", "--json"]);
     b.same(&["targets", "show", "orders", "--json"]);
 
@@ -641,6 +642,101 @@ fn targets_and_messages(b: &Both) {
     let shown = b.same(&["messages", "show", &sent, "--json"]);
     assert_eq!(shown["history"][0]["kind"], "resent", "{shown}");
     b.same_text(&["messages", "show", &sent]);
+
+    // Publish from the CLI: one message, held an hour. Idempotency keys are
+    // per caller (the operator on the database, the API key on a server),
+    // so each way publishes its own message and a second run of the same
+    // way answers its first one.
+    let publish = [
+        "messages",
+        "publish",
+        "https://hooks.example.com/orders",
+        "--target",
+        "orders",
+        "--json-body",
+        r#"{"order":42}"#,
+        "--header",
+        "X-Tenant=acme",
+        "--delay",
+        "1h",
+        "--idempotency-key",
+        "cli-order-42",
+        "--json",
+    ];
+    let local = json(b.local(&publish).ok());
+    let remote = json(b.remote(&publish).ok());
+    assert_eq!(keys(&local), keys(&remote), "{local} {remote}");
+    for (first, run) in [(&local, b.local(&publish)), (&remote, b.remote(&publish))] {
+        assert!(id(first).starts_with("msg_"), "{first}");
+        assert_eq!(first["state"], "scheduled", "{first}");
+        assert_eq!(first["target"], target_id.as_str(), "{first}");
+        assert_eq!(id(&json(run.ok())), id(first), "the key answers the first");
+    }
+    // The text: the id on stdout, what happened on stderr.
+    let run = b.local(&publish[..publish.len() - 1]);
+    assert_eq!(run.ok().trim(), id(&local));
+    assert!(run.stderr.contains("already published"), "{run:#?}");
+    // A file of messages, one per line, published in batches of up to
+    // 1000, in order; run again, the same messages, marked existing.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("messages.jsonl");
+    let lines: Vec<String> = (0..3)
+        .map(|n| {
+            format!(
+                r#"{{"url":"https://hooks.example.com/orders/{n}","target":"orders","delay_ms":3600000,"idempotency_key":"cli-file-{n}","body":{{"n":{n}}}}}"#
+            )
+        })
+        .collect();
+    std::fs::write(&file, format!("{}\n\n", lines.join("\n"))).unwrap();
+    let path = file.to_str().unwrap();
+    let batch = ["messages", "publish", "--file", path, "--json"];
+    for run in [
+        |b: &Both, args: &[&str]| b.local(args),
+        |b: &Both, args: &[&str]| b.remote(args),
+    ] {
+        let first = json(run(b, &batch).ok());
+        let again = json(run(b, &batch).ok());
+        let items = |v: &Value, existing: bool| -> Vec<(String, String)> {
+            v["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| {
+                    assert_eq!(m["existing"], existing, "{m}");
+                    (id(m), m["url"].as_str().unwrap().to_owned())
+                })
+                .collect()
+        };
+        let published = items(&first, false);
+        assert_eq!(published, items(&again, true));
+        let urls: Vec<&str> = published.iter().map(|(_, u)| u.as_str()).collect();
+        assert_eq!(
+            urls,
+            [
+                "https://hooks.example.com/orders/0",
+                "https://hooks.example.com/orders/1",
+                "https://hooks.example.com/orders/2"
+            ]
+        );
+    }
+    // A refused line refuses its batch alike, naming the lines and the
+    // item; nothing of it is published.
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        "{\"url\":\"https://hooks.example.com/x\",\"target\":\"orders\"}\n{\"url\":\"ftp://example.com/\"}\n",
+    )
+    .unwrap();
+    let says = b.same_refusal(&["messages", "publish", "--file", bad.to_str().unwrap()], 2);
+    assert!(
+        says.contains("lines 1–2") && says.contains("messages[1].url"),
+        "{says}"
+    );
+    let listed = b.same(&["messages", "ls", "--limit", "1000", "--json"]);
+    assert!(
+        !listed.to_string().contains("https://hooks.example.com/x"),
+        "a refused batch stored a message: {listed}"
+    );
 
     // Delete: in use by nothing, each way deletes its own target and says
     // nothing (the API answers 204); a missing one is refused alike.
