@@ -58,8 +58,12 @@ export interface RequestOptions {
   readonly timeoutMs?: number;
   /** Aborts the request (and any wait before a retry). */
   readonly signal?: AbortSignal | undefined;
-  /** Whether to retry `429`/`503`/broken connections (default true). */
-  readonly retry?: boolean;
+  /**
+   * What to retry: `true` (default) `429`, `503` and broken connections;
+   * `"rate-limited"` only `429` (refused before anything was done, so
+   * safe for a request that must not be made twice); `false` nothing.
+   */
+  readonly retry?: boolean | "rate-limited";
 }
 
 const VERSION = "0.1.0";
@@ -155,13 +159,14 @@ export class SignetClient {
         const network = e instanceof Error && typeof code === "string" && NETWORK_CODES.has(code);
         if (!network) throw e;
         const error = new ApiError(0, "network", `${method} /${path}: ${(e as Error).message}`);
-        if (!retry || attempt >= this.#maxRetries) throw error;
+        if (retry !== true || attempt >= this.#maxRetries) throw error;
         await this.#wait(attempt, undefined, options.signal);
         continue;
       }
       if (answer.status >= 200 && answer.status < 300) return answer;
       const error = toApiError(answer);
-      if (!retry || (answer.status !== 429 && answer.status !== 503) || attempt >= this.#maxRetries) throw error;
+      const retried = answer.status === 429 ? retry !== false : answer.status === 503 && retry === true;
+      if (!retried || attempt >= this.#maxRetries) throw error;
       await this.#wait(attempt, error.retryAfterMs, options.signal);
     }
   }

@@ -8,6 +8,7 @@
  *
  * - `client`: a small HTTP client of `signet serve` ({@link ApiError});
  * - `producer`: signs tasks locally and enqueues them, singly and in batches;
+ * - `publisher`: publishes messages (signed HTTP deliveries the server makes), singly and in batches;
  * - `worker`: pulls tasks, verifies each before running it, reports in batches;
  * - `push`: the endpoint side of a push queue (`handlePush`, `createPushListener`).
  */
@@ -112,6 +113,18 @@ export {
   type EnqueuedTask,
   type ProducerOptions,
 } from "./producer.js";
+export {
+  API_KEY_VAR,
+  MAX_BATCH_MESSAGES,
+  MessagePublisher,
+  PublishBatchError,
+  URL_VAR,
+  type Message,
+  type MessagePublisherOptions,
+  type PublishOptions,
+  type PublishedMessage,
+  type SignatureProfile,
+} from "./publisher.js";
 export {
   MAX_RETRY_AFTER_MS,
   TaskError,
