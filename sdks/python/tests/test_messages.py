@@ -390,3 +390,136 @@ def test_the_api_key_is_never_shown(server: Server) -> None:
 def test_a_client_is_reused() -> None:
     client = Client("http://127.0.0.1:1", "sk_x")
     assert MessagePublisher(client).client is client
+
+
+# -- retries: 429 always, 503 only when a repeat is safe ---------------------------
+
+
+class Flaky:
+    """A fake server on 127.0.0.1:0 in a thread: answers each request with
+    the next scripted status (``Retry-After: 0`` on 429 and 503), a 201
+    with a view per message sent, and records every request body."""
+
+    def __init__(self, statuses: list[int]) -> None:
+        self.statuses = statuses
+        self.seen: list[bytes] = []
+        flaky = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                flaky.seen.append(body)
+                status = flaky.statuses.pop(0)
+                if status == 201:
+                    sent = json.loads(body)
+                    n = len(flaky.seen)
+                    if "messages" in sent:
+                        views = [
+                            {"id": f"msg_{n}_{i}", "state": "available", "existing": False}
+                            for i in range(len(sent["messages"]))
+                        ]
+                        answer = json.dumps({"messages": views}).encode()
+                    else:
+                        answer = json.dumps({"id": f"msg_{n}", "state": "available"}).encode()
+                else:
+                    code = "rate_limited" if status == 429 else "unavailable"
+                    answer = json.dumps({"error": {"code": code, "message": "try later"}}).encode()
+                self.send_response(status)
+                if status != 201:
+                    self.send_header("retry-after", "0")
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.http = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.http.server_address[1]}"
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.http.shutdown()
+        self.http.server_close()
+
+
+@pytest.fixture()
+def flaky() -> Iterator[Flaky]:
+    f = Flaky([])
+    try:
+        yield f
+    finally:
+        f.stop()
+
+
+def test_a_publish_without_a_key_is_not_retried_on_503(flaky: Flaky) -> None:
+    flaky.statuses += [503, 201]
+    publisher = MessagePublisher(flaky.url, "sk_flaky")
+    with pytest.raises(ApiError) as caught:
+        publisher.publish("https://example.com/a", body={"n": 1})
+    assert caught.value.status == 503 and caught.value.code == "unavailable"
+    assert len(flaky.seen) == 1
+
+
+def test_a_publish_with_a_key_is_retried_on_503(flaky: Flaky) -> None:
+    flaky.statuses += [503, 201]
+    publisher = MessagePublisher(flaky.url, "sk_flaky")
+    view = publisher.publish("https://example.com/a", body={"n": 1}, idempotency_key="k-1")
+    assert view["id"] == "msg_2" and view["existing"] is False
+    assert len(flaky.seen) == 2 and flaky.seen[0] == flaky.seen[1]
+    assert json.loads(flaky.seen[1])["idempotency_key"] == "k-1"
+
+
+@pytest.mark.parametrize("key", [None, "k-1"])
+def test_a_429_is_retried_with_or_without_a_key(flaky: Flaky, key: str | None) -> None:
+    flaky.statuses += [429, 201, 429, 201]
+    publisher = MessagePublisher(flaky.url, "sk_flaky")
+    assert publisher.publish("https://example.com/a", idempotency_key=key)["id"] == "msg_2"
+    views = publisher.publish_batch(
+        [{"url": "https://example.com/a", "idempotency_key": key}, {"url": "https://example.com/b"}]
+    )
+    assert [v["id"] for v in views] == ["msg_4_0", "msg_4_1"]
+    assert len(flaky.seen) == 4
+
+
+def test_a_batch_part_with_a_keyless_message_is_not_retried_on_503(flaky: Flaky) -> None:
+    flaky.statuses += [503, 201]
+    publisher = MessagePublisher(flaky.url, "sk_flaky")
+    with pytest.raises(BatchPublishError) as caught:
+        publisher.publish_batch([
+            {"url": "https://example.com/a", "idempotency_key": "k-1"},
+            {"url": "https://example.com/b"},
+        ])
+    e = caught.value
+    assert e.error.status == 503 and e.index is None and e.offset == 0 and e.published == []
+    assert len(flaky.seen) == 1
+
+
+def test_a_batch_part_whose_messages_all_have_keys_is_retried_on_503(flaky: Flaky) -> None:
+    flaky.statuses += [503, 201]
+    publisher = MessagePublisher(flaky.url, "sk_flaky")
+    views = publisher.publish_batch([
+        {"url": "https://example.com/a", "idempotency_key": "k-1"},
+        {"url": "https://example.com/b", "idempotency_key": "k-2"},
+    ])
+    assert [v["id"] for v in views] == ["msg_2_0", "msg_2_1"]
+    assert len(flaky.seen) == 2
+
+
+def test_each_part_of_a_batch_is_judged_by_its_own_messages(flaky: Flaky) -> None:
+    # batch_bytes=1: one message a request. Part 0 has a key (retried),
+    # part 1 has none (its 503 stops the batch there).
+    flaky.statuses += [503, 201, 503, 201]
+    publisher = MessagePublisher(flaky.url, "sk_flaky", batch_bytes=1)
+    with pytest.raises(BatchPublishError) as caught:
+        publisher.publish_batch([
+            {"url": "https://example.com/a", "idempotency_key": "k-1"},
+            {"url": "https://example.com/b"},
+        ])
+    e = caught.value
+    assert e.error.status == 503 and e.index == 1 and e.offset == 1
+    assert [v["id"] for v in e.published] == ["msg_2_0"]
+    assert len(flaky.seen) == 3

@@ -28,6 +28,11 @@ DEFAULT_BATCH_BYTES = 1_000_000
 #: all the items, ``length`` its item count and ``stored`` the views the
 #: earlier parts got back, in order.
 Refused = Callable[[ApiError, int, int, list[dict[str, Any]]], Exception]
+#: Whether a part may be sent again after a ``503``: ``(offset, length)``
+#: of the part among all the items. A ``503`` may come from a proxy after
+#: the server stored the part, so only a part that is safe to repeat (every
+#: item idempotent) should say yes.
+Repeatable = Callable[[int, int], bool]
 
 
 def post_in_parts(
@@ -38,10 +43,14 @@ def post_in_parts(
     *,
     batch_bytes: int,
     refused: Refused,
+    repeatable: Repeatable | None = None,
 ) -> list[dict[str, Any]]:
     """POSTs ``{"<list_name>": [...]}`` to ``path`` part by part and returns
     every view the server answered (its ``list_name`` list), in order.
-    ``bodies`` is consumed lazily, so items are encoded as they are sent."""
+    ``bodies`` is consumed lazily, so items are encoded as they are sent.
+    A part the server answers ``503`` is retried (as the client retries)
+    only when ``repeatable`` says yes for it; without ``repeatable``, always.
+    ``429`` is always retried."""
     out: list[dict[str, Any]] = []
     offset = 0
     head = b'{"' + list_name.encode() + b'":['
@@ -50,7 +59,10 @@ def post_in_parts(
         nonlocal offset
         body = head + b",".join(part) + b"]}"
         try:
-            answer = client.call("POST", path, raw=body)
+            answer = client.call(
+                "POST", path, raw=body,
+                retry_unavailable=repeatable is None or repeatable(offset, len(part)),
+            )
         except ApiError as e:
             if e.status == 413 and len(part) > 1:
                 # Over this server's body limit: halve until it fits.

@@ -95,6 +95,12 @@ def _request(index: int, item: MessageRequest | Mapping[str, Any]) -> MessageReq
     return MessageRequest(**item)
 
 
+def _keyed(req: MessageRequest) -> bool:
+    """Whether sending ``req`` again is safe: with an idempotency key a
+    repeat answers the first message instead of publishing another."""
+    return bool(req.idempotency_key)
+
+
 def _not_before(value: int | str | datetime, name: str) -> int | str:
     if isinstance(value, datetime):
         if value.tzinfo is None:
@@ -201,6 +207,15 @@ class MessagePublisher:
     retries. ``url`` is the server (``SIGNET_URL``) or a :class:`Client`;
     ``api_key`` (``SIGNET_API_KEY``) needs the ``publish`` scope or higher.
     Needs no signing keys: the server signs. Thread-safe, as the client is.
+
+    Retries: a ``429`` is always retried (the server refused the request
+    before storing anything). A ``503`` may come from a proxy after the
+    server stored the message, and the server picks message ids, so sending
+    it again could publish it twice: a publish is retried on ``503`` only
+    when its message, or for a batch part every message of that part, has
+    an ``idempotency_key`` (a repeat then answers the first message).
+    Without one the ``503`` is raised at once; publish again with a key to
+    be sure the message is there exactly once.
     """
 
     def __init__(
@@ -245,12 +260,17 @@ class MessagePublisher:
         with the same request and this is that first message. Raises
         ApiError when the server refuses it: ``422`` naming the field,
         ``409`` ``idempotency_conflict`` for a key used with another request.
+        A ``503`` is retried only with an ``idempotency_key`` (see the class).
         """
         req = MessageRequest(
             url, body, target, headers or {}, signature_profile, callback_url, delay_ms,
             not_before, max_attempts, retry_schedule_ms, method, idempotency_key,
         )
-        status, _, data = self.client.request("POST", "/v1/messages", encode_message(req))
+        status, _, data = self.client.request(
+            "POST", "/v1/messages", encode_message(req),
+            # Without a key a repeat after a proxy's 503 could publish twice.
+            retry_unavailable=_keyed(req),
+        )
         if not 200 <= status < 300:
             raise api_error(status, data)
         view: dict[str, Any] = json.loads(data)
@@ -271,7 +291,8 @@ class MessagePublisher:
         message (not a mapping, an unknown field, no url, a body that
         is not JSON) or an empty batch; BatchPublishError when the server
         refuses a part (``index`` the refused message, ``published`` what
-        earlier parts published)."""
+        earlier parts published). A part is retried on ``503`` only when
+        every message of it has an ``idempotency_key`` (see the class)."""
         if isinstance(messages, (Mapping, MessageRequest, str, bytes)):
             raise SignetError(
                 f"publish_batch takes a list of messages, not one {type(messages).__name__}; "
@@ -279,15 +300,19 @@ class MessagePublisher:
             )
         # Every item is encoded before the first request, so a local mistake
         # in message 1500 publishes nothing rather than the first 1000.
-        bodies = [
-            encode_message(_request(i, item), f"messages[{i}]")
-            for i, item in enumerate(messages)
-        ]
+        bodies: list[bytes] = []
+        # Whether each message may be sent again after a 503 (it has a key).
+        keyed: list[bool] = []
+        for i, item in enumerate(messages):
+            req = _request(i, item)
+            bodies.append(encode_message(req, f"messages[{i}]"))
+            keyed.append(_keyed(req))
         if not bodies:
             raise SignetError("no messages to publish: publish_batch needs at least one message")
         return post_in_parts(
             self.client, "/v1/messages/batch", "messages", bodies,
             batch_bytes=self.batch_bytes, refused=_refused,
+            repeatable=lambda offset, length: all(keyed[offset : offset + length]),
         )
 
     def close(self) -> None:
