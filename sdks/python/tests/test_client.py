@@ -92,6 +92,21 @@ def test_429_and_503_are_retried_honouring_retry_after(scripted: tuple[str, Scri
     assert len({s["port"] for s in script.seen}) == 1
 
 
+def test_retry_unavailable_false_retries_429_but_not_503(scripted: tuple[str, Script]) -> None:
+    url, script = scripted
+    script.answers += [
+        (429, {"retry-after": "0"}, err("rate_limited", "slow down")),
+        (503, {"retry-after": "0"}, err("unavailable", "busy")),
+        (200, {}, b'{"ok":true}'),
+    ]
+    client = Client(url, KEY)
+    with pytest.raises(ApiError) as caught:
+        client.call("POST", "/x", {}, retry_unavailable=False)
+    assert caught.value.status == 503 and len(script.seen) == 2
+    status, _, _ = client.request("POST", "/x", b"{}", retry_unavailable=False)
+    assert status == 200 and len(script.seen) == 3
+
+
 def test_retries_are_bounded(scripted: tuple[str, Script]) -> None:
     url, script = scripted
     script.answers += [(503, {"retry-after": "0"}, err("unavailable", "busy"))] * 3

@@ -5,7 +5,8 @@ variables and key file as the Rust side.
 Modules: ``envelope`` (fields and canonical bytes), ``sign`` (sign and
 verify), ``keys`` (keys and the ring), ``config`` (the variables),
 ``loader`` (where keys come from), ``errors``; and over HTTP: ``client``,
-``producer`` (sign and enqueue), ``worker`` (pull, verify, run), ``push``
+``producer`` (sign and enqueue), ``messages`` (publish webhooks the
+server signs and delivers), ``worker`` (pull, verify, run), ``push``
 (push endpoints, WSGI/ASGI), ``webhooks`` (Standard Webhooks receiving).
 """
 
@@ -36,6 +37,7 @@ from .sign import EnvelopeSignature, sign_envelope, verify_envelope, verify_enve
 from .client import ApiError, Client, TransportError
 from .tasks import Handlers, Retry, Task
 from .producer import BatchEnqueueError, Producer, TaskRequest
+from .messages import BatchPublishError, MessagePublisher, MessageRequest
 from .worker import Worker
 from .push import PushEndpoint, PushResponse, asgi_app, handle_push, wsgi_app
 from .webhooks import WebhookError, WebhookVerified, sign_webhook, verify_webhook
@@ -43,8 +45,11 @@ from .webhooks import WebhookError, WebhookVerified, sign_webhook, verify_webhoo
 __all__ = [
     "ApiError",
     "BatchEnqueueError",
+    "BatchPublishError",
     "Client",
     "Handlers",
+    "MessagePublisher",
+    "MessageRequest",
     "Producer",
     "PushEndpoint",
     "PushResponse",

@@ -3,8 +3,9 @@
 One kept-alive connection per thread, a timeout on every request, the API
 key sent as ``Authorization: Bearer``. Errors the server answers as
 ``{"error": {"code", "message"}}`` become :class:`ApiError`; ``429`` and
-``503`` are retried with backoff (honouring ``Retry-After``, bounded). The
-API key never appears in an error, a log line or ``repr()``.
+``503`` are retried with backoff (honouring ``Retry-After``, bounded),
+``503`` only where the caller says a repeat is safe. The API key never
+appears in an error, a log line or ``repr()``.
 """
 
 from __future__ import annotations
@@ -65,7 +66,10 @@ class Client:
     ``retries`` bounds how often a ``429``/``503`` (or a connection the
     server closed while idle) is retried; each wait is the ``Retry-After``
     the server gave, else exponential backoff with jitter, at most
-    ``max_backoff`` seconds.
+    ``max_backoff`` seconds. A ``429`` is refused before anything is
+    stored, so it is always safe to retry; a ``503`` may come from a proxy
+    after the server stored the request, so a caller whose request is not
+    safe to repeat passes ``retry_unavailable=False``.
     """
 
     def __init__(
@@ -162,10 +166,16 @@ class Client:
         *,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
+        retry_unavailable: bool = True,
     ) -> tuple[int, Mapping[str, str], bytes]:
         """Sends one request (retrying as the class says) and returns
         ``(status, headers, body)`` of the final answer, whatever its
-        status. Raises TransportError when the server cannot be reached."""
+        status. Raises TransportError when the server cannot be reached.
+
+        ``retry_unavailable=False`` retries only ``429`` and returns a
+        ``503`` at once: for a request that the server may have stored
+        before a proxy answered ``503``, and that would do its work twice
+        if sent again (a publish without an idempotency key)."""
         sent: dict[str, str] = {
             "authorization": self._auth,
             "user-agent": self._agent,
@@ -206,7 +216,11 @@ class Client:
             if resp.will_close:
                 self._drop()
             answer = {k.lower(): v for k, v in resp.getheaders()}
-            if resp.status in RETRY_STATUSES and attempt < self.retries:
+            if (
+                resp.status in RETRY_STATUSES
+                and (retry_unavailable or resp.status != 503)
+                and attempt < self.retries
+            ):
                 wait = self._backoff(attempt, answer.get("retry-after"))
                 log.info(
                     "%s %s answered %s; retrying in %.2fs", method, path, resp.status, wait
@@ -234,14 +248,19 @@ class Client:
         raw: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
+        retry_unavailable: bool = True,
     ) -> Any:
         """Sends JSON (``payload``, or the already-encoded ``raw`` bytes) and
         returns the parsed JSON answer of a 2xx. Anything else raises
-        ApiError with the server's code and message."""
+        ApiError with the server's code and message. ``retry_unavailable``
+        is :meth:`request`'s: ``False`` retries ``429`` only."""
         body = raw
         if body is None and payload is not None:
             body = json.dumps(payload, separators=(",", ":")).encode()
-        status, _, data = self.request(method, path, body, headers=headers, timeout=timeout)
+        status, _, data = self.request(
+            method, path, body, headers=headers, timeout=timeout,
+            retry_unavailable=retry_unavailable,
+        )
         if 200 <= status < 300:
             return json.loads(data) if data else None
         raise api_error(status, data)

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._batch import DEFAULT_BATCH_BYTES, post_in_parts
 from .client import ApiError, Client
 from .config import SigningConfig
 from .envelope import TaskEnvelope, normalise_headers
@@ -29,12 +30,8 @@ __all__ = ["BatchEnqueueError", "Producer", "TaskRequest", "new_task_id"]
 
 log = logging.getLogger("signet_sdk.producer")
 
-#: Most tasks in one ``POST /v1/tasks/batch``.
-MAX_BATCH = 1000
 #: Default attempts of a task (the server's default).
 DEFAULT_MAX_ATTEMPTS = 25
-#: Largest batch body sent, bytes: under the server's default 1 MiB limit.
-DEFAULT_BATCH_BYTES = 1_000_000
 
 
 def new_task_id(now_ms: int | None = None) -> str:
@@ -239,42 +236,17 @@ class Producer:
         order (``existing: true`` for an item whose idempotency key was
         used before with the same request). A refused chunk raises
         BatchEnqueueError holding the views of the chunks stored before."""
-        out: list[dict[str, Any]] = []
-        chunk: list[bytes] = []
-        size = 0
-        offset = 0
-
-        def send(part: list[bytes]) -> None:
-            nonlocal offset
-            body = b'{"tasks":[' + b",".join(part) + b"]}"
-            try:
-                answer = self.client.call("POST", "/v1/tasks/batch", raw=body)
-            except ApiError as e:
-                if e.status == 413 and len(part) > 1:
-                    # Over this server's body limit: halve until it fits.
-                    send(part[: len(part) // 2])
-                    send(part[len(part) // 2 :])
-                    return
-                raise BatchEnqueueError(e, offset, out) from None
-            out.extend(answer["tasks"])
-            offset += len(part)
-
-        def flush() -> None:
-            nonlocal chunk, size
-            if chunk:
-                send(chunk)
-            chunk, size = [], 0
-
         now_ms = int(time.time() * 1000)
-        for item in items:
-            req = item if isinstance(item, TaskRequest) else _request(item)
-            body = self._body(req, now_ms)
-            if chunk and (len(chunk) >= MAX_BATCH or size + len(body) + 16 > self.batch_bytes):
-                flush()
-            chunk.append(body)
-            size += len(body) + 1
-        flush()
-        return out
+        bodies = (
+            self._body(item if isinstance(item, TaskRequest) else _request(item), now_ms)
+            for item in items
+        )
+        return post_in_parts(
+            self.client, "/v1/tasks/batch", "tasks", bodies, batch_bytes=self.batch_bytes,
+            refused=lambda error, offset, _length, stored: BatchEnqueueError(
+                error, offset, stored
+            ),
+        )
 
     def close(self) -> None:
         """Closes this thread's connection."""
