@@ -55,6 +55,18 @@ pub(crate) struct CachedTarget {
     pub(crate) record: TargetRecord,
     pub(crate) secrets: TargetSecrets,
     checked: Mutex<Vec<Profile>>,
+    /// The secrets parsed for a profile, last asked for: which secrets
+    /// (by position) signed then, and their keys. Parsed again only when
+    /// another profile is asked for or a secret stops signing, not for
+    /// every request.
+    parsed: Mutex<Vec<ParsedKeys>>,
+}
+
+/// The keys of one profile for one set of signing secrets.
+struct ParsedKeys {
+    profile: SignatureProfile,
+    signing: Vec<usize>,
+    keys: Arc<[ProfileKey]>,
 }
 
 impl CachedTarget {
@@ -90,12 +102,32 @@ impl CachedTarget {
     }
 
     /// The target's secrets that still sign at `now_ms`, parsed for
-    /// `profile` (the ones it cannot use are left out).
-    pub(crate) fn keys(&self, profile: SignatureProfile, now_ms: i64) -> Vec<ProfileKey> {
-        self.secrets
+    /// `profile` (the ones it cannot use are left out), parsed once per
+    /// profile and set of signing secrets for this entry.
+    pub(crate) fn keys(&self, profile: SignatureProfile, now_ms: i64) -> Arc<[ProfileKey]> {
+        let signing = self.secrets.signing_positions(now_ms);
+        if let Ok(parsed) = self.parsed.lock() {
+            if let Some(p) = parsed
+                .iter()
+                .find(|p| p.profile == profile && p.signing == signing)
+            {
+                return Arc::clone(&p.keys);
+            }
+        }
+        let keys: Arc<[ProfileKey]> = self
+            .secrets
             .signing_at(now_ms)
             .filter_map(|s| profile.profile().parse_key(s.expose_secret()).ok())
-            .collect()
+            .collect();
+        if let Ok(mut parsed) = self.parsed.lock() {
+            parsed.retain(|p| p.profile != profile);
+            parsed.push(ParsedKeys {
+                profile,
+                signing,
+                keys: Arc::clone(&keys),
+            });
+        }
+        keys
     }
 
     /// Runs `check` for `profile` unless it passed before for this entry.
@@ -164,6 +196,7 @@ impl TargetCache {
             record,
             secrets,
             checked: Mutex::new(Vec::new()),
+            parsed: Mutex::new(Vec::new()),
         });
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() >= MAX_ENTRIES {
@@ -278,5 +311,58 @@ mod tests {
         assert!(t.check_once(Profile::Stripe, || Err(())).is_err());
         t.check_once(Profile::Stripe, check).unwrap();
         assert_eq!(runs.get(), 3);
+    }
+
+    #[test]
+    fn keys_are_parsed_once_per_profile_and_set_of_signing_secrets() {
+        use crate::targets::TargetSecret;
+        let current = TargetSecret::generate();
+        let previous = TargetSecret::generate();
+        let fresh = |s: &TargetSecret| Profile::Standard.parse_key(s.expose_secret()).unwrap();
+        let expected_now = [fresh(&current), fresh(&previous)];
+        let expected_later = [fresh(&current)];
+        let t = CachedTarget {
+            record: TargetRecord {
+                id: "tgt_x".into(),
+                name: "x".into(),
+                url_prefix: None,
+                sealed_secrets: Vec::new(),
+                secret_fingerprint: String::new(),
+                rate_limit_per_s: None,
+                max_concurrency: None,
+                https_only: false,
+                created_at_ms: 0,
+                updated_at_ms: 0,
+            },
+            secrets: TargetSecrets {
+                entries: vec![(current, None), (previous, Some(1_000))],
+            },
+            checked: Mutex::new(Vec::new()),
+            parsed: Mutex::new(Vec::new()),
+        };
+        let request = SignRequest {
+            id: "msg_1",
+            timestamp: 1,
+            body: b"{}",
+        };
+        let during = t.keys(SignatureProfile::Standard, 500);
+        assert_eq!(during.len(), 2);
+        assert!(
+            Arc::ptr_eq(&during, &t.keys(SignatureProfile::Standard, 999)),
+            "the same signing secrets: parsed once"
+        );
+        assert_eq!(
+            Profile::Standard.sign(&during, &request).unwrap(),
+            Profile::Standard.sign(&expected_now, &request).unwrap()
+        );
+        // The overlap ends: parsed again, one key.
+        let after = t.keys(SignatureProfile::Standard, 1_000);
+        assert_eq!(after.len(), 1);
+        assert_eq!(
+            Profile::Standard.sign(&after, &request).unwrap(),
+            Profile::Standard.sign(&expected_later, &request).unwrap()
+        );
+        // Another profile has keys of its own.
+        assert!(!Arc::ptr_eq(&after, &t.keys(SignatureProfile::Svix, 1_000)));
     }
 }

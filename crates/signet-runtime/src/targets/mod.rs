@@ -540,7 +540,7 @@ impl TargetService {
             .entries
             .iter()
             .enumerate()
-            .filter(|(_, (_, stops))| stops.is_none_or(|at| at > now))
+            .filter(|(_, (_, stops))| secret::signs_at(*stops, now))
             .map(|(i, (secret, stops))| SigningSecret {
                 fingerprint: secret.fingerprint(master, &target.id),
                 current: i == 0,

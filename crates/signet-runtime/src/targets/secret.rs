@@ -84,8 +84,20 @@ impl TargetSecrets {
     pub fn signing_at(&self, now_ms: i64) -> impl Iterator<Item = &TargetSecret> {
         self.entries
             .iter()
-            .filter(move |(_, expires)| expires.is_none_or(|at| at > now_ms))
+            .filter(move |(_, expires)| signs_at(*expires, now_ms))
             .map(|(s, _)| s)
+    }
+
+    /// The positions of the secrets that still sign at `now_ms` (as
+    /// [`TargetSecrets::signing_at`] gives them), to tell when that set
+    /// changed.
+    pub(crate) fn signing_positions(&self, now_ms: i64) -> Vec<usize> {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, expires))| signs_at(*expires, now_ms))
+            .map(|(i, _)| i)
+            .collect()
     }
 
     /// How many secrets there are, expired ones included.
@@ -197,6 +209,12 @@ impl TargetSecrets {
                 .collect(),
         }
     }
+}
+
+/// Whether a secret that stops signing at `expires` (never: `None`) still
+/// signs at `now_ms`.
+pub(super) fn signs_at(expires: Option<i64>, now_ms: i64) -> bool {
+    expires.is_none_or(|at| at > now_ms)
 }
 
 #[cfg(test)]
