@@ -311,6 +311,23 @@ impl Setup {
         (Arc::new(store), calls)
     }
 
+    /// The setup's store, answering `Busy` to every
+    /// `settle_deliveries` while `busy()` says so (the other calls pass).
+    pub(crate) fn settles_busy_while(
+        &self,
+        busy: impl Fn() -> bool + Send + Sync + 'static,
+    ) -> Arc<dyn signet_store::Store> {
+        Arc::new(signet_store::testkit::FaultyStore::new(
+            Arc::clone(&self.db.store),
+            move |method| {
+                (method == "settle_deliveries" && busy()).then(|| signet_store::StoreError::Busy {
+                    message: "injected: busy".into(),
+                    source: None,
+                })
+            },
+        ))
+    }
+
     /// Publishes `n` messages to `rx`'s `/h`, the body of each its number
     /// (`0` to `n - 1`); answers their ids in that order.
     pub(crate) async fn publish_numbered(&self, rx: &Receiver, n: usize) -> Vec<String> {
@@ -624,17 +641,7 @@ async fn outcomes_waiting_on_a_busy_store_keep_their_leases() {
     let ids = s.publish_numbered(&rx, N).await;
     // The store is busy for batched outcomes for 2 s (over six leases).
     let busy_until = std::time::Instant::now() + Duration::from_secs(2);
-    let store = Arc::new(signet_store::testkit::FaultyStore::new(
-        Arc::clone(&s.db.store),
-        move |method| {
-            (method == "settle_deliveries" && std::time::Instant::now() < busy_until).then(|| {
-                signet_store::StoreError::Busy {
-                    message: "injected: busy".into(),
-                    source: None,
-                }
-            })
-        },
-    ));
+    let store = s.settles_busy_while(move || std::time::Instant::now() < busy_until);
     let (mut d, rescuer) = short_leases(&s, store);
     for id in &ids {
         assert_eq!(delivered(&d.next_for(id).await), 200);
@@ -660,17 +667,7 @@ async fn deliveries_waiting_for_room_to_write_keep_their_leases() {
     let rx = Receiver::ok().await;
     let ids = s.publish_numbered(&rx, N).await;
     let busy_until = std::time::Instant::now() + Duration::from_secs(2);
-    let store = Arc::new(signet_store::testkit::FaultyStore::new(
-        Arc::clone(&s.db.store),
-        move |method| {
-            (method == "settle_deliveries" && std::time::Instant::now() < busy_until).then(|| {
-                signet_store::StoreError::Busy {
-                    message: "injected: busy".into(),
-                    source: None,
-                }
-            })
-        },
-    ));
+    let store = s.settles_busy_while(move || std::time::Instant::now() < busy_until);
     let (mut d, rescuer) = short_leases_with(&s, s.dispatcher_on(store).concurrency(1));
     for id in &ids {
         assert_eq!(delivered(&d.next_for(id).await), 200);
@@ -698,17 +695,7 @@ async fn outcomes_waiting_for_the_store_free_their_slots_up_to_a_bound() {
     let ids = s.publish_numbered(&rx, N).await;
     let busy = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let gate = Arc::clone(&busy);
-    let store = Arc::new(signet_store::testkit::FaultyStore::new(
-        Arc::clone(&s.db.store),
-        move |method| {
-            (method == "settle_deliveries" && gate.load(Ordering::SeqCst)).then(|| {
-                signet_store::StoreError::Busy {
-                    message: "injected: busy".into(),
-                    source: None,
-                }
-            })
-        },
-    ));
+    let store = s.settles_busy_while(move || gate.load(Ordering::SeqCst));
     let d = RunningDispatcher::start(s.dispatcher_on(store).concurrency(1).build().unwrap());
     rx.wait_for(5).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
