@@ -330,13 +330,13 @@ fn task_fingerprint(env: &TaskEnvelope, priority: i32, asked: &AskedTiming) -> F
 }
 
 /// Refuses a batch of `len` items that is empty or larger than
-/// [`MAX_BATCH_TASKS`], naming `field` (the list) and saying what it holds.
-pub(crate) fn check_batch_len(field: &str, what: &str, len: usize) -> Result<(), RuntimeError> {
+/// [`MAX_BATCH_TASKS`], naming the list `items` (`tasks`, `messages`).
+pub(crate) fn check_batch_len(items: &str, len: usize) -> Result<(), RuntimeError> {
     if len == 0 || len > MAX_BATCH_TASKS {
         return Err(RuntimeError::field(
-            field,
+            items,
             format!(
-                "a batch holds 1 to {MAX_BATCH_TASKS} {what}, got {len}; split it into several batches"
+                "a batch holds 1 to {MAX_BATCH_TASKS} {items}, got {len}; split it into several batches"
             ),
         ));
     }
@@ -526,7 +526,7 @@ impl Producer {
         &self,
         items: Vec<BatchItem>,
     ) -> Result<Vec<Enqueued>, RuntimeError> {
-        check_batch_len("tasks", "tasks", items.len())?;
+        check_batch_len("tasks", items.len())?;
         let now = self.clock.now_ms();
         let mut tasks = Vec::with_capacity(items.len());
         for (index, item) in items.into_iter().enumerate() {

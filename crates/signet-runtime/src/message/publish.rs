@@ -160,7 +160,7 @@ impl MessageProducer {
         messages: Vec<NewMessage>,
         idempotency_scope: IdempotencyScope,
     ) -> Result<Vec<Enqueued>, RuntimeError> {
-        check_batch_len("messages", "messages", messages.len())?;
+        check_batch_len("messages", messages.len())?;
         let now = self.producer.now_ms();
         let mut tasks = Vec::with_capacity(messages.len());
         for (index, message) in messages.into_iter().enumerate() {

@@ -105,15 +105,20 @@ impl CachedTarget {
     /// `profile` (the ones it cannot use are left out), parsed once per
     /// profile and set of signing secrets for this entry.
     pub(crate) fn keys(&self, profile: SignatureProfile, now_ms: i64) -> Arc<[ProfileKey]> {
-        let signing = self.secrets.signing_positions(now_ms);
+        // Compared without collecting: a hit allocates nothing.
+        let current = |p: &ParsedKeys| {
+            p.profile == profile
+                && p.signing
+                    .iter()
+                    .copied()
+                    .eq(self.secrets.signing_positions(now_ms))
+        };
         if let Ok(parsed) = self.parsed.lock() {
-            if let Some(p) = parsed
-                .iter()
-                .find(|p| p.profile == profile && p.signing == signing)
-            {
+            if let Some(p) = parsed.iter().find(|p| current(p)) {
                 return Arc::clone(&p.keys);
             }
         }
+        let signing: Vec<usize> = self.secrets.signing_positions(now_ms).collect();
         let keys: Arc<[ProfileKey]> = self
             .secrets
             .signing_at(now_ms)

@@ -91,13 +91,12 @@ impl TargetSecrets {
     /// The positions of the secrets that still sign at `now_ms` (as
     /// [`TargetSecrets::signing_at`] gives them), to tell when that set
     /// changed.
-    pub(crate) fn signing_positions(&self, now_ms: i64) -> Vec<usize> {
+    pub(crate) fn signing_positions(&self, now_ms: i64) -> impl Iterator<Item = usize> + '_ {
         self.entries
             .iter()
             .enumerate()
-            .filter(|(_, (_, expires))| signs_at(*expires, now_ms))
+            .filter(move |(_, (_, expires))| signs_at(*expires, now_ms))
             .map(|(i, _)| i)
-            .collect()
     }
 
     /// How many secrets there are, expired ones included.

@@ -639,21 +639,35 @@ async fn outcomes_waiting_on_a_busy_store_keep_their_leases() {
         Receiver::start(|r, _| Answer::status(200).hold(Duration::from_millis(80) * r.number()))
             .await;
     let ids = s.publish_numbered(&rx, N).await;
-    // The store is busy for batched outcomes for 2 s (over six leases).
+    each_sent_once_while_settles_are_busy(&s, &rx, &ids, |b| b).await;
+    for id in &ids {
+        assert_eq!(s.db.attempts(id).await.len(), 1);
+    }
+}
+
+/// Runs a dispatcher (built by `tune` from the setup's, with leases far
+/// shorter than the 2 s its outcome writes are refused `Busy`) until every
+/// one of `ids` is delivered, beside a fast rescuer; then asserts each
+/// message was sent once and succeeded on its first attempt.
+async fn each_sent_once_while_settles_are_busy(
+    s: &Setup,
+    rx: &Receiver,
+    ids: &[String],
+    tune: impl FnOnce(DispatcherBuilder) -> DispatcherBuilder,
+) {
     let busy_until = std::time::Instant::now() + Duration::from_secs(2);
     let store = s.settles_busy_while(move || std::time::Instant::now() < busy_until);
-    let (mut d, rescuer) = short_leases(&s, store);
-    for id in &ids {
+    let (mut d, rescuer) = short_leases_with(s, tune(s.dispatcher_on(store)));
+    for id in ids {
         assert_eq!(delivered(&d.next_for(id).await), 200);
     }
     rescuer.stop().await;
     d.stop().await;
-    assert_eq!(rx.requests().len(), N, "each message sent once");
-    for id in &ids {
+    assert_eq!(rx.requests().len(), ids.len(), "each message sent once");
+    for id in ids {
         let task = s.db.task(id).await;
         assert_eq!(task.state, TaskState::Succeeded);
         assert_eq!(task.attempt, 1, "{task:?}");
-        assert_eq!(s.db.attempts(id).await.len(), 1);
     }
 }
 
@@ -666,20 +680,7 @@ async fn deliveries_waiting_for_room_to_write_keep_their_leases() {
     let s = Setup::new();
     let rx = Receiver::ok().await;
     let ids = s.publish_numbered(&rx, N).await;
-    let busy_until = std::time::Instant::now() + Duration::from_secs(2);
-    let store = s.settles_busy_while(move || std::time::Instant::now() < busy_until);
-    let (mut d, rescuer) = short_leases_with(&s, s.dispatcher_on(store).concurrency(1));
-    for id in &ids {
-        assert_eq!(delivered(&d.next_for(id).await), 200);
-    }
-    rescuer.stop().await;
-    d.stop().await;
-    assert_eq!(rx.requests().len(), N, "each message sent once");
-    for id in &ids {
-        let task = s.db.task(id).await;
-        assert_eq!(task.state, TaskState::Succeeded);
-        assert_eq!(task.attempt, 1, "{task:?}");
-    }
+    each_sent_once_while_settles_are_busy(&s, &rx, &ids, |b| b.concurrency(1)).await;
 }
 
 /// A delivery gives its slot back once its outcome is queued for writing,
