@@ -266,6 +266,17 @@ class Client:
         raise api_error(status, data)
 
 
+def client_for(url: str | Client, api_key: str | None, *, timeout: float) -> Client:
+    """The client a producer or publisher talks through: ``url`` itself when
+    it is a :class:`Client`, else a new one for the server at ``url`` with
+    ``api_key`` (which it then needs: ``publish`` scope or higher)."""
+    if isinstance(url, Client):
+        return url
+    if api_key is None:
+        raise ConfigError("an API key is required (publish scope or higher)")
+    return Client(url, api_key, timeout=timeout)
+
+
 def api_error(status: int, data: bytes) -> ApiError:
     """The ApiError of a non-2xx answer: the server's ``{"error": {code,
     message}}``, or an excerpt of whatever else it sent."""

@@ -20,8 +20,8 @@ from datetime import datetime
 from typing import Any
 
 from ._batch import DEFAULT_BATCH_BYTES, post_in_parts
-from .client import ApiError, Client, api_error
-from .errors import ConfigError, SignetError
+from .client import ApiError, Client, api_error, client_for
+from .errors import SignetError
 
 __all__ = ["BatchPublishError", "MessagePublisher", "MessageRequest"]
 
@@ -226,12 +226,7 @@ class MessagePublisher:
         timeout: float = 30.0,
         batch_bytes: int = DEFAULT_BATCH_BYTES,
     ) -> None:
-        if isinstance(url, Client):
-            self.client = url
-        else:
-            if api_key is None:
-                raise ConfigError("an API key is required (publish scope or higher)")
-            self.client = Client(url, api_key, timeout=timeout)
+        self.client = client_for(url, api_key, timeout=timeout)
         self.batch_bytes = batch_bytes
 
     def __repr__(self) -> str:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._batch import DEFAULT_BATCH_BYTES, post_in_parts
-from .client import ApiError, Client
+from .client import ApiError, Client, client_for
 from .config import SigningConfig
 from .envelope import TaskEnvelope, normalise_headers
 from .errors import ConfigError, SignetError
@@ -126,12 +126,7 @@ class Producer:
         timeout: float = 30.0,
         batch_bytes: int = DEFAULT_BATCH_BYTES,
     ) -> None:
-        if isinstance(url, Client):
-            self.client = url
-        else:
-            if api_key is None:
-                raise ConfigError("an API key is required (publish scope or higher)")
-            self.client = Client(url, api_key, timeout=timeout)
+        self.client = client_for(url, api_key, timeout=timeout)
         self.batch_bytes = batch_bytes
         self.ring: KeyRing | None
         if unsigned:
