@@ -56,6 +56,11 @@ const MIGRATIONS: &[Migration] = &[
         "ended_sessions",
         include_str!("../migrations/0010_ended_sessions.sql"),
     ),
+    Migration::new(
+        11,
+        "checks_as_comparisons",
+        include_str!("../migrations/0011_checks_as_comparisons.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.
@@ -204,5 +209,157 @@ mod tests {
             migrate(&mut conn, 4),
             Err(StoreError::SchemaTooNew { found, known }) if found == SCHEMA_VERSION + 1 && known == SCHEMA_VERSION
         ));
+    }
+
+    /// A database at `version` (migrations up to it applied and recorded).
+    fn at_version(version: usize) -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (version INTEGER NOT NULL PRIMARY KEY, \
+             name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL)",
+        )
+        .unwrap();
+        for m in &MIGRATIONS[..version] {
+            conn.execute_batch(m.sql).unwrap();
+            conn.execute(
+                "INSERT INTO schema_migrations VALUES (?1, ?2, 0)",
+                rusqlite::params![m.version, m.name],
+            )
+            .unwrap();
+        }
+        conn
+    }
+
+    /// Every row of `table` in rowid (or key) order, each column as text.
+    fn dump(conn: &Connection, table: &str, order: &str) -> Vec<Vec<String>> {
+        let mut stmt = conn
+            .prepare(&format!("SELECT * FROM {table} ORDER BY {order}"))
+            .unwrap();
+        let n = stmt.column_count();
+        stmt.query_map([], |r| {
+            (0..n)
+                .map(|i| {
+                    r.get::<_, rusqlite::types::Value>(i)
+                        .map(|v| format!("{v:?}"))
+                })
+                .collect()
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    }
+
+    #[test]
+    fn version_11_keeps_every_row_and_rule() {
+        let mut conn = at_version(10);
+        conn.execute_batch(
+            "INSERT INTO tasks (id, queue, name, args, headers, created_at_ms, max_attempts, \
+                 sig_alg, sig_key_id, sig, state, priority, attempt, run_at_ms, lease_owner, \
+                 lease_expires_at_ms, idempotency_key, updated_at_ms, finished_at_ms, \
+                 idempotency_scope, idempotency_kind, idempotency_fingerprint, event_seq) \
+             VALUES ('t1', 'q', 'n', X'01', '{}', 1, 3, 'hmac-sha256', 'k1', X'AA', \
+                 'running', 5, 1, 2, 'w', 30, 'key-1', 2, NULL, 'api:k', 'task', 'fp', 0), \
+                    ('t2', 'q', 'n', X'02', '{}', 1, 3, NULL, NULL, NULL, \
+                 'retryable', 0, 2, 9, NULL, NULL, NULL, 3, NULL, NULL, NULL, NULL, 2), \
+                    ('t3', 'signet:messages', 'signet.http', X'7B7D', '{}', 1, 1, NULL, NULL, \
+                 NULL, 'dead', 0, 1, 1, NULL, NULL, NULL, 4, 4, NULL, NULL, NULL, 1); \
+             DELETE FROM tasks WHERE id = 't2'; \
+             INSERT INTO tasks (id, queue, name, args, headers, created_at_ms, max_attempts, \
+                 state, priority, run_at_ms, updated_at_ms) \
+             VALUES ('t4', 'q', 'n', X'04', '{}', 1, 1, 'available', 0, 1, 1); \
+             INSERT INTO task_events (task_id, seq, kind, at_ms, attempt, worker, outcome, \
+                 status, latency_ms, response_body) \
+             VALUES ('t3', 1, 'attempt', 4, 1, 'w', 'dead', 500, 3, X'00'); \
+             INSERT INTO task_events (task_id, seq, kind, at_ms, actor) \
+             VALUES ('t3', 2, 'replayed', 5, 'cli');",
+        )
+        .unwrap();
+        let tasks = dump(&conn, "tasks", "rowid");
+        let ids: Vec<i64> = conn
+            .prepare("SELECT rowid FROM tasks ORDER BY rowid")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let events = dump(&conn, "task_events", "task_id, seq");
+        migrate(&mut conn, 11).unwrap();
+        assert_eq!(current_version(&conn).unwrap(), SCHEMA_VERSION);
+        assert_eq!(dump(&conn, "tasks", "rowid"), tasks);
+        assert_eq!(tasks.len(), 3);
+        let after: Vec<i64> = conn
+            .prepare("SELECT rowid FROM tasks ORDER BY rowid")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(after, ids, "rowids are kept");
+        assert_eq!(dump(&conn, "task_events", "task_id, seq"), events);
+        // The rules still hold.
+        for bad in [
+            "UPDATE tasks SET state = 'paused' WHERE id = 't1'",
+            "UPDATE tasks SET state = NULL WHERE id = 't1'",
+            "INSERT INTO task_events (task_id, seq, kind, at_ms) VALUES ('t1', 1, 'moved', 1)",
+            "INSERT INTO task_events (task_id, seq, kind, at_ms, attempt, outcome) \
+             VALUES ('t1', 1, 'attempt', 1, 1, 'maybe')",
+            "INSERT INTO tasks (id, queue, name, args, headers, created_at_ms, max_attempts, \
+             state, priority, run_at_ms, updated_at_ms) \
+             VALUES ('t1', 'q', 'n', X'', '{}', 1, 1, 'available', 0, 1, 1)",
+        ] {
+            assert!(conn.execute(bad, []).is_err(), "{bad}");
+        }
+        conn.execute(
+            "INSERT INTO task_events (task_id, seq, kind, at_ms, actor) \
+             VALUES ('t1', 1, 'retried-now', 1, 'cli')",
+            [],
+        )
+        .unwrap();
+        let indexes: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tasks' ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            indexes,
+            [
+                "sqlite_autoindex_tasks_1",
+                "tasks_callbacks",
+                "tasks_claim",
+                "tasks_finished",
+                "tasks_idempotency",
+                "tasks_lease"
+            ]
+        );
+    }
+
+    /// What a write evaluates on every row (CHECKs, partial index
+    /// predicates) must not build a temporary b-tree per statement, as
+    /// SQLite does for an IN list of three or more constants.
+    #[test]
+    fn writes_on_the_hot_path_build_no_temporary_btrees() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn, 0).unwrap();
+        for sql in [
+            "INSERT INTO tasks (id, queue, name, args, headers, created_at_ms, max_attempts, \
+             state, priority, run_at_ms, updated_at_ms) \
+             VALUES ('t', 'q', 'n', X'', '{}', 1, 1, 'available', 0, 1, 1)",
+            "UPDATE tasks SET state = 'running', attempt = attempt + 1 WHERE rowid = 1",
+            "UPDATE tasks SET state = 'succeeded', finished_at_ms = 2 WHERE rowid = 1",
+            "UPDATE tasks SET state = 'retryable', run_at_ms = 3 WHERE rowid = 1",
+            "INSERT INTO task_events (task_id, seq, kind, at_ms, attempt, worker, outcome) \
+             VALUES ('t', 1, 'attempt', 1, 1, 'w', 'succeeded')",
+        ] {
+            let ops: Vec<String> = conn
+                .prepare(&format!("EXPLAIN {sql}"))
+                .unwrap()
+                .query_map([], |r| r.get(1))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            assert!(!ops.iter().any(|op| op == "OpenEphemeral"), "{sql}");
+        }
     }
 }

@@ -12,6 +12,7 @@ use signet_store::{
 
 use crate::error_map::map_err;
 use crate::row::{collect_rows, task_from_row, TASK_COLUMNS};
+use crate::tasks::CLAIMABLE;
 
 /// One task by id.
 pub(crate) fn task_by_id(conn: &Connection, id: &str) -> StoreResult<Option<TaskRow>> {
@@ -175,18 +176,21 @@ pub(crate) fn dead_ids(conn: &Connection, filter: &DeadFilter) -> StoreResult<Ve
 
 /// Counts per queue and state: one covering index scan per group of states
 /// (see the schema), never a scan of the table.
-pub(crate) const COUNTS_SQL: &str = "SELECT queue, state, COUNT(*) FROM tasks \
-     WHERE state IN ('available', 'scheduled', 'retryable') GROUP BY queue, state \
-     UNION ALL \
-     SELECT queue, 'running', COUNT(*) FROM tasks WHERE state = 'running' GROUP BY queue \
-     UNION ALL \
-     SELECT queue, state, COUNT(*) FROM tasks \
-     WHERE finished_at_ms IS NOT NULL GROUP BY queue, state";
+pub(crate) fn counts_sql() -> String {
+    format!(
+        "SELECT queue, state, COUNT(*) FROM tasks WHERE {CLAIMABLE} GROUP BY queue, state \
+         UNION ALL \
+         SELECT queue, 'running', COUNT(*) FROM tasks WHERE state = 'running' GROUP BY queue \
+         UNION ALL \
+         SELECT queue, state, COUNT(*) FROM tasks \
+         WHERE finished_at_ms IS NOT NULL GROUP BY queue, state"
+    )
+}
 
 /// Tasks per queue and state.
 pub(crate) fn counts(conn: &Connection) -> StoreResult<Vec<QueueCounts>> {
     let mut stmt = conn
-        .prepare_cached(COUNTS_SQL)
+        .prepare_cached(&counts_sql())
         .map_err(|e| map_err("preparing counts", e))?;
     QueueCounts::from_counted(counted(&mut stmt, "counting tasks")?)
 }
@@ -233,18 +237,17 @@ pub(crate) fn activity(conn: &Connection, window: &ActivityWindow) -> StoreResul
 /// branch, as before the split.
 pub(crate) fn pending_by_key(conn: &Connection) -> StoreResult<Vec<KeyUsage>> {
     let mut stmt = conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "SELECT sig_key_id, sig_alg, \
                     SUM(CASE WHEN queue = ?1 THEN 0 ELSE n END), \
                     SUM(CASE WHEN queue = ?1 THEN n ELSE 0 END) FROM ( \
                  SELECT sig_key_id, sig_alg, queue, COUNT(*) AS n FROM tasks \
-                 WHERE state IN ('available', 'scheduled', 'retryable') \
-                 GROUP BY sig_key_id, sig_alg, queue \
+                 WHERE {CLAIMABLE} GROUP BY sig_key_id, sig_alg, queue \
                  UNION ALL \
                  SELECT sig_key_id, sig_alg, queue, COUNT(*) AS n FROM tasks WHERE state = 'running' \
                  GROUP BY sig_key_id, sig_alg, queue) \
              GROUP BY sig_key_id, sig_alg ORDER BY sig_key_id, sig_alg",
-        )
+        ))
         .map_err(|e| map_err("preparing pending_by_key", e))?;
     let rows = stmt
         .query_map([MESSAGE_QUEUE], |r| {

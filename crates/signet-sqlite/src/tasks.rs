@@ -16,7 +16,8 @@ use crate::queries::{task_by_id, task_state};
 use crate::row::{task_from_row, TASK_COLUMNS};
 
 /// The states a claim takes tasks from. Must match the `tasks_claim` index.
-pub(crate) const CLAIMABLE: &str = "state IN ('available', 'scheduled', 'retryable')";
+pub(crate) const CLAIMABLE: &str =
+    "(state = 'available' OR state = 'scheduled' OR state = 'retryable')";
 
 /// Inserts tasks in order; an idempotency key already present in the
 /// task's scope and kind returns the task holding it (same request) or
@@ -908,7 +909,7 @@ mod tests {
             claim.contains("COVERING INDEX tasks_claim (queue=?)"),
             "{claim}"
         );
-        let counts = plan(&conn, crate::queries::COUNTS_SQL);
+        let counts = plan(&conn, &crate::queries::counts_sql());
         assert!(
             !counts.contains("SCAN tasks;") && !counts.ends_with("SCAN tasks"),
             "{counts}"
