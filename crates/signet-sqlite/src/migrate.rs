@@ -230,11 +230,9 @@ mod tests {
         conn
     }
 
-    /// Every row of `table` in rowid (or key) order, each column as text.
-    fn dump(conn: &Connection, table: &str, order: &str) -> Vec<Vec<String>> {
-        let mut stmt = conn
-            .prepare(&format!("SELECT * FROM {table} ORDER BY {order}"))
-            .unwrap();
+    /// Every row `select` gives, each column as text.
+    fn dump(conn: &Connection, select: &str) -> Vec<Vec<String>> {
+        let mut stmt = conn.prepare(select).unwrap();
         let n = stmt.column_count();
         stmt.query_map([], |r| {
             (0..n)
@@ -250,89 +248,98 @@ mod tests {
     }
 
     #[test]
-    fn version_11_keeps_every_row_and_rule() {
+    fn version_11_keeps_every_row_index_and_rule() {
         let mut conn = at_version(10);
+        // t1 and its first event fill every column with a value of its
+        // own, so a column left out of the copy or swapped shows.
         conn.execute_batch(
-            "INSERT INTO tasks (id, queue, name, args, headers, created_at_ms, max_attempts, \
-                 sig_alg, sig_key_id, sig, state, priority, attempt, run_at_ms, lease_owner, \
-                 lease_expires_at_ms, idempotency_key, updated_at_ms, finished_at_ms, \
-                 idempotency_scope, idempotency_kind, idempotency_fingerprint, event_seq) \
-             VALUES ('t1', 'q', 'n', X'01', '{}', 1, 3, 'hmac-sha256', 'k1', X'AA', \
-                 'running', 5, 1, 2, 'w', 30, 'key-1', 2, NULL, 'api:k', 'task', 'fp', 0), \
-                    ('t2', 'q', 'n', X'02', '{}', 1, 3, NULL, NULL, NULL, \
-                 'retryable', 0, 2, 9, NULL, NULL, NULL, 3, NULL, NULL, NULL, NULL, 2), \
-                    ('t3', 'signet:messages', 'signet.http', X'7B7D', '{}', 1, 1, NULL, NULL, \
-                 NULL, 'dead', 0, 1, 1, NULL, NULL, NULL, 4, 4, NULL, NULL, NULL, 1); \
+            "INSERT INTO tasks (id, queue, name, args, headers, created_at_ms, not_before_ms, \
+                 expires_at_ms, max_attempts, callback_url, sig_alg, sig_key_id, sig, state, \
+                 priority, attempt, run_at_ms, lease_owner, lease_expires_at_ms, last_error, \
+                 dead_reason, dead_detail, result, idempotency_key, updated_at_ms, \
+                 finished_at_ms, callback_sent_at_ms, attempt_offset, attempt_started_at_ms, \
+                 attempt_worker, event_seq, idempotency_scope, idempotency_kind, \
+                 idempotency_fingerprint) \
+             VALUES ('t1', 'q1', 'n1', X'01', '{\"a\":\"b\"}', 101, 102, 103, 4, 'http://cb', \
+                 'hmac-sha256', 'k1', X'AA', 'dead', 5, 6, 107, 'w1', 108, 'e1', 'expired', \
+                 'd1', X'0B', 'key-1', 109, 110, 111, 12, 113, 'w2', 14, 'api:k', 'task', 'fp'), \
+                    ('t2', 'q', 'n', X'02', '{}', 1, NULL, NULL, 3, NULL, NULL, NULL, NULL, \
+                 'retryable', 0, 2, 9, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 3, NULL, NULL, \
+                 0, NULL, NULL, 2, NULL, NULL, NULL); \
              DELETE FROM tasks WHERE id = 't2'; \
              INSERT INTO tasks (id, queue, name, args, headers, created_at_ms, max_attempts, \
                  state, priority, run_at_ms, updated_at_ms) \
              VALUES ('t4', 'q', 'n', X'04', '{}', 1, 1, 'available', 0, 1, 1); \
-             INSERT INTO task_events (task_id, seq, kind, at_ms, attempt, worker, outcome, \
-                 status, latency_ms, response_body) \
-             VALUES ('t3', 1, 'attempt', 4, 1, 'w', 'dead', 500, 3, X'00'); \
+             INSERT INTO task_events (task_id, seq, kind, at_ms, attempt, worker, started_at_ms, \
+                 outcome, error, status, latency_ms, response_body, actor, reason, detail, \
+                 from_key_id, to_key_id) \
+             VALUES ('t1', 1, 'attempt', 201, 2, 'w3', 203, 'dead', 'e2', 500, 7, X'00', 'a1', \
+                 'r1', 'd2', 'k2', 'k3'); \
              INSERT INTO task_events (task_id, seq, kind, at_ms, actor) \
-             VALUES ('t3', 2, 'replayed', 5, 'cli');",
+             VALUES ('t1', 2, 'replayed', 5, 'cli');",
         )
         .unwrap();
-        let tasks = dump(&conn, "tasks", "rowid");
-        let ids: Vec<i64> = conn
-            .prepare("SELECT rowid FROM tasks ORDER BY rowid")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        let events = dump(&conn, "task_events", "task_id, seq");
+        let tasks = dump(&conn, "SELECT rowid, * FROM tasks ORDER BY rowid");
+        let events = dump(&conn, "SELECT * FROM task_events ORDER BY task_id, seq");
+        // Every index but the claim index's, as SQL (an autoindex has none).
+        let indexes = "SELECT name, sql FROM sqlite_master WHERE type = 'index' \
+                       AND tbl_name IN ('tasks', 'task_events') AND name != 'tasks_claim' \
+                       ORDER BY name";
+        let before = dump(&conn, indexes);
+        assert_eq!(before.len(), 5, "{before:?}");
         migrate(&mut conn, 11).unwrap();
         assert_eq!(current_version(&conn).unwrap(), SCHEMA_VERSION);
-        assert_eq!(dump(&conn, "tasks", "rowid"), tasks);
-        assert_eq!(tasks.len(), 3);
-        let after: Vec<i64> = conn
-            .prepare("SELECT rowid FROM tasks ORDER BY rowid")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        assert_eq!(after, ids, "rowids are kept");
-        assert_eq!(dump(&conn, "task_events", "task_id, seq"), events);
+        assert_eq!(
+            dump(&conn, "SELECT rowid, * FROM tasks ORDER BY rowid"),
+            tasks,
+            "rows, rowids and columns are kept"
+        );
+        assert_eq!(tasks.len(), 2);
+        assert_eq!(
+            dump(&conn, "SELECT * FROM task_events ORDER BY task_id, seq"),
+            events
+        );
+        assert_eq!(dump(&conn, indexes), before);
+        let claim: String = conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE name = 'tasks_claim'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        // Spelled as the claim statement spells it, or the planner would
+        // not use the index.
+        let predicate = crate::tasks::CLAIMABLE
+            .trim_start_matches('(')
+            .trim_end_matches(')');
+        assert!(claim.ends_with(&format!("WHERE {predicate}")), "{claim}");
         // The rules still hold.
         for bad in [
-            "UPDATE tasks SET state = 'paused' WHERE id = 't1'",
-            "UPDATE tasks SET state = NULL WHERE id = 't1'",
-            "INSERT INTO task_events (task_id, seq, kind, at_ms) VALUES ('t1', 1, 'moved', 1)",
+            "UPDATE tasks SET state = 'paused' WHERE id = 't4'",
+            "UPDATE tasks SET state = 'Available' WHERE id = 't4'",
+            "INSERT INTO task_events (task_id, seq, kind, at_ms) VALUES ('t4', 1, 'moved', 1)",
             "INSERT INTO task_events (task_id, seq, kind, at_ms, attempt, outcome) \
-             VALUES ('t1', 1, 'attempt', 1, 1, 'maybe')",
+             VALUES ('t4', 1, 'attempt', 1, 1, 'maybe')",
             "INSERT INTO tasks (id, queue, name, args, headers, created_at_ms, max_attempts, \
              state, priority, run_at_ms, updated_at_ms) \
-             VALUES ('t1', 'q', 'n', X'', '{}', 1, 1, 'available', 0, 1, 1)",
+             VALUES ('t4', 'q', 'n', X'', '{}', 1, 1, 'available', 0, 1, 1)",
         ] {
-            assert!(conn.execute(bad, []).is_err(), "{bad}");
+            let refused = conn.execute(bad, []).unwrap_err();
+            assert_eq!(
+                refused.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::ConstraintViolation),
+                "{bad}"
+            );
         }
-        conn.execute(
+        for good in [
+            "UPDATE tasks SET state = 'cancelled' WHERE id = 't4'",
             "INSERT INTO task_events (task_id, seq, kind, at_ms, actor) \
-             VALUES ('t1', 1, 'retried-now', 1, 'cli')",
-            [],
-        )
-        .unwrap();
-        let indexes: Vec<String> = conn
-            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tasks' ORDER BY name")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        assert_eq!(
-            indexes,
-            [
-                "sqlite_autoindex_tasks_1",
-                "tasks_callbacks",
-                "tasks_claim",
-                "tasks_finished",
-                "tasks_idempotency",
-                "tasks_lease"
-            ]
-        );
+             VALUES ('t4', 1, 'retried-now', 1, 'cli')",
+            "INSERT INTO task_events (task_id, seq, kind, at_ms, attempt, outcome) \
+             VALUES ('t4', 2, 'attempt', 1, 1, 'lease-expired')",
+        ] {
+            conn.execute(good, []).unwrap();
+        }
     }
 
     /// What a write evaluates on every row (CHECKs, partial index
