@@ -307,27 +307,35 @@ fn with_previous(
     }
 }
 
+/// Why a file holding a secret (`what`: "the key file") should be private,
+/// when users other than its owner may read it (Unix permission bits; on
+/// other systems nothing is checked).
+pub fn shared_secret_file(path: &Path, what: &str) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        (mode & 0o077 != 0).then(|| {
+            format!(
+                "{what} {} can be read by other users (mode {mode:04o}); run `chmod 600 {}`",
+                path.display(),
+                path.display()
+            )
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, what);
+        None
+    }
+}
+
 /// Reads and parses a key file, warning when others can read it.
 pub fn read_key_file(path: &Path, warnings: &mut Vec<String>) -> Result<KeyFile, RuntimeError> {
     let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
         RuntimeError::Config(format!("cannot read the key file {}: {e}", path.display()))
     })?);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        if let Ok(meta) = std::fs::metadata(path) {
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                warnings.push(format!(
-                    "the key file {} can be read by other users (mode {mode:04o}); run `chmod 600 {}`",
-                    path.display(),
-                    path.display()
-                ));
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = &warnings;
+    warnings.extend(shared_secret_file(path, "the key file"));
     KeyFile::parse(&text).map_err(|e| {
         RuntimeError::Config(format!("the key file {}: {}", path.display(), e.message()))
     })

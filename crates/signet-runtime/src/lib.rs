@@ -92,7 +92,8 @@ pub use worker::{RemoteClaim, RemoteFailure, RemoteTask, RemoteWorker, WorkItem}
 pub use key_status::{key_roles, key_status, KeyRole, KeyStatus};
 pub use keys::{
     default_key_id, key_file_beside, load_keys, missing_keys, read_key_file, save_key_file,
-    KeyRequest, KeySource, LoadedKeys, MissingKey, KEYS_FILE_VAR, KEY_FILE_EXTENSION,
+    shared_secret_file, KeyRequest, KeySource, LoadedKeys, MissingKey, KEYS_FILE_VAR,
+    KEY_FILE_EXTENSION,
 };
 
 // Messages: publishing and delivering over HTTP.

@@ -250,19 +250,8 @@ fn read_key_file(path: &Path) -> anyhow::Result<Zeroizing<String>> {
             path.display()
         )
     })?);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        if let Ok(meta) = std::fs::metadata(path) {
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                eprintln!(
-                    "WARN the API key file {} can be read by other users (mode {mode:04o}); run `chmod 600 {}`",
-                    path.display(),
-                    path.display()
-                );
-            }
-        }
+    if let Some(warning) = signet_runtime::shared_secret_file(path, "the API key file") {
+        eprintln!("WARN {warning}");
     }
     if text.trim().is_empty() {
         bail!(
