@@ -24,9 +24,13 @@ export const API_KEY_VAR = "SIGNET_API_KEY";
 /**
  * How a delivery is signed: `standard` (Standard Webhooks, the default),
  * `svix`, or a provider's scheme (`stromboli`, `krafter`, `github`,
- * `stripe`), which needs a target (its secret signs).
+ * `stripe`), which needs a target (its secret signs). The names listed are
+ * the ones this SDK knows; any other is sent as it is, so a profile a newer
+ * server adds works without a new SDK, and one the server does not know is
+ * refused by it (`422` naming `signature_profile`).
  */
-export type SignatureProfile = "standard" | "svix" | "stromboli" | "krafter" | "github" | "stripe";
+// `string & {}` keeps the known names as editor suggestions while allowing others.
+export type SignatureProfile = "standard" | "svix" | "stromboli" | "krafter" | "github" | "stripe" | (string & {});
 
 /** One message to publish. Times are unix ms, `Date`s or (for `notBefore`) RFC 3339 text. */
 export interface Message {

@@ -289,6 +289,13 @@ test("the same key with another message is a 409 idempotency_conflict; a wrong f
     assert.match(e.message, /^url: /);
     return true;
   });
+  // A profile name the SDK does not list is sent as it is; the server judges it.
+  await assert.rejects(publisher.publish({ url: `${sink.url}p`, signatureProfile: "carrier-pigeon" }), (e: unknown) => {
+    assert.ok(e instanceof ApiError);
+    assert.equal(e.status, 422);
+    assert.match(e.message, /^signature_profile: .*carrier-pigeon/);
+    return true;
+  });
 });
 
 test("a batch is published in order with per-item keys; an item whose key was used is the first message (existing)", { skip }, async () => {
