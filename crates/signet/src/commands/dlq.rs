@@ -10,13 +10,13 @@
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::process::ExitCode;
 
-use anyhow::{anyhow, bail};
+use anyhow::bail;
 use serde_json::{json, Map, Value};
 use signet_store::{DeadReason, MAX_PAGE};
 
 use crate::api::{segment, Api, ApiArgs, Call, Keys};
 use crate::commands::tasks::{PageArgs, ShowArgs};
-use crate::commands::{block_on, finish, Negative};
+use crate::commands::{block_on, finish, now_ms, Negative};
 use crate::output::{emit, format_ms, print_json};
 use crate::task_view::{dead_cells, print_page, print_task, text, DEAD_COLUMNS};
 use crate::timearg::parse_time_ms;
@@ -112,16 +112,15 @@ pub(crate) struct Selection {
 }
 
 impl Selection {
-    /// Pins a filter selection to what was counted: without `--until`, only
-    /// dead letters that died no later than `newest_ms`, the newest one
-    /// counted (as the server recorded it), are touched, so one that dies
-    /// while the confirmation waits is not, whatever this machine's clock
-    /// says.
-    fn pin_until(&mut self, newest_ms: i64) {
+    /// Pins a filter selection to what exists at `now_ms`: without
+    /// `--until`, dead letters that die after the count (and so were not
+    /// in the confirmation) are not touched.
+    fn pin_until(&mut self, now_ms: i64) {
         if self.all_matching && self.filters.until.is_none() {
-            // `until` is exclusive; the newest counted is at or after
-            // --since, so the range stays valid.
-            self.filters.until = Some(newest_ms.saturating_add(1));
+            // After --since, as the API requires, even when --since is
+            // ahead of this machine's clock.
+            let after_since = self.filters.since.map_or(i64::MIN, |s| s.saturating_add(1));
+            self.filters.until = Some(now_ms.max(after_since));
         }
     }
 
@@ -323,28 +322,19 @@ async fn purge(args: PurgeArgs) -> anyhow::Result<()> {
     args.selection.input()?;
     let mut selection = args.selection;
     let api = args.api.open(Keys::None).await?;
-    let mut counted_none = false;
     if !args.yes {
-        // What is purged is what was counted (or fewer): a filter is
-        // pinned to the newest dead letter counted.
-        let counted = count_selected(&api, &selection).await?;
-        if counted.n > 0 {
-            confirm(counted.n, &api.destination())?;
-        }
-        match counted.newest_ms {
-            Some(newest) => selection.pin_until(newest),
-            None => counted_none = selection.all_matching,
+        // What is purged is what was counted (or fewer): the filter is
+        // pinned to the time of the count.
+        selection.pin_until(now_ms());
+        let n = count_selected(&api, &selection).await?;
+        if n > 0 {
+            confirm(n, &api.destination())?;
         }
     }
-    let answer = if counted_none {
-        // A filter that matched nothing when counted purges nothing, not
-        // what dies meanwhile; the answer a purge of nothing gives.
-        json!({"count": 0, "ids": []})
-    } else {
-        let body = selection.input()?;
-        api.send(Call::post("/v1/dead-letters/purge").body(&body)?)
-            .await?
-    };
+    let body = selection.input()?;
+    let answer = api
+        .send(Call::post("/v1/dead-letters/purge").body(&body)?)
+        .await?;
     if args.json {
         print_json(&answer, false)?;
     } else {
@@ -354,17 +344,10 @@ async fn purge(args: PurgeArgs) -> anyhow::Result<()> {
     nothing_done("purged", &answer)
 }
 
-/// What a selection names now (for the confirmation prompt).
-struct Counted {
-    n: usize,
-    /// A filter's newest dead letter: when it died, unix ms.
-    newest_ms: Option<i64>,
-}
-
-/// Counts the dead letters a selection names.
-async fn count_selected(api: &Api, selection: &Selection) -> anyhow::Result<Counted> {
-    let mut n = 0;
+/// How many dead letters a selection names (for the confirmation prompt).
+async fn count_selected(api: &Api, selection: &Selection) -> anyhow::Result<usize> {
     if !selection.all_matching {
+        let mut n = 0;
         for id in &selection.ids {
             let call = Call::get(format!("/v1/dead-letters/{}", segment(id)));
             match api.send(call).await {
@@ -373,9 +356,9 @@ async fn count_selected(api: &Api, selection: &Selection) -> anyhow::Result<Coun
                 Err(e) => return Err(e),
             }
         }
-        return Ok(Counted { n, newest_ms: None });
+        return Ok(n);
     }
-    let mut newest_ms = None;
+    let mut n = 0;
     let mut cursor: Option<String> = None;
     loop {
         let call = selection
@@ -384,33 +367,12 @@ async fn count_selected(api: &Api, selection: &Selection) -> anyhow::Result<Coun
             .query("limit", Some(MAX_PAGE))
             .query("cursor", cursor.as_deref());
         let page = api.send(call).await?;
-        let items = list(&page, "items");
-        n += items.len();
-        newest_ms = newest_ms.max(newest_finished(items)?);
+        n += list(&page, "items").len();
         match page["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),
-            None => return Ok(Counted { n, newest_ms }),
+            None => return Ok(n),
         }
     }
-}
-
-/// When the newest of `items` (dead letters as the API lists them) died.
-fn newest_finished(items: &[Value]) -> anyhow::Result<Option<i64>> {
-    let mut newest = None;
-    for item in items {
-        let at = item["finished_at"]
-            .as_str()
-            .and_then(|t| signet_runtime::parse_time_ms(t).ok())
-            .ok_or_else(|| {
-                anyhow!(
-                    "dead letter {} was listed without a readable finished_at ({}); give --until to say which to purge",
-                    text(item, "id"),
-                    item["finished_at"]
-                )
-            })?;
-        newest = newest.max(Some(at));
-    }
-    Ok(newest)
 }
 
 /// Asks on the terminal, naming `destination` (where the dead letters
@@ -453,48 +415,36 @@ mod tests {
     }
 
     #[test]
-    fn a_filter_is_pinned_to_the_newest_dead_letter_counted() {
-        let newest = 1_795_000_000_000;
+    fn a_filter_is_pinned_to_the_time_of_the_count() {
+        let now = 1_795_000_000_000;
         let mut open = selection(true, None);
-        open.pin_until(newest);
+        open.pin_until(now);
         let body = open.input().unwrap();
-        // Exclusive: the newest counted is in, anything later is not.
-        assert_eq!(
-            body["filter"]["until"],
-            json!(format_ms(newest + 1)),
-            "{body:?}"
-        );
+        assert_eq!(body["filter"]["until"], json!(format_ms(now)), "{body:?}");
         assert_eq!(body["filter"]["queue"], "q");
+        // The listing that counts asks for the same range.
+        let call = open.filters.on(Call::get("/v1/dead-letters"));
+        assert!(
+            call.path_and_query().contains(&format!("until={now}")),
+            "{call:?}"
+        );
+
+        // A --since ahead of this clock keeps the range valid.
+        let mut ahead = selection(true, None);
+        ahead.filters.since = Some(now + 60_000);
+        ahead.pin_until(now);
+        assert_eq!(ahead.filters.until, Some(now + 60_001));
 
         // The user's own --until stays; ids are not a filter.
         let mut bounded = selection(true, Some(5));
-        bounded.pin_until(newest);
+        bounded.pin_until(now);
         assert_eq!(
             bounded.input().unwrap()["filter"]["until"],
             json!(format_ms(5))
         );
         let mut ids = selection(false, None);
-        ids.pin_until(newest);
+        ids.pin_until(now);
         assert_eq!(ids.filters.until, None);
         assert_eq!(ids.input().unwrap()["ids"], json!(["t1"]));
-    }
-
-    #[test]
-    fn the_newest_dead_letter_is_read_off_the_listing() {
-        let items = [
-            json!({"id": "a", "finished_at": "2026-12-07T10:00:00.500Z"}),
-            json!({"id": "b", "finished_at": "2026-12-07T10:00:01.250Z"}),
-            json!({"id": "c", "finished_at": "2026-12-07T09:59:59.000Z"}),
-        ];
-        assert_eq!(
-            newest_finished(&items).unwrap(),
-            Some(signet_runtime::parse_time_ms("2026-12-07T10:00:01.250Z").unwrap())
-        );
-        assert_eq!(newest_finished(&[]).unwrap(), None);
-        let bad = newest_finished(&[json!({"id": "d", "finished_at": null})]).unwrap_err();
-        assert!(
-            bad.to_string().contains("dead letter d") && bad.to_string().contains("--until"),
-            "{bad}"
-        );
     }
 }
