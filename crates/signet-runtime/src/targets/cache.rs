@@ -327,18 +327,7 @@ mod tests {
         let expected_now = [fresh(&current), fresh(&previous)];
         let expected_later = [fresh(&current)];
         let t = CachedTarget {
-            record: TargetRecord {
-                id: "tgt_x".into(),
-                name: "x".into(),
-                url_prefix: None,
-                sealed_secrets: Vec::new(),
-                secret_fingerprint: String::new(),
-                rate_limit_per_s: None,
-                max_concurrency: None,
-                https_only: false,
-                created_at_ms: 0,
-                updated_at_ms: 0,
-            },
+            record: signet_store::testkit::new_target("x"),
             secrets: TargetSecrets {
                 entries: vec![(current, None), (previous, Some(1_000))],
             },

@@ -653,16 +653,8 @@ mod tests {
 
     fn target(prefix: &str) -> TargetRecord {
         TargetRecord {
-            id: TargetId::generate().to_string(),
-            name: "t".into(),
             url_prefix: Some(prefix.into()),
-            sealed_secrets: Vec::new(),
-            secret_fingerprint: String::new(),
-            rate_limit_per_s: None,
-            max_concurrency: None,
-            https_only: false,
-            created_at_ms: 0,
-            updated_at_ms: 0,
+            ..signet_store::testkit::new_target("t")
         }
     }
 
