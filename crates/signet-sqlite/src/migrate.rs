@@ -144,20 +144,7 @@ mod tests {
 
     #[test]
     fn version_2_attempts_become_history_events_in_order() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(
-            "CREATE TABLE schema_migrations (version INTEGER NOT NULL PRIMARY KEY, \
-             name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL)",
-        )
-        .unwrap();
-        for m in &MIGRATIONS[..2] {
-            conn.execute_batch(m.sql).unwrap();
-            conn.execute(
-                "INSERT INTO schema_migrations VALUES (?1, ?2, 0)",
-                rusqlite::params![m.version, m.name],
-            )
-            .unwrap();
-        }
+        let mut conn = at_version(2);
         conn.execute_batch(
             "INSERT INTO tasks (id, queue, name, args, headers, created_at_ms, max_attempts, \
                  state, priority, attempt, run_at_ms, updated_at_ms, finished_at_ms) \
