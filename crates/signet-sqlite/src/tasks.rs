@@ -1,6 +1,8 @@
 //! Writes on tasks. Plain functions on the write connection; the writer
 //! thread runs each inside a savepoint of the current group commit.
 
+use std::sync::LazyLock;
+
 use rusqlite::{params, Connection, OptionalExtension};
 use signet_store::rows::{claim_order, headers_to_json};
 use signet_store::{
@@ -156,13 +158,12 @@ pub(crate) fn claim(
     queues.sort();
     queues.dedup();
     let rowid_at = TASK_COLUMNS.split(',').count();
-    let sql = due_sql();
     let mut candidates: Vec<(i64, TaskRow)> = Vec::new();
     for queue in &queues {
         let context = format!("claiming from queue {queue}");
         candidates.extend(collect_rows(
             conn,
-            &sql,
+            &DUE_SQL,
             params![queue, now_ms, limit],
             &context,
             |row| {
@@ -188,15 +189,16 @@ pub(crate) fn claim(
 }
 
 /// The due candidates of one queue, best first, each with its rowid after
-/// the task columns: `?1` queue, `?2` now, `?3` limit.
-fn due_sql() -> String {
+/// the task columns: `?1` queue, `?2` now, `?3` limit. Built once: every
+/// claim runs it.
+static DUE_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT {TASK_COLUMNS}, rowid FROM tasks \
          WHERE {CLAIMABLE} AND queue = ?1 AND run_at_ms <= ?2 AND {} \
          ORDER BY priority DESC, run_at_ms, id LIMIT ?3",
         not_paused("?1")
     )
-}
+});
 
 /// Starts an attempt of the row at `?4`: `?1` owner, `?2` lease expiry,
 /// `?3` now. [`claimed`] is what it does to the row read before.
@@ -881,7 +883,7 @@ mod tests {
     fn hot_paths_use_their_indexes() {
         let mut conn = Connection::open_in_memory().unwrap();
         crate::migrate::migrate(&mut conn, 0).unwrap();
-        let claim = plan(&conn, &due_sql());
+        let claim = plan(&conn, &DUE_SQL);
         assert!(claim.contains("INDEX tasks_claim (queue=?)"), "{claim}");
         assert!(!claim.contains("TEMP B-TREE"), "{claim}");
         let counts = plan(&conn, &crate::queries::counts_sql());
