@@ -78,5 +78,7 @@ pub use error::AppError;
 pub use rate_limit::RateLimitInfo;
 // A target as `GET /v1/targets/{id}` shows it (`signet targets show --json`
 // prints the same).
+/// Most ids one replay or purge of dead letters takes.
+pub use routes::dead_letters::MAX_IDS as MAX_DEAD_LETTER_IDS;
 pub use routes::queues::PushView;
 pub use routes::targets::{SigningSecretView, TargetView};

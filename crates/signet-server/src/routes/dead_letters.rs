@@ -14,7 +14,7 @@ use crate::state::AppState;
 use crate::views::{TaskPage, TaskView, TimeInput};
 
 /// Most ids in one replay or purge.
-pub(crate) const MAX_IDS: usize = 1000;
+pub const MAX_IDS: usize = 1000;
 
 /// Query of `GET /v1/dead-letters`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -27,7 +27,8 @@ pub(crate) struct DeadListQuery {
     pub reason: Option<String>,
     /// Only dead since this time, inclusive (RFC 3339 or unix ms).
     pub since: Option<String>,
-    /// Only dead before this time, exclusive (RFC 3339 or unix ms).
+    /// Only dead before this time, exclusive (RFC 3339 or unix ms); after
+    /// `since` when both are given.
     pub until: Option<String>,
     /// Page size, 1–1000 (default 50).
     pub limit: Option<String>,
@@ -46,7 +47,8 @@ pub(crate) struct DeadFilterInput {
     /// Only dead since this time (RFC 3339 or unix ms).
     #[schema(value_type = Option<String>)]
     pub since: Option<TimeInput>,
-    /// Only dead before this time (RFC 3339 or unix ms).
+    /// Only dead before this time (RFC 3339 or unix ms); after `since`
+    /// when both are given.
     #[schema(value_type = Option<String>)]
     pub until: Option<TimeInput>,
 }
@@ -194,14 +196,31 @@ pub(crate) fn list_filter(q: DeadListQuery) -> AppResult<DeadFilter> {
         })
         .transpose()
     };
+    let since_ms = time("since", q.since.as_deref())?;
+    let until_ms = time("until", q.until.as_deref())?;
+    check_range(since_ms, until_ms, "")?;
     Ok(DeadFilter {
         queue: parse_queue(q.queue, "queue")?,
         reason: parse_reason(q.reason.as_deref())?,
-        since_ms: time("since", q.since.as_deref())?,
-        until_ms: time("until", q.until.as_deref())?,
+        since_ms,
+        until_ms,
         limit: parse_limit(q.limit.as_deref())?,
         cursor: q.cursor,
     })
+}
+
+/// A filter's time range is not empty: `until` (exclusive) is after
+/// `since` (inclusive) when both are given. One rule for listing, replay
+/// and purge, so that a listing never counts what a purge would refuse.
+/// `prefix` names the filter's fields in the error (`filter.`).
+fn check_range(since_ms: Option<i64>, until_ms: Option<i64>, prefix: &str) -> AppResult<()> {
+    match (since_ms, until_ms) {
+        (Some(since), Some(until)) if until <= since => Err(AppError::invalid(
+            format!("{prefix}until"),
+            format!("must be after {prefix}since"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Show one dead letter.
@@ -248,14 +267,7 @@ pub(crate) fn selector(input: DeadSelectorInput) -> AppResult<DeadSelector> {
             Ok(DeadSelector::Ids(ids))
         }
         (None, Some(f)) => {
-            if let (Some(s), Some(u)) = (f.since, f.until) {
-                if u.0 <= s.0 {
-                    return Err(AppError::invalid(
-                        "filter.until",
-                        "must be after filter.since",
-                    ));
-                }
-            }
+            check_range(f.since.map(|t| t.0), f.until.map(|t| t.0), "filter.")?;
             Ok(DeadSelector::Filter(DeadFilter {
                 queue: parse_queue(f.queue, "filter.queue")?,
                 reason: parse_reason(f.reason.as_deref()).map_err(|_| {

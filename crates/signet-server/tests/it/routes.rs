@@ -800,6 +800,14 @@ async fn bad_input_gets_the_right_status() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     let r = h.get("/v1/dead-letters?reason=bored").await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // An empty range, as replay and purge refuse it.
+    for range in ["since=2000&until=1000", "since=1000&until=1000"] {
+        let r = h.get(&format!("/v1/dead-letters?{range}")).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{range}");
+        assert_eq!(r.message(), "until: must be after since", "{range}");
+    }
+    let r = h.get("/v1/dead-letters?since=1000&until=1001").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }
 
 #[tokio::test]

@@ -776,6 +776,10 @@ async fn bad_filters_are_refused_with_a_page_saying_why() {
     for (page, why) in [
         ("/ui/dead-letters?reason=nope", "reason"),
         ("/ui/dead-letters?since=yesterday", "since"),
+        (
+            "/ui/dead-letters?since=2000&until=1000",
+            "must be after since",
+        ),
         ("/ui/tasks?state=stuck", "state"),
         ("/ui/tasks?queue=bad%20queue", "queue"),
         ("/ui/dead-letters/confirm?action=explode", "action"),

@@ -12,11 +12,12 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use serde_json::{json, Map, Value};
+use signet_server::MAX_DEAD_LETTER_IDS;
 use signet_store::{DeadReason, MAX_PAGE};
 
 use crate::api::{segment, Api, ApiArgs, Call, Keys};
 use crate::commands::tasks::{PageArgs, ShowArgs};
-use crate::commands::{block_on, finish, now_ms, Negative};
+use crate::commands::{block_on, finish, Negative};
 use crate::output::{emit, format_ms, print_json};
 use crate::task_view::{dead_cells, print_page, print_task, text, DEAD_COLUMNS};
 use crate::timearg::parse_time_ms;
@@ -112,18 +113,6 @@ pub(crate) struct Selection {
 }
 
 impl Selection {
-    /// Pins a filter selection to what exists at `now_ms`: without
-    /// `--until`, dead letters that die after the count (and so were not
-    /// in the confirmation) are not touched.
-    fn pin_until(&mut self, now_ms: i64) {
-        if self.all_matching && self.filters.until.is_none() {
-            // After --since, as the API requires, even when --since is
-            // ahead of this machine's clock.
-            let after_since = self.filters.since.map_or(i64::MIN, |s| s.saturating_add(1));
-            self.filters.until = Some(now_ms.max(after_since));
-        }
-    }
-
     /// The selection as replay and purge take it: `{"ids"}` or
     /// `{"filter"}`.
     fn input(&self) -> anyhow::Result<Map<String, Value>> {
@@ -319,60 +308,112 @@ fn nothing_done(verb: &str, answer: &Value) -> anyhow::Result<()> {
 
 async fn purge(args: PurgeArgs) -> anyhow::Result<()> {
     // The flags are checked before anything is opened.
-    args.selection.input()?;
-    let mut selection = args.selection;
+    let body = args.selection.input()?;
+    let selection = args.selection;
     let api = args.api.open(Keys::None).await?;
-    if !args.yes {
-        // What is purged is what was counted (or fewer): the filter is
-        // pinned to the time of the count.
-        selection.pin_until(now_ms());
-        let n = count_selected(&api, &selection).await?;
+    let answer = if args.yes {
+        api.send(Call::post(PURGE).body(&body)?).await?
+    } else if selection.all_matching {
+        // What is deleted is exactly what was counted and confirmed: the
+        // listed ids, not the filter again. A dead letter that dies
+        // meanwhile is left, even one stamped before the count (a batch
+        // stamped with one time, a node whose clock is behind).
+        let ids = listed_ids(&api, &selection.filters).await?;
+        if !ids.is_empty() {
+            confirm(ids.len(), &api.destination())?;
+        }
+        purge_ids(&api, &ids).await?
+    } else {
+        let n = count_named(&api, &selection.ids).await?;
         if n > 0 {
             confirm(n, &api.destination())?;
         }
-    }
-    let body = selection.input()?;
-    let answer = api
-        .send(Call::post("/v1/dead-letters/purge").body(&body)?)
-        .await?;
+        api.send(Call::post(PURGE).body(&body)?).await?
+    };
+    // A filter that selects nothing, or dead letters that someone else
+    // replayed or purged between the count and the purge (`skipped`), is
+    // not an error; ids the user named that are not dead letters are.
+    let named = !selection.all_matching;
     if args.json {
         print_json(&answer, false)?;
     } else {
-        nothing_done("purged", &answer)?;
+        if named {
+            nothing_done("purged", &answer)?;
+        }
         report("purged", &answer)?;
     }
-    nothing_done("purged", &answer)
+    if named {
+        nothing_done("purged", &answer)?;
+    }
+    Ok(())
 }
 
-/// How many dead letters a selection names (for the confirmation prompt).
-async fn count_selected(api: &Api, selection: &Selection) -> anyhow::Result<usize> {
-    if !selection.all_matching {
-        let mut n = 0;
-        for id in &selection.ids {
-            let call = Call::get(format!("/v1/dead-letters/{}", segment(id)));
-            match api.send(call).await {
-                Ok(_) => n += 1,
-                Err(e) if e.downcast_ref::<Negative>().is_some() => {}
-                Err(e) => return Err(e),
-            }
-        }
-        return Ok(n);
-    }
+/// The purge route.
+const PURGE: &str = "/v1/dead-letters/purge";
+
+/// How many of the named ids are dead letters (for the confirmation
+/// prompt).
+async fn count_named(api: &Api, ids: &[String]) -> anyhow::Result<usize> {
     let mut n = 0;
+    for id in ids {
+        let call = Call::get(format!("/v1/dead-letters/{}", segment(id)));
+        match api.send(call).await {
+            Ok(_) => n += 1,
+            Err(e) if e.downcast_ref::<Negative>().is_some() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// The ids of every dead letter `filters` list now, page by page.
+async fn listed_ids(api: &Api, filters: &Filters) -> anyhow::Result<Vec<String>> {
+    let mut ids = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let call = selection
-            .filters
+        let call = filters
             .on(Call::get("/v1/dead-letters"))
             .query("limit", Some(MAX_PAGE))
             .query("cursor", cursor.as_deref());
         let page = api.send(call).await?;
-        n += list(&page, "items").len();
+        for item in list(&page, "items") {
+            match item["id"].as_str() {
+                Some(id) => ids.push(id.to_owned()),
+                None => bail!("the dead-letter listing answered an item without an id: {item}"),
+            }
+        }
         match page["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),
-            None => return Ok(n),
+            None => return Ok(ids),
         }
     }
+}
+
+/// Purges exactly `ids`, as many per request as the route takes, and
+/// answers as one purge would: `{"count", "ids", "skipped"}` (`skipped`
+/// left out when empty, as the API does).
+async fn purge_ids(api: &Api, ids: &[String]) -> anyhow::Result<Value> {
+    let mut purged: Vec<Value> = Vec::new();
+    let mut skipped: Vec<Value> = Vec::new();
+    for chunk in ids.chunks(MAX_DEAD_LETTER_IDS) {
+        let answer = api
+            .send(Call::post(PURGE).body(&json!({ "ids": chunk }))?)
+            .await?;
+        purged.extend(list(&answer, "ids").iter().cloned());
+        skipped.extend(list(&answer, "skipped").iter().cloned());
+    }
+    Ok(merged(purged, skipped))
+}
+
+/// One purge's answer made of several.
+fn merged(purged: Vec<Value>, skipped: Vec<Value>) -> Value {
+    let mut answer = Map::new();
+    answer.insert("count".into(), json!(purged.len()));
+    answer.insert("ids".into(), Value::Array(purged));
+    if !skipped.is_empty() {
+        answer.insert("skipped".into(), Value::Array(skipped));
+    }
+    Value::Object(answer)
 }
 
 /// Asks on the terminal, naming `destination` (where the dead letters
@@ -397,54 +438,21 @@ fn confirm(n: usize, destination: &str) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    fn selection(all_matching: bool, until: Option<i64>) -> Selection {
-        Selection {
-            ids: if all_matching {
-                Vec::new()
-            } else {
-                vec!["t1".into()]
-            },
-            all_matching,
-            filters: Filters {
-                queue: all_matching.then(|| "q".to_owned()),
-                reason: None,
-                since: None,
-                until,
-            },
-        }
-    }
-
     #[test]
-    fn a_filter_is_pinned_to_the_time_of_the_count() {
-        let now = 1_795_000_000_000;
-        let mut open = selection(true, None);
-        open.pin_until(now);
-        let body = open.input().unwrap();
-        assert_eq!(body["filter"]["until"], json!(format_ms(now)), "{body:?}");
-        assert_eq!(body["filter"]["queue"], "q");
-        // The listing that counts asks for the same range.
-        let call = open.filters.on(Call::get("/v1/dead-letters"));
-        assert!(
-            call.path_and_query().contains(&format!("until={now}")),
-            "{call:?}"
+    fn merged_answers_read_as_one_purge() {
+        let answer = merged(
+            vec![json!("task_a"), json!("task_b")],
+            vec![json!({"id": "task_c", "reason": "not found"})],
         );
-
-        // A --since ahead of this clock keeps the range valid.
-        let mut ahead = selection(true, None);
-        ahead.filters.since = Some(now + 60_000);
-        ahead.pin_until(now);
-        assert_eq!(ahead.filters.until, Some(now + 60_001));
-
-        // The user's own --until stays; ids are not a filter.
-        let mut bounded = selection(true, Some(5));
-        bounded.pin_until(now);
         assert_eq!(
-            bounded.input().unwrap()["filter"]["until"],
-            json!(format_ms(5))
+            answer,
+            json!({"count": 2, "ids": ["task_a", "task_b"],
+                   "skipped": [{"id": "task_c", "reason": "not found"}]})
         );
-        let mut ids = selection(false, None);
-        ids.pin_until(now);
-        assert_eq!(ids.filters.until, None);
-        assert_eq!(ids.input().unwrap()["ids"], json!(["t1"]));
+        // As the API answers a purge that found nothing.
+        assert_eq!(
+            merged(Vec::new(), Vec::new()),
+            json!({"count": 0, "ids": []})
+        );
     }
 }

@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::support::{json, must_not_skip, LineProcess, Server};
+use super::support::{json, must_not_skip, only_env, LineProcess, Server};
 
 const HMAC_KEY: &str = "k1:ZTJlLXRlc3Qta2V5LXdpdGgtMzItYnl0ZXMtb2YtZW50cm9weQ==";
 /// base64 of 32 bytes, the test master key.
@@ -102,11 +102,7 @@ fn node_receiver(secret: &str) -> Option<LineProcess> {
 fn signet_receiver(secret: &str) -> LineProcess {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_signet"));
     cmd.args(["receive", "--listen", "127.0.0.1:0", "--secret", secret]);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("SIGNET_") {
-            cmd.env_remove(k);
-        }
-    }
+    only_env(&mut cmd, &[]);
     LineProcess::spawn(cmd).expect("start signet receive")
 }
 

@@ -23,6 +23,8 @@ mod target_limits;
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
 
+use support::only_env;
+
 /// What a run of the binary printed, and how it exited.
 #[derive(Debug)]
 pub(crate) struct Run {
@@ -65,14 +67,7 @@ pub(crate) fn signet_env(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> R
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    for (k, _) in std::env::vars() {
-        if k.starts_with("SIGNET_") {
-            cmd.env_remove(k);
-        }
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
+    only_env(&mut cmd, env);
     let mut child = cmd.spawn().expect("spawn signet");
     {
         let mut pipe = child.stdin.take().expect("stdin");

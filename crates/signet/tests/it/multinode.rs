@@ -29,7 +29,7 @@ use signet_postgres::{PostgresOptions, PostgresStore};
 use signet_store::{Store, TaskFilter, TaskRow, TaskState};
 
 use super::serve::worker_or_skip;
-use super::support::{json, must_not_skip, Guard, Server};
+use super::support::{json, must_not_skip, only_env, Guard, Server};
 
 const HMAC_KEY: &str = "k1:bXVsdGlub2RlLXRlc3Qta2V5LTMyLWJ5dGVzLWxvbmchIQ==";
 /// The role `signet serve` elects a leader for.
@@ -439,11 +439,7 @@ pub(super) fn start_worker(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
-    for (k, _) in std::env::vars() {
-        if k.starts_with("SIGNET_") {
-            cmd.env_remove(k);
-        }
-    }
+    only_env(&mut cmd, &[]);
     cmd.envs(signing_env());
     Guard(Some(cmd.spawn().expect("start the example worker")))
 }

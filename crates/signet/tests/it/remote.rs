@@ -16,7 +16,7 @@ use signet_postgres::{PostgresOptions, PostgresStore};
 use signet_sqlite::{SqliteConfig, SqliteStore};
 use signet_store::{ClaimRequest, DeadReason, FailOutcome, LeaseToken, Store};
 
-use super::support::{json, must_not_skip, Server};
+use super::support::{json, must_not_skip, on_terminal, Server};
 use crate::{signet_env, Run};
 
 /// Where the store is: a SQLite file, or a schema of the PostgreSQL
@@ -179,10 +179,16 @@ impl Both {
 
     /// Dead-letters task `id` as a worker would (`max-attempts`).
     fn kill(&self, id: &str) {
+        self.kill_at(id, now_ms());
+    }
+
+    /// Dead-letters task `id` stamped `at_ms`, as a node whose clock is
+    /// behind would.
+    fn kill_at(&self, id: &str, at_ms: i64) {
         let id = id.to_owned();
         self.with_store(|store| async move {
             store
-                .kill(&id, DeadReason::MaxAttempts, "handler failed", now_ms())
+                .kill(&id, DeadReason::MaxAttempts, "handler failed", at_ms)
                 .await
                 .map(|_| ())
         });
@@ -983,5 +989,67 @@ fn the_key_goes_only_where_the_user_meant_and_is_never_echoed() {
             b.db
         )),
         "{local:#?}"
+    );
+}
+
+#[test]
+fn a_confirmed_purge_deletes_what_was_counted_not_what_died_since() {
+    let b = Both::start(Backend::Sqlite);
+    let enqueue = || {
+        id(&json(
+            b.local(&["enqueue", "--queue", "old", "--task", "t", "--json"])
+                .ok(),
+        ))
+    };
+    for remote in [false, true] {
+        let counted = enqueue();
+        b.kill(&counted);
+        let late = enqueue();
+        let mut args = vec!["dlq", "purge", "--all-matching", "--queue", "old"];
+        let key = b.server.key.clone();
+        let env: Vec<(&str, &str)> = if remote {
+            args.extend(["--url", &b.base]);
+            vec![("SIGNET_API_KEY", &key)]
+        } else {
+            args.extend(["--database-url", &b.db]);
+            Vec::new()
+        };
+        // While the prompt waits, another dead letter of the filter
+        // arrives, stamped an hour back (a node whose clock is behind):
+        // it was not counted, so it is not deleted.
+        let (shown, code) = on_terminal(
+            &args,
+            &env,
+            "Delete 1 dead letter(s) for good",
+            || b.kill_at(&late, now_ms() - 3_600_000),
+            "y",
+        );
+        assert_eq!(code, 0, "remote {remote}: {shown}");
+        assert!(
+            shown.contains("purged 1 dead letter(s)") && shown.contains(&counted),
+            "remote {remote}: {shown}"
+        );
+        assert_eq!(b.local(&["tasks", "show", &counted]).code, 1);
+        let left = json(b.local(&["dlq", "show", &late, "--json"]).ok());
+        assert_eq!(left["state"], "dead", "remote {remote}: {left}");
+        b.local(&["dlq", "purge", "--id", &late, "--yes"]).ok();
+    }
+    // Nothing to confirm: no question, nothing purged, not an error.
+    let none = b.local(&["dlq", "purge", "--all-matching", "--queue", "old"]);
+    assert!(none.ok().contains("purged 0 dead letter(s)"), "{none:#?}");
+    // A range the purge would refuse is refused by the count too.
+    let backwards = b.local(&[
+        "dlq",
+        "purge",
+        "--all-matching",
+        "--since",
+        "2026-01-02T00:00:00Z",
+        "--until",
+        "2026-01-01T00:00:00Z",
+    ]);
+    assert_eq!(backwards.code, 2, "{backwards:#?}");
+    assert!(
+        backwards.stderr.contains("must be after since"),
+        "{backwards:#?}"
     );
 }

@@ -20,7 +20,7 @@ use signet_store::{Store, TaskState};
 use super::deliver_e2e::delivering_server;
 use super::multinode::{fresh_schema, start_node, start_worker, test_database_url, TestStore};
 use super::serve::worker_or_skip;
-use super::support::{http, json, LineProcess, Server};
+use super::support::{http, json, only_env, LineProcess, Server};
 
 /// The queue the pause test holds.
 const QUEUE: &str = "steer-e2e";
@@ -128,11 +128,7 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 fn receiver(listen: &str) -> LineProcess {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_signet"));
     cmd.args(["receive", "--json", "--listen", listen, "--secret", SECRET]);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("SIGNET_") {
-            cmd.env_remove(k);
-        }
-    }
+    only_env(&mut cmd, &[]);
     LineProcess::spawn(cmd).expect("start signet receive")
 }
 

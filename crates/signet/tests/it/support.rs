@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a child process may take to print its first line.
@@ -123,14 +123,7 @@ impl Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_signet"));
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--database-url", url])
             .args(extra);
-        for (k, _) in std::env::vars() {
-            if k.starts_with("SIGNET_") {
-                cmd.env_remove(k);
-            }
-        }
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
+        only_env(&mut cmd, env);
         let process = LineProcess::spawn(cmd).expect("start signet serve");
         let mut key = None;
         let addr = process.wait_for("the serve banner", |line| {
@@ -214,4 +207,69 @@ pub(crate) fn json(text: &str) -> serde_json::Value {
 /// when the tool is missing: always in CI.
 pub(crate) fn must_not_skip() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Runs `signet ARGS` on a terminal (`script` from util-linux gives it
+/// one), with only `env` of the `SIGNET_*` variables: waits until the
+/// terminal shows `prompt`, runs `meanwhile`, types `answer` and Enter,
+/// and returns everything the terminal showed and the exit code.
+pub(crate) fn on_terminal(
+    args: &[&str],
+    env: &[(&str, &str)],
+    prompt: &str,
+    meanwhile: impl FnOnce(),
+    answer: &str,
+) -> (String, i32) {
+    let quoted: Vec<String> = std::iter::once(env!("CARGO_BIN_EXE_signet"))
+        .chain(args.iter().copied())
+        .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+        .collect();
+    let mut cmd = Command::new("script");
+    cmd.args(["-q", "-e", "-c", &quoted.join(" "), "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    only_env(&mut cmd, env);
+    let mut child = cmd.spawn().expect("spawn script (util-linux)");
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let shown = Arc::new(Mutex::new(Vec::new()));
+    let reader = {
+        let shown = Arc::clone(&shown);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = stdout.read(&mut buf) {
+                shown.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    let text =
+        |shown: &Mutex<Vec<u8>>| String::from_utf8_lossy(&shown.lock().unwrap()).into_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !text(&shown).contains(prompt) {
+        if Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
+            let _ = child.kill();
+            panic!("the terminal never showed {prompt:?}: {}", text(&shown));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    meanwhile();
+    stdin
+        .write_all(format!("{answer}\n").as_bytes())
+        .expect("type the answer");
+    let status = child.wait().expect("wait for script");
+    drop(stdin);
+    reader.join().expect("the terminal reader");
+    (text(&shown), status.code().unwrap_or(-1))
+}
+
+/// Leaves `cmd` only `env` of the `SIGNET_*` variables: the ones this test
+/// process has (a developer's shell, CI) are removed first.
+pub(crate) fn only_env(cmd: &mut Command, env: &[(&str, &str)]) {
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SIGNET_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.envs(env.iter().copied());
 }
