@@ -203,7 +203,7 @@ impl HttpClient {
         for (name, value) in &request.headers {
             builder = builder.header(name.as_str(), value.as_str());
         }
-        let response = match builder.send().await {
+        let mut response = match builder.send().await {
             Ok(r) => r,
             Err(e) => return self.failed(&e, started, request.timeout),
         };
@@ -219,8 +219,8 @@ impl HttpClient {
             .as_deref()
             .and_then(RetryAfter::parse);
         let location = header(reqwest::header::LOCATION);
-        let headers = response.headers().clone();
-        let mut response = response;
+        // Taken, not copied: the body is read from the response below.
+        let headers = std::mem::take(response.headers_mut());
         let mut kept = Vec::new();
         let mut read = 0usize;
         let mut body_complete = true;

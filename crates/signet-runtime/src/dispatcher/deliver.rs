@@ -196,7 +196,13 @@ async fn prepare(
 }
 
 /// Waits for the target's limits, signs, sends and judges one attempt.
-async fn send(shared: &Shared, id: &str, attempt: u32, max_attempts: u32, p: Prepared) -> Decision {
+async fn send(
+    shared: &Shared,
+    id: &str,
+    attempt: u32,
+    max_attempts: u32,
+    mut p: Prepared,
+) -> Decision {
     // The target's limits, held for the deployment (nothing to wait for
     // without any).
     let _permit = match &p.target {
@@ -204,14 +210,11 @@ async fn send(shared: &Shared, id: &str, attempt: u32, max_attempts: u32, p: Pre
         None => None,
     };
     let started_ms = shared.clock.now_ms();
-    let body = p.spec.body.clone().unwrap_or_default().into_bytes();
+    // Moved out of the spec, not copied: the request owns them.
+    let body = p.spec.body.take().unwrap_or_default().into_bytes();
     let signed = sign(shared, &p, id, started_ms, &body);
-    let mut headers: Vec<(String, String)> = p
-        .spec
-        .headers
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let mut headers: Vec<(String, String)> =
+        std::mem::take(&mut p.spec.headers).into_iter().collect();
     // A request that cannot be signed is not sent: a failed attempt.
     let outcome = match signed {
         Ok(sig) => {

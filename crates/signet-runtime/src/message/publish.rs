@@ -195,7 +195,7 @@ impl MessageProducer {
             }
             (header, body) => header.or(body),
         };
-        message.validate()?;
+        let (mut spec, url) = message.checked()?;
         let asked = AskedTiming {
             delay_ms: message.delay_ms,
             not_before_ms: message.not_before.map(|t| t.0),
@@ -206,10 +206,7 @@ impl MessageProducer {
             Some(name) => Some(self.resolve_target(name).await?),
             None => None,
         };
-        let spec = message.to_spec(target.as_ref().map(|t| t.record.id.clone()))?;
-        // Every field was checked by `message.validate()`; only the URL is
-        // needed again, for the SSRF guard and the target's prefix.
-        let url = rules::http_url("url", &spec.url)?;
+        spec.target = target.as_ref().map(|t| t.record.id.clone());
         if let Some(policy) = &self.ssrf {
             policy.refuse_early("url", &url)?;
         }

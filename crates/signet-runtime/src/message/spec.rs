@@ -221,8 +221,15 @@ impl NewMessage {
     /// Checks what can be checked without the store: everything but the
     /// target's existence. Errors name the field.
     pub fn validate(&self) -> Result<(), RuntimeError> {
-        let spec = self.to_spec(None)?;
-        spec.validate_fields(self.target.is_some())?;
+        self.checked().map(|_| ())
+    }
+
+    /// [`NewMessage::validate`], returning the spec (without a target id:
+    /// the caller resolves `target`) and its parsed URL, so that a
+    /// publisher builds and parses them once.
+    pub(super) fn checked(&self) -> Result<(MessageSpec, url::Url), RuntimeError> {
+        let spec = self.to_spec()?;
+        let url = spec.validate_fields(self.target.is_some())?;
         if self.target.as_deref().is_some_and(str::is_empty) {
             return Err(RuntimeError::field(
                 "target",
@@ -236,11 +243,11 @@ impl NewMessage {
         if let Some(n) = self.max_attempts {
             rules::message_max_attempts(n)?;
         }
-        Ok(())
+        Ok((spec, url))
     }
 
-    /// The spec, with the target resolved to `target_id`.
-    pub(super) fn to_spec(&self, target_id: Option<String>) -> Result<MessageSpec, RuntimeError> {
+    /// The spec, without a target id (the publisher resolves `target`).
+    fn to_spec(&self) -> Result<MessageSpec, RuntimeError> {
         let method = match &self.method {
             Some(m) => {
                 rules::method(m)?;
@@ -280,7 +287,7 @@ impl NewMessage {
             method,
             headers,
             body,
-            target: target_id,
+            target: None,
             signature_profile,
             retry_schedule_ms: self.retry_schedule_ms.clone(),
         })
@@ -305,7 +312,7 @@ mod tests {
     fn msg(json: &str) -> Result<MessageSpec, RuntimeError> {
         let m = NewMessage::from_json(json)?;
         m.validate()?;
-        m.to_spec(None)
+        m.to_spec()
     }
 
     fn field_of(e: RuntimeError) -> String {
