@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::StreamExt;
+use signet_store::{WorkMark, WorkSignals};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_postgres::AsyncMessage;
@@ -57,6 +58,8 @@ pub(crate) struct Listener {
     connector: MakeRustlsConnect,
     channel: String,
     wakes: broadcast::Sender<Wake>,
+    /// Every wake-up, counted before it is sent (see [`Listener::wait`]).
+    counts: Arc<WorkSignals>,
     /// Whether the LISTEN is in effect right now.
     listening: watch::Sender<bool>,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -75,6 +78,7 @@ impl Listener {
             connector,
             channel,
             wakes,
+            counts: Arc::default(),
             listening,
             task: Mutex::new(None),
         }
@@ -88,18 +92,32 @@ impl Listener {
                 self.config.clone(),
                 self.connector.clone(),
                 self.channel.clone(),
-                self.wakes.clone(),
+                Fanout {
+                    wakes: self.wakes.clone(),
+                    counts: Arc::clone(&self.counts),
+                },
                 self.listening.clone(),
             )));
         }
     }
 
+    /// Where the wake-ups of `queues` stand now.
+    pub(crate) fn mark(&self, queues: &[String]) -> WorkMark {
+        self.counts.mark(queues)
+    }
+
     /// Waits until a notification names one of `queues`, the listener
-    /// (re)connects, or `timeout` passes.
-    pub(crate) async fn wait(&self, queues: &[String], timeout: Duration) {
+    /// (re)connects, or `timeout` passes; returns at once when one of those
+    /// came after `since`.
+    pub(crate) async fn wait(&self, queues: &[String], since: WorkMark, timeout: Duration) {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut rx = self.wakes.subscribe();
         self.ensure_started();
+        // After subscribing: a wake-up counted later reaches `rx`, one
+        // counted earlier shows here.
+        if self.counts.signalled_since(queues, since) {
+            return;
+        }
         loop {
             tokio::select! {
                 got = rx.recv() => match got {
@@ -151,13 +169,30 @@ impl Drop for Listener {
     }
 }
 
+/// Where the listener sends wake-ups: counted, then sent.
+struct Fanout {
+    wakes: broadcast::Sender<Wake>,
+    counts: Arc<WorkSignals>,
+}
+
+impl Fanout {
+    fn send(&self, wake: Wake) {
+        match &wake {
+            Wake::Queue(queue) => self.counts.signal(queue),
+            Wake::All => self.counts.signal_all(),
+        }
+        // No receiver is fine: nobody waits, and the count keeps it.
+        let _ = self.wakes.send(wake);
+    }
+}
+
 /// Connects, listens and forwards notifications until the connection
 /// breaks; then again, with backoff. Runs until aborted.
 async fn listen(
     config: tokio_postgres::Config,
     connector: MakeRustlsConnect,
     channel: String,
-    wakes: broadcast::Sender<Wake>,
+    wakes: Fanout,
     listening: watch::Sender<bool>,
 ) {
     let mut backoff = BACKOFF_MIN;
@@ -186,7 +221,7 @@ async fn listen_once(
     config: &tokio_postgres::Config,
     connector: &MakeRustlsConnect,
     channel: &str,
-    wakes: &broadcast::Sender<Wake>,
+    wakes: &Fanout,
     listening: &watch::Sender<bool>,
 ) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = config.connect(connector.clone()).await?;
@@ -221,16 +256,14 @@ async fn listen_once(
     // Anything may have been sent while nobody listened: wake the waiters
     // there are, then say the LISTEN is in effect (so one that waits for
     // that, then subscribes, is woken by new work only).
-    let _ = wakes.send(Wake::All);
+    wakes.send(Wake::All);
     listening.send_replace(true);
     let mut health = tokio::time::interval(HEALTH_CHECK);
     health.tick().await;
     loop {
         tokio::select! {
             got = rx.recv() => match got {
-                Some(Ok(queue)) => {
-                    let _ = wakes.send(Wake::Queue(queue.into()));
-                }
+                Some(Ok(queue)) => wakes.send(Wake::Queue(queue.into())),
                 Some(Err(e)) => return Err(e),
                 None => return Ok(()),
             },

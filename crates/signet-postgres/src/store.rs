@@ -14,7 +14,7 @@ use signet_store::{
     ApiKeyRecord, ClaimRequest, DeadFilter, DeadReason, DeadSelector, DeliverySettlement, Enqueued,
     FailOutcome, HistoryEvent, HttpExchange, KeyUsage, LeaderLease, LeaseToken, NewTask, Page,
     PausedQueue, PushBinding, QueueCounts, ScheduleRecord, Settlement, SignatureRecord, Store,
-    StoreError, StoreResult, TargetRecord, TaskFilter, TaskRow,
+    StoreError, StoreResult, TargetRecord, TaskFilter, TaskRow, WorkMark,
 };
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -781,12 +781,16 @@ impl Store for PostgresStore {
         leader::leader(&client, name).await
     }
 
-    async fn wait_for_work(&self, queues: &[String], timeout: Duration) {
+    fn work_mark(&self, queues: &[String]) -> WorkMark {
+        self.inner.listener.mark(queues)
+    }
+
+    async fn wait_for_work(&self, queues: &[String], since: WorkMark, timeout: Duration) {
         if self.inner.closed.load(Ordering::Acquire) {
             tokio::time::sleep(timeout).await;
             return;
         }
-        self.inner.listener.wait(queues, timeout).await;
+        self.inner.listener.wait(queues, since, timeout).await;
     }
 
     async fn ping(&self) -> StoreResult<()> {

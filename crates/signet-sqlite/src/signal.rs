@@ -5,8 +5,9 @@
 //! worker waiting in [`Store::wait_for_work`](signet_store::Store::wait_for_work)
 //! on one of them wakes and claims. Writes of other processes sharing the
 //! database file reach this signal through the watcher (`watch.rs`). A
-//! signal sent while no worker waits is dropped, which is fine: a worker
-//! claims before it waits.
+//! signal sent while no worker waits wakes nobody, but it is counted
+//! ([`WorkSignals`]): a worker that marked its queues before a claim that
+//! found nothing returns from its wait at once.
 
 use std::collections::HashMap;
 use std::future::poll_fn;
@@ -16,27 +17,34 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
 use std::time::Duration;
 
+use signet_store::{WorkMark, WorkSignals};
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 
-/// One [`Notify`] per queue somebody waited on.
+/// One [`Notify`] per queue somebody waited on, and the count of signals
+/// per queue somebody marked.
 #[derive(Default)]
 pub(crate) struct WorkSignal {
     queues: Mutex<HashMap<String, Arc<Notify>>>,
+    counts: WorkSignals,
 }
 
 impl WorkSignal {
-    /// Wakes every waiter on each of `queues`.
+    /// Counts a signal for each of `queues` and wakes their waiters.
     pub(crate) fn notify<'a>(&self, queues: impl IntoIterator<Item = &'a str>) {
         let map = self.queues.lock().unwrap_or_else(PoisonError::into_inner);
-        if map.is_empty() {
-            return;
-        }
         for q in queues {
+            // Counted before the wake-up: see `wait`.
+            self.counts.signal(q);
             if let Some(n) = map.get(q) {
                 n.notify_waiters();
             }
         }
+    }
+
+    /// Where the signals of `queues` stand now.
+    pub(crate) fn mark(&self, queues: &[String]) -> WorkMark {
+        self.counts.mark(queues)
     }
 
     /// The queues anyone has waited on.
@@ -45,8 +53,9 @@ impl WorkSignal {
         map.keys().cloned().collect()
     }
 
-    /// Waits until one of `queues` is signalled or `timeout` passes.
-    pub(crate) async fn wait(&self, queues: &[String], timeout: Duration) {
+    /// Waits until one of `queues` is signalled or `timeout` passes;
+    /// returns at once when one was signalled after `since`.
+    pub(crate) async fn wait(&self, queues: &[String], since: WorkMark, timeout: Duration) {
         let notifies: Vec<Arc<Notify>> = {
             let mut map = self.queues.lock().unwrap_or_else(PoisonError::into_inner);
             queues
@@ -59,6 +68,11 @@ impl WorkSignal {
         // Registered from here on: a signal sent before the first poll counts.
         for w in &mut waits {
             w.as_mut().enable();
+        }
+        // After registering: a signal counted later wakes this wait, one
+        // counted earlier shows here.
+        if self.counts.signalled_since(queues, since) {
+            return;
         }
         let any = poll_fn(|cx| {
             if waits.iter_mut().any(|w| w.as_mut().poll(cx).is_ready()) {
@@ -87,9 +101,9 @@ mod tests {
         let waiter = {
             let signal = signal.clone();
             tokio::spawn(async move {
-                signal
-                    .wait(&qs(&["a", "b"]), Duration::from_secs(3600))
-                    .await
+                let queues = qs(&["a", "b"]);
+                let mark = signal.mark(&queues);
+                signal.wait(&queues, mark, Duration::from_secs(3600)).await
             })
         };
         // The waiter may not be registered yet: signal until it returns.
@@ -109,7 +123,11 @@ mod tests {
         let signal = Arc::new(WorkSignal::default());
         let waiter = {
             let signal = signal.clone();
-            tokio::spawn(async move { signal.wait(&qs(&["a"]), Duration::from_secs(10)).await })
+            tokio::spawn(async move {
+                let queues = qs(&["a"]);
+                let mark = signal.mark(&queues);
+                signal.wait(&queues, mark, Duration::from_secs(10)).await
+            })
         };
         tokio::task::yield_now().await;
         signal.notify(["other"]);
@@ -119,5 +137,27 @@ mod tests {
             .await
             .expect("the timeout ends the wait")
             .expect("waiter");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_signal_between_the_mark_and_the_wait_ends_the_wait_at_once() {
+        let signal = WorkSignal::default();
+        let queues = qs(&["a"]);
+        let mark = signal.mark(&queues);
+        // Nobody waits yet (a claim runs and finds nothing).
+        signal.notify(["a"]);
+        tokio::time::timeout(
+            Duration::from_secs(1),
+            signal.wait(&queues, mark, Duration::from_secs(3600)),
+        )
+        .await
+        .expect("the signal after the mark was lost");
+        // From a fresh mark, the same wait sleeps until its timeout.
+        let mark = signal.mark(&queues);
+        let wait = tokio::time::timeout(
+            Duration::from_secs(1),
+            signal.wait(&queues, mark, Duration::from_secs(3600)),
+        );
+        assert!(wait.await.is_err(), "woken with nothing new");
     }
 }

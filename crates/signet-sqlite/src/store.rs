@@ -14,7 +14,7 @@ use signet_store::{
     FailOutcome, HistoryEvent, HttpExchange, KeyUsage, LeaderLease, LeaseToken, NewTask, Page,
     PausedQueue, PushBinding, QueueCounts, RateGrant, RateTake, ScheduleRecord, Settlement,
     SignatureRecord, SlotLease, SlotTake, Store, StoreError, StoreResult, TargetRecord, TaskFilter,
-    TaskRow, TaskState,
+    TaskRow, TaskState, WorkMark,
 };
 
 use crate::config::SqliteConfig;
@@ -794,9 +794,18 @@ impl Store for SqliteStore {
     /// another process on the same file commits while work is due on one of
     /// them (within a few milliseconds: `watch.rs` polls `PRAGMA
     /// data_version` while anyone waits). The timeout is the safety net.
-    async fn wait_for_work(&self, queues: &[String], timeout: std::time::Duration) {
+    fn work_mark(&self, queues: &[String]) -> WorkMark {
+        self.inner.work.mark(queues)
+    }
+
+    async fn wait_for_work(
+        &self,
+        queues: &[String],
+        since: WorkMark,
+        timeout: std::time::Duration,
+    ) {
         let _counted = self.inner.watcher.as_ref().map(Watcher::waiting);
-        self.inner.work.wait(queues, timeout).await;
+        self.inner.work.wait(queues, since, timeout).await;
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -22,6 +22,7 @@ pub mod store;
 pub mod task;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod wakeups;
 
 pub use activity::{
     Activity, ActivityWindow, QueueActivity, SignatureFailures, MAX_ACTIVITY_BUCKETS,
@@ -44,3 +45,4 @@ pub use rules::FieldError;
 pub use state::{DeadReason, TaskState};
 pub use store::{Store, StoreResult};
 pub use task::*;
+pub use wakeups::{WorkMark, WorkSignals};

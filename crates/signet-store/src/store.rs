@@ -15,6 +15,7 @@ use crate::task::{
     ApiKeyRecord, ClaimRequest, DeadFilter, DeadSelector, Enqueued, FailOutcome, KeyUsage,
     LeaseToken, NewTask, Page, QueueCounts, SignatureRecord, TaskFilter, TaskRow,
 };
+use crate::wakeups::WorkMark;
 
 /// Result of store operations.
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -507,13 +508,28 @@ pub trait Store: Send + Sync + 'static {
     /// The current lease on role `name`, expired or not.
     async fn leader(&self, name: &str) -> StoreResult<Option<LeaderLease>>;
 
+    /// Where the signals of new work on `queues` stand now: take it before
+    /// a claim, and wait from it when the claim finds nothing
+    /// ([`Store::wait_for_work`]), so that work signalled in between is not
+    /// missed. Backends without signals answer a fixed mark.
+    fn work_mark(&self, queues: &[String]) -> WorkMark {
+        let _ = queues;
+        WorkMark::default()
+    }
+
     /// Waits until work may be available on one of `queues` or `timeout`
     /// passes, whichever comes first. Backends that can be told about new
-    /// work (PostgreSQL `LISTEN/NOTIFY`, an in-process signal) wake early;
-    /// the default just sleeps. Callers treat a wake-up as a hint and claim
-    /// as usual.
-    async fn wait_for_work(&self, queues: &[String], timeout: std::time::Duration) {
-        let _ = queues;
+    /// work (PostgreSQL `LISTEN/NOTIFY`, an in-process signal) wake early,
+    /// and return at once when a signal for one of `queues` came after
+    /// `since` (a [`Store::work_mark`] of the same queues); the default just
+    /// sleeps. Callers treat a wake-up as a hint and claim as usual.
+    async fn wait_for_work(
+        &self,
+        queues: &[String],
+        since: WorkMark,
+        timeout: std::time::Duration,
+    ) {
+        let _ = (queues, since);
         tokio::time::sleep(timeout).await;
     }
 

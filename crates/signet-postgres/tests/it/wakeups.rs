@@ -5,7 +5,9 @@ use std::pin::pin;
 use std::time::{Duration, Instant};
 
 use signet_postgres::PostgresStore;
-use signet_store::testkit::{assert_wakes, claim_one, claim_req, new_task, T0};
+use signet_store::testkit::{
+    assert_wakes, assert_wakes_from_mark, claim_one, claim_req, new_task, T0,
+};
 use signet_store::{FailOutcome, LeaseToken, Store};
 
 use crate::{database_url, fresh_schema, test_options};
@@ -43,12 +45,29 @@ async fn due_work_wakes_waiters_on_other_nodes() {
             .expect("enqueue");
     })
     .await;
+    // Work that arrives while a claim runs (after the consumer's mark,
+    // before its wait) is not missed, even when its notification arrives
+    // before the wait begins.
+    assert_wakes_from_mark(&worker, &["emails"], "an enqueue", async {
+        producer
+            .enqueue(new_task("emails"), T0)
+            .await
+            .expect("enqueue");
+        // Long enough for the notification to reach the listener.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    })
+    .await;
+    let extra = claim_one(&worker, "emails", "w0", T0).await;
+    worker
+        .complete(&LeaseToken::of(&extra), None, T0)
+        .await
+        .expect("complete");
 
     // Work on another queue does not wake it: it runs to its timeout.
     let started = Instant::now();
     let short = Duration::from_millis(700);
     let queues = vec!["emails".to_owned()];
-    let mut wait = pin!(worker.wait_for_work(&queues, short));
+    let mut wait = pin!(worker.wait_for_work(&queues, worker.work_mark(&queues), short));
     assert!(futures::poll!(wait.as_mut()).is_pending());
     producer
         .enqueue(new_task("reports"), T0)

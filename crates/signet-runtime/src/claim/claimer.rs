@@ -122,6 +122,9 @@ impl ClaimLoop {
                 limit: free.min(s.max_batch),
                 lease_ms: leases.lease_ms(),
             };
+            // Taken before the claim: work signalled while it runs ends
+            // the wait below at once.
+            let mark = s.store.work_mark(&s.queues);
             let rows = match s.store.claim(request, s.clock.now_ms()).await {
                 Ok(rows) => {
                     failures = 0;
@@ -149,7 +152,7 @@ impl ClaimLoop {
             };
             if rows.is_empty() {
                 tokio::select! {
-                    () = s.store.wait_for_work(&s.queues, s.poll_interval) => {}
+                    () = s.store.wait_for_work(&s.queues, mark, s.poll_interval) => {}
                     () = shutdown.triggered() => {}
                 }
                 continue;

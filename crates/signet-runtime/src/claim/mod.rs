@@ -5,7 +5,7 @@
 //!        ┌──────────── free capacity (one permit per row in flight) ◄─────────────┐
 //!        ▼                                                                         │
 //! claim(up to free, ≤ batch) ─► rows ─► Consumer::start(rows + permits) ─► outcome written
-//!   │ empty: Store::wait_for_work(queues, poll interval)            (or queued to be), permit dropped
+//!   │ empty: Store::wait_for_work(queues, mark before the claim, poll interval)   (or queued to be), permit dropped
 //!   │ store error: back off 10 ms → 1 s (closed store: stop with an error)
 //!   └ shutdown: stop claiming, let runs finish within the grace period,
 //!               then hard stop (runs release their rows) and wait for every outcome

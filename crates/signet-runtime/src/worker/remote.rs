@@ -297,6 +297,8 @@ impl RemoteWorker {
                 limit: claim.max,
                 lease_ms,
             };
+            // Before the claim: work signalled while it runs ends the wait.
+            let mark = self.store.work_mark(&claim.queues);
             let now = self.clock.now_ms();
             let rows = self.store.claim(request, now).await?;
             let left = deadline.saturating_duration_since(Instant::now());
@@ -317,7 +319,7 @@ impl RemoteWorker {
                     .collect());
             }
             self.store
-                .wait_for_work(&claim.queues, left.min(REMOTE_POLL_INTERVAL))
+                .wait_for_work(&claim.queues, mark, left.min(REMOTE_POLL_INTERVAL))
                 .await;
         }
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection};
 use signet_sqlite::{SqliteStore, SCHEMA_VERSION};
-use signet_store::testkit::{assert_wakes, claim_one, new_task, T0};
+use signet_store::testkit::{assert_wakes, assert_wakes_from_mark, claim_one, new_task, T0};
 use signet_store::{DeadReason, DeadSelector, FailOutcome, LeaseToken, Store, MESSAGE_QUEUE};
 
 use crate::{fast, TempDb};
@@ -74,6 +74,16 @@ async fn enqueue_retry_release_rescue_and_replay_wake_waiting_workers() {
         s.enqueue(new_task("q"), T0).await.expect("enqueue");
     })
     .await;
+    // Work that arrives while a claim runs (after the consumer's mark,
+    // before its wait) is not missed.
+    assert_wakes_from_mark(s, &["q"], "an enqueue", async {
+        s.enqueue(new_task("q"), T0).await.expect("enqueue");
+    })
+    .await;
+    let extra = claim_one(s, "q", "w", T0).await;
+    s.complete(&LeaseToken::of(&extra), None, T0)
+        .await
+        .expect("complete");
 
     let row = claim_one(s, "q", "w", T0).await;
     assert_wakes(s, &["q"], "release", async {
@@ -176,8 +186,13 @@ async fn a_resume_by_another_handle_wakes_waiters_of_its_queue() {
     // A first wait starts the waiter's watch of the file, which takes its
     // baseline before the writes below (a watch started by the wait of
     // `assert_wakes` could take it after the resume and miss it).
+    let queues = ["q".to_owned()];
     waiter
-        .wait_for_work(&["q".to_owned()], Duration::from_millis(400))
+        .wait_for_work(
+            &queues,
+            waiter.work_mark(&queues),
+            Duration::from_millis(400),
+        )
         .await;
     writer
         .pause_queue("q", "test", None, T0)
@@ -216,7 +231,7 @@ async fn a_write_by_another_handle_on_the_file_wakes_waiters_of_its_queue() {
     let queues = vec!["q".to_owned()];
     let short = Duration::from_millis(400);
     let started = std::time::Instant::now();
-    let mut wait = pin!(waiter.wait_for_work(&queues, short));
+    let mut wait = pin!(waiter.wait_for_work(&queues, waiter.work_mark(&queues), short));
     tokio::select! {
         biased;
         () = &mut wait => panic!("wait_for_work returned before any work arrived"),

@@ -405,8 +405,16 @@ impl Store for FaultyStore {
         self.check("leader")?;
         self.inner.leader(name).await
     }
-    async fn wait_for_work(&self, queues: &[String], timeout: std::time::Duration) {
-        self.inner.wait_for_work(queues, timeout).await
+    fn work_mark(&self, queues: &[String]) -> crate::WorkMark {
+        self.inner.work_mark(queues)
+    }
+    async fn wait_for_work(
+        &self,
+        queues: &[String],
+        since: crate::WorkMark,
+        timeout: std::time::Duration,
+    ) {
+        self.inner.wait_for_work(queues, since, timeout).await
     }
     async fn ping(&self) -> StoreResult<()> {
         self.check("ping")?;

@@ -59,7 +59,7 @@ mod wakeups;
 
 pub use faulty::{Fault, FaultyStore};
 pub use limits::most_within;
-pub use wakeups::assert_wakes;
+pub use wakeups::{assert_wakes, assert_wakes_from_mark};
 
 /// The fixed "now" of the suite (2023-11-14T22:13:20Z), unix ms.
 pub const T0: i64 = 1_700_000_000_000;

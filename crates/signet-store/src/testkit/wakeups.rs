@@ -30,7 +30,8 @@ pub async fn assert_wakes<F: Future<Output = ()>>(
     act: F,
 ) {
     let queues: Vec<String> = queues.iter().map(|q| (*q).to_owned()).collect();
-    let mut wait = pin!(store.wait_for_work(&queues, FOREVER));
+    let mark = store.work_mark(&queues);
+    let mut wait = pin!(store.wait_for_work(&queues, mark, FOREVER));
     let first = std::future::poll_fn(|cx| Poll::Ready(wait.as_mut().poll(cx))).await;
     assert!(
         first.is_pending(),
@@ -42,23 +43,47 @@ pub async fn assert_wakes<F: Future<Output = ()>>(
         .unwrap_or_else(|_| panic!("{what}: the waiter on {queues:?} was not woken"));
 }
 
+/// Asserts that `act`, run after a [`Store::work_mark`] of `queues` but
+/// before the wait from that mark begins (where a consumer claims and
+/// finds nothing), still ends the wait: the signal is not lost in
+/// between. The wait must end within a minute (a bound, not a speed).
+pub async fn assert_wakes_from_mark<F: Future<Output = ()>>(
+    store: &dyn Store,
+    queues: &[&str],
+    what: &str,
+    act: F,
+) {
+    let queues: Vec<String> = queues.iter().map(|q| (*q).to_owned()).collect();
+    let mark = store.work_mark(&queues);
+    act.await;
+    tokio::time::timeout(WAKE_BOUND, store.wait_for_work(&queues, mark, FOREVER))
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "{what} between the mark and the wait on {queues:?} was lost: the waiter slept on"
+            )
+        });
+}
+
 /// `wait_for_work` returns by its timeout.
 pub(super) async fn wait_for_work(store: Arc<dyn Store>) {
     let s = &*store;
     let bound = WAKE_BOUND;
     let short = Duration::from_millis(20);
     let queues = vec!["default".to_owned(), MESSAGE_QUEUE.to_owned()];
-    tokio::time::timeout(bound, s.wait_for_work(&queues, short))
+    let mark = s.work_mark(&queues);
+    tokio::time::timeout(bound, s.wait_for_work(&queues, mark, short))
         .await
         .expect("wait_for_work on idle queues did not return after its 20 ms timeout");
     put(s, new_task("default")).await;
-    tokio::time::timeout(bound, s.wait_for_work(&queues, short))
+    let mark = s.work_mark(&queues);
+    tokio::time::timeout(bound, s.wait_for_work(&queues, mark, short))
         .await
         .expect("wait_for_work with work waiting did not return");
-    tokio::time::timeout(bound, s.wait_for_work(&[], short))
+    tokio::time::timeout(bound, s.wait_for_work(&[], s.work_mark(&[]), short))
         .await
         .expect("wait_for_work on no queue did not return after its timeout");
-    tokio::time::timeout(bound, s.wait_for_work(&queues, Duration::ZERO))
+    tokio::time::timeout(bound, s.wait_for_work(&queues, mark, Duration::ZERO))
         .await
         .expect("wait_for_work with a zero timeout did not return");
 }
