@@ -76,9 +76,10 @@ pub use auth::{
 // The error of every handler, and the limiter state a `429` carries.
 pub use error::AppError;
 pub use rate_limit::RateLimitInfo;
+// Most ids one replay or purge of dead letters takes (`signet dlq purge`
+// splits a longer list).
+pub use routes::dead_letters::MAX_IDS as MAX_DEAD_LETTER_IDS;
 // A target as `GET /v1/targets/{id}` shows it (`signet targets show --json`
 // prints the same).
-/// Most ids one replay or purge of dead letters takes.
-pub use routes::dead_letters::MAX_IDS as MAX_DEAD_LETTER_IDS;
 pub use routes::queues::PushView;
 pub use routes::targets::{SigningSecretView, TargetView};

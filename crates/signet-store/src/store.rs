@@ -511,11 +511,10 @@ pub trait Store: Send + Sync + 'static {
     /// Where the signals of new work on `queues` stand now: take it before
     /// a claim, and wait from it when the claim finds nothing
     /// ([`Store::wait_for_work`]), so that work signalled in between is not
-    /// missed. Backends without signals answer a fixed mark.
-    fn work_mark(&self, queues: &[String]) -> WorkMark {
-        let _ = queues;
-        WorkMark::default()
-    }
+    /// missed. Backends without signals answer `WorkMark::default()`; a
+    /// wrapper forwards it with `wait_for_work` (required, so that a
+    /// wrapper cannot pair its inner store's waits with another mark).
+    fn work_mark(&self, queues: &[String]) -> WorkMark;
 
     /// Waits until work may be available on one of `queues` or `timeout`
     /// passes, whichever comes first. Backends that can be told about new

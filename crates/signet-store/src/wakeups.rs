@@ -6,41 +6,51 @@
 //! claims. When the claim finds nothing it waits with
 //! [`Store::wait_for_work`] from that mark: a signal for one of its queues
 //! sent after the mark (even before the wait began) ends the wait at once.
-//! Backends count signals per queue with [`WorkSignals`].
+//! Backends count signals with [`WorkSignals`].
 //!
 //! [`Store::work_mark`]: crate::Store::work_mark
 //! [`Store::wait_for_work`]: crate::Store::wait_for_work
 
-use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
 
 /// Where the work signals of some queues stood at one moment (opaque).
 /// Equal marks of the same queues mean no signal came in between.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WorkMark(u64);
 
-/// Counts the work signals of each queue a consumer has marked, and the
-/// signals for every queue. For backends: count a signal *before* waking
-/// the waiters, and have a waiter register for wake-ups *before* it
-/// compares marks, so that a signal is either counted in what it compares
-/// or wakes it.
-#[derive(Debug, Default)]
+/// Counters of queue signals: one per bucket of queue names.
+const BUCKETS: usize = 256;
+
+/// Counts work signals, for backends. Queues share [`BUCKETS`] counters by
+/// a hash of their name, so memory stays fixed whatever names clients
+/// claim from; two queues in one bucket only cost a waiter on one of them
+/// an early return (and a claim that finds nothing) when the other is
+/// signalled.
+///
+/// Count a signal *before* waking the waiters, and have a waiter register
+/// for wake-ups *before* it compares marks: a signal is then either in the
+/// comparison or wakes the waiter.
+#[derive(Debug)]
 pub struct WorkSignals {
-    /// Per queue that a mark has named (others are not counted: nobody
-    /// can be waiting from a mark of them).
-    queues: Mutex<HashMap<String, u64>>,
+    queues: [AtomicU64; BUCKETS],
     /// Signals for every queue (a reconnect, a wake-all).
     all: AtomicU64,
+}
+
+impl Default for WorkSignals {
+    fn default() -> Self {
+        Self {
+            queues: std::array::from_fn(|_| AtomicU64::new(0)),
+            all: AtomicU64::new(0),
+        }
+    }
 }
 
 impl WorkSignals {
     /// Counts a signal for `queue`.
     pub fn signal(&self, queue: &str) {
-        let mut queues = self.queues.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(n) = queues.get_mut(queue) {
-            *n = n.wrapping_add(1);
-        }
+        self.queues[bucket(queue)].fetch_add(1, Ordering::SeqCst);
     }
 
     /// Counts a signal for every queue.
@@ -50,15 +60,10 @@ impl WorkSignals {
 
     /// The mark of `queues` now.
     pub fn mark(&self, queues: &[String]) -> WorkMark {
-        let mut counts = self.queues.lock().unwrap_or_else(PoisonError::into_inner);
         let sum = queues
             .iter()
             .fold(self.all.load(Ordering::SeqCst), |sum, q| {
-                let n = match counts.get(q.as_str()) {
-                    Some(n) => *n,
-                    None => *counts.entry(q.clone()).or_insert(0),
-                };
-                sum.wrapping_add(n)
+                sum.wrapping_add(self.queues[bucket(q)].load(Ordering::SeqCst))
             });
         WorkMark(sum)
     }
@@ -69,6 +74,15 @@ impl WorkSignals {
     }
 }
 
+/// The counter of `queue` (the same in every process and run: a hasher
+/// with fixed keys).
+fn bucket(queue: &str) -> usize {
+    let mut h = DefaultHasher::new();
+    queue.hash(&mut h);
+    // The remainder is below BUCKETS, which fits in usize.
+    (h.finish() % BUCKETS as u64) as usize
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,17 +91,25 @@ mod tests {
         names.iter().map(|q| (*q).to_owned()).collect()
     }
 
+    /// A queue name in another bucket than every one of `names`.
+    fn apart_from(names: &[&str]) -> String {
+        (0..)
+            .map(|i| format!("other-{i}"))
+            .find(|q| names.iter().all(|n| bucket(n) != bucket(q)))
+            .expect("some name falls in another bucket")
+    }
+
     #[test]
     fn a_signal_after_a_mark_moves_it_and_only_for_its_queues() {
         let s = WorkSignals::default();
         let ab = qs(&["a", "b"]);
-        let c = qs(&["c"]);
+        let c = vec![apart_from(&["a", "b"])];
         let mark = s.mark(&ab);
         let mark_c = s.mark(&c);
         assert!(!s.signalled_since(&ab, mark));
         s.signal("b");
         assert!(s.signalled_since(&ab, mark));
-        assert!(!s.signalled_since(&c, mark_c), "c was not signalled");
+        assert!(!s.signalled_since(&c, mark_c), "{c:?} was not signalled");
         // A signal for every queue moves every mark.
         let mark_c = s.mark(&c);
         s.signal_all();
@@ -98,12 +120,10 @@ mod tests {
     }
 
     #[test]
-    fn queues_nobody_marked_are_not_counted() {
-        let s = WorkSignals::default();
-        s.signal("never-marked");
-        assert!(s.queues.lock().unwrap().is_empty());
-        // Marked later, it starts from there.
-        let mark = s.mark(&qs(&["never-marked"]));
-        assert!(!s.signalled_since(&qs(&["never-marked"]), mark));
+    fn buckets_are_fixed_and_spread() {
+        assert_eq!(bucket("emails"), bucket("emails"));
+        let used: std::collections::HashSet<usize> =
+            (0..1000).map(|i| bucket(&format!("q{i}"))).collect();
+        assert!(used.len() > BUCKETS / 2, "{} buckets used", used.len());
     }
 }

@@ -71,11 +71,22 @@ impl Filter {
     }
 
     /// This filter, narrowed to the dead letters that died before `at_ms`
-    /// (its own `until` when that is earlier).
+    /// (its own `until` when that is earlier), and still after its `since`
+    /// (as the API requires) when that is ahead of `at_ms`.
     fn until(&self, at_ms: i64) -> Result<Self, UiError> {
-        let own = self.input()?.until.map(|t| t.0);
+        let input = self.input()?;
+        let own = input.until.map(|t| t.0);
+        let pinned = own.map_or(at_ms, |u| u.min(at_ms));
+        let pinned = match input.since {
+            // Never past the filter's own `until` (which, if not after
+            // `since`, is refused as it stands).
+            Some(since) if pinned <= since.0 => own.map_or(since.0.saturating_add(1), |u| {
+                u.min(since.0.saturating_add(1))
+            }),
+            _ => pinned,
+        };
         Ok(Self {
-            until: Some(own.map_or(at_ms, |u| u.min(at_ms)).to_string()),
+            until: Some(pinned.to_string()),
             ..self.clone()
         })
     }

@@ -677,6 +677,25 @@ async fn an_action_by_filter_touches_no_more_than_the_count_confirmed() {
     for id in &later {
         assert_eq!(state_of(&h, id).await, TaskState::Dead);
     }
+
+    // A `since` ahead of the clock (one dead letter stamped there by a
+    // node whose clock is ahead): the count's time is pinned just after it,
+    // as the API requires, instead of being refused.
+    let ahead = now_ms() + 30_000;
+    dead_at(&h, "emails", ahead).await;
+    let confirm = b
+        .get(&format!(
+            "/ui/dead-letters/confirm?action=purge&queue=emails&since={ahead}"
+        ))
+        .await;
+    assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.text);
+    assert_eq!(field_in(&confirm.text, "until"), (ahead + 1).to_string());
+    assert_eq!(
+        field_in(&confirm.text, "confirmed"),
+        "1",
+        "{}",
+        confirm.text
+    );
 }
 
 #[tokio::test]

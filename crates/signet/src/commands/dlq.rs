@@ -7,10 +7,11 @@
 //! `--since`, `--until`); one of the two is required so that a forgotten
 //! filter never replays or deletes everything by accident.
 
+use std::collections::HashSet;
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::process::ExitCode;
 
-use anyhow::bail;
+use anyhow::{bail, Context as _};
 use serde_json::{json, Map, Value};
 use signet_server::MAX_DEAD_LETTER_IDS;
 use signet_store::{DeadReason, MAX_PAGE};
@@ -369,6 +370,7 @@ async fn count_named(api: &Api, ids: &[String]) -> anyhow::Result<usize> {
 /// The ids of every dead letter `filters` list now, page by page.
 async fn listed_ids(api: &Api, filters: &Filters) -> anyhow::Result<Vec<String>> {
     let mut ids = Vec::new();
+    let mut seen = HashSet::new();
     let mut cursor: Option<String> = None;
     loop {
         let call = filters
@@ -378,7 +380,10 @@ async fn listed_ids(api: &Api, filters: &Filters) -> anyhow::Result<Vec<String>>
         let page = api.send(call).await?;
         for item in list(&page, "items") {
             match item["id"].as_str() {
-                Some(id) => ids.push(id.to_owned()),
+                // Once each: a dead letter replayed and dead again while
+                // the pages are read may be listed twice.
+                Some(id) if seen.insert(id.to_owned()) => ids.push(id.to_owned()),
+                Some(_) => {}
                 None => bail!("the dead-letter listing answered an item without an id: {item}"),
             }
         }
@@ -398,7 +403,20 @@ async fn purge_ids(api: &Api, ids: &[String]) -> anyhow::Result<Value> {
     for chunk in ids.chunks(MAX_DEAD_LETTER_IDS) {
         let answer = api
             .send(Call::post(PURGE).body(&json!({ "ids": chunk }))?)
-            .await?;
+            .await
+            .with_context(|| {
+                let done: Vec<&str> = purged.iter().filter_map(Value::as_str).collect();
+                format!(
+                    "{} of the {} dead letter(s) were purged before this error: {}",
+                    done.len(),
+                    ids.len(),
+                    if done.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        done.join(", ")
+                    }
+                )
+            })?;
         purged.extend(list(&answer, "ids").iter().cloned());
         skipped.extend(list(&answer, "skipped").iter().cloned());
     }

@@ -212,27 +212,39 @@ pub(crate) fn must_not_skip() -> bool {
 /// Runs `signet ARGS` on a terminal (`script` from util-linux gives it
 /// one), with only `env` of the `SIGNET_*` variables: waits until the
 /// terminal shows `prompt`, runs `meanwhile`, types `answer` and Enter,
-/// and returns everything the terminal showed and the exit code.
+/// and returns everything the terminal showed and the exit code. `None`
+/// when `script` is not installed (outside CI, where it must be).
 pub(crate) fn on_terminal(
     args: &[&str],
     env: &[(&str, &str)],
     prompt: &str,
     meanwhile: impl FnOnce(),
     answer: &str,
-) -> (String, i32) {
+) -> Option<(String, i32)> {
     let quoted: Vec<String> = std::iter::once(env!("CARGO_BIN_EXE_signet"))
         .chain(args.iter().copied())
         .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
         .collect();
     let mut cmd = Command::new("script");
     cmd.args(["-q", "-e", "-c", &quoted.join(" "), "/dev/null"])
+        // `script -c` runs the command with $SHELL: the quoting is POSIX.
+        .env("SHELL", "/bin/sh")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stderr(Stdio::inherit());
     only_env(&mut cmd, env);
-    let mut child = cmd.spawn().expect("spawn script (util-linux)");
+    let mut child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_not_skip() => {
+            eprintln!("skipped: `script` (util-linux) is not installed");
+            return None;
+        }
+        Err(e) => panic!("cannot run `script` (util-linux; .ci/run installs it): {e}"),
+    };
     let mut stdin = child.stdin.take().expect("stdin is piped");
     let mut stdout = child.stdout.take().expect("stdout is piped");
+    // Killed and reaped however this ends.
+    let mut guard = Guard(Some(child));
     let shown = Arc::new(Mutex::new(Vec::new()));
     let reader = {
         let shown = Arc::clone(&shown);
@@ -245,10 +257,10 @@ pub(crate) fn on_terminal(
     };
     let text =
         |shown: &Mutex<Vec<u8>>| String::from_utf8_lossy(&shown.lock().unwrap()).into_owned();
+    let exited = |guard: &mut Guard| guard.0.as_mut().and_then(|c| c.try_wait().ok().flatten());
     let deadline = Instant::now() + Duration::from_secs(30);
     while !text(&shown).contains(prompt) {
-        if Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
-            let _ = child.kill();
+        if Instant::now() > deadline || exited(&mut guard).is_some() {
             panic!("the terminal never showed {prompt:?}: {}", text(&shown));
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -257,10 +269,21 @@ pub(crate) fn on_terminal(
     stdin
         .write_all(format!("{answer}\n").as_bytes())
         .expect("type the answer");
-    let status = child.wait().expect("wait for script");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = exited(&mut guard) {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the command did not end after the answer: {}",
+            text(&shown)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
     drop(stdin);
     reader.join().expect("the terminal reader");
-    (text(&shown), status.code().unwrap_or(-1))
+    Some((text(&shown), status.code().unwrap_or(-1)))
 }
 
 /// Leaves `cmd` only `env` of the `SIGNET_*` variables: the ones this test
