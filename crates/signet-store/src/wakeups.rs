@@ -22,7 +22,7 @@ pub struct WorkMark(u64);
 /// Counters of queue signals: one per bucket of queue names.
 const BUCKETS: usize = 256;
 
-/// Counts work signals, for backends. Queues share [`BUCKETS`] counters by
+/// Counts work signals, for backends. Queues share 256 counters by
 /// a hash of their name, so memory stays fixed whatever names clients
 /// claim from; two queues in one bucket only cost a waiter on one of them
 /// an early return (and a claim that finds nothing) when the other is
