@@ -21,8 +21,8 @@ use signet_store::{WorkMark, WorkSignals};
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 
-/// One [`Notify`] per queue somebody waited on, and the count of signals
-/// per queue somebody marked.
+/// One [`Notify`] per queue somebody waited on, and the counts of every
+/// signal ([`WorkSignals`]).
 #[derive(Default)]
 pub(crate) struct WorkSignal {
     queues: Mutex<HashMap<String, Arc<Notify>>>,
