@@ -8,7 +8,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use super::{new_task, put};
-use crate::{Store, MESSAGE_QUEUE};
+use crate::{Store, WorkMark, MESSAGE_QUEUE};
 
 /// How long the suite waits for a wait to end before it fails: a bound that
 /// catches a wait that never ends, not a measure of speed.
@@ -29,8 +29,7 @@ pub async fn assert_wakes<F: Future<Output = ()>>(
     what: &str,
     act: F,
 ) {
-    let queues: Vec<String> = queues.iter().map(|q| (*q).to_owned()).collect();
-    let mark = store.work_mark(&queues);
+    let (queues, mark) = marked(store, queues);
     let mut wait = pin!(store.wait_for_work(&queues, mark, FOREVER));
     let first = std::future::poll_fn(|cx| Poll::Ready(wait.as_mut().poll(cx))).await;
     assert!(
@@ -53,8 +52,7 @@ pub async fn assert_wakes_from_mark<F: Future<Output = ()>>(
     what: &str,
     act: F,
 ) {
-    let queues: Vec<String> = queues.iter().map(|q| (*q).to_owned()).collect();
-    let mark = store.work_mark(&queues);
+    let (queues, mark) = marked(store, queues);
     act.await;
     tokio::time::timeout(WAKE_BOUND, store.wait_for_work(&queues, mark, FOREVER))
         .await
@@ -63,6 +61,13 @@ pub async fn assert_wakes_from_mark<F: Future<Output = ()>>(
                 "{what} between the mark and the wait on {queues:?} was lost: the waiter slept on"
             )
         });
+}
+
+/// `queues` as the store takes them, and their mark now.
+fn marked(store: &dyn Store, queues: &[&str]) -> (Vec<String>, WorkMark) {
+    let queues: Vec<String> = queues.iter().map(|q| (*q).to_owned()).collect();
+    let mark = store.work_mark(&queues);
+    (queues, mark)
 }
 
 /// `wait_for_work` returns by its timeout.
