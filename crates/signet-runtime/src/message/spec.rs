@@ -310,9 +310,7 @@ mod tests {
     use super::*;
 
     fn msg(json: &str) -> Result<MessageSpec, RuntimeError> {
-        let m = NewMessage::from_json(json)?;
-        m.validate()?;
-        m.to_spec()
+        NewMessage::from_json(json)?.checked().map(|(spec, _)| spec)
     }
 
     fn field_of(e: RuntimeError) -> String {

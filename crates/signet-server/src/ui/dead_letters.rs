@@ -247,8 +247,9 @@ struct ConfirmPage {
     queue: String,
     reason: String,
     since: String,
-    /// The time of the count (or the viewer's own `until`, when earlier):
-    /// the action leaves dead letters that died since alone.
+    /// The time of the count (or the viewer's own `until`, when earlier;
+    /// just after `since` when that is ahead of the count): the action
+    /// leaves dead letters that died since alone.
     until: String,
     filter_query: String,
 }
