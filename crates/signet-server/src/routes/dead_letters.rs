@@ -106,7 +106,7 @@ pub(crate) struct DeadActionResponse {
 }
 
 impl DeadActionResponse {
-    fn of(ids: Vec<String>) -> Self {
+    pub(crate) fn of(ids: Vec<String>) -> Self {
         Self {
             count: ids.len(),
             ids,
@@ -115,6 +115,22 @@ impl DeadActionResponse {
             refused: None,
             skipped: Vec::new(),
         }
+    }
+
+    /// Adds the answer of the next part of the same action (the console
+    /// acts on a long list of ids in parts of [`MAX_IDS`]).
+    pub(crate) fn merge(&mut self, next: Self) {
+        fn extend<T>(all: &mut Option<Vec<T>>, next: Option<Vec<T>>) {
+            if let Some(next) = next {
+                all.get_or_insert_with(Vec::new).extend(next);
+            }
+        }
+        self.count += next.count;
+        self.ids.extend(next.ids);
+        self.warnings.extend(next.warnings);
+        extend(&mut self.resigned, next.resigned);
+        extend(&mut self.refused, next.refused);
+        self.skipped.extend(next.skipped);
     }
 
     /// With the ids of `selector` that were not acted on, and why.

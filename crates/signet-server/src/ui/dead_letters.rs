@@ -2,26 +2,32 @@
 //! replay and purge by filter (a confirm page counts what the action will
 //! touch first), single replay, and re-signing where the key is gone.
 //!
-//! A filter's action touches no more than its confirm page counted: the
-//! page fixes the time of its count as the filter's `until` (dead letters
-//! dying later are left alone) and sends the count; the action counts
-//! again and refuses when more match than were confirmed (fewer is fine:
-//! someone may have replayed some meanwhile).
+//! A filter's action touches exactly the dead letters its confirm page
+//! counted: the page fixes the time of its count as the filter's `until`
+//! (dead letters dying later are left alone) and sends the count and a
+//! digest of the ids it listed; the action lists the filter again and acts
+//! on those ids, [`MAX_IDS`] at a time, only when they are the ones
+//! confirmed. Otherwise it refuses and asks for a new count: someone
+//! replayed or purged some meanwhile, or a dead letter stamped before the
+//! count's time (a batch stamped at once, a node whose clock is behind)
+//! was written after the count.
 
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use signet_store::{DeadFilter, DeadReason, MAX_PAGE};
+use sha2::{Digest as _, Sha256};
+use signet_store::{DeadFilter, DeadReason, DeadSelector, MAX_PAGE};
 
 use super::page::{render, Chrome, UiError};
 use super::tasks::TaskRowView;
 use super::viewer::{given, next_link, UiForm, UiQuery, Viewer};
 use crate::routes::dead_letters::{
-    list_filter, purge_selected, replay_selected, selector, DeadActionResponse, DeadFilterInput,
-    DeadListQuery, DeadSelectorInput,
+    list_filter, purge_selected, replay_selected, DeadActionResponse, DeadFilterInput,
+    DeadListQuery, MAX_IDS,
 };
+use crate::routes::tasks::parse_task_id;
 use crate::state::AppState;
 use crate::views::{TaskView, TimeInput};
 
@@ -206,9 +212,10 @@ pub(crate) async fn list(
     }))
 }
 
-/// How many dead letters `filter` matches now, counted page by page.
-async fn count(state: &AppState, filter: &Filter) -> Result<usize, UiError> {
-    let mut total = 0;
+/// The dead letters `filter` matches now, listed page by page: their ids,
+/// sorted, each once.
+async fn matching(state: &AppState, filter: &Filter) -> Result<Vec<String>, UiError> {
+    let mut ids = Vec::new();
     let mut cursor = None;
     loop {
         let mut listing = filter.listing(None, cursor)?;
@@ -218,12 +225,27 @@ async fn count(state: &AppState, filter: &Filter) -> Result<usize, UiError> {
             .list_dead(listing)
             .await
             .map_err(crate::error::AppError::from)?;
-        total += page.items.len();
+        ids.extend(page.items.into_iter().map(|row| row.envelope.id));
         match page.next_cursor {
             Some(next) => cursor = Some(next),
-            None => return Ok(total),
+            None => break,
         }
     }
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
+
+/// What a confirm page sends of the ids it counted: a digest of them as
+/// [`matching`] lists them, so the action can tell they are still the same
+/// without the page carrying every id.
+fn digest(ids: &[String]) -> String {
+    let mut hash = Sha256::new();
+    for id in ids {
+        hash.update(id.as_bytes());
+        hash.update(b"\n");
+    }
+    hex::encode(hash.finalize())
 }
 
 /// Which action a confirm page is for.
@@ -251,6 +273,8 @@ struct ConfirmPage {
     /// just after `since` when that is ahead of the count): the action
     /// leaves dead letters that died since alone.
     until: String,
+    /// The [`digest`] of the ids counted.
+    matched: String,
     filter_query: String,
 }
 
@@ -275,11 +299,12 @@ pub(crate) async fn confirm(
     // Checked as the action will check it, before anything is counted.
     filter.input()?;
     let counted = filter.until(state.now_ms())?;
-    let count = count(&state, &counted).await?;
+    let ids = matching(&state, &counted).await?;
     Ok(render(&ConfirmPage {
         chrome: Some(viewer.chrome("dead-letters")),
         purge,
-        count,
+        count: ids.len(),
+        matched: digest(&ids),
         described: filter.describe(),
         filter_query: filter.query(&[]),
         queue: filter.queue.clone().unwrap_or_default(),
@@ -301,30 +326,41 @@ pub(crate) struct ActionForm {
     until: Option<String>,
     /// By filter: how many dead letters the confirm page counted.
     confirmed: Option<String>,
+    /// By filter: the [`digest`] of the ids the confirm page counted.
+    matched: Option<String>,
     /// A checkbox: present when ticked.
     resign: Option<String>,
 }
 
+/// The dead letters a form acts on.
+enum Chosen {
+    /// The form's one dead letter.
+    One(String),
+    /// The ids its filter matches, the ones its confirm page counted.
+    Confirmed(Vec<String>),
+}
+
 impl ActionForm {
-    /// What the form selects: its one dead letter, or its filter once
-    /// checked against the confirmed count.
-    async fn selector_input(&self, state: &AppState) -> Result<DeadSelectorInput, UiError> {
-        Ok(match given(self.id.clone()) {
-            Some(id) => DeadSelectorInput {
-                ids: Some(vec![id]),
-                filter: None,
-            },
-            None => DeadSelectorInput {
-                ids: None,
-                filter: Some(self.confirmed_filter(state).await?),
-            },
-        })
+    /// What the form selects: its one dead letter, or the ids its filter
+    /// matches once checked against what the confirm page counted.
+    async fn chosen(&self, state: &AppState) -> Result<Chosen, UiError> {
+        match given(self.id.clone()) {
+            Some(id) => {
+                parse_task_id(&id).map_err(|_| {
+                    UiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        format!("id: {id:?} is not a task_… or msg_… id"),
+                    )
+                })?;
+                Ok(Chosen::One(id))
+            }
+            None => self.confirmed_ids(state).await.map(Chosen::Confirmed),
+        }
     }
 
-    /// The filter as confirmed: refused without the confirm page's count
-    /// and time, and when more dead letters match it now than were
-    /// confirmed.
-    async fn confirmed_filter(&self, state: &AppState) -> Result<DeadFilterInput, UiError> {
+    /// The ids the filter matches now: refused without the confirm page's
+    /// count, time and digest, and when they are not the ids it counted.
+    async fn confirmed_ids(&self, state: &AppState) -> Result<Vec<String>, UiError> {
         let again = |why: String| {
             UiError::new(
                 StatusCode::CONFLICT,
@@ -332,9 +368,13 @@ impl ActionForm {
             )
         };
         let filter = self.filter();
-        let (Some(_), Some(confirmed)) = (&filter.until, given(self.confirmed.clone())) else {
+        let (Some(_), Some(confirmed), Some(matched)) = (
+            &filter.until,
+            given(self.confirmed.clone()),
+            given(self.matched.clone()),
+        ) else {
             return Err(again(
-                "This form does not say how many dead letters were confirmed, nor when they were counted.".into(),
+                "This form does not say which dead letters were confirmed, nor when they were counted.".into(),
             ));
         };
         let confirmed: usize = confirmed.parse().map_err(|_| {
@@ -343,15 +383,17 @@ impl ActionForm {
                 format!("confirmed: {confirmed:?} is not a count of dead letters"),
             )
         })?;
-        let input = filter.input()?;
-        let now = count(state, &filter).await?;
-        if now > confirmed {
+        // Checked as the confirm page checked it.
+        filter.input()?;
+        let ids = matching(state, &filter).await?;
+        if ids.len() != confirmed || digest(&ids) != matched {
             return Err(again(format!(
-                "{now} dead letters match ({}), more than the {confirmed} you confirmed.",
-                filter.describe()
+                "The dead letters matching this filter ({}) changed since you counted them: {} match now, {confirmed} were confirmed. Someone may have replayed or purged some, or a dead letter stamped before the count was written after it.",
+                filter.describe(),
+                ids.len(),
             )));
         }
-        Ok(input)
+        Ok(ids)
     }
 
     fn filter(&self) -> Filter {
@@ -362,6 +404,34 @@ impl ActionForm {
             self.until.clone(),
         )
     }
+}
+
+/// Runs `act` on `ids`, [`MAX_IDS`] at a time (the API's limit per call),
+/// and merges the answers. An error after the first part says how many
+/// were already `done`.
+async fn in_parts<F, Fut>(
+    ids: Vec<String>,
+    done: &str,
+    mut act: F,
+) -> Result<DeadActionResponse, UiError>
+where
+    F: FnMut(DeadSelector) -> Fut,
+    Fut: std::future::Future<Output = crate::error::AppResult<DeadActionResponse>>,
+{
+    let mut all = DeadActionResponse::of(Vec::new());
+    for part in ids.chunks(MAX_IDS) {
+        match act(DeadSelector::Ids(part.to_vec())).await {
+            Ok(answer) => all.merge(answer),
+            Err(e) if all.count == 0 && all.skipped.is_empty() => return Err(e.into()),
+            Err(e) => {
+                return Err(UiError::from(e).after(&format!(
+                    "{} of the confirmed dead letters were {done} before this error; go back to the dead letters and count again to see what is left.",
+                    all.count
+                )))
+            }
+        }
+    }
+    Ok(all)
 }
 
 #[derive(Template)]
@@ -405,14 +475,35 @@ pub(crate) async fn replay(
     UiForm(form): UiForm<ActionForm>,
 ) -> Result<Response, UiError> {
     viewer.may_act(form.csrf.as_deref())?;
-    let single = given(form.id.clone());
-    let selected = selector(form.selector_input(&state).await?)?;
-    let answer = replay_selected(&state, &viewer.caller, selected, form.resign.is_some()).await?;
-    if let Some(id) = single {
-        if answer.count == 1 && answer.warnings.is_empty() && answer.refused.is_none() {
-            return Ok(Redirect::to(&format!("/ui/tasks/{id}?done=replayed")).into_response());
+    let resign = form.resign.is_some();
+    let caller = &viewer.caller;
+    let answer = match form.chosen(&state).await? {
+        Chosen::One(id) => {
+            let answer =
+                replay_selected(&state, caller, DeadSelector::Ids(vec![id.clone()]), resign)
+                    .await?;
+            if answer.count == 1 && answer.warnings.is_empty() && answer.refused.is_none() {
+                return Ok(Redirect::to(&format!("/ui/tasks/{id}?done=replayed")).into_response());
+            }
+            answer
         }
-    }
+        Chosen::Confirmed(ids) => {
+            if resign && ids.len() > signet_runtime::MAX_RESIGN {
+                return Err(UiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!(
+                        "{} dead letters match; re-sign at most {} at a time: narrow the filter (queue, reason, since, until) and re-sign in parts. Nothing was done.",
+                        ids.len(),
+                        signet_runtime::MAX_RESIGN
+                    ),
+                ));
+            }
+            in_parts(ids, "replayed", |part| {
+                replay_selected(&state, caller, part, resign)
+            })
+            .await?
+        }
+    };
     Ok(result_page(&viewer, "Replayed", answer, &form.filter()))
 }
 
@@ -423,7 +514,11 @@ pub(crate) async fn purge(
     UiForm(form): UiForm<ActionForm>,
 ) -> Result<Response, UiError> {
     viewer.may_act(form.csrf.as_deref())?;
-    let selected = selector(form.selector_input(&state).await?)?;
-    let answer = purge_selected(&state, selected).await?;
+    let answer = match form.chosen(&state).await? {
+        Chosen::One(id) => purge_selected(&state, DeadSelector::Ids(vec![id])).await?,
+        Chosen::Confirmed(ids) => {
+            in_parts(ids, "purged", |part| purge_selected(&state, part)).await?
+        }
+    };
     Ok(result_page(&viewer, "Purged", answer, &form.filter()))
 }

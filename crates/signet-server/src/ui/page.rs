@@ -113,6 +113,12 @@ impl UiError {
             retry_after: None,
         }
     }
+
+    /// This error, saying what was done before it.
+    pub(crate) fn after(mut self, done: &str) -> Self {
+        self.message = format!("{} {done}", self.message);
+        self
+    }
 }
 
 impl From<AppError> for UiError {

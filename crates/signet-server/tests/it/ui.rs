@@ -16,7 +16,8 @@ use signet_runtime::ManualClock;
 use signet_server::config::ServerConfig;
 use signet_server::{Limit, TrustedProxies};
 use signet_store::{
-    ClaimRequest, DeadReason, FailOutcome, LeaseToken, Store, TaskRow, TaskState, MESSAGE_QUEUE,
+    ClaimRequest, DeadReason, DeadSelector, FailOutcome, LeaseToken, Store, TaskRow, TaskState,
+    MESSAGE_QUEUE,
 };
 
 use crate::routes::{harness, harness_with, signing, Harness};
@@ -552,6 +553,7 @@ async fn an_admin_replays_dead_letters_by_filter_after_the_count() {
                 ("since", ""),
                 ("until", &field_in(&confirm.text, "until")),
                 ("confirmed", &field_in(&confirm.text, "confirmed")),
+                ("matched", &field_in(&confirm.text, "matched")),
             ],
         )
         .await;
@@ -585,7 +587,7 @@ async fn dead_at(h: &Harness, queue: &str, at_ms: i64) -> String {
 }
 
 #[tokio::test]
-async fn an_action_by_filter_touches_no_more_than_the_count_confirmed() {
+async fn an_action_by_filter_touches_exactly_the_dead_letters_confirmed() {
     let h = harness().await;
     let counted = dead_letters(&h, "emails", DeadReason::MaxAttempts, 1).await;
     let b = Browser::signed_in(&h, &h.admin).await;
@@ -598,21 +600,17 @@ async fn an_action_by_filter_touches_no_more_than_the_count_confirmed() {
         confirm.text
     );
     assert_eq!(field_in(&confirm.text, "confirmed"), "1");
-    let until = field_in(&confirm.text, "until");
     let csrf = csrf_in(&confirm.text);
-    // Three more die after the count: the purge leaves them alone.
-    let mut later = Vec::new();
-    for _ in 0..3 {
-        later.push(dead_at(&h, "emails", now_ms() + 60_000).await);
-    }
-    let form = |until: &str, confirmed: &str| {
+    // What a confirm page sends: its time, its count and its ids' digest.
+    let form = |confirm: &Reply| {
         vec![
             ("csrf", csrf.clone()),
             ("queue", "emails".to_owned()),
             ("reason", String::new()),
             ("since", String::new()),
-            ("until", until.to_owned()),
-            ("confirmed", confirmed.to_owned()),
+            ("until", field_in(&confirm.text, "until")),
+            ("confirmed", field_in(&confirm.text, "confirmed")),
+            ("matched", field_in(&confirm.text, "matched")),
         ]
     };
     let post = |path: &'static str, form: Vec<(&'static str, String)>| {
@@ -622,7 +620,13 @@ async fn an_action_by_filter_touches_no_more_than_the_count_confirmed() {
             b.post(path, &pairs).await
         }
     };
-    let r = post("/ui/dead-letters/purge", form(&until, "1")).await;
+    let counted_form = form(&confirm);
+    // Three more die after the count: the purge leaves them alone.
+    let mut later = Vec::new();
+    for _ in 0..3 {
+        later.push(dead_at(&h, "emails", now_ms() + 60_000).await);
+    }
+    let r = post("/ui/dead-letters/purge", counted_form).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert!(r.text.contains("data-count=\"1\""), "{}", r.text);
     assert!(h.store.task(&counted[0]).await.unwrap().is_none());
@@ -634,9 +638,9 @@ async fn an_action_by_filter_touches_no_more_than_the_count_confirmed() {
         );
     }
 
-    // Dead letters that died before the count's time but showed up after
-    // it (a node whose clock is behind) would make it more than confirmed:
-    // refused, nothing touched, for replay and purge alike.
+    // Dead letters stamped before the count's time but written after it
+    // (a node whose clock is behind): refused, nothing touched, for
+    // replay and purge alike.
     let early = dead_letters(&h, "emails", DeadReason::MaxAttempts, 1).await;
     let confirm = b
         .get("/ui/dead-letters/confirm?action=replay&queue=emails")
@@ -647,34 +651,90 @@ async fn an_action_by_filter_touches_no_more_than_the_count_confirmed() {
         "{}",
         confirm.text
     );
-    let until = field_in(&confirm.text, "until");
     let behind = dead_letters(&h, "emails", DeadReason::MaxAttempts, 2).await;
     for path in ["/ui/dead-letters/replay", "/ui/dead-letters/purge"] {
-        let r = post(path, form(&until, "1")).await;
+        let r = post(path, form(&confirm)).await;
         assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
         assert!(
-            r.text.contains("3 dead letters match") && r.text.contains("count again"),
+            r.text.contains("3 match now, 1 were confirmed") && r.text.contains("count again"),
             "{}",
             r.text
         );
     }
-    // Fewer than confirmed is fine (someone replayed one meanwhile).
-    let r = post("/ui/dead-letters/replay", form(&until, "5")).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    assert!(r.text.contains("data-count=\"3\""), "{}", r.text);
     for id in early.iter().chain(&behind) {
-        assert_eq!(state_of(&h, id).await, TaskState::Available);
+        assert_eq!(state_of(&h, id).await, TaskState::Dead);
     }
-    // A form without the confirm page's count or time is refused.
-    let mut missing = form(&until, "1");
-    missing.retain(|(k, _)| *k != "confirmed");
-    let r = post("/ui/dead-letters/purge", missing).await;
+
+    // As many as confirmed, but not the ones: someone replayed the counted
+    // dead letter meanwhile and another was written behind the count. The
+    // purge does not take the stranger in its place.
+    let confirm = b
+        .get("/ui/dead-letters/confirm?action=purge&queue=emails&reason=max-attempts")
+        .await;
+    assert_eq!(field_in(&confirm.text, "confirmed"), "3");
+    let swapped = form(&confirm)
+        .into_iter()
+        .map(|(k, v)| match k {
+            "reason" => (k, "max-attempts".to_owned()),
+            _ => (k, v),
+        })
+        .collect::<Vec<_>>();
+    h.store
+        .replay_dead(
+            DeadSelector::Ids(vec![early[0].clone()]),
+            "someone",
+            now_ms(),
+        )
+        .await
+        .unwrap();
+    let stranger = dead_letters(&h, "emails", DeadReason::MaxAttempts, 1).await;
+    let r = post("/ui/dead-letters/purge", swapped.clone()).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
-    let r = post("/ui/dead-letters/purge", form("", "1")).await;
+    assert!(r.text.contains("changed since you counted"), "{}", r.text);
+    assert_eq!(state_of(&h, &stranger[0]).await, TaskState::Dead);
+    for id in &behind {
+        assert_eq!(state_of(&h, id).await, TaskState::Dead);
+    }
+    // Fewer than confirmed is refused too: the page counts again.
+    h.store
+        .replay_dead(
+            DeadSelector::Ids(vec![stranger[0].clone()]),
+            "someone",
+            now_ms(),
+        )
+        .await
+        .unwrap();
+    let r = post("/ui/dead-letters/purge", swapped).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
-    let r = post("/ui/dead-letters/purge", form(&until, "many")).await;
+    assert!(
+        r.text.contains("2 match now, 3 were confirmed"),
+        "{}",
+        r.text
+    );
+
+    // A form without the confirm page's count, digest or time is refused.
+    let confirm = b
+        .get("/ui/dead-letters/confirm?action=purge&queue=emails")
+        .await;
+    for (field, status) in [
+        ("confirmed", StatusCode::CONFLICT),
+        ("matched", StatusCode::CONFLICT),
+        ("until", StatusCode::CONFLICT),
+    ] {
+        let mut missing = form(&confirm);
+        missing.retain(|(k, _)| *k != field);
+        let r = post("/ui/dead-letters/purge", missing).await;
+        assert_eq!(r.status, status, "without {field}: {}", r.text);
+    }
+    let mut many = form(&confirm);
+    for (k, v) in &mut many {
+        if *k == "confirmed" {
+            *v = "many".to_owned();
+        }
+    }
+    let r = post("/ui/dead-letters/purge", many).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
-    for id in &later {
+    for id in later.iter().chain(&behind) {
         assert_eq!(state_of(&h, id).await, TaskState::Dead);
     }
 
@@ -695,6 +755,49 @@ async fn an_action_by_filter_touches_no_more_than_the_count_confirmed() {
         "1",
         "{}",
         confirm.text
+    );
+}
+
+#[tokio::test]
+async fn a_purge_by_filter_of_more_than_one_call_takes_them_all_in_parts() {
+    let h = harness().await;
+    let n = signet_server::MAX_DEAD_LETTER_IDS + 1;
+    let ids = dead_letters(&h, "bulk", DeadReason::MaxAttempts, n).await;
+    let b = Browser::signed_in(&h, &h.admin).await;
+    let confirm = b
+        .get("/ui/dead-letters/confirm?action=purge&queue=bulk")
+        .await;
+    assert_eq!(field_in(&confirm.text, "confirmed"), n.to_string());
+    let csrf = csrf_in(&confirm.text);
+    let until = field_in(&confirm.text, "until");
+    let confirmed = field_in(&confirm.text, "confirmed");
+    let matched = field_in(&confirm.text, "matched");
+    let r = b
+        .post(
+            "/ui/dead-letters/purge",
+            &[
+                ("csrf", &csrf),
+                ("queue", "bulk"),
+                ("until", &until),
+                ("confirmed", &confirmed),
+                ("matched", &matched),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(
+        r.text.contains(&format!("data-count=\"{n}\"")),
+        "{}",
+        r.text
+    );
+    for id in [&ids[0], &ids[n / 2], &ids[n - 1]] {
+        assert!(h.store.task(id).await.unwrap().is_none(), "{id} is left");
+    }
+    let left = b.get("/ui/dead-letters?queue=bulk").await;
+    assert!(
+        left.text.contains("No dead letter matches these filters"),
+        "{}",
+        left.text
     );
 }
 
@@ -739,6 +842,7 @@ async fn an_admin_replays_one_dead_letter_and_purges_by_filter() {
                 ("queue", "emails"),
                 ("until", &field_in(&confirm.text, "until")),
                 ("confirmed", "2"),
+                ("matched", &field_in(&confirm.text, "matched")),
             ],
         )
         .await;
