@@ -21,23 +21,61 @@ use signet_store::{WorkMark, WorkSignals};
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 
-/// One [`Notify`] per queue somebody waited on, and the counts of every
-/// signal ([`WorkSignals`]).
+/// Queues kept in the map once nobody waits on them: beyond this many, a
+/// queue's entry goes with its last waiter, so queue names sent by remote
+/// workers cannot grow the map (nor the watcher's checks of waited queues)
+/// without bound. A queue dropped from the map loses nothing: its signals
+/// are still counted ([`WorkSignals`]), and its next waiter adds it back.
+const KEPT_IDLE_QUEUES: usize = 1024;
+
+/// One [`Notify`] per queue waited on (the queues of at most
+/// [`KEPT_IDLE_QUEUES`] past waits, and those of every current one), and
+/// the counts of every signal ([`WorkSignals`]).
 #[derive(Default)]
 pub(crate) struct WorkSignal {
-    queues: Mutex<HashMap<String, Arc<Notify>>>,
+    queues: Mutex<HashMap<String, Waited>>,
     counts: WorkSignals,
 }
 
+/// A queue's wake-up and how many waits are on it now.
+#[derive(Default)]
+struct Waited {
+    notify: Arc<Notify>,
+    waiters: usize,
+}
+
+/// A wait's place in the map: given back when the wait ends or is dropped.
+struct Registered<'a> {
+    signal: &'a WorkSignal,
+    queues: &'a [String],
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        let mut map = self.signal.lock();
+        for q in self.queues {
+            let Some(w) = map.get_mut(q) else { continue };
+            w.waiters = w.waiters.saturating_sub(1);
+            if w.waiters == 0 && map.len() > KEPT_IDLE_QUEUES {
+                map.remove(q);
+            }
+        }
+    }
+}
+
 impl WorkSignal {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Waited>> {
+        self.queues.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Counts a signal for each of `queues` and wakes their waiters.
     pub(crate) fn notify<'a>(&self, queues: impl IntoIterator<Item = &'a str>) {
-        let map = self.queues.lock().unwrap_or_else(PoisonError::into_inner);
+        let map = self.lock();
         for q in queues {
             // Counted before the wake-up: see `wait`.
             self.counts.signal(q);
-            if let Some(n) = map.get(q) {
-                n.notify_waiters();
+            if let Some(w) = map.get(q) {
+                w.notify.notify_waiters();
             }
         }
     }
@@ -47,21 +85,30 @@ impl WorkSignal {
         self.counts.mark(queues)
     }
 
-    /// The queues anyone has waited on.
+    /// The queues waited on now, and those of recent waits.
     pub(crate) fn waited_queues(&self) -> Vec<String> {
-        let map = self.queues.lock().unwrap_or_else(PoisonError::into_inner);
-        map.keys().cloned().collect()
+        self.lock().keys().cloned().collect()
     }
 
     /// Waits until one of `queues` is signalled or `timeout` passes;
     /// returns at once when one was signalled after `since`.
     pub(crate) async fn wait(&self, queues: &[String], since: WorkMark, timeout: Duration) {
         let notifies: Vec<Arc<Notify>> = {
-            let mut map = self.queues.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut map = self.lock();
             queues
                 .iter()
-                .map(|q| map.entry(q.clone()).or_default().clone())
+                .map(|q| {
+                    let w = map.entry(q.clone()).or_default();
+                    w.waiters += 1;
+                    Arc::clone(&w.notify)
+                })
                 .collect()
+        };
+        // Given back however this wait ends (woken, timed out, or dropped
+        // with its future): the map keeps these queues while it is on them.
+        let _registered = Registered {
+            signal: self,
+            queues,
         };
         let mut waits: Vec<Pin<Box<Notified<'_>>>> =
             notifies.iter().map(|n| Box::pin(n.notified())).collect();
@@ -159,5 +206,54 @@ mod tests {
             signal.wait(&queues, mark, Duration::from_secs(3600)),
         );
         assert!(wait.await.is_err(), "woken with nothing new");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn queue_names_from_past_waits_are_bounded_and_current_ones_kept() {
+        let signal = Arc::new(WorkSignal::default());
+        // A wait that stays on its queue while many others come and go.
+        let held = qs(&["held"]);
+        let waiter = {
+            let signal = signal.clone();
+            let held = held.clone();
+            tokio::spawn(async move {
+                let mark = signal.mark(&held);
+                signal.wait(&held, mark, Duration::from_secs(3600)).await
+            })
+        };
+        tokio::task::yield_now().await;
+        for n in 0..3 * KEPT_IDLE_QUEUES {
+            let queues = qs(&[&format!("q{n}")]);
+            let mark = signal.mark(&queues);
+            signal.wait(&queues, mark, Duration::from_millis(1)).await;
+        }
+        let waited = signal.waited_queues();
+        assert!(
+            waited.len() <= KEPT_IDLE_QUEUES + 1,
+            "{} queues kept",
+            waited.len()
+        );
+        assert!(
+            waited.contains(&"held".to_owned()),
+            "a current wait's queue was dropped"
+        );
+        // And it still wakes its waiter.
+        signal.notify(["held"]);
+        tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .expect("the held wait was not woken")
+            .expect("waiter");
+        // A wait dropped before it ends gives its place back too.
+        let queues = qs(&["dropped"]);
+        let mark = signal.mark(&queues);
+        let wait = signal.wait(&queues, mark, Duration::from_secs(3600));
+        assert!(tokio::time::timeout(Duration::from_millis(5), wait)
+            .await
+            .is_err());
+        assert_eq!(
+            signal.lock().get("dropped").map(|w| w.waiters),
+            None,
+            "the dropped wait still counts (the map is over its bound, so the idle entry goes)"
+        );
     }
 }
