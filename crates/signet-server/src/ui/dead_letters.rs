@@ -387,10 +387,14 @@ impl ActionForm {
         filter.input()?;
         let ids = matching(state, &filter).await?;
         if ids.len() != confirmed || digest(&ids) != matched {
+            let now = if ids.len() == confirmed {
+                format!("as many match now ({confirmed}), but not the same ones")
+            } else {
+                format!("{} match now, {confirmed} were confirmed", ids.len())
+            };
             return Err(again(format!(
-                "The dead letters matching this filter ({}) changed since you counted them: {} match now, {confirmed} were confirmed. Someone may have replayed or purged some, or a dead letter stamped before the count was written after it.",
+                "The dead letters matching this filter ({}) changed since you counted them: {now}. Someone may have replayed or purged some, or a dead letter stamped before the count was written after it.",
                 filter.describe(),
-                ids.len(),
             )));
         }
         Ok(ids)
@@ -408,30 +412,44 @@ impl ActionForm {
 
 /// Runs `act` on `ids`, [`MAX_IDS`] at a time (the API's limit per call),
 /// and merges the answers. An error after the first part says how many
-/// were already `done`.
+/// were already `done` (at least: a part that failed after its change was
+/// written is not counted).
+///
+/// The parts run in a task of their own: a request that ends early (the
+/// server's request timeout, a closed browser) does not stop an action
+/// halfway; the next count shows what it did.
 async fn in_parts<F, Fut>(
     ids: Vec<String>,
-    done: &str,
-    mut act: F,
+    done: &'static str,
+    act: F,
 ) -> Result<DeadActionResponse, UiError>
 where
-    F: FnMut(DeadSelector) -> Fut,
-    Fut: std::future::Future<Output = crate::error::AppResult<DeadActionResponse>>,
+    F: Fn(DeadSelector) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = crate::error::AppResult<DeadActionResponse>> + Send,
 {
-    let mut all = DeadActionResponse::of(Vec::new());
-    for part in ids.chunks(MAX_IDS) {
-        match act(DeadSelector::Ids(part.to_vec())).await {
-            Ok(answer) => all.merge(answer),
-            Err(e) if all.count == 0 && all.skipped.is_empty() => return Err(e.into()),
-            Err(e) => {
-                return Err(UiError::from(e).after(&format!(
-                    "{} of the confirmed dead letters were {done} before this error; go back to the dead letters and count again to see what is left.",
-                    all.count
-                )))
+    let parts = tokio::spawn(async move {
+        let mut all = DeadActionResponse::of(Vec::new());
+        for part in ids.chunks(MAX_IDS) {
+            match act(DeadSelector::Ids(part.to_vec())).await {
+                Ok(answer) => all.merge(answer),
+                Err(e) if all.count == 0 && all.skipped.is_empty() => return Err(e.into()),
+                Err(e) => {
+                    return Err(UiError::from(e).after(&format!(
+                        "At least {} of the confirmed dead letters were {done} before this error; go back to the dead letters and count again to see what is left.",
+                        all.count
+                    )))
+                }
             }
         }
-    }
-    Ok(all)
+        Ok(all)
+    });
+    parts.await.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "a console action on dead letters failed");
+        Err(UiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("internal error: the action stopped; go back to the dead letters and count again to see what it {done}."),
+        ))
+    })
 }
 
 #[derive(Template)]
@@ -498,8 +516,10 @@ pub(crate) async fn replay(
                     ),
                 ));
             }
-            in_parts(ids, "replayed", |part| {
-                replay_selected(&state, caller, part, resign)
+            let (state, caller) = (state.clone(), caller.clone());
+            in_parts(ids, "replayed", move |part| {
+                let (state, caller) = (state.clone(), caller.clone());
+                async move { replay_selected(&state, &caller, part, resign).await }
             })
             .await?
         }
@@ -517,7 +537,12 @@ pub(crate) async fn purge(
     let answer = match form.chosen(&state).await? {
         Chosen::One(id) => purge_selected(&state, DeadSelector::Ids(vec![id])).await?,
         Chosen::Confirmed(ids) => {
-            in_parts(ids, "purged", |part| purge_selected(&state, part)).await?
+            let state = state.clone();
+            in_parts(ids, "purged", move |part| {
+                let state = state.clone();
+                async move { purge_selected(&state, part).await }
+            })
+            .await?
         }
     };
     Ok(result_page(&viewer, "Purged", answer, &form.filter()))

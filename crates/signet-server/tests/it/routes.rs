@@ -39,10 +39,20 @@ pub(crate) fn signing() -> Signing {
 }
 
 pub(crate) async fn harness_with(config: ServerConfig, signing: Signing) -> Harness {
+    harness_over(config, signing, |store| store).await
+}
+
+/// [`harness_with`], the server seeing the store through `wrap` (the
+/// harness's `store` is the store itself).
+pub(crate) async fn harness_over(
+    config: ServerConfig,
+    signing: Signing,
+    wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
+) -> Harness {
     let temp = TempStore::new();
     let keys = temp.keys(1_700_000_000_000).await;
     let state = AppState::new(
-        Arc::clone(&temp.store),
+        wrap(Arc::clone(&temp.store)),
         config,
         signing,
         detached_metrics_handle(),
