@@ -21,27 +21,68 @@ use signet_store::{WorkMark, WorkSignals};
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 
-/// Queues kept in the map once nobody waits on them: beyond this many, a
-/// queue's entry goes with its last waiter, so queue names sent by remote
-/// workers cannot grow the map (nor the watcher's checks of waited queues)
-/// without bound. A queue dropped from the map loses nothing: its signals
-/// are still counted ([`WorkSignals`]), and its next waiter adds it back.
-const KEPT_IDLE_QUEUES: usize = 1024;
+/// Most queues kept in the map: past this many, the least recently used
+/// queues nobody waits on go (down to three quarters of it), so queue
+/// names sent by remote workers cannot grow the map (nor the watcher's
+/// checks of the queues in it) without bound. A mark puts its queues in
+/// the map, as a wait does: from the mark on, the watcher checks them, so
+/// a write of another process during the claim that follows is counted.
+const KEPT_QUEUES: usize = 1024;
 
-/// One [`Notify`] per queue waited on (the queues of at most
-/// [`KEPT_IDLE_QUEUES`] past waits, and those of every current one), and
-/// the counts of every signal ([`WorkSignals`]).
+/// One [`Notify`] per queue marked or waited on (the [`KEPT_QUEUES`] most
+/// recent, and every queue waited on now), and the counts of every signal
+/// ([`WorkSignals`]).
 #[derive(Default)]
 pub(crate) struct WorkSignal {
-    queues: Mutex<HashMap<String, Waited>>,
+    queues: Mutex<Queues>,
     counts: WorkSignals,
 }
 
-/// A queue's wake-up and how many waits are on it now.
+/// The queues in the map, by name.
+#[derive(Default)]
+struct Queues {
+    by_name: HashMap<String, Waited>,
+    /// Counts every mark and wait: orders the queues by their last use.
+    uses: u64,
+}
+
+/// A queue's wake-up, how many waits are on it now, and when it was last
+/// marked or waited on.
 #[derive(Default)]
 struct Waited {
     notify: Arc<Notify>,
     waiters: usize,
+    used: u64,
+}
+
+impl Queues {
+    /// The entry of `q`, added when missing (making room first), as just
+    /// used.
+    fn touch(&mut self, q: &str) -> &mut Waited {
+        self.uses += 1;
+        if self.by_name.len() >= KEPT_QUEUES && !self.by_name.contains_key(q) {
+            self.make_room();
+        }
+        let used = self.uses;
+        let w = self.by_name.entry(q.to_owned()).or_default();
+        w.used = used;
+        w
+    }
+
+    /// Drops the least recently used queues nobody waits on, down to three
+    /// quarters of [`KEPT_QUEUES`] (so this runs once per quarter of new
+    /// queues, not on every one).
+    fn make_room(&mut self) {
+        let excess = self.by_name.len().saturating_sub(KEPT_QUEUES / 4 * 3);
+        let mut idle: Vec<(u64, String)> = (self.by_name.iter())
+            .filter(|(_, w)| w.waiters == 0)
+            .map(|(q, w)| (w.used, q.clone()))
+            .collect();
+        idle.sort_unstable();
+        for (_, q) in idle.into_iter().take(excess) {
+            self.by_name.remove(&q);
+        }
+    }
 }
 
 /// A wait's place in the map: given back when the wait ends or is dropped.
@@ -52,19 +93,17 @@ struct Registered<'a> {
 
 impl Drop for Registered<'_> {
     fn drop(&mut self) {
-        let mut map = self.signal.lock();
+        let mut queues = self.signal.lock();
         for q in self.queues {
-            let Some(w) = map.get_mut(q) else { continue };
-            w.waiters = w.waiters.saturating_sub(1);
-            if w.waiters == 0 && map.len() > KEPT_IDLE_QUEUES {
-                map.remove(q);
+            if let Some(w) = queues.by_name.get_mut(q) {
+                w.waiters = w.waiters.saturating_sub(1);
             }
         }
     }
 }
 
 impl WorkSignal {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Waited>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queues> {
         self.queues.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -74,20 +113,29 @@ impl WorkSignal {
         for q in queues {
             // Counted before the wake-up: see `wait`.
             self.counts.signal(q);
-            if let Some(w) = map.get(q) {
+            if let Some(w) = map.by_name.get(q) {
                 w.notify.notify_waiters();
             }
         }
     }
 
-    /// Where the signals of `queues` stand now.
+    /// Where the signals of `queues` stand now. Puts them in the map first,
+    /// so the watcher checks them from here on (a signal it counts before
+    /// the mark is taken is in the mark, and the claim after it sees that
+    /// work anyway).
     pub(crate) fn mark(&self, queues: &[String]) -> WorkMark {
+        {
+            let mut map = self.lock();
+            for q in queues {
+                map.touch(q);
+            }
+        }
         self.counts.mark(queues)
     }
 
-    /// The queues waited on now, and those of recent waits.
+    /// The queues waited on now, and those recently marked or waited on.
     pub(crate) fn waited_queues(&self) -> Vec<String> {
-        self.lock().keys().cloned().collect()
+        self.lock().by_name.keys().cloned().collect()
     }
 
     /// Waits until one of `queues` is signalled or `timeout` passes;
@@ -98,7 +146,7 @@ impl WorkSignal {
             queues
                 .iter()
                 .map(|q| {
-                    let w = map.entry(q.clone()).or_default();
+                    let w = map.touch(q);
                     w.waiters += 1;
                     Arc::clone(&w.notify)
                 })
@@ -209,7 +257,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn queue_names_from_past_waits_are_bounded_and_current_ones_kept() {
+    async fn the_queues_kept_are_bounded_and_current_and_recent_ones_stay() {
         let signal = Arc::new(WorkSignal::default());
         // A wait that stays on its queue while many others come and go.
         let held = qs(&["held"]);
@@ -222,17 +270,20 @@ mod tests {
             })
         };
         tokio::task::yield_now().await;
-        for n in 0..3 * KEPT_IDLE_QUEUES {
+        let real = qs(&["real"]);
+        for n in 0..3 * KEPT_QUEUES {
             let queues = qs(&[&format!("q{n}")]);
             let mark = signal.mark(&queues);
             signal.wait(&queues, mark, Duration::from_millis(1)).await;
+            // A queue in use among the junk stays, so the watcher checks it.
+            let _ = signal.mark(&real);
+            assert!(
+                signal.waited_queues().contains(&"real".to_owned()),
+                "a queue just marked is not watched"
+            );
         }
         let waited = signal.waited_queues();
-        assert!(
-            waited.len() <= KEPT_IDLE_QUEUES + 1,
-            "{} queues kept",
-            waited.len()
-        );
+        assert!(waited.len() <= KEPT_QUEUES, "{} queues kept", waited.len());
         assert!(
             waited.contains(&"held".to_owned()),
             "a current wait's queue was dropped"
@@ -243,17 +294,17 @@ mod tests {
             .await
             .expect("the held wait was not woken")
             .expect("waiter");
-        // A wait dropped before it ends gives its place back too.
-        let queues = qs(&["dropped"]);
+        // A wait dropped before it ends gives its place back, and the same
+        // queue twice in one wait counts twice and goes back twice.
+        let queues = qs(&["dropped", "dropped"]);
         let mark = signal.mark(&queues);
         let wait = signal.wait(&queues, mark, Duration::from_secs(3600));
         assert!(tokio::time::timeout(Duration::from_millis(5), wait)
             .await
             .is_err());
         assert_eq!(
-            signal.lock().get("dropped").map(|w| w.waiters),
-            None,
-            "the dropped wait still counts (the map is over its bound, so the idle entry goes)"
+            signal.lock().by_name.get("dropped").map(|w| w.waiters),
+            Some(0)
         );
     }
 }

@@ -220,6 +220,52 @@ async fn a_resume_by_another_handle_wakes_waiters_of_its_queue() {
     waiter.close().await.expect("close waiter");
 }
 
+/// A write by another process while a claim runs (between the mark and
+/// the wait) is seen: the mark puts its queue under the file's watch, even
+/// a queue never waited on before among many others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_by_another_handle_between_the_mark_and_the_wait_is_not_missed() {
+    let db = TempDb::new();
+    let (waiter, url) = db.open(fast());
+    let writer = SqliteStore::open(&url, fast()).expect("a second handle on the file");
+    // Another wait keeps the watch of the file running throughout.
+    let busy = ["busy".to_owned()];
+    let mut keeper =
+        pin!(waiter.wait_for_work(&busy, waiter.work_mark(&busy), Duration::from_secs(3600)));
+    tokio::select! {
+        biased;
+        () = &mut keeper => panic!("the keeper's wait returned with nothing to do"),
+        () = tokio::time::sleep(Duration::from_millis(50)) => {}
+    }
+    // Queue names from many claims, more than the store keeps watching.
+    for n in 0..3000 {
+        let _ = waiter.work_mark(&[format!("junk-{n}")]);
+    }
+    let queues = ["q".to_owned()];
+    let mark = waiter.work_mark(&queues);
+    assert!(waiter
+        .claim(signet_store::testkit::claim_req(&["q"], "w", 1), T0)
+        .await
+        .expect("claim")
+        .is_empty());
+    writer.enqueue(new_task("q"), T0).await.expect("enqueue");
+    // The watch polls every few milliseconds: let it see the write before
+    // the wait starts, as it would during a slow claim.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    tokio::select! {
+        () = waiter.wait_for_work(&queues, mark, Duration::from_secs(3600)) => {}
+        () = &mut keeper => panic!("the keeper's wait returned with nothing to do"),
+        () = tokio::time::sleep(Duration::from_secs(20)) => {
+            panic!("the write between the mark and the wait was missed")
+        }
+    }
+    assert!(started.elapsed() < Duration::from_secs(20));
+    claim_one(&waiter, "q", "w", T0).await;
+    writer.close().await.expect("close writer");
+    waiter.close().await.expect("close waiter");
+}
+
 /// Two handles on one file share no in-process signal, like two processes:
 /// a write through one wakes a waiter on the other (through `PRAGMA
 /// data_version`), and only for queues with work due.
