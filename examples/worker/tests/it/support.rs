@@ -104,14 +104,27 @@ pub(crate) fn states(db: &Path, queue: &str) -> Vec<(String, i64)> {
     rows
 }
 
-/// Asks the worker to stop with SIGTERM and waits for a clean exit.
+/// Asks the worker to stop with SIGTERM and waits for a clean exit. A
+/// worker spawned a moment ago may not handle SIGTERM yet (the default
+/// action kills it): the signal goes once it does, as a service manager's
+/// stop would reach a worker that is up.
 pub(crate) fn terminate(mut child: Child, within: Duration) {
+    let deadline = Instant::now() + within;
+    while !catches_sigterm(child.id()) {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the worker exited before it was asked to stop: {status}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the worker did not install its SIGTERM handler within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .expect("kill runs");
     assert!(status.success());
-    let deadline = Instant::now() + within;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             assert!(status.success(), "worker exited with {status}");
@@ -151,4 +164,18 @@ pub(crate) fn spawn_logging_worker(env: &Env, args: &[&str]) -> (Child, mpsc::Re
         }
     });
     (child, rx)
+}
+
+/// Whether process `pid` handles SIGTERM: its bit in the `SigCgt` mask of
+/// `/proc/<pid>/status`. Where there is no such file, assumed so.
+fn catches_sigterm(pid: u32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return true;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        // Signal n is bit n - 1; SIGTERM is 15.
+        .is_none_or(|mask| mask & (1 << 14) != 0)
 }
