@@ -5,13 +5,14 @@
 //!        ┌──────────── free capacity (one permit per row in flight) ◄─────────────┐
 //!        ▼                                                                         │
 //! claim(up to free, ≤ batch) ─► rows ─► Consumer::start(rows + permits) ─► outcome written
-//!   │ empty: Store::wait_for_work(queues, mark before the claim, poll interval)   (or queued to be), permit dropped
+//!   │ short: Store::wait_for_work(queues, mark before the claim, poll interval)   (or queued to be), permit dropped
 //!   │ store error: back off 10 ms → 1 s (closed store: stop with an error)
 //!   └ shutdown: stop claiming, let runs finish within the grace period,
 //!               then hard stop (runs release their rows) and wait for every outcome
 //! ```
 //!
-//! - [`ClaimLoop`] ([`claimer`]) is the loop; a [`Consumer`] (the worker's
+//! - [`ClaimLoop`] ([`claimer`]) is the loop, with up to three claims at
+//!   once (each for the slots free when it starts); a [`Consumer`] (the worker's
 //!   verify → run → ack, the dispatcher's verify → prepare → send → record)
 //!   plugs in and drops each row's permit once its outcome is written (the
 //!   dispatcher: once it is queued for its settler, which it waits for

@@ -89,6 +89,50 @@ async fn many_tasks_all_succeed_once() {
     running.stop().await;
 }
 
+/// Handlers of [`concurrency_is_held_and_used`] running now, and the most
+/// at once.
+static SLOW_RUNNING: AtomicU32 = AtomicU32::new(0);
+static SLOW_MOST: AtomicU32 = AtomicU32::new(0);
+
+async fn slow(_ctx: TaskContext, _args: serde_json::Value) -> HandlerResult {
+    let now = SLOW_RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
+    SLOW_MOST.fetch_max(now, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    SLOW_RUNNING.fetch_sub(1, Ordering::SeqCst);
+    Ok(None)
+}
+
+/// Several claims run at once (one per slot freed while others run):
+/// still never more tasks at once than the concurrency, and all of it is
+/// used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_is_held_and_used() {
+    let db = Db::new();
+    let ring = hmac_ring();
+    let w = worker(&db, &ring, "flow-slots")
+        .concurrency(4)
+        .register("slow", slow)
+        .build()
+        .unwrap();
+    let mut running = Running::start(w);
+    let specs = (0..80)
+        .map(|i| TaskSpec::new("slow", &json!({ "n": i })).queue("flow-slots"))
+        .collect();
+    let out = producer(&db, &ring).enqueue_batch(specs).await.unwrap();
+    let mut succeeded = std::collections::HashSet::new();
+    tokio::time::timeout(WAIT, async {
+        while succeeded.len() < out.len() {
+            let e = running.events.recv().await.unwrap();
+            assert_eq!(e.kind, WorkerEventKind::Succeeded);
+            assert!(succeeded.insert(e.task_id), "a task succeeded twice");
+        }
+    })
+    .await
+    .expect("all tasks succeed");
+    assert_eq!(SLOW_MOST.load(Ordering::SeqCst), 4, "most handlers at once");
+    running.stop().await;
+}
+
 #[tokio::test]
 async fn retries_wait_exponentially_growing_gaps_then_dead_letter() {
     let db = Db::new();
