@@ -23,7 +23,7 @@ use crate::shutdown::ShutdownSignal;
 const MAX_CONCURRENCY: usize = u32::MAX as usize;
 
 /// Claims running at once. One claim at a time left the slots freed
-/// while it ran idle until it returned; three cut that wait (about 10 %
+/// while it ran idle until it returned; three cut that wait (11–17 %
 /// more deliveries per second in `signet bench deliver` on SQLite,
 /// docs/benchmarks.md) while the store still groups them (a group commit
 /// on SQLite, the pool on PostgreSQL).
