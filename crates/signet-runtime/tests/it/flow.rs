@@ -60,6 +60,20 @@ async fn a_signed_task_runs_and_its_result_is_stored() {
     running.stop().await;
 }
 
+/// Waits for `n` tasks to succeed, each once, and nothing else to happen.
+async fn each_succeeds_once(running: &mut Running, n: usize) {
+    let mut succeeded = std::collections::HashSet::new();
+    tokio::time::timeout(WAIT, async {
+        while succeeded.len() < n {
+            let e = running.events.recv().await.unwrap();
+            assert_eq!(e.kind, WorkerEventKind::Succeeded);
+            assert!(succeeded.insert(e.task_id), "a task succeeded twice");
+        }
+    })
+    .await
+    .expect("all tasks succeed");
+}
+
 #[tokio::test]
 async fn many_tasks_all_succeed_once() {
     let db = Db::new();
@@ -75,16 +89,7 @@ async fn many_tasks_all_succeed_once() {
         .collect();
     let out = producer(&db, &ring).enqueue_batch(specs).await.unwrap();
     let last = out.last().unwrap().task.id().to_owned();
-    let mut succeeded = std::collections::HashSet::new();
-    tokio::time::timeout(WAIT, async {
-        while succeeded.len() < out.len() {
-            let e = running.events.recv().await.unwrap();
-            assert_eq!(e.kind, WorkerEventKind::Succeeded);
-            assert!(succeeded.insert(e.task_id), "a task succeeded twice");
-        }
-    })
-    .await
-    .expect("all tasks succeed");
+    each_succeeds_once(&mut running, out.len()).await;
     assert_eq!(db.task(&last).await.state, TaskState::Succeeded);
     running.stop().await;
 }
@@ -119,16 +124,7 @@ async fn concurrency_is_held_and_used() {
         .map(|i| TaskSpec::new("slow", &json!({ "n": i })).queue("flow-slots"))
         .collect();
     let out = producer(&db, &ring).enqueue_batch(specs).await.unwrap();
-    let mut succeeded = std::collections::HashSet::new();
-    tokio::time::timeout(WAIT, async {
-        while succeeded.len() < out.len() {
-            let e = running.events.recv().await.unwrap();
-            assert_eq!(e.kind, WorkerEventKind::Succeeded);
-            assert!(succeeded.insert(e.task_id), "a task succeeded twice");
-        }
-    })
-    .await
-    .expect("all tasks succeed");
+    each_succeeds_once(&mut running, out.len()).await;
     assert_eq!(SLOW_MOST.load(Ordering::SeqCst), 4, "most handlers at once");
     running.stop().await;
 }
