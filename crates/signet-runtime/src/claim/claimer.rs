@@ -25,8 +25,8 @@ const MAX_CONCURRENCY: usize = u32::MAX as usize;
 /// Claims running at once. One claim at a time left the slots freed
 /// while it ran idle until it returned; three cut that wait (11–17 %
 /// more deliveries per second in `signet bench deliver` on SQLite,
-/// docs/benchmarks.md) while the store still groups them (a group commit
-/// on SQLite, the pool on PostgreSQL).
+/// docs/benchmarks.md). SQLite's writer commits claims that meet in its
+/// queue together; PostgreSQL runs them on connections of the pool.
 const CLAIMS_IN_FLIGHT: usize = 3;
 
 /// A claim that returned, with the permits it held.
