@@ -6,8 +6,9 @@
 //! one thread per store reads `PRAGMA data_version` on a read-only
 //! connection every [`POLL`]: the value changes when any other connection
 //! (another process, or this process's writer) commits. On a change it
-//! looks for claimable work on the queues being waited on, and signals
-//! those queues, so a waiter wakes within a few milliseconds of another
+//! looks for claimable work on the queues being waited on (and those
+//! recently marked for a claim, `signal.rs`), and signals those queues,
+//! so a waiter wakes within a few milliseconds of another
 //! process's enqueue, and writes that made no work due (heartbeats,
 //! outcomes) wake nobody. With no waiter the thread sleeps on a condition
 //! variable and reads nothing. The waiters' timeout stays the safety net
