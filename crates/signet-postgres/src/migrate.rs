@@ -57,6 +57,11 @@ const MIGRATIONS: &[Migration] = &[
         "ended_sessions",
         include_str!("../migrations/0010_ended_sessions.sql"),
     ),
+    Migration::new(
+        11,
+        "delivered_attempt_on_row",
+        include_str!("../migrations/0011_delivered_attempt_on_row.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.
@@ -182,7 +187,8 @@ mod tests {
                 (7, "push_bindings"),
                 (8, "steering"),
                 (9, "target_limits"),
-                (10, "ended_sessions")
+                (10, "ended_sessions"),
+                (11, "delivered_attempt_on_row")
             ]
         );
         assert!(status_for_version(SCHEMA_VERSION + 1).is_too_new());

@@ -257,5 +257,11 @@ pub(crate) fn row_attempt_from_row(
         worker: get(row, 3, K, task_id, "attempt_worker")?,
         started_at_ms: get(row, 4, K, task_id, "attempt_started_at_ms")?,
         finished_at_ms: get(row, 5, K, task_id, "finished_at_ms")?,
+        http: signet_store::HttpExchange::from_columns(
+            get::<Option<i32>>(row, 6, K, task_id, "attempt_status")?.map(i64::from),
+            get(row, 7, K, task_id, "attempt_latency_ms")?,
+            get(row, 8, K, task_id, "attempt_response_body")?,
+        )
+        .map_err(|(name, cause)| corrupt(K, task_id, name, cause))?,
     })
 }

@@ -554,9 +554,9 @@ fn attempt_event_cte(at: usize, worker: usize, outcome: &str, error: &str, http:
     )
 }
 
-/// Marks a running task succeeded and records the attempt, in one
-/// statement: a task's on its row (see `history::list`), a delivery's (with
-/// its HTTP exchange) as an event.
+/// Marks a running task succeeded and keeps the attempt on its row (see
+/// `history::list`), with a delivery's HTTP exchange: one update, no event
+/// row.
 pub(crate) async fn complete(
     client: &impl GenericClient,
     lease: &LeaseToken,
@@ -564,31 +564,20 @@ pub(crate) async fn complete(
     http: Option<&HttpExchange>,
     now_ms: i64,
 ) -> StoreResult<()> {
-    if http.is_none() {
-        let sql = format!(
-            "UPDATE tasks SET state = 'succeeded', result = $1, attempt_worker = lease_owner, \
-             lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = $2, \
-             finished_at_ms = $2, event_seq = event_seq + 1 WHERE {}",
-            lease_guard(3)
-        );
-        return with_lease(client, &sql, lease, &[&result, &now_ms], false).await;
-    }
     let sql = format!(
-        "WITH u AS (UPDATE tasks SET state = 'succeeded', result = $1, lease_owner = NULL, \
-         lease_expires_at_ms = NULL, updated_at_ms = $2, finished_at_ms = $2, \
-         event_seq = event_seq + 1 WHERE {} \
-         RETURNING id, attempt_offset + attempt AS n, attempt_started_at_ms, event_seq), {} \
-         SELECT id FROM u",
-        lease_guard(6),
-        attempt_event_cte(2, 7, "'succeeded'", "NULL", 3)
+        "UPDATE tasks SET state = 'succeeded', result = $1, attempt_worker = lease_owner, \
+         attempt_status = $2, attempt_latency_ms = $3, attempt_response_body = $4, \
+         lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = $5, \
+         finished_at_ms = $5, event_seq = event_seq + 1 WHERE {}",
+        lease_guard(6)
     );
     let (status, latency, body) = http_params(http);
     with_lease(
         client,
         &sql,
         lease,
-        &[&result, &now_ms, &status, &latency, &body],
-        true,
+        &[&result, &status, &latency, &body, &now_ms],
+        false,
     )
     .await
 }
@@ -621,7 +610,8 @@ pub(crate) async fn complete_batch(
     let stmt = client
         .prepare_cached(
             "UPDATE tasks AS t SET state = 'succeeded', result = v.result, \
-                 attempt_worker = t.lease_owner, lease_owner = NULL, \
+                 attempt_worker = t.lease_owner, attempt_status = NULL, \
+                 attempt_latency_ms = NULL, attempt_response_body = NULL, lease_owner = NULL, \
                  lease_expires_at_ms = NULL, updated_at_ms = $1, finished_at_ms = $1, \
                  event_seq = t.event_seq + 1 \
              FROM UNNEST($2::TEXT[], $3::TEXT[], $4::INT8[], $5::BYTEA[]) \
@@ -657,7 +647,8 @@ pub(crate) async fn complete_batch(
 }
 
 /// Settles many delivery attempts, each entry on its own and answered in
-/// order: delivered ones in one statement (their rows and attempt events),
+/// order: delivered ones in one statement (their rows, which keep the
+/// attempt and its HTTP exchange),
 /// failed ones each in a statement of its own, all sent at once (pipelined)
 /// and, when there is more than one statement, in one transaction: the
 /// batch costs one round trip and one commit. An invalid exchange fails
@@ -749,8 +740,8 @@ async fn settle_sorted(
     Ok(out)
 }
 
-/// Marks delivered messages succeeded and records each attempt with its
-/// HTTP exchange, in one statement; answers the ids whose lease was
+/// Marks delivered messages succeeded, each keeping its attempt and HTTP
+/// exchange on its row, in one statement; answers the ids whose lease was
 /// current (the others changed nothing).
 async fn deliver_batch(
     client: &impl GenericClient,
@@ -781,8 +772,10 @@ async fn deliver_batch(
         bodies.push(body);
     }
     let stmt = client
-        .prepare_cached(&format!(
-            "WITH u AS (UPDATE tasks AS t SET state = 'succeeded', result = v.result, \
+        .prepare_cached(
+            "UPDATE tasks AS t SET state = 'succeeded', result = v.result, \
+                 attempt_worker = t.lease_owner, attempt_status = v.status, \
+                 attempt_latency_ms = v.latency, attempt_response_body = v.body, \
                  lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = $1, \
                  finished_at_ms = $1, event_seq = t.event_seq + 1 \
              FROM UNNEST($2::TEXT[], $3::TEXT[], $4::INT8[], $5::BYTEA[], $6::INT4[], \
@@ -790,13 +783,8 @@ async fn deliver_batch(
                AS v(id, owner, attempt, result, status, latency, body) \
              WHERE t.id = v.id AND t.state = 'running' AND t.lease_owner = v.owner \
                AND t.attempt = v.attempt \
-             RETURNING t.id, t.attempt_offset + t.attempt AS n, t.attempt_started_at_ms, \
-                 t.event_seq, v.owner, v.status, v.latency, v.body), \
-             e AS (INSERT INTO task_events ({ATTEMPT_EVENT}) \
-               SELECT u.id, u.event_seq, 'attempt', $1, u.n, u.owner, u.attempt_started_at_ms, \
-                 'succeeded', NULL, u.status, u.latency, u.body FROM u) \
-             SELECT id FROM u"
-        ))
+             RETURNING t.id",
+        )
         .await
         .map_err(|e| map_err("preparing a batch of deliveries", e))?;
     let rows = client
@@ -1042,7 +1030,8 @@ pub(crate) async fn resend(
         client,
         &format!(
             "WITH old AS (SELECT id, event_seq, attempt_offset + attempt AS n, attempt_worker, \
-                 attempt_started_at_ms, finished_at_ms, \
+                 attempt_started_at_ms, finished_at_ms, attempt_status, attempt_latency_ms, \
+                 attempt_response_body, \
                  (SELECT COALESCE(MAX(seq), 0) FROM task_events WHERE task_id = $2) AS last \
                FROM tasks WHERE id = $2 AND state = 'succeeded' AND queue = $5 FOR UPDATE), \
              u AS (UPDATE tasks AS t SET state = 'available', \
@@ -1052,9 +1041,10 @@ pub(crate) async fn resend(
                FROM old WHERE t.id = old.id \
                RETURNING {}, t.event_seq), \
              kept AS (INSERT INTO task_events (task_id, seq, kind, at_ms, attempt, worker, \
-                 started_at_ms, outcome) \
+                 started_at_ms, outcome, status, latency_ms, response_body) \
                SELECT id, event_seq, 'attempt', finished_at_ms, n, attempt_worker, \
-                 attempt_started_at_ms, 'succeeded' FROM old WHERE event_seq > last), \
+                 attempt_started_at_ms, 'succeeded', attempt_status, attempt_latency_ms, \
+                 attempt_response_body FROM old WHERE event_seq > last), \
              e AS (INSERT INTO task_events (task_id, seq, kind, at_ms, actor) \
                SELECT id, event_seq, 'resent', $1, $3 FROM u) \
              SELECT {TASK_COLUMNS}, pg_notify($4, queue)::TEXT FROM u",

@@ -158,6 +158,12 @@ fn row_attempt(conn: &Connection, task_id: &str) -> StoreResult<Option<RowAttemp
         worker: column(row, 3, WHAT, task_id, "attempt_worker")?,
         started_at_ms: column(row, 4, WHAT, task_id, "attempt_started_at_ms")?,
         finished_at_ms: column(row, 5, WHAT, task_id, "finished_at_ms")?,
+        http: HttpExchange::from_columns(
+            column(row, 6, WHAT, task_id, "attempt_status")?,
+            column(row, 7, WHAT, task_id, "attempt_latency_ms")?,
+            column(row, 8, WHAT, task_id, "attempt_response_body")?,
+        )
+        .map_err(|(name, cause)| corrupt(WHAT, task_id, name, cause))?,
     }))
 }
 

@@ -61,6 +61,11 @@ const MIGRATIONS: &[Migration] = &[
         "checks_as_comparisons",
         include_str!("../migrations/0011_checks_as_comparisons.sql"),
     ),
+    Migration::new(
+        12,
+        "delivered_attempt_on_row",
+        include_str!("../migrations/0012_delivered_attempt_on_row.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.
@@ -276,9 +281,18 @@ mod tests {
         assert_eq!(before.len(), 5, "{before:?}");
         migrate(&mut conn, 11).unwrap();
         assert_eq!(current_version(&conn).unwrap(), SCHEMA_VERSION);
+        // Version 12 adds three columns at the end, NULL on every row kept.
+        let with_v12: Vec<Vec<String>> = tasks
+            .iter()
+            .map(|row| {
+                let mut row = row.clone();
+                row.extend(["Null".to_owned(), "Null".to_owned(), "Null".to_owned()]);
+                row
+            })
+            .collect();
         assert_eq!(
             dump(&conn, "SELECT rowid, * FROM tasks ORDER BY rowid"),
-            tasks,
+            with_v12,
             "rows, rowids and columns are kept"
         );
         assert_eq!(tasks.len(), 2);
@@ -327,6 +341,84 @@ mod tests {
         ] {
             conn.execute(good, []).unwrap();
         }
+    }
+
+    /// A message delivered before version 12 has its attempt as an event
+    /// row; after the upgrade its history reads that attempt once, and a
+    /// message delivered after it keeps its attempt on the row, with the
+    /// same history.
+    #[test]
+    fn version_12_reads_earlier_deliveries_once_and_keeps_new_ones_on_the_row() {
+        let mut conn = at_version(11);
+        // As version 11 wrote a delivered message: the row, then its event.
+        conn.execute_batch(
+            "INSERT INTO tasks (id, queue, name, args, headers, created_at_ms, max_attempts, \
+                 state, priority, attempt, run_at_ms, updated_at_ms, finished_at_ms, \
+                 attempt_started_at_ms, event_seq) \
+             VALUES ('m1', 'signet:messages', 'n', X'01', '{}', 1, 3, 'succeeded', 0, 1, 1, 9, 9, \
+                 5, 1); \
+             INSERT INTO task_events (task_id, seq, kind, at_ms, attempt, worker, started_at_ms, \
+                 outcome, status, latency_ms, response_body) \
+             VALUES ('m1', 1, 'attempt', 9, 1, 'd1', 5, 'succeeded', 204, 4, X'6F6B');",
+        )
+        .unwrap();
+        migrate(&mut conn, 20).unwrap();
+        assert_eq!(current_version(&conn).unwrap(), SCHEMA_VERSION);
+        let before = crate::history::list(&conn, "m1").unwrap();
+        let attempt = signet_store::Event::Attempt(signet_store::AttemptEvent {
+            number: 1,
+            worker: Some("d1".into()),
+            started_at_ms: Some(5),
+            outcome: signet_store::AttemptOutcome::Succeeded,
+            error: None,
+            http: Some(signet_store::HttpExchange {
+                status: Some(204),
+                latency_ms: 4,
+                response_body: b"ok".to_vec(),
+            }),
+        });
+        assert_eq!(before.len(), 1, "read once: {before:#?}");
+        assert_eq!((before[0].seq, before[0].at_ms), (1, 9));
+        assert_eq!(before[0].event, attempt);
+
+        // Delivered under version 12: no event row, the same history.
+        conn.execute_batch(
+            "INSERT INTO tasks (id, queue, name, args, headers, created_at_ms, max_attempts, \
+                 state, priority, attempt, run_at_ms, updated_at_ms, lease_owner, \
+                 lease_expires_at_ms, attempt_started_at_ms) \
+             VALUES ('m2', 'signet:messages', 'n', X'01', '{}', 1, 3, 'running', 0, 1, 1, 5, 'd1', \
+                 99, 5);",
+        )
+        .unwrap();
+        let lease = signet_store::LeaseToken {
+            task_id: "m2".into(),
+            worker_id: "d1".into(),
+            attempt: 1,
+        };
+        let http = signet_store::HttpExchange {
+            status: Some(204),
+            latency_ms: 4,
+            response_body: b"ok".to_vec(),
+        };
+        crate::tasks::complete(&conn, &lease, None, Some(&http), 9).unwrap();
+        let events: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM task_events WHERE task_id = 'm2'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(events, 0, "the attempt is kept on the row");
+        let after = crate::history::list(&conn, "m2").unwrap();
+        assert_eq!(after.len(), 1, "{after:#?}");
+        assert_eq!(
+            after[0].event, before[0].event,
+            "the same attempt, read back"
+        );
+        assert_eq!(
+            (after[0].seq, after[0].at_ms),
+            (before[0].seq, before[0].at_ms)
+        );
     }
 
     /// What a write evaluates on every row (CHECKs, partial index

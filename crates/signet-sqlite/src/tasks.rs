@@ -372,9 +372,9 @@ pub(crate) fn heartbeat(
     )
 }
 
-/// Marks a running task succeeded and records the attempt: a task's on
-/// its row (see `history::list`), a delivery's (with its HTTP exchange) as
-/// an event.
+/// Marks a running task succeeded and keeps the attempt on its row (see
+/// `history::list`), with a delivery's HTTP exchange: one update, no event
+/// row.
 pub(crate) fn complete(
     conn: &Connection,
     lease: &LeaseToken,
@@ -382,33 +382,21 @@ pub(crate) fn complete(
     http: Option<&HttpExchange>,
     now_ms: i64,
 ) -> StoreResult<()> {
-    let Some(http) = http else {
-        return with_lease(
-            conn,
-            "UPDATE tasks SET state = 'succeeded', result = ?1, attempt_worker = lease_owner, \
-             lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = ?2, \
-             finished_at_ms = ?2, event_seq = event_seq + 1 \
-             WHERE id = ?3 AND state = 'running' AND lease_owner = ?4 AND attempt = ?5",
-            lease,
-            &[&result, &now_ms],
-        );
-    };
-    let (_, ended) = end_attempt(
+    with_lease(
         conn,
+        "UPDATE tasks SET state = 'succeeded', result = ?1, attempt_worker = lease_owner, \
+         attempt_status = ?2, attempt_latency_ms = ?3, attempt_response_body = ?4, \
+         lease_owner = NULL, lease_expires_at_ms = NULL, updated_at_ms = ?5, \
+         finished_at_ms = ?5, event_seq = event_seq + 1 \
+         WHERE id = ?6 AND state = 'running' AND lease_owner = ?7 AND attempt = ?8",
         lease,
-        "UPDATE tasks SET state = 'succeeded', result = ?1, lease_owner = NULL, \
-         lease_expires_at_ms = NULL, updated_at_ms = ?2, finished_at_ms = ?2, \
-         event_seq = ?3 WHERE rowid = ?4",
-        &[&result, &now_ms],
-    )?;
-    record_ended(
-        conn,
-        lease,
-        ended,
-        AttemptOutcome::Succeeded,
-        None,
-        Some(http),
-        now_ms,
+        &[
+            &result,
+            &http.and_then(|h| h.status),
+            &http.map(|h| h.latency_ms),
+            &http.map(|h| h.response_body.as_slice()),
+            &now_ms,
+        ],
     )
 }
 
@@ -450,8 +438,9 @@ pub(crate) fn fail(
     Ok(queue)
 }
 
-/// Settles a delivery attempt (the outcome and its attempt event with the
-/// HTTP exchange; the caller checked it with `check_exchange`). Returns
+/// Settles a delivery attempt (the outcome and the attempt with its HTTP
+/// exchange, kept on the row when delivered, an event otherwise; the
+/// caller checked it with `check_exchange`). Returns
 /// the queue to wake when the message is to be retried now.
 pub(crate) fn settle_delivery(
     conn: &Connection,
@@ -614,9 +603,11 @@ pub(crate) fn resend(
     now_ms: i64,
 ) -> StoreResult<TaskRow> {
     conn.prepare_cached(
-        "INSERT INTO task_events (task_id, seq, kind, at_ms, attempt, worker, started_at_ms, outcome) \
+        "INSERT INTO task_events (task_id, seq, kind, at_ms, attempt, worker, started_at_ms, \
+             outcome, status, latency_ms, response_body) \
          SELECT id, event_seq, 'attempt', finished_at_ms, attempt_offset + attempt, \
-             attempt_worker, attempt_started_at_ms, 'succeeded' FROM tasks \
+             attempt_worker, attempt_started_at_ms, 'succeeded', attempt_status, \
+             attempt_latency_ms, attempt_response_body FROM tasks \
          WHERE id = ?1 AND state = 'succeeded' AND queue = ?2 AND event_seq > \
              COALESCE((SELECT MAX(seq) FROM task_events WHERE task_id = ?1), 0)",
     )

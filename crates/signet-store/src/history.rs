@@ -164,6 +164,30 @@ pub struct HttpExchange {
     pub response_body: Vec<u8>,
 }
 
+impl HttpExchange {
+    /// The exchange kept in a status, a latency and a body column (of an
+    /// attempt event, or of the task row for the success it keeps): none
+    /// when the latency is NULL (the attempt was not a delivery). On a bad
+    /// value, the column and why, for the backend's corrupt-row error.
+    pub fn from_columns(
+        status: Option<i64>,
+        latency_ms: Option<i64>,
+        response_body: Option<Vec<u8>>,
+    ) -> Result<Option<HttpExchange>, (&'static str, String)> {
+        let Some(latency_ms) = latency_ms else {
+            return Ok(None);
+        };
+        Ok(Some(HttpExchange {
+            status: status
+                .map(u16::try_from)
+                .transpose()
+                .map_err(|e| ("status", e.to_string()))?,
+            latency_ms,
+            response_body: response_body.unwrap_or_default(),
+        }))
+    }
+}
+
 /// Checks an operator's actor text: 1 to [`MAX_ACTOR_LEN`] bytes.
 pub fn check_actor(actor: &str) -> Result<(), StoreError> {
     if actor.is_empty() || actor.len() > MAX_ACTOR_LEN {
@@ -233,18 +257,7 @@ impl HistoryEvent {
                 let number = u32::try_from(number).map_err(|e| ("attempt", e.to_string()))?;
                 let outcome = AttemptOutcome::parse(&need(c.outcome, "outcome")?)
                     .map_err(|e| ("outcome", e.to_string()))?;
-                let http = match c.latency_ms {
-                    Some(latency_ms) => Some(HttpExchange {
-                        status: c
-                            .status
-                            .map(u16::try_from)
-                            .transpose()
-                            .map_err(|e| ("status", e.to_string()))?,
-                        latency_ms,
-                        response_body: c.response_body.unwrap_or_default(),
-                    }),
-                    None => None,
-                };
+                let http = HttpExchange::from_columns(c.status, c.latency_ms, c.response_body)?;
                 Event::Attempt(AttemptEvent {
                     number,
                     worker: c.worker,
@@ -303,12 +316,18 @@ pub struct RowAttempt {
     pub started_at_ms: Option<i64>,
     /// `finished_at_ms`.
     pub finished_at_ms: Option<i64>,
+    /// A delivered message's HTTP exchange (`attempt_status`,
+    /// `attempt_latency_ms`, `attempt_response_body`, decoded with
+    /// [`HttpExchange::from_columns`]); none for a task.
+    pub http: Option<HttpExchange>,
 }
 
-/// Adds to the stored `events` of a task the attempt its row keeps: a
-/// succeeded task's successful attempt is numbered (`event_seq`) but not
-/// written as an event row (the row, final and never changed again, holds
-/// it), so the completion path stays one write. Deliveries write theirs.
+/// Adds to the stored `events` of a task the attempt its row keeps: the
+/// successful attempt of a task or of a delivered message is numbered
+/// (`event_seq`) but not written as an event row (the row, final until an
+/// operator resends it, holds it, with a delivery's HTTP exchange), so the
+/// completion path stays one write. A resend writes the kept attempt as its
+/// event before the row changes.
 pub fn complete_history(events: &mut Vec<HistoryEvent>, task_id: &str, row: RowAttempt) {
     let last = events.last().map_or(0, |e| e.seq);
     if row.state != crate::TaskState::Succeeded || row.event_seq <= last {
@@ -327,14 +346,16 @@ pub fn complete_history(events: &mut Vec<HistoryEvent>, task_id: &str, row: RowA
             started_at_ms: row.started_at_ms,
             outcome: AttemptOutcome::Succeeded,
             error: None,
-            http: None,
+            http: row.http,
         }),
     });
 }
 
-/// The columns [`RowAttempt`] is read from, in its order.
+/// The columns [`RowAttempt`] is read from, in its order (the last three
+/// are its exchange's, as [`HttpExchange::from_columns`] takes them).
 pub const ROW_ATTEMPT_COLUMNS: &str = "state, event_seq, attempt_offset + attempt, \
-     attempt_worker, attempt_started_at_ms, finished_at_ms";
+     attempt_worker, attempt_started_at_ms, finished_at_ms, attempt_status, \
+     attempt_latency_ms, attempt_response_body";
 
 /// The attempts of a history, in order.
 pub fn attempts(history: &[HistoryEvent]) -> impl Iterator<Item = (&HistoryEvent, &AttemptEvent)> {

@@ -277,9 +277,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Settles a running message's delivery attempt: the lease's outcome
     /// (as [`complete`](Store::complete) or [`fail`](Store::fail) write it)
-    /// and one `attempt` event carrying the HTTP exchange (status, latency,
-    /// the first [`MAX_ATTEMPT_BODY_BYTES`](crate::MAX_ATTEMPT_BODY_BYTES)
-    /// of the response), in one write. A lost lease gives
+    /// and the attempt with its HTTP exchange (status, latency, the first
+    /// [`MAX_ATTEMPT_BODY_BYTES`](crate::MAX_ATTEMPT_BODY_BYTES) of the
+    /// response), in one write; the history shows it as one `attempt`
+    /// event (a delivered one is kept on the row, see
+    /// [`complete_history`](crate::history::complete_history)). A lost lease gives
     /// [`StoreError::LeaseLost`] and records nothing.
     async fn settle_delivery(
         &self,

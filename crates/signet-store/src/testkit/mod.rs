@@ -129,7 +129,7 @@ macro_rules! __signet_store_checks {
             PauseIdempotent => pause::pause_idempotent: "Pausing twice keeps the first pause, resuming twice is no error, pauses list by name; bad names, actors and reasons are `Invalid`.",
             RetryNow => operator::retry_now: "Retry now makes a retryable task available at once, attempts kept, with a `retried-now` event; other states are `Conflict`.",
             Resend => operator::resend: "Resend makes a succeeded message available with attempts moved behind and a `resent` event, owing its callback again; tasks and undelivered messages are `Conflict`.",
-            ResendKeepsRowAttempt => operator::resend_keeps_row_attempt: "A message whose success is kept on its row keeps that attempt in its history once resent.",
+            ResendKeepsRowAttempt => operator::resend_keeps_row_attempt: "A message whose success is kept on its row (with a delivery's HTTP exchange) keeps that attempt in its history once resent.",
             Rescue => lease::rescue: "Expired leases become retryable, or dead once attempts are used up.",
             ListTasks => listing::list_tasks: "Task listing filters and pages newest first without duplicates or gaps.",
             ListOwnQueue => listing::list_own_queue: "Listings leave Signet's own queue out unless it is named or asked for; asked for, its rows (msg_ ids) follow the tasks, each newest first.",

@@ -181,9 +181,55 @@ pub(super) async fn resend(store: Arc<dyn Store>) {
 }
 
 /// A message whose success is kept only on its row (completed without an
-/// HTTP exchange) keeps that attempt in its history once resent.
+/// HTTP exchange, or delivered with one) keeps that attempt in its history
+/// once resent.
 pub(super) async fn resend_keeps_row_attempt(store: Arc<dyn Store>) {
     let s = &*store;
+    // A delivered message keeps its HTTP exchange through the resend.
+    let id = put(s, new_message()).await.id().to_owned();
+    let r = claim_one(s, MESSAGE_QUEUE, "d-row", T0 + 10).await;
+    assert_eq!(r.id(), id);
+    s.settle_delivery(
+        &LeaseToken::of(&r),
+        exchange(Some(202), b"accepted"),
+        Settlement::Delivered { result: None },
+        T0 + 12,
+    )
+    .await
+    .expect("settle delivered");
+    let before = history_of(s, &id).await;
+    assert_eq!(before.len(), 1, "{before:#?}");
+    let Event::Attempt(kept) = &before[0].event else {
+        panic!("an attempt: {before:#?}");
+    };
+    assert_eq!(kept.http, Some(exchange(Some(202), b"accepted")));
+    s.resend(&id, ACTOR, T0 + 13).await.expect("resend");
+    let r = claim_one(s, MESSAGE_QUEUE, "d-row-2", T0 + 14).await;
+    assert_eq!(r.id(), id, "the resent message is the one pending");
+    s.settle_delivery(
+        &LeaseToken::of(&r),
+        exchange(Some(200), b"again"),
+        Settlement::Delivered { result: None },
+        T0 + 15,
+    )
+    .await
+    .expect("settle the resend");
+    let after = history_of(s, &id).await;
+    assert_eq!(after.len(), 3, "{after:#?}");
+    assert_eq!(
+        after[0], before[0],
+        "the first delivery reads back the same"
+    );
+    assert!(matches!(after[1].event, Event::Resent { .. }));
+    let Event::Attempt(second) = &after[2].event else {
+        panic!("an attempt: {after:#?}");
+    };
+    assert_eq!(
+        (second.number, second.worker.as_deref(), &second.http),
+        (2, Some("d-row-2"), &Some(exchange(Some(200), b"again")))
+    );
+
+    // A message completed without an exchange, as a task is.
     let id = put(s, new_message()).await.id().to_owned();
     let r = claim_one(s, MESSAGE_QUEUE, "w-row", T0).await;
     s.complete(&LeaseToken::of(&r), None, T0 + 5)
