@@ -12,11 +12,31 @@ use crate::row::{event_from_row, row_attempt_from_row};
 pub(crate) const ATTEMPT_EVENT: &str = "task_id, seq, kind, at_ms, attempt, worker, \
      started_at_ms, outcome, error, status, latency_ms, response_body";
 
-/// A task's history, in order.
+/// A task's history, in order. The events and the attempt the row keeps
+/// are read in one read-only `REPEATABLE READ` transaction (one snapshot):
+/// a resend committed between two separate reads would write the kept
+/// attempt as an event after the first and take the row out of `succeeded`
+/// before the second, and the attempt would be missing from the answer.
 pub(crate) async fn list(
-    client: &impl GenericClient,
+    client: &mut deadpool_postgres::Object,
     task_id: &str,
 ) -> StoreResult<Vec<HistoryEvent>> {
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(|e| map_err(format!("reading the history of {task_id}"), e))?;
+    let events = read(&tx, task_id).await?;
+    tx.commit()
+        .await
+        .map_err(|e| map_err(format!("reading the history of {task_id}"), e))?;
+    Ok(events)
+}
+
+/// [`list`]'s two reads, on `client`.
+async fn read(client: &impl GenericClient, task_id: &str) -> StoreResult<Vec<HistoryEvent>> {
     let stmt = client
         .prepare_cached(&format!(
             "SELECT {EVENT_COLUMNS} FROM task_events WHERE task_id = $1 ORDER BY seq"

@@ -569,8 +569,8 @@ impl Store for PostgresStore {
     }
 
     async fn history(&self, task_id: &str) -> StoreResult<Vec<HistoryEvent>> {
-        let client = self.conn().await?;
-        history::list(&client, task_id).await
+        let mut client = self.conn().await?;
+        history::list(&mut client, task_id).await
     }
 
     async fn pending_callbacks(&self, limit: usize) -> StoreResult<Vec<TaskRow>> {

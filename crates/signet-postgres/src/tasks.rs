@@ -1037,7 +1037,8 @@ pub(crate) async fn resend(
              u AS (UPDATE tasks AS t SET state = 'available', \
                  attempt_offset = t.attempt_offset + t.attempt, attempt = 0, run_at_ms = $1, \
                  finished_at_ms = NULL, lease_owner = NULL, lease_expires_at_ms = NULL, \
-                 callback_sent_at_ms = NULL, updated_at_ms = $1, event_seq = t.event_seq + 1 \
+                 callback_sent_at_ms = NULL, updated_at_ms = $1, event_seq = t.event_seq + 1, \
+                 attempt_status = NULL, attempt_latency_ms = NULL, attempt_response_body = NULL \
                FROM old WHERE t.id = old.id \
                RETURNING {}, t.event_seq), \
              kept AS (INSERT INTO task_events (task_id, seq, kind, at_ms, attempt, worker, \

@@ -119,17 +119,25 @@ fn next_seq(conn: &Connection, task_id: &str) -> StoreResult<()> {
     Ok(())
 }
 
-/// A task's history, in order.
+/// A task's history, in order. The events and the attempt the row keeps
+/// are read in one savepoint (one snapshot on a reader, which is outside
+/// any transaction): a resend committed between two separate reads would
+/// write the kept attempt as an event after the first and take the row out
+/// of `succeeded` before the second, and the attempt would be missing from
+/// the answer.
 pub(crate) fn list(conn: &Connection, task_id: &str) -> StoreResult<Vec<HistoryEvent>> {
-    let context = format!("reading the history of {task_id}");
-    let sql = format!("SELECT {EVENT_COLUMNS} FROM task_events WHERE task_id = ?1 ORDER BY seq");
-    let mut out = collect_rows(conn, &sql, [task_id], &context, |row| {
-        from_row(row, task_id)
-    })?;
-    if let Some(row) = row_attempt(conn, task_id)? {
-        complete_history(&mut out, task_id, row);
-    }
-    Ok(out)
+    crate::writer::in_savepoint(conn, |conn| {
+        let context = format!("reading the history of {task_id}");
+        let sql =
+            format!("SELECT {EVENT_COLUMNS} FROM task_events WHERE task_id = ?1 ORDER BY seq");
+        let mut out = collect_rows(conn, &sql, [task_id], &context, |row| {
+            from_row(row, task_id)
+        })?;
+        if let Some(row) = row_attempt(conn, task_id)? {
+            complete_history(&mut out, task_id, row);
+        }
+        Ok(out)
+    })
 }
 
 /// What the task row keeps of its last attempt.

@@ -618,7 +618,8 @@ pub(crate) fn resend(
         &format!(
             "UPDATE tasks SET state = 'available', attempt_offset = attempt_offset + attempt, \
              attempt = 0, run_at_ms = ?1, finished_at_ms = NULL, lease_owner = NULL, \
-             lease_expires_at_ms = NULL, updated_at_ms = ?1, callback_sent_at_ms = NULL \
+             lease_expires_at_ms = NULL, updated_at_ms = ?1, callback_sent_at_ms = NULL, \
+             attempt_status = NULL, attempt_latency_ms = NULL, attempt_response_body = NULL \
              WHERE id = ?2 AND state = 'succeeded' AND queue = ?3 RETURNING {TASK_COLUMNS}"
         ),
         (id, "succeeded messages", "resent"),

@@ -93,7 +93,10 @@ impl<T: Send + 'static> Settle for Done<T> {
     }
 }
 
-fn in_savepoint<T>(
+/// Runs `f` inside a savepoint: released when it succeeds, rolled back to
+/// when it fails or panics. On a connection outside any transaction the
+/// savepoint is a transaction of its own, so `f`'s reads see one snapshot.
+pub(crate) fn in_savepoint<T>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> StoreResult<T>,
 ) -> StoreResult<T> {

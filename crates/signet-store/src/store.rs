@@ -38,9 +38,12 @@ pub type StoreResult<T> = Result<T, StoreError>;
 ///   and every operator act (cancel, replay, re-sign, retry now, resend)
 ///   and refusal (kill)
 ///   adds one [`HistoryEvent`] to the task's history in the same write as
-///   the change it records (a succeeded task's last attempt is kept on its
-///   final row and read back as its last event, so `complete` writes no
-///   event row); nothing updates or replaces an event, and only
+///   the change it records (the last attempt of a succeeded task or of a
+///   delivered message, with a delivery's HTTP exchange, is kept on its
+///   row and read back as its last event, so `complete` and a delivered
+///   message's settle write no event row; a resend, the only way out of
+///   `succeeded`, writes it out first); nothing updates or replaces an
+///   event, and only
 ///   deleting the task (prune, purge) deletes its events. Attempt numbers
 ///   go on across replays: a task's `attempts_before + attempt`;
 /// - input that [`NewTask::validate`], [`ClaimRequest::validate`] or

@@ -22,6 +22,68 @@ async fn applied_versions(store: &PostgresStore, url: &str) -> Vec<i64> {
     rows.iter().map(|r| r.get(0)).collect()
 }
 
+/// The migrations of versions 1 to 10, `(name, sql)`, to build a schema
+/// as an earlier build left it.
+const EARLIER: [(&str, &str); 10] = [
+    ("init", include_str!("../../migrations/0001_init.sql")),
+    (
+        "delivery",
+        include_str!("../../migrations/0002_delivery.sql"),
+    ),
+    ("history", include_str!("../../migrations/0003_history.sql")),
+    (
+        "idempotency_scope",
+        include_str!("../../migrations/0004_idempotency_scope.sql"),
+    ),
+    (
+        "newest_first",
+        include_str!("../../migrations/0005_newest_first.sql"),
+    ),
+    (
+        "listing_by_id",
+        include_str!("../../migrations/0006_listing_by_id.sql"),
+    ),
+    (
+        "push_bindings",
+        include_str!("../../migrations/0007_push_bindings.sql"),
+    ),
+    (
+        "steering",
+        include_str!("../../migrations/0008_steering.sql"),
+    ),
+    (
+        "target_limits",
+        include_str!("../../migrations/0009_target_limits.sql"),
+    ),
+    (
+        "ended_sessions",
+        include_str!("../../migrations/0010_ended_sessions.sql"),
+    ),
+];
+
+/// Creates `schema` on `admin`'s connection (and makes it the search path)
+/// as the migrations `(name, sql)` numbered 1, 2, … left it.
+async fn schema_at(admin: &Admin, schema: &str, migrations: &[(&str, &str)]) {
+    admin
+        .batch_execute(&format!(
+            "CREATE SCHEMA {schema}; SET search_path TO {schema};
+             CREATE TABLE schema_migrations (version BIGINT NOT NULL PRIMARY KEY,
+                 name TEXT NOT NULL, applied_at_ms BIGINT NOT NULL);"
+        ))
+        .await
+        .expect("schema");
+    for (version, (name, sql)) in (1_i64..).zip(migrations) {
+        admin.batch_execute(sql).await.expect("old migration");
+        admin
+            .execute(
+                "INSERT INTO schema_migrations VALUES ($1, $2, 0)",
+                &[&version, name],
+            )
+            .await
+            .expect("record version");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_migrations_apply_each_version_once() {
     let Some(url) = database_url("concurrent_migrations_apply_each_version_once") else {
@@ -187,35 +249,7 @@ async fn a_version_2_schema_keeps_its_attempts_and_keys() {
     let msg = MessageId::generate().to_string();
     let task = TaskId::generate().to_string();
     let admin = Admin::connect(&url).await;
-    admin
-        .batch_execute(&format!(
-            "CREATE SCHEMA {schema}; SET search_path TO {schema};
-             CREATE TABLE schema_migrations (version BIGINT NOT NULL PRIMARY KEY,
-                 name TEXT NOT NULL, applied_at_ms BIGINT NOT NULL);"
-        ))
-        .await
-        .expect("schema");
-    for (version, name, sql) in [
-        (
-            1_i64,
-            "init",
-            include_str!("../../migrations/0001_init.sql"),
-        ),
-        (
-            2,
-            "delivery",
-            include_str!("../../migrations/0002_delivery.sql"),
-        ),
-    ] {
-        admin.batch_execute(sql).await.expect("old migration");
-        admin
-            .execute(
-                "INSERT INTO schema_migrations VALUES ($1, $2, 0)",
-                &[&version, &name],
-            )
-            .await
-            .expect("record version");
-    }
+    schema_at(&admin, &schema, &EARLIER[..2]).await;
     admin
         .batch_execute(&format!(
             "INSERT INTO tasks (id, queue, name, args, headers, created_at_ms, max_attempts,
@@ -271,6 +305,100 @@ async fn a_version_2_schema_keeps_its_attempts_and_keys() {
         .expect("an API key");
     assert!(other.created, "an API key never gets a legacy row");
     assert_ne!(other.task.id(), task);
+    store.close().await.expect("close");
+    drop_schema(&url, &schema).await;
+}
+
+/// A message delivered under version 10 has its attempt as an event row;
+/// after version 11 its history reads that attempt once, a resend keeps
+/// it, and a message delivered after the upgrade keeps its attempt on its
+/// row (no event row) with the same history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_11_reads_earlier_deliveries_once_and_keeps_new_ones_on_the_row() {
+    use signet_store::testkit::{claim_one, new_message, put, T0};
+    use signet_store::{Event, HttpExchange, LeaseToken, MessageId, Settlement, MESSAGE_QUEUE};
+
+    let Some(url) = database_url("version_11_reads_earlier_deliveries_once") else {
+        return;
+    };
+    let schema = fresh_schema("v10");
+    let msg = MessageId::generate().to_string();
+    let admin = Admin::connect(&url).await;
+    schema_at(&admin, &schema, &EARLIER[..10]).await;
+    // As version 10 wrote a delivered message: the row, then its event.
+    admin
+        .batch_execute(&format!(
+            "INSERT INTO tasks (id, queue, name, args, headers, created_at_ms, max_attempts,
+                 state, priority, attempt, run_at_ms, updated_at_ms, finished_at_ms,
+                 attempt_started_at_ms, event_seq)
+             VALUES ('{msg}', 'signet:messages', 'signet.http', '\\x7b7d', '{{}}', 1, 3,
+                 'succeeded', 0, 1, 1, 9, 9, 5, 1);
+             INSERT INTO task_events (task_id, seq, kind, at_ms, attempt, worker,
+                 started_at_ms, outcome, status, latency_ms, response_body)
+             VALUES ('{msg}', 1, 'attempt', 9, 1, 'd1', 5, 'succeeded', 204, 4, 'ok'::bytea);"
+        ))
+        .await
+        .expect("version 10 rows");
+
+    let store = PostgresStore::connect(&url, test_options(&schema))
+        .await
+        .expect("connect migrates from version 10");
+    assert_eq!(
+        applied_versions(&store, &url).await,
+        (1..=SCHEMA_VERSION).collect::<Vec<_>>()
+    );
+    let exchange = HttpExchange {
+        status: Some(204),
+        latency_ms: 4,
+        response_body: b"ok".to_vec(),
+    };
+    let before = store.history(&msg).await.expect("history");
+    assert_eq!(before.len(), 1, "read once: {before:#?}");
+    let Event::Attempt(a) = &before[0].event else {
+        panic!("an attempt: {before:#?}");
+    };
+    assert_eq!((a.number, &a.http), (1, &Some(exchange.clone())));
+
+    // Delivered under version 11: no event row, the same history.
+    let s: &dyn Store = &store;
+    let id = put(s, new_message()).await.id().to_owned();
+    let r = claim_one(s, MESSAGE_QUEUE, "d2", T0 + 1).await;
+    assert_eq!(r.id(), id);
+    s.settle_delivery(
+        &LeaseToken::of(&r),
+        exchange.clone(),
+        Settlement::Delivered { result: None },
+        T0 + 2,
+    )
+    .await
+    .expect("settle delivered");
+    let admin = Admin::connect(&url).await;
+    let events: i64 = admin
+        .query_one(
+            &format!("SELECT COUNT(*) FROM {schema}.task_events WHERE task_id = $1"),
+            &[&id],
+        )
+        .await
+        .expect("count events")
+        .get(0);
+    admin.close().await;
+    assert_eq!(events, 0, "the attempt is kept on the row");
+    let after = store.history(&id).await.expect("history");
+    assert_eq!(after.len(), 1, "{after:#?}");
+    let Event::Attempt(a) = &after[0].event else {
+        panic!("an attempt: {after:#?}");
+    };
+    assert_eq!((a.number, &a.http), (1, &Some(exchange)));
+
+    // A resend of the earlier delivery keeps its one event.
+    store.resend(&msg, "cli", T0 + 3).await.expect("resend");
+    let resent = store.history(&msg).await.expect("history");
+    assert_eq!(
+        resent.len(),
+        2,
+        "the attempt is not written twice: {resent:#?}"
+    );
+    assert_eq!(resent[0], before[0]);
     store.close().await.expect("close");
     drop_schema(&url, &schema).await;
 }

@@ -228,6 +228,22 @@ pub(super) async fn resend_keeps_row_attempt(store: Arc<dyn Store>) {
         (second.number, second.worker.as_deref(), &second.http),
         (2, Some("d-row-2"), &Some(exchange(Some(200), b"again")))
     );
+    // A later success without an exchange shows none, not the last one's.
+    s.resend(&id, ACTOR, T0 + 16).await.expect("resend again");
+    let r = claim_one(s, MESSAGE_QUEUE, "d-row-3", T0 + 17).await;
+    assert_eq!(r.id(), id);
+    let done = s
+        .complete_batch(vec![(LeaseToken::of(&r), None)], T0 + 18)
+        .await
+        .expect("complete");
+    assert!(done[0].is_ok(), "{done:?}");
+    let last = history_of(s, &id).await;
+    assert_eq!(last.len(), 5, "{last:#?}");
+    assert_eq!(last[..3], after[..], "nothing earlier changes");
+    let Event::Attempt(third) = &last[4].event else {
+        panic!("an attempt: {last:#?}");
+    };
+    assert_eq!((third.number, &third.http), (3, &None));
 
     // A message completed without an exchange, as a task is.
     let id = put(s, new_message()).await.id().to_owned();
