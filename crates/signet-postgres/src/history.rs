@@ -21,17 +21,16 @@ pub(crate) async fn list(
     client: &mut deadpool_postgres::Object,
     task_id: &str,
 ) -> StoreResult<Vec<HistoryEvent>> {
+    let context = format!("reading the history of {task_id}");
     let tx = client
         .build_transaction()
         .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
         .read_only(true)
         .start()
         .await
-        .map_err(|e| map_err(format!("reading the history of {task_id}"), e))?;
+        .map_err(|e| map_err(&context, e))?;
     let events = read(&tx, task_id).await?;
-    tx.commit()
-        .await
-        .map_err(|e| map_err(format!("reading the history of {task_id}"), e))?;
+    tx.commit().await.map_err(|e| map_err(&context, e))?;
     Ok(events)
 }
 

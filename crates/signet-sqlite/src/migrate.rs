@@ -365,17 +365,18 @@ mod tests {
         migrate(&mut conn, 20).unwrap();
         assert_eq!(current_version(&conn).unwrap(), SCHEMA_VERSION);
         let before = crate::history::list(&conn, "m1").unwrap();
+        let http = signet_store::HttpExchange {
+            status: Some(204),
+            latency_ms: 4,
+            response_body: b"ok".to_vec(),
+        };
         let attempt = signet_store::Event::Attempt(signet_store::AttemptEvent {
             number: 1,
             worker: Some("d1".into()),
             started_at_ms: Some(5),
             outcome: signet_store::AttemptOutcome::Succeeded,
             error: None,
-            http: Some(signet_store::HttpExchange {
-                status: Some(204),
-                latency_ms: 4,
-                response_body: b"ok".to_vec(),
-            }),
+            http: Some(http.clone()),
         });
         assert_eq!(before.len(), 1, "read once: {before:#?}");
         assert_eq!((before[0].seq, before[0].at_ms), (1, 9));
@@ -394,11 +395,6 @@ mod tests {
             task_id: "m2".into(),
             worker_id: "d1".into(),
             attempt: 1,
-        };
-        let http = signet_store::HttpExchange {
-            status: Some(204),
-            latency_ms: 4,
-            response_body: b"ok".to_vec(),
         };
         crate::tasks::complete(&conn, &lease, None, Some(&http), 9).unwrap();
         let events: i64 = conn

@@ -277,8 +277,8 @@ fn with_lease_queue(
     with_lease_row(conn, sql, lease, params, |r| r.get(0))
 }
 
-/// Ends the attempt `lease` holds: reads the running row (its queue and
-/// what the attempt event needs), then runs `update` on it, whose
+/// Ends a failed attempt `lease` holds: reads the running row (its queue
+/// and what the attempt event needs), then runs `update` on it, whose
 /// parameters are `params` followed by the row's next `event_seq` and its
 /// rowid. Answers the queue and the ended columns (`event_seq` as
 /// written); no running row under the lease means the lease is lost.
@@ -286,7 +286,7 @@ fn with_lease_queue(
 /// A read and an update rather than one `UPDATE … RETURNING`: SQLite keeps
 /// a `RETURNING` statement's rows in a temporary b-tree it opens and frees
 /// on every execution, which cost about a tenth of the writer's time per
-/// delivery. Both run in the writer's transaction, during which no other
+/// delivery when delivered messages still ended here. Both run in the writer's transaction, during which no other
 /// connection can write, so the row cannot change between them.
 fn end_attempt(
     conn: &Connection,

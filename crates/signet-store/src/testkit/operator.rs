@@ -8,8 +8,8 @@ use super::{
     new_task, put, ACTOR, T0,
 };
 use crate::{
-    AttemptOutcome, DeadReason, Event, FailOutcome, LeaseToken, Settlement, Store, TaskId,
-    TaskState, MESSAGE_QUEUE,
+    AttemptOutcome, DeadReason, Event, FailOutcome, HttpExchange, LeaseToken, Settlement, Store,
+    TaskId, TaskRow, TaskState, MESSAGE_QUEUE,
 };
 
 /// Retry now makes a retryable task available at once with its attempts
@@ -98,14 +98,7 @@ pub(super) async fn resend(store: Arc<dyn Store>) {
     .await
     .expect("settle retry");
     let second = claim_one(s, MESSAGE_QUEUE, "d-2", T0 + 10).await;
-    s.settle_delivery(
-        &LeaseToken::of(&second),
-        exchange(Some(200), b"ok"),
-        Settlement::Delivered { result: None },
-        T0 + 11,
-    )
-    .await
-    .expect("settle delivered");
+    delivered(s, &second, exchange(Some(200), b"ok"), T0 + 11).await;
     s.mark_callbacks_sent(std::slice::from_ref(&id), T0 + 12)
         .await
         .expect("callback sent");
@@ -129,14 +122,7 @@ pub(super) async fn resend(store: Arc<dyn Store>) {
 
     let third = claim_one(s, MESSAGE_QUEUE, "d-3", T0 + 21).await;
     assert_eq!(third.id(), id);
-    s.settle_delivery(
-        &LeaseToken::of(&third),
-        exchange(Some(204), b""),
-        Settlement::Delivered { result: None },
-        T0 + 22,
-    )
-    .await
-    .expect("settle the resend");
+    delivered(s, &third, exchange(Some(204), b""), T0 + 22).await;
     let h = history_of(s, &id).await;
     let numbers: Vec<(u32, AttemptOutcome)> = crate::history::attempts(&h)
         .map(|(_, a)| (a.number, a.outcome))
@@ -189,14 +175,7 @@ pub(super) async fn resend_keeps_row_attempt(store: Arc<dyn Store>) {
     let id = put(s, new_message()).await.id().to_owned();
     let r = claim_one(s, MESSAGE_QUEUE, "d-row", T0 + 10).await;
     assert_eq!(r.id(), id);
-    s.settle_delivery(
-        &LeaseToken::of(&r),
-        exchange(Some(202), b"accepted"),
-        Settlement::Delivered { result: None },
-        T0 + 12,
-    )
-    .await
-    .expect("settle delivered");
+    delivered(s, &r, exchange(Some(202), b"accepted"), T0 + 12).await;
     let before = history_of(s, &id).await;
     assert_eq!(before.len(), 1, "{before:#?}");
     let Event::Attempt(kept) = &before[0].event else {
@@ -206,14 +185,7 @@ pub(super) async fn resend_keeps_row_attempt(store: Arc<dyn Store>) {
     s.resend(&id, ACTOR, T0 + 13).await.expect("resend");
     let r = claim_one(s, MESSAGE_QUEUE, "d-row-2", T0 + 14).await;
     assert_eq!(r.id(), id, "the resent message is the one pending");
-    s.settle_delivery(
-        &LeaseToken::of(&r),
-        exchange(Some(200), b"again"),
-        Settlement::Delivered { result: None },
-        T0 + 15,
-    )
-    .await
-    .expect("settle the resend");
+    delivered(s, &r, exchange(Some(200), b"again"), T0 + 15).await;
     let after = history_of(s, &id).await;
     assert_eq!(after.len(), 3, "{after:#?}");
     assert_eq!(
@@ -258,4 +230,16 @@ pub(super) async fn resend_keeps_row_attempt(store: Arc<dyn Store>) {
     assert_eq!(after.len(), 2, "{after:#?}");
     assert_eq!(after[0], before[0], "the kept attempt reads back the same");
     assert!(matches!(after[1].event, Event::Resent { .. }));
+}
+
+/// Settles the attempt of claimed `row` as delivered with `http` at `at`.
+async fn delivered(s: &dyn Store, row: &TaskRow, http: HttpExchange, at: i64) {
+    s.settle_delivery(
+        &LeaseToken::of(row),
+        http,
+        Settlement::Delivered { result: None },
+        at,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("settle {} as delivered: {e}", row.id()));
 }
