@@ -9,6 +9,8 @@
 #   ROUNDS=5 MSGS=20000 docs/bench/deliver-vs-node.sh
 #   BINS="/tmp/signet-before target/release/signet" docs/bench/deliver-vs-node.sh   # two builds, alternated
 #
+# Both sides warm up first and leave it out of their figures: `bench deliver` with its --warmup
+# (1 000 messages by default), the Node sender with its WARMUP (1 000).
 # Settings: BINS (signet binaries, default target/release/signet), ROUNDS (3), MSGS (50000),
 # ARGS (more `bench deliver` flags, e.g. "--batch 1" or a --database-url), CONC (the Node sender's
 # requests in flight, 64), PEERS (the peers directory, default ../shared/peers beside the repository).

@@ -10,6 +10,10 @@
 //! `signet_sign::receiver` (tolerance window and replay guard on) and
 //! answers 200.
 //!
+//! First `--warmup` messages (1 000 by default, as the Node sender in
+//! `../shared/peers` warms up) are published and delivered unmeasured, so
+//! connections, caches and the allocator are warm; then the measured run.
+//!
 //! Reported: deliveries per second (messages / wall time from the first
 //! publish to the last verified delivery) and the publish→delivery latency
 //! of each message (from just before its publish call to the moment the
@@ -40,7 +44,7 @@ use signet_store::{IdempotencyScope, TaskState, MESSAGE_QUEUE};
 use tokio::net::TcpListener;
 
 use crate::commands::bench_queue::{
-    batch_size, bench_url, pace, process_cpu_secs, thread_times, BenchStore,
+    batch_size, bench_url, pace, process_cpu_secs, since, thread_times, BenchStore,
 };
 use crate::commands::finish;
 use crate::store_url::redact;
@@ -53,6 +57,8 @@ const DEFAULT_CONCURRENCY: usize = 64;
 const DEFAULT_BATCH: usize = 100;
 /// Default body size in bytes.
 const DEFAULT_BODY_BYTES: usize = 256;
+/// Default messages delivered before the measured run.
+const DEFAULT_WARMUP: usize = 1_000;
 /// Give up when no delivery was verified for this long.
 const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -62,6 +68,10 @@ pub(crate) struct Args {
     /// Messages to publish and deliver.
     #[arg(long, default_value_t = DEFAULT_MESSAGES, value_parser = at_least_one)]
     messages: usize,
+    /// Messages published and delivered before the measured run, not
+    /// counted in its figures (0: none).
+    #[arg(long, default_value_t = DEFAULT_WARMUP)]
+    warmup: usize,
     /// Publish calls in flight at once.
     #[arg(long, default_value_t = DEFAULT_CONCURRENCY, value_parser = at_least_one)]
     concurrency: usize,
@@ -179,6 +189,130 @@ async fn receive(
     }
 }
 
+/// How the bench publishes: `concurrency` calls at a time, each of
+/// `batch` messages for one target.
+struct Plan {
+    messages: MessageProducer,
+    url: String,
+    target: String,
+    concurrency: usize,
+    batch: usize,
+    body_bytes: usize,
+}
+
+/// One message as a producer sends it to `POST /v1/messages`: built as
+/// text directly, as a client does, not through a `serde_json::Value`.
+#[derive(serde::Serialize)]
+struct MessageJson<'a> {
+    url: &'a str,
+    target: &'a str,
+    body: String,
+    headers: &'a serde_json::Value,
+}
+
+impl Plan {
+    /// Publishes messages `range` (their bodies numbered by it), at `rate`
+    /// messages per second in total if given. Returns when each message's
+    /// publish call started, by message id.
+    async fn publish(
+        &self,
+        range: std::ops::Range<usize>,
+        rate: Option<usize>,
+    ) -> anyhow::Result<HashMap<String, Instant>> {
+        let begun = tokio::time::Instant::now();
+        let next = Arc::new(AtomicUsize::new(range.start));
+        let headers = Arc::new(json!({"Content-Type": "application/json"}));
+        let mut publishers = Vec::with_capacity(self.concurrency);
+        for _ in 0..self.concurrency {
+            let messages = self.messages.clone();
+            let next = Arc::clone(&next);
+            let url = self.url.clone();
+            let target = self.target.clone();
+            let headers = Arc::clone(&headers);
+            let (start, end, batch, body_bytes) =
+                (range.start, range.end, self.batch, self.body_bytes);
+            let interval = rate.map(|rate| Duration::from_secs_f64(1.0 / rate as f64));
+            publishers.push(tokio::spawn(async move {
+                let mut published = Vec::new();
+                loop {
+                    let first = next.fetch_add(batch, Ordering::Relaxed);
+                    if first >= end {
+                        break;
+                    }
+                    if let Some(interval) = interval {
+                        // Message n is due at n × interval after the start;
+                        // a batch goes when its first message is due.
+                        let due = interval.mul_f64((first - start) as f64);
+                        tokio::time::sleep_until(begun + due).await;
+                    }
+                    let mut messages_of_call = Vec::with_capacity(batch);
+                    for n in first..end.min(first + batch) {
+                        let json = serde_json::to_string(&MessageJson {
+                            url: &url,
+                            target: &target,
+                            body: body_of(n, body_bytes),
+                            headers: &headers,
+                        })?;
+                        messages_of_call
+                            .push(NewMessage::from_json(&json).map_err(|e| anyhow!("{e}"))?);
+                    }
+                    let at = Instant::now();
+                    let out = if messages_of_call.len() == 1 {
+                        let message = messages_of_call
+                            .pop()
+                            .ok_or_else(|| anyhow!("an empty batch"))?;
+                        vec![messages
+                            .publish(message, None)
+                            .await
+                            .map_err(|e| anyhow!("publish failed: {e}"))?]
+                    } else {
+                        messages
+                            .publish_batch_as(messages_of_call, IdempotencyScope::Local)
+                            .await
+                            .map_err(|e| anyhow!("publish failed: {e}"))?
+                    };
+                    published.extend(out.into_iter().map(|e| (e.task.id().to_owned(), at)));
+                }
+                anyhow::Ok(published)
+            }));
+        }
+        let mut published_at = HashMap::with_capacity(range.len());
+        for p in publishers {
+            let list = p.await.map_err(|e| anyhow!("publisher task: {e}"))??;
+            published_at.extend(list);
+        }
+        Ok(published_at)
+    }
+}
+
+/// Waits until the receiver has verified `count` messages in all; fails
+/// (and stops the services) when none was verified for [`STALL_TIMEOUT`].
+async fn wait_verified(
+    verified: &AtomicUsize,
+    count: usize,
+    services: &Shutdown,
+) -> anyhow::Result<()> {
+    let mut last = 0;
+    let mut last_progress = Instant::now();
+    loop {
+        let now = verified.load(Ordering::Relaxed);
+        if now >= count {
+            return Ok(());
+        }
+        if now != last {
+            last = now;
+            last_progress = Instant::now();
+        } else if last_progress.elapsed() > STALL_TIMEOUT {
+            services.trigger();
+            bail!(
+                "no delivery was verified for {} s ({now} of {count} done); see the messages with `signet tasks ls --queue {MESSAGE_QUEUE}`",
+                STALL_TIMEOUT.as_secs(),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 /// The `q` quantile of sorted `values` (nearest rank).
 fn quantile(values: &[f64], q: f64) -> f64 {
     if values.is_empty() {
@@ -281,94 +415,30 @@ async fn bench_async(args: Args) -> anyhow::Result<()> {
         args.concurrency, args.dispatch_concurrency
     );
 
-    // Publish, `concurrency` calls at a time.
-    let started = Instant::now();
-    let begun = tokio::time::Instant::now();
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut publishers = Vec::with_capacity(args.concurrency);
-    for _ in 0..args.concurrency {
-        let messages = messages.clone();
-        let next = Arc::clone(&next);
-        let url = format!("http://{addr}/hooks/bench");
-        let target = target.id.clone();
-        let total = args.messages;
-        let body_bytes = args.body_bytes;
-        let interval = args
-            .rate
-            .map(|rate| Duration::from_secs_f64(1.0 / rate as f64));
-        publishers.push(tokio::spawn(async move {
-            let mut published = Vec::new();
-            loop {
-                let first = next.fetch_add(batch, Ordering::Relaxed);
-                if first >= total {
-                    break;
-                }
-                if let Some(interval) = interval {
-                    // Message n is due at n × interval after the start; a
-                    // batch goes when its first message is due.
-                    let due = interval.mul_f64(first as f64);
-                    tokio::time::sleep_until(begun + due).await;
-                }
-                let mut messages_of_call = Vec::with_capacity(batch);
-                for n in first..total.min(first + batch) {
-                    let json = json!({
-                        "url": url,
-                        "target": target,
-                        "body": body_of(n, body_bytes),
-                        "headers": {"Content-Type": "application/json"},
-                    })
-                    .to_string();
-                    messages_of_call
-                        .push(NewMessage::from_json(&json).map_err(|e| anyhow!("{e}"))?);
-                }
-                let at = Instant::now();
-                let out = if messages_of_call.len() == 1 {
-                    let message = messages_of_call
-                        .pop()
-                        .ok_or_else(|| anyhow!("an empty batch"))?;
-                    vec![messages
-                        .publish(message, None)
-                        .await
-                        .map_err(|e| anyhow!("publish failed: {e}"))?]
-                } else {
-                    messages
-                        .publish_batch_as(messages_of_call, IdempotencyScope::Local)
-                        .await
-                        .map_err(|e| anyhow!("publish failed: {e}"))?
-                };
-                published.extend(out.into_iter().map(|e| (e.task.id().to_owned(), at)));
-            }
-            anyhow::Ok(published)
-        }));
+    let plan = Plan {
+        messages: messages.clone(),
+        url: format!("http://{addr}/hooks/bench"),
+        target: target.id.clone(),
+        concurrency: args.concurrency,
+        batch,
+        body_bytes: args.body_bytes,
+    };
+    // Warm-up: delivered and verified before the clock starts, as the Node
+    // sender's first 1 000 are.
+    if args.warmup > 0 {
+        plan.publish(0..args.warmup, None).await?;
+        wait_verified(&verified, args.warmup, &services).await?;
+        println!("  warmed up with {} delivered messages", args.warmup);
     }
-    let mut published_at = HashMap::with_capacity(args.messages);
-    for p in publishers {
-        let list = p.await.map_err(|e| anyhow!("publisher task: {e}"))??;
-        published_at.extend(list);
-    }
-    let publish_wall = started.elapsed();
+    let cpu_before = process_cpu_secs();
+    let threads_before = thread_times();
+    let writer_mark = opened.writer_mark();
+    let expected = args.warmup + args.messages;
 
-    // Wait for every delivery to be verified.
-    let mut last = 0;
-    let mut last_progress = Instant::now();
-    loop {
-        let now = verified.load(Ordering::Relaxed);
-        if now >= args.messages {
-            break;
-        }
-        if now != last {
-            last = now;
-            last_progress = Instant::now();
-        } else if last_progress.elapsed() > STALL_TIMEOUT {
-            services.trigger();
-            bail!(
-                "no delivery was verified for {} s ({now} of {} done); see the messages with `signet tasks ls --queue {MESSAGE_QUEUE}`",
-                STALL_TIMEOUT.as_secs(),
-                args.messages
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    let started = Instant::now();
+    let published_at = plan.publish(args.warmup..expected, args.rate).await?;
+    let publish_wall = started.elapsed();
+    wait_verified(&verified, expected, &services).await?;
     let wall = started.elapsed();
     // Let the dispatcher record the last outcomes before it stops.
     let settle = Instant::now();
@@ -380,7 +450,7 @@ async fn bench_async(args: Args) -> anyhow::Result<()> {
             .iter()
             .find(|q| q.queue == MESSAGE_QUEUE)
             .map_or(0, |q| q.count(TaskState::Succeeded));
-        if succeeded >= args.messages as u64 {
+        if succeeded >= expected as u64 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -394,9 +464,11 @@ async fn bench_async(args: Args) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow!("receiver task: {e}"))?
         .context("the receiver's listener failed")?;
-    let stats = opened.stats(wall);
-    let cpu = process_cpu_secs();
-    let threads = thread_times();
+    let stats = opened.stats(wall, writer_mark);
+    let cpu = process_cpu_secs()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
+    let threads = since(thread_times(), &threads_before);
     opened.finish().await;
 
     let seen = std::mem::take(&mut *seen.lock().map_err(|_| anyhow!("the receiver panicked"))?);
@@ -409,14 +481,17 @@ async fn bench_async(args: Args) -> anyhow::Result<()> {
         })
         .collect();
     latencies_ms.sort_unstable_by(f64::total_cmp);
-    let verified = seen.at.len();
     let missing = published_at
         .keys()
         .filter(|id| !seen.at.contains_key(*id))
         .count();
+    let verified = published_at.len() - missing;
     // A message counts once it was both verified by the receiver and
-    // recorded as succeeded by the store.
-    let succeeded = usize::try_from(succeeded).unwrap_or(usize::MAX);
+    // recorded as succeeded by the store (the warm-up's were, before the
+    // measured run began).
+    let succeeded = usize::try_from(succeeded)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(args.warmup);
     let failed = args
         .messages
         .saturating_sub(verified.min(succeeded))

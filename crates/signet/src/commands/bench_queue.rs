@@ -22,7 +22,7 @@ use signet_runtime::{
     MAX_BATCH_TASKS,
 };
 use signet_sign::{Algorithm, Ed25519SecretKey, HmacSecret, Key, KeyId, KeyMaterial, KeyRing};
-use signet_sqlite::SqliteConfig;
+use signet_sqlite::{SqliteConfig, WriterStats};
 use signet_store::{Store, TaskState};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -329,7 +329,7 @@ async fn bench_async(args: Args) -> anyhow::Result<()> {
             args.tasks
         );
     }
-    let stats = opened.stats(e2e);
+    let stats = opened.stats(e2e, WriterStats::default());
     let cpu = process_cpu_secs();
     let threads = thread_times();
     opened.finish().await;
@@ -435,11 +435,25 @@ impl BenchStore {
         }
     }
 
-    /// One line about the store's own work over `wall` time.
-    pub(crate) fn stats(&self, wall: Duration) -> String {
+    /// The SQLite writer's counters so far (zero on PostgreSQL), to pass
+    /// to [`BenchStore::stats`] as the start of a measured run.
+    pub(crate) fn writer_mark(&self) -> WriterStats {
+        match self {
+            BenchStore::Sqlite(s) => s.writer_stats(),
+            BenchStore::Postgres(_) => WriterStats::default(),
+        }
+    }
+
+    /// One line about the store's own work over `wall` time, counted from
+    /// `mark` (a [`BenchStore::writer_mark`]; the default: from the start).
+    pub(crate) fn stats(&self, wall: Duration, mark: WriterStats) -> String {
         match self {
             BenchStore::Sqlite(s) => {
-                let stats = s.writer_stats();
+                let now = s.writer_stats();
+                let stats = WriterStats {
+                    commits: now.commits.saturating_sub(mark.commits),
+                    operations: now.operations.saturating_sub(mark.operations),
+                };
                 format!(
                     "store writer: {} commits for {} operations ({:.1} operations per commit, {:.0} commits/s)",
                     stats.commits,
@@ -485,6 +499,23 @@ fn cpu_secs_of_stat(stat: &str) -> Option<f64> {
     let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
     // The kernel's USER_HZ is 100 on every Linux architecture Rust supports.
     Some(ticks / 100.0)
+}
+
+/// `now`'s thread times less those in `before` of the same name: the
+/// time spent since `before` was read.
+pub(crate) fn since(now: Vec<ThreadTime>, before: &[ThreadTime]) -> Vec<ThreadTime> {
+    let mut out: Vec<ThreadTime> = now
+        .into_iter()
+        .map(|mut t| {
+            if let Some(b) = before.iter().find(|b| b.name == t.name) {
+                t.on_cpu = (t.on_cpu - b.on_cpu).max(0.0);
+                t.waiting_for_cpu = (t.waiting_for_cpu - b.waiting_for_cpu).max(0.0);
+            }
+            t
+        })
+        .collect();
+    out.sort_by(|a, b| b.on_cpu.total_cmp(&a.on_cpu));
+    out
 }
 
 /// Time of one thread name (threads of one name summed), from
@@ -577,6 +608,33 @@ mod tests {
             MAX_BATCH_TASKS
         );
         assert_eq!(batch_size(None, Some(10), 0, 500), 1);
+    }
+
+    #[test]
+    fn thread_times_since_a_mark_subtract_by_name_and_sort_again() {
+        let time = |name: &str, on_cpu: f64, waiting_for_cpu: f64| ThreadTime {
+            name: name.to_owned(),
+            on_cpu,
+            waiting_for_cpu,
+        };
+        let before = [time("writer", 3.0, 1.0), time("worker", 1.0, 0.5)];
+        let now = vec![
+            time("writer", 3.5, 1.25),
+            time("worker", 2.0, 0.5),
+            time("new", 0.25, 0.0),
+        ];
+        let got: Vec<(String, f64, f64)> = since(now, &before)
+            .into_iter()
+            .map(|t| (t.name, t.on_cpu, t.waiting_for_cpu))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("worker".to_owned(), 1.0, 0.0),
+                ("writer".to_owned(), 0.5, 0.25),
+                ("new".to_owned(), 0.25, 0.0),
+            ]
+        );
     }
 
     #[test]

@@ -818,10 +818,17 @@ fn bench_deliver_verifies_every_delivery_and_ends_with_one_json_line() {
             "8",
             "--batch",
             "7",
+            "--warmup",
+            "30",
         ],
         b"",
     );
     let out = run.ok();
+    // The warm-up's messages are delivered but not counted.
+    assert!(
+        out.contains("warmed up with 30 delivered messages"),
+        "{run:#?}"
+    );
     assert!(out.contains("200 of 200 messages succeeded"), "{run:#?}");
     assert!(out.contains("7 message(s) per call"), "{run:#?}");
     let figures = bench_figures(out, &[], &["deliveries_per_s", "p50_ms", "p99_ms"]);
@@ -829,10 +836,20 @@ fn bench_deliver_verifies_every_delivery_and_ends_with_one_json_line() {
     assert_eq!(figures["failed"], 0, "{figures}");
     // One message per call, as POST /v1/messages.
     let run = signet(
-        &["bench", "deliver", "--messages", "20", "--batch", "1"],
+        &[
+            "bench",
+            "deliver",
+            "--messages",
+            "20",
+            "--batch",
+            "1",
+            "--warmup",
+            "0",
+        ],
         b"",
     );
     let out = run.ok();
+    assert!(!out.contains("warmed up"), "{run:#?}");
     assert!(out.contains("20 of 20 messages succeeded"), "{run:#?}");
     assert!(out.contains("1 message(s) per call"), "{run:#?}");
     let bad = signet(&["bench", "deliver", "--body-bytes", "3"], b"");
