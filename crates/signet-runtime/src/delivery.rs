@@ -4,8 +4,9 @@
 //! every delivery needs: no redirects followed (a `3xx` is a failed attempt
 //! that names the `Location`), no proxies from the environment (a proxy
 //! would connect to what the SSRF guard never saw), names resolved by the
-//! [`GuardedResolver`], connect and total timeouts, and the response body
-//! read only up to a cap, of which the first
+//! [`GuardedResolver`], certificates checked against the public web roots
+//! and any [`TrustedRoots`] given, connect and total timeouts, and the
+//! response body read only up to a cap, of which the first
 //! [`MAX_ATTEMPT_BODY_BYTES`](signet_store::MAX_ATTEMPT_BODY_BYTES) are kept.
 
 use std::sync::Arc;
@@ -28,6 +29,67 @@ pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// The `User-Agent` of deliveries.
 pub const USER_AGENT: &str = concat!("Signet/", env!("CARGO_PKG_VERSION"), " (webhook delivery)");
 
+/// Certificate authorities trusted for HTTPS deliveries, callbacks and
+/// push requests besides the public web PKI roots: the private CA of
+/// receivers inside a company network. Empty by default.
+#[derive(Clone, Default)]
+pub struct TrustedRoots {
+    certs: Vec<reqwest::Certificate>,
+    /// Where they were read from, for `Debug`.
+    from: Option<String>,
+}
+
+impl TrustedRoots {
+    /// Reads a PEM file of one or more certificates
+    /// (`-----BEGIN CERTIFICATE-----`).
+    pub fn from_pem_file(path: &std::path::Path) -> Result<Self, RuntimeError> {
+        let pem = std::fs::read(path).map_err(|e| {
+            RuntimeError::Config(format!(
+                "cannot read {} ({e}); check the path and that Signet's user may read the file",
+                path.display()
+            ))
+        })?;
+        Self::from_pem(&pem, &path.display().to_string())
+    }
+
+    /// One or more certificates in PEM form; `from` names them in errors.
+    pub fn from_pem(pem: &[u8], from: &str) -> Result<Self, RuntimeError> {
+        let no_certificate = |why: String| {
+            RuntimeError::Config(format!(
+                "{from} {why}; give certificates in PEM form (-----BEGIN CERTIFICATE-----)"
+            ))
+        };
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| no_certificate(format!("is not a PEM file of certificates ({e})")))?;
+        if certs.is_empty() {
+            return Err(no_certificate("holds no certificate".to_owned()));
+        }
+        Ok(Self {
+            certs,
+            from: Some(from.to_owned()),
+        })
+    }
+
+    /// How many certificates there are.
+    pub fn len(&self) -> usize {
+        self.certs.len()
+    }
+
+    /// Whether there are none (only the public roots are trusted).
+    pub fn is_empty(&self) -> bool {
+        self.certs.is_empty()
+    }
+}
+
+impl std::fmt::Debug for TrustedRoots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrustedRoots")
+            .field("from", &self.from)
+            .field("certificates", &self.certs.len())
+            .finish()
+    }
+}
+
 /// How deliveries are sent.
 #[derive(Clone, Debug)]
 pub struct HttpConfig {
@@ -39,6 +101,8 @@ pub struct HttpConfig {
     pub max_response_bytes: usize,
     /// Longest `Retry-After` honoured.
     pub max_retry_after: Duration,
+    /// Certificate authorities trusted besides the public roots.
+    pub trusted_roots: TrustedRoots,
 }
 
 impl Default for HttpConfig {
@@ -48,6 +112,7 @@ impl Default for HttpConfig {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             max_retry_after: DEFAULT_MAX_RETRY_AFTER,
+            trusted_roots: TrustedRoots::default(),
         }
     }
 }
@@ -159,7 +224,14 @@ impl HttpClient {
                 "delivery timeouts must be longer than 0".into(),
             ));
         }
-        let client = reqwest::Client::builder()
+        let builder = config
+            .trusted_roots
+            .certs
+            .iter()
+            .fold(reqwest::Client::builder(), |b, cert| {
+                b.add_root_certificate(cert.clone())
+            });
+        let client = builder
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .dns_resolver(Arc::new(GuardedResolver::new(policy.clone())))

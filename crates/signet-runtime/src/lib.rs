@@ -98,8 +98,8 @@ pub use keys::{
 
 // Messages: publishing and delivering over HTTP.
 pub use delivery::{
-    HttpConfig, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRY_AFTER,
-    DEFAULT_REQUEST_TIMEOUT, USER_AGENT,
+    HttpConfig, TrustedRoots, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_MAX_RETRY_AFTER, DEFAULT_REQUEST_TIMEOUT, USER_AGENT,
 };
 pub use dispatcher::{DeliveryEvent, DeliveryEventKind, Dispatcher, DispatcherBuilder};
 pub use message::{

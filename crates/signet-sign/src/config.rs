@@ -71,11 +71,12 @@ pub const VAR_PREFIX: &str = "SIGNET_";
 /// unknown. Declared where each program declares its flags; this copy is
 /// checked against them by `signet`'s and the example worker's tests, so
 /// a flag added there without its name here fails a test.
-pub const PROGRAM_VARIABLES: [&str; 34] = [
+pub const PROGRAM_VARIABLES: [&str; 35] = [
     "SIGNET_ALLOWED_TARGET_CIDRS",
     "SIGNET_API_KEY",
     "SIGNET_DATABASE_SCHEMA",
     "SIGNET_DATABASE_URL",
+    "SIGNET_DELIVERY_CA_FILE",
     "SIGNET_DELIVERY_CONCURRENCY",
     "SIGNET_DELIVERY_TIMEOUT",
     "SIGNET_HEADER_READ_TIMEOUT",

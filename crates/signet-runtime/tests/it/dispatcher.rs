@@ -94,13 +94,28 @@ impl Answer {
 /// same `webhook-id` came before it (0 for the first).
 pub(crate) type Script = Arc<dyn Fn(&Received, usize) -> Answer + Send + Sync>;
 
-struct ReceiverState {
+pub(crate) struct ReceiverState {
     log: Mutex<Vec<Received>>,
     seen: Mutex<HashMap<String, usize>>,
     arrived: Notify,
     script: Script,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
+}
+
+impl ReceiverState {
+    pub(crate) fn new(
+        script: impl Fn(&Received, usize) -> Answer + Send + Sync + 'static,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            log: Mutex::new(Vec::new()),
+            seen: Mutex::new(HashMap::new()),
+            arrived: Notify::new(),
+            script: Arc::new(script),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
+        })
+    }
 }
 
 /// An HTTP receiver on 127.0.0.1 that logs every request and answers by
@@ -165,18 +180,19 @@ impl Receiver {
     pub(crate) async fn start(
         script: impl Fn(&Received, usize) -> Answer + Send + Sync + 'static,
     ) -> Self {
-        let state = Arc::new(ReceiverState {
-            log: Mutex::new(Vec::new()),
-            seen: Mutex::new(HashMap::new()),
-            arrived: Notify::new(),
-            script: Arc::new(script),
-            in_flight: AtomicUsize::new(0),
-            max_in_flight: AtomicUsize::new(0),
-        });
+        let state = ReceiverState::new(script);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve(listener, state)
+    }
+
+    /// A receiver like [`Receiver::start`] on `listener`.
+    pub(crate) fn serve<L>(listener: L, state: Arc<ReceiverState>) -> Self
+    where
+        L: axum::serve::Listener<Addr = SocketAddr>,
+    {
         let app = axum::Router::new()
             .fallback(receive)
             .with_state(Arc::clone(&state));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();

@@ -18,4 +18,5 @@ mod ssrf;
 mod support;
 mod tampering;
 mod targets;
+mod tls;
 mod verify_only;

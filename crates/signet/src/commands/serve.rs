@@ -25,9 +25,9 @@ use std::sync::Arc;
 use signet_runtime::default_node_id;
 use signet_runtime::dispatcher::DEFAULT_DELIVERY_CONCURRENCY;
 use signet_runtime::metrics::DEFAULT_MAX_LABEL_VALUES;
-use signet_runtime::HttpConfig;
 use signet_runtime::MetricLabels;
 use signet_runtime::{missing_keys, KeySource, LoadedKeys};
+use signet_runtime::{HttpConfig, RuntimeError, TrustedRoots};
 use signet_runtime::{
     Leadership, MessagePublisher, RetrySchedule, SsrfPolicy, StepDown, SystemClock,
 };
@@ -102,6 +102,11 @@ pub(crate) struct Args {
     /// response).
     #[arg(long, env = "SIGNET_DELIVERY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     delivery_timeout: Duration,
+    /// PEM file of certificate authorities trusted for HTTPS deliveries,
+    /// callbacks and push endpoints besides the public web roots (receivers
+    /// whose certificates a private CA signed).
+    #[arg(long, env = "SIGNET_DELIVERY_CA_FILE", value_name = "PATH")]
+    delivery_ca_file: Option<std::path::PathBuf>,
     /// Run without signing keys: none are loaded or created, tasks enqueued
     /// over HTTP are stored unsigned and nothing is verified at rest.
     #[arg(long, env = "SIGNET_UNSIGNED", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false", num_args = 0..=1, default_missing_value = "true")]
@@ -219,11 +224,22 @@ fn delivery_config(args: &Args, master_key: Option<MasterKey>) -> anyhow::Result
         .collect::<anyhow::Result<Vec<_>>>()?;
     let retry = RetrySchedule::new(steps)
         .map_err(|e| anyhow!("--retry-schedule (SIGNET_RETRY_SCHEDULE): {e}"))?;
+    let trusted_roots = match &args.delivery_ca_file {
+        Some(path) => TrustedRoots::from_pem_file(path).map_err(|e| {
+            let why = match e {
+                RuntimeError::Config(why) => why,
+                e => e.to_string(),
+            };
+            anyhow!("--delivery-ca-file (SIGNET_DELIVERY_CA_FILE): {why}")
+        })?,
+        None => TrustedRoots::default(),
+    };
     let http = HttpConfig {
         request_timeout: args.delivery_timeout,
         connect_timeout: HttpConfig::default()
             .connect_timeout
             .min(args.delivery_timeout),
+        trusted_roots,
         ..HttpConfig::default()
     };
     Ok(DeliveryConfig {

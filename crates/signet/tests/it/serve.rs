@@ -538,3 +538,47 @@ fn the_example_worker_logs_without_colour_and_names_unknown_variables() {
     assert!(named[0].contains("SIGNET_MASTER_KEY"), "{out}");
     assert!(!out.contains("not-a-key"), "{out}");
 }
+
+/// `signet serve` in a fresh directory with `extra` arguments, expected to
+/// stop before serving: how it exited and what it printed.
+fn refused_start(extra: &[&str]) -> (std::process::ExitStatus, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_signet"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .current_dir(dir.path())
+        .stdin(Stdio::null());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SIGNET_") || k == "NO_COLOR" || k == "RUST_LOG" {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd.output().expect("run signet serve");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status, text)
+}
+
+#[test]
+fn a_delivery_ca_file_that_cannot_be_used_stops_serve_with_its_path() {
+    let (status, out) = refused_start(&["--delivery-ca-file", "/nonexistent/ca.pem"]);
+    assert!(!status.success(), "{out}");
+    assert!(
+        out.contains(
+            "--delivery-ca-file (SIGNET_DELIVERY_CA_FILE): cannot read /nonexistent/ca.pem"
+        ),
+        "{out}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "no certificate here\n").unwrap();
+    let (status, out) = refused_start(&["--delivery-ca-file", empty.to_str().unwrap()]);
+    assert!(!status.success(), "{out}");
+    assert!(
+        out.contains("holds no certificate") && out.contains("BEGIN CERTIFICATE"),
+        "{out}"
+    );
+}
