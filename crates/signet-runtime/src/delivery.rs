@@ -52,22 +52,43 @@ impl TrustedRoots {
         Self::from_pem(&pem, &path.display().to_string())
     }
 
-    /// One or more certificates in PEM form; `from` names them in errors.
+    /// One or more CA certificates in PEM form; `from` names them in
+    /// errors. Each is checked as rustls will use it, so a damaged one is
+    /// refused here, by its place in the file, not when the client is built.
     pub fn from_pem(pem: &[u8], from: &str) -> Result<Self, RuntimeError> {
-        let no_certificate = |why: String| {
-            RuntimeError::Config(format!(
-                "{from} {why}; give certificates in PEM form (-----BEGIN CERTIFICATE-----)"
-            ))
-        };
-        let certs = reqwest::Certificate::from_pem_bundle(pem)
-            .map_err(|e| no_certificate(format!("is not a PEM file of certificates ({e})")))?;
-        if certs.is_empty() {
-            return Err(no_certificate("holds no certificate".to_owned()));
+        use rustls::pki_types::pem::PemObject as _;
+        use rustls::pki_types::CertificateDer;
+        const GIVE: &str = "give CA certificates in PEM form (-----BEGIN CERTIFICATE-----)";
+        let ders = CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| {
+                RuntimeError::Config(format!("{from} is not a valid PEM file ({e}); {GIVE}"))
+            })?;
+        if ders.is_empty() {
+            return Err(RuntimeError::Config(format!(
+                "{from} holds no certificate; {GIVE}"
+            )));
+        }
+        let mut check = rustls::RootCertStore::empty();
+        let mut certs = Vec::with_capacity(ders.len());
+        for (n, der) in (1..).zip(ders) {
+            let refused = |e: &dyn std::fmt::Display| {
+                RuntimeError::Config(format!(
+                    "certificate {n} of {from} cannot be trusted as a CA ({e}); {GIVE}"
+                ))
+            };
+            certs.push(reqwest::Certificate::from_der(&der).map_err(|e| refused(&e))?);
+            check.add(der).map_err(|e| refused(&e))?;
         }
         Ok(Self {
             certs,
             from: Some(from.to_owned()),
         })
+    }
+
+    /// Where the certificates were read from (`None` when there are none).
+    pub fn source(&self) -> Option<&str> {
+        self.from.as_deref()
     }
 
     /// How many certificates there are.

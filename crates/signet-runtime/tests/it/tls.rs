@@ -151,12 +151,33 @@ fn trusted_roots_refuse_what_is_not_a_certificate_and_name_it() {
         assert!(e.contains("ca.pem") && e.contains(says), "{e}");
         assert!(e.contains("BEGIN CERTIFICATE"), "says what to give: {e}");
     }
+    let pki = Pki::new();
+    let damaged = "-----BEGIN CERTIFICATE-----\nAAAAAAAA\n-----END CERTIFICATE-----\n";
+    for (pem, says) in [
+        (
+            "-----BEGIN CERTIFICATE-----\n%%%\n-----END CERTIFICATE-----\n".to_owned(),
+            "ca.pem is not a valid PEM file",
+        ),
+        (
+            damaged.to_owned(),
+            "certificate 1 of ca.pem cannot be trusted as a CA",
+        ),
+        (
+            format!("{}{damaged}", pki.ca_pem),
+            "certificate 2 of ca.pem cannot be trusted as a CA",
+        ),
+    ] {
+        let e = TrustedRoots::from_pem(pem.as_bytes(), "ca.pem")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(says), "{e}");
+    }
     let e = TrustedRoots::from_pem_file(std::path::Path::new("/nonexistent/ca.pem"))
         .unwrap_err()
         .to_string();
     assert!(e.contains("cannot read /nonexistent/ca.pem"), "{e}");
-    let pki = Pki::new();
     let roots = TrustedRoots::from_pem(pki.ca_pem.as_bytes(), "ca.pem").unwrap();
+    assert_eq!(roots.source(), Some("ca.pem"));
     let debug = format!("{roots:?}");
     assert!(
         debug.contains("certificates: 1") && !debug.contains("BEGIN"),

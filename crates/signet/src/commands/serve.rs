@@ -425,6 +425,13 @@ async fn serve_main(args: Args) -> anyhow::Result<()> {
                 )
             }
         )?;
+        if let Some(from) = d.http.trusted_roots.source() {
+            writeln!(
+                out,
+                "  HTTPS deliveries trust {} CA certificate(s) from {from} besides the public web roots",
+                d.http.trusted_roots.len()
+            )?;
+        }
         out.flush()?;
     }
     drop(admin);

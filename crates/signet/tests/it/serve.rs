@@ -563,6 +563,25 @@ fn refused_start(extra: &[&str]) -> (std::process::ExitStatus, String) {
 }
 
 #[test]
+fn serve_names_the_ca_certificates_its_deliveries_trust() {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = params.self_signed(&key).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("company-ca.pem");
+    std::fs::write(&path, format!("{}{}", ca.pem(), ca.pem())).unwrap();
+    let out = first_start(&["--delivery-ca-file", path.to_str().unwrap()], &[]);
+    assert!(
+        out.contains(&format!(
+            "HTTPS deliveries trust 2 CA certificate(s) from {} besides the public web roots",
+            path.display()
+        )),
+        "{out}"
+    );
+}
+
+#[test]
 fn a_delivery_ca_file_that_cannot_be_used_stops_serve_with_its_path() {
     let (status, out) = refused_start(&["--delivery-ca-file", "/nonexistent/ca.pem"]);
     assert!(!status.success(), "{out}");
