@@ -32,6 +32,8 @@ use crate::support::*;
 /// One request a receiver got.
 #[derive(Clone, Debug)]
 pub(crate) struct Received {
+    /// `HTTP/1.1` or `HTTP/2.0`.
+    pub(crate) version: String,
     pub(crate) method: String,
     pub(crate) path: String,
     pub(crate) headers: HashMap<String, String>,
@@ -134,6 +136,7 @@ impl Drop for Receiver {
 
 async fn receive(
     axum::extract::State(state): axum::extract::State<Arc<ReceiverState>>,
+    version: axum::http::Version,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -142,6 +145,7 @@ async fn receive(
     let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     state.max_in_flight.fetch_max(now, Ordering::SeqCst);
     let received = Received {
+        version: format!("{version:?}"),
         method: method.to_string(),
         path: uri.path().to_owned(),
         headers: headers

@@ -1,6 +1,7 @@
 //! HTTPS deliveries to a receiver whose certificate a private CA signed:
 //! refused until the dispatcher is given that CA (`TrustedRoots`), then
-//! delivered and verified like any other.
+//! delivered over HTTP/2 (the receiver offers it by ALPN) and verified like
+//! any other.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,7 +46,7 @@ impl Pki {
             .distinguished_name
             .push(DnType::CommonName, "receiver.test");
         let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
-        let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        let mut server = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()
@@ -56,6 +57,7 @@ impl Pki {
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
         )
         .unwrap();
+        server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Self {
             ca_pem: ca.pem(),
             server: Arc::new(server),
@@ -130,6 +132,8 @@ async fn https_receivers_with_a_private_ca_are_reached_once_the_ca_is_trusted() 
     assert_eq!(delivered(&d.next_for(&id).await), 200);
     let got = rx.wait_for(1).await;
     assert_eq!(got[0].body, b"2");
+    // The receiver offers HTTP/2 (ALPN): deliveries take it.
+    assert_eq!(got[0].version, "HTTP/2.0");
     verify_standard(&s.ring, &got[0], s.now_s()).expect("the signature verifies");
     assert_eq!(s.db.task(&id).await.state, TaskState::Succeeded);
     d.stop().await;
