@@ -286,8 +286,9 @@ fn with_lease_queue(
 /// A read and an update rather than one `UPDATE … RETURNING`: SQLite keeps
 /// a `RETURNING` statement's rows in a temporary b-tree it opens and frees
 /// on every execution, which cost about a tenth of the writer's time per
-/// delivery when delivered messages still ended here. Both run in the writer's transaction, during which no other
-/// connection can write, so the row cannot change between them.
+/// delivery when delivered messages still ended here. Both run in the
+/// writer's transaction, during which no other connection can write, so
+/// the row cannot change between them.
 fn end_attempt(
     conn: &Connection,
     lease: &LeaseToken,

@@ -250,12 +250,7 @@ pub(crate) fn load_for_banner(db: &DatabaseArgs, unsigned: bool) -> anyhow::Resu
         database_file: database_file.as_deref(),
         unsigned,
     })
-    .map_err(|e| match e {
-        // The message names the setting and what to do; the variant's
-        // "configuration:" prefix would only repeat it.
-        signet_runtime::RuntimeError::Config(message) => anyhow!(message),
-        other => anyhow!(other),
-    })?;
+    .map_err(|e| anyhow!(crate::commands::config_message(e)))?;
     for warning in keys.warnings.iter().chain(&keys.signing.warnings) {
         eprintln!("WARN {warning}");
     }

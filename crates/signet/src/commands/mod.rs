@@ -40,6 +40,16 @@ impl fmt::Display for Negative {
 
 impl std::error::Error for Negative {}
 
+/// What a runtime error says, without the `configuration:` prefix of
+/// [`RuntimeError::Config`](signet_runtime::RuntimeError::Config): its
+/// message already names the setting and what to do.
+pub(crate) fn config_message(e: signet_runtime::RuntimeError) -> String {
+    match e {
+        signet_runtime::RuntimeError::Config(message) => message,
+        other => other.to_string(),
+    }
+}
+
 /// Turns a command's result into its exit code, printing the error (with its
 /// chain of causes, on one line) to stderr.
 pub(crate) fn finish(command: &str, result: anyhow::Result<()>) -> ExitCode {

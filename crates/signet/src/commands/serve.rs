@@ -27,7 +27,7 @@ use signet_runtime::dispatcher::DEFAULT_DELIVERY_CONCURRENCY;
 use signet_runtime::metrics::DEFAULT_MAX_LABEL_VALUES;
 use signet_runtime::MetricLabels;
 use signet_runtime::{missing_keys, KeySource, LoadedKeys};
-use signet_runtime::{HttpConfig, RuntimeError, TrustedRoots};
+use signet_runtime::{HttpConfig, TrustedRoots};
 use signet_runtime::{
     Leadership, MessagePublisher, RetrySchedule, SsrfPolicy, StepDown, SystemClock,
 };
@@ -226,11 +226,10 @@ fn delivery_config(args: &Args, master_key: Option<MasterKey>) -> anyhow::Result
         .map_err(|e| anyhow!("--retry-schedule (SIGNET_RETRY_SCHEDULE): {e}"))?;
     let trusted_roots = match &args.delivery_ca_file {
         Some(path) => TrustedRoots::from_pem_file(path).map_err(|e| {
-            let why = match e {
-                RuntimeError::Config(why) => why,
-                e => e.to_string(),
-            };
-            anyhow!("--delivery-ca-file (SIGNET_DELIVERY_CA_FILE): {why}")
+            anyhow!(
+                "--delivery-ca-file (SIGNET_DELIVERY_CA_FILE): {}",
+                crate::commands::config_message(e)
+            )
         })?,
         None => TrustedRoots::default(),
     };

@@ -322,6 +322,19 @@ fn a_metrics_token_on_the_command_line_is_warned_about_never_printed() {
     assert!(!quiet.stderr.contains("process list"), "{quiet:#?}");
 }
 
+/// `program args` in `dir`, stdin closed, with no inherited `SIGNET_*`,
+/// `NO_COLOR` or `RUST_LOG`.
+fn clean_command(program: &Path, args: &[&str], dir: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.args(args).current_dir(dir).stdin(Stdio::null());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SIGNET_") || k == "NO_COLOR" || k == "RUST_LOG" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
 /// Runs `program` in `dir` (no inherited `SIGNET_*` or `NO_COLOR`) with
 /// stdout and stderr both piped into one file, waits until that output
 /// holds every line of `ready`, makes one HTTP round trip to `addr_of`'s
@@ -336,17 +349,8 @@ fn run_until(
 ) -> (std::process::ExitStatus, String) {
     let log = dir.join("output.log");
     let file = std::fs::File::create(&log).unwrap();
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(file.try_clone().unwrap())
-        .stderr(file);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("SIGNET_") || k == "NO_COLOR" || k == "RUST_LOG" {
-            cmd.env_remove(k);
-        }
-    }
+    let mut cmd = clean_command(program, args, dir);
+    cmd.stdout(file.try_clone().unwrap()).stderr(file);
     cmd.envs(env.iter().copied());
     let mut guard = Guard(Some(cmd.spawn().expect("start the process")));
     let started = Instant::now();
@@ -543,17 +547,11 @@ fn the_example_worker_logs_without_colour_and_names_unknown_variables() {
 /// stop before serving: how it exited and what it printed.
 fn refused_start(extra: &[&str]) -> (std::process::ExitStatus, String) {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_signet"));
-    cmd.args(["serve", "--listen", "127.0.0.1:0"])
-        .args(extra)
-        .current_dir(dir.path())
-        .stdin(Stdio::null());
-    for (k, _) in std::env::vars() {
-        if k.starts_with("SIGNET_") || k == "NO_COLOR" || k == "RUST_LOG" {
-            cmd.env_remove(k);
-        }
-    }
-    let out = cmd.output().expect("run signet serve");
+    let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+    args.extend(extra);
+    let out = clean_command(Path::new(env!("CARGO_BIN_EXE_signet")), &args, dir.path())
+        .output()
+        .expect("run signet serve");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
